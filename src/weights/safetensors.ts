@@ -1,0 +1,251 @@
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { CheckpointError } from "../errors.js";
+import { bf16ToF32, f16ToF32 } from "./half.js";
+
+/** Element types of the safetensors format with their size in bytes. */
+export const DTYPE_SIZES = {
+  F64: 8, F32: 4, F16: 2, BF16: 2,
+  I64: 8, I32: 4, I16: 2, I8: 1,
+  U64: 8, U32: 4, U16: 2, U8: 1,
+  BOOL: 1, F8_E4M3: 1, F8_E5M2: 1,
+} as const;
+export type Dtype = keyof typeof DTYPE_SIZES;
+
+export interface TensorInfo {
+  readonly name: string;
+  readonly dtype: Dtype;
+  readonly shape: readonly number[];
+  /** Byte offsets relative to the start of the data section. */
+  readonly begin: number;
+  readonly end: number;
+}
+
+export interface SafetensorsHeader {
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Absolute file offset where tensor data starts (8 + header length). */
+  readonly dataStart: number;
+}
+
+/** The reference implementation refuses headers above 100 MB; so do we, before allocating anything. */
+const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * Validates a safetensors header. `headerBytes` is the JSON text (without the 8-byte length prefix) and
+ * `dataBytes` is the size of the data section that follows it. Throws CheckpointError naming the tensor.
+ */
+export function parseHeader(headerBytes: Uint8Array, dataBytes: number, source: string): Omit<SafetensorsHeader, "dataStart"> {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
+  } catch (e) {
+    throw new CheckpointError(`${source}: the safetensors header is not valid UTF-8 JSON (${(e as Error).message}); the file is corrupt or not a .safetensors file`);
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    throw new CheckpointError(`${source}: the safetensors header must be a JSON object mapping tensor names to {dtype, shape, data_offsets}`);
+  }
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+    if (name === "__metadata__") {
+      if (raw === null || typeof raw !== "object" || Array.isArray(raw) || Object.values(raw).some((v) => typeof v !== "string")) {
+        throw new CheckpointError(`${source}: __metadata__ must be an object of string values`);
+      }
+      metadata = raw as Record<string, string>;
+      continue;
+    }
+    tensors.set(name, parseEntry(name, raw, dataBytes, source));
+  }
+  // JSON.parse keeps the last of duplicate keys silently; count them in the raw text instead.
+  const hasMetadata = Object.prototype.hasOwnProperty.call(json, "__metadata__");
+  if (tensors.size + (hasMetadata ? 1 : 0) !== countTopLevelKeys(headerBytes)) {
+    throw new CheckpointError(`${source}: the safetensors header names a tensor twice; the file is corrupt`);
+  }
+  checkOverlaps([...tensors.values()], source);
+  return { tensors, metadata };
+}
+
+function parseEntry(name: string, raw: unknown, dataBytes: number, source: string): TensorInfo {
+  const where = `${source}: tensor "${name}"`;
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new CheckpointError(`${where}: entry must be an object with dtype, shape and data_offsets`);
+  const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
+  if (typeof dtype !== "string" || !(dtype in DTYPE_SIZES)) {
+    throw new CheckpointError(`${where}: unknown dtype ${JSON.stringify(dtype)}; expected one of ${Object.keys(DTYPE_SIZES).join(", ")}`);
+  }
+  if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw new CheckpointError(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || offsets.some((o) => !Number.isSafeInteger(o) || o < 0)) {
+    throw new CheckpointError(`${where}: data_offsets must be [begin, end] non-negative integers, got ${JSON.stringify(offsets)}`);
+  }
+  const [begin, end] = offsets as [number, number];
+  if (begin > end) throw new CheckpointError(`${where}: data_offsets [${begin}, ${end}] end before they begin`);
+  if (end > dataBytes) {
+    throw new CheckpointError(`${where}: data_offsets [${begin}, ${end}] go past the end of the data (${dataBytes} bytes); the file is truncated`);
+  }
+  const elements = shape.reduce((a: number, b: number) => a * b, 1);
+  const expected = elements * DTYPE_SIZES[dtype as Dtype];
+  if (!Number.isSafeInteger(expected) || expected !== end - begin) {
+    throw new CheckpointError(`${where}: shape [${shape.join(",")}] of ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`);
+  }
+  return { name, dtype: dtype as Dtype, shape: shape as number[], begin, end };
+}
+
+function checkOverlaps(infos: TensorInfo[], source: string): void {
+  const sorted = infos.filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i]!.begin < sorted[i - 1]!.end) {
+      throw new CheckpointError(`${source}: tensors "${sorted[i - 1]!.name}" and "${sorted[i]!.name}" overlap in the data section; the file is corrupt`);
+    }
+  }
+}
+
+/** Counts the keys of the top-level JSON object (the header was already parsed successfully). */
+function countTopLevelKeys(bytes: Uint8Array): number {
+  let depth = 0, count = 0, inString = false, escaped = false, expectKey = false;
+  for (const c of bytes) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === 0x5c) escaped = true;
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) {
+      inString = true;
+      if (depth === 1 && expectKey) { count++; expectKey = false; }
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      if (depth === 1) expectKey = true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c && depth === 1) expectKey = true;
+  }
+  return count;
+}
+
+/**
+ * A .safetensors file opened for lazy reading: the header is parsed and validated at open, tensor bytes are
+ * read from disk only when asked for, so a multi-GB checkpoint never sits in memory twice.
+ */
+export class SafetensorsFile implements SafetensorsHeader {
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly dataStart: number;
+  readonly size: number;
+  private fd: number | undefined;
+
+  private constructor(readonly path: string, fd: number, size: number, header: Omit<SafetensorsHeader, "dataStart">, dataStart: number) {
+    this.fd = fd;
+    this.size = size;
+    this.tensors = header.tensors;
+    this.metadata = header.metadata;
+    this.dataStart = dataStart;
+  }
+
+  static open(path: string): SafetensorsFile {
+    if (/\.(ckpt|pt|pth|bin)$/i.test(path)) refusePickle(path);
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch (e) {
+      throw new CheckpointError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (size < 8) throw new CheckpointError(`${path}: ${size} bytes is too short for a safetensors file (at least 8 bytes of header length)`);
+      const prefix = Buffer.alloc(8);
+      readFully(fd, prefix, 0);
+      const headerLength = prefix.readBigUInt64LE(0);
+      if (headerLength > BigInt(size - 8)) {
+        if (prefix[0] === 0x80 || prefix.subarray(0, 2).toString("latin1") === "PK") refusePickle(path);
+        throw new CheckpointError(`${path}: header length ${headerLength} goes past the end of the ${size}-byte file; the file is truncated or not a .safetensors file`);
+      }
+      if (headerLength > BigInt(MAX_HEADER_BYTES)) throw new CheckpointError(`${path}: header length ${headerLength} exceeds the 100 MB limit; the file is corrupt`);
+      const n = Number(headerLength);
+      if (n < 2) throw new CheckpointError(`${path}: header length ${n} is too short for a JSON object`);
+      const headerBytes = Buffer.alloc(n);
+      readFully(fd, headerBytes, 8);
+      const header = parseHeader(headerBytes, size - 8 - n, path);
+      return new SafetensorsFile(path, fd, size, header, 8 + n);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  keys(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.tensors.get(name);
+    if (!t) throw new CheckpointError(`${this.path}: no tensor named "${name}"`);
+    return t;
+  }
+
+  /** The stored bytes of a tensor, little-endian as in the file. */
+  bytes(name: string): Buffer {
+    const t = this.info(name);
+    if (this.fd === undefined) throw new CheckpointError(`${this.path}: file already closed`);
+    const buf = Buffer.alloc(t.end - t.begin);
+    readFully(this.fd, buf, this.dataStart + t.begin);
+    return buf;
+  }
+
+  /** A floating-point tensor converted to fp32. */
+  float32(name: string): Float32Array {
+    const t = this.info(name);
+    const b = this.bytes(name);
+    return toFloat32(b, t.dtype, `${this.path}: tensor "${name}"`);
+  }
+
+  /** An integer tensor as int64 values (inputs like token ids). */
+  int64(name: string): BigInt64Array {
+    const t = this.info(name);
+    const b = this.bytes(name);
+    const n = t.shape.reduce((a, c) => a * c, 1);
+    switch (t.dtype) {
+      case "I64": return new BigInt64Array(b.buffer, b.byteOffset, n).slice();
+      case "I32": return BigInt64Array.from(new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)), (v) => BigInt(v));
+      default: throw new CheckpointError(`${this.path}: tensor "${name}" is ${t.dtype}, expected an integer dtype`);
+    }
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+/** Converts little-endian stored bytes of a float dtype to a fresh Float32Array. */
+export function toFloat32(b: Uint8Array, dtype: Dtype, what: string): Float32Array {
+  const aligned = b.byteOffset % 4 === 0 ? b : b.slice();
+  switch (dtype) {
+    case "F32": return new Float32Array(aligned.buffer, aligned.byteOffset, b.length / 4).slice();
+    case "F16": return f16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, b.length / 2));
+    case "BF16": return bf16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, b.length / 2));
+    case "F64": return Float32Array.from(new Float64Array(b.slice().buffer));
+    default: throw new CheckpointError(`${what} is ${dtype}, expected a floating-point dtype (F32, F16, BF16, F64)`);
+  }
+}
+
+function readFully(fd: number, buf: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = readSync(fd, buf, done, buf.length - done, position + done);
+    if (n === 0) throw new CheckpointError(`unexpected end of file while reading ${buf.length} bytes at offset ${position}`);
+    done += n;
+  }
+}
+
+function refusePickle(path: string): never {
+  throw new CheckpointError(
+    `${path}: pickle checkpoints (.ckpt/.pt/.bin) can run arbitrary code when loaded and are never unpickled here. ` +
+      `Convert it once to .safetensors in a trusted Python environment (for example: ` +
+      `python -c "import torch,safetensors.torch as s; sd=torch.load('in.ckpt',map_location='cpu',weights_only=True); s.save_file(sd.get('state_dict',sd),'out.safetensors')"), ` +
+      `or download the .safetensors version of the model`,
+  );
+}

@@ -1,0 +1,39 @@
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SafetensorsFile } from "../../src/weights/safetensors.js";
+
+/** ../shared beside the checkout (CI lays it there); tests that need it skip with a message when it is absent. */
+export const SHARED = resolve(dirname(fileURLToPath(import.meta.url)), "../../../shared");
+export const REFERENCE = join(SHARED, "fixtures/reference");
+export const HAVE_REFERENCE = existsSync(join(REFERENCE, "manifest.json"));
+export const MISSING_REFERENCE = `reference fixtures not found at ${REFERENCE}: parity tests skipped (CI lays ../shared beside the checkout)`;
+
+if (!HAVE_REFERENCE) console.warn(MISSING_REFERENCE);
+
+export function ref(...parts: string[]): string {
+  return join(REFERENCE, ...parts);
+}
+
+/** Opens a golden safetensors file and returns fp32 tensors by name, with their shapes. */
+export function golden(...parts: string[]): { get(name: string): Float32Array; shape(name: string): readonly number[]; keys(): string[]; ints(name: string): BigInt64Array } {
+  const f = SafetensorsFile.open(ref(...parts));
+  return {
+    get: (name) => f.float32(name),
+    shape: (name) => f.info(name).shape,
+    keys: () => f.keys(),
+    ints: (name) => f.int64(name),
+  };
+}
+
+/** ‖a − b‖ / ‖b‖ */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]! - b[i]!;
+    num += d * d;
+    den += b[i]! * b[i]!;
+  }
+  return Math.sqrt(num) / Math.sqrt(den || 1);
+}
