@@ -1,0 +1,53 @@
+import { CheckpointError } from "../errors.js";
+import type { Dtype } from "./safetensors.js";
+
+/**
+ * A lazy map of one network's tensors under diffusers names ("down_blocks.0.resnets.0.conv1.weight"),
+ * whatever the file layout they came from. Tensors are read (and converted to fp32) only when asked for.
+ */
+export interface WeightSource {
+  /** Where the weights come from, for error messages. */
+  readonly origin: string;
+  keys(): string[];
+  has(name: string): boolean;
+  shape(name: string): readonly number[];
+  /** The dtype as stored in the file (F16, BF16, F32). */
+  dtype(name: string): Dtype;
+  float32(name: string): Float32Array;
+}
+
+/**
+ * A view of a WeightSource under a prefix, mirroring the module tree of the reference:
+ * `w.sub("down_blocks.0").sub("resnets.1").get("conv1.weight")`.
+ */
+export class ScopedWeights {
+  constructor(readonly source: WeightSource, readonly prefix: string = "") {}
+
+  sub(name: string | number): ScopedWeights {
+    return new ScopedWeights(this.source, this.path(String(name)));
+  }
+
+  path(name: string): string {
+    return this.prefix ? `${this.prefix}.${name}` : name;
+  }
+
+  has(name: string): boolean {
+    return this.source.has(this.path(name));
+  }
+
+  shape(name: string): readonly number[] {
+    const full = this.path(name);
+    if (!this.source.has(full)) throw new CheckpointError(`${this.source.origin}: missing tensor "${full}"; the checkpoint is incomplete or of another architecture`);
+    return this.source.shape(full);
+  }
+
+  /** Reads a tensor as fp32, checking its shape when `expected` is given (-1 matches any size). */
+  get(name: string, expected?: readonly number[]): Float32Array {
+    const full = this.path(name);
+    const shape = this.shape(name);
+    if (expected && (expected.length !== shape.length || expected.some((d, i) => d !== -1 && d !== shape[i]))) {
+      throw new CheckpointError(`${this.source.origin}: "${full}" has shape [${shape.join(",")}], expected [${expected.join(",")}]; the checkpoint does not match the detected architecture`);
+    }
+    return this.source.float32(full);
+  }
+}
