@@ -1,0 +1,184 @@
+import { InternalError } from "../errors.js";
+
+/** ONNX element types we emit (values of onnx.TensorProto.DataType). */
+export const DataType = { FLOAT: 1, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10 } as const;
+export type DataType = (typeof DataType)[keyof typeof DataType];
+
+/** Standard opset: 17 brings LayerNormalization, which ORT runs as one kernel. */
+export const OPSET = 17;
+export const MS_DOMAIN = "com.microsoft";
+
+/**
+ * A tensor flowing through the graph. `shape` is the nominal shape at the sizes the graph was built for:
+ * every op asserts it at build time, while the serialized graph keeps batch and spatial sizes dynamic
+ * (reshapes use 0 / -1 or runtime shapes, never the nominal numbers).
+ */
+export interface Value {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: DataType;
+}
+
+export type AttributeValue = number | string | number[] | { floats: number[] } | { int: number } | { float: number };
+
+export interface NodeDef {
+  readonly opType: string;
+  readonly name: string;
+  readonly inputs: readonly string[];
+  readonly outputs: readonly string[];
+  readonly attributes: Readonly<Record<string, AttributeValue>>;
+  readonly domain?: string;
+}
+
+type TensorData = Float32Array | BigInt64Array | Int32Array | Uint16Array;
+
+/** An initializer whose data may be produced lazily (weights are read from the checkpoint only while serializing). */
+export interface InitializerDef {
+  readonly name: string;
+  readonly dims: readonly number[];
+  readonly dtype: DataType;
+  readonly load: () => TensorData;
+}
+
+export interface GraphIO {
+  readonly name: string;
+  readonly dtype: DataType;
+  /** Dimensions: a number, or a symbolic name for a dynamic axis. */
+  readonly dims: readonly (number | string)[];
+}
+
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+export function assertShape(v: Value, expected: readonly number[], what: string): void {
+  if (v.shape.length !== expected.length || v.shape.some((d, i) => expected[i] !== -1 && d !== expected[i])) {
+    throw new InternalError(`${what}: ${v.name} has shape [${v.shape.join(",")}], expected [${expected.join(",")}]`);
+  }
+}
+
+/**
+ * Numpy-style broadcast of two shapes, used by the elementwise ops' shape checks.
+ */
+export function broadcast(a: readonly number[], b: readonly number[], what: string): number[] {
+  const n = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = a[a.length - n + i] ?? 1;
+    const y = b[b.length - n + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) throw new InternalError(`${what}: cannot broadcast [${a.join(",")}] with [${b.join(",")}]`);
+    out.push(x === 1 ? y : x);
+  }
+  return out;
+}
+
+/**
+ * The core of the graph builder: values, nodes, initializers and a scope stack that names nodes after the
+ * checkpoint's module paths ("down_blocks.0.resnets.1.conv1"). Op helpers live in ops.ts.
+ */
+export class Graph {
+  readonly nodes: NodeDef[] = [];
+  readonly initializers = new Map<string, InitializerDef>();
+  readonly inputs: GraphIO[] = [];
+  readonly outputs: GraphIO[] = [];
+  private readonly values = new Map<string, Value>();
+  private readonly scopes: string[] = [];
+  private readonly usedNames = new Set<string>();
+  private constants = 0;
+
+  constructor(readonly name: string) {}
+
+  /** Runs `fn` with node names prefixed by `scope` (a module path). */
+  scoped<T>(scope: string, fn: () => T): T {
+    this.scopes.push(scope);
+    try {
+      return fn();
+    } finally {
+      this.scopes.pop();
+    }
+  }
+
+  /** A node or value name unique in the graph, under the current scope. */
+  uniqueName(base: string): string {
+    const prefix = this.scopes.filter(Boolean).join(".");
+    const stem = prefix ? `${prefix}/${base}` : base;
+    let name = stem;
+    for (let i = 1; this.usedNames.has(name); i++) name = `${stem}_${i}`;
+    this.usedNames.add(name);
+    return name;
+  }
+
+  input(name: string, dtype: DataType, dims: readonly (number | string)[], nominal: readonly number[]): Value {
+    this.inputs.push({ name, dtype, dims });
+    this.usedNames.add(name);
+    return this.register({ name, shape: nominal, dtype });
+  }
+
+  output(v: Value, name: string, dims: readonly (number | string)[]): void {
+    if (v.name !== name) this.node("Identity", [v], {}, { outputNames: [name], shapes: [v.shape] });
+    this.outputs.push({ name, dtype: v.dtype, dims });
+  }
+
+  /** Registers an initializer (a weight or a constant). Its name must be unique: checkpoint keys are. */
+  initializer(name: string, dims: readonly number[], load: () => TensorData, dtype: DataType = DataType.FLOAT): Value {
+    if (this.initializers.has(name)) return this.values.get(name)!;
+    this.initializers.set(name, { name, dims, dtype, load });
+    this.usedNames.add(name);
+    return this.register({ name, shape: dims, dtype });
+  }
+
+  /** A small constant tensor (shapes, axes, scalars), named under the current scope. */
+  constant(data: number[] | Float32Array, dims: readonly number[], dtype: DataType = DataType.FLOAT): Value {
+    const name = this.uniqueName(`const_${this.constants++}`);
+    const values = Array.from(data);
+    const load = (): TensorData => {
+      switch (dtype) {
+        case DataType.INT64: return BigInt64Array.from(values, (v) => BigInt(v));
+        case DataType.INT32: return Int32Array.from(values);
+        case DataType.FLOAT: return Float32Array.from(values);
+        default: throw new InternalError(`constant of dtype ${dtype} not supported`);
+      }
+    };
+    return this.initializer(name, dims, load, dtype);
+  }
+
+  int64s(values: number[]): Value {
+    return this.constant(values, [values.length], DataType.INT64);
+  }
+
+  /**
+   * Adds a node. `shapes` gives the nominal shape of each output (the caller's shape inference).
+   */
+  node(
+    opType: string,
+    inputs: readonly (Value | undefined)[],
+    attributes: Record<string, AttributeValue> = {},
+    opts: { shapes: readonly (readonly number[])[]; dtypes?: DataType[]; domain?: string; outputNames?: string[]; name?: string },
+  ): Value[] {
+    const nodeName = this.uniqueName(opts.name ?? opType);
+    const outputs = opts.shapes.map((shape, i) => {
+      const name = opts.outputNames?.[i] ?? (opts.shapes.length === 1 ? nodeName : `${nodeName}:${i}`);
+      if (opts.outputNames?.[i]) this.usedNames.add(name);
+      return this.register({ name, shape: [...shape], dtype: opts.dtypes?.[i] ?? inputs[0]?.dtype ?? DataType.FLOAT });
+    });
+    this.nodes.push({
+      opType,
+      name: nodeName,
+      inputs: inputs.map((v) => v?.name ?? ""),
+      outputs: outputs.map((o) => o.name),
+      attributes,
+      domain: opts.domain,
+    });
+    return outputs;
+  }
+
+  /** Single-output convenience. */
+  op(opType: string, inputs: readonly (Value | undefined)[], shape: readonly number[], attributes: Record<string, AttributeValue> = {}, opts: { dtype?: DataType; domain?: string; name?: string } = {}): Value {
+    return this.node(opType, inputs, attributes, { shapes: [shape], dtypes: opts.dtype === undefined ? undefined : [opts.dtype], domain: opts.domain, name: opts.name })[0]!;
+  }
+
+  private register(v: Value): Value {
+    this.values.set(v.name, v);
+    return v;
+  }
+}

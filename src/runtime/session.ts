@@ -1,0 +1,68 @@
+import { availableParallelism } from "node:os";
+import ort from "onnxruntime-node";
+import { InternalError } from "../errors.js";
+
+export interface SessionOptions {
+  /** Intra-op threads; defaults to the machine's cores. */
+  threads?: number;
+  /** onnxruntime graph optimization level. "all" includes layout transforms (NCHWc) that speed up CPU convolutions. */
+  optimization?: "disabled" | "basic" | "extended" | "all";
+  /** Execution providers in order of preference (default: cpu). */
+  executionProviders?: string[];
+}
+
+export type FeedValue = { data: Float32Array; dims: readonly number[] } | { data: BigInt64Array; dims: readonly number[] };
+
+export interface RunResult {
+  data: Float32Array;
+  dims: readonly number[];
+}
+
+/** One onnxruntime session for one network graph. */
+export class Session {
+  private constructor(private readonly session: ort.InferenceSession, readonly source: string) {}
+
+  /** `model` is a path to an .onnx file (its external weights beside it) or the serialized bytes. */
+  static async create(model: string | Uint8Array, opts: SessionOptions = {}): Promise<Session> {
+    const options: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: opts.threads ?? availableParallelism(),
+      interOpNumThreads: 1,
+      graphOptimizationLevel: opts.optimization ?? "all",
+      executionProviders: opts.executionProviders ?? ["cpu"],
+      // Our own buffers are reused between steps; the arena keeps ORT's intermediate allocations warm.
+      enableCpuMemArena: true,
+      enableMemPattern: true,
+    };
+    try {
+      const session = typeof model === "string" ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
+      return new Session(session, typeof model === "string" ? model : "<in-memory graph>");
+    } catch (e) {
+      throw new InternalError(`onnxruntime could not load ${typeof model === "string" ? model : "the graph"}: ${(e as Error).message}`);
+    }
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  async run(feeds: Record<string, FeedValue>, outputs?: readonly string[]): Promise<Record<string, RunResult>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, v] of Object.entries(feeds)) {
+      ortFeeds[name] = v.data instanceof BigInt64Array ? new ort.Tensor("int64", v.data, [...v.dims]) : new ort.Tensor("float32", v.data, [...v.dims]);
+    }
+    const result = outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
+    const out: Record<string, RunResult> = {};
+    for (const [name, t] of Object.entries(result)) {
+      if (t.type !== "float32") throw new InternalError(`output ${name} is ${t.type}, expected float32`);
+      out[name] = { data: t.data as Float32Array, dims: t.dims };
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
