@@ -19,7 +19,8 @@ export function ref(...parts: string[]): string {
 export function golden(...parts: string[]): { get(name: string): Float32Array; shape(name: string): readonly number[]; keys(): string[]; ints(name: string): BigInt64Array } {
   const f = SafetensorsFile.open(ref(...parts));
   return {
-    get: (name) => f.float32(name),
+    // Integer tensors (timesteps stored as int64) come back as floats too.
+    get: (name) => (f.info(name).dtype.startsWith("I") ? Float32Array.from(f.int64(name), Number) : f.float32(name)),
     shape: (name) => f.info(name).shape,
     keys: () => f.keys(),
     ints: (name) => f.int64(name),

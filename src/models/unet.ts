@@ -1,0 +1,181 @@
+import { InternalError } from "../errors.js";
+import { GraphBuilder, type AttentionKind } from "../onnx/builder.js";
+import { DataType, type Value } from "../onnx/graph.js";
+import type { ScopedWeights } from "../weights/weight-source.js";
+import type { UNetConfig } from "./configs.js";
+import { conv2d, groupNorm, layerNorm, linear } from "./layers.js";
+
+/** Graph I/O names of the UNet. */
+export const UNET_IO = {
+  sample: "sample",                              // [batch, in_channels, h, w] latents (scaled model input)
+  timestep: "timestep",                          // float [1] or [batch]
+  encoderHiddenStates: "encoder_hidden_states",  // [batch, tokens, cross_attention_dim]
+  out: "out_sample",                             // [batch, out_channels, h, w] predicted noise (or v)
+} as const;
+
+export interface UNetBuildOptions {
+  /** Nominal sizes for build-time shape checks; the graph itself accepts any batch, size and token count. */
+  batch?: number;
+  height?: number;
+  width?: number;
+  tokens?: number;
+  attention?: AttentionKind;
+}
+
+interface Ctx {
+  g: GraphBuilder;
+  config: UNetConfig;
+  temb: Value;
+  context: Value;
+  attention: AttentionKind;
+}
+
+/**
+ * UNet2DConditionModel of Stable Diffusion 1.x (diffusers' module tree): sinusoidal timestep embedding and its
+ * MLP, conv_in, down blocks (ResNet + spatial transformer, then a stride-2 conv), a mid block, up blocks that
+ * concatenate the skip connections, and the output head. `w` is scoped at the UNet root.
+ */
+export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildOptions = {}): GraphBuilder {
+  const g = new GraphBuilder("unet");
+  const batch = opts.batch ?? 2;
+  const height = opts.height ?? config.sampleSize;
+  const width = opts.width ?? config.sampleSize;
+  const tokens = opts.tokens ?? 77;
+  const levels = config.blockOutChannels.length;
+  if (config.downBlockTypes.length !== levels || config.upBlockTypes.length !== levels) {
+    throw new InternalError(`UNet config: ${levels} levels but ${config.downBlockTypes.length} down / ${config.upBlockTypes.length} up blocks`);
+  }
+
+  const sample = g.input(UNET_IO.sample, DataType.FLOAT, ["batch", config.inChannels, "height", "width"], [batch, config.inChannels, height, width]);
+  const timestep = g.input(UNET_IO.timestep, DataType.FLOAT, ["timestep_batch"], [1]);
+  const context = g.input(UNET_IO.encoderHiddenStates, DataType.FLOAT, ["batch", "tokens", config.crossAttentionDim], [batch, tokens, config.crossAttentionDim]);
+
+  const temb = g.scoped("time_embedding", () => timeEmbedding(g, config, w, timestep));
+  const ctx: Ctx = { g, config, temb, context, attention: opts.attention ?? "matmul" };
+
+  let h = g.scoped("conv_in", () => conv2d(g, w.sub("conv_in"), sample));
+  const skips: Value[] = [h];
+
+  for (let i = 0; i < levels; i++) {
+    const block = w.sub("down_blocks").sub(i);
+    const channels = config.blockOutChannels[i]!;
+    const cross = config.downBlockTypes[i] === "CrossAttnDownBlock2D";
+    g.scoped(block.prefix, () => {
+      for (let j = 0; j < config.layersPerBlock; j++) {
+        h = resnetBlock(ctx, block.sub("resnets").sub(j), h, channels);
+        if (cross) h = transformer2d(ctx, block.sub("attentions").sub(j), h, config.attentionHeads[i]!, config.transformerLayersPerBlock[i]!);
+        skips.push(h);
+      }
+      if (i < levels - 1) {
+        h = conv2d(g, block.sub("downsamplers.0.conv"), h, { stride: 2, pads: [1, 1, 1, 1] });
+        skips.push(h);
+      }
+    });
+  }
+
+  const mid = w.sub("mid_block");
+  const midChannels = config.blockOutChannels[levels - 1]!;
+  h = g.scoped("mid_block", () => {
+    let m = resnetBlock(ctx, mid.sub("resnets.0"), h, midChannels);
+    m = transformer2d(ctx, mid.sub("attentions.0"), m, config.attentionHeads[levels - 1]!, config.transformerLayersPerBlock[levels - 1]!);
+    return resnetBlock(ctx, mid.sub("resnets.1"), m, midChannels);
+  });
+
+  const reversedChannels = [...config.blockOutChannels].reverse();
+  const reversedHeads = [...config.attentionHeads].reverse();
+  const reversedLayers = [...config.transformerLayersPerBlock].reverse();
+  for (let i = 0; i < levels; i++) {
+    const block = w.sub("up_blocks").sub(i);
+    const channels = reversedChannels[i]!;
+    const cross = config.upBlockTypes[i] === "CrossAttnUpBlock2D";
+    g.scoped(block.prefix, () => {
+      for (let j = 0; j < config.layersPerBlock + 1; j++) {
+        const skip = skips.pop()!;
+        h = resnetBlock(ctx, block.sub("resnets").sub(j), g.concat([h, skip], 1), channels);
+        if (cross) h = transformer2d(ctx, block.sub("attentions").sub(j), h, reversedHeads[i]!, reversedLayers[i]!);
+      }
+      if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.upsampleNearest2x(h));
+    });
+  }
+  if (skips.length !== 0) throw new InternalError(`UNet: ${skips.length} skip connections left unused`);
+
+  h = g.scoped("conv_norm_out", () => g.silu(groupNorm(g, w.sub("conv_norm_out"), h, config.normNumGroups, config.normEps)));
+  const out = g.scoped("conv_out", () => conv2d(g, w.sub("conv_out"), h));
+  g.output(out, UNET_IO.out, ["batch", config.outChannels, "height", "width"]);
+  return g;
+}
+
+/**
+ * Timesteps(flip_sin_to_cos, freq_shift) then TimestepEmbedding: [T] -> [T, 4*C0]. The frequencies are
+ * constants computed in float32 like the reference (exp of float32 exponents).
+ */
+function timeEmbedding(g: GraphBuilder, config: UNetConfig, w: ScopedWeights, timestep: Value): Value {
+  const dim = config.blockOutChannels[0]!;
+  const half = dim / 2;
+  const freqs = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    const exponent = Math.fround(Math.fround(-Math.log(10000) * i) / (half - config.freqShift));
+    freqs[i] = Math.exp(exponent);
+  }
+  const args = g.mul(g.unsqueeze(timestep, [1]), g.constant(freqs, [1, half])); // [T, half]
+  const sin = g.unary("Sin", args);
+  const cos = g.unary("Cos", args);
+  const proj = g.concat(config.flipSinToCos ? [cos, sin] : [sin, cos], 1); // [T, dim]
+  const te = w.sub("time_embedding");
+  return linear(g, te.sub("linear_2"), g.silu(linear(g, te.sub("linear_1"), proj)));
+}
+
+/** ResnetBlock2D: GroupNorm-SiLU-Conv, plus the projected time embedding, GroupNorm-SiLU-Conv, shortcut. */
+function resnetBlock(ctx: Ctx, w: ScopedWeights, x: Value, outChannels: number): Value {
+  const { g, config } = ctx;
+  return g.scoped(w.prefix.split(".").slice(-2).join("."), () => {
+    let h = g.silu(groupNorm(g, w.sub("norm1"), x, config.normNumGroups, config.normEps));
+    h = conv2d(g, w.sub("conv1"), h);
+    const t = linear(g, w.sub("time_emb_proj"), g.silu(ctx.temb), outChannels); // [T, C]
+    h = g.add(h, g.unsqueeze(t, [2, 3]));
+    h = g.silu(groupNorm(g, w.sub("norm2"), h, config.normNumGroups, config.normEps));
+    h = conv2d(g, w.sub("conv2"), h);
+    const shortcut = w.has("conv_shortcut.weight") ? conv2d(g, w.sub("conv_shortcut"), x) : x;
+    return g.add(shortcut, h);
+  });
+}
+
+/** Transformer2DModel: GroupNorm, proj_in, BasicTransformerBlocks over the flattened pixels, proj_out, residual. */
+function transformer2d(ctx: Ctx, w: ScopedWeights, x: Value, heads: number, layers: number): Value {
+  const { g, config } = ctx;
+  return g.scoped(w.prefix.split(".").slice(-2).join("."), () => {
+    const [, c] = x.shape as [number, number, number, number];
+    // GroupNorm eps is 1e-6 inside the transformer, whatever norm_eps says (diffusers hard-codes it).
+    let h = groupNorm(g, w.sub("norm"), x, config.normNumGroups, 1e-6);
+    const toTokens = (v: Value) => g.transpose(g.reshape(v, [0, 0, -1]), [0, 2, 1]); // [B,C,H,W] -> [B,HW,C]
+    if (config.useLinearProjection) h = linear(g, w.sub("proj_in"), toTokens(h));
+    else h = toTokens(conv2d(g, w.sub("proj_in"), h));
+    for (let i = 0; i < layers; i++) h = basicTransformerBlock(ctx, w.sub("transformer_blocks").sub(i), h, heads);
+    const toImage = (v: Value) => g.reshapeLike(g.transpose(v, [0, 2, 1]), x);
+    h = config.useLinearProjection ? toImage(linear(g, w.sub("proj_out"), h)) : conv2d(g, w.sub("proj_out"), toImage(h));
+    if (h.shape[1] !== c) throw new InternalError(`${w.prefix}: proj_out gives ${h.shape[1]} channels, expected ${c}`);
+    return g.add(h, x);
+  });
+}
+
+/** Self-attention, cross-attention to the text, GEGLU feed-forward; each pre-normed with a residual. */
+function basicTransformerBlock(ctx: Ctx, w: ScopedWeights, x: Value, heads: number): Value {
+  const { g } = ctx;
+  x = g.add(x, attention(ctx, w.sub("attn1"), layerNorm(g, w.sub("norm1"), x, 1e-5), undefined, heads));
+  x = g.add(x, attention(ctx, w.sub("attn2"), layerNorm(g, w.sub("norm2"), x, 1e-5), ctx.context, heads));
+  const ff = w.sub("ff");
+  const h = layerNorm(g, w.sub("norm3"), x, 1e-5);
+  const proj = linear(g, ff.sub("net.0.proj"), h); // [B, L, 2*inner]
+  const inner = proj.shape[2]! / 2;
+  const [value, gate] = g.split(proj, 2, [inner, inner]) as [Value, Value];
+  return g.add(x, linear(g, ff.sub("net.2"), g.mul(value, g.gelu(gate))));
+}
+
+function attention(ctx: Ctx, w: ScopedWeights, x: Value, context: Value | undefined, heads: number): Value {
+  const { g } = ctx;
+  const kv = context ?? x;
+  const q = linear(g, w.sub("to_q"), x);
+  const k = linear(g, w.sub("to_k"), kv);
+  const v = linear(g, w.sub("to_v"), kv);
+  return linear(g, w.sub("to_out.0"), g.attention(q, k, v, heads, { kind: ctx.attention }));
+}

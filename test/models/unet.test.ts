@@ -1,0 +1,30 @@
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { unetConfigFromDiffusers } from "../../src/models/configs.js";
+import { buildUNet, UNET_IO } from "../../src/models/unet.js";
+import { serializeGraph } from "../../src/onnx/serialize.js";
+import { Session } from "../../src/runtime/session.js";
+import { fileWeightSource } from "../../src/weights/file-source.js";
+import { SafetensorsFile } from "../../src/weights/safetensors.js";
+import { ScopedWeights } from "../../src/weights/weight-source.js";
+import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
+
+describe.skipIf(!HAVE_REFERENCE)("UNet (sd15-tiny, diffusers folder)", () => {
+  it("matches diffusers' output for timesteps 999, 287.5 and one per batch item", async () => {
+    const config = unetConfigFromDiffusers(JSON.parse(readFileSync(ref("models/sd15-tiny/unet/config.json"), "utf8")));
+    const file = SafetensorsFile.open(ref("models/sd15-tiny/unet/diffusion_pytorch_model.safetensors"));
+    const session = await Session.create(serializeGraph(buildUNet(config, new ScopedWeights(fileWeightSource(file)))), { threads: 1 });
+    const gold = golden("goldens/sd15-tiny/unet.safetensors");
+    for (const c of ["t999", "t287_5", "t_per_batch"]) {
+      const t = gold.get(`${c}/timestep`);
+      const out = await session.run({
+        [UNET_IO.sample]: { data: gold.get("sample"), dims: gold.shape("sample") },
+        [UNET_IO.timestep]: { data: t, dims: [t.length] },
+        [UNET_IO.encoderHiddenStates]: { data: gold.get("encoder_hidden_states"), dims: gold.shape("encoder_hidden_states") },
+      });
+      const err = relErr(out[UNET_IO.out]!.data, gold.get(`${c}/out`));
+      console.log(`unet ${c}: rel err ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-4);
+    }
+  });
+});

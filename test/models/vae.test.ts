@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { vaeConfigFromDiffusers } from "../../src/models/configs.js";
+import { buildVaeDecoder, buildVaeEncoder, VAE_IO } from "../../src/models/vae.js";
+import { serializeGraph } from "../../src/onnx/serialize.js";
+import { Session } from "../../src/runtime/session.js";
+import { fileWeightSource } from "../../src/weights/file-source.js";
+import { SafetensorsFile } from "../../src/weights/safetensors.js";
+import { ScopedWeights } from "../../src/weights/weight-source.js";
+import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
+
+describe.skipIf(!HAVE_REFERENCE)("VAE (sd15-tiny, diffusers folder)", () => {
+  const load = () => {
+    const config = vaeConfigFromDiffusers(JSON.parse(readFileSync(ref("models/sd15-tiny/vae/config.json"), "utf8")));
+    const w = new ScopedWeights(fileWeightSource(SafetensorsFile.open(ref("models/sd15-tiny/vae/diffusion_pytorch_model.safetensors"))));
+    return { config, w, gold: golden("goldens/sd15-tiny/vae.safetensors") };
+  };
+
+  it("decodes 8x8 and 6x10 latents like diffusers", async () => {
+    const { config, w, gold } = load();
+    const session = await Session.create(serializeGraph(buildVaeDecoder(config, w)), { threads: 1 });
+    for (const c of ["decode", "decode_6x10"]) {
+      const out = await session.run({ [VAE_IO.latent]: { data: gold.get(`${c}/z`), dims: gold.shape(`${c}/z`) } });
+      expect(out[VAE_IO.decoded]!.dims).toEqual(gold.shape(`${c}/out`));
+      const err = relErr(out[VAE_IO.decoded]!.data, gold.get(`${c}/out`));
+      console.log(`vae ${c}: rel err ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-4);
+    }
+  });
+
+  it("encodes 64x64 and 48x80 images to the reference posterior mean and log-variance", async () => {
+    const { config, w, gold } = load();
+    const session = await Session.create(serializeGraph(buildVaeEncoder(config, w)), { threads: 1 });
+    for (const c of ["encode", "encode_48x80"]) {
+      const out = await session.run({ [VAE_IO.image]: { data: gold.get(`${c}/image`), dims: gold.shape(`${c}/image`) } });
+      const err = relErr(out[VAE_IO.mean]!.data, gold.get(`${c}/mean`));
+      console.log(`vae ${c}: mean rel err ${err.toExponential(2)}`);
+      expect(err).toBeLessThan(1e-4);
+      if (c === "encode") expect(relErr(out[VAE_IO.logvar]!.data, gold.get("encode/logvar"))).toBeLessThan(1e-4);
+    }
+  });
+});
