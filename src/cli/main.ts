@@ -1,0 +1,33 @@
+import { Command, CommanderError } from "commander";
+import { DiffuseError } from "../errors.js";
+import { registerInspect } from "./inspect.js";
+
+/**
+ * The `diffuse` command line. Each subcommand lives in its own file and registers itself here.
+ * Exit codes: 0 success, 2 bad input (one line naming the problem and the fix), 1 internal error.
+ */
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = new Command("diffuse")
+    .description("Stable Diffusion in TypeScript")
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  registerInspect(program);
+  try {
+    await program.parseAsync([...argv]);
+  } catch (e) {
+    process.exitCode = exitCodeFor(e);
+  }
+}
+
+function exitCodeFor(e: unknown): number {
+  if (e instanceof CommanderError) {
+    // Help and version are not errors; usage errors were already printed by commander.
+    return e.exitCode === 0 ? 0 : 2;
+  }
+  if (e instanceof DiffuseError) {
+    process.stderr.write(`diffuse: ${e.message}\n`);
+    return e.exitCode;
+  }
+  process.stderr.write(`diffuse: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+  return 1;
+}

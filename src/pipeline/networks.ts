@@ -1,0 +1,94 @@
+import { join } from "node:path";
+import { buildClipText } from "../models/clip-text.js";
+import { buildUNet } from "../models/unet.js";
+import { buildVaeDecoder, buildVaeEncoder } from "../models/vae.js";
+import type { AttentionKind } from "../onnx/builder.js";
+import type { Graph } from "../onnx/graph.js";
+import { CompileCache, defaultCacheDir } from "../runtime/compile-cache.js";
+import { HashMemo } from "../runtime/hash-memo.js";
+import { Session, type SessionOptions } from "../runtime/session.js";
+import type { Checkpoint } from "../weights/checkpoint.js";
+import { checkpointSha256 } from "../weights/checkpoint-hash.js";
+import { sha256File } from "../weights/hash.js";
+import { ScopedWeights } from "../weights/weight-source.js";
+
+/** Bumped whenever a builder changes the graphs it emits, so stale cache entries are not reused. */
+export const GRAPH_VERSION = 1;
+
+export interface NetworkOptions extends SessionOptions {
+  /** Where built graphs are kept (default: $DIFFUSE_CACHE or ~/.cache/diffuse/compiled). */
+  cacheDir?: string;
+  attention?: AttentionKind;
+  /** Progress messages ("building unet graph (first use of this checkpoint)"). */
+  onStatus?: (message: string) => void;
+}
+
+export type NetworkName = "text_encoder" | "unet" | "vae_decoder" | "vae_encoder";
+
+/**
+ * The ONNX sessions of one checkpoint, built through the compile cache: the first load of a checkpoint builds
+ * and writes each graph with its converted weights; later loads only open the cached files. The VAE encoder is
+ * loaded on first use (text-to-image never needs it).
+ */
+export class Networks {
+  private readonly sessions = new Map<NetworkName, Promise<Session>>();
+
+  private constructor(
+    readonly checkpoint: Checkpoint,
+    readonly sha256: string,
+    private readonly cache: CompileCache,
+    private readonly opts: NetworkOptions,
+  ) {}
+
+  static async open(checkpoint: Checkpoint, opts: NetworkOptions = {}): Promise<Networks> {
+    const cacheDir = opts.cacheDir ?? defaultCacheDir();
+    const memo = new HashMemo(join(cacheDir, "hashes.json"));
+    const sha256 = await checkpointSha256(checkpoint, (p) => memo.hash(p, (abs) => {
+      opts.onStatus?.(`hashing ${abs} (once per file)`);
+      return sha256File(abs);
+    }));
+    return new Networks(checkpoint, sha256, new CompileCache(cacheDir), opts);
+  }
+
+  /** A session, created on first request. */
+  get(name: NetworkName): Promise<Session> {
+    let s = this.sessions.get(name);
+    if (!s) {
+      s = this.load(name);
+      this.sessions.set(name, s);
+      s.catch(() => this.sessions.delete(name));
+    }
+    return s;
+  }
+
+  private async load(name: NetworkName): Promise<Session> {
+    const attention = this.opts.attention ?? "matmul";
+    const key = `${this.sha256.slice(0, 24)}-${name}-${attention}-g${GRAPH_VERSION}`;
+    const path = this.cache.getOrBuild(key, () => this.build(name, attention), (e) => {
+      if (!e.hit) this.opts.onStatus?.(`building the ${name} graph (${e.reason}); later runs reuse it`);
+    });
+    try {
+      return await Session.create(path, this.opts);
+    } catch (e) {
+      // An entry that passed validation but that the runtime refuses is dropped, so the next load rebuilds it.
+      this.cache.evict(key);
+      throw e;
+    }
+  }
+
+  private build(name: NetworkName, attention: AttentionKind): Graph {
+    const { config, unet, vae, textEncoder } = this.checkpoint;
+    switch (name) {
+      case "text_encoder": return buildClipText(config.textEncoder, new ScopedWeights(textEncoder));
+      case "unet": return buildUNet(config.unet, new ScopedWeights(unet), { attention });
+      case "vae_decoder": return buildVaeDecoder(config.vae, new ScopedWeights(vae), { attention });
+      case "vae_encoder": return buildVaeEncoder(config.vae, new ScopedWeights(vae), { attention });
+    }
+  }
+
+  async release(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) await (await s.catch(() => undefined))?.release();
+  }
+}
