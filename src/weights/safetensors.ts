@@ -69,7 +69,8 @@ function parseEntry(name: string, raw: unknown, dataBytes: number, source: strin
   const where = `${source}: tensor "${name}"`;
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new CheckpointError(`${where}: entry must be an object with dtype, shape and data_offsets`);
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
-  if (typeof dtype !== "string" || !(dtype in DTYPE_SIZES)) {
+  // hasOwn, not `in`: names like "toString" or "constructor" are on every object's prototype.
+  if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_SIZES, dtype)) {
     throw new CheckpointError(`${where}: unknown dtype ${JSON.stringify(dtype)}; expected one of ${Object.keys(DTYPE_SIZES).join(", ")}`);
   }
   if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
@@ -150,7 +151,10 @@ export class SafetensorsFile implements SafetensorsHeader {
       throw new CheckpointError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
     }
     try {
-      const size = fstatSync(fd).size;
+      const stat = fstatSync(fd);
+      // A folder opens fine on Linux and only fails at the first read, with a raw EISDIR.
+      if (!stat.isFile()) throw new CheckpointError(`${path}: not a file; a .safetensors checkpoint is a single file (diffusers folders are opened as folders)`);
+      const size = stat.size;
       if (size < 8) throw new CheckpointError(`${path}: ${size} bytes is too short for a safetensors file (at least 8 bytes of header length)`);
       const prefix = Buffer.alloc(8);
       readFully(fd, prefix, 0);
@@ -222,12 +226,13 @@ export class SafetensorsFile implements SafetensorsHeader {
 
 /** Converts little-endian stored bytes of a float dtype to a fresh Float32Array. */
 export function toFloat32(b: Uint8Array, dtype: Dtype, what: string): Float32Array {
-  const aligned = b.byteOffset % 4 === 0 ? b : b.slice();
+  // Typed-array views need aligned offsets. Copy through Uint8Array.prototype.slice: Buffer#slice is a view, not a copy.
+  const aligned = b.byteOffset % 8 === 0 ? b : Uint8Array.prototype.slice.call(b);
   switch (dtype) {
-    case "F32": return new Float32Array(aligned.buffer, aligned.byteOffset, b.length / 4).slice();
-    case "F16": return f16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, b.length / 2));
-    case "BF16": return bf16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, b.length / 2));
-    case "F64": return Float32Array.from(new Float64Array(b.slice().buffer));
+    case "F32": return new Float32Array(aligned.buffer, aligned.byteOffset, b.length >> 2).slice();
+    case "F16": return f16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, b.length >> 1));
+    case "BF16": return bf16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, b.length >> 1));
+    case "F64": return Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, b.length >> 3));
     default: throw new CheckpointError(`${what} is ${dtype}, expected a floating-point dtype (F32, F16, BF16, F64)`);
   }
 }
