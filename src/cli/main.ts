@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { DiffuseError } from "../errors.js";
+import { registerGenerate } from "./generate.js";
 import { registerInspect } from "./inspect.js";
 
 /**
@@ -11,6 +12,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .description("Stable Diffusion in TypeScript")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  registerGenerate(program);
   registerInspect(program);
   try {
     await program.parseAsync([...argv]);

@@ -20,7 +20,11 @@ export function golden(...parts: string[]): { get(name: string): Float32Array; s
   const f = SafetensorsFile.open(ref(...parts));
   return {
     // Integer tensors (timesteps stored as int64) come back as floats too.
-    get: (name) => (f.info(name).dtype.startsWith("I") ? Float32Array.from(f.int64(name), Number) : f.float32(name)),
+    get: (name) => {
+      const dtype = f.info(name).dtype;
+      if (dtype === "U8") return Float32Array.from(f.bytes(name));
+      return dtype.startsWith("I") ? Float32Array.from(f.int64(name), Number) : f.float32(name);
+    },
     shape: (name) => f.info(name).shape,
     keys: () => f.keys(),
     ints: (name) => f.int64(name),

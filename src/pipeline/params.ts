@@ -1,0 +1,111 @@
+import { InputError } from "../errors.js";
+import type { ImageSource } from "../image/codec.js";
+
+/** Progress of one generation, emitted after every model call. */
+export interface StepEvent {
+  /** 1-based step within the current batch. */
+  step: number;
+  steps: number;
+  /** 0-based batch index (of n_iter) and how many there are. */
+  batch: number;
+  batches: number;
+  /** Seconds since the generation started. */
+  elapsed: number;
+  /** The current latents [batch, 4, h, w] (unscaled), e.g. to compare runs step by step. */
+  latents: Float32Array;
+  /** A cheap RGB approximation of the current latents (image size), encoded as PNG on demand. */
+  preview: () => Promise<Buffer>;
+}
+
+/**
+ * Generation parameters, named as in AUTOMATIC1111's API (`/sdapi/v1/txt2img` and `img2img`) so clients can
+ * pass the same objects.
+ */
+export interface GenerateParams {
+  prompt: string;
+  negative_prompt?: string;
+  steps?: number;
+  cfg_scale?: number;
+  /** -1 or absent: a random seed (reported in the result). */
+  seed?: number;
+  sampler_name?: string;
+  width?: number;
+  height?: number;
+  batch_size?: number;
+  n_iter?: number;
+  /** img2img: how much of the init image to repaint, in (0, 1]. */
+  denoising_strength?: number;
+  /** img2img: the init image (a sketch or a photo); only the first is used. */
+  init_images?: ImageSource[];
+  /** inpainting: white = repaint, black = keep; same size as the init image. */
+  mask?: ImageSource;
+  /** 1 = the text encoder's last layer; 2 = the penultimate (what many anime models want). */
+  clip_skip?: number;
+  onStep?: (e: StepEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface ResolvedParams {
+  prompt: string;
+  negativePrompt: string;
+  steps: number;
+  cfgScale: number;
+  seed: number;
+  sampler: string;
+  width: number;
+  height: number;
+  batchSize: number;
+  batchCount: number;
+  denoisingStrength: number;
+  initImage?: ImageSource;
+  mask?: ImageSource;
+  clipSkip: number;
+}
+
+export const DEFAULT_SAMPLER = "euler-a";
+const MAX_SEED = 2 ** 32 - 1;
+
+function integer(name: string, value: unknown, min: number, max: number, hint: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new InputError(`${name} ${JSON.stringify(value)} is invalid: ${hint}`);
+  }
+  return value;
+}
+
+function number(name: string, value: unknown, min: number, max: number, hint: string): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
+    throw new InputError(`${name} ${JSON.stringify(value)} is invalid: ${hint}`);
+  }
+  return value;
+}
+
+/** Checks every parameter up front, so bad input fails before any compute, with a message naming the fix. */
+export function resolveParams(p: GenerateParams, defaults: { size: number; randomSeed: () => number }): ResolvedParams {
+  if (typeof p.prompt !== "string") throw new InputError("prompt must be a string");
+  const size = (name: string, v: number | undefined) =>
+    integer(name, v ?? defaults.size, 8, 4096, `${name} must be a multiple of 8 between 8 and 4096 (the VAE works on 8x8 pixel blocks), e.g. ${Math.round((v ?? 512) / 8) * 8}`);
+  const width = size("width", p.width);
+  const height = size("height", p.height);
+  if (width % 8 !== 0) throw new InputError(`width ${width} is not a multiple of 8: use ${Math.round(width / 8) * 8} (the VAE works on 8x8 pixel blocks)`);
+  if (height % 8 !== 0) throw new InputError(`height ${height} is not a multiple of 8: use ${Math.round(height / 8) * 8} (the VAE works on 8x8 pixel blocks)`);
+  const seedIn = p.seed ?? -1;
+  const seed = seedIn === -1 ? defaults.randomSeed() : integer("seed", seedIn, 0, MAX_SEED, `use an integer from 0 to ${MAX_SEED}, or -1 for a random seed`);
+  const init = p.init_images?.[0];
+  if (p.mask !== undefined && init === undefined) throw new InputError("a mask needs an init image: pass the image to inpaint with --init (init_images)");
+  return {
+    prompt: p.prompt,
+    negativePrompt: p.negative_prompt ?? "",
+    steps: integer("steps", p.steps ?? 20, 1, 1000, "use an integer from 1 to 1000 (20-30 is typical)"),
+    cfgScale: number("cfg scale", p.cfg_scale ?? 7, 0, 100, "use a number from 0 to 100 (7 is typical; 1 disables guidance)"),
+    seed,
+    sampler: p.sampler_name ?? DEFAULT_SAMPLER,
+    width,
+    height,
+    batchSize: integer("batch size", p.batch_size ?? 1, 1, 64, "use an integer from 1 to 64"),
+    batchCount: integer("batch count", p.n_iter ?? 1, 1, 1000, "use an integer from 1 to 1000"),
+    denoisingStrength: init === undefined ? 1 : number("denoising strength", p.denoising_strength ?? 0.75, 0, 1, "use a number from 0 to 1 (how much of the init image to repaint)"),
+    initImage: init,
+    mask: p.mask,
+    clipSkip: integer("clip skip", p.clip_skip ?? 1, 1, 12, "use an integer from 1 to 12 (1 = last layer)"),
+  };
+}

@@ -1,0 +1,332 @@
+import { existsSync, readFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { InputError } from "../errors.js";
+import { decodeImage, decodeMask, encodePng, type Mask, type RgbImage } from "../image/codec.js";
+import { buildInfotext } from "../image/infotext.js";
+import { writePngText } from "../image/png-text.js";
+import { latentPreviewPng } from "../image/preview.js";
+import { imageToTensor, tensorToImages } from "../image/tensor.js";
+import { UNET_IO } from "../models/unet.js";
+import { VAE_IO } from "../models/vae.js";
+import { createScheduler, findSampler, parseSchedulerConfigJson, STABLE_DIFFUSION_SCHEDULER_CONFIG, type RawSchedulerConfig, type Scheduler } from "../schedulers/index.js";
+import { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
+import { openCheckpoint, type Checkpoint } from "../weights/checkpoint.js";
+import { shortHash } from "../weights/hash.js";
+import { BatchNoise } from "./batch-noise.js";
+import { encodePrompts, type TextEncoderHandle } from "./conditioning.js";
+import { Networks, type NetworkOptions } from "./networks.js";
+import { resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
+
+export interface LoadOptions extends NetworkOptions {
+  /** A diffusers folder with config.json files for a single-file checkpoint of non-standard size. */
+  config?: string;
+  /** A tokenizer folder (vocab.json + merges.txt) or OpenAI's bpe_simple_vocab_16e6.txt.gz. */
+  tokenizer?: string;
+}
+
+export interface GeneratedImage {
+  image: RgbImage;
+  seed: number;
+  /** AUTOMATIC1111's parameters text for this image. */
+  infotext: string;
+  /** The image as PNG with the infotext in its `parameters` chunk. */
+  png(): Promise<Buffer>;
+}
+
+export interface GenerateResult {
+  images: GeneratedImage[];
+  /** The parameters actually used (random seed resolved, defaults filled). */
+  parameters: ResolvedParams;
+  /** The infotext of the first image. */
+  info: string;
+}
+
+/** Thrown when a generation is cancelled through its AbortSignal. */
+export class GenerationAborted extends Error {
+  constructor() {
+    super("generation cancelled");
+    this.name = "GenerationAborted";
+  }
+}
+
+const TOKENIZER_HELP =
+  "a single-file checkpoint carries no tokenizer: pass --tokenizer PATH (a folder with vocab.json and merges.txt, " +
+  "e.g. the tokenizer/ folder of any SD1.5 diffusers model, or OpenAI's bpe_simple_vocab_16e6.txt.gz from the CLIP repository)";
+
+/** Loads a checkpoint (single file or diffusers folder) for generation. */
+export async function loadPipeline(path: string, opts: LoadOptions = {}): Promise<StableDiffusionPipeline> {
+  if (!existsSync(path)) throw new InputError(`model not found: ${path}; pass --model with a .safetensors file or a diffusers folder`);
+  const checkpoint = openCheckpoint(path, { configDir: opts.config });
+  try {
+    const tokenizerPath = opts.tokenizer ?? findTokenizer(checkpoint, opts.config);
+    if (!tokenizerPath) throw new InputError(`${path}: ${TOKENIZER_HELP}`);
+    const tokenizer = await ClipTokenizer.load(tokenizerPath);
+    const schedulerConfig = readSchedulerConfig(checkpoint, opts.config);
+    const networks = await Networks.open(checkpoint, opts);
+    return new StableDiffusionPipeline(checkpoint, networks, tokenizer, schedulerConfig);
+  } catch (e) {
+    checkpoint.close();
+    throw e;
+  }
+}
+
+function findTokenizer(ckpt: Checkpoint, configDir?: string): string | undefined {
+  const roots = [ckpt.layout === "diffusers" ? ckpt.path : undefined, configDir].filter((r): r is string => !!r);
+  return roots.map((r) => join(r, "tokenizer")).find((t) => existsSync(join(t, "vocab.json")));
+}
+
+/** The model's own scheduler_config.json: samplers inherit its schedule (spacing, offset, betas). */
+function readSchedulerConfig(ckpt: Checkpoint, configDir?: string): RawSchedulerConfig {
+  const roots = [ckpt.layout === "diffusers" ? ckpt.path : undefined, configDir].filter((r): r is string => !!r);
+  const file = roots.map((r) => join(r, "scheduler", "scheduler_config.json")).find((f) => existsSync(f));
+  if (file) return parseSchedulerConfigJson(readFileSync(file, "utf8"));
+  // The published SD schedule, for single files without a config folder.
+  return { ...STABLE_DIFFUSION_SCHEDULER_CONFIG, prediction_type: ckpt.config.predictionType };
+}
+
+export class StableDiffusionPipeline {
+  readonly modelName: string;
+
+  constructor(
+    readonly checkpoint: Checkpoint,
+    readonly networks: Networks,
+    readonly tokenizer: ClipTokenizer,
+    readonly schedulerConfig: RawSchedulerConfig,
+  ) {
+    this.modelName = basename(checkpoint.path).replace(/\.safetensors$/i, "") || basename(dirname(checkpoint.path));
+  }
+
+  get modelHash(): string {
+    return shortHash(this.networks.sha256);
+  }
+
+  /** The image size the model was trained at (512 for SD1.5). */
+  get defaultSize(): number {
+    return this.checkpoint.config.unet.sampleSize * 8;
+  }
+
+  async generate(params: GenerateParams): Promise<GenerateResult> {
+    const p = resolveParams(params, { size: this.defaultSize, randomSeed: () => Math.floor(Math.random() * 2 ** 32) });
+    // Fail on a bad sampler name or schedule before any compute.
+    const probe = createScheduler(p.sampler, this.schedulerConfig);
+    probe.setTimesteps(p.steps);
+    const start = performance.now();
+    const init = p.initImage === undefined ? undefined : await decodeImage(p.initImage, { name: "the init image", width: p.width, height: p.height });
+    const mask = p.mask === undefined ? undefined : await this.loadMask(p);
+    if (init && startIndex(probe, p) >= probe.timesteps.length) {
+      throw new InputError(`denoising strength ${p.denoisingStrength} with ${p.steps} steps leaves no step to run: raise the strength or the steps`);
+    }
+
+    const te = await this.textEncoder();
+    const [uncond, cond] = await encodePrompts(te, [p.negativePrompt, p.prompt], p.clipSkip);
+    const images: GeneratedImage[] = [];
+    for (let b = 0; b < p.batchCount; b++) {
+      const seeds = Array.from({ length: p.batchSize }, (_, j) => p.seed + b * p.batchSize + j);
+      const latents = await this.denoise(p, seeds, cond!, uncond!, init, mask, (step, steps, x, shape) =>
+        params.onStep?.({
+          step, steps, batch: b, batches: p.batchCount, elapsed: (performance.now() - start) / 1000, latents: x,
+          preview: () => latentPreviewPng(x, shape, { scale: 8 }),
+        }), params.signal);
+      const decoded = await this.decode(latents, p);
+      decoded.forEach((image, j) => {
+        const infotext = this.infotext(p, seeds[j]!);
+        images.push({ image, seed: seeds[j]!, infotext, png: async () => writePngText(await encodePng(image), [{ keyword: "parameters", text: infotext }]) });
+      });
+    }
+    return { images, parameters: p, info: images[0]!.infotext };
+  }
+
+  private async textEncoder(): Promise<TextEncoderHandle> {
+    const c = this.checkpoint.config.textEncoder;
+    const w = this.checkpoint.textEncoder;
+    return {
+      session: await this.networks.get("text_encoder"),
+      tokenizer: this.tokenizer,
+      hiddenSize: c.hiddenSize,
+      layers: c.numHiddenLayers,
+      finalLayerNorm: { weight: w.float32("text_model.final_layer_norm.weight"), bias: w.float32("text_model.final_layer_norm.bias"), eps: c.layerNormEps },
+    };
+  }
+
+  private async loadMask(p: ResolvedParams): Promise<Mask> {
+    const probe = await decodeImage(p.initImage!, { name: "the init image" });
+    const m = await decodeMask(p.mask!, { name: "the mask" });
+    if (m.width !== probe.width || m.height !== probe.height) {
+      throw new InputError(`the mask is ${m.width}x${m.height} but the init image is ${probe.width}x${probe.height}: draw the mask at the image's size`);
+    }
+    return decodeMask(p.mask!, { name: "the mask", width: p.width, height: p.height });
+  }
+
+  /** The denoising loop for one batch; returns latents [B, 4, h, w] (unscaled). */
+  private async denoise(
+    p: ResolvedParams,
+    seeds: number[],
+    cond: { data: Float32Array; tokens: number; hidden: number },
+    uncond: { data: Float32Array; tokens: number; hidden: number },
+    init: RgbImage | undefined,
+    mask: Mask | undefined,
+    onStep: (step: number, steps: number, latents: Float32Array, shape: readonly [number, number, number, number]) => void,
+    signal?: AbortSignal,
+  ): Promise<Float32Array> {
+    const B = seeds.length;
+    const lc = 4;
+    const [h, w] = [p.height / 8, p.width / 8];
+    const shape = [B, lc, h, w] as const;
+    const per = lc * h * w;
+    const noise = new BatchNoise(seeds);
+    const scheduler = createScheduler(p.sampler, this.schedulerConfig);
+    scheduler.setTimesteps(p.steps);
+    const unet = await this.networks.get("unet");
+    const vaeScale = this.checkpoint.config.vae.scalingFactor;
+
+    let latents: Float32Array;
+    let timesteps = Array.from(scheduler.timesteps);
+    let original: Float32Array | undefined;
+    let keep: Float32Array | undefined;
+    let addedNoise: Float32Array | undefined;
+    if (init) {
+      // img2img: encode, sample the posterior with the image's generator, noise to the first kept timestep.
+      original = await this.encodeImage(init, noise, B, vaeScale);
+      const start = startIndex(scheduler, p);
+      timesteps = timesteps.slice(start);
+      scheduler.setBeginIndex(start);
+      addedNoise = noise.randn([B, lc, h, w]);
+      latents = scheduler.addNoise(original, addedNoise, timesteps[0]!);
+      if (mask) keep = latentKeepMask(mask, B, h, w);
+    } else {
+      latents = noise.randn([B, lc, h, w]).map((v) => v * scheduler.initNoiseSigma);
+    }
+
+    const guided = p.cfgScale !== 1;
+    const tokens = cond.tokens;
+    const context = new Float32Array((guided ? 2 : 1) * B * tokens * cond.hidden);
+    for (let j = 0; j < B; j++) {
+      if (guided) context.set(uncond.data, j * uncond.data.length);
+      context.set(cond.data, ((guided ? B : 0) + j) * cond.data.length);
+    }
+
+    for (let i = 0; i < timesteps.length; i++) {
+      if (signal?.aborted) throw new GenerationAborted();
+      const t = timesteps[i]!;
+      const x = scheduler.scaleModelInput(latents, t);
+      const input = guided ? concat(x, x) : x;
+      const out = await unet.run({
+        [UNET_IO.sample]: { data: input, dims: [(guided ? 2 : 1) * B, lc, h, w] },
+        [UNET_IO.timestep]: { data: Float32Array.of(t), dims: [1] },
+        [UNET_IO.encoderHiddenStates]: { data: context, dims: [(guided ? 2 : 1) * B, tokens, cond.hidden] },
+      });
+      const pred = out[UNET_IO.out]!.data;
+      let eps: Float32Array;
+      if (guided) {
+        eps = new Float32Array(B * per);
+        const n = B * per;
+        for (let k = 0; k < n; k++) eps[k] = pred[k]! + p.cfgScale * (pred[n + k]! - pred[k]!);
+      } else {
+        eps = pred;
+      }
+      latents = scheduler.step(eps, t, latents, noise);
+      if (keep && original && addedNoise) {
+        // Legacy inpainting: outside the mask, put back the original at the noise level of the next timestep.
+        const next = timesteps[i + 1];
+        const known = next === undefined ? original : scheduler.addNoise(original, addedNoise, next);
+        for (let k = 0; k < latents.length; k++) latents[k] = keep[k]! * known[k]! + (1 - keep[k]!) * latents[k]!;
+      }
+      onStep(i + 1, timesteps.length, latents, shape);
+    }
+    if (signal?.aborted) throw new GenerationAborted();
+    return latents;
+  }
+
+  /** init image -> scaled latents for each image of the batch (one posterior sample per image generator). */
+  private async encodeImage(init: RgbImage, noise: BatchNoise, B: number, scale: number): Promise<Float32Array> {
+    const enc = await this.networks.get("vae_encoder");
+    const t = imageToTensor(init);
+    const out = await enc.run({ [VAE_IO.image]: { data: t.data, dims: t.shape } });
+    const mean = out[VAE_IO.mean]!.data;
+    const logvar = out[VAE_IO.logvar]!.data;
+    const dims = out[VAE_IO.mean]!.dims;
+    const eps = noise.randn([B, ...dims.slice(1)]);
+    const latents = new Float32Array(B * mean.length);
+    for (let j = 0; j < B; j++) {
+      for (let k = 0; k < mean.length; k++) {
+        const std = Math.fround(Math.exp(Math.fround(0.5 * logvar[k]!)));
+        latents[j * mean.length + k] = Math.fround(Math.fround(mean[k]! + Math.fround(std * eps[j * mean.length + k]!)) * scale);
+      }
+    }
+    return latents;
+  }
+
+  private async decode(latents: Float32Array, p: ResolvedParams): Promise<RgbImage[]> {
+    const dec = await this.networks.get("vae_decoder");
+    const scale = this.checkpoint.config.vae.scalingFactor;
+    const B = latents.length / (4 * (p.height / 8) * (p.width / 8));
+    const images: RgbImage[] = [];
+    // One image at a time: the decoder's activations at 512 px are large, and batching gains nothing on a CPU.
+    const per = latents.length / B;
+    for (let j = 0; j < B; j++) {
+      const z = latents.subarray(j * per, (j + 1) * per).map((v) => v / scale);
+      const out = await dec.run({ [VAE_IO.latent]: { data: z, dims: [1, 4, p.height / 8, p.width / 8] } });
+      images.push(...tensorToImages(out[VAE_IO.decoded]!.data, [1, 3, p.height, p.width]));
+    }
+    return images;
+  }
+
+  private infotext(p: ResolvedParams, seed: number): string {
+    return buildInfotext({
+      prompt: p.prompt,
+      negativePrompt: p.negativePrompt,
+      steps: p.steps,
+      sampler: findSampler(p.sampler)?.label ?? p.sampler,
+      cfgScale: p.cfgScale,
+      seed,
+      width: p.width,
+      height: p.height,
+      modelHash: this.modelHash,
+      model: this.modelName,
+      denoisingStrength: p.initImage === undefined ? undefined : p.denoisingStrength,
+      clipSkip: p.clipSkip > 1 ? p.clipSkip : undefined,
+      rng: "CPU",
+      extra: {},
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.networks.release();
+    this.checkpoint.close();
+  }
+}
+
+/** diffusers' img2img start: skip the first (1 - strength) of the schedule, in model calls. */
+function startIndex(s: Scheduler, p: ResolvedParams): number {
+  const initSteps = Math.min(Math.floor(p.steps * p.denoisingStrength), p.steps);
+  return Math.max(p.steps - initSteps, 0) * s.order;
+}
+
+/** The mask at latent size as "keep" weights (1 = keep the original), repeated over channels and batch. */
+function latentKeepMask(mask: Mask, B: number, h: number, w: number): Float32Array {
+  const out = new Float32Array(B * 4 * h * w);
+  const sy = mask.height / h;
+  const sx = mask.width / w;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      // Average the 8x8 pixel block: a soft edge where the mask crosses a latent cell.
+      let sum = 0, n = 0;
+      for (let yy = Math.floor(y * sy); yy < Math.floor((y + 1) * sy); yy++) {
+        for (let xx = Math.floor(x * sx); xx < Math.floor((x + 1) * sx); xx++) {
+          sum += mask.data[yy * mask.width + xx]!;
+          n++;
+        }
+      }
+      const keepValue = 1 - (n ? sum / n : 0);
+      for (let b = 0; b < B * 4; b++) out[b * h * w + y * w + x] = keepValue;
+    }
+  }
+  return out;
+}
+
+function concat(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
