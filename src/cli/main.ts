@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { DiffuseError } from "../errors.js";
 import { registerGenerate } from "./generate.js";
+import { registerInfo } from "./info.js";
 import { registerInspect } from "./inspect.js";
 
 /**
@@ -14,6 +15,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerGenerate(program);
   registerInspect(program);
+  registerInfo(program);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {

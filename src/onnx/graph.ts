@@ -177,6 +177,11 @@ export class Graph {
     return this.node(opType, inputs, attributes, { shapes: [shape], dtypes: opts.dtype === undefined ? undefined : [opts.dtype], domain: opts.domain, name: opts.name })[0]!;
   }
 
+  /** The nominal shape of a value (input, initializer or node output) by name. */
+  shapeOf(name: string): readonly number[] | undefined {
+    return this.values.get(name)?.shape;
+  }
+
   private register(v: Value): Value {
     this.values.set(v.name, v);
     return v;

@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { buildClipText } from "../models/clip-text.js";
 import { buildUNet } from "../models/unet.js";
@@ -44,7 +45,8 @@ export class Networks {
     const cacheDir = opts.cacheDir ?? defaultCacheDir();
     const memo = new HashMemo(join(cacheDir, "hashes.json"));
     const sha256 = await checkpointSha256(checkpoint, (p) => memo.hash(p, (abs) => {
-      opts.onStatus?.(`hashing ${abs} (once per file)`);
+      // Only worth a word when it takes a while (a few seconds per GB).
+      if (statSync(abs).size > 256 * 2 ** 20) opts.onStatus?.(`hashing ${abs} (once per file)`);
       return sha256File(abs);
     }));
     return new Networks(checkpoint, sha256, new CompileCache(cacheDir), opts);

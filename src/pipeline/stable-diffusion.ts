@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { InputError } from "../errors.js";
-import { decodeImage, decodeMask, encodePng, type Mask, type RgbImage } from "../image/codec.js";
+import { decodeImage, decodeMask, encodePng, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
 import { buildInfotext } from "../image/infotext.js";
 import { writePngText } from "../image/png-text.js";
 import { latentPreviewPng } from "../image/preview.js";
@@ -111,7 +111,7 @@ export class StableDiffusionPipeline {
     const probe = createScheduler(p.sampler, this.schedulerConfig);
     probe.setTimesteps(p.steps);
     const start = performance.now();
-    const init = p.initImage === undefined ? undefined : await decodeImage(p.initImage, { name: "the init image", width: p.width, height: p.height });
+    const init = p.initImage === undefined ? undefined : await decodeImage(p.initImage, { name: sourceName(p.initImage, "the init image"), width: p.width, height: p.height });
     const mask = p.mask === undefined ? undefined : await this.loadMask(p);
     if (init && startIndex(probe, p) >= probe.timesteps.length) {
       throw new InputError(`denoising strength ${p.denoisingStrength} with ${p.steps} steps leaves no step to run: raise the strength or the steps`);
@@ -149,12 +149,12 @@ export class StableDiffusionPipeline {
   }
 
   private async loadMask(p: ResolvedParams): Promise<Mask> {
-    const probe = await decodeImage(p.initImage!, { name: "the init image" });
-    const m = await decodeMask(p.mask!, { name: "the mask" });
+    const probe = await decodeImage(p.initImage!, { name: sourceName(p.initImage!, "the init image") });
+    const m = await decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask") });
     if (m.width !== probe.width || m.height !== probe.height) {
       throw new InputError(`the mask is ${m.width}x${m.height} but the init image is ${probe.width}x${probe.height}: draw the mask at the image's size`);
     }
-    return decodeMask(p.mask!, { name: "the mask", width: p.width, height: p.height });
+    return decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask"), width: p.width, height: p.height });
   }
 
   /** The denoising loop for one batch; returns latents [B, 4, h, w] (unscaled). */
@@ -322,6 +322,11 @@ function latentKeepMask(mask: Mask, B: number, h: number, w: number): Float32Arr
     }
   }
   return out;
+}
+
+/** Paths name themselves in error messages; uploaded bytes are called by their role. */
+function sourceName(source: ImageSource, role: string): string | undefined {
+  return typeof source === "string" ? undefined : role;
 }
 
 function concat(a: Float32Array, b: Float32Array): Float32Array {

@@ -1,0 +1,37 @@
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { InputError } from "../errors.js";
+import { parseInfotext, splitInfotext } from "../image/infotext.js";
+import { readPngText } from "../image/png-text.js";
+
+/** `diffuse info IMAGE`: the generation parameters stored in a PNG (ours or AUTOMATIC1111's). */
+export function registerInfo(program: Command): void {
+  program
+    .command("info")
+    .description("print the generation parameters (A1111 infotext) stored in a PNG")
+    .argument("<image>", "a PNG written by diffuse or AUTOMATIC1111")
+    .option("--json", "print the parsed parameters as JSON")
+    .action((path: string, o: { json?: boolean }) => {
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(path);
+      } catch (e) {
+        throw new InputError(`cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
+      }
+      const chunks = readPngText(bytes, path);
+      const parameters = chunks.find((c) => c.keyword === "parameters")?.text;
+      if (parameters === undefined) throw new InputError(`${path} has no "parameters" text chunk: it was not written by diffuse or AUTOMATIC1111, or its metadata was stripped`);
+      if (!o.json) {
+        process.stdout.write(parameters + "\n");
+        return;
+      }
+      let parsed: unknown;
+      try {
+        parsed = parseInfotext(parameters);
+      } catch {
+        parsed = splitInfotext(parameters);
+      }
+      const others = Object.fromEntries(chunks.filter((c) => c.keyword !== "parameters").map((c) => [c.keyword, c.text]));
+      process.stdout.write(JSON.stringify({ parameters: parsed, raw: parameters, text: others }) + "\n");
+    });
+}

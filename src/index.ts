@@ -1,0 +1,11 @@
+/** The public API of diffuse. */
+export { loadPipeline, StableDiffusionPipeline, GenerationAborted } from "./pipeline/stable-diffusion.js";
+export type { LoadOptions, GenerateResult, GeneratedImage } from "./pipeline/stable-diffusion.js";
+export type { GenerateParams, StepEvent, ResolvedParams } from "./pipeline/params.js";
+export { openCheckpoint, type Checkpoint } from "./weights/checkpoint.js";
+export { listSamplers, findSampler, createScheduler, type Scheduler, type SamplerInfo } from "./schedulers/index.js";
+export { TorchGenerator } from "./random/torch-generator.js";
+export { ClipTokenizer } from "./tokenizer/clip-tokenizer.js";
+export { buildInfotext, parseInfotext, type Infotext } from "./image/infotext.js";
+export { readPngText, writePngText } from "./image/png-text.js";
+export { DiffuseError, CheckpointError, UnsupportedModelError, InputError, InternalError } from "./errors.js";

@@ -1,0 +1,89 @@
+import { describe, expect, it } from "vitest";
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import sharp from "sharp";
+import { readPngText } from "../../src/image/png-text.js";
+import { parseInfotext } from "../../src/image/infotext.js";
+import { runCli } from "../helpers/cli.js";
+import { golden, HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
+
+const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-cli-cache-"));
+const env = { DIFFUSE_CACHE: cacheDir };
+
+describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
+  const model = ref("models/sd15-tiny");
+  const prompt = "a photo of an astronaut riding a horse on mars";
+
+  it("reproduces the reference txt2img image (PLMS, 4 steps, seed 31) and writes A1111 parameters", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-"));
+    const out = join(dir, "astronaut-{seed}.png");
+    const r = await runCli(["generate", prompt, "--model", model, "--sampler", "PLMS", "--steps", "4", "--cfg", "7.5", "--seed", "31", "-o", out, "--json"], { env });
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.images).toEqual([join(dir, "astronaut-31.png")]);
+    const png = await sharp(result.images[0]).raw().toBuffer({ resolveWithObject: true });
+    const want = golden("goldens/sd15-tiny/txt2img.safetensors").get("image_uint8");
+    let max = 0;
+    for (let i = 0; i < want.length; i++) max = Math.max(max, Math.abs(png.data[i]! - want[i]!));
+    expect(max).toBeLessThanOrEqual(1);
+    const params = readPngText(await import("node:fs").then((fs) => fs.readFileSync(result.images[0]))).find((c) => c.keyword === "parameters");
+    const info = parseInfotext(params!.text);
+    expect(info).toMatchObject({ prompt, steps: 4, sampler: "PLMS", cfgScale: 7.5, seed: 31, width: 64, height: 64 });
+    expect(info.modelHash).toMatch(/^[0-9a-f]{10}$/);
+  });
+
+  const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-bad-"));
+  const textFile = join(dir, "not-an-image.png");
+  writeFileSync(textFile, "hello");
+  const bad: [string, string[], RegExp][] = [
+    ["an unreadable init image", ["--init", textFile], /not-an-image\.png/],
+    ["width 500", ["--width", "500"], /width 500.*multiple of 8/],
+    ["strength 1.5", ["--init", textFile, "--strength", "1.5"], /denoising strength 1\.5/],
+    ["steps 0", ["--steps", "0"], /steps 0/],
+    ["an unknown sampler", ["--sampler", "warp-drive"], /unknown sampler "warp-drive".*euler-a.*dpm\+\+2m-karras/],
+    ["a missing model", ["--model", join(dir, "nope.safetensors")], /model not found.*nope\.safetensors/],
+  ];
+  for (const [what, args, message] of bad) {
+    it(`exits 2 with one line and writes no file for ${what}`, async () => {
+      const out = join(dir, `${what.replace(/\W+/g, "-")}.png`);
+      // A later --model overrides the first (the missing-model case).
+      const r = await runCli(["generate", "a cat", "--model", model, "-o", out, ...args], { env });
+      expect(r.code).toBe(2);
+      const lines = r.stderr.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(message);
+      expect(existsSync(out)).toBe(false);
+    });
+  }
+
+  it("exits 2 for a mask of another size than the init image", async () => {
+    const init = join(dir, "init.png");
+    const mask = join(dir, "mask.png");
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: "#808080" } }).png().toFile(init);
+    await sharp({ create: { width: 32, height: 48, channels: 3, background: "#ffffff" } }).png().toFile(mask);
+    const out = join(dir, "inpaint.png");
+    const r = await runCli(["generate", "a cat", "--model", model, "--init", init, "--mask", mask, "-o", out], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/mask is 32x48 but the init image is 64x64/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("leaves no output file, partial or whole, when interrupted with SIGINT", async () => {
+    const out = join(dir, "interrupted.png");
+    let sent = false;
+    const r = await runCli(["generate", "a cat", "--model", model, "--steps", "1000", "-W", "256", "-H", "256", "-o", out], {
+      env,
+      onSpawn: (child) => {
+        // Interrupt once the run is under way (after the first progress output or a few seconds).
+        const timer = setTimeout(() => { sent = true; child.kill("SIGINT"); }, 6000);
+        child.on("close", () => clearTimeout(timer));
+      },
+    });
+    expect(sent).toBe(true);
+    expect(r.code).toBe(130);
+    expect(readdirSync(dir).filter((f) => f.startsWith("interrupted"))).toEqual([]);
+  });
+});
