@@ -1,0 +1,150 @@
+/**
+ * The sampler registry: our short names and AUTOMATIC1111's display names, each mapped to a scheduler class and
+ * the config overrides that make it that sampler (as one swaps samplers on a loaded pipeline with
+ * `Class.from_config(pipe.scheduler.config, **overrides)`).
+ */
+import { InputError } from "../errors.js";
+import { type RawSchedulerConfig } from "./config.js";
+import { DDIMScheduler } from "./ddim.js";
+import { DDPMScheduler } from "./ddpm.js";
+import { DPMSolverMultistepScheduler } from "./dpm-solver-multistep.js";
+import { DPMSolverSDEScheduler } from "./dpm-solver-sde.js";
+import { EulerAncestralDiscreteScheduler } from "./euler-ancestral.js";
+import { EulerDiscreteScheduler } from "./euler.js";
+import { HeunDiscreteScheduler } from "./heun.js";
+import { LCMScheduler } from "./lcm.js";
+import { LMSDiscreteScheduler } from "./lms.js";
+import { PNDMScheduler } from "./pndm.js";
+import type { Scheduler } from "./scheduler.js";
+import { UniPCMultistepScheduler } from "./unipc.js";
+
+export type { NoiseSource, PredictionType, Scheduler, TimestepSpacing } from "./scheduler.js";
+export { parseSchedulerConfigJson, type RawSchedulerConfig } from "./config.js";
+export {
+  DDIMScheduler,
+  DDPMScheduler,
+  DPMSolverMultistepScheduler,
+  DPMSolverSDEScheduler,
+  EulerAncestralDiscreteScheduler,
+  EulerDiscreteScheduler,
+  HeunDiscreteScheduler,
+  LCMScheduler,
+  LMSDiscreteScheduler,
+  PNDMScheduler,
+  UniPCMultistepScheduler,
+};
+
+/**
+ * The scheduler config of the Stable Diffusion 1.x/2.x checkpoints (their scheduler_config.json), for
+ * single-file checkpoints that carry none. SD2 768-v models need prediction_type "v_prediction" on top.
+ */
+export const STABLE_DIFFUSION_SCHEDULER_CONFIG: RawSchedulerConfig = Object.freeze({
+  num_train_timesteps: 1000,
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  beta_schedule: "scaled_linear",
+  trained_betas: null,
+  prediction_type: "epsilon",
+  clip_sample: false,
+  set_alpha_to_one: false,
+  skip_prk_steps: true,
+  steps_offset: 1,
+  timestep_spacing: "leading",
+});
+
+export interface SamplerInfo {
+  /** Our name, as the CLI and API take it. */
+  readonly name: string;
+  /** AUTOMATIC1111's display name (also accepted). */
+  readonly label: string;
+  /** Whether it draws fresh noise during sampling (results then depend on the generator beyond the start). */
+  readonly stochastic: boolean;
+  /** Model calls per step: Heun and DPM++ SDE cost twice as much per step. */
+  readonly callsPerStep: number;
+}
+
+interface Entry extends SamplerInfo {
+  create(config: RawSchedulerConfig): Scheduler;
+}
+
+const SAMPLERS: readonly Entry[] = [
+  { name: "euler", label: "Euler", stochastic: false, callsPerStep: 1, create: (c) => EulerDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }) },
+  { name: "euler-a", label: "Euler a", stochastic: true, callsPerStep: 1, create: (c) => EulerAncestralDiscreteScheduler.fromConfig(c) },
+  { name: "lms", label: "LMS", stochastic: false, callsPerStep: 1, create: (c) => LMSDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }) },
+  { name: "lms-karras", label: "LMS Karras", stochastic: false, callsPerStep: 1, create: (c) => LMSDiscreteScheduler.fromConfig(c, { use_karras_sigmas: true }) },
+  { name: "heun", label: "Heun", stochastic: false, callsPerStep: 2, create: (c) => HeunDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }) },
+  {
+    name: "dpm++2m",
+    label: "DPM++ 2M",
+    stochastic: false,
+    callsPerStep: 1,
+    create: (c) => DPMSolverMultistepScheduler.fromConfig(c, { algorithm_type: "dpmsolver++", solver_order: 2, use_karras_sigmas: false }),
+  },
+  {
+    name: "dpm++2m-karras",
+    label: "DPM++ 2M Karras",
+    stochastic: false,
+    callsPerStep: 1,
+    create: (c) => DPMSolverMultistepScheduler.fromConfig(c, { algorithm_type: "dpmsolver++", solver_order: 2, use_karras_sigmas: true }),
+  },
+  {
+    name: "dpm++2m-sde",
+    label: "DPM++ 2M SDE",
+    stochastic: true,
+    callsPerStep: 1,
+    create: (c) => DPMSolverMultistepScheduler.fromConfig(c, { algorithm_type: "sde-dpmsolver++", solver_order: 2, use_karras_sigmas: false }),
+  },
+  {
+    name: "dpm++2m-sde-karras",
+    label: "DPM++ 2M SDE Karras",
+    stochastic: true,
+    callsPerStep: 1,
+    create: (c) => DPMSolverMultistepScheduler.fromConfig(c, { algorithm_type: "sde-dpmsolver++", solver_order: 2, use_karras_sigmas: true }),
+  },
+  { name: "dpm++sde", label: "DPM++ SDE", stochastic: true, callsPerStep: 2, create: (c) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: false }) },
+  { name: "dpm++sde-karras", label: "DPM++ SDE Karras", stochastic: true, callsPerStep: 2, create: (c) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: true }) },
+  { name: "ddim", label: "DDIM", stochastic: false, callsPerStep: 1, create: (c) => DDIMScheduler.fromConfig(c) },
+  // PLMS is PNDM without its Runge-Kutta warm-up, which is how every SD config sets it.
+  { name: "pndm", label: "PLMS", stochastic: false, callsPerStep: 1, create: (c) => PNDMScheduler.fromConfig(c, { skip_prk_steps: true }) },
+  { name: "unipc", label: "UniPC", stochastic: false, callsPerStep: 1, create: (c) => UniPCMultistepScheduler.fromConfig(c, { use_karras_sigmas: false }) },
+  { name: "lcm", label: "LCM", stochastic: true, callsPerStep: 1, create: (c) => LCMScheduler.fromConfig(c) },
+  { name: "ddpm", label: "DDPM", stochastic: true, callsPerStep: 1, create: (c) => DDPMScheduler.fromConfig(c) },
+];
+
+/** Every sampler createScheduler accepts, in menu order. */
+export function listSamplers(): SamplerInfo[] {
+  return SAMPLERS.map(({ name, label, stochastic, callsPerStep }) => ({ name, label, stochastic, callsPerStep }));
+}
+
+/** Looks a sampler up by our name or A1111's label, ignoring case; undefined when unknown. */
+export function findSampler(name: string): SamplerInfo | undefined {
+  const entry = lookup(name);
+  return entry && { name: entry.name, label: entry.label, stochastic: entry.stochastic, callsPerStep: entry.callsPerStep };
+}
+
+/** AUTOMATIC1111's display name for a sampler name we accept ("dpm++2m-karras" -> "DPM++ 2M Karras"), for infotext. */
+export function samplerDisplayName(name: string): string {
+  return requireEntry(name).label;
+}
+
+/**
+ * A scheduler for `name` (ours, e.g. "dpm++2m-karras", or A1111's, e.g. "DPM++ 2M Karras"; case-insensitive),
+ * configured from the model's scheduler_config.json object. Unknown names throw an InputError listing them all.
+ */
+export function createScheduler(name: string, config: RawSchedulerConfig = STABLE_DIFFUSION_SCHEDULER_CONFIG): Scheduler {
+  return requireEntry(name).create(config);
+}
+
+function requireEntry(name: string): Entry {
+  const entry = lookup(name);
+  if (entry) return entry;
+  throw new InputError(
+    `unknown sampler "${name}": use one of ${SAMPLERS.map((s) => s.name).join(", ")} ` +
+      `(or the AUTOMATIC1111 names ${SAMPLERS.map((s) => `"${s.label}"`).join(", ")})`,
+  );
+}
+
+function lookup(name: string): Entry | undefined {
+  const key = name.trim().toLowerCase();
+  return SAMPLERS.find((s) => s.name === key || s.label.toLowerCase() === key);
+}

@@ -1,0 +1,123 @@
+/**
+ * What the exponential-integrator multistep solvers (DPM-Solver(++) and UniPC) share: their n+1-way timestep
+ * spacing, a sigma per step that they convert to VP coefficients (alpha_t, sigma_t) and log-SNR lambda, unscaled
+ * model inputs, and noising by alpha_t x + sigma_t noise.
+ */
+import { InputError } from "../errors.js";
+import { f32, npLinspace, roundHalfEven } from "./numerics.js";
+import type { NoiseSource, Scheduler, TimestepSpacing } from "./scheduler.js";
+import { alphaSigmaOf, interpSigmas, karrasSigmas, logSigmas, sigmaToT, trainSigmas } from "./sigmas.js";
+import { multistepTimesteps } from "./spacing.js";
+
+export interface MultistepScheduleOptions {
+  spacing: TimestepSpacing;
+  numTrain: number;
+  stepsOffset: number;
+  karras: boolean;
+  /** DPM-Solver's use_lu_lambdas: steps evenly spaced in log-SNR (Lu et al.'s schedule). */
+  luLambdas?: boolean;
+  finalSigmasType: "zero" | "sigma_min";
+  /** End of the usable training range after lambda_min_clipped (DPM-Solver); the full range otherwise. */
+  lastTimestep?: number;
+  /** UniPC ends a Karras schedule at its own last sigma for final_sigmas_type "sigma_min"; DPM at the table's. */
+  karrasFinalIsScheduleMin?: boolean;
+}
+
+export function buildMultistepSchedule(
+  alphasCumprod: Float32Array,
+  n: number,
+  o: MultistepScheduleOptions,
+): { timesteps: Float64Array; sigmas: Float64Array } {
+  let timesteps = multistepTimesteps(o.spacing, n, o.numTrain, o.stepsOffset, o.lastTimestep ?? o.numTrain);
+  const table = trainSigmas(alphasCumprod);
+  const logs = logSigmas(table);
+  let sigmas: Float64Array;
+  if (o.karras) {
+    // Karras over the whole training range (not the spaced one): every spacing gives the same schedule.
+    sigmas = karrasSigmas(table[0], table[table.length - 1], n);
+    timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logs)));
+  } else if (o.luLambdas) {
+    // Evenly spaced in log sigma (the reference calls these lambdas), from the noisiest training level down.
+    const lmin = logs[0];
+    const lmax = logs[logs.length - 1];
+    sigmas = npLinspace(0, 1, n).map((r) => Math.exp(lmax + r * (lmin - lmax)));
+    timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logs)));
+  } else {
+    sigmas = interpSigmas(timesteps, table);
+  }
+  let last = 0;
+  if (o.finalSigmasType === "sigma_min") last = o.karras && o.karrasFinalIsScheduleMin ? sigmas[sigmas.length - 1] : table[0];
+  const withLast = new Float64Array(sigmas.length + 1);
+  withLast.set(sigmas.map(f32));
+  withLast[sigmas.length] = f32(last);
+  return { timesteps, sigmas: withLast };
+}
+
+/** The log-SNR lambda = log(alpha_t) - log(sigma_t) of a sigma, in float32 as the reference computes it. */
+export function lambdaOf(sigma: number): number {
+  const { alpha, sigma: s } = alphaSigmaOf(sigma);
+  return f32(f32(Math.log(alpha)) - f32(Math.log(s)));
+}
+
+export abstract class MultistepScheduler implements Scheduler {
+  readonly order = 1;
+  readonly initNoiseSigma = 1.0;
+  timesteps: Float64Array = new Float64Array(0);
+  numInferenceSteps = 0;
+  /** One sigma per step plus the final one; float32 values. */
+  sigmas: Float64Array = new Float64Array(0);
+  protected stepIndex: number | undefined;
+  protected beginIndex: number | undefined;
+
+  abstract setTimesteps(numInferenceSteps: number): void;
+  abstract step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array;
+
+  setBeginIndex(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.timesteps.length) {
+      throw new InputError(`begin index ${index} is outside the schedule of ${this.timesteps.length} steps: call setTimesteps first and pass an index into timesteps`);
+    }
+    this.beginIndex = index;
+  }
+
+  scaleModelInput(sample: Float32Array): Float32Array {
+    return sample;
+  }
+
+  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
+    const index = this.beginIndex === undefined ? this.indexForTimestep(timestep) : (this.stepIndex ?? this.beginIndex);
+    const { alpha, sigma } = alphaSigmaOf(this.sigmas[index]);
+    const out = new Float32Array(original.length);
+    for (let i = 0; i < out.length; i++) out[i] = alpha * original[i] + sigma * noise[i];
+    return out;
+  }
+
+  protected resetRun(schedule: { timesteps: Float64Array; sigmas: Float64Array }): void {
+    this.timesteps = schedule.timesteps;
+    this.sigmas = schedule.sigmas;
+    this.numInferenceSteps = schedule.timesteps.length;
+    this.stepIndex = undefined;
+    this.beginIndex = undefined;
+  }
+
+  protected currentIndex(timestep: number): number {
+    if (this.timesteps.length === 0) throw new InputError("call setTimesteps before stepping the scheduler");
+    this.stepIndex ??= this.beginIndex ?? this.indexForTimestep(timestep);
+    if (this.stepIndex >= this.timesteps.length) {
+      throw new InputError(`the scheduler has already taken all ${this.timesteps.length} steps: call setTimesteps to start a new run`);
+    }
+    return this.stepIndex;
+  }
+
+  /**
+   * Where `timestep` sits in the schedule: the second occurrence when repeated (Karras schedules repeat small
+   * timesteps), and, as in the reference, the last step for a timestep not in the schedule.
+   */
+  protected indexForTimestep(timestep: number): number {
+    const hits: number[] = [];
+    this.timesteps.forEach((t, i) => {
+      if (t === timestep) hits.push(i);
+    });
+    if (hits.length === 0) return this.timesteps.length - 1;
+    return hits.length > 1 ? hits[1] : hits[0];
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * What the sigma-space samplers (Euler, Euler ancestral, LMS, Heun, DPM++ SDE) share: a descending sigma
+ * schedule ending in 0, model inputs scaled by 1/sqrt(sigma^2 + 1), a step index found from the first timestep,
+ * and noising by x + sigma * noise.
+ */
+import { InputError } from "../errors.js";
+import { f32 } from "./numerics.js";
+import type { Scheduler, NoiseSource, TimestepSpacing } from "./scheduler.js";
+import { karrasSigmas, interpSigmas, logSigmas, sigmaToT, trainSigmas } from "./sigmas.js";
+import { spacedTimesteps } from "./spacing.js";
+
+/** The sigma schedule of one run: `timesteps[i]` is conditioned on while at `sigmas[i]`; sigmas has one more entry. */
+export interface SigmaSchedule {
+  timesteps: Float64Array;
+  /** float32 values (the reference stores sigmas as a float32 tensor), as doubles. */
+  sigmas: Float64Array;
+}
+
+export interface SigmaScheduleOptions {
+  spacing: TimestepSpacing;
+  numTrain: number;
+  stepsOffset: number;
+  karras: boolean;
+  /** Karras end points from the config (EulerDiscrete's sigma_min / sigma_max), else the spaced schedule's. */
+  sigmaMin?: number | null;
+  sigmaMax?: number | null;
+  /** The last sigma: 0 (denoise fully) or the smallest training sigma. */
+  finalSigma?: number;
+  /** Precision of fractional linspace timesteps: the reference's class decides (float32 unless said). */
+  linspacePrecision?: "float32" | "float64";
+}
+
+/** Builds the schedule the Euler-family samplers share, from a training alphas_cumprod table. */
+export function buildSigmaSchedule(alphasCumprod: Float32Array, n: number, o: SigmaScheduleOptions): SigmaSchedule {
+  let timesteps = spacedTimesteps(o.spacing, n, o.numTrain, o.stepsOffset, o.linspacePrecision ?? "float32");
+  const table = trainSigmas(alphasCumprod);
+  let sigmas = interpSigmas(timesteps, table);
+  if (o.karras) {
+    const logs = logSigmas(table);
+    sigmas = karrasSigmas(o.sigmaMin ?? sigmas[sigmas.length - 1], o.sigmaMax ?? sigmas[0], n);
+    timesteps = sigmas.map((s) => sigmaToT(s, logs));
+  }
+  const withLast = new Float64Array(sigmas.length + 1);
+  withLast.set(sigmas.map(f32));
+  withLast[sigmas.length] = f32(o.finalSigma ?? 0);
+  return { timesteps, sigmas: withLast };
+}
+
+/**
+ * Repeats every entry of a per-step schedule but the first (timesteps) or but the first and last (sigmas), so
+ * each model call of a two-stage solver has its own entry.
+ */
+export function interleaveForTwoStages(schedule: SigmaSchedule): SigmaSchedule {
+  const { timesteps, sigmas } = schedule;
+  const t = [timesteps[0], ...[...timesteps.subarray(1)].flatMap((v) => [v, v])];
+  const s = [sigmas[0], ...[...sigmas.subarray(1, sigmas.length - 1)].flatMap((v) => [v, v]), sigmas[sigmas.length - 1]];
+  return { timesteps: Float64Array.from(t), sigmas: Float64Array.from(s) };
+}
+
+export abstract class SigmaScheduler implements Scheduler {
+  abstract readonly order: number;
+  timesteps: Float64Array = new Float64Array(0);
+  numInferenceSteps = 0;
+  /** The schedule's noise levels, one per model call plus a final 0; float32 values. */
+  sigmas: Float64Array = new Float64Array(0);
+  protected stepIndex: number | undefined;
+  protected beginIndex: number | undefined;
+
+  /** Leading spacing never reaches pure noise, so its initial latents are scaled as for x_T of a VP model. */
+  protected abstract get spacing(): TimestepSpacing;
+
+  get initNoiseSigma(): number {
+    let max = 0;
+    for (const s of this.sigmas) max = Math.max(max, s);
+    return this.spacing === "leading" ? f32(Math.sqrt(f32(f32(max * max) + 1))) : max;
+  }
+
+  abstract setTimesteps(numInferenceSteps: number): void;
+  abstract step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array;
+
+  setBeginIndex(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.timesteps.length) {
+      throw new InputError(`begin index ${index} is outside the schedule of ${this.timesteps.length} model calls: call setTimesteps first and pass an index into timesteps`);
+    }
+    this.beginIndex = index;
+  }
+
+  scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
+    const sigma = this.sigmas[this.currentIndex(timestep)];
+    return divideBy(sample, inputScale(sigma));
+  }
+
+  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
+    const index = this.beginIndex === undefined ? this.indexForTimestep(timestep) : (this.stepIndex ?? this.beginIndex);
+    const sigma = this.sigmas[index];
+    const out = new Float32Array(original.length);
+    for (let i = 0; i < out.length; i++) out[i] = original[i] + noise[i] * sigma;
+    return out;
+  }
+
+  /** Clears per-run state; subclasses call it from setTimesteps. */
+  protected resetRun(schedule: SigmaSchedule, numInferenceSteps: number): void {
+    this.timesteps = schedule.timesteps;
+    this.sigmas = schedule.sigmas;
+    this.numInferenceSteps = numInferenceSteps;
+    this.stepIndex = undefined;
+    this.beginIndex = undefined;
+  }
+
+  /** The step index, found on the first call of a run from the begin index or the timestep. */
+  protected currentIndex(timestep: number): number {
+    if (this.timesteps.length === 0) throw new InputError("call setTimesteps before stepping the scheduler");
+    this.stepIndex ??= this.beginIndex ?? this.indexForTimestep(timestep);
+    if (this.stepIndex >= this.timesteps.length) {
+      throw new InputError(`the scheduler has already taken all ${this.timesteps.length} steps: call setTimesteps to start a new run`);
+    }
+    return this.stepIndex;
+  }
+
+  /**
+   * Where `timestep` sits in the schedule. When it occurs twice the second is taken, so a run that starts
+   * part-way (img2img without setBeginIndex) does not skip a sigma.
+   */
+  protected indexForTimestep(timestep: number): number {
+    const hits: number[] = [];
+    this.timesteps.forEach((t, i) => {
+      if (t === timestep) hits.push(i);
+    });
+    if (hits.length === 0) {
+      throw new InputError(`timestep ${timestep} is not in this scheduler's schedule: pass one of scheduler.timesteps`);
+    }
+    return hits.length > 1 ? hits[1] : hits[0];
+  }
+}
+
+/** sqrt(sigma^2 + 1) in float32: the std of x_t for unit-variance data, which the model expects removed. */
+export function inputScale(sigma: number): number {
+  return f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
+}
+
+/** x / d elementwise; a float32 quotient rounded from a double one is the float32 quotient itself. */
+export function divideBy(x: Float32Array, d: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i] / d;
+  return out;
+}
+
+/**
+ * The denoised estimate x0 from the model output at noise level `sigma` (k-diffusion's c_skip/c_out for the
+ * three parametrisations). Computed in float64.
+ */
+export function denoisedFromOutput(prediction: string, modelOutput: Float32Array, sample: Float32Array, sigma: number): Float64Array {
+  const out = new Float64Array(sample.length);
+  switch (prediction) {
+    case "epsilon":
+      for (let i = 0; i < out.length; i++) out[i] = sample[i] - sigma * modelOutput[i];
+      return out;
+    case "v_prediction": {
+      const s2 = f32(f32(sigma * sigma) + 1);
+      const cOut = f32(-sigma / f32(Math.sqrt(s2)));
+      for (let i = 0; i < out.length; i++) out[i] = modelOutput[i] * cOut + sample[i] / s2;
+      return out;
+    }
+    case "sample":
+      for (let i = 0; i < out.length; i++) out[i] = modelOutput[i];
+      return out;
+    default:
+      throw new InputError(`prediction_type "${prediction}" is not supported: use "epsilon", "v_prediction" or "sample"`);
+  }
+}
