@@ -184,7 +184,10 @@ export class StableDiffusionPipeline {
     let original: Float32Array | undefined;
     let keep: Float32Array | undefined;
     let addedNoise: Float32Array | undefined;
-    if (init) {
+    const inpaintModel = this.checkpoint.inpainting;
+    // 9-channel inpainting checkpoints see the mask and the masked image's latents beside the noisy latents.
+    const conditioning = inpaintModel ? await this.inpaintConditioning(init, mask, p, B) : undefined;
+    if (init && !(inpaintModel && p.denoisingStrength === 1)) {
       // img2img: encode, sample the posterior with the image's generator, noise to the first kept timestep.
       original = await this.encodeImage(init, noise, B, vaeScale);
       const start = startIndex(scheduler, p);
@@ -192,7 +195,8 @@ export class StableDiffusionPipeline {
       scheduler.setBeginIndex(start);
       addedNoise = noise.randn([B, lc, h, w]);
       latents = scheduler.addNoise(original, addedNoise, timesteps[0]!);
-      if (mask) keep = latentKeepMask(mask, B, h, w);
+      // Ordinary checkpoints inpaint by blending the known region back after every step (legacy inpainting).
+      if (mask && !inpaintModel) keep = latentKeepMask(mask, B, h, w);
     } else {
       latents = noise.randn([B, lc, h, w]).map((v) => v * scheduler.initNoiseSigma);
     }
@@ -208,10 +212,11 @@ export class StableDiffusionPipeline {
     for (let i = 0; i < timesteps.length; i++) {
       if (signal?.aborted) throw new GenerationAborted();
       const t = timesteps[i]!;
-      const x = scheduler.scaleModelInput(latents, t);
+      let x = scheduler.scaleModelInput(latents, t);
+      if (conditioning) x = concatChannels([x, conditioning.mask, conditioning.maskedLatents], [lc, 1, lc], B, h * w);
       const input = guided ? concat(x, x) : x;
       const out = await unet.run({
-        [UNET_IO.sample]: { data: input, dims: [(guided ? 2 : 1) * B, lc, h, w] },
+        [UNET_IO.sample]: { data: input, dims: [(guided ? 2 : 1) * B, conditioning ? 2 * lc + 1 : lc, h, w] },
         [UNET_IO.timestep]: { data: Float32Array.of(t), dims: [1] },
         [UNET_IO.encoderHiddenStates]: { data: context, dims: [(guided ? 2 : 1) * B, tokens, cond.hidden] },
       });
@@ -235,6 +240,34 @@ export class StableDiffusionPipeline {
     }
     if (signal?.aborted) throw new GenerationAborted();
     return latents;
+  }
+
+  /**
+   * The extra UNet inputs of an inpainting checkpoint: the binarized mask at latent size and the latents of the
+   * image with the masked region blanked (0 in [-1, 1], mid grey). Without an init image, everything is
+   * repainted from a blank image, which is how such checkpoints do text-to-image.
+   */
+  private async inpaintConditioning(init: RgbImage | undefined, mask: Mask | undefined, p: ResolvedParams, B: number): Promise<{ mask: Float32Array; maskedLatents: Float32Array }> {
+    const [h, w] = [p.height / 8, p.width / 8];
+    const pixels = p.width * p.height;
+    const repaint = new Uint8Array(pixels).fill(1);
+    if (init && mask) for (let i = 0; i < pixels; i++) repaint[i] = mask.data[i]! >= 0.5 ? 1 : 0;
+    else if (init) repaint.fill(0);
+    const image = init ? imageToTensor(init).data : new Float32Array(3 * pixels);
+    for (let c = 0; c < 3; c++) for (let i = 0; i < pixels; i++) if (repaint[i]) image[c * pixels + i] = 0;
+    const enc = await this.networks.get("vae_encoder");
+    const out = await enc.run({ [VAE_IO.image]: { data: image, dims: [1, 3, p.height, p.width] } });
+    const scale = this.checkpoint.config.vae.scalingFactor;
+    const latents = out[VAE_IO.mean]!.data.map((v) => v * scale);
+    // Nearest-neighbour downsampling of the binary mask, as the reference interpolates it to latent size.
+    const small = new Float32Array(h * w);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) small[y * w + x] = repaint[y * 8 * p.width + x * 8]!;
+    const repeat = (a: Float32Array) => {
+      const r = new Float32Array(B * a.length);
+      for (let b = 0; b < B; b++) r.set(a, b * a.length);
+      return r;
+    };
+    return { mask: repeat(small), maskedLatents: repeat(latents) };
   }
 
   /** init image -> scaled latents for each image of the batch (one posterior sample per image generator). */
@@ -327,6 +360,21 @@ function latentKeepMask(mask: Mask, B: number, h: number, w: number): Float32Arr
 /** Paths name themselves in error messages; uploaded bytes are called by their role. */
 function sourceName(source: ImageSource, role: string): string | undefined {
   return typeof source === "string" ? undefined : role;
+}
+
+/** Concatenates [B, c_i, hw] tensors along channels, image by image. */
+function concatChannels(parts: Float32Array[], channels: number[], B: number, hw: number): Float32Array {
+  const total = channels.reduce((a, b) => a + b, 0);
+  const out = new Float32Array(B * total * hw);
+  for (let b = 0; b < B; b++) {
+    let offset = b * total * hw;
+    parts.forEach((part, i) => {
+      const n = channels[i]! * hw;
+      out.set(part.subarray(b * n, (b + 1) * n), offset);
+      offset += n;
+    });
+  }
+  return out;
 }
 
 function concat(a: Float32Array, b: Float32Array): Float32Array {

@@ -34,6 +34,21 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
     expect(info.modelHash).toMatch(/^[0-9a-f]{10}$/);
   });
 
+  it("reproduces the reference img2img image (PLMS, strength 0.6, 10 steps, seed 7) from an init PNG", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-"));
+    const init = join(dir, "init.png");
+    const inputs = golden("goldens/sd15-tiny/img2img_inputs.safetensors");
+    await sharp(Uint8Array.from(inputs.get("image_uint8_hwc")), { raw: { width: 64, height: 64, channels: 3 } }).png().toFile(init);
+    const out = join(dir, "out.png");
+    const r = await runCli(["generate", prompt, "--model", model, "--sampler", "pndm", "--steps", "10", "--cfg", "7.5", "--seed", "7", "--init", init, "--strength", "0.6", "-o", out], { env });
+    expect(r.code).toBe(0);
+    const png = await sharp(out).raw().toBuffer();
+    const want = golden("goldens/sd15-tiny/img2img.safetensors").get("image_uint8");
+    let max = 0;
+    for (let i = 0; i < want.length; i++) max = Math.max(max, Math.abs(png[i]! - want[i]!));
+    expect(max).toBeLessThanOrEqual(1);
+  });
+
   const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-bad-"));
   const textFile = join(dir, "not-an-image.png");
   writeFileSync(textFile, "hello");
