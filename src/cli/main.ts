@@ -3,6 +3,7 @@ import { DiffuseError } from "../errors.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerInspect } from "./inspect.js";
+import { registerVerify } from "./verify.js";
 
 /**
  * The `diffuse` command line. Each subcommand lives in its own file and registers itself here.
@@ -16,6 +17,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerGenerate(program);
   registerInspect(program);
   registerInfo(program);
+  registerVerify(program);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {

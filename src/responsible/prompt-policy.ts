@@ -1,0 +1,174 @@
+import { readFile } from "node:fs/promises";
+import { DiffuseError, InputError } from "../errors.js";
+
+/**
+ * An operator's prompt policy: a JSON list of rules, each a whole-word term or a regular expression with
+ * the reason to show when it matches. A matching prompt is refused before any compute, so nothing is
+ * generated for it.
+ *
+ * ```json
+ * [
+ *   { "term": "some name", "reason": "no images of real people" },
+ *   { "regex": "\\bgore\\w*", "reason": "no graphic violence" },
+ *   { "term": "nsfw", "reason": "...", "in": "both" }
+ * ]
+ * ```
+ * Rules read the prompt only unless `"in"` says "negative" or "both": negative prompts routinely list what
+ * a user wants to avoid ("nsfw, gore, watermark"), and refusing those would punish careful prompts.
+ */
+
+/** Which prompt text a rule reads. */
+export type PolicyScope = "prompt" | "negative" | "both";
+
+export interface PolicyRule {
+  readonly term?: string;
+  readonly regex?: string;
+  readonly reason: string;
+  /** Defaults to "prompt". */
+  readonly in?: PolicyScope;
+  /** Regex rules only: match case exactly (terms and regexes otherwise ignore case). */
+  readonly caseSensitive?: boolean;
+}
+
+/** The first rule a prompt matched. */
+export interface PolicyMatch {
+  /** 1-based position of the rule in the file, as a person counts them. */
+  readonly ruleNumber: number;
+  readonly rule: PolicyRule;
+  readonly reason: string;
+  /** Which text matched. */
+  readonly field: "prompt" | "negative";
+  /** The matched text, as written in the prompt. */
+  readonly matched: string;
+}
+
+/** A prompt refused by the policy: the CLI exits 2, the server answers 422, both with the rule's reason. */
+export class PolicyRefusal extends DiffuseError {
+  constructor(readonly match: PolicyMatch) {
+    super(`prompt refused by the prompt policy (rule ${match.ruleNumber}, ${describeRule(match.rule)}): ${match.reason}`);
+  }
+  get reason(): string {
+    return this.match.reason;
+  }
+}
+
+interface CompiledRule {
+  readonly rule: PolicyRule;
+  readonly pattern: RegExp;
+  readonly scope: PolicyScope;
+}
+
+export class PromptPolicy {
+  private constructor(private readonly rules: readonly CompiledRule[]) {}
+
+  /** Parses and validates rules (the JSON text of a rules file); `name` is the file, for error messages. */
+  static parse(json: string, name = "the prompt policy"): PromptPolicy {
+    let data: unknown;
+    try {
+      data = JSON.parse(json);
+    } catch (e) {
+      throw new InputError(`${name} is not valid JSON (${(e as Error).message}); it should be a list like [{"term": "...", "reason": "..."}]`);
+    }
+    const list = Array.isArray(data) ? data : (data as { rules?: unknown } | null)?.rules;
+    if (!Array.isArray(list)) {
+      throw new InputError(`${name} should hold a JSON list of rules (or {"rules": [...]}), each {"term": "..."} or {"regex": "..."} with a "reason"`);
+    }
+    return new PromptPolicy(list.map((r, i) => compileRule(r, i + 1, name)));
+  }
+
+  static async load(path: string): Promise<PromptPolicy> {
+    let text: string;
+    try {
+      text = await readFile(path, "utf8");
+    } catch (e) {
+      throw new InputError(`cannot read the prompt policy ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
+    }
+    return PromptPolicy.parse(text, path);
+  }
+
+  get size(): number {
+    return this.rules.length;
+  }
+
+  /** The first rule, in file order, that the prompt (or, where a rule asks, the negative prompt) matches. */
+  checkPrompt(prompt: string, negative = ""): PolicyMatch | undefined {
+    for (const [i, c] of this.rules.entries()) {
+      const texts: Array<["prompt" | "negative", string]> = [];
+      if (c.scope !== "negative") texts.push(["prompt", prompt]);
+      if (c.scope !== "prompt") texts.push(["negative", negative]);
+      for (const [field, text] of texts) {
+        const m = c.pattern.exec(text);
+        if (m) return { ruleNumber: i + 1, rule: c.rule, reason: c.rule.reason, field, matched: m[0] };
+      }
+    }
+    return undefined;
+  }
+
+  /** Throws PolicyRefusal when a rule matches; call it before loading models or queueing work. */
+  enforce(prompt: string, negative = ""): void {
+    const match = this.checkPrompt(prompt, negative);
+    if (match) throw new PolicyRefusal(match);
+  }
+}
+
+const RULE_KEYS = new Set(["term", "regex", "reason", "in", "caseSensitive"]);
+const SCOPES: readonly PolicyScope[] = ["prompt", "negative", "both"];
+
+function compileRule(raw: unknown, n: number, name: string): CompiledRule {
+  const where = `${name}, rule ${n}`;
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new InputError(`${where} is not an object; write it as {"term": "...", "reason": "..."} or {"regex": "...", "reason": "..."}`);
+  }
+  const r = raw as Record<string, unknown>;
+  const unknown = Object.keys(r).filter((k) => !RULE_KEYS.has(k));
+  if (unknown.length) {
+    throw new InputError(`${where} has unknown key ${unknown.map((k) => JSON.stringify(k)).join(", ")}; a rule has "term" or "regex", "reason", and optionally "in" and "caseSensitive"`);
+  }
+  if ((r.term === undefined) === (r.regex === undefined)) {
+    throw new InputError(`${where} needs exactly one of "term" and "regex"`);
+  }
+  if (typeof r.reason !== "string" || !r.reason.trim()) {
+    throw new InputError(`${where} needs a "reason": the sentence shown to the user whose prompt it refuses`);
+  }
+  if (r.in !== undefined && !SCOPES.includes(r.in as PolicyScope)) {
+    throw new InputError(`${where} has "in": ${JSON.stringify(r.in)}; use "prompt", "negative" or "both"`);
+  }
+  if (r.caseSensitive !== undefined && (typeof r.caseSensitive !== "boolean" || r.term !== undefined)) {
+    throw new InputError(`${where}: "caseSensitive" is true or false, and only for "regex" rules (terms always ignore case)`);
+  }
+  const rule: PolicyRule = { ...(r as object), reason: r.reason } as PolicyRule;
+  const scope = (r.in as PolicyScope | undefined) ?? "prompt";
+  if (r.term !== undefined) {
+    if (typeof r.term !== "string" || !r.term.trim()) throw new InputError(`${where} has an empty "term"; give a word or phrase`);
+    return { rule, scope, pattern: termPattern(r.term) };
+  }
+  if (typeof r.regex !== "string" || r.regex === "") throw new InputError(`${where} has an empty "regex"; give a JavaScript regular expression`);
+  let pattern: RegExp;
+  try {
+    pattern = new RegExp(r.regex, r.caseSensitive ? "u" : "iu");
+  } catch (e) {
+    throw new InputError(`${where} has an invalid regex ${JSON.stringify(r.regex)} (${(e as Error).message}); write it in JavaScript syntax (Unicode mode), and double each backslash inside JSON`);
+  }
+  if (pattern.test("")) {
+    throw new InputError(`${where}: the regex ${JSON.stringify(r.regex)} matches empty text, so it would refuse every prompt; make it require at least one character`);
+  }
+  return { rule, scope, pattern };
+}
+
+/**
+ * A term matches as a whole word or phrase, ignoring case: "art" must not refuse "smart" or "artist".
+ * Boundaries are "not a letter, digit or underscore" in Unicode, since \b knows only ASCII, and runs of
+ * spaces inside a phrase match any whitespace.
+ */
+function termPattern(term: string): RegExp {
+  const body = term
+    .trim()
+    .split(/\s+/)
+    .map((w) => w.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"))
+    .join("\\s+");
+  return new RegExp(`(?<![\\p{L}\\p{N}_])${body}(?![\\p{L}\\p{N}_])`, "iu");
+}
+
+function describeRule(rule: PolicyRule): string {
+  return rule.term !== undefined ? `term ${JSON.stringify(rule.term)}` : `regex ${JSON.stringify(rule.regex)}`;
+}
