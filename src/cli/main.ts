@@ -3,6 +3,7 @@ import { DiffuseError } from "../errors.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerInspect } from "./inspect.js";
+import { registerServe } from "./serve.js";
 import { registerVerify } from "./verify.js";
 
 /**
@@ -18,6 +19,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerInspect(program);
   registerInfo(program);
   registerVerify(program);
+  registerServe(program);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {

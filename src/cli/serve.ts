@@ -1,0 +1,83 @@
+import type { Command } from "commander";
+import { defaultModelPath, isDefaultModel } from "../default-model.js";
+import { InputError } from "../errors.js";
+import { buildApp } from "../server/app.js";
+import { DEFAULTS, resolveServerConfig } from "../server/config.js";
+
+interface ServeOptions {
+  host: string;
+  port: string;
+  model?: string;
+  data: string;
+  token?: string;
+  threads?: string;
+  bodyLimit?: string;
+  log?: boolean;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("web page with a sketch canvas, our HTTP API (/api/v1, /api/docs) and the AUTOMATIC1111 API (/sdapi/v1)")
+    .option("--host <address>", "address to listen on; anything but loopback needs --token", DEFAULTS.host)
+    .option("--port <n>", "port", String(DEFAULTS.port))
+    .option("-m, --model <path>", "a .safetensors checkpoint or a diffusers folder (default: the embedded tiny model)")
+    .option("--data <dir>", "job database and images", DEFAULTS.dataDir)
+    .option("--token <secret>", "require Authorization: Bearer <secret> on every request (default: $DIFFUSE_TOKEN)")
+    .option("--threads <n>", "CPU threads for generation (default: all cores)")
+    .option("--body-limit <mib>", "largest request body in MiB", String(DEFAULTS.bodyLimit / 1024 / 1024))
+    .option("--log", "log every request")
+    .action(async (o: ServeOptions) => {
+      await serveCommand(o);
+    });
+}
+
+function integer(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n)) throw new InputError(`${flag} ${JSON.stringify(value)} is not a whole number`);
+  return n;
+}
+
+async function serveCommand(o: ServeOptions): Promise<void> {
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  const modelPath = o.model ?? defaultModelPath();
+  if (isDefaultModel(modelPath)) log("serving the embedded tiny shapes model (a demo); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion");
+  const config = resolveServerConfig({
+    host: o.host,
+    port: integer("--port", o.port),
+    modelPath,
+    dataDir: o.data,
+    token: o.token ?? process.env["DIFFUSE_TOKEN"],
+    bodyLimit: (integer("--body-limit", o.bodyLimit) ?? DEFAULTS.bodyLimit / 1024 / 1024) * 1024 * 1024,
+    loadOptions: { threads: integer("--threads", o.threads), onStatus: log },
+    log: o.log ?? false,
+  });
+  const app = await buildApp(config);
+  const { requeued, failed } = app.recovery;
+  if (requeued.length) log(`the server had stopped abruptly: ${requeued.length} interrupted job(s) queued again`);
+  if (failed.length) log(`${failed.length} job(s) interrupted twice were marked failed: ${failed.join(", ")}`);
+  let address: string;
+  try {
+    address = await app.fastify.listen({ host: config.host, port: config.port });
+  } catch (e) {
+    await app.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") throw new InputError(`port ${config.port} on ${config.host} is in use: stop the other server or pass --port`);
+    if (code === "EADDRNOTAVAIL") throw new InputError(`${config.host} is not an address of this machine: pass --host 127.0.0.1 or one of its addresses`);
+    throw e;
+  }
+  log(`diffuse serving ${address} (data: ${config.dataDir}${config.token ? ", token required" : ""})`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log(`${signal}: stopping; a running job goes back to the queue and resumes on the next start`);
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      void app.close().finally(resolve);
+    };
+    const onInt = () => stop("SIGINT");
+    const onTerm = () => stop("SIGTERM");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+  });
+}

@@ -1,0 +1,204 @@
+/**
+ * Translation between AUTOMATIC1111's request/response conventions and our jobs: defaults as A1111 has them,
+ * its sampler + scheduler pair, its mask options, its `info` JSON and its png-info dictionary.
+ */
+import sharp from "sharp";
+import { splitInfotext } from "../image/infotext.js";
+import { findSampler } from "../schedulers/index.js";
+import type { JobParams, JobType } from "./api-types.js";
+import type { A1111Img2Img, A1111Txt2Img } from "./a1111-schema.js";
+import { HttpError } from "./http-errors.js";
+import { jobParamsOf } from "./job-params.js";
+import type { ModelDescription } from "./model-host.js";
+import type { ImageRecord, JobRecord, Uploads } from "./store.js";
+import { checkUploads, decodeBase64Image } from "./uploads.js";
+
+/** A1111's defaults where they differ from ours: its API runs 50 Euler steps unless told otherwise. */
+const A1111_STEPS = 50;
+const A1111_SAMPLER = "Euler";
+const A1111_MASK_BLUR = 4;
+
+/** An A1111-style failure: `{error, detail, body, errors}` with a status, as its API answers. */
+export class A1111Error extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "A1111Error";
+  }
+}
+
+/**
+ * A1111 names samplers and (since 1.9) their schedules separately: "DPM++ 2M" + scheduler "Karras" is our
+ * "DPM++ 2M Karras". The old combined names and ours work too; schedules we have no variant for are ignored.
+ */
+export function resolveA1111Sampler(req: A1111Txt2Img): string {
+  const name = req.sampler_name || req.sampler_index || A1111_SAMPLER;
+  const base = findSampler(name);
+  if (!base) throw new A1111Error(404, `Sampler not found: "${name}"; see GET /sdapi/v1/samplers for the names this server has`);
+  const schedule = req.scheduler?.trim().toLowerCase();
+  if (schedule && schedule !== "automatic" && !base.label.toLowerCase().endsWith(` ${schedule}`)) {
+    const combined = findSampler(`${base.label} ${req.scheduler!.trim()}`);
+    if (combined) return combined.label;
+  }
+  return base.label;
+}
+
+/** Floors a size to the latent grid as A1111's latent shape does; undefined keeps the model's size. */
+function gridSize(v: number | null | undefined): number | undefined {
+  return v === null || v === undefined ? undefined : Math.max(8, Math.floor(v / 8) * 8);
+}
+
+export interface A1111Defaults {
+  /** CLIP_stop_at_last_layers from /sdapi/v1/options. */
+  clipSkip: number;
+  model: ModelDescription;
+}
+
+/** The job for an A1111 txt2img or img2img request. */
+export async function a1111Job(
+  req: A1111Txt2Img | A1111Img2Img,
+  img2img: boolean,
+  defaults: A1111Defaults,
+): Promise<{ type: JobType; params: JobParams; uploads: Uploads }> {
+  const overrides = req.override_settings ?? {};
+  const checkpoint = overrides["sd_model_checkpoint"];
+  if (typeof checkpoint === "string" && !matchesModel(checkpoint, defaults.model)) {
+    throw new A1111Error(404, `Model not found: "${checkpoint}"; this server serves ${a1111Title(defaults.model)}`);
+  }
+  const clipSkipOverride = overrides["CLIP_stop_at_last_layers"];
+  const clipSkip = typeof clipSkipOverride === "number" && Number.isInteger(clipSkipOverride) ? clipSkipOverride : defaults.clipSkip;
+  const i2i = img2img ? (req as A1111Img2Img) : undefined;
+  if (img2img && !i2i?.init_images?.length) throw new A1111Error(404, "Init image not found: img2img needs init_images (a list of base64 images)");
+  const uploads: Uploads = {};
+  if (i2i?.init_images?.length) uploads.initImage = decodeBase64Image(i2i.init_images[0]!, "init_images.0");
+  if (i2i?.mask) uploads.mask = await prepareMask(decodeBase64Image(i2i.mask, "mask"), i2i);
+  await checkUploads(uploads, { initImage: "init_images.0", mask: "mask" });
+  const type: JobType = uploads.mask ? "inpaint" : uploads.initImage ? "img2img" : "txt2img";
+  const params = jobParamsOf(type, {
+    prompt: req.prompt ?? "",
+    negative_prompt: req.negative_prompt ?? "",
+    steps: req.steps ?? A1111_STEPS,
+    cfg_scale: req.cfg_scale ?? 7,
+    seed: req.seed ?? -1,
+    sampler_name: resolveA1111Sampler(req),
+    width: gridSize(req.width) ?? defaults.model.defaultSize,
+    height: gridSize(req.height) ?? defaults.model.defaultSize,
+    batch_size: req.batch_size ?? 1,
+    n_iter: req.n_iter ?? 1,
+    denoising_strength: img2img ? (req.denoising_strength ?? 0.75) : undefined,
+    clip_skip: Math.min(12, Math.max(1, clipSkip)),
+  }, uploads);
+  return { type, params, uploads };
+}
+
+/** inpainting_mask_invert and the mask blur are applied to the mask itself, as A1111 does before sampling. */
+async function prepareMask(mask: Uint8Array, req: A1111Img2Img): Promise<Uint8Array> {
+  const blur = req.mask_blur ?? Math.max(req.mask_blur_x ?? A1111_MASK_BLUR, req.mask_blur_y ?? A1111_MASK_BLUR);
+  const invert = req.inpainting_mask_invert === 1;
+  if (!invert && blur <= 0) return mask;
+  try {
+    // Transparent = keep (black), as our mask decoder reads it; then to grey so the blur and invert act on one channel.
+    let img = sharp(mask).flatten({ background: "#000000" }).greyscale();
+    if (invert) img = img.negate({ alpha: false });
+    if (blur >= 0.3) img = img.blur(blur);
+    return await img.png().toBuffer();
+  } catch (e) {
+    throw new HttpError(400, "invalid_request", `mask: cannot be decoded (${(e as Error).message}); send a PNG or JPEG`, "mask");
+  }
+}
+
+export function a1111Title(m: ModelDescription): string {
+  return `${m.path.split(/[\\/]/).pop()} [${m.hash}]`;
+}
+
+/** A1111 accepts a checkpoint by title, file name, name or hash. */
+export function matchesModel(value: string, m: ModelDescription): boolean {
+  const v = value.trim();
+  const file = m.path.split(/[\\/]/).pop() ?? m.name;
+  return [a1111Title(m), file, m.name, m.hash, m.sha256].includes(v) || v.replace(/\s*\[[0-9a-f]+\]$/i, "") === file;
+}
+
+/** `parameters`: A1111's defaults overlaid with exactly what the client sent, unknown fields included. */
+export function echoParameters(body: unknown, defaults: Readonly<Record<string, unknown>>, img2img: boolean): Record<string, unknown> {
+  const sent = (body ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = { ...defaults, ...sent };
+  // A1111 blanks the uploads unless include_init_images: echoing megabytes back helps no one.
+  if (img2img && sent["include_init_images"] !== true) {
+    out["init_images"] = null;
+    out["mask"] = null;
+  }
+  return out;
+}
+
+/** The `info` JSON string of a finished job, with the keys A1111's Processed.js() writes. */
+export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDescription): string {
+  const p = job.params;
+  const seeds = images.map((i) => i.seed);
+  const count = Math.max(images.length, 1);
+  const sampler = p.sampler_name === undefined ? A1111_SAMPLER : (findSampler(p.sampler_name)?.label ?? p.sampler_name);
+  const info = {
+    prompt: p.prompt,
+    all_prompts: Array(count).fill(p.prompt),
+    negative_prompt: p.negative_prompt ?? "",
+    all_negative_prompts: Array(count).fill(p.negative_prompt ?? ""),
+    seed: seeds[0] ?? p.seed,
+    all_seeds: seeds.length ? seeds : [p.seed],
+    subseed: -1,
+    all_subseeds: Array(count).fill(-1),
+    subseed_strength: 0,
+    width: p.width,
+    height: p.height,
+    sampler_name: sampler,
+    cfg_scale: p.cfg_scale,
+    steps: p.steps,
+    batch_size: p.batch_size ?? 1,
+    restore_faces: false,
+    face_restoration_model: null,
+    sd_model_name: model.name,
+    sd_model_hash: model.hash,
+    sd_vae_name: null,
+    sd_vae_hash: null,
+    seed_resize_from_w: -1,
+    seed_resize_from_h: -1,
+    denoising_strength: p.has_init_image ? (p.denoising_strength ?? 0.75) : 0,
+    extra_generation_params: {},
+    index_of_first_image: 0,
+    infotexts: images.map((i) => i.infotext),
+    styles: [],
+    job_timestamp: a1111Timestamp(job.startedAt ?? job.createdAt),
+    clip_skip: p.clip_skip ?? 1,
+    is_using_inpainting_conditioning: false,
+    version: "diffuse",
+  };
+  return JSON.stringify(info);
+}
+
+/** A1111's job timestamps: local time as YYYYMMDDhhmmss. */
+export function a1111Timestamp(iso: string): string {
+  const d = new Date(iso);
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}${two(d.getMonth() + 1)}${two(d.getDate())}${two(d.getHours())}${two(d.getMinutes())}${two(d.getSeconds())}`;
+}
+
+/**
+ * png-info's `parameters`: what A1111's infotext parser gives a client. Values stay strings, "Size" becomes
+ * "Size-1" and "Size-2", and the prompt lines come as "Prompt" and "Negative prompt".
+ */
+export function a1111ParsedParameters(infotext: string): Record<string, string> {
+  if (infotext.trim() === "") return {};
+  const { prompt, negativePrompt, params } = splitInfotext(infotext);
+  const out: Record<string, string> = { Prompt: prompt, "Negative prompt": negativePrompt };
+  for (const [key, value] of Object.entries(params)) {
+    const size = /^(\d+)x(\d+)$/.exec(value);
+    if (size) {
+      out[`${key}-1`] = size[1]!;
+      out[`${key}-2`] = size[2]!;
+    } else {
+      out[key] = value;
+    }
+  }
+  out["Clip skip"] ??= "1";
+  return out;
+}

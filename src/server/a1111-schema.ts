@@ -1,0 +1,111 @@
+/**
+ * Request bodies of the AUTOMATIC1111-compatible routes. Every field is optional and nullable, as in A1111's
+ * pydantic models; unknown fields pass through (they are accepted, ignored and echoed back in `parameters`).
+ */
+import { z } from "zod";
+import { MAX_SEED } from "./api-types.js";
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max).nullish();
+const num = (min: number, max: number) => z.number().min(min).max(max).nullish();
+
+export const A1111Txt2Img = z.looseObject({
+  prompt: z.string().max(20_000).nullish(),
+  negative_prompt: z.string().max(20_000).nullish(),
+  styles: z.array(z.string()).nullish(),
+  seed: int(-1, MAX_SEED),
+  sampler_name: z.string().max(100).nullish(),
+  sampler_index: z.string().max(100).nullish(),
+  scheduler: z.string().max(100).nullish(),
+  batch_size: int(1, 8),
+  n_iter: int(1, 16),
+  steps: int(1, 150),
+  cfg_scale: num(0, 30),
+  /** A1111 floors sizes to the latent grid (multiples of 8); so do we. */
+  width: int(8, 2048),
+  height: int(8, 2048),
+  denoising_strength: num(0, 1),
+  override_settings: z.record(z.string(), z.unknown()).nullish(),
+  send_images: z.boolean().nullish(),
+  save_images: z.boolean().nullish(),
+});
+export type A1111Txt2Img = z.infer<typeof A1111Txt2Img>;
+
+export const A1111Img2Img = A1111Txt2Img.extend({
+  init_images: z.array(z.string()).min(1, "needs one image (base64 PNG or JPEG)").nullish(),
+  mask: z.string().nullish(),
+  mask_blur: num(0, 64),
+  mask_blur_x: num(0, 64),
+  mask_blur_y: num(0, 64),
+  inpainting_fill: int(0, 3),
+  inpainting_mask_invert: int(0, 1),
+  resize_mode: int(0, 3),
+  include_init_images: z.boolean().nullish(),
+});
+export type A1111Img2Img = z.infer<typeof A1111Img2Img>;
+
+export const A1111PngInfo = z.looseObject({ image: z.string().min(1, "needs a base64 PNG") });
+
+export const A1111ProgressQuery = z.object({
+  skip_current_image: z
+    .enum(["true", "false", "1", "0", "True", "False"])
+    .optional()
+    .transform((v) => v === "true" || v === "1" || v === "True"),
+});
+
+/** Defaults of A1111's txt2img request model, echoed in `parameters` under whatever the client sent. */
+export const TXT2IMG_DEFAULTS: Readonly<Record<string, unknown>> = {
+  prompt: "",
+  negative_prompt: "",
+  styles: null,
+  seed: -1,
+  subseed: -1,
+  subseed_strength: 0,
+  seed_resize_from_h: -1,
+  seed_resize_from_w: -1,
+  sampler_name: null,
+  scheduler: null,
+  batch_size: 1,
+  n_iter: 1,
+  steps: 50,
+  cfg_scale: 7.0,
+  width: 512,
+  height: 512,
+  restore_faces: null,
+  tiling: null,
+  do_not_save_samples: false,
+  do_not_save_grid: false,
+  eta: null,
+  denoising_strength: null,
+  override_settings: null,
+  override_settings_restore_afterwards: true,
+  disable_extra_networks: false,
+  comments: null,
+  enable_hr: false,
+  sampler_index: "Euler",
+  script_name: null,
+  script_args: [],
+  send_images: true,
+  save_images: false,
+  alwayson_scripts: {},
+  infotext: null,
+};
+
+export const IMG2IMG_DEFAULTS: Readonly<Record<string, unknown>> = {
+  ...TXT2IMG_DEFAULTS,
+  init_images: null,
+  resize_mode: 0,
+  image_cfg_scale: null,
+  mask: null,
+  mask_blur_x: 4,
+  mask_blur_y: 4,
+  mask_blur: null,
+  mask_round: true,
+  inpainting_fill: 0,
+  inpaint_full_res: true,
+  inpaint_full_res_padding: 0,
+  inpainting_mask_invert: 0,
+  initial_noise_multiplier: null,
+  latent_mask: null,
+  denoising_strength: 0.75,
+  include_init_images: false,
+};

@@ -1,0 +1,179 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { getPngText, isPng, readPngText } from "../image/png-text.js";
+import { listSamplers } from "../schedulers/index.js";
+import {
+  a1111Info,
+  a1111Job,
+  a1111ParsedParameters,
+  a1111Timestamp,
+  a1111Title,
+  A1111Error,
+  echoParameters,
+  matchesModel,
+} from "./a1111-mapping.js";
+import { A1111Img2Img, A1111PngInfo, A1111ProgressQuery, A1111Txt2Img, IMG2IMG_DEFAULTS, TXT2IMG_DEFAULTS } from "./a1111-schema.js";
+import { describeModel } from "./catalog.js";
+import type { ServerContext } from "./context.js";
+import { describeError, fieldName } from "./http-errors.js";
+import { decodeBase64Image } from "./uploads.js";
+
+/** Options A1111 clients read or set most; the rest of A1111's settings do not exist here. */
+const OPTION_DEFAULTS: Readonly<Record<string, unknown>> = {
+  samples_format: "png",
+  CLIP_stop_at_last_layers: 1,
+  eta_noise_seed_delta: 0,
+  sd_vae: "Automatic",
+  enable_pnginfo: true,
+  save_images_before_face_restoration: false,
+  show_progress_every_n_steps: 1,
+  live_previews_enable: true,
+};
+
+/**
+ * The AUTOMATIC1111-compatible API (`/sdapi/v1/*`): same paths, field names and response shapes, so existing
+ * clients work unchanged. Generation requests go through the same queue as our jobs (and appear in the
+ * history); the request simply stays open until its job is finished.
+ */
+export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): void {
+  void app.register(async (scope) => {
+    scope.setErrorHandler(a1111ErrorHandler);
+
+    scope.post("/sdapi/v1/txt2img", async (request) => generate(ctx, request.body, false));
+    scope.post("/sdapi/v1/img2img", async (request) => generate(ctx, request.body, true));
+
+    scope.get("/sdapi/v1/progress", async (request) => {
+      const { skip_current_image } = parse(A1111ProgressQuery, request.query, "query");
+      return progress(ctx, skip_current_image);
+    });
+
+    scope.post("/sdapi/v1/interrupt", async () => {
+      ctx.queue.interruptRunning();
+      return {};
+    });
+
+    scope.get("/sdapi/v1/options", async () => {
+      const m = await describeModel(ctx);
+      return { ...OPTION_DEFAULTS, ...ctx.store.options(), sd_model_checkpoint: a1111Title(m), sd_checkpoint_hash: m.sha256 };
+    });
+
+    scope.post("/sdapi/v1/options", async (request) => {
+      const body = parse(z.record(z.string(), z.unknown()), request.body, "body");
+      const m = await describeModel(ctx);
+      const checkpoint = body["sd_model_checkpoint"];
+      if (checkpoint !== undefined && (typeof checkpoint !== "string" || !matchesModel(checkpoint, m))) {
+        throw new A1111Error(400, `model ${JSON.stringify(checkpoint)} not found; this server serves ${a1111Title(m)} (start it with --model to serve another)`);
+      }
+      const clipSkip = body["CLIP_stop_at_last_layers"];
+      if (clipSkip !== undefined && !(typeof clipSkip === "number" && Number.isInteger(clipSkip) && clipSkip >= 1 && clipSkip <= 12)) {
+        throw new A1111Error(422, "CLIP_stop_at_last_layers must be an integer from 1 to 12");
+      }
+      const { sd_model_checkpoint: _m, sd_checkpoint_hash: _h, ...rest } = body;
+      ctx.store.setOptions(rest);
+      return null;
+    });
+
+    scope.get("/sdapi/v1/sd-models", async () => {
+      const m = await describeModel(ctx);
+      return [{ title: a1111Title(m), model_name: m.name, hash: m.hash, sha256: m.sha256, filename: m.path, config: null }];
+    });
+
+    scope.get("/sdapi/v1/samplers", async () =>
+      listSamplers().map((s) => ({
+        name: s.label,
+        aliases: [s.name],
+        options: s.label.endsWith(" Karras") ? { scheduler: "karras" } : {},
+      })),
+    );
+
+    scope.get("/sdapi/v1/schedulers", async () => [
+      { name: "automatic", label: "Automatic", aliases: null, default_rho: -1, need_inner_model: false },
+      { name: "karras", label: "Karras", aliases: null, default_rho: 7, need_inner_model: false },
+    ]);
+
+    scope.get("/sdapi/v1/upscalers", async () => []);
+
+    scope.post("/sdapi/v1/png-info", async (request) => {
+      const { image } = parse(A1111PngInfo, request.body, "body");
+      const bytes = decodeBase64Image(image, "image");
+      if (!isPng(bytes)) return { info: "", items: {}, parameters: {} };
+      const info = getPngText(bytes, "parameters") ?? "";
+      const items = Object.fromEntries(readPngText(bytes).filter((t) => t.keyword !== "parameters").map((t) => [t.keyword, t.text]));
+      return { info, items, parameters: a1111ParsedParameters(info) };
+    });
+  });
+}
+
+async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
+  const req = img2img ? parse(A1111Img2Img, body, "body") : parse(A1111Txt2Img, body, "body");
+  const model = await describeModel(ctx);
+  const options = ctx.store.options();
+  const clipSkip = typeof options["CLIP_stop_at_last_layers"] === "number" ? options["CLIP_stop_at_last_layers"] : 1;
+  const { type, params, uploads } = await a1111Job(req, img2img, { clipSkip, model });
+  const accepted = ctx.queue.submit({ type, params, source: "a1111", uploads });
+  // A client hanging up does not cancel: the job still runs and lands in the history.
+  const job = await ctx.queue.whenFinished(accepted.id);
+  const images = ctx.store.imagesOf([job.id]).get(job.id) ?? [];
+  const parameters = echoParameters(body, img2img ? IMG2IMG_DEFAULTS : TXT2IMG_DEFAULTS, img2img);
+  if (job.state === "failed") throw new A1111Error(422, job.error ?? "generation failed");
+  const sendImages = req.send_images ?? true;
+  const encoded = job.state === "done" && sendImages ? await Promise.all(images.map(async (i) => (await ctx.files.read(i.id)).toString("base64"))) : [];
+  return { images: encoded, parameters, info: a1111Info(job, images, model) };
+}
+
+async function progress(ctx: ServerContext, skipImage: boolean) {
+  const cur = ctx.queue.running;
+  const queued = ctx.queue.queuedCount();
+  const state = {
+    skipped: false,
+    interrupted: cur?.cancelRequested ?? false,
+    stopping_generation: false,
+    job: cur ? `task(${cur.id})` : "",
+    job_count: cur ? (cur.progress?.batches ?? 1) : 0,
+    job_timestamp: cur ? a1111Timestamp(cur.startedAt) : "0",
+    job_no: cur?.progress?.batch ?? 0,
+    sampling_step: cur?.progress?.step ?? 0,
+    sampling_steps: cur?.progress?.steps ?? 0,
+    // Not in A1111: how many jobs wait behind this one.
+    queued,
+  };
+  if (!cur) return { progress: 0, eta_relative: 0, state, current_image: null, textinfo: null };
+  const p = cur.progress;
+  // A1111 starts at 0.01 so the ETA never divides by zero.
+  const fraction = Math.min(1, 0.01 + (p ? (p.batch + p.step / Math.max(p.steps, 1)) / Math.max(p.batches, 1) : 0));
+  const elapsed = (performance.now() - cur.startedMs) / 1000;
+  const eta = elapsed / fraction - elapsed;
+  let currentImage: string | null = null;
+  if (!skipImage && cur.lastStep) currentImage = (await cur.lastStep.preview().catch(() => undefined))?.toString("base64") ?? null;
+  return { progress: fraction, eta_relative: Math.max(0, eta), state, current_image: currentImage, textinfo: p ? `step ${p.step}/${p.steps}` : "waiting to start" };
+}
+
+/** Validation as FastAPI reports it: 422 with `detail: [{loc, msg, type}]`. */
+function parse<S extends z.ZodType>(schema: S, value: unknown, where: "body" | "query"): z.output<S> {
+  const r = schema.safeParse(value ?? (where === "query" ? {} : undefined));
+  if (r.success) return r.data;
+  throw new A1111ValidationError(
+    r.error.issues.map((i) => ({ loc: [where, ...i.path.map(String)], msg: `${fieldName(i.path, where)}: ${i.message}`, type: i.code })),
+  );
+}
+
+class A1111ValidationError extends Error {
+  constructor(readonly detail: { loc: string[]; msg: string; type: string }[]) {
+    super(detail[0]?.msg ?? "invalid request");
+  }
+}
+
+/** Errors in A1111's shapes: its `{error, detail, body, errors}` and FastAPI's 422 for validation. */
+function a1111ErrorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  if (error instanceof A1111ValidationError) {
+    void reply.status(422).send({ detail: error.detail });
+    return;
+  }
+  if (error instanceof A1111Error) {
+    void reply.status(error.status).send({ error: error.name, detail: error.message, body: "", errors: error.message });
+    return;
+  }
+  const { status, body } = describeError(error, request);
+  if (status >= 500) request.log.error(error);
+  void reply.status(status).send({ error: body.error, detail: body.message, body: "", errors: body.message });
+}

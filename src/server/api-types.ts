@@ -1,0 +1,199 @@
+/**
+ * The request and response bodies of our HTTP API (`/api/v1/*`), as zod schemas with their inferred types.
+ * Shared by the server (validation) and the web page (typed fetches), so this file imports zod and nothing
+ * else: it must bundle for a browser.
+ *
+ * Field names follow AUTOMATIC1111's where the concept is the same (prompt, cfg_scale, sampler_name, ...),
+ * so settings copied between our API, the A1111 surface and infotexts need no renaming.
+ */
+import { z } from "zod";
+
+/** Job and image ids are UUIDs; the pattern doubles as the guard that keeps path parameters inside the data folder. */
+export const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const Id = z.string().regex(ID_PATTERN, "must be an id as returned by the API (a lowercase UUID)");
+
+export const MAX_SEED = 2 ** 32 - 1;
+
+/**
+ * An image upload: base64 of a PNG or JPEG, bare or as a data URL (`data:image/png;base64,...`), which is what a
+ * canvas's `toDataURL()` gives.
+ */
+export const ImageUpload = z
+  .string()
+  .min(1, "must not be empty")
+  .regex(/^(data:image\/[a-z+.-]+;base64,)?[A-Za-z0-9+/=\s_-]+$/, "must be base64 of a PNG or JPEG, bare or as a data URL (data:image/png;base64,...)");
+
+export const JobType = z.enum(["txt2img", "img2img", "inpaint"]);
+export type JobType = z.infer<typeof JobType>;
+
+const multipleOf8 = (name: string) =>
+  z.number().int().min(8).max(2048).refine((v) => v % 8 === 0, { message: `${name} must be a multiple of 8 (the VAE works on 8x8 pixel blocks)` });
+
+/** The parameters of a generation, shared by a create request and the `params` echoed in a job's status. */
+export const GenerationParams = z.object({
+  prompt: z.string().max(20_000),
+  negative_prompt: z.string().max(20_000).optional(),
+  steps: z.number().int().min(1).max(150).optional(),
+  cfg_scale: z.number().min(0).max(30).optional(),
+  /** -1 or absent: a random seed, fixed when the job is accepted (a re-queued job keeps it). */
+  seed: z.number().int().min(-1).max(MAX_SEED).optional(),
+  /** Our sampler name (`euler-a`) or A1111's label (`Euler a`); see GET /api/v1/samplers. */
+  sampler_name: z.string().max(100).optional(),
+  /** Absent: the model's native size. */
+  width: multipleOf8("width").optional(),
+  height: multipleOf8("height").optional(),
+  batch_size: z.number().int().min(1).max(8).optional(),
+  n_iter: z.number().int().min(1).max(16).optional(),
+  /** img2img and inpaint: how much of the init image to repaint, 0..1. */
+  denoising_strength: z.number().min(0).max(1).optional(),
+  clip_skip: z.number().int().min(1).max(12).optional(),
+});
+export type GenerationParams = z.infer<typeof GenerationParams>;
+
+/** POST /api/v1/jobs */
+export const JobCreateRequest = GenerationParams.extend({
+  type: JobType.default("txt2img"),
+  /** img2img and inpaint: the starting image (e.g. the sketch canvas). */
+  init_image: ImageUpload.optional(),
+  /** inpaint: white = repaint, black = keep; the init image's size. */
+  mask: ImageUpload.optional(),
+}).superRefine((v, ctx) => {
+  if ((v.type === "img2img" || v.type === "inpaint") && v.init_image === undefined) {
+    ctx.addIssue({ code: "custom", path: ["init_image"], message: `a ${v.type} job needs init_image (base64 PNG/JPEG or a data URL)` });
+  }
+  if (v.type === "inpaint" && v.mask === undefined) {
+    ctx.addIssue({ code: "custom", path: ["mask"], message: "an inpaint job needs mask (white = repaint, black = keep)" });
+  }
+  if (v.type === "txt2img" && (v.init_image !== undefined || v.mask !== undefined)) {
+    ctx.addIssue({ code: "custom", path: ["type"], message: "txt2img takes no init_image or mask: use type img2img or inpaint" });
+  }
+});
+/** What a client sends (defaults optional). */
+export type JobCreateRequest = z.input<typeof JobCreateRequest>;
+/** What the server works with after validation. */
+export type JobCreateParsed = z.output<typeof JobCreateRequest>;
+
+/** 202 answer to POST /api/v1/jobs. */
+export const JobCreated = z.object({
+  id: Id,
+  state: z.literal("queued"),
+  /** 0 = next to run. */
+  position: z.number().int().min(0),
+  /** Where to follow it: the status URL and the server-sent events URL. */
+  url: z.string(),
+  events_url: z.string(),
+});
+export type JobCreated = z.infer<typeof JobCreated>;
+
+export const JobState = z.enum(["queued", "running", "done", "failed", "cancelled"]);
+export type JobState = z.infer<typeof JobState>;
+
+export const Progress = z.object({ step: z.number().int().min(0), steps: z.number().int().min(0) });
+export type Progress = z.infer<typeof Progress>;
+
+export const ImageRef = z.object({
+  id: Id,
+  /** GET this for the PNG (infotext in its `parameters` text chunk). */
+  url: z.string(),
+  seed: z.number().int(),
+  /** AUTOMATIC1111's parameters text, as in the PNG. */
+  infotext: z.string(),
+});
+export type ImageRef = z.infer<typeof ImageRef>;
+
+/** The params a job echoes: what was asked plus the resolved seed; uploads are summarised, not repeated. */
+export const JobParams = GenerationParams.extend({
+  type: JobType,
+  seed: z.number().int().min(0).max(MAX_SEED),
+  has_init_image: z.boolean(),
+  has_mask: z.boolean(),
+});
+export type JobParams = z.infer<typeof JobParams>;
+
+/** GET /api/v1/jobs/:id, and each entry of the history. */
+export const JobStatus = z.object({
+  id: Id,
+  state: JobState,
+  /** Place in the queue while queued (0 = next); null otherwise. */
+  position: z.number().int().min(0).nullable(),
+  /** Step within the current image batch while running; the last step when done; null before it starts. */
+  progress: Progress.nullable(),
+  /** ISO 8601 timestamps. */
+  created_at: z.string(),
+  started_at: z.string().nullable(),
+  finished_at: z.string().nullable(),
+  /** The model that runs (or ran) it. */
+  model: z.string(),
+  params: JobParams,
+  images: z.array(ImageRef),
+  /** Why it failed or was cancelled; null otherwise. */
+  error: z.string().nullable(),
+});
+export type JobStatus = z.infer<typeof JobStatus>;
+
+/** GET /api/v1/jobs?limit= : newest first. */
+export const JobListQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) });
+export const JobList = z.object({ jobs: z.array(JobStatus) });
+export type JobList = z.infer<typeof JobList>;
+
+export const ModelInfo = z.object({
+  name: z.string(),
+  /** Short hash as in infotexts (`Model hash: ...`). */
+  hash: z.string(),
+  /** The native image size, for a size picker's default. */
+  default_size: z.number().int(),
+  loaded: z.boolean(),
+});
+export type ModelInfo = z.infer<typeof ModelInfo>;
+/** GET /api/v1/models */
+export const ModelList = z.object({ models: z.array(ModelInfo) });
+export type ModelList = z.infer<typeof ModelList>;
+
+export const SamplerInfo = z.object({
+  name: z.string(),
+  /** AUTOMATIC1111's display name; also accepted as sampler_name. */
+  label: z.string(),
+  stochastic: z.boolean(),
+  calls_per_step: z.number().int(),
+});
+export type SamplerInfo = z.infer<typeof SamplerInfo>;
+/** GET /api/v1/samplers */
+export const SamplerList = z.object({ samplers: z.array(SamplerInfo), default: z.string() });
+export type SamplerList = z.infer<typeof SamplerList>;
+
+/** Every 4xx/5xx body. For validation errors `field` names the first bad field and `issues` lists all. */
+export const ApiError = z.object({
+  error: z.string(),
+  message: z.string(),
+  field: z.string().optional(),
+  issues: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+});
+export type ApiError = z.infer<typeof ApiError>;
+
+/**
+ * Server-sent events on GET /api/v1/jobs/:id/events. The SSE `event:` name is the key; `data:` is the JSON
+ * payload. A stream opened on a finished job gets its final event at once; every stream ends after done, error
+ * or cancelled. `running` is sent once when the job leaves the queue.
+ */
+export const SseEvents = {
+  queued: z.object({ position: z.number().int().min(0) }),
+  running: z.object({ started_at: z.string() }),
+  step: z.object({
+    step: z.number().int(),
+    steps: z.number().int(),
+    /** 0-based index of the image batch (n_iter) and how many there are. */
+    batch: z.number().int(),
+    batches: z.number().int(),
+    /** data:image/png;base64,... of a cheap decode of the current latents; absent when previews are throttled. */
+    preview: z.string().optional(),
+  }),
+  done: z.object({ images: z.array(ImageRef) }),
+  error: z.object({ message: z.string() }),
+  cancelled: z.object({ message: z.string() }),
+} as const;
+export type SseEventName = keyof typeof SseEvents;
+export type SseEventPayload<E extends SseEventName> = z.infer<(typeof SseEvents)[E]>;
+/** One event as a tagged union, for `switch (e.event)`. */
+export type SseEvent = { [E in SseEventName]: { event: E; data: SseEventPayload<E> } }[SseEventName];
+/** Events after which the server closes the stream. */
+export const FINAL_EVENTS: readonly SseEventName[] = ["done", "error", "cancelled"];

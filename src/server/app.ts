@@ -1,0 +1,92 @@
+import Fastify, { type FastifyInstance } from "fastify";
+import { registerA1111Routes } from "./a1111.js";
+import { registerAuth } from "./auth.js";
+import { registerCatalogRoutes } from "./catalog.js";
+import type { ServerConfig } from "./config.js";
+import type { ServerContext } from "./context.js";
+import { JobEvents } from "./events.js";
+import { apiErrorHandler } from "./http-errors.js";
+import { ImageFiles } from "./image-files.js";
+import { imageUrl, registerImageRoutes } from "./images.js";
+import { JobViews } from "./job-view.js";
+import { registerJobRoutes } from "./jobs.js";
+import { ModelHost } from "./model-host.js";
+import { registerOpenApiRoute } from "./openapi.js";
+import { JobQueue } from "./queue.js";
+import { registerStaticRoutes } from "./static.js";
+import { JobStore, type RecoveryReport } from "./store.js";
+
+/**
+ * `Server-Timing: app;dur=<ms>` on every answer: the time spent in this server, so a client can tell a slow
+ * server from a slow network or a busy client (the load test holds the 100 ms budget against it).
+ */
+function registerServerTiming(fastify: FastifyInstance): void {
+  const started = new WeakMap<object, number>();
+  fastify.addHook("onRequest", async (request) => {
+    started.set(request, performance.now());
+  });
+  fastify.addHook("onSend", async (request, reply) => {
+    const t = started.get(request);
+    if (t !== undefined) void reply.header("server-timing", `app;dur=${(performance.now() - t).toFixed(1)}`);
+  });
+}
+
+export interface App {
+  fastify: FastifyInstance;
+  context: ServerContext;
+  /** What crash recovery found when the data folder was opened. */
+  recovery: RecoveryReport;
+  /** Stops the queue (a running job goes back to the queue), closes streams, the database and the model. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds a server from its config without listening, so tests run it in-process (`fastify.inject` or
+ * `listen({ port: 0 })`) and the CLI runs the same thing on a real port. Opening the data folder recovers
+ * from a previous crash before the queue starts.
+ */
+export async function buildApp(config: ServerConfig): Promise<App> {
+  const store = JobStore.open(config.dataDir);
+  const files = new ImageFiles(config.dataDir);
+  files.removePartials();
+  const recovery = store.recover(new Date().toISOString());
+  const events = new JobEvents();
+  const model = new ModelHost(config.modelPath, config.loadOptions);
+  const fastify = Fastify({
+    logger: config.log ? { level: "info" } : false,
+    bodyLimit: config.bodyLimit,
+    // SSE streams never end by themselves: close must not wait for them.
+    forceCloseConnections: true,
+    routerOptions: { maxParamLength: 500 },
+  });
+  const log = (message: string) => (config.log ? fastify.log.warn(message) : process.stderr.write(`diffuse serve: ${message}\n`));
+  const queue = new JobQueue(store, files, events, model, { previewIntervalMs: config.previewIntervalMs, imageUrl, log });
+  const context: ServerContext = { config, store, files, events, model, queue, views: new JobViews(store, queue) };
+
+  fastify.setErrorHandler(apiErrorHandler);
+  registerServerTiming(fastify);
+  registerAuth(fastify, config);
+  registerJobRoutes(fastify, context);
+  registerImageRoutes(fastify, context);
+  registerCatalogRoutes(fastify, context);
+  registerOpenApiRoute(fastify, { tokenRequired: config.token !== undefined });
+  registerA1111Routes(fastify, context);
+  registerStaticRoutes(fastify, context);
+
+  for (const { model: other, count } of store.queuedForOtherModels(model.name)) {
+    log(`${count} queued job(s) wait for model "${other}"; they run when the server is started with that model`);
+  }
+  model.preload();
+  queue.start();
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await queue.stop();
+      events.closeAllStreams();
+      await fastify.close();
+      store.close();
+      await model.close();
+    })());
+  return { fastify, context, recovery, close };
+}

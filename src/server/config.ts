@@ -1,0 +1,97 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { InputError } from "../errors.js";
+import type { LoadOptions } from "../pipeline/stable-diffusion.js";
+
+/** Everything the server needs to start, resolved; tests build one directly and pass port 0. */
+export interface ServerConfig {
+  host: string;
+  port: number;
+  /** A .safetensors checkpoint or a diffusers folder. */
+  modelPath: string;
+  /** Extra options for loading it (threads, compile cache folder, ...). */
+  loadOptions?: LoadOptions;
+  /** SQLite database and image files live here. */
+  dataDir: string;
+  /** When set, every request needs `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Largest request body in bytes; larger ones get 413. */
+  bodyLimit: number;
+  /** The built web page (web/dist); a plain fallback page is served when it is missing. */
+  webRoot: string;
+  /** Minimum interval between live previews of one job, in ms (each costs a PNG encode). */
+  previewIntervalMs: number;
+  /** How often an idle SSE stream gets a comment line, so proxies keep it open. */
+  sseKeepAliveMs: number;
+  /** Request log lines (fastify's logger); off in tests. */
+  log: boolean;
+}
+
+/** src/server and dist/server both sit two levels below the package root. */
+export const DEFAULT_WEB_ROOT = fileURLToPath(new URL("../../web/dist", import.meta.url));
+
+export const DEFAULTS = {
+  host: "127.0.0.1",
+  port: 7860,
+  dataDir: "diffuse-data",
+  bodyLimit: 32 * 1024 * 1024,
+  previewIntervalMs: 250,
+  sseKeepAliveMs: 15_000,
+} as const;
+
+export interface ServerConfigInput {
+  host?: string;
+  port?: number;
+  modelPath: string;
+  loadOptions?: LoadOptions;
+  dataDir?: string;
+  token?: string;
+  bodyLimit?: number;
+  webRoot?: string;
+  previewIntervalMs?: number;
+  sseKeepAliveMs?: number;
+  log?: boolean;
+}
+
+/**
+ * Fills defaults and refuses unsafe setups: the server runs models and writes files for whoever can reach it,
+ * so anything beyond loopback needs a token.
+ */
+export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
+  const host = input.host ?? DEFAULTS.host;
+  const token = input.token === "" ? undefined : input.token;
+  if (!isLoopback(host) && token === undefined) {
+    throw new InputError(
+      `refusing to listen on ${host} without a token: anyone who can reach it could run generations and read your images; ` +
+        "pass --token SECRET (or set DIFFUSE_TOKEN), or bind to 127.0.0.1",
+    );
+  }
+  if (token !== undefined && token.length < 8) {
+    throw new InputError("the token is shorter than 8 characters: use a longer random secret, e.g. from `openssl rand -hex 16`");
+  }
+  const port = input.port ?? DEFAULTS.port;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InputError(`port ${port} is invalid: use an integer from 0 to 65535`);
+  if (!existsSync(input.modelPath)) {
+    throw new InputError(`model not found: ${input.modelPath}; pass --model with a .safetensors file or a diffusers folder`);
+  }
+  return {
+    host,
+    port,
+    modelPath: resolve(input.modelPath),
+    loadOptions: input.loadOptions,
+    dataDir: resolve(input.dataDir ?? DEFAULTS.dataDir),
+    token,
+    bodyLimit: input.bodyLimit ?? DEFAULTS.bodyLimit,
+    webRoot: resolve(input.webRoot ?? DEFAULT_WEB_ROOT),
+    previewIntervalMs: input.previewIntervalMs ?? DEFAULTS.previewIntervalMs,
+    sseKeepAliveMs: input.sseKeepAliveMs ?? DEFAULTS.sseKeepAliveMs,
+    log: input.log ?? false,
+  };
+}
+
+/** Addresses only this machine can reach. "localhost" counts: it resolves to loopback unless the system is misconfigured. */
+export function isLoopback(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h) || h === "::ffff:127.0.0.1";
+}

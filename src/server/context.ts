@@ -1,0 +1,18 @@
+import type { ServerConfig } from "./config.js";
+import type { JobEvents } from "./events.js";
+import type { ImageFiles } from "./image-files.js";
+import type { JobViews } from "./job-view.js";
+import type { ModelHost } from "./model-host.js";
+import type { JobQueue } from "./queue.js";
+import type { JobStore } from "./store.js";
+
+/** The parts of one server instance, handed to each group of routes (no module-level state anywhere). */
+export interface ServerContext {
+  config: ServerConfig;
+  store: JobStore;
+  files: ImageFiles;
+  events: JobEvents;
+  model: ModelHost;
+  queue: JobQueue;
+  views: JobViews;
+}

@@ -1,0 +1,66 @@
+import { randomInt } from "node:crypto";
+import type { GenerateParams, ResolvedParams } from "../pipeline/params.js";
+import type { GenerationParams, JobParams, JobType } from "./api-types.js";
+import { MAX_SEED } from "./api-types.js";
+import type { Uploads } from "./store.js";
+
+/**
+ * A seed fixed at acceptance: the job's record then says which image it will make, and a job re-run after a
+ * crash makes the same one.
+ */
+export function resolveSeed(seed: number | undefined): number {
+  if (seed !== undefined && seed >= 0) return seed;
+  return randomInt(0, MAX_SEED + 1);
+}
+
+/** What a job records at acceptance: the request's generation fields, the seed fixed, the uploads summarised. */
+export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads): JobParams {
+  const out: JobParams = {
+    type,
+    prompt: p.prompt,
+    seed: resolveSeed(p.seed),
+    has_init_image: uploads.initImage !== undefined,
+    has_mask: uploads.mask !== undefined,
+  };
+  const optional = ["negative_prompt", "steps", "cfg_scale", "sampler_name", "width", "height", "batch_size", "n_iter", "denoising_strength", "clip_skip"] as const;
+  for (const key of optional) if (p[key] !== undefined) (out as Record<string, unknown>)[key] = p[key];
+  return out;
+}
+
+/** The engine's parameters for a stored job. */
+export function generateParamsOf(p: JobParams, uploads: Uploads): GenerateParams {
+  return {
+    prompt: p.prompt,
+    negative_prompt: p.negative_prompt,
+    steps: p.steps,
+    cfg_scale: p.cfg_scale,
+    seed: p.seed,
+    sampler_name: p.sampler_name,
+    width: p.width,
+    height: p.height,
+    batch_size: p.batch_size,
+    n_iter: p.n_iter,
+    clip_skip: p.clip_skip,
+    denoising_strength: uploads.initImage === undefined ? undefined : p.denoising_strength,
+    init_images: uploads.initImage === undefined ? undefined : [uploads.initImage],
+    mask: uploads.mask,
+  };
+}
+
+/** After a run, the record shows every value used (defaults filled), so "use these settings" reproduces it. */
+export function completedJobParams(p: JobParams, used: ResolvedParams): JobParams {
+  return {
+    ...p,
+    negative_prompt: used.negativePrompt,
+    steps: used.steps,
+    cfg_scale: used.cfgScale,
+    seed: used.seed,
+    sampler_name: used.sampler,
+    width: used.width,
+    height: used.height,
+    batch_size: used.batchSize,
+    n_iter: used.batchCount,
+    clip_skip: used.clipSkip,
+    ...(p.has_init_image ? { denoising_strength: used.denoisingStrength } : {}),
+  };
+}

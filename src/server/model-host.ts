@@ -1,0 +1,60 @@
+import { basename, dirname } from "node:path";
+import { loadPipeline, type LoadOptions, type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
+
+/** What the server reports about a model: the fields of its listings and A1111's sd-models. */
+export interface ModelDescription {
+  name: string;
+  path: string;
+  /** A1111's short hash (10 hex digits) and the full sha256. */
+  hash: string;
+  sha256: string;
+  defaultSize: number;
+}
+
+/**
+ * Owns the one loaded pipeline. Loading starts when the server starts, so the first job does not pay for it;
+ * a failed load is remembered (every job then fails with its message) rather than retried in a loop.
+ */
+export class ModelHost {
+  readonly name: string;
+  private loading: Promise<StableDiffusionPipeline> | undefined;
+  private loaded: StableDiffusionPipeline | undefined;
+
+  constructor(
+    readonly path: string,
+    private readonly options: LoadOptions = {},
+  ) {
+    this.name = modelNameFor(path);
+  }
+
+  /** Starts loading without waiting; errors surface on the next `get()`. */
+  preload(): void {
+    this.get().catch(() => undefined);
+  }
+
+  get(): Promise<StableDiffusionPipeline> {
+    this.loading ??= loadPipeline(this.path, this.options).then((p) => (this.loaded = p));
+    return this.loading;
+  }
+
+  get isLoaded(): boolean {
+    return this.loaded !== undefined;
+  }
+
+  async describe(): Promise<ModelDescription> {
+    const p = await this.get();
+    return { name: this.name, path: this.path, hash: p.modelHash, sha256: p.networks.sha256, defaultSize: p.defaultSize };
+  }
+
+  async close(): Promise<void> {
+    const p = this.loading;
+    this.loading = undefined;
+    this.loaded = undefined;
+    if (p) await (await p.catch(() => undefined))?.close();
+  }
+}
+
+/** The pipeline's own naming (file name without .safetensors, or the folder's name), known before loading. */
+export function modelNameFor(path: string): string {
+  return basename(path).replace(/\.safetensors$/i, "") || basename(dirname(path));
+}

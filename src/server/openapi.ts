@@ -1,0 +1,123 @@
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import {
+  ApiError,
+  ImageRef,
+  JobCreated,
+  JobCreateRequest,
+  JobList,
+  JobParams,
+  JobStatus,
+  ModelList,
+  SamplerList,
+  SseEvents,
+} from "./api-types.js";
+
+type Json = Record<string, unknown>;
+
+/** JSON Schema 2020-12 (what OpenAPI 3.1 uses) of a zod schema, without the per-document `$schema` key. */
+function schema(s: z.ZodType, io: "input" | "output" = "output"): Json {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(s, { io, unrepresentable: "any" }) as Json;
+  return rest;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (name: string, description: string) => ({ description, content: { "application/json": { schema: ref(name) } } });
+const error = (description: string) => json("ApiError", description);
+const idParam = (what: string) => ({ name: "id", in: "path", required: true, description: `the ${what}'s id (a UUID)`, schema: { type: "string", format: "uuid" } });
+
+/**
+ * The OpenAPI 3.1 document of our API (`/api/v1/*`). Schemas are generated from the zod schemas the server
+ * validates with, so the document cannot drift from the code; the paths are written here. The A1111 surface is
+ * described in docs/a1111-api.md instead: its shapes are A1111's.
+ */
+export function openApiDocument(options: { tokenRequired: boolean }): Json {
+  const sseEvents = Object.fromEntries(Object.entries(SseEvents).map(([name, s]) => [`SseEvent_${name}`, schema(s)]));
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "diffuse",
+      version: "1",
+      description:
+        "Stable Diffusion jobs: submit (returns an id at once), follow by polling or server-sent events, cancel, browse the history. " +
+        "Errors are JSON {error, message, field?, issues?}; 400 names the bad field, 413 means the body is too large. " +
+        "The AUTOMATIC1111-compatible API is under /sdapi/v1 (see docs/a1111-api.md).",
+    },
+    ...(options.tokenRequired ? { security: [{ bearer: [] }] } : {}),
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "the server's --token; GET requests may pass ?access_token= instead" } },
+      schemas: {
+        JobCreateRequest: schema(JobCreateRequest, "input"),
+        JobCreated: schema(JobCreated),
+        JobStatus: schema(JobStatus),
+        JobParams: schema(JobParams),
+        JobList: schema(JobList),
+        ImageRef: schema(ImageRef),
+        ModelList: schema(ModelList),
+        SamplerList: schema(SamplerList),
+        ApiError: schema(ApiError),
+        ...sseEvents,
+      },
+    },
+    paths: {
+      "/api/v1/jobs": {
+        post: {
+          summary: "Submit a txt2img, img2img or inpaint job",
+          description: "Answers at once with the job's id and queue position; the job runs when the ones before it are done (FIFO, one at a time).",
+          requestBody: { required: true, content: { "application/json": { schema: ref("JobCreateRequest") } } },
+          responses: { "202": json("JobCreated", "accepted and queued (persisted before this answer)"), "400": error("a field is invalid"), "413": error("body too large") },
+        },
+        get: {
+          summary: "Job history, newest first",
+          parameters: [{ name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 500, default: 50 } }],
+          responses: { "200": json("JobList", "jobs"), "400": error("bad limit") },
+        },
+      },
+      "/api/v1/jobs/{id}": {
+        get: {
+          summary: "A job's state, progress and images",
+          parameters: [idParam("job")],
+          responses: { "200": json("JobStatus", "the job"), "400": error("not an id"), "404": error("no such job") },
+        },
+        delete: {
+          summary: "Cancel a queued or running job",
+          description: "A running job stops at its next step boundary; the answer comes once it has (202 if that takes longer than 10 s).",
+          parameters: [idParam("job")],
+          responses: {
+            "200": json("JobStatus", "cancelled (or it finished first: see state)"),
+            "202": json("JobStatus", "cancel requested, not yet effective"),
+            "404": error("no such job"),
+            "409": error("already finished"),
+          },
+        },
+      },
+      "/api/v1/jobs/{id}/events": {
+        get: {
+          summary: "Server-sent events of a job",
+          description:
+            "text/event-stream. Event names and their JSON data: queued {position}, running {started_at}, step {step, steps, batch, batches, preview?}, " +
+            "done {images}, error {message}, cancelled {message} (schemas SseEvent_*). The current state is sent first; the stream ends after done, " +
+            "error or cancelled. Disconnecting does not affect the job.",
+          parameters: [idParam("job")],
+          responses: { "200": { description: "the event stream", content: { "text/event-stream": { schema: { type: "string" } } } }, "404": error("no such job") },
+        },
+      },
+      "/api/v1/images/{id}": {
+        get: {
+          summary: "A generated image: PNG with the A1111 infotext in its `parameters` text chunk",
+          parameters: [idParam("image")],
+          responses: { "200": { description: "the PNG", content: { "image/png": { schema: { type: "string", format: "binary" } } } }, "404": error("no such image") },
+        },
+      },
+      "/api/v1/models": { get: { summary: "The served model", responses: { "200": json("ModelList", "models"), "503": error("the model failed to load") } } },
+      "/api/v1/samplers": { get: { summary: "Samplers (our names and A1111 labels)", responses: { "200": json("SamplerList", "samplers") } } },
+      "/api/docs": { get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1 JSON" } } } },
+    },
+  };
+}
+
+export function registerOpenApiRoute(app: FastifyInstance, options: { tokenRequired: boolean }): void {
+  const doc = openApiDocument(options);
+  app.get("/api/docs", async () => doc);
+  app.get("/api/openapi.json", async () => doc);
+}

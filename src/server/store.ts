@@ -1,0 +1,323 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import type { JobParams, JobState, JobType } from "./api-types.js";
+
+/** Which surface accepted a job: our API or the AUTOMATIC1111-compatible one. */
+export type JobSource = "api" | "a1111";
+
+export interface JobRecord {
+  /** Acceptance order: the queue runs queued jobs by ascending seq. */
+  seq: number;
+  id: string;
+  model: string;
+  type: JobType;
+  state: JobState;
+  params: JobParams;
+  source: JobSource;
+  /** How many times the server died while this job ran. */
+  interruptions: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+  stepsDone: number | null;
+  stepsTotal: number | null;
+}
+
+export interface ImageRecord {
+  id: string;
+  jobId: string;
+  index: number;
+  seed: number;
+  infotext: string;
+}
+
+export interface Uploads {
+  initImage?: Uint8Array;
+  mask?: Uint8Array;
+}
+
+export interface NewJob {
+  id: string;
+  model: string;
+  type: JobType;
+  params: JobParams;
+  source: JobSource;
+  uploads: Uploads;
+  createdAt: string;
+}
+
+export interface RecoveryReport {
+  /** Jobs that were running when the server died, queued again at their original place. */
+  requeued: string[];
+  /** Jobs that had already been interrupted once and died again: failed with the reason. */
+  failed: string[];
+}
+
+/** The version of the schema below; bump with a migration when it changes. */
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  model TEXT NOT NULL,
+  type TEXT NOT NULL,
+  state TEXT NOT NULL,
+  params TEXT NOT NULL,
+  source TEXT NOT NULL,
+  init_image BLOB,
+  mask BLOB,
+  interruptions INTEGER NOT NULL DEFAULT 0,
+  created_at TEXT NOT NULL,
+  started_at TEXT,
+  finished_at TEXT,
+  error TEXT,
+  steps_done INTEGER,
+  steps_total INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, model, seq);
+CREATE TABLE IF NOT EXISTS images (
+  id TEXT PRIMARY KEY,
+  job_id TEXT NOT NULL REFERENCES jobs (id),
+  idx INTEGER NOT NULL,
+  seed INTEGER NOT NULL,
+  infotext TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_by_job ON images (job_id, idx);
+CREATE TABLE IF NOT EXISTS options (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+`;
+
+/** Columns of a job without its uploads: listings must not drag megabytes of images through memory. */
+const JOB_COLUMNS =
+  "seq, id, model, type, state, params, source, interruptions, created_at, started_at, finished_at, error, steps_done, steps_total";
+
+interface JobRow {
+  seq: number;
+  id: string;
+  model: string;
+  type: string;
+  state: string;
+  params: string;
+  source: string;
+  interruptions: number;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error: string | null;
+  steps_done: number | null;
+  steps_total: number | null;
+}
+
+interface ImageRow {
+  id: string;
+  job_id: string;
+  idx: number;
+  seed: number;
+  infotext: string;
+}
+
+/**
+ * Jobs, their outputs' metadata and the A1111 options, in SQLite under the data folder. Every state change is
+ * one committed transaction before anyone is told about it, so an answer the server gave survives a crash.
+ */
+export class JobStore {
+  private readonly db: Database.Database;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+  }
+
+  static open(dataDir: string): JobStore {
+    mkdirSync(dataDir, { recursive: true });
+    const db = new Database(join(dataDir, "diffuse.sqlite"));
+    // WAL: readers (status polls) never wait for the writer; FULL: a commit is on disk before we answer.
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = FULL");
+    db.pragma("foreign_keys = ON");
+    db.pragma("busy_timeout = 5000");
+    const version = db.pragma("user_version", { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      db.close();
+      throw new Error(`${dataDir} was written by a newer diffuse (schema ${version}, this one knows ${SCHEMA_VERSION}): upgrade diffuse or pass another --data folder`);
+    }
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    return new JobStore(db);
+  }
+
+  insert(job: NewJob): JobRecord {
+    this.db
+      .prepare(
+        `INSERT INTO jobs (id, model, type, state, params, source, init_image, mask, created_at)
+         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
+      )
+      .run(job.id, job.model, job.type, JSON.stringify(job.params), job.source, bytesOrNull(job.uploads.initImage), bytesOrNull(job.uploads.mask), job.createdAt);
+    return this.get(job.id)!;
+  }
+
+  get(id: string): JobRecord | undefined {
+    const row = this.db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`).get(id) as JobRow | undefined;
+    return row && toJob(row);
+  }
+
+  /** Newest first. */
+  list(limit: number): JobRecord[] {
+    return (this.db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?`).all(limit) as JobRow[]).map(toJob);
+  }
+
+  uploads(id: string): Uploads {
+    const row = this.db.prepare("SELECT init_image, mask FROM jobs WHERE id = ?").get(id) as { init_image: Buffer | null; mask: Buffer | null } | undefined;
+    return { initImage: row?.init_image ?? undefined, mask: row?.mask ?? undefined };
+  }
+
+  /** Number of queued jobs of the same model ahead of this one (0 = next to run). */
+  position(job: Pick<JobRecord, "seq" | "model">): number {
+    const row = this.db.prepare("SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued' AND model = ? AND seq < ?").get(job.model, job.seq) as { n: number };
+    return row.n;
+  }
+
+  nextQueued(model: string): JobRecord | undefined {
+    const row = this.db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND model = ? ORDER BY seq LIMIT 1`).get(model) as JobRow | undefined;
+    return row && toJob(row);
+  }
+
+  queuedIds(model: string): string[] {
+    return (this.db.prepare("SELECT id FROM jobs WHERE state = 'queued' AND model = ? ORDER BY seq").all(model) as { id: string }[]).map((r) => r.id);
+  }
+
+  /** Jobs waiting for a model other than the one being served: reported at startup so none waits unnoticed. */
+  queuedForOtherModels(model: string): { model: string; count: number }[] {
+    return this.db.prepare("SELECT model, COUNT(*) AS count FROM jobs WHERE state = 'queued' AND model != ? GROUP BY model").all(model) as {
+      model: string;
+      count: number;
+    }[];
+  }
+
+  markRunning(id: string, startedAt: string): void {
+    this.db.prepare("UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'").run(startedAt, id);
+  }
+
+  /** Images first (their files are already on disk), then the job's new state, in one transaction. */
+  markDone(id: string, done: { finishedAt: string; params: JobParams; images: ImageRecord[]; stepsDone: number; stepsTotal: number }): void {
+    const insertImage = this.db.prepare("INSERT INTO images (id, job_id, idx, seed, infotext) VALUES (?, ?, ?, ?, ?)");
+    const update = this.db.prepare(
+      "UPDATE jobs SET state = 'done', finished_at = ?, params = ?, steps_done = ?, steps_total = ?, error = NULL WHERE id = ?",
+    );
+    this.db.transaction(() => {
+      for (const img of done.images) insertImage.run(img.id, id, img.index, img.seed, img.infotext);
+      update.run(done.finishedAt, JSON.stringify(done.params), done.stepsDone, done.stepsTotal, id);
+    })();
+  }
+
+  /** failed or cancelled, with the reason; progress is kept so a cancelled job shows how far it got. */
+  markFinished(id: string, state: "failed" | "cancelled", error: string, finishedAt: string, progress?: { step: number; steps: number }): void {
+    this.db
+      .prepare("UPDATE jobs SET state = ?, error = ?, finished_at = ?, steps_done = COALESCE(?, steps_done), steps_total = COALESCE(?, steps_total) WHERE id = ?")
+      .run(state, error, finishedAt, progress?.step ?? null, progress?.steps ?? null, id);
+  }
+
+  /** Cancels a job only if it is still queued (the worker may have just taken it); true when it was. */
+  cancelQueued(id: string, finishedAt: string): boolean {
+    const r = this.db
+      .prepare("UPDATE jobs SET state = 'cancelled', error = 'cancelled while queued', finished_at = ? WHERE id = ? AND state = 'queued'")
+      .run(finishedAt, id);
+    return r.changes === 1;
+  }
+
+  /** A graceful shutdown puts the running job back at its place; that is not a crash, so it does not count. */
+  requeue(id: string): void {
+    this.db.prepare("UPDATE jobs SET state = 'queued', started_at = NULL WHERE id = ? AND state = 'running'").run(id);
+  }
+
+  /**
+   * After a crash: a job found running was interrupted. The first time it is queued again (it keeps its seq, so
+   * it runs first); the second time it is failed with the reason, since it may be what kills the server.
+   */
+  recover(now: string): RecoveryReport {
+    const report: RecoveryReport = { requeued: [], failed: [] };
+    this.db.transaction(() => {
+      const running = this.db.prepare("SELECT id, interruptions FROM jobs WHERE state = 'running' ORDER BY seq").all() as { id: string; interruptions: number }[];
+      for (const r of running) {
+        if (r.interruptions === 0) {
+          this.db.prepare("UPDATE jobs SET state = 'queued', started_at = NULL, interruptions = 1 WHERE id = ?").run(r.id);
+          report.requeued.push(r.id);
+        } else {
+          this.db
+            .prepare("UPDATE jobs SET state = 'failed', interruptions = interruptions + 1, finished_at = ?, error = ? WHERE id = ?")
+            .run(
+              now,
+              "the server stopped abruptly (crash or kill) twice while running this job, so it was not retried again; " +
+                "check the server log and memory, then submit it again",
+              r.id,
+            );
+          report.failed.push(r.id);
+        }
+      }
+    })();
+    return report;
+  }
+
+  image(id: string): ImageRecord | undefined {
+    const row = this.db.prepare("SELECT id, job_id, idx, seed, infotext FROM images WHERE id = ?").get(id) as ImageRow | undefined;
+    return row && toImage(row);
+  }
+
+  /** Images of several jobs at once, each job's in batch order. */
+  imagesOf(jobIds: readonly string[]): Map<string, ImageRecord[]> {
+    const out = new Map<string, ImageRecord[]>(jobIds.map((id) => [id, []]));
+    if (jobIds.length === 0) return out;
+    const rows = this.db
+      .prepare(`SELECT id, job_id, idx, seed, infotext FROM images WHERE job_id IN (${jobIds.map(() => "?").join(",")}) ORDER BY job_id, idx`)
+      .all(...jobIds) as ImageRow[];
+    for (const r of rows) out.get(r.job_id)?.push(toImage(r));
+    return out;
+  }
+
+  options(): Record<string, unknown> {
+    const rows = this.db.prepare("SELECT key, value FROM options").all() as { key: string; value: string }[];
+    return Object.fromEntries(rows.map((r) => [r.key, JSON.parse(r.value) as unknown]));
+  }
+
+  setOptions(values: Record<string, unknown>): void {
+    const put = this.db.prepare("INSERT INTO options (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    this.db.transaction(() => {
+      for (const [k, v] of Object.entries(values)) put.run(k, JSON.stringify(v ?? null));
+    })();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function bytesOrNull(b: Uint8Array | undefined): Buffer | null {
+  return b === undefined ? null : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function toJob(r: JobRow): JobRecord {
+  return {
+    seq: r.seq,
+    id: r.id,
+    model: r.model,
+    type: r.type as JobType,
+    state: r.state as JobState,
+    params: JSON.parse(r.params) as JobParams,
+    source: r.source as JobSource,
+    interruptions: r.interruptions,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    error: r.error,
+    stepsDone: r.steps_done,
+    stepsTotal: r.steps_total,
+  };
+}
+
+function toImage(r: ImageRow): ImageRecord {
+  return { id: r.id, jobId: r.job_id, index: r.idx, seed: r.seed, infotext: r.infotext };
+}

@@ -1,0 +1,57 @@
+import { InputError } from "../errors.js";
+import { decodeImage } from "../image/codec.js";
+import { HttpError } from "./http-errors.js";
+import type { Uploads } from "./store.js";
+
+const DATA_URL = /^data:([a-z]+\/[a-z0-9+.-]+)?(;[a-z-]+=[^;,]*)*;base64,/i;
+
+/**
+ * Bytes of an uploaded image: base64, bare or as a data URL (what a canvas's toDataURL gives and what A1111
+ * clients send). URL-safe base64 and line breaks are tolerated; anything else is a 400 naming the field.
+ */
+export function decodeBase64Image(value: string, field: string): Uint8Array {
+  const body = value.trim().replace(DATA_URL, "").replace(/\s+/g, "");
+  if (body.length === 0 || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(body)) {
+    throw new HttpError(400, "invalid_request", `${field}: not base64 image data; send a PNG or JPEG as base64 or as a data URL (data:image/png;base64,...)`, field);
+  }
+  const bytes = Buffer.from(body, body.includes("-") || body.includes("_") ? "base64url" : "base64");
+  if (!looksLikeImage(bytes)) {
+    throw new HttpError(400, "invalid_request", `${field}: the data is not a PNG, JPEG or WebP image; export the image as PNG and send that`, field);
+  }
+  return bytes;
+}
+
+function looksLikeImage(b: Uint8Array): boolean {
+  const png = b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
+  const jpeg = b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
+  const webp = b.length >= 12 && String.fromCharCode(...b.subarray(0, 4)) === "RIFF" && String.fromCharCode(...b.subarray(8, 12)) === "WEBP";
+  return png || jpeg || webp;
+}
+
+/**
+ * Decodes the uploads once at acceptance, so a corrupt file or a mask of the wrong size is a 400 now rather
+ * than a failed job later.
+ */
+export async function checkUploads(uploads: Uploads, fields: { initImage: string; mask: string }): Promise<void> {
+  const init = uploads.initImage && (await decodeOr400(uploads.initImage, fields.initImage));
+  const mask = uploads.mask && (await decodeOr400(uploads.mask, fields.mask));
+  if (mask && !init) throw new HttpError(400, "invalid_request", `${fields.mask}: a mask needs an init image to inpaint (${fields.initImage})`, fields.mask);
+  if (init && mask && (init.width !== mask.width || init.height !== mask.height)) {
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `${fields.mask}: the mask is ${mask.width}x${mask.height} but the init image is ${init.width}x${init.height}; draw the mask at the image's size`,
+      fields.mask,
+    );
+  }
+}
+
+async function decodeOr400(bytes: Uint8Array, field: string): Promise<{ width: number; height: number }> {
+  try {
+    const img = await decodeImage(bytes, { name: `the uploaded ${field}` });
+    return { width: img.width, height: img.height };
+  } catch (e) {
+    if (e instanceof InputError) throw new HttpError(400, "invalid_request", `${field}: ${e.message}`, field);
+    throw e;
+  }
+}

@@ -1,0 +1,147 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildApp, type App } from "../../src/server/app.js";
+import { resolveServerConfig, type ServerConfig } from "../../src/server/config.js";
+import type { JobStatus } from "../../src/server/api-types.js";
+import { ref } from "../helpers/fixtures.js";
+
+export const TINY_MODEL = ref("models/sd15-tiny");
+
+export interface TestServer {
+  app: App;
+  /** http://127.0.0.1:PORT when listening, else undefined (inject only). */
+  base: string;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/** A temp folder removed by the returned cleanup. */
+export function tempDir(prefix: string): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/**
+ * A server in-process on a free port with a temp data folder (or the given one). One ORT thread: the machine's
+ * cores are shared and the tiny model gains nothing from more.
+ */
+export async function startServer(
+  overrides: Partial<ServerConfig> & { cacheDir?: string } = {},
+  opts: { listen?: boolean; modelPath?: string } = {},
+): Promise<TestServer> {
+  const data = overrides.dataDir ? undefined : tempDir("diffuse-server-");
+  const dataDir = overrides.dataDir ?? data!.path;
+  const { cacheDir, ...rest } = overrides;
+  const config: ServerConfig = {
+    ...resolveServerConfig({ modelPath: opts.modelPath ?? TINY_MODEL, dataDir, port: 0, webRoot: join(dataDir, "no-web") }),
+    loadOptions: { threads: 1, cacheDir },
+    ...rest,
+  };
+  const app = await buildApp(config);
+  let base = "";
+  if (opts.listen !== false) {
+    base = await app.fastify.listen({ host: "127.0.0.1", port: 0 });
+  }
+  return {
+    app,
+    base,
+    dataDir,
+    close: async () => {
+      await app.close();
+      data?.remove();
+    },
+  };
+}
+
+export async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
+  const r = await fetch(url, init);
+  if (!r.ok) throw new Error(`${init?.method ?? "GET"} ${url}: ${r.status} ${await r.text()}`);
+  return (await r.json()) as T;
+}
+
+export async function postJson<T>(url: string, body: unknown): Promise<{ status: number; body: T }> {
+  const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  return { status: r.status, body: (await r.json()) as T };
+}
+
+const FINAL = new Set(["done", "failed", "cancelled"]);
+
+/** Polls a job until it is finished. */
+export async function waitForJob(base: string, id: string, timeoutMs = 30_000, until: (s: JobStatus) => boolean = (s) => FINAL.has(s.state)): Promise<JobStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await getJson<JobStatus>(`${base}/api/v1/jobs/${id}`);
+    if (until(s)) return s;
+    if (Date.now() > deadline) throw new Error(`job ${id} still ${s.state} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A small solid PNG (as base64) of the given size, for init images and masks. */
+export async function pngBase64(width: number, height: number, rgb: [number, number, number]): Promise<string> {
+  const sharp = (await import("sharp")).default;
+  const png = await sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } }).png().toBuffer();
+  return png.toString("base64");
+}
+
+/** Reads server-sent events from a fetch response until `stop` says so or the stream ends. */
+export async function readSse(
+  res: Response,
+  stop: (e: { event: string; data: unknown }) => boolean = () => false,
+): Promise<{ event: string; data: unknown }[]> {
+  const events: { event: string; data: unknown }[] = [];
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, { stream: true });
+    let cut: number;
+    while ((cut = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      const event = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (event === undefined || data === undefined) continue;
+      const e = { event, data: JSON.parse(data) as unknown };
+      events.push(e);
+      if (stop(e)) {
+        await reader.cancel();
+        return events;
+      }
+    }
+  }
+  return events;
+}
+
+export interface ChildServer {
+  base: string;
+  child: ChildProcess;
+  /** The "recovered {...}" line: what crash recovery found at start. */
+  recovery: { requeued: string[]; failed: string[] };
+  exited: Promise<number | null>;
+  stderr: () => string;
+}
+
+/** The server in a child process (test/server/serve-entry.ts), resolved once it listens. */
+export function spawnServer(dataDir: string, cacheDir: string): Promise<ChildServer> {
+  const entry = fileURLToPath(new URL("./serve-entry.ts", import.meta.url));
+  const child = spawn(process.execPath, ["--import", "tsx", entry, dataDir, cacheDir], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const listening = /^listening (\S+)$/m.exec(out);
+      const recovered = /^recovered (.*)$/m.exec(out);
+      if (listening && recovered) resolve({ base: listening[1]!, child, recovery: JSON.parse(recovered[1]!), exited, stderr: () => err });
+    });
+    void exited.then((code) => reject(new Error(`server exited (${code}) before listening: ${err}`)));
+  });
+}

@@ -1,0 +1,312 @@
+/**
+ * The page's wiring: which part talks to which. Each part (form, canvas, progress, gallery) knows nothing of the
+ * others; this file is where a finished job becomes a seed to reuse, or a history image becomes the sketch.
+ */
+import { ApiClient, type ImageRef, type JobCreateRequest, type JobStatus, type JobType, type SseEvent } from "./api-client.js";
+import { SketchCanvas } from "./canvas.js";
+import { CanvasToolbar } from "./canvas-toolbar.js";
+import { byId } from "./dom.js";
+import { Gallery } from "./gallery.js";
+import { ParamsForm } from "./params-form.js";
+import { ProgressView, type FinishedImage } from "./progress.js";
+import { toast } from "./toast.js";
+import { TokenDialog } from "./token-dialog.js";
+import { Viewer } from "./viewer.js";
+
+const HISTORY_LIMIT = 60;
+/** Below this width the panels stack, and the result would otherwise be off screen after pressing Generate. */
+const STACKED = window.matchMedia("(max-width: 759px)");
+
+const toasts = byId("toasts");
+const note = (message: string, kind: "info" | "error" = "info") => toast(toasts, message, kind);
+const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+const api = new ApiClient(new TokenDialog(byId<HTMLDialogElement>("token-dialog")));
+const form = new ParamsForm(byId<HTMLFormElement>("params"));
+const stage = byId("stage");
+const canvas = new SketchCanvas(stage, form.values().width, form.values().height);
+const toolbar = new CanvasToolbar(canvas, stage);
+const progress = new ProgressView({
+  frame: byId("output-frame"),
+  image: byId<HTMLImageElement>("output-image"),
+  empty: byId("output-empty"),
+  progress: byId("progress"),
+  bar: byId("progress-bar"),
+  status: byId("status"),
+  cancel: byId<HTMLButtonElement>("cancel"),
+  thumbs: byId("output-thumbs"),
+  actions: byId("output-actions"),
+  download: byId<HTMLAnchorElement>("output-download"),
+});
+
+const actions = {
+  open: (job: JobStatus, image: ImageRef) => void viewer.open(job, image).catch((e) => note(errorText(e), "error")),
+  useSettings,
+  sendToCanvas: (_job: JobStatus, image: ImageRef) => void sendToCanvas(image.url),
+};
+const viewer = new Viewer(byId<HTMLDialogElement>("viewer"), api, actions);
+const gallery = new Gallery(byId<HTMLUListElement>("gallery"), byId("gallery-empty"), api, actions);
+
+let maskEmpty = true;
+let currentJob: string | null = null;
+
+// ---- mode: what kind of job Generate will send -------------------------------------------------------------
+
+function mode(): JobType {
+  if (!form.values().use_sketch) return "txt2img";
+  return maskEmpty ? "img2img" : "inpaint";
+}
+
+function showMode(): void {
+  const m = mode();
+  byId("mode-badge").textContent = m;
+  byId("strength-field").classList.toggle("inactive", m === "txt2img");
+  byId("stage").classList.toggle("in-use", m !== "txt2img");
+}
+
+form.onChange = showMode;
+form.onSizeChange = (w, h) => canvas.resize(w, h);
+const afterCanvasChange = canvas.onChange;
+canvas.onChange = () => {
+  afterCanvasChange();
+  maskEmpty = canvas.maskIsEmpty();
+  showMode();
+};
+// A mask only means something for inpainting, so painting one turns the sketch on.
+toolbar.onMaskPainted = () => {
+  if (!form.values().use_sketch) form.set({ use_sketch: true });
+};
+toolbar.onImage = (file) =>
+  void canvas.loadImage(file).then(
+    () => {
+      form.set({ use_sketch: true });
+      note("Image placed on the canvas");
+    },
+    () => note("That file could not be read as an image (PNG, JPEG or WebP)", "error"),
+  );
+
+// ---- generating ---------------------------------------------------------------------------------------------
+
+async function generate(): Promise<void> {
+  if (progress.busy) return;
+  const v = form.values();
+  const type = mode();
+  if (type === "txt2img" && !v.prompt.trim()) {
+    note("Describe the image in the prompt, or switch on “Use sketch”", "error");
+    byId("prompt").focus();
+    return;
+  }
+  const request: JobCreateRequest = {
+    type,
+    prompt: v.prompt,
+    negative_prompt: v.negative_prompt,
+    steps: v.steps,
+    cfg_scale: v.cfg_scale,
+    seed: v.seed,
+    sampler_name: v.sampler_name,
+    width: v.width,
+    height: v.height,
+    batch_size: v.batch_size,
+    n_iter: 1,
+  };
+  if (type !== "txt2img") {
+    request.init_image = canvas.sketchDataUrl();
+    request.denoising_strength = v.denoising_strength;
+    if (type === "inpaint") request.mask = canvas.maskDataUrl() ?? undefined;
+  }
+  progress.start();
+  setGenerating(true);
+  if (STACKED.matches) byId("output-frame").scrollIntoView({ behavior: "smooth", block: "center" });
+  try {
+    const created = await api.createJob(request);
+    progress.queued(created.position);
+    void refreshGallery();
+    await track(created.id);
+  } catch (e) {
+    progress.failed(errorText(e));
+  } finally {
+    setGenerating(false);
+    void refreshGallery();
+  }
+}
+
+/** Follows one job to its end, feeding the progress panel. */
+async function track(id: string): Promise<void> {
+  currentJob = id;
+  let finished: Promise<void> = Promise.resolve();
+  const onEvent = (e: SseEvent) => {
+    switch (e.event) {
+      case "queued":
+        progress.queued(e.data.position);
+        break;
+      case "running":
+        progress.running();
+        break;
+      case "step":
+        progress.step(e.data.step, e.data.steps, e.data.batch, e.data.batches, e.data.preview);
+        break;
+      case "done":
+        finished = showImages(e.data.images);
+        break;
+      case "error":
+        progress.failed(e.data.message);
+        break;
+      case "cancelled":
+        progress.cancelled(e.data.message);
+        break;
+    }
+  };
+  try {
+    await api.follow(id, onEvent, new AbortController().signal);
+    await finished;
+  } finally {
+    currentJob = null;
+  }
+}
+
+async function showImages(images: ImageRef[]): Promise<void> {
+  const finished: FinishedImage[] = await Promise.all(
+    images.map(async (img) => ({ src: await api.imageSrc(img.url), url: img.url, seed: img.seed, alt: `Generated image, seed ${img.seed}` })),
+  );
+  progress.done(finished);
+  if (images[0]) form.rememberSeed(images[0].seed);
+}
+
+function setGenerating(on: boolean): void {
+  const button = byId<HTMLButtonElement>("generate");
+  button.disabled = on;
+  button.querySelector(".generate-label")!.textContent = on ? "Generating…" : "Generate";
+  document.body.classList.toggle("generating", on);
+}
+
+byId<HTMLFormElement>("params").addEventListener("submit", (e) => {
+  e.preventDefault();
+  void generate();
+});
+document.addEventListener("keydown", (e) => {
+  if ((e.ctrlKey || e.metaKey) && e.key === "Enter") {
+    e.preventDefault();
+    void generate();
+  }
+});
+byId<HTMLButtonElement>("cancel").addEventListener("click", async (e) => {
+  const button = e.currentTarget as HTMLButtonElement;
+  if (!currentJob) return;
+  button.disabled = true;
+  try {
+    await api.cancel(currentJob);
+  } catch (err) {
+    button.disabled = false;
+    note(`Could not cancel: ${errorText(err)}`, "error");
+  }
+});
+
+// ---- history actions ----------------------------------------------------------------------------------------
+
+function useSettings(job: JobStatus, image: ImageRef | undefined): void {
+  const p = job.params;
+  form.set({
+    prompt: p.prompt,
+    negative_prompt: p.negative_prompt ?? "",
+    sampler_name: p.sampler_name,
+    steps: p.steps,
+    cfg_scale: p.cfg_scale,
+    seed: image?.seed ?? p.seed,
+    width: p.width,
+    height: p.height,
+    batch_size: p.batch_size,
+    denoising_strength: p.denoising_strength,
+  });
+  note(p.has_init_image ? "Settings loaded (the original sketch is not stored: draw or send one to the canvas)" : "Settings loaded");
+  if (STACKED.matches) byId("prompt").scrollIntoView({ behavior: "smooth", block: "center" });
+}
+
+/** Puts an image on the canvas at its own size, so a generated picture can be refined with img2img. */
+async function sendToCanvas(url: string): Promise<void> {
+  try {
+    const blob = await api.imageBlob(url);
+    const bitmap = await createImageBitmap(blob);
+    const { width, height } = bitmap;
+    bitmap.close();
+    if (width % 8 === 0 && height % 8 === 0) form.set({ width, height });
+    await canvas.loadImage(blob);
+    form.set({ use_sketch: true });
+    note("Sent to the canvas: draw over it, or mask a part to repaint");
+    byId("sketch-title").scrollIntoView({ behavior: "smooth", block: "start" });
+  } catch (e) {
+    note(`Could not put the image on the canvas: ${errorText(e)}`, "error");
+  }
+}
+
+byId("output-to-canvas").addEventListener("click", () => {
+  const img = progress.current;
+  if (img) void sendToCanvas(img.url);
+});
+
+// ---- loading ------------------------------------------------------------------------------------------------
+
+async function refreshGallery(): Promise<JobStatus[]> {
+  try {
+    const jobs = await api.history(HISTORY_LIMIT);
+    gallery.render(jobs);
+    return jobs;
+  } catch (e) {
+    note(`Could not load the history: ${errorText(e)}`, "error");
+    return [];
+  }
+}
+
+async function loadSamplers(): Promise<void> {
+  const list = await api.samplers();
+  form.setSamplers(list.samplers, list.default);
+  const labels = new Map<string, string>();
+  for (const s of list.samplers) {
+    labels.set(s.name.toLowerCase(), s.label);
+    labels.set(s.label.toLowerCase(), s.label);
+  }
+  gallery.samplerLabel = viewer.samplerLabel = (name) => labels.get(name.toLowerCase()) ?? name;
+}
+
+async function loadModel(): Promise<void> {
+  const chip = byId("model-chip");
+  try {
+    const { models } = await api.models();
+    const model = models.find((m) => m.loaded) ?? models[0];
+    byId("model-name").textContent = model ? model.name : "no model";
+    chip.title = model ? `Model ${model.name} · hash ${model.hash} · native size ${model.default_size}px` : "No model is loaded";
+    chip.dataset.state = model ? "online" : "empty";
+    if (model) form.setDefaultSize(model.default_size);
+  } catch (e) {
+    byId("model-name").textContent = "offline";
+    chip.dataset.state = "offline";
+    throw e;
+  }
+}
+
+async function start(): Promise<void> {
+  showMode();
+  const results = await Promise.allSettled([loadModel(), loadSamplers()]);
+  for (const r of results) if (r.status === "rejected") note(`Could not reach the server: ${errorText(r.reason)}`, "error");
+  const jobs = await refreshGallery();
+  const lastDone = jobs.find((j) => j.state === "done" && j.images.length > 0);
+  if (lastDone) form.rememberSeed(lastDone.images[0]!.seed);
+  // A reload while a job runs picks it up again instead of leaving it orphaned on the server.
+  const active = jobs.find((j) => j.state === "running") ?? [...jobs].reverse().find((j) => j.state === "queued");
+  if (active && !progress.busy) {
+    progress.start();
+    setGenerating(true);
+    try {
+      await track(active.id);
+    } finally {
+      setGenerating(false);
+      void refreshGallery();
+    }
+  }
+}
+
+byId("gallery-refresh").addEventListener("click", () => void refreshGallery());
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && !progress.busy) void refreshGallery();
+});
+
+void start();

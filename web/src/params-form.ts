@@ -1,0 +1,214 @@
+/**
+ * The generation settings: reading them as typed values, filling them from a past job, keeping sliders and
+ * number boxes in step, and remembering them across reloads (a prompt someone spent minutes on should not
+ * vanish with an accidental refresh).
+ */
+import type { SamplerInfo } from "./api-client.js";
+
+export interface FormValues {
+  prompt: string;
+  negative_prompt: string;
+  sampler_name: string;
+  steps: number;
+  cfg_scale: number;
+  /** -1: random. */
+  seed: number;
+  width: number;
+  height: number;
+  batch_size: number;
+  denoising_strength: number;
+  use_sketch: boolean;
+}
+
+const STORAGE_KEY = "diffuse.params";
+const MAX_SEED = 2 ** 32 - 1;
+
+/** Limits as the server validates them, so the page corrects a value before a round trip rejects it. */
+const LIMITS = {
+  steps: { min: 1, max: 150, integer: true },
+  cfg_scale: { min: 0, max: 30, integer: false },
+  seed: { min: -1, max: MAX_SEED, integer: true },
+  width: { min: 64, max: 2048, integer: true },
+  height: { min: 64, max: 2048, integer: true },
+  batch_size: { min: 1, max: 4, integer: true },
+  denoising_strength: { min: 0.05, max: 1, integer: false },
+} as const;
+
+type NumericField = keyof typeof LIMITS;
+
+export class ParamsForm {
+  /** Called when width or height settle on a new value, so the canvas can follow. */
+  onSizeChange: (width: number, height: number) => void = () => undefined;
+  /** Called on any change, e.g. to update the mode badge. */
+  onChange: () => void = () => undefined;
+
+  private lastSeed: number | null = null;
+
+  constructor(private readonly form: HTMLFormElement) {
+    this.pairSliders();
+    this.restore();
+    const onInput = () => this.changed();
+    const onCommit = (e: Event) => {
+      const el = e.target;
+      if (el instanceof HTMLInputElement && el.type === "number") this.normalise(el);
+      if (el === this.input("width") || el === this.input("height")) this.onSizeChange(this.values().width, this.values().height);
+      this.changed();
+    };
+    this.form.addEventListener("input", onInput);
+    this.form.addEventListener("change", onCommit);
+    // Some controls (the strength box, the sketch switch) live outside the <form> element and join it with
+    // form="params"; their events do not bubble through the form, so they get the same listeners directly.
+    for (const el of Array.from(this.form.elements)) {
+      if (el instanceof HTMLElement && !this.form.contains(el)) {
+        el.addEventListener("input", onInput);
+        el.addEventListener("change", onCommit);
+      }
+    }
+    this.button("seed-random").addEventListener("click", () => this.set({ seed: -1 }));
+    this.button("seed-reuse").addEventListener("click", () => {
+      if (this.lastSeed !== null) this.set({ seed: this.lastSeed });
+    });
+    this.button("size-swap").addEventListener("click", () => {
+      const { width, height } = this.values();
+      this.set({ width: height, height: width });
+    });
+  }
+
+  values(): FormValues {
+    return {
+      prompt: this.text("prompt").value,
+      negative_prompt: this.text("negative_prompt").value,
+      sampler_name: this.select("sampler_name").value,
+      steps: this.number("steps"),
+      cfg_scale: this.number("cfg_scale"),
+      seed: this.number("seed"),
+      width: this.number("width"),
+      height: this.number("height"),
+      batch_size: this.number("batch_size"),
+      denoising_strength: this.number("denoising_strength"),
+      use_sketch: this.input("use-sketch").checked,
+    };
+  }
+
+  /** Fills in the given values; a change of size is passed on like a user's edit. */
+  set(values: Partial<FormValues>): void {
+    const before = this.values();
+    for (const [key, value] of Object.entries(values) as [keyof FormValues, FormValues[keyof FormValues]][]) {
+      if (value === undefined) continue;
+      if (key === "use_sketch") this.input("use-sketch").checked = value as boolean;
+      else if (key === "prompt" || key === "negative_prompt") this.text(key).value = String(value);
+      else if (key === "sampler_name" || key === "batch_size") this.setSelect(key, String(value));
+      else {
+        const el = this.input(key);
+        el.value = String(value);
+        this.normalise(el);
+      }
+    }
+    const after = this.values();
+    if (after.width !== before.width || after.height !== before.height) this.onSizeChange(after.width, after.height);
+    this.changed();
+  }
+
+  setSamplers(samplers: SamplerInfo[], fallback: string): void {
+    const select = this.select("sampler_name");
+    const wanted = this.saved()?.sampler_name ?? fallback;
+    select.replaceChildren(...samplers.map((s) => new Option(s.label, s.name)));
+    this.setSelect("sampler_name", samplers.some((s) => s.name === wanted || s.label === wanted) ? wanted : fallback);
+  }
+
+  /** Uses the model's native size unless the user already chose one. */
+  setDefaultSize(size: number): void {
+    if (this.saved()?.width !== undefined) return;
+    this.set({ width: size, height: size });
+  }
+
+  /** The seed of the last finished image, for the reuse button. */
+  rememberSeed(seed: number): void {
+    this.lastSeed = seed;
+    const b = this.button("seed-reuse");
+    b.disabled = false;
+    b.title = `Reuse the last seed (${seed})`;
+    b.setAttribute("aria-label", b.title);
+  }
+
+  private changed(): void {
+    localStorage.setItem(STORAGE_KEY, JSON.stringify(this.values()));
+    this.onChange();
+  }
+
+  private saved(): Partial<FormValues> | undefined {
+    try {
+      const raw = localStorage.getItem(STORAGE_KEY);
+      return raw ? (JSON.parse(raw) as Partial<FormValues>) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private restore(): void {
+    const saved = this.saved();
+    if (saved) this.set(saved);
+  }
+
+  /** Clamps and rounds a number box to what the server accepts (sizes to multiples of 8, as the VAE needs). */
+  private normalise(el: HTMLInputElement): void {
+    const name = el.name as NumericField;
+    const limits = LIMITS[name];
+    if (!limits) return;
+    let v = Number(el.value);
+    if (el.value.trim() === "" || !Number.isFinite(v)) v = Number(el.defaultValue);
+    v = Math.min(limits.max, Math.max(limits.min, v));
+    if (name === "width" || name === "height") v = Math.round(v / 8) * 8;
+    else if (limits.integer) v = Math.round(v);
+    el.value = String(v);
+    const slider = this.form.ownerDocument.getElementById(`${name}-range`) as HTMLInputElement | null;
+    if (slider) slider.value = el.value;
+  }
+
+  /** A slider and its number box show one value; the number box is the one with the name, so it is the truth. */
+  private pairSliders(): void {
+    for (const slider of Array.from(this.form.ownerDocument.querySelectorAll<HTMLInputElement>("input[type=range][data-pair]"))) {
+      const box = this.input(slider.dataset.pair!);
+      slider.addEventListener("input", () => {
+        box.value = slider.value;
+        this.changed();
+      });
+      box.addEventListener("input", () => {
+        if (box.value !== "") slider.value = box.value;
+      });
+    }
+  }
+
+  private setSelect(name: string, value: string): void {
+    const select = this.select(name);
+    // Jobs may carry A1111's label ("Euler a") where the options use our names ("euler-a").
+    const match = Array.from(select.options).find((o) => o.value === value || o.text.toLowerCase() === value.toLowerCase());
+    if (match) select.value = match.value;
+  }
+
+  private number(name: string): number {
+    return Number(this.input(name).value);
+  }
+
+  private input(idOrName: string): HTMLInputElement {
+    return this.element(idOrName) as HTMLInputElement;
+  }
+
+  private text(name: string): HTMLTextAreaElement {
+    return this.element(name) as HTMLTextAreaElement;
+  }
+
+  private select(name: string): HTMLSelectElement {
+    return this.element(name) as HTMLSelectElement;
+  }
+
+  private button(id: string): HTMLButtonElement {
+    return this.element(id) as HTMLButtonElement;
+  }
+
+  private element(id: string): HTMLElement {
+    const el = this.form.ownerDocument.getElementById(id);
+    if (!el) throw new Error(`the page has no #${id}`);
+    return el;
+  }
+}

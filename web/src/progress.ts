@@ -1,0 +1,157 @@
+/**
+ * The result panel while a job runs: queue position, a progress bar with an estimate of the time left, the
+ * step previews as they arrive, and at the end the finished images.
+ */
+export type ProgressState = "idle" | "queued" | "running" | "done" | "failed" | "cancelled";
+
+export interface FinishedImage {
+  src: string;
+  url: string;
+  seed: number;
+  alt: string;
+}
+
+export interface ProgressElements {
+  frame: HTMLElement;
+  image: HTMLImageElement;
+  empty: HTMLElement;
+  progress: HTMLElement;
+  bar: HTMLElement;
+  status: HTMLElement;
+  cancel: HTMLButtonElement;
+  thumbs: HTMLElement;
+  actions: HTMLElement;
+  download: HTMLAnchorElement;
+}
+
+export class ProgressView {
+  private started = 0;
+  private previews = 0;
+  private selected: FinishedImage | null = null;
+
+  constructor(private readonly el: ProgressElements) {}
+
+  get current(): FinishedImage | null {
+    return this.selected;
+  }
+
+  get busy(): boolean {
+    const s = this.el.frame.dataset.state;
+    return s === "queued" || s === "running";
+  }
+
+  start(): void {
+    this.previews = 0;
+    this.started = performance.now();
+    this.selected = null;
+    this.el.thumbs.replaceChildren();
+    this.el.actions.hidden = true;
+    this.setBar(0);
+    this.el.progress.hidden = false;
+    this.el.cancel.hidden = false;
+    this.el.cancel.disabled = false;
+    this.setState("queued", "Sending…");
+  }
+
+  queued(position: number): void {
+    this.setState("queued", position === 0 ? "Starting…" : `Waiting in the queue: ${position} ${position === 1 ? "job" : "jobs"} ahead`);
+  }
+
+  running(): void {
+    this.started = performance.now();
+    this.setState("running", "Preparing…");
+  }
+
+  /** One finished sampler step; batches count as one long run so the bar never jumps back. */
+  step(step: number, steps: number, batch: number, batches: number, preview?: string): void {
+    if (this.el.frame.dataset.state !== "running") this.running();
+    const total = Math.max(1, steps * batches);
+    const done = batch * steps + step;
+    this.setBar(done / total);
+    const elapsed = (performance.now() - this.started) / 1000;
+    const left = done > 0 ? (elapsed / done) * (total - done) : NaN;
+    const batchText = batches > 1 ? ` · batch ${batch + 1} of ${batches}` : "";
+    const eta = Number.isFinite(left) && done < total ? ` · about ${formatSeconds(left)} left` : "";
+    this.setState("running", `Step ${step} of ${steps}${batchText}${eta}`);
+    this.el.frame.dataset.step = String(step);
+    this.el.frame.dataset.steps = String(steps);
+    if (preview) {
+      this.previews++;
+      this.el.frame.dataset.previews = String(this.previews);
+      this.show(preview, "Preview of the image being generated");
+      this.el.image.classList.add("is-preview");
+    }
+  }
+
+  done(images: FinishedImage[]): void {
+    this.setBar(1);
+    const seconds = (performance.now() - this.started) / 1000;
+    this.setState("done", images.length === 0 ? "Done, but no image came back" : `Done in ${formatSeconds(seconds)} · seed ${images[0]!.seed}`);
+    this.el.cancel.hidden = true;
+    this.el.thumbs.replaceChildren(
+      ...(images.length > 1
+        ? images.map((img, i) => {
+            const b = document.createElement("button");
+            b.type = "button";
+            b.className = "thumb-button";
+            b.setAttribute("aria-label", `Show image ${i + 1} (seed ${img.seed})`);
+            const t = new Image();
+            t.src = img.src;
+            t.alt = "";
+            b.append(t);
+            b.addEventListener("click", () => this.select(img));
+            return b;
+          })
+        : []),
+    );
+    if (images[0]) this.select(images[0]);
+  }
+
+  failed(message: string): void {
+    this.end("failed", `Failed: ${message}`);
+  }
+
+  cancelled(message: string): void {
+    this.end("cancelled", message ? `Cancelled: ${message}` : "Cancelled");
+  }
+
+  private select(img: FinishedImage): void {
+    this.selected = img;
+    this.show(img.src, img.alt);
+    this.el.image.classList.remove("is-preview");
+    this.el.actions.hidden = false;
+    this.el.download.href = img.src;
+    this.el.download.download = `diffuse-${img.seed}.png`;
+    for (const b of Array.from(this.el.thumbs.children)) b.classList.toggle("selected", b.querySelector("img")?.src === img.src);
+  }
+
+  private end(state: ProgressState, text: string): void {
+    this.el.cancel.hidden = true;
+    this.el.progress.hidden = true;
+    this.setState(state, text);
+  }
+
+  private show(src: string, alt: string): void {
+    this.el.image.src = src;
+    this.el.image.alt = alt;
+    this.el.image.hidden = false;
+    this.el.empty.hidden = true;
+  }
+
+  private setState(state: ProgressState, text: string): void {
+    this.el.frame.dataset.state = state;
+    this.el.status.textContent = text;
+  }
+
+  private setBar(fraction: number): void {
+    const pct = Math.round(Math.min(1, Math.max(0, fraction)) * 100);
+    this.el.bar.setAttribute("aria-valuenow", String(pct));
+    this.el.bar.style.setProperty("--progress", `${pct}%`);
+  }
+}
+
+function formatSeconds(s: number): string {
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 90) return `${Math.round(s)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
