@@ -6,6 +6,8 @@ import { InputError } from "../errors.js";
 import { defaultModelPath, isDefaultModel } from "../default-model.js";
 import { GenerationAborted, loadPipeline } from "../pipeline/stable-diffusion.js";
 import type { GenerateParams } from "../pipeline/params.js";
+import { signerConfigFromEnv } from "../responsible/provenance/index.js";
+import { SAFETY_POLICIES, type SafetyPolicy } from "../responsible/safety-checker.js";
 
 interface GenerateOptions {
   model?: string;
@@ -28,6 +30,14 @@ interface GenerateOptions {
   out: string;
   json?: boolean;
   progress: boolean;
+  watermark: boolean;
+  safetyCheck: boolean;
+  safetyChecker?: string;
+  safetyPolicy?: string;
+  provenance: boolean;
+  c2paKey?: string;
+  c2paCert?: string;
+  policy?: string;
 }
 
 /** Parses a numeric option strictly: "20" is 20, "20x" or "" is an error naming the flag. */
@@ -74,6 +84,14 @@ export function registerGenerate(program: Command): void {
     .option("-o, --out <file>", "output PNG; {seed} and {n} are replaced", "out.png")
     .option("--json", "print a JSON result on stdout")
     .option("--no-progress", "no progress bar")
+    .option("--safety-checker <path>", "a safety_checker folder (default: the model folder's own, if any)")
+    .option("--safety-policy <policy>", "what to do with a flagged image: block (black), blur or flag", "block")
+    .option("--no-safety-check", "do not run the safety checker (recorded in the image's metadata)")
+    .option("--no-watermark", "do not embed the invisible watermarks (recorded in the image's metadata)")
+    .option("--no-provenance", "do not attach C2PA content credentials (recorded in the image's metadata)")
+    .option("--c2pa-key <pem>", "private key to sign content credentials with (default: a local self-signed key); also DIFFUSE_C2PA_KEY")
+    .option("--c2pa-cert <pem>", "certificate chain for --c2pa-key; also DIFFUSE_C2PA_CERT")
+    .option("--policy <rules.json>", "prompt policy rules: matching prompts are refused before any compute; also DIFFUSE_PROMPT_POLICY")
     .action(async (prompt: string, o: GenerateOptions) => {
       await generateCommand(prompt, o);
     });
@@ -110,7 +128,21 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   };
   process.once("SIGINT", onSigint);
   const threads = num("--threads", o.threads);
-  const pipe = await loadPipeline(model, { config: o.config, tokenizer: o.tokenizer, threads, onStatus: log });
+  if (o.safetyPolicy !== undefined && !SAFETY_POLICIES.includes(o.safetyPolicy as SafetyPolicy)) {
+    throw new InputError(`--safety-policy ${JSON.stringify(o.safetyPolicy)} is not one of ${SAFETY_POLICIES.join(", ")}`);
+  }
+  const signer = { ...signerConfigFromEnv(), ...(o.c2paKey ? { keyPath: o.c2paKey } : {}), ...(o.c2paCert ? { certPath: o.c2paCert } : {}) };
+  const pipe = await loadPipeline(model, {
+    config: o.config,
+    tokenizer: o.tokenizer,
+    threads,
+    onStatus: log,
+    safetyChecker: o.safetyCheck ? o.safetyChecker : false,
+    safetyPolicy: o.safetyPolicy as SafetyPolicy,
+    watermark: o.watermark,
+    provenance: o.provenance ? signer : false,
+    promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
+  });
   const showBar = o.progress && !o.json && process.stderr.isTTY;
   const bar = showBar
     ? new cliProgress.SingleBar({ format: "{bar} {value}/{total} steps | {speed} s/it | ETA {eta}s", stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)

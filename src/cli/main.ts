@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { DiffuseError } from "../errors.js";
+import { registerDetect } from "./detect.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerInspect } from "./inspect.js";
@@ -20,6 +21,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerInfo(program);
   registerVerify(program);
   registerServe(program);
+  registerDetect(program);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {

@@ -41,6 +41,8 @@ export interface GenerateParams {
   mask?: ImageSource;
   /** 1 = the text encoder's last layer; 2 = the penultimate (what many anime models want). */
   clip_skip?: number;
+  /** Identifies the job in the robust watermark's payload (the server passes its job id; random otherwise). */
+  job_id?: string;
   onStep?: (e: StepEvent) => void;
   signal?: AbortSignal;
 }

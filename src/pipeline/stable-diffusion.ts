@@ -1,4 +1,6 @@
+import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InputError } from "../errors.js";
 import { decodeImage, decodeMask, encodePng, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
@@ -10,14 +12,16 @@ import { UNET_IO } from "../models/unet.js";
 import { VAE_IO } from "../models/vae.js";
 import { createScheduler, findSampler, parseSchedulerConfigJson, STABLE_DIFFUSION_SCHEDULER_CONFIG, type RawSchedulerConfig, type Scheduler } from "../schedulers/index.js";
 import { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
+import type { ProvenanceInfo } from "../responsible/provenance/index.js";
 import { openCheckpoint, type Checkpoint } from "../weights/checkpoint.js";
 import { shortHash } from "../weights/hash.js";
 import { BatchNoise } from "./batch-noise.js";
 import { encodePrompts, type TextEncoderHandle } from "./conditioning.js";
 import { Networks, type NetworkOptions } from "./networks.js";
 import { resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
+import { Safeguards, type SafeguardNotes, type SafeguardOptions } from "./safeguards.js";
 
-export interface LoadOptions extends NetworkOptions {
+export interface LoadOptions extends NetworkOptions, SafeguardOptions {
   /** A diffusers folder with config.json files for a single-file checkpoint of non-standard size. */
   config?: string;
   /** A tokenizer folder (vocab.json + merges.txt) or OpenAI's bpe_simple_vocab_16e6.txt.gz. */
@@ -62,8 +66,9 @@ export async function loadPipeline(path: string, opts: LoadOptions = {}): Promis
     if (!tokenizerPath) throw new InputError(`${path}: ${TOKENIZER_HELP}`);
     const tokenizer = await ClipTokenizer.load(tokenizerPath);
     const schedulerConfig = readSchedulerConfig(checkpoint, opts.config);
+    const safeguards = await Safeguards.load(path, opts);
     const networks = await Networks.open(checkpoint, opts);
-    return new StableDiffusionPipeline(checkpoint, networks, tokenizer, schedulerConfig);
+    return new StableDiffusionPipeline(checkpoint, networks, tokenizer, schedulerConfig, safeguards);
   } catch (e) {
     checkpoint.close();
     throw e;
@@ -92,6 +97,7 @@ export class StableDiffusionPipeline {
     readonly networks: Networks,
     readonly tokenizer: ClipTokenizer,
     readonly schedulerConfig: RawSchedulerConfig,
+    readonly safeguards: Safeguards,
   ) {
     this.modelName = basename(checkpoint.path).replace(/\.safetensors$/i, "") || basename(dirname(checkpoint.path));
   }
@@ -107,6 +113,8 @@ export class StableDiffusionPipeline {
 
   async generate(params: GenerateParams): Promise<GenerateResult> {
     const p = resolveParams(params, { size: this.defaultSize, randomSeed: () => Math.floor(Math.random() * 2 ** 32) });
+    this.safeguards.checkPrompt(p.prompt, p.negativePrompt);
+    const jobId = params.job_id ?? randomUUID();
     // Fail on a bad sampler name or schedule before any compute.
     const probe = createScheduler(p.sampler, this.schedulerConfig);
     probe.setTimesteps(p.steps);
@@ -128,9 +136,13 @@ export class StableDiffusionPipeline {
           preview: () => latentPreviewPng(x, shape, { scale: 8 }),
         }), params.signal);
       const decoded = await this.decode(latents, p);
-      decoded.forEach((image, j) => {
-        const infotext = this.infotext(p, seeds[j]!);
-        images.push({ image, seed: seeds[j]!, infotext, png: async () => writePngText(await encodePng(image), [{ keyword: "parameters", text: infotext }]) });
+      const safe = await this.safeguards.process(decoded, jobId);
+      safe.images.forEach((image, j) => {
+        const seed = seeds[j]!;
+        const notes = safe.notes[j]!;
+        const infotext = this.infotext(p, seed, notes);
+        const png = async () => this.safeguards.finishPng(writePngText(await encodePng(image), [{ keyword: "parameters", text: infotext }]), await this.provenanceInfo(p, seed, notes));
+        images.push({ image, seed, infotext, png });
       });
     }
     return { images, parameters: p, info: images[0]!.infotext };
@@ -304,7 +316,24 @@ export class StableDiffusionPipeline {
     return images;
   }
 
-  private infotext(p: ResolvedParams, seed: number): string {
+  private async provenanceInfo(p: ResolvedParams, seed: number, notes: SafeguardNotes): Promise<ProvenanceInfo> {
+    const init = p.initImage === undefined ? undefined : typeof p.initImage === "string" ? await readFile(p.initImage) : p.initImage;
+    return {
+      model: `${this.modelName} [${this.modelHash}]`,
+      sampler: findSampler(p.sampler)?.label ?? p.sampler,
+      prompt: p.prompt,
+      negativePrompt: p.negativePrompt,
+      seed,
+      steps: p.steps,
+      cfgScale: p.cfgScale,
+      denoisingStrength: init ? p.denoisingStrength : undefined,
+      ingredient: init,
+      ingredientTitle: typeof p.initImage === "string" ? basename(p.initImage) : undefined,
+      safeguardsOff: notes.off,
+    };
+  }
+
+  private infotext(p: ResolvedParams, seed: number, notes: SafeguardNotes): string {
     return buildInfotext({
       prompt: p.prompt,
       negativePrompt: p.negativePrompt,
@@ -319,12 +348,13 @@ export class StableDiffusionPipeline {
       denoisingStrength: p.initImage === undefined ? undefined : p.denoisingStrength,
       clipSkip: p.clipSkip > 1 ? p.clipSkip : undefined,
       rng: "CPU",
-      extra: {},
+      extra: { ...notes.infotext, ...this.safeguards.staticInfotext },
     });
   }
 
   async close(): Promise<void> {
     await this.networks.release();
+    await this.safeguards.release();
     this.checkpoint.close();
   }
 }

@@ -1,0 +1,120 @@
+import type { RgbImage } from "../image/codec.js";
+import { PromptPolicy } from "../responsible/prompt-policy.js";
+import { resolveSigner, signPng, type ProvenanceInfo, type ProvenanceSigner, type SignerConfig } from "../responsible/provenance/index.js";
+import { applyPolicy, DEFAULT_SAFETY_POLICY, findSafetyChecker, SafetyChecker, type SafetyPolicy } from "../responsible/safety-checker.js";
+import { DWT_DCT_MIN_PIXELS, embedDwtDct, SD1_WATERMARK_BITS } from "../responsible/watermark/dwt-dct.js";
+import { DIFFUSE_GENERATOR_ID, jobIdFromString, RobustWatermark } from "../responsible/watermark/robust.js";
+
+/**
+ * The responsible-use stages around generation, each on by default; turning one off is explicit and written
+ * into the image's metadata (infotext and C2PA manifest).
+ */
+export interface SafeguardOptions {
+  /** A safety_checker folder or file; undefined: the model folder's own, if any; false: off. */
+  safetyChecker?: string | false;
+  safetyPolicy?: SafetyPolicy;
+  /** Invisible watermarks (the original SD1 dwtDct mark and our robust mark). Default true. */
+  watermark?: boolean;
+  /** C2PA content credentials; a signer config (key + certificate paths) or true for the default. Default true. */
+  provenance?: boolean | SignerConfig;
+  /** A rules file; prompts that match a rule are refused before any compute. */
+  promptPolicy?: string;
+}
+
+/** What happened to one image, for its infotext. */
+export interface SafeguardNotes {
+  /** Extra infotext keys (A1111 style "Key: value"). */
+  infotext: Record<string, string>;
+  /** Safeguards switched off, for the C2PA manifest. */
+  off: string[];
+}
+
+/** The smallest side the robust watermark can carry its payload in. */
+const ROBUST_MIN_SIDE = 128;
+
+export class Safeguards {
+  private constructor(
+    private readonly opts: SafeguardOptions,
+    private readonly checker: SafetyChecker | undefined,
+    private readonly checkerState: "on" | "off" | "absent",
+    private readonly policy: PromptPolicy | undefined,
+    private readonly robust: RobustWatermark | undefined,
+    private signer: Promise<ProvenanceSigner> | undefined,
+  ) {}
+
+  static async load(modelPath: string, opts: SafeguardOptions = {}): Promise<Safeguards> {
+    let checker: SafetyChecker | undefined;
+    let state: "on" | "off" | "absent" = "off";
+    if (opts.safetyChecker !== false) {
+      const path = opts.safetyChecker ?? findSafetyChecker(modelPath);
+      if (path) {
+        checker = await SafetyChecker.load(path);
+        state = "on";
+      } else {
+        state = "absent";
+      }
+    }
+    const policy = opts.promptPolicy ? await PromptPolicy.load(opts.promptPolicy) : undefined;
+    const robust = opts.watermark === false ? undefined : new RobustWatermark();
+    return new Safeguards(opts, checker, state, policy, robust, undefined);
+  }
+
+  /** Throws PolicyRefusal (with the rule's reason) before any compute. */
+  checkPrompt(prompt: string, negative: string): void {
+    this.policy?.enforce(prompt, negative);
+  }
+
+  /** Safety check with its policy, then the watermarks. `jobId` goes into the robust mark's payload. */
+  async process(images: RgbImage[], jobId: string): Promise<{ images: RgbImage[]; notes: SafeguardNotes[] }> {
+    const notes: SafeguardNotes[] = images.map(() => ({ infotext: {}, off: [] }));
+    let out = images;
+    if (this.checker) {
+      const policy = this.opts.safetyPolicy ?? DEFAULT_SAFETY_POLICY;
+      const outcomes = await applyPolicy(images, await this.checker.check(images), policy);
+      out = outcomes.map((o) => o.image);
+      outcomes.forEach((o, i) => {
+        if (o.nsfw) notes[i]!.infotext["Safety checker"] = `${o.action} (${policy} policy)`;
+      });
+    } else {
+      for (const n of notes) {
+        n.infotext["Safety checker"] = this.checkerState === "off" ? "off" : "absent";
+        if (this.checkerState === "off") n.off.push("safety checker");
+      }
+    }
+    if (!this.robust) {
+      for (const n of notes) {
+        n.infotext.Watermark = "off";
+        n.off.push("watermark");
+      }
+      return { images: out, notes };
+    }
+    const job = jobIdFromString(jobId);
+    out = out.map((image, i) => {
+      if (Math.min(image.width, image.height) < ROBUST_MIN_SIDE) {
+        notes[i]!.infotext.Watermark = `none (image smaller than ${ROBUST_MIN_SIDE}x${ROBUST_MIN_SIDE})`;
+        return image;
+      }
+      let marked = this.robust!.embed(image, { generator: DIFFUSE_GENERATOR_ID, job });
+      // The original release's mark too, so existing SD watermark detectors recognise our images.
+      if (image.width * image.height >= DWT_DCT_MIN_PIXELS) marked = embedDwtDct(marked, SD1_WATERMARK_BITS);
+      return marked;
+    });
+    return { images: out, notes };
+  }
+
+  /** Signs the final PNG with C2PA content credentials (last: any later byte change breaks the binding). */
+  async finishPng(png: Buffer, info: ProvenanceInfo): Promise<Buffer> {
+    if (this.opts.provenance === false) return png;
+    this.signer ??= resolveSigner(typeof this.opts.provenance === "object" ? this.opts.provenance : {});
+    return signPng(png, info, await this.signer);
+  }
+
+  /** Infotext keys that hold for every image of this configuration. */
+  get staticInfotext(): Record<string, string> {
+    return this.opts.provenance === false ? { Provenance: "off" } : {};
+  }
+
+  async release(): Promise<void> {
+    await this.checker?.release();
+  }
+}
