@@ -7,7 +7,7 @@ import { defaultModelPath, isDefaultModel } from "../default-model.js";
 import { GenerationAborted, loadPipeline } from "../pipeline/stable-diffusion.js";
 import type { GenerateParams } from "../pipeline/params.js";
 import { signerConfigFromEnv } from "../responsible/provenance/index.js";
-import { SAFETY_POLICIES, type SafetyPolicy } from "../responsible/safety-checker.js";
+import { safetyPolicyOption } from "./safety-options.js";
 
 interface GenerateOptions {
   model?: string;
@@ -128,9 +128,6 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   };
   process.once("SIGINT", onSigint);
   const threads = num("--threads", o.threads);
-  if (o.safetyPolicy !== undefined && !SAFETY_POLICIES.includes(o.safetyPolicy as SafetyPolicy)) {
-    throw new InputError(`--safety-policy ${JSON.stringify(o.safetyPolicy)} is not one of ${SAFETY_POLICIES.join(", ")}`);
-  }
   const signer = { ...signerConfigFromEnv(), ...(o.c2paKey ? { keyPath: o.c2paKey } : {}), ...(o.c2paCert ? { certPath: o.c2paCert } : {}) };
   const pipe = await loadPipeline(model, {
     config: o.config,
@@ -138,7 +135,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     threads,
     onStatus: log,
     safetyChecker: o.safetyCheck ? o.safetyChecker : false,
-    safetyPolicy: o.safetyPolicy as SafetyPolicy,
+    safetyPolicy: safetyPolicyOption(o.safetyPolicy),
     watermark: o.watermark,
     provenance: o.provenance ? signer : false,
     promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),

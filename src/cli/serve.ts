@@ -1,6 +1,8 @@
 import type { Command } from "commander";
 import { defaultModelPath, isDefaultModel } from "../default-model.js";
 import { InputError } from "../errors.js";
+import { signerConfigFromEnv } from "../responsible/provenance/index.js";
+import { safetyPolicyOption } from "./safety-options.js";
 import { buildApp } from "../server/app.js";
 import { DEFAULTS, resolveServerConfig } from "../server/config.js";
 
@@ -13,6 +15,12 @@ interface ServeOptions {
   threads?: string;
   bodyLimit?: string;
   log?: boolean;
+  watermark: boolean;
+  safetyCheck: boolean;
+  safetyChecker?: string;
+  safetyPolicy?: string;
+  provenance: boolean;
+  policy?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -27,6 +35,12 @@ export function registerServe(program: Command): void {
     .option("--threads <n>", "CPU threads for generation (default: all cores)")
     .option("--body-limit <mib>", "largest request body in MiB", String(DEFAULTS.bodyLimit / 1024 / 1024))
     .option("--log", "log every request")
+    .option("--safety-checker <path>", "a safety_checker folder (default: the model folder's own, if any)")
+    .option("--safety-policy <policy>", "what to do with a flagged image: block (black), blur or flag", "block")
+    .option("--no-safety-check", "do not run the safety checker (recorded in each image's metadata)")
+    .option("--no-watermark", "do not embed the invisible watermarks (recorded in each image's metadata)")
+    .option("--no-provenance", "do not attach C2PA content credentials (recorded in each image's metadata)")
+    .option("--policy <rules.json>", "prompt policy: matching prompts are refused with 422 (default: $DIFFUSE_PROMPT_POLICY)")
     .action(async (o: ServeOptions) => {
       await serveCommand(o);
     });
@@ -50,7 +64,15 @@ async function serveCommand(o: ServeOptions): Promise<void> {
     dataDir: o.data,
     token: o.token ?? process.env["DIFFUSE_TOKEN"],
     bodyLimit: (integer("--body-limit", o.bodyLimit) ?? DEFAULTS.bodyLimit / 1024 / 1024) * 1024 * 1024,
-    loadOptions: { threads: integer("--threads", o.threads), onStatus: log },
+    loadOptions: {
+      threads: integer("--threads", o.threads),
+      onStatus: log,
+      safetyChecker: o.safetyCheck ? o.safetyChecker : false,
+      safetyPolicy: safetyPolicyOption(o.safetyPolicy),
+      watermark: o.watermark,
+      provenance: o.provenance ? signerConfigFromEnv() : false,
+      promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
+    },
     log: o.log ?? false,
   });
   const app = await buildApp(config);

@@ -1,3 +1,4 @@
+import { PromptPolicy } from "../responsible/prompt-policy.js";
 import Fastify, { type FastifyInstance } from "fastify";
 import { registerA1111Routes } from "./a1111.js";
 import { registerAuth } from "./auth.js";
@@ -60,7 +61,8 @@ export async function buildApp(config: ServerConfig): Promise<App> {
     routerOptions: { maxParamLength: 500 },
   });
   const log = (message: string) => (config.log ? fastify.log.warn(message) : process.stderr.write(`diffuse serve: ${message}\n`));
-  const queue = new JobQueue(store, files, events, model, { previewIntervalMs: config.previewIntervalMs, imageUrl, log });
+  const promptPolicy = config.loadOptions?.promptPolicy ? await PromptPolicy.load(config.loadOptions.promptPolicy) : undefined;
+  const queue = new JobQueue(store, files, events, model, { previewIntervalMs: config.previewIntervalMs, imageUrl, log, promptPolicy });
   const context: ServerContext = { config, store, files, events, model, queue, views: new JobViews(store, queue) };
 
   fastify.setErrorHandler(apiErrorHandler);

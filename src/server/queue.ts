@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { PolicyRefusal, type PromptPolicy } from "../responsible/prompt-policy.js";
 import { DiffuseError } from "../errors.js";
 import type { StepEvent } from "../pipeline/params.js";
 import { GenerationAborted } from "../pipeline/stable-diffusion.js";
@@ -39,6 +40,8 @@ export type CancelOutcome =
 
 export interface QueueOptions {
   previewIntervalMs: number;
+  /** Prompts matching a rule are refused at submission (recorded in the history as failed, with the reason). */
+  promptPolicy?: PromptPolicy;
   imageUrl: (id: string) => string;
   log: (message: string) => void;
 }
@@ -72,7 +75,9 @@ export class JobQueue {
     return this.current;
   }
 
+  /** Queues a job; throws PolicyRefusal (after recording the refused job in the history) when the prompt policy matches. */
   submit(req: SubmitRequest): JobRecord {
+    const refusal = this.opts.promptPolicy?.checkPrompt(req.params.prompt, req.params.negative_prompt ?? "");
     const job = this.store.insert({
       id: randomUUID(),
       model: this.model.name,
@@ -82,6 +87,11 @@ export class JobQueue {
       uploads: req.uploads,
       createdAt: new Date().toISOString(),
     });
+    if (refusal) {
+      const error = new PolicyRefusal(refusal);
+      this.store.markFinished(job.id, "failed", error.message, new Date().toISOString());
+      throw error;
+    }
     this.wake?.();
     return job;
   }
