@@ -3,7 +3,7 @@
  *
  *   npm run bench                       table on stdout
  *   npm run bench -- --json             one JSON object on stdout
- *   npm run bench -- --attention ms-mha --opt extended --threads 2 --only unet512,vae512
+ *   npm run bench -- --attention matmul --opt extended --threads 2 --only unet512,vae512
  *
  * Each network: one warm-up run, then the median of 3. GFLOP/s counts the MatMul/Conv work at the run's shapes
  * and is compared with a large MatMul's GFLOP/s measured in this process with the same threads (the ceiling).
@@ -24,12 +24,13 @@ import { DataType } from "../src/onnx/graph.js";
 import { CompileCache } from "../src/runtime/compile-cache.js";
 import { Session, type FeedValue, type SessionOptions } from "../src/runtime/session.js";
 import { ScopedWeights } from "../src/weights/weight-source.js";
+import { DEFAULT_ATTENTION } from "../src/pipeline/networks.js";
 import { randomWeights } from "./random-weights.js";
 
 const { values: args } = parseArgs({
   options: {
     json: { type: "boolean", default: false },
-    attention: { type: "string", default: "matmul" },
+    attention: { type: "string", default: DEFAULT_ATTENTION },
     opt: { type: "string", default: "all" },
     threads: { type: "string" },
     runs: { type: "string", default: "3" },

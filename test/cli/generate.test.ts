@@ -3,8 +3,6 @@ import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { readPngText } from "../../src/image/png-text.js";
-import { parseInfotext } from "../../src/image/infotext.js";
 import { runCli } from "../helpers/cli.js";
 import { golden, HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 
@@ -15,24 +13,32 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
   const model = ref("models/sd15-tiny");
   const prompt = "a photo of an astronaut riding a horse on mars";
 
-  it("reproduces the reference txt2img image (PLMS, 4 steps, seed 31) and writes A1111 parameters", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-"));
-    const out = join(dir, "astronaut-{seed}.png");
-    const r = await runCli(["generate", prompt, "--model", model, "--sampler", "PLMS", "--steps", "4", "--cfg", "7.5", "--seed", "31", "-o", out, "--json"], { env });
-    expect(r.stderr).not.toMatch(/error/i);
-    expect(r.code).toBe(0);
-    const result = JSON.parse(r.stdout);
-    expect(result.images).toEqual([join(dir, "astronaut-31.png")]);
-    const png = await sharp(result.images[0]).raw().toBuffer({ resolveWithObject: true });
-    const want = golden("goldens/sd15-tiny/txt2img.safetensors").get("image_uint8");
-    let max = 0;
-    for (let i = 0; i < want.length; i++) max = Math.max(max, Math.abs(png.data[i]! - want[i]!));
-    expect(max).toBeLessThanOrEqual(1);
-    const params = readPngText(await import("node:fs").then((fs) => fs.readFileSync(result.images[0]))).find((c) => c.keyword === "parameters");
-    const info = parseInfotext(params!.text);
-    expect(info).toMatchObject({ prompt, steps: 4, sampler: "PLMS", cfgScale: 7.5, seed: 31, width: 64, height: 64 });
-    expect(info.modelHash).toMatch(/^[0-9a-f]{10}$/);
-  });
+  const txt2img = [
+    { fixture: "txt2img", sampler: "PLMS", steps: 4, seed: 31 },
+    { fixture: "txt2img_dpmpp2m_karras", sampler: "DPM++ 2M Karras", steps: 6, seed: 31 },
+    { fixture: "txt2img_euler_a_seed42", sampler: "Euler a", steps: 5, seed: 42 },
+  ];
+  for (const c of txt2img) {
+    it(`reproduces the reference ${c.fixture} image (${c.sampler}, ${c.steps} steps, seed ${c.seed}); diffuse info reads its parameters back`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-"));
+      const out = join(dir, "astronaut-{seed}.png");
+      const r = await runCli(["generate", prompt, "--model", model, "--sampler", c.sampler, "--steps", String(c.steps), "--cfg", "7.5", "--seed", String(c.seed), "-o", out, "--json"], { env });
+      expect(r.stderr).not.toMatch(/error/i);
+      expect(r.code).toBe(0);
+      const result = JSON.parse(r.stdout);
+      expect(result.images).toEqual([join(dir, `astronaut-${c.seed}.png`)]);
+      const png = await sharp(result.images[0]).raw().toBuffer();
+      const want = golden(`goldens/sd15-tiny/${c.fixture}.safetensors`).get("image_uint8");
+      let max = 0;
+      for (let i = 0; i < want.length; i++) max = Math.max(max, Math.abs(png[i]! - want[i]!));
+      expect(max).toBeLessThanOrEqual(1);
+      const info = await runCli(["info", result.images[0], "--json"]);
+      expect(info.code).toBe(0);
+      const parsed = JSON.parse(info.stdout).parameters;
+      expect(parsed).toMatchObject({ prompt, steps: c.steps, sampler: c.sampler, cfgScale: 7.5, seed: c.seed, width: 64, height: 64 });
+      expect(parsed.modelHash).toMatch(/^[0-9a-f]{10}$/);
+    });
+  }
 
   it("reproduces the reference img2img image (PLMS, strength 0.6, 10 steps, seed 7) from an init PNG", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-"));

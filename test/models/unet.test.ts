@@ -10,10 +10,10 @@ import { ScopedWeights } from "../../src/weights/weight-source.js";
 import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
 
 describe.skipIf(!HAVE_REFERENCE)("UNet (sd15-tiny, diffusers folder)", () => {
-  it("matches diffusers' output for timesteps 999, 287.5 and one per batch item", async () => {
+  for (const attention of ["matmul", "ms-mha"] as const) it(`matches diffusers' output for timesteps 999, 287.5 and one per batch item (${attention} attention)`, async () => {
     const config = unetConfigFromDiffusers(JSON.parse(readFileSync(ref("models/sd15-tiny/unet/config.json"), "utf8")));
     const file = SafetensorsFile.open(ref("models/sd15-tiny/unet/diffusion_pytorch_model.safetensors"));
-    const session = await Session.create(serializeGraph(buildUNet(config, new ScopedWeights(fileWeightSource(file)))), { threads: 1 });
+    const session = await Session.create(serializeGraph(buildUNet(config, new ScopedWeights(fileWeightSource(file)), { attention })), { threads: 1 });
     const gold = golden("goldens/sd15-tiny/unet.safetensors");
     for (const c of ["t999", "t287_5", "t_per_batch"]) {
       const t = gold.get(`${c}/timestep`);
@@ -23,7 +23,7 @@ describe.skipIf(!HAVE_REFERENCE)("UNet (sd15-tiny, diffusers folder)", () => {
         [UNET_IO.encoderHiddenStates]: { data: gold.get("encoder_hidden_states"), dims: gold.shape("encoder_hidden_states") },
       });
       const err = relErr(out[UNET_IO.out]!.data, gold.get(`${c}/out`));
-      console.log(`unet ${c}: rel err ${err.toExponential(2)}`);
+      console.log(`unet (${attention}) ${c}: rel err ${err.toExponential(2)}`);
       expect(err).toBeLessThan(1e-4);
     }
   });

@@ -16,9 +16,9 @@ describe.skipIf(!HAVE_REFERENCE)("VAE (sd15-tiny, diffusers folder)", () => {
     return { config, w, gold: golden("goldens/sd15-tiny/vae.safetensors") };
   };
 
-  it("decodes 8x8 and 6x10 latents like diffusers", async () => {
+  for (const attention of ["matmul", "ms-mha"] as const) it(`decodes 8x8 and 6x10 latents like diffusers (${attention} attention)`, async () => {
     const { config, w, gold } = load();
-    const session = await Session.create(serializeGraph(buildVaeDecoder(config, w)), { threads: 1 });
+    const session = await Session.create(serializeGraph(buildVaeDecoder(config, w, { attention })), { threads: 1 });
     for (const c of ["decode", "decode_6x10"]) {
       const out = await session.run({ [VAE_IO.latent]: { data: gold.get(`${c}/z`), dims: gold.shape(`${c}/z`) } });
       expect(out[VAE_IO.decoded]!.dims).toEqual(gold.shape(`${c}/out`));
