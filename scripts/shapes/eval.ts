@@ -1,0 +1,117 @@
+/**
+ * Scores a model on the held-out prompts: generates each with the project's pipeline, reads the picture back with
+ * the judge, and prints how often each attribute came out as asked, with guidance on (cfg 7) and off (cfg 1).
+ *
+ *   npx tsx scripts/shapes/eval.ts [model] [--count 100] [--steps 20] [--cfg 7,1] [--save dir]
+ *
+ * The model defaults to models/tiny-shapes; seeds are 0..count-1, the sampler the pipeline's default.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { loadPipeline, type StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import { heldOutCases, type EvalCase } from "./held-out.js";
+import { judge, type Judgement } from "./judge.js";
+
+export const SCORED = ["background", "colour", "position", "shape", "size"] as const;
+export type Scored = (typeof SCORED)[number];
+
+/** The attributes the bar is set on; "all" means these four right in one picture (size is reported beside). */
+export const BAR_ATTRIBUTES: readonly Scored[] = ["background", "colour", "position", "shape"];
+
+export interface CaseResult {
+  readonly case: EvalCase;
+  readonly judgement: Judgement;
+  readonly right: Readonly<Record<Scored, boolean>>;
+  readonly all: boolean;
+}
+
+export interface Scores {
+  readonly cfg: number;
+  readonly count: number;
+  /** Share right per attribute, and for all four bar attributes at once. */
+  readonly rates: Readonly<Record<Scored | "all", number>>;
+  readonly results: readonly CaseResult[];
+}
+
+export function score(c: EvalCase, j: Judgement): CaseResult {
+  const o = j.object;
+  const right: Record<Scored, boolean> = {
+    background: j.background === c.expected.background,
+    colour: o?.colour === c.expected.colour,
+    position: o?.position === c.expected.position,
+    shape: o?.shape === c.expected.shape,
+    size: o?.size === c.expected.size,
+  };
+  return { case: c, judgement: j, right, all: BAR_ATTRIBUTES.every((a) => right[a]) };
+}
+
+export interface EvaluateOptions {
+  readonly steps?: number;
+  /** Called after each picture, e.g. to save it or show progress. */
+  readonly onImage?: (r: CaseResult, png: () => Promise<Buffer>) => void | Promise<void>;
+}
+
+export async function evaluate(pipe: StableDiffusionPipeline, cases: readonly EvalCase[], cfg: number, opts: EvaluateOptions = {}): Promise<Scores> {
+  const results: CaseResult[] = [];
+  for (const c of cases) {
+    const { images } = await pipe.generate({ prompt: c.prompt, seed: c.seed, steps: opts.steps ?? 20, cfg_scale: cfg });
+    const r = score(c, judge(images[0]!.image));
+    results.push(r);
+    await opts.onImage?.(r, () => images[0]!.png());
+  }
+  const rate = (f: (r: CaseResult) => boolean) => results.filter(f).length / results.length;
+  const rates = Object.fromEntries([...SCORED.map((a) => [a, rate((r) => r.right[a])]), ["all", rate((r) => r.all)]]) as Record<Scored | "all", number>;
+  return { cfg, count: cases.length, rates, results };
+}
+
+export function scoreTable(all: readonly Scores[]): string {
+  const columns = ["background", "colour", "position", "shape", "size", "all"] as const;
+  const head = `| cfg | n | ${columns.map((c) => (c === "all" ? "all 4 right" : c)).join(" | ")} |`;
+  const rule = `|${" --- |".repeat(columns.length + 2)}`;
+  const rows = all.map((s) => `| ${s.cfg} | ${s.count} | ${columns.map((c) => `${(100 * s.rates[c]).toFixed(0)}%`).join(" | ")} |`);
+  return [head, rule, ...rows].join("\n");
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      count: { type: "string", default: "100" },
+      steps: { type: "string", default: "20" },
+      cfg: { type: "string", default: "7,1" },
+      save: { type: "string" },
+    },
+  });
+  const model = positionals[0] ?? "models/tiny-shapes";
+  const count = Number(values.count), steps = Number(values.steps);
+  const cfgs = values.cfg!.split(",").map(Number);
+  if (!Number.isInteger(count) || count < 1) throw new Error(`--count ${values.count}: expected a positive integer`);
+  if (cfgs.some((c) => !Number.isFinite(c))) throw new Error(`--cfg ${values.cfg}: expected numbers separated by commas, e.g. 7,1`);
+  const pipe = await loadPipeline(model);
+  try {
+    const cases = heldOutCases(count);
+    const all: Scores[] = [];
+    for (const cfg of cfgs) {
+      const start = performance.now();
+      const dir = values.save === undefined ? undefined : join(values.save, `cfg${cfg}`);
+      if (dir) mkdirSync(dir, { recursive: true });
+      const s = await evaluate(pipe, cases, cfg, {
+        steps,
+        onImage: async (r, png) => {
+          if (!dir) return;
+          const mark = r.all ? "ok" : "miss";
+          writeFileSync(join(dir, `${String(r.case.seed).padStart(3, "0")}-${mark}-${r.case.prompt.replace(/[^a-z]+/g, "_")}.png`), await png());
+        },
+      });
+      all.push(s);
+      console.error(`cfg ${cfg}: ${count} images in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+    }
+    console.log(`held-out prompts of ${model}, seeds 0-${count - 1}, ${steps} steps, default sampler`);
+    console.log(scoreTable(all));
+  } finally {
+    await pipe.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();

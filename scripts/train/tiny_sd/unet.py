@@ -1,0 +1,224 @@
+"""UNet2DConditionModel of Stable Diffusion 1.x (diffusers' module tree and parameter names)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import attend
+from .linear import Linear
+from .configs import UNetConfig
+
+
+class ResnetBlock2D(nn.Module):
+    def __init__(self, cin: int, cout: int, temb: int, groups: int, eps: float):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, cin, eps=eps)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.time_emb_proj = Linear(temb, cout)
+        self.norm2 = nn.GroupNorm(groups, cout, eps=eps)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.conv_shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else None
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return (x if self.conv_shortcut is None else self.conv_shortcut(x)) + h
+
+
+class Attention(nn.Module):
+    """diffusers' Attention as the UNet uses it: no q/k/v biases, output projection in a list (to_out.0)."""
+
+    def __init__(self, dim: int, context_dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.to_q = Linear(dim, dim, bias=False)
+        self.to_k = Linear(context_dim, dim, bias=False)
+        self.to_v = Linear(context_dim, dim, bias=False)
+        self.to_out = nn.ModuleList([Linear(dim, dim)])
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        kv = x if context is None else context
+        return self.to_out[0](attend(self.to_q(x), self.to_k(kv), self.to_v(kv), self.heads))
+
+
+class GEGLU(nn.Module):
+    def __init__(self, dim: int, inner: int):
+        super().__init__()
+        self.proj = Linear(dim, inner * 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = self.proj(x).chunk(2, dim=-1)
+        return value * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        # net.1 is a Dropout in diffusers; an Identity keeps the index of net.2 without adding parameters.
+        self.net = nn.ModuleList([GEGLU(dim, dim * 4), nn.Identity(), Linear(dim * 4, dim)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.net:
+            x = layer(x)
+        return x
+
+
+class BasicTransformerBlock(nn.Module):
+    def __init__(self, dim: int, context_dim: int, heads: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn1 = Attention(dim, dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.attn2 = Attention(dim, context_dim, heads)
+        self.norm3 = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn1(self.norm1(x))
+        x = x + self.attn2(self.norm2(x), context)
+        return x + self.ff(self.norm3(x))
+
+
+class Transformer2DModel(nn.Module):
+    def __init__(self, channels: int, context_dim: int, heads: int, groups: int):
+        super().__init__()
+        # eps 1e-6 here whatever norm_eps says: diffusers hard-codes it.
+        self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
+        self.proj_in = nn.Conv2d(channels, channels, 1)
+        self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(channels, context_dim, heads)])
+        self.proj_out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        t = self.proj_in(self.norm(x)).reshape(b, c, h * w).transpose(1, 2)
+        for block in self.transformer_blocks:
+            t = block(t, context)
+        return self.proj_out(t.transpose(1, 2).reshape(b, c, h, w)) + x
+
+
+class Downsample2D(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Upsample2D(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class Block(nn.Module):
+    """A down or up block: `resnets`, optional `attentions` after each, optional `downsamplers`/`upsamplers`."""
+
+    def __init__(self, resnets: list[ResnetBlock2D], attentions: list[Transformer2DModel] | None, sampler: str | None, channels: int):
+        super().__init__()
+        self.resnets = nn.ModuleList(resnets)
+        self.attentions = nn.ModuleList(attentions) if attentions else None
+        if sampler == "down":
+            self.downsamplers = nn.ModuleList([Downsample2D(channels)])
+        elif sampler == "up":
+            self.upsamplers = nn.ModuleList([Upsample2D(channels)])
+
+
+class TimestepEmbedding(nn.Module):
+    def __init__(self, cin: int, dim: int):
+        super().__init__()
+        self.linear_1 = Linear(cin, dim)
+        self.linear_2 = Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(F.silu(self.linear_1(x)))
+
+
+def timestep_features(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features with flip_sin_to_cos=True and freq_shift=0: [cos | sin]."""
+    half = dim // 2
+    exponent = -math.log(10000) * torch.arange(half, dtype=torch.float32) / half
+    args = t.float()[:, None] * torch.exp(exponent)[None, :]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class UNet2DConditionModel(nn.Module):
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        ch = cfg.block_out_channels
+        levels = len(ch)
+        temb = ch[0] * 4
+        g, eps, heads, ctx = cfg.norm_num_groups, cfg.norm_eps, cfg.attention_head_dim, cfg.cross_attention_dim
+        self.time_embedding = TimestepEmbedding(ch[0], temb)
+        self.conv_in = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
+
+        skips = [ch[0]]
+        prev = ch[0]
+        down = []
+        for i in range(levels):
+            resnets, attentions = [], []
+            for _ in range(cfg.layers_per_block):
+                resnets.append(ResnetBlock2D(prev, ch[i], temb, g, eps))
+                prev = ch[i]
+                if cfg.down_block_types[i] == "CrossAttnDownBlock2D":
+                    attentions.append(Transformer2DModel(prev, ctx, heads, g))
+                skips.append(prev)
+            last = i == levels - 1
+            if not last:
+                skips.append(prev)
+            down.append(Block(resnets, attentions, None if last else "down", prev))
+        self.down_blocks = nn.ModuleList(down)
+
+        mid = Block([ResnetBlock2D(prev, prev, temb, g, eps), ResnetBlock2D(prev, prev, temb, g, eps)], [Transformer2DModel(prev, ctx, heads, g)], None, prev)
+        self.mid_block = mid
+
+        up = []
+        rev = list(reversed(ch))
+        for i in range(levels):
+            resnets, attentions = [], []
+            for _ in range(cfg.layers_per_block + 1):
+                resnets.append(ResnetBlock2D(prev + skips.pop(), rev[i], temb, g, eps))
+                prev = rev[i]
+                if cfg.up_block_types[i] == "CrossAttnUpBlock2D":
+                    attentions.append(Transformer2DModel(prev, ctx, heads, g))
+            up.append(Block(resnets, attentions, None if i == levels - 1 else "up", prev))
+        self.up_blocks = nn.ModuleList(up)
+
+        self.conv_norm_out = nn.GroupNorm(g, ch[0], eps=eps)
+        self.conv_out = nn.Conv2d(ch[0], cfg.out_channels, 3, padding=1)
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        if timestep.dim() == 0:
+            timestep = timestep[None]
+        timestep = timestep.expand(sample.shape[0])
+        temb = self.time_embedding(timestep_features(timestep, self.cfg.block_out_channels[0]))
+        h = self.conv_in(sample)
+        skips = [h]
+        for block in self.down_blocks:
+            for j, resnet in enumerate(block.resnets):
+                h = resnet(h, temb)
+                if block.attentions is not None:
+                    h = block.attentions[j](h, context)
+                skips.append(h)
+            if hasattr(block, "downsamplers"):
+                h = block.downsamplers[0](h)
+                skips.append(h)
+        h = self.mid_block.resnets[0](h, temb)
+        h = self.mid_block.attentions[0](h, context)
+        h = self.mid_block.resnets[1](h, temb)
+        for block in self.up_blocks:
+            for j, resnet in enumerate(block.resnets):
+                h = resnet(torch.cat([h, skips.pop()], dim=1), temb)
+                if block.attentions is not None:
+                    h = block.attentions[j](h, context)
+            if hasattr(block, "upsamplers"):
+                h = block.upsamplers[0](h)
+        return self.conv_out(F.silu(self.conv_norm_out(h)))

@@ -1,0 +1,410 @@
+#!/usr/bin/python3
+"""Trains the tiny Stable Diffusion of the shapes world and writes it in both layouts the project loads.
+
+A dev tool: Debian's python3-torch and numpy on the CPU, nothing else. Stages, each timed:
+  1. the scenes (scripts/shapes/make-dataset.ts, run through npx tsx unless the data folder already holds them);
+  2. a CLIP-format byte-level BPE vocabulary learned from their captions;
+  3. the VAE (AutoencoderKL, 4 latent channels, factor 8), for --vae-minutes;
+  4. the latents of every scene, and the VAE scaling factor (1 / their standard deviation);
+  5. the text encoder and the UNet together from scratch with the DDPM objective, for --unet-minutes;
+  6. export: diffusers folder, single file (LDM layout), fp16, the parity fixture and the model card.
+
+    /usr/bin/python3 scripts/train/train_tiny_sd.py --threads 2 --vae-minutes 20 --unet-minutes 85
+
+Learning rates follow the elapsed share of each stage's time budget, so a stage always ends annealed.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from tiny_sd import ddpm, export, golden  # noqa: E402
+from tiny_sd.bpe import Tokenizer, learn_merges  # noqa: E402
+from tiny_sd.clip_text import CLIPTextModel  # noqa: E402
+from tiny_sd.configs import TextConfig, UNetConfig, VaeConfig  # noqa: E402
+from tiny_sd.data import ShapesDataset  # noqa: E402
+from tiny_sd.unet import UNet2DConditionModel  # noqa: E402
+from tiny_sd.vae import AutoencoderKL  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# The architecture. Sizes are set by the 15 MB budget for both layouts in fp16 (about 3.7 M parameters) and by
+# what trains in minutes on two CPU cores: attention only where the latent grid is 8x8 or smaller.
+VAE = VaeConfig(block_out_channels=(16, 32, 48, 48), layers_per_block=1, norm_num_groups=8)
+# The text encoder runs on all 77 positions for every sample, so its width costs as much time as the UNet's.
+TEXT_HIDDEN = 64
+TEXT = dict(hidden_size=TEXT_HIDDEN, intermediate_size=256, num_hidden_layers=3, num_attention_heads=2)
+UNET = UNetConfig(
+    cross_attention_dim=TEXT_HIDDEN,
+    block_out_channels=(64, 64, 64),
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    layers_per_block=1,
+    attention_head_dim=4,
+    norm_num_groups=16,
+    sample_size=8,
+)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=os.path.join(REPO, ".cache", "tiny-shapes-data"), help="scene folder (written by make-dataset.ts if absent)")
+    p.add_argument("--scenes", type=int, default=30000, help="training scenes to generate when --data holds none")
+    p.add_argument("--out", default=os.path.join(REPO, "models", "tiny-shapes"), help="diffusers folder to write")
+    p.add_argument("--single-file", default=os.path.join(REPO, "models", "tiny-shapes.safetensors"), help="single-file checkpoint to write")
+    p.add_argument("--golden", default=os.path.join(REPO, "test", "shapes", "fixtures", "tiny-shapes-golden.safetensors"), help="parity fixture to write")
+    p.add_argument("--work", default=os.path.join(REPO, ".cache", "tiny-shapes-work"), help="intermediate files (VAE, latents)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-merges", type=int, default=4000)
+    p.add_argument("--vae-minutes", type=float, default=20.0)
+    p.add_argument("--vae-max-steps", type=int, default=0, help="stop the VAE earlier than its time (0: time only)")
+    p.add_argument("--vae-batch", type=int, default=16)
+    p.add_argument("--vae-lr", type=float, default=1e-3)
+    p.add_argument("--kl-weight", type=float, default=1e-5, help="KL term per latent element, against per-pixel L1 + L2")
+    p.add_argument("--object-weight", type=float, default=4.0, help="extra reconstruction weight on object pixels")
+    p.add_argument("--reuse-vae", action="store_true", help="take the VAE from --work instead of training it")
+    p.add_argument("--unet-minutes", type=float, default=85.0)
+    p.add_argument("--unet-max-steps", type=int, default=0, help="stop the UNet earlier than its time (0: time only)")
+    p.add_argument("--unet-batch", type=int, default=64)
+    p.add_argument("--unet-lr", type=float, default=1e-3)
+    p.add_argument("--resume-unet", action="store_true", help="continue the UNet and text encoder saved in --work (a warm restart)")
+    p.add_argument("--caption-dropout", type=float, default=0.1)
+    p.add_argument("--ema", type=float, default=0.999)
+    return p.parse_args()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def lr_at(base: float, step: int, progress: float, warmup: int) -> float:
+    """Linear warm-up, then a cosine from the base rate to 5% of it over the stage's time budget."""
+    warm = min(1.0, (step + 1) / warmup)
+    return base * warm * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+
+class Budget:
+    """A stage's stopping rule: its wall-clock minutes, or a step cap for short development runs."""
+
+    def __init__(self, minutes: float, max_steps: int):
+        self.seconds = minutes * 60.0
+        self.max_steps = max_steps
+        self.start = time.monotonic()
+
+    def progress(self, step: int) -> float:
+        by_time = (time.monotonic() - self.start) / self.seconds
+        return max(by_time, step / self.max_steps) if self.max_steps else by_time
+
+    def done(self, step: int) -> bool:
+        return self.progress(step) >= 1.0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+def ensure_dataset(args: argparse.Namespace) -> str:
+    manifest = os.path.join(args.data, "dataset.json")
+    if os.path.exists(manifest):
+        return f"reused {args.data}"
+    cmd = ["npx", "tsx", "scripts/shapes/make-dataset.ts", "--count", str(args.scenes), "--seed", str(args.seed), "--out", args.data]
+    log("writing scenes: " + " ".join(shlex.quote(c) for c in cmd))
+    subprocess.run(cmd, cwd=REPO, check=True)
+    return " ".join(cmd)
+
+
+def init_for_scratch(unet: UNet2DConditionModel, text: CLIPTextModel) -> None:
+    """Starting points that let a diffusion model train from scratch quickly, as LDM does: every residual branch
+    (ResNet conv2, transformer proj_out) and the output conv start at zero, so the network starts as identity-like
+    paths; CLIP-style small embeddings for the text encoder."""
+    with torch.no_grad():
+        for name, module in unet.named_modules():
+            if name.endswith(".conv2") or name.endswith(".proj_out") or name == "conv_out":
+                module.weight.zero_()
+                module.bias.zero_()
+        emb = text.text_model.embeddings
+        emb.token_embedding.weight.normal_(0.0, 0.02)
+        emb.position_embedding.weight.normal_(0.0, 0.01)
+
+
+def init_vae(vae: AutoencoderKL) -> None:
+    """Two starting points that make the VAE learn several times faster: residual branches at zero (the network
+    starts shallow and deepens as it learns), and a posterior log-variance of -6, so the sampled latents are not
+    drowned in unit noise before the encoder has learned to say anything."""
+    with torch.no_grad():
+        for name, module in vae.named_modules():
+            if name.endswith(".conv2"):
+                module.weight.zero_()
+                module.bias.zero_()
+        vae.quant_conv.bias[vae.cfg.latent_channels:] = -6.0
+
+
+def object_weight(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Per-pixel loss weights: 1 on the background, 1 + factor on objects. Objects are a few percent of the
+    pixels but all of the meaning; unweighted, the VAE first learns backgrounds and smudges for a long time.
+    A corner pixel is always background in this world, so anything that differs from it is an object."""
+    corner = x[:, :, :1, :1]
+    return 1.0 + factor * ((x - corner).abs().sum(dim=1, keepdim=True) > 0.1).float()
+
+
+def train_vae(args: argparse.Namespace, data: ShapesDataset, rng: np.random.Generator) -> tuple[AutoencoderKL, dict]:
+    vae = AutoencoderKL(VAE)
+    init_vae(vae)
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, betas=(0.9, 0.99), weight_decay=0.0)
+    budget = Budget(args.vae_minutes, args.vae_max_steps)
+    step, recent = 0, []
+    while not budget.done(step):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(args.vae_lr, step, budget.progress(step), warmup=100)
+        x = data.batch(rng.integers(0, len(data), args.vae_batch))
+        mean, logvar = vae.encode(x)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        rec = vae.decode(z)
+        w = object_weight(x, args.object_weight)
+        recon = ((rec - x).abs() * w).mean() + ((rec - x).pow(2) * w).mean()
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+        loss = recon + args.kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        recent.append(recon.item())
+        step += 1
+        if step % 50 == 0:
+            log(f"vae step {step}: recon {np.mean(recent[-50:]):.4f} kl {kl.item():.2f} ({budget.elapsed():.0f} s)")
+    stats = {"steps": step, "seconds": round(budget.elapsed()), "final_recon": float(np.mean(recent[-50:])) if recent else None}
+    return vae, stats
+
+
+@torch.no_grad()
+def encode_all(vae: AutoencoderKL, data: ShapesDataset, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    means, logvars = [], []
+    for start in range(0, len(data), batch):
+        m, lv = vae.encode(data.batch(np.arange(start, min(start + batch, len(data)))))
+        means.append(m.numpy())
+        logvars.append(lv.numpy())
+    return np.concatenate(means), np.concatenate(logvars)
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+
+
+def train_unet(args: argparse.Namespace, tokenizer: Tokenizer, data: ShapesDataset, means: np.ndarray, logvars: np.ndarray, scale: float, rng: np.random.Generator):
+    text = CLIPTextModel(TextConfig(vocab_size=len(tokenizer.vocab), bos_token_id=tokenizer.bos, eos_token_id=tokenizer.eos, pad_token_id=tokenizer.pad, **TEXT))
+    unet = UNet2DConditionModel(UNET)
+    init_for_scratch(unet, text)
+    ema_text, ema_unet = copy.deepcopy(text), copy.deepcopy(unet)
+    params = list(unet.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=args.unet_lr, betas=(0.9, 0.99), weight_decay=0.01)
+    state_path = os.path.join(args.work, "unet-state.pt")
+    first = 0
+    if args.resume_unet:
+        # A warm restart: weights, EMA and optimizer moments carry on; the rate schedule starts again (no warm-up).
+        saved = torch.load(state_path)
+        for module, key in ((unet, "unet"), (text, "text"), (ema_unet, "ema_unet"), (ema_text, "ema_text")):
+            module.load_state_dict(saved[key])
+        opt.load_state_dict(saved["opt"])
+        first = saved["steps"]
+        log(f"resumed from {state_path} after {first} steps")
+    ids_all = torch.tensor([tokenizer.encode(c) for c in data.captions], dtype=torch.int64)
+    empty = torch.tensor(tokenizer.encode(""), dtype=torch.int64)
+    means_t, std_t = torch.from_numpy(means), torch.from_numpy(np.exp(0.5 * logvars))
+    ac = ddpm.alphas_cumprod()
+    budget = Budget(args.unet_minutes, args.unet_max_steps)
+    step, recent = 0, []
+    while not budget.done(step):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(args.unet_lr, first + step, budget.progress(step), warmup=300)
+        idx = torch.from_numpy(rng.integers(0, len(data), args.unet_batch))
+        z0 = (means_t[idx] + std_t[idx] * torch.randn(len(idx), *means.shape[1:])) * scale
+        ids = ids_all[idx].clone()
+        # Caption dropout: the empty prompt is what classifier-free guidance subtracts at sampling time.
+        ids[torch.rand(len(idx)) < args.caption_dropout] = empty
+        t = torch.randint(0, ddpm.TRAIN_STEPS, (len(idx),))
+        noise = torch.randn_like(z0)
+        pred = unet(ddpm.add_noise(z0, noise, t, ac), t, text(ids))
+        loss = F.mse_loss(pred, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        # EMA with a warm-up, so the early random weights are forgotten quickly.
+        decay = min(args.ema, (1 + first + step) / (10 + first + step))
+        ema_update(ema_unet, unet, decay)
+        ema_update(ema_text, text, decay)
+        recent.append(loss.item())
+        step += 1
+        if step % 50 == 0:
+            log(f"unet step {step}: loss {np.mean(recent[-50:]):.4f} ({budget.elapsed():.0f} s)")
+    torch.save({"unet": unet.state_dict(), "text": text.state_dict(), "ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict(), "opt": opt.state_dict(), "steps": first + step}, state_path)
+    stats = {"steps": first + step, "seconds": round(budget.elapsed()), "final_loss": float(np.mean(recent[-200:])) if recent else None}
+    return ema_unet, ema_text, stats
+
+
+def params(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def write_model_card(args: argparse.Namespace, path: str, info: dict) -> None:
+    c = info
+    stages = "\n".join(f"| {name} | {sec / 60:.1f} min |" for name, sec in c["stage_seconds"].items())
+    text = f"""# tiny-shapes: a Stable Diffusion 1.x trained from scratch on a world of coloured shapes
+
+## What it is
+A toy-sized model with exactly the SD1 architecture: CLIP text encoder (causal mask, quick_gelu, final layer
+norm, 77 positions), UNet2DConditionModel (cross-attention transformers with conv proj_in/proj_out and GEGLU,
+sinusoidal timesteps), AutoencoderKL (4 latent channels, downsampling factor 8) and a CLIP-format byte-level BPE
+tokenizer whose {c['merges']} merges were learned from the training captions. Nothing in it comes from another
+model. It runs through the same code as a real SD1.5 checkpoint, so `diffuse` works offline out of the box.
+
+It draws 64x64 pictures of one or two objects (circle, square, triangle, star, cross) in eight colours (red,
+orange, yellow, green, blue, purple, white, black), small or big, on the left, right, top, bottom or centre,
+on a background of one of the same colours, from prompts such as "a small red circle on the left, blue background".
+
+| component | sizes | parameters |
+| --- | --- | --- |
+| UNet | channels {list(UNET.block_out_channels)}, {UNET.layers_per_block} ResNet per level, cross-attention at every level, {UNET.attention_head_dim} heads | {c['params']['unet']:,} |
+| text encoder | width {TEXT['hidden_size']}, {TEXT['num_hidden_layers']} layers, {TEXT['num_attention_heads']} heads, vocabulary {c['vocab']} | {c['params']['text']:,} |
+| VAE | channels {list(VAE.block_out_channels)}, scaling factor {c['scaling_factor']:.5f} | {c['params']['vae']:,} |
+
+Files: `models/tiny-shapes/` (diffusers layout) and `models/tiny-shapes.safetensors` (original single-file
+layout; load it with `--config models/tiny-shapes` since its sizes are not SD1.5's), both fp16, {c['bytes'] / 1e6:.1f} MB together.
+
+## How it was made
+```
+{c['command']}
+```
+Scenes: {c['scenes']} generated by `scripts/shapes/scene.ts` ({c['dataset']}), held-out colour x shape x
+background combinations (`scripts/shapes/held-out.ts`) excluded. Seed {args.seed}, {args.threads} threads on
+{c['machine']}, torch {torch.__version__}.
+
+| stage | wall time |
+| --- | --- |
+{stages}
+| total | {c['total_seconds'] / 60:.1f} min |
+
+VAE: {c['vae']['steps']} steps of {args.vae_batch} images, L1 + L2 reconstruction (object pixels weighted
+{1 + args.object_weight:g}x) + {args.kl_weight:g} x KL, final reconstruction loss {c['vae']['final_recon']}. UNet and text encoder: trained together from scratch for
+{c['unet']['steps']} steps of {args.unet_batch}, DDPM epsilon objective (scaled-linear betas 0.00085-0.012, 1000
+steps), {args.caption_dropout:.0%} caption dropout, AdamW lr {args.unet_lr:g} (cosine over the time budget), EMA
+{args.ema}; final loss {c['unet']['final_loss']:.4f}. The exported weights are the EMA weights.
+
+## Limits
+- 64x64 pixels only; other sizes leave the world it has seen.
+- Only this world: the words above, in phrasings like the training captions. Anything else gives a plausible
+  scene of shapes, not what was asked.
+- Two-object prompts are followed less reliably than one-object prompts; shapes of small objects are the
+  weakest attribute.
+- Learning rates follow wall-clock time, so a rerun on a faster or busier machine trains for a different number
+  of steps and gives different (similar) weights.
+- Scores on held-out prompts: `npm run eval:shapes` (judged by `scripts/shapes/judge.ts`).
+"""
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    os.makedirs(args.work, exist_ok=True)
+    t0 = time.monotonic()
+    seconds: dict[str, float] = {}
+
+    def stage(name: str, start: float) -> None:
+        seconds[name] = time.monotonic() - start
+        log(f"{name}: {seconds[name]:.0f} s")
+
+    s = time.monotonic()
+    dataset_note = ensure_dataset(args)
+    data = ShapesDataset.load(args.data)
+    stage("scenes", s)
+
+    s = time.monotonic()
+    tokenizer = Tokenizer(learn_merges(data.captions, args.max_merges))
+    log(f"tokenizer: {len(tokenizer.merges)} merges, vocabulary {len(tokenizer.vocab)}")
+    stage("tokenizer", s)
+
+    s = time.monotonic()
+    vae_path = os.path.join(args.work, "vae.pt")
+    if args.reuse_vae and os.path.exists(vae_path):
+        saved = torch.load(vae_path)
+        vae = AutoencoderKL(VAE)
+        vae.load_state_dict(saved["state"])
+        vae_stats = saved["stats"]
+        log(f"VAE reused from {vae_path}")
+    else:
+        vae, vae_stats = train_vae(args, data, rng)
+        torch.save({"state": vae.state_dict(), "stats": vae_stats}, vae_path)
+    vae.eval()
+    stage("vae", s)
+
+    s = time.monotonic()
+    means, logvars = encode_all(vae, data)
+    sample = means + np.exp(0.5 * logvars) * rng.standard_normal(means.shape).astype(np.float32)
+    scale = float(1.0 / sample.std())
+    vae.cfg = dataclasses.replace(VAE, scaling_factor=round(scale, 5))
+    log(f"latents: mean {sample.mean():.3f}, std {sample.std():.3f} -> scaling factor {scale:.5f}")
+    stage("latents", s)
+
+    s = time.monotonic()
+    unet, text, unet_stats = train_unet(args, tokenizer, data, means, logvars, round(scale, 5), rng)
+    stage("unet+text", s)
+
+    s = time.monotonic()
+    export.write_diffusers(args.out, unet, vae, text, tokenizer)
+    export.write_single_file(args.single_file, unet, vae, text)
+    # The fixture is computed from the weights as written (fp16), which is what the project's loader reads.
+    export.load_diffusers(args.out, unet, vae, text)
+    os.makedirs(os.path.dirname(args.golden), exist_ok=True)
+    files = {
+        "unet": os.path.join(args.out, "unet", "diffusion_pytorch_model.safetensors"),
+        "vae": os.path.join(args.out, "vae", "diffusion_pytorch_model.safetensors"),
+        "text_encoder": os.path.join(args.out, "text_encoder", "model.safetensors"),
+    }
+    golden.write_golden(args.golden, unet.eval(), vae, text.eval(), tokenizer, data.batch(np.array([0])), files)
+    stage("export", s)
+
+    weight_files = [args.single_file, *files.values()]
+    info = {
+        "merges": len(tokenizer.merges),
+        "vocab": len(tokenizer.vocab),
+        "params": {"unet": params(unet), "text": params(text), "vae": params(vae)},
+        "scaling_factor": scale,
+        "bytes": sum(os.path.getsize(f) for f in weight_files),
+        "command": "/usr/bin/python3 scripts/train/train_tiny_sd.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "scenes": len(data),
+        "dataset": dataset_note,
+        "machine": f"{platform.machine()} {platform.processor() or ''} ({os.cpu_count()} cores visible)".strip(),
+        "stage_seconds": seconds,
+        "total_seconds": time.monotonic() - t0,
+        "vae": vae_stats,
+        "unet": unet_stats,
+    }
+    write_model_card(args, os.path.join(args.out, "MODEL_CARD.md"), info)
+    with open(os.path.join(args.work, "run.json"), "w") as f:
+        json.dump(info, f, indent=2)
+    log(f"done in {info['total_seconds'] / 60:.1f} min; weights {info['bytes'] / 1e6:.2f} MB in {args.out} and {args.single_file}")
+
+
+if __name__ == "__main__":
+    main()
