@@ -5,9 +5,9 @@ import { buildUNet } from "../models/unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "../models/vae.js";
 import type { AttentionKind } from "../onnx/builder.js";
 import type { Graph } from "../onnx/graph.js";
-import { CompileCache, defaultCacheDir } from "../runtime/compile-cache.js";
+import { CompileCache, defaultCacheDir, openCachedSession } from "../runtime/compile-cache.js";
 import { HashMemo } from "../runtime/hash-memo.js";
-import { Session, type SessionOptions } from "../runtime/session.js";
+import type { Session, SessionOptions } from "../runtime/session.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
 import { checkpointSha256 } from "../weights/checkpoint-hash.js";
 import { sha256File } from "../weights/hash.js";
@@ -77,7 +77,7 @@ export class Networks {
       if (!e.hit) this.opts.onStatus?.(`building the ${name} graph (${e.reason}); later runs reuse it`);
     });
     try {
-      return await Session.create(path, this.opts);
+      return await openCachedSession(path, this.opts);
     } catch (e) {
       // An entry that passed validation but that the runtime refuses is dropped, so the next load rebuilds it.
       this.cache.evict(key);

@@ -1,9 +1,11 @@
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
+import { cpus, homedir } from "node:os";
+import { dirname, join } from "node:path";
+import ort from "onnxruntime-node";
 import type { Graph } from "../onnx/graph.js";
 import { serializeGraph } from "../onnx/serialize.js";
+import { Session, type SessionOptions } from "./session.js";
 
 /**
  * A folder of built graphs, one entry per key (the caller hashes the checkpoint, the component and the build
@@ -140,4 +142,41 @@ function sampleDigest(path: string): string {
   } finally {
     closeSync(fd);
   }
+}
+
+const OPTIMIZED_MODEL = "model.opt.onnx";
+const OPTIMIZED_WEIGHTS = "weights.opt.bin";
+const OPTIMIZED_MARKER = "optimized.json";
+
+/**
+ * Opens a cache entry's graph. The first time, onnxruntime's fully optimized graph (with its CPU-specific
+ * layout transforms) is saved beside the entry; later loads open that one with optimizations off, which takes
+ * about 1 s instead of about 7 s for the SD1.5 UNet (same outputs, same speed). The saved files count only once
+ * their marker is written, and only on the same CPU model and onnxruntime version; anything else rebuilds them.
+ */
+export async function openCachedSession(modelPath: string, opts: SessionOptions = {}): Promise<Session> {
+  if ((opts.optimization ?? "all") !== "all") return Session.create(modelPath, opts);
+  const dir = dirname(modelPath);
+  const marker = join(dir, OPTIMIZED_MARKER);
+  const fingerprint = { onnxruntime: ort.env.versions.node ?? "", cpu: cpus()[0]?.model ?? "" };
+  const optimized = join(dir, OPTIMIZED_MODEL);
+  const weights = join(dir, OPTIMIZED_WEIGHTS);
+  if (existsSync(marker)) {
+    try {
+      const m = JSON.parse(readFileSync(marker, "utf8"));
+      if (m.onnxruntime === fingerprint.onnxruntime && m.cpu === fingerprint.cpu && statSync(optimized).size === m.modelBytes && statSync(weights).size === m.weightsBytes) {
+        return await Session.create(optimized, { ...opts, optimization: "disabled" });
+      }
+    } catch {
+      // Unreadable marker, missing files or a graph the runtime refuses: rebuild the optimized copy below.
+    }
+    rmSync(marker, { force: true });
+  }
+  const session = await Session.create(modelPath, { ...opts, saveOptimized: { modelPath: optimized, weightsFile: OPTIMIZED_WEIGHTS } });
+  if (existsSync(optimized) && existsSync(weights)) {
+    const tmp = `${marker}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ ...fingerprint, modelBytes: statSync(optimized).size, weightsBytes: statSync(weights).size }));
+    renameSync(tmp, marker);
+  }
+  return session;
 }

@@ -9,6 +9,11 @@ export interface SessionOptions {
   optimization?: "disabled" | "basic" | "extended" | "all";
   /** Execution providers in order of preference (default: cpu). */
   executionProviders?: string[];
+  /**
+   * Also write the graph as onnxruntime optimized it (layout transforms included) to this .onnx path, with its
+   * weights in `weightsFile` beside it, so a later load can skip the optimization passes.
+   */
+  saveOptimized?: { modelPath: string; weightsFile: string };
 }
 
 export type FeedValue = { data: Float32Array; dims: readonly number[] } | { data: BigInt64Array; dims: readonly number[] };
@@ -33,6 +38,16 @@ export class Session {
       enableCpuMemArena: true,
       enableMemPattern: true,
     };
+    if (opts.saveOptimized) {
+      options.optimizedModelFilePath = opts.saveOptimized.modelPath;
+      // Graphs over 2 GB cannot hold their weights inline; every initializer above 1 KiB goes to the side file.
+      options.extra = {
+        session: {
+          optimized_model_external_initializers_file_name: opts.saveOptimized.weightsFile,
+          optimized_model_external_initializers_min_size_in_bytes: "1024",
+        },
+      };
+    }
     try {
       const session = typeof model === "string" ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
       return new Session(session, typeof model === "string" ? model : "<in-memory graph>");

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GraphBuilder } from "../../src/onnx/builder.js";
 import { DataType } from "../../src/onnx/graph.js";
-import { CompileCache } from "../../src/runtime/compile-cache.js";
+import { CompileCache, openCachedSession } from "../../src/runtime/compile-cache.js";
 import { Session } from "../../src/runtime/session.js";
 
 const N = 64;
@@ -70,5 +70,28 @@ describe("compile cache", () => {
     bytes[10] ^= 0x01;
     writeFileSync(m, bytes);
     expect(cache.lookup("k1")).toMatchObject({ hit: false, reason: "graph file corrupted" });
+  });
+});
+
+describe("optimized graph cache", () => {
+  it("saves onnxruntime's optimized graph on first open and reuses it, with the same outputs; a broken copy is rebuilt", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diffuse-opt-"));
+    const path = new CompileCache(dir).write("k", graph());
+    const first = await openCachedSession(path, { threads: 1 });
+    const x = Float32Array.from({ length: N }, (_, i) => (i % 5) / 5);
+    const y1 = (await first.run({ x: { data: x, dims: [1, N] } })).y!.data;
+    await first.release();
+    const marker = join(dir, "k", "optimized.json");
+    expect(existsSync(marker)).toBe(true);
+    expect(existsSync(join(dir, "k", "model.opt.onnx"))).toBe(true);
+    const second = await openCachedSession(path, { threads: 1 });
+    expect(Array.from((await second.run({ x: { data: x, dims: [1, N] } })).y!.data)).toEqual(Array.from(y1));
+    await second.release();
+    // A marker that no longer matches the files (a half-written copy) is dropped and the copy written again.
+    writeFileSync(marker, JSON.stringify({ ...JSON.parse(readFileSync(marker, "utf8")), weightsBytes: 1 }));
+    const third = await openCachedSession(path, { threads: 1 });
+    expect(Array.from((await third.run({ x: { data: x, dims: [1, N] } })).y!.data)).toEqual(Array.from(y1));
+    await third.release();
+    expect(JSON.parse(readFileSync(marker, "utf8")).weightsBytes).toBeGreaterThan(1);
   });
 });
