@@ -37,6 +37,9 @@ export class Session {
       // Our own buffers are reused between steps; the arena keeps ORT's intermediate allocations warm.
       enableCpuMemArena: true,
       enableMemPattern: true,
+      // onnxruntime's warnings (e.g. that a saved optimized graph is CPU-specific, which our cache accounts for)
+      // are noise on a user's terminal; errors still surface as exceptions.
+      logSeverityLevel: 3,
     };
     if (opts.saveOptimized) {
       options.optimizedModelFilePath = opts.saveOptimized.modelPath;
