@@ -134,7 +134,7 @@ def init_for_scratch(unet: UNet2DConditionModel, text: CLIPTextModel) -> None:
     paths; CLIP-style small embeddings for the text encoder."""
     with torch.no_grad():
         for name, module in unet.named_modules():
-            if name.endswith(".conv2") or name.endswith(".proj_out") or name == "conv_out":
+            if name.endswith(".conv2") or name == "conv_out":
                 module.weight.zero_()
                 module.bias.zero_()
         emb = text.text_model.embeddings
