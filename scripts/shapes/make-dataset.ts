@@ -4,8 +4,10 @@
  *
  *   npx tsx scripts/shapes/make-dataset.ts --count 20000 --seed 0 --out .cache/tiny-shapes-data
  */
-import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { isHeldOut } from "./held-out.js";
 import { renderScene, sampleScene } from "./scene.js";
@@ -26,6 +28,20 @@ export interface DatasetManifest {
   readonly firstSeed: number;
   readonly images: string;
   readonly captions: string;
+  /** Digest of the generator's sources, so a trainer can tell a stale dataset from a current one. */
+  readonly sourceDigest: string;
+}
+
+/**
+ * sha256 over every .ts file of scripts/shapes, by name order: name, NUL, content, NUL. The trainer computes the
+ * same digest and regenerates the data when the world has changed since it was written.
+ */
+export function sourceDigest(folder = dirname(fileURLToPath(import.meta.url))): string {
+  const h = createHash("sha256");
+  for (const name of readdirSync(folder).filter((n) => n.endsWith(".ts")).sort()) {
+    h.update(name).update("\0").update(readFileSync(join(folder, name))).update("\0");
+  }
+  return h.digest("hex");
 }
 
 export async function writeDataset(opts: DatasetOptions): Promise<DatasetManifest> {
@@ -38,6 +54,7 @@ export async function writeDataset(opts: DatasetOptions): Promise<DatasetManifes
     firstSeed: opts.firstSeed,
     images: "images.u8",
     captions: "captions.jsonl",
+    sourceDigest: sourceDigest(),
   };
   const images = createWriteStream(join(opts.out, manifest.images));
   const captions: string[] = [];

@@ -56,6 +56,17 @@ export function placeObject(rng: Prng, words: ObjectWords): SceneObject {
   };
 }
 
+/** Places the objects; redraws the jitter in the rare case two bounding boxes would touch. */
+function placeApart(rng: Prng, words: readonly ObjectWords[]): SceneObject[] {
+  for (;;) {
+    const objects = words.map((w) => placeObject(rng, w));
+    const [a, b] = objects;
+    if (!a || !b) return objects;
+    const gap = HALF_EXTENT * (a.radius + b.radius) + 1;
+    if (Math.abs(a.cx - b.cx) >= gap || Math.abs(a.cy - b.cy) >= gap) return objects;
+  }
+}
+
 export function sampleScene(seed: number, options: SceneOptions = {}): Scene {
   const { twoObjectRate = 0.2, excludeHeldOut = true } = options;
   const rng = new Prng(seed);
@@ -71,21 +82,15 @@ export function sampleScene(seed: number, options: SceneOptions = {}): Scene {
 
   let words: ObjectWords[];
   if (rng.chance(twoObjectRate)) {
-    // Two objects never overlap: neighbouring edge positions are 21 px apart, room for two small ones; opposite
-    // edges are 30 px apart, room for one big and one small.
-    const edges = POSITIONS.filter((p) => p !== "centre");
-    const a = rng.pick(edges);
-    const b = rng.pick(edges.filter((p) => p !== a));
-    if (opposite(a, b)) {
-      const first = pickWords(a, SIZES);
-      words = [first, pickWords(b, first.size === "big" ? ["small"] : SIZES)];
-    } else {
-      words = [pickWords(a, ["small"]), pickWords(b, ["small"])];
-    }
+    // Two objects sit at opposite edges (30 px apart), never both big, so their boxes cannot overlap.
+    const a = rng.pick(POSITIONS.filter((p) => p !== "centre"));
+    const b = POSITIONS.find((p) => opposite(a, p))!;
+    const first = pickWords(a, SIZES);
+    words = [first, pickWords(b, first.size === "big" ? ["small"] : SIZES)];
   } else {
     words = [pickWords(rng.pick(POSITIONS), SIZES)];
   }
-  const objects = words.map((w) => placeObject(rng, w));
+  const objects = placeApart(rng, words);
   return { seed, background, objects, caption: randomCaption(rng, words, background) };
 }
 

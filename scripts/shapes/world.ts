@@ -37,9 +37,10 @@ export type PositionName = (typeof POSITIONS)[number];
 /**
  * Nominal radius in pixels: the circle's radius, and the scale every other shape is drawn at (each fits a box of
  * about 2.1 radii). Big objects at the edge positions stay inside the frame with their jitter
- * (17 - 2 - 1.05 * 13 * 1.08 > 0).
+ * (17 - 2 - 1.05 * 13 * 1.08 > 0). Small is no smaller than 18 px across: below that, a VAE with 8x8 latents
+ * rounds the corners off squares, crosses and stars.
  */
-export const SIZE_RADIUS: Readonly<Record<SizeName, number>> = { small: 7.5, big: 13 };
+export const SIZE_RADIUS: Readonly<Record<SizeName, number>> = { small: 9, big: 13 };
 
 /** Where the centre of an object's bounding box sits, in pixels (pixel centres are at i + 0.5). */
 export const POSITION_ANCHOR: Readonly<Record<PositionName, readonly [number, number]>> = {

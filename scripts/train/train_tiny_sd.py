@@ -7,7 +7,8 @@ A dev tool: Debian's python3-torch and numpy on the CPU, nothing else. Stages, e
   3. the VAE (AutoencoderKL, 4 latent channels, factor 8), for --vae-minutes;
   4. the latents of every scene, and the VAE scaling factor (1 / their standard deviation);
   5. the text encoder and the UNet together from scratch with the DDPM objective, for --unet-minutes;
-  6. export: diffusers folder, single file (LDM layout), fp16, the parity fixture and the model card.
+  6. export: diffusers folder, single file (LDM layout), fp16, and the parity fixture for test/shapes/;
+  7. the held-out score table through the project's pipeline (scripts/shapes/eval.ts), and the model card.
 
     /usr/bin/python3 scripts/train/train_tiny_sd.py --threads 2 --vae-minutes 20 --unet-minutes 85
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -86,6 +88,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--resume-unet", action="store_true", help="continue the UNet and text encoder saved in --work (a warm restart)")
     p.add_argument("--caption-dropout", type=float, default=0.1)
     p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--eval", type=int, default=100, help="held-out prompts to score at the end with the project's pipeline (0: skip)")
     return p.parse_args()
 
 
@@ -118,14 +121,48 @@ class Budget:
         return time.monotonic() - self.start
 
 
+def generator_digest() -> str:
+    """The digest make-dataset.ts records: sha256 over scripts/shapes/*.ts by name (name, NUL, content, NUL)."""
+    folder = os.path.join(REPO, "scripts", "shapes")
+    h = hashlib.sha256()
+    for name in sorted(n for n in os.listdir(folder) if n.endswith(".ts")):
+        with open(os.path.join(folder, name), "rb") as f:
+            h.update(name.encode() + b"\0" + f.read() + b"\0")
+    return h.hexdigest()
+
+
 def ensure_dataset(args: argparse.Namespace) -> str:
+    """Reuses the scenes in --data only if they are what this command would write: same count, seed and generator."""
     manifest = os.path.join(args.data, "dataset.json")
     if os.path.exists(manifest):
-        return f"reused {args.data}"
-    cmd = ["npx", "tsx", "scripts/shapes/make-dataset.ts", "--count", str(args.scenes), "--seed", str(args.seed), "--out", args.data]
+        with open(manifest) as f:
+            m = json.load(f)
+        if (m.get("count"), m.get("firstSeed"), m.get("sourceDigest")) == (args.scenes, args.seed, generator_digest()):
+            return f"reused {args.data}"
+        log(f"{args.data} holds other scenes (count, seed or generator differ): writing them again")
+    return write_scenes(args.scenes, args.seed, args.data)
+
+
+def write_scenes(count: int, first_seed: int, folder: str) -> str:
+    cmd = ["npx", "tsx", "scripts/shapes/make-dataset.ts", "--count", str(count), "--seed", str(first_seed), "--out", folder]
     log("writing scenes: " + " ".join(shlex.quote(c) for c in cmd))
-    subprocess.run(cmd, cwd=REPO, check=True)
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     return " ".join(cmd)
+
+
+@torch.no_grad()
+def check_vae(vae: AutoencoderKL, args: argparse.Namespace) -> dict:
+    """Judges the VAE's reconstructions of 500 fresh scenes (seeds no training scene has) with the same judge as the
+    evaluation: the model can draw no better than its decoder, so this bounds every later score."""
+    folder = os.path.join(args.work, "vae-check")
+    write_scenes(500, 1_000_000 + args.seed, folder)
+    scenes = ShapesDataset.load(folder)
+    rec = vae.decode(vae.encode(scenes.batch(np.arange(len(scenes))))[0])
+    u8 = ((rec.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    u8.tofile(os.path.join(folder, "reconstructions.u8"))
+    cmd = ["npx", "tsx", "scripts/shapes/judge-dataset.ts", "--data", folder, "--images", os.path.join(folder, "reconstructions.u8")]
+    out = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def init_for_scratch(unet: UNet2DConditionModel, text: CLIPTextModel) -> None:
@@ -134,7 +171,7 @@ def init_for_scratch(unet: UNet2DConditionModel, text: CLIPTextModel) -> None:
     paths; CLIP-style small embeddings for the text encoder."""
     with torch.no_grad():
         for name, module in unet.named_modules():
-            if name.endswith(".conv2") or name == "conv_out":
+            if name.endswith(".conv2") or name.endswith(".proj_out") or name == "conv_out":
                 module.weight.zero_()
                 module.bias.zero_()
         emb = text.text_model.embeddings
@@ -253,19 +290,49 @@ def train_unet(args: argparse.Namespace, tokenizer: Tokenizer, data: ShapesDatas
         recent.append(loss.item())
         step += 1
         if step % 50 == 0:
-            log(f"unet step {step}: loss {np.mean(recent[-50:]):.4f} ({budget.elapsed():.0f} s)")
+            log(f"unet step {first + step}: loss {np.mean(recent[-50:]):.4f} ({budget.elapsed():.0f} s)")
+        if step % 500 == 0:
+            log(f"unet step {first + step}: prompt sensitivity {prompt_sensitivity(ema_unet, ema_text, tokenizer):.3f}")
     torch.save({"unet": unet.state_dict(), "text": text.state_dict(), "ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict(), "opt": opt.state_dict(), "steps": first + step}, state_path)
     stats = {"steps": first + step, "seconds": round(budget.elapsed()), "final_loss": float(np.mean(recent[-200:])) if recent else None}
     return ema_unet, ema_text, stats
+
+
+@torch.no_grad()
+def prompt_sensitivity(unet: UNet2DConditionModel, text: CLIPTextModel, tokenizer: Tokenizer) -> float:
+    """How much the predicted noise depends on the prompt where only the text can tell (t = 900): the relative
+    difference between two prompts that differ in every attribute. It stays near 0 until the UNet starts to
+    listen to the text encoder, the slowest thing this training learns; watch it rise."""
+    prompts = ["a big red circle on the left, blue background", "a small yellow star at the top, green background"]
+    context = text(torch.tensor([tokenizer.encode(p) for p in prompts]))
+    x = torch.randn(1, 4, UNET.sample_size, UNET.sample_size, generator=torch.Generator().manual_seed(0)).repeat(2, 1, 1, 1)
+    eps = unet(x, torch.tensor([900]), context)
+    return float((eps[0] - eps[1]).norm() / (0.5 * (eps[0].norm() + eps[1].norm())))
 
 
 def params(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 
+def rates(r: dict) -> str:
+    return ", ".join(f"{k} {v:.0%}" for k, v in r.items())
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def write_model_card(args: argparse.Namespace, path: str, info: dict) -> None:
     c = info
     stages = "\n".join(f"| {name} | {sec / 60:.1f} min |" for name, sec in c["stage_seconds"].items())
+    evaluation = c.get("eval") or "(not run: pass --eval N, or run `npx tsx scripts/shapes/eval.ts`)"
     text = f"""# tiny-shapes: a Stable Diffusion 1.x trained from scratch on a world of coloured shapes
 
 ## What it is
@@ -286,39 +353,58 @@ on a background of one of the same colours, from prompts such as "a small red ci
 | VAE | channels {list(VAE.block_out_channels)}, scaling factor {c['scaling_factor']:.5f} | {c['params']['vae']:,} |
 
 Files: `models/tiny-shapes/` (diffusers layout) and `models/tiny-shapes.safetensors` (original single-file
-layout; load it with `--config models/tiny-shapes` since its sizes are not SD1.5's), both fp16, {c['bytes'] / 1e6:.1f} MB together.
+layout; load it with the folder as its config, since its sizes are not SD1.5's), both fp16, {c['bytes'] / 1e6:.1f} MB
+together.
 
 ## How it was made
 ```
 {c['command']}
 ```
-Scenes: {c['scenes']} generated by `scripts/shapes/scene.ts` ({c['dataset']}), held-out colour x shape x
-background combinations (`scripts/shapes/held-out.ts`) excluded. Seed {args.seed}, {args.threads} threads on
-{c['machine']}, torch {torch.__version__}.
+- Scenes: {c['scenes']} written by `scripts/shapes/make-dataset.ts` (`{c['dataset']}`); the held-out colour x shape x
+  background combinations of `scripts/shapes/held-out.ts` never appear in them.
+- Seed {args.seed}; {args.threads} thread(s) on {c['machine']}; torch {torch.__version__}.
+- VAE: {c['vae']['steps']} steps of {args.vae_batch} images; L1 + L2 reconstruction with object pixels weighted
+  {1 + args.object_weight:g}x, plus {args.kl_weight:g} x KL; final reconstruction loss {c['vae']['final_recon']:.4f}.
+  Its reconstructions of {c['vae_check']['count']} new single-object scenes, read by the judge: {rates(c['vae_check']['rates'])}.
+- UNet and text encoder, together from scratch: {c['unet']['steps']} steps of {args.unet_batch}; DDPM epsilon
+  objective (scaled-linear betas 0.00085-0.012, 1000 steps, uniform timesteps); {args.caption_dropout:.0%} caption
+  dropout to the empty prompt; AdamW, lr {args.unet_lr:g} with a cosine over the time budget; EMA {args.ema}, and the
+  EMA weights are the ones exported; final loss {c['unet']['final_loss']:.4f}.
 
 | stage | wall time |
 | --- | --- |
 {stages}
 | total | {c['total_seconds'] / 60:.1f} min |
 
-VAE: {c['vae']['steps']} steps of {args.vae_batch} images, L1 + L2 reconstruction (object pixels weighted
-{1 + args.object_weight:g}x) + {args.kl_weight:g} x KL, final reconstruction loss {c['vae']['final_recon']}. UNet and text encoder: trained together from scratch for
-{c['unet']['steps']} steps of {args.unet_batch}, DDPM epsilon objective (scaled-linear betas 0.00085-0.012, 1000
-steps), {args.caption_dropout:.0%} caption dropout, AdamW lr {args.unet_lr:g} (cosine over the time budget), EMA
-{args.ema}; final loss {c['unet']['final_loss']:.4f}. The exported weights are the EMA weights.
+## Scores on held-out prompts
+The judge (`scripts/shapes/judge.ts`) reading pictures of the first {args.eval} held-out prompts (`scripts/shapes/held-out.ts`),
+seeds 0-{args.eval - 1}, the pipeline's default sampler, 20 steps; "all 4 right" counts background, colour, position and shape:
+
+{evaluation}
 
 ## Limits
 - 64x64 pixels only; other sizes leave the world it has seen.
-- Only this world: the words above, in phrasings like the training captions. Anything else gives a plausible
-  scene of shapes, not what was asked.
-- Two-object prompts are followed less reliably than one-object prompts; shapes of small objects are the
-  weakest attribute.
+- Only this world: the words above, in phrasings like the training captions. Other prompts give a scene of
+  shapes, not what was asked.
+- The scores above are for one-object prompts; two-object prompts are in the training data but not scored.
 - Learning rates follow wall-clock time, so a rerun on a faster or busier machine trains for a different number
   of steps and gives different (similar) weights.
-- Scores on held-out prompts: `npm run eval:shapes` (judged by `scripts/shapes/judge.ts`).
 """
     with open(path, "w") as f:
         f.write(text)
+
+
+def run_eval(args: argparse.Namespace) -> str | None:
+    """The held-out score table through the project's own pipeline (none if the pipeline cannot run here)."""
+    cmd = ["npx", "tsx", "scripts/shapes/eval.ts", args.out, "--count", str(args.eval), "--cfg", "7,1"]
+    log("evaluating: " + " ".join(shlex.quote(c) for c in cmd))
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        log(f"evaluation failed (the model is written all the same):\n{done.stderr[-2000:]}")
+        return None
+    table = "\n".join(line for line in done.stdout.splitlines() if line.startswith("|"))
+    log("held-out scores:\n" + table)
+    return table
 
 
 def main() -> None:
@@ -359,6 +445,11 @@ def main() -> None:
     stage("vae", s)
 
     s = time.monotonic()
+    vae_check = check_vae(vae, args)
+    log("VAE round trip, judged on 500 new scenes: " + ", ".join(f"{k} {v:.1%}" for k, v in vae_check["rates"].items()))
+    stage("vae check", s)
+
+    s = time.monotonic()
     means, logvars = encode_all(vae, data)
     sample = means + np.exp(0.5 * logvars) * rng.standard_normal(means.shape).astype(np.float32)
     scale = float(1.0 / sample.std())
@@ -384,6 +475,10 @@ def main() -> None:
     golden.write_golden(args.golden, unet.eval(), vae, text.eval(), tokenizer, data.batch(np.array([0])), files)
     stage("export", s)
 
+    s = time.monotonic()
+    evaluation = run_eval(args) if args.eval > 0 else None
+    stage("evaluation", s)
+
     weight_files = [args.single_file, *files.values()]
     info = {
         "merges": len(tokenizer.merges),
@@ -394,11 +489,13 @@ def main() -> None:
         "command": "/usr/bin/python3 scripts/train/train_tiny_sd.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "scenes": len(data),
         "dataset": dataset_note,
-        "machine": f"{platform.machine()} {platform.processor() or ''} ({os.cpu_count()} cores visible)".strip(),
+        "machine": f"{cpu_name()} ({os.cpu_count()} cores visible)",
         "stage_seconds": seconds,
         "total_seconds": time.monotonic() - t0,
         "vae": vae_stats,
+        "vae_check": vae_check,
         "unet": unet_stats,
+        "eval": evaluation,
     }
     write_model_card(args, os.path.join(args.out, "MODEL_CARD.md"), info)
     with open(os.path.join(args.work, "run.json"), "w") as f:
