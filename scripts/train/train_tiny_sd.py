@@ -46,7 +46,8 @@ from tiny_sd.vae import AutoencoderKL  # noqa: E402
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # The architecture. Sizes are set by the 15 MB budget for both layouts in fp16 (about 3.7 M parameters) and by
-# what trains in minutes on two CPU cores: attention only where the latent grid is 8x8 or smaller.
+# what trains in an hour and a half on two CPU cores. The UNet works on 8x8 latents, where attention is cheap
+# enough to have at every level; a third level (2x2) gives it a view of the whole picture.
 VAE = VaeConfig(block_out_channels=(16, 32, 48, 48), layers_per_block=1, norm_num_groups=8)
 # The text encoder runs on all 77 positions for every sample, so its width costs as much time as the UNet's.
 TEXT_HIDDEN = 64
@@ -103,22 +104,35 @@ def lr_at(base: float, step: int, progress: float, warmup: int) -> float:
 
 
 class Budget:
-    """A stage's stopping rule: its wall-clock minutes, or a step cap for short development runs."""
+    """A stage's stopping rule: its wall-clock minutes, or a step cap for short development runs.
+
+    A gap of more than a minute between two steps (no step takes that long) means the process was paused, say by
+    another job's benchmark (SIGSTOP); such gaps are not counted, so a pause does not eat the training budget.
+    """
+
+    PAUSE = 60.0
 
     def __init__(self, minutes: float, max_steps: int):
         self.seconds = minutes * 60.0
         self.max_steps = max_steps
-        self.start = time.monotonic()
+        self.start = self.last = time.monotonic()
+        self.paused = 0.0
 
     def progress(self, step: int) -> float:
-        by_time = (time.monotonic() - self.start) / self.seconds
+        now = time.monotonic()
+        if now - self.last > self.PAUSE:
+            self.paused += now - self.last
+            log(f"paused for {now - self.last:.0f} s; not counted")
+        self.last = now
+        by_time = self.elapsed() / self.seconds
         return max(by_time, step / self.max_steps) if self.max_steps else by_time
 
     def done(self, step: int) -> bool:
         return self.progress(step) >= 1.0
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.start
+        """Seconds spent in this stage, pauses excluded."""
+        return time.monotonic() - self.start - self.paused
 
 
 def generator_digest() -> str:
@@ -138,13 +152,17 @@ def ensure_dataset(args: argparse.Namespace) -> str:
         with open(manifest) as f:
             m = json.load(f)
         if (m.get("count"), m.get("firstSeed"), m.get("sourceDigest")) == (args.scenes, args.seed, generator_digest()):
-            return f"reused {args.data}"
+            return " ".join(make_dataset_command(args.scenes, args.seed, args.data))
         log(f"{args.data} holds other scenes (count, seed or generator differ): writing them again")
     return write_scenes(args.scenes, args.seed, args.data)
 
 
+def make_dataset_command(count: int, first_seed: int, folder: str) -> list[str]:
+    return ["npx", "tsx", "scripts/shapes/make-dataset.ts", "--count", str(count), "--seed", str(first_seed), "--out", os.path.relpath(folder, REPO)]
+
+
 def write_scenes(count: int, first_seed: int, folder: str) -> str:
-    cmd = ["npx", "tsx", "scripts/shapes/make-dataset.ts", "--count", str(count), "--seed", str(first_seed), "--out", folder]
+    cmd = make_dataset_command(count, first_seed, folder)
     log("writing scenes: " + " ".join(shlex.quote(c) for c in cmd))
     subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     return " ".join(cmd)
