@@ -3,7 +3,7 @@
  * spacing, a sigma per step that they convert to VP coefficients (alpha_t, sigma_t) and log-SNR lambda, unscaled
  * model inputs, and noising by alpha_t x + sigma_t noise.
  */
-import { InputError } from "../errors.js";
+import { checkBeginIndex, findTimestepIndex, resolveStepIndex } from "./step-index.js";
 import { f32, npLinspace, roundHalfEven } from "./numerics.js";
 import type { NoiseSource, Scheduler, TimestepSpacing } from "./scheduler.js";
 import { alphaSigmaOf, interpSigmas, karrasSigmas, logSigmas, sigmaToT, trainSigmas } from "./sigmas.js";
@@ -73,9 +73,7 @@ export abstract class MultistepScheduler implements Scheduler {
   abstract step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array;
 
   setBeginIndex(index: number): void {
-    if (!Number.isInteger(index) || index < 0 || index >= this.timesteps.length) {
-      throw new InputError(`begin index ${index} is outside the schedule of ${this.timesteps.length} steps: call setTimesteps first and pass an index into timesteps`);
-    }
+    checkBeginIndex(index, this.timesteps.length, "steps");
     this.beginIndex = index;
   }
 
@@ -100,11 +98,7 @@ export abstract class MultistepScheduler implements Scheduler {
   }
 
   protected currentIndex(timestep: number): number {
-    if (this.timesteps.length === 0) throw new InputError("call setTimesteps before stepping the scheduler");
-    this.stepIndex ??= this.beginIndex ?? this.indexForTimestep(timestep);
-    if (this.stepIndex >= this.timesteps.length) {
-      throw new InputError(`the scheduler has already taken all ${this.timesteps.length} steps: call setTimesteps to start a new run`);
-    }
+    this.stepIndex = resolveStepIndex(this.stepIndex, this.beginIndex, this.timesteps.length, () => this.indexForTimestep(timestep));
     return this.stepIndex;
   }
 
@@ -113,11 +107,6 @@ export abstract class MultistepScheduler implements Scheduler {
    * timesteps), and, as in the reference, the last step for a timestep not in the schedule.
    */
   protected indexForTimestep(timestep: number): number {
-    const hits: number[] = [];
-    this.timesteps.forEach((t, i) => {
-      if (t === timestep) hits.push(i);
-    });
-    if (hits.length === 0) return this.timesteps.length - 1;
-    return hits.length > 1 ? hits[1] : hits[0];
+    return findTimestepIndex(this.timesteps, timestep) ?? this.timesteps.length - 1;
   }
 }

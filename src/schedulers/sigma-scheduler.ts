@@ -4,6 +4,7 @@
  * and noising by x + sigma * noise.
  */
 import { InputError } from "../errors.js";
+import { checkBeginIndex, findTimestepIndex, resolveStepIndex } from "./step-index.js";
 import { f32 } from "./numerics.js";
 import type { Scheduler, NoiseSource, TimestepSpacing } from "./scheduler.js";
 import { karrasSigmas, interpSigmas, logSigmas, sigmaToT, trainSigmas } from "./sigmas.js";
@@ -79,9 +80,7 @@ export abstract class SigmaScheduler implements Scheduler {
   abstract step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array;
 
   setBeginIndex(index: number): void {
-    if (!Number.isInteger(index) || index < 0 || index >= this.timesteps.length) {
-      throw new InputError(`begin index ${index} is outside the schedule of ${this.timesteps.length} model calls: call setTimesteps first and pass an index into timesteps`);
-    }
+    checkBeginIndex(index, this.timesteps.length, "model calls");
     this.beginIndex = index;
   }
 
@@ -109,11 +108,7 @@ export abstract class SigmaScheduler implements Scheduler {
 
   /** The step index, found on the first call of a run from the begin index or the timestep. */
   protected currentIndex(timestep: number): number {
-    if (this.timesteps.length === 0) throw new InputError("call setTimesteps before stepping the scheduler");
-    this.stepIndex ??= this.beginIndex ?? this.indexForTimestep(timestep);
-    if (this.stepIndex >= this.timesteps.length) {
-      throw new InputError(`the scheduler has already taken all ${this.timesteps.length} steps: call setTimesteps to start a new run`);
-    }
+    this.stepIndex = resolveStepIndex(this.stepIndex, this.beginIndex, this.timesteps.length, () => this.indexForTimestep(timestep));
     return this.stepIndex;
   }
 
@@ -122,15 +117,11 @@ export abstract class SigmaScheduler implements Scheduler {
    * part-way (img2img without setBeginIndex) does not skip a sigma.
    */
   protected indexForTimestep(timestep: number): number {
-    const hits: number[] = [];
-    this.timesteps.forEach((t, i) => {
-      if (t === timestep) hits.push(i);
-    });
-    if (hits.length === 0) {
-      throw new InputError(`timestep ${timestep} is not in this scheduler's schedule: pass one of scheduler.timesteps`);
-    }
-    return hits.length > 1 ? hits[1] : hits[0];
+    const index = findTimestepIndex(this.timesteps, timestep);
+    if (index === undefined) throw new InputError(`timestep ${timestep} is not in this scheduler's schedule: pass one of scheduler.timesteps`);
+    return index;
   }
+
 }
 
 /** sqrt(sigma^2 + 1) in float32: the std of x_t for unit-variance data, which the model expects removed. */
