@@ -14,7 +14,7 @@
  * the reference decoder reads them; robust: the payload verified by its CRC). Then false positives of
  * detectWatermark on separate unmarked images.
  */
-import sharp, { type Sharp } from "sharp";
+import { brighten, crop as cropAt, halve, jpeg } from "./watermark-attacks.js";
 import { writeFileSync } from "node:fs";
 import type { RgbImage } from "../src/image/codec.js";
 import { decodeDwtDct, DWT_DCT_MIN_PIXELS, embedDwtDct, SD1_WATERMARK_BITS } from "../src/responsible/watermark/dwt-dct.js";
@@ -159,22 +159,8 @@ function synthesize(seed: number, kindIndex: number): { image: RgbImage; kind: s
 
 // ---------------------------------------------------------------- attacks
 
-function raw(image: RgbImage): Sharp {
-  return sharp(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.length), { raw: { width: image.width, height: image.height, channels: 3 } });
-}
-
-async function pixels(pipeline: Sharp): Promise<RgbImage> {
-  const { data, info } = await pipeline.removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
-}
-
-const jpeg = async (image: RgbImage, quality: number) => pixels(sharp(await raw(image).jpeg({ quality }).toBuffer()));
-const halve = (image: RgbImage) => pixels(raw(image).resize(Math.round(image.width / 2), Math.round(image.height / 2)));
-const brighten = (image: RgbImage) => pixels(raw(image).modulate({ brightness: 1.2 }));
-function crop(image: RgbImage, rnd: () => number): Promise<RgbImage> {
-  const width = Math.round(image.width * 0.9), height = Math.round(image.height * 0.9);
-  return pixels(raw(image).extract({ left: Math.floor(rnd() * (image.width - width + 1)), top: Math.floor(rnd() * (image.height - height + 1)), width, height }));
-}
+/** A 10% crop at a random offset. */
+const crop = (image: RgbImage, rnd: () => number) => cropAt(image, rnd(), rnd());
 
 const ATTACKS: readonly [string, (image: RgbImage, rnd: () => number) => Promise<RgbImage>][] = [
   ["none", async (image) => image],

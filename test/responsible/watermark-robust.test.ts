@@ -1,4 +1,4 @@
-import sharp, { type Sharp } from "sharp";
+import { brighten, crop as cropAt, halve, jpeg } from "../../scripts/watermark-attacks.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { RgbImage } from "../../src/image/codec.js";
 import { InputError } from "../../src/errors.js";
@@ -35,23 +35,8 @@ function picture(seed: number, width: number, height: number, grain: number): Rg
   return { width, height, data };
 }
 
-function raw(image: RgbImage): Sharp {
-  return sharp(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.length), { raw: { width: image.width, height: image.height, channels: 3 } });
-}
-
-async function pixels(pipeline: Sharp): Promise<RgbImage> {
-  const { data, info } = await pipeline.removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
-}
-
-const jpeg = async (image: RgbImage, quality: number) => pixels(sharp(await raw(image).jpeg({ quality }).toBuffer()));
-const halve = (image: RgbImage) => pixels(raw(image).resize(Math.round(image.width / 2), Math.round(image.height / 2)));
-const brighten = (image: RgbImage) => pixels(raw(image).modulate({ brightness: 1.2 }));
 /** Keeps 90 % of the width and of the height, off-centre. */
-const crop = (image: RgbImage) => {
-  const width = Math.round(image.width * 0.9), height = Math.round(image.height * 0.9);
-  return pixels(raw(image).extract({ left: Math.round((image.width - width) * 0.3), top: Math.round((image.height - height) * 0.8), width, height }));
-};
+const crop = (image: RgbImage) => cropAt(image, 0.3, 0.8);
 
 const ATTACKS: Record<string, (image: RgbImage) => Promise<RgbImage>> = {
   "no attack": async (image) => image,
