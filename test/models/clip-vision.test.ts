@@ -1,3 +1,4 @@
+import { shapeOnlyWeights } from "../helpers/shape-only-weights.js";
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { buildClipVision, CLIP_VISION_IO, visionConfigFromTransformers, visionConfigFromWeights, visionTokens } from "../../src/models/clip-vision.js";
@@ -53,14 +54,7 @@ function vitL14Shapes(): WeightSource {
     for (const n of ["q_proj", "k_proj", "v_proj", "out_proj"]) shapes.set(`${l}.self_attn.${n}.weight`, [1024, 1024]).set(`${l}.self_attn.${n}.bias`, [1024]);
     shapes.set(`${l}.mlp.fc1.weight`, [4096, 1024]).set(`${l}.mlp.fc1.bias`, [4096]).set(`${l}.mlp.fc2.weight`, [1024, 4096]).set(`${l}.mlp.fc2.bias`, [1024]);
   }
-  return {
-    origin: "vit-l-14 shapes",
-    keys: () => [...shapes.keys()],
-    has: (n) => shapes.has(n),
-    shape: (n) => shapes.get(n)!,
-    dtype: () => "F32",
-    float32: () => { throw new Error("shapes only"); },
-  };
+  return shapeOnlyWeights(shapes, "vit-l-14 shapes");
 }
 
 describe("CLIP vision tower at the real safety checker's size", () => {

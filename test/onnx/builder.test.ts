@@ -8,23 +8,12 @@ import { Session } from "../../src/runtime/session.js";
 import { SD15 } from "../../src/models/configs.js";
 import { unetParamShapes } from "../../src/models/param-shapes.js";
 import { buildUNet } from "../../src/models/unet.js";
-import { ScopedWeights, type WeightSource } from "../../src/weights/weight-source.js";
-
-/** Shapes only: building a graph reads no tensor data until serialization. */
-function shapeOnly(shapes: Map<string, number[]>): WeightSource {
-  return {
-    origin: "shape table",
-    keys: () => [...shapes.keys()],
-    has: (n) => shapes.has(n),
-    shape: (n) => shapes.get(n)!,
-    dtype: () => "F32",
-    float32: (n) => { throw new Error(`unexpected read of ${n}`); },
-  };
-}
+import { ScopedWeights } from "../../src/weights/weight-source.js";
+import { shapeOnlyWeights } from "../helpers/shape-only-weights.js";
 
 describe("graph builder", () => {
   it("names initializers after checkpoint keys and nodes after module paths (SD1.5 UNet, shapes only)", () => {
-    const g = buildUNet(SD15.unet, new ScopedWeights(shapeOnly(unetParamShapes(SD15.unet))), { batch: 2, height: 64, width: 64 });
+    const g = buildUNet(SD15.unet, new ScopedWeights(shapeOnlyWeights(unetParamShapes(SD15.unet))), { batch: 2, height: 64, width: 64 });
     const dump = dumpGraph(g);
     expect(dump).toContain("init   down_blocks.0.resnets.0.conv1.weight [320,320,3,3]");
     expect(dump).toContain("init   mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight [768,1280]"); // stored transposed for MatMul
