@@ -148,16 +148,25 @@ export class StableDiffusionPipeline {
     return { images, parameters: p, info: images[0]!.infotext };
   }
 
-  private async textEncoder(): Promise<TextEncoderHandle> {
-    const c = this.checkpoint.config.textEncoder;
-    const w = this.checkpoint.textEncoder;
-    return {
-      session: await this.networks.get("text_encoder"),
-      tokenizer: this.tokenizer,
-      hiddenSize: c.hiddenSize,
-      layers: c.numHiddenLayers,
-      finalLayerNorm: { weight: w.float32("text_model.final_layer_norm.weight"), bias: w.float32("text_model.final_layer_norm.bias"), eps: c.layerNormEps },
-    };
+  /** Built on first use and kept: the final layer norm's weights are read from the checkpoint once. */
+  private textEncoderHandle: Promise<TextEncoderHandle> | undefined;
+
+  private textEncoder(): Promise<TextEncoderHandle> {
+    if (this.textEncoderHandle) return this.textEncoderHandle;
+    this.textEncoderHandle = (async () => {
+      const c = this.checkpoint.config.textEncoder;
+      const w = this.checkpoint.textEncoder;
+      return {
+        session: await this.networks.get("text_encoder"),
+        tokenizer: this.tokenizer,
+        hiddenSize: c.hiddenSize,
+        layers: c.numHiddenLayers,
+        finalLayerNorm: { weight: w.float32("text_model.final_layer_norm.weight"), bias: w.float32("text_model.final_layer_norm.bias"), eps: c.layerNormEps },
+      };
+    })();
+    // A failed load is not remembered: the next generation tries again.
+    this.textEncoderHandle.catch(() => (this.textEncoderHandle = undefined));
+    return this.textEncoderHandle;
   }
 
   private async loadMask(p: ResolvedParams): Promise<Mask> {
