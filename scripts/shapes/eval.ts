@@ -2,16 +2,20 @@
  * Scores a model on the held-out prompts: generates each with the project's pipeline, reads the picture back with
  * the judge, and prints how often each attribute came out as asked, with guidance on (cfg 7) and off (cfg 1).
  *
- *   npx tsx scripts/shapes/eval.ts [model] [--count 100] [--steps 20] [--cfg 7,1] [--save dir]
+ *   npx tsx scripts/shapes/eval.ts [model] [--count 100] [--steps 20] [--cfg 7,1] [--sketches 20]
+ *                                 [--strength 0.6,0.7,0.8] [--save dir]
  *
- * The model defaults to models/tiny-shapes; seeds are 0..count-1, the sampler the pipeline's default.
+ * The model defaults to models/tiny-shapes; seeds are 0..count-1, the sampler the pipeline's default. Then it
+ * scores image-to-image from rough sketches (eval-sketch.ts) at cfg 7, each strength in turn (--sketches 0 skips).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadPipeline, type StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import { evaluateSketches, sketchTable, type SketchScores } from "./eval-sketch.js";
 import { heldOutCases, type EvalCase } from "./held-out.js";
 import { judge, type Judgement } from "./judge.js";
+import { sketchCases } from "./sketch.js";
 
 export const SCORED = ["background", "colour", "position", "shape", "size"] as const;
 export type Scored = (typeof SCORED)[number];
@@ -80,6 +84,8 @@ async function main(): Promise<void> {
       count: { type: "string", default: "100" },
       steps: { type: "string", default: "20" },
       cfg: { type: "string", default: "7,1" },
+      sketches: { type: "string", default: "20" },
+      strength: { type: "string", default: "0.6,0.7,0.8" },
       save: { type: "string" },
     },
   });
@@ -88,6 +94,10 @@ async function main(): Promise<void> {
   const cfgs = values.cfg!.split(",").map(Number);
   if (!Number.isInteger(count) || count < 1) throw new Error(`--count ${values.count}: expected a positive integer`);
   if (cfgs.some((c) => !Number.isFinite(c))) throw new Error(`--cfg ${values.cfg}: expected numbers separated by commas, e.g. 7,1`);
+  const sketchCount = Number(values.sketches);
+  const strengths = values.strength!.split(",").map(Number);
+  if (!Number.isInteger(sketchCount) || sketchCount < 0) throw new Error(`--sketches ${values.sketches}: expected a whole number (0 skips the sketch test)`);
+  if (strengths.some((x) => !(x > 0 && x <= 1))) throw new Error(`--strength ${values.strength}: expected numbers in (0, 1] separated by commas, e.g. 0.6,0.7,0.8`);
   const pipe = await loadPipeline(model);
   try {
     const cases = heldOutCases(count);
@@ -109,6 +119,28 @@ async function main(): Promise<void> {
     }
     console.log(`held-out prompts of ${model}, seeds 0-${count - 1}, ${steps} steps, default sampler`);
     console.log(scoreTable(all));
+    if (sketchCount === 0) return;
+    const sketches = sketchCases(sketchCount);
+    const bySketch: SketchScores[] = [];
+    for (const strength of strengths) {
+      const start = performance.now();
+      const dir = values.save === undefined ? undefined : join(values.save, `sketch${strength}`);
+      if (dir) mkdirSync(dir, { recursive: true });
+      const s = await evaluateSketches(pipe, sketches, {
+        strength,
+        steps,
+        onImage: async (r, png) => {
+          if (!dir) return;
+          const i = sketches.indexOf(r.sketch);
+          const mark = r.right.position ? "ok" : "miss";
+          writeFileSync(join(dir, `${String(i).padStart(3, "0")}-${mark}-${r.sketch.prompt.replace(/[^a-z]+/g, "_")}.png`), await png());
+        },
+      });
+      bySketch.push(s);
+      console.error(`sketches at strength ${strength}: ${sketchCount} images in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+    }
+    console.log(`\nsketch to image: ${sketchCount} rough sketches (scripts/shapes/sketch.ts), prompts without position words, cfg 7, ${steps} steps`);
+    console.log(sketchTable(bySketch));
   } finally {
     await pipe.close();
   }

@@ -2,7 +2,9 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { evaluate, scoreTable } from "../../scripts/shapes/eval.js";
+import { evaluateSketches, sketchTable } from "../../scripts/shapes/eval-sketch.js";
 import { heldOutCases } from "../../scripts/shapes/held-out.js";
+import { sketchCases } from "../../scripts/shapes/sketch.js";
 import { loadPipeline } from "../../src/pipeline/stable-diffusion.js";
 
 /**
@@ -23,6 +25,21 @@ describe.skipIf(!existsSync(join(MODEL, "model_index.json")))("tiny-shapes model
         console.log(`missed: "${r.case.prompt}" (seed ${r.case.seed}) -> ${r.judgement.background} background, ${o ? `${o.size} ${o.colour} ${o.shape} ${o.position}` : "no object"}`);
       }
       expect(s.results.filter((r) => r.all).length).toBeGreaterThanOrEqual(8);
+    } finally {
+      await pipe.close();
+    }
+  });
+
+  it("turns at least 8 of 10 rough sketches into the prompted object where the blob was (strength 0.7)", async () => {
+    const pipe = await loadPipeline(MODEL);
+    try {
+      const s = await evaluateSketches(pipe, sketchCases(10), { strength: 0.7 });
+      console.log(sketchTable([s]));
+      for (const r of s.results.filter((r) => !(r.right.position && r.right.colour))) {
+        const o = r.judgement.object;
+        console.log(`missed: "${r.sketch.prompt}" blob ${r.sketch.expected.position} -> ${o ? `${o.colour} ${o.shape} ${o.position}` : "no object"}`);
+      }
+      expect(s.results.filter((r) => r.right.position && r.right.colour).length).toBeGreaterThanOrEqual(8);
     } finally {
       await pipe.close();
     }

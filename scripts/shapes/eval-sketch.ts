@@ -1,0 +1,73 @@
+/**
+ * Scores image-to-image from rough sketches (sketch.ts): each sketch goes through the pipeline with a prompt that
+ * names colour, shape and background but not the position, and the judge reads where the object came out.
+ */
+import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import { encodePng } from "../../src/image/codec.js";
+import { judge, type Judgement } from "./judge.js";
+import type { Sketch } from "./sketch.js";
+
+export const SKETCH_SCORED = ["position", "colour", "shape", "background"] as const;
+type SketchScored = (typeof SKETCH_SCORED)[number];
+
+export interface SketchResult {
+  readonly sketch: Sketch;
+  readonly judgement: Judgement;
+  readonly right: Readonly<Record<SketchScored, boolean>>;
+}
+
+export interface SketchScores {
+  readonly strength: number;
+  readonly count: number;
+  readonly rates: Readonly<Record<SketchScored | "all", number>>;
+  readonly results: readonly SketchResult[];
+}
+
+export interface SketchOptions {
+  readonly strength: number;
+  readonly cfg?: number;
+  readonly steps?: number;
+  readonly onImage?: (r: SketchResult, png: () => Promise<Buffer>) => void | Promise<void>;
+}
+
+export function scoreSketch(sketch: Sketch, j: Judgement): SketchResult {
+  const o = j.object;
+  const e = sketch.expected;
+  return {
+    sketch,
+    judgement: j,
+    right: { position: o?.position === e.position, colour: o?.colour === e.colour, shape: o?.shape === e.shape, background: j.background === e.background },
+  };
+}
+
+/** Seeds are the sketch's index, so a run is reproducible and each sketch gets its own noise. */
+export async function evaluateSketches(pipe: StableDiffusionPipeline, sketches: readonly Sketch[], opts: SketchOptions): Promise<SketchScores> {
+  const results: SketchResult[] = [];
+  for (const [i, sketch] of sketches.entries()) {
+    const { images } = await pipe.generate({
+      prompt: sketch.prompt,
+      seed: i,
+      steps: opts.steps ?? 20,
+      cfg_scale: opts.cfg ?? 7,
+      init_images: [await encodePng(sketch.image)],
+      denoising_strength: opts.strength,
+    });
+    const r = scoreSketch(sketch, judge(images[0]!.image));
+    results.push(r);
+    await opts.onImage?.(r, () => images[0]!.png());
+  }
+  const rate = (f: (r: SketchResult) => boolean) => results.filter(f).length / results.length;
+  const rates = Object.fromEntries([
+    ...SKETCH_SCORED.map((a) => [a, rate((r) => r.right[a])]),
+    ["all", rate((r) => SKETCH_SCORED.every((a) => r.right[a]))],
+  ]) as Record<SketchScored | "all", number>;
+  return { strength: opts.strength, count: sketches.length, rates, results };
+}
+
+export function sketchTable(all: readonly SketchScores[]): string {
+  const columns = [...SKETCH_SCORED, "all"] as const;
+  const head = `| strength | n | ${columns.map((c) => (c === "all" ? "all 4 right" : c)).join(" | ")} |`;
+  const rule = `|${" --- |".repeat(columns.length + 2)}`;
+  const rows = all.map((s) => `| ${s.strength} | ${s.count} | ${columns.map((c) => `${(100 * s.rates[c]).toFixed(0)}%`).join(" | ")} |`);
+  return [head, rule, ...rows].join("\n");
+}
