@@ -5,6 +5,7 @@
 import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
 import { encodePng } from "../../src/image/codec.js";
 import { judge, type Judgement } from "./judge.js";
+import { rateTable } from "./rate-table.js";
 import type { Sketch } from "./sketch.js";
 
 export const SKETCH_SCORED = ["position", "colour", "shape", "background"] as const;
@@ -65,9 +66,5 @@ export async function evaluateSketches(pipe: StableDiffusionPipeline, sketches: 
 }
 
 export function sketchTable(all: readonly SketchScores[]): string {
-  const columns = [...SKETCH_SCORED, "all"] as const;
-  const head = `| strength | n | ${columns.map((c) => (c === "all" ? "all 4 right" : c)).join(" | ")} |`;
-  const rule = `|${" --- |".repeat(columns.length + 2)}`;
-  const rows = all.map((s) => `| ${s.strength} | ${s.count} | ${columns.map((c) => `${(100 * s.rates[c]).toFixed(0)}%`).join(" | ")} |`);
-  return [head, rule, ...rows].join("\n");
+  return rateTable("strength", [...SKETCH_SCORED, "all"] as const, all.map((s) => ({ key: s.strength, count: s.count, rates: s.rates })));
 }

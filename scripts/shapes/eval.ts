@@ -15,6 +15,7 @@ import { loadPipeline, type StableDiffusionPipeline } from "../../src/pipeline/s
 import { evaluateSketches, sketchTable, type SketchScores } from "./eval-sketch.js";
 import { heldOutCases, type EvalCase } from "./held-out.js";
 import { judge, type Judgement } from "./judge.js";
+import { rateTable } from "./rate-table.js";
 import { sketchCases } from "./sketch.js";
 
 export const SCORED = ["background", "colour", "position", "shape", "size"] as const;
@@ -70,11 +71,17 @@ export async function evaluate(pipe: StableDiffusionPipeline, cases: readonly Ev
 }
 
 export function scoreTable(all: readonly Scores[]): string {
-  const columns = ["background", "colour", "position", "shape", "size", "all"] as const;
-  const head = `| cfg | n | ${columns.map((c) => (c === "all" ? "all 4 right" : c)).join(" | ")} |`;
-  const rule = `|${" --- |".repeat(columns.length + 2)}`;
-  const rows = all.map((s) => `| ${s.cfg} | ${s.count} | ${columns.map((c) => `${(100 * s.rates[c]).toFixed(0)}%`).join(" | ")} |`);
-  return [head, rule, ...rows].join("\n");
+  return rateTable("cfg", [...SCORED, "all"] as const, all.map((s) => ({ key: s.cfg, count: s.count, rates: s.rates })));
+}
+
+/** Writes each picture of a run into `root/sub` as `007-ok-a_big_red_star...png` (none without --save). */
+function imageSaver(root: string | undefined, sub: string) {
+  if (root === undefined) return undefined;
+  const dir = join(root, sub);
+  mkdirSync(dir, { recursive: true });
+  return async (index: number, ok: boolean, prompt: string, png: () => Promise<Buffer>) => {
+    writeFileSync(join(dir, `${String(index).padStart(3, "0")}-${ok ? "ok" : "miss"}-${prompt.replace(/[^a-z]+/g, "_")}.png`), await png());
+  };
 }
 
 async function main(): Promise<void> {
@@ -104,16 +111,8 @@ async function main(): Promise<void> {
     const all: Scores[] = [];
     for (const cfg of cfgs) {
       const start = performance.now();
-      const dir = values.save === undefined ? undefined : join(values.save, `cfg${cfg}`);
-      if (dir) mkdirSync(dir, { recursive: true });
-      const s = await evaluate(pipe, cases, cfg, {
-        steps,
-        onImage: async (r, png) => {
-          if (!dir) return;
-          const mark = r.all ? "ok" : "miss";
-          writeFileSync(join(dir, `${String(r.case.seed).padStart(3, "0")}-${mark}-${r.case.prompt.replace(/[^a-z]+/g, "_")}.png`), await png());
-        },
-      });
+      const save = imageSaver(values.save, `cfg${cfg}`);
+      const s = await evaluate(pipe, cases, cfg, { steps, onImage: (r, png) => save?.(r.case.seed, r.all, r.case.prompt, png) });
       all.push(s);
       console.error(`cfg ${cfg}: ${count} images in ${((performance.now() - start) / 1000).toFixed(1)} s`);
     }
@@ -124,17 +123,11 @@ async function main(): Promise<void> {
     const bySketch: SketchScores[] = [];
     for (const strength of strengths) {
       const start = performance.now();
-      const dir = values.save === undefined ? undefined : join(values.save, `sketch${strength}`);
-      if (dir) mkdirSync(dir, { recursive: true });
+      const save = imageSaver(values.save, `sketch${strength}`);
       const s = await evaluateSketches(pipe, sketches, {
         strength,
         steps,
-        onImage: async (r, png) => {
-          if (!dir) return;
-          const i = sketches.indexOf(r.sketch);
-          const mark = r.right.position ? "ok" : "miss";
-          writeFileSync(join(dir, `${String(i).padStart(3, "0")}-${mark}-${r.sketch.prompt.replace(/[^a-z]+/g, "_")}.png`), await png());
-        },
+        onImage: (r, png) => save?.(sketches.indexOf(r.sketch), r.right.position, r.sketch.prompt, png),
       });
       bySketch.push(s);
       console.error(`sketches at strength ${strength}: ${sketchCount} images in ${((performance.now() - start) / 1000).toFixed(1)} s`);
