@@ -3,9 +3,10 @@
  * after row) plus their captions as JSON lines, and a small manifest the trainer checks.
  *
  *   npx tsx scripts/shapes/make-dataset.ts --count 20000 --seed 0 --out .cache/tiny-shapes-data
+ *   npx tsx scripts/shapes/make-dataset.ts --digest      (prints the generator's source digest; writes nothing)
  */
 import { createHash } from "node:crypto";
-import { createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -33,15 +34,26 @@ export interface DatasetManifest {
 }
 
 /**
- * sha256 over every .ts file of scripts/shapes, by name order: name, NUL, content, NUL. The trainer computes the
- * same digest and regenerates the data when the world has changed since it was written.
+ * sha256 over the generator's own sources: this file and every file of scripts/shapes it imports, directly or not,
+ * by name order: name, NUL, content, NUL. The trainer asks for it (`--digest`) and regenerates the data when the
+ * world has changed since it was written; editing the judge or the evaluation does not touch the scenes.
  */
 export function sourceDigest(folder = dirname(fileURLToPath(import.meta.url))): string {
   const h = createHash("sha256");
-  for (const name of readdirSync(folder).filter((n) => n.endsWith(".ts")).sort()) {
-    h.update(name).update("\0").update(readFileSync(join(folder, name))).update("\0");
-  }
+  for (const name of generatorSources(folder)) h.update(name).update("\0").update(readFileSync(join(folder, name))).update("\0");
   return h.digest("hex");
+}
+
+/** make-dataset.ts and the sibling modules it imports (`import ... from "./name.js"`), transitively, sorted. */
+export function generatorSources(folder: string): string[] {
+  const seen = new Set<string>();
+  const visit = (name: string) => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    for (const m of readFileSync(join(folder, name), "utf8").matchAll(/^import [^;]*? from "\.\/([\w-]+)\.js";/gm)) visit(`${m[1]}.ts`);
+  };
+  visit("make-dataset.ts");
+  return [...seen].sort();
 }
 
 export async function writeDataset(opts: DatasetOptions): Promise<DatasetManifest> {
@@ -79,8 +91,13 @@ async function main(): Promise<void> {
       count: { type: "string", default: "20000" },
       seed: { type: "string", default: "0" },
       out: { type: "string", default: ".cache/tiny-shapes-data" },
+      digest: { type: "boolean", default: false },
     },
   });
+  if (values.digest) {
+    console.log(sourceDigest());
+    return;
+  }
   const count = Number(values.count), firstSeed = Number(values.seed);
   if (!Number.isInteger(count) || count < 1) throw new Error(`--count ${values.count}: expected a positive integer`);
   if (!Number.isInteger(firstSeed) || firstSeed < 0) throw new Error(`--seed ${values.seed}: expected a non-negative integer`);
