@@ -12,6 +12,8 @@ export const SKETCH_SCORED = ["position", "colour", "shape", "background"] as co
 type SketchScored = (typeof SKETCH_SCORED)[number];
 
 export interface SketchResult {
+  /** Position in the list evaluated, also the seed it was generated with. */
+  readonly index: number;
   readonly sketch: Sketch;
   readonly judgement: Judgement;
   readonly right: Readonly<Record<SketchScored, boolean>>;
@@ -31,10 +33,11 @@ export interface SketchOptions {
   readonly onImage?: (r: SketchResult, png: () => Promise<Buffer>) => void | Promise<void>;
 }
 
-export function scoreSketch(sketch: Sketch, j: Judgement): SketchResult {
+export function scoreSketch(index: number, sketch: Sketch, j: Judgement): SketchResult {
   const o = j.object;
   const e = sketch.expected;
   return {
+    index,
     sketch,
     judgement: j,
     right: { position: o?.position === e.position, colour: o?.colour === e.colour, shape: o?.shape === e.shape, background: j.background === e.background },
@@ -53,7 +56,7 @@ export async function evaluateSketches(pipe: StableDiffusionPipeline, sketches: 
       init_images: [await encodePng(sketch.image)],
       denoising_strength: opts.strength,
     });
-    const r = scoreSketch(sketch, judge(images[0]!.image));
+    const r = scoreSketch(i, sketch, judge(images[0]!.image));
     results.push(r);
     await opts.onImage?.(r, () => images[0]!.png());
   }

@@ -127,7 +127,7 @@ async function main(): Promise<void> {
       const s = await evaluateSketches(pipe, sketches, {
         strength,
         steps,
-        onImage: (r, png) => save?.(sketches.indexOf(r.sketch), r.right.position, r.sketch.prompt, png),
+        onImage: (r, png) => save?.(r.index, r.right.position, r.sketch.prompt, png),
       });
       bySketch.push(s);
       console.error(`sketches at strength ${strength}: ${sketchCount} images in ${((performance.now() - start) / 1000).toFixed(1)} s`);

@@ -343,9 +343,47 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def earlier_runs(args: argparse.Namespace) -> list[dict]:
+    """The runs recorded in --work/run.json by the run this one resumes (read before it is overwritten)."""
+    path = os.path.join(args.work, "run.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return runs_of(json.load(f))
+
+
+def runs_of(info: dict) -> list[dict]:
+    """The runs behind a run.json; files written before runs were recorded describe their one run at the top level."""
+    if "runs" in info:
+        return info["runs"]
+    return [{"command": info["command"], "stage_seconds": info["stage_seconds"], "total_seconds": info["total_seconds"], "unet_steps": info["unet"]["steps"]}]
+
+
+KNOWN_LIMITS = os.path.join(REPO, "scripts", "train", "tiny-shapes-known-limits.md")
+
+
 def write_model_card(args: argparse.Namespace, path: str, info: dict) -> None:
     c = info
-    stages = "\n".join(f"| {name} | {sec / 60:.1f} min |" for name, sec in c["stage_seconds"].items())
+    runs = runs_of(c)
+    total = sum(r["total_seconds"] for r in runs)
+    if len(runs) == 1:
+        made = "```\n" + runs[0]["command"] + "\n```"
+        steps = f"{runs[0]['unet_steps']}"
+    else:
+        made = (f"{len(runs)} runs, one after the other, {total / 60:.1f} min in all; each later one continues the UNet and text\n"
+                "encoder from the state the one before saved (a warm restart of the learning-rate cosine):\n"
+                "```\n" + "\n".join(r["command"] for r in runs) + "\n```")
+        counts = [r["unet_steps"] - (runs[i - 1]["unet_steps"] if i else 0) for i, r in enumerate(runs)]
+        steps = " + ".join(map(str, counts)) + f" = {runs[-1]['unet_steps']}"
+    names = list(runs[0]["stage_seconds"])
+    stages = "\n".join("| " + " | ".join([name] + [f"{r['stage_seconds'].get(name, 0) / 60:.1f} min" for r in runs]) + " |" for name in names)
+    stage_head = "| stage | wall time |" if len(runs) == 1 else "| stage | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " |"
+    stage_rule = "|" + " --- |" * (len(runs) + 1)
+    stage_total = "| total | " + " | ".join(f"{r['total_seconds'] / 60:.1f} min" for r in runs) + " |"
+    known = ""
+    if os.path.exists(KNOWN_LIMITS):
+        with open(KNOWN_LIMITS) as f:
+            known = f.read().strip() + "\n"
     not_run = "(not run: pass --eval N, or run `npm run eval:shapes`)"
     tables = c.get("eval")
     # Runs before the sketch test kept the held-out table as a plain string.
@@ -377,24 +415,22 @@ layout; load it with the folder as its config, since its sizes are not SD1.5's),
 together.
 
 ## How it was made
-```
-{c['command']}
-```
+{made}
 - Scenes: {c['scenes']} written by `scripts/shapes/make-dataset.ts` (`{c['dataset']}`); the held-out colour x shape x
   background combinations of `scripts/shapes/held-out.ts` never appear in them.
 - Seed {args.seed}; {args.threads} thread(s) on {c['machine']}; torch {torch.__version__}.
 - VAE: {c['vae']['steps']} steps of {args.vae_batch} images; L1 + L2 reconstruction with object pixels weighted
   {1 + args.object_weight:g}x, plus {args.kl_weight:g} x KL; final reconstruction loss {c['vae']['final_recon']:.4f}.
   Its reconstructions of {c['vae_check']['count']} new single-object scenes, read by the judge: {rates(c['vae_check']['rates'])}.
-- UNet and text encoder, together from scratch: {c['unet']['steps']} steps of {args.unet_batch}; DDPM epsilon
+- UNet and text encoder, together from scratch: {steps} steps of {args.unet_batch}; DDPM epsilon
   objective (scaled-linear betas 0.00085-0.012, 1000 steps, uniform timesteps); {args.caption_dropout:.0%} caption
   dropout to the empty prompt; AdamW, lr {args.unet_lr:g} with a cosine over the time budget; EMA {args.ema}, and the
   EMA weights are the ones exported; final loss {c['unet']['final_loss']:.4f}.
 
-| stage | wall time |
-| --- | --- |
+{stage_head}
+{stage_rule}
 {stages}
-| total | {c['total_seconds'] / 60:.1f} min |
+{stage_total}
 
 ## Scores on held-out prompts
 The judge (`scripts/shapes/judge.ts`) reading pictures of the first {args.eval} held-out prompts (`scripts/shapes/held-out.ts`),
@@ -411,7 +447,7 @@ the blob was:
 {sketch}
 
 ## Limits
-- 64x64 pixels only; other sizes leave the world it has seen.
+{known}- 64x64 pixels only; other sizes leave the world it has seen.
 - Only this world: the words above, in phrasings like the training captions. Other prompts give a scene of
   shapes, not what was asked.
 - The scores above are for one-object prompts; two-object prompts are in the training data but not scored.
@@ -446,7 +482,8 @@ def rewrite_card(args: argparse.Namespace) -> None:
         info = json.load(f)
     s = time.monotonic()
     info["eval"] = run_eval(args) if args.eval > 0 else None
-    info["stage_seconds"]["evaluation"] = time.monotonic() - s
+    info["runs"] = runs_of(info)
+    info["runs"][-1]["stage_seconds"]["evaluation"] = time.monotonic() - s
     write_model_card(args, os.path.join(args.out, "MODEL_CARD.md"), info)
     with open(os.path.join(args.work, "run.json"), "w") as f:
         json.dump(info, f, indent=2)
@@ -529,18 +566,19 @@ def main() -> None:
     stage("evaluation", s)
 
     weight_files = [args.single_file, *files.values()]
+    this_run = {"command": "/usr/bin/python3 scripts/train/train_tiny_sd.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                "stage_seconds": seconds, "total_seconds": time.monotonic() - t0, "unet_steps": unet_stats["steps"]}
     info = {
         "merges": len(tokenizer.merges),
         "vocab": len(tokenizer.vocab),
         "params": {"unet": params(unet), "text": params(text), "vae": params(vae)},
         "scaling_factor": scale,
         "bytes": sum(os.path.getsize(f) for f in weight_files),
-        "command": "/usr/bin/python3 scripts/train/train_tiny_sd.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        # A resumed run's weights come from every run before it, so the card must name them all.
+        "runs": (earlier_runs(args) if args.resume_unet else []) + [this_run],
         "scenes": len(data),
         "dataset": dataset_note,
         "machine": f"{cpu_name()} ({os.cpu_count()} cores visible)",
-        "stage_seconds": seconds,
-        "total_seconds": time.monotonic() - t0,
         "vae": vae_stats,
         "vae_check": vae_check,
         "unet": unet_stats,
@@ -549,7 +587,7 @@ def main() -> None:
     write_model_card(args, os.path.join(args.out, "MODEL_CARD.md"), info)
     with open(os.path.join(args.work, "run.json"), "w") as f:
         json.dump(info, f, indent=2)
-    log(f"done in {info['total_seconds'] / 60:.1f} min; weights {info['bytes'] / 1e6:.2f} MB in {args.out} and {args.single_file}")
+    log(f"done in {this_run['total_seconds'] / 60:.1f} min; weights {info['bytes'] / 1e6:.2f} MB in {args.out} and {args.single_file}")
 
 
 if __name__ == "__main__":
