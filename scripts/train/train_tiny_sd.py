@@ -86,6 +86,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--unet-batch", type=int, default=64)
     p.add_argument("--unet-lr", type=float, default=1e-3)
     p.add_argument("--resume-unet", action="store_true", help="continue the UNet and text encoder saved in --work (a warm restart)")
+    p.add_argument("--token-init-std", type=float, default=0.02, help="standard deviation of the text encoder's initial token embeddings")
+    p.add_argument("--x0-weight-cap", type=float, default=1.0, help="weight each sample's epsilon loss by 1/SNR(t), clamped to [1, this] (1: the plain epsilon loss)")
     p.add_argument("--caption-dropout", type=float, default=0.1)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--card-only", action="store_true", help="score the model of the last run again and rewrite its card (reads --work/run.json; trains nothing)")
@@ -179,17 +181,19 @@ def check_vae(vae: AutoencoderKL, args: argparse.Namespace) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def init_for_scratch(unet: UNet2DConditionModel, text: CLIPTextModel) -> None:
+def init_for_scratch(unet: UNet2DConditionModel, text: CLIPTextModel, token_std: float) -> None:
     """Starting points that let a diffusion model train from scratch quickly, as LDM does: every residual branch
     (ResNet conv2, transformer proj_out) and the output conv start at zero, so the network starts as identity-like
-    paths; CLIP-style small embeddings for the text encoder."""
+    paths. Token embeddings of the text encoder start large enough (token_std) that each word's own identity
+    is still visible in its output state: with CLIP's 0.02 the attention mixes swamp it, and words whose meaning
+    the UNet does not pick up at once (left, top, ...) stay nearly indistinguishable to it for thousands of steps."""
     with torch.no_grad():
         for name, module in unet.named_modules():
             if name.endswith(".conv2") or name.endswith(".proj_out") or name == "conv_out":
                 module.weight.zero_()
                 module.bias.zero_()
         emb = text.text_model.embeddings
-        emb.token_embedding.weight.normal_(0.0, 0.02)
+        emb.token_embedding.weight.normal_(0.0, token_std)
         emb.position_embedding.weight.normal_(0.0, 0.01)
 
 
@@ -261,7 +265,7 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 def train_unet(args: argparse.Namespace, tokenizer: Tokenizer, data: ShapesDataset, means: np.ndarray, logvars: np.ndarray, scale: float, rng: np.random.Generator):
     text = CLIPTextModel(TextConfig(vocab_size=len(tokenizer.vocab), bos_token_id=tokenizer.bos, eos_token_id=tokenizer.eos, pad_token_id=tokenizer.pad, **TEXT))
     unet = UNet2DConditionModel(UNET)
-    init_for_scratch(unet, text)
+    init_for_scratch(unet, text, args.token_init_std)
     ema_text, ema_unet = copy.deepcopy(text), copy.deepcopy(unet)
     params = list(unet.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr=args.unet_lr, betas=(0.9, 0.99), weight_decay=0.01)
@@ -279,6 +283,7 @@ def train_unet(args: argparse.Namespace, tokenizer: Tokenizer, data: ShapesDatas
     empty = torch.tensor(tokenizer.encode(""), dtype=torch.int64)
     means_t, std_t = torch.from_numpy(means), torch.from_numpy(np.exp(0.5 * logvars))
     ac = ddpm.alphas_cumprod()
+    weights = ((1.0 - ac) / ac).clamp(1.0, args.x0_weight_cap)
     budget = Budget(args.unet_minutes, args.unet_max_steps)
     step, recent = 0, []
     while not budget.done(step):
@@ -292,7 +297,7 @@ def train_unet(args: argparse.Namespace, tokenizer: Tokenizer, data: ShapesDatas
         t = torch.randint(0, ddpm.TRAIN_STEPS, (len(idx),))
         noise = torch.randn_like(z0)
         pred = unet(ddpm.add_noise(z0, noise, t, ac), t, text(ids))
-        loss = F.mse_loss(pred, noise)
+        loss = (weights[t] * (pred - noise).pow(2).mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -343,6 +348,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def command_line() -> str:
+    return "/usr/bin/python3 scripts/train/train_tiny_sd.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def vae_command_of_earlier_run(args: argparse.Namespace) -> str:
+    """The command that trained a VAE saved before vae.pt recorded it: the first run in --work/run.json."""
+    runs = earlier_runs(args)
+    if not runs:
+        raise SystemExit(f"{args.work}/vae.pt does not say which command trained it and run.json is gone; train the VAE again (drop --reuse-vae)")
+    return runs[0]["command"]
+
+
 def earlier_runs(args: argparse.Namespace) -> list[dict]:
     """The runs recorded in --work/run.json by the run this one resumes (read before it is overwritten)."""
     path = os.path.join(args.work, "run.json")
@@ -362,10 +379,17 @@ def runs_of(info: dict) -> list[dict]:
 KNOWN_LIMITS = os.path.join(REPO, "scripts", "train", "tiny-shapes-known-limits.md")
 
 
+def run_total(run: dict) -> float:
+    """A run's seconds, with those of the VAE stage it took over from an earlier run (--reuse-vae), if any."""
+    return run["total_seconds"] + (run["vae_from"]["seconds"] if run.get("vae_from") else 0)
+
+
 def write_model_card(args: argparse.Namespace, path: str, info: dict) -> None:
     c = info
     runs = runs_of(c)
-    total = sum(r["total_seconds"] for r in runs)
+    # A VAE taken over from an earlier run (--reuse-vae) is part of this model's training time.
+    borrowed = runs[0].get("vae_from")
+    total = sum(run_total(r) for r in runs)
     if len(runs) == 1:
         made = "```\n" + runs[0]["command"] + "\n```"
         steps = f"{runs[0]['unet_steps']}"
@@ -375,11 +399,21 @@ def write_model_card(args: argparse.Namespace, path: str, info: dict) -> None:
                 "```\n" + "\n".join(r["command"] for r in runs) + "\n```")
         counts = [r["unet_steps"] - (runs[i - 1]["unet_steps"] if i else 0) for i, r in enumerate(runs)]
         steps = " + ".join(map(str, counts)) + f" = {runs[-1]['unet_steps']}"
+    if borrowed:
+        made += (f"\nThe VAE is the one an earlier run trained in its {borrowed['seconds'] / 60:.1f} min VAE stage (`{borrowed['command']}`);\n"
+                 f"this run took it over (`--reuse-vae`) and trained everything else from scratch. With that stage the model took\n"
+                 f"{total / 60:.1f} min of training; on a fresh machine one command without `--reuse-vae` does all of it.")
     names = list(runs[0]["stage_seconds"])
-    stages = "\n".join("| " + " | ".join([name] + [f"{r['stage_seconds'].get(name, 0) / 60:.1f} min" for r in runs]) + " |" for name in names)
+
+    def cell(r: dict, name: str) -> str:
+        if name == "vae" and r.get("vae_from"):
+            return f"{r['vae_from']['seconds'] / 60:.1f} min (earlier run, reused)"
+        return f"{r['stage_seconds'].get(name, 0) / 60:.1f} min"
+
+    stages = "\n".join("| " + " | ".join([name] + [cell(r, name) for r in runs]) + " |" for name in names)
     stage_head = "| stage | wall time |" if len(runs) == 1 else "| stage | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " |"
     stage_rule = "|" + " --- |" * (len(runs) + 1)
-    stage_total = "| total | " + " | ".join(f"{r['total_seconds'] / 60:.1f} min" for r in runs) + " |"
+    stage_total = "| total | " + " | ".join(f"{run_total(r) / 60:.1f} min" for r in runs) + " |"
     known = ""
     if os.path.exists(KNOWN_LIMITS):
         with open(KNOWN_LIMITS) as f:
@@ -391,6 +425,13 @@ def write_model_card(args: argparse.Namespace, path: str, info: dict) -> None:
         tables = {"held_out": tables, "sketch": ""}
     evaluation = (tables or {}).get("held_out") or not_run
     sketch = (tables or {}).get("sketch") or not_run
+    # Settings of the run that made the weights (a --card-only call has its own, default, arguments).
+    settings = c.get("settings", {"x0_weight_cap": 1.0, "token_init_std": 0.02})
+    weighting = ""
+    if settings["x0_weight_cap"] > 1.0:
+        weighting = (f", each sample's loss weighted by 1/SNR(t) clamped to [1, {settings['x0_weight_cap']:g}] (the\n"
+                     "  error of the predicted clean latent where the noise hides the layout, so the prompt's layout words pull harder)")
+    weighting += f"; initial token embeddings of standard deviation {settings['token_init_std']:g}"
     text = f"""# tiny-shapes: a Stable Diffusion 1.x trained from scratch on a world of coloured shapes
 
 ## What it is
@@ -423,7 +464,7 @@ together.
   {1 + args.object_weight:g}x, plus {args.kl_weight:g} x KL; final reconstruction loss {c['vae']['final_recon']:.4f}.
   Its reconstructions of {c['vae_check']['count']} new single-object scenes, read by the judge: {rates(c['vae_check']['rates'])}.
 - UNet and text encoder, together from scratch: {steps} steps of {args.unet_batch}; DDPM epsilon
-  objective (scaled-linear betas 0.00085-0.012, 1000 steps, uniform timesteps); {args.caption_dropout:.0%} caption
+  objective (scaled-linear betas 0.00085-0.012, 1000 steps, uniform timesteps){weighting}; {args.caption_dropout:.0%} caption
   dropout to the empty prompt; AdamW, lr {args.unet_lr:g} with a cosine over the time budget; EMA {args.ema}, and the
   EMA weights are the ones exported; final loss {c['unet']['final_loss']:.4f}.
 
@@ -523,10 +564,12 @@ def main() -> None:
         vae = AutoencoderKL(VAE)
         vae.load_state_dict(saved["state"])
         vae_stats = saved["stats"]
+        vae_from = {"command": saved.get("command") or vae_command_of_earlier_run(args), "seconds": vae_stats["seconds"]}
         log(f"VAE reused from {vae_path}")
     else:
         vae, vae_stats = train_vae(args, data, rng)
-        torch.save({"state": vae.state_dict(), "stats": vae_stats}, vae_path)
+        vae_from = None
+        torch.save({"state": vae.state_dict(), "stats": vae_stats, "command": command_line()}, vae_path)
     vae.eval()
     stage("vae", s)
 
@@ -566,8 +609,10 @@ def main() -> None:
     stage("evaluation", s)
 
     weight_files = [args.single_file, *files.values()]
-    this_run = {"command": "/usr/bin/python3 scripts/train/train_tiny_sd.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                "stage_seconds": seconds, "total_seconds": time.monotonic() - t0, "unet_steps": unet_stats["steps"]}
+    this_run = {"command": command_line(), "stage_seconds": seconds, "total_seconds": time.monotonic() - t0, "unet_steps": unet_stats["steps"]}
+    # A resumed run's VAE is already counted in the run it resumes; any other reused VAE is counted here.
+    if vae_from and not args.resume_unet:
+        this_run["vae_from"] = vae_from
     info = {
         "merges": len(tokenizer.merges),
         "vocab": len(tokenizer.vocab),
@@ -583,6 +628,7 @@ def main() -> None:
         "vae_check": vae_check,
         "unet": unet_stats,
         "eval": evaluation,
+        "settings": {"x0_weight_cap": args.x0_weight_cap, "token_init_std": args.token_init_std},
     }
     write_model_card(args, os.path.join(args.out, "MODEL_CARD.md"), info)
     with open(os.path.join(args.work, "run.json"), "w") as f:
