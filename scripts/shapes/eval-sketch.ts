@@ -28,6 +28,7 @@ export interface SketchScores {
 
 export interface SketchOptions {
   readonly strength: number;
+  /** Guidance; the model's default (its generation_config.json, else 7) when left out. */
   readonly cfg?: number;
   readonly steps?: number;
   readonly onImage?: (r: SketchResult, png: () => Promise<Buffer>) => void | Promise<void>;
@@ -52,7 +53,7 @@ export async function evaluateSketches(pipe: StableDiffusionPipeline, sketches: 
       prompt: sketch.prompt,
       seed: i,
       steps: opts.steps ?? 20,
-      cfg_scale: opts.cfg ?? 7,
+      cfg_scale: opts.cfg ?? pipe.defaultCfgScale,
       init_images: [await encodePng(sketch.image)],
       denoising_strength: opts.strength,
     });

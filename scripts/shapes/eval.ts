@@ -1,12 +1,14 @@
 /**
  * Scores a model on the held-out prompts: generates each with the project's pipeline, reads the picture back with
- * the judge, and prints how often each attribute came out as asked, with guidance on (cfg 7) and off (cfg 1).
+ * the judge, and prints how often each attribute came out as asked: at the model's own guidance ("model": its
+ * generation_config.json, else 7), at SD's usual 7, and with guidance off (cfg 1).
  *
- *   npx tsx scripts/shapes/eval.ts [model] [--count 100] [--steps 20] [--cfg 7,1] [--sketches 20]
+ *   npx tsx scripts/shapes/eval.ts [model] [--count 100] [--steps 20] [--cfg model,7,1] [--sketches 20]
  *                                 [--strength 0.6,0.7,0.8] [--save dir]
  *
  * The model defaults to models/tiny-shapes; seeds are 0..count-1, the sampler the pipeline's default. Then it
- * scores image-to-image from rough sketches (eval-sketch.ts) at cfg 7, each strength in turn (--sketches 0 skips).
+ * scores image-to-image from rough sketches (eval-sketch.ts) at the model's guidance, each strength in turn
+ * (--sketches 0 skips).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -90,7 +92,7 @@ async function main(): Promise<void> {
     options: {
       count: { type: "string", default: "100" },
       steps: { type: "string", default: "20" },
-      cfg: { type: "string", default: "7,1" },
+      cfg: { type: "string", default: "model,7,1" },
       sketches: { type: "string", default: "20" },
       strength: { type: "string", default: "0.6,0.7,0.8" },
       save: { type: "string" },
@@ -98,15 +100,17 @@ async function main(): Promise<void> {
   });
   const model = positionals[0] ?? "models/tiny-shapes";
   const count = Number(values.count), steps = Number(values.steps);
-  const cfgs = values.cfg!.split(",").map(Number);
+  const cfgWords = values.cfg!.split(",");
   if (!Number.isInteger(count) || count < 1) throw new Error(`--count ${values.count}: expected a positive integer`);
-  if (cfgs.some((c) => !Number.isFinite(c))) throw new Error(`--cfg ${values.cfg}: expected numbers separated by commas, e.g. 7,1`);
+  if (cfgWords.some((c) => c !== "model" && !Number.isFinite(Number(c)))) throw new Error(`--cfg ${values.cfg}: expected numbers or "model" (the model's default) separated by commas, e.g. model,7,1`);
   const sketchCount = Number(values.sketches);
   const strengths = values.strength!.split(",").map(Number);
   if (!Number.isInteger(sketchCount) || sketchCount < 0) throw new Error(`--sketches ${values.sketches}: expected a whole number (0 skips the sketch test)`);
   if (strengths.some((x) => !(x > 0 && x <= 1))) throw new Error(`--strength ${values.strength}: expected numbers in (0, 1] separated by commas, e.g. 0.6,0.7,0.8`);
   const pipe = await loadPipeline(model);
   try {
+    // "model" is the guidance the model recommends (generation_config.json); each value is scored once.
+    const cfgs = [...new Set(cfgWords.map((c) => (c === "model" ? pipe.defaultCfgScale : Number(c))))];
     const cases = heldOutCases(count);
     const all: Scores[] = [];
     for (const cfg of cfgs) {
@@ -132,7 +136,7 @@ async function main(): Promise<void> {
       bySketch.push(s);
       console.error(`sketches at strength ${strength}: ${sketchCount} images in ${((performance.now() - start) / 1000).toFixed(1)} s`);
     }
-    console.log(`\nsketch to image: ${sketchCount} rough sketches (scripts/shapes/sketch.ts), prompts without position words, cfg 7, ${steps} steps`);
+    console.log(`\nsketch to image: ${sketchCount} rough sketches (scripts/shapes/sketch.ts), prompts without position words, cfg ${pipe.defaultCfgScale} (the model's default), ${steps} steps`);
     console.log(sketchTable(bySketch));
   } finally {
     await pipe.close();

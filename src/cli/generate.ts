@@ -69,7 +69,7 @@ export function registerGenerate(program: Command): void {
     .option("--tokenizer <path>", "tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz")
     .option("-n, --negative <text>", "negative prompt")
     .option("--steps <n>", "denoising steps", "20")
-    .option("--cfg <x>", "classifier-free guidance scale (1 disables guidance)", "7")
+    .option("--cfg <x>", "classifier-free guidance scale (1 disables guidance; default: the model's generation_config.json, else 7)")
     .option("--seed <s>", "seed (random when absent; always printed)")
     .option("--sampler <name>", "sampler: euler-a, dpm++2m-karras, ... or A1111 names like \"Euler a\"")
     .option("-W, --width <w>", "width in pixels, a multiple of 8 (default: the model's size)")

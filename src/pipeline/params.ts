@@ -65,6 +65,8 @@ export interface ResolvedParams {
 }
 
 export const DEFAULT_SAMPLER = "euler-a";
+/** For models that do not recommend their own (generation_config.json): what SD1.x is used at. */
+export const DEFAULT_CFG_SCALE = 7;
 const MAX_SEED = 2 ** 32 - 1;
 
 function integer(name: string, value: unknown, min: number, max: number, hint: string): number {
@@ -82,7 +84,7 @@ function number(name: string, value: unknown, min: number, max: number, hint: st
 }
 
 /** Checks every parameter up front, so bad input fails before any compute, with a message naming the fix. */
-export function resolveParams(p: GenerateParams, defaults: { size: number; randomSeed: () => number }): ResolvedParams {
+export function resolveParams(p: GenerateParams, defaults: { size: number; cfgScale?: number; randomSeed: () => number }): ResolvedParams {
   if (typeof p.prompt !== "string") throw new InputError("prompt must be a string");
   const size = (name: string, v: number | undefined) =>
     integer(name, v ?? defaults.size, 8, 4096, `${name} must be a multiple of 8 between 8 and 4096 (the VAE works on 8x8 pixel blocks), e.g. ${Math.round((v ?? 512) / 8) * 8}`);
@@ -98,7 +100,7 @@ export function resolveParams(p: GenerateParams, defaults: { size: number; rando
     prompt: p.prompt,
     negativePrompt: p.negative_prompt ?? "",
     steps: integer("steps", p.steps ?? 20, 1, 1000, "use an integer from 1 to 1000 (20-30 is typical)"),
-    cfgScale: number("cfg scale", p.cfg_scale ?? 7, 0, 100, "use a number from 0 to 100 (7 is typical; 1 disables guidance)"),
+    cfgScale: number("cfg scale", p.cfg_scale ?? defaults.cfgScale ?? DEFAULT_CFG_SCALE, 0, 100, "use a number from 0 to 100 (7 is typical; 1 disables guidance)"),
     seed,
     sampler: p.sampler_name ?? DEFAULT_SAMPLER,
     width,

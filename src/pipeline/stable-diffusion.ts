@@ -18,7 +18,8 @@ import { shortHash } from "../weights/hash.js";
 import { BatchNoise } from "./batch-noise.js";
 import { encodePrompts, type TextEncoderHandle } from "./conditioning.js";
 import { Networks, type NetworkOptions } from "./networks.js";
-import { resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
+import { readGenerationConfig, type GenerationConfig } from "./generation-config.js";
+import { DEFAULT_CFG_SCALE, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
 import { Safeguards, type SafeguardNotes, type SafeguardOptions } from "./safeguards.js";
 
 export interface LoadOptions extends NetworkOptions, SafeguardOptions {
@@ -67,23 +68,27 @@ export async function loadPipeline(path: string, opts: LoadOptions = {}): Promis
     const tokenizer = await ClipTokenizer.load(tokenizerPath);
     const schedulerConfig = readSchedulerConfig(checkpoint, opts.config);
     const safeguards = await Safeguards.load(path, opts);
+    const generation = readGenerationConfig(configRoots(checkpoint, opts.config));
     const networks = await Networks.open(checkpoint, opts);
-    return new StableDiffusionPipeline(checkpoint, networks, tokenizer, schedulerConfig, safeguards);
+    return new StableDiffusionPipeline(checkpoint, networks, tokenizer, schedulerConfig, safeguards, generation);
   } catch (e) {
     checkpoint.close();
     throw e;
   }
 }
 
+/** Where a model's side files live: the diffusers folder itself, and the --config folder of a single file. */
+function configRoots(ckpt: Checkpoint, configDir?: string): string[] {
+  return [ckpt.layout === "diffusers" ? ckpt.path : undefined, configDir].filter((r): r is string => !!r);
+}
+
 function findTokenizer(ckpt: Checkpoint, configDir?: string): string | undefined {
-  const roots = [ckpt.layout === "diffusers" ? ckpt.path : undefined, configDir].filter((r): r is string => !!r);
-  return roots.map((r) => join(r, "tokenizer")).find((t) => existsSync(join(t, "vocab.json")));
+  return configRoots(ckpt, configDir).map((r) => join(r, "tokenizer")).find((t) => existsSync(join(t, "vocab.json")));
 }
 
 /** The model's own scheduler_config.json: samplers inherit its schedule (spacing, offset, betas). */
 function readSchedulerConfig(ckpt: Checkpoint, configDir?: string): RawSchedulerConfig {
-  const roots = [ckpt.layout === "diffusers" ? ckpt.path : undefined, configDir].filter((r): r is string => !!r);
-  const file = roots.map((r) => join(r, "scheduler", "scheduler_config.json")).find((f) => existsSync(f));
+  const file = configRoots(ckpt, configDir).map((r) => join(r, "scheduler", "scheduler_config.json")).find((f) => existsSync(f));
   if (file) return parseSchedulerConfigJson(readFileSync(file, "utf8"));
   // The published SD schedule, for single files without a config folder.
   return { ...STABLE_DIFFUSION_SCHEDULER_CONFIG, prediction_type: ckpt.config.predictionType };
@@ -98,6 +103,7 @@ export class StableDiffusionPipeline {
     readonly tokenizer: ClipTokenizer,
     readonly schedulerConfig: RawSchedulerConfig,
     readonly safeguards: Safeguards,
+    readonly generation: GenerationConfig = {},
   ) {
     this.modelName = basename(checkpoint.path).replace(/\.safetensors$/i, "") || basename(dirname(checkpoint.path));
   }
@@ -111,8 +117,13 @@ export class StableDiffusionPipeline {
     return this.checkpoint.config.unet.sampleSize * 8;
   }
 
+  /** The guidance used when a request names none: the model's recommendation, else SD1.x's usual 7. */
+  get defaultCfgScale(): number {
+    return this.generation.guidanceScale ?? DEFAULT_CFG_SCALE;
+  }
+
   async generate(params: GenerateParams): Promise<GenerateResult> {
-    const p = resolveParams(params, { size: this.defaultSize, randomSeed: () => Math.floor(Math.random() * 2 ** 32) });
+    const p = resolveParams(params, { size: this.defaultSize, cfgScale: this.defaultCfgScale, randomSeed: () => Math.floor(Math.random() * 2 ** 32) });
     this.safeguards.checkPrompt(p.prompt, p.negativePrompt);
     const jobId = params.job_id ?? randomUUID();
     // Fail on a bad sampler name or schedule before any compute.

@@ -80,7 +80,7 @@ export async function a1111Job(
     prompt: req.prompt ?? "",
     negative_prompt: req.negative_prompt ?? "",
     steps: req.steps ?? A1111_STEPS,
-    cfg_scale: req.cfg_scale ?? 7,
+    cfg_scale: req.cfg_scale ?? defaults.model.defaultCfgScale,
     seed: req.seed ?? -1,
     sampler_name: resolveA1111Sampler(req),
     width: gridSize(req.width) ?? defaults.model.defaultSize,

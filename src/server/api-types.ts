@@ -142,6 +142,8 @@ export const ModelInfo = z.object({
   hash: z.string(),
   /** The native image size, for a size picker's default. */
   default_size: z.number().int(),
+  /** The guidance a request without cfg_scale gets: the model's recommendation (generation_config.json), else 7. */
+  default_cfg_scale: z.number(),
   loaded: z.boolean(),
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;

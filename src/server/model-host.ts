@@ -9,6 +9,8 @@ export interface ModelDescription {
   hash: string;
   sha256: string;
   defaultSize: number;
+  /** The guidance a request without cfg_scale gets (the model's generation_config.json, else 7). */
+  defaultCfgScale: number;
 }
 
 /**
@@ -43,7 +45,7 @@ export class ModelHost {
 
   async describe(): Promise<ModelDescription> {
     const p = await this.get();
-    return { name: this.name, path: this.path, hash: p.modelHash, sha256: p.networks.sha256, defaultSize: p.defaultSize };
+    return { name: this.name, path: this.path, hash: p.modelHash, sha256: p.networks.sha256, defaultSize: p.defaultSize, defaultCfgScale: p.defaultCfgScale };
   }
 
   async close(): Promise<void> {

@@ -122,6 +122,12 @@ export class ParamsForm {
     this.set({ width: size, height: size });
   }
 
+  /** The model's recommended guidance, unless the user chose one before. */
+  setDefaultCfgScale(cfg: number): void {
+    if (this.saved()?.cfg_scale !== undefined) return;
+    this.set({ cfg_scale: cfg });
+  }
+
   /** The seed of the last finished image, for the reuse button. */
   rememberSeed(seed: number): void {
     this.lastSeed = seed;

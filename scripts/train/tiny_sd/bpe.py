@@ -143,6 +143,17 @@ class Tokenizer:
         ids = [self.bos] + body + [self.eos]
         return ids + [self.pad] * (MAX_LENGTH - len(ids))
 
+    @staticmethod
+    def load(folder: str) -> "Tokenizer":
+        """The tokenizer `save` wrote: its merges, in rank order, rebuild the same vocabulary."""
+        with open(os.path.join(folder, "merges.txt"), encoding="utf-8") as f:
+            merges = [tuple(line.split()) for line in f.read().splitlines()[1:] if line.strip()]
+        tokenizer = Tokenizer(merges)
+        with open(os.path.join(folder, "vocab.json"), encoding="utf-8") as f:
+            if json.load(f) != tokenizer.vocab:
+                raise ValueError(f"{folder}: vocab.json does not match merges.txt; write the tokenizer again")
+        return tokenizer
+
     def save(self, folder: str) -> None:
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as f:

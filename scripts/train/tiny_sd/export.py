@@ -26,7 +26,7 @@ def _json(path: str, value: dict) -> None:
         f.write("\n")
 
 
-def write_diffusers(folder: str, unet: UNet2DConditionModel, vae: AutoencoderKL, text: CLIPTextModel, tokenizer: Tokenizer) -> None:
+def write_diffusers(folder: str, unet: UNet2DConditionModel, vae: AutoencoderKL, text: CLIPTextModel, tokenizer: Tokenizer, guidance_scale: float) -> None:
     for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
         os.makedirs(os.path.join(folder, sub), exist_ok=True)
     meta = {"format": "pt"}
@@ -38,6 +38,8 @@ def write_diffusers(folder: str, unet: UNet2DConditionModel, vae: AutoencoderKL,
     _json(os.path.join(folder, "text_encoder", "config.json"), text.cfg.to_transformers())
     tokenizer.save(os.path.join(folder, "tokenizer"))
     _json(os.path.join(folder, "scheduler", "scheduler_config.json"), scheduler_config())
+    # The guidance the project's pipeline uses when a prompt names none (read by src/pipeline/generation-config.ts).
+    _json(os.path.join(folder, "generation_config.json"), {"guidance_scale": guidance_scale})
     _json(
         os.path.join(folder, "model_index.json"),
         {

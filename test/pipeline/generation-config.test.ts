@@ -1,0 +1,37 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { InputError } from "../../src/errors.js";
+import { GENERATION_CONFIG_FILE, readGenerationConfig } from "../../src/pipeline/generation-config.js";
+import { DEFAULT_CFG_SCALE, resolveParams } from "../../src/pipeline/params.js";
+
+function folderWith(text?: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "gen-config-"));
+  if (text !== undefined) writeFileSync(join(dir, GENERATION_CONFIG_FILE), text);
+  return dir;
+}
+
+const defaults = { size: 64, randomSeed: () => 1 };
+
+describe("a model's recommended generation settings", () => {
+  it("reads guidance_scale from the first folder that has generation_config.json", () => {
+    expect(readGenerationConfig([folderWith(), folderWith('{"guidance_scale": 3.5}')])).toEqual({ guidanceScale: 3.5 });
+    expect(readGenerationConfig([folderWith()])).toEqual({});
+    expect(readGenerationConfig([folderWith('{"other": 1}')])).toEqual({});
+  });
+
+  it("names the file and the key when the value or the JSON is bad", () => {
+    const bad = folderWith('{"guidance_scale": "high"}');
+    expect(() => readGenerationConfig([bad])).toThrow(InputError);
+    expect(() => readGenerationConfig([bad])).toThrow(/generation_config\.json: guidance_scale "high" is invalid: expected a number from 0 to 100/);
+    expect(() => readGenerationConfig([folderWith("{guidance")])).toThrow(/generation_config\.json is not valid JSON/);
+  });
+
+  it("is the cfg a request without one gets; a cfg the request names wins; 7 without a recommendation", () => {
+    expect(resolveParams({ prompt: "x" }, { ...defaults, cfgScale: 3 }).cfgScale).toBe(3);
+    expect(resolveParams({ prompt: "x", cfg_scale: 9 }, { ...defaults, cfgScale: 3 }).cfgScale).toBe(9);
+    expect(resolveParams({ prompt: "x" }, defaults).cfgScale).toBe(DEFAULT_CFG_SCALE);
+    expect(DEFAULT_CFG_SCALE).toBe(7);
+  });
+});
