@@ -275,10 +275,7 @@ async function loadModel(): Promise<void> {
     byId("model-name").textContent = model ? model.name : "no model";
     chip.title = model ? `Model ${model.name} · hash ${model.hash} · native size ${model.default_size}px` : "No model is loaded";
     chip.dataset.state = model ? "online" : "empty";
-    if (model) {
-      form.setDefaultSize(model.default_size);
-      form.setDefaultCfgScale(model.default_cfg_scale);
-    }
+    if (model) form.setModelDefaults(model.default_size, model.default_cfg_scale);
   } catch (e) {
     byId("model-name").textContent = "offline";
     chip.dataset.state = "offline";

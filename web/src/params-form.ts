@@ -116,16 +116,16 @@ export class ParamsForm {
     this.setSelect("sampler_name", samplers.some((s) => s.name === wanted || s.label === wanted) ? wanted : fallback);
   }
 
-  /** Uses the model's native size unless the user already chose one. */
-  setDefaultSize(size: number): void {
-    if (this.saved()?.width !== undefined) return;
-    this.set({ width: size, height: size });
-  }
-
-  /** The model's recommended guidance, unless the user chose one before. */
-  setDefaultCfgScale(cfg: number): void {
-    if (this.saved()?.cfg_scale !== undefined) return;
-    this.set({ cfg_scale: cfg });
+  /**
+   * Uses the model's native size and recommended guidance where the user has not chosen their own. One call, one
+   * look at what was saved: setting a field saves the whole form, which would otherwise count as a choice.
+   */
+  setModelDefaults(size: number, cfgScale: number): void {
+    const saved = this.saved();
+    this.set({
+      ...(saved?.width === undefined ? { width: size, height: size } : {}),
+      ...(saved?.cfg_scale === undefined ? { cfg_scale: cfgScale } : {}),
+    });
   }
 
   /** The seed of the last finished image, for the reuse button. */
