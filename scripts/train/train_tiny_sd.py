@@ -393,7 +393,7 @@ def recommended_guidance(folder: str) -> float:
 
 
 def table_count(table: str) -> int | None:
-    """The n column of a score table's first row (run.json files older than eval_count record only the table)."""
+    """The n column of a score table's first row: how many prompts the recorded scores are over."""
     rows = [line.split("|") for line in table.splitlines() if line.startswith("|")]
     return int(rows[2][2]) if len(rows) > 2 and rows[2][2].strip().isdigit() else None
 
@@ -444,7 +444,7 @@ def write_model_card(args: argparse.Namespace, path: str, info: dict) -> None:
         tables = {"held_out": tables, "sketch": ""}
     evaluation = (tables or {}).get("held_out") or not_run
     sketch = (tables or {}).get("sketch") or not_run
-    scored = c.get("eval_count") or table_count(evaluation) or args.eval
+    scored = table_count(evaluation) or args.eval
     # Settings of the run that made the weights (a --card-only call has its own, default, arguments).
     settings = c.get("settings", {"x0_weight_cap": 1.0, "token_init_std": 0.02})
     guidance = recommended_guidance(args.out)
@@ -549,7 +549,6 @@ def rewrite_card(args: argparse.Namespace) -> None:
     if args.eval > 0:
         s = time.monotonic()
         info["eval"] = run_eval(args)
-        info["eval_count"] = args.eval
         info["runs"][-1]["stage_seconds"]["evaluation"] = time.monotonic() - s
     write_model_card(args, os.path.join(args.out, "MODEL_CARD.md"), info)
     with open(os.path.join(args.work, "run.json"), "w") as f:
@@ -590,7 +589,8 @@ def main() -> None:
         vae = AutoencoderKL(VAE)
         vae.load_state_dict(saved["state"])
         vae_stats = saved["stats"]
-        vae_from = {"command": saved.get("command") or vae_command_of_earlier_run(args), "seconds": vae_stats["seconds"]}
+        # A resumed run's VAE is already counted in the run it resumes; any other reused VAE is counted in this one.
+        vae_from = None if args.resume_unet else {"command": saved.get("command") or vae_command_of_earlier_run(args), "seconds": vae_stats["seconds"]}
         log(f"VAE reused from {vae_path}")
     else:
         vae, vae_stats = train_vae(args, data, rng)
@@ -636,8 +636,7 @@ def main() -> None:
 
     weight_files = [args.single_file, *files.values()]
     this_run = {"command": command_line(), "stage_seconds": seconds, "total_seconds": time.monotonic() - t0, "unet_steps": unet_stats["steps"]}
-    # A resumed run's VAE is already counted in the run it resumes; any other reused VAE is counted here.
-    if vae_from and not args.resume_unet:
+    if vae_from:
         this_run["vae_from"] = vae_from
     info = {
         "merges": len(tokenizer.merges),
@@ -654,7 +653,6 @@ def main() -> None:
         "vae_check": vae_check,
         "unet": unet_stats,
         "eval": evaluation,
-        "eval_count": args.eval,
         "settings": {"x0_weight_cap": args.x0_weight_cap, "token_init_std": args.token_init_std},
     }
     write_model_card(args, os.path.join(args.out, "MODEL_CARD.md"), info)
