@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { DiffuseError, InputError } from "../errors.js";
+import { readAsTokenizer, readTermAsTokenizer, type TokenizerReading } from "./tokenizer-reading.js";
 
 /**
  * An operator's prompt policy: a JSON list of rules, each a whole-word term or a regular expression with
@@ -15,6 +16,18 @@ import { DiffuseError, InputError } from "../errors.js";
  * ```
  * Rules read the prompt only unless `"in"` says "negative" or "both": negative prompts routinely list what
  * a user wants to avoid ("nsfw, gore, watermark"), and refusing those would punish careful prompts.
+ *
+ * The policy judges what the model will see, which is not the characters typed: the tokenizer decodes HTML
+ * entities (twice), folds full-width letters, removes control characters, BOMs and terminal escapes, drops
+ * attention markup and lower-cases (see tokenizer-reading.ts). So:
+ * - a term is matched on the prompt as the tokenizer reads it, as whole words in two senses: not inside a
+ *   longer run of letters, digits or underscores of the cleaned text ("art" never refuses "smart"), and as
+ *   the tokenizer's own words, its pre-tokens, which split letters from digits and underscores ("nude_1" gives
+ *   the model the token "nude" exactly as "nude 1" does). A spelling that gives the model other words passes:
+ *   "nu de", "(nu)de" (segments are tokenized apart), "nudes", "nu\u200bde" (the zero-width space stays);
+ * - a regex is matched on the prompt as written (it was written against text people type) and on both forms
+ *   the tokenizer reads; a match in any refuses. Case-insensitive regexes read the tokenizer's lower case,
+ *   case-sensitive ones its text before lower-casing ("T&#79;P" reads "TOP").
  */
 
 /** Which prompt text a rule reads. */
@@ -38,8 +51,10 @@ export interface PolicyMatch {
   readonly reason: string;
   /** Which text matched. */
   readonly field: "prompt" | "negative";
-  /** The matched text, as written in the prompt. */
+  /** The matched text: as written in the prompt where the written text matches, else as the tokenizer reads it. */
   readonly matched: string;
+  /** Whether `matched` is the prompt as written or as the tokenizer reads it ("n&#117;de" reads "nude"). */
+  readonly form: "written" | "tokenized";
 }
 
 /** A prompt refused by the policy: the CLI exits 2, the server answers 422, both with the rule's reason. */
@@ -54,8 +69,30 @@ export class PolicyRefusal extends DiffuseError {
 
 interface CompiledRule {
   readonly rule: PolicyRule;
-  readonly pattern: RegExp;
   readonly scope: PolicyScope;
+  /** Regex rules: decide on the written text too. Terms: only say what the user wrote, when it matches there. */
+  readonly written: RegExp;
+  /** Matches TokenizerReading.text. */
+  readonly read: RegExp;
+  /** Matches TokenizerReading.words. */
+  readonly words: RegExp;
+  /**
+   * Terms: the cleaned term and its words, which any match in the reading contains. Most rules match nothing,
+   * and a substring search rules them out far faster than the regex with its lookarounds.
+   */
+  readonly term?: TokenizerReading;
+  /** Reads the tokenizer's text before lower-casing (case-sensitive regexes). */
+  readonly keepCase: boolean;
+}
+
+/** One prompt field in the forms the rules read, each computed once and only when a rule needs it. */
+class PromptForms {
+  private lower?: TokenizerReading;
+  private cased?: TokenizerReading;
+  constructor(readonly written: string) {}
+  tokenized(keepCase: boolean): TokenizerReading {
+    return keepCase ? (this.cased ??= readAsTokenizer(this.written, true)) : (this.lower ??= readAsTokenizer(this.written));
+  }
 }
 
 export class PromptPolicy {
@@ -92,13 +129,14 @@ export class PromptPolicy {
 
   /** The first rule, in file order, that the prompt (or, where a rule asks, the negative prompt) matches. */
   checkPrompt(prompt: string, negative = ""): PolicyMatch | undefined {
+    const forms = { prompt: new PromptForms(prompt), negative: new PromptForms(negative) };
     for (const [i, c] of this.rules.entries()) {
-      const texts: Array<["prompt" | "negative", string]> = [];
-      if (c.scope !== "negative") texts.push(["prompt", prompt]);
-      if (c.scope !== "prompt") texts.push(["negative", negative]);
-      for (const [field, text] of texts) {
-        const m = c.pattern.exec(text);
-        if (m) return { ruleNumber: i + 1, rule: c.rule, reason: c.rule.reason, field, matched: m[0] };
+      const fields: Array<"prompt" | "negative"> = [];
+      if (c.scope !== "negative") fields.push("prompt");
+      if (c.scope !== "prompt") fields.push("negative");
+      for (const field of fields) {
+        const found = matchRule(c, forms[field]);
+        if (found) return { ruleNumber: i + 1, rule: c.rule, reason: c.rule.reason, field, ...found };
       }
     }
     return undefined;
@@ -109,6 +147,21 @@ export class PromptPolicy {
     const match = this.checkPrompt(prompt, negative);
     if (match) throw new PolicyRefusal(match);
   }
+}
+
+function matchRule(c: CompiledRule, forms: PromptForms): Pick<PolicyMatch, "matched" | "form"> | undefined {
+  if (!c.term) {
+    const written = c.written.exec(forms.written);
+    if (written) return { matched: written[0], form: "written" };
+  }
+  const reading = forms.tokenized(c.keepCase);
+  const tokenized =
+    (!c.term || reading.text.includes(c.term.text) ? c.read.exec(reading.text) : null) ??
+    (!c.term || reading.words.includes(c.term.words) ? c.words.exec(reading.words) : null);
+  if (!tokenized) return undefined;
+  // A term refused for what the model reads is shown as the user wrote it where the written text has it.
+  const written = c.term ? c.written.exec(forms.written) : null;
+  return written ? { matched: written[0], form: "written" } : { matched: tokenized[0], form: "tokenized" };
 }
 
 const RULE_KEYS = new Set(["term", "regex", "reason", "in", "caseSensitive"]);
@@ -140,7 +193,18 @@ function compileRule(raw: unknown, n: number, name: string): CompiledRule {
   const scope = (r.in as PolicyScope | undefined) ?? "prompt";
   if (r.term !== undefined) {
     if (typeof r.term !== "string" || !r.term.trim()) throw new InputError(`${where} has an empty "term"; give a word or phrase`);
-    return { rule, scope, pattern: termPattern(r.term) };
+    const reading = readTermAsTokenizer(r.term);
+    if (reading.text === "") {
+      throw new InputError(`${where} has the term ${JSON.stringify(r.term)}, which is empty once cleaned as the tokenizer cleans prompts (control and invisible characters are removed); give a word or phrase`);
+    }
+    return {
+      rule, scope, term: reading, keepCase: false,
+      written: termPattern(r.term),
+      // Both readings are lower case already. Without the i flag the long s (U+017F) and the Kelvin sign do not
+      // stand in for "s" and "k": the model reads them as other bytes.
+      read: new RegExp(`(?<![\\p{L}\\p{N}_])${escapeRegExp(reading.text)}(?![\\p{L}\\p{N}_])`, "u"),
+      words: new RegExp(`(?<![^ ])${escapeRegExp(reading.words)}(?![^ ])`, "u"),
+    };
   }
   if (typeof r.regex !== "string" || r.regex === "") throw new InputError(`${where} has an empty "regex"; give a JavaScript regular expression`);
   let pattern: RegExp;
@@ -152,7 +216,8 @@ function compileRule(raw: unknown, n: number, name: string): CompiledRule {
   if (pattern.test("")) {
     throw new InputError(`${where}: the regex ${JSON.stringify(r.regex)} matches empty text, so it would refuse every prompt; make it require at least one character`);
   }
-  return { rule, scope, pattern };
+  const keepCase = r.caseSensitive === true;
+  return { rule, scope, keepCase, written: pattern, read: pattern, words: pattern };
 }
 
 /**
@@ -164,9 +229,13 @@ function termPattern(term: string): RegExp {
   const body = term
     .trim()
     .split(/\s+/)
-    .map((w) => w.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"))
+    .map(escapeRegExp)
     .join("\\s+");
   return new RegExp(`(?<![\\p{L}\\p{N}_])${body}(?![\\p{L}\\p{N}_])`, "iu");
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 }
 
 function describeRule(rule: PolicyRule): string {

@@ -15,8 +15,10 @@ export const CLIP_MAX_LENGTH = 77;
 /**
  * CLIP's pre-tokenizer: the special tokens, English contractions, letter runs, single digits, and runs
  * of anything else that is not whitespace. Digits one by one is CLIP's choice ("1024" is four tokens).
+ * Each piece is byte-pair encoded on its own, so these are the words the text encoder can tell apart
+ * (the prompt policy matches them). Global: use it with matchAll or match, which leave it as they found it.
  */
-const PRE_TOKEN = new RegExp(
+export const PRE_TOKEN = new RegExp(
   `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${PYTHON_WHITESPACE}\\p{L}\\p{N}]+`,
   "giu",
 );

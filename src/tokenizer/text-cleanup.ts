@@ -65,5 +65,13 @@ export function collapseWhitespace(text: string): string {
 
 /** The text CLIP's pre-tokenizer sees for a prompt. */
 export function cleanPromptText(text: string): string {
-  return collapseWhitespace(htmlUnescape(htmlUnescape(fixText(text)))).toLowerCase();
+  return cleanPromptTextKeepingCase(text).toLowerCase();
+}
+
+/**
+ * Every clean-up step but the last, lower case: the prompt policy's case-sensitive rules read the
+ * letters the tokenizer reads as the user cased them.
+ */
+export function cleanPromptTextKeepingCase(text: string): string {
+  return collapseWhitespace(htmlUnescape(htmlUnescape(fixText(text))));
 }

@@ -44,4 +44,15 @@ describe.skipIf(!HAVE_REFERENCE)("safeguards on generate (sd15-tiny at 128 px)",
     expect(r.stderr).toMatch(/not allowed on this machine/);
     expect(existsSync(out)).toBe(false);
   });
+
+  it("a refused word spelled as the tokenizer reads it (entities, full width, control characters) is refused too", async () => {
+    const rules = join(dir, "nudity.json");
+    writeFileSync(rules, JSON.stringify([{ term: "nude", reason: "no nudity here" }]));
+    const out = join(dir, "spelled.png");
+    for (const prompt of ["a n&#117;de person", "a &amp;#x6e;ude person", "a ｎｕ\u0007ｄｅ person"]) {
+      const r = await runCli(["generate", prompt, ...base, "--policy", rules, "-o", out], { env });
+      expect([prompt, r.code, r.stderr]).toEqual([prompt, 2, expect.stringMatching(/no nudity here/)]);
+      expect(existsSync(out)).toBe(false);
+    }
+  });
 });

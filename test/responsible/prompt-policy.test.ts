@@ -88,3 +88,85 @@ describe("prompt policy", () => {
     expect(bad('[{"term": "  ", "reason": "r"}]')).toThrow(/empty "term"/);
   });
 });
+
+describe("prompt policy reads the prompt as the tokenizer does", () => {
+  const NUDITY = PromptPolicy.parse(
+    JSON.stringify([
+      { term: "nude", reason: "no nudity" },
+      { term: "jane doe", reason: "no images of real private people" },
+      { regex: "\\bgore\\w*", reason: "no graphic violence" },
+      { term: "nsfw", reason: "no explicit content", in: "both" },
+      { regex: "^TOP SECRET", reason: "case-sensitive marker", caseSensitive: true },
+      { term: "art", reason: "a deliberately short term, to test word boundaries" },
+    ]),
+    "rules.json",
+  );
+
+  it.each([
+    ["a decimal entity", "a n&#117;de person"],
+    ["a hex entity", "a &#x6e;ude person"],
+    ["a double-escaped entity", "a &amp;#110;ude person"],
+    ["full-width letters", "a ｎｕｄｅ person"],
+    ["a NUL inside the word", "a nu\u0000de person"],
+    ["a BEL inside the word", "a nu\u0007de person"],
+    ["an ANSI escape inside the word (bracket escaped for the weighting parser)", "a nu\u001b\\[31mde person"],
+    ["a byte order mark inside the word", "a nu\ufeffde person"],
+    ["a byte order mark before the word", "a \ufeffn&#x75;de person"],
+  ])("refuses a term spelled with %s: %j", (_, prompt) => {
+    expect(NUDITY.checkPrompt(prompt)).toMatchObject({ ruleNumber: 1, reason: "no nudity", field: "prompt", matched: "nude", form: "tokenized" });
+  });
+
+  it.each([
+    ["empty round brackets", "a nu()de person"],
+    ["empty square brackets", "a nu[]de person"],
+    ["both halves weighted alike", "a (nu)(de) person"],
+    ["both halves with the same explicit weight", "a (nu:1.3)(de:1.3) person"],
+    ["a lone backslash, which the parser drops", "a nu\\de person"],
+    ["markup inside an entity", "a n&#11()7;de person"],
+  ])("refuses a word the weighting parser joins again, written with %s: %j", (_, prompt) => {
+    expect(NUDITY.checkPrompt(prompt)).toMatchObject({ ruleNumber: 1, matched: "nude", form: "tokenized" });
+  });
+
+  it("refuses a word the tokenizer splits off digits or underscores, which gives the model the same word token", () => {
+    expect(NUDITY.checkPrompt("a nude1girl")).toMatchObject({ ruleNumber: 1, matched: "nude", form: "tokenized" });
+    expect(NUDITY.checkPrompt("a nude_art poster")).toMatchObject({ ruleNumber: 1, matched: "nude", form: "tokenized" });
+    expect(NUDITY.checkPrompt("a (jane:1.2) doe portrait")).toMatchObject({ ruleNumber: 2, matched: "jane doe", form: "tokenized" });
+    expect(NUDITY.checkPrompt("a j&#97;ne&nbsp;doe portrait")).toMatchObject({ ruleNumber: 2, matched: "jane doe" });
+  });
+
+  it("still reports the text as written when the written prompt matches", () => {
+    expect(NUDITY.checkPrompt("a NUDE person")).toMatchObject({ ruleNumber: 1, matched: "NUDE", form: "written" });
+  });
+
+  it("lets pass what the tokenizer reads as other words, as a whole-word rule should", () => {
+    for (const prompt of [
+      "a nu de person", "a (nu)de person", "nu BREAK de", "nudes", "denude", "a nuance of grey", "a smart artist at a party",
+      "sm&#97;rt", "ＳＭＡＲＴ ｐａｒｔｙ", "a nu\u200bde person", "a nu\u00adde person", "a nu\u2060de person", "a nu&#xfeff;de person",
+      "a &amp;amp;#110;ude person", "a &#xff4e;ude person", "a nu\u001b[31mde person", "a nu<lora:x:1>de person",
+    ]) {
+      expect(NUDITY.checkPrompt(prompt), JSON.stringify(prompt)).toBeUndefined();
+    }
+  });
+
+  it("runs regex rules on the text as the tokenizer reads it too, case-sensitive ones on its letters as written", () => {
+    expect(NUDITY.checkPrompt("a g&#111;refest poster")).toMatchObject({ ruleNumber: 3, matched: "gorefest", form: "tokenized" });
+    expect(NUDITY.checkPrompt("T&#79;P SECRET plans")).toMatchObject({ ruleNumber: 5, matched: "TOP SECRET", form: "tokenized" });
+    expect(NUDITY.checkPrompt("ＴＯＰ SECRET plans")?.ruleNumber).toBe(5);
+    expect(NUDITY.checkPrompt("t&#111;p secret plans")).toBeUndefined();
+  });
+
+  it("reads the negative prompt the same way, for the rules that read it", () => {
+    expect(NUDITY.checkPrompt("a cat", "lowres, n&#115;fw")).toMatchObject({ ruleNumber: 4, field: "negative", matched: "nsfw", form: "tokenized" });
+    expect(NUDITY.checkPrompt("a cat", "n&#117;de, g&#111;re")).toBeUndefined();
+  });
+
+  it("judges a prompt whose weights do not parse instead of throwing (generation reports the weight)", () => {
+    expect(NUDITY.checkPrompt("a (n&#117;de:1.2.3) person")).toMatchObject({ ruleNumber: 1, matched: "nude" });
+  });
+
+  it("refuses at load a term that the tokenizer's clean-up leaves empty", () => {
+    expect(() => PromptPolicy.parse(JSON.stringify([{ term: "\u0007\u0000", reason: "r" }]), "p.json")).toThrow(
+      /p\.json, rule 1 has the term "\\u0007\\u0000", which is empty once cleaned as the tokenizer cleans prompts/,
+    );
+  });
+});

@@ -28,4 +28,30 @@ describe.skipIf(!HAVE_REFERENCE)("prompt policy on the server", () => {
       await s.close();
     }
   });
+
+  it("refuses a refused word spelled as the tokenizer reads it (entities, full width, control characters, BOM, ANSI escapes) on both APIs", async () => {
+    const rules = join(dir.path, "nudity.json");
+    writeFileSync(rules, JSON.stringify([{ term: "nude", reason: "no nudity here" }]));
+    const s = await startServer({ loadOptions: { threads: 1, cacheDir: join(dir.path, "cache"), promptPolicy: rules } });
+    try {
+      const spellings = [
+        "a n&#117;de person", "a &#x6e;ude person", "a &amp;#110;ude person", "a ｎｕｄｅ person",
+        "a nu\u0007de person", "a nu\u001b\\[31mde person", "a nu\ufeffde person", "a nu()de person",
+      ];
+      for (const prompt of spellings) {
+        const ours = await postJson<{ message: string }>(`${s.base}/api/v1/jobs`, { prompt, steps: 2 });
+        expect([prompt, ours.status, ours.body.message]).toEqual([prompt, 422, expect.stringMatching(/no nudity here/)]);
+        const a1111 = await postJson<unknown>(`${s.base}/sdapi/v1/txt2img`, { prompt, steps: 2 });
+        expect([prompt, a1111.status, JSON.stringify(a1111.body)]).toEqual([prompt, 422, expect.stringMatching(/no nudity here/)]);
+      }
+      // A NUL is refused at submission whatever the policy says (issue 12 item 14); here only the status is asserted.
+      for (const url of [`${s.base}/api/v1/jobs`, `${s.base}/sdapi/v1/txt2img`]) {
+        expect((await postJson<unknown>(url, { prompt: "a nu\u0000de person", steps: 2 })).status).toBe(422);
+      }
+      const history = await getJson<{ jobs: { state: string; error?: string }[] }>(`${s.base}/api/v1/jobs?limit=100`);
+      expect(history.jobs.filter((j) => j.state === "failed" && /no nudity here/.test(j.error ?? "")).length).toBeGreaterThanOrEqual(2 * spellings.length);
+    } finally {
+      await s.close();
+    }
+  });
 });
