@@ -2,7 +2,7 @@ import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { open, readFile, rename, rm } from "node:fs/promises";
 import { isAbsolute, join, relative } from "node:path";
 import { ID_PATTERN } from "./api-types.js";
-import { isDiskFull, StorageFullError } from "./data-errors.js";
+import { fileAccessError, isDiskFull, StorageFullError } from "./data-errors.js";
 
 const TMP_MARK = ".partial-";
 
@@ -35,7 +35,16 @@ export class ImageFiles {
   ) {
     this.dataDir = dataDir;
     this.dir = join(dataDir, "images");
-    mkdirSync(this.dir, { recursive: true });
+    try {
+      mkdirSync(this.dir, { recursive: true });
+    } catch (e) {
+      throw fileAccessError(e, this.dir, dataDir);
+    }
+  }
+
+  /** How many images the folder holds (an empty database beside them would orphan them). */
+  count(): number {
+    return readdirSync(this.dir).filter((name) => name.endsWith(".png") && !name.includes(TMP_MARK)).length;
   }
 
   /** Leftovers of writes cut short by a crash: never referenced by the database, safe to delete. */

@@ -1,8 +1,8 @@
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { JobParams, JobState, JobType } from "./api-types.js";
 import { isDiskFull, StorageFullError } from "./data-errors.js";
+import { asStoreError, checkDatabase, type ExistingImages } from "./store-checks.js";
+import { SCHEMA, SCHEMA_VERSION } from "./store-schema.js";
 
 /** Which surface accepted a job: our API or the AUTOMATIC1111-compatible one. */
 export type JobSource = "api" | "a1111";
@@ -58,43 +58,6 @@ export interface RecoveryReport {
   failed: string[];
 }
 
-/** The version of the schema below; bump with a migration when it changes. */
-const SCHEMA_VERSION = 1;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS jobs (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  id TEXT NOT NULL UNIQUE,
-  model TEXT NOT NULL,
-  type TEXT NOT NULL,
-  state TEXT NOT NULL,
-  params TEXT NOT NULL,
-  source TEXT NOT NULL,
-  init_image BLOB,
-  mask BLOB,
-  interruptions INTEGER NOT NULL DEFAULT 0,
-  created_at TEXT NOT NULL,
-  started_at TEXT,
-  finished_at TEXT,
-  error TEXT,
-  steps_done INTEGER,
-  steps_total INTEGER
-);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, model, seq);
-CREATE TABLE IF NOT EXISTS images (
-  id TEXT PRIMARY KEY,
-  job_id TEXT NOT NULL REFERENCES jobs (id),
-  idx INTEGER NOT NULL,
-  seed INTEGER NOT NULL,
-  infotext TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS images_by_job ON images (job_id, idx);
-CREATE TABLE IF NOT EXISTS options (
-  key TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-);
-`;
-
 /** Columns of a job without its uploads: listings must not drag megabytes of images through memory. */
 const JOB_COLUMNS =
   "seq, id, model, type, state, params, source, interruptions, created_at, started_at, finished_at, error, steps_done, steps_total";
@@ -134,22 +97,36 @@ export class JobStore {
     private readonly dataDir: string,
   ) {}
 
-  static open(dataDir: string): JobStore {
-    mkdirSync(dataDir, { recursive: true });
-    const db = new Database(join(dataDir, "diffuse.sqlite"));
-    // WAL: readers (status polls) never wait for the writer; FULL: a commit is on disk before we answer.
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = FULL");
-    db.pragma("foreign_keys = ON");
-    db.pragma("busy_timeout = 5000");
-    const version = db.pragma("user_version", { simple: true }) as number;
-    if (version > SCHEMA_VERSION) {
-      db.close();
-      throw new Error(`${dataDir} was written by a newer diffuse (schema ${version}, this one knows ${SCHEMA_VERSION}): upgrade diffuse or pass another --data folder`);
+  /**
+   * Opens the data folder's job database, creating it when there is none. A database that cannot be used as it
+   * is (damaged, not ours, newer, unreadable, or empty next to `images` of an earlier history) is refused with
+   * a StoreError that says what to do, and left as it was.
+   */
+  static open(dataDir: string, opts: { images?: ExistingImages } = {}): JobStore {
+    const { file, isNew } = checkDatabase(dataDir, opts.images);
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(file);
+      db.pragma("busy_timeout = 5000");
+      // SQLite opens a file it may not write read-only without a word: find out now, not at the first job.
+      db.exec("BEGIN IMMEDIATE");
+      db.exec("ROLLBACK");
+      // WAL: readers (status polls) never wait for the writer; FULL: a commit is on disk before we answer.
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      if (isNew) {
+        const created = db;
+        created.transaction(() => {
+          created.exec(SCHEMA);
+          created.pragma(`user_version = ${SCHEMA_VERSION}`);
+        })();
+      }
+      return new JobStore(db, dataDir);
+    } catch (e) {
+      db?.close();
+      throw asStoreError(e, file, dataDir);
     }
-    db.exec(SCHEMA);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    return new JobStore(db, dataDir);
   }
 
   insert(job: NewJob): JobRecord {
