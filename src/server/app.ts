@@ -41,14 +41,30 @@ export interface App {
   close(): Promise<void>;
 }
 
+/** Parts a caller may supply instead of the defaults built from the config (tests inject disk faults here). */
+export interface AppParts {
+  /** The image folder; must be under config.dataDir. */
+  files?: ImageFiles;
+}
+
 /**
  * Builds a server from its config without listening, so tests run it in-process (`fastify.inject` or
- * `listen({ port: 0 })`) and the CLI runs the same thing on a real port. Opening the data folder recovers
- * from a previous crash before the queue starts.
+ * `listen({ port: 0 })`) and the CLI runs the same thing on a real port. Opening the data folder checks its
+ * database (a damaged or foreign one is refused with a StoreError) and recovers from a previous crash before
+ * the queue starts.
  */
-export async function buildApp(config: ServerConfig): Promise<App> {
-  const store = JobStore.open(config.dataDir);
-  const files = new ImageFiles(config.dataDir);
+export async function buildApp(config: ServerConfig, parts: AppParts = {}): Promise<App> {
+  const files = parts.files ?? new ImageFiles(config.dataDir);
+  const store = JobStore.open(config.dataDir, { images: files });
+  try {
+    return await startApp(config, store, files);
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+}
+
+async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles): Promise<App> {
   files.removePartials();
   const recovery = store.recover(new Date().toISOString());
   const events = new JobEvents();

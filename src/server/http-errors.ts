@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import { DiffuseError, InputError } from "../errors.js";
 import type { ApiError } from "./api-types.js";
+import { StorageFullError } from "./data-errors.js";
 
 /** An error with the HTTP status and body it should produce. Route code throws these; the error handler answers. */
 export class HttpError extends Error {
@@ -58,6 +59,7 @@ export function apiErrorHandler(error: unknown, request: FastifyRequest, reply: 
 export function describeError(error: unknown, request: FastifyRequest): { status: number; body: ApiError } {
   if (error instanceof HttpError) return { status: error.status, body: error.body() };
   if (error instanceof InputError) return { status: 400, body: { error: "invalid_request", message: error.message } };
+  if (error instanceof StorageFullError) return { status: 507, body: { error: "insufficient_storage", message: error.message } };
   if (error instanceof DiffuseError) return { status: 422, body: { error: "unprocessable", message: error.message } };
   const fe = error as Partial<FastifyError>;
   if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE" || fe.statusCode === 413) {

@@ -2,7 +2,10 @@ import type { JobStatus } from "./api-types.js";
 import type { JobQueue } from "./queue.js";
 import type { ImageRecord, JobRecord, JobStore } from "./store.js";
 
-/** Turns stored jobs, plus what only the running worker knows (live progress), into API status objects. */
+/**
+ * Turns stored jobs, plus what only the worker knows (live progress, an outcome still waiting for room in the
+ * database), into API status objects.
+ */
 export class JobViews {
   constructor(
     private readonly store: JobStore,
@@ -20,7 +23,8 @@ export class JobViews {
     return jobs.map((j) => this.render(j, images.get(j.id) ?? [], j.state === "queued" ? (places.get(j.id) ?? null) : null));
   }
 
-  private render(job: JobRecord, images: ImageRecord[], position: number | null): JobStatus {
+  private render(stored: JobRecord, images: ImageRecord[], position: number | null): JobStatus {
+    const job = this.queue.withUnsavedOutcome(stored);
     return {
       id: job.id,
       state: job.state,

@@ -38,6 +38,19 @@ export type CancelOutcome =
   | { kind: "finished"; job: JobRecord }
   | { kind: "missing" };
 
+/** A finished job's outcome that the database could not take yet (a full disk): written as soon as it can be. */
+interface UnsavedOutcome {
+  state: "failed" | "cancelled";
+  error: string;
+  finishedAt: string;
+  progress: { step: number; steps: number } | undefined;
+  /** The event that told listeners; sent again when it lands, for streams opened in between. */
+  event: SseEvent;
+}
+
+/** How often a queue held up by its database (a full disk) tries again. */
+const STALLED_RETRY_MS = 1000;
+
 export interface QueueOptions {
   previewIntervalMs: number;
   /** Prompts matching a rule are refused at submission (recorded in the history as failed, with the reason). */
@@ -58,6 +71,11 @@ export class JobQueue {
   private worker: Promise<void> | undefined;
   /** Events go out in order even when a preview's PNG encode finishes after the next step. */
   private emitting: Promise<void> = Promise.resolve();
+  /**
+   * Outcomes the database refused (a full disk), by job id. The queue writes them before it takes another job,
+   * so no job stays "running" in the database with nothing running it.
+   */
+  private readonly unsaved = new Map<string, UnsavedOutcome>();
 
   constructor(
     private readonly store: JobStore,
@@ -78,6 +96,8 @@ export class JobQueue {
   /** Queues a job; throws PolicyRefusal (after recording the refused job in the history) when the prompt policy matches. */
   submit(req: SubmitRequest): JobRecord {
     const refusal = this.opts.promptPolicy?.checkPrompt(req.params.prompt, req.params.negative_prompt ?? "");
+    const refused = refusal ? new PolicyRefusal(refusal) : undefined;
+    // Throws StorageFullError (507) when the database cannot take it: nothing was accepted.
     const job = this.store.insert({
       id: randomUUID(),
       model: this.model.name,
@@ -86,12 +106,9 @@ export class JobQueue {
       source: req.source,
       uploads: req.uploads,
       createdAt: new Date().toISOString(),
+      refused: refused?.message,
     });
-    if (refusal) {
-      const error = new PolicyRefusal(refusal);
-      this.store.markFinished(job.id, "failed", error.message, new Date().toISOString());
-      throw error;
-    }
+    if (refused) throw refused;
     this.wake?.();
     return job;
   }
@@ -117,7 +134,21 @@ export class JobQueue {
       return { kind: "cancelled" };
     }
     const job = this.store.get(id);
-    return job ? { kind: "finished", job } : { kind: "missing" };
+    return job ? { kind: "finished", job: this.withUnsavedOutcome(job) } : { kind: "missing" };
+  }
+
+  /** The job as clients should see it: an outcome still waiting for room in the database is its state already. */
+  withUnsavedOutcome(job: JobRecord): JobRecord {
+    const o = this.unsaved.get(job.id);
+    if (!o) return job;
+    return {
+      ...job,
+      state: o.state,
+      error: o.error,
+      finishedAt: o.finishedAt,
+      stepsDone: o.progress?.step ?? job.stepsDone,
+      stepsTotal: o.progress?.steps ?? job.stepsTotal,
+    };
   }
 
   /** Cancels whatever is running (A1111's interrupt); false when nothing is. */
@@ -133,10 +164,11 @@ export class JobQueue {
       const unsubscribe = this.events.subscribe(id, (e) => {
         if (e.event === "done" || e.event === "error" || e.event === "cancelled") {
           unsubscribe();
-          resolve(this.store.get(id)!);
+          resolve(this.withUnsavedOutcome(this.store.get(id)!));
         }
       });
-      const job = this.store.get(id);
+      const stored = this.store.get(id);
+      const job = stored && this.withUnsavedOutcome(stored);
       if (!job) {
         unsubscribe();
         reject(new Error(`no job ${id}`));
@@ -156,31 +188,68 @@ export class JobQueue {
     this.wake?.();
     this.current?.abort.abort();
     await this.worker;
+    try {
+      this.saveOutcomes();
+    } catch (e) {
+      // Still "running" in the database: the next start takes it for interrupted and runs it again.
+      this.opts.log(`could not record the outcome of job(s) ${[...this.unsaved.keys()].join(", ")}: ${(e as Error)?.message ?? String(e)}`);
+    }
     await this.emitting;
   }
 
   private async loop(): Promise<void> {
+    /** Why the queue is held up (a full disk), logged when it starts and when it ends rather than at every try. */
+    let stalled: string | undefined;
     while (!this.stopping) {
-      const next = this.store.nextQueued(this.model.name);
-      if (!next) {
-        await new Promise<void>((resolve) => (this.wake = resolve));
-        this.wake = undefined;
+      let next: JobRecord | undefined;
+      const startedAt = new Date().toISOString();
+      try {
+        this.saveOutcomes();
+        next = this.store.nextQueued(this.model.name);
+        if (next) this.store.markRunning(next.id, startedAt);
+      } catch (e) {
+        // The database cannot be written (a full disk, an I/O error): the job stays queued, nothing is lost,
+        // and the queue tries again until it can go on, without a restart.
+        const reason = e instanceof DiffuseError ? e.message : ((e as Error)?.stack ?? String(e));
+        if (reason !== stalled) this.opts.log(`the queue is waiting: ${reason}; trying again every ${STALLED_RETRY_MS / 1000} s`);
+        stalled = reason;
+        await this.sleep(STALLED_RETRY_MS);
         continue;
       }
-      try {
-        await this.run(next);
-      } catch (e) {
-        // Only the bookkeeping can get here (a full disk, a database error): the job stays in the database as
-        // it was, and the pause keeps a persistent fault from spinning.
-        this.opts.log(`queue error on job ${next.id}: ${(e as Error)?.stack ?? String(e)}`);
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (stalled !== undefined) {
+        this.opts.log("the queue goes on: the database takes writes again");
+        stalled = undefined;
       }
+      if (!next) {
+        await this.sleep(undefined);
+        continue;
+      }
+      await this.run(next, startedAt);
     }
   }
 
-  private async run(job: JobRecord): Promise<void> {
-    const startedAt = new Date().toISOString();
-    this.store.markRunning(job.id, startedAt);
+  /** Until a submit or stop wakes the worker, or `ms` pass. */
+  private async sleep(ms: number | undefined): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.wake = resolve;
+      if (ms !== undefined) timer = setTimeout(resolve, ms);
+    });
+    clearTimeout(timer);
+    this.wake = undefined;
+  }
+
+  /** Writes the outcomes the database refused before; throws (and keeps the rest) while it still cannot. */
+  private saveOutcomes(): void {
+    for (const [id, o] of this.unsaved) {
+      this.store.markFinished(id, o.state, o.error, o.finishedAt, o.progress);
+      this.unsaved.delete(id);
+      this.emit(id, o.event);
+    }
+  }
+
+  /** Runs a job already marked running; never throws: every way out records an outcome or keeps it for later. */
+  private async run(job: JobRecord, startedAt: string): Promise<void> {
     const cur: RunningJob = {
       id: job.id,
       seq: job.seq,
@@ -193,9 +262,11 @@ export class JobQueue {
       lastPreviewMs: -Infinity,
     };
     this.current = cur;
-    this.emit(job.id, { event: "running", data: { started_at: startedAt } });
-    this.notifyPositions();
+    /** Image files on disk for this job: removed unless the database records them. */
+    const written: string[] = [];
     try {
+      this.emit(job.id, { event: "running", data: { started_at: startedAt } });
+      this.notifyPositions();
       const pipe = await this.model.get();
       const uploads = this.store.uploads(job.id);
       const result = await pipe.generate({
@@ -206,7 +277,9 @@ export class JobQueue {
       const images: ImageRecord[] = [];
       for (const [index, img] of result.images.entries()) {
         const id = randomUUID();
-        await this.files.write(id, await img.png());
+        const png = await img.png();
+        written.push(id);
+        await this.files.write(id, png);
         images.push({ id, jobId: job.id, index, seed: img.seed, infotext: img.infotext });
       }
       const steps = cur.progress ?? { step: 0, steps: 0 };
@@ -219,9 +292,17 @@ export class JobQueue {
       });
       this.emit(job.id, { event: "done", data: { images: images.map((i) => this.imageRef(i)) } });
     } catch (e) {
+      await this.removeImages(job.id, written);
       this.finishWithError(job, cur, e);
     } finally {
       this.current = undefined;
+    }
+  }
+
+  /** Images of a job that ends without them: no file stays behind that the history does not know. */
+  private async removeImages(jobId: string, ids: readonly string[]): Promise<void> {
+    for (const id of ids) {
+      await this.files.remove(id).catch((err: unknown) => this.opts.log(`job ${jobId}: could not remove image ${id}: ${(err as Error)?.message ?? String(err)}`));
     }
   }
 
@@ -229,20 +310,35 @@ export class JobQueue {
     const now = new Date().toISOString();
     const progress = cur.progress ?? undefined;
     if (e instanceof GenerationAborted && !cur.cancelRequested && this.stopping) {
-      this.store.requeue(job.id);
+      try {
+        this.store.requeue(job.id);
+      } catch (err) {
+        this.opts.log(`could not put job ${job.id} back in the queue (${(err as Error)?.message ?? String(err)}); the next start runs it again`);
+      }
       return;
     }
     if (e instanceof GenerationAborted) {
       const message = progress ? `cancelled at step ${progress.step} of ${progress.steps}` : "cancelled before the first step";
-      this.store.markFinished(job.id, "cancelled", message, now, progress);
-      this.emit(job.id, { event: "cancelled", data: { message } });
+      this.finish(job.id, { state: "cancelled", error: message, finishedAt: now, progress, event: { event: "cancelled", data: { message } } });
       return;
     }
     // Our errors carry a message that says what to do; anything else is a bug, reported as such.
     const message = e instanceof DiffuseError ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
     if (!(e instanceof DiffuseError)) this.opts.log(`job ${job.id} failed: ${(e as Error)?.stack ?? String(e)}`);
-    this.store.markFinished(job.id, "failed", message, now, progress);
-    this.emit(job.id, { event: "error", data: { message } });
+    this.finish(job.id, { state: "failed", error: message, finishedAt: now, progress, event: { event: "error", data: { message } } });
+  }
+
+  /**
+   * Records a failed or cancelled job and tells its listeners. When the database cannot take it (a full disk)
+   * the outcome is kept and the loop writes it before anything else; clients see it meanwhile.
+   */
+  private finish(id: string, o: UnsavedOutcome): void {
+    try {
+      this.store.markFinished(id, o.state, o.error, o.finishedAt, o.progress);
+    } catch {
+      this.unsaved.set(id, o);
+    }
+    this.emit(id, o.event);
   }
 
   private onStep(cur: RunningJob, e: StepEvent): void {

@@ -1,7 +1,8 @@
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { JobParams, JobState, JobType } from "./api-types.js";
+import { isDiskFull, StorageFullError } from "./data-errors.js";
+import { asStoreError, checkDatabase, type ExistingImages } from "./store-checks.js";
+import { SCHEMA, SCHEMA_VERSION } from "./store-schema.js";
 
 /** Which surface accepted a job: our API or the AUTOMATIC1111-compatible one. */
 export type JobSource = "api" | "a1111";
@@ -46,6 +47,8 @@ export interface NewJob {
   source: JobSource;
   uploads: Uploads;
   createdAt: string;
+  /** Stored already failed with this reason (a refused prompt): one write, so it can never be left queued. */
+  refused?: string;
 }
 
 export interface RecoveryReport {
@@ -54,43 +57,6 @@ export interface RecoveryReport {
   /** Jobs that had already been interrupted once and died again: failed with the reason. */
   failed: string[];
 }
-
-/** The version of the schema below; bump with a migration when it changes. */
-const SCHEMA_VERSION = 1;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS jobs (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  id TEXT NOT NULL UNIQUE,
-  model TEXT NOT NULL,
-  type TEXT NOT NULL,
-  state TEXT NOT NULL,
-  params TEXT NOT NULL,
-  source TEXT NOT NULL,
-  init_image BLOB,
-  mask BLOB,
-  interruptions INTEGER NOT NULL DEFAULT 0,
-  created_at TEXT NOT NULL,
-  started_at TEXT,
-  finished_at TEXT,
-  error TEXT,
-  steps_done INTEGER,
-  steps_total INTEGER
-);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, model, seq);
-CREATE TABLE IF NOT EXISTS images (
-  id TEXT PRIMARY KEY,
-  job_id TEXT NOT NULL REFERENCES jobs (id),
-  idx INTEGER NOT NULL,
-  seed INTEGER NOT NULL,
-  infotext TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS images_by_job ON images (job_id, idx);
-CREATE TABLE IF NOT EXISTS options (
-  key TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-);
-`;
 
 /** Columns of a job without its uploads: listings must not drag megabytes of images through memory. */
 const JOB_COLUMNS =
@@ -126,37 +92,65 @@ interface ImageRow {
  * one committed transaction before anyone is told about it, so an answer the server gave survives a crash.
  */
 export class JobStore {
-  private readonly db: Database.Database;
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly dataDir: string,
+  ) {}
 
-  private constructor(db: Database.Database) {
-    this.db = db;
-  }
-
-  static open(dataDir: string): JobStore {
-    mkdirSync(dataDir, { recursive: true });
-    const db = new Database(join(dataDir, "diffuse.sqlite"));
-    // WAL: readers (status polls) never wait for the writer; FULL: a commit is on disk before we answer.
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = FULL");
-    db.pragma("foreign_keys = ON");
-    db.pragma("busy_timeout = 5000");
-    const version = db.pragma("user_version", { simple: true }) as number;
-    if (version > SCHEMA_VERSION) {
-      db.close();
-      throw new Error(`${dataDir} was written by a newer diffuse (schema ${version}, this one knows ${SCHEMA_VERSION}): upgrade diffuse or pass another --data folder`);
+  /**
+   * Opens the data folder's job database, creating it when there is none. A database that cannot be used as it
+   * is (damaged, not ours, newer, unreadable, or empty next to `images` of an earlier history) is refused with
+   * a StoreError that says what to do, and left as it was.
+   */
+  static open(dataDir: string, opts: { images?: ExistingImages } = {}): JobStore {
+    const { file, isNew } = checkDatabase(dataDir, opts.images);
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(file);
+      db.pragma("busy_timeout = 5000");
+      // SQLite opens a file it may not write read-only without a word: find out now, not at the first job.
+      db.exec("BEGIN IMMEDIATE");
+      db.exec("ROLLBACK");
+      // WAL: readers (status polls) never wait for the writer; FULL: a commit is on disk before we answer.
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      if (isNew) {
+        const created = db;
+        created.transaction(() => {
+          created.exec(SCHEMA);
+          created.pragma(`user_version = ${SCHEMA_VERSION}`);
+        })();
+      }
+      return new JobStore(db, dataDir);
+    } catch (e) {
+      db?.close();
+      throw asStoreError(e, file, dataDir);
     }
-    db.exec(SCHEMA);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    return new JobStore(db);
   }
 
   insert(job: NewJob): JobRecord {
-    this.db
-      .prepare(
-        `INSERT INTO jobs (id, model, type, state, params, source, init_image, mask, created_at)
-         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
-      )
-      .run(job.id, job.model, job.type, JSON.stringify(job.params), job.source, bytesOrNull(job.uploads.initImage), bytesOrNull(job.uploads.mask), job.createdAt);
+    const refused = job.refused !== undefined;
+    this.write("recording a new job", () =>
+      this.db
+        .prepare(
+          `INSERT INTO jobs (id, model, type, state, params, source, init_image, mask, created_at, error, finished_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          job.id,
+          job.model,
+          job.type,
+          refused ? "failed" : "queued",
+          JSON.stringify(job.params),
+          job.source,
+          bytesOrNull(job.uploads.initImage),
+          bytesOrNull(job.uploads.mask),
+          job.createdAt,
+          job.refused ?? null,
+          refused ? job.createdAt : null,
+        ),
+    );
     return this.get(job.id)!;
   }
 
@@ -199,7 +193,9 @@ export class JobStore {
   }
 
   markRunning(id: string, startedAt: string): void {
-    this.db.prepare("UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'").run(startedAt, id);
+    this.write(`starting job ${id}`, () =>
+      this.db.prepare("UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'").run(startedAt, id),
+    );
   }
 
   /** Images first (their files are already on disk), then the job's new state, in one transaction. */
@@ -208,30 +204,38 @@ export class JobStore {
     const update = this.db.prepare(
       "UPDATE jobs SET state = 'done', finished_at = ?, params = ?, steps_done = ?, steps_total = ?, error = NULL WHERE id = ?",
     );
-    this.db.transaction(() => {
-      for (const img of done.images) insertImage.run(img.id, id, img.index, img.seed, img.infotext);
-      update.run(done.finishedAt, JSON.stringify(done.params), done.stepsDone, done.stepsTotal, id);
-    })();
+    this.write(`recording the images of job ${id}`, () =>
+      this.db.transaction(() => {
+        for (const img of done.images) insertImage.run(img.id, id, img.index, img.seed, img.infotext);
+        update.run(done.finishedAt, JSON.stringify(done.params), done.stepsDone, done.stepsTotal, id);
+      })(),
+    );
   }
 
   /** failed or cancelled, with the reason; progress is kept so a cancelled job shows how far it got. */
   markFinished(id: string, state: "failed" | "cancelled", error: string, finishedAt: string, progress?: { step: number; steps: number }): void {
-    this.db
-      .prepare("UPDATE jobs SET state = ?, error = ?, finished_at = ?, steps_done = COALESCE(?, steps_done), steps_total = COALESCE(?, steps_total) WHERE id = ?")
-      .run(state, error, finishedAt, progress?.step ?? null, progress?.steps ?? null, id);
+    this.write(`recording the outcome of job ${id}`, () =>
+      this.db
+        .prepare("UPDATE jobs SET state = ?, error = ?, finished_at = ?, steps_done = COALESCE(?, steps_done), steps_total = COALESCE(?, steps_total) WHERE id = ?")
+        .run(state, error, finishedAt, progress?.step ?? null, progress?.steps ?? null, id),
+    );
   }
 
   /** Cancels a job only if it is still queued (the worker may have just taken it); true when it was. */
   cancelQueued(id: string, finishedAt: string): boolean {
-    const r = this.db
-      .prepare("UPDATE jobs SET state = 'cancelled', error = 'cancelled while queued', finished_at = ? WHERE id = ? AND state = 'queued'")
-      .run(finishedAt, id);
+    const r = this.write(`cancelling job ${id}`, () =>
+      this.db
+        .prepare("UPDATE jobs SET state = 'cancelled', error = 'cancelled while queued', finished_at = ? WHERE id = ? AND state = 'queued'")
+        .run(finishedAt, id),
+    );
     return r.changes === 1;
   }
 
   /** A graceful shutdown puts the running job back at its place; that is not a crash, so it does not count. */
   requeue(id: string): void {
-    this.db.prepare("UPDATE jobs SET state = 'queued', started_at = NULL WHERE id = ? AND state = 'running'").run(id);
+    this.write(`putting job ${id} back in the queue`, () =>
+      this.db.prepare("UPDATE jobs SET state = 'queued', started_at = NULL WHERE id = ? AND state = 'running'").run(id),
+    );
   }
 
   /**
@@ -239,8 +243,8 @@ export class JobStore {
    * it runs first); the second time it is failed with the reason, since it may be what kills the server.
    */
   recover(now: string): RecoveryReport {
-    const report: RecoveryReport = { requeued: [], failed: [] };
-    this.db.transaction(() => {
+    const recoverAll = this.db.transaction((): RecoveryReport => {
+      const report: RecoveryReport = { requeued: [], failed: [] };
       const running = this.db.prepare("SELECT id, interruptions FROM jobs WHERE state = 'running' ORDER BY seq").all() as { id: string; interruptions: number }[];
       for (const r of running) {
         if (r.interruptions === 0) {
@@ -258,8 +262,9 @@ export class JobStore {
           report.failed.push(r.id);
         }
       }
-    })();
-    return report;
+      return report;
+    });
+    return this.write("recovering the jobs that a crash interrupted", () => recoverAll());
   }
 
   image(id: string): ImageRecord | undefined {
@@ -285,13 +290,25 @@ export class JobStore {
 
   setOptions(values: Record<string, unknown>): void {
     const put = this.db.prepare("INSERT INTO options (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
-    this.db.transaction(() => {
-      for (const [k, v] of Object.entries(values)) put.run(k, JSON.stringify(v ?? null));
-    })();
+    this.write("saving options", () =>
+      this.db.transaction(() => {
+        for (const [k, v] of Object.entries(values)) put.run(k, JSON.stringify(v ?? null));
+      })(),
+    );
   }
 
   close(): void {
     this.db.close();
+  }
+
+  /** Runs one write; a full disk becomes a StorageFullError that names the data folder and what to do. */
+  private write<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (isDiskFull(e)) throw new StorageFullError(this.dataDir, what);
+      throw e;
+    }
   }
 }
 
