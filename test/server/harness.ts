@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { connect } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -143,5 +144,47 @@ export function spawnServer(dataDir: string, cacheDir: string): Promise<ChildSer
       if (listening && recovered) resolve({ base: listening[1]!, child, recovery: JSON.parse(recovered[1]!), exited, stderr: () => err });
     });
     void exited.then((code) => reject(new Error(`server exited (${code}) before listening: ${err}`)));
+  });
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * One HTTP/1.1 request written byte for byte on a socket, so the request target goes out exactly as given
+ * (absolute-form `http://x/api`, `*`, `//api`, ...), which fetch and node:http would normalise or refuse.
+ */
+export function rawRequest(
+  base: string,
+  method: string,
+  target: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<RawResponse> {
+  const url = new URL(base);
+  const lines = [`${method} ${target} HTTP/1.1`, `Host: ${url.host}`, "Connection: close"];
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  if (body !== undefined) lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
+  const request = `${lines.join("\r\n")}\r\n\r\n${body ?? ""}`;
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => socket.write(request));
+    const chunks: Buffer[] = [];
+    socket.on("data", (d: Buffer) => chunks.push(d));
+    socket.on("error", reject);
+    socket.on("end", () => {
+      const text = Buffer.concat(chunks).toString("latin1");
+      const split = text.indexOf("\r\n\r\n");
+      const head = (split < 0 ? text : text.slice(0, split)).split("\r\n");
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head[0] ?? "")?.[1] ?? 0);
+      const out: Record<string, string> = {};
+      for (const h of head.slice(1)) {
+        const colon = h.indexOf(":");
+        if (colon > 0) out[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
+      }
+      resolve({ status, headers: out, body: split < 0 ? "" : text.slice(split + 4) });
+    });
   });
 }
