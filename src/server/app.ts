@@ -5,6 +5,7 @@ import { registerAuth } from "./auth.js";
 import { registerCatalogRoutes } from "./catalog.js";
 import type { ServerConfig } from "./config.js";
 import type { ServerContext } from "./context.js";
+import { registerCrossSiteGuard } from "./cross-site.js";
 import { JobEvents } from "./events.js";
 import { apiErrorHandler } from "./http-errors.js";
 import { ImageFiles } from "./image-files.js";
@@ -68,6 +69,7 @@ export async function buildApp(config: ServerConfig): Promise<App> {
   fastify.setErrorHandler(apiErrorHandler);
   registerServerTiming(fastify);
   registerAuth(fastify, config);
+  registerCrossSiteGuard(fastify);
   registerJobRoutes(fastify, context);
   registerImageRoutes(fastify, context);
   registerCatalogRoutes(fastify, context);

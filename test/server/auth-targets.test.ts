@@ -5,32 +5,10 @@
  * cannot be sent with fetch.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FastifyInstance } from "fastify";
-import { rawRequest, startServer, tempDir, type TestServer } from "./harness.js";
+import { rawRequest, routesOf, startServer, tempDir, type Route, type TestServer } from "./harness.js";
 
 const TOKEN = "s3cret-token-for-tests";
 const SOME_ID = "0b9c2a3e-7f61-4d2a-9a53-2f7d0c1e4b88";
-
-interface Route {
-  path: string;
-  methods: string[];
-}
-
-/** Every route as fastify lists it (`printRoutes` draws a tree: a child's path is its parent's plus its own). */
-function routesOf(app: FastifyInstance): Route[] {
-  const out: Route[] = [];
-  const stack: string[] = [];
-  for (const line of app.printRoutes({ commonPrefix: false }).split("\n")) {
-    const m = /^([│ ]*)[├└]── (.*) \(([A-Z, ]+)\)$/.exec(line);
-    if (!m) continue;
-    const depth = m[1]!.length / 4;
-    stack.length = depth;
-    const path = (stack[depth - 1] ?? "") + m[2]!;
-    stack.push(path);
-    out.push({ path: path.startsWith("/") ? path : `/${path}`, methods: m[3]!.split(", ") });
-  }
-  return out;
-}
 
 /** A concrete path for a route pattern: ids filled in. */
 function concrete(pattern: string): string {

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
 import { buildApp, type App } from "../../src/server/app.js";
 import { resolveServerConfig, type ServerConfig } from "../../src/server/config.js";
 import type { JobStatus } from "../../src/server/api-types.js";
@@ -165,8 +166,8 @@ export function rawRequest(
   body?: string,
 ): Promise<RawResponse> {
   const url = new URL(base);
-  const lines = [`${method} ${target} HTTP/1.1`, `Host: ${url.host}`, "Connection: close"];
-  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  const lines = [`${method} ${target} HTTP/1.1`, `Host: ${headers["host"] ?? url.host}`, "Connection: close"];
+  for (const [k, v] of Object.entries(headers)) if (k !== "host") lines.push(`${k}: ${v}`);
   if (body !== undefined) lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
   const request = `${lines.join("\r\n")}\r\n\r\n${body ?? ""}`;
   return new Promise((resolve, reject) => {
@@ -187,4 +188,29 @@ export function rawRequest(
       resolve({ status, headers: out, body: split < 0 ? "" : text.slice(split + 4) });
     });
   });
+}
+
+export interface Route {
+  /** As registered: `/api/v1/jobs/:id`, `/*`. */
+  path: string;
+  methods: string[];
+}
+
+/**
+ * Every route of a (ready) server as fastify itself lists it, so tests over "every route" cover routes added
+ * later. `printRoutes` draws a tree in which a child's path is its parent's plus its own segment.
+ */
+export function routesOf(app: FastifyInstance): Route[] {
+  const out: Route[] = [];
+  const stack: string[] = [];
+  for (const line of app.printRoutes({ commonPrefix: false }).split("\n")) {
+    const m = /^([│ ]*)[├└]── (.*) \(([A-Z, ]+)\)$/.exec(line);
+    if (!m) continue;
+    const depth = m[1]!.length / 4;
+    stack.length = depth;
+    const path = (stack[depth - 1] ?? "") + m[2]!;
+    stack.push(path);
+    out.push({ path: path.startsWith("/") ? path : `/${path}`, methods: m[3]!.split(", ") });
+  }
+  return out;
 }
