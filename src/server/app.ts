@@ -11,6 +11,7 @@ import { apiErrorHandler } from "./http-errors.js";
 import { ImageFiles } from "./image-files.js";
 import { imageUrl, registerImageRoutes } from "./images.js";
 import { JobViews } from "./job-view.js";
+import { registerJsonBodyParser } from "./json-body.js";
 import { registerJobRoutes } from "./jobs.js";
 import { ModelHost } from "./model-host.js";
 import { registerOpenApiRoute } from "./openapi.js";
@@ -67,6 +68,7 @@ export async function buildApp(config: ServerConfig): Promise<App> {
   const context: ServerContext = { config, store, files, events, model, queue, views: new JobViews(store, queue) };
 
   fastify.setErrorHandler(apiErrorHandler);
+  registerJsonBodyParser(fastify);
   registerServerTiming(fastify);
   registerAuth(fastify, config);
   registerCrossSiteGuard(fastify);
@@ -77,6 +79,9 @@ export async function buildApp(config: ServerConfig): Promise<App> {
   registerA1111Routes(fastify, context);
   registerStaticRoutes(fastify, context);
 
+  for (const key of store.unreadableOptions()) {
+    log(`A1111 option "${key}" in the data folder cannot be read back (not JSON, or nested deeper than the API now accepts, as an older version could store it); it is ignored until set again with POST /sdapi/v1/options`);
+  }
   for (const { model: other, count } of store.queuedForOtherModels(model.name)) {
     log(`${count} queued job(s) wait for model "${other}"; they run when the server is started with that model`);
   }
