@@ -16,6 +16,7 @@ import { registerJobRoutes } from "./jobs.js";
 import { ModelHost } from "./model-host.js";
 import { registerOpenApiRoute } from "./openapi.js";
 import { JobQueue } from "./queue.js";
+import { loggerOptions } from "./request-log.js";
 import { registerStaticRoutes } from "./static.js";
 import { JobStore, type RecoveryReport } from "./store.js";
 
@@ -56,7 +57,7 @@ export async function buildApp(config: ServerConfig): Promise<App> {
   const events = new JobEvents();
   const model = new ModelHost(config.modelPath, config.loadOptions);
   const fastify = Fastify({
-    logger: config.log ? { level: "info" } : false,
+    logger: loggerOptions(config),
     bodyLimit: config.bodyLimit,
     // SSE streams never end by themselves: close must not wait for them.
     forceCloseConnections: true,

@@ -26,6 +26,8 @@ export interface ServerConfig {
   sseKeepAliveMs: number;
   /** Request log lines (fastify's logger); off in tests. */
   log: boolean;
+  /** Where log lines go when `log` is on: stdout when absent (tests pass a collector). */
+  logStream?: { write(line: string): unknown };
 }
 
 /** src/server and dist/server both sit two levels below the package root. */
