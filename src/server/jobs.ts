@@ -24,9 +24,10 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
       initImage: body.init_image === undefined ? undefined : decodeBase64Image(body.init_image, "init_image"),
       mask: body.mask === undefined ? undefined : decodeBase64Image(body.mask, "mask"),
     };
-    await checkUploads(uploads, { initImage: "init_image", mask: "mask" });
     const params = jobParamsOf(body.type, body, uploads);
+    // Before decoding the uploads: the cheap refusal first.
     await checkWorkBudget(ctx, params, uploads);
+    await checkUploads(uploads, { initImage: "init_image", mask: "mask" });
     const job = ctx.queue.submit({ type: body.type, params, source: "api", uploads });
     void reply.status(202).header("location", jobUrl(job.id));
     return { id: job.id, state: "queued", position: ctx.queue.position(job) ?? 0, url: jobUrl(job.id), events_url: `${jobUrl(job.id)}/events` };
