@@ -48,7 +48,7 @@ export const DEFAULTS = {
   /**
    * Admits what people normally ask for with room to spare: 1024x1024 x 50 steps x 8 images is 419, 512x512 x
    * 50 steps x 8 x 16 images 1,678; refuses the extremes the per-field limits allow (2048x2048 x 150 steps x
-   * 8 x 16 images is 80,530).
+   * 8 x 16 images is 80,531).
    */
   workBudget: 2000,
 } as const;
