@@ -12,6 +12,18 @@ describe("jsonDepth", () => {
     expect(jsonDepth('{"a":"[[[{{{"}')).toBe(1);
     expect(jsonDepth('["\\"[[[", ["x"]]')).toBe(2);
     expect(jsonDepth('["\\\\", [[]]]')).toBe(3);
+    // Runs of backslashes before a quote: an odd run escapes it, an even run is escaped backslashes.
+    expect(jsonDepth('["a\\\\\\\\", [[]]]')).toBe(3);
+    expect(jsonDepth('["a\\\\\\"[[[", [[]]]')).toBe(3);
+    expect(jsonDepth('["\\\\\\"", [[]]]')).toBe(3);
+    // An unterminated string runs to the end: nothing after its quote counts.
+    expect(jsonDepth('[["[[[[')).toBe(2);
+  });
+
+  it("skips long strings such as base64 uploads whole, as text and as bytes", () => {
+    const upload = JSON.stringify({ prompt: "x", init_images: ["A".repeat(1_000_000) + "[{", "\\".repeat(1000)] });
+    expect(jsonDepth(upload)).toBe(2);
+    expect(jsonDepth(new TextEncoder().encode(upload))).toBe(2);
   });
 
   it("reads UTF-8 bytes the same way as text", () => {

@@ -14,6 +14,7 @@ interface ServeOptions {
   token?: string;
   threads?: string;
   bodyLimit?: string;
+  workBudget: string;
   log?: boolean;
   watermark: boolean;
   safetyCheck: boolean;
@@ -34,7 +35,12 @@ export function registerServe(program: Command): void {
     .option("--token <secret>", "require Authorization: Bearer <secret> on every request (default: $DIFFUSE_TOKEN)")
     .option("--threads <n>", "CPU threads for generation (default: all cores)")
     .option("--body-limit <mib>", "largest request body in MiB", String(DEFAULTS.bodyLimit / 1024 / 1024))
-    .option("--log", "log every request")
+    .option(
+      "--work-budget <megapixel-steps>",
+      "most work one generation request may ask for: width x height / 1e6 x steps x images (more gets 422)",
+      String(DEFAULTS.workBudget),
+    )
+    .option("--log", "log every request (secrets in URLs are redacted)")
     .option("--safety-checker <path>", "a safety_checker folder (default: the model folder's own, if any)")
     .option("--safety-policy <policy>", "what to do with a flagged image: block (black), blur or flag", "block")
     .option("--no-safety-check", "do not run the safety checker (recorded in each image's metadata)")
@@ -50,6 +56,12 @@ function integer(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (value.trim() === "" || !Number.isInteger(n)) throw new InputError(`${flag} ${JSON.stringify(value)} is not a whole number`);
+  return n;
+}
+
+function positiveNumber(flag: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InputError(`${flag} ${JSON.stringify(value)} is not a positive number`);
   return n;
 }
 
@@ -74,6 +86,7 @@ async function serveCommand(o: ServeOptions): Promise<void> {
       promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
     },
     log: o.log ?? false,
+    workBudget: positiveNumber("--work-budget", o.workBudget),
   });
   const app = await buildApp(config);
   const { requeued, failed } = app.recovery;

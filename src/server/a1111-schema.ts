@@ -3,14 +3,14 @@
  * pydantic models; unknown fields pass through (they are accepted, ignored and echoed back in `parameters`).
  */
 import { z } from "zod";
-import { MAX_SEED } from "./api-types.js";
+import { MAX_SEED, PngSafeText } from "./api-types.js";
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max).nullish();
 const num = (min: number, max: number) => z.number().min(min).max(max).nullish();
 
 export const A1111Txt2Img = z.looseObject({
-  prompt: z.string().max(20_000).nullish(),
-  negative_prompt: z.string().max(20_000).nullish(),
+  prompt: PngSafeText(20_000).nullish(),
+  negative_prompt: PngSafeText(20_000).nullish(),
   styles: z.array(z.string()).nullish(),
   seed: int(-1, MAX_SEED),
   sampler_name: z.string().max(100).nullish(),

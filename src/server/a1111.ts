@@ -17,6 +17,7 @@ import { describeModel } from "./catalog.js";
 import type { ServerContext } from "./context.js";
 import { describeError, fieldName } from "./http-errors.js";
 import { decodeBase64Image } from "./uploads.js";
+import { checkWorkBudget } from "./work-budget.js";
 
 /** Options A1111 clients read or set most; the rest of A1111's settings do not exist here. */
 const OPTION_DEFAULTS: Readonly<Record<string, unknown>> = {
@@ -110,6 +111,7 @@ async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
   const options = ctx.store.options();
   const clipSkip = typeof options["CLIP_stop_at_last_layers"] === "number" ? options["CLIP_stop_at_last_layers"] : 1;
   const { type, params, uploads } = await a1111Job(req, img2img, { clipSkip, model });
+  await checkWorkBudget(ctx, params, uploads);
   const accepted = ctx.queue.submit({ type, params, source: "a1111", uploads });
   // A client hanging up does not cancel: the job still runs and lands in the history.
   const job = await ctx.queue.whenFinished(accepted.id);

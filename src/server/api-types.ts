@@ -29,10 +29,21 @@ export type JobType = z.infer<typeof JobType>;
 const multipleOf8 = (name: string) =>
   z.number().int().min(8).max(2048).refine((v) => v % 8 === 0, { message: `${name} must be a multiple of 8 (the VAE works on 8x8 pixel blocks)` });
 
+/**
+ * Text that is written into each image's PNG text (the infotext in its `parameters` chunk). PNG text cannot hold
+ * a NUL character, and writing the image refuses one (src/image/png-text.ts); everything else it holds (as
+ * Latin-1 tEXt, or UTF-8 iTXt). Refused here, at submission, instead of after the job has run every step.
+ */
+export const PngSafeText = (maxLength: number) =>
+  z
+    .string()
+    .max(maxLength)
+    .refine((s) => !s.includes("\0"), { message: "contains a NUL character (U+0000), which the image's PNG text (its infotext) cannot hold; remove it" });
+
 /** The parameters of a generation, shared by a create request and the `params` echoed in a job's status. */
 export const GenerationParams = z.object({
-  prompt: z.string().max(20_000),
-  negative_prompt: z.string().max(20_000).optional(),
+  prompt: PngSafeText(20_000),
+  negative_prompt: PngSafeText(20_000).optional(),
   steps: z.number().int().min(1).max(150).optional(),
   cfg_scale: z.number().min(0).max(30).optional(),
   /** -1 or absent: a random seed, fixed when the job is accepted (a re-queued job keeps it). */

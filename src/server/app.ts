@@ -5,15 +5,18 @@ import { registerAuth } from "./auth.js";
 import { registerCatalogRoutes } from "./catalog.js";
 import type { ServerConfig } from "./config.js";
 import type { ServerContext } from "./context.js";
+import { registerCrossSiteGuard } from "./cross-site.js";
 import { JobEvents } from "./events.js";
 import { apiErrorHandler } from "./http-errors.js";
 import { ImageFiles } from "./image-files.js";
 import { imageUrl, registerImageRoutes } from "./images.js";
 import { JobViews } from "./job-view.js";
+import { registerJsonBodyParser } from "./json-body.js";
 import { registerJobRoutes } from "./jobs.js";
 import { ModelHost } from "./model-host.js";
 import { registerOpenApiRoute } from "./openapi.js";
 import { JobQueue } from "./queue.js";
+import { loggerOptions } from "./request-log.js";
 import { registerStaticRoutes } from "./static.js";
 import { JobStore, type RecoveryReport } from "./store.js";
 
@@ -70,7 +73,7 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
   const events = new JobEvents();
   const model = new ModelHost(config.modelPath, config.loadOptions);
   const fastify = Fastify({
-    logger: config.log ? { level: "info" } : false,
+    logger: loggerOptions(config),
     bodyLimit: config.bodyLimit,
     // SSE streams never end by themselves: close must not wait for them.
     forceCloseConnections: true,
@@ -82,8 +85,10 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
   const context: ServerContext = { config, store, files, events, model, queue, views: new JobViews(store, queue) };
 
   fastify.setErrorHandler(apiErrorHandler);
+  registerJsonBodyParser(fastify);
   registerServerTiming(fastify);
   registerAuth(fastify, config);
+  registerCrossSiteGuard(fastify);
   registerJobRoutes(fastify, context);
   registerImageRoutes(fastify, context);
   registerCatalogRoutes(fastify, context);
@@ -91,6 +96,9 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
   registerA1111Routes(fastify, context);
   registerStaticRoutes(fastify, context);
 
+  for (const key of store.unreadableOptions()) {
+    log(`A1111 option "${key}" in the data folder cannot be read back (not JSON, or nested deeper than the API now accepts, as an older version could store it); it is ignored until set again with POST /sdapi/v1/options`);
+  }
   for (const { model: other, count } of store.queuedForOtherModels(model.name)) {
     log(`${count} queued job(s) wait for model "${other}"; they run when the server is started with that model`);
   }

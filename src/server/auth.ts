@@ -12,6 +12,12 @@ import { HttpError } from "./http-errors.js";
  * The page's own files (web/dist: public code, shipped in the package) load without a token, so a browser can
  * show the page and let it ask for the token; everything under /api and /sdapi needs it.
  *
+ * Which is which is decided on the route the router chose for the request, not on the request target as sent:
+ * the router strips an absolute-form target's scheme and host (`GET http://x/api/v1/jobs`), decodes
+ * percent-escapes and takes `*`, so any test on the raw target is a second parser that can disagree with it.
+ * Only routes registered with `config: PUBLIC_ROUTE` are public; every other route, and a request no route
+ * matched, needs the token.
+ *
  * Without one (loopback only): the Host header must name a loopback address too. Otherwise any web page the
  * user visits could reach the server through DNS rebinding (a hostile name resolving to 127.0.0.1).
  */
@@ -29,7 +35,7 @@ export function registerAuth(app: FastifyInstance, config: ServerConfig): void {
       }
       return;
     }
-    if (isPagePath(request)) return;
+    if (isPublic(request)) return;
     reply.header("www-authenticate", 'Bearer realm="diffuse"');
     const presented = bearerToken(request) ?? (request.method === "GET" || request.method === "HEAD" ? queryToken(request) : undefined);
     if (presented === undefined) {
@@ -40,17 +46,37 @@ export function registerAuth(app: FastifyInstance, config: ServerConfig): void {
   });
 }
 
-function isPagePath(request: FastifyRequest): boolean {
-  if (request.method !== "GET" && request.method !== "HEAD") return false;
-  const path = request.url.split("?")[0]!;
-  // Decoded, so that %61pi cannot dodge the check (the router decodes before matching routes).
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(path);
-  } catch {
-    return false;
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Answers without the token (the page's own files); see registerAuth. */
+    public?: boolean;
   }
-  return !/^\/+(api|sdapi)(\/|$)/i.test(decoded) && !/^\/+(api|sdapi)(\/|$)/i.test(path);
+}
+
+/** The route config that makes a route public. */
+export const PUBLIC_ROUTE = { public: true } as const;
+
+/** A path that names the APIs, after leading slashes, in any case, ended by a slash, `;` or nothing. */
+const API_PATH = /^[/\\]*(api|sdapi)([/\\;]|$)/i;
+
+function isPublic(request: FastifyRequest): boolean {
+  if (request.routeOptions.config?.public !== true) return false;
+  // The public route is the page's catch-all: the part of the path its wildcard matched (as the router decoded
+  // it) must not name the APIs in any spelling a proxy or browser would normalise into them (`/API`, `//api`,
+  // `/x/../api`, `/%2e%2e/api`): those get the token check too, even though the router would not run an API
+  // route for them.
+  const rest = (request.params as Record<string, unknown> | undefined)?.["*"];
+  if (typeof rest !== "string") return true;
+  return !API_PATH.test(rest) && !API_PATH.test(normalisedPath(rest));
+}
+
+/** Dot segments resolved and percent-escapes decoded, as a URL parser would; "" when it cannot be parsed. */
+function normalisedPath(rest: string): string {
+  try {
+    return decodeURIComponent(new URL(`http://h/${rest}`).pathname);
+  } catch {
+    return "";
+  }
 }
 
 function unauthorized(message: string): HttpError {

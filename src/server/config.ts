@@ -26,6 +26,13 @@ export interface ServerConfig {
   sseKeepAliveMs: number;
   /** Request log lines (fastify's logger); off in tests. */
   log: boolean;
+  /** Where log lines go when `log` is on: stdout when absent (tests pass a collector). */
+  logStream?: { write(line: string): unknown };
+  /**
+   * The most work one generation request may ask for, in megapixel-steps (see work-budget.ts); larger ones get
+   * 422 on both APIs.
+   */
+  workBudget: number;
 }
 
 /** src/server and dist/server both sit two levels below the package root. */
@@ -38,6 +45,12 @@ export const DEFAULTS = {
   bodyLimit: 32 * 1024 * 1024,
   previewIntervalMs: 250,
   sseKeepAliveMs: 15_000,
+  /**
+   * Admits what people normally ask for with room to spare: 1024x1024 x 50 steps x 8 images is 419, 512x512 x
+   * 50 steps x 8 x 16 images 1,678; refuses the extremes the per-field limits allow (2048x2048 x 150 steps x
+   * 8 x 16 images is 80,531).
+   */
+  workBudget: 2000,
 } as const;
 
 export interface ServerConfigInput {
@@ -52,6 +65,7 @@ export interface ServerConfigInput {
   previewIntervalMs?: number;
   sseKeepAliveMs?: number;
   log?: boolean;
+  workBudget?: number;
 }
 
 /**
@@ -72,6 +86,10 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
   }
   const port = input.port ?? DEFAULTS.port;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InputError(`port ${port} is invalid: use an integer from 0 to 65535`);
+  const workBudget = input.workBudget ?? DEFAULTS.workBudget;
+  if (!Number.isFinite(workBudget) || workBudget <= 0) {
+    throw new InputError(`work budget ${workBudget} is invalid: use a positive number of megapixel-steps per request (default ${DEFAULTS.workBudget})`);
+  }
   if (!existsSync(input.modelPath)) {
     throw new InputError(`model not found: ${input.modelPath}; pass --model with a .safetensors file or a diffusers folder`);
   }
@@ -87,6 +105,7 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
     previewIntervalMs: input.previewIntervalMs ?? DEFAULTS.previewIntervalMs,
     sseKeepAliveMs: input.sseKeepAliveMs ?? DEFAULTS.sseKeepAliveMs,
     log: input.log ?? false,
+    workBudget,
   };
 }
 

@@ -6,6 +6,7 @@ import type { ServerContext } from "./context.js";
 import { HttpError, notFound, parseRequest } from "./http-errors.js";
 import { jobParamsOf } from "./job-params.js";
 import { checkUploads, decodeBase64Image } from "./uploads.js";
+import { checkWorkBudget } from "./work-budget.js";
 
 const IdParams = z.object({ id: Id });
 
@@ -23,8 +24,11 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
       initImage: body.init_image === undefined ? undefined : decodeBase64Image(body.init_image, "init_image"),
       mask: body.mask === undefined ? undefined : decodeBase64Image(body.mask, "mask"),
     };
+    const params = jobParamsOf(body.type, body, uploads);
+    // Before decoding the uploads: the cheap refusal first.
+    await checkWorkBudget(ctx, params, uploads);
     await checkUploads(uploads, { initImage: "init_image", mask: "mask" });
-    const job = ctx.queue.submit({ type: body.type, params: jobParamsOf(body.type, body, uploads), source: "api", uploads });
+    const job = ctx.queue.submit({ type: body.type, params, source: "api", uploads });
     void reply.status(202).header("location", jobUrl(job.id));
     return { id: job.id, state: "queued", position: ctx.queue.position(job) ?? 0, url: jobUrl(job.id), events_url: `${jobUrl(job.id)}/events` };
   });

@@ -41,6 +41,7 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
       description:
         "Stable Diffusion jobs: submit (returns an id at once), follow by polling or server-sent events, cancel, browse the history. " +
         "Errors are JSON {error, message, field?, issues?}; 400 names the bad field, 413 means the body is too large. " +
+        "Requests other than GET and HEAD take JSON bodies only (415 otherwise) and are refused from other origins' pages (403). " +
         "The AUTOMATIC1111-compatible API is under /sdapi/v1 (see docs/a1111-api.md).",
     },
     ...(options.tokenRequired ? { security: [{ bearer: [] }] } : {}),
@@ -65,7 +66,15 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
           summary: "Submit a txt2img, img2img or inpaint job",
           description: "Answers at once with the job's id and queue position; the job runs when the ones before it are done (FIFO, one at a time).",
           requestBody: { required: true, content: { "application/json": { schema: ref("JobCreateRequest") } } },
-          responses: { "202": json("JobCreated", "accepted and queued (persisted before this answer)"), "400": error("a field is invalid"), "413": error("body too large") },
+          responses: {
+            "202": json("JobCreated", "accepted and queued (persisted before this answer)"),
+            "400": error("a field is invalid, or the JSON nests deeper than 64 levels"),
+            "403": error("a cross-site request (another origin's page)"),
+            "413": error("body too large"),
+            "415": error("the body is not application/json"),
+            "422": error("over the server's per-request work budget (megapixel-steps; see --work-budget), or refused by the prompt policy"),
+            "503": error("the request leaves out width or height and the model, whose native size fills them in, failed to load"),
+          },
         },
         get: {
           summary: "Job history, newest first",

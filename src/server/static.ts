@@ -1,6 +1,7 @@
 import { createReadStream, existsSync, statSync } from "node:fs";
 import { extname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import type { FastifyInstance } from "fastify";
+import { PUBLIC_ROUTE } from "./auth.js";
 import type { ServerContext } from "./context.js";
 import { HttpError } from "./http-errors.js";
 
@@ -38,12 +39,13 @@ export const FALLBACK_PAGE = `<!doctype html>
 /**
  * The web page (the Vite build in web/dist) at `/`. Paths are resolved inside that folder and refused when
  * they would leave it; unknown paths without an extension get index.html so the page can route itself.
- * Unmatched /api and /sdapi paths are JSON 404s, never HTML.
+ * Unmatched /api and /sdapi paths are JSON 404s, never HTML. The only public route: the page loads without the
+ * token (see auth.ts).
  */
 export function registerStaticRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const root = ctx.config.webRoot;
 
-  app.get("/*", async (request, reply) => {
+  app.get("/*", { config: PUBLIC_ROUTE }, async (request, reply) => {
     const path = (request.params as { "*": string })["*"] ?? "";
     if (/^(api|sdapi)(\/|$)/.test(path)) throw new HttpError(404, "not_found", `no route GET /${path}; see /api/docs`);
     const index = join(root, "index.html");

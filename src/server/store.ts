@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import { jsonTooDeep, MAX_JSON_DEPTH } from "../json-depth.js";
 import type { JobParams, JobState, JobType } from "./api-types.js";
 import { isDiskFull, StorageFullError } from "./data-errors.js";
 import { asStoreError, checkDatabase, type ExistingImages } from "./store-checks.js";
@@ -283,9 +284,26 @@ export class JobStore {
     return out;
   }
 
+  /**
+   * The A1111 options. A value that cannot be read back is left out (`unreadableOptions` names it) rather than
+   * failing every read: one nested deeper than the HTTP edge now accepts, as an older version could store, or
+   * one that is not JSON. Setting the key again replaces it.
+   */
   options(): Record<string, unknown> {
-    const rows = this.db.prepare("SELECT key, value FROM options").all() as { key: string; value: string }[];
-    return Object.fromEntries(rows.map((r) => [r.key, JSON.parse(r.value) as unknown]));
+    const out: Record<string, unknown> = {};
+    for (const r of this.optionRows()) {
+      const value = readOption(r.value);
+      if (value !== UNREADABLE) out[r.key] = value;
+    }
+    return out;
+  }
+
+  unreadableOptions(): string[] {
+    return this.optionRows().filter((r) => readOption(r.value) === UNREADABLE).map((r) => r.key);
+  }
+
+  private optionRows(): { key: string; value: string }[] {
+    return this.db.prepare("SELECT key, value FROM options").all() as { key: string; value: string }[];
   }
 
   setOptions(values: Record<string, unknown>): void {
@@ -309,6 +327,17 @@ export class JobStore {
       if (isDiskFull(e)) throw new StorageFullError(this.dataDir, what);
       throw e;
     }
+  }
+}
+
+const UNREADABLE = Symbol("unreadable");
+
+function readOption(text: string): unknown {
+  if (jsonTooDeep(text, MAX_JSON_DEPTH)) return UNREADABLE;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return UNREADABLE;
   }
 }
 

@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { connect } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
 import { buildApp, type App } from "../../src/server/app.js";
 import { resolveServerConfig, type ServerConfig } from "../../src/server/config.js";
 import type { JobStatus } from "../../src/server/api-types.js";
@@ -144,4 +146,71 @@ export function spawnServer(dataDir: string, cacheDir: string): Promise<ChildSer
     });
     void exited.then((code) => reject(new Error(`server exited (${code}) before listening: ${err}`)));
   });
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * One HTTP/1.1 request written byte for byte on a socket, so the request target goes out exactly as given
+ * (absolute-form `http://x/api`, `*`, `//api`, ...), which fetch and node:http would normalise or refuse.
+ */
+export function rawRequest(
+  base: string,
+  method: string,
+  target: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<RawResponse> {
+  const url = new URL(base);
+  const lines = [`${method} ${target} HTTP/1.1`, `Host: ${headers["host"] ?? url.host}`, "Connection: close"];
+  for (const [k, v] of Object.entries(headers)) if (k !== "host") lines.push(`${k}: ${v}`);
+  if (body !== undefined) lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
+  const request = `${lines.join("\r\n")}\r\n\r\n${body ?? ""}`;
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => socket.write(request));
+    const chunks: Buffer[] = [];
+    socket.on("data", (d: Buffer) => chunks.push(d));
+    socket.on("error", reject);
+    socket.on("end", () => {
+      const text = Buffer.concat(chunks).toString("latin1");
+      const split = text.indexOf("\r\n\r\n");
+      const head = (split < 0 ? text : text.slice(0, split)).split("\r\n");
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head[0] ?? "")?.[1] ?? 0);
+      const out: Record<string, string> = {};
+      for (const h of head.slice(1)) {
+        const colon = h.indexOf(":");
+        if (colon > 0) out[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
+      }
+      resolve({ status, headers: out, body: split < 0 ? "" : text.slice(split + 4) });
+    });
+  });
+}
+
+export interface Route {
+  /** As registered: `/api/v1/jobs/:id`, `/*`. */
+  path: string;
+  methods: string[];
+}
+
+/**
+ * Every route of a (ready) server as fastify itself lists it, so tests over "every route" cover routes added
+ * later. `printRoutes` draws a tree in which a child's path is its parent's plus its own segment.
+ */
+export function routesOf(app: FastifyInstance): Route[] {
+  const out: Route[] = [];
+  const stack: string[] = [];
+  for (const line of app.printRoutes({ commonPrefix: false }).split("\n")) {
+    const m = /^([│ ]*)[├└]── (.*) \(([A-Z, ]+)\)$/.exec(line);
+    if (!m) continue;
+    const depth = m[1]!.length / 4;
+    stack.length = depth;
+    const path = (stack[depth - 1] ?? "") + m[2]!;
+    stack.push(path);
+    out.push({ path: path.startsWith("/") ? path : `/${path}`, methods: m[3]!.split(", ") });
+  }
+  return out;
 }

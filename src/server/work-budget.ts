@@ -1,0 +1,56 @@
+import { resolveParams, type ResolvedParams } from "../pipeline/params.js";
+import { findSampler } from "../schedulers/index.js";
+import type { JobParams } from "./api-types.js";
+import { describeModel } from "./catalog.js";
+import type { ServerContext } from "./context.js";
+import { HttpError } from "./http-errors.js";
+import { generateParamsOf } from "./job-params.js";
+import type { Uploads } from "./store.js";
+
+/**
+ * How much compute a generation asks for, in megapixel-steps: width x height / 1,000,000, times the denoising
+ * steps the sampler runs (img2img runs steps x denoising strength of them, as the pipeline's schedule start
+ * does), times the model calls per step (Heun-like samplers call it twice), times the images (batch_size x
+ * n_iter). Each field has its own limit, but their product spans five orders of magnitude: the unit tracks
+ * the UNet's work, which dominates a run. It is linear in pixels, so it understates very large images (their
+ * attention grows faster): a rough measure, meant to stop the extremes, not to price requests.
+ */
+export function workOf(p: ResolvedParams): { megapixelSteps: number; detail: string } {
+  const sampler = findSampler(p.sampler);
+  const calls = sampler?.callsPerStep ?? 1;
+  const steps = p.initImage === undefined ? p.steps : Math.min(Math.floor(p.steps * p.denoisingStrength), p.steps);
+  const images = p.batchSize * p.batchCount;
+  const parts = [
+    `${p.width}x${p.height}`,
+    p.initImage === undefined ? `${steps} steps` : `${steps} steps (${p.steps} x denoising strength ${p.denoisingStrength})`,
+    ...(calls > 1 ? [`${calls} model calls per step (${sampler!.label})`] : []),
+    `${images} image${images === 1 ? "" : "s"}`,
+  ];
+  return { megapixelSteps: ((p.width * p.height) / 1e6) * steps * calls * images, detail: parts.join(" x ") };
+}
+
+/**
+ * Refuses a job whose work is over the server's budget (422 on both APIs), with the figure, the limit and how
+ * to get under it or raise it. The parameters are resolved exactly as the job will resolve them when it runs,
+ * so defaults count: a missing size is the model's native one, which means waiting for the model only then.
+ */
+export async function checkWorkBudget(ctx: ServerContext, params: JobParams, uploads: Uploads): Promise<void> {
+  const budget = ctx.config.workBudget;
+  const sized = params.width !== undefined && params.height !== undefined;
+  const size = sized ? params.width! : (await describeModel(ctx)).defaultSize;
+  const resolved = resolveParams(generateParamsOf(params, uploads), { size, randomSeed: () => params.seed });
+  const { megapixelSteps, detail } = workOf(resolved);
+  if (megapixelSteps <= budget) return;
+  throw new HttpError(
+    422,
+    "over_work_budget",
+    `this request asks for ${figure(megapixelSteps)} megapixel-steps of work (${detail}), over this server's limit of ${figure(budget)} per request: ` +
+      "ask for fewer images (batch_size x n_iter), fewer steps or fewer pixels, or split it into several requests; " +
+      `whoever runs the server can raise the limit with diffuse serve --work-budget ${Math.ceil(megapixelSteps)}`,
+  );
+}
+
+/** 10.5, 0.1, 2,000, 80,531: three significant digits below 100, whole numbers above. */
+function figure(n: number): string {
+  return n >= 100 ? Math.round(n).toLocaleString("en-US") : String(Number(n.toPrecision(3)));
+}
