@@ -1,4 +1,7 @@
-import type { ParamShapes } from "../src/models/param-shapes.js";
+import type { VisionConfig } from "../src/models/clip-vision.js";
+import { clipVisionParamShapes, type ParamShapes } from "../src/models/param-shapes.js";
+import type { GraphBuilder } from "../src/onnx/builder.js";
+import { buildSafetyChecker, safetyLayout } from "../src/responsible/safety-checker.js";
 import type { WeightSource } from "../src/weights/weight-source.js";
 
 /**
@@ -35,4 +38,21 @@ function hashName(name: string): number {
   let h = 2166136261;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619);
   return h >>> 0;
+}
+
+/**
+ * Stable Diffusion's safety checker (CompVis/stable-diffusion-safety-checker: CLIP ViT-L/14 at 224 px, 17 concept
+ * and 3 special-care embeddings) as a graph with random weights.
+ */
+export function randomSafetyChecker(seed = 1): { config: VisionConfig; graph: GraphBuilder } {
+  const config: VisionConfig = {
+    hiddenSize: 1024, intermediateSize: 4096, numHiddenLayers: 24, numAttentionHeads: 16, numChannels: 3,
+    imageSize: 224, patchSize: 14, hiddenAct: "quick_gelu", layerNormEps: 1e-5, projectionDim: 768,
+  };
+  const shapes = clipVisionParamShapes(config, { prefix: "vision_model.vision_model", projection: true });
+  shapes.set("concept_embeds", [17, config.projectionDim]);
+  shapes.set("concept_embeds_weights", [17]);
+  shapes.set("special_care_embeds", [3, config.projectionDim]);
+  shapes.set("special_care_embeds_weights", [3]);
+  return { config, graph: buildSafetyChecker(config, safetyLayout(randomWeights(shapes, seed))) };
 }

@@ -4,6 +4,7 @@
  *   npm run bench                       table on stdout
  *   npm run bench -- --json             one JSON object on stdout
  *   npm run bench -- --attention matmul --opt extended --threads 2 --only unet512,vae512
+ *   npm run bench -- --only unet512,safety224   what a checked live preview adds to a step
  *
  * Load times: "first" builds the session from the cache entry (and saves onnxruntime's optimized graph beside it),
  * "cached" opens that optimized graph, as every later run of `diffuse generate` does.
@@ -27,7 +28,8 @@ import { CompileCache, openCachedSession } from "../src/runtime/compile-cache.js
 import { Session, type FeedValue, type SessionOptions } from "../src/runtime/session.js";
 import { ScopedWeights } from "../src/weights/weight-source.js";
 import { DEFAULT_ATTENTION } from "../src/pipeline/networks.js";
-import { randomWeights } from "./random-weights.js";
+import { SAFETY_IO } from "../src/responsible/safety-checker.js";
+import { randomSafetyChecker, randomWeights } from "./random-weights.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -152,6 +154,17 @@ async function main(): Promise<void> {
       const ids = BigInt64Array.from({ length: 2 * 77 }, (_, i) => BigInt((i * 7919) % 49408));
       const seconds = await timeRuns(session, { [CLIP_TEXT_IO.inputIds]: { data: ids, dims: [2, 77] } });
       rows.push({ name: "text77", what: "text encoder, 77 tokens, batch 2", seconds, gflops: flops / seconds / 1e9 });
+      await session.release();
+    }
+
+    if (wanted("safety224")) {
+      // What a checked preview costs on top of the preview itself (npm run bench:preview times the rest).
+      const { graph } = randomSafetyChecker();
+      const flops = graphFlops(graph);
+      const session = await Session.create(cache.write("safety", graph), sessionOpts);
+      const seconds = await timeRuns(session, { [SAFETY_IO.pixelValues]: { data: randn(3 * 224 * 224, 4), dims: [1, 3, 224, 224] } });
+      rows.push({ name: "safety224", what: "safety checker (CLIP ViT-L/14, 224px), 1 image", seconds, gflops: flops / seconds / 1e9 });
+      log(`safety224: ${seconds.toFixed(2)} s`);
       await session.release();
     }
   } finally {

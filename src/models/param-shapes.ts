@@ -1,3 +1,4 @@
+import type { VisionConfig } from "./clip-vision.js";
 import type { TextEncoderConfig, UNetConfig, VaeConfig } from "./configs.js";
 
 /**
@@ -146,6 +147,28 @@ export function clipTextParamShapes(c: TextEncoderConfig): ParamShapes {
     norm(p, `${l}.layer_norm2`, d);
   }
   norm(p, "text_model.final_layer_norm", d);
+  return p;
+}
+
+/** A CLIPVisionTransformer's parameters (keys as under a scoped `vision_model`), plus `visual_projection.weight` when asked. */
+export function clipVisionParamShapes(c: VisionConfig, opts: { prefix?: string; projection?: boolean } = {}): ParamShapes {
+  const p: ParamShapes = new Map();
+  const d = c.hiddenSize;
+  const t = opts.prefix ? `${opts.prefix}.` : "";
+  p.set(`${t}embeddings.class_embedding`, [d]);
+  p.set(`${t}embeddings.patch_embedding.weight`, [d, c.numChannels, c.patchSize, c.patchSize]);
+  p.set(`${t}embeddings.position_embedding.weight`, [(c.imageSize / c.patchSize) ** 2 + 1, d]);
+  norm(p, `${t}pre_layrnorm`, d);
+  for (let i = 0; i < c.numHiddenLayers; i++) {
+    const l = `${t}encoder.layers.${i}`;
+    for (const proj of ["q_proj", "k_proj", "v_proj", "out_proj"]) lin(p, `${l}.self_attn.${proj}`, d, d);
+    norm(p, `${l}.layer_norm1`, d);
+    lin(p, `${l}.mlp.fc1`, c.intermediateSize, d);
+    lin(p, `${l}.mlp.fc2`, d, c.intermediateSize);
+    norm(p, `${l}.layer_norm2`, d);
+  }
+  norm(p, `${t}post_layernorm`, d);
+  if (opts.projection) lin(p, "visual_projection", c.projectionDim, d, false);
   return p;
 }
 

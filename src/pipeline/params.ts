@@ -11,10 +11,34 @@ export interface StepEvent {
   batches: number;
   /** Seconds since the generation started. */
   elapsed: number;
-  /** The current latents [batch, 4, h, w] (unscaled), e.g. to compare runs step by step. */
+  /**
+   * The current latents [batch, 4, h, w] (unscaled), e.g. to compare runs step by step. Raw data: unlike
+   * `preview`, nothing here went through the safety checker.
+   */
   latents: Float32Array;
-  /** A cheap RGB approximation of the current latents (image size), encoded as PNG on demand. */
-  preview: () => Promise<Buffer>;
+  /**
+   * A cheap RGB approximation of the current latents (image size, the first image of the batch), made and
+   * encoded as PNG on demand, once per step however often it is asked for. With a safety checker, it is
+   * shown only as the checker and policy of the final images allow (see StepPreview).
+   */
+  preview: () => Promise<StepPreview>;
+}
+
+/**
+ * What the safety checker made of a step's preview, under the policy of the final images:
+ * - "unchecked": the pipeline has no safety checker (none found, or turned off);
+ * - "passed": the checker ran on this preview and did not flag it (nor anything earlier in the generation);
+ * - "blocked": withheld (`png` is undefined), policy "block";
+ * - "blurred": blurred, policy "blur";
+ * - "flagged": shown unaltered and marked, policy "flag".
+ * Once a preview or a final image of a generation is flagged, every later preview of it counts as flagged.
+ */
+export type PreviewSafety = "unchecked" | "passed" | "blocked" | "blurred" | "flagged";
+
+export interface StepPreview {
+  /** The preview as PNG; undefined when the safety policy withholds it. */
+  png: Buffer | undefined;
+  safety: PreviewSafety;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { RgbImage } from "../image/codec.js";
 import { PromptPolicy } from "../responsible/prompt-policy.js";
 import { resolveSigner, signPng, type ProvenanceInfo, type ProvenanceSigner, type SignerConfig } from "../responsible/provenance/index.js";
-import { applyPolicy, DEFAULT_SAFETY_POLICY, findSafetyChecker, SafetyChecker, type SafetyPolicy } from "../responsible/safety-checker.js";
+import { applyPolicy, DEFAULT_SAFETY_POLICY, findSafetyChecker, flaggedOutcome, SafetyChecker, type PolicyOutcome, type SafetyPolicy } from "../responsible/safety-checker.js";
 import { DWT_DCT_MIN_PIXELS, embedDwtDct, SD1_WATERMARK_BITS } from "../responsible/watermark/dwt-dct.js";
 import { DIFFUSE_GENERATOR_ID, jobIdFromString, RobustWatermark } from "../responsible/watermark/robust.js";
 
@@ -64,14 +64,42 @@ export class Safeguards {
     this.policy?.enforce(prompt, negative);
   }
 
-  /** Safety check with its policy, then the watermarks. `jobId` goes into the robust mark's payload. */
-  async process(images: RgbImage[], jobId: string): Promise<{ images: RgbImage[]; notes: SafeguardNotes[] }> {
+  /** Whether a safety checker runs: then previews go through it too (see StepPreviews). */
+  get checking(): boolean {
+    return this.checker !== undefined;
+  }
+
+  private get safetyPolicy(): SafetyPolicy {
+    return this.opts.safetyPolicy ?? DEFAULT_SAFETY_POLICY;
+  }
+
+  /**
+   * The safety checker's verdict on one image, with the same pre-processing and decision rule as the final
+   * images get in `process`; false without a checker.
+   */
+  async flags(image: RgbImage): Promise<boolean> {
+    if (!this.checker) return false;
+    return (await this.checker.check([image]))[0]!.nsfw;
+  }
+
+  /** What the safety policy of the final images makes of a flagged image (black, blurred, or kept and marked). */
+  onFlagged(image: RgbImage): Promise<PolicyOutcome> {
+    return flaggedOutcome(image, this.safetyPolicy);
+  }
+
+  /**
+   * Safety check with its policy, then the watermarks. `jobId` goes into the robust mark's payload. `flagged`
+   * says which images the checker flagged (whatever the policy then did).
+   */
+  async process(images: RgbImage[], jobId: string): Promise<{ images: RgbImage[]; notes: SafeguardNotes[]; flagged: boolean[] }> {
     const notes: SafeguardNotes[] = images.map(() => ({ infotext: {}, off: [] }));
     let out = images;
+    let flagged = images.map(() => false);
     if (this.checker) {
-      const policy = this.opts.safetyPolicy ?? DEFAULT_SAFETY_POLICY;
+      const policy = this.safetyPolicy;
       const outcomes = await applyPolicy(images, await this.checker.check(images), policy);
       out = outcomes.map((o) => o.image);
+      flagged = outcomes.map((o) => o.nsfw);
       outcomes.forEach((o, i) => {
         if (o.nsfw) notes[i]!.infotext["Safety checker"] = `${o.action} (${policy} policy)`;
       });
@@ -86,7 +114,7 @@ export class Safeguards {
         n.infotext.Watermark = "off";
         n.off.push("watermark");
       }
-      return { images: out, notes };
+      return { images: out, notes, flagged };
     }
     const job = jobIdFromString(jobId);
     out = out.map((image, i) => {
@@ -99,7 +127,7 @@ export class Safeguards {
       if (image.width * image.height >= DWT_DCT_MIN_PIXELS) marked = embedDwtDct(marked, SD1_WATERMARK_BITS);
       return marked;
     });
-    return { images: out, notes };
+    return { images: out, notes, flagged };
   }
 
   /** Signs the final PNG with C2PA content credentials (last: any later byte change breaks the binding). */

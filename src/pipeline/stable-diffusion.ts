@@ -6,7 +6,6 @@ import { InputError } from "../errors.js";
 import { decodeImage, decodeMask, encodePng, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
 import { buildInfotext } from "../image/infotext.js";
 import { writePngText } from "../image/png-text.js";
-import { latentPreviewPng } from "../image/preview.js";
 import { imageToTensor, tensorToImages } from "../image/tensor.js";
 import { UNET_IO } from "../models/unet.js";
 import { VAE_IO } from "../models/vae.js";
@@ -21,6 +20,7 @@ import { Networks, type NetworkOptions } from "./networks.js";
 import { readGenerationConfig, type GenerationConfig } from "./generation-config.js";
 import { DEFAULT_CFG_SCALE, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
 import { Safeguards, type SafeguardNotes, type SafeguardOptions } from "./safeguards.js";
+import { StepPreviews } from "./step-previews.js";
 
 export interface LoadOptions extends NetworkOptions, SafeguardOptions {
   /** A diffusers folder with config.json files for a single-file checkpoint of non-standard size. */
@@ -139,22 +139,28 @@ export class StableDiffusionPipeline {
     const te = await this.textEncoder();
     const [uncond, cond] = await encodePrompts(te, [p.negativePrompt, p.prompt], p.clipSkip);
     const images: GeneratedImage[] = [];
-    for (let b = 0; b < p.batchCount; b++) {
-      const seeds = Array.from({ length: p.batchSize }, (_, j) => p.seed + b * p.batchSize + j);
-      const latents = await this.denoise(p, seeds, cond!, uncond!, init, mask, (step, steps, x, shape) =>
-        params.onStep?.({
-          step, steps, batch: b, batches: p.batchCount, elapsed: (performance.now() - start) / 1000, latents: x,
-          preview: () => latentPreviewPng(x, shape, { scale: 8 }),
-        }), params.signal);
-      const decoded = await this.decode(latents, p);
-      const safe = await this.safeguards.process(decoded, jobId);
-      safe.images.forEach((image, j) => {
-        const seed = seeds[j]!;
-        const notes = safe.notes[j]!;
-        const infotext = this.infotext(p, seed, notes);
-        const png = async () => this.safeguards.finishPng(writePngText(await encodePng(image), [{ keyword: "parameters", text: infotext }]), await this.provenanceInfo(p, seed, notes));
-        images.push({ image, seed, infotext, png });
-      });
+    const previews = new StepPreviews(this.safeguards);
+    try {
+      for (let b = 0; b < p.batchCount; b++) {
+        const seeds = Array.from({ length: p.batchSize }, (_, j) => p.seed + b * p.batchSize + j);
+        const latents = await this.denoise(p, seeds, cond!, uncond!, init, mask, (step, steps, x, shape) =>
+          params.onStep?.({
+            step, steps, batch: b, batches: p.batchCount, elapsed: (performance.now() - start) / 1000, latents: x,
+            preview: previews.forStep(x, shape, { batch: b, last: step === steps }),
+          }), params.signal);
+        const decoded = await this.decode(latents, p);
+        const safe = await this.safeguards.process(decoded, jobId);
+        previews.judged(b, safe.flagged.includes(true));
+        safe.images.forEach((image, j) => {
+          const seed = seeds[j]!;
+          const notes = safe.notes[j]!;
+          const infotext = this.infotext(p, seed, notes);
+          const png = async () => this.safeguards.finishPng(writePngText(await encodePng(image), [{ keyword: "parameters", text: infotext }]), await this.provenanceInfo(p, seed, notes));
+          images.push({ image, seed, infotext, png });
+        });
+      }
+    } finally {
+      previews.end();
     }
     return { images, parameters: p, info: images[0]!.infotext };
   }

@@ -440,21 +440,25 @@ export class SafetyChecker {
  */
 export async function applyPolicy(images: readonly RgbImage[], results: readonly SafetyResult[], policy: SafetyPolicy = DEFAULT_SAFETY_POLICY): Promise<PolicyOutcome[]> {
   if (images.length !== results.length) throw new InternalError(`applyPolicy: ${images.length} images but ${results.length} safety results`);
-  if (!SAFETY_POLICIES.includes(policy)) throw new InputError(`unknown safety policy "${String(policy)}"; use one of: ${SAFETY_POLICIES.join(", ")}`);
+  checkPolicy(policy);
   const out: PolicyOutcome[] = [];
   for (let i = 0; i < images.length; i++) {
     const image = images[i]!;
-    if (!results[i]!.nsfw) {
-      out.push({ image, nsfw: false, action: "none" });
-    } else if (policy === "block") {
-      out.push({ image: { width: image.width, height: image.height, data: new Uint8Array(image.width * image.height * 3) }, nsfw: true, action: "blocked" });
-    } else if (policy === "blur") {
-      out.push({ image: await strongBlur(image), nsfw: true, action: "blurred" });
-    } else {
-      out.push({ image, nsfw: true, action: "flagged" });
-    }
+    out.push(results[i]!.nsfw ? await flaggedOutcome(image, policy) : { image, nsfw: false, action: "none" });
   }
   return out;
+}
+
+/** What `policy` does to one flagged image (see applyPolicy). */
+export async function flaggedOutcome(image: RgbImage, policy: SafetyPolicy = DEFAULT_SAFETY_POLICY): Promise<PolicyOutcome> {
+  checkPolicy(policy);
+  if (policy === "block") return { image: { width: image.width, height: image.height, data: new Uint8Array(image.width * image.height * 3) }, nsfw: true, action: "blocked" };
+  if (policy === "blur") return { image: await strongBlur(image), nsfw: true, action: "blurred" };
+  return { image, nsfw: true, action: "flagged" };
+}
+
+function checkPolicy(policy: SafetyPolicy): void {
+  if (!SAFETY_POLICIES.includes(policy)) throw new InputError(`unknown safety policy "${String(policy)}"; use one of: ${SAFETY_POLICIES.join(", ")}`);
 }
 
 /** A Gaussian blur strong enough that nothing but broad colour areas remain. */

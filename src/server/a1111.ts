@@ -146,7 +146,8 @@ async function progress(ctx: ServerContext, skipImage: boolean) {
   const elapsed = (performance.now() - cur.startedMs) / 1000;
   const eta = elapsed / fraction - elapsed;
   let currentImage: string | null = null;
-  if (!skipImage && cur.lastStep) currentImage = (await cur.lastStep.preview().catch(() => undefined))?.toString("base64") ?? null;
+  // The step's preview as the safety checker allows it (none when withheld), shared with the SSE watchers.
+  if (!skipImage && cur.lastStep) currentImage = (await cur.lastStep.preview().catch(() => undefined))?.png?.toString("base64") ?? null;
   return { progress: fraction, eta_relative: Math.max(0, eta), state, current_image: currentImage, textinfo: p ? `step ${p.step}/${p.steps}` : "waiting to start" };
 }
 

@@ -197,8 +197,13 @@ export const SseEvents = {
     /** 0-based index of the image batch (n_iter) and how many there are. */
     batch: z.number().int(),
     batches: z.number().int(),
-    /** data:image/png;base64,... of a cheap decode of the current latents; absent when previews are throttled. */
+    /**
+     * data:image/png;base64,... of a cheap decode of the current latents; absent when previews are throttled or
+     * withheld. With a safety checker, a preview is shown only as the checker and policy of the final images allow.
+     */
     preview: z.string().optional(),
+    /** "safety": this step's preview was withheld because the safety checker flagged this job (policy "block"). */
+    preview_withheld: z.literal("safety").optional(),
   }),
   done: z.object({ images: z.array(ImageRef) }),
   error: z.object({ message: z.string() }),

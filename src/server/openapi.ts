@@ -104,7 +104,7 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
         get: {
           summary: "Server-sent events of a job",
           description:
-            "text/event-stream. Event names and their JSON data: queued {position}, running {started_at}, step {step, steps, batch, batches, preview?}, " +
+            "text/event-stream. Event names and their JSON data: queued {position}, running {started_at}, step {step, steps, batch, batches, preview?, preview_withheld?}, " +
             "done {images}, error {message}, cancelled {message} (schemas SseEvent_*). The current state is sent first; the stream ends after done, " +
             "error or cancelled. Disconnecting does not affect the job.",
           parameters: [idParam("job")],

@@ -354,13 +354,14 @@ export class JobQueue {
       return;
     }
     cur.lastPreviewMs = now;
+    // The pipeline holds previews to the safety checker and policy of the final images (and makes each step's
+    // once, shared with /sdapi/v1/progress); a withheld one is said so, a failed one is left out.
     const preview = e.preview().then(
-      (png) => `data:image/png;base64,${png.toString("base64")}`,
-      () => undefined,
+      (p) => (p.png ? { preview: `data:image/png;base64,${p.png.toString("base64")}` } : p.safety === "blocked" ? { preview_withheld: "safety" as const } : {}),
+      () => ({}),
     );
     this.inOrder(async () => {
-      const url = await preview;
-      this.events.publish(cur.id, { event: "step", data: url === undefined ? base : { ...base, preview: url } });
+      this.events.publish(cur.id, { event: "step", data: { ...base, ...(await preview) } });
     });
   }
 

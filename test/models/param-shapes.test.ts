@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { SD15, textEncoderConfigFromTransformers, unetConfigFromDiffusers, vaeConfigFromDiffusers } from "../../src/models/configs.js";
-import { clipTextParamShapes, paramCount, unetParamShapes, vaeParamShapes, type ParamShapes } from "../../src/models/param-shapes.js";
+import { visionConfigFromTransformers } from "../../src/models/clip-vision.js";
+import { clipTextParamShapes, clipVisionParamShapes, paramCount, unetParamShapes, vaeParamShapes, type ParamShapes } from "../../src/models/param-shapes.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 
@@ -32,5 +33,12 @@ describe("architecture parameter tables", () => {
       delete actual["text_model.embeddings.position_ids"]; // a buffer some exports keep; not a parameter
       expect(Object.fromEntries(shapes)).toEqual(actual);
     }
+  });
+
+  it.skipIf(!HAVE_REFERENCE)("list exactly the vision tower and projection of the tiny safety checker", () => {
+    const config = visionConfigFromTransformers(JSON.parse(readFileSync(ref("models/safety-tiny/safety_checker/config.json"), "utf8")));
+    const actual = shapesOf(ref("models/safety-tiny/safety_checker/model.safetensors"));
+    for (const k of ["concept_embeds", "concept_embeds_weights", "special_care_embeds", "special_care_embeds_weights"]) delete actual[k];
+    expect(Object.fromEntries(clipVisionParamShapes(config, { prefix: "vision_model.vision_model", projection: true }))).toEqual(actual);
   });
 });

@@ -5,23 +5,18 @@
  * test-artifacts/ for a human to look at.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type Page } from "playwright-core";
-import { build } from "vite";
+import { join } from "node:path";
+import type { Browser, Page } from "playwright-core";
 import { buildApp, type App } from "../../src/server/app.js";
 import { resolveServerConfig } from "../../src/server/config.js";
 import { HAVE_REFERENCE, MISSING_REFERENCE, ref } from "../helpers/fixtures.js";
+import { buildPage, HAVE_CHROMIUM, launchChromium, MISSING_CHROMIUM, ROOT } from "./browser.js";
 
-const CHROMIUM = process.env.DIFFUSE_CHROMIUM ?? "/usr/bin/chromium";
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-const MISSING_CHROMIUM = `${CHROMIUM} not found: browser tests skipped (install Debian's chromium: apt-get install -y chromium)`;
 if (HAVE_REFERENCE && !HAVE_CHROMIUM) console.warn(MISSING_CHROMIUM);
 if (!HAVE_REFERENCE) console.warn(`browser tests: ${MISSING_REFERENCE}`);
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const ARTIFACTS = join(ROOT, "test-artifacts");
 const PROMPT = "a red house by a blue lake, morning light";
 
@@ -32,11 +27,9 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
   let base: string;
 
   beforeAll(async () => {
-    // Build the page from its sources, so the test sees what the checkout holds rather than a stale web/dist.
-    const webRoot = join(work, "dist");
-    await build({ root: join(ROOT, "web"), configFile: join(ROOT, "web/vite.config.ts"), logLevel: "warn", build: { outDir: webRoot, emptyOutDir: true } });
+    await buildPage(join(work, "dist"));
     ({ app, base } = await serve("data"));
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
+    browser = await launchChromium();
     mkdirSync(ARTIFACTS, { recursive: true });
   });
 

@@ -143,7 +143,7 @@ async function track(id: string): Promise<void> {
         progress.running();
         break;
       case "step":
-        progress.step(e.data.step, e.data.steps, e.data.batch, e.data.batches, e.data.preview);
+        progress.step(e.data.step, e.data.steps, e.data.batch, e.data.batches, e.data.preview, e.data.preview_withheld);
         break;
       case "done":
         finished = showImages(e.data.images);

@@ -42,6 +42,7 @@ export class ProgressView {
 
   start(): void {
     this.previews = 0;
+    delete this.el.frame.dataset.previewWithheld;
     this.started = performance.now();
     this.selected = null;
     this.el.thumbs.replaceChildren();
@@ -62,8 +63,11 @@ export class ProgressView {
     this.setState("running", "Preparing…");
   }
 
-  /** One finished sampler step; batches count as one long run so the bar never jumps back. */
-  step(step: number, steps: number, batch: number, batches: number, preview?: string): void {
+  /**
+   * One finished sampler step; batches count as one long run so the bar never jumps back. `withheld` says why
+   * the step has no preview ("safety": the server's safety checker flagged this job).
+   */
+  step(step: number, steps: number, batch: number, batches: number, preview?: string, withheld?: string): void {
     if (this.el.frame.dataset.state !== "running") this.running();
     const total = Math.max(1, steps * batches);
     const done = batch * steps + step;
@@ -72,7 +76,10 @@ export class ProgressView {
     const left = done > 0 ? (elapsed / done) * (total - done) : NaN;
     const batchText = batches > 1 ? ` · batch ${batch + 1} of ${batches}` : "";
     const eta = Number.isFinite(left) && done < total ? ` · about ${formatSeconds(left)} left` : "";
-    this.setState("running", `Step ${step} of ${steps}${batchText}${eta}`);
+    // Once withheld, no later preview of the job is shown (the server stops after a hit): the note stays.
+    if (withheld) this.el.frame.dataset.previewWithheld = withheld;
+    const hidden = this.el.frame.dataset.previewWithheld === "safety" ? " · preview withheld by the safety checker" : "";
+    this.setState("running", `Step ${step} of ${steps}${batchText}${eta}${hidden}`);
     this.el.frame.dataset.step = String(step);
     this.el.frame.dataset.steps = String(steps);
     if (preview) {
@@ -80,6 +87,13 @@ export class ProgressView {
       this.el.frame.dataset.previews = String(this.previews);
       this.show(preview, "Preview of the image being generated");
       this.el.image.classList.add("is-preview");
+    } else if (withheld) {
+      // A preview shown before the checker flagged the job comes down too.
+      if (this.el.image.classList.contains("is-preview")) {
+        this.el.image.hidden = true;
+        this.el.image.removeAttribute("src");
+        this.el.empty.hidden = false;
+      }
     }
   }
 
