@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InputError } from "../errors.js";
-import { decodeImage, decodeMask, encodePng, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
+import { decodeImage, decodeMask, encodePng, screenImage, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
 import { buildInfotext } from "../image/infotext.js";
 import { writePngText } from "../image/png-text.js";
 import { latentPreviewPng } from "../image/preview.js";
@@ -181,7 +181,8 @@ export class StableDiffusionPipeline {
   }
 
   private async loadMask(p: ResolvedParams): Promise<Mask> {
-    const probe = await decodeImage(p.initImage!, { name: sourceName(p.initImage!, "the init image") });
+    // The init image's size from its header: it is decoded (at the generation size) elsewhere.
+    const probe = await screenImage(p.initImage!, { name: sourceName(p.initImage!, "the init image") });
     const m = await decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask") });
     if (m.width !== probe.width || m.height !== probe.height) {
       throw new InputError(`the mask is ${m.width}x${m.height} but the init image is ${probe.width}x${probe.height}: draw the mask at the image's size`);

@@ -4,7 +4,7 @@ import sharp from "sharp";
 import { beforeAll, describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.js";
 import { encodePng } from "../../src/image/codec.js";
-import { crc32, crc32Table, getPngText, readPngText, writePngText } from "../../src/image/png-text.js";
+import { crc32, crc32Table, getPngText, readPngText, stripPngText, writePngText } from "../../src/image/png-text.js";
 
 let png: Buffer;
 beforeAll(async () => {
@@ -135,5 +135,27 @@ describe("PNG text chunks", () => {
     expect(() => writePngText(png, { ["k".repeat(80)]: "x" })).toThrow(InputError);
     expect(() => writePngText(png, { "clé✓": "x" })).toThrow(InputError);
     expect(() => writePngText(png, { parameters: "a\0b" })).toThrow(InputError);
+  });
+
+  it("refuses text that inflates past 16 MiB in all, however it is split across chunks", () => {
+    // Three zTXt chunks of 6 MiB each: every one is under the limit, together they are over it.
+    const six = deflateSync(Buffer.alloc(6 * 2 ** 20, 0x41));
+    const bombs = [0, 1, 2].map((i) => rawChunk("zTXt", Buffer.concat([Buffer.from(`k${i}\0\0`, "latin1"), six])));
+    const bytes = insertAfterIhdr(png, ...bombs);
+    expect(bytes.length).toBeLessThan(100_000);
+    expect(() => readPngText(bytes, "upload.png")).toThrow(InputError);
+    expect(() => readPngText(bytes, "upload.png")).toThrow(/upload\.png: text chunks inflate past 16777216 bytes in all/);
+    // Two of them fit.
+    expect(readPngText(insertAfterIhdr(png, ...bombs.slice(0, 2))).map((t) => t.text.length)).toEqual([6 * 2 ** 20, 6 * 2 ** 20]);
+  });
+
+  it("stripPngText drops every text chunk without inflating it and keeps all other chunks byte for byte", async () => {
+    const broken = rawChunk("zTXt", Buffer.concat([Buffer.from("k\0\0", "latin1"), Buffer.from([0x78, 0x9c, 0xff, 0xff])]));
+    const withText = insertAfterIhdr(writePngText(png, { parameters: "a cat", Title: "夕暮れ" }), broken);
+    expect(chunkTypes(withText)).toEqual(["IHDR", "zTXt", "pHYs", "tEXt", "iTXt", "IDAT", "IEND"]);
+    const stripped = stripPngText(withText);
+    expect(Buffer.from(stripped).equals(png)).toBe(true);
+    expect(stripPngText(png)).toBe(png); // nothing to drop: the same bytes, not a copy
+    expect(() => stripPngText(png.subarray(0, png.length - 20))).toThrow(/truncated/);
   });
 });
