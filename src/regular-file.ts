@@ -88,7 +88,7 @@ export function readJsonFile(path: string, error: ErrorClass, options: ReadOptio
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new error(`${path}: not valid JSON (${(e as Error).message}); ${options.hint}`);
+    throw new error(`${path} is not valid JSON (${(e as Error).message}); ${options.hint}`);
   }
 }
 

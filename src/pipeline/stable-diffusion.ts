@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InputError } from "../errors.js";
@@ -7,6 +7,7 @@ import { decodeImage, decodeMask, encodePng, screenImage, type ImageSource, type
 import { buildInfotext } from "../image/infotext.js";
 import { writePngText } from "../image/png-text.js";
 import { latentPreviewPng } from "../image/preview.js";
+import { MAX_SIDE_FILE_BYTES, readJsonText } from "../regular-file.js";
 import { imageToTensor, tensorToImages } from "../image/tensor.js";
 import { UNET_IO } from "../models/unet.js";
 import { VAE_IO } from "../models/vae.js";
@@ -89,7 +90,7 @@ function findTokenizer(ckpt: Checkpoint, configDir?: string): string | undefined
 /** The model's own scheduler_config.json: samplers inherit its schedule (spacing, offset, betas). */
 function readSchedulerConfig(ckpt: Checkpoint, configDir?: string): RawSchedulerConfig {
   const file = configRoots(ckpt, configDir).map((r) => join(r, "scheduler", "scheduler_config.json")).find((f) => existsSync(f));
-  if (file) return parseSchedulerConfigJson(readFileSync(file, "utf8"));
+  if (file) return parseSchedulerConfigJson(readJsonText(file, InputError, { hint: "restore the file from the model's repository", maxBytes: MAX_SIDE_FILE_BYTES }), file);
   // The published SD schedule, for single files without a config folder.
   return { ...STABLE_DIFFUSION_SCHEDULER_CONFIG, prediction_type: ckpt.config.predictionType };
 }
