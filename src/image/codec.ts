@@ -208,6 +208,11 @@ async function open(source: ImageSource, options: ScreenOptions): Promise<Sharp>
   return input(screened.bytes, options.maxPixels ?? DEFAULT_MAX_INPUT_PIXELS);
 }
 
+/** An image file's bytes, read with the checks of every decode: a regular file (not a pipe that never ends), of a plausible size. */
+export async function readImageFile(path: string): Promise<Uint8Array> {
+  return readSource(path, path, DEFAULT_MAX_INPUT_PIXELS);
+}
+
 /**
  * The encoded bytes of a source: a path is read here (refusing what is not a regular file, and files bigger than
  * any encoding of an image within the bound: its uncompressed 16-bit RGBA form plus room for metadata).
