@@ -7,7 +7,7 @@ import { ClipTokenizer } from "../../src/tokenizer/clip-tokenizer.js";
 import { openCheckpoint } from "../../src/weights/checkpoint.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
-import { encodeRaw, removeTempDirs, tempDir } from "./safetensors-writer.js";
+import { caught, encodeRaw, removeTempDirs, tempDir } from "./safetensors-writer.js";
 
 /**
  * Headers built to cost the reader: nesting that overflows the stack of whatever walks the parsed value, more
@@ -22,15 +22,6 @@ function write(headerText: string, tag: string): string {
   const path = join(tempDir(tag), `${tag}.safetensors`);
   writeFileSync(path, encodeRaw(headerText));
   return path;
-}
-
-function caught(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected an error");
 }
 
 const deep = (n: number) => "[".repeat(n) + "]".repeat(n);
