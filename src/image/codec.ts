@@ -196,8 +196,8 @@ function megapixels(pixels: number): string {
 /**
  * sharp over screened bytes. `pages: 1` decodes only the first frame of an animated GIF/WebP or a multi-page
  * TIFF, which is all an init image can use, so thousands of frames cost one. `limitInputPixels` is libvips'
- * own refusal by declared size, a second line behind screenImage's. libvips' other safety limits (on SVG size,
- * PNG chunk sizes, JPEG scans) stay on because `unlimited` is left at its default.
+ * own refusal by declared size, a second line behind screenImage's. libvips' other safety limits (SVG and PNG
+ * sizes, sharp's `limitInputChannels`) stay on because `unlimited` and the rest are left at their defaults.
  */
 function input(bytes: Uint8Array, maxPixels: number): Sharp {
   return sharp(bytes, { autoOrient: true, pages: 1, limitInputPixels: maxPixels });
