@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { InputError } from "../errors.js";
+import { readImageFile } from "../image/codec.js";
 import { parseInfotext, splitInfotext } from "../image/infotext.js";
 import { readPngText } from "../image/png-text.js";
 
@@ -11,13 +11,8 @@ export function registerInfo(program: Command): void {
     .description("print the generation parameters (A1111 infotext) stored in a PNG")
     .argument("<image>", "a PNG written by diffuse or AUTOMATIC1111")
     .option("--json", "print the parsed parameters as JSON")
-    .action((path: string, o: { json?: boolean }) => {
-      let bytes: Buffer;
-      try {
-        bytes = readFileSync(path);
-      } catch (e) {
-        throw new InputError(`cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
-      }
+    .action(async (path: string, o: { json?: boolean }) => {
+      const bytes = await readImageFile(path);
       const chunks = readPngText(bytes, path);
       const parameters = chunks.find((c) => c.keyword === "parameters")?.text;
       if (parameters === undefined) throw new InputError(`${path} has no "parameters" text chunk: it was not written by diffuse or AUTOMATIC1111, or its metadata was stripped`);

@@ -1,6 +1,7 @@
-import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { DiffuseError, InputError } from "../errors.js";
+import { readImageFile } from "../image/codec.js";
+import { MAX_SIDE_FILE_BYTES, readRegularFile } from "../regular-file.js";
 import { verifyPng, type VerifyReport } from "../responsible/provenance/verify-png.js";
 
 /** A manifest is present but fails validation: exit 3, so scripts can tell it from "no manifest" (2). */
@@ -17,8 +18,10 @@ export function registerVerify(program: Command): void {
     .option("--json", "print the full report as JSON")
     .option("--trust <pem>", "PEM file of root certificates to trust, to judge who signed")
     .action(async (path: string, o: { json?: boolean; trust?: string }) => {
-      const bytes = await read(path, "image");
-      const trustAnchors = o.trust === undefined ? undefined : (await read(o.trust, "trust anchors file")).toString("utf8");
+      // Not readFile: a named pipe would wait for a writer forever, a device never end.
+      const bytes = await readImageFile(path);
+      const trustAnchors =
+        o.trust === undefined ? undefined : readRegularFile(o.trust, InputError, { hint: "pass --trust a PEM file of root certificates", maxBytes: MAX_SIDE_FILE_BYTES }).toString("utf8");
       const report = await verifyPng(bytes, { name: path, trustAnchors });
       process.stdout.write(o.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report));
       if (!report.manifestFound) {
@@ -28,14 +31,6 @@ export function registerVerify(program: Command): void {
         throw new ProvenanceInvalidError(`${path}: the content credentials fail validation: ${report.failures.map((f) => f.message).join("; ")}`);
       }
     });
-}
-
-async function read(path: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    throw new InputError(`cannot read the ${what} ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
-  }
 }
 
 const TRUST_WORDS: Readonly<Record<string, string>> = {

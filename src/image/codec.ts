@@ -1,6 +1,8 @@
 import { stat } from "node:fs/promises";
-import sharp, { type OutputInfo, type Sharp } from "sharp";
+import sharp, { type Metadata, type OutputInfo, type Sharp } from "sharp";
 import { InputError, InternalError } from "../errors.js";
+import { readRegularFile } from "../regular-file.js";
+import { isPng, stripPngText } from "./png-text.js";
 
 /** 8-bit sRGB pixels, row-major, 3 interleaved channels (HWC): what the tensor and PNG helpers exchange. */
 export interface RgbImage {
@@ -20,12 +22,46 @@ export interface Mask {
 /** A path on disk, or the encoded bytes of a file (an upload, a data URL already decoded). */
 export type ImageSource = string | Uint8Array;
 
-export interface DecodeOptions {
+export interface ScreenOptions {
   /** How to call a byte source in error messages ("the uploaded init image"); paths name themselves. */
   readonly name?: string;
+  /** Images declaring more pixels than this are refused before decoding. Default: DEFAULT_MAX_INPUT_PIXELS. */
+  readonly maxPixels?: number;
+}
+
+export interface DecodeOptions extends ScreenOptions {
   /** Stretch to exactly this size after decoding (AUTOMATIC1111's "just resize"); both or neither. */
   readonly width?: number;
   readonly height?: number;
+}
+
+/** The largest width or height the project generates (pipeline/params.ts checks requests against it). */
+export const MAX_IMAGE_SIDE = 4096;
+
+/**
+ * The most pixels an input image may declare when it is used at most `largestSide` wide and high: twice that side
+ * in each dimension. An init image or mask is resized to the generation size, so detail beyond that is thrown
+ * away, while decoding costs time and 3 bytes per pixel (more in libvips' intermediate images). A pixel count
+ * rather than a side, because the cost is per pixel: a long panorama of the same area costs the same.
+ */
+export function inputPixelLimit(largestSide: number): number {
+  return (2 * largestSide) ** 2;
+}
+
+/**
+ * For callers that name no tighter bound: 8192x8192 (67 MP, decoded here in 0.6 s and 200 MB), which admits photos
+ * from any current camera or phone. libvips' own default, 16383x16383 (268 MP), lets a 32 KB PNG through that
+ * takes 3 s and 900 MB to decode.
+ */
+export const DEFAULT_MAX_INPUT_PIXELS = inputPixelLimit(MAX_IMAGE_SIDE);
+
+/** An image checked before decoding: the bytes to decode and the size its header declares. */
+export interface ScreenedImage {
+  /** The file's bytes (or the given ones), less a PNG's text chunks. */
+  readonly bytes: Uint8Array;
+  /** As displayed, after EXIF orientation. */
+  readonly width: number;
+  readonly height: number;
 }
 
 /**
@@ -49,7 +85,7 @@ const FORMAT_NAMES: Readonly<Record<string, string>> = { webp: "WebP", heif: "HE
  */
 export async function decodeImage(source: ImageSource, options: DecodeOptions = {}): Promise<RgbImage> {
   const size = requestedSize(options);
-  const pipeline = (await open(source, options.name)).flatten({ background: "#ffffff" }).toColourspace("srgb");
+  const pipeline = (await open(source, options)).flatten({ background: "#ffffff" }).toColourspace("srgb");
   if (size) pipeline.resize(size.width, size.height, { fit: "fill" });
   const { data, info } = await run(pipeline, source, options.name);
   if (info.channels !== 3) {
@@ -65,7 +101,7 @@ export async function decodeImage(source: ImageSource, options: DecodeOptions = 
  */
 export async function decodeMask(source: ImageSource, options: DecodeOptions = {}): Promise<Mask> {
   const size = requestedSize(options);
-  const pipeline = (await open(source, options.name)).flatten({ background: "#000000" }).toColourspace("b-w");
+  const pipeline = (await open(source, options)).flatten({ background: "#000000" }).toColourspace("b-w");
   if (size) pipeline.resize(size.width, size.height, { fit: "fill" });
   const { data, info } = await run(pipeline, source, options.name);
   const out = new Float32Array(info.width * info.height);
@@ -121,21 +157,84 @@ function describe(source: ImageSource, name: string | undefined): string {
   return name ?? (typeof source === "string" ? source : "the image data");
 }
 
-/** Opens the source, turning "no such file" into a message that says so rather than sharp's wording. */
-async function open(source: ImageSource, name: string | undefined): Promise<Sharp> {
-  if (typeof source === "string") {
-    let isFile: boolean;
-    try {
-      isFile = (await stat(source)).isFile();
-    } catch {
-      throw new InputError(`${describe(source, name)}: file not found; check the path (images accepted: ${acceptedFormats()})`);
-    }
-    if (!isFile) throw new InputError(`${describe(source, name)} is not a file; pass the path of an image (${acceptedFormats()})`);
-  } else if (source.length === 0) {
-    throw new InputError(`${describe(source, name)} is empty; send the bytes of an image (${acceptedFormats()})`);
+/**
+ * Checks an image before anything decodes it, reading only its header: refuses it when it declares more than
+ * `maxPixels` (a decompression bomb is a few KB declaring hundreds of megapixels), and drops a PNG's text chunks,
+ * which libvips would otherwise inflate whatever their size. Every decode goes through here; callers that pass
+ * the bytes on to sharp themselves (the server's mask preparation) use the returned bytes.
+ */
+export async function screenImage(source: ImageSource, options: ScreenOptions = {}): Promise<ScreenedImage> {
+  const name = describe(source, options.name);
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_INPUT_PIXELS;
+  let bytes = await readSource(source, name, maxPixels);
+  if (isPng(bytes)) bytes = stripPngText(bytes, name);
+  let meta: Metadata;
+  try {
+    // The header alone (3 ms for the 16383x16383 bomb); sharp's own limit is off here so that the message below,
+    // with the size and the limit, is what the user sees.
+    meta = await sharp(bytes, { pages: 1, limitInputPixels: false }).metadata();
+  } catch (e) {
+    throw unreadable(name, e);
   }
-  // Animated GIF/WebP decode their first frame only, which is what an init image can use.
-  return sharp(source, { autoOrient: true });
+  const width = meta.autoOrient?.width ?? meta.width;
+  const height = meta.autoOrient?.height ?? meta.height;
+  if (!width || !height) throw unreadable(name, new Error("no image size in its header"));
+  if (width * height > maxPixels) {
+    const side = Math.floor(Math.sqrt(maxPixels));
+    throw new InputError(
+      `${name} is ${width}x${height} (${megapixels(width * height)} megapixels), more than the ${megapixels(maxPixels)} megapixels ` +
+        `(${side}x${side}) accepted here; scale it down first (it is resized to the generation size anyway)`,
+    );
+  }
+  return { bytes, width, height };
+}
+
+function megapixels(pixels: number): string {
+  return (pixels / 1e6).toFixed(1);
+}
+
+/**
+ * sharp over screened bytes. `pages: 1` decodes only the first frame of an animated GIF/WebP or a multi-page
+ * TIFF, which is all an init image can use, so thousands of frames cost one. `limitInputPixels` is libvips'
+ * own refusal by declared size, a second line behind screenImage's. libvips' other safety limits (SVG and PNG
+ * sizes, sharp's `limitInputChannels`) stay on because `unlimited` and the rest are left at their defaults.
+ */
+function input(bytes: Uint8Array, maxPixels: number): Sharp {
+  return sharp(bytes, { autoOrient: true, pages: 1, limitInputPixels: maxPixels });
+}
+
+async function open(source: ImageSource, options: ScreenOptions): Promise<Sharp> {
+  const screened = await screenImage(source, options);
+  return input(screened.bytes, options.maxPixels ?? DEFAULT_MAX_INPUT_PIXELS);
+}
+
+/** An image file's bytes, read with the checks of every decode: a regular file (not a pipe that never ends), of a plausible size. */
+export async function readImageFile(path: string): Promise<Uint8Array> {
+  return readSource(path, path, DEFAULT_MAX_INPUT_PIXELS);
+}
+
+/**
+ * The encoded bytes of a source: a path is read here (refusing what is not a regular file, and files bigger than
+ * any encoding of an image within the bound: its uncompressed 16-bit RGBA form plus room for metadata).
+ */
+async function readSource(source: ImageSource, name: string, maxPixels: number): Promise<Uint8Array> {
+  const formats = acceptedFormats();
+  if (typeof source !== "string") {
+    if (source.length === 0) throw new InputError(`${name} is empty; send the bytes of an image (${formats})`);
+    return source;
+  }
+  try {
+    await stat(source);
+  } catch {
+    throw new InputError(`${name}: file not found; check the path (images accepted: ${formats})`);
+  }
+  const bytes = readRegularFile(source, InputError, { hint: `pass the path of an image (${formats})`, maxBytes: maxPixels * 8 + 64 * 2 ** 20 });
+  if (bytes.length === 0) throw new InputError(`${name} is empty; pass the path of an image (${formats})`);
+  return bytes;
+}
+
+function unreadable(name: string, e: unknown): InputError {
+  return new InputError(`${name} could not be read as an image (${(e as Error).message}); use one of the formats accepted: ${acceptedFormats()}`);
 }
 
 /** Decoding happens lazily inside toBuffer, so this is where unreadable content surfaces. */
@@ -143,9 +242,6 @@ async function run(pipeline: Sharp, source: ImageSource, name: string | undefine
   try {
     return await pipeline.raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
   } catch (e) {
-    throw new InputError(
-      `${describe(source, name)} could not be read as an image (${(e as Error).message}); ` +
-        `use one of the formats accepted: ${acceptedFormats()}`,
-    );
+    throw unreadable(describe(source, name), e);
   }
 }

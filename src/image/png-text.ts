@@ -22,7 +22,10 @@ export interface WritePngTextOptions {
 
 const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
 
-/** Metadata is small; anything inflating past this is a decompression bomb, not a prompt. */
+/**
+ * Metadata is small; text inflating past this, in all chunks together, is a decompression bomb, not a prompt. A
+ * per-chunk bound alone would let a 30 MB upload of 2,000 chunks of 15 KB inflate to 30 GB.
+ */
 const MAX_INFLATED_TEXT = 16 * 1024 * 1024;
 
 export function isPng(bytes: Uint8Array): boolean {
@@ -35,13 +38,33 @@ export function isPng(bytes: Uint8Array): boolean {
  */
 export function readPngText(png: Uint8Array, name = "the PNG"): PngText[] {
   const out: PngText[] = [];
+  const budget = { left: MAX_INFLATED_TEXT };
   for (const c of chunks(png, name)) {
-    if (c.type !== "tEXt" && c.type !== "zTXt" && c.type !== "iTXt") continue;
+    if (!isTextChunk(c.type)) continue;
     if (!crcMatches(png, c)) continue;
-    const parsed = parseTextChunk(c.type, png.subarray(c.dataStart, c.dataEnd), name);
+    const parsed = parseTextChunk(c.type, png.subarray(c.dataStart, c.dataEnd), name, budget);
     if (parsed) out.push(parsed);
   }
   return out;
+}
+
+/**
+ * `png` without its tEXt, zTXt and iTXt chunks, which are dropped unread: for decoding, which never needs them,
+ * because libvips inflates every compressed one while reading the header (a few KB of zTXt can cost seconds
+ * and gigabytes). Returns `png` itself when it has none.
+ */
+export function stripPngText(png: Uint8Array, name = "the PNG"): Uint8Array {
+  const kept: Uint8Array[] = [png.subarray(0, SIGNATURE.length)];
+  let dropped = false;
+  for (const c of chunks(png, name)) {
+    if (isTextChunk(c.type)) dropped = true;
+    else kept.push(png.subarray(c.start, c.dataEnd + 4));
+  }
+  return dropped ? Buffer.concat(kept) : png;
+}
+
+function isTextChunk(type: string): type is "tEXt" | "zTXt" | "iTXt" {
+  return type === "tEXt" || type === "zTXt" || type === "iTXt";
 }
 
 /** The text of the first chunk with this keyword (A1111 keeps its generation parameters under "parameters"). */
@@ -75,7 +98,7 @@ export function writePngText(
       parts.push(...encoded);
       inserted = true;
     }
-    if ((c.type === "tEXt" || c.type === "zTXt" || c.type === "iTXt") && replaced.has(keywordOf(png, c))) continue;
+    if (isTextChunk(c.type) && replaced.has(keywordOf(png, c))) continue;
     parts.push(png.subarray(c.start, c.dataEnd + 4));
   }
   return Buffer.concat(parts);
@@ -157,19 +180,30 @@ function utf8(bytes: Uint8Array): string {
   return new TextDecoder("utf-8").decode(bytes);
 }
 
-function inflate(bytes: Uint8Array, name: string, keyword: string): Uint8Array | undefined {
+/** What is left of MAX_INFLATED_TEXT for the rest of one PNG's chunks. */
+interface InflateBudget {
+  left: number;
+}
+
+function inflate(bytes: Uint8Array, name: string, keyword: string, budget: InflateBudget): Uint8Array | undefined {
+  let out: Buffer;
   try {
-    return zlib.inflateSync(bytes, { maxOutputLength: MAX_INFLATED_TEXT });
+    // maxOutputLength stops zlib as soon as the output passes it, so a bomb costs at most the budget.
+    out = zlib.inflateSync(bytes, { maxOutputLength: Math.max(1, budget.left) });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
-      throw new InputError(`${name}: text chunk "${keyword}" inflates past ${MAX_INFLATED_TEXT} bytes; refusing it as a decompression bomb`);
+      throw new InputError(
+        `${name}: text chunks inflate past ${MAX_INFLATED_TEXT} bytes in all (at "${keyword}"); refusing them as a decompression bomb`,
+      );
     }
     return undefined; // a damaged compressed chunk is dropped like one with a bad CRC
   }
+  budget.left -= out.length;
+  return out;
 }
 
 /** Returns undefined for chunks too malformed to hold text (missing separators, bad compression). */
-function parseTextChunk(type: "tEXt" | "zTXt" | "iTXt", data: Uint8Array, name: string): PngText | undefined {
+function parseTextChunk(type: "tEXt" | "zTXt" | "iTXt", data: Uint8Array, name: string, budget: InflateBudget): PngText | undefined {
   const nul = data.indexOf(0);
   if (nul < 1) return undefined;
   const keyword = latin1(data.subarray(0, nul));
@@ -177,7 +211,7 @@ function parseTextChunk(type: "tEXt" | "zTXt" | "iTXt", data: Uint8Array, name: 
   if (type === "tEXt") return { keyword, text: latin1(rest), chunk: type, compressed: false };
   if (type === "zTXt") {
     if (rest.length < 1 || rest[0] !== 0) return undefined; // 0 = deflate, the only method defined
-    const inflated = inflate(rest.subarray(1), name, keyword);
+    const inflated = inflate(rest.subarray(1), name, keyword, budget);
     return inflated && { keyword, text: latin1(inflated), chunk: type, compressed: true };
   }
   if (rest.length < 2) return undefined;
@@ -190,7 +224,7 @@ function parseTextChunk(type: "tEXt" | "zTXt" | "iTXt", data: Uint8Array, name: 
   const transEnd = afterLang.indexOf(0);
   if (transEnd < 0) return undefined;
   const body = afterLang.subarray(transEnd + 1);
-  const textBytes = compressed ? inflate(body, name, keyword) : body;
+  const textBytes = compressed ? inflate(body, name, keyword, budget) : body;
   if (!textBytes) return undefined;
   return {
     keyword,

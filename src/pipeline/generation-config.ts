@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { InputError } from "../errors.js";
+import { MAX_SIDE_FILE_BYTES, readJsonFile } from "../regular-file.js";
 
 /**
  * A model's own recommended generation settings: `generation_config.json` beside `model_index.json` (the name
@@ -17,12 +18,7 @@ export const GENERATION_CONFIG_FILE = "generation_config.json";
 export function readGenerationConfig(roots: readonly string[]): GenerationConfig {
   const file = roots.map((r) => join(r, GENERATION_CONFIG_FILE)).find((f) => existsSync(f));
   if (!file) return {};
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new InputError(`${file} is not valid JSON (${(e as Error).message}): fix it or delete it`);
-  }
+  const raw = readJsonFile(file, InputError, { hint: "fix it or delete it", maxBytes: MAX_SIDE_FILE_BYTES });
   const g = (raw as { guidance_scale?: unknown } | null)?.guidance_scale;
   if (g === undefined) return {};
   if (typeof g !== "number" || !Number.isFinite(g) || g < 0 || g > 100) {

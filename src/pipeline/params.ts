@@ -1,5 +1,5 @@
 import { InputError } from "../errors.js";
-import type { ImageSource } from "../image/codec.js";
+import { MAX_IMAGE_SIDE, type ImageSource } from "../image/codec.js";
 
 /** Progress of one generation, emitted after every model call. */
 export interface StepEvent {
@@ -111,7 +111,7 @@ function number(name: string, value: unknown, min: number, max: number, hint: st
 export function resolveParams(p: GenerateParams, defaults: { size: number; cfgScale?: number; randomSeed: () => number }): ResolvedParams {
   if (typeof p.prompt !== "string") throw new InputError("prompt must be a string");
   const size = (name: string, v: number | undefined) =>
-    integer(name, v ?? defaults.size, 8, 4096, `${name} must be a multiple of 8 between 8 and 4096 (the VAE works on 8x8 pixel blocks), e.g. ${Math.round((v ?? 512) / 8) * 8}`);
+    integer(name, v ?? defaults.size, 8, MAX_IMAGE_SIDE, `${name} must be a multiple of 8 between 8 and ${MAX_IMAGE_SIDE} (the VAE works on 8x8 pixel blocks), e.g. ${Math.round((v ?? 512) / 8) * 8}`);
   const width = size("width", p.width);
   const height = size("height", p.height);
   if (width % 8 !== 0) throw new InputError(`width ${width} is not a multiple of 8: use ${Math.round(width / 8) * 8} (the VAE works on 8x8 pixel blocks)`);

@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InputError } from "../errors.js";
-import { decodeImage, decodeMask, encodePng, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
+import { decodeImage, decodeMask, encodePng, screenImage, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
 import { buildInfotext } from "../image/infotext.js";
 import { writePngText } from "../image/png-text.js";
+import { MAX_SIDE_FILE_BYTES, readJsonText } from "../regular-file.js";
 import { imageToTensor, tensorToImages } from "../image/tensor.js";
 import { UNET_IO } from "../models/unet.js";
 import { VAE_IO } from "../models/vae.js";
@@ -89,7 +90,7 @@ function findTokenizer(ckpt: Checkpoint, configDir?: string): string | undefined
 /** The model's own scheduler_config.json: samplers inherit its schedule (spacing, offset, betas). */
 function readSchedulerConfig(ckpt: Checkpoint, configDir?: string): RawSchedulerConfig {
   const file = configRoots(ckpt, configDir).map((r) => join(r, "scheduler", "scheduler_config.json")).find((f) => existsSync(f));
-  if (file) return parseSchedulerConfigJson(readFileSync(file, "utf8"));
+  if (file) return parseSchedulerConfigJson(readJsonText(file, InputError, { hint: "restore the file from the model's repository", maxBytes: MAX_SIDE_FILE_BYTES }), file);
   // The published SD schedule, for single files without a config folder.
   return { ...STABLE_DIFFUSION_SCHEDULER_CONFIG, prediction_type: ckpt.config.predictionType };
 }
@@ -187,7 +188,8 @@ export class StableDiffusionPipeline {
   }
 
   private async loadMask(p: ResolvedParams): Promise<Mask> {
-    const probe = await decodeImage(p.initImage!, { name: sourceName(p.initImage!, "the init image") });
+    // The init image's size from its header: it is decoded (at the generation size) elsewhere.
+    const probe = await screenImage(p.initImage!, { name: sourceName(p.initImage!, "the init image") });
     const m = await decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask") });
     if (m.width !== probe.width || m.height !== probe.height) {
       throw new InputError(`the mask is ${m.width}x${m.height} but the init image is ${probe.width}x${probe.height}: draw the mask at the image's size`);

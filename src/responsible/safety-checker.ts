@@ -1,10 +1,11 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import sharp from "sharp";
 import { CheckpointError, InputError, InternalError } from "../errors.js";
 import type { RgbImage } from "../image/codec.js";
 import { clipVisionTower, visionConfigFromTransformers, visionConfigFromWeights, visionInput, visualProjection, type VisionConfig } from "../models/clip-vision.js";
 import { param } from "../models/layers.js";
+import { MAX_SIDE_FILE_BYTES, readJsonFile } from "../regular-file.js";
 import { GraphBuilder } from "../onnx/builder.js";
 import type { Value } from "../onnx/graph.js";
 import { serializeGraph } from "../onnx/serialize.js";
@@ -332,11 +333,7 @@ function resolveFiles(path: string): { weights: string; config?: string; preproc
 }
 
 function readJson(path: string): Json {
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as Json;
-  } catch (e) {
-    throw new CheckpointError(`${path}: not valid JSON (${(e as Error).message}); restore the file from the model's repository`);
-  }
+  return readJsonFile(path, CheckpointError, { hint: "restore the file from the model's repository", maxBytes: MAX_SIDE_FILE_BYTES }) as Json;
 }
 
 /** The safety checker, ready to run: `SafetyChecker.load(path)`, then `check(images)` and `applyPolicy(...)`. */

@@ -11,7 +11,7 @@ import { HttpError } from "./http-errors.js";
 import { jobParamsOf } from "./job-params.js";
 import type { ModelDescription } from "./model-host.js";
 import type { ImageRecord, JobRecord, Uploads } from "./store.js";
-import { checkUploads, decodeBase64Image } from "./uploads.js";
+import { checkUploads, readImageUpload } from "./uploads.js";
 
 /** A1111's defaults where they differ from ours: its API runs 50 Euler steps unless told otherwise. */
 const A1111_STEPS = 50;
@@ -72,8 +72,8 @@ export async function a1111Job(
   const i2i = img2img ? (req as A1111Img2Img) : undefined;
   if (img2img && !i2i?.init_images?.length) throw new A1111Error(404, "Init image not found: img2img needs init_images (a list of base64 images)");
   const uploads: Uploads = {};
-  if (i2i?.init_images?.length) uploads.initImage = decodeBase64Image(i2i.init_images[0]!, "init_images.0");
-  if (i2i?.mask) uploads.mask = await prepareMask(decodeBase64Image(i2i.mask, "mask"), i2i);
+  if (i2i?.init_images?.length) uploads.initImage = await readImageUpload(i2i.init_images[0]!, "init_images.0");
+  if (i2i?.mask) uploads.mask = await prepareMask(await readImageUpload(i2i.mask, "mask"), i2i);
   await checkUploads(uploads, { initImage: "init_images.0", mask: "mask" });
   const type: JobType = uploads.mask ? "inpaint" : uploads.initImage ? "img2img" : "txt2img";
   const params = jobParamsOf(type, {

@@ -26,8 +26,11 @@ export const ImageUpload = z
 export const JobType = z.enum(["txt2img", "img2img", "inpaint"]);
 export type JobType = z.infer<typeof JobType>;
 
+/** The largest width or height a request may ask for (uploads are bounded from it too, in server/uploads.ts). */
+export const MAX_SIDE = 2048;
+
 const multipleOf8 = (name: string) =>
-  z.number().int().min(8).max(2048).refine((v) => v % 8 === 0, { message: `${name} must be a multiple of 8 (the VAE works on 8x8 pixel blocks)` });
+  z.number().int().min(8).max(MAX_SIDE).refine((v) => v % 8 === 0, { message: `${name} must be a multiple of 8 (the VAE works on 8x8 pixel blocks)` });
 
 /**
  * Text that is written into each image's PNG text (the infotext in its `parameters` chunk). PNG text cannot hold

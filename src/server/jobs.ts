@@ -5,7 +5,7 @@ import { Id, JobCreateRequest, JobListQuery, type JobCreated, type JobList, type
 import type { ServerContext } from "./context.js";
 import { HttpError, notFound, parseRequest } from "./http-errors.js";
 import { jobParamsOf } from "./job-params.js";
-import { checkUploads, decodeBase64Image } from "./uploads.js";
+import { checkUploads, readImageUpload } from "./uploads.js";
 import { checkWorkBudget } from "./work-budget.js";
 
 const IdParams = z.object({ id: Id });
@@ -21,8 +21,8 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
     const body = parseRequest(JobCreateRequest, request.body, "body");
     if (body.sampler_name !== undefined) requireSampler(body.sampler_name, "sampler_name");
     const uploads = {
-      initImage: body.init_image === undefined ? undefined : decodeBase64Image(body.init_image, "init_image"),
-      mask: body.mask === undefined ? undefined : decodeBase64Image(body.mask, "mask"),
+      initImage: body.init_image === undefined ? undefined : await readImageUpload(body.init_image, "init_image"),
+      mask: body.mask === undefined ? undefined : await readImageUpload(body.mask, "mask"),
     };
     const params = jobParamsOf(body.type, body, uploads);
     // Before decoding the uploads: the cheap refusal first.

@@ -5,11 +5,12 @@
  * which the vocabulary is rebuilt in OpenAI's order so that ids agree with the folders'.
  */
 
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
 import { InputError } from "../errors.js";
+import { MAX_SIDE_FILE_BYTES, readJsonFile, readRegularFile, type ReadOptions } from "../regular-file.js";
 import { BYTE_SYMBOLS } from "./bytes-to-unicode.js";
 import { END_OF_WORD } from "./bpe.js";
 
@@ -51,6 +52,9 @@ const DEFAULT_SPECIAL: SpecialTokens = { bos: START_OF_TEXT, eos: END_OF_TEXT, p
 
 const gunzipAsync = promisify(gunzip);
 
+/** Tokenizer files are read with the checks of regular-file.ts: a FIFO, a device or a 2 GB "vocab.json" is refused. */
+const READ: ReadOptions = { hint: "re-download the tokenizer folder", maxBytes: MAX_SIDE_FILE_BYTES };
+
 /** Reads a tokenizer from a Hugging Face tokenizer folder, a folder holding OpenAI's file, or that file itself. */
 export async function readClipVocabulary(path: string): Promise<ClipVocabulary> {
   const kind = await pathKind(path);
@@ -81,7 +85,7 @@ function whatToPass(): string {
 
 async function readHuggingFaceFolder(dir: string): Promise<ClipVocabulary> {
   const vocabPath = join(dir, "vocab.json");
-  const raw = parseJson(await readFile(vocabPath, "utf8"), vocabPath);
+  const raw = readJsonFile(vocabPath, InputError, READ);
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new InputError(`${vocabPath} is not a JSON object of token -> id: re-download the tokenizer folder`);
   }
@@ -93,16 +97,17 @@ async function readHuggingFaceFolder(dir: string): Promise<ClipVocabulary> {
     encoder.set(token, id as number);
   }
   const mergesPath = join(dir, "merges.txt");
-  const merges = parseMerges(await readFile(mergesPath, "utf8"), mergesPath);
+  const merges = parseMerges(readRegularFile(mergesPath, InputError, READ).toString("utf8"), mergesPath);
   const { special, added } = await readTokenizerConfig(dir);
   for (const [token, id] of added) if (!encoder.has(token)) encoder.set(token, id);
   return { encoder, merges, special, addedTokens: [...added.keys()], source: dir };
 }
 
 async function readOpenAiBpe(file: string): Promise<ClipVocabulary> {
+  const gz = readRegularFile(file, InputError, READ);
   let text: string;
   try {
-    text = (await gunzipAsync(await readFile(file))).toString("utf8");
+    text = (await gunzipAsync(gz, { maxOutputLength: MAX_SIDE_FILE_BYTES })).toString("utf8");
   } catch (e) {
     throw new InputError(`${file} could not be decompressed (${(e as Error).message}): re-download ${OPENAI_BPE_FILE}`);
   }
@@ -165,7 +170,7 @@ async function readTokenizerConfig(dir: string): Promise<{ special: SpecialToken
 
 async function readJsonObject(file: string): Promise<Record<string, unknown> | undefined> {
   if ((await pathKind(file)) !== "file") return undefined;
-  const parsed = parseJson(await readFile(file, "utf8"), file);
+  const parsed = readJsonFile(file, InputError, READ);
   return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
 }
 
@@ -176,14 +181,6 @@ function tokenContent(value: unknown): string | undefined {
     return (value as { content: string }).content;
   }
   return undefined;
-}
-
-function parseJson(text: string, file: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new InputError(`${file} is not valid JSON (${(e as Error).message}): re-download the tokenizer folder`);
-  }
 }
 
 async function pathKind(path: string): Promise<"file" | "dir" | "missing"> {

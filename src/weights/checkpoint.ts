@@ -1,6 +1,7 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CheckpointError, UnsupportedModelError } from "../errors.js";
+import { MAX_SIDE_FILE_BYTES, readJsonFile } from "../regular-file.js";
 import {
   textEncoderConfigFromTransformers,
   unetConfigFromDiffusers,
@@ -145,12 +146,8 @@ function openDiffusersFolder(dir: string, opts: OpenOptions): Checkpoint {
 
 function readJson(path: string, what: string): Json {
   if (!existsSync(path)) throw new CheckpointError(`${path}: missing (${what})`);
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new CheckpointError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
+  // Not a FIFO or a device (which would hang or never end), not nested past the bound, not gigabytes.
+  const json = readJsonFile(path, CheckpointError, { hint: "restore the file from the model's repository", maxBytes: MAX_SIDE_FILE_BYTES });
   if (json === null || typeof json !== "object" || Array.isArray(json)) throw new CheckpointError(`${path}: expected a JSON object`);
   return json as Json;
 }

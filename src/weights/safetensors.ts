@@ -1,5 +1,7 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, readSync } from "node:fs";
 import { CheckpointError } from "../errors.js";
+import { jsonTooDeep, MAX_JSON_DEPTH } from "../json-depth.js";
+import { openRegularFile } from "../regular-file.js";
 import { bf16ToF32, f16ToF32 } from "./half.js";
 
 /** Element types of the safetensors format with their size in bytes. */
@@ -31,10 +33,38 @@ export interface SafetensorsHeader {
 const MAX_HEADER_BYTES = 100_000_000;
 
 /**
+ * More tensors than any checkpoint holds (SD1.5 with its EMA copy has about 2,000, a full SDXL about 2,500, the
+ * largest single files tens of thousands), and few enough that parsing and checking them all takes well under a
+ * second. A 99 MB header naming 1.7 M tensors took 21 s and 1.9 GB before its error.
+ */
+export const MAX_TENSORS = 100_000;
+
+/**
+ * Commas outside strings, i.e. values after the first of each array and object: a tensor's entry has 3 or 4 (and
+ * one before it), metadata one per entry. JSON.parse pays for every value before validation can refuse it (a
+ * 98 MB shape of 49 M entries: 6 s and 900 MB), so the count is bounded too, at 16 per tensor allowed.
+ */
+export const MAX_HEADER_VALUES = 16 * MAX_TENSORS;
+
+const METADATA_KEY = "__metadata__";
+
+/**
  * Validates a safetensors header. `headerBytes` is the JSON text (without the 8-byte length prefix) and
  * `dataBytes` is the size of the data section that follows it. Throws CheckpointError naming the tensor.
+ * Nesting, the tensor count and the number of values are bounded on the text before anything is parsed.
  */
 export function parseHeader(headerBytes: Uint8Array, dataBytes: number, source: string): Omit<SafetensorsHeader, "dataStart"> {
+  // The counts first: they stop early on a header that is too big, where the depth scan would read all of it.
+  const counts = countHeader(headerBytes);
+  if (counts.tensors > MAX_TENSORS) {
+    throw new CheckpointError(`${source}: the safetensors header names more than ${MAX_TENSORS} tensors, far more than any checkpoint has; the file is corrupt or not a checkpoint`);
+  }
+  if (counts.values > MAX_HEADER_VALUES) {
+    throw new CheckpointError(`${source}: the safetensors header holds more than ${MAX_HEADER_VALUES} values (a checkpoint's has about 5 per tensor); the file is corrupt or not a checkpoint`);
+  }
+  if (jsonTooDeep(headerBytes, MAX_JSON_DEPTH)) {
+    throw new CheckpointError(`${source}: the safetensors header is nested more than ${MAX_JSON_DEPTH} levels deep (a real one has 3); the file is corrupt or not a .safetensors file`);
+  }
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
@@ -47,7 +77,7 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, source: 
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
-    if (name === "__metadata__") {
+    if (name === METADATA_KEY) {
       if (raw === null || typeof raw !== "object" || Array.isArray(raw) || Object.values(raw).some((v) => typeof v !== "string")) {
         throw new CheckpointError(`${source}: __metadata__ must be an object of string values`);
       }
@@ -56,9 +86,9 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, source: 
     }
     tensors.set(name, parseEntry(name, raw, dataBytes, source));
   }
-  // JSON.parse keeps the last of duplicate keys silently; count them in the raw text instead.
-  const hasMetadata = Object.prototype.hasOwnProperty.call(json, "__metadata__");
-  if (tensors.size + (hasMetadata ? 1 : 0) !== countTopLevelKeys(headerBytes)) {
+  // JSON.parse keeps the last of duplicate keys silently; the counts come from the raw text instead.
+  const hasMetadata = Object.prototype.hasOwnProperty.call(json, METADATA_KEY);
+  if (tensors.size + (hasMetadata ? 1 : 0) !== counts.tensors + counts.metadata) {
     throw new CheckpointError(`${source}: the safetensors header names a tensor twice; the file is corrupt`);
   }
   checkOverlaps([...tensors.values()], source);
@@ -71,13 +101,13 @@ function parseEntry(name: string, raw: unknown, dataBytes: number, source: strin
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
   // hasOwn, not `in`: names like "toString" or "constructor" are on every object's prototype.
   if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_SIZES, dtype)) {
-    throw new CheckpointError(`${where}: unknown dtype ${JSON.stringify(dtype)}; expected one of ${Object.keys(DTYPE_SIZES).join(", ")}`);
+    throw new CheckpointError(`${where}: unknown dtype ${brief(dtype)}; expected one of ${Object.keys(DTYPE_SIZES).join(", ")}`);
   }
   if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-    throw new CheckpointError(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+    throw new CheckpointError(`${where}: shape must be an array of non-negative integers, got ${brief(shape)}`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || offsets.some((o) => !Number.isSafeInteger(o) || o < 0)) {
-    throw new CheckpointError(`${where}: data_offsets must be [begin, end] non-negative integers, got ${JSON.stringify(offsets)}`);
+    throw new CheckpointError(`${where}: data_offsets must be [begin, end] non-negative integers, got ${brief(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
   if (begin > end) throw new CheckpointError(`${where}: data_offsets [${begin}, ${end}] end before they begin`);
@@ -87,7 +117,7 @@ function parseEntry(name: string, raw: unknown, dataBytes: number, source: strin
   const elements = shape.reduce((a: number, b: number) => a * b, 1);
   const expected = elements * DTYPE_SIZES[dtype as Dtype];
   if (!Number.isSafeInteger(expected) || expected !== end - begin) {
-    throw new CheckpointError(`${where}: shape [${shape.join(",")}] of ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`);
+    throw new CheckpointError(`${where}: shape ${brief(shape)} of ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`);
   }
   return { name, dtype: dtype as Dtype, shape: shape as number[], begin, end };
 }
@@ -101,10 +131,24 @@ function checkOverlaps(infos: TensorInfo[], source: string): void {
   }
 }
 
-/** Counts the keys of the top-level JSON object (the header was already parsed successfully). */
-function countTopLevelKeys(bytes: Uint8Array): number {
-  let depth = 0, count = 0, inString = false, escaped = false, expectKey = false;
-  for (const c of bytes) {
+/** A value for an error message: its JSON, cut short (a shape can hold a million entries). */
+function brief(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 100 ? `${text.slice(0, 100)}...` : text;
+}
+
+const METADATA_KEY_BYTES = new TextEncoder().encode(`${METADATA_KEY}"`);
+
+/**
+ * Counts on the raw text, in one pass that never allocates: the keys of the top-level object (tensors, and
+ * __metadata__ apart) and the values (commas outside strings). It stops once a count passes its bound, so
+ * refusing a 99 MB header costs a fraction of its scan. Text that is not JSON gets counts too; parsing then
+ * reports the syntax error.
+ */
+function countHeader(bytes: Uint8Array): { tensors: number; metadata: number; values: number } {
+  let depth = 0, tensors = 0, metadata = 0, values = 0, inString = false, escaped = false, expectKey = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
     if (inString) {
       if (escaped) escaped = false;
       else if (c === 0x5c) escaped = true;
@@ -113,14 +157,27 @@ function countTopLevelKeys(bytes: Uint8Array): number {
     }
     if (c === 0x22) {
       inString = true;
-      if (depth === 1 && expectKey) { count++; expectKey = false; }
+      if (depth === 1 && expectKey) {
+        expectKey = false;
+        if (startsWith(bytes, i + 1, METADATA_KEY_BYTES)) metadata++;
+        else if (++tensors > MAX_TENSORS) break;
+      }
     } else if (c === 0x7b || c === 0x5b) {
       depth++;
       if (depth === 1) expectKey = true;
     } else if (c === 0x7d || c === 0x5d) depth--;
-    else if (c === 0x2c && depth === 1) expectKey = true;
+    else if (c === 0x2c) {
+      if (++values > MAX_HEADER_VALUES) break;
+      if (depth === 1) expectKey = true;
+    }
   }
-  return count;
+  return { tensors, metadata, values };
+}
+
+function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
+  if (at + prefix.length > bytes.length) return false;
+  for (let j = 0; j < prefix.length; j++) if (bytes[at + j] !== prefix[j]) return false;
+  return true;
 }
 
 /**
@@ -144,17 +201,8 @@ export class SafetensorsFile implements SafetensorsHeader {
 
   static open(path: string): SafetensorsFile {
     if (/\.(ckpt|pt|pth|bin)$/i.test(path)) refusePickle(path);
-    let fd: number;
+    const { fd, size } = openRegularFile(path, CheckpointError, "check the path: a .safetensors checkpoint is one regular file (a diffusers model is opened as its folder)");
     try {
-      fd = openSync(path, "r");
-    } catch (e) {
-      throw new CheckpointError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
-    }
-    try {
-      const stat = fstatSync(fd);
-      // A folder opens fine on Linux and only fails at the first read, with a raw EISDIR.
-      if (!stat.isFile()) throw new CheckpointError(`${path}: not a file; a .safetensors checkpoint is a single file (diffusers folders are opened as folders)`);
-      const size = stat.size;
       if (size < 8) throw new CheckpointError(`${path}: ${size} bytes is too short for a safetensors file (at least 8 bytes of header length)`);
       const prefix = Buffer.alloc(8);
       readFully(fd, prefix, 0);

@@ -4,7 +4,8 @@ import sharp from "sharp";
 import { beforeAll, describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.js";
 import { encodePng } from "../../src/image/codec.js";
-import { crc32, crc32Table, getPngText, readPngText, writePngText } from "../../src/image/png-text.js";
+import { crc32, crc32Table, getPngText, readPngText, stripPngText, writePngText } from "../../src/image/png-text.js";
+import { pngChunk as rawChunk, withChunks } from "../helpers/png-bombs.js";
 
 let png: Buffer;
 beforeAll(async () => {
@@ -22,21 +23,6 @@ function chunkTypes(bytes: Uint8Array): string[] {
     pos += 12 + len;
   }
   return types;
-}
-
-/** Builds a raw chunk with a correct CRC, for hand-made zTXt / compressed iTXt inputs. */
-function rawChunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, "latin1");
-  out.set(data, 8);
-  out.writeUInt32BE(crc32Table(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
-
-/** Inserts raw chunks right after IHDR (8-byte signature + 25-byte IHDR chunk). */
-function insertAfterIhdr(bytes: Buffer, ...chunks: Buffer[]): Buffer {
-  return Buffer.concat([bytes.subarray(0, 33), ...chunks, bytes.subarray(33)]);
 }
 
 describe("PNG text chunks", () => {
@@ -105,7 +91,7 @@ describe("PNG text chunks", () => {
       "iTXt",
       Buffer.concat([Buffer.from("Description\0\x01\x00ja\0", "latin1"), Buffer.from("説明\0", "utf8"), deflateSync(Buffer.from("夕暮れの灯台", "utf8"))]),
     );
-    const texts = readPngText(insertAfterIhdr(png, ztxt, itxt));
+    const texts = readPngText(withChunks(png, [ztxt, itxt]));
     expect(texts).toEqual([
       { keyword: "Title", text: "Grüße", chunk: "zTXt", compressed: true },
       { keyword: "Description", text: "夕暮れの灯台", chunk: "iTXt", compressed: true, languageTag: "ja", translatedKeyword: "説明" },
@@ -115,7 +101,7 @@ describe("PNG text chunks", () => {
   it("skips a text chunk whose CRC does not match", () => {
     const bad = rawChunk("tEXt", Buffer.from("parameters\0tampered", "latin1"));
     bad[bad.length - 1]! ^= 0xff;
-    expect(readPngText(insertAfterIhdr(png, bad))).toEqual([]);
+    expect(readPngText(withChunks(png, [bad]))).toEqual([]);
   });
 
   it("rejects non-PNG input with InputError", () => {
@@ -135,5 +121,27 @@ describe("PNG text chunks", () => {
     expect(() => writePngText(png, { ["k".repeat(80)]: "x" })).toThrow(InputError);
     expect(() => writePngText(png, { "clé✓": "x" })).toThrow(InputError);
     expect(() => writePngText(png, { parameters: "a\0b" })).toThrow(InputError);
+  });
+
+  it("refuses text that inflates past 16 MiB in all, however it is split across chunks", () => {
+    // Three zTXt chunks of 6 MiB each: every one is under the limit, together they are over it.
+    const six = deflateSync(Buffer.alloc(6 * 2 ** 20, 0x41));
+    const bombs = [0, 1, 2].map((i) => rawChunk("zTXt", Buffer.concat([Buffer.from(`k${i}\0\0`, "latin1"), six])));
+    const bytes = withChunks(png, bombs);
+    expect(bytes.length).toBeLessThan(100_000);
+    expect(() => readPngText(bytes, "upload.png")).toThrow(InputError);
+    expect(() => readPngText(bytes, "upload.png")).toThrow(/upload\.png: text chunks inflate past 16777216 bytes in all/);
+    // Two of them fit.
+    expect(readPngText(withChunks(png, bombs.slice(0, 2))).map((t) => t.text.length)).toEqual([6 * 2 ** 20, 6 * 2 ** 20]);
+  });
+
+  it("stripPngText drops every text chunk without inflating it and keeps all other chunks byte for byte", async () => {
+    const broken = rawChunk("zTXt", Buffer.concat([Buffer.from("k\0\0", "latin1"), Buffer.from([0x78, 0x9c, 0xff, 0xff])]));
+    const withText = withChunks(writePngText(png, { parameters: "a cat", Title: "夕暮れ" }), [broken]);
+    expect(chunkTypes(withText)).toEqual(["IHDR", "zTXt", "pHYs", "tEXt", "iTXt", "IDAT", "IEND"]);
+    const stripped = stripPngText(withText);
+    expect(Buffer.from(stripped).equals(png)).toBe(true);
+    expect(stripPngText(png)).toBe(png); // nothing to drop: the same bytes, not a copy
+    expect(() => stripPngText(png.subarray(0, png.length - 20))).toThrow(/truncated/);
   });
 });

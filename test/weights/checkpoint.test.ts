@@ -6,7 +6,7 @@ import { openCheckpoint, openDiffusersComponent, componentInfo, type Checkpoint 
 import { f32ToF16 } from "../../src/weights/half.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
-import { removeTempDirs, tempDir, writeSafetensors, type RawTensor } from "./safetensors-writer.js";
+import { caught, removeTempDirs, tempDir, writeSafetensors, type RawTensor } from "./safetensors-writer.js";
 
 afterAll(removeTempDirs);
 
@@ -44,15 +44,6 @@ function tinyFolder(tag: string, opts: { without?: string[]; keepWeights?: boole
     }
   }
   return dir;
-}
-
-function caught(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected an error");
 }
 
 function expectSameWeights(a: Checkpoint, b: Checkpoint): void {

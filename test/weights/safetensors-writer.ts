@@ -61,3 +61,13 @@ export function writeSafetensors(path: string, tensors: readonly RawTensor[], me
   writeFileSync(path, encodeSafetensors(tensors, metadata));
   return path;
 }
+
+/** The error `fn` throws, to assert on its class and message together; fails when it throws nothing. */
+export function caught(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error("expected an error");
+}

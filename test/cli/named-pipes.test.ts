@@ -1,0 +1,62 @@
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+
+/**
+ * A named pipe given where a file is expected. Opening one for reading waits for a writer, so before the fix
+ * `diffuse inspect fifo` (and `info`, `verify`) hung forever; the CLI runs in a child process killed after a
+ * deadline, so a regression fails the test (no exit code, no message) instead of hanging the suite. The files
+ * read from model folders are covered in test/weights/model-files.test.ts.
+ */
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const DEADLINE_MS = 60_000; // far above the few seconds these take; only a hang reaches it
+
+function diffuse(args: string[], cacheDir: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test/helpers/run-cli.ts"), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, DIFFUSE_CACHE: cacheDir },
+      stdio: ["ignore", "ignore", "pipe"],
+      timeout: DEADLINE_MS,
+      killSignal: "SIGKILL",
+    });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stderr }));
+  });
+}
+
+const dir = mkdtempSync(join(tmpdir(), "diffuse-fifo-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function expectRefused(args: string[], pattern: RegExp): Promise<void> {
+  const r = await diffuse(args, join(dir, "cache"));
+  expect(r.signal, `killed after ${DEADLINE_MS} ms: diffuse ${args[0]} hung`).toBeNull();
+  expect(r.code).toBe(2);
+  const lines = r.stderr.trim().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+}
+
+describe.runIf(process.platform !== "win32")("a named pipe given to the CLI", () => {
+  it("as the model: inspect and generate exit 2 at once with one line saying what the path is", async () => {
+    const fifo = join(dir, "model.safetensors");
+    execFileSync("mkfifo", [fifo]);
+    const said = /^diffuse: .*model\.safetensors is a named pipe \(FIFO\), not a regular file; check the path/;
+    await expectRefused(["inspect", fifo], said);
+    await expectRefused(["generate", "a cat", "--model", fifo, "-o", join(dir, "x.png")], said);
+  });
+
+  it("as the image to read: info and verify exit 2 at once with one line saying what the path is", async () => {
+    const fifo = join(dir, "image.png");
+    execFileSync("mkfifo", [fifo]);
+    const said = /^diffuse: .*image\.png is a named pipe \(FIFO\), not a regular file/;
+    await expectRefused(["info", fifo], said);
+    await expectRefused(["verify", fifo], said);
+  });
+});
