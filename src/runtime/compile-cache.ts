@@ -104,9 +104,8 @@ export class CompileCache {
       };
       writeFileSync(join(tmp, MANIFEST), JSON.stringify(manifest, null, 1));
       installFolder(tmp, dir, (d) => !("problem" in inspect(d, key)));
-    } catch (e) {
-      removeQuietly(tmp);
-      throw e;
+    } finally {
+      rmSync(tmp, { recursive: true, force: true }); // nothing left once installed
     }
     // What is in place now is valid and stays as it is: this build, or one another process finished first.
     const placed = inspect(dir, key);
@@ -153,12 +152,4 @@ function inspect(dir: string, key: string): { id: string } | { problem: string }
     return { problem: "files missing" };
   }
   return { id: entryId(m) };
-}
-
-function removeQuietly(path: string): void {
-  try {
-    rmSync(path, { recursive: true, force: true });
-  } catch {
-    // a later sweepAbandoned removes it
-  }
 }
