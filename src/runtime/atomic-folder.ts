@@ -22,10 +22,13 @@ const ABANDONED_AFTER_MS = 24 * 3600_000;
 /** Each round ends with a valid folder in place unless processes keep breaking it; this bounds a pathological case. */
 const MAX_ROUNDS = 8;
 
-/** A new empty folder beside `target`, private to this call, to build into and then `installFolder`. */
+/**
+ * A new empty folder beside `target`, private to this call, to build into and then `installFolder`. The parent
+ * must exist: one that has just been removed (an evicted cache entry) is not brought back empty.
+ */
 export function makeBuildFolder(target: string): string {
   const dir = join(dirname(target), `.${basename(target)}${ownerTag()}${BUILDING}`);
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir);
   return dir;
 }
 

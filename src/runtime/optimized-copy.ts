@@ -59,29 +59,37 @@ export async function openCachedSession(modelPath: string, opts: SessionOptions 
   const tmp = makeBuildFolder(copy);
   try {
     const session = await Session.create(modelPath, { ...opts, saveOptimized: { modelPath: join(tmp, MODEL), weightsFile: WEIGHTS } });
-    const model = join(tmp, MODEL);
-    const weights = join(tmp, WEIGHTS);
-    if (existsSync(model) && existsSync(weights)) {
-      const bytes = readFileSync(model);
-      const marker: Marker = {
-        ...fingerprint,
-        id: randomBytes(8).toString("hex"),
-        modelBytes: bytes.length,
-        modelSha256: sha256(bytes),
-        weightsBytes: statSync(weights).size,
-        weightsSample: sampledDigest(weights),
-      };
-      writeFileSync(join(tmp, MARKER), JSON.stringify(marker));
-      installFolder(tmp, copy, (d) => {
-        const c = inspect(d, fingerprint);
-        return "id" in c && c.id !== refused;
-      });
+    try {
+      saveCopy(tmp, copy, fingerprint, refused);
       for (const name of LEGACY) rmSync(join(entry, name), { force: true });
+    } catch {
+      // The copy only saves time at later loads and the session is good: a later load tries again.
     }
     return session;
   } finally {
     rmSync(tmp, { recursive: true, force: true }); // nothing left once installed
   }
+}
+
+/** Writes the marker of the copy onnxruntime saved in `tmp` and puts it in place (unless a valid one is there). */
+function saveCopy(tmp: string, copy: string, fingerprint: Fingerprint, refused: string | undefined): void {
+  const model = join(tmp, MODEL);
+  const weights = join(tmp, WEIGHTS);
+  if (!existsSync(model) || !existsSync(weights)) return;
+  const bytes = readFileSync(model);
+  const marker: Marker = {
+    ...fingerprint,
+    id: randomBytes(8).toString("hex"),
+    modelBytes: bytes.length,
+    modelSha256: sha256(bytes),
+    weightsBytes: statSync(weights).size,
+    weightsSample: sampledDigest(weights),
+  };
+  writeFileSync(join(tmp, MARKER), JSON.stringify(marker));
+  installFolder(tmp, copy, (d) => {
+    const c = inspect(d, fingerprint);
+    return "id" in c && c.id !== refused;
+  });
 }
 
 /** Why the optimized copy of the entry whose model is at `modelPath` would not be used, or undefined if it would. */

@@ -49,6 +49,12 @@ describe("atomic folders", () => {
     expect(readdirSync(parent).sort()).toEqual(["empty", "entry"]);
   });
 
+  it("does not bring back a parent folder that has been removed (an evicted entry) to build in it", () => {
+    const parent = mkdtempSync(join(tmpdir(), "diffuse-atomic-"));
+    expect(() => makeBuildFolder(join(parent, "gone", "optimized"))).toThrow(/ENOENT/);
+    expect(readdirSync(parent)).toEqual([]);
+  });
+
   it("retires a folder only while the condition holds under the lock", () => {
     const parent = mkdtempSync(join(tmpdir(), "diffuse-atomic-"));
     const target = join(parent, "entry");

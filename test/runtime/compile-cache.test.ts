@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -126,6 +126,23 @@ describe("optimized graph cache", () => {
     writeFileSync(weights, randomBytes(statSync(weights).size));
     expect(await run(path)).toEqual(intact);
     expect(optimizedCopyProblem(path)).toBeUndefined();
+    expect(await run(path)).toEqual(intact);
+  });
+
+  it("replaces an optimized copy that passes its checks but that onnxruntime refuses", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diffuse-opt-"));
+    const path = new CompileCache(dir).write("k", graph());
+    const intact = await run(path);
+    const model = join(dir, "k", "optimized", "model.opt.onnx");
+    const marker = join(dir, "k", "optimized", "optimized.json");
+    const garbage = Buffer.from("not an onnx graph");
+    writeFileSync(model, garbage);
+    const before = JSON.parse(readFileSync(marker, "utf8"));
+    writeFileSync(marker, JSON.stringify({ ...before, modelBytes: garbage.length, modelSha256: createHash("sha256").update(garbage).digest("hex") }));
+    expect(optimizedCopyProblem(path)).toBeUndefined(); // the checks cannot tell
+    expect(await run(path)).toEqual(intact);
+    expect(JSON.parse(readFileSync(marker, "utf8")).id).not.toBe(before.id);
+    expect(readFileSync(model).equals(garbage)).toBe(false);
     expect(await run(path)).toEqual(intact);
   });
 
