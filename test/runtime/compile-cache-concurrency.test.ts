@@ -55,7 +55,8 @@ function expectValidAndClean(dir: string): void {
   expect(readdirSync(join(dir, "k")).sort()).toEqual(["manifest.json", "model.onnx", "optimized", "weights.bin"]);
 }
 
-describe("compile cache shared by concurrent processes", () => {
+// Each process starts tsx and onnxruntime (about 0.7 s of CPU): on a busy 2-core machine a round of 8 takes a while.
+describe("compile cache shared by concurrent processes", { timeout: 300_000 }, () => {
   it("processes building the same entry into an empty cache at once all succeed with the same output, and the entry stays valid", async () => {
     const want = await reference();
     for (const n of [3, 8]) {
