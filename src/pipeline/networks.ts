@@ -5,8 +5,9 @@ import { buildUNet } from "../models/unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "../models/vae.js";
 import type { AttentionKind } from "../onnx/builder.js";
 import type { Graph } from "../onnx/graph.js";
-import { CompileCache, defaultCacheDir, openCachedSession } from "../runtime/compile-cache.js";
+import { CompileCache, defaultCacheDir } from "../runtime/compile-cache.js";
 import { HashMemo } from "../runtime/hash-memo.js";
+import { openCachedSession } from "../runtime/optimized-copy.js";
 import type { Session, SessionOptions } from "../runtime/session.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
 import { checkpointSha256 } from "../weights/checkpoint-hash.js";
@@ -73,14 +74,14 @@ export class Networks {
   private async load(name: NetworkName): Promise<Session> {
     const attention = this.opts.attention ?? DEFAULT_ATTENTION;
     const key = `${this.sha256.slice(0, 24)}-${name}-${attention}-g${GRAPH_VERSION}`;
-    const path = this.cache.getOrBuild(key, () => this.build(name, attention), (e) => {
+    const entry = this.cache.getOrBuild(key, () => this.build(name, attention), (e) => {
       if (!e.hit) this.opts.onStatus?.(`building the ${name} graph (${e.reason}); later runs reuse it`);
     });
     try {
-      return await openCachedSession(path, this.opts);
+      return await openCachedSession(entry.path, this.opts);
     } catch (e) {
       // An entry that passed validation but that the runtime refuses is dropped, so the next load rebuilds it.
-      this.cache.evict(key);
+      this.cache.evict(key, entry.id);
       throw e;
     }
   }
