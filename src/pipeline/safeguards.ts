@@ -19,6 +19,8 @@ export interface SafeguardOptions {
   provenance?: boolean | SignerConfig;
   /** A rules file; prompts that match a rule are refused before any compute. */
   promptPolicy?: string;
+  /** onnxruntime threads for the safety checker, as for the other networks (default: all cores). */
+  threads?: number;
 }
 
 /** What happened to one image, for its infotext. */
@@ -48,7 +50,7 @@ export class Safeguards {
     if (opts.safetyChecker !== false) {
       const path = opts.safetyChecker ?? findSafetyChecker(modelPath);
       if (path) {
-        checker = await SafetyChecker.load(path);
+        checker = await SafetyChecker.load(path, { threads: opts.threads });
         state = "on";
       } else {
         state = "absent";

@@ -1,5 +1,6 @@
-import { readFile } from "node:fs/promises";
 import { DiffuseError, InputError } from "../errors.js";
+import { jsonTooDeep, MAX_JSON_DEPTH } from "../json-depth.js";
+import { readRegularFile } from "../regular-file.js";
 import { readAsTokenizer, readTermAsTokenizer, type TokenizerReading } from "./tokenizer-reading.js";
 
 /**
@@ -100,6 +101,9 @@ export class PromptPolicy {
 
   /** Parses and validates rules (the JSON text of a rules file); `name` is the file, for error messages. */
   static parse(json: string, name = "the prompt policy"): PromptPolicy {
+    if (jsonTooDeep(json, MAX_JSON_DEPTH)) {
+      throw new InputError(`${name} nests JSON more than ${MAX_JSON_DEPTH} levels deep; it should be a flat list like [{"term": "...", "reason": "..."}]`);
+    }
     let data: unknown;
     try {
       data = JSON.parse(json);
@@ -114,12 +118,8 @@ export class PromptPolicy {
   }
 
   static async load(path: string): Promise<PromptPolicy> {
-    let text: string;
-    try {
-      text = await readFile(path, "utf8");
-    } catch (e) {
-      throw new InputError(`cannot read the prompt policy ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
-    }
+    // A regular file of sane size: a named pipe or a device given by mistake must not hang or fill memory.
+    const text = readRegularFile(path, InputError, { hint: "pass the path of the prompt policy's JSON file", maxBytes: MAX_POLICY_BYTES }).toString("utf8");
     return PromptPolicy.parse(text, path);
   }
 
@@ -163,6 +163,9 @@ function matchRule(c: CompiledRule, forms: PromptForms): Pick<PolicyMatch, "matc
   const written = c.term ? c.written.exec(forms.written) : null;
   return written ? { matched: written[0], form: "written" } : { matched: tokenized[0], form: "tokenized" };
 }
+
+/** Thousands of rules fit in a megabyte; 16 MiB is far beyond any real policy. */
+const MAX_POLICY_BYTES = 16 * 2 ** 20;
 
 const RULE_KEYS = new Set(["term", "regex", "reason", "in", "caseSensitive"]);
 const SCOPES: readonly PolicyScope[] = ["prompt", "negative", "both"];

@@ -3,7 +3,7 @@
  * pydantic models; unknown fields pass through (they are accepted, ignored and echoed back in `parameters`).
  */
 import { z } from "zod";
-import { MAX_SEED, PngSafeText } from "./api-types.js";
+import { MAX_SEED, MAX_SIDE, PngSafeText } from "./api-types.js";
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max).nullish();
 const num = (min: number, max: number) => z.number().min(min).max(max).nullish();
@@ -21,8 +21,8 @@ export const A1111Txt2Img = z.looseObject({
   steps: int(1, 150),
   cfg_scale: num(0, 30),
   /** A1111 floors sizes to the latent grid (multiples of 8); so do we. */
-  width: int(8, 2048),
-  height: int(8, 2048),
+  width: int(8, MAX_SIDE),
+  height: int(8, MAX_SIDE),
   denoising_strength: num(0, 1),
   override_settings: z.record(z.string(), z.unknown()).nullish(),
   send_images: z.boolean().nullish(),

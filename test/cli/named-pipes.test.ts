@@ -59,4 +59,21 @@ describe.runIf(process.platform !== "win32")("a named pipe given to the CLI", ()
     await expectRefused(["info", fifo], said);
     await expectRefused(["verify", fifo], said);
   });
+
+  it("as the prompt policy or the C2PA key and certificate: generate exits 2 saying what the path is", async () => {
+    // Progress lines (graph builds on first use) may come first: the refusal is the last line.
+    const refused = async (args: string[], pattern: RegExp) => {
+      const r = await diffuse(args, join(dir, "cache"));
+      expect(r.signal, `killed after ${DEADLINE_MS} ms: diffuse generate hung`).toBeNull();
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split("\n").at(-1)).toMatch(pattern);
+    };
+    const model = join(ROOT, "models/tiny-shapes");
+    const policy = join(dir, "policy.json");
+    execFileSync("mkfifo", [policy]);
+    await refused(["generate", "a cat", "--model", model, "--policy", policy, "-o", join(dir, "p.png")], /^diffuse: .*policy\.json is a named pipe \(FIFO\), not a regular file; pass the path of the prompt policy/);
+    const key = join(dir, "signer.key");
+    execFileSync("mkfifo", [key]);
+    await refused(["generate", "a cat", "--model", model, "--c2pa-key", key, "--c2pa-cert", key, "-o", join(dir, "k.png")], /^diffuse: .*signer\.key is a named pipe \(FIFO\), not a regular file; pass the path of the C2PA private key/);
+  });
 });

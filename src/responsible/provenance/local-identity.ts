@@ -1,5 +1,6 @@
 import { webcrypto } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import {
@@ -12,8 +13,9 @@ import {
   X509CertificateGenerator,
 } from "@peculiar/x509";
 import { InputError } from "../../errors.js";
+import { readRegularFile } from "../../regular-file.js";
 import { DOCUMENT_SIGNING_EKU } from "./certificate-profile.js";
-import { signerFromPem, type ProvenanceSigner } from "./signer.js";
+import { MAX_PEM_BYTES, signerFromPem, type ProvenanceSigner } from "./signer.js";
 
 /**
  * diffuse's default signing identity: generated on first use and kept in the user's config folder, so every
@@ -136,12 +138,8 @@ async function generateIdentity(): Promise<{ keyPem: string; chainPem: string }>
 }
 
 async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new InputError(`cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check its permissions`);
-  }
+  if (!existsSync(path)) return undefined;
+  return readRegularFile(path, InputError, { hint: "check it, or move it aside to make a new local identity", maxBytes: MAX_PEM_BYTES }).toString("utf8");
 }
 
 const README = `diffuse's local C2PA signing identity

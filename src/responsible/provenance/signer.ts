@@ -1,8 +1,8 @@
 import { constants, createPrivateKey, sign, X509Certificate as NodeCertificate, type KeyObject } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import { X509Certificate } from "@peculiar/x509";
 import type { Signer } from "@trustnxt/c2pa-ts/cose";
 import { InputError } from "../../errors.js";
+import { readRegularFile } from "../../regular-file.js";
 import { displayName, evaluateChain, splitPemCertificates } from "./certificate-chain.js";
 import { signingCertificateProblems } from "./certificate-profile.js";
 
@@ -114,10 +114,10 @@ function coseAlgorithm(key: KeyObject, keyName: string): number {
   );
 }
 
+/** A key or certificate chain in PEM is a few kilobytes: a megabyte is far more than any. */
+export const MAX_PEM_BYTES = 2 ** 20;
+
+/** PEM keys and certificate chains are a few kilobytes; a named pipe or device given by mistake is refused, not read. */
 async function readText(path: string, what: string): Promise<string> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (e) {
-    throw new InputError(`cannot read the ${what} ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
-  }
+  return readRegularFile(path, InputError, { hint: `pass the path of the ${what} (a PEM file)`, maxBytes: MAX_PEM_BYTES }).toString("utf8");
 }
