@@ -38,6 +38,7 @@ export function openRegularFile(path: string, error: ErrorClass, hint: string): 
     // A socket cannot be opened at all (ENXIO): say what it is rather than the errno.
     const kind = kindAt(path);
     if (kind) throw new error(notRegular(path, kind, hint));
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new error(`${path}: no such file; ${hint}`);
     throw new error(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ${hint}`);
   }
   try {
