@@ -110,6 +110,11 @@ function number(name: string, value: unknown, min: number, max: number, hint: st
 /** Checks every parameter up front, so bad input fails before any compute, with a message naming the fix. */
 export function resolveParams(p: GenerateParams, defaults: { size: number; cfgScale?: number; randomSeed: () => number }): ResolvedParams {
   if (typeof p.prompt !== "string") throw new InputError("prompt must be a string");
+  // Every output carries the prompts in its metadata, and PNG text (and A1111's readers) cannot hold a NUL:
+  // refused here, before any compute, rather than when the finished image is written.
+  for (const [name, text] of [["prompt", p.prompt], ["negative prompt", p.negative_prompt ?? ""]] as const) {
+    if (text.includes("\0")) throw new InputError(`the ${name} contains a NUL character (U+0000), which the image's metadata cannot hold; remove it`);
+  }
   const size = (name: string, v: number | undefined) =>
     integer(name, v ?? defaults.size, 8, MAX_IMAGE_SIDE, `${name} must be a multiple of 8 between 8 and ${MAX_IMAGE_SIDE} (the VAE works on 8x8 pixel blocks), e.g. ${Math.round((v ?? 512) / 8) * 8}`);
   const width = size("width", p.width);
