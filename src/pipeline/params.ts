@@ -39,6 +39,11 @@ export interface StepPreview {
   /** The preview as PNG; undefined when the safety policy withholds it. */
   png: Buffer | undefined;
   safety: PreviewSafety;
+  /**
+   * The step whose latents it shows: the event's own, or an earlier one when the safety checker's share of the
+   * time was spent (see SafeguardOptions.previewCheckShare).
+   */
+  step: number;
 }
 
 /**

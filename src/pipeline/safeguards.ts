@@ -21,6 +21,11 @@ export interface SafeguardOptions {
   promptPolicy?: string;
   /** onnxruntime threads for the safety checker, as for the other networks (default: all cores). */
   threads?: number;
+  /**
+   * With a safety checker, the largest share of a generation's time that checking its live previews may take
+   * (default 0.05); a preview asked for while it is spent shows the latest checked one. Infinity checks every one.
+   */
+  previewCheckShare?: number;
 }
 
 /** What happened to one image, for its infotext. */
@@ -67,6 +72,11 @@ export class Safeguards {
   }
 
   /** Whether a safety checker runs: then previews go through it too (see StepPreviews). */
+  /** See SafeguardOptions.previewCheckShare. */
+  get previewCheckShare(): number | undefined {
+    return this.opts.previewCheckShare;
+  }
+
   get checking(): boolean {
     return this.checker !== undefined;
   }

@@ -140,14 +140,14 @@ export class StableDiffusionPipeline {
     const te = await this.textEncoder();
     const [uncond, cond] = await encodePrompts(te, [p.negativePrompt, p.prompt], p.clipSkip);
     const images: GeneratedImage[] = [];
-    const previews = new StepPreviews(this.safeguards);
+    const previews = new StepPreviews(this.safeguards, { share: this.safeguards.previewCheckShare });
     try {
       for (let b = 0; b < p.batchCount; b++) {
         const seeds = Array.from({ length: p.batchSize }, (_, j) => p.seed + b * p.batchSize + j);
         const latents = await this.denoise(p, seeds, cond!, uncond!, init, mask, (step, steps, x, shape) =>
           params.onStep?.({
             step, steps, batch: b, batches: p.batchCount, elapsed: (performance.now() - start) / 1000, latents: x,
-            preview: previews.forStep(x, shape, { batch: b, last: step === steps }),
+            preview: previews.forStep(x, shape, { batch: b, step, last: step === steps }),
           }), params.signal);
         const decoded = await this.decode(latents, p);
         const safe = await this.safeguards.process(decoded, jobId);

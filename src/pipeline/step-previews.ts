@@ -19,6 +19,10 @@ import type { Safeguards } from "./safeguards.js";
  *   is withheld (or blurred) when they were flagged, even if the preview alone passed.
  * - Each step's preview is made, checked and encoded at most once, however many consumers ask for it; previews
  *   are checked one at a time in step order, so a hit spares the checks queued behind it.
+ * - Checking costs a CLIP vision pass per preview (about a tenth of a guided 512 px SD1.5 step, more than a whole
+ *   step at small sizes), so checks may take at most `share` of the generation's time so far (5% by default):
+ *   a preview asked for while that share is spent shows the latest checked one instead (its `step` says which),
+ *   with the same guarantees. The first preview and each batch's last are always checked.
  * - Without a checker, a preview costs what it always did: the linear approximation and a PNG encode.
  *
  * Previews carry no invisible watermark and no C2PA credentials: they are transient (sent to a watcher, never
@@ -28,31 +32,63 @@ import type { Safeguards } from "./safeguards.js";
  * scaling the preview back to its true 1/8 size, and marking every step would cost each preview a transform of
  * the full image. The images that are kept (the final PNGs) carry both marks and the credentials.
  */
+export interface StepPreviewOptions {
+  /** The largest share of the generation's time that preview checks may take (default 0.05; Infinity: check all). */
+  share?: number;
+  /** Milliseconds, for the share (default performance.now). */
+  now?: () => number;
+}
+
+/** Checking every preview of a 512 px SD1.5 generation would cost 10-16% of its time; 5% keeps one every few steps. */
+export const DEFAULT_PREVIEW_CHECK_SHARE = 0.05;
+
 export class StepPreviews {
   /** Set once a preview or a final image of this generation is flagged. */
   private flagged = false;
+  /** Time spent in preview checks, and when the generation started, for the share. */
+  private spentMs = 0;
+  private readonly startMs: number;
+  private readonly share: number;
+  private readonly now: () => number;
+  /** The preview of the latest step whose check was started: what a step shows while the share is spent. */
+  private latest: (() => Promise<StepPreview>) | undefined;
   /** The tail of the queue of preview checks. */
   private checks: Promise<void> = Promise.resolve();
   /** Per batch (n_iter): resolves when its final images were judged, or the generation ended without them. */
   private readonly verdicts = new Map<number, { promise: Promise<void>; resolve: () => void }>();
   private ended = false;
 
-  constructor(private readonly safeguards: Safeguards) {}
+  constructor(
+    private readonly safeguards: Safeguards,
+    opts: StepPreviewOptions = {},
+  ) {
+    this.share = opts.share ?? DEFAULT_PREVIEW_CHECK_SHARE;
+    this.now = opts.now ?? (() => performance.now());
+    this.startMs = this.now();
+  }
 
-  /** The `preview` of one step's event. `last`: the batch's last step, whose preview waits for the final verdict. */
-  forStep(latents: Float32Array, shape: Nchw, at: { batch: number; last: boolean }): () => Promise<StepPreview> {
+  /**
+   * The `preview` of one step's event (`step` counts from 1). `last`: the batch's last step, whose preview waits
+   * for the final verdict.
+   */
+  forStep(latents: Float32Array, shape: Nchw, at: { batch: number; step: number; last: boolean }): () => Promise<StepPreview> {
     let shown: RgbImage | undefined;
     const image = () => (shown ??= latentPreview(latents, shape, { scale: 8 }));
     let png: Promise<Buffer> | undefined;
-    const plain = (safety: PreviewSafety) => async (): Promise<StepPreview> => ({ png: await (png ??= encodePng(image())), safety });
+    const plain = (safety: PreviewSafety) => async (): Promise<StepPreview> => ({ png: await (png ??= encodePng(image())), safety, step: at.step });
     if (!this.safeguards.checking) return plain("unchecked");
     const passed = plain("passed");
     let judged: Promise<void> | undefined;
     let asFlagged: Promise<StepPreview> | undefined;
-    return async () => {
+    const own = async (): Promise<StepPreview> => {
       await (judged ??= this.judge(image, at));
       // Read after every wait: a later hit (another step, the final images) withdraws a preview that had passed.
-      return this.flagged ? (asFlagged ??= this.flaggedPreview(image())) : passed();
+      return this.flagged ? (asFlagged ??= this.flaggedPreview(image(), at.step)) : passed();
+    };
+    return () => {
+      if (judged === undefined && !at.last && this.latest && this.spentMs > this.share * (this.now() - this.startMs)) return this.latest();
+      if (judged === undefined) this.latest = own;
+      return own();
     };
   }
 
@@ -70,7 +106,13 @@ export class StepPreviews {
 
   private async judge(image: () => RgbImage, at: { batch: number; last: boolean }): Promise<void> {
     const check = this.checks.then(async () => {
-      if (!this.flagged && (await this.safeguards.flags(image()))) this.flagged = true;
+      if (this.flagged) return;
+      const started = this.now();
+      try {
+        if (await this.safeguards.flags(image())) this.flagged = true;
+      } finally {
+        this.spentMs += this.now() - started;
+      }
     });
     // A failed check fails only its own preview (which is then not shown); the queue goes on.
     this.checks = check.catch(() => undefined);
@@ -88,15 +130,15 @@ export class StepPreviews {
     return v;
   }
 
-  private async flaggedPreview(image: RgbImage): Promise<StepPreview> {
+  private async flaggedPreview(image: RgbImage, step: number): Promise<StepPreview> {
     const outcome = await this.safeguards.onFlagged(image);
     switch (outcome.action) {
       case "blocked":
-        return { png: undefined, safety: "blocked" };
+        return { png: undefined, safety: "blocked", step };
       case "blurred":
-        return { png: await encodePng(outcome.image), safety: "blurred" };
+        return { png: await encodePng(outcome.image), safety: "blurred", step };
       default:
-        return { png: await encodePng(outcome.image), safety: "flagged" };
+        return { png: await encodePng(outcome.image), safety: "flagged", step };
     }
   }
 }

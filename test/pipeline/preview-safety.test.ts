@@ -30,7 +30,8 @@ describe.skipIf(!HAVE_REFERENCE)("step previews obey the safety checker and its 
   let reference: { previews: RgbImage[]; final: RgbImage; embeds: Float32Array[] };
 
   async function pipeline(opts: LoadOptions): Promise<StableDiffusionPipeline> {
-    const p = await loadPipeline(MODEL, { cacheDir, threads: 1, ...opts });
+    // Every preview checked: these tests are about what a check decides; the share of time is tested on its own.
+    const p = await loadPipeline(MODEL, { cacheDir, threads: 1, previewCheckShare: Infinity, ...opts });
     open.push(p);
     return p;
   }
@@ -95,7 +96,7 @@ describe.skipIf(!HAVE_REFERENCE)("step previews obey the safety checker and its 
   it("a checker that flags everything, block policy: no step shows a preview, each says the checker withheld it", async () => {
     const { seen, final } = await run(await pipeline({ safetyChecker: flagsEverything(tempDir("preview-safety-all")), safetyPolicy: "block" }));
     expect(seen).toHaveLength(6);
-    for (const s of seen) expect(s.preview).toEqual({ png: undefined, safety: "blocked" });
+    for (const s of seen) expect(s.preview).toEqual({ png: undefined, safety: "blocked", step: s.step });
     expect(isBlack(final)).toBe(true);
   });
 

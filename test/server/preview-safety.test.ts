@@ -49,7 +49,7 @@ describe.skipIf(!HAVE_REFERENCE)("live previews of a server with a safety checke
   async function watchJob(policy: SafetyPolicy): Promise<{ steps: StepData[]; progress: Progress[]; done: boolean }> {
     let s: TestServer | undefined;
     try {
-      s = await startServer({ cacheDir: cache.path, previewIntervalMs: 0, loadOptions: { threads: 1, cacheDir: cache.path, safetyChecker: `${checkerDir.path}/safety_checker`, safetyPolicy: policy } });
+      s = await startServer({ cacheDir: cache.path, previewIntervalMs: 0, loadOptions: { threads: 1, cacheDir: cache.path, safetyChecker: `${checkerDir.path}/safety_checker`, safetyPolicy: policy, previewCheckShare: Infinity } });
       const base = s.base;
       const { body } = await postJson<JobCreated>(`${base}/api/v1/jobs`, JOB);
       const events = readSse(await fetch(`${base}${body.events_url}`));
