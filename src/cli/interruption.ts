@@ -94,12 +94,11 @@ export class Interruption {
     if (this.committed) process.exit(0);
     if (!this.received) {
       this.received = signal;
-      this.log(`\ninterrupted by ${signal}: stopping, and no file will be written (send it again to quit at once)`);
       this.controller.abort();
       for (const w of this.waiters.splice(0)) w();
+      this.say(`\ninterrupted by ${signal}: stopping, and no file will be written (send it again to quit at once)`);
       return;
     }
-    this.log(`interrupted again by ${signal}: quitting at once; no file written`);
     for (const cleanup of this.cleanups) {
       try {
         cleanup();
@@ -107,6 +106,16 @@ export class Interruption {
         // Quitting regardless: a cleanup that fails must not keep the process alive.
       }
     }
+    this.say(`interrupted again by ${signal}: quitting at once; no file written`);
     process.exit(signalExitCode(signal));
+  }
+
+  /** Logs after the state changed: after a SIGHUP the terminal may be gone, and a failed write changes nothing. */
+  private say(line: string): void {
+    try {
+      this.log(line);
+    } catch {
+      // No terminal to tell.
+    }
   }
 }
