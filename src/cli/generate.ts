@@ -98,7 +98,17 @@ export function registerGenerate(program: Command): void {
     .option("--policy <rules.json>", "prompt policy rules: matching prompts are refused before any compute; also DIFFUSE_PROMPT_POLICY")
     .action(async (prompt: string, o: GenerateOptions) => {
       await generateCommand(prompt, o);
+      // The run is complete: exit here, with its handlers still in place. Left to Node's own teardown, the
+      // process lives on for tens of milliseconds with its signal handlers already removed (onnxruntime
+      // unloads then), and a signal in that window killed a run whose files were all written.
+      await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+      process.exit(0);
     });
+}
+
+/** Resolves once everything written to the stream so far has been handed to the OS. */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write("", () => resolve()));
 }
 
 async function generateCommand(prompt: string, o: GenerateOptions): Promise<void> {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { constants } from "node:os";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -69,7 +69,7 @@ async function expectComplete(r: Run): Promise<void> {
 
 function expectNothingWritten(r: Run, sig: Sig): void {
   // Not one file, and no temporary file either.
-  expect(readdirSync(r.dir)).toEqual([]);
+  expect(readdirSync(r.dir), `after ${sig}: exit ${r.code}, stderr ${r.stderr}`).toEqual([]);
   // Signals are sent only after the command's first word on stderr, when its handlers are installed: it must
   // exit by itself with the conventional status rather than die of the signal.
   expect(r.killedBy).toBeNull();
@@ -79,6 +79,12 @@ function expectNothingWritten(r: Run, sig: Sig): void {
 }
 
 describe("diffuse generate interrupted by a signal writes nothing", () => {
+  // One run builds the model's graphs into the cache first: the tests then run two processes side by side, and
+  // two builders racing on an empty cache is a fault of its own (issue 12 item 6), not the one tested here.
+  beforeAll(async () => {
+    await expectComplete(await run(() => {}));
+  });
+
   // Every phase after the handlers are installed: model loaded, images generated (the window of the old race:
   // the steps are over, so aborting the pipeline changed nothing), images encoded, files staged under temporary
   // names. SIGINT, SIGTERM and SIGHUP are each sent at some phase; the runs of one phase go side by side.
@@ -92,7 +98,7 @@ describe("diffuse generate interrupted by a signal writes nothing", () => {
     it(`${signals.join(" or ")} once the images are ${point === "loaded" ? "not yet made (model loaded)" : point}: exit 128+n, no file, no temporary file`, async () => {
       const runs = await Promise.all(signals.map((sig) => atPoint(point, sig)));
       runs.forEach((r, j) => {
-        expect(r.signalled, `paused at ${point}`).toBe(true);
+        expect(r.signalled, `paused at ${point}? exit ${r.code}, stderr ${r.stderr}`).toBe(true);
         expectNothingWritten(r, signals[j]!);
       });
     });
@@ -105,6 +111,19 @@ describe("diffuse generate interrupted by a signal writes nothing", () => {
       expect(r.killedBy).toBeNull();
       await expectComplete(r);
       expect(r.stdout.trim().split("\n")).toEqual(OUTPUTS.map((f) => join(r.dir, f)));
+    }
+  });
+
+  it("a signal in the moments after the files are reported, while the process exits, still ends it with 0", async () => {
+    // Node's own teardown removed the handlers some 20 to 50 ms after the paths were printed, while onnxruntime
+    // unloaded, and a signal then killed a run whose files were all written (3 of 10 runs with signals 0 to
+    // 200 ms after the paths). One run at a time, so the moments are those measured.
+    for (const [k, delay] of [15, 25, 35, 45, 55].entries()) {
+      const r = await run((child, _stderr, fire) => {
+        child.stdout!.once("data", () => setTimeout(() => fire(k % 2 === 0 ? "SIGINT" : "SIGTERM"), delay));
+      });
+      expect(r.killedBy, `signal ${delay} ms after the paths`).toBeNull();
+      await expectComplete(r);
     }
   });
 
