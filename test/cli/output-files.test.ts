@@ -151,13 +151,14 @@ describe("diffuse generate -o: the extension names the format", () => {
 
   it("JPEG and WebP outputs keep the robust watermark: diffuse detect finds it after lossy compression", async () => {
     const dir = fresh();
-    await Promise.all(["jpg", "webp"].map(async (ext) => {
+    // One after the other: two first runs side by side would race to build the model cache (item 6's fault).
+    for (const ext of ["jpg", "webp"]) {
       const out = join(dir, `marked.${ext}`);
       expect((await generate(out, "-W", "128", "-H", "128", "--no-provenance")).code).toBe(0);
       expect((await sharp(out).metadata()).format).toBe(ext === "jpg" ? "jpeg" : "webp");
       const detect = await runCli(["detect", out, "--json"], { env });
       expect(JSON.parse(detect.stdout)).toMatchObject({ verdict: "robust", robust: { found: true, payload: { generator: 0x6466 } } });
-    }));
+    }
   });
 
   it("an unknown extension is refused before generating, naming the supported ones", async () => {
