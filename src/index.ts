@@ -8,4 +8,6 @@ export { TorchGenerator } from "./random/torch-generator.js";
 export { ClipTokenizer } from "./tokenizer/clip-tokenizer.js";
 export { buildInfotext, parseInfotext, type Infotext } from "./image/infotext.js";
 export { readPngText, writePngText } from "./image/png-text.js";
+export { readImageParameters, type ImageParameters } from "./image/image-parameters.js";
+export { formatForPath, type ImageFormat } from "./image/output-format.js";
 export { DiffuseError, CheckpointError, UnsupportedModelError, InputError, InternalError } from "./errors.js";

@@ -1,12 +1,16 @@
-import { renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, extname, resolve } from "node:path";
+import { extname } from "node:path";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
 import { InputError } from "../errors.js";
 import { defaultModelPath, isDefaultModel } from "../default-model.js";
-import { GenerationAborted, loadPipeline } from "../pipeline/stable-diffusion.js";
+import { exifWithUserComment } from "../image/exif-user-comment.js";
+import { fitsJpegExif } from "../image/jpeg-exif.js";
+import { formatForPath, IMAGE_FORMATS, type ImageFormat } from "../image/output-format.js";
+import { loadPipeline, type GenerateResult, type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import type { GenerateParams } from "../pipeline/params.js";
-import { signerConfigFromEnv } from "../responsible/provenance/index.js";
+import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
+import { Interruption } from "./interruption.js";
+import { checkOutputsWritable, stageFiles } from "./output-files.js";
 import { safetyPolicyOption } from "./safety-options.js";
 
 interface GenerateOptions {
@@ -81,7 +85,7 @@ export function registerGenerate(program: Command): void {
     .option("--batch-count <n>", "number of batches", "1")
     .option("--clip-skip <n>", "use the text encoder's n-th layer from the end", "1")
     .option("--threads <n>", "CPU threads (default: all cores)")
-    .option("-o, --out <file>", "output PNG; {seed} and {n} are replaced", "out.png")
+    .option("-o, --out <file>", "output file: .png, .jpg/.jpeg or .webp (the extension picks the format); {seed} and {n} are replaced", "out.png")
     .option("--json", "print a JSON result on stdout")
     .option("--no-progress", "no progress bar")
     .option("--safety-checker <path>", "a safety_checker folder (default: the model folder's own, if any)")
@@ -94,21 +98,32 @@ export function registerGenerate(program: Command): void {
     .option("--policy <rules.json>", "prompt policy rules: matching prompts are refused before any compute; also DIFFUSE_PROMPT_POLICY")
     .action(async (prompt: string, o: GenerateOptions) => {
       await generateCommand(prompt, o);
+      // The run is complete: exit here, with its handlers still in place. Left to Node's own teardown, the
+      // process lives on for tens of milliseconds with its signal handlers already removed (onnxruntime
+      // unloads then), and a signal in that window killed a run whose files were all written.
+      await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+      process.exit(0);
     });
+}
+
+/** Resolves once everything written to the stream so far has been handed to the OS. */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write("", () => resolve()));
 }
 
 async function generateCommand(prompt: string, o: GenerateOptions): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const model = o.model ?? defaultModelPath();
-  if (isDefaultModel(model)) {
-    log("using the embedded tiny shapes model (a demo that draws coloured shapes); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion");
-  }
+  // The seed is settled here rather than in the pipeline so every output name is known, and checked, before
+  // any compute; the pipeline numbers a batch's images seed, seed + 1, ... as A1111 does.
+  const seedOption = num("--seed", o.seed);
+  const seed = seedOption === undefined || seedOption === -1 ? randomSeed() : seedOption;
   const params: GenerateParams = {
     prompt,
     negative_prompt: o.negative,
     steps: num("--steps", o.steps),
     cfg_scale: num("--cfg", o.cfg),
-    seed: num("--seed", o.seed),
+    seed,
     sampler_name: o.sampler,
     width: num("--width", o.width),
     height: num("--height", o.height),
@@ -121,34 +136,54 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   };
   if (o.mask !== undefined && o.init === undefined) throw new InputError("--mask needs --init: the image to inpaint");
 
-  const abort = new AbortController();
-  const onSigint = () => {
-    log("\ninterrupted: stopping after the current step, writing nothing");
-    abort.abort();
-  };
-  process.once("SIGINT", onSigint);
-  const threads = num("--threads", o.threads);
-  const signer = { ...signerConfigFromEnv(), ...(o.c2paKey ? { keyPath: o.c2paKey } : {}), ...(o.c2paCert ? { certPath: o.c2paCert } : {}) };
-  const pipe = await loadPipeline(model, {
-    config: o.config,
-    tokenizer: o.tokenizer,
-    threads,
-    onStatus: log,
-    safetyChecker: o.safetyCheck ? o.safetyChecker : false,
-    safetyPolicy: safetyPolicyOption(o.safetyPolicy),
-    watermark: o.watermark,
-    provenance: o.provenance ? signer : false,
-    promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
-  });
+  // Installed first, so that no signal from here on kills the process between two file operations.
+  const interruption = new Interruption(log).install();
+  try {
+    const format = checkOutputs(o, params);
+    if (isDefaultModel(model)) {
+      log("using the embedded tiny shapes model (a demo that draws coloured shapes); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion");
+    }
+    const threads = num("--threads", o.threads);
+    const signer = { ...signerConfigFromEnv(), ...(o.c2paKey ? { keyPath: o.c2paKey } : {}), ...(o.c2paCert ? { certPath: o.c2paCert } : {}) };
+    const pipe = await loadPipeline(model, {
+      config: o.config,
+      tokenizer: o.tokenizer,
+      threads,
+      onStatus: log,
+      safetyChecker: o.safetyCheck ? o.safetyChecker : false,
+      safetyPolicy: safetyPolicyOption(o.safetyPolicy),
+      watermark: o.watermark,
+      provenance: o.provenance ? signer : false,
+      promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
+    });
+    try {
+      await interruption.pausePoint("loaded");
+      interruption.check();
+      await run(pipe, params, format, o, interruption, log);
+    } finally {
+      await pipe.close();
+    }
+  } catch (e) {
+    // Whatever stopped the run after a signal (the pipeline's abort included), the signal is the cause.
+    interruption.dispose();
+    interruption.check();
+    throw e;
+  }
+  // On success the handlers stay until the process exits: a signal now finds the run complete (exit 0)
+  // instead of killing a process whose files are already written.
+}
+
+async function run(pipe: StableDiffusionPipeline, params: GenerateParams, format: ImageFormat, o: GenerateOptions, interruption: Interruption, log: (s: string) => void): Promise<void> {
   const showBar = o.progress && !o.json && process.stderr.isTTY;
   const bar = showBar
     ? new cliProgress.SingleBar({ format: "{bar} {value}/{total} steps | {speed} s/it | ETA {eta}s", stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
     : undefined;
   let lastStepAt = performance.now();
+  let result: GenerateResult;
   try {
-    const result = await pipe.generate({
+    result = await pipe.generate({
       ...params,
-      signal: abort.signal,
+      signal: interruption.signal,
       onStep: (e) => {
         const now = performance.now();
         const speed = ((now - lastStepAt) / 1000).toFixed(2);
@@ -159,44 +194,75 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
         if (e.step === e.steps) bar.stop();
       },
     });
-    const paths = outputPaths(o.out, result.images.map((i) => i.seed));
-    // Every image is encoded first, then written to a temporary name and renamed, so an interruption or a
-    // failure never leaves a half-written PNG under the requested name.
-    const pngs = await Promise.all(result.images.map((i) => i.png()));
-    const written: string[] = [];
-    try {
-      pngs.forEach((png, i) => {
-        const target = resolve(paths[i]!);
-        const tmp = `${target}.${process.pid}.partial`;
-        try {
-          writeFileSync(tmp, png);
-          renameSync(tmp, target);
-        } catch (e) {
-          rmSync(tmp, { force: true });
-          throw new InputError(`cannot write ${target} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check that ${dirname(target)} exists and is writable`);
-        }
-        written.push(target);
-      });
-    } catch (e) {
-      for (const f of written) rmSync(f, { force: true });
-      throw e;
-    }
-    const seeds = result.images.map((i) => i.seed);
-    if (o.json) {
-      process.stdout.write(JSON.stringify({ images: written, seeds, parameters: result.parameters, info: result.info }) + "\n");
-    } else {
-      log(`seed ${seeds.join(", ")}`);
-      for (const f of written) process.stdout.write(`${f}\n`);
-    }
-  } catch (e) {
-    bar?.stop();
-    if (e instanceof GenerationAborted) {
-      process.exitCode = 130;
-      return;
-    }
-    throw e;
   } finally {
-    process.off("SIGINT", onSigint);
-    await pipe.close();
+    bar?.stop();
   }
+  await interruption.pausePoint("generated");
+  interruption.check();
+  const seeds = result.images.map((i) => i.seed);
+  const paths = outputPaths(o.out, seeds);
+  const encoded = await Promise.all(result.images.map((i) => i.encode(format)));
+  await interruption.pausePoint("encoded");
+  interruption.check();
+  // Staged under temporary names, then committed by renames only if no signal came in the meantime: each
+  // file is whole or absent, and an interrupted run leaves none.
+  const staged = stageFiles(encoded.map((bytes, i) => ({ path: paths[i]!, bytes })));
+  const forget = interruption.onForcedExit(() => staged.discard());
+  try {
+    await interruption.pausePoint("staged");
+    interruption.commit(() => {
+      const written = staged.commit();
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ images: written, seeds, parameters: result.parameters, info: result.info }) + "\n");
+      } else {
+        log(`seed ${seeds.join(", ")}`);
+        for (const f of written) process.stdout.write(`${f}\n`);
+      }
+    });
+  } finally {
+    staged.discard();
+    forget();
+  }
+  await interruption.pausePoint("committed");
+}
+
+/**
+ * Everything about the outputs that can fail, checked before the model loads: the format the extension
+ * names, whether that format can carry the provenance asked for, the names and targets, the folders'
+ * writability. The same checks run again when the files are committed.
+ */
+function checkOutputs(o: GenerateOptions, params: GenerateParams): ImageFormat {
+  const paths = outputPaths(o.out, expectedSeeds(params));
+  const formats = new Set(paths.map(formatForPath));
+  if (formats.size !== 1) throw new InputError(`-o ${o.out} gives names with different extensions; use one image format for the run`);
+  const format = [...formats][0]!;
+  if (o.provenance && !canCarryCredentials(format)) {
+    throw new InputError(
+      `${paths[0]}: ${IMAGE_FORMATS[format].name} images cannot carry C2PA content credentials here (diffuse signs ${signableFormatNames()} only); ` +
+        `write .png or .jpg, or pass --no-provenance to write ${IMAGE_FORMATS[format].name} without them (the image's metadata then says so)`,
+    );
+  }
+  if (format === "jpeg" && !fitsJpegExif(exifWithUserComment(`${params.prompt}\n${params.negative_prompt ?? ""}`).length + PARAMETER_LINE_ALLOWANCE)) {
+    throw new InputError(`the prompt is too long for a JPEG's metadata (its EXIF segment holds 64 KB, and the parameters are stored there): write .png or .webp instead`);
+  }
+  checkOutputsWritable(paths);
+  return format;
+}
+
+/** Room for the infotext's parameter line (steps, sampler, seed, model...) beside the prompts, in EXIF bytes. */
+const PARAMETER_LINE_ALLOWANCE = 4096;
+
+/** The seeds the pipeline will give the images: seed, seed + 1, ... over batch size x batch count. */
+function expectedSeeds(p: GenerateParams): number[] {
+  const count = (v: number | undefined) => (v === undefined ? 1 : Number.isInteger(v) && v >= 1 ? v : NaN);
+  const n = count(p.batch_size) * count(p.n_iter);
+  // Invalid counts are refused by the pipeline with their own message; the outputs are checked for one image.
+  const images = Number.isFinite(n) && n <= MAX_CHECKED_OUTPUTS ? n : 1;
+  return Array.from({ length: images }, (_, i) => p.seed! + i);
+}
+
+const MAX_CHECKED_OUTPUTS = 64_000;
+
+function randomSeed(): number {
+  return Math.floor(Math.random() * 2 ** 32);
 }

@@ -2,19 +2,19 @@ import type { Command } from "commander";
 import { DiffuseError, InputError } from "../errors.js";
 import { readImageFile } from "../image/codec.js";
 import { MAX_SIDE_FILE_BYTES, readRegularFile } from "../regular-file.js";
-import { verifyPng, type VerifyReport } from "../responsible/provenance/verify-png.js";
+import { verifyImage, type VerifyReport } from "../responsible/provenance/verify-image.js";
 
 /** A manifest is present but fails validation: exit 3, so scripts can tell it from "no manifest" (2). */
 export class ProvenanceInvalidError extends DiffuseError {
   override readonly exitCode: number = 3;
 }
 
-/** `diffuse verify IMAGE`: the C2PA content credentials of a PNG, and whether they still hold. */
+/** `diffuse verify IMAGE`: the C2PA content credentials of a PNG or JPEG, and whether they still hold. */
 export function registerVerify(program: Command): void {
   program
     .command("verify")
-    .description("check the C2PA content credentials (provenance manifest) of a PNG: exit 0 valid, 3 invalid, 2 none")
-    .argument("<image>", "a PNG written by diffuse (or any PNG with a C2PA manifest)")
+    .description("check the C2PA content credentials (provenance manifest) of a PNG or JPEG: exit 0 valid, 3 invalid, 2 none")
+    .argument("<image>", "a PNG or JPEG written by diffuse (or any PNG or JPEG with a C2PA manifest)")
     .option("--json", "print the full report as JSON")
     .option("--trust <pem>", "PEM file of root certificates to trust, to judge who signed")
     .action(async (path: string, o: { json?: boolean; trust?: string }) => {
@@ -22,10 +22,10 @@ export function registerVerify(program: Command): void {
       const bytes = await readImageFile(path);
       const trustAnchors =
         o.trust === undefined ? undefined : readRegularFile(o.trust, InputError, { hint: "pass --trust a PEM file of root certificates", maxBytes: MAX_SIDE_FILE_BYTES }).toString("utf8");
-      const report = await verifyPng(bytes, { name: path, trustAnchors });
+      const report = await verifyImage(bytes, { name: path, trustAnchors });
       process.stdout.write(o.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report));
       if (!report.manifestFound) {
-        throw new InputError(`${path} has no C2PA manifest (no caBX chunk): it was not signed, or an editor or website stripped its metadata`);
+        throw new InputError(`${path} has no C2PA manifest: it was not signed (diffuse writes WebP, and anything with --no-provenance, unsigned), or an editor or website stripped its metadata`);
       }
       if (!report.valid) {
         throw new ProvenanceInvalidError(`${path}: the content credentials fail validation: ${report.failures.map((f) => f.message).join("; ")}`);

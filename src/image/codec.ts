@@ -129,7 +129,7 @@ export async function encodePng(image: RgbImage): Promise<Buffer> {
   return sharp(rawInput(image), { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
 }
 
-function rawInput(image: RgbImage): Buffer {
+export function rawInput(image: RgbImage): Buffer {
   const expected = image.width * image.height * 3;
   if (!Number.isInteger(image.width) || !Number.isInteger(image.height) || image.width < 1 || image.height < 1 || image.data.length !== expected) {
     throw new InternalError(`RGB image of ${image.width}x${image.height} has ${image.data.length} bytes, expected ${expected}`);

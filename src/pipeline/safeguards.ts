@@ -1,6 +1,6 @@
 import type { RgbImage } from "../image/codec.js";
 import { PromptPolicy } from "../responsible/prompt-policy.js";
-import { resolveSigner, signPng, type ProvenanceInfo, type ProvenanceSigner, type SignerConfig } from "../responsible/provenance/index.js";
+import { resolveSigner, signImage, type ProvenanceInfo, type ProvenanceSigner, type SignerConfig } from "../responsible/provenance/index.js";
 import { applyPolicy, DEFAULT_SAFETY_POLICY, findSafetyChecker, flaggedOutcome, SafetyChecker, type PolicyOutcome, type SafetyPolicy } from "../responsible/safety-checker.js";
 import { DWT_DCT_MIN_PIXELS, embedDwtDct, SD1_WATERMARK_BITS } from "../responsible/watermark/dwt-dct.js";
 import { DIFFUSE_GENERATOR_ID, jobIdFromString, RobustWatermark } from "../responsible/watermark/robust.js";
@@ -142,11 +142,11 @@ export class Safeguards {
     return { images: out, notes, flagged };
   }
 
-  /** Signs the final PNG with C2PA content credentials (last: any later byte change breaks the binding). */
-  async finishPng(png: Buffer, info: ProvenanceInfo): Promise<Buffer> {
-    if (this.opts.provenance === false) return png;
+  /** Signs the final PNG or JPEG with C2PA content credentials (last: any later byte change breaks the binding). */
+  async finish(image: Buffer, info: ProvenanceInfo): Promise<Buffer> {
+    if (this.opts.provenance === false) return image;
     this.signer ??= resolveSigner(typeof this.opts.provenance === "object" ? this.opts.provenance : {});
-    return signPng(png, info, await this.signer);
+    return signImage(image, info, await this.signer);
   }
 
   /** Infotext keys that hold for every image of this configuration. */

@@ -3,9 +3,10 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InputError } from "../errors.js";
-import { decodeImage, decodeMask, encodePng, screenImage, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
+import { decodeImage, decodeMask, screenImage, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
+import { encodeImage } from "../image/encode-image.js";
 import { buildInfotext } from "../image/infotext.js";
-import { writePngText } from "../image/png-text.js";
+import type { ImageFormat } from "../image/output-format.js";
 import { MAX_SIDE_FILE_BYTES, readJsonText } from "../regular-file.js";
 import { imageToTensor, tensorToImages } from "../image/tensor.js";
 import { UNET_IO } from "../models/unet.js";
@@ -35,8 +36,14 @@ export interface GeneratedImage {
   seed: number;
   /** AUTOMATIC1111's parameters text for this image. */
   infotext: string;
-  /** The image as PNG with the infotext in its `parameters` chunk. */
+  /** The image as PNG with the infotext in its `parameters` chunk, signed unless provenance is off. */
   png(): Promise<Buffer>;
+  /**
+   * The image in any output format, with the infotext where A1111 keeps it (PNG text chunk, or the EXIF
+   * UserComment of a JPEG or WebP), then signed unless provenance is off: an InputError for a format that
+   * cannot carry content credentials (WebP), so check `canCarryCredentials` before generating.
+   */
+  encode(format: ImageFormat): Promise<Buffer>;
 }
 
 export interface GenerateResult {
@@ -156,8 +163,8 @@ export class StableDiffusionPipeline {
           const seed = seeds[j]!;
           const notes = safe.notes[j]!;
           const infotext = this.infotext(p, seed, notes);
-          const png = async () => this.safeguards.finishPng(writePngText(await encodePng(image), [{ keyword: "parameters", text: infotext }]), await this.provenanceInfo(p, seed, notes));
-          images.push({ image, seed, infotext, png });
+          const encode = async (format: ImageFormat) => this.safeguards.finish(await encodeImage(image, format, infotext), await this.provenanceInfo(p, seed, notes));
+          images.push({ image, seed, infotext, encode, png: () => encode("png") });
         });
       }
     } finally {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodePng } from "../../src/image/codec.js";
 import { crc32 } from "../../src/image/png-text.js";
-import { localSigner, signPng } from "../../src/responsible/provenance/index.js";
+import { localSigner, signImage } from "../../src/responsible/provenance/index.js";
 import { runCli } from "../helpers/cli.js";
 
 const dir = mkdtempSync(join(tmpdir(), "diffuse-verify-cli-"));
@@ -17,7 +17,7 @@ async function samplePng(): Promise<Buffer> {
 
 async function signedFile(name: string, sketch?: Buffer): Promise<string> {
   const signer = await localSigner(join(dir, "config", "diffuse", "c2pa"));
-  const png = await signPng(await samplePng(), { model: "sd15-tiny", sampler: "Euler a", prompt: "a lighthouse at dusk", ingredient: sketch, ingredientTitle: sketch && "sketch.png" }, signer);
+  const png = await signImage(await samplePng(), { model: "sd15-tiny", sampler: "Euler a", prompt: "a lighthouse at dusk", ingredient: sketch, ingredientTitle: sketch && "sketch.png" }, signer);
   const path = join(dir, name);
   writeFileSync(path, png);
   return path;
@@ -72,7 +72,7 @@ describe("diffuse verify", () => {
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
   });
 
-  it("exits 2 for a PNG without a manifest and for a file that is not a PNG", async () => {
+  it("exits 2 for a PNG without a manifest and for a file that is not an image", async () => {
     const plain = join(dir, "plain.png");
     writeFileSync(plain, await samplePng());
     const none = await runCli(["verify", plain]);
@@ -82,6 +82,6 @@ describe("diffuse verify", () => {
     writeFileSync(text, "not an image");
     const notPng = await runCli(["verify", text]);
     expect(notPng.code).toBe(2);
-    expect(notPng.stderr).toMatch(/is not a PNG file/);
+    expect(notPng.stderr).toMatch(/notes\.txt is not a PNG, JPEG or WebP image/);
   });
 });

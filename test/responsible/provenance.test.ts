@@ -16,9 +16,9 @@ import {
   loadSigner,
   localSigner,
   resolveSigner,
-  signPng,
+  signImage,
   TRAINED_ALGORITHMIC_MEDIA,
-  verifyPng,
+  verifyImage,
   type ProvenanceInfo,
 } from "../../src/responsible/provenance/index.js";
 
@@ -111,10 +111,10 @@ describe("C2PA provenance of PNG outputs", () => {
   it("signs with a local self-signed identity created on first use, and reads back c2pa.created as trainedAlgorithmicMedia", async () => {
     const dir = join(tmp("c2pa-local"), "diffuse", "c2pa");
     const png = await samplePng();
-    const signed = await signPng(png, INFO, await localSigner(dir));
+    const signed = await signImage(png, INFO, await localSigner(dir));
     expect(statSync(join(dir, "signer.key")).mode & 0o777).toBe(0o600);
 
-    const report = await verifyPng(signed);
+    const report = await verifyImage(signed);
     expect(report.failures).toEqual([]);
     expect(report.valid).toBe(true);
     expect(report.signatureValid).toBe(true);
@@ -142,7 +142,7 @@ describe("C2PA provenance of PNG outputs", () => {
   });
 
   it("writes the ES256 signature as COSE's fixed-length r||s (RFC 9053), not ASN.1 DER", async () => {
-    const signed = await signPng(await samplePng(), INFO, await localSigner(join(tmp("c2pa-cose"), "c2pa")));
+    const signed = await signImage(await samplePng(), INFO, await localSigner(join(tmp("c2pa-cose"), "c2pa")));
     const store = ManifestStore.read(SuperBox.fromBuffer(new Uint8Array(new PNG(signed).getManifestJUMBF()!)));
     const signature = store.getActiveManifest()!.signature!.signatureData;
     expect(signature.algorithm?.coseIdentifier).toBe(-7);
@@ -164,11 +164,11 @@ describe("C2PA provenance of PNG outputs", () => {
   });
 
   it("reports a hash mismatch when one byte of the image data changes after signing", async () => {
-    const signed = await signPng(await samplePng(), INFO, await localSigner(join(tmp("c2pa-tamper"), "c2pa")));
+    const signed = await signImage(await samplePng(), INFO, await localSigner(join(tmp("c2pa-tamper"), "c2pa")));
     const tampered = editChunk(signed, "IDAT", (data) => {
       data[data.length >> 1] ^= 0x01;
     });
-    const report = await verifyPng(tampered);
+    const report = await verifyImage(tampered);
     expect(report.manifestFound).toBe(true);
     expect(report.valid).toBe(false);
     expect(report.hashBinding).toBe("mismatch");
@@ -178,20 +178,20 @@ describe("C2PA provenance of PNG outputs", () => {
   });
 
   it("reports a hash mismatch when metadata is added after signing, so signing must come last", async () => {
-    const signed = await signPng(await samplePng(), INFO, await localSigner(join(tmp("c2pa-late"), "c2pa")));
-    const report = await verifyPng(writePngText(signed, { parameters: "added later" }));
+    const signed = await signImage(await samplePng(), INFO, await localSigner(join(tmp("c2pa-late"), "c2pa")));
+    const report = await verifyImage(writePngText(signed, { parameters: "added later" }));
     expect(report.valid).toBe(false);
     expect(report.hashBinding).toBe("mismatch");
   });
 
   it("reports an altered assertion when the recorded prompt is edited inside the manifest", async () => {
-    const signed = await signPng(await samplePng(), INFO, await localSigner(join(tmp("c2pa-forge"), "c2pa")));
+    const signed = await signImage(await samplePng(), INFO, await localSigner(join(tmp("c2pa-forge"), "c2pa")));
     const forged = editChunk(signed, "caBX", (data) => {
       const at = data.indexOf("a red fox");
       expect(at).toBeGreaterThan(0);
       data.write("a red cat", at, "latin1");
     });
-    const report = await verifyPng(forged);
+    const report = await verifyImage(forged);
     expect(report.valid).toBe(false);
     expect(report.failures.map((f) => f.code)).toContain("assertion.hashedURI.mismatch");
     expect(report.failures.find((f) => f.code === "assertion.hashedURI.mismatch")!.message).toMatch(/altered after signing.*c2pa\.actions\.v2/);
@@ -201,8 +201,8 @@ describe("C2PA provenance of PNG outputs", () => {
   it("records a sketch as an inputTo ingredient with its SHA-256, used by the c2pa.created action", async () => {
     const sketch = await samplePng(16, 16);
     const info: ProvenanceInfo = { ...INFO, ingredient: sketch, ingredientTitle: "sketch.png", denoisingStrength: 0.7 };
-    const signed = await signPng(await samplePng(), info, await localSigner(join(tmp("c2pa-sketch"), "c2pa")));
-    const report = await verifyPng(signed);
+    const signed = await signImage(await samplePng(), info, await localSigner(join(tmp("c2pa-sketch"), "c2pa")));
+    const report = await verifyImage(signed);
     expect(report.valid).toBe(true);
     const sha256 = createHash("sha256").update(sketch).digest("hex");
     expect(report.ingredients).toEqual([
@@ -227,13 +227,13 @@ describe("C2PA provenance of PNG outputs", () => {
     const user = await userCredentials();
     const signer = await loadSigner(user.keyPath, user.certPath);
     expect(signer.selfSigned).toBe(false);
-    const signed = await signPng(await samplePng(), INFO, signer);
+    const signed = await signImage(await samplePng(), INFO, signer);
 
-    const report = await verifyPng(signed);
+    const report = await verifyImage(signed);
     expect(report.valid).toBe(true);
     expect(report.signer).toMatchObject({ subject: "CN=Jo Photographer, O=Example Newsroom", trust: "unknown-issuer", selfSigned: false, declaredSelfSigned: false });
     expect(report.claimGenerator?.["org.diffuse.signing"]).not.toMatch(/self-signed/);
-    const trusted = await verifyPng(signed, { trustAnchors: user.rootPem });
+    const trusted = await verifyImage(signed, { trustAnchors: user.rootPem });
     expect(trusted.signer?.trust).toBe("trusted");
 
     // The same paths through the configuration that the CLI and server use.
@@ -254,15 +254,15 @@ describe("C2PA provenance of PNG outputs", () => {
   });
 
   it("finds no manifest in an unsigned PNG and refuses files that are not PNG", async () => {
-    const report = await verifyPng(await samplePng());
+    const report = await verifyImage(await samplePng());
     expect(report.manifestFound).toBe(false);
     expect(report.valid).toBe(false);
-    await expect(verifyPng(Buffer.from("GIF89a not a png"))).rejects.toBeInstanceOf(InputError);
+    await expect(verifyImage(Buffer.from("GIF89a not a png"))).rejects.toBeInstanceOf(InputError);
   });
 
   it("refuses to sign a PNG that already carries a manifest", async () => {
     const signer = await localSigner(join(tmp("c2pa-twice"), "c2pa"));
-    const signed = await signPng(await samplePng(), INFO, signer);
-    await expect(signPng(signed, INFO, signer)).rejects.toThrow(/already carries a C2PA manifest/);
+    const signed = await signImage(await samplePng(), INFO, signer);
+    await expect(signImage(signed, INFO, signer)).rejects.toThrow(/already carries a C2PA manifest/);
   });
 });

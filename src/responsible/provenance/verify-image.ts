@@ -1,5 +1,5 @@
 import { X509Certificate as NodeCertificate } from "node:crypto";
-import { PNG } from "@trustnxt/c2pa-ts/asset";
+import type { Asset } from "@trustnxt/c2pa-ts/asset";
 import { SuperBox } from "@trustnxt/c2pa-ts/jumbf";
 import {
   IngredientAssertion,
@@ -9,11 +9,10 @@ import {
   type Manifest,
   type ValidationStatusEntry,
 } from "@trustnxt/c2pa-ts/manifest";
-import { InputError } from "../../errors.js";
-import { isPng } from "../../image/png-text.js";
 import { evaluateChain, splitPemCertificates, type ChainTrust } from "./certificate-chain.js";
 import { signingCertificateProblems } from "./certificate-profile.js";
 import { readGeneratorInfo, type GeneratorInfo } from "./generator-claim.js";
+import { openSignableAsset } from "./signable-asset.js";
 import { COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA, SELF_SIGNED_STATEMENT, SIGNING_KEY_FIELD, TRAINED_ALGORITHMIC_MEDIA } from "./vocabulary.js";
 
 export interface VerifyOptions {
@@ -68,7 +67,7 @@ export interface ReportedSigner {
 }
 
 export interface VerifyReport {
-  /** False when the PNG has no caBX chunk: there is nothing to verify. */
+  /** False when the image carries no manifest (no caBX chunk, no APP11 JUMBF): there is nothing to verify. */
   readonly manifestFound: boolean;
   /**
    * Integrity: the signature matches the claim, every assertion matches its hash in the claim, the hard
@@ -94,16 +93,14 @@ export interface VerifyReport {
   readonly statuses: ValidationStatusEntry[];
 }
 
-/** Reads and validates the C2PA manifest of a PNG. Throws InputError only when the file is not a readable PNG. */
-export async function verifyPng(png: Uint8Array, options: VerifyOptions = {}): Promise<VerifyReport> {
-  const name = options.name ?? "the image";
-  if (!isPng(png)) throw new InputError(`${name} is not a PNG file; diffuse writes content credentials only into PNG images`);
-  let asset: PNG;
-  try {
-    asset = new PNG(png);
-  } catch (e) {
-    throw new InputError(`${name} is a corrupt PNG (${(e as Error).message}); re-export or re-download it`);
-  }
+/**
+ * Reads and validates the C2PA manifest of a PNG or JPEG. A WebP (which diffuse writes without credentials)
+ * reports no manifest. Throws InputError only when the file is not a readable image of those formats.
+ */
+export async function verifyImage(image: Uint8Array, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const opened = openSignableAsset(image, options.name ?? "the image");
+  if (!opened) return { ...EMPTY, manifestFound: false };
+  const { asset } = opened;
   const jumbf = asset.getManifestJUMBF();
   if (!jumbf) return { ...EMPTY, manifestFound: false };
 
@@ -214,7 +211,7 @@ function failureFromError(e: unknown): VerifyFailure {
  * The library checks the hard binding only when everything before it passed; a reader still wants to know
  * whether the pixels changed when, say, the certificate is the problem, so it is checked here directly.
  */
-async function checkHardBinding(manifest: Manifest, asset: PNG, statuses: ValidationStatusEntry[]): Promise<VerifyReport["hashBinding"]> {
+async function checkHardBinding(manifest: Manifest, asset: Asset, statuses: ValidationStatusEntry[]): Promise<VerifyReport["hashBinding"]> {
   if (statuses.some((s) => s.code === "assertion.dataHash.mismatch")) return "mismatch";
   if (statuses.some((s) => s.code === "assertion.dataHash.match")) return "match";
   const bindings = manifest.assertions?.getHardBindings() ?? [];

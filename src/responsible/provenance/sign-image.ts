@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { PNG } from "@trustnxt/c2pa-ts/asset";
 import {
   ActionAssertion,
   ActionType,
@@ -14,9 +13,10 @@ import {
   type HashedURI,
 } from "@trustnxt/c2pa-ts/manifest";
 import { InputError } from "../../errors.js";
-import { isPng } from "../../image/png-text.js";
+import { IMAGE_FORMATS } from "../../image/output-format.js";
 import { GeneratorClaim } from "./generator-claim.js";
 import { describeIngredient } from "./ingredient.js";
+import { openSignableAsset, signableFormatNames } from "./signable-asset.js";
 import type { ProvenanceSigner } from "./signer.js";
 import {
   CONFIGURED_KEY_STATEMENT,
@@ -51,28 +51,29 @@ const SHA256 = "SHA-256";
 const SIGNATURE_RESERVE = 1024;
 
 /**
- * Returns `png` with a signed C2PA manifest in a caBX chunk (placed before the image data, as the
- * specification recommends). The manifest holds:
+ * Returns the image (PNG or JPEG) with a signed C2PA manifest: in a caBX chunk before a PNG's image data, as
+ * the specification recommends, or in APP11 segments of a JPEG. The manifest holds:
  * - `c2pa.actions.v2`: one `c2pa.created` action with digitalSourceType trainedAlgorithmicMedia and
  *   softwareAgent diffuse; with an input image it references that image's ingredient, which is how the
  *   specification describes generative AI fed with inputs (`c2pa.opened` would require a parentOf
  *   ingredient, i.e. claim the output is an edit of the sketch, and `c2pa.edited` may not come first);
  * - `c2pa.ingredient.v3` (img2img only): relationship inputTo, media type, SHA-256 of the input;
- * - `c2pa.hash.data`: SHA-256 of every byte of the PNG except the caBX chunk (the hard binding).
+ * - `c2pa.hash.data`: SHA-256 of every byte of the file except the manifest (the hard binding).
  *
- * Sign last: any byte changed afterwards, a text chunk added included, breaks the hard binding.
+ * Sign last: any byte changed afterwards, a text chunk or EXIF added included, breaks the hard binding.
  */
-export async function signPng(png: Uint8Array, info: ProvenanceInfo, signer: ProvenanceSigner): Promise<Buffer> {
-  if (!isPng(png)) throw new InputError("only PNG images can carry diffuse's C2PA manifest; encode the image as PNG first");
-  const asset = new PNG(png);
+export async function signImage(image: Uint8Array, info: ProvenanceInfo, signer: ProvenanceSigner): Promise<Buffer> {
+  const opened = openSignableAsset(image, "the image to sign");
+  if (!opened) throw new InputError(`only ${signableFormatNames()} images can carry diffuse's C2PA manifest; encode the image as one of those first`);
+  const { asset, format } = opened;
   if (asset.getManifestJUMBF()) {
-    throw new InputError("the PNG already carries a C2PA manifest; diffuse signs only images it has just encoded, and replacing another manifest would drop its history");
+    throw new InputError(`the ${IMAGE_FORMATS[format].name} already carries a C2PA manifest; diffuse signs only images it has just encoded, and replacing another manifest would drop its history`);
   }
   const version = diffuseVersion();
   const store = new ManifestStore();
   const manifest = store.createManifest({
     claimVersion: ClaimVersion.V2,
-    assetFormat: "image/png",
+    assetFormat: IMAGE_FORMATS[format].mimeType,
     instanceID: `xmp:iid:${randomUUID()}`,
     defaultHashAlgorithm: SHA256,
     signer: signer.cose,
