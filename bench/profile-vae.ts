@@ -3,7 +3,7 @@ import { readFileSync, readdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import ort from "onnxruntime-node";
-import { SD15 } from "../src/models/configs.js";
+import { SD15 } from "../src/configs/pipeline.js";
 import { vaeParamShapes } from "../src/models/param-shapes.js";
 import { buildVaeDecoder } from "../src/models/vae.js";
 import { CompileCache } from "../src/runtime/compile-cache.js";

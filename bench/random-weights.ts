@@ -1,7 +1,7 @@
-import type { VisionConfig } from "../src/models/clip-vision.js";
+import type { VisionConfig } from "../src/configs/vision.js";
 import { clipVisionParamShapes, type ParamShapes } from "../src/models/param-shapes.js";
 import type { GraphBuilder } from "../src/onnx/builder.js";
-import { buildSafetyChecker, safetyLayout } from "../src/responsible/safety-checker.js";
+import { buildSafetyChecker, safetyLayout } from "../src/models/safety-checker.js";
 import type { WeightSource } from "../src/weights/weight-source.js";
 
 /**
@@ -54,5 +54,5 @@ export function randomSafetyChecker(seed = 1): { config: VisionConfig; graph: Gr
   shapes.set("concept_embeds_weights", [17]);
   shapes.set("special_care_embeds", [3, config.projectionDim]);
   shapes.set("special_care_embeds_weights", [3]);
-  return { config, graph: buildSafetyChecker(config, safetyLayout(randomWeights(shapes, seed))) };
+  return { config, graph: buildSafetyChecker(config, safetyLayout(randomWeights(shapes, seed)), { concepts: 17, special: 3 }) };
 }

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { SD15 } from "../src/models/configs.js";
+import { SD15 } from "../src/configs/pipeline.js";
 import { buildClipText, CLIP_TEXT_IO } from "../src/models/clip-text.js";
 import { clipTextParamShapes, unetParamShapes, vaeParamShapes } from "../src/models/param-shapes.js";
 import { buildUNet, UNET_IO } from "../src/models/unet.js";
@@ -30,7 +30,7 @@ import { openCachedSession, optimizedCopyProblem } from "../src/runtime/optimize
 import { Session, type FeedValue, type SessionOptions } from "../src/runtime/session.js";
 import { ScopedWeights } from "../src/weights/weight-source.js";
 import { DEFAULT_ATTENTION } from "../src/pipeline/networks.js";
-import { SAFETY_IO } from "../src/responsible/safety-checker.js";
+import { SAFETY_IO } from "../src/models/safety-checker.js";
 import { randomSafetyChecker, randomWeights } from "./random-weights.js";
 
 const { values: args } = parseArgs({

@@ -2,7 +2,8 @@
 export { loadPipeline, StableDiffusionPipeline, GenerationAborted } from "./pipeline/stable-diffusion.js";
 export type { LoadOptions, GenerateResult, GeneratedImage } from "./pipeline/stable-diffusion.js";
 export type { GenerateParams, StepEvent, StepPreview, PreviewSafety, ResolvedParams } from "./pipeline/params.js";
-export { openCheckpoint, type Checkpoint } from "./weights/checkpoint.js";
+export { openCheckpoint } from "./models/open-checkpoint.js";
+export type { Checkpoint } from "./weights/checkpoint.js";
 export { listSamplers, findSampler, createScheduler, type Scheduler, type SamplerInfo } from "./schedulers/index.js";
 export { TorchGenerator } from "./random/torch-generator.js";
 export { ClipTokenizer } from "./tokenizer/clip-tokenizer.js";

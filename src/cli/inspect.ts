@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { openCheckpoint } from "../weights/checkpoint.js";
+import { openCheckpoint } from "../models/open-checkpoint.js";
 import { checkpointSha256 } from "../weights/checkpoint-hash.js";
 import { shortHash } from "../weights/hash.js";
 

@@ -1,8 +1,8 @@
 import { GraphBuilder } from "../onnx/builder.js";
 import { DataType, type Value } from "../onnx/graph.js";
 import type { ScopedWeights } from "../weights/weight-source.js";
-import type { TextEncoderConfig } from "./configs.js";
-import { layerNorm, linear } from "./layers.js";
+import type { TextEncoderConfig } from "../configs/text-encoder.js";
+import { layerNorm, linear, param } from "./layers.js";
 
 /** Graph I/O names of the text encoder. */
 export const CLIP_TEXT_IO = {
@@ -24,10 +24,8 @@ export function buildClipText(config: TextEncoderConfig, w: ScopedWeights, opts:
   const ids = g.input(CLIP_TEXT_IO.inputIds, DataType.INT64, ["batch", "tokens"], [1, tokens]);
 
   const emb = tm.sub("embeddings");
-  const tokenTable = g.initializer(emb.path("token_embedding.weight"), [config.vocabSize, hidden], () => emb.get("token_embedding.weight", [config.vocabSize, hidden]));
-  const positionTable = g.initializer(emb.path("position_embedding.weight"), [config.maxPositionEmbeddings, hidden], () =>
-    emb.get("position_embedding.weight", [config.maxPositionEmbeddings, hidden]),
-  );
+  const tokenTable = param(g, emb, "token_embedding.weight", [config.vocabSize, hidden]);
+  const positionTable = param(g, emb, "position_embedding.weight", [config.maxPositionEmbeddings, hidden]);
   // Positions 0..tokens-1: the first rows of the table, sliced at run time so shorter inputs work too.
   const seqLen = g.gather(g.op("Shape", [ids], [2], {}, { dtype: DataType.INT64 }), g.int64s([1]), 0);
   const positions = g.op("Slice", [positionTable, g.int64s([0]), seqLen, g.int64s([0])], [tokens, hidden]);
@@ -57,11 +55,12 @@ function encoderLayer(g: GraphBuilder, w: ScopedWeights, x: Value, mask: Value, 
   const eps = config.layerNormEps;
   const h = layerNorm(g, w.sub("layer_norm1"), x, eps);
   const attn = w.sub("self_attn");
-  const q = linear(g, attn.sub("q_proj"), h);
-  const k = linear(g, attn.sub("k_proj"), h);
-  const v = linear(g, attn.sub("v_proj"), h);
+  const d = config.hiddenSize;
+  const q = linear(g, attn.sub("q_proj"), h, d);
+  const k = linear(g, attn.sub("k_proj"), h, d);
+  const v = linear(g, attn.sub("v_proj"), h, d);
   const a = g.attention(q, k, v, config.numAttentionHeads, { mask });
-  x = g.add(x, linear(g, attn.sub("out_proj"), a));
+  x = g.add(x, linear(g, attn.sub("out_proj"), a, d));
 
   const mlp = w.sub("mlp");
   let m = linear(g, mlp.sub("fc1"), layerNorm(g, w.sub("layer_norm2"), x, eps), config.intermediateSize);

@@ -1,120 +1,9 @@
-import { CheckpointError, UnsupportedModelError } from "../errors.js";
+import { CheckpointError } from "../errors.js";
+import { visionTokens, type VisionConfig } from "../configs/vision.js";
 import { GraphBuilder, type AttentionKind } from "../onnx/builder.js";
 import { DataType, type Value } from "../onnx/graph.js";
 import type { ScopedWeights } from "../weights/weight-source.js";
 import { conv2d, layerNorm, linear, param } from "./layers.js";
-
-/** The activations a CLIP vision tower may name in its config. */
-export type VisionActivation = "quick_gelu" | "gelu";
-
-/**
- * A CLIP vision tower (transformers' CLIPVisionConfig) plus the width of the projection that follows it.
- * Defaults are transformers' CLIPVisionConfig defaults; the safety checker's ViT-L/14 overrides most of them.
- */
-export interface VisionConfig {
-  hiddenSize: number;
-  intermediateSize: number;
-  numHiddenLayers: number;
-  numAttentionHeads: number;
-  numChannels: number;
-  imageSize: number;
-  patchSize: number;
-  hiddenAct: VisionActivation;
-  layerNormEps: number;
-  /** Output width of `visual_projection` (CLIPConfig.projection_dim when the vision config sits inside a CLIPConfig). */
-  projectionDim: number;
-}
-
-type Json = Record<string, unknown>;
-
-const VISION_DEFAULTS: VisionConfig = {
-  hiddenSize: 768,
-  intermediateSize: 3072,
-  numHiddenLayers: 12,
-  numAttentionHeads: 12,
-  numChannels: 3,
-  imageSize: 224,
-  patchSize: 32,
-  hiddenAct: "quick_gelu",
-  layerNormEps: 1e-5,
-  projectionDim: 512,
-};
-
-/**
- * Parses transformers' config.json: either a CLIPConfig (the safety checker's, with a nested `vision_config`
- * and the projection width at the top level) or a bare CLIPVisionConfig.
- */
-export function visionConfigFromTransformers(json: Json, origin = "config.json"): VisionConfig {
-  const isObject = (x: unknown): x is Json => typeof x === "object" && x !== null && !Array.isArray(x);
-  const nested = isObject(json.vision_config) || isObject(json.vision_config_dict);
-  // Configs written by transformers 4.2x (Stable Diffusion 1.x's safety_checker/) also carry `vision_config_dict`,
-  // the overrides those versions applied on top of `vision_config`; apply them the same way.
-  const v: Json = nested ? { ...(isObject(json.vision_config) ? json.vision_config : {}), ...(isObject(json.vision_config_dict) ? json.vision_config_dict : {}) } : json;
-  const num = (value: unknown, fallback: number): number => (value === undefined || value === null ? fallback : Number(value));
-  const act = String(v.hidden_act ?? VISION_DEFAULTS.hiddenAct);
-  if (act !== "quick_gelu" && act !== "gelu") {
-    throw new UnsupportedModelError(`${origin}: vision_config.hidden_act "${act}" is not supported; CLIP vision towers use "quick_gelu" (ViT-L/14) or "gelu"`);
-  }
-  const config: VisionConfig = {
-    hiddenSize: num(v.hidden_size, VISION_DEFAULTS.hiddenSize),
-    intermediateSize: num(v.intermediate_size, VISION_DEFAULTS.intermediateSize),
-    numHiddenLayers: num(v.num_hidden_layers, VISION_DEFAULTS.numHiddenLayers),
-    numAttentionHeads: num(v.num_attention_heads, VISION_DEFAULTS.numAttentionHeads),
-    numChannels: num(v.num_channels, VISION_DEFAULTS.numChannels),
-    imageSize: num(v.image_size, VISION_DEFAULTS.imageSize),
-    patchSize: num(v.patch_size, VISION_DEFAULTS.patchSize),
-    hiddenAct: act,
-    layerNormEps: num(v.layer_norm_eps, VISION_DEFAULTS.layerNormEps),
-    // In a CLIPConfig the projection belongs to the outer model; vision_config.projection_dim is unused there.
-    projectionDim: num(nested ? json.projection_dim : v.projection_dim, VISION_DEFAULTS.projectionDim),
-  };
-  checkVisionConfig(config, origin);
-  return config;
-}
-
-/**
- * Reads the architecture off the tensors when no config.json comes with them (a bare .safetensors file).
- * The head count is not stored in any shape: CLIP's towers use 64-wide heads, which gives 16 for ViT-L/14.
- */
-export function visionConfigFromWeights(tower: ScopedWeights, projection?: ScopedWeights): VisionConfig {
-  const [hidden, channels, patch] = tower.shape("embeddings.patch_embedding.weight") as [number, number, number, number];
-  const positions = tower.shape("embeddings.position_embedding.weight")[0]!;
-  const grid = Math.round(Math.sqrt(positions - 1));
-  let layers = 0;
-  while (tower.sub("encoder.layers").sub(layers).has("layer_norm1.weight")) layers++;
-  const config: VisionConfig = {
-    hiddenSize: hidden,
-    intermediateSize: layers > 0 ? tower.shape("encoder.layers.0.mlp.fc1.weight")[0]! : VISION_DEFAULTS.intermediateSize,
-    numHiddenLayers: layers,
-    numAttentionHeads: hidden % 64 === 0 ? hidden / 64 : 1,
-    numChannels: channels,
-    imageSize: grid * patch,
-    patchSize: patch,
-    hiddenAct: "quick_gelu",
-    layerNormEps: VISION_DEFAULTS.layerNormEps,
-    projectionDim: projection?.has("weight") ? projection.shape("weight")[0]! : hidden,
-  };
-  checkVisionConfig(config, tower.source.origin);
-  return config;
-}
-
-function checkVisionConfig(c: VisionConfig, origin: string): void {
-  const ints = [c.hiddenSize, c.intermediateSize, c.numHiddenLayers, c.numAttentionHeads, c.numChannels, c.imageSize, c.patchSize, c.projectionDim];
-  if (ints.some((n) => !Number.isInteger(n) || n < 1)) {
-    throw new CheckpointError(`${origin}: vision config has a size that is not a positive whole number (${JSON.stringify(c)}); the config file is damaged`);
-  }
-  if (c.hiddenSize % c.numAttentionHeads !== 0) {
-    throw new CheckpointError(`${origin}: hidden_size ${c.hiddenSize} is not divisible by num_attention_heads ${c.numAttentionHeads}; fix vision_config`);
-  }
-  if (c.imageSize % c.patchSize !== 0) {
-    throw new CheckpointError(`${origin}: image_size ${c.imageSize} is not a multiple of patch_size ${c.patchSize}; fix vision_config`);
-  }
-}
-
-/** Number of tokens the tower sees: one per patch plus the class token. */
-export function visionTokens(config: VisionConfig): number {
-  return (config.imageSize / config.patchSize) ** 2 + 1;
-}
 
 /** Graph I/O names of the vision tower. */
 export const CLIP_VISION_IO = {
@@ -140,10 +29,7 @@ export function clipVisionTower(g: GraphBuilder, config: VisionConfig, w: Scoped
   const tokens = visionTokens(config);
   const emb = w.sub("embeddings");
   const x0 = g.scoped(emb.prefix, () => {
-    const patches = conv2d(g, emb.sub("patch_embedding"), pixels, { stride: config.patchSize, pads: [0, 0, 0, 0] }); // [B, D, h, w]
-    if (patches.shape[1] !== hidden) {
-      throw new CheckpointError(`${w.source.origin}: "${emb.path("patch_embedding.weight")}" has ${patches.shape[1]} output channels, the config says hidden_size ${hidden}`);
-    }
+    const patches = conv2d(g, emb.sub("patch_embedding"), pixels, hidden, config.patchSize, { stride: config.patchSize, pads: [0, 0, 0, 0], bias: false }); // [B, D, h, w]
     const seq = g.transpose(g.reshape(patches, [0, 0, -1]), [0, 2, 1]); // [B, h*w, D]
     // The class token, broadcast to the batch at run time: Expand to [batch, 1, D].
     const cls = g.reshape(param(g, emb, "class_embedding", [hidden]), [1, 1, hidden]);
@@ -195,8 +81,7 @@ export function visionInput(g: GraphBuilder, config: VisionConfig, batch = 1): V
 
 /** `visual_projection`: a Linear without bias from the pooled output to the joint embedding space. */
 export function visualProjection(g: GraphBuilder, config: VisionConfig, w: ScopedWeights, pooled: Value): Value {
-  if (w.has("bias")) throw new CheckpointError(`${w.source.origin}: "${w.path("bias")}" exists, but CLIP's visual projection has no bias; this is not a CLIP checkpoint`);
-  return g.scoped(w.prefix, () => linear(g, w, pooled, config.projectionDim));
+  return g.scoped(w.prefix, () => linear(g, w, pooled, config.projectionDim, { bias: false }));
 }
 
 /**

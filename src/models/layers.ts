@@ -4,39 +4,38 @@ import type { ScopedWeights } from "../weights/weight-source.js";
 
 /**
  * PyTorch modules as graph fragments: each takes the module's scoped weights (`w` = the module path in the
- * checkpoint) so initializers carry the checkpoint's key names.
+ * checkpoint) so initializers carry the checkpoint's key names. Every parameter is declared with its full shape
+ * (`ScopedWeights.expect`), which checks a checkpoint against the architecture and lets a shape recorder list
+ * the architecture's parameters (models/param-shapes.ts).
  */
 
-/** A checkpoint tensor as an initializer, read only when the graph is serialized. */
-export function param(g: GraphBuilder, w: ScopedWeights, name: string, expected?: readonly number[]): Value {
-  const shape = w.shape(name);
-  checkShape(w, name, shape, expected);
+/** A checkpoint tensor of the given shape as an initializer, read only when the graph is serialized. */
+export function param(g: GraphBuilder, w: ScopedWeights, name: string, shape: readonly number[]): Value {
+  w.expect(name, shape);
   return g.initializer(w.path(name), shape, () => w.get(name));
 }
 
-function checkShape(w: ScopedWeights, name: string, shape: readonly number[], expected?: readonly number[]): void {
-  if (!expected) return;
-  if (expected.length !== shape.length || expected.some((d, i) => d !== -1 && d !== shape[i])) {
-    // ScopedWeights.get raises the CheckpointError with file, key and both shapes.
-    w.get(name, expected);
-  }
-}
-
 /** torch.nn.Linear: y = x Wᵀ + b. The weight is stored transposed ([in, out]) so MatMul needs no Transpose. */
-export function linear(g: GraphBuilder, w: ScopedWeights, x: Value, outFeatures?: number): Value {
+export function linear(g: GraphBuilder, w: ScopedWeights, x: Value, outFeatures: number, opts: { bias?: boolean } = {}): Value {
   const inFeatures = x.shape[x.shape.length - 1]!;
-  const [out, inp] = w.shape("weight") as [number, number];
-  checkShape(w, "weight", [out, inp], [outFeatures ?? -1, inFeatures]);
-  const weightT = g.initializer(w.path("weight"), [inp, out], () => transpose2d(w.get("weight"), out, inp));
+  w.expect("weight", [outFeatures, inFeatures]);
+  const weightT = g.initializer(w.path("weight"), [inFeatures, outFeatures], () => transpose2d(w.get("weight"), outFeatures, inFeatures));
   const y = g.matmul(x, weightT);
-  return w.has("bias") ? g.add(y, param(g, w, "bias", [out])) : y;
+  return opts.bias === false ? y : g.add(y, param(g, w, "bias", [outFeatures]));
 }
 
-/** torch.nn.Conv2d with its weight [out, in, kh, kw] and optional bias. */
-export function conv2d(g: GraphBuilder, w: ScopedWeights, x: Value, opts: { stride?: number; pads?: [number, number, number, number] } = {}): Value {
-  const weight = param(g, w, "weight", [-1, x.shape[1]!, -1, -1]);
-  const bias = w.has("bias") ? param(g, w, "bias", [weight.shape[0]!]) : undefined;
-  return g.conv2d(x, weight, bias, opts);
+export interface Conv2dOptions {
+  stride?: number;
+  /** [top, left, bottom, right]; default: half the kernel on every side ("same" for odd kernels at stride 1). */
+  pads?: [number, number, number, number];
+  bias?: boolean;
+}
+
+/** torch.nn.Conv2d with a square kernel: weight [out, in, k, k] and a bias unless `bias: false`. */
+export function conv2d(g: GraphBuilder, w: ScopedWeights, x: Value, outChannels: number, kernel: number, opts: Conv2dOptions = {}): Value {
+  const weight = param(g, w, "weight", [outChannels, x.shape[1]!, kernel, kernel]);
+  const bias = opts.bias === false ? undefined : param(g, w, "bias", [outChannels]);
+  return g.conv2d(x, weight, bias, { stride: opts.stride, pads: opts.pads });
 }
 
 export function groupNorm(g: GraphBuilder, w: ScopedWeights, x: Value, groups: number, eps: number): Value {

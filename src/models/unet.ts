@@ -2,7 +2,7 @@ import { InternalError } from "../errors.js";
 import { GraphBuilder, type AttentionKind } from "../onnx/builder.js";
 import { DataType, type Value } from "../onnx/graph.js";
 import type { ScopedWeights } from "../weights/weight-source.js";
-import type { UNetConfig } from "./configs.js";
+import type { UNetConfig } from "../configs/unet.js";
 import { conv2d, groupNorm, layerNorm, linear } from "./layers.js";
 
 /** Graph I/O names of the UNet. */
@@ -53,7 +53,7 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
   const temb = g.scoped("time_embedding", () => timeEmbedding(g, config, w, timestep));
   const ctx: Ctx = { g, config, temb, context, attention: opts.attention ?? "matmul" };
 
-  let h = g.scoped("conv_in", () => conv2d(g, w.sub("conv_in"), sample));
+  let h = g.scoped("conv_in", () => conv2d(g, w.sub("conv_in"), sample, config.blockOutChannels[0]!, 3));
   const skips: Value[] = [h];
 
   for (let i = 0; i < levels; i++) {
@@ -67,7 +67,7 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
         skips.push(h);
       }
       if (i < levels - 1) {
-        h = conv2d(g, block.sub("downsamplers.0.conv"), h, { stride: 2, pads: [1, 1, 1, 1] });
+        h = conv2d(g, block.sub("downsamplers.0.conv"), h, channels, 3, { stride: 2, pads: [1, 1, 1, 1] });
         skips.push(h);
       }
     });
@@ -94,13 +94,13 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
         h = resnetBlock(ctx, block.sub("resnets").sub(j), g.concat([h, skip], 1), channels);
         if (cross) h = transformer2d(ctx, block.sub("attentions").sub(j), h, reversedHeads[i]!, reversedLayers[i]!);
       }
-      if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.upsampleNearest2x(h));
+      if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.upsampleNearest2x(h), channels, 3);
     });
   }
   if (skips.length !== 0) throw new InternalError(`UNet: ${skips.length} skip connections left unused`);
 
   h = g.scoped("conv_norm_out", () => g.silu(groupNorm(g, w.sub("conv_norm_out"), h, config.normNumGroups, config.normEps)));
-  const out = g.scoped("conv_out", () => conv2d(g, w.sub("conv_out"), h));
+  const out = g.scoped("conv_out", () => conv2d(g, w.sub("conv_out"), h, config.outChannels, 3));
   g.output(out, UNET_IO.out, ["batch", config.outChannels, "height", "width"]);
   return g;
 }
@@ -122,7 +122,8 @@ function timeEmbedding(g: GraphBuilder, config: UNetConfig, w: ScopedWeights, ti
   const cos = g.unary("Cos", args);
   const proj = g.concat(config.flipSinToCos ? [cos, sin] : [sin, cos], 1); // [T, dim]
   const te = w.sub("time_embedding");
-  return linear(g, te.sub("linear_2"), g.silu(linear(g, te.sub("linear_1"), proj)));
+  const width = 4 * dim;
+  return linear(g, te.sub("linear_2"), g.silu(linear(g, te.sub("linear_1"), proj, width)), width);
 }
 
 /** ResnetBlock2D: GroupNorm-SiLU-Conv, plus the projected time embedding, GroupNorm-SiLU-Conv, shortcut. */
@@ -130,12 +131,13 @@ function resnetBlock(ctx: Ctx, w: ScopedWeights, x: Value, outChannels: number):
   const { g, config } = ctx;
   return g.scoped(w.prefix.split(".").slice(-2).join("."), () => {
     let h = g.silu(groupNorm(g, w.sub("norm1"), x, config.normNumGroups, config.normEps));
-    h = conv2d(g, w.sub("conv1"), h);
+    h = conv2d(g, w.sub("conv1"), h, outChannels, 3);
     const t = linear(g, w.sub("time_emb_proj"), g.silu(ctx.temb), outChannels); // [T, C]
     h = g.add(h, g.unsqueeze(t, [2, 3]));
     h = g.silu(groupNorm(g, w.sub("norm2"), h, config.normNumGroups, config.normEps));
-    h = conv2d(g, w.sub("conv2"), h);
-    const shortcut = w.has("conv_shortcut.weight") ? conv2d(g, w.sub("conv_shortcut"), x) : x;
+    h = conv2d(g, w.sub("conv2"), h, outChannels, 3);
+    // A 1x1 projection of the input where the channel count changes (diffusers' use_in_shortcut).
+    const shortcut = x.shape[1] !== outChannels ? conv2d(g, w.sub("conv_shortcut"), x, outChannels, 1) : x;
     return g.add(shortcut, h);
   });
 }
@@ -148,12 +150,11 @@ function transformer2d(ctx: Ctx, w: ScopedWeights, x: Value, heads: number, laye
     // GroupNorm eps is 1e-6 inside the transformer, whatever norm_eps says (diffusers hard-codes it).
     let h = groupNorm(g, w.sub("norm"), x, config.normNumGroups, 1e-6);
     const toTokens = (v: Value) => g.transpose(g.reshape(v, [0, 0, -1]), [0, 2, 1]); // [B,C,H,W] -> [B,HW,C]
-    if (config.useLinearProjection) h = linear(g, w.sub("proj_in"), toTokens(h));
-    else h = toTokens(conv2d(g, w.sub("proj_in"), h));
+    if (config.useLinearProjection) h = linear(g, w.sub("proj_in"), toTokens(h), c);
+    else h = toTokens(conv2d(g, w.sub("proj_in"), h, c, 1));
     for (let i = 0; i < layers; i++) h = basicTransformerBlock(ctx, w.sub("transformer_blocks").sub(i), h, heads);
     const toImage = (v: Value) => g.reshapeLike(g.transpose(v, [0, 2, 1]), x);
-    h = config.useLinearProjection ? toImage(linear(g, w.sub("proj_out"), h)) : conv2d(g, w.sub("proj_out"), toImage(h));
-    if (h.shape[1] !== c) throw new InternalError(`${w.prefix}: proj_out gives ${h.shape[1]} channels, expected ${c}`);
+    h = config.useLinearProjection ? toImage(linear(g, w.sub("proj_out"), h, c)) : conv2d(g, w.sub("proj_out"), toImage(h), c, 1);
     return g.add(h, x);
   });
 }
@@ -165,17 +166,21 @@ function basicTransformerBlock(ctx: Ctx, w: ScopedWeights, x: Value, heads: numb
   x = g.add(x, attention(ctx, w.sub("attn2"), layerNorm(g, w.sub("norm2"), x, 1e-5), ctx.context, heads));
   const ff = w.sub("ff");
   const h = layerNorm(g, w.sub("norm3"), x, 1e-5);
-  const proj = linear(g, ff.sub("net.0.proj"), h); // [B, L, 2*inner]
-  const inner = proj.shape[2]! / 2;
+  // GEGLU with diffusers' FeedForward default width: inner = 4 x dim, projected to value and gate at once.
+  const dim = x.shape[2]!;
+  const inner = 4 * dim;
+  const proj = linear(g, ff.sub("net.0.proj"), h, 2 * inner); // [B, L, 2*inner]
   const [value, gate] = g.split(proj, 2, [inner, inner]) as [Value, Value];
-  return g.add(x, linear(g, ff.sub("net.2"), g.mul(value, g.gelu(gate))));
+  return g.add(x, linear(g, ff.sub("net.2"), g.mul(value, g.gelu(gate)), dim));
 }
 
 function attention(ctx: Ctx, w: ScopedWeights, x: Value, context: Value | undefined, heads: number): Value {
   const { g } = ctx;
   const kv = context ?? x;
-  const q = linear(g, w.sub("to_q"), x);
-  const k = linear(g, w.sub("to_k"), kv);
-  const v = linear(g, w.sub("to_v"), kv);
-  return linear(g, w.sub("to_out.0"), g.attention(q, k, v, heads, { kind: ctx.attention }));
+  // diffusers' Attention in the UNet: q, k, v without bias (attention_bias false), the output projection with one.
+  const dim = x.shape[2]!;
+  const q = linear(g, w.sub("to_q"), x, dim, { bias: false });
+  const k = linear(g, w.sub("to_k"), kv, dim, { bias: false });
+  const v = linear(g, w.sub("to_v"), kv, dim, { bias: false });
+  return linear(g, w.sub("to_out.0"), g.attention(q, k, v, heads, { kind: ctx.attention }), dim);
 }

@@ -1,7 +1,7 @@
 import { GraphBuilder, type AttentionKind } from "../onnx/builder.js";
 import { DataType, type Value } from "../onnx/graph.js";
 import type { ScopedWeights } from "../weights/weight-source.js";
-import type { VaeConfig } from "./configs.js";
+import type { VaeConfig } from "../configs/vae.js";
 import { conv2d, groupNorm, linear } from "./layers.js";
 
 /** Graph I/O names of the VAE halves. */
@@ -37,20 +37,21 @@ export function buildVaeEncoder(config: VaeConfig, w: ScopedWeights, opts: VaeBu
   const enc = w.sub("encoder");
   const levels = config.blockOutChannels.length;
 
-  let h = conv2d(g, enc.sub("conv_in"), image);
+  const c = config.latentChannels;
+  let h = conv2d(g, enc.sub("conv_in"), image, config.blockOutChannels[0]!, 3);
   for (let i = 0; i < levels; i++) {
     const block = enc.sub("down_blocks").sub(i);
+    const channels = config.blockOutChannels[i]!;
     g.scoped(block.prefix, () => {
-      for (let j = 0; j < config.layersPerBlock; j++) h = resnetBlock(ctx, block.sub("resnets").sub(j), h);
+      for (let j = 0; j < config.layersPerBlock; j++) h = resnetBlock(ctx, block.sub("resnets").sub(j), h, channels);
       // The reference pads right and bottom by one, then convolves with stride 2 and no padding.
-      if (i < levels - 1) h = conv2d(g, block.sub("downsamplers.0.conv"), h, { stride: 2, pads: [0, 0, 1, 1] });
+      if (i < levels - 1) h = conv2d(g, block.sub("downsamplers.0.conv"), h, channels, 3, { stride: 2, pads: [0, 0, 1, 1] });
     });
   }
   h = midBlock(ctx, enc.sub("mid_block"), h);
   h = g.silu(groupNorm(g, enc.sub("conv_norm_out"), h, config.normNumGroups, EPS));
-  h = conv2d(g, enc.sub("conv_out"), h);
-  if (config.useQuantConv) h = conv2d(g, w.sub("quant_conv"), h);
-  const c = config.latentChannels;
+  h = conv2d(g, enc.sub("conv_out"), h, 2 * c, 3);
+  if (config.useQuantConv) h = conv2d(g, w.sub("quant_conv"), h, 2 * c, 1);
   const [mean, logvar] = g.split(h, 1, [c, c]) as [Value, Value];
   const clamped = g.op("Clip", [logvar, g.scalar(-30), g.scalar(20)], logvar.shape);
   const dims = ["batch", c, "latent_height", "latent_width"];
@@ -68,28 +69,31 @@ export function buildVaeDecoder(config: VaeConfig, w: ScopedWeights, opts: VaeBu
   const dec = w.sub("decoder");
   const levels = config.blockOutChannels.length;
 
-  let h = config.usePostQuantConv ? conv2d(g, w.sub("post_quant_conv"), latent) : latent;
-  h = conv2d(g, dec.sub("conv_in"), h);
+  const top = config.blockOutChannels[levels - 1]!;
+  let h = config.usePostQuantConv ? conv2d(g, w.sub("post_quant_conv"), latent, config.latentChannels, 1) : latent;
+  h = conv2d(g, dec.sub("conv_in"), h, top, 3);
   h = midBlock(ctx, dec.sub("mid_block"), h);
+  const reversed = [...config.blockOutChannels].reverse();
   for (let i = 0; i < levels; i++) {
     const block = dec.sub("up_blocks").sub(i);
+    const channels = reversed[i]!;
     g.scoped(block.prefix, () => {
-      for (let j = 0; j < config.layersPerBlock + 1; j++) h = resnetBlock(ctx, block.sub("resnets").sub(j), h);
-      if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.upsampleNearest2x(h));
+      for (let j = 0; j < config.layersPerBlock + 1; j++) h = resnetBlock(ctx, block.sub("resnets").sub(j), h, channels);
+      if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.upsampleNearest2x(h), channels, 3);
     });
   }
   h = g.silu(groupNorm(g, dec.sub("conv_norm_out"), h, config.normNumGroups, EPS));
-  h = conv2d(g, dec.sub("conv_out"), h);
+  h = conv2d(g, dec.sub("conv_out"), h, config.outChannels, 3);
   g.output(h, VAE_IO.decoded, ["batch", config.outChannels, "height", "width"]);
   return g;
 }
 
-/** ResnetBlock2D without time embedding. */
-function resnetBlock(ctx: Ctx, w: ScopedWeights, x: Value): Value {
+/** ResnetBlock2D without time embedding; a 1x1 shortcut projection where the channel count changes. */
+function resnetBlock(ctx: Ctx, w: ScopedWeights, x: Value, outChannels: number): Value {
   const { g, config } = ctx;
-  let h = conv2d(g, w.sub("conv1"), g.silu(groupNorm(g, w.sub("norm1"), x, config.normNumGroups, EPS)));
-  h = conv2d(g, w.sub("conv2"), g.silu(groupNorm(g, w.sub("norm2"), h, config.normNumGroups, EPS)));
-  const shortcut = w.has("conv_shortcut.weight") ? conv2d(g, w.sub("conv_shortcut"), x) : x;
+  let h = conv2d(g, w.sub("conv1"), g.silu(groupNorm(g, w.sub("norm1"), x, config.normNumGroups, EPS)), outChannels, 3);
+  h = conv2d(g, w.sub("conv2"), g.silu(groupNorm(g, w.sub("norm2"), h, config.normNumGroups, EPS)), outChannels, 3);
+  const shortcut = x.shape[1] !== outChannels ? conv2d(g, w.sub("conv_shortcut"), x, outChannels, 1) : x;
   return g.add(shortcut, h);
 }
 
@@ -97,9 +101,10 @@ function resnetBlock(ctx: Ctx, w: ScopedWeights, x: Value): Value {
 function midBlock(ctx: Ctx, w: ScopedWeights, x: Value): Value {
   const { g, config } = ctx;
   return g.scoped(w.prefix, () => {
-    let h = resnetBlock(ctx, w.sub("resnets.0"), x);
+    const c = x.shape[1]!;
+    let h = resnetBlock(ctx, w.sub("resnets.0"), x, c);
     if (config.midBlockAddAttention) h = attentionBlock(ctx, w.sub("attentions.0"), h);
-    return resnetBlock(ctx, w.sub("resnets.1"), h);
+    return resnetBlock(ctx, w.sub("resnets.1"), h, c);
   });
 }
 
@@ -107,9 +112,10 @@ function attentionBlock(ctx: Ctx, w: ScopedWeights, x: Value): Value {
   const { g, config } = ctx;
   const normed = groupNorm(g, w.sub("group_norm"), x, config.normNumGroups, EPS);
   const tokens = g.transpose(g.reshape(normed, [0, 0, -1]), [0, 2, 1]); // [B, HW, C]
-  const q = linear(g, w.sub("to_q"), tokens);
-  const k = linear(g, w.sub("to_k"), tokens);
-  const v = linear(g, w.sub("to_v"), tokens);
-  const a = linear(g, w.sub("to_out.0"), g.attention(q, k, v, 1, { kind: ctx.attention }));
+  const c = x.shape[1]!;
+  const q = linear(g, w.sub("to_q"), tokens, c);
+  const k = linear(g, w.sub("to_k"), tokens, c);
+  const v = linear(g, w.sub("to_v"), tokens, c);
+  const a = linear(g, w.sub("to_out.0"), g.attention(q, k, v, 1, { kind: ctx.attention }), c);
   return g.add(g.reshapeLike(g.transpose(a, [0, 2, 1]), x), x);
 }

@@ -2,29 +2,20 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CheckpointError, UnsupportedModelError } from "../errors.js";
 import { MAX_SIDE_FILE_BYTES, readJsonFile } from "../regular-file.js";
-import {
-  textEncoderConfigFromTransformers,
-  unetConfigFromDiffusers,
-  vaeConfigFromDiffusers,
-  type PipelineConfig,
-  type PredictionType,
-} from "../models/configs.js";
-import {
-  checkShapes,
-  detectDiffusersFamily,
-  detectLdmCheckpoint,
-  inpaintingFromInChannels,
-  refuseUnsupportedFamily,
-} from "./detect.js";
-import { clipTextParamShapes, unetParamShapes, vaeParamShapes } from "../models/param-shapes.js";
+import type { PipelineConfig, PredictionType } from "../configs/pipeline.js";
+import { textEncoderConfigFromTransformers } from "../configs/text-encoder.js";
+import { unetConfigFromDiffusers } from "../configs/unet.js";
+import { vaeConfigFromDiffusers } from "../configs/vae.js";
+import { detectDiffusersFamily, detectLdmCheckpoint, inpaintingFromInChannels, refuseUnsupportedFamily } from "./detect.js";
 import { isDiffusersBuffer, ldmComponentWeights, RenamedWeights, type Component, type TensorRef } from "./ldm-keymap.js";
 import { SafetensorsFile, type Dtype } from "./safetensors.js";
 import type { WeightSource } from "./weight-source.js";
 
 /**
- * Opening a Stable Diffusion checkpoint, whatever its layout, as three diffusers-named weight sources plus the
- * pipeline config. Everything is checked against the config at open (names and shapes, from the headers alone);
- * tensor data is read later, one tensor at a time, by whoever builds the networks.
+ * Opening a Stable Diffusion checkpoint's files, whatever their layout, as three diffusers-named weight sources
+ * plus the pipeline config (from the folder's config files, or detected from the shapes). Only headers are read;
+ * tensor data is read later, one tensor at a time, by whoever builds the networks. Checking every tensor against
+ * the architecture needs the network builders, one layer up: models/open-checkpoint.ts does both.
  */
 
 export interface OpenOptions {
@@ -57,6 +48,8 @@ export interface Checkpoint {
   readonly components: Readonly<Record<Component, ComponentInfo>>;
   /** Every file read (weights first, then configs), for a cache key or hash. */
   readonly files: readonly string[];
+  /** What to tell the user when the tensors do not match the config (which of the two to suspect). */
+  readonly mismatchHint: string;
   close(): void;
 }
 
@@ -73,7 +66,7 @@ const COMPONENTS: readonly Component[] = ["unet", "vae", "textEncoder"];
 const FOLDER_LAYOUT = "a diffusers Stable Diffusion folder holds model_index.json, unet/, vae/, text_encoder/, tokenizer/ and scheduler/";
 
 /** Opens a single-file `.safetensors` checkpoint (original layout) or a diffusers folder. */
-export function openCheckpoint(path: string, opts: OpenOptions = {}): Checkpoint {
+export function openCheckpointFiles(path: string, opts: OpenOptions = {}): Checkpoint {
   let isDir: boolean;
   try {
     isDir = statSync(path).isDirectory();
@@ -110,8 +103,7 @@ function openSingleFile(path: string, opts: OpenOptions): Checkpoint {
     const hint = opts.configDir !== undefined
       ? `the config folder ${opts.configDir} does not describe this checkpoint`
       : "the checkpoint is incomplete or not a plain SD1.x model";
-    checkAll(sources, config, hint);
-    return makeCheckpoint(path, "single-file", config, inpaintingFromInChannels(config.unet.inChannels, path), sources, [path, ...configFiles], [file]);
+    return makeCheckpoint(path, "single-file", config, inpaintingFromInChannels(config.unet.inChannels, path), sources, [path, ...configFiles], [file], hint);
   } catch (e) {
     file.close();
     throw e;
@@ -136,8 +128,7 @@ function openDiffusersFolder(dir: string, opts: OpenOptions): Checkpoint {
       weightFiles.push(...w.files.map((f) => f.path));
       sources[c] = w.weights;
     }
-    checkAll(sources, config, `the weights in ${dir} do not match its config.json files`);
-    return makeCheckpoint(dir, "diffusers", config, inpainting, sources, [...weightFiles, ...configFiles], opened);
+    return makeCheckpoint(dir, "diffusers", config, inpainting, sources, [...weightFiles, ...configFiles], opened, `the weights in ${dir} do not match its config.json files`);
   } catch (e) {
     for (const f of opened) f.close();
     throw e;
@@ -238,12 +229,6 @@ export function openDiffusersComponent(dir: string, component: Component, varian
   }
 }
 
-function checkAll(sources: Record<Component, WeightSource>, config: PipelineConfig, hint: string): void {
-  checkShapes(sources.unet, unetParamShapes(config.unet), "UNet", hint);
-  checkShapes(sources.vae, vaeParamShapes(config.vae), "VAE", hint);
-  checkShapes(sources.textEncoder, clipTextParamShapes(config.textEncoder), "text encoder", hint);
-}
-
 /** Parameter count, tensor count and the dominant stored dtype of a weight source (headers only). */
 export function componentInfo(w: WeightSource): ComponentInfo {
   const byDtype = new Map<Dtype, number>();
@@ -267,6 +252,7 @@ function makeCheckpoint(
   sources: Record<Component, WeightSource>,
   files: string[],
   opened: SafetensorsFile[],
+  mismatchHint: string,
 ): Checkpoint {
   return {
     path,
@@ -282,6 +268,7 @@ function makeCheckpoint(
       textEncoder: componentInfo(sources.textEncoder),
     },
     files,
+    mismatchHint,
     close: () => {
       for (const f of opened) f.close();
     },

@@ -1,21 +1,15 @@
 import { CheckpointError, UnsupportedModelError } from "../errors.js";
-import {
-  textEncoderConfigFromTransformers,
-  unetConfigFromDiffusers,
-  vaeConfigFromDiffusers,
-  type ModelFamily,
-  type PipelineConfig,
-  type TextEncoderConfig,
-  type UNetConfig,
-  type VaeConfig,
-} from "../models/configs.js";
+import type { ModelFamily, PipelineConfig } from "../configs/pipeline.js";
+import { textEncoderConfigFromTransformers, type TextEncoderConfig } from "../configs/text-encoder.js";
+import { unetConfigFromDiffusers, type UNetConfig } from "../configs/unet.js";
+import { vaeConfigFromDiffusers, type VaeConfig } from "../configs/vae.js";
 import { LDM_PREFIXES, mapLdmShapes, type Component } from "./ldm-keymap.js";
 import type { WeightSource } from "./weight-source.js";
 
 /**
  * What architecture a set of tensors has: the family (SD1, SD2, SDXL), the inpainting variant, and the configs
- * that the shapes determine. The reverse direction lives here too (the shapes a config implies), so that a
- * checkpoint is checked against its config before any network is built from it.
+ * that the shapes determine. The reverse direction (the shapes a config implies) is the network builders' to
+ * say (models/param-shapes.ts); `checkShapes` here compares a weight source with such a list.
  */
 
 export type ShapeMap = ReadonlyMap<string, readonly number[]>;

@@ -14,6 +14,11 @@ export interface WeightSource {
   /** The dtype as stored in the file (F16, BF16, F32). */
   dtype(name: string): Dtype;
   float32(name: string): Float32Array;
+  /**
+   * Present on a shape recorder only (see shape-recorder.ts): takes each parameter a network builder declares,
+   * so that running a builder lists the parameters of its architecture.
+   */
+  record?(name: string, shape: readonly number[]): void;
 }
 
 /**
@@ -33,6 +38,24 @@ export class ScopedWeights {
 
   has(name: string): boolean {
     return this.source.has(this.path(name));
+  }
+
+  /**
+   * Declares a parameter of the architecture with its full shape. A checkpoint must hold it with exactly that
+   * shape (CheckpointError naming the key and both shapes otherwise); a shape recorder records it. Builders
+   * declare every parameter this way, so each architecture is written once: the builder is also the list of
+   * what a checkpoint must contain.
+   */
+  expect(name: string, shape: readonly number[]): void {
+    const full = this.path(name);
+    if (this.source.record) {
+      this.source.record(full, shape);
+      return;
+    }
+    const actual = this.shape(name);
+    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
+      throw new CheckpointError(`${this.source.origin}: "${full}" has shape [${actual.join(",")}], expected [${shape.join(",")}]; the checkpoint does not match the detected architecture`);
+    }
   }
 
   shape(name: string): readonly number[] {

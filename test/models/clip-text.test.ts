@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { buildClipText, CLIP_TEXT_IO } from "../../src/models/clip-text.js";
-import { textEncoderConfigFromTransformers } from "../../src/models/configs.js";
+import { textEncoderConfigFromTransformers } from "../../src/configs/text-encoder.js";
 import { serializeGraph } from "../../src/onnx/serialize.js";
 import { Session } from "../../src/runtime/session.js";
 import { fileWeightSource } from "../../src/weights/file-source.js";

@@ -1,7 +1,9 @@
 import { shapeOnlyWeights } from "../helpers/shape-only-weights.js";
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { buildClipVision, CLIP_VISION_IO, visionConfigFromTransformers, visionConfigFromWeights, visionTokens } from "../../src/models/clip-vision.js";
+import { buildClipVision, CLIP_VISION_IO } from "../../src/models/clip-vision.js";
+import { visionConfigFromTransformers, visionTokens } from "../../src/configs/vision.js";
+import { visionConfigFromWeights } from "../../src/weights/detect-clip-vision.js";
 import { serializeGraph } from "../../src/onnx/serialize.js";
 import { Session } from "../../src/runtime/session.js";
 import { fileWeightSource } from "../../src/weights/file-source.js";

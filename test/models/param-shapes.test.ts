@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { SD15, textEncoderConfigFromTransformers, unetConfigFromDiffusers, vaeConfigFromDiffusers } from "../../src/models/configs.js";
-import { visionConfigFromTransformers } from "../../src/models/clip-vision.js";
+import { SD15 } from "../../src/configs/pipeline.js";
+import { textEncoderConfigFromTransformers } from "../../src/configs/text-encoder.js";
+import { unetConfigFromDiffusers } from "../../src/configs/unet.js";
+import { vaeConfigFromDiffusers } from "../../src/configs/vae.js";
+import { visionConfigFromTransformers } from "../../src/configs/vision.js";
 import { clipTextParamShapes, clipVisionParamShapes, paramCount, unetParamShapes, vaeParamShapes, type ParamShapes } from "../../src/models/param-shapes.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { unetConfigFromDiffusers } from "../../src/models/configs.js";
+import { unetConfigFromDiffusers } from "../../src/configs/unet.js";
 import { buildUNet, UNET_IO } from "../../src/models/unet.js";
 import { serializeGraph } from "../../src/onnx/serialize.js";
 import { Session } from "../../src/runtime/session.js";

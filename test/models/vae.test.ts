@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { vaeConfigFromDiffusers } from "../../src/models/configs.js";
+import { vaeConfigFromDiffusers } from "../../src/configs/vae.js";
 import { buildVaeDecoder, buildVaeEncoder, VAE_IO } from "../../src/models/vae.js";
 import { serializeGraph } from "../../src/onnx/serialize.js";
 import { Session } from "../../src/runtime/session.js";

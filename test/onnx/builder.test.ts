@@ -5,7 +5,7 @@ import { graphFlops } from "../../src/onnx/flops.js";
 import { DataType } from "../../src/onnx/graph.js";
 import { serializeGraph } from "../../src/onnx/serialize.js";
 import { Session } from "../../src/runtime/session.js";
-import { SD15 } from "../../src/models/configs.js";
+import { SD15 } from "../../src/configs/pipeline.js";
 import { unetParamShapes } from "../../src/models/param-shapes.js";
 import { buildUNet } from "../../src/models/unet.js";
 import { ScopedWeights } from "../../src/weights/weight-source.js";

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { encodePrompts, type TextEncoderHandle } from "../../src/pipeline/conditioning.js";
 import { Networks } from "../../src/pipeline/networks.js";
 import { ClipTokenizer } from "../../src/tokenizer/clip-tokenizer.js";
-import { openCheckpoint } from "../../src/weights/checkpoint.js";
+import { openCheckpoint } from "../../src/models/open-checkpoint.js";
 import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
 
 describe.skipIf(!HAVE_REFERENCE)("prompt conditioning (sd15-tiny)", () => {

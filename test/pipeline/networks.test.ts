@@ -6,7 +6,7 @@ import { CLIP_TEXT_IO } from "../../src/models/clip-text.js";
 import { UNET_IO } from "../../src/models/unet.js";
 import { VAE_IO } from "../../src/models/vae.js";
 import { Networks } from "../../src/pipeline/networks.js";
-import { openCheckpoint } from "../../src/weights/checkpoint.js";
+import { openCheckpoint } from "../../src/models/open-checkpoint.js";
 import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
 
 const layouts = [

@@ -4,10 +4,8 @@ import { decodeImage, type RgbImage } from "../../src/image/codec.js";
 import { fileWeightSource } from "../../src/weights/file-source.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import type { WeightSource } from "../../src/weights/weight-source.js";
-import {
-  applyPolicy, CLIP_PREPROCESS, findSafetyChecker, preprocessConfigFromJson, preprocessForClip, resizeTarget, roundScore,
-  SafetyChecker, safetyDecision, safetyLayout, type SafetyResult,
-} from "../../src/responsible/safety-checker.js";
+import { applyPolicy, CLIP_PREPROCESS, findSafetyChecker, preprocessConfigFromJson, preprocessForClip, resizeTarget, roundScore, SafetyChecker, safetyDecision, type SafetyResult } from "../../src/responsible/safety-checker.js";
+import { safetyLayout } from "../../src/models/safety-checker.js";
 import { resizeBicubic } from "../../src/responsible/safety/bicubic.js";
 import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
 

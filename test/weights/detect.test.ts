@@ -2,7 +2,10 @@ import { clipTextParamShapes, paramCount, unetParamShapes, vaeParamShapes } from
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { CheckpointError, UnsupportedModelError } from "../../src/errors.js";
-import { SD15, textEncoderConfigFromTransformers, unetConfigFromDiffusers, vaeConfigFromDiffusers } from "../../src/models/configs.js";
+import { SD15 } from "../../src/configs/pipeline.js";
+import { textEncoderConfigFromTransformers } from "../../src/configs/text-encoder.js";
+import { unetConfigFromDiffusers } from "../../src/configs/unet.js";
+import { vaeConfigFromDiffusers } from "../../src/configs/vae.js";
 import {
   detectDiffusersFamily,
   detectLdmCheckpoint,

@@ -4,7 +4,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { CheckpointError, InputError } from "../../src/errors.js";
 import { readGenerationConfig } from "../../src/pipeline/generation-config.js";
 import { ClipTokenizer } from "../../src/tokenizer/clip-tokenizer.js";
-import { openCheckpoint } from "../../src/weights/checkpoint.js";
+import { openCheckpoint } from "../../src/models/open-checkpoint.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { caught, encodeRaw, removeTempDirs, tempDir } from "./safetensors-writer.js";

@@ -3,7 +3,7 @@
 // whole process, which a test timeout in the same process cannot interrupt.
 import { readGenerationConfig } from "../../src/pipeline/generation-config.js";
 import { ClipTokenizer } from "../../src/tokenizer/clip-tokenizer.js";
-import { openCheckpoint } from "../../src/weights/checkpoint.js";
+import { openCheckpoint } from "../../src/models/open-checkpoint.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 
 export type OpenKind = "safetensors" | "checkpoint" | "tokenizer" | "generation-config";
