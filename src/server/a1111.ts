@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { getPngText, isPng, readPngText } from "../image/png-text.js";
+import { readImageParameters } from "../image/image-parameters.js";
 import { listSamplers } from "../schedulers/index.js";
 import {
   a1111Info,
@@ -97,10 +97,10 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
     scope.post("/sdapi/v1/png-info", async (request) => {
       const { image } = parse(A1111PngInfo, request.body, "body");
       const bytes = decodeBase64Image(image, "image");
-      if (!isPng(bytes)) return { info: "", items: {}, parameters: {} };
-      const info = getPngText(bytes, "parameters") ?? "";
-      const items = Object.fromEntries(readPngText(bytes).filter((t) => t.keyword !== "parameters").map((t) => [t.keyword, t.text]));
-      return { info, items, parameters: a1111ParsedParameters(info) };
+      // PNG text chunks, or the EXIF UserComment of a JPEG or WebP, as A1111 writes and reads them.
+      const found = await readImageParameters(bytes, "image");
+      const info = found.parameters ?? "";
+      return { info, items: found.text, parameters: a1111ParsedParameters(info) };
     });
   });
 }

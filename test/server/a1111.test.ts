@@ -3,6 +3,7 @@ import { execFile, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
+import { encodeImage } from "../../src/image/encode-image.js";
 import { HAVE_REFERENCE } from "../helpers/fixtures.js";
 import { pngBase64, startServer, tempDir, type TestServer } from "./harness.js";
 
@@ -76,6 +77,16 @@ describe.skipIf(!HAVE_REFERENCE)("the AUTOMATIC1111-compatible API, used as an A
     expect(info.json.parameters).toMatchObject({ Prompt: "a cat, (smiling:1.2)", "Negative prompt": "dog", Steps: "3", Seed: "77", Sampler: "Euler", "Size-1": "64", "Size-2": "64" });
     const dataUrl = await api.pngInfo(`data:image/png;base64,${r.json.images[0]}`);
     expect(dataUrl.json.info).toBe(info.json.info);
+  });
+
+  it("png-info reads the infotext of a JPEG or WebP from its EXIF UserComment, as A1111 stores it there", async () => {
+    const image = { width: 8, height: 8, data: new Uint8Array(8 * 8 * 3).fill(128) };
+    const infotext = "a fox, snow\nNegative prompt: blurry\nSteps: 4, Sampler: Euler a, CFG scale: 5, Seed: 12, Size: 8x8";
+    for (const format of ["jpeg", "webp"] as const) {
+      const info = await api.pngInfo((await encodeImage(image, format, infotext)).toString("base64"));
+      expect([format, info.status, info.json.info]).toEqual([format, 200, infotext]);
+      expect(info.json.parameters).toMatchObject({ Prompt: "a fox, snow", "Negative prompt": "blurry", Steps: "4", Seed: "12" });
+    }
   });
 
   it("img2img with init_images, denoising_strength and a mask (inpainting) returns images", async () => {
