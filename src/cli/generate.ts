@@ -6,6 +6,7 @@ import { InputError } from "../errors.js";
 import { defaultModelPath, isDefaultModel } from "../default-model.js";
 import { GenerationAborted, loadPipeline } from "../pipeline/stable-diffusion.js";
 import type { GenerateParams } from "../pipeline/params.js";
+import { parseSeed, seedToJson } from "../random/seed.js";
 import { signerConfigFromEnv } from "../responsible/provenance/index.js";
 import { safetyPolicyOption } from "./safety-options.js";
 
@@ -49,7 +50,7 @@ function num(flag: string, value: string | undefined): number | undefined {
 }
 
 /** Output file names: `{seed}` and `{n}` are replaced; several images without a placeholder get "-n" suffixes. */
-export function outputPaths(pattern: string, seeds: readonly number[]): string[] {
+export function outputPaths(pattern: string, seeds: readonly bigint[]): string[] {
   const placeholder = /\{seed\}|\{n\}/.test(pattern);
   return seeds.map((seed, n) => {
     if (placeholder) return pattern.replaceAll("{seed}", String(seed)).replaceAll("{n}", String(n));
@@ -70,7 +71,7 @@ export function registerGenerate(program: Command): void {
     .option("-n, --negative <text>", "negative prompt")
     .option("--steps <n>", "denoising steps", "20")
     .option("--cfg <x>", "classifier-free guidance scale (1 disables guidance; default: the model's generation_config.json, else 7)")
-    .option("--seed <s>", "seed (random when absent; always printed)")
+    .option("--seed <s>", "seed from 0 to 18446744073709551615, as PyTorch takes it (-1 or absent: random; always printed)")
     .option("--sampler <name>", "sampler: euler-a, dpm++2m-karras, ... or A1111 names like \"Euler a\"")
     .option("-W, --width <w>", "width in pixels, a multiple of 8 (default: the model's size)")
     .option("-H, --height <h>", "height in pixels, a multiple of 8 (default: the model's size)")
@@ -108,7 +109,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     negative_prompt: o.negative,
     steps: num("--steps", o.steps),
     cfg_scale: num("--cfg", o.cfg),
-    seed: num("--seed", o.seed),
+    seed: o.seed === undefined ? undefined : parseSeed(o.seed, "--seed"),
     sampler_name: o.sampler,
     width: num("--width", o.width),
     height: num("--height", o.height),
@@ -183,7 +184,9 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     }
     const seeds = result.images.map((i) => i.seed);
     if (o.json) {
-      process.stdout.write(JSON.stringify({ images: written, seeds, parameters: result.parameters, info: result.info }) + "\n");
+      // Seeds past 2^53 - 1 are written as strings: a number would lose digits in every JSON reader of JavaScript.
+      const parameters = { ...result.parameters, seed: seedToJson(result.parameters.seed) };
+      process.stdout.write(JSON.stringify({ images: written, seeds: seeds.map(seedToJson), parameters, info: result.info }) + "\n");
     } else {
       log(`seed ${seeds.join(", ")}`);
       for (const f of written) process.stdout.write(`${f}\n`);
