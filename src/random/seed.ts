@@ -54,8 +54,9 @@ export function parseSeed(value: unknown, what = "seed"): bigint {
 export function randomSeed(): bigint {
   const word = new Uint32Array(1);
   // Rejection keeps the draw uniform: the two top values of a 32-bit word are redrawn.
-  do globalThis.crypto.getRandomValues(word);
-  while (word[0]! >= RANDOM_SEED_LIMIT);
+  do {
+    globalThis.crypto.getRandomValues(word);
+  } while (word[0]! >= RANDOM_SEED_LIMIT);
   return BigInt(word[0]!);
 }
 
