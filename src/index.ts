@@ -6,6 +6,7 @@ export { openCheckpoint } from "./models/open-checkpoint.js";
 export type { Checkpoint } from "./weights/checkpoint.js";
 export { listSamplers, findSampler, createScheduler, type Scheduler, type SamplerInfo } from "./schedulers/index.js";
 export { TorchGenerator } from "./random/torch-generator.js";
+export { MAX_SEED, parseSeed, seedToJson, type SeedInput } from "./random/seed.js";
 export { ClipTokenizer } from "./tokenizer/clip-tokenizer.js";
 export { buildInfotext, parseInfotext, type Infotext } from "./image/infotext.js";
 export { readPngText, writePngText } from "./image/png-text.js";

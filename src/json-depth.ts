@@ -17,23 +17,14 @@ export const MAX_JSON_DEPTH = 64;
  */
 export function jsonDepth(text: string | Uint8Array, limit = MAX_JSON_DEPTH): number {
   const at = typeof text === "string" ? (i: number) => text.charCodeAt(i) : (i: number) => text[i]!;
-  const nextQuote = typeof text === "string" ? (from: number) => text.indexOf('"', from) : (from: number) => text.indexOf(0x22, from);
   const n = text.length;
   let depth = 0;
   let max = 0;
   for (let i = 0; i < n; i++) {
     const c = at(i);
     if (c === 0x22 /* " */) {
-      // Jump to the next quote with indexOf: a long string (a base64 upload of megabytes) then costs a native
-      // search instead of a loop here. That quote closes the string unless an odd run of backslashes escapes it.
-      for (;;) {
-        const q = nextQuote(i + 1);
-        if (q < 0) return max; // unterminated: the rest is string
-        let backslashes = 0;
-        while (at(q - 1 - backslashes) === 0x5c /* \ */) backslashes++;
-        i = q;
-        if (backslashes % 2 === 0) break;
-      }
+      i = closingQuote(text, i);
+      if (i < 0) return max; // unterminated: the rest is string
     } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
       if (++depth > max) {
         max = depth;
@@ -49,4 +40,21 @@ export function jsonDepth(text: string | Uint8Array, limit = MAX_JSON_DEPTH): nu
 /** True when `text` nests arrays and objects deeper than `limit`. */
 export function jsonTooDeep(text: string | Uint8Array, limit = MAX_JSON_DEPTH): boolean {
   return jsonDepth(text, limit) > limit;
+}
+
+/**
+ * The index of the quote that closes the JSON string whose opening quote is at `open`, or -1 when it is not
+ * closed. It jumps from quote to quote with indexOf, so a long string (a base64 upload of megabytes) costs a
+ * native search rather than a loop here; a quote closes the string unless an odd run of backslashes escapes it.
+ */
+export function closingQuote(text: string | Uint8Array, open: number): number {
+  const at = typeof text === "string" ? (i: number) => text.charCodeAt(i) : (i: number) => text[i]!;
+  for (let i = open; ; ) {
+    const q = typeof text === "string" ? text.indexOf('"', i + 1) : text.indexOf(0x22, i + 1);
+    if (q < 0) return -1;
+    let backslashes = 0;
+    while (at(q - 1 - backslashes) === 0x5c /* \ */) backslashes++;
+    if (backslashes % 2 === 0) return q;
+    i = q;
+  }
 }

@@ -8,6 +8,7 @@ import { fitsJpegExif } from "../image/jpeg-exif.js";
 import { formatForPath, IMAGE_FORMATS, type ImageFormat } from "../image/output-format.js";
 import { loadPipeline, type GenerateResult, type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import type { GenerateParams } from "../pipeline/params.js";
+import { parseSeed, randomSeed, RANDOM_SEED, seedToJson } from "../random/seed.js";
 import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
 import { Interruption } from "./interruption.js";
 import { checkOutputsWritable, stageFiles } from "./output-files.js";
@@ -53,7 +54,7 @@ function num(flag: string, value: string | undefined): number | undefined {
 }
 
 /** Output file names: `{seed}` and `{n}` are replaced; several images without a placeholder get "-n" suffixes. */
-export function outputPaths(pattern: string, seeds: readonly number[]): string[] {
+export function outputPaths(pattern: string, seeds: readonly bigint[]): string[] {
   const placeholder = /\{seed\}|\{n\}/.test(pattern);
   return seeds.map((seed, n) => {
     if (placeholder) return pattern.replaceAll("{seed}", String(seed)).replaceAll("{n}", String(n));
@@ -74,7 +75,7 @@ export function registerGenerate(program: Command): void {
     .option("-n, --negative <text>", "negative prompt")
     .option("--steps <n>", "denoising steps", "20")
     .option("--cfg <x>", "classifier-free guidance scale (1 disables guidance; default: the model's generation_config.json, else 7)")
-    .option("--seed <s>", "seed (random when absent; always printed)")
+    .option("--seed <s>", "seed from 0 to 18446744073709551615, as PyTorch takes it (-1 or absent: random; always printed)")
     .option("--sampler <name>", "sampler: euler-a, dpm++2m-karras, ... or A1111 names like \"Euler a\"")
     .option("-W, --width <w>", "width in pixels, a multiple of 8 (default: the model's size)")
     .option("-H, --height <h>", "height in pixels, a multiple of 8 (default: the model's size)")
@@ -116,8 +117,8 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   const model = o.model ?? defaultModelPath();
   // The seed is settled here rather than in the pipeline so every output name is known, and checked, before
   // any compute; the pipeline numbers a batch's images seed, seed + 1, ... as A1111 does.
-  const seedOption = num("--seed", o.seed);
-  const seed = seedOption === undefined || seedOption === -1 ? randomSeed() : seedOption;
+  const seedOption = o.seed === undefined ? undefined : parseSeed(o.seed, "--seed");
+  const seed = seedOption === undefined || seedOption === RANDOM_SEED ? randomSeed() : seedOption;
   const params: GenerateParams = {
     prompt,
     negative_prompt: o.negative,
@@ -139,7 +140,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   // Installed first, so that no signal from here on kills the process between two file operations.
   const interruption = new Interruption(log).install();
   try {
-    const format = checkOutputs(o, params);
+    const format = checkOutputs(o, params, seed);
     if (isDefaultModel(model)) {
       log("using the embedded tiny shapes model (a demo that draws coloured shapes); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion");
     }
@@ -213,7 +214,9 @@ async function run(pipe: StableDiffusionPipeline, params: GenerateParams, format
     interruption.commit(() => {
       const written = staged.commit();
       if (o.json) {
-        process.stdout.write(JSON.stringify({ images: written, seeds, parameters: result.parameters, info: result.info }) + "\n");
+        // Seeds past 2^53 - 1 are written as strings: a number would lose digits in every JSON reader of JavaScript.
+        const parameters = { ...result.parameters, seed: seedToJson(result.parameters.seed) };
+        process.stdout.write(JSON.stringify({ images: written, seeds: seeds.map(seedToJson), parameters, info: result.info }) + "\n");
       } else {
         log(`seed ${seeds.join(", ")}`);
         for (const f of written) process.stdout.write(`${f}\n`);
@@ -231,8 +234,8 @@ async function run(pipe: StableDiffusionPipeline, params: GenerateParams, format
  * names, whether that format can carry the provenance asked for, the names and targets, the folders'
  * writability. The same checks run again when the files are committed.
  */
-function checkOutputs(o: GenerateOptions, params: GenerateParams): ImageFormat {
-  const paths = outputPaths(o.out, expectedSeeds(params));
+function checkOutputs(o: GenerateOptions, params: GenerateParams, seed: bigint): ImageFormat {
+  const paths = outputPaths(o.out, expectedSeeds(params, seed));
   const formats = new Set(paths.map(formatForPath));
   if (formats.size !== 1) throw new InputError(`-o ${o.out} gives names with different extensions; use one image format for the run`);
   const format = [...formats][0]!;
@@ -253,16 +256,12 @@ function checkOutputs(o: GenerateOptions, params: GenerateParams): ImageFormat {
 const PARAMETER_LINE_ALLOWANCE = 4096;
 
 /** The seeds the pipeline will give the images: seed, seed + 1, ... over batch size x batch count. */
-function expectedSeeds(p: GenerateParams): number[] {
+function expectedSeeds(p: GenerateParams, seed: bigint): bigint[] {
   const count = (v: number | undefined) => (v === undefined ? 1 : Number.isInteger(v) && v >= 1 ? v : NaN);
   const n = count(p.batch_size) * count(p.n_iter);
   // Invalid counts are refused by the pipeline with their own message; the outputs are checked for one image.
   const images = Number.isFinite(n) && n <= MAX_CHECKED_OUTPUTS ? n : 1;
-  return Array.from({ length: images }, (_, i) => p.seed! + i);
+  return Array.from({ length: images }, (_, i) => seed + BigInt(i));
 }
 
 const MAX_CHECKED_OUTPUTS = 64_000;
-
-function randomSeed(): number {
-  return Math.floor(Math.random() * 2 ** 32);
-}

@@ -3,6 +3,7 @@ import { InputError } from "../errors.js";
 import { readImageFile } from "../image/codec.js";
 import { readImageParameters } from "../image/image-parameters.js";
 import { parseInfotext, splitInfotext } from "../image/infotext.js";
+import { seedToJson } from "../random/seed.js";
 
 /** `diffuse info IMAGE`: the generation parameters stored in a PNG, JPEG or WebP (ours or AUTOMATIC1111's). */
 export function registerInfo(program: Command): void {
@@ -24,7 +25,9 @@ export function registerInfo(program: Command): void {
       }
       let parsed: unknown;
       try {
-        parsed = parseInfotext(parameters);
+        const typed = parseInfotext(parameters);
+        // JSON holds the seed exactly: a number up to 2^53 - 1, a string beyond.
+        parsed = { ...typed, seed: seedToJson(typed.seed) };
       } catch {
         parsed = splitInfotext(parameters);
       }

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { DiffuseError, InputError } from "../errors.js";
 import { readImageFile } from "../image/codec.js";
+import { stringifyExact } from "../json-exact.js";
 import { MAX_SIDE_FILE_BYTES, readRegularFile } from "../regular-file.js";
 import { verifyImage, type VerifyReport } from "../responsible/provenance/verify-image.js";
 
@@ -23,7 +24,8 @@ export function registerVerify(program: Command): void {
       const trustAnchors =
         o.trust === undefined ? undefined : readRegularFile(o.trust, InputError, { hint: "pass --trust a PEM file of root certificates", maxBytes: MAX_SIDE_FILE_BYTES }).toString("utf8");
       const report = await verifyImage(bytes, { name: path, trustAnchors });
-      process.stdout.write(o.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report));
+      // A manifest's CBOR may hold integers past 2^53 - 1 (a seed up to 2^64 - 1): printed exactly.
+      process.stdout.write(o.json ? stringifyExact(report, 2) + "\n" : formatReport(report));
       if (!report.manifestFound) {
         throw new InputError(`${path} has no C2PA manifest: it was not signed (diffuse writes WebP, and anything with --no-provenance, unsigned), or an editor or website stripped its metadata`);
       }
@@ -56,7 +58,7 @@ export function formatReport(r: VerifyReport): string {
     lines.push(`    ${a.action}${a.softwareAgent ? ` by ${a.softwareAgent}` : ""}`);
     if (a.digitalSourceType) lines.push(`      digitalSourceType: ${a.digitalSourceType}`);
     for (const i of a.ingredients) lines.push(`      ingredient: ${i.replace(/^self#jumbf=/, "")}`);
-    for (const [k, v] of Object.entries(a.parameters)) lines.push(`      ${k}: ${JSON.stringify(v)}`);
+    for (const [k, v] of Object.entries(a.parameters)) lines.push(`      ${k}: ${stringifyExact(v)}`);
   }
   if (r.ingredients.length) {
     lines.push("  ingredients:");

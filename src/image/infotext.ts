@@ -12,7 +12,8 @@ export interface Infotext {
   /** A1111's sampler name, e.g. "Euler a", "DPM++ 2M". */
   readonly sampler: string;
   readonly cfgScale: number;
-  readonly seed: number;
+  /** Exact, as given: seeds run to 2^64 - 1, past what a number holds (A1111 writes negative ones as given, too). */
+  readonly seed: bigint;
   readonly width: number;
   readonly height: number;
   /** A1111's short hash: the first 10 hex digits of the checkpoint file's sha256. */
@@ -185,7 +186,7 @@ export function parseInfotext(text: string): Infotext {
     steps: integer("Steps"),
     sampler: str("Sampler"),
     cfgScale: real("CFG scale"),
-    seed: integer("Seed"),
+    seed: wholeNumber(params, "Seed"),
     width: Number(size[1]),
     height: Number(size[2]),
     ...defined("modelHash", optional("Model hash", str)),
@@ -209,4 +210,11 @@ function number(params: Readonly<Record<string, string>>, key: string, integer: 
     throw new InputError(`infotext ${key} "${raw}" is not ${integer ? "a whole number" : "a number"}; fix or remove it`);
   }
   return n;
+}
+
+/** An integer of any size, exactly (a seed beyond 2^53 would lose digits as a number). */
+function wholeNumber(params: Readonly<Record<string, string>>, key: string): bigint {
+  const raw = params[key]!;
+  if (!/^-?\d+$/.test(raw)) throw new InputError(`infotext ${key} "${raw}" is not a whole number; fix or remove it`);
+  return BigInt(raw);
 }

@@ -9,7 +9,7 @@ import type { NoiseSource } from "../schedulers/scheduler.js";
 export class BatchNoise implements NoiseSource {
   readonly generators: TorchGenerator[];
 
-  constructor(readonly seeds: readonly number[]) {
+  constructor(readonly seeds: readonly bigint[]) {
     this.generators = seeds.map((s) => new TorchGenerator(s));
   }
 
@@ -22,4 +22,9 @@ export class BatchNoise implements NoiseSource {
     this.generators.forEach((g, i) => out.set(g.randn(perShape), i * per));
     return out;
   }
+}
+
+/** The seeds of batch `batch` (0-based, of n_iter): image j of the whole generation takes first + j, exactly. */
+export function batchSeeds(first: bigint, batchSize: number, batch: number): bigint[] {
+  return Array.from({ length: batchSize }, (_, j) => first + BigInt(batch * batchSize + j));
 }

@@ -1,5 +1,6 @@
 import { InputError } from "../errors.js";
 import { MAX_IMAGE_SIDE, type ImageSource } from "../image/codec.js";
+import { MAX_SEED, parseSeed, RANDOM_SEED, type SeedInput } from "../random/seed.js";
 
 /** Progress of one generation, emitted after every model call. */
 export interface StepEvent {
@@ -55,8 +56,12 @@ export interface GenerateParams {
   negative_prompt?: string;
   steps?: number;
   cfg_scale?: number;
-  /** -1 or absent: a random seed (reported in the result). */
-  seed?: number;
+  /**
+   * 0 to 2^64 - 1, with PyTorch's semantics (`torch.Generator().manual_seed(seed)`); -1 or absent: a random seed
+   * (reported in the result). Above 2^53 - 1 a number is no longer exact: pass a bigint or a decimal string.
+   * Image j of a batch (counting across n_iter) uses seed + j, as in AUTOMATIC1111.
+   */
+  seed?: SeedInput;
   sampler_name?: string;
   width?: number;
   height?: number;
@@ -81,7 +86,8 @@ export interface ResolvedParams {
   negativePrompt: string;
   steps: number;
   cfgScale: number;
-  seed: number;
+  /** The first image's seed, exact (a random one drawn); image j of the generation uses seed + j. */
+  seed: bigint;
   sampler: string;
   width: number;
   height: number;
@@ -96,7 +102,6 @@ export interface ResolvedParams {
 export const DEFAULT_SAMPLER = "euler-a";
 /** For models that do not recommend their own (generation_config.json): what SD1.x is used at. */
 export const DEFAULT_CFG_SCALE = 7;
-const MAX_SEED = 2 ** 32 - 1;
 
 function integer(name: string, value: unknown, min: number, max: number, hint: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
@@ -113,7 +118,7 @@ function number(name: string, value: unknown, min: number, max: number, hint: st
 }
 
 /** Checks every parameter up front, so bad input fails before any compute, with a message naming the fix. */
-export function resolveParams(p: GenerateParams, defaults: { size: number; cfgScale?: number; randomSeed: () => number }): ResolvedParams {
+export function resolveParams(p: GenerateParams, defaults: { size: number; cfgScale?: number; randomSeed: () => bigint }): ResolvedParams {
   if (typeof p.prompt !== "string") throw new InputError("prompt must be a string");
   // Every output carries the prompts in its metadata, and PNG text (and A1111's readers) cannot hold a NUL:
   // refused here, before any compute, rather than when the finished image is written.
@@ -126,8 +131,11 @@ export function resolveParams(p: GenerateParams, defaults: { size: number; cfgSc
   const height = size("height", p.height);
   if (width % 8 !== 0) throw new InputError(`width ${width} is not a multiple of 8: use ${Math.round(width / 8) * 8} (the VAE works on 8x8 pixel blocks)`);
   if (height % 8 !== 0) throw new InputError(`height ${height} is not a multiple of 8: use ${Math.round(height / 8) * 8} (the VAE works on 8x8 pixel blocks)`);
-  const seedIn = p.seed ?? -1;
-  const seed = seedIn === -1 ? defaults.randomSeed() : integer("seed", seedIn, 0, MAX_SEED, `use an integer from 0 to ${MAX_SEED}, or -1 for a random seed`);
+  const asked = parseSeed(p.seed ?? RANDOM_SEED);
+  const seed = asked === RANDOM_SEED ? defaults.randomSeed() : asked;
+  const batchSize = integer("batch size", p.batch_size ?? 1, 1, 64, "use an integer from 1 to 64");
+  const batchCount = integer("batch count", p.n_iter ?? 1, 1, 1000, "use an integer from 1 to 1000");
+  checkSeedsFit(seed, batchSize * batchCount);
   const init = p.init_images?.[0];
   if (p.mask !== undefined && init === undefined) throw new InputError("a mask needs an init image: pass the image to inpaint with --init (init_images)");
   return {
@@ -139,11 +147,23 @@ export function resolveParams(p: GenerateParams, defaults: { size: number; cfgSc
     sampler: p.sampler_name ?? DEFAULT_SAMPLER,
     width,
     height,
-    batchSize: integer("batch size", p.batch_size ?? 1, 1, 64, "use an integer from 1 to 64"),
-    batchCount: integer("batch count", p.n_iter ?? 1, 1, 1000, "use an integer from 1 to 1000"),
+    batchSize,
+    batchCount,
     denoisingStrength: init === undefined ? 1 : number("denoising strength", p.denoising_strength ?? 0.75, 0, 1, "use a number from 0 to 1 (how much of the init image to repaint)"),
     initImage: init,
     mask: p.mask,
     clipSkip: integer("clip skip", p.clip_skip ?? 1, 1, 12, "use an integer from 1 to 12 (1 = last layer)"),
   };
+}
+
+/**
+ * Image j takes seed + j. PyTorch has no seed past 2^64 - 1 (manual_seed raises an overflow, so A1111 fails at
+ * that image), so a generation that would need one is refused before any compute rather than wrapped to 0.
+ */
+function checkSeedsFit(seed: bigint, images: number): void {
+  const last = seed + BigInt(images - 1);
+  if (last <= MAX_SEED) return;
+  throw new InputError(
+    `seed ${seed} with ${images} images needs seeds up to ${last} (image j takes seed + j), past the largest seed ${MAX_SEED}: use a seed up to ${MAX_SEED - BigInt(images - 1)}`,
+  );
 }

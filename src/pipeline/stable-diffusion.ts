@@ -17,7 +17,8 @@ import type { ProvenanceInfo } from "../responsible/provenance/index.js";
 import { type Checkpoint } from "../weights/checkpoint.js";
 import { openCheckpoint } from "../models/open-checkpoint.js";
 import { shortHash } from "../weights/hash.js";
-import { BatchNoise } from "./batch-noise.js";
+import { randomSeed } from "../random/seed.js";
+import { BatchNoise, batchSeeds } from "./batch-noise.js";
 import { encodePrompts, type TextEncoderHandle } from "./conditioning.js";
 import { Networks, type NetworkOptions } from "./networks.js";
 import { readGenerationConfig, type GenerationConfig } from "./generation-config.js";
@@ -34,7 +35,8 @@ export interface LoadOptions extends NetworkOptions, SafeguardOptions {
 
 export interface GeneratedImage {
   image: RgbImage;
-  seed: number;
+  /** Exact: a seed may be anywhere from 0 to 2^64 - 1 (seedToJson writes it for JSON). */
+  seed: bigint;
   /** AUTOMATIC1111's parameters text for this image. */
   infotext: string;
   /** The image as PNG with the infotext in its `parameters` chunk, signed unless provenance is off. */
@@ -132,7 +134,7 @@ export class StableDiffusionPipeline {
   }
 
   async generate(params: GenerateParams): Promise<GenerateResult> {
-    const p = resolveParams(params, { size: this.defaultSize, cfgScale: this.defaultCfgScale, randomSeed: () => Math.floor(Math.random() * 2 ** 32) });
+    const p = resolveParams(params, { size: this.defaultSize, cfgScale: this.defaultCfgScale, randomSeed });
     this.safeguards.checkPrompt(p.prompt, p.negativePrompt);
     const jobId = params.job_id ?? randomUUID();
     // Fail on a bad sampler name or schedule before any compute.
@@ -151,7 +153,7 @@ export class StableDiffusionPipeline {
     const previews = new StepPreviews(this.safeguards, { share: this.safeguards.previewCheckShare });
     try {
       for (let b = 0; b < p.batchCount; b++) {
-        const seeds = Array.from({ length: p.batchSize }, (_, j) => p.seed + b * p.batchSize + j);
+        const seeds = batchSeeds(p.seed, p.batchSize, b);
         const latents = await this.denoise(p, seeds, cond!, uncond!, init, mask, (step, steps, x, shape) =>
           params.onStep?.({
             step, steps, batch: b, batches: p.batchCount, elapsed: (performance.now() - start) / 1000, latents: x,
@@ -208,7 +210,7 @@ export class StableDiffusionPipeline {
   /** The denoising loop for one batch; returns latents [B, 4, h, w] (unscaled). */
   private async denoise(
     p: ResolvedParams,
-    seeds: number[],
+    seeds: bigint[],
     cond: { data: Float32Array; tokens: number; hidden: number },
     uncond: { data: Float32Array; tokens: number; hidden: number },
     init: RgbImage | undefined,
@@ -352,7 +354,7 @@ export class StableDiffusionPipeline {
     return images;
   }
 
-  private async provenanceInfo(p: ResolvedParams, seed: number, notes: SafeguardNotes): Promise<ProvenanceInfo> {
+  private async provenanceInfo(p: ResolvedParams, seed: bigint, notes: SafeguardNotes): Promise<ProvenanceInfo> {
     const init = p.initImage === undefined ? undefined : typeof p.initImage === "string" ? await readFile(p.initImage) : p.initImage;
     return {
       model: `${this.modelName} [${this.modelHash}]`,
@@ -369,7 +371,7 @@ export class StableDiffusionPipeline {
     };
   }
 
-  private infotext(p: ResolvedParams, seed: number, notes: SafeguardNotes): string {
+  private infotext(p: ResolvedParams, seed: bigint, notes: SafeguardNotes): string {
     return buildInfotext({
       prompt: p.prompt,
       negativePrompt: p.negativePrompt,

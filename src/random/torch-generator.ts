@@ -16,6 +16,7 @@ import { boxMuller16 } from "./avx2-box-muller.js";
 import { crLog, crSinCos } from "./correctly-rounded.js";
 import { roundToBFloat16, roundToFloat16 } from "./float-rounding.js";
 import { MT19937 } from "./mt19937.js";
+import { seedInteger, type SeedInput } from "./seed.js";
 
 /** Element types PyTorch can sample normals in; float16/bfloat16 come back widened to float32 values. */
 export type RandomDtype = "float32" | "float64" | "float16" | "bfloat16";
@@ -40,8 +41,11 @@ export class TorchGenerator implements NoiseSource {
   /** The unused second value of the last double Box-Muller pair (PyTorch's next_double_normal_sample). */
   private cachedNormal: number | undefined;
 
-  /** `seed`: an integer in [-2^63, 2^64); negative seeds wrap as two's complement, as torch.manual_seed does. */
-  constructor(seed: number | bigint) {
+  /**
+   * `seed`: an integer in [-2^63, 2^64) (a safe-integer number, a bigint or a decimal string); negative seeds
+   * wrap as two's complement, as torch.manual_seed does.
+   */
+  constructor(seed: SeedInput) {
     this.seed = normalizeSeed(seed);
     this.engine = new MT19937(this.seed);
   }
@@ -186,11 +190,8 @@ export class TorchGenerator implements NoiseSource {
   }
 }
 
-function normalizeSeed(seed: number | bigint): bigint {
-  if (typeof seed === "number" && !Number.isInteger(seed)) {
-    throw new InputError(`seed ${seed} is not an integer; pass a whole number between 0 and 2^64-1`);
-  }
-  const big = BigInt(seed);
+function normalizeSeed(seed: SeedInput): bigint {
+  const big = seedInteger(seed);
   if (big < -(2n ** 63n) || big >= 2n ** 64n) {
     throw new InputError(`seed ${big} is out of range; pass a whole number between 0 and 2^64-1 (or down to -2^63)`);
   }

@@ -4,6 +4,7 @@
  */
 import sharp from "sharp";
 import { splitInfotext } from "../image/infotext.js";
+import { stringifyExact } from "../json-exact.js";
 import { findSampler } from "../schedulers/index.js";
 import type { JobParams, JobType } from "./api-types.js";
 import type { A1111Img2Img, A1111Txt2Img } from "./a1111-schema.js";
@@ -135,6 +136,7 @@ export function echoParameters(body: unknown, defaults: Readonly<Record<string, 
 /** The `info` JSON string of a finished job, with the keys A1111's Processed.js() writes. */
 export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDescription): string {
   const p = job.params;
+  // Seeds as exact JSON integers, as A1111 writes them: its clients (Python) read them exactly.
   const seeds = images.map((i) => i.seed);
   const count = Math.max(images.length, 1);
   const sampler = p.sampler_name === undefined ? A1111_SAMPLER : (findSampler(p.sampler_name)?.label ?? p.sampler_name);
@@ -143,8 +145,8 @@ export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDes
     all_prompts: Array(count).fill(p.prompt),
     negative_prompt: p.negative_prompt ?? "",
     all_negative_prompts: Array(count).fill(p.negative_prompt ?? ""),
-    seed: seeds[0] ?? p.seed,
-    all_seeds: seeds.length ? seeds : [p.seed],
+    seed: seeds[0] ?? BigInt(p.seed),
+    all_seeds: seeds.length ? seeds : [BigInt(p.seed)],
     subseed: -1,
     all_subseeds: Array(count).fill(-1),
     subseed_strength: 0,
@@ -172,7 +174,7 @@ export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDes
     is_using_inpainting_conditioning: false,
     version: "diffuse",
   };
-  return JSON.stringify(info);
+  return stringifyExact(info);
 }
 
 /** A1111's job timestamps: local time as YYYYMMDDhhmmss. */

@@ -3,7 +3,7 @@
  * pydantic models; unknown fields pass through (they are accepted, ignored and echoed back in `parameters`).
  */
 import { z } from "zod";
-import { MAX_SEED, MAX_SIDE, PngSafeText } from "./api-types.js";
+import { MAX_SIDE, PngSafeText, SeedRequest } from "./api-types.js";
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max).nullish();
 const num = (min: number, max: number) => z.number().min(min).max(max).nullish();
@@ -12,7 +12,8 @@ export const A1111Txt2Img = z.looseObject({
   prompt: PngSafeText(20_000).nullish(),
   negative_prompt: PngSafeText(20_000).nullish(),
   styles: z.array(z.string()).nullish(),
-  seed: int(-1, MAX_SEED),
+  /** 0 to 2^64 - 1 as a number (kept exact by the body parser) or a string, as A1111 takes it; -1 = random. */
+  seed: SeedRequest.nullish(),
   sampler_name: z.string().max(100).nullish(),
   sampler_index: z.string().max(100).nullish(),
   scheduler: z.string().max(100).nullish(),

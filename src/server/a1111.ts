@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { readImageParameters } from "../image/image-parameters.js";
+import { stringifyExact } from "../json-exact.js";
 import { listSamplers } from "../schedulers/index.js";
 import {
   a1111Info,
@@ -39,6 +40,8 @@ const OPTION_DEFAULTS: Readonly<Record<string, unknown>> = {
 export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): void {
   void app.register(async (scope) => {
     scope.setErrorHandler(a1111ErrorHandler);
+    // A seed sent as a big JSON integer is echoed in `parameters` as one, exactly, as A1111 does.
+    scope.setReplySerializer((payload) => stringifyExact(payload));
 
     scope.post("/sdapi/v1/txt2img", async (request) => generate(ctx, request.body, false));
     scope.post("/sdapi/v1/img2img", async (request) => generate(ctx, request.body, true));

@@ -1,18 +1,41 @@
 /**
  * The request and response bodies of our HTTP API (`/api/v1/*`), as zod schemas with their inferred types.
- * Shared by the server (validation) and the web page (typed fetches), so this file imports zod and nothing
- * else: it must bundle for a browser.
+ * Shared by the server (validation) and the web page (typed fetches), so this file imports zod and pure modules
+ * without Node imports only (random/seed.ts): it must bundle for a browser.
  *
  * Field names follow AUTOMATIC1111's where the concept is the same (prompt, cfg_scale, sampler_name, ...),
  * so settings copied between our API, the A1111 surface and infotexts need no renaming.
  */
 import { z } from "zod";
+import { parseSeed, seedToJson } from "../random/seed.js";
 
 /** Job and image ids are UUIDs; the pattern doubles as the guard that keeps path parameters inside the data folder. */
 export const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const Id = z.string().regex(ID_PATTERN, "must be an id as returned by the API (a lowercase UUID)");
 
-export const MAX_SEED = 2 ** 32 - 1;
+/**
+ * A seed in a request: 0 to 2^64 - 1 with PyTorch's semantics, or -1 for a random one. JSON.parse rounds numbers
+ * beyond 2^53 - 1 (18446744073709551615 becomes ...616), so such a seed is sent as a decimal string; a number
+ * that has lost digits is refused, and the body parser (json-body.ts) keeps a top-level `seed` integer literal
+ * exact (as a bigint) so clients that write big integers (Python's json) need not change. Becomes a JsonSeed.
+ */
+export const SeedRequest = z
+  .union([z.number(), z.bigint(), z.string()])
+  .meta({ description: "0 to 18446744073709551615 (2^64 - 1), or -1 for a random seed; past 2^53 - 1 best sent as a decimal string" })
+  .transform((value, ctx) => {
+    try {
+      return seedToJson(parseSeed(value, ""));
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: (e as Error).message });
+      return z.NEVER;
+    }
+  });
+
+/** A seed in a response: a number up to 2^53 - 1, a decimal string beyond (a number would lose digits). */
+export const JsonSeed = z
+  .union([z.number().int().min(0), z.string().regex(/^\d+$/)])
+  .meta({ description: "a number up to 2^53 - 1, the decimal string beyond (up to 18446744073709551615)" });
+export type JsonSeed = z.infer<typeof JsonSeed>;
 
 /**
  * An image upload: base64 of a PNG or JPEG, bare or as a data URL (`data:image/png;base64,...`), which is what a
@@ -49,8 +72,11 @@ export const GenerationParams = z.object({
   negative_prompt: PngSafeText(20_000).optional(),
   steps: z.number().int().min(1).max(150).optional(),
   cfg_scale: z.number().min(0).max(30).optional(),
-  /** -1 or absent: a random seed, fixed when the job is accepted (a re-queued job keeps it). */
-  seed: z.number().int().min(-1).max(MAX_SEED).optional(),
+  /**
+   * 0 to 2^64 - 1 (a string above 2^53 - 1); -1 or absent: a random seed, fixed when the job is accepted (a
+   * re-queued job keeps it). Image j of the job uses seed + j.
+   */
+  seed: SeedRequest.optional(),
   /** Our sampler name (`euler-a`) or A1111's label (`Euler a`); see GET /api/v1/samplers. */
   sampler_name: z.string().max(100).optional(),
   /** Absent: the model's native size. */
@@ -109,7 +135,7 @@ export const ImageRef = z.object({
   id: Id,
   /** GET this for the PNG (infotext in its `parameters` text chunk). */
   url: z.string(),
-  seed: z.number().int(),
+  seed: JsonSeed,
   /** AUTOMATIC1111's parameters text, as in the PNG. */
   infotext: z.string(),
 });
@@ -118,7 +144,7 @@ export type ImageRef = z.infer<typeof ImageRef>;
 /** The params a job echoes: what was asked plus the resolved seed; uploads are summarised, not repeated. */
 export const JobParams = GenerationParams.extend({
   type: JobType,
-  seed: z.number().int().min(0).max(MAX_SEED),
+  seed: JsonSeed,
   has_init_image: z.boolean(),
   has_mask: z.boolean(),
 });

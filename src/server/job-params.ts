@@ -1,16 +1,16 @@
-import { randomInt } from "node:crypto";
 import type { GenerateParams, ResolvedParams } from "../pipeline/params.js";
-import type { GenerationParams, JobParams, JobType } from "./api-types.js";
-import { MAX_SEED } from "./api-types.js";
+import { randomSeed, seedToJson } from "../random/seed.js";
+import type { GenerationParams, JobParams, JobType, JsonSeed } from "./api-types.js";
 import type { Uploads } from "./store.js";
 
 /**
  * A seed fixed at acceptance: the job's record then says which image it will make, and a job re-run after a
  * crash makes the same one.
  */
-export function resolveSeed(seed: number | undefined): number {
-  if (seed !== undefined && seed >= 0) return seed;
-  return randomInt(0, MAX_SEED + 1);
+export function resolveSeed(seed: JsonSeed | undefined): JsonSeed {
+  // Validated already (SeedRequest): -1 is the only value below 0.
+  if (seed !== undefined && seed !== -1) return seed;
+  return seedToJson(randomSeed());
 }
 
 /** What a job records at acceptance: the request's generation fields, the seed fixed, the uploads summarised. */
@@ -54,7 +54,7 @@ export function completedJobParams(p: JobParams, used: ResolvedParams): JobParam
     negative_prompt: used.negativePrompt,
     steps: used.steps,
     cfg_scale: used.cfgScale,
-    seed: used.seed,
+    seed: seedToJson(used.seed),
     sampler_name: used.sampler,
     width: used.width,
     height: used.height,

@@ -17,7 +17,14 @@ type Json = Record<string, unknown>;
 
 /** JSON Schema 2020-12 (what OpenAPI 3.1 uses) of a zod schema, without the per-document `$schema` key. */
 function schema(s: z.ZodType, io: "input" | "output" = "output"): Json {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(s, { io, unrepresentable: "any" }) as Json;
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(s, {
+    io,
+    unrepresentable: "any",
+    // A bigint is what the body parser makes of a JSON integer past 2^53 - 1 in a seed field: a JSON integer.
+    override: (ctx) => {
+      if (ctx.zodSchema._zod.def.type === "bigint") ctx.jsonSchema.type = "integer";
+    },
+  }) as Json;
   return rest;
 }
 

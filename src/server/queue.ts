@@ -3,6 +3,7 @@ import { PolicyRefusal, type PromptPolicy } from "../responsible/prompt-policy.j
 import { DiffuseError } from "../errors.js";
 import type { StepEvent } from "../pipeline/params.js";
 import { GenerationAborted } from "../pipeline/stable-diffusion.js";
+import { seedToJson } from "../random/seed.js";
 import type { ImageRef, JobParams, JobType, SseEvent } from "./api-types.js";
 import type { JobEvents } from "./events.js";
 import type { ImageFiles } from "./image-files.js";
@@ -385,6 +386,6 @@ export class JobQueue {
   }
 
   imageRef(img: Pick<ImageRecord, "id" | "seed" | "infotext">): ImageRef {
-    return { id: img.id, url: this.opts.imageUrl(img.id), seed: img.seed, infotext: img.infotext };
+    return { id: img.id, url: this.opts.imageUrl(img.id), seed: seedToJson(img.seed), infotext: img.infotext };
   }
 }

@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS images (
   id TEXT PRIMARY KEY,
   job_id TEXT NOT NULL REFERENCES jobs (id),
   idx INTEGER NOT NULL,
-  seed INTEGER NOT NULL,
+  seed INTEGER NOT NULL, -- two's complement of the unsigned 64-bit seed (store.ts, IMAGE_COLUMNS)
   infotext TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS images_by_job ON images (job_id, idx);

@@ -1,5 +1,6 @@
 import Database from "better-sqlite3";
 import { jsonTooDeep, MAX_JSON_DEPTH } from "../json-depth.js";
+import { stringifyExact } from "../json-exact.js";
 import type { JobParams, JobState, JobType } from "./api-types.js";
 import { isDiskFull, StorageFullError } from "./data-errors.js";
 import { asStoreError, checkDatabase, type ExistingImages } from "./store-checks.js";
@@ -31,7 +32,8 @@ export interface ImageRecord {
   id: string;
   jobId: string;
   index: number;
-  seed: number;
+  /** 0 to 2^64 - 1, exact. */
+  seed: bigint;
   infotext: string;
 }
 
@@ -59,6 +61,14 @@ export interface RecoveryReport {
   failed: string[];
 }
 
+/**
+ * Columns of an image. SQLite integers are signed 64-bit and seeds run to 2^64 - 1, so the `seed` column holds
+ * the seed's two's complement (seeds from 2^63 up are stored negative; every seed below, the whole range of
+ * earlier versions, is stored as itself, so older databases need no migration). It is read back as text,
+ * because better-sqlite3 would hand an integer beyond 2^53 over as a rounded number.
+ */
+const IMAGE_COLUMNS = "id, job_id, idx, CAST(seed AS TEXT) AS seed, infotext";
+
 /** Columns of a job without its uploads: listings must not drag megabytes of images through memory. */
 const JOB_COLUMNS =
   "seq, id, model, type, state, params, source, interruptions, created_at, started_at, finished_at, error, steps_done, steps_total";
@@ -84,7 +94,8 @@ interface ImageRow {
   id: string;
   job_id: string;
   idx: number;
-  seed: number;
+  /** The stored signed 64-bit value as decimal text (see IMAGE_COLUMNS). */
+  seed: string;
   infotext: string;
 }
 
@@ -207,7 +218,7 @@ export class JobStore {
     );
     this.write(`recording the images of job ${id}`, () =>
       this.db.transaction(() => {
-        for (const img of done.images) insertImage.run(img.id, id, img.index, img.seed, img.infotext);
+        for (const img of done.images) insertImage.run(img.id, id, img.index, BigInt.asIntN(64, img.seed), img.infotext);
         update.run(done.finishedAt, JSON.stringify(done.params), done.stepsDone, done.stepsTotal, id);
       })(),
     );
@@ -269,7 +280,7 @@ export class JobStore {
   }
 
   image(id: string): ImageRecord | undefined {
-    const row = this.db.prepare("SELECT id, job_id, idx, seed, infotext FROM images WHERE id = ?").get(id) as ImageRow | undefined;
+    const row = this.db.prepare(`SELECT ${IMAGE_COLUMNS} FROM images WHERE id = ?`).get(id) as ImageRow | undefined;
     return row && toImage(row);
   }
 
@@ -278,7 +289,7 @@ export class JobStore {
     const out = new Map<string, ImageRecord[]>(jobIds.map((id) => [id, []]));
     if (jobIds.length === 0) return out;
     const rows = this.db
-      .prepare(`SELECT id, job_id, idx, seed, infotext FROM images WHERE job_id IN (${jobIds.map(() => "?").join(",")}) ORDER BY job_id, idx`)
+      .prepare(`SELECT ${IMAGE_COLUMNS} FROM images WHERE job_id IN (${jobIds.map(() => "?").join(",")}) ORDER BY job_id, idx`)
       .all(...jobIds) as ImageRow[];
     for (const r of rows) out.get(r.job_id)?.push(toImage(r));
     return out;
@@ -310,7 +321,8 @@ export class JobStore {
     const put = this.db.prepare("INSERT INTO options (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
     this.write("saving options", () =>
       this.db.transaction(() => {
-        for (const [k, v] of Object.entries(values)) put.run(k, JSON.stringify(v ?? null));
+        // A top-level `seed` of a request body may be a bigint (json-body.ts), which JSON.stringify refuses.
+        for (const [k, v] of Object.entries(values)) put.run(k, stringifyExact(v ?? null));
       })(),
     );
   }
@@ -365,5 +377,5 @@ function toJob(r: JobRow): JobRecord {
 }
 
 function toImage(r: ImageRow): ImageRecord {
-  return { id: r.id, jobId: r.job_id, index: r.idx, seed: r.seed, infotext: r.infotext };
+  return { id: r.id, jobId: r.job_id, index: r.idx, seed: BigInt.asUintN(64, BigInt(r.seed)), infotext: r.infotext };
 }

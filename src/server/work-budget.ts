@@ -38,7 +38,7 @@ export async function checkWorkBudget(ctx: ServerContext, params: JobParams, upl
   const budget = ctx.config.workBudget;
   const sized = params.width !== undefined && params.height !== undefined;
   const size = sized ? params.width! : (await describeModel(ctx)).defaultSize;
-  const resolved = resolveParams(generateParamsOf(params, uploads), { size, randomSeed: () => params.seed });
+  const resolved = resolveParams(generateParamsOf(params, uploads), { size, randomSeed: () => BigInt(params.seed) });
   const { megapixelSteps, detail } = workOf(resolved);
   if (megapixelSteps <= budget) return;
   throw new HttpError(

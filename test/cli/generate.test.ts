@@ -55,6 +55,32 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
     expect(max).toBeLessThanOrEqual(1);
   });
 
+  it("takes --seed 18446744073709551615 (2^64-1) exactly: file name, --json (a string: a number would round it) and the infotext", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-"));
+    const r = await runCli(["generate", prompt, "--model", model, "--steps", "2", "--seed", "18446744073709551615", "-o", join(dir, "x-{seed}.png"), "--json"], { env });
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout);
+    const file = join(dir, "x-18446744073709551615.png");
+    expect(result.images).toEqual([file]);
+    expect(result.seeds).toEqual(["18446744073709551615"]);
+    expect(result.parameters.seed).toBe("18446744073709551615");
+    expect(result.info).toMatch(/, Seed: 18446744073709551615, /);
+    const text = await runCli(["info", file]);
+    expect(text.stdout).toMatch(/, Seed: 18446744073709551615, /);
+    const info = await runCli(["info", file, "--json"]);
+    expect(JSON.parse(info.stdout).parameters.seed).toBe("18446744073709551615");
+  });
+
+  it("draws a random seed below 2^32-2 for --seed -1, as A1111 does, and prints it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-"));
+    const r = await runCli(["generate", prompt, "--model", model, "--steps", "1", "--seed", "-1", "-o", join(dir, "r.png")], { env });
+    expect(r.code).toBe(0);
+    const printed = /^seed (\d+)$/m.exec(r.stderr);
+    expect(printed).not.toBeNull();
+    expect(Number(printed![1])).toBeLessThan(4294967294);
+  });
+
   const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-bad-"));
   const textFile = join(dir, "not-an-image.png");
   writeFileSync(textFile, "hello");
@@ -65,6 +91,8 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
     ["steps 0", ["--steps", "0"], /steps 0/],
     ["an unknown sampler", ["--sampler", "warp-drive"], /unknown sampler "warp-drive".*euler-a.*dpm\+\+2m-karras/],
     ["a missing model", ["--model", join(dir, "nope.safetensors")], /model not found.*nope\.safetensors/],
+    ["seed 2^64", ["--seed", "18446744073709551616"], /--seed 18446744073709551616 is out of range: use an integer from 0 to 18446744073709551615, or -1/],
+    ["a batch past the last seed", ["--seed", "18446744073709551615", "--batch-size", "2"], /seed 18446744073709551615 with 2 images needs seeds up to 18446744073709551616.*use a seed up to 18446744073709551614/],
   ];
   for (const [what, args, message] of bad) {
     it(`exits 2 with one line and writes no file for ${what}`, async () => {

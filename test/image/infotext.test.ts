@@ -8,7 +8,7 @@ const basic: Infotext = {
   steps: 20,
   sampler: "Euler a",
   cfgScale: 7,
-  seed: 42,
+  seed: 42n,
   width: 512,
   height: 512,
   modelHash: "abcdef1234",
@@ -62,13 +62,23 @@ describe("A1111 infotext", () => {
       prompt: "a robot dog 🐕, looking into a mirror\nby a window: morning light",
       negativePrompt: "blurry, (worst quality:1.4)\nwatermark",
       cfgScale: 7.5,
-      seed: 4294967295,
+      seed: 4294967295n,
       width: 768,
       height: 512,
       model: 'v1-5, "pruned": emaonly',
       extra: { "Schedule type": "Karras", "TI hashes": "easynegative: c74b4e810b03, x: y", Note: "multi\nline", "Mask blur": "4", Version: "diffuse 0.1.0" },
     };
     expect(parseInfotext(buildInfotext(info))).toEqual(info);
+  });
+
+  it("writes and reads back every seed exactly, 2^64-1 included (a number would round it), and A1111's negative seeds", () => {
+    const text = buildInfotext({ ...basic, seed: 18446744073709551615n });
+    expect(text).toMatch(/, Seed: 18446744073709551615, /);
+    expect(parseInfotext(text).seed).toBe(18446744073709551615n);
+    expect(parseInfotext("a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 9007199254740993, Size: 64x64").seed).toBe(9007199254740993n);
+    // A1111 writes a seed as it was given, negative ones too (PyTorch wraps them).
+    expect(parseInfotext("a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: -5, Size: 64x64").seed).toBe(-5n);
+    expect(() => parseInfotext("a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 4.5, Size: 64x64")).toThrow(/infotext Seed "4\.5" is not a whole number/);
   });
 
   it("parses a hand-written A1111 example with a multi-line prompt, a negative prompt and quoted values", () => {
@@ -79,7 +89,7 @@ describe("A1111 infotext", () => {
       steps: 28,
       sampler: "DPM++ 2M",
       cfgScale: 6.5,
-      seed: 3141592653,
+      seed: 3141592653n,
       width: 512,
       height: 768,
       modelHash: "6ce0161689",
@@ -108,7 +118,7 @@ describe("A1111 infotext", () => {
 
   it("accepts CRLF line endings and surrounding whitespace", () => {
     const info = parseInfotext("  a cat \r\nNegative prompt: dog\r\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x64\r\n");
-    expect(info).toMatchObject({ prompt: "a cat", negativePrompt: "dog", steps: 20, sampler: "Euler a", seed: 1, width: 64, height: 64 });
+    expect(info).toMatchObject({ prompt: "a cat", negativePrompt: "dog", steps: 20, sampler: "Euler a", seed: 1n, width: 64, height: 64 });
   });
 
   it("keeps an empty prompt when only a negative prompt was given", () => {

@@ -12,7 +12,7 @@ function folderWith(text?: string): string {
   return dir;
 }
 
-const defaults = { size: 64, randomSeed: () => 1 };
+const defaults = { size: 64, randomSeed: () => 1n };
 
 describe("a model's recommended generation settings", () => {
   it("reads guidance_scale from the first folder that has generation_config.json", () => {

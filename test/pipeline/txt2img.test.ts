@@ -41,6 +41,35 @@ describe.skipIf(!HAVE_REFERENCE)("text-to-image on sd15-tiny reproduces diffuser
     });
   }
 
+  it("seed 2^32+42 (as a string) makes the reference's seed-42 image: PyTorch's generator keeps the low 32 bits; the infotext keeps the seed as given", async () => {
+    const p = await load();
+    const gold = golden("goldens/sd15-tiny/txt2img_euler_a_seed42.safetensors");
+    const { images, parameters } = await p.generate({
+      prompt: PROMPT, negative_prompt: "", steps: 5, cfg_scale: 7.5, seed: String(2n ** 32n + 42n), sampler_name: "Euler a", width: 64, height: 64,
+    });
+    expect(parameters.seed).toBe(4294967338n);
+    expect(images[0]!.seed).toBe(4294967338n);
+    expect(maxPixelDiff(images[0]!.image.data, gold.get("image_uint8"))).toBeLessThanOrEqual(1);
+    expect(images[0]!.infotext).toMatch(/, Seed: 4294967338, /);
+  });
+
+  it("seed 4294967301 gives the same image as seed 5 and is written as 4294967301; a batch from 2^64-2 takes 2^64-2 and 2^64-1", async () => {
+    const p = await load();
+    const base = { prompt: PROMPT, negative_prompt: "", steps: 3, cfg_scale: 7.5, sampler_name: "Euler a", width: 64, height: 64 };
+    const five = (await p.generate({ ...base, seed: 5 })).images[0]!;
+    const big = (await p.generate({ ...base, seed: 4294967301n })).images[0]!;
+    expect(Buffer.from(big.image.data).equals(Buffer.from(five.image.data))).toBe(true);
+    expect(big.infotext).toMatch(/, Seed: 4294967301, /);
+    expect(five.infotext).toMatch(/, Seed: 5, /);
+
+    // Image j of a batch takes seed + j, exactly, up to the last seed: its low 32 bits are those of 2^32-2 and 2^32-1.
+    const batch = await p.generate({ ...base, seed: "18446744073709551614", batch_size: 2 });
+    expect(batch.images.map((i) => i.seed)).toEqual([18446744073709551614n, 18446744073709551615n]);
+    expect(batch.images[1]!.infotext).toMatch(/, Seed: 18446744073709551615, /);
+    const low = await p.generate({ ...base, seed: 4294967294, batch_size: 2 });
+    for (const j of [0, 1]) expect(Buffer.from(batch.images[j]!.image.data).equals(Buffer.from(low.images[j]!.image.data))).toBe(true);
+  });
+
   it("img2img: strength 0.6, 10 steps, seed 7: the noised start, latents after every step and the image", async () => {
     const p = await load();
     const gold = golden("goldens/sd15-tiny/img2img.safetensors");

@@ -84,8 +84,19 @@ describe("TorchGenerator", () => {
     expect(new TorchGenerator(2n ** 32n + 5n).randn([20])).toEqual(new TorchGenerator(5).randn([20]));
   });
 
+  it("takes a seed as a decimal string too, exactly (a seed above 2^53 cannot be a number)", () => {
+    expect(new TorchGenerator("18446744073709551615").seed).toBe(2n ** 64n - 1n);
+    expect(new TorchGenerator("4294967301").randn([20])).toEqual(new TorchGenerator(5).randn([20]));
+  });
+
+  it("refuses a number seed beyond 2^53-1 (its digits are already lost) instead of seeding with the rounded value", () => {
+    // 2^64 - 1 as a number is 2^64: BigInt(2 ** 64 - 1) would have been accepted as another seed or refused as out of range.
+    expect(() => new TorchGenerator(2 ** 53 + 2)).toThrow(/not exact.*as a decimal string/);
+  });
+
   it("rejects seeds that are not integers in [-2^63, 2^64) and malformed shapes with InputError", () => {
     expect(() => new TorchGenerator(1.5)).toThrow(InputError);
+    expect(() => new TorchGenerator("0x10")).toThrow(InputError);
     expect(() => new TorchGenerator(2n ** 64n)).toThrow(InputError);
     expect(() => new TorchGenerator(-(2n ** 63n) - 1n)).toThrow(InputError);
     expect(() => new TorchGenerator(0).randn([2, -1])).toThrow(InputError);
@@ -158,6 +169,9 @@ describe.skipIf(!HAVE_REFERENCE)("TorchGenerator against PyTorch goldens (golden
   it("matches every case of torch_randn_cases.json: first/last 16 values and bits, sums, sha256 of the float32 bytes", () => {
     const cases = loadCases();
     expect(cases.length).toBeGreaterThan(100);
+    // Seeds whose high 32 bits are set (PyTorch seeds the engine from the low 32 only) are part of the check.
+    expect(cases.filter((c) => c.seed === 4294967301n).length).toBeGreaterThan(10);
+    expect(cases.filter((c) => c.seed === 2n ** 63n - 1n).length).toBeGreaterThan(10);
     for (const c of cases) {
       const what = `seed ${c.seed} shape [${c.shape.join(",")}]`;
       expect(c.dtype, what).toBe("float32");

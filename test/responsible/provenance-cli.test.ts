@@ -15,9 +15,9 @@ async function samplePng(): Promise<Buffer> {
   return encodePng({ width: 24, height: 24, data });
 }
 
-async function signedFile(name: string, sketch?: Buffer): Promise<string> {
+async function signedFile(name: string, sketch?: Buffer, seed?: bigint): Promise<string> {
   const signer = await localSigner(join(dir, "config", "diffuse", "c2pa"));
-  const png = await signImage(await samplePng(), { model: "sd15-tiny", sampler: "Euler a", prompt: "a lighthouse at dusk", ingredient: sketch, ingredientTitle: sketch && "sketch.png" }, signer);
+  const png = await signImage(await samplePng(), { model: "sd15-tiny", sampler: "Euler a", prompt: "a lighthouse at dusk", seed, ingredient: sketch, ingredientTitle: sketch && "sketch.png" }, signer);
   const path = join(dir, name);
   writeFileSync(path, png);
   return path;
@@ -58,6 +58,16 @@ describe("diffuse verify", () => {
     const report = JSON.parse(json.stdout);
     expect(report).toMatchObject({ manifestFound: true, valid: true, aiGenerated: true, hashBinding: "match" });
     expect(report.actions[0].digitalSourceType).toBe("http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia");
+  });
+
+  it("prints a manifest's 64-bit seed exactly, as text and as JSON (a seed past 2^53-1 is a CBOR uint64)", async () => {
+    const path = await signedFile("big-seed.png", undefined, 2n ** 64n - 1n);
+    const r = await runCli(["verify", path]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('"seed":18446744073709551615');
+    const json = await runCli(["verify", path, "--json"]);
+    expect(json.code).toBe(0);
+    expect(json.stdout).toContain('"seed": 18446744073709551615');
   });
 
   it("exits 3 and names the hash mismatch when a pixel byte changed after signing", async () => {

@@ -108,6 +108,14 @@ async function userCredentials(options: { eku?: boolean; selfSignedLeaf?: boolea
 }
 
 describe("C2PA provenance of PNG outputs", () => {
+  it("records a seed exactly: a plain integer while a number holds it, an unsigned 64-bit integer up to 2^64-1", async () => {
+    const signer = await localSigner(join(tmp("c2pa-seed"), "c2pa"));
+    const seedOf = async (seed: bigint) =>
+      ((await verifyImage(await signImage(await samplePng(), { ...INFO, seed }, signer))).actions[0]!.parameters["org.diffuse.generation"] as { seed: unknown }).seed;
+    expect(await seedOf(42n)).toBe(42);
+    expect(await seedOf(2n ** 64n - 1n)).toBe(18446744073709551615n);
+  });
+
   it("signs with a local self-signed identity created on first use, and reads back c2pa.created as trainedAlgorithmicMedia", async () => {
     const dir = join(tmp("c2pa-local"), "diffuse", "c2pa");
     const png = await samplePng();

@@ -162,12 +162,13 @@ describe.skipIf(!HAVE_REFERENCE)("the AUTOMATIC1111-compatible API, used as an A
     await api.call<unknown>("POST", "/sdapi/v1/options", { CLIP_stop_at_last_layers: 1 });
   });
 
-  it.skipIf(!hasPython())("a Python client using only the standard library gets images and parses the infotext", async () => {
+  it.skipIf(!hasPython())("a Python client using only the standard library gets images and parses the infotext; its big integer seeds come back exact", async () => {
     const script = join(fileURLToPath(new URL(".", import.meta.url)), "a1111_client.py");
     const out = await new Promise<string>((resolve, reject) =>
       execFile("python3", [script, s.base], { timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))),
     );
     expect(JSON.parse(out)).toEqual({
+      big_seed_exact: true, big_seed_pnginfo: "18446744073709551615",
       txt2img_size: [64, 64], txt2img_seed: 5, img2img_size: [64, 64], img2img_seed: 6,
       pnginfo_prompt: "a lighthouse at night", pnginfo_steps: "4", pnginfo_denoising: "0.5",
     });

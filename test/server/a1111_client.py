@@ -33,7 +33,13 @@ def main(base):
         "steps": 4, "seed": 6, "width": 64, "height": 64,
     })
     p = call(base, "/sdapi/v1/png-info", {"image": "data:image/png;base64," + i["images"][0]})
+    # A seed as Python writes it: a JSON integer of any size (2**64 - 1 here), read back exactly.
+    big = call(base, "/sdapi/v1/txt2img", {"prompt": "a lighthouse", "seed": 2**64 - 1, "steps": 1, "width": 64, "height": 64})
+    big_info = json.loads(big["info"])
+    big_png = call(base, "/sdapi/v1/png-info", {"image": big["images"][0]})
     print(json.dumps({
+        "big_seed_exact": big_info["seed"] == 2**64 - 1 and big_info["all_seeds"] == [2**64 - 1] and big["parameters"]["seed"] == 2**64 - 1,
+        "big_seed_pnginfo": big_png["parameters"].get("Seed"),
         "txt2img_size": png_size(init),
         "txt2img_seed": info["seed"],
         "img2img_size": png_size(i["images"][0]),

@@ -38,7 +38,7 @@ async function history(dir: string, n: number): Promise<{ store: JobStore; ids: 
     store.insert({ id, model: "m", type: "txt2img", params: { ...params, seed: i }, source: "api", uploads: {}, createdAt: new Date().toISOString() });
     store.markRunning(id, new Date().toISOString());
     await files.write(imageId, new Uint8Array([137, 80, 78, 71]));
-    store.markDone(id, { finishedAt: new Date().toISOString(), params, images: [{ id: imageId, jobId: id, index: 0, seed: i, infotext: "x" }], stepsDone: 1, stepsTotal: 1 });
+    store.markDone(id, { finishedAt: new Date().toISOString(), params, images: [{ id: imageId, jobId: id, index: 0, seed: BigInt(i), infotext: "x" }], stepsDone: 1, stepsTotal: 1 });
     ids.push(id);
   }
   return { store, ids };

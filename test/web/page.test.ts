@@ -235,4 +235,38 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
       await secured.app.close();
     }
   });
+
+  it("sends a seed past 2^53 exactly (as a string), shows the one that comes back exactly, and keeps the seed box in range", async () => {
+    const { page, errors } = await open();
+    await page.locator("#gallery li.card[data-image-id]").first().waitFor();
+    const seed = page.locator("#seed");
+    // Past either end the box goes to that end, as the number boxes do; what is no integer becomes -1 (random).
+    await seed.fill("99999999999999999999999");
+    await seed.blur();
+    expect(await seed.inputValue()).toBe("18446744073709551615");
+    await seed.fill("12 apples");
+    await seed.blur();
+    expect(await seed.inputValue()).toBe("-1");
+
+    await page.fill("#prompt", "a lighthouse");
+    await page.fill("#steps", "2");
+    await page.getByRole("switch", { name: "Use sketch" }).uncheck();
+    await seed.fill("18446744073709551615");
+    const posted = page.waitForRequest((r) => r.url().endsWith("/api/v1/jobs") && r.method() === "POST");
+    await page.getByRole("button", { name: /Generate/ }).click();
+    expect((await posted).postData()).toContain('"seed":"18446744073709551615"');
+    await page.locator("#output-frame[data-state=done]").waitFor({ timeout: 60_000 });
+    expect(await page.textContent("#status")).toMatch(/Done in .* seed 18446744073709551615/);
+    expect(await page.locator("#gallery li.card .card-meta").first().textContent()).toContain("seed 18446744073709551615");
+    expect(await page.getAttribute("#seed-reuse", "aria-label")).toContain("18446744073709551615");
+
+    await seed.fill("5");
+    await page.getByRole("button", { name: "Reuse the last seed" }).click();
+    expect(await seed.inputValue()).toBe("18446744073709551615");
+    await seed.fill("5");
+    await page.locator("#gallery li.card[data-image-id]").first().getByRole("button", { name: "Use these settings" }).click();
+    expect(await seed.inputValue()).toBe("18446744073709551615");
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
 });

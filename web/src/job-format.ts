@@ -10,7 +10,7 @@ export type SamplerLabel = (name: string) => string;
 const MODE: Record<JobParams["type"], string> = { txt2img: "text to image", img2img: "sketch to image", inpaint: "inpainting" };
 
 /** Label/value rows for a detail view. */
-export function paramRows(p: JobParams, seed: number, label: SamplerLabel): [string, string][] {
+export function paramRows(p: JobParams, seed: number | string, label: SamplerLabel): [string, string][] {
   const rows: [string, string][] = [
     ["Mode", MODE[p.type]],
     ["Sampler", p.sampler_name ? label(p.sampler_name) : "default"],
@@ -25,7 +25,7 @@ export function paramRows(p: JobParams, seed: number, label: SamplerLabel): [str
 }
 
 /** One compact line for a card. */
-export function summary(p: JobParams, seed: number, label: SamplerLabel): string {
+export function summary(p: JobParams, seed: number | string, label: SamplerLabel): string {
   const parts = [p.sampler_name ? label(p.sampler_name) : "default sampler", `${p.steps ?? 20} steps`, `CFG ${p.cfg_scale ?? 7}`, `seed ${seed}`];
   if (p.width && p.height) parts.push(`${p.width}×${p.height}`);
   if (p.type !== "txt2img") parts.push(p.type);

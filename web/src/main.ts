@@ -87,6 +87,12 @@ toolbar.onImage = (file) =>
 
 // ---- generating ---------------------------------------------------------------------------------------------
 
+/** The seed box's text for the API: a number while that is exact, the decimal string beyond 2^53 - 1. */
+function requestSeed(text: string): number | string {
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : text;
+}
+
 async function generate(): Promise<void> {
   if (progress.busy) return;
   const v = form.values();
@@ -102,7 +108,7 @@ async function generate(): Promise<void> {
     negative_prompt: v.negative_prompt,
     steps: v.steps,
     cfg_scale: v.cfg_scale,
-    seed: v.seed,
+    seed: requestSeed(v.seed),
     sampler_name: v.sampler_name,
     width: v.width,
     height: v.height,
@@ -211,7 +217,7 @@ function useSettings(job: JobStatus, image: ImageRef | undefined): void {
     sampler_name: p.sampler_name,
     steps: p.steps,
     cfg_scale: p.cfg_scale,
-    seed: image?.seed ?? p.seed,
+    seed: String(image?.seed ?? p.seed),
     width: p.width,
     height: p.height,
     batch_size: p.batch_size,

@@ -11,8 +11,11 @@ export interface FormValues {
   sampler_name: string;
   steps: number;
   cfg_scale: number;
-  /** -1: random. */
-  seed: number;
+  /**
+   * Decimal text, exact: seeds run to 2^64 - 1, past what a number holds (the box is a text box for the same
+   * reason). "-1": random.
+   */
+  seed: string;
   width: number;
   height: number;
   batch_size: number;
@@ -21,13 +24,14 @@ export interface FormValues {
 }
 
 const STORAGE_KEY = "diffuse.params";
-const MAX_SEED = 2 ** 32 - 1;
+/** PyTorch's seeds are unsigned 64-bit integers; -1 asks for a random one. */
+const MAX_SEED = 2n ** 64n - 1n;
+const RANDOM_SEED = -1n;
 
 /** Limits as the server validates them, so the page corrects a value before a round trip rejects it. */
 const LIMITS = {
   steps: { min: 1, max: 150, integer: true },
   cfg_scale: { min: 0, max: 30, integer: false },
-  seed: { min: -1, max: MAX_SEED, integer: true },
   width: { min: 64, max: 2048, integer: true },
   height: { min: 64, max: 2048, integer: true },
   batch_size: { min: 1, max: 4, integer: true },
@@ -42,7 +46,7 @@ export class ParamsForm {
   /** Called on any change, e.g. to update the mode badge. */
   onChange: () => void = () => undefined;
 
-  private lastSeed: number | null = null;
+  private lastSeed: string | null = null;
 
   constructor(private readonly form: HTMLFormElement) {
     this.pairSliders();
@@ -51,6 +55,7 @@ export class ParamsForm {
     const onCommit = (e: Event) => {
       const el = e.target;
       if (el instanceof HTMLInputElement && el.type === "number") this.normalise(el);
+      if (el === this.input("seed")) this.normaliseSeed();
       if (el === this.input("width") || el === this.input("height")) this.onSizeChange(this.values().width, this.values().height);
       this.changed();
     };
@@ -64,7 +69,7 @@ export class ParamsForm {
         el.addEventListener("change", onCommit);
       }
     }
-    this.button("seed-random").addEventListener("click", () => this.set({ seed: -1 }));
+    this.button("seed-random").addEventListener("click", () => this.set({ seed: "-1" }));
     this.button("seed-reuse").addEventListener("click", () => {
       if (this.lastSeed !== null) this.set({ seed: this.lastSeed });
     });
@@ -81,7 +86,7 @@ export class ParamsForm {
       sampler_name: this.select("sampler_name").value,
       steps: this.number("steps"),
       cfg_scale: this.number("cfg_scale"),
-      seed: this.number("seed"),
+      seed: this.input("seed").value,
       width: this.number("width"),
       height: this.number("height"),
       batch_size: this.number("batch_size"),
@@ -98,7 +103,10 @@ export class ParamsForm {
       if (key === "use_sketch") this.input("use-sketch").checked = value as boolean;
       else if (key === "prompt" || key === "negative_prompt") this.text(key).value = String(value);
       else if (key === "sampler_name" || key === "batch_size") this.setSelect(key, String(value));
-      else {
+      else if (key === "seed") {
+        this.input("seed").value = String(value);
+        this.normaliseSeed();
+      } else {
         const el = this.input(key);
         el.value = String(value);
         this.normalise(el);
@@ -128,9 +136,9 @@ export class ParamsForm {
     });
   }
 
-  /** The seed of the last finished image, for the reuse button. */
-  rememberSeed(seed: number): void {
-    this.lastSeed = seed;
+  /** The seed of the last finished image, for the reuse button (a string beyond 2^53 - 1, as the API sends it). */
+  rememberSeed(seed: number | string): void {
+    this.lastSeed = String(seed);
     const b = this.button("seed-reuse");
     b.disabled = false;
     b.title = `Reuse the last seed (${seed})`;
@@ -169,6 +177,19 @@ export class ParamsForm {
     el.value = String(v);
     const slider = this.form.ownerDocument.getElementById(`${name}-range`) as HTMLInputElement | null;
     if (slider) slider.value = el.value;
+  }
+
+  /**
+   * Keeps the seed box an integer from -1 to 2^64 - 1, in BigInt so every digit counts; anything else goes back to
+   * -1 (random), and values past either end to that end, as the number boxes do.
+   */
+  private normaliseSeed(): void {
+    const el = this.input("seed");
+    const text = el.value.trim();
+    let seed = /^-?\d+$/.test(text) ? BigInt(text) : RANDOM_SEED;
+    if (seed < RANDOM_SEED) seed = RANDOM_SEED;
+    if (seed > MAX_SEED) seed = MAX_SEED;
+    el.value = seed.toString();
   }
 
   /** A slider and its number box show one value; the number box is the one with the name, so it is the truth. */

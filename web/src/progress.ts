@@ -7,7 +7,8 @@ export type ProgressState = "idle" | "queued" | "running" | "done" | "failed" | 
 export interface FinishedImage {
   src: string;
   url: string;
-  seed: number;
+  /** As the API sends it: a number, or a string beyond 2^53 - 1. */
+  seed: number | string;
   alt: string;
 }
 

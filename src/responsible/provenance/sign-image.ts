@@ -34,7 +34,8 @@ export interface ProvenanceInfo {
   readonly sampler: string;
   readonly prompt?: string;
   readonly negativePrompt?: string;
-  readonly seed?: number;
+  /** Seeds run to 2^64 - 1: one beyond 2^53 - 1 is recorded exactly, as a CBOR unsigned 64-bit integer. */
+  readonly seed?: number | bigint;
   readonly steps?: number;
   readonly cfgScale?: number;
   readonly denoisingStrength?: number;
@@ -126,7 +127,7 @@ function createdAction(info: ProvenanceInfo, version: string | undefined, ingred
   const optional = {
     prompt: info.prompt,
     negativePrompt: info.negativePrompt,
-    seed: info.seed,
+    seed: cborSeed(info.seed),
     steps: info.steps,
     cfgScale: info.cfgScale,
     denoisingStrength: info.ingredient ? info.denoisingStrength : undefined,
@@ -139,4 +140,9 @@ function createdAction(info: ProvenanceInfo, version: string | undefined, ingred
     softwareAgent: version ? { name: SOFTWARE_AGENT, version } : { name: SOFTWARE_AGENT },
     parameters: ingredients ? { ingredients, [GENERATION_FIELD]: generation } : { [GENERATION_FIELD]: generation },
   };
+}
+
+/** A seed a CBOR reader gets back exactly: a plain integer while a number holds it, else a bigint (uint64 in CBOR). */
+function cborSeed(seed: number | bigint | undefined): number | bigint | undefined {
+  return typeof seed === "bigint" && seed <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seed) : seed;
 }
