@@ -1,6 +1,8 @@
 /** The public API of diffuse. */
-export { loadPipeline, StableDiffusionPipeline, GenerationAborted } from "./pipeline/stable-diffusion.js";
-export type { LoadOptions, GenerateResult, GeneratedImage } from "./pipeline/stable-diffusion.js";
+export { loadPipeline, type LoadOptions } from "./pipeline/load-pipeline.js";
+export { StableDiffusionPipeline } from "./pipeline/stable-diffusion.js";
+export type { GenerateResult, GeneratedImage } from "./pipeline/stable-diffusion.js";
+export { GenerationAborted } from "./pipeline/generation-aborted.js";
 export type { GenerateParams, StepEvent, StepPreview, PreviewSafety, ResolvedParams } from "./pipeline/params.js";
 export { openCheckpoint } from "./models/open-checkpoint.js";
 export type { Checkpoint } from "./weights/checkpoint.js";

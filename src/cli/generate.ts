@@ -6,7 +6,8 @@ import { defaultModelPath, isDefaultModel } from "../default-model.js";
 import { exifWithUserComment } from "../image/exif-user-comment.js";
 import { fitsJpegExif } from "../image/jpeg-exif.js";
 import { formatForPath, IMAGE_FORMATS, type ImageFormat } from "../image/output-format.js";
-import { loadPipeline, type GenerateResult, type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
+import { loadPipeline } from "../pipeline/load-pipeline.js";
+import { type GenerateResult, type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import type { GenerateParams } from "../pipeline/params.js";
 import { parseSeed, randomSeed, RANDOM_SEED, seedToJson } from "../random/seed.js";
 import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
@@ -74,7 +75,7 @@ export function registerGenerate(program: Command): void {
     .option("--tokenizer <path>", "tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz")
     .option("-n, --negative <text>", "negative prompt")
     .option("--steps <n>", "denoising steps", "20")
-    .option("--cfg <x>", "classifier-free guidance scale (1 disables guidance; default: the model's generation_config.json, else 7)")
+    .option("--cfg <x>", "classifier-free guidance scale (1 or less disables guidance; default: the model's generation_config.json, else 7)")
     .option("--seed <s>", "seed from 0 to 18446744073709551615, as PyTorch takes it (-1 or absent: random; always printed)")
     .option("--sampler <name>", "sampler: euler-a, dpm++2m-karras, ... or A1111 names like \"Euler a\"")
     .option("-W, --width <w>", "width in pixels, a multiple of 8 (default: the model's size)")

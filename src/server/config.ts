@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { InputError } from "../errors.js";
-import type { LoadOptions } from "../pipeline/stable-diffusion.js";
+import type { LoadOptions } from "../pipeline/load-pipeline.js";
 
 /** Everything the server needs to start, resolved; tests build one directly and pass port 0. */
 export interface ServerConfig {

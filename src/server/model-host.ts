@@ -1,5 +1,6 @@
 import { basename, dirname } from "node:path";
-import { loadPipeline, type LoadOptions, type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
+import { loadPipeline, type LoadOptions } from "../pipeline/load-pipeline.js";
+import { type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 
 /** What the server reports about a model: the fields of its listings and A1111's sd-models. */
 export interface ModelDescription {

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { PolicyRefusal, type PromptPolicy } from "../responsible/prompt-policy.js";
 import { DiffuseError } from "../errors.js";
 import type { StepEvent } from "../pipeline/params.js";
-import { GenerationAborted } from "../pipeline/stable-diffusion.js";
+import { GenerationAborted } from "../pipeline/generation-aborted.js";
 import { seedToJson } from "../random/seed.js";
 import type { ImageRef, JobParams, JobType, SseEvent } from "./api-types.js";
 import type { JobEvents } from "./events.js";

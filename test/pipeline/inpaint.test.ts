@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
-import { loadPipeline } from "../../src/pipeline/stable-diffusion.js";
+import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { encodeSafetensors, f32Bytes } from "../weights/safetensors-writer.js";

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeImage, type RgbImage } from "../../src/image/codec.js";
 import { latentPreview } from "../../src/image/preview.js";
-import { loadPipeline } from "../../src/pipeline/stable-diffusion.js";
+import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
 import { strongBlur, type SafetyPolicy } from "../../src/responsible/safety-checker.js";
 import type { JobCreated } from "../../src/server/api-types.js";
 import { HAVE_REFERENCE } from "../helpers/fixtures.js";

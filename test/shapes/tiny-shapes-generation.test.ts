@@ -5,7 +5,8 @@ import { evaluate, scoreTable, type Scores } from "../../scripts/shapes/eval.js"
 import { evaluateSketches, sketchTable } from "../../scripts/shapes/eval-sketch.js";
 import { heldOutCases } from "../../scripts/shapes/held-out.js";
 import { sketchCases } from "../../scripts/shapes/sketch.js";
-import { loadPipeline, type StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
+import { type StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
 
 /**
  * The embedded model follows prompts it never saw in training: ten held-out colour x shape x background

@@ -1,0 +1,98 @@
+import type { Nchw } from "../image/tensor.js";
+import { UNET_IO } from "../models/unet.js";
+import type { Session } from "../runtime/session.js";
+import type { NoiseSource, Scheduler } from "../schedulers/scheduler.js";
+import { GenerationAborted } from "./generation-aborted.js";
+import type { InpaintChannels } from "./inpainting.js";
+import { batchConditions, type PromptConditions } from "./unet-condition.js";
+
+/** Everything one batch's denoising needs, prepared by the pipeline for its family and task. */
+export interface DenoiseInput {
+  unet: Session;
+  /** With its timesteps set (and its begin index, for image-to-image). */
+  scheduler: Scheduler;
+  /** The timesteps to run, in order. */
+  timesteps: readonly number[];
+  /** The starting latents [B, C, h, w]: noise scaled to the first sigma, or a noised init image. */
+  latents: Float32Array;
+  shape: Nchw;
+  noise: NoiseSource;
+  cfgScale: number;
+  conditions: PromptConditions;
+  /** An inpainting checkpoint's extra input channels. */
+  inpaint?: InpaintChannels;
+  /** Legacy inpainting with an ordinary checkpoint: what to put back outside the mask after every step. */
+  blend?: { keep: Float32Array; original: Float32Array; addedNoise: Float32Array };
+  signal?: AbortSignal;
+  onStep: (step: number, steps: number, latents: Float32Array) => void;
+}
+
+/**
+ * The denoising loop, the same for every family (diffusers' pipelines' `__call__` loop): scale the model input,
+ * add an inpainting model's channels, predict with classifier-free guidance (the negative and positive halves in
+ * one batch), step the scheduler, put back the known region for legacy inpainting, report progress. Guidance
+ * scale 1 or less runs the positive half alone (guidance off, as distilled models use it). Returns the final
+ * latents [B, C, h, w].
+ */
+export async function denoise(input: DenoiseInput): Promise<Float32Array> {
+  const { unet, scheduler, timesteps, shape, cfgScale, inpaint, blend, signal } = input;
+  const [B, lc, h, w] = shape;
+  const per = lc * h * w;
+  const guided = cfgScale > 1;
+  const copies = guided ? 2 * B : B;
+  const conditions = batchConditions(input.conditions, B, guided);
+  let latents = input.latents;
+  for (let i = 0; i < timesteps.length; i++) {
+    if (signal?.aborted) throw new GenerationAborted();
+    const t = timesteps[i]!;
+    let x = scheduler.scaleModelInput(latents, t);
+    if (inpaint) x = concatChannels([x, inpaint.mask, inpaint.maskedLatents], [lc, 1, lc], B, h * w);
+    const sample = guided ? repeat(x, 2) : x;
+    const out = await unet.run({
+      [UNET_IO.sample]: { data: sample, dims: [copies, inpaint ? 2 * lc + 1 : lc, h, w] },
+      [UNET_IO.timestep]: { data: Float32Array.of(t), dims: [1] },
+      ...conditions,
+    });
+    const pred = out[UNET_IO.out]!.data;
+    let eps: Float32Array;
+    if (guided) {
+      const n = B * per;
+      eps = new Float32Array(n);
+      for (let k = 0; k < n; k++) eps[k] = pred[k]! + cfgScale * (pred[n + k]! - pred[k]!);
+    } else {
+      eps = pred;
+    }
+    latents = scheduler.step(eps, t, latents, input.noise);
+    if (blend) {
+      // Outside the mask, the original at the noise level of the next timestep (the original itself at the end).
+      const next = timesteps[i + 1];
+      const known = next === undefined ? blend.original : scheduler.addNoise(blend.original, blend.addedNoise, next);
+      const keep = blend.keep;
+      for (let k = 0; k < latents.length; k++) latents[k] = keep[k]! * known[k]! + (1 - keep[k]!) * latents[k]!;
+    }
+    input.onStep(i + 1, timesteps.length, latents);
+  }
+  if (signal?.aborted) throw new GenerationAborted();
+  return latents;
+}
+
+/** Concatenates [B, c_i, hw] tensors along channels, image by image. */
+function concatChannels(parts: Float32Array[], channels: number[], B: number, hw: number): Float32Array {
+  const total = channels.reduce((a, b) => a + b, 0);
+  const out = new Float32Array(B * total * hw);
+  for (let b = 0; b < B; b++) {
+    let offset = b * total * hw;
+    parts.forEach((part, i) => {
+      const n = channels[i]! * hw;
+      out.set(part.subarray(b * n, (b + 1) * n), offset);
+      offset += n;
+    });
+  }
+  return out;
+}
+
+function repeat(a: Float32Array, times: number): Float32Array {
+  const out = new Float32Array(a.length * times);
+  for (let i = 0; i < times; i++) out.set(a, i * a.length);
+  return out;
+}

@@ -1,0 +1,55 @@
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { buildInfotext } from "../image/infotext.js";
+import type { ProvenanceInfo } from "../responsible/provenance/index.js";
+import { findSampler } from "../schedulers/index.js";
+import type { ResolvedParams } from "./params.js";
+
+/** The model as outputs name it: A1111's "Model" and "Model hash" infotext fields. */
+export interface ModelIdentity {
+  readonly name: string;
+  /** The short (10 hex digit) hash A1111 writes. */
+  readonly hash: string;
+}
+
+/** AUTOMATIC1111's parameters text of one image. `extra`: keys of the safeguards and the family. */
+export function imageInfotext(p: ResolvedParams, seed: bigint, model: ModelIdentity, extra: Record<string, string>): string {
+  return buildInfotext({
+    prompt: p.prompt,
+    negativePrompt: p.negativePrompt,
+    steps: p.steps,
+    sampler: samplerLabel(p),
+    cfgScale: p.cfgScale,
+    seed,
+    width: p.width,
+    height: p.height,
+    modelHash: model.hash,
+    model: model.name,
+    denoisingStrength: p.initImage === undefined ? undefined : p.denoisingStrength,
+    clipSkip: p.clipSkip > 1 ? p.clipSkip : undefined,
+    rng: "CPU",
+    extra,
+  });
+}
+
+/** What the C2PA manifest says of one image: how it was made, from what, and which safeguards were off. */
+export async function provenanceInfo(p: ResolvedParams, seed: bigint, model: ModelIdentity, safeguardsOff: string[]): Promise<ProvenanceInfo> {
+  const init = p.initImage === undefined ? undefined : typeof p.initImage === "string" ? await readFile(p.initImage) : p.initImage;
+  return {
+    model: `${model.name} [${model.hash}]`,
+    sampler: samplerLabel(p),
+    prompt: p.prompt,
+    negativePrompt: p.negativePrompt,
+    seed,
+    steps: p.steps,
+    cfgScale: p.cfgScale,
+    denoisingStrength: init ? p.denoisingStrength : undefined,
+    ingredient: init,
+    ingredientTitle: typeof p.initImage === "string" ? basename(p.initImage) : undefined,
+    safeguardsOff,
+  };
+}
+
+function samplerLabel(p: ResolvedParams): string {
+  return findSampler(p.sampler)?.label ?? p.sampler;
+}
