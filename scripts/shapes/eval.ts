@@ -13,7 +13,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { loadPipeline, type StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
+import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
 import { evaluateSketches, sketchTable, type SketchScores } from "./eval-sketch.js";
 import { heldOutCases, type EvalCase } from "./held-out.js";
 import { judge, type Judgement } from "./judge.js";
