@@ -12,8 +12,7 @@ import { registerServe } from "../../src/cli/serve.js";
 import { InputError } from "../../src/errors.js";
 import { DEFAULTS, resolveServerConfig } from "../../src/server/config.js";
 import { runCli } from "../helpers/cli.js";
-import { rawRequest, routesOf, startServer, tempDir, type Route, type TestServer } from "./harness.js";
-import { rawHeaders } from "./raw-headers.js";
+import { rawHeaders, rawRequest, routesOf, startServer, tempDir, type Route, type TestServer } from "./harness.js";
 import { seedFinishedJob } from "./seeded-job.js";
 
 const TOKEN = "s3cret-token-for-tests";

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { JobCreated, JobList, JobStatus } from "../../src/server/api-types.js";
 import { JobStore } from "../../src/server/store.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
-import { getJson, postJson, spawnServer, tempDir, waitForJob, type ChildServer } from "./harness.js";
+import { getJson, killLeftovers, postJson, spawnServer, tempDir, waitForJob, type ChildServer } from "./harness.js";
 
 const running = (minStep: number) => (j: JobStatus) => j.state === "running" && (j.progress?.step ?? 0) >= minStep;
 
@@ -31,12 +31,7 @@ describe.skipIf(!HAVE_REFERENCE)("kill -9 twice while the same job runs", () => 
   const data = tempDir("diffuse-kill-twice-");
   const children: ChildServer[] = [];
   afterAll(async () => {
-    for (const c of children) {
-      if (c.child.exitCode === null && c.child.signalCode === null) {
-        c.child.kill("SIGKILL");
-        await c.exited;
-      }
-    }
+    await killLeftovers(children);
     cache.remove();
     data.remove();
   });
@@ -122,12 +117,7 @@ describe.skipIf(!HAVE_REFERENCE)("SIGTERM to diffuse serve", () => {
   const env = { DIFFUSE_CACHE: cache.path, XDG_CONFIG_HOME: config.path, DIFFUSE_TOKEN: "" };
   const children: CliServer[] = [];
   afterAll(async () => {
-    for (const c of children) {
-      if (c.child.exitCode === null && c.child.signalCode === null) {
-        c.child.kill("SIGKILL");
-        await c.exited;
-      }
-    }
+    await killLeftovers(children);
     cache.remove();
     config.remove();
     data.remove();

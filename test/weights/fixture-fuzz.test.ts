@@ -11,25 +11,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { CheckpointError } from "../../src/errors.js";
 import { openCheckpoint } from "../../src/weights/checkpoint.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
+import { mulberry32 as rng, nonZero, pick } from "../helpers/seeded-random.js";
 import { encodeRaw, removeTempDirs, tempDir } from "./safetensors-writer.js";
 
 afterAll(removeTempDirs);
-
-/** mulberry32: seeded, so every run feeds the same mutants and a failure names one that can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-const pick = <T>(r: () => number, items: readonly T[]): T => items[Math.floor(r() * items.length)]!;
-/** A non-zero integer in [-range, range]. */
-const nonZero = (r: () => number, range: number): number => (1 + Math.floor(r() * range)) * (r() < 0.5 ? -1 : 1);
 
 interface Entry {
   dtype: unknown;
