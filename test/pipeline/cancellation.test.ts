@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GenerationAborted, loadPipeline, type StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import { GenerationAborted, loadPipeline, type StableDiffusionPipeline } from "../../src/index.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 
 describe.skipIf(!HAVE_REFERENCE)("aborting a generation (sd15-tiny)", () => {
