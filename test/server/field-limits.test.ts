@@ -20,7 +20,8 @@ const OURS: Row[] = [
   ["negative_prompt", [long(20_001), 5, "a\0b"], [long(20_000)]],
   ["steps", [0, 151, -1, 1.5, "20", null], [1, 150]],
   ["cfg_scale", [-0.01, 30.01, "7", null], [0, 30]],
-  ["seed", [-2, 2 ** 32, 1.5, "1"], [-1, 2 ** 32 - 1]],
+  // Past the largest seed whether it is 2^32 - 1 or PyTorch's 2^64 - 1 (issue 13 widens it to that).
+  ["seed", [-2, 1.5, "abc", "18446744073709551616", 2 ** 64, 1e300], [-1, 0, 2 ** 32 - 1]],
   ["sampler_name", [long(101), "no-such-sampler", 5], ["euler-a", "DPM++ 2M Karras"]],
   ["width", [0, 7, 65, 2056, 4096, "512", 512.5], [8, 2048]],
   ["height", [0, 7, 65, 2056, 4096, "512"], [8, 2048]],
@@ -36,7 +37,7 @@ const A1111: Row[] = [
   ["prompt", [long(20_001), 5, "a\0b"], [long(20_000), null]],
   ["negative_prompt", [long(20_001), 5, "a\0b"], [long(20_000)]],
   ["styles", ["portrait", [5]], [[], null]],
-  ["seed", [-2, 2 ** 32, 1.5], [-1, 2 ** 32 - 1]],
+  ["seed", [-2, 1.5, "abc", "18446744073709551616", 2 ** 64], [-1, 2 ** 32 - 1]],
   ["sampler_name", [long(101), 5], ["Euler a"]],
   ["sampler_index", [long(101), 5], ["Euler"]],
   ["scheduler", [long(101), 5], ["Karras"]],
