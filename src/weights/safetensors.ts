@@ -208,7 +208,7 @@ export class SafetensorsFile implements SafetensorsHeader {
       readFully(fd, prefix, 0);
       const headerLength = prefix.readBigUInt64LE(0);
       if (headerLength > BigInt(size - 8)) {
-        if (prefix[0] === 0x80 || prefix.subarray(0, 2).toString("latin1") === "PK") refusePickle(path);
+        if (looksLikePickle(fd, prefix, size)) refusePickle(path);
         throw new CheckpointError(`${path}: header length ${headerLength} goes past the end of the ${size}-byte file; the file is truncated or not a .safetensors file`);
       }
       if (headerLength > BigInt(MAX_HEADER_BYTES)) throw new CheckpointError(`${path}: header length ${headerLength} exceeds the 100 MB limit; the file is corrupt`);
@@ -292,6 +292,22 @@ function readFully(fd: number, buf: Uint8Array, position: number): void {
     if (n === 0) throw new CheckpointError(`unexpected end of file while reading ${buf.length} bytes at offset ${position}`);
     done += n;
   }
+}
+
+/**
+ * A pickle renamed .safetensors (its first 8 bytes read as a header length past the end of the file): protocol 2
+ * and later start with 0x80 and the protocol number, torch.save's zip format with "PK". A .safetensors file cut
+ * short can start the same way (a header of 99,968 bytes is 80 86 01 00 ...), but its header text begins with
+ * "{" right after those 8 bytes, and then it is called truncated, not a pickle.
+ */
+function looksLikePickle(fd: number, prefix: Buffer, size: number): boolean {
+  const pickle = prefix[0] === 0x80 && prefix[1]! >= 2 && prefix[1]! <= 5;
+  const zip = prefix.subarray(0, 2).toString("latin1") === "PK";
+  if (!pickle && !zip) return false;
+  if (size <= 8) return false;
+  const next = Buffer.alloc(1);
+  readFully(fd, next, 8);
+  return next[0] !== 0x7b;
 }
 
 function refusePickle(path: string): never {

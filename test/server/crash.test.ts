@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { JobCreated, JobStatus } from "../../src/server/api-types.js";
 import { JobStore } from "../../src/server/store.js";
 import { HAVE_REFERENCE } from "../helpers/fixtures.js";
-import { getJson, postJson, spawnServer, startServer, tempDir, waitForJob, type ChildServer } from "./harness.js";
+import { getJson, killLeftovers, postJson, spawnServer, startServer, tempDir, waitForJob, type ChildServer } from "./harness.js";
 
 describe.skipIf(!HAVE_REFERENCE)("after kill -9", () => {
   const cache = tempDir("diffuse-cache-");
@@ -10,12 +10,7 @@ describe.skipIf(!HAVE_REFERENCE)("after kill -9", () => {
   const children: ChildServer[] = [];
   afterAll(async () => {
     // A failed assertion must not leave a server process behind.
-    for (const c of children) {
-      if (c.child.exitCode === null && c.child.signalCode === null) {
-        c.child.kill("SIGKILL");
-        await c.exited;
-      }
-    }
+    await killLeftovers(children);
     cache.remove();
     data.remove();
   });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -148,6 +148,16 @@ export function spawnServer(dataDir: string, cacheDir: string): Promise<ChildSer
   });
 }
 
+/** Kills (SIGKILL) the child servers still running, so a failed assertion leaves no process behind. */
+export async function killLeftovers(children: readonly { child: ChildProcess; exited: Promise<unknown> }[]): Promise<void> {
+  for (const c of children) {
+    if (c.child.exitCode === null && c.child.signalCode === null) {
+      c.child.kill("SIGKILL");
+      await c.exited;
+    }
+  }
+}
+
 export interface RawResponse {
   status: number;
   headers: Record<string, string>;
@@ -165,29 +175,69 @@ export function rawRequest(
   headers: Record<string, string> = {},
   body?: string,
 ): Promise<RawResponse> {
-  const url = new URL(base);
-  const lines = [`${method} ${target} HTTP/1.1`, `Host: ${headers["host"] ?? url.host}`, "Connection: close"];
-  for (const [k, v] of Object.entries(headers)) if (k !== "host") lines.push(`${k}: ${v}`);
-  if (body !== undefined) lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
-  const request = `${lines.join("\r\n")}\r\n\r\n${body ?? ""}`;
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(url.port), url.hostname, () => socket.write(request));
+    const socket = sendRaw(base, method, target, headers, body);
     const chunks: Buffer[] = [];
     socket.on("data", (d: Buffer) => chunks.push(d));
     socket.on("error", reject);
     socket.on("end", () => {
       const text = Buffer.concat(chunks).toString("latin1");
       const split = text.indexOf("\r\n\r\n");
-      const head = (split < 0 ? text : text.slice(0, split)).split("\r\n");
-      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head[0] ?? "")?.[1] ?? 0);
-      const out: Record<string, string> = {};
-      for (const h of head.slice(1)) {
-        const colon = h.indexOf(":");
-        if (colon > 0) out[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
-      }
-      resolve({ status, headers: out, body: split < 0 ? "" : text.slice(split + 4) });
+      resolve({ ...parseHead(split < 0 ? text : text.slice(0, split)), body: split < 0 ? "" : text.slice(split + 4) });
     });
   });
+}
+
+/**
+ * The status and headers of a request sent as rawRequest sends it, without waiting for the body: an event
+ * stream's body never ends by itself, and a test that looks only at the status and headers must not wait for it.
+ */
+export function rawHeaders(
+  base: string,
+  method: string,
+  target: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<Omit<RawResponse, "body">> {
+  return new Promise((resolve, reject) => {
+    const socket = sendRaw(base, method, target, headers, body);
+    let text = "";
+    const done = (): boolean => {
+      const split = text.indexOf("\r\n\r\n");
+      if (split < 0) return false;
+      socket.destroy();
+      resolve(parseHead(text.slice(0, split)));
+      return true;
+    };
+    socket.on("data", (d: Buffer) => {
+      text += d.toString("latin1");
+      done();
+    });
+    socket.on("error", reject);
+    socket.on("end", () => {
+      if (!done()) reject(new Error(`${method} ${target}: the connection closed before the headers: ${JSON.stringify(text)}`));
+    });
+  });
+}
+
+function sendRaw(base: string, method: string, target: string, headers: Record<string, string>, body: string | undefined): Socket {
+  const url = new URL(base);
+  const lines = [`${method} ${target} HTTP/1.1`, `Host: ${headers["host"] ?? url.host}`, "Connection: close"];
+  for (const [k, v] of Object.entries(headers)) if (k !== "host") lines.push(`${k}: ${v}`);
+  if (body !== undefined) lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
+  const request = `${lines.join("\r\n")}\r\n\r\n${body ?? ""}`;
+  const socket = connect(Number(url.port), url.hostname, () => socket.write(request));
+  return socket;
+}
+
+function parseHead(head: string): Omit<RawResponse, "body"> {
+  const [statusLine, ...fields] = head.split("\r\n");
+  const out: Record<string, string> = {};
+  for (const h of fields) {
+    const colon = h.indexOf(":");
+    if (colon > 0) out[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
+  }
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine ?? "")?.[1] ?? 0), headers: out };
 }
 
 export interface Route {

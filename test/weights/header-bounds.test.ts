@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { CheckpointError, InputError } from "../../src/errors.js";
@@ -76,6 +76,65 @@ describe("SafetensorsFile refuses hostile headers before parsing them", () => {
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toMatch(/tensor "a": shape must be an array of non-negative integers, got \[7,7,7/);
     expect(e.message.length).toBeLessThan(1000);
+  });
+});
+
+describe("the 100 MB bound on the header length, checked before anything is allocated for it", () => {
+  /** A sparse file (no disk used) of `size` bytes whose length prefix says `headerLength`. */
+  function sparse(size: number, headerLength: bigint, tag: string): string {
+    const path = join(tempDir(tag), `${tag}.safetensors`);
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(headerLength);
+    writeFileSync(path, prefix);
+    truncateSync(path, size);
+    return path;
+  }
+
+  /** Every Buffer allocation of 1 MB or more made while `fn` runs. */
+  function largeAllocations(fn: () => void): number[] {
+    const sizes: number[] = [];
+    for (const name of ["alloc", "allocUnsafe", "allocUnsafeSlow"] as const) {
+      const original = Buffer[name] as (size: number, ...rest: unknown[]) => Buffer;
+      vi.spyOn(Buffer, name).mockImplementation(((size: number, ...rest: unknown[]) => {
+        if (size >= 1_000_000) sizes.push(size);
+        return original.call(Buffer, size, ...rest);
+      }) as never);
+    }
+    try {
+      fn();
+    } finally {
+      vi.restoreAllMocks();
+    }
+    return sizes;
+  }
+
+  it("a header length of 100,000,001 bytes in a file that holds them is refused naming the limit, without allocating them", () => {
+    const path = sparse(8 + 100_000_001 + 64, 100_000_001n, "over-cap");
+    let e: Error | undefined;
+    const sizes = largeAllocations(() => (e = caught(() => SafetensorsFile.open(path))));
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e!.message).toContain(`${path}: header length 100000001 exceeds the 100 MB limit`);
+    expect(sizes).toEqual([]);
+  });
+
+  it("a length far past the end of a small file (up to 2^64 - 1) is refused without allocating it", () => {
+    for (const length of [2n ** 64n - 1n, 2n ** 53n, 4_000_000_000n, 100_000_001n]) {
+      const path = sparse(4096, length, "past-end");
+      let e: Error | undefined;
+      const sizes = largeAllocations(() => (e = caught(() => SafetensorsFile.open(path))));
+      expect(e, String(length)).toBeInstanceOf(CheckpointError);
+      expect(e!.message).toContain(`${path}: header length ${length} goes past the end of the 4096-byte file`);
+      expect(sizes).toEqual([]);
+    }
+  });
+
+  it("exactly 100,000,000 bytes is within the bound: that header is read (and then found not to be JSON)", () => {
+    const path = sparse(8 + 100_000_000, 100_000_000n, "at-cap");
+    let e: Error | undefined;
+    const sizes = largeAllocations(() => (e = caught(() => SafetensorsFile.open(path))));
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e!.message).toMatch(/not valid UTF-8 JSON/);
+    expect(sizes).toContain(100_000_000);
   });
 });
 

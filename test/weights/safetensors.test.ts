@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CheckpointError } from "../../src/errors.js";
 import { SafetensorsFile, toFloat32 } from "../../src/weights/safetensors.js";
+import { mulberry32 as rng, nonZero, pick } from "../helpers/seeded-random.js";
 import { encodeRaw, encodeSafetensors, f16Bytes, f32Bytes, removeTempDirs, tempDir, u16Bytes, writeSafetensors, type RawTensor } from "./safetensors-writer.js";
 
 afterAll(removeTempDirs);
@@ -150,18 +151,6 @@ describe("SafetensorsFile: each malformation gives CheckpointError naming the fi
   });
 });
 
-/** mulberry32: a small seeded generator, so every run feeds the same mutants. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 describe("SafetensorsFile: fuzzing", () => {
   const base = validBytes();
   const { json, text, data } = headerOf(base);
@@ -278,15 +267,6 @@ describe("SafetensorsFile: fuzzing", () => {
     expect(refused).toBeGreaterThan(600);
   });
 });
-
-function pick<T>(r: () => number, items: readonly T[]): T {
-  return items[Math.floor(r() * items.length)]!;
-}
-
-function nonZero(r: () => number, range: number): number {
-  const v = Math.floor(r() * range) + 1;
-  return r() < 0.5 ? -v : v;
-}
 
 function twoDistinct<T>(r: () => number, items: readonly T[]): [T, T] {
   const i = Math.floor(r() * items.length);
