@@ -17,6 +17,6 @@ export async function seedFinishedJob(app: App): Promise<{ jobId: string; imageI
   store.markRunning(jobId, now);
   const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toBuffer();
   await files.write(imageId, png);
-  store.markDone(jobId, { finishedAt: now, params, images: [{ id: imageId, jobId, index: 0, seed: 1, infotext: "seeded\nSteps: 1" }], stepsDone: 1, stepsTotal: 1 });
+  store.markDone(jobId, { finishedAt: now, params, images: [{ id: imageId, jobId, index: 0, seed: 1n, infotext: "seeded\nSteps: 1" }], stepsDone: 1, stepsTotal: 1 });
   return { jobId, imageId, png };
 }
