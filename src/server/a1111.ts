@@ -63,14 +63,15 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
 
     scope.post("/sdapi/v1/options", async (request) => {
       const body = parse(z.record(z.string(), z.unknown()), request.body, "body");
-      const m = await describeModel(ctx);
-      const checkpoint = body["sd_model_checkpoint"];
-      if (checkpoint !== undefined && (typeof checkpoint !== "string" || !matchesModel(checkpoint, m))) {
-        throw new A1111Error(400, `model ${JSON.stringify(checkpoint)} not found; this server serves ${a1111Title(m)} (start it with --model to serve another)`);
-      }
+      // Values first: a bad one is the client's error whether or not the model is loaded yet.
       const clipSkip = body["CLIP_stop_at_last_layers"];
       if (clipSkip !== undefined && !(typeof clipSkip === "number" && Number.isInteger(clipSkip) && clipSkip >= 1 && clipSkip <= 12)) {
         throw new A1111Error(422, "CLIP_stop_at_last_layers must be an integer from 1 to 12");
+      }
+      const checkpoint = body["sd_model_checkpoint"];
+      const m = checkpoint === undefined ? undefined : await describeModel(ctx);
+      if (m && (typeof checkpoint !== "string" || !matchesModel(checkpoint, m))) {
+        throw new A1111Error(400, `model ${JSON.stringify(checkpoint)} not found; this server serves ${a1111Title(m)} (start it with --model to serve another)`);
       }
       const { sd_model_checkpoint: _m, sd_checkpoint_hash: _h, ...rest } = body;
       ctx.store.setOptions(rest);

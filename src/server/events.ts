@@ -65,7 +65,6 @@ export class SseStream {
     res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache, no-transform",
-      connection: "keep-alive",
       // Tells nginx-style proxies not to buffer the stream.
       "x-accel-buffering": "no",
     });

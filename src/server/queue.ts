@@ -272,6 +272,8 @@ export class JobQueue {
       const uploads = this.store.uploads(job.id);
       const result = await pipe.generate({
         ...generateParamsOf(job.params, uploads),
+        // The robust watermark carries the job's id, so a detected mark leads back to this job's history entry.
+        job_id: job.id,
         signal: cur.abort.signal,
         onStep: (e) => this.onStep(cur, e),
       });

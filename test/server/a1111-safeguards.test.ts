@@ -9,10 +9,10 @@ import { decodeImage } from "../../src/image/codec.js";
 import { getPngText } from "../../src/image/png-text.js";
 import { verifyImage } from "../../src/responsible/provenance/index.js";
 import { detectWatermark } from "../../src/responsible/watermark/detect.js";
-import { DIFFUSE_GENERATOR_ID } from "../../src/responsible/watermark/robust.js";
+import { DIFFUSE_GENERATOR_ID, jobIdFromString } from "../../src/responsible/watermark/robust.js";
 import { HAVE_REFERENCE } from "../helpers/fixtures.js";
 import { flagsEverything } from "../helpers/safety-fixtures.js";
-import { pngBase64, startServer, tempDir, type TestServer } from "./harness.js";
+import { pngBase64, postJson, startServer, tempDir, waitForJob, type TestServer } from "./harness.js";
 
 /** Every spelling of "off" a client might try, for each safeguard. */
 const OVERRIDES: Record<string, unknown> = {
@@ -120,6 +120,16 @@ describe.skipIf(!HAVE_REFERENCE)("A1111 requests cannot turn the safeguards off"
       }
     });
   }
+
+  it("the robust watermark carries the server's job id, so a detected mark leads back to the job in the history", async () => {
+    const submitted = await postJson<{ id: string }>(`${s.base}/api/v1/jobs`, base);
+    expect(submitted.status).toBe(202);
+    const job = await waitForJob(s.base, submitted.body.id);
+    expect(job.state).toBe("done");
+    const png = Buffer.from(await (await fetch(`${s.base}${job.images[0]!.url}`)).arrayBuffer());
+    const mark = detectWatermark(await decodeImage(png));
+    expect([mark.verdict, mark.robust.payload?.job]).toEqual(["robust", jobIdFromString(submitted.body.id)]);
+  });
 
   it("options stored with POST /sdapi/v1/options do not turn them off either", async () => {
     const set = await fetch(`${s.base}/sdapi/v1/options`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(OVERRIDES) });
