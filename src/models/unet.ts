@@ -94,7 +94,9 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
         h = resnetBlock(ctx, block.sub("resnets").sub(j), g.concat([h, skip], 1), channels);
         if (cross) h = transformer2d(ctx, block.sub("attentions").sub(j), h, reversedHeads[i]!, reversedLayers[i]!);
       }
-      if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.upsampleNearest2x(h), channels, 3);
+      // Upsampled to the size of the skip connection that comes next, as diffusers does (forward_upsample_size)
+      // when the latent size is not a multiple of 2^(levels-1): a stride-2 convolution rounds odd sizes up.
+      if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.resizeNearestLike(h, skips[skips.length - 1]!), channels, 3);
     });
   }
   if (skips.length !== 0) throw new InternalError(`UNet: ${skips.length} skip connections left unused`);

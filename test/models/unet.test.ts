@@ -28,3 +28,22 @@ describe.skipIf(!HAVE_REFERENCE)("UNet (sd15-tiny, diffusers folder)", () => {
     }
   });
 });
+
+describe.skipIf(!HAVE_REFERENCE)("UNet at latent sizes that are not multiples of 2^(levels-1)", () => {
+  it("runs sd15-tiny at 9x13, 6x10 and 5x8 latents (upsamplers take the skip connection's size, as diffusers' forward_upsample_size)", async () => {
+    const config = unetConfigFromDiffusers(JSON.parse(readFileSync(ref("models/sd15-tiny/unet/config.json"), "utf8")));
+    const file = SafetensorsFile.open(ref("models/sd15-tiny/unet/diffusion_pytorch_model.safetensors"));
+    const session = await Session.create(serializeGraph(buildUNet(config, new ScopedWeights(fileWeightSource(file)))), { threads: 1 });
+    const gold = golden("goldens/sd15-tiny/unet.safetensors");
+    for (const [h, w] of [[9, 13], [6, 10], [5, 8]] as const) {
+      const sample = Float32Array.from({ length: 2 * 4 * h * w }, (_, i) => Math.sin(i * 0.37));
+      const out = (await session.run({
+        [UNET_IO.sample]: { data: sample, dims: [2, 4, h, w] },
+        [UNET_IO.timestep]: { data: Float32Array.of(500), dims: [1] },
+        [UNET_IO.encoderHiddenStates]: { data: gold.get("encoder_hidden_states"), dims: gold.shape("encoder_hidden_states") },
+      }))[UNET_IO.out]!;
+      expect(out.dims).toEqual([2, 4, h, w]);
+      expect(out.data.every(Number.isFinite)).toBe(true);
+    }
+  });
+});
