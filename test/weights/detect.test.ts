@@ -105,7 +105,7 @@ describe.skipIf(!HAVE_REFERENCE)("detection on the tiny models", () => {
     expect(d.standardSizes).toBe(false);
     const u = d.config.unet;
     for (const k of ["inChannels", "outChannels", "blockOutChannels", "downBlockTypes", "upBlockTypes", "layersPerBlock", "crossAttentionDim",
-      "transformerLayersPerBlock", "useLinearProjection"] as const) expect(u[k], k).toEqual(unet[k]);
+      "downTransformerLayers", "upTransformerLayers", "midBlockType", "useLinearProjection"] as const) expect(u[k], k).toEqual(unet[k]);
     const v = d.config.vae;
     for (const k of ["inChannels", "outChannels", "latentChannels", "blockOutChannels", "layersPerBlock", "useQuantConv", "usePostQuantConv",
       "midBlockAddAttention"] as const) expect(v[k], k).toEqual(vae[k]);
