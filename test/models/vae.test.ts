@@ -9,12 +9,18 @@ import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { ScopedWeights } from "../../src/weights/weight-source.js";
 import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
 
-describe.skipIf(!HAVE_REFERENCE)("VAE (sd15-tiny, diffusers folder)", () => {
+for (const model of ["sd15-tiny", "sd2v-tiny", "sdxl-tiny"]) describe.skipIf(!HAVE_REFERENCE)(`VAE (${model}, diffusers folder)`, () => {
   const load = () => {
-    const config = vaeConfigFromDiffusers(JSON.parse(readFileSync(ref("models/sd15-tiny/vae/config.json"), "utf8")));
-    const w = new ScopedWeights(fileWeightSource(SafetensorsFile.open(ref("models/sd15-tiny/vae/diffusion_pytorch_model.safetensors"))));
-    return { config, w, gold: golden("goldens/sd15-tiny/vae.safetensors") };
+    const config = vaeConfigFromDiffusers(JSON.parse(readFileSync(ref(`models/${model}/vae/config.json`), "utf8")));
+    const w = new ScopedWeights(fileWeightSource(SafetensorsFile.open(ref(`models/${model}/vae/diffusion_pytorch_model.safetensors`))));
+    return { config, w, gold: golden(`goldens/${model}/vae.safetensors`) };
   };
+
+  it("reads the scaling factor and force_upcast of the config", () => {
+    const { config } = load();
+    expect(config.scalingFactor).toBe(model === "sdxl-tiny" ? 0.13025 : 0.18215);
+    expect(config.forceUpcast).toBe(true);
+  });
 
   for (const attention of ["matmul", "ms-mha"] as const) it(`decodes 8x8 and 6x10 latents like diffusers (${attention} attention)`, async () => {
     const { config, w, gold } = load();
@@ -23,7 +29,7 @@ describe.skipIf(!HAVE_REFERENCE)("VAE (sd15-tiny, diffusers folder)", () => {
       const out = await session.run({ [VAE_IO.latent]: { data: gold.get(`${c}/z`), dims: gold.shape(`${c}/z`) } });
       expect(out[VAE_IO.decoded]!.dims).toEqual(gold.shape(`${c}/out`));
       const err = relErr(out[VAE_IO.decoded]!.data, gold.get(`${c}/out`));
-      console.log(`vae ${c}: rel err ${err.toExponential(2)}`);
+      console.log(`${model} vae ${c}: rel err ${err.toExponential(2)}`);
       expect(err).toBeLessThan(1e-4);
     }
   });
@@ -34,7 +40,7 @@ describe.skipIf(!HAVE_REFERENCE)("VAE (sd15-tiny, diffusers folder)", () => {
     for (const c of ["encode", "encode_48x80"]) {
       const out = await session.run({ [VAE_IO.image]: { data: gold.get(`${c}/image`), dims: gold.shape(`${c}/image`) } });
       const err = relErr(out[VAE_IO.mean]!.data, gold.get(`${c}/mean`));
-      console.log(`vae ${c}: mean rel err ${err.toExponential(2)}`);
+      console.log(`${model} vae ${c}: mean rel err ${err.toExponential(2)}`);
       expect(err).toBeLessThan(1e-4);
       if (c === "encode") expect(relErr(out[VAE_IO.logvar]!.data, gold.get("encode/logvar"))).toBeLessThan(1e-4);
     }
