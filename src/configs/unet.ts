@@ -19,7 +19,7 @@ export interface UNetConfig {
    * attention_head_dim as the head COUNT (a naming quirk kept for compatibility): SD1's 8, SD2's [5,10,20,20].
    */
   attentionHeads: number[];
-  /** Transformer blocks of each attention in each down level ([level][layer]; transformer_layers_per_block). */
+  /** Transformer blocks of each attention in each down level ([level][layer]; transformer_layers_per_block; 0 without attention). */
   downTransformerLayers: number[][];
   /**
    * The same for the up levels in up order ([level][layer], layersPerBlock + 1 per level): reverse_transformer_layers_per_block
@@ -27,7 +27,7 @@ export interface UNetConfig {
    */
   upTransformerLayers: number[][];
   midBlockType: MidBlockType;         // mid_block_type (null: no mid block, as in BK-SDM)
-  midTransformerLayers: number;       // transformer blocks of the mid block's attention (the last level's first)
+  midTransformerLayers: number;       // transformer blocks of the mid block's attention (the last level's first; 0 without one)
   useLinearProjection: boolean;       // use_linear_projection (false for SD1: 1x1 conv proj_in/out)
   upcastAttention: boolean;           // upcast_attention (an fp16 remedy; changes nothing in fp32)
   normNumGroups: number;              // norm_num_groups
@@ -69,6 +69,9 @@ const DEFAULTS_REQUIRED: ReadonlyArray<readonly [key: string, allowed: readonly 
   ["class_embeddings_concat", [false, undefined]],
 ];
 
+const DEFAULT_DOWN = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"];
+const DEFAULT_UP = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"];
+
 export function unetConfigFromDiffusers(c: ConfigJson, origin = "unet/config.json"): UNetConfig {
   for (const [key, allowed] of DEFAULTS_REQUIRED) {
     if (!allowed.includes(c[key])) {
@@ -102,20 +105,26 @@ export function unetConfigFromDiffusers(c: ConfigJson, origin = "unet/config.jso
     throw new UnsupportedModelError(`${origin}: addition_embed_type ${JSON.stringify(additionEmbedType)} is not supported (null, or "text_time" as in SDXL)`);
   }
   const optional = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  // Levels without attention have no transformer blocks, whatever depth the config lists for them (diffusers ignores
+  // it there); recording 0 keeps configs of the same architecture equal however they were written.
+  const midTransformerLayers = downTransformerLayers[levels - 1]?.[0] ?? 1;
+  const downTypes = (c.down_block_types as string[]) ?? DEFAULT_DOWN;
+  const upTypes = (c.up_block_types as string[]) ?? DEFAULT_UP;
+  const zeroUnlessCross = (depths: number[][], types: string[]) => depths.map((d, i) => (types[i]?.startsWith("CrossAttn") ? d : d.map(() => 0)));
   const config: UNetConfig = {
     inChannels: Number(c.in_channels ?? 4),
     outChannels: Number(c.out_channels ?? 4),
     blockOutChannels,
-    downBlockTypes: (c.down_block_types as string[]) ?? ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    upBlockTypes: (c.up_block_types as string[]) ?? ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    downBlockTypes: downTypes,
+    upBlockTypes: upTypes,
     layersPerBlock,
     crossAttentionDim: Number(c.cross_attention_dim ?? 768),
     attentionHeads: perLevel(heads, levels, 8),
-    downTransformerLayers,
-    upTransformerLayers,
+    downTransformerLayers: zeroUnlessCross(downTransformerLayers, downTypes),
+    upTransformerLayers: zeroUnlessCross(upTransformerLayers, upTypes),
     midBlockType,
     // diffusers hands the mid block transformer_layers_per_block[-1]; with one attention it uses the first entry.
-    midTransformerLayers: downTransformerLayers[levels - 1]?.[0] ?? 1,
+    midTransformerLayers: midBlockType === "UNetMidBlock2DCrossAttn" ? midTransformerLayers : 0,
     useLinearProjection: Boolean(c.use_linear_projection ?? false),
     upcastAttention: Boolean(c.upcast_attention ?? false),
     normNumGroups: Number(c.norm_num_groups ?? 32),

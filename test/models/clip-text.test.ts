@@ -39,32 +39,7 @@ function rowsAt(states: Float32Array, positions: number[], tokens: number, hidde
   return out;
 }
 
-describe.skipIf(!HAVE_REFERENCE)("CLIP text encoders of SD2 and SDXL (diffusers folders)", () => {
-  const cases = [
-    ["sd2v-tiny", "text_encoder", "text_encoder"],
-    ["sdxl-tiny", "text_encoder", "text_encoder"],
-    ["sdxl-tiny", "text_encoder_2", "text_encoder_2"],
-  ] as const;
-  for (const [model, folder, key] of cases) {
-    it(`${model}/${folder}: matches transformers' last hidden state, hidden states and pooled output`, async () => {
-      const { config, graph } = encoder(model, folder);
-      const session = await Session.create(serializeGraph(graph), { threads: 1 });
-      const gold = golden(`goldens/${model}/text_encoder.safetensors`);
-      const out = await session.run({ [CLIP_TEXT_IO.inputIds]: { data: gold.ints(`${key}/input_ids`), dims: [3, 77] } });
-      expect(relErr(out[CLIP_TEXT_IO.lastHidden]!.data, gold.get(`${key}/last_hidden_state`))).toBeLessThan(1e-4);
-      expect(relErr(out[CLIP_TEXT_IO.hiddenStates]!.data, gold.get(`${key}/hidden_states`))).toBeLessThan(1e-4);
-      if (config.projectionDim === null) {
-        expect(session.outputNames).not.toContain(CLIP_TEXT_IO.textEmbeds);
-        expect(relErr(out[CLIP_TEXT_IO.pooled]!.data, gold.get(`${key}/pooler_output`))).toBeLessThan(1e-4);
-      } else {
-        expect(out[CLIP_TEXT_IO.textEmbeds]!.dims).toEqual([3, config.projectionDim]);
-        const err = relErr(out[CLIP_TEXT_IO.textEmbeds]!.data, gold.get(`${key}/text_embeds`));
-        console.log(`${model}/${folder} text_embeds rel err ${err.toExponential(2)}`);
-        expect(err).toBeLessThan(1e-4);
-      }
-    });
-  }
-
+describe.skipIf(!HAVE_REFERENCE)("CLIP text encoder pooling", () => {
   it("pools at the first eos_token_id when the config's eos_token_id is not the legacy 2", async () => {
     const gold = golden("goldens/sd2v-tiny/text_encoder.safetensors");
     const ids = gold.ints("text_encoder/input_ids");
