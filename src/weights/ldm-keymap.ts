@@ -1,6 +1,7 @@
 import { CheckpointError } from "../errors.js";
 import type { ModelFamily } from "../configs/pipeline.js";
 import type { Dtype, SafetensorsFile } from "./safetensors.js";
+import { transpose2d } from "./transpose.js";
 import type { WeightSource } from "./weight-source.js";
 
 /**
@@ -417,12 +418,8 @@ function viewData(view: TensorView | undefined, data: Float32Array, stored: read
       const size = data.length / view.of;
       return data.slice(view.part * size, (view.part + 1) * size);
     }
-    case "transpose": {
-      const [rows, cols] = stored as [number, number];
-      const out = new Float32Array(data.length);
-      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
-      return out;
-    }
+    case "transpose":
+      return transpose2d(data, stored[0]!, stored[1]!);
   }
 }
 
