@@ -146,7 +146,7 @@ function openSingleFile(path: string, opts: OpenOptions): Checkpoint {
     }
     const sources = new Map<Component, RenamedWeights>();
     for (const part of detected.parts) sources.set(part.component, usedWeights(ldmComponentWeights(file, part), part, config));
-    if (opts.configDir === undefined) config = predictionDefaults(config, opts.prediction ?? singleFilePrediction(config, sources.get("unet")!));
+    if (opts.configDir === undefined) config = predictionDefaults(config, opts.prediction ?? singleFilePrediction(config, sources.get("unet")!, shapes));
     const hint = opts.configDir !== undefined
       ? `the config folder ${opts.configDir} does not describe this checkpoint`
       : `the checkpoint is incomplete or not a plain ${familyName(detected.family)} model`;
@@ -158,14 +158,16 @@ function openSingleFile(path: string, opts: OpenOptions): Checkpoint {
 }
 
 /**
- * The prediction type of a single file without a config. SD1 and SDXL checkpoints are epsilon models (v-prediction
- * SDXL fine-tunes mark themselves with a `v_pred` key, which ComfyUI honours; pass `prediction` for them). For SD2
- * the tools differ: diffusers' from_single_file assumes v-prediction unless a .ckpt says global_step 875000 (so every
- * SD2 .safetensors file is v, 512-base included); A1111 runs the UNet on a probe input (sd_models_config.py,
- * is_using_v_parameterization_for_sd2); ComfyUI reads the spread of one norm bias. We take ComfyUI's rule: it reads
- * 1280 numbers instead of running an 866M-parameter UNet, and tells 768-v from 512-base apart where diffusers' cannot.
+ * The prediction type of a single file without a config. SD1 and SDXL checkpoints are epsilon models, except SDXL
+ * fine-tunes that mark themselves v-prediction with a `v_pred` key (ComfyUI's rule, supported_models.py SDXL.model_type).
+ * For SD2 the tools differ: diffusers' from_single_file assumes v-prediction unless a .ckpt says global_step 875000
+ * (so every SD2 .safetensors file is v, 512-base included); A1111 runs the UNet on a probe input
+ * (sd_models_config.py, is_using_v_parameterization_for_sd2); ComfyUI reads the spread of one norm bias. We take
+ * ComfyUI's rule: it reads 1280 numbers instead of running an 866M-parameter UNet, and tells 768-v from 512-base
+ * apart where diffusers' rule cannot. `prediction` (--prediction) decides over all of these.
  */
-function singleFilePrediction(config: PipelineConfig, unet: WeightSource): PredictionType {
+function singleFilePrediction(config: PipelineConfig, unet: WeightSource, stored: ReadonlyMap<string, unknown>): PredictionType {
+  if (config.family === "sdxl" || config.family === "sdxl-refiner") return stored.has("v_pred") ? "v_prediction" : "epsilon";
   if (config.family !== "sd2") return "epsilon";
   const probe = sd2PredictionProbe(config.unet);
   return probe && unet.has(probe) ? sd2PredictionFromProbe(unet.float32(probe)) : "epsilon";

@@ -15,6 +15,8 @@ afterAll(removeTempDirs);
  */
 function sparseCheckpoint(spec: CheckpointSpec, data: Record<string, number[]> = {}): string {
   const shapes = ldmShapes(spec);
+  // Extra keys of the file (markers such as v_pred): scalars unless the data says otherwise.
+  for (const [name, values] of Object.entries(data)) if (!shapes.has(name)) shapes.set(name, values.length ? [values.length] : []);
   const header: Record<string, unknown> = {};
   const offsets = new Map<string, number>();
   let offset = 0;
@@ -31,7 +33,7 @@ function sparseCheckpoint(spec: CheckpointSpec, data: Record<string, number[]> =
   const fd = openSync(path, "w");
   try {
     writeSync(fd, Buffer.concat([prefix, json]));
-    for (const [name, values] of Object.entries(data)) writeSync(fd, f16Bytes(values), 0, 2 * values.length, 8 + json.length + offsets.get(name)!);
+    for (const [name, values] of Object.entries(data)) if (values.length) writeSync(fd, f16Bytes(values), 0, 2 * values.length, 8 + json.length + offsets.get(name)!);
   } finally {
     closeSync(fd);
   }
@@ -84,5 +86,16 @@ describe("full-size single files in the published layouts (sparse files, headers
     expect(refiner.components.textEncoder.parameters).toBe(694_659_840);
     expect(refiner.components.textEncoder2).toBeUndefined();
     refiner.close();
+  });
+
+  it("takes an SDXL file with a v_pred key as v-prediction (ComfyUI's marker), and --prediction over it", () => {
+    const path = sparseCheckpoint(SDXL_SPEC, { v_pred: [] });
+    const a = openCheckpoint(path);
+    expect(a.config.predictionType).toBe("v_prediction");
+    expect(a.config.unet.sampleSize).toBe(128);
+    a.close();
+    const b = openCheckpoint(path, { prediction: "epsilon" });
+    expect(b.config.predictionType).toBe("epsilon");
+    b.close();
   });
 });
