@@ -105,6 +105,9 @@ export function unetConfigFromDiffusers(c: ConfigJson, origin = "unet/config.jso
     throw new UnsupportedModelError(`${origin}: addition_embed_type ${JSON.stringify(additionEmbedType)} is not supported (null, or "text_time" as in SDXL)`);
   }
   const optional = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  // diffusers accepts one cross-attention width per level; Stable Diffusion models use one for all.
+  const cross = Array.isArray(c.cross_attention_dim) ? [...new Set(c.cross_attention_dim.map(Number))] : [Number(c.cross_attention_dim ?? 768)];
+  if (cross.length !== 1) throw new UnsupportedModelError(`${origin}: cross_attention_dim differs between levels (${JSON.stringify(c.cross_attention_dim)}); Stable Diffusion UNets use one width`);
   // Levels without attention have no transformer blocks, whatever depth the config lists for them (diffusers ignores
   // it there); recording 0 keeps configs of the same architecture equal however they were written.
   const midTransformerLayers = downTransformerLayers[levels - 1]?.[0] ?? 1;
@@ -118,7 +121,7 @@ export function unetConfigFromDiffusers(c: ConfigJson, origin = "unet/config.jso
     downBlockTypes: downTypes,
     upBlockTypes: upTypes,
     layersPerBlock,
-    crossAttentionDim: Number(c.cross_attention_dim ?? 768),
+    crossAttentionDim: cross[0]!,
     attentionHeads: perLevel(heads, levels, 8),
     downTransformerLayers: zeroUnlessCross(downTransformerLayers, downTypes),
     upTransformerLayers: zeroUnlessCross(upTransformerLayers, upTypes),
