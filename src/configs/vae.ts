@@ -8,7 +8,12 @@ export interface VaeConfig {
   blockOutChannels: number[];         // block_out_channels
   layersPerBlock: number;             // layers_per_block
   normNumGroups: number;              // norm_num_groups
-  scalingFactor: number;              // scaling_factor (0.18215 for SD1)
+  scalingFactor: number;              // scaling_factor (0.18215 for SD1 and SD2, 0.13025 for SDXL)
+  /**
+   * force_upcast: SDXL's VAE overflows in float16 and diffusers runs it in float32. Our graphs compute in float32
+   * throughout, so this changes nothing here; it is kept so that a half-precision runtime can honour it.
+   */
+  forceUpcast: boolean;
   useQuantConv: boolean;              // use_quant_conv
   usePostQuantConv: boolean;          // use_post_quant_conv
   midBlockAddAttention: boolean;      // mid_block_add_attention
@@ -23,6 +28,7 @@ export function vaeConfigFromDiffusers(c: ConfigJson): VaeConfig {
     layersPerBlock: Number(c.layers_per_block ?? 2),
     normNumGroups: Number(c.norm_num_groups ?? 32),
     scalingFactor: Number(c.scaling_factor ?? 0.18215),
+    forceUpcast: Boolean(c.force_upcast ?? true),
     useQuantConv: Boolean(c.use_quant_conv ?? true),
     usePostQuantConv: Boolean(c.use_post_quant_conv ?? true),
     midBlockAddAttention: Boolean(c.mid_block_add_attention ?? true),

@@ -8,12 +8,21 @@ import { layerNorm, linear, param } from "./layers.js";
 export const CLIP_TEXT_IO = {
   inputIds: "input_ids",             // int64 [batch, tokens]
   lastHidden: "last_hidden_state",   // [batch, tokens, hidden]: final_layer_norm(output of the last layer)
-  hiddenStates: "hidden_states",     // [layers + 1, batch, tokens, hidden]: embeddings, then every layer's output
+  /**
+   * [layers + 1, batch, tokens, hidden]: the embeddings, then every layer's output, without the final norm. SDXL
+   * conditions on index layers - 1 (the penultimate layer, "hidden_states[-2]") of both encoders, unnormed.
+   */
+  hiddenStates: "hidden_states",
+  /** [batch, hidden]: last_hidden_state at each sequence's end-of-text token (transformers' pooler_output). */
+  pooled: "pooler_output",
+  /** [batch, projection_dim]: the pooled output through text_projection (CLIPTextModelWithProjection only; SDXL's pooled embeds). */
+  textEmbeds: "text_embeds",
 } as const;
 
 /**
- * CLIPTextModel (transformers): token + position embeddings, pre-norm transformer layers with a causal mask,
- * final layer norm. `w` is scoped at the model root (keys `text_model.*`).
+ * CLIPTextModel or CLIPTextModelWithProjection (transformers): token + position embeddings, pre-norm transformer
+ * layers with a causal mask, final layer norm, pooling at the end-of-text token, and the projection when the config
+ * has one. `w` is scoped at the model root (keys `text_model.*`, `text_projection.weight`).
  * All hidden states are outputs so the pipeline can pick any "clip skip" layer (and applies the final norm to it).
  */
 export function buildClipText(config: TextEncoderConfig, w: ScopedWeights, opts: { tokens?: number } = {}): GraphBuilder {
@@ -48,7 +57,28 @@ export function buildClipText(config: TextEncoderConfig, w: ScopedWeights, opts:
   g.output(last, CLIP_TEXT_IO.lastHidden, ["batch", "tokens", hidden]);
   const stacked = g.concat(states.map((s) => g.unsqueeze(s, [0])), 0);
   g.output(stacked, CLIP_TEXT_IO.hiddenStates, [config.numHiddenLayers + 1, "batch", "tokens", hidden]);
+
+  const pooled = g.scoped("pooler", () => poolAtEndOfText(g, last, ids, config.eosTokenId));
+  g.output(pooled, CLIP_TEXT_IO.pooled, ["batch", hidden]);
+  if (config.projectionDim !== null) {
+    const projected = g.scoped("text_projection", () => linear(g, w.sub("text_projection"), pooled, config.projectionDim!, { bias: false }));
+    g.output(projected, CLIP_TEXT_IO.textEmbeds, ["batch", config.projectionDim]);
+  }
   return g;
+}
+
+/**
+ * transformers' CLIPTextTransformer pooling: the row of each sequence's end-of-text token. With the legacy
+ * eos_token_id 2 of the SD configs that is the argmax of the ids (<|endoftext|> has CLIP's largest id); otherwise
+ * the first position holding eos_token_id. ArgMax returns the first maximum, as torch.argmax does.
+ */
+function poolAtEndOfText(g: GraphBuilder, last: Value, ids: Value, eosTokenId: number): Value {
+  const [batch, , hidden] = last.shape as [number, number, number];
+  const scores = eosTokenId === 2
+    ? g.op("Cast", [ids], ids.shape, { to: DataType.INT32 }, { dtype: DataType.INT32 })
+    : g.op("Cast", [g.op("Equal", [ids, g.constant([eosTokenId], [], DataType.INT64)], ids.shape, {}, { dtype: DataType.BOOL })], ids.shape, { to: DataType.INT32 }, { dtype: DataType.INT32 });
+  const position = g.op("ArgMax", [scores], [batch, 1], { axis: 1, keepdims: 1 }, { dtype: DataType.INT64 }); // [B, 1]
+  return g.op("GatherND", [last, position], [batch, hidden], { batch_dims: 1 });
 }
 
 function encoderLayer(g: GraphBuilder, w: ScopedWeights, x: Value, mask: Value, config: TextEncoderConfig): Value {

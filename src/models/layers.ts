@@ -1,5 +1,6 @@
 import type { GraphBuilder } from "../onnx/builder.js";
 import type { Value } from "../onnx/graph.js";
+import { transpose2d } from "../weights/transpose.js";
 import type { ScopedWeights } from "../weights/weight-source.js";
 
 /**
@@ -46,13 +47,4 @@ export function groupNorm(g: GraphBuilder, w: ScopedWeights, x: Value, groups: n
 export function layerNorm(g: GraphBuilder, w: ScopedWeights, x: Value, eps: number): Value {
   const c = x.shape[x.shape.length - 1]!;
   return g.layerNorm(x, param(g, w, "weight", [c]), param(g, w, "bias", [c]), eps);
-}
-
-export function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) {
-    const row = r * cols;
-    for (let c = 0; c < cols; c++) out[c * rows + r] = data[row + c]!;
-  }
-  return out;
 }

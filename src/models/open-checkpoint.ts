@@ -1,3 +1,4 @@
+import { CheckpointError } from "../errors.js";
 import { checkShapes } from "../weights/detect.js";
 import { openCheckpointFiles, type Checkpoint, type OpenOptions } from "../weights/checkpoint.js";
 import { clipTextParamShapes, unetParamShapes, vaeParamShapes } from "./param-shapes.js";
@@ -24,4 +25,8 @@ export function verifyCheckpoint(ckpt: Checkpoint): void {
   checkShapes(ckpt.unet, unetParamShapes(config.unet), "UNet", mismatchHint);
   checkShapes(ckpt.vae, vaeParamShapes(config.vae), "VAE", mismatchHint);
   checkShapes(ckpt.textEncoder, clipTextParamShapes(config.textEncoder), "text encoder", mismatchHint);
+  if (Boolean(ckpt.textEncoder2) !== Boolean(config.textEncoder2)) {
+    throw new CheckpointError(`${ckpt.path}: ${config.textEncoder2 ? "no weights for the second text encoder the config describes" : "a second text encoder the config does not describe"}; ${mismatchHint}`);
+  }
+  if (ckpt.textEncoder2 && config.textEncoder2) checkShapes(ckpt.textEncoder2, clipTextParamShapes(config.textEncoder2), "second text encoder", mismatchHint);
 }

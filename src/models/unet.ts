@@ -8,8 +8,17 @@ import { conv2d, groupNorm, layerNorm, linear } from "./layers.js";
 /** Graph I/O names of the UNet. */
 export const UNET_IO = {
   sample: "sample",                              // [batch, in_channels, h, w] latents (scaled model input)
-  timestep: "timestep",                          // float [1] or [batch]
+  timestep: "timestep",                          // float [1] or [batch] (one per batch item, as SDXL refiners and LCM use)
   encoderHiddenStates: "encoder_hidden_states",  // [batch, tokens, cross_attention_dim]
+  /**
+   * SDXL (addition_embed_type "text_time") only: the pooled text embeds [batch, P] (text_encoder_2's text_embeds) and
+   * the time ids [batch, N] (SDXL base: original size, crop top-left, target size = 6 ids; refiner: original size,
+   * crop, aesthetic score = 5), with P + N * addition_time_embed_dim = projection_class_embeddings_input_dim.
+   */
+  textEmbeds: "text_embeds",
+  timeIds: "time_ids",
+  /** LCM (time_cond_proj_dim set) only: the guidance embedding [batch, time_cond_proj_dim] (diffusers' timestep_cond). */
+  timestepCond: "timestep_cond",
   out: "out_sample",                             // [batch, out_channels, h, w] predicted noise (or v)
 } as const;
 
@@ -19,6 +28,8 @@ export interface UNetBuildOptions {
   height?: number;
   width?: number;
   tokens?: number;
+  /** Nominal count of SDXL time ids (6 for the base model, 5 for the refiner); the graph accepts either split. */
+  timeIds?: number;
   attention?: AttentionKind;
 }
 
@@ -31,9 +42,10 @@ interface Ctx {
 }
 
 /**
- * UNet2DConditionModel of Stable Diffusion 1.x (diffusers' module tree): sinusoidal timestep embedding and its
- * MLP, conv_in, down blocks (ResNet + spatial transformer, then a stride-2 conv), a mid block, up blocks that
- * concatenate the skip connections, and the output head. `w` is scoped at the UNet root.
+ * UNet2DConditionModel as Stable Diffusion 1.x, 2.x, XL and their distillations use it (diffusers' module tree):
+ * sinusoidal timestep embedding and its MLP (plus SDXL's size/crop/pooled-text embedding and LCM's guidance
+ * embedding), conv_in, down blocks (ResNets + spatial transformers, then a stride-2 conv), an optional mid block,
+ * up blocks that concatenate the skip connections, and the output head. `w` is scoped at the UNet root.
  */
 export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildOptions = {}): GraphBuilder {
   const g = new GraphBuilder("unet");
@@ -50,7 +62,7 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
   const timestep = g.input(UNET_IO.timestep, DataType.FLOAT, ["timestep_batch"], [1]);
   const context = g.input(UNET_IO.encoderHiddenStates, DataType.FLOAT, ["batch", "tokens", config.crossAttentionDim], [batch, tokens, config.crossAttentionDim]);
 
-  const temb = g.scoped("time_embedding", () => timeEmbedding(g, config, w, timestep));
+  const temb = g.scoped("time_embedding", () => timeEmbedding(g, config, w, timestep, batch, opts.timeIds ?? 6));
   const ctx: Ctx = { g, config, temb, context, attention: opts.attention ?? "matmul" };
 
   let h = g.scoped("conv_in", () => conv2d(g, w.sub("conv_in"), sample, config.blockOutChannels[0]!, 3));
@@ -61,9 +73,9 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
     const channels = config.blockOutChannels[i]!;
     const cross = config.downBlockTypes[i] === "CrossAttnDownBlock2D";
     g.scoped(block.prefix, () => {
-      for (let j = 0; j < config.layersPerBlock; j++) {
+      for (let j = 0; j < config.layersPerBlock[i]!; j++) {
         h = resnetBlock(ctx, block.sub("resnets").sub(j), h, channels);
-        if (cross) h = transformer2d(ctx, block.sub("attentions").sub(j), h, config.attentionHeads[i]!, config.transformerLayersPerBlock[i]!);
+        if (cross) h = transformer2d(ctx, block.sub("attentions").sub(j), h, config.attentionHeads[i]!, config.downTransformerLayers[i]![j]!);
         skips.push(h);
       }
       if (i < levels - 1) {
@@ -73,28 +85,35 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
     });
   }
 
-  const mid = w.sub("mid_block");
-  const midChannels = config.blockOutChannels[levels - 1]!;
-  h = g.scoped("mid_block", () => {
-    let m = resnetBlock(ctx, mid.sub("resnets.0"), h, midChannels);
-    m = transformer2d(ctx, mid.sub("attentions.0"), m, config.attentionHeads[levels - 1]!, config.transformerLayersPerBlock[levels - 1]!);
-    return resnetBlock(ctx, mid.sub("resnets.1"), m, midChannels);
-  });
+  if (config.midBlockType !== null) {
+    const mid = w.sub("mid_block");
+    const midChannels = config.blockOutChannels[levels - 1]!;
+    h = g.scoped("mid_block", () => {
+      // UNetMidBlock2D as UNet2DConditionModel builds it (num_layers 0, no attention) is a single ResNet.
+      if (config.midBlockType === "UNetMidBlock2D") return resnetBlock(ctx, mid.sub("resnets.0"), h, midChannels);
+      let m = resnetBlock(ctx, mid.sub("resnets.0"), h, midChannels);
+      m = transformer2d(ctx, mid.sub("attentions.0"), m, config.attentionHeads[levels - 1]!, config.midTransformerLayers);
+      return resnetBlock(ctx, mid.sub("resnets.1"), m, midChannels);
+    });
+  }
 
   const reversedChannels = [...config.blockOutChannels].reverse();
   const reversedHeads = [...config.attentionHeads].reverse();
-  const reversedLayers = [...config.transformerLayersPerBlock].reverse();
+  const reversedLayers = [...config.layersPerBlock].reverse();
   for (let i = 0; i < levels; i++) {
     const block = w.sub("up_blocks").sub(i);
     const channels = reversedChannels[i]!;
     const cross = config.upBlockTypes[i] === "CrossAttnUpBlock2D";
     g.scoped(block.prefix, () => {
-      for (let j = 0; j < config.layersPerBlock + 1; j++) {
-        const skip = skips.pop()!;
+      for (let j = 0; j < reversedLayers[i]! + 1; j++) {
+        const skip = skips.pop();
+        if (!skip) throw new InternalError(`UNet: up level ${i} has more layers than there are skip connections`);
         h = resnetBlock(ctx, block.sub("resnets").sub(j), g.concat([h, skip], 1), channels);
-        if (cross) h = transformer2d(ctx, block.sub("attentions").sub(j), h, reversedHeads[i]!, reversedLayers[i]!);
+        if (cross) h = transformer2d(ctx, block.sub("attentions").sub(j), h, reversedHeads[i]!, config.upTransformerLayers[i]![j]!);
       }
-      if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.upsampleNearest2x(h), channels, 3);
+      // Upsampled to the size of the skip connection that comes next, as diffusers does (forward_upsample_size)
+      // when the latent size is not a multiple of 2^(levels-1): a stride-2 convolution rounds odd sizes up.
+      if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.resizeNearestLike(h, skips[skips.length - 1]!), channels, 3);
     });
   }
   if (skips.length !== 0) throw new InternalError(`UNet: ${skips.length} skip connections left unused`);
@@ -106,24 +125,58 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
 }
 
 /**
- * Timesteps(flip_sin_to_cos, freq_shift) then TimestepEmbedding: [T] -> [T, 4*C0]. The frequencies are
- * constants computed in float32 like the reference (exp of float32 exponents).
+ * diffusers' Timesteps (get_timestep_embedding): [..., 1] values -> [..., dim] sin/cos features. The frequencies
+ * are constants computed in float32 like the reference (exp of float32 exponents).
  */
-function timeEmbedding(g: GraphBuilder, config: UNetConfig, w: ScopedWeights, timestep: Value): Value {
-  const dim = config.blockOutChannels[0]!;
+function sinusoid(g: GraphBuilder, config: UNetConfig, t: Value, dim: number): Value {
   const half = dim / 2;
   const freqs = new Float32Array(half);
   for (let i = 0; i < half; i++) {
     const exponent = Math.fround(Math.fround(-Math.log(10000) * i) / (half - config.freqShift));
     freqs[i] = Math.exp(exponent);
   }
-  const args = g.mul(g.unsqueeze(timestep, [1]), g.constant(freqs, [1, half])); // [T, half]
+  const rank = t.shape.length;
+  const args = g.mul(t, g.constant(freqs, [...Array.from({ length: rank - 1 }, () => 1), half])); // [..., half]
   const sin = g.unary("Sin", args);
   const cos = g.unary("Cos", args);
-  const proj = g.concat(config.flipSinToCos ? [cos, sin] : [sin, cos], 1); // [T, dim]
-  const te = w.sub("time_embedding");
+  return g.concat(config.flipSinToCos ? [cos, sin] : [sin, cos], rank - 1);
+}
+
+/**
+ * Timesteps then TimestepEmbedding: [T] -> [T, 4*C0], plus what the config adds to it: LCM's guidance embedding
+ * (cond_proj, added to the sinusoid before linear_1) and SDXL's add_embedding of the pooled text embeds and the
+ * sinusoids of the time ids (added after linear_2).
+ */
+function timeEmbedding(g: GraphBuilder, config: UNetConfig, w: ScopedWeights, timestep: Value, batch: number, timeIds: number): Value {
+  const dim = config.blockOutChannels[0]!;
   const width = 4 * dim;
-  return linear(g, te.sub("linear_2"), g.silu(linear(g, te.sub("linear_1"), proj, width)), width);
+  const te = w.sub("time_embedding");
+  let proj = sinusoid(g, config, g.unsqueeze(timestep, [1]), dim); // [T, dim]
+  if (config.timeCondProjDim !== null) {
+    const cond = g.input(UNET_IO.timestepCond, DataType.FLOAT, ["batch", config.timeCondProjDim], [batch, config.timeCondProjDim]);
+    proj = g.add(proj, linear(g, te.sub("cond_proj"), cond, dim, { bias: false })); // [B, dim]
+  }
+  let emb = linear(g, te.sub("linear_2"), g.silu(linear(g, te.sub("linear_1"), proj, width)), width);
+  if (config.additionEmbedType === "text_time") {
+    emb = g.add(emb, g.scoped("add_embedding", () => addEmbedding(g, config, w, batch, timeIds)));
+  }
+  return emb;
+}
+
+/** SDXL's TimestepEmbedding over [pooled text embeds, sinusoids of the time ids] (diffusers' get_aug_embed). */
+function addEmbedding(g: GraphBuilder, config: UNetConfig, w: ScopedWeights, batch: number, timeIds: number): Value {
+  const idDim = config.additionTimeEmbedDim!;
+  const total = config.projectionClassEmbeddingsInputDim!;
+  const pooled = total - timeIds * idDim;
+  if (pooled <= 0) throw new InternalError(`UNet config: projection_class_embeddings_input_dim ${total} leaves no room for ${timeIds} time ids of ${idDim}`);
+  const textEmbeds = g.input(UNET_IO.textEmbeds, DataType.FLOAT, ["batch", "text_embeds_dim"], [batch, pooled]);
+  const ids = g.input(UNET_IO.timeIds, DataType.FLOAT, ["batch", "time_ids"], [batch, timeIds]);
+  // [B, N] -> [B, N, idDim] -> [B, N*idDim]: the reference flattens the ids, embeds each and reshapes per batch item.
+  const idEmbeds = g.reshape(sinusoid(g, config, g.unsqueeze(ids, [2]), idDim), [0, -1]);
+  const x = g.concat([textEmbeds, idEmbeds], 1); // [B, total]
+  const ae = w.sub("add_embedding");
+  const width = 4 * config.blockOutChannels[0]!;
+  return linear(g, ae.sub("linear_2"), g.silu(linear(g, ae.sub("linear_1"), x, width)), width);
 }
 
 /** ResnetBlock2D: GroupNorm-SiLU-Conv, plus the projected time embedding, GroupNorm-SiLU-Conv, shortcut. */

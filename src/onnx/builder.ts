@@ -154,6 +154,24 @@ export class GraphBuilder extends Graph {
     });
   }
 
+  /**
+   * Nearest-neighbour resize of x [N, C, h, w] to the spatial size of `like` [*, *, H, W], read at run time:
+   * torch's F.interpolate(size=(H, W), mode="nearest") (source index floor(i * h / H)). diffusers' UNet upsamples
+   * this way to the size of the skip connection it concatenates next, so odd latent sizes line up.
+   */
+  resizeNearestLike(x: Value, like: Value): Value {
+    const [n, c] = x.shape as [number, number];
+    const [, , h, w] = like.shape as [number, number, number, number];
+    const batchChannels = this.op("Shape", [x], [2], { start: 0, end: 2 }, { dtype: DataType.INT64 });
+    const size = this.op("Shape", [like], [2], { start: 2, end: 4 }, { dtype: DataType.INT64 });
+    const sizes = this.op("Concat", [batchChannels, size], [4], { axis: 0 }, { dtype: DataType.INT64 });
+    return this.op("Resize", [x, undefined, undefined, sizes], [n, c, h, w], {
+      mode: "nearest",
+      coordinate_transformation_mode: "asymmetric",
+      nearest_mode: "floor",
+    });
+  }
+
   // ---- attention ----
   /**
    * Multi-head scaled dot-product attention. q: [B, Lq, H*D], k/v: [B, Lk, H*D] -> [B, Lq, H*D].

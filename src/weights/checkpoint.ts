@@ -2,31 +2,47 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CheckpointError, UnsupportedModelError } from "../errors.js";
 import { MAX_SIDE_FILE_BYTES, readJsonFile } from "../regular-file.js";
-import type { PipelineConfig, PredictionType } from "../configs/pipeline.js";
-import { textEncoderConfigFromTransformers } from "../configs/text-encoder.js";
+import type { ModelFamily, PipelineConfig, PredictionType } from "../configs/pipeline.js";
+import { textEncoderConfigFromTransformers, type TextEncoderConfig } from "../configs/text-encoder.js";
 import { unetConfigFromDiffusers } from "../configs/unet.js";
 import { vaeConfigFromDiffusers } from "../configs/vae.js";
-import { detectDiffusersFamily, detectLdmCheckpoint, inpaintingFromInChannels, refuseUnsupportedFamily } from "./detect.js";
-import { isDiffusersBuffer, ldmComponentWeights, RenamedWeights, type Component, type TensorRef } from "./ldm-keymap.js";
+import {
+  detectDiffusersFamily,
+  detectLdmCheckpoint,
+  familyName,
+  inpaintingFromInChannels,
+  predictionDefaults,
+  sd2PredictionFromProbe,
+  sd2PredictionProbe,
+  unusedTextTensor,
+  type FamilyEvidence,
+} from "./detect.js";
+import { isDiffusersBuffer, ldmComponentWeights, RenamedWeights, type Component, type LdmPart, type TensorRef } from "./ldm-keymap.js";
 import { SafetensorsFile, type Dtype } from "./safetensors.js";
 import type { WeightSource } from "./weight-source.js";
 
 /**
- * Opening a Stable Diffusion checkpoint's files, whatever their layout, as three diffusers-named weight sources
- * plus the pipeline config (from the folder's config files, or detected from the shapes). Only headers are read;
- * tensor data is read later, one tensor at a time, by whoever builds the networks. Checking every tensor against
- * the architecture needs the network builders, one layer up: models/open-checkpoint.ts does both.
+ * Opening a Stable Diffusion checkpoint's files, whatever their layout, as diffusers-named weight sources (UNet,
+ * VAE, one or two text encoders) plus the pipeline config (from the folder's config files, or detected from the
+ * shapes). Only headers are read; tensor data is read later, one tensor at a time, by whoever builds the networks
+ * (SD2's prediction type is the one exception: one small tensor, see detect.ts). Checking every tensor against the
+ * architecture needs the network builders, one layer up: models/open-checkpoint.ts does both.
  */
 
 export interface OpenOptions {
   /**
-   * A diffusers folder whose unet/, vae/ and text_encoder/ config.json describe a single-file checkpoint, used
-   * instead of detection (like diffusers' `from_single_file(config=...)`): needed when the sizes are not SD1's,
-   * because head counts and norm groups cannot be read from the weights.
+   * A diffusers folder whose config.json files describe a single-file checkpoint, used instead of detection (like
+   * diffusers' `from_single_file(config=...)`): needed when the sizes are not the family's published ones, because
+   * head counts and norm groups cannot be read from the weights.
    */
   configDir?: string;
   /** For diffusers folders holding both precisions: read `*.fp16.safetensors` first. Default: full precision first. */
   variant?: "fp16";
+  /**
+   * The prediction type, over the model folder's scheduler config and single-file detection (the CLI's
+   * `--prediction v|epsilon`). For a detected SD2 single file it also sets the default size (v: 768 px, epsilon: 512).
+   */
+  prediction?: PredictionType;
 }
 
 export interface ComponentInfo {
@@ -34,6 +50,13 @@ export interface ComponentInfo {
   tensors: number;
   /** The stored dtype of most of the component's elements (F16 for most single files). */
   dtype: Dtype;
+}
+
+export interface CheckpointComponents {
+  readonly unet: ComponentInfo;
+  readonly vae: ComponentInfo;
+  readonly textEncoder: ComponentInfo;
+  readonly textEncoder2?: ComponentInfo;
 }
 
 export interface Checkpoint {
@@ -44,8 +67,17 @@ export interface Checkpoint {
   readonly inpainting: boolean;
   readonly unet: WeightSource;
   readonly vae: WeightSource;
+  /** The first (or only) text encoder, described by config.textEncoder (see PipelineConfig). */
   readonly textEncoder: WeightSource;
-  readonly components: Readonly<Record<Component, ComponentInfo>>;
+  /** SDXL base's second text encoder (OpenCLIP bigG with projection), described by config.textEncoder2. */
+  readonly textEncoder2?: WeightSource;
+  /**
+   * The diffusers folder names of textEncoder and textEncoder2, in that order: ["text_encoder"] (SD1, SD2),
+   * ["text_encoder", "text_encoder_2"] (SDXL), ["text_encoder_2"] (SDXL refiner). Each encoder's tokenizer is the
+   * folder of the same suffix (tokenizer/, tokenizer_2/).
+   */
+  readonly textEncoderFolders: readonly string[];
+  readonly components: CheckpointComponents;
   /** Every file read (weights first, then configs), for a cache key or hash. */
   readonly files: readonly string[];
   /** What to tell the user when the tensors do not match the config (which of the two to suspect). */
@@ -55,15 +87,24 @@ export interface Checkpoint {
 
 type Json = Record<string, unknown>;
 
-/** diffusers' folder names and weight file stems per component. */
-const DIFFUSERS_COMPONENTS: Readonly<Record<Component, { dir: string; stem: string }>> = {
-  unet: { dir: "unet", stem: "diffusion_pytorch_model" },
-  vae: { dir: "vae", stem: "diffusion_pytorch_model" },
-  textEncoder: { dir: "text_encoder", stem: "model" },
+/** diffusers' folder names and weight file stems of the components. */
+const WEIGHT_STEMS: Readonly<Record<string, string>> = {
+  unet: "diffusion_pytorch_model",
+  vae: "diffusion_pytorch_model",
+  text_encoder: "model",
+  text_encoder_2: "model",
 };
 
-const COMPONENTS: readonly Component[] = ["unet", "vae", "textEncoder"];
-const FOLDER_LAYOUT = "a diffusers Stable Diffusion folder holds model_index.json, unet/, vae/, text_encoder/, tokenizer/ and scheduler/";
+/** Which diffusers folder holds each component, per family. */
+const FOLDERS: Readonly<Record<ModelFamily, Readonly<Partial<Record<Component, string>>>>> = {
+  sd1: { unet: "unet", vae: "vae", textEncoder: "text_encoder" },
+  sd2: { unet: "unet", vae: "vae", textEncoder: "text_encoder" },
+  sdxl: { unet: "unet", vae: "vae", textEncoder: "text_encoder", textEncoder2: "text_encoder_2" },
+  "sdxl-refiner": { unet: "unet", vae: "vae", textEncoder: "text_encoder_2" },
+};
+
+const COMPONENTS: readonly Component[] = ["unet", "vae", "textEncoder", "textEncoder2"];
+const FOLDER_LAYOUT = "a diffusers Stable Diffusion folder holds model_index.json, unet/, vae/, text_encoder/ (and text_encoder_2/ for SDXL), tokenizer/ and scheduler/";
 
 /** Opens a single-file `.safetensors` checkpoint (original layout) or a diffusers folder. */
 export function openCheckpointFiles(path: string, opts: OpenOptions = {}): Checkpoint {
@@ -82,32 +123,70 @@ function openSingleFile(path: string, opts: OpenOptions): Checkpoint {
     const shapes = new Map([...file.tensors].map(([k, t]) => [k, t.shape] as const));
     const detected = detectLdmCheckpoint(shapes, path);
     const configFiles: string[] = [];
-    let config = detected.config;
+    let config: PipelineConfig;
     if (opts.configDir !== undefined) {
       const given = readFolderConfigs(opts.configDir, configFiles);
-      config = { ...given.config, family: detected.family };
+      if (given.family.family !== detected.family) {
+        throw new CheckpointError(
+          `${path}: the file is a ${familyName(detected.family)} checkpoint (${detected.evidence}) but the config folder ${opts.configDir} ` +
+            `describes a ${familyName(given.family.family)} model (${given.family.evidence}); pass the config folder of this model`,
+        );
+      }
+      config = opts.prediction ? { ...given.config, predictionType: opts.prediction } : given.config;
     } else if (!detected.standardSizes) {
       const c = detected.config;
       throw new UnsupportedModelError(
-        `${path}: an SD1-style checkpoint with non-standard sizes (UNet channels [${c.unet.blockOutChannels}], ` +
-          `context ${c.unet.crossAttentionDim}, VAE channels [${c.vae.blockOutChannels}], text width ${c.textEncoder.hiddenSize}); ` +
+        `${path}: a ${familyName(detected.family)} checkpoint with non-standard sizes (UNet channels [${c.unet.blockOutChannels}], ` +
+          `context ${c.unet.crossAttentionDim}, VAE channels [${c.vae.blockOutChannels}], text width ${[c.textEncoder, c.textEncoder2].filter(Boolean).map((t) => t!.hiddenSize).join(" + ")}); ` +
           `attention head counts and norm groups cannot be read from weights, so pass a config folder ` +
-          `(configDir / --config: a diffusers folder with unet/, vae/ and text_encoder/ config.json files for this model)`,
+          `(configDir / --config: a diffusers folder with unet/, vae/ and text encoder config.json files for this model)`,
       );
+    } else {
+      config = detected.config;
     }
-    const sources = {
-      unet: ldmComponentWeights(file, "unet"),
-      vae: ldmComponentWeights(file, "vae"),
-      textEncoder: ldmComponentWeights(file, "textEncoder"),
-    };
+    const sources = new Map<Component, RenamedWeights>();
+    for (const part of detected.parts) sources.set(part.component, usedWeights(ldmComponentWeights(file, part), part, config));
+    if (opts.configDir === undefined) config = predictionDefaults(config, opts.prediction ?? singleFilePrediction(config, sources.get("unet")!, shapes));
     const hint = opts.configDir !== undefined
       ? `the config folder ${opts.configDir} does not describe this checkpoint`
-      : "the checkpoint is incomplete or not a plain SD1.x model";
-    return makeCheckpoint(path, "single-file", config, inpaintingFromInChannels(config.unet.inChannels, path), sources, [path, ...configFiles], [file], hint);
+      : `the checkpoint is incomplete or not a plain ${familyName(detected.family)} model`;
+    return makeCheckpoint(path, "single-file", config, inpaintingFromInChannels(config.unet.inChannels, path), sources, textFolders(config.family), [path, ...configFiles], [file], hint);
   } catch (e) {
     file.close();
     throw e;
   }
+}
+
+/**
+ * The prediction type of a single file without a config. SD1 and SDXL checkpoints are epsilon models, except SDXL
+ * fine-tunes that mark themselves v-prediction with a `v_pred` key (ComfyUI's rule, supported_models.py SDXL.model_type).
+ * For SD2 the tools differ: diffusers' from_single_file assumes v-prediction unless a .ckpt says global_step 875000
+ * (so every SD2 .safetensors file is v, 512-base included); A1111 runs the UNet on a probe input
+ * (sd_models_config.py, is_using_v_parameterization_for_sd2); ComfyUI reads the spread of one norm bias. We take
+ * ComfyUI's rule: it reads 1280 numbers instead of running an 866M-parameter UNet, and tells 768-v from 512-base
+ * apart where diffusers' rule cannot. `prediction` (--prediction) decides over all of these.
+ */
+function singleFilePrediction(config: PipelineConfig, unet: WeightSource, stored: ReadonlyMap<string, unknown>): PredictionType {
+  if (config.family === "sdxl" || config.family === "sdxl-refiner") return stored.has("v_pred") ? "v_prediction" : "epsilon";
+  if (config.family !== "sd2") return "epsilon";
+  const probe = sd2PredictionProbe(config.unet);
+  return probe && unet.has(probe) ? sd2PredictionFromProbe(unet.float32(probe)) : "epsilon";
+}
+
+/**
+ * The tensors the pipeline uses. OpenCLIP towers are stored whole: SD2 files carry a text_projection and a last
+ * block that SD2 never runs (its text encoder stops one block short, see detect.ts); both are left out when the
+ * config has no projection and one layer fewer than stored, as diffusers' from_single_file does.
+ */
+function usedWeights(source: RenamedWeights, part: LdmPart, config: PipelineConfig): RenamedWeights {
+  if (part.layout !== "open-clip") return source;
+  const text: TextEncoderConfig = part.component === "textEncoder2" ? config.textEncoder2! : config.textEncoder;
+  return source.without(unusedTextTensor(config.family, text, source.keys()));
+}
+
+function textFolders(family: ModelFamily): string[] {
+  const f = FOLDERS[family];
+  return [f.textEncoder!, ...(f.textEncoder2 ? [f.textEncoder2] : [])];
 }
 
 function openDiffusersFolder(dir: string, opts: OpenOptions): Checkpoint {
@@ -115,20 +194,22 @@ function openDiffusersFolder(dir: string, opts: OpenOptions): Checkpoint {
     throw new UnsupportedModelError(`${dir}: an ONNX export folder (unet/model.onnx); open the checkpoint it came from (single file or diffusers folder) instead`);
   }
   const configFiles: string[] = [];
-  const { config, family } = readFolderConfigs(dir, configFiles);
-  refuseUnsupportedFamily(family, dir);
+  const read = readFolderConfigs(dir, configFiles);
+  const config = opts.prediction ? { ...read.config, predictionType: opts.prediction } : read.config;
   const inpainting = inpaintingFromInChannels(config.unet.inChannels, dir);
   const opened: SafetensorsFile[] = [];
   try {
     const weightFiles: string[] = [];
-    const sources = {} as Record<Component, RenamedWeights>;
+    const sources = new Map<Component, RenamedWeights>();
     for (const c of COMPONENTS) {
-      const w = openDiffusersComponent(join(dir, DIFFUSERS_COMPONENTS[c].dir), c, opts.variant);
+      const folder = FOLDERS[config.family][c];
+      if (!folder) continue;
+      const w = openDiffusersComponent(join(dir, folder), c, opts.variant);
       opened.push(...w.files);
       weightFiles.push(...w.files.map((f) => f.path));
-      sources[c] = w.weights;
+      sources.set(c, w.weights);
     }
-    return makeCheckpoint(dir, "diffusers", config, inpainting, sources, [...weightFiles, ...configFiles], opened, `the weights in ${dir} do not match its config.json files`);
+    return makeCheckpoint(dir, "diffusers", config, inpainting, sources, textFolders(config.family), [...weightFiles, ...configFiles], opened, `the weights in ${dir} do not match its config.json files`);
   } catch (e) {
     for (const f of opened) f.close();
     throw e;
@@ -144,21 +225,30 @@ function readJson(path: string, what: string): Json {
 }
 
 /** The pipeline config of a diffusers folder (or of a config folder given for a single file). */
-function readFolderConfigs(dir: string, read: string[]): { config: PipelineConfig; family: ReturnType<typeof detectDiffusersFamily> } {
+function readFolderConfigs(dir: string, read: string[]): { config: PipelineConfig; family: FamilyEvidence } {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: not a folder; ${FOLDER_LAYOUT}`);
   const indexPath = join(dir, "model_index.json");
   const index = existsSync(indexPath) ? readJson(indexPath, "model_index.json") : undefined;
   if (index) read.push(indexPath);
-  const component = (c: Component): Json => {
-    const sub = join(dir, DIFFUSERS_COMPONENTS[c].dir);
-    if (!existsSync(sub)) throw new CheckpointError(`${dir}: no ${DIFFUSERS_COMPONENTS[c].dir}/ folder; ${FOLDER_LAYOUT}`);
+  const component = (folder: string): Json => {
+    const sub = join(dir, folder);
+    if (!existsSync(sub)) throw new CheckpointError(`${dir}: no ${folder}/ folder; ${FOLDER_LAYOUT}`);
     const p = join(sub, "config.json");
-    const json = readJson(p, `the ${DIFFUSERS_COMPONENTS[c].dir} config; ${FOLDER_LAYOUT}`);
+    const json = readJson(p, `the ${folder} config; ${FOLDER_LAYOUT}`);
     read.push(p);
     return json;
   };
-  const unet = component("unet"), vae = component("vae"), text = component("textEncoder");
-  const family = detectDiffusersFamily(index, unet, text);
+  const unet = component("unet"), vae = component("vae");
+  const firstText = existsSync(join(dir, "text_encoder")) ? component("text_encoder") : undefined;
+  const family = detectDiffusersFamily(index, unet, firstText);
+  const folders = FOLDERS[family.family];
+  const text = (folder: string): TextEncoderConfig => {
+    // model_index.json names each encoder's class; CLIPTextModelWithProjection has the text_projection.
+    const entry = index?.[folder];
+    const cls = Array.isArray(entry) ? String(entry[1]) : undefined;
+    const json = folder === "text_encoder" && firstText ? firstText : component(folder);
+    return textEncoderConfigFromTransformers(json, { withProjection: cls === undefined ? undefined : cls === "CLIPTextModelWithProjection", origin: join(dir, folder, "config.json") });
+  };
   const schedulerPath = join(dir, "scheduler", "scheduler_config.json");
   let predictionType: PredictionType = "epsilon";
   if (existsSync(schedulerPath)) {
@@ -171,16 +261,17 @@ function readFolderConfigs(dir: string, read: string[]): { config: PipelineConfi
     config: {
       family: family.family,
       predictionType,
-      unet: unetConfigFromDiffusers(unet),
+      unet: unetConfigFromDiffusers(unet, join(dir, "unet", "config.json")),
       vae: vaeConfigFromDiffusers(vae),
-      textEncoder: textEncoderConfigFromTransformers(text),
+      textEncoder: text(folders.textEncoder!),
+      ...(folders.textEncoder2 ? { textEncoder2: text(folders.textEncoder2) } : {}),
     },
   };
 }
 
 /** A diffusers component folder's weights: one file or an index of shards, full precision or fp16 variant. */
 export function openDiffusersComponent(dir: string, component: Component, variant?: "fp16"): { weights: RenamedWeights; files: SafetensorsFile[] } {
-  const stem = DIFFUSERS_COMPONENTS[component].stem;
+  const stem = component === "unet" || component === "vae" ? WEIGHT_STEMS.unet! : WEIGHT_STEMS.text_encoder!;
   if (!existsSync(dir)) throw new CheckpointError(`${dir}: missing; ${FOLDER_LAYOUT}`);
   const plain = [`${stem}.safetensors`, `${stem}.safetensors.index.json`];
   const half = [`${stem}.fp16.safetensors`, `${stem}.safetensors.index.fp16.json`, `${stem}.fp16.safetensors.index.json`];
@@ -249,23 +340,33 @@ function makeCheckpoint(
   layout: Checkpoint["layout"],
   config: PipelineConfig,
   inpainting: boolean,
-  sources: Record<Component, WeightSource>,
+  sources: ReadonlyMap<Component, WeightSource>,
+  textEncoderFolders: readonly string[],
   files: string[],
   opened: SafetensorsFile[],
   mismatchHint: string,
 ): Checkpoint {
+  const get = (c: Component) => {
+    const w = sources.get(c);
+    if (!w) throw new CheckpointError(`${path}: no ${c} weights; ${FOLDER_LAYOUT}`);
+    return w;
+  };
+  const textEncoder2 = sources.get("textEncoder2");
   return {
     path,
     layout,
     config,
     inpainting,
-    unet: sources.unet,
-    vae: sources.vae,
-    textEncoder: sources.textEncoder,
+    unet: get("unet"),
+    vae: get("vae"),
+    textEncoder: get("textEncoder"),
+    ...(textEncoder2 ? { textEncoder2 } : {}),
+    textEncoderFolders,
     components: {
-      unet: componentInfo(sources.unet),
-      vae: componentInfo(sources.vae),
-      textEncoder: componentInfo(sources.textEncoder),
+      unet: componentInfo(get("unet")),
+      vae: componentInfo(get("vae")),
+      textEncoder: componentInfo(get("textEncoder")),
+      ...(textEncoder2 ? { textEncoder2: componentInfo(textEncoder2) } : {}),
     },
     files,
     mismatchHint,
@@ -274,4 +375,3 @@ function makeCheckpoint(
     },
   };
 }
-

@@ -1,50 +1,101 @@
 import { CheckpointError } from "../errors.js";
+import type { ModelFamily } from "../configs/pipeline.js";
 import type { Dtype, SafetensorsFile } from "./safetensors.js";
+import { transpose2d } from "./transpose.js";
 import type { WeightSource } from "./weight-source.js";
 
 /**
- * Name translation from the original single-file layout (CompVis/Stability "LDM" checkpoints:
- * `model.diffusion_model.*`, `first_stage_model.*`, `cond_stage_model.transformer.*`) to diffusers names, for
- * Stable Diffusion 1.x. Every rename lives in the tables below; the code around them only places a block at
- * its level and layer, which the LDM layout encodes as one running index.
+ * Name translation from the original single-file layouts (CompVis/Stability "LDM" and "SGM" checkpoints:
+ * `model.diffusion_model.*`, `first_stage_model.*`, `cond_stage_model.*`, `conditioner.embedders.*`) to diffusers
+ * and transformers names, for Stable Diffusion 1.x, 2.x and XL. Every rename lives in the tables below; the code
+ * around them only places a block at its level and layer, which the LDM layout encodes as one running index.
  */
-
-export type Component = "unet" | "vae" | "textEncoder";
-
-/** Where each network lives in a single-file SD1 checkpoint. */
-export const LDM_PREFIXES: Readonly<Record<Component, string>> = {
-  unet: "model.diffusion_model.",
-  vae: "first_stage_model.",
-  textEncoder: "cond_stage_model.transformer.",
-};
-
-const COMPONENT_NAMES: Readonly<Record<Component, string>> = { unet: "UNet", vae: "VAE", textEncoder: "text encoder" };
 
 /**
- * Tensors under a component's prefix that are not parameters of the diffusers model. They are dropped from both
+ * The networks of a checkpoint. `textEncoder` is the pipeline's first (or only) text encoder and `textEncoder2` the
+ * second one of SDXL base (diffusers' text_encoder_2/); the SDXL refiner's only encoder is its `textEncoder`.
+ */
+export type Component = "unet" | "vae" | "textEncoder" | "textEncoder2";
+
+/** How a part's names are written: the UNet, the VAE, a transformers CLIPTextModel, or an OpenCLIP text tower. */
+export type LdmLayout = "unet" | "vae" | "clip" | "open-clip";
+
+/** One network of a single-file checkpoint: where it lives and in which naming. */
+export interface LdmPart {
+  readonly component: Component;
+  readonly prefix: string;
+  readonly layout: LdmLayout;
+}
+
+const UNET_PART: LdmPart = { component: "unet", prefix: "model.diffusion_model.", layout: "unet" };
+const VAE_PART: LdmPart = { component: "vae", prefix: "first_stage_model.", layout: "vae" };
+
+/**
+ * Where each family keeps its networks in a single file. SD2 stores OpenCLIP ViT-H as OpenCLIP saves it (fused
+ * attention projections); SDXL's conditioner holds CLIP ViT-L as a transformers model and OpenCLIP ViT-bigG as OpenCLIP
+ * saves it; the refiner has only the bigG tower, as its first embedder.
+ */
+export const LDM_PARTS: Readonly<Record<ModelFamily, readonly LdmPart[]>> = {
+  sd1: [UNET_PART, VAE_PART, { component: "textEncoder", prefix: "cond_stage_model.transformer.", layout: "clip" }],
+  sd2: [UNET_PART, VAE_PART, { component: "textEncoder", prefix: "cond_stage_model.model.", layout: "open-clip" }],
+  sdxl: [
+    UNET_PART,
+    VAE_PART,
+    { component: "textEncoder", prefix: "conditioner.embedders.0.transformer.", layout: "clip" },
+    { component: "textEncoder2", prefix: "conditioner.embedders.1.model.", layout: "open-clip" },
+  ],
+  "sdxl-refiner": [UNET_PART, VAE_PART, { component: "textEncoder", prefix: "conditioner.embedders.0.model.", layout: "open-clip" }],
+};
+
+/** The part of a family's file that holds a component (undefined: the family has no such network). */
+export function ldmPart(family: ModelFamily, component: Component): LdmPart | undefined {
+  return LDM_PARTS[family].find((p) => p.component === component);
+}
+
+const LAYOUT_NAMES: Readonly<Record<LdmLayout, string>> = { unet: "UNet", vae: "VAE", clip: "CLIP text encoder", "open-clip": "OpenCLIP text encoder" };
+
+/**
+ * Tensors under a part's prefix that are not parameters of the diffusers model. They are dropped from both
  * layouts so that the two give the same key set and parameter count.
  */
-const NOT_PARAMETERS: Readonly<Record<Component, readonly RegExp[]>> = {
+const NOT_PARAMETERS: Readonly<Record<LdmLayout, readonly RegExp[]>> = {
   unet: [],
   // LDM training kept the discriminator and LPIPS weights under loss.*; some merged checkpoints still carry them.
   vae: [/^loss\./],
   // A constant 0..76 buffer, not a weight; some fp16 conversions even stored it as rounded floats.
-  textEncoder: [/^text_model\.embeddings\.position_ids$/, /^embeddings\.position_ids$/],
+  clip: [/^text_model\.embeddings\.position_ids$/, /^embeddings\.position_ids$/],
+  // CLIP's contrastive temperature belongs to the image-text model, not to the text tower.
+  "open-clip": [/^logit_scale$/],
 };
+
+const DIFFUSERS_LAYOUT: Readonly<Record<Component, LdmLayout>> = { unet: "unet", vae: "vae", textEncoder: "clip", textEncoder2: "clip" };
 
 /** Buffers a diffusers/transformers component file may carry beside its parameters (older exports). */
 export function isDiffusersBuffer(component: Component, name: string): boolean {
-  return NOT_PARAMETERS[component].some((re) => re.test(name));
+  return NOT_PARAMETERS[DIFFUSERS_LAYOUT[component]].some((re) => re.test(name));
 }
 
+/**
+ * How a stored tensor becomes its diffusers tensor(s): a 1x1 conv weight is a Linear weight ([C,C,1,1] -> [C,C],
+ * same data); OpenCLIP's fused attention input projection [3D, D] is q, k and v stacked by rows; OpenCLIP's
+ * text_projection is used as x @ P, transformers' text_projection.weight is its transpose.
+ */
+type Reshape = "squeeze-1x1" | "split-qkv" | "transpose";
+
 /** One leaf rename: the first `from` that starts the remaining name is replaced by `to`. */
-type Leaf = readonly [from: string, to: string, reshape?: "squeeze-1x1"];
+type Leaf = readonly [from: string, to: string, reshape?: Reshape];
 
 const SAME: readonly Leaf[] = [["", ""]];
 
 const UNET_TOP: readonly Leaf[] = [
   ["time_embed.0.", "time_embedding.linear_1."],
   ["time_embed.2.", "time_embedding.linear_2."],
+  // SDXL's size/crop/pooled-text embedding (the SGM UNet's "label_emb", a Sequential of Linear, SiLU, Linear).
+  ["label_emb.0.0.", "add_embedding.linear_1."],
+  ["label_emb.0.2.", "add_embedding.linear_2."],
+  // LCM's guidance embedding has no original-layout name: diffusers' diffusers->LDM script writes it under its
+  // diffusers name, and that is the only name such files carry (diffusers' own loader leaves it unloaded).
+  ["time_embedding.cond_proj.", "time_embedding.cond_proj."],
   ["input_blocks.0.0.", "conv_in."],
   ["out.0.", "conv_norm_out."],
   ["out.2.", "conv_out."],
@@ -100,10 +151,15 @@ const VAE_ATTENTION: readonly Leaf[] = [
 
 const VAE_RESAMPLER: readonly Leaf[] = [["conv.", "conv."]];
 
-/** Structural facts of the file that the running block indices depend on. */
+/** Where a running-index UNet block sits in the diffusers tree. */
+type BlockPlace = { level: number; layer: number } | { level: number; downsampler: true };
+
+/** Structural facts of the file that the running block indices depend on, read from its key names. */
 interface Layout {
-  /** ResNets per UNet down level (SD1: 2). Each level occupies layersPerBlock + 1 input blocks (the last: downsampler). */
-  layersPerBlock: number;
+  /** input_blocks index -> level and layer (or the level's downsampler); levels may differ in their layer counts. */
+  input: ReadonlyMap<number, BlockPlace>;
+  /** output_blocks index -> up level and layer. */
+  output: ReadonlyMap<number, { level: number; layer: number }>;
   /** VAE decoder levels: the LDM decoder numbers them bottom-up, diffusers top-down. */
   vaeUpLevels: number;
 }
@@ -116,15 +172,14 @@ interface BlockRule {
 
 const UNET_BLOCKS: readonly BlockRule[] = [
   {
-    // input_blocks.{1 + level*(L+1) + layer}: .0 ResNet, .1 transformer; layer L is the downsampler (.0.op).
+    // input_blocks.N (N >= 1): .0 ResNet and .1 transformer of a layer, or .0.op, the level's downsampler.
     pattern: /^input_blocks\.(\d+)\.(\d+)\.(.+)$/,
-    place: (m, { layersPerBlock: L }) => {
-      const i = Number(m[1]) - 1, sub = Number(m[2]), rest = m[3]!;
-      if (i < 0) return undefined;
-      const level = Math.floor(i / (L + 1)), layer = i % (L + 1);
-      if (layer === L) return sub === 0 ? { prefix: `down_blocks.${level}.downsamplers.0.`, leaves: UNET_DOWNSAMPLER, rest } : undefined;
-      if (sub === 0) return { prefix: `down_blocks.${level}.resnets.${layer}.`, leaves: UNET_RESNET, rest };
-      if (sub === 1) return { prefix: `down_blocks.${level}.attentions.${layer}.`, leaves: UNET_ATTENTION, rest };
+    place: (m, { input }) => {
+      const at = input.get(Number(m[1])), sub = Number(m[2]), rest = m[3]!;
+      if (!at) return undefined;
+      if ("downsampler" in at) return sub === 0 ? { prefix: `down_blocks.${at.level}.downsamplers.0.`, leaves: UNET_DOWNSAMPLER, rest } : undefined;
+      if (sub === 0) return { prefix: `down_blocks.${at.level}.resnets.${at.layer}.`, leaves: UNET_RESNET, rest };
+      if (sub === 1) return { prefix: `down_blocks.${at.level}.attentions.${at.layer}.`, leaves: UNET_ATTENTION, rest };
       return undefined;
     },
   },
@@ -140,15 +195,15 @@ const UNET_BLOCKS: readonly BlockRule[] = [
     },
   },
   {
-    // output_blocks.{level*(L+1) + layer}: .0 ResNet, then the transformer if the level has one, then the upsampler
-    // (a `conv`), so the upsampler is .1 or .2 depending on the level.
+    // output_blocks.N: .0 ResNet, then the transformer if the level has one, then the upsampler (a `conv`) in the
+    // level's last block, so the upsampler is .1 or .2 depending on the level.
     pattern: /^output_blocks\.(\d+)\.(\d+)\.(.+)$/,
-    place: (m, { layersPerBlock: L }) => {
-      const i = Number(m[1]), sub = Number(m[2]), rest = m[3]!;
-      const level = Math.floor(i / (L + 1)), layer = i % (L + 1);
-      if (sub === 0) return { prefix: `up_blocks.${level}.resnets.${layer}.`, leaves: UNET_RESNET, rest };
-      if (rest.startsWith("conv.")) return layer === L ? { prefix: `up_blocks.${level}.upsamplers.0.`, leaves: UNET_UPSAMPLER, rest } : undefined;
-      if (sub === 1) return { prefix: `up_blocks.${level}.attentions.${layer}.`, leaves: UNET_ATTENTION, rest };
+    place: (m, { output }) => {
+      const at = output.get(Number(m[1])), sub = Number(m[2]), rest = m[3]!;
+      if (!at) return undefined;
+      if (sub === 0) return { prefix: `up_blocks.${at.level}.resnets.${at.layer}.`, leaves: UNET_RESNET, rest };
+      if (rest.startsWith("conv.")) return { prefix: `up_blocks.${at.level}.upsamplers.0.`, leaves: UNET_UPSAMPLER, rest };
+      if (sub === 1) return { prefix: `up_blocks.${at.level}.attentions.${at.layer}.`, leaves: UNET_ATTENTION, rest };
       return undefined;
     },
   },
@@ -174,44 +229,110 @@ const VAE_BLOCKS: readonly BlockRule[] = [
   { pattern: /^(.+)$/, place: (m) => ({ prefix: "", leaves: VAE_TOP, rest: m[1]! }) },
 ];
 
-const TEXT_BLOCKS: readonly BlockRule[] = [
+const CLIP_BLOCKS: readonly BlockRule[] = [
   // CLIPTextModel's own names; checkpoints saved with transformers < 4.20 lack the text_model. level.
   { pattern: /^text_model\.(.+)$/, place: (m) => ({ prefix: "text_model.", leaves: SAME, rest: m[1]! }) },
   { pattern: /^((?:embeddings|encoder|final_layer_norm)\..+)$/, place: (m) => ({ prefix: "text_model.", leaves: SAME, rest: m[1]! }) },
 ];
 
-const BLOCKS: Readonly<Record<Component, readonly BlockRule[]>> = { unet: UNET_BLOCKS, vae: VAE_BLOCKS, textEncoder: TEXT_BLOCKS };
+// OpenCLIP's text tower (open_clip.CLIP without its visual tower) in transformers' CLIPTextModel names.
+const OPEN_CLIP_LAYER: readonly Leaf[] = [
+  ["ln_1.", "layer_norm1."],
+  ["ln_2.", "layer_norm2."],
+  ["attn.in_proj_", "self_attn.", "split-qkv"],
+  ["attn.out_proj.", "self_attn.out_proj."],
+  ["mlp.c_fc.", "mlp.fc1."],
+  ["mlp.c_proj.", "mlp.fc2."],
+];
+
+const OPEN_CLIP_TOP: readonly Leaf[] = [
+  ["token_embedding.", "text_model.embeddings.token_embedding."],
+  ["positional_embedding", "text_model.embeddings.position_embedding.weight"],
+  ["ln_final.", "text_model.final_layer_norm."],
+  ["text_projection", "text_projection.weight", "transpose"],
+];
+
+const OPEN_CLIP_BLOCKS: readonly BlockRule[] = [
+  { pattern: /^transformer\.resblocks\.(\d+)\.(.+)$/, place: (m) => ({ prefix: `text_model.encoder.layers.${m[1]}.`, leaves: OPEN_CLIP_LAYER, rest: m[2]! }) },
+  { pattern: /^(.+)$/, place: (m) => ({ prefix: "", leaves: OPEN_CLIP_TOP, rest: m[1]! }) },
+];
+
+const BLOCKS: Readonly<Record<LdmLayout, readonly BlockRule[]>> = { unet: UNET_BLOCKS, vae: VAE_BLOCKS, clip: CLIP_BLOCKS, "open-clip": OPEN_CLIP_BLOCKS };
+
+/** What a stored tensor's data needs to become a diffusers tensor (none for most). */
+export type TensorView =
+  | { readonly kind: "squeeze" }                                   // [C,C,1,1] conv weight read as a [C,C] Linear weight
+  | { readonly kind: "rows"; readonly part: number; readonly of: number } // one of `of` equal row blocks (q, k or v)
+  | { readonly kind: "transpose" };                                // a 2-D matrix transposed
 
 /** One tensor of a single-file checkpoint under its diffusers name. */
 export interface MappedName {
-  /** Name in the file, with the component prefix. */
+  /** Name in the file, with the part's prefix. */
   readonly stored: string;
   /** diffusers name inside the component. */
   readonly name: string;
-  /** The stored 1x1 conv weight is a Linear weight in diffusers: drop the trailing [1,1]. */
-  readonly squeeze: boolean;
+  readonly view?: TensorView;
 }
 
-/** The running-index layout of a file, read from its key names. */
-function readLayout(keys: readonly string[]): Layout {
-  let firstDownsampler = Infinity, lastInput = 0;
-  const decoderUp = new Set<string>();
-  for (const k of keys) {
-    const input = /^model\.diffusion_model\.input_blocks\.(\d+)\.(0\.op\.)?/.exec(k);
-    if (input) {
-      lastInput = Math.max(lastInput, Number(input[1]));
-      if (input[2]) firstDownsampler = Math.min(firstDownsampler, Number(input[1]));
+/** The running-index layout of a UNet part (names without the prefix) and the VAE decoder's level count. */
+function readLayout(part: LdmPart, inner: readonly string[], origin: string): Layout {
+  const input = new Map<number, BlockPlace>();
+  const output = new Map<number, { level: number; layer: number }>();
+  if (part.layout === "unet") {
+    // Input blocks run level by level: its layers, then a downsampler (.0.op) that closes the level. Counting
+    // them in order handles levels with different layer counts (distilled UNets such as BK-SDM).
+    const inputs = new Map<number, boolean>();
+    const outputs = new Map<number, boolean>();
+    for (const k of inner) {
+      const i = /^input_blocks\.(\d+)\.(0\.op\.)?/.exec(k);
+      if (i && Number(i[1]) > 0) inputs.set(Number(i[1]), (inputs.get(Number(i[1])) ?? false) || Boolean(i[2]));
+      // An output block that holds a conv after its ResNet (and transformer) ends its level with the upsampler.
+      const o = /^output_blocks\.(\d+)\.([12])\.conv\./.exec(k) ?? /^output_blocks\.(\d+)\./.exec(k);
+      if (o) outputs.set(Number(o[1]), (outputs.get(Number(o[1])) ?? false) || o[0].endsWith(".conv."));
     }
-    const up = /^first_stage_model\.decoder\.up\.(\d+)\./.exec(k);
-    if (up) decoderUp.add(up[1]!);
+    contiguous([...inputs.keys()], 1, "input_blocks", part, origin);
+    contiguous([...outputs.keys()], 0, "output_blocks", part, origin);
+    let level = 0, layer = 0;
+    for (const [index, isDownsampler] of [...inputs].sort((a, b) => a[0] - b[0])) {
+      if (isDownsampler) {
+        input.set(index, { level, downsampler: true });
+        level++;
+        layer = 0;
+      } else {
+        input.set(index, { level, layer: layer++ });
+      }
+    }
+    level = 0;
+    layer = 0;
+    for (const [index, endsLevel] of [...outputs].sort((a, b) => a[0] - b[0])) {
+      output.set(index, { level, layer: layer++ });
+      if (endsLevel) {
+        level++;
+        layer = 0;
+      }
+    }
   }
-  // Without a downsampler the UNet has a single level: every input block after conv_in is a layer of it.
-  const layersPerBlock = Number.isFinite(firstDownsampler) ? firstDownsampler - 1 : lastInput;
-  return { layersPerBlock: Math.max(1, layersPerBlock), vaeUpLevels: decoderUp.size };
+  const decoderUp = new Set<string>();
+  if (part.layout === "vae") {
+    for (const k of inner) {
+      const up = /^decoder\.up\.(\d+)\./.exec(k);
+      if (up) decoderUp.add(up[1]!);
+    }
+  }
+  return { input, output, vaeUpLevels: decoderUp.size };
 }
 
-function translate(component: Component, name: string, layout: Layout): { name: string; squeeze: boolean } | undefined {
-  for (const rule of BLOCKS[component]) {
+/** Running block indices must have no gaps: a missing block would shift every later block to another level. */
+function contiguous(indices: number[], first: number, what: string, part: LdmPart, origin: string): void {
+  const sorted = [...indices].sort((a, b) => a - b);
+  const gap = sorted.findIndex((v, i) => v !== first + i);
+  if (gap >= 0) {
+    throw new CheckpointError(`${origin}: ${part.prefix}${what}.${first + gap}.* is missing (indices run ${first}..${sorted[sorted.length - 1]}); the checkpoint is incomplete`);
+  }
+}
+
+function translate(part: LdmPart, name: string, layout: Layout): { name: string; view?: TensorView }[] | undefined {
+  for (const rule of BLOCKS[part.layout]) {
     const m = name.match(rule.pattern);
     if (!m) continue;
     // A rule that matches but cannot place the name hands it on (input_blocks.0 is conv_in, in the top table).
@@ -220,44 +341,86 @@ function translate(component: Component, name: string, layout: Layout): { name: 
     if (!placed || !leaf) continue;
     const [from, to, reshape] = leaf;
     const tail = placed.rest.slice(from.length);
-    return { name: placed.prefix + to + tail, squeeze: reshape === "squeeze-1x1" && tail === "weight" };
+    switch (reshape) {
+      case "split-qkv":
+        // attn.in_proj_weight / in_proj_bias -> self_attn.{q,k,v}_proj.weight / bias
+        if (tail !== "weight" && tail !== "bias") return undefined;
+        return ["q", "k", "v"].map((p, i) => ({ name: `${placed.prefix}${to}${p}_proj.${tail}`, view: { kind: "rows", part: i, of: 3 } as const }));
+      case "transpose":
+        return tail === "" ? [{ name: placed.prefix + to, view: { kind: "transpose" } }] : undefined;
+      case "squeeze-1x1":
+        return [{ name: placed.prefix + to + tail, view: tail === "weight" ? { kind: "squeeze" } : undefined }];
+      default:
+        // A leaf that names a whole tensor (positional_embedding) matches only that tensor.
+        if (to.endsWith(".weight") && tail !== "") return undefined;
+        return [{ name: placed.prefix + to + tail }];
+    }
   }
   return undefined;
 }
 
 /**
- * Translates the stored names of one component of a single-file SD1 checkpoint. Names under the component's prefix
- * that have no diffusers counterpart mean another architecture, and raise CheckpointError naming the key.
+ * Translates the stored names of one part of a single-file checkpoint. Names under the part's prefix that have no
+ * diffusers counterpart mean another architecture, and raise CheckpointError naming the key.
  */
-export function mapLdmNames(component: Component, storedKeys: readonly string[], origin: string): MappedName[] {
-  const prefix = LDM_PREFIXES[component];
-  const layout = readLayout(storedKeys);
+export function mapLdmNames(part: LdmPart, storedKeys: readonly string[], origin: string): MappedName[] {
+  const inner = storedKeys.filter((k) => k.startsWith(part.prefix)).map((k) => k.slice(part.prefix.length));
+  const layout = readLayout(part, inner, origin);
   const out: MappedName[] = [];
   const seen = new Map<string, string>();
-  for (const stored of storedKeys) {
-    if (!stored.startsWith(prefix)) continue;
-    const inner = stored.slice(prefix.length);
-    if (NOT_PARAMETERS[component].some((re) => re.test(inner))) continue;
-    const t = translate(component, inner, layout);
-    if (!t) {
+  for (const name of inner) {
+    if (NOT_PARAMETERS[part.layout].some((re) => re.test(name))) continue;
+    const stored = part.prefix + name;
+    const translated = translate(part, name, layout);
+    if (!translated) {
       throw new CheckpointError(
-        `${origin}: "${stored}" has no counterpart in the Stable Diffusion 1.x ${COMPONENT_NAMES[component]} ` +
+        `${origin}: "${stored}" has no counterpart in the Stable Diffusion ${LAYOUT_NAMES[part.layout]} ` +
           `(diffusers layout); the checkpoint is of another architecture or was altered`,
       );
     }
-    const earlier = seen.get(t.name);
-    if (earlier !== undefined) {
-      throw new CheckpointError(`${origin}: "${earlier}" and "${stored}" both map to the diffusers tensor "${t.name}"; the checkpoint is corrupt`);
+    for (const t of translated) {
+      const earlier = seen.get(t.name);
+      if (earlier !== undefined) {
+        throw new CheckpointError(`${origin}: "${earlier}" and "${stored}" both map to the diffusers tensor "${t.name}"; the checkpoint is corrupt`);
+      }
+      seen.set(t.name, stored);
+      out.push({ stored, name: t.name, view: t.view });
     }
-    seen.set(t.name, stored);
-    out.push({ stored, name: t.name, squeeze: t.squeeze });
   }
   return out;
 }
 
-/** Shape as diffusers sees it: a [C,C,1,1] attention conv weight becomes [C,C]; anything else is kept. */
-export function mappedShape(m: MappedName, stored: readonly number[]): readonly number[] {
-  return m.squeeze && stored.length === 4 && stored[2] === 1 && stored[3] === 1 ? stored.slice(0, 2) : stored;
+/** Shape as diffusers sees it, or a CheckpointError when the stored shape cannot take the view. */
+export function mappedShape(m: MappedName, stored: readonly number[], origin: string): readonly number[] {
+  const bad = (what: string) => new CheckpointError(`${origin}: "${m.stored}" has shape [${stored.join(",")}], ${what}; the checkpoint is damaged or of another architecture`);
+  switch (m.view?.kind) {
+    case undefined:
+      return stored;
+    case "squeeze":
+      return stored.length === 4 && stored[2] === 1 && stored[3] === 1 ? stored.slice(0, 2) : stored;
+    case "rows": {
+      if (stored.length < 1 || stored[0]! % m.view.of !== 0) throw bad(`which does not split into ${m.view.of} equal row blocks (q, k, v)`);
+      return [stored[0]! / m.view.of, ...stored.slice(1)];
+    }
+    case "transpose":
+      if (stored.length !== 2) throw bad("expected a matrix");
+      return [stored[1]!, stored[0]!];
+  }
+}
+
+/** Applies a view to a stored tensor's fp32 data (shape as stored). */
+function viewData(view: TensorView | undefined, data: Float32Array, stored: readonly number[]): Float32Array {
+  switch (view?.kind) {
+    case undefined:
+    case "squeeze":
+      return data;
+    case "rows": {
+      const size = data.length / view.of;
+      return data.slice(view.part * size, (view.part + 1) * size);
+    }
+    case "transpose":
+      return transpose2d(data, stored[0]!, stored[1]!);
+  }
 }
 
 /** Where a diffusers-named tensor is stored. */
@@ -265,8 +428,10 @@ export interface TensorRef {
   readonly file: SafetensorsFile;
   /** Name in the file. */
   readonly stored: string;
-  /** Shape under the diffusers name (same element count and order as stored). */
+  /** Shape under the diffusers name. */
   readonly shape: readonly number[];
+  /** How the stored data becomes the diffusers tensor (absent: as stored). */
+  readonly view?: TensorView;
 }
 
 /**
@@ -295,7 +460,12 @@ export class RenamedWeights implements WeightSource {
 
   float32(name: string): Float32Array {
     const r = this.ref(name);
-    return r.file.float32(r.stored);
+    return viewData(r.view, r.file.float32(r.stored), r.file.info(r.stored).shape);
+  }
+
+  /** The same source without the tensors `drop` names (ones the pipeline never uses). */
+  without(drop: (name: string) => boolean): RenamedWeights {
+    return new RenamedWeights(this.origin, new Map([...this.table].filter(([name]) => !drop(name))));
   }
 
   /** "file: stored name" of a tensor, for messages that the user can match against their file. */
@@ -311,18 +481,18 @@ export class RenamedWeights implements WeightSource {
   }
 }
 
-/** One component of a single-file SD1 checkpoint as a lazily read, diffusers-named WeightSource. */
-export function ldmComponentWeights(file: SafetensorsFile, component: Component): RenamedWeights {
+/** One part of a single-file checkpoint as a lazily read, diffusers-named WeightSource. */
+export function ldmComponentWeights(file: SafetensorsFile, part: LdmPart): RenamedWeights {
   const table = new Map<string, TensorRef>();
-  for (const m of mapLdmNames(component, file.keys(), file.path)) {
-    table.set(m.name, { file, stored: m.stored, shape: mappedShape(m, file.info(m.stored).shape) });
+  for (const m of mapLdmNames(part, file.keys(), file.path)) {
+    table.set(m.name, { file, stored: m.stored, shape: mappedShape(m, file.info(m.stored).shape, file.path), view: m.view });
   }
-  return new RenamedWeights(`${file.path} (${COMPONENT_NAMES[component]}, ${LDM_PREFIXES[component]}*)`, table);
+  return new RenamedWeights(`${file.path} (${LAYOUT_NAMES[part.layout]}, ${part.prefix}*)`, table);
 }
 
 /** The same translation on a bare {stored name: shape} map (a header, or a synthetic one in tests). */
-export function mapLdmShapes(component: Component, shapes: ReadonlyMap<string, readonly number[]>, origin: string): Map<string, readonly number[]> {
+export function mapLdmShapes(part: LdmPart, shapes: ReadonlyMap<string, readonly number[]>, origin: string): Map<string, readonly number[]> {
   const out = new Map<string, readonly number[]>();
-  for (const m of mapLdmNames(component, [...shapes.keys()], origin)) out.set(m.name, mappedShape(m, shapes.get(m.stored)!));
+  for (const m of mapLdmNames(part, [...shapes.keys()], origin)) out.set(m.name, mappedShape(m, shapes.get(m.stored)!, origin));
   return out;
 }

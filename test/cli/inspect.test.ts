@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
+import { inspect } from "../../src/cli/inspect.js";
 import { runCli } from "../helpers/cli.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 
@@ -14,6 +15,7 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse inspect", () => {
       expect(r.code).toBe(0);
       const j = JSON.parse(r.stdout);
       expect(j.family).toBe("sd1");
+      expect(j.default_size).toBe(64);
       expect(j.components).toEqual({
         unet: { params: params.unet, dtype },
         vae: { params: params.vae, dtype },
@@ -26,12 +28,41 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse inspect", () => {
     expect(JSON.parse(single.stdout).hash).toBe(sha256.slice(0, 10));
   });
 
-  it("refuses SD2 and SDXL single files with exit code 2 and one line", async () => {
-    for (const f of ["sd2v-tiny.ldm.safetensors", "sdxl-tiny.ldm.safetensors"]) {
+  it("names the family, prediction type and default size of SD2, SDXL and LCM models, with every text encoder's parameters", async () => {
+    const models = JSON.parse(readFileSync(ref("models/models_summary.json"), "utf8")).models;
+    const cases = [
+      ["sd2v-tiny", "sd2", "v_prediction", ["text_encoder"]],
+      ["sdxl-tiny", "sdxl", "epsilon", ["text_encoder", "text_encoder_2"]],
+      ["lcm-tiny", "sd1", "epsilon", ["text_encoder"]],
+    ] as const;
+    // In process (the CLI prints this object as it is; one run below checks the command itself).
+    for (const [model, family, prediction, encoders] of cases) {
+      const folder = await inspect(ref(`models/${model}`));
+      const single = await inspect(ref(`models/${model}.ldm.safetensors`), { config: ref(`models/${model}`) });
+      for (const j of [folder, single]) {
+        expect(j.family).toBe(family);
+        expect(j.prediction).toBe(prediction);
+        // sample_size 8 latent pixels x the VAE's factor 8
+        expect(j.default_size).toBe(64);
+        expect(Object.keys(j.components)).toEqual(["unet", "vae", ...encoders]);
+        if (model === "lcm-tiny") expect(j.lcm_guidance_embedding).toBe(32);
+        else expect(j.lcm_guidance_embedding).toBeUndefined();
+        const params = models[model]?.params;
+        if (params) for (const c of Object.keys(j.components)) expect(j.components[c]!.params, `${model} ${c}`).toBe(params[c]);
+      }
+      expect(single.components).toEqual(Object.fromEntries(Object.entries(folder.components).map(([k, v]) => [k, { ...v, dtype: "F16" }])));
+    }
+    const text = await runCli(["inspect", ref("models/sdxl-tiny")]);
+    expect(text.stdout).toMatch(/family +sdxl, epsilon prediction, 64 px, diffusers layout/);
+    expect(text.stdout).toMatch(/text encoder 2 +73,391 parameters, F32/);
+  });
+
+  it("exits 2 with one line for a single file of non-standard size without --config", async () => {
+    for (const f of ["sdxl-tiny.ldm.safetensors"]) {
       const r = await runCli(["inspect", ref(`models/${f}`)]);
       expect(r.code).toBe(2);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
-      expect(r.stderr).toMatch(/SD2|XL/);
+      expect(r.stderr).toMatch(/non-standard sizes.*--config/);
     }
   });
 

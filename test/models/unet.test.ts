@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { unetConfigFromDiffusers } from "../../src/configs/unet.js";
 import { buildUNet, UNET_IO } from "../../src/models/unet.js";
 import { serializeGraph } from "../../src/onnx/serialize.js";
-import { Session } from "../../src/runtime/session.js";
+import { Session, type FeedValue } from "../../src/runtime/session.js";
 import { fileWeightSource } from "../../src/weights/file-source.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { ScopedWeights } from "../../src/weights/weight-source.js";
@@ -27,4 +27,29 @@ describe.skipIf(!HAVE_REFERENCE)("UNet (sd15-tiny, diffusers folder)", () => {
       expect(err).toBeLessThan(1e-4);
     }
   });
+});
+
+describe.skipIf(!HAVE_REFERENCE)("UNet at latent sizes that are not multiples of 2^(levels-1)", () => {
+  for (const model of ["sd15-tiny", "sd2v-tiny", "sdxl-tiny"]) {
+    it(`runs ${model} at 9x13, 6x10 and 5x8 latents (upsamplers take the skip connection's size, as diffusers' forward_upsample_size)`, async () => {
+      const config = unetConfigFromDiffusers(JSON.parse(readFileSync(ref(`models/${model}/unet/config.json`), "utf8")));
+      const file = SafetensorsFile.open(ref(`models/${model}/unet/diffusion_pytorch_model.safetensors`));
+      const session = await Session.create(serializeGraph(buildUNet(config, new ScopedWeights(fileWeightSource(file)))), { threads: 1 });
+      const gold = golden(`goldens/${model}/unet.safetensors`);
+      const extra: Record<string, FeedValue> = config.additionEmbedType === "text_time"
+        ? { [UNET_IO.textEmbeds]: { data: gold.get("added_text_embeds"), dims: gold.shape("added_text_embeds") }, [UNET_IO.timeIds]: { data: gold.get("added_time_ids"), dims: gold.shape("added_time_ids") } }
+        : {};
+      for (const [h, w] of [[9, 13], [6, 10], [5, 8]] as const) {
+        const sample = Float32Array.from({ length: 2 * 4 * h * w }, (_, i) => Math.sin(i * 0.37));
+        const out = (await session.run({
+          [UNET_IO.sample]: { data: sample, dims: [2, 4, h, w] },
+          [UNET_IO.timestep]: { data: Float32Array.of(500), dims: [1] },
+          [UNET_IO.encoderHiddenStates]: { data: gold.get("encoder_hidden_states"), dims: gold.shape("encoder_hidden_states") },
+          ...extra,
+        }))[UNET_IO.out]!;
+        expect(out.dims).toEqual([2, 4, h, w]);
+        expect(out.data.every(Number.isFinite)).toBe(true);
+      }
+    });
+  }
 });

@@ -11,8 +11,7 @@ import { caught, removeTempDirs, tempDir, writeSafetensors, type RawTensor } fro
 
 afterAll(removeTempDirs);
 
-const COMPONENTS = ["unet", "vae", "textEncoder"] as const;
-const SUMMARY_NAMES = { unet: "unet", vae: "vae", textEncoder: "text_encoder" } as const;
+const COMPONENTS = ["unet", "vae", "textEncoder", "textEncoder2"] as const;
 
 function summary(): { models: Record<string, { params: Record<string, number> }> } {
   return JSON.parse(readFileSync(ref("models/models_summary.json"), "utf8"));
@@ -49,48 +48,61 @@ function tinyFolder(tag: string, opts: { without?: string[]; keepWeights?: boole
 
 function expectSameWeights(a: Checkpoint, b: Checkpoint): void {
   for (const c of COMPONENTS) {
-    expect(a[c].keys().sort()).toEqual(b[c].keys().sort());
-    for (const k of a[c].keys()) {
-      expect(a[c].shape(k), k).toEqual(b[c].shape(k));
-      expect(Buffer.from(a[c].float32(k).buffer).equals(Buffer.from(b[c].float32(k).buffer)), k).toBe(true);
+    const [wa, wb] = [a[c], b[c]];
+    expect(Boolean(wa), c).toBe(Boolean(wb));
+    if (!wa || !wb) continue;
+    expect(wa.keys().sort()).toEqual(wb.keys().sort());
+    for (const k of wa.keys()) {
+      expect(wa.shape(k), k).toEqual(wb.shape(k));
+      expect(Buffer.from(wa.float32(k).buffer).equals(Buffer.from(wb.float32(k).buffer)), k).toBe(true);
     }
   }
 }
 
 describe.skipIf(!HAVE_REFERENCE)("openCheckpoint on the tiny models", () => {
-  const folderPath = ref("models/sd15-tiny");
-  const singlePath = ref("models/sd15-tiny.ldm.safetensors");
-
-  it("opens the sd15-tiny folder and single file (with its config folder) to the same config and weights", () => {
-    const folder = openCheckpoint(folderPath);
-    const single = openCheckpoint(singlePath, { configDir: folderPath });
-    expect(folder.layout).toBe("diffusers");
-    expect(single.layout).toBe("single-file");
-    expect(single.config).toEqual(folder.config);
-    expect(folder.config.family).toBe("sd1");
-    expect(folder.config.predictionType).toBe("epsilon");
-    expect(folder.inpainting).toBe(false);
-    expectSameWeights(folder, single);
-    const params = summary().models["sd15-tiny"]!.params;
-    for (const c of COMPONENTS) {
-      expect(folder.components[c].parameters, c).toBe(params[SUMMARY_NAMES[c]]);
-      expect(single.components[c].parameters, c).toBe(params[SUMMARY_NAMES[c]]);
-      expect(folder.components[c].dtype).toBe("F32");
-      expect(single.components[c].dtype).toBe("F16");
-    }
-    expect(single.files[0]).toBe(singlePath);
-    expect(single.files).toContain(join(folderPath, "unet", "config.json"));
-    expect(folder.files).toContain(join(folderPath, "unet", "diffusion_pytorch_model.safetensors"));
-    expect(folder.files).toContain(join(folderPath, "text_encoder", "model.safetensors"));
-    folder.close();
-    single.close();
-  });
+  const FAMILIES = { "sd15-tiny": "sd1", "sd2v-tiny": "sd2", "sdxl-tiny": "sdxl", "lcm-tiny": "sd1" } as const;
+  for (const [model, family] of Object.entries(FAMILIES)) {
+    it(`opens the ${model} folder and single file (with its config folder) to the same config and weights`, () => {
+      const folderPath = ref(`models/${model}`);
+      const singlePath = ref(`models/${model}.ldm.safetensors`);
+      const folder = openCheckpoint(folderPath);
+      const single = openCheckpoint(singlePath, { configDir: folderPath });
+      expect(folder.layout).toBe("diffusers");
+      expect(single.layout).toBe("single-file");
+      expect(single.config).toEqual(folder.config);
+      expect(folder.config.family).toBe(family);
+      expect(folder.config.predictionType).toBe(model === "sd2v-tiny" ? "v_prediction" : "epsilon");
+      expect(folder.inpainting).toBe(false);
+      expect(folder.textEncoderFolders).toEqual(model === "sdxl-tiny" ? ["text_encoder", "text_encoder_2"] : ["text_encoder"]);
+      expect(single.textEncoderFolders).toEqual(folder.textEncoderFolders);
+      // The single files carry what the pipeline does not use (SD2's text_projection); it is left out of both.
+      expectSameWeights(folder, single);
+      const params = summary().models[model]?.params;
+      for (const c of COMPONENTS) {
+        const info = folder.components[c], singleInfo = single.components[c];
+        expect(Boolean(singleInfo), c).toBe(Boolean(info));
+        if (!info || !singleInfo) continue;
+        const name = c === "textEncoder" ? "text_encoder" : c === "textEncoder2" ? "text_encoder_2" : c;
+        if (params) expect(info.parameters, `${model} ${c}`).toBe(params[name]);
+        expect(singleInfo.parameters, `${model} ${c}`).toBe(info.parameters);
+        expect(info.dtype).toBe("F32");
+        expect(singleInfo.dtype).toBe("F16");
+      }
+      expect(single.files[0]).toBe(singlePath);
+      expect(single.files).toContain(join(folderPath, "unet", "config.json"));
+      expect(folder.files).toContain(join(folderPath, "unet", "diffusion_pytorch_model.safetensors"));
+      expect(folder.files).toContain(join(folderPath, "text_encoder", "model.safetensors"));
+      if (model === "sdxl-tiny") expect(folder.files).toContain(join(folderPath, "text_encoder_2", "model.safetensors"));
+      folder.close();
+      single.close();
+    });
+  }
 
   it("counts the parameters of every tiny model's components as models_summary.json does", () => {
     const models = summary().models;
     for (const [name, m] of Object.entries(models)) {
       for (const [component, expected] of Object.entries(m.params)) {
-        const kind = component.startsWith("text_encoder") ? "textEncoder" : (component as "unet" | "vae");
+        const kind = component === "text_encoder_2" ? "textEncoder2" : component.startsWith("text_encoder") ? "textEncoder" : (component as "unet" | "vae");
         const { weights, files } = openDiffusersComponent(ref("models", name, component), kind);
         expect(componentInfo(weights).parameters, `${name}/${component}`).toBe(expected);
         for (const f of files) f.close();
@@ -98,21 +110,32 @@ describe.skipIf(!HAVE_REFERENCE)("openCheckpoint on the tiny models", () => {
     }
   });
 
-  it("refuses SD2 and SDXL, as single files and as folders, with UnsupportedModelError", () => {
-    for (const name of ["sd2v-tiny", "sdxl-tiny"]) {
-      for (const [path, opts] of [[ref(`models/${name}.ldm.safetensors`), {}], [ref(`models/${name}.ldm.safetensors`), { configDir: ref(`models/${name}`) }], [ref(`models/${name}`), {}]] as const) {
-        const e = caught(() => openCheckpoint(path, opts));
-        expect(e, path).toBeInstanceOf(UnsupportedModelError);
-        expect(e.message).toContain(path);
-        expect(e.message).toContain("SD2/SDXL support is planned; use an SD1.x checkpoint");
-      }
+  it("refuses a single file with the config folder of another family, naming both", () => {
+    const path = ref("models/sdxl-tiny.ldm.safetensors");
+    const e = caught(() => openCheckpoint(path, { configDir: ref("models/sd2v-tiny") }));
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/sdxl-tiny\.ldm\.safetensors: the file is a Stable Diffusion XL checkpoint .* but the config folder .*sd2v-tiny describes a Stable Diffusion 2\.x model/);
+  });
+
+  it("asks for a config folder when a single file's sizes are not its family's published ones", () => {
+    for (const [model, family] of [["sd15-tiny", "1.x"], ["sd2v-tiny", "2.x"], ["sdxl-tiny", "XL"], ["lcm-tiny", "1.x"]]) {
+      const e = caught(() => openCheckpoint(ref(`models/${model}.ldm.safetensors`)));
+      expect(e).toBeInstanceOf(UnsupportedModelError);
+      expect(e.message).toContain(`a Stable Diffusion ${family} checkpoint with non-standard sizes`);
+      expect(e.message).toMatch(/config folder/);
     }
   });
 
-  it("asks for a config folder when a single file's sizes are not SD1's", () => {
-    const e = caught(() => openCheckpoint(singlePath));
-    expect(e).toBeInstanceOf(UnsupportedModelError);
-    expect(e.message).toMatch(/non-standard sizes.*config folder/);
+  it("takes the prediction type from the folder's scheduler config, and from `prediction` over it", () => {
+    const dir = ref("models/sd2v-tiny");
+    for (const [opts, expected] of [[{}, "v_prediction"], [{ prediction: "epsilon" }, "epsilon"]] as const) {
+      const folder = openCheckpoint(dir, opts);
+      const single = openCheckpoint(ref("models/sd2v-tiny.ldm.safetensors"), { configDir: dir, ...opts });
+      expect(folder.config.predictionType).toBe(expected);
+      expect(single.config.predictionType).toBe(expected);
+      folder.close();
+      single.close();
+    }
   });
 
   it("reads an fp16 variant folder, and prefers it when asked", () => {
