@@ -22,7 +22,7 @@ import { ScopedWeights } from "../weights/weight-source.js";
 export const DEFAULT_ATTENTION: AttentionKind = "ms-mha";
 
 /** Bumped whenever a builder changes the graphs it emits, so stale cache entries are not reused. */
-export const GRAPH_VERSION = 1;
+export const GRAPH_VERSION = 2;
 
 export interface NetworkOptions extends SessionOptions {
   /** Where built graphs are kept (default: $DIFFUSE_CACHE or ~/.cache/diffuse/compiled). */
