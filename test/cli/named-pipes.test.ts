@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { cliCommand } from "../helpers/compiled-cli.js";
 
 /**
  * A named pipe given where a file is expected. Opening one for reading waits for a writer, so before the fix
@@ -17,7 +18,8 @@ const DEADLINE_MS = 60_000; // far above the few seconds these take; only a hang
 
 function diffuse(args: string[], cacheDir: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test/helpers/run-cli.ts"), ...args], {
+    const cli = cliCommand(args);
+    const child = spawn(cli.command, cli.args, {
       cwd: ROOT,
       env: { ...process.env, DIFFUSE_CACHE: cacheDir },
       stdio: ["ignore", "ignore", "pipe"],

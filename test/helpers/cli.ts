@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { cliCommand } from "./compiled-cli.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -10,10 +11,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Spawns `diffuse ARGS` from source; `onSpawn` can signal the child (SIGINT tests). */
+/** Spawns `diffuse ARGS` from the current sources (compiled-cli.ts); `onSpawn` can signal the child (SIGINT tests). */
 export function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; onSpawn?: (child: ChildProcess) => void } = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test/helpers/run-cli.ts"), ...args], {
+    const cli = cliCommand(args);
+    const child = spawn(cli.command, cli.args, {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, ...opts.env },
       stdio: ["ignore", "pipe", "pipe"],

@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { cliCommand } from "../helpers/compiled-cli.js";
 import type { JobCreated, JobList, JobStatus } from "../../src/server/api-types.js";
 import { JobStore } from "../../src/server/store.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
@@ -96,8 +97,8 @@ interface CliServer {
 
 /** `diffuse serve` from source, as a user runs it, resolved once it says where it listens. */
 function serveCli(dataDir: string, env: Record<string, string>): Promise<CliServer> {
-  const args = ["--import", "tsx", join(ROOT, "test/helpers/run-cli.ts"), "serve", "--model", ref("models/sd15-tiny"), "--data", dataDir, "--port", "0", "--threads", "1"];
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  const cli = cliCommand(["serve", "--model", ref("models/sd15-tiny"), "--data", dataDir, "--port", "0", "--threads", "1"]);
+  const child = spawn(cli.command, cli.args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   return new Promise((resolve, reject) => {
