@@ -15,9 +15,25 @@ export function ref(...parts: string[]): string {
   return join(REFERENCE, ...parts);
 }
 
-/** Opens a golden safetensors file and returns fp32 tensors by name, with their shapes. */
-export function golden(...parts: string[]): { get(name: string): Float32Array; shape(name: string): readonly number[]; keys(): string[]; ints(name: string): BigInt64Array } {
-  const f = SafetensorsFile.open(ref(...parts));
+/** The project's own goldens (made by its dev scripts, e.g. scripts/reference/odd_sizes.py), committed with the tests. */
+export const OWN_FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), "../fixtures");
+
+export type Golden = {
+  get(name: string): Float32Array;
+  shape(name: string): readonly number[];
+  keys(): string[];
+  ints(name: string): BigInt64Array;
+  metadata(): Readonly<Record<string, string>>;
+};
+
+/** Opens a golden safetensors file of the reference fixtures and returns fp32 tensors by name, with their shapes. */
+export function golden(...parts: string[]): Golden {
+  return goldenAt(ref(...parts));
+}
+
+/** The same for a golden at any path. */
+export function goldenAt(path: string): Golden {
+  const f = SafetensorsFile.open(path);
   return {
     // Integer tensors (timesteps stored as int64) come back as floats too.
     get: (name) => {
@@ -28,6 +44,7 @@ export function golden(...parts: string[]): { get(name: string): Float32Array; s
     shape: (name) => f.info(name).shape,
     keys: () => f.keys(),
     ints: (name) => f.int64(name),
+    metadata: () => f.metadata,
   };
 }
 
@@ -41,4 +58,12 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
     den += b[i]! * b[i]!;
   }
   return Math.sqrt(num) / Math.sqrt(den || 1);
+}
+
+/** Largest difference between our pixels and the reference's (uint8 values, as floats). */
+export function maxPixelDiff(a: Uint8Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
 }

@@ -4,16 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
 import { type StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
-import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
+import { golden, HAVE_REFERENCE, maxPixelDiff, ref, relErr } from "../helpers/fixtures.js";
 
 const PROMPT = "a photo of an astronaut riding a horse on mars";
-
-/** Largest difference between our pixels and the reference's uint8 image. */
-function maxPixelDiff(a: Uint8Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 describe.skipIf(!HAVE_REFERENCE)("text-to-image on sd15-tiny reproduces diffusers' StableDiffusionPipeline", () => {
   const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-txt2img-"));

@@ -81,20 +81,77 @@ class UNetConfig:
     down_block_types: tuple[str, ...] = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
     up_block_types: tuple[str, ...] = ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
     layers_per_block: int = 1
-    # SD1 stores the head COUNT under this name; diffusers keeps the quirk.
-    attention_head_dim: int = 4
+    # SD1 stores the head COUNT under this name; diffusers keeps the quirk. SD2 and SDXL give one count per level.
+    attention_head_dim: int | tuple[int, ...] = 4
     norm_num_groups: int = 16
     sample_size: int = 8
     in_channels: int = 4
     out_channels: int = 4
     norm_eps: float = 1e-5
+    # What SD2 and SDXL change (the defaults are SD1's):
+    # transformer blocks in each attention of a level (SDXL: 1, 2, 10); the mid block takes the last level's.
+    transformer_layers_per_block: int | tuple[int, ...] = 1
+    # proj_in/proj_out as Linear layers on [B, HW, C] tokens instead of 1x1 convolutions.
+    use_linear_projection: bool = False
+    # Scores in fp32 under half precision; nothing to do in fp32, kept so that the config round-trips.
+    upcast_attention: bool = False
+    # SDXL: "text_time" adds an embedding of the pooled text embeds and the size/crop time ids to the time embedding.
+    addition_embed_type: str | None = None
+    addition_time_embed_dim: int | None = None
+    projection_class_embeddings_input_dim: int | None = None
+
+    def per_level(self, value: int | tuple[int, ...]) -> tuple[int, ...]:
+        """A per-level setting as a tuple, one entry per level (an int means the same at every level)."""
+        levels = len(self.block_out_channels)
+        out = (value,) * levels if isinstance(value, int) else tuple(value)
+        if len(out) != levels:
+            raise ValueError(f"{value} gives {len(out)} entries for {levels} levels")
+        return out
+
+    @classmethod
+    def from_diffusers(cls, config: dict) -> "UNetConfig":
+        """A diffusers unet/config.json; refuses the options these modules do not implement rather than ignore them."""
+        unsupported = {
+            "num_attention_heads": None, "time_cond_proj_dim": None, "class_embed_type": None, "num_class_embeds": None,
+            "encoder_hid_dim": None, "reverse_transformer_layers_per_block": None, "only_cross_attention": False,
+            "dual_cross_attention": False, "resnet_time_scale_shift": "default", "time_embedding_type": "positional",
+            "mid_block_type": "UNetMidBlock2DCrossAttn", "center_input_sample": False, "flip_sin_to_cos": True, "freq_shift": 0,
+            "downsample_padding": 1, "mid_block_scale_factor": 1, "act_fn": "silu", "conv_in_kernel": 3, "conv_out_kernel": 3,
+            "attention_type": "default", "resnet_out_scale_factor": 1.0, "time_embedding_dim": None, "timestep_post_act": None,
+        }
+        for key, expected in unsupported.items():
+            if config.get(key, expected) != expected:
+                raise ValueError(f"unet config: {key}={config[key]!r} is not implemented (only {expected!r})")
+        if config.get("addition_embed_type") not in (None, "text_time"):
+            raise ValueError(f"unet config: addition_embed_type={config['addition_embed_type']!r} is not implemented")
+        tup = lambda v: v if isinstance(v, int) else tuple(v)  # noqa: E731
+        return cls(
+            cross_attention_dim=config["cross_attention_dim"],
+            block_out_channels=tuple(config["block_out_channels"]),
+            down_block_types=tuple(config["down_block_types"]),
+            up_block_types=tuple(config["up_block_types"]),
+            layers_per_block=config["layers_per_block"],
+            attention_head_dim=tup(config["attention_head_dim"]),
+            norm_num_groups=config["norm_num_groups"],
+            sample_size=config["sample_size"],
+            in_channels=config["in_channels"],
+            out_channels=config["out_channels"],
+            norm_eps=config["norm_eps"],
+            transformer_layers_per_block=tup(config.get("transformer_layers_per_block", 1)),
+            use_linear_projection=config.get("use_linear_projection", False),
+            upcast_attention=config.get("upcast_attention", False),
+            addition_embed_type=config.get("addition_embed_type"),
+            addition_time_embed_dim=config.get("addition_time_embed_dim"),
+            projection_class_embeddings_input_dim=config.get("projection_class_embeddings_input_dim"),
+        )
 
     def to_diffusers(self) -> dict:
+        lst = lambda v: v if isinstance(v, int) else list(v)  # noqa: E731
         return {
             "_class_name": "UNet2DConditionModel",
             "_diffusers_version": "0.30.0",
             "act_fn": "silu",
-            "attention_head_dim": self.attention_head_dim,
+            "attention_head_dim": lst(self.attention_head_dim),
             "block_out_channels": list(self.block_out_channels),
             "center_input_sample": False,
             "cross_attention_dim": self.cross_attention_dim,
@@ -110,6 +167,12 @@ class UNetConfig:
             "out_channels": self.out_channels,
             "sample_size": self.sample_size,
             "up_block_types": list(self.up_block_types),
-            "use_linear_projection": False,
-            "upcast_attention": False,
+            "use_linear_projection": self.use_linear_projection,
+            "upcast_attention": self.upcast_attention,
+            **({} if self.transformer_layers_per_block == 1 else {"transformer_layers_per_block": lst(self.transformer_layers_per_block)}),
+            **({} if self.addition_embed_type is None else {
+                "addition_embed_type": self.addition_embed_type,
+                "addition_time_embed_dim": self.addition_time_embed_dim,
+                "projection_class_embeddings_input_dim": self.projection_class_embeddings_input_dim,
+            }),
         }

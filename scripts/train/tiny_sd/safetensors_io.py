@@ -36,7 +36,8 @@ def write(path: str, tensors: dict[str, np.ndarray], metadata: dict[str, str] | 
             f.write(blob)
 
 
-def read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def read(path: str, names: set[str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """All tensors, or only `names` (a file may hold dtypes this tool does not decode, e.g. BF16, beside them)."""
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(n))
@@ -44,6 +45,8 @@ def read(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     metadata = header.pop("__metadata__", {})
     out = {}
     for name, info in header.items():
+        if names is not None and name not in names:
+            continue
         start, end = info["data_offsets"]
         out[name] = np.frombuffer(data[start:end], dtype=_NUMPY[info["dtype"]]).reshape(info["shape"]).copy()
     return out, metadata

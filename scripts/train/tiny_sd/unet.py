@@ -1,4 +1,8 @@
-"""UNet2DConditionModel of Stable Diffusion 1.x (diffusers' module tree and parameter names)."""
+"""UNet2DConditionModel of Stable Diffusion (diffusers' module tree and parameter names).
+
+SD1 by default; the config switches on what SD2 and SDXL change: linear proj_in/proj_out, a head count and a
+transformer depth per level, and SDXL's added embedding of pooled text embeds and size/crop time ids.
+"""
 from __future__ import annotations
 
 import math
@@ -84,19 +88,28 @@ class BasicTransformerBlock(nn.Module):
 
 
 class Transformer2DModel(nn.Module):
-    def __init__(self, channels: int, context_dim: int, heads: int, groups: int):
+    def __init__(self, channels: int, context_dim: int, heads: int, groups: int, depth: int = 1, linear: bool = False):
         super().__init__()
         # eps 1e-6 here whatever norm_eps says: diffusers hard-codes it.
         self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
-        self.proj_in = nn.Conv2d(channels, channels, 1)
-        self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(channels, context_dim, heads)])
-        self.proj_out = nn.Conv2d(channels, channels, 1)
+        # SD1 projects with 1x1 convolutions on the feature map, SD2 and SDXL with Linear layers on the tokens:
+        # the same arithmetic, but the weights are stored [C, C, 1, 1] or [C, C].
+        self.linear = linear
+        self.proj_in = Linear(channels, channels) if linear else nn.Conv2d(channels, channels, 1)
+        self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(channels, context_dim, heads) for _ in range(depth)])
+        self.proj_out = Linear(channels, channels) if linear else nn.Conv2d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        t = self.proj_in(self.norm(x)).reshape(b, c, h * w).transpose(1, 2)
+        t = self.norm(x)
+        if self.linear:
+            t = self.proj_in(t.reshape(b, c, h * w).transpose(1, 2))
+        else:
+            t = self.proj_in(t).reshape(b, c, h * w).transpose(1, 2)
         for block in self.transformer_blocks:
             t = block(t, context)
+        if self.linear:
+            return self.proj_out(t).transpose(1, 2).reshape(b, c, h, w) + x
         return self.proj_out(t.transpose(1, 2).reshape(b, c, h, w)) + x
 
 
@@ -114,8 +127,10 @@ class Upsample2D(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        # `size`: the skip connection's size when the latent is not divisible by 2^(levels-1), e.g. 5 -> 9, not 10.
+        up = F.interpolate(x, scale_factor=2.0, mode="nearest") if size is None else F.interpolate(x, size=size, mode="nearest")
+        return self.conv(up)
 
 
 class Block(nn.Module):
@@ -156,8 +171,12 @@ class UNet2DConditionModel(nn.Module):
         ch = cfg.block_out_channels
         levels = len(ch)
         temb = ch[0] * 4
-        g, eps, heads, ctx = cfg.norm_num_groups, cfg.norm_eps, cfg.attention_head_dim, cfg.cross_attention_dim
+        g, eps, ctx = cfg.norm_num_groups, cfg.norm_eps, cfg.cross_attention_dim
+        heads, depth, linear = cfg.per_level(cfg.attention_head_dim), cfg.per_level(cfg.transformer_layers_per_block), cfg.use_linear_projection
         self.time_embedding = TimestepEmbedding(ch[0], temb)
+        if cfg.addition_embed_type == "text_time":
+            # SDXL: sinusoidal features of each time id, concatenated after the pooled text embeds, then an MLP.
+            self.add_embedding = TimestepEmbedding(cfg.projection_class_embeddings_input_dim, temb)
         self.conv_in = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
 
         skips = [ch[0]]
@@ -169,7 +188,7 @@ class UNet2DConditionModel(nn.Module):
                 resnets.append(ResnetBlock2D(prev, ch[i], temb, g, eps))
                 prev = ch[i]
                 if cfg.down_block_types[i] == "CrossAttnDownBlock2D":
-                    attentions.append(Transformer2DModel(prev, ctx, heads, g))
+                    attentions.append(Transformer2DModel(prev, ctx, heads[i], g, depth[i], linear))
                 skips.append(prev)
             last = i == levels - 1
             if not last:
@@ -177,7 +196,8 @@ class UNet2DConditionModel(nn.Module):
             down.append(Block(resnets, attentions, None if last else "down", prev))
         self.down_blocks = nn.ModuleList(down)
 
-        mid = Block([ResnetBlock2D(prev, prev, temb, g, eps), ResnetBlock2D(prev, prev, temb, g, eps)], [Transformer2DModel(prev, ctx, heads, g)], None, prev)
+        mid_attention = Transformer2DModel(prev, ctx, heads[-1], g, depth[-1], linear)
+        mid = Block([ResnetBlock2D(prev, prev, temb, g, eps), ResnetBlock2D(prev, prev, temb, g, eps)], [mid_attention], None, prev)
         self.mid_block = mid
 
         up = []
@@ -188,18 +208,29 @@ class UNet2DConditionModel(nn.Module):
                 resnets.append(ResnetBlock2D(prev + skips.pop(), rev[i], temb, g, eps))
                 prev = rev[i]
                 if cfg.up_block_types[i] == "CrossAttnUpBlock2D":
-                    attentions.append(Transformer2DModel(prev, ctx, heads, g))
+                    attentions.append(Transformer2DModel(prev, ctx, heads[levels - 1 - i], g, depth[levels - 1 - i], linear))
             up.append(Block(resnets, attentions, None if i == levels - 1 else "up", prev))
         self.up_blocks = nn.ModuleList(up)
 
         self.conv_norm_out = nn.GroupNorm(g, ch[0], eps=eps)
         self.conv_out = nn.Conv2d(ch[0], cfg.out_channels, 3, padding=1)
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor, text_embeds: torch.Tensor | None = None, time_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """`text_embeds` [B, pooled] and `time_ids` [B, 6]: SDXL's added conditions (addition_embed_type "text_time")."""
         if timestep.dim() == 0:
             timestep = timestep[None]
         timestep = timestep.expand(sample.shape[0])
         temb = self.time_embedding(timestep_features(timestep, self.cfg.block_out_channels[0]))
+        if self.cfg.addition_embed_type == "text_time":
+            if text_embeds is None or time_ids is None:
+                raise ValueError("this UNet (addition_embed_type text_time) needs text_embeds and time_ids")
+            ids = timestep_features(time_ids.flatten(), self.cfg.addition_time_embed_dim).reshape(sample.shape[0], -1)
+            temb = temb + self.add_embedding(torch.cat([text_embeds, ids], dim=-1))
+        # Every level halves the size, rounding up (stride-2 convolution with padding 1). When the size is not
+        # divisible by 2^(levels-1), doubling on the way up would overshoot the skip connection; the reference
+        # then upsamples to the skip's size instead.
+        ups = sum(hasattr(b, "upsamplers") for b in self.up_blocks)
+        forward_size = any(d % (2**ups) != 0 for d in sample.shape[-2:])
         h = self.conv_in(sample)
         skips = [h]
         for block in self.down_blocks:
@@ -220,5 +251,5 @@ class UNet2DConditionModel(nn.Module):
                 if block.attentions is not None:
                     h = block.attentions[j](h, context)
             if hasattr(block, "upsamplers"):
-                h = block.upsamplers[0](h)
+                h = block.upsamplers[0](h, tuple(skips[-1].shape[-2:]) if forward_size else None)
         return self.conv_out(F.silu(self.conv_norm_out(h)))
