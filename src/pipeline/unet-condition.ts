@@ -37,6 +37,10 @@ export function batchConditions(c: PromptConditions, batch: number, guided: bool
 export interface ConditioningRequest {
   readonly prompt: string;
   readonly negativePrompt: string;
+  /** SDXL's prompt for its second encoder (diffusers' prompt_2); absent: the prompt. */
+  readonly prompt2?: string;
+  /** SDXL's negative prompt for its second encoder (negative_prompt_2); absent: the negative prompt. */
+  readonly negativePrompt2?: string;
   /** A1111's "clip skip": 1 = the last layer. */
   readonly clipSkip: number;
   /** The image size (SDXL conditions on it). */
