@@ -125,6 +125,13 @@ async function openRefiner(r: RefinerLoadOptions, opts: LoadOptions, base: Model
         `(${a.channels}, 1/${a.factor}, ${a.scalingFactor}): use a refiner of the model's family (an SDXL refiner for SDXL)`,
     );
   }
+  if ((base.checkpoint.config.unet.timeCondProjDim === null) !== (refiner.checkpoint.config.unet.timeCondProjDim === null)) {
+    refiner.checkpoint.close();
+    throw new InputError(
+      `the refiner ${r.model} ${refiner.checkpoint.config.unet.timeCondProjDim === null ? "is not" : "is"} an LCM and the model ${base.checkpoint.config.unet.timeCondProjDim === null ? "is not" : "is"}: ` +
+        "the two take guidance differently (an LCM embeds it, the others run a classifier-free pass), so pair LCMs with LCMs",
+    );
+  }
   if (refiner.checkpoint.inpainting) {
     refiner.checkpoint.close();
     throw new InputError(`the refiner ${r.model} is an inpainting checkpoint: a refiner takes over plain denoising, so use an ordinary one`);

@@ -177,8 +177,8 @@ export class StableDiffusionPipeline {
 
     if (this.refiner && mask) throw new InputError("inpainting with a refiner is not supported: leave out the refiner or the mask");
     const request = { prompt: p.prompt, negativePrompt: p.negativePrompt, prompt2: p.prompt2, negativePrompt2: p.negativePrompt2, clipSkip: p.clipSkip, width: p.width, height: p.height };
-    const conditions = this.withGuidance(await this.conditioner.encode(request), p.cfgScale);
-    const refinerConditions = this.refiner && this.withGuidance(await this.refiner.conditioner.encode(request), p.cfgScale);
+    const conditions = withGuidance(await this.conditioner.encode(request), p.cfgScale, this.guidanceEmbedding);
+    const refinerConditions = this.refiner && withGuidance(await this.refiner.conditioner.encode(request), p.cfgScale, this.refiner.checkpoint.config.unet.timeCondProjDim ?? undefined);
     const model: ModelIdentity = { name: this.modelName, hash: this.modelHash };
     const images: GeneratedImage[] = [];
     const previews = new StepPreviews(this.safeguards, { share: this.safeguards.previewCheckShare });
@@ -218,15 +218,6 @@ export class StableDiffusionPipeline {
       throw new InputError(`the mask is ${m.width}x${m.height} but the init image is ${probe.width}x${probe.height}: draw the mask at the image's size`);
     }
     return decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask"), width: p.width, height: p.height });
-  }
-
-  /**
-   * The conditions as the UNet takes guidance: an LCM UNet gets the scale's embedding and no classifier-free
-   * batch; every other UNet the prompts' conditions as they are.
-   */
-  private withGuidance(c: PromptConditions, cfgScale: number): PromptConditions {
-    const dim = this.guidanceEmbedding;
-    return dim === undefined ? c : lcmConditions(c, cfgScale, dim);
   }
 
   /** One batch (batch_size images, one generator each): its starting latents, then the loop. */
@@ -306,6 +297,14 @@ export class StableDiffusionPipeline {
  * (an LCM UNet's guidance is embedded, so 8.5 costs no second pass).
  */
 const LCM_DEFAULTS = { steps: 4, cfgScale: 8.5, sampler: "lcm" } as const;
+
+/**
+ * The conditions as the UNet takes guidance: an LCM UNet (guidance embedding of width `dim`) gets the scale's
+ * embedding and no classifier-free batch; every other UNet the prompts' conditions as they are.
+ */
+function withGuidance(c: PromptConditions, cfgScale: number, dim: number | undefined): PromptConditions {
+  return dim === undefined ? c : lcmConditions(c, cfgScale, dim);
+}
 
 /** diffusers' img2img start: skip the first (1 - strength) of the schedule, in model calls. */
 function startIndex(s: Scheduler, p: ResolvedParams): number {

@@ -114,9 +114,10 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's refiner hand-over (--refiner, refiner_
     expect(d.info).not.toMatch(/Refiner/);
   });
 
-  it("refuses refiner_switch_at without a refiner, a refiner of another latent space, and a refiner with a mask", async () => {
+  it("refuses refiner_switch_at without a refiner, a refiner of another latent space or guidance kind, and a refiner with a mask", async () => {
     await expect((await baseAlone()).generate({ ...params, refiner_switch_at: 0.8 })).rejects.toThrow(/refiner_switch_at needs a refiner.*--refiner PATH/);
     await expect(loadPipeline(ref("models/sd15-tiny"), { ...base, refiner: { model: tinyRefinerFolder() } })).rejects.toThrow(/another latent space.*scaling 0\.13025.*0\.18215/);
+    await expect(loadPipeline(ref("models/lcm-tiny"), { ...base, refiner: { model: ref("models/sd15-tiny") } })).rejects.toThrow(/the refiner .*sd15-tiny is not an LCM and the model is: .*pair LCMs with LCMs/);
     const refined = await open(ref("models/sdxl-tiny"), { refiner: { model: tinyRefinerFolder() } });
     const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: "#808080" } }).png().toBuffer();
     await expect(refined.generate({ ...params, init_images: [png], mask: png })).rejects.toThrow(/inpainting with a refiner is not supported/);
