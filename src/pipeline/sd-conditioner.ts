@@ -34,8 +34,9 @@ export class SdConditioner implements Conditioner {
   }
 
   async encode(r: ConditioningRequest): Promise<PromptConditions> {
-    const [uncond, cond] = await encodePrompts(await this.encoder.get(), [r.negativePrompt, r.prompt], this.opts.clipSkip ? r.clipSkip : 1);
+    const encoded = await encodePrompts(await this.encoder.get(), r.guided ? [r.negativePrompt, r.prompt] : [r.prompt], this.opts.clipSkip ? r.clipSkip : 1);
+    const [uncond, cond] = [encoded[0]!, encoded[encoded.length - 1]!];
     const input = (c: { data: Float32Array; tokens: number; hidden: number }) => new Map([[UNET_IO.encoderHiddenStates, { data: c.data, dims: [c.tokens, c.hidden] }]]);
-    return { uncond: input(uncond!), cond: input(cond!) };
+    return { uncond: input(uncond), cond: input(cond) };
   }
 }

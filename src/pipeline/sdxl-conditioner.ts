@@ -57,8 +57,11 @@ export class SdxlConditioner implements Conditioner {
   }
 
   async encode(r: ConditioningRequest): Promise<PromptConditions> {
-    const texts = (prompts: SdxlEncoder["prompts"]): [string, string] =>
-      prompts === "first" ? [r.negativePrompt, r.prompt] : [r.negativePrompt2 ?? r.negativePrompt, r.prompt2 ?? r.prompt];
+    /** Each encoder's [negative, prompt], or [prompt] alone without guidance. */
+    const texts = (prompts: SdxlEncoder["prompts"]): string[] => {
+      const [negative, prompt] = prompts === "first" ? [r.negativePrompt, r.prompt] : [r.negativePrompt2 ?? r.negativePrompt, r.prompt2 ?? r.prompt];
+      return r.guided ? [negative, prompt] : [prompt];
+    };
     // Every encoder's states are concatenated token by token, so all prompts take the longest one's chunk count.
     const chunks = Math.max(...this.encoders.flatMap((e) => texts(e.spec.prompts).map((t) => chunkCount(e.spec.tokenizer, t))));
     const last = this.encoders.length - 1;
@@ -66,9 +69,9 @@ export class SdxlConditioner implements Conditioner {
     for (const [i, e] of this.encoders.entries()) {
       encoded.push(await encodePrompts(await e.handle.get(), texts(e.spec.prompts), "penultimate", { chunks, pooled: i === last }));
     }
-    const zeroNegative = this.opts.forceZerosForEmptyPrompt && this.encoders.every((e) => texts(e.spec.prompts)[0] === "");
+    const zeroNegative = r.guided && this.opts.forceZerosForEmptyPrompt && this.encoders.every((e) => texts(e.spec.prompts)[0] === "");
     const condition = (side: 0 | 1): UNetCondition => {
-      const parts = encoded.map((per) => per[side]!);
+      const parts = encoded.map((per) => per[side === 1 ? per.length - 1 : 0]!);
       const hidden = zeroNegative && side === 0 ? new Float32Array(sum(parts.map((c) => c.data.length))) : concatFeatures(parts);
       const pooled = parts[last]!.pooled!;
       return new Map([
@@ -77,7 +80,8 @@ export class SdxlConditioner implements Conditioner {
         [UNET_IO.timeIds, { data: this.timeIds(r, side === 0), dims: [TEXT_CONDITIONING[this.opts.family].timeIds.length] }],
       ]);
     };
-    return { uncond: condition(0), cond: condition(1) };
+    const cond = condition(1);
+    return { uncond: r.guided ? condition(0) : cond, cond };
   }
 
   /** The family's time ids for an image of the request's size, in TEXT_CONDITIONING's order. */

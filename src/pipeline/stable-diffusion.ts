@@ -21,7 +21,7 @@ import { DEFAULT_CFG_SCALE, DEFAULT_SAMPLER, DEFAULT_STEPS, resolveParams, type 
 import { DEFAULT_REFINER_SWITCH_AT, refinerInfotext, refinerStart, type Refiner } from "./refiner.js";
 import type { Safeguards } from "./safeguards.js";
 import { StepPreviews } from "./step-previews.js";
-import type { Conditioner, PromptConditions } from "./unet-condition.js";
+import type { Conditioner, ConditioningRequest, PromptConditions } from "./unet-condition.js";
 import { VaeCodec } from "./vae-codec.js";
 
 export interface GeneratedImage {
@@ -176,7 +176,10 @@ export class StableDiffusionPipeline {
     }
 
     if (this.refiner && mask) throw new InputError("inpainting with a refiner is not supported: leave out the refiner or the mask");
-    const request = { prompt: p.prompt, negativePrompt: p.negativePrompt, prompt2: p.prompt2, negativePrompt2: p.negativePrompt2, clipSkip: p.clipSkip, width: p.width, height: p.height };
+    const request: ConditioningRequest = {
+      prompt: p.prompt, negativePrompt: p.negativePrompt, prompt2: p.prompt2, negativePrompt2: p.negativePrompt2,
+      guided: this.loopCfgScale(p) > 1, clipSkip: p.clipSkip, width: p.width, height: p.height,
+    };
     const conditions = withGuidance(await this.conditioner.encode(request), p.cfgScale, this.guidanceEmbedding);
     const refinerConditions = this.refiner && withGuidance(await this.refiner.conditioner.encode(request), p.cfgScale, this.refiner.checkpoint.config.unet.timeCondProjDim ?? undefined);
     const model: ModelIdentity = { name: this.modelName, hash: this.modelHash };
@@ -220,6 +223,11 @@ export class StableDiffusionPipeline {
     return decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask"), width: p.width, height: p.height });
   }
 
+  /** The classifier-free guidance the loop applies: LCM's is in its conditions (withGuidance), so none there. */
+  private loopCfgScale(p: ResolvedParams): number {
+    return this.guidanceEmbedding === undefined ? p.cfgScale : 1;
+  }
+
   /** One batch (batch_size images, one generator each): its starting latents, then the loop. */
   private async denoiseBatch(
     p: ResolvedParams,
@@ -245,8 +253,7 @@ export class StableDiffusionPipeline {
       latents: s.latents,
       shape,
       noise,
-      // LCM's guidance is in its conditions (withGuidance): the loop runs the positive half alone.
-      cfgScale: this.guidanceEmbedding === undefined ? p.cfgScale : 1,
+      cfgScale: this.loopCfgScale(p),
       conditions,
       handOver: at === undefined ? undefined : { at, unet: await this.refiner!.networks.get("unet"), conditions: refinerConditions! },
       inpaint: s.inpaint,

@@ -33,7 +33,7 @@ describe.skipIf(!HAVE_REFERENCE)("SDXL conditioning (sdxl-tiny against transform
     }
     return out;
   };
-  const request = (r: Partial<ConditioningRequest>): ConditioningRequest => ({ prompt: PROMPT, negativePrompt: "", clipSkip: 1, width: 64, height: 48, ...r });
+  const request = (r: Partial<ConditioningRequest>): ConditioningRequest => ({ prompt: PROMPT, negativePrompt: "", guided: true, clipSkip: 1, width: 64, height: 48, ...r });
   const get = (c: UNetCondition, name: string) => c.get(name)!;
 
   beforeAll(async () => {
@@ -92,6 +92,14 @@ describe.skipIf(!HAVE_REFERENCE)("SDXL conditioning (sdxl-tiny against transform
     expect(relErr(second(1), penultimate("text_encoder_2", 40, 0))).toBeLessThan(1e-5);
     expect(relErr(get(c.cond, UNET_IO.textEmbeds).data, pooled(1))).toBeLessThan(1e-5);
     expect(get(c.uncond, UNET_IO.encoderHiddenStates).dims).toEqual(h.dims);
+  });
+
+  it("without guidance only the prompts are encoded: their conditions stand for both halves (no zeros, no padding to the negative's length)", async () => {
+    const long = Array.from({ length: 90 }, (_, i) => `word${i % 7}`).join(" ");
+    const c = await new SdxlConditioner(networks, encoders, { family: "sdxl", forceZerosForEmptyPrompt: true }).encode(request({ guided: false, negativePrompt2: long }));
+    expect(get(c.cond, UNET_IO.encoderHiddenStates).dims).toEqual([77, 72]);
+    expect(relErr(get(c.cond, UNET_IO.encoderHiddenStates).data, concat(1, 1))).toBeLessThan(1e-5);
+    expect(get(c.uncond, UNET_IO.encoderHiddenStates).data).toEqual(get(c.cond, UNET_IO.encoderHiddenStates).data);
   });
 
   it("clip skip does not change SDXL's conditioning (A1111 ignores it for SDXL)", async () => {
