@@ -1,6 +1,7 @@
 import { extname } from "node:path";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
+import type { PredictionType } from "../configs/pipeline.js";
 import { InputError } from "../errors.js";
 import { defaultModelPath, isDefaultModel } from "../default-model.js";
 import { exifWithUserComment } from "../image/exif-user-comment.js";
@@ -19,7 +20,14 @@ interface GenerateOptions {
   model?: string;
   config?: string;
   tokenizer?: string;
+  tokenizer2?: string;
+  prediction?: string;
+  refiner?: string;
+  refinerConfig?: string;
+  refinerSwitchAt?: string;
   negative?: string;
+  prompt2?: string;
+  negative2?: string;
   steps?: string;
   cfg?: string;
   seed?: string;
@@ -54,6 +62,15 @@ function num(flag: string, value: string | undefined): number | undefined {
   return n;
 }
 
+/** `--prediction v|epsilon` (also the diffusers spellings v_prediction, v-prediction, eps). */
+function predictionOption(value: string | undefined): PredictionType | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim().toLowerCase();
+  if (v === "v" || v === "v_prediction" || v === "v-prediction") return "v_prediction";
+  if (v === "epsilon" || v === "eps") return "epsilon";
+  throw new InputError(`--prediction ${JSON.stringify(value)} is not a prediction type: use v (v-prediction, SD2 768-v and v-pred fine-tunes) or epsilon`);
+}
+
 /** Output file names: `{seed}` and `{n}` are replaced; several images without a placeholder get "-n" suffixes. */
 export function outputPaths(pattern: string, seeds: readonly bigint[]): string[] {
   const placeholder = /\{seed\}|\{n\}/.test(pattern);
@@ -73,11 +90,18 @@ export function registerGenerate(program: Command): void {
     .option("-m, --model <path>", "a .safetensors checkpoint or a diffusers folder (default: the embedded tiny model)")
     .option("--config <dir>", "diffusers folder with config.json files for a single-file checkpoint of non-standard size")
     .option("--tokenizer <path>", "tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz")
+    .option("--tokenizer-2 <path>", "SDXL: the second (OpenCLIP bigG) encoder's tokenizer, for a single file without --config")
+    .option("--prediction <type>", "what the model predicts, over its config and detection: v (v-prediction) or epsilon")
     .option("-n, --negative <text>", "negative prompt")
-    .option("--steps <n>", "denoising steps", "20")
+    .option("--prompt-2 <text>", "SDXL: the prompt of the second text encoder (default: the prompt)")
+    .option("--negative-2 <text>", "SDXL: the negative prompt of the second text encoder (default: the negative prompt)")
+    .option("--refiner <path>", "a checkpoint that takes over the end of the schedule (A1111's refiner, e.g. the SDXL refiner)")
+    .option("--refiner-config <dir>", "diffusers folder with config.json files for a single-file refiner of non-standard size")
+    .option("--refiner-switch-at <f>", "fraction of the schedule after which the refiner takes over (default 0.8)")
+    .option("--steps <n>", "denoising steps (default: the model's generation_config.json, 4 for LCM, else 20)")
     .option("--cfg <x>", "classifier-free guidance scale (1 or less disables guidance; default: the model's generation_config.json, else 7)")
     .option("--seed <s>", "seed from 0 to 18446744073709551615, as PyTorch takes it (-1 or absent: random; always printed)")
-    .option("--sampler <name>", "sampler: euler-a, dpm++2m-karras, ... or A1111 names like \"Euler a\"")
+    .option("--sampler <name>", "sampler: euler-a, dpm++2m-karras, ... or A1111 names like \"Euler a\" (default: the model's, else euler-a)")
     .option("-W, --width <w>", "width in pixels, a multiple of 8 (default: the model's size)")
     .option("-H, --height <h>", "height in pixels, a multiple of 8 (default: the model's size)")
     .option("--init <image>", "init image (sketch or photo) for image-to-image")
@@ -85,7 +109,7 @@ export function registerGenerate(program: Command): void {
     .option("--mask <image>", "inpainting mask, white = repaint (same size as --init)")
     .option("--batch-size <n>", "images per batch", "1")
     .option("--batch-count <n>", "number of batches", "1")
-    .option("--clip-skip <n>", "use the text encoder's n-th layer from the end", "1")
+    .option("--clip-skip <n>", "use the text encoder's n-th layer from the end (SD1; SD2 and SDXL always use their penultimate, as in A1111)", "1")
     .option("--threads <n>", "CPU threads (default: all cores)")
     .option("-o, --out <file>", "output file: .png, .jpg/.jpeg or .webp (the extension picks the format); {seed} and {n} are replaced", "out.png")
     .option("--json", "print a JSON result on stdout")
@@ -123,6 +147,9 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   const params: GenerateParams = {
     prompt,
     negative_prompt: o.negative,
+    prompt_2: o.prompt2,
+    negative_prompt_2: o.negative2,
+    refiner_switch_at: num("--refiner-switch-at", o.refinerSwitchAt),
     steps: num("--steps", o.steps),
     cfg_scale: num("--cfg", o.cfg),
     seed,
@@ -137,6 +164,9 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     clip_skip: num("--clip-skip", o.clipSkip),
   };
   if (o.mask !== undefined && o.init === undefined) throw new InputError("--mask needs --init: the image to inpaint");
+  if (o.refinerSwitchAt !== undefined && o.refiner === undefined) throw new InputError("--refiner-switch-at needs --refiner: the checkpoint to hand over to");
+  if (o.refinerConfig !== undefined && o.refiner === undefined) throw new InputError("--refiner-config needs --refiner: the single-file refiner it describes");
+  const prediction = predictionOption(o.prediction);
 
   // Installed first, so that no signal from here on kills the process between two file operations.
   const interruption = new Interruption(log).install();
@@ -150,6 +180,9 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     const pipe = await loadPipeline(model, {
       config: o.config,
       tokenizer: o.tokenizer,
+      tokenizer2: o.tokenizer2,
+      prediction,
+      refiner: o.refiner === undefined ? undefined : { model: o.refiner, config: o.refinerConfig },
       threads,
       onStatus: log,
       safetyChecker: o.safetyCheck ? o.safetyChecker : false,

@@ -10,6 +10,8 @@ interface ServeOptions {
   host: string;
   port: string;
   model?: string;
+  refiner?: string;
+  refinerConfig?: string;
   data: string;
   token?: string;
   threads?: string;
@@ -31,6 +33,8 @@ export function registerServe(program: Command): void {
     .option("--host <address>", "address to listen on; anything but loopback needs --token", DEFAULTS.host)
     .option("--port <n>", "port", String(DEFAULTS.port))
     .option("-m, --model <path>", "a .safetensors checkpoint or a diffusers folder (default: the embedded tiny model)")
+    .option("--refiner <path>", "a checkpoint requests may hand the end of the schedule over to (A1111's refiner_checkpoint; our refiner_switch_at)")
+    .option("--refiner-config <dir>", "diffusers folder with config.json files for a single-file refiner of non-standard size")
     .option("--data <dir>", "job database and images", DEFAULTS.dataDir)
     .option("--token <secret>", "require Authorization: Bearer <secret> on every request (default: $DIFFUSE_TOKEN)")
     .option("--threads <n>", "CPU threads for generation (default: all cores)")
@@ -65,6 +69,11 @@ function positiveNumber(flag: string, value: string): number {
   return n;
 }
 
+function refinerOption(o: ServeOptions): { model: string; config?: string } | undefined {
+  if (o.refinerConfig !== undefined && o.refiner === undefined) throw new InputError("--refiner-config needs --refiner: the single-file refiner it describes");
+  return o.refiner === undefined ? undefined : { model: o.refiner, config: o.refinerConfig };
+}
+
 async function serveCommand(o: ServeOptions): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const modelPath = o.model ?? defaultModelPath();
@@ -78,6 +87,7 @@ async function serveCommand(o: ServeOptions): Promise<void> {
     bodyLimit: (integer("--body-limit", o.bodyLimit) ?? DEFAULTS.bodyLimit / 1024 / 1024) * 1024 * 1024,
     loadOptions: {
       threads: integer("--threads", o.threads),
+      refiner: refinerOption(o),
       onStatus: log,
       safetyChecker: o.safetyCheck ? o.safetyChecker : false,
       safetyPolicy: safetyPolicyOption(o.safetyPolicy),

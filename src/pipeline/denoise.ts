@@ -17,8 +17,14 @@ export interface DenoiseInput {
   latents: Float32Array;
   shape: Nchw;
   noise: NoiseSource;
+  /**
+   * The classifier-free guidance the loop applies: above 1 the negative and positive halves run in one batch;
+   * 1 or less the positive half alone (guidance off, or embedded in the conditions as LCM's is).
+   */
   cfgScale: number;
   conditions: PromptConditions;
+  /** A refiner that takes over from model call `at` on, with its own UNet and conditions (refiner.ts). */
+  handOver?: { at: number; unet: Session; conditions: PromptConditions };
   /** An inpainting checkpoint's extra input channels. */
   inpaint?: InpaintChannels;
   /** Legacy inpainting with an ordinary checkpoint: what to put back outside the mask after every step. */
@@ -32,19 +38,22 @@ export interface DenoiseInput {
  * add an inpainting model's channels, predict with classifier-free guidance (the negative and positive halves in
  * one batch), step the scheduler, put back the known region for legacy inpainting, report progress. Guidance
  * scale 1 or less runs the positive half alone (guidance off, as distilled models use it). Returns the final
- * latents [B, C, h, w].
+ * latents [B, C, h, w]. With a hand-over, the refiner's UNet and conditions replace the model's from that call
+ * on; the latents, the scheduler's state and the noise stream carry on unchanged.
  */
 export async function denoise(input: DenoiseInput): Promise<Float32Array> {
-  const { unet, scheduler, timesteps, shape, cfgScale, inpaint, blend, signal } = input;
+  const { scheduler, timesteps, shape, cfgScale, inpaint, blend, signal, handOver } = input;
   const [B, lc, h, w] = shape;
   const per = lc * h * w;
   const guided = cfgScale > 1;
   const copies = guided ? 2 * B : B;
-  const conditions = batchConditions(input.conditions, B, guided);
+  const stages = [{ from: 0, unet: input.unet, conditions: batchConditions(input.conditions, B, guided) }];
+  if (handOver) stages.push({ from: handOver.at, unet: handOver.unet, conditions: batchConditions(handOver.conditions, B, guided) });
   let latents = input.latents;
   for (let i = 0; i < timesteps.length; i++) {
     if (signal?.aborted) throw new GenerationAborted();
     const t = timesteps[i]!;
+    const { unet, conditions } = stages[stages.length > 1 && i >= stages[1]!.from ? 1 : 0]!;
     let x = scheduler.scaleModelInput(latents, t);
     if (inpaint) x = concatChannels([x, inpaint.mask, inpaint.maskedLatents], [lc, 1, lc], B, h * w);
     const sample = guided ? repeat(x, 2) : x;

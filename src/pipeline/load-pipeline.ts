@@ -1,49 +1,175 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { InputError } from "../errors.js";
+import { TEXT_CONDITIONING, timeIdCount, type PredictionType } from "../configs/pipeline.js";
+import { InputError, UnsupportedModelError } from "../errors.js";
 import { openCheckpoint } from "../models/open-checkpoint.js";
 import { MAX_SIDE_FILE_BYTES, readJsonText } from "../regular-file.js";
 import { parseSchedulerConfigJson, STABLE_DIFFUSION_SCHEDULER_CONFIG, type RawSchedulerConfig } from "../schedulers/index.js";
 import { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
-import { readGenerationConfig } from "./generation-config.js";
+import { shortHash } from "../weights/hash.js";
+import { readGenerationConfig, type GenerationConfig } from "./generation-config.js";
+import { latentSpace } from "./latent-space.js";
+import { readPipelineFlags } from "./model-index.js";
 import { Networks, type NetworkOptions } from "./networks.js";
+import { modelDisplayName } from "./output-metadata.js";
+import type { Refiner } from "./refiner.js";
 import { Safeguards, type SafeguardOptions } from "./safeguards.js";
 import { SdConditioner } from "./sd-conditioner.js";
+import { SdxlConditioner, type SdxlEncoder } from "./sdxl-conditioner.js";
 import { StableDiffusionPipeline } from "./stable-diffusion.js";
+import type { Conditioner } from "./unet-condition.js";
 
 export interface LoadOptions extends NetworkOptions, SafeguardOptions {
-  /** A diffusers folder with config.json files for a single-file checkpoint of non-standard size. */
+  /** A diffusers folder with config.json files (and tokenizer folders) for a single-file checkpoint. */
   config?: string;
-  /** A tokenizer folder (vocab.json + merges.txt) or OpenAI's bpe_simple_vocab_16e6.txt.gz. */
+  /** The first text encoder's tokenizer: a folder (vocab.json + merges.txt) or OpenAI's bpe_simple_vocab_16e6.txt.gz. */
   tokenizer?: string;
+  /** SDXL base's second text encoder's tokenizer (diffusers' tokenizer_2/), in the same forms. */
+  tokenizer2?: string;
+  /** The prediction type, over the model folder's scheduler config and single-file detection (`--prediction`). */
+  prediction?: PredictionType;
+  /**
+   * A second checkpoint that takes over the last part of every generation's schedule (A1111's refiner; see
+   * GenerateParams.refiner_switch_at). It must share the model's latent space (an SDXL refiner for SDXL).
+   */
+  refiner?: RefinerLoadOptions;
+}
+
+export interface RefinerLoadOptions {
+  /** A .safetensors checkpoint or a diffusers folder. */
+  model: string;
+  /** Its config folder, for a single file of non-standard size. */
+  config?: string;
+  /**
+   * Its text encoder's tokenizer. Without one, a single-file SDXL refiner borrows the base model's bigG tokenizer
+   * (the same encoder, so the same vocabulary and padding).
+   */
+  tokenizer?: string;
+}
+
+/** The pieces of one loaded checkpoint that generation needs besides the safeguards. */
+interface ModelParts {
+  checkpoint: Checkpoint;
+  networks: Networks;
+  /** One per text encoder, keyed by the encoder's diffusers folder (text_encoder, text_encoder_2). */
+  tokenizers: Map<string, ClipTokenizer>;
+  conditioner: Conditioner;
+  schedulerConfig: RawSchedulerConfig;
+  generation: GenerationConfig;
+}
+
+interface ModelOptions extends NetworkOptions {
+  config?: string;
+  tokenizers: readonly (string | undefined)[];
+  prediction?: PredictionType;
+  /** Tokenizers to use, by encoder folder, for encoders whose own cannot be found (a refiner borrows the base's). */
+  borrowed?: ReadonlyMap<string, ClipTokenizer>;
 }
 
 const TOKENIZER_HELP =
   "a single-file checkpoint carries no tokenizer: pass --tokenizer PATH (a folder with vocab.json and merges.txt, " +
-  "e.g. the tokenizer/ folder of any SD1.5 diffusers model, or OpenAI's bpe_simple_vocab_16e6.txt.gz from the CLIP repository)";
+  "e.g. the tokenizer/ folder of any SD1.5 diffusers model, or OpenAI's bpe_simple_vocab_16e6.txt.gz from the CLIP repository), " +
+  "or --config with the model's diffusers folder";
+const TOKENIZER_2_HELP =
+  "an SDXL single file carries no tokenizers: pass --tokenizer-2 PATH for its OpenCLIP bigG encoder (the tokenizer_2/ folder of an SDXL " +
+  "diffusers model, or OpenAI's bpe_simple_vocab_16e6.txt.gz), or --config with an SDXL diffusers folder holding tokenizer/ and tokenizer_2/";
 
 /**
- * Loads a checkpoint (single file or diffusers folder) for generation, with what sits beside it: tokenizer,
- * scheduler config, generation config, safety checker. The networks are built or opened on first use.
+ * Loads a checkpoint (single file or diffusers folder) for generation, with what sits beside it: tokenizers,
+ * scheduler config, generation config, pipeline flags, safety checker, and a refiner when asked for. The
+ * networks are built or opened on first use.
  */
 export async function loadPipeline(path: string, opts: LoadOptions = {}): Promise<StableDiffusionPipeline> {
-  if (!existsSync(path)) throw new InputError(`model not found: ${path}; pass --model with a .safetensors file or a diffusers folder`);
-  const checkpoint = openCheckpoint(path, { configDir: opts.config });
+  const model = await openModel(path, { ...opts, tokenizers: [opts.tokenizer, opts.tokenizer2] });
+  let refiner: ModelParts | undefined;
   try {
-    const tokenizerPath = opts.tokenizer ?? findTokenizer(checkpoint, opts.config);
-    if (!tokenizerPath) throw new InputError(`${path}: ${TOKENIZER_HELP}`);
-    const tokenizer = await ClipTokenizer.load(tokenizerPath);
-    const schedulerConfig = readSchedulerConfig(checkpoint, opts.config);
+    if (opts.refiner) refiner = await openRefiner(opts.refiner, opts, model);
     const safeguards = await Safeguards.load(path, opts);
-    const generation = readGenerationConfig(configRoots(checkpoint, opts.config));
+    return new StableDiffusionPipeline({ ...model, tokenizer: [...model.tokenizers.values()][0]!, safeguards, refiner: refiner && asRefiner(refiner) });
+  } catch (e) {
+    refiner?.checkpoint.close();
+    model.checkpoint.close();
+    throw e;
+  }
+}
+
+async function openModel(path: string, opts: ModelOptions): Promise<ModelParts> {
+  if (!existsSync(path)) throw new InputError(`model not found: ${path}; pass --model with a .safetensors file or a diffusers folder`);
+  const checkpoint = openCheckpoint(path, { configDir: opts.config, prediction: opts.prediction });
+  try {
+    const roots = configRoots(checkpoint, opts.config);
+    const tokenizers = new Map<string, ClipTokenizer>();
+    for (const [i, folder] of checkpoint.textEncoderFolders.entries()) {
+      tokenizers.set(folder, await loadTokenizer(checkpoint, folder, opts.tokenizers[i], roots, opts.borrowed?.get(folder)));
+    }
+    const schedulerConfig = readSchedulerConfig(checkpoint, roots, opts.prediction);
+    const generation = readGenerationConfig(roots);
     const networks = await Networks.open(checkpoint, opts);
-    const conditioner = new SdConditioner(networks, tokenizer, checkpoint.config.textEncoder, checkpoint.textEncoder);
-    return new StableDiffusionPipeline({ checkpoint, networks, tokenizer, conditioner, schedulerConfig, safeguards, generation });
+    const conditioner = conditionerFor(checkpoint, networks, tokenizers, roots);
+    return { checkpoint, networks, tokenizers, conditioner, schedulerConfig, generation };
   } catch (e) {
     checkpoint.close();
     throw e;
   }
+}
+
+/** The refiner: a checkpoint of the same latent space, loaded like the model (its tokenizer borrowed if need be). */
+async function openRefiner(r: RefinerLoadOptions, opts: LoadOptions, base: ModelParts): Promise<ModelParts> {
+  const refiner = await openModel(r.model, { ...opts, config: r.config, tokenizers: [r.tokenizer], prediction: undefined, borrowed: base.tokenizers });
+  const [a, b] = [latentSpace(base.checkpoint.config), latentSpace(refiner.checkpoint.config)];
+  if (a.channels !== b.channels || a.factor !== b.factor || a.scalingFactor !== b.scalingFactor) {
+    refiner.checkpoint.close();
+    throw new InputError(
+      `the refiner ${r.model} works in another latent space (${b.channels} channels, 1/${b.factor} size, scaling ${b.scalingFactor}) than the model ` +
+        `(${a.channels}, 1/${a.factor}, ${a.scalingFactor}): use a refiner of the model's family (an SDXL refiner for SDXL)`,
+    );
+  }
+  if ((base.checkpoint.config.unet.timeCondProjDim === null) !== (refiner.checkpoint.config.unet.timeCondProjDim === null)) {
+    refiner.checkpoint.close();
+    throw new InputError(
+      `the refiner ${r.model} ${refiner.checkpoint.config.unet.timeCondProjDim === null ? "is not" : "is"} an LCM and the model ${base.checkpoint.config.unet.timeCondProjDim === null ? "is not" : "is"}: ` +
+        "the two take guidance differently (an LCM embeds it, the others run a classifier-free pass), so pair LCMs with LCMs",
+    );
+  }
+  if (refiner.checkpoint.inpainting) {
+    refiner.checkpoint.close();
+    throw new InputError(`the refiner ${r.model} is an inpainting checkpoint: a refiner takes over plain denoising, so use an ordinary one`);
+  }
+  return refiner;
+}
+
+function asRefiner(m: ModelParts): Refiner {
+  return { checkpoint: m.checkpoint, networks: m.networks, conditioner: m.conditioner, identity: { name: modelDisplayName(m.checkpoint.path), hash: shortHash(m.networks.sha256) } };
+}
+
+/**
+ * The family's conditioning stage, as TEXT_CONDITIONING describes it: SD1/SD2 condition on one encoder's last
+ * state, SDXL base and refiner on penultimate states with pooled embeds and time ids.
+ */
+function conditionerFor(ckpt: Checkpoint, networks: Networks, tokenizers: ReadonlyMap<string, ClipTokenizer>, roots: readonly string[]): Conditioner {
+  const { config } = ckpt;
+  const family = config.family;
+  const tokenizer = (i: number) => tokenizers.get(ckpt.textEncoderFolders[i]!)!;
+  if (family === "sd1" || family === "sd2") {
+    return new SdConditioner(networks, tokenizer(0), config.textEncoder, ckpt.textEncoder, { clipSkip: family === "sd1" });
+  }
+  const ids = TEXT_CONDITIONING[family].timeIds;
+  if (timeIdCount(config) !== ids.length) {
+    throw new UnsupportedModelError(
+      `${ckpt.path}: the UNet takes ${timeIdCount(config)} time ids (projection_class_embeddings_input_dim ${config.unet.projectionClassEmbeddingsInputDim}), ` +
+        `but an ${family} model conditions on ${ids.length} (${ids.join(", ")}); ${ckpt.mismatchHint}`,
+    );
+  }
+  const encoders: SdxlEncoder[] = ckpt.textEncoderFolders.map((_, i) => ({
+    network: i === 0 ? "text_encoder" : "text_encoder_2",
+    tokenizer: tokenizer(i),
+    config: i === 0 ? config.textEncoder : config.textEncoder2!,
+    weights: i === 0 ? ckpt.textEncoder : ckpt.textEncoder2!,
+    // diffusers feeds prompt_2 to the second encoder; the refiner's only encoder reads the prompt.
+    prompts: i === 0 ? "first" : "second",
+  }));
+  return new SdxlConditioner(networks, encoders, { family, forceZerosForEmptyPrompt: readPipelineFlags(roots).forceZerosForEmptyPrompt });
 }
 
 /** Where a model's side files live: the diffusers folder itself, and the --config folder of a single file. */
@@ -51,14 +177,33 @@ function configRoots(ckpt: Checkpoint, configDir?: string): string[] {
   return [ckpt.layout === "diffusers" ? ckpt.path : undefined, configDir].filter((r): r is string => !!r);
 }
 
-function findTokenizer(ckpt: Checkpoint, configDir?: string): string | undefined {
-  return configRoots(ckpt, configDir).map((r) => join(r, "tokenizer")).find((t) => existsSync(join(t, "vocab.json")));
+/**
+ * The tokenizer of the text encoder in diffusers folder `encoderFolder`: the path given, else the matching
+ * tokenizer folder (tokenizer/, tokenizer_2/) of the model or its config folder, else a borrowed one. OpenCLIP
+ * encoders (SD2's, SDXL's bigG) pad with "!" (id 0) when the files name no pad token, as open_clip does.
+ */
+async function loadTokenizer(ckpt: Checkpoint, encoderFolder: string, given: string | undefined, roots: readonly string[], borrowed: ClipTokenizer | undefined): Promise<ClipTokenizer> {
+  const openClip = ckpt.config.family === "sd2" || encoderFolder === "text_encoder_2";
+  const options = openClip ? { defaultPadToken: "!" } : {};
+  if (given !== undefined) return ClipTokenizer.load(given, options);
+  const folder = encoderFolder.replace("text_encoder", "tokenizer");
+  const found = roots.map((r) => join(r, folder)).find((t) => existsSync(join(t, "vocab.json")));
+  if (found) return ClipTokenizer.load(found, options);
+  if (borrowed) return borrowed;
+  const second = ckpt.textEncoderFolders.indexOf(encoderFolder) === 1;
+  throw new InputError(`${ckpt.path}: ${second ? TOKENIZER_2_HELP : TOKENIZER_HELP}`);
 }
 
-/** The model's own scheduler_config.json: samplers inherit its schedule (spacing, offset, betas). */
-function readSchedulerConfig(ckpt: Checkpoint, configDir?: string): RawSchedulerConfig {
-  const file = configRoots(ckpt, configDir).map((r) => join(r, "scheduler", "scheduler_config.json")).find((f) => existsSync(f));
-  if (file) return parseSchedulerConfigJson(readJsonText(file, InputError, { hint: "restore the file from the model's repository", maxBytes: MAX_SIDE_FILE_BYTES }), file);
-  // The published SD schedule, for single files without a config folder.
+/**
+ * The model's own scheduler_config.json: samplers inherit its schedule (spacing, offset, betas), with the
+ * prediction type the checkpoint was opened with when `prediction` overrides it.
+ */
+function readSchedulerConfig(ckpt: Checkpoint, roots: readonly string[], prediction: PredictionType | undefined): RawSchedulerConfig {
+  const file = roots.map((r) => join(r, "scheduler", "scheduler_config.json")).find((f) => existsSync(f));
+  if (file) {
+    const config = parseSchedulerConfigJson(readJsonText(file, InputError, { hint: "restore the file from the model's repository", maxBytes: MAX_SIDE_FILE_BYTES }), file);
+    return prediction ? { ...config, prediction_type: prediction } : config;
+  }
+  // The published SD schedule (SDXL's is the same), for single files without a config folder.
   return { ...STABLE_DIFFUSION_SCHEDULER_CONFIG, prediction_type: ckpt.config.predictionType };
 }

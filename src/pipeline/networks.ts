@@ -32,7 +32,8 @@ export interface NetworkOptions extends SessionOptions {
   onStatus?: (message: string) => void;
 }
 
-export type NetworkName = "text_encoder" | "unet" | "vae_decoder" | "vae_encoder";
+/** "text_encoder" is the checkpoint's first (or only) text encoder, "text_encoder_2" SDXL base's second. */
+export type NetworkName = "text_encoder" | "text_encoder_2" | "unet" | "vae_decoder" | "vae_encoder";
 
 /**
  * The ONNX sessions of one checkpoint, built through the compile cache: the first load of a checkpoint builds
@@ -87,9 +88,12 @@ export class Networks {
   }
 
   private build(name: NetworkName, attention: AttentionKind): Graph {
-    const { config, unet, vae, textEncoder } = this.checkpoint;
+    const { config, unet, vae, textEncoder, textEncoder2 } = this.checkpoint;
     switch (name) {
       case "text_encoder": return buildClipText(config.textEncoder, new ScopedWeights(textEncoder));
+      case "text_encoder_2":
+        if (!config.textEncoder2 || !textEncoder2) throw new Error(`${this.checkpoint.path} has no second text encoder`);
+        return buildClipText(config.textEncoder2, new ScopedWeights(textEncoder2));
       case "unet": return buildUNet(config.unet, new ScopedWeights(unet), { attention });
       case "vae_decoder": return buildVaeDecoder(config.vae, new ScopedWeights(vae), { attention });
       case "vae_encoder": return buildVaeEncoder(config.vae, new ScopedWeights(vae), { attention });

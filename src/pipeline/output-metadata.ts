@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { basename } from "node:path";
+import { basename, dirname } from "node:path";
 import { buildInfotext } from "../image/infotext.js";
 import type { ProvenanceInfo } from "../responsible/provenance/index.js";
 import { findSampler } from "../schedulers/index.js";
@@ -10,6 +10,11 @@ export interface ModelIdentity {
   readonly name: string;
   /** The short (10 hex digit) hash A1111 writes. */
   readonly hash: string;
+}
+
+/** A model's name as A1111 writes it: the file name without .safetensors, or a diffusers folder's name. */
+export function modelDisplayName(path: string): string {
+  return basename(path).replace(/\.safetensors$/i, "") || basename(dirname(path));
 }
 
 /** AUTOMATIC1111's parameters text of one image. `extra`: keys of the safeguards and the family. */

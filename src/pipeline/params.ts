@@ -54,6 +54,10 @@ export interface StepPreview {
 export interface GenerateParams {
   prompt: string;
   negative_prompt?: string;
+  /** SDXL: the prompt of the second text encoder (OpenCLIP bigG), as diffusers' prompt_2; absent: the prompt. */
+  prompt_2?: string;
+  /** SDXL: the second encoder's negative prompt (negative_prompt_2); absent: the negative prompt. */
+  negative_prompt_2?: string;
   steps?: number;
   cfg_scale?: number;
   /**
@@ -73,8 +77,16 @@ export interface GenerateParams {
   init_images?: ImageSource[];
   /** inpainting: white = repaint, black = keep; same size as the init image. */
   mask?: ImageSource;
-  /** 1 = the text encoder's last layer; 2 = the penultimate (what many anime models want). */
+  /**
+   * 1 = the text encoder's last layer; 2 = the penultimate (what many anime models want). SD1 only: as in A1111,
+   * SD2 and SDXL always condition on their penultimate layer.
+   */
   clip_skip?: number;
+  /**
+   * With a refiner loaded (LoadOptions.refiner): the fraction of the schedule after which it takes over, as
+   * A1111's refiner_switch_at (default 0.8; 1 = never). An error without a refiner.
+   */
+  refiner_switch_at?: number;
   /** Identifies the job in the robust watermark's payload (the server passes its job id; random otherwise). */
   job_id?: string;
   onStep?: (e: StepEvent) => void;
@@ -84,6 +96,9 @@ export interface GenerateParams {
 export interface ResolvedParams {
   prompt: string;
   negativePrompt: string;
+  /** Given only when the request named one. */
+  prompt2?: string;
+  negativePrompt2?: string;
   steps: number;
   cfgScale: number;
   /** The first image's seed, exact (a random one drawn); image j of the generation uses seed + j. */
@@ -97,7 +112,23 @@ export interface ResolvedParams {
   initImage?: ImageSource;
   mask?: ImageSource;
   clipSkip: number;
+  /** Present when the generation may hand over to a refiner. */
+  refinerSwitchAt?: number;
 }
+
+/** What a model recommends or needs where a request says nothing; the pipeline's own defaults otherwise. */
+export interface ModelDefaults {
+  size: number;
+  cfgScale?: number;
+  steps?: number;
+  sampler?: string;
+  /** The refiner's switch point when the model has a refiner; undefined without one. */
+  refinerSwitchAt?: number;
+  randomSeed: () => bigint;
+}
+
+/** Steps when neither the request nor the model says. */
+export const DEFAULT_STEPS = 20;
 
 export const DEFAULT_SAMPLER = "euler-a";
 /** For models that do not recommend their own (generation_config.json): what SD1.x is used at. */
@@ -118,12 +149,17 @@ function number(name: string, value: unknown, min: number, max: number, hint: st
 }
 
 /** Checks every parameter up front, so bad input fails before any compute, with a message naming the fix. */
-export function resolveParams(p: GenerateParams, defaults: { size: number; cfgScale?: number; randomSeed: () => bigint }): ResolvedParams {
+export function resolveParams(p: GenerateParams, defaults: ModelDefaults): ResolvedParams {
   if (typeof p.prompt !== "string") throw new InputError("prompt must be a string");
   // Every output carries the prompts in its metadata, and PNG text (and A1111's readers) cannot hold a NUL:
   // refused here, before any compute, rather than when the finished image is written.
-  for (const [name, text] of [["prompt", p.prompt], ["negative prompt", p.negative_prompt ?? ""]] as const) {
+  const texts = [["prompt", p.prompt], ["negative prompt", p.negative_prompt ?? ""], ["second prompt", p.prompt_2 ?? ""], ["second negative prompt", p.negative_prompt_2 ?? ""]] as const;
+  for (const [name, text] of texts) {
+    if (typeof text !== "string") throw new InputError(`the ${name} must be a string`);
     if (text.includes("\0")) throw new InputError(`the ${name} contains a NUL character (U+0000), which the image's metadata cannot hold; remove it`);
+  }
+  if (p.refiner_switch_at !== undefined && defaults.refinerSwitchAt === undefined) {
+    throw new InputError("refiner_switch_at needs a refiner: load one (--refiner PATH, LoadOptions.refiner) or leave the switch point out");
   }
   const size = (name: string, v: number | undefined) =>
     integer(name, v ?? defaults.size, 8, MAX_IMAGE_SIDE, `${name} must be a multiple of 8 between 8 and ${MAX_IMAGE_SIDE} (the VAE works on 8x8 pixel blocks), e.g. ${Math.round((v ?? 512) / 8) * 8}`);
@@ -138,13 +174,16 @@ export function resolveParams(p: GenerateParams, defaults: { size: number; cfgSc
   checkSeedsFit(seed, batchSize * batchCount);
   const init = p.init_images?.[0];
   if (p.mask !== undefined && init === undefined) throw new InputError("a mask needs an init image: pass the image to inpaint with --init (init_images)");
+  const switchAt = p.refiner_switch_at ?? defaults.refinerSwitchAt;
   return {
     prompt: p.prompt,
     negativePrompt: p.negative_prompt ?? "",
-    steps: integer("steps", p.steps ?? 20, 1, 1000, "use an integer from 1 to 1000 (20-30 is typical)"),
+    ...(p.prompt_2 !== undefined ? { prompt2: p.prompt_2 } : {}),
+    ...(p.negative_prompt_2 !== undefined ? { negativePrompt2: p.negative_prompt_2 } : {}),
+    steps: integer("steps", p.steps ?? defaults.steps ?? DEFAULT_STEPS, 1, 1000, "use an integer from 1 to 1000 (20-30 is typical)"),
     cfgScale: number("cfg scale", p.cfg_scale ?? defaults.cfgScale ?? DEFAULT_CFG_SCALE, 0, 100, "use a number from 0 to 100 (7 is typical; 1 disables guidance)"),
     seed,
-    sampler: p.sampler_name ?? DEFAULT_SAMPLER,
+    sampler: p.sampler_name ?? defaults.sampler ?? DEFAULT_SAMPLER,
     width,
     height,
     batchSize,
@@ -153,6 +192,7 @@ export function resolveParams(p: GenerateParams, defaults: { size: number; cfgSc
     initImage: init,
     mask: p.mask,
     clipSkip: integer("clip skip", p.clip_skip ?? 1, 1, 12, "use an integer from 1 to 12 (1 = last layer)"),
+    ...(switchAt !== undefined ? { refinerSwitchAt: number("refiner switch at", switchAt, 0, 1, "use a number from 0 to 1 (the fraction of the schedule the model runs before the refiner; 0.8 is usual)") } : {}),
   };
 }
 

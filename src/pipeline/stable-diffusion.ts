@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { basename, dirname } from "node:path";
 import type { PipelineConfig } from "../configs/pipeline.js";
 import { InputError } from "../errors.js";
 import { decodeImage, decodeMask, screenImage, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
@@ -16,11 +15,13 @@ import type { GenerationConfig } from "./generation-config.js";
 import { inpaintChannels, latentKeepMask, type InpaintChannels } from "./inpainting.js";
 import { latentShape, latentSpace, type LatentSpace } from "./latent-space.js";
 import type { Networks } from "./networks.js";
-import { imageInfotext, provenanceInfo, type ModelIdentity } from "./output-metadata.js";
-import { DEFAULT_CFG_SCALE, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
+import { lcmConditions } from "./guidance-embedding.js";
+import { imageInfotext, modelDisplayName, provenanceInfo, type ModelIdentity } from "./output-metadata.js";
+import { DEFAULT_CFG_SCALE, DEFAULT_SAMPLER, DEFAULT_STEPS, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
+import { DEFAULT_REFINER_SWITCH_AT, refinerInfotext, refinerStart, type Refiner } from "./refiner.js";
 import type { Safeguards } from "./safeguards.js";
 import { StepPreviews } from "./step-previews.js";
-import type { Conditioner, PromptConditions } from "./unet-condition.js";
+import type { Conditioner, ConditioningRequest, PromptConditions } from "./unet-condition.js";
 import { VaeCodec } from "./vae-codec.js";
 
 export interface GeneratedImage {
@@ -57,6 +58,8 @@ export interface PipelineParts {
   schedulerConfig: RawSchedulerConfig;
   safeguards: Safeguards;
   generation?: GenerationConfig;
+  /** A second model that takes over the end of the schedule (A1111's refiner). */
+  refiner?: Refiner;
 }
 
 /** One batch's starting point: the latents to denoise from and the timesteps left to run. */
@@ -80,6 +83,7 @@ export class StableDiffusionPipeline {
   readonly schedulerConfig: RawSchedulerConfig;
   readonly safeguards: Safeguards;
   readonly generation: GenerationConfig;
+  readonly refiner: Refiner | undefined;
   private readonly conditioner: Conditioner;
   private readonly space: LatentSpace;
   private readonly codec: VaeCodec;
@@ -92,9 +96,10 @@ export class StableDiffusionPipeline {
     this.schedulerConfig = parts.schedulerConfig;
     this.safeguards = parts.safeguards;
     this.generation = parts.generation ?? {};
+    this.refiner = parts.refiner;
     this.space = latentSpace(this.config);
     this.codec = new VaeCodec(this.networks, this.space);
-    this.modelName = basename(this.checkpoint.path).replace(/\.safetensors$/i, "") || basename(dirname(this.checkpoint.path));
+    this.modelName = modelDisplayName(this.checkpoint.path);
   }
 
   get config(): PipelineConfig {
@@ -110,13 +115,54 @@ export class StableDiffusionPipeline {
     return this.config.unet.sampleSize * this.space.factor;
   }
 
-  /** The guidance used when a request names none: the model's recommendation, else SD1.x's usual 7. */
+  /** The width of an LCM UNet's guidance embedding (time_cond_proj_dim); undefined for every other UNet. */
+  private get guidanceEmbedding(): number | undefined {
+    return this.config.unet.timeCondProjDim ?? undefined;
+  }
+
+  /**
+   * The guidance used when a request names none: the model's generation_config.json, else LCM's 8.5 for an LCM
+   * UNet (diffusers' LatentConsistencyModelPipeline default), else SD1.x's usual 7.
+   */
   get defaultCfgScale(): number {
-    return this.generation.guidanceScale ?? DEFAULT_CFG_SCALE;
+    return this.generation.guidanceScale ?? (this.guidanceEmbedding !== undefined ? LCM_DEFAULTS.cfgScale : DEFAULT_CFG_SCALE);
+  }
+
+  /**
+   * The steps the model recommends (generation_config.json's num_inference_steps; LCM's 4 for an LCM UNet or
+   * scheduler), undefined when it recommends none.
+   */
+  get recommendedSteps(): number | undefined {
+    return this.generation.steps ?? (this.lcm ? LCM_DEFAULTS.steps : undefined);
+  }
+
+  /** The sampler the model recommends (generation_config.json's sampler_name; "lcm" for LCM), undefined when none. */
+  get recommendedSampler(): string | undefined {
+    return this.generation.sampler ?? (this.lcm ? LCM_DEFAULTS.sampler : undefined);
+  }
+
+  get defaultSteps(): number {
+    return this.recommendedSteps ?? DEFAULT_STEPS;
+  }
+
+  get defaultSampler(): string {
+    return this.recommendedSampler ?? DEFAULT_SAMPLER;
+  }
+
+  /** An LCM: its UNet takes the guidance embedding, or its own scheduler config is LCM's. */
+  private get lcm(): boolean {
+    return this.guidanceEmbedding !== undefined || this.schedulerConfig["_class_name"] === "LCMScheduler";
   }
 
   async generate(params: GenerateParams): Promise<GenerateResult> {
-    const p = resolveParams(params, { size: this.defaultSize, cfgScale: this.defaultCfgScale, randomSeed });
+    const p = resolveParams(params, {
+      size: this.defaultSize,
+      cfgScale: this.defaultCfgScale,
+      steps: this.defaultSteps,
+      sampler: this.defaultSampler,
+      refinerSwitchAt: this.refiner ? DEFAULT_REFINER_SWITCH_AT : undefined,
+      randomSeed,
+    });
     this.safeguards.checkPrompt(p.prompt, p.negativePrompt);
     const jobId = params.job_id ?? randomUUID();
     // Fail on a bad sampler name, schedule or strength before any compute.
@@ -129,7 +175,13 @@ export class StableDiffusionPipeline {
       throw new InputError(`denoising strength ${p.denoisingStrength} with ${p.steps} steps leaves no step to run: raise the strength or the steps`);
     }
 
-    const conditions = await this.conditioner.encode({ prompt: p.prompt, negativePrompt: p.negativePrompt, clipSkip: p.clipSkip, width: p.width, height: p.height });
+    if (this.refiner && mask) throw new InputError("inpainting with a refiner is not supported: leave out the refiner or the mask");
+    const request: ConditioningRequest = {
+      prompt: p.prompt, negativePrompt: p.negativePrompt, prompt2: p.prompt2, negativePrompt2: p.negativePrompt2,
+      guided: this.loopCfgScale(p) > 1, clipSkip: p.clipSkip, width: p.width, height: p.height,
+    };
+    const conditions = withGuidance(await this.conditioner.encode(request), p.cfgScale, this.guidanceEmbedding);
+    const refinerConditions = this.refiner && withGuidance(await this.refiner.conditioner.encode(request), p.cfgScale, this.refiner.checkpoint.config.unet.timeCondProjDim ?? undefined);
     const model: ModelIdentity = { name: this.modelName, hash: this.modelHash };
     const images: GeneratedImage[] = [];
     const previews = new StepPreviews(this.safeguards, { share: this.safeguards.previewCheckShare });
@@ -137,7 +189,7 @@ export class StableDiffusionPipeline {
       for (let b = 0; b < p.batchCount; b++) {
         const seeds = batchSeeds(p.seed, p.batchSize, b);
         const shape = latentShape(this.space, seeds.length, p.width, p.height);
-        const latents = await this.denoiseBatch(p, seeds, conditions, init, mask, params.signal, (step, steps, x) =>
+        const { latents, refined } = await this.denoiseBatch(p, seeds, conditions, refinerConditions, init, mask, params.signal, (step, steps, x) =>
           params.onStep?.({
             step, steps, batch: b, batches: p.batchCount, elapsed: (performance.now() - start) / 1000, latents: x,
             preview: previews.forStep(x, shape, { batch: b, step, last: step === steps }),
@@ -149,7 +201,8 @@ export class StableDiffusionPipeline {
         safe.images.forEach((image, j) => {
           const seed = seeds[j]!;
           const notes = safe.notes[j]!;
-          const infotext = imageInfotext(p, seed, model, { ...notes.infotext, ...this.safeguards.staticInfotext });
+          const refinerFields = refined ? refinerInfotext(this.refiner!.identity, p.refinerSwitchAt!) : {};
+          const infotext = imageInfotext(p, seed, model, { ...refinerFields, ...notes.infotext, ...this.safeguards.staticInfotext });
           const encode = async (format: ImageFormat) => this.safeguards.finish(await encodeImage(image, format, infotext), await provenanceInfo(p, seed, model, notes.off));
           images.push({ image, seed, infotext, encode, png: () => encode("png") });
         });
@@ -170,35 +223,45 @@ export class StableDiffusionPipeline {
     return decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask"), width: p.width, height: p.height });
   }
 
+  /** The classifier-free guidance the loop applies: LCM's is in its conditions (withGuidance), so none there. */
+  private loopCfgScale(p: ResolvedParams): number {
+    return this.guidanceEmbedding === undefined ? p.cfgScale : 1;
+  }
+
   /** One batch (batch_size images, one generator each): its starting latents, then the loop. */
   private async denoiseBatch(
     p: ResolvedParams,
     seeds: bigint[],
     conditions: PromptConditions,
+    refinerConditions: PromptConditions | undefined,
     init: RgbImage | undefined,
     mask: Mask | undefined,
     signal: AbortSignal | undefined,
     onStep: (step: number, steps: number, latents: Float32Array) => void,
-  ): Promise<Float32Array> {
+  ): Promise<{ latents: Float32Array; refined: boolean }> {
     const noise = new BatchNoise(seeds);
     const scheduler = createScheduler(p.sampler, this.schedulerConfig);
     scheduler.setTimesteps(p.steps);
     const shape = latentShape(this.space, seeds.length, p.width, p.height);
     const s = await this.start(p, scheduler, noise, shape, init, mask);
-    return denoise({
+    const trainSteps = Number(this.schedulerConfig["num_train_timesteps"] ?? 1000);
+    const at = this.refiner && refinerConditions ? refinerStart(s.timesteps, p.refinerSwitchAt!, trainSteps) : undefined;
+    const latents = await denoise({
       unet: await this.networks.get("unet"),
       scheduler,
       timesteps: s.timesteps,
       latents: s.latents,
       shape,
       noise,
-      cfgScale: p.cfgScale,
+      cfgScale: this.loopCfgScale(p),
       conditions,
+      handOver: at === undefined ? undefined : { at, unet: await this.refiner!.networks.get("unet"), conditions: refinerConditions! },
       inpaint: s.inpaint,
       blend: s.blend,
       signal,
       onStep,
     });
+    return { latents, refined: at !== undefined };
   }
 
   /**
@@ -226,10 +289,28 @@ export class StableDiffusionPipeline {
   }
 
   async close(): Promise<void> {
+    if (this.refiner) {
+      await this.refiner.networks.release();
+      this.refiner.checkpoint.close();
+    }
     await this.networks.release();
     await this.safeguards.release();
     this.checkpoint.close();
   }
+}
+
+/**
+ * What diffusers' LatentConsistencyModelPipeline runs by default: 4 steps at guidance 8.5 with its LCMScheduler
+ * (an LCM UNet's guidance is embedded, so 8.5 costs no second pass).
+ */
+const LCM_DEFAULTS = { steps: 4, cfgScale: 8.5, sampler: "lcm" } as const;
+
+/**
+ * The conditions as the UNet takes guidance: an LCM UNet (guidance embedding of width `dim`) gets the scale's
+ * embedding and no classifier-free batch; every other UNet the prompts' conditions as they are.
+ */
+function withGuidance(c: PromptConditions, cfgScale: number, dim: number | undefined): PromptConditions {
+  return dim === undefined ? c : lcmConditions(c, cfgScale, dim);
 }
 
 /** diffusers' img2img start: skip the first (1 - strength) of the schedule, in model calls. */

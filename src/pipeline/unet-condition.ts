@@ -37,6 +37,16 @@ export function batchConditions(c: PromptConditions, batch: number, guided: bool
 export interface ConditioningRequest {
   readonly prompt: string;
   readonly negativePrompt: string;
+  /** SDXL's prompt for its second encoder (diffusers' prompt_2); absent: the prompt. */
+  readonly prompt2?: string;
+  /** SDXL's negative prompt for its second encoder (negative_prompt_2); absent: the negative prompt. */
+  readonly negativePrompt2?: string;
+  /**
+   * Whether the loop runs the unconditional half (classifier-free guidance on). Without it the negative prompts are
+   * not encoded, as diffusers skips them: the prompt's conditions stand for both halves, and a longer negative
+   * prompt does not pad the prompt to its length.
+   */
+  readonly guided: boolean;
   /** A1111's "clip skip": 1 = the last layer. */
   readonly clipSkip: number;
   /** The image size (SDXL conditions on it). */

@@ -10,7 +10,7 @@ import type { JobParams, JobType } from "./api-types.js";
 import type { A1111Img2Img, A1111Txt2Img } from "./a1111-schema.js";
 import { HttpError } from "./http-errors.js";
 import { jobParamsOf } from "./job-params.js";
-import type { ModelDescription } from "./model-host.js";
+import type { CheckpointDescription, ModelDescription } from "./model-host.js";
 import type { ImageRecord, JobRecord, Uploads } from "./store.js";
 import { checkUploads, readImageUpload } from "./uploads.js";
 
@@ -33,9 +33,10 @@ export class A1111Error extends Error {
 /**
  * A1111 names samplers and (since 1.9) their schedules separately: "DPM++ 2M" + scheduler "Karras" is our
  * "DPM++ 2M Karras". The old combined names and ours work too; schedules we have no variant for are ignored.
+ * Without a sampler: the model's recommendation, else A1111's Euler.
  */
-export function resolveA1111Sampler(req: A1111Txt2Img): string {
-  const name = req.sampler_name || req.sampler_index || A1111_SAMPLER;
+export function resolveA1111Sampler(req: A1111Txt2Img, modelDefault?: string): string {
+  const name = req.sampler_name || req.sampler_index || modelDefault || A1111_SAMPLER;
   const base = findSampler(name);
   if (!base) throw new A1111Error(404, `Sampler not found: "${name}"; see GET /sdapi/v1/samplers for the names this server has`);
   const schedule = req.scheduler?.trim().toLowerCase();
@@ -77,21 +78,42 @@ export async function a1111Job(
   if (i2i?.mask) uploads.mask = await prepareMask(await readImageUpload(i2i.mask, "mask"), i2i);
   await checkUploads(uploads, { initImage: "init_images.0", mask: "mask" });
   const type: JobType = uploads.mask ? "inpaint" : uploads.initImage ? "img2img" : "txt2img";
+  const m = defaults.model;
   const params = jobParamsOf(type, {
     prompt: req.prompt ?? "",
     negative_prompt: req.negative_prompt ?? "",
-    steps: req.steps ?? A1111_STEPS,
-    cfg_scale: req.cfg_scale ?? defaults.model.defaultCfgScale,
+    ...(req.prompt_2 != null ? { prompt_2: req.prompt_2 } : {}),
+    ...(req.negative_prompt_2 != null ? { negative_prompt_2: req.negative_prompt_2 } : {}),
+    // A model's own recommendation (generation_config.json, LCM) over A1111's 50 Euler steps, as for cfg_scale.
+    steps: req.steps ?? m.recommendedSteps ?? A1111_STEPS,
+    cfg_scale: req.cfg_scale ?? m.defaultCfgScale,
     seed: req.seed ?? -1,
-    sampler_name: resolveA1111Sampler(req),
+    sampler_name: resolveA1111Sampler(req, m.recommendedSampler),
     width: gridSize(req.width) ?? defaults.model.defaultSize,
     height: gridSize(req.height) ?? defaults.model.defaultSize,
     batch_size: req.batch_size ?? 1,
     n_iter: req.n_iter ?? 1,
     denoising_strength: img2img ? (req.denoising_strength ?? 0.75) : undefined,
     clip_skip: Math.min(12, Math.max(1, clipSkip)),
+    ...refinerParams(req, m),
   }, uploads);
   return { type, params, uploads };
+}
+
+/**
+ * A1111's refiner_checkpoint / refiner_switch_at: the checkpoint must be the refiner this server was started with
+ * (serve --refiner), else 404 as A1111's "Could not find checkpoint"; without one, a server that has a refiner does
+ * not use it (switch point 1: the refiner never takes over). A1111 hands over at the very first step when
+ * refiner_switch_at is missing; here it means the usual 0.8.
+ */
+function refinerParams(req: A1111Txt2Img, m: ModelDescription): { refiner_switch_at?: number } {
+  const name = req.refiner_checkpoint?.trim();
+  if (!name || name.toLowerCase() === "none") return m.refiner ? { refiner_switch_at: 1 } : {};
+  if (!m.refiner || !matchesModel(name, m.refiner)) {
+    const have = m.refiner ? `this server's refiner is ${a1111Title(m.refiner)}` : "this server has no refiner (start it with --refiner PATH)";
+    throw new A1111Error(404, `Could not find checkpoint with name ${name}: ${have}`);
+  }
+  return req.refiner_switch_at == null ? {} : { refiner_switch_at: req.refiner_switch_at };
 }
 
 /** inpainting_mask_invert and the mask blur are applied to the mask itself, as A1111 does before sampling. */
@@ -110,12 +132,12 @@ async function prepareMask(mask: Uint8Array, req: A1111Img2Img): Promise<Uint8Ar
   }
 }
 
-export function a1111Title(m: ModelDescription): string {
+export function a1111Title(m: CheckpointDescription): string {
   return `${m.path.split(/[\\/]/).pop()} [${m.hash}]`;
 }
 
 /** A1111 accepts a checkpoint by title, file name, name or hash. */
-export function matchesModel(value: string, m: ModelDescription): boolean {
+export function matchesModel(value: string, m: CheckpointDescription): boolean {
   const v = value.trim();
   const file = m.path.split(/[\\/]/).pop() ?? m.name;
   return [a1111Title(m), file, m.name, m.hash, m.sha256].includes(v) || v.replace(/\s*\[[0-9a-f]+\]$/i, "") === file;
@@ -165,7 +187,7 @@ export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDes
     seed_resize_from_w: -1,
     seed_resize_from_h: -1,
     denoising_strength: p.has_init_image ? (p.denoising_strength ?? 0.75) : 0,
-    extra_generation_params: {},
+    extra_generation_params: extraGenerationParams(images[0]?.infotext),
     index_of_first_image: 0,
     infotexts: images.map((i) => i.infotext),
     styles: [],
@@ -175,6 +197,16 @@ export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDes
     version: "diffuse",
   };
   return stringifyExact(info);
+}
+
+/** The fields A1111 keeps in extra_generation_params that we write: the refiner's, when it ran. */
+function extraGenerationParams(infotext: string | undefined): Record<string, string | number> {
+  if (!infotext) return {};
+  const { params } = splitInfotext(infotext);
+  const out: Record<string, string | number> = {};
+  if (params["Refiner"] !== undefined) out["Refiner"] = params["Refiner"];
+  if (params["Refiner switch at"] !== undefined) out["Refiner switch at"] = Number(params["Refiner switch at"]);
+  return out;
 }
 
 /** A1111's job timestamps: local time as YYYYMMDDhhmmss. */

@@ -11,6 +11,12 @@ const num = (min: number, max: number) => z.number().min(min).max(max).nullish()
 export const A1111Txt2Img = z.looseObject({
   prompt: PngSafeText(20_000).nullish(),
   negative_prompt: PngSafeText(20_000).nullish(),
+  /** Not A1111's (it has no second prompt): SDXL's prompts for the second text encoder, as on our API. */
+  prompt_2: PngSafeText(20_000).nullish(),
+  negative_prompt_2: PngSafeText(20_000).nullish(),
+  /** A1111's refiner: a checkpoint title, file name, name or hash ("None" or empty: no refiner). */
+  refiner_checkpoint: z.string().max(1000).nullish(),
+  refiner_switch_at: num(0, 1),
   styles: z.array(z.string()).nullish(),
   /** 0 to 2^64 - 1 as a number (kept exact by the body parser) or a string, as A1111 takes it; -1 = random. */
   seed: SeedRequest.nullish(),
@@ -89,6 +95,8 @@ export const TXT2IMG_DEFAULTS: Readonly<Record<string, unknown>> = {
   save_images: false,
   alwayson_scripts: {},
   infotext: null,
+  refiner_checkpoint: null,
+  refiner_switch_at: null,
 };
 
 export const IMG2IMG_DEFAULTS: Readonly<Record<string, unknown>> = {

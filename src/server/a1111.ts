@@ -80,7 +80,8 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
 
     scope.get("/sdapi/v1/sd-models", async () => {
       const m = await describeModel(ctx);
-      return [{ title: a1111Title(m), model_name: m.name, hash: m.hash, sha256: m.sha256, filename: m.path, config: null }];
+      // The refiner is listed too: clients take refiner_checkpoint titles from here.
+      return [m, ...(m.refiner ? [m.refiner] : [])].map((c) => ({ title: a1111Title(c), model_name: c.name, hash: c.hash, sha256: c.sha256, filename: c.path, config: null }));
     });
 
     scope.get("/sdapi/v1/samplers", async () =>

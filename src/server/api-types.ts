@@ -70,6 +70,10 @@ export const PngSafeText = (maxLength: number) =>
 export const GenerationParams = z.object({
   prompt: PngSafeText(20_000),
   negative_prompt: PngSafeText(20_000).optional(),
+  /** SDXL: the prompt of the second text encoder (OpenCLIP bigG); absent: the prompt. Other families ignore it. */
+  prompt_2: PngSafeText(20_000).optional(),
+  /** SDXL: the second text encoder's negative prompt; absent: the negative prompt. */
+  negative_prompt_2: PngSafeText(20_000).optional(),
   steps: z.number().int().min(1).max(150).optional(),
   cfg_scale: z.number().min(0).max(30).optional(),
   /**
@@ -87,6 +91,11 @@ export const GenerationParams = z.object({
   /** img2img and inpaint: how much of the init image to repaint, 0..1. */
   denoising_strength: z.number().min(0).max(1).optional(),
   clip_skip: z.number().int().min(1).max(12).optional(),
+  /**
+   * With a server started with --refiner: the fraction of the schedule after which the refiner takes over
+   * (default 0.8; 1 = never). A 400 on a server without one.
+   */
+  refiner_switch_at: z.number().min(0).max(1).optional(),
 });
 export type GenerationParams = z.infer<typeof GenerationParams>;
 
@@ -182,8 +191,15 @@ export const ModelInfo = z.object({
   hash: z.string(),
   /** The native image size, for a size picker's default. */
   default_size: z.number().int(),
-  /** The guidance a request without cfg_scale gets: the model's recommendation (generation_config.json), else 7. */
+  /** The guidance a request without cfg_scale gets: the model's recommendation (generation_config.json, LCM's 8.5), else 7. */
   default_cfg_scale: z.number(),
+  /** Steps and sampler a request without them gets: the model's recommendation, else 20 and euler-a. */
+  default_steps: z.number().int(),
+  default_sampler: z.string(),
+  /** sd1, sd2, sdxl or sdxl-refiner: SDXL takes prompt_2 / negative_prompt_2. */
+  family: z.string(),
+  /** The refiner requests may hand over to (refiner_switch_at), when the server has one. */
+  refiner: z.object({ name: z.string(), hash: z.string() }).nullable(),
   loaded: z.boolean(),
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;

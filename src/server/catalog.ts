@@ -9,7 +9,19 @@ import { HttpError } from "./http-errors.js";
 export function registerCatalogRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get("/api/v1/models", async (): Promise<ModelList> => {
     const m = await describeModel(ctx);
-    return { models: [{ name: m.name, hash: m.hash, default_size: m.defaultSize, default_cfg_scale: m.defaultCfgScale, loaded: ctx.model.isLoaded }] };
+    return {
+      models: [{
+        name: m.name,
+        hash: m.hash,
+        default_size: m.defaultSize,
+        default_cfg_scale: m.defaultCfgScale,
+        default_steps: m.defaultSteps,
+        default_sampler: m.defaultSampler,
+        family: m.family,
+        refiner: m.refiner ? { name: m.refiner.name, hash: m.refiner.hash } : null,
+        loaded: ctx.model.isLoaded,
+      }],
+    };
   });
 
   app.get("/api/v1/samplers", async (): Promise<SamplerList> => ({

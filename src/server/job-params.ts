@@ -22,7 +22,10 @@ export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads
     has_init_image: uploads.initImage !== undefined,
     has_mask: uploads.mask !== undefined,
   };
-  const optional = ["negative_prompt", "steps", "cfg_scale", "sampler_name", "width", "height", "batch_size", "n_iter", "denoising_strength", "clip_skip"] as const;
+  const optional = [
+    "negative_prompt", "prompt_2", "negative_prompt_2", "steps", "cfg_scale", "sampler_name", "width", "height", "batch_size", "n_iter",
+    "denoising_strength", "clip_skip", "refiner_switch_at",
+  ] as const;
   for (const key of optional) if (p[key] !== undefined) (out as Record<string, unknown>)[key] = p[key];
   return out;
 }
@@ -32,6 +35,8 @@ export function generateParamsOf(p: JobParams, uploads: Uploads): GenerateParams
   return {
     prompt: p.prompt,
     negative_prompt: p.negative_prompt,
+    prompt_2: p.prompt_2,
+    negative_prompt_2: p.negative_prompt_2,
     steps: p.steps,
     cfg_scale: p.cfg_scale,
     seed: p.seed,
@@ -41,6 +46,7 @@ export function generateParamsOf(p: JobParams, uploads: Uploads): GenerateParams
     batch_size: p.batch_size,
     n_iter: p.n_iter,
     clip_skip: p.clip_skip,
+    refiner_switch_at: p.refiner_switch_at,
     denoising_strength: uploads.initImage === undefined ? undefined : p.denoising_strength,
     init_images: uploads.initImage === undefined ? undefined : [uploads.initImage],
     mask: uploads.mask,
@@ -61,6 +67,9 @@ export function completedJobParams(p: JobParams, used: ResolvedParams): JobParam
     batch_size: used.batchSize,
     n_iter: used.batchCount,
     clip_skip: used.clipSkip,
+    ...(used.prompt2 !== undefined ? { prompt_2: used.prompt2 } : {}),
+    ...(used.negativePrompt2 !== undefined ? { negative_prompt_2: used.negativePrompt2 } : {}),
+    ...(used.refinerSwitchAt !== undefined ? { refiner_switch_at: used.refinerSwitchAt } : {}),
     ...(p.has_init_image ? { denoising_strength: used.denoisingStrength } : {}),
   };
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { findSampler, listSamplers } from "../schedulers/index.js";
 import { Id, JobCreateRequest, JobListQuery, type JobCreated, type JobList, type JobStatus } from "./api-types.js";
+import { describeModel } from "./catalog.js";
 import type { ServerContext } from "./context.js";
 import { HttpError, notFound, parseRequest } from "./http-errors.js";
 import { jobParamsOf } from "./job-params.js";
@@ -20,6 +21,9 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
   app.post("/api/v1/jobs", async (request, reply): Promise<JobCreated> => {
     const body = parseRequest(JobCreateRequest, request.body, "body");
     if (body.sampler_name !== undefined) requireSampler(body.sampler_name, "sampler_name");
+    if (body.refiner_switch_at !== undefined && !(await describeModel(ctx)).refiner) {
+      throw new HttpError(400, "invalid_request", "refiner_switch_at needs a refiner, and this server has none: leave it out, or start the server with diffuse serve --refiner PATH", "refiner_switch_at");
+    }
     const uploads = {
       initImage: body.init_image === undefined ? undefined : await readImageUpload(body.init_image, "init_image"),
       mask: body.mask === undefined ? undefined : await readImageUpload(body.mask, "mask"),

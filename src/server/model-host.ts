@@ -1,17 +1,32 @@
 import { basename, dirname } from "node:path";
 import { loadPipeline, type LoadOptions } from "../pipeline/load-pipeline.js";
+import type { ModelFamily } from "../configs/pipeline.js";
 import { type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 
-/** What the server reports about a model: the fields of its listings and A1111's sd-models. */
-export interface ModelDescription {
+/** A checkpoint as A1111's sd-models lists it. */
+export interface CheckpointDescription {
   name: string;
   path: string;
   /** A1111's short hash (10 hex digits) and the full sha256. */
   hash: string;
   sha256: string;
+}
+
+/** What the server reports about a model: the fields of its listings and A1111's sd-models. */
+export interface ModelDescription extends CheckpointDescription {
+  /** sd1, sd2, sdxl or sdxl-refiner (the page shows SDXL's second prompts for sdxl). */
+  family: ModelFamily;
   defaultSize: number;
-  /** The guidance a request without cfg_scale gets (the model's generation_config.json, else 7). */
+  /** The guidance a request without cfg_scale gets (the model's generation_config.json, LCM's 8.5, else 7). */
   defaultCfgScale: number;
+  /** Steps and sampler a request without them gets on our API (the model's, else 20 and Euler a). */
+  defaultSteps: number;
+  defaultSampler: string;
+  /** What the model itself recommends (generation_config.json, LCM), which A1111's API uses over its own 50 Euler steps. */
+  recommendedSteps?: number;
+  recommendedSampler?: string;
+  /** The refiner loaded with the model (serve --refiner), which requests may hand over to. */
+  refiner?: CheckpointDescription;
 }
 
 /**
@@ -46,7 +61,21 @@ export class ModelHost {
 
   async describe(): Promise<ModelDescription> {
     const p = await this.get();
-    return { name: this.name, path: this.path, hash: p.modelHash, sha256: p.networks.sha256, defaultSize: p.defaultSize, defaultCfgScale: p.defaultCfgScale };
+    const r = p.refiner;
+    return {
+      name: this.name,
+      path: this.path,
+      hash: p.modelHash,
+      sha256: p.networks.sha256,
+      family: p.config.family,
+      defaultSize: p.defaultSize,
+      defaultCfgScale: p.defaultCfgScale,
+      defaultSteps: p.defaultSteps,
+      defaultSampler: p.defaultSampler,
+      ...(p.recommendedSteps !== undefined ? { recommendedSteps: p.recommendedSteps } : {}),
+      ...(p.recommendedSampler !== undefined ? { recommendedSampler: p.recommendedSampler } : {}),
+      ...(r ? { refiner: { name: r.identity.name, path: r.checkpoint.path, hash: r.identity.hash, sha256: r.networks.sha256 } } : {}),
+    };
   }
 
   async close(): Promise<void> {

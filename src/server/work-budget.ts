@@ -37,8 +37,16 @@ export function workOf(p: ResolvedParams): { megapixelSteps: number; detail: str
 export async function checkWorkBudget(ctx: ServerContext, params: JobParams, uploads: Uploads): Promise<void> {
   const budget = ctx.config.workBudget;
   const sized = params.width !== undefined && params.height !== undefined;
-  const size = sized ? params.width! : (await describeModel(ctx)).defaultSize;
-  const resolved = resolveParams(generateParamsOf(params, uploads), { size, randomSeed: () => BigInt(params.seed) });
+  // The model's own defaults (steps, sampler) count when it is loaded; it is waited for only for a missing size.
+  const model = sized && !ctx.model.isLoaded ? undefined : await describeModel(ctx);
+  const resolved = resolveParams(generateParamsOf(params, uploads), {
+    size: model?.defaultSize ?? params.width!,
+    steps: model?.defaultSteps,
+    sampler: model?.defaultSampler,
+    // Whether a refiner exists is checked where the request is read; the hand-over costs no extra work.
+    refinerSwitchAt: params.refiner_switch_at,
+    randomSeed: () => BigInt(params.seed),
+  });
   const { megapixelSteps, detail } = workOf(resolved);
   if (megapixelSteps <= budget) return;
   throw new HttpError(

@@ -24,11 +24,13 @@ export const PRE_TOKEN = new RegExp(
 );
 
 export interface ClipTokenizerOptions {
-  /**
-   * Overrides the pad token named by the tokenizer files, e.g. "!" for an OpenCLIP (SD2, SDXL's second)
-   * encoder when the vocabulary comes from OpenAI's .gz, which names no pad token.
-   */
+  /** Overrides the pad token named by the tokenizer files. */
   readonly padToken?: string;
+  /**
+   * The pad token when the files name none (OpenAI's .gz): "!" for an OpenCLIP encoder (SD2's, SDXL's bigG),
+   * which pads with id 0 as open_clip does; <|endoftext|> (OpenAI CLIP's) when absent.
+   */
+  readonly defaultPadToken?: string;
 }
 
 export interface EncodeOptions {
@@ -74,10 +76,13 @@ export class ClipTokenizer {
     };
     this.bosId = idOf(vocabulary.special.bos, "start");
     this.eosId = idOf(vocabulary.special.eos, "end");
-    this.padId = idOf(options.padToken ?? vocabulary.special.pad, "pad");
+    const named = options.padToken ?? vocabulary.special.pad;
+    this.padId = idOf(named ?? options.defaultPadToken ?? END_OF_TEXT, "pad");
     this.unkId = idOf(vocabulary.special.unk, "unknown");
-    const { bos, eos, unk, pad } = vocabulary.special;
-    const added = new Set([bos, eos, unk, options.padToken ?? pad, ...vocabulary.addedTokens]);
+    const { bos, eos, unk } = vocabulary.special;
+    // A pad token the files (or the caller) name is a special token that prompts cannot split, as in transformers;
+    // open_clip's tokenizer, whose padding the default stands for, has no such token.
+    const added = new Set([bos, eos, unk, ...(named === undefined ? [] : [named]), ...vocabulary.addedTokens]);
     this.addedTokenPattern = new RegExp(
       [...added].sort((a, b) => b.length - a.length).map(escapeRegExp).join("|"),
       "g",

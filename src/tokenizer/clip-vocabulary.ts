@@ -29,7 +29,11 @@ const MAX_MERGES = 49152 - 256 - 2;
 export interface SpecialTokens {
   readonly bos: string;
   readonly eos: string;
-  readonly pad: string;
+  /**
+   * Absent when the files cannot name one: OpenAI's .gz carries the merges alone (the tokenizer then takes the
+   * pad token of the encoder it serves: <|endoftext|> for OpenAI's CLIP, "!" (id 0) for OpenCLIP's).
+   */
+  readonly pad?: string;
   readonly unk: string;
 }
 
@@ -48,7 +52,8 @@ export interface ClipVocabulary {
   readonly source: string;
 }
 
-const DEFAULT_SPECIAL: SpecialTokens = { bos: START_OF_TEXT, eos: END_OF_TEXT, pad: END_OF_TEXT, unk: END_OF_TEXT };
+/** transformers' CLIPTokenizer defaults, for folders whose config files name no special tokens. */
+const DEFAULT_SPECIAL: Required<SpecialTokens> = { bos: START_OF_TEXT, eos: END_OF_TEXT, pad: END_OF_TEXT, unk: END_OF_TEXT };
 
 const gunzipAsync = promisify(gunzip);
 
@@ -116,7 +121,7 @@ async function readOpenAiBpe(file: string): Promise<ClipVocabulary> {
   const tokens = [...BYTE_SYMBOLS, ...BYTE_SYMBOLS.map((s) => s + END_OF_WORD), ...merges.map(([a, b]) => a + b), START_OF_TEXT, END_OF_TEXT];
   const encoder = new Map<string, number>();
   tokens.forEach((t, id) => encoder.set(t, id));
-  return { encoder, merges, special: DEFAULT_SPECIAL, addedTokens: [], source: file };
+  return { encoder, merges, special: { bos: DEFAULT_SPECIAL.bos, eos: DEFAULT_SPECIAL.eos, unk: DEFAULT_SPECIAL.unk }, addedTokens: [], source: file };
 }
 
 /** Line 0 is a version header in both formats; each other line is "left right". */

@@ -34,4 +34,16 @@ describe("a model's recommended generation settings", () => {
     expect(resolveParams({ prompt: "x" }, defaults).cfgScale).toBe(DEFAULT_CFG_SCALE);
     expect(DEFAULT_CFG_SCALE).toBe(7);
   });
+
+  it("also recommends steps (num_inference_steps) and a sampler (sampler_name, ours or A1111's), as Turbo and Lightning models need", () => {
+    const turbo = folderWith('{"num_inference_steps": 4, "guidance_scale": 0, "sampler_name": "Euler"}');
+    expect(readGenerationConfig([turbo])).toEqual({ steps: 4, guidanceScale: 0, sampler: "euler" });
+    const recommended = readGenerationConfig([turbo]);
+    const p = resolveParams({ prompt: "x" }, { ...defaults, cfgScale: recommended.guidanceScale, steps: recommended.steps, sampler: recommended.sampler });
+    expect([p.steps, p.cfgScale, p.sampler]).toEqual([4, 0, "euler"]);
+    const asked = resolveParams({ prompt: "x", steps: 30, sampler_name: "dpm++2m" }, { ...defaults, steps: 4, sampler: "euler" });
+    expect([asked.steps, asked.sampler]).toEqual([30, "dpm++2m"]);
+    expect(() => readGenerationConfig([folderWith('{"num_inference_steps": 2.5}')])).toThrow(/num_inference_steps 2\.5 is invalid: expected an integer from 1 to 1000/);
+    expect(() => readGenerationConfig([folderWith('{"sampler_name": "warp drive"}')])).toThrow(/sampler_name "warp drive" is not a sampler diffuse has: use one of euler, euler-a/);
+  });
 });

@@ -99,6 +99,16 @@ describe.skipIf(!HAVE_REFERENCE)("CLIP tokenizer against transformers' CLIPToken
     expect(tiny.tokenize("a horse!!!")).toEqual([...tiny.tokenize("a horse"), "!!!</w>"]);
   });
 
+  it('an OpenCLIP encoder\'s tokenizer from OpenAI\'s .gz (which names no pad token) pads with "!" (id 0) as open_clip does; a named pad token wins', async () => {
+    const openClip = await ClipTokenizer.load(OPENAI_GZ(), { defaultPadToken: "!" });
+    // (Prompts with "!" differ: transformers cuts a named pad token out of the prompt, open_clip does not.)
+    for (const c of CASES.filter((c) => !c.prompt.includes("!"))) expect(openClip.encode(c.prompt), c.prompt).toEqual(c.ids_pad_bang_77);
+    // open_clip has no special "!": a run of them is one BPE token, as without the default.
+    expect(openClip.tokenize("a horse!!!")).toEqual(fromGz.tokenize("a horse!!!"));
+    expect((await ClipTokenizer.load(REAL_FOLDER(), { defaultPadToken: "!" })).padId).toBe(real.padId);
+    expect(fromGz.padId).toBe(49407);
+  });
+
   it("decodes ids back to the cleaned-up prompt text", () => {
     expect(real.decode(real.encode("A Photo of an ASTRONAUT riding a horse!!!"))).toBe("a photo of an astronaut riding a horse !!!");
     expect(real.decode(real.encode("café 日本語"))).toBe("café 日本語");

@@ -40,9 +40,9 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
   });
 
   /** A server on a free port over its own data folder; the compile cache is shared so the model loads once. */
-  async function serve(data: string, token?: string): Promise<{ app: App; base: string }> {
+  async function serve(data: string, token?: string, model = "sd15-tiny"): Promise<{ app: App; base: string }> {
     const config = resolveServerConfig({
-      modelPath: ref("models/sd15-tiny"),
+      modelPath: ref("models", model),
       loadOptions: { cacheDir: join(work, "cache"), threads: 1 },
       dataDir: join(work, data),
       webRoot: join(work, "dist"),
@@ -84,6 +84,49 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
   function loaded(page: Page, selector: string): Promise<boolean> {
     return page.evaluate<boolean>(`(() => { const i = document.querySelector(${JSON.stringify(selector)}); return !!i && i.complete && i.naturalWidth > 0; })()`);
   }
+
+  it("shows SDXL's second prompt fields for an SDXL model only, and sends what is typed there", async () => {
+    const sd1 = await open();
+    expect(await sd1.page.locator("#prompt_2").isVisible()).toBe(false);
+    await sd1.page.context().close();
+
+    const xl = await serve("data-sdxl", undefined, "sdxl-tiny");
+    try {
+      const { page, errors } = await open({}, xl.base);
+      await expect.poll(() => page.locator("#prompt_2").isVisible()).toBe(true);
+      expect(await page.locator("#negative_prompt_2").isVisible()).toBe(true);
+      await page.fill("#prompt", PROMPT);
+      await page.fill("#prompt_2", "watercolour, soft light");
+      await page.fill("#steps", "2");
+      const posted = page.waitForRequest((r) => r.url().endsWith("/api/v1/jobs") && r.method() === "POST");
+      await page.locator("#prompt").press("Control+Enter");
+      const body = (await posted).postDataJSON() as Record<string, unknown>;
+      expect(body).toMatchObject({ type: "txt2img", prompt: PROMPT, prompt_2: "watercolour, soft light" });
+      // An empty second negative prompt is left out: the server then uses the negative prompt.
+      expect(body).not.toHaveProperty("negative_prompt_2");
+      await page.locator("#output-frame[data-state=done]").waitFor({ timeout: 60_000 });
+      await page.screenshot({ path: join(ARTIFACTS, "web-page-sdxl.png"), animations: "disabled" });
+      expect(errors).toEqual([]);
+      await page.context().close();
+    } finally {
+      await xl.app.close();
+    }
+  });
+
+  it("starts from an LCM model's own steps, sampler and guidance (4, LCM, 8.5)", async () => {
+    const lcm = await serve("data-lcm", undefined, "lcm-tiny");
+    try {
+      const { page, errors } = await open({}, lcm.base);
+      await expect.poll(() => page.inputValue("#steps")).toBe("4");
+      expect(await page.inputValue("#sampler_name")).toBe("lcm");
+      expect(await page.inputValue("#cfg_scale")).toBe("8.5");
+      expect(await page.locator("#prompt_2").isVisible()).toBe(false);
+      expect(errors).toEqual([]);
+      await page.context().close();
+    } finally {
+      await lcm.app.close();
+    }
+  });
 
   it("sketch + prompt, Ctrl+Enter: progress with previews, the image in the history, still there after a reload", async () => {
     const { page, errors } = await open();

@@ -1,45 +1,11 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { closeSync, openSync, statSync, truncateSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { statSync } from "node:fs";
 import { SD21, SDXL_BASE, SDXL_REFINER } from "../../src/configs/pipeline.js";
 import { openCheckpoint } from "../../src/models/open-checkpoint.js";
-import { ldmShapes, SD21_SPEC, SDXL_REFINER_SPEC, SDXL_SPEC, type CheckpointSpec } from "./ldm-headers.js";
-import { f16Bytes, removeTempDirs, tempDir } from "./safetensors-writer.js";
+import { SD21_SPEC, SDXL_REFINER_SPEC, SDXL_SPEC, sparseCheckpoint } from "./ldm-headers.js";
+import { removeTempDirs } from "./safetensors-writer.js";
 
 afterAll(removeTempDirs);
-
-/**
- * A full-size single file as the published checkpoints lay it out (fp16), written sparse: the header and the
- * tensors given in `data`; every other byte is a hole that reads as zeros and takes no disk space. Opening a
- * checkpoint reads headers only, so detection and verification see the real names and shapes at full size.
- */
-function sparseCheckpoint(spec: CheckpointSpec, data: Record<string, number[]> = {}): string {
-  const shapes = ldmShapes(spec);
-  // Extra keys of the file (markers such as v_pred): scalars unless the data says otherwise.
-  for (const [name, values] of Object.entries(data)) if (!shapes.has(name)) shapes.set(name, values.length ? [values.length] : []);
-  const header: Record<string, unknown> = {};
-  const offsets = new Map<string, number>();
-  let offset = 0;
-  for (const [name, shape] of shapes) {
-    const bytes = 2 * shape.reduce((a, b) => a * b, 1);
-    header[name] = { dtype: "F16", shape, data_offsets: [offset, offset + bytes] };
-    offsets.set(name, offset);
-    offset += bytes;
-  }
-  const json = Buffer.from(JSON.stringify(header), "utf8");
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(json.length));
-  const path = join(tempDir("full"), "model.safetensors");
-  const fd = openSync(path, "w");
-  try {
-    writeSync(fd, Buffer.concat([prefix, json]));
-    for (const [name, values] of Object.entries(data)) if (values.length) writeSync(fd, f16Bytes(values), 0, 2 * values.length, 8 + json.length + offsets.get(name)!);
-  } finally {
-    closeSync(fd);
-  }
-  truncateSync(path, 8 + json.length + offset);
-  return path;
-}
 
 /** SD2's v-prediction probe (ComfyUI): output_blocks.11.1.transformer_blocks.0.norm1.bias with this spread. */
 const probe = (std: number) => ({ "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias": Array.from({ length: 1280 }, (_, i) => (i % 2 ? std : -std)) });

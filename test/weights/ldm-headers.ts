@@ -7,6 +7,10 @@
  * derivation, not against themselves.
  */
 
+import { closeSync, openSync, truncateSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { f16Bytes, tempDir } from "./safetensors-writer.js";
+
 type ShapeList = Map<string, number[]>;
 
 interface UNetSpec {
@@ -274,4 +278,37 @@ export function countUnder(shapes: ReadonlyMap<string, readonly number[]>, prefi
   let n = 0;
   for (const [k, s] of shapes) if (k.startsWith(prefix) && !skip?.test(k)) n += s.reduce((a, b) => a * b, 1);
   return n;
+}
+
+/**
+ * A full-size single file as the published checkpoints lay it out (fp16), written sparse: the header and the
+ * tensors given in `data`; every other byte is a hole that reads as zeros and takes no disk space. Opening a
+ * checkpoint reads headers only, so detection and verification see the real names and shapes at full size.
+ */
+export function sparseCheckpoint(spec: CheckpointSpec, data: Record<string, number[]> = {}): string {
+  const shapes = ldmShapes(spec);
+  // Extra keys of the file (markers such as v_pred): scalars unless the data says otherwise.
+  for (const [name, values] of Object.entries(data)) if (!shapes.has(name)) shapes.set(name, values.length ? [values.length] : []);
+  const header: Record<string, unknown> = {};
+  const offsets = new Map<string, number>();
+  let offset = 0;
+  for (const [name, shape] of shapes) {
+    const bytes = 2 * shape.reduce((a, b) => a * b, 1);
+    header[name] = { dtype: "F16", shape, data_offsets: [offset, offset + bytes] };
+    offsets.set(name, offset);
+    offset += bytes;
+  }
+  const json = Buffer.from(JSON.stringify(header), "utf8");
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+  const path = join(tempDir("full"), "model.safetensors");
+  const fd = openSync(path, "w");
+  try {
+    writeSync(fd, Buffer.concat([prefix, json]));
+    for (const [name, values] of Object.entries(data)) if (values.length) writeSync(fd, f16Bytes(values), 0, 2 * values.length, 8 + json.length + offsets.get(name)!);
+  } finally {
+    closeSync(fd);
+  }
+  truncateSync(path, 8 + json.length + offset);
+  return path;
 }

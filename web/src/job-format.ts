@@ -21,6 +21,9 @@ export function paramRows(p: JobParams, seed: number | string, label: SamplerLab
   ];
   if (p.type !== "txt2img") rows.push(["Strength", String(p.denoising_strength ?? 0.75)]);
   if (p.negative_prompt) rows.push(["Negative prompt", p.negative_prompt]);
+  if (p.prompt_2) rows.push(["Prompt 2", p.prompt_2]);
+  if (p.negative_prompt_2) rows.push(["Negative prompt 2", p.negative_prompt_2]);
+  if (p.refiner_switch_at !== undefined && p.refiner_switch_at < 1) rows.push(["Refiner switch at", String(p.refiner_switch_at)]);
   return rows;
 }
 

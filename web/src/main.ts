@@ -106,6 +106,9 @@ async function generate(): Promise<void> {
     type,
     prompt: v.prompt,
     negative_prompt: v.negative_prompt,
+    // Only for a model with a second encoder (the fields are shown then), and only when filled in.
+    ...(secondPrompts && v.prompt_2 ? { prompt_2: v.prompt_2 } : {}),
+    ...(secondPrompts && v.negative_prompt_2 ? { negative_prompt_2: v.negative_prompt_2 } : {}),
     steps: v.steps,
     cfg_scale: v.cfg_scale,
     seed: requestSeed(v.seed),
@@ -214,6 +217,8 @@ function useSettings(job: JobStatus, image: ImageRef | undefined): void {
   form.set({
     prompt: p.prompt,
     negative_prompt: p.negative_prompt ?? "",
+    prompt_2: p.prompt_2 ?? "",
+    negative_prompt_2: p.negative_prompt_2 ?? "",
     sampler_name: p.sampler_name,
     steps: p.steps,
     cfg_scale: p.cfg_scale,
@@ -273,6 +278,15 @@ async function loadSamplers(): Promise<void> {
   gallery.samplerLabel = viewer.samplerLabel = (name) => labels.get(name.toLowerCase()) ?? name;
 }
 
+/** Whether the model has SDXL's second text encoder, whose prompts the page then shows and sends. */
+let secondPrompts = false;
+
+function showSecondPrompts(show: boolean): void {
+  secondPrompts = show;
+  byId("prompt-2-field").hidden = !show;
+  byId("negative-prompt-2-field").hidden = !show;
+}
+
 async function loadModel(): Promise<void> {
   const chip = byId("model-chip");
   try {
@@ -281,7 +295,8 @@ async function loadModel(): Promise<void> {
     byId("model-name").textContent = model ? model.name : "no model";
     chip.title = model ? `Model ${model.name} · hash ${model.hash} · native size ${model.default_size}px` : "No model is loaded";
     chip.dataset.state = model ? "online" : "empty";
-    if (model) form.setModelDefaults(model.default_size, model.default_cfg_scale);
+    if (model) form.setModelDefaults({ size: model.default_size, cfgScale: model.default_cfg_scale, steps: model.default_steps, sampler: model.default_sampler });
+    showSecondPrompts(model?.family === "sdxl");
   } catch (e) {
     byId("model-name").textContent = "offline";
     chip.dataset.state = "offline";
@@ -291,7 +306,9 @@ async function loadModel(): Promise<void> {
 
 async function start(): Promise<void> {
   showMode();
-  const results = await Promise.allSettled([loadModel(), loadSamplers()]);
+  // The samplers first: the model's defaults may pick one of them.
+  const samplers = loadSamplers();
+  const results = await Promise.allSettled([samplers.catch(() => undefined).then(loadModel), samplers]);
   for (const r of results) if (r.status === "rejected") note(`Could not reach the server: ${errorText(r.reason)}`, "error");
   const jobs = await refreshGallery();
   const lastDone = jobs.find((j) => j.state === "done" && j.images.length > 0);

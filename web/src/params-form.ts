@@ -8,6 +8,9 @@ import type { SamplerInfo } from "./api-client.js";
 export interface FormValues {
   prompt: string;
   negative_prompt: string;
+  /** SDXL's second encoder's prompts; "" = the same as the prompt / negative prompt. */
+  prompt_2: string;
+  negative_prompt_2: string;
   sampler_name: string;
   steps: number;
   cfg_scale: number;
@@ -83,6 +86,8 @@ export class ParamsForm {
     return {
       prompt: this.text("prompt").value,
       negative_prompt: this.text("negative_prompt").value,
+      prompt_2: this.text("prompt_2").value,
+      negative_prompt_2: this.text("negative_prompt_2").value,
       sampler_name: this.select("sampler_name").value,
       steps: this.number("steps"),
       cfg_scale: this.number("cfg_scale"),
@@ -101,7 +106,7 @@ export class ParamsForm {
     for (const [key, value] of Object.entries(values) as [keyof FormValues, FormValues[keyof FormValues]][]) {
       if (value === undefined) continue;
       if (key === "use_sketch") this.input("use-sketch").checked = value as boolean;
-      else if (key === "prompt" || key === "negative_prompt") this.text(key).value = String(value);
+      else if (key === "prompt" || key === "negative_prompt" || key === "prompt_2" || key === "negative_prompt_2") this.text(key).value = String(value);
       else if (key === "sampler_name" || key === "batch_size") this.setSelect(key, String(value));
       else if (key === "seed") {
         this.input("seed").value = String(value);
@@ -125,14 +130,17 @@ export class ParamsForm {
   }
 
   /**
-   * Uses the model's native size and recommended guidance where the user has not chosen their own. One call, one
-   * look at what was saved: setting a field saves the whole form, which would otherwise count as a choice.
+   * Uses the model's native size, recommended guidance, steps and sampler (an LCM or Turbo model's few steps) where
+   * the user has not chosen their own. One call, one look at what was saved: setting a field saves the whole form,
+   * which would otherwise count as a choice. Call it after setSamplers, so the sampler has its options.
    */
-  setModelDefaults(size: number, cfgScale: number): void {
+  setModelDefaults(d: { size: number; cfgScale: number; steps: number; sampler: string }): void {
     const saved = this.saved();
     this.set({
-      ...(saved?.width === undefined ? { width: size, height: size } : {}),
-      ...(saved?.cfg_scale === undefined ? { cfg_scale: cfgScale } : {}),
+      ...(saved?.width === undefined ? { width: d.size, height: d.size } : {}),
+      ...(saved?.cfg_scale === undefined ? { cfg_scale: d.cfgScale } : {}),
+      ...(saved?.steps === undefined ? { steps: d.steps } : {}),
+      ...(saved?.sampler_name === undefined ? { sampler_name: d.sampler } : {}),
     });
   }
 
