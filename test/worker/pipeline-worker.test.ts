@@ -127,8 +127,8 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
 
   it("errors cross with their class and message, and the worker goes on", async () => {
     const bad = { ...JOB, sampler_name: "no-such-sampler" };
-    const inProcess = await local.generate(bad).catch((e: unknown) => e as Error);
-    const inThread = await worker.generate(bad).catch((e: unknown) => e as Error);
+    const inProcess = (await local.generate(bad).catch((e: unknown) => e)) as Error;
+    const inThread = (await worker.generate(bad).catch((e: unknown) => e)) as Error;
     expect(inProcess).toBeInstanceOf(InputError);
     expect(inThread).toBeInstanceOf(InputError);
     expect(inThread.message).toBe(inProcess.message);
@@ -143,8 +143,8 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
   it("a model that cannot load rejects the start with the loading error", async () => {
     const broken = join(dir.path, "broken.safetensors");
     writeFileSync(broken, Buffer.from([0x10, 0, 0, 0, 0, 0, 0, 0, 0x7b]));
-    const inProcess = await loadPipeline(broken, opts).catch((e: unknown) => e as Error);
-    const inThread = await PipelineWorker.start(broken, opts).catch((e: unknown) => e as Error);
+    const inProcess = (await loadPipeline(broken, opts).catch((e: unknown) => e)) as Error;
+    const inThread = (await PipelineWorker.start(broken, opts).catch((e: unknown) => e)) as Error;
     expect(inProcess).toBeInstanceOf(CheckpointError);
     expect(inThread).toBeInstanceOf(CheckpointError);
     expect(inThread.message).toBe(inProcess.message);
