@@ -1,6 +1,6 @@
 import { basename, dirname } from "node:path";
-import { loadPipeline, type LoadOptions } from "../pipeline/load-pipeline.js";
-import { type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
+import type { LoadOptions } from "../pipeline/load-pipeline.js";
+import { PipelineWorker } from "../worker/pipeline-worker.js";
 
 /** What the server reports about a model: the fields of its listings and A1111's sd-models. */
 export interface ModelDescription {
@@ -15,13 +15,15 @@ export interface ModelDescription {
 }
 
 /**
- * Owns the one loaded pipeline. Loading starts when the server starts, so the first job does not pay for it;
- * a failed load is remembered (every job then fails with its message) rather than retried in a loop.
+ * Owns the one loaded pipeline, in a worker thread: loading, graph building and every network run happen there,
+ * so status requests are answered while a job runs. Loading starts when the server starts, so the first job does
+ * not pay for it; a failed load is remembered (every job then fails with its message) rather than retried in a
+ * loop. A thread that died (it took its generation down with it) is started again for the next job.
  */
 export class ModelHost {
   readonly name: string;
-  private loading: Promise<StableDiffusionPipeline> | undefined;
-  private loaded: StableDiffusionPipeline | undefined;
+  private loading: Promise<PipelineWorker> | undefined;
+  private loaded: PipelineWorker | undefined;
 
   constructor(
     readonly path: string,
@@ -35,8 +37,12 @@ export class ModelHost {
     this.get().catch(() => undefined);
   }
 
-  get(): Promise<StableDiffusionPipeline> {
-    this.loading ??= loadPipeline(this.path, this.options).then((p) => (this.loaded = p));
+  get(): Promise<PipelineWorker> {
+    if (this.loaded && !this.loaded.alive) {
+      this.loading = undefined;
+      this.loaded = undefined;
+    }
+    this.loading ??= PipelineWorker.start(this.path, this.options).then((p) => (this.loaded = p));
     return this.loading;
   }
 
@@ -45,8 +51,8 @@ export class ModelHost {
   }
 
   async describe(): Promise<ModelDescription> {
-    const p = await this.get();
-    return { name: this.name, path: this.path, hash: p.modelHash, sha256: p.networks.sha256, defaultSize: p.defaultSize, defaultCfgScale: p.defaultCfgScale };
+    const { model } = await this.get();
+    return { name: this.name, path: this.path, hash: model.hash, sha256: model.sha256, defaultSize: model.defaultSize, defaultCfgScale: model.defaultCfgScale };
   }
 
   async close(): Promise<void> {
