@@ -34,7 +34,6 @@ const TINY = join(root, "../shared/fixtures/reference/models/sd15-tiny");
 const POLL_MS = 100;
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-await run();
 
 interface Served {
   base: string;
@@ -55,7 +54,7 @@ function serve(model: string, work: string, extra: string[] = []): Promise<Serve
     child.stderr!.on("data", (d: Buffer) => {
       const text = d.toString();
       err += text;
-      process.stderr.write(text.replace(/^/gm, "  server: "));
+      process.stderr.write(text.replace(/^(?=.)/gm, "  server: "));
       const m = /diffuse serving (\S+)/.exec(err);
       if (m) resolvePromise({ base: m[1]!, child, stop: async () => (child.kill("SIGTERM"), await exited) });
     });
@@ -220,3 +219,5 @@ async function run(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
   }
 }
+
+await run();
