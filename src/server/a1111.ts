@@ -150,9 +150,9 @@ async function progress(ctx: ServerContext, skipImage: boolean) {
   const fraction = Math.min(1, 0.01 + (p ? (p.batch + p.step / Math.max(p.steps, 1)) / Math.max(p.batches, 1) : 0));
   const elapsed = (performance.now() - cur.startedMs) / 1000;
   const eta = elapsed / fraction - elapsed;
-  let currentImage: string | null = null;
-  // The step's preview as the safety checker allows it (none when withheld), shared with the SSE watchers.
-  if (!skipImage && cur.lastStep) currentImage = (await cur.lastStep.preview().catch(() => undefined))?.png?.toString("base64") ?? null;
+  // The newest preview the worker made, as the safety checker allows it (none when withheld): never waited for,
+  // so a poll is answered at once while the worker computes (the preview may show a step or so earlier).
+  const currentImage = skipImage ? null : (cur.latestPreview?.png?.toString("base64") ?? null);
   return { progress: fraction, eta_relative: Math.max(0, eta), state, current_image: currentImage, textinfo: p ? `step ${p.step}/${p.steps}` : "waiting to start" };
 }
 

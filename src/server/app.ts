@@ -22,7 +22,7 @@ import { JobStore, type RecoveryReport } from "./store.js";
 
 /**
  * `Server-Timing: app;dur=<ms>` on every answer: the time spent in this server, so a client can tell a slow
- * server from a slow network or a busy client (the load test holds the 100 ms budget against it).
+ * server from a slow network or a busy client (`npm run bench:server` measures answer times under load).
  */
 function registerServerTiming(fastify: FastifyInstance): void {
   const started = new WeakMap<object, number>();

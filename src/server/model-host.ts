@@ -1,42 +1,23 @@
 import { basename, dirname } from "node:path";
-import { loadPipeline, type LoadOptions } from "../pipeline/load-pipeline.js";
-import type { ModelFamily } from "../configs/pipeline.js";
-import { type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
+import type { LoadOptions } from "../pipeline/load-pipeline.js";
+import type { LoadedModel } from "../worker/messages.js";
+import { PipelineWorker } from "../worker/pipeline-worker.js";
 
-/** A checkpoint as A1111's sd-models lists it. */
-export interface CheckpointDescription {
-  name: string;
-  path: string;
-  /** A1111's short hash (10 hex digits) and the full sha256. */
-  hash: string;
-  sha256: string;
-}
+export type { CheckpointDescription } from "../worker/messages.js";
 
 /** What the server reports about a model: the fields of its listings and A1111's sd-models. */
-export interface ModelDescription extends CheckpointDescription {
-  /** sd1, sd2, sdxl or sdxl-refiner (the page shows SDXL's second prompts for sdxl). */
-  family: ModelFamily;
-  defaultSize: number;
-  /** The guidance a request without cfg_scale gets (the model's generation_config.json, LCM's 8.5, else 7). */
-  defaultCfgScale: number;
-  /** Steps and sampler a request without them gets on our API (the model's, else 20 and Euler a). */
-  defaultSteps: number;
-  defaultSampler: string;
-  /** What the model itself recommends (generation_config.json, LCM), which A1111's API uses over its own 50 Euler steps. */
-  recommendedSteps?: number;
-  recommendedSampler?: string;
-  /** The refiner loaded with the model (serve --refiner), which requests may hand over to. */
-  refiner?: CheckpointDescription;
-}
+export type ModelDescription = LoadedModel;
 
 /**
- * Owns the one loaded pipeline. Loading starts when the server starts, so the first job does not pay for it;
- * a failed load is remembered (every job then fails with its message) rather than retried in a loop.
+ * Owns the one loaded pipeline, in a worker thread: loading, graph building and every network run happen there,
+ * so status requests are answered while a job runs. Loading starts when the server starts, so the first job does
+ * not pay for it; a failed load is remembered (every job then fails with its message) rather than retried in a
+ * loop. A thread that died (it took its generation down with it) is started again for the next job.
  */
 export class ModelHost {
   readonly name: string;
-  private loading: Promise<StableDiffusionPipeline> | undefined;
-  private loaded: StableDiffusionPipeline | undefined;
+  private loading: Promise<PipelineWorker> | undefined;
+  private loaded: PipelineWorker | undefined;
 
   constructor(
     readonly path: string,
@@ -50,8 +31,12 @@ export class ModelHost {
     this.get().catch(() => undefined);
   }
 
-  get(): Promise<StableDiffusionPipeline> {
-    this.loading ??= loadPipeline(this.path, this.options).then((p) => (this.loaded = p));
+  get(): Promise<PipelineWorker> {
+    if (this.loaded && !this.loaded.alive) {
+      this.loading = undefined;
+      this.loaded = undefined;
+    }
+    this.loading ??= PipelineWorker.start(this.path, this.options).then((p) => (this.loaded = p));
     return this.loading;
   }
 
@@ -60,22 +45,8 @@ export class ModelHost {
   }
 
   async describe(): Promise<ModelDescription> {
-    const p = await this.get();
-    const r = p.refiner;
-    return {
-      name: this.name,
-      path: this.path,
-      hash: p.modelHash,
-      sha256: p.networks.sha256,
-      family: p.config.family,
-      defaultSize: p.defaultSize,
-      defaultCfgScale: p.defaultCfgScale,
-      defaultSteps: p.defaultSteps,
-      defaultSampler: p.defaultSampler,
-      ...(p.recommendedSteps !== undefined ? { recommendedSteps: p.recommendedSteps } : {}),
-      ...(p.recommendedSampler !== undefined ? { recommendedSampler: p.recommendedSampler } : {}),
-      ...(r ? { refiner: { name: r.identity.name, path: r.checkpoint.path, hash: r.identity.hash, sha256: r.networks.sha256 } } : {}),
-    };
+    const { model } = await this.get();
+    return { ...model, name: this.name, path: this.path };
   }
 
   async close(): Promise<void> {

@@ -1,9 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { PolicyRefusal, type PromptPolicy } from "../responsible/prompt-policy.js";
 import { DiffuseError } from "../errors.js";
-import type { StepEvent } from "../pipeline/params.js";
+import type { StepPreview } from "../pipeline/params.js";
 import { GenerationAborted } from "../pipeline/generation-aborted.js";
 import { seedToJson } from "../random/seed.js";
+import { ControlBlock, type LiveProgress } from "../worker/control-block.js";
+import type { WorkerStepEvent } from "../worker/pipeline-worker.js";
 import type { ImageRef, JobParams, JobType, SseEvent } from "./api-types.js";
 import type { JobEvents } from "./events.js";
 import type { ImageFiles } from "./image-files.js";
@@ -12,18 +14,27 @@ import type { ModelHost } from "./model-host.js";
 import type { ImageRecord, JobRecord, JobSource, JobStore, Uploads } from "./store.js";
 
 /** The job being generated now, with what only memory knows about it. */
-export interface RunningJob {
-  readonly id: string;
-  readonly seq: number;
-  readonly startedAt: string;
+export class RunningJob {
   /** performance.now() at start, for ETAs. */
-  readonly startedMs: number;
-  readonly abort: AbortController;
+  readonly startedMs = performance.now();
+  readonly abort = new AbortController();
+  /** Cancel flag and live progress, shared with the worker thread that runs the job. */
+  readonly control = new ControlBlock();
   /** Set by a cancel; an abort without it is a shutdown, which puts the job back in the queue. */
-  cancelRequested: boolean;
-  progress: { step: number; steps: number; batch: number; batches: number } | null;
-  lastStep: StepEvent | undefined;
-  lastPreviewMs: number;
+  cancelRequested = false;
+  /** The newest preview the worker sent (checked as the pipeline checks previews), for A1111's progress. */
+  latestPreview: StepPreview | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly seq: number,
+    readonly startedAt: string,
+  ) {}
+
+  /** The last step the worker finished, read from shared memory: never behind a message still on its way. */
+  get progress(): LiveProgress | null {
+    return this.control.progress();
+  }
 }
 
 export interface SubmitRequest {
@@ -251,17 +262,7 @@ export class JobQueue {
 
   /** Runs a job already marked running; never throws: every way out records an outcome or keeps it for later. */
   private async run(job: JobRecord, startedAt: string): Promise<void> {
-    const cur: RunningJob = {
-      id: job.id,
-      seq: job.seq,
-      startedAt,
-      startedMs: performance.now(),
-      abort: new AbortController(),
-      cancelRequested: false,
-      progress: null,
-      lastStep: undefined,
-      lastPreviewMs: -Infinity,
-    };
+    const cur = new RunningJob(job.id, job.seq, startedAt);
     this.current = cur;
     /** Image files on disk for this job: removed unless the database records them. */
     const written: string[] = [];
@@ -275,6 +276,11 @@ export class JobQueue {
         // The robust watermark carries the job's id, so a detected mark leads back to this job's history entry.
         job_id: job.id,
         signal: cur.abort.signal,
+        control: cur.control,
+        // Made in the worker at the interval whoever watches (SSE, A1111's progress polls) or not: a preview costs
+        // a small PNG encode there, and a poll is then answered at once with the newest one.
+        previewIntervalMs: this.opts.previewIntervalMs,
+        onPreview: (p) => (cur.latestPreview = p),
         onStep: (e) => this.onStep(cur, e),
       });
       const images: ImageRecord[] = [];
@@ -344,21 +350,16 @@ export class JobQueue {
     this.emit(id, o.event);
   }
 
-  private onStep(cur: RunningJob, e: StepEvent): void {
-    cur.progress = { step: e.step, steps: e.steps, batch: e.batch, batches: e.batches };
-    cur.lastStep = e;
+  private onStep(cur: RunningJob, e: WorkerStepEvent): void {
     const base = { step: e.step, steps: e.steps, batch: e.batch, batches: e.batches };
-    const now = performance.now();
-    // Previews cost a decode and a PNG encode: only for someone watching, and not more often than the interval.
-    const wantPreview =
-      this.events.hasListeners(cur.id) && (now - cur.lastPreviewMs >= this.opts.previewIntervalMs || e.step === e.steps);
-    if (!wantPreview) {
+    // The worker makes a preview at most every previewIntervalMs (and at each batch's last step); a step event
+    // carries it only for someone watching.
+    if (!e.previewing || !this.events.hasListeners(cur.id)) {
       this.emit(cur.id, { event: "step", data: base });
       return;
     }
-    cur.lastPreviewMs = now;
-    // The pipeline holds previews to the safety checker and policy of the final images (and makes each step's
-    // once, shared with /sdapi/v1/progress); a withheld one is said so, a failed one is left out.
+    // The pipeline holds previews to the safety checker and policy of the final images; a withheld one is said
+    // so, a failed one is left out.
     const preview = e.preview().then(
       (p) => (p.png ? { preview: `data:image/png;base64,${p.png.toString("base64")}` } : p.safety === "blocked" ? { preview_withheld: "safety" as const } : {}),
       () => ({}),

@@ -79,21 +79,29 @@ describe.skipIf(!HAVE_REFERENCE)("live previews of a server with a safety checke
     for (const p of progress) expect(p.current_image).toBeNull();
   });
 
-  it("blur policy: every preview on SSE and in /sdapi/v1/progress is the policy's blur of that step's preview, never the unchecked one", async () => {
+  it("blur policy: every preview on SSE is the policy's blur of that step's preview; /sdapi/v1/progress shows the blur of that step's or an earlier one; never an unchecked one", async () => {
     const { steps, progress, done } = await watchJob("blur");
     expect(done).toBe(true);
     const shown = steps.filter((s) => s.preview !== undefined);
     expect(shown.at(-1)?.step).toBe(60);
     expect(progress.length).toBeGreaterThan(0);
-    const pictures = [
-      ...shown.map((s) => ({ step: s.step, png: Buffer.from(s.preview!.replace(/^data:image\/png;base64,/, ""), "base64") })),
-      ...progress.map((p) => ({ step: p.state.sampling_step, png: Buffer.from(p.current_image ?? "", "base64") })),
-    ];
-    for (const { step, png } of pictures) {
-      const image = await decodeImage(png);
-      const raw = unchecked[step - 1]!;
+    for (const s of shown) {
+      const image = await decodeImage(Buffer.from(s.preview!.replace(/^data:image\/png;base64,/, ""), "base64"));
+      const raw = unchecked[s.step - 1]!;
       expect(same(image, raw)).toBe(false);
       expect(same(image, await strongBlur(raw))).toBe(true);
+    }
+    // A poll is answered with the newest preview the worker has made, without waiting for the current step's: it
+    // shows that step or an earlier one, blurred, and never an unchecked preview of any step.
+    const blurred = await Promise.all(unchecked.map((raw) => strongBlur(raw)));
+    const polled = progress.filter((p) => p.current_image !== null);
+    expect(polled.length).toBeGreaterThan(0);
+    for (const p of polled) {
+      const image = await decodeImage(Buffer.from(p.current_image!, "base64"));
+      expect(unchecked.some((raw) => same(image, raw))).toBe(false);
+      const steps = blurred.flatMap((b, k) => (same(image, b) ? [k + 1] : []));
+      expect(steps.length).toBeGreaterThan(0);
+      expect(Math.min(...steps)).toBeLessThanOrEqual(p.state.sampling_step);
     }
   });
 });
