@@ -35,16 +35,22 @@ const SHM = "/dev/shm";
 const SHM_MARGIN = 256 * 2 ** 20;
 
 export async function openCompactGraph(graph: CompactGraph, name: string, fallbackDir: string, opts: SessionOptions = {}): Promise<Session> {
-  const root = scratchRoot(graph.bytes, fallbackDir);
-  mkdirSync(root, { recursive: true });
-  sweepAbandoned(root);
-  const folder = makeBuildFolder(join(root, name));
-  const remove = () => rmSync(folder, { recursive: true, force: true });
+  const roots = [...new Set([scratchRoot(graph.bytes, fallbackDir), fallbackDir])];
+  let folder: string | undefined;
+  for (const [i, root] of roots.entries()) {
+    try {
+      folder = rebuildIn(root, graph, name);
+      break;
+    } catch (e) {
+      // /dev/shm filled up since it was checked: the cache's own folder has the disk
+      if ((e as NodeJS.ErrnoException).code !== "ENOSPC") throw e;
+      if (i === roots.length - 1) throw new InternalError(`no room in ${root} to rebuild the ${(graph.bytes / 1e9).toFixed(1)} GB of weights of ${graph.modelPath}; free some space there or point $DIFFUSE_CACHE elsewhere`);
+    }
+  }
+  const remove = () => rmSync(folder!, { recursive: true, force: true });
   let session: Session;
   try {
-    copyFileSync(graph.modelPath, join(folder, "model.onnx"));
-    expandWeights(graph, join(folder, graph.location));
-    session = await Session.create(join(folder, "model.onnx"), opts);
+    session = await Session.create(join(folder!, "model.onnx"), opts);
   } catch (e) {
     remove();
     throw e;
@@ -61,6 +67,21 @@ export async function openCompactGraph(graph: CompactGraph, name: string, fallba
     });
   }
   return session;
+}
+
+/** The graph and its rebuilt weights in a new private folder under `root` (nothing left there when it fails). */
+function rebuildIn(root: string, graph: CompactGraph, name: string): string {
+  mkdirSync(root, { recursive: true });
+  sweepAbandoned(root);
+  const folder = makeBuildFolder(join(root, name));
+  try {
+    copyFileSync(graph.modelPath, join(folder, "model.onnx"));
+    expandWeights(graph, join(folder, graph.location));
+    return folder;
+  } catch (e) {
+    rmSync(folder, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 function scratchRoot(bytes: number, fallbackDir: string): string {
