@@ -1,24 +1,29 @@
 /**
- * Speed of the full-size SD1.5 networks on this machine (random weights: speed does not depend on values).
+ * Speed of the full-size SD1.5 networks on this machine, and what the compile cache costs: a checkpoint with
+ * random fp16 weights (speed does not depend on values) is written to a temp folder and opened as a user's would be.
  *
  *   npm run bench                       table on stdout
  *   npm run bench -- --json             one JSON object on stdout
  *   npm run bench -- --attention matmul --opt extended --threads 2 --only unet512,vae512
  *   npm run bench -- --only unet512,safety224   what a checked live preview adds to a step
- *   npm run bench -- --only unetload --loads 5     UNet load times only (build, first load, 5 cached loads)
+ *   npm run bench -- --only load --loads 3      first use and 3 cached loads only
+ *   npm run bench -- --checkpoint-dir /tmp/sd15-random   keep the 2.1 GB checkpoint there for the next run
+ *   npm run bench -- --cache-weights fp32        the cache's other storage: twice the disk, no rebuild at load
  *
- * Load times: "first" builds the session from the cache entry (and saves onnxruntime's optimized graph beside it),
- * "cached" opens that optimized graph, as every later run of `diffuse generate` does.
+ * First use: hashing the checkpoint, then for each network deriving its cache key, building its entry (weights
+ * read, converted, laid out and written) and loading it. Cached load: a new process opening the same checkpoint
+ * with the cache in place, as every later `diffuse generate` does (median of --loads). Cache size: the entries on
+ * disk per network, against the checkpoint's own size.
  * Each network: one warm-up run, then the median of 3. GFLOP/s counts the MatMul/Conv work at the run's shapes
  * and is compared with a large MatMul's GFLOP/s measured in this process with the same threads (the ceiling).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SD15 } from "../src/configs/pipeline.js";
 import { buildClipText, CLIP_TEXT_IO } from "../src/models/clip-text.js";
-import { clipTextParamShapes, unetParamShapes, vaeParamShapes } from "../src/models/param-shapes.js";
 import { buildUNet, UNET_IO } from "../src/models/unet.js";
 import { buildVaeDecoder, VAE_IO } from "../src/models/vae.js";
 import type { AttentionKind } from "../src/onnx/builder.js";
@@ -26,11 +31,11 @@ import { GraphBuilder } from "../src/onnx/builder.js";
 import { graphFlops } from "../src/onnx/flops.js";
 import { DataType } from "../src/onnx/graph.js";
 import { CompileCache } from "../src/runtime/compile-cache.js";
-import { openCachedSession, optimizedCopyProblem } from "../src/runtime/optimized-copy.js";
 import { Session, type FeedValue, type SessionOptions } from "../src/runtime/session.js";
 import { ScopedWeights } from "../src/weights/weight-source.js";
-import { DEFAULT_ATTENTION } from "../src/pipeline/networks.js";
+import { DEFAULT_ATTENTION, Networks, type NetworkName, type NetworkOptions } from "../src/pipeline/networks.js";
 import { SAFETY_IO } from "../src/models/safety-checker.js";
+import { checkpointBytes, randomCheckpoint } from "./random-checkpoint.js";
 import { randomSafetyChecker, randomWeights } from "./random-weights.js";
 
 const { values: args } = parseArgs({
@@ -42,6 +47,10 @@ const { values: args } = parseArgs({
     runs: { type: "string", default: "3" },
     only: { type: "string" },
     loads: { type: "string", default: "1" },
+    "checkpoint-dir": { type: "string" },
+    "cache-weights": { type: "string", default: "compact" },
+    // internal: a cached load in its own process
+    "cached-child": { type: "string" },
   },
 });
 const threads = Number(args.threads ?? availableParallelism());
@@ -52,6 +61,7 @@ const sessionOpts: SessionOptions = { threads, optimization: args.opt as Session
 const only = args.only ? new Set(args.only.split(",")) : undefined;
 const wanted = (name: string) => !only || only.has(name);
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
+const NETWORKS: NetworkName[] = ["text_encoder", "unet", "vae_decoder"];
 
 function randn(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
@@ -76,8 +86,12 @@ async function timeRuns(session: Session, feeds: Record<string, FeedValue>): Pro
     await session.run(feeds);
     times.push((performance.now() - t0) / 1000);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  return median(times);
+}
+
+/** A session on a graph with random fp32 weights, through the compile cache as any graph. */
+async function cachedSession(dir: string, key: string, graph: GraphBuilder): Promise<Session> {
+  return Session.create(new CompileCache(dir).write(key, graph), sessionOpts);
 }
 
 async function matmulCeiling(): Promise<number> {
@@ -87,65 +101,98 @@ async function matmulCeiling(): Promise<number> {
   const b = g.initializer("b", [n, n], () => randn(n * n, 7));
   g.output(g.matmul(a, b), "y", [n, n]);
   const dir = mkdtempSync(join(tmpdir(), "diffuse-bench-mm-"));
-  const session = await Session.create(new CompileCache(dir).write("mm", g), sessionOpts);
+  const session = await cachedSession(dir, "mm", g);
   const seconds = await timeRuns(session, { a: { data: randn(n * n, 3), dims: [n, n] } });
   await session.release();
   rmSync(dir, { recursive: true, force: true });
   return (2 * n ** 3) / seconds / 1e9;
 }
 
+type Timings = Record<string, number>;
+
+/** Opens the checkpoint and loads its networks, with the time of each phase (hash, and per network key/build/load). */
+async function openNetworks(ckptDir: string, cacheDir: string): Promise<{ nets: Networks; timings: Timings; totals: Timings }> {
+  const timings: Timings = {};
+  const totals: Timings = {};
+  const onTiming: NetworkOptions["onTiming"] = (t) => {
+    timings[t.network ? `${t.network}.${t.phase}` : t.phase] = round(t.seconds);
+  };
+  const t0 = performance.now();
+  const cacheWeights = args["cache-weights"] as NetworkOptions["cacheWeights"];
+  const nets = await Networks.open(randomCheckpoint(ckptDir, SD15), { cacheDir, attention, cacheWeights, onTiming, ...sessionOpts });
+  totals.hash = round((performance.now() - t0) / 1000);
+  for (const name of NETWORKS) {
+    const t = performance.now();
+    await nets.get(name);
+    totals[name] = round((performance.now() - t) / 1000);
+  }
+  totals.total = round((performance.now() - t0) / 1000);
+  return { nets, timings, totals };
+}
+
+/** Bytes on disk of each network's cache entries. */
+function cacheSizes(cacheDir: string): Record<string, number> {
+  const sizes: Record<string, number> = {};
+  for (const name of readdirSync(cacheDir)) {
+    const network = NETWORKS.find((n) => name.includes(`-${n}-`));
+    if (!network) continue;
+    sizes[network] = (sizes[network] ?? 0) + du(join(cacheDir, name));
+  }
+  sizes.total = Object.values(sizes).reduce((a, b) => a + b, 0);
+  return sizes;
+}
+
+function du(path: string): number {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.blocks * 512;
+  return readdirSync(path).reduce((n, f) => n + du(join(path, f)), 0);
+}
+
 interface Row { name: string; what: string; seconds: number; gflops: number }
 
 async function main(): Promise<void> {
-  const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-bench-"));
-  const cache = new CompileCache(cacheDir);
+  const scratch = mkdtempSync(join(tmpdir(), "diffuse-bench-"));
+  const ckptDir = args["checkpoint-dir"] ?? join(scratch, "checkpoint");
+  const cacheDir = join(scratch, "cache");
+  mkdirSync(ckptDir, { recursive: true });
   const rows: Row[] = [];
-  const result: Record<string, unknown> = { threads, attention, optimization: args.opt };
+  const result: Record<string, unknown> = { threads, attention, optimization: args.opt, cacheWeights: args["cache-weights"], loadAverage: loadavg().map(round) };
   try {
-    log(`threads ${threads}, attention ${attention}, optimization ${args.opt}`);
+    log(`threads ${threads}, attention ${attention}, optimization ${args.opt}, load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
     const matmulGflops = await matmulCeiling();
     result.matmulGflops = round(matmulGflops);
     log(`MatMul 2048^3 ceiling: ${matmulGflops.toFixed(1)} GFLOP/s`);
 
-    if (wanted("unet512") || wanted("unet256") || wanted("unetload")) {
-      const unetWeights = new ScopedWeights(randomWeights(unetParamShapes(SD15.unet)));
-      let t0 = performance.now();
-      const path = cache.write("unet", buildUNet(SD15.unet, unetWeights, { attention, batch: 2, height: 64, width: 64 }));
-      result.buildSeconds = round((performance.now() - t0) / 1000);
-      log(`UNet built and written in ${result.buildSeconds} s`);
-      t0 = performance.now();
-      let unet = await openCachedSession(path, sessionOpts);
-      result.firstLoadSeconds = round((performance.now() - t0) / 1000);
-      await unet.release();
-      // A cached load is what every later `diffuse generate` does: validate the entry, open the optimized copy.
-      const cachedLoads: number[] = [];
-      const lookups: number[] = [];
-      for (let i = 0; i < loads; i++) {
-        if (i > 0) await unet.release();
-        t0 = performance.now();
-        const hit = cache.lookup("unet");
-        if (!hit.hit) throw new Error("cache entry not valid after writing");
-        lookups.push(round((performance.now() - t0) / 1000));
-        unet = await openCachedSession(hit.path, sessionOpts);
-        cachedLoads.push(round((performance.now() - t0) / 1000));
+    if (wanted("load") || wanted("unet512") || wanted("unet256") || wanted("vae512") || wanted("text77")) {
+      let t = performance.now();
+      randomCheckpoint(ckptDir, SD15).close();
+      result.checkpointBytes = checkpointBytes(ckptDir);
+      log(`checkpoint (random fp16 weights, ${gb(result.checkpointBytes as number)}) ready in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      const { nets, timings, totals } = await openNetworks(ckptDir, cacheDir);
+      result.firstUse = { ...totals, phases: timings, peakRssMb: peakRssMb() };
+      log(`first use: ${JSON.stringify(result.firstUse)}`);
+      const sizes = cacheSizes(cacheDir);
+      result.cacheBytes = sizes;
+      result.cacheToCheckpoint = round(sizes.total! / (result.checkpointBytes as number));
+      log(`cache on disk: ${Object.entries(sizes).map(([k, v]) => `${k} ${gb(v)}`).join(", ")} (${result.cacheToCheckpoint}x the checkpoint)`);
+
+      if (wanted("load")) {
+        const cached: Record<string, unknown>[] = [];
+        for (let i = 0; i < loads; i++) {
+          const child = spawnSync(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, "--cached-child", cacheDir, "--checkpoint-dir", ckptDir, "--cache-weights", String(args["cache-weights"]), "--attention", attention, "--opt", String(args.opt), "--threads", String(threads)], { encoding: "utf8" });
+          if (child.status !== 0) throw new Error(`cached load failed: ${child.stderr}`);
+          cached.push(JSON.parse(child.stdout.trim().split("\n").pop()!));
+          log(`cached load ${i + 1}: ${JSON.stringify(cached.at(-1))}`);
+        }
+        const pick = (k: string) => median(cached.map((c) => (c.totals as Timings)[k]!));
+        result.cachedLoad = { ...Object.fromEntries(["hash", ...NETWORKS, "total"].map((k) => [k, pick(k)])), peakRssMb: median(cached.map((c) => c.peakRssMb as number)), runs: cached };
       }
-      // The checks of the optimized copy that every cached load makes, timed alone (they are a few ms of it).
-      const copyChecks: number[] = [];
-      for (let i = 0; i < loads; i++) {
-        t0 = performance.now();
-        const problem = optimizedCopyProblem(path);
-        if (problem) throw new Error(`optimized copy not valid after the first load: ${problem}`);
-        copyChecks.push(round((performance.now() - t0) / 1000));
-      }
-      result.cachedLoadSeconds = median(cachedLoads);
-      result.cachedLoadsSeconds = cachedLoads;
-      result.entryCheckSeconds = median(lookups);
-      result.optimizedCopyCheckSeconds = median(copyChecks);
-      log(`UNet session: first load ${result.firstLoadSeconds} s, cached load ${result.cachedLoadSeconds} s (median of ${loads}: ${cachedLoads.join(", ")}; of which checking the entry ${result.entryCheckSeconds} s, checking the optimized copy ${result.optimizedCopyCheckSeconds} s)`);
+
       const context = randn(2 * 77 * 768, 5);
       for (const [name, size] of [["unet512", 64], ["unet256", 32]] as const) {
         if (!wanted(name)) continue;
-        const flops = graphFlops(buildUNet(SD15.unet, unetWeights, { attention, batch: 2, height: size, width: size }));
+        const unet = await nets.get("unet");
+        const flops = graphFlops(buildUNet(SD15.unet, new ScopedWeights(nets.checkpoint.unet), { attention, batch: 2, height: size, width: size }));
         const seconds = await timeRuns(unet, {
           [UNET_IO.sample]: { data: randn(2 * 4 * size * size, 1), dims: [2, 4, size, size] },
           [UNET_IO.timestep]: { data: Float32Array.of(500), dims: [1] },
@@ -154,63 +201,82 @@ async function main(): Promise<void> {
         rows.push({ name, what: `UNet ${size * 8}px, batch 2 (one guided step)`, seconds, gflops: flops / seconds / 1e9 });
         log(`${name}: ${seconds.toFixed(2)} s`);
       }
-      await unet.release();
-      rmSync(cache.entryDir("unet"), { recursive: true, force: true }); // frees the disk before the VAE is built
-    }
-
-    if (wanted("vae512")) {
-      const w = new ScopedWeights(randomWeights(vaeParamShapes(SD15.vae)));
-      const g = buildVaeDecoder(SD15.vae, w, { attention, height: 512, width: 512 });
-      const flops = graphFlops(g);
-      const session = await Session.create(cache.write("vae", g), sessionOpts);
-      const seconds = await timeRuns(session, { [VAE_IO.latent]: { data: randn(4 * 64 * 64, 2), dims: [1, 4, 64, 64] } });
-      rows.push({ name: "vae512", what: "VAE decode 512px", seconds, gflops: flops / seconds / 1e9 });
-      log(`vae512: ${seconds.toFixed(2)} s`);
-      await session.release();
-    }
-
-    if (wanted("text77")) {
-      const w = new ScopedWeights(randomWeights(clipTextParamShapes(SD15.textEncoder)));
-      const g = buildClipText(SD15.textEncoder, w);
-      const flops = graphFlops(g) * 2; // built at batch 1, run at batch 2
-      const session = await Session.create(cache.write("text", g), sessionOpts);
-      const ids = BigInt64Array.from({ length: 2 * 77 }, (_, i) => BigInt((i * 7919) % 49408));
-      const seconds = await timeRuns(session, { [CLIP_TEXT_IO.inputIds]: { data: ids, dims: [2, 77] } });
-      rows.push({ name: "text77", what: "text encoder, 77 tokens, batch 2", seconds, gflops: flops / seconds / 1e9 });
-      await session.release();
+      if (wanted("vae512")) {
+        const flops = graphFlops(buildVaeDecoder(SD15.vae, new ScopedWeights(nets.checkpoint.vae), { attention, height: 512, width: 512 }));
+        const seconds = await timeRuns(await nets.get("vae_decoder"), { [VAE_IO.latent]: { data: randn(4 * 64 * 64, 2), dims: [1, 4, 64, 64] } });
+        rows.push({ name: "vae512", what: "VAE decode 512px", seconds, gflops: flops / seconds / 1e9 });
+        log(`vae512: ${seconds.toFixed(2)} s`);
+      }
+      if (wanted("text77")) {
+        const flops = graphFlops(buildClipText(SD15.textEncoder, new ScopedWeights(nets.checkpoint.textEncoder))) * 2; // built at batch 1, run at batch 2
+        const ids = BigInt64Array.from({ length: 2 * 77 }, (_, i) => BigInt((i * 7919) % 49408));
+        const seconds = await timeRuns(await nets.get("text_encoder"), { [CLIP_TEXT_IO.inputIds]: { data: ids, dims: [2, 77] } });
+        rows.push({ name: "text77", what: "text encoder, 77 tokens, batch 2", seconds, gflops: flops / seconds / 1e9 });
+      }
+      await nets.release();
+      nets.checkpoint.close();
     }
 
     if (wanted("safety224")) {
       // What a checked preview costs on top of the preview itself (npm run bench:preview times the rest).
       const { graph } = randomSafetyChecker();
       const flops = graphFlops(graph);
-      const session = await Session.create(cache.write("safety", graph), sessionOpts);
+      const session = await cachedSession(join(scratch, "safety"), "safety", graph);
       const seconds = await timeRuns(session, { [SAFETY_IO.pixelValues]: { data: randn(3 * 224 * 224, 4), dims: [1, 3, 224, 224] } });
       rows.push({ name: "safety224", what: "safety checker (CLIP ViT-L/14, 224px), 1 image", seconds, gflops: flops / seconds / 1e9 });
       log(`safety224: ${seconds.toFixed(2)} s`);
       await session.release();
     }
   } finally {
-    rmSync(cacheDir, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
   }
 
   const matmul = result.matmulGflops as number;
   for (const r of rows) result[r.name] = { seconds: round(r.seconds), gflops: round(r.gflops), ceilingRatio: round(r.gflops / matmul) };
-  result.peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+  result.peakRssMb = peakRssMb();
   if (args.json) {
     process.stdout.write(JSON.stringify(result) + "\n");
     return;
   }
+  const first = result.firstUse as (Timings & { phases: Timings }) | undefined;
+  const cached = result.cachedLoad as Timings | undefined;
+  const sizes = result.cacheBytes as Record<string, number> | undefined;
+  const phase = (n: string, p: string) => (first?.phases[`${n}.${p}`] !== undefined ? first.phases[`${n}.${p}`]!.toFixed(2) : "-");
   const lines = [
     `| network | seconds | GFLOP/s | of MatMul ceiling (${matmul} GFLOP/s) |`,
     "| --- | --- | --- | --- |",
     ...rows.map((r) => `| ${r.what} | ${r.seconds.toFixed(2)} | ${r.gflops.toFixed(1)} | ${((100 * r.gflops) / matmul).toFixed(0)}% |`),
     "",
-    `threads ${threads}, attention ${attention}, graph optimization ${args.opt}`,
-    `UNet graph build + write ${result.buildSeconds ?? "-"} s, first load ${result.firstLoadSeconds ?? "-"} s, cached load ${result.cachedLoadSeconds ?? "-"} s`,
-    `peak RSS ${result.peakRssMb} MB`,
   ];
+  if (first && sizes) {
+    lines.push(
+      `| first use (s) / cache | key | build | load | total | cached load (s) | cache on disk |`,
+      "| --- | --- | --- | --- | --- | --- | --- |",
+      `| hash the checkpoint | | | | ${first.hash!.toFixed(2)} | ${cached?.hash?.toFixed(2) ?? "-"} | |`,
+      ...NETWORKS.map((n) => `| ${n} | ${phase(n, "key")} | ${phase(n, "build")} | ${phase(n, "load")} | ${first[n]!.toFixed(2)} | ${cached?.[n]?.toFixed(2) ?? "-"} | ${gb(sizes[n] ?? 0)} |`),
+      `| all | | | | ${first.total!.toFixed(2)} | ${cached?.total?.toFixed(2) ?? "-"} | ${gb(sizes.total!)} (${result.cacheToCheckpoint}x the ${gb(result.checkpointBytes as number)} checkpoint) |`,
+      "",
+      `peak RSS: first use ${first.peakRssMb} MB${cached ? `, cached load ${cached.peakRssMb} MB` : ""}, whole run ${result.peakRssMb} MB`,
+    );
+  }
+  lines.push(`threads ${threads}, attention ${attention}, graph optimization ${args.opt}, load average at start ${(result.loadAverage as number[]).join(" ")}`);
   process.stdout.write(lines.join("\n") + "\n");
+}
+
+/** A cached load in this process: what `diffuse generate` does once the cache holds the checkpoint's networks. */
+async function cachedChild(cacheDir: string): Promise<void> {
+  const { nets, timings, totals } = await openNetworks(args["checkpoint-dir"]!, cacheDir);
+  await nets.release();
+  nets.checkpoint.close();
+  process.stdout.write(JSON.stringify({ totals, phases: timings, peakRssMb: peakRssMb() }) + "\n");
+}
+
+function peakRssMb(): number {
+  return Math.round(process.resourceUsage().maxRSS / 1024);
+}
+
+function gb(bytes: number): string {
+  return `${(bytes / 1e9).toFixed(2)} GB`;
 }
 
 function median(xs: readonly number[]): number {
@@ -222,4 +288,5 @@ function round(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
-await main();
+if (args["cached-child"]) await cachedChild(args["cached-child"]);
+else await main();

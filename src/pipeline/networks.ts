@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { buildClipText } from "../models/clip-text.js";
@@ -5,9 +6,12 @@ import { buildUNet } from "../models/unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "../models/vae.js";
 import type { AttentionKind } from "../onnx/builder.js";
 import type { Graph } from "../onnx/graph.js";
-import { CompileCache, defaultCacheDir } from "../runtime/compile-cache.js";
+import { graphStructure } from "../onnx/serialize.js";
+import { codeDigest } from "../runtime/code-digest.js";
+import { CompileCache, defaultCacheDir, FORMAT_VERSION } from "../runtime/compile-cache.js";
 import { HashMemo } from "../runtime/hash-memo.js";
-import { openCachedSession } from "../runtime/optimized-copy.js";
+import { nchwcLayout } from "../runtime/nchwc-layout.js";
+import { nchwcBlockSize } from "../runtime/nchwc-probe.js";
 import type { Session, SessionOptions } from "../runtime/session.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
 import { checkpointSha256 } from "../weights/checkpoint-hash.js";
@@ -21,19 +25,50 @@ import { ScopedWeights } from "../weights/weight-source.js";
  */
 export const DEFAULT_ATTENTION: AttentionKind = "ms-mha";
 
-/** Bumped whenever a builder changes the graphs it emits, so stale cache entries are not reused. */
-export const GRAPH_VERSION = 2;
+/**
+ * The modules whose code decides what a cached network holds: the builders, the checkpoint reading that feeds them
+ * weights, and the layout and serialization of the graph. Their sources, with everything they import, go into the
+ * cache key (code-digest.ts), so a change to any of them rebuilds the entries and a change elsewhere does not.
+ */
+export const GRAPH_CODE = [
+  new URL("../models/clip-text.js", import.meta.url),
+  new URL("../models/unet.js", import.meta.url),
+  new URL("../models/vae.js", import.meta.url),
+  new URL("../models/open-checkpoint.js", import.meta.url),
+  new URL("../runtime/nchwc-layout.js", import.meta.url),
+  new URL("../onnx/serialize.js", import.meta.url),
+  new URL("../runtime/compact-weights.js", import.meta.url),
+];
 
 export interface NetworkOptions extends SessionOptions {
   /** Where built graphs are kept (default: $DIFFUSE_CACHE or ~/.cache/diffuse/compiled). */
   cacheDir?: string;
   attention?: AttentionKind;
+  /**
+   * How built graphs keep their weights on disk: "compact" (default) in the checkpoint's own precision where that
+   * is exact (fp16 for most checkpoints: about the checkpoint's size), rebuilt as fp32 at each load; "fp32" as the
+   * runtime reads them, twice the disk of an fp16 checkpoint for a faster load (no rebuild). Both compute the same.
+   */
+  cacheWeights?: "compact" | "fp32";
   /** Progress messages ("building unet graph (first use of this checkpoint)"). */
   onStatus?: (message: string) => void;
+  /** How long each step of opening took: hashing the checkpoint, deriving a network's key, building its entry, loading it. */
+  onTiming?: (t: { phase: "hash" | "key" | "build" | "load"; network?: NetworkName; seconds: number }) => void;
 }
 
 /** "text_encoder" is the checkpoint's first (or only) text encoder, "text_encoder_2" SDXL base's second. */
 export type NetworkName = "text_encoder" | "text_encoder_2" | "unet" | "vae_decoder" | "vae_encoder";
+
+/**
+ * What shapes a cached network, digested: the graph as built (structure, shapes, constants and the names of the
+ * weights: whatever the builders and their options made of it), the digest of the code that built it and converts
+ * its weights (GRAPH_CODE), the runtime layout its weights were permuted for, and the entry format. The
+ * checkpoint's own hash is the rest of the key.
+ */
+export function graphDigest(graph: Graph, blockSize: number, code: string): string {
+  const head = `format ${FORMAT_VERSION}\0nchwc ${blockSize}\0code ${code}\0`;
+  return createHash("sha256").update(head).update(graphStructure(graph)).digest("hex").slice(0, 20);
+}
 
 /**
  * The ONNX sessions of one checkpoint, built through the compile cache: the first load of a checkpoint builds
@@ -42,6 +77,8 @@ export type NetworkName = "text_encoder" | "text_encoder_2" | "unet" | "vae_deco
  */
 export class Networks {
   private readonly sessions = new Map<NetworkName, Promise<Session>>();
+  private code: string | undefined;
+  private blockSize: Promise<number> | undefined;
 
   private constructor(
     readonly checkpoint: Checkpoint,
@@ -51,6 +88,7 @@ export class Networks {
   ) {}
 
   static async open(checkpoint: Checkpoint, opts: NetworkOptions = {}): Promise<Networks> {
+    const start = performance.now();
     const cacheDir = opts.cacheDir ?? defaultCacheDir();
     const memo = new HashMemo(join(cacheDir, "hashes.json"));
     const sha256 = await checkpointSha256(checkpoint, (p) => memo.hash(p, (abs) => {
@@ -58,7 +96,8 @@ export class Networks {
       if (statSync(abs).size > 256 * 2 ** 20) opts.onStatus?.(`hashing ${abs} (once per file)`);
       return sha256File(abs);
     }));
-    return new Networks(checkpoint, sha256, new CompileCache(cacheDir), opts);
+    opts.onTiming?.({ phase: "hash", seconds: (performance.now() - start) / 1000 });
+    return new Networks(checkpoint, sha256, new CompileCache(cacheDir, { storage: opts.cacheWeights }), opts);
   }
 
   /** A session, created on first request. */
@@ -73,18 +112,46 @@ export class Networks {
   }
 
   private async load(name: NetworkName): Promise<Session> {
-    const attention = this.opts.attention ?? DEFAULT_ATTENTION;
-    const key = `${this.sha256.slice(0, 24)}-${name}-${attention}-g${GRAPH_VERSION}`;
-    const entry = this.cache.getOrBuild(key, () => this.build(name, attention), (e) => {
-      if (!e.hit) this.opts.onStatus?.(`building the ${name} graph (${e.reason}); later runs reuse it`);
-    });
+    let start = performance.now();
+    const lap = (phase: "key" | "build" | "load"): void => {
+      const now = performance.now();
+      this.opts.onTiming?.({ phase, network: name, seconds: (now - start) / 1000 });
+      start = now;
+    };
+    const blockSize = await this.nchwcBlockSize();
+    const graph = nchwcLayout(this.build(name, this.opts.attention ?? DEFAULT_ATTENTION), blockSize);
+    const prefix = `${this.sha256.slice(0, 24)}-${name}-`;
+    const key = `${prefix}${this.graphDigest(graph, blockSize)}`;
+    lap("key");
+    let built = false;
+    const entry = this.cache.getOrBuild(key, () => graph, (e) => {
+      if (e.hit) return;
+      built = true;
+      this.opts.onStatus?.(`building the ${name} graph (${e.reason}); later runs reuse it`);
+    }, prefix);
+    if (built) lap("build");
     try {
-      return await openCachedSession(entry.path, this.opts);
+      const session = await this.cache.open(entry, this.opts);
+      lap("load");
+      return session;
     } catch (e) {
       // An entry that passed validation but that the runtime refuses is dropped, so the next load rebuilds it.
       this.cache.evict(key, entry.id);
       throw e;
     }
+  }
+
+  private graphDigest(graph: Graph, blockSize: number): string {
+    this.code ??= codeDigest(GRAPH_CODE);
+    return graphDigest(graph, blockSize, this.code);
+  }
+
+  /** The block size of the runtime's NCHWc layout, asked once; other execution providers get plain graphs. */
+  private nchwcBlockSize(): Promise<number> {
+    const providers = this.opts.executionProviders ?? ["cpu"];
+    if (providers.some((p) => p !== "cpu")) return Promise.resolve(1);
+    this.blockSize ??= nchwcBlockSize(join(this.cache.dir, "nchwc.json"));
+    return this.blockSize;
   }
 
   private build(name: NetworkName, attention: AttentionKind): Graph {

@@ -11,9 +11,9 @@ export interface SessionOptions {
   executionProviders?: string[];
   /**
    * Also write the graph as onnxruntime optimized it (layout transforms included) to this .onnx path, with its
-   * weights in `weightsFile` beside it, so a later load can skip the optimization passes.
+   * initializers inline (small graphs only: protobuf stops at 2 GB). Used to see what the runtime makes of a graph.
    */
-  saveOptimized?: { modelPath: string; weightsFile: string };
+  saveOptimized?: { modelPath: string };
 }
 
 export type FeedValue = { data: Float32Array; dims: readonly number[] } | { data: BigInt64Array; dims: readonly number[] };
@@ -25,6 +25,8 @@ export interface RunResult {
 
 /** One onnxruntime session for one network graph. */
 export class Session {
+  private readonly cleanups: (() => void)[] = [];
+
   private constructor(private readonly session: ort.InferenceSession, readonly source: string) {}
 
   /** `model` is a path to an .onnx file (its external weights beside it) or the serialized bytes. */
@@ -41,16 +43,7 @@ export class Session {
       // are noise on a user's terminal; errors still surface as exceptions.
       logSeverityLevel: 3,
     };
-    if (opts.saveOptimized) {
-      options.optimizedModelFilePath = opts.saveOptimized.modelPath;
-      // Graphs over 2 GB cannot hold their weights inline; every initializer above 1 KiB goes to the side file.
-      options.extra = {
-        session: {
-          optimized_model_external_initializers_file_name: opts.saveOptimized.weightsFile,
-          optimized_model_external_initializers_min_size_in_bytes: "1024",
-        },
-      };
-    }
+    if (opts.saveOptimized) options.optimizedModelFilePath = opts.saveOptimized.modelPath;
     try {
       const session = typeof model === "string" ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
       return new Session(session, typeof model === "string" ? model : "<in-memory graph>");
@@ -80,7 +73,13 @@ export class Session {
     return out;
   }
 
+  /** Runs `fn` once the session is released (files the runtime keeps mapped until then). */
+  onRelease(fn: () => void): void {
+    this.cleanups.push(fn);
+  }
+
   async release(): Promise<void> {
     await this.session.release();
+    for (const fn of this.cleanups.splice(0)) fn();
   }
 }

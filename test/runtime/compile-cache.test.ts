@@ -1,12 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { GraphBuilder } from "../../src/onnx/builder.js";
 import { DataType } from "../../src/onnx/graph.js";
 import { CompileCache } from "../../src/runtime/compile-cache.js";
-import { openCachedSession, optimizedCopyProblem } from "../../src/runtime/optimized-copy.js";
 import { Session } from "../../src/runtime/session.js";
 
 const N = 64;
@@ -85,83 +84,77 @@ describe("compile cache", () => {
   });
 });
 
-describe("optimized graph cache", () => {
-  const x = Float32Array.from({ length: N }, (_, i) => (i % 5) / 5);
-  const run = async (path: string): Promise<number[]> => {
-    const s = await openCachedSession(path, { threads: 1 });
-    const y = Array.from((await s.run({ x: { data: x, dims: [1, N] } })).y!.data);
+/** Values of a half: what an fp16 checkpoint holds once converted to fp32. */
+const halfExact = Float32Array.from({ length: N * N }, (_, i) => Math.round(Math.sin(i * 0.37) * 1024) / 4096);
+
+function halfGraph(name = "half"): GraphBuilder {
+  const g = new GraphBuilder(name);
+  const x = g.input("x", DataType.FLOAT, [1, N], [1, N]);
+  const h = g.matmul(x, g.initializer("w", [N, N], () => halfExact));
+  g.output(g.matmul(h, g.initializer("v", [N, N], () => weight)), "y", [1, N]);
+  return g;
+}
+
+async function outputs(cache: CompileCache, key: string, build: () => GraphBuilder): Promise<number[]> {
+  const s = await cache.open(cache.getOrBuild(key, build), { threads: 1 });
+  const y = Array.from((await s.run({ x: { data: Float32Array.from({ length: N }, (_, i) => (i % 5) / 5), dims: [1, N] } })).y!.data);
+  await s.release();
+  return y;
+}
+
+describe("compact weights in the compile cache", () => {
+  it("keeps weights that are halves in half the bytes, and computes exactly what the fp32 entry computes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diffuse-compact-"));
+    const compact = new CompileCache(dir);
+    const plain = new CompileCache(mkdtempSync(join(tmpdir(), "diffuse-plain-")), { storage: "fp32" });
+    const y = await outputs(compact, "k", halfGraph);
+    expect(await outputs(plain, "k", halfGraph)).toEqual(y);
+    expect(readdirSync(join(dir, "k")).sort()).toEqual(["manifest.json", "model.onnx", "weights.half"]);
+    const stored = statSync(join(dir, "k", "weights.half")).size;
+    // w as fp16 (8 KiB) and v as fp32 (16 KiB), each aligned to 4 KiB
+    expect(stored).toBeLessThanOrEqual(N * N * 2 + N * N * 4 + 4096);
+    expect(stored).toBeLessThan(statSync(join(plain.dir, "k", "weights.bin")).size);
+    expect(await outputs(compact, "k", halfGraph)).toEqual(y); // a cached load
+  });
+
+  it("leaves no rebuilt weights behind once the session is open", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diffuse-compact-"));
+    const cache = new CompileCache(dir);
+    const s = await cache.open(cache.getOrBuild("k", halfGraph), { threads: 1 });
+    const scratch = [join(dir, ".scratch"), `/dev/shm/diffuse-${process.getuid?.() ?? "user"}`];
+    for (const root of scratch) if (existsSync(root)) expect(readdirSync(root).filter((n) => n.startsWith(".k~"))).toEqual([]);
     await s.release();
-    return y;
-  };
-  /** Where the optimized weights are, wherever in the entry a version keeps them. */
-  const find = (dir: string, name: string): string => {
-    const hit = (readdirSync(dir, { recursive: true }) as string[]).find((p) => basename(p) === name);
-    if (!hit) throw new Error(`no ${name} in ${dir}`);
-    return join(dir, hit);
-  };
-
-  it("saves onnxruntime's optimized graph on first open and reuses it, with the same outputs; a broken copy is rebuilt", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "diffuse-opt-"));
-    const path = new CompileCache(dir).write("k", graph());
-    const y1 = await run(path);
-    const marker = join(dir, "k", "optimized", "optimized.json");
-    expect(existsSync(marker)).toBe(true);
-    expect(existsSync(join(dir, "k", "optimized", "model.opt.onnx"))).toBe(true);
-    expect(optimizedCopyProblem(path)).toBeUndefined();
-    expect(await run(path)).toEqual(y1);
-    // A marker that no longer matches the files (a half-written copy) is dropped and the copy written again.
-    writeFileSync(marker, JSON.stringify({ ...JSON.parse(readFileSync(marker, "utf8")), weightsBytes: 1 }));
-    expect(optimizedCopyProblem(path)).toMatch(/sizes differ/);
-    expect(await run(path)).toEqual(y1);
-    expect(JSON.parse(readFileSync(marker, "utf8")).weightsBytes).toBeGreaterThan(1);
-    expect(readdirSync(join(dir, "k")).sort()).toEqual(["manifest.json", "model.onnx", "optimized", "weights.bin"]);
   });
 
-  it("detects optimized weights overwritten with other bytes of the same size, rebuilds the copy, and draws what the intact copy drew", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "diffuse-opt-"));
-    const path = new CompileCache(dir).write("k", graph());
-    const intact = await run(path);
-    expect(await run(path)).toEqual(intact); // served by the optimized copy
-    const weights = find(join(dir, "k"), "weights.opt.bin");
-    writeFileSync(weights, randomBytes(statSync(weights).size));
-    expect(await run(path)).toEqual(intact);
-    expect(optimizedCopyProblem(path)).toBeUndefined();
-    expect(await run(path)).toEqual(intact);
+  it("detects a damaged segment table in the manifest and rebuilds the entry", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "diffuse-compact-"));
+    const cache = new CompileCache(dir);
+    const y = await outputs(cache, "k", halfGraph);
+    const file = join(dir, "k", "manifest.json");
+    const m = JSON.parse(readFileSync(file, "utf8"));
+    m.expand.segments[0].storedOffset += 4096;
+    writeFileSync(file, JSON.stringify(m));
+    expect(cache.lookup("k")).toMatchObject({ hit: false, reason: "manifest corrupted" });
+    expect(await outputs(cache, "k", halfGraph)).toEqual(y);
   });
 
-  it("replaces an optimized copy that passes its checks but that onnxruntime refuses", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "diffuse-opt-"));
-    const path = new CompileCache(dir).write("k", graph());
-    const intact = await run(path);
-    const model = join(dir, "k", "optimized", "model.opt.onnx");
-    const marker = join(dir, "k", "optimized", "optimized.json");
-    const garbage = Buffer.from("not an onnx graph");
-    writeFileSync(model, garbage);
-    const before = JSON.parse(readFileSync(marker, "utf8"));
-    writeFileSync(marker, JSON.stringify({ ...before, modelBytes: garbage.length, modelSha256: createHash("sha256").update(garbage).digest("hex") }));
-    expect(optimizedCopyProblem(path)).toBeUndefined(); // the checks cannot tell
-    expect(await run(path)).toEqual(intact);
-    expect(JSON.parse(readFileSync(marker, "utf8")).id).not.toBe(before.id);
-    expect(readFileSync(model).equals(garbage)).toBe(false);
-    expect(await run(path)).toEqual(intact);
-  });
-
-  it("detects a changed value in the optimized graph file (a small initializer kept inline), rebuilds, and draws what the intact copy drew", async () => {
-    const bias = Float32Array.from({ length: N }, (_, i) => 1 + i / N);
-    const g = new GraphBuilder("matmul-bias");
-    const input = g.input("x", DataType.FLOAT, [1, N], [1, N]);
-    g.output(g.add(g.matmul(input, g.initializer("w", [N, N], () => weight)), g.initializer("b", [N], () => bias)), "y", [1, N]);
-    const dir = mkdtempSync(join(tmpdir(), "diffuse-opt-"));
-    const path = new CompileCache(dir).write("k", g);
-    const intact = await run(path);
-    expect(await run(path)).toEqual(intact);
-    const model = find(join(dir, "k"), "model.opt.onnx");
-    const bytes = readFileSync(model);
-    const at = bytes.indexOf(Buffer.from(bias.buffer)); // 256 bytes: under the 1 KiB that go to the weights file
-    expect(at).toBeGreaterThan(0);
-    bytes[at + 4 * 10 + 3] ^= 0x01; // bias[10], sign bit
-    writeFileSync(model, bytes);
-    expect(await run(path)).toEqual(intact);
-    expect(optimizedCopyProblem(path)).toBeUndefined();
+  it("deletes entries of the older format and the entries a new one replaces when it builds, and nothing else", () => {
+    const dir = mkdtempSync(join(tmpdir(), "diffuse-compact-"));
+    const cache = new CompileCache(dir);
+    const old = join(dir, "abc-unet-ms-mha-g1");
+    mkdirSync(join(old, "optimized"), { recursive: true });
+    writeFileSync(join(old, "manifest.json"), JSON.stringify({ version: 1, key: "abc-unet-ms-mha-g1" }));
+    writeFileSync(join(old, "weights.bin"), "x");
+    const newer = join(dir, "abc-unet-future");
+    mkdirSync(newer);
+    writeFileSync(join(newer, "manifest.json"), JSON.stringify({ version: 99, key: "abc-unet-future" }));
+    cache.getOrBuild("abc-unet-1", halfGraph, undefined, "abc-unet-");
+    cache.getOrBuild("abc-vae-1", halfGraph, undefined, "abc-vae-");
+    expect(readdirSync(dir).sort()).toEqual(["abc-unet-1", "abc-unet-future", "abc-vae-1"]);
+    cache.getOrBuild("abc-unet-2", halfGraph, undefined, "abc-unet-");
+    expect(readdirSync(dir).sort()).toEqual(["abc-unet-2", "abc-unet-future", "abc-vae-1"]);
+    const kept = cache.lookup("abc-vae-1");
+    expect(kept.hit).toBe(true);
+    expect(cache.getOrBuild("abc-vae-1", halfGraph).id).toBe(kept.hit ? kept.id : "");
   });
 });

@@ -1,0 +1,175 @@
+import { InternalError } from "../errors.js";
+import { DataType, Graph, type InitializerDef, type NodeDef } from "../onnx/graph.js";
+
+/**
+ * onnxruntime's blocked convolution layout (NCHWc: channels in blocks of the CPU's vector width), written into the
+ * graph when it is built rather than left to onnxruntime at every load.
+ *
+ * onnxruntime's CPU provider runs convolutions about twice as fast in this layout, and its own pass that rewrites a
+ * graph into it (NchwcTransformer, optimization level "all") copies every convolution weight several times while
+ * doing so: for the SD1.5 UNet 2.3 M page faults and 30-40 s on a 2-core VM, against 5 s for every other pass
+ * together. Saving its result beside the cache entry (what this project did before) doubled the disk and took
+ * another 15-27 s. Here the same rewrite costs a permutation of each weight as it is serialized.
+ *
+ * The rewrite is onnxruntime's, for what our networks hold: each Conv with a constant weight whose output channels
+ * fill whole blocks becomes ReorderInput -> nchwc Conv -> ReorderOutput (a Conv with fewer input channels than a
+ * block reads the plain tensor directly), a Conv fed by another rewritten Conv takes its blocked output as it is,
+ * and tensors reordered twice are reordered once. The weight permutations are MLAS's (`MlasReorderFilterOIHWBiBo`,
+ * `MlasReorderFilterOIHWBo`); `nchwc-probe.ts` checks them against the installed onnxruntime and finds the block
+ * size, so a runtime that differs gets no rewrite (and does its own) rather than wrong weights. Convolutions the
+ * rewrite leaves alone (a few output channels) are still rewritten by onnxruntime at load, where they cost little.
+ */
+
+export const NCHWC_DOMAIN = "com.microsoft.nchwc";
+
+/** The graph with its eligible convolutions in onnxruntime's NCHWc layout of `blockSize` channels (1: unchanged). */
+export function nchwcLayout(graph: Graph, blockSize: number): Graph {
+  if (blockSize <= 1) return graph;
+  const inits = graph.initializers;
+  const taken = new Set<string>([...inits.keys(), ...graph.inputs.map((i) => i.name), ...graph.nodes.flatMap((n) => [n.name, ...n.outputs])]);
+  const fresh = (base: string): string => {
+    let name = base;
+    for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
+    taken.add(name);
+    return name;
+  };
+
+  const out = new Graph(graph.name);
+  out.inputs.push(...graph.inputs);
+  out.outputs.push(...graph.outputs);
+  /** Plain tensor -> its blocked form, made by a rewritten Conv or a ReorderInput. */
+  const blocked = new Map<string, string>();
+  /** Reordered weights by original weight name and layout. */
+  const weights = new Map<string, string>();
+  const scratch = reorderScratch();
+  const nodes: NodeDef[] = [];
+
+  for (const node of graph.nodes) {
+    const conv = eligibleConv(node, inits, blockSize);
+    if (!conv) {
+      nodes.push(node);
+      continue;
+    }
+    const [x, w, b] = node.inputs as [string, string, string | undefined];
+    let input = x;
+    if (conv.layout === "OIHWBiBo") {
+      // Nodes come in topological order, so a Conv's rewritten producer has been seen: its blocked output is here.
+      let reordered = blocked.get(x);
+      if (!reordered) {
+        reordered = fresh(`${x}#nchwc`);
+        nodes.push({ opType: "ReorderInput", name: fresh(`${node.name}#ReorderInput`), inputs: [x], outputs: [reordered], attributes: {}, domain: NCHWC_DOMAIN });
+        blocked.set(x, reordered);
+      }
+      input = reordered;
+    }
+    const weightKey = `${w}\0${conv.layout}`;
+    let weight = weights.get(weightKey);
+    if (!weight) {
+      weight = fresh(`${w}#${conv.layout}${blockSize}`);
+      const def = inits.get(w)!;
+      out.initializers.set(weight, { name: weight, dims: def.dims, dtype: def.dtype, load: () => scratch.reorder(def.load() as Float32Array, def.dims, blockSize, conv.layout) });
+      weights.set(weightKey, weight);
+    }
+    const y = node.outputs[0]!;
+    const yBlocked = fresh(`${y}#nchwc`);
+    nodes.push({ ...node, name: fresh(`${node.name}#nchwc`), inputs: b === undefined ? [input, weight] : [input, weight, b], outputs: [yBlocked], domain: NCHWC_DOMAIN });
+    nodes.push({ opType: "ReorderOutput", name: fresh(`${node.name}#ReorderOutput`), inputs: [yBlocked], outputs: [y], attributes: { channels: conv.outputChannels }, domain: NCHWC_DOMAIN });
+    blocked.set(y, yBlocked);
+  }
+
+  // A rewritten Conv's plain output that nothing reads (its readers all took the blocked one) needs no ReorderOutput.
+  const read = new Set<string>([...nodes.flatMap((n) => n.inputs), ...graph.outputs.map((o) => o.name)]);
+  for (const n of nodes) {
+    if (n.opType === "ReorderOutput" && n.domain === NCHWC_DOMAIN && !read.has(n.outputs[0]!)) continue;
+    out.nodes.push(n);
+  }
+  const used = new Set(out.nodes.flatMap((n) => n.inputs));
+  for (const [name, def] of inits) if (used.has(name)) out.initializers.set(name, def);
+  // Keep the initializers in the order they were declared (weights first), reordered weights where theirs was.
+  return reorderInitializers(out, graph, weights);
+}
+
+type FilterLayout = "OIHWBiBo" | "OIHWBo";
+
+function eligibleConv(node: NodeDef, inits: ReadonlyMap<string, InitializerDef>, block: number): { layout: FilterLayout; outputChannels: number } | undefined {
+  if (node.opType !== "Conv" || (node.domain ?? "") !== "" || node.inputs.length < 2) return undefined;
+  const w = inits.get(node.inputs[1]!);
+  if (!w || w.dtype !== DataType.FLOAT || w.dims.length !== 4) return undefined;
+  const bias = node.inputs[2] ? inits.get(node.inputs[2]) : undefined;
+  if (node.inputs[2] && (!bias || bias.dtype !== DataType.FLOAT || bias.dims.length !== 1 || bias.dims[0] !== w.dims[0])) return undefined;
+  const group = node.attributes.group;
+  if (group !== undefined && group !== 1) return undefined;
+  const [o, i] = w.dims as [number, number];
+  if (o % block !== 0) return undefined;
+  if (i < block) return { layout: "OIHWBo", outputChannels: o };
+  return i % block === 0 ? { layout: "OIHWBiBo", outputChannels: o } : undefined;
+}
+
+/**
+ * Reorders weights into one buffer reused from weight to weight: a reordered weight is valid until the next one of
+ * the graph is loaded, which is how serialization reads them (one at a time, each written before the next). Its
+ * source array is left as it was (a loader may hand out the same array twice). Allocating each reordered weight
+ * afresh costs page faults, which on the 2-core VM the benchmark runs on added about 10 s to building the SD1.5 UNet.
+ */
+function reorderScratch(): { reorder(data: Float32Array, dims: readonly number[], block: number, layout: FilterLayout): Float32Array } {
+  let scratch = new Float32Array(0);
+  return {
+    reorder(data, dims, block, layout) {
+      if (scratch.length < data.length) scratch = new Float32Array(data.length);
+      return reorderFilter(data, dims, block, layout, scratch.subarray(0, data.length));
+    },
+  };
+}
+
+/**
+ * MLAS's filter layouts for `block` channels. OIHWBiBo: per (output block, input block, kh, kw) a block x block
+ * tile indexed [input][output]. OIHWBo: per (output block, input channel, kh, kw) the block's output channels.
+ */
+export function reorderFilter(src: Float32Array, dims: readonly number[], block: number, layout: FilterLayout, dst: Float32Array = new Float32Array(src.length)): Float32Array {
+  const [o, i, kh, kw] = dims as [number, number, number, number];
+  const k = kh * kw;
+  if (src.length !== o * i * k || dst.length !== src.length || o % block !== 0) throw new InternalError(`cannot reorder a [${dims.join(",")}] filter in blocks of ${block}`);
+  if (layout === "OIHWBo") {
+    for (let oc = 0; oc < o; oc++) {
+      const base = (oc - (oc % block)) * i * k + (oc % block);
+      for (let ic = 0; ic < i; ic++) {
+        const from = (oc * i + ic) * k;
+        const to = base + ic * k * block;
+        for (let s = 0; s < k; s++) dst[to + s * block] = src[from + s]!;
+      }
+    }
+    return dst;
+  }
+  if (i % block !== 0) throw new InternalError(`cannot reorder a [${dims.join(",")}] filter in blocks of ${block}`);
+  const inBlocks = i / block;
+  const tile = block * block;
+  for (let oc = 0; oc < o; oc++) {
+    const ob = (oc - (oc % block)) / block;
+    const bo = oc % block;
+    for (let ic = 0; ic < i; ic++) {
+      const ib = (ic - (ic % block)) / block;
+      const from = (oc * i + ic) * k;
+      const to = (ob * inBlocks + ib) * k * tile + (ic % block) * block + bo;
+      for (let s = 0; s < k; s++) dst[to + s * tile] = src[from + s]!;
+    }
+  }
+  return dst;
+}
+
+function reorderInitializers(out: Graph, original: Graph, weights: ReadonlyMap<string, string>): Graph {
+  const byOriginal = new Map<string, string[]>();
+  for (const [key, name] of weights) {
+    const w = key.slice(0, key.indexOf("\0"));
+    byOriginal.set(w, [...(byOriginal.get(w) ?? []), name]);
+  }
+  const ordered = new Map<string, InitializerDef>();
+  for (const name of original.initializers.keys()) {
+    for (const n of [name, ...(byOriginal.get(name) ?? [])]) {
+      const def = out.initializers.get(n);
+      if (def) ordered.set(n, def);
+    }
+  }
+  out.initializers.clear();
+  for (const [n, def] of ordered) out.initializers.set(n, def);
+  return out;
+}
