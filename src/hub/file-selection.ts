@@ -12,6 +12,11 @@ export interface SelectionRequest {
   readonly file?: string;
   /** An explicit list (a catalogue entry's). */
   readonly files?: readonly string[];
+  /**
+   * The component folders a pipeline's model_index.json names (componentsOf); other folders of the repository
+   * (a second VAE, exporters' folders) are left out. Absent: every folder.
+   */
+  readonly components?: readonly string[];
 }
 
 /** Weight files diffuse never reads; each has a safetensors twin in repositories that diffuse can use. */
@@ -34,7 +39,7 @@ export function selectFiles(repo: string, revision: string, available: readonly 
     if (missing.length) throw new HubError(`${repo}@${revision} has no ${missing.join(", ")}: the repository changed; pull it as ${repo}:FILE instead`);
     return [...want.files];
   }
-  if (have.has("model_index.json")) return pipelineFiles(available);
+  if (have.has("model_index.json")) return pipelineFiles(available, want.components);
   if (have.has("config.json")) {
     const picked = folderFiles(available.filter((f) => !f.includes("/")));
     if (picked.some((f) => WEIGHTS.test(f))) return picked;
@@ -48,7 +53,7 @@ export function selectFiles(repo: string, revision: string, available: readonly 
 }
 
 /** A diffusers pipeline: model_index.json and each component folder's needed files; root-level single files are duplicates. */
-function pipelineFiles(available: readonly string[]): string[] {
+function pipelineFiles(available: readonly string[], components: readonly string[] | undefined): string[] {
   const byFolder = new Map<string, string[]>();
   for (const f of available) {
     const slash = f.indexOf("/");
@@ -58,7 +63,19 @@ function pipelineFiles(available: readonly string[]): string[] {
   }
   const root = (byFolder.get("") ?? []).filter((f) => SIDE_FILE.test(f));
   byFolder.delete("");
+  if (components) for (const folder of [...byFolder.keys()]) if (!components.includes(folder)) byFolder.delete(folder);
   return [...root, ...[...byFolder.values()].flatMap(folderFiles)];
+}
+
+/**
+ * The component folders of a pipeline: model_index.json's keys whose value names a library and a class
+ * (`"unet": ["diffusers", "UNet2DConditionModel"]`); `[null, null]` marks a component the pipeline goes without.
+ */
+export function componentsOf(modelIndex: unknown): string[] {
+  if (!modelIndex || typeof modelIndex !== "object" || Array.isArray(modelIndex)) return [];
+  return Object.entries(modelIndex as Record<string, unknown>)
+    .filter(([k, v]) => !k.startsWith("_") && Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string")
+    .map(([k]) => k);
 }
 
 /** One folder's side files and, of its weights, the fp16 variant when it has one, else the plain files. */

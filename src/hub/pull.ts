@@ -1,9 +1,9 @@
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { modelInfo, REGEX_COMMIT_HASH } from "@huggingface/hub";
 import { HubError, LicenseNotAcceptedError } from "../errors.js";
 import { fetchBlob, type FileProgress } from "./blob-download.js";
-import { selectFiles, type SelectionRequest } from "./file-selection.js";
+import { componentsOf, selectFiles, type SelectionRequest } from "./file-selection.js";
 import { RepoCache } from "./hub-cache.js";
 import { hubFailure } from "./hub-failure.js";
 import { HubFetch, HubUnreachableError } from "./hub-fetch.js";
@@ -84,25 +84,45 @@ export async function pull(spec: string, opts: PullOptions = {}): Promise<PullRe
   const commit = String(info.sha ?? "");
   if (!REGEX_COMMIT_HASH.test(commit)) throw new HubError(`the Hub gave no commit for ${ref.repo}@${ref.revision} (sha "${commit}"); check HF_ENDPOINT`);
   const available = info.filePaths ?? [];
-  const files = selectFiles(ref.repo, ref.revision, available, want);
-  const missing = files.filter((f) => !cache.has(commit, f));
-  const license = missing.length ? await repoLicense(ref, info, hub, settings, commit) : new PullRecords(settings.home).get(ref.repo)?.license;
-  if (missing.length) await acceptLicense(license!, what(ref), spec, opts, settings);
+  let files = selectFiles(ref.repo, ref.revision, available, want);
+  const cachedAlready = (f: string) => cache.has(commit, f);
+  // A pipeline's model_index.json says which of its folders are components (not a second VAE, not an export).
+  const pipeline = files.includes(MODEL_INDEX) && !want.file && !want.files;
+  const narrow = (index: string) => (files = selectFiles(ref.repo, ref.revision, available, { components: componentsOf(readModelIndex(index, ref.repo)) }));
+  if (pipeline && cachedAlready(MODEL_INDEX)) narrow(join(cache.snapshot(commit), MODEL_INDEX));
+  const complete = files.every(cachedAlready);
+  const license = complete ? new PullRecords(settings.home).get(ref.repo)?.license : await repoLicense(ref, info, hub, settings, commit);
+  if (!complete) await acceptLicense(license!, what(ref), spec, opts, settings);
 
   const gated = info.gated !== false && info.gated !== undefined;
-  const fetched: [string, string][] = [];
+  const fetched = new Map<string, string>();
   let received = 0;
-  for (const file of missing) {
+  const download = async (file: string) => {
     const blob = await fetchBlob({ cache, commit, file, hub, settings, gated, onProgress: opts.onProgress, signal: opts.signal });
     received += blob.received;
-    fetched.push([file, blob.etag]);
-  }
+    fetched.set(file, blob.etag);
+    return blob;
+  };
+  if (pipeline && !cachedAlready(MODEL_INDEX)) narrow(cache.blob((await download(MODEL_INDEX)).etag));
+  const missing = files.filter((f) => !cachedAlready(f) && !fetched.has(f));
+  for (const file of missing) await download(file);
   // The snapshot's links are made only once every blob is whole and checked: a model folder never holds half a model.
   for (const [file, etag] of fetched) cache.link(commit, file, etag);
+  const downloaded = [...fetched.keys()];
   cache.writeRef(ref.revision, commit);
   if (license) new PullRecords(settings.home).put({ repo: ref.repo, revision: ref.revision, commit, license, pulledAt: new Date().toISOString() });
   const snapshot = cache.snapshot(commit);
-  return { repo: ref.repo, revision: ref.revision, commit, snapshot, path: modelPath(snapshot, ref), files, license, received, downloaded: missing };
+  return { repo: ref.repo, revision: ref.revision, commit, snapshot, path: modelPath(snapshot, ref), files, license, received, downloaded };
+}
+
+const MODEL_INDEX = "model_index.json";
+
+function readModelIndex(path: string, repo: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new HubError(`${MODEL_INDEX} of ${repo} is not valid JSON (${(e as Error).message}); the repository is damaged, or pull one file of it with ${repo}:FILE`);
+  }
 }
 
 function what(ref: ModelRef): string {
