@@ -7,7 +7,6 @@ import { defaultModelPath, isDefaultModel } from "../default-model.js";
 import { exifWithUserComment } from "../image/exif-user-comment.js";
 import { fitsJpegExif } from "../image/jpeg-exif.js";
 import { formatForPath, IMAGE_FORMATS, type ImageFormat } from "../image/output-format.js";
-import { resolveModelPath } from "../hub/resolve-model.js";
 import { loadPipeline } from "../pipeline/load-pipeline.js";
 import { type GenerateResult, type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import type { GenerateParams } from "../pipeline/params.js";
@@ -16,6 +15,7 @@ import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from ".
 import { Interruption } from "./interruption.js";
 import { terminalLicensePrompt } from "./license-prompt.js";
 import { checkOutputsWritable, stageFiles } from "./output-files.js";
+import { modelOption } from "./model-option.js";
 import { safetyPolicyOption } from "./safety-options.js";
 
 interface GenerateOptions {
@@ -143,7 +143,7 @@ function flushed(stream: NodeJS.WriteStream): Promise<void> {
 
 async function generateCommand(prompt: string, o: GenerateOptions): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  const model = o.model === undefined ? defaultModelPath() : await resolveModelPath(o.model);
+  const model = o.model === undefined ? defaultModelPath() : await modelOption(o.model);
   // The seed is settled here rather than in the pipeline so every output name is known, and checked, before
   // any compute; the pipeline numbers a batch's images seed, seed + 1, ... as A1111 does.
   const seedOption = o.seed === undefined ? undefined : parseSeed(o.seed, "--seed");
@@ -188,7 +188,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
       acceptLicense: o.acceptLicense,
       confirmLicense: terminalLicensePrompt(),
       prediction,
-      refiner: o.refiner === undefined ? undefined : { model: await resolveModelPath(o.refiner), config: o.refinerConfig },
+      refiner: o.refiner === undefined ? undefined : { model: await modelOption(o.refiner), config: o.refinerConfig },
       threads,
       onStatus: log,
       safetyChecker: o.safetyCheck ? o.safetyChecker : false,

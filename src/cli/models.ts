@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { listModels, type ListedModel } from "../hub/list-models.js";
+import type { ListedModel } from "../hub/list-models.js";
 import { formatBytes } from "./transfer-meter.js";
 
 interface ModelsCliOptions {
@@ -19,6 +19,8 @@ export function registerModels(program: Command): void {
     .option("--json", "print a JSON array on stdout")
     .action(async (o: ModelsCliOptions) => {
       const log = (s: string) => process.stderr.write(`${s}\n`);
+      // Loaded here rather than at the CLI's start: the Hub client costs tens of ms to load.
+      const { listModels } = await import("../hub/list-models.js");
       const all = await listModels({ modelsDirs: o.modelsDir, hashes: o.hash, onStatus: log });
       const models = o.kind ? all.filter((m) => m.kind === o.kind) : all;
       if (o.json) {

@@ -2,9 +2,7 @@ import cliProgress from "cli-progress";
 import type { Command } from "commander";
 import { InputError } from "../errors.js";
 import { CATALOGUE } from "../hub/catalogue.js";
-import { RepoCache } from "../hub/hub-cache.js";
-import { pull, type FileProgress, type PullResult } from "../hub/pull.js";
-import { storeSettings } from "../hub/store-settings.js";
+import type { FileProgress, PullResult } from "../hub/pull.js";
 import { signalExitCode } from "./interruption.js";
 import { terminalLicensePrompt } from "./license-prompt.js";
 import { formatBytes, TransferMeter } from "./transfer-meter.js";
@@ -32,13 +30,15 @@ export function registerPull(program: Command): void {
         "An interrupted download resumes where it stopped when the same command runs again.",
     )
     .action(async (model: string | undefined, o: PullCliOptions) => {
-      if (o.list) return listCatalogue(o.json ?? false);
+      if (o.list) return await listCatalogue(o.json ?? false);
       if (!model) throw new InputError("diffuse pull needs a model: a catalogue name (diffuse pull --list) or OWNER/REPO[@REVISION][:FILE]");
       await pullCommand(model, o);
     });
 }
 
-function listCatalogue(json: boolean): void {
+// The Hub client is loaded when a command needs it, not at every start of the CLI (it adds tens of ms).
+async function listCatalogue(json: boolean): Promise<void> {
+  const [{ RepoCache }, { storeSettings }] = await Promise.all([import("../hub/hub-cache.js"), import("../hub/store-settings.js")]);
   const settings = storeSettings();
   const rows = CATALOGUE.map((e) => ({
     name: e.name,
@@ -62,6 +62,7 @@ function listCatalogue(json: boolean): void {
 }
 
 async function pullCommand(spec: string, o: PullCliOptions): Promise<void> {
+  const { pull } = await import("../hub/pull.js");
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const controller = new AbortController();
   let stoppedBy: NodeJS.Signals | undefined;

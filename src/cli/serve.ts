@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { defaultModelPath, isDefaultModel } from "../default-model.js";
 import { InputError } from "../errors.js";
-import { resolveModelPath } from "../hub/resolve-model.js";
 import { signerConfigFromEnv } from "../responsible/provenance/index.js";
+import { modelOption } from "./model-option.js";
 import { safetyPolicyOption } from "./safety-options.js";
 import { buildApp } from "../server/app.js";
 import { DEFAULTS, resolveServerConfig } from "../server/config.js";
@@ -80,12 +80,12 @@ function positiveNumber(flag: string, value: string): number {
 
 async function refinerOption(o: ServeOptions): Promise<{ model: string; config?: string } | undefined> {
   if (o.refinerConfig !== undefined && o.refiner === undefined) throw new InputError("--refiner-config needs --refiner: the single-file refiner it describes");
-  return o.refiner === undefined ? undefined : { model: await resolveModelPath(o.refiner), config: o.refinerConfig };
+  return o.refiner === undefined ? undefined : { model: await modelOption(o.refiner), config: o.refinerConfig };
 }
 
 async function serveCommand(o: ServeOptions): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  const modelPath = o.model === undefined ? defaultModelPath() : await resolveModelPath(o.model);
+  const modelPath = o.model === undefined ? defaultModelPath() : await modelOption(o.model);
   if (isDefaultModel(modelPath)) log("serving the embedded tiny shapes model (a demo); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion");
   const config = resolveServerConfig({
     host: o.host,

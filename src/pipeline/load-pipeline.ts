@@ -4,7 +4,6 @@ import { TEXT_CONDITIONING, timeIdCount, type PredictionType } from "../configs/
 import { HubError, InputError, UnsupportedModelError } from "../errors.js";
 import type { LicenseNotice } from "../hub/licenses.js";
 import type { StoreOptions } from "../hub/store-settings.js";
-import { storeTokenizer, tokenizerEntryFor } from "../hub/tokenizer-store.js";
 import { openCheckpoint } from "../models/open-checkpoint.js";
 import { MAX_SIDE_FILE_BYTES, readJsonText } from "../regular-file.js";
 import { parseSchedulerConfigJson, STABLE_DIFFUSION_SCHEDULER_CONFIG, type RawSchedulerConfig } from "../schedulers/index.js";
@@ -209,6 +208,8 @@ async function loadTokenizer(
   const found = roots.map((r) => join(r, folder)).find((t) => existsSync(join(t, "vocab.json")));
   if (found) return ClipTokenizer.load(found, options);
   if (borrowed) return borrowed;
+  // Loaded only here, where a tokenizer must come from the store: the Hub client is not needed otherwise.
+  const { storeTokenizer, tokenizerEntryFor } = await import("../hub/tokenizer-store.js");
   const entry = tokenizerEntryFor(ckpt.config.family, encoderFolder);
   let stored: string;
   try {
