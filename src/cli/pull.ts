@@ -53,12 +53,12 @@ async function listCatalogue(json: boolean): Promise<void> {
     process.stdout.write(JSON.stringify(rows) + "\n");
     return;
   }
-  const width = (k: keyof (typeof rows)[number]) => Math.max(...rows.map((r) => String(r[k]).length));
-  for (const r of rows) {
-    process.stdout.write(
-      [r.name.padEnd(width("name")), r.kind.padEnd(width("kind")), r.family.padEnd(width("family")), r.license.padEnd(width("license")), r.downloaded ? "downloaded" : "          ", r.description].join("  ") + "\n",
-    );
-  }
+  const table = [
+    ["NAME", "KIND", "FAMILY", "LICENCE", "", "WHAT"],
+    ...rows.map((r) => [r.name, r.kind, r.family, r.license, r.downloaded ? "downloaded" : "", r.description]),
+  ];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
+  for (const r of table) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ") + "\n");
 }
 
 async function pullCommand(spec: string, o: PullCliOptions): Promise<void> {
@@ -113,13 +113,13 @@ async function pullCommand(spec: string, o: PullCliOptions): Promise<void> {
 /** One bar per file: bytes, speed and time left. */
 class ProgressBars {
   private readonly multi = new cliProgress.MultiBar(
-    { format: " {file} |{bar}| {done}/{size}  {speed}  ETA {eta}", stream: process.stderr, hideCursor: true, clearOnComplete: false },
+    { format: " {file} |{bar}| {done}/{size}  {speed}  {left} left", stream: process.stderr, hideCursor: true, clearOnComplete: false },
     cliProgress.Presets.shades_classic,
   );
   private readonly bars = new Map<string, cliProgress.SingleBar>();
 
   update(p: FileProgress, meter: TransferMeter): void {
-    const payload = { file: p.file, done: formatBytes(p.bytes), size: formatBytes(p.total), speed: meter.speed(), eta: meter.eta(p.total) };
+    const payload = { file: p.file, done: formatBytes(p.bytes), size: formatBytes(p.total), speed: meter.speed(), left: meter.eta(p.total) };
     let bar = this.bars.get(p.file);
     if (!bar) this.bars.set(p.file, (bar = this.multi.create(p.total, p.bytes, payload)));
     bar.update(p.bytes, payload);

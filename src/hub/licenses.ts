@@ -25,18 +25,18 @@ export interface LicenseNotice {
  * model, or a model derived from it, is given to.
  */
 const OPENRAIL_M_RESTRICTIONS: readonly string[] = [
-  "nothing that breaks a law or regulation, wherever it applies",
-  "nothing that exploits or harms minors, or tries to",
-  "no false information made or spread to harm others",
-  "no personal information made or spread to harm someone",
-  "no defaming, disparaging or harassing people",
-  "no fully automated decisions that harm someone's legal rights or bind them to obligations",
-  "no discrimination or harm against people for their social behaviour or personal characteristics",
-  "no exploiting the vulnerabilities of a group (age, disability...) to distort their behaviour in harmful ways",
-  "no discrimination on legally protected characteristics",
-  "no medical advice or interpretation of medical results",
-  "no information meant for law enforcement, justice, immigration or asylum decisions (predicting crime, for one)",
-];
+  "to break a law or regulation, wherever it applies",
+  "to exploit or harm minors, or to try to",
+  "to make or spread false information meant to harm others",
+  "to make or spread personal information that could harm someone",
+  "to defame, disparage or harass people",
+  "for fully automated decisions that harm someone's legal rights or bind them to obligations",
+  "to discriminate against or harm people for their social behaviour or personal characteristics",
+  "to exploit the vulnerabilities of a group (age, disability...) and distort their behaviour in harmful ways",
+  "to discriminate on legally protected characteristics",
+  "to give medical advice or interpret medical results",
+  "to produce information for law enforcement, justice, immigration or asylum decisions (predicting crime, for one)",
+]
 
 const OPENRAIL_SUMMARY =
   "A responsible-AI licence: you may use, change, share and sell the model and what it makes, for free, but not for the " +
@@ -85,7 +85,7 @@ const KNOWN: Readonly<Record<string, Omit<LicenseNotice, "id">>> = {
     name: "Creative Commons Attribution-NonCommercial 4.0",
     url: "https://creativecommons.org/licenses/by-nc/4.0/",
     summary: "Use, change and share, crediting the authors, but not for commercial purposes.",
-    restrictions: ["no commercial use"],
+    restrictions: ["commercially"],
   },
 };
 
@@ -121,7 +121,7 @@ export function describeLicense(fields: LicenseFields, repo: string, endpoint: s
       name,
       url: link ?? repoUrl,
       summary: stability ? STABILITY_COMMUNITY_SUMMARY : "A licence of the repository's own: read it before use.",
-      restrictions: stability ? ["commercial use only within the licence's terms (see the licence file)"] : [],
+      restrictions: stability ? ["commercially, beyond what the licence's terms allow (see the licence file)"] : [],
     };
   }
   if (id) {
@@ -153,7 +153,7 @@ function absoluteLink(link: string, repoUrl: string): string {
 export function formatLicense(l: LicenseNotice, what: string): string {
   const lines = [`${what} comes under the ${l.name} licence (${l.url}).`, l.summary];
   if (l.restrictions.length) {
-    lines.push("It forbids using the model, or what it makes, for:");
+    lines.push("It forbids using the model, or what it makes:");
     for (const r of l.restrictions) lines.push(`  - ${r}`);
   }
   return lines.join("\n");

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { getHFHubCachePath } from "@huggingface/hub";
+import { InputError } from "../errors.js";
 
 /**
  * Where the model store lives and how it reaches the Hub. Every field can be given (the library, the tests); what
@@ -38,11 +39,25 @@ export function storeSettings(opts: StoreOptions = {}): StoreSettings {
     // The client's own rule (HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME, XDG_CACHE_HOME), so both agree.
     cacheDir: opts.cacheDir ?? getHFHubCachePath(),
     home: opts.home ?? diffuseHome(env),
-    endpoint: (opts.endpoint ?? (env.HF_ENDPOINT || DEFAULT_ENDPOINT)).replace(/\/+$/, ""),
+    endpoint: checkedEndpoint(opts.endpoint ?? (env.HF_ENDPOINT || DEFAULT_ENDPOINT)),
     // An empty token means "none", not "look for one".
     token: opts.token !== undefined ? opts.token || undefined : savedToken(env),
     offline: opts.offline ?? truthy(env.HF_HUB_OFFLINE),
   };
+}
+
+/** The Hub's address without a trailing slash; anything but an http(s) address is refused, naming HF_ENDPOINT. */
+function checkedEndpoint(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    throw new InputError(`HF_ENDPOINT ${JSON.stringify(value)} is not an http(s) address: unset it to use https://huggingface.co, or set it to a mirror's address`);
+  }
+  return value.replace(/\/+$/, "");
 }
 
 /** huggingface_hub's reading of a boolean variable. */

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HubError, LicenseNotAcceptedError } from "../../src/errors.js";
+import { HubError, InputError, LicenseNotAcceptedError } from "../../src/errors.js";
 import { pull, type PullOptions } from "../../src/hub/pull.js";
 import { openCheckpoint } from "../../src/models/open-checkpoint.js";
 import { FakeHub } from "../helpers/fake-hub.js";
@@ -187,6 +187,12 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (library) against a local Hub", (
     const e = await rejection(pull(SD15_REPO, { ...opts, endpoint: "http://127.0.0.1:1" }));
     expect(e).toBeInstanceOf(HubError);
     expect(e.message).toMatch(/cannot reach http:\/\/127\.0\.0\.1:1 .*HF_HUB_OFFLINE=1/);
+  });
+
+  it("an HF_ENDPOINT that is not an http(s) address is refused, naming the variable", async () => {
+    const e = await rejection(pull(SD15_REPO, { ...accepted(hub.url), endpoint: "huggingface.co" }));
+    expect(e).toBeInstanceOf(InputError);
+    expect(e.message).toMatch(/HF_ENDPOINT "huggingface\.co" is not an http\(s\) address/);
   });
 
   it("a file larger than the free disk space is refused before any byte is written, naming HF_HUB_CACHE", async () => {
