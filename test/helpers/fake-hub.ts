@@ -154,6 +154,10 @@ export class FakeHub {
     const r = this.repos.get(id);
     if (!r) return json(res, 404, { error: "Repository not found" }, { "X-Error-Code": "RepoNotFound" });
     if (rev !== "main" && rev !== r.commit) return json(res, 404, { error: `Invalid rev id: ${rev}` }, { "X-Error-Code": "RevisionNotFound" });
+    if (r.repo.gated && req.headers.authorization?.startsWith("Bearer ") && req.headers.authorization !== `Bearer ${this.token}`) {
+      // A valid token of an account that has not been granted access.
+      return json(res, 403, { error: `Access to model ${id} is restricted and you are not in the authorized list. Visit ${this.url}/${id} to ask for access.` }, { "X-Error-Code": "GatedRepo" });
+    }
     if (r.repo.gated && req.headers.authorization !== `Bearer ${this.token}`) {
       return json(res, 401, { error: `Access to model ${id} is restricted. You must have access to it and be authenticated to access it. Please log in.` }, { "X-Error-Code": "GatedRepo" });
     }

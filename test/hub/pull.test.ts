@@ -149,11 +149,13 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (library) against a local Hub", (
     expect(card.license).toMatchObject({ name: "tiny-licence", url: `${hub.url}/${CARD_REPO}/blob/main/LICENSE.md` });
   });
 
-  it("a gated repository: 401 names the page to accept its conditions on and HF_TOKEN; with the token it downloads", async () => {
+  it("a gated repository: 401 names the page to accept its conditions on and HF_TOKEN, 403 a token without access; with access it downloads", async () => {
     const opts = accepted(hub.url);
     const e = await rejection(pull(GATED_REPO, opts));
     expect(e).toBeInstanceOf(HubError);
     expect(e.message).toMatch(new RegExp(`${GATED_REPO} is gated: accept its conditions at ${hub.url}/${GATED_REPO}.*HF_TOKEN`));
+    const denied = await rejection(pull(GATED_REPO, { ...opts, token: "hf_someone_else" }));
+    expect(denied.message).toMatch(new RegExp(`the token has no access to ${GATED_REPO} \\(403\\): accept the repository's conditions at ${hub.url}/${GATED_REPO}`));
     const r = await pull(GATED_REPO, { ...opts, token: "hf_fake_token" });
     expect(r.files).toEqual(["model.safetensors"]);
   });
