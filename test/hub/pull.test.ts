@@ -3,6 +3,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpat
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HubError, InputError, LicenseNotAcceptedError } from "../../src/errors.js";
+import { listModels } from "../../src/hub/list-models.js";
 import { pull, type PullOptions } from "../../src/hub/pull.js";
 import { openCheckpoint } from "../../src/models/open-checkpoint.js";
 import { FakeHub } from "../helpers/fake-hub.js";
@@ -189,6 +190,17 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (library) against a local Hub", (
     const e = await rejection(pull(SD15_REPO, { ...opts, endpoint: "http://127.0.0.1:1" }));
     expect(e).toBeInstanceOf(HubError);
     expect(e.message).toMatch(/cannot reach http:\/\/127\.0\.0\.1:1 .*HF_HUB_OFFLINE=1/);
+  });
+
+  it("what was pulled is listed as the store's, under its catalogue name, with its licence", async () => {
+    const opts = accepted(hub.url);
+    await pull(SD15_REPO, opts);
+    await pull("clip-l-tokenizer", opts);
+    const listed = await listModels({ ...opts, searchDefaults: false, hashCacheDir: join(opts.home!, "hashes") });
+    expect(listed.map(({ name, kind, family, source, license }) => ({ name, kind, family, source, license: license?.id })).sort((a, b) => a.name.localeCompare(b.name))).toEqual([
+      { name: "clip-l-tokenizer", kind: "tokenizer", family: "sd1", source: "store", license: "mit" },
+      { name: SD15_REPO, kind: "checkpoint", family: "sd1", source: "store", license: "creativeml-openrail-m" },
+    ]);
   });
 
   it("an HF_ENDPOINT that is not an http(s) address is refused, naming the variable", async () => {

@@ -52,6 +52,16 @@ describe.skipIf(!HAVE_REFERENCE)("single-file checkpoints take their tokenizers 
     }
   });
 
+  it("SD2: OpenCLIP ViT-H's (from the SD 2.1 repository's tokenizer folder, padding with \"!\"); the images are the reference's", async () => {
+    const store = freshStore(hub.url);
+    const pipe = await loadPipeline(ref("models/sd2v-tiny.ldm.safetensors"), { ...base, config: configOnly("sd2v-tiny"), store, acceptLicense: true });
+    try {
+      await expectGoldenRun(pipe, "goldens/sd2v-tiny/txt2img.safetensors", { prompt: PROMPT, negative_prompt: "", steps: 4, cfg_scale: 7.5, seed: 31, sampler_name: "ddim", width: 64, height: 64 });
+    } finally {
+      await pipe.close();
+    }
+  });
+
   it("offline and not yet fetched: an error naming what to pull (or --tokenizer)", async () => {
     const store = { ...freshStore(hub.url), offline: true };
     const e = await rejection(loadPipeline(SD15_FILE(), { ...base, config: configOnly("sd15-tiny"), store }));
