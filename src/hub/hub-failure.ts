@@ -49,8 +49,10 @@ export function hubFailure(e: unknown, ctx: FailureContext, hub: HubFetch, setti
     if (code === "EntryNotFound" || (ctx.file && code !== "RepoNotFound")) return new HubError(`${ctx.repo}@${ctx.revision} has no file ${ctx.file} (404)`);
     return new HubError(`no repository ${ctx.repo} on ${settings.endpoint} (404); check the name${settings.token ? "" : ", or set HF_TOKEN if it is private"}`);
   }
+  // WebBlob's streams fail with the message alone (a string), not the error.
+  const message = e instanceof Error ? e.message : String(e);
   if (status !== undefined) {
-    return new HubError(`the Hub answered ${status} for ${what}${status >= 500 ? ": a problem on its side; try again later" : ""} (${(e as Error).message})`);
+    return new HubError(`the Hub answered ${status} for ${what}${status >= 500 ? ": a problem on its side; try again later" : ""} (${message})`);
   }
-  return new HubError(`fetching ${what} failed: ${(e as Error)?.message ?? String(e)}`);
+  return new HubError(`fetching ${what} failed: ${message}`);
 }
