@@ -24,3 +24,16 @@ export class InputError extends DiffuseError {}
 export class InternalError extends DiffuseError {
   override readonly exitCode: number = 1;
 }
+
+/**
+ * Getting a model from the Hugging Face Hub failed: the Hub cannot be reached or HF_HUB_OFFLINE forbids it, it
+ * refused (401/403) or has no such repository, revision or file (404), the disk is full, or the bytes received do
+ * not match the Hub's checksum. The message names what to do (set HF_TOKEN, accept the conditions, free space...).
+ */
+export class HubError extends DiffuseError {}
+
+/**
+ * A model's licence has not been accepted: shown and accepted at a terminal, or accepted with --accept-license
+ * (`acceptLicense` in the library).
+ */
+export class LicenseNotAcceptedError extends DiffuseError {}

@@ -14,4 +14,11 @@ export { buildInfotext, parseInfotext, type Infotext } from "./image/infotext.js
 export { readPngText, writePngText } from "./image/png-text.js";
 export { readImageParameters, type ImageParameters } from "./image/image-parameters.js";
 export { formatForPath, type ImageFormat } from "./image/output-format.js";
-export { DiffuseError, CheckpointError, UnsupportedModelError, InputError, InternalError } from "./errors.js";
+export { pull, type PullOptions, type PullResult, type FileProgress } from "./hub/pull.js";
+export { listModels, type ListedModel, type ListOptions, type ModelSource } from "./hub/list-models.js";
+export { resolveModelPath, type ResolveOptions } from "./hub/resolve-model.js";
+export { CATALOGUE, catalogueEntry, type CatalogueEntry } from "./hub/catalogue.js";
+export { formatLicense, type LicenseNotice } from "./hub/licenses.js";
+export type { StoreOptions } from "./hub/store-settings.js";
+export type { ModelKind, ModelFamilyLabel } from "./hub/model-kind.js";
+export { DiffuseError, CheckpointError, UnsupportedModelError, InputError, InternalError, HubError, LicenseNotAcceptedError } from "./errors.js";

@@ -13,7 +13,9 @@ import type { GenerateParams } from "../pipeline/params.js";
 import { parseSeed, randomSeed, RANDOM_SEED, seedToJson } from "../random/seed.js";
 import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
 import { Interruption } from "./interruption.js";
+import { terminalLicensePrompt } from "./license-prompt.js";
 import { checkOutputsWritable, stageFiles } from "./output-files.js";
+import { modelOption } from "./model-option.js";
 import { safetyPolicyOption } from "./safety-options.js";
 
 interface GenerateOptions {
@@ -52,6 +54,7 @@ interface GenerateOptions {
   c2paKey?: string;
   c2paCert?: string;
   policy?: string;
+  acceptLicense?: boolean;
 }
 
 /** Parses a numeric option strictly: "20" is 20, "20x" or "" is an error naming the flag. */
@@ -87,10 +90,11 @@ export function registerGenerate(program: Command): void {
     .command("generate")
     .description("turn a prompt (and optionally a sketch or photo, and a mask) into images")
     .argument("<prompt>", "what to draw; (word:1.2) weights and BREAK as in AUTOMATIC1111")
-    .option("-m, --model <path>", "a .safetensors checkpoint or a diffusers folder (default: the embedded tiny model)")
+    .option("-m, --model <path|name>", "a .safetensors checkpoint, a diffusers folder, or a name diffuse models lists (sd-1.5, OWNER/REPO, an A1111 model name) (default: the embedded tiny model)")
     .option("--config <dir>", "diffusers folder with config.json files for a single-file checkpoint of non-standard size")
-    .option("--tokenizer <path>", "tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz")
-    .option("--tokenizer-2 <path>", "SDXL: the second (OpenCLIP bigG) encoder's tokenizer, for a single file without --config")
+    .option("--tokenizer <path>", "tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz (default for a single file: the store's, fetched once)")
+    .option("--tokenizer-2 <path>", "SDXL: the second (OpenCLIP bigG) encoder's tokenizer, for a single file without --config (default: the store's)")
+    .option("--accept-license", "accept the licence of a tokenizer the store fetches for a single file, without asking")
     .option("--prediction <type>", "what the model predicts, over its config and detection: v (v-prediction) or epsilon")
     .option("-n, --negative <text>", "negative prompt")
     .option("--prompt-2 <text>", "SDXL: the prompt of the second text encoder (default: the prompt)")
@@ -139,7 +143,7 @@ function flushed(stream: NodeJS.WriteStream): Promise<void> {
 
 async function generateCommand(prompt: string, o: GenerateOptions): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  const model = o.model ?? defaultModelPath();
+  const model = o.model === undefined ? defaultModelPath() : await modelOption(o.model);
   // The seed is settled here rather than in the pipeline so every output name is known, and checked, before
   // any compute; the pipeline numbers a batch's images seed, seed + 1, ... as A1111 does.
   const seedOption = o.seed === undefined ? undefined : parseSeed(o.seed, "--seed");
@@ -181,8 +185,10 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
       config: o.config,
       tokenizer: o.tokenizer,
       tokenizer2: o.tokenizer2,
+      acceptLicense: o.acceptLicense,
+      confirmLicense: terminalLicensePrompt(),
       prediction,
-      refiner: o.refiner === undefined ? undefined : { model: o.refiner, config: o.refinerConfig },
+      refiner: o.refiner === undefined ? undefined : { model: await modelOption(o.refiner), config: o.refinerConfig },
       threads,
       onStatus: log,
       safetyChecker: o.safetyCheck ? o.safetyChecker : false,

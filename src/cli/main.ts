@@ -4,6 +4,8 @@ import { registerDetect } from "./detect.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerInspect } from "./inspect.js";
+import { registerModels } from "./models.js";
+import { registerPull } from "./pull.js";
 import { registerServe } from "./serve.js";
 import { registerVerify } from "./verify.js";
 
@@ -22,6 +24,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerVerify(program);
   registerServe(program);
   registerDetect(program);
+  registerPull(program);
+  registerModels(program);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {

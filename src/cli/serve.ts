@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { defaultModelPath, isDefaultModel } from "../default-model.js";
 import { InputError } from "../errors.js";
 import { signerConfigFromEnv } from "../responsible/provenance/index.js";
+import { modelOption } from "./model-option.js";
 import { safetyPolicyOption } from "./safety-options.js";
 import { buildApp } from "../server/app.js";
 import { DEFAULTS, resolveServerConfig } from "../server/config.js";
@@ -10,6 +11,9 @@ interface ServeOptions {
   host: string;
   port: string;
   model?: string;
+  config?: string;
+  tokenizer?: string;
+  tokenizer2?: string;
   refiner?: string;
   refinerConfig?: string;
   data: string;
@@ -24,6 +28,7 @@ interface ServeOptions {
   safetyPolicy?: string;
   provenance: boolean;
   policy?: string;
+  acceptLicense?: boolean;
 }
 
 export function registerServe(program: Command): void {
@@ -32,7 +37,11 @@ export function registerServe(program: Command): void {
     .description("web page with a sketch canvas, our HTTP API (/api/v1, /api/docs) and the AUTOMATIC1111 API (/sdapi/v1)")
     .option("--host <address>", "address to listen on; anything but loopback needs --token", DEFAULTS.host)
     .option("--port <n>", "port", String(DEFAULTS.port))
-    .option("-m, --model <path>", "a .safetensors checkpoint or a diffusers folder (default: the embedded tiny model)")
+    .option("-m, --model <path|name>", "a .safetensors checkpoint, a diffusers folder, or a name diffuse models lists (default: the embedded tiny model)")
+    .option("--config <dir>", "diffusers folder with config.json files for a single-file checkpoint of non-standard size")
+    .option("--tokenizer <path>", "tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz (default for a single file: the store's, fetched once)")
+    .option("--tokenizer-2 <path>", "SDXL: the second (OpenCLIP bigG) encoder's tokenizer, for a single file without --config (default: the store's)")
+    .option("--accept-license", "accept the licence of a tokenizer the store fetches for a single-file model, without asking")
     .option("--refiner <path>", "a checkpoint requests may hand the end of the schedule over to (A1111's refiner_checkpoint; our refiner_switch_at)")
     .option("--refiner-config <dir>", "diffusers folder with config.json files for a single-file refiner of non-standard size")
     .option("--data <dir>", "job database and images", DEFAULTS.dataDir)
@@ -69,14 +78,14 @@ function positiveNumber(flag: string, value: string): number {
   return n;
 }
 
-function refinerOption(o: ServeOptions): { model: string; config?: string } | undefined {
+async function refinerOption(o: ServeOptions): Promise<{ model: string; config?: string } | undefined> {
   if (o.refinerConfig !== undefined && o.refiner === undefined) throw new InputError("--refiner-config needs --refiner: the single-file refiner it describes");
-  return o.refiner === undefined ? undefined : { model: o.refiner, config: o.refinerConfig };
+  return o.refiner === undefined ? undefined : { model: await modelOption(o.refiner), config: o.refinerConfig };
 }
 
 async function serveCommand(o: ServeOptions): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  const modelPath = o.model ?? defaultModelPath();
+  const modelPath = o.model === undefined ? defaultModelPath() : await modelOption(o.model);
   if (isDefaultModel(modelPath)) log("serving the embedded tiny shapes model (a demo); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion");
   const config = resolveServerConfig({
     host: o.host,
@@ -86,8 +95,14 @@ async function serveCommand(o: ServeOptions): Promise<void> {
     token: o.token ?? process.env["DIFFUSE_TOKEN"],
     bodyLimit: (integer("--body-limit", o.bodyLimit) ?? DEFAULTS.bodyLimit / 1024 / 1024) * 1024 * 1024,
     loadOptions: {
+      config: o.config,
+      tokenizer: o.tokenizer,
+      tokenizer2: o.tokenizer2,
       threads: integer("--threads", o.threads),
-      refiner: refinerOption(o),
+      refiner: await refinerOption(o),
+      // A single file's tokenizers come from the store; the worker thread cannot ask at the terminal, so the
+      // licence is accepted here or beforehand (diffuse pull, --accept-license).
+      acceptLicense: o.acceptLicense,
       onStatus: log,
       safetyChecker: o.safetyCheck ? o.safetyChecker : false,
       safetyPolicy: safetyPolicyOption(o.safetyPolicy),

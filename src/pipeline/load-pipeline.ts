@@ -1,7 +1,9 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { TEXT_CONDITIONING, timeIdCount, type PredictionType } from "../configs/pipeline.js";
-import { InputError, UnsupportedModelError } from "../errors.js";
+import { HubError, InputError, UnsupportedModelError } from "../errors.js";
+import type { LicenseNotice } from "../hub/licenses.js";
+import type { StoreOptions } from "../hub/store-settings.js";
 import { openCheckpoint } from "../models/open-checkpoint.js";
 import { MAX_SIDE_FILE_BYTES, readJsonText } from "../regular-file.js";
 import { parseSchedulerConfigJson, STABLE_DIFFUSION_SCHEDULER_CONFIG, type RawSchedulerConfig } from "../schedulers/index.js";
@@ -27,6 +29,15 @@ export interface LoadOptions extends NetworkOptions, SafeguardOptions {
   tokenizer?: string;
   /** SDXL base's second text encoder's tokenizer (diffusers' tokenizer_2/), in the same forms. */
   tokenizer2?: string;
+  /**
+   * Where the model store is, for the tokenizers a single file lacks when none is given: they are read from the
+   * Hugging Face cache, fetched once when absent (default: the environment's HF_HUB_CACHE, DIFFUSE_HOME...).
+   */
+  store?: StoreOptions;
+  /** Accept the licence of a tokenizer the store fetches (`--accept-license`); otherwise it must have been accepted before. */
+  acceptLicense?: boolean;
+  /** Asks the user to accept such a licence (the CLI at a terminal); not for a worker thread. */
+  confirmLicense?: (license: LicenseNotice, what: string) => Promise<boolean>;
   /** The prediction type, over the model folder's scheduler config and single-file detection (`--prediction`). */
   prediction?: PredictionType;
   /**
@@ -59,7 +70,7 @@ interface ModelParts {
   generation: GenerationConfig;
 }
 
-interface ModelOptions extends NetworkOptions {
+interface ModelOptions extends NetworkOptions, Pick<LoadOptions, "store" | "acceptLicense" | "confirmLicense"> {
   config?: string;
   tokenizers: readonly (string | undefined)[];
   prediction?: PredictionType;
@@ -68,12 +79,11 @@ interface ModelOptions extends NetworkOptions {
 }
 
 const TOKENIZER_HELP =
-  "a single-file checkpoint carries no tokenizer: pass --tokenizer PATH (a folder with vocab.json and merges.txt, " +
-  "e.g. the tokenizer/ folder of any SD1.5 diffusers model, or OpenAI's bpe_simple_vocab_16e6.txt.gz from the CLIP repository), " +
-  "or --config with the model's diffusers folder";
+  "or pass --tokenizer PATH (a folder with vocab.json and merges.txt, e.g. the tokenizer/ folder of any SD1.5 diffusers model, " +
+  "or OpenAI's bpe_simple_vocab_16e6.txt.gz from the CLIP repository), or --config with the model's diffusers folder";
 const TOKENIZER_2_HELP =
-  "an SDXL single file carries no tokenizers: pass --tokenizer-2 PATH for its OpenCLIP bigG encoder (the tokenizer_2/ folder of an SDXL " +
-  "diffusers model, or OpenAI's bpe_simple_vocab_16e6.txt.gz), or --config with an SDXL diffusers folder holding tokenizer/ and tokenizer_2/";
+  "or pass --tokenizer-2 PATH for its OpenCLIP bigG encoder (the tokenizer_2/ folder of an SDXL diffusers model, or OpenAI's " +
+  "bpe_simple_vocab_16e6.txt.gz), or --config with an SDXL diffusers folder holding tokenizer/ and tokenizer_2/";
 
 /**
  * Loads a checkpoint (single file or diffusers folder) for generation, with what sits beside it: tokenizers,
@@ -101,7 +111,7 @@ async function openModel(path: string, opts: ModelOptions): Promise<ModelParts> 
     const roots = configRoots(checkpoint, opts.config);
     const tokenizers = new Map<string, ClipTokenizer>();
     for (const [i, folder] of checkpoint.textEncoderFolders.entries()) {
-      tokenizers.set(folder, await loadTokenizer(checkpoint, folder, opts.tokenizers[i], roots, opts.borrowed?.get(folder)));
+      tokenizers.set(folder, await loadTokenizer(checkpoint, folder, opts.tokenizers[i], roots, opts.borrowed?.get(folder), opts));
     }
     const schedulerConfig = readSchedulerConfig(checkpoint, roots, opts.prediction);
     const generation = readGenerationConfig(roots);
@@ -179,10 +189,18 @@ function configRoots(ckpt: Checkpoint, configDir?: string): string[] {
 
 /**
  * The tokenizer of the text encoder in diffusers folder `encoderFolder`: the path given, else the matching
- * tokenizer folder (tokenizer/, tokenizer_2/) of the model or its config folder, else a borrowed one. OpenCLIP
- * encoders (SD2's, SDXL's bigG) pad with "!" (id 0) when the files name no pad token, as open_clip does.
+ * tokenizer folder (tokenizer/, tokenizer_2/) of the model or its config folder, else a borrowed one, else the
+ * store's for that encoder (fetched once). OpenCLIP encoders (SD2's, SDXL's bigG) pad with "!" (id 0) when the
+ * files name no pad token, as open_clip does.
  */
-async function loadTokenizer(ckpt: Checkpoint, encoderFolder: string, given: string | undefined, roots: readonly string[], borrowed: ClipTokenizer | undefined): Promise<ClipTokenizer> {
+async function loadTokenizer(
+  ckpt: Checkpoint,
+  encoderFolder: string,
+  given: string | undefined,
+  roots: readonly string[],
+  borrowed: ClipTokenizer | undefined,
+  opts: ModelOptions,
+): Promise<ClipTokenizer> {
   const openClip = ckpt.config.family === "sd2" || encoderFolder === "text_encoder_2";
   const options = openClip ? { defaultPadToken: "!" } : {};
   if (given !== undefined) return ClipTokenizer.load(given, options);
@@ -190,8 +208,21 @@ async function loadTokenizer(ckpt: Checkpoint, encoderFolder: string, given: str
   const found = roots.map((r) => join(r, folder)).find((t) => existsSync(join(t, "vocab.json")));
   if (found) return ClipTokenizer.load(found, options);
   if (borrowed) return borrowed;
-  const second = ckpt.textEncoderFolders.indexOf(encoderFolder) === 1;
-  throw new InputError(`${ckpt.path}: ${second ? TOKENIZER_2_HELP : TOKENIZER_HELP}`);
+  // Loaded only here, where a tokenizer must come from the store: the Hub client is not needed otherwise.
+  const { storeTokenizer, tokenizerEntryFor } = await import("../hub/tokenizer-store.js");
+  const entry = tokenizerEntryFor(ckpt.config.family, encoderFolder);
+  let stored: string;
+  try {
+    stored = await storeTokenizer(entry, { ...opts.store, acceptLicense: opts.acceptLicense, confirmLicense: opts.confirmLicense, onStatus: opts.onStatus });
+  } catch (e) {
+    if (!(e instanceof HubError)) throw e;
+    const second = ckpt.textEncoderFolders.indexOf(encoderFolder) === 1;
+    throw new InputError(
+      `${ckpt.path}: a single-file checkpoint carries no tokenizer, and the store's (${entry.name}) is not available: ${e.message}; ` +
+        (second ? TOKENIZER_2_HELP : TOKENIZER_HELP),
+    );
+  }
+  return ClipTokenizer.load(stored, options);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
+import { snapshotRepo } from "../hub/cache-path.js";
 import { buildInfotext } from "../image/infotext.js";
 import type { ProvenanceInfo } from "../responsible/provenance/index.js";
 import { findSampler } from "../schedulers/index.js";
@@ -12,9 +13,12 @@ export interface ModelIdentity {
   readonly hash: string;
 }
 
-/** A model's name as A1111 writes it: the file name without .safetensors, or a diffusers folder's name. */
+/**
+ * A model's name as A1111 writes it: the file name without .safetensors, or a diffusers folder's name; for a
+ * snapshot of the Hugging Face cache, whose folder is named by a commit, its repository (OWNER/NAME).
+ */
 export function modelDisplayName(path: string): string {
-  return basename(path).replace(/\.safetensors$/i, "") || basename(dirname(path));
+  return snapshotRepo(path) ?? (basename(path).replace(/\.safetensors$/i, "") || basename(dirname(path)));
 }
 
 /** AUTOMATIC1111's parameters text of one image. `extra`: keys of the safeguards and the family. */

@@ -4,6 +4,7 @@ import { textEncoderConfigFromTransformers, type TextEncoderConfig } from "../co
 import { unetConfigFromDiffusers, type UNetConfig } from "../configs/unet.js";
 import { vaeConfigFromDiffusers, type VaeConfig } from "../configs/vae.js";
 import { LDM_PARTS, mapLdmShapes, type Component, type LdmPart } from "./ldm-keymap.js";
+import { PART_PATTERNS, type PartKind } from "./part-patterns.js";
 import type { WeightSource } from "./weight-source.js";
 
 /**
@@ -119,21 +120,22 @@ function present(s: ShapeMap, pred: (k: string) => boolean): string | undefined 
   return undefined;
 }
 
-/** Files that are not whole checkpoints, recognised by a key, with what to do instead. */
-const NOT_A_CHECKPOINT: ReadonlyArray<readonly [RegExp, string]> = [
-  [/^lora_(unet|te\d?)_|\.lora_(down|up)\.weight$|\.lora_[AB]\.weight$/, "a LoRA, which modifies a checkpoint: open a checkpoint and apply the LoRA to it"],
-  [/^(string_to_param|emb_params|clip_[lg])(\.|$)/, "a textual-inversion embedding: use it with a checkpoint"],
-  [/^(encoder|decoder)\.conv_in\.weight$/, "a standalone VAE: open a whole checkpoint (a VAE swap is a separate option)"],
-  [/^(conv_in|time_embedding\.linear_1|down_blocks\.0\.resnets\.0\.conv1)\.weight$/, "one component of a diffusers folder: open the whole folder (the one with model_index.json)"],
-  [/^text_model\.embeddings\.token_embedding\.weight$/, "a bare text encoder: open a whole checkpoint"],
-];
+/** What to do instead with a file that is a part or an add-on (part-patterns.ts says which). */
+const NOT_A_CHECKPOINT: Readonly<Record<PartKind, string>> = {
+  lora: "a LoRA, which modifies a checkpoint: open a checkpoint and apply the LoRA to it",
+  embedding: "a textual-inversion embedding: use it with a checkpoint",
+  controlnet: "a ControlNet, which guides a checkpoint: open a checkpoint and use the ControlNet with it",
+  vae: "a standalone VAE: open a whole checkpoint (a VAE swap is a separate option)",
+  "diffusers-component": "one component of a diffusers folder: open the whole folder (the one with model_index.json)",
+  "text-encoder": "a bare text encoder: open a whole checkpoint",
+};
 
 /** The family of a single-file checkpoint from its key names (and one width). */
 export function detectLdmFamily(shapes: ShapeMap, origin: string): FamilyEvidence {
   if (!present(shapes, (k) => k.startsWith(UNET_PREFIX))) {
-    for (const [re, what] of NOT_A_CHECKPOINT) {
+    for (const [kind, re] of PART_PATTERNS) {
       const k = [...shapes.keys()].find((n) => re.test(n));
-      if (k) throw new CheckpointError(`${origin}: this looks like ${what} (it has "${k}" and no ${UNET_PREFIX}* tensors)`);
+      if (k) throw new CheckpointError(`${origin}: this looks like ${NOT_A_CHECKPOINT[kind]} (it has "${k}" and no ${UNET_PREFIX}* tensors)`);
     }
     throw new CheckpointError(
       `${origin}: no ${UNET_PREFIX}* tensors, so this is not a single-file Stable Diffusion checkpoint ` +

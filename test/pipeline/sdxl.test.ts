@@ -48,15 +48,17 @@ describe.skipIf(!HAVE_REFERENCE)("SDXL reproduces diffusers' StableDiffusionXLPi
     expect(maxPixelDiff((await p.generate({ ...params, prompt_2: "a red cube" })).images[0]!.image.data, want)).toBeGreaterThan(1);
   });
 
-  it("an SDXL single file without tokenizers asks for --tokenizer, then for --tokenizer-2 (or a --config folder)", async () => {
+  it("an SDXL single file without tokenizers, offline with an empty store: says what to pull, or --tokenizer, then --tokenizer-2 (or a --config folder)", async () => {
     const file = sparseCheckpoint(SDXL_SPEC);
-    const failure = (opts: LoadOptions) => loadPipeline(file, opts).then(() => new Error("expected the load to fail"), (e: unknown) => e as Error);
+    const empty = mkdtempSync(join(tmpdir(), "diffuse-empty-store-"));
+    const store = { cacheDir: join(empty, "hf"), home: join(empty, "home"), offline: true };
+    const failure = (opts: LoadOptions) => loadPipeline(file, { ...opts, store }).then(() => new Error("expected the load to fail"), (e: unknown) => e as Error);
     const first = await failure(base);
     expect(first).toBeInstanceOf(InputError);
-    expect(first.message).toMatch(/--tokenizer PATH/);
+    expect(first.message).toMatch(/diffuse pull clip-l-tokenizer.*--tokenizer PATH/);
     const second = await failure({ ...base, tokenizer: ref("models/sdxl-tiny/tokenizer") });
     expect(second).toBeInstanceOf(InputError);
-    expect(second.message).toMatch(/--tokenizer-2 PATH.*tokenizer_2\/.*--config/);
+    expect(second.message).toMatch(/diffuse pull openclip-bigg-tokenizer.*--tokenizer-2 PATH.*tokenizer_2\/.*--config/);
   });
 });
 
