@@ -19,7 +19,7 @@ import { Safeguards, type SafeguardOptions } from "./safeguards.js";
 import { SdConditioner } from "./sd-conditioner.js";
 import { SdxlConditioner, type SdxlEncoder } from "./sdxl-conditioner.js";
 import { StableDiffusionPipeline } from "./stable-diffusion.js";
-import { embeddingParts, TextualInversions, type EmbeddingEncoder, type EmbeddingRequest } from "./textual-inversions.js";
+import { embeddingEncoders, TextualInversions, type EmbeddingRequest } from "./textual-inversions.js";
 import type { Conditioner } from "./unet-condition.js";
 
 export interface LoadOptions extends NetworkOptions, SafeguardOptions {
@@ -162,13 +162,6 @@ async function openRefiner(r: RefinerLoadOptions, opts: LoadOptions, base: Model
 
 function asRefiner(m: ModelParts): Refiner {
   return { checkpoint: m.checkpoint, networks: m.networks, conditioner: m.conditioner, identity: { name: modelDisplayName(m.checkpoint.path), hash: shortHash(m.networks.sha256) } };
-}
-
-/** The text encoders of a checkpoint as textual inversion sees them: which part of a file each reads, widths, vocabularies. */
-function embeddingEncoders(ckpt: Checkpoint): EmbeddingEncoder[] {
-  const parts = embeddingParts(ckpt.config.family);
-  const configs = [ckpt.config.textEncoder, ckpt.config.textEncoder2].slice(0, ckpt.textEncoderFolders.length);
-  return configs.map((c, i) => ({ part: parts[i]!, width: c!.hiddenSize, vocabSize: c!.vocabSize }));
 }
 
 /**

@@ -161,6 +161,8 @@ function identity(source: LoraSource): string {
  * an unknown name listing the folder's closest), then the caller's requests.
  */
 export function wantedLoras(mentions: readonly LoraMention[], requests: readonly LoraRequest[], folder: AdapterFolder): WantedLora[] {
+  // A file removed or added at the folder's top since the last generation is seen (a name not found rescans anyway).
+  if (mentions.length > 0 || requests.some((r) => r?.name !== undefined && r.path === undefined && r.bytes === undefined)) folder.refreshIfChanged();
   const wanted: WantedLora[] = mentions.map((m) => ({ name: m.name, source: folder.get(m.name).path, textEncoder: m.textEncoder, unet: m.unet }));
   for (const [i, r] of requests.entries()) {
     const what = `loras[${i}]`;

@@ -2,6 +2,7 @@ import type { ModelFamily } from "../configs/pipeline.js";
 import { encodePrompt } from "../tokenizer/chunks.js";
 import type { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
 import { EmbeddingWords } from "../tokenizer/embedding-words.js";
+import type { Checkpoint } from "../weights/checkpoint.js";
 import { readEmbedding, type EmbeddingFile, type EmbeddingPart, type EmbeddingSource } from "../weights/embedding-file.js";
 import type { AdapterFolder } from "./adapter-folder.js";
 import type { EncoderEmbeddings } from "./conditioning.js";
@@ -20,8 +21,15 @@ export interface EmbeddingEncoder {
   readonly vocabSize: number;
 }
 
+/** The text encoders of a checkpoint as textual inversion sees them: the part of a file each reads, widths, vocabularies. */
+export function embeddingEncoders(ckpt: Checkpoint): EmbeddingEncoder[] {
+  const parts = embeddingParts(ckpt.config.family);
+  const configs = [ckpt.config.textEncoder, ckpt.config.textEncoder2].slice(0, ckpt.textEncoderFolders.length);
+  return configs.map((c, i) => ({ part: parts[i]!, width: c!.hiddenSize, vocabSize: c!.vocabSize }));
+}
+
 /** Which part of an embedding file each text encoder of a family reads (SDXL's refiner has only bigG). */
-export function embeddingParts(family: ModelFamily): EmbeddingPart[] {
+function embeddingParts(family: ModelFamily): EmbeddingPart[] {
   switch (family) {
     case "sd1":
     case "sd2": return ["single"];

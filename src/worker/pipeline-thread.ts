@@ -8,6 +8,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { loadPipeline } from "../pipeline/load-pipeline.js";
 import type { StepEvent, StepPreview } from "../pipeline/params.js";
 import type { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
+import { embeddingEncoders } from "../pipeline/textual-inversions.js";
 import { ControlBlock } from "./control-block.js";
 import type { HostMessage, LoadedModel, ThreadMessage, TransportedImage, WorkerData } from "./messages.js";
 import { transportError } from "./transported-error.js";
@@ -136,6 +137,7 @@ function describe(p: StableDiffusionPipeline): LoadedModel {
     ...(p.recommendedSteps !== undefined ? { recommendedSteps: p.recommendedSteps } : {}),
     ...(p.recommendedSampler !== undefined ? { recommendedSampler: p.recommendedSampler } : {}),
     ...(r ? { refiner: { name: r.identity.name, path: r.checkpoint.path, hash: r.identity.hash, sha256: r.networks.sha256 } } : {}),
+    textEncoders: embeddingEncoders(p.checkpoint),
   };
 }
 
