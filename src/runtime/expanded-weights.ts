@@ -133,6 +133,8 @@ async function expandWeights(graph: CompactGraph, target: string, patched: Patch
     const inBuf = simd?.input ?? new Uint8Array(CHUNK);
     const outBytes = simd?.output ?? new Uint8Array(2 * CHUNK);
     const outBuf = new Float32Array(outBytes.buffer, outBytes.byteOffset, CHUNK / 2);
+    /** A patched tensor's fp32 values, one buffer for all of them: a fresh one per tensor costs page faults that dominate on some VMs. */
+    let whole = new Float32Array(0);
     for (const seg of graph.segments) {
       const format = storedFormat(seg.format);
       const size = format === "f32" ? 4 : 2;
@@ -140,18 +142,13 @@ async function expandWeights(graph: CompactGraph, target: string, patched: Patch
         throw new InternalError(`${graph.storedPath}: a segment [${seg.storedOffset}, +${seg.storedLength}] (${seg.format}) does not fit the weights file; the cache entry is damaged`);
       }
       const patch = patched.get(seg.offset);
+      // A patched tensor is converted whole into memory, patched, then written; the others chunk by chunk to the file.
+      let values: Float32Array | undefined;
       if (patch) {
-        // A patched tensor is converted whole, patched, then written.
-        const stored = new Uint8Array(seg.storedLength);
-        readFully(from, stored, seg.storedLength, seg.storedOffset);
-        const values = new Float32Array(seg.length / 4);
-        expandInto(format, stored, values);
-        applier ??= await PatchApplier.create({ threads: opts.threads });
-        const merged = await applier.apply(values, patch.patches, patch.name);
-        writeFully(to, new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), seg.offset);
-        seen++;
-        continue;
+        if (whole.length < seg.length / 4) whole = new Float32Array(seg.length / 4);
+        values = whole.subarray(0, seg.length / 4);
       }
+      const valueBytes = values && new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
       for (let done = 0; done < seg.storedLength; ) {
         const n = Math.min(CHUNK, seg.storedLength - done);
         readFully(from, inBuf, n, seg.storedOffset + done);
@@ -160,8 +157,16 @@ async function expandWeights(graph: CompactGraph, target: string, patched: Patch
         const vectorized = format === "f16" && simd ? count - (count % 8) : 0;
         if (vectorized > 0) simd!.convert(vectorized);
         if (format !== "f32" && vectorized < count) expandInto(format, inBuf.subarray(vectorized * size, n), outBuf.subarray(vectorized, count));
-        writeFully(to, out, seg.offset + (done * 4) / size);
+        const at = (done * 4) / size;
+        if (valueBytes) valueBytes.set(out, at);
+        else writeFully(to, out, seg.offset + at);
         done += n;
+      }
+      if (patch) {
+        applier ??= await PatchApplier.create({ threads: opts.threads });
+        const merged = await applier.apply(values!, patch.patches, patch.name);
+        writeFully(to, new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), seg.offset);
+        seen++;
       }
     }
     if (seen !== patched.size) throw new InternalError(`${graph.storedPath}: ${patched.size - seen} patched tensors are not in the weights file's segments`);

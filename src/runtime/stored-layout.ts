@@ -6,11 +6,11 @@ import type { TensorPatch } from "./weight-patch.js";
 
 /**
  * The patch that makes a change given in the checkpoint's layout (weights/lora-delta.ts) to the tensor as the graph
- * stores it (`layout`). A low-rank change stays a
- * product of two small factors whatever the layout: transposing W transposes and swaps them, and onnxruntime's
- * blocked filter layouts (see nchwc-layout.ts) are, for fixed output and input blocks and kernel position, a
- * block x block tile indexed [input][output], which is a batched product of a rearranged `down` and `up`. So the
- * stored tensor is never permuted back and forth, and the product is computed right into place.
+ * stores it (`layout`). A low-rank change stays a product of two small factors whatever the layout: transposing W
+ * transposes and swaps them, and onnxruntime's blocked filter layouts (see nchwc-layout.ts) are, for fixed output
+ * and input blocks and kernel position, a block x block tile indexed [input][output], which is a batched product of
+ * a rearranged `down` and `up`. So the stored tensor is never permuted back and forth, and the product is computed
+ * right into place. A dense change is permuted as the weight was.
  */
 export function patchForLayout(delta: WeightDelta, dims: readonly number[], layout: WeightLayout, what: string): TensorPatch {
   const out = dims[0]!;
@@ -33,37 +33,30 @@ export function patchForLayout(delta: WeightDelta, dims: readonly number[], layo
   if (up.length !== out * r || down.length !== r * rest) throw new InternalError(`${what}: factors [${out}x${r}] and [${r}x${rest}] do not hold ${up.length} and ${down.length} values`);
   switch (layout.kind) {
     case "as-is":
-      return { kind: "product", a: up.map((v) => v * scale), aDims: [1, out, r], b: down, bDims: [1, r, rest] };
+      return { kind: "product", a: up.map((v) => v * scale), b: down, m: out, r, n: rest };
     case "transposed":
       // Wᵀ [in, out] += (down)ᵀ (up)ᵀ
-      return { kind: "product", a: transpose(down, r, rest).map((v) => v * scale), aDims: [1, rest, r], b: transpose(up, out, r), bDims: [1, r, out] };
+      return { kind: "product", a: transpose(down, r, rest).map((v) => v * scale), b: transpose(up, out, r), m: rest, r, n: out };
     case "blocked": {
+      // Per output block, rows of [block] outputs: the product's columns are (upᵀ) in output order, and its rows the
+      // input positions in the order the layout walks them. OIHWBo: input channel ic at kernel position s is row
+      // ic * k + s, i.e. downᵀ. OIHWBiBo: input blocks of `block` channels, row (ib * k + s) * block + icl.
       const block = layout.block;
-      const outBlocks = out / block;
-      // b[ob, j, bo] = up[ob * block + bo, j]: each output block's factor rows, as columns of the tile.
-      const b = new Float32Array(out * r);
-      for (let ob = 0; ob < outBlocks; ob++) {
-        for (let j = 0; j < r; j++) for (let bo = 0; bo < block; bo++) b[(ob * r + j) * block + bo] = up[(ob * block + bo) * r + j]! * scale;
-      }
+      const b = transpose(up, out, r).map((v) => v * scale);
+      if (layout.filter === "OIHWBo") return { kind: "product", a: transpose(down, r, rest), b, m: rest, r, n: out, block };
+      if (inputs % block !== 0) throw new InternalError(`${what}: ${inputs} input channels in blocks of ${block}`);
       const a = new Float32Array(rest * r);
-      if (layout.filter === "OIHWBo") {
-        // [outBlocks, in * k, block]: row ic * k + s is input channel ic at kernel position s, i.e. downᵀ.
-        a.set(transpose(down, r, rest));
-      } else {
-        // [outBlocks, inBlocks * k * block, block]: row (ib * k + s) * block + icl is input channel ib * block + icl at s.
-        if (inputs % block !== 0) throw new InternalError(`${what}: ${inputs} input channels in blocks of ${block}`);
-        const inBlocks = inputs / block;
-        for (let ib = 0; ib < inBlocks; ib++) {
-          for (let s = 0; s < kernel; s++) {
-            for (let icl = 0; icl < block; icl++) {
-              const row = ((ib * kernel + s) * block + icl) * r;
-              const col = (ib * block + icl) * kernel + s;
-              for (let j = 0; j < r; j++) a[row + j] = down[j * rest + col]!;
-            }
+      const inBlocks = inputs / block;
+      for (let ib = 0; ib < inBlocks; ib++) {
+        for (let s = 0; s < kernel; s++) {
+          for (let icl = 0; icl < block; icl++) {
+            const row = ((ib * kernel + s) * block + icl) * r;
+            const col = (ib * block + icl) * kernel + s;
+            for (let j = 0; j < r; j++) a[row + j] = down[j * rest + col]!;
           }
         }
       }
-      return { kind: "product", a, aDims: [1, rest, r], b, bDims: [outBlocks, r, block] };
+      return { kind: "product", a, b, m: rest, r, n: out, block };
     }
   }
 }

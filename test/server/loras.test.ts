@@ -68,8 +68,9 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's LoRA and embedding routes, and LoRA ta
       steps: 4, cfg_scale: 7.5, seed: 31, sampler_name: "PLMS", width: 64, height: 64,
     });
     expect(r.status).toBe(200);
-    const info = JSON.parse(r.body.info) as { infotexts: string[] };
+    const info = JSON.parse(r.body.info) as { infotexts: string[]; extra_generation_params: Record<string, unknown> };
     expect(info.infotexts[0]).toMatch(/Lora hashes: "lora-kohya: [0-9a-f]{12}"/);
+    expect(info.extra_generation_params["Lora hashes"]).toMatch(/^lora-kohya: [0-9a-f]{12}$/);
     const pixels = await sharp(Buffer.from(r.body.images[0]!, "base64")).raw().toBuffer();
     const want = golden("goldens/sd15-tiny-lora/txt2img_kohya_0.8.safetensors").get("image_uint8");
     let max = 0;
