@@ -14,6 +14,7 @@
  *   npm run bench:lora
  *   npm run bench:lora -- --checkpoint-dir /tmp/sd15-random   keep the 2.1 GB checkpoint (and the LoRA) for the next run
  *   npm run bench:lora -- --threads 2 --json
+ *   npm run bench:lora -- --layers attention   kohya's plain LoRA: attention and feed-forward only, no convolutions
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
@@ -31,6 +32,8 @@ const { values: args } = parseArgs({
     json: { type: "boolean", default: false },
     threads: { type: "string" },
     rank: { type: "string", default: "32" },
+    // "all" (the issue's case): attention, feed-forward and every convolution; "attention": kohya's plain LoRA (no convs)
+    layers: { type: "string", default: "all" },
     "checkpoint-dir": { type: "string" },
   },
 });
@@ -39,7 +42,10 @@ const rank = Number(args.rank);
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
 /** Every layer a LoRA trainer's "all attention and conv layers" adapts: matrices and filters of the UNet's blocks, the text encoder's projections. */
-const UNET_LAYERS = /\.(to_[qkv]|to_out\.0|proj_in|proj_out|ff\.net\.0\.proj|ff\.net\.2|conv1|conv2|conv_shortcut|conv)$|^conv_(in|out)$/;
+const UNET_LAYERS =
+  args.layers === "attention"
+    ? /\.(to_[qkv]|to_out\.0|proj_in|proj_out|ff\.net\.0\.proj|ff\.net\.2)$/
+    : /\.(to_[qkv]|to_out\.0|proj_in|proj_out|ff\.net\.0\.proj|ff\.net\.2|conv1|conv2|conv_shortcut|conv)$|^conv_(in|out)$/;
 const TEXT_LAYERS = /\.(q_proj|k_proj|v_proj|out_proj|fc1|fc2)$/;
 
 /** A kohya LoRA file (random fp16 factors) over the chosen layers of the checkpoint, written once; its size. */
@@ -104,7 +110,7 @@ async function main(): Promise<void> {
   try {
     log(`writing or opening the random SD1.5 checkpoint in ${ckptDir}`);
     const ckpt = randomCheckpoint(ckptDir, SD15);
-    const loraPath = join(ckptDir, `lora-rank${rank}.safetensors`);
+    const loraPath = join(ckptDir, `lora-${args.layers}-rank${rank}.safetensors`);
     const lora = writeLora(loraPath, ckpt);
     log(`LoRA: ${lora.modules} modules, rank ${rank}, ${(lora.bytes / 2 ** 20).toFixed(0)} MiB`);
     const nets = await Networks.open(ckpt, { cacheDir, threads });
@@ -176,7 +182,7 @@ async function main(): Promise<void> {
     }
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
     const rows: [string, string][] = [
-      ["LoRA", `${lora.modules} modules (UNet attention, feed-forward, convs; text encoder projections), rank ${rank}, ${(lora.bytes / 2 ** 20).toFixed(0)} MiB fp16`],
+      ["LoRA", `${lora.modules} modules (UNet attention, feed-forward${args.layers === "attention" ? "" : ", convs"}; text encoder projections), rank ${rank}, ${(lora.bytes / 2 ** 20).toFixed(0)} MiB fp16`],
       ["cache entries built (first use, once)", `${build.toFixed(1)} s`],
       ["cached load, text encoder + UNet, no LoRA", `${plainLoad.toFixed(1)} s`],
       ["switch: none -> LoRA x0.8 (file read, merge, reopen)", `${first.seconds.toFixed(1)} s`],

@@ -7,6 +7,7 @@ import { UNET_IO } from "../../src/models/unet.js";
 import { Loras, loraModel } from "../../src/pipeline/loras.js";
 import { Networks } from "../../src/pipeline/networks.js";
 import { ldmPart, ldmUnetModulePaths, mapLdmNames } from "../../src/weights/ldm-keymap.js";
+import { readLora } from "../../src/weights/lora-file.js";
 import { mapLoraKeys, type LoraTargets } from "../../src/weights/lora-keymap.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
@@ -124,6 +125,58 @@ describe.skipIf(!HAVE_REFERENCE)("LoRA key map", () => {
     const applied = await new Loras(ckpt, nets).apply([{ name: "extra", source: path, textEncoder: 1, unet: 1 }]);
     expect(applied.warnings).toEqual([`LoRA extra (${path}): 1 of its keys name nothing in this model and were not applied (e.g. "lora_unet_not_a_module.lora_down.weight")`]);
     applied.release();
+    await nets.release();
+  });
+});
+
+describe.skipIf(!HAVE_REFERENCE)("an SDXL LoRA as kohya writes it (LDM block names, lora_te1_ and lora_te2_)", () => {
+  it("reaches the UNet and both text encoders of sdxl-tiny, and merges like the same file with diffusers names", async () => {
+    const ckpt = openCheckpoint(ref("models/sdxl-tiny"));
+    const model = loraModel(ckpt);
+    const dir = mkdtempSync(join(tmpdir(), "diffuse-sdxl-lora-"));
+    const tensors = (ldm: boolean) => {
+      const header: Record<string, unknown> = { __metadata__: { ss_base_model_version: "sdxl_base_v1-0" } };
+      const data: Uint8Array[] = [];
+      let offset = 0;
+      const add = (name: string, shape: number[], seed: number) => {
+        const values = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(seed * 7919 + i) * 0.05);
+        header[name] = { dtype: "F32", shape, data_offsets: [offset, offset + values.byteLength] };
+        data.push(new Uint8Array(values.buffer));
+        offset += values.byteLength;
+      };
+      let seed = 1;
+      for (const [prefix, network] of [["lora_unet_", "unet"], ["lora_te1_", "text_encoder"], ["lora_te2_", "text_encoder_2"]] as const) {
+        for (const [module, shape] of model.targets.modules.get(network)!) {
+          if (!/(to_[qkv]|q_proj|fc1|proj_in)$/.test(module)) continue;
+          const path = ldm && network === "unet" ? model.targets.ldmUnetPaths!.get(module)! : module;
+          const name = prefix + path.replaceAll(".", "_");
+          add(`${name}.lora_down.weight`, [4, ...shape.slice(1)], seed++);
+          add(`${name}.lora_up.weight`, shape.length === 4 ? [shape[0]!, 4, 1, 1] : [shape[0]!, 4], seed++);
+        }
+      }
+      const path = join(dir, `${ldm ? "ldm" : "diffusers"}-names.safetensors`);
+      writeFileSync(path, encodeRaw(JSON.stringify(header), data));
+      return path;
+    };
+    const [ldmFile, diffusersFile] = [tensors(true), tensors(false)];
+    const lora = readLora(ldmFile, model);
+    expect(lora.unmatched).toEqual([]);
+    expect(new Set(lora.deltas.map((d) => d.network))).toEqual(new Set(["unet", "text_encoder", "text_encoder_2"]));
+    const nets = await Networks.open(ckpt, { cacheDir: mkdtempSync(join(tmpdir(), "diffuse-sdxl-lora-cache-")), threads: 1 });
+    const loras = new Loras(ckpt, nets);
+    const hidden = async () => {
+      const te2 = await nets.get("text_encoder_2");
+      const ids = BigInt64Array.from({ length: 77 }, (_, i) => BigInt(i < 5 ? 10 + i : 999));
+      return (await te2.run({ input_ids: { data: ids, dims: [1, 77] }, extra_token_embeddings: { data: new Float32Array(40), dims: [1, 40] } }))["last_hidden_state"]!.data;
+    };
+    const plain = await hidden();
+    (await loras.apply([{ name: "ldm", source: ldmFile, textEncoder: 1, unet: 1 }])).release();
+    const withLdm = await hidden();
+    await nets.get("unet"); // its patches lower into SDXL's layouts (linear projections, two-layer transformers)
+    (await loras.apply([{ name: "diffusers", source: diffusersFile, textEncoder: 1, unet: 1 }])).release();
+    const withDiffusers = await hidden();
+    expect(relErr(withLdm, plain)).toBeGreaterThan(1e-3);
+    expect(relErr(withDiffusers, withLdm)).toBeLessThan(1e-6);
     await nets.release();
   });
 });
