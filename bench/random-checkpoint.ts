@@ -48,7 +48,8 @@ export function checkpointBytes(dir: string): number {
   return Object.values(FILES).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 }
 
-function writeFp16(path: string, shapes: ParamShapes): void {
+/** A safetensors file of `shapes` with seeded random fp16 values (randomWeights). */
+export function writeFp16(path: string, shapes: ParamShapes): void {
   const source = randomWeights(shapes);
   const header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> = {};
   let offset = 0;

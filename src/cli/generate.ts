@@ -12,6 +12,7 @@ import { type GenerateResult, type StableDiffusionPipeline } from "../pipeline/s
 import type { GenerateParams } from "../pipeline/params.js";
 import { parseSeed, randomSeed, RANDOM_SEED, seedToJson } from "../random/seed.js";
 import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
+import { adapterFolderOptions, loraOption } from "./adapter-options.js";
 import { Interruption } from "./interruption.js";
 import { terminalLicensePrompt } from "./license-prompt.js";
 import { checkOutputsWritable, stageFiles } from "./output-files.js";
@@ -55,6 +56,9 @@ interface GenerateOptions {
   c2paCert?: string;
   policy?: string;
   acceptLicense?: boolean;
+  lora: string[];
+  loraDir?: string;
+  embeddingsDir?: string;
 }
 
 /** Parses a numeric option strictly: "20" is 20, "20x" or "" is an error naming the flag. */
@@ -115,6 +119,9 @@ export function registerGenerate(program: Command): void {
     .option("--batch-count <n>", "number of batches", "1")
     .option("--clip-skip <n>", "use the text encoder's n-th layer from the end (SD1; SD2 and SDXL always use their penultimate, as in A1111)", "1")
     .option("--threads <n>", "CPU threads (default: all cores)")
+    .option("--lora <name:weight>", "merge a LoRA, as <lora:NAME:WEIGHT> in the prompt does (NAME in the LoRA folder, or a .safetensors path; repeatable)", (v: string, all: string[]) => [...all, v], [] as string[])
+    .option("--lora-dir <dir>", "where <lora:NAME:W> finds NAME.safetensors (default: $DIFFUSE_HOME/loras, ~/.diffuse/loras)")
+    .option("--embeddings-dir <dir>", "textual-inversion embeddings, named in prompts by file name (default: $DIFFUSE_HOME/embeddings)")
     .option("-o, --out <file>", "output file: .png, .jpg/.jpeg or .webp (the extension picks the format); {seed} and {n} are replaced", "out.png")
     .option("--json", "print a JSON result on stdout")
     .option("--no-progress", "no progress bar")
@@ -166,6 +173,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     init_images: o.init === undefined ? undefined : [o.init],
     mask: o.mask,
     clip_skip: num("--clip-skip", o.clipSkip),
+    loras: loraOption(o.lora),
   };
   if (o.mask !== undefined && o.init === undefined) throw new InputError("--mask needs --init: the image to inpaint");
   if (o.refinerSwitchAt !== undefined && o.refiner === undefined) throw new InputError("--refiner-switch-at needs --refiner: the checkpoint to hand over to");
@@ -196,6 +204,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
       watermark: o.watermark,
       provenance: o.provenance ? signer : false,
       promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
+      ...adapterFolderOptions(o),
     });
     try {
       await interruption.pausePoint("loaded");
@@ -240,6 +249,7 @@ async function run(pipe: StableDiffusionPipeline, params: GenerateParams, format
   }
   await interruption.pausePoint("generated");
   interruption.check();
+  for (const w of result.warnings) log(`warning: ${w}`);
   const seeds = result.images.map((i) => i.seed);
   const paths = outputPaths(o.out, seeds);
   const encoded = await Promise.all(result.images.map((i) => i.encode(format)));
@@ -256,7 +266,7 @@ async function run(pipe: StableDiffusionPipeline, params: GenerateParams, format
       if (o.json) {
         // Seeds past 2^53 - 1 are written as strings: a number would lose digits in every JSON reader of JavaScript.
         const parameters = { ...result.parameters, seed: seedToJson(result.parameters.seed) };
-        process.stdout.write(JSON.stringify({ images: written, seeds: seeds.map(seedToJson), parameters, info: result.info }) + "\n");
+        process.stdout.write(JSON.stringify({ images: written, seeds: seeds.map(seedToJson), parameters, info: result.info, warnings: result.warnings }) + "\n");
       } else {
         log(`seed ${seeds.join(", ")}`);
         for (const f of written) process.stdout.write(`${f}\n`);

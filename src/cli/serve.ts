@@ -3,6 +3,7 @@ import { defaultModelPath, isDefaultModel } from "../default-model.js";
 import { InputError } from "../errors.js";
 import { signerConfigFromEnv } from "../responsible/provenance/index.js";
 import { modelOption } from "./model-option.js";
+import { adapterFolderOptions } from "./adapter-options.js";
 import { safetyPolicyOption } from "./safety-options.js";
 import { buildApp } from "../server/app.js";
 import { DEFAULTS, resolveServerConfig } from "../server/config.js";
@@ -29,6 +30,8 @@ interface ServeOptions {
   provenance: boolean;
   policy?: string;
   acceptLicense?: boolean;
+  loraDir?: string;
+  embeddingsDir?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -60,6 +63,8 @@ export function registerServe(program: Command): void {
     .option("--no-watermark", "do not embed the invisible watermarks (recorded in each image's metadata)")
     .option("--no-provenance", "do not attach C2PA content credentials (recorded in each image's metadata)")
     .option("--policy <rules.json>", "prompt policy: matching prompts are refused with 422 (default: $DIFFUSE_PROMPT_POLICY)")
+    .option("--lora-dir <dir>", "where <lora:NAME:W> finds NAME.safetensors; listed by /sdapi/v1/loras (default: $DIFFUSE_HOME/loras, ~/.diffuse/loras)")
+    .option("--embeddings-dir <dir>", "textual-inversion embeddings, named in prompts by file name; listed by /sdapi/v1/embeddings (default: $DIFFUSE_HOME/embeddings)")
     .action(async (o: ServeOptions) => {
       await serveCommand(o);
     });
@@ -109,6 +114,7 @@ async function serveCommand(o: ServeOptions): Promise<void> {
       watermark: o.watermark,
       provenance: o.provenance ? signerConfigFromEnv() : false,
       promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
+      ...adapterFolderOptions(o),
     },
     log: o.log ?? false,
     workBudget: positiveNumber("--work-budget", o.workBudget),

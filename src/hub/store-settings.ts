@@ -3,6 +3,9 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { getHFHubCachePath } from "@huggingface/hub";
 import { InputError } from "../errors.js";
+import { diffuseHome } from "./diffuse-home.js";
+
+export { diffuseHome };
 
 /**
  * Where the model store lives and how it reaches the Hub. Every field can be given (the library, the tests); what
@@ -77,11 +80,3 @@ function savedToken(env: NodeJS.ProcessEnv): string | undefined {
   }
 }
 
-/** DIFFUSE_HOME, else the platform's folder for application data. */
-export function diffuseHome(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.DIFFUSE_HOME) return env.DIFFUSE_HOME;
-  if (process.platform === "win32") return join(env.LOCALAPPDATA || join(homedir(), "AppData", "Local"), "diffuse");
-  if (process.platform === "darwin") return join(homedir(), "Library", "Application Support", "diffuse");
-  const data = env.XDG_DATA_HOME && env.XDG_DATA_HOME.startsWith("/") ? env.XDG_DATA_HOME : join(homedir(), ".local", "share");
-  return join(data, "diffuse");
-}

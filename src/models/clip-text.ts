@@ -17,6 +17,12 @@ export const CLIP_TEXT_IO = {
   pooled: "pooler_output",
   /** [batch, projection_dim]: the pooled output through text_projection (CLIPTextModelWithProjection only; SDXL's pooled embeds). */
   textEmbeds: "text_embeds",
+  /**
+   * Graphs built with `extraTokens` only: float [rows, hidden], token embeddings for ids from vocab_size on (id
+   * vocab_size + i takes row i): textual-inversion vectors, given with each run so that embeddings never change the
+   * graph. At least one row (zeros when no id uses it).
+   */
+  extraTokens: "extra_token_embeddings",
 } as const;
 
 /**
@@ -25,7 +31,7 @@ export const CLIP_TEXT_IO = {
  * has one. `w` is scoped at the model root (keys `text_model.*`, `text_projection.weight`).
  * All hidden states are outputs so the pipeline can pick any "clip skip" layer (and applies the final norm to it).
  */
-export function buildClipText(config: TextEncoderConfig, w: ScopedWeights, opts: { tokens?: number } = {}): GraphBuilder {
+export function buildClipText(config: TextEncoderConfig, w: ScopedWeights, opts: { tokens?: number; extraTokens?: boolean } = {}): GraphBuilder {
   const g = new GraphBuilder("clip_text");
   const tokens = opts.tokens ?? config.maxPositionEmbeddings;
   const hidden = config.hiddenSize;
@@ -38,7 +44,8 @@ export function buildClipText(config: TextEncoderConfig, w: ScopedWeights, opts:
   // Positions 0..tokens-1: the first rows of the table, sliced at run time so shorter inputs work too.
   const seqLen = g.gather(g.op("Shape", [ids], [2], {}, { dtype: DataType.INT64 }), g.int64s([1]), 0);
   const positions = g.op("Slice", [positionTable, g.int64s([0]), seqLen, g.int64s([0])], [tokens, hidden]);
-  let x = g.scoped("text_model.embeddings", () => g.add(g.gather(tokenTable, ids, 0), positions)); // [B, L, D]
+  const tokenEmbeddings = opts.extraTokens ? g.scoped("text_model.embeddings", () => withExtraTokens(g, tokenTable, ids, config)) : g.gather(tokenTable, ids, 0);
+  let x = g.scoped("text_model.embeddings", () => g.add(tokenEmbeddings, positions)); // [B, L, D]
 
   // Causal mask: position i attends to j <= i. Built for the maximum length and sliced like the positions.
   const max = config.maxPositionEmbeddings;
@@ -65,6 +72,22 @@ export function buildClipText(config: TextEncoderConfig, w: ScopedWeights, opts:
     g.output(projected, CLIP_TEXT_IO.textEmbeds, ["batch", config.projectionDim]);
   }
   return g;
+}
+
+/**
+ * Token embeddings where ids below vocab_size read the checkpoint's table and the others the rows of the
+ * extraTokens input (textual inversion, as diffusers appends them to the table): each table is gathered with its
+ * ids clamped into range, and the id picks which one it takes.
+ */
+function withExtraTokens(g: GraphBuilder, table: Value, ids: Value, config: TextEncoderConfig): Value {
+  const [batch, tokens] = ids.shape as [number, number];
+  const hidden = config.hiddenSize;
+  const extra = g.input(CLIP_TEXT_IO.extraTokens, DataType.FLOAT, ["extra_tokens", hidden], [1, hidden]);
+  const vocab = g.constant([config.vocabSize], [], DataType.INT64);
+  const own = g.gather(table, g.op("Min", [ids, g.constant([config.vocabSize - 1], [], DataType.INT64)], ids.shape, {}, { dtype: DataType.INT64 }), 0);
+  const added = g.gather(extra, g.op("Max", [g.sub(ids, vocab), g.constant([0], [], DataType.INT64)], ids.shape, {}, { dtype: DataType.INT64 }), 0);
+  const isAdded = g.unsqueeze(g.op("GreaterOrEqual", [ids, vocab], ids.shape, {}, { dtype: DataType.BOOL }), [2]);
+  return g.op("Where", [isAdded, added, own], [batch, tokens, hidden], {}, { dtype: DataType.FLOAT });
 }
 
 /**

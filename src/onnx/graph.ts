@@ -32,12 +32,33 @@ export interface NodeDef {
 
 type TensorData = Float32Array | BigInt64Array | Int32Array | Uint16Array;
 
+/**
+ * How a weight initializer holds the checkpoint tensor it was made from: as it is ([out, in] or [out, in, kh, kw]),
+ * a 2-D [out, in] matrix stored transposed ([in, out], so that MatMul needs no Transpose), or a 4-D convolution
+ * filter in onnxruntime's blocked NCHWc layout (runtime/nchwc-layout.ts).
+ */
+export type WeightLayout =
+  | { readonly kind: "as-is" }
+  | { readonly kind: "transposed" }
+  | { readonly kind: "blocked"; readonly filter: "OIHWBiBo" | "OIHWBo"; readonly block: number };
+
+/**
+ * The checkpoint tensor an initializer holds: its name in the network's weights and its layout. Code that changes
+ * weights after a graph was built (LoRA deltas merged as the weights are loaded) finds its tensors through it.
+ */
+export interface WeightOrigin {
+  readonly key: string;
+  readonly layout: WeightLayout;
+}
+
 /** An initializer whose data may be produced lazily (weights are read from the checkpoint only while serializing). */
 export interface InitializerDef {
   readonly name: string;
   readonly dims: readonly number[];
   readonly dtype: DataType;
   readonly load: () => TensorData;
+  /** Set for the checkpoint's weights (not for the graph's own constants). */
+  readonly origin?: WeightOrigin;
 }
 
 export interface GraphIO {
@@ -120,9 +141,9 @@ export class Graph {
   }
 
   /** Registers an initializer (a weight or a constant). Its name must be unique: checkpoint keys are. */
-  initializer(name: string, dims: readonly number[], load: () => TensorData, dtype: DataType = DataType.FLOAT): Value {
+  initializer(name: string, dims: readonly number[], load: () => TensorData, dtype: DataType = DataType.FLOAT, origin?: WeightOrigin): Value {
     if (this.initializers.has(name)) return this.values.get(name)!;
-    this.initializers.set(name, { name, dims, dtype, load });
+    this.initializers.set(name, origin ? { name, dims, dtype, load, origin } : { name, dims, dtype, load });
     this.usedNames.add(name);
     return this.register({ name, shape: dims, dtype });
   }

@@ -4,6 +4,7 @@ import type { TextEncoderConfig } from "../configs/text-encoder.js";
 import type { Session } from "../runtime/session.js";
 import { encodePrompt, type EncodedPrompt } from "../tokenizer/chunks.js";
 import type { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
+import type { EmbeddingWords } from "../tokenizer/embedding-words.js";
 import type { WeightSource } from "../weights/weight-source.js";
 import type { NetworkName, Networks } from "./networks.js";
 
@@ -20,6 +21,15 @@ export interface TextEncoderHandle {
   hiddenSize: number;
   layers: number;
   finalLayerNorm: FinalLayerNorm;
+  /** Textual-inversion embeddings this encoder reads (absent: none). */
+  embeddings?: EncoderEmbeddings;
+}
+
+/** Textual-inversion embeddings for one text encoder: their trigger words and their vectors, in placeholder-id order. */
+export interface EncoderEmbeddings {
+  words: EmbeddingWords;
+  /** [vectors, hidden]: the row of placeholder id words.firstId + i is row i. */
+  rows: Float32Array;
 }
 
 /** One text encoder of a checkpoint, with its tokenizer and final norm, ready to encode prompts. */
@@ -78,8 +88,8 @@ export interface EncodeOptions {
 }
 
 /** How many 75-token chunks a prompt takes (at least 1). */
-export function chunkCount(tokenizer: ClipTokenizer, prompt: string): number {
-  return encodePrompt(tokenizer, prompt).ids.length;
+export function chunkCount(tokenizer: ClipTokenizer, prompt: string, embeddings?: EncoderEmbeddings): number {
+  return encodePrompt(tokenizer, prompt, { embeddings: embeddings?.words }).ids.length;
 }
 
 /**
@@ -94,13 +104,15 @@ export async function encodePrompts(te: TextEncoderHandle, prompts: readonly str
   if (!Number.isInteger(clipSkip) || clipSkip < 1 || clipSkip > te.layers) {
     throw new InputError(`clip skip ${clipSkip} is out of range: use an integer from 1 (the last layer) to ${te.layers}`);
   }
-  const encoded = prompts.map((p) => encodePrompt(te.tokenizer, p));
+  const words = te.embeddings?.words;
+  const encoded = prompts.map((p) => encodePrompt(te.tokenizer, p, { embeddings: words }));
   const chunks = Math.max(opts.chunks ?? 1, ...encoded.map((e) => e.ids.length));
   const empty = encodePrompt(te.tokenizer, "");
   const padded: EncodedPrompt[] = encoded.map((e) => ({
     ids: [...e.ids, ...Array.from({ length: chunks - e.ids.length }, () => empty.ids[0]!)],
     weights: [...e.weights, ...Array.from({ length: chunks - e.weights.length }, () => empty.weights[0]!)],
     tokenCount: e.tokenCount,
+    embeddings: e.embeddings,
   }));
 
   const allIds = padded.flatMap((e) => e.ids);
@@ -108,8 +120,14 @@ export async function encodePrompts(te: TextEncoderHandle, prompts: readonly str
   const L = te.tokenizer.maxLength;
   const ids = BigInt64Array.from(allIds.flat(), (v) => BigInt(v));
   const outputs = [clipSkip === 1 ? CLIP_TEXT_IO.lastHidden : CLIP_TEXT_IO.hiddenStates, ...(opts.pooled ? [CLIP_TEXT_IO.textEmbeds] : [])];
-  const out = await te.session.run({ [CLIP_TEXT_IO.inputIds]: { data: ids, dims: [batch, L] } }, outputs);
   const H = te.hiddenSize;
+  const feeds: Parameters<Session["run"]>[0] = { [CLIP_TEXT_IO.inputIds]: { data: ids, dims: [batch, L] } };
+  // Graphs built for textual inversion always take the extra rows (one row of zeros when there are none).
+  if (te.session.inputNames.includes(CLIP_TEXT_IO.extraTokens)) {
+    const rows = te.embeddings && te.embeddings.rows.length > 0 ? te.embeddings.rows : new Float32Array(H);
+    feeds[CLIP_TEXT_IO.extraTokens] = { data: rows, dims: [rows.length / H, H] };
+  }
+  const out = await te.session.run(feeds, outputs);
   const perChunk = L * H;
   let states: Float32Array;
   if (clipSkip === 1) {

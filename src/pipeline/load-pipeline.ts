@@ -10,6 +10,7 @@ import { parseSchedulerConfigJson, STABLE_DIFFUSION_SCHEDULER_CONFIG, type RawSc
 import { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
 import { shortHash } from "../weights/hash.js";
+import { AdapterFolder, defaultAdapterFolders } from "./adapter-folder.js";
 import { readGenerationConfig, type GenerationConfig } from "./generation-config.js";
 import { latentSpace } from "./latent-space.js";
 import { readPipelineFlags } from "./model-index.js";
@@ -20,6 +21,7 @@ import { Safeguards, type SafeguardOptions } from "./safeguards.js";
 import { SdConditioner } from "./sd-conditioner.js";
 import { SdxlConditioner, type SdxlEncoder } from "./sdxl-conditioner.js";
 import { StableDiffusionPipeline } from "./stable-diffusion.js";
+import { embeddingEncoders, TextualInversions, type EmbeddingRequest } from "./textual-inversions.js";
 import type { Conditioner } from "./unet-condition.js";
 
 export interface LoadOptions extends NetworkOptions, SafeguardOptions {
@@ -45,6 +47,15 @@ export interface LoadOptions extends NetworkOptions, SafeguardOptions {
    * GenerateParams.refiner_switch_at). It must share the model's latent space (an SDXL refiner for SDXL).
    */
   refiner?: RefinerLoadOptions;
+  /** Where `<lora:NAME:W>` finds NAME.safetensors (with subfolders; default: defaultAdapterFolders().loras). */
+  loraDir?: string;
+  /**
+   * Textual-inversion embeddings prompts may name, by file name as in A1111 (with subfolders; default:
+   * defaultAdapterFolders().embeddings). Read again when the folder changes.
+   */
+  embeddingsDir?: string;
+  /** Embeddings given directly, before those of the folder: paths or bytes, each with an optional trigger word. */
+  embeddings?: EmbeddingRequest[];
 }
 
 export interface RefinerLoadOptions {
@@ -96,7 +107,17 @@ export async function loadPipeline(path: string, opts: LoadOptions = {}): Promis
   try {
     if (opts.refiner) refiner = await openRefiner(opts.refiner, opts, model);
     const safeguards = await Safeguards.load(path, opts);
-    return new StableDiffusionPipeline({ ...model, tokenizer: [...model.tokenizers.values()][0]!, safeguards, refiner: refiner && asRefiner(refiner) });
+    const folders = defaultAdapterFolders();
+    const embeddingsFolder = new AdapterFolder(opts.embeddingsDir ?? folders.embeddings, "embedding");
+    const embeddings = (parts: ModelParts) => new TextualInversions(embeddingEncoders(parts.checkpoint), opts.embeddings ?? [], embeddingsFolder);
+    return new StableDiffusionPipeline({
+      ...model,
+      tokenizer: [...model.tokenizers.values()][0]!,
+      safeguards,
+      refiner: refiner && { ...asRefiner(refiner), embeddings: embeddings(refiner) },
+      loraFolder: new AdapterFolder(opts.loraDir ?? folders.loras, "LoRA"),
+      embeddings: embeddings(model),
+    });
   } catch (e) {
     refiner?.checkpoint.close();
     model.checkpoint.close();

@@ -13,6 +13,7 @@ import { HashMemo } from "../runtime/hash-memo.js";
 import { nchwcLayout } from "../runtime/nchwc-layout.js";
 import { nchwcBlockSize } from "../runtime/nchwc-probe.js";
 import type { Session, SessionOptions } from "../runtime/session.js";
+import type { WeightPatches } from "../runtime/weight-patch.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
 import { checkpointSha256 } from "../weights/checkpoint-hash.js";
 import { sha256File } from "../weights/hash.js";
@@ -71,12 +72,23 @@ export function graphDigest(graph: Graph, blockSize: number, code: string): stri
 }
 
 /**
+ * A change to a network's weights made as it is loaded (LoRAs, see lora-set.ts): `id` names the change (two
+ * changes with the same id are the same), `patches` says what to add to which tensors of the built graph.
+ */
+export interface WeightChange {
+  readonly id: string;
+  patches(graph: Graph): WeightPatches;
+}
+
+/**
  * The ONNX sessions of one checkpoint, built through the compile cache: the first load of a checkpoint builds
  * and writes each graph with its converted weights; later loads only open the cached files. The VAE encoder is
- * loaded on first use (text-to-image never needs it).
+ * loaded on first use (text-to-image never needs it). A network with a WeightChange gets it merged into its
+ * weights as they are loaded; the cache entry stays the checkpoint's own.
  */
 export class Networks {
   private readonly sessions = new Map<NetworkName, Promise<Session>>();
+  private readonly changes = new Map<NetworkName, WeightChange>();
   private code: string | undefined;
   private blockSize: Promise<number> | undefined;
 
@@ -111,6 +123,28 @@ export class Networks {
     return s;
   }
 
+  /**
+   * Sets the change to a network's weights (undefined: none). When it differs from the current one, a loaded
+   * session is released, and the next `get` opens the network with the new change: only the cached graph's
+   * weights are rebuilt, never the graph. The caller makes sure no run is using the session. Returns whether the
+   * network will be reopened.
+   */
+  async setWeightChange(name: NetworkName, change: WeightChange | undefined): Promise<boolean> {
+    if ((this.changes.get(name)?.id ?? "") === (change?.id ?? "")) return false;
+    if (change) this.changes.set(name, change);
+    else this.changes.delete(name);
+    const loaded = this.sessions.get(name);
+    this.sessions.delete(name);
+    // Released before the next one is opened: two copies of a UNet's weights would double the memory.
+    await (await loaded?.catch(() => undefined))?.release();
+    return true;
+  }
+
+  /** The id of the change merged into a network (undefined: its weights are the checkpoint's). */
+  weightChange(name: NetworkName): string | undefined {
+    return this.changes.get(name)?.id;
+  }
+
   private async load(name: NetworkName): Promise<Session> {
     let start = performance.now();
     const lap = (phase: "key" | "build" | "load"): void => {
@@ -122,6 +156,9 @@ export class Networks {
     const graph = nchwcLayout(this.build(name, this.opts.attention ?? DEFAULT_ATTENTION), blockSize);
     const prefix = `${this.sha256.slice(0, 24)}-${name}-`;
     const key = `${prefix}${this.graphDigest(graph, blockSize)}`;
+    // Before any building: a change that does not fit the network fails here, in a moment.
+    const change = this.changes.get(name);
+    const patches = change?.patches(graph);
     lap("key");
     let built = false;
     const entry = this.cache.getOrBuild(key, () => graph, (e) => {
@@ -130,13 +167,15 @@ export class Networks {
       this.opts.onStatus?.(`building the ${name} graph (${e.reason}); later runs reuse it`);
     }, prefix);
     if (built) lap("build");
+    const patched = patches !== undefined && patches.size > 0;
     try {
-      const session = await this.cache.open(entry, this.opts);
+      const session = await this.cache.open(entry, this.opts, patches);
       lap("load");
       return session;
     } catch (e) {
-      // An entry that passed validation but that the runtime refuses is dropped, so the next load rebuilds it.
-      this.cache.evict(key, entry.id);
+      // An entry that passed validation but that the runtime refuses is dropped, so the next load rebuilds it
+      // (unless patched weights were what it refused: the entry is then not in question).
+      if (!patched) this.cache.evict(key, entry.id);
       throw e;
     }
   }
@@ -157,10 +196,11 @@ export class Networks {
   private build(name: NetworkName, attention: AttentionKind): Graph {
     const { config, unet, vae, textEncoder, textEncoder2 } = this.checkpoint;
     switch (name) {
-      case "text_encoder": return buildClipText(config.textEncoder, new ScopedWeights(textEncoder));
+      // With an input for textual-inversion vectors, so embeddings never change the graph.
+      case "text_encoder": return buildClipText(config.textEncoder, new ScopedWeights(textEncoder), { extraTokens: true });
       case "text_encoder_2":
         if (!config.textEncoder2 || !textEncoder2) throw new Error(`${this.checkpoint.path} has no second text encoder`);
-        return buildClipText(config.textEncoder2, new ScopedWeights(textEncoder2));
+        return buildClipText(config.textEncoder2, new ScopedWeights(textEncoder2), { extraTokens: true });
       case "unet": return buildUNet(config.unet, new ScopedWeights(unet), { attention });
       case "vae_decoder": return buildVaeDecoder(config.vae, new ScopedWeights(vae), { attention });
       case "vae_encoder": return buildVaeEncoder(config.vae, new ScopedWeights(vae), { attention });

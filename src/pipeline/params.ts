@@ -48,6 +48,21 @@ export interface StepPreview {
 }
 
 /**
+ * A LoRA (or LyCORIS file) to merge for one generation, besides those the prompts name with `<lora:NAME:W>`: by
+ * name in the LoRA folder (LoadOptions.loraDir), as a .safetensors path, or as the file's bytes (with a name for
+ * messages and the infotext). `weight` is the multiplier of both the text encoders and the UNet (default 1);
+ * `textEncoderWeight` and `unetWeight` set them apart, as A1111's `<lora:NAME:TE:UNET>`.
+ */
+export interface LoraRequest {
+  name?: string;
+  path?: string;
+  bytes?: Uint8Array;
+  weight?: number;
+  textEncoderWeight?: number;
+  unetWeight?: number;
+}
+
+/**
  * Generation parameters, named as in AUTOMATIC1111's API (`/sdapi/v1/txt2img` and `img2img`) so clients can
  * pass the same objects.
  */
@@ -87,6 +102,8 @@ export interface GenerateParams {
    * A1111's refiner_switch_at (default 0.8; 1 = never). An error without a refiner.
    */
   refiner_switch_at?: number;
+  /** LoRAs to merge besides those the prompts name (`<lora:NAME:W>` in a prompt needs nothing here). */
+  loras?: LoraRequest[];
   /** Identifies the job in the robust watermark's payload (the server passes its job id; random otherwise). */
   job_id?: string;
   onStep?: (e: StepEvent) => void;

@@ -1,6 +1,7 @@
 import type { Checkpoint } from "../weights/checkpoint.js";
 import type { Networks } from "./networks.js";
 import type { ModelIdentity } from "./output-metadata.js";
+import type { TextualInversions } from "./textual-inversions.js";
 import type { Conditioner } from "./unet-condition.js";
 
 /**
@@ -14,6 +15,8 @@ export interface Refiner {
   /** Its own conditioning of the same prompts (the SDXL refiner's: bigG alone, aesthetic score ids). */
   conditioner: Conditioner;
   identity: ModelIdentity;
+  /** The embeddings its encoder reads (SDXL files' clip_g vectors for the SDXL refiner). */
+  embeddings?: TextualInversions;
 }
 
 /** A1111's default "Switch at" (its UI's; diffusers' examples hand over at 0.8 as well). */

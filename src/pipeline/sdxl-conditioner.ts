@@ -49,7 +49,7 @@ export class SdxlConditioner implements Conditioner {
   private readonly encoders: { spec: SdxlEncoder; handle: Lazy<TextEncoderHandle> }[];
 
   constructor(
-    networks: Networks,
+    private readonly networks: Networks,
     encoders: readonly SdxlEncoder[],
     private readonly opts: SdxlConditionerOptions,
   ) {
@@ -62,12 +62,15 @@ export class SdxlConditioner implements Conditioner {
       const [negative, prompt] = prompts === "first" ? [r.negativePrompt, r.prompt] : [r.negativePrompt2 ?? r.negativePrompt, r.prompt2 ?? r.prompt];
       return r.guided ? [negative, prompt] : [prompt];
     };
+    const embeddings = this.encoders.map((e, i) => r.embeddings?.forEncoder(i, e.spec.tokenizer));
     // Every encoder's states are concatenated token by token, so all prompts take the longest one's chunk count.
-    const chunks = Math.max(...this.encoders.flatMap((e) => texts(e.spec.prompts).map((t) => chunkCount(e.spec.tokenizer, t))));
+    const chunks = Math.max(...this.encoders.flatMap((e, i) => texts(e.spec.prompts).map((t) => chunkCount(e.spec.tokenizer, t, embeddings[i]))));
     const last = this.encoders.length - 1;
     const encoded: Conditioning[][] = [];
     for (const [i, e] of this.encoders.entries()) {
-      encoded.push(await encodePrompts(await e.handle.get(), texts(e.spec.prompts), "penultimate", { chunks, pooled: i === last }));
+      // The session is asked for at each use: merging another LoRA reopens it.
+      const te = { ...(await e.handle.get()), session: await this.networks.get(e.spec.network), embeddings: embeddings[i] };
+      encoded.push(await encodePrompts(te, texts(e.spec.prompts), "penultimate", { chunks, pooled: i === last }));
     }
     const zeroNegative = r.guided && this.opts.forceZerosForEmptyPrompt && this.encoders.every((e) => texts(e.spec.prompts)[0] === "");
     const condition = (side: 0 | 1): UNetCondition => {

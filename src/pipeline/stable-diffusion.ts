@@ -9,6 +9,7 @@ import { createScheduler, type RawSchedulerConfig, type Scheduler } from "../sch
 import type { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
 import { shortHash } from "../weights/hash.js";
+import { AdapterFolder, defaultAdapterFolders } from "./adapter-folder.js";
 import { BatchNoise, batchSeeds } from "./batch-noise.js";
 import { denoise } from "./denoise.js";
 import type { GenerationConfig } from "./generation-config.js";
@@ -16,10 +17,13 @@ import { inpaintChannels, latentKeepMask, type InpaintChannels } from "./inpaint
 import { latentShape, latentSpace, type LatentSpace } from "./latent-space.js";
 import type { Networks } from "./networks.js";
 import { lcmConditions } from "./guidance-embedding.js";
+import { loraTags } from "./lora-tags.js";
+import { Loras, wantedLoras } from "./loras.js";
 import { imageInfotext, modelDisplayName, provenanceInfo, type ModelIdentity } from "./output-metadata.js";
 import { DEFAULT_CFG_SCALE, DEFAULT_SAMPLER, DEFAULT_STEPS, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
 import { DEFAULT_REFINER_SWITCH_AT, refinerInfotext, refinerStart, type Refiner } from "./refiner.js";
 import type { Safeguards } from "./safeguards.js";
+import type { TextualInversions } from "./textual-inversions.js";
 import { StepPreviews } from "./step-previews.js";
 import type { Conditioner, ConditioningRequest, PromptConditions } from "./unet-condition.js";
 import { VaeCodec } from "./vae-codec.js";
@@ -46,6 +50,8 @@ export interface GenerateResult {
   parameters: ResolvedParams;
   /** The infotext of the first image. */
   info: string;
+  /** What was not used as asked, one line each (keys of a LoRA that name nothing in the model). */
+  warnings: string[];
 }
 
 /** The parts of a loaded model (load-pipeline.ts assembles them). */
@@ -60,6 +66,10 @@ export interface PipelineParts {
   generation?: GenerationConfig;
   /** A second model that takes over the end of the schedule (A1111's refiner). */
   refiner?: Refiner;
+  /** Where `<lora:NAME:W>` names are looked up (default: defaultAdapterFolders().loras). */
+  loraFolder?: AdapterFolder;
+  /** The textual-inversion embeddings prompts may use (default: none). */
+  embeddings?: TextualInversions;
 }
 
 /** One batch's starting point: the latents to denoise from and the timesteps left to run. */
@@ -84,7 +94,10 @@ export class StableDiffusionPipeline {
   readonly safeguards: Safeguards;
   readonly generation: GenerationConfig;
   readonly refiner: Refiner | undefined;
+  readonly loraFolder: AdapterFolder;
+  readonly embeddings: TextualInversions | undefined;
   private readonly conditioner: Conditioner;
+  private readonly loras: Loras;
   private readonly space: LatentSpace;
   private readonly codec: VaeCodec;
 
@@ -100,6 +113,9 @@ export class StableDiffusionPipeline {
     this.space = latentSpace(this.config);
     this.codec = new VaeCodec(this.networks, this.space);
     this.modelName = modelDisplayName(this.checkpoint.path);
+    this.loraFolder = parts.loraFolder ?? new AdapterFolder(defaultAdapterFolders().loras, "LoRA");
+    this.embeddings = parts.embeddings;
+    this.loras = new Loras(this.checkpoint, this.networks);
   }
 
   get config(): PipelineConfig {
@@ -168,6 +184,34 @@ export class StableDiffusionPipeline {
     // Fail on a bad sampler name, schedule or strength before any compute.
     const probe = createScheduler(p.sampler, this.schedulerConfig);
     probe.setTimesteps(p.steps);
+    // <lora:...> tags are cut out of every prompt (the infotext keeps them, as A1111's does); the LoRAs they name
+    // and the caller's are read now, so that a wrong name or file fails before any compute.
+    const prompts = [p.prompt, p.negativePrompt, p.prompt2, p.negativePrompt2];
+    const tagged = loraTags(prompts.map((t) => t ?? ""));
+    const [prompt, negativePrompt, prompt2, negativePrompt2] = tagged.texts.map((t, i) => (prompts[i] === undefined ? undefined : t));
+    const wanted = wantedLoras(tagged.loras, params.loras ?? [], this.loraFolder);
+    const usedEmbeddings = this.embeddings?.used(tagged.texts, this.tokenizer) ?? [];
+    const applied = await this.loras.apply(wanted);
+    try {
+      return await this.generateWith(params, p, jobId, probe, { prompt: prompt!, negativePrompt: negativePrompt!, prompt2, negativePrompt2 }, {
+        ...(applied.hashes ? { "Lora hashes": applied.hashes } : {}),
+        ...(usedEmbeddings.length > 0 ? { "TI hashes": usedEmbeddings.map((e) => `${e.name.replace(/[:,]/g, "")}: ${e.sha256.slice(0, 12)}`).join(", ") } : {}),
+      }, [...applied.warnings]);
+    } finally {
+      applied.release();
+    }
+  }
+
+  /** A generation once its LoRAs are merged: `texts` are its prompts without extra-network tags. */
+  private async generateWith(
+    params: GenerateParams,
+    p: ResolvedParams,
+    jobId: string,
+    probe: Scheduler,
+    texts: Pick<ConditioningRequest, "prompt" | "negativePrompt" | "prompt2" | "negativePrompt2">,
+    adapterInfotext: Record<string, string>,
+    warnings: string[],
+  ): Promise<GenerateResult> {
     const start = performance.now();
     const init = p.initImage === undefined ? undefined : await decodeImage(p.initImage, { name: sourceName(p.initImage, "the init image"), width: p.width, height: p.height });
     const mask = p.mask === undefined ? undefined : await this.loadMask(p);
@@ -177,11 +221,11 @@ export class StableDiffusionPipeline {
 
     if (this.refiner && mask) throw new InputError("inpainting with a refiner is not supported: leave out the refiner or the mask");
     const request: ConditioningRequest = {
-      prompt: p.prompt, negativePrompt: p.negativePrompt, prompt2: p.prompt2, negativePrompt2: p.negativePrompt2,
-      guided: this.loopCfgScale(p) > 1, clipSkip: p.clipSkip, width: p.width, height: p.height,
+      ...texts, guided: this.loopCfgScale(p) > 1, clipSkip: p.clipSkip, width: p.width, height: p.height, embeddings: this.embeddings,
     };
     const conditions = withGuidance(await this.conditioner.encode(request), p.cfgScale, this.guidanceEmbedding);
-    const refinerConditions = this.refiner && withGuidance(await this.refiner.conditioner.encode(request), p.cfgScale, this.refiner.checkpoint.config.unet.timeCondProjDim ?? undefined);
+    const refinerRequest = { ...request, embeddings: this.refiner?.embeddings };
+    const refinerConditions = this.refiner && withGuidance(await this.refiner.conditioner.encode(refinerRequest), p.cfgScale, this.refiner.checkpoint.config.unet.timeCondProjDim ?? undefined);
     const model: ModelIdentity = { name: this.modelName, hash: this.modelHash };
     const images: GeneratedImage[] = [];
     const previews = new StepPreviews(this.safeguards, { share: this.safeguards.previewCheckShare });
@@ -202,7 +246,7 @@ export class StableDiffusionPipeline {
           const seed = seeds[j]!;
           const notes = safe.notes[j]!;
           const refinerFields = refined ? refinerInfotext(this.refiner!.identity, p.refinerSwitchAt!) : {};
-          const infotext = imageInfotext(p, seed, model, { ...refinerFields, ...notes.infotext, ...this.safeguards.staticInfotext });
+          const infotext = imageInfotext(p, seed, model, { ...refinerFields, ...adapterInfotext, ...notes.infotext, ...this.safeguards.staticInfotext });
           const encode = async (format: ImageFormat) => this.safeguards.finish(await encodeImage(image, format, infotext), await provenanceInfo(p, seed, model, notes.off));
           images.push({ image, seed, infotext, encode, png: () => encode("png") });
         });
@@ -210,7 +254,7 @@ export class StableDiffusionPipeline {
     } finally {
       previews.end();
     }
-    return { images, parameters: p, info: images[0]!.infotext };
+    return { images, parameters: p, info: images[0]!.infotext, warnings };
   }
 
   private async loadMask(p: ResolvedParams): Promise<Mask> {

@@ -1,3 +1,5 @@
+import type { TextualInversions } from "./textual-inversions.js";
+
 /**
  * What a prompt conditions the UNet with, in the family's own form: extra graph inputs by name, each one image's
  * worth (no batch dimension). SD1 and SD2 give `encoder_hidden_states` alone; SDXL adds the pooled text embeds
@@ -52,6 +54,8 @@ export interface ConditioningRequest {
   /** The image size (SDXL conditions on it). */
   readonly width: number;
   readonly height: number;
+  /** Textual-inversion embeddings the prompts may name (their trigger words become their vectors). */
+  readonly embeddings?: TextualInversions;
 }
 
 /** A family's conditioning stage: prompts in, UNet conditions out (sd-conditioner.ts, ...). */

@@ -20,7 +20,9 @@ import { readAsTokenizer, readTermAsTokenizer, type TokenizerReading } from "./t
  *
  * The policy judges what the model will see, which is not the characters typed: the tokenizer decodes HTML
  * entities (twice), folds full-width letters, removes control characters, BOMs and terminal escapes, drops
- * attention markup and lower-cases (see tokenizer-reading.ts). So:
+ * attention markup and extra-network tags (`<lora:name:0.8>`, which the pipeline applies and cuts out) and
+ * lower-cases (see tokenizer-reading.ts); a regex rule still reads the prompt as written, tags included, so an
+ * operator can refuse a LoRA by name. So:
  * - a term is matched on the prompt as the tokenizer reads it, as whole words in two senses: not inside a
  *   longer run of letters, digits or underscores of the cleaned text ("art" never refuses "smart"), and as
  *   the tokenizer's own words, its pre-tokens, which split letters from digits and underscores ("nude_1" gives

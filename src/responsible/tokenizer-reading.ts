@@ -1,5 +1,6 @@
 import { InputError } from "../errors.js";
 import { PRE_TOKEN } from "../tokenizer/clip-tokenizer.js";
+import { extractExtraNetworks } from "../tokenizer/extra-networks.js";
 import { parsePromptWeights } from "../tokenizer/prompt-weighting.js";
 import { cleanPromptText, cleanPromptTextKeepingCase } from "../tokenizer/text-cleanup.js";
 
@@ -52,7 +53,8 @@ function preTokens(cleaned: string): string {
  * refuses it with the weighting parser's message), so it is read as one segment, markup and all, rather than
  * failing the policy check.
  */
-function segmentTexts(prompt: string): string[] {
+function segmentTexts(written: string): string[] {
+  const prompt = extractExtraNetworks(written).text;
   try {
     return parsePromptWeights(prompt).flatMap((segment) => (segment.kind === "text" ? [segment.text] : []));
   } catch (e) {

@@ -8,8 +8,10 @@ import { writeGraph, type ExternalSegment } from "../onnx/serialize.js";
 import { installFolder, makeBuildFolder, retireFolder, sweepAbandoned } from "./atomic-folder.js";
 import { compactEncoder } from "./compact-weights.js";
 import { openCompactGraph } from "./expanded-weights.js";
+import { externalTensors } from "./external-tensors.js";
 import { sampledDigest, sha256 } from "./file-digest.js";
 import { Session, type SessionOptions } from "./session.js";
+import type { WeightPatches } from "./weight-patch.js";
 
 /**
  * A folder of built graphs, one entry per key (the caller hashes the checkpoint, the component and what shaped the
@@ -153,12 +155,22 @@ export class CompileCache {
     return { key, path: join(dir, MODEL), id: placed.manifest.id, manifest: placed.manifest };
   }
 
-  /** An onnxruntime session on the entry's graph, its fp32 weights rebuilt first when they are kept compact. */
-  async open(entry: CacheEntry, opts: SessionOptions = {}): Promise<Session> {
+  /**
+   * An onnxruntime session on the entry's graph, its fp32 weights rebuilt first when they are kept compact or when
+   * `patches` change some of them (weight-patch.ts: LoRAs). The entry itself is never changed.
+   */
+  async open(entry: CacheEntry, opts: SessionOptions = {}, patches?: WeightPatches): Promise<Session> {
     const m = entry.manifest;
-    if (!m.expand) return Session.create(entry.path, opts);
+    const patched = patches !== undefined && patches.size > 0;
+    if (!m.expand && !patched) return Session.create(entry.path, opts);
     const dir = dirname(entry.path);
-    return openCompactGraph({ modelPath: entry.path, location: WEIGHTS, storedPath: join(dir, m.weightsFile), bytes: m.expand.bytes, segments: m.expand.segments }, entry.key, join(this.dir, SCRATCH), opts);
+    const scratch = join(this.dir, SCRATCH);
+    if (m.expand) {
+      return openCompactGraph({ modelPath: entry.path, location: WEIGHTS, storedPath: join(dir, m.weightsFile), bytes: m.expand.bytes, segments: m.expand.segments }, entry.key, scratch, opts, patches);
+    }
+    // fp32 weights, read as they are stored: one plain segment per tensor.
+    const segments = [...externalTensors(entry.path).values()].map((t) => ({ offset: t.offset, length: t.length, storedOffset: t.offset, storedLength: t.length, format: "raw" }));
+    return openCompactGraph({ modelPath: entry.path, location: WEIGHTS, storedPath: join(dir, WEIGHTS), bytes: m.weightsBytes, segments }, entry.key, scratch, opts, patches);
   }
 
   /**

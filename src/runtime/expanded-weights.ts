@@ -4,8 +4,10 @@ import { InternalError } from "../errors.js";
 import type { ExternalSegment } from "../onnx/serialize.js";
 import { makeBuildFolder, sweepAbandoned } from "./atomic-folder.js";
 import { expandInto, type StoredFormat } from "./compact-weights.js";
+import { externalTensors } from "./external-tensors.js";
 import { halfConverter } from "./half-simd.js";
 import { Session, type SessionOptions } from "./session.js";
+import { PatchApplier, type TensorPatch, type WeightPatches } from "./weight-patch.js";
 
 /**
  * Opens a graph whose weights are kept compact (compact-weights.ts): its fp32 weights file is rebuilt, segment by
@@ -17,6 +19,10 @@ import { Session, type SessionOptions } from "./session.js";
  * runs on, rebuilding the SD1.5 UNet's 3.4 GB there took 2.5-3.3 s against 6-15 s in a file on disk (whose dirty
  * pages the kernel starts writing back). Memory is what onnxruntime would use for the weights anyway: it maps the
  * file instead of reading it.
+ *
+ * `patches` (weight-patch.ts) are added to their tensors as the file is rebuilt: this is where LoRAs are merged.
+ * The graph is the cached one, and nothing is written to the cache: another set of patches is another rebuild of
+ * this private file, never another cache entry.
  */
 
 export interface CompactGraph {
@@ -34,12 +40,13 @@ const SHM = "/dev/shm";
 /** What /dev/shm keeps free for others beyond our file. */
 const SHM_MARGIN = 256 * 2 ** 20;
 
-export async function openCompactGraph(graph: CompactGraph, name: string, fallbackDir: string, opts: SessionOptions = {}): Promise<Session> {
+export async function openCompactGraph(graph: CompactGraph, name: string, fallbackDir: string, opts: SessionOptions = {}, patches?: WeightPatches): Promise<Session> {
   const roots = [...new Set([scratchRoot(graph.bytes, fallbackDir), fallbackDir])];
+  const patched = patchesByOffset(graph, patches);
   let folder: string | undefined;
   for (const [i, root] of roots.entries()) {
     try {
-      folder = rebuildIn(root, graph, name);
+      folder = await rebuildIn(root, graph, name, patched, opts);
       break;
     } catch (e) {
       // /dev/shm filled up since it was checked: the cache's own folder has the disk
@@ -69,14 +76,30 @@ export async function openCompactGraph(graph: CompactGraph, name: string, fallba
   return session;
 }
 
+/** The patches of each tensor, by its offset in the fp32 file (segments are found by offset). */
+type PatchedTensors = ReadonlyMap<number, { name: string; patches: readonly TensorPatch[] }>;
+
+function patchesByOffset(graph: CompactGraph, patches: WeightPatches | undefined): PatchedTensors {
+  const out = new Map<number, { name: string; patches: readonly TensorPatch[] }>();
+  if (!patches || patches.size === 0) return out;
+  const tensors = externalTensors(graph.modelPath);
+  for (const [name, list] of patches) {
+    const t = tensors.get(name);
+    // Only weights big enough to be external are patched; the builders keep every checkpoint weight there.
+    if (!t) throw new InternalError(`${graph.modelPath}: no external weight named ${name} to patch`);
+    if (list.length > 0) out.set(t.offset, { name, patches: list });
+  }
+  return out;
+}
+
 /** The graph and its rebuilt weights in a new private folder under `root` (nothing left there when it fails). */
-function rebuildIn(root: string, graph: CompactGraph, name: string): string {
+async function rebuildIn(root: string, graph: CompactGraph, name: string, patched: PatchedTensors, opts: SessionOptions): Promise<string> {
   mkdirSync(root, { recursive: true });
   sweepAbandoned(root);
   const folder = makeBuildFolder(join(root, name));
   try {
     copyFileSync(graph.modelPath, join(folder, "model.onnx"));
-    expandWeights(graph, join(folder, graph.location));
+    await expandWeights(graph, join(folder, graph.location), patched, opts);
     return folder;
   } catch (e) {
     rmSync(folder, { recursive: true, force: true });
@@ -97,9 +120,11 @@ function scratchRoot(bytes: number, fallbackDir: string): string {
 /** Stored bytes converted per round: bounded memory whatever the tensor. */
 const CHUNK = 4 * 2 ** 20;
 
-function expandWeights(graph: CompactGraph, target: string): void {
+async function expandWeights(graph: CompactGraph, target: string, patched: PatchedTensors, opts: SessionOptions): Promise<void> {
   const from = openSync(graph.storedPath, "r");
   const to = openSync(target, "w");
+  let applier: PatchApplier | undefined;
+  let seen = 0;
   try {
     const storedSize = fstatSync(from).size;
     ftruncateSync(to, graph.bytes);
@@ -108,12 +133,22 @@ function expandWeights(graph: CompactGraph, target: string): void {
     const inBuf = simd?.input ?? new Uint8Array(CHUNK);
     const outBytes = simd?.output ?? new Uint8Array(2 * CHUNK);
     const outBuf = new Float32Array(outBytes.buffer, outBytes.byteOffset, CHUNK / 2);
+    /** A patched tensor's fp32 values, one buffer for all of them: a fresh one per tensor costs page faults that dominate on some VMs. */
+    let whole = new Float32Array(0);
     for (const seg of graph.segments) {
       const format = storedFormat(seg.format);
       const size = format === "f32" ? 4 : 2;
       if (seg.storedLength * (4 / size) !== seg.length || seg.offset + seg.length > graph.bytes || seg.storedOffset + seg.storedLength > storedSize || seg.length % 4 !== 0) {
         throw new InternalError(`${graph.storedPath}: a segment [${seg.storedOffset}, +${seg.storedLength}] (${seg.format}) does not fit the weights file; the cache entry is damaged`);
       }
+      const patch = patched.get(seg.offset);
+      // A patched tensor is converted whole into memory, patched, then written; the others chunk by chunk to the file.
+      let values: Float32Array | undefined;
+      if (patch) {
+        if (whole.length < seg.length / 4) whole = new Float32Array(seg.length / 4);
+        values = whole.subarray(0, seg.length / 4);
+      }
+      const valueBytes = values && new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
       for (let done = 0; done < seg.storedLength; ) {
         const n = Math.min(CHUNK, seg.storedLength - done);
         readFully(from, inBuf, n, seg.storedOffset + done);
@@ -122,13 +157,23 @@ function expandWeights(graph: CompactGraph, target: string): void {
         const vectorized = format === "f16" && simd ? count - (count % 8) : 0;
         if (vectorized > 0) simd!.convert(vectorized);
         if (format !== "f32" && vectorized < count) expandInto(format, inBuf.subarray(vectorized * size, n), outBuf.subarray(vectorized, count));
-        writeFully(to, out, seg.offset + (done * 4) / size);
+        const at = (done * 4) / size;
+        if (valueBytes) valueBytes.set(out, at);
+        else writeFully(to, out, seg.offset + at);
         done += n;
       }
+      if (patch) {
+        applier ??= await PatchApplier.create({ threads: opts.threads });
+        const merged = await applier.apply(values!, patch.patches, patch.name);
+        writeFully(to, new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), seg.offset);
+        seen++;
+      }
     }
+    if (seen !== patched.size) throw new InternalError(`${graph.storedPath}: ${patched.size - seen} patched tensors are not in the weights file's segments`);
   } finally {
     closeSync(from);
     closeSync(to);
+    await applier?.release();
   }
 }
 

@@ -67,7 +67,10 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
     if (!weight) {
       weight = fresh(`${w}#${conv.layout}${blockSize}`);
       const def = inits.get(w)!;
-      out.initializers.set(weight, { name: weight, dims: def.dims, dtype: def.dtype, load: () => scratch.reorder(def.load() as Float32Array, def.dims, blockSize, conv.layout) });
+      const load = () => scratch.reorder(def.load() as Float32Array, def.dims, blockSize, conv.layout);
+      // A checkpoint filter held as it is stays traceable to its tensor, now in the blocked layout.
+      const origin = def.origin?.layout.kind === "as-is" ? { key: def.origin.key, layout: { kind: "blocked", filter: conv.layout, block: blockSize } as const } : undefined;
+      out.initializers.set(weight, origin ? { name: weight, dims: def.dims, dtype: def.dtype, load, origin } : { name: weight, dims: def.dims, dtype: def.dtype, load });
       weights.set(weightKey, weight);
     }
     const y = node.outputs[0]!;

@@ -60,10 +60,7 @@ export class Session {
   }
 
   async run(feeds: Record<string, FeedValue>, outputs?: readonly string[]): Promise<Record<string, RunResult>> {
-    const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [name, v] of Object.entries(feeds)) {
-      ortFeeds[name] = v.data instanceof BigInt64Array ? new ort.Tensor("int64", v.data, [...v.dims]) : new ort.Tensor("float32", v.data, [...v.dims]);
-    }
+    const ortFeeds = toOrtFeeds(feeds);
     const result = outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
     const out: Record<string, RunResult> = {};
     for (const [name, t] of Object.entries(result)) {
@@ -71,6 +68,17 @@ export class Session {
       out[name] = { data: t.data as Float32Array, dims: t.dims };
     }
     return out;
+  }
+
+  /**
+   * Runs with the float outputs written into the caller's arrays (each of exactly the output's size), which a loop
+   * over many large outputs reuses rather than leaving each one to the garbage collector.
+   */
+  async runInto(feeds: Record<string, FeedValue>, outputs: Record<string, { data: Float32Array; dims: readonly number[] }>): Promise<void> {
+    const ortFeeds = toOrtFeeds(feeds);
+    const fetches: Record<string, ort.Tensor> = {};
+    for (const [name, v] of Object.entries(outputs)) fetches[name] = new ort.Tensor("float32", v.data, [...v.dims]);
+    await this.session.run(ortFeeds, fetches);
   }
 
   /** Runs `fn` once the session is released (files the runtime keeps mapped until then). */
@@ -82,4 +90,12 @@ export class Session {
     await this.session.release();
     for (const fn of this.cleanups.splice(0)) fn();
   }
+}
+
+function toOrtFeeds(feeds: Record<string, FeedValue>): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, v] of Object.entries(feeds)) {
+    out[name] = v.data instanceof BigInt64Array ? new ort.Tensor("int64", v.data, [...v.dims]) : new ort.Tensor("float32", v.data, [...v.dims]);
+  }
+  return out;
 }

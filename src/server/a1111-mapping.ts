@@ -206,6 +206,8 @@ function extraGenerationParams(infotext: string | undefined): Record<string, str
   const out: Record<string, string | number> = {};
   if (params["Refiner"] !== undefined) out["Refiner"] = params["Refiner"];
   if (params["Refiner switch at"] !== undefined) out["Refiner switch at"] = Number(params["Refiner switch at"]);
+  // What A1111's Lora extension and embeddings add to p.extra_generation_params.
+  for (const key of ["Lora hashes", "TI hashes"]) if (params[key] !== undefined) out[key] = params[key];
   return out;
 }
 

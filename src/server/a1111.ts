@@ -13,6 +13,7 @@ import {
   echoParameters,
   matchesModel,
 } from "./a1111-mapping.js";
+import { registerExtraNetworkRoutes } from "./a1111-extra-networks.js";
 import { A1111Img2Img, A1111PngInfo, A1111ProgressQuery, A1111Txt2Img, IMG2IMG_DEFAULTS, TXT2IMG_DEFAULTS } from "./a1111-schema.js";
 import { describeModel } from "./catalog.js";
 import type { ServerContext } from "./context.js";
@@ -98,6 +99,8 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
     ]);
 
     scope.get("/sdapi/v1/upscalers", async () => []);
+
+    registerExtraNetworkRoutes(scope, ctx);
 
     scope.post("/sdapi/v1/png-info", async (request) => {
       const { image } = parse(A1111PngInfo, request.body, "body");

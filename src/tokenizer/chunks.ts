@@ -7,6 +7,7 @@
  */
 
 import type { ClipTokenizer } from "./clip-tokenizer.js";
+import { checkEmbeddingLength, type EmbeddingWords } from "./embedding-words.js";
 import { parsePromptWeights } from "./prompt-weighting.js";
 
 /** A1111's default for "Prompt word wrap length limit". */
@@ -15,6 +16,11 @@ export const DEFAULT_COMMA_BACKTRACK = 20;
 export interface ChunkOptions {
   /** How far back (in tokens) a comma may be to move the chunk boundary to it; 0 turns this off. */
   readonly commaBacktrack?: number;
+  /**
+   * Textual-inversion embeddings: their trigger words become their vectors' placeholder ids, weighted like the
+   * words around them, and an embedding is never split between two chunks (as in A1111).
+   */
+  readonly embeddings?: EmbeddingWords;
 }
 
 export interface EncodedPrompt {
@@ -24,6 +30,8 @@ export interface EncodedPrompt {
   readonly weights: number[][];
   /** Prompt tokens over all chunks, start/end/padding not counted. */
   readonly tokenCount: number;
+  /** The embeddings the prompt uses, in order of first use. */
+  readonly embeddings: readonly string[];
 }
 
 export function encodePrompt(tokenizer: ClipTokenizer, prompt: string, options: ChunkOptions = {}): EncodedPrompt {
@@ -33,6 +41,7 @@ export function encodePrompt(tokenizer: ClipTokenizer, prompt: string, options: 
   const ids: number[][] = [];
   const weights: number[][] = [];
   let tokenCount = 0;
+  const used: string[] = [];
 
   let chunkIds: number[] = [];
   let chunkWeights: number[] = [];
@@ -54,7 +63,22 @@ export function encodePrompt(tokenizer: ClipTokenizer, prompt: string, options: 
       continue;
     }
     // Each segment is tokenized on its own, so a weight change also separates words, as in A1111.
-    for (const id of tokenizer.encodeText(segment.text)) {
+    const segmentIds = tokenizer.encodeText(segment.text);
+    for (let at = 0; at < segmentIds.length; ) {
+      const embedding = options.embeddings?.match(segmentIds, at);
+      if (embedding) {
+        checkEmbeddingLength(embedding.name, embedding.placeholders.length, size);
+        if (chunkIds.length + embedding.placeholders.length > size) closeChunk();
+        for (const id of embedding.placeholders) {
+          chunkIds.push(id);
+          chunkWeights.push(segment.weight);
+        }
+        tokenCount += embedding.placeholders.length;
+        if (!used.includes(embedding.name)) used.push(embedding.name);
+        at += embedding.length;
+        continue;
+      }
+      const id = segmentIds[at++]!;
       tokenCount++;
       if (id === comma) {
         lastComma = chunkIds.length;
@@ -75,5 +99,5 @@ export function encodePrompt(tokenizer: ClipTokenizer, prompt: string, options: 
     }
   }
   if (chunkIds.length > 0 || ids.length === 0) closeChunk();
-  return { ids, weights, tokenCount };
+  return { ids, weights, tokenCount, embeddings: used };
 }

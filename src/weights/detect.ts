@@ -79,6 +79,11 @@ export function familyName(family: ModelFamily): string {
   return FAMILY_DEFAULTS[family].name;
 }
 
+/** The family whose UNet cross-attends to text of this width (768 SD1, 1024 SD2, 2048 SDXL, 1280 the SDXL refiner). */
+export function familyOfContextWidth(width: number): ModelFamily | undefined {
+  return (Object.keys(FAMILY_DEFAULTS) as ModelFamily[]).find((f) => FAMILY_DEFAULTS[f].widths.context === width);
+}
+
 export interface FamilyEvidence {
   family: ModelFamily;
   /** The key or value that decided it, for messages. */

@@ -496,3 +496,71 @@ export function mapLdmShapes(part: LdmPart, shapes: ReadonlyMap<string, readonly
   for (const m of mapLdmNames(part, [...shapes.keys()], origin)) out.set(m.name, mappedShape(m, shapes.get(m.stored)!, origin));
   return out;
 }
+
+/** The parts of a UNet config that place its blocks in the original layout's running indices. */
+export interface UnetBlockLayout {
+  readonly layersPerBlock: readonly number[];
+  readonly upBlockTypes: readonly string[];
+}
+
+/**
+ * The original-layout (LDM/SGM) path of each diffusers UNet module path, for names written in that layout outside
+ * a checkpoint (kohya's SDXL LoRAs name modules like "input_blocks.4.1.transformer_blocks.0.attn1.to_q"): the
+ * inverse of the UNet rules above, through the same leaf tables, with the running block indices placed from the
+ * config (a LoRA names only some blocks, so its names cannot say where levels end). Paths the rules do not cover
+ * are left out.
+ */
+export function ldmUnetModulePaths(config: UnetBlockLayout, modules: Iterable<string>): Map<string, string> {
+  const levels = config.layersPerBlock.length;
+  const input = new Map<string, number>();
+  let index = 1;
+  for (let l = 0; l < levels; l++) {
+    for (let j = 0; j < config.layersPerBlock[l]!; j++) input.set(`${l}.${j}`, index++);
+    if (l < levels - 1) input.set(`${l}.down`, index++);
+  }
+  const upLayers = [...config.layersPerBlock].reverse().map((n) => n + 1);
+  const output = new Map<string, number>();
+  index = 0;
+  for (let l = 0; l < levels; l++) for (let j = 0; j < upLayers[l]!; j++) output.set(`${l}.${j}`, index++);
+  const invert = (leaves: readonly Leaf[], rest: string): string | undefined => {
+    const leaf = leaves.find(([, to]) => rest.startsWith(to));
+    return leaf ? leaf[0] + rest.slice(leaf[1].length) : undefined;
+  };
+  const place = (path: string): string | undefined => {
+    let m: RegExpMatchArray | null;
+    if ((m = path.match(/^down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)$/))) {
+      const at = input.get(`${m[1]}.${m[3]}`);
+      const rest = invert(m[2] === "resnets" ? UNET_RESNET : UNET_ATTENTION, m[4]!);
+      return at === undefined || rest === undefined ? undefined : `input_blocks.${at}.${m[2] === "resnets" ? 0 : 1}.${rest}`;
+    }
+    if ((m = path.match(/^down_blocks\.(\d+)\.downsamplers\.0\.(.+)$/))) {
+      const at = input.get(`${m[1]}.down`);
+      const rest = invert(UNET_DOWNSAMPLER, m[2]!);
+      return at === undefined || rest === undefined ? undefined : `input_blocks.${at}.0.${rest}`;
+    }
+    if ((m = path.match(/^mid_block\.(resnets|attentions)\.(\d+)\.(.+)$/))) {
+      const block = m[1] === "attentions" ? 1 : m[2] === "0" ? 0 : 2;
+      const rest = invert(m[1] === "resnets" ? UNET_RESNET : UNET_ATTENTION, m[3]!);
+      return rest === undefined ? undefined : `middle_block.${block}.${rest}`;
+    }
+    if ((m = path.match(/^up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)$/))) {
+      const at = output.get(`${m[1]}.${m[3]}`);
+      const rest = invert(m[2] === "resnets" ? UNET_RESNET : UNET_ATTENTION, m[4]!);
+      return at === undefined || rest === undefined ? undefined : `output_blocks.${at}.${m[2] === "resnets" ? 0 : 1}.${rest}`;
+    }
+    if ((m = path.match(/^up_blocks\.(\d+)\.upsamplers\.0\.(.+)$/))) {
+      const level = Number(m[1]);
+      const at = output.get(`${level}.${upLayers[level]! - 1}`);
+      const sub = config.upBlockTypes[level] === "CrossAttnUpBlock2D" ? 2 : 1;
+      const rest = invert(UNET_UPSAMPLER, m[2]!);
+      return at === undefined || rest === undefined ? undefined : `output_blocks.${at}.${sub}.${rest}`;
+    }
+    return invert(UNET_TOP, path);
+  };
+  const out = new Map<string, string>();
+  for (const module of modules) {
+    const ldm = place(`${module}.`);
+    if (ldm !== undefined) out.set(module, ldm.slice(0, -1));
+  }
+  return out;
+}

@@ -180,19 +180,47 @@ function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean 
   return true;
 }
 
+/** Where a safetensors file's bytes come from: a file read on demand, or bytes already in memory. */
+interface ByteSource {
+  read(buf: Uint8Array, position: number): void;
+  close(): void;
+}
+
+function fileSource(path: string, fd: number | undefined): ByteSource {
+  return {
+    read(buf, position) {
+      if (fd === undefined) throw new CheckpointError(`${path}: file already closed`);
+      readFully(fd, buf, position);
+    },
+    close() {
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+    },
+  };
+}
+
+function memorySource(bytes: Uint8Array, name: string): ByteSource {
+  return {
+    read(buf, position) {
+      if (position + buf.length > bytes.length) throw new CheckpointError(`${name}: unexpected end of data while reading ${buf.length} bytes at offset ${position}`);
+      buf.set(bytes.subarray(position, position + buf.length));
+    },
+    close() {},
+  };
+}
+
 /**
  * A .safetensors file opened for lazy reading: the header is parsed and validated at open, tensor bytes are
- * read from disk only when asked for, so a multi-GB checkpoint never sits in memory twice.
+ * read from disk only when asked for, so a multi-GB checkpoint never sits in memory twice. `fromBytes` reads the
+ * same format from memory (a LoRA handed over as a buffer), with the same checks.
  */
 export class SafetensorsFile implements SafetensorsHeader {
   readonly tensors: ReadonlyMap<string, TensorInfo>;
   readonly metadata: Readonly<Record<string, string>>;
   readonly dataStart: number;
   readonly size: number;
-  private fd: number | undefined;
 
-  private constructor(readonly path: string, fd: number, size: number, header: Omit<SafetensorsHeader, "dataStart">, dataStart: number) {
-    this.fd = fd;
+  private constructor(readonly path: string, private readonly source: ByteSource, size: number, header: Omit<SafetensorsHeader, "dataStart">, dataStart: number) {
     this.size = size;
     this.tensors = header.tensors;
     this.metadata = header.metadata;
@@ -202,24 +230,33 @@ export class SafetensorsFile implements SafetensorsHeader {
   static open(path: string): SafetensorsFile {
     if (/\.(ckpt|pt|pth|bin)$/i.test(path)) refusePickle(path);
     const { fd, size } = openRegularFile(path, CheckpointError, "check the path: a .safetensors checkpoint is one regular file (a diffusers model is opened as its folder)");
+    return SafetensorsFile.read(path, fileSource(path, fd), size);
+  }
+
+  /** The same format from bytes in memory; `name` stands for the file in messages. */
+  static fromBytes(bytes: Uint8Array, name: string): SafetensorsFile {
+    return SafetensorsFile.read(name, memorySource(bytes, name), bytes.length);
+  }
+
+  private static read(path: string, source: ByteSource, size: number): SafetensorsFile {
     try {
       if (size < 8) throw new CheckpointError(`${path}: ${size} bytes is too short for a safetensors file (at least 8 bytes of header length)`);
       const prefix = Buffer.alloc(8);
-      readFully(fd, prefix, 0);
+      source.read(prefix, 0);
       const headerLength = prefix.readBigUInt64LE(0);
       if (headerLength > BigInt(size - 8)) {
-        if (looksLikePickle(fd, prefix, size)) refusePickle(path);
+        if (looksLikePickle(source, prefix, size)) refusePickle(path);
         throw new CheckpointError(`${path}: header length ${headerLength} goes past the end of the ${size}-byte file; the file is truncated or not a .safetensors file`);
       }
       if (headerLength > BigInt(MAX_HEADER_BYTES)) throw new CheckpointError(`${path}: header length ${headerLength} exceeds the 100 MB limit; the file is corrupt`);
       const n = Number(headerLength);
       if (n < 2) throw new CheckpointError(`${path}: header length ${n} is too short for a JSON object`);
       const headerBytes = Buffer.alloc(n);
-      readFully(fd, headerBytes, 8);
+      source.read(headerBytes, 8);
       const header = parseHeader(headerBytes, size - 8 - n, path);
-      return new SafetensorsFile(path, fd, size, header, 8 + n);
+      return new SafetensorsFile(path, source, size, header, 8 + n);
     } catch (e) {
-      closeSync(fd);
+      source.close();
       throw e;
     }
   }
@@ -241,9 +278,8 @@ export class SafetensorsFile implements SafetensorsHeader {
   /** The stored bytes of a tensor, little-endian as in the file. */
   bytes(name: string): Buffer {
     const t = this.info(name);
-    if (this.fd === undefined) throw new CheckpointError(`${this.path}: file already closed`);
     const buf = Buffer.alloc(t.end - t.begin);
-    readFully(this.fd, buf, this.dataStart + t.begin);
+    this.source.read(buf, this.dataStart + t.begin);
     return buf;
   }
 
@@ -267,8 +303,7 @@ export class SafetensorsFile implements SafetensorsHeader {
   }
 
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.source.close();
   }
 }
 
@@ -300,13 +335,13 @@ function readFully(fd: number, buf: Uint8Array, position: number): void {
  * short can start the same way (a header of 99,968 bytes is 80 86 01 00 ...), but its header text begins with
  * "{" right after those 8 bytes, and then it is called truncated, not a pickle.
  */
-function looksLikePickle(fd: number, prefix: Buffer, size: number): boolean {
+function looksLikePickle(source: ByteSource, prefix: Buffer, size: number): boolean {
   const pickle = prefix[0] === 0x80 && prefix[1]! >= 2 && prefix[1]! <= 5;
   const zip = prefix.subarray(0, 2).toString("latin1") === "PK";
   if (!pickle && !zip) return false;
   if (size <= 8) return false;
   const next = Buffer.alloc(1);
-  readFully(fd, next, 8);
+  source.read(next, 8);
   return next[0] !== 0x7b;
 }
 

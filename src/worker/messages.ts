@@ -3,6 +3,7 @@ import type { RgbImage } from "../image/codec.js";
 import type { ImageFormat } from "../image/output-format.js";
 import type { LoadOptions } from "../pipeline/load-pipeline.js";
 import type { GenerateParams, PreviewSafety, ResolvedParams } from "../pipeline/params.js";
+import type { EmbeddingEncoder } from "../pipeline/textual-inversions.js";
 import type { TransportedError } from "./transported-error.js";
 
 /** A checkpoint as A1111's sd-models lists it. */
@@ -29,6 +30,8 @@ export interface LoadedModel extends CheckpointDescription {
   recommendedSampler?: string;
   /** The refiner loaded with the model (serve --refiner), which requests may hand over to. */
   refiner?: CheckpointDescription;
+  /** Its text encoders as textual-inversion embeddings fit them (which embeddings are loaded or skipped). */
+  textEncoders: EmbeddingEncoder[];
 }
 
 /** Load options as they can cross to the thread: `onStatus` stays with the host and is fed by status messages. */
@@ -89,5 +92,5 @@ export type ThreadMessage =
       previewing: boolean;
     }
   | { type: "preview"; id: number; batch: number; step: number; preview: TransportedPreview | undefined; error?: TransportedError }
-  | { type: "done"; id: number; images: TransportedImage[]; parameters: ResolvedParams; info: string }
+  | { type: "done"; id: number; images: TransportedImage[]; parameters: ResolvedParams; info: string; warnings: string[] }
   | { type: "failed"; id: number; error: TransportedError };

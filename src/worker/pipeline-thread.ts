@@ -8,6 +8,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { loadPipeline } from "../pipeline/load-pipeline.js";
 import type { StepEvent, StepPreview } from "../pipeline/params.js";
 import type { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
+import { embeddingEncoders } from "../pipeline/textual-inversions.js";
 import { ControlBlock } from "./control-block.js";
 import type { HostMessage, LoadedModel, ThreadMessage, TransportedImage, WorkerData } from "./messages.js";
 import { transportError } from "./transported-error.js";
@@ -79,7 +80,7 @@ async function generate(pipe: StableDiffusionPipeline, m: Extract<HostMessage, {
       transfer.push(pixels.buffer as ArrayBuffer);
       images.push({ image: { width: img.image.width, height: img.image.height, data: pixels }, seed: img.seed, infotext: img.infotext, encoded });
     }
-    post({ type: "done", id: m.id, images, parameters: result.parameters, info: result.info }, transfer);
+    post({ type: "done", id: m.id, images, parameters: result.parameters, info: result.info, warnings: result.warnings }, transfer);
   } catch (e) {
     post({ type: "failed", id: m.id, error: transportError(e) });
   } finally {
@@ -136,6 +137,7 @@ function describe(p: StableDiffusionPipeline): LoadedModel {
     ...(p.recommendedSteps !== undefined ? { recommendedSteps: p.recommendedSteps } : {}),
     ...(p.recommendedSampler !== undefined ? { recommendedSampler: p.recommendedSampler } : {}),
     ...(r ? { refiner: { name: r.identity.name, path: r.checkpoint.path, hash: r.identity.hash, sha256: r.networks.sha256 } } : {}),
+    textEncoders: embeddingEncoders(p.checkpoint),
   };
 }
 

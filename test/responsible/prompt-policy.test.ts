@@ -142,7 +142,7 @@ describe("prompt policy reads the prompt as the tokenizer does", () => {
     for (const prompt of [
       "a nu de person", "a (nu)de person", "nu BREAK de", "nudes", "denude", "a nuance of grey", "a smart artist at a party",
       "sm&#97;rt", "ＳＭＡＲＴ ｐａｒｔｙ", "a nu\u200bde person", "a nu\u00adde person", "a nu\u2060de person", "a nu&#xfeff;de person",
-      "a &amp;amp;#110;ude person", "a &#xff4e;ude person", "a nu\u001b[31mde person", "a nu<lora:x:1>de person",
+      "a &amp;amp;#110;ude person", "a &#xff4e;ude person", "a nu\u001b[31mde person", "a portrait <lora:nude-style:1>",
     ]) {
       expect(NUDITY.checkPrompt(prompt), JSON.stringify(prompt)).toBeUndefined();
     }

@@ -13,6 +13,7 @@ import { PipelineWorker, type WorkerStepEvent } from "../../src/worker/pipeline-
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { flagsEverything } from "../helpers/safety-fixtures.js";
 import { tempDir } from "../server/harness.js";
+import { embeddingEncoders } from "../../src/pipeline/textual-inversions.js";
 
 const MODEL = ref("models/sd15-tiny");
 // A fixed job id: the robust watermark carries it, so both runs mark their images alike.
@@ -48,6 +49,7 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
       defaultCfgScale: local.defaultCfgScale,
       defaultSteps: local.defaultSteps,
       defaultSampler: local.defaultSampler,
+      textEncoders: embeddingEncoders(local.checkpoint),
     });
   });
 

@@ -16,6 +16,20 @@ import type {
 
 export type { ImageRef, JobCreateRequest, JobParams, JobType, JobStatus, ModelInfo, SamplerInfo, SseEvent } from "../../src/server/api-types.js";
 
+/** A LoRA as A1111's GET /sdapi/v1/loras lists it. */
+export interface LoraInfo {
+  name: string;
+  alias: string;
+  path: string;
+  metadata: Record<string, unknown>;
+}
+
+/** A1111's GET /sdapi/v1/embeddings: embeddings that fit the model, and those that do not, by trigger word. */
+export interface EmbeddingList {
+  loaded: Record<string, { shape: number; vectors: number }>;
+  skipped: Record<string, { shape: number; vectors: number }>;
+}
+
 /** A non-2xx answer, with the server's explanation when it gave one. */
 export class ApiError extends Error {
   constructor(
@@ -51,6 +65,14 @@ export class ApiClient {
 
   models(): Promise<ModelList> {
     return this.json("GET", "/api/v1/models");
+  }
+
+  loras(): Promise<LoraInfo[]> {
+    return this.json("GET", "/sdapi/v1/loras");
+  }
+
+  embeddings(): Promise<EmbeddingList> {
+    return this.json("GET", "/sdapi/v1/embeddings");
   }
 
   createJob(request: JobCreateRequest): Promise<JobCreated> {

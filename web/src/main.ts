@@ -6,6 +6,7 @@ import { ApiClient, type ImageRef, type JobCreateRequest, type JobStatus, type J
 import { SketchCanvas } from "./canvas.js";
 import { CanvasToolbar } from "./canvas-toolbar.js";
 import { byId } from "./dom.js";
+import { ExtraNetworks } from "./extra-networks.js";
 import { Gallery } from "./gallery.js";
 import { ParamsForm } from "./params-form.js";
 import { ProgressView, type FinishedImage } from "./progress.js";
@@ -46,6 +47,15 @@ const actions = {
 };
 const viewer = new Viewer(byId<HTMLDialogElement>("viewer"), api, actions);
 const gallery = new Gallery(byId<HTMLUListElement>("gallery"), byId("gallery-empty"), api, actions);
+
+// Names go into the prompt field last typed in: the prompt, or the negative prompt (for negative embeddings).
+let promptTarget = byId<HTMLTextAreaElement>("prompt");
+for (const id of ["prompt", "negative_prompt"]) byId<HTMLTextAreaElement>(id).addEventListener("focus", (e) => (promptTarget = e.target as HTMLTextAreaElement));
+const extras = new ExtraNetworks(
+  { root: byId("extras"), loras: byId("lora-list"), embeddings: byId("embedding-list"), empty: byId("extras-empty") },
+  api,
+  () => promptTarget,
+);
 
 let maskEmpty = true;
 let currentJob: string | null = null;
@@ -309,6 +319,8 @@ async function start(): Promise<void> {
   // The samplers first: the model's defaults may pick one of them.
   const samplers = loadSamplers();
   const results = await Promise.allSettled([samplers.catch(() => undefined).then(loadModel), samplers]);
+  // Listed once the model is up (which embeddings fit depends on it); a failure leaves the list empty.
+  void extras.load().catch((e) => note(`Could not list LoRAs and embeddings: ${errorText(e)}`, "error"));
   for (const r of results) if (r.status === "rejected") note(`Could not reach the server: ${errorText(r.reason)}`, "error");
   const jobs = await refreshGallery();
   const lastDone = jobs.find((j) => j.state === "done" && j.images.length > 0);
