@@ -6,6 +6,7 @@ import { registerInfo } from "./info.js";
 import { registerInspect } from "./inspect.js";
 import { registerServe } from "./serve.js";
 import { registerVerify } from "./verify.js";
+import { registerWorker } from "./worker.js";
 
 /**
  * The `diffuse` command line. Each subcommand lives in its own file and registers itself here.
@@ -21,6 +22,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerInfo(program);
   registerVerify(program);
   registerServe(program);
+  registerWorker(program);
   registerDetect(program);
   try {
     await program.parseAsync([...argv]);

@@ -1,43 +1,33 @@
 import type { Command } from "commander";
-import { defaultModelPath, isDefaultModel } from "../default-model.js";
+import { isDefaultModel } from "../default-model.js";
 import { InputError } from "../errors.js";
-import { signerConfigFromEnv } from "../responsible/provenance/index.js";
-import { safetyPolicyOption } from "./safety-options.js";
 import { buildApp } from "../server/app.js";
 import { DEFAULTS, resolveServerConfig } from "../server/config.js";
+import { parseQueueUrl } from "../worker/queue-url.js";
+import { addModelOptions, GENERATION_FLAGS, integer, loadOptionsOf, modelPathOf, type ModelFlags } from "./model-options.js";
 
-interface ServeOptions {
+interface ServeOptions extends ModelFlags {
   host: string;
   port: string;
-  model?: string;
-  refiner?: string;
-  refinerConfig?: string;
   data: string;
   token?: string;
-  threads?: string;
   bodyLimit?: string;
   workBudget: string;
   log?: boolean;
-  watermark: boolean;
-  safetyCheck: boolean;
-  safetyChecker?: string;
-  safetyPolicy?: string;
-  provenance: boolean;
   policy?: string;
+  queue?: string;
 }
 
 export function registerServe(program: Command): void {
-  program
+  const command = program
     .command("serve")
     .description("web page with a sketch canvas, our HTTP API (/api/v1, /api/docs) and the AUTOMATIC1111 API (/sdapi/v1)")
     .option("--host <address>", "address to listen on; anything but loopback needs --token", DEFAULTS.host)
-    .option("--port <n>", "port", String(DEFAULTS.port))
-    .option("-m, --model <path>", "a .safetensors checkpoint or a diffusers folder (default: the embedded tiny model)")
-    .option("--refiner <path>", "a checkpoint requests may hand the end of the schedule over to (A1111's refiner_checkpoint; our refiner_switch_at)")
-    .option("--refiner-config <dir>", "diffusers folder with config.json files for a single-file refiner of non-standard size")
+    .option("--port <n>", "port", String(DEFAULTS.port));
+  addModelOptions(command)
+    .option("--queue <redis-url>", "hand jobs to `diffuse worker` processes through BullMQ on Redis: redis://[user:password@]host[:port][/db] (password also from $DIFFUSE_REDIS_PASSWORD); default: the embedded queue, generating in this process")
     .option("--data <dir>", "job database and images", DEFAULTS.dataDir)
     .option("--token <secret>", "require Authorization: Bearer <secret> on every request (default: $DIFFUSE_TOKEN)")
-    .option("--threads <n>", "CPU threads for generation (default: all cores)")
     .option("--body-limit <mib>", "largest request body in MiB", String(DEFAULTS.bodyLimit / 1024 / 1024))
     .option(
       "--work-budget <megapixel-steps>",
@@ -45,22 +35,10 @@ export function registerServe(program: Command): void {
       String(DEFAULTS.workBudget),
     )
     .option("--log", "log every request (secrets in URLs are redacted)")
-    .option("--safety-checker <path>", "a safety_checker folder (default: the model folder's own, if any)")
-    .option("--safety-policy <policy>", "what to do with a flagged image: block (black), blur or flag", "block")
-    .option("--no-safety-check", "do not run the safety checker (recorded in each image's metadata)")
-    .option("--no-watermark", "do not embed the invisible watermarks (recorded in each image's metadata)")
-    .option("--no-provenance", "do not attach C2PA content credentials (recorded in each image's metadata)")
     .option("--policy <rules.json>", "prompt policy: matching prompts are refused with 422 (default: $DIFFUSE_PROMPT_POLICY)")
     .action(async (o: ServeOptions) => {
-      await serveCommand(o);
+      await serveCommand(o, command);
     });
-}
-
-function integer(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isInteger(n)) throw new InputError(`${flag} ${JSON.stringify(value)} is not a whole number`);
-  return n;
 }
 
 function positiveNumber(flag: string, value: string): number {
@@ -69,32 +47,29 @@ function positiveNumber(flag: string, value: string): number {
   return n;
 }
 
-function refinerOption(o: ServeOptions): { model: string; config?: string } | undefined {
-  if (o.refinerConfig !== undefined && o.refiner === undefined) throw new InputError("--refiner-config needs --refiner: the single-file refiner it describes");
-  return o.refiner === undefined ? undefined : { model: o.refiner, config: o.refinerConfig };
+/** With a queue, generation happens on the workers: its flags belong on `diffuse worker`, and are refused here rather than ignored. */
+function refuseGenerationFlags(command: Command): void {
+  const given = GENERATION_FLAGS.filter((k) => command.getOptionValueSource(k) === "cli");
+  if (given.length === 0) return;
+  const flags = given.map((k) => `--${k === "safetyCheck" || k === "watermark" || k === "provenance" ? "no-" : ""}${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  throw new InputError(`${flags.join(", ")} ${flags.length === 1 ? "applies" : "apply"} to generation, which --queue hands to the workers: pass ${flags.length === 1 ? "it" : "them"} to diffuse worker instead`);
 }
 
-async function serveCommand(o: ServeOptions): Promise<void> {
+async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  const modelPath = o.model ?? defaultModelPath();
+  const queue = o.queue === undefined ? undefined : parseQueueUrl(o.queue);
+  if (queue) refuseGenerationFlags(command);
+  const modelPath = modelPathOf(o);
   if (isDefaultModel(modelPath)) log("serving the embedded tiny shapes model (a demo); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion");
   const config = resolveServerConfig({
     host: o.host,
     port: integer("--port", o.port),
     modelPath,
+    queue,
     dataDir: o.data,
     token: o.token ?? process.env["DIFFUSE_TOKEN"],
     bodyLimit: (integer("--body-limit", o.bodyLimit) ?? DEFAULTS.bodyLimit / 1024 / 1024) * 1024 * 1024,
-    loadOptions: {
-      threads: integer("--threads", o.threads),
-      refiner: refinerOption(o),
-      onStatus: log,
-      safetyChecker: o.safetyCheck ? o.safetyChecker : false,
-      safetyPolicy: safetyPolicyOption(o.safetyPolicy),
-      watermark: o.watermark,
-      provenance: o.provenance ? signerConfigFromEnv() : false,
-      promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
-    },
+    loadOptions: { ...loadOptionsOf(o, log), promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined) },
     log: o.log ?? false,
     workBudget: positiveNumber("--work-budget", o.workBudget),
   });
@@ -112,10 +87,11 @@ async function serveCommand(o: ServeOptions): Promise<void> {
     if (code === "EADDRNOTAVAIL") throw new InputError(`${config.host} is not an address of this machine: pass --host 127.0.0.1 or one of its addresses`);
     throw e;
   }
-  log(`diffuse serving ${address} (data: ${config.dataDir}${config.token ? ", token required" : ""})`);
+  const where = queue ? `, jobs to the workers of ${queue.display}` : "";
+  log(`diffuse serving ${address} (data: ${config.dataDir}${config.token ? ", token required" : ""}${where})`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      log(`${signal}: stopping; a running job goes back to the queue and resumes on the next start`);
+      log(queue ? `${signal}: stopping; running jobs go on on their workers` : `${signal}: stopping; a running job goes back to the queue and resumes on the next start`);
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);
       void app.close().finally(resolve);
