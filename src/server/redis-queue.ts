@@ -91,8 +91,9 @@ export class RedisQueue extends JobQueue {
     private readonly redisOpts: RedisQueueOptions,
   ) {
     const connection = connectionOptions(redisOpts.target);
+    const failFast = connectionOptions(redisOpts.target, { failFast: true });
     const queue = new Queue<QueuedGeneration, GenerationOutput>(generationQueueName(modelName), {
-      connection,
+      connection: failFast,
       prefix: KEY_PREFIX,
       // Progress events carry previews and return values carry images: the event stream keeps the newest only.
       streams: { events: { maxLen: 1000 } },
@@ -100,7 +101,7 @@ export class RedisQueue extends JobQueue {
     super(store, files, events, new RemoteModel(modelName, () => queue.getBackend().client, redisOpts.target.display), redisOpts);
     this.queue = queue;
     this.queueEvents = new QueueEvents(this.queue.name, { connection, prefix: KEY_PREFIX, autorun: false });
-    this.control = new QueueEventsProducer(controlQueueName(modelName), { connection, prefix: KEY_PREFIX });
+    this.control = new QueueEventsProducer(controlQueueName(modelName), { connection: failFast, prefix: KEY_PREFIX });
     this.queue.on("error", (err) => this.reportError(err));
     this.control.on("error", (err: Error) => this.reportError(err));
     this.queueEvents.on("error", (err) => this.reportError(err));
@@ -323,13 +324,12 @@ export class RedisQueue extends JobQueue {
       });
   }
 
-  /** Connection trouble is logged when it starts or changes, not at every retry. */
+  /** Trouble is logged when it starts, not at every retry; the next sweep that gets through says it is over. */
   private reportError(e: Error): void {
     this.troubled = true;
-    const message = e?.message ?? String(e);
-    if (message === this.lastError) return;
-    this.lastError = message;
-    this.opts.log(`queue ${this.redisOpts.target.display}: ${message}`);
+    if (this.lastError !== undefined) return;
+    this.lastError = e?.message ?? String(e);
+    this.opts.log(`queue ${this.redisOpts.target.display}: ${this.lastError}; retrying`);
   }
 }
 

@@ -47,9 +47,12 @@ export function parseQueueUrl(text: string, env: Readonly<Record<string, string 
  * Connection options for bullmq's Queue, QueueEvents and Worker. Reconnects forever, at most 2 s apart: a Redis
  * restart costs a few seconds, not the process. `maxRetriesPerRequest: null` is what bullmq requires of the
  * blocking connections of workers and event readers (their commands wait out a reconnect instead of failing).
+ * `failFast`, for what answers HTTP requests (bullmq's advice for producers): a command while Redis is away fails
+ * at once instead of waiting for it, and the caller falls back (the API server adds the job again later).
  */
-export function connectionOptions(t: QueueTarget): RedisOptions {
+export function connectionOptions(t: QueueTarget, opts: { failFast?: boolean } = {}): RedisOptions {
   return {
+    ...(opts.failFast ? { enableOfflineQueue: false } : {}),
     host: t.host,
     port: t.port,
     db: t.db,

@@ -4,7 +4,8 @@ import { QueueEvents, UnrecoverableError, Worker, type Job, type QueueEventsList
 import { DiffuseError, InternalError } from "../errors.js";
 import { GenerationAborted } from "../pipeline/generation-aborted.js";
 import type { LoadOptions } from "../pipeline/load-pipeline.js";
-import { ControlBlock } from "./control-block.js";
+import type { StepPreview } from "../pipeline/params.js";
+import { ControlBlock, type LiveProgress } from "./control-block.js";
 import { ModelHost } from "./model-host.js";
 import {
   CANCEL_EVENT,
@@ -111,6 +112,8 @@ export class QueueWorker {
    * taking jobs. Resolves once the worker is listening, with the load error if there was one.
    */
   async start(): Promise<{ loadError?: string }> {
+    // Known as loading meanwhile: requests that need the model's description wait for it.
+    await this.publish();
     let loadError: string | undefined;
     try {
       this.advert.loaded = await this.model.describe();
@@ -169,8 +172,8 @@ export class QueueWorker {
         signal,
         control,
         previewIntervalMs: data.previewIntervalMs,
-        onStep: (e) => progress.send({ step: e.step, steps: e.steps, batch: e.batch, batches: e.batches }),
-        onPreview: (p) => progress.send({ ...progress.latest!, preview: wirePreview(p) }),
+        onStep: (e) => progress.step({ step: e.step, steps: e.steps, batch: e.batch, batches: e.batches }),
+        onPreview: (p) => progress.preview(p),
       });
       const images = await Promise.all(
         result.images.map(async (img) => ({ png: (await img.png()).toString("base64"), seed: img.seed.toString(), infotext: img.infotext })),
@@ -204,25 +207,30 @@ export class QueueWorker {
   private async publish(): Promise<void> {
     try {
       await publishAdvert(await this.worker.getBackend().client, this.advert, this.opts.heartbeatMs ?? HEARTBEAT_MS);
+      if (this.lastError !== undefined) {
+        this.opts.log(`queue ${this.opts.target.display}: connected again`);
+        this.lastError = undefined;
+      }
     } catch (e) {
       this.reportError(e as Error);
     }
   }
 
-  /** Connection trouble is logged when it starts or changes, not at every retry. */
+  /** Trouble is logged when it starts, not at every retry; the next heartbeat that gets through says it is over. */
   private reportError(e: Error): void {
-    const message = e?.message ?? String(e);
-    if (message === this.lastError) return;
-    this.lastError = message;
-    this.opts.log(`queue ${this.opts.target.display}: ${message}`);
+    if (this.lastError !== undefined) return;
+    this.lastError = e?.message ?? String(e);
+    this.opts.log(`queue ${this.opts.target.display}: ${this.lastError}; retrying`);
   }
 }
 
 /**
  * Sends a job's progress without holding the generation up: one update in flight at a time, and only the newest
- * waiting behind it (a step that is overtaken by the next one before it could be sent is skipped, never the last).
+ * waiting behind it (a step overtaken by the next one before it could be sent is skipped, never the last; a preview
+ * not sent yet goes with the update that overtakes it).
  */
 class ProgressSender {
+  /** The last step reported. */
   latest: GenerationProgress | undefined;
   private pending: GenerationProgress | undefined;
   private sending: Promise<void> | undefined;
@@ -232,15 +240,22 @@ class ProgressSender {
     private readonly onError: (e: Error) => void,
   ) {}
 
-  send(p: GenerationProgress): void {
-    // A preview rides along until the next step replaces it: a later step without one keeps showing it.
-    this.latest = p.preview === undefined && this.latest?.preview !== undefined ? { ...p, preview: this.latest.preview } : p;
-    this.pending = this.latest;
-    this.sending ??= this.pump();
+  step(p: LiveProgress): void {
+    this.latest = p;
+    this.queue(p);
+  }
+
+  preview(p: StepPreview): void {
+    if (this.latest) this.queue({ ...this.latest, preview: wirePreview(p) });
   }
 
   async flush(): Promise<void> {
     await this.sending;
+  }
+
+  private queue(p: GenerationProgress): void {
+    this.pending = p.preview === undefined && this.pending?.preview !== undefined ? { ...p, preview: this.pending.preview } : p;
+    this.sending ??= this.pump();
   }
 
   private async pump(): Promise<void> {
