@@ -1,4 +1,4 @@
-import { Queue, QueueEvents, QueueEventsProducer, type Job, type JobState, type RedisClient } from "bullmq";
+import { Queue, QueueEvents, QueueEventsProducer, type Job, type JobState } from "bullmq";
 import type { StepPreview } from "../pipeline/params.js";
 import type { LiveProgress } from "../worker/control-block.js";
 import {
@@ -105,11 +105,6 @@ export class RedisQueue extends JobQueue {
     this.queue.on("error", (err) => this.reportError(err));
     this.control.on("error", (err: Error) => this.reportError(err));
     this.queueEvents.on("error", (err) => this.reportError(err));
-  }
-
-  /** The queue's Redis connection (the worker adverts are read through it). */
-  client(): Promise<RedisClient> {
-    return this.queue.getBackend().client;
   }
 
   start(): void {

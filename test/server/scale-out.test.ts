@@ -16,7 +16,7 @@ import { connectionOptions, parseQueueUrl } from "../../src/worker/queue-url.js"
 import { HAVE_REFERENCE } from "../helpers/fixtures.js";
 import { freePort, startRedis, type TestRedis } from "../helpers/redis-server.js";
 import { jobsDoneBy, jobsStartedBy, kill9, spawnDiffuse, terminate, until, type DiffuseProcess } from "./fleet.js";
-import { getJson, pngBase64, postJson, tempDir, TINY_MODEL } from "./harness.js";
+import { getJson, pngBase64, postJson, readSse, tempDir, TINY_MODEL } from "./harness.js";
 
 const SERVING = /diffuse serving (\S+)/;
 const WORKER_READY = /diffuse worker (\S+) ready/;
@@ -177,12 +177,16 @@ for (const backend of ["embedded", "redis"] as const) {
       expect(i2i.body.images).toHaveLength(1);
 
       const slow = postJson<{ images: string[] }>(`${d.base}/sdapi/v1/txt2img`, { prompt: "slow", steps: 150, width: 64, height: 64, seed: 9 });
-      type Progress = { progress: number; state: { job: string; sampling_step: number; sampling_steps: number } };
+      type Progress = { progress: number; current_image: string | null; state: { job: string; sampling_step: number; sampling_steps: number } };
       let seen: Progress | undefined;
       await until(async () => {
-        seen = await getJson<Progress>(`${d.base}/sdapi/v1/progress?skip_current_image=true`);
-        return seen.state.sampling_step >= 3;
-      }, "the progress to pass step 3");
+        seen = await getJson<Progress>(`${d.base}/sdapi/v1/progress?skip_current_image=false`);
+        return seen.state.sampling_step >= 3 && seen.current_image !== null;
+      }, "the progress to pass step 3 with a preview");
+      // The preview is a PNG of the image's size.
+      const preview = Buffer.from(seen!.current_image!, "base64");
+      expect(preview.subarray(1, 4).toString()).toBe("PNG");
+      expect([preview.readUInt32BE(16), preview.readUInt32BE(20)]).toEqual([64, 64]);
       expect(seen!.state.sampling_steps).toBe(150);
       expect(seen!.state.job).toMatch(/^task\(/);
       expect((await fetch(`${d.base}/sdapi/v1/interrupt`, { method: "POST" })).status).toBe(200);
@@ -193,6 +197,21 @@ for (const backend of ["embedded", "redis"] as const) {
       expect(job.state).toBe("cancelled");
       expect(job.error).toMatch(/^cancelled at step \d+ of 150$/);
       expect(job.progress!.step).toBeLessThan(150);
+    });
+
+    it("our API: a running job's event stream carries its steps and previews, and DELETE stops it within a step", async () => {
+      const id = await submit(d.base, { prompt: "watched", steps: 150, width: 64, height: 64, seed: 11 });
+      const stream = await fetch(`${d.base}/api/v1/jobs/${id}/events`);
+      const events = await readSse(stream, (e) => e.event === "step" && typeof (e.data as { preview?: string }).preview === "string");
+      const withPreview = events.at(-1)!.data as { step: number; steps: number; preview: string };
+      expect(withPreview.steps).toBe(150);
+      expect(withPreview.preview).toMatch(/^data:image\/png;base64,/);
+      const r = await fetch(`${d.base}/api/v1/jobs/${id}`, { method: "DELETE" });
+      const final = (await r.json()) as JobStatus;
+      expect(r.status).toBe(200);
+      expect(final.state).toBe("cancelled");
+      expect(final.error).toMatch(/^cancelled at step \d+ of 150$/);
+      expect(final.images).toEqual([]);
     });
 
     it("the API server killed (SIGKILL) mid-run and started again: nothing accepted is lost, nothing completes twice", async () => {
@@ -252,7 +271,6 @@ for (const backend of ["embedded", "redis"] as const) {
       expect(await waiting()).toBe(ids.length);
       await d.startApi();
       await d.startWorker("w3");
-      await d.startWorker("w4");
       await expectExactlyOnce(d, ids, await allFinished(d, ids), strays);
     });
 
