@@ -3,17 +3,20 @@
  * polled every 100 ms during a full-size SD1.5 generation (random weights) at 512 px, and whether progress advances
  * at every step; then the queue's own cost per job (tiny model), against the same generations run directly.
  *
- *   npm run bench:server                                  [-- --steps 4 --size 512 --model-dir /tmp/sd15-random]
+ *   npm run bench:server                                  [-- --steps 4 --size 512 --model-dir /tmp/sd15-random --cache-dir /tmp/sd15-cache]
  *   npm run bench:server -- --only overhead               the per-job overhead alone (embedded and BullMQ queues, tiny model)
  *
  * The server runs in its own process (`diffuse serve` from the sources), as in production, so the pollers' own
  * work does not count against its answers. The model folder (4.3 GB) is written to a temporary folder and removed
  * at the end, unless --model-dir names a folder to keep (and reuse on the next run). The first generation builds
- * the graphs (a few minutes for the UNet): the figures cover that phase and the generation after it separately.
+ * the graphs (a few minutes for the UNet; --cache-dir keeps them for the next run): the figures cover that phase
+ * and the generation after it separately. Each answer's time is given as the client saw it and as the server
+ * spent it (its Server-Timing header), with the machine's load: on a shared machine the difference is the time
+ * the processes waited for a core.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { PipelineWorker } from "../src/worker/pipeline-worker.js";
@@ -25,6 +28,7 @@ const { values: args } = parseArgs({
     steps: { type: "string", default: "4" },
     size: { type: "string", default: "512" },
     "model-dir": { type: "string" },
+    "cache-dir": { type: "string" },
     only: { type: "string" },
     jobs: { type: "string", default: "30" },
   },
@@ -44,10 +48,10 @@ interface Child {
 }
 
 /** `diffuse ARGS` (serve or worker) in a child process, resolved once its stderr matches `ready`. */
-function spawnCli(args: string[], work: string, ready: RegExp): Promise<Child> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "cli-child.ts"), ...args], {
+function spawnCli(argv: string[], work: string, ready: RegExp): Promise<Child> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "cli-child.ts"), ...argv], {
     // A cache and a signing identity of its own: nothing of the user's is read or written.
-    env: { ...process.env, DIFFUSE_CACHE: join(work, "cache"), XDG_CONFIG_HOME: join(work, "config") },
+    env: { ...process.env, DIFFUSE_CACHE: args["cache-dir"] ? resolve(args["cache-dir"]) : join(work, "cache"), XDG_CONFIG_HOME: join(work, "config") },
     stdio: ["ignore", "inherit", "pipe"],
   });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
@@ -56,11 +60,11 @@ function spawnCli(args: string[], work: string, ready: RegExp): Promise<Child> {
     child.stderr!.on("data", (d: Buffer) => {
       const text = d.toString();
       err += text;
-      process.stderr.write(text.replace(/^(?=.)/gm, `  ${args[0]}: `));
+      process.stderr.write(text.replace(/^(?=.)/gm, `  ${argv[0]}: `));
       const m = ready.exec(err);
       if (m) resolvePromise({ ready: m[1]!, child, stop: async () => (child.kill("SIGTERM"), await exited) });
     });
-    void exited.then(() => reject(new Error(`diffuse ${args[0]} exited before it was ready:\n${err}`)));
+    void exited.then(() => reject(new Error(`diffuse ${argv[0]} exited before it was ready:\n${err}`)));
   });
 }
 
@@ -87,18 +91,21 @@ interface JobStatus {
 
 interface PollStats {
   latencies: number[];
+  /** The time the server says it spent on each (Server-Timing app;dur): the rest is the machine and the network. */
+  server: number[];
   /** Every distinct step an answer reported, in the order seen. */
   steps: number[];
 }
 
 /** Polls `url` every POLL_MS (from one answer to the next request) until `done()`; records each answer's time. */
 async function poll(url: string, stepOf: (body: unknown) => number | undefined, done: () => boolean): Promise<PollStats> {
-  const stats: PollStats = { latencies: [], steps: [] };
+  const stats: PollStats = { latencies: [], server: [], steps: [] };
   while (!done()) {
     const t0 = performance.now();
     const r = await fetch(url);
     const body = (await r.json()) as unknown;
     stats.latencies.push(performance.now() - t0);
+    stats.server.push(Number(/app;dur=([\d.]+)/.exec(r.headers.get("server-timing") ?? "")?.[1] ?? NaN));
     if (!r.ok) throw new Error(`GET ${url}: ${r.status} ${JSON.stringify(body)}`);
     const step = stepOf(body);
     if (step !== undefined && step !== stats.steps.at(-1)) stats.steps.push(step);
@@ -114,7 +121,8 @@ const pct = (xs: number[], q: number) => {
 
 function row(name: string, s: PollStats): string {
   const l = s.latencies;
-  return `${name.padEnd(26)} ${String(l.length).padStart(6)} ${pct(l, 0.5).toFixed(1).padStart(8)} ${pct(l, 0.99).toFixed(1).padStart(8)} ${Math.max(...l).toFixed(1).padStart(8)}`;
+  const f = (x: number) => x.toFixed(1).padStart(8);
+  return `${name.padEnd(26)} ${String(l.length).padStart(6)} ${f(pct(l, 0.5))} ${f(pct(l, 0.99))} ${f(Math.max(...l))}   ${f(pct(s.server, 0.99))} ${f(Math.max(...s.server))}`;
 }
 
 /** One job, watched by both pollers from submission to its end. */
@@ -144,6 +152,7 @@ async function latency(work: string): Promise<void> {
     writeRandomSd15(modelDir, TINY);
     log(`written in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
+  const load0 = loadavg()[0]!;
   const server = await serve(modelDir, work);
   const base = server.ready;
   try {
@@ -153,10 +162,12 @@ async function latency(work: string): Promise<void> {
     log(`warm: ${size} px, ${steps} steps`);
     const warm = await watchedJob(base, { prompt: "a lighthouse at dusk", steps, width: size, height: size, seed: 2 });
     if (warm.status.state !== "done") throw new Error(`the job ended ${warm.status.state}: ${warm.status.error}`);
-    const all = (a: PollStats, b: PollStats): PollStats => ({ latencies: [...a.latencies, ...b.latencies], steps: b.steps });
+    const all = (a: PollStats, b: PollStats): PollStats => ({ latencies: [...a.latencies, ...b.latencies], server: [...a.server, ...b.server], steps: b.steps });
     console.log(`\ndiffuse serve, full-size SD1.5 (random weights), ${size}x${size}, polled every ${POLL_MS} ms from another process`);
     console.log(`cold job (graph build + 1 step) ${cold.seconds.toFixed(1)} s; warm job (${steps} steps) ${warm.seconds.toFixed(1)} s\n`);
-    console.log(`${"request (phase)".padEnd(26)} ${"count".padStart(6)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"max ms".padStart(8)}`);
+    console.log(`load average (1 min) at the start ${load0.toFixed(2)}, at the end ${loadavg()[0]!.toFixed(2)}, on ${availableParallelism()} cores`);
+    console.log(`${"".padEnd(26)} ${"".padStart(6)} ${"answered by the client".padStart(26)}   ${"in the server".padStart(17)}`);
+    console.log(`${"request (phase)".padEnd(26)} ${"count".padStart(6)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"max ms".padStart(8)}   ${"p99 ms".padStart(8)} ${"max ms".padStart(8)}`);
     console.log(row("jobs/:id (cold)", cold.jobs));
     console.log(row("sdapi progress (cold)", cold.progress));
     console.log(row("jobs/:id (warm)", warm.jobs));
