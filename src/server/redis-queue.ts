@@ -80,6 +80,8 @@ export class RedisQueue extends JobQueue {
   private troubled = true;
   private stopped = false;
   private lastError: string | undefined;
+  /** Jobs whose add is on its way to Redis: not missing from it. */
+  private readonly adding = new Set<string>();
   /** Finished jobs in Redis that this server's history does not know (another server's?), reported once. */
   private readonly strangers = new Set<string>();
 
@@ -172,12 +174,15 @@ export class RedisQueue extends JobQueue {
 
   /** Adds a job to Redis under its own id (a no-op when it is there already). Failures are left to the sweep. */
   private async add(job: JobRecord, uploads: Uploads): Promise<void> {
+    this.adding.add(job.id);
     try {
       const data = toQueuedGeneration(generateParamsOf(job.params, uploads), this.opts.previewIntervalMs);
       await this.queue.add(GENERATE, data, { jobId: job.id, attempts: ATTEMPTS, removeOnComplete: false, removeOnFail: false });
     } catch (e) {
       this.troubled = true;
       this.reportError(e as Error);
+    } finally {
+      this.adding.delete(job.id);
     }
   }
 
@@ -214,12 +219,7 @@ export class RedisQueue extends JobQueue {
       await this.queue.remove(id);
       this.notifyPositions();
     } else if (state === "active") {
-      const startedAt = local.startedAt ?? new Date().toISOString();
-      if (!this.remote.has(id)) this.track(id, startedAt);
-      if (local.state === "queued") {
-        this.store.markRunning(id, startedAt);
-        this.recordRunning(id, startedAt);
-      }
+      this.markRunning(local);
     } else if (WAITING_STATES.has(state)) {
       if (local.state === "running") {
         this.store.requeue(id);
@@ -227,7 +227,7 @@ export class RedisQueue extends JobQueue {
         this.emit(id, { event: "queued", data: { position: this.store.position(local) } });
         this.notifyPositions();
       }
-    } else if (state === "unknown") {
+    } else if (state === "unknown" && !this.adding.has(id)) {
       this.opts.log(`job ${id} was not in the queue at ${this.redisOpts.target.display} (its add failed, or Redis lost it): queued again`);
       if (local.state === "running") {
         this.store.requeue(id);
@@ -264,15 +264,26 @@ export class RedisQueue extends JobQueue {
     if (typeof p !== "object" || p === null || typeof p.step !== "number") return;
     let live = this.remote.get(id);
     if (!live) {
-      // Its "active" event may still be on its way through the reconciliation: the progress is shown meanwhile.
+      // Its "active" event may still be waiting behind a reconciliation: the job runs, as its progress says.
       const local = this.store.get(id);
       if (!local || isFinal(local)) return;
-      live = this.track(id, local.startedAt ?? new Date().toISOString());
+      live = this.markRunning(local);
     }
     live.progress = { step: p.step, steps: p.steps, batch: p.batch, batches: p.batches };
     const preview = p.preview && stepPreview(p.preview);
     if (preview) live.latestPreview = preview;
     this.publishStep(id, live.progress, preview);
+  }
+
+  /** A job a worker has taken: running in the history (its listeners told), and followed here. */
+  private markRunning(local: JobRecord): RemoteJob {
+    const startedAt = local.startedAt ?? new Date().toISOString();
+    const live = this.remote.get(local.id) ?? this.track(local.id, startedAt);
+    if (local.state === "queued") {
+      this.store.markRunning(local.id, startedAt);
+      this.recordRunning(local.id, startedAt);
+    }
+    return live;
   }
 
   private track(id: string, startedAt: string): RemoteJob {
