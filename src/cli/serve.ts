@@ -101,4 +101,6 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
     process.on("SIGINT", onInt);
     process.on("SIGTERM", onTerm);
   });
+  // bullmq's clients may keep timers for a Redis that is away; everything is saved and closed by now.
+  if (queue) process.exit(0);
 }

@@ -59,8 +59,13 @@ async function workerCommand(o: WorkerOptions): Promise<void> {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
   });
-  const { loadError } = await worker.start();
-  if (loadError !== undefined) log(`worker ${worker.name}: the model could not be loaded (${loadError}); its jobs fail with that reason until this worker is restarted`);
-  log(`diffuse worker ${worker.name} ready: model ${worker.modelName}, queue ${target.display}`);
-  await stopped;
+  // A signal may come before the start is over (Redis away, a model still loading): it stops the worker then too.
+  const started = await Promise.race([worker.start(), stopped.then(() => undefined)]);
+  if (started) {
+    if (started.loadError !== undefined) log(`worker ${worker.name}: the model could not be loaded (${started.loadError}); its jobs fail with that reason until this worker is restarted`);
+    log(`diffuse worker ${worker.name} ready: model ${worker.modelName}, queue ${target.display}`);
+    await stopped;
+  }
+  // bullmq's clients may keep timers for a Redis that is away; the worker has delivered or left its job by now.
+  process.exit(0);
 }

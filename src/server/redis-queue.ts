@@ -16,6 +16,7 @@ import {
   type GenerationProgress,
   type QueuedGeneration,
 } from "../worker/queue-protocol.js";
+import { CLOSE_WAIT_MS, closeBullmq, within } from "../worker/close-bullmq.js";
 import { connectionOptions, type QueueTarget } from "../worker/queue-url.js";
 import type { JobEvents } from "./events.js";
 import type { ImageFiles } from "./image-files.js";
@@ -160,10 +161,9 @@ export class RedisQueue extends JobQueue {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.sweeper);
-    await this.serial;
-    await this.queueEvents.close().catch(() => undefined);
-    await this.control.close().catch(() => undefined);
-    await this.queue.close().catch(() => undefined);
+    // A reconciliation waits for Redis; one that cannot finish now is done by the next start.
+    await within(this.serial, CLOSE_WAIT_MS);
+    await Promise.all([this.queueEvents, this.control, this.queue].map((c) => closeBullmq(c)));
     try {
       this.saveOutcomes();
     } catch (e) {

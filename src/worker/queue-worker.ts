@@ -21,6 +21,7 @@ import {
   type GenerationProgress,
   type QueuedGeneration,
 } from "./queue-protocol.js";
+import { CLOSE_WAIT_MS, closeBullmq, within } from "./close-bullmq.js";
 import { connectionOptions, type QueueTarget } from "./queue-url.js";
 import { HEARTBEAT_MS, publishAdvert, withdrawAdvert, type WorkerAdvert } from "./worker-registry.js";
 
@@ -68,6 +69,7 @@ export class QueueWorker {
   private readonly heartbeat: NodeJS.Timeout;
   private lastError: string | undefined;
   private closing: Promise<void> | undefined;
+  private running: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: QueueWorkerOptions) {
     this.name = opts.name ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
@@ -135,20 +137,30 @@ export class QueueWorker {
   close(force = false): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.heartbeat);
-      await this.worker.close(force);
-      await this.control.close();
-      try {
-        await withdrawAdvert(await this.worker.getBackend().client, this.name);
-      } catch {
-        // Redis unreachable: the advert expires by itself.
-      }
-      await this.worker.disconnect().catch(() => undefined);
+      // Withdrawn first, while the connection is open (the advert expires by itself if Redis cannot be told).
+      const withdrawn = this.worker.getBackend().client.then((c) => withdrawAdvert(c, this.name));
+      await within(withdrawn.catch(() => undefined), CLOSE_WAIT_MS);
+      // bullmq stops taking jobs at once; a graceful close also waits for the running one to be delivered.
+      const closed = this.worker.close(force).catch(() => undefined);
+      // However long the running job takes; what follows waits for Redis only so long.
+      if (!force) await this.running;
+      await Promise.all([closeBullmq({ close: () => closed, getBackend: () => this.worker.getBackend() }), closeBullmq(this.control)]);
       await this.model.close();
     })();
     return this.closing;
   }
 
-  private async process(job: Job<QueuedGeneration, GenerationOutput>, signal: AbortSignal | undefined): Promise<GenerationOutput> {
+  /** Runs a job; `running` is its promise meanwhile (a graceful close waits for it). */
+  private process(job: Job<QueuedGeneration, GenerationOutput>, signal: AbortSignal | undefined): Promise<GenerationOutput> {
+    const run = this.generate(job, signal);
+    this.running = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async generate(job: Job<QueuedGeneration, GenerationOutput>, signal: AbortSignal | undefined): Promise<GenerationOutput> {
     const id = job.id!;
     const started = performance.now();
     this.opts.log(`job ${id}: started (attempt ${job.attemptsStarted})`);

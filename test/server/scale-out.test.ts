@@ -303,6 +303,14 @@ for (const backend of ["embedded", "redis"] as const) {
       await expectExactlyOnce(d, [id!], [after!], strays);
     });
 
+    it("with Redis away, SIGTERM still stops the API server and the workers", async () => {
+      await d.redis!.kill();
+      const stopping = [d.api, ...d.workers].map((p) => terminate(p));
+      expect(await Promise.all(stopping)).toEqual(stopping.map(() => 0));
+      // For the next test, which brings its own server and worker.
+      await d.redis!.restart();
+    });
+
     it("a worker whose model fails to load fails the job with the reason instead of leaving it queued", async () => {
       // A model named like no other, so only this worker serves its queue: a checkpoint that is not one.
       const dir = tempDir("diffuse-broken-");
