@@ -1,5 +1,6 @@
 /** The public API of diffuse. */
-export { loadPipeline, type LoadOptions } from "./pipeline/load-pipeline.js";
+export { loadPipeline, type LoadOptions, type Pipeline } from "./worker/load.js";
+export { PipelineWorker, type WorkerGenerateParams, type WorkerStepEvent } from "./worker/pipeline-worker.js";
 export { StableDiffusionPipeline } from "./pipeline/stable-diffusion.js";
 export type { GenerateResult, GeneratedImage } from "./pipeline/stable-diffusion.js";
 export { GenerationAborted } from "./pipeline/generation-aborted.js";

@@ -8,6 +8,7 @@ import { registerModels } from "./models.js";
 import { registerPull } from "./pull.js";
 import { registerServe } from "./serve.js";
 import { registerVerify } from "./verify.js";
+import { registerWorker } from "./worker.js";
 
 /**
  * The `diffuse` command line. Each subcommand lives in its own file and registers itself here.
@@ -23,6 +24,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerInfo(program);
   registerVerify(program);
   registerServe(program);
+  registerWorker(program);
   registerDetect(program);
   registerPull(program);
   registerModels(program);

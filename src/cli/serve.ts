@@ -1,55 +1,33 @@
 import type { Command } from "commander";
-import { defaultModelPath, isDefaultModel } from "../default-model.js";
+import { isDefaultModel } from "../default-model.js";
 import { InputError } from "../errors.js";
-import { signerConfigFromEnv } from "../responsible/provenance/index.js";
-import { modelOption } from "./model-option.js";
-import { adapterFolderOptions } from "./adapter-options.js";
-import { safetyPolicyOption } from "./safety-options.js";
 import { buildApp } from "../server/app.js";
 import { DEFAULTS, resolveServerConfig } from "../server/config.js";
+import { parseQueueUrl } from "../worker/queue-url.js";
+import { addModelOptions, GENERATION_FLAGS, integer, loadOptionsOf, modelPathOf, type ModelFlags } from "./model-options.js";
 
-interface ServeOptions {
+interface ServeOptions extends ModelFlags {
   host: string;
   port: string;
-  model?: string;
-  config?: string;
-  tokenizer?: string;
-  tokenizer2?: string;
-  refiner?: string;
-  refinerConfig?: string;
   data: string;
   token?: string;
-  threads?: string;
   bodyLimit?: string;
   workBudget: string;
   log?: boolean;
-  watermark: boolean;
-  safetyCheck: boolean;
-  safetyChecker?: string;
-  safetyPolicy?: string;
-  provenance: boolean;
   policy?: string;
-  acceptLicense?: boolean;
-  loraDir?: string;
-  embeddingsDir?: string;
+  queue?: string;
 }
 
 export function registerServe(program: Command): void {
-  program
+  const command = program
     .command("serve")
     .description("web page with a sketch canvas, our HTTP API (/api/v1, /api/docs) and the AUTOMATIC1111 API (/sdapi/v1)")
     .option("--host <address>", "address to listen on; anything but loopback needs --token", DEFAULTS.host)
-    .option("--port <n>", "port", String(DEFAULTS.port))
-    .option("-m, --model <path|name>", "a .safetensors checkpoint, a diffusers folder, or a name diffuse models lists (default: the embedded tiny model)")
-    .option("--config <dir>", "diffusers folder with config.json files for a single-file checkpoint of non-standard size")
-    .option("--tokenizer <path>", "tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz (default for a single file: the store's, fetched once)")
-    .option("--tokenizer-2 <path>", "SDXL: the second (OpenCLIP bigG) encoder's tokenizer, for a single file without --config (default: the store's)")
-    .option("--accept-license", "accept the licence of a tokenizer the store fetches for a single-file model, without asking")
-    .option("--refiner <path>", "a checkpoint requests may hand the end of the schedule over to (A1111's refiner_checkpoint; our refiner_switch_at)")
-    .option("--refiner-config <dir>", "diffusers folder with config.json files for a single-file refiner of non-standard size")
+    .option("--port <n>", "port", String(DEFAULTS.port));
+  addModelOptions(command)
+    .option("--queue <redis-url>", "hand jobs to `diffuse worker` processes through BullMQ on Redis: redis://[user:password@]host[:port][/db] (password also from $DIFFUSE_REDIS_PASSWORD); default: the embedded queue, generating in this process")
     .option("--data <dir>", "job database and images", DEFAULTS.dataDir)
     .option("--token <secret>", "require Authorization: Bearer <secret> on every request (default: $DIFFUSE_TOKEN)")
-    .option("--threads <n>", "CPU threads for generation (default: all cores)")
     .option("--body-limit <mib>", "largest request body in MiB", String(DEFAULTS.bodyLimit / 1024 / 1024))
     .option(
       "--work-budget <megapixel-steps>",
@@ -57,24 +35,10 @@ export function registerServe(program: Command): void {
       String(DEFAULTS.workBudget),
     )
     .option("--log", "log every request (secrets in URLs are redacted)")
-    .option("--safety-checker <path>", "a safety_checker folder (default: the model folder's own, if any)")
-    .option("--safety-policy <policy>", "what to do with a flagged image: block (black), blur or flag", "block")
-    .option("--no-safety-check", "do not run the safety checker (recorded in each image's metadata)")
-    .option("--no-watermark", "do not embed the invisible watermarks (recorded in each image's metadata)")
-    .option("--no-provenance", "do not attach C2PA content credentials (recorded in each image's metadata)")
     .option("--policy <rules.json>", "prompt policy: matching prompts are refused with 422 (default: $DIFFUSE_PROMPT_POLICY)")
-    .option("--lora-dir <dir>", "where <lora:NAME:W> finds NAME.safetensors; listed by /sdapi/v1/loras (default: $DIFFUSE_HOME/loras, ~/.diffuse/loras)")
-    .option("--embeddings-dir <dir>", "textual-inversion embeddings, named in prompts by file name; listed by /sdapi/v1/embeddings (default: $DIFFUSE_HOME/embeddings)")
     .action(async (o: ServeOptions) => {
-      await serveCommand(o);
+      await serveCommand(o, command);
     });
-}
-
-function integer(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isInteger(n)) throw new InputError(`${flag} ${JSON.stringify(value)} is not a whole number`);
-  return n;
 }
 
 function positiveNumber(flag: string, value: string): number {
@@ -83,39 +47,29 @@ function positiveNumber(flag: string, value: string): number {
   return n;
 }
 
-async function refinerOption(o: ServeOptions): Promise<{ model: string; config?: string } | undefined> {
-  if (o.refinerConfig !== undefined && o.refiner === undefined) throw new InputError("--refiner-config needs --refiner: the single-file refiner it describes");
-  return o.refiner === undefined ? undefined : { model: await modelOption(o.refiner), config: o.refinerConfig };
+/** With a queue, generation happens on the workers: its flags belong on `diffuse worker`, and are refused here rather than ignored. */
+function refuseGenerationFlags(command: Command): void {
+  const given = GENERATION_FLAGS.filter((k) => command.getOptionValueSource(k) === "cli");
+  if (given.length === 0) return;
+  const flags = given.map((k) => `--${k === "safetyCheck" || k === "watermark" || k === "provenance" ? "no-" : ""}${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  throw new InputError(`${flags.join(", ")} ${flags.length === 1 ? "applies" : "apply"} to generation, which --queue hands to the workers: pass ${flags.length === 1 ? "it" : "them"} to diffuse worker instead`);
 }
 
-async function serveCommand(o: ServeOptions): Promise<void> {
+async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  const modelPath = o.model === undefined ? defaultModelPath() : await modelOption(o.model);
+  const queue = o.queue === undefined ? undefined : parseQueueUrl(o.queue);
+  if (queue) refuseGenerationFlags(command);
+  const modelPath = await modelPathOf(o);
   if (isDefaultModel(modelPath)) log("serving the embedded tiny shapes model (a demo); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion");
   const config = resolveServerConfig({
     host: o.host,
     port: integer("--port", o.port),
     modelPath,
+    queue,
     dataDir: o.data,
     token: o.token ?? process.env["DIFFUSE_TOKEN"],
     bodyLimit: (integer("--body-limit", o.bodyLimit) ?? DEFAULTS.bodyLimit / 1024 / 1024) * 1024 * 1024,
-    loadOptions: {
-      config: o.config,
-      tokenizer: o.tokenizer,
-      tokenizer2: o.tokenizer2,
-      threads: integer("--threads", o.threads),
-      refiner: await refinerOption(o),
-      // A single file's tokenizers come from the store; the worker thread cannot ask at the terminal, so the
-      // licence is accepted here or beforehand (diffuse pull, --accept-license).
-      acceptLicense: o.acceptLicense,
-      onStatus: log,
-      safetyChecker: o.safetyCheck ? o.safetyChecker : false,
-      safetyPolicy: safetyPolicyOption(o.safetyPolicy),
-      watermark: o.watermark,
-      provenance: o.provenance ? signerConfigFromEnv() : false,
-      promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
-      ...adapterFolderOptions(o),
-    },
+    loadOptions: { ...(await loadOptionsOf(o, log)), promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined) },
     log: o.log ?? false,
     workBudget: positiveNumber("--work-budget", o.workBudget),
   });
@@ -133,10 +87,11 @@ async function serveCommand(o: ServeOptions): Promise<void> {
     if (code === "EADDRNOTAVAIL") throw new InputError(`${config.host} is not an address of this machine: pass --host 127.0.0.1 or one of its addresses`);
     throw e;
   }
-  log(`diffuse serving ${address} (data: ${config.dataDir}${config.token ? ", token required" : ""})`);
+  const where = queue ? `, jobs to the workers of ${queue.display}` : "";
+  log(`diffuse serving ${address} (data: ${config.dataDir}${config.token ? ", token required" : ""}${where})`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      log(`${signal}: stopping; a running job goes back to the queue and resumes on the next start`);
+      log(queue ? `${signal}: stopping; running jobs go on on their workers` : `${signal}: stopping; a running job goes back to the queue and resumes on the next start`);
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);
       void app.close().finally(resolve);
@@ -146,4 +101,6 @@ async function serveCommand(o: ServeOptions): Promise<void> {
     process.on("SIGINT", onInt);
     process.on("SIGTERM", onTerm);
   });
+  // bullmq's clients may keep timers for a Redis that is away; everything is saved and closed by now.
+  if (queue) process.exit(0);
 }

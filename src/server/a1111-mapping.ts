@@ -10,7 +10,7 @@ import type { JobParams, JobType } from "./api-types.js";
 import type { A1111Img2Img, A1111Txt2Img } from "./a1111-schema.js";
 import { HttpError } from "./http-errors.js";
 import { jobParamsOf } from "./job-params.js";
-import type { CheckpointDescription, ModelDescription } from "./model-host.js";
+import type { CheckpointDescription, ModelDescription } from "../worker/model-host.js";
 import type { ImageRecord, JobRecord, Uploads } from "./store.js";
 import { checkUploads, readImageUpload } from "./uploads.js";
 

@@ -53,7 +53,7 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
     });
 
     scope.post("/sdapi/v1/interrupt", async () => {
-      ctx.queue.interruptRunning();
+      await ctx.queue.interruptRunning();
       return {};
     });
 
@@ -120,7 +120,7 @@ async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
   const clipSkip = typeof options["CLIP_stop_at_last_layers"] === "number" ? options["CLIP_stop_at_last_layers"] : 1;
   const { type, params, uploads } = await a1111Job(req, img2img, { clipSkip, model });
   await checkWorkBudget(ctx, params, uploads);
-  const accepted = ctx.queue.submit({ type, params, source: "a1111", uploads });
+  const accepted = await ctx.queue.submit({ type, params, source: "a1111", uploads });
   // A client hanging up does not cancel: the job still runs and lands in the history.
   const job = await ctx.queue.whenFinished(accepted.id);
   const images = ctx.store.imagesOf([job.id]).get(job.id) ?? [];

@@ -13,9 +13,11 @@ import { imageUrl, registerImageRoutes } from "./images.js";
 import { JobViews } from "./job-view.js";
 import { registerJsonBodyParser } from "./json-body.js";
 import { registerJobRoutes } from "./jobs.js";
-import { ModelHost } from "./model-host.js";
+import { ModelHost, modelNameFor } from "../worker/model-host.js";
 import { registerOpenApiRoute } from "./openapi.js";
-import { JobQueue } from "./queue.js";
+import { EmbeddedQueue } from "./embedded-queue.js";
+import type { QueueOptions } from "./job-queue.js";
+import { RedisQueue } from "./redis-queue.js";
 import { loggerOptions } from "./request-log.js";
 import { registerStaticRoutes } from "./static.js";
 import { JobStore, type RecoveryReport } from "./store.js";
@@ -40,7 +42,7 @@ export interface App {
   context: ServerContext;
   /** What crash recovery found when the data folder was opened. */
   recovery: RecoveryReport;
-  /** Stops the queue (a running job goes back to the queue), closes streams, the database and the model. */
+  /** Stops the queue (embedded: a running job goes back to the queue), closes streams, the database and the model. */
   close(): Promise<void>;
 }
 
@@ -69,9 +71,10 @@ export async function buildApp(config: ServerConfig, parts: AppParts = {}): Prom
 
 async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles): Promise<App> {
   files.removePartials();
-  const recovery = store.recover(new Date().toISOString());
+  // With the BullMQ backend a job found running may still be running on its worker: the queue reconciles it
+  // with Redis instead.
+  const recovery = config.queue ? { requeued: [], failed: [] } : store.recover(new Date().toISOString());
   const events = new JobEvents();
-  const model = new ModelHost(config.modelPath, config.loadOptions);
   const fastify = Fastify({
     logger: loggerOptions(config),
     bodyLimit: config.bodyLimit,
@@ -81,7 +84,11 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
   });
   const log = (message: string) => (config.log ? fastify.log.warn(message) : process.stderr.write(`diffuse serve: ${message}\n`));
   const promptPolicy = config.loadOptions?.promptPolicy ? await PromptPolicy.load(config.loadOptions.promptPolicy) : undefined;
-  const queue = new JobQueue(store, files, events, model, { previewIntervalMs: config.previewIntervalMs, imageUrl, log, promptPolicy });
+  const queueOptions: QueueOptions = { previewIntervalMs: config.previewIntervalMs, imageUrl, log, promptPolicy };
+  const queue = config.queue
+    ? new RedisQueue(store, files, events, modelNameFor(config.modelPath), { ...queueOptions, target: config.queue })
+    : new EmbeddedQueue(store, files, events, new ModelHost(config.modelPath, config.loadOptions), queueOptions);
+  const model = queue.model;
   const context: ServerContext = { config, store, files, events, model, queue, views: new JobViews(store, queue) };
 
   fastify.setErrorHandler(apiErrorHandler);

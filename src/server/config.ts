@@ -3,13 +3,19 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { InputError } from "../errors.js";
 import type { LoadOptions } from "../pipeline/load-pipeline.js";
+import type { QueueTarget } from "../worker/queue-url.js";
 
 /** Everything the server needs to start, resolved; tests build one directly and pass port 0. */
 export interface ServerConfig {
   host: string;
   port: number;
-  /** A .safetensors checkpoint or a diffusers folder. */
+  /**
+   * A .safetensors checkpoint or a diffusers folder. With `queue`, the workers load it and this names it: its file
+   * or folder name (without .safetensors) names the model's queue.
+   */
   modelPath: string;
+  /** The BullMQ queue on Redis that `diffuse worker` processes take the jobs from; absent: the embedded queue. */
+  queue?: QueueTarget;
   /** Extra options for loading it (threads, compile cache folder, ...). */
   loadOptions?: LoadOptions;
   /** SQLite database and image files live here. */
@@ -57,6 +63,7 @@ export interface ServerConfigInput {
   host?: string;
   port?: number;
   modelPath: string;
+  queue?: QueueTarget;
   loadOptions?: LoadOptions;
   dataDir?: string;
   token?: string;
@@ -90,13 +97,15 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
   if (!Number.isFinite(workBudget) || workBudget <= 0) {
     throw new InputError(`work budget ${workBudget} is invalid: use a positive number of megapixel-steps per request (default ${DEFAULTS.workBudget})`);
   }
-  if (!existsSync(input.modelPath)) {
+  // With a queue, the model lives on the workers' machines: here it is only a name.
+  if (input.queue === undefined && !existsSync(input.modelPath)) {
     throw new InputError(`model not found: ${input.modelPath}; pass --model with a .safetensors file or a diffusers folder`);
   }
   return {
     host,
     port,
     modelPath: resolve(input.modelPath),
+    ...(input.queue !== undefined ? { queue: input.queue } : {}),
     loadOptions: input.loadOptions,
     dataDir: resolve(input.dataDir ?? DEFAULTS.dataDir),
     token,

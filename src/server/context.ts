@@ -2,8 +2,7 @@ import type { ServerConfig } from "./config.js";
 import type { JobEvents } from "./events.js";
 import type { ImageFiles } from "./image-files.js";
 import type { JobViews } from "./job-view.js";
-import type { ModelHost } from "./model-host.js";
-import type { JobQueue } from "./queue.js";
+import type { JobQueue, ServedModel } from "./job-queue.js";
 import type { JobStore } from "./store.js";
 
 /** The parts of one server instance, handed to each group of routes (no module-level state anywhere). */
@@ -12,7 +11,7 @@ export interface ServerContext {
   store: JobStore;
   files: ImageFiles;
   events: JobEvents;
-  model: ModelHost;
+  model: ServedModel;
   queue: JobQueue;
   views: JobViews;
 }

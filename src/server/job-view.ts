@@ -1,5 +1,5 @@
 import type { JobStatus } from "./api-types.js";
-import type { JobQueue } from "./queue.js";
+import type { JobQueue } from "./job-queue.js";
 import type { ImageRecord, JobRecord, JobStore } from "./store.js";
 
 /**
@@ -42,8 +42,8 @@ export class JobViews {
 
   private progress(job: JobRecord): JobStatus["progress"] {
     if (job.state === "running") {
-      const live = this.queue.running;
-      if (live?.id === job.id && live.progress) return { step: live.progress.step, steps: live.progress.steps };
+      const live = this.queue.live(job.id);
+      if (live?.progress) return { step: live.progress.step, steps: live.progress.steps };
       return null;
     }
     return job.stepsDone === null || job.stepsTotal === null ? null : { step: job.stepsDone, steps: job.stepsTotal };

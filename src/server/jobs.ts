@@ -32,7 +32,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
     // Before decoding the uploads: the cheap refusal first.
     await checkWorkBudget(ctx, params, uploads);
     await checkUploads(uploads, { initImage: "init_image", mask: "mask" });
-    const job = ctx.queue.submit({ type: body.type, params, source: "api", uploads });
+    const job = await ctx.queue.submit({ type: body.type, params, source: "api", uploads });
     void reply.status(202).header("location", jobUrl(job.id));
     return { id: job.id, state: "queued", position: ctx.queue.position(job) ?? 0, url: jobUrl(job.id), events_url: `${jobUrl(job.id)}/events` };
   });
@@ -51,7 +51,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
   app.delete("/api/v1/jobs/:id", async (request, reply): Promise<JobStatus> => {
     const { id } = parseRequest(IdParams, request.params, "params");
-    const outcome = ctx.queue.cancel(id);
+    const outcome = await ctx.queue.cancel(id);
     switch (outcome.kind) {
       case "missing":
         throw notFound(`no job ${id}`);
@@ -84,7 +84,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
         break;
       case "running": {
         stream.send({ event: "running", data: { started_at: job.startedAt ?? new Date().toISOString() } });
-        const p = ctx.queue.running?.id === id ? ctx.queue.running.progress : null;
+        const p = ctx.queue.live(id)?.progress ?? null;
         if (p) stream.send({ event: "step", data: { step: p.step, steps: p.steps, batch: p.batch, batches: p.batches } });
         break;
       }

@@ -61,6 +61,9 @@ export interface RecoveryReport {
   failed: string[];
 }
 
+/** A job whose outcome is not recorded yet. */
+const UNFINISHED = "state IN ('queued', 'running')";
+
 /**
  * Columns of an image. SQLite integers are signed 64-bit and seeds run to 2^64 - 1, so the `seed` column holds
  * the seed's two's complement (seeds from 2^63 up are stored negative; every seed below, the whole range of
@@ -196,6 +199,11 @@ export class JobStore {
     return (this.db.prepare("SELECT id FROM jobs WHERE state = 'queued' AND model = ? ORDER BY seq").all(model) as { id: string }[]).map((r) => r.id);
   }
 
+  /** Queued and running jobs of a model, oldest first: what a queue backend holds or runs for them. */
+  unfinished(model: string): JobRecord[] {
+    return (this.db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE ${UNFINISHED} AND model = ? ORDER BY seq`).all(model) as JobRow[]).map(toJob);
+  }
+
   /** Jobs waiting for a model other than the one being served: reported at startup so none waits unnoticed. */
   queuedForOtherModels(model: string): { model: string; count: number }[] {
     return this.db.prepare("SELECT model, COUNT(*) AS count FROM jobs WHERE state = 'queued' AND model != ? GROUP BY model").all(model) as {
@@ -210,27 +218,36 @@ export class JobStore {
     );
   }
 
-  /** Images first (their files are already on disk), then the job's new state, in one transaction. */
-  markDone(id: string, done: { finishedAt: string; params: JobParams; images: ImageRecord[]; stepsDone: number; stepsTotal: number }): void {
+  /**
+   * The job's new state and its images (their files are already on disk), in one transaction, if it is not
+   * finished already: a job's outcome is recorded once, however often a queue delivers it. False when it was
+   * finished (nothing written).
+   */
+  markDone(id: string, done: { finishedAt: string; params: JobParams; images: ImageRecord[]; stepsDone: number; stepsTotal: number }): boolean {
     const insertImage = this.db.prepare("INSERT INTO images (id, job_id, idx, seed, infotext) VALUES (?, ?, ?, ?, ?)");
     const update = this.db.prepare(
-      "UPDATE jobs SET state = 'done', finished_at = ?, params = ?, steps_done = ?, steps_total = ?, error = NULL WHERE id = ?",
+      `UPDATE jobs SET state = 'done', finished_at = ?, params = ?, steps_done = ?, steps_total = ?, error = NULL WHERE id = ? AND ${UNFINISHED}`,
     );
-    this.write(`recording the images of job ${id}`, () =>
+    return this.write(`recording the images of job ${id}`, () =>
       this.db.transaction(() => {
+        if (update.run(done.finishedAt, JSON.stringify(done.params), done.stepsDone, done.stepsTotal, id).changes === 0) return false;
         for (const img of done.images) insertImage.run(img.id, id, img.index, BigInt.asIntN(64, img.seed), img.infotext);
-        update.run(done.finishedAt, JSON.stringify(done.params), done.stepsDone, done.stepsTotal, id);
+        return true;
       })(),
     );
   }
 
-  /** failed or cancelled, with the reason; progress is kept so a cancelled job shows how far it got. */
-  markFinished(id: string, state: "failed" | "cancelled", error: string, finishedAt: string, progress?: { step: number; steps: number }): void {
-    this.write(`recording the outcome of job ${id}`, () =>
+  /**
+   * failed or cancelled, with the reason, if the job is not finished already (false then); progress is kept so a
+   * cancelled job shows how far it got.
+   */
+  markFinished(id: string, state: "failed" | "cancelled", error: string, finishedAt: string, progress?: { step: number; steps: number }): boolean {
+    const r = this.write(`recording the outcome of job ${id}`, () =>
       this.db
-        .prepare("UPDATE jobs SET state = ?, error = ?, finished_at = ?, steps_done = COALESCE(?, steps_done), steps_total = COALESCE(?, steps_total) WHERE id = ?")
+        .prepare(`UPDATE jobs SET state = ?, error = ?, finished_at = ?, steps_done = COALESCE(?, steps_done), steps_total = COALESCE(?, steps_total) WHERE id = ? AND ${UNFINISHED}`)
         .run(state, error, finishedAt, progress?.step ?? null, progress?.steps ?? null, id),
     );
+    return r.changes === 1;
   }
 
   /** Cancels a job only if it is still queued (the worker may have just taken it); true when it was. */

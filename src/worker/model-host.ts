@@ -1,9 +1,9 @@
 import { basename, dirname } from "node:path";
 import type { LoadOptions } from "../pipeline/load-pipeline.js";
-import type { LoadedModel } from "../worker/messages.js";
-import { PipelineWorker } from "../worker/pipeline-worker.js";
+import type { LoadedModel } from "./messages.js";
+import { PipelineWorker } from "./pipeline-worker.js";
 
-export type { CheckpointDescription } from "../worker/messages.js";
+export type { CheckpointDescription } from "./messages.js";
 
 /** What the server reports about a model: the fields of its listings and A1111's sd-models. */
 export type ModelDescription = LoadedModel;
