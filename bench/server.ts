@@ -12,12 +12,13 @@
  * the graphs (a few minutes for the UNet): the figures cover that phase and the generation after it separately.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { PipelineWorker } from "../src/worker/pipeline-worker.js";
-import { writeRandomSd15 } from "./random-model.js";
+import { SD15 } from "../src/configs/pipeline.js";
+import { randomCheckpoint } from "./random-checkpoint.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -43,7 +44,7 @@ interface Served {
 
 /** `diffuse serve --model <model>` in a child process on a free port, resolved once it listens. */
 function serve(model: string, work: string, extra: string[] = []): Promise<Served> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "serve-child.ts"), "--model", model, "--port", "0", "--data", join(work, "data"), ...extra], {
+  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "diffuse-cli.ts"), "serve", "--model", model, "--port", "0", "--data", join(work, "data"), ...extra], {
     // A cache and a signing identity of its own: nothing of the user's is read or written.
     env: { ...process.env, DIFFUSE_CACHE: join(work, "cache"), XDG_CONFIG_HOME: join(work, "config") },
     stdio: ["ignore", "inherit", "pipe"],
@@ -130,14 +131,12 @@ async function watchedJob(base: string, body: Record<string, unknown>): Promise<
 async function latency(work: string): Promise<void> {
   const steps = Number(args.steps);
   const size = Number(args.size);
-  const modelDir = args["model-dir"] ? resolve(args["model-dir"]) : join(work, "sd15-random");
-  if (!existsSync(join(modelDir, "unet", "diffusion_pytorch_model.safetensors"))) {
-    log(`writing a full-size SD1.5 with random weights to ${modelDir} (4.3 GB)...`);
-    const t0 = performance.now();
-    writeRandomSd15(modelDir, TINY);
-    log(`written in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  }
-  const server = await serve(modelDir, work);
+  const modelDir = args["model-dir"] ? resolve(args["model-dir"]) : join(work, "models");
+  log(`a full-size SD1.5 with random weights (diffusers folder, fp32, 4.3 GB) in ${modelDir}...`);
+  const t0 = performance.now();
+  const model = randomCheckpoint(modelDir, SD15, { layout: "diffusers", dtype: "F32" });
+  log(`${model.written ? "written" : "reused"}: ${model.path} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  const server = await serve(model.path, work);
   try {
     log(`cold: first job (${size} px, 1 step): the worker builds and loads the graphs`);
     const cold = await watchedJob(server.base, { prompt: "a lighthouse at dusk", steps: 1, width: size, height: size, seed: 1 });
