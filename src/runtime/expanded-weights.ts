@@ -16,7 +16,8 @@ import { Session, type SessionOptions } from "./session.js";
  * The folder is in /dev/shm when that has room: writing there costs no disk I/O, and on the 2-core VM the benchmark
  * runs on, rebuilding the SD1.5 UNet's 3.4 GB there took 2.5-3.3 s against 6-15 s in a file on disk (whose dirty
  * pages the kernel starts writing back). Memory is what onnxruntime would use for the weights anyway: it maps the
- * file instead of reading it.
+ * file instead of reading it, and keeps no packed copies of them (SessionOptions.prepack): the whole file stays in
+ * memory while the session maps it, so a copy would hold the weights twice.
  */
 
 export interface CompactGraph {
