@@ -13,6 +13,7 @@
  *   npm run bench -- --only load --loads 3        SD1.5's first use and 3 cached loads only
  *   npm run bench -- --checkpoint-dir /tmp/bench-models   keep the checkpoints there for the next run
  *   npm run bench -- --cache-weights fp32         the cache's other storage: twice the disk, no rebuild at load
+ *   npm run bench -- --prepack                    sessions with onnxruntime's packed MatMul weights (SessionOptions.prepack)
  *
  * Per family, each phase in a process of its own, so that its peak RSS is its own:
  * - first use: hashing the checkpoint, then for each network deriving its cache key, building its entry (weights
@@ -44,7 +45,7 @@ import { SAFETY_IO } from "../src/models/safety-checker.js";
 import { DEFAULT_ATTENTION, Networks, type NetworkName, type NetworkOptions } from "../src/pipeline/networks.js";
 import { CompileCache } from "../src/runtime/compile-cache.js";
 import { Session, type FeedValue, type SessionOptions } from "../src/runtime/session.js";
-import { FAMILIES, randn, REFERENCE_SD15_STEP, ROWS, SDXL_PEAK_RSS, type FamilyName } from "./network-rows.js";
+import { FAMILIES, randn, REFERENCE_SD15_STEP, ROWS, SDXL_PEAK_RSS, type FamilyName, type Timing } from "./network-rows.js";
 import { randomCheckpoint, tokenizerTemplate, type RandomCheckpoint } from "./random-checkpoint.js";
 import { randomSafetyChecker } from "./random-weights.js";
 
@@ -62,6 +63,7 @@ const { values: args } = parseArgs({
     loads: { type: "string", default: "1" },
     "checkpoint-dir": { type: "string" },
     "cache-weights": { type: "string", default: "compact" },
+    prepack: { type: "boolean", default: false },
     // internal: one phase of one family in a process of its own
     child: { type: "string" },
     "child-family": { type: "string" },
@@ -72,7 +74,7 @@ const { values: args } = parseArgs({
 });
 const threads = Number(args.threads ?? availableParallelism());
 const attention = args.attention as AttentionKind;
-const sessionOpts: SessionOptions = { threads, optimization: args.opt as SessionOptions["optimization"] };
+const sessionOpts: SessionOptions = { threads, optimization: args.opt as SessionOptions["optimization"], prepack: args.prepack };
 const only = args.only ? new Set(args.only.split(",")) : undefined;
 const wanted = (name: string) => !only || only.has(name);
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
@@ -87,21 +89,32 @@ interface PhaseReport {
   totals: Timings;
   phases: Timings;
   peakRssMb: number;
-  rows?: Record<string, { seconds: number; gflops: number }>;
+  rows?: Record<string, RowResult>;
+  /** Weights kept in tmpfs (compact entries are rebuilt there) and mapped by the sessions, and how much of it RSS counts. */
+  tmpfs?: { mappedMb: number; residentMb: number };
 }
 
-async function timeRuns(session: Session, feeds: Record<string, FeedValue>): Promise<number> {
+interface RowResult {
+  seconds: number;
+  gflops: number;
+  cpuShare: number;
+}
+
+async function timeRuns(session: Session, feeds: Record<string, FeedValue>): Promise<Timing> {
   const t0 = performance.now();
   await session.run(feeds); // warm-up: first run allocates and tunes
   const warm = (performance.now() - t0) / 1000;
   const n = Math.max(1, Number(warm > LONG_RUN_S ? args["long-runs"] : args.runs));
   const times: number[] = [];
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < n; i++) {
     const t = performance.now();
     await session.run(feeds);
     times.push((performance.now() - t) / 1000);
   }
-  return median(times);
+  const cpu = process.cpuUsage(cpu0);
+  const wall = times.reduce((a, b) => a + b, 0);
+  return { seconds: median(times), cpuShare: (cpu.user + cpu.system) / 1e6 / wall / threads };
 }
 
 /** A session on a graph with random fp32 weights, through the compile cache as any graph. */
@@ -117,7 +130,7 @@ async function matmulCeiling(): Promise<number> {
   g.output(g.matmul(a, b), "y", [n, n]);
   const dir = mkdtempSync(join(tmpdir(), "diffuse-bench-mm-"));
   const session = await cachedSession(dir, "mm", g);
-  const seconds = await timeRuns(session, { a: { data: randn(n * n, 3), dims: [n, n] } });
+  const { seconds } = await timeRuns(session, { a: { data: randn(n * n, 3), dims: [n, n] } });
   await session.release();
   rmSync(dir, { recursive: true, force: true });
   return (2 * n ** 3) / seconds / 1e9;
@@ -153,10 +166,11 @@ async function phaseChild(): Promise<void> {
     report.rows = {};
     for (const id of (args["child-rows"] ?? "").split(",").filter(Boolean)) {
       const row = ROWS.find((r) => r.id === id)!;
-      const { seconds, flops } = await row.measure(nets, timeRuns, attention);
-      report.rows[id] = { seconds: round(seconds), gflops: round(flops / seconds / 1e9) };
-      log(`${id}: ${seconds.toFixed(2)} s`);
+      const { seconds, cpuShare, flops } = await row.measure(nets, timeRuns, attention);
+      report.rows[id] = { seconds: round(seconds), gflops: round(flops / seconds / 1e9), cpuShare: round(cpuShare) };
+      log(`${id}: ${seconds.toFixed(2)} s (CPU share ${cpuShare.toFixed(2)}, load average ${loadavg()[0]!.toFixed(2)})`);
     }
+    report.tmpfs = tmpfsWeights();
   }
   await nets.release();
   nets.checkpoint.close();
@@ -171,7 +185,7 @@ function runPhase(phase: "first-use" | "run", family: FamilyName, checkpoint: st
       "--import", "tsx", new URL(import.meta.url).pathname,
       "--child", phase, "--child-family", family, "--child-checkpoint", checkpoint, "--child-cache", cacheDir, "--child-rows", rows.join(","),
       "--cache-weights", String(args["cache-weights"]), "--attention", attention, "--opt", String(args.opt), "--threads", String(threads),
-      "--runs", String(args.runs), "--long-runs", String(args["long-runs"]),
+      "--runs", String(args.runs), "--long-runs", String(args["long-runs"]), ...(args.prepack ? ["--prepack"] : []),
     ],
     { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 * 2 ** 20 },
   );
@@ -260,7 +274,10 @@ interface FamilyResult {
   cachedLoad: Timings & { peakRssMb: number };
   /** Peak RSS of the process that loaded every network and ran the rows. */
   runPeakRssMb: number;
-  rows: Record<string, { seconds: number; gflops: number }>;
+  rows: Record<string, RowResult>;
+  tmpfs?: PhaseReport["tmpfs"];
+  /** runPeakRssMb plus the tmpfs weights RSS did not count: the memory the generation holds at its peak. */
+  runPeakHeldMb: number;
   singleFile?: SingleFileCheck;
 }
 
@@ -270,11 +287,11 @@ async function main(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), "diffuse-bench-"));
   const ckptDir = args["checkpoint-dir"] ?? join(scratch, "checkpoints");
   const result: Record<string, unknown> = {
-    threads, attention, optimization: args.opt, cacheWeights: args["cache-weights"],
+    threads, attention, optimization: args.opt, cacheWeights: args["cache-weights"], prepack: args.prepack,
     loadAverage: loadavg().map(round), memoryGb: { total: round(totalmem() / 2 ** 30), free: round(freemem() / 2 ** 30) },
   };
   const byFamily: Partial<Record<FamilyName, FamilyResult>> = {};
-  let safety: { seconds: number; gflops: number } | undefined;
+  let safety: RowResult | undefined;
   try {
     log(`threads ${threads}, attention ${attention}, optimization ${args.opt}, load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}, memory free ${(freemem() / 2 ** 30).toFixed(1)} of ${(totalmem() / 2 ** 30).toFixed(1)} GiB`);
     const matmulGflops = await matmulCeiling();
@@ -309,6 +326,8 @@ async function main(): Promise<void> {
         cachedLoad: { ...Object.fromEntries(["hash", ...fam.networks, "total"].map((k) => [k, pick(k)])), peakRssMb: median(runs.map((r) => r.peakRssMb)) },
         runPeakRssMb: runs[0]!.peakRssMb,
         rows: runs[0]!.rows ?? {},
+        tmpfs: runs[0]!.tmpfs,
+        runPeakHeldMb: runs[0]!.peakRssMb + (runs[0]!.tmpfs ? runs[0]!.tmpfs.mappedMb - runs[0]!.tmpfs.residentMb : 0),
       };
       if (check) {
         log("single-file SDXL through the CLI: generate at 512 px, 1 step; inspect");
@@ -323,8 +342,8 @@ async function main(): Promise<void> {
       const { graph } = randomSafetyChecker();
       const flops = graphFlops(graph);
       const session = await cachedSession(join(scratch, "safety"), "safety", graph);
-      const seconds = await timeRuns(session, { [SAFETY_IO.pixelValues]: { data: randn(3 * 224 * 224, 4), dims: [1, 3, 224, 224] } });
-      safety = { seconds: round(seconds), gflops: round(flops / seconds / 1e9) };
+      const { seconds, cpuShare } = await timeRuns(session, { [SAFETY_IO.pixelValues]: { data: randn(3 * 224 * 224, 4), dims: [1, 3, 224, 224] } });
+      safety = { seconds: round(seconds), gflops: round(flops / seconds / 1e9), cpuShare: round(cpuShare) };
       log(`safety224: ${seconds.toFixed(2)} s`);
       await session.release();
     }
@@ -343,7 +362,9 @@ async function main(): Promise<void> {
     return [{ id: spec.id, what: spec.what, ...r, ceilingRatio: round(r.gflops / matmul), pytorch: spec.pytorch, pytorchScaled: scaled && round(scaled), speedup: speedup && round(speedup), target: spec.target, met: spec.target !== undefined && speedup !== undefined ? speedup >= spec.target : undefined }];
   });
   const sdxl = byFamily.sdxl;
-  const rss = sdxl?.rows["sdxl-unet1024"] ? { gb: round(sdxl.runPeakRssMb / 1024), ...SDXL_PEAK_RSS, met: sdxl.runPeakRssMb / 1024 < SDXL_PEAK_RSS.limitGb } : undefined;
+  const rss = sdxl?.rows["sdxl-unet1024"]
+    ? { gb: round(sdxl.runPeakRssMb / 1024), heldGb: round(sdxl.runPeakHeldMb / 1024), ...SDXL_PEAK_RSS, met: sdxl.runPeakHeldMb / 1024 < SDXL_PEAK_RSS.limitGb }
+    : undefined;
   Object.assign(result, { sd15Step, pytorchScale: scale && round(scale), rows: table, families: byFamily, safety224: safety, sdxlPeakRss: rss });
   if (args.json) {
     process.stdout.write(JSON.stringify(result) + "\n");
@@ -352,13 +373,20 @@ async function main(): Promise<void> {
 
   const s = (x: number | undefined, digits = 2) => (x === undefined ? "-" : x.toFixed(digits));
   const lines = [
-    `| network | ours (s) | PyTorch, issue (s) | PyTorch scaled (s) | speed-up | target | met | GFLOP/s | of MatMul ceiling (${matmul} GFLOP/s) |`,
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ...table.map((r) => `| ${r.what} | ${s(r.seconds)} | ${s(r.pytorch)} | ${s(r.pytorchScaled)} | ${r.speedup === undefined ? "-" : `${s(r.speedup)}x`} | ${r.target === undefined ? "-" : `>= ${r.target}x`} | ${r.met === undefined ? "-" : r.met ? "yes" : "NO"} | ${s(r.gflops, 1)} | ${((100 * r.gflops) / matmul).toFixed(0)}% |`),
-    ...(safety ? [`| safety checker (CLIP ViT-L/14, 224px), 1 image | ${s(safety.seconds)} | - | - | - | - | - | ${s(safety.gflops, 1)} | ${((100 * safety.gflops) / matmul).toFixed(0)}% |`] : []),
+    `| network | ours (s) | CPU share | PyTorch, issue (s) | PyTorch scaled (s) | speed-up | target | met | GFLOP/s | of MatMul ceiling (${matmul} GFLOP/s) |`,
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...table.map((r) => `| ${r.what} | ${s(r.seconds)} | ${s(r.cpuShare)} | ${s(r.pytorch)} | ${s(r.pytorchScaled)} | ${r.speedup === undefined ? "-" : `${s(r.speedup)}x`} | ${r.target === undefined ? "-" : `>= ${r.target}x`} | ${r.met === undefined ? "-" : r.met ? "yes" : "NO"} | ${s(r.gflops, 1)} | ${((100 * r.gflops) / matmul).toFixed(0)}% |`),
+    ...(safety ? [`| safety checker (CLIP ViT-L/14, 224px), 1 image | ${s(safety.seconds)} | ${s(safety.cpuShare)} | - | - | - | - | - | ${s(safety.gflops, 1)} | ${((100 * safety.gflops) / matmul).toFixed(0)}% |`] : []),
+    "(CPU share: CPU time over wall time x threads while timing; well under 1 means other processes took cores and the time is too long)",
     "",
   ];
-  if (rss) lines.push(`SDXL peak RSS (every network loaded, UNet and VAE run at 1024 px): ${rss.gb.toFixed(2)} GB; PyTorch ${rss.pytorchGb} GB; target < ${rss.limitGb} GB: ${rss.met ? "met" : "NOT MET"}`, "");
+  if (rss) {
+    lines.push(
+      `SDXL peak memory (every network loaded, UNet and VAE run at 1024 px): RSS ${rss.gb.toFixed(2)} GB, with the tmpfs weights RSS does not count ${rss.heldGb.toFixed(2)} GB; ` +
+        `PyTorch ${rss.pytorchGb} GB; target < ${rss.limitGb} GB: ${rss.met ? "met" : "NOT MET"}`,
+      "",
+    );
+  }
   for (const [family, f] of Object.entries(byFamily) as [FamilyName, FamilyResult][]) {
     const first = f.firstUse;
     const phase = (n: string, p: string) => (first.phases[`${n}.${p}`] !== undefined ? first.phases[`${n}.${p}`]!.toFixed(2) : "-");
@@ -369,7 +397,8 @@ async function main(): Promise<void> {
       ...FAMILIES[family].networks.map((n) => `| ${n} | ${phase(n, "key")} | ${phase(n, "build")} | ${phase(n, "load")} | ${first.totals[n]!.toFixed(2)} | ${s(f.cachedLoad[n])} | ${gb(f.cacheBytes[n] ?? 0)} |`),
       `| all | | | | ${first.totals.total!.toFixed(2)} | ${s(f.cachedLoad.total)} | ${gb(f.cacheBytes.total!)} (${f.cacheToCheckpoint}x the ${gb(f.checkpoint.bytes)} ${f.checkpoint.layout} checkpoint) |`,
       "",
-      `${family} peak RSS: first use ${first.peakRssMb} MB, cached load and rows ${f.runPeakRssMb} MB`,
+      `${family} peak RSS: first use ${first.peakRssMb} MB, cached load and rows ${f.runPeakRssMb} MB` +
+        (f.tmpfs ? ` (+ ${f.tmpfs.mappedMb - f.tmpfs.residentMb} MB of mapped tmpfs weights RSS does not count: ${f.runPeakHeldMb} MB held)` : ""),
       "",
     );
     if (f.singleFile) {
@@ -384,9 +413,36 @@ async function main(): Promise<void> {
   }
   lines.push(
     scale !== undefined ? `PyTorch figures scaled by ${round(scale)} = our SD1.5 guided 512 px step ${s(sd15Step)} s / ${REFERENCE_SD15_STEP} s` : "PyTorch figures not scaled: run with sd15 in --family or pass --sd15-step",
-    `threads ${threads}, attention ${attention}, graph optimization ${args.opt}, load average at start ${(result.loadAverage as number[]).join(" ")}, memory ${JSON.stringify(result.memoryGb)} GiB`,
+    `threads ${threads}, attention ${attention}, graph optimization ${args.opt}, prepacking ${args.prepack ? "on" : "off"}, load average at start ${(result.loadAverage as number[]).join(" ")}, memory ${JSON.stringify(result.memoryGb)} GiB`,
   );
   process.stdout.write(lines.join("\n") + "\n");
+}
+
+/**
+ * The deleted tmpfs files this process maps: the fp32 weights of compact cache entries, rebuilt in /dev/shm and
+ * deleted once mapped. Their pages stay in memory as long as the sessions map them, all of them, but RSS counts
+ * only the pages touched (onnxruntime never touches the originals of the MatMul weights it prepacked).
+ */
+function tmpfsWeights(): { mappedMb: number; residentMb: number } | undefined {
+  let smaps: string;
+  try {
+    smaps = readFileSync("/proc/self/smaps", "utf8");
+  } catch {
+    return undefined;
+  }
+  let mapped = 0, resident = 0, inShm = false;
+  for (const line of smaps.split("\n")) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (header) {
+      inShm = header[1]!.startsWith("/dev/shm/") && header[1]!.endsWith("(deleted)");
+      continue;
+    }
+    if (!inShm) continue;
+    const m = /^(Size|Rss):\s+(\d+) kB/.exec(line);
+    if (m?.[1] === "Size") mapped += Number(m[2]);
+    else if (m?.[1] === "Rss") resident += Number(m[2]);
+  }
+  return { mappedMb: Math.round(mapped / 1024), residentMb: Math.round(resident / 1024) };
 }
 
 function peakRssMb(): number {

@@ -34,8 +34,17 @@ export const FAMILIES: Readonly<Record<FamilyName, Family>> = {
 /** Our SD1.5 guided 512 px step on the machine where the PyTorch figures were taken: their scale. */
 export const REFERENCE_SD15_STEP = 5.94;
 
-export interface RowTiming {
+/** A timed network: median seconds of a run, and the share of the threads' time this process got while timing it. */
+export interface Timing {
   seconds: number;
+  /**
+   * CPU time used over (wall time x threads): about 1 when the machine is ours (onnxruntime's threads spin while
+   * they wait), lower when other processes took cores from the run, whose time is then too long.
+   */
+  cpuShare: number;
+}
+
+export interface RowTiming extends Timing {
   /** MatMul/Conv work of one timed run. */
   flops: number;
 }
@@ -52,7 +61,7 @@ export interface RowSpec {
 }
 
 /** Runs a session once to warm it up, then times it (the runner decides how many runs, see families.ts). */
-export type Timer = (session: Session, feeds: Record<string, FeedValue>) => Promise<number>;
+export type Timer = (session: Session, feeds: Record<string, FeedValue>) => Promise<Timing>;
 
 export const ROWS: readonly RowSpec[] = [
   unetRow("unet512", "sd15", 512, 12.19, undefined),
@@ -109,7 +118,7 @@ function unetRow(id: string, family: FamilyName, px: number, pytorch?: number, t
         feeds[UNET_IO.timeIds] = { data: Float32Array.from([px, px, 0, 0, px, px, px, px, 0, 0, px, px]), dims: [2, ids] };
       }
       const flops = graphFlops(buildUNet(u, new ScopedWeights(nets.checkpoint.unet), { attention, batch: 2, height: size, width: size, timeIds: ids || undefined }));
-      return { seconds: await time(await nets.get("unet"), feeds), flops };
+      return { ...(await time(await nets.get("unet"), feeds)), flops };
     },
   };
 }
@@ -123,7 +132,7 @@ function vaeRow(id: string, family: FamilyName, px: number, pytorch?: number, ta
       const size = px / 8;
       const flops = graphFlops(buildVaeDecoder(vae, new ScopedWeights(nets.checkpoint.vae), { attention, height: px, width: px }));
       const feeds = { [VAE_IO.latent]: { data: randn(vae.latentChannels * size * size, 2), dims: [1, vae.latentChannels, size, size] } };
-      return { seconds: await time(await nets.get("vae_decoder"), feeds), flops };
+      return { ...(await time(await nets.get("vae_decoder"), feeds)), flops };
     },
   };
 }
@@ -139,14 +148,16 @@ function textRow(id: string, family: FamilyName, pytorch?: number, target?: numb
         { name: "text_encoder" as const, config: config.textEncoder, weights: textEncoder },
         ...(config.textEncoder2 && textEncoder2 ? [{ name: "text_encoder_2" as const, config: config.textEncoder2, weights: textEncoder2 }] : []),
       ];
-      let seconds = 0, flops = 0;
+      let seconds = 0, cpu = 0, flops = 0;
       for (const e of encoders) {
         // Built at batch 1, run at batch 2.
         flops += 2 * graphFlops(buildClipText(e.config, new ScopedWeights(e.weights)));
         const ids = BigInt64Array.from({ length: 2 * 77 }, (_, i) => BigInt((i * 7919) % e.config.vocabSize));
-        seconds += await time(await nets.get(e.name), { [CLIP_TEXT_IO.inputIds]: { data: ids, dims: [2, 77] } });
+        const t = await time(await nets.get(e.name), { [CLIP_TEXT_IO.inputIds]: { data: ids, dims: [2, 77] } });
+        seconds += t.seconds;
+        cpu += t.seconds * t.cpuShare;
       }
-      return { seconds, flops };
+      return { seconds, cpuShare: cpu / seconds, flops };
     },
   };
 }
