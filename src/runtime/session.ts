@@ -23,6 +23,13 @@ export interface SessionOptions {
    * encoder's 8% more (0.24 s against 0.22 s), and the UNet loads in 2.1 s instead of 13.5 s.
    */
   prepack?: boolean;
+  /**
+   * onnxruntime's memory pattern (default: on): from the second run, every intermediate of a run in one block
+   * planned from the first. The block comes from the same arena as the first run's separate blocks, which it does not
+   * fit, so the arena grows by about the run's working memory once more. Worth it for a network run many times on
+   * small tensors; see Networks for the ones that run without.
+   */
+  memPattern?: boolean;
 }
 
 export type FeedValue = { data: Float32Array; dims: readonly number[] } | { data: BigInt64Array; dims: readonly number[] };
@@ -47,7 +54,7 @@ export class Session {
       executionProviders: opts.executionProviders ?? ["cpu"],
       // Our own buffers are reused between steps; the arena keeps ORT's intermediate allocations warm.
       enableCpuMemArena: true,
-      enableMemPattern: true,
+      enableMemPattern: opts.memPattern ?? true,
       // onnxruntime's warnings (e.g. that a saved optimized graph is CPU-specific, which our cache accounts for)
       // are noise on a user's terminal; errors still surface as exceptions.
       logSeverityLevel: 3,
