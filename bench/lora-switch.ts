@@ -23,6 +23,7 @@ import { parseArgs } from "node:util";
 import { SD15 } from "../src/configs/pipeline.js";
 import { UNET_IO } from "../src/models/unet.js";
 import { Loras, type WantedLora } from "../src/pipeline/loras.js";
+import { openCheckpoint } from "../src/models/open-checkpoint.js";
 import { Networks } from "../src/pipeline/networks.js";
 import type { Checkpoint } from "../src/weights/checkpoint.js";
 import { randomCheckpoint, writeFp16 } from "./random-checkpoint.js";
@@ -109,7 +110,7 @@ async function main(): Promise<void> {
   const cacheDir = join(scratch, "cache");
   try {
     log(`writing or opening the random SD1.5 checkpoint in ${ckptDir}`);
-    const ckpt = randomCheckpoint(ckptDir, SD15);
+    const ckpt = openCheckpoint(randomCheckpoint(ckptDir, SD15, { layout: "diffusers", dtype: "F16" }).path);
     const loraPath = join(ckptDir, `lora-${args.layers}-rank${rank}.safetensors`);
     const lora = writeLora(loraPath, ckpt);
     log(`LoRA: ${lora.modules} modules, rank ${rank}, ${(lora.bytes / 2 ** 20).toFixed(0)} MiB`);

@@ -21,7 +21,8 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { PipelineWorker } from "../src/worker/pipeline-worker.js";
 import { startRedis } from "../test/helpers/redis-server.js";
-import { writeRandomSd15 } from "./random-model.js";
+import { SD15 } from "../src/configs/pipeline.js";
+import { randomCheckpoint } from "./random-checkpoint.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -49,7 +50,7 @@ interface Child {
 
 /** `diffuse ARGS` (serve or worker) in a child process, resolved once its stderr matches `ready`. */
 function spawnCli(argv: string[], work: string, ready: RegExp): Promise<Child> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "cli-child.ts"), ...argv], {
+  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "diffuse-cli.ts"), ...argv], {
     // A cache and a signing identity of its own: nothing of the user's is read or written.
     env: { ...process.env, DIFFUSE_CACHE: args["cache-dir"] ? resolve(args["cache-dir"]) : join(work, "cache"), XDG_CONFIG_HOME: join(work, "config") },
     stdio: ["ignore", "inherit", "pipe"],
@@ -145,15 +146,13 @@ async function watchedJob(base: string, body: Record<string, unknown>): Promise<
 async function latency(work: string): Promise<void> {
   const steps = Number(args.steps);
   const size = Number(args.size);
-  const modelDir = args["model-dir"] ? resolve(args["model-dir"]) : join(work, "sd15-random");
-  if (!existsSync(join(modelDir, "unet", "diffusion_pytorch_model.safetensors"))) {
-    log(`writing a full-size SD1.5 with random weights to ${modelDir} (4.3 GB)...`);
-    const t0 = performance.now();
-    writeRandomSd15(modelDir, TINY);
-    log(`written in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  }
+  const modelDir = args["model-dir"] ? resolve(args["model-dir"]) : join(work, "models");
+  log(`a full-size SD1.5 with random weights (diffusers folder, fp32, 4.3 GB) in ${modelDir}...`);
+  const t0 = performance.now();
+  const model = randomCheckpoint(modelDir, SD15, { layout: "diffusers", dtype: "F32" });
+  log(`${model.written ? "written" : "reused"}: ${model.path} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   const load0 = loadavg()[0]!;
-  const server = await serve(modelDir, work);
+  const server = await serve(model.path, work);
   const base = server.ready;
   try {
     log(`cold: first job (${size} px, 1 step): the worker builds and loads the graphs`);

@@ -18,7 +18,8 @@ import { PatchApplier, type TensorPatch, type WeightPatches } from "./weight-pat
  * The folder is in /dev/shm when that has room: writing there costs no disk I/O, and on the 2-core VM the benchmark
  * runs on, rebuilding the SD1.5 UNet's 3.4 GB there took 2.5-3.3 s against 6-15 s in a file on disk (whose dirty
  * pages the kernel starts writing back). Memory is what onnxruntime would use for the weights anyway: it maps the
- * file instead of reading it.
+ * file instead of reading it, and keeps no packed copies of them (SessionOptions.prepack): the whole file stays in
+ * memory while the session maps it, so a copy would hold the weights twice.
  *
  * `patches` (weight-patch.ts) are added to their tensors as the file is rebuilt: this is where LoRAs are merged.
  * The graph is the cached one, and nothing is written to the cache: another set of patches is another rebuild of

@@ -14,6 +14,22 @@ export interface SessionOptions {
    * initializers inline (small graphs only: protobuf stops at 2 GB). Used to see what the runtime makes of a graph.
    */
   saveOptimized?: { modelPath: string };
+  /**
+   * Let onnxruntime copy each MatMul weight into its packed layout at load (default: no). Our graphs' weights are
+   * files that onnxruntime maps (a compact cache entry's are rebuilt in /dev/shm), and a mapped file stays in memory
+   * whole while the session lives, so a packed copy holds those weights twice: SDXL's UNet (10.3 GB, 8.8 GB of it
+   * MatMul weights) needed about 19 GB and could not load on a 24 GB machine. Without it, measured on 2 cores: the
+   * SD1.5 UNet's guided 512 px step takes the same CPU time (10.3 s against 10.8 s, alternating runs), the text
+   * encoder's 8% more (0.24 s against 0.22 s), and the UNet loads in 2.1 s instead of 13.5 s.
+   */
+  prepack?: boolean;
+  /**
+   * onnxruntime's memory pattern (default: on): from the second run, every intermediate of a run in one block
+   * planned from the first. The block comes from the same arena as the first run's separate blocks, which it does not
+   * fit, so the arena grows by about the run's working memory once more. Worth it for a network run many times on
+   * small tensors; see Networks for the ones that run without.
+   */
+  memPattern?: boolean;
 }
 
 export type FeedValue = { data: Float32Array; dims: readonly number[] } | { data: BigInt64Array; dims: readonly number[] };
@@ -38,10 +54,11 @@ export class Session {
       executionProviders: opts.executionProviders ?? ["cpu"],
       // Our own buffers are reused between steps; the arena keeps ORT's intermediate allocations warm.
       enableCpuMemArena: true,
-      enableMemPattern: true,
+      enableMemPattern: opts.memPattern ?? true,
       // onnxruntime's warnings (e.g. that a saved optimized graph is CPU-specific, which our cache accounts for)
       // are noise on a user's terminal; errors still surface as exceptions.
       logSeverityLevel: 3,
+      extra: opts.prepack ? {} : { session: { disable_prepacking: "1" } },
     };
     if (opts.saveOptimized) options.optimizedModelFilePath = opts.saveOptimized.modelPath;
     try {

@@ -88,7 +88,7 @@ export interface Checkpoint {
 type Json = Record<string, unknown>;
 
 /** diffusers' folder names and weight file stems of the components. */
-const WEIGHT_STEMS: Readonly<Record<string, string>> = {
+export const WEIGHT_STEMS: Readonly<Record<string, string>> = {
   unet: "diffusion_pytorch_model",
   vae: "diffusion_pytorch_model",
   text_encoder: "model",
@@ -96,7 +96,7 @@ const WEIGHT_STEMS: Readonly<Record<string, string>> = {
 };
 
 /** Which diffusers folder holds each component, per family. */
-const FOLDERS: Readonly<Record<ModelFamily, Readonly<Partial<Record<Component, string>>>>> = {
+export const DIFFUSERS_FOLDERS: Readonly<Record<ModelFamily, Readonly<Partial<Record<Component, string>>>>> = {
   sd1: { unet: "unet", vae: "vae", textEncoder: "text_encoder" },
   sd2: { unet: "unet", vae: "vae", textEncoder: "text_encoder" },
   sdxl: { unet: "unet", vae: "vae", textEncoder: "text_encoder", textEncoder2: "text_encoder_2" },
@@ -185,7 +185,7 @@ function usedWeights(source: RenamedWeights, part: LdmPart, config: PipelineConf
 }
 
 function textFolders(family: ModelFamily): string[] {
-  const f = FOLDERS[family];
+  const f = DIFFUSERS_FOLDERS[family];
   return [f.textEncoder!, ...(f.textEncoder2 ? [f.textEncoder2] : [])];
 }
 
@@ -202,7 +202,7 @@ function openDiffusersFolder(dir: string, opts: OpenOptions): Checkpoint {
     const weightFiles: string[] = [];
     const sources = new Map<Component, RenamedWeights>();
     for (const c of COMPONENTS) {
-      const folder = FOLDERS[config.family][c];
+      const folder = DIFFUSERS_FOLDERS[config.family][c];
       if (!folder) continue;
       const w = openDiffusersComponent(join(dir, folder), c, opts.variant);
       opened.push(...w.files);
@@ -241,7 +241,7 @@ function readFolderConfigs(dir: string, read: string[]): { config: PipelineConfi
   const unet = component("unet"), vae = component("vae");
   const firstText = existsSync(join(dir, "text_encoder")) ? component("text_encoder") : undefined;
   const family = detectDiffusersFamily(index, unet, firstText);
-  const folders = FOLDERS[family.family];
+  const folders = DIFFUSERS_FOLDERS[family.family];
   const text = (folder: string): TextEncoderConfig => {
     // model_index.json names each encoder's class; CLIPTextModelWithProjection has the text_projection.
     const entry = index?.[folder];

@@ -80,14 +80,14 @@ export function isDiffusersBuffer(component: Component, name: string): boolean {
  * same data); OpenCLIP's fused attention input projection [3D, D] is q, k and v stacked by rows; OpenCLIP's
  * text_projection is used as x @ P, transformers' text_projection.weight is its transpose.
  */
-type Reshape = "squeeze-1x1" | "split-qkv" | "transpose";
+export type Reshape = "squeeze-1x1" | "split-qkv" | "transpose";
 
 /** One leaf rename: the first `from` that starts the remaining name is replaced by `to`. */
-type Leaf = readonly [from: string, to: string, reshape?: Reshape];
+export type Leaf = readonly [from: string, to: string, reshape?: Reshape];
 
-const SAME: readonly Leaf[] = [["", ""]];
+export const SAME: readonly Leaf[] = [["", ""]];
 
-const UNET_TOP: readonly Leaf[] = [
+export const UNET_TOP: readonly Leaf[] = [
   ["time_embed.0.", "time_embedding.linear_1."],
   ["time_embed.2.", "time_embedding.linear_2."],
   // SDXL's size/crop/pooled-text embedding (the SGM UNet's "label_emb", a Sequential of Linear, SiLU, Linear).
@@ -101,7 +101,7 @@ const UNET_TOP: readonly Leaf[] = [
   ["out.2.", "conv_out."],
 ];
 
-const UNET_RESNET: readonly Leaf[] = [
+export const UNET_RESNET: readonly Leaf[] = [
   ["in_layers.0.", "norm1."],
   ["in_layers.2.", "conv1."],
   ["emb_layers.1.", "time_emb_proj."],
@@ -111,17 +111,17 @@ const UNET_RESNET: readonly Leaf[] = [
 ];
 
 // The spatial transformer already uses diffusers' names inside (the diffusers module was modelled on it).
-const UNET_ATTENTION: readonly Leaf[] = [
+export const UNET_ATTENTION: readonly Leaf[] = [
   ["norm.", "norm."],
   ["proj_in.", "proj_in."],
   ["proj_out.", "proj_out."],
   ["transformer_blocks.", "transformer_blocks."],
 ];
 
-const UNET_DOWNSAMPLER: readonly Leaf[] = [["op.", "conv."]];
-const UNET_UPSAMPLER: readonly Leaf[] = [["conv.", "conv."]];
+export const UNET_DOWNSAMPLER: readonly Leaf[] = [["op.", "conv."]];
+export const UNET_UPSAMPLER: readonly Leaf[] = [["conv.", "conv."]];
 
-const VAE_TOP: readonly Leaf[] = [
+export const VAE_TOP: readonly Leaf[] = [
   ["quant_conv.", "quant_conv."],
   ["post_quant_conv.", "post_quant_conv."],
   ["encoder.conv_in.", "encoder.conv_in."],
@@ -132,7 +132,7 @@ const VAE_TOP: readonly Leaf[] = [
   ["decoder.conv_out.", "decoder.conv_out."],
 ];
 
-const VAE_RESNET: readonly Leaf[] = [
+export const VAE_RESNET: readonly Leaf[] = [
   ["norm1.", "norm1."],
   ["conv1.", "conv1."],
   ["norm2.", "norm2."],
@@ -141,7 +141,7 @@ const VAE_RESNET: readonly Leaf[] = [
 ];
 
 // The LDM VAE attention uses 1x1 convolutions where diffusers uses Linear layers: same numbers, shape [C,C,1,1].
-const VAE_ATTENTION: readonly Leaf[] = [
+export const VAE_ATTENTION: readonly Leaf[] = [
   ["q.", "to_q.", "squeeze-1x1"],
   ["k.", "to_k.", "squeeze-1x1"],
   ["v.", "to_v.", "squeeze-1x1"],
@@ -149,7 +149,7 @@ const VAE_ATTENTION: readonly Leaf[] = [
   ["norm.", "group_norm."],
 ];
 
-const VAE_RESAMPLER: readonly Leaf[] = [["conv.", "conv."]];
+export const VAE_RESAMPLER: readonly Leaf[] = [["conv.", "conv."]];
 
 /** Where a running-index UNet block sits in the diffusers tree. */
 type BlockPlace = { level: number; layer: number } | { level: number; downsampler: true };
@@ -236,7 +236,7 @@ const CLIP_BLOCKS: readonly BlockRule[] = [
 ];
 
 // OpenCLIP's text tower (open_clip.CLIP without its visual tower) in transformers' CLIPTextModel names.
-const OPEN_CLIP_LAYER: readonly Leaf[] = [
+export const OPEN_CLIP_LAYER: readonly Leaf[] = [
   ["ln_1.", "layer_norm1."],
   ["ln_2.", "layer_norm2."],
   ["attn.in_proj_", "self_attn.", "split-qkv"],
@@ -245,7 +245,7 @@ const OPEN_CLIP_LAYER: readonly Leaf[] = [
   ["mlp.c_proj.", "mlp.fc2."],
 ];
 
-const OPEN_CLIP_TOP: readonly Leaf[] = [
+export const OPEN_CLIP_TOP: readonly Leaf[] = [
   ["token_embedding.", "text_model.embeddings.token_embedding."],
   ["positional_embedding", "text_model.embeddings.position_embedding.weight"],
   ["ln_final.", "text_model.final_layer_norm."],

@@ -9,12 +9,15 @@ import { goldenAt, HAVE_REFERENCE, maxPixelDiff, OWN_FIXTURES, ref, relErr } fro
  * Text to image at sizes that are multiples of 8 but whose latents 2^(levels-1) does not divide, against the
  * reference's run at that size (test/fixtures/odd-sizes, made by scripts/reference/odd_sizes.py: seeded initial
  * latents, Euler with the model's own schedule, classifier-free guidance). The recipe is the fixture's metadata.
- * (sdxl-tiny has a fixture too, txt2img-sdxl-tiny-56x104, for when the pipeline generates with SDXL.)
+ * The SDXL run's recipe has no negative prompt: the reference passed none, and force_zeros_for_empty_prompt (true in
+ * sdxl-tiny's model_index.json) made its negative conditioning zeros (hidden states and pooled embeds); a request
+ * without a negative prompt must give the same here.
  */
 
 const RUNS = [
   { model: "sd15-tiny", fixture: "txt2img-sd15-tiny-104x72" },
   { model: "sd2v-tiny", fixture: "txt2img-sd2v-tiny-40x88" },
+  { model: "sdxl-tiny", fixture: "txt2img-sdxl-tiny-56x104" },
 ];
 
 describe.skipIf(!HAVE_REFERENCE)("text-to-image at sizes that are not multiples of 2^(levels-1) latents reproduces the reference", () => {
@@ -28,7 +31,7 @@ describe.skipIf(!HAVE_REFERENCE)("text-to-image at sizes that are not multiples 
       const n = perStep.length / gold.shape("latents_after_step")[0]!;
       const errors: number[] = [];
       const { images } = await pipe.generate({
-        prompt: m.prompt!, negative_prompt: m.negative_prompt!, steps: Number(m.steps), cfg_scale: Number(m.cfg_scale), seed: Number(m.seed),
+        prompt: m.prompt!, negative_prompt: m.negative_prompt, steps: Number(m.steps), cfg_scale: Number(m.cfg_scale), seed: Number(m.seed),
         sampler_name: m.sampler!, width, height,
         onStep: (e) => errors.push(relErr(e.latents, perStep.subarray((e.step - 1) * n, e.step * n))),
       });
