@@ -1,3 +1,4 @@
+import type { ControlNetConfig } from "../configs/controlnet.js";
 import type { TextEncoderConfig } from "../configs/text-encoder.js";
 import type { UNetConfig } from "../configs/unet.js";
 import type { VaeConfig } from "../configs/vae.js";
@@ -6,6 +7,7 @@ import { ShapeRecorder } from "../weights/shape-recorder.js";
 import { ScopedWeights } from "../weights/weight-source.js";
 import { buildClipText } from "./clip-text.js";
 import { buildClipVision } from "./clip-vision.js";
+import { buildControlNet } from "./controlnet.js";
 import { buildUNet } from "./unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "./vae.js";
 
@@ -24,6 +26,10 @@ function recordShapes(build: (w: ScopedWeights) => void): ParamShapes {
 
 export function unetParamShapes(c: UNetConfig): ParamShapes {
   return recordShapes((w) => buildUNet(c, w));
+}
+
+export function controlNetParamShapes(c: ControlNetConfig): ParamShapes {
+  return recordShapes((w) => buildControlNet(c, w));
 }
 
 /** Encoder and decoder (the VAE's weights are one set). */
