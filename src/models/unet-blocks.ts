@@ -38,20 +38,26 @@ export function downResidualName(index: number): string {
 }
 export const MID_RESIDUAL = "mid_block_additional_residual";
 
-/** How many skip connections the encoder makes (the ControlNet residuals it takes or gives, without the mid one). */
-export function skipCount(config: UNetEncoderConfig): number {
-  const levels = config.blockOutChannels.length;
-  return 1 + config.layersPerBlock.reduce((a, b) => a + b, 0) + (levels - 1);
-}
-
 /** The channels of each skip connection, in order (conv_in's, each down layer's, each downsampler's). */
 export function skipChannels(config: UNetEncoderConfig): number[] {
-  const out = [config.blockOutChannels[0]!];
-  config.blockOutChannels.forEach((c, i) => {
-    for (let j = 0; j < config.layersPerBlock[i]!; j++) out.push(c);
-    if (i < config.blockOutChannels.length - 1) out.push(c);
-  });
-  return out;
+  return residualShapes(config, 1, 1).down.map(([c]) => c);
+}
+
+/**
+ * The shape [channels, height, width] of every skip connection for latents of h x w, and of the mid block's output:
+ * what a ControlNet's residuals are. Each stride-2 convolution (kernel 3, padding 1) rounds an odd size up.
+ */
+export function residualShapes(config: UNetEncoderConfig, height: number, width: number): { down: [number, number, number][]; mid: [number, number, number] } {
+  const levels = config.blockOutChannels.length;
+  const sizes: [number, number][] = [[height, width]];
+  for (let l = 1; l < levels; l++) sizes.push([Math.ceil(sizes[l - 1]![0] / 2), Math.ceil(sizes[l - 1]![1] / 2)]);
+  const down: [number, number, number][] = [[config.blockOutChannels[0]!, height, width]];
+  for (let l = 0; l < levels; l++) {
+    const c = config.blockOutChannels[l]!;
+    for (let j = 0; j < config.layersPerBlock[l]!; j++) down.push([c, ...sizes[l]!]);
+    if (l < levels - 1) down.push([c, ...sizes[l + 1]!]);
+  }
+  return { down, mid: [config.blockOutChannels[levels - 1]!, ...sizes[levels - 1]!] };
 }
 
 export interface EncoderBuildOptions {

@@ -96,7 +96,7 @@ export async function loadPipeline(path: string, opts: LoadOptions = {}): Promis
   try {
     if (opts.refiner) refiner = await openRefiner(opts.refiner, opts, model);
     const safeguards = await Safeguards.load(path, opts);
-    return new StableDiffusionPipeline({ ...model, tokenizer: [...model.tokenizers.values()][0]!, safeguards, refiner: refiner && asRefiner(refiner) });
+    return new StableDiffusionPipeline({ ...model, tokenizer: [...model.tokenizers.values()][0]!, safeguards, refiner: refiner && asRefiner(refiner), networkOptions: opts });
   } catch (e) {
     refiner?.checkpoint.close();
     model.checkpoint.close();

@@ -1,0 +1,67 @@
+import { statSync } from "node:fs";
+import type { UNetConfig } from "../configs/unet.js";
+import { InputError } from "../errors.js";
+import { buildControlNet } from "../models/controlnet.js";
+import { openControlNet } from "../models/open-controlnet.js";
+import { residualShapes } from "../models/unet-blocks.js";
+import { CompileCache, defaultCacheDir } from "../runtime/compile-cache.js";
+import type { Session } from "../runtime/session.js";
+import { controlNetDisplayName, type ControlNetCheckpoint } from "../weights/controlnet-checkpoint.js";
+import { legacyShortHash } from "../weights/hash.js";
+import { ScopedWeights } from "../weights/weight-source.js";
+import { CachedSessions, modelSha256, type NetworkOptions } from "./networks.js";
+
+/**
+ * A loaded ControlNet: its checkpoint (opened and checked, models/open-controlnet.ts) and its session, built through
+ * the compile cache like a checkpoint's networks (keyed by the ControlNet's own hash).
+ */
+export class ControlNetModel {
+  private constructor(
+    readonly checkpoint: ControlNetCheckpoint,
+    private readonly sessions: CachedSessions<"controlnet">,
+    /** As A1111's ControlNet extension lists it: "control_v11p_sd15_scribble [d4ba51ff]". */
+    readonly title: string,
+  ) {}
+
+  static async open(path: string, opts: NetworkOptions & { config?: string } = {}): Promise<ControlNetModel> {
+    const checkpoint = openControlNet(path, { configDir: opts.config });
+    try {
+      const cacheDir = opts.cacheDir ?? defaultCacheDir();
+      const sha256 = await modelSha256(checkpoint, cacheDir, opts.onStatus);
+      const sessions = new CachedSessions<"controlnet">(sha256, new CompileCache(cacheDir, { storage: opts.cacheWeights }), opts, (_, attention) =>
+        buildControlNet(checkpoint.config, new ScopedWeights(checkpoint.weights), { attention }),
+      );
+      // A folder has no one file for A1111's old hash: its own hash labels it instead.
+      const hash = statSync(path).isDirectory() ? sha256.slice(0, 8) : legacyShortHash(path);
+      return new ControlNetModel(checkpoint, sessions, `${controlNetDisplayName(path)} [${hash}]`);
+    } catch (e) {
+      checkpoint.close();
+      throw e;
+    }
+  }
+
+  session(): Promise<Session> {
+    return this.sessions.get("controlnet");
+  }
+
+  /**
+   * Whether this ControlNet can guide a UNet: the same text width and the same channels at every skip connection
+   * and the mid block (an SD1 ControlNet on SD1 models, an SDXL one on SDXL); an InputError naming both otherwise.
+   */
+  checkFits(unet: UNetConfig, modelPath: string): void {
+    const c = this.checkpoint.config;
+    const ours = residualShapes(c, 8, 8);
+    const theirs = residualShapes(unet, 8, 8);
+    const same = ours.down.length === theirs.down.length && ours.down.every((s, i) => s[0] === theirs.down[i]![0]) && ours.mid[0] === theirs.mid[0];
+    if (same && c.crossAttentionDim === unet.crossAttentionDim && c.additionEmbedType === unet.additionEmbedType) return;
+    throw new InputError(
+      `the ControlNet ${this.checkpoint.path} (channels [${c.blockOutChannels}], ${c.crossAttentionDim}-wide text) does not fit the model ${modelPath} ` +
+        `(channels [${unet.blockOutChannels}], ${unet.crossAttentionDim}-wide text): use a ControlNet made for the model's family (SD1.5 ControlNets for SD1.5 models, SDXL ones for SDXL)`,
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.sessions.release();
+    this.checkpoint.close();
+  }
+}
