@@ -1,9 +1,12 @@
 import { InputError } from "../errors.js";
+import { CANNY } from "./canny.js";
+import { INVERT } from "./invert.js";
 import { NONE } from "./none.js";
 import type { Preprocessor } from "./preprocessor.js";
+import { SCRIBBLE } from "./scribble.js";
 
 /** Every preprocessor, in the order module lists show them. */
-export const PREPROCESSORS: readonly Preprocessor[] = [NONE];
+export const PREPROCESSORS: readonly Preprocessor[] = [NONE, SCRIBBLE, CANNY, INVERT];
 
 /** The preprocessor a module name (or one of A1111's aliases) names, or an InputError listing the valid names. */
 export function findPreprocessor(module: string): Preprocessor {
