@@ -12,13 +12,14 @@ import { type GenerateResult, type StableDiffusionPipeline } from "../pipeline/s
 import type { GenerateParams } from "../pipeline/params.js";
 import { parseSeed, randomSeed, RANDOM_SEED, seedToJson } from "../random/seed.js";
 import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
+import { addControlOptions, controlUnits, type ControlOptions } from "./control-options.js";
 import { Interruption } from "./interruption.js";
 import { terminalLicensePrompt } from "./license-prompt.js";
 import { checkOutputsWritable, stageFiles } from "./output-files.js";
 import { modelOption } from "./model-option.js";
 import { safetyPolicyOption } from "./safety-options.js";
 
-interface GenerateOptions {
+interface GenerateOptions extends ControlOptions {
   model?: string;
   config?: string;
   tokenizer?: string;
@@ -86,7 +87,7 @@ export function outputPaths(pattern: string, seeds: readonly bigint[]): string[]
 }
 
 export function registerGenerate(program: Command): void {
-  program
+  const command = program
     .command("generate")
     .description("turn a prompt (and optionally a sketch or photo, and a mask) into images")
     .argument("<prompt>", "what to draw; (word:1.2) weights and BREAK as in AUTOMATIC1111")
@@ -125,7 +126,8 @@ export function registerGenerate(program: Command): void {
     .option("--no-provenance", "do not attach C2PA content credentials (recorded in the image's metadata)")
     .option("--c2pa-key <pem>", "private key to sign content credentials with (default: a local self-signed key); also DIFFUSE_C2PA_KEY")
     .option("--c2pa-cert <pem>", "certificate chain for --c2pa-key; also DIFFUSE_C2PA_CERT")
-    .option("--policy <rules.json>", "prompt policy rules: matching prompts are refused before any compute; also DIFFUSE_PROMPT_POLICY")
+    .option("--policy <rules.json>", "prompt policy rules: matching prompts are refused before any compute; also DIFFUSE_PROMPT_POLICY");
+  addControlOptions(command)
     .action(async (prompt: string, o: GenerateOptions) => {
       await generateCommand(prompt, o);
       // The run is complete: exit here, with its handlers still in place. Left to Node's own teardown, the
@@ -166,6 +168,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     init_images: o.init === undefined ? undefined : [o.init],
     mask: o.mask,
     clip_skip: num("--clip-skip", o.clipSkip),
+    controlnet: controlUnits(o),
   };
   if (o.mask !== undefined && o.init === undefined) throw new InputError("--mask needs --init: the image to inpaint");
   if (o.refinerSwitchAt !== undefined && o.refiner === undefined) throw new InputError("--refiner-switch-at needs --refiner: the checkpoint to hand over to");
