@@ -1,4 +1,5 @@
 import type { ControlNetConfig } from "../configs/controlnet.js";
+import type { TaesdConfig } from "../configs/taesd.js";
 import type { TextEncoderConfig } from "../configs/text-encoder.js";
 import type { UNetConfig } from "../configs/unet.js";
 import type { VaeConfig } from "../configs/vae.js";
@@ -8,6 +9,7 @@ import { ScopedWeights } from "../weights/weight-source.js";
 import { buildClipText } from "./clip-text.js";
 import { buildClipVision } from "./clip-vision.js";
 import { buildControlNet } from "./controlnet.js";
+import { buildTaesdDecoder, buildTaesdEncoder } from "./taesd.js";
 import { buildUNet } from "./unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "./vae.js";
 
@@ -30,6 +32,14 @@ export function unetParamShapes(c: UNetConfig): ParamShapes {
 
 export function controlNetParamShapes(c: ControlNetConfig): ParamShapes {
   return recordShapes((w) => buildControlNet(c, w));
+}
+
+/** TAESD's decoder, and its encoder when asked for. */
+export function taesdParamShapes(c: TaesdConfig, opts: { encoder?: boolean } = {}): ParamShapes {
+  return recordShapes((w) => {
+    buildTaesdDecoder(c, w);
+    if (opts.encoder) buildTaesdEncoder(c, w);
+  });
 }
 
 /** Encoder and decoder (the VAE's weights are one set). */
