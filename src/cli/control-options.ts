@@ -16,6 +16,19 @@ export interface ControlOptions {
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
+/**
+ * A --control-model value as a path: a file or folder as it is, else a name the store resolves (a catalogue name such
+ * as controlnet-scribble-sd15, a repository in the Hugging Face cache); an InputError naming the flag otherwise.
+ */
+export async function controlModelPath(value: string, resolve: (name: string) => Promise<string>): Promise<string> {
+  if (existsSync(value)) return value;
+  try {
+    return await resolve(value);
+  } catch (e) {
+    throw new InputError(`--control-model ${value}: not found (${(e as Error).message}); pass a ControlNet .safetensors file, a diffusers ControlNet folder, or a store name (diffuse pull controlnet-scribble-sd15)`);
+  }
+}
+
 /** Adds the ControlNet flags to a command (generate). */
 export function addControlOptions(command: Command): Command {
   return command
@@ -58,7 +71,6 @@ export function controlUnits(o: ControlOptions): ControlNetUnit[] | undefined {
     return v;
   };
   for (const image of o.control) if (!existsSync(image)) throw new InputError(`--control ${image}: file not found; check the path`);
-  for (const model of o.controlModel) if (!existsSync(model)) throw new InputError(`--control-model ${model}: not found; pass a ControlNet .safetensors file or a diffusers ControlNet folder`);
   return o.control.map((image, i) => {
     const config = pick(o.controlConfig, i);
     const module = pick(o.controlType, i);

@@ -20,6 +20,7 @@ import { Safeguards, type SafeguardOptions } from "./safeguards.js";
 import { SdConditioner } from "./sd-conditioner.js";
 import { SdxlConditioner, type SdxlEncoder } from "./sdxl-conditioner.js";
 import { StableDiffusionPipeline } from "./stable-diffusion.js";
+import { TaesdModel } from "./taesd-model.js";
 import type { Conditioner } from "./unet-condition.js";
 
 export interface LoadOptions extends NetworkOptions, SafeguardOptions {
@@ -45,6 +46,13 @@ export interface LoadOptions extends NetworkOptions, SafeguardOptions {
    * GenerateParams.refiner_switch_at). It must share the model's latent space (an SDXL refiner for SDXL).
    */
   refiner?: RefinerLoadOptions;
+  /**
+   * A TAESD / TAESDXL (a diffusers AutoencoderTiny folder, or madebyollin's taesd_decoder.safetensors or its folder)
+   * that decodes the final images instead of the VAE: much faster, somewhat softer. It draws the previews too.
+   */
+  vae?: string;
+  /** A TAESD that draws the step previews (the image as it forms) while the VAE decodes the final images. */
+  previewDecoder?: string;
 }
 
 export interface RefinerLoadOptions {
@@ -93,11 +101,19 @@ const TOKENIZER_2_HELP =
 export async function loadPipeline(path: string, opts: LoadOptions = {}): Promise<StableDiffusionPipeline> {
   const model = await openModel(path, { ...opts, tokenizers: [opts.tokenizer, opts.tokenizer2] });
   let refiner: ModelParts | undefined;
+  let fastDecoder: TaesdModel | undefined, previewDecoder: TaesdModel | undefined;
   try {
     if (opts.refiner) refiner = await openRefiner(opts.refiner, opts, model);
+    const space = latentSpace(model.checkpoint.config);
+    fastDecoder = opts.vae === undefined ? undefined : await TaesdModel.open(opts.vae, space, opts);
+    previewDecoder = opts.previewDecoder === undefined ? undefined : await TaesdModel.open(opts.previewDecoder, space, opts);
     const safeguards = await Safeguards.load(path, opts);
-    return new StableDiffusionPipeline({ ...model, tokenizer: [...model.tokenizers.values()][0]!, safeguards, refiner: refiner && asRefiner(refiner), networkOptions: opts });
+    return new StableDiffusionPipeline({
+      ...model, tokenizer: [...model.tokenizers.values()][0]!, safeguards, refiner: refiner && asRefiner(refiner), networkOptions: opts, fastDecoder, previewDecoder,
+    });
   } catch (e) {
+    await fastDecoder?.close();
+    await previewDecoder?.close();
     refiner?.checkpoint.close();
     model.checkpoint.close();
     throw e;

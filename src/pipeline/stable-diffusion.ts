@@ -17,6 +17,7 @@ import { ControlGuidance } from "./control-guidance.js";
 import { controlNetInfotext } from "./control-infotext.js";
 import { controlMap } from "./control-maps.js";
 import { ControlNetModel } from "./controlnet-model.js";
+import type { TaesdModel } from "./taesd-model.js";
 import { denoise } from "./denoise.js";
 import type { GenerationConfig } from "./generation-config.js";
 import { inpaintChannels, latentKeepMask, type InpaintChannels } from "./inpainting.js";
@@ -71,6 +72,10 @@ export interface PipelineParts {
   refiner?: Refiner;
   /** How ControlNets named by requests are loaded (cache folder, threads); the checkpoint's own options. */
   networkOptions?: NetworkOptions;
+  /** A TAESD that draws the step previews (the image as it forms) instead of the linear approximation. */
+  previewDecoder?: TaesdModel;
+  /** A TAESD that decodes the final images instead of the VAE (`--vae taesd`); it draws the previews too. */
+  fastDecoder?: TaesdModel;
 }
 
 /** One batch's starting point: the latents to denoise from and the timesteps left to run. */
@@ -99,6 +104,8 @@ export class StableDiffusionPipeline {
   private readonly space: LatentSpace;
   private readonly codec: VaeCodec;
   private readonly networkOptions: NetworkOptions;
+  private readonly fastDecoder: TaesdModel | undefined;
+  private readonly previewDecoder: TaesdModel | undefined;
   /** ControlNets loaded for requests, by path and config folder; kept until close. */
   private readonly controlNets = new Map<string, Promise<ControlNetModel>>();
   /** Generations in progress (the UNet variant not in use is released only when none is). */
@@ -114,7 +121,10 @@ export class StableDiffusionPipeline {
     this.generation = parts.generation ?? {};
     this.refiner = parts.refiner;
     this.space = latentSpace(this.config);
-    this.codec = new VaeCodec(this.networks, this.space);
+    this.fastDecoder = parts.fastDecoder;
+    this.previewDecoder = parts.previewDecoder ?? parts.fastDecoder;
+    const fast = this.fastDecoder;
+    this.codec = new VaeCodec(this.networks, this.space, fast && ((latents, shape, index) => fast.decode(latents, shape, index)));
     this.modelName = modelDisplayName(this.checkpoint.path);
     this.networkOptions = parts.networkOptions ?? {};
   }
@@ -227,7 +237,8 @@ export class StableDiffusionPipeline {
     const refinerConditions = this.refiner && withGuidance(await this.refiner.conditioner.encode(request), p.cfgScale, this.refiner.checkpoint.config.unet.timeCondProjDim ?? undefined);
     const model: ModelIdentity = { name: this.modelName, hash: this.modelHash };
     const images: GeneratedImage[] = [];
-    const previews = new StepPreviews(this.safeguards, { share: this.safeguards.previewCheckShare });
+    const taesd = this.previewDecoder;
+    const previews = new StepPreviews(this.safeguards, { share: this.safeguards.previewCheckShare, decode: taesd && ((x, shape) => taesd.decode(x, shape)) });
     const controlFields = control ? controlNetInfotext(p.controlnet!, control.titles, p.width, p.height) : {};
     this.running++;
     try {
@@ -362,6 +373,8 @@ export class StableDiffusionPipeline {
   }
 
   async close(): Promise<void> {
+    await this.previewDecoder?.close();
+    if (this.fastDecoder !== this.previewDecoder) await this.fastDecoder?.close();
     for (const cn of this.controlNets.values()) await (await cn.catch(() => undefined))?.close();
     this.controlNets.clear();
     if (this.refiner) {
