@@ -29,6 +29,7 @@ interface ServeOptions {
   provenance: boolean;
   policy?: string;
   acceptLicense?: boolean;
+  controlnetDir: string[];
 }
 
 export function registerServe(program: Command): void {
@@ -60,6 +61,7 @@ export function registerServe(program: Command): void {
     .option("--no-watermark", "do not embed the invisible watermarks (recorded in each image's metadata)")
     .option("--no-provenance", "do not attach C2PA content credentials (recorded in each image's metadata)")
     .option("--policy <rules.json>", "prompt policy: matching prompts are refused with 422 (default: $DIFFUSE_PROMPT_POLICY)")
+    .option("--controlnet-dir <dir>", "a folder of ControlNets for A1111's ControlNet extension routes (/controlnet/model_list); repeatable", (v: string, all: string[]) => [...all, v], [])
     .action(async (o: ServeOptions) => {
       await serveCommand(o);
     });
@@ -112,6 +114,7 @@ async function serveCommand(o: ServeOptions): Promise<void> {
     },
     log: o.log ?? false,
     workBudget: positiveNumber("--work-budget", o.workBudget),
+    controlnetDirs: o.controlnetDir,
   });
   const app = await buildApp(config);
   const { requeued, failed } = app.recovery;

@@ -1,4 +1,3 @@
-import { statSync } from "node:fs";
 import type { UNetConfig } from "../configs/unet.js";
 import { InputError } from "../errors.js";
 import { buildControlNet } from "../models/controlnet.js";
@@ -6,8 +5,7 @@ import { openControlNet } from "../models/open-controlnet.js";
 import { residualShapes } from "../models/unet-blocks.js";
 import { CompileCache, defaultCacheDir } from "../runtime/compile-cache.js";
 import type { Session } from "../runtime/session.js";
-import { controlNetDisplayName, type ControlNetCheckpoint } from "../weights/controlnet-checkpoint.js";
-import { legacyShortHash } from "../weights/hash.js";
+import { controlNetTitle, type ControlNetCheckpoint } from "../weights/controlnet-checkpoint.js";
 import { ScopedWeights } from "../weights/weight-source.js";
 import { CachedSessions, modelSha256, type NetworkOptions } from "./networks.js";
 
@@ -31,9 +29,7 @@ export class ControlNetModel {
       const sessions = new CachedSessions<"controlnet">(sha256, new CompileCache(cacheDir, { storage: opts.cacheWeights }), opts, (_, attention) =>
         buildControlNet(checkpoint.config, new ScopedWeights(checkpoint.weights), { attention }),
       );
-      // A folder has no one file for A1111's old hash: its own hash labels it instead.
-      const hash = statSync(path).isDirectory() ? sha256.slice(0, 8) : legacyShortHash(path);
-      return new ControlNetModel(checkpoint, sessions, `${controlNetDisplayName(path)} [${hash}]`);
+      return new ControlNetModel(checkpoint, sessions, controlNetTitle(path, checkpoint.files[0]!));
     } catch (e) {
       checkpoint.close();
       throw e;

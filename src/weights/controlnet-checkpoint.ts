@@ -5,6 +5,7 @@ import { controlNetConfigFromDiffusers, type ControlNetConfig } from "../configs
 import type { ModelFamily } from "../configs/pipeline.js";
 import { openDiffusersComponent, readJson } from "./checkpoint.js";
 import { controlNetConfigFromShapes } from "./detect-controlnet.js";
+import { legacyShortHash } from "./hash.js";
 import { controlNetPart, ldmComponentWeights, RenamedWeights, type TensorRef } from "./ldm-keymap.js";
 import { SafetensorsFile } from "./safetensors.js";
 
@@ -133,7 +134,11 @@ function make(
   return { path, layout, config, family, weights, files, mismatchHint, close: () => opened.forEach((f) => f.close()) };
 }
 
-/** A ControlNet's display name as A1111's extension lists it: the file name without its extension (or the folder's). */
-export function controlNetDisplayName(path: string): string {
-  return basename(path).replace(/\.(safetensors|pth|ckpt|bin)$/i, "");
+/**
+ * A ControlNet's title as A1111's ControlNet extension lists it: the file name without its extension (a folder's
+ * name), then A1111's old short hash of its weights file in brackets: "control_v11p_sd15_scribble [d4ba51ff]".
+ * `weightsFile`: the file itself, or a folder's diffusion_pytorch_model.safetensors.
+ */
+export function controlNetTitle(path: string, weightsFile: string): string {
+  return `${basename(path).replace(/\.(safetensors|pth|ckpt|bin)$/i, "")} [${legacyShortHash(weightsFile)}]`;
 }
