@@ -9,32 +9,31 @@ import { downBlocks, downResidualName, ENCODER_IO, encoderInputs, midBlock, MID_
 /** Graph I/O names of the ControlNet besides the encoder's inputs (unet-blocks.ts ENCODER_IO). */
 export const CONTROLNET_IO = {
   ...ENCODER_IO,
-  /** The control image [batch, conditioning_channels, 8h, 8w] in [0, 1] (diffusers' controlnet_cond), RGB. */
+  /** The control image [1, conditioning_channels, 8h, 8w] in [0, 1] (diffusers' controlnet_cond), RGB: the hint graph's input. */
   cond: "controlnet_cond",
+  /** The conditioning embedding of the control image [1 or batch, C0, h, w]: the hint graph's output, the main graph's input. */
+  hint: "controlnet_hint",
   /** [1]: multiplies every residual (diffusers' conditioning_scale), so the scale costs no pass over them in JS. */
   scale: "conditioning_scale",
 } as const;
 
 /**
- * diffusers' ControlNetModel (guess mode off, no pooled conditions): the control image through the conditioning
- * embedding, added to conv_in's output; the UNet's encoder half (unet-blocks.ts, the same code the UNet runs);
+ * diffusers' ControlNetModel (guess mode off, no pooled conditions) as two graphs. This one is the part that runs at
+ * every step: the conditioning embedding of the control image (`controlnet_hint`, from buildControlNetHint, broadcast
+ * over the batch) added to conv_in's output; the UNet's encoder half (unet-blocks.ts, the same code the UNet runs);
  * each skip connection and the mid block's output through its zero convolution, times the conditioning scale.
  * Outputs carry the names of the UNet's residual inputs (downResidualName, MID_RESIDUAL), so they feed it directly.
- * `w` is scoped at the ControlNet root (diffusers names: controlnet_cond_embedding.*, controlnet_down_blocks.N,
- * controlnet_mid_block, and the UNet's own).
+ * `w` is scoped at the ControlNet root (diffusers names: controlnet_down_blocks.N, controlnet_mid_block, the UNet's own).
  */
 export function buildControlNet(config: ControlNetConfig, w: ScopedWeights, opts: EncoderBuildOptions = {}): GraphBuilder {
   const g = new GraphBuilder("controlnet");
-  const batch = opts.batch ?? 2;
   const height = opts.height ?? 8;
   const width = opts.width ?? 8;
   const { sample, ctx } = encoderInputs(g, config, w, { ...opts, height, width });
-  const factor = conditioningDownscale(config);
-  const cond = g.input(CONTROLNET_IO.cond, DataType.FLOAT, ["batch", config.conditioningChannels, "cond_height", "cond_width"], [batch, config.conditioningChannels, height * factor, width * factor]);
+  const c0 = config.blockOutChannels[0]!;
+  const hint = g.input(CONTROLNET_IO.hint, DataType.FLOAT, ["hint_batch", c0, "height", "width"], [1, c0, height, width]);
   const scale = g.input(CONTROLNET_IO.scale, DataType.FLOAT, [1], [1]);
 
-  const c0 = config.blockOutChannels[0]!;
-  const hint = g.scoped("controlnet_cond_embedding", () => conditioningEmbedding(g, config, w.sub("controlnet_cond_embedding"), config.channelOrder === "bgr" ? flipChannels(g, cond) : cond, c0));
   const first = g.add(g.scoped("conv_in", () => conv2d(g, w.sub("conv_in"), sample, c0, 3)), hint);
   const down = downBlocks(ctx, w, first);
   const mid = midBlock(ctx, w, down.h);
@@ -48,6 +47,22 @@ export function buildControlNet(config: ControlNetConfig, w: ScopedWeights, opts
   const midChannels = config.blockOutChannels[config.blockOutChannels.length - 1]!;
   const midOut = g.scoped("controlnet_mid_block", () => conv2d(g, w.sub("controlnet_mid_block"), mid, midChannels, 1));
   g.output(g.mul(midOut, scale), MID_RESIDUAL, ["batch", midChannels, "mid_height", "mid_width"]);
+  return g;
+}
+
+/**
+ * The ControlNet's conditioning embedding as a graph of its own: the control image [1, 3, 8h, 8w] to the features
+ * added to conv_in's output. It depends on the image alone, so it runs once per generation, not at every step, and
+ * for one image however large the batch (at 512 px its full-resolution convolutions cost a sixth of the ControlNet).
+ */
+export function buildControlNetHint(config: ControlNetConfig, w: ScopedWeights, opts: { height?: number; width?: number } = {}): GraphBuilder {
+  const g = new GraphBuilder("controlnet_hint");
+  const factor = conditioningDownscale(config);
+  const [h, wd] = [(opts.height ?? 8) * factor, (opts.width ?? 8) * factor];
+  const cond = g.input(CONTROLNET_IO.cond, DataType.FLOAT, ["batch", config.conditioningChannels, "cond_height", "cond_width"], [1, config.conditioningChannels, h, wd]);
+  const c0 = config.blockOutChannels[0]!;
+  const hint = g.scoped("controlnet_cond_embedding", () => conditioningEmbedding(g, config, w.sub("controlnet_cond_embedding"), config.channelOrder === "bgr" ? flipChannels(g, cond) : cond, c0));
+  g.output(hint, CONTROLNET_IO.hint, ["batch", c0, "height", "width"]);
   return g;
 }
 

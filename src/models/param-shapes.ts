@@ -8,7 +8,7 @@ import { ShapeRecorder } from "../weights/shape-recorder.js";
 import { ScopedWeights } from "../weights/weight-source.js";
 import { buildClipText } from "./clip-text.js";
 import { buildClipVision } from "./clip-vision.js";
-import { buildControlNet } from "./controlnet.js";
+import { buildControlNet, buildControlNetHint } from "./controlnet.js";
 import { buildTaesdDecoder, buildTaesdEncoder } from "./taesd.js";
 import { buildUNet } from "./unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "./vae.js";
@@ -31,7 +31,10 @@ export function unetParamShapes(c: UNetConfig): ParamShapes {
 }
 
 export function controlNetParamShapes(c: ControlNetConfig): ParamShapes {
-  return recordShapes((w) => buildControlNet(c, w));
+  return recordShapes((w) => {
+    buildControlNetHint(c, w);
+    buildControlNet(c, w);
+  });
 }
 
 /** TAESD's decoder, and its encoder when asked for. */

@@ -5,9 +5,9 @@ import type { FeedValue, RunResult, Session } from "../runtime/session.js";
 /** One ControlNet of a generation, ready to run: its session, its control map and when it acts. */
 export interface ControlUnitRun {
   session: Session;
-  /** One image's control map [1, channels, H, W] in [0, 1], repeated for every copy of the batch. */
-  cond: Float32Array;
-  condDims: readonly [number, number, number, number];
+  /** The conditioning embedding of the control map [1, C0, h, w] (ControlNetModel.hint): the graph broadcasts it over the batch. */
+  hint: Float32Array;
+  hintDims: readonly number[];
   /** The conditioning scale (A1111's weight). */
   scale: number;
   /** The fractions of the model calls between which it acts (guidance start and end). */
@@ -23,7 +23,6 @@ export interface ControlUnitRun {
  */
 export class ControlGuidance {
   private zeros: Record<string, FeedValue> | undefined;
-  private readonly repeated = new Map<ControlUnitRun, { copies: number; data: Float32Array }>();
 
   /**
    * `unet` is the UNet that takes residuals; `shapes` the residuals' per-image shapes [C, h, w] for the latent size
@@ -52,7 +51,7 @@ export class ControlGuidance {
       const inputs: Record<string, FeedValue> = {};
       // The ControlNet takes the UNet's inputs but for those it has no use for (an LCM's guidance embedding).
       for (const name of unit.session.inputNames) if (feeds[name]) inputs[name] = feeds[name]!;
-      inputs[CONTROLNET_IO.cond] = { data: this.cond(unit, copies), dims: [copies, ...unit.condDims.slice(1)] };
+      inputs[CONTROLNET_IO.hint] = { data: unit.hint, dims: unit.hintDims };
       inputs[CONTROLNET_IO.scale] = { data: Float32Array.of(unit.scale), dims: [1] };
       const out = await unit.session.run(inputs);
       if (!sum) {
@@ -66,15 +65,6 @@ export class ControlGuidance {
     }
     if (!sum) return this.zeroResiduals(copies);
     return Object.fromEntries(Object.entries(sum).map(([name, r]) => [name, { data: r.data, dims: r.dims }]));
-  }
-
-  private cond(unit: ControlUnitRun, copies: number): Float32Array {
-    const hit = this.repeated.get(unit);
-    if (hit?.copies === copies) return hit.data;
-    const data = new Float32Array(unit.cond.length * copies);
-    for (let j = 0; j < copies; j++) data.set(unit.cond, j * unit.cond.length);
-    this.repeated.set(unit, { copies, data });
-    return data;
   }
 
   private zeroResiduals(copies: number): Record<string, FeedValue> {

@@ -1,6 +1,6 @@
 import type { UNetConfig } from "../configs/unet.js";
 import { InputError } from "../errors.js";
-import { buildControlNet } from "../models/controlnet.js";
+import { buildControlNet, buildControlNetHint, CONTROLNET_IO } from "../models/controlnet.js";
 import { openControlNet } from "../models/open-controlnet.js";
 import { residualShapes } from "../models/unet-blocks.js";
 import { CompileCache, defaultCacheDir } from "../runtime/compile-cache.js";
@@ -16,7 +16,7 @@ import { CachedSessions, modelSha256, type NetworkOptions } from "./networks.js"
 export class ControlNetModel {
   private constructor(
     readonly checkpoint: ControlNetCheckpoint,
-    private readonly sessions: CachedSessions<"controlnet">,
+    private readonly sessions: CachedSessions<"controlnet" | "controlnet_hint">,
     /** As A1111's ControlNet extension lists it: "control_v11p_sd15_scribble [d4ba51ff]". */
     readonly title: string,
   ) {}
@@ -26,8 +26,9 @@ export class ControlNetModel {
     try {
       const cacheDir = opts.cacheDir ?? defaultCacheDir();
       const sha256 = await modelSha256(checkpoint, cacheDir, opts.onStatus);
-      const sessions = new CachedSessions<"controlnet">(sha256, new CompileCache(cacheDir, { storage: opts.cacheWeights }), opts, (_, attention) =>
-        buildControlNet(checkpoint.config, new ScopedWeights(checkpoint.weights), { attention }),
+      const w = new ScopedWeights(checkpoint.weights);
+      const sessions = new CachedSessions<"controlnet" | "controlnet_hint">(sha256, new CompileCache(cacheDir, { storage: opts.cacheWeights }), opts, (name, attention) =>
+        name === "controlnet" ? buildControlNet(checkpoint.config, w, { attention }) : buildControlNetHint(checkpoint.config, w),
       );
       return new ControlNetModel(checkpoint, sessions, controlNetTitle(path, checkpoint.files[0]!));
     } catch (e) {
@@ -36,8 +37,15 @@ export class ControlNetModel {
     }
   }
 
+  /** The part that runs at every step (models/controlnet.ts buildControlNet). */
   session(): Promise<Session> {
     return this.sessions.get("controlnet");
+  }
+
+  /** The conditioning embedding of one control map [1, 3, H, W] in [0, 1]: computed once per generation. */
+  async hint(cond: Float32Array, dims: readonly [number, number, number, number]): Promise<{ data: Float32Array; dims: readonly number[] }> {
+    const out = await (await this.sessions.get("controlnet_hint")).run({ [CONTROLNET_IO.cond]: { data: cond, dims } });
+    return out[CONTROLNET_IO.hint]!;
   }
 
   /**

@@ -343,7 +343,8 @@ export class StableDiffusionPipeline {
   private async controlGuidance(control: PreparedControl, shape: readonly [number, number, number, number]): Promise<ControlGuidance> {
     const runs = await Promise.all(control.units.map(async (u, i) => {
       const cond = imageToUnitTensor(control.maps[i]!);
-      return { session: await control.models[i]!.session(), cond: cond.data, condDims: cond.shape, scale: u.weight, start: u.guidanceStart, end: u.guidanceEnd };
+      const hint = await control.models[i]!.hint(cond.data, cond.shape);
+      return { session: await control.models[i]!.session(), hint: hint.data, hintDims: hint.dims, scale: u.weight, start: u.guidanceStart, end: u.guidanceEnd };
     }));
     return new ControlGuidance(await this.networks.get("unet_control"), runs, residualShapes(this.config.unet, shape[2], shape[3]));
   }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { unetConfigFromDiffusers } from "../../src/configs/unet.js";
-import { buildControlNet, CONTROLNET_IO } from "../../src/models/controlnet.js";
+import { buildControlNet, buildControlNetHint, CONTROLNET_IO } from "../../src/models/controlnet.js";
+import type { ControlNetCheckpoint } from "../../src/weights/controlnet-checkpoint.js";
 import { openControlNet } from "../../src/models/open-controlnet.js";
 import { openControlNetFiles } from "../../src/weights/controlnet-checkpoint.js";
 import { controlNetConfigFromShapes } from "../../src/weights/detect-controlnet.js";
@@ -18,13 +19,19 @@ const RESIDUALS = 9; // conv_in + 3 levels x 2 layers + 2 downsamplers
 
 describe.skipIf(!HAVE_REFERENCE)("ControlNet (controlnet-tiny for sd15-tiny)", () => {
   const gold = golden("goldens/controlnet-tiny/controlnet.safetensors");
-  const feeds = (): Record<string, FeedValue> => ({
-    [CONTROLNET_IO.sample]: { data: gold.get("sample"), dims: gold.shape("sample") },
-    [CONTROLNET_IO.timestep]: { data: gold.get("timestep"), dims: [1] },
-    [CONTROLNET_IO.encoderHiddenStates]: { data: gold.get("encoder_hidden_states"), dims: gold.shape("encoder_hidden_states") },
-    [CONTROLNET_IO.cond]: { data: gold.get("controlnet_cond"), dims: gold.shape("controlnet_cond") },
-    [CONTROLNET_IO.scale]: { data: Float32Array.of(1), dims: [1] },
-  });
+  /** The control image's embedding (the hint graph, on the first of the golden's two identical images), then the step's feeds. */
+  const feeds = async (cn: ControlNetCheckpoint): Promise<Record<string, FeedValue>> => {
+    const hintSession = await Session.create(serializeGraph(buildControlNetHint(cn.config, new ScopedWeights(cn.weights))), { threads: 1 });
+    const cond = gold.get("controlnet_cond");
+    const hint = (await hintSession.run({ [CONTROLNET_IO.cond]: { data: cond.subarray(0, cond.length / 2), dims: [1, 3, 64, 64] } }))[CONTROLNET_IO.hint]!;
+    return {
+      [CONTROLNET_IO.sample]: { data: gold.get("sample"), dims: gold.shape("sample") },
+      [CONTROLNET_IO.timestep]: { data: gold.get("timestep"), dims: [1] },
+      [CONTROLNET_IO.encoderHiddenStates]: { data: gold.get("encoder_hidden_states"), dims: gold.shape("encoder_hidden_states") },
+      [CONTROLNET_IO.hint]: { data: hint.data, dims: hint.dims },
+      [CONTROLNET_IO.scale]: { data: Float32Array.of(1), dims: [1] },
+    };
+  };
 
   const layouts = [
     { name: "diffusers folder (config.json)", path: ref("models/controlnet-tiny"), opts: {} },
@@ -35,7 +42,11 @@ describe.skipIf(!HAVE_REFERENCE)("ControlNet (controlnet-tiny for sd15-tiny)", (
       const cn = openControlNet(l.path, l.opts);
       try {
         const session = await Session.create(serializeGraph(buildControlNet(cn.config, new ScopedWeights(cn.weights))), { threads: 1 });
-        const out = await session.run(feeds());
+        const inputs = await feeds(cn);
+        // The conditioning embedding, computed once for one image, is diffusers' for each of the batch's (identical) images.
+        const embedding = gold.get("intermediate/controlnet_cond_embedding");
+        expect(relErr(inputs[CONTROLNET_IO.hint]!.data as Float32Array, embedding.subarray(0, embedding.length / 2))).toBeLessThan(1e-4);
+        const out = await session.run(inputs);
         for (let i = 0; i < RESIDUALS; i++) {
           const err = relErr(out[downResidualName(i)]!.data, gold.get(`down_block_res_samples.${i}`));
           expect(out[downResidualName(i)]!.dims).toEqual(gold.shape(`down_block_res_samples.${i}`));
@@ -70,7 +81,7 @@ describe.skipIf(!HAVE_REFERENCE)("ControlNet (controlnet-tiny for sd15-tiny)", (
     const cn = openControlNet(ref("models/controlnet-tiny"));
     try {
       const session = await Session.create(serializeGraph(buildControlNet(cn.config, new ScopedWeights(cn.weights))), { threads: 1 });
-      const out = await session.run({ ...feeds(), [CONTROLNET_IO.scale]: { data: Float32Array.of(0.8), dims: [1] } });
+      const out = await session.run({ ...(await feeds(cn)), [CONTROLNET_IO.scale]: { data: Float32Array.of(0.8), dims: [1] } });
       const expected = gold.get("mid_block_res_sample").map((v) => v * 0.8);
       expect(relErr(out[MID_RESIDUAL]!.data, expected)).toBeLessThan(1e-4);
       expect(relErr(out[downResidualName(4)]!.data, gold.get("down_block_res_samples.4").map((v) => v * 0.8))).toBeLessThan(1e-4);

@@ -74,6 +74,19 @@ describe.skipIf(!HAVE_REFERENCE)("ControlNet pipeline on sd15-tiny + controlnet-
     expect(maxPixelDiff(plain.images[0]!.image.data, Float32Array.from(once.images[0]!.image.data))).toBeGreaterThan(10);
   });
 
+  it("keeps one UNet variant loaded: a controlled generation releases the plain UNet, a plain one the residual UNet", async () => {
+    const p = await load();
+    const base = { prompt: PROMPT, steps: 1, width: 64, height: 64, seed: 1 };
+    await p.generate(base);
+    expect(p.networks.has("unet")).toBe(true);
+    await p.generate({ ...base, controlnet: [{ image: CONTROL_IMAGE, model: ref("models/controlnet-tiny") }] });
+    expect(p.networks.has("unet_control")).toBe(true);
+    expect(p.networks.has("unet")).toBe(false);
+    await p.generate(base);
+    expect(p.networks.has("unet")).toBe(true);
+    expect(p.networks.has("unet_control")).toBe(false);
+  });
+
   it("refuses a ControlNet of another family, a bad weight and a guidance window that never opens, naming the fix", async () => {
     const p = await load();
     const base = { prompt: PROMPT, steps: 2, width: 64, height: 64 };
