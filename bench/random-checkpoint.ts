@@ -10,7 +10,7 @@ import { openCheckpoint } from "../src/models/open-checkpoint.js";
 import { clipTextParamShapes, unetParamShapes, vaeParamShapes, type ParamShapes } from "../src/models/param-shapes.js";
 import { DIFFUSERS_FOLDERS, WEIGHT_STEMS } from "../src/weights/checkpoint.js";
 import { f32ToF16 } from "../src/weights/half.js";
-import { LDM_PARTS, type Component } from "../src/weights/ldm-keymap.js";
+import { LDM_PARTS, type CheckpointComponent } from "../src/weights/ldm-keymap.js";
 import { ldmStoredTensors, storedTensorData } from "../src/weights/ldm-keymap-reverse.js";
 import { randomWeights } from "./random-weights.js";
 
@@ -92,7 +92,7 @@ function weightBytes(path: string): number {
 }
 
 /** Each component's parameters under diffusers names, with a seed of its own. */
-function componentWeights(config: PipelineConfig, c: Component): { shapes: ParamShapes; seed: number } {
+function componentWeights(config: PipelineConfig, c: CheckpointComponent): { shapes: ParamShapes; seed: number } {
   switch (c) {
     case "unet": return { shapes: unetParamShapes(config.unet), seed: 1 };
     case "vae": return { shapes: vaeParamShapes(config.vae), seed: 2 };
@@ -169,7 +169,7 @@ function writeDiffusersFolder(dir: string, config: PipelineConfig, dtype: "F16" 
   copyFileSync(join(from, "model_index.json"), join(dir, "model_index.json"));
   const scheduler = JSON.parse(readFileSync(join(from, "scheduler", "scheduler_config.json"), "utf8")) as Record<string, unknown>;
   json("scheduler/scheduler_config.json", { ...scheduler, prediction_type: config.predictionType });
-  for (const c of Object.keys(folders) as Component[]) {
+  for (const c of Object.keys(folders) as CheckpointComponent[]) {
     const folder = folders[c]!;
     const { shapes, seed } = componentWeights(config, c);
     const source = randomWeights(shapes, seed);

@@ -4,9 +4,12 @@ export { PipelineWorker, type WorkerGenerateParams, type WorkerStepEvent } from 
 export { StableDiffusionPipeline } from "./pipeline/stable-diffusion.js";
 export type { GenerateResult, GeneratedImage } from "./pipeline/stable-diffusion.js";
 export { GenerationAborted } from "./pipeline/generation-aborted.js";
-export type { GenerateParams, LoraRequest, StepEvent, StepPreview, PreviewSafety, ResolvedParams } from "./pipeline/params.js";
+export type { GenerateParams, LoraRequest, StepEvent, StepPreview, PreviewSafety, ResolvedParams, ControlNetUnit, ControlResizeMode, ResolvedControlUnit } from "./pipeline/params.js";
 export type { EmbeddingRequest } from "./pipeline/textual-inversions.js";
 export { defaultAdapterFolders } from "./pipeline/adapter-folder.js";
+export { ControlNetModel } from "./pipeline/controlnet-model.js";
+export { PREPROCESSORS, findPreprocessor } from "./control/preprocessors.js";
+export type { Preprocessor } from "./control/preprocessor.js";
 export { openCheckpoint } from "./models/open-checkpoint.js";
 export type { Checkpoint } from "./weights/checkpoint.js";
 export { listSamplers, findSampler, createScheduler, type Scheduler, type SamplerInfo } from "./schedulers/index.js";

@@ -13,13 +13,15 @@ import type { GenerateParams } from "../pipeline/params.js";
 import { parseSeed, randomSeed, RANDOM_SEED, seedToJson } from "../random/seed.js";
 import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
 import { adapterFolderOptions, loraOption } from "./adapter-options.js";
+import { addControlOptions, controlModelPath, controlUnits, type ControlOptions } from "./control-options.js";
 import { Interruption } from "./interruption.js";
 import { terminalLicensePrompt } from "./license-prompt.js";
 import { checkOutputsWritable, stageFiles } from "./output-files.js";
+import { PreviewFile } from "./preview-file.js";
 import { modelOption } from "./model-option.js";
 import { safetyPolicyOption } from "./safety-options.js";
 
-interface GenerateOptions {
+interface GenerateOptions extends ControlOptions {
   model?: string;
   config?: string;
   tokenizer?: string;
@@ -59,6 +61,9 @@ interface GenerateOptions {
   lora: string[];
   loraDir?: string;
   embeddingsDir?: string;
+  vae?: string;
+  previewVae?: string;
+  preview?: string;
 }
 
 /** Parses a numeric option strictly: "20" is 20, "20x" or "" is an error naming the flag. */
@@ -90,7 +95,7 @@ export function outputPaths(pattern: string, seeds: readonly bigint[]): string[]
 }
 
 export function registerGenerate(program: Command): void {
-  program
+  const command = program
     .command("generate")
     .description("turn a prompt (and optionally a sketch or photo, and a mask) into images")
     .argument("<prompt>", "what to draw; (word:1.2) weights and BREAK as in AUTOMATIC1111")
@@ -133,6 +138,10 @@ export function registerGenerate(program: Command): void {
     .option("--c2pa-key <pem>", "private key to sign content credentials with (default: a local self-signed key); also DIFFUSE_C2PA_KEY")
     .option("--c2pa-cert <pem>", "certificate chain for --c2pa-key; also DIFFUSE_C2PA_CERT")
     .option("--policy <rules.json>", "prompt policy rules: matching prompts are refused before any compute; also DIFFUSE_PROMPT_POLICY")
+    .option("--vae <taesd>", "decode the final images with a TAESD instead of the VAE (fast, a little softer): a path (diffusers folder, or madebyollin's taesd_decoder.safetensors or its folder) or a store name (taesd, taesdxl)")
+    .option("--preview-vae <taesd>", "a TAESD that draws --preview while the VAE decodes the final images (path or store name)")
+    .option("--preview <file>", "write the image as it forms to this PNG after each step (drawn by a TAESD given with --vae or --preview-vae, else a quick approximation); only what the safety checker lets through");
+  addControlOptions(command)
     .action(async (prompt: string, o: GenerateOptions) => {
       await generateCommand(prompt, o);
       // The run is complete: exit here, with its handlers still in place. Left to Node's own teardown, the
@@ -174,6 +183,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     mask: o.mask,
     clip_skip: num("--clip-skip", o.clipSkip),
     loras: loraOption(o.lora),
+    controlnet: controlUnits(o),
   };
   if (o.mask !== undefined && o.init === undefined) throw new InputError("--mask needs --init: the image to inpaint");
   if (o.refinerSwitchAt !== undefined && o.refiner === undefined) throw new InputError("--refiner-switch-at needs --refiner: the checkpoint to hand over to");
@@ -184,10 +194,12 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   const interruption = new Interruption(log).install();
   try {
     const format = checkOutputs(o, params, seed);
+    if (o.preview !== undefined) checkOutputsWritable([o.preview]);
     if (isDefaultModel(model)) {
       log("using the embedded tiny shapes model (a demo that draws coloured shapes); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion");
     }
     const threads = num("--threads", o.threads);
+    if (params.controlnet) params.controlnet = await Promise.all(params.controlnet.map(async (u) => ({ ...u, model: await controlModelPath(u.model, modelOption) })));
     const signer = { ...signerConfigFromEnv(), ...(o.c2paKey ? { keyPath: o.c2paKey } : {}), ...(o.c2paCert ? { certPath: o.c2paCert } : {}) };
     const pipe = await loadPipeline(model, {
       config: o.config,
@@ -197,6 +209,8 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
       confirmLicense: terminalLicensePrompt(),
       prediction,
       refiner: o.refiner === undefined ? undefined : { model: await modelOption(o.refiner), config: o.refinerConfig },
+      vae: o.vae === undefined ? undefined : await modelOption(o.vae),
+      previewDecoder: o.previewVae === undefined ? undefined : await modelOption(o.previewVae),
       threads,
       onStatus: log,
       safetyChecker: o.safetyCheck ? o.safetyChecker : false,
@@ -230,11 +244,13 @@ async function run(pipe: StableDiffusionPipeline, params: GenerateParams, format
     : undefined;
   let lastStepAt = performance.now();
   let result: GenerateResult;
+  const preview = o.preview === undefined ? undefined : new PreviewFile(o.preview);
   try {
     result = await pipe.generate({
       ...params,
       signal: interruption.signal,
       onStep: (e) => {
+        preview?.show(e.preview);
         const now = performance.now();
         const speed = ((now - lastStepAt) / 1000).toFixed(2);
         lastStepAt = now;
@@ -247,6 +263,7 @@ async function run(pipe: StableDiffusionPipeline, params: GenerateParams, format
   } finally {
     bar?.stop();
   }
+  await preview?.done();
   await interruption.pausePoint("generated");
   interruption.check();
   for (const w of result.warnings) log(`warning: ${w}`);

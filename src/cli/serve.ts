@@ -16,6 +16,7 @@ interface ServeOptions extends ModelFlags {
   log?: boolean;
   policy?: string;
   queue?: string;
+  controlnetDir: string[];
 }
 
 export function registerServe(program: Command): void {
@@ -36,6 +37,7 @@ export function registerServe(program: Command): void {
     )
     .option("--log", "log every request (secrets in URLs are redacted)")
     .option("--policy <rules.json>", "prompt policy: matching prompts are refused with 422 (default: $DIFFUSE_PROMPT_POLICY)")
+    .option("--controlnet-dir <dir>", "a folder of ControlNets for A1111's ControlNet extension routes (/controlnet/model_list); repeatable", (v: string, all: string[]) => [...all, v], [])
     .action(async (o: ServeOptions) => {
       await serveCommand(o, command);
     });
@@ -72,6 +74,7 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
     loadOptions: { ...(await loadOptionsOf(o, log)), promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined) },
     log: o.log ?? false,
     workBudget: positiveNumber("--work-budget", o.workBudget),
+    controlnetDirs: o.controlnetDir,
   });
   const app = await buildApp(config);
   const { requeued, failed } = app.recovery;

@@ -4,13 +4,15 @@ import { perLevel, type ConfigJson } from "./json.js";
 /** diffusers' mid_block_type values we build: a cross-attention mid block, a single ResNet, or none (distilled UNets). */
 export type MidBlockType = "UNetMidBlock2DCrossAttn" | "UNetMidBlock2D" | null;
 
-/** UNet2DConditionModel's architecture; field meanings follow diffusers' config.json keys (named in the comments). */
-export interface UNetConfig {
+/**
+ * The part of a UNet up to and including its middle block: the time embedding, conv_in, the down levels and the mid
+ * block. A ControlNet is a copy of exactly this part (configs/controlnet.ts), so builders and parsers share it.
+ * Field meanings follow diffusers' config.json keys (named in the comments).
+ */
+export interface UNetEncoderConfig {
   inChannels: number;                 // in_channels: 4, or 9 for inpainting checkpoints
-  outChannels: number;                // out_channels
   blockOutChannels: number[];         // block_out_channels, e.g. [320, 640, 1280, 1280]
   downBlockTypes: string[];           // down_block_types ("CrossAttnDownBlock2D" | "DownBlock2D")
-  upBlockTypes: string[];             // up_block_types ("UpBlock2D" | "CrossAttnUpBlock2D")
   /** ResNets per down level (layers_per_block, one number or one per level); each up level has one more. */
   layersPerBlock: number[];
   crossAttentionDim: number;          // cross_attention_dim (768 for SD1, 1024 for SD2, 2048 for SDXL)
@@ -21,11 +23,6 @@ export interface UNetConfig {
   attentionHeads: number[];
   /** Transformer blocks of each attention in each down level ([level][layer]; transformer_layers_per_block; 0 without attention). */
   downTransformerLayers: number[][];
-  /**
-   * The same for the up levels in up order ([level][layer], layersPerBlock + 1 per level): reverse_transformer_layers_per_block
-   * when given (SSD-1B and other asymmetric distillations), else the down levels' depths reversed.
-   */
-  upTransformerLayers: number[][];
   midBlockType: MidBlockType;         // mid_block_type (null: no mid block, as in BK-SDM)
   midTransformerLayers: number;       // transformer blocks of the mid block's attention (the last level's first; 0 without one)
   useLinearProjection: boolean;       // use_linear_projection (false for SD1: 1x1 conv proj_in/out)
@@ -34,13 +31,24 @@ export interface UNetConfig {
   normEps: number;                    // norm_eps
   flipSinToCos: boolean;              // flip_sin_to_cos
   freqShift: number;                  // freq_shift
-  sampleSize: number;                 // sample_size (latent size the model was trained at)
   /** addition_embed_type: "text_time" (SDXL: pooled text embeds and size/crop ids added to the time embedding). */
   additionEmbedType: "text_time" | null;
   additionTimeEmbedDim: number | null;             // addition_time_embed_dim: sinusoid width of each time id (SDXL 256)
   projectionClassEmbeddingsInputDim: number | null; // projection_class_embeddings_input_dim: pooled width + ids x that width
   /** time_cond_proj_dim: LCM's guidance embedding, projected (no bias) and added to the timestep's sinusoid. */
   timeCondProjDim: number | null;
+}
+
+/** UNet2DConditionModel's architecture: the encoder part, then the up path and the output head. */
+export interface UNetConfig extends UNetEncoderConfig {
+  outChannels: number;                // out_channels
+  upBlockTypes: string[];             // up_block_types ("UpBlock2D" | "CrossAttnUpBlock2D")
+  /**
+   * The same for the up levels in up order ([level][layer], layersPerBlock + 1 per level): reverse_transformer_layers_per_block
+   * when given (SSD-1B and other asymmetric distillations), else the down levels' depths reversed.
+   */
+  upTransformerLayers: number[][];
+  sampleSize: number;                 // sample_size (latent size the model was trained at)
 }
 
 /** Config keys whose non-default values describe architectures this builder does not have. */
@@ -73,6 +81,36 @@ const DEFAULT_DOWN = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttn
 const DEFAULT_UP = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"];
 
 export function unetConfigFromDiffusers(c: ConfigJson, origin = "unet/config.json"): UNetConfig {
+  const encoder = unetEncoderConfigFromDiffusers(c, origin);
+  const reversedLayers = [...encoder.layersPerBlock].reverse().map((n) => n + 1);
+  let upTransformerLayers: number[][];
+  if (c.reverse_transformer_layers_per_block === null || c.reverse_transformer_layers_per_block === undefined) {
+    // diffusers reverses the per-level depths; per-block depths there need the reverse list (asymmetric UNets).
+    const raw = Array.isArray(c.transformer_layers_per_block) ? c.transformer_layers_per_block : encoder.downTransformerLayers.map(() => c.transformer_layers_per_block ?? 1);
+    if (raw.some(Array.isArray)) {
+      throw new UnsupportedModelError(`${origin}: transformer_layers_per_block gives depths per block, so reverse_transformer_layers_per_block must give the up path's (as diffusers requires)`);
+    }
+    upTransformerLayers = perBlock([...raw].reverse(), reversedLayers, "transformer_layers_per_block", origin);
+  } else {
+    upTransformerLayers = perBlock(c.reverse_transformer_layers_per_block, reversedLayers, "reverse_transformer_layers_per_block", origin);
+  }
+  const upTypes = (c.up_block_types as string[]) ?? DEFAULT_UP;
+  const config: UNetConfig = {
+    ...encoder,
+    outChannels: Number(c.out_channels ?? 4),
+    upBlockTypes: upTypes,
+    upTransformerLayers: zeroUnlessCross(upTransformerLayers, upTypes),
+    sampleSize: Number(c.sample_size ?? 64),
+  };
+  checkUNetConfig(config, origin);
+  return config;
+}
+
+/**
+ * The encoder part of a UNet (or ControlNet) config.json: every key that describes the time embedding, the down levels
+ * and the mid block, checked for architectures the builders do not have.
+ */
+export function unetEncoderConfigFromDiffusers(c: ConfigJson, origin: string): UNetEncoderConfig {
   for (const [key, allowed] of DEFAULTS_REQUIRED) {
     if (!allowed.includes(c[key])) {
       throw new UnsupportedModelError(`${origin}: ${key} ${JSON.stringify(c[key])} is not supported (Stable Diffusion UNets use ${JSON.stringify(allowed[0])})`);
@@ -84,18 +122,6 @@ export function unetConfigFromDiffusers(c: ConfigJson, origin = "unet/config.jso
   const heads = c.num_attention_heads ?? c.attention_head_dim ?? 8;
   const layersPerBlock = perLevel(c.layers_per_block, levels, 2);
   const downTransformerLayers = perBlock(c.transformer_layers_per_block, layersPerBlock, "transformer_layers_per_block", origin);
-  const reversedLayers = [...layersPerBlock].reverse().map((n) => n + 1);
-  let upTransformerLayers: number[][];
-  if (c.reverse_transformer_layers_per_block === null || c.reverse_transformer_layers_per_block === undefined) {
-    // diffusers reverses the per-level depths; per-block depths there need the reverse list (asymmetric UNets).
-    const raw = Array.isArray(c.transformer_layers_per_block) ? c.transformer_layers_per_block : downTransformerLayers.map(() => c.transformer_layers_per_block ?? 1);
-    if (raw.some(Array.isArray)) {
-      throw new UnsupportedModelError(`${origin}: transformer_layers_per_block gives depths per block, so reverse_transformer_layers_per_block must give the up path's (as diffusers requires)`);
-    }
-    upTransformerLayers = perBlock([...raw].reverse(), reversedLayers, "transformer_layers_per_block", origin);
-  } else {
-    upTransformerLayers = perBlock(c.reverse_transformer_layers_per_block, reversedLayers, "reverse_transformer_layers_per_block", origin);
-  }
   const midBlockType = c.mid_block_type === undefined ? "UNetMidBlock2DCrossAttn" : c.mid_block_type;
   if (midBlockType !== null && midBlockType !== "UNetMidBlock2DCrossAttn" && midBlockType !== "UNetMidBlock2D") {
     throw new UnsupportedModelError(`${origin}: mid_block_type ${JSON.stringify(midBlockType)} is not supported (UNetMidBlock2DCrossAttn, UNetMidBlock2D or null)`);
@@ -112,19 +138,14 @@ export function unetConfigFromDiffusers(c: ConfigJson, origin = "unet/config.jso
   // it there); recording 0 keeps configs of the same architecture equal however they were written.
   const midTransformerLayers = downTransformerLayers[levels - 1]?.[0] ?? 1;
   const downTypes = (c.down_block_types as string[]) ?? DEFAULT_DOWN;
-  const upTypes = (c.up_block_types as string[]) ?? DEFAULT_UP;
-  const zeroUnlessCross = (depths: number[][], types: string[]) => depths.map((d, i) => (types[i]?.startsWith("CrossAttn") ? d : d.map(() => 0)));
-  const config: UNetConfig = {
+  const config: UNetEncoderConfig = {
     inChannels: Number(c.in_channels ?? 4),
-    outChannels: Number(c.out_channels ?? 4),
     blockOutChannels,
     downBlockTypes: downTypes,
-    upBlockTypes: upTypes,
     layersPerBlock,
     crossAttentionDim: cross[0]!,
     attentionHeads: perLevel(heads, levels, 8),
     downTransformerLayers: zeroUnlessCross(downTransformerLayers, downTypes),
-    upTransformerLayers: zeroUnlessCross(upTransformerLayers, upTypes),
     midBlockType,
     // diffusers hands the mid block transformer_layers_per_block[-1]; with one attention it uses the first entry.
     midTransformerLayers: midBlockType === "UNetMidBlock2DCrossAttn" ? midTransformerLayers : 0,
@@ -134,36 +155,49 @@ export function unetConfigFromDiffusers(c: ConfigJson, origin = "unet/config.jso
     normEps: Number(c.norm_eps ?? 1e-5),
     flipSinToCos: Boolean(c.flip_sin_to_cos ?? true),
     freqShift: Number(c.freq_shift ?? 0),
-    sampleSize: Number(c.sample_size ?? 64),
     additionEmbedType,
     additionTimeEmbedDim: optional(c.addition_time_embed_dim),
     projectionClassEmbeddingsInputDim: optional(c.projection_class_embeddings_input_dim),
     timeCondProjDim: optional(c.time_cond_proj_dim),
   };
-  checkUNetConfig(config, origin);
+  checkUNetEncoderConfig(config, origin);
   return config;
+}
+
+function zeroUnlessCross(depths: number[][], types: string[]): number[][] {
+  return depths.map((d, i) => (types[i]?.startsWith("CrossAttn") ? d : d.map(() => 0)));
 }
 
 /** Consistency of the per-level lists and the SDXL embedding sizes, so that a bad config fails here with its name. */
 export function checkUNetConfig(c: UNetConfig, origin: string): void {
+  checkUNetEncoderConfig(c, origin);
+  const levels = c.blockOutChannels.length;
+  const lists: [string, unknown[]][] = [["up_block_types", c.upBlockTypes], ["reverse_transformer_layers_per_block", c.upTransformerLayers]];
+  for (const [name, list] of lists) {
+    if (list.length !== levels) throw new UnsupportedModelError(`${origin}: ${name} has ${list.length} entries for ${levels} levels (block_out_channels)`);
+  }
+  for (const t of c.upBlockTypes) if (!["CrossAttnUpBlock2D", "UpBlock2D"].includes(t)) throw new UnsupportedModelError(`${origin}: up block type "${t}" is not supported (CrossAttnUpBlock2D, UpBlock2D)`);
+  for (let i = 0; i < levels; i++) {
+    const up = c.layersPerBlock[levels - 1 - i]! + 1;
+    if (c.upTransformerLayers[i]!.length !== up) {
+      throw new UnsupportedModelError(`${origin}: up level ${i} has ${up} layers but ${c.upTransformerLayers[i]!.length} transformer depths`);
+    }
+  }
+}
+
+/** The same checks for the encoder part alone (a ControlNet's config). */
+export function checkUNetEncoderConfig(c: UNetEncoderConfig, origin: string): void {
   const levels = c.blockOutChannels.length;
   const lists: [string, unknown[]][] = [
-    ["down_block_types", c.downBlockTypes], ["up_block_types", c.upBlockTypes], ["layers_per_block", c.layersPerBlock],
-    ["attention heads", c.attentionHeads], ["transformer_layers_per_block", c.downTransformerLayers], ["reverse_transformer_layers_per_block", c.upTransformerLayers],
+    ["down_block_types", c.downBlockTypes], ["layers_per_block", c.layersPerBlock], ["attention heads", c.attentionHeads], ["transformer_layers_per_block", c.downTransformerLayers],
   ];
   for (const [name, list] of lists) {
     if (list.length !== levels) throw new UnsupportedModelError(`${origin}: ${name} has ${list.length} entries for ${levels} levels (block_out_channels)`);
   }
-  const known = (t: string, kinds: string[]) => kinds.includes(t);
-  for (const t of c.downBlockTypes) if (!known(t, ["CrossAttnDownBlock2D", "DownBlock2D"])) throw new UnsupportedModelError(`${origin}: down block type "${t}" is not supported (CrossAttnDownBlock2D, DownBlock2D)`);
-  for (const t of c.upBlockTypes) if (!known(t, ["CrossAttnUpBlock2D", "UpBlock2D"])) throw new UnsupportedModelError(`${origin}: up block type "${t}" is not supported (CrossAttnUpBlock2D, UpBlock2D)`);
+  for (const t of c.downBlockTypes) if (!["CrossAttnDownBlock2D", "DownBlock2D"].includes(t)) throw new UnsupportedModelError(`${origin}: down block type "${t}" is not supported (CrossAttnDownBlock2D, DownBlock2D)`);
   for (let i = 0; i < levels; i++) {
     if (c.downTransformerLayers[i]!.length !== c.layersPerBlock[i]) {
       throw new UnsupportedModelError(`${origin}: down level ${i} has ${c.layersPerBlock[i]} layers but ${c.downTransformerLayers[i]!.length} transformer depths`);
-    }
-    const up = c.layersPerBlock[levels - 1 - i]! + 1;
-    if (c.upTransformerLayers[i]!.length !== up) {
-      throw new UnsupportedModelError(`${origin}: up level ${i} has ${up} layers but ${c.upTransformerLayers[i]!.length} transformer depths`);
     }
   }
   if (c.additionEmbedType === "text_time" && (c.additionTimeEmbedDim === null || c.projectionClassEmbeddingsInputDim === null)) {

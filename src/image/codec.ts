@@ -33,6 +33,12 @@ export interface DecodeOptions extends ScreenOptions {
   /** Stretch to exactly this size after decoding (AUTOMATIC1111's "just resize"); both or neither. */
   readonly width?: number;
   readonly height?: number;
+  /**
+   * How the image meets that size: "fill" stretches it (the default); "cover" scales it to cover the size and crops
+   * the centre (A1111's "crop and resize"); "inside" scales it to fit within the size, keeping its aspect ratio, so
+   * the result may be smaller on one side (A1111's "resize and fill" before its padding).
+   */
+  readonly fit?: "fill" | "cover" | "inside";
 }
 
 /** The largest width or height the project generates (pipeline/params.ts checks requests against it). */
@@ -86,7 +92,7 @@ const FORMAT_NAMES: Readonly<Record<string, string>> = { webp: "WebP", heif: "HE
 export async function decodeImage(source: ImageSource, options: DecodeOptions = {}): Promise<RgbImage> {
   const size = requestedSize(options);
   const pipeline = (await open(source, options)).flatten({ background: "#ffffff" }).toColourspace("srgb");
-  if (size) pipeline.resize(size.width, size.height, { fit: "fill" });
+  if (size) pipeline.resize(size.width, size.height, { fit: options.fit ?? "fill" });
   const { data, info } = await run(pipeline, source, options.name);
   if (info.channels !== 3) {
     throw new InternalError(`${describe(source, options.name)}: sharp returned ${info.channels} channels after conversion to sRGB, expected 3`);

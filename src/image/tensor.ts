@@ -37,6 +37,20 @@ function roundHalfEven(v: number): number {
   return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/**
+ * One RGB image as a [1, 3, H, W] tensor in [0, 1] (byte / 255 in float32): how diffusers hands a ControlNet its
+ * control image (VaeImageProcessor with do_normalize off).
+ */
+export function imageToUnitTensor(image: RgbImage): ImageTensor {
+  const plane = image.width * image.height;
+  if (image.data.length !== plane * 3) throw new InternalError(`image has ${image.data.length} bytes, expected ${plane * 3} for ${image.width}x${image.height} RGB`);
+  const data = new Float32Array(3 * plane);
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) data[c * plane + i] = Math.fround(image.data[i * 3 + c]! / 255);
+  }
+  return { data, shape: [1, 3, image.height, image.width] };
+}
+
 /** One RGB image as a [1, 3, H, W] tensor in [-1, 1], the VAE encoder's input. */
 export function imageToTensor(image: RgbImage): ImageTensor {
   return imagesToTensor([image]);

@@ -1,3 +1,5 @@
+import type { ControlNetConfig } from "../configs/controlnet.js";
+import type { TaesdConfig } from "../configs/taesd.js";
 import type { TextEncoderConfig } from "../configs/text-encoder.js";
 import type { UNetConfig } from "../configs/unet.js";
 import type { VaeConfig } from "../configs/vae.js";
@@ -6,6 +8,8 @@ import { ShapeRecorder } from "../weights/shape-recorder.js";
 import { ScopedWeights } from "../weights/weight-source.js";
 import { buildClipText } from "./clip-text.js";
 import { buildClipVision } from "./clip-vision.js";
+import { buildControlNet, buildControlNetHint } from "./controlnet.js";
+import { buildTaesdDecoder, buildTaesdEncoder } from "./taesd.js";
 import { buildUNet } from "./unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "./vae.js";
 
@@ -24,6 +28,21 @@ function recordShapes(build: (w: ScopedWeights) => void): ParamShapes {
 
 export function unetParamShapes(c: UNetConfig): ParamShapes {
   return recordShapes((w) => buildUNet(c, w));
+}
+
+export function controlNetParamShapes(c: ControlNetConfig): ParamShapes {
+  return recordShapes((w) => {
+    buildControlNetHint(c, w);
+    buildControlNet(c, w);
+  });
+}
+
+/** TAESD's decoder, and its encoder when asked for. */
+export function taesdParamShapes(c: TaesdConfig, opts: { encoder?: boolean } = {}): ParamShapes {
+  return recordShapes((w) => {
+    buildTaesdDecoder(c, w);
+    if (opts.encoder) buildTaesdEncoder(c, w);
+  });
 }
 
 /** Encoder and decoder (the VAE's weights are one set). */

@@ -1,100 +1,51 @@
 import { InternalError } from "../errors.js";
-import { GraphBuilder, type AttentionKind } from "../onnx/builder.js";
+import { GraphBuilder } from "../onnx/builder.js";
 import { DataType, type Value } from "../onnx/graph.js";
 import type { ScopedWeights } from "../weights/weight-source.js";
 import type { UNetConfig } from "../configs/unet.js";
-import { conv2d, groupNorm, layerNorm, linear } from "./layers.js";
+import { conv2d, groupNorm } from "./layers.js";
+import {
+  downBlocks, downResidualName, ENCODER_IO, encoderInputs, midBlock, MID_RESIDUAL, resnetBlock, skipChannels, transformer2d,
+  type EncoderBuildOptions,
+} from "./unet-blocks.js";
 
-/** Graph I/O names of the UNet. */
+/** Graph I/O names of the UNet (the inputs are the encoder's, unet-blocks.ts). */
 export const UNET_IO = {
-  sample: "sample",                              // [batch, in_channels, h, w] latents (scaled model input)
-  timestep: "timestep",                          // float [1] or [batch] (one per batch item, as SDXL refiners and LCM use)
-  encoderHiddenStates: "encoder_hidden_states",  // [batch, tokens, cross_attention_dim]
-  /**
-   * SDXL (addition_embed_type "text_time") only: the pooled text embeds [batch, P] (text_encoder_2's text_embeds) and
-   * the time ids [batch, N] (SDXL base: original size, crop top-left, target size = 6 ids; refiner: original size,
-   * crop, aesthetic score = 5), with P + N * addition_time_embed_dim = projection_class_embeddings_input_dim.
-   */
-  textEmbeds: "text_embeds",
-  timeIds: "time_ids",
-  /** LCM (time_cond_proj_dim set) only: the guidance embedding [batch, time_cond_proj_dim] (diffusers' timestep_cond). */
-  timestepCond: "timestep_cond",
+  ...ENCODER_IO,
   out: "out_sample",                             // [batch, out_channels, h, w] predicted noise (or v)
 } as const;
 
-export interface UNetBuildOptions {
-  /** Nominal sizes for build-time shape checks; the graph itself accepts any batch, size and token count. */
-  batch?: number;
-  height?: number;
-  width?: number;
-  tokens?: number;
-  /** Nominal count of SDXL time ids (6 for the base model, 5 for the refiner); the graph accepts either split. */
-  timeIds?: number;
-  attention?: AttentionKind;
-}
-
-interface Ctx {
-  g: GraphBuilder;
-  config: UNetConfig;
-  temb: Value;
-  context: Value;
-  attention: AttentionKind;
+export interface UNetBuildOptions extends EncoderBuildOptions {
+  /**
+   * Also take ControlNet residuals as inputs (unet-blocks.ts names them): one per skip connection, added to it
+   * before the up path uses it, and one added to the mid block's output, as diffusers' UNet does with
+   * down_block_additional_residuals / mid_block_additional_residual. A separate graph, so the plain UNet pays nothing.
+   */
+  controlResiduals?: boolean;
 }
 
 /**
  * UNet2DConditionModel as Stable Diffusion 1.x, 2.x, XL and their distillations use it (diffusers' module tree):
- * sinusoidal timestep embedding and its MLP (plus SDXL's size/crop/pooled-text embedding and LCM's guidance
- * embedding), conv_in, down blocks (ResNets + spatial transformers, then a stride-2 conv), an optional mid block,
- * up blocks that concatenate the skip connections, and the output head. `w` is scoped at the UNet root.
+ * the encoder half (unet-blocks.ts: time embeddings, conv_in, down blocks, the mid block), then up blocks that
+ * concatenate the skip connections, and the output head. `w` is scoped at the UNet root.
  */
 export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildOptions = {}): GraphBuilder {
   const g = new GraphBuilder("unet");
-  const batch = opts.batch ?? 2;
-  const height = opts.height ?? config.sampleSize;
-  const width = opts.width ?? config.sampleSize;
-  const tokens = opts.tokens ?? 77;
   const levels = config.blockOutChannels.length;
   if (config.downBlockTypes.length !== levels || config.upBlockTypes.length !== levels) {
     throw new InternalError(`UNet config: ${levels} levels but ${config.downBlockTypes.length} down / ${config.upBlockTypes.length} up blocks`);
   }
+  const batch = opts.batch ?? 2;
+  const { sample, ctx } = encoderInputs(g, config, w, { ...opts, height: opts.height ?? config.sampleSize, width: opts.width ?? config.sampleSize });
 
-  const sample = g.input(UNET_IO.sample, DataType.FLOAT, ["batch", config.inChannels, "height", "width"], [batch, config.inChannels, height, width]);
-  const timestep = g.input(UNET_IO.timestep, DataType.FLOAT, ["timestep_batch"], [1]);
-  const context = g.input(UNET_IO.encoderHiddenStates, DataType.FLOAT, ["batch", "tokens", config.crossAttentionDim], [batch, tokens, config.crossAttentionDim]);
-
-  const temb = g.scoped("time_embedding", () => timeEmbedding(g, config, w, timestep, batch, opts.timeIds ?? 6));
-  const ctx: Ctx = { g, config, temb, context, attention: opts.attention ?? "matmul" };
-
-  let h = g.scoped("conv_in", () => conv2d(g, w.sub("conv_in"), sample, config.blockOutChannels[0]!, 3));
-  const skips: Value[] = [h];
-
-  for (let i = 0; i < levels; i++) {
-    const block = w.sub("down_blocks").sub(i);
-    const channels = config.blockOutChannels[i]!;
-    const cross = config.downBlockTypes[i] === "CrossAttnDownBlock2D";
-    g.scoped(block.prefix, () => {
-      for (let j = 0; j < config.layersPerBlock[i]!; j++) {
-        h = resnetBlock(ctx, block.sub("resnets").sub(j), h, channels);
-        if (cross) h = transformer2d(ctx, block.sub("attentions").sub(j), h, config.attentionHeads[i]!, config.downTransformerLayers[i]![j]!);
-        skips.push(h);
-      }
-      if (i < levels - 1) {
-        h = conv2d(g, block.sub("downsamplers.0.conv"), h, channels, 3, { stride: 2, pads: [1, 1, 1, 1] });
-        skips.push(h);
-      }
-    });
-  }
-
-  if (config.midBlockType !== null) {
-    const mid = w.sub("mid_block");
-    const midChannels = config.blockOutChannels[levels - 1]!;
-    h = g.scoped("mid_block", () => {
-      // UNetMidBlock2D as UNet2DConditionModel builds it (num_layers 0, no attention) is a single ResNet.
-      if (config.midBlockType === "UNetMidBlock2D") return resnetBlock(ctx, mid.sub("resnets.0"), h, midChannels);
-      let m = resnetBlock(ctx, mid.sub("resnets.0"), h, midChannels);
-      m = transformer2d(ctx, mid.sub("attentions.0"), m, config.attentionHeads[levels - 1]!, config.midTransformerLayers);
-      return resnetBlock(ctx, mid.sub("resnets.1"), m, midChannels);
-    });
+  const first = g.scoped("conv_in", () => conv2d(g, w.sub("conv_in"), sample, config.blockOutChannels[0]!, 3));
+  const down = downBlocks(ctx, w, first);
+  const skips = opts.controlResiduals ? withResiduals(g, down.skips, config, batch) : down.skips;
+  let h = midBlock(ctx, w, down.h);
+  if (opts.controlResiduals) {
+    const channels = config.blockOutChannels[levels - 1]!;
+    h = g.add(h, g.input(MID_RESIDUAL, DataType.FLOAT, ["batch", channels, "mid_height", "mid_width"], h.shape));
+    if (h.shape[1] !== channels) throw new InternalError(`UNet: mid block has ${h.shape[1]} channels, expected ${channels}`);
   }
 
   const reversedChannels = [...config.blockOutChannels].reverse();
@@ -124,116 +75,13 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
   return g;
 }
 
-/**
- * diffusers' Timesteps (get_timestep_embedding): [..., 1] values -> [..., dim] sin/cos features. The frequencies
- * are constants computed in float32 like the reference (exp of float32 exponents).
- */
-function sinusoid(g: GraphBuilder, config: UNetConfig, t: Value, dim: number): Value {
-  const half = dim / 2;
-  const freqs = new Float32Array(half);
-  for (let i = 0; i < half; i++) {
-    const exponent = Math.fround(Math.fround(-Math.log(10000) * i) / (half - config.freqShift));
-    freqs[i] = Math.exp(exponent);
-  }
-  const rank = t.shape.length;
-  const args = g.mul(t, g.constant(freqs, [...Array.from({ length: rank - 1 }, () => 1), half])); // [..., half]
-  const sin = g.unary("Sin", args);
-  const cos = g.unary("Cos", args);
-  return g.concat(config.flipSinToCos ? [cos, sin] : [sin, cos], rank - 1);
-}
-
-/**
- * Timesteps then TimestepEmbedding: [T] -> [T, 4*C0], plus what the config adds to it: LCM's guidance embedding
- * (cond_proj, added to the sinusoid before linear_1) and SDXL's add_embedding of the pooled text embeds and the
- * sinusoids of the time ids (added after linear_2).
- */
-function timeEmbedding(g: GraphBuilder, config: UNetConfig, w: ScopedWeights, timestep: Value, batch: number, timeIds: number): Value {
-  const dim = config.blockOutChannels[0]!;
-  const width = 4 * dim;
-  const te = w.sub("time_embedding");
-  let proj = sinusoid(g, config, g.unsqueeze(timestep, [1]), dim); // [T, dim]
-  if (config.timeCondProjDim !== null) {
-    const cond = g.input(UNET_IO.timestepCond, DataType.FLOAT, ["batch", config.timeCondProjDim], [batch, config.timeCondProjDim]);
-    proj = g.add(proj, linear(g, te.sub("cond_proj"), cond, dim, { bias: false })); // [B, dim]
-  }
-  let emb = linear(g, te.sub("linear_2"), g.silu(linear(g, te.sub("linear_1"), proj, width)), width);
-  if (config.additionEmbedType === "text_time") {
-    emb = g.add(emb, g.scoped("add_embedding", () => addEmbedding(g, config, w, batch, timeIds)));
-  }
-  return emb;
-}
-
-/** SDXL's TimestepEmbedding over [pooled text embeds, sinusoids of the time ids] (diffusers' get_aug_embed). */
-function addEmbedding(g: GraphBuilder, config: UNetConfig, w: ScopedWeights, batch: number, timeIds: number): Value {
-  const idDim = config.additionTimeEmbedDim!;
-  const total = config.projectionClassEmbeddingsInputDim!;
-  const pooled = total - timeIds * idDim;
-  if (pooled <= 0) throw new InternalError(`UNet config: projection_class_embeddings_input_dim ${total} leaves no room for ${timeIds} time ids of ${idDim}`);
-  const textEmbeds = g.input(UNET_IO.textEmbeds, DataType.FLOAT, ["batch", "text_embeds_dim"], [batch, pooled]);
-  const ids = g.input(UNET_IO.timeIds, DataType.FLOAT, ["batch", "time_ids"], [batch, timeIds]);
-  // [B, N] -> [B, N, idDim] -> [B, N*idDim]: the reference flattens the ids, embeds each and reshapes per batch item.
-  const idEmbeds = g.reshape(sinusoid(g, config, g.unsqueeze(ids, [2]), idDim), [0, -1]);
-  const x = g.concat([textEmbeds, idEmbeds], 1); // [B, total]
-  const ae = w.sub("add_embedding");
-  const width = 4 * config.blockOutChannels[0]!;
-  return linear(g, ae.sub("linear_2"), g.silu(linear(g, ae.sub("linear_1"), x, width)), width);
-}
-
-/** ResnetBlock2D: GroupNorm-SiLU-Conv, plus the projected time embedding, GroupNorm-SiLU-Conv, shortcut. */
-function resnetBlock(ctx: Ctx, w: ScopedWeights, x: Value, outChannels: number): Value {
-  const { g, config } = ctx;
-  return g.scoped(w.prefix.split(".").slice(-2).join("."), () => {
-    let h = g.silu(groupNorm(g, w.sub("norm1"), x, config.normNumGroups, config.normEps));
-    h = conv2d(g, w.sub("conv1"), h, outChannels, 3);
-    const t = linear(g, w.sub("time_emb_proj"), g.silu(ctx.temb), outChannels); // [T, C]
-    h = g.add(h, g.unsqueeze(t, [2, 3]));
-    h = g.silu(groupNorm(g, w.sub("norm2"), h, config.normNumGroups, config.normEps));
-    h = conv2d(g, w.sub("conv2"), h, outChannels, 3);
-    // A 1x1 projection of the input where the channel count changes (diffusers' use_in_shortcut).
-    const shortcut = x.shape[1] !== outChannels ? conv2d(g, w.sub("conv_shortcut"), x, outChannels, 1) : x;
-    return g.add(shortcut, h);
+/** Each skip connection plus its ControlNet residual, a graph input of the skip's shape. */
+function withResiduals(g: GraphBuilder, skips: readonly Value[], config: UNetConfig, batch: number): Value[] {
+  const channels = skipChannels(config);
+  if (channels.length !== skips.length) throw new InternalError(`UNet: ${skips.length} skip connections, but the config implies ${channels.length}`);
+  return skips.map((skip, i) => {
+    const [, c, h, w] = skip.shape as [number, number, number, number];
+    const residual = g.input(downResidualName(i), DataType.FLOAT, ["batch", c, `residual_${i}_height`, `residual_${i}_width`], [batch, c, h, w]);
+    return g.add(skip, residual);
   });
-}
-
-/** Transformer2DModel: GroupNorm, proj_in, BasicTransformerBlocks over the flattened pixels, proj_out, residual. */
-function transformer2d(ctx: Ctx, w: ScopedWeights, x: Value, heads: number, layers: number): Value {
-  const { g, config } = ctx;
-  return g.scoped(w.prefix.split(".").slice(-2).join("."), () => {
-    const [, c] = x.shape as [number, number, number, number];
-    // GroupNorm eps is 1e-6 inside the transformer, whatever norm_eps says (diffusers hard-codes it).
-    let h = groupNorm(g, w.sub("norm"), x, config.normNumGroups, 1e-6);
-    const toTokens = (v: Value) => g.transpose(g.reshape(v, [0, 0, -1]), [0, 2, 1]); // [B,C,H,W] -> [B,HW,C]
-    if (config.useLinearProjection) h = linear(g, w.sub("proj_in"), toTokens(h), c);
-    else h = toTokens(conv2d(g, w.sub("proj_in"), h, c, 1));
-    for (let i = 0; i < layers; i++) h = basicTransformerBlock(ctx, w.sub("transformer_blocks").sub(i), h, heads);
-    const toImage = (v: Value) => g.reshapeLike(g.transpose(v, [0, 2, 1]), x);
-    h = config.useLinearProjection ? toImage(linear(g, w.sub("proj_out"), h, c)) : conv2d(g, w.sub("proj_out"), toImage(h), c, 1);
-    return g.add(h, x);
-  });
-}
-
-/** Self-attention, cross-attention to the text, GEGLU feed-forward; each pre-normed with a residual. */
-function basicTransformerBlock(ctx: Ctx, w: ScopedWeights, x: Value, heads: number): Value {
-  const { g } = ctx;
-  x = g.add(x, attention(ctx, w.sub("attn1"), layerNorm(g, w.sub("norm1"), x, 1e-5), undefined, heads));
-  x = g.add(x, attention(ctx, w.sub("attn2"), layerNorm(g, w.sub("norm2"), x, 1e-5), ctx.context, heads));
-  const ff = w.sub("ff");
-  const h = layerNorm(g, w.sub("norm3"), x, 1e-5);
-  // GEGLU with diffusers' FeedForward default width: inner = 4 x dim, projected to value and gate at once.
-  const dim = x.shape[2]!;
-  const inner = 4 * dim;
-  const proj = linear(g, ff.sub("net.0.proj"), h, 2 * inner); // [B, L, 2*inner]
-  const [value, gate] = g.split(proj, 2, [inner, inner]) as [Value, Value];
-  return g.add(x, linear(g, ff.sub("net.2"), g.mul(value, g.gelu(gate)), dim));
-}
-
-function attention(ctx: Ctx, w: ScopedWeights, x: Value, context: Value | undefined, heads: number): Value {
-  const { g } = ctx;
-  const kv = context ?? x;
-  // diffusers' Attention in the UNet: q, k, v without bias (attention_bias false), the output projection with one.
-  const dim = x.shape[2]!;
-  const q = linear(g, w.sub("to_q"), x, dim, { bias: false });
-  const k = linear(g, w.sub("to_k"), kv, dim, { bias: false });
-  const v = linear(g, w.sub("to_v"), kv, dim, { bias: false });
-  return linear(g, w.sub("to_out.0"), g.attention(q, k, v, heads, { kind: ctx.attention }), dim);
 }

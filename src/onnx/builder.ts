@@ -22,11 +22,14 @@ export class GraphBuilder extends Graph {
   div(a: Value, b: Value): Value {
     return this.op("Div", [a, b], broadcast(a.shape, b.shape, "Div"));
   }
-  unary(opType: "Sigmoid" | "Sin" | "Cos" | "Exp" | "Erf" | "Tanh" | "Sqrt" | "Neg", x: Value): Value {
+  unary(opType: "Sigmoid" | "Sin" | "Cos" | "Exp" | "Erf" | "Tanh" | "Sqrt" | "Neg" | "Relu", x: Value): Value {
     return this.op(opType, [x], x.shape);
   }
   scalar(value: number): Value {
     return this.constant([value], []);
+  }
+  relu(x: Value): Value {
+    return this.unary("Relu", x);
   }
   /** x * sigmoid(x), PyTorch's SiLU (ORT fuses the pair). */
   silu(x: Value): Value {

@@ -1,7 +1,9 @@
+import { InternalError } from "../errors.js";
 import type { Nchw } from "../image/tensor.js";
 import { UNET_IO } from "../models/unet.js";
-import type { Session } from "../runtime/session.js";
+import type { FeedValue, Session } from "../runtime/session.js";
 import type { NoiseSource, Scheduler } from "../schedulers/scheduler.js";
+import type { ControlGuidance } from "./control-guidance.js";
 import { GenerationAborted } from "./generation-aborted.js";
 import type { InpaintChannels } from "./inpainting.js";
 import { batchConditions, type PromptConditions } from "./unet-condition.js";
@@ -27,6 +29,11 @@ export interface DenoiseInput {
   handOver?: { at: number; unet: Session; conditions: PromptConditions };
   /** An inpainting checkpoint's extra input channels. */
   inpaint?: InpaintChannels;
+  /**
+   * ControlNets: their residuals go to `control.unet` (the UNet that takes them), which replaces `unet`. Not with a
+   * hand-over (a refiner's UNet takes no residuals).
+   */
+  control?: ControlGuidance;
   /** Legacy inpainting with an ordinary checkpoint: what to put back outside the mask after every step. */
   blend?: { keep: Float32Array; original: Float32Array; addedNoise: Float32Array };
   signal?: AbortSignal;
@@ -47,21 +54,28 @@ export async function denoise(input: DenoiseInput): Promise<Float32Array> {
   const per = lc * h * w;
   const guided = cfgScale > 1;
   const copies = guided ? 2 * B : B;
-  const stages = [{ from: 0, unet: input.unet, conditions: batchConditions(input.conditions, B, guided) }];
+  const control = input.control;
+  if (control && handOver) throw new InternalError("ControlNets cannot guide a refiner's UNet: the pipeline refuses that combination before the loop");
+  const stages = [{ from: 0, unet: control?.unet ?? input.unet, conditions: batchConditions(input.conditions, B, guided) }];
   if (handOver) stages.push({ from: handOver.at, unet: handOver.unet, conditions: batchConditions(handOver.conditions, B, guided) });
   let latents = input.latents;
   for (let i = 0; i < timesteps.length; i++) {
     if (signal?.aborted) throw new GenerationAborted();
     const t = timesteps[i]!;
     const { unet, conditions } = stages[stages.length > 1 && i >= stages[1]!.from ? 1 : 0]!;
-    let x = scheduler.scaleModelInput(latents, t);
-    if (inpaint) x = concatChannels([x, inpaint.mask, inpaint.maskedLatents], [lc, 1, lc], B, h * w);
+    const scaled = scheduler.scaleModelInput(latents, t);
+    const x = inpaint ? concatChannels([scaled, inpaint.mask, inpaint.maskedLatents], [lc, 1, lc], B, h * w) : scaled;
     const sample = guided ? repeat(x, 2) : x;
-    const out = await unet.run({
+    const feeds: Record<string, FeedValue> = {
       [UNET_IO.sample]: { data: sample, dims: [copies, inpaint ? 2 * lc + 1 : lc, h, w] },
       [UNET_IO.timestep]: { data: Float32Array.of(t), dims: [1] },
       ...conditions,
-    });
+    };
+    // A ControlNet sees the latents without an inpainting model's extra channels (diffusers' control_model_input).
+    const residuals = control
+      ? await control.residuals(i, timesteps.length, inpaint ? { ...feeds, [UNET_IO.sample]: { data: guided ? repeat(scaled, 2) : scaled, dims: [copies, lc, h, w] } } : feeds, copies)
+      : {};
+    const out = await unet.run({ ...feeds, ...residuals });
     const pred = out[UNET_IO.out]!.data;
     let eps: Float32Array;
     if (guided) {

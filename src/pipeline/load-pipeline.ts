@@ -22,6 +22,7 @@ import { SdConditioner } from "./sd-conditioner.js";
 import { SdxlConditioner, type SdxlEncoder } from "./sdxl-conditioner.js";
 import { StableDiffusionPipeline } from "./stable-diffusion.js";
 import { embeddingEncoders, TextualInversions, type EmbeddingRequest } from "./textual-inversions.js";
+import { TaesdModel } from "./taesd-model.js";
 import type { Conditioner } from "./unet-condition.js";
 
 export interface LoadOptions extends NetworkOptions, SafeguardOptions {
@@ -56,6 +57,13 @@ export interface LoadOptions extends NetworkOptions, SafeguardOptions {
   embeddingsDir?: string;
   /** Embeddings given directly, before those of the folder: paths or bytes, each with an optional trigger word. */
   embeddings?: EmbeddingRequest[];
+  /**
+   * A TAESD / TAESDXL (a diffusers AutoencoderTiny folder, or madebyollin's taesd_decoder.safetensors or its folder)
+   * that decodes the final images instead of the VAE: much faster, somewhat softer. It draws the previews too.
+   */
+  vae?: string;
+  /** A TAESD that draws the step previews (the image as it forms) while the VAE decodes the final images. */
+  previewDecoder?: string;
 }
 
 export interface RefinerLoadOptions {
@@ -104,8 +112,12 @@ const TOKENIZER_2_HELP =
 export async function loadPipeline(path: string, opts: LoadOptions = {}): Promise<StableDiffusionPipeline> {
   const model = await openModel(path, { ...opts, tokenizers: [opts.tokenizer, opts.tokenizer2] });
   let refiner: ModelParts | undefined;
+  let fastDecoder: TaesdModel | undefined, previewDecoder: TaesdModel | undefined;
   try {
     if (opts.refiner) refiner = await openRefiner(opts.refiner, opts, model);
+    const space = latentSpace(model.checkpoint.config);
+    fastDecoder = opts.vae === undefined ? undefined : await TaesdModel.open(opts.vae, space, opts);
+    previewDecoder = opts.previewDecoder === undefined ? undefined : await TaesdModel.open(opts.previewDecoder, space, opts);
     const safeguards = await Safeguards.load(path, opts);
     const folders = defaultAdapterFolders();
     const embeddingsFolder = new AdapterFolder(opts.embeddingsDir ?? folders.embeddings, "embedding");
@@ -117,8 +129,13 @@ export async function loadPipeline(path: string, opts: LoadOptions = {}): Promis
       refiner: refiner && { ...asRefiner(refiner), embeddings: embeddings(refiner) },
       loraFolder: new AdapterFolder(opts.loraDir ?? folders.loras, "LoRA"),
       embeddings: embeddings(model),
+      networkOptions: opts,
+      fastDecoder,
+      previewDecoder,
     });
   } catch (e) {
+    await fastDecoder?.close();
+    await previewDecoder?.close();
     refiner?.checkpoint.close();
     model.checkpoint.close();
     throw e;

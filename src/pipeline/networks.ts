@@ -34,6 +34,7 @@ export const DEFAULT_ATTENTION: AttentionKind = "ms-mha";
 export const GRAPH_CODE = [
   new URL("../models/clip-text.js", import.meta.url),
   new URL("../models/unet.js", import.meta.url),
+  new URL("../models/controlnet.js", import.meta.url),
   new URL("../models/vae.js", import.meta.url),
   new URL("../models/open-checkpoint.js", import.meta.url),
   new URL("../runtime/nchwc-layout.js", import.meta.url),
@@ -54,11 +55,14 @@ export interface NetworkOptions extends SessionOptions {
   /** Progress messages ("building unet graph (first use of this checkpoint)"). */
   onStatus?: (message: string) => void;
   /** How long each step of opening took: hashing the checkpoint, deriving a network's key, building its entry, loading it. */
-  onTiming?: (t: { phase: "hash" | "key" | "build" | "load"; network?: NetworkName; seconds: number }) => void;
+  onTiming?: (t: { phase: "hash" | "key" | "build" | "load"; network?: string; seconds: number }) => void;
 }
 
-/** "text_encoder" is the checkpoint's first (or only) text encoder, "text_encoder_2" SDXL base's second. */
-export type NetworkName = "text_encoder" | "text_encoder_2" | "unet" | "vae_decoder" | "vae_encoder";
+/**
+ * "text_encoder" is the checkpoint's first (or only) text encoder, "text_encoder_2" SDXL base's second;
+ * "unet_control" the UNet that also takes ControlNet residuals (a graph of its own, so the plain "unet" pays nothing).
+ */
+export type NetworkName = "text_encoder" | "text_encoder_2" | "unet" | "unet_control" | "vae_decoder" | "vae_encoder";
 
 /**
  * Session options per network. The VAE runs once per image on the largest tensors of a generation, where
@@ -67,7 +71,7 @@ export type NetworkName = "text_encoder" | "text_encoder_2" | "unet" | "vae_deco
  * CPU time that we could measure (65-84 s a decode against 80-83 s, on a machine shared with other work). The UNet,
  * run at every step, keeps it.
  */
-const NETWORK_SESSION: Readonly<Partial<Record<NetworkName, Partial<SessionOptions>>>> = {
+const NETWORK_SESSION: Readonly<Partial<Record<string, Partial<SessionOptions>>>> = {
   vae_decoder: { memPattern: false },
   vae_encoder: { memPattern: false },
 };
@@ -84,6 +88,7 @@ export function graphDigest(graph: Graph, blockSize: number, code: string): stri
 }
 
 /**
+/**
  * A change to a network's weights made as it is loaded (LoRAs, see lora-set.ts): `id` names the change (two
  * changes with the same id are the same), `patches` says what to add to which tensors of the built graph.
  */
@@ -93,39 +98,26 @@ export interface WeightChange {
 }
 
 /**
- * The ONNX sessions of one checkpoint, built through the compile cache: the first load of a checkpoint builds
- * and writes each graph with its converted weights; later loads only open the cached files. The VAE encoder is
- * loaded on first use (text-to-image never needs it). A network with a WeightChange gets it merged into its
- * weights as they are loaded; the cache entry stays the checkpoint's own.
+ * Sessions of one model's graphs, built through the compile cache: the first load of a model builds and writes each
+ * graph with its converted weights; later loads only open the cached files. `sha256` identifies the model's files;
+ * `build` makes the graph of a name. Sessions are created on first request. A network with a WeightChange gets it
+ * merged into its weights as they are loaded; the cache entry stays the model's own.
  */
-export class Networks {
-  private readonly sessions = new Map<NetworkName, Promise<Session>>();
-  private readonly changes = new Map<NetworkName, WeightChange>();
+export class CachedSessions<N extends string> {
+  private readonly sessions = new Map<N, Promise<Session>>();
+  private readonly changes = new Map<N, WeightChange>();
   private code: string | undefined;
   private blockSize: Promise<number> | undefined;
 
-  private constructor(
-    readonly checkpoint: Checkpoint,
+  constructor(
     readonly sha256: string,
     private readonly cache: CompileCache,
     private readonly opts: NetworkOptions,
+    private readonly build: (name: N, attention: AttentionKind) => Graph,
   ) {}
 
-  static async open(checkpoint: Checkpoint, opts: NetworkOptions = {}): Promise<Networks> {
-    const start = performance.now();
-    const cacheDir = opts.cacheDir ?? defaultCacheDir();
-    const memo = new HashMemo(join(cacheDir, "hashes.json"));
-    const sha256 = await checkpointSha256(checkpoint, (p) => memo.hash(p, (abs) => {
-      // Only worth a word when it takes a while (a few seconds per GB).
-      if (statSync(abs).size > 256 * 2 ** 20) opts.onStatus?.(`hashing ${abs} (once per file)`);
-      return sha256File(abs);
-    }));
-    opts.onTiming?.({ phase: "hash", seconds: (performance.now() - start) / 1000 });
-    return new Networks(checkpoint, sha256, new CompileCache(cacheDir, { storage: opts.cacheWeights }), opts);
-  }
-
   /** A session, created on first request. */
-  get(name: NetworkName): Promise<Session> {
+  get(name: N): Promise<Session> {
     let s = this.sessions.get(name);
     if (!s) {
       s = this.load(name);
@@ -135,13 +127,18 @@ export class Networks {
     return s;
   }
 
+  /** Whether the session of `name` was created (or is being created). */
+  has(name: N): boolean {
+    return this.sessions.has(name);
+  }
+
   /**
    * Sets the change to a network's weights (undefined: none). When it differs from the current one, a loaded
    * session is released, and the next `get` opens the network with the new change: only the cached graph's
    * weights are rebuilt, never the graph. The caller makes sure no run is using the session. Returns whether the
    * network will be reopened.
    */
-  async setWeightChange(name: NetworkName, change: WeightChange | undefined): Promise<boolean> {
+  async setWeightChange(name: N, change: WeightChange | undefined): Promise<boolean> {
     if ((this.changes.get(name)?.id ?? "") === (change?.id ?? "")) return false;
     if (change) this.changes.set(name, change);
     else this.changes.delete(name);
@@ -152,12 +149,12 @@ export class Networks {
     return true;
   }
 
-  /** The id of the change merged into a network (undefined: its weights are the checkpoint's). */
-  weightChange(name: NetworkName): string | undefined {
+  /** The id of the change merged into a network (undefined: its weights are the model's). */
+  weightChange(name: N): string | undefined {
     return this.changes.get(name)?.id;
   }
 
-  private async load(name: NetworkName): Promise<Session> {
+  private async load(name: N): Promise<Session> {
     let start = performance.now();
     const lap = (phase: "key" | "build" | "load"): void => {
       const now = performance.now();
@@ -181,7 +178,7 @@ export class Networks {
     if (built) lap("build");
     const patched = patches !== undefined && patches.size > 0;
     try {
-      const session = await this.cache.open(entry, { ...this.opts, ...NETWORK_SESSION[name] }, patches);
+      const session = await this.cache.open(entry, { ...this.opts, ...NETWORK_SESSION[name as string] }, patches);
       lap("load");
       return session;
     } catch (e) {
@@ -205,23 +202,61 @@ export class Networks {
     return this.blockSize;
   }
 
-  private build(name: NetworkName, attention: AttentionKind): Graph {
-    const { config, unet, vae, textEncoder, textEncoder2 } = this.checkpoint;
-    switch (name) {
-      // With an input for textual-inversion vectors, so embeddings never change the graph.
-      case "text_encoder": return buildClipText(config.textEncoder, new ScopedWeights(textEncoder), { extraTokens: true });
-      case "text_encoder_2":
-        if (!config.textEncoder2 || !textEncoder2) throw new Error(`${this.checkpoint.path} has no second text encoder`);
-        return buildClipText(config.textEncoder2, new ScopedWeights(textEncoder2), { extraTokens: true });
-      case "unet": return buildUNet(config.unet, new ScopedWeights(unet), { attention });
-      case "vae_decoder": return buildVaeDecoder(config.vae, new ScopedWeights(vae), { attention });
-      case "vae_encoder": return buildVaeEncoder(config.vae, new ScopedWeights(vae), { attention });
-    }
+  /** Releases the sessions of `names` (default: all); a later `get` creates them again. */
+  async release(...names: N[]): Promise<void> {
+    const chosen = names.length ? names : [...this.sessions.keys()];
+    const all = chosen.map((n) => this.sessions.get(n)).filter((s): s is Promise<Session> => s !== undefined);
+    for (const n of chosen) this.sessions.delete(n);
+    for (const s of all) await (await s.catch(() => undefined))?.release();
+  }
+}
+
+/** The hash of a model's files, remembered in the cache folder by path, size and mtime (hash-memo.ts). */
+export async function modelSha256(files: Pick<Checkpoint, "layout" | "path" | "files">, cacheDir: string, onStatus?: (message: string) => void): Promise<string> {
+  const memo = new HashMemo(join(cacheDir, "hashes.json"));
+  return checkpointSha256(files, (p) => memo.hash(p, (abs) => {
+    // Only worth a word when it takes a while (a few seconds per GB).
+    if (statSync(abs).size > 256 * 2 ** 20) onStatus?.(`hashing ${abs} (once per file)`);
+    return sha256File(abs);
+  }));
+}
+
+/**
+ * The ONNX sessions of one checkpoint (CachedSessions). The VAE encoder is loaded on first use (text-to-image never
+ * needs it), and so is the UNet variant that takes ControlNet residuals.
+ */
+export class Networks extends CachedSessions<NetworkName> {
+  private constructor(readonly checkpoint: Checkpoint, sha256: string, cache: CompileCache, opts: NetworkOptions) {
+    super(sha256, cache, opts, (name, attention) => buildNetwork(checkpoint, name, attention));
   }
 
-  async release(): Promise<void> {
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    for (const s of all) await (await s.catch(() => undefined))?.release();
+  static async open(checkpoint: Checkpoint, opts: NetworkOptions = {}): Promise<Networks> {
+    const start = performance.now();
+    const cacheDir = opts.cacheDir ?? defaultCacheDir();
+    const sha256 = await modelSha256(checkpoint, cacheDir, opts.onStatus);
+    opts.onTiming?.({ phase: "hash", seconds: (performance.now() - start) / 1000 });
+    return new Networks(checkpoint, sha256, new CompileCache(cacheDir, { storage: opts.cacheWeights }), opts);
+  }
+
+  /** The UNet's change (a LoRA) goes to both of its variants: the one that takes ControlNet residuals has its weights. */
+  override async setWeightChange(name: NetworkName, change: WeightChange | undefined): Promise<boolean> {
+    if (name !== "unet") return super.setWeightChange(name, change);
+    const control = await super.setWeightChange("unet_control", change);
+    return (await super.setWeightChange("unet", change)) || control;
+  }
+}
+
+function buildNetwork(checkpoint: Checkpoint, name: NetworkName, attention: AttentionKind): Graph {
+  const { config, unet, vae, textEncoder, textEncoder2 } = checkpoint;
+  switch (name) {
+    // With an input for textual-inversion vectors, so embeddings never change the graph.
+    case "text_encoder": return buildClipText(config.textEncoder, new ScopedWeights(textEncoder), { extraTokens: true });
+    case "text_encoder_2":
+      if (!config.textEncoder2 || !textEncoder2) throw new Error(`${checkpoint.path} has no second text encoder`);
+      return buildClipText(config.textEncoder2, new ScopedWeights(textEncoder2), { extraTokens: true });
+    case "unet": return buildUNet(config.unet, new ScopedWeights(unet), { attention });
+    case "unet_control": return buildUNet(config.unet, new ScopedWeights(unet), { attention, controlResiduals: true });
+    case "vae_decoder": return buildVaeDecoder(config.vae, new ScopedWeights(vae), { attention });
+    case "vae_encoder": return buildVaeEncoder(config.vae, new ScopedWeights(vae), { attention });
   }
 }

@@ -1,6 +1,8 @@
 import { InputError } from "../errors.js";
 import { MAX_IMAGE_SIDE, type ImageSource } from "../image/codec.js";
 import { MAX_SEED, parseSeed, RANDOM_SEED, type SeedInput } from "../random/seed.js";
+import { findPreprocessor } from "../control/preprocessors.js";
+import type { ThresholdSpec } from "../control/preprocessor.js";
 
 /** Progress of one generation, emitted after every model call. */
 export interface StepEvent {
@@ -104,11 +106,61 @@ export interface GenerateParams {
   refiner_switch_at?: number;
   /** LoRAs to merge besides those the prompts name (`<lora:NAME:W>` in a prompt needs nothing here). */
   loras?: LoraRequest[];
+  /**
+   * ControlNets guiding the generation, each with its control image (several sum their residuals, as diffusers'
+   * MultiControlNetModel does). Named as A1111's ControlNet extension names its units.
+   */
+  controlnet?: ControlNetUnit[];
   /** Identifies the job in the robust watermark's payload (the server passes its job id; random otherwise). */
   job_id?: string;
   onStep?: (e: StepEvent) => void;
   signal?: AbortSignal;
 }
+
+/** How a control image meets the generation size, with the names of A1111's ControlNet extension. */
+export type ControlResizeMode = "Just Resize" | "Crop and Resize" | "Resize and Fill";
+const RESIZE_MODES: readonly ControlResizeMode[] = ["Just Resize", "Crop and Resize", "Resize and Fill"];
+
+/** One ControlNet unit of a request (A1111's ControlNet extension unit; its names). */
+export interface ControlNetUnit {
+  /** The control image: a user's sketch or photo for a preprocessor, or a ready control map (module "none"). */
+  image: ImageSource;
+  /** The ControlNet: a .safetensors file (lllyasviel's layout or diffusers names) or a diffusers ControlNet folder. */
+  model: string;
+  /** A folder with the ControlNet's config.json, for a single file of non-standard size (`--control-config`). */
+  config?: string;
+  /** The preprocessor (control/preprocessors.ts): "none" (default), "scribble", "canny", ... */
+  module?: string;
+  /** The conditioning scale, 0 to 2 (default 1). */
+  weight?: number;
+  /** The fraction of the model calls after which the ControlNet starts (default 0) and after which it stops (default 1). */
+  guidance_start?: number;
+  guidance_end?: number;
+  /** How the image meets the generation size (default "Crop and Resize", as A1111's; 0, 1, 2 name the same modes). */
+  resize_mode?: ControlResizeMode | 0 | 1 | 2;
+  /** The preprocessor's parameters (canny: low and high thresholds; scribble: the ink threshold); -1 or absent: its default. */
+  threshold_a?: number;
+  threshold_b?: number;
+}
+
+/** A ControlNet unit with every default filled and every value checked. */
+export interface ResolvedControlUnit {
+  image: ImageSource;
+  model: string;
+  config?: string;
+  /** The preprocessor's canonical name. */
+  module: string;
+  weight: number;
+  guidanceStart: number;
+  guidanceEnd: number;
+  resizeMode: ControlResizeMode;
+  /** Only the thresholds the module reads are present. */
+  thresholdA?: number;
+  thresholdB?: number;
+}
+
+/** More units than any use needs would only multiply the cost of every step. */
+export const MAX_CONTROL_UNITS = 8;
 
 export interface ResolvedParams {
   prompt: string;
@@ -131,6 +183,8 @@ export interface ResolvedParams {
   clipSkip: number;
   /** Present when the generation may hand over to a refiner. */
   refinerSwitchAt?: number;
+  /** The ControlNet units, when the request has any. */
+  controlnet?: ResolvedControlUnit[];
 }
 
 /** What a model recommends or needs where a request says nothing; the pipeline's own defaults otherwise. */
@@ -209,8 +263,42 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
     initImage: init,
     mask: p.mask,
     clipSkip: integer("clip skip", p.clip_skip ?? 1, 1, 12, "use an integer from 1 to 12 (1 = last layer)"),
+    ...(p.controlnet !== undefined && p.controlnet.length > 0 ? { controlnet: resolveControlUnits(p.controlnet) } : {}),
     ...(switchAt !== undefined ? { refinerSwitchAt: number("refiner switch at", switchAt, 0, 1, "use a number from 0 to 1 (the fraction of the schedule the model runs before the refiner; 0.8 is usual)") } : {}),
   };
+}
+
+/** Each ControlNet unit checked, with A1111's defaults. */
+function resolveControlUnits(units: readonly ControlNetUnit[]): ResolvedControlUnit[] {
+  if (!Array.isArray(units)) throw new InputError("controlnet must be a list of units");
+  if (units.length > MAX_CONTROL_UNITS) throw new InputError(`${units.length} ControlNet units: use at most ${MAX_CONTROL_UNITS}`);
+  return units.map((u, i) => {
+    const name = `ControlNet unit ${i}`;
+    if (u === null || typeof u !== "object") throw new InputError(`${name} must be an object with image and model`);
+    if (u.image === undefined || u.image === null || (typeof u.image !== "string" && !(u.image instanceof Uint8Array))) {
+      throw new InputError(`${name} has no control image: give image (a path or the image's bytes)`);
+    }
+    if (typeof u.model !== "string" || u.model.trim() === "") throw new InputError(`${name} has no model: give the path of a ControlNet (.safetensors file or diffusers folder)`);
+    const pre = findPreprocessor(u.module ?? "none");
+    const weight = number(`${name} weight`, u.weight ?? 1, 0, 2, "use a number from 0 to 2 (the conditioning scale; 1 is usual)");
+    const guidanceStart = number(`${name} guidance start`, u.guidance_start ?? 0, 0, 1, "use a fraction of the steps from 0 to 1");
+    const guidanceEnd = number(`${name} guidance end`, u.guidance_end ?? 1, 0, 1, "use a fraction of the steps from 0 to 1");
+    if (guidanceStart > guidanceEnd) throw new InputError(`${name}: guidance start ${guidanceStart} is after guidance end ${guidanceEnd}; the ControlNet would never run`);
+    const mode = u.resize_mode ?? "Crop and Resize";
+    const resizeMode = typeof mode === "number" ? RESIZE_MODES[mode] : RESIZE_MODES.find((m) => m.toLowerCase() === String(mode).toLowerCase());
+    if (!resizeMode) throw new InputError(`${name} resize mode ${JSON.stringify(mode)} is unknown: use ${RESIZE_MODES.map((m) => JSON.stringify(m)).join(", ")} (or 0, 1, 2)`);
+    const threshold = (value: number | undefined, spec: ThresholdSpec | undefined, which: string) => {
+      if (!spec) return undefined;
+      if (value === undefined || value === -1) return spec.default;
+      return number(`${name} ${which} (${spec.label})`, value, spec.min, spec.max, `use a number from ${spec.min} to ${spec.max} (default ${spec.default})`);
+    };
+    const thresholdA = threshold(u.threshold_a, pre.thresholdA, "threshold_a");
+    const thresholdB = threshold(u.threshold_b, pre.thresholdB, "threshold_b");
+    return {
+      image: u.image, model: u.model, ...(u.config !== undefined ? { config: u.config } : {}), module: pre.name, weight, guidanceStart, guidanceEnd, resizeMode,
+      ...(thresholdA !== undefined ? { thresholdA } : {}), ...(thresholdB !== undefined ? { thresholdB } : {}),
+    };
+  });
 }
 
 /**

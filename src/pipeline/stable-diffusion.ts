@@ -3,24 +3,32 @@ import type { PipelineConfig } from "../configs/pipeline.js";
 import { InputError } from "../errors.js";
 import { decodeImage, decodeMask, screenImage, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
 import { encodeImage } from "../image/encode-image.js";
+import { imageToUnitTensor } from "../image/tensor.js";
+import { residualShapes } from "../models/unet-blocks.js";
 import type { ImageFormat } from "../image/output-format.js";
 import { randomSeed } from "../random/seed.js";
 import { createScheduler, type RawSchedulerConfig, type Scheduler } from "../schedulers/index.js";
+import type { Session } from "../runtime/session.js";
 import type { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
 import { shortHash } from "../weights/hash.js";
 import { AdapterFolder, defaultAdapterFolders } from "./adapter-folder.js";
 import { BatchNoise, batchSeeds } from "./batch-noise.js";
+import { ControlGuidance } from "./control-guidance.js";
+import { controlNetInfotext } from "./control-infotext.js";
+import { controlMap } from "./control-maps.js";
+import { ControlNetModel } from "./controlnet-model.js";
+import type { TaesdModel } from "./taesd-model.js";
 import { denoise } from "./denoise.js";
 import type { GenerationConfig } from "./generation-config.js";
 import { inpaintChannels, latentKeepMask, type InpaintChannels } from "./inpainting.js";
 import { latentShape, latentSpace, type LatentSpace } from "./latent-space.js";
-import type { Networks } from "./networks.js";
+import type { NetworkOptions, Networks } from "./networks.js";
 import { lcmConditions } from "./guidance-embedding.js";
 import { loraTags } from "./lora-tags.js";
 import { Loras, wantedLoras } from "./loras.js";
 import { imageInfotext, modelDisplayName, provenanceInfo, type ModelIdentity } from "./output-metadata.js";
-import { DEFAULT_CFG_SCALE, DEFAULT_SAMPLER, DEFAULT_STEPS, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
+import { DEFAULT_CFG_SCALE, DEFAULT_SAMPLER, DEFAULT_STEPS, resolveParams, type GenerateParams, type ResolvedControlUnit, type ResolvedParams } from "./params.js";
 import { DEFAULT_REFINER_SWITCH_AT, refinerInfotext, refinerStart, type Refiner } from "./refiner.js";
 import type { Safeguards } from "./safeguards.js";
 import type { TextualInversions } from "./textual-inversions.js";
@@ -46,6 +54,8 @@ export interface GeneratedImage {
 
 export interface GenerateResult {
   images: GeneratedImage[];
+  /** The control map of each ControlNet unit, as the ControlNets saw it (after resizing and preprocessing). */
+  controlMaps: RgbImage[];
   /** The parameters actually used (random seed resolved, defaults filled). */
   parameters: ResolvedParams;
   /** The infotext of the first image. */
@@ -70,6 +80,12 @@ export interface PipelineParts {
   loraFolder?: AdapterFolder;
   /** The textual-inversion embeddings prompts may use (default: none). */
   embeddings?: TextualInversions;
+  /** How ControlNets named by requests are loaded (cache folder, threads); the checkpoint's own options. */
+  networkOptions?: NetworkOptions;
+  /** A TAESD that draws the step previews (the image as it forms) instead of the linear approximation. */
+  previewDecoder?: TaesdModel;
+  /** A TAESD that decodes the final images instead of the VAE (`--vae taesd`); it draws the previews too. */
+  fastDecoder?: TaesdModel;
 }
 
 /** One batch's starting point: the latents to denoise from and the timesteps left to run. */
@@ -100,6 +116,13 @@ export class StableDiffusionPipeline {
   private readonly loras: Loras;
   private readonly space: LatentSpace;
   private readonly codec: VaeCodec;
+  private readonly networkOptions: NetworkOptions;
+  private readonly fastDecoder: TaesdModel | undefined;
+  private readonly previewDecoder: TaesdModel | undefined;
+  /** ControlNets loaded for requests, by path and config folder; kept until close. */
+  private readonly controlNets = new Map<string, Promise<ControlNetModel>>();
+  /** Generations in progress (the UNet variant not in use is released only when none is). */
+  private running = 0;
 
   constructor(parts: PipelineParts) {
     this.checkpoint = parts.checkpoint;
@@ -111,11 +134,39 @@ export class StableDiffusionPipeline {
     this.generation = parts.generation ?? {};
     this.refiner = parts.refiner;
     this.space = latentSpace(this.config);
-    this.codec = new VaeCodec(this.networks, this.space);
+    this.fastDecoder = parts.fastDecoder;
+    this.previewDecoder = parts.previewDecoder ?? parts.fastDecoder;
+    const fast = this.fastDecoder;
+    this.codec = new VaeCodec(this.networks, this.space, fast && ((latents, shape, index) => fast.decode(latents, shape, index)));
     this.modelName = modelDisplayName(this.checkpoint.path);
     this.loraFolder = parts.loraFolder ?? new AdapterFolder(defaultAdapterFolders().loras, "LoRA");
     this.embeddings = parts.embeddings;
     this.loras = new Loras(this.checkpoint, this.networks);
+    this.networkOptions = parts.networkOptions ?? {};
+  }
+
+  /**
+   * A ControlNet by path (a .safetensors file or a diffusers folder; `config`: its config folder for a single file of
+   * non-standard size), loaded once and kept with the pipeline; an InputError when it does not fit this model.
+   */
+  controlNet(path: string, config?: string): Promise<ControlNetModel> {
+    const key = `${path}\0${config ?? ""}`;
+    let cn = this.controlNets.get(key);
+    if (!cn) {
+      cn = (async () => {
+        const model = await ControlNetModel.open(path, { ...this.networkOptions, config });
+        try {
+          model.checkFits(this.config.unet, this.checkpoint.path);
+          return model;
+        } catch (e) {
+          await model.close();
+          throw e;
+        }
+      })();
+      this.controlNets.set(key, cn);
+      cn.catch(() => this.controlNets.delete(key));
+    }
+    return cn;
   }
 
   get config(): PipelineConfig {
@@ -220,6 +271,8 @@ export class StableDiffusionPipeline {
     }
 
     if (this.refiner && mask) throw new InputError("inpainting with a refiner is not supported: leave out the refiner or the mask");
+    if (this.refiner && p.controlnet) throw new InputError("ControlNets with a refiner are not supported (the refiner's UNet takes no residuals): leave out the refiner or the ControlNet units");
+    const control = p.controlnet ? await this.prepareControl(p.controlnet, p.width, p.height) : undefined;
     const request: ConditioningRequest = {
       ...texts, guided: this.loopCfgScale(p) > 1, clipSkip: p.clipSkip, width: p.width, height: p.height, embeddings: this.embeddings,
     };
@@ -228,12 +281,15 @@ export class StableDiffusionPipeline {
     const refinerConditions = this.refiner && withGuidance(await this.refiner.conditioner.encode(refinerRequest), p.cfgScale, this.refiner.checkpoint.config.unet.timeCondProjDim ?? undefined);
     const model: ModelIdentity = { name: this.modelName, hash: this.modelHash };
     const images: GeneratedImage[] = [];
-    const previews = new StepPreviews(this.safeguards, { share: this.safeguards.previewCheckShare });
+    const taesd = this.previewDecoder;
+    const previews = new StepPreviews(this.safeguards, { share: this.safeguards.previewCheckShare, decode: taesd && ((x, shape) => taesd.decode(x, shape)) });
+    const controlFields = control ? controlNetInfotext(p.controlnet!, control.titles, p.width, p.height) : {};
+    this.running++;
     try {
       for (let b = 0; b < p.batchCount; b++) {
         const seeds = batchSeeds(p.seed, p.batchSize, b);
         const shape = latentShape(this.space, seeds.length, p.width, p.height);
-        const { latents, refined } = await this.denoiseBatch(p, seeds, conditions, refinerConditions, init, mask, params.signal, (step, steps, x) =>
+        const { latents, refined } = await this.denoiseBatch(p, seeds, conditions, refinerConditions, init, mask, control, params.signal, (step, steps, x) =>
           params.onStep?.({
             step, steps, batch: b, batches: p.batchCount, elapsed: (performance.now() - start) / 1000, latents: x,
             preview: previews.forStep(x, shape, { batch: b, step, last: step === steps }),
@@ -246,15 +302,23 @@ export class StableDiffusionPipeline {
           const seed = seeds[j]!;
           const notes = safe.notes[j]!;
           const refinerFields = refined ? refinerInfotext(this.refiner!.identity, p.refinerSwitchAt!) : {};
-          const infotext = imageInfotext(p, seed, model, { ...refinerFields, ...adapterInfotext, ...notes.infotext, ...this.safeguards.staticInfotext });
+          const infotext = imageInfotext(p, seed, model, { ...controlFields, ...refinerFields, ...adapterInfotext, ...notes.infotext, ...this.safeguards.staticInfotext });
           const encode = async (format: ImageFormat) => this.safeguards.finish(await encodeImage(image, format, infotext), await provenanceInfo(p, seed, model, notes.off));
           images.push({ image, seed, infotext, encode, png: () => encode("png") });
         });
       }
     } finally {
+      this.running--;
       previews.end();
     }
-    return { images, parameters: p, info: images[0]!.infotext, warnings };
+    return { images, controlMaps: control?.maps ?? [], parameters: p, info: images[0]!.infotext, warnings };
+  }
+
+  /** Each unit's ControlNet (loaded once) and control map, before any compute of the generation. */
+  private async prepareControl(units: readonly ResolvedControlUnit[], width: number, height: number): Promise<PreparedControl> {
+    const models = await Promise.all(units.map((u) => this.controlNet(u.model, u.config)));
+    const maps = await Promise.all(units.map((u, i) => controlMap(u, width, height, i)));
+    return { units, models, maps, titles: models.map((m) => m.title) };
   }
 
   private async loadMask(p: ResolvedParams): Promise<Mask> {
@@ -280,6 +344,7 @@ export class StableDiffusionPipeline {
     refinerConditions: PromptConditions | undefined,
     init: RgbImage | undefined,
     mask: Mask | undefined,
+    control: PreparedControl | undefined,
     signal: AbortSignal | undefined,
     onStep: (step: number, steps: number, latents: Float32Array) => void,
   ): Promise<{ latents: Float32Array; refined: boolean }> {
@@ -291,7 +356,8 @@ export class StableDiffusionPipeline {
     const trainSteps = Number(this.schedulerConfig["num_train_timesteps"] ?? 1000);
     const at = this.refiner && refinerConditions ? refinerStart(s.timesteps, p.refinerSwitchAt!, trainSteps) : undefined;
     const latents = await denoise({
-      unet: await this.networks.get("unet"),
+      unet: await this.unet(control !== undefined),
+      control: control && (await this.controlGuidance(control, shape)),
       scheduler,
       timesteps: s.timesteps,
       latents: s.latents,
@@ -306,6 +372,25 @@ export class StableDiffusionPipeline {
       onStep,
     });
     return { latents, refined: at !== undefined };
+  }
+
+  /**
+   * The UNet a generation runs: the plain one, or the variant that takes ControlNet residuals. Only one is kept
+   * loaded while nothing else runs (each holds the UNet's weights), so alternating requests cost a reload, not memory.
+   */
+  private async unet(controlled: boolean): Promise<Session> {
+    const [wanted, other] = controlled ? (["unet_control", "unet"] as const) : (["unet", "unet_control"] as const);
+    if (this.running === 1 && this.networks.has(other)) await this.networks.release(other);
+    return this.networks.get(wanted);
+  }
+
+  private async controlGuidance(control: PreparedControl, shape: readonly [number, number, number, number]): Promise<ControlGuidance> {
+    const runs = await Promise.all(control.units.map(async (u, i) => {
+      const cond = imageToUnitTensor(control.maps[i]!);
+      const hint = await control.models[i]!.hint(cond.data, cond.shape);
+      return { session: await control.models[i]!.session(), hint: hint.data, hintDims: hint.dims, scale: u.weight, start: u.guidanceStart, end: u.guidanceEnd };
+    }));
+    return new ControlGuidance(await this.networks.get("unet_control"), runs, residualShapes(this.config.unet, shape[2], shape[3]));
   }
 
   /**
@@ -333,6 +418,10 @@ export class StableDiffusionPipeline {
   }
 
   async close(): Promise<void> {
+    await this.previewDecoder?.close();
+    if (this.fastDecoder !== this.previewDecoder) await this.fastDecoder?.close();
+    for (const cn of this.controlNets.values()) await (await cn.catch(() => undefined))?.close();
+    this.controlNets.clear();
     if (this.refiner) {
       await this.refiner.networks.release();
       this.refiner.checkpoint.close();
@@ -355,6 +444,14 @@ const LCM_DEFAULTS = { steps: 4, cfgScale: 8.5, sampler: "lcm" } as const;
  */
 function withGuidance(c: PromptConditions, cfgScale: number, dim: number | undefined): PromptConditions {
   return dim === undefined ? c : lcmConditions(c, cfgScale, dim);
+}
+
+/** A generation's ControlNet units with their models and control maps. */
+interface PreparedControl {
+  units: readonly ResolvedControlUnit[];
+  models: ControlNetModel[];
+  maps: RgbImage[];
+  titles: string[];
 }
 
 /** diffusers' img2img start: skip the first (1 - strength) of the schedule, in model calls. */

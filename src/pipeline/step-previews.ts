@@ -37,6 +37,11 @@ export interface StepPreviewOptions {
   share?: number;
   /** Milliseconds, for the share (default performance.now). */
   now?: () => number;
+  /**
+   * Decodes the first image of a step's latents for its preview (a TAESD: the image as it is forming, at full size);
+   * without one, previews are the instant linear approximation. Either way the preview is what the checker judges.
+   */
+  decode?: (latents: Float32Array, shape: Nchw) => Promise<RgbImage>;
 }
 
 /** Checking every preview of a 512 px SD1.5 generation would cost 10-16% of its time; 5% keeps one every few steps. */
@@ -50,6 +55,7 @@ export class StepPreviews {
   private readonly startMs: number;
   private readonly share: number;
   private readonly now: () => number;
+  private readonly decode: StepPreviewOptions["decode"];
   /** The preview of the latest step whose check was started: what a step shows while the share is spent. */
   private latest: (() => Promise<StepPreview>) | undefined;
   /** The tail of the queue of preview checks. */
@@ -64,6 +70,7 @@ export class StepPreviews {
   ) {
     this.share = opts.share ?? DEFAULT_PREVIEW_CHECK_SHARE;
     this.now = opts.now ?? (() => performance.now());
+    this.decode = opts.decode;
     this.startMs = this.now();
   }
 
@@ -72,10 +79,10 @@ export class StepPreviews {
    * for the final verdict.
    */
   forStep(latents: Float32Array, shape: Nchw, at: { batch: number; step: number; last: boolean }): () => Promise<StepPreview> {
-    let shown: RgbImage | undefined;
-    const image = () => (shown ??= latentPreview(latents, shape, { scale: 8 }));
+    let shown: Promise<RgbImage> | undefined;
+    const image = () => (shown ??= this.decode ? this.decode(latents, shape) : Promise.resolve(latentPreview(latents, shape, { scale: 8 })));
     let png: Promise<Buffer> | undefined;
-    const plain = (safety: PreviewSafety) => async (): Promise<StepPreview> => ({ png: await (png ??= encodePng(image())), safety, step: at.step });
+    const plain = (safety: PreviewSafety) => async (): Promise<StepPreview> => ({ png: await (png ??= image().then(encodePng)), safety, step: at.step });
     if (!this.safeguards.checking) return plain("unchecked");
     const passed = plain("passed");
     let judged: Promise<void> | undefined;
@@ -83,7 +90,7 @@ export class StepPreviews {
     const own = async (): Promise<StepPreview> => {
       await (judged ??= this.judge(image, at));
       // Read after every wait: a later hit (another step, the final images) withdraws a preview that had passed.
-      return this.flagged ? (asFlagged ??= this.flaggedPreview(image(), at.step)) : passed();
+      return this.flagged ? (asFlagged ??= image().then((i) => this.flaggedPreview(i, at.step))) : passed();
     };
     return () => {
       if (judged === undefined && !at.last && this.latest && this.spentMs > this.share * (this.now() - this.startMs)) return this.latest();
@@ -104,12 +111,14 @@ export class StepPreviews {
     for (const v of this.verdicts.values()) v.resolve();
   }
 
-  private async judge(image: () => RgbImage, at: { batch: number; last: boolean }): Promise<void> {
+  private async judge(image: () => Promise<RgbImage>, at: { batch: number; last: boolean }): Promise<void> {
     const check = this.checks.then(async () => {
       if (this.flagged) return;
+      // Decoding the preview is the preview's cost, not the check's: only the check counts against the share.
+      const shown = await image();
       const started = this.now();
       try {
-        if (await this.safeguards.flags(image())) this.flagged = true;
+        if (await this.safeguards.flags(shown)) this.flagged = true;
       } finally {
         this.spentMs += this.now() - started;
       }

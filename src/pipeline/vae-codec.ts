@@ -5,11 +5,16 @@ import type { NoiseSource } from "../schedulers/scheduler.js";
 import type { LatentSpace } from "./latent-space.js";
 import type { Networks } from "./networks.js";
 
+/** A decoder that stands in for the VAE's (a TAESD: `--vae taesd`): image `index` of latents [B, C, h, w]. */
+export type FastDecoder = (latents: Float32Array, shape: readonly [number, number, number, number], index: number) => Promise<RgbImage>;
+
 /** Images to latents and back through the model's VAE, with its scaling factor applied. */
 export class VaeCodec {
   constructor(
     private readonly networks: Networks,
     readonly space: LatentSpace,
+    /** When given, final images are decoded by it instead of the VAE (encoding still uses the VAE). */
+    private readonly fastDecoder?: FastDecoder,
   ) {}
 
   /**
@@ -38,8 +43,14 @@ export class VaeCodec {
 
   /** Scaled latents [B, C, h, w] to images, one at a time (batching the decoder gains nothing on a CPU). */
   async decode(latents: Float32Array, batch: number, width: number, height: number): Promise<RgbImage[]> {
-    const dec = await this.networks.get("vae_decoder");
     const { channels, factor, scalingFactor } = this.space;
+    if (this.fastDecoder) {
+      const shape = [batch, channels, height / factor, width / factor] as const;
+      const images: RgbImage[] = [];
+      for (let j = 0; j < batch; j++) images.push(await this.fastDecoder(latents, shape, j));
+      return images;
+    }
+    const dec = await this.networks.get("vae_decoder");
     const per = latents.length / batch;
     const images: RgbImage[] = [];
     for (let j = 0; j < batch; j++) {

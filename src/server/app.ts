@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { registerA1111Routes } from "./a1111.js";
 import { registerAuth } from "./auth.js";
 import { registerCatalogRoutes } from "./catalog.js";
+import { registerControlNetRoutes } from "./controlnet-routes.js";
 import type { ServerConfig } from "./config.js";
 import type { ServerContext } from "./context.js";
 import { registerCrossSiteGuard } from "./cross-site.js";
@@ -101,6 +102,7 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
   registerCatalogRoutes(fastify, context);
   registerOpenApiRoute(fastify, { tokenRequired: config.token !== undefined });
   registerA1111Routes(fastify, context);
+  registerControlNetRoutes(fastify, context);
   registerStaticRoutes(fastify, context);
 
   for (const key of store.unreadableOptions()) {

@@ -39,6 +39,8 @@ export interface ServerConfig {
    * 422 on both APIs.
    */
   workBudget: number;
+  /** Folders of ControlNets requests may name (A1111's ControlNet extension's models folder). */
+  controlnetDirs?: string[];
 }
 
 /** src/server and dist/server both sit two levels below the package root. */
@@ -73,6 +75,7 @@ export interface ServerConfigInput {
   sseKeepAliveMs?: number;
   log?: boolean;
   workBudget?: number;
+  controlnetDirs?: string[];
 }
 
 /**
@@ -115,6 +118,7 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
     sseKeepAliveMs: input.sseKeepAliveMs ?? DEFAULTS.sseKeepAliveMs,
     log: input.log ?? false,
     workBudget,
+    ...(input.controlnetDirs?.length ? { controlnetDirs: input.controlnetDirs.map((d) => resolve(d)) } : {}),
   };
 }
 

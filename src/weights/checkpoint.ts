@@ -216,7 +216,8 @@ function openDiffusersFolder(dir: string, opts: OpenOptions): Checkpoint {
   }
 }
 
-function readJson(path: string, what: string): Json {
+/** A config file as a JSON object, read with the bounds every side file gets. */
+export function readJson(path: string, what: string): Json {
   if (!existsSync(path)) throw new CheckpointError(`${path}: missing (${what})`);
   // Not a FIFO or a device (which would hang or never end), not nested past the bound, not gigabytes.
   const json = readJsonFile(path, CheckpointError, { hint: "restore the file from the model's repository", maxBytes: MAX_SIDE_FILE_BYTES });
@@ -270,9 +271,9 @@ function readFolderConfigs(dir: string, read: string[]): { config: PipelineConfi
 }
 
 /** A diffusers component folder's weights: one file or an index of shards, full precision or fp16 variant. */
-export function openDiffusersComponent(dir: string, component: Component, variant?: "fp16"): { weights: RenamedWeights; files: SafetensorsFile[] } {
-  const stem = component === "unet" || component === "vae" ? WEIGHT_STEMS.unet! : WEIGHT_STEMS.text_encoder!;
-  if (!existsSync(dir)) throw new CheckpointError(`${dir}: missing; ${FOLDER_LAYOUT}`);
+export function openDiffusersComponent(dir: string, component: Component, variant?: "fp16", layoutHelp = FOLDER_LAYOUT): { weights: RenamedWeights; files: SafetensorsFile[] } {
+  const stem = component === "textEncoder" || component === "textEncoder2" ? WEIGHT_STEMS.text_encoder! : WEIGHT_STEMS.unet!;
+  if (!existsSync(dir)) throw new CheckpointError(`${dir}: missing; ${layoutHelp}`);
   const plain = [`${stem}.safetensors`, `${stem}.safetensors.index.json`];
   const half = [`${stem}.fp16.safetensors`, `${stem}.safetensors.index.fp16.json`, `${stem}.fp16.safetensors.index.json`];
   const candidates = variant === "fp16" ? [...half, ...plain] : [...plain, ...half];
@@ -281,7 +282,7 @@ export function openDiffusersComponent(dir: string, component: Component, varian
     const pickle = [`${stem}.bin`, `${stem}.fp16.bin`, `${stem}.ckpt`].find((n) => existsSync(join(dir, n)));
     // The reader explains why pickles are refused and how to convert them.
     if (pickle) SafetensorsFile.open(join(dir, pickle));
-    throw new CheckpointError(`${dir}: no ${stem}.safetensors (nor an fp16 variant or a sharded index); ${FOLDER_LAYOUT}`);
+    throw new CheckpointError(`${dir}: no ${stem}.safetensors (nor an fp16 variant or a sharded index); ${layoutHelp}`);
   }
   const files: SafetensorsFile[] = [];
   try {

@@ -74,6 +74,12 @@ const FAMILY_DEFAULTS: Readonly<Record<ModelFamily, FamilyDefaults>> = {
   },
 };
 
+/** The published UNet widths of a family (per level, and the cross-attention width) and its pooled text width. */
+export function familyWidths(family: ModelFamily): { unet: readonly number[]; context: number; pooled: number } {
+  const w = FAMILY_DEFAULTS[family].widths;
+  return { unet: w.unet, context: w.context, pooled: w.text[w.text.length - 1]! };
+}
+
 /** A human name for a family, for messages. */
 export function familyName(family: ModelFamily): string {
   return FAMILY_DEFAULTS[family].name;
@@ -203,7 +209,7 @@ export interface Detection {
   standardSizes: boolean;
 }
 
-const COMPONENT_WORDS: Readonly<Record<Component, string>> = { unet: "UNet", vae: "VAE", textEncoder: "text encoder", textEncoder2: "second text encoder" };
+const COMPONENT_WORDS: Readonly<Record<Component, string>> = { unet: "UNet", vae: "VAE", textEncoder: "text encoder", textEncoder2: "second text encoder", controlnet: "ControlNet" };
 
 /**
  * Detects a single-file checkpoint in the original layout from its {name: shape} map: the family, then the configs
@@ -344,24 +350,31 @@ function depthOf(s: ShapeMap, attention: string, origin: string): number {
   return countOf(s, new RegExp(`^${esc(attention)}\\.transformer_blocks\\.(\\d+)\\.`), `${attention} transformer block`, origin, true);
 }
 
+/** The encoder half of a UNet (or ControlNet) read from its diffusers-named shapes: config.json fields and what the up path needs. */
+export interface EncoderShapes {
+  /** config.json keys of the encoder part, with the family's values for what shapes cannot show. */
+  json: Record<string, unknown>;
+  /** Transformer blocks of the mid block's attention (0 without one). */
+  midDepth: number;
+  /** From the first attention found, when the encoder has one. */
+  crossAttentionDim?: number;
+  linear?: boolean;
+}
+
 /**
- * UNetConfig from diffusers-named UNet shapes: levels, ResNets and transformer depth per level and per block (so
- * distilled UNets need no config), the mid block, SDXL's add_embedding and LCM's cond_proj; heads, norm groups and
- * sample size from the family defaults. `pooledWidth`: the pooled text width SDXL's add_embedding takes besides the ids.
+ * The encoder half from diffusers-named shapes: levels, ResNets and transformer depth per level and per block (so
+ * distilled models need no config), the mid block, SDXL's add_embedding and LCM's cond_proj; heads and norm groups
+ * from the family defaults. `pooledWidth`: the pooled text width SDXL's add_embedding takes besides the ids.
  */
-export function unetConfigFromShapes(s: ShapeMap, origin: string, family: ModelFamily = "sd1", pooledWidth: number | null = null): UNetConfig {
+export function encoderFromShapes(s: ShapeMap, origin: string, family: ModelFamily, pooledWidth: number | null): EncoderShapes {
   const defaults = FAMILY_DEFAULTS[family];
-  const [c0, inChannels] = need(s, "conv_in.weight", 4, origin) as [number, number];
-  const outChannels = need(s, "conv_out.weight", 4, origin)[0]!;
+  const inChannels = need(s, "conv_in.weight", 4, origin)[1]!;
+  const c0 = need(s, "conv_in.weight", 4, origin)[0]!;
   const levels = countOf(s, /^down_blocks\.(\d+)\./, "down block", origin);
-  const upLevels = countOf(s, /^up_blocks\.(\d+)\./, "up block", origin);
-  if (upLevels !== levels) throw new CheckpointError(`${origin}: ${levels} down levels but ${upLevels} up levels; the UNet is incomplete`);
   const blockOutChannels: number[] = [];
   const layersPerBlock: number[] = [];
   const downBlockTypes: string[] = [];
-  const upBlockTypes: string[] = [];
   const downDepths: number[][] = [];
-  const upDepths: number[][] = [];
   let crossAttentionDim: number | undefined;
   let linear: boolean | undefined;
   for (let l = 0; l < levels; l++) {
@@ -378,6 +391,67 @@ export function unetConfigFromShapes(s: ShapeMap, origin: string, family: ModelF
       linear ??= linearProjection(s, `${attn}.proj_in.weight`, origin);
     }
   }
+  if (blockOutChannels[0] !== c0) {
+    throw new CheckpointError(`${origin}: conv_in has ${c0} output channels but the first level ${blockOutChannels[0]}; the network is inconsistent`);
+  }
+  const midDepth = depthOf(s, "mid_block.attentions.0", origin);
+  const midBlockType = midDepth > 0 ? "UNetMidBlock2DCrossAttn" : s.has("mid_block.resnets.0.conv1.weight") ? "UNetMidBlock2D" : null;
+  if (midDepth > 0) {
+    crossAttentionDim ??= need(s, "mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight", 2, origin)[1];
+    linear ??= linearProjection(s, "mid_block.attentions.0.proj_in.weight", origin);
+  }
+  const addEmbedding = s.get("add_embedding.linear_1.weight");
+  const condProj = s.get("time_embedding.cond_proj.weight");
+  let timeIdWidth: number | null = null;
+  if (addEmbedding) {
+    // SDXL's add_embedding takes the pooled text embeds and one sinusoid per time id (6 for the base model, 5 for
+    // the refiner), so the id width follows from the input width: 256 in the published models.
+    const ids = TEXT_CONDITIONING[family].timeIds.length;
+    const total = need(s, "add_embedding.linear_1.weight", 2, origin)[1]!;
+    timeIdWidth = pooledWidth !== null && ids > 0 ? (total - pooledWidth) / ids : NaN;
+    if (!Number.isInteger(timeIdWidth) || timeIdWidth <= 0 || timeIdWidth % 2 !== 0) {
+      throw new CheckpointError(
+        `${origin}: add_embedding takes ${total} features, which is not the pooled text width ${pooledWidth ?? "(none)"} plus ${ids} time ids of one even width; ` +
+          `the network does not belong to this ${familyName(family)} model's text encoders`,
+      );
+    }
+  }
+  return {
+    json: {
+      in_channels: inChannels,
+      block_out_channels: blockOutChannels,
+      down_block_types: downBlockTypes,
+      layers_per_block: layersPerBlock.every((n) => n === layersPerBlock[0]) ? layersPerBlock[0] : layersPerBlock,
+      attention_head_dim: blockOutChannels.map(defaults.heads),
+      transformer_layers_per_block: downDepths,
+      mid_block_type: midBlockType,
+      norm_num_groups: defaults.normGroups,
+      addition_embed_type: addEmbedding ? "text_time" : null,
+      addition_time_embed_dim: timeIdWidth,
+      projection_class_embeddings_input_dim: addEmbedding ? need(s, "add_embedding.linear_1.weight", 2, origin)[1] : null,
+      time_cond_proj_dim: condProj ? need(s, "time_embedding.cond_proj.weight", 2, origin)[1] : null,
+    },
+    midDepth,
+    ...(crossAttentionDim !== undefined ? { crossAttentionDim } : {}),
+    ...(linear !== undefined ? { linear } : {}),
+  };
+}
+
+/**
+ * UNetConfig from diffusers-named UNet shapes: the encoder half (encoderFromShapes), then the up levels and the
+ * output head; heads, norm groups and sample size from the family defaults.
+ */
+export function unetConfigFromShapes(s: ShapeMap, origin: string, family: ModelFamily = "sd1", pooledWidth: number | null = null): UNetConfig {
+  const defaults = FAMILY_DEFAULTS[family];
+  const encoder = encoderFromShapes(s, origin, family, pooledWidth);
+  const outChannels = need(s, "conv_out.weight", 4, origin)[0]!;
+  const levels = (encoder.json.block_out_channels as number[]).length;
+  const layersPerBlock = (encoder.json.transformer_layers_per_block as number[][]).map((d) => d.length);
+  const upLevels = countOf(s, /^up_blocks\.(\d+)\./, "up block", origin);
+  if (upLevels !== levels) throw new CheckpointError(`${origin}: ${levels} down levels but ${upLevels} up levels; the UNet is incomplete`);
+  const upBlockTypes: string[] = [];
+  const upDepths: number[][] = [];
+  let { crossAttentionDim, linear } = encoder;
   for (let l = 0; l < levels; l++) {
     const layers = countOf(s, new RegExp(`^up_blocks\\.${l}\\.resnets\\.(\\d+)\\.`), `up_blocks.${l} resnet`, origin);
     if (layers !== layersPerBlock[levels - 1 - l]! + 1) {
@@ -392,54 +466,18 @@ export function unetConfigFromShapes(s: ShapeMap, origin: string, family: ModelF
       linear ??= linearProjection(s, `up_blocks.${l}.attentions.0.proj_in.weight`, origin);
     }
   }
-  if (blockOutChannels[0] !== c0) {
-    throw new CheckpointError(`${origin}: conv_in has ${c0} output channels but the first level ${blockOutChannels[0]}; the UNet is inconsistent`);
-  }
-  const midDepth = depthOf(s, "mid_block.attentions.0", origin);
-  const midBlockType = midDepth > 0 ? "UNetMidBlock2DCrossAttn" : s.has("mid_block.resnets.0.conv1.weight") ? "UNetMidBlock2D" : null;
-  if (midDepth > 0) {
-    crossAttentionDim ??= need(s, "mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight", 2, origin)[1];
-    linear ??= linearProjection(s, "mid_block.attentions.0.proj_in.weight", origin);
-  }
   if (crossAttentionDim === undefined) throw new CheckpointError(`${origin}: the UNet has no cross-attention anywhere; it is not a text-conditioned Stable Diffusion UNet`);
-  const addEmbedding = s.get("add_embedding.linear_1.weight");
-  const condProj = s.get("time_embedding.cond_proj.weight");
-  let timeIdWidth: number | null = null;
-  if (addEmbedding) {
-    // SDXL's add_embedding takes the pooled text embeds and one sinusoid per time id (6 for the base model, 5 for
-    // the refiner), so the id width follows from the input width: 256 in the published models.
-    const ids = TEXT_CONDITIONING[family].timeIds.length;
-    const total = need(s, "add_embedding.linear_1.weight", 2, origin)[1]!;
-    timeIdWidth = pooledWidth !== null && ids > 0 ? (total - pooledWidth) / ids : NaN;
-    if (!Number.isInteger(timeIdWidth) || timeIdWidth <= 0 || timeIdWidth % 2 !== 0) {
-      throw new CheckpointError(
-        `${origin}: add_embedding takes ${total} features, which is not the pooled text width ${pooledWidth ?? "(none)"} plus ${ids} time ids of one even width; ` +
-          `the UNet does not belong to this ${familyName(family)} checkpoint's text encoders`,
-      );
-    }
-  }
   const config = unetConfigFromDiffusers({
-    in_channels: inChannels,
+    ...encoder.json,
     out_channels: outChannels,
-    block_out_channels: blockOutChannels,
-    down_block_types: downBlockTypes,
     up_block_types: upBlockTypes,
-    layers_per_block: layersPerBlock.every((n) => n === layersPerBlock[0]) ? layersPerBlock[0] : layersPerBlock,
     cross_attention_dim: crossAttentionDim,
-    attention_head_dim: blockOutChannels.map(defaults.heads),
-    transformer_layers_per_block: downDepths,
     reverse_transformer_layers_per_block: upDepths,
-    mid_block_type: midBlockType,
     use_linear_projection: linear ?? false,
-    norm_num_groups: defaults.normGroups,
     sample_size: defaults.sampleSize,
-    addition_embed_type: addEmbedding ? "text_time" : null,
-    addition_time_embed_dim: timeIdWidth,
-    projection_class_embeddings_input_dim: addEmbedding ? need(s, "add_embedding.linear_1.weight", 2, origin)[1] : null,
-    time_cond_proj_dim: condProj ? need(s, "time_embedding.cond_proj.weight", 2, origin)[1] : null,
   }, origin);
   // diffusers derives the mid block's depth from the last level's; the weights say it directly.
-  return midDepth > 0 ? { ...config, midTransformerLayers: midDepth } : config;
+  return encoder.midDepth > 0 ? { ...config, midTransformerLayers: encoder.midDepth } : config;
 }
 
 /** VaeConfig from diffusers-named VAE shapes; norm groups and scaling factor from the family. */

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { closeSync, createReadStream, openSync, readSync } from "node:fs";
 import { CheckpointError } from "../errors.js";
 
 /**
@@ -42,4 +42,23 @@ export interface FileHashes {
 export async function fileHashes(path: string, onProgress?: (bytesDone: number) => void): Promise<FileHashes> {
   const sha256 = await sha256File(path, onProgress);
   return { sha256, shortHash: shortHash(sha256) };
+}
+
+/**
+ * AUTOMATIC1111's old short hash, which its ControlNet extension still shows after each model's name
+ * ("control_v11p_sd15_canny [d14c016b]"): the first 8 hex digits of the sha256 of the 64 KiB at offset 1 MiB (fewer
+ * bytes, or none, in a smaller file). Cheap, and collision-prone, which is why it only labels.
+ */
+export function legacyShortHash(path: string): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    const buf = Buffer.alloc(0x10000);
+    const n = readSync(fd, buf, 0, buf.length, 0x100000);
+    return createHash("sha256").update(buf.subarray(0, n)).digest("hex").slice(0, 8);
+  } catch (e) {
+    throw new CheckpointError(`${path}: cannot read for hashing (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

@@ -15,10 +15,13 @@ import type { WeightSource } from "./weight-source.js";
  * The networks of a checkpoint. `textEncoder` is the pipeline's first (or only) text encoder and `textEncoder2` the
  * second one of SDXL base (diffusers' text_encoder_2/); the SDXL refiner's only encoder is its `textEncoder`.
  */
-export type Component = "unet" | "vae" | "textEncoder" | "textEncoder2";
+export type Component = "unet" | "vae" | "textEncoder" | "textEncoder2" | "controlnet";
 
-/** How a part's names are written: the UNet, the VAE, a transformers CLIPTextModel, or an OpenCLIP text tower. */
-export type LdmLayout = "unet" | "vae" | "clip" | "open-clip";
+/**
+ * How a part's names are written: the UNet, the VAE, a transformers CLIPTextModel, an OpenCLIP text tower, or
+ * lllyasviel's ControlNet (the UNet's input and middle blocks plus input_hint_block, zero_convs, middle_block_out).
+ */
+export type LdmLayout = "unet" | "vae" | "clip" | "open-clip" | "controlnet";
 
 /** One network of a single-file checkpoint: where it lives and in which naming. */
 export interface LdmPart {
@@ -27,15 +30,23 @@ export interface LdmPart {
   readonly layout: LdmLayout;
 }
 
-const UNET_PART: LdmPart = { component: "unet", prefix: "model.diffusion_model.", layout: "unet" };
-const VAE_PART: LdmPart = { component: "vae", prefix: "first_stage_model.", layout: "vae" };
+/** The components a checkpoint holds (a ControlNet is a file of its own). */
+export type CheckpointComponent = Exclude<Component, "controlnet">;
+
+/** One network of a single-file checkpoint. */
+export interface CheckpointPart extends LdmPart {
+  readonly component: CheckpointComponent;
+}
+
+const UNET_PART: CheckpointPart = { component: "unet", prefix: "model.diffusion_model.", layout: "unet" };
+const VAE_PART: CheckpointPart = { component: "vae", prefix: "first_stage_model.", layout: "vae" };
 
 /**
  * Where each family keeps its networks in a single file. SD2 stores OpenCLIP ViT-H as OpenCLIP saves it (fused
  * attention projections); SDXL's conditioner holds CLIP ViT-L as a transformers model and OpenCLIP ViT-bigG as OpenCLIP
  * saves it; the refiner has only the bigG tower, as its first embedder.
  */
-export const LDM_PARTS: Readonly<Record<ModelFamily, readonly LdmPart[]>> = {
+export const LDM_PARTS: Readonly<Record<ModelFamily, readonly CheckpointPart[]>> = {
   sd1: [UNET_PART, VAE_PART, { component: "textEncoder", prefix: "cond_stage_model.transformer.", layout: "clip" }],
   sd2: [UNET_PART, VAE_PART, { component: "textEncoder", prefix: "cond_stage_model.model.", layout: "open-clip" }],
   sdxl: [
@@ -48,11 +59,21 @@ export const LDM_PARTS: Readonly<Record<ModelFamily, readonly LdmPart[]>> = {
 };
 
 /** The part of a family's file that holds a component (undefined: the family has no such network). */
-export function ldmPart(family: ModelFamily, component: Component): LdmPart | undefined {
+export function ldmPart(family: ModelFamily, component: Component): CheckpointPart | undefined {
   return LDM_PARTS[family].find((p) => p.component === component);
 }
 
-const LAYOUT_NAMES: Readonly<Record<LdmLayout, string>> = { unet: "UNet", vae: "VAE", clip: "CLIP text encoder", "open-clip": "OpenCLIP text encoder" };
+const LAYOUT_NAMES: Readonly<Record<LdmLayout, string>> = { unet: "UNet", vae: "VAE", clip: "CLIP text encoder", "open-clip": "OpenCLIP text encoder", controlnet: "ControlNet" };
+
+/**
+ * Where a single-file ControlNet keeps its tensors: under `control_model.` as lllyasviel's ControlNet 1.0 files (and
+ * their safetensors conversions) have it, or at the top level as ControlNet 1.1 files do.
+ */
+export function controlNetPart(keys: readonly string[]): LdmPart {
+  const prefix = keys.some((k) => k.startsWith(CONTROL_PREFIX)) ? CONTROL_PREFIX : "";
+  return { component: "controlnet", prefix, layout: "controlnet" };
+}
+const CONTROL_PREFIX = "control_model.";
 
 /**
  * Tensors under a part's prefix that are not parameters of the diffusers model. They are dropped from both
@@ -66,9 +87,10 @@ const NOT_PARAMETERS: Readonly<Record<LdmLayout, readonly RegExp[]>> = {
   clip: [/^text_model\.embeddings\.position_ids$/, /^embeddings\.position_ids$/],
   // CLIP's contrastive temperature belongs to the image-text model, not to the text tower.
   "open-clip": [/^logit_scale$/],
+  controlnet: [],
 };
 
-const DIFFUSERS_LAYOUT: Readonly<Record<Component, LdmLayout>> = { unet: "unet", vae: "vae", textEncoder: "clip", textEncoder2: "clip" };
+const DIFFUSERS_LAYOUT: Readonly<Record<Component, LdmLayout>> = { unet: "unet", vae: "vae", textEncoder: "clip", textEncoder2: "clip", controlnet: "controlnet" };
 
 /** Buffers a diffusers/transformers component file may carry beside its parameters (older exports). */
 export function isDiffusersBuffer(component: Component, name: string): boolean {
@@ -162,6 +184,8 @@ interface Layout {
   output: ReadonlyMap<number, { level: number; layer: number }>;
   /** VAE decoder levels: the LDM decoder numbers them bottom-up, diffusers top-down. */
   vaeUpLevels: number;
+  /** The ControlNet's input_hint_block index of its last conv (conv_out); -1 for other layouts. */
+  hintLast: number;
 }
 
 /** A block rule places a matched block in the diffusers tree and says how to rename what is inside it. */
@@ -170,7 +194,8 @@ interface BlockRule {
   readonly place: (m: RegExpMatchArray, layout: Layout) => { prefix: string; leaves: readonly Leaf[]; rest: string } | undefined;
 }
 
-const UNET_BLOCKS: readonly BlockRule[] = [
+/** The input and middle blocks: the encoder half, which a ControlNet shares with the UNet. */
+const UNET_ENCODER_BLOCKS: readonly BlockRule[] = [
   {
     // input_blocks.N (N >= 1): .0 ResNet and .1 transformer of a layer, or .0.op, the level's downsampler.
     pattern: /^input_blocks\.(\d+)\.(\d+)\.(.+)$/,
@@ -194,6 +219,10 @@ const UNET_BLOCKS: readonly BlockRule[] = [
       }
     },
   },
+];
+
+const UNET_BLOCKS: readonly BlockRule[] = [
+  ...UNET_ENCODER_BLOCKS,
   {
     // output_blocks.N: .0 ResNet, then the transformer if the level has one, then the upsampler (a `conv`) in the
     // level's last block, so the upsampler is .1 or .2 depending on the level.
@@ -208,6 +237,28 @@ const UNET_BLOCKS: readonly BlockRule[] = [
     },
   },
   { pattern: /^(.+)$/, place: (m) => ({ prefix: "", leaves: UNET_TOP, rest: m[1]! }) },
+];
+
+/**
+ * lllyasviel's ControlNet around the UNet's encoder names: input_hint_block is a Sequential of convs and SiLUs (even
+ * indices are convs: 0 = conv_in, 2(j+1) = blocks.j, the last = conv_out), zero_convs.N.0 are the skip connections'
+ * 1x1 convs and middle_block_out.0 the mid block's.
+ */
+const CONTROLNET_BLOCKS: readonly BlockRule[] = [
+  {
+    pattern: /^input_hint_block\.(\d+)\.(.+)$/,
+    place: (m, { hintLast }) => {
+      const i = Number(m[1]), rest = m[2]!;
+      if (i % 2 !== 0) return undefined;
+      const module = i === 0 ? "conv_in" : i === hintLast ? "conv_out" : `blocks.${i / 2 - 1}`;
+      return { prefix: `controlnet_cond_embedding.${module}.`, leaves: SAME, rest };
+    },
+  },
+  { pattern: /^zero_convs\.(\d+)\.0\.(.+)$/, place: (m) => ({ prefix: `controlnet_down_blocks.${m[1]}.`, leaves: SAME, rest: m[2]! }) },
+  { pattern: /^middle_block_out\.0\.(.+)$/, place: (m) => ({ prefix: "controlnet_mid_block.", leaves: SAME, rest: m[1]! }) },
+  // The UNet's own blocks, but not its up path or output head, which a ControlNet does not have.
+  ...UNET_ENCODER_BLOCKS,
+  { pattern: /^((?:time_embed|label_emb|input_blocks\.0\.0)\..+)$/, place: (m) => ({ prefix: "", leaves: UNET_TOP, rest: m[1]! }) },
 ];
 
 const VAE_BLOCKS: readonly BlockRule[] = [
@@ -257,7 +308,7 @@ const OPEN_CLIP_BLOCKS: readonly BlockRule[] = [
   { pattern: /^(.+)$/, place: (m) => ({ prefix: "", leaves: OPEN_CLIP_TOP, rest: m[1]! }) },
 ];
 
-const BLOCKS: Readonly<Record<LdmLayout, readonly BlockRule[]>> = { unet: UNET_BLOCKS, vae: VAE_BLOCKS, clip: CLIP_BLOCKS, "open-clip": OPEN_CLIP_BLOCKS };
+const BLOCKS: Readonly<Record<LdmLayout, readonly BlockRule[]>> = { unet: UNET_BLOCKS, vae: VAE_BLOCKS, clip: CLIP_BLOCKS, "open-clip": OPEN_CLIP_BLOCKS, controlnet: CONTROLNET_BLOCKS };
 
 /** What a stored tensor's data needs to become a diffusers tensor (none for most). */
 export type TensorView =
@@ -278,7 +329,7 @@ export interface MappedName {
 function readLayout(part: LdmPart, inner: readonly string[], origin: string): Layout {
   const input = new Map<number, BlockPlace>();
   const output = new Map<number, { level: number; layer: number }>();
-  if (part.layout === "unet") {
+  if (part.layout === "unet" || part.layout === "controlnet") {
     // Input blocks run level by level: its layers, then a downsampler (.0.op) that closes the level. Counting
     // them in order handles levels with different layer counts (distilled UNets such as BK-SDM).
     const inputs = new Map<number, boolean>();
@@ -319,7 +370,11 @@ function readLayout(part: LdmPart, inner: readonly string[], origin: string): La
       if (up) decoderUp.add(up[1]!);
     }
   }
-  return { input, output, vaeUpLevels: decoderUp.size };
+  let hintLast = -1;
+  if (part.layout === "controlnet") {
+    for (const k of inner) hintLast = Math.max(hintLast, Number(/^input_hint_block\.(\d+)\./.exec(k)?.[1] ?? -1));
+  }
+  return { input, output, vaeUpLevels: decoderUp.size, hintLast };
 }
 
 /** Running block indices must have no gaps: a missing block would shift every later block to another level. */

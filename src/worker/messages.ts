@@ -92,5 +92,5 @@ export type ThreadMessage =
       previewing: boolean;
     }
   | { type: "preview"; id: number; batch: number; step: number; preview: TransportedPreview | undefined; error?: TransportedError }
-  | { type: "done"; id: number; images: TransportedImage[]; parameters: ResolvedParams; info: string; warnings: string[] }
+  | { type: "done"; id: number; images: TransportedImage[]; controlMaps: RgbImage[]; parameters: ResolvedParams; info: string; warnings: string[] }
   | { type: "failed"; id: number; error: TransportedError };

@@ -80,7 +80,7 @@ async function generate(pipe: StableDiffusionPipeline, m: Extract<HostMessage, {
       transfer.push(pixels.buffer as ArrayBuffer);
       images.push({ image: { width: img.image.width, height: img.image.height, data: pixels }, seed: img.seed, infotext: img.infotext, encoded });
     }
-    post({ type: "done", id: m.id, images, parameters: result.parameters, info: result.info, warnings: result.warnings }, transfer);
+    post({ type: "done", id: m.id, images, controlMaps: result.controlMaps, parameters: result.parameters, info: result.info, warnings: result.warnings }, transfer);
   } catch (e) {
     post({ type: "failed", id: m.id, error: transportError(e) });
   } finally {

@@ -218,7 +218,7 @@ export class PipelineWorker {
       }
       case "done":
         g.finished = true;
-        g.result.resolve({ images: m.images.map(toGeneratedImage), parameters: m.parameters, info: m.info, warnings: m.warnings });
+        g.result.resolve({ images: m.images.map(toGeneratedImage), controlMaps: m.controlMaps, parameters: m.parameters, info: m.info, warnings: m.warnings });
         this.forgetIfDone(m.id, g);
         break;
       case "failed":

@@ -13,7 +13,7 @@ import { f16Bytes, tempDir } from "./safetensors-writer.js";
 
 type ShapeList = Map<string, number[]>;
 
-interface UNetSpec {
+export interface UNetSpec {
   modelChannels: number;
   channelMult: number[];
   numResBlocks: number;
@@ -124,7 +124,8 @@ function spatialTransformer(out: ShapeList, p: string, c: number, depth: number,
   else convLayer(out, `${p}.proj_out`, c, c, 1);
 }
 
-function unet(out: ShapeList, pre: string, u: UNetSpec, inChannels: number): void {
+/** openaimodel's time embedding, input blocks and middle block (cldm.ControlNet has the same); returns the skip widths. */
+function unetEncoder(out: ShapeList, pre: string, u: UNetSpec, inChannels: number): { skips: number[]; ch: number } {
   const mc = u.modelChannels, emb = 4 * mc;
   linearLayer(out, `${pre}time_embed.0`, emb, mc);
   linearLayer(out, `${pre}time_embed.2`, emb, emb);
@@ -152,7 +153,14 @@ function unet(out: ShapeList, pre: string, u: UNetSpec, inChannels: number): voi
   resBlock(out, `${pre}middle_block.0`, ch, ch, emb);
   spatialTransformer(out, `${pre}middle_block.1`, ch, u.transformerDepthMiddle, u);
   resBlock(out, `${pre}middle_block.2`, ch, ch, emb);
-  index = 0;
+  return { skips, ch };
+}
+
+function unet(out: ShapeList, pre: string, u: UNetSpec, inChannels: number): void {
+  const mc = u.modelChannels, emb = 4 * mc;
+  const encoder = unetEncoder(out, pre, u, inChannels);
+  const skips = encoder.skips;
+  let ch = encoder.ch, index = 0;
   [...u.channelMult.entries()].reverse().forEach(([level, mult]) => {
     for (let i = 0; i <= u.numResBlocks; i++) {
       const p = `${pre}output_blocks.${index}`;
@@ -252,6 +260,21 @@ function openClipText(out: ShapeList, t: TextSpec): void {
   normLayer(out, `${pre}ln_final`, h);
 }
 
+/**
+ * lllyasviel's cldm.ControlNet for a UNet spec (cldm_v15.yaml: hint_channels 3): the UNet's encoder, input_hint_block
+ * (convs 3->16->16->32->32->96->96->256 with SiLUs between, strides 2 at 32, 96, 256, then a zero conv to
+ * model_channels), a zero 1x1 conv per skip connection and middle_block_out.
+ */
+export function controlNetLdmShapes(u: UNetSpec, pre = "control_model."): Map<string, number[]> {
+  const out: ShapeList = new Map();
+  const { skips, ch } = unetEncoder(out, pre, u, 4);
+  const hint = [[16, 3], [16, 16], [32, 16], [32, 32], [96, 32], [96, 96], [256, 96], [u.modelChannels, 256]] as const;
+  hint.forEach(([cout, cin], i) => convLayer(out, `${pre}input_hint_block.${2 * i}`, cout, cin, 3));
+  skips.forEach((c, i) => convLayer(out, `${pre}zero_convs.${i}.0`, c, c, 1));
+  convLayer(out, `${pre}middle_block_out.0`, ch, ch, 1);
+  return out;
+}
+
 /** SD1.5 published parameter counts (UNet 859.52M, VAE 83.65M, CLIP ViT-L/14 text 123.06M). */
 export const SD15_PARAMETERS = { unet: 859_520_964, vae: 83_653_863, textEncoder: 123_060_480 };
 
@@ -286,7 +309,11 @@ export function countUnder(shapes: ReadonlyMap<string, readonly number[]>, prefi
  * checkpoint reads headers only, so detection and verification see the real names and shapes at full size.
  */
 export function sparseCheckpoint(spec: CheckpointSpec, data: Record<string, number[]> = {}): string {
-  const shapes = ldmShapes(spec);
+  return sparseFile(ldmShapes(spec), data);
+}
+
+/** Any {name: shape} header written as a sparse fp16 file (see sparseCheckpoint). */
+export function sparseFile(shapes: Map<string, number[]>, data: Record<string, number[]> = {}): string {
   // Extra keys of the file (markers such as v_pred): scalars unless the data says otherwise.
   for (const [name, values] of Object.entries(data)) if (!shapes.has(name)) shapes.set(name, values.length ? [values.length] : []);
   const header: Record<string, unknown> = {};

@@ -2,13 +2,13 @@ import { describe, expect, it } from "vitest";
 import { SD15, SD21, SDXL_BASE, SDXL_REFINER, type PipelineConfig } from "../../src/configs/pipeline.js";
 import { clipTextParamShapes, unetParamShapes, vaeParamShapes } from "../../src/models/param-shapes.js";
 import { openCheckpointFiles, type Checkpoint } from "../../src/weights/checkpoint.js";
-import { LDM_PARTS, type Component } from "../../src/weights/ldm-keymap.js";
+import { LDM_PARTS, type CheckpointComponent } from "../../src/weights/ldm-keymap.js";
 import { ldmStoredTensors, storedTensorData } from "../../src/weights/ldm-keymap-reverse.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { ldmShapes, SD15_SPEC, SD21_SPEC, SDXL_REFINER_SPEC, SDXL_SPEC, type CheckpointSpec } from "./ldm-headers.js";
 
-function componentShapes(config: PipelineConfig, c: Component): ReadonlyMap<string, readonly number[]> {
+function componentShapes(config: PipelineConfig, c: CheckpointComponent): ReadonlyMap<string, readonly number[]> {
   switch (c) {
     case "unet": return unetParamShapes(config.unet);
     case "vae": return vaeParamShapes(config.vae);

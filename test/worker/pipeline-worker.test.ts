@@ -82,10 +82,12 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
   });
 
   it("gives each step's preview on request, the same as the pipeline's", async () => {
-    const localPreviews: Buffer[] = [];
+    // Kept in step order: previews are encoded concurrently and may finish in any order.
+    const localAsked: Promise<StepPreview>[] = [];
     const workerPreviews: Promise<StepPreview>[] = [];
-    await local.generate({ ...JOB, onStep: (e) => void e.preview().then((p) => localPreviews.push(p.png!)) });
+    await local.generate({ ...JOB, onStep: (e) => localAsked.push(e.preview()) });
     await worker.generate({ ...JOB, onStep: (e) => workerPreviews.push(e.preview()) });
+    const localPreviews = (await Promise.all(localAsked)).map((p) => p.png!);
     const got = await Promise.all(workerPreviews);
     expect(got.map((p) => [p.step, p.safety])).toEqual([1, 2, 3, 4, 5, 6].map((s) => [s, "unchecked"]));
     for (const [k, p] of got.entries()) expect(p.png!.equals(localPreviews[k]!)).toBe(true);

@@ -1,0 +1,65 @@
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { readJson } from "../weights/checkpoint.js";
+import { controlNetTitle } from "../weights/controlnet-checkpoint.js";
+import { detectWeightsKind } from "../weights/detect-kind.js";
+import { SafetensorsFile } from "../weights/safetensors.js";
+
+/** A ControlNet the server can use: A1111's extension title ("name [hash]") and where it is. */
+export interface ListedControlNet {
+  readonly title: string;
+  readonly path: string;
+}
+
+/**
+ * The ControlNets in the given folders (`serve --controlnet-dir`), as A1111's ControlNet extension lists its models
+ * folder: each .safetensors file whose tensors are a ControlNet's, and each diffusers ControlNet folder
+ * (config.json of class ControlNetModel), sorted by name. Files are recognised from their headers only.
+ */
+export function listControlNets(dirs: readonly string[]): ListedControlNet[] {
+  const found: ListedControlNet[] = [];
+  for (const dir of dirs) {
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      const listed = statSync(path).isDirectory() ? folderControlNet(path) : fileControlNet(path);
+      if (listed) found.push(listed);
+    }
+  }
+  return found;
+}
+
+function fileControlNet(path: string): ListedControlNet | undefined {
+  if (!path.endsWith(".safetensors")) return undefined;
+  try {
+    const file = SafetensorsFile.open(path);
+    try {
+      const shapes = new Map([...file.tensors].map(([k, t]) => [k, t.shape] as const));
+      return detectWeightsKind(shapes).kind === "controlnet" ? { title: controlNetTitle(path, path), path } : undefined;
+    } finally {
+      file.close();
+    }
+  } catch {
+    return undefined; // not a readable safetensors file: not listed, as the extension skips what it cannot load
+  }
+}
+
+function folderControlNet(dir: string): ListedControlNet | undefined {
+  const weights = join(dir, "diffusion_pytorch_model.safetensors");
+  if (!existsSync(join(dir, "config.json")) || !existsSync(weights)) return undefined;
+  try {
+    return readJson(join(dir, "config.json"), "config")["_class_name"] === "ControlNetModel" ? { title: controlNetTitle(dir, weights), path: dir } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The ControlNet a request names, matched as the extension matches: its exact title, or its name without the hash
+ * (any case); undefined when none is.
+ */
+export function findControlNet(list: readonly ListedControlNet[], requested: string): ListedControlNet | undefined {
+  const v = requested.trim();
+  const bare = (t: string) => t.replace(/\s*\[[0-9a-f]+\]$/i, "").toLowerCase();
+  return list.find((c) => c.title === v) ?? list.find((c) => bare(c.title) === bare(v));
+}
