@@ -179,6 +179,7 @@ export class QueueWorker {
   /** Runs a job; `running` describes it meanwhile (a close waits for its computation). */
   private async process(job: Job<QueuedGeneration, GenerationOutput>, signal: AbortSignal | undefined): Promise<GenerationOutput> {
     const id = job.id!;
+    const started = performance.now();
     const progress = new ProgressSender(job, (e) => this.reportError(e));
     const control = new ControlBlock();
     const computing = this.generate(job, signal, progress, control);
@@ -190,6 +191,7 @@ export class QueueWorker {
       const output = await computing;
       // What follows (progress, then bullmq's completion) needs Redis, and waits for it while it is away.
       await progress.flush();
+      this.opts.log(`job ${id}: done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
       return output;
     } catch (e) {
       // Cancelled by abandon(): no outcome is recorded (a failure would count as an attempt, or end the job).
@@ -212,7 +214,6 @@ export class QueueWorker {
   /** The job's images, computed in the pipeline's thread (progress and previews are queued on `progress` meanwhile). */
   private async generate(job: Job<QueuedGeneration, GenerationOutput>, signal: AbortSignal | undefined, progress: ProgressSender, control: ControlBlock): Promise<GenerationOutput> {
     const id = job.id!;
-    const started = performance.now();
     this.opts.log(`job ${id}: started (attempt ${job.attemptsStarted})`);
     this.advert.job = id;
     void this.publish();
@@ -238,7 +239,6 @@ export class QueueWorker {
       result.images.map(async (img) => ({ png: (await img.png()).toString("base64"), seed: img.seed.toString(), infotext: img.infotext })),
     );
     const p = control.progress();
-    this.opts.log(`job ${id}: done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
     return { images, parameters: wireParameters(result.parameters), progress: { step: p?.step ?? 0, steps: p?.steps ?? 0 }, worker: this.name };
   }
 
