@@ -155,6 +155,7 @@ export class QueueWorker {
         // However long the job computes; then its delivery waits for Redis only so long.
         await job.computed;
         const delivered = await within(job.recorded.then(() => true), CLOSE_WAIT_MS);
+        job.givenUp = !delivered;
         if (!delivered) this.opts.log(`job ${job.id}: not delivered (Redis at ${this.opts.target.display} did not take it within ${CLOSE_WAIT_MS / 1000} s); it goes back to the queue when its lock expires`);
       }
       await Promise.all([closeBullmq({ close: () => closed, getBackend: () => this.worker.getBackend() }), closeBullmq(this.control)]);
@@ -191,7 +192,8 @@ export class QueueWorker {
       const output = await computing;
       // What follows (progress, then bullmq's completion) needs Redis, and waits for it while it is away.
       await progress.flush();
-      this.opts.log(`job ${id}: done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
+      // A close that gave up on delivering it has said so; the flush ended only because the connections were dropped.
+      if (!running.givenUp) this.opts.log(`job ${id}: done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
       return output;
     } catch (e) {
       // Cancelled by abandon(): no outcome is recorded (a failure would count as an attempt, or end the job).
@@ -339,6 +341,8 @@ interface RunningJob {
   /** Resolved by `delivered()`, when bullmq has recorded the job's outcome. */
   recorded: Promise<void>;
   delivered: () => void;
+  /** Set by a close that stopped waiting for its delivery. */
+  givenUp?: boolean;
 }
 
 function noop(): void {}
