@@ -1,7 +1,9 @@
 import type { Command } from "commander";
 import { InputError } from "../errors.js";
+import { CLOSE_WAIT_MS, within } from "../worker/close-bullmq.js";
 import { DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS, QueueWorker } from "../worker/queue-worker.js";
 import { parseQueueUrl } from "../worker/queue-url.js";
+import { signalExitCode } from "./interruption.js";
 import { addModelOptions, integer, loadOptionsOf, modelPathOf, type ModelFlags } from "./model-options.js";
 
 interface WorkerOptions extends ModelFlags {
@@ -46,15 +48,19 @@ async function workerCommand(o: WorkerOptions): Promise<void> {
   const stopped = new Promise<void>((resolve) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {
-      // The first: finish the running job and deliver it. The second: leave it; its lock expires and another
-      // worker (or this one, restarted) runs it.
-      const force = ++signals > 1;
-      log(force ? `${signal}: stopping now; the running job goes back to the queue when its lock expires` : `${signal}: stopping after the running job (again to stop now)`);
-      if (force) {
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
+      if (++signals > 1) {
+        // The second: now, whatever the first is waiting for (a long job, a Redis that is away). The running job is
+        // cancelled within a step; its lock expires and another worker (or this one, restarted) runs it; the advert
+        // expires by itself. A third does not even wait for that step.
+        const code = signalExitCode(signal);
+        if (signals > 2) process.exit(code);
+        log(`${signal}: stopping now; the running job goes back to the queue when its lock expires`);
+        void within(worker.abandon(), CLOSE_WAIT_MS).finally(() => process.exit(code));
+        return;
       }
-      void worker.close(force).finally(resolve);
+      // The first: finish the running job and deliver it (close waits for Redis only a short while).
+      log(`${signal}: stopping after the running job (again to stop now)`);
+      void worker.close().finally(resolve);
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);

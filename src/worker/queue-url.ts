@@ -43,6 +43,9 @@ export function parseQueueUrl(text: string, env: Readonly<Record<string, string 
   return { display, host, port, db: dbText === "" ? 0 : Number(dbText), username, password, tls: url.protocol === "rediss:" };
 }
 
+/** The longest pause between two attempts to reconnect to Redis (each client; they back off 200 ms, 400 ms, ... to it). */
+export const RECONNECT_MAX_MS = 2000;
+
 /**
  * Connection options for bullmq's Queue, QueueEvents and Worker. Reconnects forever, at most 2 s apart: a Redis
  * restart costs a few seconds, not the process. `maxRetriesPerRequest: null` is what bullmq requires of the
@@ -60,7 +63,7 @@ export function connectionOptions(t: QueueTarget, opts: { failFast?: boolean } =
     ...(t.password !== undefined ? { password: t.password } : {}),
     ...(t.tls ? { tls: { servername: t.host } } : {}),
     maxRetriesPerRequest: null,
-    retryStrategy: (times: number) => Math.min(times * 200, 2000),
+    retryStrategy: (times: number) => Math.min(times * 200, RECONNECT_MAX_MS),
   };
 }
 

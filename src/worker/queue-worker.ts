@@ -22,7 +22,7 @@ import {
   type QueuedGeneration,
 } from "./queue-protocol.js";
 import { CLOSE_WAIT_MS, closeBullmq, within } from "./close-bullmq.js";
-import { connectionOptions, type QueueTarget } from "./queue-url.js";
+import { connectionOptions, RECONNECT_MAX_MS, type QueueTarget } from "./queue-url.js";
 import { HEARTBEAT_MS, publishAdvert, withdrawAdvert, type WorkerAdvert } from "./worker-registry.js";
 
 export interface QueueWorkerOptions {
@@ -69,7 +69,9 @@ export class QueueWorker {
   private readonly heartbeat: NodeJS.Timeout;
   private lastError: string | undefined;
   private closing: Promise<void> | undefined;
-  private running: Promise<void> = Promise.resolve();
+  private abandoning: Promise<void> | undefined;
+  /** The running job, if any: its computation (settled once the images are made or the run failed) and its delivery. */
+  private running: RunningJob | undefined;
 
   constructor(private readonly opts: QueueWorkerOptions) {
     this.name = opts.name ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
@@ -96,6 +98,9 @@ export class QueueWorker {
     });
     this.control = new QueueEvents(controlQueueName(this.model.name), { connection, prefix: KEY_PREFIX });
     this.worker.on("error", (e) => this.reportError(e));
+    // bullmq's word that it recorded the job's outcome in Redis.
+    this.worker.on("completed", (job) => this.recorded(job.id));
+    this.worker.on("failed", (job) => this.recorded(job?.id));
     this.control.on("error", (e) => this.reportError(e));
     this.control.on<ControlListener>(CANCEL_EVENT, ({ jobId }: CancelMessage) => {
       if (this.worker.cancelJob(jobId, "cancelled by a request to the API server")) this.opts.log(`job ${jobId}: cancel requested`);
@@ -131,76 +136,112 @@ export class QueueWorker {
   }
 
   /**
-   * Stops taking jobs. Graceful (the default): the running job finishes and is delivered first. `force`: it is
-   * abandoned where it is, and bullmq hands it to another worker once its lock expires.
+   * Stops taking jobs, lets the running job compute to its end and delivers it if Redis takes it within
+   * CLOSE_WAIT_MS (when it does not, the job goes back to the queue once its lock expires and runs again elsewhere).
+   * Nothing here waits for Redis longer than CLOSE_WAIT_MS at a time: with Redis away, bullmq's own close and the
+   * job's progress updates would wait for it for ever (their commands wait out reconnects). `abandon()` stops
+   * without waiting for the job, also while a close waits for it.
    */
-  close(force = false): Promise<void> {
+  close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.heartbeat);
       // Withdrawn first, while the connection is open (the advert expires by itself if Redis cannot be told).
       const withdrawn = this.worker.getBackend().client.then((c) => withdrawAdvert(c, this.name));
       await within(withdrawn.catch(() => undefined), CLOSE_WAIT_MS);
-      // bullmq stops taking jobs at once; a graceful close also waits for the running one to be delivered.
-      const closed = this.worker.close(force).catch(() => undefined);
-      // However long the running job takes; what follows waits for Redis only so long.
-      if (!force) await this.running;
+      // bullmq stops taking jobs at once; its graceful close resolves once the running job is delivered.
+      const closed = this.worker.close().catch(() => undefined);
+      const job = this.running;
+      if (job) {
+        // However long the job computes; then its delivery waits for Redis only so long.
+        await job.computed;
+        const delivered = await within(job.recorded.then(() => true), CLOSE_WAIT_MS);
+        job.givenUp = !delivered;
+        if (!delivered) this.opts.log(`job ${job.id}: not delivered (Redis at ${this.opts.target.display} did not take it within ${CLOSE_WAIT_MS / 1000} s); it goes back to the queue when its lock expires`);
+      }
       await Promise.all([closeBullmq({ close: () => closed, getBackend: () => this.worker.getBackend() }), closeBullmq(this.control)]);
       await this.model.close();
     })();
     return this.closing;
   }
 
-  /** Runs a job; `running` is its promise meanwhile (a graceful close waits for it). */
-  private process(job: Job<QueuedGeneration, GenerationOutput>, signal: AbortSignal | undefined): Promise<GenerationOutput> {
-    const run = this.generate(job, signal);
-    this.running = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
+  /**
+   * Stops now, for a process about to exit: the running job is cancelled within a step and its thread ended (a
+   * process that exits while onnxruntime computes in a thread aborts), and the job is left as it is in Redis: its lock
+   * expires and another worker runs it again from the start. Nothing waits for Redis.
+   */
+  abandon(): Promise<void> {
+    this.abandoning ??= (async () => {
+      clearInterval(this.heartbeat);
+      await this.model.close();
+    })();
+    return this.abandoning;
   }
 
-  private async generate(job: Job<QueuedGeneration, GenerationOutput>, signal: AbortSignal | undefined): Promise<GenerationOutput> {
+  /** Runs a job; `running` describes it meanwhile (a close waits for its computation). */
+  private async process(job: Job<QueuedGeneration, GenerationOutput>, signal: AbortSignal | undefined): Promise<GenerationOutput> {
     const id = job.id!;
     const started = performance.now();
-    this.opts.log(`job ${id}: started (attempt ${job.attemptsStarted})`);
-    this.advert.job = id;
-    void this.publish();
     const progress = new ProgressSender(job, (e) => this.reportError(e));
     const control = new ControlBlock();
+    const computing = this.generate(job, signal, progress, control);
+    let delivered = noop;
+    const recorded = new Promise<void>((resolve) => (delivered = resolve));
+    const running: RunningJob = { id, computed: computing.then(noop, noop), recorded, delivered };
+    this.running = running;
     try {
-      let pipe;
-      try {
-        pipe = await this.model.get();
-      } catch (e) {
-        // Not this job's fault, nor necessarily another worker's: retried (once) wherever the queue sends it.
-        throw new Error(`worker ${this.name} could not load the model ${this.opts.modelPath}: ${(e as Error)?.message ?? String(e)}`);
-      }
-      const data = job.data;
-      const result = await pipe.generate({
-        ...fromQueuedGeneration(data),
-        // The robust watermark carries the job's id, so a detected mark leads back to its history entry.
-        job_id: id,
-        signal,
-        control,
-        previewIntervalMs: data.previewIntervalMs,
-        onStep: (e) => progress.step({ step: e.step, steps: e.steps, batch: e.batch, batches: e.batches }),
-        onPreview: (p) => progress.preview(p),
-      });
-      const images = await Promise.all(
-        result.images.map(async (img) => ({ png: (await img.png()).toString("base64"), seed: img.seed.toString(), infotext: img.infotext })),
-      );
+      const output = await computing;
+      // What follows (progress, then bullmq's completion) needs Redis, and waits for it while it is away.
       await progress.flush();
-      const p = control.progress();
-      this.opts.log(`job ${id}: done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
-      return { images, parameters: wireParameters(result.parameters), progress: { step: p?.step ?? 0, steps: p?.steps ?? 0 }, worker: this.name };
+      // A close that gave up on delivering it has said so; the flush ended only because the connections were dropped.
+      if (!running.givenUp) this.opts.log(`job ${id}: done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
+      return output;
     } catch (e) {
+      // Cancelled by abandon(): no outcome is recorded (a failure would count as an attempt, or end the job).
+      if (this.abandoning) return new Promise<never>(() => undefined);
       await progress.flush();
       throw this.failure(id, e, control, signal);
     } finally {
       this.advert.job = null;
       void this.publish();
     }
+  }
+
+  private recorded(id: string | undefined): void {
+    const job = this.running;
+    if (job === undefined || job.id !== id) return;
+    this.running = undefined;
+    job.delivered();
+  }
+
+  /** The job's images, computed in the pipeline's thread (progress and previews are queued on `progress` meanwhile). */
+  private async generate(job: Job<QueuedGeneration, GenerationOutput>, signal: AbortSignal | undefined, progress: ProgressSender, control: ControlBlock): Promise<GenerationOutput> {
+    const id = job.id!;
+    this.opts.log(`job ${id}: started (attempt ${job.attemptsStarted})`);
+    this.advert.job = id;
+    void this.publish();
+    let pipe;
+    try {
+      pipe = await this.model.get();
+    } catch (e) {
+      // Not this job's fault, nor necessarily another worker's: retried (once) wherever the queue sends it.
+      throw new Error(`worker ${this.name} could not load the model ${this.opts.modelPath}: ${(e as Error)?.message ?? String(e)}`);
+    }
+    const data = job.data;
+    const result = await pipe.generate({
+      ...fromQueuedGeneration(data),
+      // The robust watermark carries the job's id, so a detected mark leads back to its history entry.
+      job_id: id,
+      signal,
+      control,
+      previewIntervalMs: data.previewIntervalMs,
+      onStep: (e) => progress.step({ step: e.step, steps: e.steps, batch: e.batch, batches: e.batches }),
+      onPreview: (p) => progress.preview(p),
+    });
+    const images = await Promise.all(
+      result.images.map(async (img) => ({ png: (await img.png()).toString("base64"), seed: img.seed.toString(), infotext: img.infotext })),
+    );
+    const p = control.progress();
+    return { images, parameters: wireParameters(result.parameters), progress: { step: p?.step ?? 0, steps: p?.steps ?? 0 }, worker: this.name };
   }
 
   /** The error bullmq records: cancellations and the request's own errors are not retried. */
@@ -228,11 +269,19 @@ export class QueueWorker {
     }
   }
 
-  /** Trouble is logged when it starts, not at every retry; the next heartbeat that gets through says it is over. */
+  /**
+   * Trouble is logged when it starts, not at every retry; the next heartbeat that gets through says it is over. The
+   * clients reconnect by themselves, spaced by connectionOptions' retryStrategy (RECONNECT_MAX_MS at most).
+   */
   private reportError(e: Error): void {
     if (this.lastError !== undefined) return;
     this.lastError = e?.message ?? String(e);
-    this.opts.log(`queue ${this.opts.target.display}: ${this.lastError}; retrying`);
+    const where = this.opts.target.display;
+    this.opts.log(
+      isUnreachable(e)
+        ? `cannot reach Redis at ${where} (${this.lastError}); trying again every ${RECONNECT_MAX_MS / 1000} s until it answers`
+        : `queue ${where}: ${this.lastError}; retrying`,
+    );
   }
 }
 
@@ -285,3 +334,23 @@ function deviceOf(o: LoadOptions): string {
   return `${providers} (${o.threads ?? availableParallelism()} threads)`;
 }
 
+
+interface RunningJob {
+  id: string;
+  computed: Promise<void>;
+  /** Resolved by `delivered()`, when bullmq has recorded the job's outcome. */
+  recorded: Promise<void>;
+  delivered: () => void;
+  /** Set by a close that stopped waiting for its delivery. */
+  givenUp?: boolean;
+}
+
+function noop(): void {}
+
+/** The socket errors of a Redis that is down, restarting or out of reach (as opposed to one that answers with an error). */
+const UNREACHABLE = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "EPIPE"]);
+
+function isUnreachable(e: Error): boolean {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return (code !== undefined && UNREACHABLE.has(code)) || /Connection is closed/.test(e?.message ?? "");
+}

@@ -3,11 +3,14 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { guardChild } from "./child-guard.js";
 
 const REDIS_SERVER = "/usr/bin/redis-server";
 
 export interface TestRedis {
   port: number;
+  /** The running redis-server's process id (a new one after each restart). */
+  readonly pid: number | undefined;
   /** redis://127.0.0.1:PORT (with the password when there is one). */
   url: string;
   /** The folder holding its append-only file. */
@@ -48,6 +51,7 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Test
     new Promise<void>((resolve, reject) => {
       const c = spawn(REDIS_SERVER, args, { stdio: ["ignore", "pipe", "pipe"] });
       child = c;
+      guardChild(c);
       exited = new Promise((r) => c.once("exit", () => r()));
       let out = "";
       c.stdout!.on("data", (d: Buffer) => {
@@ -65,6 +69,9 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Test
   const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
   return {
     port,
+    get pid() {
+      return child?.pid;
+    },
     url: `redis://${auth}127.0.0.1:${port}`,
     dir,
     kill,

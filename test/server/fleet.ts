@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { guardChild } from "../helpers/child-guard.js";
 import { cliCommand } from "../helpers/compiled-cli.js";
 
 /** A `diffuse` process of a test (server or worker), its output kept. */
@@ -18,6 +19,7 @@ export interface DiffuseProcess {
 export function spawnDiffuse(args: string[], ready: RegExp, env: Record<string, string> = {}): Promise<DiffuseProcess> {
   const cli = cliCommand(args);
   const child = spawn(cli.command, cli.args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  guardChild(child);
   let err = "";
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return new Promise((resolve, reject) => {

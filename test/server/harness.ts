@@ -8,6 +8,7 @@ import type { FastifyInstance } from "fastify";
 import { buildApp, type App } from "../../src/server/app.js";
 import { resolveServerConfig, type ServerConfig } from "../../src/server/config.js";
 import type { JobStatus } from "../../src/server/api-types.js";
+import { guardChild } from "../helpers/child-guard.js";
 import { ref } from "../helpers/fixtures.js";
 
 export const TINY_MODEL = ref("models/sd15-tiny");
@@ -133,6 +134,7 @@ export interface ChildServer {
 export function spawnServer(dataDir: string, cacheDir: string): Promise<ChildServer> {
   const entry = fileURLToPath(new URL("./serve-entry.ts", import.meta.url));
   const child = spawn(process.execPath, ["--import", "tsx", entry, dataDir, cacheDir], { stdio: ["ignore", "pipe", "pipe"] });
+  guardChild(child);
   let out = "";
   let err = "";
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));

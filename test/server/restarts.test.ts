@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { guardChild } from "../helpers/child-guard.js";
 import { cliCommand } from "../helpers/compiled-cli.js";
 import type { JobCreated, JobList, JobStatus } from "../../src/server/api-types.js";
 import { JobStore } from "../../src/server/store.js";
@@ -99,6 +100,7 @@ interface CliServer {
 function serveCli(dataDir: string, env: Record<string, string>): Promise<CliServer> {
   const cli = cliCommand(["serve", "--model", ref("models/sd15-tiny"), "--data", dataDir, "--port", "0", "--threads", "1"]);
   const child = spawn(cli.command, cli.args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  guardChild(child);
   let err = "";
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   return new Promise((resolve, reject) => {

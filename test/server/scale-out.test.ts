@@ -67,10 +67,16 @@ async function deploy(backend: "embedded" | "redis"): Promise<Deployment> {
       data.remove();
     },
   };
-  await d.startApi();
-  if (redis) {
-    await d.startWorker("w1");
-    await d.startWorker("w2");
+  try {
+    await d.startApi();
+    if (redis) {
+      await d.startWorker("w1");
+      await d.startWorker("w2");
+    }
+  } catch (e) {
+    // The test's afterAll has no deployment to stop: what started is stopped here.
+    await d.stop();
+    throw e;
   }
   return d;
 }
