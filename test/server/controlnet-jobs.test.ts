@@ -1,33 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cpSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import sharp from "sharp";
 import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
 import type { JobCreated, JobStatus } from "../../src/server/api-types.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
+import { maxChannelDiff as maxDiff, rgbPixels as pixels, sketchPng } from "../helpers/sketch.js";
 import { getJson, postJson, startServer, tempDir, TINY_MODEL, waitForJob, type TestServer } from "./harness.js";
-
-/** A 64x64 sketch as a user draws one: dark strokes (a ring and a bar) on white paper. */
-async function sketchPng(): Promise<Buffer> {
-  const data = new Uint8Array(64 * 64 * 3).fill(255);
-  for (let y = 0; y < 64; y++) {
-    for (let x = 0; x < 64; x++) {
-      const r = Math.hypot(x - 24, y - 30);
-      if ((r > 11 && r < 15) || (x >= 48 && x <= 51 && y >= 8 && y <= 56)) data.fill(20, (y * 64 + x) * 3, (y * 64 + x) * 3 + 3);
-    }
-  }
-  return sharp(data, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
-}
-
-async function pixels(png: Buffer): Promise<Buffer> {
-  return sharp(png).removeAlpha().raw().toBuffer();
-}
-
-function maxDiff(a: Buffer, b: Buffer): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 describe.skipIf(!HAVE_REFERENCE)("ControlNet units on our API's jobs", () => {
   let s: TestServer;
