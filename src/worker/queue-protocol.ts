@@ -110,8 +110,9 @@ export function fromQueuedGeneration(d: QueuedGeneration): Omit<GenerateParams, 
 }
 
 export function wireParameters(r: ResolvedParams): GenerationOutput["parameters"] {
-  const { initImage: _i, mask: _m, seed, ...rest } = r;
-  return { ...rest, seed: seed.toString() };
+  const { initImage: _i, mask: _m, seed, controlnet, ...rest } = r;
+  // The control images stay behind with the other images (whoever records the job has them); "" marks them absent.
+  return { ...rest, seed: seed.toString(), ...(controlnet ? { controlnet: controlnet.map((u) => ({ ...u, image: "" })) } : {}) };
 }
 
 /** The parameters as the pipeline reported them (the images are not needed by whoever records the job). */
