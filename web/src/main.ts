@@ -246,6 +246,7 @@ function useSettings(job: JobStatus, image: ImageRef | undefined): void {
     batch_size: p.batch_size,
     denoising_strength: p.denoising_strength,
   });
+  scribble.applySettings(p.controlnet?.[0]);
   note(p.has_init_image ? "Settings loaded (the original sketch is not stored: draw or send one to the canvas)" : "Settings loaded");
   if (STACKED.matches) byId("prompt").scrollIntoView({ behavior: "smooth", block: "center" });
 }

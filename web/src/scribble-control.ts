@@ -88,6 +88,20 @@ export class ScribbleControl {
     return !this.root.hidden && this.enabled.checked && this.model.value !== "";
   }
 
+  /** A history job's unit ("use these settings"): its model when served, its strength and start/end; none turns it off. */
+  applySettings(unit: { model: string; weight?: number; guidance_start?: number; guidance_end?: number } | undefined): void {
+    if (this.root.hidden) return;
+    this.enabled.checked = unit !== undefined;
+    if (unit) {
+      if (Array.from(this.model.options).some((o) => o.value === unit.model)) this.model.value = unit.model;
+      this.set(this.weight, unit.weight ?? 1);
+      this.set(this.start, unit.guidance_start ?? 0);
+      this.set(this.end, unit.guidance_end ?? 1);
+    }
+    this.root.classList.toggle("in-use", this.enabled.checked);
+    this.onChange();
+  }
+
   /** The canvas changed: the map preview is made again once it rests. */
   sketchChanged(): void {
     clearTimeout(this.timer);
