@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { InputError } from "./errors.js";
 
@@ -15,6 +15,15 @@ export function defaultModelPath(): string {
     throw new InputError(`the embedded default model is missing (${EMBEDDED}); pass --model path/to/a-stable-diffusion-1.x.safetensors or a diffusers folder`);
   }
   return EMBEDDED;
+}
+
+/**
+ * Where ControlNets made for the embedded model are shipped: beside it in the package's models/ folder (the tiny
+ * shapes world's scribble ControlNet, models/tiny-shapes-scribble/), so a server of the embedded model serves them
+ * without a --controlnet-dir.
+ */
+export function embeddedControlNetDir(): string {
+  return dirname(EMBEDDED);
 }
 
 export function isDefaultModel(path: string): boolean {

@@ -24,10 +24,11 @@ export interface ModelFlags {
   provenance: boolean;
   loraDir?: string;
   embeddingsDir?: string;
+  previewVae?: string;
 }
 
 /** Their names as commander keys them, to tell the ones given on the command line. */
-export const GENERATION_FLAGS = ["config", "tokenizer", "tokenizer2", "acceptLicense", "refiner", "refinerConfig", "threads", "watermark", "safetyCheck", "safetyChecker", "safetyPolicy", "provenance"] as const;
+export const GENERATION_FLAGS = ["config", "tokenizer", "tokenizer2", "acceptLicense", "refiner", "refinerConfig", "threads", "watermark", "safetyCheck", "safetyChecker", "safetyPolicy", "provenance", "previewVae"] as const;
 
 export function addModelOptions(command: Command): Command {
   return command
@@ -45,7 +46,8 @@ export function addModelOptions(command: Command): Command {
     .option("--no-watermark", "do not embed the invisible watermarks (recorded in each image's metadata)")
     .option("--no-provenance", "do not attach C2PA content credentials (recorded in each image's metadata)")
     .option("--lora-dir <dir>", "where <lora:NAME:W> finds NAME.safetensors; listed by /sdapi/v1/loras (default: loras/ under $DIFFUSE_HOME)")
-    .option("--embeddings-dir <dir>", "textual-inversion embeddings, named in prompts by file name; listed by /sdapi/v1/embeddings (default: embeddings/ under $DIFFUSE_HOME)");
+    .option("--embeddings-dir <dir>", "textual-inversion embeddings, named in prompts by file name; listed by /sdapi/v1/embeddings (default: embeddings/ under $DIFFUSE_HOME)")
+    .option("--preview-vae <taesd>", "a TAESD that draws the live previews (the page's and our API's step previews, A1111's progress current_image) while the VAE decodes the final images: a path or a store name (taesd, taesdxl)");
 }
 
 /** The model to load: --model as a path or a name the store resolves, else the embedded one. */
@@ -65,6 +67,7 @@ export async function loadOptionsOf(o: ModelFlags, onStatus: (line: string) => v
     threads: integer("--threads", o.threads),
     refiner: o.refiner === undefined ? undefined : { model: await modelOption(o.refiner), config: o.refinerConfig },
     ...adapterFolderOptions(o),
+    previewDecoder: o.previewVae === undefined ? undefined : await modelOption(o.previewVae),
     onStatus,
     safetyChecker: o.safetyCheck ? o.safetyChecker : false,
     safetyPolicy: safetyPolicyOption(o.safetyPolicy),

@@ -12,6 +12,8 @@ import { HttpError } from "./http-errors.js";
 import { jobParamsOf } from "./job-params.js";
 import type { CheckpointDescription, ModelDescription } from "../worker/model-host.js";
 import type { ImageRecord, JobRecord, Uploads } from "./store.js";
+import { a1111ControlRequest } from "./a1111-controlnet.js";
+import { acceptControlUnits } from "./control-units.js";
 import { checkUploads, readImageUpload } from "./uploads.js";
 
 /** A1111's defaults where they differ from ours: its API runs 50 Euler steps unless told otherwise. */
@@ -56,6 +58,8 @@ export interface A1111Defaults {
   /** CLIP_stop_at_last_layers from /sdapi/v1/options. */
   clipSkip: number;
   model: ModelDescription;
+  /** The served ControlNets' folders (serve --controlnet-dir). */
+  controlnetDirs: readonly string[];
 }
 
 /** The job for an A1111 txt2img or img2img request. */
@@ -63,7 +67,7 @@ export async function a1111Job(
   req: A1111Txt2Img | A1111Img2Img,
   img2img: boolean,
   defaults: A1111Defaults,
-): Promise<{ type: JobType; params: JobParams; uploads: Uploads }> {
+): Promise<{ type: JobType; params: JobParams; uploads: Uploads; detectMaps: boolean[] }> {
   const overrides = req.override_settings ?? {};
   const checkpoint = overrides["sd_model_checkpoint"];
   if (typeof checkpoint === "string" && !matchesModel(checkpoint, defaults.model)) {
@@ -76,7 +80,10 @@ export async function a1111Job(
   const uploads: Uploads = {};
   if (i2i?.init_images?.length) uploads.initImage = await readImageUpload(i2i.init_images[0]!, "init_images.0");
   if (i2i?.mask) uploads.mask = await prepareMask(await readImageUpload(i2i.mask, "mask"), i2i);
-  await checkUploads(uploads, { initImage: "init_images.0", mask: "mask" });
+  const control = a1111ControlRequest(req.alwayson_scripts, i2i?.init_images?.[0]);
+  const accepted = await acceptControlUnits(control.units, defaults.controlnetDirs, (i) => control.fields[i] ?? `alwayson_scripts.controlnet.args.${i}`);
+  if (accepted.images.length) uploads.controlImages = accepted.images;
+  await checkUploads(uploads, { initImage: "init_images.0", mask: "mask", controlImage: (i) => `${control.fields[i]}.input_image` });
   const type: JobType = uploads.mask ? "inpaint" : uploads.initImage ? "img2img" : "txt2img";
   const m = defaults.model;
   const params = jobParamsOf(type, {
@@ -96,8 +103,9 @@ export async function a1111Job(
     denoising_strength: img2img ? (req.denoising_strength ?? 0.75) : undefined,
     clip_skip: Math.min(12, Math.max(1, clipSkip)),
     ...refinerParams(req, m),
+    ...(accepted.units.length ? { controlnet: accepted.units } : {}),
   }, uploads);
-  return { type, params, uploads };
+  return { type, params, uploads, detectMaps: control.detectMaps };
 }
 
 /**
@@ -206,8 +214,9 @@ function extraGenerationParams(infotext: string | undefined): Record<string, str
   const out: Record<string, string | number> = {};
   if (params["Refiner"] !== undefined) out["Refiner"] = params["Refiner"];
   if (params["Refiner switch at"] !== undefined) out["Refiner switch at"] = Number(params["Refiner switch at"]);
-  // What A1111's Lora extension and embeddings add to p.extra_generation_params.
+  // What A1111's Lora extension, embeddings and ControlNet extension add to p.extra_generation_params.
   for (const key of ["Lora hashes", "TI hashes"]) if (params[key] !== undefined) out[key] = params[key];
+  for (const [key, value] of Object.entries(params)) if (/^ControlNet \d+$/.test(key)) out[key] = value;
   return out;
 }
 

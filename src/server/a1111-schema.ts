@@ -34,6 +34,8 @@ export const A1111Txt2Img = z.looseObject({
   override_settings: z.record(z.string(), z.unknown()).nullish(),
   send_images: z.boolean().nullish(),
   save_images: z.boolean().nullish(),
+  /** Scripts that run on every generation; of these, A1111's ControlNet extension's (a1111-controlnet.ts). */
+  alwayson_scripts: z.record(z.string(), z.unknown()).nullish(),
 });
 export type A1111Txt2Img = z.infer<typeof A1111Txt2Img>;
 

@@ -13,6 +13,7 @@ import {
   echoParameters,
   matchesModel,
 } from "./a1111-mapping.js";
+import { detectedMaps } from "./a1111-controlnet.js";
 import { registerExtraNetworkRoutes } from "./a1111-extra-networks.js";
 import { A1111Img2Img, A1111PngInfo, A1111ProgressQuery, A1111Txt2Img, IMG2IMG_DEFAULTS, TXT2IMG_DEFAULTS } from "./a1111-schema.js";
 import { describeModel } from "./catalog.js";
@@ -31,6 +32,8 @@ const OPTION_DEFAULTS: Readonly<Record<string, unknown>> = {
   save_images_before_face_restoration: false,
   show_progress_every_n_steps: 1,
   live_previews_enable: true,
+  // A1111's ControlNet extension's setting: true leaves the control maps out of txt2img/img2img responses.
+  control_net_no_detectmap: false,
 };
 
 /**
@@ -118,7 +121,7 @@ async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
   const model = await describeModel(ctx);
   const options = ctx.store.options();
   const clipSkip = typeof options["CLIP_stop_at_last_layers"] === "number" ? options["CLIP_stop_at_last_layers"] : 1;
-  const { type, params, uploads } = await a1111Job(req, img2img, { clipSkip, model });
+  const { type, params, uploads, detectMaps } = await a1111Job(req, img2img, { clipSkip, model, controlnetDirs: ctx.config.controlnetDirs ?? [] });
   await checkWorkBudget(ctx, params, uploads);
   const accepted = await ctx.queue.submit({ type, params, source: "a1111", uploads });
   // A client hanging up does not cancel: the job still runs and lands in the history.
@@ -128,6 +131,10 @@ async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
   if (job.state === "failed") throw new A1111Error(422, job.error ?? "generation failed");
   const sendImages = req.send_images ?? true;
   const encoded = job.state === "done" && sendImages ? await Promise.all(images.map(async (i) => (await ctx.files.read(i.id)).toString("base64"))) : [];
+  // After the images, each ControlNet unit's control map, as the extension returns them (unless its
+  // control_net_no_detectmap setting, or a unit's save_detected_map: false, says not to).
+  const noMaps = (req.override_settings?.["control_net_no_detectmap"] ?? options["control_net_no_detectmap"]) === true;
+  if (encoded.length > 0 && !noMaps) encoded.push(...(await detectedMaps(job, uploads, detectMaps)));
   return { images: encoded, parameters, info: a1111Info(job, images, model) };
 }
 

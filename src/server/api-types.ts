@@ -66,6 +66,32 @@ export const PngSafeText = (maxLength: number) =>
     .max(maxLength)
     .refine((s) => !s.includes("\0"), { message: "contains a NUL character (U+0000), which the image's PNG text (its infotext) cannot hold; remove it" });
 
+/**
+ * One ControlNet unit of a job, as a job's status echoes it (its control image is kept with the job's uploads, not
+ * repeated). Named as A1111's ControlNet extension names a unit's fields.
+ */
+export const ControlNetUnitParams = z.object({
+  /** A ControlNet the server serves, as GET /controlnet/model_list lists it: its title "name [hash]", or its name. */
+  model: z.string().min(1).max(1000),
+  /** The preprocessor: "none" (the image is a ready control map; default), "scribble", "canny", ... (GET /controlnet/module_list). */
+  module: z.string().max(100).optional(),
+  /** The conditioning scale (default 1). */
+  weight: z.number().min(0).max(2).optional(),
+  /** The fraction of the steps after which the ControlNet starts (default 0) and after which it stops (default 1). */
+  guidance_start: z.number().min(0).max(1).optional(),
+  guidance_end: z.number().min(0).max(1).optional(),
+  /** How the image meets the generation size (default "Crop and Resize"; 0, 1, 2 name the same modes). */
+  resize_mode: z.union([z.enum(["Just Resize", "Crop and Resize", "Resize and Fill"]), z.literal(0), z.literal(1), z.literal(2)]).optional(),
+  /** The preprocessor's parameters (scribble: the ink threshold; canny: low and high thresholds); -1 or absent: its default. */
+  threshold_a: z.number().optional(),
+  threshold_b: z.number().optional(),
+});
+export type ControlNetUnitParams = z.infer<typeof ControlNetUnitParams>;
+
+/** A ControlNet unit in a create request: its parameters and its control image (a sketch, a photo, or a ready map). */
+export const ControlNetUnitRequest = ControlNetUnitParams.extend({ image: ImageUpload });
+export type ControlNetUnitRequest = z.infer<typeof ControlNetUnitRequest>;
+
 /** The parameters of a generation, shared by a create request and the `params` echoed in a job's status. */
 export const GenerationParams = z.object({
   prompt: PngSafeText(20_000),
@@ -96,6 +122,8 @@ export const GenerationParams = z.object({
    * (default 0.8; 1 = never). A 400 on a server without one.
    */
   refiner_switch_at: z.number().min(0).max(1).optional(),
+  /** ControlNet units guiding the generation (with a server that serves ControlNets: GET /controlnet/model_list). */
+  controlnet: z.array(ControlNetUnitParams).optional(),
 });
 export type GenerationParams = z.infer<typeof GenerationParams>;
 
@@ -106,6 +134,8 @@ export const JobCreateRequest = GenerationParams.extend({
   init_image: ImageUpload.optional(),
   /** inpaint: white = repaint, black = keep; the init image's size. */
   mask: ImageUpload.optional(),
+  /** ControlNet units, each with its control image (base64 PNG/JPEG or a data URL, bounded as init_image). */
+  controlnet: z.array(ControlNetUnitRequest).optional(),
 }).superRefine((v, ctx) => {
   if ((v.type === "img2img" || v.type === "inpaint") && v.init_image === undefined) {
     ctx.addIssue({ code: "custom", path: ["init_image"], message: `a ${v.type} job needs init_image (base64 PNG/JPEG or a data URL)` });

@@ -85,7 +85,7 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
   });
   const log = (message: string) => (config.log ? fastify.log.warn(message) : process.stderr.write(`diffuse serve: ${message}\n`));
   const promptPolicy = config.loadOptions?.promptPolicy ? await PromptPolicy.load(config.loadOptions.promptPolicy) : undefined;
-  const queueOptions: QueueOptions = { previewIntervalMs: config.previewIntervalMs, imageUrl, log, promptPolicy };
+  const queueOptions: QueueOptions = { previewIntervalMs: config.previewIntervalMs, imageUrl, log, promptPolicy, controlnetDirs: config.controlnetDirs };
   const queue = config.queue
     ? new RedisQueue(store, files, events, modelNameFor(config.modelPath), { ...queueOptions, target: config.queue })
     : new EmbeddedQueue(store, files, events, new ModelHost(config.modelPath, config.loadOptions), queueOptions);

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { embeddedControlNetDir, isDefaultModel } from "../default-model.js";
 import { InputError } from "../errors.js";
 import type { LoadOptions } from "../pipeline/load-pipeline.js";
 import type { QueueTarget } from "../worker/queue-url.js";
@@ -39,7 +40,10 @@ export interface ServerConfig {
    * 422 on both APIs.
    */
   workBudget: number;
-  /** Folders of ControlNets requests may name (A1111's ControlNet extension's models folder). */
+  /**
+   * Folders of ControlNets requests may name (A1111's ControlNet extension's models folder); serving the embedded
+   * model, the folder of the ControlNets shipped beside it comes first.
+   */
   controlnetDirs?: string[];
 }
 
@@ -118,8 +122,15 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
     sseKeepAliveMs: input.sseKeepAliveMs ?? DEFAULTS.sseKeepAliveMs,
     log: input.log ?? false,
     workBudget,
-    ...(input.controlnetDirs?.length ? { controlnetDirs: input.controlnetDirs.map((d) => resolve(d)) } : {}),
+    ...controlnetDirsOf(input),
   };
+}
+
+/** The given ControlNet folders, after the embedded model's own when it is the one served. */
+function controlnetDirsOf(input: ServerConfigInput): { controlnetDirs?: string[] } {
+  const shipped = isDefaultModel(input.modelPath) ? [embeddedControlNetDir()] : [];
+  const dirs = [...new Set([...shipped, ...(input.controlnetDirs ?? []).map((d) => resolve(d))])];
+  return dirs.length ? { controlnetDirs: dirs } : {};
 }
 
 /** Addresses only this machine can reach. "localhost" counts: it resolves to loopback unless the system is misconfigured. */

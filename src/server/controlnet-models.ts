@@ -63,3 +63,11 @@ export function findControlNet(list: readonly ListedControlNet[], requested: str
   const bare = (t: string) => t.replace(/\s*\[[0-9a-f]+\]$/i, "").toLowerCase();
   return list.find((c) => c.title === v) ?? list.find((c) => bare(c.title) === bare(v));
 }
+
+/**
+ * The path of the ControlNet a job names by title (as accepted, see control-units.ts) in the given folders; the name
+ * itself when it is no longer there, so the job fails with the pipeline's "not found" naming it.
+ */
+export function controlNetPath(dirs: readonly string[], title: string): string {
+  return findControlNet(listControlNets(dirs), title)?.path ?? title;
+}

@@ -148,7 +148,7 @@ export class EmbeddedQueue extends JobQueue {
       const pipe = await this.model.get();
       const uploads = this.store.uploads(job.id);
       const result = await pipe.generate({
-        ...generateParamsOf(job.params, uploads),
+        ...generateParamsOf(job.params, uploads, this.opts.controlnetDirs),
         // The robust watermark carries the job's id, so a detected mark leads back to this job's history entry.
         job_id: job.id,
         signal: cur.abort.signal,

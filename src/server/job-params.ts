@@ -1,6 +1,7 @@
-import type { GenerateParams, ResolvedParams } from "../pipeline/params.js";
+import type { ControlNetUnit, GenerateParams, ResolvedControlUnit, ResolvedParams } from "../pipeline/params.js";
 import { randomSeed, seedToJson } from "../random/seed.js";
-import type { GenerationParams, JobParams, JobType, JsonSeed } from "./api-types.js";
+import type { ControlNetUnitParams, GenerationParams, JobParams, JobType, JsonSeed } from "./api-types.js";
+import { controlNetPath } from "./controlnet-models.js";
 import type { Uploads } from "./store.js";
 
 /**
@@ -24,14 +25,17 @@ export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads
   };
   const optional = [
     "negative_prompt", "prompt_2", "negative_prompt_2", "steps", "cfg_scale", "sampler_name", "width", "height", "batch_size", "n_iter",
-    "denoising_strength", "clip_skip", "refiner_switch_at",
+    "denoising_strength", "clip_skip", "refiner_switch_at", "controlnet",
   ] as const;
   for (const key of optional) if (p[key] !== undefined) (out as Record<string, unknown>)[key] = p[key];
   return out;
 }
 
-/** The engine's parameters for a stored job. */
-export function generateParamsOf(p: JobParams, uploads: Uploads): GenerateParams {
+/**
+ * The engine's parameters for a stored job. Its ControlNets, recorded by title, are found in `controlnetDirs` (the
+ * server's); without them the title stands as the model (enough to check the parameters).
+ */
+export function generateParamsOf(p: JobParams, uploads: Uploads, controlnetDirs?: readonly string[]): GenerateParams {
   return {
     prompt: p.prompt,
     negative_prompt: p.negative_prompt,
@@ -50,6 +54,26 @@ export function generateParamsOf(p: JobParams, uploads: Uploads): GenerateParams
     denoising_strength: uploads.initImage === undefined ? undefined : p.denoising_strength,
     init_images: uploads.initImage === undefined ? undefined : [uploads.initImage],
     mask: uploads.mask,
+    ...(p.controlnet?.length ? { controlnet: p.controlnet.map((u, i) => controlUnitOf(u, uploads.controlImages?.[i], controlnetDirs)) } : {}),
+  };
+}
+
+function controlUnitOf(u: ControlNetUnitParams, image: Uint8Array | undefined, dirs: readonly string[] | undefined): ControlNetUnit {
+  // A missing image (never stored so) is left to the pipeline's check, which names the unit.
+  return { ...u, image: image as Uint8Array, model: dirs ? controlNetPath(dirs, u.model) : u.model };
+}
+
+/** A unit as it ran: what was asked, every default filled. */
+function usedControlUnit(asked: ControlNetUnitParams, used: ResolvedControlUnit): ControlNetUnitParams {
+  return {
+    ...asked,
+    module: used.module,
+    weight: used.weight,
+    guidance_start: used.guidanceStart,
+    guidance_end: used.guidanceEnd,
+    resize_mode: used.resizeMode,
+    ...(used.thresholdA !== undefined ? { threshold_a: used.thresholdA } : {}),
+    ...(used.thresholdB !== undefined ? { threshold_b: used.thresholdB } : {}),
   };
 }
 
@@ -71,5 +95,6 @@ export function completedJobParams(p: JobParams, used: ResolvedParams): JobParam
     ...(used.negativePrompt2 !== undefined ? { negative_prompt_2: used.negativePrompt2 } : {}),
     ...(used.refinerSwitchAt !== undefined ? { refiner_switch_at: used.refinerSwitchAt } : {}),
     ...(p.has_init_image ? { denoising_strength: used.denoisingStrength } : {}),
+    ...(p.controlnet && used.controlnet ? { controlnet: p.controlnet.map((u, i) => (used.controlnet![i] ? usedControlUnit(u, used.controlnet![i]!) : u)) } : {}),
   };
 }

@@ -58,6 +58,8 @@ export interface QueueOptions {
   promptPolicy?: PromptPolicy;
   imageUrl: (id: string) => string;
   log: (message: string) => void;
+  /** Where the ControlNets jobs name (by title) are: the server's --controlnet-dir folders. */
+  controlnetDirs?: readonly string[];
 }
 
 /** An image as a backend hands it over to be recorded: its PNG bytes (metadata and credentials in them). */

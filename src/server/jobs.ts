@@ -6,6 +6,7 @@ import { describeModel } from "./catalog.js";
 import type { ServerContext } from "./context.js";
 import { HttpError, notFound, parseRequest } from "./http-errors.js";
 import { jobParamsOf } from "./job-params.js";
+import { acceptControlUnits } from "./control-units.js";
 import { checkUploads, readImageUpload } from "./uploads.js";
 import { checkWorkBudget } from "./work-budget.js";
 
@@ -24,14 +25,16 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
     if (body.refiner_switch_at !== undefined && !(await describeModel(ctx)).refiner) {
       throw new HttpError(400, "invalid_request", "refiner_switch_at needs a refiner, and this server has none: leave it out, or start the server with diffuse serve --refiner PATH", "refiner_switch_at");
     }
+    const control = await acceptControlUnits(body.controlnet ?? [], ctx.config.controlnetDirs ?? [], (i) => `controlnet.${i}`);
     const uploads = {
       initImage: body.init_image === undefined ? undefined : await readImageUpload(body.init_image, "init_image"),
       mask: body.mask === undefined ? undefined : await readImageUpload(body.mask, "mask"),
+      ...(control.images.length ? { controlImages: control.images } : {}),
     };
-    const params = jobParamsOf(body.type, body, uploads);
+    const params = jobParamsOf(body.type, { ...body, controlnet: control.units.length ? control.units : undefined }, uploads);
     // Before decoding the uploads: the cheap refusal first.
     await checkWorkBudget(ctx, params, uploads);
-    await checkUploads(uploads, { initImage: "init_image", mask: "mask" });
+    await checkUploads(uploads, { initImage: "init_image", mask: "mask", controlImage: (i) => `controlnet.${i}.image` });
     const job = await ctx.queue.submit({ type: body.type, params, source: "api", uploads });
     void reply.status(202).header("location", jobUrl(job.id));
     return { id: job.id, state: "queued", position: ctx.queue.position(job) ?? 0, url: jobUrl(job.id), events_url: `${jobUrl(job.id)}/events` };

@@ -176,7 +176,7 @@ export class RedisQueue extends JobQueue {
   private async add(job: JobRecord, uploads: Uploads): Promise<void> {
     this.adding.add(job.id);
     try {
-      const data = toQueuedGeneration(generateParamsOf(job.params, uploads), this.opts.previewIntervalMs);
+      const data = toQueuedGeneration(generateParamsOf(job.params, uploads, this.opts.controlnetDirs), this.opts.previewIntervalMs);
       await this.queue.add(GENERATE, data, { jobId: job.id, attempts: ATTEMPTS, removeOnComplete: false, removeOnFail: false });
     } catch (e) {
       this.troubled = true;

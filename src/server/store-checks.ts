@@ -2,7 +2,7 @@ import { closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { fileAccessError, isDiskFull, moveAsideAdvice, shellQuote, StorageFullError, StoreError } from "./data-errors.js";
-import { DB_FILE, SCHEMA, SCHEMA_VERSION } from "./store-schema.js";
+import { DB_FILE, MIGRATIONS, SCHEMA, SCHEMA_VERSION } from "./store-schema.js";
 import { walDamage } from "./wal-check.js";
 
 /** The image files of the data folder, which an empty or missing database would orphan. */
@@ -15,6 +15,8 @@ export interface CheckedDatabase {
   file: string;
   /** No database yet (absent, zero bytes, or no tables): the caller creates the schema. */
   isNew: boolean;
+  /** The version of a database of an earlier schema (checked to be that version's): the caller runs its MIGRATIONS. */
+  upgradeFrom?: number;
 }
 
 /**
@@ -63,7 +65,9 @@ export function checkDatabase(dataDir: string, images?: ExistingImages): Checked
     if (version > SCHEMA_VERSION) {
       throw new StoreError(`${file} was written by a newer diffuse (schema ${version}; this one reads ${SCHEMA_VERSION}): upgrade diffuse, or pass another --data folder`);
     }
-    const mismatch = version === SCHEMA_VERSION ? schemaMismatch(db) : `its schema version is ${version}, and it holds ${tables.join(", ")}`;
+    const earlier = MIGRATIONS.get(version);
+    const mismatch =
+      version === SCHEMA_VERSION ? schemaMismatch(db, SCHEMA) : earlier ? schemaMismatch(db, earlier.schema) : `its schema version is ${version}, and it holds ${tables.join(", ")}`;
     if (mismatch !== undefined) {
       throw new StoreError(
         `${file} is not a diffuse job database (${mismatch}), so it was left as it is: pass another --data folder; ` +
@@ -71,7 +75,7 @@ export function checkDatabase(dataDir: string, images?: ExistingImages): Checked
       );
     }
     if (db.prepare("SELECT 1 FROM jobs LIMIT 1").get() === undefined) refuseOverImages(file, "empty", dataDir, images);
-    return { file, isNew: false };
+    return { file, isNew: false, ...(earlier ? { upgradeFrom: version } : {}) };
   } catch (e) {
     throw asStoreError(e, file, dataDir);
   } finally {
@@ -139,11 +143,11 @@ function columnsOf(db: Database.Database, table: string): string[] {
   return db.prepare("SELECT name FROM pragma_table_info(?) ORDER BY cid").pluck().all(table) as string[];
 }
 
-/** Tables and columns compared with the schema this version creates (built in memory, so there is one source). */
-function schemaMismatch(db: Database.Database): string | undefined {
+/** Tables and columns compared with those a schema creates (built in memory, so there is one source). */
+function schemaMismatch(db: Database.Database, schema: string): string | undefined {
   const reference = new Database(":memory:");
   try {
-    reference.exec(SCHEMA);
+    reference.exec(schema);
     const want = tablesOf(reference);
     const have = tablesOf(db);
     if (want.join() !== have.join()) return `its tables are ${have.join(", ") || "none"}; expected ${want.join(", ")}`;

@@ -1,10 +1,11 @@
 /** The job database's file in the data folder (with its `-wal` and `-shm` companions while it is open). */
 export const DB_FILE = "diffuse.sqlite";
 
-/** The version of the schema below; bump with a migration when it changes. */
-export const SCHEMA_VERSION = 1;
+/** The version of SCHEMA; bump it with an entry in MIGRATIONS when the schema changes. */
+export const SCHEMA_VERSION = 2;
 
-export const SCHEMA = `
+/** Version 1: jobs (with their init image and mask), images, options. */
+const SCHEMA_V1 = `
 CREATE TABLE IF NOT EXISTS jobs (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   id TEXT NOT NULL UNIQUE,
@@ -37,3 +38,24 @@ CREATE TABLE IF NOT EXISTS options (
   value TEXT NOT NULL
 );
 `;
+
+/**
+ * Version 2: the control images of a job's ControlNet units, one row per unit in unit order (a job has any number,
+ * so they cannot be columns of jobs as its init image and mask are).
+ */
+const CONTROL_IMAGES = `
+CREATE TABLE IF NOT EXISTS control_images (
+  job_id TEXT NOT NULL REFERENCES jobs (id),
+  idx INTEGER NOT NULL,
+  image BLOB NOT NULL,
+  PRIMARY KEY (job_id, idx)
+);
+`;
+
+export const SCHEMA = SCHEMA_V1 + CONTROL_IMAGES;
+
+/**
+ * How a database of an earlier version is brought up to this one: by the version it has, the schema it must have
+ * (checked before anything is changed) and what upgrades it to the next version.
+ */
+export const MIGRATIONS: ReadonlyMap<number, { schema: string; upgrade: string }> = new Map([[1, { schema: SCHEMA_V1, upgrade: CONTROL_IMAGES }]]);

@@ -4,7 +4,7 @@ import { stringifyExact } from "../json-exact.js";
 import type { JobParams, JobState, JobType } from "./api-types.js";
 import { isDiskFull, StorageFullError } from "./data-errors.js";
 import { asStoreError, checkDatabase, type ExistingImages } from "./store-checks.js";
-import { SCHEMA, SCHEMA_VERSION } from "./store-schema.js";
+import { MIGRATIONS, SCHEMA, SCHEMA_VERSION } from "./store-schema.js";
 
 /** Which surface accepted a job: our API or the AUTOMATIC1111-compatible one. */
 export type JobSource = "api" | "a1111";
@@ -40,6 +40,8 @@ export interface ImageRecord {
 export interface Uploads {
   initImage?: Uint8Array;
   mask?: Uint8Array;
+  /** The control image of each ControlNet unit (params.controlnet), in unit order. */
+  controlImages?: Uint8Array[];
 }
 
 export interface NewJob {
@@ -118,7 +120,7 @@ export class JobStore {
    * a StoreError that says what to do, and left as it was.
    */
   static open(dataDir: string, opts: { images?: ExistingImages } = {}): JobStore {
-    const { file, isNew } = checkDatabase(dataDir, opts.images);
+    const { file, isNew, upgradeFrom } = checkDatabase(dataDir, opts.images);
     let db: Database.Database | undefined;
     try {
       db = new Database(file);
@@ -137,6 +139,7 @@ export class JobStore {
           created.pragma(`user_version = ${SCHEMA_VERSION}`);
         })();
       }
+      if (upgradeFrom !== undefined) upgrade(db, upgradeFrom);
       return new JobStore(db, dataDir);
     } catch (e) {
       db?.close();
@@ -146,13 +149,15 @@ export class JobStore {
 
   insert(job: NewJob): JobRecord {
     const refused = job.refused !== undefined;
+    const insertJob = this.db.prepare(
+      `INSERT INTO jobs (id, model, type, state, params, source, init_image, mask, created_at, error, finished_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insertControl = this.db.prepare("INSERT INTO control_images (job_id, idx, image) VALUES (?, ?, ?)");
+    // One transaction: a job is never seen without its control images.
     this.write("recording a new job", () =>
-      this.db
-        .prepare(
-          `INSERT INTO jobs (id, model, type, state, params, source, init_image, mask, created_at, error, finished_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
+      this.db.transaction(() => {
+        insertJob.run(
           job.id,
           job.model,
           job.type,
@@ -164,7 +169,9 @@ export class JobStore {
           job.createdAt,
           job.refused ?? null,
           refused ? job.createdAt : null,
-        ),
+        );
+        for (const [i, image] of (job.uploads.controlImages ?? []).entries()) insertControl.run(job.id, i, bytesOrNull(image));
+      })(),
     );
     return this.get(job.id)!;
   }
@@ -181,7 +188,8 @@ export class JobStore {
 
   uploads(id: string): Uploads {
     const row = this.db.prepare("SELECT init_image, mask FROM jobs WHERE id = ?").get(id) as { init_image: Buffer | null; mask: Buffer | null } | undefined;
-    return { initImage: row?.init_image ?? undefined, mask: row?.mask ?? undefined };
+    const controls = this.db.prepare("SELECT image FROM control_images WHERE job_id = ? ORDER BY idx").pluck().all(id) as Buffer[];
+    return { initImage: row?.init_image ?? undefined, mask: row?.mask ?? undefined, ...(controls.length ? { controlImages: controls } : {}) };
   }
 
   /** Number of queued jobs of the same model ahead of this one (0 = next to run). */
@@ -357,6 +365,14 @@ export class JobStore {
       throw e;
     }
   }
+}
+
+/** Brings a database of an earlier schema version up to this one, in one transaction (checked before, store-checks.ts). */
+function upgrade(db: Database.Database, from: number): void {
+  db.transaction(() => {
+    for (let v = from; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS.get(v)!.upgrade);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
 }
 
 const UNREADABLE = Symbol("unreadable");

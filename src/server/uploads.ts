@@ -50,7 +50,8 @@ function looksLikeImage(b: Uint8Array): boolean {
  * Decodes the uploads once at acceptance, so a corrupt file or a mask of the wrong size is a 400 now rather
  * than a failed job later.
  */
-export async function checkUploads(uploads: Uploads, fields: { initImage: string; mask: string }): Promise<void> {
+export async function checkUploads(uploads: Uploads, fields: { initImage: string; mask: string; controlImage?: (i: number) => string }): Promise<void> {
+  for (const [i, image] of (uploads.controlImages ?? []).entries()) await decodeOr400(image, fields.controlImage?.(i) ?? `controlnet.${i}.image`);
   const init = uploads.initImage && (await decodeOr400(uploads.initImage, fields.initImage));
   const mask = uploads.mask && (await decodeOr400(uploads.mask, fields.mask));
   if (mask && !init) throw new HttpError(400, "invalid_request", `${fields.mask}: a mask needs an init image to inpaint (${fields.initImage})`, fields.mask);

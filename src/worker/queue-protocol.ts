@@ -3,7 +3,7 @@
  * data, its progress and its result. Everything is JSON (bullmq stores job data, progress and return values as
  * JSON): bytes travel as base64, seeds as decimal text.
  */
-import type { PreviewSafety, ResolvedParams, GenerateParams, StepPreview } from "../pipeline/params.js";
+import type { ControlNetUnit, PreviewSafety, ResolvedParams, GenerateParams, StepPreview } from "../pipeline/params.js";
 import type { LiveProgress } from "./control-block.js";
 
 /** Every key this project keeps in Redis starts with it (bullmq's own keys too: its `prefix` option). */
@@ -46,8 +46,14 @@ export interface CancelMessage {
  */
 export const CANCELLED_PREFIX = "cancelled";
 
-/** GenerateParams as JSON: no callbacks or signal, the seed as a number or decimal text, the images as base64. */
-export type WireGenerateParams = Omit<GenerateParams, "onStep" | "signal" | "init_images" | "mask" | "seed"> & { seed?: number | string };
+/**
+ * GenerateParams as JSON: no callbacks or signal, the seed as a number or decimal text, the images as base64 beside
+ * them (ControlNet units without their images, which travel in QueuedGeneration.controlImages).
+ */
+export type WireGenerateParams = Omit<GenerateParams, "onStep" | "signal" | "init_images" | "mask" | "seed" | "controlnet"> & {
+  seed?: number | string;
+  controlnet?: Omit<ControlNetUnit, "image">[];
+};
 
 /** A job's data. */
 export interface QueuedGeneration {
@@ -55,6 +61,8 @@ export interface QueuedGeneration {
   /** The img2img / inpainting source image's bytes, base64. */
   initImage?: string;
   mask?: string;
+  /** The control image of each ControlNet unit (params.controlnet), base64, in unit order. */
+  controlImages?: string[];
   /** Previews are made at most this often and sent with the progress (A1111's progress and the SSE steps show them). */
   previewIntervalMs?: number;
 }
@@ -75,27 +83,36 @@ export interface GenerationOutput {
 }
 
 export function toQueuedGeneration(p: GenerateParams, previewIntervalMs: number | undefined): QueuedGeneration {
-  const { onStep: _s, signal: _a, init_images, mask, seed, ...rest } = p;
+  const { onStep: _s, signal: _a, init_images, mask, seed, controlnet, ...rest } = p;
   const init = init_images?.[0];
   return {
-    params: { ...rest, ...(seed !== undefined ? { seed: typeof seed === "bigint" ? seed.toString() : seed } : {}) },
+    params: {
+      ...rest,
+      ...(seed !== undefined ? { seed: typeof seed === "bigint" ? seed.toString() : seed } : {}),
+      ...(controlnet?.length ? { controlnet: controlnet.map(({ image: _i, ...u }) => u) } : {}),
+    },
     ...(init !== undefined ? { initImage: base64(init, "init image") } : {}),
     ...(mask !== undefined ? { mask: base64(mask, "mask") } : {}),
+    ...(controlnet?.length ? { controlImages: controlnet.map((u, i) => base64(u.image, `control image of ControlNet unit ${i}`)) } : {}),
     ...(previewIntervalMs !== undefined ? { previewIntervalMs } : {}),
   };
 }
 
 export function fromQueuedGeneration(d: QueuedGeneration): Omit<GenerateParams, "onStep" | "signal"> {
+  const { controlnet, ...params } = d.params;
   return {
-    ...d.params,
+    ...params,
+    // A unit whose image is missing is left without one, for the pipeline's check to name it.
+    ...(controlnet?.length ? { controlnet: controlnet.map((u, i) => ({ ...u, image: Buffer.from(d.controlImages?.[i] ?? "", "base64") })) } : {}),
     ...(d.initImage !== undefined ? { init_images: [Buffer.from(d.initImage, "base64")] } : {}),
     ...(d.mask !== undefined ? { mask: Buffer.from(d.mask, "base64") } : {}),
   };
 }
 
 export function wireParameters(r: ResolvedParams): GenerationOutput["parameters"] {
-  const { initImage: _i, mask: _m, seed, ...rest } = r;
-  return { ...rest, seed: seed.toString() };
+  const { initImage: _i, mask: _m, seed, controlnet, ...rest } = r;
+  // The control images stay behind with the other images (whoever records the job has them); "" marks them absent.
+  return { ...rest, seed: seed.toString(), ...(controlnet ? { controlnet: controlnet.map((u) => ({ ...u, image: "" })) } : {}) };
 }
 
 /** The parameters as the pipeline reported them (the images are not needed by whoever records the job). */

@@ -8,6 +8,7 @@ import { resolveServerConfig } from "../../src/server/config.js";
 import { StoreError } from "../../src/server/data-errors.js";
 import { ImageFiles } from "../../src/server/image-files.js";
 import { JobStore } from "../../src/server/store.js";
+import { SCHEMA_VERSION } from "../../src/server/store-schema.js";
 import { runCli } from "../helpers/cli.js";
 import { tempDir, TINY_MODEL } from "./harness.js";
 
@@ -183,11 +184,11 @@ describe("opening a data folder refuses a database it cannot trust, naming the f
     const dir = dataDir();
     (await history(dir, 1)).store.close();
     const raw = new Database(db(dir));
-    raw.pragma("user_version = 2");
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     raw.close();
     const before = sha(db(dir));
     const e = refusal(() => JobStore.open(dir));
-    expect(e.message).toBe(`${db(dir)} was written by a newer diffuse (schema 2; this one reads 1): upgrade diffuse, or pass another --data folder`);
+    expect(e.message).toBe(`${db(dir)} was written by a newer diffuse (schema ${SCHEMA_VERSION + 1}; this one reads ${SCHEMA_VERSION}): upgrade diffuse, or pass another --data folder`);
     expect(sha(db(dir))).toBe(before);
   });
 

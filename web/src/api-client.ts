@@ -14,7 +14,7 @@ import type {
   SseEventName,
 } from "../../src/server/api-types.js";
 
-export type { ImageRef, JobCreateRequest, JobParams, JobType, JobStatus, ModelInfo, SamplerInfo, SseEvent } from "../../src/server/api-types.js";
+export type { ControlNetUnitRequest, ImageRef, JobCreateRequest, JobParams, JobType, JobStatus, ModelInfo, SamplerInfo, SseEvent } from "../../src/server/api-types.js";
 
 /** A LoRA as A1111's GET /sdapi/v1/loras lists it. */
 export interface LoraInfo {
@@ -73,6 +73,16 @@ export class ApiClient {
 
   embeddings(): Promise<EmbeddingList> {
     return this.json("GET", "/sdapi/v1/embeddings");
+  }
+
+  /** The served ControlNets' titles, from A1111's ControlNet extension's route. */
+  async controlNets(): Promise<string[]> {
+    return (await this.json<{ model_list: string[] }>("GET", "/controlnet/model_list")).model_list;
+  }
+
+  /** A preprocessor's map of one image (the extension's /controlnet/detect), as base64 PNG. */
+  async detect(body: { controlnet_module: string; controlnet_input_images: string[]; controlnet_processor_res?: number }): Promise<string> {
+    return (await this.json<{ images: string[] }>("POST", "/controlnet/detect", body)).images[0]!;
   }
 
   createJob(request: JobCreateRequest): Promise<JobCreated> {

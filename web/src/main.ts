@@ -10,6 +10,7 @@ import { ExtraNetworks } from "./extra-networks.js";
 import { Gallery } from "./gallery.js";
 import { ParamsForm } from "./params-form.js";
 import { ProgressView, type FinishedImage } from "./progress.js";
+import { ScribbleControl } from "./scribble-control.js";
 import { toast } from "./toast.js";
 import { TokenDialog } from "./token-dialog.js";
 import { Viewer } from "./viewer.js";
@@ -57,6 +58,8 @@ const extras = new ExtraNetworks(
   () => promptTarget,
 );
 
+const scribble = new ScribbleControl(byId("scribble"), api, () => canvas.sketchDataUrl());
+
 let maskEmpty = true;
 let currentJob: string | null = null;
 
@@ -69,18 +72,20 @@ function mode(): JobType {
 
 function showMode(): void {
   const m = mode();
-  byId("mode-badge").textContent = m;
+  byId("mode-badge").textContent = scribble.active ? `${m} + scribble` : m;
   byId("strength-field").classList.toggle("inactive", m === "txt2img");
-  byId("stage").classList.toggle("in-use", m !== "txt2img");
+  byId("stage").classList.toggle("in-use", m !== "txt2img" || scribble.active);
 }
 
 form.onChange = showMode;
+scribble.onChange = showMode;
 form.onSizeChange = (w, h) => canvas.resize(w, h);
 const afterCanvasChange = canvas.onChange;
 canvas.onChange = () => {
   afterCanvasChange();
   maskEmpty = canvas.maskIsEmpty();
   showMode();
+  scribble.sketchChanged();
 };
 // A mask only means something for inpainting, so painting one turns the sketch on.
 toolbar.onMaskPainted = () => {
@@ -107,7 +112,8 @@ async function generate(): Promise<void> {
   if (progress.busy) return;
   const v = form.values();
   const type = mode();
-  if (type === "txt2img" && !v.prompt.trim()) {
+  const control = await scribble.unit();
+  if (type === "txt2img" && !control && !v.prompt.trim()) {
     note("Describe the image in the prompt, or switch on “Use sketch”", "error");
     byId("prompt").focus();
     return;
@@ -127,6 +133,8 @@ async function generate(): Promise<void> {
     height: v.height,
     batch_size: v.batch_size,
     n_iter: 1,
+    // The canvas as a ControlNet scribble: its strokes hold the layout (with or without it as the init image).
+    ...(control ? { controlnet: [control] } : {}),
   };
   if (type !== "txt2img") {
     request.init_image = canvas.sketchDataUrl();
@@ -238,6 +246,7 @@ function useSettings(job: JobStatus, image: ImageRef | undefined): void {
     batch_size: p.batch_size,
     denoising_strength: p.denoising_strength,
   });
+  scribble.applySettings(p.controlnet?.[0]);
   note(p.has_init_image ? "Settings loaded (the original sketch is not stored: draw or send one to the canvas)" : "Settings loaded");
   if (STACKED.matches) byId("prompt").scrollIntoView({ behavior: "smooth", block: "center" });
 }
@@ -321,6 +330,7 @@ async function start(): Promise<void> {
   const results = await Promise.allSettled([samplers.catch(() => undefined).then(loadModel), samplers]);
   // Listed once the model is up (which embeddings fit depends on it); a failure leaves the list empty.
   void extras.load().catch((e) => note(`Could not list LoRAs and embeddings: ${errorText(e)}`, "error"));
+  void scribble.load().catch((e) => note(`Could not list the ControlNets: ${errorText(e)}`, "error"));
   for (const r of results) if (r.status === "rejected") note(`Could not reach the server: ${errorText(r.reason)}`, "error");
   const jobs = await refreshGallery();
   const lastDone = jobs.find((j) => j.state === "done" && j.images.length > 0);
