@@ -18,7 +18,7 @@ describe.skipIf(!HAVE_REFERENCE)("a ControlNet job on the BullMQ queue", () => {
   let server: TestServer | undefined;
   let worker: QueueWorker | undefined;
   afterAll(async () => {
-    await worker?.close(true);
+    await worker?.abandon();
     await server?.close();
     await redis?.stop();
     for (const d of [data, cache, models]) d.remove();
