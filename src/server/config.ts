@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { InputError } from "../errors.js";
+import type { ListOptions } from "../hub/list-models.js";
 import type { LoadOptions } from "../pipeline/load-pipeline.js";
 import type { QueueTarget } from "../worker/queue-url.js";
 
@@ -41,6 +42,11 @@ export interface ServerConfig {
   workBudget: number;
   /** Folders of ControlNets requests may name (A1111's ControlNet extension's models folder). */
   controlnetDirs?: string[];
+  /**
+   * Where the checkpoints clients may switch to are found (as `diffuse models` finds them; default: the store and
+   * Hugging Face cache of the environment, DIFFUSE_HOME/config.json's folders, tools installed in the usual places).
+   */
+  models?: ListOptions;
 }
 
 /** src/server and dist/server both sit two levels below the package root. */
@@ -76,6 +82,7 @@ export interface ServerConfigInput {
   log?: boolean;
   workBudget?: number;
   controlnetDirs?: string[];
+  models?: ListOptions;
 }
 
 /**
@@ -119,6 +126,7 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
     log: input.log ?? false,
     workBudget,
     ...(input.controlnetDirs?.length ? { controlnetDirs: input.controlnetDirs.map((d) => resolve(d)) } : {}),
+    ...(input.models ? { models: input.models } : {}),
   };
 }
 
