@@ -92,7 +92,8 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
   const embedded = config.queue ? undefined : new EmbeddedQueue(store, files, events, new ServedModels(started, config.loadOptions ?? {}, log), queueOptions);
   const queue = embedded ?? new RedisQueue(store, files, events, started.name, { ...queueOptions, target: config.queue! });
   const model = queue.model;
-  const checkpoints = new Checkpoints(started, { ...config.models, hashCacheDir: config.models?.hashCacheDir ?? config.loadOptions?.cacheDir, onStatus: log });
+  // With --queue the workers load the models: this server names the one it sends jobs to, and knows no others.
+  const checkpoints = new Checkpoints(started, embedded ? { ...config.models, hashCacheDir: config.models?.hashCacheDir ?? config.loadOptions?.cacheDir, onStatus: log } : undefined);
   const context: ServerContext = { config, store, files, events, model, queue, checkpoints, views: new JobViews(store, queue) };
 
   fastify.setErrorHandler(apiErrorHandler);

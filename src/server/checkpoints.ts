@@ -31,9 +31,10 @@ export class Checkpoints {
   /** The hashed list, once the current scan has it. */
   private hashed: KnownCheckpoint[] | undefined;
 
+  /** `store` undefined: only the started model is known (with --queue the workers load the models, not this server). */
   constructor(
     private readonly started: { name: string; path: string },
-    private readonly store: ListOptions,
+    private readonly store: ListOptions | undefined,
   ) {}
 
   /**
@@ -79,6 +80,7 @@ export class Checkpoints {
   }
 
   private async scan(hashes: boolean): Promise<KnownCheckpoint[]> {
+    if (!this.store) return [{ name: this.started.name, path: this.started.path, family: "unknown", source: "given", aliases: [] }];
     // The store's code (and the Hub client with it) loads when a client first asks, not at every start.
     const { listModels } = await import("../hub/list-models.js");
     const listed = (await listModels({ ...this.store, hashes: hashes && this.store.hashes !== false })).filter((m) => m.kind === "checkpoint" && m.problem === undefined);
