@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { DEFAULT_SAMPLER } from "../pipeline/params.js";
 import { listSamplers } from "../schedulers/index.js";
 import { ModelListQuery, ServedModelRequest, type AvailableModel, type ModelInfo, type ModelList, type SamplerList } from "./api-types.js";
+import { matchesModel } from "./a1111-mapping.js";
 import { checkpointTitle, type KnownCheckpoint } from "./checkpoints.js";
 import type { ServerContext } from "./context.js";
 import { HttpError, parseRequest } from "./http-errors.js";
@@ -77,7 +78,15 @@ async function servedInfo(ctx: ServerContext): Promise<ModelInfo> {
  * could use. `field`: the request field, for the error.
  */
 export async function knownCheckpoint(ctx: ServerContext, value: string, field: string): Promise<KnownCheckpoint> {
-  const found = await ctx.checkpoints.find(value);
+  // The served model by its title or hash, which a model outside the store has only once it has loaded (waited
+  // for only when nothing else matches).
+  const served = async (wait: boolean) => {
+    const d = wait || ctx.model.isLoaded ? await ctx.model.describe().catch(() => undefined) : undefined;
+    if (!d || !matchesModel(value, d)) return undefined;
+    const listed = (await ctx.checkpoints.list()).find((c) => c.name === d.name);
+    return listed ?? { name: d.name, path: d.path, hash: d.hash, sha256: d.sha256, family: d.family, source: "given", aliases: [] };
+  };
+  const found = (await served(false)) ?? (await ctx.checkpoints.find(value)) ?? (await served(true));
   if (found) return found;
   throw new HttpError(400, "unknown_model", `${field}: no model "${value}" is known to this server; ${await knownNames(ctx)}`, field);
 }

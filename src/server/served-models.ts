@@ -1,6 +1,7 @@
 import { DiffuseError } from "../errors.js";
 import type { LoadOptions } from "../pipeline/load-pipeline.js";
 import { ModelHost, type ModelDescription } from "../worker/model-host.js";
+import type { PipelineWorker } from "../worker/pipeline-worker.js";
 import type { ServedModel } from "./job-queue.js";
 
 /** A model by the name jobs record and the file or folder it loads from. */
@@ -72,6 +73,11 @@ export class ServedModels implements ServedModel {
 
   describe(): Promise<ModelDescription> {
     return this.current.describe();
+  }
+
+  /** The served model's pipeline, once loaded. */
+  get(): Promise<PipelineWorker> {
+    return this.current.get();
   }
 
   preload(): void {
