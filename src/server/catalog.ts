@@ -96,6 +96,9 @@ export async function knownNames(ctx: ServerContext): Promise<string> {
   const names = (await ctx.checkpoints.list()).map((c) => checkpointTitle(c) ?? c.name);
   const shown = names.slice(0, 50).map((n) => JSON.stringify(n)).join(", ");
   const more = names.length > 50 ? ` and ${names.length - 50} more (GET /api/v1/models lists them)` : "";
+  if (ctx.checkpoints.startedOnly) {
+    return `use ${shown}: with --queue the workers load the models, and this server sends its jobs to the workers of that one (start diffuse worker and diffuse serve with another --model for another)`;
+  }
   return `use one of ${shown}${more} (a file added since the server started is found after POST /sdapi/v1/refresh-checkpoints)`;
 }
 

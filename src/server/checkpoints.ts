@@ -37,6 +37,11 @@ export class Checkpoints {
     private readonly store: ListOptions | undefined,
   ) {}
 
+  /** Whether only the started model is known (a server with --queue). */
+  get startedOnly(): boolean {
+    return this.store === undefined;
+  }
+
   /**
    * Every known checkpoint, the started one first; scans the store the first time. With `hashes`, waits for every
    * hash (hashing a large file the first time takes a while: A1111's titles need them); without, answers with the

@@ -42,6 +42,9 @@ export class ServedModels implements ServedModel {
   /** Every model opened so far, by name: one closed while a request was still reading it is opened again for its job. */
   private readonly paths = new Map<string, string>();
   private current: ModelHost;
+  private readonly startedPath: string;
+  /** Models switched away from whose successor is still loading: kept open, to serve again if it cannot load. */
+  private readonly kept = new Set<ModelHost>();
   /** Why a model's last load failed, by name, until it is tried again. */
   private readonly failures = new Map<string, string>();
   /** Load options of models other than the started one: without what describes only the started model. */
@@ -52,6 +55,7 @@ export class ServedModels implements ServedModel {
     private readonly options: LoadOptions,
     private readonly log: (message: string) => void,
   ) {
+    this.startedPath = started.path;
     this.current = this.open(started, options);
     // A config folder, tokenizers, a refiner, a prediction type and TAESD decoders are given for the started
     // model and its family: another model finds its own (or loads without them).
@@ -91,7 +95,7 @@ export class ServedModels implements ServedModel {
 
   /** The pipeline of a model, opened (not yet loaded) when it is not open. */
   host(choice: ModelChoice): ModelHost {
-    return this.hosts.get(choice.name) ?? this.open(choice, choice.path === this.current.path ? this.options : this.otherOptions);
+    return this.hosts.get(choice.name) ?? this.open(choice, this.optionsFor(choice.path));
   }
 
   /**
@@ -102,7 +106,7 @@ export class ServedModels implements ServedModel {
     if (this.hosts.has(name)) return true;
     const path = this.paths.get(name);
     if (path === undefined) return false;
-    this.open({ name, path }, path === this.current.path ? this.options : this.otherOptions);
+    this.open({ name, path }, this.optionsFor(path));
     return true;
   }
 
@@ -128,15 +132,21 @@ export class ServedModels implements ServedModel {
     const next = this.host(choice);
     this.current = next;
     if (next !== previous) this.log(`switching to model "${next.name}" (${next.path}); jobs queued for "${previous.name}" finish on it first`);
+    this.kept.add(previous);
     try {
       return await next.describe();
     } catch (e) {
       const reason = (e as Error)?.message ?? String(e);
       this.failures.set(next.name, reason);
       // Only the switch that made it current takes it back: a later switch has chosen since.
-      if (this.current === next && next !== previous) this.current = previous;
+      if (this.current === next && next !== previous) {
+        this.current = this.hosts.get(previous.name) ?? previous;
+        this.hosts.set(this.current.name, this.current);
+      }
       this.log(`model "${next.name}" (${next.path}) could not be loaded: ${reason}; serving "${this.current.name}"`);
       throw new ModelLoadError(next.name, reason, this.current.name);
+    } finally {
+      this.kept.delete(previous);
     }
   }
 
@@ -152,7 +162,7 @@ export class ServedModels implements ServedModel {
   /** Closes the pipelines no job needs any more (`needed` says whether one does); the served one stays. */
   async release(needed: (name: string) => boolean): Promise<void> {
     for (const [name, host] of [...this.hosts]) {
-      if (host === this.current || needed(name)) continue;
+      if (host === this.current || this.kept.has(host) || needed(name)) continue;
       this.hosts.delete(name);
       if (host.loadError !== undefined) this.failures.set(name, host.loadError);
       await host.close();
@@ -163,6 +173,11 @@ export class ServedModels implements ServedModel {
     const all = [...this.hosts.values()];
     this.hosts.clear();
     await Promise.all(all.map((h) => h.close()));
+  }
+
+  /** What describes the started model (its config folder, tokenizers, refiner...) goes with it only. */
+  private optionsFor(path: string): LoadOptions {
+    return path === this.startedPath ? this.options : this.otherOptions;
   }
 
   private open(choice: ModelChoice, options: LoadOptions): ModelHost {
