@@ -135,6 +135,10 @@ export class EmbeddedQueue extends JobQueue {
     /** Why the queue is held up (a full disk), logged when it starts and when it ends rather than at every try. */
     let stalled: string | undefined;
     while (!this.stopping) {
+      // Pipelines of models switched away from, or opened for a job, are closed once no job needs them. Here,
+      // before the look for a job: between that look and the sleep nothing may wait, or a wake-up is lost.
+      await this.releaseUnneeded();
+      if (this.stopping) break;
       let next: JobRecord | undefined;
       const startedAt = new Date().toISOString();
       try {
@@ -155,13 +159,10 @@ export class EmbeddedQueue extends JobQueue {
         stalled = undefined;
       }
       if (!next) {
-        // Idle: pipelines of models switched away from, or opened for a job, are closed.
-        await this.releaseUnneeded();
         await this.sleep(undefined);
         continue;
       }
       await this.run(next, startedAt);
-      await this.releaseUnneeded();
     }
   }
 

@@ -35,6 +35,8 @@ function a1111Tree(root: string): { webui: string; checkpoints: string } {
 }
 
 const SMALL = { prompt: "a red cube", steps: 2, width: 64, height: 64, seed: 7 };
+/** How long a job may take here: a model loads (its graphs built) on a machine other tests share. */
+const LONG = 120_000;
 
 describe.skipIf(!HAVE_REFERENCE)("the server serves the checkpoints the model store knows", () => {
   const dir = tempDir("diffuse-switch-");
@@ -112,7 +114,7 @@ describe.skipIf(!HAVE_REFERENCE)("the server serves the checkpoints the model st
     expect(switched.status).toBe(200);
     expect((await getJson<{ sd_model_checkpoint: string }>(`${base}/sdapi/v1/options`)).sd_model_checkpoint).toBe(beta.title);
     const third = await submit(base, SMALL);
-    const [a, b, c] = [await waitForJob(base, first), await waitForJob(base, second), await waitForJob(base, third)];
+    const [a, b, c] = [await waitForJob(base, first, LONG), await waitForJob(base, second, LONG), await waitForJob(base, third, LONG)];
     for (const j of [a, b]) {
       expect(j.state).toBe("done");
       expect(j.model).toBe("alpha");
@@ -156,7 +158,7 @@ describe.skipIf(!HAVE_REFERENCE)("the server serves the checkpoints the model st
     const broken = models.available.find((m) => m.name === "broken")!;
     expect(broken.state).toBe("failed");
     expect(r.body.detail).toContain(broken.error!);
-    const job = await waitForJob(base, await submit(base, SMALL));
+    const job = await waitForJob(base, await submit(base, SMALL), LONG);
     expect(job).toMatchObject({ state: "done", model: "alpha" });
   });
 
@@ -168,7 +170,7 @@ describe.skipIf(!HAVE_REFERENCE)("the server serves the checkpoints the model st
       submit(base, { ...SMALL, model: "beta" }),
       postJson<{ info: string }>(`${base}/sdapi/v1/txt2img`, { ...SMALL, override_settings: { sd_model_checkpoint: beta.title } }),
     ]);
-    const ours = await waitForJob(base, oursId);
+    const ours = await waitForJob(base, oursId, LONG);
     expect(ours).toMatchObject({ state: "done", model: "beta" });
     expect(modelHash(ours)).toBe(beta.hash);
     expect(a1111.status).toBe(200);
@@ -186,7 +188,7 @@ describe.skipIf(!HAVE_REFERENCE)("the server serves the checkpoints the model st
     const put = await fetch(`${base}/api/v1/models/served`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "gamma" }) });
     expect(put.status).toBe(202);
     expect(((await put.json()) as ModelList).served).toBe("gamma");
-    const job = await waitForJob(base, await submit(base, SMALL));
+    const job = await waitForJob(base, await submit(base, SMALL), LONG);
     expect(job).toMatchObject({ state: "done", model: "gamma" });
     const gamma = (await getJson<ModelList>(`${base}/api/v1/models`)).available.find((m) => m.name === "gamma")!;
     expect(gamma).toMatchObject({ served: true, state: "loaded", error: null });
