@@ -17,6 +17,7 @@ interface ServeOptions extends ModelFlags {
   policy?: string;
   queue?: string;
   controlnetDir: string[];
+  modelsDir: string[];
 }
 
 export function registerServe(program: Command): void {
@@ -37,6 +38,7 @@ export function registerServe(program: Command): void {
     )
     .option("--log", "log every request (secrets in URLs are redacted)")
     .option("--policy <rules.json>", "prompt policy: matching prompts are refused with 422 (default: $DIFFUSE_PROMPT_POLICY)")
+    .option("--models-dir <dir>", "another tool's installation or a folder of models whose checkpoints clients may switch to, as diffuse models lists them (repeatable; also \"modelsDirs\" in $DIFFUSE_HOME/config.json)", (v: string, all: string[]) => [...all, v], [])
     .option("--controlnet-dir <dir>", "a folder of ControlNets for A1111's ControlNet extension routes (/controlnet/model_list); repeatable", (v: string, all: string[]) => [...all, v], [])
     .action(async (o: ServeOptions) => {
       await serveCommand(o, command);
@@ -75,6 +77,7 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
     log: o.log ?? false,
     workBudget: positiveNumber("--work-budget", o.workBudget),
     controlnetDirs: o.controlnetDir,
+    models: { modelsDirs: o.modelsDir },
   });
   const app = await buildApp(config);
   const { requeued, failed } = app.recovery;

@@ -37,7 +37,7 @@ export function registerExtraNetworkRoutes(scope: FastifyInstance, ctx: ServerCo
 
   scope.get("/sdapi/v1/embeddings", async () => {
     // Which embeddings fit depends on the model's text encoders, known once it is loaded.
-    embeddings ??= new TextualInversions((await describeModel(ctx)).textEncoders, options.embeddings ?? [], embeddingsFolder);
+    embeddings ??= new TextualInversions((await describeModel(ctx.model)).textEncoders, options.embeddings ?? [], embeddingsFolder);
     const { loaded, skipped } = embeddings.current();
     return { loaded: byName(loaded), skipped: byName(skipped) };
   });

@@ -57,6 +57,7 @@ function gridSize(v: number | null | undefined): number | undefined {
 export interface A1111Defaults {
   /** CLIP_stop_at_last_layers from /sdapi/v1/options. */
   clipSkip: number;
+  /** The job's model (override_settings' checkpoint, resolved by the caller, or the served one). */
   model: ModelDescription;
   /** The served ControlNets' folders (serve --controlnet-dir). */
   controlnetDirs: readonly string[];
@@ -69,10 +70,6 @@ export async function a1111Job(
   defaults: A1111Defaults,
 ): Promise<{ type: JobType; params: JobParams; uploads: Uploads; detectMaps: boolean[] }> {
   const overrides = req.override_settings ?? {};
-  const checkpoint = overrides["sd_model_checkpoint"];
-  if (typeof checkpoint === "string" && !matchesModel(checkpoint, defaults.model)) {
-    throw new A1111Error(404, `Model not found: "${checkpoint}"; this server serves ${a1111Title(defaults.model)}`);
-  }
   const clipSkipOverride = overrides["CLIP_stop_at_last_layers"];
   const clipSkip = typeof clipSkipOverride === "number" && Number.isInteger(clipSkipOverride) ? clipSkipOverride : defaults.clipSkip;
   const i2i = img2img ? (req as A1111Img2Img) : undefined;
@@ -141,14 +138,23 @@ async function prepareMask(mask: Uint8Array, req: A1111Img2Img): Promise<Uint8Ar
 }
 
 export function a1111Title(m: CheckpointDescription): string {
-  return `${m.path.split(/[\\/]/).pop()} [${m.hash}]`;
+  return `${a1111FileName(m)} [${m.hash}]`;
+}
+
+/**
+ * The title's name part: the model's name, with the extension when it is a file (A1111's "name.safetensors"); a
+ * folder, or a Hugging Face snapshot (named by its repository, not its commit), by its name alone.
+ */
+function a1111FileName(m: Pick<CheckpointDescription, "name" | "path">): string {
+  const ext = /\.safetensors$/i.exec(m.path)?.[0];
+  return ext && !m.name.toLowerCase().endsWith(ext.toLowerCase()) ? `${m.name}${ext}` : m.name;
 }
 
 /** A1111 accepts a checkpoint by title, file name, name or hash. */
 export function matchesModel(value: string, m: CheckpointDescription): boolean {
   const v = value.trim();
-  const file = m.path.split(/[\\/]/).pop() ?? m.name;
-  return [a1111Title(m), file, m.name, m.hash, m.sha256].includes(v) || v.replace(/\s*\[[0-9a-f]+\]$/i, "") === file;
+  const names = [a1111FileName(m), m.path.split(/[\\/]/).pop() ?? m.name, m.name];
+  return [a1111Title(m), ...names, m.hash, m.sha256].includes(v) || names.includes(v.replace(/\s*\[[0-9a-f]+\]$/i, ""));
 }
 
 /** `parameters`: A1111's defaults overlaid with exactly what the client sent, unknown fields included. */

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { readImageParameters } from "../image/image-parameters.js";
+import type { CheckpointDescription } from "../worker/model-host.js";
 import { stringifyExact } from "../json-exact.js";
 import { listSamplers } from "../schedulers/index.js";
 import {
@@ -16,9 +17,10 @@ import {
 import { detectedMaps } from "./a1111-controlnet.js";
 import { registerExtraNetworkRoutes } from "./a1111-extra-networks.js";
 import { A1111Img2Img, A1111PngInfo, A1111ProgressQuery, A1111Txt2Img, IMG2IMG_DEFAULTS, TXT2IMG_DEFAULTS } from "./a1111-schema.js";
-import { describeModel } from "./catalog.js";
+import { describeModel, knownCheckpoint, knownNames } from "./catalog.js";
+import { checkpointTitle, type KnownCheckpoint } from "./checkpoints.js";
 import type { ServerContext } from "./context.js";
-import { describeError, fieldName } from "./http-errors.js";
+import { describeError, fieldName, HttpError } from "./http-errors.js";
 import { decodeBase64Image } from "./uploads.js";
 import { checkWorkBudget } from "./work-budget.js";
 
@@ -61,7 +63,7 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
     });
 
     scope.get("/sdapi/v1/options", async () => {
-      const m = await describeModel(ctx);
+      const m = await describeModel(ctx.model);
       return { ...OPTION_DEFAULTS, ...ctx.store.options(), sd_model_checkpoint: a1111Title(m), sd_checkpoint_hash: m.sha256 };
     });
 
@@ -73,19 +75,28 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
         throw new A1111Error(422, "CLIP_stop_at_last_layers must be an integer from 1 to 12");
       }
       const checkpoint = body["sd_model_checkpoint"];
-      const m = checkpoint === undefined ? undefined : await describeModel(ctx);
-      if (m && (typeof checkpoint !== "string" || !matchesModel(checkpoint, m))) {
-        throw new A1111Error(400, `model ${JSON.stringify(checkpoint)} not found; this server serves ${a1111Title(m)} (start it with --model to serve another)`);
-      }
+      if (checkpoint !== undefined && typeof checkpoint !== "string") throw new A1111Error(422, "sd_model_checkpoint must be a string: a title, name or hash as /sdapi/v1/sd-models lists it");
+      const choice = checkpoint === undefined ? undefined : await a1111Checkpoint(ctx, checkpoint, 400);
       const { sd_model_checkpoint: _m, sd_checkpoint_hash: _h, ...rest } = body;
       ctx.store.setOptions(rest);
+      // As A1111 does, the answer comes once the model has loaded (jobs queued for the old one go on meanwhile);
+      // one that cannot load leaves the old one served, and the error says why.
+      if (choice) await ctx.queue.switchModel(choice);
       return null;
     });
 
     scope.get("/sdapi/v1/sd-models", async () => {
-      const m = await describeModel(ctx);
+      const served = await describeModel(ctx.model);
+      const listed = (await ctx.checkpoints.list({ hashes: true })).map((c) => sdModel(c, served));
+      if (!listed.some((c) => c.model_name === served.name)) listed.unshift(sdModel({ ...served, family: served.family, source: "given", aliases: [] }, served));
       // The refiner is listed too: clients take refiner_checkpoint titles from here.
-      return [m, ...(m.refiner ? [m.refiner] : [])].map((c) => ({ title: a1111Title(c), model_name: c.name, hash: c.hash, sha256: c.sha256, filename: c.path, config: null }));
+      if (served.refiner && !listed.some((c) => c.filename === served.refiner!.path)) listed.push(sdModel({ ...served.refiner, family: "sdxl-refiner", source: "given", aliases: [] }, served));
+      return listed;
+    });
+
+    scope.post("/sdapi/v1/refresh-checkpoints", async () => {
+      await ctx.checkpoints.refresh({ hashes: true });
+      return null;
     });
 
     scope.get("/sdapi/v1/samplers", async () =>
@@ -118,12 +129,18 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
 
 async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
   const req = img2img ? parse(A1111Img2Img, body, "body") : parse(A1111Txt2Img, body, "body");
-  const model = await describeModel(ctx);
+  // override_settings' checkpoint: this job runs on that model (loaded for it), the served one stays, as A1111
+  // restores it afterwards; with override_settings_restore_afterwards false the server switches to it.
+  const checkpoint = req.override_settings?.["sd_model_checkpoint"];
+  const choice = typeof checkpoint === "string" ? await a1111Checkpoint(ctx, checkpoint, 404) : undefined;
+  if (choice && (body as Record<string, unknown>)["override_settings_restore_afterwards"] === false) await ctx.queue.switchModel(choice);
+  const served = ctx.queue.modelFor(choice);
+  const model = await describeModel(served);
   const options = ctx.store.options();
   const clipSkip = typeof options["CLIP_stop_at_last_layers"] === "number" ? options["CLIP_stop_at_last_layers"] : 1;
   const { type, params, uploads, detectMaps } = await a1111Job(req, img2img, { clipSkip, model, controlnetDirs: ctx.config.controlnetDirs ?? [] });
-  await checkWorkBudget(ctx, params, uploads);
-  const accepted = await ctx.queue.submit({ type, params, source: "a1111", uploads });
+  await checkWorkBudget(ctx, params, uploads, served);
+  const accepted = await ctx.queue.submit({ type, params, source: "a1111", uploads, ...(choice ? { model: choice.name } : {}) });
   // A client hanging up does not cancel: the job still runs and lands in the history.
   const job = await ctx.queue.whenFinished(accepted.id);
   const images = ctx.store.imagesOf([job.id]).get(job.id) ?? [];
@@ -164,6 +181,22 @@ async function progress(ctx: ServerContext, skipImage: boolean) {
   // so a poll is answered at once while the worker computes (the preview may show a step or so earlier).
   const currentImage = skipImage ? null : (cur.latestPreview?.png?.toString("base64") ?? null);
   return { progress: fraction, eta_relative: Math.max(0, eta), state, current_image: currentImage, textinfo: p ? `step ${p.step}/${p.steps}` : "waiting to start" };
+}
+
+/** A checkpoint as A1111 names it; an unknown one is the `status` A1111 answers with, listing the known ones. */
+async function a1111Checkpoint(ctx: ServerContext, value: string, status: number): Promise<KnownCheckpoint> {
+  try {
+    return await knownCheckpoint(ctx, value, "sd_model_checkpoint");
+  } catch (e) {
+    if (!(e instanceof HttpError)) throw e;
+    throw new A1111Error(status, `Model not found: "${value}"; ${await knownNames(ctx)}`);
+  }
+}
+
+/** One entry of /sdapi/v1/sd-models; the served model's hash comes from its load when the store has none. */
+function sdModel(c: KnownCheckpoint, served: CheckpointDescription) {
+  const known = c.hash !== undefined ? c : c.path === served.path ? { ...c, hash: served.hash, sha256: served.sha256 } : c;
+  return { title: checkpointTitle(known) ?? known.name, model_name: known.name, hash: known.hash ?? null, sha256: known.sha256 ?? null, filename: known.path, config: null };
 }
 
 /** Validation as FastAPI reports it: 422 with `detail: [{loc, msg, type}]`. */

@@ -130,6 +130,11 @@ export type GenerationParams = z.infer<typeof GenerationParams>;
 /** POST /api/v1/jobs */
 export const JobCreateRequest = GenerationParams.extend({
   type: JobType.default("txt2img"),
+  /**
+   * The model to run it on (a name, title or short hash from GET /api/v1/models); absent: the served model. Another
+   * model is loaded for the job, and closed once no job needs it.
+   */
+  model: z.string().min(1).max(1000).optional(),
   /** img2img and inpaint: the starting image (e.g. the sketch canvas). */
   init_image: ImageUpload.optional(),
   /** inpaint: white = repaint, black = keep; the init image's size. */
@@ -233,9 +238,49 @@ export const ModelInfo = z.object({
   loaded: z.boolean(),
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;
-/** GET /api/v1/models */
-export const ModelList = z.object({ models: z.array(ModelInfo) });
+/** Where a model stands: loaded, loading, failed to load (see `error`), or not loaded. */
+export const ModelState = z.enum(["loaded", "loading", "failed", "unloaded"]);
+export type ModelState = z.infer<typeof ModelState>;
+
+/** A checkpoint the server can serve: what the model store lists (`diffuse models`), and the model it was started with. */
+export const AvailableModel = z.object({
+  /** What `model` (a job's, or PUT /api/v1/models/served) takes; titles, short hashes and aliases are accepted too. */
+  name: z.string(),
+  /** AUTOMATIC1111's title, "name [hash]" (as /sdapi/v1/sd-models lists it); null while the hash is unknown. */
+  title: z.string().nullable(),
+  hash: z.string().nullable(),
+  /** sd1, sd2, sdxl, ... as the store detected it; "unknown" for a model outside the store that has not loaded. */
+  family: z.string(),
+  /** store, hf-cache, a1111, comfyui, invokeai, folder; "given" for the model the server was started with. */
+  source: z.string(),
+  /** New jobs go to it (during a switch: the model being loaded). */
+  served: z.boolean(),
+  state: ModelState,
+  /** Why its last load failed; null otherwise. */
+  error: z.string().nullable(),
+});
+export type AvailableModel = z.infer<typeof AvailableModel>;
+
+/** GET /api/v1/models, and the 202 answer to PUT /api/v1/models/served. */
+export const ModelList = z.object({
+  /** The served model with its defaults; with ?wait=false (and in the answer to a switch) empty while it loads. */
+  models: z.array(ModelInfo),
+  /** The name of the served model. */
+  served: z.string(),
+  /** Every checkpoint the server can serve, the served one first. */
+  available: z.array(AvailableModel),
+});
 export type ModelList = z.infer<typeof ModelList>;
+
+/** GET /api/v1/models query: `wait=false` answers at once, while a model loads. */
+export const ModelListQuery = z.object({ wait: z.enum(["true", "false"]).default("true") });
+
+/** PUT /api/v1/models/served: which model new jobs go to. */
+export const ServedModelRequest = z.object({
+  /** A name, title "name [hash]", short hash or alias as GET /api/v1/models lists it. */
+  name: z.string().min(1).max(1000),
+});
+export type ServedModelRequest = z.infer<typeof ServedModelRequest>;
 
 export const SamplerInfo = z.object({
   name: z.string(),

@@ -14,11 +14,13 @@ import { imageUrl, registerImageRoutes } from "./images.js";
 import { JobViews } from "./job-view.js";
 import { registerJsonBodyParser } from "./json-body.js";
 import { registerJobRoutes } from "./jobs.js";
-import { ModelHost, modelNameFor } from "../worker/model-host.js";
+import { modelNameFor } from "../worker/model-host.js";
+import { Checkpoints } from "./checkpoints.js";
 import { registerOpenApiRoute } from "./openapi.js";
 import { EmbeddedQueue } from "./embedded-queue.js";
 import type { QueueOptions } from "./job-queue.js";
 import { RedisQueue } from "./redis-queue.js";
+import { ServedModels } from "./served-models.js";
 import { loggerOptions } from "./request-log.js";
 import { registerStaticRoutes } from "./static.js";
 import { JobStore, type RecoveryReport } from "./store.js";
@@ -86,11 +88,13 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
   const log = (message: string) => (config.log ? fastify.log.warn(message) : process.stderr.write(`diffuse serve: ${message}\n`));
   const promptPolicy = config.loadOptions?.promptPolicy ? await PromptPolicy.load(config.loadOptions.promptPolicy) : undefined;
   const queueOptions: QueueOptions = { previewIntervalMs: config.previewIntervalMs, imageUrl, log, promptPolicy, controlnetDirs: config.controlnetDirs };
-  const queue = config.queue
-    ? new RedisQueue(store, files, events, modelNameFor(config.modelPath), { ...queueOptions, target: config.queue })
-    : new EmbeddedQueue(store, files, events, new ModelHost(config.modelPath, config.loadOptions), queueOptions);
+  const started = { name: modelNameFor(config.modelPath), path: config.modelPath };
+  const embedded = config.queue ? undefined : new EmbeddedQueue(store, files, events, new ServedModels(started, config.loadOptions ?? {}, log), queueOptions);
+  const queue = embedded ?? new RedisQueue(store, files, events, started.name, { ...queueOptions, target: config.queue! });
   const model = queue.model;
-  const context: ServerContext = { config, store, files, events, model, queue, views: new JobViews(store, queue) };
+  // With --queue the workers load the models: this server names the one it sends jobs to, and knows no others.
+  const checkpoints = new Checkpoints(started, embedded ? { ...config.models, hashCacheDir: config.models?.hashCacheDir ?? config.loadOptions?.cacheDir, onStatus: log } : undefined);
+  const context: ServerContext = { config, store, files, events, model, queue, checkpoints, views: new JobViews(store, queue) };
 
   fastify.setErrorHandler(apiErrorHandler);
   registerJsonBodyParser(fastify);
@@ -108,8 +112,12 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
   for (const key of store.unreadableOptions()) {
     log(`A1111 option "${key}" in the data folder cannot be read back (not JSON, or nested deeper than the API now accepts, as an older version could store it); it is ignored until set again with POST /sdapi/v1/options`);
   }
-  for (const { model: other, count } of store.queuedForOtherModels(model.name)) {
-    log(`${count} queued job(s) wait for model "${other}"; they run when the server is started with that model`);
+  const waiting = store.queuedForOtherModels(model.name);
+  if (embedded && waiting.length) {
+    // Jobs sent to another known model before a restart (a switch, or a job that named it) still run, in their turn.
+    void adoptWaitingJobs(embedded, checkpoints, waiting, log);
+  } else {
+    for (const { model: other, count } of waiting) log(`${count} queued job(s) wait for model "${other}"; they run when the server is started with that model`);
   }
   model.preload();
   queue.start();
@@ -124,4 +132,22 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
       await model.close();
     })());
   return { fastify, context, recovery, close };
+}
+
+async function adoptWaitingJobs(queue: EmbeddedQueue, checkpoints: Checkpoints, waiting: { model: string; count: number }[], log: (m: string) => void): Promise<void> {
+  let known: Awaited<ReturnType<Checkpoints["list"]>> = [];
+  try {
+    known = await checkpoints.list();
+  } catch (e) {
+    log(`the model store could not be read (${(e as Error)?.message ?? String(e)})`);
+  }
+  for (const { model: other, count } of waiting) {
+    const found = known.find((c) => c.name === other);
+    if (found) {
+      log(`${count} queued job(s) for model "${other}" run on it in their turn`);
+      queue.adopt(found);
+    } else {
+      log(`${count} queued job(s) wait for model "${other}", which the model store does not list; they run when it is served (diffuse models lists what it finds)`);
+    }
+  }
 }

@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { embeddedControlNetDir, isDefaultModel } from "../default-model.js";
 import { InputError } from "../errors.js";
+import type { ListOptions } from "../hub/list-models.js";
 import type { LoadOptions } from "../pipeline/load-pipeline.js";
 import type { QueueTarget } from "../worker/queue-url.js";
 
@@ -45,6 +46,11 @@ export interface ServerConfig {
    * model, the folder of the ControlNets shipped beside it comes first.
    */
   controlnetDirs?: string[];
+  /**
+   * Where the checkpoints clients may switch to are found (as `diffuse models` finds them; default: the store and
+   * Hugging Face cache of the environment, DIFFUSE_HOME/config.json's folders, tools installed in the usual places).
+   */
+  models?: ListOptions;
 }
 
 /** src/server and dist/server both sit two levels below the package root. */
@@ -80,6 +86,7 @@ export interface ServerConfigInput {
   log?: boolean;
   workBudget?: number;
   controlnetDirs?: string[];
+  models?: ListOptions;
 }
 
 /**
@@ -123,6 +130,7 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
     log: input.log ?? false,
     workBudget,
     ...controlnetDirsOf(input),
+    ...(input.models ? { models: input.models } : {}),
   };
 }
 

@@ -1,3 +1,4 @@
+import type { Checkpoints } from "./checkpoints.js";
 import type { ServerConfig } from "./config.js";
 import type { JobEvents } from "./events.js";
 import type { ImageFiles } from "./image-files.js";
@@ -13,5 +14,7 @@ export interface ServerContext {
   events: JobEvents;
   model: ServedModel;
   queue: JobQueue;
+  /** The checkpoints the model store knows, which clients may switch to or name per job. */
+  checkpoints: Checkpoints;
   views: JobViews;
 }

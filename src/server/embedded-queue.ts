@@ -1,14 +1,15 @@
-import { DiffuseError } from "../errors.js";
+import { DiffuseError, InternalError } from "../errors.js";
 import type { StepPreview } from "../pipeline/params.js";
 import { GenerationAborted } from "../pipeline/generation-aborted.js";
 import { ControlBlock, type LiveProgress } from "../worker/control-block.js";
-import type { ModelHost } from "../worker/model-host.js";
+import type { ModelDescription } from "../worker/model-host.js";
 import type { WorkerStepEvent } from "../worker/pipeline-worker.js";
 import { cancelMessage } from "../worker/queue-protocol.js";
 import type { JobEvents } from "./events.js";
 import type { ImageFiles } from "./image-files.js";
 import { generateParamsOf } from "./job-params.js";
-import { JobQueue, type CancelOutcome, type LiveJob, type QueueOptions } from "./job-queue.js";
+import { JobQueue, type CancelOutcome, type LiveJob, type QueueOptions, type ServedModel } from "./job-queue.js";
+import type { ModelChoice, ModelStatus, ServedModels } from "./served-models.js";
 import type { JobRecord, JobStore } from "./store.js";
 
 /** The job being generated now, with what only memory knows about it. */
@@ -36,9 +37,11 @@ export class RunningJob implements LiveJob {
 const STALLED_RETRY_MS = 1000;
 
 /**
- * The embedded backend (the default: nothing to install): FIFO of jobs for the one model this process loads, one
- * generation at a time (each is CPU-bound; two at once only makes both slower). The database is the queue: the
- * loop always takes the oldest queued row, so jobs accepted before a crash are found again after it, in order.
+ * The embedded backend (the default: nothing to install): FIFO of jobs for the models this process loads (the
+ * served one, one switched away from while its jobs finish, one a job names), one generation at a time (each is
+ * CPU-bound; two at once only makes both slower). The database is the queue: the loop always takes the oldest
+ * queued row of those models, so jobs accepted before a crash are found again after it, in order, and jobs queued
+ * for a model before a switch run on it before the new model's.
  */
 export class EmbeddedQueue extends JobQueue {
   private current: RunningJob | undefined;
@@ -50,7 +53,7 @@ export class EmbeddedQueue extends JobQueue {
     store: JobStore,
     files: ImageFiles,
     events: JobEvents,
-    override readonly model: ModelHost,
+    override readonly model: ServedModels,
     opts: QueueOptions,
   ) {
     super(store, files, events, model, opts);
@@ -64,7 +67,38 @@ export class EmbeddedQueue extends JobQueue {
     return this.current ? [this.current] : [];
   }
 
-  protected dispatch(): void {
+  override modelFor(choice: ModelChoice | undefined): ServedModel {
+    if (choice === undefined) return this.model;
+    // Opened (and loaded when described) for the job to come; the loop closes it once no job needs it.
+    return this.model.host(choice);
+  }
+
+  override async switchModel(choice: ModelChoice): Promise<ModelDescription> {
+    try {
+      return await this.model.switchTo(choice);
+    } finally {
+      // Jobs of the new model may run now, in their turn; a model no job needs any more is closed.
+      this.wake?.();
+    }
+  }
+
+  override modelStatus(name: string): ModelStatus {
+    return this.model.status(name);
+  }
+
+  /** Models with open pipelines: the served one, one switched away from, those jobs name. */
+  protected override runnableModels(): readonly string[] {
+    return this.model.names();
+  }
+
+  /** A job accepted for a model that is not open yet (queued before a restart) can run once it is opened. */
+  adopt(choice: ModelChoice): void {
+    this.model.host(choice);
+    this.wake?.();
+  }
+
+  protected dispatch(job: JobRecord): void {
+    this.model.reopen(job.model);
     this.wake?.();
   }
 
@@ -101,11 +135,15 @@ export class EmbeddedQueue extends JobQueue {
     /** Why the queue is held up (a full disk), logged when it starts and when it ends rather than at every try. */
     let stalled: string | undefined;
     while (!this.stopping) {
+      // Pipelines of models switched away from, or opened for a job, are closed once no job needs them. Here,
+      // before the look for a job: between that look and the sleep nothing may wait, or a wake-up is lost.
+      await this.releaseUnneeded();
+      if (this.stopping) break;
       let next: JobRecord | undefined;
       const startedAt = new Date().toISOString();
       try {
         this.saveOutcomes();
-        next = this.store.nextQueued(this.model.name);
+        next = this.store.nextQueued(this.model.names());
         if (next) this.store.markRunning(next.id, startedAt);
       } catch (e) {
         // The database cannot be written (a full disk, an I/O error): the job stays queued, nothing is lost,
@@ -128,6 +166,10 @@ export class EmbeddedQueue extends JobQueue {
     }
   }
 
+  private async releaseUnneeded(): Promise<void> {
+    await this.model.release((name) => this.store.hasUnfinished(name)).catch((e: unknown) => this.opts.log(`could not close a model: ${(e as Error)?.message ?? String(e)}`));
+  }
+
   /** Until a submit or stop wakes the loop, or `ms` pass. */
   private async sleep(ms: number | undefined): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
@@ -145,7 +187,10 @@ export class EmbeddedQueue extends JobQueue {
     this.current = cur;
     try {
       this.recordRunning(job.id, startedAt);
-      const pipe = await this.model.get();
+      // Open: the loop takes only jobs of open models, and closes models only between jobs.
+      const host = this.model.opened(job.model);
+      if (!host) throw new InternalError(`job ${job.id} was taken for model "${job.model}", which is not open`);
+      const pipe = await host.get();
       const uploads = this.store.uploads(job.id);
       const result = await pipe.generate({
         ...generateParamsOf(job.params, uploads, this.opts.controlnetDirs),

@@ -7,8 +7,10 @@ import type { LiveProgress } from "../worker/control-block.js";
 import type { ModelDescription } from "../worker/model-host.js";
 import type { ImageRef, JobParams, JobType, SseEvent } from "./api-types.js";
 import type { JobEvents } from "./events.js";
+import { HttpError } from "./http-errors.js";
 import type { ImageFiles } from "./image-files.js";
 import { completedJobParams } from "./job-params.js";
+import type { ModelChoice, ModelStatus } from "./served-models.js";
 import type { ImageRecord, JobRecord, JobSource, JobStore, Uploads } from "./store.js";
 
 /** A job being generated now, with what only memory knows about it (on this machine or a worker's). */
@@ -44,6 +46,8 @@ export interface SubmitRequest {
   params: JobParams;
   source: JobSource;
   uploads: Uploads;
+  /** The model to run it on (a known checkpoint's name, see modelFor); absent: the served model. */
+  model?: string;
 }
 
 export type CancelOutcome =
@@ -140,7 +144,7 @@ export abstract class JobQueue {
     // Throws StorageFullError (507) when the database cannot take it: nothing was accepted.
     const job = this.store.insert({
       id: randomUUID(),
-      model: this.model.name,
+      model: req.model ?? this.model.name,
       type: req.type,
       params: req.params,
       source: req.source,
@@ -154,11 +158,53 @@ export abstract class JobQueue {
   }
 
   position(job: JobRecord): number | null {
-    return job.state === "queued" ? this.store.position(job) : null;
+    if (job.state !== "queued") return null;
+    const models = this.runnableModels();
+    return this.store.position(job, models.includes(job.model) ? models : [job.model]);
   }
 
   queuedCount(): number {
-    return this.store.queuedIds(this.model.name).length;
+    return this.queuedIds().length;
+  }
+
+  /** The queued jobs this backend runs, in the order it runs them. */
+  queuedIds(): string[] {
+    return this.store.queuedIds(this.runnableModels());
+  }
+
+  /**
+   * The model a job for `choice` runs on, to read its defaults (native size, steps); the served one without a
+   * choice. A backend that serves one model only refuses another with 409.
+   */
+  modelFor(choice: ModelChoice | undefined): ServedModel {
+    if (choice === undefined || choice.name === this.model.name) return this.model;
+    throw this.oneModelOnly(`a job for "${choice.name}"`);
+  }
+
+  /** Serves another model (see ServedModels.switchTo); a backend that cannot refuses with 409. */
+  switchModel(choice: ModelChoice): Promise<ModelDescription> {
+    if (choice.name === this.model.name) return this.model.describe();
+    return Promise.reject(this.oneModelOnly(`switching to "${choice.name}"`));
+  }
+
+  /** How a model stands on this backend. */
+  modelStatus(name: string): ModelStatus {
+    if (name !== this.model.name) return { state: "unloaded" };
+    return { state: this.model.isLoaded ? "loaded" : "loading" };
+  }
+
+  /** The models whose queued jobs this backend runs (their jobs share one order). */
+  protected runnableModels(): readonly string[] {
+    return [this.model.name];
+  }
+
+  private oneModelOnly(what: string): HttpError {
+    return new HttpError(
+      409,
+      "model_not_switchable",
+      `${what} is not possible here: with --queue the workers load the models, and this server sends jobs to the workers of "${this.model.name}"; ` +
+        `start diffuse worker --model NAME for another model and diffuse serve --queue ... --model NAME to send it jobs`,
+    );
   }
 
   /** Cancels whatever runs longest (A1111's interrupt); false when nothing runs. */
@@ -316,7 +362,7 @@ export abstract class JobQueue {
   protected notifyPositions(): void {
     const watched = new Set(this.events.subscribedJobIds());
     if (watched.size === 0) return;
-    this.store.queuedIds(this.model.name).forEach((id, position) => {
+    this.queuedIds().forEach((id, position) => {
       if (watched.has(id)) this.emit(id, { event: "queued", data: { position } });
     });
   }

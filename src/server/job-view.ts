@@ -19,7 +19,7 @@ export class JobViews {
   /** Positions from one ordered list of the queue instead of a count per job. */
   many(jobs: readonly JobRecord[]): JobStatus[] {
     const images = this.store.imagesOf(jobs.map((j) => j.id));
-    const places = new Map(this.store.queuedIds(this.queue.model.name).map((id, i) => [id, i]));
+    const places = new Map(this.queue.queuedIds().map((id, i) => [id, i]));
     return jobs.map((j) => this.render(j, images.get(j.id) ?? [], j.state === "queued" ? (places.get(j.id) ?? null) : null));
   }
 

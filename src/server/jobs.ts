@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { findSampler, listSamplers } from "../schedulers/index.js";
 import { Id, JobCreateRequest, JobListQuery, type JobCreated, type JobList, type JobStatus } from "./api-types.js";
-import { describeModel } from "./catalog.js";
+import { describeModel, knownCheckpoint } from "./catalog.js";
 import type { ServerContext } from "./context.js";
 import { HttpError, notFound, parseRequest } from "./http-errors.js";
 import { jobParamsOf } from "./job-params.js";
@@ -22,7 +22,9 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
   app.post("/api/v1/jobs", async (request, reply): Promise<JobCreated> => {
     const body = parseRequest(JobCreateRequest, request.body, "body");
     if (body.sampler_name !== undefined) requireSampler(body.sampler_name, "sampler_name");
-    if (body.refiner_switch_at !== undefined && !(await describeModel(ctx)).refiner) {
+    const choice = body.model === undefined ? undefined : await knownCheckpoint(ctx, body.model, "model");
+    const model = ctx.queue.modelFor(choice);
+    if (body.refiner_switch_at !== undefined && !(await describeModel(model)).refiner) {
       throw new HttpError(400, "invalid_request", "refiner_switch_at needs a refiner, and this server has none: leave it out, or start the server with diffuse serve --refiner PATH", "refiner_switch_at");
     }
     const control = await acceptControlUnits(body.controlnet ?? [], ctx.config.controlnetDirs ?? [], (i) => `controlnet.${i}`);
@@ -33,9 +35,9 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
     };
     const params = jobParamsOf(body.type, { ...body, controlnet: control.units.length ? control.units : undefined }, uploads);
     // Before decoding the uploads: the cheap refusal first.
-    await checkWorkBudget(ctx, params, uploads);
+    await checkWorkBudget(ctx, params, uploads, model);
     await checkUploads(uploads, { initImage: "init_image", mask: "mask", controlImage: (i) => `controlnet.${i}.image` });
-    const job = await ctx.queue.submit({ type: body.type, params, source: "api", uploads });
+    const job = await ctx.queue.submit({ type: body.type, params, source: "api", uploads, ...(choice ? { model: choice.name } : {}) });
     void reply.status(202).header("location", jobUrl(job.id));
     return { id: job.id, state: "queued", position: ctx.queue.position(job) ?? 0, url: jobUrl(job.id), events_url: `${jobUrl(job.id)}/events` };
   });

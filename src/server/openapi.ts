@@ -8,8 +8,10 @@ import {
   JobList,
   JobParams,
   JobStatus,
+  AvailableModel,
   ModelList,
   SamplerList,
+  ServedModelRequest,
   SseEvents,
 } from "./api-types.js";
 
@@ -62,6 +64,8 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
         JobList: schema(JobList),
         ImageRef: schema(ImageRef),
         ModelList: schema(ModelList),
+        AvailableModel: schema(AvailableModel),
+        ServedModelRequest: schema(ServedModelRequest, "input"),
         SamplerList: schema(SamplerList),
         ApiError: schema(ApiError),
         ...sseEvents,
@@ -75,7 +79,8 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
           requestBody: { required: true, content: { "application/json": { schema: ref("JobCreateRequest") } } },
           responses: {
             "202": json("JobCreated", "accepted and queued (persisted before this answer)"),
-            "400": error("a field is invalid, or the JSON nests deeper than 64 levels"),
+            "400": error("a field is invalid, the JSON nests deeper than 64 levels, or `model` names no known model (the message lists them)"),
+            "409": error("`model` names another model on a server with --queue, whose workers load the models"),
             "403": error("a cross-site request (another origin's page)"),
             "413": error("body too large"),
             "415": error("the body is not application/json"),
@@ -125,7 +130,31 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
           responses: { "200": { description: "the PNG", content: { "image/png": { schema: { type: "string", format: "binary" } } } }, "404": error("no such image") },
         },
       },
-      "/api/v1/models": { get: { summary: "The served model", responses: { "200": json("ModelList", "models"), "503": error("the model failed to load") } } },
+      "/api/v1/models": {
+        get: {
+          summary: "The served model, and every checkpoint the server can serve",
+          description:
+            "`models` holds the served model with its defaults; `available` every checkpoint the model store knows (the store, the Hugging Face cache, " +
+            "other tools' folders: what `diffuse models` lists) with its state: loaded, loading, failed (with `error`) or unloaded. A job's `model` " +
+            "field or PUT /api/v1/models/served chooses among them.",
+          parameters: [{ name: "wait", in: "query", description: "false: answer at once while the served model loads (models is then empty)", schema: { type: "string", enum: ["true", "false"], default: "true" } }],
+          responses: { "200": json("ModelList", "models"), "503": error("the served model failed to load") },
+        },
+      },
+      "/api/v1/models/served": {
+        put: {
+          summary: "Switch the served model",
+          description:
+            "New jobs go to the model named at once; it loads in the background while jobs already queued for the old model finish on it. " +
+            "GET /api/v1/models follows the load; a model that cannot load is shown failed with its error, and the old one is served again.",
+          requestBody: { required: true, content: { "application/json": { schema: ref("ServedModelRequest") } } },
+          responses: {
+            "202": json("ModelList", "switching: the list as it stands (the new model served, loading)"),
+            "400": error("no such model: the message lists the known ones"),
+            "409": error("with --queue the workers load the models: this server cannot switch"),
+          },
+        },
+      },
       "/api/v1/samplers": { get: { summary: "Samplers (our names and A1111 labels)", responses: { "200": json("SamplerList", "samplers") } } },
       "/api/docs": { get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1 JSON" } } } },
     },

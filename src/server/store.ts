@@ -192,19 +192,31 @@ export class JobStore {
     return { initImage: row?.init_image ?? undefined, mask: row?.mask ?? undefined, ...(controls.length ? { controlImages: controls } : {}) };
   }
 
-  /** Number of queued jobs of the same model ahead of this one (0 = next to run). */
-  position(job: Pick<JobRecord, "seq" | "model">): number {
-    const row = this.db.prepare("SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued' AND model = ? AND seq < ?").get(job.model, job.seq) as { n: number };
+  /**
+   * Number of queued jobs ahead of this one (0 = next to run) among those of the given models (default: its own):
+   * a queue that runs jobs of several models in one order counts them all.
+   */
+  position(job: Pick<JobRecord, "seq" | "model">, models: readonly string[] = [job.model]): number {
+    const row = this.db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued' AND model IN (${marks(models)}) AND seq < ?`).get(...models, job.seq) as { n: number };
     return row.n;
   }
 
-  nextQueued(model: string): JobRecord | undefined {
-    const row = this.db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND model = ? ORDER BY seq LIMIT 1`).get(model) as JobRow | undefined;
+  /** The oldest queued job of any of the models. */
+  nextQueued(models: string | readonly string[]): JobRecord | undefined {
+    const list = typeof models === "string" ? [models] : models;
+    const row = this.db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND model IN (${marks(list)}) ORDER BY seq LIMIT 1`).get(...list) as JobRow | undefined;
     return row && toJob(row);
   }
 
-  queuedIds(model: string): string[] {
-    return (this.db.prepare("SELECT id FROM jobs WHERE state = 'queued' AND model = ? ORDER BY seq").all(model) as { id: string }[]).map((r) => r.id);
+  /** Queued jobs of the models, in the order they run. */
+  queuedIds(models: string | readonly string[]): string[] {
+    const list = typeof models === "string" ? [models] : models;
+    return (this.db.prepare(`SELECT id FROM jobs WHERE state = 'queued' AND model IN (${marks(list)}) ORDER BY seq`).all(...list) as { id: string }[]).map((r) => r.id);
+  }
+
+  /** Whether a job of the model is queued or running: its pipeline is still needed. */
+  hasUnfinished(model: string): boolean {
+    return this.db.prepare(`SELECT 1 FROM jobs WHERE ${UNFINISHED} AND model = ? LIMIT 1`).get(model) !== undefined;
   }
 
   /** Queued and running jobs of a model, oldest first: what a queue backend holds or runs for them. */
@@ -411,4 +423,9 @@ function toJob(r: JobRow): JobRecord {
 
 function toImage(r: ImageRow): ImageRecord {
   return { id: r.id, jobId: r.job_id, index: r.idx, seed: BigInt.asUintN(64, BigInt(r.seed)), infotext: r.infotext };
+}
+
+/** One `?` per value, for an `IN (...)` list (SQLite takes an empty one: nothing matches). */
+function marks(values: readonly unknown[]): string {
+  return values.map(() => "?").join(", ");
 }

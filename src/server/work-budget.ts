@@ -4,6 +4,7 @@ import type { JobParams } from "./api-types.js";
 import { describeModel } from "./catalog.js";
 import type { ServerContext } from "./context.js";
 import { HttpError } from "./http-errors.js";
+import type { ServedModel } from "./job-queue.js";
 import { generateParamsOf } from "./job-params.js";
 import type { Uploads } from "./store.js";
 
@@ -32,13 +33,14 @@ export function workOf(p: ResolvedParams): { megapixelSteps: number; detail: str
 /**
  * Refuses a job whose work is over the server's budget (422 on both APIs), with the figure, the limit and how
  * to get under it or raise it. The parameters are resolved exactly as the job will resolve them when it runs,
- * so defaults count: a missing size is the model's native one, which means waiting for the model only then.
+ * so defaults count: a missing size is the model's native one (the job's model's), which means waiting for the
+ * model only then.
  */
-export async function checkWorkBudget(ctx: ServerContext, params: JobParams, uploads: Uploads): Promise<void> {
+export async function checkWorkBudget(ctx: ServerContext, params: JobParams, uploads: Uploads, served: ServedModel = ctx.model): Promise<void> {
   const budget = ctx.config.workBudget;
   const sized = params.width !== undefined && params.height !== undefined;
   // The model's own defaults (steps, sampler) count when it is loaded; it is waited for only for a missing size.
-  const model = sized && !ctx.model.isLoaded ? undefined : await describeModel(ctx);
+  const model = sized && !served.isLoaded ? undefined : await describeModel(served);
   const resolved = resolveParams(generateParamsOf(params, uploads), {
     size: model?.defaultSize ?? params.width!,
     steps: model?.defaultSteps,

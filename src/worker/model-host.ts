@@ -1,5 +1,5 @@
-import { basename, dirname } from "node:path";
 import type { LoadOptions } from "../pipeline/load-pipeline.js";
+import { modelDisplayName } from "../pipeline/output-metadata.js";
 import type { LoadedModel } from "./messages.js";
 import { PipelineWorker } from "./pipeline-worker.js";
 
@@ -18,12 +18,15 @@ export class ModelHost {
   readonly name: string;
   private loading: Promise<PipelineWorker> | undefined;
   private loaded: PipelineWorker | undefined;
+  private failure: string | undefined;
 
+  /** `name`: what jobs and listings call it (default: the pipeline's own naming of the path). */
   constructor(
     readonly path: string,
     private readonly options: LoadOptions = {},
+    name?: string,
   ) {
-    this.name = modelNameFor(path);
+    this.name = name ?? modelNameFor(path);
   }
 
   /** Starts loading without waiting; errors surface on the next `get()`. */
@@ -36,12 +39,28 @@ export class ModelHost {
       this.loading = undefined;
       this.loaded = undefined;
     }
-    this.loading ??= PipelineWorker.start(this.path, this.options).then((p) => (this.loaded = p));
+    this.loading ??= PipelineWorker.start(this.path, this.options).then(
+      (p) => (this.loaded = p),
+      (e: unknown) => {
+        this.failure = (e as Error)?.message ?? String(e);
+        throw e;
+      },
+    );
     return this.loading;
   }
 
   get isLoaded(): boolean {
     return this.loaded !== undefined;
+  }
+
+  /** Why the load failed, once it has. */
+  get loadError(): string | undefined {
+    return this.failure;
+  }
+
+  /** Whether a load was started (it may still run, have failed, or be done). */
+  get isStarted(): boolean {
+    return this.loading !== undefined;
   }
 
   async describe(): Promise<ModelDescription> {
@@ -57,7 +76,10 @@ export class ModelHost {
   }
 }
 
-/** The pipeline's own naming (file name without .safetensors, or the folder's name), known before loading. */
+/**
+ * The pipeline's own naming (file name without .safetensors, the folder's name, a Hugging Face snapshot's
+ * repository), known before loading: the name its images carry is the name its jobs and queue carry.
+ */
 export function modelNameFor(path: string): string {
-  return basename(path).replace(/\.safetensors$/i, "") || basename(dirname(path));
+  return modelDisplayName(path);
 }

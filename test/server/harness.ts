@@ -41,6 +41,8 @@ export async function startServer(
   const config: ServerConfig = {
     ...resolveServerConfig({ modelPath: opts.modelPath ?? TINY_MODEL, dataDir, port: 0, webRoot: join(dataDir, "no-web") }),
     loadOptions: { threads: 1, cacheDir },
+    // An empty model store: the checkpoints clients can switch to are the started one only, unless a test gives some.
+    models: { cacheDir: join(dataDir, "no-hf-cache"), home: join(dataDir, "no-home"), searchDefaults: false },
     ...rest,
   };
   const app = await buildApp(config);

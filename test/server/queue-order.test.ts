@@ -8,7 +8,7 @@ import type { JobCreated, JobList, JobStatus } from "../../src/server/api-types.
 import type { SseEvent } from "../../src/server/api-types.js";
 import { HAVE_REFERENCE } from "../helpers/fixtures.js";
 import { getJson, startServer, tempDir, type TestServer } from "./harness.js";
-import type { ModelHost } from "../../src/worker/model-host.js";
+import type { ServedModels } from "../../src/server/served-models.js";
 
 const CLIENTS = 20;
 const PER_CLIENT = 5;
@@ -32,7 +32,7 @@ describe.skipIf(!HAVE_REFERENCE)(`${TOTAL} jobs from ${CLIENTS} clients`, () => 
 
   it("complete exactly once each, in acceptance order, one at a time, each client's in its own order", async () => {
     // The embedded backend's model, hosted in this process.
-    const pipe = await (s.app.context.model as ModelHost).get();
+    const pipe = await (s.app.context.model as ServedModels).get();
     const runs = vi.spyOn(pipe, "generate");
     const events: { id: string; event: SseEvent["event"] }[] = [];
     const publish = s.app.context.events.publish.bind(s.app.context.events);

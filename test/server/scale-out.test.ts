@@ -338,6 +338,10 @@ for (const backend of ["embedded", "redis"] as const) {
         const models = await fetch(`${base}/api/v1/models`);
         expect(models.status).toBe(503);
         expect(await models.text()).toMatch(/worker broken could not load it/);
+        // The workers load the models: this server knows the one it sends jobs to, and a switch says so.
+        const put = await fetch(`${base}/api/v1/models/served`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "sd15-tiny" }) });
+        expect(put.status).toBe(400);
+        expect(((await put.json()) as { message: string }).message).toMatch(/use "broken-model": with --queue the workers load the models/);
       } finally {
         await kill9(worker);
         await kill9(api);

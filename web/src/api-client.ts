@@ -14,7 +14,7 @@ import type {
   SseEventName,
 } from "../../src/server/api-types.js";
 
-export type { ControlNetUnitRequest, ImageRef, JobCreateRequest, JobParams, JobType, JobStatus, ModelInfo, SamplerInfo, SseEvent } from "../../src/server/api-types.js";
+export type { AvailableModel, ControlNetUnitRequest, ImageRef, JobCreateRequest, JobParams, JobType, JobStatus, ModelInfo, ModelList, SamplerInfo, SseEvent } from "../../src/server/api-types.js";
 
 /** A LoRA as A1111's GET /sdapi/v1/loras lists it. */
 export interface LoraInfo {
@@ -65,6 +65,16 @@ export class ApiClient {
 
   models(): Promise<ModelList> {
     return this.json("GET", "/api/v1/models");
+  }
+
+  /** The models the server can serve, answered at once while one loads (then `models` is empty). */
+  availableModels(): Promise<ModelList> {
+    return this.json("GET", "/api/v1/models?wait=false");
+  }
+
+  /** Switches the served model; it loads in the background (see availableModels for its state). */
+  serveModel(name: string): Promise<ModelList> {
+    return this.json("PUT", "/api/v1/models/served", { name });
   }
 
   loras(): Promise<LoraInfo[]> {

@@ -8,6 +8,7 @@ import { CanvasToolbar } from "./canvas-toolbar.js";
 import { byId } from "./dom.js";
 import { ExtraNetworks } from "./extra-networks.js";
 import { Gallery } from "./gallery.js";
+import { ModelPicker } from "./model-picker.js";
 import { ParamsForm } from "./params-form.js";
 import { ProgressView, type FinishedImage } from "./progress.js";
 import { ScribbleControl } from "./scribble-control.js";
@@ -52,6 +53,11 @@ const gallery = new Gallery(byId<HTMLUListElement>("gallery"), byId("gallery-emp
 // Names go into the prompt field last typed in: the prompt, or the negative prompt (for negative embeddings).
 let promptTarget = byId<HTMLTextAreaElement>("prompt");
 for (const id of ["prompt", "negative_prompt"]) byId<HTMLTextAreaElement>(id).addEventListener("focus", (e) => (promptTarget = e.target as HTMLTextAreaElement));
+const picker = new ModelPicker(byId<HTMLSelectElement>("model-picker"), api, {
+  // The new model's defaults (size, steps, SDXL's second prompts) and the embeddings that fit it.
+  loaded: () => void loadModel().then(() => extras.load()).catch((e) => note(errorText(e), "error")),
+  note: (message, kind) => note(message, kind),
+});
 const extras = new ExtraNetworks(
   { root: byId("extras"), loras: byId("lora-list"), embeddings: byId("embedding-list"), empty: byId("extras-empty") },
   api,
@@ -328,6 +334,7 @@ async function start(): Promise<void> {
   // The samplers first: the model's defaults may pick one of them.
   const samplers = loadSamplers();
   const results = await Promise.allSettled([samplers.catch(() => undefined).then(loadModel), samplers]);
+  void picker.load().catch((e) => note(`Could not list the models: ${errorText(e)}`, "error"));
   // Listed once the model is up (which embeddings fit depends on it); a failure leaves the list empty.
   void extras.load().catch((e) => note(`Could not list LoRAs and embeddings: ${errorText(e)}`, "error"));
   void scribble.load().catch((e) => note(`Could not list the ControlNets: ${errorText(e)}`, "error"));
