@@ -71,6 +71,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--x0-weight-cap", type=float, default=5.0, help="weight each sample's epsilon loss by 1/SNR(t) clamped to [1, this], as the model was trained")
     p.add_argument("--ema", type=float, default=0.995)
     p.add_argument("--eval", type=int, default=20, help="drawings to score at the end with the project's pipeline (0: skip)")
+    p.add_argument("--resume", action="store_true", help="continue the ControlNet saved in --work by the last run (a warm restart of the learning-rate cosine); the card lists both commands")
     p.add_argument("--card-only", action="store_true", help="score the ControlNet of the last run again and rewrite its card (reads --work/run.json; trains nothing)")
     return p.parse_args()
 
@@ -158,6 +159,15 @@ def train(args: argparse.Namespace, unet: UNet2DConditionModel, text: CLIPTextMo
     net = ControlNetModel.from_unet(unet, embedding)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    state_path = os.path.join(args.work, "controlnet.pt")
+    first = 0
+    if args.resume:
+        saved = torch.load(state_path)
+        net.load_state_dict(saved["net"])
+        ema.load_state_dict(saved["ema"])
+        opt.load_state_dict(saved["opt"])
+        first = saved["steps"]
+        log(f"resumed from {state_path} after {first} steps")
     ids_scene = torch.tensor([tokenizer.encode(c) for c in data.captions], dtype=torch.int64)
     ids_unplaced = torch.tensor([tokenizer.encode(c) for c in data.unplaced], dtype=torch.int64)
     empty = torch.tensor(tokenizer.encode(""), dtype=torch.int64)
@@ -167,7 +177,7 @@ def train(args: argparse.Namespace, unet: UNet2DConditionModel, text: CLIPTextMo
     step, recent = 0, []
     while not budget.done(step):
         for group in opt.param_groups:
-            group["lr"] = lr_at(args.lr, step, budget.progress(step), warmup=100)
+            group["lr"] = lr_at(args.lr, first + step, budget.progress(step), warmup=100)
         idx = rng.integers(0, len(data), args.batch)
         ti = torch.from_numpy(idx)
         z0 = (means[ti] + stds[ti] * torch.randn_like(means[ti])) * scale
@@ -185,13 +195,13 @@ def train(args: argparse.Namespace, unet: UNet2DConditionModel, text: CLIPTextMo
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        ema_update(ema, net, min(args.ema, (1 + step) / (10 + step)))
+        ema_update(ema, net, min(args.ema, (1 + first + step) / (10 + first + step)))
         recent.append(loss.item())
         step += 1
         if step % 50 == 0:
-            log(f"step {step}: loss {np.mean(recent[-50:]):.4f} ({budget.elapsed():.0f} s)")
-    torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "steps": step}, os.path.join(args.work, "controlnet.pt"))
-    return ema, {"steps": step, "seconds": round(budget.elapsed()), "final_loss": float(np.mean(recent[-200:])) if recent else None}
+            log(f"step {first + step}: loss {np.mean(recent[-50:]):.4f} ({budget.elapsed():.0f} s)")
+    torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "steps": first + step}, state_path)
+    return ema, {"steps": first + step, "seconds": round(budget.elapsed()), "final_loss": float(np.mean(recent[-200:])) if recent else None}
 
 
 @torch.no_grad()
@@ -300,7 +310,7 @@ diffuse generate --control drawing.png --control-type scribble --control-model t
 - Captions: {args.unplaced:.0%} without position words (colours, shapes, background: what a user types beside a
   drawing), the others the scene's own caption; {args.caption_dropout:.0%} dropped to the empty prompt.
 - {c['steps']} steps of {args.batch}; DDPM epsilon objective, each sample weighted by 1/SNR(t) clamped to [1, {args.x0_weight_cap:g}] (as the
-  model was trained); AdamW, lr {args.lr:g} with a cosine over the {args.minutes:g} min budget; EMA {args.ema}, whose weights are
+  model was trained); AdamW, lr {args.lr:g} with a cosine over the run's time budget (--minutes); EMA {args.ema}, whose weights are
   exported; final training loss {c['final_loss']:.4f}. On {HELD} training scenes with unplaced captions and fixed noise,
   the model's loss is {c['loss_without']:.4f} without the ControlNet and {c['loss_with']:.4f} with it.
 - Seed {args.seed}; {args.threads} thread(s) on {c['machine']}; torch {torch.__version__}.
@@ -359,7 +369,16 @@ def main() -> None:
     stage("data", s)
 
     s = time.monotonic()
-    means, stds = encode_all(vae, data)
+    # The latents depend on the data and the VAE only: kept in --work for the next run on the same pair (--resume).
+    key = [read_json(os.path.join(args.data, "dataset.json"))["sourceDigest"], len(data), args.seed, sha256(os.path.join(args.model, "vae", "diffusion_pytorch_model.safetensors"))]
+    latents_path = os.path.join(args.work, "latents.pt")
+    cached = torch.load(latents_path) if os.path.exists(latents_path) else None
+    if cached is not None and cached["key"] == key:
+        means, stds = cached["means"], cached["stds"]
+        log(f"latents reused from {latents_path}")
+    else:
+        means, stds = encode_all(vae, data)
+        torch.save({"key": key, "means": means, "stds": stds}, latents_path)
     scale = vae.cfg.scaling_factor
     stage("latents", s)
 
@@ -376,8 +395,11 @@ def main() -> None:
     log(f"held loss on {HELD} scenes, unplaced captions: {loss_without:.4f} without the ControlNet, {loss_with:.4f} with it")
     stage("export", s)
 
+    earlier = read_json(run_path) if args.resume else None
+    if earlier:
+        seconds = {**{f"{k} (run 1)": v for k, v in earlier["stage_seconds"].items() if k != "evaluation"}, **{f"{k} (run 2)": v for k, v in seconds.items()}}
     info = {
-        "command": command_line(),
+        "command": (earlier["command"] + "\n" if earlier else "") + command_line(),
         "dataset": dataset,
         "scenes": len(data),
         "embedding": list(net.embedding_channels),

@@ -71,7 +71,8 @@ class ControlNetModel(nn.Module):
         net = ControlNetModel(unet.cfg, embedding_channels)
         for name in ("time_embedding", "conv_in", "down_blocks", "mid_block"):
             setattr(net, name, copy.deepcopy(getattr(unet, name)))
-        return net
+        # The copies are trained, whatever the UNet they came from is (frozen, as a rule, while its ControlNet trains).
+        return net.requires_grad_(True)
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor, cond: torch.Tensor, scale: float = 1.0) -> tuple[list[torch.Tensor], torch.Tensor]:
         """`cond`: the control map [B, 3, 8h, 8w] in [0, 1]. Returns the down residuals and the mid residual."""
