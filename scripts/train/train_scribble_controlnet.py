@@ -43,7 +43,7 @@ from tiny_sd.export import half, load_diffusers  # noqa: E402
 from tiny_sd.golden import sha256  # noqa: E402
 from tiny_sd.unet import UNet2DConditionModel  # noqa: E402
 from tiny_sd.vae import AutoencoderKL  # noqa: E402
-from train_tiny_sd import Budget, cpu_name, ema_update, log, lr_at, params  # noqa: E402
+from train_tiny_sd import Budget, Stages, cpu_name, ema_update, log, lr_at, params, start_run  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GOLDEN_PROMPTS = ["a yellow star, purple background", ""]
@@ -277,8 +277,13 @@ def command_line() -> str:
     return "/usr/bin/python3 scripts/train/train_scribble_controlnet.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+SETTINGS = ("seed", "threads", "batch", "lr", "unplaced", "caption_dropout", "x0_weight_cap", "ema")
+
+
 def write_card(args: argparse.Namespace, info: dict) -> None:
     c = info
+    # The settings of the run that trained the weights (a --card-only call has its own, default, arguments).
+    args = argparse.Namespace(**{**vars(args), **c.get("settings", {})})
     stages = "\n".join(f"| {name} | {s / 60:.1f} min |" for name, s in c["stage_seconds"].items())
     table = c.get("eval") or "(not run: pass --eval N, or run the command below)"
     text = f"""# tiny-shapes-scribble: a scribble ControlNet for the tiny-shapes model
@@ -294,7 +299,7 @@ It takes the map the product's scribble preprocessor (`--control-type scribble`,
 user's drawing: dark strokes on light paper become white strokes on black. Draw the outline of a shape where
 you want it; the prompt says its colour, its shape and the background:
 ```
-diffuse generate --control drawing.png --control-type scribble --control-model tiny-shapes-scribble --prompt "a red star, blue background"
+diffuse generate "a red star, blue background" --control drawing.png --control-type scribble --control-model tiny-shapes-scribble
 ```
 
 ## How it was made
@@ -324,8 +329,8 @@ diffuse generate --control drawing.png --control-type scribble --control-model t
 drawing uses (`scribbleCase` in `scripts/shapes/scribble-sketch.ts`), shapes and positions in turn, each with a prompt naming
 colour, shape and background but not the position ("a red square, blue background"); the model's default cfg and 20
 steps, seed = the drawing's index; the judge (`scripts/shapes/judge.ts`) reads the picture. "kept" counts the
-picture whose object has the drawn shape where it was drawn. Rows: the ControlNet from noise (text to image, as the
-page's scribble mode runs it); image to image from the drawing at strength 0.8 with and without the ControlNet.
+picture whose object has the drawn shape where it was drawn. Rows: the ControlNet from noise (text to image guided by
+the drawing); image to image from the drawing at strength 0.8 with and without the ControlNet.
 
 {table}
 
@@ -343,6 +348,8 @@ def main() -> None:
     run_path = os.path.join(args.work, "run.json")
     if args.card_only:
         info = read_json(run_path)
+        # Runs recorded before settings were: the command line of this call must repeat the run's flags.
+        info.setdefault("settings", {k: getattr(args, k) for k in SETTINGS})
         if args.eval > 0:
             s = time.monotonic()
             info["eval"] = run_eval(args)
@@ -351,16 +358,10 @@ def main() -> None:
         with open(run_path, "w") as f:
             json.dump(info, f, indent=2)
         return
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    os.makedirs(args.work, exist_ok=True)
+    rng = start_run(args.threads, args.seed, args.work)
     t0 = time.monotonic()
-    seconds: dict[str, float] = {}
-
-    def stage(name: str, start: float) -> None:
-        seconds[name] = time.monotonic() - start
-        log(f"{name}: {seconds[name]:.0f} s")
+    stages = Stages()
+    stage, seconds = stages.end, stages.seconds
 
     s = time.monotonic()
     dataset = ensure_dataset(args)
@@ -396,8 +397,6 @@ def main() -> None:
     stage("export", s)
 
     earlier = read_json(run_path) if args.resume else None
-    if earlier:
-        seconds = {**{f"{k} (run 1)": v for k, v in earlier["stage_seconds"].items() if k != "evaluation"}, **{f"{k} (run 2)": v for k, v in seconds.items()}}
     info = {
         "command": (earlier["command"] + "\n" if earlier else "") + command_line(),
         "dataset": dataset,
@@ -411,11 +410,15 @@ def main() -> None:
         "final_loss": stats["final_loss"],
         "loss_without": loss_without,
         "loss_with": loss_with,
-        "stage_seconds": seconds,
+        "settings": {k: getattr(args, k) for k in SETTINGS},
     }
     s = time.monotonic()
     info["eval"] = run_eval(args) if args.eval > 0 else None
     stage("evaluation", s)
+    info["stage_seconds"] = seconds
+    if earlier:
+        # A resumed run's ControlNet is the work of both runs: the card shows the stages of each.
+        info["stage_seconds"] = {**{f"{k} (run 1)": v for k, v in earlier["stage_seconds"].items() if k != "evaluation"}, **{f"{k} (run 2)": v for k, v in seconds.items()}}
     info["total_seconds"] = time.monotonic() - t0
     write_card(args, info)
     with open(run_path, "w") as f:
