@@ -29,3 +29,17 @@ export function embeddedControlNetDir(): string {
 export function isDefaultModel(path: string): boolean {
   return resolve(path) === resolve(EMBEDDED);
 }
+
+/**
+ * ControlNets trained by the project for the embedded model and shipped beside it (models/<name>/, diffusers
+ * ControlNet folders), by the short name `--control-model` and requests take for them.
+ */
+const EMBEDDED_CONTROLNETS: Readonly<Record<string, string>> = {
+  "tiny-shapes-scribble": fileURLToPath(new URL("../models/tiny-shapes-scribble", import.meta.url)),
+};
+
+/** The folder of an embedded ControlNet's short name (tiny-shapes-scribble), if the name is one and it is installed. */
+export function embeddedControlNetPath(name: string): string | undefined {
+  const path = Object.hasOwn(EMBEDDED_CONTROLNETS, name) ? EMBEDDED_CONTROLNETS[name] : undefined;
+  return path !== undefined && existsSync(path) ? path : undefined;
+}

@@ -27,7 +27,12 @@ export interface SketchScores {
 }
 
 export interface SketchOptions {
+  /** Image-to-image from the sketch at this strength; 1 with `init: false` is text to image. */
   readonly strength: number;
+  /** Whether the sketch is the initial image (default true); false: text to image, the sketch only guides a ControlNet. */
+  readonly init?: boolean;
+  /** A ControlNet guided by the sketch through a preprocessor (e.g. a scribble ControlNet with module "scribble"). */
+  readonly control?: { readonly model: string; readonly module: string; readonly weight?: number };
   /** Guidance; the model's default (its generation_config.json, else 7) when left out. */
   readonly cfg?: number;
   readonly steps?: number;
@@ -49,13 +54,14 @@ export function scoreSketch(index: number, sketch: Sketch, j: Judgement): Sketch
 export async function evaluateSketches(pipe: StableDiffusionPipeline, sketches: readonly Sketch[], opts: SketchOptions): Promise<SketchScores> {
   const results: SketchResult[] = [];
   for (const [i, sketch] of sketches.entries()) {
+    const png = await encodePng(sketch.image);
     const { images } = await pipe.generate({
       prompt: sketch.prompt,
       seed: i,
       steps: opts.steps ?? 20,
       cfg_scale: opts.cfg ?? pipe.defaultCfgScale,
-      init_images: [await encodePng(sketch.image)],
-      denoising_strength: opts.strength,
+      ...(opts.init === false ? {} : { init_images: [png], denoising_strength: opts.strength }),
+      ...(opts.control ? { controlnet: [{ image: png, model: opts.control.model, module: opts.control.module, weight: opts.control.weight ?? 1 }] } : {}),
     });
     const r = scoreSketch(i, sketch, judge(images[0]!.image));
     results.push(r);

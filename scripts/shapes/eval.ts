@@ -78,7 +78,7 @@ export function scoreTable(all: readonly Scores[]): string {
 }
 
 /** Writes each picture of a run into `root/sub` as `007-ok-a_big_red_star...png` (none without --save). */
-function imageSaver(root: string | undefined, sub: string) {
+export function imageSaver(root: string | undefined, sub: string) {
   if (root === undefined) return undefined;
   const dir = join(root, sub);
   mkdirSync(dir, { recursive: true });

@@ -13,24 +13,60 @@ export const HALF_EXTENT = 1.06;
 
 type Point = readonly [number, number];
 
+/** Half side of a square: 0.88 r gives about the circle's area, so "big" means the same amount of colour for both. */
+const SQUARE_HALF = 0.88;
+/** Half width of a cross's arms. */
+const CROSS_ARM = 0.33;
+
 export function shapeField(shape: ShapeName, cx: number, cy: number, r: number): DistanceField {
   switch (shape) {
     case "circle":
       return (x, y) => Math.hypot(x - cx, y - cy) - r;
     case "square": {
-      // Half side 0.88 r gives about the circle's area, so "big" means the same amount of colour for both.
-      const h = 0.88 * r;
+      const h = SQUARE_HALF * r;
       return (x, y) => boxDistance(x - cx, y - cy, h, h);
     }
     case "cross": {
-      const arm = 0.33 * r;
+      const arm = CROSS_ARM * r;
       return (x, y) => Math.min(boxDistance(x - cx, y - cy, r, arm), boxDistance(x - cx, y - cy, arm, r));
+    }
+    case "triangle":
+    case "star":
+      return polygonField(shapeOutline(shape, cx, cy, r));
+  }
+}
+
+/**
+ * Each shape's outline as a closed polygon (the last point joins the first), the same geometry as its field: the
+ * path a pen follows to draw it. A circle gets 32 points.
+ */
+export function shapeOutline(shape: ShapeName, cx: number, cy: number, r: number): Point[] {
+  switch (shape) {
+    case "circle":
+      return Array.from({ length: 32 }, (_, i) => [cx + r * Math.cos((i * Math.PI) / 16), cy + r * Math.sin((i * Math.PI) / 16)] as const);
+    case "square": {
+      const h = SQUARE_HALF * r;
+      return [[cx - h, cy - h], [cx + h, cy - h], [cx + h, cy + h], [cx - h, cy + h]];
+    }
+    case "cross": {
+      const a = CROSS_ARM * r;
+      // Clockwise from the top arm's left corner.
+      const quarter: [number, number][] = [[-a, -r], [a, -r], [a, -a]];
+      const pts: Point[] = [];
+      for (let k = 0; k < 4; k++) {
+        for (const [x, y] of quarter) {
+          // Rotate by k quarter turns: (x, y) -> (-y, x).
+          const [rx, ry] = k === 0 ? [x, y] : k === 1 ? [-y, x] : k === 2 ? [-x, -y] : [y, -x];
+          pts.push([cx + rx, cy + ry]);
+        }
+      }
+      return pts;
     }
     case "triangle": {
       // Equilateral, pointing up, 2.1 r wide.
       const half = 1.05 * r;
       const height = 2 * half * (Math.sqrt(3) / 2);
-      return polygonField([[cx, cy - height / 2], [cx + half, cy + height / 2], [cx - half, cy + height / 2]]);
+      return [[cx, cy - height / 2], [cx + half, cy + height / 2], [cx - half, cy + height / 2]];
     }
     case "star": {
       // Five points, one up; inner radius 0.45 of the outer (a pentagram's is 0.38) so the arms stay thick
@@ -46,7 +82,7 @@ export function shapeField(shape: ShapeName, cx: number, cy: number, r: number):
         const rad = i % 2 === 0 ? outer : inner;
         pts.push([cx + rad * Math.cos(a), cy + shift + rad * Math.sin(a)]);
       }
-      return polygonField(pts);
+      return pts;
     }
   }
 }

@@ -38,21 +38,21 @@ export interface DatasetManifest {
  * by name order: name, NUL, content, NUL. The trainer asks for it (`--digest`) and regenerates the data when the
  * world has changed since it was written; editing the judge or the evaluation does not touch the scenes.
  */
-export function sourceDigest(folder = dirname(fileURLToPath(import.meta.url))): string {
+export function sourceDigest(folder = dirname(fileURLToPath(import.meta.url)), entry = "make-dataset.ts"): string {
   const h = createHash("sha256");
-  for (const name of generatorSources(folder)) h.update(name).update("\0").update(readFileSync(join(folder, name))).update("\0");
+  for (const name of generatorSources(folder, entry)) h.update(name).update("\0").update(readFileSync(join(folder, name))).update("\0");
   return h.digest("hex");
 }
 
-/** make-dataset.ts and the sibling modules it imports (`import ... from "./name.js"`), transitively, sorted. */
-export function generatorSources(folder: string): string[] {
+/** `entry` (make-dataset.ts) and the sibling modules it imports (`import ... from "./name.js"`), transitively, sorted. */
+export function generatorSources(folder: string, entry = "make-dataset.ts"): string[] {
   const seen = new Set<string>();
   const visit = (name: string) => {
     if (seen.has(name)) return;
     seen.add(name);
     for (const m of readFileSync(join(folder, name), "utf8").matchAll(/^import [^;]*? from "\.\/([\w-]+)\.js";/gm)) visit(`${m[1]}.ts`);
   };
-  visit("make-dataset.ts");
+  visit(entry);
   return [...seen].sort();
 }
 

@@ -141,6 +141,25 @@ class Budget:
         return time.monotonic() - self.start - self.paused
 
 
+class Stages:
+    """The wall time of each named stage of a run, logged as each one ends."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def end(self, name: str, start: float) -> None:
+        self.seconds[name] = time.monotonic() - start
+        log(f"{name}: {self.seconds[name]:.0f} s")
+
+
+def start_run(threads: int, seed: int, work: str) -> np.random.Generator:
+    """Threads, seeds and the work folder of a training run; the run's numpy generator."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    os.makedirs(work, exist_ok=True)
+    return np.random.default_rng(seed)
+
+
 def generator_digest() -> str:
     """The digest make-dataset.ts records in its manifest, asked from it so the two can never disagree."""
     done = subprocess.run(["npx", "tsx", "scripts/shapes/make-dataset.ts", "--digest"], cwd=REPO, capture_output=True, text=True, check=True)
@@ -561,16 +580,10 @@ def main() -> None:
     if args.card_only:
         rewrite_card(args)
         return
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    os.makedirs(args.work, exist_ok=True)
+    rng = start_run(args.threads, args.seed, args.work)
     t0 = time.monotonic()
-    seconds: dict[str, float] = {}
-
-    def stage(name: str, start: float) -> None:
-        seconds[name] = time.monotonic() - start
-        log(f"{name}: {seconds[name]:.0f} s")
+    stages = Stages()
+    stage, seconds = stages.end, stages.seconds
 
     s = time.monotonic()
     dataset_note = ensure_dataset(args)

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
+import { embeddedControlNetPath } from "../default-model.js";
 import { InputError } from "../errors.js";
 import type { ControlNetUnit } from "../pipeline/params.js";
 
@@ -17,11 +18,14 @@ export interface ControlOptions {
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 /**
- * A --control-model value as a path: a file or folder as it is, else a name the store resolves (a catalogue name such
- * as controlnet-scribble-sd15, a repository in the Hugging Face cache); an InputError naming the flag otherwise.
+ * A --control-model value as a path: a file or folder as it is, else the short name of a ControlNet shipped with the
+ * embedded model (tiny-shapes-scribble), else a name the store resolves (a catalogue name such as
+ * controlnet-scribble-sd15, a repository in the Hugging Face cache); an InputError naming the flag otherwise.
  */
 export async function controlModelPath(value: string, resolve: (name: string) => Promise<string>): Promise<string> {
   if (existsSync(value)) return value;
+  const embedded = embeddedControlNetPath(value);
+  if (embedded !== undefined) return embedded;
   try {
     return await resolve(value);
   } catch (e) {
@@ -33,7 +37,7 @@ export async function controlModelPath(value: string, resolve: (name: string) =>
 export function addControlOptions(command: Command): Command {
   return command
     .option("--control <image>", "a control image (a sketch, a photo, or a ready map); repeat for several ControlNets", collect, [])
-    .option("--control-model <path>", "the ControlNet for each --control: a .safetensors file or a diffusers ControlNet folder (one for all, or one each)", collect, [])
+    .option("--control-model <path>", "the ControlNet for each --control: a .safetensors file, a diffusers ControlNet folder or a store name; tiny-shapes-scribble for the embedded model (one for all, or one each)", collect, [])
     .option("--control-type <module>", "how each control image becomes its map: scribble, canny, invert or none (the image is the map; default)", collect, [])
     .option("--control-scale <f>", "each ControlNet's conditioning scale, 0 to 2 (default 1)", collect, [])
     .option("--control-start <f>", "fraction of the steps after which each ControlNet starts acting (default 0)", collect, [])

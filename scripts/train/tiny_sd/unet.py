@@ -215,36 +215,33 @@ class UNet2DConditionModel(nn.Module):
         self.conv_norm_out = nn.GroupNorm(g, ch[0], eps=eps)
         self.conv_out = nn.Conv2d(ch[0], cfg.out_channels, 3, padding=1)
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor, text_embeds: torch.Tensor | None = None, time_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """`text_embeds` [B, pooled] and `time_ids` [B, 6]: SDXL's added conditions (addition_embed_type "text_time")."""
-        if timestep.dim() == 0:
-            timestep = timestep[None]
-        timestep = timestep.expand(sample.shape[0])
-        temb = self.time_embedding(timestep_features(timestep, self.cfg.block_out_channels[0]))
-        if self.cfg.addition_embed_type == "text_time":
-            if text_embeds is None or time_ids is None:
-                raise ValueError("this UNet (addition_embed_type text_time) needs text_embeds and time_ids")
-            ids = timestep_features(time_ids.flatten(), self.cfg.addition_time_embed_dim).reshape(sample.shape[0], -1)
-            temb = temb + self.add_embedding(torch.cat([text_embeds, ids], dim=-1))
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        context: torch.Tensor,
+        text_embeds: torch.Tensor | None = None,
+        time_ids: torch.Tensor | None = None,
+        down_residuals: list[torch.Tensor] | None = None,
+        mid_residual: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`text_embeds` [B, pooled] and `time_ids` [B, 6]: SDXL's added conditions (addition_embed_type "text_time").
+        `down_residuals` (one per skip connection) and `mid_residual`: a ControlNet's outputs, added to the skip
+        connections and to the mid block's output as diffusers' down_block_additional_residuals and
+        mid_block_additional_residual are."""
+        temb = time_embedding(self, sample.shape[0], timestep, text_embeds, time_ids)
         # Every level halves the size, rounding up (stride-2 convolution with padding 1). When the size is not
         # divisible by 2^(levels-1), doubling on the way up would overshoot the skip connection; the reference
         # then upsamples to the skip's size instead.
         ups = sum(hasattr(b, "upsamplers") for b in self.up_blocks)
         forward_size = any(d % (2**ups) != 0 for d in sample.shape[-2:])
-        h = self.conv_in(sample)
-        skips = [h]
-        for block in self.down_blocks:
-            for j, resnet in enumerate(block.resnets):
-                h = resnet(h, temb)
-                if block.attentions is not None:
-                    h = block.attentions[j](h, context)
-                skips.append(h)
-            if hasattr(block, "downsamplers"):
-                h = block.downsamplers[0](h)
-                skips.append(h)
-        h = self.mid_block.resnets[0](h, temb)
-        h = self.mid_block.attentions[0](h, context)
-        h = self.mid_block.resnets[1](h, temb)
+        h, skips = encoder_pass(self, self.conv_in(sample), temb, context)
+        if down_residuals is not None:
+            if len(down_residuals) != len(skips):
+                raise ValueError(f"{len(down_residuals)} down residuals for {len(skips)} skip connections")
+            skips = [s + r for s, r in zip(skips, down_residuals)]
+        if mid_residual is not None:
+            h = h + mid_residual
         for block in self.up_blocks:
             for j, resnet in enumerate(block.resnets):
                 h = resnet(torch.cat([h, skips.pop()], dim=1), temb)
@@ -253,3 +250,37 @@ class UNet2DConditionModel(nn.Module):
             if hasattr(block, "upsamplers"):
                 h = block.upsamplers[0](h, tuple(skips[-1].shape[-2:]) if forward_size else None)
         return self.conv_out(F.silu(self.conv_norm_out(h)))
+
+
+def time_embedding(net: nn.Module, batch: int, timestep: torch.Tensor, text_embeds: torch.Tensor | None = None, time_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """The time embedding (plus SDXL's added conditions) of a UNet, or of a ControlNet, which has the same modules."""
+    if timestep.dim() == 0:
+        timestep = timestep[None]
+    timestep = timestep.expand(batch)
+    cfg = net.cfg
+    temb = net.time_embedding(timestep_features(timestep, cfg.block_out_channels[0]))
+    if cfg.addition_embed_type == "text_time":
+        if text_embeds is None or time_ids is None:
+            raise ValueError("this UNet (addition_embed_type text_time) needs text_embeds and time_ids")
+        ids = timestep_features(time_ids.flatten(), cfg.addition_time_embed_dim).reshape(batch, -1)
+        temb = temb + net.add_embedding(torch.cat([text_embeds, ids], dim=-1))
+    return temb
+
+
+def encoder_pass(net: nn.Module, h: torch.Tensor, temb: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The encoder half of a UNet, or of a ControlNet, from conv_in's output: the mid block's output and every skip
+    connection (conv_in's output first), in the order the up path takes them back."""
+    skips = [h]
+    for block in net.down_blocks:
+        for j, resnet in enumerate(block.resnets):
+            h = resnet(h, temb)
+            if block.attentions is not None:
+                h = block.attentions[j](h, context)
+            skips.append(h)
+        if hasattr(block, "downsamplers"):
+            h = block.downsamplers[0](h)
+            skips.append(h)
+    h = net.mid_block.resnets[0](h, temb)
+    h = net.mid_block.attentions[0](h, context)
+    h = net.mid_block.resnets[1](h, temb)
+    return h, skips
