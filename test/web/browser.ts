@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser } from "playwright-core";
+import { chromium, type Browser, type Page } from "playwright-core";
 import { build } from "vite";
 
 /** What the browser tests share: Debian's Chromium driven by playwright-core, and the page built from its sources. */
@@ -17,4 +17,14 @@ export async function buildPage(outDir: string): Promise<void> {
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
+}
+
+/** A pen stroke on the page's canvas (#stage) through the given points, in fractions of the canvas. */
+export async function stroke(page: Page, points: [number, number][]): Promise<void> {
+  const box = (await page.locator("#stage").boundingBox())!;
+  const at = ([x, y]: [number, number]) => [box.x + x * box.width, box.y + y * box.height] as const;
+  await page.mouse.move(...at(points[0]!));
+  await page.mouse.down();
+  for (const p of points.slice(1)) await page.mouse.move(...at(p), { steps: 6 });
+  await page.mouse.up();
 }

@@ -12,7 +12,7 @@ import type { Browser, Page } from "playwright-core";
 import { buildApp, type App } from "../../src/server/app.js";
 import { resolveServerConfig } from "../../src/server/config.js";
 import { HAVE_REFERENCE, MISSING_REFERENCE, ref } from "../helpers/fixtures.js";
-import { buildPage, HAVE_CHROMIUM, launchChromium, MISSING_CHROMIUM, ROOT } from "./browser.js";
+import { buildPage, HAVE_CHROMIUM, launchChromium, MISSING_CHROMIUM, ROOT, stroke } from "./browser.js";
 
 if (HAVE_REFERENCE && !HAVE_CHROMIUM) console.warn(MISSING_CHROMIUM);
 if (!HAVE_REFERENCE) console.warn(`browser tests: ${MISSING_REFERENCE}`);
@@ -70,15 +70,6 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
     return { page, errors };
   }
 
-  /** A stroke through the given points, in fractions of the canvas. */
-  async function stroke(page: Page, points: [number, number][]): Promise<void> {
-    const box = (await page.locator("#stage").boundingBox())!;
-    const at = ([x, y]: [number, number]) => [box.x + x * box.width, box.y + y * box.height] as const;
-    await page.mouse.move(...at(points[0]!));
-    await page.mouse.down();
-    for (const p of points.slice(1)) await page.mouse.move(...at(p), { steps: 6 });
-    await page.mouse.up();
-  }
 
   /** Whether an <img> matched by `selector` has finished loading real pixels. */
   function loaded(page: Page, selector: string): Promise<boolean> {

@@ -11,8 +11,11 @@ import type { Browser, Page } from "playwright-core";
 import { buildApp, type App } from "../../src/server/app.js";
 import { resolveServerConfig } from "../../src/server/config.js";
 import type { JobStatus } from "../../src/server/api-types.js";
+import { judge } from "../../scripts/shapes/judge.js";
+import { defaultModelPath } from "../../src/default-model.js";
+import { decodeImage } from "../../src/image/codec.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
-import { buildPage, HAVE_CHROMIUM, launchChromium, ROOT } from "./browser.js";
+import { buildPage, HAVE_CHROMIUM, launchChromium, ROOT, stroke } from "./browser.js";
 
 const ARTIFACTS = join(ROOT, "test-artifacts");
 
@@ -46,14 +49,6 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the sketch as a ControlNet s
     rmSync(work, { recursive: true, force: true });
   });
 
-  async function stroke(page: Page, points: [number, number][]): Promise<void> {
-    const box = (await page.locator("#stage").boundingBox())!;
-    const at = ([x, y]: [number, number]) => [box.x + x * box.width, box.y + y * box.height] as const;
-    await page.mouse.move(...at(points[0]!));
-    await page.mouse.down();
-    for (const p of points.slice(1)) await page.mouse.move(...at(p), { steps: 6 });
-    await page.mouse.up();
-  }
 
   /** The brightness (0-255) of an <img>'s pixel at fractions of its size. */
   function brightness(page: Page, selector: string, x: number, y: number): Promise<number> {
@@ -126,6 +121,68 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the sketch as a ControlNet s
     expect(await page.inputValue("#scribble-weight")).toBe("0.8");
     expect(await page.inputValue("#scribble-end")).toBe("0.7");
     expect(errors).toEqual([]);
+    await context.close();
+  });
+});
+
+/**
+ * The issue's bar, as a user meets it: the embedded model with the scribble ControlNet shipped beside it, no flags.
+ * A circle drawn on the right of the canvas, a prompt that does not say where: the picture has the circle on the right,
+ * judged by the shapes world's judge. Screenshot: test-artifacts/web-scribble-embedded.png.
+ */
+describe.skipIf(!HAVE_CHROMIUM)("the embedded model's own scribble ControlNet, in Chromium", () => {
+  const work = mkdtempSync(join(tmpdir(), "diffuse-web-scribble-embedded-"));
+  let app: App;
+  let browser: Browser;
+  let base: string;
+
+  beforeAll(async () => {
+    await buildPage(join(work, "dist"));
+    app = await buildApp(resolveServerConfig({
+      modelPath: defaultModelPath(),
+      loadOptions: { cacheDir: join(work, "cache"), threads: 1 },
+      dataDir: join(work, "data"),
+      webRoot: join(work, "dist"),
+      port: 0,
+    }));
+    base = await app.fastify.listen({ host: "127.0.0.1", port: 0 });
+    browser = await launchChromium();
+    mkdirSync(ARTIFACTS, { recursive: true });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it("turns a circle drawn on the right into a picture with the circle on the right", async () => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 1100 }, colorScheme: "dark" });
+    const page = await context.newPage();
+    await page.goto(base);
+    await page.locator("#model-chip[data-state=online]").waitFor();
+    const toggle = page.getByRole("switch", { name: "Use as ControlNet scribble" });
+    await expect.poll(() => toggle.isChecked()).toBe(true);
+    expect(await page.inputValue("#scribble-model")).toMatch(/^tiny-shapes-scribble \[[0-9a-f]{8}\]$/);
+
+    // A round outline about the world's "right" anchor (47, 32 of 64 px), radius 11 px, one stroke of the default pen.
+    const [cx, cy, r] = [47 / 64, 32 / 64, 11 / 64];
+    const ring = Array.from({ length: 25 }, (_, i): [number, number] => [cx + r * Math.cos((i / 24) * 2 * Math.PI), cy + r * Math.sin((i / 24) * 2 * Math.PI)]);
+    await stroke(page, ring);
+    await page.fill("#prompt", "a red circle, blue background");
+    await page.fill("#seed", "0");
+    const posted = page.waitForRequest((r) => r.url().endsWith("/api/v1/jobs") && r.method() === "POST");
+    await page.locator("#prompt").press("Control+Enter");
+    const body = (await posted).postDataJSON() as { controlnet?: Record<string, unknown>[] };
+    expect(body.controlnet?.[0]).toMatchObject({ module: "scribble", model: expect.stringMatching(/^tiny-shapes-scribble \[/) });
+
+    await page.locator("#output-frame[data-state=done]").waitFor({ timeout: 120_000 });
+    await page.screenshot({ path: join(ARTIFACTS, "web-scribble-embedded.png"), fullPage: true, animations: "disabled" });
+    const jobs = (await (await fetch(`${base}/api/v1/jobs?limit=1`)).json()) as { jobs: JobStatus[] };
+    const png = await (await fetch(new URL(jobs.jobs[0]!.images[0]!.url, base))).arrayBuffer();
+    const seen = judge(await decodeImage(Buffer.from(png)));
+    expect(seen.object?.shape).toBe("circle");
+    expect(seen.object?.position).toBe("right");
     await context.close();
   });
 });
