@@ -69,7 +69,7 @@ describe.skipIf(!HAVE_REFERENCE)("LoRAs merged into sd15-tiny's networks as thei
     await nets.release();
   });
 
-  it("changing the multiplier reopens only the networks it changes, and writes nothing to the compile cache", async () => {
+  it("changing the multiplier changes only the networks it changes, in their open sessions, and writes nothing to the compile cache", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diffuse-lora-cache-"));
     const ckpt = openCheckpoint(ref("models/sd15-tiny"));
     const messages: string[] = [];
@@ -80,10 +80,12 @@ describe.skipIf(!HAVE_REFERENCE)("LoRAs merged into sd15-tiny's networks as thei
     const unet = await nets.get("unet");
     const text = await nets.get("text_encoder");
     const entries = readdirSync(dir).filter((n) => !n.startsWith("."));
-    // Only the UNet multiplier changes: the text encoder's session is the same object.
+    const before = await unetOut(nets, "t999");
+    // Only the UNet multiplier changes: its weights are rewritten in its session (live-weights.ts), the text encoder is untouched.
     (await loras.apply([{ name: "k", source, textEncoder: 1, unet: 0.6 }])).release();
     expect(await nets.get("text_encoder")).toBe(text);
-    expect(await nets.get("unet")).not.toBe(unet);
+    expect(await nets.get("unet")).toBe(unet);
+    expect(await unetOut(nets, "t999")).not.toEqual(before);
     expect(readdirSync(dir).filter((n) => !n.startsWith("."))).toEqual(entries);
     expect(messages.filter((m) => m.startsWith("building"))).toHaveLength(2); // the first load built both, once
     await nets.release();
