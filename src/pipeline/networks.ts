@@ -71,11 +71,16 @@ export type NetworkName = "text_encoder" | "text_encoder_2" | "unet" | "unet_con
  * onnxruntime's memory pattern costs most and saves nothing measurable: decoding at 1024 px (the SDXL VAE, 2 cores)
  * its arena grew from 4.3 GB to 7.5 GB at the second decode, and without the pattern stays at 4.3 GB, for no more
  * CPU time that we could measure (65-84 s a decode against 80-83 s, on a machine shared with other work). The UNet,
- * run at every step, keeps it.
+ * run at every step, keeps it. The networks a LoRA changes keep every weight in the file onnxruntime maps, so that
+ * a LoRA switch rewrites them there (live-weights.ts) rather than reopening the network.
  */
 const NETWORK_SESSION: Readonly<Partial<Record<string, Partial<SessionOptions>>>> = {
   vae_decoder: { memPattern: false },
   vae_encoder: { memPattern: false },
+  unet: { weightsInPlace: true },
+  unet_control: { weightsInPlace: true },
+  text_encoder: { weightsInPlace: true },
+  text_encoder_2: { weightsInPlace: true },
 };
 
 /**
