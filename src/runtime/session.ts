@@ -38,6 +38,8 @@ export interface SessionOptions {
    * place (live-weights.ts: LoRAs) need every weight mapped.
    */
   weightsInPlace?: boolean;
+  /** Whether onnxruntime's threads spin for more work after a run (default: yes, its own default). */
+  spinning?: boolean;
 }
 
 export type FeedValue = { data: Float32Array; dims: readonly number[] } | { data: BigInt64Array; dims: readonly number[] };
@@ -69,6 +71,7 @@ export class Session {
       extra: {
         ...(opts.prepack ? {} : { session: { disable_prepacking: "1" } }),
         ...(opts.weightsInPlace ? { optimization: { disable_specified_optimizers: "NchwcTransformer" } } : {}),
+        ...(opts.spinning === false ? { "session.intra_op.allow_spinning": "0" } : {}),
       },
     };
     if (opts.saveOptimized) options.optimizedModelFilePath = opts.saveOptimized.modelPath;
