@@ -3,35 +3,18 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { CLIP_TEXT_IO } from "../../src/models/clip-text.js";
 import { openCheckpoint } from "../../src/models/open-checkpoint.js";
-import { UNET_IO } from "../../src/models/unet.js";
 import { Loras, type WantedLora } from "../../src/pipeline/loras.js";
 import { Networks } from "../../src/pipeline/networks.js";
-import { golden, HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
+import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
+import { loraTextOut, loraUnetOut } from "../helpers/lora-network-outputs.js";
 import { mulberry32 } from "../helpers/seeded-random.js";
 import { encodeSafetensors, f32Bytes } from "../weights/safetensors-writer.js";
 
 const ADAPTERS = "models/sd15-tiny-adapters";
 
-async function unetOut(nets: Networks): Promise<Float32Array> {
-  const u = golden("goldens/sd15-tiny/unet.safetensors");
-  const out = await (await nets.get("unet")).run({
-    [UNET_IO.sample]: { data: u.get("sample"), dims: u.shape("sample") },
-    [UNET_IO.timestep]: { data: u.get("t999/timestep"), dims: [1] },
-    [UNET_IO.encoderHiddenStates]: { data: u.get("encoder_hidden_states"), dims: u.shape("encoder_hidden_states") },
-  });
-  return out[UNET_IO.out]!.data;
-}
-
-async function textOut(nets: Networks): Promise<Float32Array> {
-  const g = golden("goldens/sd15-tiny-lora/lora_text_encoder.safetensors");
-  const out = await (await nets.get("text_encoder")).run({
-    [CLIP_TEXT_IO.inputIds]: { data: g.ints("input_ids"), dims: [3, 77] },
-    [CLIP_TEXT_IO.extraTokens]: { data: new Float32Array(32), dims: [1, 32] },
-  });
-  return out[CLIP_TEXT_IO.lastHidden]!.data;
-}
+const unetOut = (nets: Networks) => loraUnetOut(nets, "t999");
+const textOut = loraTextOut;
 
 /** Digests of every file of the compile cache's entries (scratch folders aside). */
 function cacheFiles(dir: string): Record<string, string> {
