@@ -33,9 +33,9 @@ export interface SessionOptions {
   /**
    * Keep every weight where onnxruntime maps it from the weights file (default: no). Its own NCHWc pass (level
    * "all") rewrites the convolutions that nchwc-layout.ts leaves to it (fewer output channels than a block: the
-   * SD1.5 UNet's conv_out) into copies of their weights; with it off they run in the plain layout, which for that
-   * conv_out is about 0.2 of the UNet's ~800 GFLOP a guided 512 px step. Networks whose weights are rewritten in
-   * place (live-weights.ts: LoRAs) need every weight mapped.
+   * SD1.5 UNet's conv_out) into copies of their weights; with it off they run in the plain layout, where that
+   * conv_out is about 0.2 GFLOP of the several hundred a guided 512 px step takes. Networks whose weights are
+   * rewritten in place (live-weights.ts: LoRAs) need every weight mapped.
    */
   weightsInPlace?: boolean;
   /** Whether onnxruntime's threads spin for more work after a run (default: yes, its own default). */
