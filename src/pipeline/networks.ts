@@ -5,13 +5,15 @@ import { buildClipText } from "../models/clip-text.js";
 import { buildUNet } from "../models/unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "../models/vae.js";
 import type { AttentionKind } from "../onnx/builder.js";
-import type { Graph } from "../onnx/graph.js";
+import { Graph } from "../onnx/graph.js";
+import { InternalError } from "../errors.js";
 import { graphStructure } from "../onnx/serialize.js";
 import { codeDigest } from "../runtime/code-digest.js";
 import { CompileCache, defaultCacheDir, FORMAT_VERSION } from "../runtime/compile-cache.js";
 import { HashMemo } from "../runtime/hash-memo.js";
 import { nchwcLayout } from "../runtime/nchwc-layout.js";
 import { nchwcBlockSize } from "../runtime/nchwc-probe.js";
+import type { LiveWeights } from "../runtime/live-weights.js";
 import type { Session, SessionOptions } from "../runtime/session.js";
 import type { WeightPatches } from "../runtime/weight-patch.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
@@ -69,11 +71,16 @@ export type NetworkName = "text_encoder" | "text_encoder_2" | "unet" | "unet_con
  * onnxruntime's memory pattern costs most and saves nothing measurable: decoding at 1024 px (the SDXL VAE, 2 cores)
  * its arena grew from 4.3 GB to 7.5 GB at the second decode, and without the pattern stays at 4.3 GB, for no more
  * CPU time that we could measure (65-84 s a decode against 80-83 s, on a machine shared with other work). The UNet,
- * run at every step, keeps it.
+ * run at every step, keeps it. The networks a LoRA changes keep every weight in the file onnxruntime maps, so that
+ * a LoRA switch rewrites them there (live-weights.ts) rather than reopening the network.
  */
 const NETWORK_SESSION: Readonly<Partial<Record<string, Partial<SessionOptions>>>> = {
   vae_decoder: { memPattern: false },
   vae_encoder: { memPattern: false },
+  unet: { weightsInPlace: true },
+  unet_control: { weightsInPlace: true },
+  text_encoder: { weightsInPlace: true },
+  text_encoder_2: { weightsInPlace: true },
 };
 
 /**
@@ -87,7 +94,6 @@ export function graphDigest(graph: Graph, blockSize: number, code: string): stri
   return createHash("sha256").update(head).update(graphStructure(graph)).digest("hex").slice(0, 20);
 }
 
-/**
 /**
  * A change to a network's weights made as it is loaded (LoRAs, see lora-set.ts): `id` names the change (two
  * changes with the same id are the same), `patches` says what to add to which tensors of the built graph.
@@ -106,6 +112,8 @@ export interface WeightChange {
 export class CachedSessions<N extends string> {
   private readonly sessions = new Map<N, Promise<Session>>();
   private readonly changes = new Map<N, WeightChange>();
+  /** For a loaded session whose weights can be rewritten in place: them, and the graph the patches are found in. */
+  private readonly live = new Map<N, { session: Session; weights: LiveWeights; graph: Graph }>();
   private code: string | undefined;
   private blockSize: Promise<number> | undefined;
 
@@ -134,19 +142,43 @@ export class CachedSessions<N extends string> {
 
   /**
    * Sets the change to a network's weights (undefined: none). When it differs from the current one, a loaded
-   * session is released, and the next `get` opens the network with the new change: only the cached graph's
-   * weights are rebuilt, never the graph. The caller makes sure no run is using the session. Returns whether the
-   * network will be reopened.
+   * session gets the new weights in place where its weights file allows (live-weights.ts: the changed tensors
+   * rebuilt, no new session); otherwise it is released, and the next `get` opens the network with the new change:
+   * only the cached graph's weights are rebuilt, never the graph. The caller makes sure no run is using the
+   * session. Returns whether the network's weights change.
    */
   async setWeightChange(name: N, change: WeightChange | undefined): Promise<boolean> {
     if ((this.changes.get(name)?.id ?? "") === (change?.id ?? "")) return false;
     if (change) this.changes.set(name, change);
     else this.changes.delete(name);
+    if (await this.rewriteInPlace(name, change)) return true;
     const loaded = this.sessions.get(name);
     this.sessions.delete(name);
+    this.live.delete(name);
     // Released before the next one is opened: two copies of a UNet's weights would double the memory.
     await (await loaded?.catch(() => undefined))?.release();
     return true;
+  }
+
+  /**
+   * Whether the loaded session of `name` now computes with `change`, its weights rewritten in place. A change that
+   * does not fit the graph, or weights the runtime does not read in place, leave that to a reopen (which reports
+   * the former); a rewrite that failed half-way leaves weights that are neither set's, and the session is dropped.
+   */
+  private async rewriteInPlace(name: N, change: WeightChange | undefined): Promise<boolean> {
+    const live = this.live.get(name);
+    if (!live || (await this.sessions.get(name)?.catch(() => undefined)) !== live.session) return false;
+    let patches;
+    try {
+      patches = change?.patches(live.graph) ?? new Map();
+    } catch {
+      return false;
+    }
+    try {
+      return await live.weights.rewrite(patches);
+    } catch {
+      return false;
+    }
   }
 
   /** The id of the change merged into a network (undefined: its weights are the model's). */
@@ -178,7 +210,9 @@ export class CachedSessions<N extends string> {
     if (built) lap("build");
     const patched = patches !== undefined && patches.size > 0;
     try {
-      const session = await this.cache.open(entry, { ...this.opts, ...NETWORK_SESSION[name as string] }, patches);
+      const { session, weights } = await this.cache.openLive(entry, { ...this.opts, ...NETWORK_SESSION[name as string] }, patches);
+      if (weights) this.live.set(name, { session, weights, graph: weightIndex(graph) });
+      else this.live.delete(name);
       lap("load");
       return session;
     } catch (e) {
@@ -206,7 +240,10 @@ export class CachedSessions<N extends string> {
   async release(...names: N[]): Promise<void> {
     const chosen = names.length ? names : [...this.sessions.keys()];
     const all = chosen.map((n) => this.sessions.get(n)).filter((s): s is Promise<Session> => s !== undefined);
-    for (const n of chosen) this.sessions.delete(n);
+    for (const n of chosen) {
+      this.sessions.delete(n);
+      this.live.delete(n);
+    }
     for (const s of all) await (await s.catch(() => undefined))?.release();
   }
 }
@@ -244,6 +281,21 @@ export class Networks extends CachedSessions<NetworkName> {
     const control = await super.setWeightChange("unet_control", change);
     return (await super.setWeightChange("unet", change)) || control;
   }
+}
+
+/**
+ * The checkpoint weights of a graph by name and origin, without their data or the nodes: what a WeightChange finds
+ * its tensors by, kept while a session is open without holding on to what building the graph needed.
+ */
+function weightIndex(graph: Graph): Graph {
+  const index = new Graph(graph.name);
+  for (const init of graph.initializers.values()) {
+    if (!init.origin) continue;
+    index.initializers.set(init.name, { name: init.name, dims: init.dims, dtype: init.dtype, origin: init.origin, load: () => {
+      throw new InternalError(`${graph.name}: the weight index holds no data (${init.name})`);
+    } });
+  }
+  return index;
 }
 
 function buildNetwork(checkpoint: Checkpoint, name: NetworkName, attention: AttentionKind): Graph {

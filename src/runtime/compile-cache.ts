@@ -8,6 +8,7 @@ import { writeGraph, type ExternalSegment } from "../onnx/serialize.js";
 import { installFolder, makeBuildFolder, retireFolder, sweepAbandoned } from "./atomic-folder.js";
 import { compactEncoder } from "./compact-weights.js";
 import { openCompactGraph } from "./expanded-weights.js";
+import type { LiveWeights } from "./live-weights.js";
 import { externalTensors } from "./external-tensors.js";
 import { sampledDigest, sha256 } from "./file-digest.js";
 import { Session, type SessionOptions } from "./session.js";
@@ -160,9 +161,17 @@ export class CompileCache {
    * `patches` change some of them (weight-patch.ts: LoRAs). The entry itself is never changed.
    */
   async open(entry: CacheEntry, opts: SessionOptions = {}, patches?: WeightPatches): Promise<Session> {
+    return (await this.openLive(entry, opts, patches)).session;
+  }
+
+  /**
+   * `open`, with the LiveWeights that change the session's weights in place when they were rebuilt into a private
+   * file (undefined when the session maps the entry's own fp32 file, which is never written).
+   */
+  async openLive(entry: CacheEntry, opts: SessionOptions = {}, patches?: WeightPatches): Promise<{ session: Session; weights?: LiveWeights }> {
     const m = entry.manifest;
     const patched = patches !== undefined && patches.size > 0;
-    if (!m.expand && !patched) return Session.create(entry.path, opts);
+    if (!m.expand && !patched) return { session: await Session.create(entry.path, opts) };
     const dir = dirname(entry.path);
     const scratch = join(this.dir, SCRATCH);
     if (m.expand) {

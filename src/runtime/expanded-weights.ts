@@ -1,13 +1,13 @@
-import { closeSync, copyFileSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, rmSync, statfsSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, ftruncateSync, mkdirSync, openSync, rmSync, statfsSync } from "node:fs";
 import { join } from "node:path";
 import { InternalError } from "../errors.js";
 import type { ExternalSegment } from "../onnx/serialize.js";
 import { makeBuildFolder, sweepAbandoned } from "./atomic-folder.js";
-import { expandInto, type StoredFormat } from "./compact-weights.js";
 import { externalTensors } from "./external-tensors.js";
-import { halfConverter } from "./half-simd.js";
+import { LiveWeights, patchesByOffset, type PatchedTensors, type WeightsSource } from "./live-weights.js";
 import { Session, type SessionOptions } from "./session.js";
-import { PatchApplier, type TensorPatch, type WeightPatches } from "./weight-patch.js";
+import { StoredTensors, writeFully } from "./stored-tensors.js";
+import { PatchApplier, type WeightPatches } from "./weight-patch.js";
 
 /**
  * Opens a graph whose weights are kept compact (compact-weights.ts): its fp32 weights file is rebuilt, segment by
@@ -22,8 +22,9 @@ import { PatchApplier, type TensorPatch, type WeightPatches } from "./weight-pat
  * memory while the session maps it, so a copy would hold the weights twice.
  *
  * `patches` (weight-patch.ts) are added to their tensors as the file is rebuilt: this is where LoRAs are merged.
- * The graph is the cached one, and nothing is written to the cache: another set of patches is another rebuild of
- * this private file, never another cache entry.
+ * The graph is the cached one, and nothing is written to the cache. The file stays open with the session, whose
+ * LiveWeights rewrite it in place for another set of patches (live-weights.ts): never another cache entry, and
+ * most often not another session.
  */
 
 export interface CompactGraph {
@@ -41,13 +42,20 @@ const SHM = "/dev/shm";
 /** What /dev/shm keeps free for others beyond our file. */
 const SHM_MARGIN = 256 * 2 ** 20;
 
-export async function openCompactGraph(graph: CompactGraph, name: string, fallbackDir: string, opts: SessionOptions = {}, patches?: WeightPatches): Promise<Session> {
+/** A session on a rebuilt weights file, and what rewrites that file in place (closed with the session). */
+export interface OpenedGraph {
+  session: Session;
+  weights: LiveWeights;
+}
+
+export async function openCompactGraph(graph: CompactGraph, name: string, fallbackDir: string, opts: SessionOptions = {}, patches?: WeightPatches): Promise<OpenedGraph> {
   const roots = [...new Set([scratchRoot(graph.bytes, fallbackDir), fallbackDir])];
-  const patched = patchesByOffset(graph, patches);
-  let folder: string | undefined;
+  const tensors = externalTensors(graph.modelPath);
+  const patched = patchesByOffset(tensors, patches, graph.modelPath);
+  let built: { folder: string; fd: number } | undefined;
   for (const [i, root] of roots.entries()) {
     try {
-      folder = await rebuildIn(root, graph, name, patched, opts);
+      built = await rebuildIn(root, graph, name, patched, opts);
       break;
     } catch (e) {
       // /dev/shm filled up since it was checked: the cache's own folder has the disk
@@ -55,14 +63,20 @@ export async function openCompactGraph(graph: CompactGraph, name: string, fallba
       if (i === roots.length - 1) throw new InternalError(`no room in ${root} to rebuild the ${(graph.bytes / 1e9).toFixed(1)} GB of weights of ${graph.modelPath}; free some space there or point $DIFFUSE_CACHE elsewhere`);
     }
   }
-  const remove = () => rmSync(folder!, { recursive: true, force: true });
+  const { folder, fd } = built!;
+  const remove = () => rmSync(folder, { recursive: true, force: true });
   let session: Session;
   try {
-    session = await Session.create(join(folder!, "model.onnx"), opts);
+    session = await Session.create(join(folder, "model.onnx"), opts);
   } catch (e) {
+    closeSync(fd);
     remove();
     throw e;
   }
+  const weightsPath = join(folder, graph.location);
+  const source: WeightsSource = { storedPath: graph.storedPath, bytes: graph.bytes, segments: graph.segments, tensors };
+  const weights = new LiveWeights(fd, weightsPath, source, patched, opts.threads);
+  session.onRelease(() => closeSync(fd));
   try {
     remove();
   } catch {
@@ -74,35 +88,25 @@ export async function openCompactGraph(graph: CompactGraph, name: string, fallba
       }
     });
   }
-  return session;
+  return { session, weights };
 }
 
-/** The patches of each tensor, by its offset in the fp32 file (segments are found by offset). */
-type PatchedTensors = ReadonlyMap<number, { name: string; patches: readonly TensorPatch[] }>;
-
-function patchesByOffset(graph: CompactGraph, patches: WeightPatches | undefined): PatchedTensors {
-  const out = new Map<number, { name: string; patches: readonly TensorPatch[] }>();
-  if (!patches || patches.size === 0) return out;
-  const tensors = externalTensors(graph.modelPath);
-  for (const [name, list] of patches) {
-    const t = tensors.get(name);
-    // Only weights big enough to be external are patched; the builders keep every checkpoint weight there.
-    if (!t) throw new InternalError(`${graph.modelPath}: no external weight named ${name} to patch`);
-    if (list.length > 0) out.set(t.offset, { name, patches: list });
-  }
-  return out;
-}
-
-/** The graph and its rebuilt weights in a new private folder under `root` (nothing left there when it fails). */
-async function rebuildIn(root: string, graph: CompactGraph, name: string, patched: PatchedTensors, opts: SessionOptions): Promise<string> {
+/**
+ * The graph and its rebuilt weights in a new private folder under `root` (nothing left there when it fails), with
+ * the weights file open for writing.
+ */
+async function rebuildIn(root: string, graph: CompactGraph, name: string, patched: PatchedTensors, opts: SessionOptions): Promise<{ folder: string; fd: number }> {
   mkdirSync(root, { recursive: true });
   sweepAbandoned(root);
   const folder = makeBuildFolder(join(root, name));
+  let fd: number | undefined;
   try {
     copyFileSync(graph.modelPath, join(folder, "model.onnx"));
-    await expandWeights(graph, join(folder, graph.location), patched, opts);
-    return folder;
+    fd = openSync(join(folder, graph.location), "w");
+    await expandWeights(graph, fd, patched, opts);
+    return { folder, fd };
   } catch (e) {
+    if (fd !== undefined) closeSync(fd);
     rmSync(folder, { recursive: true, force: true });
     throw e;
   }
@@ -118,80 +122,32 @@ function scratchRoot(bytes: number, fallbackDir: string): string {
   return fallbackDir;
 }
 
-/** Stored bytes converted per round: bounded memory whatever the tensor. */
-const CHUNK = 4 * 2 ** 20;
-
-async function expandWeights(graph: CompactGraph, target: string, patched: PatchedTensors, opts: SessionOptions): Promise<void> {
-  const from = openSync(graph.storedPath, "r");
-  const to = openSync(target, "w");
+async function expandWeights(graph: CompactGraph, to: number, patched: PatchedTensors, opts: SessionOptions): Promise<void> {
+  const stored = new StoredTensors(graph.storedPath);
   let applier: PatchApplier | undefined;
   let seen = 0;
   try {
-    const storedSize = fstatSync(from).size;
     ftruncateSync(to, graph.bytes);
-    // Halves go through WebAssembly SIMD where there is one (about twice as fast), the rest through expandInto.
-    const simd = halfConverter(CHUNK);
-    const inBuf = simd?.input ?? new Uint8Array(CHUNK);
-    const outBytes = simd?.output ?? new Uint8Array(2 * CHUNK);
-    const outBuf = new Float32Array(outBytes.buffer, outBytes.byteOffset, CHUNK / 2);
     /** A patched tensor's fp32 values, one buffer for all of them: a fresh one per tensor costs page faults that dominate on some VMs. */
     let whole = new Float32Array(0);
     for (const seg of graph.segments) {
-      const format = storedFormat(seg.format);
-      const size = format === "f32" ? 4 : 2;
-      if (seg.storedLength * (4 / size) !== seg.length || seg.offset + seg.length > graph.bytes || seg.storedOffset + seg.storedLength > storedSize || seg.length % 4 !== 0) {
-        throw new InternalError(`${graph.storedPath}: a segment [${seg.storedOffset}, +${seg.storedLength}] (${seg.format}) does not fit the weights file; the cache entry is damaged`);
-      }
       const patch = patched.get(seg.offset);
       // A patched tensor is converted whole into memory, patched, then written; the others chunk by chunk to the file.
-      let values: Float32Array | undefined;
-      if (patch) {
-        if (whole.length < seg.length / 4) whole = new Float32Array(seg.length / 4);
-        values = whole.subarray(0, seg.length / 4);
+      if (!patch) {
+        stored.forEachChunk(seg, graph.bytes, (bytes, at) => writeFully(to, bytes, seg.offset + at));
+        continue;
       }
-      const valueBytes = values && new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-      for (let done = 0; done < seg.storedLength; ) {
-        const n = Math.min(CHUNK, seg.storedLength - done);
-        readFully(from, inBuf, n, seg.storedOffset + done);
-        const out = format === "f32" ? inBuf.subarray(0, n) : outBytes.subarray(0, n * 2);
-        const count = n / size;
-        const vectorized = format === "f16" && simd ? count - (count % 8) : 0;
-        if (vectorized > 0) simd!.convert(vectorized);
-        if (format !== "f32" && vectorized < count) expandInto(format, inBuf.subarray(vectorized * size, n), outBuf.subarray(vectorized, count));
-        const at = (done * 4) / size;
-        if (valueBytes) valueBytes.set(out, at);
-        else writeFully(to, out, seg.offset + at);
-        done += n;
-      }
-      if (patch) {
-        applier ??= await PatchApplier.create({ threads: opts.threads });
-        const merged = await applier.apply(values!, patch.patches, patch.name);
-        writeFully(to, new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), seg.offset);
-        seen++;
-      }
+      if (whole.length < seg.length / 4) whole = new Float32Array(seg.length / 4);
+      const values = whole.subarray(0, seg.length / 4);
+      stored.readInto(seg, graph.bytes, values);
+      applier ??= await PatchApplier.create({ threads: opts.threads });
+      const merged = await applier.apply(values, patch.patches, patch.name);
+      writeFully(to, new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), seg.offset);
+      seen++;
     }
     if (seen !== patched.size) throw new InternalError(`${graph.storedPath}: ${patched.size - seen} patched tensors are not in the weights file's segments`);
   } finally {
-    closeSync(from);
-    closeSync(to);
+    stored.close();
     await applier?.release();
   }
-}
-
-function storedFormat(format: string): StoredFormat {
-  if (format === "raw" || format === "f32") return "f32";
-  if (format === "f16" || format === "bf16") return format;
-  throw new InternalError(`unknown stored weights format "${format}"; the cache entry is from another version`);
-}
-
-function readFully(fd: number, buf: Uint8Array, n: number, position: number): void {
-  for (let done = 0; done < n; ) {
-    const got = readSync(fd, buf, done, n - done, position + done);
-    if (got === 0) throw new InternalError("the cache entry's weights file ended early");
-    done += got;
-  }
-}
-
-function writeFully(fd: number, buf: Uint8Array, position: number): void {
-  for (let done = 0; done < buf.length; ) done += writeSync(fd, buf, done, buf.length - done, position + done);
 }

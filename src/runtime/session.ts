@@ -30,6 +30,16 @@ export interface SessionOptions {
    * small tensors; see Networks for the ones that run without.
    */
   memPattern?: boolean;
+  /**
+   * Keep every weight where onnxruntime maps it from the weights file (default: no). Its own NCHWc pass (level
+   * "all") rewrites the convolutions that nchwc-layout.ts leaves to it (fewer output channels than a block: the
+   * SD1.5 UNet's conv_out) into copies of their weights; with it off they run in the plain layout, where that
+   * conv_out is about 0.2 GFLOP of the several hundred a guided 512 px step takes. Networks whose weights are
+   * rewritten in place (live-weights.ts: LoRAs) need every weight mapped.
+   */
+  weightsInPlace?: boolean;
+  /** Whether onnxruntime's threads spin for more work after a run (default: yes, its own default). */
+  spinning?: boolean;
 }
 
 export type FeedValue = { data: Float32Array; dims: readonly number[] } | { data: BigInt64Array; dims: readonly number[] };
@@ -58,7 +68,11 @@ export class Session {
       // onnxruntime's warnings (e.g. that a saved optimized graph is CPU-specific, which our cache accounts for)
       // are noise on a user's terminal; errors still surface as exceptions.
       logSeverityLevel: 3,
-      extra: opts.prepack ? {} : { session: { disable_prepacking: "1" } },
+      extra: {
+        ...(opts.prepack ? {} : { session: { disable_prepacking: "1" } }),
+        ...(opts.weightsInPlace ? { optimization: { disable_specified_optimizers: "NchwcTransformer" } } : {}),
+        ...(opts.spinning === false ? { "session.intra_op.allow_spinning": "0" } : {}),
+      },
     };
     if (opts.saveOptimized) options.optimizedModelFilePath = opts.saveOptimized.modelPath;
     try {

@@ -35,21 +35,26 @@ const IO = { weight: "weight", a: "a", b: "b", out: "merged" } as const;
  */
 export class PatchApplier {
   private readonly buffers = [new Float32Array(0), new Float32Array(0)];
+  /** `b` of a blocked patch with its columns' blocks as the leading axis. */
+  private blockedB = new Float32Array(0);
 
-  private constructor(private readonly plain: Session, private readonly product: Session) {}
+  private constructor(private readonly plain: Session, private readonly blocked: Session) {}
 
   static async create(opts: SessionOptions = {}): Promise<PatchApplier> {
-    const options = { threads: opts.threads, executionProviders: ["cpu"] };
+    // Many short runs with JavaScript work between them: threads that spin after each run only take the CPU from it.
+    const options: SessionOptions = { threads: opts.threads, executionProviders: ["cpu"], spinning: false };
     const a = (g: GraphBuilder) => g.input(IO.a, DataType.FLOAT, ["m", "r"], [1, 1]);
-    const b = (g: GraphBuilder) => g.input(IO.b, DataType.FLOAT, ["r", "n"], [1, 1]);
     // weight [m, n] + a [m, r] @ b [r, n]
     const plain = new GraphBuilder("weight_patch");
     const w = plain.input(IO.weight, DataType.FLOAT, ["m", "n"], [1, 1]);
-    plain.output(plain.add(w, plain.matmul(a(plain), b(plain))), IO.out, ["m", "n"]);
-    // a [m, r] @ b [r, n] alone, for blocked layouts: added with the blocks' axes swapped (addSwapped).
-    const product = new GraphBuilder("weight_patch_product");
-    product.output(product.matmul(a(product), b(product)), IO.out, ["m", "n"]);
-    return new PatchApplier(await Session.create(serializeGraph(plain), options), await Session.create(serializeGraph(product), options));
+    plain.output(plain.add(w, plain.matmul(a(plain), plain.input(IO.b, DataType.FLOAT, ["r", "n"], [1, 1]))), IO.out, ["m", "n"]);
+    // weight [groups, m, block] + a [m, r] @ b [groups, r, block]: the product of a blocked layout, batched by block
+    // (a transpose of the whole product inside onnxruntime cost twice the product itself; this moves only b).
+    const blocked = new GraphBuilder("weight_patch_blocked");
+    const wb = blocked.input(IO.weight, DataType.FLOAT, ["groups", "m", "block"], [1, 1, 1]);
+    const bb = blocked.input(IO.b, DataType.FLOAT, ["groups", "r", "block"], [1, 1, 1]);
+    blocked.output(blocked.add(wb, blocked.matmul(a(blocked), bb)), IO.out, ["groups", "m", "block"]);
+    return new PatchApplier(await Session.create(serializeGraph(plain), options), await Session.create(serializeGraph(blocked), options));
   }
 
   /**
@@ -67,33 +72,31 @@ export class PatchApplier {
       const slot = this.buffers[0]!.buffer === w.buffer ? 1 : 0;
       if (this.buffers[slot]!.length < w.length) this.buffers[slot] = new Float32Array(w.length);
       const out = this.buffers[slot]!.subarray(0, w.length);
-      const factors = { [IO.a]: { data: p.a, dims: [p.m, p.r] }, [IO.b]: { data: p.b, dims: [p.r, p.n] } };
+      const a = { data: p.a, dims: [p.m, p.r] };
       if (p.block) {
-        // A transpose of the product inside onnxruntime cost twice the product itself (measured); this loop costs little.
-        await this.product.runInto(factors, { [IO.out]: { data: out, dims: [p.m, p.n] } });
-        addSwapped(w, out, p.m, p.n / p.block, p.block);
-        continue;
+        const groups = p.n / p.block;
+        const dims = [groups, p.m, p.block];
+        await this.blocked.runInto({ [IO.weight]: { data: w, dims }, [IO.a]: a, [IO.b]: { data: this.blockMajor(p.b, p.r, groups, p.block), dims: [groups, p.r, p.block] } }, { [IO.out]: { data: out, dims } });
+      } else {
+        await this.plain.runInto({ [IO.weight]: { data: w, dims: [p.m, p.n] }, [IO.a]: a, [IO.b]: { data: p.b, dims: [p.r, p.n] } }, { [IO.out]: { data: out, dims: [p.m, p.n] } });
       }
-      await this.plain.runInto({ [IO.weight]: { data: w, dims: [p.m, p.n] }, ...factors }, { [IO.out]: { data: out, dims: [p.m, p.n] } });
       w = out;
     }
     return w;
   }
 
+  /** b [r, groups * block] as [groups, r, block], in a buffer of this applier's. */
+  private blockMajor(b: Float32Array, r: number, groups: number, block: number): Float32Array {
+    if (this.blockedB.length < b.length) this.blockedB = new Float32Array(b.length);
+    const out = this.blockedB.subarray(0, b.length);
+    for (let g = 0; g < groups; g++) {
+      for (let j = 0; j < r; j++) out.set(b.subarray((j * groups + g) * block, (j * groups + g + 1) * block), (g * r + j) * block);
+    }
+    return out;
+  }
+
   async release(): Promise<void> {
     await this.plain.release();
-    await this.product.release();
-  }
-}
-
-/** weight [groups, m, block] += product [m, groups, block] with its first two axes swapped. */
-function addSwapped(weight: Float32Array, product: Float32Array, m: number, groups: number, block: number): void {
-  const rowLength = groups * block;
-  for (let row = 0; row < m; row++) {
-    for (let g = 0; g < groups; g++) {
-      const w = (g * m + row) * block;
-      const p = row * rowLength + g * block;
-      for (let k = 0; k < block; k++) weight[w + k]! += product[p + k]!;
-    }
+    await this.blocked.release();
   }
 }

@@ -3,36 +3,13 @@ import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openCheckpoint } from "../../src/models/open-checkpoint.js";
-import { CLIP_TEXT_IO } from "../../src/models/clip-text.js";
-import { UNET_IO } from "../../src/models/unet.js";
 import { Loras, loraModel } from "../../src/pipeline/loras.js";
 import { Networks } from "../../src/pipeline/networks.js";
 import { readLora } from "../../src/weights/lora-file.js";
 import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
+import { LORA_CASES, loraTextOut, loraUnetOut } from "../helpers/lora-network-outputs.js";
 
 const ADAPTERS = "models/sd15-tiny-adapters";
-const CASES = ["t999", "t287_5", "t_per_batch"] as const;
-
-async function unetOut(nets: Networks, c: (typeof CASES)[number]): Promise<Float32Array> {
-  const u = golden("goldens/sd15-tiny-lora/lora_unet.safetensors");
-  const t = u.get(`${c}/timestep`);
-  const out = await (await nets.get("unet")).run({
-    [UNET_IO.sample]: { data: u.get("sample"), dims: u.shape("sample") },
-    [UNET_IO.timestep]: { data: t, dims: [t.length] },
-    [UNET_IO.encoderHiddenStates]: { data: u.get("encoder_hidden_states"), dims: u.shape("encoder_hidden_states") },
-  });
-  return out[UNET_IO.out]!.data;
-}
-
-async function textOut(nets: Networks): Promise<Float32Array> {
-  const g = golden("goldens/sd15-tiny-lora/lora_text_encoder.safetensors");
-  const out = await (await nets.get("text_encoder")).run({
-    [CLIP_TEXT_IO.inputIds]: { data: g.ints("input_ids"), dims: [3, 77] },
-    [CLIP_TEXT_IO.extraTokens]: { data: new Float32Array(32), dims: [1, 32] },
-  });
-  return out[CLIP_TEXT_IO.lastHidden]!.data;
-}
-
 describe.skipIf(!HAVE_REFERENCE)("LoRAs merged into sd15-tiny's networks as their cached weights load", () => {
   const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-lora-nets-"));
   const open = async (opts: { cacheWeights?: "compact" | "fp32" } = {}) => {
@@ -49,13 +26,13 @@ describe.skipIf(!HAVE_REFERENCE)("LoRAs merged into sd15-tiny's networks as thei
       const base = golden("goldens/sd15-tiny/unet.safetensors");
       for (const m of [1.0, 0.6]) {
         const applied = await loras.apply([{ name: "fixture", source: ref(ADAPTERS, file), textEncoder: m, unet: m }]);
-        for (const c of CASES) expect(relErr(await unetOut(nets, c), u.get(`m${m.toFixed(1)}/${c}/out`))).toBeLessThan(1e-4);
-        expect(relErr(await textOut(nets), te.get(`m${m.toFixed(1)}/last_hidden_state`))).toBeLessThan(1e-4);
+        for (const c of LORA_CASES) expect(relErr(await loraUnetOut(nets, c), u.get(`m${m.toFixed(1)}/${c}/out`))).toBeLessThan(1e-4);
+        expect(relErr(await loraTextOut(nets), te.get(`m${m.toFixed(1)}/last_hidden_state`))).toBeLessThan(1e-4);
         applied.release();
       }
       // An empty set gives the checkpoint's own weights again.
       (await loras.apply([])).release();
-      expect(relErr(await unetOut(nets, "t999"), base.get("t999/out"))).toBeLessThan(1e-4);
+      expect(relErr(await loraUnetOut(nets, "t999"), base.get("t999/out"))).toBeLessThan(1e-4);
       await nets.release();
     });
   }
@@ -64,12 +41,12 @@ describe.skipIf(!HAVE_REFERENCE)("LoRAs merged into sd15-tiny's networks as thei
     const { nets, loras } = await open({ cacheWeights: "fp32" });
     const u = golden("goldens/sd15-tiny-lora/lora_unet.safetensors");
     const applied = await loras.apply([{ name: "k", source: ref(ADAPTERS, "lora-kohya.safetensors"), textEncoder: 1, unet: 0.6 }]);
-    expect(relErr(await unetOut(nets, "t999"), u.get("m0.6/t999/out"))).toBeLessThan(1e-4);
+    expect(relErr(await loraUnetOut(nets, "t999"), u.get("m0.6/t999/out"))).toBeLessThan(1e-4);
     applied.release();
     await nets.release();
   });
 
-  it("changing the multiplier reopens only the networks it changes, and writes nothing to the compile cache", async () => {
+  it("changing the multiplier changes only the networks it changes, in their open sessions, and writes nothing to the compile cache", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diffuse-lora-cache-"));
     const ckpt = openCheckpoint(ref("models/sd15-tiny"));
     const messages: string[] = [];
@@ -80,10 +57,12 @@ describe.skipIf(!HAVE_REFERENCE)("LoRAs merged into sd15-tiny's networks as thei
     const unet = await nets.get("unet");
     const text = await nets.get("text_encoder");
     const entries = readdirSync(dir).filter((n) => !n.startsWith("."));
-    // Only the UNet multiplier changes: the text encoder's session is the same object.
+    const before = await loraUnetOut(nets, "t999");
+    // Only the UNet multiplier changes: its weights are rewritten in its session (live-weights.ts), the text encoder is untouched.
     (await loras.apply([{ name: "k", source, textEncoder: 1, unet: 0.6 }])).release();
     expect(await nets.get("text_encoder")).toBe(text);
-    expect(await nets.get("unet")).not.toBe(unet);
+    expect(await nets.get("unet")).toBe(unet);
+    expect(await loraUnetOut(nets, "t999")).not.toEqual(before);
     expect(readdirSync(dir).filter((n) => !n.startsWith("."))).toEqual(entries);
     expect(messages.filter((m) => m.startsWith("building"))).toHaveLength(2); // the first load built both, once
     await nets.release();
@@ -110,7 +89,7 @@ describe.skipIf(!HAVE_REFERENCE)("LoRAs merged into sd15-tiny's networks as thei
         expect(relErr(d.delta.map((v) => v * d.scale), g.get(`${c.file}/${module}/delta`))).toBeLessThan(1e-5);
       }
       const applied = await loras.apply([{ name: c.file, source: ref(ADAPTERS, `${c.file}.safetensors`), textEncoder: 1, unet: 1 }]);
-      expect(relErr(await unetOut(nets, "t999"), g.get(`${c.file}/unet_t999_out`))).toBeLessThan(1e-4);
+      expect(relErr(await loraUnetOut(nets, "t999"), g.get(`${c.file}/unet_t999_out`))).toBeLessThan(1e-4);
       applied.release();
     }
     await nets.release();
