@@ -61,7 +61,7 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** Largest difference between our pixels and the reference's (uint8 values, as floats). */
-export function maxPixelDiff(a: Uint8Array, b: Float32Array): number {
+export function maxPixelDiff(a: Uint8Array, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { controlNetConfigFromDiffusers } from "../../src/configs/controlnet.js";
@@ -133,3 +133,26 @@ function nhwc(nchw: Float32Array, h: number, w: number): Float32Array {
   for (let c = 0; c < 3; c++) for (let i = 0; i < h * w; i++) out[i * 3 + c] = nchw[c * h * w + i]!;
   return out;
 }
+
+describe.skipIf(!HAVE_REFERENCE)("a LoRA with a ControlNet (sd15-tiny + controlnet-tiny)", () => {
+  const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-controlnet-lora-"));
+  const loraDir = mkdtempSync(join(tmpdir(), "diffuse-controlnet-loras-"));
+  copyFileSync(ref("models/sd15-tiny-adapters/lora-kohya.safetensors"), join(loraDir, "lora-kohya.safetensors"));
+  let pipe: StableDiffusionPipeline | undefined;
+  afterAll(async () => {
+    await pipe?.close();
+    rmSync(cacheDir, { recursive: true, force: true });
+    rmSync(loraDir, { recursive: true, force: true });
+  });
+
+  it("the UNet that takes residuals gets the LoRA too: at weight 0 the ControlNet leaves the LoRA's image as it is", async () => {
+    pipe = await loadPipeline(ref("models/sd15-tiny"), { cacheDir, loraDir, threads: 1, safetyChecker: false, watermark: false, provenance: false });
+    const job = { prompt: `${PROMPT} <lora:lora-kohya:0.8>`, steps: 4, seed: 7, width: 64, height: 64 };
+    const plain = await pipe.generate({ ...job, prompt: PROMPT });
+    const withLora = await pipe.generate(job);
+    const silentControl = await pipe.generate({ ...job, controlnet: [{ image: CONTROL_IMAGE, model: ref("models/controlnet-tiny"), weight: 0 }] });
+    // The LoRA changes the picture; a ControlNet that adds nothing does not take the change away.
+    expect(maxPixelDiff(withLora.images[0]!.image.data, plain.images[0]!.image.data)).toBeGreaterThan(2);
+    expect(maxPixelDiff(silentControl.images[0]!.image.data, withLora.images[0]!.image.data)).toBeLessThanOrEqual(1);
+  });
+});
