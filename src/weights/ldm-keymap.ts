@@ -464,17 +464,22 @@ export function mappedShape(m: MappedName, stored: readonly number[], origin: st
 }
 
 /** Applies a view to a stored tensor's fp32 data (shape as stored). */
-function viewData(view: TensorView | undefined, data: Float32Array, stored: readonly number[]): Float32Array {
+function viewData(view: TensorView | undefined, data: Float32Array, stored: readonly number[], into?: Float32Array): Float32Array {
   switch (view?.kind) {
     case undefined:
     case "squeeze":
-      return data;
+      if (!into) return data;
+      into.set(data);
+      return into;
     case "rows": {
       const size = data.length / view.of;
-      return data.slice(view.part * size, (view.part + 1) * size);
+      const rows = data.subarray(view.part * size, (view.part + 1) * size);
+      if (!into) return rows.slice();
+      into.set(rows);
+      return into;
     }
     case "transpose":
-      return transpose2d(data, stored[0]!, stored[1]!);
+      return transpose2d(data, stored[0]!, stored[1]!, into);
   }
 }
 
@@ -513,9 +518,11 @@ export class RenamedWeights implements WeightSource {
     return r.file.info(r.stored).dtype;
   }
 
-  float32(name: string): Float32Array {
+  float32(name: string, into?: Float32Array): Float32Array {
     const r = this.ref(name);
-    return viewData(r.view, r.file.float32(r.stored), r.file.info(r.stored).shape);
+    // A tensor used as stored is read straight into `into`; a view of one is taken from the stored tensor read whole.
+    if (r.view === undefined || r.view.kind === "squeeze") return r.file.float32(r.stored, into);
+    return viewData(r.view, r.file.float32(r.stored), r.file.info(r.stored).shape, into);
   }
 
   /** The same source without the tensors `drop` names (ones the pipeline never uses). */

@@ -1,8 +1,8 @@
 import { closeSync, readSync } from "node:fs";
-import { CheckpointError } from "../errors.js";
+import { CheckpointError, InternalError } from "../errors.js";
 import { jsonTooDeep, MAX_JSON_DEPTH } from "../json-depth.js";
 import { openRegularFile } from "../regular-file.js";
-import { bf16ToF32, f16ToF32 } from "./half.js";
+import { bf16ToF32, f16Table, f16ToF32 } from "./half.js";
 
 /** Element types of the safetensors format with their size in bytes. */
 export const DTYPE_SIZES = {
@@ -283,11 +283,27 @@ export class SafetensorsFile implements SafetensorsHeader {
     return buf;
   }
 
-  /** A floating-point tensor converted to fp32. */
-  float32(name: string): Float32Array {
+  /**
+   * A floating-point tensor converted to fp32: a fresh array, or `into` (exactly the tensor's size) filled and
+   * returned. Into `into`, the stored bytes are read into its own memory (its upper end) and widened in place, so
+   * the read costs no memory of its own.
+   */
+  float32(name: string, into?: Float32Array): Float32Array {
     const t = this.info(name);
-    const b = this.bytes(name);
-    return toFloat32(b, t.dtype, `${this.path}: tensor "${name}"`);
+    const what = `${this.path}: tensor "${name}"`;
+    if (!into) return toFloat32(this.bytes(name), t.dtype, what);
+    const count = t.shape.reduce((a, c) => a * c, 1);
+    if (into.length !== count) throw new InternalError(`${what} has ${count} values, not the ${into.length} of the buffer given for it`);
+    const size = FLOAT_SIZE[t.dtype];
+    if (size === undefined || size > 4) {
+      into.set(toFloat32(this.bytes(name), t.dtype, what));
+      return into;
+    }
+    const stored = new Uint8Array(into.buffer, into.byteOffset + into.byteLength - count * size, count * size);
+    this.source.read(stored, this.dataStart + t.begin);
+    if (t.dtype === "F16") widenHalvesInPlace(stored, into, f16Table());
+    else if (t.dtype === "BF16") widenBfloatsInPlace(stored, into);
+    return into;
   }
 
   /** An integer tensor as int64 values (inputs like token ids). */
@@ -305,6 +321,23 @@ export class SafetensorsFile implements SafetensorsHeader {
   close(): void {
     this.source.close();
   }
+}
+
+const FLOAT_SIZE: Partial<Record<Dtype, number>> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+
+/**
+ * Widens the 16-bit values at the upper end of `out`'s memory (`stored`) into `out`, first to last: value i is read
+ * (at byte 2n + 2i of n values) before float i is written (bytes 4i to 4i + 3), which never reaches a value not yet read.
+ */
+function widenHalvesInPlace(stored: Uint8Array, out: Float32Array, table: Float32Array): void {
+  const halves = new Uint16Array(stored.buffer, stored.byteOffset, out.length);
+  for (let i = 0; i < out.length; i++) out[i] = table[halves[i]!]!;
+}
+
+function widenBfloatsInPlace(stored: Uint8Array, out: Float32Array): void {
+  const halves = new Uint16Array(stored.buffer, stored.byteOffset, out.length);
+  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < out.length; i++) bits[i] = halves[i]! << 16;
 }
 
 /** Converts little-endian stored bytes of a float dtype to a fresh Float32Array. */

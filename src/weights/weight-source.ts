@@ -13,7 +13,11 @@ export interface WeightSource {
   shape(name: string): readonly number[];
   /** The dtype as stored in the file (F16, BF16, F32). */
   dtype(name: string): Dtype;
-  float32(name: string): Float32Array;
+  /**
+   * The tensor as fp32: a fresh array, or `into` (exactly the tensor's size) filled and returned, which spares a
+   * caller that reuses its buffers the cost of fresh memory.
+   */
+  float32(name: string, into?: Float32Array): Float32Array;
   /**
    * Present on a shape recorder only (see shape-recorder.ts): takes each parameter a network builder declares,
    * so that running a builder lists the parameters of its architecture.
@@ -64,13 +68,13 @@ export class ScopedWeights {
     return this.source.shape(full);
   }
 
-  /** Reads a tensor as fp32, checking its shape when `expected` is given (-1 matches any size). */
-  get(name: string, expected?: readonly number[]): Float32Array {
+  /** Reads a tensor as fp32 (into `into` when given), checking its shape when `expected` is given (-1 matches any size). */
+  get(name: string, expected?: readonly number[], into?: Float32Array): Float32Array {
     const full = this.path(name);
     const shape = this.shape(name);
     if (expected && (expected.length !== shape.length || expected.some((d, i) => d !== -1 && d !== shape[i]))) {
       throw new CheckpointError(`${this.source.origin}: "${full}" has shape [${shape.join(",")}], expected [${expected.join(",")}]; the checkpoint does not match the detected architecture`);
     }
-    return this.source.float32(full);
+    return this.source.float32(full, into);
   }
 }

@@ -75,6 +75,36 @@ describe("onnxruntime's NCHWc layout written into the graph", () => {
     expect(maxRelDiff(await run(laid, { optimization: "all" }), await run(plain, { optimization: "all" }))).toBeLessThan(1e-5);
   });
 
+  it("upsamples blocked: a nearest 2x Resize feeds the next convolution its blocked output, with the same values", async () => {
+    const block = await nchwcBlockSize(memo);
+    if (block === 1) return; // no blocked layout on this CPU: nothing to rewrite
+    const c = 2 * block;
+    const g = new GraphBuilder("upsample");
+    const x = g.input("x", DataType.FLOAT, [1, c, 5, 7], [1, c, 5, 7]);
+    const up = g.upsampleNearest2x(x);
+    g.output(up, "up", [1, c, 10, 14]);
+    const w = g.initializer("w", [c, c, 3, 3], () => values(c * c * 9, 2));
+    g.output(g.conv2d(up, w, g.initializer("b", [c], () => values(c, 3))), "y", [1, c, 10, 14]);
+    const laid = nchwcLayout(g, block);
+    const ops = laid.nodes.map((n) => `${n.domain === NCHWC_DOMAIN ? "nchwc:" : ""}${n.opType}`);
+    expect(ops).not.toContain("Resize");
+    expect(ops.filter((o) => o === "nchwc:Upsample")).toHaveLength(1);
+    // Only the small input is reordered: the convolution reads the upsampled tensor as the Upsample wrote it.
+    expect(ops.filter((o) => o === "nchwc:ReorderInput")).toHaveLength(1);
+    const upsampled = laid.nodes.find((n) => n.opType === "Upsample")!.outputs[0];
+    expect(laid.nodes.find((n) => n.opType === "Conv")!.inputs[0]).toBe(upsampled);
+    const feeds = { x: { data: values(c * 35, 1), dims: [1, c, 5, 7] } };
+    const outputs = async (graph: Graph) => {
+      const s = await Session.create(serializeGraph(graph), { threads: 1, optimization: "disabled" });
+      const r = await s.run(feeds);
+      await s.release();
+      return r;
+    };
+    const [plain, blocked] = [await outputs(g), await outputs(laid)];
+    expect(blocked.up!.data).toEqual(plain.up!.data); // a copy of values, bit for bit
+    expect(maxRelDiff(blocked.y!.data, plain.y!.data)).toBeLessThan(1e-5);
+  });
+
   it("leaves a graph without eligible convolutions as it was", () => {
     const g = new GraphBuilder("mm");
     const x = g.input("x", DataType.FLOAT, [1, 8], [1, 8]);
