@@ -3,7 +3,8 @@
  * spacing, a sigma per step that they convert to VP coefficients (alpha_t, sigma_t) and log-SNR lambda, unscaled
  * model inputs, and noising by alpha_t x + sigma_t noise.
  */
-import { RunState, type SigmaSchedule } from "./run-state.js";
+import { RunState, type ScheduleChoice, type SigmaSchedule } from "./run-state.js";
+import { typedSchedule } from "./sigma-scheduler.js";
 import { findTimestepIndex } from "./step-index.js";
 import { f32, npLinspace, roundHalfEven } from "./numerics.js";
 import type { BetaConfig } from "./betas.js";
@@ -23,6 +24,8 @@ export interface MultistepScheduleOptions {
   lastTimestep?: number;
   /** UniPC ends a Karras schedule at its own last sigma for final_sigmas_type "sigma_min"; DPM at the table's. */
   karrasFinalIsScheduleMin?: boolean;
+  /** A schedule type's sigmas instead of the spacing's (and Karras's); its own final sigma ends the schedule. */
+  scheduleType?: ScheduleChoice;
 }
 
 export function buildMultistepSchedule(
@@ -30,6 +33,7 @@ export function buildMultistepSchedule(
   n: number,
   o: MultistepScheduleOptions,
 ): SigmaSchedule {
+  if (o.scheduleType) return typedSchedule(alphasCumprod, n, o.scheduleType, (s, logs) => roundHalfEven(sigmaToT(s, logs)));
   let timesteps = multistepTimesteps(o.spacing, n, o.numTrain, o.stepsOffset, o.lastTimestep ?? o.numTrain);
   const table = trainSigmas(alphasCumprod);
   const logs = logSigmas(table);
@@ -83,6 +87,7 @@ export abstract class MultistepScheduler<C extends MultistepConfig> extends RunS
       stepsOffset: c.steps_offset,
       karras: c.use_karras_sigmas,
       finalSigmasType: c.final_sigmas_type,
+      scheduleType: this.scheduleChoice,
       ...options,
     });
     this.resetRun(schedule, schedule.timesteps.length);

@@ -5,8 +5,16 @@
  */
 import type { BetaConfig } from "./betas.js";
 import { setUpScheduler, type SchedulerRules } from "./config.js";
+import type { ScheduleType } from "./schedule-types.js";
 import { checkBeginIndex, resolveStepIndex } from "./step-index.js";
 import type { NoiseSource, Scheduler } from "./scheduler.js";
+
+/** A schedule type chosen for a run (A1111's "Schedule type"), and what it needs of the model. */
+export interface ScheduleChoice {
+  readonly type: ScheduleType;
+  /** Align Your Steps has its own table for SDXL. */
+  readonly sdxl: boolean;
+}
 
 /** The schedule of one run: `timesteps[i]` is conditioned on while at `sigmas[i]`; sigmas has one more entry. */
 export interface SigmaSchedule {
@@ -26,6 +34,8 @@ export abstract class RunState<C extends BetaConfig> implements Scheduler {
   protected beginIndex: number | undefined;
   readonly config: Readonly<C>;
   readonly alphasCumprod: Float32Array;
+  /** A schedule type replacing the config's own sigma spacing; undefined (or "automatic") keeps it. */
+  protected scheduleChoice: ScheduleChoice | undefined;
 
   /**
    * `partial` over the class's `defaults`, checked by `rules`; `adjust` applies the reference's substitutions for
@@ -48,6 +58,14 @@ export abstract class RunState<C extends BetaConfig> implements Scheduler {
   abstract addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array;
   /** Where `timestep` sits in the schedule when a run has no begin index. */
   protected abstract indexForTimestep(timestep: number): number;
+
+  /**
+   * Walks the noise levels of schedule type `choice` (Karras, Exponential, ...) from the next setTimesteps on,
+   * as A1111's k-diffusion samplers do, instead of the config's spacing; "automatic" restores the config's.
+   */
+  useScheduleType(choice: ScheduleChoice): void {
+    this.scheduleChoice = choice.type === "automatic" ? undefined : choice;
+  }
 
   setBeginIndex(index: number): void {
     checkBeginIndex(index, this.timesteps.length, this.scheduleUnit);

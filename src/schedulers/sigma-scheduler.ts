@@ -4,7 +4,8 @@
  * and noising by x + sigma * noise.
  */
 import { InputError } from "../errors.js";
-import { RunState, type SigmaSchedule } from "./run-state.js";
+import { RunState, type ScheduleChoice, type SigmaSchedule } from "./run-state.js";
+import { scheduleSigmas } from "./schedule-types.js";
 import { findTimestepIndex } from "./step-index.js";
 import { f32 } from "./numerics.js";
 import type { BetaConfig } from "./betas.js";
@@ -26,10 +27,13 @@ export interface SigmaScheduleOptions {
   finalSigma?: number;
   /** Precision of fractional linspace timesteps: the reference's class decides (float32 unless said). */
   linspacePrecision?: "float32" | "float64";
+  /** A schedule type's sigmas instead of the spacing's (and Karras's); its own final sigma ends the schedule. */
+  scheduleType?: ScheduleChoice;
 }
 
 /** Builds the schedule the Euler-family samplers share, from a training alphas_cumprod table. */
 export function buildSigmaSchedule(alphasCumprod: Float32Array, n: number, o: SigmaScheduleOptions): SigmaSchedule {
+  if (o.scheduleType) return typedSchedule(alphasCumprod, n, o.scheduleType, (s, logs) => sigmaToT(s, logs));
   let timesteps = spacedTimesteps(o.spacing, n, o.numTrain, o.stepsOffset, o.linspacePrecision ?? "float32");
   const table = trainSigmas(alphasCumprod);
   let sigmas = interpSigmas(timesteps, table);
@@ -42,6 +46,23 @@ export function buildSigmaSchedule(alphasCumprod: Float32Array, n: number, o: Si
   withLast.set(sigmas.map(f32));
   withLast[sigmas.length] = f32(o.finalSigma ?? 0);
   return { timesteps, sigmas: withLast };
+}
+
+/**
+ * The schedule of a schedule type: its sigmas (final one included), each step conditioned on the timestep
+ * `toT` maps its sigma to (fractional for the sigma samplers, as k-diffusion's sigma_to_t; rounded for the
+ * multistep solvers, which take integer timesteps).
+ */
+export function typedSchedule(
+  alphasCumprod: Float32Array,
+  n: number,
+  choice: ScheduleChoice,
+  toT: (sigma: number, logTable: Float32Array) => number,
+): SigmaSchedule {
+  const table = trainSigmas(alphasCumprod);
+  const sigmas = scheduleSigmas(choice.type, n, { sigmas: table, sdxl: choice.sdxl });
+  const logs = logSigmas(table);
+  return { timesteps: Float64Array.from(sigmas.subarray(0, sigmas.length - 1), (s) => toT(s, logs)), sigmas };
 }
 
 /**
@@ -66,11 +87,14 @@ export interface SigmaSamplerConfig extends BetaConfig {
 export abstract class SigmaScheduler<C extends SigmaSamplerConfig> extends RunState<C> {
   protected readonly scheduleUnit = "model calls";
 
-  /** Leading spacing never reaches pure noise, so its initial latents are scaled as for x_T of a VP model. */
+  /**
+   * Leading spacing never reaches pure noise, so its initial latents are scaled as for x_T of a VP model; a
+   * schedule type starts from its first sigma, as k-diffusion's samplers do.
+   */
   get initNoiseSigma(): number {
     let max = 0;
     for (const s of this.sigmas) max = Math.max(max, s);
-    return this.config.timestep_spacing === "leading" ? f32(Math.sqrt(f32(f32(max * max) + 1))) : max;
+    return this.config.timestep_spacing === "leading" && this.scheduleChoice === undefined ? f32(Math.sqrt(f32(f32(max * max) + 1))) : max;
   }
 
   /** The per-step schedule from the config; `options` adds what only some samplers set. */
@@ -81,6 +105,7 @@ export abstract class SigmaScheduler<C extends SigmaSamplerConfig> extends RunSt
       numTrain: c.num_train_timesteps,
       stepsOffset: c.steps_offset,
       karras: c.use_karras_sigmas ?? false,
+      scheduleType: this.scheduleChoice,
       ...options,
     });
   }
