@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { findSampler, listSamplers } from "../schedulers/index.js";
+import { InputError } from "../errors.js";
+import { findSampler, listSamplers, requireScheduleType, resolveSamplerSchedule } from "../schedulers/index.js";
 import { Id, JobCreateRequest, JobListQuery, type JobCreated, type JobList, type JobStatus } from "./api-types.js";
 import { describeModel } from "./catalog.js";
 import type { ServerContext } from "./context.js";
@@ -21,6 +22,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
   app.post("/api/v1/jobs", async (request, reply): Promise<JobCreated> => {
     const body = parseRequest(JobCreateRequest, request.body, "body");
     if (body.sampler_name !== undefined) requireSampler(body.sampler_name, "sampler_name");
+    if (body.scheduler !== undefined) requireSchedule(body.sampler_name, body.scheduler);
     if (body.refiner_switch_at !== undefined && !(await describeModel(ctx)).refiner) {
       throw new HttpError(400, "invalid_request", "refiner_switch_at needs a refiner, and this server has none: leave it out, or start the server with diffuse serve --refiner PATH", "refiner_switch_at");
     }
@@ -99,6 +101,20 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
         break;
     }
   });
+}
+
+/**
+ * An unknown schedule type, or one for a sampler with its own timestep grid, is a 422 at submission. Without a
+ * sampler the model's default decides, which the job checks when it runs: only the name is checked here.
+ */
+function requireSchedule(sampler: string | undefined, schedule: string): void {
+  try {
+    if (sampler === undefined) requireScheduleType(schedule);
+    else resolveSamplerSchedule(sampler, schedule);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    throw new HttpError(422, "invalid_request", `scheduler: ${e.message}`, "scheduler");
+  }
 }
 
 /** Unknown sampler names are a 400 at submission, not a failed job a moment later. */
