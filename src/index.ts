@@ -12,7 +12,19 @@ export { PREPROCESSORS, findPreprocessor } from "./control/preprocessors.js";
 export type { Preprocessor } from "./control/preprocessor.js";
 export { openCheckpoint } from "./models/open-checkpoint.js";
 export type { Checkpoint } from "./weights/checkpoint.js";
-export { listSamplers, findSampler, createScheduler, type Scheduler, type SamplerInfo } from "./schedulers/index.js";
+export {
+  listSamplers,
+  findSampler,
+  createScheduler,
+  listScheduleTypes,
+  findScheduleType,
+  resolveSamplerSchedule,
+  type Scheduler,
+  type SamplerInfo,
+  type SchedulerOptions,
+  type ScheduleType,
+  type ScheduleTypeInfo,
+} from "./schedulers/index.js";
 export { TorchGenerator } from "./random/torch-generator.js";
 export { MAX_SEED, parseSeed, seedToJson, type SeedInput } from "./random/seed.js";
 export { ClipTokenizer } from "./tokenizer/clip-tokenizer.js";

@@ -11,6 +11,7 @@ import { loadPipeline } from "../pipeline/load-pipeline.js";
 import { type GenerateResult, type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import type { GenerateParams } from "../pipeline/params.js";
 import { parseSeed, randomSeed, RANDOM_SEED, seedToJson } from "../random/seed.js";
+import { listScheduleTypes } from "../schedulers/index.js";
 import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
 import { adapterFolderOptions, loraOption } from "./adapter-options.js";
 import { addControlOptions, controlModelPath, controlUnits, type ControlOptions } from "./control-options.js";
@@ -37,6 +38,7 @@ interface GenerateOptions extends ControlOptions {
   cfg?: string;
   seed?: string;
   sampler?: string;
+  schedule?: string;
   width?: string;
   height?: string;
   init?: string;
@@ -115,6 +117,7 @@ export function registerGenerate(program: Command): void {
     .option("--cfg <x>", "classifier-free guidance scale (1 or less disables guidance; default: the model's generation_config.json, else 7)")
     .option("--seed <s>", "seed from 0 to 18446744073709551615, as PyTorch takes it (-1 or absent: random; always printed)")
     .option("--sampler <name>", "sampler: euler-a, dpm++2m-karras, ... or A1111 names like \"Euler a\" (default: the model's, else euler-a)")
+    .option("--schedule <name>", `schedule type (A1111's "Schedule type") for the k-diffusion style samplers: ${listScheduleTypes().map((t) => t.label).join(", ")} (default: Automatic, the sampler's own)`)
     .option("-W, --width <w>", "width in pixels, a multiple of 8 (default: the model's size)")
     .option("-H, --height <h>", "height in pixels, a multiple of 8 (default: the model's size)")
     .option("--init <image>", "init image (sketch or photo) for image-to-image")
@@ -174,6 +177,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     cfg_scale: num("--cfg", o.cfg),
     seed,
     sampler_name: o.sampler,
+    scheduler: o.schedule,
     width: num("--width", o.width),
     height: num("--height", o.height),
     batch_size: num("--batch-size", o.batchSize),

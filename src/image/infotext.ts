@@ -11,6 +11,8 @@ export interface Infotext {
   readonly steps: number;
   /** A1111's sampler name, e.g. "Euler a", "DPM++ 2M". */
   readonly sampler: string;
+  /** A1111 1.9+'s "Schedule type" ("Karras", "Exponential", ...), written when not the sampler's own ("Automatic"). */
+  readonly scheduleType?: string;
   readonly cfgScale: number;
   /** Exact, as given: seeds run to 2^64 - 1, past what a number holds (A1111 writes negative ones as given, too). */
   readonly seed: bigint;
@@ -49,7 +51,7 @@ const KEY_ORDER = [
 const TRAILING_KEYS = ["Version", "User"];
 
 /** Keys that map to typed fields: an `extra` entry with one of these names would be written twice. */
-const TYPED_KEYS = new Set(["Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model", "Denoising strength", "Clip skip", "RNG"]);
+const TYPED_KEYS = new Set(["Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model", "Denoising strength", "Clip skip", "RNG"]);
 
 const NEGATIVE_PREFIX = "Negative prompt:";
 
@@ -69,6 +71,7 @@ export function buildInfotext(info: Infotext): string {
   const params = new Map<string, string>();
   params.set("Steps", String(info.steps));
   params.set("Sampler", info.sampler);
+  if (info.scheduleType !== undefined) params.set("Schedule type", info.scheduleType);
   params.set("CFG scale", String(info.cfgScale));
   params.set("Seed", String(info.seed));
   params.set("Size", `${info.width}x${info.height}`);
@@ -185,6 +188,7 @@ export function parseInfotext(text: string): Infotext {
     negativePrompt,
     steps: integer("Steps"),
     sampler: str("Sampler"),
+    ...defined("scheduleType", optional("Schedule type", str)),
     cfgScale: real("CFG scale"),
     seed: wholeNumber(params, "Seed"),
     width: Number(size[1]),

@@ -3,7 +3,7 @@ import { basename, dirname } from "node:path";
 import { snapshotRepo } from "../hub/cache-path.js";
 import { buildInfotext } from "../image/infotext.js";
 import type { ProvenanceInfo } from "../responsible/provenance/index.js";
-import { findSampler } from "../schedulers/index.js";
+import { findSampler, findScheduleType } from "../schedulers/index.js";
 import type { ResolvedParams } from "./params.js";
 
 /** The model as outputs name it: A1111's "Model" and "Model hash" infotext fields. */
@@ -28,6 +28,8 @@ export function imageInfotext(p: ResolvedParams, seed: bigint, model: ModelIdent
     negativePrompt: p.negativePrompt,
     steps: p.steps,
     sampler: samplerLabel(p),
+    // As A1111: the schedule type is written unless it is the sampler's own.
+    scheduleType: p.schedule === "automatic" ? undefined : findScheduleType(p.schedule)?.label,
     cfgScale: p.cfgScale,
     seed,
     width: p.width,

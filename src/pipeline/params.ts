@@ -2,6 +2,7 @@ import { InputError } from "../errors.js";
 import { MAX_IMAGE_SIDE, type ImageSource } from "../image/codec.js";
 import { MAX_SEED, parseSeed, RANDOM_SEED, type SeedInput } from "../random/seed.js";
 import { findPreprocessor } from "../control/preprocessors.js";
+import { resolveSamplerSchedule, type ScheduleType } from "../schedulers/index.js";
 import type { ThresholdSpec } from "../control/preprocessor.js";
 
 /** Progress of one generation, emitted after every model call. */
@@ -84,6 +85,12 @@ export interface GenerateParams {
    */
   seed?: SeedInput;
   sampler_name?: string;
+  /**
+   * A1111's schedule type (1.9+'s `scheduler`): "Automatic" (the sampler's own, the default), "Uniform", "Karras",
+   * "Exponential", "Polyexponential", "SGM Uniform", "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM"
+   * or "Beta", for the k-diffusion style samplers (Euler, Euler a, LMS, Heun, DPM++ 2M, DPM++ 2M SDE, DPM++ SDE).
+   */
+  scheduler?: string;
   width?: number;
   height?: number;
   batch_size?: number;
@@ -173,6 +180,8 @@ export interface ResolvedParams {
   /** The first image's seed, exact (a random one drawn); image j of the generation uses seed + j. */
   seed: bigint;
   sampler: string;
+  /** The schedule type the sampler walks; "automatic": its own. */
+  schedule: ScheduleType;
   width: number;
   height: number;
   batchSize: number;
@@ -246,6 +255,9 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
   const init = p.init_images?.[0];
   if (p.mask !== undefined && init === undefined) throw new InputError("a mask needs an init image: pass the image to inpaint with --init (init_images)");
   const switchAt = p.refiner_switch_at ?? defaults.refinerSwitchAt;
+  if (p.scheduler !== undefined && typeof p.scheduler !== "string") throw new InputError(`scheduler ${JSON.stringify(p.scheduler)} must be a schedule type's name, e.g. "Karras"`);
+  const asSampler = p.sampler_name ?? defaults.sampler ?? DEFAULT_SAMPLER;
+  const { sampler, schedule } = resolveSamplerSchedule(asSampler, p.scheduler);
   return {
     prompt: p.prompt,
     negativePrompt: p.negative_prompt ?? "",
@@ -254,7 +266,9 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
     steps: integer("steps", p.steps ?? defaults.steps ?? DEFAULT_STEPS, 1, 1000, "use an integer from 1 to 1000 (20-30 is typical)"),
     cfgScale: number("cfg scale", p.cfg_scale ?? defaults.cfgScale ?? DEFAULT_CFG_SCALE, 0, 100, "use a number from 0 to 100 (7 is typical; 1 disables guidance)"),
     seed,
-    sampler: p.sampler_name ?? defaults.sampler ?? DEFAULT_SAMPLER,
+    // A1111's "Euler Karras" is Euler with the Karras schedule: the sampler is then named alone.
+    sampler: sampler.name === asSampler.trim().toLowerCase() || sampler.label.toLowerCase() === asSampler.trim().toLowerCase() ? asSampler : sampler.label,
+    schedule: schedule.name,
     width,
     height,
     batchSize,

@@ -233,7 +233,7 @@ export class StableDiffusionPipeline {
     this.safeguards.checkPrompt(p.prompt, p.negativePrompt);
     const jobId = params.job_id ?? randomUUID();
     // Fail on a bad sampler name, schedule or strength before any compute.
-    const probe = createScheduler(p.sampler, this.schedulerConfig);
+    const probe = this.createScheduler(p);
     probe.setTimesteps(p.steps);
     // <lora:...> tags are cut out of every prompt (the infotext keeps them, as A1111's does); the LoRAs they name
     // and the caller's are read now, so that a wrong name or file fails before any compute.
@@ -337,6 +337,11 @@ export class StableDiffusionPipeline {
   }
 
   /** One batch (batch_size images, one generator each): its starting latents, then the loop. */
+  /** The run's scheduler: the sampler with its schedule type (Align Your Steps has an SDXL table). */
+  private createScheduler(p: ResolvedParams): Scheduler {
+    return createScheduler(p.sampler, this.schedulerConfig, { schedule: p.schedule, sdxl: this.checkpoint.config.family === "sdxl" });
+  }
+
   private async denoiseBatch(
     p: ResolvedParams,
     seeds: bigint[],
@@ -349,7 +354,7 @@ export class StableDiffusionPipeline {
     onStep: (step: number, steps: number, latents: Float32Array) => void,
   ): Promise<{ latents: Float32Array; refined: boolean }> {
     const noise = new BatchNoise(seeds);
-    const scheduler = createScheduler(p.sampler, this.schedulerConfig);
+    const scheduler = this.createScheduler(p);
     scheduler.setTimesteps(p.steps);
     const shape = latentShape(this.space, seeds.length, p.width, p.height);
     const s = await this.start(p, scheduler, noise, shape, init, mask);

@@ -6,6 +6,7 @@
  * (it never set them) fall back to the target's own defaults rather than the writer's.
  */
 import { InputError } from "../errors.js";
+import { trainingSchedule, type BetaConfig, type BetaSchedule } from "./betas.js";
 
 /** A scheduler_config.json object as parsed, before validation. */
 export type RawSchedulerConfig = Readonly<Record<string, unknown>>;
@@ -53,6 +54,63 @@ export function checkOneOf<T extends string>(key: string, value: unknown, allowe
 /** Throws an InputError for a config option this port does not implement, saying what to set instead. */
 export function unsupported(scheduler: string, key: string, value: unknown, instead: string): never {
   throw new InputError(`${scheduler}: ${key}=${JSON.stringify(value)} is not supported here; set ${instead}`);
+}
+
+/** DDPM's linear training betas: the training-schedule defaults of most of the reference's classes. */
+export const LINEAR_BETAS: Readonly<BetaConfig> = Object.freeze({
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: "linear",
+  trained_betas: null,
+});
+
+/** Latent diffusion's beta range with linear spacing: the defaults of the k-diffusion ports (Heun, DPM++ SDE). */
+export const LDM_LINEAR_BETAS: Readonly<BetaConfig> = Object.freeze({ ...LINEAR_BETAS, beta_start: 0.00085, beta_end: 0.012 });
+
+/** The reference's alternative sigma schedules, all off by default (use_exponential/beta_sigmas are refused here). */
+export const SIGMA_SCHEDULE_FLAGS = Object.freeze({ use_karras_sigmas: false, use_exponential_sigmas: false, use_beta_sigmas: false });
+
+/** Dynamic thresholding, off by default; it is for pixel-space models, so it is refused when on. */
+export const THRESHOLDING_OFF = Object.freeze({ thresholding: false, dynamic_thresholding_ratio: 0.995, sample_max_value: 1.0 });
+
+/** What a scheduler class accepts beyond its config's JSON types. */
+export interface SchedulerRules {
+  /** The reference's class name, for messages. */
+  name: string;
+  betaSchedules: readonly BetaSchedule[];
+  /** Prediction types the class implements (all three unless said). */
+  predictions?: readonly string[];
+  /** With rescale_betas_zero_snr, set the last alphas_cumprod to fp16's smallest subnormal as the sigma-space classes do. */
+  nudgeZeroSnr?: boolean;
+  /** Config keys the class keeps for compatibility but never reads, so they are not checked. */
+  unread?: readonly string[];
+}
+
+/**
+ * The constructor work every scheduler class shares: `defaults` overlaid with `partial`, the common keys checked
+ * (each only where the class has it), and the training alphas_cumprod built. The class checks its own keys.
+ */
+export function setUpScheduler<T extends BetaConfig>(
+  defaults: Readonly<T>,
+  partial: Readonly<Partial<T>>,
+  rules: SchedulerRules,
+): { config: T; alphasCumprod: Float32Array } {
+  const config = resolveConfig(defaults, {}, partial);
+  const c = config as unknown as Readonly<Record<string, unknown>>;
+  const has = (key: string): boolean => key in c && !(rules.unread ?? []).includes(key);
+  if (has("timestep_spacing")) checkOneOf("timestep_spacing", c.timestep_spacing, ["leading", "linspace", "trailing"]);
+  if (has("prediction_type")) checkOneOf("prediction_type", c.prediction_type, rules.predictions ?? ["epsilon", "v_prediction", "sample"]);
+  if (has("final_sigmas_type")) checkOneOf("final_sigmas_type", c.final_sigmas_type, ["zero", "sigma_min"]);
+  if (c.thresholding === true) unsupported(rules.name, "thresholding", true, "thresholding false (dynamic thresholding is for pixel-space models)");
+  for (const key of ["use_exponential_sigmas", "use_beta_sigmas"]) {
+    if (c[key] === true) unsupported(rules.name, key, true, "use_karras_sigmas or the default schedule");
+  }
+  const rescale = c.rescale_betas_zero_snr === true;
+  const alphasCumprod = trainingSchedule(config, rules.betaSchedules, rescale).alphasCumprod;
+  // Zero terminal SNR would make the first sigma infinite; the reference nudges it to fp16's smallest subnormal.
+  if (rescale && rules.nudgeZeroSnr) alphasCumprod[alphasCumprod.length - 1] = 2 ** -24;
+  return { config, alphasCumprod };
 }
 
 /**

@@ -3,12 +3,12 @@
  * x_{t-k} through the model's x0 estimate. A1111's "DDIM"; the reference's DDIMScheduler.
  */
 import { InputError } from "../errors.js";
-import { trainingSchedule, type BetaConfig } from "./betas.js";
-import { checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
+import type { BetaConfig } from "./betas.js";
+import { LINEAR_BETAS, THRESHOLDING_OFF, resolveConfig, type RawSchedulerConfig } from "./config.js";
 import { f32 } from "./numerics.js";
-import type { NoiseSource, PredictionType, Scheduler, TimestepSpacing } from "./scheduler.js";
-import { spacedTimesteps } from "./spacing.js";
-import { alphaAt, checkBeginIndex, clipSample, vpAddNoise, vpEstimates } from "./vp.js";
+import type { NoiseSource, PredictionType, TimestepSpacing } from "./scheduler.js";
+import { alphaAt, clipSample, vpEstimates } from "./vp.js";
+import { VpScheduler } from "./vp-scheduler.js";
 
 export interface DDIMConfig extends BetaConfig {
   clip_sample: boolean;
@@ -28,21 +28,15 @@ export interface DDIMOptions {
   eta?: number;
 }
 
-export class DDIMScheduler implements Scheduler {
+export class DDIMScheduler extends VpScheduler<DDIMConfig> {
   static readonly defaults: Readonly<DDIMConfig> = Object.freeze({
-    num_train_timesteps: 1000,
-    beta_start: 0.0001,
-    beta_end: 0.02,
-    beta_schedule: "linear",
-    trained_betas: null,
+    ...LINEAR_BETAS,
     clip_sample: true,
     set_alpha_to_one: true,
     steps_offset: 0,
     prediction_type: "epsilon",
-    thresholding: false,
-    dynamic_thresholding_ratio: 0.995,
+    ...THRESHOLDING_OFF,
     clip_sample_range: 1.0,
-    sample_max_value: 1.0,
     timestep_spacing: "leading",
     rescale_betas_zero_snr: false,
   });
@@ -51,44 +45,18 @@ export class DDIMScheduler implements Scheduler {
     return new DDIMScheduler(resolveConfig(DDIMScheduler.defaults, config, overrides), options);
   }
 
-  readonly order = 1;
-  readonly initNoiseSigma = 1.0;
-  readonly config: Readonly<DDIMConfig>;
-  readonly alphasCumprod: Float32Array;
   readonly eta: number;
-  timesteps: Float64Array = new Float64Array(0);
-  numInferenceSteps = 0;
   /** alphas_cumprod "before" t=0: 1 (set_alpha_to_one) or abar_0. */
   private readonly finalAlphaCumprod: number;
 
   constructor(config: Partial<DDIMConfig> = {}, options: DDIMOptions = {}) {
-    const c = resolveConfig(DDIMScheduler.defaults, {}, config);
-    checkOneOf("prediction_type", c.prediction_type, ["epsilon", "v_prediction", "sample"]);
-    checkOneOf("timestep_spacing", c.timestep_spacing, ["leading", "linspace", "trailing"]);
-    if (c.thresholding) unsupported("DDIMScheduler", "thresholding", true, "thresholding false (dynamic thresholding is for pixel-space models)");
-    this.config = c;
+    super(DDIMScheduler.defaults, config, { name: "DDIMScheduler", betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"] });
     this.eta = options.eta ?? 0;
-    this.alphasCumprod = trainingSchedule(c, ["linear", "scaled_linear", "squaredcos_cap_v2"], c.rescale_betas_zero_snr).alphasCumprod;
-    this.finalAlphaCumprod = c.set_alpha_to_one ? 1 : this.alphasCumprod[0];
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    this.timesteps = spacedTimesteps(c.timestep_spacing, numInferenceSteps, c.num_train_timesteps, c.steps_offset, "round");
-    this.numInferenceSteps = numInferenceSteps;
-  }
-
-  /** DDIM steps by timestep value, so a part-way start needs no bookkeeping; the index is only checked. */
-  setBeginIndex(index: number): void {
-    checkBeginIndex(index, this.timesteps.length);
-  }
-
-  scaleModelInput(sample: Float32Array): Float32Array {
-    return sample;
+    this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array {
-    if (this.numInferenceSteps === 0) throw new InputError("call setTimesteps before stepping the scheduler");
+    this.requireSchedule();
     const c = this.config;
     // The previous timestep is one stride back whatever the spacing, as in the reference.
     const prevTimestep = timestep - Math.floor(c.num_train_timesteps / this.numInferenceSteps);
@@ -107,10 +75,6 @@ export class DDIMScheduler implements Scheduler {
     const out = new Float32Array(sample.length);
     for (let i = 0; i < out.length; i++) out[i] = x0Coeff * x0[i] + dirCoeff * eps[i] + (z ? std * z[i] : 0);
     return out;
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    return vpAddNoise(this.alphasCumprod, original, noise, timestep);
   }
 }
 

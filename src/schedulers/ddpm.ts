@@ -4,12 +4,12 @@
  * DDPMScheduler with its fixed variance types.
  */
 import { InputError } from "../errors.js";
-import { trainingSchedule, type BetaConfig } from "./betas.js";
-import { checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
+import type { BetaConfig } from "./betas.js";
+import { LINEAR_BETAS, THRESHOLDING_OFF, checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
 import { f32 } from "./numerics.js";
-import type { NoiseSource, PredictionType, Scheduler, TimestepSpacing } from "./scheduler.js";
-import { spacedTimesteps } from "./spacing.js";
-import { alphaAt, checkBeginIndex, clipSample, vpAddNoise, vpEstimates } from "./vp.js";
+import type { NoiseSource, PredictionType, TimestepSpacing } from "./scheduler.js";
+import { alphaAt, clipSample, vpEstimates } from "./vp.js";
+import { VpScheduler } from "./vp-scheduler.js";
 
 export type DDPMVarianceType = "fixed_small" | "fixed_small_log" | "fixed_large" | "fixed_large_log" | "learned" | "learned_range";
 
@@ -26,20 +26,14 @@ export interface DDPMConfig extends BetaConfig {
   rescale_betas_zero_snr: boolean;
 }
 
-export class DDPMScheduler implements Scheduler {
+export class DDPMScheduler extends VpScheduler<DDPMConfig> {
   static readonly defaults: Readonly<DDPMConfig> = Object.freeze({
-    num_train_timesteps: 1000,
-    beta_start: 0.0001,
-    beta_end: 0.02,
-    beta_schedule: "linear",
-    trained_betas: null,
+    ...LINEAR_BETAS,
     variance_type: "fixed_small",
     clip_sample: true,
     prediction_type: "epsilon",
-    thresholding: false,
-    dynamic_thresholding_ratio: 0.995,
+    ...THRESHOLDING_OFF,
     clip_sample_range: 1.0,
-    sample_max_value: 1.0,
     timestep_spacing: "leading",
     steps_offset: 0,
     rescale_betas_zero_snr: false,
@@ -49,43 +43,19 @@ export class DDPMScheduler implements Scheduler {
     return new DDPMScheduler(resolveConfig(DDPMScheduler.defaults, config, overrides));
   }
 
-  readonly order = 1;
-  readonly initNoiseSigma = 1.0;
-  readonly config: Readonly<DDPMConfig>;
-  readonly alphasCumprod: Float32Array;
-  timesteps: Float64Array = new Float64Array(0);
-  numInferenceSteps = 0;
 
   constructor(config: Partial<DDPMConfig> = {}) {
-    const c = resolveConfig(DDPMScheduler.defaults, {}, config);
-    checkOneOf("prediction_type", c.prediction_type, ["epsilon", "v_prediction", "sample"]);
-    checkOneOf("timestep_spacing", c.timestep_spacing, ["leading", "linspace", "trailing"]);
+    super(DDPMScheduler.defaults, config, { name: "DDPMScheduler", betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"] });
+    const c = this.config;
     checkOneOf("variance_type", c.variance_type, ["fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range"]);
     // learned variances need a model that predicts them; fixed_large_log yields NaN noise in the reference.
     if (!["fixed_small", "fixed_small_log", "fixed_large"].includes(c.variance_type)) {
       unsupported("DDPMScheduler", "variance_type", c.variance_type, 'variance_type "fixed_small", "fixed_small_log" or "fixed_large"');
     }
-    if (c.thresholding) unsupported("DDPMScheduler", "thresholding", true, "thresholding false (dynamic thresholding is for pixel-space models)");
-    this.config = c;
-    this.alphasCumprod = trainingSchedule(c, ["linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"], c.rescale_betas_zero_snr).alphasCumprod;
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    this.timesteps = spacedTimesteps(c.timestep_spacing, numInferenceSteps, c.num_train_timesteps, c.steps_offset, "round");
-    this.numInferenceSteps = numInferenceSteps;
-  }
-
-  setBeginIndex(index: number): void {
-    checkBeginIndex(index, this.timesteps.length);
-  }
-
-  scaleModelInput(sample: Float32Array): Float32Array {
-    return sample;
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array {
-    if (this.numInferenceSteps === 0) throw new InputError("call setTimesteps before stepping the scheduler");
+    this.requireSchedule();
     const c = this.config;
     const prevT = timestep - Math.floor(c.num_train_timesteps / this.numInferenceSteps);
     const abar = alphaAt(this.alphasCumprod, timestep);
@@ -109,10 +79,6 @@ export class DDPMScheduler implements Scheduler {
       for (let i = 0; i < out.length; i++) out[i] += std * z[i];
     }
     return out;
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    return vpAddNoise(this.alphasCumprod, original, noise, timestep);
   }
 
   /** The std of the step's fresh noise for the configured variance type. */

@@ -8,9 +8,9 @@
  * (h = lambda_t - lambda_s) and exp(-h) - 1, where float32 rounding shows at the 1e-6 level.
  */
 import { InputError } from "../errors.js";
-import { trainingSchedule, type BetaConfig } from "./betas.js";
-import { checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
-import { MultistepScheduler, buildMultistepSchedule, lambdaOf } from "./multistep-scheduler.js";
+import type { BetaConfig } from "./betas.js";
+import { LINEAR_BETAS, SIGMA_SCHEDULE_FLAGS, THRESHOLDING_OFF, checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
+import { MultistepScheduler, lambdaOf } from "./multistep-scheduler.js";
 import { f32 } from "./numerics.js";
 import type { NoiseSource, PredictionType, TimestepSpacing } from "./scheduler.js";
 import { alphaSigmaOf } from "./sigmas.js";
@@ -39,25 +39,17 @@ export interface DPMSolverMultistepConfig extends BetaConfig {
   rescale_betas_zero_snr: boolean;
 }
 
-export class DPMSolverMultistepScheduler extends MultistepScheduler {
+export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverMultistepConfig> {
   static readonly defaults: Readonly<DPMSolverMultistepConfig> = Object.freeze({
-    num_train_timesteps: 1000,
-    beta_start: 0.0001,
-    beta_end: 0.02,
-    beta_schedule: "linear",
-    trained_betas: null,
+    ...LINEAR_BETAS,
     solver_order: 2,
     prediction_type: "epsilon",
-    thresholding: false,
-    dynamic_thresholding_ratio: 0.995,
-    sample_max_value: 1.0,
+    ...THRESHOLDING_OFF,
     algorithm_type: "dpmsolver++",
     solver_type: "midpoint",
     lower_order_final: true,
     euler_at_final: false,
-    use_karras_sigmas: false,
-    use_exponential_sigmas: false,
-    use_beta_sigmas: false,
+    ...SIGMA_SCHEDULE_FLAGS,
     use_lu_lambdas: false,
     final_sigmas_type: "zero",
     lambda_min_clipped: -Infinity,
@@ -71,56 +63,37 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler {
     return new DPMSolverMultistepScheduler(resolveConfig(DPMSolverMultistepScheduler.defaults, config, overrides));
   }
 
-  readonly config: Readonly<DPMSolverMultistepConfig>;
-  readonly alphasCumprod: Float32Array;
   /** The converted outputs (x0 for the ++ variants, noise otherwise) of the last solver_order steps, oldest first. */
   private history: Float32Array[] = [];
   private lowerOrderNums = 0;
 
   constructor(config: Partial<DPMSolverMultistepConfig> = {}) {
-    super();
-    const c = { ...resolveConfig(DPMSolverMultistepScheduler.defaults, {}, config) };
     const name = "DPMSolverMultistepScheduler";
-    // Configs written for DEIS or UniPC load into this class with the reference's substitutions.
-    if ((c.algorithm_type as string) === "deis") c.algorithm_type = "dpmsolver++";
-    if (["logrho", "bh1", "bh2"].includes(c.solver_type)) c.solver_type = "midpoint";
+    const rules = { name, betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"] as const, nudgeZeroSnr: true };
+    super(DPMSolverMultistepScheduler.defaults, config, rules, (c) => {
+      // Configs written for DEIS or UniPC load into this class with the reference's substitutions.
+      if ((c.algorithm_type as string) === "deis") c.algorithm_type = "dpmsolver++";
+      if (["logrho", "bh1", "bh2"].includes(c.solver_type)) c.solver_type = "midpoint";
+    });
+    const c = this.config;
     checkOneOf("algorithm_type", c.algorithm_type, ["dpmsolver++", "dpmsolver", "sde-dpmsolver++", "sde-dpmsolver"]);
     checkOneOf("solver_type", c.solver_type, ["midpoint", "heun"]);
-    checkOneOf("timestep_spacing", c.timestep_spacing, ["leading", "linspace", "trailing"]);
-    checkOneOf("prediction_type", c.prediction_type, ["epsilon", "v_prediction", "sample"]);
-    checkOneOf("final_sigmas_type", c.final_sigmas_type, ["zero", "sigma_min"]);
     if (![1, 2, 3].includes(c.solver_order)) unsupported(name, "solver_order", c.solver_order, "solver_order 1, 2 or 3");
     if ((c.algorithm_type === "sde-dpmsolver" || c.algorithm_type === "sde-dpmsolver++") && c.solver_order === 3) {
       unsupported(name, "solver_order", 3, "solver_order 1 or 2 for the SDE variants (the reference has no third-order SDE update)");
     }
-    if (c.thresholding) unsupported(name, "thresholding", true, "thresholding false (dynamic thresholding is for pixel-space models)");
     if (c.variance_type === "learned" || c.variance_type === "learned_range") {
       unsupported(name, "variance_type", c.variance_type, "variance_type null (SD models predict noise only)");
     }
-    if (c.use_exponential_sigmas) unsupported(name, "use_exponential_sigmas", true, "use_karras_sigmas or the default schedule");
-    if (c.use_beta_sigmas) unsupported(name, "use_beta_sigmas", true, "use_karras_sigmas or the default schedule");
     if (c.use_karras_sigmas && c.use_lu_lambdas) unsupported(name, "use_lu_lambdas", true, "only one of use_karras_sigmas and use_lu_lambdas");
     if (!c.algorithm_type.endsWith("dpmsolver++") && c.final_sigmas_type === "zero") {
       throw new InputError(`${name}: final_sigmas_type "zero" needs a ++ algorithm_type; with "${c.algorithm_type}" set final_sigmas_type "sigma_min"`);
     }
-    this.config = c;
-    this.alphasCumprod = trainingSchedule(c, ["linear", "scaled_linear", "squaredcos_cap_v2"], c.rescale_betas_zero_snr).alphasCumprod;
-    if (c.rescale_betas_zero_snr) this.alphasCumprod[this.alphasCumprod.length - 1] = 2 ** -24;
   }
 
   setTimesteps(numInferenceSteps: number): void {
     const c = this.config;
-    this.resetRun(
-      buildMultistepSchedule(this.alphasCumprod, numInferenceSteps, {
-        spacing: c.timestep_spacing,
-        numTrain: c.num_train_timesteps,
-        stepsOffset: c.steps_offset,
-        karras: c.use_karras_sigmas,
-        luLambdas: c.use_lu_lambdas,
-        finalSigmasType: c.final_sigmas_type,
-        lastTimestep: c.num_train_timesteps - this.clippedSteps(),
-      }),
-    );
+    this.startRun(numInferenceSteps, { luLambdas: c.use_lu_lambdas, lastTimestep: c.num_train_timesteps - this.clippedSteps() });
     this.history = [];
     this.lowerOrderNums = 0;
   }

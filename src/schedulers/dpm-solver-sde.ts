@@ -18,11 +18,11 @@
  * `noise_sampler_seed` is accepted and ignored.
  */
 import { InputError } from "../errors.js";
-import { trainingSchedule, type BetaConfig } from "./betas.js";
-import { checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
+import type { BetaConfig } from "./betas.js";
+import { LDM_LINEAR_BETAS, SIGMA_SCHEDULE_FLAGS, resolveConfig, type RawSchedulerConfig } from "./config.js";
 import { f32 } from "./numerics.js";
 import type { NoiseSource, PredictionType, TimestepSpacing } from "./scheduler.js";
-import { SigmaScheduler, buildSigmaSchedule, denoisedFromOutput, divideBy, inputScale, interleaveForTwoStages } from "./sigma-scheduler.js";
+import { SigmaScheduler, divideBy, inputScale, interleaveForTwoStages } from "./sigma-scheduler.js";
 import { logSigmas, sigmaToT, trainSigmas } from "./sigmas.js";
 
 export interface DPMSolverSDEConfig extends BetaConfig {
@@ -35,17 +35,11 @@ export interface DPMSolverSDEConfig extends BetaConfig {
   steps_offset: number;
 }
 
-export class DPMSolverSDEScheduler extends SigmaScheduler {
+export class DPMSolverSDEScheduler extends SigmaScheduler<DPMSolverSDEConfig> {
   static readonly defaults: Readonly<DPMSolverSDEConfig> = Object.freeze({
-    num_train_timesteps: 1000,
-    beta_start: 0.00085,
-    beta_end: 0.012,
-    beta_schedule: "linear",
-    trained_betas: null,
+    ...LDM_LINEAR_BETAS,
     prediction_type: "epsilon",
-    use_karras_sigmas: false,
-    use_exponential_sigmas: false,
-    use_beta_sigmas: false,
+    ...SIGMA_SCHEDULE_FLAGS,
     noise_sampler_seed: null,
     timestep_spacing: "linspace",
     steps_offset: 0,
@@ -56,24 +50,11 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
   }
 
   readonly order = 2;
-  readonly config: Readonly<DPMSolverSDEConfig>;
-  readonly alphasCumprod: Float32Array;
   /** First-stage state for the second call: the step's starting sample, midpoint sigma and first noise draw. */
   private firstStage: { sample: Float32Array; midSigma: number; z1: Float32Array } | undefined;
 
   constructor(config: Partial<DPMSolverSDEConfig> = {}) {
-    super();
-    const c = resolveConfig(DPMSolverSDEScheduler.defaults, {}, config);
-    checkOneOf("timestep_spacing", c.timestep_spacing, ["leading", "linspace", "trailing"]);
-    checkOneOf("prediction_type", c.prediction_type, ["epsilon", "v_prediction", "sample"]);
-    if (c.use_exponential_sigmas) unsupported("DPMSolverSDEScheduler", "use_exponential_sigmas", true, "use_karras_sigmas or the default schedule");
-    if (c.use_beta_sigmas) unsupported("DPMSolverSDEScheduler", "use_beta_sigmas", true, "use_karras_sigmas or the default schedule");
-    this.config = c;
-    this.alphasCumprod = trainingSchedule(c, ["linear", "scaled_linear", "squaredcos_cap_v2"]).alphasCumprod;
-  }
-
-  protected get spacing(): TimestepSpacing {
-    return this.config.timestep_spacing;
+    super(DPMSolverSDEScheduler.defaults, config, { name: "DPMSolverSDEScheduler", betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"] });
   }
 
   get inFirstStage(): boolean {
@@ -81,14 +62,7 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    const perStep = buildSigmaSchedule(this.alphasCumprod, numInferenceSteps, {
-      spacing: c.timestep_spacing,
-      numTrain: c.num_train_timesteps,
-      stepsOffset: c.steps_offset,
-      karras: c.use_karras_sigmas,
-      linspacePrecision: "float64",
-    });
+    const perStep = this.buildSchedule(numInferenceSteps, { linspacePrecision: "float64" });
     const schedule = interleaveForTwoStages(perStep);
     // The second call of step k is conditioned on the timestep of its midpoint sigma.
     const logs = logSigmas(trainSigmas(this.alphasCumprod));
@@ -119,7 +93,7 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
 
     if (sigmaNext === 0) {
       // Final step: Euler to sigma = 0, no noise.
-      const x0 = denoisedFromOutput(this.config.prediction_type, modelOutput, sample, sigma);
+      const x0 = this.denoisedAt(modelOutput, sample, sigma);
       const out = new Float32Array(sample.length);
       const dt = f32(0 - sigma);
       for (let k = 0; k < out.length; k++) out[k] = sample[k] + ((sample[k] - x0[k]) / sigma) * dt;
@@ -131,7 +105,7 @@ export class DPMSolverSDEScheduler extends SigmaScheduler {
     const tNextFull = f32(-f32(Math.log(sigmaNext)));
     const tMid = f32(t + f32(f32(tNextFull - t) * 0.5));
     const midSigma = f32(Math.exp(-tMid));
-    const x0 = denoisedFromOutput(this.config.prediction_type, modelOutput, sample, pending ? midSigma : sigma);
+    const x0 = this.denoisedAt(modelOutput, sample, pending ? midSigma : sigma);
     const tTarget = pending ? tNextFull : tMid;
     const start = pending ? pending.sample : sample;
 

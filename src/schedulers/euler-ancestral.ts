@@ -5,11 +5,11 @@
  * sigma_up = 0 there), so a seeded generator stays in step with the reference.
  */
 import { InputError } from "../errors.js";
-import { trainingSchedule, type BetaConfig } from "./betas.js";
-import { checkOneOf, resolveConfig, type RawSchedulerConfig } from "./config.js";
+import type { BetaConfig } from "./betas.js";
+import { LINEAR_BETAS, resolveConfig, type RawSchedulerConfig } from "./config.js";
 import { f32 } from "./numerics.js";
 import type { NoiseSource, PredictionType, TimestepSpacing } from "./scheduler.js";
-import { SigmaScheduler, buildSigmaSchedule, denoisedFromOutput } from "./sigma-scheduler.js";
+import { SigmaScheduler } from "./sigma-scheduler.js";
 
 export interface EulerAncestralDiscreteConfig extends BetaConfig {
   prediction_type: PredictionType;
@@ -18,13 +18,9 @@ export interface EulerAncestralDiscreteConfig extends BetaConfig {
   rescale_betas_zero_snr: boolean;
 }
 
-export class EulerAncestralDiscreteScheduler extends SigmaScheduler {
+export class EulerAncestralDiscreteScheduler extends SigmaScheduler<EulerAncestralDiscreteConfig> {
   static readonly defaults: Readonly<EulerAncestralDiscreteConfig> = Object.freeze({
-    num_train_timesteps: 1000,
-    beta_start: 0.0001,
-    beta_end: 0.02,
-    beta_schedule: "linear",
-    trained_betas: null,
+    ...LINEAR_BETAS,
     prediction_type: "epsilon",
     timestep_spacing: "linspace",
     steps_offset: 0,
@@ -36,32 +32,19 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler {
   }
 
   readonly order = 1;
-  readonly config: Readonly<EulerAncestralDiscreteConfig>;
-  readonly alphasCumprod: Float32Array;
 
   constructor(config: Partial<EulerAncestralDiscreteConfig> = {}) {
-    super();
-    const c = resolveConfig(EulerAncestralDiscreteScheduler.defaults, {}, config);
-    // The reference has no x0-prediction path for the ancestral sampler.
-    checkOneOf("timestep_spacing", c.timestep_spacing, ["leading", "linspace", "trailing"]);
-    checkOneOf("prediction_type", c.prediction_type, ["epsilon", "v_prediction"]);
-    this.config = c;
-    this.alphasCumprod = trainingSchedule(c, ["linear", "scaled_linear", "squaredcos_cap_v2"], c.rescale_betas_zero_snr).alphasCumprod;
-    if (c.rescale_betas_zero_snr) this.alphasCumprod[this.alphasCumprod.length - 1] = 2 ** -24;
-  }
-
-  protected get spacing(): TimestepSpacing {
-    return this.config.timestep_spacing;
+    super(EulerAncestralDiscreteScheduler.defaults, config, {
+      name: "EulerAncestralDiscreteScheduler",
+      betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"],
+      // The reference has no x0-prediction path for the ancestral sampler.
+      predictions: ["epsilon", "v_prediction"],
+      nudgeZeroSnr: true,
+    });
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    const schedule = buildSigmaSchedule(this.alphasCumprod, numInferenceSteps, {
-      spacing: c.timestep_spacing,
-      numTrain: c.num_train_timesteps,
-      stepsOffset: c.steps_offset,
-      karras: false,
-    });
+    const schedule = this.buildSchedule(numInferenceSteps);
     schedule.timesteps = schedule.timesteps.map(f32);
     this.resetRun(schedule, numInferenceSteps);
   }
@@ -72,7 +55,7 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler {
     }
     const i = this.currentIndex(timestep);
     const sigma = this.sigmas[i];
-    const denoised = denoisedFromOutput(this.config.prediction_type, modelOutput, sample, sigma);
+    const denoised = this.denoisedAt(modelOutput, sample, sigma);
     const { up, down } = ancestralSplit(sigma, this.sigmas[i + 1]);
     const dt = f32(down - sigma);
     const z = noise.randn([sample.length]);

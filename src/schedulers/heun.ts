@@ -5,11 +5,11 @@
  * n steps take 2n - 1 model calls, and `timesteps` lists each call. A1111's "Heun"; the reference's
  * HeunDiscreteScheduler.
  */
-import { trainingSchedule, type BetaConfig } from "./betas.js";
-import { checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
+import type { BetaConfig } from "./betas.js";
+import { LDM_LINEAR_BETAS, SIGMA_SCHEDULE_FLAGS, resolveConfig, type RawSchedulerConfig } from "./config.js";
 import { f32 } from "./numerics.js";
 import type { PredictionType, TimestepSpacing } from "./scheduler.js";
-import { SigmaScheduler, buildSigmaSchedule, denoisedFromOutput, interleaveForTwoStages } from "./sigma-scheduler.js";
+import { SigmaScheduler, interleaveForTwoStages } from "./sigma-scheduler.js";
 
 export interface HeunDiscreteConfig extends BetaConfig {
   prediction_type: PredictionType;
@@ -22,17 +22,11 @@ export interface HeunDiscreteConfig extends BetaConfig {
   steps_offset: number;
 }
 
-export class HeunDiscreteScheduler extends SigmaScheduler {
+export class HeunDiscreteScheduler extends SigmaScheduler<HeunDiscreteConfig> {
   static readonly defaults: Readonly<HeunDiscreteConfig> = Object.freeze({
-    num_train_timesteps: 1000,
-    beta_start: 0.00085,
-    beta_end: 0.012,
-    beta_schedule: "linear",
-    trained_betas: null,
+    ...LDM_LINEAR_BETAS,
     prediction_type: "epsilon",
-    use_karras_sigmas: false,
-    use_exponential_sigmas: false,
-    use_beta_sigmas: false,
+    ...SIGMA_SCHEDULE_FLAGS,
     clip_sample: false,
     clip_sample_range: 1.0,
     timestep_spacing: "linspace",
@@ -44,24 +38,14 @@ export class HeunDiscreteScheduler extends SigmaScheduler {
   }
 
   readonly order = 2;
-  readonly config: Readonly<HeunDiscreteConfig>;
-  readonly alphasCumprod: Float32Array;
   /** First-stage state kept for the second call: its slope, step size and starting sample. */
   private firstStage: { derivative: Float64Array; dt: number; sample: Float32Array } | undefined;
 
   constructor(config: Partial<HeunDiscreteConfig> = {}) {
-    super();
-    const c = resolveConfig(HeunDiscreteScheduler.defaults, {}, config);
-    checkOneOf("timestep_spacing", c.timestep_spacing, ["leading", "linspace", "trailing"]);
-    checkOneOf("prediction_type", c.prediction_type, ["epsilon", "v_prediction", "sample"]);
-    if (c.use_exponential_sigmas) unsupported("HeunDiscreteScheduler", "use_exponential_sigmas", true, "use_karras_sigmas or the default schedule");
-    if (c.use_beta_sigmas) unsupported("HeunDiscreteScheduler", "use_beta_sigmas", true, "use_karras_sigmas or the default schedule");
-    this.config = c;
-    this.alphasCumprod = trainingSchedule(c, ["linear", "scaled_linear", "squaredcos_cap_v2", "exp"]).alphasCumprod;
-  }
-
-  protected get spacing(): TimestepSpacing {
-    return this.config.timestep_spacing;
+    super(HeunDiscreteScheduler.defaults, config, {
+      name: "HeunDiscreteScheduler",
+      betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2", "exp"],
+    });
   }
 
   /** True when the next call starts a step (rather than finishing one). */
@@ -70,14 +54,7 @@ export class HeunDiscreteScheduler extends SigmaScheduler {
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    const schedule = buildSigmaSchedule(this.alphasCumprod, numInferenceSteps, {
-      spacing: c.timestep_spacing,
-      numTrain: c.num_train_timesteps,
-      stepsOffset: c.steps_offset,
-      karras: c.use_karras_sigmas,
-    });
-    this.resetRun(interleaveForTwoStages(schedule), numInferenceSteps);
+    this.resetRun(interleaveForTwoStages(this.buildSchedule(numInferenceSteps)), numInferenceSteps);
     this.firstStage = undefined;
   }
 
@@ -87,7 +64,7 @@ export class HeunDiscreteScheduler extends SigmaScheduler {
     const out = new Float32Array(sample.length);
     if (pending === undefined) {
       const sigma = this.sigmas[i];
-      const denoised = this.denoised(modelOutput, sample, sigma);
+      const denoised = this.denoisedAt(modelOutput, sample, sigma);
       const dt = f32(this.sigmas[i + 1] - sigma);
       const derivative = new Float64Array(sample.length);
       for (let k = 0; k < out.length; k++) {
@@ -98,7 +75,7 @@ export class HeunDiscreteScheduler extends SigmaScheduler {
     } else {
       // Second call: the model was evaluated at the Euler guess for sigma_next; average the two slopes.
       const sigmaNext = this.sigmas[i];
-      const denoised = this.denoised(modelOutput, sample, sigmaNext);
+      const denoised = this.denoisedAt(modelOutput, sample, sigmaNext);
       for (let k = 0; k < out.length; k++) {
         const slope = (pending.derivative[k] + (sample[k] - denoised[k]) / sigmaNext) / 2;
         out[k] = pending.sample[k] + slope * pending.dt;
@@ -109,8 +86,9 @@ export class HeunDiscreteScheduler extends SigmaScheduler {
     return out;
   }
 
-  private denoised(modelOutput: Float32Array, sample: Float32Array, sigma: number): Float64Array {
-    const x0 = denoisedFromOutput(this.config.prediction_type, modelOutput, sample, sigma);
+  /** Heun alone among the sigma samplers offers clip_sample. */
+  protected override denoisedAt(modelOutput: Float32Array, sample: Float32Array, sigma: number): Float64Array {
+    const x0 = super.denoisedAt(modelOutput, sample, sigma);
     if (this.config.clip_sample) {
       const r = this.config.clip_sample_range;
       for (let k = 0; k < x0.length; k++) x0[k] = Math.min(Math.max(x0[k], -r), r);

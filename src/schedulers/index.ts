@@ -15,11 +15,14 @@ import { HeunDiscreteScheduler } from "./heun.js";
 import { LCMScheduler } from "./lcm.js";
 import { LMSDiscreteScheduler } from "./lms.js";
 import { PNDMScheduler } from "./pndm.js";
+import { RunState } from "./run-state.js";
+import { findScheduleType, listScheduleTypes, requireScheduleType, type ScheduleType, type ScheduleTypeInfo } from "./schedule-types.js";
 import type { Scheduler } from "./scheduler.js";
 import { UniPCMultistepScheduler } from "./unipc.js";
 
 export type { NoiseSource, PredictionType, Scheduler, TimestepSpacing } from "./scheduler.js";
 export { parseSchedulerConfigJson, type RawSchedulerConfig } from "./config.js";
+export { findScheduleType, listScheduleTypes, requireScheduleType, type ScheduleType, type ScheduleTypeInfo };
 export {
   DDIMScheduler,
   DDPMScheduler,
@@ -111,6 +114,14 @@ const SAMPLERS: readonly Entry[] = [
   { name: "ddpm", label: "DDPM", stochastic: true, callsPerStep: 1, create: (c) => DDPMScheduler.fromConfig(c) },
 ];
 
+/** What createScheduler needs besides the sampler's name and the model's scheduler config. */
+export interface SchedulerOptions {
+  /** A schedule type (A1111's "Schedule type": "Karras", "exponential", ...); absent or "Automatic": the sampler's own. */
+  schedule?: string;
+  /** The model is SDXL (Align Your Steps has a table of its own for it). */
+  sdxl?: boolean;
+}
+
 /** Every sampler createScheduler accepts, in menu order. */
 export function listSamplers(): SamplerInfo[] {
   return SAMPLERS.map(({ name, label, stochastic, callsPerStep }) => ({ name, label, stochastic, callsPerStep }));
@@ -122,6 +133,42 @@ export function findSampler(name: string): SamplerInfo | undefined {
   return entry && { name: entry.name, label: entry.label, stochastic: entry.stochastic, callsPerStep: entry.callsPerStep };
 }
 
+/** The samplers that take a schedule type: k-diffusion's (sigma-space and exponential-integrator) ones. */
+const SCHEDULABLE = new Set(["euler", "euler-a", "lms", "lms-karras", "heun", "dpm++2m", "dpm++2m-karras", "dpm++2m-sde", "dpm++2m-sde-karras", "dpm++sde", "dpm++sde-karras"]);
+
+/**
+ * A sampler name and a schedule type as A1111 1.9+ reads them: a name that is not a sampler but ends in a
+ * schedule type ("Euler Karras", "DPM++ 2M SGM Uniform") is that sampler with that schedule; an explicit
+ * schedule other than "Automatic" wins over the name's. Throws an InputError for an unknown sampler or
+ * schedule, or a schedule type for a sampler that has its own timestep grid (DDIM, PLMS, UniPC, LCM, DDPM).
+ */
+export function resolveSamplerSchedule(sampler: string, schedule?: string): { sampler: SamplerInfo; schedule: ScheduleTypeInfo } {
+  let entry = lookup(sampler);
+  let fromName: ScheduleTypeInfo | undefined;
+  if (!entry) {
+    for (const type of listScheduleTypes()) {
+      const suffix = [type.label, ...type.aliases].find((s) => sampler.trim().toLowerCase().endsWith(` ${s.toLowerCase()}`));
+      const base = suffix && lookup(sampler.trim().slice(0, -(suffix.length + 1)));
+      if (base) {
+        entry = base;
+        fromName = type;
+        break;
+      }
+    }
+  }
+  entry ??= requireEntry(sampler);
+  const explicit = schedule === undefined ? undefined : requireScheduleType(schedule);
+  const chosen = explicit && explicit.name !== "automatic" ? explicit : (fromName ?? requireScheduleType("automatic"));
+  if (chosen.name !== "automatic" && !SCHEDULABLE.has(entry.name)) {
+    const takers = SAMPLERS.filter((s) => SCHEDULABLE.has(s.name)).map((s) => s.label);
+    throw new InputError(
+      `sampler "${entry.label}" walks its own timestep grid and takes no schedule type ("${chosen.label}" given): ` +
+        `use schedule type "Automatic", or one of the samplers ${takers.map((l) => `"${l}"`).join(", ")}`,
+    );
+  }
+  return { sampler: { name: entry.name, label: entry.label, stochastic: entry.stochastic, callsPerStep: entry.callsPerStep }, schedule: chosen };
+}
+
 /** AUTOMATIC1111's display name for a sampler name we accept ("dpm++2m-karras" -> "DPM++ 2M Karras"), for infotext. */
 export function samplerDisplayName(name: string): string {
   return requireEntry(name).label;
@@ -131,8 +178,15 @@ export function samplerDisplayName(name: string): string {
  * A scheduler for `name` (ours, e.g. "dpm++2m-karras", or A1111's, e.g. "DPM++ 2M Karras"; case-insensitive),
  * configured from the model's scheduler_config.json object. Unknown names throw an InputError listing them all.
  */
-export function createScheduler(name: string, config: RawSchedulerConfig = STABLE_DIFFUSION_SCHEDULER_CONFIG): Scheduler {
-  return requireEntry(name).create(config);
+export function createScheduler(name: string, config: RawSchedulerConfig = STABLE_DIFFUSION_SCHEDULER_CONFIG, options: SchedulerOptions = {}): Scheduler {
+  const { sampler, schedule } = resolveSamplerSchedule(name, options.schedule);
+  const scheduler = requireEntry(sampler.name).create(config);
+  if (schedule.name !== "automatic") {
+    // Every schedulable sampler's scheduler is a RunState; anything else is a registry mistake, not user input.
+    if (!(scheduler instanceof RunState)) throw new Error(`${sampler.label} is listed as taking schedule types but its scheduler cannot`);
+    scheduler.useScheduleType({ type: schedule.name, sdxl: options.sdxl ?? false });
+  }
+  return scheduler;
 }
 
 function requireEntry(name: string): Entry {

@@ -6,12 +6,13 @@
  * LCMScheduler.
  */
 import { InputError } from "../errors.js";
-import { trainingSchedule, type BetaConfig } from "./betas.js";
-import { checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
+import type { BetaConfig } from "./betas.js";
+import { THRESHOLDING_OFF, resolveConfig, type RawSchedulerConfig } from "./config.js";
 import { f32, npLinspace } from "./numerics.js";
-import type { NoiseSource, PredictionType, Scheduler, TimestepSpacing } from "./scheduler.js";
+import type { NoiseSource, PredictionType, TimestepSpacing } from "./scheduler.js";
 import { checkSteps } from "./spacing.js";
-import { alphaAt, checkBeginIndex, clipSample, vpAddNoise, vpEstimates } from "./vp.js";
+import { alphaAt, clipSample, vpEstimates } from "./vp.js";
+import { VpScheduler } from "./vp-scheduler.js";
 
 export interface LCMConfig extends BetaConfig {
   original_inference_steps: number;
@@ -28,7 +29,7 @@ export interface LCMConfig extends BetaConfig {
   rescale_betas_zero_snr: boolean;
 }
 
-export class LCMScheduler implements Scheduler {
+export class LCMScheduler extends VpScheduler<LCMConfig> {
   static readonly defaults: Readonly<LCMConfig> = Object.freeze({
     num_train_timesteps: 1000,
     beta_start: 0.00085,
@@ -41,9 +42,7 @@ export class LCMScheduler implements Scheduler {
     set_alpha_to_one: true,
     steps_offset: 0,
     prediction_type: "epsilon",
-    thresholding: false,
-    dynamic_thresholding_ratio: 0.995,
-    sample_max_value: 1.0,
+    ...THRESHOLDING_OFF,
     timestep_spacing: "leading",
     timestep_scaling: 10.0,
     rescale_betas_zero_snr: false,
@@ -53,12 +52,6 @@ export class LCMScheduler implements Scheduler {
     return new LCMScheduler(resolveConfig(LCMScheduler.defaults, config, overrides));
   }
 
-  readonly order = 1;
-  readonly initNoiseSigma = 1.0;
-  readonly config: Readonly<LCMConfig>;
-  readonly alphasCumprod: Float32Array;
-  timesteps: Float64Array = new Float64Array(0);
-  numInferenceSteps = 0;
   /** The denoised estimate of the latest step (LCM's own preview of the result). */
   denoised: Float32Array | undefined;
   private readonly finalAlphaCumprod: number;
@@ -66,19 +59,20 @@ export class LCMScheduler implements Scheduler {
   private beginIndex: number | undefined;
 
   constructor(config: Partial<LCMConfig> = {}) {
-    const c = resolveConfig(LCMScheduler.defaults, {}, config);
-    checkOneOf("prediction_type", c.prediction_type, ["epsilon", "v_prediction", "sample"]);
-    if (c.thresholding) unsupported("LCMScheduler", "thresholding", true, "thresholding false (dynamic thresholding is for pixel-space models)");
-    this.config = c;
-    this.alphasCumprod = trainingSchedule(c, ["linear", "scaled_linear", "squaredcos_cap_v2"], c.rescale_betas_zero_snr).alphasCumprod;
-    this.finalAlphaCumprod = c.set_alpha_to_one ? 1 : this.alphasCumprod[0];
+    super(LCMScheduler.defaults, config, {
+      name: "LCMScheduler",
+      betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"],
+      // LCM walks its distillation grid; timestep_spacing is kept for config compatibility only.
+      unread: ["timestep_spacing"],
+    });
+    this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
   }
 
   /**
    * `strength` < 1 (img2img) keeps only the first `strength` of the distillation grid, so the steps spread over
    * the part of the schedule that img2img actually runs.
    */
-  setTimesteps(numInferenceSteps: number, strength = 1.0): void {
+  override setTimesteps(numInferenceSteps: number, strength = 1.0): void {
     const c = this.config;
     checkSteps(numInferenceSteps, c.num_train_timesteps);
     const original = c.original_inference_steps;
@@ -101,13 +95,9 @@ export class LCMScheduler implements Scheduler {
     this.denoised = undefined;
   }
 
-  setBeginIndex(index: number): void {
-    checkBeginIndex(index, this.timesteps.length);
+  override setBeginIndex(index: number): void {
+    super.setBeginIndex(index);
     this.beginIndex = index;
-  }
-
-  scaleModelInput(sample: Float32Array): Float32Array {
-    return sample;
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array {
@@ -140,10 +130,6 @@ export class LCMScheduler implements Scheduler {
     const out = new Float32Array(sample.length);
     for (let k = 0; k < out.length; k++) out[k] = a * denoised[k] + b * z[k];
     return out;
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    return vpAddNoise(this.alphasCumprod, original, noise, timestep);
   }
 
   private indexForTimestep(timestep: number): number {

@@ -2,10 +2,10 @@
  * LMS: linear multistep (Adams-Bashforth style) in sigma space, using up to the last four ODE derivatives. A1111's
  * "LMS"; the reference's LMSDiscreteScheduler.
  */
-import { trainingSchedule, type BetaConfig } from "./betas.js";
-import { checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
+import type { BetaConfig } from "./betas.js";
+import { LINEAR_BETAS, SIGMA_SCHEDULE_FLAGS, resolveConfig, type RawSchedulerConfig } from "./config.js";
 import type { PredictionType, TimestepSpacing } from "./scheduler.js";
-import { SigmaScheduler, buildSigmaSchedule, denoisedFromOutput } from "./sigma-scheduler.js";
+import { SigmaScheduler } from "./sigma-scheduler.js";
 
 export interface LMSDiscreteConfig extends BetaConfig {
   use_karras_sigmas: boolean;
@@ -19,16 +19,10 @@ export interface LMSDiscreteConfig extends BetaConfig {
 /** How many past derivatives the multistep formula uses (the reference's default `order` argument of step). */
 const LMS_ORDER = 4;
 
-export class LMSDiscreteScheduler extends SigmaScheduler {
+export class LMSDiscreteScheduler extends SigmaScheduler<LMSDiscreteConfig> {
   static readonly defaults: Readonly<LMSDiscreteConfig> = Object.freeze({
-    num_train_timesteps: 1000,
-    beta_start: 0.0001,
-    beta_end: 0.02,
-    beta_schedule: "linear",
-    trained_betas: null,
-    use_karras_sigmas: false,
-    use_exponential_sigmas: false,
-    use_beta_sigmas: false,
+    ...LINEAR_BETAS,
+    ...SIGMA_SCHEDULE_FLAGS,
     prediction_type: "epsilon",
     timestep_spacing: "linspace",
     steps_offset: 0,
@@ -39,42 +33,22 @@ export class LMSDiscreteScheduler extends SigmaScheduler {
   }
 
   readonly order = 1;
-  readonly config: Readonly<LMSDiscreteConfig>;
-  readonly alphasCumprod: Float32Array;
   /** The latest ODE derivatives, oldest first. */
   private derivatives: Float64Array[] = [];
 
   constructor(config: Partial<LMSDiscreteConfig> = {}) {
-    super();
-    const c = resolveConfig(LMSDiscreteScheduler.defaults, {}, config);
-    checkOneOf("timestep_spacing", c.timestep_spacing, ["leading", "linspace", "trailing"]);
-    checkOneOf("prediction_type", c.prediction_type, ["epsilon", "v_prediction", "sample"]);
-    if (c.use_exponential_sigmas) unsupported("LMSDiscreteScheduler", "use_exponential_sigmas", true, "use_karras_sigmas or the default schedule");
-    if (c.use_beta_sigmas) unsupported("LMSDiscreteScheduler", "use_beta_sigmas", true, "use_karras_sigmas or the default schedule");
-    this.config = c;
-    this.alphasCumprod = trainingSchedule(c, ["linear", "scaled_linear", "squaredcos_cap_v2"]).alphasCumprod;
-  }
-
-  protected get spacing(): TimestepSpacing {
-    return this.config.timestep_spacing;
+    super(LMSDiscreteScheduler.defaults, config, { name: "LMSDiscreteScheduler", betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"] });
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    const schedule = buildSigmaSchedule(this.alphasCumprod, numInferenceSteps, {
-      spacing: c.timestep_spacing,
-      numTrain: c.num_train_timesteps,
-      stepsOffset: c.steps_offset,
-      karras: c.use_karras_sigmas,
-    });
-    this.resetRun(schedule, numInferenceSteps);
+    this.resetRun(this.buildSchedule(numInferenceSteps), numInferenceSteps);
     this.derivatives = [];
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array): Float32Array {
     const i = this.currentIndex(timestep);
     const sigma = this.sigmas[i];
-    const denoised = denoisedFromOutput(this.config.prediction_type, modelOutput, sample, sigma);
+    const denoised = this.denoisedAt(modelOutput, sample, sigma);
     const derivative = new Float64Array(sample.length);
     for (let k = 0; k < sample.length; k++) derivative[k] = (sample[k] - denoised[k]) / sigma;
     this.derivatives.push(derivative);

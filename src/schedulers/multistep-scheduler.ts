@@ -3,9 +3,12 @@
  * spacing, a sigma per step that they convert to VP coefficients (alpha_t, sigma_t) and log-SNR lambda, unscaled
  * model inputs, and noising by alpha_t x + sigma_t noise.
  */
-import { checkBeginIndex, findTimestepIndex, resolveStepIndex } from "./step-index.js";
+import { RunState, type ScheduleChoice, type SigmaSchedule } from "./run-state.js";
+import { typedSchedule } from "./sigma-scheduler.js";
+import { findTimestepIndex } from "./step-index.js";
 import { f32, npLinspace, roundHalfEven } from "./numerics.js";
-import type { NoiseSource, Scheduler, TimestepSpacing } from "./scheduler.js";
+import type { BetaConfig } from "./betas.js";
+import type { TimestepSpacing } from "./scheduler.js";
 import { alphaSigmaOf, interpSigmas, karrasSigmas, logSigmas, sigmaToT, trainSigmas } from "./sigmas.js";
 import { multistepTimesteps } from "./spacing.js";
 
@@ -21,13 +24,16 @@ export interface MultistepScheduleOptions {
   lastTimestep?: number;
   /** UniPC ends a Karras schedule at its own last sigma for final_sigmas_type "sigma_min"; DPM at the table's. */
   karrasFinalIsScheduleMin?: boolean;
+  /** A schedule type's sigmas instead of the spacing's (and Karras's); its own final sigma ends the schedule. */
+  scheduleType?: ScheduleChoice;
 }
 
 export function buildMultistepSchedule(
   alphasCumprod: Float32Array,
   n: number,
   o: MultistepScheduleOptions,
-): { timesteps: Float64Array; sigmas: Float64Array } {
+): SigmaSchedule {
+  if (o.scheduleType) return typedSchedule(alphasCumprod, n, o.scheduleType, (s, logs) => roundHalfEven(sigmaToT(s, logs)));
   let timesteps = multistepTimesteps(o.spacing, n, o.numTrain, o.stepsOffset, o.lastTimestep ?? o.numTrain);
   const table = trainSigmas(alphasCumprod);
   const logs = logSigmas(table);
@@ -59,22 +65,32 @@ export function lambdaOf(sigma: number): number {
   return f32(f32(Math.log(alpha)) - f32(Math.log(s)));
 }
 
-export abstract class MultistepScheduler implements Scheduler {
+/** The config keys the multistep solvers share. */
+export interface MultistepConfig extends BetaConfig {
+  timestep_spacing: TimestepSpacing;
+  steps_offset: number;
+  use_karras_sigmas: boolean;
+  final_sigmas_type: "zero" | "sigma_min";
+}
+
+export abstract class MultistepScheduler<C extends MultistepConfig> extends RunState<C> {
   readonly order = 1;
   readonly initNoiseSigma = 1.0;
-  timesteps: Float64Array = new Float64Array(0);
-  numInferenceSteps = 0;
-  /** One sigma per step plus the final one; float32 values. */
-  sigmas: Float64Array = new Float64Array(0);
-  protected stepIndex: number | undefined;
-  protected beginIndex: number | undefined;
+  protected readonly scheduleUnit = "steps";
 
-  abstract setTimesteps(numInferenceSteps: number): void;
-  abstract step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array;
-
-  setBeginIndex(index: number): void {
-    checkBeginIndex(index, this.timesteps.length, "steps");
-    this.beginIndex = index;
+  /** Starts a run of `numInferenceSteps` on the config's schedule; `options` adds what only some solvers set. */
+  protected startRun(numInferenceSteps: number, options: Partial<MultistepScheduleOptions> = {}): void {
+    const c = this.config;
+    const schedule = buildMultistepSchedule(this.alphasCumprod, numInferenceSteps, {
+      spacing: c.timestep_spacing,
+      numTrain: c.num_train_timesteps,
+      stepsOffset: c.steps_offset,
+      karras: c.use_karras_sigmas,
+      finalSigmasType: c.final_sigmas_type,
+      scheduleType: this.scheduleChoice,
+      ...options,
+    });
+    this.resetRun(schedule, schedule.timesteps.length);
   }
 
   scaleModelInput(sample: Float32Array): Float32Array {
@@ -82,24 +98,10 @@ export abstract class MultistepScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const index = this.beginIndex === undefined ? this.indexForTimestep(timestep) : (this.stepIndex ?? this.beginIndex);
-    const { alpha, sigma } = alphaSigmaOf(this.sigmas[index]);
+    const { alpha, sigma } = alphaSigmaOf(this.noiseSigma(timestep));
     const out = new Float32Array(original.length);
     for (let i = 0; i < out.length; i++) out[i] = alpha * original[i] + sigma * noise[i];
     return out;
-  }
-
-  protected resetRun(schedule: { timesteps: Float64Array; sigmas: Float64Array }): void {
-    this.timesteps = schedule.timesteps;
-    this.sigmas = schedule.sigmas;
-    this.numInferenceSteps = schedule.timesteps.length;
-    this.stepIndex = undefined;
-    this.beginIndex = undefined;
-  }
-
-  protected currentIndex(timestep: number): number {
-    this.stepIndex = resolveStepIndex(this.stepIndex, this.beginIndex, this.timesteps.length, () => this.indexForTimestep(timestep));
-    return this.stepIndex;
   }
 
   /**

@@ -5,12 +5,12 @@
  * pseudo Runge-Kutta steps instead (4 calls per step for the first 3 steps). The reference's PNDMScheduler.
  */
 import { InputError } from "../errors.js";
-import { trainingSchedule, type BetaConfig } from "./betas.js";
-import { checkOneOf, resolveConfig, type RawSchedulerConfig } from "./config.js";
+import type { BetaConfig } from "./betas.js";
+import { LINEAR_BETAS, resolveConfig, type RawSchedulerConfig } from "./config.js";
 import { f32 } from "./numerics.js";
-import type { PredictionType, Scheduler, TimestepSpacing } from "./scheduler.js";
-import { spacedTimesteps } from "./spacing.js";
-import { alphaAt, checkBeginIndex, vpAddNoise } from "./vp.js";
+import type { PredictionType, TimestepSpacing } from "./scheduler.js";
+import { alphaAt } from "./vp.js";
+import { VpScheduler } from "./vp-scheduler.js";
 
 export interface PNDMConfig extends BetaConfig {
   skip_prk_steps: boolean;
@@ -23,13 +23,9 @@ export interface PNDMConfig extends BetaConfig {
 /** Runge-Kutta bootstrap length in steps (the reference's pndm_order). */
 const PNDM_ORDER = 4;
 
-export class PNDMScheduler implements Scheduler {
+export class PNDMScheduler extends VpScheduler<PNDMConfig> {
   static readonly defaults: Readonly<PNDMConfig> = Object.freeze({
-    num_train_timesteps: 1000,
-    beta_start: 0.0001,
-    beta_end: 0.02,
-    beta_schedule: "linear",
-    trained_betas: null,
+    ...LINEAR_BETAS,
     skip_prk_steps: false,
     set_alpha_to_one: false,
     prediction_type: "epsilon",
@@ -41,12 +37,6 @@ export class PNDMScheduler implements Scheduler {
     return new PNDMScheduler(resolveConfig(PNDMScheduler.defaults, config, overrides));
   }
 
-  readonly order = 1;
-  readonly initNoiseSigma = 1.0;
-  readonly config: Readonly<PNDMConfig>;
-  readonly alphasCumprod: Float32Array;
-  timesteps: Float64Array = new Float64Array(0);
-  numInferenceSteps = 0;
   private readonly finalAlphaCumprod: number;
   private prkTimesteps: Float64Array = new Float64Array(0);
   /** Model calls taken this run. */
@@ -59,18 +49,18 @@ export class PNDMScheduler implements Scheduler {
   private curModelOutput: Float64Array | undefined;
 
   constructor(config: Partial<PNDMConfig> = {}) {
-    const c = resolveConfig(PNDMScheduler.defaults, {}, config);
-    checkOneOf("prediction_type", c.prediction_type, ["epsilon", "v_prediction"]);
-    checkOneOf("timestep_spacing", c.timestep_spacing, ["leading", "linspace", "trailing"]);
-    this.config = c;
-    this.alphasCumprod = trainingSchedule(c, ["linear", "scaled_linear", "squaredcos_cap_v2"]).alphasCumprod;
-    this.finalAlphaCumprod = c.set_alpha_to_one ? 1 : this.alphasCumprod[0];
+    super(PNDMScheduler.defaults, config, {
+      name: "PNDMScheduler",
+      betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"],
+      predictions: ["epsilon", "v_prediction"],
+    });
+    this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
   }
 
-  setTimesteps(numInferenceSteps: number): void {
+  override setTimesteps(numInferenceSteps: number): void {
     const c = this.config;
     // The same grid as DDIM, ascending.
-    const grid = spacedTimesteps(c.timestep_spacing, numInferenceSteps, c.num_train_timesteps, c.steps_offset, "round").reverse();
+    const grid = this.spacedGrid(numInferenceSteps).reverse();
     const n = grid.length;
     let plms: number[];
     if (c.skip_prk_steps) {
@@ -96,24 +86,11 @@ export class PNDMScheduler implements Scheduler {
     this.curModelOutput = undefined;
   }
 
-  /** PNDM steps by timestep value; the index is only checked (the reference keeps no begin index either). */
-  setBeginIndex(index: number): void {
-    checkBeginIndex(index, this.timesteps.length);
-  }
-
-  scaleModelInput(sample: Float32Array): Float32Array {
-    return sample;
-  }
-
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array): Float32Array {
-    if (this.numInferenceSteps === 0) throw new InputError("call setTimesteps before stepping the scheduler");
+    this.requireSchedule();
     return this.counter < this.prkTimesteps.length && !this.config.skip_prk_steps
       ? this.stepPrk(modelOutput, timestep, sample)
       : this.stepPlms(modelOutput, timestep, sample);
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    return vpAddNoise(this.alphasCumprod, original, noise, timestep);
   }
 
   /** One stage of the pseudo fourth-order Runge-Kutta bootstrap. */

@@ -4,18 +4,16 @@
  * and noising by x + sigma * noise.
  */
 import { InputError } from "../errors.js";
-import { checkBeginIndex, findTimestepIndex, resolveStepIndex } from "./step-index.js";
+import { RunState, type ScheduleChoice, type SigmaSchedule } from "./run-state.js";
+import { scheduleSigmas } from "./schedule-types.js";
+import { findTimestepIndex } from "./step-index.js";
 import { f32 } from "./numerics.js";
-import type { Scheduler, NoiseSource, TimestepSpacing } from "./scheduler.js";
+import type { BetaConfig } from "./betas.js";
+import type { PredictionType, TimestepSpacing } from "./scheduler.js";
 import { karrasSigmas, interpSigmas, logSigmas, sigmaToT, trainSigmas } from "./sigmas.js";
 import { spacedTimesteps } from "./spacing.js";
 
-/** The sigma schedule of one run: `timesteps[i]` is conditioned on while at `sigmas[i]`; sigmas has one more entry. */
-export interface SigmaSchedule {
-  timesteps: Float64Array;
-  /** float32 values (the reference stores sigmas as a float32 tensor), as doubles. */
-  sigmas: Float64Array;
-}
+export type { SigmaSchedule } from "./run-state.js";
 
 export interface SigmaScheduleOptions {
   spacing: TimestepSpacing;
@@ -29,10 +27,13 @@ export interface SigmaScheduleOptions {
   finalSigma?: number;
   /** Precision of fractional linspace timesteps: the reference's class decides (float32 unless said). */
   linspacePrecision?: "float32" | "float64";
+  /** A schedule type's sigmas instead of the spacing's (and Karras's); its own final sigma ends the schedule. */
+  scheduleType?: ScheduleChoice;
 }
 
 /** Builds the schedule the Euler-family samplers share, from a training alphas_cumprod table. */
 export function buildSigmaSchedule(alphasCumprod: Float32Array, n: number, o: SigmaScheduleOptions): SigmaSchedule {
+  if (o.scheduleType) return typedSchedule(alphasCumprod, n, o.scheduleType, (s, logs) => sigmaToT(s, logs));
   let timesteps = spacedTimesteps(o.spacing, n, o.numTrain, o.stepsOffset, o.linspacePrecision ?? "float32");
   const table = trainSigmas(alphasCumprod);
   let sigmas = interpSigmas(timesteps, table);
@@ -48,6 +49,23 @@ export function buildSigmaSchedule(alphasCumprod: Float32Array, n: number, o: Si
 }
 
 /**
+ * The schedule of a schedule type: its sigmas (final one included), each step conditioned on the timestep
+ * `toT` maps its sigma to (fractional for the sigma samplers, as k-diffusion's sigma_to_t; rounded for the
+ * multistep solvers, which take integer timesteps).
+ */
+export function typedSchedule(
+  alphasCumprod: Float32Array,
+  n: number,
+  choice: ScheduleChoice,
+  toT: (sigma: number, logTable: Float32Array) => number,
+): SigmaSchedule {
+  const table = trainSigmas(alphasCumprod);
+  const sigmas = scheduleSigmas(choice.type, n, { sigmas: table, sdxl: choice.sdxl });
+  const logs = logSigmas(table);
+  return { timesteps: Float64Array.from(sigmas.subarray(0, sigmas.length - 1), (s) => toT(s, logs)), sigmas };
+}
+
+/**
  * Repeats every entry of a per-step schedule but the first (timesteps) or but the first and last (sigmas), so
  * each model call of a two-stage solver has its own entry.
  */
@@ -58,30 +76,43 @@ export function interleaveForTwoStages(schedule: SigmaSchedule): SigmaSchedule {
   return { timesteps: Float64Array.from(t), sigmas: Float64Array.from(s) };
 }
 
-export abstract class SigmaScheduler implements Scheduler {
-  abstract readonly order: number;
-  timesteps: Float64Array = new Float64Array(0);
-  numInferenceSteps = 0;
-  /** The schedule's noise levels, one per model call plus a final 0; float32 values. */
-  sigmas: Float64Array = new Float64Array(0);
-  protected stepIndex: number | undefined;
-  protected beginIndex: number | undefined;
+/** The config keys the sigma-space samplers share. */
+export interface SigmaSamplerConfig extends BetaConfig {
+  prediction_type: PredictionType;
+  timestep_spacing: TimestepSpacing;
+  steps_offset: number;
+  use_karras_sigmas?: boolean;
+}
 
-  /** Leading spacing never reaches pure noise, so its initial latents are scaled as for x_T of a VP model. */
-  protected abstract get spacing(): TimestepSpacing;
+export abstract class SigmaScheduler<C extends SigmaSamplerConfig> extends RunState<C> {
+  protected readonly scheduleUnit = "model calls";
 
+  /**
+   * Leading spacing never reaches pure noise, so its initial latents are scaled as for x_T of a VP model; a
+   * schedule type starts from its first sigma, as k-diffusion's samplers do.
+   */
   get initNoiseSigma(): number {
     let max = 0;
     for (const s of this.sigmas) max = Math.max(max, s);
-    return this.spacing === "leading" ? f32(Math.sqrt(f32(f32(max * max) + 1))) : max;
+    return this.config.timestep_spacing === "leading" && this.scheduleChoice === undefined ? f32(Math.sqrt(f32(f32(max * max) + 1))) : max;
   }
 
-  abstract setTimesteps(numInferenceSteps: number): void;
-  abstract step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array;
+  /** The per-step schedule from the config; `options` adds what only some samplers set. */
+  protected buildSchedule(numInferenceSteps: number, options: Partial<SigmaScheduleOptions> = {}): SigmaSchedule {
+    const c = this.config;
+    return buildSigmaSchedule(this.alphasCumprod, numInferenceSteps, {
+      spacing: c.timestep_spacing,
+      numTrain: c.num_train_timesteps,
+      stepsOffset: c.steps_offset,
+      karras: c.use_karras_sigmas ?? false,
+      scheduleType: this.scheduleChoice,
+      ...options,
+    });
+  }
 
-  setBeginIndex(index: number): void {
-    checkBeginIndex(index, this.timesteps.length, "model calls");
-    this.beginIndex = index;
+  /** The model's clean-sample estimate at noise level `sigma`. */
+  protected denoisedAt(modelOutput: Float32Array, sample: Float32Array, sigma: number): Float64Array {
+    return denoisedFromOutput(this.config.prediction_type, modelOutput, sample, sigma);
   }
 
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
@@ -90,26 +121,10 @@ export abstract class SigmaScheduler implements Scheduler {
   }
 
   addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const index = this.beginIndex === undefined ? this.indexForTimestep(timestep) : (this.stepIndex ?? this.beginIndex);
-    const sigma = this.sigmas[index];
+    const sigma = this.noiseSigma(timestep);
     const out = new Float32Array(original.length);
     for (let i = 0; i < out.length; i++) out[i] = original[i] + noise[i] * sigma;
     return out;
-  }
-
-  /** Clears per-run state; subclasses call it from setTimesteps. */
-  protected resetRun(schedule: SigmaSchedule, numInferenceSteps: number): void {
-    this.timesteps = schedule.timesteps;
-    this.sigmas = schedule.sigmas;
-    this.numInferenceSteps = numInferenceSteps;
-    this.stepIndex = undefined;
-    this.beginIndex = undefined;
-  }
-
-  /** The step index, found on the first call of a run from the begin index or the timestep. */
-  protected currentIndex(timestep: number): number {
-    this.stepIndex = resolveStepIndex(this.stepIndex, this.beginIndex, this.timesteps.length, () => this.indexForTimestep(timestep));
-    return this.stepIndex;
   }
 
   /**
@@ -121,7 +136,6 @@ export abstract class SigmaScheduler implements Scheduler {
     if (index === undefined) throw new InputError(`timestep ${timestep} is not in this scheduler's schedule: pass one of scheduler.timesteps`);
     return index;
   }
-
 }
 
 /** sqrt(sigma^2 + 1) in float32: the std of x_t for unit-variance data, which the model expects removed. */

@@ -7,9 +7,9 @@
  * small linear systems for orders above 2 are solved in float64.
  */
 import { InputError } from "../errors.js";
-import { trainingSchedule, type BetaConfig } from "./betas.js";
-import { checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
-import { MultistepScheduler, buildMultistepSchedule, lambdaOf } from "./multistep-scheduler.js";
+import type { BetaConfig } from "./betas.js";
+import { LINEAR_BETAS, SIGMA_SCHEDULE_FLAGS, THRESHOLDING_OFF, checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
+import { MultistepScheduler, lambdaOf } from "./multistep-scheduler.js";
 import { f32 } from "./numerics.js";
 import type { PredictionType, TimestepSpacing } from "./scheduler.js";
 import { alphaSigmaOf } from "./sigmas.js";
@@ -34,26 +34,18 @@ export interface UniPCMultistepConfig extends BetaConfig {
   rescale_betas_zero_snr: boolean;
 }
 
-export class UniPCMultistepScheduler extends MultistepScheduler {
+export class UniPCMultistepScheduler extends MultistepScheduler<UniPCMultistepConfig> {
   static readonly defaults: Readonly<UniPCMultistepConfig> = Object.freeze({
-    num_train_timesteps: 1000,
-    beta_start: 0.0001,
-    beta_end: 0.02,
-    beta_schedule: "linear",
-    trained_betas: null,
+    ...LINEAR_BETAS,
     solver_order: 2,
     prediction_type: "epsilon",
-    thresholding: false,
-    dynamic_thresholding_ratio: 0.995,
-    sample_max_value: 1.0,
+    ...THRESHOLDING_OFF,
     predict_x0: true,
     solver_type: "bh2",
     lower_order_final: true,
     disable_corrector: [],
     solver_p: null,
-    use_karras_sigmas: false,
-    use_exponential_sigmas: false,
-    use_beta_sigmas: false,
+    ...SIGMA_SCHEDULE_FLAGS,
     timestep_spacing: "linspace",
     steps_offset: 0,
     final_sigmas_type: "zero",
@@ -64,8 +56,6 @@ export class UniPCMultistepScheduler extends MultistepScheduler {
     return new UniPCMultistepScheduler(resolveConfig(UniPCMultistepScheduler.defaults, config, overrides));
   }
 
-  readonly config: Readonly<UniPCMultistepConfig>;
-  readonly alphasCumprod: Float32Array;
   /** Converted outputs (x0 or noise) of the last solver_order steps, oldest first. */
   private history: Float32Array[] = [];
   private lowerOrderNums = 0;
@@ -74,38 +64,21 @@ export class UniPCMultistepScheduler extends MultistepScheduler {
   private thisOrder = 1;
 
   constructor(config: Partial<UniPCMultistepConfig> = {}) {
-    super();
-    const c = { ...resolveConfig(UniPCMultistepScheduler.defaults, {}, config) };
     const name = "UniPCMultistepScheduler";
-    // Configs written for DPM-Solver load into this class with the reference's substitution.
-    if (["midpoint", "heun", "logrho"].includes(c.solver_type)) c.solver_type = "bh2";
+    const rules = { name, betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"] as const, nudgeZeroSnr: true };
+    super(UniPCMultistepScheduler.defaults, config, rules, (c) => {
+      // Configs written for DPM-Solver load into this class with the reference's substitution.
+      if (["midpoint", "heun", "logrho"].includes(c.solver_type)) c.solver_type = "bh2";
+    });
+    const c = this.config;
     checkOneOf("solver_type", c.solver_type, ["bh1", "bh2"]);
-    checkOneOf("timestep_spacing", c.timestep_spacing, ["leading", "linspace", "trailing"]);
-    checkOneOf("prediction_type", c.prediction_type, ["epsilon", "v_prediction", "sample"]);
-    checkOneOf("final_sigmas_type", c.final_sigmas_type, ["zero", "sigma_min"]);
     if (!Number.isInteger(c.solver_order) || c.solver_order < 1) unsupported(name, "solver_order", c.solver_order, "a positive integer solver_order (2 or 3 are usual)");
     if (c.solver_p != null) unsupported(name, "solver_p", c.solver_p, "solver_p null (UniPC's own predictor)");
-    if (c.thresholding) unsupported(name, "thresholding", true, "thresholding false (dynamic thresholding is for pixel-space models)");
-    if (c.use_exponential_sigmas) unsupported(name, "use_exponential_sigmas", true, "use_karras_sigmas or the default schedule");
-    if (c.use_beta_sigmas) unsupported(name, "use_beta_sigmas", true, "use_karras_sigmas or the default schedule");
     if (!Array.isArray(c.disable_corrector)) unsupported(name, "disable_corrector", c.disable_corrector, "disable_corrector to a list of step indices");
-    this.config = c;
-    this.alphasCumprod = trainingSchedule(c, ["linear", "scaled_linear", "squaredcos_cap_v2"], c.rescale_betas_zero_snr).alphasCumprod;
-    if (c.rescale_betas_zero_snr) this.alphasCumprod[this.alphasCumprod.length - 1] = 2 ** -24;
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    this.resetRun(
-      buildMultistepSchedule(this.alphasCumprod, numInferenceSteps, {
-        spacing: c.timestep_spacing,
-        numTrain: c.num_train_timesteps,
-        stepsOffset: c.steps_offset,
-        karras: c.use_karras_sigmas,
-        finalSigmasType: c.final_sigmas_type,
-        karrasFinalIsScheduleMin: true,
-      }),
-    );
+    this.startRun(numInferenceSteps, { karrasFinalIsScheduleMin: true });
     this.history = [];
     this.lowerOrderNums = 0;
     this.lastSample = undefined;

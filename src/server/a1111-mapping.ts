@@ -5,7 +5,8 @@
 import sharp from "sharp";
 import { splitInfotext } from "../image/infotext.js";
 import { stringifyExact } from "../json-exact.js";
-import { findSampler } from "../schedulers/index.js";
+import { InputError } from "../errors.js";
+import { findSampler, requireScheduleType, resolveSamplerSchedule } from "../schedulers/index.js";
 import type { JobParams, JobType } from "./api-types.js";
 import type { A1111Img2Img, A1111Txt2Img } from "./a1111-schema.js";
 import { HttpError } from "./http-errors.js";
@@ -33,20 +34,36 @@ export class A1111Error extends Error {
 }
 
 /**
- * A1111 names samplers and (since 1.9) their schedules separately: "DPM++ 2M" + scheduler "Karras" is our
- * "DPM++ 2M Karras". The old combined names and ours work too; schedules we have no variant for are ignored.
- * Without a sampler: the model's recommendation, else A1111's Euler.
+ * A1111 names samplers and (since 1.9) their schedules separately. "DPM++ 2M" + scheduler "Karras" is our
+ * "DPM++ 2M Karras" (diffusers' schedule, as before); any other pair ("Euler" + "Karras", "DPM++ 2M" +
+ * "Exponential") is the sampler with that schedule type. The old combined names and ours work too. Without a
+ * sampler: the model's recommendation, else A1111's Euler. An unknown sampler is A1111's 404; an unknown
+ * schedule type, or one for a sampler with its own timestep grid, a 422 that lists what is valid.
  */
-export function resolveA1111Sampler(req: A1111Txt2Img, modelDefault?: string): string {
+export function resolveA1111Sampler(req: A1111Txt2Img, modelDefault?: string): { sampler_name: string; scheduler?: string } {
   const name = req.sampler_name || req.sampler_index || modelDefault || A1111_SAMPLER;
   const base = findSampler(name);
-  if (!base) throw new A1111Error(404, `Sampler not found: "${name}"; see GET /sdapi/v1/samplers for the names this server has`);
-  const schedule = req.scheduler?.trim().toLowerCase();
-  if (schedule && schedule !== "automatic" && !base.label.toLowerCase().endsWith(` ${schedule}`)) {
-    const combined = findSampler(`${base.label} ${req.scheduler!.trim()}`);
-    if (combined) return combined.label;
+  const schedule = req.scheduler?.trim() || undefined;
+  if (base && schedule && schedule.toLowerCase() !== "automatic") {
+    // The name already carries this schedule ("DPM++ 2M Karras" + "Karras"), or we have the pair as a sampler.
+    if (base.label.toLowerCase().endsWith(` ${schedule.toLowerCase()}`)) return { sampler_name: base.label };
+    const combined = findSampler(`${base.label} ${schedule}`);
+    if (combined) return { sampler_name: combined.label };
   }
-  return base.label;
+  try {
+    if (schedule !== undefined) requireScheduleType(schedule);
+  } catch (e) {
+    throw new A1111Error(422, `scheduler: ${(e as Error).message} (see GET /sdapi/v1/schedulers)`);
+  }
+  let resolved: ReturnType<typeof resolveSamplerSchedule>;
+  try {
+    resolved = resolveSamplerSchedule(name, schedule);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    if (!base) throw new A1111Error(404, `Sampler not found: "${name}"; see GET /sdapi/v1/samplers for the names this server has`);
+    throw new A1111Error(422, `scheduler: ${e.message}`);
+  }
+  return { sampler_name: base?.label ?? resolved.sampler.label, ...(resolved.schedule.name !== "automatic" ? { scheduler: resolved.schedule.label } : {}) };
 }
 
 /** Floors a size to the latent grid as A1111's latent shape does; undefined keeps the model's size. */
@@ -92,7 +109,7 @@ export async function a1111Job(
     steps: req.steps ?? m.recommendedSteps ?? A1111_STEPS,
     cfg_scale: req.cfg_scale ?? m.defaultCfgScale,
     seed: req.seed ?? -1,
-    sampler_name: resolveA1111Sampler(req, m.recommendedSampler),
+    ...resolveA1111Sampler(req, m.recommendedSampler),
     width: gridSize(req.width) ?? defaults.model.defaultSize,
     height: gridSize(req.height) ?? defaults.model.defaultSize,
     batch_size: req.batch_size ?? 1,

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { readImageParameters } from "../image/image-parameters.js";
 import type { CheckpointDescription } from "../worker/model-host.js";
 import { stringifyExact } from "../json-exact.js";
-import { listSamplers } from "../schedulers/index.js";
+import { listSamplers, listScheduleTypes, type ScheduleType, type ScheduleTypeInfo } from "../schedulers/index.js";
 import {
   a1111Info,
   a1111Job,
@@ -107,10 +107,7 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
       })),
     );
 
-    scope.get("/sdapi/v1/schedulers", async () => [
-      { name: "automatic", label: "Automatic", aliases: null, default_rho: -1, need_inner_model: false },
-      { name: "karras", label: "Karras", aliases: null, default_rho: 7, need_inner_model: false },
-    ]);
+    scope.get("/sdapi/v1/schedulers", async () => listScheduleTypes().map(a1111SchedulerItem));
 
     scope.get("/sdapi/v1/upscalers", async () => []);
 
@@ -227,4 +224,11 @@ function a1111ErrorHandler(error: unknown, request: FastifyRequest, reply: Fasti
   const { status, body } = describeError(error, request);
   if (status >= 500) request.log.error(error);
   void reply.status(status).send({ error: body.error, detail: body.message, body: "", errors: body.message });
+}
+
+/** GET /sdapi/v1/schedulers' item (A1111's SchedulerItem): which types take rho, and which read the model's table. */
+function a1111SchedulerItem(t: ScheduleTypeInfo): { name: string; label: string; aliases: string[] | null; default_rho: number; need_inner_model: boolean } {
+  const rho: Partial<Record<ScheduleType, number>> = { karras: 7, polyexponential: 1 };
+  const innerModel: readonly ScheduleType[] = ["uniform", "sgm_uniform", "simple", "normal", "ddim", "beta"];
+  return { name: t.name, label: t.label, aliases: t.aliases.length ? [...t.aliases] : null, default_rho: rho[t.name] ?? -1, need_inner_model: innerModel.includes(t.name) };
 }

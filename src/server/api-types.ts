@@ -109,6 +109,11 @@ export const GenerationParams = z.object({
   seed: SeedRequest.optional(),
   /** Our sampler name (`euler-a`) or A1111's label (`Euler a`); see GET /api/v1/samplers. */
   sampler_name: z.string().max(100).optional(),
+  /**
+   * A1111's schedule type for the k-diffusion style samplers ("Karras", "Exponential", "SGM Uniform", ...; see
+   * GET /sdapi/v1/schedulers); absent or "Automatic": the sampler's own.
+   */
+  scheduler: z.string().max(100).optional(),
   /** Absent: the model's native size. */
   width: multipleOf8("width").optional(),
   height: multipleOf8("height").optional(),

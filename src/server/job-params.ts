@@ -1,5 +1,6 @@
 import type { ControlNetUnit, GenerateParams, ResolvedControlUnit, ResolvedParams } from "../pipeline/params.js";
 import { randomSeed, seedToJson } from "../random/seed.js";
+import { findScheduleType } from "../schedulers/index.js";
 import type { ControlNetUnitParams, GenerationParams, JobParams, JobType, JsonSeed } from "./api-types.js";
 import { controlNetPath } from "./controlnet-models.js";
 import type { Uploads } from "./store.js";
@@ -24,7 +25,7 @@ export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads
     has_mask: uploads.mask !== undefined,
   };
   const optional = [
-    "negative_prompt", "prompt_2", "negative_prompt_2", "steps", "cfg_scale", "sampler_name", "width", "height", "batch_size", "n_iter",
+    "negative_prompt", "prompt_2", "negative_prompt_2", "steps", "cfg_scale", "sampler_name", "scheduler", "width", "height", "batch_size", "n_iter",
     "denoising_strength", "clip_skip", "refiner_switch_at", "controlnet",
   ] as const;
   for (const key of optional) if (p[key] !== undefined) (out as Record<string, unknown>)[key] = p[key];
@@ -45,6 +46,7 @@ export function generateParamsOf(p: JobParams, uploads: Uploads, controlnetDirs?
     cfg_scale: p.cfg_scale,
     seed: p.seed,
     sampler_name: p.sampler_name,
+    scheduler: p.scheduler,
     width: p.width,
     height: p.height,
     batch_size: p.batch_size,
@@ -86,6 +88,7 @@ export function completedJobParams(p: JobParams, used: ResolvedParams): JobParam
     cfg_scale: used.cfgScale,
     seed: seedToJson(used.seed),
     sampler_name: used.sampler,
+    ...(used.schedule !== "automatic" ? { scheduler: findScheduleType(used.schedule)?.label ?? used.schedule } : {}),
     width: used.width,
     height: used.height,
     batch_size: used.batchSize,

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { findSampler, listSamplers } from "../schedulers/index.js";
+import { InputError } from "../errors.js";
+import { findSampler, listSamplers, requireScheduleType, resolveSamplerSchedule } from "../schedulers/index.js";
 import { Id, JobCreateRequest, JobListQuery, type JobCreated, type JobList, type JobStatus } from "./api-types.js";
 import { describeModel, knownCheckpoint } from "./catalog.js";
 import type { ServerContext } from "./context.js";
@@ -22,6 +23,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
   app.post("/api/v1/jobs", async (request, reply): Promise<JobCreated> => {
     const body = parseRequest(JobCreateRequest, request.body, "body");
     if (body.sampler_name !== undefined) requireSampler(body.sampler_name, "sampler_name");
+    if (body.scheduler !== undefined) requireSchedule(body.sampler_name, body.scheduler);
     const choice = body.model === undefined ? undefined : await knownCheckpoint(ctx, body.model, "model");
     const model = ctx.queue.modelFor(choice);
     if (body.refiner_switch_at !== undefined && !(await describeModel(model)).refiner) {
@@ -104,6 +106,20 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
         break;
     }
   });
+}
+
+/**
+ * An unknown schedule type, or one for a sampler with its own timestep grid, is a 422 at submission. Without a
+ * sampler the model's default decides, which the job checks when it runs: only the name is checked here.
+ */
+function requireSchedule(sampler: string | undefined, schedule: string): void {
+  try {
+    if (sampler === undefined) requireScheduleType(schedule);
+    else resolveSamplerSchedule(sampler, schedule);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    throw new HttpError(422, "invalid_request", `scheduler: ${e.message}`, "scheduler");
+  }
 }
 
 /** Unknown sampler names are a 400 at submission, not a failed job a moment later. */

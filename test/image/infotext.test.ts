@@ -42,7 +42,7 @@ describe("A1111 infotext", () => {
   });
 
   it("places extra keys at A1111's positions, unknown ones after the known ones and Version last", () => {
-    const text = buildInfotext({ ...basic, extra: { Version: "v1.10.1", "Hires upscaler": "Latent", "Schedule type": "Karras" } });
+    const text = buildInfotext({ ...basic, scheduleType: "Karras", extra: { Version: "v1.10.1", "Hires upscaler": "Latent" } });
     const keys = text.split("\n").at(-1)!.split(", ").map((kv) => kv.split(":")[0]);
     expect(keys).toEqual(["Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model", "Denoising strength", "Clip skip", "RNG", "Hires upscaler", "Version"]);
   });
@@ -66,7 +66,8 @@ describe("A1111 infotext", () => {
       width: 768,
       height: 512,
       model: 'v1-5, "pruned": emaonly',
-      extra: { "Schedule type": "Karras", "TI hashes": "easynegative: c74b4e810b03, x: y", Note: "multi\nline", "Mask blur": "4", Version: "diffuse 0.1.0" },
+      scheduleType: "Karras",
+      extra: { "TI hashes": "easynegative: c74b4e810b03, x: y", Note: "multi\nline", "Mask blur": "4", Version: "diffuse 0.1.0" },
     };
     expect(parseInfotext(buildInfotext(info))).toEqual(info);
   });
@@ -88,6 +89,7 @@ describe("A1111 infotext", () => {
     expect(info).toMatchObject({
       steps: 28,
       sampler: "DPM++ 2M",
+      scheduleType: "Karras",
       cfgScale: 6.5,
       seed: 3141592653n,
       width: 512,
@@ -99,7 +101,6 @@ describe("A1111 infotext", () => {
       rng: "CPU",
     });
     expect(info.extra).toEqual({
-      "Schedule type": "Karras",
       "VAE hash": "735e4c3a44",
       VAE: "vae-ft-mse-840000-ema-pruned.safetensors",
       "Hires upscale": "2",
@@ -138,5 +139,22 @@ describe("A1111 infotext", () => {
     expect(() => buildInfotext({ ...basic, extra: { Steps: "30" } })).toThrow(InputError);
     expect(() => buildInfotext({ ...basic, extra: { "bad, key": "x" } })).toThrow(InputError);
     expect(() => buildInfotext({ ...basic, extra: { x: "single character keys do not parse" } })).toThrow(InputError);
+  });
+});
+
+describe("infotext: Schedule type", () => {
+  it("writes A1111 1.9's 'Schedule type' right after the sampler and reads it back as a typed field", () => {
+    const text = buildInfotext({ ...basic, sampler: "DPM++ 2M", scheduleType: "Karras" });
+    expect(text.split("\n").at(-1)).toMatch(/^Steps: 20, Sampler: DPM\+\+ 2M, Schedule type: Karras, CFG scale: 7, /);
+    const back = parseInfotext(text);
+    expect(back.scheduleType).toBe("Karras");
+    expect(back.extra["Schedule type"]).toBeUndefined();
+    expect(buildInfotext(back)).toBe(text);
+  });
+
+  it("reads an A1111 image's schedule type", () => {
+    const a1111 = "a fox\nNegative prompt: blurry\nSteps: 30, Sampler: Euler a, Schedule type: SGM Uniform, CFG scale: 6, Seed: 7, Size: 832x1216, Model hash: 0123456789, Version: v1.10.1";
+    expect(parseInfotext(a1111).scheduleType).toBe("SGM Uniform");
+    expect(parseInfotext(a1111.replace("Schedule type: SGM Uniform, ", "")).scheduleType).toBeUndefined();
   });
 });

@@ -42,3 +42,24 @@ describe("resolveParams: seeds", () => {
     expect(() => resolveParams({ prompt: "x", seed: "18446744073709551613", batch_size: 2, n_iter: 2 }, defaults)).toThrow(/with 4 images/);
   });
 });
+
+describe("resolveParams: schedule types (A1111's scheduler field)", () => {
+  it("takes a schedule type by A1111's label or name; absent means the sampler's own (Automatic)", () => {
+    expect(resolveParams({ prompt: "x", sampler_name: "Euler", scheduler: "Karras" }, defaults).schedule).toBe("karras");
+    expect(resolveParams({ prompt: "x", sampler_name: "euler-a", scheduler: "sgm_uniform" }, defaults).schedule).toBe("sgm_uniform");
+    expect(resolveParams({ prompt: "x", sampler_name: "Euler" }, defaults).schedule).toBe("automatic");
+  });
+
+  it("reads A1111's combined names: 'Euler Karras' is Euler with the Karras schedule", () => {
+    const p = resolveParams({ prompt: "x", sampler_name: "Euler Karras" }, defaults);
+    expect([p.sampler, p.schedule]).toEqual(["Euler", "karras"]);
+    // A combined name we have as a sampler of its own stays as given.
+    expect(resolveParams({ prompt: "x", sampler_name: "DPM++ 2M Karras" }, defaults).sampler).toBe("DPM++ 2M Karras");
+  });
+
+  it("refuses, before any compute, an unknown schedule type (listing the valid ones) or one for a sampler with its own grid", () => {
+    expect(() => resolveParams({ prompt: "x", sampler_name: "Euler", scheduler: "Karas" }, defaults)).toThrow(InputError);
+    expect(() => resolveParams({ prompt: "x", sampler_name: "Euler", scheduler: "Karas" }, defaults)).toThrow(/unknown schedule type "Karas": use one of "Automatic", "Uniform", "Karras"/);
+    expect(() => resolveParams({ prompt: "x", sampler_name: "DDIM", scheduler: "Karras" }, defaults)).toThrow(/takes no schedule type/);
+  });
+});

@@ -23,7 +23,7 @@ describe("a queued generation's data on Redis", () => {
   it("a result's parameters leave the control images behind: the job's record has them, Redis need not hold them again", () => {
     const image = new Uint8Array(5000).fill(7);
     const wire = wireParameters({
-      prompt: "x", negativePrompt: "", steps: 3, cfgScale: 7, seed: 3n, sampler: "euler-a", width: 64, height: 64, batchSize: 1, batchCount: 1,
+      prompt: "x", negativePrompt: "", steps: 3, cfgScale: 7, seed: 3n, sampler: "euler-a", schedule: "automatic", width: 64, height: 64, batchSize: 1, batchCount: 1,
       denoisingStrength: 1, clipSkip: 1,
       controlnet: [{ image, model: "/cn/one", module: "scribble", weight: 0.5, guidanceStart: 0, guidanceEnd: 1, resizeMode: "Crop and Resize", thresholdA: 64 }],
     });
