@@ -1,8 +1,11 @@
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { build } from "vite";
+import type { LoadOptions } from "../../src/pipeline/load-pipeline.js";
+import { buildApp, type App } from "../../src/server/app.js";
+import { resolveServerConfig, type ServerConfigInput } from "../../src/server/config.js";
 
 /** What the browser tests share: Debian's Chromium driven by playwright-core, and the page built from its sources. */
 export const CHROMIUM = process.env.DIFFUSE_CHROMIUM ?? "/usr/bin/chromium";
@@ -27,4 +30,38 @@ export async function stroke(page: Page, points: [number, number][]): Promise<vo
   await page.mouse.down();
   for (const p of points.slice(1)) await page.mouse.move(...at(p), { steps: 6 });
   await page.mouse.up();
+}
+
+/** The page built from its sources, served by a server on a loopback port, and Chromium to look at it. */
+export interface PageServer {
+  readonly app: App;
+  readonly base: string;
+  readonly browser: Browser;
+  /** Stops the browser and the server and removes the work folder. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the page into `work/dist`, starts a server on a free loopback port with its history and compile cache under
+ * `work` (one thread; `input` adds to or overrides these) and launches Chromium.
+ */
+export async function startPageServer(work: string, input: Partial<Omit<ServerConfigInput, "loadOptions">> & { modelPath: string; loadOptions?: LoadOptions }): Promise<PageServer> {
+  await buildPage(join(work, "dist"));
+  const app = await buildApp(resolveServerConfig({
+    dataDir: join(work, "data"),
+    webRoot: join(work, "dist"),
+    port: 0,
+    ...input,
+    loadOptions: { cacheDir: join(work, "cache"), threads: 1, ...input.loadOptions },
+  }));
+  const base = await app.fastify.listen({ host: "127.0.0.1", port: 0 });
+  const browser = await launchChromium();
+  return {
+    app, base, browser,
+    async close() {
+      await browser.close();
+      await app.close();
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
 }

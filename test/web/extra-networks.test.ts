@@ -7,42 +7,28 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
-import { buildApp, type App } from "../../src/server/app.js";
-import { resolveServerConfig } from "../../src/server/config.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
-import { buildPage, HAVE_CHROMIUM, launchChromium } from "./browser.js";
+import { HAVE_CHROMIUM, startPageServer, type PageServer } from "./browser.js";
 
 describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the page lists LoRAs and embeddings and inserts them", () => {
   const work = mkdtempSync(join(tmpdir(), "diffuse-web-extras-"));
-  let app: App;
+  let server: PageServer | undefined;
   let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
-    await buildPage(join(work, "dist"));
     const loraDir = join(work, "loras");
     const embeddingsDir = join(work, "embeddings");
     mkdirSync(loraDir);
     mkdirSync(embeddingsDir);
     copyFileSync(ref("models/sd15-tiny-adapters/lora-kohya.safetensors"), join(loraDir, "lora-kohya.safetensors"));
     copyFileSync(ref("models/sd15-tiny-adapters/ti-a1111.safetensors"), join(embeddingsDir, "ti-a1111.safetensors"));
-    app = await buildApp(
-      resolveServerConfig({
-        modelPath: ref("models/sd15-tiny"),
-        loadOptions: { cacheDir: join(work, "cache"), threads: 1, loraDir, embeddingsDir },
-        dataDir: join(work, "data"),
-        webRoot: join(work, "dist"),
-        port: 0,
-      }),
-    );
-    base = await app.fastify.listen({ host: "127.0.0.1", port: 0 });
-    browser = await launchChromium();
+    server = await startPageServer(work, { modelPath: ref("models/sd15-tiny"), loadOptions: { loraDir, embeddingsDir } });
+    ({ base, browser } = server);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await app?.close();
-    rmSync(work, { recursive: true, force: true });
+    await (server ? server.close() : rmSync(work, { recursive: true, force: true }));
   });
 
   it("a LoRA chip adds <lora:NAME:1> to the prompt, an embedding chip its name to the negative prompt; the job carries both", async () => {

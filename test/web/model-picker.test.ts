@@ -8,41 +8,29 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import type { ModelList } from "../../src/server/api-types.js";
-import { buildApp, type App } from "../../src/server/app.js";
-import { resolveServerConfig } from "../../src/server/config.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
-import { buildPage, HAVE_CHROMIUM, launchChromium } from "./browser.js";
+import { HAVE_CHROMIUM, startPageServer, type PageServer } from "./browser.js";
 
 describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the page's model picker", () => {
   const work = mkdtempSync(join(tmpdir(), "diffuse-web-models-"));
-  let app: App;
+  let server: PageServer | undefined;
   let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
-    await buildPage(join(work, "dist"));
     // A ComfyUI installation with two copies of the tiny SD1 model.
     const checkpoints = join(work, "ComfyUI", "models", "checkpoints");
     mkdirSync(checkpoints, { recursive: true });
     for (const name of ["alpha", "beta"]) cpSync(ref("models/sd15-tiny"), join(checkpoints, name), { recursive: true, dereference: true });
-    app = await buildApp(
-      resolveServerConfig({
-        modelPath: join(checkpoints, "alpha"),
-        loadOptions: { cacheDir: join(work, "cache"), threads: 1 },
-        models: { cacheDir: join(work, "hf-cache"), home: join(work, "home"), modelsDirs: [join(work, "ComfyUI")], searchDefaults: false, hashCacheDir: join(work, "cache") },
-        dataDir: join(work, "data"),
-        webRoot: join(work, "dist"),
-        port: 0,
-      }),
-    );
-    base = await app.fastify.listen({ host: "127.0.0.1", port: 0 });
-    browser = await launchChromium();
+    server = await startPageServer(work, {
+      modelPath: join(checkpoints, "alpha"),
+      models: { cacheDir: join(work, "hf-cache"), home: join(work, "home"), modelsDirs: [join(work, "ComfyUI")], searchDefaults: false, hashCacheDir: join(work, "cache") },
+    });
+    ({ base, browser } = server);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await app?.close();
-    rmSync(work, { recursive: true, force: true });
+    await (server ? server.close() : rmSync(work, { recursive: true, force: true }));
   });
 
   it("lists the store's checkpoints with the served one chosen; choosing another switches the server and the page follows", async () => {

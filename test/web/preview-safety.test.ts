@@ -7,38 +7,27 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
-import { buildApp, type App } from "../../src/server/app.js";
-import { resolveServerConfig } from "../../src/server/config.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { flagsEverything } from "../helpers/safety-fixtures.js";
-import { buildPage, HAVE_CHROMIUM, launchChromium } from "./browser.js";
+import { HAVE_CHROMIUM, startPageServer, type PageServer } from "./browser.js";
 
 describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page with a safety checker that flags every image", () => {
   const work = mkdtempSync(join(tmpdir(), "diffuse-web-safety-"));
-  let app: App;
+  let server: PageServer | undefined;
   let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
-    const webRoot = join(work, "dist");
-    await buildPage(webRoot);
-    const config = resolveServerConfig({
+    server = await startPageServer(work, {
       modelPath: ref("models/sd15-tiny"),
-      loadOptions: { cacheDir: join(work, "cache"), threads: 1, safetyChecker: flagsEverything(join(work, "checker")), safetyPolicy: "block" },
-      dataDir: join(work, "data"),
-      webRoot,
-      port: 0,
+      loadOptions: { safetyChecker: flagsEverything(join(work, "checker")), safetyPolicy: "block" },
       previewIntervalMs: 0,
     });
-    app = await buildApp(config);
-    base = await app.fastify.listen({ host: "127.0.0.1", port: 0 });
-    browser = await launchChromium();
+    ({ base, browser } = server);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await app?.close();
-    rmSync(work, { recursive: true, force: true });
+    await (server ? server.close() : rmSync(work, { recursive: true, force: true }));
   });
 
   it("shows no step preview, says the checker withheld it, then the finished image", async () => {

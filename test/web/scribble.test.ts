@@ -8,45 +8,32 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { buildApp, type App } from "../../src/server/app.js";
-import { resolveServerConfig } from "../../src/server/config.js";
 import type { JobStatus } from "../../src/server/api-types.js";
 import { judge } from "../../scripts/shapes/judge.js";
 import { defaultModelPath } from "../../src/default-model.js";
 import { decodeImage } from "../../src/image/codec.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
-import { buildPage, HAVE_CHROMIUM, launchChromium, ROOT, stroke } from "./browser.js";
+import { HAVE_CHROMIUM, ROOT, startPageServer, stroke, type PageServer } from "./browser.js";
 
 const ARTIFACTS = join(ROOT, "test-artifacts");
 
 describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the sketch as a ControlNet scribble, in Chromium", () => {
   const work = mkdtempSync(join(tmpdir(), "diffuse-web-scribble-"));
-  let app: App;
+  let server: PageServer | undefined;
   let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
-    await buildPage(join(work, "dist"));
     // A ControlNet folder as a user has one, its name saying what it follows.
     mkdirSync(join(work, "controlnets", "controlnet-tiny-scribble"), { recursive: true });
     cpSync(ref("models/controlnet-tiny"), join(work, "controlnets", "controlnet-tiny-scribble"), { recursive: true });
-    app = await buildApp(resolveServerConfig({
-      modelPath: ref("models/sd15-tiny"),
-      loadOptions: { cacheDir: join(work, "cache"), threads: 1 },
-      dataDir: join(work, "data"),
-      webRoot: join(work, "dist"),
-      port: 0,
-      controlnetDirs: [join(work, "controlnets")],
-    }));
-    base = await app.fastify.listen({ host: "127.0.0.1", port: 0 });
-    browser = await launchChromium();
+    server = await startPageServer(work, { modelPath: ref("models/sd15-tiny"), controlnetDirs: [join(work, "controlnets")] });
+    ({ base, browser } = server);
     mkdirSync(ARTIFACTS, { recursive: true });
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await app?.close();
-    rmSync(work, { recursive: true, force: true });
+    await (server ? server.close() : rmSync(work, { recursive: true, force: true }));
   });
 
 
@@ -132,28 +119,18 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the sketch as a ControlNet s
  */
 describe.skipIf(!HAVE_CHROMIUM)("the embedded model's own scribble ControlNet, in Chromium", () => {
   const work = mkdtempSync(join(tmpdir(), "diffuse-web-scribble-embedded-"));
-  let app: App;
+  let server: PageServer | undefined;
   let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
-    await buildPage(join(work, "dist"));
-    app = await buildApp(resolveServerConfig({
-      modelPath: defaultModelPath(),
-      loadOptions: { cacheDir: join(work, "cache"), threads: 1 },
-      dataDir: join(work, "data"),
-      webRoot: join(work, "dist"),
-      port: 0,
-    }));
-    base = await app.fastify.listen({ host: "127.0.0.1", port: 0 });
-    browser = await launchChromium();
+    server = await startPageServer(work, { modelPath: defaultModelPath() });
+    ({ base, browser } = server);
     mkdirSync(ARTIFACTS, { recursive: true });
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await app?.close();
-    rmSync(work, { recursive: true, force: true });
+    await (server ? server.close() : rmSync(work, { recursive: true, force: true }));
   });
 
   it("turns a circle drawn on the right into a picture with the circle on the right", async () => {
