@@ -74,7 +74,7 @@ export type NetworkName = "text_encoder" | "text_encoder_2" | "unet" | "unet_con
  * run at every step, keeps it. The networks a LoRA changes keep every weight in the file onnxruntime maps, so that
  * a LoRA switch rewrites them there (live-weights.ts) rather than reopening the network.
  */
-const NETWORK_SESSION: Readonly<Partial<Record<string, Partial<SessionOptions>>>> = {
+const NETWORK_SESSION: Readonly<Partial<Record<NetworkName, Partial<SessionOptions>>>> = {
   vae_decoder: { memPattern: false },
   vae_encoder: { memPattern: false },
   unet: { weightsInPlace: true },
@@ -122,6 +122,8 @@ export class CachedSessions<N extends string> {
     private readonly cache: CompileCache,
     private readonly opts: NetworkOptions,
     private readonly build: (name: N, attention: AttentionKind) => Graph,
+    /** Session options of one network on top of `opts` (e.g. the VAE's memory pattern off). */
+    private readonly sessionOptions: (name: N) => Partial<SessionOptions> = () => ({}),
   ) {}
 
   /** A session, created on first request. */
@@ -210,7 +212,7 @@ export class CachedSessions<N extends string> {
     if (built) lap("build");
     const patched = patches !== undefined && patches.size > 0;
     try {
-      const { session, weights } = await this.cache.openLive(entry, { ...this.opts, ...NETWORK_SESSION[name as string] }, patches);
+      const { session, weights } = await this.cache.openLive(entry, { ...this.opts, ...this.sessionOptions(name) }, patches);
       if (weights) this.live.set(name, { session, weights, graph: weightIndex(graph) });
       else this.live.delete(name);
       lap("load");
@@ -264,7 +266,7 @@ export async function modelSha256(files: Pick<Checkpoint, "layout" | "path" | "f
  */
 export class Networks extends CachedSessions<NetworkName> {
   private constructor(readonly checkpoint: Checkpoint, sha256: string, cache: CompileCache, opts: NetworkOptions) {
-    super(sha256, cache, opts, (name, attention) => buildNetwork(checkpoint, name, attention));
+    super(sha256, cache, opts, (name, attention) => buildNetwork(checkpoint, name, attention), (name) => NETWORK_SESSION[name] ?? {});
   }
 
   static async open(checkpoint: Checkpoint, opts: NetworkOptions = {}): Promise<Networks> {

@@ -59,7 +59,7 @@ type Unplace = (name: string) => Unplaced | undefined;
  */
 export function ldmStoredTensors(part: LdmPart, shapes: ReadonlyMap<string, readonly number[]>): StoredTensor[] {
   const names = [...shapes.keys()];
-  if (part.layout === "controlnet") throw new Error("writing a ControlNet in the published single-file layout is not supported (write its diffusers folder)");
+  if (part.layout === "controlnet") throw new InternalError("writing a ControlNet in the published single-file layout is not supported (write its diffusers folder)");
   const unplace = UNPLACE[part.layout](names);
   const byStored = new Map<string, { name: string; view?: TensorView }[]>();
   for (const name of names) {
