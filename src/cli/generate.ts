@@ -8,7 +8,7 @@ import { exifWithUserComment } from "../image/exif-user-comment.js";
 import { fitsJpegExif } from "../image/jpeg-exif.js";
 import { formatForPath, IMAGE_FORMATS, type ImageFormat } from "../image/output-format.js";
 import { loadPipeline } from "../pipeline/load-pipeline.js";
-import { type GenerateResult, type StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
+import type { GenerateResult, StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import type { GenerateParams } from "../pipeline/params.js";
 import { parseSeed, randomSeed, RANDOM_SEED, seedToJson } from "../random/seed.js";
 import { listScheduleTypes } from "../schedulers/index.js";

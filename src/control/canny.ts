@@ -22,7 +22,7 @@ export const CANNY: Preprocessor = {
 };
 
 /** Replicated borders: reading outside the image reads its nearest pixel. */
-const clamp = (v: number, max: number) => (v < 0 ? 0 : v > max ? max : v);
+const clamp = (v: number, max: number) => (v < 0 ? 0 : Math.min(v , max));
 
 /** A separable 5-tap Gaussian blur. */
 function gaussian5(src: Float32Array, w: number, h: number, sigma: number): Float32Array {

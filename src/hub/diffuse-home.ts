@@ -7,6 +7,6 @@ export function diffuseHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.DIFFUSE_HOME) return env.DIFFUSE_HOME;
   if (process.platform === "win32") return join(env.LOCALAPPDATA || join(homedir(), "AppData", "Local"), "diffuse");
   if (process.platform === "darwin") return join(homedir(), "Library", "Application Support", "diffuse");
-  const data = env.XDG_DATA_HOME && env.XDG_DATA_HOME.startsWith("/") ? env.XDG_DATA_HOME : join(homedir(), ".local", "share");
+  const data = env.XDG_DATA_HOME?.startsWith("/") ? env.XDG_DATA_HOME : join(homedir(), ".local", "share");
   return join(data, "diffuse");
 }

@@ -72,7 +72,7 @@ export function readUserComment(block: Uint8Array): string | undefined {
   };
 
   const pointer = find(u32(4), EXIF_IFD_POINTER);
-  if (!pointer || pointer.count !== 4) return undefined;
+  if (pointer?.count !== 4) return undefined;
   const value = find(u32(pointer.at), USER_COMMENT);
   if (!value) return undefined;
   return decodeComment(tiff.subarray(value.at, value.at + value.count), big);

@@ -7,14 +7,11 @@ import { visionConfigFromTransformers, type VisionConfig } from "../configs/visi
 import { buildSafetyChecker, safetyLayout, SAFETY_IO } from "../models/safety-checker.js";
 import { visionConfigFromWeights } from "../weights/detect-clip-vision.js";
 import { MAX_SIDE_FILE_BYTES, readJsonFile } from "../regular-file.js";
-import { GraphBuilder } from "../onnx/builder.js";
-import type { Value } from "../onnx/graph.js";
 import { serializeGraph } from "../onnx/serialize.js";
 import { Session } from "../runtime/session.js";
 import { resizeBicubic } from "./safety/bicubic.js";
 import { fileWeightSource } from "../weights/file-source.js";
 import { SafetensorsFile } from "../weights/safetensors.js";
-import { ScopedWeights, type WeightSource } from "../weights/weight-source.js";
 
 /**
  * The Stable Diffusion safety checker (diffusers' StableDiffusionSafetyChecker, as the original release

@@ -118,7 +118,7 @@ function eligibleUpsample(node: NodeDef, graph: Graph, block: number): { scales:
   if (a.mode !== "nearest" || a.coordinate_transformation_mode !== "asymmetric" || a.nearest_mode !== "floor") return undefined;
   const shape = graph.shapeOf(node.inputs[0]!);
   const scalesDef = graph.initializers.get(node.inputs[2]!);
-  if (!shape || shape.length !== 4 || shape[1]! % block !== 0 || !scalesDef || scalesDef.dtype !== DataType.FLOAT) return undefined;
+  if (shape?.length !== 4 || shape[1]! % block !== 0 || !scalesDef || scalesDef.dtype !== DataType.FLOAT) return undefined;
   const scales = [...(scalesDef.load() as Float32Array)];
   if (scales.length !== 4 || scales[0] !== 1 || scales[1] !== 1 || !scales.slice(2).every((s) => Number.isInteger(s) && s >= 1)) return undefined;
   return { scales, channels: shape[1]! };

@@ -4,7 +4,7 @@
  * `Class.from_config(pipe.scheduler.config, **overrides)`).
  */
 import { InputError } from "../errors.js";
-import { type RawSchedulerConfig } from "./config.js";
+import type { RawSchedulerConfig } from "./config.js";
 import { DDIMScheduler } from "./ddim.js";
 import { DDPMScheduler } from "./ddpm.js";
 import { DPMSolverMultistepScheduler } from "./dpm-solver-multistep.js";

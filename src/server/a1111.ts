@@ -12,7 +12,6 @@ import {
   a1111Title,
   A1111Error,
   echoParameters,
-  matchesModel,
 } from "./a1111-mapping.js";
 import { detectedMaps } from "./a1111-controlnet.js";
 import { registerExtraNetworkRoutes } from "./a1111-extra-networks.js";

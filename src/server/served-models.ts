@@ -155,7 +155,7 @@ export class ServedModels implements ServedModel {
     const host = this.hosts.get(name);
     const failure = host?.loadError ?? this.failures.get(name);
     if (failure !== undefined) return { state: "failed", error: failure };
-    if (!host || !host.isStarted) return { state: "unloaded" };
+    if (!host?.isStarted) return { state: "unloaded" };
     return { state: host.isLoaded ? "loaded" : "loading" };
   }
 

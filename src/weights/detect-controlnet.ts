@@ -44,7 +44,7 @@ export function controlNetConfigFromShapes(s: ShapeMap, origin: string): Control
 /** conv_in [c0, channels, 3, 3], then blocks.{2i} [ci, ci] and blocks.{2i+1} [c(i+1), ci]: the embedding's levels. */
 function conditioningEmbeddingFromShapes(s: ShapeMap, origin: string): { channels: number; levels: number[] } {
   const convIn = s.get("controlnet_cond_embedding.conv_in.weight");
-  if (!convIn || convIn.length !== 4) throw new CheckpointError(`${origin}: missing or malformed "controlnet_cond_embedding.conv_in.weight"; the ControlNet is incomplete`);
+  if (convIn?.length !== 4) throw new CheckpointError(`${origin}: missing or malformed "controlnet_cond_embedding.conv_in.weight"; the ControlNet is incomplete`);
   const levels = [convIn[0]!];
   for (let i = 1; ; i += 2) {
     const conv = s.get(`controlnet_cond_embedding.blocks.${i}.weight`);

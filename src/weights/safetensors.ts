@@ -87,7 +87,7 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, source: 
     tensors.set(name, parseEntry(name, raw, dataBytes, source));
   }
   // JSON.parse keeps the last of duplicate keys silently; the counts come from the raw text instead.
-  const hasMetadata = Object.prototype.hasOwnProperty.call(json, METADATA_KEY);
+  const hasMetadata = Object.hasOwn(json, METADATA_KEY);
   if (tensors.size + (hasMetadata ? 1 : 0) !== counts.tensors + counts.metadata) {
     throw new CheckpointError(`${source}: the safetensors header names a tensor twice; the file is corrupt`);
   }

@@ -76,7 +76,7 @@ function openDiffusersFile(path: string): TaesdCheckpoint {
 /** A file without config: the published layout, with the widths its first convs show. */
 function configFromShapes(table: ReadonlyMap<string, TensorRef>, origin: string): TaesdConfig {
   const first = table.get("decoder.layers.0.weight")?.shape;
-  if (!first || first.length !== 4) throw new CheckpointError(`${origin}: no decoder first conv ("1.weight" in madebyollin's file, "decoder.layers.0.weight" in diffusers'); ${LAYOUTS}`);
+  if (first?.length !== 4) throw new CheckpointError(`${origin}: no decoder first conv ("1.weight" in madebyollin's file, "decoder.layers.0.weight" in diffusers'); ${LAYOUTS}`);
   const encoderFirst = table.get("encoder.layers.0.weight")?.shape;
   return {
     ...TAESD_DEFAULTS,

@@ -3,7 +3,7 @@ import { decodeImage, type RgbImage } from "../../src/image/codec.js";
 import { latentPreview } from "../../src/image/preview.js";
 import type { GenerateParams, StepPreview } from "../../src/pipeline/params.js";
 import { loadPipeline, type LoadOptions } from "../../src/pipeline/load-pipeline.js";
-import { type StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
 import { preprocessForClip, SafetyChecker, strongBlur } from "../../src/responsible/safety-checker.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";

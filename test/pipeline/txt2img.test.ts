@@ -3,7 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
-import { type StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
 import { golden, HAVE_REFERENCE, maxPixelDiff, ref, relErr } from "../helpers/fixtures.js";
 
 const PROMPT = "a photo of an astronaut riding a horse on mars";

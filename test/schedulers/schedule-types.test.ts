@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.js";
 import { trainingSchedule } from "../../src/schedulers/betas.js";
-import { createScheduler, EulerDiscreteScheduler, HeunDiscreteScheduler, resolveSamplerSchedule, STABLE_DIFFUSION_SCHEDULER_CONFIG, type Scheduler } from "../../src/schedulers/index.js";
+import { createScheduler, type EulerDiscreteScheduler, type HeunDiscreteScheduler, resolveSamplerSchedule, STABLE_DIFFUSION_SCHEDULER_CONFIG, type Scheduler } from "../../src/schedulers/index.js";
 import { findScheduleType, listScheduleTypes, requireScheduleType, scheduleSigmas, type ScheduleType } from "../../src/schedulers/schedule-types.js";
 import { trainSigmas } from "../../src/schedulers/sigmas.js";
 

@@ -6,7 +6,6 @@
  * start finishes everything.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { guardChild } from "../helpers/child-guard.js";

@@ -6,7 +6,7 @@ import { evaluateSketches, sketchTable } from "../../scripts/shapes/eval-sketch.
 import { heldOutCases } from "../../scripts/shapes/held-out.js";
 import { sketchCases } from "../../scripts/shapes/sketch.js";
 import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
-import { type StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
 
 /**
  * The embedded model follows prompts it never saw in training: ten held-out colour x shape x background

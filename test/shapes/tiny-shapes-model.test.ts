@@ -7,7 +7,7 @@ import { buildVaeDecoder, buildVaeEncoder, VAE_IO } from "../../src/models/vae.j
 import { serializeGraph } from "../../src/onnx/serialize.js";
 import { Session } from "../../src/runtime/session.js";
 import { ClipTokenizer } from "../../src/tokenizer/clip-tokenizer.js";
-import { type Checkpoint } from "../../src/weights/checkpoint.js";
+import type { Checkpoint } from "../../src/weights/checkpoint.js";
 import { openCheckpoint } from "../../src/models/open-checkpoint.js";
 import { sha256File } from "../../src/weights/hash.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";

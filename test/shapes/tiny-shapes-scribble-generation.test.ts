@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evaluateScribbles, scribbleSettings, scribbleTable, type ScribbleRow } from "../../scripts/shapes/eval-scribble.js";
 import { scribbleCases } from "../../scripts/shapes/scribble-sketch.js";
 import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
-import { type StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
 
 /**
  * The bar's measurement in small (scripts/shapes/eval-scribble.ts runs all of it): rough pen drawings of a shape at a

@@ -1,7 +1,7 @@
 import { clipTextParamShapes, paramCount, unetParamShapes, vaeParamShapes } from "../../src/models/param-shapes.js";
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { CheckpointError, UnsupportedModelError } from "../../src/errors.js";
+import { CheckpointError, } from "../../src/errors.js";
 import { SD15, SD21, SDXL_BASE, SDXL_REFINER, type PipelineConfig } from "../../src/configs/pipeline.js";
 import { textEncoderConfigFromTransformers } from "../../src/configs/text-encoder.js";
 import { unetConfigFromDiffusers, type UNetConfig } from "../../src/configs/unet.js";

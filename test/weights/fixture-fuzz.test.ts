@@ -161,7 +161,7 @@ describe.skipIf(!HAVE_REFERENCE)("a real checkpoint, truncated or with one tenso
       s[Math.floor(r() * s.length)] = pick(r, [-1, 1.5, "2", null, 2 ** 53, [2], true]);
     },
     (r, e) => void (e.shape as number[]).push(2 + Math.floor(r() * 5)),
-    (r, e) => {
+    (_r, e) => {
       const s = e.shape as number[];
       const big = s.findIndex((d) => d > 1);
       s.splice(big, 1); // every tensor of the fixture has a dimension above 1

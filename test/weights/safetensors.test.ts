@@ -298,8 +298,8 @@ describe("half-precision conversion", () => {
     let mismatches = 0;
     for (const h of all) {
       const want = halfBitsToF32Bits(h);
-      const isNaN = (want & 0x7f800000) === 0x7f800000 && (want & 0x7fffff) !== 0;
-      if (isNaN ? !Number.isNaN(new Float32Array(new Uint32Array([got[h]!]).buffer)[0]) : got[h] !== want) mismatches++;
+      const wantNaN = (want & 0x7f800000) === 0x7f800000 && (want & 0x7fffff) !== 0;
+      if (wantNaN ? !Number.isNaN(new Float32Array(new Uint32Array([got[h]!]).buffer)[0]) : got[h] !== want) mismatches++;
     }
     expect(mismatches).toBe(0);
   });

@@ -96,7 +96,7 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
   it("sends previews unasked at the interval and at the last step, announced on their step's event", async () => {
     const events: WorkerStepEvent[] = [];
     const pushed: number[] = [];
-    await worker.generate({ ...JOB, steps: 5, previewIntervalMs: 60_000, onStep: (e) => events.push(e), onPreview: (p, at) => pushed.push(at.step) });
+    await worker.generate({ ...JOB, steps: 5, previewIntervalMs: 60_000, onStep: (e) => events.push(e), onPreview: (_p, at) => pushed.push(at.step) });
     // The first step (none shown yet) and the last; the interval keeps the others back.
     expect(events.map((e) => e.previewing)).toEqual([true, false, false, false, true]);
     const last = await events[4]!.preview();

@@ -23,7 +23,7 @@ export function signingCertificateProblems(cert: X509Certificate, at: Date = new
     problems.push("it is self-signed; C2PA refuses self-signed signing certificates: issue it from a CA (your own is fine) and list that CA after it in the chain file");
   }
   const keyUsage = cert.getExtension(KeyUsagesExtension);
-  if (!keyUsage || !keyUsage.critical) {
+  if (!keyUsage?.critical) {
     problems.push("it lacks a critical keyUsage extension");
   } else if (!(keyUsage.usages & KeyUsageFlags.digitalSignature)) {
     problems.push("its keyUsage does not include digitalSignature");

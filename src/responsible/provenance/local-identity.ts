@@ -37,7 +37,7 @@ const EC_P256 = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const
 
 /** `$XDG_CONFIG_HOME/diffuse/c2pa`, or `~/.config/diffuse/c2pa`. */
 export function defaultProvenanceDir(env: NodeJS.ProcessEnv = process.env): string {
-  const config = env.XDG_CONFIG_HOME && env.XDG_CONFIG_HOME.startsWith("/") ? env.XDG_CONFIG_HOME : join(homedir(), ".config");
+  const config = env.XDG_CONFIG_HOME?.startsWith("/") ? env.XDG_CONFIG_HOME : join(homedir(), ".config");
   return join(config, "diffuse", "c2pa");
 }
 

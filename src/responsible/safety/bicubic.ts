@@ -71,7 +71,7 @@ function taps(inSize: number, outSize: number): Taps {
 
 function clip8(acc: number): number {
   const v = Math.floor(acc / ONE);
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+  return v < 0 ? 0 : Math.min(v , 255);
 }
 
 /** One pass along rows (horizontal) or columns (vertical) of interleaved RGB. */

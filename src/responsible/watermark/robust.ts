@@ -390,7 +390,7 @@ function addToAllChannels(image: RgbImage, pattern: Float64Array, gain: number):
     const d = pattern[p]! * gain;
     for (let c = 0; c < 3; c++) {
       const v = Math.round(image.data[p * 3 + c]! + d);
-      out[p * 3 + c] = v < 0 ? 0 : v > 255 ? 255 : v;
+      out[p * 3 + c] = v < 0 ? 0 : Math.min(v , 255);
     }
   }
   return { width: image.width, height: image.height, data: out };

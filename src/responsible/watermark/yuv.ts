@@ -30,7 +30,7 @@ const FLOAT_DELTA = 0.5;
 const LANES = 8;
 
 function saturate8(v: number): number {
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+  return v < 0 ? 0 : Math.min(v , 255);
 }
 
 /** cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV) for uint8 images. */
