@@ -50,8 +50,13 @@ const log = (m: string) => process.stderr.write(`${m}\n`);
 
 /** The published SD1.5 ControlNets' config (lllyasviel/control_v11p_sd15_*): the UNet's encoder, 8 heads. */
 const CONTROLNET = controlNetConfigFromDiffusers({
-  block_out_channels: SD15.unet.blockOutChannels, attention_head_dim: 8, cross_attention_dim: 768, layers_per_block: 2,
-  down_block_types: SD15.unet.downBlockTypes, norm_num_groups: 32, conditioning_embedding_out_channels: [16, 32, 96, 256],
+  block_out_channels: SD15.unet.blockOutChannels,
+  attention_head_dim: 8,
+  cross_attention_dim: 768,
+  layers_per_block: 2,
+  down_block_types: SD15.unet.downBlockTypes,
+  norm_num_groups: 32,
+  conditioning_embedding_out_channels: [16, 32, 96, 256],
 });
 
 function randn(n: number, seed: number): Float32Array {
@@ -81,7 +86,11 @@ async function main(): Promise<void> {
   const opts = { cacheDir: join(scratch, "cache"), threads, attention: DEFAULT_ATTENTION };
   const rows: { name: string; what: string; seconds: number; fastest: number; gflops: number }[] = [];
   try {
-    log(`threads ${threads}, ${size * 8} px, batch 2, load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+    log(
+      `threads ${threads}, ${size * 8} px, batch 2, load average ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")}`,
+    );
     const ckptDir = join(scratch, "checkpoint");
     mkdirSync(ckptDir);
     const written = randomCheckpoint(ckptDir, SD15, { layout: "diffusers", dtype: "F16" });
@@ -93,44 +102,97 @@ async function main(): Promise<void> {
     };
     const w = new ScopedWeights(nets.checkpoint.unet);
     const flops = (g: Parameters<typeof graphFlops>[0]) => graphFlops(g);
-    const unetFlops = flops(buildUNet(SD15.unet, w, { attention: DEFAULT_ATTENTION, batch: 2, height: size, width: size }));
+    const unetFlops = flops(
+      buildUNet(SD15.unet, w, { attention: DEFAULT_ATTENTION, batch: 2, height: size, width: size }),
+    );
 
     // One UNet in memory at a time: the plain one, then the residual variant.
     let plain = await nets.get("unet");
-    rows.push({ name: "unet", what: "UNet step (plain graph)", ...(await time(() => plain.run(feeds))), gflops: unetFlops });
+    rows.push({
+      name: "unet",
+      what: "UNet step (plain graph)",
+      ...(await time(() => plain.run(feeds))),
+      gflops: unetFlops,
+    });
     log(`plain UNet: ${rows.at(-1)!.seconds.toFixed(2)} s`);
     await nets.release("unet");
 
     const controlUnet = await nets.get("unet_control");
     const shapes = residualShapes(SD15.unet, size, size);
     const cnWeights = randomWeights(controlNetParamShapes(CONTROLNET), 7);
-    const cn = new CachedSessions<"controlnet" | "controlnet_hint">("0".repeat(64), new CompileCache(opts.cacheDir), opts, (name, attention) =>
-      name === "controlnet" ? buildControlNet(CONTROLNET, new ScopedWeights(cnWeights), { attention }) : buildControlNetHint(CONTROLNET, new ScopedWeights(cnWeights)),
+    const cn = new CachedSessions<"controlnet" | "controlnet_hint">(
+      "0".repeat(64),
+      new CompileCache(opts.cacheDir),
+      opts,
+      (name, attention) =>
+        name === "controlnet"
+          ? buildControlNet(CONTROLNET, new ScopedWeights(cnWeights), { attention })
+          : buildControlNetHint(CONTROLNET, new ScopedWeights(cnWeights)),
     );
     const controlnet: Session = await cn.get("controlnet");
-    const cnFlops = flops(buildControlNet(CONTROLNET, new ScopedWeights(cnWeights), { attention: DEFAULT_ATTENTION, batch: 2, height: size, width: size }));
-    const hint = (await (await cn.get("controlnet_hint")).run({ [CONTROLNET_IO.cond]: { data: randn(3 * 8 * size * 8 * size, 3).map((v) => (v > 0.8 ? 1 : 0)), dims: [1, 3, 8 * size, 8 * size] } }))[CONTROLNET_IO.hint]!;
+    const cnFlops = flops(
+      buildControlNet(CONTROLNET, new ScopedWeights(cnWeights), {
+        attention: DEFAULT_ATTENTION,
+        batch: 2,
+        height: size,
+        width: size,
+      }),
+    );
+    const hint = (
+      await (
+        await cn.get("controlnet_hint")
+      ).run({
+        [CONTROLNET_IO.cond]: {
+          data: randn(3 * 8 * size * 8 * size, 3).map((v) => (v > 0.8 ? 1 : 0)),
+          dims: [1, 3, 8 * size, 8 * size],
+        },
+      })
+    )[CONTROLNET_IO.hint]!;
     const unit = { session: controlnet, hint: hint.data, hintDims: hint.dims, scale: 1, start: 0, end: 1 };
     const idle = new ControlGuidance(controlUnet, [{ ...unit, start: 1, end: 1 }], shapes);
     const active = new ControlGuidance(controlUnet, [unit], shapes);
     const zeros = await idle.residuals(0, 2, feeds, 2);
-    rows.push({ name: "unet_control_idle", what: "residual UNet, zero residuals (outside the guidance window)", ...(await time(() => controlUnet.run({ ...feeds, ...zeros }))), gflops: unetFlops });
+    rows.push({
+      name: "unet_control_idle",
+      what: "residual UNet, zero residuals (outside the guidance window)",
+      ...(await time(() => controlUnet.run({ ...feeds, ...zeros }))),
+      gflops: unetFlops,
+    });
     log(`residual UNet, zeros: ${rows.at(-1)!.seconds.toFixed(2)} s`);
-    rows.push({ name: "controlnet", what: "ControlNet alone (its part of every step)", ...(await time(() => active.residuals(0, 1, feeds, 2))), gflops: cnFlops });
+    rows.push({
+      name: "controlnet",
+      what: "ControlNet alone (its part of every step)",
+      ...(await time(() => active.residuals(0, 1, feeds, 2))),
+      gflops: cnFlops,
+    });
     log(`ControlNet: ${rows.at(-1)!.seconds.toFixed(2)} s`);
     rows.push({
-      name: "controlled_step", what: "controlled step (ControlNet + residual UNet)",
-      ...(await time(async () => controlUnet.run({ ...feeds, ...(await active.residuals(0, 1, feeds, 2)) }))), gflops: unetFlops + cnFlops,
+      name: "controlled_step",
+      what: "controlled step (ControlNet + residual UNet)",
+      ...(await time(async () => controlUnet.run({ ...feeds, ...(await active.residuals(0, 1, feeds, 2)) }))),
+      gflops: unetFlops + cnFlops,
     });
     log(`controlled step: ${rows.at(-1)!.seconds.toFixed(2)} s`);
     const hintSession = await cn.get("controlnet_hint");
     const image = { [CONTROLNET_IO.cond]: { data: randn(3 * 64 * size * size, 4), dims: [1, 3, 8 * size, 8 * size] } };
-    const hintFlops = flops(buildControlNetHint(CONTROLNET, new ScopedWeights(cnWeights), { height: size, width: size }));
-    rows.push({ name: "hint", what: "conditioning embedding of the control image (once per generation)", ...(await time(() => hintSession.run(image))), gflops: hintFlops });
+    const hintFlops = flops(
+      buildControlNetHint(CONTROLNET, new ScopedWeights(cnWeights), { height: size, width: size }),
+    );
+    rows.push({
+      name: "hint",
+      what: "conditioning embedding of the control image (once per generation)",
+      ...(await time(() => hintSession.run(image))),
+      gflops: hintFlops,
+    });
     await cn.release();
     await nets.release("unet_control");
     plain = await nets.get("unet");
-    rows.push({ name: "unet_again", what: "UNet step (plain graph), again", ...(await time(() => plain.run(feeds))), gflops: unetFlops });
+    rows.push({
+      name: "unet_again",
+      what: "UNet step (plain graph), again",
+      ...(await time(() => plain.run(feeds))),
+      gflops: unetFlops,
+    });
     log(`plain UNet again: ${rows.at(-1)!.seconds.toFixed(2)} s`);
     await nets.release();
     nets.checkpoint.close();
@@ -142,7 +204,9 @@ async function main(): Promise<void> {
   const fastestStep = Math.min(...plainRows.map((r) => r.fastest));
   const controlledRow = rows.find((r) => r.name === "controlled_step")!;
   const result = {
-    threads, size: size * 8, loadAverage: loadavg(),
+    threads,
+    size: size * 8,
+    loadAverage: loadavg(),
     rows: rows.map((r) => ({ ...r, gflopsPerSecond: r.gflops / r.seconds / 1e9 })),
     controlledOverPlain: controlledRow.seconds / step,
     controlledOverPlainFastest: controlledRow.fastest / fastestStep,
@@ -155,7 +219,10 @@ async function main(): Promise<void> {
   const lines = [
     `| ${size * 8} px, batch 2 (one guided step), ${threads} threads | median s | fastest s | GFLOP | GFLOP/s (median) | vs plain step (median) |`,
     "| --- | --- | --- | --- | --- | --- |",
-    ...rows.map((r) => `| ${r.what} | ${r.seconds.toFixed(2)} | ${r.fastest.toFixed(2)} | ${(r.gflops / 1e9).toFixed(0)} | ${(r.gflops / r.seconds / 1e9).toFixed(1)} | ${((100 * r.seconds) / step).toFixed(0)}% |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.what} | ${r.seconds.toFixed(2)} | ${r.fastest.toFixed(2)} | ${(r.gflops / 1e9).toFixed(0)} | ${(r.gflops / r.seconds / 1e9).toFixed(1)} | ${((100 * r.seconds) / step).toFixed(0)}% |`,
+    ),
     "",
     `A ControlNet adds ${(100 * (result.controlledOverPlain - 1)).toFixed(0)}% to a step by the medians, ${(100 * (result.controlledOverPlainFastest - 1)).toFixed(0)}% by the fastest runs (target: at most 45%).`,
   ];

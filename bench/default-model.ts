@@ -19,7 +19,8 @@ const { values: args } = parseArgs({
   },
 });
 const runs = Number(args.runs);
-if (!Number.isInteger(runs) || runs < 2) throw new Error(`--runs ${args.runs}: expected a whole number of at least 2 (one cold, the rest warm)`);
+if (!Number.isInteger(runs) || runs < 2)
+  throw new Error(`--runs ${args.runs}: expected a whole number of at least 2 (one cold, the rest warm)`);
 
 const root = resolve(import.meta.dirname, "..");
 const work = mkdtempSync(join(tmpdir(), "diffuse-bench-default-"));
@@ -30,7 +31,11 @@ try {
   for (let i = 0; i < runs; i++) {
     const out = join(work, `out-${i}.png`);
     const start = performance.now();
-    const done = spawnSync(process.execPath, [join(root, "bin/diffuse.js"), "generate", args.prompt!, "-o", out, "--seed", String(i)], { env, encoding: "utf8" });
+    const done = spawnSync(
+      process.execPath,
+      [join(root, "bin/diffuse.js"), "generate", args.prompt!, "-o", out, "--seed", String(i)],
+      { env, encoding: "utf8" },
+    );
     const s = (performance.now() - start) / 1000;
     if (done.status !== 0) throw new Error(`run ${i} exited ${done.status}:\n${done.stderr}`);
     statSync(out);
@@ -43,4 +48,6 @@ try {
 const warm = seconds.slice(1).sort((a, b) => a - b);
 const median = warm[Math.floor(warm.length / 2)]!;
 console.log(`diffuse generate on the embedded default model (20 steps, 64x64), ${runs} runs as new processes:`);
-console.log(`cold cache ${seconds[0]!.toFixed(2)} s; warm median ${median.toFixed(2)} s (min ${warm[0]!.toFixed(2)}, max ${warm[warm.length - 1]!.toFixed(2)})`);
+console.log(
+  `cold cache ${seconds[0]!.toFixed(2)} s; warm median ${median.toFixed(2)} s (min ${warm[0]!.toFixed(2)}, max ${warm[warm.length - 1]!.toFixed(2)})`,
+);

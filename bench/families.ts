@@ -45,7 +45,15 @@ import { SAFETY_IO } from "../src/models/safety-checker.js";
 import { DEFAULT_ATTENTION, Networks, type NetworkName, type NetworkOptions } from "../src/pipeline/networks.js";
 import { CompileCache } from "../src/runtime/compile-cache.js";
 import { Session, type FeedValue, type SessionOptions } from "../src/runtime/session.js";
-import { FAMILIES, randn, REFERENCE_SD15_STEP, ROWS, SDXL_PEAK_RSS, type FamilyName, type Timing } from "./network-rows.js";
+import {
+  FAMILIES,
+  randn,
+  REFERENCE_SD15_STEP,
+  ROWS,
+  SDXL_PEAK_RSS,
+  type FamilyName,
+  type Timing,
+} from "./network-rows.js";
 import { randomCheckpoint, tokenizerTemplate, type RandomCheckpoint } from "./random-checkpoint.js";
 import { randomSafetyChecker } from "./random-weights.js";
 
@@ -74,7 +82,11 @@ const { values: args } = parseArgs({
 });
 const threads = Number(args.threads ?? availableParallelism());
 const attention = args.attention as AttentionKind;
-const sessionOpts: SessionOptions = { threads, optimization: args.opt as SessionOptions["optimization"], prepack: args.prepack };
+const sessionOpts: SessionOptions = {
+  threads,
+  optimization: args.opt as SessionOptions["optimization"],
+  prepack: args.prepack,
+};
 const only = args.only ? new Set(args.only.split(",")) : undefined;
 const wanted = (name: string) => !only || only.has(name);
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
@@ -139,7 +151,11 @@ async function matmulCeiling(): Promise<number> {
 }
 
 /** Opens the family's checkpoint and loads every network a generation uses, with the time of each phase. */
-async function openNetworks(family: FamilyName, path: string, cacheDir: string): Promise<{ nets: Networks; timings: Timings; totals: Timings }> {
+async function openNetworks(
+  family: FamilyName,
+  path: string,
+  cacheDir: string,
+): Promise<{ nets: Networks; timings: Timings; totals: Timings }> {
   const { config, networks } = FAMILIES[family];
   const timings: Timings = {};
   const totals: Timings = {};
@@ -148,7 +164,13 @@ async function openNetworks(family: FamilyName, path: string, cacheDir: string):
   };
   const t0 = performance.now();
   const cacheWeights = args["cache-weights"] as NetworkOptions["cacheWeights"];
-  const nets = await Networks.open(openCheckpoint(path, { prediction: config.predictionType }), { cacheDir, attention, cacheWeights, onTiming, ...sessionOpts });
+  const nets = await Networks.open(openCheckpoint(path, { prediction: config.predictionType }), {
+    cacheDir,
+    attention,
+    cacheWeights,
+    onTiming,
+    ...sessionOpts,
+  });
   totals.hash = round((performance.now() - t0) / 1000);
   for (const name of networks) {
     const t = performance.now();
@@ -171,8 +193,15 @@ async function phaseChild(): Promise<void> {
       const { seconds, cpuShare, flops } = await row.measure(nets, timeRuns, attention);
       const tmpfs = tmpfsWeights();
       const peakHeldMb = peakRssMb() + (tmpfs ? tmpfs.mappedMb - tmpfs.residentMb : 0);
-      report.rows[id] = { seconds: round(seconds), gflops: round(flops / seconds / 1e9), cpuShare: round(cpuShare), peakHeldMb };
-      log(`${id}: ${seconds.toFixed(2)} s (CPU share ${cpuShare.toFixed(2)}, load average ${loadavg()[0]!.toFixed(2)}), memory held at its peak so far ${peakHeldMb} MB`);
+      report.rows[id] = {
+        seconds: round(seconds),
+        gflops: round(flops / seconds / 1e9),
+        cpuShare: round(cpuShare),
+        peakHeldMb,
+      };
+      log(
+        `${id}: ${seconds.toFixed(2)} s (CPU share ${cpuShare.toFixed(2)}, load average ${loadavg()[0]!.toFixed(2)}), memory held at its peak so far ${peakHeldMb} MB`,
+      );
     }
     report.tmpfs = tmpfsWeights();
   }
@@ -182,18 +211,47 @@ async function phaseChild(): Promise<void> {
   process.stdout.write(JSON.stringify(report) + "\n");
 }
 
-function runPhase(phase: "first-use" | "run", family: FamilyName, checkpoint: string, cacheDir: string, rows: readonly string[] = []): PhaseReport {
+function runPhase(
+  phase: "first-use" | "run",
+  family: FamilyName,
+  checkpoint: string,
+  cacheDir: string,
+  rows: readonly string[] = [],
+): PhaseReport {
   const child = spawnSync(
     process.execPath,
     [
-      "--import", "tsx", new URL(import.meta.url).pathname,
-      "--child", phase, "--child-family", family, "--child-checkpoint", checkpoint, "--child-cache", cacheDir, "--child-rows", rows.join(","),
-      "--cache-weights", String(args["cache-weights"]), "--attention", attention, "--opt", String(args.opt), "--threads", String(threads),
-      "--runs", String(args.runs), "--long-runs", String(args["long-runs"]), ...(args.prepack ? ["--prepack"] : []),
+      "--import",
+      "tsx",
+      new URL(import.meta.url).pathname,
+      "--child",
+      phase,
+      "--child-family",
+      family,
+      "--child-checkpoint",
+      checkpoint,
+      "--child-cache",
+      cacheDir,
+      "--child-rows",
+      rows.join(","),
+      "--cache-weights",
+      String(args["cache-weights"]),
+      "--attention",
+      attention,
+      "--opt",
+      String(args.opt),
+      "--threads",
+      String(threads),
+      "--runs",
+      String(args.runs),
+      "--long-runs",
+      String(args["long-runs"]),
+      ...(args.prepack ? ["--prepack"] : []),
     ],
     { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 * 2 ** 20 },
   );
-  if (child.status !== 0) throw new Error(`${family} ${phase} failed (exit ${child.status ?? child.signal}); its messages are above`);
+  if (child.status !== 0)
+    throw new Error(`${family} ${phase} failed (exit ${child.status ?? child.signal}); its messages are above`);
   return JSON.parse(child.stdout.trim().split("\n").pop()!) as PhaseReport;
 }
 
@@ -220,7 +278,12 @@ interface SingleFileCheck {
   problems: string[];
   generateSeconds?: number;
   image?: { path: string; width: number; height: number };
-  inspect?: { family: string; components: Record<string, { params: number; dtype: string }>; hash: string; sha256: string };
+  inspect?: {
+    family: string;
+    components: Record<string, { params: number; dtype: string }>;
+    hash: string;
+    sha256: string;
+  };
 }
 
 /**
@@ -230,14 +293,40 @@ interface SingleFileCheck {
  */
 function singleFileCheck(ckpt: RandomCheckpoint, cacheDir: string, scratch: string): SingleFileCheck {
   const problems: string[] = [];
-  const cli = (argv: string[]) => spawnSync(process.execPath, ["--import", "tsx", DIFFUSE_CLI, ...argv], {
-    encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, DIFFUSE_CACHE: cacheDir }, maxBuffer: 64 * 2 ** 20,
-  });
+  const cli = (argv: string[]) =>
+    spawnSync(process.execPath, ["--import", "tsx", DIFFUSE_CLI, ...argv], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, DIFFUSE_CACHE: cacheDir },
+      maxBuffer: 64 * 2 ** 20,
+    });
   const tiny = tokenizerTemplate("sdxl");
   const out = join(scratch, "sdxl-512.png");
   const t0 = performance.now();
-  const gen = cli(["generate", "a lighthouse at dusk", "--model", ckpt.path, "--tokenizer", join(tiny, "tokenizer"), "--tokenizer-2", join(tiny, "tokenizer_2"),
-    "-W", "512", "-H", "512", "--steps", "1", "--seed", "1", "--threads", String(threads), "-o", out, "--json", "--no-progress"]);
+  const gen = cli([
+    "generate",
+    "a lighthouse at dusk",
+    "--model",
+    ckpt.path,
+    "--tokenizer",
+    join(tiny, "tokenizer"),
+    "--tokenizer-2",
+    join(tiny, "tokenizer_2"),
+    "-W",
+    "512",
+    "-H",
+    "512",
+    "--steps",
+    "1",
+    "--seed",
+    "1",
+    "--threads",
+    String(threads),
+    "-o",
+    out,
+    "--json",
+    "--no-progress",
+  ]);
   const check: SingleFileCheck = { ok: false, problems, generateSeconds: round((performance.now() - t0) / 1000) };
   if (gen.status !== 0) {
     problems.push(`diffuse generate exited ${gen.status ?? gen.signal}`);
@@ -245,7 +334,8 @@ function singleFileCheck(ckpt: RandomCheckpoint, cacheDir: string, scratch: stri
     const png = readFileSync(out);
     // The PNG's IHDR chunk: width and height as big-endian 32-bit integers at bytes 16 and 20.
     check.image = { path: out, width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
-    if (check.image.width !== 512 || check.image.height !== 512) problems.push(`the image is ${check.image.width}x${check.image.height}, not 512x512`);
+    if (check.image.width !== 512 || check.image.height !== 512)
+      problems.push(`the image is ${check.image.width}x${check.image.height}, not 512x512`);
   }
   const ins = cli(["inspect", ckpt.path, "--json"]);
   if (ins.status !== 0) {
@@ -260,11 +350,14 @@ function singleFileCheck(ckpt: RandomCheckpoint, cacheDir: string, scratch: stri
       text_encoder: paramCount(clipTextParamShapes(SDXL_BASE.textEncoder)),
       text_encoder_2: paramCount(clipTextParamShapes(SDXL_BASE.textEncoder2!)),
     };
-    for (const [k, n] of Object.entries(want)) if (r.components[k]?.params !== n) problems.push(`inspect reports ${r.components[k]?.params} ${k} parameters, the builder declares ${n}`);
+    for (const [k, n] of Object.entries(want))
+      if (r.components[k]?.params !== n)
+        problems.push(`inspect reports ${r.components[k]?.params} ${k} parameters, the builder declares ${n}`);
     const sum = spawnSync("sha256sum", [ckpt.path], { encoding: "utf8" });
     const sha = sum.status === 0 ? sum.stdout.split(/\s/)[0] : undefined;
     if (sha === undefined) problems.push("sha256sum failed, so the hash was not checked");
-    else if (r.sha256 !== sha || r.hash !== sha.slice(0, 10)) problems.push(`inspect reports hash ${r.hash} (sha256 ${r.sha256}), the file's sha256 is ${sha}`);
+    else if (r.sha256 !== sha || r.hash !== sha.slice(0, 10))
+      problems.push(`inspect reports hash ${r.hash} (sha256 ${r.sha256}), the file's sha256 is ${sha}`);
   }
   check.ok = problems.length === 0;
   return check;
@@ -287,17 +380,27 @@ interface FamilyResult {
 
 async function main(): Promise<void> {
   const families = args.family.split(",").map((f) => f.trim()) as FamilyName[];
-  for (const f of families) if (!(f in FAMILIES)) throw new Error(`--family ${f}: not one of ${Object.keys(FAMILIES).join(", ")}`);
+  for (const f of families)
+    if (!(f in FAMILIES)) throw new Error(`--family ${f}: not one of ${Object.keys(FAMILIES).join(", ")}`);
   const scratch = mkdtempSync(join(tmpdir(), "diffuse-bench-"));
   const ckptDir = args["checkpoint-dir"] ?? join(scratch, "checkpoints");
   const result: Record<string, unknown> = {
-    threads, attention, optimization: args.opt, cacheWeights: args["cache-weights"], prepack: args.prepack,
-    loadAverage: loadavg().map(round), memoryGb: { total: round(totalmem() / 2 ** 30), free: round(freemem() / 2 ** 30) },
+    threads,
+    attention,
+    optimization: args.opt,
+    cacheWeights: args["cache-weights"],
+    prepack: args.prepack,
+    loadAverage: loadavg().map(round),
+    memoryGb: { total: round(totalmem() / 2 ** 30), free: round(freemem() / 2 ** 30) },
   };
   const byFamily: Partial<Record<FamilyName, FamilyResult>> = {};
   let safety: RowResult | undefined;
   try {
-    log(`threads ${threads}, attention ${attention}, optimization ${args.opt}, load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}, memory free ${(freemem() / 2 ** 30).toFixed(1)} of ${(totalmem() / 2 ** 30).toFixed(1)} GiB`);
+    log(
+      `threads ${threads}, attention ${attention}, optimization ${args.opt}, load average ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")}, memory free ${(freemem() / 2 ** 30).toFixed(1)} of ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    );
     const matmulGflops = await matmulCeiling();
     result.matmulGflops = round(matmulGflops);
     log(`MatMul 2048^3 ceiling: ${matmulGflops.toFixed(1)} GFLOP/s`);
@@ -308,16 +411,26 @@ async function main(): Promise<void> {
       const check = family === "sdxl" && wanted("sdxl-generate");
       if (!rows.length && !(family === "sd15" && wanted("load")) && !check) continue;
       const fam = FAMILIES[family];
-      log(`\n== ${family}: load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}, memory free ${(freemem() / 2 ** 30).toFixed(1)} GiB`);
+      log(
+        `\n== ${family}: load average ${loadavg()
+          .map((x) => x.toFixed(2))
+          .join(" ")}, memory free ${(freemem() / 2 ** 30).toFixed(1)} GiB`,
+      );
       const t = performance.now();
       const ckpt = randomCheckpoint(ckptDir, fam.config, fam.layout);
       const writeSeconds = round((performance.now() - t) / 1000);
-      log(`checkpoint (random fp16 weights, ${fam.layout.layout}, ${gb(ckpt.bytes)}) ${ckpt.written ? "written" : "reused"} in ${writeSeconds} s: ${ckpt.path}`);
+      log(
+        `checkpoint (random fp16 weights, ${fam.layout.layout}, ${gb(ckpt.bytes)}) ${ckpt.written ? "written" : "reused"} in ${writeSeconds} s: ${ckpt.path}`,
+      );
       const cacheDir = join(scratch, `cache-${family}`);
       const firstUse = runPhase("first-use", family, ckpt.path, cacheDir);
       log(`first use: ${JSON.stringify(firstUse)}`);
       const sizes = cacheSizes(cacheDir, fam.networks);
-      log(`cache on disk: ${Object.entries(sizes).map(([k, v]) => `${k} ${gb(v)}`).join(", ")} (${round(sizes.total! / ckpt.bytes)}x the checkpoint)`);
+      log(
+        `cache on disk: ${Object.entries(sizes)
+          .map(([k, v]) => `${k} ${gb(v)}`)
+          .join(", ")} (${round(sizes.total! / ckpt.bytes)}x the checkpoint)`,
+      );
       const runs = [runPhase("run", family, ckpt.path, cacheDir, rows)];
       for (let i = 1; i < loads; i++) runs.push(runPhase("run", family, ckpt.path, cacheDir));
       runs.forEach((r, i) => log(`cached load ${i + 1}: ${JSON.stringify(r.totals)}, peak RSS ${r.peakRssMb} MB`));
@@ -327,7 +440,10 @@ async function main(): Promise<void> {
         firstUse,
         cacheBytes: sizes,
         cacheToCheckpoint: round(sizes.total! / ckpt.bytes),
-        cachedLoad: { ...Object.fromEntries(["hash", ...fam.networks, "total"].map((k) => [k, pick(k)])), peakRssMb: median(runs.map((r) => r.peakRssMb)) },
+        cachedLoad: {
+          ...Object.fromEntries(["hash", ...fam.networks, "total"].map((k) => [k, pick(k)])),
+          peakRssMb: median(runs.map((r) => r.peakRssMb)),
+        },
         runPeakRssMb: runs[0]!.peakRssMb,
         rows: runs[0]!.rows ?? {},
         tmpfs: runs[0]!.tmpfs,
@@ -346,7 +462,9 @@ async function main(): Promise<void> {
       const { graph } = randomSafetyChecker();
       const flops = graphFlops(graph);
       const session = await cachedSession(join(scratch, "safety"), "safety", graph);
-      const { seconds, cpuShare } = await timeRuns(session, { [SAFETY_IO.pixelValues]: { data: randn(3 * 224 * 224, 4), dims: [1, 3, 224, 224] } });
+      const { seconds, cpuShare } = await timeRuns(session, {
+        [SAFETY_IO.pixelValues]: { data: randn(3 * 224 * 224, 4), dims: [1, 3, 224, 224] },
+      });
       safety = { seconds: round(seconds), gflops: round(flops / seconds / 1e9), cpuShare: round(cpuShare) };
       log(`safety224: ${seconds.toFixed(2)} s`);
       await session.release();
@@ -356,21 +474,49 @@ async function main(): Promise<void> {
   }
 
   const matmul = result.matmulGflops as number;
-  const sd15Step = byFamily.sd15?.rows.unet512?.seconds ?? (args["sd15-step"] !== undefined ? Number(args["sd15-step"]) : undefined);
+  const sd15Step =
+    byFamily.sd15?.rows.unet512?.seconds ?? (args["sd15-step"] !== undefined ? Number(args["sd15-step"]) : undefined);
   const scale = sd15Step !== undefined ? sd15Step / REFERENCE_SD15_STEP : undefined;
   const table = ROWS.flatMap((spec) => {
     const r = byFamily[spec.family]?.rows[spec.id];
     if (!r) return [];
     const scaled = spec.pytorch !== undefined && scale !== undefined ? spec.pytorch * scale : undefined;
     const speedup = scaled !== undefined ? scaled / r.seconds : undefined;
-    return [{ id: spec.id, what: spec.what, ...r, ceilingRatio: round(r.gflops / matmul), pytorch: spec.pytorch, pytorchScaled: scaled && round(scaled), speedup: speedup && round(speedup), target: spec.target, met: spec.target !== undefined && speedup !== undefined ? speedup >= spec.target : undefined }];
+    return [
+      {
+        id: spec.id,
+        what: spec.what,
+        ...r,
+        ceilingRatio: round(r.gflops / matmul),
+        pytorch: spec.pytorch,
+        pytorchScaled: scaled && round(scaled),
+        speedup: speedup && round(speedup),
+        target: spec.target,
+        met: spec.target !== undefined && speedup !== undefined ? speedup >= spec.target : undefined,
+      },
+    ];
   });
   const sdxl = byFamily.sdxl;
-  const heldGb = (row: string) => (sdxl?.rows[row]?.peakHeldMb !== undefined ? round(sdxl.rows[row]!.peakHeldMb! / 1024) : undefined);
+  const heldGb = (row: string) =>
+    sdxl?.rows[row]?.peakHeldMb !== undefined ? round(sdxl.rows[row]!.peakHeldMb! / 1024) : undefined;
   const rss = sdxl?.rows["sdxl-unet1024"]
-    ? { unet1024Gb: heldGb("sdxl-unet1024"), vae1024Gb: heldGb("sdxl-vae1024"), rssGb: round(sdxl.runPeakRssMb / 1024), heldGb: round(sdxl.runPeakHeldMb / 1024), ...SDXL_PEAK_RSS, met: sdxl.runPeakHeldMb / 1024 < SDXL_PEAK_RSS.limitGb }
+    ? {
+        unet1024Gb: heldGb("sdxl-unet1024"),
+        vae1024Gb: heldGb("sdxl-vae1024"),
+        rssGb: round(sdxl.runPeakRssMb / 1024),
+        heldGb: round(sdxl.runPeakHeldMb / 1024),
+        ...SDXL_PEAK_RSS,
+        met: sdxl.runPeakHeldMb / 1024 < SDXL_PEAK_RSS.limitGb,
+      }
     : undefined;
-  Object.assign(result, { sd15Step, pytorchScale: scale && round(scale), rows: table, families: byFamily, safety224: safety, sdxlPeakRss: rss });
+  Object.assign(result, {
+    sd15Step,
+    pytorchScale: scale && round(scale),
+    rows: table,
+    families: byFamily,
+    safety224: safety,
+    sdxlPeakRss: rss,
+  });
   if (args.json) {
     process.stdout.write(JSON.stringify(result) + "\n");
     return;
@@ -380,8 +526,15 @@ async function main(): Promise<void> {
   const lines = [
     `| network | ours (s) | CPU share | PyTorch, issue (s) | PyTorch scaled (s) | speed-up | target | met | GFLOP/s | of MatMul ceiling (${matmul} GFLOP/s) |`,
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ...table.map((r) => `| ${r.what} | ${s(r.seconds)} | ${s(r.cpuShare)} | ${s(r.pytorch)} | ${s(r.pytorchScaled)} | ${r.speedup === undefined ? "-" : `${s(r.speedup)}x`} | ${r.target === undefined ? "-" : `>= ${r.target}x`} | ${r.met === undefined ? "-" : r.met ? "yes" : "NO"} | ${s(r.gflops, 1)} | ${((100 * r.gflops) / matmul).toFixed(0)}% |`),
-    ...(safety ? [`| safety checker (CLIP ViT-L/14, 224px), 1 image | ${s(safety.seconds)} | ${s(safety.cpuShare)} | - | - | - | - | - | ${s(safety.gflops, 1)} | ${((100 * safety.gflops) / matmul).toFixed(0)}% |`] : []),
+    ...table.map(
+      (r) =>
+        `| ${r.what} | ${s(r.seconds)} | ${s(r.cpuShare)} | ${s(r.pytorch)} | ${s(r.pytorchScaled)} | ${r.speedup === undefined ? "-" : `${s(r.speedup)}x`} | ${r.target === undefined ? "-" : `>= ${r.target}x`} | ${r.met === undefined ? "-" : r.met ? "yes" : "NO"} | ${s(r.gflops, 1)} | ${((100 * r.gflops) / matmul).toFixed(0)}% |`,
+    ),
+    ...(safety
+      ? [
+          `| safety checker (CLIP ViT-L/14, 224px), 1 image | ${s(safety.seconds)} | ${s(safety.cpuShare)} | - | - | - | - | - | ${s(safety.gflops, 1)} | ${((100 * safety.gflops) / matmul).toFixed(0)}% |`,
+        ]
+      : []),
     "(CPU share: CPU time over wall time x threads while timing; well under 1 means other processes took cores and the time is too long)",
     "",
   ];
@@ -395,16 +548,22 @@ async function main(): Promise<void> {
   }
   for (const [family, f] of Object.entries(byFamily) as [FamilyName, FamilyResult][]) {
     const first = f.firstUse;
-    const phase = (n: string, p: string) => (first.phases[`${n}.${p}`] !== undefined ? first.phases[`${n}.${p}`]!.toFixed(2) : "-");
+    const phase = (n: string, p: string) =>
+      first.phases[`${n}.${p}`] !== undefined ? first.phases[`${n}.${p}`]!.toFixed(2) : "-";
     lines.push(
       `| ${family} first use (s) / cache | key | build | load | total | cached load (s) | cache on disk |`,
       "| --- | --- | --- | --- | --- | --- | --- |",
       `| hash the checkpoint | | | | ${first.totals.hash!.toFixed(2)} | ${s(f.cachedLoad.hash)} | |`,
-      ...FAMILIES[family].networks.map((n) => `| ${n} | ${phase(n, "key")} | ${phase(n, "build")} | ${phase(n, "load")} | ${first.totals[n]!.toFixed(2)} | ${s(f.cachedLoad[n])} | ${gb(f.cacheBytes[n] ?? 0)} |`),
+      ...FAMILIES[family].networks.map(
+        (n) =>
+          `| ${n} | ${phase(n, "key")} | ${phase(n, "build")} | ${phase(n, "load")} | ${first.totals[n]!.toFixed(2)} | ${s(f.cachedLoad[n])} | ${gb(f.cacheBytes[n] ?? 0)} |`,
+      ),
       `| all | | | | ${first.totals.total!.toFixed(2)} | ${s(f.cachedLoad.total)} | ${gb(f.cacheBytes.total!)} (${f.cacheToCheckpoint}x the ${gb(f.checkpoint.bytes)} ${f.checkpoint.layout} checkpoint) |`,
       "",
       `${family} peak RSS: first use ${first.peakRssMb} MB, cached load and rows ${f.runPeakRssMb} MB` +
-        (f.tmpfs ? ` (+ ${f.tmpfs.mappedMb - f.tmpfs.residentMb} MB of mapped tmpfs weights RSS does not count: ${f.runPeakHeldMb} MB held)` : ""),
+        (f.tmpfs
+          ? ` (+ ${f.tmpfs.mappedMb - f.tmpfs.residentMb} MB of mapped tmpfs weights RSS does not count: ${f.runPeakHeldMb} MB held)`
+          : ""),
       "",
     );
     if (f.singleFile) {
@@ -412,13 +571,21 @@ async function main(): Promise<void> {
       lines.push(
         `SDXL single file (published layout, fp16): ${c.ok ? "OK" : `FAILED: ${c.problems.join("; ")}`}`,
         `  diffuse generate 512x512, 1 step: ${c.image ? `${c.image.width}x${c.image.height} image` : "no image"} in ${s(c.generateSeconds, 1)} s (cached graphs)`,
-        ...(c.inspect ? [`  diffuse inspect: family ${c.inspect.family}, ${Object.entries(c.inspect.components).map(([k, v]) => `${k} ${v.params.toLocaleString("en-US")} (${v.dtype})`).join(", ")}, hash ${c.inspect.hash}`] : []),
+        ...(c.inspect
+          ? [
+              `  diffuse inspect: family ${c.inspect.family}, ${Object.entries(c.inspect.components)
+                .map(([k, v]) => `${k} ${v.params.toLocaleString("en-US")} (${v.dtype})`)
+                .join(", ")}, hash ${c.inspect.hash}`,
+            ]
+          : []),
         "",
       );
     }
   }
   lines.push(
-    scale !== undefined ? `PyTorch figures scaled by ${round(scale)} = our SD1.5 guided 512 px step ${s(sd15Step)} s / ${REFERENCE_SD15_STEP} s` : "PyTorch figures not scaled: run with sd15 in --family or pass --sd15-step",
+    scale !== undefined
+      ? `PyTorch figures scaled by ${round(scale)} = our SD1.5 guided 512 px step ${s(sd15Step)} s / ${REFERENCE_SD15_STEP} s`
+      : "PyTorch figures not scaled: run with sd15 in --family or pass --sd15-step",
     `threads ${threads}, attention ${attention}, graph optimization ${args.opt}, prepacking ${args.prepack ? "on" : "off"}, load average at start ${(result.loadAverage as number[]).join(" ")}, memory ${JSON.stringify(result.memoryGb)} GiB`,
   );
   process.stdout.write(lines.join("\n") + "\n");
@@ -436,7 +603,9 @@ function tmpfsWeights(): { mappedMb: number; residentMb: number } | undefined {
   } catch {
     return undefined;
   }
-  let mapped = 0, resident = 0, inShm = false;
+  let mapped = 0,
+    resident = 0,
+    inShm = false;
   for (const line of smaps.split("\n")) {
     const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
     if (header) {

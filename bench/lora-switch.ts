@@ -17,7 +17,16 @@
  *   npm run bench:lora -- --threads 2 --json
  *   npm run bench:lora -- --layers attention   kohya's plain LoRA: attention and feed-forward only, no convolutions
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -53,12 +62,20 @@ const TEXT_LAYERS = /\.(q_proj|k_proj|v_proj|out_proj|fc1|fc2)$/;
 /** A kohya LoRA file (random fp16 factors) over the chosen layers of the checkpoint, written once; its size. */
 function writeLora(path: string, ckpt: Checkpoint): { bytes: number; modules: number } {
   const modules: { name: string; out: number; rest: number; conv?: readonly number[] }[] = [];
-  for (const [prefix, source, pattern] of [["lora_unet_", ckpt.unet, UNET_LAYERS], ["lora_te_", ckpt.textEncoder, TEXT_LAYERS]] as const) {
+  for (const [prefix, source, pattern] of [
+    ["lora_unet_", ckpt.unet, UNET_LAYERS],
+    ["lora_te_", ckpt.textEncoder, TEXT_LAYERS],
+  ] as const) {
     for (const key of source.keys()) {
       const module = key.replace(/\.weight$/, "");
       const shape = source.shape(key);
       if (!key.endsWith(".weight") || (shape.length !== 2 && shape.length !== 4) || !pattern.test(module)) continue;
-      modules.push({ name: prefix + module.replaceAll(".", "_"), out: shape[0]!, rest: shape.slice(1).reduce((a, b) => a * b, 1), conv: shape.length === 4 ? shape : undefined });
+      modules.push({
+        name: prefix + module.replaceAll(".", "_"),
+        out: shape[0]!,
+        rest: shape.slice(1).reduce((a, b) => a * b, 1),
+        conv: shape.length === 4 ? shape : undefined,
+      });
     }
   }
   if (!existsSync(path)) {
@@ -82,7 +99,9 @@ function du(path: string): number {
 
 /** The cache's entries, without its private scratch folder. */
 function cacheBytes(dir: string): number {
-  return readdirSync(dir).filter((n) => !n.startsWith(".")).reduce((n, e) => n + du(join(dir, e)), 0);
+  return readdirSync(dir)
+    .filter((n) => !n.startsWith("."))
+    .reduce((n, e) => n + du(join(dir, e)), 0);
 }
 
 /** Peak RSS since the last reset (Linux: /proc/self/status VmHWM, reset through clear_refs). */
@@ -149,7 +168,9 @@ async function main(): Promise<void> {
     const diskBefore = cacheBytes(cacheDir);
     log(`plain step ${stepPlain.toFixed(2)} s, RSS ${(rssPlain / 2 ** 30).toFixed(2)} GiB`);
 
-    const set = (weight: number): WantedLora[] => [{ name: "bench", source: loraPath, textEncoder: weight, unet: weight }];
+    const set = (weight: number): WantedLora[] => [
+      { name: "bench", source: loraPath, textEncoder: weight, unet: weight },
+    ];
     const switchTo = async (wanted: WantedLora[]) => {
       resetPeak();
       const cpu = process.cpuUsage();
@@ -175,9 +196,23 @@ async function main(): Promise<void> {
     ckpt.close();
 
     const result = {
-      machine: { cores: availableParallelism(), threads, load: loadavg().map((l) => l.toFixed(2)).join(" ") },
+      machine: {
+        cores: availableParallelism(),
+        threads,
+        load: loadavg()
+          .map((l) => l.toFixed(2))
+          .join(" "),
+      },
       lora: { modules: lora.modules, rank, bytes: lora.bytes },
-      seconds: { build, plainLoad, switchFirst: first.seconds, switchWeight: reweight.seconds, switchOff: off.seconds, stepPlain, stepLora },
+      seconds: {
+        build,
+        plainLoad,
+        switchFirst: first.seconds,
+        switchWeight: reweight.seconds,
+        switchOff: off.seconds,
+        stepPlain,
+        stepLora,
+      },
       cpuSeconds: { switchFirst: first.cpu, switchWeight: reweight.cpu, switchOff: off.cpu },
       rss: { plain: rssPlain, lora: rssLora, peakSwitch: first.peak },
       disk: { cacheBefore: diskBefore, cacheGrowth: diskAfter - diskBefore },
@@ -188,7 +223,10 @@ async function main(): Promise<void> {
     }
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
     const rows: [string, string][] = [
-      ["LoRA", `${lora.modules} modules (UNet attention, feed-forward${args.layers === "attention" ? "" : ", convs"}; text encoder projections), rank ${rank}, ${(lora.bytes / 2 ** 20).toFixed(0)} MiB fp16`],
+      [
+        "LoRA",
+        `${lora.modules} modules (UNet attention, feed-forward${args.layers === "attention" ? "" : ", convs"}; text encoder projections), rank ${rank}, ${(lora.bytes / 2 ** 20).toFixed(0)} MiB fp16`,
+      ],
       ["cache entries built (first use, once)", `${build.toFixed(1)} s`],
       ["cached load, text encoder + UNet, no LoRA", `${plainLoad.toFixed(1)} s`],
       ["switch: none -> LoRA x0.8 (file read, merge)", `${first.seconds.toFixed(1)} s (CPU ${first.cpu.toFixed(1)} s)`],
@@ -197,13 +235,18 @@ async function main(): Promise<void> {
       ["guided 512 px UNet step, no LoRA", `${stepPlain.toFixed(2)} s`],
       ["guided 512 px UNet step, LoRA merged", `${stepLora.toFixed(2)} s`],
       ["RSS after a step, no LoRA", gib(rssPlain)],
-      ["RSS after a step, LoRA merged (extra)", `${gib(rssLora)} (${rssLora >= rssPlain ? "+" : ""}${((rssLora - rssPlain) / 2 ** 20).toFixed(0)} MiB)`],
+      [
+        "RSS after a step, LoRA merged (extra)",
+        `${gib(rssLora)} (${rssLora >= rssPlain ? "+" : ""}${((rssLora - rssPlain) / 2 ** 20).toFixed(0)} MiB)`,
+      ],
       ["peak RSS during the first switch", gib(first.peak)],
       ["compile cache", `${gib(diskBefore)}; grew by ${diskAfter - diskBefore} bytes over 3 switches`],
       ["extra disk for the LoRA", `its file, ${(lora.bytes / 2 ** 20).toFixed(0)} MiB`],
     ];
     const width = Math.max(...rows.map(([k]) => k.length));
-    process.stdout.write(`LoRA switch on full-size SD1.5 (random weights), ${threads} threads, load average ${result.machine.load}\n`);
+    process.stdout.write(
+      `LoRA switch on full-size SD1.5 (random weights), ${threads} threads, load average ${result.machine.load}\n`,
+    );
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
   } finally {
     rmSync(scratch, { recursive: true, force: true });

@@ -26,9 +26,17 @@ export interface Family {
 }
 
 export const FAMILIES: Readonly<Record<FamilyName, Family>> = {
-  sd15: { config: SD15, layout: { layout: "diffusers", dtype: "F16" }, networks: ["text_encoder", "unet", "vae_decoder"] },
+  sd15: {
+    config: SD15,
+    layout: { layout: "diffusers", dtype: "F16" },
+    networks: ["text_encoder", "unet", "vae_decoder"],
+  },
   sd21: { config: SD21, layout: { layout: "single-file" }, networks: ["text_encoder", "unet", "vae_decoder"] },
-  sdxl: { config: SDXL_BASE, layout: { layout: "single-file" }, networks: ["text_encoder", "text_encoder_2", "unet", "vae_decoder"] },
+  sdxl: {
+    config: SDXL_BASE,
+    layout: { layout: "single-file" },
+    networks: ["text_encoder", "text_encoder_2", "unet", "vae_decoder"],
+  },
 };
 
 /** Our SD1.5 guided 512 px step on the machine where the PyTorch figures were taken: their scale. */
@@ -98,7 +106,10 @@ export function randn(n: number, seed: number): Float32Array {
 /** One guided step: the UNet on [uncond, cond] (batch 2), with SDXL's pooled embeds and time ids. */
 function unetRow(id: string, family: FamilyName, px: number, pytorch?: number, target?: number): RowSpec {
   return {
-    id, family, pytorch, target,
+    id,
+    family,
+    pytorch,
+    target,
     what: `${family} UNet ${px}px, batch 2 (one guided step)`,
     async measure(nets, time, attention) {
       const { config } = nets.checkpoint;
@@ -115,9 +126,20 @@ function unetRow(id: string, family: FamilyName, px: number, pytorch?: number, t
         const pooled = (config.textEncoder2 ?? config.textEncoder).projectionDim!;
         feeds[UNET_IO.textEmbeds] = { data: randn(2 * pooled, 6), dims: [2, pooled] };
         // What the pipeline passes at this size: original size, crop (0, 0), target size.
-        feeds[UNET_IO.timeIds] = { data: Float32Array.from([px, px, 0, 0, px, px, px, px, 0, 0, px, px]), dims: [2, ids] };
+        feeds[UNET_IO.timeIds] = {
+          data: Float32Array.from([px, px, 0, 0, px, px, px, px, 0, 0, px, px]),
+          dims: [2, ids],
+        };
       }
-      const flops = graphFlops(buildUNet(u, new ScopedWeights(nets.checkpoint.unet), { attention, batch: 2, height: size, width: size, timeIds: ids || undefined }));
+      const flops = graphFlops(
+        buildUNet(u, new ScopedWeights(nets.checkpoint.unet), {
+          attention,
+          batch: 2,
+          height: size,
+          width: size,
+          timeIds: ids || undefined,
+        }),
+      );
       return { ...(await time(await nets.get("unet"), feeds)), flops };
     },
   };
@@ -125,13 +147,23 @@ function unetRow(id: string, family: FamilyName, px: number, pytorch?: number, t
 
 function vaeRow(id: string, family: FamilyName, px: number, pytorch?: number, target?: number): RowSpec {
   return {
-    id, family, pytorch, target,
+    id,
+    family,
+    pytorch,
+    target,
     what: `${family} VAE decode ${px}px`,
     async measure(nets, time, attention) {
       const { vae } = nets.checkpoint.config;
       const size = px / 8;
-      const flops = graphFlops(buildVaeDecoder(vae, new ScopedWeights(nets.checkpoint.vae), { attention, height: px, width: px }));
-      const feeds = { [VAE_IO.latent]: { data: randn(vae.latentChannels * size * size, 2), dims: [1, vae.latentChannels, size, size] } };
+      const flops = graphFlops(
+        buildVaeDecoder(vae, new ScopedWeights(nets.checkpoint.vae), { attention, height: px, width: px }),
+      );
+      const feeds = {
+        [VAE_IO.latent]: {
+          data: randn(vae.latentChannels * size * size, 2),
+          dims: [1, vae.latentChannels, size, size],
+        },
+      };
       return { ...(await time(await nets.get("vae_decoder"), feeds)), flops };
     },
   };
@@ -140,15 +172,22 @@ function vaeRow(id: string, family: FamilyName, px: number, pytorch?: number, ta
 /** Every text encoder of the family on 77 tokens, batch 2 (prompt and negative prompt), one after the other. */
 function textRow(id: string, family: FamilyName, pytorch?: number, target?: number): RowSpec {
   return {
-    id, family, pytorch, target,
+    id,
+    family,
+    pytorch,
+    target,
     what: `${family} text encoder${family === "sdxl" ? "s (CLIP-L + OpenCLIP bigG)" : ""}, 77 tokens, batch 2`,
     async measure(nets, time) {
       const { config, textEncoder, textEncoder2 } = nets.checkpoint;
       const encoders = [
         { name: "text_encoder" as const, config: config.textEncoder, weights: textEncoder },
-        ...(config.textEncoder2 && textEncoder2 ? [{ name: "text_encoder_2" as const, config: config.textEncoder2, weights: textEncoder2 }] : []),
+        ...(config.textEncoder2 && textEncoder2
+          ? [{ name: "text_encoder_2" as const, config: config.textEncoder2, weights: textEncoder2 }]
+          : []),
       ];
-      let seconds = 0, cpu = 0, flops = 0;
+      let seconds = 0,
+        cpu = 0,
+        flops = 0;
       for (const e of encoders) {
         // Built at batch 1, run at batch 2.
         flops += 2 * graphFlops(buildClipText(e.config, new ScopedWeights(e.weights)));

@@ -1,5 +1,18 @@
 import { createHash } from "node:crypto";
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import type { ModelFamily, PipelineConfig } from "../src/configs/pipeline.js";
@@ -44,20 +57,31 @@ export interface RandomCheckpoint {
 const WRITER_VERSION = 1;
 
 /** The tiny reference model of each family (../shared/fixtures): model_index.json, scheduler config, tokenizers. */
-const TEMPLATES: Readonly<Partial<Record<ModelFamily, string>>> = { sd1: "sd15-tiny", sd2: "sd2v-tiny", sdxl: "sdxl-tiny" };
+const TEMPLATES: Readonly<Partial<Record<ModelFamily, string>>> = {
+  sd1: "sd15-tiny",
+  sd2: "sd2v-tiny",
+  sdxl: "sdxl-tiny",
+};
 const MODELS = resolve(import.meta.dirname, "../../shared/fixtures/reference/models");
 
 /** The tiny model whose tokenizer folders (tokenizer/, tokenizer_2/) suit a family: --tokenizer for a single file. */
 export function tokenizerTemplate(family: ModelFamily): string {
   const name = TEMPLATES[family === "sdxl-refiner" ? "sdxl" : family];
-  if (!name || !existsSync(join(MODELS, name))) throw new Error(`no tiny ${family} reference model at ${join(MODELS, name ?? family)} to take tokenizers from`);
+  if (!name || !existsSync(join(MODELS, name)))
+    throw new Error(`no tiny ${family} reference model at ${join(MODELS, name ?? family)} to take tokenizers from`);
   return join(MODELS, name);
 }
 
 /** Writes the checkpoint into `dir` unless an identical one is already there, and checks that it opens as `config`. */
 export function randomCheckpoint(dir: string, config: PipelineConfig, layout: RandomLayout): RandomCheckpoint {
-  const tag = createHash("sha256").update(JSON.stringify({ WRITER_VERSION, config, layout })).digest("hex").slice(0, 10);
-  const name = layout.layout === "single-file" ? `${config.family}-${tag}.safetensors` : `${config.family}-${tag}-${layout.dtype.toLowerCase()}`;
+  const tag = createHash("sha256")
+    .update(JSON.stringify({ WRITER_VERSION, config, layout }))
+    .digest("hex")
+    .slice(0, 10);
+  const name =
+    layout.layout === "single-file"
+      ? `${config.family}-${tag}.safetensors`
+      : `${config.family}-${tag}-${layout.dtype.toLowerCase()}`;
   const path = join(dir, name);
   let written = false;
   if (!existsSync(path)) {
@@ -78,7 +102,9 @@ function checkOpensAs(path: string, config: PipelineConfig): void {
   const ckpt = openCheckpoint(path, { prediction: config.predictionType });
   try {
     if (!isDeepStrictEqual(ckpt.config, config)) {
-      throw new Error(`${path} opens as ${JSON.stringify(ckpt.config)}, not as the config it was written for, ${JSON.stringify(config)}`);
+      throw new Error(
+        `${path} opens as ${JSON.stringify(ckpt.config)}, not as the config it was written for, ${JSON.stringify(config)}`,
+      );
     }
   } finally {
     ckpt.close();
@@ -94,10 +120,14 @@ function weightBytes(path: string): number {
 /** Each component's parameters under diffusers names, with a seed of its own. */
 function componentWeights(config: PipelineConfig, c: CheckpointComponent): { shapes: ParamShapes; seed: number } {
   switch (c) {
-    case "unet": return { shapes: unetParamShapes(config.unet), seed: 1 };
-    case "vae": return { shapes: vaeParamShapes(config.vae), seed: 2 };
-    case "textEncoder": return { shapes: clipTextParamShapes(config.textEncoder), seed: 3 };
-    case "textEncoder2": return { shapes: clipTextParamShapes(config.textEncoder2!), seed: 4 };
+    case "unet":
+      return { shapes: unetParamShapes(config.unet), seed: 1 };
+    case "vae":
+      return { shapes: vaeParamShapes(config.vae), seed: 2 };
+    case "textEncoder":
+      return { shapes: clipTextParamShapes(config.textEncoder), seed: 3 };
+    case "textEncoder2":
+      return { shapes: clipTextParamShapes(config.textEncoder2!), seed: 4 };
   }
 }
 
@@ -151,14 +181,18 @@ function writeSingleFile(path: string, config: PipelineConfig): void {
       shapes = clipTextParamShapes({ ...config.textEncoder, numHiddenLayers: config.textEncoder.numHiddenLayers + 1 });
     }
     const source = randomWeights(shapes, seed);
-    for (const t of ldmStoredTensors(part, shapes)) tensors.push({ name: t.stored, shape: t.shape, data: () => storedTensorData(t, source) });
+    for (const t of ldmStoredTensors(part, shapes))
+      tensors.push({ name: t.stored, shape: t.shape, data: () => storedTensorData(t, source) });
   }
   writeSafetensors(path, tensors, "F16");
 }
 
 function writeDiffusersFolder(dir: string, config: PipelineConfig, dtype: "F16" | "F32"): void {
   const template = TEMPLATES[config.family];
-  if (!template) throw new Error(`no tiny reference model of family ${config.family} to take model_index.json and tokenizers from: write it as a single file`);
+  if (!template)
+    throw new Error(
+      `no tiny reference model of family ${config.family} to take model_index.json and tokenizers from: write it as a single file`,
+    );
   const from = join(MODELS, template);
   const json = (file: string, value: unknown) => {
     mkdirSync(dirname(join(dir, file)), { recursive: true });
@@ -167,19 +201,34 @@ function writeDiffusersFolder(dir: string, config: PipelineConfig, dtype: "F16" 
   const folders = DIFFUSERS_FOLDERS[config.family];
   mkdirSync(dir, { recursive: true });
   copyFileSync(join(from, "model_index.json"), join(dir, "model_index.json"));
-  const scheduler = JSON.parse(readFileSync(join(from, "scheduler", "scheduler_config.json"), "utf8")) as Record<string, unknown>;
+  const scheduler = JSON.parse(readFileSync(join(from, "scheduler", "scheduler_config.json"), "utf8")) as Record<
+    string,
+    unknown
+  >;
   json("scheduler/scheduler_config.json", { ...scheduler, prediction_type: config.predictionType });
   for (const c of Object.keys(folders) as CheckpointComponent[]) {
     const folder = folders[c]!;
     const { shapes, seed } = componentWeights(config, c);
     const source = randomWeights(shapes, seed);
     const stem = c === "unet" || c === "vae" ? WEIGHT_STEMS.unet! : WEIGHT_STEMS.text_encoder!;
-    json(`${folder}/config.json`, c === "unet" ? unetJson(config.unet) : c === "vae" ? vaeJson(config.vae, config.unet) : textJson(c === "textEncoder" ? config.textEncoder : config.textEncoder2!));
-    writeSafetensors(join(dir, folder, `${stem}.safetensors`), [...shapes].map(([name, shape]) => ({ name, shape, data: () => source.float32(name) })), dtype);
+    json(
+      `${folder}/config.json`,
+      c === "unet"
+        ? unetJson(config.unet)
+        : c === "vae"
+          ? vaeJson(config.vae, config.unet)
+          : textJson(c === "textEncoder" ? config.textEncoder : config.textEncoder2!),
+    );
+    writeSafetensors(
+      join(dir, folder, `${stem}.safetensors`),
+      [...shapes].map(([name, shape]) => ({ name, shape, data: () => source.float32(name) })),
+      dtype,
+    );
     if (folder.startsWith("text_encoder")) {
       const tokenizer = folder.replace("text_encoder", "tokenizer");
       mkdirSync(join(dir, tokenizer));
-      for (const f of readdirSync(join(from, tokenizer))) copyFileSync(join(from, tokenizer, f), join(dir, tokenizer, f));
+      for (const f of readdirSync(join(from, tokenizer)))
+        copyFileSync(join(from, tokenizer, f), join(dir, tokenizer, f));
     }
   }
 }
@@ -258,5 +307,9 @@ function textJson(t: TextEncoderConfig): Record<string, unknown> {
 /** A safetensors file of `shapes` with seeded random fp16 values (randomWeights): a LoRA or other add-on of known shapes. */
 export function writeFp16(path: string, shapes: ParamShapes, seed = 1): void {
   const source = randomWeights(shapes, seed);
-  writeSafetensors(path, [...shapes].map(([name, shape]) => ({ name, shape, data: () => source.float32(name) })), "F16");
+  writeSafetensors(
+    path,
+    [...shapes].map(([name, shape]) => ({ name, shape, data: () => source.float32(name) })),
+    "F16",
+  );
 }

@@ -46,13 +46,24 @@ function hashName(name: string): number {
  */
 export function randomSafetyChecker(seed = 1): { config: VisionConfig; graph: GraphBuilder } {
   const config: VisionConfig = {
-    hiddenSize: 1024, intermediateSize: 4096, numHiddenLayers: 24, numAttentionHeads: 16, numChannels: 3,
-    imageSize: 224, patchSize: 14, hiddenAct: "quick_gelu", layerNormEps: 1e-5, projectionDim: 768,
+    hiddenSize: 1024,
+    intermediateSize: 4096,
+    numHiddenLayers: 24,
+    numAttentionHeads: 16,
+    numChannels: 3,
+    imageSize: 224,
+    patchSize: 14,
+    hiddenAct: "quick_gelu",
+    layerNormEps: 1e-5,
+    projectionDim: 768,
   };
   const shapes = clipVisionParamShapes(config, { prefix: "vision_model.vision_model", projection: true });
   shapes.set("concept_embeds", [17, config.projectionDim]);
   shapes.set("concept_embeds_weights", [17]);
   shapes.set("special_care_embeds", [3, config.projectionDim]);
   shapes.set("special_care_embeds_weights", [3]);
-  return { config, graph: buildSafetyChecker(config, safetyLayout(randomWeights(shapes, seed)), { concepts: 17, special: 3 }) };
+  return {
+    config,
+    graph: buildSafetyChecker(config, safetyLayout(randomWeights(shapes, seed)), { concepts: 17, special: 3 }),
+  };
 }

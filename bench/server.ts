@@ -40,7 +40,6 @@ const TINY = join(root, "../shared/fixtures/reference/models/sd15-tiny");
 const POLL_MS = 100;
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-
 interface Child {
   /** The URL it listens on (a server), or its name (a worker). */
   ready: string;
@@ -52,7 +51,11 @@ interface Child {
 function spawnCli(argv: string[], work: string, ready: RegExp): Promise<Child> {
   const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "diffuse-cli.ts"), ...argv], {
     // A cache and a signing identity of its own: nothing of the user's is read or written.
-    env: { ...process.env, DIFFUSE_CACHE: args["cache-dir"] ? resolve(args["cache-dir"]) : join(work, "cache"), XDG_CONFIG_HOME: join(work, "config") },
+    env: {
+      ...process.env,
+      DIFFUSE_CACHE: args["cache-dir"] ? resolve(args["cache-dir"]) : join(work, "cache"),
+      XDG_CONFIG_HOME: join(work, "config"),
+    },
     stdio: ["ignore", "inherit", "pipe"],
   });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
@@ -71,7 +74,11 @@ function spawnCli(argv: string[], work: string, ready: RegExp): Promise<Child> {
 
 /** `diffuse serve --model <model>` on a free port. */
 function serve(model: string, work: string, extra: string[] = []): Promise<Child> {
-  return spawnCli(["serve", "--model", model, "--port", "0", "--data", join(work, `data-${Date.now()}`), ...extra], work, /diffuse serving (\S+)/);
+  return spawnCli(
+    ["serve", "--model", model, "--port", "0", "--data", join(work, `data-${Date.now()}`), ...extra],
+    work,
+    /diffuse serving (\S+)/,
+  );
 }
 
 async function json<T>(url: string, init?: RequestInit): Promise<T> {
@@ -81,7 +88,13 @@ async function json<T>(url: string, init?: RequestInit): Promise<T> {
 }
 
 async function submit(base: string, body: Record<string, unknown>): Promise<string> {
-  return (await json<{ id: string }>(`${base}/api/v1/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })).id;
+  return (
+    await json<{ id: string }>(`${base}/api/v1/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    })
+  ).id;
 }
 
 interface JobStatus {
@@ -99,7 +112,11 @@ interface PollStats {
 }
 
 /** Polls `url` every POLL_MS (from one answer to the next request) until `done()`; records each answer's time. */
-async function poll(url: string, stepOf: (body: unknown) => number | undefined, done: () => boolean): Promise<PollStats> {
+async function poll(
+  url: string,
+  stepOf: (body: unknown) => number | undefined,
+  done: () => boolean,
+): Promise<PollStats> {
   const stats: PollStats = { latencies: [], server: [], steps: [] };
   while (!done()) {
     const t0 = performance.now();
@@ -127,12 +144,23 @@ function row(name: string, s: PollStats): string {
 }
 
 /** One job, watched by both pollers from submission to its end. */
-async function watchedJob(base: string, body: Record<string, unknown>): Promise<{ status: JobStatus; jobs: PollStats; progress: PollStats; seconds: number }> {
+async function watchedJob(
+  base: string,
+  body: Record<string, unknown>,
+): Promise<{ status: JobStatus; jobs: PollStats; progress: PollStats; seconds: number }> {
   const t0 = performance.now();
   const id = await submit(base, body);
   let finished = false;
-  const jobs = poll(`${base}/api/v1/jobs/${id}`, (b) => (b as JobStatus).progress?.step, () => finished);
-  const progress = poll(`${base}/sdapi/v1/progress?skip_current_image=false`, (b) => (b as { state: { sampling_step: number } }).state.sampling_step || undefined, () => finished);
+  const jobs = poll(
+    `${base}/api/v1/jobs/${id}`,
+    (b) => (b as JobStatus).progress?.step,
+    () => finished,
+  );
+  const progress = poll(
+    `${base}/sdapi/v1/progress?skip_current_image=false`,
+    (b) => (b as { state: { sampling_step: number } }).state.sampling_step || undefined,
+    () => finished,
+  );
   let status: JobStatus;
   for (;;) {
     status = await json<JobStatus>(`${base}/api/v1/jobs/${id}`);
@@ -156,17 +184,37 @@ async function latency(work: string): Promise<void> {
   const base = server.ready;
   try {
     log(`cold: first job (${size} px, 1 step): the worker builds and loads the graphs`);
-    const cold = await watchedJob(base, { prompt: "a lighthouse at dusk", steps: 1, width: size, height: size, seed: 1 });
+    const cold = await watchedJob(base, {
+      prompt: "a lighthouse at dusk",
+      steps: 1,
+      width: size,
+      height: size,
+      seed: 1,
+    });
     if (cold.status.state !== "done") throw new Error(`the first job ended ${cold.status.state}: ${cold.status.error}`);
     log(`warm: ${size} px, ${steps} steps`);
     const warm = await watchedJob(base, { prompt: "a lighthouse at dusk", steps, width: size, height: size, seed: 2 });
     if (warm.status.state !== "done") throw new Error(`the job ended ${warm.status.state}: ${warm.status.error}`);
-    const all = (a: PollStats, b: PollStats): PollStats => ({ latencies: [...a.latencies, ...b.latencies], server: [...a.server, ...b.server], steps: b.steps });
-    console.log(`\ndiffuse serve, full-size SD1.5 (random weights), ${size}x${size}, polled every ${POLL_MS} ms from another process`);
-    console.log(`cold job (graph build + 1 step) ${cold.seconds.toFixed(1)} s; warm job (${steps} steps) ${warm.seconds.toFixed(1)} s\n`);
-    console.log(`load average (1 min) at the start ${load0.toFixed(2)}, at the end ${loadavg()[0]!.toFixed(2)}, on ${availableParallelism()} cores`);
-    console.log(`${"".padEnd(26)} ${"".padStart(6)} ${"answered by the client".padStart(26)}   ${"in the server".padStart(17)}`);
-    console.log(`${"request (phase)".padEnd(26)} ${"count".padStart(6)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"max ms".padStart(8)}   ${"p99 ms".padStart(8)} ${"max ms".padStart(8)}`);
+    const all = (a: PollStats, b: PollStats): PollStats => ({
+      latencies: [...a.latencies, ...b.latencies],
+      server: [...a.server, ...b.server],
+      steps: b.steps,
+    });
+    console.log(
+      `\ndiffuse serve, full-size SD1.5 (random weights), ${size}x${size}, polled every ${POLL_MS} ms from another process`,
+    );
+    console.log(
+      `cold job (graph build + 1 step) ${cold.seconds.toFixed(1)} s; warm job (${steps} steps) ${warm.seconds.toFixed(1)} s\n`,
+    );
+    console.log(
+      `load average (1 min) at the start ${load0.toFixed(2)}, at the end ${loadavg()[0]!.toFixed(2)}, on ${availableParallelism()} cores`,
+    );
+    console.log(
+      `${"".padEnd(26)} ${"".padStart(6)} ${"answered by the client".padStart(26)}   ${"in the server".padStart(17)}`,
+    );
+    console.log(
+      `${"request (phase)".padEnd(26)} ${"count".padStart(6)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"max ms".padStart(8)}   ${"p99 ms".padStart(8)} ${"max ms".padStart(8)}`,
+    );
     console.log(row("jobs/:id (cold)", cold.jobs));
     console.log(row("sdapi progress (cold)", cold.progress));
     console.log(row("jobs/:id (warm)", warm.jobs));
@@ -177,10 +225,16 @@ async function latency(work: string): Promise<void> {
     console.log(row("sdapi progress (whole run)", progressAll));
     const every = Array.from({ length: steps }, (_, i) => i + 1);
     const advances = (s: number[]) => every.every((k) => s.includes(k));
-    console.log(`\nsteps seen by GET /api/v1/jobs/:id: ${warm.jobs.steps.join(", ")} (every step: ${advances(warm.jobs.steps) ? "yes" : "NO"})`);
-    console.log(`steps seen by GET /sdapi/v1/progress: ${warm.progress.steps.join(", ")} (every step: ${advances(warm.progress.steps) ? "yes" : "NO"})`);
+    console.log(
+      `\nsteps seen by GET /api/v1/jobs/:id: ${warm.jobs.steps.join(", ")} (every step: ${advances(warm.jobs.steps) ? "yes" : "NO"})`,
+    );
+    console.log(
+      `steps seen by GET /sdapi/v1/progress: ${warm.progress.steps.join(", ")} (every step: ${advances(warm.progress.steps) ? "yes" : "NO"})`,
+    );
     const ok = (s: PollStats) => pct(s.latencies, 0.99) < 100 && Math.max(...s.latencies) < 250;
-    console.log(`target p99 < 100 ms and worst < 250 ms over the whole run: jobs/:id ${ok(jobsAll) ? "met" : "MISSED"}, sdapi progress ${ok(progressAll) ? "met" : "MISSED"}`);
+    console.log(
+      `target p99 < 100 ms and worst < 250 ms over the whole run: jobs/:id ${ok(jobsAll) ? "met" : "MISSED"}, sdapi progress ${ok(progressAll) ? "met" : "MISSED"}`,
+    );
   } finally {
     await server.stop();
   }
@@ -188,7 +242,9 @@ async function latency(work: string): Promise<void> {
 
 /** CPU time (user + system) a process has used so far, in ms, from /proc. */
 function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8")
+    .replace(/^.*\) /, "")
+    .split(" ");
   // utime and stime, fields 14 and 15 of stat (12 and 13 after the command name), in clock ticks (100 per second).
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
@@ -242,7 +298,11 @@ async function overhead(work: string): Promise<void> {
 
   const redis = await startRedis();
   const api = await serve(TINY, work, ["--queue", redis.url]);
-  const worker = await spawnCli(["worker", "--queue", redis.url, "--model", TINY, "--threads", "1"], work, /diffuse worker (\S+) ready/);
+  const worker = await spawnCli(
+    ["worker", "--queue", redis.url, "--model", TINY, "--threads", "1"],
+    work,
+    /diffuse worker (\S+) ready/,
+  );
   let redisMs: number[];
   let apiCpu: number;
   try {
@@ -260,11 +320,19 @@ async function overhead(work: string): Promise<void> {
   const d = pct(directMs, 0.5);
   const e = pct(embeddedMs, 0.5);
   const r = pct(redisMs, 0.5);
-  console.log(`\nqueue overhead per job (tiny model, 1 step at 64 px, ${n} jobs one after another, medians, submit to done event):`);
+  console.log(
+    `\nqueue overhead per job (tiny model, 1 step at 64 px, ${n} jobs one after another, medians, submit to done event):`,
+  );
   console.log(`  straight through PipelineWorker (no queue):           ${d.toFixed(1)} ms`);
-  console.log(`  diffuse serve, embedded queue:                        ${e.toFixed(1)} ms   overhead ${(e - d).toFixed(1)} ms per job`);
-  console.log(`  diffuse serve --queue + 1 diffuse worker (BullMQ):    ${r.toFixed(1)} ms   overhead ${(r - d).toFixed(1)} ms per job`);
-  console.log(`  API server CPU per job with the Redis queue: ${apiCpu.toFixed(1)} ms (one API server takes in at most ~${Math.floor(1000 / apiCpu)} jobs/s per core)`);
+  console.log(
+    `  diffuse serve, embedded queue:                        ${e.toFixed(1)} ms   overhead ${(e - d).toFixed(1)} ms per job`,
+  );
+  console.log(
+    `  diffuse serve --queue + 1 diffuse worker (BullMQ):    ${r.toFixed(1)} ms   overhead ${(r - d).toFixed(1)} ms per job`,
+  );
+  console.log(
+    `  API server CPU per job with the Redis queue: ${apiCpu.toFixed(1)} ms (one API server takes in at most ~${Math.floor(1000 / apiCpu)} jobs/s per core)`,
+  );
 }
 
 async function run(): Promise<void> {

@@ -48,12 +48,29 @@ try {
       const id = randomUUID();
       const img2img = j < jobs * img2imgShare;
       const type = img2img ? "img2img" : "txt2img";
-      const params = { type, prompt, negative_prompt: "blurry", seed: j, steps: 20, width: 512, height: 512, batch_size: 2, has_init_image: img2img, has_mask: false };
+      const params = {
+        type,
+        prompt,
+        negative_prompt: "blurry",
+        seed: j,
+        steps: 20,
+        width: 512,
+        height: 512,
+        batch_size: 2,
+        has_init_image: img2img,
+        has_mask: false,
+      };
       const now = new Date().toISOString();
       job.run(id, type, JSON.stringify(params), img2img ? upload : null, now, now, now);
       for (const index of [0, 1]) {
         const imageId = randomUUID();
-        image.run(imageId, id, index, j + index, `${prompt}\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: ${j + index}, Size: 512x512, Model: sd15`);
+        image.run(
+          imageId,
+          id,
+          index,
+          j + index,
+          `${prompt}\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: ${j + index}, Size: 512x512, Model: sd15`,
+        );
         // Empty files: only their names matter to the checks.
         writeFileSync(join(dir, "images", `${imageId}.png`), "");
       }
@@ -61,7 +78,9 @@ try {
   })();
   raw.close();
   const mib = statSync(join(dir, "diffuse.sqlite")).size / 1024 / 1024;
-  console.log(`built ${jobs} jobs, ${jobs * 2} images, ${Math.round(jobs * img2imgShare)} uploads of ${uploadBytes / 1024} KiB: ${mib.toFixed(1)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    `built ${jobs} jobs, ${jobs * 2} images, ${Math.round(jobs * img2imgShare)} uploads of ${uploadBytes / 1024} KiB: ${mib.toFixed(1)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
 
   // CPU time beside wall time: on a shared machine it is the steadier of the two.
   const time = (fn: () => void) => {
@@ -74,16 +93,22 @@ try {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   const rows: [string, () => void][] = [
     ["JobStore.open (with its checks) + close", () => JobStore.open(dir).close()],
-    ["open + PRAGMA quick_check + close", () => {
-      const db = new Database(join(dir, "diffuse.sqlite"));
-      db.pragma("quick_check");
-      db.close();
-    }],
-    ["open + PRAGMA integrity_check + close", () => {
-      const db = new Database(join(dir, "diffuse.sqlite"));
-      db.pragma("integrity_check");
-      db.close();
-    }],
+    [
+      "open + PRAGMA quick_check + close",
+      () => {
+        const db = new Database(join(dir, "diffuse.sqlite"));
+        db.pragma("quick_check");
+        db.close();
+      },
+    ],
+    [
+      "open + PRAGMA integrity_check + close",
+      () => {
+        const db = new Database(join(dir, "diffuse.sqlite"));
+        db.pragma("integrity_check");
+        db.close();
+      },
+    ],
     ["open + close (no check, the floor)", () => new Database(join(dir, "diffuse.sqlite")).close()],
   ];
   console.log(`| what | wall ms, median of ${runs} | CPU ms, median |\n| --- | --- | --- |`);

@@ -17,9 +17,20 @@
 import { brighten, crop as cropAt, halve, jpeg } from "./watermark-attacks.js";
 import { writeFileSync } from "node:fs";
 import type { RgbImage } from "../src/image/codec.js";
-import { decodeDwtDct, DWT_DCT_MIN_PIXELS, embedDwtDct, SD1_WATERMARK_BITS } from "../src/responsible/watermark/dwt-dct.js";
+import {
+  decodeDwtDct,
+  DWT_DCT_MIN_PIXELS,
+  embedDwtDct,
+  SD1_WATERMARK_BITS,
+} from "../src/responsible/watermark/dwt-dct.js";
 import { detectWatermark } from "../src/responsible/watermark/detect.js";
-import { DIFFUSE_GENERATOR_ID, jobIdFromString, psnr, RobustWatermark, type RobustPayload } from "../src/responsible/watermark/robust.js";
+import {
+  DIFFUSE_GENERATOR_ID,
+  jobIdFromString,
+  psnr,
+  RobustWatermark,
+  type RobustPayload,
+} from "../src/responsible/watermark/robust.js";
 
 // ---------------------------------------------------------------- images
 
@@ -42,9 +53,16 @@ function valueNoise(w: number, h: number, cell: number, rnd: () => number): Floa
   const out = new Float64Array(w * h);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      const fx = x / cell, fy = y / cell, ix = Math.floor(fx), iy = Math.floor(fy);
-      const tx = (fx - ix) ** 2 * (3 - 2 * (fx - ix)), ty = (fy - iy) ** 2 * (3 - 2 * (fy - iy));
-      const a = grid[iy * gw + ix]!, b = grid[iy * gw + ix + 1]!, c = grid[(iy + 1) * gw + ix]!, d = grid[(iy + 1) * gw + ix + 1]!;
+      const fx = x / cell,
+        fy = y / cell,
+        ix = Math.floor(fx),
+        iy = Math.floor(fy);
+      const tx = (fx - ix) ** 2 * (3 - 2 * (fx - ix)),
+        ty = (fy - iy) ** 2 * (3 - 2 * (fy - iy));
+      const a = grid[iy * gw + ix]!,
+        b = grid[iy * gw + ix + 1]!,
+        c = grid[(iy + 1) * gw + ix]!,
+        d = grid[(iy + 1) * gw + ix + 1]!;
       out[y * w + x] = a + (b - a) * tx + (c - a) * ty + (a - b - c + d) * tx * ty;
     }
   }
@@ -54,7 +72,8 @@ function valueNoise(w: number, h: number, cell: number, rnd: () => number): Floa
 /** Octaves of value noise, each half the grain and 0.55 the amplitude of the last; values about 0..1. */
 function fractal(w: number, h: number, cell: number, octaves: number, rnd: () => number): Float64Array {
   const out = new Float64Array(w * h);
-  let amp = 1, total = 0;
+  let amp = 1,
+    total = 0;
   for (let o = 0; o < octaves; o++, cell /= 2, amp *= 0.55) {
     const n = valueNoise(w, h, Math.max(1, cell), rnd);
     for (let i = 0; i < out.length; i++) out[i]! += amp * n[i]!;
@@ -64,16 +83,41 @@ function fractal(w: number, h: number, cell: number, octaves: number, rnd: () =>
   return out;
 }
 
-const KINDS = ["shapes", "clouds", "grain", "stripes", "clouds+shapes", "texture+shapes", "gravel", "night", "light", "checker", "flat", "landscape"] as const;
-const SIZES = [[512, 512], [512, 512], [640, 512], [512, 768], [768, 768], [768, 512], [1024, 768], [1024, 1024]] as const;
+const KINDS = [
+  "shapes",
+  "clouds",
+  "grain",
+  "stripes",
+  "clouds+shapes",
+  "texture+shapes",
+  "gravel",
+  "night",
+  "light",
+  "checker",
+  "flat",
+  "landscape",
+] as const;
+const SIZES = [
+  [512, 512],
+  [512, 512],
+  [640, 512],
+  [512, 768],
+  [768, 768],
+  [768, 512],
+  [1024, 768],
+  [1024, 1024],
+] as const;
 
 function synthesize(seed: number, kindIndex: number): { image: RgbImage; kind: string } {
   const rnd = seeded(seed);
   const [w, h] = SIZES[Math.floor(rnd() * SIZES.length)]!;
   const kind = KINDS[kindIndex % KINDS.length]!;
   const px = new Float64Array(w * h * 3);
-  const c1 = [rnd() * 255, rnd() * 255, rnd() * 255], c2 = [rnd() * 255, rnd() * 255, rnd() * 255];
-  const angle = rnd() * 2 * Math.PI, ca = Math.cos(angle), sa = Math.sin(angle);
+  const c1 = [rnd() * 255, rnd() * 255, rnd() * 255],
+    c2 = [rnd() * 255, rnd() * 255, rnd() * 255];
+  const angle = rnd() * 2 * Math.PI,
+    ca = Math.cos(angle),
+    sa = Math.sin(angle);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const t = Math.min(1, Math.max(0, 0.5 + (x / w - 0.5) * ca + (y / h - 0.5) * sa));
@@ -86,66 +130,105 @@ function synthesize(seed: number, kindIndex: number): { image: RgbImage; kind: s
   const shapes = (count: number) => {
     for (let s = 0; s < count; s++) {
       const col = [rnd() * 255, rnd() * 255, rnd() * 255];
-      const cx = rnd() * w, cy = rnd() * h, r = 20 + rnd() * Math.min(w, h) * 0.3, rect = rnd() < 0.5, soft = 1 + rnd() * 4;
+      const cx = rnd() * w,
+        cy = rnd() * h,
+        r = 20 + rnd() * Math.min(w, h) * 0.3,
+        rect = rnd() < 0.5,
+        soft = 1 + rnd() * 4;
       for (let y = Math.max(0, Math.floor(cy - r - 8)); y < Math.min(h, cy + r + 8); y++) {
         for (let x = Math.max(0, Math.floor(cx - r - 8)); x < Math.min(w, cx + r + 8); x++) {
           const d = rect ? Math.max(Math.abs(x - cx), Math.abs(y - cy)) - r : Math.hypot(x - cx, y - cy) - r;
           const a = Math.min(1, Math.max(0, 0.5 - d / soft));
-          for (let c = 0; c < 3 && a > 0; c++) px[(y * w + x) * 3 + c] = px[(y * w + x) * 3 + c]! * (1 - a) + col[c]! * a;
+          for (let c = 0; c < 3 && a > 0; c++)
+            px[(y * w + x) * 3 + c] = px[(y * w + x) * 3 + c]! * (1 - a) + col[c]! * a;
         }
       }
     }
   };
   switch (kind) {
-    case "shapes": shapes(3 + Math.floor(rnd() * 12)); break;
-    case "clouds": texture(fractal(w, h, 64 + rnd() * 128, 7, rnd), 120 + rnd() * 120, [1, 0.8 + rnd() * 0.4, 0.7 + rnd() * 0.6]); break;
-    case "grain": texture(Float64Array.from({ length: w * h }, () => rnd()), 30 + rnd() * 60, [1, 1, 1]); break;
+    case "shapes":
+      shapes(3 + Math.floor(rnd() * 12));
+      break;
+    case "clouds":
+      texture(fractal(w, h, 64 + rnd() * 128, 7, rnd), 120 + rnd() * 120, [1, 0.8 + rnd() * 0.4, 0.7 + rnd() * 0.6]);
+      break;
+    case "grain":
+      texture(
+        Float64Array.from({ length: w * h }, () => rnd()),
+        30 + rnd() * 60,
+        [1, 1, 1],
+      );
+      break;
     case "stripes": {
       shapes(3 + Math.floor(rnd() * 8));
       const period = 6 + rnd() * 30;
-      const wave = Float64Array.from({ length: w * h }, (_, p) => 0.5 + 0.5 * Math.sin((((p % w) * ca + Math.floor(p / w) * sa) / period) * 2 * Math.PI));
+      const wave = Float64Array.from(
+        { length: w * h },
+        (_, p) => 0.5 + 0.5 * Math.sin((((p % w) * ca + Math.floor(p / w) * sa) / period) * 2 * Math.PI),
+      );
       texture(wave, 50, [1, 1, 1]);
       break;
     }
-    case "clouds+shapes": texture(fractal(w, h, 64 + rnd() * 128, 7, rnd), 120 + rnd() * 120, [1, 0.9, 0.8]); shapes(3 + Math.floor(rnd() * 8)); break;
-    case "texture+shapes": texture(fractal(w, h, 8 + rnd() * 16, 4, rnd), 60 + rnd() * 80, [1, 1, 1]); shapes(3 + Math.floor(rnd() * 8)); break;
-    case "gravel": texture(fractal(w, h, 4 + rnd() * 8, 4, rnd), 90 + rnd() * 45, [1, 0.9, 0.8]); break;
+    case "clouds+shapes":
+      texture(fractal(w, h, 64 + rnd() * 128, 7, rnd), 120 + rnd() * 120, [1, 0.9, 0.8]);
+      shapes(3 + Math.floor(rnd() * 8));
+      break;
+    case "texture+shapes":
+      texture(fractal(w, h, 8 + rnd() * 16, 4, rnd), 60 + rnd() * 80, [1, 1, 1]);
+      shapes(3 + Math.floor(rnd() * 8));
+      break;
+    case "gravel":
+      texture(fractal(w, h, 4 + rnd() * 8, 4, rnd), 90 + rnd() * 45, [1, 0.9, 0.8]);
+      break;
     case "night": {
       for (let i = 0; i < px.length; i++) px[i]! *= 0.12;
       texture(fractal(w, h, 32, 5, rnd), 20, [0.5, 0.6, 1]);
       for (let s = 0; s < 40; s++) {
-        const cx = rnd() * w, cy = rnd() * h, r = 2 + rnd() * 6;
+        const cx = rnd() * w,
+          cy = rnd() * h,
+          r = 2 + rnd() * 6;
         for (let y = Math.max(0, Math.floor(cy - r)); y < Math.min(h, cy + r); y++) {
-          for (let x = Math.max(0, Math.floor(cx - r)); x < Math.min(w, cx + r); x++) if (Math.hypot(x - cx, y - cy) < r) for (let c = 0; c < 3; c++) px[(y * w + x) * 3 + c] = 250;
+          for (let x = Math.max(0, Math.floor(cx - r)); x < Math.min(w, cx + r); x++)
+            if (Math.hypot(x - cx, y - cy) < r) for (let c = 0; c < 3; c++) px[(y * w + x) * 3 + c] = 250;
         }
       }
       break;
     }
-    case "light": for (let i = 0; i < px.length; i++) px[i] = 160 + px[i]! * 0.3; texture(fractal(w, h, 128, 4, rnd), 30, [1, 1, 1]); break;
+    case "light":
+      for (let i = 0; i < px.length; i++) px[i] = 160 + px[i]! * 0.3;
+      texture(fractal(w, h, 128, 4, rnd), 30, [1, 1, 1]);
+      break;
     case "checker": {
       const cell = 8 + Math.floor(rnd() * 56);
-      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if ((Math.floor(x / cell) + Math.floor(y / cell)) & 1) for (let c = 0; c < 3; c++) px[(y * w + x) * 3 + c] = 255 - px[(y * w + x) * 3 + c]!;
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++)
+          if ((Math.floor(x / cell) + Math.floor(y / cell)) & 1)
+            for (let c = 0; c < 3; c++) px[(y * w + x) * 3 + c] = 255 - px[(y * w + x) * 3 + c]!;
       break;
     }
     case "flat": {
       const m = [rnd() * 255, rnd() * 255, rnd() * 255];
-      for (let p = 0; p < w * h; p++) for (let c = 0; c < 3; c++) px[p * 3 + c] = m[c]! + (px[p * 3 + c]! - m[c]!) * 0.08;
+      for (let p = 0; p < w * h; p++)
+        for (let c = 0; c < 3; c++) px[p * 3 + c] = m[c]! + (px[p * 3 + c]! - m[c]!) * 0.08;
       break;
     }
     case "landscape": {
       const horizon = h * (0.4 + rnd() * 0.3);
       const ground = fractal(w, h, 16 + rnd() * 32, 5, rnd);
-      const sky = [90 + rnd() * 60, 140 + rnd() * 60, 200 + rnd() * 55], soil = [60 + rnd() * 80, 90 + rnd() * 70, 30 + rnd() * 40];
+      const sky = [90 + rnd() * 60, 140 + rnd() * 60, 200 + rnd() * 55],
+        soil = [60 + rnd() * 80, 90 + rnd() * 70, 30 + rnd() * 40];
       const sun = { x: rnd() * w, y: horizon * rnd() * 0.7, r: 15 + rnd() * 40 };
       for (let y = 0; y < h; y++) {
         for (let x = 0; x < w; x++) {
           const p = (y * w + x) * 3;
           if (y < horizon) {
-            const t = y / horizon, glow = Math.max(0, 1 - Math.hypot(x - sun.x, y - sun.y) / sun.r);
+            const t = y / horizon,
+              glow = Math.max(0, 1 - Math.hypot(x - sun.x, y - sun.y) / sun.r);
             for (let c = 0; c < 3; c++) px[p + c] = sky[c]! * (0.7 + 0.3 * t) + 255 * Math.min(1, glow * 3) * 0.8;
           } else {
             const depth = (y - horizon) / (h - horizon);
-            for (let c = 0; c < 3; c++) px[p + c] = soil[c]! * (0.6 + 0.5 * depth) + (ground[y * w + x]! - 0.5) * 120 * depth;
+            for (let c = 0; c < 3; c++)
+              px[p + c] = soil[c]! * (0.6 + 0.5 * depth) + (ground[y * w + x]! - 0.5) * 120 * depth;
           }
         }
       }
@@ -186,7 +269,10 @@ function argument(name: string, fallback: number): number {
 }
 
 function payloadBits(p: RobustPayload): number[] {
-  return [...Array.from({ length: 16 }, (_, i) => (p.generator >> (15 - i)) & 1), ...Array.from({ length: 32 }, (_, i) => Math.floor(p.job / 2 ** (31 - i)) % 2)];
+  return [
+    ...Array.from({ length: 16 }, (_, i) => (p.generator >> (15 - i)) & 1),
+    ...Array.from({ length: 32 }, (_, i) => Math.floor(p.job / 2 ** (31 - i)) % 2),
+  ];
 }
 
 async function main(): Promise<void> {
@@ -202,7 +288,8 @@ async function main(): Promise<void> {
   const psnrs = { dwtDct: [] as number[], robust: [] as number[] };
   const failures: string[] = [];
   const started = Date.now();
-  let detectMs = 0, detections = 0;
+  let detectMs = 0,
+    detections = 0;
 
   for (let i = 0; i < imageCount; i++) {
     const { image, kind } = synthesize(1000 + i * 7919, i);
@@ -213,7 +300,10 @@ async function main(): Promise<void> {
     psnrs.robust.push(psnr(image.data, marked.robust.data));
     for (const [name, attack] of ATTACKS) {
       // Same seed for both marks: the same crop window.
-      const attacked = { dwtDct: await attack(marked.dwtDct, seeded(i * 31 + 7)), robust: await attack(marked.robust, seeded(i * 31 + 7)) };
+      const attacked = {
+        dwtDct: await attack(marked.dwtDct, seeded(i * 31 + 7)),
+        robust: await attack(marked.robust, seeded(i * 31 + 7)),
+      };
       const d = tallies.dwtDct.get(name)!;
       if (attacked.dwtDct.width * attacked.dwtDct.height < DWT_DCT_MIN_PIXELS) {
         d.refused++;
@@ -233,13 +323,19 @@ async function main(): Promise<void> {
       r.bitsTotal += expected.length;
       const ok = found.found && found.payload!.generator === payload.generator && found.payload!.job === payload.job;
       if (ok) r.exact++;
-      else failures.push(`image ${i} (${kind}, ${image.width}x${image.height}) ${name}: sync z=${found.syncScore.toFixed(1)}, code agreement ${found.codeAgreement.toFixed(2)}`);
+      else
+        failures.push(
+          `image ${i} (${kind}, ${image.width}x${image.height}) ${name}: sync z=${found.syncScore.toFixed(1)}, code agreement ${found.codeAgreement.toFixed(2)}`,
+        );
     }
     process.stderr.write(`\rmarked images: ${i + 1}/${imageCount}`);
   }
   process.stderr.write("\n");
 
-  let robustFalse = 0, robustPresent = 0, dwtFalse = 0, maxZ = -Infinity;
+  let robustFalse = 0,
+    robustPresent = 0,
+    dwtFalse = 0,
+    maxZ = -Infinity;
   for (let i = 0; i < unmarkedCount; i++) {
     const { image } = synthesize(5_000_000 + i * 104729, i);
     const report = detectWatermark(image, { watermark });
@@ -252,14 +348,16 @@ async function main(): Promise<void> {
   process.stderr.write("\n");
 
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  const cell = (t: Tally) => (t.bitsTotal === 0 ? "n/a" : pct(t.bitsRight / t.bitsTotal)) + (t.refused ? ` (${t.refused} too small)` : "");
+  const cell = (t: Tally) =>
+    (t.bitsTotal === 0 ? "n/a" : pct(t.bitsRight / t.bitsTotal)) + (t.refused ? ` (${t.refused} too small)` : "");
   const lines = [
     `Watermarks on ${imageCount} synthetic images (${KINDS.join(", ")}; 512x512 to 1024x1024)`,
     "",
     "| attack | dwtDct bit accuracy | dwtDct exact 136 bits | robust bit accuracy | robust exact payload |",
     "| --- | --- | --- | --- | --- |",
     ...ATTACKS.map(([name]) => {
-      const d = tallies.dwtDct.get(name)!, r = tallies.robust.get(name)!;
+      const d = tallies.dwtDct.get(name)!,
+        r = tallies.robust.get(name)!;
       return `| ${name} | ${cell(d)} | ${d.exact}/${imageCount} (${pct(d.exact / imageCount)}) | ${cell(r)} | ${r.exact}/${imageCount} (${pct(r.exact / imageCount)}) |`;
     }),
     `| PSNR vs unmarked, mean (min) | ${mean(psnrs.dwtDct).toFixed(2)} dB (${Math.min(...psnrs.dwtDct).toFixed(2)}) | | ${mean(psnrs.robust).toFixed(2)} dB (${Math.min(...psnrs.robust).toFixed(2)}) | |`,
@@ -270,7 +368,14 @@ async function main(): Promise<void> {
   if (failures.length) lines.push("", "robust misses:", ...failures.map((f) => `- ${f}`));
   console.log(lines.join("\n"));
   if (jsonIndex >= 0) {
-    const json = { imageCount, unmarkedCount, attacks: ATTACKS.map(([n]) => ({ attack: n, dwtDct: tallies.dwtDct.get(n), robust: tallies.robust.get(n) })), psnrs, falsePositives: { dwtDct: dwtFalse, robust: robustFalse, robustPresent, maxZ }, failures };
+    const json = {
+      imageCount,
+      unmarkedCount,
+      attacks: ATTACKS.map(([n]) => ({ attack: n, dwtDct: tallies.dwtDct.get(n), robust: tallies.robust.get(n) })),
+      psnrs,
+      falsePositives: { dwtDct: dwtFalse, robust: robustFalse, robustPresent, maxZ },
+      failures,
+    };
     writeFileSync(process.argv[jsonIndex + 1]!, JSON.stringify(json, null, 2));
   }
 }

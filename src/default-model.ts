@@ -12,7 +12,9 @@ const EMBEDDED = fileURLToPath(new URL("../models/tiny-shapes", import.meta.url)
 
 export function defaultModelPath(): string {
   if (!existsSync(EMBEDDED)) {
-    throw new InputError(`the embedded default model is missing (${EMBEDDED}); pass --model path/to/a-stable-diffusion-1.x.safetensors or a diffusers folder`);
+    throw new InputError(
+      `the embedded default model is missing (${EMBEDDED}); pass --model path/to/a-stable-diffusion-1.x.safetensors or a diffusers folder`,
+    );
   }
   return EMBEDDED;
 }

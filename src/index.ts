@@ -4,7 +4,17 @@ export { PipelineWorker, type WorkerGenerateParams, type WorkerStepEvent } from 
 export { StableDiffusionPipeline } from "./pipeline/stable-diffusion.js";
 export type { GenerateResult, GeneratedImage } from "./pipeline/stable-diffusion.js";
 export { GenerationAborted } from "./pipeline/generation-aborted.js";
-export type { GenerateParams, LoraRequest, StepEvent, StepPreview, PreviewSafety, ResolvedParams, ControlNetUnit, ControlResizeMode, ResolvedControlUnit } from "./pipeline/params.js";
+export type {
+  GenerateParams,
+  LoraRequest,
+  StepEvent,
+  StepPreview,
+  PreviewSafety,
+  ResolvedParams,
+  ControlNetUnit,
+  ControlResizeMode,
+  ResolvedControlUnit,
+} from "./pipeline/params.js";
 export type { EmbeddingRequest } from "./pipeline/textual-inversions.js";
 export { defaultAdapterFolders } from "./pipeline/adapter-folder.js";
 export { ControlNetModel } from "./pipeline/controlnet-model.js";
@@ -39,4 +49,12 @@ export { CATALOGUE, catalogueEntry, type CatalogueEntry } from "./hub/catalogue.
 export { formatLicense, type LicenseNotice } from "./hub/licenses.js";
 export type { StoreOptions } from "./hub/store-settings.js";
 export type { ModelKind, ModelFamilyLabel } from "./hub/model-kind.js";
-export { DiffuseError, CheckpointError, UnsupportedModelError, InputError, InternalError, HubError, LicenseNotAcceptedError } from "./errors.js";
+export {
+  DiffuseError,
+  CheckpointError,
+  UnsupportedModelError,
+  InputError,
+  InternalError,
+  HubError,
+  LicenseNotAcceptedError,
+} from "./errors.js";

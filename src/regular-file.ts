@@ -56,7 +56,9 @@ export function readRegularFile(path: string, error: ErrorClass, options: ReadOp
   const { fd, size } = openRegularFile(path, error, options.hint);
   try {
     if (size > options.maxBytes) {
-      throw new error(`${path} is ${size} bytes, more than the ${options.maxBytes} bytes allowed for it; ${options.hint}`);
+      throw new error(
+        `${path} is ${size} bytes, more than the ${options.maxBytes} bytes allowed for it; ${options.hint}`,
+      );
     }
     const buf = Buffer.alloc(size);
     let done = 0;
@@ -78,7 +80,9 @@ export function readRegularFile(path: string, error: ErrorClass, options: ReadOp
 export function readJsonText(path: string, error: ErrorClass, options: ReadOptions): string {
   const text = readRegularFile(path, error, options).toString("utf8");
   if (jsonTooDeep(text, MAX_JSON_DEPTH)) {
-    throw new error(`${path}: JSON nested more than ${MAX_JSON_DEPTH} levels deep, which no real file does; ${options.hint}`);
+    throw new error(
+      `${path}: JSON nested more than ${MAX_JSON_DEPTH} levels deep, which no real file does; ${options.hint}`,
+    );
   }
   return text;
 }

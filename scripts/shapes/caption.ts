@@ -36,7 +36,14 @@ const POSITION_WORDS: Readonly<Record<PositionName, readonly string[]>> = {
 };
 
 /** How the background is named: `{bg}` is replaced by the colour. Some come before the objects, some after. */
-const BACKGROUND_AFTER = [", {bg} background", " on a {bg} background", " over a {bg} backdrop", " against {bg}", ", {bg} backdrop", " with a {bg} background"];
+const BACKGROUND_AFTER = [
+  ", {bg} background",
+  " on a {bg} background",
+  " over a {bg} backdrop",
+  " against {bg}",
+  ", {bg} backdrop",
+  " with a {bg} background",
+];
 const BACKGROUND_BEFORE = ["{bg} background with ", "on a {bg} background, ", "a {bg} backdrop and "];
 
 const ARTICLES = ["a ", "a ", "one ", ""];

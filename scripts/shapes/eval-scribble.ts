@@ -48,11 +48,20 @@ export async function evaluateScribbles(
 ): Promise<ScribbleRow> {
   const scores = await evaluateSketches(pipe, drawings, options);
   const kept = scores.results.filter((r) => r.right.shape && r.right.position).length / scores.results.length;
-  return { name, count: scores.count, rates: { kept, ...Object.fromEntries(SKETCH_SCORED.map((a) => [a, scores.rates[a]])) } as Record<Column, number>, scores };
+  return {
+    name,
+    count: scores.count,
+    rates: { kept, ...Object.fromEntries(SKETCH_SCORED.map((a) => [a, scores.rates[a]])) } as Record<Column, number>,
+    scores,
+  };
 }
 
 export function scribbleTable(rows: readonly ScribbleRow[]): string {
-  return rateTable("drawing used as", SCRIBBLE_COLUMNS, rows.map((r) => ({ key: r.name, count: r.count, rates: r.rates })));
+  return rateTable(
+    "drawing used as",
+    SCRIBBLE_COLUMNS,
+    rows.map((r) => ({ key: r.name, count: r.count, rates: r.rates })),
+  );
 }
 
 async function main(): Promise<void> {
@@ -66,7 +75,9 @@ async function main(): Promise<void> {
       save: { type: "string" },
     },
   });
-  const count = Number(values.count), strength = Number(values.strength), steps = Number(values.steps);
+  const count = Number(values.count),
+    strength = Number(values.strength),
+    steps = Number(values.steps);
   if (!Number.isInteger(count) || count < 1) throw new Error(`--count ${values.count}: expected a positive integer`);
   if (!(strength > 0 && strength <= 1)) throw new Error(`--strength ${values.strength}: expected a number in (0, 1]`);
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps ${values.steps}: expected a positive integer`);
@@ -77,10 +88,18 @@ async function main(): Promise<void> {
     for (const [k, s] of scribbleSettings(values.controlnet!, strength).entries()) {
       const start = performance.now();
       const save = imageSaver(values.save, `${k}-${s.name.replace(/[^a-z0-9.]+/gi, "-").toLowerCase()}`);
-      rows.push(await evaluateScribbles(pipe, drawings, s.name, { ...s.options, steps, onImage: (r, png) => save?.(r.index, r.right.shape && r.right.position, r.sketch.prompt, png) }));
+      rows.push(
+        await evaluateScribbles(pipe, drawings, s.name, {
+          ...s.options,
+          steps,
+          onImage: (r, png) => save?.(r.index, r.right.shape && r.right.position, r.sketch.prompt, png),
+        }),
+      );
       console.error(`${s.name}: ${count} images in ${((performance.now() - start) / 1000).toFixed(1)} s`);
     }
-    console.log(`scribble drawings (scripts/shapes/scribble-sketch.ts, cases 0-${count - 1}), prompts without position words, cfg ${pipe.defaultCfgScale} (the model's default), ${steps} steps, ControlNet ${values.controlnet}`);
+    console.log(
+      `scribble drawings (scripts/shapes/scribble-sketch.ts, cases 0-${count - 1}), prompts without position words, cfg ${pipe.defaultCfgScale} (the model's default), ${steps} steps, ControlNet ${values.controlnet}`,
+    );
     console.log(scribbleTable(rows));
   } finally {
     await pipe.close();

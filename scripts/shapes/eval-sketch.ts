@@ -46,12 +46,21 @@ export function scoreSketch(index: number, sketch: Sketch, j: Judgement): Sketch
     index,
     sketch,
     judgement: j,
-    right: { position: o?.position === e.position, colour: o?.colour === e.colour, shape: o?.shape === e.shape, background: j.background === e.background },
+    right: {
+      position: o?.position === e.position,
+      colour: o?.colour === e.colour,
+      shape: o?.shape === e.shape,
+      background: j.background === e.background,
+    },
   };
 }
 
 /** Seeds are the sketch's index, so a run is reproducible and each sketch gets its own noise. */
-export async function evaluateSketches(pipe: StableDiffusionPipeline, sketches: readonly Sketch[], opts: SketchOptions): Promise<SketchScores> {
+export async function evaluateSketches(
+  pipe: StableDiffusionPipeline,
+  sketches: readonly Sketch[],
+  opts: SketchOptions,
+): Promise<SketchScores> {
   const results: SketchResult[] = [];
   for (const [i, sketch] of sketches.entries()) {
     const png = await encodePng(sketch.image);
@@ -61,7 +70,13 @@ export async function evaluateSketches(pipe: StableDiffusionPipeline, sketches: 
       steps: opts.steps ?? 20,
       cfg_scale: opts.cfg ?? pipe.defaultCfgScale,
       ...(opts.init === false ? {} : { init_images: [png], denoising_strength: opts.strength }),
-      ...(opts.control ? { controlnet: [{ image: png, model: opts.control.model, module: opts.control.module, weight: opts.control.weight ?? 1 }] } : {}),
+      ...(opts.control
+        ? {
+            controlnet: [
+              { image: png, model: opts.control.model, module: opts.control.module, weight: opts.control.weight ?? 1 },
+            ],
+          }
+        : {}),
     });
     const r = scoreSketch(i, sketch, judge(images[0]!.image));
     results.push(r);
@@ -76,5 +91,9 @@ export async function evaluateSketches(pipe: StableDiffusionPipeline, sketches: 
 }
 
 export function sketchTable(all: readonly SketchScores[]): string {
-  return rateTable("strength", [...SKETCH_SCORED, "all"] as const, all.map((s) => ({ key: s.strength, count: s.count, rates: s.rates })));
+  return rateTable(
+    "strength",
+    [...SKETCH_SCORED, "all"] as const,
+    all.map((s) => ({ key: s.strength, count: s.count, rates: s.rates })),
+  );
 }

@@ -60,7 +60,12 @@ export interface EvaluateOptions {
   readonly onImage?: (r: CaseResult, png: () => Promise<Buffer>) => void | Promise<void>;
 }
 
-export async function evaluate(pipe: StableDiffusionPipeline, cases: readonly EvalCase[], cfg: number, opts: EvaluateOptions = {}): Promise<Scores> {
+export async function evaluate(
+  pipe: StableDiffusionPipeline,
+  cases: readonly EvalCase[],
+  cfg: number,
+  opts: EvaluateOptions = {},
+): Promise<Scores> {
   const results: CaseResult[] = [];
   for (const c of cases) {
     const { images } = await pipe.generate({ prompt: c.prompt, seed: c.seed, steps: opts.steps ?? 20, cfg_scale: cfg });
@@ -69,12 +74,19 @@ export async function evaluate(pipe: StableDiffusionPipeline, cases: readonly Ev
     await opts.onImage?.(r, () => images[0]!.png());
   }
   const rate = (f: (r: CaseResult) => boolean) => results.filter(f).length / results.length;
-  const rates = Object.fromEntries([...SCORED.map((a) => [a, rate((r) => r.right[a])]), ["all", rate((r) => r.all)]]) as Record<Scored | "all", number>;
+  const rates = Object.fromEntries([
+    ...SCORED.map((a) => [a, rate((r) => r.right[a])]),
+    ["all", rate((r) => r.all)],
+  ]) as Record<Scored | "all", number>;
   return { cfg, count: cases.length, rates, results };
 }
 
 export function scoreTable(all: readonly Scores[]): string {
-  return rateTable("cfg", [...SCORED, "all"] as const, all.map((s) => ({ key: s.cfg, count: s.count, rates: s.rates })));
+  return rateTable(
+    "cfg",
+    [...SCORED, "all"] as const,
+    all.map((s) => ({ key: s.cfg, count: s.count, rates: s.rates })),
+  );
 }
 
 /** Writes each picture of a run into `root/sub` as `007-ok-a_big_red_star...png` (none without --save). */
@@ -83,7 +95,10 @@ export function imageSaver(root: string | undefined, sub: string) {
   const dir = join(root, sub);
   mkdirSync(dir, { recursive: true });
   return async (index: number, ok: boolean, prompt: string, png: () => Promise<Buffer>) => {
-    writeFileSync(join(dir, `${String(index).padStart(3, "0")}-${ok ? "ok" : "miss"}-${prompt.replace(/[^a-z]+/g, "_")}.png`), await png());
+    writeFileSync(
+      join(dir, `${String(index).padStart(3, "0")}-${ok ? "ok" : "miss"}-${prompt.replace(/[^a-z]+/g, "_")}.png`),
+      await png(),
+    );
   };
 }
 
@@ -100,14 +115,20 @@ async function main(): Promise<void> {
     },
   });
   const model = positionals[0] ?? "models/tiny-shapes";
-  const count = Number(values.count), steps = Number(values.steps);
+  const count = Number(values.count),
+    steps = Number(values.steps);
   const cfgWords = values.cfg!.split(",");
   if (!Number.isInteger(count) || count < 1) throw new Error(`--count ${values.count}: expected a positive integer`);
-  if (cfgWords.some((c) => c !== "model" && !Number.isFinite(Number(c)))) throw new Error(`--cfg ${values.cfg}: expected numbers or "model" (the model's default) separated by commas, e.g. model,7,1`);
+  if (cfgWords.some((c) => c !== "model" && !Number.isFinite(Number(c))))
+    throw new Error(
+      `--cfg ${values.cfg}: expected numbers or "model" (the model's default) separated by commas, e.g. model,7,1`,
+    );
   const sketchCount = Number(values.sketches);
   const strengths = values.strength!.split(",").map(Number);
-  if (!Number.isInteger(sketchCount) || sketchCount < 0) throw new Error(`--sketches ${values.sketches}: expected a whole number (0 skips the sketch test)`);
-  if (strengths.some((x) => !(x > 0 && x <= 1))) throw new Error(`--strength ${values.strength}: expected numbers in (0, 1] separated by commas, e.g. 0.6,0.7,0.8`);
+  if (!Number.isInteger(sketchCount) || sketchCount < 0)
+    throw new Error(`--sketches ${values.sketches}: expected a whole number (0 skips the sketch test)`);
+  if (strengths.some((x) => !(x > 0 && x <= 1)))
+    throw new Error(`--strength ${values.strength}: expected numbers in (0, 1] separated by commas, e.g. 0.6,0.7,0.8`);
   const pipe = await loadPipeline(model);
   try {
     // "model" is the guidance the model recommends (generation_config.json); each value is scored once.
@@ -117,7 +138,10 @@ async function main(): Promise<void> {
     for (const cfg of cfgs) {
       const start = performance.now();
       const save = imageSaver(values.save, `cfg${cfg}`);
-      const s = await evaluate(pipe, cases, cfg, { steps, onImage: (r, png) => save?.(r.case.seed, r.all, r.case.prompt, png) });
+      const s = await evaluate(pipe, cases, cfg, {
+        steps,
+        onImage: (r, png) => save?.(r.case.seed, r.all, r.case.prompt, png),
+      });
       all.push(s);
       console.error(`cfg ${cfg}: ${count} images in ${((performance.now() - start) / 1000).toFixed(1)} s`);
     }
@@ -135,9 +159,13 @@ async function main(): Promise<void> {
         onImage: (r, png) => save?.(r.index, r.right.position, r.sketch.prompt, png),
       });
       bySketch.push(s);
-      console.error(`sketches at strength ${strength}: ${sketchCount} images in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+      console.error(
+        `sketches at strength ${strength}: ${sketchCount} images in ${((performance.now() - start) / 1000).toFixed(1)} s`,
+      );
     }
-    console.log(`\nsketch to image: ${sketchCount} rough sketches (scripts/shapes/sketch.ts), prompts without position words, cfg ${pipe.defaultCfgScale} (the model's default), ${steps} steps`);
+    console.log(
+      `\nsketch to image: ${sketchCount} rough sketches (scripts/shapes/sketch.ts), prompts without position words, cfg ${pipe.defaultCfgScale} (the model's default), ${steps} steps`,
+    );
     console.log(sketchTable(bySketch));
   } finally {
     await pipe.close();

@@ -43,15 +43,27 @@ export function shapeField(shape: ShapeName, cx: number, cy: number, r: number):
 export function shapeOutline(shape: ShapeName, cx: number, cy: number, r: number): Point[] {
   switch (shape) {
     case "circle":
-      return Array.from({ length: 32 }, (_, i) => [cx + r * Math.cos((i * Math.PI) / 16), cy + r * Math.sin((i * Math.PI) / 16)] as const);
+      return Array.from(
+        { length: 32 },
+        (_, i) => [cx + r * Math.cos((i * Math.PI) / 16), cy + r * Math.sin((i * Math.PI) / 16)] as const,
+      );
     case "square": {
       const h = SQUARE_HALF * r;
-      return [[cx - h, cy - h], [cx + h, cy - h], [cx + h, cy + h], [cx - h, cy + h]];
+      return [
+        [cx - h, cy - h],
+        [cx + h, cy - h],
+        [cx + h, cy + h],
+        [cx - h, cy + h],
+      ];
     }
     case "cross": {
       const a = CROSS_ARM * r;
       // Clockwise from the top arm's left corner.
-      const quarter: [number, number][] = [[-a, -r], [a, -r], [a, -a]];
+      const quarter: [number, number][] = [
+        [-a, -r],
+        [a, -r],
+        [a, -a],
+      ];
       const pts: Point[] = [];
       for (let k = 0; k < 4; k++) {
         for (const [x, y] of quarter) {
@@ -66,7 +78,11 @@ export function shapeOutline(shape: ShapeName, cx: number, cy: number, r: number
       // Equilateral, pointing up, 2.1 r wide.
       const half = 1.05 * r;
       const height = 2 * half * (Math.sqrt(3) / 2);
-      return [[cx, cy - height / 2], [cx + half, cy + height / 2], [cx - half, cy + height / 2]];
+      return [
+        [cx, cy - height / 2],
+        [cx + half, cy + height / 2],
+        [cx - half, cy + height / 2],
+      ];
     }
     case "star": {
       // Five points, one up; inner radius 0.45 of the outer (a pentagram's is 0.38) so the arms stay thick
@@ -100,10 +116,11 @@ function polygonField(pts: readonly Point[]): DistanceField {
     for (let i = 0, j = pts.length - 1; i < pts.length; j = i++) {
       const [ax, ay] = pts[j]!;
       const [bx, by] = pts[i]!;
-      const ex = bx - ax, ey = by - ay;
+      const ex = bx - ax,
+        ey = by - ay;
       const t = Math.max(0, Math.min(1, ((x - ax) * ex + (y - ay) * ey) / (ex * ex + ey * ey)));
       best = Math.min(best, Math.hypot(x - ax - t * ex, y - ay - t * ey));
-      if ((ay > y) !== (by > y) && x < ax + ((y - ay) * ex) / ey) inside = !inside;
+      if (ay > y !== by > y && x < ax + ((y - ay) * ex) / ey) inside = !inside;
     }
     return inside ? -best : best;
   };

@@ -15,7 +15,11 @@ export interface Combination {
   readonly background: ColourName;
 }
 
-const c = (colour: ColourName, shape: ShapeName, background: ColourName): Combination => ({ colour, shape, background });
+const c = (colour: ColourName, shape: ShapeName, background: ColourName): Combination => ({
+  colour,
+  shape,
+  background,
+});
 
 export const HELD_OUT: readonly Combination[] = [
   c("black", "circle", "purple"),
@@ -62,7 +66,9 @@ export function isHeldOut(colour: ColourName, shape: ShapeName, background: Colo
 
 /** All combinations, for checks and reports. */
 export function allCombinations(): Combination[] {
-  return COLOURS.flatMap((colour) => SHAPES.flatMap((shape) => COLOURS.filter((b) => b !== colour).map((background) => c(colour, shape, background))));
+  return COLOURS.flatMap((colour) =>
+    SHAPES.flatMap((shape) => COLOURS.filter((b) => b !== colour).map((background) => c(colour, shape, background))),
+  );
 }
 
 /** One evaluation case: the prompt, the seed to generate it with, and what the picture should show. */
@@ -85,7 +91,11 @@ export function heldOutCase(i: number): EvalCase {
     size: SIZES[Math.floor(i / 2) % SIZES.length]!,
     position: POSITIONS[(i + round) % POSITIONS.length]!,
   };
-  return { prompt: canonicalCaption(words, combo.background), seed: i, expected: { ...words, background: combo.background } };
+  return {
+    prompt: canonicalCaption(words, combo.background),
+    seed: i,
+    expected: { ...words, background: combo.background },
+  };
 }
 
 export function heldOutCases(count: number): EvalCase[] {

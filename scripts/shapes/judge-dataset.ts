@@ -24,7 +24,8 @@ export function judgeDataset(folder: string, imagesFile?: string): DatasetScores
   const m = JSON.parse(readFileSync(join(folder, "dataset.json"), "utf8")) as DatasetManifest;
   const images = readFileSync(imagesFile ?? join(folder, m.images));
   const size = m.width * m.height * 3;
-  if (images.length !== m.count * size) throw new Error(`${imagesFile ?? m.images}: ${images.length} bytes, expected ${m.count} images of ${size}`);
+  if (images.length !== m.count * size)
+    throw new Error(`${imagesFile ?? m.images}: ${images.length} bytes, expected ${m.count} images of ${size}`);
   const lines = readFileSync(join(folder, m.captions), "utf8").trim().split("\n");
   const right = { background: 0, colour: 0, shape: 0, position: 0, size: 0, all: 0 };
   let n = 0;
@@ -33,7 +34,13 @@ export function judgeDataset(folder: string, imagesFile?: string): DatasetScores
     if (scene.objects.length !== 1) return;
     const o = scene.objects[0]!;
     const j = judge({ width: m.width, height: m.height, data: images.subarray(i * size, (i + 1) * size) });
-    const got = { background: j.background, colour: j.object?.colour, shape: j.object?.shape, position: j.object?.position, size: j.object?.size };
+    const got = {
+      background: j.background,
+      colour: j.object?.colour,
+      shape: j.object?.shape,
+      position: j.object?.position,
+      size: j.object?.size,
+    };
     const want = { background: scene.background, colour: o.colour, shape: o.shape, position: o.position, size: o.size };
     let all = true;
     for (const a of ATTRIBUTES) {

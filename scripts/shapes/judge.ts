@@ -125,21 +125,26 @@ function describe(m: MaskStats, colour: ColourName): ObjectReport {
 function outline(region: readonly number[], fraction: (p: number) => number, width: number, height: number): number[] {
   const near = new Set<number>();
   for (const p of region) {
-    const x = p % width, y = Math.floor(p / width);
+    const x = p % width,
+      y = Math.floor(p / width);
     for (let dy = -1; dy <= 1; dy++) {
       for (let dx = -1; dx <= 1; dx++) {
-        const nx = x + dx, ny = y + dy;
+        const nx = x + dx,
+          ny = y + dy;
         if (nx >= 0 && ny >= 0 && nx < width && ny < height) near.add(ny * width + nx);
       }
     }
   }
   const inside: number[] = [];
   for (const p of near) {
-    const x = p % width, y = Math.floor(p / width);
-    let sum = 0, n = 0;
+    const x = p % width,
+      y = Math.floor(p / width);
+    let sum = 0,
+      n = 0;
     for (let dy = -1; dy <= 1; dy++) {
       for (let dx = -1; dx <= 1; dx++) {
-        const nx = x + dx, ny = y + dy;
+        const nx = x + dx,
+          ny = y + dy;
         if (nx < 0 || ny < 0 || nx >= width || ny >= height) continue;
         sum += fraction(ny * width + nx);
         n++;
@@ -151,7 +156,8 @@ function outline(region: readonly number[], fraction: (p: number) => number, wid
 }
 
 function nearestPosition(x: number, y: number): PositionName {
-  let best: PositionName = "centre", bestD = Infinity;
+  let best: PositionName = "centre",
+    bestD = Infinity;
   for (const p of POSITIONS) {
     const [ax, ay] = POSITION_ANCHOR[p];
     const d = (x - ax) ** 2 + (y - ay) ** 2;
@@ -161,7 +167,8 @@ function nearestPosition(x: number, y: number): PositionName {
 }
 
 export function nearestColour(c: Rgb, exclude?: ColourName): ColourName {
-  let best: ColourName = COLOURS[0]!, bestD = Infinity;
+  let best: ColourName = COLOURS[0]!,
+    bestD = Infinity;
   for (const name of COLOURS) {
     if (name === exclude) continue;
     const d = distance(c, PALETTE[name]);
@@ -176,7 +183,8 @@ function distance(a: Rgb, b: Rgb): number {
 
 /** Where c falls on the line from `from` (0) to `to` (1). */
 function along(c: Rgb, from: Rgb, to: Rgb): number {
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let k = 0; k < 3; k++) {
     num += (c[k]! - from[k]!) * (to[k]! - from[k]!);
     den += (to[k]! - from[k]!) ** 2;
@@ -202,10 +210,12 @@ function components(mask: Uint8Array, width: number, height: number): number[][]
     while (stack.length) {
       const p = stack.pop()!;
       region.push(p);
-      const x = p % width, y = Math.floor(p / width);
+      const x = p % width,
+        y = Math.floor(p / width);
       for (let dy = -1; dy <= 1; dy++) {
         for (let dx = -1; dx <= 1; dx++) {
-          const nx = x + dx, ny = y + dy;
+          const nx = x + dx,
+            ny = y + dy;
           if (nx < 0 || ny < 0 || nx >= width || ny >= height) continue;
           const q = ny * width + nx;
           if (mask[q] && !seen[q]) {
@@ -232,7 +242,13 @@ interface Prototype {
  * How far each feature may stray before it counts as much as a whole unit of distance: the clean renders vary far
  * less than this, but generated shapes have soft corners (a blurred star fills more of its box) and ragged edges.
  */
-const FEATURE_SCALE: Readonly<Record<keyof ShapeFeatures, number>> = { fill: 0.1, solidity: 0.08, topness: 0.04, aspect: 0.15, mirror: 0.1 };
+const FEATURE_SCALE: Readonly<Record<keyof ShapeFeatures, number>> = {
+  fill: 0.1,
+  solidity: 0.08,
+  topness: 0.04,
+  aspect: 0.15,
+  mirror: 0.1,
+};
 
 /**
  * The features of each shape, averaged over ideal renders at both sizes with the generator's size jitter and
@@ -246,14 +262,25 @@ function buildPrototypes(): Record<ShapeName, Prototype> {
   const out = {} as Record<ShapeName, Prototype>;
   for (const shape of SHAPES) {
     const sums: Record<keyof ShapeFeatures, number> = { fill: 0, solidity: 0, topness: 0, aspect: 0, mirror: 0 };
-    let areaRatio = 0, n = 0;
+    let areaRatio = 0,
+      n = 0;
     for (const r0 of Object.values(SIZE_RADIUS)) {
       for (const k of [-1, 0, 1]) {
         for (let rep = 0; rep < 3; rep++) {
           const radius = r0 * (1 + k * JITTER.size);
           const image = renderScene({
             background: "black",
-            objects: [{ shape, colour: "white", size: "big", position: "centre", cx: 32 + rng.uniform(-0.5, 0.5), cy: 32 + rng.uniform(-0.5, 0.5), radius }],
+            objects: [
+              {
+                shape,
+                colour: "white",
+                size: "big",
+                position: "centre",
+                cx: 32 + rng.uniform(-0.5, 0.5),
+                cy: 32 + rng.uniform(-0.5, 0.5),
+                radius,
+              },
+            ],
           });
           const o = judgeMask(image);
           for (const f of Object.keys(sums) as (keyof ShapeFeatures)[]) sums[f] += o.features[f];
@@ -263,7 +290,13 @@ function buildPrototypes(): Record<ShapeName, Prototype> {
       }
     }
     out[shape] = {
-      features: { fill: sums.fill / n, solidity: sums.solidity / n, topness: sums.topness / n, aspect: sums.aspect / n, mirror: sums.mirror / n },
+      features: {
+        fill: sums.fill / n,
+        solidity: sums.solidity / n,
+        topness: sums.topness / n,
+        aspect: sums.aspect / n,
+        mirror: sums.mirror / n,
+      },
       areaPerRadius2: areaRatio / n,
     };
   }
@@ -278,7 +311,8 @@ function judgeMask(image: RgbImage): MaskStats {
 }
 
 export function classifyShape(f: ShapeFeatures): ShapeName {
-  let best: ShapeName = "circle", bestD = Infinity;
+  let best: ShapeName = "circle",
+    bestD = Infinity;
   for (const shape of SHAPES) {
     const p = PROTOTYPES[shape].features;
     let d = 0;

@@ -40,7 +40,11 @@ export interface DatasetManifest {
  */
 export function sourceDigest(folder = dirname(fileURLToPath(import.meta.url)), entry = "make-dataset.ts"): string {
   const h = createHash("sha256");
-  for (const name of generatorSources(folder, entry)) h.update(name).update("\0").update(readFileSync(join(folder, name))).update("\0");
+  for (const name of generatorSources(folder, entry))
+    h.update(name)
+      .update("\0")
+      .update(readFileSync(join(folder, name)))
+      .update("\0");
   return h.digest("hex");
 }
 
@@ -50,7 +54,8 @@ export function generatorSources(folder: string, entry = "make-dataset.ts"): str
   const visit = (name: string) => {
     if (seen.has(name)) return;
     seen.add(name);
-    for (const m of readFileSync(join(folder, name), "utf8").matchAll(/^import [^;]*? from "\.\/([\w-]+)\.js";/gm)) visit(`${m[1]}.ts`);
+    for (const m of readFileSync(join(folder, name), "utf8").matchAll(/^import [^;]*? from "\.\/([\w-]+)\.js";/gm))
+      visit(`${m[1]}.ts`);
   };
   visit(entry);
   return [...seen].sort();
@@ -74,10 +79,19 @@ export async function writeDataset(opts: DatasetOptions): Promise<DatasetManifes
     const scene = sampleScene(opts.firstSeed + i);
     for (const o of scene.objects) {
       // The split is the point of the held-out evaluation: a leak would make its scores meaningless.
-      if (isHeldOut(o.colour, o.shape, scene.background)) throw new Error(`scene ${scene.seed} holds a held-out combination`);
+      if (isHeldOut(o.colour, o.shape, scene.background))
+        throw new Error(`scene ${scene.seed} holds a held-out combination`);
     }
-    if (!images.write(renderScene(scene).data)) await new Promise<void>((resolve) => images.once("drain", () => resolve()));
-    captions.push(JSON.stringify({ seed: scene.seed, caption: scene.caption, background: scene.background, objects: scene.objects }));
+    if (!images.write(renderScene(scene).data))
+      await new Promise<void>((resolve) => images.once("drain", () => resolve()));
+    captions.push(
+      JSON.stringify({
+        seed: scene.seed,
+        caption: scene.caption,
+        background: scene.background,
+        objects: scene.objects,
+      }),
+    );
   }
   await new Promise<void>((resolve, reject) => images.end((e?: Error | null) => (e ? reject(e) : resolve())));
   writeFileSync(join(opts.out, manifest.captions), captions.join("\n") + "\n");
@@ -98,12 +112,16 @@ async function main(): Promise<void> {
     console.log(sourceDigest());
     return;
   }
-  const count = Number(values.count), firstSeed = Number(values.seed);
+  const count = Number(values.count),
+    firstSeed = Number(values.seed);
   if (!Number.isInteger(count) || count < 1) throw new Error(`--count ${values.count}: expected a positive integer`);
-  if (!Number.isInteger(firstSeed) || firstSeed < 0) throw new Error(`--seed ${values.seed}: expected a non-negative integer`);
+  if (!Number.isInteger(firstSeed) || firstSeed < 0)
+    throw new Error(`--seed ${values.seed}: expected a non-negative integer`);
   const start = performance.now();
   const m = await writeDataset({ count, firstSeed, out: values.out! });
-  console.log(`${m.count} scenes (${m.width}x${m.height}) in ${values.out} in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  console.log(
+    `${m.count} scenes (${m.width}x${m.height}) in ${values.out} in ${((performance.now() - start) / 1000).toFixed(1)} s`,
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();

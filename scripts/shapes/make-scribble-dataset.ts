@@ -30,14 +30,30 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 /** The sibling sources of this generator, and the preprocessing code of the product it runs the drawings through. */
 export function scribbleSourceDigest(): string {
   const h = createHash("sha256").update(sourceDigest(HERE, "make-scribble-dataset.ts"));
-  for (const file of ["../../src/control/scribble.ts", "../../src/control/grey.ts", "../../src/pipeline/control-maps.ts"]) h.update(file).update("\0").update(readFileSync(join(HERE, file)));
+  for (const file of [
+    "../../src/control/scribble.ts",
+    "../../src/control/grey.ts",
+    "../../src/pipeline/control-maps.ts",
+  ])
+    h.update(file)
+      .update("\0")
+      .update(readFileSync(join(HERE, file)));
   return h.digest("hex");
 }
 
 /** The product's map of a drawing: PNG bytes through controlMap, module scribble, its default ink threshold. */
 export async function scribbleMap(drawing: RgbImage): Promise<RgbImage> {
   return controlMap(
-    { image: await encodePng(drawing), model: "", module: SCRIBBLE.name, weight: 1, guidanceStart: 0, guidanceEnd: 1, resizeMode: "Crop and Resize", thresholdA: SCRIBBLE.thresholdA!.default },
+    {
+      image: await encodePng(drawing),
+      model: "",
+      module: SCRIBBLE.name,
+      weight: 1,
+      guidanceStart: 0,
+      guidanceEnd: 1,
+      resizeMode: "Crop and Resize",
+      thresholdA: SCRIBBLE.thresholdA!.default,
+    },
     IMAGE_SIZE,
     IMAGE_SIZE,
   );
@@ -66,9 +82,12 @@ async function main(): Promise<void> {
     console.log(scribbleSourceDigest());
     return;
   }
-  const count = Number(values.count), firstSeed = Number(values.seed), previews = Number(values.previews);
+  const count = Number(values.count),
+    firstSeed = Number(values.seed),
+    previews = Number(values.previews);
   if (!Number.isInteger(count) || count < 1) throw new Error(`--count ${values.count}: expected a positive integer`);
-  if (!Number.isInteger(firstSeed) || firstSeed < 0) throw new Error(`--seed ${values.seed}: expected a non-negative integer`);
+  if (!Number.isInteger(firstSeed) || firstSeed < 0)
+    throw new Error(`--seed ${values.seed}: expected a non-negative integer`);
   const out = values.out!;
   const start = performance.now();
   mkdirSync(join(out, "previews"), { recursive: true });
@@ -83,7 +102,10 @@ async function main(): Promise<void> {
     const channel = new Uint8Array(pixels);
     for (let p = 0; p < pixels; p++) {
       const [r, g, b] = [map.data[p * 3]!, map.data[p * 3 + 1]!, map.data[p * 3 + 2]!];
-      if (r !== g || r !== b) throw new Error(`scene ${scene.seed}: the scribble map's channels differ at pixel ${p}; controls.u8 keeps one channel`);
+      if (r !== g || r !== b)
+        throw new Error(
+          `scene ${scene.seed}: the scribble map's channels differ at pixel ${p}; controls.u8 keeps one channel`,
+        );
       channel[p] = r;
     }
     if (i < previews) {
@@ -91,15 +113,32 @@ async function main(): Promise<void> {
       writeFileSync(join(out, "previews", `${i}-map.png`), await encodePng(map));
       writeFileSync(join(out, "previews", `${i}-scene.png`), await encodePng(renderScene(scene)));
     }
-    if (!images.write(renderScene(scene).data)) await new Promise<void>((resolve) => images.once("drain", () => resolve()));
+    if (!images.write(renderScene(scene).data))
+      await new Promise<void>((resolve) => images.once("drain", () => resolve()));
     if (!controls.write(channel)) await new Promise<void>((resolve) => controls.once("drain", () => resolve()));
     captions.push(JSON.stringify({ seed: scene.seed, caption: scene.caption, unplaced: unplacedCaption(scene) }));
   }
-  await Promise.all([images, controls].map((s) => new Promise<void>((resolve, reject) => s.end((e?: Error | null) => (e ? reject(e) : resolve())))));
+  await Promise.all(
+    [images, controls].map(
+      (s) => new Promise<void>((resolve, reject) => s.end((e?: Error | null) => (e ? reject(e) : resolve()))),
+    ),
+  );
   writeFileSync(join(out, "captions.jsonl"), captions.join("\n") + "\n");
-  const manifest = { count, width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 3, firstSeed, images: "images.u8", controls: "controls.u8", captions: "captions.jsonl", sourceDigest: scribbleSourceDigest() };
+  const manifest = {
+    count,
+    width: IMAGE_SIZE,
+    height: IMAGE_SIZE,
+    channels: 3,
+    firstSeed,
+    images: "images.u8",
+    controls: "controls.u8",
+    captions: "captions.jsonl",
+    sourceDigest: scribbleSourceDigest(),
+  };
   writeFileSync(join(out, "dataset.json"), JSON.stringify(manifest, null, 2) + "\n");
-  console.log(`${count} scenes with drawings and scribble maps in ${out} in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  console.log(
+    `${count} scenes with drawings and scribble maps in ${out} in ${((performance.now() - start) / 1000).toFixed(1)} s`,
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();

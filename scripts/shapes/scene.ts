@@ -104,8 +104,10 @@ export function renderScene(scene: Pick<Scene, "background" | "objects">, size =
     const field = shapeField(o.shape, o.cx, o.cy, o.radius);
     const colour = PALETTE[o.colour];
     const reach = HALF_EXTENT * o.radius + 1;
-    const x0 = Math.max(0, Math.floor(o.cx - reach)), x1 = Math.min(size - 1, Math.ceil(o.cx + reach));
-    const y0 = Math.max(0, Math.floor(o.cy - reach)), y1 = Math.min(size - 1, Math.ceil(o.cy + reach));
+    const x0 = Math.max(0, Math.floor(o.cx - reach)),
+      x1 = Math.min(size - 1, Math.ceil(o.cx + reach));
+    const y0 = Math.max(0, Math.floor(o.cy - reach)),
+      y1 = Math.min(size - 1, Math.ceil(o.cy + reach));
     for (let y = y0; y <= y1; y++) {
       for (let x = x0; x <= x1; x++) {
         const coverage = Math.min(1, Math.max(0, 0.5 - field(x + 0.5, y + 0.5)));

@@ -3,7 +3,18 @@ import { shapeField, shapeOutline } from "./geometry.js";
 import { Prng } from "./prng.js";
 import type { Sketch } from "./sketch.js";
 import { paint, toImage, type Point, type Stroke } from "./strokes.js";
-import { COLOURS, IMAGE_SIZE, JITTER, POSITION_ANCHOR, POSITIONS, SHAPES, SIZE_RADIUS, SIZES, type Rgb, type ShapeName } from "./world.js";
+import {
+  COLOURS,
+  IMAGE_SIZE,
+  JITTER,
+  POSITION_ANCHOR,
+  POSITIONS,
+  SHAPES,
+  SIZE_RADIUS,
+  SIZES,
+  type Rgb,
+  type ShapeName,
+} from "./world.js";
 
 /**
  * Rough pen drawings of shapes for the scribble ControlNet, the way a person draws one on the web page's canvas in
@@ -27,7 +38,8 @@ export function drawScribble(rng: Prng, objects: readonly Outlined[]): RgbImage 
   // Paper: white to light grey, a little tinted, with a faint grain.
   const level = rng.uniform(215, 255);
   const paper: Rgb = [level + rng.uniform(-8, 0), level + rng.uniform(-8, 0), level + rng.uniform(-8, 0)];
-  for (let p = 0; p < IMAGE_SIZE * IMAGE_SIZE; p++) for (let k = 0; k < 3; k++) data[p * 3 + k] = paper[k]! + rng.uniform(-3, 3);
+  for (let p = 0; p < IMAGE_SIZE * IMAGE_SIZE; p++)
+    for (let k = 0; k < 3; k++) data[p * 3 + k] = paper[k]! + rng.uniform(-3, 3);
   // Ink: black, graphite or a dark colour, well under the preprocessor's default threshold once anti-aliasing blends it.
   const ink: Rgb = [rng.uniform(10, 70), rng.uniform(10, 70), rng.uniform(10, 90)];
   const width = rng.uniform(1.3, 2.6);
@@ -38,12 +50,17 @@ export function drawScribble(rng: Prng, objects: readonly Outlined[]): RgbImage 
 /** The strokes of one hand-drawn outline (and, now and then, a hatched fill). */
 function outlineStrokes(rng: Prng, o: Outlined, width: number): Stroke[] {
   // The hand's own distortion of the shape: a little rotation and stretch about the centre.
-  const turn = rng.uniform(-0.12, 0.12), sx = 1 + rng.uniform(-0.08, 0.08), sy = 1 + rng.uniform(-0.08, 0.08);
+  const turn = rng.uniform(-0.12, 0.12),
+    sx = 1 + rng.uniform(-0.08, 0.08),
+    sy = 1 + rng.uniform(-0.08, 0.08);
   const warp = ([x, y]: Point): Point => {
-    const dx = (x - o.cx) * sx, dy = (y - o.cy) * sy;
+    const dx = (x - o.cx) * sx,
+      dy = (y - o.cy) * sy;
     return [o.cx + dx * Math.cos(turn) - dy * Math.sin(turn), o.cy + dx * Math.sin(turn) + dy * Math.cos(turn)];
   };
-  const corners = shapeOutline(o.shape, o.cx, o.cy, o.radius).map(warp).map(([x, y]): Point => [x + rng.uniform(-1, 1), y + rng.uniform(-1, 1)]);
+  const corners = shapeOutline(o.shape, o.cx, o.cy, o.radius)
+    .map(warp)
+    .map(([x, y]): Point => [x + rng.uniform(-1, 1), y + rng.uniform(-1, 1)]);
   const pen = () => width * rng.uniform(0.85, 1.15);
   const strokes: Stroke[] = [];
   const passes = rng.chance(0.2) ? 2 : 1;
@@ -52,7 +69,8 @@ function outlineStrokes(rng: Prng, o: Outlined, width: number): Stroke[] {
     const pts = corners.map(([x, y]): Point => [x + shift[0], y + shift[1]]);
     if (o.shape !== "circle" && rng.chance(0.4)) {
       // Edge by edge: each side its own stroke, running past the corner or stopping short of it.
-      for (let i = 0; i < pts.length; i++) strokes.push(...wobblyLine(rng, extend(rng, pts[i]!, pts[(i + 1) % pts.length]!), pen));
+      for (let i = 0; i < pts.length; i++)
+        strokes.push(...wobblyLine(rng, extend(rng, pts[i]!, pts[(i + 1) % pts.length]!), pen));
     } else {
       // One continuous loop from a random corner, overshooting its start or leaving a small gap.
       const start = rng.int(pts.length);
@@ -72,8 +90,12 @@ function outlineStrokes(rng: Prng, o: Outlined, width: number): Stroke[] {
 function extend(rng: Prng, a: Point, b: Point): [Point, Point] {
   const len = Math.hypot(b[0] - a[0], b[1] - a[1]) || 1;
   const [ux, uy] = [(b[0] - a[0]) / len, (b[1] - a[1]) / len];
-  const s = rng.uniform(-1.5, 2.5), e = rng.uniform(-1.5, 2.5);
-  return [[a[0] - ux * s, a[1] - uy * s], [b[0] + ux * e, b[1] + uy * e]];
+  const s = rng.uniform(-1.5, 2.5),
+    e = rng.uniform(-1.5, 2.5);
+  return [
+    [a[0] - ux * s, a[1] - uy * s],
+    [b[0] + ux * e, b[1] + uy * e],
+  ];
 }
 
 /** A line drawn by hand: pieces of about 3 px, bent sideways by a slow sway and a little tremor. */
@@ -81,11 +103,14 @@ function wobblyLine(rng: Prng, [a, b]: [Point, Point], pen: () => number): Strok
   const len = Math.hypot(b[0] - a[0], b[1] - a[1]);
   const n = Math.max(1, Math.round(len / 3));
   const [nx, ny] = len === 0 ? [0, 0] : [-(b[1] - a[1]) / len, (b[0] - a[0]) / len];
-  const sway = rng.uniform(-1.2, 1.2), phase = rng.uniform(0, Math.PI);
+  const sway = rng.uniform(-1.2, 1.2),
+    phase = rng.uniform(0, Math.PI);
   const pts: Point[] = [];
   for (let i = 0; i <= n; i++) {
     const t = i / n;
-    const off = (i === 0 || i === n ? 0 : rng.uniform(-0.35, 0.35)) + sway * Math.sin(Math.PI * t + phase) * Math.sin(Math.PI * t);
+    const off =
+      (i === 0 || i === n ? 0 : rng.uniform(-0.35, 0.35)) +
+      sway * Math.sin(Math.PI * t + phase) * Math.sin(Math.PI * t);
     pts.push([a[0] + (b[0] - a[0]) * t + nx * off, a[1] + (b[1] - a[1]) * t + ny * off]);
   }
   const out: Stroke[] = [];
@@ -103,10 +128,16 @@ function hatch(rng: Prng, o: Outlined, pen: () => number): Stroke[] {
   const out: Stroke[] = [];
   for (let off = -reach; off <= reach; off += rng.uniform(3, 5)) {
     const inside: number[] = [];
-    for (let s = -reach; s <= reach; s += 0.5) if (field(o.cx + s * u[0] + off * v[0], o.cy + s * u[1] + off * v[1]) < -1) inside.push(s);
+    for (let s = -reach; s <= reach; s += 0.5)
+      if (field(o.cx + s * u[0] + off * v[0], o.cy + s * u[1] + off * v[1]) < -1) inside.push(s);
     if (inside.length < 2) continue;
-    const s0 = inside[0]! + rng.uniform(-1, 1), s1 = inside[inside.length - 1]! + rng.uniform(-1, 1);
-    out.push({ a: [o.cx + s0 * u[0] + off * v[0], o.cy + s0 * u[1] + off * v[1]], b: [o.cx + s1 * u[0] + off * v[0], o.cy + s1 * u[1] + off * v[1]], width: pen() * 0.8 });
+    const s0 = inside[0]! + rng.uniform(-1, 1),
+      s1 = inside[inside.length - 1]! + rng.uniform(-1, 1);
+    out.push({
+      a: [o.cx + s0 * u[0] + off * v[0], o.cy + s0 * u[1] + off * v[1]],
+      b: [o.cx + s1 * u[0] + off * v[0], o.cy + s1 * u[1] + off * v[1]],
+      width: pen() * 0.8,
+    });
   }
   return out;
 }
@@ -124,11 +155,19 @@ export function scribbleCase(i: number): Sketch {
   const background = rng.pick(COLOURS.filter((c) => c !== colour));
   const size = rng.pick(SIZES);
   const [ax, ay] = POSITION_ANCHOR[position];
-  const centre: Point = [ax + rng.uniform(-JITTER.position, JITTER.position), ay + rng.uniform(-JITTER.position, JITTER.position)];
+  const centre: Point = [
+    ax + rng.uniform(-JITTER.position, JITTER.position),
+    ay + rng.uniform(-JITTER.position, JITTER.position),
+  ];
   const radius = SIZE_RADIUS[size] * (1 + rng.uniform(-JITTER.size, JITTER.size));
   const image = drawScribble(rng, [{ shape, cx: centre[0], cy: centre[1], radius }]);
   const article = /^[aeiou]/.test(colour) ? "an" : "a";
-  return { image, prompt: `${article} ${colour} ${shape}, ${background} background`, expected: { colour, shape, background, position }, centre };
+  return {
+    image,
+    prompt: `${article} ${colour} ${shape}, ${background} background`,
+    expected: { colour, shape, background, position },
+    centre,
+  };
 }
 
 export function scribbleCases(count: number): Sketch[] {
@@ -142,6 +181,7 @@ const CASE_HAND = 0x5c21_bb1e;
 
 /** The hand of the training drawing of scene `seed`: a stream of its own, apart from the scene's and the cases'. */
 export function scribbleTrainingRng(seed: number): Prng {
-  if (!Number.isInteger(seed) || seed < 0 || TRAINING_HAND + seed >= CASE_HAND) throw new RangeError(`scene seed ${seed}: training drawings take seeds 0 to ${CASE_HAND - TRAINING_HAND - 1}`);
+  if (!Number.isInteger(seed) || seed < 0 || TRAINING_HAND + seed >= CASE_HAND)
+    throw new RangeError(`scene seed ${seed}: training drawings take seeds 0 to ${CASE_HAND - TRAINING_HAND - 1}`);
   return new Prng(TRAINING_HAND + seed);
 }

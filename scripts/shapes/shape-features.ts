@@ -30,28 +30,44 @@ export interface MaskStats {
 
 /** `pixels` are indices y * width + x of the mask's pixels. */
 export function measureMask(pixels: readonly number[], width: number): MaskStats {
-  let sx = 0, sy = 0;
-  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  let sx = 0,
+    sy = 0;
+  let x0 = Infinity,
+    y0 = Infinity,
+    x1 = -Infinity,
+    y1 = -Infinity;
   const corners: [number, number][] = [];
   for (const p of pixels) {
-    const x = p % width, y = Math.floor(p / width);
+    const x = p % width,
+      y = Math.floor(p / width);
     sx += x + 0.5;
     sy += y + 0.5;
-    x0 = Math.min(x0, x); x1 = Math.max(x1, x);
-    y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+    x0 = Math.min(x0, x);
+    x1 = Math.max(x1, x);
+    y0 = Math.min(y0, y);
+    y1 = Math.max(y1, y);
     corners.push([x, y], [x + 1, y], [x, y + 1], [x + 1, y + 1]);
   }
   const area = pixels.length;
-  const w = x1 - x0 + 1, h = y1 - y0 + 1;
-  const cx = sx / area, cy = sy / area;
+  const w = x1 - x0 + 1,
+    h = y1 - y0 + 1;
+  const cx = sx / area,
+    cy = sy / area;
   const members = new Set(pixels);
   let overlap = 0;
   for (const p of pixels) {
-    const x = p % width, y = Math.floor(p / width);
+    const x = p % width,
+      y = Math.floor(p / width);
     if (members.has((y0 + y1 - y) * width + x)) overlap++;
   }
   return {
-    area, cx, cy, x0, y0, x1, y1,
+    area,
+    cx,
+    cy,
+    x0,
+    y0,
+    x1,
+    y1,
     features: {
       fill: area / (w * h),
       // The hull of pixel corners encloses whole pixels, so a perfectly convex mask scores close to 1.
@@ -67,7 +83,8 @@ export function measureMask(pixels: readonly number[], width: number): MaskStats
 export function convexHull(points: readonly (readonly [number, number])[]): [number, number][] {
   const pts = [...points].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   if (pts.length < 3) return pts.map((p) => [p[0], p[1]]);
-  const cross = (o: readonly number[], a: readonly number[], b: readonly number[]) => (a[0]! - o[0]!) * (b[1]! - o[1]!) - (a[1]! - o[1]!) * (b[0]! - o[0]!);
+  const cross = (o: readonly number[], a: readonly number[], b: readonly number[]) =>
+    (a[0]! - o[0]!) * (b[1]! - o[1]!) - (a[1]! - o[1]!) * (b[0]! - o[0]!);
   const half = (list: readonly (readonly [number, number])[]) => {
     const out: [number, number][] = [];
     for (const p of list) {
@@ -82,6 +99,7 @@ export function convexHull(points: readonly (readonly [number, number])[]): [num
 
 function polygonArea(poly: readonly (readonly [number, number])[]): number {
   let a = 0;
-  for (let i = 0, j = poly.length - 1; i < poly.length; j = i++) a += poly[j]![0] * poly[i]![1] - poly[i]![0] * poly[j]![1];
+  for (let i = 0, j = poly.length - 1; i < poly.length; j = i++)
+    a += poly[j]![0] * poly[i]![1] - poly[i]![0] * poly[j]![1];
   return Math.abs(a) / 2 || 1;
 }

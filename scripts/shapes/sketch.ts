@@ -1,7 +1,18 @@
 import type { RgbImage } from "../../src/image/codec.js";
 import { Prng } from "./prng.js";
 import { paint, toImage, type Point, type Stroke } from "./strokes.js";
-import { COLOURS, IMAGE_SIZE, PALETTE, POSITION_ANCHOR, POSITIONS, SHAPES, type ColourName, type PositionName, type Rgb, type ShapeName } from "./world.js";
+import {
+  COLOURS,
+  IMAGE_SIZE,
+  PALETTE,
+  POSITION_ANCHOR,
+  POSITIONS,
+  SHAPES,
+  type ColourName,
+  type PositionName,
+  type Rgb,
+  type ShapeName,
+} from "./world.js";
 
 /**
  * Rough sketches for image-to-image, the way a person draws one on the web page's canvas: the background roughly
@@ -13,11 +24,15 @@ import { COLOURS, IMAGE_SIZE, PALETTE, POSITION_ANCHOR, POSITIONS, SHAPES, type 
 export interface Sketch {
   readonly image: RgbImage;
   readonly prompt: string;
-  readonly expected: { readonly colour: ColourName; readonly shape: ShapeName; readonly background: ColourName; readonly position: PositionName };
+  readonly expected: {
+    readonly colour: ColourName;
+    readonly shape: ShapeName;
+    readonly background: ColourName;
+    readonly position: PositionName;
+  };
   /** Centre of the blob, pixels. */
   readonly centre: readonly [number, number];
 }
-
 
 /** The i-th sketch: shapes, colours and positions in turn, everything else drawn from seed i. */
 export function sketchCase(i: number): Sketch {
@@ -37,7 +52,12 @@ export function sketchCase(i: number): Sketch {
 
   const image = toImage(data);
   const article = /^[aeiou]/.test(colour) ? "an" : "a";
-  return { image, prompt: `${article} ${colour} ${shape}, ${background} background`, expected: { colour, shape, background, position }, centre };
+  return {
+    image,
+    prompt: `${article} ${colour} ${shape}, ${background} background`,
+    expected: { colour, shape, background, position },
+    centre,
+  };
 }
 
 export function sketchCases(count: number): Sketch[] {
@@ -54,7 +74,11 @@ function washBackground(rng: Prng, data: Float32Array, bg: Rgb): void {
   for (let p = 0; p < IMAGE_SIZE * IMAGE_SIZE; p++) data.set(bg, p * 3);
   const strokes: Stroke[] = [];
   for (let y = rng.uniform(2, 8); y < IMAGE_SIZE; y += rng.uniform(8, 14)) {
-    strokes.push({ a: [rng.uniform(-4, 10), y + rng.uniform(-2, 2)], b: [rng.uniform(54, 68), y + rng.uniform(-2, 2)], width: rng.uniform(6, 10) });
+    strokes.push({
+      a: [rng.uniform(-4, 10), y + rng.uniform(-2, 2)],
+      b: [rng.uniform(54, 68), y + rng.uniform(-2, 2)],
+      width: rng.uniform(6, 10),
+    });
   }
   for (const s of strokes) {
     const [r, g, b] = handPicked(rng, bg);
@@ -69,7 +93,12 @@ function washBackground(rng: Prng, data: Float32Array, bg: Rgb): void {
  */
 function scribble(rng: Prng, [cx, cy]: Point, radius: number): Stroke[] {
   const phases = [rng.uniform(0, 2 * Math.PI), rng.uniform(0, 2 * Math.PI), rng.uniform(0, 2 * Math.PI)];
-  const rAt = (t: number) => radius * (1 + 0.16 * Math.sin(2 * t + phases[0]!) + 0.1 * Math.sin(3 * t + phases[1]!) + 0.06 * Math.sin(5 * t + phases[2]!));
+  const rAt = (t: number) =>
+    radius *
+    (1 +
+      0.16 * Math.sin(2 * t + phases[0]!) +
+      0.1 * Math.sin(3 * t + phases[1]!) +
+      0.06 * Math.sin(5 * t + phases[2]!));
   const pen = () => rng.uniform(1.8, 2.8);
   const strokes: Stroke[] = [];
 
@@ -79,7 +108,10 @@ function scribble(rng: Prng, [cx, cy]: Point, radius: number): Stroke[] {
   // A little more than a full turn: people close a loop by overshooting it.
   for (let k = 0; k <= n + 3; k++) {
     const t = start + (2 * Math.PI * k) / n;
-    const p: Point = [cx + rAt(t) * Math.cos(t) + rng.uniform(-0.6, 0.6), cy + rAt(t) * Math.sin(t) + rng.uniform(-0.6, 0.6)];
+    const p: Point = [
+      cx + rAt(t) * Math.cos(t) + rng.uniform(-0.6, 0.6),
+      cy + rAt(t) * Math.sin(t) + rng.uniform(-0.6, 0.6),
+    ];
     if (prev) strokes.push({ a: prev, b: p, width: pen() });
     prev = p;
   }
@@ -93,12 +125,14 @@ function scribble(rng: Prng, [cx, cy]: Point, radius: number): Stroke[] {
   for (let off = -radius; off <= radius; off += rng.uniform(2.8, 4)) {
     const inside: number[] = [];
     for (let s = -1.5 * radius; s <= 1.5 * radius; s += 0.5) {
-      const x = cx + s * u[0] + off * v[0], y = cy + s * u[1] + off * v[1];
+      const x = cx + s * u[0] + off * v[0],
+        y = cy + s * u[1] + off * v[1];
       const t = Math.atan2(y - cy, x - cx);
       if (Math.hypot(x - cx, y - cy) <= rAt(t)) inside.push(s);
     }
     if (inside.length === 0) continue;
-    let s0 = inside[0]! + rng.uniform(-1.5, 1.5), s1 = inside[inside.length - 1]! + rng.uniform(-1.5, 1.5);
+    let s0 = inside[0]! + rng.uniform(-1.5, 1.5),
+      s1 = inside[inside.length - 1]! + rng.uniform(-1.5, 1.5);
     if (!forward) [s0, s1] = [s1, s0];
     const a: Point = [cx + s0 * u[0] + off * v[0], cy + s0 * u[1] + off * v[1]];
     const b: Point = [cx + s1 * u[0] + off * v[0], cy + s1 * u[1] + off * v[1]];

@@ -15,8 +15,10 @@ export function paint(data: Float32Array, strokes: readonly Stroke[], colour: Rg
   const coverage = new Float32Array(IMAGE_SIZE * IMAGE_SIZE);
   for (const { a, b, width } of strokes) {
     const reach = width / 2 + 1;
-    const x0 = Math.max(0, Math.floor(Math.min(a[0], b[0]) - reach)), x1 = Math.min(IMAGE_SIZE - 1, Math.ceil(Math.max(a[0], b[0]) + reach));
-    const y0 = Math.max(0, Math.floor(Math.min(a[1], b[1]) - reach)), y1 = Math.min(IMAGE_SIZE - 1, Math.ceil(Math.max(a[1], b[1]) + reach));
+    const x0 = Math.max(0, Math.floor(Math.min(a[0], b[0]) - reach)),
+      x1 = Math.min(IMAGE_SIZE - 1, Math.ceil(Math.max(a[0], b[0]) + reach));
+    const y0 = Math.max(0, Math.floor(Math.min(a[1], b[1]) - reach)),
+      y1 = Math.min(IMAGE_SIZE - 1, Math.ceil(Math.max(a[1], b[1]) + reach));
     for (let y = y0; y <= y1; y++) {
       for (let x = x0; x <= x1; x++) {
         const c = Math.min(1, Math.max(0, width / 2 + 0.5 - segmentDistance(x + 0.5, y + 0.5, a, b)));
@@ -34,11 +36,16 @@ export function paint(data: Float32Array, strokes: readonly Stroke[], colour: Rg
 
 /** A float canvas as an 8-bit image. */
 export function toImage(data: Float32Array): { width: number; height: number; data: Uint8Array } {
-  return { width: IMAGE_SIZE, height: IMAGE_SIZE, data: Uint8Array.from(data, (v) => Math.round(Math.min(255, Math.max(0, v)))) };
+  return {
+    width: IMAGE_SIZE,
+    height: IMAGE_SIZE,
+    data: Uint8Array.from(data, (v) => Math.round(Math.min(255, Math.max(0, v)))),
+  };
 }
 
 function segmentDistance(x: number, y: number, a: Point, b: Point): number {
-  const dx = b[0] - a[0], dy = b[1] - a[1];
+  const dx = b[0] - a[0],
+    dy = b[1] - a[1];
   const len2 = dx * dx + dy * dy;
   const t = len2 === 0 ? 0 : Math.min(1, Math.max(0, ((x - a[0]) * dx + (y - a[1]) * dy) / len2));
   return Math.hypot(x - (a[0] + t * dx), y - (a[1] + t * dy));

@@ -61,5 +61,10 @@ export const JITTER = {
 
 /** Positions far enough apart for two objects of the allowed sizes (see scene.ts). */
 export function opposite(a: PositionName, b: PositionName): boolean {
-  return (a === "left" && b === "right") || (a === "right" && b === "left") || (a === "top" && b === "bottom") || (a === "bottom" && b === "top");
+  return (
+    (a === "left" && b === "right") ||
+    (a === "right" && b === "left") ||
+    (a === "top" && b === "bottom") ||
+    (a === "bottom" && b === "top")
+  );
 }

@@ -3,8 +3,14 @@ import { InputError } from "../errors.js";
 import type { LoraRequest } from "../pipeline/params.js";
 
 /** `--lora-dir` and `--embeddings-dir`: a folder named on the command line must exist (the defaults may not). */
-export function adapterFolderOptions(o: { loraDir?: string; embeddingsDir?: string }): { loraDir?: string; embeddingsDir?: string } {
-  for (const [flag, dir] of [["--lora-dir", o.loraDir], ["--embeddings-dir", o.embeddingsDir]] as const) {
+export function adapterFolderOptions(o: { loraDir?: string; embeddingsDir?: string }): {
+  loraDir?: string;
+  embeddingsDir?: string;
+} {
+  for (const [flag, dir] of [
+    ["--lora-dir", o.loraDir],
+    ["--embeddings-dir", o.embeddingsDir],
+  ] as const) {
     if (dir !== undefined && !(existsSync(dir) && statSync(dir).isDirectory())) {
       throw new InputError(`${flag} ${dir}: no such folder; pass the folder that holds the .safetensors files`);
     }
@@ -21,9 +27,17 @@ export function loraOption(values: readonly string[]): LoraRequest[] {
   return values.map((value) => {
     const parts = value.split(":");
     const weights: number[] = [];
-    while (parts.length > 1 && weights.length < 2 && /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(parts[parts.length - 1]!.trim())) weights.unshift(Number(parts.pop()!.trim()));
+    while (
+      parts.length > 1 &&
+      weights.length < 2 &&
+      /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(parts[parts.length - 1]!.trim())
+    )
+      weights.unshift(Number(parts.pop()!.trim()));
     const name = parts.join(":");
-    if (name === "") throw new InputError(`--lora ${JSON.stringify(value)}: give NAME:WEIGHT, NAME being a LoRA of the LoRA folder or a .safetensors path`);
+    if (name === "")
+      throw new InputError(
+        `--lora ${JSON.stringify(value)}: give NAME:WEIGHT, NAME being a LoRA of the LoRA folder or a .safetensors path`,
+      );
     const isPath = /\.safetensors$/i.test(name) || /[\\/]/.test(name);
     const [te, unet] = weights.length === 2 ? weights : [weights[0] ?? 1, weights[0] ?? 1];
     return { ...(isPath ? { path: name } : { name }), textEncoderWeight: te, unetWeight: unet };

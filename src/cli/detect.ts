@@ -13,7 +13,21 @@ export function registerDetect(program: Command): void {
       const report = detectWatermark(await decodeImage(path));
       if (o.json) {
         const { verdict, confidence, summary, robust, dwtDct } = report;
-        process.stdout.write(JSON.stringify({ verdict, confidence, summary, robust: { found: robust.found, present: robust.present, payload: robust.payload, syncScore: robust.syncScore, falsePositiveProbability: robust.falsePositiveProbability }, dwtDct }) + "\n");
+        process.stdout.write(
+          JSON.stringify({
+            verdict,
+            confidence,
+            summary,
+            robust: {
+              found: robust.found,
+              present: robust.present,
+              payload: robust.payload,
+              syncScore: robust.syncScore,
+              falsePositiveProbability: robust.falsePositiveProbability,
+            },
+            dwtDct,
+          }) + "\n",
+        );
       } else {
         process.stdout.write(`${report.summary}\n`);
       }

@@ -72,7 +72,8 @@ interface GenerateOptions extends ControlOptions {
 function num(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n)) throw new InputError(`${flag} ${JSON.stringify(value)} is not a number`);
+  if (value.trim() === "" || !Number.isFinite(n))
+    throw new InputError(`${flag} ${JSON.stringify(value)} is not a number`);
   return n;
 }
 
@@ -82,7 +83,9 @@ function predictionOption(value: string | undefined): PredictionType | undefined
   const v = value.trim().toLowerCase();
   if (v === "v" || v === "v_prediction" || v === "v-prediction") return "v_prediction";
   if (v === "epsilon" || v === "eps") return "epsilon";
-  throw new InputError(`--prediction ${JSON.stringify(value)} is not a prediction type: use v (v-prediction, SD2 768-v and v-pred fine-tunes) or epsilon`);
+  throw new InputError(
+    `--prediction ${JSON.stringify(value)} is not a prediction type: use v (v-prediction, SD2 768-v and v-pred fine-tunes) or epsilon`,
+  );
 }
 
 /** Output file names: `{seed}` and `{n}` are replaced; several images without a placeholder get "-n" suffixes. */
@@ -101,23 +104,61 @@ export function registerGenerate(program: Command): void {
     .command("generate")
     .description("turn a prompt (and optionally a sketch or photo, and a mask) into images")
     .argument("<prompt>", "what to draw; (word:1.2) weights and BREAK as in AUTOMATIC1111")
-    .option("-m, --model <path|name>", "a .safetensors checkpoint, a diffusers folder, or a name diffuse models lists (sd-1.5, OWNER/REPO, an A1111 model name) (default: the embedded tiny model)")
-    .option("--config <dir>", "diffusers folder with config.json files for a single-file checkpoint of non-standard size")
-    .option("--tokenizer <path>", "tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz (default for a single file: the store's, fetched once)")
-    .option("--tokenizer-2 <path>", "SDXL: the second (OpenCLIP bigG) encoder's tokenizer, for a single file without --config (default: the store's)")
+    .option(
+      "-m, --model <path|name>",
+      "a .safetensors checkpoint, a diffusers folder, or a name diffuse models lists (sd-1.5, OWNER/REPO, an A1111 model name) (default: the embedded tiny model)",
+    )
+    .option(
+      "--config <dir>",
+      "diffusers folder with config.json files for a single-file checkpoint of non-standard size",
+    )
+    .option(
+      "--tokenizer <path>",
+      "tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz (default for a single file: the store's, fetched once)",
+    )
+    .option(
+      "--tokenizer-2 <path>",
+      "SDXL: the second (OpenCLIP bigG) encoder's tokenizer, for a single file without --config (default: the store's)",
+    )
     .option("--accept-license", "accept the licence of a tokenizer the store fetches for a single file, without asking")
-    .option("--prediction <type>", "what the model predicts, over its config and detection: v (v-prediction) or epsilon")
+    .option(
+      "--prediction <type>",
+      "what the model predicts, over its config and detection: v (v-prediction) or epsilon",
+    )
     .option("-n, --negative <text>", "negative prompt")
     .option("--prompt-2 <text>", "SDXL: the prompt of the second text encoder (default: the prompt)")
-    .option("--negative-2 <text>", "SDXL: the negative prompt of the second text encoder (default: the negative prompt)")
-    .option("--refiner <path>", "a checkpoint that takes over the end of the schedule (A1111's refiner, e.g. the SDXL refiner)")
-    .option("--refiner-config <dir>", "diffusers folder with config.json files for a single-file refiner of non-standard size")
+    .option(
+      "--negative-2 <text>",
+      "SDXL: the negative prompt of the second text encoder (default: the negative prompt)",
+    )
+    .option(
+      "--refiner <path>",
+      "a checkpoint that takes over the end of the schedule (A1111's refiner, e.g. the SDXL refiner)",
+    )
+    .option(
+      "--refiner-config <dir>",
+      "diffusers folder with config.json files for a single-file refiner of non-standard size",
+    )
     .option("--refiner-switch-at <f>", "fraction of the schedule after which the refiner takes over (default 0.8)")
     .option("--steps <n>", "denoising steps (default: the model's generation_config.json, 4 for LCM, else 20)")
-    .option("--cfg <x>", "classifier-free guidance scale (1 or less disables guidance; default: the model's generation_config.json, else 7)")
-    .option("--seed <s>", "seed from 0 to 18446744073709551615, as PyTorch takes it (-1 or absent: random; always printed)")
-    .option("--sampler <name>", "sampler: euler-a, dpm++2m-karras, ... or A1111 names like \"Euler a\" (default: the model's, else euler-a)")
-    .option("--schedule <name>", `schedule type (A1111's "Schedule type") for the k-diffusion style samplers: ${listScheduleTypes().map((t) => t.label).join(", ")} (default: Automatic, the sampler's own)`)
+    .option(
+      "--cfg <x>",
+      "classifier-free guidance scale (1 or less disables guidance; default: the model's generation_config.json, else 7)",
+    )
+    .option(
+      "--seed <s>",
+      "seed from 0 to 18446744073709551615, as PyTorch takes it (-1 or absent: random; always printed)",
+    )
+    .option(
+      "--sampler <name>",
+      'sampler: euler-a, dpm++2m-karras, ... or A1111 names like "Euler a" (default: the model\'s, else euler-a)',
+    )
+    .option(
+      "--schedule <name>",
+      `schedule type (A1111's "Schedule type") for the k-diffusion style samplers: ${listScheduleTypes()
+        .map((t) => t.label)
+        .join(", ")} (default: Automatic, the sampler's own)`,
+    )
     .option("-W, --width <w>", "width in pixels, a multiple of 8 (default: the model's size)")
     .option("-H, --height <h>", "height in pixels, a multiple of 8 (default: the model's size)")
     .option("--init <image>", "init image (sketch or photo) for image-to-image")
@@ -125,12 +166,31 @@ export function registerGenerate(program: Command): void {
     .option("--mask <image>", "inpainting mask, white = repaint (same size as --init)")
     .option("--batch-size <n>", "images per batch", "1")
     .option("--batch-count <n>", "number of batches", "1")
-    .option("--clip-skip <n>", "use the text encoder's n-th layer from the end (SD1; SD2 and SDXL always use their penultimate, as in A1111)", "1")
+    .option(
+      "--clip-skip <n>",
+      "use the text encoder's n-th layer from the end (SD1; SD2 and SDXL always use their penultimate, as in A1111)",
+      "1",
+    )
     .option("--threads <n>", "CPU threads (default: all cores)")
-    .option("--lora <name:weight>", "merge a LoRA, as <lora:NAME:WEIGHT> in the prompt does (NAME in the LoRA folder, or a .safetensors path; repeatable)", (v: string, all: string[]) => [...all, v], [] as string[])
-    .option("--lora-dir <dir>", "where <lora:NAME:W> finds NAME.safetensors (default: $DIFFUSE_HOME/loras, ~/.diffuse/loras)")
-    .option("--embeddings-dir <dir>", "textual-inversion embeddings, named in prompts by file name (default: $DIFFUSE_HOME/embeddings)")
-    .option("-o, --out <file>", "output file: .png, .jpg/.jpeg or .webp (the extension picks the format); {seed} and {n} are replaced", "out.png")
+    .option(
+      "--lora <name:weight>",
+      "merge a LoRA, as <lora:NAME:WEIGHT> in the prompt does (NAME in the LoRA folder, or a .safetensors path; repeatable)",
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option(
+      "--lora-dir <dir>",
+      "where <lora:NAME:W> finds NAME.safetensors (default: $DIFFUSE_HOME/loras, ~/.diffuse/loras)",
+    )
+    .option(
+      "--embeddings-dir <dir>",
+      "textual-inversion embeddings, named in prompts by file name (default: $DIFFUSE_HOME/embeddings)",
+    )
+    .option(
+      "-o, --out <file>",
+      "output file: .png, .jpg/.jpeg or .webp (the extension picks the format); {seed} and {n} are replaced",
+      "out.png",
+    )
     .option("--json", "print a JSON result on stdout")
     .option("--no-progress", "no progress bar")
     .option("--safety-checker <path>", "a safety_checker folder (default: the model folder's own, if any)")
@@ -138,21 +198,35 @@ export function registerGenerate(program: Command): void {
     .option("--no-safety-check", "do not run the safety checker (recorded in the image's metadata)")
     .option("--no-watermark", "do not embed the invisible watermarks (recorded in the image's metadata)")
     .option("--no-provenance", "do not attach C2PA content credentials (recorded in the image's metadata)")
-    .option("--c2pa-key <pem>", "private key to sign content credentials with (default: a local self-signed key); also DIFFUSE_C2PA_KEY")
+    .option(
+      "--c2pa-key <pem>",
+      "private key to sign content credentials with (default: a local self-signed key); also DIFFUSE_C2PA_KEY",
+    )
     .option("--c2pa-cert <pem>", "certificate chain for --c2pa-key; also DIFFUSE_C2PA_CERT")
-    .option("--policy <rules.json>", "prompt policy rules: matching prompts are refused before any compute; also DIFFUSE_PROMPT_POLICY")
-    .option("--vae <taesd>", "decode the final images with a TAESD instead of the VAE (fast, a little softer): a path (diffusers folder, or madebyollin's taesd_decoder.safetensors or its folder) or a store name (taesd, taesdxl)")
-    .option("--preview-vae <taesd>", "a TAESD that draws --preview while the VAE decodes the final images (path or store name)")
-    .option("--preview <file>", "write the image as it forms to this PNG after each step (drawn by a TAESD given with --vae or --preview-vae, else a quick approximation); only what the safety checker lets through");
-  addControlOptions(command)
-    .action(async (prompt: string, o: GenerateOptions) => {
-      await generateCommand(prompt, o);
-      // The run is complete: exit here, with its handlers still in place. Left to Node's own teardown, the
-      // process lives on for tens of milliseconds with its signal handlers already removed (onnxruntime
-      // unloads then), and a signal in that window killed a run whose files were all written.
-      await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
-      process.exit(0);
-    });
+    .option(
+      "--policy <rules.json>",
+      "prompt policy rules: matching prompts are refused before any compute; also DIFFUSE_PROMPT_POLICY",
+    )
+    .option(
+      "--vae <taesd>",
+      "decode the final images with a TAESD instead of the VAE (fast, a little softer): a path (diffusers folder, or madebyollin's taesd_decoder.safetensors or its folder) or a store name (taesd, taesdxl)",
+    )
+    .option(
+      "--preview-vae <taesd>",
+      "a TAESD that draws --preview while the VAE decodes the final images (path or store name)",
+    )
+    .option(
+      "--preview <file>",
+      "write the image as it forms to this PNG after each step (drawn by a TAESD given with --vae or --preview-vae, else a quick approximation); only what the safety checker lets through",
+    );
+  addControlOptions(command).action(async (prompt: string, o: GenerateOptions) => {
+    await generateCommand(prompt, o);
+    // The run is complete: exit here, with its handlers still in place. Left to Node's own teardown, the
+    // process lives on for tens of milliseconds with its signal handlers already removed (onnxruntime
+    // unloads then), and a signal in that window killed a run whose files were all written.
+    await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+    process.exit(0);
+  });
 }
 
 /** Resolves once everything written to the stream so far has been handed to the OS. */
@@ -190,8 +264,10 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     controlnet: controlUnits(o),
   };
   if (o.mask !== undefined && o.init === undefined) throw new InputError("--mask needs --init: the image to inpaint");
-  if (o.refinerSwitchAt !== undefined && o.refiner === undefined) throw new InputError("--refiner-switch-at needs --refiner: the checkpoint to hand over to");
-  if (o.refinerConfig !== undefined && o.refiner === undefined) throw new InputError("--refiner-config needs --refiner: the single-file refiner it describes");
+  if (o.refinerSwitchAt !== undefined && o.refiner === undefined)
+    throw new InputError("--refiner-switch-at needs --refiner: the checkpoint to hand over to");
+  if (o.refinerConfig !== undefined && o.refiner === undefined)
+    throw new InputError("--refiner-config needs --refiner: the single-file refiner it describes");
   const prediction = predictionOption(o.prediction);
 
   // Installed first, so that no signal from here on kills the process between two file operations.
@@ -200,11 +276,20 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     const format = checkOutputs(o, params, seed);
     if (o.preview !== undefined) checkOutputsWritable([o.preview]);
     if (isDefaultModel(model)) {
-      log("using the embedded tiny shapes model (a demo that draws coloured shapes); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion");
+      log(
+        "using the embedded tiny shapes model (a demo that draws coloured shapes); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion",
+      );
     }
     const threads = num("--threads", o.threads);
-    if (params.controlnet) params.controlnet = await Promise.all(params.controlnet.map(async (u) => ({ ...u, model: await controlModelPath(u.model, modelOption) })));
-    const signer = { ...signerConfigFromEnv(), ...(o.c2paKey ? { keyPath: o.c2paKey } : {}), ...(o.c2paCert ? { certPath: o.c2paCert } : {}) };
+    if (params.controlnet)
+      params.controlnet = await Promise.all(
+        params.controlnet.map(async (u) => ({ ...u, model: await controlModelPath(u.model, modelOption) })),
+      );
+    const signer = {
+      ...signerConfigFromEnv(),
+      ...(o.c2paKey ? { keyPath: o.c2paKey } : {}),
+      ...(o.c2paCert ? { certPath: o.c2paCert } : {}),
+    };
     const pipe = await loadPipeline(model, {
       config: o.config,
       tokenizer: o.tokenizer,
@@ -241,10 +326,20 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   // instead of killing a process whose files are already written.
 }
 
-async function run(pipe: StableDiffusionPipeline, params: GenerateParams, format: ImageFormat, o: GenerateOptions, interruption: Interruption, log: (s: string) => void): Promise<void> {
+async function run(
+  pipe: StableDiffusionPipeline,
+  params: GenerateParams,
+  format: ImageFormat,
+  o: GenerateOptions,
+  interruption: Interruption,
+  log: (s: string) => void,
+): Promise<void> {
   const showBar = o.progress && !o.json && process.stderr.isTTY;
   const bar = showBar
-    ? new cliProgress.SingleBar({ format: "{bar} {value}/{total} steps | {speed} s/it | ETA {eta}s", stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
+    ? new cliProgress.SingleBar(
+        { format: "{bar} {value}/{total} steps | {speed} s/it | ETA {eta}s", stream: process.stderr, hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
     : undefined;
   let lastStepAt = performance.now();
   let result: GenerateResult;
@@ -287,7 +382,15 @@ async function run(pipe: StableDiffusionPipeline, params: GenerateParams, format
       if (o.json) {
         // Seeds past 2^53 - 1 are written as strings: a number would lose digits in every JSON reader of JavaScript.
         const parameters = { ...result.parameters, seed: seedToJson(result.parameters.seed) };
-        process.stdout.write(JSON.stringify({ images: written, seeds: seeds.map(seedToJson), parameters, info: result.info, warnings: result.warnings }) + "\n");
+        process.stdout.write(
+          JSON.stringify({
+            images: written,
+            seeds: seeds.map(seedToJson),
+            parameters,
+            info: result.info,
+            warnings: result.warnings,
+          }) + "\n",
+        );
       } else {
         log(`seed ${seeds.join(", ")}`);
         for (const f of written) process.stdout.write(`${f}\n`);
@@ -308,7 +411,8 @@ async function run(pipe: StableDiffusionPipeline, params: GenerateParams, format
 function checkOutputs(o: GenerateOptions, params: GenerateParams, seed: bigint): ImageFormat {
   const paths = outputPaths(o.out, expectedSeeds(params, seed));
   const formats = new Set(paths.map(formatForPath));
-  if (formats.size !== 1) throw new InputError(`-o ${o.out} gives names with different extensions; use one image format for the run`);
+  if (formats.size !== 1)
+    throw new InputError(`-o ${o.out} gives names with different extensions; use one image format for the run`);
   const format = [...formats][0]!;
   if (o.provenance && !canCarryCredentials(format)) {
     throw new InputError(
@@ -316,8 +420,15 @@ function checkOutputs(o: GenerateOptions, params: GenerateParams, seed: bigint):
         `write .png or .jpg, or pass --no-provenance to write ${IMAGE_FORMATS[format].name} without them (the image's metadata then says so)`,
     );
   }
-  if (format === "jpeg" && !fitsJpegExif(exifWithUserComment(`${params.prompt}\n${params.negative_prompt ?? ""}`).length + PARAMETER_LINE_ALLOWANCE)) {
-    throw new InputError(`the prompt is too long for a JPEG's metadata (its EXIF segment holds 64 KB, and the parameters are stored there): write .png or .webp instead`);
+  if (
+    format === "jpeg" &&
+    !fitsJpegExif(
+      exifWithUserComment(`${params.prompt}\n${params.negative_prompt ?? ""}`).length + PARAMETER_LINE_ALLOWANCE,
+    )
+  ) {
+    throw new InputError(
+      `the prompt is too long for a JPEG's metadata (its EXIF segment holds 64 KB, and the parameters are stored there): write .png or .webp instead`,
+    );
   }
   checkOutputsWritable(paths);
   return format;

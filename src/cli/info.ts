@@ -17,7 +17,9 @@ export function registerInfo(program: Command): void {
       const { format, parameters, text } = await readImageParameters(bytes, path);
       if (parameters === undefined) {
         const where = format === "png" ? 'no "parameters" text chunk' : "no EXIF UserComment";
-        throw new InputError(`${path} has ${where}: it was not written by diffuse or AUTOMATIC1111, or its metadata was stripped`);
+        throw new InputError(
+          `${path} has ${where}: it was not written by diffuse or AUTOMATIC1111, or its metadata was stripped`,
+        );
       }
       if (!o.json) {
         process.stdout.write(parameters + "\n");

@@ -56,9 +56,14 @@ function componentsByFolder(ckpt: Checkpoint): InspectReport["components"] {
 export function registerInspect(program: Command): void {
   program
     .command("inspect")
-    .description("show a checkpoint's family, prediction type, default size, per-component parameters and dtype, and its hash")
+    .description(
+      "show a checkpoint's family, prediction type, default size, per-component parameters and dtype, and its hash",
+    )
     .argument("<path>", "a single-file .safetensors checkpoint or a diffusers folder")
-    .option("--config <dir>", "a diffusers folder whose config.json files describe a single-file checkpoint of non-standard size")
+    .option(
+      "--config <dir>",
+      "a diffusers folder whose config.json files describe a single-file checkpoint of non-standard size",
+    )
     .option("--json", "print one JSON object")
     .action(async (path: string, opts: { config?: string; json?: boolean }) => {
       const r = await inspect(path, opts);
@@ -67,13 +72,22 @@ export function registerInspect(program: Command): void {
         return;
       }
       const fmt = (n: number) => n.toLocaleString("en-US");
-      const variant = [r.inpainting ? "inpainting" : "", r.lcm_guidance_embedding !== undefined ? "LCM" : ""].filter(Boolean).join(", ");
-      const names: Record<string, string> = { unet: "unet", vae: "vae", text_encoder: "text encoder", text_encoder_2: "text encoder 2" };
+      const variant = [r.inpainting ? "inpainting" : "", r.lcm_guidance_embedding !== undefined ? "LCM" : ""]
+        .filter(Boolean)
+        .join(", ");
+      const names: Record<string, string> = {
+        unet: "unet",
+        vae: "vae",
+        text_encoder: "text encoder",
+        text_encoder_2: "text encoder 2",
+      };
       process.stdout.write(
         [
           `${path}`,
           `  family         ${r.family}${variant ? ` (${variant})` : ""}, ${r.prediction} prediction, ${r.default_size} px, ${r.layout} layout`,
-          ...Object.entries(r.components).map(([k, c]) => `  ${(names[k] ?? k).padEnd(14)} ${fmt(c.params)} parameters, ${c.dtype}`),
+          ...Object.entries(r.components).map(
+            ([k, c]) => `  ${(names[k] ?? k).padEnd(14)} ${fmt(c.params)} parameters, ${c.dtype}`,
+          ),
           `  hash           ${r.hash}  (sha256 ${r.sha256})`,
         ].join("\n") + "\n",
       );

@@ -12,9 +12,19 @@ interface ModelsCliOptions {
 export function registerModels(program: Command): void {
   program
     .command("models")
-    .description("list every model diffuse can use: pulled ones, the Hugging Face cache, and AUTOMATIC1111/Forge, ComfyUI and InvokeAI folders")
-    .option("--models-dir <dir>", "another tool's installation or a folder of models (repeatable; also \"modelsDirs\" in $DIFFUSE_HOME/config.json)", collect, [])
-    .option("--kind <kind>", "only models of this kind: checkpoint, lora, embedding, controlnet, vae, tokenizer, safety-checker")
+    .description(
+      "list every model diffuse can use: pulled ones, the Hugging Face cache, and AUTOMATIC1111/Forge, ComfyUI and InvokeAI folders",
+    )
+    .option(
+      "--models-dir <dir>",
+      'another tool\'s installation or a folder of models (repeatable; also "modelsDirs" in $DIFFUSE_HOME/config.json)',
+      collect,
+      [],
+    )
+    .option(
+      "--kind <kind>",
+      "only models of this kind: checkpoint, lora, embedding, controlnet, vae, tokenizer, safety-checker",
+    )
     .option("--no-hash", "skip the short hashes (each file is hashed once anyway, then remembered)")
     .option("--json", "print a JSON array on stdout")
     .action(async (o: ModelsCliOptions) => {
@@ -28,7 +38,9 @@ export function registerModels(program: Command): void {
         return;
       }
       if (!models.length) {
-        log("no models found: diffuse pull --list shows what can be downloaded; --models-dir adds another tool's folders");
+        log(
+          "no models found: diffuse pull --list shows what can be downloaded; --models-dir adds another tool's folders",
+        );
         return;
       }
       process.stdout.write(table(models));

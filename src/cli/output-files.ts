@@ -1,5 +1,17 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, lstatSync, openSync, readlinkSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  type Stats,
+} from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { InputError } from "../errors.js";
 
@@ -19,7 +31,9 @@ export function resolveOutputTarget(requested: string): string {
   const name = basename(path);
   const bytes = Buffer.byteLength(name);
   if (bytes > NAME_MAX) {
-    throw new InputError(`the output file name ${JSON.stringify(name.slice(0, 40) + "...")} is ${bytes} bytes long; file systems allow ${NAME_MAX}: shorten it`);
+    throw new InputError(
+      `the output file name ${JSON.stringify(name.slice(0, 40) + "...")} is ${bytes} bytes long; file systems allow ${NAME_MAX}: shorten it`,
+    );
   }
   const own = stats(path, lstatSync, requested);
   if (own === undefined) {
@@ -36,7 +50,10 @@ export function resolveOutputTarget(requested: string): string {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const link = safeReadlink(path);
-    if (code === "ENOENT") throw new InputError(`${requested} is a symbolic link to ${link}, which does not exist: point the link at an existing file, or remove it`);
+    if (code === "ENOENT")
+      throw new InputError(
+        `${requested} is a symbolic link to ${link}, which does not exist: point the link at an existing file, or remove it`,
+      );
     throw new InputError(`${requested} is a symbolic link that cannot be followed (${code}): fix or remove it`);
   }
   checkRegular(stats(target, statSync, requested)!, requested, target);
@@ -85,14 +102,18 @@ export function stageFiles(files: readonly { readonly path: string; readonly byt
       try {
         for (const s of staged) {
           if (resolveOutputTarget(s.requested) !== s.target) {
-            throw new InputError(`${s.requested} changed while the images were made (it now leads elsewhere); nothing was written: run again`);
+            throw new InputError(
+              `${s.requested} changed while the images were made (it now leads elsewhere); nothing was written: run again`,
+            );
           }
         }
         for (const s of staged) {
           try {
             renameSync(s.temp, s.target);
           } catch (e) {
-            throw new InputError(`cannot write ${s.requested} (${describeErrno(e)}); check that ${dirname(s.target)} is writable`);
+            throw new InputError(
+              `cannot write ${s.requested} (${describeErrno(e)}); check that ${dirname(s.target)} is writable`,
+            );
           }
           renamed.push(s.target);
         }
@@ -121,7 +142,9 @@ export function checkOutputsWritable(paths: readonly string[]): void {
     try {
       closeSync(openSync(temp, "wx"));
     } catch (e) {
-      throw new InputError(`cannot write ${requested}: creating a file in ${folder} fails (${describeErrno(e)}); choose a folder you can write to`);
+      throw new InputError(
+        `cannot write ${requested}: creating a file in ${folder} fails (${describeErrno(e)}); choose a folder you can write to`,
+      );
     }
     removeQuietly(temp);
   }
@@ -139,7 +162,9 @@ function writeDurably(path: string, bytes: Uint8Array, requested: string): void 
     // On disk before the rename makes it visible: after a crash the name holds the old file or the whole new one.
     fsyncSync(fd);
   } catch (e) {
-    throw new InputError(`cannot write ${requested} (${describeErrno(e)}); check the space and permissions of ${dirname(path)}`);
+    throw new InputError(
+      `cannot write ${requested} (${describeErrno(e)}); check the space and permissions of ${dirname(path)}`,
+    );
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
@@ -166,7 +191,8 @@ function stats(path: string, stat: (p: string) => Stats, requested: string): Sta
 
 function checkFolder(folder: string, requested: string): void {
   const s = stats(folder, statSync, requested);
-  if (s === undefined) throw new InputError(`cannot write ${requested}: the folder ${folder} does not exist; create it first`);
+  if (s === undefined)
+    throw new InputError(`cannot write ${requested}: the folder ${folder} does not exist; create it first`);
   if (!s.isDirectory()) throw new InputError(`cannot write ${requested}: ${folder} is not a folder`);
 }
 
@@ -174,7 +200,9 @@ function checkRegular(s: Stats, requested: string, via?: string): void {
   if (s.isFile()) return;
   const what = s.isDirectory() ? "a directory" : `not a regular file but ${kindOf(s)}`;
   const where = via ? `${requested} (a symbolic link to ${via}) is ${what}` : `${requested} is ${what}`;
-  const fix = s.isDirectory() ? `give a file name inside it, e.g. ${resolve(requested, "out.png")}` : "diffuse only replaces regular files; choose another name";
+  const fix = s.isDirectory()
+    ? `give a file name inside it, e.g. ${resolve(requested, "out.png")}`
+    : "diffuse only replaces regular files; choose another name";
   throw new InputError(`${where}: ${fix}`);
 }
 

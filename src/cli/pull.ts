@@ -17,7 +17,9 @@ interface PullCliOptions {
 export function registerPull(program: Command): void {
   program
     .command("pull")
-    .description("download a model from the Hugging Face Hub into its cache (shared with diffusers), after its licence is accepted")
+    .description(
+      "download a model from the Hugging Face Hub into its cache (shared with diffusers), after its licence is accepted",
+    )
     .argument("[model]", "a catalogue name (see --list) or OWNER/REPO[@REVISION][:FILE]")
     .option("--list", "list the catalogue's short names")
     .option("--accept-license", "accept the model's licence without asking (recorded once per licence, with the date)")
@@ -31,14 +33,20 @@ export function registerPull(program: Command): void {
     )
     .action(async (model: string | undefined, o: PullCliOptions) => {
       if (o.list) return await listCatalogue(o.json ?? false);
-      if (!model) throw new InputError("diffuse pull needs a model: a catalogue name (diffuse pull --list) or OWNER/REPO[@REVISION][:FILE]");
+      if (!model)
+        throw new InputError(
+          "diffuse pull needs a model: a catalogue name (diffuse pull --list) or OWNER/REPO[@REVISION][:FILE]",
+        );
       await pullCommand(model, o);
     });
 }
 
 // The Hub client is loaded when a command needs it, not at every start of the CLI (it adds tens of ms).
 async function listCatalogue(json: boolean): Promise<void> {
-  const [{ RepoCache }, { storeSettings }] = await Promise.all([import("../hub/hub-cache.js"), import("../hub/store-settings.js")]);
+  const [{ RepoCache }, { storeSettings }] = await Promise.all([
+    import("../hub/hub-cache.js"),
+    import("../hub/store-settings.js"),
+  ]);
   const settings = storeSettings();
   const rows = CATALOGUE.map((e) => ({
     name: e.name,
@@ -58,7 +66,8 @@ async function listCatalogue(json: boolean): Promise<void> {
     ...rows.map((r) => [r.name, r.kind, r.family, r.license, r.downloaded ? "downloaded" : "", r.description]),
   ];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
-  for (const r of table) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ") + "\n");
+  for (const r of table)
+    process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ") + "\n");
 }
 
 async function pullCommand(spec: string, o: PullCliOptions): Promise<void> {
@@ -92,7 +101,9 @@ async function pullCommand(spec: string, o: PullCliOptions): Promise<void> {
   } catch (e) {
     if (stoppedBy) {
       bars?.stop();
-      log(`interrupted by ${stoppedBy}: the partial download is kept in the Hugging Face cache; run the same command to resume it`);
+      log(
+        `interrupted by ${stoppedBy}: the partial download is kept in the Hugging Face cache; run the same command to resume it`,
+      );
       process.exitCode = signalExitCode(stoppedBy);
       return;
     }
@@ -102,24 +113,43 @@ async function pullCommand(spec: string, o: PullCliOptions): Promise<void> {
     for (const s of signals) process.off(s, onSignal);
   }
   if (o.json) {
-    process.stdout.write(JSON.stringify({ ...result, license: result.license && { id: result.license.id, name: result.license.name, url: result.license.url } }) + "\n");
+    process.stdout.write(
+      JSON.stringify({
+        ...result,
+        license: result.license && { id: result.license.id, name: result.license.name, url: result.license.url },
+      }) + "\n",
+    );
     return;
   }
   if (!result.downloaded.length) log(`${spec}: already in the Hugging Face cache`);
-  else log(`${spec}: ${result.downloaded.length} file(s), ${formatBytes(result.received)} downloaded${result.license ? `; licence: ${result.license.name}` : ""}`);
+  else
+    log(
+      `${spec}: ${result.downloaded.length} file(s), ${formatBytes(result.received)} downloaded${result.license ? `; licence: ${result.license.name}` : ""}`,
+    );
   process.stdout.write(`${result.path}\n`);
 }
 
 /** One bar per file: bytes, speed and time left. */
 class ProgressBars {
   private readonly multi = new cliProgress.MultiBar(
-    { format: " {file} |{bar}| {done}/{size}  {speed}  {left} left", stream: process.stderr, hideCursor: true, clearOnComplete: false },
+    {
+      format: " {file} |{bar}| {done}/{size}  {speed}  {left} left",
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: false,
+    },
     cliProgress.Presets.shades_classic,
   );
   private readonly bars = new Map<string, cliProgress.SingleBar>();
 
   update(p: FileProgress, meter: TransferMeter): void {
-    const payload = { file: p.file, done: formatBytes(p.bytes), size: formatBytes(p.total), speed: meter.speed(), left: meter.eta(p.total) };
+    const payload = {
+      file: p.file,
+      done: formatBytes(p.bytes),
+      size: formatBytes(p.total),
+      speed: meter.speed(),
+      left: meter.eta(p.total),
+    };
     let bar = this.bars.get(p.file);
     if (!bar) this.bars.set(p.file, (bar = this.multi.create(p.total, p.bytes, payload)));
     bar.update(p.bytes, payload);

@@ -4,7 +4,14 @@ import { InputError } from "../errors.js";
 import { buildApp } from "../server/app.js";
 import { DEFAULTS, resolveServerConfig } from "../server/config.js";
 import { parseQueueUrl } from "../worker/queue-url.js";
-import { addModelOptions, GENERATION_FLAGS, integer, loadOptionsOf, modelPathOf, type ModelFlags } from "./model-options.js";
+import {
+  addModelOptions,
+  GENERATION_FLAGS,
+  integer,
+  loadOptionsOf,
+  modelPathOf,
+  type ModelFlags,
+} from "./model-options.js";
 
 interface ServeOptions extends ModelFlags {
   host: string;
@@ -23,11 +30,16 @@ interface ServeOptions extends ModelFlags {
 export function registerServe(program: Command): void {
   const command = program
     .command("serve")
-    .description("web page with a sketch canvas, our HTTP API (/api/v1, /api/docs) and the AUTOMATIC1111 API (/sdapi/v1)")
+    .description(
+      "web page with a sketch canvas, our HTTP API (/api/v1, /api/docs) and the AUTOMATIC1111 API (/sdapi/v1)",
+    )
     .option("--host <address>", "address to listen on; anything but loopback needs --token", DEFAULTS.host)
     .option("--port <n>", "port", String(DEFAULTS.port));
   addModelOptions(command)
-    .option("--queue <redis-url>", "hand jobs to `diffuse worker` processes through BullMQ on Redis: redis://[user:password@]host[:port][/db] (password also from $DIFFUSE_REDIS_PASSWORD); default: the embedded queue, generating in this process")
+    .option(
+      "--queue <redis-url>",
+      "hand jobs to `diffuse worker` processes through BullMQ on Redis: redis://[user:password@]host[:port][/db] (password also from $DIFFUSE_REDIS_PASSWORD); default: the embedded queue, generating in this process",
+    )
     .option("--data <dir>", "job database and images", DEFAULTS.dataDir)
     .option("--token <secret>", "require Authorization: Bearer <secret> on every request (default: $DIFFUSE_TOKEN)")
     .option("--body-limit <mib>", "largest request body in MiB", String(DEFAULTS.bodyLimit / 1024 / 1024))
@@ -37,9 +49,22 @@ export function registerServe(program: Command): void {
       String(DEFAULTS.workBudget),
     )
     .option("--log", "log every request (secrets in URLs are redacted)")
-    .option("--policy <rules.json>", "prompt policy: matching prompts are refused with 422 (default: $DIFFUSE_PROMPT_POLICY)")
-    .option("--models-dir <dir>", "another tool's installation or a folder of models whose checkpoints clients may switch to, as diffuse models lists them (repeatable; also \"modelsDirs\" in $DIFFUSE_HOME/config.json)", (v: string, all: string[]) => [...all, v], [])
-    .option("--controlnet-dir <dir>", "a folder of ControlNets for A1111's ControlNet extension routes (/controlnet/model_list); repeatable", (v: string, all: string[]) => [...all, v], [])
+    .option(
+      "--policy <rules.json>",
+      "prompt policy: matching prompts are refused with 422 (default: $DIFFUSE_PROMPT_POLICY)",
+    )
+    .option(
+      "--models-dir <dir>",
+      'another tool\'s installation or a folder of models whose checkpoints clients may switch to, as diffuse models lists them (repeatable; also "modelsDirs" in $DIFFUSE_HOME/config.json)',
+      (v: string, all: string[]) => [...all, v],
+      [],
+    )
+    .option(
+      "--controlnet-dir <dir>",
+      "a folder of ControlNets for A1111's ControlNet extension routes (/controlnet/model_list); repeatable",
+      (v: string, all: string[]) => [...all, v],
+      [],
+    )
     .action(async (o: ServeOptions) => {
       await serveCommand(o, command);
     });
@@ -47,7 +72,8 @@ export function registerServe(program: Command): void {
 
 function positiveNumber(flag: string, value: string): number {
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InputError(`${flag} ${JSON.stringify(value)} is not a positive number`);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0)
+    throw new InputError(`${flag} ${JSON.stringify(value)} is not a positive number`);
   return n;
 }
 
@@ -55,8 +81,13 @@ function positiveNumber(flag: string, value: string): number {
 function refuseGenerationFlags(command: Command): void {
   const given = GENERATION_FLAGS.filter((k) => command.getOptionValueSource(k) === "cli");
   if (given.length === 0) return;
-  const flags = given.map((k) => `--${k === "safetyCheck" || k === "watermark" || k === "provenance" ? "no-" : ""}${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
-  throw new InputError(`${flags.join(", ")} ${flags.length === 1 ? "applies" : "apply"} to generation, which --queue hands to the workers: pass ${flags.length === 1 ? "it" : "them"} to diffuse worker instead`);
+  const flags = given.map(
+    (k) =>
+      `--${k === "safetyCheck" || k === "watermark" || k === "provenance" ? "no-" : ""}${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
+  );
+  throw new InputError(
+    `${flags.join(", ")} ${flags.length === 1 ? "applies" : "apply"} to generation, which --queue hands to the workers: pass ${flags.length === 1 ? "it" : "them"} to diffuse worker instead`,
+  );
 }
 
 async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
@@ -64,7 +95,10 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
   const queue = o.queue === undefined ? undefined : parseQueueUrl(o.queue);
   if (queue) refuseGenerationFlags(command);
   const modelPath = await modelPathOf(o);
-  if (isDefaultModel(modelPath)) log("serving the embedded tiny shapes model (a demo); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion");
+  if (isDefaultModel(modelPath))
+    log(
+      "serving the embedded tiny shapes model (a demo); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion",
+    );
   const config = resolveServerConfig({
     host: o.host,
     port: integer("--port", o.port),
@@ -73,7 +107,10 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
     dataDir: o.data,
     token: o.token ?? process.env["DIFFUSE_TOKEN"],
     bodyLimit: (integer("--body-limit", o.bodyLimit) ?? DEFAULTS.bodyLimit / 1024 / 1024) * 1024 * 1024,
-    loadOptions: { ...(await loadOptionsOf(o, log)), promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined) },
+    loadOptions: {
+      ...(await loadOptionsOf(o, log)),
+      promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
+    },
     log: o.log ?? false,
     workBudget: positiveNumber("--work-budget", o.workBudget),
     controlnetDirs: o.controlnetDir,
@@ -89,15 +126,23 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
   } catch (e) {
     await app.close();
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "EADDRINUSE") throw new InputError(`port ${config.port} on ${config.host} is in use: stop the other server or pass --port`);
-    if (code === "EADDRNOTAVAIL") throw new InputError(`${config.host} is not an address of this machine: pass --host 127.0.0.1 or one of its addresses`);
+    if (code === "EADDRINUSE")
+      throw new InputError(`port ${config.port} on ${config.host} is in use: stop the other server or pass --port`);
+    if (code === "EADDRNOTAVAIL")
+      throw new InputError(
+        `${config.host} is not an address of this machine: pass --host 127.0.0.1 or one of its addresses`,
+      );
     throw e;
   }
   const where = queue ? `, jobs to the workers of ${queue.display}` : "";
   log(`diffuse serving ${address} (data: ${config.dataDir}${config.token ? ", token required" : ""}${where})`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      log(queue ? `${signal}: stopping; running jobs go on on their workers` : `${signal}: stopping; a running job goes back to the queue and resumes on the next start`);
+      log(
+        queue
+          ? `${signal}: stopping; running jobs go on on their workers`
+          : `${signal}: stopping; a running job goes back to the queue and resumes on the next start`,
+      );
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);
       void app.close().finally(resolve);

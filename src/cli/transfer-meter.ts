@@ -25,7 +25,11 @@ export class TransferMeter {
     const rate = this.rate();
     if (rate <= 0) return "--";
     const s = Math.round((total - this.bytes) / rate);
-    return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+    return s >= 3600
+      ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`
+      : s >= 60
+        ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+        : `${s}s`;
   }
 
   summary(total: number): string {

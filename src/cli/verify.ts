@@ -14,7 +14,9 @@ export class ProvenanceInvalidError extends DiffuseError {
 export function registerVerify(program: Command): void {
   program
     .command("verify")
-    .description("check the C2PA content credentials (provenance manifest) of a PNG or JPEG: exit 0 valid, 3 invalid, 2 none")
+    .description(
+      "check the C2PA content credentials (provenance manifest) of a PNG or JPEG: exit 0 valid, 3 invalid, 2 none",
+    )
     .argument("<image>", "a PNG or JPEG written by diffuse (or any PNG or JPEG with a C2PA manifest)")
     .option("--json", "print the full report as JSON")
     .option("--trust <pem>", "PEM file of root certificates to trust, to judge who signed")
@@ -22,22 +24,32 @@ export function registerVerify(program: Command): void {
       // Not readFile: a named pipe would wait for a writer forever, a device never end.
       const bytes = await readImageFile(path);
       const trustAnchors =
-        o.trust === undefined ? undefined : readRegularFile(o.trust, InputError, { hint: "pass --trust a PEM file of root certificates", maxBytes: MAX_SIDE_FILE_BYTES }).toString("utf8");
+        o.trust === undefined
+          ? undefined
+          : readRegularFile(o.trust, InputError, {
+              hint: "pass --trust a PEM file of root certificates",
+              maxBytes: MAX_SIDE_FILE_BYTES,
+            }).toString("utf8");
       const report = await verifyImage(bytes, { name: path, trustAnchors });
       // A manifest's CBOR may hold integers past 2^53 - 1 (a seed up to 2^64 - 1): printed exactly.
       process.stdout.write(o.json ? stringifyExact(report, 2) + "\n" : formatReport(report));
       if (!report.manifestFound) {
-        throw new InputError(`${path} has no C2PA manifest: it was not signed (diffuse writes WebP, and anything with --no-provenance, unsigned), or an editor or website stripped its metadata`);
+        throw new InputError(
+          `${path} has no C2PA manifest: it was not signed (diffuse writes WebP, and anything with --no-provenance, unsigned), or an editor or website stripped its metadata`,
+        );
       }
       if (!report.valid) {
-        throw new ProvenanceInvalidError(`${path}: the content credentials fail validation: ${report.failures.map((f) => f.message).join("; ")}`);
+        throw new ProvenanceInvalidError(
+          `${path}: the content credentials fail validation: ${report.failures.map((f) => f.message).join("; ")}`,
+        );
       }
     });
 }
 
 const TRUST_WORDS: Readonly<Record<string, string>> = {
   trusted: "trusted (chains to a given trust anchor)",
-  "self-signed": "self-signed: no authority vouches for the signer; it shows the image is unchanged since signing, not who made it",
+  "self-signed":
+    "self-signed: no authority vouches for the signer; it shows the image is unchanged since signing, not who made it",
   "unknown-issuer": "issuer unknown here: pass --trust with its root certificate to judge it",
   broken: "broken certificate chain",
 };
@@ -63,13 +75,17 @@ export function formatReport(r: VerifyReport): string {
   if (r.ingredients.length) {
     lines.push("  ingredients:");
     for (const i of r.ingredients) {
-      const what = [i.title ?? "(untitled)", i.format ? `(${i.format})` : "", i.relationship ?? ""].filter(Boolean).join(" ");
+      const what = [i.title ?? "(untitled)", i.format ? `(${i.format})` : "", i.relationship ?? ""]
+        .filter(Boolean)
+        .join(" ");
       lines.push(`    ${i.label}: ${what}${i.sha256 ? ` sha256:${i.sha256}` : ""}`);
     }
   }
   if (r.signer) {
     lines.push(`  signer: ${r.signer.subject}${r.signer.algorithm ? ` (${r.signer.algorithm})` : ""}`);
-    lines.push(`    issued by: ${r.signer.issuer}; valid ${r.signer.notBefore.slice(0, 10)} to ${r.signer.notAfter.slice(0, 10)}`);
+    lines.push(
+      `    issued by: ${r.signer.issuer}; valid ${r.signer.notBefore.slice(0, 10)} to ${r.signer.notAfter.slice(0, 10)}`,
+    );
     lines.push(`    trust: ${TRUST_WORDS[r.signer.trust] ?? r.signer.trust}`);
   }
   lines.push(`  signature: ${r.signatureValid ? "valid" : "NOT valid"}`);

@@ -16,12 +16,25 @@ interface WorkerOptions extends ModelFlags {
 export function registerWorker(program: Command): void {
   const command = program
     .command("worker")
-    .description("take jobs from the queue of a `diffuse serve --queue` server (BullMQ on Redis) and generate them; run one per machine, as many as you like");
+    .description(
+      "take jobs from the queue of a `diffuse serve --queue` server (BullMQ on Redis) and generate them; run one per machine, as many as you like",
+    );
   addModelOptions(command)
-    .requiredOption("--queue <redis-url>", "the server's queue: redis://[user:password@]host[:port][/db] (password also from $DIFFUSE_REDIS_PASSWORD)")
+    .requiredOption(
+      "--queue <redis-url>",
+      "the server's queue: redis://[user:password@]host[:port][/db] (password also from $DIFFUSE_REDIS_PASSWORD)",
+    )
     .option("--name <name>", "this worker's name in the adverts and on the jobs it runs (default: host-pid-random)")
-    .option("--lock-duration <ms>", "how long a job stays locked to this worker between renewals; a killed worker's job is retried once it expires", String(DEFAULT_LOCK_DURATION_MS))
-    .option("--stalled-interval <ms>", "how often to look for jobs whose worker died", String(DEFAULT_STALLED_INTERVAL_MS))
+    .option(
+      "--lock-duration <ms>",
+      "how long a job stays locked to this worker between renewals; a killed worker's job is retried once it expires",
+      String(DEFAULT_LOCK_DURATION_MS),
+    )
+    .option(
+      "--stalled-interval <ms>",
+      "how often to look for jobs whose worker died",
+      String(DEFAULT_STALLED_INTERVAL_MS),
+    )
     .action(async (o: WorkerOptions) => {
       await workerCommand(o);
     });
@@ -29,7 +42,10 @@ export function registerWorker(program: Command): void {
 
 function milliseconds(flag: string, value: string): number {
   const n = integer(flag, value)!;
-  if (n < 100) throw new InputError(`${flag} ${value} is too short: use at least 100 ms (bullmq renews a lock at half its duration)`);
+  if (n < 100)
+    throw new InputError(
+      `${flag} ${value} is too short: use at least 100 ms (bullmq renews a lock at half its duration)`,
+    );
   return n;
 }
 
@@ -68,7 +84,10 @@ async function workerCommand(o: WorkerOptions): Promise<void> {
   // A signal may come before the start is over (Redis away, a model still loading): it stops the worker then too.
   const started = await Promise.race([worker.start(), stopped.then(() => undefined)]);
   if (started) {
-    if (started.loadError !== undefined) log(`worker ${worker.name}: the model could not be loaded (${started.loadError}); its jobs fail with that reason until this worker is restarted`);
+    if (started.loadError !== undefined)
+      log(
+        `worker ${worker.name}: the model could not be loaded (${started.loadError}); its jobs fail with that reason until this worker is restarted`,
+      );
     log(`diffuse worker ${worker.name} ready: model ${worker.modelName}, queue ${target.display}`);
     await stopped;
   }

@@ -33,12 +33,22 @@ export interface PipelineConfig {
  * - `timeIds`: SDXL's UNET_IO.timeIds per image: base (original h, w, crop top, left, target h, w), refiner
  *   (original h, w, crop top, left, aesthetic score).
  */
-export const TEXT_CONDITIONING: Readonly<Record<ModelFamily, { hiddenState: "last" | "penultimate"; pooled: boolean; timeIds: readonly string[] }>> = {
+export const TEXT_CONDITIONING: Readonly<
+  Record<ModelFamily, { hiddenState: "last" | "penultimate"; pooled: boolean; timeIds: readonly string[] }>
+> = {
   sd1: { hiddenState: "last", pooled: false, timeIds: [] },
   // SD2's 23-layer text encoder (OpenCLIP's 24 blocks less the last, "penultimate" in the original code) with its final norm.
   sd2: { hiddenState: "last", pooled: false, timeIds: [] },
-  sdxl: { hiddenState: "penultimate", pooled: true, timeIds: ["original_height", "original_width", "crop_top", "crop_left", "target_height", "target_width"] },
-  "sdxl-refiner": { hiddenState: "penultimate", pooled: true, timeIds: ["original_height", "original_width", "crop_top", "crop_left", "aesthetic_score"] },
+  sdxl: {
+    hiddenState: "penultimate",
+    pooled: true,
+    timeIds: ["original_height", "original_width", "crop_top", "crop_left", "target_height", "target_width"],
+  },
+  "sdxl-refiner": {
+    hiddenState: "penultimate",
+    pooled: true,
+    timeIds: ["original_height", "original_width", "crop_top", "crop_left", "aesthetic_score"],
+  },
 };
 
 /** The published Stable Diffusion 1.x architecture (v1-inference.yaml / runwayml/stable-diffusion-v1-5). */
@@ -51,9 +61,23 @@ export const SD15: PipelineConfig = {
 };
 
 /** OpenCLIP ViT-H/14 as SD2 uses it: 23 of its 24 blocks (stabilityai/stable-diffusion-2-1 text_encoder/config.json). */
-const OPEN_CLIP_VIT_H = { hidden_size: 1024, intermediate_size: 4096, num_attention_heads: 16, num_hidden_layers: 23, hidden_act: "gelu", projection_dim: 512 };
+const OPEN_CLIP_VIT_H = {
+  hidden_size: 1024,
+  intermediate_size: 4096,
+  num_attention_heads: 16,
+  num_hidden_layers: 23,
+  hidden_act: "gelu",
+  projection_dim: 512,
+};
 /** OpenCLIP ViT-bigG/14 with its projection (stabilityai/stable-diffusion-xl-base-1.0 text_encoder_2/config.json). */
-const OPEN_CLIP_VIT_BIGG = { hidden_size: 1280, intermediate_size: 5120, num_attention_heads: 20, num_hidden_layers: 32, hidden_act: "gelu", projection_dim: 1280 };
+const OPEN_CLIP_VIT_BIGG = {
+  hidden_size: 1280,
+  intermediate_size: 5120,
+  num_attention_heads: 20,
+  num_hidden_layers: 32,
+  hidden_act: "gelu",
+  projection_dim: 1280,
+};
 
 /** The published Stable Diffusion 2.1 (768-v) architecture (stabilityai/stable-diffusion-2-1). */
 export const SD21: PipelineConfig = {

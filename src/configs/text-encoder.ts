@@ -6,14 +6,14 @@ import type { ConfigJson } from "./json.js";
  * (named in the comments).
  */
 export interface TextEncoderConfig {
-  vocabSize: number;                  // vocab_size
-  hiddenSize: number;                 // hidden_size
-  intermediateSize: number;           // intermediate_size
-  numHiddenLayers: number;            // num_hidden_layers
-  numAttentionHeads: number;          // num_attention_heads
-  maxPositionEmbeddings: number;      // max_position_embeddings
-  hiddenAct: "quick_gelu" | "gelu";   // hidden_act
-  layerNormEps: number;               // layer_norm_eps
+  vocabSize: number; // vocab_size
+  hiddenSize: number; // hidden_size
+  intermediateSize: number; // intermediate_size
+  numHiddenLayers: number; // num_hidden_layers
+  numAttentionHeads: number; // num_attention_heads
+  maxPositionEmbeddings: number; // max_position_embeddings
+  hiddenAct: "quick_gelu" | "gelu"; // hidden_act
+  layerNormEps: number; // layer_norm_eps
   /**
    * eos_token_id. The legacy value 2 of the SD configs makes transformers pool at the argmax of the input ids (the
    * first <|endoftext|>, the largest id of CLIP's vocabulary); any other value pools at the first eos_token_id.
@@ -27,11 +27,16 @@ export interface TextEncoderConfig {
  * Parses transformers' config.json. Whether the model has the projection comes from `architectures` unless the
  * caller knows the class (a diffusers model_index.json names it).
  */
-export function textEncoderConfigFromTransformers(c: ConfigJson, opts: { withProjection?: boolean; origin?: string } = {}): TextEncoderConfig {
+export function textEncoderConfigFromTransformers(
+  c: ConfigJson,
+  opts: { withProjection?: boolean; origin?: string } = {},
+): TextEncoderConfig {
   const origin = opts.origin ?? "text_encoder/config.json";
   const act = c.hidden_act ?? "quick_gelu";
   if (act !== "quick_gelu" && act !== "gelu") {
-    throw new UnsupportedModelError(`${origin}: hidden_act ${JSON.stringify(act)} is not supported (CLIP text encoders use "quick_gelu" or "gelu")`);
+    throw new UnsupportedModelError(
+      `${origin}: hidden_act ${JSON.stringify(act)} is not supported (CLIP text encoders use "quick_gelu" or "gelu")`,
+    );
   }
   const architectures = Array.isArray(c.architectures) ? c.architectures : [];
   const withProjection = opts.withProjection ?? architectures.includes("CLIPTextModelWithProjection");

@@ -10,12 +10,12 @@ export type MidBlockType = "UNetMidBlock2DCrossAttn" | "UNetMidBlock2D" | null;
  * Field meanings follow diffusers' config.json keys (named in the comments).
  */
 export interface UNetEncoderConfig {
-  inChannels: number;                 // in_channels: 4, or 9 for inpainting checkpoints
-  blockOutChannels: number[];         // block_out_channels, e.g. [320, 640, 1280, 1280]
-  downBlockTypes: string[];           // down_block_types ("CrossAttnDownBlock2D" | "DownBlock2D")
+  inChannels: number; // in_channels: 4, or 9 for inpainting checkpoints
+  blockOutChannels: number[]; // block_out_channels, e.g. [320, 640, 1280, 1280]
+  downBlockTypes: string[]; // down_block_types ("CrossAttnDownBlock2D" | "DownBlock2D")
   /** ResNets per down level (layers_per_block, one number or one per level); each up level has one more. */
   layersPerBlock: number[];
-  crossAttentionDim: number;          // cross_attention_dim (768 for SD1, 1024 for SD2, 2048 for SDXL)
+  crossAttentionDim: number; // cross_attention_dim (768 for SD1, 1024 for SD2, 2048 for SDXL)
   /**
    * Heads per level. diffusers' UNet2DConditionModel reads num_attention_heads and, when that is null, takes
    * attention_head_dim as the head COUNT (a naming quirk kept for compatibility): SD1's 8, SD2's [5,10,20,20].
@@ -23,17 +23,17 @@ export interface UNetEncoderConfig {
   attentionHeads: number[];
   /** Transformer blocks of each attention in each down level ([level][layer]; transformer_layers_per_block; 0 without attention). */
   downTransformerLayers: number[][];
-  midBlockType: MidBlockType;         // mid_block_type (null: no mid block, as in BK-SDM)
-  midTransformerLayers: number;       // transformer blocks of the mid block's attention (the last level's first; 0 without one)
-  useLinearProjection: boolean;       // use_linear_projection (false for SD1: 1x1 conv proj_in/out)
-  upcastAttention: boolean;           // upcast_attention (an fp16 remedy; changes nothing in fp32)
-  normNumGroups: number;              // norm_num_groups
-  normEps: number;                    // norm_eps
-  flipSinToCos: boolean;              // flip_sin_to_cos
-  freqShift: number;                  // freq_shift
+  midBlockType: MidBlockType; // mid_block_type (null: no mid block, as in BK-SDM)
+  midTransformerLayers: number; // transformer blocks of the mid block's attention (the last level's first; 0 without one)
+  useLinearProjection: boolean; // use_linear_projection (false for SD1: 1x1 conv proj_in/out)
+  upcastAttention: boolean; // upcast_attention (an fp16 remedy; changes nothing in fp32)
+  normNumGroups: number; // norm_num_groups
+  normEps: number; // norm_eps
+  flipSinToCos: boolean; // flip_sin_to_cos
+  freqShift: number; // freq_shift
   /** addition_embed_type: "text_time" (SDXL: pooled text embeds and size/crop ids added to the time embedding). */
   additionEmbedType: "text_time" | null;
-  additionTimeEmbedDim: number | null;             // addition_time_embed_dim: sinusoid width of each time id (SDXL 256)
+  additionTimeEmbedDim: number | null; // addition_time_embed_dim: sinusoid width of each time id (SDXL 256)
   projectionClassEmbeddingsInputDim: number | null; // projection_class_embeddings_input_dim: pooled width + ids x that width
   /** time_cond_proj_dim: LCM's guidance embedding, projected (no bias) and added to the timestep's sinusoid. */
   timeCondProjDim: number | null;
@@ -41,14 +41,14 @@ export interface UNetEncoderConfig {
 
 /** UNet2DConditionModel's architecture: the encoder part, then the up path and the output head. */
 export interface UNetConfig extends UNetEncoderConfig {
-  outChannels: number;                // out_channels
-  upBlockTypes: string[];             // up_block_types ("UpBlock2D" | "CrossAttnUpBlock2D")
+  outChannels: number; // out_channels
+  upBlockTypes: string[]; // up_block_types ("UpBlock2D" | "CrossAttnUpBlock2D")
   /**
    * The same for the up levels in up order ([level][layer], layersPerBlock + 1 per level): reverse_transformer_layers_per_block
    * when given (SSD-1B and other asymmetric distillations), else the down levels' depths reversed.
    */
   upTransformerLayers: number[][];
-  sampleSize: number;                 // sample_size (latent size the model was trained at)
+  sampleSize: number; // sample_size (latent size the model was trained at)
 }
 
 /** Config keys whose non-default values describe architectures this builder does not have. */
@@ -86,13 +86,22 @@ export function unetConfigFromDiffusers(c: ConfigJson, origin = "unet/config.jso
   let upTransformerLayers: number[][];
   if (c.reverse_transformer_layers_per_block === null || c.reverse_transformer_layers_per_block === undefined) {
     // diffusers reverses the per-level depths; per-block depths there need the reverse list (asymmetric UNets).
-    const raw = Array.isArray(c.transformer_layers_per_block) ? c.transformer_layers_per_block : encoder.downTransformerLayers.map(() => c.transformer_layers_per_block ?? 1);
+    const raw = Array.isArray(c.transformer_layers_per_block)
+      ? c.transformer_layers_per_block
+      : encoder.downTransformerLayers.map(() => c.transformer_layers_per_block ?? 1);
     if (raw.some(Array.isArray)) {
-      throw new UnsupportedModelError(`${origin}: transformer_layers_per_block gives depths per block, so reverse_transformer_layers_per_block must give the up path's (as diffusers requires)`);
+      throw new UnsupportedModelError(
+        `${origin}: transformer_layers_per_block gives depths per block, so reverse_transformer_layers_per_block must give the up path's (as diffusers requires)`,
+      );
     }
     upTransformerLayers = perBlock([...raw].reverse(), reversedLayers, "transformer_layers_per_block", origin);
   } else {
-    upTransformerLayers = perBlock(c.reverse_transformer_layers_per_block, reversedLayers, "reverse_transformer_layers_per_block", origin);
+    upTransformerLayers = perBlock(
+      c.reverse_transformer_layers_per_block,
+      reversedLayers,
+      "reverse_transformer_layers_per_block",
+      origin,
+    );
   }
   const upTypes = (c.up_block_types as string[]) ?? DEFAULT_UP;
   const config: UNetConfig = {
@@ -113,7 +122,9 @@ export function unetConfigFromDiffusers(c: ConfigJson, origin = "unet/config.jso
 export function unetEncoderConfigFromDiffusers(c: ConfigJson, origin: string): UNetEncoderConfig {
   for (const [key, allowed] of DEFAULTS_REQUIRED) {
     if (!allowed.includes(c[key])) {
-      throw new UnsupportedModelError(`${origin}: ${key} ${JSON.stringify(c[key])} is not supported (Stable Diffusion UNets use ${JSON.stringify(allowed[0])})`);
+      throw new UnsupportedModelError(
+        `${origin}: ${key} ${JSON.stringify(c[key])} is not supported (Stable Diffusion UNets use ${JSON.stringify(allowed[0])})`,
+      );
     }
   }
   const blockOutChannels = (c.block_out_channels as number[]) ?? [320, 640, 1280, 1280];
@@ -121,19 +132,33 @@ export function unetEncoderConfigFromDiffusers(c: ConfigJson, origin: string): U
   // num_attention_heads wins when set; otherwise attention_head_dim holds the head count (diffusers' naming quirk).
   const heads = c.num_attention_heads ?? c.attention_head_dim ?? 8;
   const layersPerBlock = perLevel(c.layers_per_block, levels, 2);
-  const downTransformerLayers = perBlock(c.transformer_layers_per_block, layersPerBlock, "transformer_layers_per_block", origin);
+  const downTransformerLayers = perBlock(
+    c.transformer_layers_per_block,
+    layersPerBlock,
+    "transformer_layers_per_block",
+    origin,
+  );
   const midBlockType = c.mid_block_type === undefined ? "UNetMidBlock2DCrossAttn" : c.mid_block_type;
   if (midBlockType !== null && midBlockType !== "UNetMidBlock2DCrossAttn" && midBlockType !== "UNetMidBlock2D") {
-    throw new UnsupportedModelError(`${origin}: mid_block_type ${JSON.stringify(midBlockType)} is not supported (UNetMidBlock2DCrossAttn, UNetMidBlock2D or null)`);
+    throw new UnsupportedModelError(
+      `${origin}: mid_block_type ${JSON.stringify(midBlockType)} is not supported (UNetMidBlock2DCrossAttn, UNetMidBlock2D or null)`,
+    );
   }
   const additionEmbedType = c.addition_embed_type ?? null;
   if (additionEmbedType !== null && additionEmbedType !== "text_time") {
-    throw new UnsupportedModelError(`${origin}: addition_embed_type ${JSON.stringify(additionEmbedType)} is not supported (null, or "text_time" as in SDXL)`);
+    throw new UnsupportedModelError(
+      `${origin}: addition_embed_type ${JSON.stringify(additionEmbedType)} is not supported (null, or "text_time" as in SDXL)`,
+    );
   }
   const optional = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   // diffusers accepts one cross-attention width per level; Stable Diffusion models use one for all.
-  const cross = Array.isArray(c.cross_attention_dim) ? [...new Set(c.cross_attention_dim.map(Number))] : [Number(c.cross_attention_dim ?? 768)];
-  if (cross.length !== 1) throw new UnsupportedModelError(`${origin}: cross_attention_dim differs between levels (${JSON.stringify(c.cross_attention_dim)}); Stable Diffusion UNets use one width`);
+  const cross = Array.isArray(c.cross_attention_dim)
+    ? [...new Set(c.cross_attention_dim.map(Number))]
+    : [Number(c.cross_attention_dim ?? 768)];
+  if (cross.length !== 1)
+    throw new UnsupportedModelError(
+      `${origin}: cross_attention_dim differs between levels (${JSON.stringify(c.cross_attention_dim)}); Stable Diffusion UNets use one width`,
+    );
   // Levels without attention have no transformer blocks, whatever depth the config lists for them (diffusers ignores
   // it there); recording 0 keeps configs of the same architecture equal however they were written.
   const midTransformerLayers = downTransformerLayers[levels - 1]?.[0] ?? 1;
@@ -172,15 +197,27 @@ function zeroUnlessCross(depths: number[][], types: string[]): number[][] {
 export function checkUNetConfig(c: UNetConfig, origin: string): void {
   checkUNetEncoderConfig(c, origin);
   const levels = c.blockOutChannels.length;
-  const lists: [string, unknown[]][] = [["up_block_types", c.upBlockTypes], ["reverse_transformer_layers_per_block", c.upTransformerLayers]];
+  const lists: [string, unknown[]][] = [
+    ["up_block_types", c.upBlockTypes],
+    ["reverse_transformer_layers_per_block", c.upTransformerLayers],
+  ];
   for (const [name, list] of lists) {
-    if (list.length !== levels) throw new UnsupportedModelError(`${origin}: ${name} has ${list.length} entries for ${levels} levels (block_out_channels)`);
+    if (list.length !== levels)
+      throw new UnsupportedModelError(
+        `${origin}: ${name} has ${list.length} entries for ${levels} levels (block_out_channels)`,
+      );
   }
-  for (const t of c.upBlockTypes) if (!["CrossAttnUpBlock2D", "UpBlock2D"].includes(t)) throw new UnsupportedModelError(`${origin}: up block type "${t}" is not supported (CrossAttnUpBlock2D, UpBlock2D)`);
+  for (const t of c.upBlockTypes)
+    if (!["CrossAttnUpBlock2D", "UpBlock2D"].includes(t))
+      throw new UnsupportedModelError(
+        `${origin}: up block type "${t}" is not supported (CrossAttnUpBlock2D, UpBlock2D)`,
+      );
   for (let i = 0; i < levels; i++) {
     const up = c.layersPerBlock[levels - 1 - i]! + 1;
     if (c.upTransformerLayers[i]!.length !== up) {
-      throw new UnsupportedModelError(`${origin}: up level ${i} has ${up} layers but ${c.upTransformerLayers[i]!.length} transformer depths`);
+      throw new UnsupportedModelError(
+        `${origin}: up level ${i} has ${up} layers but ${c.upTransformerLayers[i]!.length} transformer depths`,
+      );
     }
   }
 }
@@ -189,19 +226,36 @@ export function checkUNetConfig(c: UNetConfig, origin: string): void {
 export function checkUNetEncoderConfig(c: UNetEncoderConfig, origin: string): void {
   const levels = c.blockOutChannels.length;
   const lists: [string, unknown[]][] = [
-    ["down_block_types", c.downBlockTypes], ["layers_per_block", c.layersPerBlock], ["attention heads", c.attentionHeads], ["transformer_layers_per_block", c.downTransformerLayers],
+    ["down_block_types", c.downBlockTypes],
+    ["layers_per_block", c.layersPerBlock],
+    ["attention heads", c.attentionHeads],
+    ["transformer_layers_per_block", c.downTransformerLayers],
   ];
   for (const [name, list] of lists) {
-    if (list.length !== levels) throw new UnsupportedModelError(`${origin}: ${name} has ${list.length} entries for ${levels} levels (block_out_channels)`);
+    if (list.length !== levels)
+      throw new UnsupportedModelError(
+        `${origin}: ${name} has ${list.length} entries for ${levels} levels (block_out_channels)`,
+      );
   }
-  for (const t of c.downBlockTypes) if (!["CrossAttnDownBlock2D", "DownBlock2D"].includes(t)) throw new UnsupportedModelError(`${origin}: down block type "${t}" is not supported (CrossAttnDownBlock2D, DownBlock2D)`);
+  for (const t of c.downBlockTypes)
+    if (!["CrossAttnDownBlock2D", "DownBlock2D"].includes(t))
+      throw new UnsupportedModelError(
+        `${origin}: down block type "${t}" is not supported (CrossAttnDownBlock2D, DownBlock2D)`,
+      );
   for (let i = 0; i < levels; i++) {
     if (c.downTransformerLayers[i]!.length !== c.layersPerBlock[i]) {
-      throw new UnsupportedModelError(`${origin}: down level ${i} has ${c.layersPerBlock[i]} layers but ${c.downTransformerLayers[i]!.length} transformer depths`);
+      throw new UnsupportedModelError(
+        `${origin}: down level ${i} has ${c.layersPerBlock[i]} layers but ${c.downTransformerLayers[i]!.length} transformer depths`,
+      );
     }
   }
-  if (c.additionEmbedType === "text_time" && (c.additionTimeEmbedDim === null || c.projectionClassEmbeddingsInputDim === null)) {
-    throw new UnsupportedModelError(`${origin}: addition_embed_type "text_time" needs addition_time_embed_dim and projection_class_embeddings_input_dim`);
+  if (
+    c.additionEmbedType === "text_time" &&
+    (c.additionTimeEmbedDim === null || c.projectionClassEmbeddingsInputDim === null)
+  ) {
+    throw new UnsupportedModelError(
+      `${origin}: addition_embed_type "text_time" needs addition_time_embed_dim and projection_class_embeddings_input_dim`,
+    );
   }
 }
 
@@ -214,7 +268,10 @@ function perBlock(value: unknown, blocks: readonly number[], name: string, origi
 
 function uniform(value: unknown, blocks: number, name: string, origin: string): number[] {
   if (Array.isArray(value)) {
-    if (value.length !== blocks) throw new UnsupportedModelError(`${origin}: ${name} entry [${value.join(",")}] has ${value.length} values for ${blocks} blocks`);
+    if (value.length !== blocks)
+      throw new UnsupportedModelError(
+        `${origin}: ${name} entry [${value.join(",")}] has ${value.length} values for ${blocks} blocks`,
+      );
     return value.map(Number);
   }
   return Array.from({ length: blocks }, () => Number(value ?? 1));

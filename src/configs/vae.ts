@@ -2,21 +2,21 @@ import type { ConfigJson } from "./json.js";
 
 /** AutoencoderKL's architecture; field meanings follow diffusers' config.json keys (named in the comments). */
 export interface VaeConfig {
-  inChannels: number;                 // in_channels (3)
-  outChannels: number;                // out_channels (3)
-  latentChannels: number;             // latent_channels (4)
-  blockOutChannels: number[];         // block_out_channels
-  layersPerBlock: number;             // layers_per_block
-  normNumGroups: number;              // norm_num_groups
-  scalingFactor: number;              // scaling_factor (0.18215 for SD1 and SD2, 0.13025 for SDXL)
+  inChannels: number; // in_channels (3)
+  outChannels: number; // out_channels (3)
+  latentChannels: number; // latent_channels (4)
+  blockOutChannels: number[]; // block_out_channels
+  layersPerBlock: number; // layers_per_block
+  normNumGroups: number; // norm_num_groups
+  scalingFactor: number; // scaling_factor (0.18215 for SD1 and SD2, 0.13025 for SDXL)
   /**
    * force_upcast: SDXL's VAE overflows in float16 and diffusers runs it in float32. Our graphs compute in float32
    * throughout, so this changes nothing here; it is kept so that a half-precision runtime can honour it.
    */
   forceUpcast: boolean;
-  useQuantConv: boolean;              // use_quant_conv
-  usePostQuantConv: boolean;          // use_post_quant_conv
-  midBlockAddAttention: boolean;      // mid_block_add_attention
+  useQuantConv: boolean; // use_quant_conv
+  usePostQuantConv: boolean; // use_post_quant_conv
+  midBlockAddAttention: boolean; // mid_block_add_attention
 }
 
 export function vaeConfigFromDiffusers(c: ConfigJson): VaeConfig {

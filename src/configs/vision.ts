@@ -44,11 +44,19 @@ export function visionConfigFromTransformers(json: ConfigJson, origin = "config.
   const nested = isObject(json.vision_config) || isObject(json.vision_config_dict);
   // Configs written by transformers 4.2x (Stable Diffusion 1.x's safety_checker/) also carry `vision_config_dict`,
   // the overrides those versions applied on top of `vision_config`; apply them the same way.
-  const v: ConfigJson = nested ? { ...(isObject(json.vision_config) ? json.vision_config : {}), ...(isObject(json.vision_config_dict) ? json.vision_config_dict : {}) } : json;
-  const num = (value: unknown, fallback: number): number => (value === undefined || value === null ? fallback : Number(value));
+  const v: ConfigJson = nested
+    ? {
+        ...(isObject(json.vision_config) ? json.vision_config : {}),
+        ...(isObject(json.vision_config_dict) ? json.vision_config_dict : {}),
+      }
+    : json;
+  const num = (value: unknown, fallback: number): number =>
+    value === undefined || value === null ? fallback : Number(value);
   const act = String(v.hidden_act ?? VISION_DEFAULTS.hiddenAct);
   if (act !== "quick_gelu" && act !== "gelu") {
-    throw new UnsupportedModelError(`${origin}: vision_config.hidden_act "${act}" is not supported; CLIP vision towers use "quick_gelu" (ViT-L/14) or "gelu"`);
+    throw new UnsupportedModelError(
+      `${origin}: vision_config.hidden_act "${act}" is not supported; CLIP vision towers use "quick_gelu" (ViT-L/14) or "gelu"`,
+    );
   }
   const config: VisionConfig = {
     hiddenSize: num(v.hidden_size, VISION_DEFAULTS.hiddenSize),
@@ -68,15 +76,30 @@ export function visionConfigFromTransformers(json: ConfigJson, origin = "config.
 }
 
 export function checkVisionConfig(c: VisionConfig, origin: string): void {
-  const ints = [c.hiddenSize, c.intermediateSize, c.numHiddenLayers, c.numAttentionHeads, c.numChannels, c.imageSize, c.patchSize, c.projectionDim];
+  const ints = [
+    c.hiddenSize,
+    c.intermediateSize,
+    c.numHiddenLayers,
+    c.numAttentionHeads,
+    c.numChannels,
+    c.imageSize,
+    c.patchSize,
+    c.projectionDim,
+  ];
   if (ints.some((n) => !Number.isInteger(n) || n < 1)) {
-    throw new CheckpointError(`${origin}: vision config has a size that is not a positive whole number (${JSON.stringify(c)}); the config file is damaged`);
+    throw new CheckpointError(
+      `${origin}: vision config has a size that is not a positive whole number (${JSON.stringify(c)}); the config file is damaged`,
+    );
   }
   if (c.hiddenSize % c.numAttentionHeads !== 0) {
-    throw new CheckpointError(`${origin}: hidden_size ${c.hiddenSize} is not divisible by num_attention_heads ${c.numAttentionHeads}; fix vision_config`);
+    throw new CheckpointError(
+      `${origin}: hidden_size ${c.hiddenSize} is not divisible by num_attention_heads ${c.numAttentionHeads}; fix vision_config`,
+    );
   }
   if (c.imageSize % c.patchSize !== 0) {
-    throw new CheckpointError(`${origin}: image_size ${c.imageSize} is not a multiple of patch_size ${c.patchSize}; fix vision_config`);
+    throw new CheckpointError(
+      `${origin}: image_size ${c.imageSize} is not a multiple of patch_size ${c.patchSize}; fix vision_config`,
+    );
   }
 }
 

@@ -22,7 +22,7 @@ export const CANNY: Preprocessor = {
 };
 
 /** Replicated borders: reading outside the image reads its nearest pixel. */
-const clamp = (v: number, max: number) => (v < 0 ? 0 : Math.min(v , max));
+const clamp = (v: number, max: number) => (v < 0 ? 0 : Math.min(v, max));
 
 /** A separable 5-tap Gaussian blur. */
 function gaussian5(src: Float32Array, w: number, h: number, sigma: number): Float32Array {
@@ -48,13 +48,21 @@ function gaussian5(src: Float32Array, w: number, h: number, sigma: number): Floa
   return out;
 }
 
-function sobel(src: Float32Array, w: number, h: number): { magnitude: Float32Array; gx: Float32Array; gy: Float32Array } {
-  const gx = new Float32Array(src.length), gy = new Float32Array(src.length), magnitude = new Float32Array(src.length);
+function sobel(
+  src: Float32Array,
+  w: number,
+  h: number,
+): { magnitude: Float32Array; gx: Float32Array; gy: Float32Array } {
+  const gx = new Float32Array(src.length),
+    gy = new Float32Array(src.length),
+    magnitude = new Float32Array(src.length);
   const at = (x: number, y: number) => src[clamp(y, h - 1) * w + clamp(x, w - 1)]!;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      const dx = at(x + 1, y - 1) + 2 * at(x + 1, y) + at(x + 1, y + 1) - at(x - 1, y - 1) - 2 * at(x - 1, y) - at(x - 1, y + 1);
-      const dy = at(x - 1, y + 1) + 2 * at(x, y + 1) + at(x + 1, y + 1) - at(x - 1, y - 1) - 2 * at(x, y - 1) - at(x + 1, y - 1);
+      const dx =
+        at(x + 1, y - 1) + 2 * at(x + 1, y) + at(x + 1, y + 1) - at(x - 1, y - 1) - 2 * at(x - 1, y) - at(x - 1, y + 1);
+      const dy =
+        at(x - 1, y + 1) + 2 * at(x, y + 1) + at(x + 1, y + 1) - at(x - 1, y - 1) - 2 * at(x, y - 1) - at(x + 1, y - 1);
       const i = y * w + x;
       gx[i] = dx;
       gy[i] = dy;
@@ -79,7 +87,8 @@ function suppressNonMaxima(m: Float32Array, gx: Float32Array, gy: Float32Array, 
       const i = y * w + x;
       const v = m[i]!;
       if (v === 0) continue;
-      const ax = Math.abs(gx[i]!), ay = Math.abs(gy[i]!);
+      const ax = Math.abs(gx[i]!),
+        ay = Math.abs(gy[i]!);
       let a: number, b: number;
       if (ay <= TAN_22_5 * ax) [a, b] = [at(x - 1, y), at(x + 1, y)];
       else if (ay > TAN_67_5 * ax) [a, b] = [at(x, y - 1), at(x, y + 1)];
@@ -103,10 +112,12 @@ function hysteresis(m: Float32Array, w: number, h: number, low: number, high: nu
   }
   while (stack.length > 0) {
     const i = stack.pop()!;
-    const x = i % w, y = (i - x) / w;
+    const x = i % w,
+      y = (i - x) / w;
     for (let dy = -1; dy <= 1; dy++) {
       for (let dx = -1; dx <= 1; dx++) {
-        const nx = x + dx, ny = y + dy;
+        const nx = x + dx,
+          ny = y + dy;
         if (nx < 0 || ny < 0 || nx >= w || ny >= h) continue;
         const j = ny * w + nx;
         if (!edge[j] && m[j]! > low) {

@@ -12,6 +12,9 @@ export const PREPROCESSORS: readonly Preprocessor[] = [NONE, SCRIBBLE, CANNY, IN
 export function findPreprocessor(module: string): Preprocessor {
   const key = module.trim().toLowerCase();
   const found = PREPROCESSORS.find((p) => p.name === key || p.aliases?.includes(key));
-  if (!found) throw new InputError(`ControlNet module ${JSON.stringify(module)} is unknown: use one of ${PREPROCESSORS.map((p) => p.name).join(", ")}`);
+  if (!found)
+    throw new InputError(
+      `ControlNet module ${JSON.stringify(module)} is unknown: use one of ${PREPROCESSORS.map((p) => p.name).join(", ")}`,
+    );
   return found;
 }

@@ -1,5 +1,16 @@
 import { createHash, type Hash } from "node:crypto";
-import { closeSync, createReadStream, createWriteStream, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, statfsSync } from "node:fs";
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statfsSync,
+} from "node:fs";
 import { dirname } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -56,7 +67,14 @@ export interface FetchedBlob {
 export async function fetchBlob(req: BlobRequest): Promise<FetchedBlob> {
   const { cache, commit, file, hub, settings } = req;
   const ctx = { repo: cache.repo, revision: commit, file, gated: req.gated };
-  const common = { repo: { type: "model" as const, name: cache.repo }, path: file, revision: commit, hubUrl: settings.endpoint, accessToken: settings.token, fetch: hub.fetch };
+  const common = {
+    repo: { type: "model" as const, name: cache.repo },
+    path: file,
+    revision: commit,
+    hubUrl: settings.endpoint,
+    accessToken: settings.token,
+    fetch: hub.fetch,
+  };
   let info;
   try {
     info = await fileDownloadInfo(common);
@@ -65,7 +83,10 @@ export async function fetchBlob(req: BlobRequest): Promise<FetchedBlob> {
   }
   if (!info) throw new HubError(`${cache.repo}@${commit} has no file ${file} (404)`);
   const etag = normalizeEtag(info.etag);
-  if (!/^[0-9A-Za-z_-]{8,128}$/.test(etag)) throw new HubError(`the Hub gave ${file} of ${cache.repo} an etag diffuse cannot use as a file name (${info.etag}); check HF_ENDPOINT`);
+  if (!/^[0-9A-Za-z_-]{8,128}$/.test(etag))
+    throw new HubError(
+      `the Hub gave ${file} of ${cache.repo} an etag diffuse cannot use as a file name (${info.etag}); check HF_ENDPOINT`,
+    );
   const size = info.size;
   const blob = cache.blob(etag);
   if (sizeOf(blob) === size) return { etag, size, received: 0 };
@@ -98,14 +119,18 @@ export async function fetchBlob(req: BlobRequest): Promise<FetchedBlob> {
       });
     } catch (e) {
       // A request the server refused mid-way (an expired link, a lost grant) is the client's error; otherwise the connection broke.
-      throw hub.lastFailure ? hubFailure(e, ctx, hub, settings) : streamFailure(e, { file, repo: cache.repo, partial, done: offset + received, size });
+      throw hub.lastFailure
+        ? hubFailure(e, ctx, hub, settings)
+        : streamFailure(e, { file, repo: cache.repo, partial, done: offset + received, size });
     }
   }
   const got = sizeOf(partial) ?? 0;
   if (got < size) throw interrupted(file, cache.repo, got, size, "the connection ended early");
   if (got > size) {
     rmSync(partial, { force: true });
-    throw new HubError(`${file} of ${cache.repo}: received ${got} bytes where the Hub announced ${size}; the partial file was deleted, run the pull again`);
+    throw new HubError(
+      `${file} of ${cache.repo}: received ${got} bytes where the Hub announced ${size}; the partial file was deleted, run the pull again`,
+    );
   }
   if (digest) {
     const actual = digest.hash.digest("hex");
@@ -151,7 +176,8 @@ interface Digest {
  * X-Linked-Etag carries), a file stored in git itself has its git blob id, the sha1 of "blob <size>\0" and the bytes.
  */
 function contentDigest(etag: string, size: number): Digest | undefined {
-  if (/^[0-9a-f]{64}$/.test(etag)) return { hash: createHash("sha256"), expected: etag, name: "sha256", source: "LFS metadata (X-Linked-Etag)" };
+  if (/^[0-9a-f]{64}$/.test(etag))
+    return { hash: createHash("sha256"), expected: etag, name: "sha256", source: "LFS metadata (X-Linked-Etag)" };
   if (/^[0-9a-f]{40}$/.test(etag)) {
     const hash = createHash("sha1").update(`blob ${size}\0`);
     return { hash, expected: etag, name: "git blob sha1", source: "ETag" };
@@ -163,7 +189,11 @@ function contentDigest(etag: string, size: number): Digest | undefined {
  * Appends a download to the partial file, each chunk written before the next is read. When the connection breaks,
  * every byte received is on disk before the error goes up, so the next run resumes from the last byte that came.
  */
-async function appendStream(stream: ReadableStream<Uint8Array>, partial: string, onChunk: (chunk: Uint8Array) => void): Promise<void> {
+async function appendStream(
+  stream: ReadableStream<Uint8Array>,
+  partial: string,
+  onChunk: (chunk: Uint8Array) => void,
+): Promise<void> {
   const out = createWriteStream(partial, { flags: "a" });
   const reader = stream.getReader();
   let failure: unknown;
@@ -225,14 +255,23 @@ function interrupted(file: string, repo: string, done: number, size: number, why
 }
 
 /** A failed transfer: cancelled (passed on as is), a full disk, an unwritable cache, or a connection that broke. */
-function streamFailure(e: unknown, at: { file: string; repo: string; partial: string; done: number; size: number }): Error {
+function streamFailure(
+  e: unknown,
+  at: { file: string; repo: string; partial: string; done: number; size: number },
+): Error {
   if ((e as Error)?.name === "AbortError") return e as Error;
   const code = (e as NodeJS.ErrnoException)?.code;
-  if (code === "ENOSPC" || code === "EDQUOT") return diskFull(dirname(at.partial), at.size - at.done, undefined, at.file);
+  if (code === "ENOSPC" || code === "EDQUOT")
+    return diskFull(dirname(at.partial), at.size - at.done, undefined, at.file);
   if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
-    return new HubError(`cannot write ${at.partial} (${code}): make the Hugging Face cache writable, or set HF_HUB_CACHE to a folder you can write`);
+    return new HubError(
+      `cannot write ${at.partial} (${code}): make the Hugging Face cache writable, or set HF_HUB_CACHE to a folder you can write`,
+    );
   }
-  const why = typeof e === "string" ? e : ((e as { cause?: { message?: string } })?.cause?.message ?? (e as Error)?.message ?? String(e));
+  const why =
+    typeof e === "string"
+      ? e
+      : ((e as { cause?: { message?: string } })?.cause?.message ?? (e as Error)?.message ?? String(e));
   return interrupted(at.file, at.repo, at.done, at.size, why);
 }
 

@@ -20,12 +20,18 @@ export interface CatalogueEntry {
 
 const OPENRAIL_M: LicenseFields = { license: "creativeml-openrail-m" };
 const OPENRAIL_PP: LicenseFields = { license: "openrail++" };
-const STABILITY_COMMUNITY: LicenseFields = { license: "other", licenseName: "sai-nc-community", licenseLink: "LICENSE.md" };
+const STABILITY_COMMUNITY: LicenseFields = {
+  license: "other",
+  licenseName: "sai-nc-community",
+  licenseLink: "LICENSE.md",
+};
 const MIT: LicenseFields = { license: "mit" };
 
 /** The files of a Hugging Face CLIP tokenizer folder that diffuse reads (vocab.json and merges.txt make the BPE). */
 const tokenizerFiles = (folder: string): string[] =>
-  ["vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"].map((f) => (folder ? `${folder}/${f}` : f));
+  ["vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"].map((f) =>
+    folder ? `${folder}/${f}` : f,
+  );
 
 /**
  * The catalogue. The pipelines are diffusers repositories: what is fetched of them is chosen by file-selection.ts
@@ -35,12 +41,54 @@ const tokenizerFiles = (folder: string): string[] =>
  * open_clip pads).
  */
 export const CATALOGUE: readonly CatalogueEntry[] = [
-  { name: "sd-1.5", description: "Stable Diffusion 1.5 (512 px)", repo: "stable-diffusion-v1-5/stable-diffusion-v1-5", kind: "checkpoint", family: "sd1", license: OPENRAIL_M },
-  { name: "sd-2.1", description: "Stable Diffusion 2.1 (768 px, v-prediction)", repo: "stabilityai/stable-diffusion-2-1", kind: "checkpoint", family: "sd2", license: OPENRAIL_PP },
-  { name: "sdxl", description: "Stable Diffusion XL base 1.0 (1024 px)", repo: "stabilityai/stable-diffusion-xl-base-1.0", kind: "checkpoint", family: "sdxl", license: OPENRAIL_PP },
-  { name: "sdxl-refiner", description: "Stable Diffusion XL refiner 1.0 (the end of an SDXL schedule)", repo: "stabilityai/stable-diffusion-xl-refiner-1.0", kind: "checkpoint", family: "sdxl-refiner", license: OPENRAIL_PP },
-  { name: "sd-turbo", description: "SD-Turbo: SD 2.1 distilled for 1-4 steps (512 px)", repo: "stabilityai/sd-turbo", kind: "checkpoint", family: "sd2", license: STABILITY_COMMUNITY },
-  { name: "sdxl-turbo", description: "SDXL-Turbo: SDXL distilled for 1-4 steps (512 px)", repo: "stabilityai/sdxl-turbo", kind: "checkpoint", family: "sdxl", license: STABILITY_COMMUNITY },
+  {
+    name: "sd-1.5",
+    description: "Stable Diffusion 1.5 (512 px)",
+    repo: "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    kind: "checkpoint",
+    family: "sd1",
+    license: OPENRAIL_M,
+  },
+  {
+    name: "sd-2.1",
+    description: "Stable Diffusion 2.1 (768 px, v-prediction)",
+    repo: "stabilityai/stable-diffusion-2-1",
+    kind: "checkpoint",
+    family: "sd2",
+    license: OPENRAIL_PP,
+  },
+  {
+    name: "sdxl",
+    description: "Stable Diffusion XL base 1.0 (1024 px)",
+    repo: "stabilityai/stable-diffusion-xl-base-1.0",
+    kind: "checkpoint",
+    family: "sdxl",
+    license: OPENRAIL_PP,
+  },
+  {
+    name: "sdxl-refiner",
+    description: "Stable Diffusion XL refiner 1.0 (the end of an SDXL schedule)",
+    repo: "stabilityai/stable-diffusion-xl-refiner-1.0",
+    kind: "checkpoint",
+    family: "sdxl-refiner",
+    license: OPENRAIL_PP,
+  },
+  {
+    name: "sd-turbo",
+    description: "SD-Turbo: SD 2.1 distilled for 1-4 steps (512 px)",
+    repo: "stabilityai/sd-turbo",
+    kind: "checkpoint",
+    family: "sd2",
+    license: STABILITY_COMMUNITY,
+  },
+  {
+    name: "sdxl-turbo",
+    description: "SDXL-Turbo: SDXL distilled for 1-4 steps (512 px)",
+    repo: "stabilityai/sdxl-turbo",
+    kind: "checkpoint",
+    family: "sdxl",
+    license: STABILITY_COMMUNITY,
+  },
   {
     name: "lcm-lora-sd15",
     description: "LCM-LoRA for SD 1.5: 4-8 step generation with any SD 1.5 model",
@@ -93,7 +141,11 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
     repo: "stable-diffusion-v1-5/stable-diffusion-v1-5",
     kind: "safety-checker",
     family: "any",
-    files: ["safety_checker/config.json", "safety_checker/model.fp16.safetensors", "feature_extractor/preprocessor_config.json"],
+    files: [
+      "safety_checker/config.json",
+      "safety_checker/model.fp16.safetensors",
+      "feature_extractor/preprocessor_config.json",
+    ],
     path: "safety_checker",
     license: OPENRAIL_M,
   },
@@ -109,7 +161,7 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
   },
   {
     name: "openclip-h-tokenizer",
-    description: "OpenCLIP ViT-H/14 tokenizer (pads with \"!\"): SD 2.x single files",
+    description: 'OpenCLIP ViT-H/14 tokenizer (pads with "!"): SD 2.x single files',
     repo: "stabilityai/stable-diffusion-2-1",
     kind: "tokenizer",
     family: "sd2",
@@ -119,7 +171,8 @@ export const CATALOGUE: readonly CatalogueEntry[] = [
   },
   {
     name: "openclip-bigg-tokenizer",
-    description: "OpenCLIP ViT-bigG/14 tokenizer (pads with \"!\"): SDXL's second text encoder, SDXL refiner single files",
+    description:
+      'OpenCLIP ViT-bigG/14 tokenizer (pads with "!"): SDXL\'s second text encoder, SDXL refiner single files',
     repo: "stabilityai/stable-diffusion-xl-base-1.0",
     kind: "tokenizer",
     family: "sdxl",

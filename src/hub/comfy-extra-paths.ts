@@ -38,7 +38,8 @@ export function parseExtraModelPaths(text: string, file: string): ExtraPathsSect
     const line = stripComment(lines[i]!);
     if (!line.trim()) continue;
     const indent = line.length - line.trimStart().length;
-    if (/^\s*(-\s|[[{&*!|>%@`])/.test(line) || line.trim() === "-") refuse(i, "a YAML list, flow collection, anchor, tag or directive");
+    if (/^\s*(-\s|[[{&*!|>%@`])/.test(line) || line.trim() === "-")
+      refuse(i, "a YAML list, flow collection, anchor, tag or directive");
     const m = /^(\s*)([^:\s][^:]*?)\s*:(?:\s+(.*))?$/.exec(line);
     if (!m) refuse(i, "not a `key: value` line");
     const key = m![2]!.trim();
@@ -101,6 +102,7 @@ function stripComment(line: string): string {
 }
 
 function unquote(s: string): string {
-  if (s.length >= 2 && ((s.startsWith('"') && s.endsWith('"')) || (s.startsWith("'") && s.endsWith("'")))) return s.slice(1, -1);
+  if (s.length >= 2 && ((s.startsWith('"') && s.endsWith('"')) || (s.startsWith("'") && s.endsWith("'"))))
+    return s.slice(1, -1);
   return s;
 }

@@ -20,7 +20,8 @@ export interface SelectionRequest {
 }
 
 /** Weight files diffuse never reads; each has a safetensors twin in repositories that diffuse can use. */
-const NEVER = /\.(bin|ckpt|pt|pth|onnx|onnx_data|msgpack|h5|pb|tflite|mlmodel|mlpackage|xml|gguf)$|(^|\/)(flax_model|tf_model)\.|(^|\/)(onnx|openvino|coreml)[^/]*\//i;
+const NEVER =
+  /\.(bin|ckpt|pt|pth|onnx|onnx_data|msgpack|h5|pb|tflite|mlmodel|mlpackage|xml|gguf)$|(^|\/)(flax_model|tf_model)\.|(^|\/)(onnx|openvino|coreml)[^/]*\//i;
 /** Side files a model folder needs: configs, tokenizer vocabularies and merges, shard indexes. */
 const SIDE_FILE = /(^|\/)([^/]+\.json|merges\.txt)$/i;
 const WEIGHTS = /\.safetensors$/i;
@@ -28,7 +29,12 @@ const WEIGHTS = /\.safetensors$/i;
 const VARIANT = /^(?<stem>[^/.]+)(?:\.(?<variant>[^/.-]+))?(?:-\d{5}-of-\d{5})?\.safetensors$/;
 const INDEX = /^(?<stem>[^/.]+)(?:\.(?<v1>[^/.]+))?\.safetensors\.index(?:\.(?<v2>[^/.]+))?\.json$/;
 
-export function selectFiles(repo: string, revision: string, available: readonly string[], want: SelectionRequest): string[] {
+export function selectFiles(
+  repo: string,
+  revision: string,
+  available: readonly string[],
+  want: SelectionRequest,
+): string[] {
   const have = new Set(available);
   if (want.file !== undefined) {
     if (!have.has(want.file)) throw new HubError(`${repo}@${revision} has no file ${want.file}; ${listing(available)}`);
@@ -36,7 +42,10 @@ export function selectFiles(repo: string, revision: string, available: readonly 
   }
   if (want.files) {
     const missing = want.files.filter((f) => !have.has(f));
-    if (missing.length) throw new HubError(`${repo}@${revision} has no ${missing.join(", ")}: the repository changed; pull it as ${repo}:FILE instead`);
+    if (missing.length)
+      throw new HubError(
+        `${repo}@${revision} has no ${missing.join(", ")}: the repository changed; pull it as ${repo}:FILE instead`,
+      );
     return [...want.files];
   }
   if (have.has("model_index.json")) return pipelineFiles(available, want.components);
@@ -47,7 +56,9 @@ export function selectFiles(repo: string, revision: string, available: readonly 
   const singles = available.filter((f) => WEIGHTS.test(f) && !NEVER.test(f));
   if (singles.length === 1) return singles;
   if (singles.length === 0) {
-    throw new HubError(`${repo}@${revision} has no .safetensors weights (diffuse does not read pickled .bin/.ckpt files); ${listing(available)}`);
+    throw new HubError(
+      `${repo}@${revision} has no .safetensors weights (diffuse does not read pickled .bin/.ckpt files); ${listing(available)}`,
+    );
   }
   throw new HubError(`${repo}@${revision} holds several models (${singles.join(", ")}): pull one as ${repo}:FILE`);
 }
@@ -74,7 +85,14 @@ function pipelineFiles(available: readonly string[], components: readonly string
 export function componentsOf(modelIndex: unknown): string[] {
   if (!modelIndex || typeof modelIndex !== "object" || Array.isArray(modelIndex)) return [];
   return Object.entries(modelIndex as Record<string, unknown>)
-    .filter(([k, v]) => !k.startsWith("_") && Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string")
+    .filter(
+      ([k, v]) =>
+        !k.startsWith("_") &&
+        Array.isArray(v) &&
+        v.length === 2 &&
+        typeof v[0] === "string" &&
+        typeof v[1] === "string",
+    )
     .map(([k]) => k);
 }
 
@@ -98,5 +116,7 @@ function base(f: string): string {
 
 function listing(available: readonly string[]): string {
   const models = available.filter((f) => WEIGHTS.test(f));
-  return models.length ? `its .safetensors files: ${models.slice(0, 12).join(", ")}${models.length > 12 ? ", ..." : ""}` : "it has no .safetensors files";
+  return models.length
+    ? `its .safetensors files: ${models.slice(0, 12).join(", ")}${models.length > 12 ? ", ..." : ""}`
+    : "it has no .safetensors files";
 }

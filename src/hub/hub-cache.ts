@@ -1,4 +1,15 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { getRepoFolderName, REGEX_COMMIT_HASH } from "@huggingface/hub";
 
@@ -87,6 +98,8 @@ export class RepoCache {
     } catch {
       return [];
     }
-    return names.filter((n) => n.startsWith("models--") && n.split("--").length >= 3).map((n) => n.slice("models--".length).split("--").join("/"));
+    return names
+      .filter((n) => n.startsWith("models--") && n.split("--").length >= 3)
+      .map((n) => n.slice("models--".length).split("--").join("/"));
   }
 }

@@ -22,7 +22,9 @@ export function hubFailure(e: unknown, ctx: FailureContext, hub: HubFetch, setti
   const page = `${settings.endpoint}/${ctx.repo}`;
   const what = ctx.file ? `${ctx.file} of ${ctx.repo}` : ctx.repo;
   if (e instanceof TypeError && /access token/i.test(e.message)) {
-    return new HubError(`the Hugging Face token (HF_TOKEN or the saved login) is not an access token: they start with hf_; make one at ${settings.endpoint}/settings/tokens`);
+    return new HubError(
+      `the Hugging Face token (HF_TOKEN or the saved login) is not an access token: they start with hf_; make one at ${settings.endpoint}/settings/tokens`,
+    );
   }
   const status = e instanceof HubApiError ? e.statusCode : hub.lastFailure?.status;
   const code = hub.lastFailure?.code;
@@ -45,14 +47,22 @@ export function hubFailure(e: unknown, ctx: FailureContext, hub: HubFetch, setti
     );
   }
   if (status === 404) {
-    if (code === "RevisionNotFound") return new HubError(`${ctx.repo} has no revision "${ctx.revision}" (404): use a branch, tag or commit of the repository`);
-    if (code === "EntryNotFound" || (ctx.file && code !== "RepoNotFound")) return new HubError(`${ctx.repo}@${ctx.revision} has no file ${ctx.file} (404)`);
-    return new HubError(`no repository ${ctx.repo} on ${settings.endpoint} (404); check the name${settings.token ? "" : ", or set HF_TOKEN if it is private"}`);
+    if (code === "RevisionNotFound")
+      return new HubError(
+        `${ctx.repo} has no revision "${ctx.revision}" (404): use a branch, tag or commit of the repository`,
+      );
+    if (code === "EntryNotFound" || (ctx.file && code !== "RepoNotFound"))
+      return new HubError(`${ctx.repo}@${ctx.revision} has no file ${ctx.file} (404)`);
+    return new HubError(
+      `no repository ${ctx.repo} on ${settings.endpoint} (404); check the name${settings.token ? "" : ", or set HF_TOKEN if it is private"}`,
+    );
   }
   // WebBlob's streams fail with the message alone (a string), not the error.
   const message = e instanceof Error ? e.message : String(e);
   if (status !== undefined) {
-    return new HubError(`the Hub answered ${status} for ${what}${status >= 500 ? ": a problem on its side; try again later" : ""} (${message})`);
+    return new HubError(
+      `the Hub answered ${status} for ${what}${status >= 500 ? ": a problem on its side; try again later" : ""} (${message})`,
+    );
   }
   return new HubError(`fetching ${what} failed: ${message}`);
 }

@@ -24,7 +24,9 @@ export class HubFetch {
 
   readonly fetch: typeof fetch = async (input, init) => {
     if (this.settings.offline) {
-      throw new HubError(`HF_HUB_OFFLINE is set, so diffuse does not contact the Hub; unset it (or pass offline: false) to download`);
+      throw new HubError(
+        `HF_HUB_OFFLINE is set, so diffuse does not contact the Hub; unset it (or pass offline: false) to download`,
+      );
     }
     this.lastFailure = undefined;
     let url = new URL(input instanceof Request ? input.url : String(input));
@@ -40,7 +42,10 @@ export class HubFetch {
       }
       const location = res.headers.get("location");
       if (res.status >= 300 && res.status < 400 && location) {
-        if (hop >= MAX_REDIRECTS) throw new HubError(`${url.origin}: more than ${MAX_REDIRECTS} redirects for ${url.pathname}; check HF_ENDPOINT`);
+        if (hop >= MAX_REDIRECTS)
+          throw new HubError(
+            `${url.origin}: more than ${MAX_REDIRECTS} redirects for ${url.pathname}; check HF_ENDPOINT`,
+          );
         for (const h of HUB_HEADERS) {
           const v = res.headers.get(h);
           if (v !== null && !carried.has(h)) carried.set(h, v);
@@ -51,7 +56,8 @@ export class HubFetch {
         url = next;
         continue;
       }
-      if (!res.ok) this.lastFailure = { status: res.status, code: res.headers.get("x-error-code") ?? undefined, url: url.href };
+      if (!res.ok)
+        this.lastFailure = { status: res.status, code: res.headers.get("x-error-code") ?? undefined, url: url.href };
       if ([...carried.keys()].every((h) => res.headers.has(h))) return res;
       const merged = new Headers(res.headers);
       for (const [h, v] of carried) if (!merged.has(h)) merged.set(h, v);

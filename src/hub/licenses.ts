@@ -36,14 +36,15 @@ const OPENRAIL_M_RESTRICTIONS: readonly string[] = [
   "to discriminate on legally protected characteristics",
   "to give medical advice or interpret medical results",
   "to produce information for law enforcement, justice, immigration or asylum decisions (predicting crime, for one)",
-]
+];
 
 const OPENRAIL_SUMMARY =
   "A responsible-AI licence: you may use, change, share and sell the model and what it makes, for free, but not for the " +
   "uses listed below. Anyone you pass the model (or a model derived from it) to must get the same restrictions. The images " +
   "are yours, and so is the responsibility for how they are used.";
 
-const PERMISSIVE_SUMMARY = "A permissive licence: use, change and share freely, keeping the copyright and licence notice with copies.";
+const PERMISSIVE_SUMMARY =
+  "A permissive licence: use, change and share freely, keeping the copyright and licence notice with copies.";
 
 /** The licences known by their Hub id. */
 const KNOWN: Readonly<Record<string, Omit<LicenseNotice, "id">>> = {
@@ -74,7 +75,12 @@ const KNOWN: Readonly<Record<string, Omit<LicenseNotice, "id">>> = {
     summary: `${PERMISSIVE_SUMMARY} It also grants a patent licence and asks that changes be marked.`,
     restrictions: [],
   },
-  "bsd-3-clause": { name: "BSD 3-Clause", url: "https://opensource.org/license/bsd-3-clause", summary: PERMISSIVE_SUMMARY, restrictions: [] },
+  "bsd-3-clause": {
+    name: "BSD 3-Clause",
+    url: "https://opensource.org/license/bsd-3-clause",
+    summary: PERMISSIVE_SUMMARY,
+    restrictions: [],
+  },
   "cc-by-4.0": {
     name: "Creative Commons Attribution 4.0",
     url: "https://creativecommons.org/licenses/by/4.0/",

@@ -60,10 +60,14 @@ export interface ListOptions extends StoreOptions {
 /** Every model diffuse can use, from the store, the Hugging Face cache and other tools' folders. */
 export async function listModels(opts: ListOptions = {}): Promise<ListedModel[]> {
   const settings = storeSettings(opts);
-  const hasher = opts.hashes === false ? undefined : new Hasher(new HashMemo(join(opts.hashCacheDir ?? defaultCacheDir(), "hashes.json")), opts.onStatus);
+  const hasher =
+    opts.hashes === false
+      ? undefined
+      : new Hasher(new HashMemo(join(opts.hashCacheDir ?? defaultCacheDir(), "hashes.json")), opts.onStatus);
   const found: Omit<ListedModel, "sha256" | "hash">[] = [...cacheModels(settings)];
   const dirs = [...(opts.modelsDirs ?? [])];
-  if (opts.searchDefaults !== false) dirs.push(...modelsDirsFromConfig(settings.home), ...foundToolFolders(opts.userHome));
+  if (opts.searchDefaults !== false)
+    dirs.push(...modelsDirsFromConfig(settings.home), ...foundToolFolders(opts.userHome));
   const seen = new Set(found.map((m) => realOrSame(m.path)));
   for (const dir of dirs) {
     const layout = toolLayout(dir);
@@ -79,7 +83,12 @@ export async function listModels(opts: ListOptions = {}): Promise<ListedModel[]>
   const out: ListedModel[] = [];
   for (const m of found) {
     const sha256 = hasher && !m.problem ? await hasher.identity(m) : undefined;
-    out.push({ ...m, ...(sha256 ? { sha256, hash: shortHash(sha256), aliases: [...m.aliases, `${m.name} [${shortHash(sha256)}]`] } : {}) });
+    out.push({
+      ...m,
+      ...(sha256
+        ? { sha256, hash: shortHash(sha256), aliases: [...m.aliases, `${m.name} [${shortHash(sha256)}]`] }
+        : {}),
+    });
   }
   return out;
 }
@@ -95,14 +104,27 @@ function* cacheModels(settings: StoreSettings): Generator<Found> {
     const source: ModelSource = record ? "store" : "hf-cache";
     for (const snapshot of currentSnapshots(cache)) {
       const entries = catalogueEntriesOf(repo);
-      const license = record?.license ?? cardLicense(snapshot, repo, settings) ?? (entries[0] && describeLicense(entries[0].license, repo, settings.endpoint));
-      const common = { source, location: settings.cacheDir, repo, ...(license ? { license: { id: license.id, name: license.name, url: license.url } } : {}) };
+      const license =
+        record?.license ??
+        cardLicense(snapshot, repo, settings) ??
+        (entries[0] && describeLicense(entries[0].license, repo, settings.endpoint));
+      const common = {
+        source,
+        location: settings.cacheDir,
+        repo,
+        ...(license ? { license: { id: license.id, name: license.name, url: license.url } } : {}),
+      };
       const claimed = new Set<string>();
       for (const e of entries) {
         const path = e.path ? join(snapshot, e.path) : snapshot;
         if (!existsSync(path) || !entryPresent(e, snapshot, path)) continue;
         claimed.add(path);
-        yield { ...common, ...describePath(path, e.kind, e.family), name: e.name, aliases: e.path ? [`${repo}:${e.path}`] : [repo] };
+        yield {
+          ...common,
+          ...describePath(path, e.kind, e.family),
+          name: e.name,
+          aliases: e.path ? [`${repo}:${e.path}`] : [repo],
+        };
       }
       if (!claimed.has(snapshot)) {
         if (existsSync(join(snapshot, "model_index.json")) || existsSync(join(snapshot, "config.json"))) {
@@ -111,7 +133,12 @@ function* cacheModels(settings: StoreSettings): Generator<Found> {
         }
         for (const file of safetensorsUnder(snapshot, 1)) {
           if (claimed.has(file)) continue;
-          yield { ...common, ...describePath(file), name: `${repo}:${relative(snapshot, file).split(sep).join("/")}`, aliases: [] };
+          yield {
+            ...common,
+            ...describePath(file),
+            name: `${repo}:${relative(snapshot, file).split(sep).join("/")}`,
+            aliases: [],
+          };
         }
       }
     }
@@ -165,12 +192,18 @@ function* folderModels(folder: ModelFolder, tool: Tool, root: string): Generator
       }
       const rel = relative(folder.dir, p).split(sep).join("/");
       if (st.isDirectory()) {
-        if (existsSync(join(p, "model_index.json"))) yield { ...common, ...describePath(p, folder.kind, folder.family), name: rel };
-        else if (existsSync(join(p, "config.json")) && safetensorsUnder(p, 0).length) yield { ...common, ...describePath(p, folder.kind, folder.family), name: rel };
+        if (existsSync(join(p, "model_index.json")))
+          yield { ...common, ...describePath(p, folder.kind, folder.family), name: rel };
+        else if (existsSync(join(p, "config.json")) && safetensorsUnder(p, 0).length)
+          yield { ...common, ...describePath(p, folder.kind, folder.family), name: rel };
         else if (depth < 4) yield* walk(p, depth + 1);
       } else if (/\.safetensors$/i.test(name)) {
         // A1111 names a model by its path under the folder without the extension (the <lora:NAME:w> name too).
-        const m = { ...common, ...describePath(p, folder.kind, folder.family), name: rel.replace(/\.safetensors$/i, "") };
+        const m = {
+          ...common,
+          ...describePath(p, folder.kind, folder.family),
+          name: rel.replace(/\.safetensors$/i, ""),
+        };
         if (m.kind !== undefined) yield m;
       }
     }
@@ -178,7 +211,9 @@ function* folderModels(folder: ModelFolder, tool: Tool, root: string): Generator
   yield* walk(folder.dir, 0);
 }
 
-type Description = Pick<ListedModel, "kind" | "family" | "path" | "size" | "problem"> & { license?: ListedModel["license"] };
+type Description = Pick<ListedModel, "kind" | "family" | "path" | "size" | "problem"> & {
+  license?: ListedModel["license"];
+};
 
 /** What a file or folder is, from its contents (the folder's kind and family as fallbacks). */
 function describePath(path: string, kind?: ModelKind, family?: ModelFamilyLabel): Description {
@@ -196,7 +231,11 @@ function describePath(path: string, kind?: ModelKind, family?: ModelFamilyLabel)
   }
   if (kind === "tokenizer" || kind === "safety-checker") return { kind, family: family ?? "any", path, size };
   const cls = configClass(join(path, "config.json"));
-  const byClass: ModelKind | undefined = /ControlNet|T2IAdapter/i.test(cls) ? "controlnet" : /Autoencoder/i.test(cls) ? "vae" : undefined;
+  const byClass: ModelKind | undefined = /ControlNet|T2IAdapter/i.test(cls)
+    ? "controlnet"
+    : /Autoencoder/i.test(cls)
+      ? "vae"
+      : undefined;
   return { kind: byClass ?? kind ?? "checkpoint", family: family ?? "unknown", path, size };
 }
 
@@ -206,7 +245,14 @@ function describeFile(path: string, size: number, kind?: ModelKind, family?: Mod
     file = SafetensorsFile.open(path);
     const shapes = new Map([...file.tensors].map(([k, t]) => [k, t.shape] as const));
     const d = detectWeightsKind(shapes, file.metadata);
-    const detected: ModelKind | undefined = d.kind === "checkpoint" || d.kind === "lora" || d.kind === "embedding" || d.kind === "controlnet" || d.kind === "vae" ? d.kind : undefined;
+    const detected: ModelKind | undefined =
+      d.kind === "checkpoint" ||
+      d.kind === "lora" ||
+      d.kind === "embedding" ||
+      d.kind === "controlnet" ||
+      d.kind === "vae"
+        ? d.kind
+        : undefined;
     const license = file.metadata["modelspec.license"];
     return {
       kind: detected ?? kind ?? "checkpoint",

@@ -33,7 +33,8 @@ export function parseModelRef(spec: string): ModelRef {
         "nor a Hugging Face repository written OWNER/REPO[@REVISION][:FILE]",
     );
   }
-  if (!revision || /\s|\.\./.test(revision)) throw new InputError(`"${spec}": the revision after @ must be a branch, tag or commit hash`);
+  if (!revision || /\s|\.\./.test(revision))
+    throw new InputError(`"${spec}": the revision after @ must be a branch, tag or commit hash`);
   if (file !== undefined) checkRelativeFile(file, spec);
   return { repo, revision, ...(file !== undefined ? { file } : {}) };
 }
@@ -42,6 +43,8 @@ export function parseModelRef(spec: string): ModelRef {
 export function checkRelativeFile(file: string, context: string): void {
   const parts = file.split("/");
   if (!file || file.startsWith("/") || file.includes("\\") || parts.some((p) => p === "" || p === "." || p === "..")) {
-    throw new InputError(`"${context}": the file after ":" must be a path inside the repository, like unet/config.json or model.safetensors`);
+    throw new InputError(
+      `"${context}": the file after ":" must be a path inside the repository, like unet/config.json or model.safetensors`,
+    );
   }
 }

@@ -82,23 +82,38 @@ export async function pull(spec: string, opts: PullOptions = {}): Promise<PullRe
     throw hubFailure(e, ctx, hub, settings);
   }
   const commit = String(info.sha ?? "");
-  if (!REGEX_COMMIT_HASH.test(commit)) throw new HubError(`the Hub gave no commit for ${ref.repo}@${ref.revision} (sha "${commit}"); check HF_ENDPOINT`);
+  if (!REGEX_COMMIT_HASH.test(commit))
+    throw new HubError(`the Hub gave no commit for ${ref.repo}@${ref.revision} (sha "${commit}"); check HF_ENDPOINT`);
   const available = info.filePaths ?? [];
   let files = selectFiles(ref.repo, ref.revision, available, want);
   const cachedAlready = (f: string) => cache.has(commit, f);
   // A pipeline's model_index.json says which of its folders are components (not a second VAE, not an export).
   const pipeline = files.includes(MODEL_INDEX) && !want.file && !want.files;
-  const narrow = (index: string) => (files = selectFiles(ref.repo, ref.revision, available, { components: componentsOf(readModelIndex(index, ref.repo)) }));
+  const narrow = (index: string) =>
+    (files = selectFiles(ref.repo, ref.revision, available, {
+      components: componentsOf(readModelIndex(index, ref.repo)),
+    }));
   if (pipeline && cachedAlready(MODEL_INDEX)) narrow(join(cache.snapshot(commit), MODEL_INDEX));
   const complete = files.every(cachedAlready);
-  const license = complete ? new PullRecords(settings.home).get(ref.repo)?.license : await repoLicense(ref, info, hub, settings, commit);
+  const license = complete
+    ? new PullRecords(settings.home).get(ref.repo)?.license
+    : await repoLicense(ref, info, hub, settings, commit);
   if (!complete) await acceptLicense(license!, what(ref), spec, opts, settings);
 
   const gated = info.gated !== false && info.gated !== undefined;
   const fetched = new Map<string, string>();
   let received = 0;
   const download = async (file: string) => {
-    const blob = await fetchBlob({ cache, commit, file, hub, settings, gated, onProgress: opts.onProgress, signal: opts.signal });
+    const blob = await fetchBlob({
+      cache,
+      commit,
+      file,
+      hub,
+      settings,
+      gated,
+      onProgress: opts.onProgress,
+      signal: opts.signal,
+    });
     received += blob.received;
     fetched.set(file, blob.etag);
     return blob;
@@ -110,9 +125,26 @@ export async function pull(spec: string, opts: PullOptions = {}): Promise<PullRe
   for (const [file, etag] of fetched) cache.link(commit, file, etag);
   const downloaded = [...fetched.keys()];
   cache.writeRef(ref.revision, commit);
-  if (license) new PullRecords(settings.home).put({ repo: ref.repo, revision: ref.revision, commit, license, pulledAt: new Date().toISOString() });
+  if (license)
+    new PullRecords(settings.home).put({
+      repo: ref.repo,
+      revision: ref.revision,
+      commit,
+      license,
+      pulledAt: new Date().toISOString(),
+    });
   const snapshot = cache.snapshot(commit);
-  return { repo: ref.repo, revision: ref.revision, commit, snapshot, path: modelPath(snapshot, ref), files, license, received, downloaded };
+  return {
+    repo: ref.repo,
+    revision: ref.revision,
+    commit,
+    snapshot,
+    path: modelPath(snapshot, ref),
+    files,
+    license,
+    received,
+    downloaded,
+  };
 }
 
 const MODEL_INDEX = "model_index.json";
@@ -121,7 +153,9 @@ function readModelIndex(path: string, repo: string): unknown {
   try {
     return JSON.parse(readFileSync(path, "utf8"));
   } catch (e) {
-    throw new HubError(`${MODEL_INDEX} of ${repo} is not valid JSON (${(e as Error).message}); the repository is damaged, or pull one file of it with ${repo}:FILE`);
+    throw new HubError(
+      `${MODEL_INDEX} of ${repo} is not valid JSON (${(e as Error).message}); the repository is damaged, or pull one file of it with ${repo}:FILE`,
+    );
   }
 }
 
@@ -138,14 +172,25 @@ function modelPath(snapshot: string, ref: ModelRef): string {
  * The licence the repository states (its model card metadata or tags, else the card's text), else the catalogue's;
  * a repository that names none gets a notice saying so, which is accepted for that repository alone.
  */
-async function repoLicense(ref: ModelRef, info: { cardData?: unknown; tags?: unknown }, hub: HubFetch, settings: StoreSettings, commit: string): Promise<LicenseNotice> {
+async function repoLicense(
+  ref: ModelRef,
+  info: { cardData?: unknown; tags?: unknown },
+  hub: HubFetch,
+  settings: StoreSettings,
+  commit: string,
+): Promise<LicenseNotice> {
   let fields: LicenseFields = licenseFromModelInfo(info);
   if (!fields.license && ref.entry) fields = ref.entry.license;
   if (!fields.license && !fields.licenseName) fields = await readmeLicense(ref.repo, commit, hub, settings);
   return describeLicense(fields, ref.repo, settings.endpoint);
 }
 
-async function readmeLicense(repo: string, commit: string, hub: HubFetch, settings: StoreSettings): Promise<LicenseFields> {
+async function readmeLicense(
+  repo: string,
+  commit: string,
+  hub: HubFetch,
+  settings: StoreSettings,
+): Promise<LicenseFields> {
   try {
     const res = await hub.fetch(`${settings.endpoint}/${repo}/resolve/${commit}/README.md`, {
       headers: settings.token ? { authorization: `Bearer ${settings.token}` } : {},
@@ -160,7 +205,13 @@ async function readmeLicense(repo: string, commit: string, hub: HubFetch, settin
   }
 }
 
-async function acceptLicense(license: LicenseNotice, what: string, spec: string, opts: PullOptions, settings: StoreSettings): Promise<void> {
+async function acceptLicense(
+  license: LicenseNotice,
+  what: string,
+  spec: string,
+  opts: PullOptions,
+  settings: StoreSettings,
+): Promise<void> {
   const records = new LicenseAcceptances(settings.home);
   if (records.get(license.id)) return;
   if (opts.acceptLicense) {
@@ -182,22 +233,46 @@ async function acceptLicense(license: LicenseNotice, what: string, spec: string,
 }
 
 /** The model as the cache holds it, without the network. */
-function fromCache(ref: ModelRef, cache: RepoCache, want: SelectionRequest, settings: StoreSettings, reason: string): PullResult {
+function fromCache(
+  ref: ModelRef,
+  cache: RepoCache,
+  want: SelectionRequest,
+  settings: StoreSettings,
+  reason: string,
+): PullResult {
   const commit = cache.commitOf(ref.revision);
-  const howTo = settings.offline ? `unset HF_HUB_OFFLINE and run \`diffuse pull ${entryOrRef(ref)}\`` : `run \`diffuse pull ${entryOrRef(ref)}\` once the Hub can be reached`;
-  if (!commit) throw new HubError(`${reason}, and ${what(ref)} is not in the Hugging Face cache (${settings.cacheDir}): ${howTo}`);
+  const howTo = settings.offline
+    ? `unset HF_HUB_OFFLINE and run \`diffuse pull ${entryOrRef(ref)}\``
+    : `run \`diffuse pull ${entryOrRef(ref)}\` once the Hub can be reached`;
+  if (!commit)
+    throw new HubError(`${reason}, and ${what(ref)} is not in the Hugging Face cache (${settings.cacheDir}): ${howTo}`);
   const snapshot = cache.snapshot(commit);
   const files = want.file !== undefined ? [want.file] : want.files ? [...want.files] : filesUnder(snapshot);
   const absent = files.filter((f) => !cache.has(commit, f));
   if (absent.length || files.length === 0) {
-    throw new HubError(`${reason}, and the cached copy of ${what(ref)} is incomplete (${absent.join(", ") || "no files"} missing): ${howTo}`);
+    throw new HubError(
+      `${reason}, and the cached copy of ${what(ref)} is incomplete (${absent.join(", ") || "no files"} missing): ${howTo}`,
+    );
   }
   const license = new PullRecords(settings.home).get(ref.repo)?.license;
-  return { repo: ref.repo, revision: ref.revision, commit, snapshot, path: modelPath(snapshot, ref), files, license, received: 0, downloaded: [] };
+  return {
+    repo: ref.repo,
+    revision: ref.revision,
+    commit,
+    snapshot,
+    path: modelPath(snapshot, ref),
+    files,
+    license,
+    received: 0,
+    downloaded: [],
+  };
 }
 
 function entryOrRef(ref: ModelRef): string {
-  return ref.entry?.name ?? `${ref.repo}${ref.revision === "main" ? "" : `@${ref.revision}`}${ref.file ? `:${ref.file}` : ""}`;
+  return (
+    ref.entry?.name ??
+    `${ref.repo}${ref.revision === "main" ? "" : `@${ref.revision}`}${ref.file ? `:${ref.file}` : ""}`
+  );
 }
 
 function filesUnder(dir: string, prefix = ""): string[] {

@@ -40,8 +40,14 @@ function cardFields(card: Record<string, unknown>): LicenseFields {
     const s = Array.isArray(v) ? v[0] : v;
     return typeof s === "string" && s.trim() ? s.trim() : undefined;
   };
-  const license = first(card.license), licenseName = first(card.license_name), licenseLink = first(card.license_link);
-  return { ...(license ? { license } : {}), ...(licenseName ? { licenseName } : {}), ...(licenseLink ? { licenseLink } : {}) };
+  const license = first(card.license),
+    licenseName = first(card.license_name),
+    licenseLink = first(card.license_link);
+  return {
+    ...(license ? { license } : {}),
+    ...(licenseName ? { licenseName } : {}),
+    ...(licenseLink ? { licenseLink } : {}),
+  };
 }
 
 function unquote(s: string): string {

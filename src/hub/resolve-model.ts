@@ -21,7 +21,9 @@ export interface ResolveOptions extends ListOptions {
 export async function resolveModelPath(name: string, opts: ResolveOptions = {}): Promise<string> {
   if (existsSync(name)) return name;
   if (isAbsolute(name) || /^\.{1,2}[\\/]/.test(name)) {
-    throw new InputError(`model not found: ${name}; pass --model with a .safetensors file, a diffusers folder, or a name \`diffuse models\` lists`);
+    throw new InputError(
+      `model not found: ${name}; pass --model with a .safetensors file, a diffusers folder, or a name \`diffuse models\` lists`,
+    );
   }
   const settings = storeSettings(opts);
   const entry = catalogueEntry(name);
@@ -35,11 +37,15 @@ export async function resolveModelPath(name: string, opts: ResolveOptions = {}):
   if (cached) return cached;
   const kind = opts.kind ?? "checkpoint";
   const wantsHash = /^[0-9a-f]{10}$/i.test(name) || /\[[0-9a-f]{10}\]$/i.test(name);
-  const models = (await listModels({ ...opts, hashes: wantsHash && opts.hashes !== false })).filter((m) => m.kind === kind);
+  const models = (await listModels({ ...opts, hashes: wantsHash && opts.hashes !== false })).filter(
+    (m) => m.kind === kind,
+  );
   const matches = match(models, name);
   if (matches.length === 1) return matches[0]!.path;
   if (matches.length > 1) {
-    throw new InputError(`"${name}" names ${matches.length} models (${matches.map((m) => `${m.path} from ${m.source}`).join("; ")}): pass the path of the one you mean`);
+    throw new InputError(
+      `"${name}" names ${matches.length} models (${matches.map((m) => `${m.path} from ${m.source}`).join("; ")}): pass the path of the one you mean`,
+    );
   }
   throw new InputError(
     `no model "${name}": it is not a file or folder, a catalogue name (diffuse pull --list), a repository in the Hugging Face cache ` +

@@ -23,7 +23,9 @@ export function modelsDirsFromConfig(home: string): string[] {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new InputError(`${file} is not valid JSON (${(e as Error).message}); fix it, e.g. {"modelsDirs": ["/path/to/stable-diffusion-webui"]}`);
+    throw new InputError(
+      `${file} is not valid JSON (${(e as Error).message}); fix it, e.g. {"modelsDirs": ["/path/to/stable-diffusion-webui"]}`,
+    );
   }
   const dirs = (json as { modelsDirs?: unknown } | null)?.modelsDirs;
   if (dirs === undefined) return [];

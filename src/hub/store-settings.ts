@@ -58,7 +58,9 @@ function checkedEndpoint(value: string): string {
     url = undefined;
   }
   if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
-    throw new InputError(`HF_ENDPOINT ${JSON.stringify(value)} is not an http(s) address: unset it to use https://huggingface.co, or set it to a mirror's address`);
+    throw new InputError(
+      `HF_ENDPOINT ${JSON.stringify(value)} is not an http(s) address: unset it to use https://huggingface.co, or set it to a mirror's address`,
+    );
   }
   return value.replace(/\/+$/, "");
 }
@@ -79,4 +81,3 @@ function savedToken(env: NodeJS.ProcessEnv): string | undefined {
     return undefined;
   }
 }
-

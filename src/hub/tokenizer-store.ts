@@ -12,14 +12,22 @@ import { storeSettings } from "./store-settings.js";
  * step of their repository) and read from the Hugging Face cache afterwards, without the network.
  */
 
-export type TokenizerOptions = Pick<PullOptions, "cacheDir" | "home" | "endpoint" | "token" | "offline" | "acceptLicense" | "confirmLicense" | "onStatus" | "signal">;
+export type TokenizerOptions = Pick<
+  PullOptions,
+  "cacheDir" | "home" | "endpoint" | "token" | "offline" | "acceptLicense" | "confirmLicense" | "onStatus" | "signal"
+>;
 
 /**
  * The catalogue entry of the tokenizer a text encoder takes: CLIP ViT-L's for SD 1.x and SDXL's first encoder,
  * OpenCLIP ViT-H's for SD 2.x, OpenCLIP bigG's for SDXL's second encoder (the refiner's only one).
  */
 export function tokenizerEntryFor(family: ModelFamily, encoderFolder: string): CatalogueEntry {
-  const name = family === "sd2" ? "openclip-h-tokenizer" : encoderFolder === "text_encoder_2" ? "openclip-bigg-tokenizer" : "clip-l-tokenizer";
+  const name =
+    family === "sd2"
+      ? "openclip-h-tokenizer"
+      : encoderFolder === "text_encoder_2"
+        ? "openclip-bigg-tokenizer"
+        : "clip-l-tokenizer";
   return catalogueEntry(name)!;
 }
 

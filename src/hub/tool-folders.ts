@@ -53,8 +53,20 @@ const COMFY: Readonly<Record<string, ModelKind>> = {
   vae_approx: "vae",
 };
 
-const INVOKE_BASES: Readonly<Record<string, ModelFamily | undefined>> = { "sd-1": "sd1", "sd-2": "sd2", sdxl: "sdxl", "sdxl-refiner": "sdxl-refiner", any: undefined };
-const INVOKE_TYPES: Readonly<Record<string, ModelKind>> = { main: "checkpoint", lora: "lora", embedding: "embedding", controlnet: "controlnet", vae: "vae" };
+const INVOKE_BASES: Readonly<Record<string, ModelFamily | undefined>> = {
+  "sd-1": "sd1",
+  "sd-2": "sd2",
+  sdxl: "sdxl",
+  "sdxl-refiner": "sdxl-refiner",
+  any: undefined,
+};
+const INVOKE_TYPES: Readonly<Record<string, ModelKind>> = {
+  main: "checkpoint",
+  lora: "lora",
+  embedding: "embedding",
+  controlnet: "controlnet",
+  vae: "vae",
+};
 
 /** The layout of a folder given with --models-dir (a tool's installation, or its models/ folder). */
 export function toolLayout(dir: string): ToolLayout {
@@ -62,7 +74,11 @@ export function toolLayout(dir: string): ToolLayout {
   // A tool's models/ folder given instead of the installation: the tool's layout is one level up.
   const root = basename(given) === "models" && !isDir(join(given, "models")) ? resolve(given, "..") : given;
   if (isDir(join(root, "models", "Stable-diffusion"))) {
-    return { tool: "a1111", root, folders: A1111.map(([sub, kind]) => ({ dir: join(root, sub), kind })).filter((f) => isDir(f.dir)) };
+    return {
+      tool: "a1111",
+      root,
+      folders: A1111.map(([sub, kind]) => ({ dir: join(root, sub), kind })).filter((f) => isDir(f.dir)),
+    };
   }
   if (isDir(join(root, "models", "checkpoints")) || existsSync(join(root, "extra_model_paths.yaml"))) {
     return { tool: "comfyui", root, folders: comfyFolders(root) };
@@ -97,7 +113,9 @@ function comfyFolders(root: string): ModelFolder[] {
 
 /** Installations in their usual places under the home folder, used without being named. */
 export function foundToolFolders(home: string = homedir()): string[] {
-  const candidates = ["stable-diffusion-webui", "stable-diffusion-webui-forge", "ComfyUI", "invokeai"].map((n) => join(home, n));
+  const candidates = ["stable-diffusion-webui", "stable-diffusion-webui-forge", "ComfyUI", "invokeai"].map((n) =>
+    join(home, n),
+  );
   return candidates.filter((d) => toolLayout(d).tool !== "folder");
 }
 

@@ -95,7 +95,9 @@ export async function decodeImage(source: ImageSource, options: DecodeOptions = 
   if (size) pipeline.resize(size.width, size.height, { fit: options.fit ?? "fill" });
   const { data, info } = await run(pipeline, source, options.name);
   if (info.channels !== 3) {
-    throw new InternalError(`${describe(source, options.name)}: sharp returned ${info.channels} channels after conversion to sRGB, expected 3`);
+    throw new InternalError(
+      `${describe(source, options.name)}: sharp returned ${info.channels} channels after conversion to sRGB, expected 3`,
+    );
   }
   return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
 }
@@ -123,7 +125,9 @@ export async function decodeMask(source: ImageSource, options: DecodeOptions = {
 export async function resizeImage(image: RgbImage, width: number, height: number): Promise<RgbImage> {
   checkSize(width, height);
   if (image.width === width && image.height === height) return image;
-  const { data, info } = await sharp(rawInput(image), { raw: { width: image.width, height: image.height, channels: 3 } })
+  const { data, info } = await sharp(rawInput(image), {
+    raw: { width: image.width, height: image.height, channels: 3 },
+  })
     .resize(width, height, { fit: "fill" })
     .raw({ depth: "uchar" })
     .toBuffer({ resolveWithObject: true });
@@ -132,13 +136,23 @@ export async function resizeImage(image: RgbImage, width: number, height: number
 
 /** Encodes RGB pixels as an 8-bit PNG (no metadata; png-text.ts adds text chunks afterwards). */
 export async function encodePng(image: RgbImage): Promise<Buffer> {
-  return sharp(rawInput(image), { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
+  return sharp(rawInput(image), { raw: { width: image.width, height: image.height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 export function rawInput(image: RgbImage): Buffer {
   const expected = image.width * image.height * 3;
-  if (!Number.isInteger(image.width) || !Number.isInteger(image.height) || image.width < 1 || image.height < 1 || image.data.length !== expected) {
-    throw new InternalError(`RGB image of ${image.width}x${image.height} has ${image.data.length} bytes, expected ${expected}`);
+  if (
+    !Number.isInteger(image.width) ||
+    !Number.isInteger(image.height) ||
+    image.width < 1 ||
+    image.height < 1 ||
+    image.data.length !== expected
+  ) {
+    throw new InternalError(
+      `RGB image of ${image.width}x${image.height} has ${image.data.length} bytes, expected ${expected}`,
+    );
   }
   return Buffer.from(image.data.buffer, image.data.byteOffset, image.data.length);
 }
@@ -155,7 +169,9 @@ function requestedSize(options: DecodeOptions): { width: number; height: number 
 
 function checkSize(width: number, height: number): void {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new InputError(`image size ${width}x${height} is not valid: width and height must be positive whole numbers of pixels`);
+    throw new InputError(
+      `image size ${width}x${height} is not valid: width and height must be positive whole numbers of pixels`,
+    );
   }
 }
 
@@ -234,17 +250,26 @@ async function readSource(source: ImageSource, name: string, maxPixels: number):
   } catch {
     throw new InputError(`${name}: file not found; check the path (images accepted: ${formats})`);
   }
-  const bytes = readRegularFile(source, InputError, { hint: `pass the path of an image (${formats})`, maxBytes: maxPixels * 8 + 64 * 2 ** 20 });
+  const bytes = readRegularFile(source, InputError, {
+    hint: `pass the path of an image (${formats})`,
+    maxBytes: maxPixels * 8 + 64 * 2 ** 20,
+  });
   if (bytes.length === 0) throw new InputError(`${name} is empty; pass the path of an image (${formats})`);
   return bytes;
 }
 
 function unreadable(name: string, e: unknown): InputError {
-  return new InputError(`${name} could not be read as an image (${(e as Error).message}); use one of the formats accepted: ${acceptedFormats()}`);
+  return new InputError(
+    `${name} could not be read as an image (${(e as Error).message}); use one of the formats accepted: ${acceptedFormats()}`,
+  );
 }
 
 /** Decoding happens lazily inside toBuffer, so this is where unreadable content surfaces. */
-async function run(pipeline: Sharp, source: ImageSource, name: string | undefined): Promise<{ data: Buffer; info: OutputInfo }> {
+async function run(
+  pipeline: Sharp,
+  source: ImageSource,
+  name: string | undefined,
+): Promise<{ data: Buffer; info: OutputInfo }> {
   try {
     return await pipeline.raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
   } catch (e) {

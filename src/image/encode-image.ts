@@ -31,5 +31,7 @@ export async function encodeImage(image: RgbImage, format: ImageFormat, paramete
     return parameters === undefined ? jpeg : insertJpegExif(jpeg, exifWithUserComment(parameters));
   }
   const webp = await pixels.webp({ quality: WEBP_QUALITY }).toBuffer();
-  return parameters === undefined ? webp : insertWebpExif(webp, exifWithUserComment(parameters), image.width, image.height);
+  return parameters === undefined
+    ? webp
+    : insertWebpExif(webp, exifWithUserComment(parameters), image.width, image.height);
 }

@@ -32,7 +32,10 @@ export function exifWithUserComment(text: string): Buffer {
   out.writeUInt32BE(ifd0, 4);
   writeIfd(out, ifd0, [[EXIF_IFD_POINTER, TYPE_LONG, 1, exifIfd]]);
   // ExifVersion is mandatory in an Exif IFD; "0232" is the version whose UserComment rules this follows.
-  writeIfd(out, exifIfd, [[EXIF_VERSION, TYPE_UNDEFINED, 4, Buffer.from("0232", "latin1").readUInt32BE(0)], [USER_COMMENT, TYPE_UNDEFINED, comment.length, commentAt]]);
+  writeIfd(out, exifIfd, [
+    [EXIF_VERSION, TYPE_UNDEFINED, 4, Buffer.from("0232", "latin1").readUInt32BE(0)],
+    [USER_COMMENT, TYPE_UNDEFINED, comment.length, commentAt],
+  ]);
   comment.copy(out, commentAt);
   return out;
 }
@@ -79,7 +82,20 @@ export function readUserComment(block: Uint8Array): string | undefined {
 }
 
 /** Bytes per value of each TIFF field type. */
-const TYPE_SIZES: Readonly<Record<number, number>> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8 };
+const TYPE_SIZES: Readonly<Record<number, number>> = {
+  1: 1,
+  2: 1,
+  3: 2,
+  4: 4,
+  5: 8,
+  6: 1,
+  7: 1,
+  8: 2,
+  9: 4,
+  10: 8,
+  11: 4,
+  12: 8,
+};
 
 function ifdSize(entries: number): number {
   return 2 + entries * 12 + 4;
@@ -130,7 +146,8 @@ function utf16(body: Buffer, bigEndianTiff: boolean): string {
     big = bytes[0] === 0xfe;
     bytes = bytes.subarray(2);
   } else {
-    let zeroEven = 0, zeroOdd = 0;
+    let zeroEven = 0,
+      zeroOdd = 0;
     for (let i = 0; i < bytes.length; i += 2) {
       if (bytes[i] === 0) zeroEven++;
       if (bytes[i + 1] === 0) zeroOdd++;

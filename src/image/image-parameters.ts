@@ -15,7 +15,10 @@ export interface ImageParameters {
 /** The generation parameters stored in an image written by diffuse or AUTOMATIC1111, read where each format keeps them. */
 export async function readImageParameters(bytes: Uint8Array, name = "the image"): Promise<ImageParameters> {
   const format = sniffFormat(bytes);
-  if (format === undefined) throw new InputError(`${name} is not a ${formatNames()} image, the formats diffuse and AUTOMATIC1111 store parameters in`);
+  if (format === undefined)
+    throw new InputError(
+      `${name} is not a ${formatNames()} image, the formats diffuse and AUTOMATIC1111 store parameters in`,
+    );
   if (format === "png") {
     const chunks = readPngText(bytes, name);
     const text = Object.fromEntries(chunks.filter((c) => c.keyword !== "parameters").map((c) => [c.keyword, c.text]));
@@ -26,7 +29,9 @@ export async function readImageParameters(bytes: Uint8Array, name = "the image")
     // Reads the headers only; the pixels are not decoded.
     exif = (await sharp(bytes).metadata()).exif;
   } catch (e) {
-    throw new InputError(`${name} is a damaged ${format === "jpeg" ? "JPEG" : "WebP"} file (${(e as Error).message}); re-export or re-download it`);
+    throw new InputError(
+      `${name} is a damaged ${format === "jpeg" ? "JPEG" : "WebP"} file (${(e as Error).message}); re-export or re-download it`,
+    );
   }
   return { format, parameters: exif && readUserComment(exif), text: {} };
 }

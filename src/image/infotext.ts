@@ -43,15 +43,50 @@ export interface InfotextParts {
  * always writes last.
  */
 const KEY_ORDER = [
-  "Steps", "Sampler", "Schedule type", "CFG scale", "Image CFG scale", "Seed", "Face restoration", "Size",
-  "Model hash", "Model", "FP8 weight", "Cache FP16 weight for LoRA", "VAE hash", "VAE", "Variation seed",
-  "Variation seed strength", "Seed resize from", "Denoising strength", "Conditional mask weight", "Clip skip",
-  "ENSD", "Token merging ratio", "Token merging ratio hr", "Init image hash", "RNG", "NGMS", "Tiling",
+  "Steps",
+  "Sampler",
+  "Schedule type",
+  "CFG scale",
+  "Image CFG scale",
+  "Seed",
+  "Face restoration",
+  "Size",
+  "Model hash",
+  "Model",
+  "FP8 weight",
+  "Cache FP16 weight for LoRA",
+  "VAE hash",
+  "VAE",
+  "Variation seed",
+  "Variation seed strength",
+  "Seed resize from",
+  "Denoising strength",
+  "Conditional mask weight",
+  "Clip skip",
+  "ENSD",
+  "Token merging ratio",
+  "Token merging ratio hr",
+  "Init image hash",
+  "RNG",
+  "NGMS",
+  "Tiling",
 ];
 const TRAILING_KEYS = ["Version", "User"];
 
 /** Keys that map to typed fields: an `extra` entry with one of these names would be written twice. */
-const TYPED_KEYS = new Set(["Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model", "Denoising strength", "Clip skip", "RNG"]);
+const TYPED_KEYS = new Set([
+  "Steps",
+  "Sampler",
+  "Schedule type",
+  "CFG scale",
+  "Seed",
+  "Size",
+  "Model hash",
+  "Model",
+  "Denoising strength",
+  "Clip skip",
+  "RNG",
+]);
 
 const NEGATIVE_PREFIX = "Negative prompt:";
 
@@ -82,7 +117,9 @@ export function buildInfotext(info: Infotext): string {
   if (info.rng !== undefined) params.set("RNG", info.rng);
   for (const [key, value] of Object.entries(info.extra)) {
     if (TYPED_KEYS.has(key)) {
-      throw new InputError(`infotext extra key "${key}" duplicates a typed field; set the field instead of extra["${key}"]`);
+      throw new InputError(
+        `infotext extra key "${key}" duplicates a typed field; set the field instead of extra["${key}"]`,
+      );
     }
     if (!WHOLE_KEY.test(key)) {
       throw new InputError(
@@ -179,7 +216,8 @@ export function parseInfotext(text: string): Infotext {
   if (!size) throw new InputError(`infotext Size "${params["Size"]}" is not WIDTHxHEIGHT (e.g. 512x768)`);
   const extra: Record<string, string> = {};
   for (const [key, value] of Object.entries(params)) if (!TYPED_KEYS.has(key)) extra[key] = value;
-  const optional = <T>(key: string, read: (key: string) => T): T | undefined => (params[key] === undefined ? undefined : read(key));
+  const optional = <T>(key: string, read: (key: string) => T): T | undefined =>
+    params[key] === undefined ? undefined : read(key);
   const integer = (key: string): number => number(params, key, true);
   const real = (key: string): number => number(params, key, false);
   const str = (key: string): string => params[key]!;
@@ -211,7 +249,9 @@ function number(params: Readonly<Record<string, string>>, key: string, integer: 
   const raw = params[key]!;
   const n = raw === "" ? NaN : Number(raw);
   if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new InputError(`infotext ${key} "${raw}" is not ${integer ? "a whole number" : "a number"}; fix or remove it`);
+    throw new InputError(
+      `infotext ${key} "${raw}" is not ${integer ? "a whole number" : "a number"}; fix or remove it`,
+    );
   }
   return n;
 }

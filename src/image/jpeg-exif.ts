@@ -27,7 +27,8 @@ export function insertJpegExif(jpeg: Uint8Array, tiff: Uint8Array): Buffer {
     );
   }
   const bytes = Buffer.from(jpeg.buffer, jpeg.byteOffset, jpeg.byteLength);
-  if (bytes[0] !== 0xff || bytes[1] !== SOI) throw new InternalError("the encoder returned something that is not a JPEG (no SOI marker)");
+  if (bytes[0] !== 0xff || bytes[1] !== SOI)
+    throw new InternalError("the encoder returned something that is not a JPEG (no SOI marker)");
   // The application segments before the tables and frame: leading APP0 (JFIF) ones stay first, the EXIF
   // segment follows them, then the others; an old Exif segment is dropped.
   const lead: Buffer[] = [];

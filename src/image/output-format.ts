@@ -30,7 +30,9 @@ export function formatForPath(path: string): ImageFormat {
   for (const [format, info] of Object.entries(IMAGE_FORMATS) as [ImageFormat, FormatInfo][]) {
     if (info.extensions.includes(ext)) return format;
   }
-  const what = ext ? `has the extension ${JSON.stringify(ext)}, which is not an image format diffuse writes` : "has no extension to tell the image format";
+  const what = ext
+    ? `has the extension ${JSON.stringify(ext)}, which is not an image format diffuse writes`
+    : "has no extension to tell the image format";
   throw new InputError(`${path} ${what}: end the name with ${ALL_EXTENSIONS.join(", ")}`);
 }
 

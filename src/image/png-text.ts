@@ -138,7 +138,9 @@ interface Chunk {
 /** Walks the chunk list up to and including IEND, refusing anything that is not a whole PNG. */
 function* chunks(png: Uint8Array, name: string): Generator<Chunk> {
   if (!isPng(png)) {
-    throw new InputError(`${name} is not a PNG file (it lacks the PNG signature); text chunks can only be read from or written to PNG images`);
+    throw new InputError(
+      `${name} is not a PNG file (it lacks the PNG signature); text chunks can only be read from or written to PNG images`,
+    );
   }
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
   let pos = SIGNATURE.length;
@@ -162,7 +164,9 @@ function crcMatches(png: Uint8Array, c: Chunk): boolean {
 }
 
 function truncated(name: string): InputError {
-  return new InputError(`${name} is a truncated or corrupt PNG (a chunk runs past the end of the file); re-export or re-download it`);
+  return new InputError(
+    `${name} is a truncated or corrupt PNG (a chunk runs past the end of the file); re-export or re-download it`,
+  );
 }
 
 function keywordOf(png: Uint8Array, c: Chunk): string {
@@ -203,7 +207,12 @@ function inflate(bytes: Uint8Array, name: string, keyword: string, budget: Infla
 }
 
 /** Returns undefined for chunks too malformed to hold text (missing separators, bad compression). */
-function parseTextChunk(type: "tEXt" | "zTXt" | "iTXt", data: Uint8Array, name: string, budget: InflateBudget): PngText | undefined {
+function parseTextChunk(
+  type: "tEXt" | "zTXt" | "iTXt",
+  data: Uint8Array,
+  name: string,
+  budget: InflateBudget,
+): PngText | undefined {
   const nul = data.indexOf(0);
   if (nul < 1) return undefined;
   const keyword = latin1(data.subarray(0, nul));
@@ -257,7 +266,9 @@ function checkKeyword(keyword: string): void {
 function encodeTextChunk(keyword: string, text: string, compress: boolean): Uint8Array {
   checkKeyword(keyword);
   if (text.includes("\0")) {
-    throw new InputError(`PNG text "${keyword}" contains a NUL character, which PNG text chunks cannot hold; remove it`);
+    throw new InputError(
+      `PNG text "${keyword}" contains a NUL character, which PNG text chunks cannot hold; remove it`,
+    );
   }
   const key = Buffer.from(keyword, "latin1");
   if (isLatin1(text)) {

@@ -45,10 +45,14 @@ export function latentPreview(latents: Float32Array, shape: Nchw, options: Previ
   const [n, c, h, w] = shape;
   const { index = 0, scale = 1, factors = SD1_LATENT_RGB } = options;
   if (c !== factors.matrix.length) {
-    throw new InternalError(`latent preview factors have ${factors.matrix.length} rows but the latents have ${c} channels (shape [${shape.join(", ")}])`);
+    throw new InternalError(
+      `latent preview factors have ${factors.matrix.length} rows but the latents have ${c} channels (shape [${shape.join(", ")}])`,
+    );
   }
   if (latents.length !== n * c * h * w) {
-    throw new InternalError(`latents of shape [${shape.join(", ")}] need ${n * c * h * w} values, got ${latents.length}`);
+    throw new InternalError(
+      `latents of shape [${shape.join(", ")}] need ${n * c * h * w} values, got ${latents.length}`,
+    );
   }
   if (!Number.isInteger(index) || index < 0 || index >= n) {
     throw new InternalError(`preview index ${index} is outside the batch of ${n}`);

@@ -43,7 +43,10 @@ function roundHalfEven(v: number): number {
  */
 export function imageToUnitTensor(image: RgbImage): ImageTensor {
   const plane = image.width * image.height;
-  if (image.data.length !== plane * 3) throw new InternalError(`image has ${image.data.length} bytes, expected ${plane * 3} for ${image.width}x${image.height} RGB`);
+  if (image.data.length !== plane * 3)
+    throw new InternalError(
+      `image has ${image.data.length} bytes, expected ${plane * 3} for ${image.width}x${image.height} RGB`,
+    );
   const data = new Float32Array(3 * plane);
   for (let i = 0; i < plane; i++) {
     for (let c = 0; c < 3; c++) data[c * plane + i] = Math.fround(image.data[i * 3 + c]! / 255);
@@ -64,10 +67,14 @@ export function imagesToTensor(images: readonly RgbImage[]): ImageTensor {
   const data = new Float32Array(images.length * 3 * plane);
   images.forEach((image, n) => {
     if (image.width !== width || image.height !== height) {
-      throw new InternalError(`image ${n} is ${image.width}x${image.height} but image 0 is ${width}x${height}: resize them to one size before batching`);
+      throw new InternalError(
+        `image ${n} is ${image.width}x${image.height} but image 0 is ${width}x${height}: resize them to one size before batching`,
+      );
     }
     if (image.data.length !== plane * 3) {
-      throw new InternalError(`image ${n} has ${image.data.length} bytes, expected ${plane * 3} for ${width}x${height} RGB`);
+      throw new InternalError(
+        `image ${n} has ${image.data.length} bytes, expected ${plane * 3} for ${width}x${height} RGB`,
+      );
     }
     const base = n * 3 * plane;
     const px = image.data;

@@ -6,8 +6,8 @@ import { layerNorm, linear, param } from "./layers.js";
 
 /** Graph I/O names of the text encoder. */
 export const CLIP_TEXT_IO = {
-  inputIds: "input_ids",             // int64 [batch, tokens]
-  lastHidden: "last_hidden_state",   // [batch, tokens, hidden]: final_layer_norm(output of the last layer)
+  inputIds: "input_ids", // int64 [batch, tokens]
+  lastHidden: "last_hidden_state", // [batch, tokens, hidden]: final_layer_norm(output of the last layer)
   /**
    * [layers + 1, batch, tokens, hidden]: the embeddings, then every layer's output, without the final norm. SDXL
    * conditions on index layers - 1 (the penultimate layer, "hidden_states[-2]") of both encoders, unnormed.
@@ -31,7 +31,11 @@ export const CLIP_TEXT_IO = {
  * has one. `w` is scoped at the model root (keys `text_model.*`, `text_projection.weight`).
  * All hidden states are outputs so the pipeline can pick any "clip skip" layer (and applies the final norm to it).
  */
-export function buildClipText(config: TextEncoderConfig, w: ScopedWeights, opts: { tokens?: number; extraTokens?: boolean } = {}): GraphBuilder {
+export function buildClipText(
+  config: TextEncoderConfig,
+  w: ScopedWeights,
+  opts: { tokens?: number; extraTokens?: boolean } = {},
+): GraphBuilder {
   const g = new GraphBuilder("clip_text");
   const tokens = opts.tokens ?? config.maxPositionEmbeddings;
   const hidden = config.hiddenSize;
@@ -44,7 +48,9 @@ export function buildClipText(config: TextEncoderConfig, w: ScopedWeights, opts:
   // Positions 0..tokens-1: the first rows of the table, sliced at run time so shorter inputs work too.
   const seqLen = g.gather(g.op("Shape", [ids], [2], {}, { dtype: DataType.INT64 }), g.int64s([1]), 0);
   const positions = g.op("Slice", [positionTable, g.int64s([0]), seqLen, g.int64s([0])], [tokens, hidden]);
-  const tokenEmbeddings = opts.extraTokens ? g.scoped("text_model.embeddings", () => withExtraTokens(g, tokenTable, ids, config)) : g.gather(tokenTable, ids, 0);
+  const tokenEmbeddings = opts.extraTokens
+    ? g.scoped("text_model.embeddings", () => withExtraTokens(g, tokenTable, ids, config))
+    : g.gather(tokenTable, ids, 0);
   let x = g.scoped("text_model.embeddings", () => g.add(tokenEmbeddings, positions)); // [B, L, D]
 
   // Causal mask: position i attends to j <= i. Built for the maximum length and sliced like the positions.
@@ -52,7 +58,16 @@ export function buildClipText(config: TextEncoderConfig, w: ScopedWeights, opts:
   const maskData = new Float32Array(max * max);
   for (let i = 0; i < max; i++) for (let j = i + 1; j < max; j++) maskData[i * max + j] = -Infinity;
   const fullMask = g.constant(maskData, [max, max]);
-  const mask = g.op("Slice", [fullMask, g.int64s([0, 0]), g.op("Concat", [seqLen, seqLen], [2], { axis: 0 }, { dtype: DataType.INT64 }), g.int64s([0, 1])], [tokens, tokens]);
+  const mask = g.op(
+    "Slice",
+    [
+      fullMask,
+      g.int64s([0, 0]),
+      g.op("Concat", [seqLen, seqLen], [2], { axis: 0 }, { dtype: DataType.INT64 }),
+      g.int64s([0, 1]),
+    ],
+    [tokens, tokens],
+  );
 
   const states: Value[] = [x];
   for (let i = 0; i < config.numHiddenLayers; i++) {
@@ -60,15 +75,22 @@ export function buildClipText(config: TextEncoderConfig, w: ScopedWeights, opts:
     x = g.scoped(layer.prefix, () => encoderLayer(g, layer, x, mask, config));
     states.push(x);
   }
-  const last = g.scoped("text_model.final_layer_norm", () => layerNorm(g, tm.sub("final_layer_norm"), x, config.layerNormEps));
+  const last = g.scoped("text_model.final_layer_norm", () =>
+    layerNorm(g, tm.sub("final_layer_norm"), x, config.layerNormEps),
+  );
   g.output(last, CLIP_TEXT_IO.lastHidden, ["batch", "tokens", hidden]);
-  const stacked = g.concat(states.map((s) => g.unsqueeze(s, [0])), 0);
+  const stacked = g.concat(
+    states.map((s) => g.unsqueeze(s, [0])),
+    0,
+  );
   g.output(stacked, CLIP_TEXT_IO.hiddenStates, [config.numHiddenLayers + 1, "batch", "tokens", hidden]);
 
   const pooled = g.scoped("pooler", () => poolAtEndOfText(g, last, ids, config.eosTokenId));
   g.output(pooled, CLIP_TEXT_IO.pooled, ["batch", hidden]);
   if (config.projectionDim !== null) {
-    const projected = g.scoped("text_projection", () => linear(g, w.sub("text_projection"), pooled, config.projectionDim!, { bias: false }));
+    const projected = g.scoped("text_projection", () =>
+      linear(g, w.sub("text_projection"), pooled, config.projectionDim!, { bias: false }),
+    );
     g.output(projected, CLIP_TEXT_IO.textEmbeds, ["batch", config.projectionDim]);
   }
   return g;
@@ -84,8 +106,22 @@ function withExtraTokens(g: GraphBuilder, table: Value, ids: Value, config: Text
   const hidden = config.hiddenSize;
   const extra = g.input(CLIP_TEXT_IO.extraTokens, DataType.FLOAT, ["extra_tokens", hidden], [1, hidden]);
   const vocab = g.constant([config.vocabSize], [], DataType.INT64);
-  const own = g.gather(table, g.op("Min", [ids, g.constant([config.vocabSize - 1], [], DataType.INT64)], ids.shape, {}, { dtype: DataType.INT64 }), 0);
-  const added = g.gather(extra, g.op("Max", [g.sub(ids, vocab), g.constant([0], [], DataType.INT64)], ids.shape, {}, { dtype: DataType.INT64 }), 0);
+  const own = g.gather(
+    table,
+    g.op(
+      "Min",
+      [ids, g.constant([config.vocabSize - 1], [], DataType.INT64)],
+      ids.shape,
+      {},
+      { dtype: DataType.INT64 },
+    ),
+    0,
+  );
+  const added = g.gather(
+    extra,
+    g.op("Max", [g.sub(ids, vocab), g.constant([0], [], DataType.INT64)], ids.shape, {}, { dtype: DataType.INT64 }),
+    0,
+  );
   const isAdded = g.unsqueeze(g.op("GreaterOrEqual", [ids, vocab], ids.shape, {}, { dtype: DataType.BOOL }), [2]);
   return g.op("Where", [isAdded, added, own], [batch, tokens, hidden], {}, { dtype: DataType.FLOAT });
 }
@@ -97,9 +133,16 @@ function withExtraTokens(g: GraphBuilder, table: Value, ids: Value, config: Text
  */
 function poolAtEndOfText(g: GraphBuilder, last: Value, ids: Value, eosTokenId: number): Value {
   const [batch, , hidden] = last.shape as [number, number, number];
-  const scores = eosTokenId === 2
-    ? g.op("Cast", [ids], ids.shape, { to: DataType.INT32 }, { dtype: DataType.INT32 })
-    : g.op("Cast", [g.op("Equal", [ids, g.constant([eosTokenId], [], DataType.INT64)], ids.shape, {}, { dtype: DataType.BOOL })], ids.shape, { to: DataType.INT32 }, { dtype: DataType.INT32 });
+  const scores =
+    eosTokenId === 2
+      ? g.op("Cast", [ids], ids.shape, { to: DataType.INT32 }, { dtype: DataType.INT32 })
+      : g.op(
+          "Cast",
+          [g.op("Equal", [ids, g.constant([eosTokenId], [], DataType.INT64)], ids.shape, {}, { dtype: DataType.BOOL })],
+          ids.shape,
+          { to: DataType.INT32 },
+          { dtype: DataType.INT32 },
+        );
   const position = g.op("ArgMax", [scores], [batch, 1], { axis: 1, keepdims: 1 }, { dtype: DataType.INT64 }); // [B, 1]
   return g.op("GatherND", [last, position], [batch, hidden], { batch_dims: 1 });
 }

@@ -7,9 +7,9 @@ import { conv2d, layerNorm, linear, param } from "./layers.js";
 
 /** Graph I/O names of the vision tower. */
 export const CLIP_VISION_IO = {
-  pixelValues: "pixel_values",   // [batch, channels, image, image], CLIP-normalised
-  pooled: "pooled_output",       // [batch, hidden]: post_layernorm(class token of the last layer)
-  imageEmbeds: "image_embeds",   // [batch, projection]: visual_projection(pooled)
+  pixelValues: "pixel_values", // [batch, channels, image, image], CLIP-normalised
+  pooled: "pooled_output", // [batch, hidden]: post_layernorm(class token of the last layer)
+  imageEmbeds: "image_embeds", // [batch, projection]: visual_projection(pooled)
 } as const;
 
 export interface VisionTowerOutputs {
@@ -24,12 +24,22 @@ export interface VisionTowerOutputs {
  * position embeddings, `pre_layrnorm`, the pre-norm encoder layers, and `post_layernorm` on the class token.
  * `w` is scoped at the transformer (keys `embeddings.*`, `pre_layrnorm.*`, `encoder.layers.N.*`, `post_layernorm.*`).
  */
-export function clipVisionTower(g: GraphBuilder, config: VisionConfig, w: ScopedWeights, pixels: Value, opts: { attention?: AttentionKind } = {}): VisionTowerOutputs {
+export function clipVisionTower(
+  g: GraphBuilder,
+  config: VisionConfig,
+  w: ScopedWeights,
+  pixels: Value,
+  opts: { attention?: AttentionKind } = {},
+): VisionTowerOutputs {
   const hidden = config.hiddenSize;
   const tokens = visionTokens(config);
   const emb = w.sub("embeddings");
   const x0 = g.scoped(emb.prefix, () => {
-    const patches = conv2d(g, emb.sub("patch_embedding"), pixels, hidden, config.patchSize, { stride: config.patchSize, pads: [0, 0, 0, 0], bias: false }); // [B, D, h, w]
+    const patches = conv2d(g, emb.sub("patch_embedding"), pixels, hidden, config.patchSize, {
+      stride: config.patchSize,
+      pads: [0, 0, 0, 0],
+      bias: false,
+    }); // [B, D, h, w]
     const seq = g.transpose(g.reshape(patches, [0, 0, -1]), [0, 2, 1]); // [B, h*w, D]
     // The class token, broadcast to the batch at run time: Expand to [batch, 1, D].
     const cls = g.reshape(param(g, emb, "class_embedding", [hidden]), [1, 1, hidden]);
@@ -38,7 +48,9 @@ export function clipVisionTower(g: GraphBuilder, config: VisionConfig, w: Scoped
     const clsBatch = g.op("Expand", [cls, target], [pixels.shape[0]!, 1, hidden]);
     const joined = g.concat([clsBatch, seq], 1); // [B, tokens, D]
     if (joined.shape[1] !== tokens) {
-      throw new CheckpointError(`${w.source.origin}: ${joined.shape[1]} tokens from ${config.imageSize} px images in ${config.patchSize} px patches, expected ${tokens}`);
+      throw new CheckpointError(
+        `${w.source.origin}: ${joined.shape[1]} tokens from ${config.imageSize} px images in ${config.patchSize} px patches, expected ${tokens}`,
+      );
     }
     // position_ids are arange(tokens): the whole table, in order.
     return g.add(joined, param(g, emb, "position_embedding.weight", [tokens, hidden]));
@@ -57,7 +69,13 @@ export function clipVisionTower(g: GraphBuilder, config: VisionConfig, w: Scoped
 }
 
 /** One CLIPEncoderLayer: x + attn(ln1(x)), then x + mlp(ln2(x)). No mask: every patch sees every patch. */
-function encoderLayer(g: GraphBuilder, w: ScopedWeights, x: Value, config: VisionConfig, kind: AttentionKind | undefined): Value {
+function encoderLayer(
+  g: GraphBuilder,
+  w: ScopedWeights,
+  x: Value,
+  config: VisionConfig,
+  kind: AttentionKind | undefined,
+): Value {
   const eps = config.layerNormEps;
   const h = layerNorm(g, w.sub("layer_norm1"), x, eps);
   const attn = w.sub("self_attn");
@@ -76,7 +94,12 @@ function encoderLayer(g: GraphBuilder, w: ScopedWeights, x: Value, config: Visio
 /** The pixel input of a vision graph: dynamic batch, the config's fixed image size. */
 export function visionInput(g: GraphBuilder, config: VisionConfig, batch = 1): Value {
   const s = config.imageSize;
-  return g.input(CLIP_VISION_IO.pixelValues, DataType.FLOAT, ["batch", config.numChannels, s, s], [batch, config.numChannels, s, s]);
+  return g.input(
+    CLIP_VISION_IO.pixelValues,
+    DataType.FLOAT,
+    ["batch", config.numChannels, s, s],
+    [batch, config.numChannels, s, s],
+  );
 }
 
 /** `visual_projection`: a Linear without bias from the pooled output to the joint embedding space. */
@@ -90,11 +113,20 @@ export function visualProjection(g: GraphBuilder, config: VisionConfig, w: Scope
  * `tower` is scoped at the CLIPVisionTransformer: `vision_model.vision_model` in a safety_checker/ file,
  * `vision_model` in a CLIPModel or CLIPVisionModelWithProjection file.
  */
-export function buildClipVision(config: VisionConfig, tower: ScopedWeights, projection?: ScopedWeights, opts: { attention?: AttentionKind } = {}): GraphBuilder {
+export function buildClipVision(
+  config: VisionConfig,
+  tower: ScopedWeights,
+  projection?: ScopedWeights,
+  opts: { attention?: AttentionKind } = {},
+): GraphBuilder {
   const g = new GraphBuilder("clip_vision");
   const pixels = visionInput(g, config);
   const { pooled } = clipVisionTower(g, config, tower, pixels, opts);
   g.output(pooled, CLIP_VISION_IO.pooled, ["batch", config.hiddenSize]);
-  if (projection) g.output(visualProjection(g, config, projection, pooled), CLIP_VISION_IO.imageEmbeds, ["batch", config.projectionDim]);
+  if (projection)
+    g.output(visualProjection(g, config, projection, pooled), CLIP_VISION_IO.imageEmbeds, [
+      "batch",
+      config.projectionDim,
+    ]);
   return g;
 }

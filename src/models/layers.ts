@@ -13,20 +13,38 @@ import type { ScopedWeights } from "../weights/weight-source.js";
 /** A checkpoint tensor of the given shape as an initializer, read only when the graph is serialized. */
 export function param(g: GraphBuilder, w: ScopedWeights, name: string, shape: readonly number[]): Value {
   w.expect(name, shape);
-  return g.initializer(w.path(name), shape, (scratch) => w.get(name, undefined, scratch?.(0, numel(shape))), DataType.FLOAT, { key: w.path(name), layout: { kind: "as-is" } });
+  return g.initializer(
+    w.path(name),
+    shape,
+    (scratch) => w.get(name, undefined, scratch?.(0, numel(shape))),
+    DataType.FLOAT,
+    { key: w.path(name), layout: { kind: "as-is" } },
+  );
 }
 
 /** torch.nn.Linear: y = x Wᵀ + b. The weight is stored transposed ([in, out]) so MatMul needs no Transpose. */
-export function linear(g: GraphBuilder, w: ScopedWeights, x: Value, outFeatures: number, opts: { bias?: boolean } = {}): Value {
+export function linear(
+  g: GraphBuilder,
+  w: ScopedWeights,
+  x: Value,
+  outFeatures: number,
+  opts: { bias?: boolean } = {},
+): Value {
   const inFeatures = x.shape[x.shape.length - 1]!;
   w.expect("weight", [outFeatures, inFeatures]);
-  const weightT = g.initializer(w.path("weight"), [inFeatures, outFeatures], (scratch) => {
-    const n = inFeatures * outFeatures;
-    return transpose2d(w.get("weight", undefined, scratch?.(0, n)), outFeatures, inFeatures, scratch?.(1, n));
-  }, DataType.FLOAT, {
-    key: w.path("weight"),
-    layout: { kind: "transposed" },
-  });
+  const weightT = g.initializer(
+    w.path("weight"),
+    [inFeatures, outFeatures],
+    (scratch) => {
+      const n = inFeatures * outFeatures;
+      return transpose2d(w.get("weight", undefined, scratch?.(0, n)), outFeatures, inFeatures, scratch?.(1, n));
+    },
+    DataType.FLOAT,
+    {
+      key: w.path("weight"),
+      layout: { kind: "transposed" },
+    },
+  );
   const y = g.matmul(x, weightT);
   return opts.bias === false ? y : g.add(y, param(g, w, "bias", [outFeatures]));
 }
@@ -39,7 +57,14 @@ export interface Conv2dOptions {
 }
 
 /** torch.nn.Conv2d with a square kernel: weight [out, in, k, k] and a bias unless `bias: false`. */
-export function conv2d(g: GraphBuilder, w: ScopedWeights, x: Value, outChannels: number, kernel: number, opts: Conv2dOptions = {}): Value {
+export function conv2d(
+  g: GraphBuilder,
+  w: ScopedWeights,
+  x: Value,
+  outChannels: number,
+  kernel: number,
+  opts: Conv2dOptions = {},
+): Value {
   const weight = param(g, w, "weight", [outChannels, x.shape[1]!, kernel, kernel]);
   const bias = opts.bias === false ? undefined : param(g, w, "bias", [outChannels]);
   return g.conv2d(x, weight, bias, { stride: opts.stride, pads: opts.pads });

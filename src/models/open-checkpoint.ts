@@ -26,7 +26,10 @@ export function verifyCheckpoint(ckpt: Checkpoint): void {
   checkShapes(ckpt.vae, vaeParamShapes(config.vae), "VAE", mismatchHint);
   checkShapes(ckpt.textEncoder, clipTextParamShapes(config.textEncoder), "text encoder", mismatchHint);
   if (Boolean(ckpt.textEncoder2) !== Boolean(config.textEncoder2)) {
-    throw new CheckpointError(`${ckpt.path}: ${config.textEncoder2 ? "no weights for the second text encoder the config describes" : "a second text encoder the config does not describe"}; ${mismatchHint}`);
+    throw new CheckpointError(
+      `${ckpt.path}: ${config.textEncoder2 ? "no weights for the second text encoder the config describes" : "a second text encoder the config does not describe"}; ${mismatchHint}`,
+    );
   }
-  if (ckpt.textEncoder2 && config.textEncoder2) checkShapes(ckpt.textEncoder2, clipTextParamShapes(config.textEncoder2), "second text encoder", mismatchHint);
+  if (ckpt.textEncoder2 && config.textEncoder2)
+    checkShapes(ckpt.textEncoder2, clipTextParamShapes(config.textEncoder2), "second text encoder", mismatchHint);
 }

@@ -1,5 +1,9 @@
 import { checkShapes } from "../weights/detect.js";
-import { openControlNetFiles, type ControlNetCheckpoint, type ControlNetOpenOptions } from "../weights/controlnet-checkpoint.js";
+import {
+  openControlNetFiles,
+  type ControlNetCheckpoint,
+  type ControlNetOpenOptions,
+} from "../weights/controlnet-checkpoint.js";
 import { controlNetParamShapes } from "./param-shapes.js";
 
 /**

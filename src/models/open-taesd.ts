@@ -6,7 +6,12 @@ import { taesdParamShapes } from "./param-shapes.js";
 export function openTaesd(path: string): TaesdCheckpoint {
   const t = openTaesdFiles(path);
   try {
-    checkShapes(t.weights, taesdParamShapes(t.config, { encoder: t.hasEncoder }), "TAESD", `${t.path} is not a TAESD of the published layout (${t.layout})`);
+    checkShapes(
+      t.weights,
+      taesdParamShapes(t.config, { encoder: t.hasEncoder }),
+      "TAESD",
+      `${t.path} is not a TAESD of the published layout (${t.layout})`,
+    );
     return t;
   } catch (e) {
     t.close();

@@ -58,8 +58,13 @@ export function clipTextParamShapes(c: TextEncoderConfig): ParamShapes {
 }
 
 /** A CLIP vision tower's parameters under `prefix`, plus `visual_projection.weight` when asked. */
-export function clipVisionParamShapes(c: VisionConfig, opts: { prefix?: string; projection?: boolean } = {}): ParamShapes {
-  return recordShapes((w) => buildClipVision(c, opts.prefix ? w.sub(opts.prefix) : w, opts.projection ? w.sub("visual_projection") : undefined));
+export function clipVisionParamShapes(
+  c: VisionConfig,
+  opts: { prefix?: string; projection?: boolean } = {},
+): ParamShapes {
+  return recordShapes((w) =>
+    buildClipVision(c, opts.prefix ? w.sub(opts.prefix) : w, opts.projection ? w.sub("visual_projection") : undefined),
+  );
 }
 
 export function paramCount(shapes: ParamShapes): number {

@@ -14,11 +14,11 @@ import { param } from "./layers.js";
 
 /** Graph I/O of the safety checker network. */
 export const SAFETY_IO = {
-  pixelValues: "pixel_values",   // [batch, 3, 224, 224], CLIP-normalised (the reference's clip_input)
-  pooled: "pooled_output",       // [batch, hidden]
-  imageEmbeds: "image_embeds",   // [batch, projection]
-  conceptCos: "concept_cos",     // [batch, concepts]: cosine similarity to concept_embeds
-  specialCos: "special_cos",     // [batch, special]: cosine similarity to special_care_embeds
+  pixelValues: "pixel_values", // [batch, 3, 224, 224], CLIP-normalised (the reference's clip_input)
+  pooled: "pooled_output", // [batch, hidden]
+  imageEmbeds: "image_embeds", // [batch, projection]
+  conceptCos: "concept_cos", // [batch, concepts]: cosine similarity to concept_embeds
+  specialCos: "special_cos", // [batch, special]: cosine similarity to special_care_embeds
 } as const;
 
 /** Where each part of the checker sits in a weight file (the key prefixes differ between layouts). */
@@ -30,7 +30,12 @@ export interface SafetyLayout {
   projection: ScopedWeights;
 }
 
-const CONCEPT_KEYS = ["concept_embeds", "special_care_embeds", "concept_embeds_weights", "special_care_embeds_weights"] as const;
+const CONCEPT_KEYS = [
+  "concept_embeds",
+  "special_care_embeds",
+  "concept_embeds_weights",
+  "special_care_embeds_weights",
+] as const;
 
 /**
  * Finds the checker's modules by key suffix: `vision_model.vision_model.*` (the diffusers safety_checker/ folder
@@ -43,20 +48,31 @@ export function safetyLayout(source: WeightSource): SafetyLayout {
   const keys = source.keys();
   const conceptKey = keys.find((k) => k === "concept_embeds" || k.endsWith(".concept_embeds"));
   if (!conceptKey) {
-    throw new CheckpointError(`${source.origin}: no "concept_embeds" tensor; this is not a Stable Diffusion safety checker (expected the safety_checker/ weights of a diffusers model, or CompVis/stable-diffusion-safety-checker)`);
+    throw new CheckpointError(
+      `${source.origin}: no "concept_embeds" tensor; this is not a Stable Diffusion safety checker (expected the safety_checker/ weights of a diffusers model, or CompVis/stable-diffusion-safety-checker)`,
+    );
   }
   const rootPrefix = conceptKey.slice(0, -"concept_embeds".length).replace(/\.$/, "");
   const root = new ScopedWeights(source, rootPrefix);
-  for (const k of CONCEPT_KEYS) if (!root.has(k)) throw new CheckpointError(`${source.origin}: missing tensor "${root.path(k)}"; the safety checker file is incomplete`);
+  for (const k of CONCEPT_KEYS)
+    if (!root.has(k))
+      throw new CheckpointError(
+        `${source.origin}: missing tensor "${root.path(k)}"; the safety checker file is incomplete`,
+      );
   // The CLIPVisionModel sits at `vision_model` and its transformer at `vision_model.vision_model`; a state dict
   // saved one level down has the transformer at `vision_model` directly.
   const candidates = [root.sub("vision_model").sub("vision_model"), root.sub("vision_model")];
   const tower = candidates.find((c) => c.has("embeddings.patch_embedding.weight"));
   if (!tower) {
-    throw new CheckpointError(`${source.origin}: no CLIP vision tower (looked for "${candidates.map((c) => c.path("embeddings.patch_embedding.weight")).join('" and "')}"); the safety checker file is incomplete`);
+    throw new CheckpointError(
+      `${source.origin}: no CLIP vision tower (looked for "${candidates.map((c) => c.path("embeddings.patch_embedding.weight")).join('" and "')}"); the safety checker file is incomplete`,
+    );
   }
   const projection = root.sub("visual_projection");
-  if (!projection.has("weight")) throw new CheckpointError(`${source.origin}: missing tensor "${projection.path("weight")}"; the safety checker file is incomplete`);
+  if (!projection.has("weight"))
+    throw new CheckpointError(
+      `${source.origin}: missing tensor "${projection.path("weight")}"; the safety checker file is incomplete`,
+    );
   return { root, tower, projection };
 }
 
@@ -72,7 +88,11 @@ function cosineSimilarity(g: GraphBuilder, a: Value, b: Value): Value {
 }
 
 /** The checker's network: vision tower, projection, and the cosine similarities to both embedding sets. */
-export function buildSafetyChecker(config: VisionConfig, layout: SafetyLayout, counts: { concepts: number; special: number }): GraphBuilder {
+export function buildSafetyChecker(
+  config: VisionConfig,
+  layout: SafetyLayout,
+  counts: { concepts: number; special: number },
+): GraphBuilder {
   const g = new GraphBuilder("safety_checker");
   const pixels = visionInput(g, config);
   const { pooled } = clipVisionTower(g, config, layout.tower, pixels);
@@ -82,7 +102,15 @@ export function buildSafetyChecker(config: VisionConfig, layout: SafetyLayout, c
   const special = param(g, layout.root, "special_care_embeds", [counts.special, p]);
   g.output(pooled, SAFETY_IO.pooled, ["batch", config.hiddenSize]);
   g.output(embeds, SAFETY_IO.imageEmbeds, ["batch", p]);
-  g.output(g.scoped("concept_cos", () => cosineSimilarity(g, embeds, concepts)), SAFETY_IO.conceptCos, ["batch", concepts.shape[0]!]);
-  g.output(g.scoped("special_cos", () => cosineSimilarity(g, embeds, special)), SAFETY_IO.specialCos, ["batch", special.shape[0]!]);
+  g.output(
+    g.scoped("concept_cos", () => cosineSimilarity(g, embeds, concepts)),
+    SAFETY_IO.conceptCos,
+    ["batch", concepts.shape[0]!],
+  );
+  g.output(
+    g.scoped("special_cos", () => cosineSimilarity(g, embeds, special)),
+    SAFETY_IO.specialCos,
+    ["batch", special.shape[0]!],
+  );
   return g;
 }

@@ -6,7 +6,7 @@ import { conv2d } from "./layers.js";
 
 /** Graph I/O names of TAESD's halves. */
 export const TAESD_IO = {
-  image: "image",     // encoder input [batch, 3, H, W] in [-1, 1]
+  image: "image", // encoder input [batch, 3, H, W] in [-1, 1]
   latents: "latents", // encoder output / decoder input [batch, 4, H/8, W/8]: the UNet's latents
   decoded: "decoded", // decoder output [batch, 3, H, W] in [-1, 1] (unclamped)
 } as const;
@@ -25,16 +25,29 @@ export interface TaesdBuildOptions {
 export function buildTaesdEncoder(config: TaesdConfig, w: ScopedWeights, opts: TaesdBuildOptions = {}): GraphBuilder {
   const g = new GraphBuilder("taesd_encoder");
   const [h0, w0] = [opts.height ?? 64, opts.width ?? 64];
-  const image = g.input(TAESD_IO.image, DataType.FLOAT, ["batch", config.inChannels, "height", "width"], [1, config.inChannels, h0, w0]);
+  const image = g.input(
+    TAESD_IO.image,
+    DataType.FLOAT,
+    ["batch", config.inChannels, "height", "width"],
+    [1, config.inChannels, h0, w0],
+  );
   const layers = w.sub("encoder.layers");
   let index = 0;
   let h = g.mul(g.add(image, g.scalar(1)), g.scalar(0.5));
   config.encoderBlocks.forEach((blocks, i) => {
     const c = config.encoderChannels[i]!;
-    h = i === 0 ? conv2d(g, layers.sub(index++), h, c, 3) : conv2d(g, layers.sub(index++), h, c, 3, { stride: 2, pads: [1, 1, 1, 1], bias: false });
+    h =
+      i === 0
+        ? conv2d(g, layers.sub(index++), h, c, 3)
+        : conv2d(g, layers.sub(index++), h, c, 3, { stride: 2, pads: [1, 1, 1, 1], bias: false });
     for (let b = 0; b < blocks; b++) h = taesdBlock(g, layers.sub(index++), h, c);
   });
-  g.output(conv2d(g, layers.sub(index), h, config.latentChannels, 3), TAESD_IO.latents, ["batch", config.latentChannels, "latent_height", "latent_width"]);
+  g.output(conv2d(g, layers.sub(index), h, config.latentChannels, 3), TAESD_IO.latents, [
+    "batch",
+    config.latentChannels,
+    "latent_height",
+    "latent_width",
+  ]);
   return g;
 }
 
@@ -46,7 +59,12 @@ export function buildTaesdEncoder(config: TaesdConfig, w: ScopedWeights, opts: T
 export function buildTaesdDecoder(config: TaesdConfig, w: ScopedWeights, opts: TaesdBuildOptions = {}): GraphBuilder {
   const g = new GraphBuilder("taesd_decoder");
   const [h0, w0] = [(opts.height ?? 64) / 8, (opts.width ?? 64) / 8];
-  const latents = g.input(TAESD_IO.latents, DataType.FLOAT, ["batch", config.latentChannels, "latent_height", "latent_width"], [1, config.latentChannels, h0, w0]);
+  const latents = g.input(
+    TAESD_IO.latents,
+    DataType.FLOAT,
+    ["batch", config.latentChannels, "latent_height", "latent_width"],
+    [1, config.latentChannels, h0, w0],
+  );
   const layers = w.sub("decoder.layers");
   const m = config.latentMagnitude;
   let h = g.mul(g.unary("Tanh", g.mul(latents, g.scalar(1 / m))), g.scalar(m));
@@ -63,7 +81,12 @@ export function buildTaesdDecoder(config: TaesdConfig, w: ScopedWeights, opts: T
     }
     h = conv2d(g, layers.sub(index++), h, last ? config.outChannels : c, 3, { bias: last });
   });
-  g.output(g.sub(g.mul(h, g.scalar(2)), g.scalar(1)), TAESD_IO.decoded, ["batch", config.outChannels, "height", "width"]);
+  g.output(g.sub(g.mul(h, g.scalar(2)), g.scalar(1)), TAESD_IO.decoded, [
+    "batch",
+    config.outChannels,
+    "height",
+    "width",
+  ]);
   return g;
 }
 

@@ -14,9 +14,9 @@ import { conv2d, groupNorm, layerNorm, linear } from "./layers.js";
 
 /** Graph input names shared by the UNet and the ControlNet (they take the same latents, timestep and conditions). */
 export const ENCODER_IO = {
-  sample: "sample",                              // [batch, in_channels, h, w] latents (scaled model input)
-  timestep: "timestep",                          // float [1] or [batch] (one per batch item, as SDXL refiners and LCM use)
-  encoderHiddenStates: "encoder_hidden_states",  // [batch, tokens, cross_attention_dim]
+  sample: "sample", // [batch, in_channels, h, w] latents (scaled model input)
+  timestep: "timestep", // float [1] or [batch] (one per batch item, as SDXL refiners and LCM use)
+  encoderHiddenStates: "encoder_hidden_states", // [batch, tokens, cross_attention_dim]
   /**
    * SDXL (addition_embed_type "text_time") only: the pooled text embeds [batch, P] (text_encoder_2's text_embeds) and
    * the time ids [batch, N] (SDXL base: original size, crop top-left, target size = 6 ids; refiner: original size,
@@ -47,7 +47,11 @@ export function skipChannels(config: UNetEncoderConfig): number[] {
  * The shape [channels, height, width] of every skip connection for latents of h x w, and of the mid block's output:
  * what a ControlNet's residuals are. Each stride-2 convolution (kernel 3, padding 1) rounds an odd size up.
  */
-export function residualShapes(config: UNetEncoderConfig, height: number, width: number): { down: [number, number, number][]; mid: [number, number, number] } {
+export function residualShapes(
+  config: UNetEncoderConfig,
+  height: number,
+  width: number,
+): { down: [number, number, number][]; mid: [number, number, number] } {
   const levels = config.blockOutChannels.length;
   const sizes: [number, number][] = [[height, width]];
   for (let l = 1; l < levels; l++) sizes.push([Math.ceil(sizes[l - 1]![0] / 2), Math.ceil(sizes[l - 1]![1] / 2)]);
@@ -84,14 +88,29 @@ export interface BlockContext {
  * Declares the inputs every encoder takes (latents, timestep, text, and SDXL's or LCM's extra conditions) and
  * builds the time embedding. `w` is scoped at the network's root.
  */
-export function encoderInputs(g: GraphBuilder, config: UNetEncoderConfig, w: ScopedWeights, opts: EncoderBuildOptions = {}): { sample: Value; ctx: BlockContext } {
+export function encoderInputs(
+  g: GraphBuilder,
+  config: UNetEncoderConfig,
+  w: ScopedWeights,
+  opts: EncoderBuildOptions = {},
+): { sample: Value; ctx: BlockContext } {
   const batch = opts.batch ?? 2;
   const height = opts.height ?? 8;
   const width = opts.width ?? 8;
   const tokens = opts.tokens ?? 77;
-  const sample = g.input(ENCODER_IO.sample, DataType.FLOAT, ["batch", config.inChannels, "height", "width"], [batch, config.inChannels, height, width]);
+  const sample = g.input(
+    ENCODER_IO.sample,
+    DataType.FLOAT,
+    ["batch", config.inChannels, "height", "width"],
+    [batch, config.inChannels, height, width],
+  );
   const timestep = g.input(ENCODER_IO.timestep, DataType.FLOAT, ["timestep_batch"], [1]);
-  const context = g.input(ENCODER_IO.encoderHiddenStates, DataType.FLOAT, ["batch", "tokens", config.crossAttentionDim], [batch, tokens, config.crossAttentionDim]);
+  const context = g.input(
+    ENCODER_IO.encoderHiddenStates,
+    DataType.FLOAT,
+    ["batch", "tokens", config.crossAttentionDim],
+    [batch, tokens, config.crossAttentionDim],
+  );
   const temb = g.scoped("time_embedding", () => timeEmbedding(g, config, w, timestep, batch, opts.timeIds ?? 6));
   return { sample, ctx: { g, config, temb, context, attention: opts.attention ?? "matmul" } };
 }
@@ -112,7 +131,14 @@ export function downBlocks(ctx: BlockContext, w: ScopedWeights, h: Value): { h: 
     g.scoped(block.prefix, () => {
       for (let j = 0; j < config.layersPerBlock[i]!; j++) {
         h = resnetBlock(ctx, block.sub("resnets").sub(j), h, channels);
-        if (cross) h = transformer2d(ctx, block.sub("attentions").sub(j), h, config.attentionHeads[i]!, config.downTransformerLayers[i]![j]!);
+        if (cross)
+          h = transformer2d(
+            ctx,
+            block.sub("attentions").sub(j),
+            h,
+            config.attentionHeads[i]!,
+            config.downTransformerLayers[i]![j]!,
+          );
         skips.push(h);
       }
       if (i < levels - 1) {
@@ -163,28 +189,52 @@ function sinusoid(g: GraphBuilder, config: UNetEncoderConfig, t: Value, dim: num
  * (cond_proj, added to the sinusoid before linear_1) and SDXL's add_embedding of the pooled text embeds and the
  * sinusoids of the time ids (added after linear_2).
  */
-function timeEmbedding(g: GraphBuilder, config: UNetEncoderConfig, w: ScopedWeights, timestep: Value, batch: number, timeIds: number): Value {
+function timeEmbedding(
+  g: GraphBuilder,
+  config: UNetEncoderConfig,
+  w: ScopedWeights,
+  timestep: Value,
+  batch: number,
+  timeIds: number,
+): Value {
   const dim = config.blockOutChannels[0]!;
   const width = 4 * dim;
   const te = w.sub("time_embedding");
   let proj = sinusoid(g, config, g.unsqueeze(timestep, [1]), dim); // [T, dim]
   if (config.timeCondProjDim !== null) {
-    const cond = g.input(ENCODER_IO.timestepCond, DataType.FLOAT, ["batch", config.timeCondProjDim], [batch, config.timeCondProjDim]);
+    const cond = g.input(
+      ENCODER_IO.timestepCond,
+      DataType.FLOAT,
+      ["batch", config.timeCondProjDim],
+      [batch, config.timeCondProjDim],
+    );
     proj = g.add(proj, linear(g, te.sub("cond_proj"), cond, dim, { bias: false })); // [B, dim]
   }
   let emb = linear(g, te.sub("linear_2"), g.silu(linear(g, te.sub("linear_1"), proj, width)), width);
   if (config.additionEmbedType === "text_time") {
-    emb = g.add(emb, g.scoped("add_embedding", () => addEmbedding(g, config, w, batch, timeIds)));
+    emb = g.add(
+      emb,
+      g.scoped("add_embedding", () => addEmbedding(g, config, w, batch, timeIds)),
+    );
   }
   return emb;
 }
 
 /** SDXL's TimestepEmbedding over [pooled text embeds, sinusoids of the time ids] (diffusers' get_aug_embed). */
-function addEmbedding(g: GraphBuilder, config: UNetEncoderConfig, w: ScopedWeights, batch: number, timeIds: number): Value {
+function addEmbedding(
+  g: GraphBuilder,
+  config: UNetEncoderConfig,
+  w: ScopedWeights,
+  batch: number,
+  timeIds: number,
+): Value {
   const idDim = config.additionTimeEmbedDim!;
   const total = config.projectionClassEmbeddingsInputDim!;
   const pooled = total - timeIds * idDim;
-  if (pooled <= 0) throw new InternalError(`UNet config: projection_class_embeddings_input_dim ${total} leaves no room for ${timeIds} time ids of ${idDim}`);
+  if (pooled <= 0)
+    throw new InternalError(
+      `UNet config: projection_class_embeddings_input_dim ${total} leaves no room for ${timeIds} time ids of ${idDim}`,
+    );
   const textEmbeds = g.input(ENCODER_IO.textEmbeds, DataType.FLOAT, ["batch", "text_embeds_dim"], [batch, pooled]);
   const ids = g.input(ENCODER_IO.timeIds, DataType.FLOAT, ["batch", "time_ids"], [batch, timeIds]);
   // [B, N] -> [B, N, idDim] -> [B, N*idDim]: the reference flattens the ids, embeds each and reshapes per batch item.
@@ -223,7 +273,9 @@ export function transformer2d(ctx: BlockContext, w: ScopedWeights, x: Value, hea
     else h = toTokens(conv2d(g, w.sub("proj_in"), h, c, 1));
     for (let i = 0; i < layers; i++) h = basicTransformerBlock(ctx, w.sub("transformer_blocks").sub(i), h, heads);
     const toImage = (v: Value) => g.reshapeLike(g.transpose(v, [0, 2, 1]), x);
-    h = config.useLinearProjection ? toImage(linear(g, w.sub("proj_out"), h, c)) : conv2d(g, w.sub("proj_out"), toImage(h), c, 1);
+    h = config.useLinearProjection
+      ? toImage(linear(g, w.sub("proj_out"), h, c))
+      : conv2d(g, w.sub("proj_out"), toImage(h), c, 1);
     return g.add(h, x);
   });
 }

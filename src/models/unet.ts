@@ -5,14 +5,22 @@ import type { ScopedWeights } from "../weights/weight-source.js";
 import type { UNetConfig } from "../configs/unet.js";
 import { conv2d, groupNorm } from "./layers.js";
 import {
-  downBlocks, downResidualName, ENCODER_IO, encoderInputs, midBlock, MID_RESIDUAL, resnetBlock, skipChannels, transformer2d,
+  downBlocks,
+  downResidualName,
+  ENCODER_IO,
+  encoderInputs,
+  midBlock,
+  MID_RESIDUAL,
+  resnetBlock,
+  skipChannels,
+  transformer2d,
   type EncoderBuildOptions,
 } from "./unet-blocks.js";
 
 /** Graph I/O names of the UNet (the inputs are the encoder's, unet-blocks.ts). */
 export const UNET_IO = {
   ...ENCODER_IO,
-  out: "out_sample",                             // [batch, out_channels, h, w] predicted noise (or v)
+  out: "out_sample", // [batch, out_channels, h, w] predicted noise (or v)
 } as const;
 
 export interface UNetBuildOptions extends EncoderBuildOptions {
@@ -33,10 +41,16 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
   const g = new GraphBuilder("unet");
   const levels = config.blockOutChannels.length;
   if (config.downBlockTypes.length !== levels || config.upBlockTypes.length !== levels) {
-    throw new InternalError(`UNet config: ${levels} levels but ${config.downBlockTypes.length} down / ${config.upBlockTypes.length} up blocks`);
+    throw new InternalError(
+      `UNet config: ${levels} levels but ${config.downBlockTypes.length} down / ${config.upBlockTypes.length} up blocks`,
+    );
   }
   const batch = opts.batch ?? 2;
-  const { sample, ctx } = encoderInputs(g, config, w, { ...opts, height: opts.height ?? config.sampleSize, width: opts.width ?? config.sampleSize });
+  const { sample, ctx } = encoderInputs(g, config, w, {
+    ...opts,
+    height: opts.height ?? config.sampleSize,
+    width: opts.width ?? config.sampleSize,
+  });
 
   const first = g.scoped("conv_in", () => conv2d(g, w.sub("conv_in"), sample, config.blockOutChannels[0]!, 3));
   const down = downBlocks(ctx, w, first);
@@ -45,7 +59,8 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
   if (opts.controlResiduals) {
     const channels = config.blockOutChannels[levels - 1]!;
     h = g.add(h, g.input(MID_RESIDUAL, DataType.FLOAT, ["batch", channels, "mid_height", "mid_width"], h.shape));
-    if (h.shape[1] !== channels) throw new InternalError(`UNet: mid block has ${h.shape[1]} channels, expected ${channels}`);
+    if (h.shape[1] !== channels)
+      throw new InternalError(`UNet: mid block has ${h.shape[1]} channels, expected ${channels}`);
   }
 
   const reversedChannels = [...config.blockOutChannels].reverse();
@@ -60,16 +75,26 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
         const skip = skips.pop();
         if (!skip) throw new InternalError(`UNet: up level ${i} has more layers than there are skip connections`);
         h = resnetBlock(ctx, block.sub("resnets").sub(j), g.concat([h, skip], 1), channels);
-        if (cross) h = transformer2d(ctx, block.sub("attentions").sub(j), h, reversedHeads[i]!, config.upTransformerLayers[i]![j]!);
+        if (cross)
+          h = transformer2d(
+            ctx,
+            block.sub("attentions").sub(j),
+            h,
+            reversedHeads[i]!,
+            config.upTransformerLayers[i]![j]!,
+          );
       }
       // Upsampled to the size of the skip connection that comes next, as diffusers does (forward_upsample_size)
       // when the latent size is not a multiple of 2^(levels-1): a stride-2 convolution rounds odd sizes up.
-      if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.resizeNearestLike(h, skips[skips.length - 1]!), channels, 3);
+      if (i < levels - 1)
+        h = conv2d(g, block.sub("upsamplers.0.conv"), g.resizeNearestLike(h, skips[skips.length - 1]!), channels, 3);
     });
   }
   if (skips.length !== 0) throw new InternalError(`UNet: ${skips.length} skip connections left unused`);
 
-  h = g.scoped("conv_norm_out", () => g.silu(groupNorm(g, w.sub("conv_norm_out"), h, config.normNumGroups, config.normEps)));
+  h = g.scoped("conv_norm_out", () =>
+    g.silu(groupNorm(g, w.sub("conv_norm_out"), h, config.normNumGroups, config.normEps)),
+  );
   const out = g.scoped("conv_out", () => conv2d(g, w.sub("conv_out"), h, config.outChannels, 3));
   g.output(out, UNET_IO.out, ["batch", config.outChannels, "height", "width"]);
   return g;
@@ -78,10 +103,16 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
 /** Each skip connection plus its ControlNet residual, a graph input of the skip's shape. */
 function withResiduals(g: GraphBuilder, skips: readonly Value[], config: UNetConfig, batch: number): Value[] {
   const channels = skipChannels(config);
-  if (channels.length !== skips.length) throw new InternalError(`UNet: ${skips.length} skip connections, but the config implies ${channels.length}`);
+  if (channels.length !== skips.length)
+    throw new InternalError(`UNet: ${skips.length} skip connections, but the config implies ${channels.length}`);
   return skips.map((skip, i) => {
     const [, c, h, w] = skip.shape as [number, number, number, number];
-    const residual = g.input(downResidualName(i), DataType.FLOAT, ["batch", c, `residual_${i}_height`, `residual_${i}_width`], [batch, c, h, w]);
+    const residual = g.input(
+      downResidualName(i),
+      DataType.FLOAT,
+      ["batch", c, `residual_${i}_height`, `residual_${i}_width`],
+      [batch, c, h, w],
+    );
     return g.add(skip, residual);
   });
 }

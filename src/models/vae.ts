@@ -6,10 +6,10 @@ import { conv2d, groupNorm, linear } from "./layers.js";
 
 /** Graph I/O names of the VAE halves. */
 export const VAE_IO = {
-  image: "image",     // encoder input [batch, 3, H, W] in [-1, 1]
-  mean: "mean",       // encoder outputs [batch, latent, H/8, W/8]: the posterior's mean ...
-  logvar: "logvar",   // ... and log-variance (clamped to [-30, 20] as the reference does)
-  latent: "latent",   // decoder input: latents already divided by scaling_factor
+  image: "image", // encoder input [batch, 3, H, W] in [-1, 1]
+  mean: "mean", // encoder outputs [batch, latent, H/8, W/8]: the posterior's mean ...
+  logvar: "logvar", // ... and log-variance (clamped to [-30, 20] as the reference does)
+  latent: "latent", // decoder input: latents already divided by scaling_factor
   decoded: "decoded", // decoder output [batch, 3, H, W], unclamped
 } as const;
 
@@ -33,7 +33,12 @@ export function buildVaeEncoder(config: VaeConfig, w: ScopedWeights, opts: VaeBu
   const g = new GraphBuilder("vae_encoder");
   const ctx: Ctx = { g, config, attention: opts.attention ?? "matmul" };
   const [h0, w0] = [opts.height ?? 64, opts.width ?? 64];
-  const image = g.input(VAE_IO.image, DataType.FLOAT, ["batch", config.inChannels, "height", "width"], [1, config.inChannels, h0, w0]);
+  const image = g.input(
+    VAE_IO.image,
+    DataType.FLOAT,
+    ["batch", config.inChannels, "height", "width"],
+    [1, config.inChannels, h0, w0],
+  );
   const enc = w.sub("encoder");
   const levels = config.blockOutChannels.length;
 
@@ -45,7 +50,8 @@ export function buildVaeEncoder(config: VaeConfig, w: ScopedWeights, opts: VaeBu
     g.scoped(block.prefix, () => {
       for (let j = 0; j < config.layersPerBlock; j++) h = resnetBlock(ctx, block.sub("resnets").sub(j), h, channels);
       // The reference pads right and bottom by one, then convolves with stride 2 and no padding.
-      if (i < levels - 1) h = conv2d(g, block.sub("downsamplers.0.conv"), h, channels, 3, { stride: 2, pads: [0, 0, 1, 1] });
+      if (i < levels - 1)
+        h = conv2d(g, block.sub("downsamplers.0.conv"), h, channels, 3, { stride: 2, pads: [0, 0, 1, 1] });
     });
   }
   h = midBlock(ctx, enc.sub("mid_block"), h);
@@ -65,7 +71,12 @@ export function buildVaeDecoder(config: VaeConfig, w: ScopedWeights, opts: VaeBu
   const g = new GraphBuilder("vae_decoder");
   const ctx: Ctx = { g, config, attention: opts.attention ?? "matmul" };
   const [h0, w0] = [(opts.height ?? 64) / 8, (opts.width ?? 64) / 8];
-  const latent = g.input(VAE_IO.latent, DataType.FLOAT, ["batch", config.latentChannels, "latent_height", "latent_width"], [1, config.latentChannels, h0, w0]);
+  const latent = g.input(
+    VAE_IO.latent,
+    DataType.FLOAT,
+    ["batch", config.latentChannels, "latent_height", "latent_width"],
+    [1, config.latentChannels, h0, w0],
+  );
   const dec = w.sub("decoder");
   const levels = config.blockOutChannels.length;
 
@@ -78,7 +89,8 @@ export function buildVaeDecoder(config: VaeConfig, w: ScopedWeights, opts: VaeBu
     const block = dec.sub("up_blocks").sub(i);
     const channels = reversed[i]!;
     g.scoped(block.prefix, () => {
-      for (let j = 0; j < config.layersPerBlock + 1; j++) h = resnetBlock(ctx, block.sub("resnets").sub(j), h, channels);
+      for (let j = 0; j < config.layersPerBlock + 1; j++)
+        h = resnetBlock(ctx, block.sub("resnets").sub(j), h, channels);
       if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.upsampleNearest2x(h), channels, 3);
     });
   }

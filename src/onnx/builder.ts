@@ -50,7 +50,8 @@ export class GraphBuilder extends Graph {
   reshape(x: Value, shape: readonly number[]): Value {
     const out = shape.map((d, i) => (d === 0 ? x.shape[i]! : d));
     const known = out.filter((d) => d !== -1);
-    if (out.filter((d) => d === -1).length > 1) throw new InternalError(`Reshape of ${x.name}: more than one -1 in [${shape.join(",")}]`);
+    if (out.filter((d) => d === -1).length > 1)
+      throw new InternalError(`Reshape of ${x.name}: more than one -1 in [${shape.join(",")}]`);
     const inferred = out.map((d) => (d === -1 ? numel(x.shape) / numel(known) : d));
     if (numel(inferred) !== numel(x.shape) || inferred.some((d) => !Number.isInteger(d))) {
       throw new InternalError(`Reshape of ${x.name} [${x.shape.join(",")}] to [${shape.join(",")}]: sizes differ`);
@@ -59,25 +60,37 @@ export class GraphBuilder extends Graph {
   }
   /** Reshape `x` to the runtime shape of `like` (keeps dynamic sizes dynamic). */
   reshapeLike(x: Value, like: Value): Value {
-    if (numel(x.shape) !== numel(like.shape)) throw new InternalError(`reshapeLike: ${x.name} and ${like.name} differ in size`);
+    if (numel(x.shape) !== numel(like.shape))
+      throw new InternalError(`reshapeLike: ${x.name} and ${like.name} differ in size`);
     const shape = this.op("Shape", [like], [like.shape.length], {}, { dtype: DataType.INT64 });
     return this.op("Reshape", [x, shape], like.shape);
   }
   transpose(x: Value, perm: readonly number[]): Value {
-    return this.op("Transpose", [x], perm.map((p) => x.shape[p]!), { perm: [...perm] });
+    return this.op(
+      "Transpose",
+      [x],
+      perm.map((p) => x.shape[p]!),
+      { perm: [...perm] },
+    );
   }
   concat(xs: readonly Value[], axis: number): Value {
     const rank = xs[0]!.shape.length;
     const ax = axis < 0 ? axis + rank : axis;
     const shape = [...xs[0]!.shape];
     shape[ax] = xs.reduce((s, v) => s + v.shape[ax]!, 0);
-    for (const v of xs) assertShape(v, shape.map((d, i) => (i === ax ? -1 : d)), "Concat");
+    for (const v of xs)
+      assertShape(
+        v,
+        shape.map((d, i) => (i === ax ? -1 : d)),
+        "Concat",
+      );
     return this.op("Concat", xs, shape, { axis });
   }
   /** Splits along `axis` into the given sizes. */
   split(x: Value, axis: number, sizes: readonly number[]): Value[] {
     const ax = axis < 0 ? axis + x.shape.length : axis;
-    if (sizes.reduce((a, b) => a + b, 0) !== x.shape[ax]) throw new InternalError(`Split of ${x.name}: sizes ${sizes} do not sum to ${x.shape[ax]}`);
+    if (sizes.reduce((a, b) => a + b, 0) !== x.shape[ax])
+      throw new InternalError(`Split of ${x.name}: sizes ${sizes} do not sum to ${x.shape[ax]}`);
     const shapes = sizes.map((s) => x.shape.map((d, i) => (i === ax ? s : d)));
     return this.node("Split", [x, this.int64s([...sizes])], { axis }, { shapes });
   }
@@ -106,7 +119,12 @@ export class GraphBuilder extends Graph {
     const batch = broadcast(a.shape.slice(0, -2), b.shape.slice(0, -2), "MatMul");
     return this.op("MatMul", [a, b], [...batch, m!, n!]);
   }
-  conv2d(x: Value, weight: Value, bias: Value | undefined, opts: { stride?: number; pads?: [number, number, number, number] } = {}): Value {
+  conv2d(
+    x: Value,
+    weight: Value,
+    bias: Value | undefined,
+    opts: { stride?: number; pads?: [number, number, number, number] } = {},
+  ): Value {
     const [n, c, h, w] = x.shape as [number, number, number, number];
     const [o, ci, kh, kw] = weight.shape as [number, number, number, number];
     if (ci !== c) throw new InternalError(`Conv ${weight.name}: input has ${c} channels, weight expects ${ci}`);
@@ -188,7 +206,13 @@ export class GraphBuilder extends Graph {
     assertShape(k, [b, lk, inner], "attention k");
     assertShape(v, [b, lk, inner], "attention v");
     if ((opts.kind ?? "matmul") === "ms-mha" && !opts.mask) {
-      return this.op("MultiHeadAttention", [q, k, v], [b, lq, inner], { num_heads: heads, scale: { float: 1 / Math.sqrt(d) } }, { domain: MS_DOMAIN });
+      return this.op(
+        "MultiHeadAttention",
+        [q, k, v],
+        [b, lq, inner],
+        { num_heads: heads, scale: { float: 1 / Math.sqrt(d) } },
+        { domain: MS_DOMAIN },
+      );
     }
     const qh = this.transpose(this.reshape(q, [0, 0, heads, d]), [0, 2, 1, 3]); // [B,H,Lq,D]
     const kt = this.transpose(this.reshape(k, [0, 0, heads, d]), [0, 2, 3, 1]); // [B,H,D,Lk]

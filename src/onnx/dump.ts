@@ -12,7 +12,9 @@ export function dumpGraph(graph: Graph, opts: { initializers?: boolean } = {}): 
     for (const init of graph.initializers.values()) lines.push(`  init   ${init.name} [${init.dims.join(",")}]`);
   }
   for (const n of graph.nodes) {
-    const attrs = Object.entries(n.attributes).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ");
+    const attrs = Object.entries(n.attributes)
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join(" ");
     const domain = n.domain ? `${n.domain}.` : "";
     lines.push(`  ${n.outputs.join(", ")} = ${domain}${n.opType}(${n.inputs.join(", ")})${attrs ? " " + attrs : ""}`);
   }

@@ -108,7 +108,8 @@ export function broadcast(a: readonly number[], b: readonly number[], what: stri
   for (let i = 0; i < n; i++) {
     const x = a[a.length - n + i] ?? 1;
     const y = b[b.length - n + i] ?? 1;
-    if (x !== y && x !== 1 && y !== 1) throw new InternalError(`${what}: cannot broadcast [${a.join(",")}] with [${b.join(",")}]`);
+    if (x !== y && x !== 1 && y !== 1)
+      throw new InternalError(`${what}: cannot broadcast [${a.join(",")}] with [${b.join(",")}]`);
     out.push(x === 1 ? y : x);
   }
   return out;
@@ -162,7 +163,13 @@ export class Graph {
   }
 
   /** Registers an initializer (a weight or a constant). Its name must be unique: checkpoint keys are. */
-  initializer(name: string, dims: readonly number[], load: (scratch?: ScratchBuffers) => TensorData, dtype: DataType = DataType.FLOAT, origin?: WeightOrigin): Value {
+  initializer(
+    name: string,
+    dims: readonly number[],
+    load: (scratch?: ScratchBuffers) => TensorData,
+    dtype: DataType = DataType.FLOAT,
+    origin?: WeightOrigin,
+  ): Value {
     if (this.initializers.has(name)) return this.values.get(name)!;
     this.initializers.set(name, origin ? { name, dims, dtype, load, origin } : { name, dims, dtype, load });
     this.usedNames.add(name);
@@ -175,10 +182,14 @@ export class Graph {
     const values = Array.from(data);
     const load = (): TensorData => {
       switch (dtype) {
-        case DataType.INT64: return BigInt64Array.from(values, (v) => BigInt(v));
-        case DataType.INT32: return Int32Array.from(values);
-        case DataType.FLOAT: return Float32Array.from(values);
-        default: throw new InternalError(`constant of dtype ${dtype} not supported`);
+        case DataType.INT64:
+          return BigInt64Array.from(values, (v) => BigInt(v));
+        case DataType.INT32:
+          return Int32Array.from(values);
+        case DataType.FLOAT:
+          return Float32Array.from(values);
+        default:
+          throw new InternalError(`constant of dtype ${dtype} not supported`);
       }
     };
     return this.initializer(name, dims, load, dtype);
@@ -195,7 +206,13 @@ export class Graph {
     opType: string,
     inputs: readonly (Value | undefined)[],
     attributes: Record<string, AttributeValue> = {},
-    opts: { shapes: readonly (readonly number[])[]; dtypes?: DataType[]; domain?: string; outputNames?: string[]; name?: string },
+    opts: {
+      shapes: readonly (readonly number[])[];
+      dtypes?: DataType[];
+      domain?: string;
+      outputNames?: string[];
+      name?: string;
+    },
   ): Value[] {
     const nodeName = this.uniqueName(opts.name ?? opType);
     const outputs = opts.shapes.map((shape, i) => {
@@ -215,8 +232,19 @@ export class Graph {
   }
 
   /** Single-output convenience. */
-  op(opType: string, inputs: readonly (Value | undefined)[], shape: readonly number[], attributes: Record<string, AttributeValue> = {}, opts: { dtype?: DataType; domain?: string; name?: string } = {}): Value {
-    return this.node(opType, inputs, attributes, { shapes: [shape], dtypes: opts.dtype === undefined ? undefined : [opts.dtype], domain: opts.domain, name: opts.name })[0]!;
+  op(
+    opType: string,
+    inputs: readonly (Value | undefined)[],
+    shape: readonly number[],
+    attributes: Record<string, AttributeValue> = {},
+    opts: { dtype?: DataType; domain?: string; name?: string } = {},
+  ): Value {
+    return this.node(opType, inputs, attributes, {
+      shapes: [shape],
+      dtypes: opts.dtype === undefined ? undefined : [opts.dtype],
+      domain: opts.domain,
+      name: opts.name,
+    })[0]!;
   }
 
   /** The nominal shape of a value (input, initializer or node output) by name. */

@@ -1,7 +1,18 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import onnxProto from "onnx-proto";
 import { InternalError } from "../errors.js";
-import { DataType, MS_DOMAIN, numel, OPSET, scratchBuffers, type AttributeValue, type Graph, type GraphIO, type InitializerDef, type ScratchBuffers } from "./graph.js";
+import {
+  DataType,
+  MS_DOMAIN,
+  numel,
+  OPSET,
+  scratchBuffers,
+  type AttributeValue,
+  type Graph,
+  type GraphIO,
+  type InitializerDef,
+  type ScratchBuffers,
+} from "./graph.js";
 
 const { onnx } = onnxProto;
 type IAttributeProto = onnxProto.onnx.IAttributeProto;
@@ -80,8 +91,15 @@ export function writeGraph(graph: Graph, opts: SerializeOptions = {}): WrittenGr
         stored = align(stored);
         const encoded = ext!.encode && data instanceof Float32Array ? ext!.encode(data) : { format: "raw", bytes };
         let written = 0;
-        while (written < encoded.bytes.length) written += writeSync(fd, encoded.bytes, written, encoded.bytes.length - written, stored + written);
-        segments.push({ offset, length: bytes.length, storedOffset: stored, storedLength: encoded.bytes.length, format: encoded.format });
+        while (written < encoded.bytes.length)
+          written += writeSync(fd, encoded.bytes, written, encoded.bytes.length - written, stored + written);
+        segments.push({
+          offset,
+          length: bytes.length,
+          storedOffset: stored,
+          storedLength: encoded.bytes.length,
+          format: encoded.format,
+        });
         proto.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
         proto.externalData = [
           { key: "location", value: ext!.location },
@@ -121,7 +139,13 @@ export function graphStructure(graph: Graph): Uint8Array {
   return onnx.ModelProto.encode(modelProto(graph, initializers)).finish();
 }
 
-const BYTES_PER_ELEMENT: Record<number, number> = { [DataType.FLOAT]: 4, [DataType.INT64]: 8, [DataType.INT32]: 4, [DataType.FLOAT16]: 2, [DataType.BOOL]: 1 };
+const BYTES_PER_ELEMENT: Record<number, number> = {
+  [DataType.FLOAT]: 4,
+  [DataType.INT64]: 8,
+  [DataType.INT32]: 4,
+  [DataType.FLOAT16]: 2,
+  [DataType.BOOL]: 1,
+};
 
 function align(offset: number): number {
   return Math.ceil(offset / EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT;
@@ -134,7 +158,10 @@ function modelProto(graph: Graph, initializers: ITensorProto[]): onnxProto.onnx.
     opsetImport: [
       { domain: "", version: OPSET },
       { domain: MS_DOMAIN, version: 1 },
-      ...[...new Set(graph.nodes.map((n) => n.domain ?? ""))].filter((d) => d !== "" && d !== MS_DOMAIN).sort().map((domain) => ({ domain, version: 1 })),
+      ...[...new Set(graph.nodes.map((n) => n.domain ?? ""))]
+        .filter((d) => d !== "" && d !== MS_DOMAIN)
+        .sort()
+        .map((domain) => ({ domain, version: 1 })),
     ],
     graph: {
       name: graph.name,
@@ -159,8 +186,14 @@ function tensorData(init: InitializerDef, scratch?: ScratchBuffers): ReturnType<
   if (data.length !== expected) {
     throw new InternalError(`initializer ${init.name}: ${data.length} values for dims [${init.dims.join(",")}]`);
   }
-  const elementType = { [DataType.FLOAT]: Float32Array, [DataType.INT64]: BigInt64Array, [DataType.INT32]: Int32Array, [DataType.FLOAT16]: Uint16Array }[init.dtype as number];
-  if (!elementType || !(data instanceof elementType)) throw new InternalError(`initializer ${init.name}: data does not match dtype ${init.dtype}`);
+  const elementType = {
+    [DataType.FLOAT]: Float32Array,
+    [DataType.INT64]: BigInt64Array,
+    [DataType.INT32]: Int32Array,
+    [DataType.FLOAT16]: Uint16Array,
+  }[init.dtype as number];
+  if (!elementType || !(data instanceof elementType))
+    throw new InternalError(`initializer ${init.name}: data does not match dtype ${init.dtype}`);
   return data;
 }
 

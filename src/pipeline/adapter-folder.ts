@@ -34,7 +34,10 @@ export class AdapterFolder {
   private entries: AdapterEntry[] | undefined;
   private scannedAt = 0;
 
-  constructor(readonly dir: string, private readonly what: "LoRA" | "embedding") {}
+  constructor(
+    readonly dir: string,
+    private readonly what: "LoRA" | "embedding",
+  ) {}
 
   list(): readonly AdapterEntry[] {
     if (!this.entries) {
@@ -55,7 +58,8 @@ export class AdapterFolder {
 
   /** The entry named `name` (its file name without extension), rescanning once when it is not there. */
   find(name: string): AdapterEntry | undefined {
-    const exact = (list: readonly AdapterEntry[]) => list.find((e) => e.name === name) ?? unique(list.filter((e) => e.name.toLowerCase() === name.toLowerCase()));
+    const exact = (list: readonly AdapterEntry[]) =>
+      list.find((e) => e.name === name) ?? unique(list.filter((e) => e.name.toLowerCase() === name.toLowerCase()));
     const found = exact(this.list());
     if (found) return found;
     this.refresh();
@@ -66,8 +70,16 @@ export class AdapterFolder {
   get(name: string): AdapterEntry {
     const found = this.find(name);
     if (found) return found;
-    const close = closeNames(name, this.list().map((e) => e.name));
-    const hint = close.length > 0 ? `did you mean ${close.map((n) => `"${n}"`).join(", ")}?` : this.list().length === 0 ? "the folder holds none" : `it holds ${this.list().length}, none with a similar name`;
+    const close = closeNames(
+      name,
+      this.list().map((e) => e.name),
+    );
+    const hint =
+      close.length > 0
+        ? `did you mean ${close.map((n) => `"${n}"`).join(", ")}?`
+        : this.list().length === 0
+          ? "the folder holds none"
+          : `it holds ${this.list().length}, none with a similar name`;
     throw new InputError(`no ${this.what} named "${name}" in ${this.dir} (a .safetensors file of that name); ${hint}`);
   }
 }
@@ -112,7 +124,9 @@ function scan(dir: string): AdapterEntry[] {
   // A .safetensors file wins over a pickle of the same name, and the first of duplicates (by path) over the others.
   out.sort((a, b) => Number(a.pickle) - Number(b.pickle) || relative(dir, a.path).localeCompare(relative(dir, b.path)));
   const seen = new Set<string>();
-  return out.filter((e) => (seen.has(e.name) ? false : (seen.add(e.name), true))).sort((a, b) => a.name.toLowerCase().localeCompare(b.name.toLowerCase()));
+  return out
+    .filter((e) => (seen.has(e.name) ? false : (seen.add(e.name), true)))
+    .sort((a, b) => a.name.toLowerCase().localeCompare(b.name.toLowerCase()));
 }
 
 /** Up to 5 names within a small edit distance of `name`, or containing it, closest first. */
@@ -120,15 +134,24 @@ export function closeNames(name: string, names: readonly string[]): string[] {
   const target = name.toLowerCase();
   const scored = names
     .map((n) => ({ n, d: editDistance(target, n.toLowerCase()) }))
-    .filter(({ n, d }) => d <= Math.max(2, Math.floor(target.length / 3)) || n.toLowerCase().includes(target) || (target.length >= 3 && target.includes(n.toLowerCase())));
-  return scored.sort((a, b) => a.d - b.d || a.n.localeCompare(b.n)).slice(0, 5).map(({ n }) => n);
+    .filter(
+      ({ n, d }) =>
+        d <= Math.max(2, Math.floor(target.length / 3)) ||
+        n.toLowerCase().includes(target) ||
+        (target.length >= 3 && target.includes(n.toLowerCase())),
+    );
+  return scored
+    .sort((a, b) => a.d - b.d || a.n.localeCompare(b.n))
+    .slice(0, 5)
+    .map(({ n }) => n);
 }
 
 function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     prev = row;
   }
   return prev[b.length]!;

@@ -33,7 +33,13 @@ export interface EncoderEmbeddings {
 }
 
 /** One text encoder of a checkpoint, with its tokenizer and final norm, ready to encode prompts. */
-export async function openTextEncoder(networks: Networks, name: NetworkName, tokenizer: ClipTokenizer, config: TextEncoderConfig, weights: WeightSource): Promise<TextEncoderHandle> {
+export async function openTextEncoder(
+  networks: Networks,
+  name: NetworkName,
+  tokenizer: ClipTokenizer,
+  config: TextEncoderConfig,
+  weights: WeightSource,
+): Promise<TextEncoderHandle> {
   return {
     session: await networks.get(name),
     tokenizer,
@@ -99,10 +105,17 @@ export function chunkCount(tokenizer: ClipTokenizer, prompt: string, embeddings?
  * concatenated. Prompts with fewer chunks than the longest (or than `opts.chunks`) are padded with chunks of
  * the empty prompt, so the conditional and unconditional batch share one length.
  */
-export async function encodePrompts(te: TextEncoderHandle, prompts: readonly string[], layer: TextLayer = 1, opts: EncodeOptions = {}): Promise<Conditioning[]> {
+export async function encodePrompts(
+  te: TextEncoderHandle,
+  prompts: readonly string[],
+  layer: TextLayer = 1,
+  opts: EncodeOptions = {},
+): Promise<Conditioning[]> {
   const clipSkip = layer === "penultimate" ? 2 : layer;
   if (!Number.isInteger(clipSkip) || clipSkip < 1 || clipSkip > te.layers) {
-    throw new InputError(`clip skip ${clipSkip} is out of range: use an integer from 1 (the last layer) to ${te.layers}`);
+    throw new InputError(
+      `clip skip ${clipSkip} is out of range: use an integer from 1 (the last layer) to ${te.layers}`,
+    );
   }
   const words = te.embeddings?.words;
   const encoded = prompts.map((p) => encodePrompt(te.tokenizer, p, { embeddings: words }));
@@ -119,7 +132,10 @@ export async function encodePrompts(te: TextEncoderHandle, prompts: readonly str
   const batch = allIds.length;
   const L = te.tokenizer.maxLength;
   const ids = BigInt64Array.from(allIds.flat(), (v) => BigInt(v));
-  const outputs = [clipSkip === 1 ? CLIP_TEXT_IO.lastHidden : CLIP_TEXT_IO.hiddenStates, ...(opts.pooled ? [CLIP_TEXT_IO.textEmbeds] : [])];
+  const outputs = [
+    clipSkip === 1 ? CLIP_TEXT_IO.lastHidden : CLIP_TEXT_IO.hiddenStates,
+    ...(opts.pooled ? [CLIP_TEXT_IO.textEmbeds] : []),
+  ];
   const H = te.hiddenSize;
   const feeds: Parameters<Session["run"]>[0] = { [CLIP_TEXT_IO.inputIds]: { data: ids, dims: [batch, L] } };
   // Graphs built for textual inversion always take the extra rows (one row of zeros when there are none).
@@ -135,11 +151,15 @@ export async function encodePrompts(te: TextEncoderHandle, prompts: readonly str
   } else {
     // hidden_states is [layers + 1, batch, L, H]; the clip-skip layer is index layers + 1 - clipSkip.
     const layerIndex = te.layers + 1 - clipSkip;
-    const all = out[CLIP_TEXT_IO.hiddenStates]!.data.subarray(layerIndex * batch * perChunk, (layerIndex + 1) * batch * perChunk);
+    const all = out[CLIP_TEXT_IO.hiddenStates]!.data.subarray(
+      layerIndex * batch * perChunk,
+      (layerIndex + 1) * batch * perChunk,
+    );
     states = layer === "penultimate" ? all : layerNorm(all, te.finalLayerNorm, H);
   }
   const textEmbeds = opts.pooled ? out[CLIP_TEXT_IO.textEmbeds]?.data : undefined;
-  if (opts.pooled && !textEmbeds) throw new Error("the text encoder has no text_embeds output: it was built without its projection");
+  if (opts.pooled && !textEmbeds)
+    throw new Error("the text encoder has no text_embeds output: it was built without its projection");
   const P = textEmbeds ? textEmbeds.length / batch : 0;
 
   return padded.map((e, p) => {

@@ -31,7 +31,10 @@ export class ControlGuidance {
   constructor(
     readonly unet: Session,
     private readonly units: readonly ControlUnitRun[],
-    private readonly shapes: { down: readonly (readonly [number, number, number])[]; mid: readonly [number, number, number] },
+    private readonly shapes: {
+      down: readonly (readonly [number, number, number])[];
+      mid: readonly [number, number, number];
+    },
   ) {}
 
   /**
@@ -43,7 +46,12 @@ export class ControlGuidance {
   }
 
   /** The residual feeds of model call `i` of `n`; `feeds` are the UNet's own (sample, timestep, conditions) for `copies` images. */
-  async residuals(i: number, n: number, feeds: Record<string, FeedValue>, copies: number): Promise<Record<string, FeedValue>> {
+  async residuals(
+    i: number,
+    n: number,
+    feeds: Record<string, FeedValue>,
+    copies: number,
+  ): Promise<Record<string, FeedValue>> {
     let sum: Record<string, RunResult> | undefined;
     for (const unit of this.units) {
       // A unit at weight 0 adds nothing: it is not run.
@@ -70,7 +78,10 @@ export class ControlGuidance {
   private zeroResiduals(copies: number): Record<string, FeedValue> {
     const current = this.zeros?.[MID_RESIDUAL]?.dims[0];
     if (this.zeros && current === copies) return this.zeros;
-    const zero = (shape: readonly [number, number, number]): FeedValue => ({ data: new Float32Array(copies * shape[0] * shape[1] * shape[2]), dims: [copies, ...shape] });
+    const zero = (shape: readonly [number, number, number]): FeedValue => ({
+      data: new Float32Array(copies * shape[0] * shape[1] * shape[2]),
+      dims: [copies, ...shape],
+    });
     const feeds: Record<string, FeedValue> = { [MID_RESIDUAL]: zero(this.shapes.mid) };
     this.shapes.down.forEach((s, k) => (feeds[downResidualName(k)] = zero(s)));
     this.zeros = feeds;

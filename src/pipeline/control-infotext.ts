@@ -9,7 +9,12 @@ import type { ResolvedControlUnit } from "./params.js";
  * the processor resolution is the size the map was made at: the shorter side of the generation (maps are made at
  * the generation size here). `titles` are the models' titles ("name [hash]").
  */
-export function controlNetInfotext(units: readonly ResolvedControlUnit[], titles: readonly string[], width: number, height: number): Record<string, string> {
+export function controlNetInfotext(
+  units: readonly ResolvedControlUnit[],
+  titles: readonly string[],
+  width: number,
+  height: number,
+): Record<string, string> {
   const out: Record<string, string> = {};
   units.forEach((u, i) => {
     const pre = findPreprocessor(u.module);
@@ -18,7 +23,9 @@ export function controlNetInfotext(units: readonly ResolvedControlUnit[], titles
       ["Model", titles[i]!],
       ["Weight", pyFloat(u.weight)],
       ["Resize Mode", u.resizeMode],
-      ...(pre.thresholdA || pre.thresholdB ? [["Processor Res", String(Math.min(width, height))] as [string, string]] : []),
+      ...(pre.thresholdA || pre.thresholdB
+        ? [["Processor Res", String(Math.min(width, height))] as [string, string]]
+        : []),
       ...(u.thresholdA !== undefined ? [["Threshold A", pyFloat(u.thresholdA)] as [string, string]] : []),
       ...(u.thresholdB !== undefined ? [["Threshold B", pyFloat(u.thresholdB)] as [string, string]] : []),
       ["Guidance Start", pyFloat(u.guidanceStart)],

@@ -27,8 +27,14 @@ export class ControlNetModel {
       const cacheDir = opts.cacheDir ?? defaultCacheDir();
       const sha256 = await modelSha256(checkpoint, cacheDir, opts.onStatus);
       const w = new ScopedWeights(checkpoint.weights);
-      const sessions = new CachedSessions<"controlnet" | "controlnet_hint">(sha256, new CompileCache(cacheDir, { storage: opts.cacheWeights }), opts, (name, attention) =>
-        name === "controlnet" ? buildControlNet(checkpoint.config, w, { attention }) : buildControlNetHint(checkpoint.config, w),
+      const sessions = new CachedSessions<"controlnet" | "controlnet_hint">(
+        sha256,
+        new CompileCache(cacheDir, { storage: opts.cacheWeights }),
+        opts,
+        (name, attention) =>
+          name === "controlnet"
+            ? buildControlNet(checkpoint.config, w, { attention })
+            : buildControlNetHint(checkpoint.config, w),
       );
       return new ControlNetModel(checkpoint, sessions, controlNetTitle(path, checkpoint.files[0]!));
     } catch (e) {
@@ -43,7 +49,10 @@ export class ControlNetModel {
   }
 
   /** The conditioning embedding of one control map [1, 3, H, W] in [0, 1]: computed once per generation. */
-  async hint(cond: Float32Array, dims: readonly [number, number, number, number]): Promise<{ data: Float32Array; dims: readonly number[] }> {
+  async hint(
+    cond: Float32Array,
+    dims: readonly [number, number, number, number],
+  ): Promise<{ data: Float32Array; dims: readonly number[] }> {
     const out = await (await this.sessions.get("controlnet_hint")).run({ [CONTROLNET_IO.cond]: { data: cond, dims } });
     return out[CONTROLNET_IO.hint]!;
   }
@@ -56,8 +65,12 @@ export class ControlNetModel {
     const c = this.checkpoint.config;
     const ours = residualShapes(c, 8, 8);
     const theirs = residualShapes(unet, 8, 8);
-    const same = ours.down.length === theirs.down.length && ours.down.every((s, i) => s[0] === theirs.down[i]![0]) && ours.mid[0] === theirs.mid[0];
-    if (same && c.crossAttentionDim === unet.crossAttentionDim && c.additionEmbedType === unet.additionEmbedType) return;
+    const same =
+      ours.down.length === theirs.down.length &&
+      ours.down.every((s, i) => s[0] === theirs.down[i]![0]) &&
+      ours.mid[0] === theirs.mid[0];
+    if (same && c.crossAttentionDim === unet.crossAttentionDim && c.additionEmbedType === unet.additionEmbedType)
+      return;
     throw new InputError(
       `the ControlNet ${this.checkpoint.path} (channels [${c.blockOutChannels}], ${c.crossAttentionDim}-wide text) does not fit the model ${modelPath} ` +
         `(channels [${unet.blockOutChannels}], ${unet.crossAttentionDim}-wide text): use a ControlNet made for the model's family (SD1.5 ControlNets for SD1.5 models, SDXL ones for SDXL)`,

@@ -55,9 +55,19 @@ export async function denoise(input: DenoiseInput): Promise<Float32Array> {
   const guided = cfgScale > 1;
   const copies = guided ? 2 * B : B;
   const control = input.control;
-  if (control && handOver) throw new InternalError("ControlNets cannot guide a refiner's UNet: the pipeline refuses that combination before the loop");
-  const stages = [{ from: 0, unet: control?.unet ?? input.unet, conditions: batchConditions(input.conditions, B, guided) }];
-  if (handOver) stages.push({ from: handOver.at, unet: handOver.unet, conditions: batchConditions(handOver.conditions, B, guided) });
+  if (control && handOver)
+    throw new InternalError(
+      "ControlNets cannot guide a refiner's UNet: the pipeline refuses that combination before the loop",
+    );
+  const stages = [
+    { from: 0, unet: control?.unet ?? input.unet, conditions: batchConditions(input.conditions, B, guided) },
+  ];
+  if (handOver)
+    stages.push({
+      from: handOver.at,
+      unet: handOver.unet,
+      conditions: batchConditions(handOver.conditions, B, guided),
+    });
   let latents = input.latents;
   for (let i = 0; i < timesteps.length; i++) {
     if (signal?.aborted) throw new GenerationAborted();
@@ -73,7 +83,14 @@ export async function denoise(input: DenoiseInput): Promise<Float32Array> {
     };
     // A ControlNet sees the latents without an inpainting model's extra channels (diffusers' control_model_input).
     const residuals = control
-      ? await control.residuals(i, timesteps.length, inpaint ? { ...feeds, [UNET_IO.sample]: { data: guided ? repeat(scaled, 2) : scaled, dims: [copies, lc, h, w] } } : feeds, copies)
+      ? await control.residuals(
+          i,
+          timesteps.length,
+          inpaint
+            ? { ...feeds, [UNET_IO.sample]: { data: guided ? repeat(scaled, 2) : scaled, dims: [copies, lc, h, w] } }
+            : feeds,
+          copies,
+        )
       : {};
     const out = await unet.run({ ...feeds, ...residuals });
     const pred = out[UNET_IO.out]!.data;

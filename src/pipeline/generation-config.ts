@@ -26,7 +26,8 @@ export const GENERATION_CONFIG_FILE = "generation_config.json";
 export function readGenerationConfig(roots: readonly string[]): GenerationConfig {
   const file = roots.map((r) => join(r, GENERATION_CONFIG_FILE)).find((f) => existsSync(f));
   if (!file) return {};
-  const raw = (readJsonFile(file, InputError, { hint: "fix it or delete it", maxBytes: MAX_SIDE_FILE_BYTES }) ?? {}) as Record<string, unknown>;
+  const raw = (readJsonFile(file, InputError, { hint: "fix it or delete it", maxBytes: MAX_SIDE_FILE_BYTES }) ??
+    {}) as Record<string, unknown>;
   const out: GenerationConfig = {};
   const g = raw["guidance_scale"];
   if (g !== undefined) {
@@ -38,14 +39,21 @@ export function readGenerationConfig(roots: readonly string[]): GenerationConfig
   const steps = raw["num_inference_steps"];
   if (steps !== undefined) {
     if (typeof steps !== "number" || !Number.isInteger(steps) || steps < 1 || steps > 1000) {
-      throw new InputError(`${file}: num_inference_steps ${JSON.stringify(steps)} is invalid: expected an integer from 1 to 1000`);
+      throw new InputError(
+        `${file}: num_inference_steps ${JSON.stringify(steps)} is invalid: expected an integer from 1 to 1000`,
+      );
     }
     out.steps = steps;
   }
   const sampler = raw["sampler_name"];
   if (sampler !== undefined) {
     const found = typeof sampler === "string" ? findSampler(sampler) : undefined;
-    if (!found) throw new InputError(`${file}: sampler_name ${JSON.stringify(sampler)} is not a sampler diffuse has: use one of ${listSamplers().map((s) => s.name).join(", ")} (or its A1111 name, e.g. "Euler a")`);
+    if (!found)
+      throw new InputError(
+        `${file}: sampler_name ${JSON.stringify(sampler)} is not a sampler diffuse has: use one of ${listSamplers()
+          .map((s) => s.name)
+          .join(", ")} (or its A1111 name, e.g. "Euler a")`,
+      );
     out.sampler = found.name;
   }
   return out;

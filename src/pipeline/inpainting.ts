@@ -22,7 +22,14 @@ export interface InpaintChannels {
  * mid grey). Without an init image everything is repainted from a blank image, which is how such checkpoints
  * do text-to-image; with an image but no mask, nothing is.
  */
-export async function inpaintChannels(codec: VaeCodec, init: RgbImage | undefined, mask: Mask | undefined, width: number, height: number, batch: number): Promise<InpaintChannels> {
+export async function inpaintChannels(
+  codec: VaeCodec,
+  init: RgbImage | undefined,
+  mask: Mask | undefined,
+  width: number,
+  height: number,
+  batch: number,
+): Promise<InpaintChannels> {
   const { factor } = codec.space;
   const [h, w] = [height / factor, width / factor];
   const pixels = width * height;
@@ -46,7 +53,8 @@ export function latentKeepMask(mask: Mask, space: LatentSpace, batch: number, h:
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       // Average the pixel block under the latent cell: a soft edge where the mask crosses it.
-      let sum = 0, n = 0;
+      let sum = 0,
+        n = 0;
       for (let yy = Math.floor(y * sy); yy < Math.floor((y + 1) * sy); yy++) {
         for (let xx = Math.floor(x * sx); xx < Math.floor((x + 1) * sx); xx++) {
           sum += mask.data[yy * mask.width + xx]!;

@@ -15,10 +15,19 @@ export interface LatentSpace {
 }
 
 export function latentSpace(config: PipelineConfig): LatentSpace {
-  return { channels: config.vae.latentChannels, factor: 2 ** (config.vae.blockOutChannels.length - 1), scalingFactor: config.vae.scalingFactor };
+  return {
+    channels: config.vae.latentChannels,
+    factor: 2 ** (config.vae.blockOutChannels.length - 1),
+    scalingFactor: config.vae.scalingFactor,
+  };
 }
 
 /** The latent shape [B, C, h, w] of a batch of images of the given size. */
-export function latentShape(space: LatentSpace, batch: number, width: number, height: number): [number, number, number, number] {
+export function latentShape(
+  space: LatentSpace,
+  batch: number,
+  width: number,
+  height: number,
+): [number, number, number, number] {
   return [batch, space.channels, height / space.factor, width / space.factor];
 }

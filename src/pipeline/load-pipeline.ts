@@ -6,7 +6,11 @@ import type { LicenseNotice } from "../hub/licenses.js";
 import type { StoreOptions } from "../hub/store-settings.js";
 import { openCheckpoint } from "../models/open-checkpoint.js";
 import { MAX_SIDE_FILE_BYTES, readJsonText } from "../regular-file.js";
-import { parseSchedulerConfigJson, STABLE_DIFFUSION_SCHEDULER_CONFIG, type RawSchedulerConfig } from "../schedulers/index.js";
+import {
+  parseSchedulerConfigJson,
+  STABLE_DIFFUSION_SCHEDULER_CONFIG,
+  type RawSchedulerConfig,
+} from "../schedulers/index.js";
 import { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
 import { shortHash } from "../weights/hash.js";
@@ -117,11 +121,13 @@ export async function loadPipeline(path: string, opts: LoadOptions = {}): Promis
     if (opts.refiner) refiner = await openRefiner(opts.refiner, opts, model);
     const space = latentSpace(model.checkpoint.config);
     fastDecoder = opts.vae === undefined ? undefined : await TaesdModel.open(opts.vae, space, opts);
-    previewDecoder = opts.previewDecoder === undefined ? undefined : await TaesdModel.open(opts.previewDecoder, space, opts);
+    previewDecoder =
+      opts.previewDecoder === undefined ? undefined : await TaesdModel.open(opts.previewDecoder, space, opts);
     const safeguards = await Safeguards.load(path, opts);
     const folders = defaultAdapterFolders();
     const embeddingsFolder = new AdapterFolder(opts.embeddingsDir ?? folders.embeddings, "embedding");
-    const embeddings = (parts: ModelParts) => new TextualInversions(embeddingEncoders(parts.checkpoint), opts.embeddings ?? [], embeddingsFolder);
+    const embeddings = (parts: ModelParts) =>
+      new TextualInversions(embeddingEncoders(parts.checkpoint), opts.embeddings ?? [], embeddingsFolder);
     return new StableDiffusionPipeline({
       ...model,
       tokenizer: [...model.tokenizers.values()][0]!,
@@ -143,13 +149,17 @@ export async function loadPipeline(path: string, opts: LoadOptions = {}): Promis
 }
 
 async function openModel(path: string, opts: ModelOptions): Promise<ModelParts> {
-  if (!existsSync(path)) throw new InputError(`model not found: ${path}; pass --model with a .safetensors file or a diffusers folder`);
+  if (!existsSync(path))
+    throw new InputError(`model not found: ${path}; pass --model with a .safetensors file or a diffusers folder`);
   const checkpoint = openCheckpoint(path, { configDir: opts.config, prediction: opts.prediction });
   try {
     const roots = configRoots(checkpoint, opts.config);
     const tokenizers = new Map<string, ClipTokenizer>();
     for (const [i, folder] of checkpoint.textEncoderFolders.entries()) {
-      tokenizers.set(folder, await loadTokenizer(checkpoint, folder, opts.tokenizers[i], roots, opts.borrowed?.get(folder), opts));
+      tokenizers.set(
+        folder,
+        await loadTokenizer(checkpoint, folder, opts.tokenizers[i], roots, opts.borrowed?.get(folder), opts),
+      );
     }
     const schedulerConfig = readSchedulerConfig(checkpoint, roots, opts.prediction);
     const generation = readGenerationConfig(roots);
@@ -164,7 +174,13 @@ async function openModel(path: string, opts: ModelOptions): Promise<ModelParts> 
 
 /** The refiner: a checkpoint of the same latent space, loaded like the model (its tokenizer borrowed if need be). */
 async function openRefiner(r: RefinerLoadOptions, opts: LoadOptions, base: ModelParts): Promise<ModelParts> {
-  const refiner = await openModel(r.model, { ...opts, config: r.config, tokenizers: [r.tokenizer], prediction: undefined, borrowed: base.tokenizers });
+  const refiner = await openModel(r.model, {
+    ...opts,
+    config: r.config,
+    tokenizers: [r.tokenizer],
+    prediction: undefined,
+    borrowed: base.tokenizers,
+  });
   const [a, b] = [latentSpace(base.checkpoint.config), latentSpace(refiner.checkpoint.config)];
   if (a.channels !== b.channels || a.factor !== b.factor || a.scalingFactor !== b.scalingFactor) {
     refiner.checkpoint.close();
@@ -173,7 +189,10 @@ async function openRefiner(r: RefinerLoadOptions, opts: LoadOptions, base: Model
         `(${a.channels}, 1/${a.factor}, ${a.scalingFactor}): use a refiner of the model's family (an SDXL refiner for SDXL)`,
     );
   }
-  if ((base.checkpoint.config.unet.timeCondProjDim === null) !== (refiner.checkpoint.config.unet.timeCondProjDim === null)) {
+  if (
+    (base.checkpoint.config.unet.timeCondProjDim === null) !==
+    (refiner.checkpoint.config.unet.timeCondProjDim === null)
+  ) {
     refiner.checkpoint.close();
     throw new InputError(
       `the refiner ${r.model} ${refiner.checkpoint.config.unet.timeCondProjDim === null ? "is not" : "is"} an LCM and the model ${base.checkpoint.config.unet.timeCondProjDim === null ? "is not" : "is"}: ` +
@@ -182,25 +201,39 @@ async function openRefiner(r: RefinerLoadOptions, opts: LoadOptions, base: Model
   }
   if (refiner.checkpoint.inpainting) {
     refiner.checkpoint.close();
-    throw new InputError(`the refiner ${r.model} is an inpainting checkpoint: a refiner takes over plain denoising, so use an ordinary one`);
+    throw new InputError(
+      `the refiner ${r.model} is an inpainting checkpoint: a refiner takes over plain denoising, so use an ordinary one`,
+    );
   }
   return refiner;
 }
 
 function asRefiner(m: ModelParts): Refiner {
-  return { checkpoint: m.checkpoint, networks: m.networks, conditioner: m.conditioner, identity: { name: modelDisplayName(m.checkpoint.path), hash: shortHash(m.networks.sha256) } };
+  return {
+    checkpoint: m.checkpoint,
+    networks: m.networks,
+    conditioner: m.conditioner,
+    identity: { name: modelDisplayName(m.checkpoint.path), hash: shortHash(m.networks.sha256) },
+  };
 }
 
 /**
  * The family's conditioning stage, as TEXT_CONDITIONING describes it: SD1/SD2 condition on one encoder's last
  * state, SDXL base and refiner on penultimate states with pooled embeds and time ids.
  */
-function conditionerFor(ckpt: Checkpoint, networks: Networks, tokenizers: ReadonlyMap<string, ClipTokenizer>, roots: readonly string[]): Conditioner {
+function conditionerFor(
+  ckpt: Checkpoint,
+  networks: Networks,
+  tokenizers: ReadonlyMap<string, ClipTokenizer>,
+  roots: readonly string[],
+): Conditioner {
   const { config } = ckpt;
   const family = config.family;
   const tokenizer = (i: number) => tokenizers.get(ckpt.textEncoderFolders[i]!)!;
   if (family === "sd1" || family === "sd2") {
-    return new SdConditioner(networks, tokenizer(0), config.textEncoder, ckpt.textEncoder, { clipSkip: family === "sd1" });
+    return new SdConditioner(networks, tokenizer(0), config.textEncoder, ckpt.textEncoder, {
+      clipSkip: family === "sd1",
+    });
   }
   const ids = TEXT_CONDITIONING[family].timeIds;
   if (timeIdCount(config) !== ids.length) {
@@ -217,7 +250,10 @@ function conditionerFor(ckpt: Checkpoint, networks: Networks, tokenizers: Readon
     // diffusers feeds prompt_2 to the second encoder; the refiner's only encoder reads the prompt.
     prompts: i === 0 ? "first" : "second",
   }));
-  return new SdxlConditioner(networks, encoders, { family, forceZerosForEmptyPrompt: readPipelineFlags(roots).forceZerosForEmptyPrompt });
+  return new SdxlConditioner(networks, encoders, {
+    family,
+    forceZerosForEmptyPrompt: readPipelineFlags(roots).forceZerosForEmptyPrompt,
+  });
 }
 
 /** Where a model's side files live: the diffusers folder itself, and the --config folder of a single file. */
@@ -251,7 +287,12 @@ async function loadTokenizer(
   const entry = tokenizerEntryFor(ckpt.config.family, encoderFolder);
   let stored: string;
   try {
-    stored = await storeTokenizer(entry, { ...opts.store, acceptLicense: opts.acceptLicense, confirmLicense: opts.confirmLicense, onStatus: opts.onStatus });
+    stored = await storeTokenizer(entry, {
+      ...opts.store,
+      acceptLicense: opts.acceptLicense,
+      confirmLicense: opts.confirmLicense,
+      onStatus: opts.onStatus,
+    });
   } catch (e) {
     if (!(e instanceof HubError)) throw e;
     const second = ckpt.textEncoderFolders.indexOf(encoderFolder) === 1;
@@ -267,10 +308,20 @@ async function loadTokenizer(
  * The model's own scheduler_config.json: samplers inherit its schedule (spacing, offset, betas), with the
  * prediction type the checkpoint was opened with when `prediction` overrides it.
  */
-function readSchedulerConfig(ckpt: Checkpoint, roots: readonly string[], prediction: PredictionType | undefined): RawSchedulerConfig {
+function readSchedulerConfig(
+  ckpt: Checkpoint,
+  roots: readonly string[],
+  prediction: PredictionType | undefined,
+): RawSchedulerConfig {
   const file = roots.map((r) => join(r, "scheduler", "scheduler_config.json")).find((f) => existsSync(f));
   if (file) {
-    const config = parseSchedulerConfigJson(readJsonText(file, InputError, { hint: "restore the file from the model's repository", maxBytes: MAX_SIDE_FILE_BYTES }), file);
+    const config = parseSchedulerConfigJson(
+      readJsonText(file, InputError, {
+        hint: "restore the file from the model's repository",
+        maxBytes: MAX_SIDE_FILE_BYTES,
+      }),
+      file,
+    );
     return prediction ? { ...config, prediction_type: prediction } : config;
   }
   // The published SD schedule (SDXL's is the same), for single files without a config folder.

@@ -21,7 +21,9 @@ export function loraTags(texts: readonly string[]): { texts: string[]; loras: Lo
     for (const tag of tags) {
       const type = tag.type.toLowerCase();
       if (type !== "lora" && type !== "lyco") {
-        throw new InputError(`${tag.text}: "${tag.type}" networks are not supported; diffuse applies LoRAs and LyCORIS files, written <lora:NAME:WEIGHT>`);
+        throw new InputError(
+          `${tag.text}: "${tag.type}" networks are not supported; diffuse applies LoRAs and LyCORIS files, written <lora:NAME:WEIGHT>`,
+        );
       }
       loras.push(mention(tag.text, tag.args));
     }
@@ -39,18 +41,32 @@ function mention(tag: string, args: readonly string[]): LoraMention {
     else positional.push(a.trim());
   }
   const name = positional[0] ?? "";
-  if (name === "") throw new InputError(`${tag}: no LoRA name; write <lora:NAME:WEIGHT>, NAME being the file name without .safetensors`);
+  if (name === "")
+    throw new InputError(
+      `${tag}: no LoRA name; write <lora:NAME:WEIGHT>, NAME being the file name without .safetensors`,
+    );
   const unknown = [...named.keys()].filter((k) => k !== "te" && k !== "unet");
   if (unknown.length > 0 || positional.length > 3) {
     const what = unknown.length > 0 ? `"${unknown[0]}="` : `a fourth argument ("${positional[3]}", A1111's dyn)`;
-    throw new InputError(`${tag}: ${what} is not supported; write <lora:NAME:WEIGHT> or <lora:NAME:TE_WEIGHT:UNET_WEIGHT> (te= and unet= also work)`);
+    throw new InputError(
+      `${tag}: ${what} is not supported; write <lora:NAME:WEIGHT> or <lora:NAME:TE_WEIGHT:UNET_WEIGHT> (te= and unet= also work)`,
+    );
   }
   const number = (value: string, what: string) => {
     const n = Number(value);
-    if (value === "" || !Number.isFinite(n)) throw new InputError(`${tag}: the ${what} "${value}" is not a number; write <lora:NAME:0.8>`);
+    if (value === "" || !Number.isFinite(n))
+      throw new InputError(`${tag}: the ${what} "${value}" is not a number; write <lora:NAME:0.8>`);
     return n;
   };
-  const te = named.has("te") ? number(named.get("te")!, "text encoder weight") : positional[1] !== undefined ? number(positional[1], "weight") : 1;
-  const unet = named.has("unet") ? number(named.get("unet")!, "UNet weight") : positional[2] !== undefined ? number(positional[2], "UNet weight") : te;
+  const te = named.has("te")
+    ? number(named.get("te")!, "text encoder weight")
+    : positional[1] !== undefined
+      ? number(positional[1], "weight")
+      : 1;
+  const unet = named.has("unet")
+    ? number(named.get("unet")!, "UNet weight")
+    : positional[2] !== undefined
+      ? number(positional[2], "UNet weight")
+      : te;
   return { name, textEncoder: te, unet };
 }

@@ -52,7 +52,10 @@ export class Loras {
   private readonly lease = new StateLease();
   private readonly model: LoraModel;
 
-  constructor(private readonly checkpoint: Checkpoint, private readonly networks: Networks) {
+  constructor(
+    private readonly checkpoint: Checkpoint,
+    private readonly networks: Networks,
+  ) {
     this.model = loraModel(checkpoint);
   }
 
@@ -68,11 +71,17 @@ export class Loras {
     for (const network of NETWORKS) changes.set(network, weightChange(network, read, this.model.shapeOf));
     const key = JSON.stringify(NETWORKS.map((n) => changes.get(n)?.id ?? ""));
     const release = await this.lease.acquire(key, async () => {
-      for (const network of NETWORKS) if (this.has(network)) await this.networks.setWeightChange(network as NetworkName, changes.get(network));
+      for (const network of NETWORKS)
+        if (this.has(network)) await this.networks.setWeightChange(network as NetworkName, changes.get(network));
     });
-    const warnings = read.filter(({ file }) => file.unmatched.length > 0).map(({ w, file }) => unmatchedWarning(w.name, file));
+    const warnings = read
+      .filter(({ file }) => file.unmatched.length > 0)
+      .map(({ w, file }) => unmatchedWarning(w.name, file));
     // As A1111 writes them: the name as mentioned (without ":" and ","), the short hash.
-    const hashes = read.length === 0 ? undefined : read.map(({ w, file }) => `${w.name.replace(/[:,]/g, "")}: ${file.shortHash}`).join(", ");
+    const hashes =
+      read.length === 0
+        ? undefined
+        : read.map(({ w, file }) => `${w.name.replace(/[:,]/g, "")}: ${file.shortHash}`).join(", ");
     return { hashes, warnings, release };
   }
 
@@ -93,14 +102,18 @@ export class Loras {
 
 /** What a LoRA is read against: the model's family and every matrix and filter of its networks. */
 export function loraModel(ckpt: Checkpoint): LoraModel {
-  const sources = new Map<LoraNetwork, WeightSource>([["unet", ckpt.unet], ["text_encoder", ckpt.textEncoder]]);
+  const sources = new Map<LoraNetwork, WeightSource>([
+    ["unet", ckpt.unet],
+    ["text_encoder", ckpt.textEncoder],
+  ]);
   if (ckpt.textEncoder2) sources.set("text_encoder_2", ckpt.textEncoder2);
   const modules = new Map<LoraNetwork, Map<string, readonly number[]>>();
   for (const [network, source] of sources) {
     const m = new Map<string, readonly number[]>();
     for (const key of source.keys()) {
       const shape = source.shape(key);
-      if (key.endsWith(".weight") && (shape.length === 2 || shape.length === 4)) m.set(key.slice(0, -".weight".length), shape);
+      if (key.endsWith(".weight") && (shape.length === 2 || shape.length === 4))
+        m.set(key.slice(0, -".weight".length), shape);
     }
     modules.set(network, m);
   }
@@ -108,11 +121,19 @@ export function loraModel(ckpt: Checkpoint): LoraModel {
     const s = sources.get(network);
     return s?.has(key) ? s.shape(key) : undefined;
   };
-  return { family: ckpt.config.family, targets: { modules, ldmUnetPaths: ldmUnetModulePaths(ckpt.config.unet, modules.get("unet")!.keys()) }, shapeOf };
+  return {
+    family: ckpt.config.family,
+    targets: { modules, ldmUnetPaths: ldmUnetModulePaths(ckpt.config.unet, modules.get("unet")!.keys()) },
+    shapeOf,
+  };
 }
 
 /** A network's change: every delta of every LoRA for it, at the LoRA's multiplier for that network. */
-function weightChange(network: LoraNetwork, read: readonly { w: WantedLora; file: LoraFile }[], shapeOf: ShapeOf): WeightChange | undefined {
+function weightChange(
+  network: LoraNetwork,
+  read: readonly { w: WantedLora; file: LoraFile }[],
+  shapeOf: ShapeOf,
+): WeightChange | undefined {
   const parts = read
     .map(({ w, file }) => ({ file, multiplier: network === "unet" ? w.unet : w.textEncoder }))
     .filter(({ file, multiplier }) => multiplier !== 0 && file.deltas.some((d) => d.network === network));
@@ -122,7 +143,8 @@ function weightChange(network: LoraNetwork, read: readonly { w: WantedLora; file
     patches(graph: Graph) {
       const byKey = new Map<string, { delta: LoraFile["deltas"][number]; multiplier: number }[]>();
       for (const { file, multiplier } of parts) {
-        for (const d of file.deltas) if (d.network === network) byKey.set(d.key, [...(byKey.get(d.key) ?? []), { delta: d, multiplier }]);
+        for (const d of file.deltas)
+          if (d.network === network) byKey.set(d.key, [...(byKey.get(d.key) ?? []), { delta: d, multiplier }]);
       }
       const patches = new Map<string, TensorPatch[]>();
       const merged = new Set<string>();
@@ -130,18 +152,34 @@ function weightChange(network: LoraNetwork, read: readonly { w: WantedLora; file
         const list = init.origin && byKey.get(init.origin.key);
         if (!list) continue;
         const shape = shapeOf(network, init.origin!.key)!;
-        patches.set(init.name, list.map(({ delta, multiplier }) => patchForLayout({ ...delta.delta, scale: delta.delta.scale * multiplier }, shape, init.origin!.layout, `${delta.name} (${init.name})`)));
+        patches.set(
+          init.name,
+          list.map(({ delta, multiplier }) =>
+            patchForLayout(
+              { ...delta.delta, scale: delta.delta.scale * multiplier },
+              shape,
+              init.origin!.layout,
+              `${delta.name} (${init.name})`,
+            ),
+          ),
+        );
         merged.add(init.origin!.key);
       }
       const missing = [...byKey.keys()].filter((k) => !merged.has(k));
-      if (missing.length > 0) throw new InputError(`the ${network} graph has no weight ${missing[0]} that ${byKey.get(missing[0]!)![0]!.delta.name} changes (${missing.length} such); this LoRA cannot be merged into it`);
+      if (missing.length > 0)
+        throw new InputError(
+          `the ${network} graph has no weight ${missing[0]} that ${byKey.get(missing[0]!)![0]!.delta.name} changes (${missing.length} such); this LoRA cannot be merged into it`,
+        );
       return patches;
     },
   };
 }
 
 function unmatchedWarning(name: string, file: LoraFile): string {
-  const examples = file.unmatched.slice(0, 3).map((k) => `"${k}"`).join(", ");
+  const examples = file.unmatched
+    .slice(0, 3)
+    .map((k) => `"${k}"`)
+    .join(", ");
   return `LoRA ${name} (${file.origin}): ${file.unmatched.length} of its keys name nothing in this model and were not applied (e.g. ${examples})`;
 }
 
@@ -160,26 +198,51 @@ function identity(source: LoraSource): string {
  * The LoRAs a generation wants, checked before any compute: those its prompts name (looked up in the LoRA folder,
  * an unknown name listing the folder's closest), then the caller's requests.
  */
-export function wantedLoras(mentions: readonly LoraMention[], requests: readonly LoraRequest[], folder: AdapterFolder): WantedLora[] {
+export function wantedLoras(
+  mentions: readonly LoraMention[],
+  requests: readonly LoraRequest[],
+  folder: AdapterFolder,
+): WantedLora[] {
   // A file removed or added at the folder's top since the last generation is seen (a name not found rescans anyway).
-  if (mentions.length > 0 || requests.some((r) => r?.name !== undefined && r.path === undefined && r.bytes === undefined)) folder.refreshIfChanged();
-  const wanted: WantedLora[] = mentions.map((m) => ({ name: m.name, source: folder.get(m.name).path, textEncoder: m.textEncoder, unet: m.unet }));
+  if (
+    mentions.length > 0 ||
+    requests.some((r) => r?.name !== undefined && r.path === undefined && r.bytes === undefined)
+  )
+    folder.refreshIfChanged();
+  const wanted: WantedLora[] = mentions.map((m) => ({
+    name: m.name,
+    source: folder.get(m.name).path,
+    textEncoder: m.textEncoder,
+    unet: m.unet,
+  }));
   for (const [i, r] of requests.entries()) {
     const what = `loras[${i}]`;
-    if (r === null || typeof r !== "object") throw new InputError(`${what} is not an object; give {name}, {path} or {bytes, name}, with a weight`);
+    if (r === null || typeof r !== "object")
+      throw new InputError(`${what} is not an object; give {name}, {path} or {bytes, name}, with a weight`);
     const given = [r.path !== undefined, r.bytes !== undefined].filter(Boolean).length;
-    if (given > 1 || (given === 0 && typeof r.name !== "string")) throw new InputError(`${what}: give one of name (a LoRA in ${folder.dir}), path (a .safetensors file) or bytes (with a name)`);
-    if (r.bytes !== undefined && (!(r.bytes instanceof Uint8Array) || typeof r.name !== "string" || r.name === "")) throw new InputError(`${what}: bytes must be a Uint8Array, with a name for messages and the infotext`);
-    if (r.path !== undefined && (typeof r.path !== "string" || r.path === "")) throw new InputError(`${what}: path must be the path of a .safetensors file`);
+    if (given > 1 || (given === 0 && typeof r.name !== "string"))
+      throw new InputError(
+        `${what}: give one of name (a LoRA in ${folder.dir}), path (a .safetensors file) or bytes (with a name)`,
+      );
+    if (r.bytes !== undefined && (!(r.bytes instanceof Uint8Array) || typeof r.name !== "string" || r.name === ""))
+      throw new InputError(`${what}: bytes must be a Uint8Array, with a name for messages and the infotext`);
+    if (r.path !== undefined && (typeof r.path !== "string" || r.path === ""))
+      throw new InputError(`${what}: path must be the path of a .safetensors file`);
     const number = (v: unknown, field: string, fallback: number) => {
       if (v === undefined) return fallback;
-      if (typeof v !== "number" || !Number.isFinite(v)) throw new InputError(`${what}.${field} ${JSON.stringify(v)} is not a number`);
+      if (typeof v !== "number" || !Number.isFinite(v))
+        throw new InputError(`${what}.${field} ${JSON.stringify(v)} is not a number`);
       return v;
     };
     const weight = number(r.weight, "weight", 1);
     const textEncoder = number(r.textEncoderWeight, "textEncoderWeight", weight);
     const unet = number(r.unetWeight, "unetWeight", weight);
-    const source: LoraSource = r.bytes !== undefined ? { bytes: r.bytes, name: r.name! } : r.path !== undefined ? r.path : folder.get(r.name!).path;
+    const source: LoraSource =
+      r.bytes !== undefined
+        ? { bytes: r.bytes, name: r.name! }
+        : r.path !== undefined
+          ? r.path
+          : folder.get(r.name!).path;
     const name = r.name ?? basename(r.path!).replace(/\.safetensors$/i, "");
     wanted.push({ name, source, textEncoder, unet });
   }

@@ -18,10 +18,17 @@ export const MODEL_INDEX_FILE = "model_index.json";
 /** Reads the flags from the first of `roots` that has a model_index.json; the defaults without one. */
 export function readPipelineFlags(roots: readonly string[]): PipelineFlags {
   const file = roots.map((r) => join(r, MODEL_INDEX_FILE)).find((f) => existsSync(f));
-  const raw = file ? readJsonFile(file, InputError, { hint: "restore the file from the model's repository", maxBytes: MAX_SIDE_FILE_BYTES }) : undefined;
+  const raw = file
+    ? readJsonFile(file, InputError, {
+        hint: "restore the file from the model's repository",
+        maxBytes: MAX_SIDE_FILE_BYTES,
+      })
+    : undefined;
   const value = (raw as Record<string, unknown> | undefined)?.["force_zeros_for_empty_prompt"];
   if (value !== undefined && typeof value !== "boolean") {
-    throw new InputError(`${file}: force_zeros_for_empty_prompt ${JSON.stringify(value)} is invalid: expected true or false`);
+    throw new InputError(
+      `${file}: force_zeros_for_empty_prompt ${JSON.stringify(value)} is invalid: expected true or false`,
+    );
   }
   return { forceZerosForEmptyPrompt: value ?? true };
 }

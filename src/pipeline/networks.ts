@@ -204,15 +204,24 @@ export class CachedSessions<N extends string> {
     const patches = change?.patches(graph);
     lap("key");
     let built = false;
-    const entry = this.cache.getOrBuild(key, () => graph, (e) => {
-      if (e.hit) return;
-      built = true;
-      this.opts.onStatus?.(`building the ${name} graph (${e.reason}); later runs reuse it`);
-    }, prefix);
+    const entry = this.cache.getOrBuild(
+      key,
+      () => graph,
+      (e) => {
+        if (e.hit) return;
+        built = true;
+        this.opts.onStatus?.(`building the ${name} graph (${e.reason}); later runs reuse it`);
+      },
+      prefix,
+    );
     if (built) lap("build");
     const patched = patches !== undefined && patches.size > 0;
     try {
-      const { session, weights } = await this.cache.openLive(entry, { ...this.opts, ...this.sessionOptions(name) }, patches);
+      const { session, weights } = await this.cache.openLive(
+        entry,
+        { ...this.opts, ...this.sessionOptions(name) },
+        patches,
+      );
       if (weights) this.live.set(name, { session, weights, graph: weightIndex(graph) });
       else this.live.delete(name);
       lap("load");
@@ -251,13 +260,19 @@ export class CachedSessions<N extends string> {
 }
 
 /** The hash of a model's files, remembered in the cache folder by path, size and mtime (hash-memo.ts). */
-export async function modelSha256(files: Pick<Checkpoint, "layout" | "path" | "files">, cacheDir: string, onStatus?: (message: string) => void): Promise<string> {
+export async function modelSha256(
+  files: Pick<Checkpoint, "layout" | "path" | "files">,
+  cacheDir: string,
+  onStatus?: (message: string) => void,
+): Promise<string> {
   const memo = new HashMemo(join(cacheDir, "hashes.json"));
-  return checkpointSha256(files, (p) => memo.hash(p, (abs) => {
-    // Only worth a word when it takes a while (a few seconds per GB).
-    if (statSync(abs).size > 256 * 2 ** 20) onStatus?.(`hashing ${abs} (once per file)`);
-    return sha256File(abs);
-  }));
+  return checkpointSha256(files, (p) =>
+    memo.hash(p, (abs) => {
+      // Only worth a word when it takes a while (a few seconds per GB).
+      if (statSync(abs).size > 256 * 2 ** 20) onStatus?.(`hashing ${abs} (once per file)`);
+      return sha256File(abs);
+    }),
+  );
 }
 
 /**
@@ -265,8 +280,19 @@ export async function modelSha256(files: Pick<Checkpoint, "layout" | "path" | "f
  * needs it), and so is the UNet variant that takes ControlNet residuals.
  */
 export class Networks extends CachedSessions<NetworkName> {
-  private constructor(readonly checkpoint: Checkpoint, sha256: string, cache: CompileCache, opts: NetworkOptions) {
-    super(sha256, cache, opts, (name, attention) => buildNetwork(checkpoint, name, attention), (name) => NETWORK_SESSION[name] ?? {});
+  private constructor(
+    readonly checkpoint: Checkpoint,
+    sha256: string,
+    cache: CompileCache,
+    opts: NetworkOptions,
+  ) {
+    super(
+      sha256,
+      cache,
+      opts,
+      (name, attention) => buildNetwork(checkpoint, name, attention),
+      (name) => NETWORK_SESSION[name] ?? {},
+    );
   }
 
   static async open(checkpoint: Checkpoint, opts: NetworkOptions = {}): Promise<Networks> {
@@ -293,9 +319,15 @@ function weightIndex(graph: Graph): Graph {
   const index = new Graph(graph.name);
   for (const init of graph.initializers.values()) {
     if (!init.origin) continue;
-    index.initializers.set(init.name, { name: init.name, dims: init.dims, dtype: init.dtype, origin: init.origin, load: () => {
-      throw new InternalError(`${graph.name}: the weight index holds no data (${init.name})`);
-    } });
+    index.initializers.set(init.name, {
+      name: init.name,
+      dims: init.dims,
+      dtype: init.dtype,
+      origin: init.origin,
+      load: () => {
+        throw new InternalError(`${graph.name}: the weight index holds no data (${init.name})`);
+      },
+    });
   }
   return index;
 }
@@ -304,13 +336,18 @@ function buildNetwork(checkpoint: Checkpoint, name: NetworkName, attention: Atte
   const { config, unet, vae, textEncoder, textEncoder2 } = checkpoint;
   switch (name) {
     // With an input for textual-inversion vectors, so embeddings never change the graph.
-    case "text_encoder": return buildClipText(config.textEncoder, new ScopedWeights(textEncoder), { extraTokens: true });
+    case "text_encoder":
+      return buildClipText(config.textEncoder, new ScopedWeights(textEncoder), { extraTokens: true });
     case "text_encoder_2":
       if (!config.textEncoder2 || !textEncoder2) throw new Error(`${checkpoint.path} has no second text encoder`);
       return buildClipText(config.textEncoder2, new ScopedWeights(textEncoder2), { extraTokens: true });
-    case "unet": return buildUNet(config.unet, new ScopedWeights(unet), { attention });
-    case "unet_control": return buildUNet(config.unet, new ScopedWeights(unet), { attention, controlResiduals: true });
-    case "vae_decoder": return buildVaeDecoder(config.vae, new ScopedWeights(vae), { attention });
-    case "vae_encoder": return buildVaeEncoder(config.vae, new ScopedWeights(vae), { attention });
+    case "unet":
+      return buildUNet(config.unet, new ScopedWeights(unet), { attention });
+    case "unet_control":
+      return buildUNet(config.unet, new ScopedWeights(unet), { attention, controlResiduals: true });
+    case "vae_decoder":
+      return buildVaeDecoder(config.vae, new ScopedWeights(vae), { attention });
+    case "vae_encoder":
+      return buildVaeEncoder(config.vae, new ScopedWeights(vae), { attention });
   }
 }

@@ -22,7 +22,12 @@ export function modelDisplayName(path: string): string {
 }
 
 /** AUTOMATIC1111's parameters text of one image. `extra`: keys of the safeguards and the family. */
-export function imageInfotext(p: ResolvedParams, seed: bigint, model: ModelIdentity, extra: Record<string, string>): string {
+export function imageInfotext(
+  p: ResolvedParams,
+  seed: bigint,
+  model: ModelIdentity,
+  extra: Record<string, string>,
+): string {
   return buildInfotext({
     prompt: p.prompt,
     negativePrompt: p.negativePrompt,
@@ -44,8 +49,14 @@ export function imageInfotext(p: ResolvedParams, seed: bigint, model: ModelIdent
 }
 
 /** What the C2PA manifest says of one image: how it was made, from what, and which safeguards were off. */
-export async function provenanceInfo(p: ResolvedParams, seed: bigint, model: ModelIdentity, safeguardsOff: string[]): Promise<ProvenanceInfo> {
-  const init = p.initImage === undefined ? undefined : typeof p.initImage === "string" ? await readFile(p.initImage) : p.initImage;
+export async function provenanceInfo(
+  p: ResolvedParams,
+  seed: bigint,
+  model: ModelIdentity,
+  safeguardsOff: string[],
+): Promise<ProvenanceInfo> {
+  const init =
+    p.initImage === undefined ? undefined : typeof p.initImage === "string" ? await readFile(p.initImage) : p.initImage;
   return {
     model: `${model.name} [${model.hash}]`,
     sampler: samplerLabel(p),

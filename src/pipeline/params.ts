@@ -233,29 +233,53 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
   if (typeof p.prompt !== "string") throw new InputError("prompt must be a string");
   // Every output carries the prompts in its metadata, and PNG text (and A1111's readers) cannot hold a NUL:
   // refused here, before any compute, rather than when the finished image is written.
-  const texts = [["prompt", p.prompt], ["negative prompt", p.negative_prompt ?? ""], ["second prompt", p.prompt_2 ?? ""], ["second negative prompt", p.negative_prompt_2 ?? ""]] as const;
+  const texts = [
+    ["prompt", p.prompt],
+    ["negative prompt", p.negative_prompt ?? ""],
+    ["second prompt", p.prompt_2 ?? ""],
+    ["second negative prompt", p.negative_prompt_2 ?? ""],
+  ] as const;
   for (const [name, text] of texts) {
     if (typeof text !== "string") throw new InputError(`the ${name} must be a string`);
-    if (text.includes("\0")) throw new InputError(`the ${name} contains a NUL character (U+0000), which the image's metadata cannot hold; remove it`);
+    if (text.includes("\0"))
+      throw new InputError(
+        `the ${name} contains a NUL character (U+0000), which the image's metadata cannot hold; remove it`,
+      );
   }
   if (p.refiner_switch_at !== undefined && defaults.refinerSwitchAt === undefined) {
-    throw new InputError("refiner_switch_at needs a refiner: load one (--refiner PATH, LoadOptions.refiner) or leave the switch point out");
+    throw new InputError(
+      "refiner_switch_at needs a refiner: load one (--refiner PATH, LoadOptions.refiner) or leave the switch point out",
+    );
   }
   const size = (name: string, v: number | undefined) =>
-    integer(name, v ?? defaults.size, 8, MAX_IMAGE_SIDE, `${name} must be a multiple of 8 between 8 and ${MAX_IMAGE_SIDE} (the VAE works on 8x8 pixel blocks), e.g. ${Math.round((v ?? 512) / 8) * 8}`);
+    integer(
+      name,
+      v ?? defaults.size,
+      8,
+      MAX_IMAGE_SIDE,
+      `${name} must be a multiple of 8 between 8 and ${MAX_IMAGE_SIDE} (the VAE works on 8x8 pixel blocks), e.g. ${Math.round((v ?? 512) / 8) * 8}`,
+    );
   const width = size("width", p.width);
   const height = size("height", p.height);
-  if (width % 8 !== 0) throw new InputError(`width ${width} is not a multiple of 8: use ${Math.round(width / 8) * 8} (the VAE works on 8x8 pixel blocks)`);
-  if (height % 8 !== 0) throw new InputError(`height ${height} is not a multiple of 8: use ${Math.round(height / 8) * 8} (the VAE works on 8x8 pixel blocks)`);
+  if (width % 8 !== 0)
+    throw new InputError(
+      `width ${width} is not a multiple of 8: use ${Math.round(width / 8) * 8} (the VAE works on 8x8 pixel blocks)`,
+    );
+  if (height % 8 !== 0)
+    throw new InputError(
+      `height ${height} is not a multiple of 8: use ${Math.round(height / 8) * 8} (the VAE works on 8x8 pixel blocks)`,
+    );
   const asked = parseSeed(p.seed ?? RANDOM_SEED);
   const seed = asked === RANDOM_SEED ? defaults.randomSeed() : asked;
   const batchSize = integer("batch size", p.batch_size ?? 1, 1, 64, "use an integer from 1 to 64");
   const batchCount = integer("batch count", p.n_iter ?? 1, 1, 1000, "use an integer from 1 to 1000");
   checkSeedsFit(seed, batchSize * batchCount);
   const init = p.init_images?.[0];
-  if (p.mask !== undefined && init === undefined) throw new InputError("a mask needs an init image: pass the image to inpaint with --init (init_images)");
+  if (p.mask !== undefined && init === undefined)
+    throw new InputError("a mask needs an init image: pass the image to inpaint with --init (init_images)");
   const switchAt = p.refiner_switch_at ?? defaults.refinerSwitchAt;
-  if (p.scheduler !== undefined && typeof p.scheduler !== "string") throw new InputError(`scheduler ${JSON.stringify(p.scheduler)} must be a schedule type's name, e.g. "Karras"`);
+  if (p.scheduler !== undefined && typeof p.scheduler !== "string")
+    throw new InputError(`scheduler ${JSON.stringify(p.scheduler)} must be a schedule type's name, e.g. "Karras"`);
   const asSampler = p.sampler_name ?? defaults.sampler ?? DEFAULT_SAMPLER;
   const { sampler, schedule } = resolveSamplerSchedule(asSampler, p.scheduler);
   return {
@@ -263,54 +287,137 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
     negativePrompt: p.negative_prompt ?? "",
     ...(p.prompt_2 !== undefined ? { prompt2: p.prompt_2 } : {}),
     ...(p.negative_prompt_2 !== undefined ? { negativePrompt2: p.negative_prompt_2 } : {}),
-    steps: integer("steps", p.steps ?? defaults.steps ?? DEFAULT_STEPS, 1, 1000, "use an integer from 1 to 1000 (20-30 is typical)"),
-    cfgScale: number("cfg scale", p.cfg_scale ?? defaults.cfgScale ?? DEFAULT_CFG_SCALE, 0, 100, "use a number from 0 to 100 (7 is typical; 1 disables guidance)"),
+    steps: integer(
+      "steps",
+      p.steps ?? defaults.steps ?? DEFAULT_STEPS,
+      1,
+      1000,
+      "use an integer from 1 to 1000 (20-30 is typical)",
+    ),
+    cfgScale: number(
+      "cfg scale",
+      p.cfg_scale ?? defaults.cfgScale ?? DEFAULT_CFG_SCALE,
+      0,
+      100,
+      "use a number from 0 to 100 (7 is typical; 1 disables guidance)",
+    ),
     seed,
     // A1111's "Euler Karras" is Euler with the Karras schedule: the sampler is then named alone.
-    sampler: sampler.name === asSampler.trim().toLowerCase() || sampler.label.toLowerCase() === asSampler.trim().toLowerCase() ? asSampler : sampler.label,
+    sampler:
+      sampler.name === asSampler.trim().toLowerCase() || sampler.label.toLowerCase() === asSampler.trim().toLowerCase()
+        ? asSampler
+        : sampler.label,
     schedule: schedule.name,
     width,
     height,
     batchSize,
     batchCount,
-    denoisingStrength: init === undefined ? 1 : number("denoising strength", p.denoising_strength ?? 0.75, 0, 1, "use a number from 0 to 1 (how much of the init image to repaint)"),
+    denoisingStrength:
+      init === undefined
+        ? 1
+        : number(
+            "denoising strength",
+            p.denoising_strength ?? 0.75,
+            0,
+            1,
+            "use a number from 0 to 1 (how much of the init image to repaint)",
+          ),
     initImage: init,
     mask: p.mask,
     clipSkip: integer("clip skip", p.clip_skip ?? 1, 1, 12, "use an integer from 1 to 12 (1 = last layer)"),
     ...(p.controlnet !== undefined && p.controlnet.length > 0 ? { controlnet: resolveControlUnits(p.controlnet) } : {}),
-    ...(switchAt !== undefined ? { refinerSwitchAt: number("refiner switch at", switchAt, 0, 1, "use a number from 0 to 1 (the fraction of the schedule the model runs before the refiner; 0.8 is usual)") } : {}),
+    ...(switchAt !== undefined
+      ? {
+          refinerSwitchAt: number(
+            "refiner switch at",
+            switchAt,
+            0,
+            1,
+            "use a number from 0 to 1 (the fraction of the schedule the model runs before the refiner; 0.8 is usual)",
+          ),
+        }
+      : {}),
   };
 }
 
 /** Each ControlNet unit checked, with A1111's defaults. */
 function resolveControlUnits(units: readonly ControlNetUnit[]): ResolvedControlUnit[] {
   if (!Array.isArray(units)) throw new InputError("controlnet must be a list of units");
-  if (units.length > MAX_CONTROL_UNITS) throw new InputError(`${units.length} ControlNet units: use at most ${MAX_CONTROL_UNITS}`);
+  if (units.length > MAX_CONTROL_UNITS)
+    throw new InputError(`${units.length} ControlNet units: use at most ${MAX_CONTROL_UNITS}`);
   return units.map((u, i) => {
     const name = `ControlNet unit ${i}`;
     if (u === null || typeof u !== "object") throw new InputError(`${name} must be an object with image and model`);
-    if (u.image === undefined || u.image === null || (typeof u.image !== "string" && !(u.image instanceof Uint8Array))) {
+    if (
+      u.image === undefined ||
+      u.image === null ||
+      (typeof u.image !== "string" && !(u.image instanceof Uint8Array))
+    ) {
       throw new InputError(`${name} has no control image: give image (a path or the image's bytes)`);
     }
-    if (typeof u.model !== "string" || u.model.trim() === "") throw new InputError(`${name} has no model: give the path of a ControlNet (.safetensors file or diffusers folder)`);
+    if (typeof u.model !== "string" || u.model.trim() === "")
+      throw new InputError(
+        `${name} has no model: give the path of a ControlNet (.safetensors file or diffusers folder)`,
+      );
     const pre = findPreprocessor(u.module ?? "none");
-    const weight = number(`${name} weight`, u.weight ?? 1, 0, 2, "use a number from 0 to 2 (the conditioning scale; 1 is usual)");
-    const guidanceStart = number(`${name} guidance start`, u.guidance_start ?? 0, 0, 1, "use a fraction of the steps from 0 to 1");
-    const guidanceEnd = number(`${name} guidance end`, u.guidance_end ?? 1, 0, 1, "use a fraction of the steps from 0 to 1");
-    if (guidanceStart > guidanceEnd) throw new InputError(`${name}: guidance start ${guidanceStart} is after guidance end ${guidanceEnd}; the ControlNet would never run`);
+    const weight = number(
+      `${name} weight`,
+      u.weight ?? 1,
+      0,
+      2,
+      "use a number from 0 to 2 (the conditioning scale; 1 is usual)",
+    );
+    const guidanceStart = number(
+      `${name} guidance start`,
+      u.guidance_start ?? 0,
+      0,
+      1,
+      "use a fraction of the steps from 0 to 1",
+    );
+    const guidanceEnd = number(
+      `${name} guidance end`,
+      u.guidance_end ?? 1,
+      0,
+      1,
+      "use a fraction of the steps from 0 to 1",
+    );
+    if (guidanceStart > guidanceEnd)
+      throw new InputError(
+        `${name}: guidance start ${guidanceStart} is after guidance end ${guidanceEnd}; the ControlNet would never run`,
+      );
     const mode = u.resize_mode ?? "Crop and Resize";
-    const resizeMode = typeof mode === "number" ? RESIZE_MODES[mode] : RESIZE_MODES.find((m) => m.toLowerCase() === String(mode).toLowerCase());
-    if (!resizeMode) throw new InputError(`${name} resize mode ${JSON.stringify(mode)} is unknown: use ${RESIZE_MODES.map((m) => JSON.stringify(m)).join(", ")} (or 0, 1, 2)`);
+    const resizeMode =
+      typeof mode === "number"
+        ? RESIZE_MODES[mode]
+        : RESIZE_MODES.find((m) => m.toLowerCase() === String(mode).toLowerCase());
+    if (!resizeMode)
+      throw new InputError(
+        `${name} resize mode ${JSON.stringify(mode)} is unknown: use ${RESIZE_MODES.map((m) => JSON.stringify(m)).join(", ")} (or 0, 1, 2)`,
+      );
     const threshold = (value: number | undefined, spec: ThresholdSpec | undefined, which: string) => {
       if (!spec) return undefined;
       if (value === undefined || value === -1) return spec.default;
-      return number(`${name} ${which} (${spec.label})`, value, spec.min, spec.max, `use a number from ${spec.min} to ${spec.max} (default ${spec.default})`);
+      return number(
+        `${name} ${which} (${spec.label})`,
+        value,
+        spec.min,
+        spec.max,
+        `use a number from ${spec.min} to ${spec.max} (default ${spec.default})`,
+      );
     };
     const thresholdA = threshold(u.threshold_a, pre.thresholdA, "threshold_a");
     const thresholdB = threshold(u.threshold_b, pre.thresholdB, "threshold_b");
     return {
-      image: u.image, model: u.model, ...(u.config !== undefined ? { config: u.config } : {}), module: pre.name, weight, guidanceStart, guidanceEnd, resizeMode,
-      ...(thresholdA !== undefined ? { thresholdA } : {}), ...(thresholdB !== undefined ? { thresholdB } : {}),
+      image: u.image,
+      model: u.model,
+      ...(u.config !== undefined ? { config: u.config } : {}),
+      module: pre.name,
+      weight,
+      guidanceStart,
+      guidanceEnd,
+      resizeMode,
+      ...(thresholdA !== undefined ? { thresholdA } : {}),
+      ...(thresholdB !== undefined ? { thresholdB } : {}),
     };
   });
 }

@@ -1,7 +1,21 @@
 import type { RgbImage } from "../image/codec.js";
 import { PromptPolicy } from "../responsible/prompt-policy.js";
-import { resolveSigner, signImage, type ProvenanceInfo, type ProvenanceSigner, type SignerConfig } from "../responsible/provenance/index.js";
-import { applyPolicy, DEFAULT_SAFETY_POLICY, findSafetyChecker, flaggedOutcome, SafetyChecker, type PolicyOutcome, type SafetyPolicy } from "../responsible/safety-checker.js";
+import {
+  resolveSigner,
+  signImage,
+  type ProvenanceInfo,
+  type ProvenanceSigner,
+  type SignerConfig,
+} from "../responsible/provenance/index.js";
+import {
+  applyPolicy,
+  DEFAULT_SAFETY_POLICY,
+  findSafetyChecker,
+  flaggedOutcome,
+  SafetyChecker,
+  type PolicyOutcome,
+  type SafetyPolicy,
+} from "../responsible/safety-checker.js";
 import { DWT_DCT_MIN_PIXELS, embedDwtDct, SD1_WATERMARK_BITS } from "../responsible/watermark/dwt-dct.js";
 import { DIFFUSE_GENERATOR_ID, jobIdFromString, RobustWatermark } from "../responsible/watermark/robust.js";
 
@@ -103,7 +117,10 @@ export class Safeguards {
    * Safety check with its policy, then the watermarks. `jobId` goes into the robust mark's payload. `flagged`
    * says which images the checker flagged (whatever the policy then did).
    */
-  async process(images: RgbImage[], jobId: string): Promise<{ images: RgbImage[]; notes: SafeguardNotes[]; flagged: boolean[] }> {
+  async process(
+    images: RgbImage[],
+    jobId: string,
+  ): Promise<{ images: RgbImage[]; notes: SafeguardNotes[]; flagged: boolean[] }> {
     const notes: SafeguardNotes[] = images.map(() => ({ infotext: {}, off: [] }));
     let out = images;
     let flagged = images.map(() => false);

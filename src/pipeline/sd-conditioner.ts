@@ -36,10 +36,19 @@ export class SdConditioner implements Conditioner {
   async encode(r: ConditioningRequest): Promise<PromptConditions> {
     const handle = await this.encoder.get();
     // The session is asked for at each use: merging another LoRA reopens it.
-    const te = { ...handle, session: await this.networks.get("text_encoder"), embeddings: r.embeddings?.forEncoder(0, handle.tokenizer) };
-    const encoded = await encodePrompts(te, r.guided ? [r.negativePrompt, r.prompt] : [r.prompt], this.opts.clipSkip ? r.clipSkip : 1);
+    const te = {
+      ...handle,
+      session: await this.networks.get("text_encoder"),
+      embeddings: r.embeddings?.forEncoder(0, handle.tokenizer),
+    };
+    const encoded = await encodePrompts(
+      te,
+      r.guided ? [r.negativePrompt, r.prompt] : [r.prompt],
+      this.opts.clipSkip ? r.clipSkip : 1,
+    );
     const [uncond, cond] = [encoded[0]!, encoded[encoded.length - 1]!];
-    const input = (c: { data: Float32Array; tokens: number; hidden: number }) => new Map([[UNET_IO.encoderHiddenStates, { data: c.data, dims: [c.tokens, c.hidden] }]]);
+    const input = (c: { data: Float32Array; tokens: number; hidden: number }) =>
+      new Map([[UNET_IO.encoderHiddenStates, { data: c.data, dims: [c.tokens, c.hidden] }]]);
     return { uncond: input(uncond), cond: input(cond) };
   }
 }

@@ -3,7 +3,14 @@ import type { TextEncoderConfig } from "../configs/text-encoder.js";
 import { UNET_IO } from "../models/unet.js";
 import type { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
 import type { WeightSource } from "../weights/weight-source.js";
-import { chunkCount, encodePrompts, Lazy, openTextEncoder, type Conditioning, type TextEncoderHandle } from "./conditioning.js";
+import {
+  chunkCount,
+  encodePrompts,
+  Lazy,
+  openTextEncoder,
+  type Conditioning,
+  type TextEncoderHandle,
+} from "./conditioning.js";
 import type { NetworkName, Networks } from "./networks.js";
 import type { Conditioner, ConditioningRequest, PromptConditions, UNetCondition } from "./unet-condition.js";
 
@@ -53,34 +60,56 @@ export class SdxlConditioner implements Conditioner {
     encoders: readonly SdxlEncoder[],
     private readonly opts: SdxlConditionerOptions,
   ) {
-    this.encoders = encoders.map((spec) => ({ spec, handle: new Lazy(() => openTextEncoder(networks, spec.network, spec.tokenizer, spec.config, spec.weights)) }));
+    this.encoders = encoders.map((spec) => ({
+      spec,
+      handle: new Lazy(() => openTextEncoder(networks, spec.network, spec.tokenizer, spec.config, spec.weights)),
+    }));
   }
 
   async encode(r: ConditioningRequest): Promise<PromptConditions> {
     /** Each encoder's [negative, prompt], or [prompt] alone without guidance. */
     const texts = (prompts: SdxlEncoder["prompts"]): string[] => {
-      const [negative, prompt] = prompts === "first" ? [r.negativePrompt, r.prompt] : [r.negativePrompt2 ?? r.negativePrompt, r.prompt2 ?? r.prompt];
+      const [negative, prompt] =
+        prompts === "first"
+          ? [r.negativePrompt, r.prompt]
+          : [r.negativePrompt2 ?? r.negativePrompt, r.prompt2 ?? r.prompt];
       return r.guided ? [negative, prompt] : [prompt];
     };
     const embeddings = this.encoders.map((e, i) => r.embeddings?.forEncoder(i, e.spec.tokenizer));
     // Every encoder's states are concatenated token by token, so all prompts take the longest one's chunk count.
-    const chunks = Math.max(...this.encoders.flatMap((e, i) => texts(e.spec.prompts).map((t) => chunkCount(e.spec.tokenizer, t, embeddings[i]))));
+    const chunks = Math.max(
+      ...this.encoders.flatMap((e, i) =>
+        texts(e.spec.prompts).map((t) => chunkCount(e.spec.tokenizer, t, embeddings[i])),
+      ),
+    );
     const last = this.encoders.length - 1;
     const encoded: Conditioning[][] = [];
     for (const [i, e] of this.encoders.entries()) {
       // The session is asked for at each use: merging another LoRA reopens it.
-      const te = { ...(await e.handle.get()), session: await this.networks.get(e.spec.network), embeddings: embeddings[i] };
+      const te = {
+        ...(await e.handle.get()),
+        session: await this.networks.get(e.spec.network),
+        embeddings: embeddings[i],
+      };
       encoded.push(await encodePrompts(te, texts(e.spec.prompts), "penultimate", { chunks, pooled: i === last }));
     }
-    const zeroNegative = r.guided && this.opts.forceZerosForEmptyPrompt && this.encoders.every((e) => texts(e.spec.prompts)[0] === "");
+    const zeroNegative =
+      r.guided && this.opts.forceZerosForEmptyPrompt && this.encoders.every((e) => texts(e.spec.prompts)[0] === "");
     const condition = (side: 0 | 1): UNetCondition => {
       const parts = encoded.map((per) => per[side === 1 ? per.length - 1 : 0]!);
-      const hidden = zeroNegative && side === 0 ? new Float32Array(sum(parts.map((c) => c.data.length))) : concatFeatures(parts);
+      const hidden =
+        zeroNegative && side === 0 ? new Float32Array(sum(parts.map((c) => c.data.length))) : concatFeatures(parts);
       const pooled = parts[last]!.pooled!;
       return new Map([
         [UNET_IO.encoderHiddenStates, { data: hidden, dims: [parts[0]!.tokens, sum(parts.map((c) => c.hidden))] }],
-        [UNET_IO.textEmbeds, { data: zeroNegative && side === 0 ? new Float32Array(pooled.length) : pooled, dims: [pooled.length] }],
-        [UNET_IO.timeIds, { data: this.timeIds(r, side === 0), dims: [TEXT_CONDITIONING[this.opts.family].timeIds.length] }],
+        [
+          UNET_IO.textEmbeds,
+          { data: zeroNegative && side === 0 ? new Float32Array(pooled.length) : pooled, dims: [pooled.length] },
+        ],
+        [
+          UNET_IO.timeIds,
+          { data: this.timeIds(r, side === 0), dims: [TEXT_CONDITIONING[this.opts.family].timeIds.length] },
+        ],
       ]);
     };
     const cond = condition(1);

@@ -28,7 +28,15 @@ import { lcmConditions } from "./guidance-embedding.js";
 import { loraTags } from "./lora-tags.js";
 import { Loras, wantedLoras } from "./loras.js";
 import { imageInfotext, modelDisplayName, provenanceInfo, type ModelIdentity } from "./output-metadata.js";
-import { DEFAULT_CFG_SCALE, DEFAULT_SAMPLER, DEFAULT_STEPS, resolveParams, type GenerateParams, type ResolvedControlUnit, type ResolvedParams } from "./params.js";
+import {
+  DEFAULT_CFG_SCALE,
+  DEFAULT_SAMPLER,
+  DEFAULT_STEPS,
+  resolveParams,
+  type GenerateParams,
+  type ResolvedControlUnit,
+  type ResolvedParams,
+} from "./params.js";
 import { DEFAULT_REFINER_SWITCH_AT, refinerInfotext, refinerStart, type Refiner } from "./refiner.js";
 import type { Safeguards } from "./safeguards.js";
 import type { TextualInversions } from "./textual-inversions.js";
@@ -137,7 +145,11 @@ export class StableDiffusionPipeline {
     this.fastDecoder = parts.fastDecoder;
     this.previewDecoder = parts.previewDecoder ?? parts.fastDecoder;
     const fast = this.fastDecoder;
-    this.codec = new VaeCodec(this.networks, this.space, fast && ((latents, shape, index) => fast.decode(latents, shape, index)));
+    this.codec = new VaeCodec(
+      this.networks,
+      this.space,
+      fast && ((latents, shape, index) => fast.decode(latents, shape, index)),
+    );
     this.modelName = modelDisplayName(this.checkpoint.path);
     this.loraFolder = parts.loraFolder ?? new AdapterFolder(defaultAdapterFolders().loras, "LoRA");
     this.embeddings = parts.embeddings;
@@ -192,7 +204,10 @@ export class StableDiffusionPipeline {
    * UNet (diffusers' LatentConsistencyModelPipeline default), else SD1.x's usual 7.
    */
   get defaultCfgScale(): number {
-    return this.generation.guidanceScale ?? (this.guidanceEmbedding !== undefined ? LCM_DEFAULTS.cfgScale : DEFAULT_CFG_SCALE);
+    return (
+      this.generation.guidanceScale ??
+      (this.guidanceEmbedding !== undefined ? LCM_DEFAULTS.cfgScale : DEFAULT_CFG_SCALE)
+    );
   }
 
   /**
@@ -239,15 +254,31 @@ export class StableDiffusionPipeline {
     // and the caller's are read now, so that a wrong name or file fails before any compute.
     const prompts = [p.prompt, p.negativePrompt, p.prompt2, p.negativePrompt2];
     const tagged = loraTags(prompts.map((t) => t ?? ""));
-    const [prompt, negativePrompt, prompt2, negativePrompt2] = tagged.texts.map((t, i) => (prompts[i] === undefined ? undefined : t));
+    const [prompt, negativePrompt, prompt2, negativePrompt2] = tagged.texts.map((t, i) =>
+      prompts[i] === undefined ? undefined : t,
+    );
     const wanted = wantedLoras(tagged.loras, params.loras ?? [], this.loraFolder);
     const usedEmbeddings = this.embeddings?.used(tagged.texts, this.tokenizer) ?? [];
     const applied = await this.loras.apply(wanted);
     try {
-      return await this.generateWith(params, p, jobId, probe, { prompt: prompt!, negativePrompt: negativePrompt!, prompt2, negativePrompt2 }, {
-        ...(applied.hashes ? { "Lora hashes": applied.hashes } : {}),
-        ...(usedEmbeddings.length > 0 ? { "TI hashes": usedEmbeddings.map((e) => `${e.name.replace(/[:,]/g, "")}: ${e.sha256.slice(0, 12)}`).join(", ") } : {}),
-      }, [...applied.warnings]);
+      return await this.generateWith(
+        params,
+        p,
+        jobId,
+        probe,
+        { prompt: prompt!, negativePrompt: negativePrompt!, prompt2, negativePrompt2 },
+        {
+          ...(applied.hashes ? { "Lora hashes": applied.hashes } : {}),
+          ...(usedEmbeddings.length > 0
+            ? {
+                "TI hashes": usedEmbeddings
+                  .map((e) => `${e.name.replace(/[:,]/g, "")}: ${e.sha256.slice(0, 12)}`)
+                  .join(", "),
+              }
+            : {}),
+        },
+        [...applied.warnings],
+      );
     } finally {
       applied.release();
     }
@@ -264,36 +295,77 @@ export class StableDiffusionPipeline {
     warnings: string[],
   ): Promise<GenerateResult> {
     const start = performance.now();
-    const init = p.initImage === undefined ? undefined : await decodeImage(p.initImage, { name: sourceName(p.initImage, "the init image"), width: p.width, height: p.height });
+    const init =
+      p.initImage === undefined
+        ? undefined
+        : await decodeImage(p.initImage, {
+            name: sourceName(p.initImage, "the init image"),
+            width: p.width,
+            height: p.height,
+          });
     const mask = p.mask === undefined ? undefined : await this.loadMask(p);
     if (init && startIndex(probe, p) >= probe.timesteps.length) {
-      throw new InputError(`denoising strength ${p.denoisingStrength} with ${p.steps} steps leaves no step to run: raise the strength or the steps`);
+      throw new InputError(
+        `denoising strength ${p.denoisingStrength} with ${p.steps} steps leaves no step to run: raise the strength or the steps`,
+      );
     }
 
-    if (this.refiner && mask) throw new InputError("inpainting with a refiner is not supported: leave out the refiner or the mask");
-    if (this.refiner && p.controlnet) throw new InputError("ControlNets with a refiner are not supported (the refiner's UNet takes no residuals): leave out the refiner or the ControlNet units");
+    if (this.refiner && mask)
+      throw new InputError("inpainting with a refiner is not supported: leave out the refiner or the mask");
+    if (this.refiner && p.controlnet)
+      throw new InputError(
+        "ControlNets with a refiner are not supported (the refiner's UNet takes no residuals): leave out the refiner or the ControlNet units",
+      );
     const control = p.controlnet ? await this.prepareControl(p.controlnet, p.width, p.height) : undefined;
     const request: ConditioningRequest = {
-      ...texts, guided: this.loopCfgScale(p) > 1, clipSkip: p.clipSkip, width: p.width, height: p.height, embeddings: this.embeddings,
+      ...texts,
+      guided: this.loopCfgScale(p) > 1,
+      clipSkip: p.clipSkip,
+      width: p.width,
+      height: p.height,
+      embeddings: this.embeddings,
     };
     const conditions = withGuidance(await this.conditioner.encode(request), p.cfgScale, this.guidanceEmbedding);
     const refinerRequest = { ...request, embeddings: this.refiner?.embeddings };
-    const refinerConditions = this.refiner && withGuidance(await this.refiner.conditioner.encode(refinerRequest), p.cfgScale, this.refiner.checkpoint.config.unet.timeCondProjDim ?? undefined);
+    const refinerConditions =
+      this.refiner &&
+      withGuidance(
+        await this.refiner.conditioner.encode(refinerRequest),
+        p.cfgScale,
+        this.refiner.checkpoint.config.unet.timeCondProjDim ?? undefined,
+      );
     const model: ModelIdentity = { name: this.modelName, hash: this.modelHash };
     const images: GeneratedImage[] = [];
     const taesd = this.previewDecoder;
-    const previews = new StepPreviews(this.safeguards, { share: this.safeguards.previewCheckShare, decode: taesd && ((x, shape) => taesd.decode(x, shape)) });
+    const previews = new StepPreviews(this.safeguards, {
+      share: this.safeguards.previewCheckShare,
+      decode: taesd && ((x, shape) => taesd.decode(x, shape)),
+    });
     const controlFields = control ? controlNetInfotext(p.controlnet!, control.titles, p.width, p.height) : {};
     this.running++;
     try {
       for (let b = 0; b < p.batchCount; b++) {
         const seeds = batchSeeds(p.seed, p.batchSize, b);
         const shape = latentShape(this.space, seeds.length, p.width, p.height);
-        const { latents, refined } = await this.denoiseBatch(p, seeds, conditions, refinerConditions, init, mask, control, params.signal, (step, steps, x) =>
-          params.onStep?.({
-            step, steps, batch: b, batches: p.batchCount, elapsed: (performance.now() - start) / 1000, latents: x,
-            preview: previews.forStep(x, shape, { batch: b, step, last: step === steps }),
-          }),
+        const { latents, refined } = await this.denoiseBatch(
+          p,
+          seeds,
+          conditions,
+          refinerConditions,
+          init,
+          mask,
+          control,
+          params.signal,
+          (step, steps, x) =>
+            params.onStep?.({
+              step,
+              steps,
+              batch: b,
+              batches: p.batchCount,
+              elapsed: (performance.now() - start) / 1000,
+              latents: x,
+              preview: previews.forStep(x, shape, { batch: b, step, last: step === steps }),
+            }),
         );
         const decoded = await this.codec.decode(latents, seeds.length, p.width, p.height);
         const safe = await this.safeguards.process(decoded, jobId);
@@ -302,8 +374,18 @@ export class StableDiffusionPipeline {
           const seed = seeds[j]!;
           const notes = safe.notes[j]!;
           const refinerFields = refined ? refinerInfotext(this.refiner!.identity, p.refinerSwitchAt!) : {};
-          const infotext = imageInfotext(p, seed, model, { ...controlFields, ...refinerFields, ...adapterInfotext, ...notes.infotext, ...this.safeguards.staticInfotext });
-          const encode = async (format: ImageFormat) => this.safeguards.finish(await encodeImage(image, format, infotext), await provenanceInfo(p, seed, model, notes.off));
+          const infotext = imageInfotext(p, seed, model, {
+            ...controlFields,
+            ...refinerFields,
+            ...adapterInfotext,
+            ...notes.infotext,
+            ...this.safeguards.staticInfotext,
+          });
+          const encode = async (format: ImageFormat) =>
+            this.safeguards.finish(
+              await encodeImage(image, format, infotext),
+              await provenanceInfo(p, seed, model, notes.off),
+            );
           images.push({ image, seed, infotext, encode, png: () => encode("png") });
         });
       }
@@ -315,7 +397,11 @@ export class StableDiffusionPipeline {
   }
 
   /** Each unit's ControlNet (loaded once) and control map, before any compute of the generation. */
-  private async prepareControl(units: readonly ResolvedControlUnit[], width: number, height: number): Promise<PreparedControl> {
+  private async prepareControl(
+    units: readonly ResolvedControlUnit[],
+    width: number,
+    height: number,
+  ): Promise<PreparedControl> {
     const models = await Promise.all(units.map((u) => this.controlNet(u.model, u.config)));
     const maps = await Promise.all(units.map((u, i) => controlMap(u, width, height, i)));
     return { units, models, maps, titles: models.map((m) => m.title) };
@@ -326,7 +412,9 @@ export class StableDiffusionPipeline {
     const probe = await screenImage(p.initImage!, { name: sourceName(p.initImage!, "the init image") });
     const m = await decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask") });
     if (m.width !== probe.width || m.height !== probe.height) {
-      throw new InputError(`the mask is ${m.width}x${m.height} but the init image is ${probe.width}x${probe.height}: draw the mask at the image's size`);
+      throw new InputError(
+        `the mask is ${m.width}x${m.height} but the init image is ${probe.width}x${probe.height}: draw the mask at the image's size`,
+      );
     }
     return decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask"), width: p.width, height: p.height });
   }
@@ -339,7 +427,10 @@ export class StableDiffusionPipeline {
   /** One batch (batch_size images, one generator each): its starting latents, then the loop. */
   /** The run's scheduler: the sampler with its schedule type (Align Your Steps has an SDXL table). */
   private createScheduler(p: ResolvedParams): Scheduler {
-    return createScheduler(p.sampler, this.schedulerConfig, { schedule: p.schedule, sdxl: this.checkpoint.config.family === "sdxl" });
+    return createScheduler(p.sampler, this.schedulerConfig, {
+      schedule: p.schedule,
+      sdxl: this.checkpoint.config.family === "sdxl",
+    });
   }
 
   private async denoiseBatch(
@@ -359,7 +450,8 @@ export class StableDiffusionPipeline {
     const shape = latentShape(this.space, seeds.length, p.width, p.height);
     const s = await this.start(p, scheduler, noise, shape, init, mask);
     const trainSteps = Number(this.schedulerConfig["num_train_timesteps"] ?? 1000);
-    const at = this.refiner && refinerConditions ? refinerStart(s.timesteps, p.refinerSwitchAt!, trainSteps) : undefined;
+    const at =
+      this.refiner && refinerConditions ? refinerStart(s.timesteps, p.refinerSwitchAt!, trainSteps) : undefined;
     const latents = await denoise({
       unet: await this.unet(control !== undefined),
       control: control && (await this.controlGuidance(control, shape)),
@@ -370,7 +462,10 @@ export class StableDiffusionPipeline {
       noise,
       cfgScale: this.loopCfgScale(p),
       conditions,
-      handOver: at === undefined ? undefined : { at, unet: await this.refiner!.networks.get("unet"), conditions: refinerConditions! },
+      handOver:
+        at === undefined
+          ? undefined
+          : { at, unet: await this.refiner!.networks.get("unet"), conditions: refinerConditions! },
       inpaint: s.inpaint,
       blend: s.blend,
       signal,
@@ -389,13 +484,29 @@ export class StableDiffusionPipeline {
     return this.networks.get(wanted);
   }
 
-  private async controlGuidance(control: PreparedControl, shape: readonly [number, number, number, number]): Promise<ControlGuidance> {
-    const runs = await Promise.all(control.units.map(async (u, i) => {
-      const cond = imageToUnitTensor(control.maps[i]!);
-      const hint = await control.models[i]!.hint(cond.data, cond.shape);
-      return { session: await control.models[i]!.session(), hint: hint.data, hintDims: hint.dims, scale: u.weight, start: u.guidanceStart, end: u.guidanceEnd };
-    }));
-    return new ControlGuidance(await this.networks.get("unet_control"), runs, residualShapes(this.config.unet, shape[2], shape[3]));
+  private async controlGuidance(
+    control: PreparedControl,
+    shape: readonly [number, number, number, number],
+  ): Promise<ControlGuidance> {
+    const runs = await Promise.all(
+      control.units.map(async (u, i) => {
+        const cond = imageToUnitTensor(control.maps[i]!);
+        const hint = await control.models[i]!.hint(cond.data, cond.shape);
+        return {
+          session: await control.models[i]!.session(),
+          hint: hint.data,
+          hintDims: hint.dims,
+          scale: u.weight,
+          start: u.guidanceStart,
+          end: u.guidanceEnd,
+        };
+      }),
+    );
+    return new ControlGuidance(
+      await this.networks.get("unet_control"),
+      runs,
+      residualShapes(this.config.unet, shape[2], shape[3]),
+    );
   }
 
   /**
@@ -404,7 +515,14 @@ export class StableDiffusionPipeline {
    * kept timestep. An inpainting checkpoint also gets its mask channels (and at strength 1 starts from noise,
    * as diffusers does); an ordinary checkpoint given a mask blends the known region back after every step.
    */
-  private async start(p: ResolvedParams, scheduler: Scheduler, noise: BatchNoise, shape: readonly [number, number, number, number], init: RgbImage | undefined, mask: Mask | undefined): Promise<Start> {
+  private async start(
+    p: ResolvedParams,
+    scheduler: Scheduler,
+    noise: BatchNoise,
+    shape: readonly [number, number, number, number],
+    init: RgbImage | undefined,
+    mask: Mask | undefined,
+  ): Promise<Start> {
     const B = shape[0];
     const inpaintModel = this.checkpoint.inpainting;
     const inpaint = inpaintModel ? await inpaintChannels(this.codec, init, mask, p.width, p.height, B) : undefined;
@@ -418,7 +536,10 @@ export class StableDiffusionPipeline {
     const kept = timesteps.slice(begin);
     const addedNoise = noise.randn(shape);
     const latents = scheduler.addNoise(original, addedNoise, kept[0]!);
-    const blend = mask && !inpaintModel ? { keep: latentKeepMask(mask, this.space, B, shape[2], shape[3]), original, addedNoise } : undefined;
+    const blend =
+      mask && !inpaintModel
+        ? { keep: latentKeepMask(mask, this.space, B, shape[2], shape[3]), original, addedNoise }
+        : undefined;
     return { latents, timesteps: kept, inpaint, blend };
   }
 

@@ -45,10 +45,12 @@ export class StateLease {
         await change();
         this.state = key;
       })();
-      this.switching = run.then(
-        () => undefined,
-        () => undefined,
-      ).finally(() => (this.switching = undefined));
+      this.switching = run
+        .then(
+          () => undefined,
+          () => undefined,
+        )
+        .finally(() => (this.switching = undefined));
       await run;
     }
   }

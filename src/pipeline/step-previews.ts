@@ -78,11 +78,22 @@ export class StepPreviews {
    * The `preview` of one step's event (`step` counts from 1). `last`: the batch's last step, whose preview waits
    * for the final verdict.
    */
-  forStep(latents: Float32Array, shape: Nchw, at: { batch: number; step: number; last: boolean }): () => Promise<StepPreview> {
+  forStep(
+    latents: Float32Array,
+    shape: Nchw,
+    at: { batch: number; step: number; last: boolean },
+  ): () => Promise<StepPreview> {
     let shown: Promise<RgbImage> | undefined;
-    const image = () => (shown ??= this.decode ? this.decode(latents, shape) : Promise.resolve(latentPreview(latents, shape, { scale: 8 })));
+    const image = () =>
+      (shown ??= this.decode
+        ? this.decode(latents, shape)
+        : Promise.resolve(latentPreview(latents, shape, { scale: 8 })));
     let png: Promise<Buffer> | undefined;
-    const plain = (safety: PreviewSafety) => async (): Promise<StepPreview> => ({ png: await (png ??= image().then(encodePng)), safety, step: at.step });
+    const plain = (safety: PreviewSafety) => async (): Promise<StepPreview> => ({
+      png: await (png ??= image().then(encodePng)),
+      safety,
+      step: at.step,
+    });
     if (!this.safeguards.checking) return plain("unchecked");
     const passed = plain("passed");
     let judged: Promise<void> | undefined;
@@ -93,7 +104,8 @@ export class StepPreviews {
       return this.flagged ? (asFlagged ??= image().then((i) => this.flaggedPreview(i, at.step))) : passed();
     };
     return () => {
-      if (judged === undefined && !at.last && this.latest && this.spentMs > this.share * (this.now() - this.startMs)) return this.latest();
+      if (judged === undefined && !at.last && this.latest && this.spentMs > this.share * (this.now() - this.startMs))
+        return this.latest();
       if (judged === undefined) this.latest = own;
       return own();
     };

@@ -15,19 +15,35 @@ import { CachedSessions, modelSha256, type NetworkOptions } from "./networks.js"
  * compile cache, keyed by its files' hash.
  */
 export class TaesdModel {
-  private constructor(readonly checkpoint: TaesdCheckpoint, private readonly sessions: CachedSessions<"taesd_decoder">) {}
+  private constructor(
+    readonly checkpoint: TaesdCheckpoint,
+    private readonly sessions: CachedSessions<"taesd_decoder">,
+  ) {}
 
   static async open(path: string, space: LatentSpace, opts: NetworkOptions = {}): Promise<TaesdModel> {
     const checkpoint = openTaesd(path);
     try {
       if (checkpoint.config.latentChannels !== space.channels) {
-        throw new InputError(`the TAESD ${path} decodes ${checkpoint.config.latentChannels}-channel latents but the model's have ${space.channels}: use the TAESD of the model's family (taesd for SD1/SD2, taesdxl for SDXL)`);
+        throw new InputError(
+          `the TAESD ${path} decodes ${checkpoint.config.latentChannels}-channel latents but the model's have ${space.channels}: use the TAESD of the model's family (taesd for SD1/SD2, taesdxl for SDXL)`,
+        );
       }
       const cacheDir = opts.cacheDir ?? defaultCacheDir();
       // One file hashes as itself; several (a folder) as the list of their hashes.
-      const sha256 = await modelSha256({ layout: checkpoint.files.length === 1 ? "single-file" : "diffusers", path: checkpoint.files.length === 1 ? checkpoint.files[0]! : checkpoint.path, files: checkpoint.files }, cacheDir, opts.onStatus);
-      const sessions = new CachedSessions<"taesd_decoder">(sha256, new CompileCache(cacheDir, { storage: opts.cacheWeights }), opts, () =>
-        buildTaesdDecoder(checkpoint.config, new ScopedWeights(checkpoint.weights)),
+      const sha256 = await modelSha256(
+        {
+          layout: checkpoint.files.length === 1 ? "single-file" : "diffusers",
+          path: checkpoint.files.length === 1 ? checkpoint.files[0]! : checkpoint.path,
+          files: checkpoint.files,
+        },
+        cacheDir,
+        opts.onStatus,
+      );
+      const sessions = new CachedSessions<"taesd_decoder">(
+        sha256,
+        new CompileCache(cacheDir, { storage: opts.cacheWeights }),
+        opts,
+        () => buildTaesdDecoder(checkpoint.config, new ScopedWeights(checkpoint.weights)),
       );
       return new TaesdModel(checkpoint, sessions);
     } catch (e) {

@@ -3,7 +3,12 @@ import { encodePrompt } from "../tokenizer/chunks.js";
 import type { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
 import { EmbeddingWords } from "../tokenizer/embedding-words.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
-import { readEmbedding, type EmbeddingFile, type EmbeddingPart, type EmbeddingSource } from "../weights/embedding-file.js";
+import {
+  readEmbedding,
+  type EmbeddingFile,
+  type EmbeddingPart,
+  type EmbeddingSource,
+} from "../weights/embedding-file.js";
 import type { AdapterFolder } from "./adapter-folder.js";
 import type { EncoderEmbeddings } from "./conditioning.js";
 
@@ -32,9 +37,12 @@ export function embeddingEncoders(ckpt: Checkpoint): EmbeddingEncoder[] {
 function embeddingParts(family: ModelFamily): EmbeddingPart[] {
   switch (family) {
     case "sd1":
-    case "sd2": return ["single"];
-    case "sdxl": return ["clip_l", "clip_g"];
-    case "sdxl-refiner": return ["clip_g"];
+    case "sd2":
+      return ["single"];
+    case "sdxl":
+      return ["clip_l", "clip_g"];
+    case "sdxl-refiner":
+      return ["clip_g"];
   }
 }
 
@@ -81,7 +89,11 @@ export class TextualInversions {
     let e = state.perEncoder.get(index);
     if (!e) {
       const encoder = this.encoders[index]!;
-      const words = new EmbeddingWords(tokenizer, state.loaded.map((f) => ({ name: f.name, vectors: f.vectors })), encoder.vocabSize);
+      const words = new EmbeddingWords(
+        tokenizer,
+        state.loaded.map((f) => ({ name: f.name, vectors: f.vectors })),
+        encoder.vocabSize,
+      );
       const rows = new Float32Array(state.loaded.reduce((n, f) => n + f.vectors, 0) * encoder.width);
       let at = 0;
       for (const f of state.loaded) {
@@ -102,7 +114,11 @@ export class TextualInversions {
   used(texts: readonly string[], tokenizer: ClipTokenizer): EmbeddingFile[] {
     const state = this.current();
     if (state.failed.size > 0) {
-      const failed = new EmbeddingWords(tokenizer, [...state.failed.keys()].map((name) => ({ name, vectors: 1 })), this.encoders[0]!.vocabSize);
+      const failed = new EmbeddingWords(
+        tokenizer,
+        [...state.failed.keys()].map((name) => ({ name, vectors: 1 })),
+        this.encoders[0]!.vocabSize,
+      );
       for (const text of texts) {
         const [name] = encodePrompt(tokenizer, text, { embeddings: failed }).embeddings;
         if (name !== undefined) throw state.failed.get(name)!;

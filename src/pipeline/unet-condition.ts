@@ -17,12 +17,18 @@ export interface PromptConditions {
  * The batched UNet inputs for `batch` images: with guidance, the unconditional copies first and then the
  * conditional ones (the order diffusers concatenates them in); without, the conditional ones alone.
  */
-export function batchConditions(c: PromptConditions, batch: number, guided: boolean): Record<string, { data: Float32Array; dims: number[] }> {
+export function batchConditions(
+  c: PromptConditions,
+  batch: number,
+  guided: boolean,
+): Record<string, { data: Float32Array; dims: number[] }> {
   const out: Record<string, { data: Float32Array; dims: number[] }> = {};
   for (const [name, cond] of c.cond) {
     const uncond = c.uncond.get(name);
     if (guided && (!uncond || uncond.data.length !== cond.data.length)) {
-      throw new Error(`conditions for ${name}: the negative prompt's has ${uncond?.data.length ?? 0} values, the prompt's ${cond.data.length}`);
+      throw new Error(
+        `conditions for ${name}: the negative prompt's has ${uncond?.data.length ?? 0} values, the prompt's ${cond.data.length}`,
+      );
     }
     const copies = guided ? 2 * batch : batch;
     const data = new Float32Array(copies * cond.data.length);

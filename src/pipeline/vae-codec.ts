@@ -6,7 +6,11 @@ import type { LatentSpace } from "./latent-space.js";
 import type { Networks } from "./networks.js";
 
 /** A decoder that stands in for the VAE's (a TAESD: `--vae taesd`): image `index` of latents [B, C, h, w]. */
-export type FastDecoder = (latents: Float32Array, shape: readonly [number, number, number, number], index: number) => Promise<RgbImage>;
+export type FastDecoder = (
+  latents: Float32Array,
+  shape: readonly [number, number, number, number],
+  index: number,
+) => Promise<RgbImage>;
 
 /** Images to latents and back through the model's VAE, with its scaling factor applied. */
 export class VaeCodec {
@@ -29,7 +33,9 @@ export class VaeCodec {
     for (let j = 0; j < batch; j++) {
       for (let k = 0; k < mean.length; k++) {
         const std = Math.fround(Math.exp(Math.fround(0.5 * logvar[k]!)));
-        latents[j * mean.length + k] = Math.fround(Math.fround(mean[k]! + Math.fround(std * eps[j * mean.length + k]!)) * scale);
+        latents[j * mean.length + k] = Math.fround(
+          Math.fround(mean[k]! + Math.fround(std * eps[j * mean.length + k]!)) * scale,
+        );
       }
     }
     return latents;
@@ -61,7 +67,10 @@ export class VaeCodec {
     return images;
   }
 
-  private async posterior(image: { data: Float32Array; shape: readonly number[] }): Promise<{ mean: Float32Array; logvar: Float32Array; dims: readonly number[] }> {
+  private async posterior(image: {
+    data: Float32Array;
+    shape: readonly number[];
+  }): Promise<{ mean: Float32Array; logvar: Float32Array; dims: readonly number[] }> {
     const enc = await this.networks.get("vae_encoder");
     const out = await enc.run({ [VAE_IO.image]: { data: image.data, dims: image.shape } });
     return { mean: out[VAE_IO.mean]!.data, logvar: out[VAE_IO.logvar]!.data, dims: out[VAE_IO.mean]!.dims };

@@ -27,10 +27,12 @@ class DoubleDouble {
     const ah = this.hi;
     const p = ah * bh;
     let t = SPLITTER * ah;
-    const ahh = t - (t - ah), ahl = ah - ahh;
+    const ahh = t - (t - ah),
+      ahl = ah - ahh;
     t = SPLITTER * bh;
-    const bhh = t - (t - bh), bhl = bh - bhh;
-    const err = ((ahh * bhh - p) + ahh * bhl + ahl * bhh) + ahl * bhl;
+    const bhh = t - (t - bh),
+      bhl = bh - bhh;
+    const err = ahh * bhh - p + ahh * bhl + ahl * bhh + ahl * bhl;
     return this.normalize(p, err + (ah * bl + this.lo * bh));
   }
 
@@ -39,7 +41,7 @@ class DoubleDouble {
     const ah = this.hi;
     const s = ah + bh;
     const bb = s - ah;
-    const err = (ah - (s - bb)) + (bh - bb);
+    const err = ah - (s - bb) + (bh - bb);
     return this.normalize(s, err + this.lo + bl);
   }
 
@@ -79,7 +81,12 @@ const ATANH_HEAD = [reciprocal(3), reciprocal(5)] as const;
 const ATANH_TAIL = Array.from({ length: 18 }, (_, i) => 1 / (2 * i + 7)); // 1/7, 1/9, ..., 1/41
 const SIN_HEAD = [reciprocal(-factorial(3)), reciprocal(factorial(5)), reciprocal(-factorial(7))] as const;
 const SIN_TAIL = Array.from({ length: 9 }, (_, i) => (i % 2 === 0 ? 1 : -1) / factorial(2 * i + 9)); // 1/9!, -1/11!, ...
-const COS_HEAD = [reciprocal(-factorial(2)), reciprocal(factorial(4)), reciprocal(-factorial(6)), reciprocal(factorial(8))] as const;
+const COS_HEAD = [
+  reciprocal(-factorial(2)),
+  reciprocal(factorial(4)),
+  reciprocal(-factorial(6)),
+  reciprocal(factorial(8)),
+] as const;
 const COS_TAIL = Array.from({ length: 9 }, (_, i) => (i % 2 === 0 ? -1 : 1) / factorial(2 * i + 10)); // -1/10!, 1/12!, ...
 
 /** Evaluates a polynomial in `x` by Horner's rule, highest coefficient last. */
@@ -111,10 +118,10 @@ export function crLog(x: number): number {
   // log m = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...), s = (m - 1) / (m + 1), |s| <= 0.172.
   const num = m - 1; // exact (Sterbenz)
   const den = m + 1;
-  const denLo = (m - (den - 1)) + (1 - (den - (den - 1)));
+  const denLo = m - (den - 1) + (1 - (den - (den - 1)));
   const q1 = num / den;
   const back = new DoubleDouble().set(q1, 0).mul(den, denLo);
-  const q2 = ((num - back.hi) - back.lo) / den;
+  const q2 = (num - back.hi - back.lo) / den;
   const s = new DoubleDouble().set(q1, 0).add(q2, 0);
   const s2 = new DoubleDouble().set(s.hi, s.lo).mul(s.hi, s.lo);
   const acc = new DoubleDouble().set(hornerDouble(ATANH_TAIL, s2.hi), 0);
@@ -132,7 +139,11 @@ export function crSinCos(x: number): { sin: number; cos: number } {
   if (!Number.isFinite(x) || Math.abs(x) > 1e5) return { sin: Math.sin(x), cos: Math.cos(x) };
   // r = x - q*pi/2 with |r| <= pi/4, carried in double-double.
   const q = Math.round(x / PIO2_1);
-  const r = new DoubleDouble().set(PIO2_1, PIO2_2).mul(-q, 0).add(-q * PIO2_3, 0).add(x, 0);
+  const r = new DoubleDouble()
+    .set(PIO2_1, PIO2_2)
+    .mul(-q, 0)
+    .add(-q * PIO2_3, 0)
+    .add(x, 0);
   const r2 = new DoubleDouble().set(r.hi, r.lo).mul(r.hi, r.lo);
 
   const sin = new DoubleDouble().set(hornerDouble(SIN_TAIL, r2.hi), 0);
@@ -143,11 +154,16 @@ export function crSinCos(x: number): { sin: number; cos: number } {
   for (let i = COS_HEAD.length - 1; i >= 0; i--) cos.mul(r2.hi, r2.lo).add(COS_HEAD[i]![0], COS_HEAD[i]![1]);
   cos.mul(r2.hi, r2.lo).add(1, 0);
 
-  const s = sin.value(), c = cos.value();
+  const s = sin.value(),
+    c = cos.value();
   switch (((q % 4) + 4) % 4) {
-    case 0: return { sin: s, cos: c };
-    case 1: return { sin: c, cos: -s };
-    case 2: return { sin: -s, cos: -c };
-    default: return { sin: -c, cos: s };
+    case 0:
+      return { sin: s, cos: c };
+    case 1:
+      return { sin: c, cos: -s };
+    case 2:
+      return { sin: -s, cos: -c };
+    default:
+      return { sin: -c, cos: s };
   }
 }

@@ -19,9 +19,9 @@ export function fmaf(a: number, b: number, c: number): number {
   const other = s + (s - r);
   if (Math.fround(other) !== other) return r;
   const bv = s - p;
-  const residual = (p - (s - bv)) + (c - bv);
+  const residual = p - (s - bv) + (c - bv);
   if (residual === 0) return r;
-  return (residual > 0) === (other > s) ? other : r;
+  return residual > 0 === other > s ? other : r;
 }
 
 /** Rounds a float32 value to IEEE binary16 (c10::Half's round-to-nearest-even), returned as a number. */

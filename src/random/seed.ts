@@ -33,7 +33,8 @@ export function seedInteger(value: unknown, what = "seed"): bigint {
   if (typeof value === "bigint") return value;
   if (typeof value === "number") {
     if (Number.isSafeInteger(value)) return BigInt(value);
-    if (Number.isInteger(value)) throw new InputError(`${subject(what, String(value))} is not exact: ${PRECISION_HINT}`);
+    if (Number.isInteger(value))
+      throw new InputError(`${subject(what, String(value))} is not exact: ${PRECISION_HINT}`);
     throw new InputError(`${subject(what, String(value))} is not an integer: ${RANGE_HINT}`);
   }
   if (typeof value === "string" && DECIMAL.test(value.trim())) return BigInt(value.trim());
@@ -44,7 +45,8 @@ export function seedInteger(value: unknown, what = "seed"): bigint {
 export function parseSeed(value: unknown, what = "seed"): bigint {
   const seed = seedInteger(value, what);
   if (seed < RANDOM_SEED || seed > MAX_SEED) {
-    const torch = seed < 0n && seed >= -(2n ** 63n) ? ` (PyTorch's manual_seed(${seed}) is seed ${BigInt.asUintN(64, seed)})` : "";
+    const torch =
+      seed < 0n && seed >= -(2n ** 63n) ? ` (PyTorch's manual_seed(${seed}) is seed ${BigInt.asUintN(64, seed)})` : "";
     throw new InputError(`${subject(what, String(seed))} is out of range: ${RANGE_HINT}${torch}`);
   }
   return seed;

@@ -59,10 +59,13 @@ export class TorchGenerator implements NoiseSource {
     checkDtype(dtype);
     if (n < VECTOR_MIN) return this.scalarNormals(n, dtype);
     switch (dtype) {
-      case "float32": return this.vectorNormalsFloat32(n);
-      case "float64": return this.vectorNormalsFloat64(n);
+      case "float32":
+        return this.vectorNormalsFloat32(n);
+      case "float64":
+        return this.vectorNormalsFloat64(n);
       case "float16":
-      case "bfloat16": return this.vectorNormalsHalf(n, dtype);
+      case "bfloat16":
+        return this.vectorNormalsHalf(n, dtype);
     }
   }
 
@@ -82,7 +85,8 @@ export class TorchGenerator implements NoiseSource {
     const raw = new Uint32Array(n);
     this.engine.fill(raw);
     const out = new Float32Array(n);
-    const mask = 2 ** bits - 1, scale = 2 ** -bits;
+    const mask = 2 ** bits - 1,
+      scale = 2 ** -bits;
     for (let i = 0; i < n; i++) out[i] = (raw[i]! & mask) * scale;
     return out;
   }

@@ -63,7 +63,9 @@ export interface PolicyMatch {
 /** A prompt refused by the policy: the CLI exits 2, the server answers 422, both with the rule's reason. */
 export class PolicyRefusal extends DiffuseError {
   constructor(readonly match: PolicyMatch) {
-    super(`prompt refused by the prompt policy (rule ${match.ruleNumber}, ${describeRule(match.rule)}): ${match.reason}`);
+    super(
+      `prompt refused by the prompt policy (rule ${match.ruleNumber}, ${describeRule(match.rule)}): ${match.reason}`,
+    );
   }
   get reason(): string {
     return this.match.reason;
@@ -94,7 +96,9 @@ class PromptForms {
   private cased?: TokenizerReading;
   constructor(readonly written: string) {}
   tokenized(keepCase: boolean): TokenizerReading {
-    return keepCase ? (this.cased ??= readAsTokenizer(this.written, true)) : (this.lower ??= readAsTokenizer(this.written));
+    return keepCase
+      ? (this.cased ??= readAsTokenizer(this.written, true))
+      : (this.lower ??= readAsTokenizer(this.written));
   }
 }
 
@@ -104,24 +108,33 @@ export class PromptPolicy {
   /** Parses and validates rules (the JSON text of a rules file); `name` is the file, for error messages. */
   static parse(json: string, name = "the prompt policy"): PromptPolicy {
     if (jsonTooDeep(json, MAX_JSON_DEPTH)) {
-      throw new InputError(`${name} nests JSON more than ${MAX_JSON_DEPTH} levels deep; it should be a flat list like [{"term": "...", "reason": "..."}]`);
+      throw new InputError(
+        `${name} nests JSON more than ${MAX_JSON_DEPTH} levels deep; it should be a flat list like [{"term": "...", "reason": "..."}]`,
+      );
     }
     let data: unknown;
     try {
       data = JSON.parse(json);
     } catch (e) {
-      throw new InputError(`${name} is not valid JSON (${(e as Error).message}); it should be a list like [{"term": "...", "reason": "..."}]`);
+      throw new InputError(
+        `${name} is not valid JSON (${(e as Error).message}); it should be a list like [{"term": "...", "reason": "..."}]`,
+      );
     }
     const list = Array.isArray(data) ? data : (data as { rules?: unknown } | null)?.rules;
     if (!Array.isArray(list)) {
-      throw new InputError(`${name} should hold a JSON list of rules (or {"rules": [...]}), each {"term": "..."} or {"regex": "..."} with a "reason"`);
+      throw new InputError(
+        `${name} should hold a JSON list of rules (or {"rules": [...]}), each {"term": "..."} or {"regex": "..."} with a "reason"`,
+      );
     }
     return new PromptPolicy(list.map((r, i) => compileRule(r, i + 1, name)));
   }
 
   static async load(path: string): Promise<PromptPolicy> {
     // A regular file of sane size: a named pipe or a device given by mistake must not hang or fill memory.
-    const text = readRegularFile(path, InputError, { hint: "pass the path of the prompt policy's JSON file", maxBytes: MAX_POLICY_BYTES }).toString("utf8");
+    const text = readRegularFile(path, InputError, {
+      hint: "pass the path of the prompt policy's JSON file",
+      maxBytes: MAX_POLICY_BYTES,
+    }).toString("utf8");
     return PromptPolicy.parse(text, path);
   }
 
@@ -175,12 +188,16 @@ const SCOPES: readonly PolicyScope[] = ["prompt", "negative", "both"];
 function compileRule(raw: unknown, n: number, name: string): CompiledRule {
   const where = `${name}, rule ${n}`;
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
-    throw new InputError(`${where} is not an object; write it as {"term": "...", "reason": "..."} or {"regex": "...", "reason": "..."}`);
+    throw new InputError(
+      `${where} is not an object; write it as {"term": "...", "reason": "..."} or {"regex": "...", "reason": "..."}`,
+    );
   }
   const r = raw as Record<string, unknown>;
   const unknown = Object.keys(r).filter((k) => !RULE_KEYS.has(k));
   if (unknown.length) {
-    throw new InputError(`${where} has unknown key ${unknown.map((k) => JSON.stringify(k)).join(", ")}; a rule has "term" or "regex", "reason", and optionally "in" and "caseSensitive"`);
+    throw new InputError(
+      `${where} has unknown key ${unknown.map((k) => JSON.stringify(k)).join(", ")}; a rule has "term" or "regex", "reason", and optionally "in" and "caseSensitive"`,
+    );
   }
   if ((r.term === undefined) === (r.regex === undefined)) {
     throw new InputError(`${where} needs exactly one of "term" and "regex"`);
@@ -192,18 +209,26 @@ function compileRule(raw: unknown, n: number, name: string): CompiledRule {
     throw new InputError(`${where} has "in": ${JSON.stringify(r.in)}; use "prompt", "negative" or "both"`);
   }
   if (r.caseSensitive !== undefined && (typeof r.caseSensitive !== "boolean" || r.term !== undefined)) {
-    throw new InputError(`${where}: "caseSensitive" is true or false, and only for "regex" rules (terms always ignore case)`);
+    throw new InputError(
+      `${where}: "caseSensitive" is true or false, and only for "regex" rules (terms always ignore case)`,
+    );
   }
   const rule: PolicyRule = { ...(r as object), reason: r.reason } as PolicyRule;
   const scope = (r.in as PolicyScope | undefined) ?? "prompt";
   if (r.term !== undefined) {
-    if (typeof r.term !== "string" || !r.term.trim()) throw new InputError(`${where} has an empty "term"; give a word or phrase`);
+    if (typeof r.term !== "string" || !r.term.trim())
+      throw new InputError(`${where} has an empty "term"; give a word or phrase`);
     const reading = readTermAsTokenizer(r.term);
     if (reading.text === "") {
-      throw new InputError(`${where} has the term ${JSON.stringify(r.term)}, which is empty once cleaned as the tokenizer cleans prompts (control and invisible characters are removed); give a word or phrase`);
+      throw new InputError(
+        `${where} has the term ${JSON.stringify(r.term)}, which is empty once cleaned as the tokenizer cleans prompts (control and invisible characters are removed); give a word or phrase`,
+      );
     }
     return {
-      rule, scope, term: reading, keepCase: false,
+      rule,
+      scope,
+      term: reading,
+      keepCase: false,
       written: termPattern(r.term),
       // Both readings are lower case already. Without the i flag the long s (U+017F) and the Kelvin sign do not
       // stand in for "s" and "k": the model reads them as other bytes.
@@ -211,15 +236,20 @@ function compileRule(raw: unknown, n: number, name: string): CompiledRule {
       words: new RegExp(`(?<![^ ])${escapeRegExp(reading.words)}(?![^ ])`, "u"),
     };
   }
-  if (typeof r.regex !== "string" || r.regex === "") throw new InputError(`${where} has an empty "regex"; give a JavaScript regular expression`);
+  if (typeof r.regex !== "string" || r.regex === "")
+    throw new InputError(`${where} has an empty "regex"; give a JavaScript regular expression`);
   let pattern: RegExp;
   try {
     pattern = new RegExp(r.regex, r.caseSensitive ? "u" : "iu");
   } catch (e) {
-    throw new InputError(`${where} has an invalid regex ${JSON.stringify(r.regex)} (${(e as Error).message}); write it in JavaScript syntax (Unicode mode), and double each backslash inside JSON`);
+    throw new InputError(
+      `${where} has an invalid regex ${JSON.stringify(r.regex)} (${(e as Error).message}); write it in JavaScript syntax (Unicode mode), and double each backslash inside JSON`,
+    );
   }
   if (pattern.test("")) {
-    throw new InputError(`${where}: the regex ${JSON.stringify(r.regex)} matches empty text, so it would refuse every prompt; make it require at least one character`);
+    throw new InputError(
+      `${where}: the regex ${JSON.stringify(r.regex)} matches empty text, so it would refuse every prompt; make it require at least one character`,
+    );
   }
   const keepCase = r.caseSensitive === true;
   return { rule, scope, keepCase, written: pattern, read: pattern, words: pattern };
@@ -231,11 +261,7 @@ function compileRule(raw: unknown, n: number, name: string): CompiledRule {
  * spaces inside a phrase match any whitespace.
  */
 function termPattern(term: string): RegExp {
-  const body = term
-    .trim()
-    .split(/\s+/)
-    .map(escapeRegExp)
-    .join("\\s+");
+  const body = term.trim().split(/\s+/).map(escapeRegExp).join("\\s+");
   return new RegExp(`(?<![\\p{L}\\p{N}_])${body}(?![\\p{L}\\p{N}_])`, "iu");
 }
 

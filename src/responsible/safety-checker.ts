@@ -70,10 +70,15 @@ type Json = Record<string, unknown>;
 /** Parses a preprocessor_config.json. Only bicubic resizing (PIL resample 3) with resize, crop and normalise on is supported. */
 export function preprocessConfigFromJson(json: Json, origin = "preprocessor_config.json"): ClipPreprocessConfig {
   for (const flag of ["do_resize", "do_center_crop", "do_rescale", "do_normalize"]) {
-    if (json[flag] === false) throw new CheckpointError(`${origin}: ${flag} is false; the safety checker expects CLIP's standard pre-processing (resize, centre crop, rescale, normalise)`);
+    if (json[flag] === false)
+      throw new CheckpointError(
+        `${origin}: ${flag} is false; the safety checker expects CLIP's standard pre-processing (resize, centre crop, rescale, normalise)`,
+      );
   }
   if (json.resample !== undefined && Number(json.resample) !== 3) {
-    throw new CheckpointError(`${origin}: resample ${String(json.resample)} is not bicubic (3); only CLIP's bicubic resize is implemented`);
+    throw new CheckpointError(
+      `${origin}: resample ${String(json.resample)} is not bicubic (3); only CLIP's bicubic resize is implemented`,
+    );
   }
   const size = json.size as Json | number | undefined;
   const crop = json.crop_size as Json | number | undefined;
@@ -82,7 +87,8 @@ export function preprocessConfigFromJson(json: Json, origin = "preprocessor_conf
   const cropWidth = typeof crop === "number" ? crop : Number(crop?.width ?? CLIP_PREPROCESS.cropWidth);
   const triple = (v: unknown, fallback: [number, number, number], what: string): [number, number, number] => {
     if (v === undefined) return fallback;
-    if (!Array.isArray(v) || v.length !== 3 || v.some((x) => typeof x !== "number")) throw new CheckpointError(`${origin}: ${what} must be three numbers`);
+    if (!Array.isArray(v) || v.length !== 3 || v.some((x) => typeof x !== "number"))
+      throw new CheckpointError(`${origin}: ${what} must be three numbers`);
     return [v[0], v[1], v[2]];
   };
   const config: ClipPreprocessConfig = {
@@ -115,7 +121,11 @@ export type ClipResampler = "pillow" | "sharp";
  * libvips' cubic kernel, which agrees when shrinking but interpolates differently when enlarging (several
  * levels off on noisy images).
  */
-export async function preprocessForClip(images: readonly RgbImage[], config: ClipPreprocessConfig = CLIP_PREPROCESS, resampler: ClipResampler = "pillow"): Promise<Float32Array> {
+export async function preprocessForClip(
+  images: readonly RgbImage[],
+  config: ClipPreprocessConfig = CLIP_PREPROCESS,
+  resampler: ClipResampler = "pillow",
+): Promise<Float32Array> {
   const { cropHeight: ch, cropWidth: cw } = config;
   const plane = ch * cw;
   const out = new Float32Array(images.length * 3 * plane);
@@ -140,26 +150,42 @@ export async function preprocessForClip(images: readonly RgbImage[], config: Cli
 }
 
 /** Resize (shortest edge) and centre crop, returning the crop's interleaved RGB bytes. */
-async function resizeAndCrop(img: RgbImage, config: ClipPreprocessConfig, resampler: ClipResampler): Promise<Uint8Array> {
+async function resizeAndCrop(
+  img: RgbImage,
+  config: ClipPreprocessConfig,
+  resampler: ClipResampler,
+): Promise<Uint8Array> {
   checkImage(img);
   const size = resizeTarget(img.width, img.height, config.shortestEdge);
   const { cropHeight: ch, cropWidth: cw } = config;
   if (size.width < cw || size.height < ch) {
-    throw new InputError(`an image of ${img.width}x${img.height} resizes to ${size.width}x${size.height}, smaller than the safety checker's ${cw}x${ch} crop`);
+    throw new InputError(
+      `an image of ${img.width}x${img.height} resizes to ${size.width}x${size.height}, smaller than the safety checker's ${cw}x${ch} crop`,
+    );
   }
   const left = Math.floor((size.width - cw) / 2);
   const top = Math.floor((size.height - ch) / 2);
   if (resampler === "pillow") {
     const resized = resizeBicubic(img, size.width, size.height);
     const out = new Uint8Array(cw * ch * 3);
-    for (let y = 0; y < ch; y++) out.set(resized.data.subarray(((top + y) * size.width + left) * 3, ((top + y) * size.width + left + cw) * 3), y * cw * 3);
+    for (let y = 0; y < ch; y++)
+      out.set(
+        resized.data.subarray(((top + y) * size.width + left) * 3, ((top + y) * size.width + left + cw) * 3),
+        y * cw * 3,
+      );
     return out;
   }
   let pipeline = sharp(rawBuffer(img), { raw: { width: img.width, height: img.height, channels: 3 } });
-  if (size.width !== img.width || size.height !== img.height) pipeline = pipeline.resize(size.width, size.height, { fit: "fill", kernel: "cubic" });
-  const { data, info } = await pipeline.extract({ left, top, width: cw, height: ch }).raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
+  if (size.width !== img.width || size.height !== img.height)
+    pipeline = pipeline.resize(size.width, size.height, { fit: "fill", kernel: "cubic" });
+  const { data, info } = await pipeline
+    .extract({ left, top, width: cw, height: ch })
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
   if (info.width !== cw || info.height !== ch || info.channels !== 3) {
-    throw new InternalError(`sharp returned ${info.width}x${info.height}x${info.channels} for the safety checker's ${cw}x${ch}x3 crop`);
+    throw new InternalError(
+      `sharp returned ${info.width}x${info.height}x${info.channels} for the safety checker's ${cw}x${ch}x3 crop`,
+    );
   }
   return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }
@@ -178,7 +204,12 @@ export function roundScore(x: number): number {
  * special scores carry it too); then every concept score with that adjustment; the image is flagged when any
  * concept score is > 0.
  */
-export function safetyDecision(conceptCos: ArrayLike<number>, specialCos: ArrayLike<number>, conceptThresholds: ArrayLike<number>, specialThresholds: ArrayLike<number>): SafetyResult {
+export function safetyDecision(
+  conceptCos: ArrayLike<number>,
+  specialCos: ArrayLike<number>,
+  conceptThresholds: ArrayLike<number>,
+  specialThresholds: ArrayLike<number>,
+): SafetyResult {
   let adjustment = 0;
   const specialScores: number[] = [];
   const specialCare: number[] = [];
@@ -227,22 +258,35 @@ const WEIGHT_FILES = ["model.safetensors", "model.fp16.safetensors", "diffusion_
 export function findSafetyChecker(modelPath: string): string | undefined {
   const dir = existsSync(modelPath) && statSync(modelPath).isDirectory() ? modelPath : dirname(modelPath);
   const candidate = join(dir, "safety_checker");
-  return existsSync(candidate) && statSync(candidate).isDirectory() && WEIGHT_FILES.some((f) => existsSync(join(candidate, f))) ? candidate : undefined;
+  return existsSync(candidate) &&
+    statSync(candidate).isDirectory() &&
+    WEIGHT_FILES.some((f) => existsSync(join(candidate, f)))
+    ? candidate
+    : undefined;
 }
 
 /** Resolves a user's path to the weight file, its config.json (if any) and the feature extractor config (if any). */
 function resolveFiles(path: string): { weights: string; config?: string; preprocessor?: string } {
   if (!existsSync(path)) {
-    throw new InputError(`safety checker not found at ${path}; pass the safety_checker/ folder of a diffusers model, its model.safetensors, or a model folder that contains safety_checker/`);
+    throw new InputError(
+      `safety checker not found at ${path}; pass the safety_checker/ folder of a diffusers model, its model.safetensors, or a model folder that contains safety_checker/`,
+    );
   }
   let dir: string;
   let weights: string | undefined;
   if (statSync(path).isDirectory()) {
-    dir = existsSync(join(path, "safety_checker")) && !WEIGHT_FILES.some((f) => existsSync(join(path, f))) ? join(path, "safety_checker") : path;
+    dir =
+      existsSync(join(path, "safety_checker")) && !WEIGHT_FILES.some((f) => existsSync(join(path, f)))
+        ? join(path, "safety_checker")
+        : path;
     weights = WEIGHT_FILES.map((f) => join(dir, f)).find((f) => existsSync(f));
     if (!weights) {
-      const pickle = existsSync(join(dir, "pytorch_model.bin")) ? " (pytorch_model.bin is a pickle, never loaded here: use the repository's model.safetensors)" : "";
-      throw new CheckpointError(`${dir}: no ${WEIGHT_FILES.join(" or ")}${pickle}; download the safety checker's safetensors weights`);
+      const pickle = existsSync(join(dir, "pytorch_model.bin"))
+        ? " (pytorch_model.bin is a pickle, never loaded here: use the repository's model.safetensors)"
+        : "";
+      throw new CheckpointError(
+        `${dir}: no ${WEIGHT_FILES.join(" or ")}${pickle}; download the safety checker's safetensors weights`,
+      );
     }
   } else {
     weights = path;
@@ -251,12 +295,18 @@ function resolveFiles(path: string): { weights: string; config?: string; preproc
   const config = join(dir, "config.json");
   // The config beside a weight file describes it only in a folder laid out as diffusers/transformers do.
   const useConfig = existsSync(config) && (statSync(path).isDirectory() || WEIGHT_FILES.includes(basename(weights)));
-  const pre = [join(dir, "..", "feature_extractor", "preprocessor_config.json"), join(dir, "preprocessor_config.json")].find((f) => existsSync(f));
+  const pre = [
+    join(dir, "..", "feature_extractor", "preprocessor_config.json"),
+    join(dir, "preprocessor_config.json"),
+  ].find((f) => existsSync(f));
   return { weights, config: useConfig ? config : undefined, preprocessor: pre };
 }
 
 function readJson(path: string): Json {
-  return readJsonFile(path, CheckpointError, { hint: "restore the file from the model's repository", maxBytes: MAX_SIDE_FILE_BYTES }) as Json;
+  return readJsonFile(path, CheckpointError, {
+    hint: "restore the file from the model's repository",
+    maxBytes: MAX_SIDE_FILE_BYTES,
+  }) as Json;
 }
 
 /** The safety checker, ready to run: `SafetyChecker.load(path)`, then `check(images)` and `applyPolicy(...)`. */
@@ -282,10 +332,14 @@ export class SafetyChecker {
     try {
       const source = fileWeightSource(file);
       const layout = safetyLayout(source);
-      const config = files.config ? visionConfigFromTransformers(readJson(files.config), files.config) : visionConfigFromWeights(layout.tower, layout.projection);
+      const config = files.config
+        ? visionConfigFromTransformers(readJson(files.config), files.config)
+        : visionConfigFromWeights(layout.tower, layout.projection);
       const projShape = layout.projection.shape("weight");
       if (projShape[0] !== config.projectionDim || projShape[1] !== config.hiddenSize) {
-        throw new CheckpointError(`${files.weights}: "${layout.projection.path("weight")}" has shape [${projShape.join(",")}], the config says [${config.projectionDim},${config.hiddenSize}]; config.json does not describe these weights`);
+        throw new CheckpointError(
+          `${files.weights}: "${layout.projection.path("weight")}" has shape [${projShape.join(",")}], the config says [${config.projectionDim},${config.hiddenSize}]; config.json does not describe these weights`,
+        );
       }
       const concepts = layout.root.shape("concept_embeds")[0]!;
       const special = layout.root.shape("special_care_embeds")[0]!;
@@ -293,11 +347,25 @@ export class SafetyChecker {
       const specialThresholds = layout.root.get("special_care_embeds_weights", [special]);
       const graph = buildSafetyChecker(config, layout, { concepts, special });
       const session = await Session.create(serializeGraph(graph), { threads: opts.threads });
-      const preprocess = opts.preprocess ?? (files.preprocessor ? preprocessConfigFromJson(readJson(files.preprocessor), files.preprocessor) : CLIP_PREPROCESS);
+      const preprocess =
+        opts.preprocess ??
+        (files.preprocessor
+          ? preprocessConfigFromJson(readJson(files.preprocessor), files.preprocessor)
+          : CLIP_PREPROCESS);
       if (preprocess.cropHeight !== config.imageSize || preprocess.cropWidth !== config.imageSize) {
-        throw new CheckpointError(`${files.preprocessor ?? "pre-processing"}: crops ${preprocess.cropWidth}x${preprocess.cropHeight} but the vision tower takes ${config.imageSize}x${config.imageSize}`);
+        throw new CheckpointError(
+          `${files.preprocessor ?? "pre-processing"}: crops ${preprocess.cropWidth}x${preprocess.cropHeight} but the vision tower takes ${config.imageSize}x${config.imageSize}`,
+        );
       }
-      return new SafetyChecker(session, config, preprocess, conceptThresholds, specialThresholds, files.weights, Math.max(1, opts.batchSize ?? 4));
+      return new SafetyChecker(
+        session,
+        config,
+        preprocess,
+        conceptThresholds,
+        specialThresholds,
+        files.weights,
+        Math.max(1, opts.batchSize ?? 4),
+      );
     } finally {
       file.close();
     }
@@ -307,11 +375,19 @@ export class SafetyChecker {
   async embed(clipInput: Float32Array, batch: number): Promise<SafetyEmbeddings> {
     const s = this.config.imageSize;
     const per = this.config.numChannels * s * s;
-    if (clipInput.length !== batch * per) throw new InputError(`clip_input has ${clipInput.length} values, expected ${batch}x${this.config.numChannels}x${s}x${s}`);
+    if (clipInput.length !== batch * per)
+      throw new InputError(
+        `clip_input has ${clipInput.length} values, expected ${batch}x${this.config.numChannels}x${s}x${s}`,
+      );
     const parts: Record<string, Float32Array[]> = { pooled: [], imageEmbeds: [], conceptCos: [], specialCos: [] };
     for (let start = 0; start < batch; start += this.batchSize) {
       const n = Math.min(this.batchSize, batch - start);
-      const out = await this.session.run({ [SAFETY_IO.pixelValues]: { data: clipInput.subarray(start * per, (start + n) * per), dims: [n, this.config.numChannels, s, s] } });
+      const out = await this.session.run({
+        [SAFETY_IO.pixelValues]: {
+          data: clipInput.subarray(start * per, (start + n) * per),
+          dims: [n, this.config.numChannels, s, s],
+        },
+      });
       parts.pooled!.push(out[SAFETY_IO.pooled]!.data);
       parts.imageEmbeds!.push(out[SAFETY_IO.imageEmbeds]!.data);
       parts.conceptCos!.push(out[SAFETY_IO.conceptCos]!.data);
@@ -323,7 +399,13 @@ export class SafetyChecker {
       for (const x of xs) all.set(x, (o += x.length) - x.length);
       return all;
     };
-    return { batch, pooled: join(parts.pooled!), imageEmbeds: join(parts.imageEmbeds!), conceptCos: join(parts.conceptCos!), specialCos: join(parts.specialCos!) };
+    return {
+      batch,
+      pooled: join(parts.pooled!),
+      imageEmbeds: join(parts.imageEmbeds!),
+      conceptCos: join(parts.conceptCos!),
+      specialCos: join(parts.specialCos!),
+    };
   }
 
   /** The reference's decisions from the network's cosine similarities. */
@@ -332,7 +414,14 @@ export class SafetyChecker {
     const ns = this.specialThresholds.length;
     const results: SafetyResult[] = [];
     for (let i = 0; i < e.batch; i++) {
-      results.push(safetyDecision(e.conceptCos.subarray(i * nc, (i + 1) * nc), e.specialCos.subarray(i * ns, (i + 1) * ns), this.conceptThresholds, this.specialThresholds));
+      results.push(
+        safetyDecision(
+          e.conceptCos.subarray(i * nc, (i + 1) * nc),
+          e.specialCos.subarray(i * ns, (i + 1) * ns),
+          this.conceptThresholds,
+          this.specialThresholds,
+        ),
+      );
     }
     return results;
   }
@@ -358,8 +447,13 @@ export class SafetyChecker {
  * strong Gaussian blur (sigma an eighth of the longer side, at least 8 px), "flag" keeps them and marks them.
  * Images not flagged come back unchanged with action "none".
  */
-export async function applyPolicy(images: readonly RgbImage[], results: readonly SafetyResult[], policy: SafetyPolicy = DEFAULT_SAFETY_POLICY): Promise<PolicyOutcome[]> {
-  if (images.length !== results.length) throw new InternalError(`applyPolicy: ${images.length} images but ${results.length} safety results`);
+export async function applyPolicy(
+  images: readonly RgbImage[],
+  results: readonly SafetyResult[],
+  policy: SafetyPolicy = DEFAULT_SAFETY_POLICY,
+): Promise<PolicyOutcome[]> {
+  if (images.length !== results.length)
+    throw new InternalError(`applyPolicy: ${images.length} images but ${results.length} safety results`);
   checkPolicy(policy);
   const out: PolicyOutcome[] = [];
   for (let i = 0; i < images.length; i++) {
@@ -370,33 +464,49 @@ export async function applyPolicy(images: readonly RgbImage[], results: readonly
 }
 
 /** What `policy` does to one flagged image (see applyPolicy). */
-export async function flaggedOutcome(image: RgbImage, policy: SafetyPolicy = DEFAULT_SAFETY_POLICY): Promise<PolicyOutcome> {
+export async function flaggedOutcome(
+  image: RgbImage,
+  policy: SafetyPolicy = DEFAULT_SAFETY_POLICY,
+): Promise<PolicyOutcome> {
   checkPolicy(policy);
-  if (policy === "block") return { image: { width: image.width, height: image.height, data: new Uint8Array(image.width * image.height * 3) }, nsfw: true, action: "blocked" };
+  if (policy === "block")
+    return {
+      image: { width: image.width, height: image.height, data: new Uint8Array(image.width * image.height * 3) },
+      nsfw: true,
+      action: "blocked",
+    };
   if (policy === "blur") return { image: await strongBlur(image), nsfw: true, action: "blurred" };
   return { image, nsfw: true, action: "flagged" };
 }
 
 function checkPolicy(policy: SafetyPolicy): void {
-  if (!SAFETY_POLICIES.includes(policy)) throw new InputError(`unknown safety policy "${String(policy)}"; use one of: ${SAFETY_POLICIES.join(", ")}`);
+  if (!SAFETY_POLICIES.includes(policy))
+    throw new InputError(`unknown safety policy "${String(policy)}"; use one of: ${SAFETY_POLICIES.join(", ")}`);
 }
 
 /** A Gaussian blur strong enough that nothing but broad colour areas remain. */
 export async function strongBlur(image: RgbImage): Promise<RgbImage> {
   checkImage(image);
   const sigma = Math.max(8, Math.max(image.width, image.height) / 8);
-  const { data, info } = await sharp(rawBuffer(image), { raw: { width: image.width, height: image.height, channels: 3 } })
+  const { data, info } = await sharp(rawBuffer(image), {
+    raw: { width: image.width, height: image.height, channels: 3 },
+  })
     .blur(sigma)
     .raw({ depth: "uchar" })
     .toBuffer({ resolveWithObject: true });
   if (info.width !== image.width || info.height !== image.height || info.channels !== 3) {
-    throw new InternalError(`sharp's blur returned ${info.width}x${info.height}x${info.channels} for a ${image.width}x${image.height} RGB image`);
+    throw new InternalError(
+      `sharp's blur returned ${info.width}x${info.height}x${info.channels} for a ${image.width}x${image.height} RGB image`,
+    );
   }
   return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
 }
 
 /** The infotext / metadata value for an image: what the checker found and did, or that it did not run. */
-export function safetyMetadata(outcome: PolicyOutcome | undefined, state: { disabled?: boolean; policy?: SafetyPolicy } = {}): string {
+export function safetyMetadata(
+  outcome: PolicyOutcome | undefined,
+  state: { disabled?: boolean; policy?: SafetyPolicy } = {},
+): string {
   if (state.disabled) return "off";
   if (!outcome) return "unavailable (no safety checker for this model)";
   if (outcome.action === "none") return `passed (policy ${state.policy ?? DEFAULT_SAFETY_POLICY})`;
@@ -404,8 +514,16 @@ export function safetyMetadata(outcome: PolicyOutcome | undefined, state: { disa
 }
 
 function checkImage(img: RgbImage): void {
-  if (!Number.isInteger(img.width) || !Number.isInteger(img.height) || img.width < 1 || img.height < 1 || img.data.length !== img.width * img.height * 3) {
-    throw new InternalError(`RGB image of ${img.width}x${img.height} has ${img.data.length} bytes, expected ${img.width * img.height * 3}`);
+  if (
+    !Number.isInteger(img.width) ||
+    !Number.isInteger(img.height) ||
+    img.width < 1 ||
+    img.height < 1 ||
+    img.data.length !== img.width * img.height * 3
+  ) {
+    throw new InternalError(
+      `RGB image of ${img.width}x${img.height} has ${img.data.length} bytes, expected ${img.width * img.height * 3}`,
+    );
   }
 }
 

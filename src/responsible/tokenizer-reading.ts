@@ -33,7 +33,9 @@ export interface TokenizerReading {
 /** How the tokenizer reads `prompt`; `keepCase` skips only the final lower-casing. */
 export function readAsTokenizer(prompt: string, keepCase = false): TokenizerReading {
   const clean = keepCase ? cleanPromptTextKeepingCase : cleanPromptText;
-  const texts = segmentTexts(prompt).map(clean).filter((text) => text !== "");
+  const texts = segmentTexts(prompt)
+    .map(clean)
+    .filter((text) => text !== "");
   return { text: texts.join(" "), words: texts.map(preTokens).join(" ") };
 }
 

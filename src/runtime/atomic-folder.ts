@@ -68,7 +68,9 @@ export function installFolder(built: string, target: string, isValid: (dir: stri
     if (outcome === "kept-existing") remove(built);
     if (outcome !== "again") return outcome;
   }
-  throw new InternalError(`could not put ${built} in place at ${target}: other processes kept replacing it; delete ${target} and try again`);
+  throw new InternalError(
+    `could not put ${built} in place at ${target}: other processes kept replacing it; delete ${target} and try again`,
+  );
 }
 
 /**

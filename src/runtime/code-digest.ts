@@ -15,7 +15,11 @@ export function codeDigest(entries: readonly (string | URL)[]): string {
   const sorted = codeFiles(entries);
   const root = commonFolder(sorted);
   const hash = createHash("sha256");
-  for (const file of sorted) hash.update(`${relative(root, file)}\0`).update(readFileSync(file)).update("\n");
+  for (const file of sorted)
+    hash
+      .update(`${relative(root, file)}\0`)
+      .update(readFileSync(file))
+      .update("\n");
   return hash.digest("hex");
 }
 
@@ -27,8 +31,12 @@ export function codeFiles(entries: readonly (string | URL)[]): string[] {
     const file = pending.pop()!;
     if (files.has(file)) continue;
     files.add(file);
-    if (!existsSync(file)) throw new InternalError(`code digest: ${file} does not exist (a module was moved: update the list of modules that build graphs)`);
-    for (const m of readFileSync(file, "utf8").matchAll(IMPORT)) pending.push(sourceFile(resolve(dirname(file), m[1] ?? m[2]!)));
+    if (!existsSync(file))
+      throw new InternalError(
+        `code digest: ${file} does not exist (a module was moved: update the list of modules that build graphs)`,
+      );
+    for (const m of readFileSync(file, "utf8").matchAll(IMPORT))
+      pending.push(sourceFile(resolve(dirname(file), m[1] ?? m[2]!)));
   }
   return [...files].sort();
 }

@@ -75,7 +75,10 @@ export interface CacheOptions {
 }
 
 export class CompileCache {
-  constructor(readonly dir: string = defaultCacheDir(), private readonly options: CacheOptions = {}) {}
+  constructor(
+    readonly dir: string = defaultCacheDir(),
+    private readonly options: CacheOptions = {},
+  ) {}
 
   entryDir(key: string): string {
     if (!/^[0-9a-z_.-]+$/i.test(key)) throw new Error(`invalid cache key ${key}`);
@@ -88,14 +91,21 @@ export class CompileCache {
     const path = join(dir, MODEL);
     if (!existsSync(join(dir, MANIFEST))) return { path, hit: false, reason: "not built yet" };
     const checked = inspect(dir, key);
-    return "problem" in checked ? { path, hit: false, reason: checked.problem } : { key, path, hit: true, id: checked.manifest.id, manifest: checked.manifest };
+    return "problem" in checked
+      ? { path, hit: false, reason: checked.problem }
+      : { key, path, hit: true, id: checked.manifest.id, manifest: checked.manifest };
   }
 
   /**
    * The entry, built first when missing or broken (and replacing a broken one). Building it also deletes the
    * entries whose keys start with `replaces` (older builds of the same network, say), unless they are of a newer format.
    */
-  getOrBuild(key: string, build: () => Graph, onEvent?: (e: { key: string; hit: boolean; reason?: string }) => void, replaces?: string): CacheEntry {
+  getOrBuild(
+    key: string,
+    build: () => Graph,
+    onEvent?: (e: { key: string; hit: boolean; reason?: string }) => void,
+    replaces?: string,
+  ): CacheEntry {
     const found = this.lookup(key);
     if (found.hit) {
       onEvent?.({ key, hit: true });
@@ -127,9 +137,13 @@ export class CompileCache {
     try {
       const compact = (storage ?? "compact") === "compact";
       const stored = join(tmp, compact ? COMPACT : WEIGHTS);
-      const written = writeGraph(graph, { externalData: { path: stored, location: WEIGHTS, encode: compact ? compactEncoder() : undefined } });
+      const written = writeGraph(graph, {
+        externalData: { path: stored, location: WEIGHTS, encode: compact ? compactEncoder() : undefined },
+      });
       // Offsets are aligned alike in both files: when nothing was kept smaller, the file is the graph's own.
-      const plain = written.segments.every((s) => s.storedOffset === s.offset && (s.format === "raw" || s.format === "f32"));
+      const plain = written.segments.every(
+        (s) => s.storedOffset === s.offset && (s.format === "raw" || s.format === "f32"),
+      );
       if (compact && plain) renameSync(stored, join(tmp, WEIGHTS));
       const weightsFile = compact && !plain ? COMPACT : WEIGHTS;
       writeFileSync(join(tmp, MODEL), written.model);
@@ -142,7 +156,10 @@ export class CompileCache {
         weightsFile,
         weightsBytes: statSync(join(tmp, weightsFile)).size,
         weightsSample: sampledDigest(join(tmp, weightsFile)),
-        expand: weightsFile === COMPACT ? { bytes: written.externalBytes, segments: written.segments, sha256: segmentsDigest(written.segments) } : undefined,
+        expand:
+          weightsFile === COMPACT
+            ? { bytes: written.externalBytes, segments: written.segments, sha256: segmentsDigest(written.segments) }
+            : undefined,
         createdAt: new Date().toISOString(),
       };
       writeFileSync(join(tmp, MANIFEST), JSON.stringify(manifest));
@@ -152,7 +169,8 @@ export class CompileCache {
     }
     // What is in place now is valid and stays as it is: this build, or one another process finished first.
     const placed = inspect(dir, key);
-    if ("problem" in placed) throw new InternalError(`cache entry ${dir} was removed while being opened (${placed.problem}); run again`);
+    if ("problem" in placed)
+      throw new InternalError(`cache entry ${dir} was removed while being opened (${placed.problem}); run again`);
     return { key, path: join(dir, MODEL), id: placed.manifest.id, manifest: placed.manifest };
   }
 
@@ -168,18 +186,46 @@ export class CompileCache {
    * `open`, with the LiveWeights that change the session's weights in place when they were rebuilt into a private
    * file (undefined when the session maps the entry's own fp32 file, which is never written).
    */
-  async openLive(entry: CacheEntry, opts: SessionOptions = {}, patches?: WeightPatches): Promise<{ session: Session; weights?: LiveWeights }> {
+  async openLive(
+    entry: CacheEntry,
+    opts: SessionOptions = {},
+    patches?: WeightPatches,
+  ): Promise<{ session: Session; weights?: LiveWeights }> {
     const m = entry.manifest;
     const patched = patches !== undefined && patches.size > 0;
     if (!m.expand && !patched) return { session: await Session.create(entry.path, opts) };
     const dir = dirname(entry.path);
     const scratch = join(this.dir, SCRATCH);
     if (m.expand) {
-      return openCompactGraph({ modelPath: entry.path, location: WEIGHTS, storedPath: join(dir, m.weightsFile), bytes: m.expand.bytes, segments: m.expand.segments }, entry.key, scratch, opts, patches);
+      return openCompactGraph(
+        {
+          modelPath: entry.path,
+          location: WEIGHTS,
+          storedPath: join(dir, m.weightsFile),
+          bytes: m.expand.bytes,
+          segments: m.expand.segments,
+        },
+        entry.key,
+        scratch,
+        opts,
+        patches,
+      );
     }
     // fp32 weights, read as they are stored: one plain segment per tensor.
-    const segments = [...externalTensors(entry.path).values()].map((t) => ({ offset: t.offset, length: t.length, storedOffset: t.offset, storedLength: t.length, format: "raw" }));
-    return openCompactGraph({ modelPath: entry.path, location: WEIGHTS, storedPath: join(dir, WEIGHTS), bytes: m.weightsBytes, segments }, entry.key, scratch, opts, patches);
+    const segments = [...externalTensors(entry.path).values()].map((t) => ({
+      offset: t.offset,
+      length: t.length,
+      storedOffset: t.offset,
+      storedLength: t.length,
+      format: "raw",
+    }));
+    return openCompactGraph(
+      { modelPath: entry.path, location: WEIGHTS, storedPath: join(dir, WEIGHTS), bytes: m.weightsBytes, segments },
+      entry.key,
+      scratch,
+      opts,
+      patches,
+    );
   }
 
   /**
@@ -208,10 +254,14 @@ export class CompileCache {
         const m = readManifest(d);
         if (!m) return false; // not an entry we can tell anything about
         const version = typeof m.version === "number" ? m.version : 0;
-        return version < FORMAT_VERSION || (replaces !== undefined && name.startsWith(replaces) && version === FORMAT_VERSION);
+        return (
+          version < FORMAT_VERSION ||
+          (replaces !== undefined && name.startsWith(replaces) && version === FORMAT_VERSION)
+        );
       };
       try {
-        if (statSync(join(this.dir, name)).isDirectory() && stale(join(this.dir, name))) retireFolder(join(this.dir, name), stale);
+        if (statSync(join(this.dir, name)).isDirectory() && stale(join(this.dir, name)))
+          retireFolder(join(this.dir, name), stale);
       } catch {
         // another process is at it, or the folder cannot be moved now: a later build tries again
       }
@@ -234,14 +284,18 @@ function segmentsDigest(segments: readonly ExternalSegment[]): string {
 function inspect(dir: string, key: string): { manifest: CacheManifest } | { problem: string } {
   const m = readManifest(dir);
   if (!m) return { problem: "manifest unreadable" };
-  if (m.version !== FORMAT_VERSION || m.key !== key || typeof m.id !== "string") return { problem: "manifest from another version" };
-  if (m.weightsFile !== WEIGHTS && m.weightsFile !== COMPACT) return { problem: "manifest names an unknown weights file" };
+  if (m.version !== FORMAT_VERSION || m.key !== key || typeof m.id !== "string")
+    return { problem: "manifest from another version" };
+  if (m.weightsFile !== WEIGHTS && m.weightsFile !== COMPACT)
+    return { problem: "manifest names an unknown weights file" };
   if ((m.weightsFile === COMPACT) !== (m.expand !== undefined)) return { problem: "manifest inconsistent" };
-  if (m.expand && (!Array.isArray(m.expand.segments) || segmentsDigest(m.expand.segments) !== m.expand.sha256)) return { problem: "manifest corrupted" };
+  if (m.expand && (!Array.isArray(m.expand.segments) || segmentsDigest(m.expand.segments) !== m.expand.sha256))
+    return { problem: "manifest corrupted" };
   const model = join(dir, MODEL);
   const weights = join(dir, m.weightsFile);
   try {
-    if (statSync(model).size !== m.modelBytes || statSync(weights).size !== m.weightsBytes) return { problem: "file sizes differ from the manifest (half-written or truncated)" };
+    if (statSync(model).size !== m.modelBytes || statSync(weights).size !== m.weightsBytes)
+      return { problem: "file sizes differ from the manifest (half-written or truncated)" };
     if (sha256(readFileSync(model)) !== m.modelSha256) return { problem: "graph file corrupted" };
     if (sampledDigest(weights) !== m.weightsSample) return { problem: "weights file corrupted" };
   } catch {

@@ -48,7 +48,13 @@ export interface OpenedGraph {
   weights: LiveWeights;
 }
 
-export async function openCompactGraph(graph: CompactGraph, name: string, fallbackDir: string, opts: SessionOptions = {}, patches?: WeightPatches): Promise<OpenedGraph> {
+export async function openCompactGraph(
+  graph: CompactGraph,
+  name: string,
+  fallbackDir: string,
+  opts: SessionOptions = {},
+  patches?: WeightPatches,
+): Promise<OpenedGraph> {
   const roots = [...new Set([scratchRoot(graph.bytes, fallbackDir), fallbackDir])];
   const tensors = externalTensors(graph.modelPath);
   const patched = patchesByOffset(tensors, patches, graph.modelPath);
@@ -60,7 +66,10 @@ export async function openCompactGraph(graph: CompactGraph, name: string, fallba
     } catch (e) {
       // /dev/shm filled up since it was checked: the cache's own folder has the disk
       if ((e as NodeJS.ErrnoException).code !== "ENOSPC") throw e;
-      if (i === roots.length - 1) throw new InternalError(`no room in ${root} to rebuild the ${(graph.bytes / 1e9).toFixed(1)} GB of weights of ${graph.modelPath}; free some space there or point $DIFFUSE_CACHE elsewhere`);
+      if (i === roots.length - 1)
+        throw new InternalError(
+          `no room in ${root} to rebuild the ${(graph.bytes / 1e9).toFixed(1)} GB of weights of ${graph.modelPath}; free some space there or point $DIFFUSE_CACHE elsewhere`,
+        );
     }
   }
   const { folder, fd } = built!;
@@ -95,7 +104,13 @@ export async function openCompactGraph(graph: CompactGraph, name: string, fallba
  * The graph and its rebuilt weights in a new private folder under `root` (nothing left there when it fails), with
  * the weights file open for writing.
  */
-async function rebuildIn(root: string, graph: CompactGraph, name: string, patched: PatchedTensors, opts: SessionOptions): Promise<{ folder: string; fd: number }> {
+async function rebuildIn(
+  root: string,
+  graph: CompactGraph,
+  name: string,
+  patched: PatchedTensors,
+  opts: SessionOptions,
+): Promise<{ folder: string; fd: number }> {
   mkdirSync(root, { recursive: true });
   sweepAbandoned(root);
   const folder = makeBuildFolder(join(root, name));
@@ -122,7 +137,12 @@ function scratchRoot(bytes: number, fallbackDir: string): string {
   return fallbackDir;
 }
 
-async function expandWeights(graph: CompactGraph, to: number, patched: PatchedTensors, opts: SessionOptions): Promise<void> {
+async function expandWeights(
+  graph: CompactGraph,
+  to: number,
+  patched: PatchedTensors,
+  opts: SessionOptions,
+): Promise<void> {
   const stored = new StoredTensors(graph.storedPath);
   let applier: PatchApplier | undefined;
   let seen = 0;
@@ -145,7 +165,10 @@ async function expandWeights(graph: CompactGraph, to: number, patched: PatchedTe
       writeFully(to, new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), seg.offset);
       seen++;
     }
-    if (seen !== patched.size) throw new InternalError(`${graph.storedPath}: ${patched.size - seen} patched tensors are not in the weights file's segments`);
+    if (seen !== patched.size)
+      throw new InternalError(
+        `${graph.storedPath}: ${patched.size - seen} patched tensors are not in the weights file's segments`,
+      );
   } finally {
     stored.close();
     await applier?.release();

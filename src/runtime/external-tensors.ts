@@ -22,7 +22,8 @@ export function externalTensors(modelPath: string): Map<string, ExternalTensor> 
     const field = (key: string) => t.externalData?.find((e) => e.key === key)?.value;
     const offset = Number(field("offset") ?? 0);
     const length = Number(field("length"));
-    if (!t.name || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length)) throw new InternalError(`${modelPath}: initializer ${t.name ?? "?"} has no readable external data location`);
+    if (!t.name || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length))
+      throw new InternalError(`${modelPath}: initializer ${t.name ?? "?"} has no readable external data location`);
     found.set(t.name, { offset, length });
   }
   return found;

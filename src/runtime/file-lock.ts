@@ -25,7 +25,9 @@ export function withFileLock<T>(path: string, fn: () => T): T {
     }
     if (breakIfAbandoned(path)) continue;
     if (Date.now() - started > GIVE_UP_AFTER_MS) {
-      throw new InternalError(`${path} has been locked by another process for over ${GIVE_UP_AFTER_MS / 60_000} minutes; if no diffuse process is running, delete that file`);
+      throw new InternalError(
+        `${path} has been locked by another process for over ${GIVE_UP_AFTER_MS / 60_000} minutes; if no diffuse process is running, delete that file`,
+      );
     }
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause);
   }

@@ -35,7 +35,12 @@ export function fileMappings(path: string, inode: number): FileMapping[] | undef
       flush();
       const name = header[5]!.replace(/ \(deleted\)$/, "");
       if (Number(header[4]) === inode && name === path) {
-        current = { offset: parseInt(header[3]!, 16), length: parseInt(header[2]!, 16) - parseInt(header[1]!, 16), pageSize: 0, privatePages: false };
+        current = {
+          offset: parseInt(header[3]!, 16),
+          length: parseInt(header[2]!, 16) - parseInt(header[1]!, 16),
+          pageSize: 0,
+          privatePages: false,
+        };
       }
       continue;
     }

@@ -79,7 +79,8 @@ export class LiveWeights {
       let whole = new Float32Array(0);
       for (const offset of targets) {
         const seg = segments.get(offset);
-        if (!seg) throw new InternalError(`${this.source.storedPath}: no segment at offset ${offset} of the weights file`);
+        if (!seg)
+          throw new InternalError(`${this.source.storedPath}: no segment at offset ${offset} of the weights file`);
         if (whole.length < seg.length / 4) whole = new Float32Array(seg.length / 4);
         const values = whole.subarray(0, seg.length / 4);
         stored.readInto(seg, this.source.bytes, values);
@@ -114,7 +115,11 @@ export class LiveWeights {
 }
 
 /** `patches` by the offset of their tensor in the fp32 file. */
-export function patchesByOffset(tensors: ReadonlyMap<string, ExternalTensor>, patches: WeightPatches | undefined, what: string): PatchedTensors {
+export function patchesByOffset(
+  tensors: ReadonlyMap<string, ExternalTensor>,
+  patches: WeightPatches | undefined,
+  what: string,
+): PatchedTensors {
   const out = new Map<number, { name: string; patches: readonly TensorPatch[] }>();
   if (!patches || patches.size === 0) return out;
   for (const [name, list] of patches) {

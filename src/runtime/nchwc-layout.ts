@@ -26,7 +26,11 @@ export const NCHWC_DOMAIN = "com.microsoft.nchwc";
 export function nchwcLayout(graph: Graph, blockSize: number): Graph {
   if (blockSize <= 1) return graph;
   const inits = graph.initializers;
-  const taken = new Set<string>([...inits.keys(), ...graph.inputs.map((i) => i.name), ...graph.nodes.flatMap((n) => [n.name, ...n.outputs])]);
+  const taken = new Set<string>([
+    ...inits.keys(),
+    ...graph.inputs.map((i) => i.name),
+    ...graph.nodes.flatMap((n) => [n.name, ...n.outputs]),
+  ]);
   const fresh = (base: string): string => {
     let name = base;
     for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
@@ -49,7 +53,14 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
     let reordered = blocked.get(x);
     if (!reordered) {
       reordered = fresh(`${x}#nchwc`);
-      nodes.push({ opType: "ReorderInput", name: fresh(`${reader}#ReorderInput`), inputs: [x], outputs: [reordered], attributes: {}, domain: NCHWC_DOMAIN });
+      nodes.push({
+        opType: "ReorderInput",
+        name: fresh(`${reader}#ReorderInput`),
+        inputs: [x],
+        outputs: [reordered],
+        attributes: {},
+        domain: NCHWC_DOMAIN,
+      });
       blocked.set(x, reordered);
     }
     return reordered;
@@ -61,8 +72,22 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
       // Upsampled in blocks: the large tensor is never reordered (the plain one before it is a quarter of its size).
       const y = node.outputs[0]!;
       const yBlocked = fresh(`${y}#nchwc`);
-      nodes.push({ opType: "Upsample", name: fresh(`${node.name}#nchwc`), inputs: [blockedInput(node.inputs[0]!, node.name)], outputs: [yBlocked], attributes: { scales: upsample.scales, mode: "nearest" }, domain: NCHWC_DOMAIN });
-      nodes.push({ opType: "ReorderOutput", name: fresh(`${node.name}#ReorderOutput`), inputs: [yBlocked], outputs: [y], attributes: { channels: upsample.channels }, domain: NCHWC_DOMAIN });
+      nodes.push({
+        opType: "Upsample",
+        name: fresh(`${node.name}#nchwc`),
+        inputs: [blockedInput(node.inputs[0]!, node.name)],
+        outputs: [yBlocked],
+        attributes: { scales: upsample.scales, mode: "nearest" },
+        domain: NCHWC_DOMAIN,
+      });
+      nodes.push({
+        opType: "ReorderOutput",
+        name: fresh(`${node.name}#ReorderOutput`),
+        inputs: [yBlocked],
+        outputs: [y],
+        attributes: { channels: upsample.channels },
+        domain: NCHWC_DOMAIN,
+      });
       blocked.set(y, yBlocked);
       continue;
     }
@@ -79,16 +104,38 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
     if (!weight) {
       weight = fresh(`${w}#${conv.layout}${blockSize}`);
       const def = inits.get(w)!;
-      const load = (buffers?: ScratchBuffers) => scratch.reorder(def.load(buffers) as Float32Array, def.dims, blockSize, conv.layout);
+      const load = (buffers?: ScratchBuffers) =>
+        scratch.reorder(def.load(buffers) as Float32Array, def.dims, blockSize, conv.layout);
       // A checkpoint filter held as it is stays traceable to its tensor, now in the blocked layout.
-      const origin = def.origin?.layout.kind === "as-is" ? { key: def.origin.key, layout: { kind: "blocked", filter: conv.layout, block: blockSize } as const } : undefined;
-      out.initializers.set(weight, origin ? { name: weight, dims: def.dims, dtype: def.dtype, load, origin } : { name: weight, dims: def.dims, dtype: def.dtype, load });
+      const origin =
+        def.origin?.layout.kind === "as-is"
+          ? { key: def.origin.key, layout: { kind: "blocked", filter: conv.layout, block: blockSize } as const }
+          : undefined;
+      out.initializers.set(
+        weight,
+        origin
+          ? { name: weight, dims: def.dims, dtype: def.dtype, load, origin }
+          : { name: weight, dims: def.dims, dtype: def.dtype, load },
+      );
       weights.set(weightKey, weight);
     }
     const y = node.outputs[0]!;
     const yBlocked = fresh(`${y}#nchwc`);
-    nodes.push({ ...node, name: fresh(`${node.name}#nchwc`), inputs: b === undefined ? [input, weight] : [input, weight, b], outputs: [yBlocked], domain: NCHWC_DOMAIN });
-    nodes.push({ opType: "ReorderOutput", name: fresh(`${node.name}#ReorderOutput`), inputs: [yBlocked], outputs: [y], attributes: { channels: conv.outputChannels }, domain: NCHWC_DOMAIN });
+    nodes.push({
+      ...node,
+      name: fresh(`${node.name}#nchwc`),
+      inputs: b === undefined ? [input, weight] : [input, weight, b],
+      outputs: [yBlocked],
+      domain: NCHWC_DOMAIN,
+    });
+    nodes.push({
+      opType: "ReorderOutput",
+      name: fresh(`${node.name}#ReorderOutput`),
+      inputs: [yBlocked],
+      outputs: [y],
+      attributes: { channels: conv.outputChannels },
+      domain: NCHWC_DOMAIN,
+    });
     blocked.set(y, yBlocked);
   }
 
@@ -112,24 +159,45 @@ type FilterLayout = "OIHWBiBo" | "OIHWBo";
  * input pixel at floor(i / scale)), and the VAE's last upsampler then writes its 1 GB output blocked, where the plain
  * Resize wrote it plain and the next Conv reordered a copy of it.
  */
-function eligibleUpsample(node: NodeDef, graph: Graph, block: number): { scales: number[]; channels: number } | undefined {
-  if (node.opType !== "Resize" || (node.domain ?? "") !== "" || node.inputs.length !== 3 || node.inputs[1]) return undefined;
+function eligibleUpsample(
+  node: NodeDef,
+  graph: Graph,
+  block: number,
+): { scales: number[]; channels: number } | undefined {
+  if (node.opType !== "Resize" || (node.domain ?? "") !== "" || node.inputs.length !== 3 || node.inputs[1])
+    return undefined;
   const a = node.attributes;
-  if (a.mode !== "nearest" || a.coordinate_transformation_mode !== "asymmetric" || a.nearest_mode !== "floor") return undefined;
+  if (a.mode !== "nearest" || a.coordinate_transformation_mode !== "asymmetric" || a.nearest_mode !== "floor")
+    return undefined;
   const shape = graph.shapeOf(node.inputs[0]!);
   const scalesDef = graph.initializers.get(node.inputs[2]!);
-  if (shape?.length !== 4 || shape[1]! % block !== 0 || !scalesDef || scalesDef.dtype !== DataType.FLOAT) return undefined;
+  if (shape?.length !== 4 || shape[1]! % block !== 0 || !scalesDef || scalesDef.dtype !== DataType.FLOAT)
+    return undefined;
   const scales = [...(scalesDef.load() as Float32Array)];
-  if (scales.length !== 4 || scales[0] !== 1 || scales[1] !== 1 || !scales.slice(2).every((s) => Number.isInteger(s) && s >= 1)) return undefined;
+  if (
+    scales.length !== 4 ||
+    scales[0] !== 1 ||
+    scales[1] !== 1 ||
+    !scales.slice(2).every((s) => Number.isInteger(s) && s >= 1)
+  )
+    return undefined;
   return { scales, channels: shape[1]! };
 }
 
-function eligibleConv(node: NodeDef, inits: ReadonlyMap<string, InitializerDef>, block: number): { layout: FilterLayout; outputChannels: number } | undefined {
+function eligibleConv(
+  node: NodeDef,
+  inits: ReadonlyMap<string, InitializerDef>,
+  block: number,
+): { layout: FilterLayout; outputChannels: number } | undefined {
   if (node.opType !== "Conv" || (node.domain ?? "") !== "" || node.inputs.length < 2) return undefined;
   const w = inits.get(node.inputs[1]!);
   if (!w || w.dtype !== DataType.FLOAT || w.dims.length !== 4) return undefined;
   const bias = node.inputs[2] ? inits.get(node.inputs[2]) : undefined;
-  if (node.inputs[2] && (!bias || bias.dtype !== DataType.FLOAT || bias.dims.length !== 1 || bias.dims[0] !== w.dims[0])) return undefined;
+  if (
+    node.inputs[2] &&
+    (!bias || bias.dtype !== DataType.FLOAT || bias.dims.length !== 1 || bias.dims[0] !== w.dims[0])
+  )
+    return undefined;
   const group = node.attributes.group;
   if (group !== undefined && group !== 1) return undefined;
   const [o, i] = w.dims as [number, number];
@@ -144,7 +212,9 @@ function eligibleConv(node: NodeDef, inits: ReadonlyMap<string, InitializerDef>,
  * source array is left as it was (a loader may hand out the same array twice). Allocating each reordered weight
  * afresh costs page faults, which on the 2-core VM the benchmark runs on added about 10 s to building the SD1.5 UNet.
  */
-function reorderScratch(): { reorder(data: Float32Array, dims: readonly number[], block: number, layout: FilterLayout): Float32Array } {
+function reorderScratch(): {
+  reorder(data: Float32Array, dims: readonly number[], block: number, layout: FilterLayout): Float32Array;
+} {
   let scratch = new Float32Array(0);
   return {
     reorder(data, dims, block, layout) {
@@ -158,10 +228,17 @@ function reorderScratch(): { reorder(data: Float32Array, dims: readonly number[]
  * MLAS's filter layouts for `block` channels. OIHWBiBo: per (output block, input block, kh, kw) a block x block
  * tile indexed [input][output]. OIHWBo: per (output block, input channel, kh, kw) the block's output channels.
  */
-export function reorderFilter(src: Float32Array, dims: readonly number[], block: number, layout: FilterLayout, dst: Float32Array = new Float32Array(src.length)): Float32Array {
+export function reorderFilter(
+  src: Float32Array,
+  dims: readonly number[],
+  block: number,
+  layout: FilterLayout,
+  dst: Float32Array = new Float32Array(src.length),
+): Float32Array {
   const [o, i, kh, kw] = dims as [number, number, number, number];
   const k = kh * kw;
-  if (src.length !== o * i * k || dst.length !== src.length || o % block !== 0) throw new InternalError(`cannot reorder a [${dims.join(",")}] filter in blocks of ${block}`);
+  if (src.length !== o * i * k || dst.length !== src.length || o % block !== 0)
+    throw new InternalError(`cannot reorder a [${dims.join(",")}] filter in blocks of ${block}`);
   if (layout === "OIHWBo") {
     for (let oc = 0; oc < o; oc++) {
       const base = (oc - (oc % block)) * i * k + (oc % block);

@@ -44,15 +44,36 @@ const NARROW: [number, number, number, number] = [64, 3, 3, 3]; // plain input w
 
 async function probe(): Promise<number> {
   const g = new GraphBuilder("nchwc-probe");
-  const indices = (dims: readonly number[]) => Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => i + 1);
+  const indices = (dims: readonly number[]) =>
+    Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => i + 1);
   const wide = indices(WIDE);
   const narrow = indices(NARROW);
-  g.output(g.conv2d(g.input("a", DataType.FLOAT, [1, 64, 4, 4], [1, 64, 4, 4]), g.initializer("wide", WIDE, () => wide), undefined), "ya", [1, 64, 4, 4]);
-  g.output(g.conv2d(g.input("b", DataType.FLOAT, [1, 3, 4, 4], [1, 3, 4, 4]), g.initializer("narrow", NARROW, () => narrow), undefined), "yb", [1, 64, 4, 4]);
+  g.output(
+    g.conv2d(
+      g.input("a", DataType.FLOAT, [1, 64, 4, 4], [1, 64, 4, 4]),
+      g.initializer("wide", WIDE, () => wide),
+      undefined,
+    ),
+    "ya",
+    [1, 64, 4, 4],
+  );
+  g.output(
+    g.conv2d(
+      g.input("b", DataType.FLOAT, [1, 3, 4, 4], [1, 3, 4, 4]),
+      g.initializer("narrow", NARROW, () => narrow),
+      undefined,
+    ),
+    "yb",
+    [1, 64, 4, 4],
+  );
   const dir = mkdtempSync(join(tmpdir(), "diffuse-nchwc-probe-"));
   try {
     const saved = join(dir, "optimized.onnx");
-    const session = await Session.create(serializeGraph(g), { threads: 1, optimization: "all", saveOptimized: { modelPath: saved } });
+    const session = await Session.create(serializeGraph(g), {
+      threads: 1,
+      optimization: "all",
+      saveOptimized: { modelPath: saved },
+    });
     await session.release();
     const model = onnx.ModelProto.decode(readFileSync(saved));
     const graph = model.graph!;
@@ -70,7 +91,11 @@ async function probe(): Promise<number> {
     const gotNarrow = weightOf(NARROW);
     if (!gotWide || !gotNarrow) return 1;
     for (const block of CANDIDATES) {
-      if (same(reorderFilter(wide, WIDE, block, "OIHWBiBo"), gotWide) && same(reorderFilter(narrow, NARROW, block, "OIHWBo"), gotNarrow)) return block;
+      if (
+        same(reorderFilter(wide, WIDE, block, "OIHWBiBo"), gotWide) &&
+        same(reorderFilter(narrow, NARROW, block, "OIHWBo"), gotNarrow)
+      )
+        return block;
     }
     return 1;
   } finally {

@@ -12,7 +12,11 @@ export interface Owner {
 
 /** This machine's name, reduced to characters that are safe in a file name and free of our separator "~". */
 export function hostTag(): string {
-  return hostname().replace(/[^A-Za-z0-9-]/g, "-").slice(0, 40) || "host";
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9-]/g, "-")
+      .slice(0, 40) || "host"
+  );
 }
 
 /** `~<host>~<pid>~<random>`: unique to this call, and says which process made it. */

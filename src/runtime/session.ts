@@ -42,7 +42,9 @@ export interface SessionOptions {
   spinning?: boolean;
 }
 
-export type FeedValue = { data: Float32Array; dims: readonly number[] } | { data: BigInt64Array; dims: readonly number[] };
+export type FeedValue =
+  | { data: Float32Array; dims: readonly number[] }
+  | { data: BigInt64Array; dims: readonly number[] };
 
 export interface RunResult {
   data: Float32Array;
@@ -53,7 +55,10 @@ export interface RunResult {
 export class Session {
   private readonly cleanups: (() => void)[] = [];
 
-  private constructor(private readonly session: ort.InferenceSession, readonly source: string) {}
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly source: string,
+  ) {}
 
   /** `model` is a path to an .onnx file (its external weights beside it) or the serialized bytes. */
   static async create(model: string | Uint8Array, opts: SessionOptions = {}): Promise<Session> {
@@ -76,10 +81,15 @@ export class Session {
     };
     if (opts.saveOptimized) options.optimizedModelFilePath = opts.saveOptimized.modelPath;
     try {
-      const session = typeof model === "string" ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
+      const session =
+        typeof model === "string"
+          ? await ort.InferenceSession.create(model, options)
+          : await ort.InferenceSession.create(model, options);
       return new Session(session, typeof model === "string" ? model : "<in-memory graph>");
     } catch (e) {
-      throw new InternalError(`onnxruntime could not load ${typeof model === "string" ? model : "the graph"}: ${(e as Error).message}`);
+      throw new InternalError(
+        `onnxruntime could not load ${typeof model === "string" ? model : "the graph"}: ${(e as Error).message}`,
+      );
     }
   }
 
@@ -105,7 +115,10 @@ export class Session {
    * Runs with the float outputs written into the caller's arrays (each of exactly the output's size), which a loop
    * over many large outputs reuses rather than leaving each one to the garbage collector.
    */
-  async runInto(feeds: Record<string, FeedValue>, outputs: Record<string, { data: Float32Array; dims: readonly number[] }>): Promise<void> {
+  async runInto(
+    feeds: Record<string, FeedValue>,
+    outputs: Record<string, { data: Float32Array; dims: readonly number[] }>,
+  ): Promise<void> {
     const ortFeeds = toOrtFeeds(feeds);
     const fetches: Record<string, ort.Tensor> = {};
     for (const [name, v] of Object.entries(outputs)) fetches[name] = new ort.Tensor("float32", v.data, [...v.dims]);
@@ -126,7 +139,10 @@ export class Session {
 function toOrtFeeds(feeds: Record<string, FeedValue>): Record<string, ort.Tensor> {
   const out: Record<string, ort.Tensor> = {};
   for (const [name, v] of Object.entries(feeds)) {
-    out[name] = v.data instanceof BigInt64Array ? new ort.Tensor("int64", v.data, [...v.dims]) : new ort.Tensor("float32", v.data, [...v.dims]);
+    out[name] =
+      v.data instanceof BigInt64Array
+        ? new ort.Tensor("int64", v.data, [...v.dims])
+        : new ort.Tensor("float32", v.data, [...v.dims]);
   }
   return out;
 }

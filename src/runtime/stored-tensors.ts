@@ -40,8 +40,15 @@ export class StoredTensors {
   forEachChunk(seg: ExternalSegment, fileBytes: number, take: (bytes: Uint8Array, at: number) => void): void {
     const format = storedFormat(seg.format);
     const size = format === "f32" ? 4 : 2;
-    if (seg.storedLength * (4 / size) !== seg.length || seg.offset + seg.length > fileBytes || seg.storedOffset + seg.storedLength > this.size || seg.length % 4 !== 0) {
-      throw new InternalError(`${this.path}: a segment [${seg.storedOffset}, +${seg.storedLength}] (${seg.format}) does not fit the weights file; the cache entry is damaged`);
+    if (
+      seg.storedLength * (4 / size) !== seg.length ||
+      seg.offset + seg.length > fileBytes ||
+      seg.storedOffset + seg.storedLength > this.size ||
+      seg.length % 4 !== 0
+    ) {
+      throw new InternalError(
+        `${this.path}: a segment [${seg.storedOffset}, +${seg.storedLength}] (${seg.format}) does not fit the weights file; the cache entry is damaged`,
+      );
     }
     for (let done = 0; done < seg.storedLength; ) {
       const n = Math.min(CHUNK, seg.storedLength - done);
@@ -50,7 +57,8 @@ export class StoredTensors {
       const count = n / size;
       const vectorized = format === "f16" && this.simd ? count - (count % 8) : 0;
       if (vectorized > 0) this.simd!.convert(vectorized);
-      if (format !== "f32" && vectorized < count) expandInto(format, this.input.subarray(vectorized * size, n), this.outValues.subarray(vectorized, count));
+      if (format !== "f32" && vectorized < count)
+        expandInto(format, this.input.subarray(vectorized * size, n), this.outValues.subarray(vectorized, count));
       take(out, (done * 4) / size);
       done += n;
     }
@@ -58,7 +66,8 @@ export class StoredTensors {
 
   /** The segment's fp32 values written into `values` (exactly its length). */
   readInto(seg: ExternalSegment, fileBytes: number, values: Float32Array): void {
-    if (values.byteLength !== seg.length) throw new InternalError(`${this.path}: a tensor of ${seg.length} bytes read into ${values.byteLength}`);
+    if (values.byteLength !== seg.length)
+      throw new InternalError(`${this.path}: a tensor of ${seg.length} bytes read into ${values.byteLength}`);
     const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
     this.forEachChunk(seg, fileBytes, (chunk, at) => bytes.set(chunk, at));
   }

@@ -14,7 +14,15 @@ import { Session, type SessionOptions } from "./session.js";
  * - "dense": the tensor gets `delta` (same length) added element by element.
  */
 export type TensorPatch =
-  | { readonly kind: "product"; readonly a: Float32Array; readonly b: Float32Array; readonly m: number; readonly r: number; readonly n: number; readonly block?: number }
+  | {
+      readonly kind: "product";
+      readonly a: Float32Array;
+      readonly b: Float32Array;
+      readonly m: number;
+      readonly r: number;
+      readonly n: number;
+      readonly block?: number;
+    }
   | { readonly kind: "dense"; readonly delta: Float32Array };
 
 /** Patches by initializer name: every one of a tensor's patches is added to it. */
@@ -38,7 +46,10 @@ export class PatchApplier {
   /** `b` of a blocked patch with its columns' blocks as the leading axis. */
   private blockedB = new Float32Array(0);
 
-  private constructor(private readonly plain: Session, private readonly blocked: Session) {}
+  private constructor(
+    private readonly plain: Session,
+    private readonly blocked: Session,
+  ) {}
 
   static async create(opts: SessionOptions = {}): Promise<PatchApplier> {
     // Many short runs with JavaScript work between them: threads that spin after each run only take the CPU from it.
@@ -47,14 +58,20 @@ export class PatchApplier {
     // weight [m, n] + a [m, r] @ b [r, n]
     const plain = new GraphBuilder("weight_patch");
     const w = plain.input(IO.weight, DataType.FLOAT, ["m", "n"], [1, 1]);
-    plain.output(plain.add(w, plain.matmul(a(plain), plain.input(IO.b, DataType.FLOAT, ["r", "n"], [1, 1]))), IO.out, ["m", "n"]);
+    plain.output(plain.add(w, plain.matmul(a(plain), plain.input(IO.b, DataType.FLOAT, ["r", "n"], [1, 1]))), IO.out, [
+      "m",
+      "n",
+    ]);
     // weight [groups, m, block] + a [m, r] @ b [groups, r, block]: the product of a blocked layout, batched by block
     // (a transpose of the whole product inside onnxruntime cost twice the product itself; this moves only b).
     const blocked = new GraphBuilder("weight_patch_blocked");
     const wb = blocked.input(IO.weight, DataType.FLOAT, ["groups", "m", "block"], [1, 1, 1]);
     const bb = blocked.input(IO.b, DataType.FLOAT, ["groups", "r", "block"], [1, 1, 1]);
     blocked.output(blocked.add(wb, blocked.matmul(a(blocked), bb)), IO.out, ["groups", "m", "block"]);
-    return new PatchApplier(await Session.create(serializeGraph(plain), options), await Session.create(serializeGraph(blocked), options));
+    return new PatchApplier(
+      await Session.create(serializeGraph(plain), options),
+      await Session.create(serializeGraph(blocked), options),
+    );
   }
 
   /**
@@ -64,7 +81,8 @@ export class PatchApplier {
   async apply(weight: Float32Array, patches: readonly TensorPatch[], what: string): Promise<Float32Array> {
     let w = weight;
     for (const p of patches) {
-      if (patchLength(p) !== w.length) throw new InternalError(`${what}: a patch of ${patchLength(p)} values for a tensor of ${w.length}`);
+      if (patchLength(p) !== w.length)
+        throw new InternalError(`${what}: a patch of ${patchLength(p)} values for a tensor of ${w.length}`);
       if (p.kind === "dense") {
         for (let i = 0; i < w.length; i++) w[i]! += p.delta[i]!;
         continue;
@@ -76,9 +94,19 @@ export class PatchApplier {
       if (p.block) {
         const groups = p.n / p.block;
         const dims = [groups, p.m, p.block];
-        await this.blocked.runInto({ [IO.weight]: { data: w, dims }, [IO.a]: a, [IO.b]: { data: this.blockMajor(p.b, p.r, groups, p.block), dims: [groups, p.r, p.block] } }, { [IO.out]: { data: out, dims } });
+        await this.blocked.runInto(
+          {
+            [IO.weight]: { data: w, dims },
+            [IO.a]: a,
+            [IO.b]: { data: this.blockMajor(p.b, p.r, groups, p.block), dims: [groups, p.r, p.block] },
+          },
+          { [IO.out]: { data: out, dims } },
+        );
       } else {
-        await this.plain.runInto({ [IO.weight]: { data: w, dims: [p.m, p.n] }, [IO.a]: a, [IO.b]: { data: p.b, dims: [p.r, p.n] } }, { [IO.out]: { data: out, dims: [p.m, p.n] } });
+        await this.plain.runInto(
+          { [IO.weight]: { data: w, dims: [p.m, p.n] }, [IO.a]: a, [IO.b]: { data: p.b, dims: [p.r, p.n] } },
+          { [IO.out]: { data: out, dims: [p.m, p.n] } },
+        );
       }
       w = out;
     }
@@ -90,7 +118,8 @@ export class PatchApplier {
     if (this.blockedB.length < b.length) this.blockedB = new Float32Array(b.length);
     const out = this.blockedB.subarray(0, b.length);
     for (let g = 0; g < groups; g++) {
-      for (let j = 0; j < r; j++) out.set(b.subarray((j * groups + g) * block, (j * groups + g + 1) * block), (g * r + j) * block);
+      for (let j = 0; j < r; j++)
+        out.set(b.subarray((j * groups + g) * block, (j * groups + g + 1) * block), (g * r + j) * block);
     }
     return out;
   }

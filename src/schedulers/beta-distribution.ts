@@ -28,7 +28,10 @@ function betaFraction(x: number, a: number, b: number): number {
   let h = d;
   for (let m = 1; m <= 1000; m++) {
     const m2 = 2 * m;
-    for (const num of [(m * (b - m) * x) / ((a + m2 - 1) * (a + m2)), (-(a + m) * (a + b + m) * x) / ((a + m2) * (a + m2 + 1))]) {
+    for (const num of [
+      (m * (b - m) * x) / ((a + m2 - 1) * (a + m2)),
+      (-(a + m) * (a + b + m) * x) / ((a + m2) * (a + m2 + 1)),
+    ]) {
       d = 1 + num * d;
       if (Math.abs(d) < tiny) d = tiny;
       c = 1 + num / c;

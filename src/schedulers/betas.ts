@@ -52,7 +52,9 @@ function makeBetas(config: BetaConfig, allowed: readonly BetaSchedule[]): Float3
   }
   const schedule = config.beta_schedule;
   if (!allowed.includes(schedule)) {
-    throw new InputError(`beta_schedule "${schedule}" is not supported by this scheduler: use one of ${allowed.join(", ")}`);
+    throw new InputError(
+      `beta_schedule "${schedule}" is not supported by this scheduler: use one of ${allowed.join(", ")}`,
+    );
   }
   switch (schedule) {
     case "linear":

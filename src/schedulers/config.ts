@@ -21,7 +21,9 @@ export function resolveConfig<T extends object>(
   config: RawSchedulerConfig = {},
   overrides?: Readonly<Partial<T>>,
 ): T {
-  const usedDefaults = new Set(Array.isArray(config._use_default_values) ? (config._use_default_values as unknown[]) : []);
+  const usedDefaults = new Set(
+    Array.isArray(config._use_default_values) ? (config._use_default_values as unknown[]) : [],
+  );
   const known: Readonly<Record<string, unknown>> = defaults;
   const out: Record<string, unknown> = { ...known };
   for (const source of [config, (overrides ?? {}) as RawSchedulerConfig]) {
@@ -40,7 +42,9 @@ function checkValue(key: string, value: unknown, fallback: unknown): unknown {
   const want = Array.isArray(fallback) ? "array" : typeof fallback;
   const got = Array.isArray(value) ? "array" : typeof value;
   if (want !== got) {
-    throw new InputError(`scheduler config "${key}" should be a ${want}, got ${JSON.stringify(value)}: fix it in scheduler_config.json or the override`);
+    throw new InputError(
+      `scheduler config "${key}" should be a ${want}, got ${JSON.stringify(value)}: fix it in scheduler_config.json or the override`,
+    );
   }
   return value;
 }
@@ -48,7 +52,9 @@ function checkValue(key: string, value: unknown, fallback: unknown): unknown {
 /** Throws an InputError unless `value` is one of `allowed`. */
 export function checkOneOf<T extends string>(key: string, value: unknown, allowed: readonly T[]): T {
   if (typeof value === "string" && (allowed as readonly string[]).includes(value)) return value as T;
-  throw new InputError(`scheduler config "${key}" is ${JSON.stringify(value)}; supported values are ${allowed.map((a) => `"${a}"`).join(", ")}`);
+  throw new InputError(
+    `scheduler config "${key}" is ${JSON.stringify(value)}; supported values are ${allowed.map((a) => `"${a}"`).join(", ")}`,
+  );
 }
 
 /** Throws an InputError for a config option this port does not implement, saying what to set instead. */
@@ -66,13 +72,25 @@ export const LINEAR_BETAS: Readonly<BetaConfig> = Object.freeze({
 });
 
 /** Latent diffusion's beta range with linear spacing: the defaults of the k-diffusion ports (Heun, DPM++ SDE). */
-export const LDM_LINEAR_BETAS: Readonly<BetaConfig> = Object.freeze({ ...LINEAR_BETAS, beta_start: 0.00085, beta_end: 0.012 });
+export const LDM_LINEAR_BETAS: Readonly<BetaConfig> = Object.freeze({
+  ...LINEAR_BETAS,
+  beta_start: 0.00085,
+  beta_end: 0.012,
+});
 
 /** The reference's alternative sigma schedules, all off by default (use_exponential/beta_sigmas are refused here). */
-export const SIGMA_SCHEDULE_FLAGS = Object.freeze({ use_karras_sigmas: false, use_exponential_sigmas: false, use_beta_sigmas: false });
+export const SIGMA_SCHEDULE_FLAGS = Object.freeze({
+  use_karras_sigmas: false,
+  use_exponential_sigmas: false,
+  use_beta_sigmas: false,
+});
 
 /** Dynamic thresholding, off by default; it is for pixel-space models, so it is refused when on. */
-export const THRESHOLDING_OFF = Object.freeze({ thresholding: false, dynamic_thresholding_ratio: 0.995, sample_max_value: 1.0 });
+export const THRESHOLDING_OFF = Object.freeze({
+  thresholding: false,
+  dynamic_thresholding_ratio: 0.995,
+  sample_max_value: 1.0,
+});
 
 /** What a scheduler class accepts beyond its config's JSON types. */
 export interface SchedulerRules {
@@ -100,9 +118,16 @@ export function setUpScheduler<T extends BetaConfig>(
   const c = config as unknown as Readonly<Record<string, unknown>>;
   const has = (key: string): boolean => key in c && !(rules.unread ?? []).includes(key);
   if (has("timestep_spacing")) checkOneOf("timestep_spacing", c.timestep_spacing, ["leading", "linspace", "trailing"]);
-  if (has("prediction_type")) checkOneOf("prediction_type", c.prediction_type, rules.predictions ?? ["epsilon", "v_prediction", "sample"]);
+  if (has("prediction_type"))
+    checkOneOf("prediction_type", c.prediction_type, rules.predictions ?? ["epsilon", "v_prediction", "sample"]);
   if (has("final_sigmas_type")) checkOneOf("final_sigmas_type", c.final_sigmas_type, ["zero", "sigma_min"]);
-  if (c.thresholding === true) unsupported(rules.name, "thresholding", true, "thresholding false (dynamic thresholding is for pixel-space models)");
+  if (c.thresholding === true)
+    unsupported(
+      rules.name,
+      "thresholding",
+      true,
+      "thresholding false (dynamic thresholding is for pixel-space models)",
+    );
   for (const key of ["use_exponential_sigmas", "use_beta_sigmas"]) {
     if (c[key] === true) unsupported(rules.name, key, true, "use_karras_sigmas or the default schedule");
   }
@@ -140,9 +165,13 @@ export function parseSchedulerConfigJson(text: string, source = "scheduler_confi
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(out, (_key, v: unknown) => (typeof v === "string" && v.startsWith(marker) ? Number(v.slice(marker.length)) : v));
+    parsed = JSON.parse(out, (_key, v: unknown) =>
+      typeof v === "string" && v.startsWith(marker) ? Number(v.slice(marker.length)) : v,
+    );
   } catch (e) {
-    throw new InputError(`${source} is not valid JSON (${(e as Error).message}): re-download the model's scheduler folder`);
+    throw new InputError(
+      `${source} is not valid JSON (${(e as Error).message}): re-download the model's scheduler folder`,
+    );
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new InputError(`${source} must hold a JSON object: re-download the model's scheduler folder`);

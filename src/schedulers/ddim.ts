@@ -41,7 +41,11 @@ export class DDIMScheduler extends VpScheduler<DDIMConfig> {
     rescale_betas_zero_snr: false,
   });
 
-  static fromConfig(config: RawSchedulerConfig, overrides: Partial<DDIMConfig> = {}, options: DDIMOptions = {}): DDIMScheduler {
+  static fromConfig(
+    config: RawSchedulerConfig,
+    overrides: Partial<DDIMConfig> = {},
+    options: DDIMOptions = {},
+  ): DDIMScheduler {
     return new DDIMScheduler(resolveConfig(DDIMScheduler.defaults, config, overrides), options);
   }
 
@@ -50,7 +54,10 @@ export class DDIMScheduler extends VpScheduler<DDIMConfig> {
   private readonly finalAlphaCumprod: number;
 
   constructor(config: Partial<DDIMConfig> = {}, options: DDIMOptions = {}) {
-    super(DDIMScheduler.defaults, config, { name: "DDIMScheduler", betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"] });
+    super(DDIMScheduler.defaults, config, {
+      name: "DDIMScheduler",
+      betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"],
+    });
     this.eta = options.eta ?? 0;
     this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
   }
@@ -79,6 +86,9 @@ export class DDIMScheduler extends VpScheduler<DDIMConfig> {
 }
 
 function requireNoise(noise: NoiseSource | undefined): NoiseSource {
-  if (!noise) throw new InputError("DDIM with eta > 0 adds fresh noise every step: pass a NoiseSource (the run's seeded generator) to step()");
+  if (!noise)
+    throw new InputError(
+      "DDIM with eta > 0 adds fresh noise every step: pass a NoiseSource (the run's seeded generator) to step()",
+    );
   return noise;
 }

@@ -5,13 +5,26 @@
  */
 import { InputError } from "../errors.js";
 import type { BetaConfig } from "./betas.js";
-import { LINEAR_BETAS, THRESHOLDING_OFF, checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
+import {
+  LINEAR_BETAS,
+  THRESHOLDING_OFF,
+  checkOneOf,
+  resolveConfig,
+  unsupported,
+  type RawSchedulerConfig,
+} from "./config.js";
 import { f32 } from "./numerics.js";
 import type { NoiseSource, PredictionType, TimestepSpacing } from "./scheduler.js";
 import { alphaAt, clipSample, vpEstimates } from "./vp.js";
 import { VpScheduler } from "./vp-scheduler.js";
 
-export type DDPMVarianceType = "fixed_small" | "fixed_small_log" | "fixed_large" | "fixed_large_log" | "learned" | "learned_range";
+export type DDPMVarianceType =
+  | "fixed_small"
+  | "fixed_small_log"
+  | "fixed_large"
+  | "fixed_large_log"
+  | "learned"
+  | "learned_range";
 
 export interface DDPMConfig extends BetaConfig {
   variance_type: DDPMVarianceType;
@@ -43,14 +56,28 @@ export class DDPMScheduler extends VpScheduler<DDPMConfig> {
     return new DDPMScheduler(resolveConfig(DDPMScheduler.defaults, config, overrides));
   }
 
-
   constructor(config: Partial<DDPMConfig> = {}) {
-    super(DDPMScheduler.defaults, config, { name: "DDPMScheduler", betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"] });
+    super(DDPMScheduler.defaults, config, {
+      name: "DDPMScheduler",
+      betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"],
+    });
     const c = this.config;
-    checkOneOf("variance_type", c.variance_type, ["fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range"]);
+    checkOneOf("variance_type", c.variance_type, [
+      "fixed_small",
+      "fixed_small_log",
+      "fixed_large",
+      "fixed_large_log",
+      "learned",
+      "learned_range",
+    ]);
     // learned variances need a model that predicts them; fixed_large_log yields NaN noise in the reference.
     if (!["fixed_small", "fixed_small_log", "fixed_large"].includes(c.variance_type)) {
-      unsupported("DDPMScheduler", "variance_type", c.variance_type, 'variance_type "fixed_small", "fixed_small_log" or "fixed_large"');
+      unsupported(
+        "DDPMScheduler",
+        "variance_type",
+        c.variance_type,
+        'variance_type "fixed_small", "fixed_small_log" or "fixed_large"',
+      );
     }
   }
 
@@ -73,7 +100,10 @@ export class DDPMScheduler extends VpScheduler<DDPMConfig> {
     const out = new Float32Array(sample.length);
     for (let i = 0; i < out.length; i++) out[i] = x0Coeff * x0[i] + xCoeff * sample[i];
     if (timestep > 0) {
-      if (!noise) throw new InputError("DDPM adds fresh noise every step: pass a NoiseSource (the run's seeded generator) to step()");
+      if (!noise)
+        throw new InputError(
+          "DDPM adds fresh noise every step: pass a NoiseSource (the run's seeded generator) to step()",
+        );
       const z = noise.randn([sample.length]);
       const std = this.noiseStd(betaPrev, beta, betaT);
       for (let i = 0; i < out.length; i++) out[i] += std * z[i];

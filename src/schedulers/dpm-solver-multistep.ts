@@ -9,7 +9,15 @@
  */
 import { InputError } from "../errors.js";
 import type { BetaConfig } from "./betas.js";
-import { LINEAR_BETAS, SIGMA_SCHEDULE_FLAGS, THRESHOLDING_OFF, checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
+import {
+  LINEAR_BETAS,
+  SIGMA_SCHEDULE_FLAGS,
+  THRESHOLDING_OFF,
+  checkOneOf,
+  resolveConfig,
+  unsupported,
+  type RawSchedulerConfig,
+} from "./config.js";
 import { MultistepScheduler, lambdaOf } from "./multistep-scheduler.js";
 import { f32 } from "./numerics.js";
 import type { NoiseSource, PredictionType, TimestepSpacing } from "./scheduler.js";
@@ -59,7 +67,10 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverMul
     rescale_betas_zero_snr: false,
   });
 
-  static fromConfig(config: RawSchedulerConfig, overrides: Partial<DPMSolverMultistepConfig> = {}): DPMSolverMultistepScheduler {
+  static fromConfig(
+    config: RawSchedulerConfig,
+    overrides: Partial<DPMSolverMultistepConfig> = {},
+  ): DPMSolverMultistepScheduler {
     return new DPMSolverMultistepScheduler(resolveConfig(DPMSolverMultistepScheduler.defaults, config, overrides));
   }
 
@@ -69,7 +80,11 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverMul
 
   constructor(config: Partial<DPMSolverMultistepConfig> = {}) {
     const name = "DPMSolverMultistepScheduler";
-    const rules = { name, betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"] as const, nudgeZeroSnr: true };
+    const rules = {
+      name,
+      betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"] as const,
+      nudgeZeroSnr: true,
+    };
     super(DPMSolverMultistepScheduler.defaults, config, rules, (c) => {
       // Configs written for DEIS or UniPC load into this class with the reference's substitutions.
       if ((c.algorithm_type as string) === "deis") c.algorithm_type = "dpmsolver++";
@@ -78,22 +93,34 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverMul
     const c = this.config;
     checkOneOf("algorithm_type", c.algorithm_type, ["dpmsolver++", "dpmsolver", "sde-dpmsolver++", "sde-dpmsolver"]);
     checkOneOf("solver_type", c.solver_type, ["midpoint", "heun"]);
-    if (![1, 2, 3].includes(c.solver_order)) unsupported(name, "solver_order", c.solver_order, "solver_order 1, 2 or 3");
+    if (![1, 2, 3].includes(c.solver_order))
+      unsupported(name, "solver_order", c.solver_order, "solver_order 1, 2 or 3");
     if ((c.algorithm_type === "sde-dpmsolver" || c.algorithm_type === "sde-dpmsolver++") && c.solver_order === 3) {
-      unsupported(name, "solver_order", 3, "solver_order 1 or 2 for the SDE variants (the reference has no third-order SDE update)");
+      unsupported(
+        name,
+        "solver_order",
+        3,
+        "solver_order 1 or 2 for the SDE variants (the reference has no third-order SDE update)",
+      );
     }
     if (c.variance_type === "learned" || c.variance_type === "learned_range") {
       unsupported(name, "variance_type", c.variance_type, "variance_type null (SD models predict noise only)");
     }
-    if (c.use_karras_sigmas && c.use_lu_lambdas) unsupported(name, "use_lu_lambdas", true, "only one of use_karras_sigmas and use_lu_lambdas");
+    if (c.use_karras_sigmas && c.use_lu_lambdas)
+      unsupported(name, "use_lu_lambdas", true, "only one of use_karras_sigmas and use_lu_lambdas");
     if (!c.algorithm_type.endsWith("dpmsolver++") && c.final_sigmas_type === "zero") {
-      throw new InputError(`${name}: final_sigmas_type "zero" needs a ++ algorithm_type; with "${c.algorithm_type}" set final_sigmas_type "sigma_min"`);
+      throw new InputError(
+        `${name}: final_sigmas_type "zero" needs a ++ algorithm_type; with "${c.algorithm_type}" set final_sigmas_type "sigma_min"`,
+      );
     }
   }
 
   setTimesteps(numInferenceSteps: number): void {
     const c = this.config;
-    this.startRun(numInferenceSteps, { luLambdas: c.use_lu_lambdas, lastTimestep: c.num_train_timesteps - this.clippedSteps() });
+    this.startRun(numInferenceSteps, {
+      luLambdas: c.use_lu_lambdas,
+      lastTimestep: c.num_train_timesteps - this.clippedSteps(),
+    });
     this.history = [];
     this.lowerOrderNums = 0;
   }
@@ -101,11 +128,15 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverMul
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array {
     const c = this.config;
     const stochastic = c.algorithm_type.startsWith("sde");
-    if (stochastic && !noise) throw new InputError(`${c.algorithm_type} adds fresh noise every step: pass a NoiseSource (the run's seeded generator) to step()`);
+    if (stochastic && !noise)
+      throw new InputError(
+        `${c.algorithm_type} adds fresh noise every step: pass a NoiseSource (the run's seeded generator) to step()`,
+      );
     const i = this.currentIndex(timestep);
     const len = this.timesteps.length;
     // Few-step runs end with lower orders: the multistep extrapolation is unstable on big final steps.
-    const lowerOrderFinal = i === len - 1 && (c.euler_at_final || (c.lower_order_final && len < 15) || c.final_sigmas_type === "zero");
+    const lowerOrderFinal =
+      i === len - 1 && (c.euler_at_final || (c.lower_order_final && len < 15) || c.final_sigmas_type === "zero");
     const lowerOrderSecond = i === len - 2 && c.lower_order_final && len < 15;
 
     this.history.push(this.convertModelOutput(modelOutput, sample, this.sigmas[i]));

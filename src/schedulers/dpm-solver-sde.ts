@@ -54,7 +54,10 @@ export class DPMSolverSDEScheduler extends SigmaScheduler<DPMSolverSDEConfig> {
   private firstStage: { sample: Float32Array; midSigma: number; z1: Float32Array } | undefined;
 
   constructor(config: Partial<DPMSolverSDEConfig> = {}) {
-    super(DPMSolverSDEScheduler.defaults, config, { name: "DPMSolverSDEScheduler", betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"] });
+    super(DPMSolverSDEScheduler.defaults, config, {
+      name: "DPMSolverSDEScheduler",
+      betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"],
+    });
   }
 
   get inFirstStage(): boolean {
@@ -87,7 +90,9 @@ export class DPMSolverSDEScheduler extends SigmaScheduler<DPMSolverSDEConfig> {
     const sigma = pending ? this.sigmas[i - 1] : this.sigmas[i];
     const sigmaNext = pending ? this.sigmas[i] : this.sigmas[i + 1];
     if (sigmaNext !== 0 && !noise) {
-      throw new InputError("DPM++ SDE adds fresh noise every step: pass a NoiseSource (the run's seeded generator) to step()");
+      throw new InputError(
+        "DPM++ SDE adds fresh noise every step: pass a NoiseSource (the run's seeded generator) to step()",
+      );
     }
     this.stepIndex = i + 1;
 

@@ -27,8 +27,13 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler<EulerAncestr
     rescale_betas_zero_snr: false,
   });
 
-  static fromConfig(config: RawSchedulerConfig, overrides: Partial<EulerAncestralDiscreteConfig> = {}): EulerAncestralDiscreteScheduler {
-    return new EulerAncestralDiscreteScheduler(resolveConfig(EulerAncestralDiscreteScheduler.defaults, config, overrides));
+  static fromConfig(
+    config: RawSchedulerConfig,
+    overrides: Partial<EulerAncestralDiscreteConfig> = {},
+  ): EulerAncestralDiscreteScheduler {
+    return new EulerAncestralDiscreteScheduler(
+      resolveConfig(EulerAncestralDiscreteScheduler.defaults, config, overrides),
+    );
   }
 
   readonly order = 1;
@@ -51,7 +56,9 @@ export class EulerAncestralDiscreteScheduler extends SigmaScheduler<EulerAncestr
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array {
     if (!noise) {
-      throw new InputError("Euler a adds fresh noise every step: pass a NoiseSource (the run's seeded generator) to step()");
+      throw new InputError(
+        "Euler a adds fresh noise every step: pass a NoiseSource (the run's seeded generator) to step()",
+      );
     }
     const i = this.currentIndex(timestep);
     const sigma = this.sigmas[i];

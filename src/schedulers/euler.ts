@@ -47,9 +47,14 @@ export class EulerDiscreteScheduler extends SigmaScheduler<EulerDiscreteConfig> 
 
   constructor(config: Partial<EulerDiscreteConfig> = {}) {
     const name = "EulerDiscreteScheduler";
-    super(EulerDiscreteScheduler.defaults, config, { name, betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"], nudgeZeroSnr: true });
+    super(EulerDiscreteScheduler.defaults, config, {
+      name,
+      betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"],
+      nudgeZeroSnr: true,
+    });
     const c = this.config;
-    if (c.interpolation_type !== "linear") unsupported(name, "interpolation_type", c.interpolation_type, 'interpolation_type "linear"');
+    if (c.interpolation_type !== "linear")
+      unsupported(name, "interpolation_type", c.interpolation_type, 'interpolation_type "linear"');
     if (c.timestep_type === "continuous" && c.prediction_type === "v_prediction") {
       unsupported(name, "timestep_type", c.timestep_type, 'timestep_type "discrete"');
     }

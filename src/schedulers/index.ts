@@ -16,7 +16,13 @@ import { LCMScheduler } from "./lcm.js";
 import { LMSDiscreteScheduler } from "./lms.js";
 import { PNDMScheduler } from "./pndm.js";
 import { RunState } from "./run-state.js";
-import { findScheduleType, listScheduleTypes, requireScheduleType, type ScheduleType, type ScheduleTypeInfo } from "./schedule-types.js";
+import {
+  findScheduleType,
+  listScheduleTypes,
+  requireScheduleType,
+  type ScheduleType,
+  type ScheduleTypeInfo,
+} from "./schedule-types.js";
 import type { Scheduler } from "./scheduler.js";
 import { UniPCMultistepScheduler } from "./unipc.js";
 
@@ -71,45 +77,119 @@ interface Entry extends SamplerInfo {
 }
 
 const SAMPLERS: readonly Entry[] = [
-  { name: "euler", label: "Euler", stochastic: false, callsPerStep: 1, create: (c) => EulerDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }) },
-  { name: "euler-a", label: "Euler a", stochastic: true, callsPerStep: 1, create: (c) => EulerAncestralDiscreteScheduler.fromConfig(c) },
-  { name: "lms", label: "LMS", stochastic: false, callsPerStep: 1, create: (c) => LMSDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }) },
-  { name: "lms-karras", label: "LMS Karras", stochastic: false, callsPerStep: 1, create: (c) => LMSDiscreteScheduler.fromConfig(c, { use_karras_sigmas: true }) },
-  { name: "heun", label: "Heun", stochastic: false, callsPerStep: 2, create: (c) => HeunDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }) },
+  {
+    name: "euler",
+    label: "Euler",
+    stochastic: false,
+    callsPerStep: 1,
+    create: (c) => EulerDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }),
+  },
+  {
+    name: "euler-a",
+    label: "Euler a",
+    stochastic: true,
+    callsPerStep: 1,
+    create: (c) => EulerAncestralDiscreteScheduler.fromConfig(c),
+  },
+  {
+    name: "lms",
+    label: "LMS",
+    stochastic: false,
+    callsPerStep: 1,
+    create: (c) => LMSDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }),
+  },
+  {
+    name: "lms-karras",
+    label: "LMS Karras",
+    stochastic: false,
+    callsPerStep: 1,
+    create: (c) => LMSDiscreteScheduler.fromConfig(c, { use_karras_sigmas: true }),
+  },
+  {
+    name: "heun",
+    label: "Heun",
+    stochastic: false,
+    callsPerStep: 2,
+    create: (c) => HeunDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }),
+  },
   {
     name: "dpm++2m",
     label: "DPM++ 2M",
     stochastic: false,
     callsPerStep: 1,
-    create: (c) => DPMSolverMultistepScheduler.fromConfig(c, { algorithm_type: "dpmsolver++", solver_order: 2, use_karras_sigmas: false }),
+    create: (c) =>
+      DPMSolverMultistepScheduler.fromConfig(c, {
+        algorithm_type: "dpmsolver++",
+        solver_order: 2,
+        use_karras_sigmas: false,
+      }),
   },
   {
     name: "dpm++2m-karras",
     label: "DPM++ 2M Karras",
     stochastic: false,
     callsPerStep: 1,
-    create: (c) => DPMSolverMultistepScheduler.fromConfig(c, { algorithm_type: "dpmsolver++", solver_order: 2, use_karras_sigmas: true }),
+    create: (c) =>
+      DPMSolverMultistepScheduler.fromConfig(c, {
+        algorithm_type: "dpmsolver++",
+        solver_order: 2,
+        use_karras_sigmas: true,
+      }),
   },
   {
     name: "dpm++2m-sde",
     label: "DPM++ 2M SDE",
     stochastic: true,
     callsPerStep: 1,
-    create: (c) => DPMSolverMultistepScheduler.fromConfig(c, { algorithm_type: "sde-dpmsolver++", solver_order: 2, use_karras_sigmas: false }),
+    create: (c) =>
+      DPMSolverMultistepScheduler.fromConfig(c, {
+        algorithm_type: "sde-dpmsolver++",
+        solver_order: 2,
+        use_karras_sigmas: false,
+      }),
   },
   {
     name: "dpm++2m-sde-karras",
     label: "DPM++ 2M SDE Karras",
     stochastic: true,
     callsPerStep: 1,
-    create: (c) => DPMSolverMultistepScheduler.fromConfig(c, { algorithm_type: "sde-dpmsolver++", solver_order: 2, use_karras_sigmas: true }),
+    create: (c) =>
+      DPMSolverMultistepScheduler.fromConfig(c, {
+        algorithm_type: "sde-dpmsolver++",
+        solver_order: 2,
+        use_karras_sigmas: true,
+      }),
   },
-  { name: "dpm++sde", label: "DPM++ SDE", stochastic: true, callsPerStep: 2, create: (c) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: false }) },
-  { name: "dpm++sde-karras", label: "DPM++ SDE Karras", stochastic: true, callsPerStep: 2, create: (c) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: true }) },
+  {
+    name: "dpm++sde",
+    label: "DPM++ SDE",
+    stochastic: true,
+    callsPerStep: 2,
+    create: (c) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: false }),
+  },
+  {
+    name: "dpm++sde-karras",
+    label: "DPM++ SDE Karras",
+    stochastic: true,
+    callsPerStep: 2,
+    create: (c) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: true }),
+  },
   { name: "ddim", label: "DDIM", stochastic: false, callsPerStep: 1, create: (c) => DDIMScheduler.fromConfig(c) },
   // PLMS is PNDM without its Runge-Kutta warm-up, which is how every SD config sets it.
-  { name: "pndm", label: "PLMS", stochastic: false, callsPerStep: 1, create: (c) => PNDMScheduler.fromConfig(c, { skip_prk_steps: true }) },
-  { name: "unipc", label: "UniPC", stochastic: false, callsPerStep: 1, create: (c) => UniPCMultistepScheduler.fromConfig(c, { use_karras_sigmas: false }) },
+  {
+    name: "pndm",
+    label: "PLMS",
+    stochastic: false,
+    callsPerStep: 1,
+    create: (c) => PNDMScheduler.fromConfig(c, { skip_prk_steps: true }),
+  },
+  {
+    name: "unipc",
+    label: "UniPC",
+    stochastic: false,
+    callsPerStep: 1,
+    create: (c) => UniPCMultistepScheduler.fromConfig(c, { use_karras_sigmas: false }),
+  },
   { name: "lcm", label: "LCM", stochastic: true, callsPerStep: 1, create: (c) => LCMScheduler.fromConfig(c) },
   { name: "ddpm", label: "DDPM", stochastic: true, callsPerStep: 1, create: (c) => DDPMScheduler.fromConfig(c) },
 ];
@@ -130,11 +210,25 @@ export function listSamplers(): SamplerInfo[] {
 /** Looks a sampler up by our name or A1111's label, ignoring case; undefined when unknown. */
 export function findSampler(name: string): SamplerInfo | undefined {
   const entry = lookup(name);
-  return entry && { name: entry.name, label: entry.label, stochastic: entry.stochastic, callsPerStep: entry.callsPerStep };
+  return (
+    entry && { name: entry.name, label: entry.label, stochastic: entry.stochastic, callsPerStep: entry.callsPerStep }
+  );
 }
 
 /** The samplers that take a schedule type: k-diffusion's (sigma-space and exponential-integrator) ones. */
-const SCHEDULABLE = new Set(["euler", "euler-a", "lms", "lms-karras", "heun", "dpm++2m", "dpm++2m-karras", "dpm++2m-sde", "dpm++2m-sde-karras", "dpm++sde", "dpm++sde-karras"]);
+const SCHEDULABLE = new Set([
+  "euler",
+  "euler-a",
+  "lms",
+  "lms-karras",
+  "heun",
+  "dpm++2m",
+  "dpm++2m-karras",
+  "dpm++2m-sde",
+  "dpm++2m-sde-karras",
+  "dpm++sde",
+  "dpm++sde-karras",
+]);
 
 /**
  * A sampler name and a schedule type as A1111 1.9+ reads them: a name that is not a sampler but ends in a
@@ -142,12 +236,17 @@ const SCHEDULABLE = new Set(["euler", "euler-a", "lms", "lms-karras", "heun", "d
  * schedule other than "Automatic" wins over the name's. Throws an InputError for an unknown sampler or
  * schedule, or a schedule type for a sampler that has its own timestep grid (DDIM, PLMS, UniPC, LCM, DDPM).
  */
-export function resolveSamplerSchedule(sampler: string, schedule?: string): { sampler: SamplerInfo; schedule: ScheduleTypeInfo } {
+export function resolveSamplerSchedule(
+  sampler: string,
+  schedule?: string,
+): { sampler: SamplerInfo; schedule: ScheduleTypeInfo } {
   let entry = lookup(sampler);
   let fromName: ScheduleTypeInfo | undefined;
   if (!entry) {
     for (const type of listScheduleTypes()) {
-      const suffix = [type.label, ...type.aliases].find((s) => sampler.trim().toLowerCase().endsWith(` ${s.toLowerCase()}`));
+      const suffix = [type.label, ...type.aliases].find((s) =>
+        sampler.trim().toLowerCase().endsWith(` ${s.toLowerCase()}`),
+      );
       const base = suffix && lookup(sampler.trim().slice(0, -(suffix.length + 1)));
       if (base) {
         entry = base;
@@ -166,7 +265,10 @@ export function resolveSamplerSchedule(sampler: string, schedule?: string): { sa
         `use schedule type "Automatic", or one of the samplers ${takers.map((l) => `"${l}"`).join(", ")}`,
     );
   }
-  return { sampler: { name: entry.name, label: entry.label, stochastic: entry.stochastic, callsPerStep: entry.callsPerStep }, schedule: chosen };
+  return {
+    sampler: { name: entry.name, label: entry.label, stochastic: entry.stochastic, callsPerStep: entry.callsPerStep },
+    schedule: chosen,
+  };
 }
 
 /** AUTOMATIC1111's display name for a sampler name we accept ("dpm++2m-karras" -> "DPM++ 2M Karras"), for infotext. */
@@ -178,12 +280,17 @@ export function samplerDisplayName(name: string): string {
  * A scheduler for `name` (ours, e.g. "dpm++2m-karras", or A1111's, e.g. "DPM++ 2M Karras"; case-insensitive),
  * configured from the model's scheduler_config.json object. Unknown names throw an InputError listing them all.
  */
-export function createScheduler(name: string, config: RawSchedulerConfig = STABLE_DIFFUSION_SCHEDULER_CONFIG, options: SchedulerOptions = {}): Scheduler {
+export function createScheduler(
+  name: string,
+  config: RawSchedulerConfig = STABLE_DIFFUSION_SCHEDULER_CONFIG,
+  options: SchedulerOptions = {},
+): Scheduler {
   const { sampler, schedule } = resolveSamplerSchedule(name, options.schedule);
   const scheduler = requireEntry(sampler.name).create(config);
   if (schedule.name !== "automatic") {
     // Every schedulable sampler's scheduler is a RunState; anything else is a registry mistake, not user input.
-    if (!(scheduler instanceof RunState)) throw new Error(`${sampler.label} is listed as taking schedule types but its scheduler cannot`);
+    if (!(scheduler instanceof RunState))
+      throw new Error(`${sampler.label} is listed as taking schedule types but its scheduler cannot`);
     scheduler.useScheduleType({ type: schedule.name, sdxl: options.sdxl ?? false });
   }
   return scheduler;

@@ -77,7 +77,9 @@ export class LCMScheduler extends VpScheduler<LCMConfig> {
     checkSteps(numInferenceSteps, c.num_train_timesteps);
     const original = c.original_inference_steps;
     if (original > c.num_train_timesteps) {
-      throw new InputError(`original_inference_steps (${original}) cannot exceed num_train_timesteps (${c.num_train_timesteps}): fix scheduler_config.json`);
+      throw new InputError(
+        `original_inference_steps (${original}) cannot exceed num_train_timesteps (${c.num_train_timesteps}): fix scheduler_config.json`,
+      );
     }
     const k = Math.floor(c.num_train_timesteps / original);
     // The timesteps the model was distilled on: k-1, 2k-1, ..., walked from the noisy end.
@@ -105,7 +107,8 @@ export class LCMScheduler extends VpScheduler<LCMConfig> {
     const c = this.config;
     const i = (this.stepIndex ??= this.beginIndex ?? this.indexForTimestep(timestep));
     const last = i === this.numInferenceSteps - 1;
-    if (!last && !noise) throw new InputError("LCM re-noises between steps: pass a NoiseSource (the run's seeded generator) to step()");
+    if (!last && !noise)
+      throw new InputError("LCM re-noises between steps: pass a NoiseSource (the run's seeded generator) to step()");
     const prevTimestep = i + 1 < this.timesteps.length ? this.timesteps[i + 1] : timestep;
     const abar = alphaAt(this.alphasCumprod, timestep);
     const abarPrev = prevTimestep >= 0 ? this.alphasCumprod[prevTimestep] : this.finalAlphaCumprod;
@@ -137,7 +140,8 @@ export class LCMScheduler extends VpScheduler<LCMConfig> {
     this.timesteps.forEach((t, i) => {
       if (t === timestep) hits.push(i);
     });
-    if (hits.length === 0) throw new InputError(`timestep ${timestep} is not in this scheduler's schedule: pass one of scheduler.timesteps`);
+    if (hits.length === 0)
+      throw new InputError(`timestep ${timestep} is not in this scheduler's schedule: pass one of scheduler.timesteps`);
     return hits.length > 1 ? hits[1] : hits[0];
   }
 }

@@ -37,7 +37,10 @@ export class LMSDiscreteScheduler extends SigmaScheduler<LMSDiscreteConfig> {
   private derivatives: Float64Array[] = [];
 
   constructor(config: Partial<LMSDiscreteConfig> = {}) {
-    super(LMSDiscreteScheduler.defaults, config, { name: "LMSDiscreteScheduler", betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"] });
+    super(LMSDiscreteScheduler.defaults, config, {
+      name: "LMSDiscreteScheduler",
+      betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"],
+    });
   }
 
   setTimesteps(numInferenceSteps: number): void {

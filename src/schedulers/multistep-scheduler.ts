@@ -33,7 +33,8 @@ export function buildMultistepSchedule(
   n: number,
   o: MultistepScheduleOptions,
 ): SigmaSchedule {
-  if (o.scheduleType) return typedSchedule(alphasCumprod, n, o.scheduleType, (s, logs) => roundHalfEven(sigmaToT(s, logs)));
+  if (o.scheduleType)
+    return typedSchedule(alphasCumprod, n, o.scheduleType, (s, logs) => roundHalfEven(sigmaToT(s, logs)));
   let timesteps = multistepTimesteps(o.spacing, n, o.numTrain, o.stepsOffset, o.lastTimestep ?? o.numTrain);
   const table = trainSigmas(alphasCumprod);
   const logs = logSigmas(table);
@@ -52,7 +53,8 @@ export function buildMultistepSchedule(
     sigmas = interpSigmas(timesteps, table);
   }
   let last = 0;
-  if (o.finalSigmasType === "sigma_min") last = o.karras && o.karrasFinalIsScheduleMin ? sigmas[sigmas.length - 1] : table[0];
+  if (o.finalSigmasType === "sigma_min")
+    last = o.karras && o.karrasFinalIsScheduleMin ? sigmas[sigmas.length - 1] : table[0];
   const withLast = new Float64Array(sigmas.length + 1);
   withLast.set(sigmas.map(f32));
   withLast[sigmas.length] = f32(last);

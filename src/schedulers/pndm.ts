@@ -69,13 +69,21 @@ export class PNDMScheduler extends VpScheduler<PNDMConfig> {
       this.prkTimesteps = new Float64Array(0);
     } else {
       if (n < PNDM_ORDER) {
-        throw new InputError(`PNDM's Runge-Kutta warm-up needs at least ${PNDM_ORDER} steps, got ${n}: use more steps or set skip_prk_steps`);
+        throw new InputError(
+          `PNDM's Runge-Kutta warm-up needs at least ${PNDM_ORDER} steps, got ${n}: use more steps or set skip_prk_steps`,
+        );
       }
       // The four noisiest grid points, each followed by its half-stride midpoint; every entry but the last
       // midpoint is visited twice, trimmed to 12 calls (4 per Runge-Kutta step), walked downwards.
       const half = Math.floor(Math.floor(c.num_train_timesteps / numInferenceSteps) / 2);
       const pairs = [...grid.subarray(n - PNDM_ORDER)].flatMap((t) => [t, t + half]);
-      this.prkTimesteps = Float64Array.from(pairs.slice(0, -1).flatMap((t) => [t, t]).slice(1, -1).reverse());
+      this.prkTimesteps = Float64Array.from(
+        pairs
+          .slice(0, -1)
+          .flatMap((t) => [t, t])
+          .slice(1, -1)
+          .reverse(),
+      );
       plms = [...grid.subarray(0, Math.max(n - 3, 0))].reverse();
     }
     this.timesteps = Float64Array.from([...this.prkTimesteps, ...plms]);
@@ -122,7 +130,9 @@ export class PNDMScheduler extends VpScheduler<PNDMConfig> {
   /** One pseudo linear multistep step (Adams-Bashforth weights on the model outputs). */
   private stepPlms(modelOutput: Float32Array, timestep: number, sample: Float32Array): Float32Array {
     if (!this.config.skip_prk_steps && this.ets.length < 3) {
-      throw new InputError("PNDM without skip_prk_steps must run its Runge-Kutta steps first: step through scheduler.timesteps in order");
+      throw new InputError(
+        "PNDM without skip_prk_steps must run its Runge-Kutta steps first: step through scheduler.timesteps in order",
+      );
     }
     const stride = Math.floor(this.config.num_train_timesteps / this.numInferenceSteps);
     let t = timestep;
@@ -161,7 +171,12 @@ export class PNDMScheduler extends VpScheduler<PNDMConfig> {
   }
 
   /** The DDIM-style transfer from x_t to x_{t_prev} with noise estimate `eps` (formula 9 of the PNDM paper). */
-  private prevSample(sample: Float32Array, timestep: number, prevTimestep: number, modelOutput: Float64Array): Float32Array {
+  private prevSample(
+    sample: Float32Array,
+    timestep: number,
+    prevTimestep: number,
+    modelOutput: Float64Array,
+  ): Float32Array {
     const abar = alphaAt(this.alphasCumprod, timestep);
     const abarPrev = prevTimestep >= 0 ? this.alphasCumprod[prevTimestep] : this.finalAlphaCumprod;
     const beta = f32(1 - abar);

@@ -41,7 +41,12 @@ export abstract class RunState<C extends BetaConfig> implements Scheduler {
    * `partial` over the class's `defaults`, checked by `rules`; `adjust` applies the reference's substitutions for
    * configs written for a sibling class before the subclass checks its own keys.
    */
-  constructor(defaults: Readonly<C>, partial: Readonly<Partial<C>>, rules: SchedulerRules, adjust?: (config: C) => void) {
+  constructor(
+    defaults: Readonly<C>,
+    partial: Readonly<Partial<C>>,
+    rules: SchedulerRules,
+    adjust?: (config: C) => void,
+  ) {
     const setUp = setUpScheduler(defaults, partial, rules);
     const config = { ...setUp.config };
     adjust?.(config);
@@ -83,7 +88,9 @@ export abstract class RunState<C extends BetaConfig> implements Scheduler {
 
   /** The step index, found on the first call of a run from the begin index or the timestep. */
   protected currentIndex(timestep: number): number {
-    this.stepIndex = resolveStepIndex(this.stepIndex, this.beginIndex, this.timesteps.length, () => this.indexForTimestep(timestep));
+    this.stepIndex = resolveStepIndex(this.stepIndex, this.beginIndex, this.timesteps.length, () =>
+      this.indexForTimestep(timestep),
+    );
     return this.stepIndex;
   }
 

@@ -66,7 +66,9 @@ export function findScheduleType(name: string): ScheduleTypeInfo | undefined {
 export function requireScheduleType(name: string): ScheduleTypeInfo {
   const found = findScheduleType(name);
   if (found) return found;
-  throw new InputError(`unknown schedule type ${JSON.stringify(name)}: use one of ${TYPES.map((t) => `"${t.label}"`).join(", ")}`);
+  throw new InputError(
+    `unknown schedule type ${JSON.stringify(name)}: use one of ${TYPES.map((t) => `"${t.label}"`).join(", ")}`,
+  );
 }
 
 /** What a schedule needs of the model besides the step count. */
@@ -125,7 +127,8 @@ export function scheduleSigmas(type: ScheduleType, n: number, model: ScheduleMod
       // Evenly spaced in (fractional) timestep between the ends' timesteps; SGM leaves out the last point.
       const start = sigmaToT(sigmaMax, logs);
       const end = sigmaToT(sigmaMin, logs);
-      const ts = type === "sgm_uniform" ? torchLinspaceF32(start, end, n + 1).subarray(0, n) : torchLinspaceF32(start, end, n);
+      const ts =
+        type === "sgm_uniform" ? torchLinspaceF32(start, end, n + 1).subarray(0, n) : torchLinspaceF32(start, end, n);
       return withZero(Array.from(ts, (t) => tToSigma(t, logs)));
     }
     case "kl_optimal": {
@@ -157,7 +160,9 @@ export function scheduleSigmas(type: ScheduleType, n: number, model: ScheduleMod
     }
     case "beta": {
       const span = sigmaMax - sigmaMin;
-      return withZero(Array.from(npLinspace(0, 1, n), (p) => sigmaMin + betaQuantile(1 - p, BETA_ALPHA, BETA_BETA) * span));
+      return withZero(
+        Array.from(npLinspace(0, 1, n), (p) => sigmaMin + betaQuantile(1 - p, BETA_ALPHA, BETA_BETA) * span),
+      );
     }
     case "automatic":
       throw new InputError('schedule type "Automatic" has no sigmas of its own: the sampler\'s own schedule applies');

@@ -72,7 +72,11 @@ export function typedSchedule(
 export function interleaveForTwoStages(schedule: SigmaSchedule): SigmaSchedule {
   const { timesteps, sigmas } = schedule;
   const t = [timesteps[0], ...[...timesteps.subarray(1)].flatMap((v) => [v, v])];
-  const s = [sigmas[0], ...[...sigmas.subarray(1, sigmas.length - 1)].flatMap((v) => [v, v]), sigmas[sigmas.length - 1]];
+  const s = [
+    sigmas[0],
+    ...[...sigmas.subarray(1, sigmas.length - 1)].flatMap((v) => [v, v]),
+    sigmas[sigmas.length - 1],
+  ];
   return { timesteps: Float64Array.from(t), sigmas: Float64Array.from(s) };
 }
 
@@ -94,7 +98,9 @@ export abstract class SigmaScheduler<C extends SigmaSamplerConfig> extends RunSt
   get initNoiseSigma(): number {
     let max = 0;
     for (const s of this.sigmas) max = Math.max(max, s);
-    return this.config.timestep_spacing === "leading" && this.scheduleChoice === undefined ? f32(Math.sqrt(f32(f32(max * max) + 1))) : max;
+    return this.config.timestep_spacing === "leading" && this.scheduleChoice === undefined
+      ? f32(Math.sqrt(f32(f32(max * max) + 1)))
+      : max;
   }
 
   /** The per-step schedule from the config; `options` adds what only some samplers set. */
@@ -133,7 +139,8 @@ export abstract class SigmaScheduler<C extends SigmaSamplerConfig> extends RunSt
    */
   protected indexForTimestep(timestep: number): number {
     const index = findTimestepIndex(this.timesteps, timestep);
-    if (index === undefined) throw new InputError(`timestep ${timestep} is not in this scheduler's schedule: pass one of scheduler.timesteps`);
+    if (index === undefined)
+      throw new InputError(`timestep ${timestep} is not in this scheduler's schedule: pass one of scheduler.timesteps`);
     return index;
   }
 }
@@ -154,7 +161,12 @@ export function divideBy(x: Float32Array, d: number): Float32Array {
  * The denoised estimate x0 from the model output at noise level `sigma` (k-diffusion's c_skip/c_out for the
  * three parametrisations). Computed in float64.
  */
-export function denoisedFromOutput(prediction: string, modelOutput: Float32Array, sample: Float32Array, sigma: number): Float64Array {
+export function denoisedFromOutput(
+  prediction: string,
+  modelOutput: Float32Array,
+  sample: Float32Array,
+  sigma: number,
+): Float64Array {
   const out = new Float64Array(sample.length);
   switch (prediction) {
     case "epsilon":
@@ -170,6 +182,8 @@ export function denoisedFromOutput(prediction: string, modelOutput: Float32Array
       for (let i = 0; i < out.length; i++) out[i] = modelOutput[i];
       return out;
     default:
-      throw new InputError(`prediction_type "${prediction}" is not supported: use "epsilon", "v_prediction" or "sample"`);
+      throw new InputError(
+        `prediction_type "${prediction}" is not supported: use "epsilon", "v_prediction" or "sample"`,
+      );
   }
 }

@@ -44,7 +44,9 @@ export function spacedTimesteps(
       return npArange(numTrain, 0, -numTrain / n).map((v) => roundHalfEven(v) - 1);
     }
     default:
-      throw new InputError(`timestep_spacing "${String(spacing)}" is not supported: use "leading", "linspace" or "trailing"`);
+      throw new InputError(
+        `timestep_spacing "${String(spacing)}" is not supported: use "leading", "linspace" or "trailing"`,
+      );
   }
 }
 
@@ -63,7 +65,10 @@ export function multistepTimesteps(
   checkSteps(n, numTrain);
   switch (spacing) {
     case "linspace":
-      return npLinspace(0, lastTimestep - 1, n + 1).reverse().subarray(0, n).map(roundHalfEven);
+      return npLinspace(0, lastTimestep - 1, n + 1)
+        .reverse()
+        .subarray(0, n)
+        .map(roundHalfEven);
     case "leading": {
       const ratio = Math.floor(lastTimestep / (n + 1));
       const t = new Float64Array(n);
@@ -73,6 +78,8 @@ export function multistepTimesteps(
     case "trailing":
       return npArange(lastTimestep, 0, -numTrain / n).map((v) => roundHalfEven(v) - 1);
     default:
-      throw new InputError(`timestep_spacing "${String(spacing)}" is not supported: use "leading", "linspace" or "trailing"`);
+      throw new InputError(
+        `timestep_spacing "${String(spacing)}" is not supported: use "leading", "linspace" or "trailing"`,
+      );
   }
 }

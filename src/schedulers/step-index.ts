@@ -15,14 +15,22 @@ export function findTimestepIndex(timesteps: Float64Array, timestep: number): nu
 
 export function checkBeginIndex(index: number, length: number, unit: string): void {
   if (!Number.isInteger(index) || index < 0 || index >= length) {
-    throw new InputError(`begin index ${index} is outside the schedule of ${length} ${unit}: call setTimesteps first and pass an index into timesteps`);
+    throw new InputError(
+      `begin index ${index} is outside the schedule of ${length} ${unit}: call setTimesteps first and pass an index into timesteps`,
+    );
   }
 }
 
 /** The run's step index, found on its first call from the begin index or the timestep, checked against the end. */
-export function resolveStepIndex(stepIndex: number | undefined, beginIndex: number | undefined, length: number, find: () => number): number {
+export function resolveStepIndex(
+  stepIndex: number | undefined,
+  beginIndex: number | undefined,
+  length: number,
+  find: () => number,
+): number {
   if (length === 0) throw new InputError("call setTimesteps before stepping the scheduler");
   const index = stepIndex ?? beginIndex ?? find();
-  if (index >= length) throw new InputError(`the scheduler has already taken all ${length} steps: call setTimesteps to start a new run`);
+  if (index >= length)
+    throw new InputError(`the scheduler has already taken all ${length} steps: call setTimesteps to start a new run`);
   return index;
 }

@@ -8,7 +8,15 @@
  */
 import { InputError } from "../errors.js";
 import type { BetaConfig } from "./betas.js";
-import { LINEAR_BETAS, SIGMA_SCHEDULE_FLAGS, THRESHOLDING_OFF, checkOneOf, resolveConfig, unsupported, type RawSchedulerConfig } from "./config.js";
+import {
+  LINEAR_BETAS,
+  SIGMA_SCHEDULE_FLAGS,
+  THRESHOLDING_OFF,
+  checkOneOf,
+  resolveConfig,
+  unsupported,
+  type RawSchedulerConfig,
+} from "./config.js";
 import { MultistepScheduler, lambdaOf } from "./multistep-scheduler.js";
 import { f32 } from "./numerics.js";
 import type { PredictionType, TimestepSpacing } from "./scheduler.js";
@@ -52,7 +60,10 @@ export class UniPCMultistepScheduler extends MultistepScheduler<UniPCMultistepCo
     rescale_betas_zero_snr: false,
   });
 
-  static fromConfig(config: RawSchedulerConfig, overrides: Partial<UniPCMultistepConfig> = {}): UniPCMultistepScheduler {
+  static fromConfig(
+    config: RawSchedulerConfig,
+    overrides: Partial<UniPCMultistepConfig> = {},
+  ): UniPCMultistepScheduler {
     return new UniPCMultistepScheduler(resolveConfig(UniPCMultistepScheduler.defaults, config, overrides));
   }
 
@@ -65,16 +76,22 @@ export class UniPCMultistepScheduler extends MultistepScheduler<UniPCMultistepCo
 
   constructor(config: Partial<UniPCMultistepConfig> = {}) {
     const name = "UniPCMultistepScheduler";
-    const rules = { name, betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"] as const, nudgeZeroSnr: true };
+    const rules = {
+      name,
+      betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"] as const,
+      nudgeZeroSnr: true,
+    };
     super(UniPCMultistepScheduler.defaults, config, rules, (c) => {
       // Configs written for DPM-Solver load into this class with the reference's substitution.
       if (["midpoint", "heun", "logrho"].includes(c.solver_type)) c.solver_type = "bh2";
     });
     const c = this.config;
     checkOneOf("solver_type", c.solver_type, ["bh1", "bh2"]);
-    if (!Number.isInteger(c.solver_order) || c.solver_order < 1) unsupported(name, "solver_order", c.solver_order, "a positive integer solver_order (2 or 3 are usual)");
+    if (!Number.isInteger(c.solver_order) || c.solver_order < 1)
+      unsupported(name, "solver_order", c.solver_order, "a positive integer solver_order (2 or 3 are usual)");
     if (c.solver_p != null) unsupported(name, "solver_p", c.solver_p, "solver_p null (UniPC's own predictor)");
-    if (!Array.isArray(c.disable_corrector)) unsupported(name, "disable_corrector", c.disable_corrector, "disable_corrector to a list of step indices");
+    if (!Array.isArray(c.disable_corrector))
+      unsupported(name, "disable_corrector", c.disable_corrector, "disable_corrector to a list of step indices");
   }
 
   setTimesteps(numInferenceSteps: number): void {
@@ -127,7 +144,14 @@ export class UniPCMultistepScheduler extends MultistepScheduler<UniPCMultistepCo
     const co = this.coefficients(this.sigmas[i + 1], this.sigmas[i], (k) => this.sigmas[i - k], order);
     const diffs = this.differences(m0, order, co.rks);
     let rhos: number[] = [];
-    if (diffs.length > 0) rhos = order === 2 ? [0.5] : solve(co.R.slice(0, -1).map((row) => row.slice(0, -1)), co.b.slice(0, -1));
+    if (diffs.length > 0)
+      rhos =
+        order === 2
+          ? [0.5]
+          : solve(
+              co.R.slice(0, -1).map((row) => row.slice(0, -1)),
+              co.b.slice(0, -1),
+            );
     const out = new Float32Array(x.length);
     for (let k = 0; k < out.length; k++) {
       let res = 0;
@@ -141,7 +165,13 @@ export class UniPCMultistepScheduler extends MultistepScheduler<UniPCMultistepCo
    * UniC: redoes the previous step (from `lastSample` at sigmas[i - 1] to sigmas[i]) with the model output just
    * evaluated at its result, `thisOutput`; the history still ends with step i - 1's output.
    */
-  private correct(i: number, thisOutput: Float32Array, lastSample: Float32Array, thisSample: Float32Array, order: number): Float32Array {
+  private correct(
+    i: number,
+    thisOutput: Float32Array,
+    lastSample: Float32Array,
+    thisSample: Float32Array,
+    order: number,
+  ): Float32Array {
     const m0 = this.history[this.history.length - 1];
     const co = this.coefficients(this.sigmas[i], this.sigmas[i - 1], (k) => this.sigmas[i - 1 - k], order);
     const diffs = this.differences(m0, order, co.rks);
@@ -208,7 +238,10 @@ function solve(A: number[][], y: number[]): number[] {
   for (let col = 0; col < n; col++) {
     let pivot = col;
     for (let r = col + 1; r < n; r++) if (Math.abs(M[r][col]) > Math.abs(M[pivot][col])) pivot = r;
-    if (M[pivot][col] === 0) throw new InputError("UniPC: singular order conditions (repeated sigmas in the schedule); use fewer steps or solver_order 2");
+    if (M[pivot][col] === 0)
+      throw new InputError(
+        "UniPC: singular order conditions (repeated sigmas in the schedule); use fewer steps or solver_order 2",
+      );
     [M[col], M[pivot]] = [M[pivot], M[col]];
     for (let r = col + 1; r < n; r++) {
       const f = M[r][col] / M[col][col];

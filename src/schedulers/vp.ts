@@ -8,13 +8,20 @@ import { f32 } from "./numerics.js";
 /** alphas_cumprod[t] for an integer training timestep, with a clear error for anything else. */
 export function alphaAt(alphasCumprod: Float32Array, timestep: number): number {
   if (!Number.isInteger(timestep) || timestep < 0 || timestep >= alphasCumprod.length) {
-    throw new InputError(`timestep ${timestep} is not a training timestep (an integer from 0 to ${alphasCumprod.length - 1}): pass one of scheduler.timesteps`);
+    throw new InputError(
+      `timestep ${timestep} is not a training timestep (an integer from 0 to ${alphasCumprod.length - 1}): pass one of scheduler.timesteps`,
+    );
   }
   return alphasCumprod[timestep];
 }
 
 /** sqrt(abar_t) x0 + sqrt(1 - abar_t) noise: the forward process, as img2img uses it. */
-export function vpAddNoise(alphasCumprod: Float32Array, original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
+export function vpAddNoise(
+  alphasCumprod: Float32Array,
+  original: Float32Array,
+  noise: Float32Array,
+  timestep: number,
+): Float32Array {
   const abar = alphaAt(alphasCumprod, timestep);
   const a = f32(Math.sqrt(abar));
   const b = f32(Math.sqrt(f32(1 - abar)));
@@ -27,7 +34,12 @@ export function vpAddNoise(alphasCumprod: Float32Array, original: Float32Array, 
  * The model's clean-sample and noise estimates (x0, eps) at a timestep with cumulative alpha `abar`, for the
  * three parametrisations; float64 arrays.
  */
-export function vpEstimates(prediction: string, modelOutput: Float32Array, sample: Float32Array, abar: number): { x0: Float64Array; eps: Float64Array } {
+export function vpEstimates(
+  prediction: string,
+  modelOutput: Float32Array,
+  sample: Float32Array,
+  abar: number,
+): { x0: Float64Array; eps: Float64Array } {
   const n = sample.length;
   const x0 = new Float64Array(n);
   const eps = new Float64Array(n);
@@ -53,7 +65,9 @@ export function vpEstimates(prediction: string, modelOutput: Float32Array, sampl
       }
       break;
     default:
-      throw new InputError(`prediction_type "${prediction}" is not supported: use "epsilon", "v_prediction" or "sample"`);
+      throw new InputError(
+        `prediction_type "${prediction}" is not supported: use "epsilon", "v_prediction" or "sample"`,
+      );
   }
   return { x0, eps };
 }
@@ -66,6 +80,8 @@ export function clipSample(x0: Float64Array, range: number): void {
 /** Refuses a step before setTimesteps, or a begin index outside the schedule. */
 export function checkBeginIndex(index: number, length: number): void {
   if (!Number.isInteger(index) || index < 0 || index >= length) {
-    throw new InputError(`begin index ${index} is outside the schedule of ${length} model calls: call setTimesteps first and pass an index into timesteps`);
+    throw new InputError(
+      `begin index ${index} is outside the schedule of ${length} model calls: call setTimesteps first and pass an index into timesteps`,
+    );
   }
 }

@@ -60,19 +60,29 @@ export const a1111UnitField = (i: number) => `alwayson_scripts.controlnet.args.$
 export function a1111ControlRequest(alwaysonScripts: unknown, initImage: string | undefined): A1111ControlRequest {
   const out: A1111ControlRequest = { units: [], detectMaps: [], fields: [] };
   if (alwaysonScripts === undefined || alwaysonScripts === null) return out;
-  if (typeof alwaysonScripts !== "object" || Array.isArray(alwaysonScripts)) throw unprocessable("alwayson_scripts must be an object of scripts, as {\"controlnet\": {\"args\": [...]}}");
-  const script = (alwaysonScripts as Record<string, unknown>)["controlnet"] ?? (alwaysonScripts as Record<string, unknown>)["ControlNet"];
+  if (typeof alwaysonScripts !== "object" || Array.isArray(alwaysonScripts))
+    throw unprocessable('alwayson_scripts must be an object of scripts, as {"controlnet": {"args": [...]}}');
+  const script =
+    (alwaysonScripts as Record<string, unknown>)["controlnet"] ??
+    (alwaysonScripts as Record<string, unknown>)["ControlNet"];
   if (script === undefined || script === null) return out;
   const args = (script as { args?: unknown }).args;
   if (args === undefined || args === null) return out;
-  if (!Array.isArray(args)) throw unprocessable("alwayson_scripts.controlnet.args must be a list of ControlNet units (objects with input_image, module, model, weight, ...)");
+  if (!Array.isArray(args))
+    throw unprocessable(
+      "alwayson_scripts.controlnet.args must be a list of ControlNet units (objects with input_image, module, model, weight, ...)",
+    );
   for (const [i, raw] of args.entries()) {
     const field = a1111UnitField(i);
-    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw unprocessable(`${field} must be a ControlNet unit object (input_image, module, model, weight, ...)`);
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw))
+      throw unprocessable(`${field} must be a ControlNet unit object (input_image, module, model, weight, ...)`);
     const u = raw as A1111Unit;
     if (u.enabled === false) continue;
     const image = unitImage(u, field) ?? initImage;
-    if (image === undefined) throw unprocessable(`${field}: no image; give input_image (base64 PNG or JPEG), or use img2img, whose init image a unit without one takes`);
+    if (image === undefined)
+      throw unprocessable(
+        `${field}: no image; give input_image (base64 PNG or JPEG), or use img2img, whose init image a unit without one takes`,
+      );
     const model = typeof u.model === "string" ? u.model : undefined;
     if (model === undefined || model.trim() === "" || model.trim().toLowerCase() === "none") {
       throw unprocessable(`${field}.model: a unit needs a ControlNet; give one of GET /controlnet/model_list`);
@@ -86,7 +96,9 @@ export function a1111ControlRequest(alwaysonScripts: unknown, initImage: string 
       ...optionalNumber(u.guidance_end, "guidance_end", field),
       ...optionalNumber(u.threshold_a, "threshold_a", field),
       ...optionalNumber(u.threshold_b, "threshold_b", field),
-      ...(u.resize_mode !== undefined && u.resize_mode !== null ? { resize_mode: resizeMode(u.resize_mode, `${field}.resize_mode`) } : {}),
+      ...(u.resize_mode !== undefined && u.resize_mode !== null
+        ? { resize_mode: resizeMode(u.resize_mode, `${field}.resize_mode`) }
+        : {}),
     });
     out.detectMaps.push(u.save_detected_map !== false);
     out.fields.push(field);
@@ -99,7 +111,8 @@ function unitImage(u: A1111Unit, field: string): string | undefined {
   const v = u.input_image ?? u.image;
   if (v === undefined || v === null || v === "") return undefined;
   if (typeof v === "string") return v;
-  if (typeof v === "object" && typeof (v as { image?: unknown }).image === "string") return (v as { image: string }).image;
+  if (typeof v === "object" && typeof (v as { image?: unknown }).image === "string")
+    return (v as { image: string }).image;
   throw unprocessable(`${field}.input_image must be a base64 image, or {"image": base64, "mask": base64}`);
 }
 
@@ -117,7 +130,10 @@ function optionalNumber<K extends string>(v: unknown, key: K, field: string): Pa
 function resizeMode(v: unknown, field: string): NonNullable<ControlNetUnitParams["resize_mode"]> {
   if (v === 0 || v === 1 || v === 2) return v;
   const found = typeof v === "string" ? RESIZE_MODES[v.trim().toLowerCase()] : undefined;
-  if (found === undefined) throw unprocessable(`${field} ${JSON.stringify(v)} is unknown: use "Just Resize", "Crop and Resize" or "Resize and Fill" (or 0, 1, 2)`);
+  if (found === undefined)
+    throw unprocessable(
+      `${field} ${JSON.stringify(v)} is unknown: use "Just Resize", "Crop and Resize" or "Resize and Fill" (or 0, 1, 2)`,
+    );
   return found;
 }
 
@@ -128,7 +144,10 @@ function resizeMode(v: unknown, field: string): NonNullable<ControlNetUnitParams
  */
 export async function detectedMaps(job: JobRecord, uploads: Uploads, detect: readonly boolean[]): Promise<string[]> {
   if (!job.params.controlnet?.length || !detect.some((d) => d)) return [];
-  const p = resolveParams(generateParamsOf(job.params, uploads), { size: job.params.width ?? 512, randomSeed: () => 0n });
+  const p = resolveParams(generateParamsOf(job.params, uploads), {
+    size: job.params.width ?? 512,
+    randomSeed: () => 0n,
+  });
   const maps: string[] = [];
   for (const [i, unit] of (p.controlnet ?? []).entries()) {
     if (detect[i]) maps.push((await encodePng(await controlMap(unit, p.width, p.height, i))).toString("base64"));

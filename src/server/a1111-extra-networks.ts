@@ -26,7 +26,12 @@ export function registerExtraNetworkRoutes(scope: FastifyInstance, ctx: ServerCo
       .filter((e) => !e.pickle)
       .map((e) => {
         const metadata = readMetadata(e.path);
-        return { name: e.name, alias: typeof metadata["ss_output_name"] === "string" ? metadata["ss_output_name"] : e.name, path: e.path, metadata };
+        return {
+          name: e.name,
+          alias: typeof metadata["ss_output_name"] === "string" ? metadata["ss_output_name"] : e.name,
+          path: e.path,
+          metadata,
+        };
       }),
   );
 
@@ -37,7 +42,11 @@ export function registerExtraNetworkRoutes(scope: FastifyInstance, ctx: ServerCo
 
   scope.get("/sdapi/v1/embeddings", async () => {
     // Which embeddings fit depends on the model's text encoders, known once it is loaded.
-    embeddings ??= new TextualInversions((await describeModel(ctx.model)).textEncoders, options.embeddings ?? [], embeddingsFolder);
+    embeddings ??= new TextualInversions(
+      (await describeModel(ctx.model)).textEncoders,
+      options.embeddings ?? [],
+      embeddingsFolder,
+    );
     const { loaded, skipped } = embeddings.current();
     return { loaded: byName(loaded), skipped: byName(skipped) };
   });
@@ -49,8 +58,15 @@ export function registerExtraNetworkRoutes(scope: FastifyInstance, ctx: ServerCo
 }
 
 /** A1111's description of each embedding (step and checkpoint fields come from .pt files; safetensors have none). */
-function byName(files: readonly EmbeddingFile[]): Record<string, { step: null; sd_checkpoint: null; sd_checkpoint_name: null; shape: number; vectors: number }> {
-  return Object.fromEntries(files.map((f) => [f.name, { step: null, sd_checkpoint: null, sd_checkpoint_name: null, shape: f.shape, vectors: f.vectors }]));
+function byName(
+  files: readonly EmbeddingFile[],
+): Record<string, { step: null; sd_checkpoint: null; sd_checkpoint_name: null; shape: number; vectors: number }> {
+  return Object.fromEntries(
+    files.map((f) => [
+      f.name,
+      { step: null, sd_checkpoint: null, sd_checkpoint_name: null, shape: f.shape, vectors: f.vectors },
+    ]),
+  );
 }
 
 /**

@@ -40,7 +40,10 @@ export class A1111Error extends Error {
  * sampler: the model's recommendation, else A1111's Euler. An unknown sampler is A1111's 404; an unknown
  * schedule type, or one for a sampler with its own timestep grid, a 422 that lists what is valid.
  */
-export function resolveA1111Sampler(req: A1111Txt2Img, modelDefault?: string): { sampler_name: string; scheduler?: string } {
+export function resolveA1111Sampler(
+  req: A1111Txt2Img,
+  modelDefault?: string,
+): { sampler_name: string; scheduler?: string } {
   const name = req.sampler_name || req.sampler_index || modelDefault || A1111_SAMPLER;
   const base = findSampler(name);
   const schedule = req.scheduler?.trim() || undefined;
@@ -60,10 +63,17 @@ export function resolveA1111Sampler(req: A1111Txt2Img, modelDefault?: string): {
     resolved = resolveSamplerSchedule(name, schedule);
   } catch (e) {
     if (!(e instanceof InputError)) throw e;
-    if (!base) throw new A1111Error(404, `Sampler not found: "${name}"; see GET /sdapi/v1/samplers for the names this server has`);
+    if (!base)
+      throw new A1111Error(
+        404,
+        `Sampler not found: "${name}"; see GET /sdapi/v1/samplers for the names this server has`,
+      );
     throw new A1111Error(422, `scheduler: ${e.message}`);
   }
-  return { sampler_name: base?.label ?? resolved.sampler.label, ...(resolved.schedule.name !== "automatic" ? { scheduler: resolved.schedule.label } : {}) };
+  return {
+    sampler_name: base?.label ?? resolved.sampler.label,
+    ...(resolved.schedule.name !== "automatic" ? { scheduler: resolved.schedule.label } : {}),
+  };
 }
 
 /** Floors a size to the latent grid as A1111's latent shape does; undefined keeps the model's size. */
@@ -88,37 +98,51 @@ export async function a1111Job(
 ): Promise<{ type: JobType; params: JobParams; uploads: Uploads; detectMaps: boolean[] }> {
   const overrides = req.override_settings ?? {};
   const clipSkipOverride = overrides["CLIP_stop_at_last_layers"];
-  const clipSkip = typeof clipSkipOverride === "number" && Number.isInteger(clipSkipOverride) ? clipSkipOverride : defaults.clipSkip;
+  const clipSkip =
+    typeof clipSkipOverride === "number" && Number.isInteger(clipSkipOverride) ? clipSkipOverride : defaults.clipSkip;
   const i2i = img2img ? (req as A1111Img2Img) : undefined;
-  if (img2img && !i2i?.init_images?.length) throw new A1111Error(404, "Init image not found: img2img needs init_images (a list of base64 images)");
+  if (img2img && !i2i?.init_images?.length)
+    throw new A1111Error(404, "Init image not found: img2img needs init_images (a list of base64 images)");
   const uploads: Uploads = {};
   if (i2i?.init_images?.length) uploads.initImage = await readImageUpload(i2i.init_images[0]!, "init_images.0");
   if (i2i?.mask) uploads.mask = await prepareMask(await readImageUpload(i2i.mask, "mask"), i2i);
   const control = a1111ControlRequest(req.alwayson_scripts, i2i?.init_images?.[0]);
-  const accepted = await acceptControlUnits(control.units, defaults.controlnetDirs, (i) => control.fields[i] ?? `alwayson_scripts.controlnet.args.${i}`);
+  const accepted = await acceptControlUnits(
+    control.units,
+    defaults.controlnetDirs,
+    (i) => control.fields[i] ?? `alwayson_scripts.controlnet.args.${i}`,
+  );
   if (accepted.images.length) uploads.controlImages = accepted.images;
-  await checkUploads(uploads, { initImage: "init_images.0", mask: "mask", controlImage: (i) => `${control.fields[i]}.input_image` });
+  await checkUploads(uploads, {
+    initImage: "init_images.0",
+    mask: "mask",
+    controlImage: (i) => `${control.fields[i]}.input_image`,
+  });
   const type: JobType = uploads.mask ? "inpaint" : uploads.initImage ? "img2img" : "txt2img";
   const m = defaults.model;
-  const params = jobParamsOf(type, {
-    prompt: req.prompt ?? "",
-    negative_prompt: req.negative_prompt ?? "",
-    ...(req.prompt_2 != null ? { prompt_2: req.prompt_2 } : {}),
-    ...(req.negative_prompt_2 != null ? { negative_prompt_2: req.negative_prompt_2 } : {}),
-    // A model's own recommendation (generation_config.json, LCM) over A1111's 50 Euler steps, as for cfg_scale.
-    steps: req.steps ?? m.recommendedSteps ?? A1111_STEPS,
-    cfg_scale: req.cfg_scale ?? m.defaultCfgScale,
-    seed: req.seed ?? -1,
-    ...resolveA1111Sampler(req, m.recommendedSampler),
-    width: gridSize(req.width) ?? defaults.model.defaultSize,
-    height: gridSize(req.height) ?? defaults.model.defaultSize,
-    batch_size: req.batch_size ?? 1,
-    n_iter: req.n_iter ?? 1,
-    denoising_strength: img2img ? (req.denoising_strength ?? 0.75) : undefined,
-    clip_skip: Math.min(12, Math.max(1, clipSkip)),
-    ...refinerParams(req, m),
-    ...(accepted.units.length ? { controlnet: accepted.units } : {}),
-  }, uploads);
+  const params = jobParamsOf(
+    type,
+    {
+      prompt: req.prompt ?? "",
+      negative_prompt: req.negative_prompt ?? "",
+      ...(req.prompt_2 != null ? { prompt_2: req.prompt_2 } : {}),
+      ...(req.negative_prompt_2 != null ? { negative_prompt_2: req.negative_prompt_2 } : {}),
+      // A model's own recommendation (generation_config.json, LCM) over A1111's 50 Euler steps, as for cfg_scale.
+      steps: req.steps ?? m.recommendedSteps ?? A1111_STEPS,
+      cfg_scale: req.cfg_scale ?? m.defaultCfgScale,
+      seed: req.seed ?? -1,
+      ...resolveA1111Sampler(req, m.recommendedSampler),
+      width: gridSize(req.width) ?? defaults.model.defaultSize,
+      height: gridSize(req.height) ?? defaults.model.defaultSize,
+      batch_size: req.batch_size ?? 1,
+      n_iter: req.n_iter ?? 1,
+      denoising_strength: img2img ? (req.denoising_strength ?? 0.75) : undefined,
+      clip_skip: Math.min(12, Math.max(1, clipSkip)),
+      ...refinerParams(req, m),
+      ...(accepted.units.length ? { controlnet: accepted.units } : {}),
+    },
+    uploads,
+  );
   return { type, params, uploads, detectMaps: control.detectMaps };
 }
 
@@ -132,7 +156,9 @@ function refinerParams(req: A1111Txt2Img, m: ModelDescription): { refiner_switch
   const name = req.refiner_checkpoint?.trim();
   if (!name || name.toLowerCase() === "none") return m.refiner ? { refiner_switch_at: 1 } : {};
   if (!m.refiner || !matchesModel(name, m.refiner)) {
-    const have = m.refiner ? `this server's refiner is ${a1111Title(m.refiner)}` : "this server has no refiner (start it with --refiner PATH)";
+    const have = m.refiner
+      ? `this server's refiner is ${a1111Title(m.refiner)}`
+      : "this server has no refiner (start it with --refiner PATH)";
     throw new A1111Error(404, `Could not find checkpoint with name ${name}: ${have}`);
   }
   return req.refiner_switch_at == null ? {} : { refiner_switch_at: req.refiner_switch_at };
@@ -150,7 +176,12 @@ async function prepareMask(mask: Uint8Array, req: A1111Img2Img): Promise<Uint8Ar
     if (blur >= 0.3) img = img.blur(blur);
     return await img.png().toBuffer();
   } catch (e) {
-    throw new HttpError(400, "invalid_request", `mask: cannot be decoded (${(e as Error).message}); send a PNG or JPEG`, "mask");
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `mask: cannot be decoded (${(e as Error).message}); send a PNG or JPEG`,
+      "mask",
+    );
   }
 }
 
@@ -175,7 +206,11 @@ export function matchesModel(value: string, m: CheckpointDescription): boolean {
 }
 
 /** `parameters`: A1111's defaults overlaid with exactly what the client sent, unknown fields included. */
-export function echoParameters(body: unknown, defaults: Readonly<Record<string, unknown>>, img2img: boolean): Record<string, unknown> {
+export function echoParameters(
+  body: unknown,
+  defaults: Readonly<Record<string, unknown>>,
+  img2img: boolean,
+): Record<string, unknown> {
   const sent = (body ?? {}) as Record<string, unknown>;
   const out: Record<string, unknown> = { ...defaults, ...sent };
   // A1111 blanks the uploads unless include_init_images: echoing megabytes back helps no one.

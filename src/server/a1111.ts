@@ -15,7 +15,14 @@ import {
 } from "./a1111-mapping.js";
 import { detectedMaps } from "./a1111-controlnet.js";
 import { registerExtraNetworkRoutes } from "./a1111-extra-networks.js";
-import { A1111Img2Img, A1111PngInfo, A1111ProgressQuery, A1111Txt2Img, IMG2IMG_DEFAULTS, TXT2IMG_DEFAULTS } from "./a1111-schema.js";
+import {
+  A1111Img2Img,
+  A1111PngInfo,
+  A1111ProgressQuery,
+  A1111Txt2Img,
+  IMG2IMG_DEFAULTS,
+  TXT2IMG_DEFAULTS,
+} from "./a1111-schema.js";
 import { describeModel, knownCheckpoint, knownNames } from "./catalog.js";
 import { checkpointTitle, type KnownCheckpoint } from "./checkpoints.js";
 import type { ServerContext } from "./context.js";
@@ -63,18 +70,30 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
 
     scope.get("/sdapi/v1/options", async () => {
       const m = await describeModel(ctx.model);
-      return { ...OPTION_DEFAULTS, ...ctx.store.options(), sd_model_checkpoint: a1111Title(m), sd_checkpoint_hash: m.sha256 };
+      return {
+        ...OPTION_DEFAULTS,
+        ...ctx.store.options(),
+        sd_model_checkpoint: a1111Title(m),
+        sd_checkpoint_hash: m.sha256,
+      };
     });
 
     scope.post("/sdapi/v1/options", async (request) => {
       const body = parse(z.record(z.string(), z.unknown()), request.body, "body");
       // Values first: a bad one is the client's error whether or not the model is loaded yet.
       const clipSkip = body["CLIP_stop_at_last_layers"];
-      if (clipSkip !== undefined && !(typeof clipSkip === "number" && Number.isInteger(clipSkip) && clipSkip >= 1 && clipSkip <= 12)) {
+      if (
+        clipSkip !== undefined &&
+        !(typeof clipSkip === "number" && Number.isInteger(clipSkip) && clipSkip >= 1 && clipSkip <= 12)
+      ) {
         throw new A1111Error(422, "CLIP_stop_at_last_layers must be an integer from 1 to 12");
       }
       const checkpoint = body["sd_model_checkpoint"];
-      if (checkpoint !== undefined && typeof checkpoint !== "string") throw new A1111Error(422, "sd_model_checkpoint must be a string: a title, name or hash as /sdapi/v1/sd-models lists it");
+      if (checkpoint !== undefined && typeof checkpoint !== "string")
+        throw new A1111Error(
+          422,
+          "sd_model_checkpoint must be a string: a title, name or hash as /sdapi/v1/sd-models lists it",
+        );
       const choice = checkpoint === undefined ? undefined : await a1111Checkpoint(ctx, checkpoint, 400);
       const { sd_model_checkpoint: _m, sd_checkpoint_hash: _h, ...rest } = body;
       ctx.store.setOptions(rest);
@@ -87,9 +106,11 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
     scope.get("/sdapi/v1/sd-models", async () => {
       const served = await describeModel(ctx.model);
       const listed = (await ctx.checkpoints.list({ hashes: true })).map((c) => sdModel(c, served));
-      if (!listed.some((c) => c.model_name === served.name)) listed.unshift(sdModel({ ...served, family: served.family, source: "given", aliases: [] }, served));
+      if (!listed.some((c) => c.model_name === served.name))
+        listed.unshift(sdModel({ ...served, family: served.family, source: "given", aliases: [] }, served));
       // The refiner is listed too: clients take refiner_checkpoint titles from here.
-      if (served.refiner && !listed.some((c) => c.filename === served.refiner!.path)) listed.push(sdModel({ ...served.refiner, family: "sdxl-refiner", source: "given", aliases: [] }, served));
+      if (served.refiner && !listed.some((c) => c.filename === served.refiner!.path))
+        listed.push(sdModel({ ...served.refiner, family: "sdxl-refiner", source: "given", aliases: [] }, served));
       return listed;
     });
 
@@ -129,21 +150,35 @@ async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
   // restores it afterwards; with override_settings_restore_afterwards false the server switches to it.
   const checkpoint = req.override_settings?.["sd_model_checkpoint"];
   const choice = typeof checkpoint === "string" ? await a1111Checkpoint(ctx, checkpoint, 404) : undefined;
-  if (choice && (body as Record<string, unknown>)["override_settings_restore_afterwards"] === false) await ctx.queue.switchModel(choice);
+  if (choice && (body as Record<string, unknown>)["override_settings_restore_afterwards"] === false)
+    await ctx.queue.switchModel(choice);
   const served = ctx.queue.modelFor(choice);
   const model = await describeModel(served);
   const options = ctx.store.options();
   const clipSkip = typeof options["CLIP_stop_at_last_layers"] === "number" ? options["CLIP_stop_at_last_layers"] : 1;
-  const { type, params, uploads, detectMaps } = await a1111Job(req, img2img, { clipSkip, model, controlnetDirs: ctx.config.controlnetDirs ?? [] });
+  const { type, params, uploads, detectMaps } = await a1111Job(req, img2img, {
+    clipSkip,
+    model,
+    controlnetDirs: ctx.config.controlnetDirs ?? [],
+  });
   await checkWorkBudget(ctx, params, uploads, served);
-  const accepted = await ctx.queue.submit({ type, params, source: "a1111", uploads, ...(choice ? { model: choice.name } : {}) });
+  const accepted = await ctx.queue.submit({
+    type,
+    params,
+    source: "a1111",
+    uploads,
+    ...(choice ? { model: choice.name } : {}),
+  });
   // A client hanging up does not cancel: the job still runs and lands in the history.
   const job = await ctx.queue.whenFinished(accepted.id);
   const images = ctx.store.imagesOf([job.id]).get(job.id) ?? [];
   const parameters = echoParameters(body, img2img ? IMG2IMG_DEFAULTS : TXT2IMG_DEFAULTS, img2img);
   if (job.state === "failed") throw new A1111Error(422, job.error ?? "generation failed");
   const sendImages = req.send_images ?? true;
-  const encoded = job.state === "done" && sendImages ? await Promise.all(images.map(async (i) => (await ctx.files.read(i.id)).toString("base64"))) : [];
+  const encoded =
+    job.state === "done" && sendImages
+      ? await Promise.all(images.map(async (i) => (await ctx.files.read(i.id)).toString("base64")))
+      : [];
   // After the images, each ControlNet unit's control map, as the extension returns them (unless its
   // control_net_no_detectmap setting, or a unit's save_detected_map: false, says not to).
   const noMaps = (req.override_settings?.["control_net_no_detectmap"] ?? options["control_net_no_detectmap"]) === true;
@@ -176,7 +211,13 @@ async function progress(ctx: ServerContext, skipImage: boolean) {
   // The newest preview the worker made, as the safety checker allows it (none when withheld): never waited for,
   // so a poll is answered at once while the worker computes (the preview may show a step or so earlier).
   const currentImage = skipImage ? null : (cur.latestPreview?.png?.toString("base64") ?? null);
-  return { progress: fraction, eta_relative: Math.max(0, eta), state, current_image: currentImage, textinfo: p ? `step ${p.step}/${p.steps}` : "waiting to start" };
+  return {
+    progress: fraction,
+    eta_relative: Math.max(0, eta),
+    state,
+    current_image: currentImage,
+    textinfo: p ? `step ${p.step}/${p.steps}` : "waiting to start",
+  };
 }
 
 /** A checkpoint as A1111 names it; an unknown one is the `status` A1111 answers with, listing the known ones. */
@@ -191,8 +232,16 @@ async function a1111Checkpoint(ctx: ServerContext, value: string, status: number
 
 /** One entry of /sdapi/v1/sd-models; the served model's hash comes from its load when the store has none. */
 function sdModel(c: KnownCheckpoint, served: CheckpointDescription) {
-  const known = c.hash !== undefined ? c : c.path === served.path ? { ...c, hash: served.hash, sha256: served.sha256 } : c;
-  return { title: checkpointTitle(known) ?? known.name, model_name: known.name, hash: known.hash ?? null, sha256: known.sha256 ?? null, filename: known.path, config: null };
+  const known =
+    c.hash !== undefined ? c : c.path === served.path ? { ...c, hash: served.hash, sha256: served.sha256 } : c;
+  return {
+    title: checkpointTitle(known) ?? known.name,
+    model_name: known.name,
+    hash: known.hash ?? null,
+    sha256: known.sha256 ?? null,
+    filename: known.path,
+    config: null,
+  };
 }
 
 /** Validation as FastAPI reports it: 422 with `detail: [{loc, msg, type}]`. */
@@ -200,7 +249,11 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, where: "body" | "
   const r = schema.safeParse(value ?? (where === "query" ? {} : undefined));
   if (r.success) return r.data;
   throw new A1111ValidationError(
-    r.error.issues.map((i) => ({ loc: [where, ...i.path.map(String)], msg: `${fieldName(i.path, where)}: ${i.message}`, type: i.code })),
+    r.error.issues.map((i) => ({
+      loc: [where, ...i.path.map(String)],
+      msg: `${fieldName(i.path, where)}: ${i.message}`,
+      type: i.code,
+    })),
   );
 }
 
@@ -226,8 +279,20 @@ function a1111ErrorHandler(error: unknown, request: FastifyRequest, reply: Fasti
 }
 
 /** GET /sdapi/v1/schedulers' item (A1111's SchedulerItem): which types take rho, and which read the model's table. */
-function a1111SchedulerItem(t: ScheduleTypeInfo): { name: string; label: string; aliases: string[] | null; default_rho: number; need_inner_model: boolean } {
+function a1111SchedulerItem(t: ScheduleTypeInfo): {
+  name: string;
+  label: string;
+  aliases: string[] | null;
+  default_rho: number;
+  need_inner_model: boolean;
+} {
   const rho: Partial<Record<ScheduleType, number>> = { karras: 7, polyexponential: 1 };
   const innerModel: readonly ScheduleType[] = ["uniform", "sgm_uniform", "simple", "normal", "ddim", "beta"];
-  return { name: t.name, label: t.label, aliases: t.aliases.length ? [...t.aliases] : null, default_rho: rho[t.name] ?? -1, need_inner_model: innerModel.includes(t.name) };
+  return {
+    name: t.name,
+    label: t.label,
+    aliases: t.aliases.length ? [...t.aliases] : null,
+    default_rho: rho[t.name] ?? -1,
+    need_inner_model: innerModel.includes(t.name),
+  };
 }

@@ -21,7 +21,10 @@ export const Id = z.string().regex(ID_PATTERN, "must be an id as returned by the
  */
 export const SeedRequest = z
   .union([z.number(), z.bigint(), z.string()])
-  .meta({ description: "0 to 18446744073709551615 (2^64 - 1), or -1 for a random seed; past 2^53 - 1 best sent as a decimal string" })
+  .meta({
+    description:
+      "0 to 18446744073709551615 (2^64 - 1), or -1 for a random seed; past 2^53 - 1 best sent as a decimal string",
+  })
   .transform((value, ctx) => {
     try {
       return seedToJson(parseSeed(value, ""));
@@ -44,7 +47,10 @@ export type JsonSeed = z.infer<typeof JsonSeed>;
 export const ImageUpload = z
   .string()
   .min(1, "must not be empty")
-  .regex(/^(data:image\/[a-z+.-]+;base64,)?[A-Za-z0-9+/=\s_-]+$/, "must be base64 of a PNG or JPEG, bare or as a data URL (data:image/png;base64,...)");
+  .regex(
+    /^(data:image\/[a-z+.-]+;base64,)?[A-Za-z0-9+/=\s_-]+$/,
+    "must be base64 of a PNG or JPEG, bare or as a data URL (data:image/png;base64,...)",
+  );
 
 export const JobType = z.enum(["txt2img", "img2img", "inpaint"]);
 export type JobType = z.infer<typeof JobType>;
@@ -53,7 +59,12 @@ export type JobType = z.infer<typeof JobType>;
 export const MAX_SIDE = 2048;
 
 const multipleOf8 = (name: string) =>
-  z.number().int().min(8).max(MAX_SIDE).refine((v) => v % 8 === 0, { message: `${name} must be a multiple of 8 (the VAE works on 8x8 pixel blocks)` });
+  z
+    .number()
+    .int()
+    .min(8)
+    .max(MAX_SIDE)
+    .refine((v) => v % 8 === 0, { message: `${name} must be a multiple of 8 (the VAE works on 8x8 pixel blocks)` });
 
 /**
  * Text that is written into each image's PNG text (the infotext in its `parameters` chunk). PNG text cannot hold
@@ -64,7 +75,9 @@ export const PngSafeText = (maxLength: number) =>
   z
     .string()
     .max(maxLength)
-    .refine((s) => !s.includes("\0"), { message: "contains a NUL character (U+0000), which the image's PNG text (its infotext) cannot hold; remove it" });
+    .refine((s) => !s.includes("\0"), {
+      message: "contains a NUL character (U+0000), which the image's PNG text (its infotext) cannot hold; remove it",
+    });
 
 /**
  * One ControlNet unit of a job, as a job's status echoes it (its control image is kept with the job's uploads, not
@@ -81,7 +94,9 @@ export const ControlNetUnitParams = z.object({
   guidance_start: z.number().min(0).max(1).optional(),
   guidance_end: z.number().min(0).max(1).optional(),
   /** How the image meets the generation size (default "Crop and Resize"; 0, 1, 2 name the same modes). */
-  resize_mode: z.union([z.enum(["Just Resize", "Crop and Resize", "Resize and Fill"]), z.literal(0), z.literal(1), z.literal(2)]).optional(),
+  resize_mode: z
+    .union([z.enum(["Just Resize", "Crop and Resize", "Resize and Fill"]), z.literal(0), z.literal(1), z.literal(2)])
+    .optional(),
   /** The preprocessor's parameters (scribble: the ink threshold; canny: low and high thresholds); -1 or absent: its default. */
   threshold_a: z.number().optional(),
   threshold_b: z.number().optional(),
@@ -148,13 +163,25 @@ export const JobCreateRequest = GenerationParams.extend({
   controlnet: z.array(ControlNetUnitRequest).optional(),
 }).superRefine((v, ctx) => {
   if ((v.type === "img2img" || v.type === "inpaint") && v.init_image === undefined) {
-    ctx.addIssue({ code: "custom", path: ["init_image"], message: `a ${v.type} job needs init_image (base64 PNG/JPEG or a data URL)` });
+    ctx.addIssue({
+      code: "custom",
+      path: ["init_image"],
+      message: `a ${v.type} job needs init_image (base64 PNG/JPEG or a data URL)`,
+    });
   }
   if (v.type === "inpaint" && v.mask === undefined) {
-    ctx.addIssue({ code: "custom", path: ["mask"], message: "an inpaint job needs mask (white = repaint, black = keep)" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["mask"],
+      message: "an inpaint job needs mask (white = repaint, black = keep)",
+    });
   }
   if (v.type === "txt2img" && (v.init_image !== undefined || v.mask !== undefined)) {
-    ctx.addIssue({ code: "custom", path: ["type"], message: "txt2img takes no init_image or mask: use type img2img or inpaint" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["type"],
+      message: "txt2img takes no init_image or mask: use type img2img or inpaint",
+    });
   }
 });
 /** What a client sends (defaults optional). */

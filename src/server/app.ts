@@ -85,16 +85,42 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
     forceCloseConnections: true,
     routerOptions: { maxParamLength: 500 },
   });
-  const log = (message: string) => (config.log ? fastify.log.warn(message) : process.stderr.write(`diffuse serve: ${message}\n`));
-  const promptPolicy = config.loadOptions?.promptPolicy ? await PromptPolicy.load(config.loadOptions.promptPolicy) : undefined;
-  const queueOptions: QueueOptions = { previewIntervalMs: config.previewIntervalMs, imageUrl, log, promptPolicy, controlnetDirs: config.controlnetDirs };
+  const log = (message: string) =>
+    config.log ? fastify.log.warn(message) : process.stderr.write(`diffuse serve: ${message}\n`);
+  const promptPolicy = config.loadOptions?.promptPolicy
+    ? await PromptPolicy.load(config.loadOptions.promptPolicy)
+    : undefined;
+  const queueOptions: QueueOptions = {
+    previewIntervalMs: config.previewIntervalMs,
+    imageUrl,
+    log,
+    promptPolicy,
+    controlnetDirs: config.controlnetDirs,
+  };
   const started = { name: modelNameFor(config.modelPath), path: config.modelPath };
-  const embedded = config.queue ? undefined : new EmbeddedQueue(store, files, events, new ServedModels(started, config.loadOptions ?? {}, log), queueOptions);
-  const queue = embedded ?? new RedisQueue(store, files, events, started.name, { ...queueOptions, target: config.queue! });
+  const embedded = config.queue
+    ? undefined
+    : new EmbeddedQueue(store, files, events, new ServedModels(started, config.loadOptions ?? {}, log), queueOptions);
+  const queue =
+    embedded ?? new RedisQueue(store, files, events, started.name, { ...queueOptions, target: config.queue! });
   const model = queue.model;
   // With --queue the workers load the models: this server names the one it sends jobs to, and knows no others.
-  const checkpoints = new Checkpoints(started, embedded ? { ...config.models, hashCacheDir: config.models?.hashCacheDir ?? config.loadOptions?.cacheDir, onStatus: log } : undefined);
-  const context: ServerContext = { config, store, files, events, model, queue, checkpoints, views: new JobViews(store, queue) };
+  const checkpoints = new Checkpoints(
+    started,
+    embedded
+      ? { ...config.models, hashCacheDir: config.models?.hashCacheDir ?? config.loadOptions?.cacheDir, onStatus: log }
+      : undefined,
+  );
+  const context: ServerContext = {
+    config,
+    store,
+    files,
+    events,
+    model,
+    queue,
+    checkpoints,
+    views: new JobViews(store, queue),
+  };
 
   fastify.setErrorHandler(apiErrorHandler);
   registerJsonBodyParser(fastify);
@@ -110,14 +136,17 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
   registerStaticRoutes(fastify, context);
 
   for (const key of store.unreadableOptions()) {
-    log(`A1111 option "${key}" in the data folder cannot be read back (not JSON, or nested deeper than the API now accepts, as an older version could store it); it is ignored until set again with POST /sdapi/v1/options`);
+    log(
+      `A1111 option "${key}" in the data folder cannot be read back (not JSON, or nested deeper than the API now accepts, as an older version could store it); it is ignored until set again with POST /sdapi/v1/options`,
+    );
   }
   const waiting = store.queuedForOtherModels(model.name);
   if (embedded && waiting.length) {
     // Jobs sent to another known model before a restart (a switch, or a job that named it) still run, in their turn.
     void adoptWaitingJobs(embedded, checkpoints, waiting, log);
   } else {
-    for (const { model: other, count } of waiting) log(`${count} queued job(s) wait for model "${other}"; they run when the server is started with that model`);
+    for (const { model: other, count } of waiting)
+      log(`${count} queued job(s) wait for model "${other}"; they run when the server is started with that model`);
   }
   model.preload();
   queue.start();
@@ -134,7 +163,12 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
   return { fastify, context, recovery, close };
 }
 
-async function adoptWaitingJobs(queue: EmbeddedQueue, checkpoints: Checkpoints, waiting: { model: string; count: number }[], log: (m: string) => void): Promise<void> {
+async function adoptWaitingJobs(
+  queue: EmbeddedQueue,
+  checkpoints: Checkpoints,
+  waiting: { model: string; count: number }[],
+  log: (m: string) => void,
+): Promise<void> {
   let known: Awaited<ReturnType<Checkpoints["list"]>> = [];
   try {
     known = await checkpoints.list();
@@ -147,7 +181,9 @@ async function adoptWaitingJobs(queue: EmbeddedQueue, checkpoints: Checkpoints, 
       log(`${count} queued job(s) for model "${other}" run on it in their turn`);
       queue.adopt(found);
     } else {
-      log(`${count} queued job(s) wait for model "${other}", which the model store does not list; they run when it is served (diffuse models lists what it finds)`);
+      log(
+        `${count} queued job(s) wait for model "${other}", which the model store does not list; they run when it is served (diffuse models lists what it finds)`,
+      );
     }
   }
 }

@@ -37,11 +37,15 @@ export function registerAuth(app: FastifyInstance, config: ServerConfig): void {
     }
     if (isPublic(request)) return;
     reply.header("www-authenticate", 'Bearer realm="diffuse"');
-    const presented = bearerToken(request) ?? (request.method === "GET" || request.method === "HEAD" ? queryToken(request) : undefined);
+    const presented =
+      bearerToken(request) ?? (request.method === "GET" || request.method === "HEAD" ? queryToken(request) : undefined);
     if (presented === undefined) {
-      throw unauthorized("this server needs a token: send the header Authorization: Bearer <token> (the --token or DIFFUSE_TOKEN the server was started with)");
+      throw unauthorized(
+        "this server needs a token: send the header Authorization: Bearer <token> (the --token or DIFFUSE_TOKEN the server was started with)",
+      );
     }
-    if (!sameSecret(presented, token)) throw unauthorized("the token does not match the one the server was started with");
+    if (!sameSecret(presented, token))
+      throw unauthorized("the token does not match the one the server was started with");
     reply.removeHeader("www-authenticate");
   });
 }

@@ -1,7 +1,14 @@
 import type { FastifyInstance } from "fastify";
 import { DEFAULT_SAMPLER } from "../pipeline/params.js";
 import { listSamplers } from "../schedulers/index.js";
-import { ModelListQuery, ServedModelRequest, type AvailableModel, type ModelInfo, type ModelList, type SamplerList } from "./api-types.js";
+import {
+  ModelListQuery,
+  ServedModelRequest,
+  type AvailableModel,
+  type ModelInfo,
+  type ModelList,
+  type SamplerList,
+} from "./api-types.js";
 import { matchesModel } from "./a1111-mapping.js";
 import { checkpointTitle, type KnownCheckpoint } from "./checkpoints.js";
 import type { ServerContext } from "./context.js";
@@ -26,17 +33,27 @@ export function registerCatalogRoutes(app: FastifyInstance, ctx: ServerContext):
     return modelList(ctx, false);
   });
 
-  app.get("/api/v1/samplers", async (): Promise<SamplerList> => ({
-    samplers: listSamplers().map((s) => ({ name: s.name, label: s.label, stochastic: s.stochastic, calls_per_step: s.callsPerStep })),
-    default: DEFAULT_SAMPLER,
-  }));
+  app.get(
+    "/api/v1/samplers",
+    async (): Promise<SamplerList> => ({
+      samplers: listSamplers().map((s) => ({
+        name: s.name,
+        label: s.label,
+        stochastic: s.stochastic,
+        calls_per_step: s.callsPerStep,
+      })),
+      default: DEFAULT_SAMPLER,
+    }),
+  );
 }
 
 async function modelList(ctx: ServerContext, wait: boolean): Promise<ModelList> {
   const served = wait || ctx.model.isLoaded ? [await servedInfo(ctx)] : [];
   const known = await ctx.checkpoints.list();
   const name = ctx.model.name;
-  const listed = known.some((c) => c.name === name) ? known : [{ name, path: ctx.model.path, family: "unknown", source: "given", aliases: [] }, ...known];
+  const listed = known.some((c) => c.name === name)
+    ? known
+    : [{ name, path: ctx.model.path, family: "unknown", source: "given", aliases: [] }, ...known];
   const available = listed.map((c): AvailableModel => {
     const status = ctx.queue.modelStatus(c.name);
     // The started model outside the store is hashed when it loads.
@@ -84,17 +101,35 @@ export async function knownCheckpoint(ctx: ServerContext, value: string, field: 
     const d = wait || ctx.model.isLoaded ? await ctx.model.describe().catch(() => undefined) : undefined;
     if (!d || !matchesModel(value, d)) return undefined;
     const listed = (await ctx.checkpoints.list()).find((c) => c.name === d.name);
-    return listed ?? { name: d.name, path: d.path, hash: d.hash, sha256: d.sha256, family: d.family, source: "given", aliases: [] };
+    return (
+      listed ?? {
+        name: d.name,
+        path: d.path,
+        hash: d.hash,
+        sha256: d.sha256,
+        family: d.family,
+        source: "given",
+        aliases: [],
+      }
+    );
   };
   const found = (await served(false)) ?? (await ctx.checkpoints.find(value)) ?? (await served(true));
   if (found) return found;
-  throw new HttpError(400, "unknown_model", `${field}: no model "${value}" is known to this server; ${await knownNames(ctx)}`, field);
+  throw new HttpError(
+    400,
+    "unknown_model",
+    `${field}: no model "${value}" is known to this server; ${await knownNames(ctx)}`,
+    field,
+  );
 }
 
 /** The names a client could use, for an error message; says how to make a new file known. */
 export async function knownNames(ctx: ServerContext): Promise<string> {
   const names = (await ctx.checkpoints.list()).map((c) => checkpointTitle(c) ?? c.name);
-  const shown = names.slice(0, 50).map((n) => JSON.stringify(n)).join(", ");
+  const shown = names
+    .slice(0, 50)
+    .map((n) => JSON.stringify(n))
+    .join(", ");
   const more = names.length > 50 ? ` and ${names.length - 50} more (GET /api/v1/models lists them)` : "";
   if (ctx.checkpoints.startedOnly) {
     return `use ${shown}: with --queue the workers load the models, and this server sends its jobs to the workers of that one (start diffuse worker and diffuse serve with another --model for another)`;
@@ -107,6 +142,10 @@ export async function describeModel(model: ServedModel) {
   try {
     return await model.describe();
   } catch (e) {
-    throw new HttpError(503, "model_unavailable", `the model ${model.path} could not be loaded: ${(e as Error).message}`);
+    throw new HttpError(
+      503,
+      "model_unavailable",
+      `the model ${model.path} could not be loaded: ${(e as Error).message}`,
+    );
   }
 }

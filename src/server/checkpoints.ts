@@ -63,7 +63,8 @@ export class Checkpoints {
   async find(value: string): Promise<KnownCheckpoint | undefined> {
     const v = value.trim();
     const lower = v.toLowerCase();
-    const pick = (all: KnownCheckpoint[]) => all.find((c) => matches(v, c)) ?? all.find((c) => matches(lower, c, (s) => s.toLowerCase()));
+    const pick = (all: KnownCheckpoint[]) =>
+      all.find((c) => matches(v, c)) ?? all.find((c) => matches(lower, c, (s) => s.toLowerCase()));
     // Names first from what is listed now; a title or hash may need the hashes.
     return pick(await this.list()) ?? pick(await this.list({ hashes: true }));
   }
@@ -85,14 +86,22 @@ export class Checkpoints {
   }
 
   private async scan(hashes: boolean): Promise<KnownCheckpoint[]> {
-    if (!this.store) return [{ name: this.started.name, path: this.started.path, family: "unknown", source: "given", aliases: [] }];
+    if (!this.store)
+      return [{ name: this.started.name, path: this.started.path, family: "unknown", source: "given", aliases: [] }];
     // The store's code (and the Hub client with it) loads when a client first asks, not at every start.
     const { listModels } = await import("../hub/list-models.js");
-    const listed = (await listModels({ ...this.store, hashes: hashes && this.store.hashes !== false })).filter((m) => m.kind === "checkpoint" && m.problem === undefined);
+    const listed = (await listModels({ ...this.store, hashes: hashes && this.store.hashes !== false })).filter(
+      (m) => m.kind === "checkpoint" && m.problem === undefined,
+    );
     const startedReal = realOrSame(this.started.path);
     const own = listed.find((m) => realOrSame(m.path) === startedReal);
     const first: KnownCheckpoint = own
-      ? { ...entryOf(own), name: this.started.name, path: this.started.path, aliases: [own.name, ...own.aliases].filter((n) => n !== this.started.name) }
+      ? {
+          ...entryOf(own),
+          name: this.started.name,
+          path: this.started.path,
+          aliases: [own.name, ...own.aliases].filter((n) => n !== this.started.name),
+        }
       : { name: this.started.name, path: this.started.path, family: "unknown", source: "given", aliases: [] };
     const rest = listed.filter((m) => m !== own && m.name !== this.started.name).map(entryOf);
     return [first, ...rest.sort((a, b) => a.name.localeCompare(b.name))];
@@ -113,7 +122,9 @@ function entryOf(m: ListedModel): KnownCheckpoint {
 
 /** A checkpoint's A1111 title, once its hash is known. */
 export function checkpointTitle(c: KnownCheckpoint): string | undefined {
-  return c.hash === undefined ? undefined : a1111Title({ name: c.name, path: c.path, hash: c.hash, sha256: c.sha256 ?? "" });
+  return c.hash === undefined
+    ? undefined
+    : a1111Title({ name: c.name, path: c.path, hash: c.hash, sha256: c.sha256 ?? "" });
 }
 
 function matches(value: string, c: KnownCheckpoint, fold: (s: string) => string = (s) => s): boolean {

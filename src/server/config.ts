@@ -103,17 +103,24 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
     );
   }
   if (token !== undefined && token.length < 8) {
-    throw new InputError("the token is shorter than 8 characters: use a longer random secret, e.g. from `openssl rand -hex 16`");
+    throw new InputError(
+      "the token is shorter than 8 characters: use a longer random secret, e.g. from `openssl rand -hex 16`",
+    );
   }
   const port = input.port ?? DEFAULTS.port;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InputError(`port ${port} is invalid: use an integer from 0 to 65535`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new InputError(`port ${port} is invalid: use an integer from 0 to 65535`);
   const workBudget = input.workBudget ?? DEFAULTS.workBudget;
   if (!Number.isFinite(workBudget) || workBudget <= 0) {
-    throw new InputError(`work budget ${workBudget} is invalid: use a positive number of megapixel-steps per request (default ${DEFAULTS.workBudget})`);
+    throw new InputError(
+      `work budget ${workBudget} is invalid: use a positive number of megapixel-steps per request (default ${DEFAULTS.workBudget})`,
+    );
   }
   // With a queue, the model lives on the workers' machines: here it is only a name.
   if (input.queue === undefined && !existsSync(input.modelPath)) {
-    throw new InputError(`model not found: ${input.modelPath}; pass --model with a .safetensors file or a diffusers folder`);
+    throw new InputError(
+      `model not found: ${input.modelPath}; pass --model with a .safetensors file or a diffusers folder`,
+    );
   }
   return {
     host,
@@ -143,6 +150,9 @@ function controlnetDirsOf(input: ServerConfigInput): { controlnetDirs?: string[]
 
 /** Addresses only this machine can reach. "localhost" counts: it resolves to loopback unless the system is misconfigured. */
 export function isLoopback(host: string): boolean {
-  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1");
   return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h) || h === "::ffff:127.0.0.1";
 }

@@ -21,9 +21,18 @@ export interface AcceptedControl {
  * the valid ones; each image is screened as an init image is. The job records the model by its title and the module
  * by its canonical name, so a re-run after a restart finds the same ones. `field(i)` names unit i in messages.
  */
-export async function acceptControlUnits(units: readonly ControlUnitUpload[], dirs: readonly string[], field: (i: number) => string): Promise<AcceptedControl> {
+export async function acceptControlUnits(
+  units: readonly ControlUnitUpload[],
+  dirs: readonly string[],
+  field: (i: number) => string,
+): Promise<AcceptedControl> {
   if (units.length > MAX_CONTROL_UNITS) {
-    throw new HttpError(400, "invalid_request", `${units.length} ControlNet units: send at most ${MAX_CONTROL_UNITS}`, field(MAX_CONTROL_UNITS));
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `${units.length} ControlNet units: send at most ${MAX_CONTROL_UNITS}`,
+      field(MAX_CONTROL_UNITS),
+    );
   }
   const served = units.length ? listControlNets(dirs) : [];
   const accepted: AcceptedControl = { units: [], images: [] };
@@ -34,7 +43,12 @@ export async function acceptControlUnits(units: readonly ControlUnitUpload[], di
       const valid = served.length
         ? `the ControlNets this server serves are ${served.map((c) => JSON.stringify(c.title)).join(", ")} (GET /controlnet/model_list)`
         : "this server serves none: start it with diffuse serve --controlnet-dir DIR (a folder of ControlNets)";
-      throw new HttpError(422, "unknown_controlnet", `${field(i)}.model: no ControlNet ${JSON.stringify(u.model)}; ${valid}`, `${field(i)}.model`);
+      throw new HttpError(
+        422,
+        "unknown_controlnet",
+        `${field(i)}.model: no ControlNet ${JSON.stringify(u.model)}; ${valid}`,
+        `${field(i)}.model`,
+      );
     }
     accepted.units.push({ ...u, model: model.title, module: pre.name });
     accepted.images.push(await readImageUpload(image, `${field(i)}.image`));
@@ -47,6 +61,11 @@ function preprocessorOf(module: string, field: string): Preprocessor {
     return findPreprocessor(module);
   } catch {
     const names = PREPROCESSORS.map((p) => p.name).join(", ");
-    throw new HttpError(422, "unknown_module", `${field}: no ControlNet module ${JSON.stringify(module)}; the modules are ${names} (GET /controlnet/module_list)`, field);
+    throw new HttpError(
+      422,
+      "unknown_module",
+      `${field}: no ControlNet module ${JSON.stringify(module)}; the modules are ${names} (GET /controlnet/module_list)`,
+      field,
+    );
   }
 }

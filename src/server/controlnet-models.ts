@@ -48,7 +48,9 @@ function folderControlNet(dir: string): ListedControlNet | undefined {
   const weights = join(dir, "diffusion_pytorch_model.safetensors");
   if (!existsSync(join(dir, "config.json")) || !existsSync(weights)) return undefined;
   try {
-    return readJson(join(dir, "config.json"), "config")["_class_name"] === "ControlNetModel" ? { title: controlNetTitle(dir, weights), path: dir } : undefined;
+    return readJson(join(dir, "config.json"), "config")["_class_name"] === "ControlNetModel"
+      ? { title: controlNetTitle(dir, weights), path: dir }
+      : undefined;
   } catch {
     return undefined;
   }

@@ -16,13 +16,15 @@ const API_VERSION = 2;
 /** The extension's default preprocessor resolution (its "Preprocessor Resolution" slider). */
 const PROCESSOR_RES = { label: "Preprocessor Resolution", min: 64, max: 2048, default: 512 } as const;
 
-const DetectBody = z.object({
-  controlnet_module: z.string().default("none"),
-  controlnet_input_images: z.array(z.string()).default([]),
-  controlnet_processor_res: z.number().default(-1),
-  controlnet_threshold_a: z.number().default(-1),
-  controlnet_threshold_b: z.number().default(-1),
-}).passthrough();
+const DetectBody = z
+  .object({
+    controlnet_module: z.string().default("none"),
+    controlnet_input_images: z.array(z.string()).default([]),
+    controlnet_processor_res: z.number().default(-1),
+    controlnet_threshold_a: z.number().default(-1),
+    controlnet_threshold_b: z.number().default(-1),
+  })
+  .passthrough();
 
 /**
  * The routes of AUTOMATIC1111's ControlNet extension (sd-webui-controlnet's scripts/api.py), answered the same way so
@@ -36,11 +38,16 @@ export function registerControlNetRoutes(app: FastifyInstance, ctx: ServerContex
     scope.setErrorHandler(detailErrors);
     scope.get("/controlnet/version", async () => ({ version: API_VERSION }));
     scope.get("/controlnet/settings", async () => ({ control_net_unit_count: MAX_CONTROL_UNITS }));
-    scope.get("/controlnet/model_list", async () => ({ model_list: listControlNets(ctx.config.controlnetDirs ?? []).map((c) => c.title) }));
+    scope.get("/controlnet/model_list", async () => ({
+      model_list: listControlNets(ctx.config.controlnetDirs ?? []).map((c) => c.title),
+    }));
     scope.get("/controlnet/module_list", async (request) => {
       const aliases = (request.query as Record<string, unknown> | undefined)?.["alias_names"] === "true";
       const names = PREPROCESSORS.flatMap((p) => (aliases ? [p.name, ...(p.aliases ?? [])] : [p.name]));
-      return { module_list: names, module_detail: Object.fromEntries(names.map((n) => [n, moduleDetail(findPreprocessor(n))])) };
+      return {
+        module_list: names,
+        module_detail: Object.fromEntries(names.map((n) => [n, moduleDetail(findPreprocessor(n))])),
+      };
     });
     scope.post("/controlnet/detect", async (request) => detect(request.body));
   });
@@ -48,7 +55,12 @@ export function registerControlNetRoutes(app: FastifyInstance, ctx: ServerContex
 
 /** What the extension tells a client about a module: whether it needs a model, and its sliders. */
 function moduleDetail(p: Preprocessor): { model_free: boolean; sliders: Record<string, unknown>[] } {
-  const slider = (s: ThresholdSpec | typeof PROCESSOR_RES) => ({ name: s.label, value: s.default, min: s.min, max: s.max });
+  const slider = (s: ThresholdSpec | typeof PROCESSOR_RES) => ({
+    name: s.label,
+    value: s.default,
+    min: s.min,
+    max: s.max,
+  });
   const thresholds = [p.thresholdA, p.thresholdB].filter((s): s is ThresholdSpec => s !== undefined);
   return { model_free: false, sliders: p.name === "none" ? [] : [slider(PROCESSOR_RES), ...thresholds.map(slider)] };
 }
@@ -64,11 +76,16 @@ async function detect(body: unknown): Promise<{ info: string; images: string[] }
   try {
     pre = findPreprocessor(b.controlnet_module);
   } catch {
-    throw new DetailError(422, `Module not available: ${JSON.stringify(b.controlnet_module)}; the modules are ${PREPROCESSORS.map((p) => p.name).join(", ")} (GET /controlnet/module_list)`);
+    throw new DetailError(
+      422,
+      `Module not available: ${JSON.stringify(b.controlnet_module)}; the modules are ${PREPROCESSORS.map((p) => p.name).join(", ")} (GET /controlnet/module_list)`,
+    );
   }
-  if (b.controlnet_input_images.length === 0) throw new DetailError(422, "No image selected: send controlnet_input_images (base64 images)");
+  if (b.controlnet_input_images.length === 0)
+    throw new DetailError(422, "No image selected: send controlnet_input_images (base64 images)");
   // Out-of-range sliders take the module's defaults, as the extension's bound check does.
-  const within = (v: number, s: { min: number; max: number; default: number } | undefined) => (s === undefined ? 0 : v >= s.min && v <= s.max ? v : s.default);
+  const within = (v: number, s: { min: number; max: number; default: number } | undefined) =>
+    s === undefined ? 0 : v >= s.min && v <= s.max ? v : s.default;
   const res = within(b.controlnet_processor_res, PROCESSOR_RES);
   const images: string[] = [];
   for (const [i, b64] of b.controlnet_input_images.entries()) {
@@ -77,15 +94,25 @@ async function detect(body: unknown): Promise<{ info: string; images: string[] }
     const { width, height } = await screenImage(bytes, { name: `the uploaded ${field}` });
     // The shorter side brought to the processor resolution, as the extension does before preprocessing.
     const k = pre.name === "none" ? 1 : res / Math.min(width, height);
-    const image = await decodeImage(bytes, { name: `the uploaded ${field}`, width: Math.max(1, Math.round(width * k)), height: Math.max(1, Math.round(height * k)) });
-    const map = pre.run(image, { thresholdA: within(b.controlnet_threshold_a, pre.thresholdA), thresholdB: within(b.controlnet_threshold_b, pre.thresholdB) });
+    const image = await decodeImage(bytes, {
+      name: `the uploaded ${field}`,
+      width: Math.max(1, Math.round(width * k)),
+      height: Math.max(1, Math.round(height * k)),
+    });
+    const map = pre.run(image, {
+      thresholdA: within(b.controlnet_threshold_a, pre.thresholdA),
+      thresholdB: within(b.controlnet_threshold_b, pre.thresholdB),
+    });
     images.push((await encodePng(map)).toString("base64"));
   }
   return { info: "Success", images };
 }
 
 class DetailError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }

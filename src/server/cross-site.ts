@@ -49,7 +49,9 @@ function crossSiteRefusal(request: FastifyRequest): string | undefined {
   const site = header(request, "sec-fetch-site");
   if (site !== undefined) {
     // The browser's own statement about where the request comes from; a page cannot set or forge it.
-    return site === "same-origin" || site === "none" ? undefined : `the browser says it comes from another site (Sec-Fetch-Site: ${site}), i.e. a cross-site request`;
+    return site === "same-origin" || site === "none"
+      ? undefined
+      : `the browser says it comes from another site (Sec-Fetch-Site: ${site}), i.e. a cross-site request`;
   }
   const origin = header(request, "origin");
   if (origin === undefined) return undefined;

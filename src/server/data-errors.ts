@@ -45,5 +45,7 @@ export function fileAccessError(e: unknown, path: string, dataDir: string): Diff
   if (isDiskFull(e)) return new StorageFullError(dataDir, `opening ${path}`);
   const err = e as NodeJS.ErrnoException;
   const reason = err.code ? `${err.code}: ${err.message}` : String(e);
-  return new StoreError(`cannot use ${path} (${reason}): the user running diffuse needs to read and write it; fix its owner or permissions, or pass another --data folder`);
+  return new StoreError(
+    `cannot use ${path} (${reason}): the user running diffuse needs to read and write it; fix its owner or permissions, or pass another --data folder`,
+  );
 }

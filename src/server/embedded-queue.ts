@@ -126,7 +126,9 @@ export class EmbeddedQueue extends JobQueue {
       this.saveOutcomes();
     } catch (e) {
       // Still "running" in the database: the next start takes it for interrupted and runs it again.
-      this.opts.log(`could not record the outcome of job(s) ${this.unsavedIds.join(", ")}: ${(e as Error)?.message ?? String(e)}`);
+      this.opts.log(
+        `could not record the outcome of job(s) ${this.unsavedIds.join(", ")}: ${(e as Error)?.message ?? String(e)}`,
+      );
     }
     await this.flushEvents();
   }
@@ -149,7 +151,8 @@ export class EmbeddedQueue extends JobQueue {
         // The database cannot be written (a full disk, an I/O error): the job stays queued, nothing is lost,
         // and the queue tries again until it can go on, without a restart.
         const reason = e instanceof DiffuseError ? e.message : ((e as Error)?.stack ?? String(e));
-        if (reason !== stalled) this.opts.log(`the queue is waiting: ${reason}; trying again every ${STALLED_RETRY_MS / 1000} s`);
+        if (reason !== stalled)
+          this.opts.log(`the queue is waiting: ${reason}; trying again every ${STALLED_RETRY_MS / 1000} s`);
         stalled = reason;
         await this.sleep(STALLED_RETRY_MS);
         continue;
@@ -167,7 +170,9 @@ export class EmbeddedQueue extends JobQueue {
   }
 
   private async releaseUnneeded(): Promise<void> {
-    await this.model.release((name) => this.store.hasUnfinished(name)).catch((e: unknown) => this.opts.log(`could not close a model: ${(e as Error)?.message ?? String(e)}`));
+    await this.model
+      .release((name) => this.store.hasUnfinished(name))
+      .catch((e: unknown) => this.opts.log(`could not close a model: ${(e as Error)?.message ?? String(e)}`));
   }
 
   /** Until a submit or stop wakes the loop, or `ms` pass. */
@@ -204,7 +209,9 @@ export class EmbeddedQueue extends JobQueue {
         onPreview: (p) => (cur.latestPreview = p),
         onStep: (e) => this.onStep(cur, e),
       });
-      const images = await Promise.all(result.images.map(async (img) => ({ png: await img.png(), seed: img.seed, infotext: img.infotext })));
+      const images = await Promise.all(
+        result.images.map(async (img) => ({ png: await img.png(), seed: img.seed, infotext: img.infotext })),
+      );
       const steps = cur.progress ?? { step: 0, steps: 0 };
       await this.recordDone(job, images, result.parameters, { step: steps.step, steps: steps.steps });
     } catch (e) {
@@ -220,7 +227,9 @@ export class EmbeddedQueue extends JobQueue {
       try {
         this.store.requeue(job.id);
       } catch (err) {
-        this.opts.log(`could not put job ${job.id} back in the queue (${(err as Error)?.message ?? String(err)}); the next start runs it again`);
+        this.opts.log(
+          `could not put job ${job.id} back in the queue (${(err as Error)?.message ?? String(err)}); the next start runs it again`,
+        );
       }
       return;
     }

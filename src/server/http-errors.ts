@@ -37,7 +37,11 @@ export function fieldName(path: readonly PropertyKey[], where: string): string {
 }
 
 /** Validates with zod; a failure becomes 400 naming the first bad field and listing every issue. */
-export function parseRequest<S extends z.ZodType>(schema: S, value: unknown, where: "body" | "query" | "params"): z.output<S> {
+export function parseRequest<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  where: "body" | "query" | "params",
+): z.output<S> {
   const r = schema.safeParse(value ?? (where === "body" ? undefined : {}));
   if (r.success) return r.data;
   const issues = r.error.issues.map((i) => ({ field: fieldName(i.path, where), message: i.message }));
@@ -59,7 +63,8 @@ export function apiErrorHandler(error: unknown, request: FastifyRequest, reply: 
 export function describeError(error: unknown, request: FastifyRequest): { status: number; body: ApiError } {
   if (error instanceof HttpError) return { status: error.status, body: error.body() };
   if (error instanceof InputError) return { status: 400, body: { error: "invalid_request", message: error.message } };
-  if (error instanceof StorageFullError) return { status: 507, body: { error: "insufficient_storage", message: error.message } };
+  if (error instanceof StorageFullError)
+    return { status: 507, body: { error: "insufficient_storage", message: error.message } };
   if (error instanceof DiffuseError) return { status: 422, body: { error: "unprocessable", message: error.message } };
   const fe = error as Partial<FastifyError>;
   if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE" || fe.statusCode === 413) {
@@ -75,5 +80,11 @@ export function describeError(error: unknown, request: FastifyRequest): { status
   if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
     return { status: fe.statusCode, body: { error: fe.code ?? "bad_request", message: fe.message ?? "bad request" } };
   }
-  return { status: 500, body: { error: "internal", message: `internal error: ${(error as Error)?.message ?? String(error)}; see the server log` } };
+  return {
+    status: 500,
+    body: {
+      error: "internal",
+      message: `internal error: ${(error as Error)?.message ?? String(error)}; see the server log`,
+    },
+  };
 }

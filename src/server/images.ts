@@ -21,7 +21,9 @@ export function registerImageRoutes(app: FastifyInstance, ctx: ServerContext): v
       png = await ctx.files.read(id);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") {
-        throw notFound(`image ${id} is recorded but its file is missing from ${ctx.files.dir}; it was deleted or the data folder was copied without images/`);
+        throw notFound(
+          `image ${id} is recorded but its file is missing from ${ctx.files.dir}; it was deleted or the data folder was copied without images/`,
+        );
       }
       throw e;
     }

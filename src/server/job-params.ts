@@ -25,8 +25,21 @@ export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads
     has_mask: uploads.mask !== undefined,
   };
   const optional = [
-    "negative_prompt", "prompt_2", "negative_prompt_2", "steps", "cfg_scale", "sampler_name", "scheduler", "width", "height", "batch_size", "n_iter",
-    "denoising_strength", "clip_skip", "refiner_switch_at", "controlnet",
+    "negative_prompt",
+    "prompt_2",
+    "negative_prompt_2",
+    "steps",
+    "cfg_scale",
+    "sampler_name",
+    "scheduler",
+    "width",
+    "height",
+    "batch_size",
+    "n_iter",
+    "denoising_strength",
+    "clip_skip",
+    "refiner_switch_at",
+    "controlnet",
   ] as const;
   for (const key of optional) if (p[key] !== undefined) (out as Record<string, unknown>)[key] = p[key];
   return out;
@@ -56,11 +69,17 @@ export function generateParamsOf(p: JobParams, uploads: Uploads, controlnetDirs?
     denoising_strength: uploads.initImage === undefined ? undefined : p.denoising_strength,
     init_images: uploads.initImage === undefined ? undefined : [uploads.initImage],
     mask: uploads.mask,
-    ...(p.controlnet?.length ? { controlnet: p.controlnet.map((u, i) => controlUnitOf(u, uploads.controlImages?.[i], controlnetDirs)) } : {}),
+    ...(p.controlnet?.length
+      ? { controlnet: p.controlnet.map((u, i) => controlUnitOf(u, uploads.controlImages?.[i], controlnetDirs)) }
+      : {}),
   };
 }
 
-function controlUnitOf(u: ControlNetUnitParams, image: Uint8Array | undefined, dirs: readonly string[] | undefined): ControlNetUnit {
+function controlUnitOf(
+  u: ControlNetUnitParams,
+  image: Uint8Array | undefined,
+  dirs: readonly string[] | undefined,
+): ControlNetUnit {
   // A missing image (never stored so) is left to the pipeline's check, which names the unit.
   return { ...u, image: image as Uint8Array, model: dirs ? controlNetPath(dirs, u.model) : u.model };
 }
@@ -98,6 +117,8 @@ export function completedJobParams(p: JobParams, used: ResolvedParams): JobParam
     ...(used.negativePrompt2 !== undefined ? { negative_prompt_2: used.negativePrompt2 } : {}),
     ...(used.refinerSwitchAt !== undefined ? { refiner_switch_at: used.refinerSwitchAt } : {}),
     ...(p.has_init_image ? { denoising_strength: used.denoisingStrength } : {}),
-    ...(p.controlnet && used.controlnet ? { controlnet: p.controlnet.map((u, i) => (used.controlnet![i] ? usedControlUnit(u, used.controlnet![i]!) : u)) } : {}),
+    ...(p.controlnet && used.controlnet
+      ? { controlnet: p.controlnet.map((u, i) => (used.controlnet![i] ? usedControlUnit(u, used.controlnet![i]!) : u)) }
+      : {}),
   };
 }

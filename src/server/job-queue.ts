@@ -278,7 +278,12 @@ export abstract class JobQueue {
    * told. Idempotent: a job whose outcome is already recorded (a second delivery of the same result) is left as it
    * is, and false is returned. On any failure the files written are removed and the error is thrown.
    */
-  protected async recordDone(job: JobRecord, images: readonly FinishedImage[], parameters: ResolvedParams, progress: { step: number; steps: number }): Promise<boolean> {
+  protected async recordDone(
+    job: JobRecord,
+    images: readonly FinishedImage[],
+    parameters: ResolvedParams,
+    progress: { step: number; steps: number },
+  ): Promise<boolean> {
     const current = this.store.get(job.id);
     if (!current || isFinal(current)) return false;
     const records: ImageRecord[] = [];
@@ -309,13 +314,31 @@ export abstract class JobQueue {
 
   /** Records a failed job; our errors carry a message that says what to do, anything else is a bug, reported as such. */
   protected recordFailure(id: string, e: unknown, progress: { step: number; steps: number } | undefined): void {
-    const message = e instanceof DiffuseError ? e.message : typeof e === "string" ? e : `internal error: ${(e as Error)?.message ?? String(e)}`;
-    if (!(e instanceof DiffuseError) && typeof e !== "string") this.opts.log(`job ${id} failed: ${(e as Error)?.stack ?? String(e)}`);
-    this.finish(id, { state: "failed", error: message, finishedAt: new Date().toISOString(), progress, event: { event: "error", data: { message } } });
+    const message =
+      e instanceof DiffuseError
+        ? e.message
+        : typeof e === "string"
+          ? e
+          : `internal error: ${(e as Error)?.message ?? String(e)}`;
+    if (!(e instanceof DiffuseError) && typeof e !== "string")
+      this.opts.log(`job ${id} failed: ${(e as Error)?.stack ?? String(e)}`);
+    this.finish(id, {
+      state: "failed",
+      error: message,
+      finishedAt: new Date().toISOString(),
+      progress,
+      event: { event: "error", data: { message } },
+    });
   }
 
   protected recordCancelled(id: string, message: string, progress: { step: number; steps: number } | undefined): void {
-    this.finish(id, { state: "cancelled", error: message, finishedAt: new Date().toISOString(), progress, event: { event: "cancelled", data: { message } } });
+    this.finish(id, {
+      state: "cancelled",
+      error: message,
+      finishedAt: new Date().toISOString(),
+      progress,
+      event: { event: "cancelled", data: { message } },
+    });
   }
 
   /** Writes the outcomes the database refused before; throws (and keeps the rest) while it still cannot. */
@@ -341,7 +364,12 @@ export abstract class JobQueue {
     // The pipeline holds previews to the safety checker and policy of the final images; a withheld one is said
     // so, a failed one is left out.
     const shown = Promise.resolve(preview).then(
-      (p) => (p.png ? { preview: `data:image/png;base64,${p.png.toString("base64")}` } : p.safety === "blocked" ? { preview_withheld: "safety" as const } : {}),
+      (p) =>
+        p.png
+          ? { preview: `data:image/png;base64,${p.png.toString("base64")}` }
+          : p.safety === "blocked"
+            ? { preview_withheld: "safety" as const }
+            : {},
       () => ({}),
     );
     this.inOrder(async () => {
@@ -383,7 +411,11 @@ export abstract class JobQueue {
   /** Images of a job that ends without them: no file stays behind that the history does not know. */
   private async removeImages(jobId: string, images: readonly Pick<ImageRecord, "id">[]): Promise<void> {
     for (const { id } of images) {
-      await this.files.remove(id).catch((err: unknown) => this.opts.log(`job ${jobId}: could not remove image ${id}: ${(err as Error)?.message ?? String(err)}`));
+      await this.files
+        .remove(id)
+        .catch((err: unknown) =>
+          this.opts.log(`job ${jobId}: could not remove image ${id}: ${(err as Error)?.message ?? String(err)}`),
+        );
     }
   }
 

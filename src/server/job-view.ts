@@ -20,7 +20,9 @@ export class JobViews {
   many(jobs: readonly JobRecord[]): JobStatus[] {
     const images = this.store.imagesOf(jobs.map((j) => j.id));
     const places = new Map(this.queue.queuedIds().map((id, i) => [id, i]));
-    return jobs.map((j) => this.render(j, images.get(j.id) ?? [], j.state === "queued" ? (places.get(j.id) ?? null) : null));
+    return jobs.map((j) =>
+      this.render(j, images.get(j.id) ?? [], j.state === "queued" ? (places.get(j.id) ?? null) : null),
+    );
   }
 
   private render(stored: JobRecord, images: ImageRecord[], position: number | null): JobStatus {

@@ -27,21 +27,50 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
     const choice = body.model === undefined ? undefined : await knownCheckpoint(ctx, body.model, "model");
     const model = ctx.queue.modelFor(choice);
     if (body.refiner_switch_at !== undefined && !(await describeModel(model)).refiner) {
-      throw new HttpError(400, "invalid_request", "refiner_switch_at needs a refiner, and this server has none: leave it out, or start the server with diffuse serve --refiner PATH", "refiner_switch_at");
+      throw new HttpError(
+        400,
+        "invalid_request",
+        "refiner_switch_at needs a refiner, and this server has none: leave it out, or start the server with diffuse serve --refiner PATH",
+        "refiner_switch_at",
+      );
     }
-    const control = await acceptControlUnits(body.controlnet ?? [], ctx.config.controlnetDirs ?? [], (i) => `controlnet.${i}`);
+    const control = await acceptControlUnits(
+      body.controlnet ?? [],
+      ctx.config.controlnetDirs ?? [],
+      (i) => `controlnet.${i}`,
+    );
     const uploads = {
       initImage: body.init_image === undefined ? undefined : await readImageUpload(body.init_image, "init_image"),
       mask: body.mask === undefined ? undefined : await readImageUpload(body.mask, "mask"),
       ...(control.images.length ? { controlImages: control.images } : {}),
     };
-    const params = jobParamsOf(body.type, { ...body, controlnet: control.units.length ? control.units : undefined }, uploads);
+    const params = jobParamsOf(
+      body.type,
+      { ...body, controlnet: control.units.length ? control.units : undefined },
+      uploads,
+    );
     // Before decoding the uploads: the cheap refusal first.
     await checkWorkBudget(ctx, params, uploads, model);
-    await checkUploads(uploads, { initImage: "init_image", mask: "mask", controlImage: (i) => `controlnet.${i}.image` });
-    const job = await ctx.queue.submit({ type: body.type, params, source: "api", uploads, ...(choice ? { model: choice.name } : {}) });
+    await checkUploads(uploads, {
+      initImage: "init_image",
+      mask: "mask",
+      controlImage: (i) => `controlnet.${i}.image`,
+    });
+    const job = await ctx.queue.submit({
+      type: body.type,
+      params,
+      source: "api",
+      uploads,
+      ...(choice ? { model: choice.name } : {}),
+    });
     void reply.status(202).header("location", jobUrl(job.id));
-    return { id: job.id, state: "queued", position: ctx.queue.position(job) ?? 0, url: jobUrl(job.id), events_url: `${jobUrl(job.id)}/events` };
+    return {
+      id: job.id,
+      state: "queued",
+      position: ctx.queue.position(job) ?? 0,
+      url: jobUrl(job.id),
+      events_url: `${jobUrl(job.id)}/events`,
+    };
   });
 
   app.get("/api/v1/jobs", async (request): Promise<JobList> => {
@@ -63,12 +92,18 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
       case "missing":
         throw notFound(`no job ${id}`);
       case "finished":
-        throw new HttpError(409, "conflict", `job ${id} is already ${outcome.job.state}: only queued or running jobs can be cancelled`);
+        throw new HttpError(
+          409,
+          "conflict",
+          `job ${id} is already ${outcome.job.state}: only queued or running jobs can be cancelled`,
+        );
       case "cancelled":
         return ctx.views.one(ctx.store.get(id)!);
       case "cancelling": {
         // The engine stops at the next step boundary; answer with the final state when that comes soon.
-        const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), CANCEL_WAIT_MS).unref());
+        const timeout = new Promise<undefined>((resolve) =>
+          setTimeout(() => resolve(undefined), CANCEL_WAIT_MS).unref(),
+        );
         const finished = await Promise.race([outcome.finished, timeout]);
         if (!finished) void reply.status(202);
         return ctx.views.one(finished ?? ctx.store.get(id)!);
@@ -92,7 +127,8 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
       case "running": {
         stream.send({ event: "running", data: { started_at: job.startedAt ?? new Date().toISOString() } });
         const p = ctx.queue.live(id)?.progress ?? null;
-        if (p) stream.send({ event: "step", data: { step: p.step, steps: p.steps, batch: p.batch, batches: p.batches } });
+        if (p)
+          stream.send({ event: "step", data: { step: p.step, steps: p.steps, batch: p.batch, batches: p.batches } });
         break;
       }
       case "done":
@@ -125,6 +161,13 @@ function requireSchedule(sampler: string | undefined, schedule: string): void {
 /** Unknown sampler names are a 400 at submission, not a failed job a moment later. */
 export function requireSampler(name: string, field: string): void {
   if (findSampler(name)) return;
-  const names = listSamplers().map((s) => s.name).join(", ");
-  throw new HttpError(400, "invalid_request", `${field}: unknown sampler "${name}"; use one of ${names} (or their A1111 labels, see GET /api/v1/samplers)`, field);
+  const names = listSamplers()
+    .map((s) => s.name)
+    .join(", ");
+  throw new HttpError(
+    400,
+    "invalid_request",
+    `${field}: unknown sampler "${name}"; use one of ${names} (or their A1111 labels, see GET /api/v1/samplers)`,
+    field,
+  );
 }

@@ -11,7 +11,10 @@ import { bigIntegerFields, SEED_FIELDS } from "./json-big-integers.js";
  * A top-level seed written as an integer beyond 2^53 - 1 is kept exact, as a bigint (json-big-integers.ts).
  */
 export function registerJsonBodyParser(app: FastifyInstance): void {
-  const { onProtoPoisoning, onConstructorPoisoning } = app.initialConfig as { onProtoPoisoning?: string; onConstructorPoisoning?: string };
+  const { onProtoPoisoning, onConstructorPoisoning } = app.initialConfig as {
+    onProtoPoisoning?: string;
+    onConstructorPoisoning?: string;
+  };
   const parse = app.getDefaultJsonParser(
     (onProtoPoisoning ?? "error") as "error" | "remove" | "ignore",
     (onConstructorPoisoning ?? "error") as "error" | "remove" | "ignore",
@@ -32,7 +35,8 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
     parse(request, text, (error: Error | null, value?: unknown) => {
       // The scan only runs on bodies that name a seed field at all (a fast native search first).
       if (!error && value !== null && typeof value === "object" && !Array.isArray(value) && text.includes('seed"')) {
-        for (const [field, exact] of bigIntegerFields(text, SEED_FIELDS)) (value as Record<string, unknown>)[field] = exact;
+        for (const [field, exact] of bigIntegerFields(text, SEED_FIELDS))
+          (value as Record<string, unknown>)[field] = exact;
       }
       done(error, value);
     });

@@ -31,9 +31,18 @@ function schema(s: z.ZodType, io: "input" | "output" = "output"): Json {
 }
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const json = (name: string, description: string) => ({ description, content: { "application/json": { schema: ref(name) } } });
+const json = (name: string, description: string) => ({
+  description,
+  content: { "application/json": { schema: ref(name) } },
+});
 const error = (description: string) => json("ApiError", description);
-const idParam = (what: string) => ({ name: "id", in: "path", required: true, description: `the ${what}'s id (a UUID)`, schema: { type: "string", format: "uuid" } });
+const idParam = (what: string) => ({
+  name: "id",
+  in: "path",
+  required: true,
+  description: `the ${what}'s id (a UUID)`,
+  schema: { type: "string", format: "uuid" },
+});
 
 /**
  * The OpenAPI 3.1 document of our API (`/api/v1/*`). Schemas are generated from the zod schemas the server
@@ -55,7 +64,13 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
     },
     ...(options.tokenRequired ? { security: [{ bearer: [] }] } : {}),
     components: {
-      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "the server's --token; GET requests may pass ?access_token= instead" } },
+      securitySchemes: {
+        bearer: {
+          type: "http",
+          scheme: "bearer",
+          description: "the server's --token; GET requests may pass ?access_token= instead",
+        },
+      },
       schemas: {
         JobCreateRequest: schema(JobCreateRequest, "input"),
         JobCreated: schema(JobCreated),
@@ -75,22 +90,31 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
       "/api/v1/jobs": {
         post: {
           summary: "Submit a txt2img, img2img or inpaint job",
-          description: "Answers at once with the job's id and queue position; the job runs when the ones before it are done (FIFO, one at a time).",
+          description:
+            "Answers at once with the job's id and queue position; the job runs when the ones before it are done (FIFO, one at a time).",
           requestBody: { required: true, content: { "application/json": { schema: ref("JobCreateRequest") } } },
           responses: {
             "202": json("JobCreated", "accepted and queued (persisted before this answer)"),
-            "400": error("a field is invalid, the JSON nests deeper than 64 levels, or `model` names no known model (the message lists them)"),
+            "400": error(
+              "a field is invalid, the JSON nests deeper than 64 levels, or `model` names no known model (the message lists them)",
+            ),
             "409": error("`model` names another model on a server with --queue, whose workers load the models"),
             "403": error("a cross-site request (another origin's page)"),
             "413": error("body too large"),
             "415": error("the body is not application/json"),
-            "422": error("over the server's per-request work budget (megapixel-steps; see --work-budget), or refused by the prompt policy"),
-            "503": error("the request leaves out width or height and the model, whose native size fills them in, failed to load"),
+            "422": error(
+              "over the server's per-request work budget (megapixel-steps; see --work-budget), or refused by the prompt policy",
+            ),
+            "503": error(
+              "the request leaves out width or height and the model, whose native size fills them in, failed to load",
+            ),
           },
         },
         get: {
           summary: "Job history, newest first",
-          parameters: [{ name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 500, default: 50 } }],
+          parameters: [
+            { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 500, default: 50 } },
+          ],
           responses: { "200": json("JobList", "jobs"), "400": error("bad limit") },
         },
       },
@@ -102,7 +126,8 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
         },
         delete: {
           summary: "Cancel a queued or running job",
-          description: "A running job stops at its next step boundary; the answer comes once it has (202 if that takes longer than 10 s).",
+          description:
+            "A running job stops at its next step boundary; the answer comes once it has (202 if that takes longer than 10 s).",
           parameters: [idParam("job")],
           responses: {
             "200": json("JobStatus", "cancelled (or it finished first: see state)"),
@@ -120,14 +145,26 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
             "done {images}, error {message}, cancelled {message} (schemas SseEvent_*). The current state is sent first; the stream ends after done, " +
             "error or cancelled. Disconnecting does not affect the job.",
           parameters: [idParam("job")],
-          responses: { "200": { description: "the event stream", content: { "text/event-stream": { schema: { type: "string" } } } }, "404": error("no such job") },
+          responses: {
+            "200": {
+              description: "the event stream",
+              content: { "text/event-stream": { schema: { type: "string" } } },
+            },
+            "404": error("no such job"),
+          },
         },
       },
       "/api/v1/images/{id}": {
         get: {
           summary: "A generated image: PNG with the A1111 infotext in its `parameters` text chunk",
           parameters: [idParam("image")],
-          responses: { "200": { description: "the PNG", content: { "image/png": { schema: { type: "string", format: "binary" } } } }, "404": error("no such image") },
+          responses: {
+            "200": {
+              description: "the PNG",
+              content: { "image/png": { schema: { type: "string", format: "binary" } } },
+            },
+            "404": error("no such image"),
+          },
         },
       },
       "/api/v1/models": {
@@ -137,7 +174,14 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
             "`models` holds the served model with its defaults; `available` every checkpoint the model store knows (the store, the Hugging Face cache, " +
             "other tools' folders: what `diffuse models` lists) with its state: loaded, loading, failed (with `error`) or unloaded. A job's `model` " +
             "field or PUT /api/v1/models/served chooses among them.",
-          parameters: [{ name: "wait", in: "query", description: "false: answer at once while the served model loads (models is then empty)", schema: { type: "string", enum: ["true", "false"], default: "true" } }],
+          parameters: [
+            {
+              name: "wait",
+              in: "query",
+              description: "false: answer at once while the served model loads (models is then empty)",
+              schema: { type: "string", enum: ["true", "false"], default: "true" },
+            },
+          ],
           responses: { "200": json("ModelList", "models"), "503": error("the served model failed to load") },
         },
       },
@@ -155,7 +199,12 @@ export function openApiDocument(options: { tokenRequired: boolean }): Json {
           },
         },
       },
-      "/api/v1/samplers": { get: { summary: "Samplers (our names and A1111 labels)", responses: { "200": json("SamplerList", "samplers") } } },
+      "/api/v1/samplers": {
+        get: {
+          summary: "Samplers (our names and A1111 labels)",
+          responses: { "200": json("SamplerList", "samplers") },
+        },
+      },
       "/api/docs": { get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1 JSON" } } } },
     },
   };

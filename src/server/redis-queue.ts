@@ -52,7 +52,12 @@ const DEFAULT_SWEEP_MS = 2000;
 /** Every so many sweeps, every unfinished job is compared, not only the running ones. */
 const FULL_SWEEP_EVERY = 15;
 
-const WAITING_STATES: ReadonlySet<JobState | "unknown"> = new Set(["waiting", "delayed", "prioritized", "waiting-children"]);
+const WAITING_STATES: ReadonlySet<JobState | "unknown"> = new Set([
+  "waiting",
+  "delayed",
+  "prioritized",
+  "waiting-children",
+]);
 
 const STALLED_TWICE = "job stalled more than allowable limit";
 
@@ -101,7 +106,13 @@ export class RedisQueue extends JobQueue {
       // Progress events carry previews and return values carry images: the event stream keeps the newest only.
       streams: { events: { maxLen: 1000 } },
     });
-    super(store, files, events, new RemoteModel(modelName, () => queue.getBackend().client, redisOpts.target.display), redisOpts);
+    super(
+      store,
+      files,
+      events,
+      new RemoteModel(modelName, () => queue.getBackend().client, redisOpts.target.display),
+      redisOpts,
+    );
     this.queue = queue;
     this.queueEvents = new QueueEvents(this.queue.name, { connection, prefix: KEY_PREFIX, autorun: false });
     this.control = new QueueEventsProducer(controlQueueName(modelName), { connection: failFast, prefix: KEY_PREFIX });
@@ -167,7 +178,9 @@ export class RedisQueue extends JobQueue {
     try {
       this.saveOutcomes();
     } catch (e) {
-      this.opts.log(`could not record the outcome of job(s) ${this.unsavedIds.join(", ")}: ${(e as Error)?.message ?? String(e)}`);
+      this.opts.log(
+        `could not record the outcome of job(s) ${this.unsavedIds.join(", ")}: ${(e as Error)?.message ?? String(e)}`,
+      );
     }
     await this.flushEvents();
   }
@@ -176,8 +189,16 @@ export class RedisQueue extends JobQueue {
   private async add(job: JobRecord, uploads: Uploads): Promise<void> {
     this.adding.add(job.id);
     try {
-      const data = toQueuedGeneration(generateParamsOf(job.params, uploads, this.opts.controlnetDirs), this.opts.previewIntervalMs);
-      await this.queue.add(GENERATE, data, { jobId: job.id, attempts: ATTEMPTS, removeOnComplete: false, removeOnFail: false });
+      const data = toQueuedGeneration(
+        generateParamsOf(job.params, uploads, this.opts.controlnetDirs),
+        this.opts.previewIntervalMs,
+      );
+      await this.queue.add(GENERATE, data, {
+        jobId: job.id,
+        attempts: ATTEMPTS,
+        removeOnComplete: false,
+        removeOnFail: false,
+      });
     } catch (e) {
       this.troubled = true;
       this.reportError(e as Error);
@@ -187,10 +208,12 @@ export class RedisQueue extends JobQueue {
   }
 
   private reconcileLater(id: string): void {
-    this.serial = this.serial.then(() => this.reconcile(id)).catch((e: unknown) => {
-      this.troubled = true;
-      this.reportError(e as Error);
-    });
+    this.serial = this.serial
+      .then(() => this.reconcile(id))
+      .catch((e: unknown) => {
+        this.troubled = true;
+        this.reportError(e as Error);
+      });
   }
 
   /**
@@ -204,7 +227,8 @@ export class RedisQueue extends JobQueue {
     const state = known ?? (await this.queue.getJobState(id));
     if (isFinal(local)) {
       this.remote.delete(id);
-      if (state === "completed") this.opts.log(`job ${id} was delivered again; its first outcome (${local.state}) is kept`);
+      if (state === "completed")
+        this.opts.log(`job ${id} was delivered again; its first outcome (${local.state}) is kept`);
       if (state === "completed" || state === "failed") await this.queue.remove(id);
       // Cancelled here while Redis could not be told, and taken by a worker since: it is stopped there too.
       else if (state === "active" && local.state === "cancelled") await this.publishCancel(id);
@@ -228,7 +252,9 @@ export class RedisQueue extends JobQueue {
         this.notifyPositions();
       }
     } else if (state === "unknown" && !this.adding.has(id)) {
-      this.opts.log(`job ${id} was not in the queue at ${this.redisOpts.target.display} (its add failed, or Redis lost it): queued again`);
+      this.opts.log(
+        `job ${id} was not in the queue at ${this.redisOpts.target.display} (its add failed, or Redis lost it): queued again`,
+      );
       if (local.state === "running") {
         this.store.requeue(id);
         this.remote.delete(id);
@@ -238,9 +264,14 @@ export class RedisQueue extends JobQueue {
   }
 
   private async recordOutput(job: JobRecord, out: GenerationOutput): Promise<void> {
-    const images = out.images.map((i) => ({ png: Buffer.from(i.png, "base64"), seed: BigInt(i.seed), infotext: i.infotext }));
+    const images = out.images.map((i) => ({
+      png: Buffer.from(i.png, "base64"),
+      seed: BigInt(i.seed),
+      infotext: i.infotext,
+    }));
     const recorded = await this.recordDone(job, images, resolvedParameters(out.parameters), out.progress);
-    if (!recorded) this.opts.log(`job ${job.id} was delivered again (by worker ${out.worker}); its first result is kept`);
+    if (!recorded)
+      this.opts.log(`job ${job.id} was delivered again (by worker ${out.worker}); its first result is kept`);
   }
 
   private recordFailed(local: JobRecord, job: Job<QueuedGeneration, GenerationOutput>): void {
@@ -311,7 +342,8 @@ export class RedisQueue extends JobQueue {
         for (const job of finished) {
           if (!job?.id) continue;
           if (!this.store.get(job.id)) {
-            if (!this.strangers.has(job.id)) this.opts.log(`job ${job.id} finished in the queue but is not in this server's history; left there`);
+            if (!this.strangers.has(job.id))
+              this.opts.log(`job ${job.id} finished in the queue but is not in this server's history; left there`);
             this.strangers.add(job.id);
             continue;
           }

@@ -55,7 +55,9 @@ export class RemoteModel implements ServedModel {
         return this.adverts;
       } catch (e) {
         if (this.everRead) return this.adverts;
-        throw new InputError(`the queue at ${this.queueDisplay} cannot be reached (${(e as Error)?.message ?? String(e)}), so no worker is known yet`);
+        throw new InputError(
+          `the queue at ${this.queueDisplay} cannot be reached (${(e as Error)?.message ?? String(e)}), so no worker is known yet`,
+        );
       } finally {
         this.reading = undefined;
       }
@@ -76,9 +78,12 @@ export class RemoteModel implements ServedModel {
       const failed = mine.find((a) => a.loadError !== undefined);
       if (failed) throw new InputError(`worker ${failed.name} could not load it: ${failed.loadError}`);
       if (mine.length === 0) {
-        throw new InputError(`no worker serves it yet: start one with diffuse worker --queue ${this.queueDisplay} --model PATH (a checkpoint or folder named ${this.name})`);
+        throw new InputError(
+          `no worker serves it yet: start one with diffuse worker --queue ${this.queueDisplay} --model PATH (a checkpoint or folder named ${this.name})`,
+        );
       }
-      if (performance.now() > deadline) throw new InputError(`its ${mine.length === 1 ? "worker is" : "workers are"} still loading it`);
+      if (performance.now() > deadline)
+        throw new InputError(`its ${mine.length === 1 ? "worker is" : "workers are"} still loading it`);
       await new Promise((r) => setTimeout(r, FRESH_MS));
     }
   }

@@ -59,7 +59,16 @@ export class ServedModels implements ServedModel {
     this.current = this.open(started, options);
     // A config folder, tokenizers, a refiner, a prediction type and TAESD decoders are given for the started
     // model and its family: another model finds its own (or loads without them).
-    const { config: _c, tokenizer: _t, tokenizer2: _t2, refiner: _r, prediction: _p, vae: _v, previewDecoder: _d, ...shared } = options;
+    const {
+      config: _c,
+      tokenizer: _t,
+      tokenizer2: _t2,
+      refiner: _r,
+      prediction: _p,
+      vae: _v,
+      previewDecoder: _d,
+      ...shared
+    } = options;
     this.otherOptions = shared;
   }
 
@@ -131,7 +140,10 @@ export class ServedModels implements ServedModel {
     this.failures.delete(choice.name);
     const next = this.host(choice);
     this.current = next;
-    if (next !== previous) this.log(`switching to model "${next.name}" (${next.path}); jobs queued for "${previous.name}" finish on it first`);
+    if (next !== previous)
+      this.log(
+        `switching to model "${next.name}" (${next.path}); jobs queued for "${previous.name}" finish on it first`,
+      );
     this.kept.add(previous);
     try {
       return await next.describe();

@@ -1,7 +1,14 @@
 import { closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { fileAccessError, isDiskFull, moveAsideAdvice, shellQuote, StorageFullError, StoreError } from "./data-errors.js";
+import {
+  fileAccessError,
+  isDiskFull,
+  moveAsideAdvice,
+  shellQuote,
+  StorageFullError,
+  StoreError,
+} from "./data-errors.js";
 import { DB_FILE, MIGRATIONS, SCHEMA, SCHEMA_VERSION } from "./store-schema.js";
 import { walDamage } from "./wal-check.js";
 
@@ -36,7 +43,10 @@ export function checkDatabase(dataDir: string, images?: ExistingImages): Checked
 
   if (!existsSync(file)) {
     // A -wal without its database is the history's latest part with nothing to apply it to.
-    if (existsSync(`${file}-wal`) && statSync(`${file}-wal`).size > 0) throw new StoreError(`${file}-wal exists but ${file} does not: restore ${file} from a backup, or ${moveAsideAdvice(dataDir)}`);
+    if (existsSync(`${file}-wal`) && statSync(`${file}-wal`).size > 0)
+      throw new StoreError(
+        `${file}-wal exists but ${file} does not: restore ${file} from a backup, or ${moveAsideAdvice(dataDir)}`,
+      );
     refuseOverImages(file, "missing", dataDir, images);
     return { file, isNew: true };
   }
@@ -63,11 +73,17 @@ export function checkDatabase(dataDir: string, images?: ExistingImages): Checked
       return { file, isNew: true };
     }
     if (version > SCHEMA_VERSION) {
-      throw new StoreError(`${file} was written by a newer diffuse (schema ${version}; this one reads ${SCHEMA_VERSION}): upgrade diffuse, or pass another --data folder`);
+      throw new StoreError(
+        `${file} was written by a newer diffuse (schema ${version}; this one reads ${SCHEMA_VERSION}): upgrade diffuse, or pass another --data folder`,
+      );
     }
     const earlier = MIGRATIONS.get(version);
     const mismatch =
-      version === SCHEMA_VERSION ? schemaMismatch(db, SCHEMA) : earlier ? schemaMismatch(db, earlier.schema) : `its schema version is ${version}, and it holds ${tables.join(", ")}`;
+      version === SCHEMA_VERSION
+        ? schemaMismatch(db, SCHEMA)
+        : earlier
+          ? schemaMismatch(db, earlier.schema)
+          : `its schema version is ${version}, and it holds ${tables.join(", ")}`;
     if (mismatch !== undefined) {
       throw new StoreError(
         `${file} is not a diffuse job database (${mismatch}), so it was left as it is: pass another --data folder; ` +
@@ -91,11 +107,19 @@ export function asStoreError(e: unknown, file: string, dataDir: string): unknown
   if (typeof code !== "string" || !code.startsWith("SQLITE_")) return e;
   const message = (e as Error).message;
   if (code === "SQLITE_NOTADB") return damaged(file, dataDir, `it is not a SQLite database: ${message}`);
-  if (code.startsWith("SQLITE_CORRUPT") || code.startsWith("SQLITE_IOERR")) return damaged(file, dataDir, `${code}: ${message}`);
+  if (code.startsWith("SQLITE_CORRUPT") || code.startsWith("SQLITE_IOERR"))
+    return damaged(file, dataDir, `${code}: ${message}`);
   if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
-    return new StoreError(`${file} is locked by another process (${message}): stop it (another diffuse serve with the same --data?) and start again`);
+    return new StoreError(
+      `${file} is locked by another process (${message}): stop it (another diffuse serve with the same --data?) and start again`,
+    );
   }
-  if (code.startsWith("SQLITE_READONLY") || code.startsWith("SQLITE_CANTOPEN") || code === "SQLITE_PERM" || code === "SQLITE_AUTH") {
+  if (
+    code.startsWith("SQLITE_READONLY") ||
+    code.startsWith("SQLITE_CANTOPEN") ||
+    code === "SQLITE_PERM" ||
+    code === "SQLITE_AUTH"
+  ) {
     return fileAccessError(Object.assign(new Error(message), { code }), file, dataDir);
   }
   return e;
@@ -115,7 +139,9 @@ function checkFile(path: string, dataDir: string): void {
     throw fileAccessError(e, path, dataDir);
   }
   if (!isFile) {
-    throw new StoreError(`${path} is not a regular file, so it cannot be the job database's: move it aside (mv ${shellQuote(path)} ${shellQuote(`${path}.old`)}), or pass another --data folder`);
+    throw new StoreError(
+      `${path} is not a regular file, so it cannot be the job database's: move it aside (mv ${shellQuote(path)} ${shellQuote(`${path}.old`)}), or pass another --data folder`,
+    );
   }
   // SQLite would open an unwritable file read-only without a word and fail at the first write.
   try {
@@ -126,7 +152,12 @@ function checkFile(path: string, dataDir: string): void {
 }
 
 /** An empty history must not be started next to an earlier one's images: they would be orphaned. */
-function refuseOverImages(file: string, state: "missing" | "empty", dataDir: string, images: ExistingImages | undefined): void {
+function refuseOverImages(
+  file: string,
+  state: "missing" | "empty",
+  dataDir: string,
+  images: ExistingImages | undefined,
+): void {
   const n = images?.count() ?? 0;
   if (n === 0) return;
   throw new StoreError(
@@ -136,7 +167,10 @@ function refuseOverImages(file: string, state: "missing" | "empty", dataDir: str
 }
 
 function tablesOf(db: Database.Database): string[] {
-  return db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[];
+  return db
+    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+    .pluck()
+    .all() as string[];
 }
 
 function columnsOf(db: Database.Database, table: string): string[] {
@@ -154,7 +188,8 @@ function schemaMismatch(db: Database.Database, schema: string): string | undefin
     for (const table of want) {
       const wantCols = columnsOf(reference, table);
       const haveCols = columnsOf(db, table);
-      if (wantCols.join() !== haveCols.join()) return `table ${table} has columns ${haveCols.join(", ")}; expected ${wantCols.join(", ")}`;
+      if (wantCols.join() !== haveCols.join())
+        return `table ${table} has columns ${haveCols.join(", ")}; expected ${wantCols.join(", ")}`;
     }
     return undefined;
   } finally {

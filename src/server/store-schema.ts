@@ -58,4 +58,6 @@ export const SCHEMA = SCHEMA_V1 + CONTROL_IMAGES;
  * How a database of an earlier version is brought up to this one: by the version it has, the schema it must have
  * (checked before anything is changed) and what upgrades it to the next version.
  */
-export const MIGRATIONS: ReadonlyMap<number, { schema: string; upgrade: string }> = new Map([[1, { schema: SCHEMA_V1, upgrade: CONTROL_IMAGES }]]);
+export const MIGRATIONS: ReadonlyMap<number, { schema: string; upgrade: string }> = new Map([
+  [1, { schema: SCHEMA_V1, upgrade: CONTROL_IMAGES }],
+]);

@@ -170,7 +170,8 @@ export class JobStore {
           job.refused ?? null,
           refused ? job.createdAt : null,
         );
-        for (const [i, image] of (job.uploads.controlImages ?? []).entries()) insertControl.run(job.id, i, bytesOrNull(image));
+        for (const [i, image] of (job.uploads.controlImages ?? []).entries())
+          insertControl.run(job.id, i, bytesOrNull(image));
       })(),
     );
     return this.get(job.id)!;
@@ -183,13 +184,24 @@ export class JobStore {
 
   /** Newest first. */
   list(limit: number): JobRecord[] {
-    return (this.db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?`).all(limit) as JobRow[]).map(toJob);
+    return (this.db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs ORDER BY seq DESC LIMIT ?`).all(limit) as JobRow[]).map(
+      toJob,
+    );
   }
 
   uploads(id: string): Uploads {
-    const row = this.db.prepare("SELECT init_image, mask FROM jobs WHERE id = ?").get(id) as { init_image: Buffer | null; mask: Buffer | null } | undefined;
-    const controls = this.db.prepare("SELECT image FROM control_images WHERE job_id = ? ORDER BY idx").pluck().all(id) as Buffer[];
-    return { initImage: row?.init_image ?? undefined, mask: row?.mask ?? undefined, ...(controls.length ? { controlImages: controls } : {}) };
+    const row = this.db.prepare("SELECT init_image, mask FROM jobs WHERE id = ?").get(id) as
+      | { init_image: Buffer | null; mask: Buffer | null }
+      | undefined;
+    const controls = this.db
+      .prepare("SELECT image FROM control_images WHERE job_id = ? ORDER BY idx")
+      .pluck()
+      .all(id) as Buffer[];
+    return {
+      initImage: row?.init_image ?? undefined,
+      mask: row?.mask ?? undefined,
+      ...(controls.length ? { controlImages: controls } : {}),
+    };
   }
 
   /**
@@ -197,21 +209,31 @@ export class JobStore {
    * a queue that runs jobs of several models in one order counts them all.
    */
   position(job: Pick<JobRecord, "seq" | "model">, models: readonly string[] = [job.model]): number {
-    const row = this.db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued' AND model IN (${marks(models)}) AND seq < ?`).get(...models, job.seq) as { n: number };
+    const row = this.db
+      .prepare(`SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued' AND model IN (${marks(models)}) AND seq < ?`)
+      .get(...models, job.seq) as { n: number };
     return row.n;
   }
 
   /** The oldest queued job of any of the models. */
   nextQueued(models: string | readonly string[]): JobRecord | undefined {
     const list = typeof models === "string" ? [models] : models;
-    const row = this.db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND model IN (${marks(list)}) ORDER BY seq LIMIT 1`).get(...list) as JobRow | undefined;
+    const row = this.db
+      .prepare(
+        `SELECT ${JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND model IN (${marks(list)}) ORDER BY seq LIMIT 1`,
+      )
+      .get(...list) as JobRow | undefined;
     return row && toJob(row);
   }
 
   /** Queued jobs of the models, in the order they run. */
   queuedIds(models: string | readonly string[]): string[] {
     const list = typeof models === "string" ? [models] : models;
-    return (this.db.prepare(`SELECT id FROM jobs WHERE state = 'queued' AND model IN (${marks(list)}) ORDER BY seq`).all(...list) as { id: string }[]).map((r) => r.id);
+    return (
+      this.db
+        .prepare(`SELECT id FROM jobs WHERE state = 'queued' AND model IN (${marks(list)}) ORDER BY seq`)
+        .all(...list) as { id: string }[]
+    ).map((r) => r.id);
   }
 
   /** Whether a job of the model is queued or running: its pipeline is still needed. */
@@ -221,12 +243,18 @@ export class JobStore {
 
   /** Queued and running jobs of a model, oldest first: what a queue backend holds or runs for them. */
   unfinished(model: string): JobRecord[] {
-    return (this.db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE ${UNFINISHED} AND model = ? ORDER BY seq`).all(model) as JobRow[]).map(toJob);
+    return (
+      this.db
+        .prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE ${UNFINISHED} AND model = ? ORDER BY seq`)
+        .all(model) as JobRow[]
+    ).map(toJob);
   }
 
   /** Jobs waiting for a model other than the one being served: reported at startup so none waits unnoticed. */
   queuedForOtherModels(model: string): { model: string; count: number }[] {
-    return this.db.prepare("SELECT model, COUNT(*) AS count FROM jobs WHERE state = 'queued' AND model != ? GROUP BY model").all(model) as {
+    return this.db
+      .prepare("SELECT model, COUNT(*) AS count FROM jobs WHERE state = 'queued' AND model != ? GROUP BY model")
+      .all(model) as {
       model: string;
       count: number;
     }[];
@@ -234,7 +262,9 @@ export class JobStore {
 
   markRunning(id: string, startedAt: string): void {
     this.write(`starting job ${id}`, () =>
-      this.db.prepare("UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'").run(startedAt, id),
+      this.db
+        .prepare("UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'")
+        .run(startedAt, id),
     );
   }
 
@@ -243,15 +273,20 @@ export class JobStore {
    * finished already: a job's outcome is recorded once, however often a queue delivers it. False when it was
    * finished (nothing written).
    */
-  markDone(id: string, done: { finishedAt: string; params: JobParams; images: ImageRecord[]; stepsDone: number; stepsTotal: number }): boolean {
+  markDone(
+    id: string,
+    done: { finishedAt: string; params: JobParams; images: ImageRecord[]; stepsDone: number; stepsTotal: number },
+  ): boolean {
     const insertImage = this.db.prepare("INSERT INTO images (id, job_id, idx, seed, infotext) VALUES (?, ?, ?, ?, ?)");
     const update = this.db.prepare(
       `UPDATE jobs SET state = 'done', finished_at = ?, params = ?, steps_done = ?, steps_total = ?, error = NULL WHERE id = ? AND ${UNFINISHED}`,
     );
     return this.write(`recording the images of job ${id}`, () =>
       this.db.transaction(() => {
-        if (update.run(done.finishedAt, JSON.stringify(done.params), done.stepsDone, done.stepsTotal, id).changes === 0) return false;
-        for (const img of done.images) insertImage.run(img.id, id, img.index, BigInt.asIntN(64, img.seed), img.infotext);
+        if (update.run(done.finishedAt, JSON.stringify(done.params), done.stepsDone, done.stepsTotal, id).changes === 0)
+          return false;
+        for (const img of done.images)
+          insertImage.run(img.id, id, img.index, BigInt.asIntN(64, img.seed), img.infotext);
         return true;
       })(),
     );
@@ -261,10 +296,18 @@ export class JobStore {
    * failed or cancelled, with the reason, if the job is not finished already (false then); progress is kept so a
    * cancelled job shows how far it got.
    */
-  markFinished(id: string, state: "failed" | "cancelled", error: string, finishedAt: string, progress?: { step: number; steps: number }): boolean {
+  markFinished(
+    id: string,
+    state: "failed" | "cancelled",
+    error: string,
+    finishedAt: string,
+    progress?: { step: number; steps: number },
+  ): boolean {
     const r = this.write(`recording the outcome of job ${id}`, () =>
       this.db
-        .prepare(`UPDATE jobs SET state = ?, error = ?, finished_at = ?, steps_done = COALESCE(?, steps_done), steps_total = COALESCE(?, steps_total) WHERE id = ? AND ${UNFINISHED}`)
+        .prepare(
+          `UPDATE jobs SET state = ?, error = ?, finished_at = ?, steps_done = COALESCE(?, steps_done), steps_total = COALESCE(?, steps_total) WHERE id = ? AND ${UNFINISHED}`,
+        )
         .run(state, error, finishedAt, progress?.step ?? null, progress?.steps ?? null, id),
     );
     return r.changes === 1;
@@ -274,7 +317,9 @@ export class JobStore {
   cancelQueued(id: string, finishedAt: string): boolean {
     const r = this.write(`cancelling job ${id}`, () =>
       this.db
-        .prepare("UPDATE jobs SET state = 'cancelled', error = 'cancelled while queued', finished_at = ? WHERE id = ? AND state = 'queued'")
+        .prepare(
+          "UPDATE jobs SET state = 'cancelled', error = 'cancelled while queued', finished_at = ? WHERE id = ? AND state = 'queued'",
+        )
         .run(finishedAt, id),
     );
     return r.changes === 1;
@@ -294,14 +339,20 @@ export class JobStore {
   recover(now: string): RecoveryReport {
     const recoverAll = this.db.transaction((): RecoveryReport => {
       const report: RecoveryReport = { requeued: [], failed: [] };
-      const running = this.db.prepare("SELECT id, interruptions FROM jobs WHERE state = 'running' ORDER BY seq").all() as { id: string; interruptions: number }[];
+      const running = this.db
+        .prepare("SELECT id, interruptions FROM jobs WHERE state = 'running' ORDER BY seq")
+        .all() as { id: string; interruptions: number }[];
       for (const r of running) {
         if (r.interruptions === 0) {
-          this.db.prepare("UPDATE jobs SET state = 'queued', started_at = NULL, interruptions = 1 WHERE id = ?").run(r.id);
+          this.db
+            .prepare("UPDATE jobs SET state = 'queued', started_at = NULL, interruptions = 1 WHERE id = ?")
+            .run(r.id);
           report.requeued.push(r.id);
         } else {
           this.db
-            .prepare("UPDATE jobs SET state = 'failed', interruptions = interruptions + 1, finished_at = ?, error = ? WHERE id = ?")
+            .prepare(
+              "UPDATE jobs SET state = 'failed', interruptions = interruptions + 1, finished_at = ?, error = ? WHERE id = ?",
+            )
             .run(
               now,
               "the server stopped abruptly (crash or kill) twice while running this job, so it was not retried again; " +
@@ -326,7 +377,9 @@ export class JobStore {
     const out = new Map<string, ImageRecord[]>(jobIds.map((id) => [id, []]));
     if (jobIds.length === 0) return out;
     const rows = this.db
-      .prepare(`SELECT ${IMAGE_COLUMNS} FROM images WHERE job_id IN (${jobIds.map(() => "?").join(",")}) ORDER BY job_id, idx`)
+      .prepare(
+        `SELECT ${IMAGE_COLUMNS} FROM images WHERE job_id IN (${jobIds.map(() => "?").join(",")}) ORDER BY job_id, idx`,
+      )
       .all(...jobIds) as ImageRow[];
     for (const r of rows) out.get(r.job_id)?.push(toImage(r));
     return out;
@@ -347,7 +400,9 @@ export class JobStore {
   }
 
   unreadableOptions(): string[] {
-    return this.optionRows().filter((r) => readOption(r.value) === UNREADABLE).map((r) => r.key);
+    return this.optionRows()
+      .filter((r) => readOption(r.value) === UNREADABLE)
+      .map((r) => r.key);
   }
 
   private optionRows(): { key: string; value: string }[] {
@@ -355,7 +410,9 @@ export class JobStore {
   }
 
   setOptions(values: Record<string, unknown>): void {
-    const put = this.db.prepare("INSERT INTO options (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    const put = this.db.prepare(
+      "INSERT INTO options (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    );
     this.write("saving options", () =>
       this.db.transaction(() => {
         // A top-level `seed` of a request body may be a bigint (json-body.ts), which JSON.stringify refuses.

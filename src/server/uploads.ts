@@ -20,11 +20,21 @@ const DATA_URL = /^data:([a-z]+\/[a-z0-9+.-]+)?(;[a-z-]+=[^;,]*)*;base64,/i;
 export function decodeBase64Image(value: string, field: string): Uint8Array {
   const body = value.trim().replace(DATA_URL, "").replace(/\s+/g, "");
   if (body.length === 0 || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(body)) {
-    throw new HttpError(400, "invalid_request", `${field}: not base64 image data; send a PNG or JPEG as base64 or as a data URL (data:image/png;base64,...)`, field);
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `${field}: not base64 image data; send a PNG or JPEG as base64 or as a data URL (data:image/png;base64,...)`,
+      field,
+    );
   }
   const bytes = Buffer.from(body, body.includes("-") || body.includes("_") ? "base64url" : "base64");
   if (!looksLikeImage(bytes)) {
-    throw new HttpError(400, "invalid_request", `${field}: the data is not a PNG, JPEG or WebP image; export the image as PNG and send that`, field);
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `${field}: the data is not a PNG, JPEG or WebP image; export the image as PNG and send that`,
+      field,
+    );
   }
   return bytes;
 }
@@ -36,13 +46,17 @@ export function decodeBase64Image(value: string, field: string): Uint8Array {
  */
 export async function readImageUpload(value: string, field: string): Promise<Uint8Array> {
   const bytes = decodeBase64Image(value, field);
-  return (await or400(field, () => screenImage(bytes, { name: `the uploaded ${field}`, maxPixels: MAX_UPLOAD_PIXELS }))).bytes;
+  return (await or400(field, () => screenImage(bytes, { name: `the uploaded ${field}`, maxPixels: MAX_UPLOAD_PIXELS })))
+    .bytes;
 }
 
 function looksLikeImage(b: Uint8Array): boolean {
   const png = b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
   const jpeg = b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
-  const webp = b.length >= 12 && String.fromCharCode(...b.subarray(0, 4)) === "RIFF" && String.fromCharCode(...b.subarray(8, 12)) === "WEBP";
+  const webp =
+    b.length >= 12 &&
+    String.fromCharCode(...b.subarray(0, 4)) === "RIFF" &&
+    String.fromCharCode(...b.subarray(8, 12)) === "WEBP";
   return png || jpeg || webp;
 }
 
@@ -50,11 +64,21 @@ function looksLikeImage(b: Uint8Array): boolean {
  * Decodes the uploads once at acceptance, so a corrupt file or a mask of the wrong size is a 400 now rather
  * than a failed job later.
  */
-export async function checkUploads(uploads: Uploads, fields: { initImage: string; mask: string; controlImage?: (i: number) => string }): Promise<void> {
-  for (const [i, image] of (uploads.controlImages ?? []).entries()) await decodeOr400(image, fields.controlImage?.(i) ?? `controlnet.${i}.image`);
+export async function checkUploads(
+  uploads: Uploads,
+  fields: { initImage: string; mask: string; controlImage?: (i: number) => string },
+): Promise<void> {
+  for (const [i, image] of (uploads.controlImages ?? []).entries())
+    await decodeOr400(image, fields.controlImage?.(i) ?? `controlnet.${i}.image`);
   const init = uploads.initImage && (await decodeOr400(uploads.initImage, fields.initImage));
   const mask = uploads.mask && (await decodeOr400(uploads.mask, fields.mask));
-  if (mask && !init) throw new HttpError(400, "invalid_request", `${fields.mask}: a mask needs an init image to inpaint (${fields.initImage})`, fields.mask);
+  if (mask && !init)
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `${fields.mask}: a mask needs an init image to inpaint (${fields.initImage})`,
+      fields.mask,
+    );
   if (init && mask && (init.width !== mask.width || init.height !== mask.height)) {
     throw new HttpError(
       400,
@@ -66,7 +90,9 @@ export async function checkUploads(uploads: Uploads, fields: { initImage: string
 }
 
 async function decodeOr400(bytes: Uint8Array, field: string): Promise<{ width: number; height: number }> {
-  const img = await or400(field, () => decodeImage(bytes, { name: `the uploaded ${field}`, maxPixels: MAX_UPLOAD_PIXELS }));
+  const img = await or400(field, () =>
+    decodeImage(bytes, { name: `the uploaded ${field}`, maxPixels: MAX_UPLOAD_PIXELS }),
+  );
   return { width: img.width, height: img.height };
 }
 

@@ -19,7 +19,8 @@ export function walDamage(path: string): string | undefined {
     throw e;
   }
   if (wal.length === 0) return undefined;
-  if (wal.length < HEADER_BYTES) return `it is ${wal.length} bytes long, shorter than a write-ahead log header (${HEADER_BYTES})`;
+  if (wal.length < HEADER_BYTES)
+    return `it is ${wal.length} bytes long, shorter than a write-ahead log header (${HEADER_BYTES})`;
   const magic = wal.readUInt32BE(0);
   if (magic !== MAGIC_LE && magic !== MAGIC_BE) return "its header is not that of a SQLite write-ahead log";
   const bigEndian = magic === MAGIC_BE;
@@ -58,7 +59,8 @@ export function walDamage(path: string): string | undefined {
   for (let i = firstBad; i < frames; i++) {
     const at = HEADER_BYTES + i * frameBytes;
     if (!ours(at)) continue;
-    if (commitSeen) return `frame ${firstBad + 1} of its ${frames} is damaged, and SQLite would silently drop the transactions committed after it`;
+    if (commitSeen)
+      return `frame ${firstBad + 1} of its ${frames} is damaged, and SQLite would silently drop the transactions committed after it`;
     if (isCommit(at)) commitSeen = true;
   }
   return undefined;
@@ -72,7 +74,13 @@ const MAGIC_LE = 0x377f0682;
 const MAGIC_BE = 0x377f0683;
 
 /** SQLite's WAL checksum: two running 32-bit sums over pairs of 32-bit words. */
-function checksum(buf: Buffer, start: number, length: number, init: readonly [number, number], bigEndian: boolean): [number, number] {
+function checksum(
+  buf: Buffer,
+  start: number,
+  length: number,
+  init: readonly [number, number],
+  bigEndian: boolean,
+): [number, number] {
   let s1 = init[0];
   let s2 = init[1];
   for (let i = start; i < start + length; i += 8) {

@@ -23,7 +23,9 @@ export function workOf(p: ResolvedParams): { megapixelSteps: number; detail: str
   const images = p.batchSize * p.batchCount;
   const parts = [
     `${p.width}x${p.height}`,
-    p.initImage === undefined ? `${steps} steps` : `${steps} steps (${p.steps} x denoising strength ${p.denoisingStrength})`,
+    p.initImage === undefined
+      ? `${steps} steps`
+      : `${steps} steps (${p.steps} x denoising strength ${p.denoisingStrength})`,
     ...(calls > 1 ? [`${calls} model calls per step (${sampler!.label})`] : []),
     `${images} image${images === 1 ? "" : "s"}`,
   ];
@@ -36,7 +38,12 @@ export function workOf(p: ResolvedParams): { megapixelSteps: number; detail: str
  * so defaults count: a missing size is the model's native one (the job's model's), which means waiting for the
  * model only then.
  */
-export async function checkWorkBudget(ctx: ServerContext, params: JobParams, uploads: Uploads, served: ServedModel = ctx.model): Promise<void> {
+export async function checkWorkBudget(
+  ctx: ServerContext,
+  params: JobParams,
+  uploads: Uploads,
+  served: ServedModel = ctx.model,
+): Promise<void> {
   const budget = ctx.config.workBudget;
   const sized = params.width !== undefined && params.height !== undefined;
   // The model's own defaults (steps, sampler) count when it is loaded; it is waited for only for a missing size.

@@ -84,7 +84,10 @@ export class ClipTokenizer {
     // open_clip's tokenizer, whose padding the default stands for, has no such token.
     const added = new Set([bos, eos, unk, ...(named === undefined ? [] : [named]), ...vocabulary.addedTokens]);
     this.addedTokenPattern = new RegExp(
-      [...added].sort((a, b) => b.length - a.length).map(escapeRegExp).join("|"),
+      [...added]
+        .sort((a, b) => b.length - a.length)
+        .map(escapeRegExp)
+        .join("|"),
       "g",
     );
   }

@@ -53,7 +53,12 @@ export interface ClipVocabulary {
 }
 
 /** transformers' CLIPTokenizer defaults, for folders whose config files name no special tokens. */
-const DEFAULT_SPECIAL: Required<SpecialTokens> = { bos: START_OF_TEXT, eos: END_OF_TEXT, pad: END_OF_TEXT, unk: END_OF_TEXT };
+const DEFAULT_SPECIAL: Required<SpecialTokens> = {
+  bos: START_OF_TEXT,
+  eos: END_OF_TEXT,
+  pad: END_OF_TEXT,
+  unk: END_OF_TEXT,
+};
 
 const gunzipAsync = promisify(gunzip);
 
@@ -75,9 +80,7 @@ export async function readClipVocabulary(path: string): Promise<ClipVocabulary> 
   const openai = join(path, OPENAI_BPE_FILE);
   if ((await pathKind(openai)) === "file") return readOpenAiBpe(openai);
   const missing = HUGGING_FACE_FILES.filter((_, i) => present[i] !== "file");
-  throw new InputError(
-    `no CLIP tokenizer in ${path}: ${missing.join(" and ")} not found there. ${whatToPass()}`,
-  );
+  throw new InputError(`no CLIP tokenizer in ${path}: ${missing.join(" and ")} not found there. ${whatToPass()}`);
 }
 
 function whatToPass(): string {
@@ -97,7 +100,9 @@ async function readHuggingFaceFolder(dir: string): Promise<ClipVocabulary> {
   const encoder = new Map<string, number>();
   for (const [token, id] of Object.entries(raw)) {
     if (!Number.isInteger(id)) {
-      throw new InputError(`${vocabPath}: token ${JSON.stringify(token)} has id ${JSON.stringify(id)}, expected an integer`);
+      throw new InputError(
+        `${vocabPath}: token ${JSON.stringify(token)} has id ${JSON.stringify(id)}, expected an integer`,
+      );
     }
     encoder.set(token, id as number);
   }
@@ -118,19 +123,36 @@ async function readOpenAiBpe(file: string): Promise<ClipVocabulary> {
   }
   const merges = parseMerges(text, file);
   // OpenAI's order: byte symbols, the same with the word-end mark, one token per merge, then the specials.
-  const tokens = [...BYTE_SYMBOLS, ...BYTE_SYMBOLS.map((s) => s + END_OF_WORD), ...merges.map(([a, b]) => a + b), START_OF_TEXT, END_OF_TEXT];
+  const tokens = [
+    ...BYTE_SYMBOLS,
+    ...BYTE_SYMBOLS.map((s) => s + END_OF_WORD),
+    ...merges.map(([a, b]) => a + b),
+    START_OF_TEXT,
+    END_OF_TEXT,
+  ];
   const encoder = new Map<string, number>();
   tokens.forEach((t, id) => encoder.set(t, id));
-  return { encoder, merges, special: { bos: DEFAULT_SPECIAL.bos, eos: DEFAULT_SPECIAL.eos, unk: DEFAULT_SPECIAL.unk }, addedTokens: [], source: file };
+  return {
+    encoder,
+    merges,
+    special: { bos: DEFAULT_SPECIAL.bos, eos: DEFAULT_SPECIAL.eos, unk: DEFAULT_SPECIAL.unk },
+    addedTokens: [],
+    source: file,
+  };
 }
 
 /** Line 0 is a version header in both formats; each other line is "left right". */
 function parseMerges(text: string, source: string): [string, string][] {
-  const lines = text.trimEnd().split("\n").slice(1, MAX_MERGES + 1);
+  const lines = text
+    .trimEnd()
+    .split("\n")
+    .slice(1, MAX_MERGES + 1);
   return lines.map((line, i) => {
     const parts = line.trim().split(/\s+/);
     if (parts.length !== 2 || parts[0] === "") {
-      throw new InputError(`${source} line ${i + 2} is ${JSON.stringify(line)}, expected two symbols separated by a space: re-download the tokenizer files`);
+      throw new InputError(
+        `${source} line ${i + 2} is ${JSON.stringify(line)}, expected two symbols separated by a space: re-download the tokenizer files`,
+      );
     }
     return [parts[0]!, parts[1]!];
   });
@@ -176,7 +198,9 @@ async function readTokenizerConfig(dir: string): Promise<{ special: SpecialToken
 async function readJsonObject(file: string): Promise<Record<string, unknown> | undefined> {
   if ((await pathKind(file)) !== "file") return undefined;
   const parsed = readJsonFile(file, InputError, READ);
-  return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)
+    ? (parsed as Record<string, unknown>)
+    : undefined;
 }
 
 /** A special token is written either as its string or as an object with `content`. */

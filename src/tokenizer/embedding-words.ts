@@ -26,7 +26,11 @@ export class EmbeddingWords {
   /** Placeholder ids in use: firstId up to this. */
   readonly endId: number;
 
-  constructor(tokenizer: ClipTokenizer, words: readonly EmbeddingWord[], readonly firstId: number) {
+  constructor(
+    tokenizer: ClipTokenizer,
+    words: readonly EmbeddingWord[],
+    readonly firstId: number,
+  ) {
     let next = firstId;
     for (const w of words) {
       const ids = tokenizer.encodeText(w.name);
@@ -52,6 +56,8 @@ export class EmbeddingWords {
 /** Checks that an embedding's vectors fit one chunk of `chunkLength` prompt positions. */
 export function checkEmbeddingLength(name: string, vectors: number, chunkLength: number): void {
   if (vectors > chunkLength) {
-    throw new InputError(`the embedding "${name}" has ${vectors} vectors, more than the ${chunkLength} positions of a prompt chunk; it cannot be used`);
+    throw new InputError(
+      `the embedding "${name}" has ${vectors} vectors, more than the ${chunkLength} positions of a prompt chunk; it cannot be used`,
+    );
   }
 }

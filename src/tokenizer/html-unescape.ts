@@ -20,20 +20,68 @@ const LATIN1_NAMES = (
 
 /** Entities that need their semicolon: `name: code point`. */
 const SEMICOLON_ONLY: Record<string, number> = {
-  apos: 0x27, OElig: 0x152, oelig: 0x153, Scaron: 0x160, scaron: 0x161, Yuml: 0x178, fnof: 0x192,
-  circ: 0x2c6, tilde: 0x2dc, ensp: 0x2002, emsp: 0x2003, thinsp: 0x2009, zwnj: 0x200c, zwj: 0x200d,
-  lrm: 0x200e, rlm: 0x200f, ndash: 0x2013, mdash: 0x2014, lsquo: 0x2018, rsquo: 0x2019, sbquo: 0x201a,
-  ldquo: 0x201c, rdquo: 0x201d, bdquo: 0x201e, dagger: 0x2020, Dagger: 0x2021, bull: 0x2022,
-  hellip: 0x2026, permil: 0x2030, prime: 0x2032, Prime: 0x2033, lsaquo: 0x2039, rsaquo: 0x203a,
-  euro: 0x20ac, trade: 0x2122, larr: 0x2190, uarr: 0x2191, rarr: 0x2192, darr: 0x2193, harr: 0x2194,
-  minus: 0x2212, infin: 0x221e, ne: 0x2260, le: 0x2264, ge: 0x2265, starf: 0x2605, star: 0x2606,
-  spades: 0x2660, clubs: 0x2663, hearts: 0x2665, diams: 0x2666,
+  apos: 0x27,
+  OElig: 0x152,
+  oelig: 0x153,
+  Scaron: 0x160,
+  scaron: 0x161,
+  Yuml: 0x178,
+  fnof: 0x192,
+  circ: 0x2c6,
+  tilde: 0x2dc,
+  ensp: 0x2002,
+  emsp: 0x2003,
+  thinsp: 0x2009,
+  zwnj: 0x200c,
+  zwj: 0x200d,
+  lrm: 0x200e,
+  rlm: 0x200f,
+  ndash: 0x2013,
+  mdash: 0x2014,
+  lsquo: 0x2018,
+  rsquo: 0x2019,
+  sbquo: 0x201a,
+  ldquo: 0x201c,
+  rdquo: 0x201d,
+  bdquo: 0x201e,
+  dagger: 0x2020,
+  Dagger: 0x2021,
+  bull: 0x2022,
+  hellip: 0x2026,
+  permil: 0x2030,
+  prime: 0x2032,
+  Prime: 0x2033,
+  lsaquo: 0x2039,
+  rsaquo: 0x203a,
+  euro: 0x20ac,
+  trade: 0x2122,
+  larr: 0x2190,
+  uarr: 0x2191,
+  rarr: 0x2192,
+  darr: 0x2193,
+  harr: 0x2194,
+  minus: 0x2212,
+  infin: 0x221e,
+  ne: 0x2260,
+  le: 0x2264,
+  ge: 0x2265,
+  starf: 0x2605,
+  star: 0x2606,
+  spades: 0x2660,
+  clubs: 0x2663,
+  hearts: 0x2665,
+  diams: 0x2666,
 };
 
 function buildEntityTable(): { withSemicolon: Map<string, string>; bare: Map<string, string> } {
   const bare = new Map<string, string>();
   LATIN1_NAMES.forEach((name, i) => bare.set(name, String.fromCodePoint(0xa0 + i)));
-  for (const [name, ch] of [["amp", "&"], ["lt", "<"], ["gt", ">"], ["quot", '"']] as const) {
+  for (const [name, ch] of [
+    ["amp", "&"],
+    ["lt", "<"],
+    ["gt", ">"],
+    ["quot", '"'],
+  ] as const) {
     bare.set(name, ch);
     bare.set(name.toUpperCase(), ch);
   }
@@ -48,8 +96,12 @@ const ENTITIES = buildEntityTable();
 
 function isNonCharacter(cp: number): boolean {
   return (
-    (cp >= 0x1 && cp <= 0x8) || cp === 0xb || (cp >= 0xe && cp <= 0x1f) || (cp >= 0x7f && cp <= 0x9f) ||
-    (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe
+    (cp >= 0x1 && cp <= 0x8) ||
+    cp === 0xb ||
+    (cp >= 0xe && cp <= 0x1f) ||
+    (cp >= 0x7f && cp <= 0x9f) ||
+    (cp >= 0xfdd0 && cp <= 0xfdef) ||
+    (cp & 0xfffe) === 0xfffe
   );
 }
 

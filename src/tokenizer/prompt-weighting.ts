@@ -98,7 +98,8 @@ export function parsePromptWeights(prompt: string): PromptSegment[] {
   for (const piece of pieces) {
     const last = segments[segments.length - 1];
     if (piece.isBreak) segments.push({ kind: "break" });
-    else if (last?.kind === "text" && last.weight === piece.weight) segments[segments.length - 1] = { ...last, text: last.text + piece.text };
+    else if (last?.kind === "text" && last.weight === piece.weight)
+      segments[segments.length - 1] = { ...last, text: last.text + piece.text };
     else segments.push({ kind: "text", text: piece.text, weight: piece.weight });
   }
   return segments.length > 0 ? segments : [{ kind: "text", text: "", weight: 1 }];
@@ -107,7 +108,9 @@ export function parsePromptWeights(prompt: string): PromptSegment[] {
 function parseWeight(digits: string, token: string): number {
   const weight = Number(digits);
   if (Number.isNaN(weight)) {
-    throw new InputError(`the attention weight in "${token}" is not a number: write it like (words:1.2), or escape the bracket as \\) to keep it literal`);
+    throw new InputError(
+      `the attention weight in "${token}" is not a number: write it like (words:1.2), or escape the bracket as \\) to keep it literal`,
+    );
   }
   return weight;
 }

@@ -16,7 +16,8 @@ import { WINDOWS_1252_C1 } from "./windows-1252.js";
  * The characters Python's `str.isspace` accepts: the reference collapses runs of these, so the set
  * differs from JavaScript's `\s` (which lacks U+001C-U+001F and U+0085 and includes U+FEFF).
  */
-export const PYTHON_WHITESPACE = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+export const PYTHON_WHITESPACE =
+  "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 
 const WHITESPACE_RUN = new RegExp(`[${PYTHON_WHITESPACE}]+`, "g");
 const EDGE_WHITESPACE = new RegExp(`^[${PYTHON_WHITESPACE}]+|[${PYTHON_WHITESPACE}]+$`, "g");

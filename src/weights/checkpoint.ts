@@ -17,7 +17,14 @@ import {
   unusedTextTensor,
   type FamilyEvidence,
 } from "./detect.js";
-import { isDiffusersBuffer, ldmComponentWeights, RenamedWeights, type Component, type LdmPart, type TensorRef } from "./ldm-keymap.js";
+import {
+  isDiffusersBuffer,
+  ldmComponentWeights,
+  RenamedWeights,
+  type Component,
+  type LdmPart,
+  type TensorRef,
+} from "./ldm-keymap.js";
 import { SafetensorsFile, type Dtype } from "./safetensors.js";
 import type { WeightSource } from "./weight-source.js";
 
@@ -104,7 +111,8 @@ export const DIFFUSERS_FOLDERS: Readonly<Record<ModelFamily, Readonly<Partial<Re
 };
 
 const COMPONENTS: readonly Component[] = ["unet", "vae", "textEncoder", "textEncoder2"];
-const FOLDER_LAYOUT = "a diffusers Stable Diffusion folder holds model_index.json, unet/, vae/, text_encoder/ (and text_encoder_2/ for SDXL), tokenizer/ and scheduler/";
+const FOLDER_LAYOUT =
+  "a diffusers Stable Diffusion folder holds model_index.json, unet/, vae/, text_encoder/ (and text_encoder_2/ for SDXL), tokenizer/ and scheduler/";
 
 /** Opens a single-file `.safetensors` checkpoint (original layout) or a diffusers folder. */
 export function openCheckpointFiles(path: string, opts: OpenOptions = {}): Checkpoint {
@@ -112,7 +120,9 @@ export function openCheckpointFiles(path: string, opts: OpenOptions = {}): Check
   try {
     isDir = statSync(path).isDirectory();
   } catch (e) {
-    throw new CheckpointError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
+    throw new CheckpointError(
+      `${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`,
+    );
   }
   return isDir ? openDiffusersFolder(path, opts) : openSingleFile(path, opts);
 }
@@ -137,7 +147,13 @@ function openSingleFile(path: string, opts: OpenOptions): Checkpoint {
       const c = detected.config;
       throw new UnsupportedModelError(
         `${path}: a ${familyName(detected.family)} checkpoint with non-standard sizes (UNet channels [${c.unet.blockOutChannels}], ` +
-          `context ${c.unet.crossAttentionDim}, VAE channels [${c.vae.blockOutChannels}], text width ${[c.textEncoder, c.textEncoder2].filter(Boolean).map((t) => t!.hiddenSize).join(" + ")}); ` +
+          `context ${c.unet.crossAttentionDim}, VAE channels [${c.vae.blockOutChannels}], text width ${[
+            c.textEncoder,
+            c.textEncoder2,
+          ]
+            .filter(Boolean)
+            .map((t) => t!.hiddenSize)
+            .join(" + ")}); ` +
           `attention head counts and norm groups cannot be read from weights, so pass a config folder ` +
           `(configDir / --config: a diffusers folder with unet/, vae/ and text encoder config.json files for this model)`,
       );
@@ -145,12 +161,28 @@ function openSingleFile(path: string, opts: OpenOptions): Checkpoint {
       config = detected.config;
     }
     const sources = new Map<Component, RenamedWeights>();
-    for (const part of detected.parts) sources.set(part.component, usedWeights(ldmComponentWeights(file, part), part, config));
-    if (opts.configDir === undefined) config = predictionDefaults(config, opts.prediction ?? singleFilePrediction(config, sources.get("unet")!, shapes));
-    const hint = opts.configDir !== undefined
-      ? `the config folder ${opts.configDir} does not describe this checkpoint`
-      : `the checkpoint is incomplete or not a plain ${familyName(detected.family)} model`;
-    return makeCheckpoint(path, "single-file", config, inpaintingFromInChannels(config.unet.inChannels, path), sources, textFolders(config.family), [path, ...configFiles], [file], hint);
+    for (const part of detected.parts)
+      sources.set(part.component, usedWeights(ldmComponentWeights(file, part), part, config));
+    if (opts.configDir === undefined)
+      config = predictionDefaults(
+        config,
+        opts.prediction ?? singleFilePrediction(config, sources.get("unet")!, shapes),
+      );
+    const hint =
+      opts.configDir !== undefined
+        ? `the config folder ${opts.configDir} does not describe this checkpoint`
+        : `the checkpoint is incomplete or not a plain ${familyName(detected.family)} model`;
+    return makeCheckpoint(
+      path,
+      "single-file",
+      config,
+      inpaintingFromInChannels(config.unet.inChannels, path),
+      sources,
+      textFolders(config.family),
+      [path, ...configFiles],
+      [file],
+      hint,
+    );
   } catch (e) {
     file.close();
     throw e;
@@ -166,8 +198,13 @@ function openSingleFile(path: string, opts: OpenOptions): Checkpoint {
  * ComfyUI's rule: it reads 1280 numbers instead of running an 866M-parameter UNet, and tells 768-v from 512-base
  * apart where diffusers' rule cannot. `prediction` (--prediction) decides over all of these.
  */
-function singleFilePrediction(config: PipelineConfig, unet: WeightSource, stored: ReadonlyMap<string, unknown>): PredictionType {
-  if (config.family === "sdxl" || config.family === "sdxl-refiner") return stored.has("v_pred") ? "v_prediction" : "epsilon";
+function singleFilePrediction(
+  config: PipelineConfig,
+  unet: WeightSource,
+  stored: ReadonlyMap<string, unknown>,
+): PredictionType {
+  if (config.family === "sdxl" || config.family === "sdxl-refiner")
+    return stored.has("v_pred") ? "v_prediction" : "epsilon";
   if (config.family !== "sd2") return "epsilon";
   const probe = sd2PredictionProbe(config.unet);
   return probe && unet.has(probe) ? sd2PredictionFromProbe(unet.float32(probe)) : "epsilon";
@@ -191,7 +228,9 @@ function textFolders(family: ModelFamily): string[] {
 
 function openDiffusersFolder(dir: string, opts: OpenOptions): Checkpoint {
   if (existsSync(join(dir, "unet", "model.onnx"))) {
-    throw new UnsupportedModelError(`${dir}: an ONNX export folder (unet/model.onnx); open the checkpoint it came from (single file or diffusers folder) instead`);
+    throw new UnsupportedModelError(
+      `${dir}: an ONNX export folder (unet/model.onnx); open the checkpoint it came from (single file or diffusers folder) instead`,
+    );
   }
   const configFiles: string[] = [];
   const read = readFolderConfigs(dir, configFiles);
@@ -209,7 +248,17 @@ function openDiffusersFolder(dir: string, opts: OpenOptions): Checkpoint {
       weightFiles.push(...w.files.map((f) => f.path));
       sources.set(c, w.weights);
     }
-    return makeCheckpoint(dir, "diffusers", config, inpainting, sources, textFolders(config.family), [...weightFiles, ...configFiles], opened, `the weights in ${dir} do not match its config.json files`);
+    return makeCheckpoint(
+      dir,
+      "diffusers",
+      config,
+      inpainting,
+      sources,
+      textFolders(config.family),
+      [...weightFiles, ...configFiles],
+      opened,
+      `the weights in ${dir} do not match its config.json files`,
+    );
   } catch (e) {
     for (const f of opened) f.close();
     throw e;
@@ -220,14 +269,19 @@ function openDiffusersFolder(dir: string, opts: OpenOptions): Checkpoint {
 export function readJson(path: string, what: string): Json {
   if (!existsSync(path)) throw new CheckpointError(`${path}: missing (${what})`);
   // Not a FIFO or a device (which would hang or never end), not nested past the bound, not gigabytes.
-  const json = readJsonFile(path, CheckpointError, { hint: "restore the file from the model's repository", maxBytes: MAX_SIDE_FILE_BYTES });
-  if (json === null || typeof json !== "object" || Array.isArray(json)) throw new CheckpointError(`${path}: expected a JSON object`);
+  const json = readJsonFile(path, CheckpointError, {
+    hint: "restore the file from the model's repository",
+    maxBytes: MAX_SIDE_FILE_BYTES,
+  });
+  if (json === null || typeof json !== "object" || Array.isArray(json))
+    throw new CheckpointError(`${path}: expected a JSON object`);
   return json as Json;
 }
 
 /** The pipeline config of a diffusers folder (or of a config folder given for a single file). */
 function readFolderConfigs(dir: string, read: string[]): { config: PipelineConfig; family: FamilyEvidence } {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: not a folder; ${FOLDER_LAYOUT}`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new CheckpointError(`${dir}: not a folder; ${FOLDER_LAYOUT}`);
   const indexPath = join(dir, "model_index.json");
   const index = existsSync(indexPath) ? readJson(indexPath, "model_index.json") : undefined;
   if (index) read.push(indexPath);
@@ -239,7 +293,8 @@ function readFolderConfigs(dir: string, read: string[]): { config: PipelineConfi
     read.push(p);
     return json;
   };
-  const unet = component("unet"), vae = component("vae");
+  const unet = component("unet"),
+    vae = component("vae");
   const firstText = existsSync(join(dir, "text_encoder")) ? component("text_encoder") : undefined;
   const family = detectDiffusersFamily(index, unet, firstText);
   const folders = DIFFUSERS_FOLDERS[family.family];
@@ -248,7 +303,10 @@ function readFolderConfigs(dir: string, read: string[]): { config: PipelineConfi
     const entry = index?.[folder];
     const cls = Array.isArray(entry) ? String(entry[1]) : undefined;
     const json = folder === "text_encoder" && firstText ? firstText : component(folder);
-    return textEncoderConfigFromTransformers(json, { withProjection: cls === undefined ? undefined : cls === "CLIPTextModelWithProjection", origin: join(dir, folder, "config.json") });
+    return textEncoderConfigFromTransformers(json, {
+      withProjection: cls === undefined ? undefined : cls === "CLIPTextModelWithProjection",
+      origin: join(dir, folder, "config.json"),
+    });
   };
   const schedulerPath = join(dir, "scheduler", "scheduler_config.json");
   let predictionType: PredictionType = "epsilon";
@@ -271,11 +329,21 @@ function readFolderConfigs(dir: string, read: string[]): { config: PipelineConfi
 }
 
 /** A diffusers component folder's weights: one file or an index of shards, full precision or fp16 variant. */
-export function openDiffusersComponent(dir: string, component: Component, variant?: "fp16", layoutHelp = FOLDER_LAYOUT): { weights: RenamedWeights; files: SafetensorsFile[] } {
-  const stem = component === "textEncoder" || component === "textEncoder2" ? WEIGHT_STEMS.text_encoder! : WEIGHT_STEMS.unet!;
+export function openDiffusersComponent(
+  dir: string,
+  component: Component,
+  variant?: "fp16",
+  layoutHelp = FOLDER_LAYOUT,
+): { weights: RenamedWeights; files: SafetensorsFile[] } {
+  const stem =
+    component === "textEncoder" || component === "textEncoder2" ? WEIGHT_STEMS.text_encoder! : WEIGHT_STEMS.unet!;
   if (!existsSync(dir)) throw new CheckpointError(`${dir}: missing; ${layoutHelp}`);
   const plain = [`${stem}.safetensors`, `${stem}.safetensors.index.json`];
-  const half = [`${stem}.fp16.safetensors`, `${stem}.safetensors.index.fp16.json`, `${stem}.fp16.safetensors.index.json`];
+  const half = [
+    `${stem}.fp16.safetensors`,
+    `${stem}.safetensors.index.fp16.json`,
+    `${stem}.fp16.safetensors.index.json`,
+  ];
   const candidates = variant === "fp16" ? [...half, ...plain] : [...plain, ...half];
   const found = candidates.find((n) => existsSync(join(dir, n)));
   if (!found) {
@@ -290,18 +358,22 @@ export function openDiffusersComponent(dir: string, component: Component, varian
     const add = (file: SafetensorsFile, names: Iterable<string>) => {
       for (const name of names) {
         if (isDiffusersBuffer(component, name)) continue;
-        if (!file.has(name)) throw new CheckpointError(`${file.path}: no tensor "${name}", which the shard index places in this file`);
-        if (table.has(name)) throw new CheckpointError(`${file.path}: tensor "${name}" also appears in ${table.get(name)!.file.path}`);
+        if (!file.has(name))
+          throw new CheckpointError(`${file.path}: no tensor "${name}", which the shard index places in this file`);
+        if (table.has(name))
+          throw new CheckpointError(`${file.path}: tensor "${name}" also appears in ${table.get(name)!.file.path}`);
         table.set(name, { file, stored: name, shape: file.info(name).shape });
       }
     };
     if (found.endsWith(".json")) {
       const indexPath = join(dir, found);
       const weightMap = readJson(indexPath, "shard index").weight_map;
-      if (weightMap === null || typeof weightMap !== "object") throw new CheckpointError(`${indexPath}: no weight_map object`);
+      if (weightMap === null || typeof weightMap !== "object")
+        throw new CheckpointError(`${indexPath}: no weight_map object`);
       const byFile = new Map<string, string[]>();
       for (const [name, shard] of Object.entries(weightMap as Record<string, unknown>)) {
-        if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\")) throw new CheckpointError(`${indexPath}: bad shard name for "${name}"`);
+        if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\"))
+          throw new CheckpointError(`${indexPath}: bad shard name for "${name}"`);
         byFile.set(shard, [...(byFile.get(shard) ?? []), name]);
       }
       for (const [shard, names] of byFile) {
@@ -331,7 +403,8 @@ export function componentInfo(w: WeightSource): ComponentInfo {
     parameters += n;
     byDtype.set(w.dtype(k), (byDtype.get(w.dtype(k)) ?? 0) + n);
   }
-  let dtype: Dtype = "F32", most = -1;
+  let dtype: Dtype = "F32",
+    most = -1;
   for (const [d, n] of byDtype) if (n > most) [dtype, most] = [d, n];
   return { parameters, tensors: keys.length, dtype };
 }

@@ -44,16 +44,30 @@ export function openControlNetFiles(path: string, opts: ControlNetOpenOptions = 
   try {
     isDir = statSync(path).isDirectory();
   } catch (e) {
-    throw new CheckpointError(`${path}: cannot open the ControlNet (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
+    throw new CheckpointError(
+      `${path}: cannot open the ControlNet (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`,
+    );
   }
   return isDir ? openFolder(path) : openSingleFile(path, opts);
 }
 
 function openFolder(dir: string): ControlNetCheckpoint {
   const configPath = join(dir, "config.json");
-  const config = controlNetConfigFromDiffusers(checkedConfig(readJson(configPath, FOLDER_LAYOUT), configPath), configPath);
+  const config = controlNetConfigFromDiffusers(
+    checkedConfig(readJson(configPath, FOLDER_LAYOUT), configPath),
+    configPath,
+  );
   const { weights, files } = openDiffusersComponent(dir, "controlnet", undefined, FOLDER_LAYOUT);
-  return make(dir, "diffusers", config, familyOf(config), weights, [...files.map((f) => f.path), configPath], files, `the weights in ${dir} do not match its config.json`);
+  return make(
+    dir,
+    "diffusers",
+    config,
+    familyOf(config),
+    weights,
+    [...files.map((f) => f.path), configPath],
+    files,
+    `the weights in ${dir} do not match its config.json`,
+  );
 }
 
 function openSingleFile(path: string, opts: ControlNetOpenOptions): ControlNetCheckpoint {
@@ -64,8 +78,20 @@ function openSingleFile(path: string, opts: ControlNetOpenOptions): ControlNetCh
     const shapes = new Map(weights.keys().map((k) => [k, weights.shape(k)] as const));
     if (opts.configDir !== undefined) {
       const configPath = configFile(opts.configDir);
-      const config = controlNetConfigFromDiffusers(checkedConfig(readJson(configPath, "the ControlNet's config"), configPath), configPath);
-      return make(path, "single-file", config, familyOf(config), weights, [path, configPath], [file], `the config ${configPath} does not describe this ControlNet`);
+      const config = controlNetConfigFromDiffusers(
+        checkedConfig(readJson(configPath, "the ControlNet's config"), configPath),
+        configPath,
+      );
+      return make(
+        path,
+        "single-file",
+        config,
+        familyOf(config),
+        weights,
+        [path, configPath],
+        [file],
+        `the config ${configPath} does not describe this ControlNet`,
+      );
     }
     const detected = controlNetConfigFromShapes(shapes, path);
     if (!detected.standardSizes) {
@@ -75,7 +101,16 @@ function openSingleFile(path: string, opts: ControlNetOpenOptions): ControlNetCh
           `from weights, so pass its config (--control-config: a folder with the ControlNet's diffusers config.json)`,
       );
     }
-    return make(path, "single-file", detected.config, detected.family, weights, [path], [file], "the file is incomplete or not a plain ControlNet");
+    return make(
+      path,
+      "single-file",
+      detected.config,
+      detected.family,
+      weights,
+      [path],
+      [file],
+      "the file is incomplete or not a plain ControlNet",
+    );
   } catch (e) {
     file.close();
     throw e;
@@ -91,7 +126,9 @@ function controlNetWeights(file: SafetensorsFile, keys: readonly string[]): Rena
   if (keys.some((k) => k.startsWith("control_model.") || k.startsWith("input_hint_block."))) {
     return ldmComponentWeights(file, controlNetPart(keys));
   }
-  const hint = keys.some((k) => k.startsWith("model.diffusion_model.")) ? "it is a Stable Diffusion checkpoint: pass it as the model (--model) instead" : "";
+  const hint = keys.some((k) => k.startsWith("model.diffusion_model."))
+    ? "it is a Stable Diffusion checkpoint: pass it as the model (--model) instead"
+    : "";
   throw new CheckpointError(
     `${file.path}: not a ControlNet (no control_model.*, input_hint_block.* or controlnet_cond_embedding.* tensors)${hint ? `; ${hint}` : ""}`,
   );
@@ -101,7 +138,9 @@ function controlNetWeights(file: SafetensorsFile, keys: readonly string[]): Rena
 function checkedConfig(json: Record<string, unknown>, path: string): Record<string, unknown> {
   const cls = json._class_name;
   if (cls !== undefined && cls !== "ControlNetModel") {
-    throw new UnsupportedModelError(`${path}: _class_name ${JSON.stringify(cls)} is not a ControlNet (ControlNetModel); pass a ControlNet's folder`);
+    throw new UnsupportedModelError(
+      `${path}: _class_name ${JSON.stringify(cls)} is not a ControlNet (ControlNetModel); pass a ControlNet's folder`,
+    );
   }
   return json;
 }
@@ -111,7 +150,9 @@ function configFile(dirOrFile: string): string {
   try {
     isDir = statSync(dirOrFile).isDirectory();
   } catch (e) {
-    throw new CheckpointError(`${dirOrFile}: cannot open the ControlNet config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
+    throw new CheckpointError(
+      `${dirOrFile}: cannot open the ControlNet config (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`,
+    );
   }
   return isDir ? join(dirOrFile, "config.json") : dirOrFile;
 }

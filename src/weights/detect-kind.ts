@@ -41,7 +41,14 @@ export function detectWeightsKind(shapes: ShapeMap, metadata: Readonly<Record<st
   for (const [kind, re] of PART_PATTERNS) {
     const k = keys.find((n) => re.test(n));
     if (!k) continue;
-    const family = kind === "lora" ? loraFamily(shapes, metadata) : kind === "embedding" ? embeddingFamily(shapes) : kind === "controlnet" ? crossAttentionFamily(shapes) : undefined;
+    const family =
+      kind === "lora"
+        ? loraFamily(shapes, metadata)
+        : kind === "embedding"
+          ? embeddingFamily(shapes)
+          : kind === "controlnet"
+            ? crossAttentionFamily(shapes)
+            : undefined;
     return { kind, ...(family ? { family } : {}), evidence: `"${k}"` };
   }
   // diffusers' textual inversion: one tensor named by its token (not a dotted weight name), [vectors, text width].
@@ -49,7 +56,8 @@ export function detectWeightsKind(shapes: ShapeMap, metadata: Readonly<Record<st
   if (only?.length === 2) {
     const family = FAMILY_BY_WIDTH.get(only[1]!);
     const textWidth = family === "sd1" || family === "sd2";
-    if (textWidth || !keys[0]!.includes(".")) return { kind: "embedding", ...(textWidth ? { family } : {}), evidence: `one tensor "${keys[0]}"` };
+    if (textWidth || !keys[0]!.includes("."))
+      return { kind: "embedding", ...(textWidth ? { family } : {}), evidence: `one tensor "${keys[0]}"` };
   }
   return { kind: "unknown" };
 }

@@ -107,7 +107,10 @@ interface FamilyProbe {
 const FAMILY_PROBES: readonly FamilyProbe[] = [
   {
     family: "sdxl-refiner",
-    test: (s) => (present(s, (k) => k.startsWith(`${UNET_PREFIX}label_emb.`)) ? prefixed(s, "conditioner.embedders.0.model.", "SDXL refiner's single OpenCLIP bigG conditioner") : undefined),
+    test: (s) =>
+      present(s, (k) => k.startsWith(`${UNET_PREFIX}label_emb.`))
+        ? prefixed(s, "conditioner.embedders.0.model.", "SDXL refiner's single OpenCLIP bigG conditioner")
+        : undefined,
   },
   { family: "sdxl", test: (s) => prefixed(s, "conditioner.embedders.", "SDXL text conditioners") },
   { family: "sdxl", test: (s) => prefixed(s, `${UNET_PREFIX}label_emb.`, "SDXL size/crop embedding") },
@@ -146,11 +149,19 @@ export function detectLdmFamily(shapes: ShapeMap, origin: string): FamilyEvidenc
   if (!present(shapes, (k) => k.startsWith(UNET_PREFIX))) {
     for (const [kind, re] of PART_PATTERNS) {
       const k = [...shapes.keys()].find((n) => re.test(n));
-      if (k) throw new CheckpointError(`${origin}: this looks like ${NOT_A_CHECKPOINT[kind]} (it has "${k}" and no ${UNET_PREFIX}* tensors)`);
+      if (k)
+        throw new CheckpointError(
+          `${origin}: this looks like ${NOT_A_CHECKPOINT[kind]} (it has "${k}" and no ${UNET_PREFIX}* tensors)`,
+        );
     }
     throw new CheckpointError(
       `${origin}: no ${UNET_PREFIX}* tensors, so this is not a single-file Stable Diffusion checkpoint ` +
-        `(first keys: ${[...shapes.keys()].slice(0, 3).map((k) => `"${k}"`).join(", ") || "none"})`,
+        `(first keys: ${
+          [...shapes.keys()]
+            .slice(0, 3)
+            .map((k) => `"${k}"`)
+            .join(", ") || "none"
+        })`,
     );
   }
   for (const p of FAMILY_PROBES) {
@@ -164,18 +175,29 @@ export function detectLdmFamily(shapes: ShapeMap, origin: string): FamilyEvidenc
 }
 
 /** The family of a diffusers folder from its config files. */
-export function detectDiffusersFamily(modelIndex: Json | undefined, unet: Json, textEncoder: Json | undefined): FamilyEvidence {
+export function detectDiffusersFamily(
+  modelIndex: Json | undefined,
+  unet: Json,
+  textEncoder: Json | undefined,
+): FamilyEvidence {
   const cls = String(modelIndex?._class_name ?? "");
-  const xl = cls.includes("XL") ? `model_index.json _class_name ${cls}`
-    : modelIndex && "text_encoder_2" in modelIndex ? "model_index.json lists text_encoder_2"
-    : unet.addition_embed_type === "text_time" ? "unet addition_embed_type text_time"
-    : undefined;
+  const xl = cls.includes("XL")
+    ? `model_index.json _class_name ${cls}`
+    : modelIndex && "text_encoder_2" in modelIndex
+      ? "model_index.json lists text_encoder_2"
+      : unet.addition_embed_type === "text_time"
+        ? "unet addition_embed_type text_time"
+        : undefined;
   if (xl) {
     // The refiner has no CLIP ViT-L (text_encoder [null, null]) and conditions on an aesthetic score.
     const te = modelIndex?.text_encoder;
-    const noClipL = modelIndex !== undefined && (te === undefined || (Array.isArray(te) && te.every((v) => v === null)));
+    const noClipL =
+      modelIndex !== undefined && (te === undefined || (Array.isArray(te) && te.every((v) => v === null)));
     if (noClipL || modelIndex?.requires_aesthetics_score === true) {
-      return { family: "sdxl-refiner", evidence: `${xl}, ${noClipL ? "no text_encoder" : "requires_aesthetics_score"}` };
+      return {
+        family: "sdxl-refiner",
+        evidence: `${xl}, ${noClipL ? "no text_encoder" : "requires_aesthetics_score"}`,
+      };
     }
     return { family: "sdxl", evidence: xl };
   }
@@ -209,7 +231,13 @@ export interface Detection {
   standardSizes: boolean;
 }
 
-const COMPONENT_WORDS: Readonly<Record<Component, string>> = { unet: "UNet", vae: "VAE", textEncoder: "text encoder", textEncoder2: "second text encoder", controlnet: "ControlNet" };
+const COMPONENT_WORDS: Readonly<Record<Component, string>> = {
+  unet: "UNet",
+  vae: "VAE",
+  textEncoder: "text encoder",
+  textEncoder2: "second text encoder",
+  controlnet: "ControlNet",
+};
 
 /**
  * Detects a single-file checkpoint in the original layout from its {name: shape} map: the family, then the configs
@@ -230,7 +258,9 @@ export function detectLdmCheckpoint(stored: ShapeMap, origin: string): Detection
   const shapes = new Map(parts.map((p) => [p.component, mapLdmShapes(p, stored, origin)] as const));
   const where = (p: LdmPart) => `${origin} (${p.prefix}*)`;
   const part = (c: Component) => parts.find((p) => p.component === c)!;
-  const texts = parts.filter((p) => p.layout === "clip" || p.layout === "open-clip").map((p) => textEncoderFromShapes(shapes.get(p.component)!, where(p), p, f.family));
+  const texts = parts
+    .filter((p) => p.layout === "clip" || p.layout === "open-clip")
+    .map((p) => textEncoderFromShapes(shapes.get(p.component)!, where(p), p, f.family));
   const pooledWidth = texts[texts.length - 1]!.projectionDim;
   const unet = unetConfigFromShapes(shapes.get("unet")!, where(part("unet")), f.family, pooledWidth);
   const vae = vaeConfigFromShapes(shapes.get("vae")!, where(part("vae")), f.family);
@@ -244,18 +274,46 @@ export function detectLdmCheckpoint(stored: ShapeMap, origin: string): Detection
   const inpainting = inpaintingFromInChannels(unet.inChannels, origin);
   const w = defaults.widths;
   const standardSizes =
-    unet.blockOutChannels.length <= w.unet.length && unet.blockOutChannels.every((c, i) => c === w.unet[i]) &&
-    unet.crossAttentionDim === w.context && same(vae.blockOutChannels, w.vae) && same(texts.map((t) => t.hiddenSize), w.text);
+    unet.blockOutChannels.length <= w.unet.length &&
+    unet.blockOutChannels.every((c, i) => c === w.unet[i]) &&
+    unet.crossAttentionDim === w.context &&
+    same(vae.blockOutChannels, w.vae) &&
+    same(
+      texts.map((t) => t.hiddenSize),
+      w.text,
+    );
   const assumed = [
     `UNet attention heads [${unet.attentionHeads.join(",")}] (${f.family === "sd1" ? "8 per level" : "64-wide heads"})`,
     `group norm groups ${defaults.normGroups} (UNet and VAE)`,
-    ...texts.map((t, i) => `text encoder${texts.length > 1 ? ` ${i + 1}` : ""}: ${t.numAttentionHeads} heads (64 wide), activation ${t.hiddenAct}`),
+    ...texts.map(
+      (t, i) =>
+        `text encoder${texts.length > 1 ? ` ${i + 1}` : ""}: ${t.numAttentionHeads} heads (64 wide), activation ${t.hiddenAct}`,
+    ),
     `VAE scaling factor ${defaults.vaeScaling}`,
-    ...(unet.additionTimeEmbedDim !== null ? [`${TEXT_CONDITIONING[f.family].timeIds.length} time ids (${TEXT_CONDITIONING[f.family].timeIds.join(", ")})`] : []),
-    f.family === "sd2" ? "prediction type and sample size from the weights (see predictionDefaults)" : `sample size ${defaults.sampleSize}, epsilon prediction`,
+    ...(unet.additionTimeEmbedDim !== null
+      ? [`${TEXT_CONDITIONING[f.family].timeIds.length} time ids (${TEXT_CONDITIONING[f.family].timeIds.join(", ")})`]
+      : []),
+    f.family === "sd2"
+      ? "prediction type and sample size from the weights (see predictionDefaults)"
+      : `sample size ${defaults.sampleSize}, epsilon prediction`,
   ];
-  const config: PipelineConfig = { family: f.family, predictionType: "epsilon", unet, vae, textEncoder: texts[0]!, ...(texts[1] ? { textEncoder2: texts[1] } : {}) };
-  return { family: f.family, evidence: f.evidence, inpainting, config: predictionDefaults(config, "epsilon"), parts, assumed, standardSizes };
+  const config: PipelineConfig = {
+    family: f.family,
+    predictionType: "epsilon",
+    unet,
+    vae,
+    textEncoder: texts[0]!,
+    ...(texts[1] ? { textEncoder2: texts[1] } : {}),
+  };
+  return {
+    family: f.family,
+    evidence: f.evidence,
+    inpainting,
+    config: predictionDefaults(config, "epsilon"),
+    parts,
+    assumed,
+    standardSizes,
+  };
 }
 
 /**
@@ -266,7 +324,11 @@ export function detectLdmCheckpoint(stored: ShapeMap, origin: string): Detection
 export function predictionDefaults(config: PipelineConfig, prediction: PredictionType): PipelineConfig {
   if (config.family !== "sd2") return { ...config, predictionType: prediction };
   const v = prediction === "v_prediction";
-  return { ...config, predictionType: prediction, unet: { ...config.unet, sampleSize: v ? 96 : 64, upcastAttention: v } };
+  return {
+    ...config,
+    predictionType: prediction,
+    unet: { ...config.unet, sampleSize: v ? 96 : 64, upcastAttention: v },
+  };
 }
 
 /**
@@ -278,7 +340,9 @@ export function sd2PredictionProbe(unet: UNetConfig): string | undefined {
   if (unet.inChannels !== 4) return undefined;
   const levels = unet.blockOutChannels.length;
   const lastLayer = unet.layersPerBlock[0]!; // the last up level has layersPerBlock[0] + 1 layers
-  return unet.upBlockTypes[levels - 1] === "CrossAttnUpBlock2D" ? `up_blocks.${levels - 1}.attentions.${lastLayer}.transformer_blocks.0.norm1.bias` : undefined;
+  return unet.upBlockTypes[levels - 1] === "CrossAttnUpBlock2D"
+    ? `up_blocks.${levels - 1}.attentions.${lastLayer}.transformer_blocks.0.norm1.bias`
+    : undefined;
 }
 
 /** ComfyUI's threshold on the probe's population standard deviation. */
@@ -297,11 +361,17 @@ export function sd2PredictionFromProbe(values: Float32Array): PredictionType {
  * more block than the config's layers (the stored tower is whole; SD2 stops one block short). diffusers'
  * from_single_file leaves out the same tensors (SD_2_TEXT_ENCODER_KEYS_TO_IGNORE).
  */
-export function unusedTextTensor(family: ModelFamily, text: TextEncoderConfig, names: readonly string[]): (name: string) => boolean {
+export function unusedTextTensor(
+  family: ModelFamily,
+  text: TextEncoderConfig,
+  names: readonly string[],
+): (name: string) => boolean {
   const layer = (k: string) => Number(/^text_model\.encoder\.layers\.(\d+)\./.exec(k)?.[1] ?? -1);
   const stored = new Set(names.map(layer).filter((l) => l >= 0)).size;
   const extraBlock = family === "sd2" && stored === text.numHiddenLayers + 1;
-  return (k) => (text.projectionDim === null && k === "text_projection.weight") || (extraBlock && layer(k) === text.numHiddenLayers);
+  return (k) =>
+    (text.projectionDim === null && k === "text_projection.weight") ||
+    (extraBlock && layer(k) === text.numHiddenLayers);
 }
 
 function same(a: readonly number[], b: readonly number[]): boolean {
@@ -310,9 +380,14 @@ function same(a: readonly number[], b: readonly number[]): boolean {
 
 function need(s: ShapeMap, name: string, rank: number, origin: string): readonly number[] {
   const shape = s.get(name);
-  if (!shape) throw new CheckpointError(`${origin}: missing tensor "${name}", needed to tell the architecture; the checkpoint is incomplete`);
+  if (!shape)
+    throw new CheckpointError(
+      `${origin}: missing tensor "${name}", needed to tell the architecture; the checkpoint is incomplete`,
+    );
   if (shape.length !== rank) {
-    throw new CheckpointError(`${origin}: "${name}" has shape [${shape.join(",")}], expected ${rank} dimensions; the checkpoint is of another architecture`);
+    throw new CheckpointError(
+      `${origin}: "${name}" has shape [${shape.join(",")}], expected ${rank} dimensions; the checkpoint is of another architecture`,
+    );
   }
   return shape;
 }
@@ -320,7 +395,10 @@ function need(s: ShapeMap, name: string, rank: number, origin: string): readonly
 /** Whether a transformer's proj_in is a Linear ([C, C], SD2 and SDXL) rather than a 1x1 conv ([C, C, 1, 1], SD1). */
 function linearProjection(s: ShapeMap, name: string, origin: string): boolean {
   const shape = s.get(name);
-  if (!shape) throw new CheckpointError(`${origin}: missing tensor "${name}", needed to tell the architecture; the checkpoint is incomplete`);
+  if (!shape)
+    throw new CheckpointError(
+      `${origin}: missing tensor "${name}", needed to tell the architecture; the checkpoint is incomplete`,
+    );
   return shape.length === 2;
 }
 
@@ -338,7 +416,9 @@ function indices(s: ShapeMap, re: RegExp): number[] {
 function countOf(s: ShapeMap, re: RegExp, what: string, origin: string, optional = false): number {
   const ids = indices(s, re);
   if ((ids.length === 0 && !optional) || ids.some((v, i) => v !== i)) {
-    throw new CheckpointError(`${origin}: ${what} indices [${ids.join(",")}] are not 0..n-1; the checkpoint is incomplete or of another architecture`);
+    throw new CheckpointError(
+      `${origin}: ${what} indices [${ids.join(",")}] are not 0..n-1; the checkpoint is incomplete or of another architecture`,
+    );
   }
   return ids.length;
 }
@@ -347,7 +427,13 @@ const esc = (prefix: string) => prefix.replace(/\./g, "\\.");
 
 /** Transformer blocks inside one attention (0 when the attention is absent). */
 function depthOf(s: ShapeMap, attention: string, origin: string): number {
-  return countOf(s, new RegExp(`^${esc(attention)}\\.transformer_blocks\\.(\\d+)\\.`), `${attention} transformer block`, origin, true);
+  return countOf(
+    s,
+    new RegExp(`^${esc(attention)}\\.transformer_blocks\\.(\\d+)\\.`),
+    `${attention} transformer block`,
+    origin,
+    true,
+  );
 }
 
 /** The encoder half of a UNet (or ControlNet) read from its diffusers-named shapes: config.json fields and what the up path needs. */
@@ -366,7 +452,12 @@ export interface EncoderShapes {
  * distilled models need no config), the mid block, SDXL's add_embedding and LCM's cond_proj; heads and norm groups
  * from the family defaults. `pooledWidth`: the pooled text width SDXL's add_embedding takes besides the ids.
  */
-export function encoderFromShapes(s: ShapeMap, origin: string, family: ModelFamily, pooledWidth: number | null): EncoderShapes {
+export function encoderFromShapes(
+  s: ShapeMap,
+  origin: string,
+  family: ModelFamily,
+  pooledWidth: number | null,
+): EncoderShapes {
   const defaults = FAMILY_DEFAULTS[family];
   const inChannels = need(s, "conv_in.weight", 4, origin)[1]!;
   const c0 = need(s, "conv_in.weight", 4, origin)[0]!;
@@ -379,7 +470,12 @@ export function encoderFromShapes(s: ShapeMap, origin: string, family: ModelFami
   let linear: boolean | undefined;
   for (let l = 0; l < levels; l++) {
     blockOutChannels.push(need(s, `down_blocks.${l}.resnets.0.conv1.weight`, 4, origin)[0]!);
-    const layers = countOf(s, new RegExp(`^down_blocks\\.${l}\\.resnets\\.(\\d+)\\.`), `down_blocks.${l} resnet`, origin);
+    const layers = countOf(
+      s,
+      new RegExp(`^down_blocks\\.${l}\\.resnets\\.(\\d+)\\.`),
+      `down_blocks.${l} resnet`,
+      origin,
+    );
     layersPerBlock.push(layers);
     const depths = Array.from({ length: layers }, (_, j) => depthOf(s, `down_blocks.${l}.attentions.${j}`, origin));
     const cross = depths.some((d) => d > 0);
@@ -392,10 +488,13 @@ export function encoderFromShapes(s: ShapeMap, origin: string, family: ModelFami
     }
   }
   if (blockOutChannels[0] !== c0) {
-    throw new CheckpointError(`${origin}: conv_in has ${c0} output channels but the first level ${blockOutChannels[0]}; the network is inconsistent`);
+    throw new CheckpointError(
+      `${origin}: conv_in has ${c0} output channels but the first level ${blockOutChannels[0]}; the network is inconsistent`,
+    );
   }
   const midDepth = depthOf(s, "mid_block.attentions.0", origin);
-  const midBlockType = midDepth > 0 ? "UNetMidBlock2DCrossAttn" : s.has("mid_block.resnets.0.conv1.weight") ? "UNetMidBlock2D" : null;
+  const midBlockType =
+    midDepth > 0 ? "UNetMidBlock2DCrossAttn" : s.has("mid_block.resnets.0.conv1.weight") ? "UNetMidBlock2D" : null;
   if (midDepth > 0) {
     crossAttentionDim ??= need(s, "mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight", 2, origin)[1];
     linear ??= linearProjection(s, "mid_block.attentions.0.proj_in.weight", origin);
@@ -428,7 +527,9 @@ export function encoderFromShapes(s: ShapeMap, origin: string, family: ModelFami
       norm_num_groups: defaults.normGroups,
       addition_embed_type: addEmbedding ? "text_time" : null,
       addition_time_embed_dim: timeIdWidth,
-      projection_class_embeddings_input_dim: addEmbedding ? need(s, "add_embedding.linear_1.weight", 2, origin)[1] : null,
+      projection_class_embeddings_input_dim: addEmbedding
+        ? need(s, "add_embedding.linear_1.weight", 2, origin)[1]
+        : null,
       time_cond_proj_dim: condProj ? need(s, "time_embedding.cond_proj.weight", 2, origin)[1] : null,
     },
     midDepth,
@@ -441,21 +542,29 @@ export function encoderFromShapes(s: ShapeMap, origin: string, family: ModelFami
  * UNetConfig from diffusers-named UNet shapes: the encoder half (encoderFromShapes), then the up levels and the
  * output head; heads, norm groups and sample size from the family defaults.
  */
-export function unetConfigFromShapes(s: ShapeMap, origin: string, family: ModelFamily = "sd1", pooledWidth: number | null = null): UNetConfig {
+export function unetConfigFromShapes(
+  s: ShapeMap,
+  origin: string,
+  family: ModelFamily = "sd1",
+  pooledWidth: number | null = null,
+): UNetConfig {
   const defaults = FAMILY_DEFAULTS[family];
   const encoder = encoderFromShapes(s, origin, family, pooledWidth);
   const outChannels = need(s, "conv_out.weight", 4, origin)[0]!;
   const levels = (encoder.json.block_out_channels as number[]).length;
   const layersPerBlock = (encoder.json.transformer_layers_per_block as number[][]).map((d) => d.length);
   const upLevels = countOf(s, /^up_blocks\.(\d+)\./, "up block", origin);
-  if (upLevels !== levels) throw new CheckpointError(`${origin}: ${levels} down levels but ${upLevels} up levels; the UNet is incomplete`);
+  if (upLevels !== levels)
+    throw new CheckpointError(`${origin}: ${levels} down levels but ${upLevels} up levels; the UNet is incomplete`);
   const upBlockTypes: string[] = [];
   const upDepths: number[][] = [];
   let { crossAttentionDim, linear } = encoder;
   for (let l = 0; l < levels; l++) {
     const layers = countOf(s, new RegExp(`^up_blocks\\.${l}\\.resnets\\.(\\d+)\\.`), `up_blocks.${l} resnet`, origin);
     if (layers !== layersPerBlock[levels - 1 - l]! + 1) {
-      throw new CheckpointError(`${origin}: up_blocks.${l} has ${layers} resnets but down_blocks.${levels - 1 - l} has ${layersPerBlock[levels - 1 - l]} (expected one more); the UNet is inconsistent`);
+      throw new CheckpointError(
+        `${origin}: up_blocks.${l} has ${layers} resnets but down_blocks.${levels - 1 - l} has ${layersPerBlock[levels - 1 - l]} (expected one more); the UNet is inconsistent`,
+      );
     }
     const depths = Array.from({ length: layers }, (_, j) => depthOf(s, `up_blocks.${l}.attentions.${j}`, origin));
     const cross = depths.some((d) => d > 0);
@@ -466,16 +575,22 @@ export function unetConfigFromShapes(s: ShapeMap, origin: string, family: ModelF
       linear ??= linearProjection(s, `up_blocks.${l}.attentions.0.proj_in.weight`, origin);
     }
   }
-  if (crossAttentionDim === undefined) throw new CheckpointError(`${origin}: the UNet has no cross-attention anywhere; it is not a text-conditioned Stable Diffusion UNet`);
-  const config = unetConfigFromDiffusers({
-    ...encoder.json,
-    out_channels: outChannels,
-    up_block_types: upBlockTypes,
-    cross_attention_dim: crossAttentionDim,
-    reverse_transformer_layers_per_block: upDepths,
-    use_linear_projection: linear ?? false,
-    sample_size: defaults.sampleSize,
-  }, origin);
+  if (crossAttentionDim === undefined)
+    throw new CheckpointError(
+      `${origin}: the UNet has no cross-attention anywhere; it is not a text-conditioned Stable Diffusion UNet`,
+    );
+  const config = unetConfigFromDiffusers(
+    {
+      ...encoder.json,
+      out_channels: outChannels,
+      up_block_types: upBlockTypes,
+      cross_attention_dim: crossAttentionDim,
+      reverse_transformer_layers_per_block: upDepths,
+      use_linear_projection: linear ?? false,
+      sample_size: defaults.sampleSize,
+    },
+    origin,
+  );
   // diffusers derives the mid block's depth from the last level's; the weights say it directly.
   return encoder.midDepth > 0 ? { ...config, midTransformerLayers: encoder.midDepth } : config;
 }
@@ -487,7 +602,10 @@ export function vaeConfigFromShapes(s: ShapeMap, origin: string, family: ModelFa
   const outChannels = need(s, "decoder.conv_out.weight", 4, origin)[0]!;
   const latentChannels = need(s, "decoder.conv_in.weight", 4, origin)[1]!;
   const levels = countOf(s, /^encoder\.down_blocks\.(\d+)\./, "encoder down block", origin);
-  const blockOutChannels = Array.from({ length: levels }, (_, l) => need(s, `encoder.down_blocks.${l}.resnets.0.conv1.weight`, 4, origin)[0]!);
+  const blockOutChannels = Array.from(
+    { length: levels },
+    (_, l) => need(s, `encoder.down_blocks.${l}.resnets.0.conv1.weight`, 4, origin)[0]!,
+  );
   return vaeConfigFromDiffusers({
     in_channels: inChannels,
     out_channels: outChannels,
@@ -503,23 +621,31 @@ export function vaeConfigFromShapes(s: ShapeMap, origin: string, family: ModelFa
 }
 
 /** TextEncoderConfig from transformers-named CLIP text shapes; heads assume CLIP's 64-wide heads. */
-export function textEncoderConfigFromShapes(s: ShapeMap, origin: string, opts: { act?: "quick_gelu" | "gelu"; layers?: number } = {}): TextEncoderConfig {
+export function textEncoderConfigFromShapes(
+  s: ShapeMap,
+  origin: string,
+  opts: { act?: "quick_gelu" | "gelu"; layers?: number } = {},
+): TextEncoderConfig {
   const [vocab, hidden] = need(s, "text_model.embeddings.token_embedding.weight", 2, origin) as [number, number];
   const positions = need(s, "text_model.embeddings.position_embedding.weight", 2, origin)[0]!;
   const intermediate = need(s, "text_model.encoder.layers.0.mlp.fc1.weight", 2, origin)[0]!;
   const projection = s.get("text_projection.weight");
-  return textEncoderConfigFromTransformers({
-    vocab_size: vocab,
-    hidden_size: hidden,
-    intermediate_size: intermediate,
-    num_hidden_layers: opts.layers ?? countOf(s, /^text_model\.encoder\.layers\.(\d+)\./, "text encoder layer", origin),
-    num_attention_heads: hidden % CLIP_HEAD_WIDTH === 0 ? hidden / CLIP_HEAD_WIDTH : 1,
-    max_position_embeddings: positions,
-    hidden_act: opts.act ?? "quick_gelu",
-    // The legacy value of every SD text encoder config: pooling takes the argmax of the ids.
-    eos_token_id: 2,
-    projection_dim: projection?.[0],
-  }, { withProjection: projection !== undefined, origin });
+  return textEncoderConfigFromTransformers(
+    {
+      vocab_size: vocab,
+      hidden_size: hidden,
+      intermediate_size: intermediate,
+      num_hidden_layers:
+        opts.layers ?? countOf(s, /^text_model\.encoder\.layers\.(\d+)\./, "text encoder layer", origin),
+      num_attention_heads: hidden % CLIP_HEAD_WIDTH === 0 ? hidden / CLIP_HEAD_WIDTH : 1,
+      max_position_embeddings: positions,
+      hidden_act: opts.act ?? "quick_gelu",
+      // The legacy value of every SD text encoder config: pooling takes the argmax of the ids.
+      eos_token_id: 2,
+      projection_dim: projection?.[0],
+    },
+    { withProjection: projection !== undefined, origin },
+  );
 }
 
 /**
@@ -556,14 +682,21 @@ export function checkShapes(
   const missing = [...expected.keys()].filter((k) => !w.has(k));
   if (missing.length) {
     const k = missing[0]!;
-    problems.push(`${w.origin}: ${missing.length} ${what} tensor(s) missing, first "${k}" (expected shape [${expected.get(k)!.join(",")}])`);
+    problems.push(
+      `${w.origin}: ${missing.length} ${what} tensor(s) missing, first "${k}" (expected shape [${expected.get(k)!.join(",")}])`,
+    );
   }
   const wrong = [...expected.keys()].filter((k) => w.has(k) && !same(w.shape(k), expected.get(k)!));
   if (wrong.length) {
     const k = wrong[0]!;
-    problems.push(`${locate(k)} has shape [${w.shape(k).join(",")}], expected [${expected.get(k)!.join(",")}]${wrong.length > 1 ? ` (and ${wrong.length - 1} more)` : ""}`);
+    problems.push(
+      `${locate(k)} has shape [${w.shape(k).join(",")}], expected [${expected.get(k)!.join(",")}]${wrong.length > 1 ? ` (and ${wrong.length - 1} more)` : ""}`,
+    );
   }
   const extra = w.keys().filter((k) => !expected.has(k));
-  if (extra.length) problems.push(`${locate(extra[0]!)} is not part of the ${what}${extra.length > 1 ? ` (and ${extra.length - 1} more unexpected)` : ""}`);
+  if (extra.length)
+    problems.push(
+      `${locate(extra[0]!)} is not part of the ${what}${extra.length > 1 ? ` (and ${extra.length - 1} more unexpected)` : ""}`,
+    );
   if (problems.length) throw new CheckpointError(`${problems.join("; ")}; ${hint}`);
 }

@@ -45,15 +45,21 @@ const MAX_EMBEDDING_BYTES = 64 * 2 ** 20;
  */
 export function readEmbedding(source: EmbeddingSource, name?: string): EmbeddingFile {
   const origin = typeof source === "string" ? source : source.name;
-  const file = typeof source === "string" ? SafetensorsFile.open(source) : SafetensorsFile.fromBytes(source.bytes, source.name);
+  const file =
+    typeof source === "string" ? SafetensorsFile.open(source) : SafetensorsFile.fromBytes(source.bytes, source.name);
   try {
-    if (file.size > MAX_EMBEDDING_BYTES) throw new CheckpointError(`${origin}: ${file.size} bytes is far more than a textual-inversion embedding holds (a few KB); it is another kind of file`);
+    if (file.size > MAX_EMBEDDING_BYTES)
+      throw new CheckpointError(
+        `${origin}: ${file.size} bytes is far more than a textual-inversion embedding holds (a few KB); it is another kind of file`,
+      );
     const keys = file.keys();
     const parts = new Map<EmbeddingPart, EmbeddingVectors>();
     const vectors = (key: string): EmbeddingVectors => {
       const shape = file.info(key).shape;
       if (shape.length === 0 || shape.length > 2 || shape.some((d) => d === 0)) {
-        throw new CheckpointError(`${origin}: tensor "${key}" has shape [${shape.join(",")}]; an embedding holds vectors as [count, width] or [width]`);
+        throw new CheckpointError(
+          `${origin}: tensor "${key}" has shape [${shape.join(",")}]; an embedding holds vectors as [count, width] or [width]`,
+        );
       }
       const [count, width] = shape.length === 1 ? [1, shape[0]!] : [shape[0]!, shape[1]!];
       return { data: file.float32(key), count, width };
@@ -62,12 +68,16 @@ export function readEmbedding(source: EmbeddingSource, name?: string): Embedding
       parts.set("clip_l", vectors("clip_l"));
       parts.set("clip_g", vectors("clip_g"));
       if (parts.get("clip_l")!.count !== parts.get("clip_g")!.count) {
-        throw new CheckpointError(`${origin}: clip_l has ${parts.get("clip_l")!.count} vectors and clip_g ${parts.get("clip_g")!.count}; an SDXL embedding has as many for both encoders`);
+        throw new CheckpointError(
+          `${origin}: clip_l has ${parts.get("clip_l")!.count} vectors and clip_g ${parts.get("clip_g")!.count}; an SDXL embedding has as many for both encoders`,
+        );
       }
     } else if (keys.length === 1) {
       parts.set("single", vectors(keys[0]!));
     } else {
-      throw new CheckpointError(`${origin}: ${keys.length} tensors (${keys.slice(0, 4).join(", ")}); an embedding file holds one (A1111's emb_params, or diffusers' token) or SDXL's clip_l and clip_g`);
+      throw new CheckpointError(
+        `${origin}: ${keys.length} tensors (${keys.slice(0, 4).join(", ")}); an embedding file holds one (A1111's emb_params, or diffusers' token) or SDXL's clip_l and clip_g`,
+      );
     }
     const bytes = typeof source === "string" ? readFileSync(source) : source.bytes;
     const list = [...parts.values()];

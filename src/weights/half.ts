@@ -44,23 +44,32 @@ export function f32ToF16(src: Float32Array): Uint16Array {
     const sign = (x >>> 16) & 0x8000;
     const exp = (x >>> 23) & 0xff;
     let mant = x & 0x7fffff;
-    if (exp === 0xff) { out[i] = sign | 0x7c00 | (mant ? 0x200 : 0); continue; }
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
     const e = exp - 127 + 15;
-    if (e >= 31) { out[i] = sign | 0x7c00; continue; }
+    if (e >= 31) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
     if (e <= 0) {
-      if (e < -10) { out[i] = sign; continue; }
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
       mant |= 0x800000;
       const shift = 14 - e;
       let h = mant >> shift;
       const rem = mant & ((1 << shift) - 1);
       const half = 1 << (shift - 1);
-      if (rem > half || (rem === half && (h & 1))) h++;
+      if (rem > half || (rem === half && h & 1)) h++;
       out[i] = sign | h;
       continue;
     }
     let h = (e << 10) | (mant >> 13);
     const rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+    if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
     out[i] = sign | h;
   }
   return out;

@@ -26,7 +26,9 @@ export async function sha256File(path: string, onProgress?: (bytesDone: number) 
       onProgress?.(done);
     }
   } catch (e) {
-    throw new CheckpointError(`${path}: cannot read for hashing (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
+    throw new CheckpointError(
+      `${path}: cannot read for hashing (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`,
+    );
   } finally {
     await file?.close();
   }
@@ -38,7 +40,8 @@ export async function sha256File(path: string, onProgress?: (bytesDone: number) 
  * brackets and writes as "Model hash" in PNG parameters).
  */
 export function shortHash(sha256Hex: string): string {
-  if (!/^[0-9a-f]{64}$/i.test(sha256Hex)) throw new CheckpointError(`"${sha256Hex}" is not a sha256 in hex (64 hex digits)`);
+  if (!/^[0-9a-f]{64}$/i.test(sha256Hex))
+    throw new CheckpointError(`"${sha256Hex}" is not a sha256 in hex (64 hex digits)`);
   return sha256Hex.slice(0, 10).toLowerCase();
 }
 
@@ -67,7 +70,9 @@ export function legacyShortHash(path: string): string {
     const n = readSync(fd, buf, 0, buf.length, 0x100000);
     return createHash("sha256").update(buf.subarray(0, n)).digest("hex").slice(0, 8);
   } catch (e) {
-    throw new CheckpointError(`${path}: cannot read for hashing (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
+    throw new CheckpointError(
+      `${path}: cannot read for hashing (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`,
+    );
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

@@ -59,7 +59,10 @@ type Unplace = (name: string) => Unplaced | undefined;
  */
 export function ldmStoredTensors(part: LdmPart, shapes: ReadonlyMap<string, readonly number[]>): StoredTensor[] {
   const names = [...shapes.keys()];
-  if (part.layout === "controlnet") throw new InternalError("writing a ControlNet in the published single-file layout is not supported (write its diffusers folder)");
+  if (part.layout === "controlnet")
+    throw new InternalError(
+      "writing a ControlNet in the published single-file layout is not supported (write its diffusers folder)",
+    );
   const unplace = UNPLACE[part.layout](names);
   const byStored = new Map<string, { name: string; view?: TensorView }[]>();
   for (const name of names) {
@@ -106,7 +109,11 @@ function rowPart(view: TensorView | undefined): number {
   return view?.kind === "rows" ? view.part : 0;
 }
 
-function storedShape(stored: string, parts: readonly { name: string; view?: TensorView }[], shapes: ReadonlyMap<string, readonly number[]>): readonly number[] {
+function storedShape(
+  stored: string,
+  parts: readonly { name: string; view?: TensorView }[],
+  shapes: ReadonlyMap<string, readonly number[]>,
+): readonly number[] {
   const shape = shapes.get(parts[0]!.name)!;
   const view = parts[0]!.view;
   switch (view?.kind) {
@@ -120,7 +127,9 @@ function storedShape(stored: string, parts: readonly { name: string; view?: Tens
     case "rows": {
       const same = parts.every((p) => shapes.get(p.name)!.join() === shape.join());
       if (parts.length !== view.of || !same) {
-        throw new InternalError(`"${stored}" stacks ${view.of} equal row blocks but gets ${parts.map((p) => `${p.name} [${shapes.get(p.name)!.join(",")}]`).join(", ")}`);
+        throw new InternalError(
+          `"${stored}" stacks ${view.of} equal row blocks but gets ${parts.map((p) => `${p.name} [${shapes.get(p.name)!.join(",")}]`).join(", ")}`,
+        );
       }
       return [view.of * shape[0]!, ...shape.slice(1)];
     }
@@ -135,7 +144,8 @@ function unleaf(u: Unplaced): { stored: string; view?: TensorView } | undefined 
     switch (reshape) {
       case "split-qkv": {
         const m = /^([qkv])_proj\.(weight|bias)$/.exec(tail);
-        if (m) return { stored: `${u.prefix}${from}${m[2]}`, view: { kind: "rows", part: "qkv".indexOf(m[1]!), of: 3 } };
+        if (m)
+          return { stored: `${u.prefix}${from}${m[2]}`, view: { kind: "rows", part: "qkv".indexOf(m[1]!), of: 3 } };
         continue;
       }
       case "transpose":
@@ -172,7 +182,8 @@ function unplaceUNet(names: readonly string[]): Unplace {
   const downsampler = new Map<number, number>();
   let index = 1;
   for (const level of indices(names, /^down_blocks\.(\d+)\./)) {
-    for (const layer of indices(names, new RegExp(`^down_blocks\\.${level}\\.resnets\\.(\\d+)\\.`))) input.set(`${level}.${layer}`, index++);
+    for (const layer of indices(names, new RegExp(`^down_blocks\\.${level}\\.resnets\\.(\\d+)\\.`)))
+      input.set(`${level}.${layer}`, index++);
     if (names.some((n) => n.startsWith(`down_blocks.${level}.downsamplers.0.`))) downsampler.set(level, index++);
   }
   const output = new Map<string, number>();
@@ -191,7 +202,11 @@ function unplaceUNet(names: readonly string[]): Unplace {
     const at = (map: ReadonlyMap<string, number>, key: string) => map.get(key);
     if ((m = /^down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)$/.exec(name))) {
       const i = at(input, `${m[1]}.${m[3]}`);
-      return i === undefined ? undefined : m[2] === "resnets" ? { prefix: `input_blocks.${i}.0.`, leaves: UNET_RESNET, rest: m[4]! } : { prefix: `input_blocks.${i}.1.`, leaves: UNET_ATTENTION, rest: m[4]! };
+      return i === undefined
+        ? undefined
+        : m[2] === "resnets"
+          ? { prefix: `input_blocks.${i}.0.`, leaves: UNET_RESNET, rest: m[4]! }
+          : { prefix: `input_blocks.${i}.1.`, leaves: UNET_ATTENTION, rest: m[4]! };
     }
     if ((m = /^down_blocks\.(\d+)\.downsamplers\.0\.(.+)$/.exec(name))) {
       const i = downsampler.get(Number(m[1]));
@@ -199,14 +214,20 @@ function unplaceUNet(names: readonly string[]): Unplace {
     }
     if ((m = /^up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)$/.exec(name))) {
       const i = at(output, `${m[1]}.${m[3]}`);
-      return i === undefined ? undefined : m[2] === "resnets" ? { prefix: `output_blocks.${i}.0.`, leaves: UNET_RESNET, rest: m[4]! } : { prefix: `output_blocks.${i}.1.`, leaves: UNET_ATTENTION, rest: m[4]! };
+      return i === undefined
+        ? undefined
+        : m[2] === "resnets"
+          ? { prefix: `output_blocks.${i}.0.`, leaves: UNET_RESNET, rest: m[4]! }
+          : { prefix: `output_blocks.${i}.1.`, leaves: UNET_ATTENTION, rest: m[4]! };
     }
     if ((m = /^up_blocks\.(\d+)\.upsamplers\.0\.(.+)$/.exec(name))) {
       const prefix = upsampler.get(Number(m[1]));
       return prefix === undefined ? undefined : { prefix, leaves: UNET_UPSAMPLER, rest: m[2]! };
     }
-    if ((m = /^mid_block\.resnets\.([01])\.(.+)$/.exec(name))) return { prefix: MID[m[1] === "0" ? 0 : 2]!, leaves: UNET_RESNET, rest: m[2]! };
-    if ((m = /^mid_block\.attentions\.0\.(.+)$/.exec(name))) return { prefix: MID[1]!, leaves: UNET_ATTENTION, rest: m[1]! };
+    if ((m = /^mid_block\.resnets\.([01])\.(.+)$/.exec(name)))
+      return { prefix: MID[m[1] === "0" ? 0 : 2]!, leaves: UNET_RESNET, rest: m[2]! };
+    if ((m = /^mid_block\.attentions\.0\.(.+)$/.exec(name)))
+      return { prefix: MID[1]!, leaves: UNET_ATTENTION, rest: m[1]! };
     return { prefix: "", leaves: UNET_TOP, rest: name };
   };
 }
@@ -216,12 +237,18 @@ function unplaceVae(names: readonly string[]): Unplace {
   const upLevels = indices(names, /^decoder\.up_blocks\.(\d+)\./).length;
   return (name) => {
     let m: RegExpExecArray | null;
-    if ((m = /^(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.+)$/.exec(name))) return { prefix: `${m[1]}.mid.block_${Number(m[2]) + 1}.`, leaves: VAE_RESNET, rest: m[3]! };
-    if ((m = /^(encoder|decoder)\.mid_block\.attentions\.0\.(.+)$/.exec(name))) return { prefix: `${m[1]}.mid.attn_1.`, leaves: VAE_ATTENTION, rest: m[2]! };
-    if ((m = /^encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(name))) return { prefix: `encoder.down.${m[1]}.block.${m[2]}.`, leaves: VAE_RESNET, rest: m[3]! };
-    if ((m = /^encoder\.down_blocks\.(\d+)\.downsamplers\.0\.(.+)$/.exec(name))) return { prefix: `encoder.down.${m[1]}.downsample.`, leaves: VAE_RESAMPLER, rest: m[2]! };
-    if ((m = /^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(name))) return { prefix: `decoder.up.${upLevels - 1 - Number(m[1])}.block.${m[2]}.`, leaves: VAE_RESNET, rest: m[3]! };
-    if ((m = /^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.(.+)$/.exec(name))) return { prefix: `decoder.up.${upLevels - 1 - Number(m[1])}.upsample.`, leaves: VAE_RESAMPLER, rest: m[2]! };
+    if ((m = /^(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.+)$/.exec(name)))
+      return { prefix: `${m[1]}.mid.block_${Number(m[2]) + 1}.`, leaves: VAE_RESNET, rest: m[3]! };
+    if ((m = /^(encoder|decoder)\.mid_block\.attentions\.0\.(.+)$/.exec(name)))
+      return { prefix: `${m[1]}.mid.attn_1.`, leaves: VAE_ATTENTION, rest: m[2]! };
+    if ((m = /^encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(name)))
+      return { prefix: `encoder.down.${m[1]}.block.${m[2]}.`, leaves: VAE_RESNET, rest: m[3]! };
+    if ((m = /^encoder\.down_blocks\.(\d+)\.downsamplers\.0\.(.+)$/.exec(name)))
+      return { prefix: `encoder.down.${m[1]}.downsample.`, leaves: VAE_RESAMPLER, rest: m[2]! };
+    if ((m = /^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)$/.exec(name)))
+      return { prefix: `decoder.up.${upLevels - 1 - Number(m[1])}.block.${m[2]}.`, leaves: VAE_RESNET, rest: m[3]! };
+    if ((m = /^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.(.+)$/.exec(name)))
+      return { prefix: `decoder.up.${upLevels - 1 - Number(m[1])}.upsample.`, leaves: VAE_RESAMPLER, rest: m[2]! };
     return { prefix: "", leaves: VAE_TOP, rest: name };
   };
 }
@@ -233,12 +260,18 @@ const UNPLACE: Readonly<Record<Exclude<LdmPart["layout"], "controlnet">, (names:
   clip: () => (name) => (name.startsWith("text_model.") ? { prefix: "", leaves: SAME, rest: name } : undefined),
   "open-clip": () => (name) => {
     const m = /^text_model\.encoder\.layers\.(\d+)\.(.+)$/.exec(name);
-    return m ? { prefix: `transformer.resblocks.${m[1]}.`, leaves: OPEN_CLIP_LAYER, rest: m[2]! } : { prefix: "", leaves: OPEN_CLIP_TOP, rest: name };
+    return m
+      ? { prefix: `transformer.resblocks.${m[1]}.`, leaves: OPEN_CLIP_LAYER, rest: m[2]! }
+      : { prefix: "", leaves: OPEN_CLIP_TOP, rest: name };
   },
 };
 
 /** The stored names, read by the forward map, must give back exactly the diffusers names and shapes asked for. */
-function checkRoundTrip(part: LdmPart, stored: readonly StoredTensor[], shapes: ReadonlyMap<string, readonly number[]>): void {
+function checkRoundTrip(
+  part: LdmPart,
+  stored: readonly StoredTensor[],
+  shapes: ReadonlyMap<string, readonly number[]>,
+): void {
   const storedShapes = new Map(stored.map((t) => [t.stored, t.shape] as const));
   const views = new Map(stored.flatMap((t) => t.parts.map((p) => [p.name, JSON.stringify(p.view ?? null)] as const)));
   const back = mapLdmNames(part, [...storedShapes.keys()], "the reverse key map");

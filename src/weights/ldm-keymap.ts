@@ -55,7 +55,11 @@ export const LDM_PARTS: Readonly<Record<ModelFamily, readonly CheckpointPart[]>>
     { component: "textEncoder", prefix: "conditioner.embedders.0.transformer.", layout: "clip" },
     { component: "textEncoder2", prefix: "conditioner.embedders.1.model.", layout: "open-clip" },
   ],
-  "sdxl-refiner": [UNET_PART, VAE_PART, { component: "textEncoder", prefix: "conditioner.embedders.0.model.", layout: "open-clip" }],
+  "sdxl-refiner": [
+    UNET_PART,
+    VAE_PART,
+    { component: "textEncoder", prefix: "conditioner.embedders.0.model.", layout: "open-clip" },
+  ],
 };
 
 /** The part of a family's file that holds a component (undefined: the family has no such network). */
@@ -63,7 +67,13 @@ export function ldmPart(family: ModelFamily, component: Component): CheckpointPa
   return LDM_PARTS[family].find((p) => p.component === component);
 }
 
-const LAYOUT_NAMES: Readonly<Record<LdmLayout, string>> = { unet: "UNet", vae: "VAE", clip: "CLIP text encoder", "open-clip": "OpenCLIP text encoder", controlnet: "ControlNet" };
+const LAYOUT_NAMES: Readonly<Record<LdmLayout, string>> = {
+  unet: "UNet",
+  vae: "VAE",
+  clip: "CLIP text encoder",
+  "open-clip": "OpenCLIP text encoder",
+  controlnet: "ControlNet",
+};
 
 /**
  * Where a single-file ControlNet keeps its tensors: under `control_model.` as lllyasviel's ControlNet 1.0 files (and
@@ -90,7 +100,13 @@ const NOT_PARAMETERS: Readonly<Record<LdmLayout, readonly RegExp[]>> = {
   controlnet: [],
 };
 
-const DIFFUSERS_LAYOUT: Readonly<Record<Component, LdmLayout>> = { unet: "unet", vae: "vae", textEncoder: "clip", textEncoder2: "clip", controlnet: "controlnet" };
+const DIFFUSERS_LAYOUT: Readonly<Record<Component, LdmLayout>> = {
+  unet: "unet",
+  vae: "vae",
+  textEncoder: "clip",
+  textEncoder2: "clip",
+  controlnet: "controlnet",
+};
 
 /** Buffers a diffusers/transformers component file may carry beside its parameters (older exports). */
 export function isDiffusersBuffer(component: Component, name: string): boolean {
@@ -191,7 +207,10 @@ interface Layout {
 /** A block rule places a matched block in the diffusers tree and says how to rename what is inside it. */
 interface BlockRule {
   readonly pattern: RegExp;
-  readonly place: (m: RegExpMatchArray, layout: Layout) => { prefix: string; leaves: readonly Leaf[]; rest: string } | undefined;
+  readonly place: (
+    m: RegExpMatchArray,
+    layout: Layout,
+  ) => { prefix: string; leaves: readonly Leaf[]; rest: string } | undefined;
 }
 
 /** The input and middle blocks: the encoder half, which a ControlNet shares with the UNet. */
@@ -200,9 +219,14 @@ const UNET_ENCODER_BLOCKS: readonly BlockRule[] = [
     // input_blocks.N (N >= 1): .0 ResNet and .1 transformer of a layer, or .0.op, the level's downsampler.
     pattern: /^input_blocks\.(\d+)\.(\d+)\.(.+)$/,
     place: (m, { input }) => {
-      const at = input.get(Number(m[1])), sub = Number(m[2]), rest = m[3]!;
+      const at = input.get(Number(m[1])),
+        sub = Number(m[2]),
+        rest = m[3]!;
       if (!at) return undefined;
-      if ("downsampler" in at) return sub === 0 ? { prefix: `down_blocks.${at.level}.downsamplers.0.`, leaves: UNET_DOWNSAMPLER, rest } : undefined;
+      if ("downsampler" in at)
+        return sub === 0
+          ? { prefix: `down_blocks.${at.level}.downsamplers.0.`, leaves: UNET_DOWNSAMPLER, rest }
+          : undefined;
       if (sub === 0) return { prefix: `down_blocks.${at.level}.resnets.${at.layer}.`, leaves: UNET_RESNET, rest };
       if (sub === 1) return { prefix: `down_blocks.${at.level}.attentions.${at.layer}.`, leaves: UNET_ATTENTION, rest };
       return undefined;
@@ -213,9 +237,12 @@ const UNET_ENCODER_BLOCKS: readonly BlockRule[] = [
     place: (m) => {
       const rest = m[2]!;
       switch (m[1]) {
-        case "0": return { prefix: "mid_block.resnets.0.", leaves: UNET_RESNET, rest };
-        case "1": return { prefix: "mid_block.attentions.0.", leaves: UNET_ATTENTION, rest };
-        default: return { prefix: "mid_block.resnets.1.", leaves: UNET_RESNET, rest };
+        case "0":
+          return { prefix: "mid_block.resnets.0.", leaves: UNET_RESNET, rest };
+        case "1":
+          return { prefix: "mid_block.attentions.0.", leaves: UNET_ATTENTION, rest };
+        default:
+          return { prefix: "mid_block.resnets.1.", leaves: UNET_RESNET, rest };
       }
     },
   },
@@ -228,10 +255,13 @@ const UNET_BLOCKS: readonly BlockRule[] = [
     // level's last block, so the upsampler is .1 or .2 depending on the level.
     pattern: /^output_blocks\.(\d+)\.(\d+)\.(.+)$/,
     place: (m, { output }) => {
-      const at = output.get(Number(m[1])), sub = Number(m[2]), rest = m[3]!;
+      const at = output.get(Number(m[1])),
+        sub = Number(m[2]),
+        rest = m[3]!;
       if (!at) return undefined;
       if (sub === 0) return { prefix: `up_blocks.${at.level}.resnets.${at.layer}.`, leaves: UNET_RESNET, rest };
-      if (rest.startsWith("conv.")) return { prefix: `up_blocks.${at.level}.upsamplers.0.`, leaves: UNET_UPSAMPLER, rest };
+      if (rest.startsWith("conv."))
+        return { prefix: `up_blocks.${at.level}.upsamplers.0.`, leaves: UNET_UPSAMPLER, rest };
       if (sub === 1) return { prefix: `up_blocks.${at.level}.attentions.${at.layer}.`, leaves: UNET_ATTENTION, rest };
       return undefined;
     },
@@ -248,17 +278,27 @@ const CONTROLNET_BLOCKS: readonly BlockRule[] = [
   {
     pattern: /^input_hint_block\.(\d+)\.(.+)$/,
     place: (m, { hintLast }) => {
-      const i = Number(m[1]), rest = m[2]!;
+      const i = Number(m[1]),
+        rest = m[2]!;
       if (i % 2 !== 0) return undefined;
       const module = i === 0 ? "conv_in" : i === hintLast ? "conv_out" : `blocks.${i / 2 - 1}`;
       return { prefix: `controlnet_cond_embedding.${module}.`, leaves: SAME, rest };
     },
   },
-  { pattern: /^zero_convs\.(\d+)\.0\.(.+)$/, place: (m) => ({ prefix: `controlnet_down_blocks.${m[1]}.`, leaves: SAME, rest: m[2]! }) },
-  { pattern: /^middle_block_out\.0\.(.+)$/, place: (m) => ({ prefix: "controlnet_mid_block.", leaves: SAME, rest: m[1]! }) },
+  {
+    pattern: /^zero_convs\.(\d+)\.0\.(.+)$/,
+    place: (m) => ({ prefix: `controlnet_down_blocks.${m[1]}.`, leaves: SAME, rest: m[2]! }),
+  },
+  {
+    pattern: /^middle_block_out\.0\.(.+)$/,
+    place: (m) => ({ prefix: "controlnet_mid_block.", leaves: SAME, rest: m[1]! }),
+  },
   // The UNet's own blocks, but not its up path or output head, which a ControlNet does not have.
   ...UNET_ENCODER_BLOCKS,
-  { pattern: /^((?:time_embed|label_emb|input_blocks\.0\.0)\..+)$/, place: (m) => ({ prefix: "", leaves: UNET_TOP, rest: m[1]! }) },
+  {
+    pattern: /^((?:time_embed|label_emb|input_blocks\.0\.0)\..+)$/,
+    place: (m) => ({ prefix: "", leaves: UNET_TOP, rest: m[1]! }),
+  },
 ];
 
 const VAE_BLOCKS: readonly BlockRule[] = [
@@ -266,16 +306,33 @@ const VAE_BLOCKS: readonly BlockRule[] = [
     pattern: /^(encoder|decoder)\.mid\.block_([12])\.(.+)$/,
     place: (m) => ({ prefix: `${m[1]}.mid_block.resnets.${Number(m[2]) - 1}.`, leaves: VAE_RESNET, rest: m[3]! }),
   },
-  { pattern: /^(encoder|decoder)\.mid\.attn_1\.(.+)$/, place: (m) => ({ prefix: `${m[1]}.mid_block.attentions.0.`, leaves: VAE_ATTENTION, rest: m[2]! }) },
-  { pattern: /^encoder\.down\.(\d+)\.block\.(\d+)\.(.+)$/, place: (m) => ({ prefix: `encoder.down_blocks.${m[1]}.resnets.${m[2]}.`, leaves: VAE_RESNET, rest: m[3]! }) },
-  { pattern: /^encoder\.down\.(\d+)\.downsample\.(.+)$/, place: (m) => ({ prefix: `encoder.down_blocks.${m[1]}.downsamplers.0.`, leaves: VAE_RESAMPLER, rest: m[2]! }) },
+  {
+    pattern: /^(encoder|decoder)\.mid\.attn_1\.(.+)$/,
+    place: (m) => ({ prefix: `${m[1]}.mid_block.attentions.0.`, leaves: VAE_ATTENTION, rest: m[2]! }),
+  },
+  {
+    pattern: /^encoder\.down\.(\d+)\.block\.(\d+)\.(.+)$/,
+    place: (m) => ({ prefix: `encoder.down_blocks.${m[1]}.resnets.${m[2]}.`, leaves: VAE_RESNET, rest: m[3]! }),
+  },
+  {
+    pattern: /^encoder\.down\.(\d+)\.downsample\.(.+)$/,
+    place: (m) => ({ prefix: `encoder.down_blocks.${m[1]}.downsamplers.0.`, leaves: VAE_RESAMPLER, rest: m[2]! }),
+  },
   {
     pattern: /^decoder\.up\.(\d+)\.block\.(\d+)\.(.+)$/,
-    place: (m, { vaeUpLevels }) => ({ prefix: `decoder.up_blocks.${vaeUpLevels - 1 - Number(m[1])}.resnets.${m[2]}.`, leaves: VAE_RESNET, rest: m[3]! }),
+    place: (m, { vaeUpLevels }) => ({
+      prefix: `decoder.up_blocks.${vaeUpLevels - 1 - Number(m[1])}.resnets.${m[2]}.`,
+      leaves: VAE_RESNET,
+      rest: m[3]!,
+    }),
   },
   {
     pattern: /^decoder\.up\.(\d+)\.upsample\.(.+)$/,
-    place: (m, { vaeUpLevels }) => ({ prefix: `decoder.up_blocks.${vaeUpLevels - 1 - Number(m[1])}.upsamplers.0.`, leaves: VAE_RESAMPLER, rest: m[2]! }),
+    place: (m, { vaeUpLevels }) => ({
+      prefix: `decoder.up_blocks.${vaeUpLevels - 1 - Number(m[1])}.upsamplers.0.`,
+      leaves: VAE_RESAMPLER,
+      rest: m[2]!,
+    }),
   },
   { pattern: /^(.+)$/, place: (m) => ({ prefix: "", leaves: VAE_TOP, rest: m[1]! }) },
 ];
@@ -283,7 +340,10 @@ const VAE_BLOCKS: readonly BlockRule[] = [
 const CLIP_BLOCKS: readonly BlockRule[] = [
   // CLIPTextModel's own names; checkpoints saved with transformers < 4.20 lack the text_model. level.
   { pattern: /^text_model\.(.+)$/, place: (m) => ({ prefix: "text_model.", leaves: SAME, rest: m[1]! }) },
-  { pattern: /^((?:embeddings|encoder|final_layer_norm)\..+)$/, place: (m) => ({ prefix: "text_model.", leaves: SAME, rest: m[1]! }) },
+  {
+    pattern: /^((?:embeddings|encoder|final_layer_norm)\..+)$/,
+    place: (m) => ({ prefix: "text_model.", leaves: SAME, rest: m[1]! }),
+  },
 ];
 
 // OpenCLIP's text tower (open_clip.CLIP without its visual tower) in transformers' CLIPTextModel names.
@@ -304,17 +364,26 @@ export const OPEN_CLIP_TOP: readonly Leaf[] = [
 ];
 
 const OPEN_CLIP_BLOCKS: readonly BlockRule[] = [
-  { pattern: /^transformer\.resblocks\.(\d+)\.(.+)$/, place: (m) => ({ prefix: `text_model.encoder.layers.${m[1]}.`, leaves: OPEN_CLIP_LAYER, rest: m[2]! }) },
+  {
+    pattern: /^transformer\.resblocks\.(\d+)\.(.+)$/,
+    place: (m) => ({ prefix: `text_model.encoder.layers.${m[1]}.`, leaves: OPEN_CLIP_LAYER, rest: m[2]! }),
+  },
   { pattern: /^(.+)$/, place: (m) => ({ prefix: "", leaves: OPEN_CLIP_TOP, rest: m[1]! }) },
 ];
 
-const BLOCKS: Readonly<Record<LdmLayout, readonly BlockRule[]>> = { unet: UNET_BLOCKS, vae: VAE_BLOCKS, clip: CLIP_BLOCKS, "open-clip": OPEN_CLIP_BLOCKS, controlnet: CONTROLNET_BLOCKS };
+const BLOCKS: Readonly<Record<LdmLayout, readonly BlockRule[]>> = {
+  unet: UNET_BLOCKS,
+  vae: VAE_BLOCKS,
+  clip: CLIP_BLOCKS,
+  "open-clip": OPEN_CLIP_BLOCKS,
+  controlnet: CONTROLNET_BLOCKS,
+};
 
 /** What a stored tensor's data needs to become a diffusers tensor (none for most). */
 export type TensorView =
-  | { readonly kind: "squeeze" }                                   // [C,C,1,1] conv weight read as a [C,C] Linear weight
+  | { readonly kind: "squeeze" } // [C,C,1,1] conv weight read as a [C,C] Linear weight
   | { readonly kind: "rows"; readonly part: number; readonly of: number } // one of `of` equal row blocks (q, k or v)
-  | { readonly kind: "transpose" };                                // a 2-D matrix transposed
+  | { readonly kind: "transpose" }; // a 2-D matrix transposed
 
 /** One tensor of a single-file checkpoint under its diffusers name. */
 export interface MappedName {
@@ -343,7 +412,8 @@ function readLayout(part: LdmPart, inner: readonly string[], origin: string): La
     }
     contiguous([...inputs.keys()], 1, "input_blocks", part, origin);
     contiguous([...outputs.keys()], 0, "output_blocks", part, origin);
-    let level = 0, layer = 0;
+    let level = 0,
+      layer = 0;
     for (const [index, isDownsampler] of [...inputs].sort((a, b) => a[0] - b[0])) {
       if (isDownsampler) {
         input.set(index, { level, downsampler: true });
@@ -382,7 +452,9 @@ function contiguous(indices: number[], first: number, what: string, part: LdmPar
   const sorted = [...indices].sort((a, b) => a - b);
   const gap = sorted.findIndex((v, i) => v !== first + i);
   if (gap >= 0) {
-    throw new CheckpointError(`${origin}: ${part.prefix}${what}.${first + gap}.* is missing (indices run ${first}..${sorted[sorted.length - 1]}); the checkpoint is incomplete`);
+    throw new CheckpointError(
+      `${origin}: ${part.prefix}${what}.${first + gap}.* is missing (indices run ${first}..${sorted[sorted.length - 1]}); the checkpoint is incomplete`,
+    );
   }
 }
 
@@ -400,7 +472,10 @@ function translate(part: LdmPart, name: string, layout: Layout): { name: string;
       case "split-qkv":
         // attn.in_proj_weight / in_proj_bias -> self_attn.{q,k,v}_proj.weight / bias
         if (tail !== "weight" && tail !== "bias") return undefined;
-        return ["q", "k", "v"].map((p, i) => ({ name: `${placed.prefix}${to}${p}_proj.${tail}`, view: { kind: "rows", part: i, of: 3 } as const }));
+        return ["q", "k", "v"].map((p, i) => ({
+          name: `${placed.prefix}${to}${p}_proj.${tail}`,
+          view: { kind: "rows", part: i, of: 3 } as const,
+        }));
       case "transpose":
         return tail === "" ? [{ name: placed.prefix + to, view: { kind: "transpose" } }] : undefined;
       case "squeeze-1x1":
@@ -436,7 +511,9 @@ export function mapLdmNames(part: LdmPart, storedKeys: readonly string[], origin
     for (const t of translated) {
       const earlier = seen.get(t.name);
       if (earlier !== undefined) {
-        throw new CheckpointError(`${origin}: "${earlier}" and "${stored}" both map to the diffusers tensor "${t.name}"; the checkpoint is corrupt`);
+        throw new CheckpointError(
+          `${origin}: "${earlier}" and "${stored}" both map to the diffusers tensor "${t.name}"; the checkpoint is corrupt`,
+        );
       }
       seen.set(t.name, stored);
       out.push({ stored, name: t.name, view: t.view });
@@ -447,14 +524,18 @@ export function mapLdmNames(part: LdmPart, storedKeys: readonly string[], origin
 
 /** Shape as diffusers sees it, or a CheckpointError when the stored shape cannot take the view. */
 export function mappedShape(m: MappedName, stored: readonly number[], origin: string): readonly number[] {
-  const bad = (what: string) => new CheckpointError(`${origin}: "${m.stored}" has shape [${stored.join(",")}], ${what}; the checkpoint is damaged or of another architecture`);
+  const bad = (what: string) =>
+    new CheckpointError(
+      `${origin}: "${m.stored}" has shape [${stored.join(",")}], ${what}; the checkpoint is damaged or of another architecture`,
+    );
   switch (m.view?.kind) {
     case undefined:
       return stored;
     case "squeeze":
       return stored.length === 4 && stored[2] === 1 && stored[3] === 1 ? stored.slice(0, 2) : stored;
     case "rows": {
-      if (stored.length < 1 || stored[0]! % m.view.of !== 0) throw bad(`which does not split into ${m.view.of} equal row blocks (q, k, v)`);
+      if (stored.length < 1 || stored[0]! % m.view.of !== 0)
+        throw bad(`which does not split into ${m.view.of} equal row blocks (q, k, v)`);
       return [stored[0]! / m.view.of, ...stored.slice(1)];
     }
     case "transpose":
@@ -464,7 +545,12 @@ export function mappedShape(m: MappedName, stored: readonly number[], origin: st
 }
 
 /** Applies a view to a stored tensor's fp32 data (shape as stored). */
-function viewData(view: TensorView | undefined, data: Float32Array, stored: readonly number[], into?: Float32Array): Float32Array {
+function viewData(
+  view: TensorView | undefined,
+  data: Float32Array,
+  stored: readonly number[],
+  into?: Float32Array,
+): Float32Array {
   switch (view?.kind) {
     case undefined:
     case "squeeze":
@@ -499,7 +585,10 @@ export interface TensorRef {
  * consulted until `float32` is called; renaming and squeezing never touch tensor data.
  */
 export class RenamedWeights implements WeightSource {
-  constructor(readonly origin: string, private readonly table: ReadonlyMap<string, TensorRef>) {}
+  constructor(
+    readonly origin: string,
+    private readonly table: ReadonlyMap<string, TensorRef>,
+  ) {}
 
   keys(): string[] {
     return [...this.table.keys()];
@@ -538,7 +627,10 @@ export class RenamedWeights implements WeightSource {
 
   private ref(name: string): TensorRef {
     const r = this.table.get(name);
-    if (!r) throw new CheckpointError(`${this.origin}: missing tensor "${name}"; the checkpoint is incomplete or of another architecture`);
+    if (!r)
+      throw new CheckpointError(
+        `${this.origin}: missing tensor "${name}"; the checkpoint is incomplete or of another architecture`,
+      );
     return r;
   }
 }
@@ -547,15 +639,25 @@ export class RenamedWeights implements WeightSource {
 export function ldmComponentWeights(file: SafetensorsFile, part: LdmPart): RenamedWeights {
   const table = new Map<string, TensorRef>();
   for (const m of mapLdmNames(part, file.keys(), file.path)) {
-    table.set(m.name, { file, stored: m.stored, shape: mappedShape(m, file.info(m.stored).shape, file.path), view: m.view });
+    table.set(m.name, {
+      file,
+      stored: m.stored,
+      shape: mappedShape(m, file.info(m.stored).shape, file.path),
+      view: m.view,
+    });
   }
   return new RenamedWeights(`${file.path} (${LAYOUT_NAMES[part.layout]}, ${part.prefix}*)`, table);
 }
 
 /** The same translation on a bare {stored name: shape} map (a header, or a synthetic one in tests). */
-export function mapLdmShapes(part: LdmPart, shapes: ReadonlyMap<string, readonly number[]>, origin: string): Map<string, readonly number[]> {
+export function mapLdmShapes(
+  part: LdmPart,
+  shapes: ReadonlyMap<string, readonly number[]>,
+  origin: string,
+): Map<string, readonly number[]> {
   const out = new Map<string, readonly number[]>();
-  for (const m of mapLdmNames(part, [...shapes.keys()], origin)) out.set(m.name, mappedShape(m, shapes.get(m.stored)!, origin));
+  for (const m of mapLdmNames(part, [...shapes.keys()], origin))
+    out.set(m.name, mappedShape(m, shapes.get(m.stored)!, origin));
   return out;
 }
 
@@ -593,7 +695,9 @@ export function ldmUnetModulePaths(config: UnetBlockLayout, modules: Iterable<st
     if ((m = path.match(/^down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)$/))) {
       const at = input.get(`${m[1]}.${m[3]}`);
       const rest = invert(m[2] === "resnets" ? UNET_RESNET : UNET_ATTENTION, m[4]!);
-      return at === undefined || rest === undefined ? undefined : `input_blocks.${at}.${m[2] === "resnets" ? 0 : 1}.${rest}`;
+      return at === undefined || rest === undefined
+        ? undefined
+        : `input_blocks.${at}.${m[2] === "resnets" ? 0 : 1}.${rest}`;
     }
     if ((m = path.match(/^down_blocks\.(\d+)\.downsamplers\.0\.(.+)$/))) {
       const at = input.get(`${m[1]}.down`);
@@ -608,7 +712,9 @@ export function ldmUnetModulePaths(config: UnetBlockLayout, modules: Iterable<st
     if ((m = path.match(/^up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)$/))) {
       const at = output.get(`${m[1]}.${m[3]}`);
       const rest = invert(m[2] === "resnets" ? UNET_RESNET : UNET_ATTENTION, m[4]!);
-      return at === undefined || rest === undefined ? undefined : `output_blocks.${at}.${m[2] === "resnets" ? 0 : 1}.${rest}`;
+      return at === undefined || rest === undefined
+        ? undefined
+        : `output_blocks.${at}.${m[2] === "resnets" ? 0 : 1}.${rest}`;
     }
     if ((m = path.match(/^up_blocks\.(\d+)\.upsamplers\.0\.(.+)$/))) {
       const level = Number(m[1]);

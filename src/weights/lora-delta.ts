@@ -9,7 +9,13 @@ import type { SafetensorsFile } from "./safetensors.js";
  * - "dense": W += scale * delta, delta of W's size (LoHa, LoKr and full deltas, computed whole).
  */
 export type WeightDelta =
-  | { readonly kind: "low-rank"; readonly up: Float32Array; readonly down: Float32Array; readonly rank: number; readonly scale: number }
+  | {
+      readonly kind: "low-rank";
+      readonly up: Float32Array;
+      readonly down: Float32Array;
+      readonly rank: number;
+      readonly scale: number;
+    }
   | { readonly kind: "dense"; readonly delta: Float32Array; readonly scale: number };
 
 /** One tensor's change from one module of a LoRA file, at multiplier 1. */
@@ -39,7 +45,8 @@ export type ShapeOf = (network: LoraNetwork, key: string) => readonly number[] |
 export function moduleDeltas(file: SafetensorsFile, m: LoraModuleKeys, shapeOf: ShapeOf): TensorDelta[] {
   const has = (r: LoraRole) => m.tensors.has(r);
   const where = `${file.path}: module "${m.name}"`;
-  const unsupported = (what: string) => new InputError(`${where} uses ${what}, which diffuse cannot merge yet; use a LoRA without it`);
+  const unsupported = (what: string) =>
+    new InputError(`${where} uses ${what}, which diffuse cannot merge yet; use a LoRA without it`);
   if (has("dora_scale")) throw unsupported("DoRA (dora_scale: a per-channel norm of the merged weight)");
   if (has("hada_t1") || has("hada_t2")) throw unsupported("LoHa's Tucker form (hada_t1/hada_t2)");
   if (has("lokr_t2")) throw unsupported("LoKr's Tucker form (lokr_t2)");
@@ -52,23 +59,32 @@ export function moduleDeltas(file: SafetensorsFile, m: LoraModuleKeys, shapeOf: 
   const push = (key: string, delta: WeightDelta) => out.push({ network: m.network, key, name: m.name, delta });
 
   if (has("down") || has("up")) {
-    if (!has("down") || !has("up")) throw new CheckpointError(`${where} has a ${has("down") ? "down" : "up"} factor but no ${has("down") ? "up" : "down"} factor; the file is incomplete`);
+    if (!has("down") || !has("up"))
+      throw new CheckpointError(
+        `${where} has a ${has("down") ? "down" : "up"} factor but no ${has("down") ? "up" : "down"} factor; the file is incomplete`,
+      );
     const up = get("up");
     let down = get("down");
     const rank = down.shape[0]!;
     if (up.shape[1] !== rank || up.shape.slice(2).some((d) => d !== 1)) {
-      throw new CheckpointError(`${where}: the up factor has shape [${up.shape.join(",")}] and the down factor [${down.shape.join(",")}]; up must be [out, ${rank}] (or [out, ${rank}, 1, 1])`);
+      throw new CheckpointError(
+        `${where}: the up factor has shape [${up.shape.join(",")}] and the down factor [${down.shape.join(",")}]; up must be [out, ${rank}] (or [out, ${rank}, 1, 1])`,
+      );
     }
     if (has("mid")) down = tuckerDown(get("mid"), down, where);
     down = fitInputs(down, shape, m.module);
     checkFits(where, shape, up.shape[0]!, down.shape, `up [${up.shape.join(",")}] @ down [${down.shape.join(",")}]`);
     push(weightKey, { kind: "low-rank", up: up.data, down: down.data, rank, scale: (alpha ?? rank) / rank });
   } else if (has("hada_w1_a")) {
-    for (const r of ["hada_w1_b", "hada_w2_a", "hada_w2_b"] as const) if (!has(r)) throw new CheckpointError(`${where} is a LoHa without ${r}; the file is incomplete`);
+    for (const r of ["hada_w1_b", "hada_w2_a", "hada_w2_b"] as const)
+      if (!has(r)) throw new CheckpointError(`${where} is a LoHa without ${r}; the file is incomplete`);
     const [w1a, w1b, w2a, w2b] = [get("hada_w1_a"), get("hada_w1_b"), get("hada_w2_a"), get("hada_w2_b")];
     const p1 = product(w1a, w1b, where);
     const p2 = product(w2a, w2b, where);
-    if (p1.rows !== p2.rows || p1.cols !== p2.cols) throw new CheckpointError(`${where}: the LoHa products are [${p1.rows},${p1.cols}] and [${p2.rows},${p2.cols}]; they must be equal`);
+    if (p1.rows !== p2.rows || p1.cols !== p2.cols)
+      throw new CheckpointError(
+        `${where}: the LoHa products are [${p1.rows},${p1.cols}] and [${p2.rows},${p2.cols}]; they must be equal`,
+      );
     checkFits(where, shape, p1.rows, [p1.cols], `(w1a @ w1b) [${p1.rows},${p1.cols}]`);
     const delta = p1.data.map((v, i) => v * p2.data[i]!);
     const rank = w1b.shape[0]!;
@@ -76,22 +92,37 @@ export function moduleDeltas(file: SafetensorsFile, m: LoraModuleKeys, shapeOf: 
   } else if (has("lokr_w1") || has("lokr_w1_a")) {
     const w1 = has("lokr_w1") ? asMatrix(get("lokr_w1")) : productTensor(get("lokr_w1_a"), get("lokr_w1_b"), where);
     const w2 = has("lokr_w2") ? get("lokr_w2") : productTensor(get("lokr_w2_a"), get("lokr_w2_b"), where);
-    const dim = !has("lokr_w2") ? file.info(m.tensors.get("lokr_w2_b")!).shape[0]! : !has("lokr_w1") ? file.info(m.tensors.get("lokr_w1_b")!).shape[0]! : undefined;
+    const dim = !has("lokr_w2")
+      ? file.info(m.tensors.get("lokr_w2_b")!).shape[0]!
+      : !has("lokr_w1")
+        ? file.info(m.tensors.get("lokr_w1_b")!).shape[0]!
+        : undefined;
     const delta = kron(w1, w2);
-    if (delta.length !== numel(shape)) throw new CheckpointError(`${where}: kron(w1 [${w1.shape.join(",")}], w2 [${w2.shape.join(",")}]) has ${delta.length} values; the model's ${m.module} has [${shape.join(",")}]`);
+    if (delta.length !== numel(shape))
+      throw new CheckpointError(
+        `${where}: kron(w1 [${w1.shape.join(",")}], w2 [${w2.shape.join(",")}]) has ${delta.length} values; the model's ${m.module} has [${shape.join(",")}]`,
+      );
     push(weightKey, { kind: "dense", delta, scale: dim !== undefined && alpha !== undefined ? alpha / dim : 1 });
   } else if (has("diff")) {
     const diff = get("diff");
-    if (numel(diff.shape) !== numel(shape)) throw new CheckpointError(`${where}: diff has shape [${diff.shape.join(",")}]; the model's ${m.module} has [${shape.join(",")}]`);
+    if (numel(diff.shape) !== numel(shape))
+      throw new CheckpointError(
+        `${where}: diff has shape [${diff.shape.join(",")}]; the model's ${m.module} has [${shape.join(",")}]`,
+      );
     push(weightKey, { kind: "dense", delta: diff.data, scale: 1 });
   } else if (!has("diff_b")) {
-    throw new CheckpointError(`${where} has only ${[...m.tensors.keys()].join(", ")}: no factors to merge; the file is incomplete`);
+    throw new CheckpointError(
+      `${where} has only ${[...m.tensors.keys()].join(", ")}: no factors to merge; the file is incomplete`,
+    );
   }
   if (has("diff_b")) {
     const biasKey = `${m.module}.bias`;
     const biasShape = shapeOf(m.network, biasKey);
     const diffB = get("diff_b");
-    if (!biasShape || numel(biasShape) !== numel(diffB.shape)) throw new CheckpointError(`${where}: diff_b has shape [${diffB.shape.join(",")}]; the model's ${m.module} has ${biasShape ? `a bias of [${biasShape.join(",")}]` : "no bias"}`);
+    if (!biasShape || numel(biasShape) !== numel(diffB.shape))
+      throw new CheckpointError(
+        `${where}: diff_b has shape [${diffB.shape.join(",")}]; the model's ${m.module} has ${biasShape ? `a bias of [${biasShape.join(",")}]` : "no bias"}`,
+      );
     push(biasKey, { kind: "dense", delta: diffB.data, scale: 1 });
   }
   return out;
@@ -108,7 +139,8 @@ function tensor(file: SafetensorsFile, key: string): Tensor {
 
 function scalar(file: SafetensorsFile, key: string, where: string): number {
   const t = file.float32(key);
-  if (t.length !== 1 || !Number.isFinite(t[0]!)) throw new CheckpointError(`${where}: alpha should be one finite number, got ${t.length} values`);
+  if (t.length !== 1 || !Number.isFinite(t[0]!))
+    throw new CheckpointError(`${where}: alpha should be one finite number, got ${t.length} values`);
   return t[0]!;
 }
 
@@ -117,10 +149,17 @@ function numel(shape: readonly number[]): number {
 }
 
 /** A [out, rank] @ [rank, rest] product's output rows must be the weight's rows, its columns the rest of its shape. */
-function checkFits(where: string, weight: readonly number[], rows: number, downShape: readonly number[], what: string): void {
+function checkFits(
+  where: string,
+  weight: readonly number[],
+  rows: number,
+  downShape: readonly number[],
+  what: string,
+): void {
   const cols = numel(downShape) / (downShape.length > 1 ? downShape[0]! : 1);
   const rest = numel(weight) / weight[0]!;
-  const kernelOk = downShape.length !== 4 || weight.length !== 4 || (downShape[2] === weight[2] && downShape[3] === weight[3]);
+  const kernelOk =
+    downShape.length !== 4 || weight.length !== 4 || (downShape[2] === weight[2] && downShape[3] === weight[3]);
   if (rows !== weight[0] || cols !== rest || !kernelOk) {
     throw new CheckpointError(`${where}: ${what} does not fit the model's weight [${weight.join(",")}]`);
   }
@@ -132,7 +171,8 @@ function checkFits(where: string, weight: readonly number[], rows: number, downS
  * the mask and masked-image inputs as they are.
  */
 function fitInputs(down: Tensor, weight: readonly number[], module: string): Tensor {
-  if (module !== "conv_in" || weight.length !== 4 || down.shape.length !== 4 || down.shape[1]! >= weight[1]!) return down;
+  if (module !== "conv_in" || weight.length !== 4 || down.shape.length !== 4 || down.shape[1]! >= weight[1]!)
+    return down;
   const [rank, inputs, kh, kw] = down.shape as [number, number, number, number];
   const k = kh * kw;
   const wide = weight[1]!;
@@ -147,7 +187,9 @@ function tuckerDown(mid: Tensor, down: Tensor, where: string): Tensor {
   const rank = down.shape[0]!;
   const inputs = down.shape[1]!;
   if (mid.shape.length !== 4 || r2 !== rank || numel(down.shape) !== rank * inputs) {
-    throw new CheckpointError(`${where}: lora_mid has shape [${mid.shape.join(",")}] and lora_down [${down.shape.join(",")}]; mid must be [rank, rank, kh, kw] over a 1x1 down`);
+    throw new CheckpointError(
+      `${where}: lora_mid has shape [${mid.shape.join(",")}] and lora_down [${down.shape.join(",")}]; mid must be [rank, rank, kh, kw] over a 1x1 down`,
+    );
   }
   const k = kh * kw;
   const data = new Float32Array(r1 * inputs * k);
@@ -167,7 +209,10 @@ function tuckerDown(mid: Tensor, down: Tensor, where: string): Tensor {
 function product(a: Tensor, b: Tensor, where: string): { data: Float32Array; rows: number; cols: number } {
   const rows = a.shape[0]!;
   const inner = numel(a.shape) / rows;
-  if (b.shape[0] !== inner) throw new CheckpointError(`${where}: factors of shapes [${a.shape.join(",")}] and [${b.shape.join(",")}] cannot be multiplied`);
+  if (b.shape[0] !== inner)
+    throw new CheckpointError(
+      `${where}: factors of shapes [${a.shape.join(",")}] and [${b.shape.join(",")}] cannot be multiplied`,
+    );
   const cols = numel(b.shape) / inner;
   const data = new Float32Array(rows * cols);
   for (let i = 0; i < rows; i++) {

@@ -44,17 +44,25 @@ export interface LoraModel {
  * family, with a module whose shapes do not fit the model, or with no key that names anything in the model.
  */
 export function readLora(source: LoraSource, model: LoraModel): LoraFile {
-  const file = typeof source === "string" ? SafetensorsFile.open(source) : SafetensorsFile.fromBytes(source.bytes, source.name);
+  const file =
+    typeof source === "string" ? SafetensorsFile.open(source) : SafetensorsFile.fromBytes(source.bytes, source.name);
   try {
     const origin = typeof source === "string" ? source : source.name;
     const keys = file.keys();
     const map = mapLoraKeys(keys, model.targets);
     const made = loraFamily(file, keys);
     if (made && made.family !== model.family) {
-      throw new CheckpointError(`${origin}: a LoRA for ${familyName(made.family)} (${made.evidence}), but the model is ${familyName(model.family)}; use a LoRA made for ${familyName(model.family)}`);
+      throw new CheckpointError(
+        `${origin}: a LoRA for ${familyName(made.family)} (${made.evidence}), but the model is ${familyName(model.family)}; use a LoRA made for ${familyName(model.family)}`,
+      );
     }
     if (map.modules.length === 0) {
-      throw new CheckpointError(`${origin}: none of its ${keys.length} keys names a module of this ${familyName(model.family)} model (e.g. ${keys.slice(0, 3).map((k) => `"${k}"`).join(", ")}); it is not a LoRA, or one for another model`);
+      throw new CheckpointError(
+        `${origin}: none of its ${keys.length} keys names a module of this ${familyName(model.family)} model (e.g. ${keys
+          .slice(0, 3)
+          .map((k) => `"${k}"`)
+          .join(", ")}); it is not a LoRA, or one for another model`,
+      );
     }
     const deltas = map.modules.flatMap((m) => moduleDeltas(file, m, model.shapeOf));
     const sha256 = dataHash(source, file);
@@ -70,11 +78,15 @@ export function readLora(source: LoraSource, model: LoraModel): LoraFile {
  * The family a LoRA was made for, when it says: kohya's metadata (ss_base_model_version, ss_v2), the modelspec
  * architecture, a second text encoder's keys (SDXL), or the text width its cross-attention reads.
  */
-function loraFamily(file: SafetensorsFile, keys: readonly string[]): { family: ModelFamily; evidence: string } | undefined {
+function loraFamily(
+  file: SafetensorsFile,
+  keys: readonly string[],
+): { family: ModelFamily; evidence: string } | undefined {
   const m = file.metadata;
   const version = m["ss_base_model_version"] ?? "";
   if (version.startsWith("sdxl")) return { family: "sdxl", evidence: `ss_base_model_version ${version}` };
-  if (version.startsWith("sd_v2") || m["ss_v2"] === "True") return { family: "sd2", evidence: version ? `ss_base_model_version ${version}` : "ss_v2 True" };
+  if (version.startsWith("sd_v2") || m["ss_v2"] === "True")
+    return { family: "sd2", evidence: version ? `ss_base_model_version ${version}` : "ss_v2 True" };
   if (version.startsWith("sd_v1")) return { family: "sd1", evidence: `ss_base_model_version ${version}` };
   const arch = m["modelspec.architecture"] ?? "";
   if (arch.startsWith("stable-diffusion-xl")) return { family: "sdxl", evidence: `modelspec.architecture ${arch}` };

@@ -16,10 +16,26 @@ export type LoraNetwork = "unet" | "text_encoder" | "text_encoder_2";
 
 /** What a tensor of a LoRA file is to its module. */
 export type LoraRole =
-  | "down" | "up" | "mid" | "alpha" | "dora_scale"
-  | "hada_w1_a" | "hada_w1_b" | "hada_w2_a" | "hada_w2_b" | "hada_t1" | "hada_t2"
-  | "lokr_w1" | "lokr_w1_a" | "lokr_w1_b" | "lokr_w2" | "lokr_w2_a" | "lokr_w2_b" | "lokr_t2"
-  | "diff" | "diff_b";
+  | "down"
+  | "up"
+  | "mid"
+  | "alpha"
+  | "dora_scale"
+  | "hada_w1_a"
+  | "hada_w1_b"
+  | "hada_w2_a"
+  | "hada_w2_b"
+  | "hada_t1"
+  | "hada_t2"
+  | "lokr_w1"
+  | "lokr_w1_a"
+  | "lokr_w1_b"
+  | "lokr_w2"
+  | "lokr_w2_a"
+  | "lokr_w2_b"
+  | "lokr_t2"
+  | "diff"
+  | "diff_b";
 
 /** How a format writes module paths after its prefix. */
 type Naming = "underscores" | "dots";
@@ -57,10 +73,19 @@ const SUFFIXES: readonly (readonly [suffix: string, role: LoraRole])[] = [
   [".alpha", "alpha"],
   [".dora_scale", "dora_scale"],
   // LyCORIS LoHa, LoKr and full deltas
-  [".hada_w1_a", "hada_w1_a"], [".hada_w1_b", "hada_w1_b"], [".hada_w2_a", "hada_w2_a"], [".hada_w2_b", "hada_w2_b"],
-  [".hada_t1", "hada_t1"], [".hada_t2", "hada_t2"],
-  [".lokr_w1_a", "lokr_w1_a"], [".lokr_w1_b", "lokr_w1_b"], [".lokr_w1", "lokr_w1"],
-  [".lokr_w2_a", "lokr_w2_a"], [".lokr_w2_b", "lokr_w2_b"], [".lokr_w2", "lokr_w2"], [".lokr_t2", "lokr_t2"],
+  [".hada_w1_a", "hada_w1_a"],
+  [".hada_w1_b", "hada_w1_b"],
+  [".hada_w2_a", "hada_w2_a"],
+  [".hada_w2_b", "hada_w2_b"],
+  [".hada_t1", "hada_t1"],
+  [".hada_t2", "hada_t2"],
+  [".lokr_w1_a", "lokr_w1_a"],
+  [".lokr_w1_b", "lokr_w1_b"],
+  [".lokr_w1", "lokr_w1"],
+  [".lokr_w2_a", "lokr_w2_a"],
+  [".lokr_w2_b", "lokr_w2_b"],
+  [".lokr_w2", "lokr_w2"],
+  [".lokr_t2", "lokr_t2"],
   [".diff_b", "diff_b"],
   [".diff", "diff"],
 ];
@@ -101,19 +126,26 @@ export interface LoraKeyMap {
 /** Groups a LoRA file's keys by the model module they change. */
 export function mapLoraKeys(keys: readonly string[], targets: LoraTargets): LoraKeyMap {
   const lookup = lookupTables(targets);
-  const modules = new Map<string, { network: LoraNetwork; module: string; name: string; tensors: Map<LoraRole, string> }>();
+  const modules = new Map<
+    string,
+    { network: LoraNetwork; module: string; name: string; tensors: Map<LoraRole, string> }
+  >();
   const unmatched: string[] = [];
   for (const key of keys) {
     const suffix = SUFFIXES.find(([s]) => key.endsWith(s));
     const prefix = PREFIXES.find(([p]) => key.startsWith(p));
-    const target = suffix && prefix ? resolve(key.slice(prefix[0].length, key.length - suffix[0].length), prefix[1], prefix[2], lookup) : undefined;
+    const target =
+      suffix && prefix
+        ? resolve(key.slice(prefix[0].length, key.length - suffix[0].length), prefix[1], prefix[2], lookup)
+        : undefined;
     if (!suffix || !target) {
       unmatched.push(key);
       continue;
     }
     const id = `${target.network}\0${target.module}`;
     let entry = modules.get(id);
-    if (!entry) modules.set(id, (entry = { ...target, name: key.slice(0, key.length - suffix[0].length), tensors: new Map() }));
+    if (!entry)
+      modules.set(id, (entry = { ...target, name: key.slice(0, key.length - suffix[0].length), tensors: new Map() }));
     if (entry.tensors.has(suffix[1])) {
       // Two spellings of one tensor (a file with both PEFT and kohya keys): the second is not applied twice.
       unmatched.push(key);
@@ -140,7 +172,12 @@ function lookupTables(targets: LoraTargets): Lookup {
   return out;
 }
 
-function resolve(written: string, network: LoraNetwork | "any", naming: Naming, lookup: Lookup): { network: LoraNetwork; module: string } | undefined {
+function resolve(
+  written: string,
+  network: LoraNetwork | "any",
+  naming: Naming,
+  lookup: Lookup,
+): { network: LoraNetwork; module: string } | undefined {
   const candidates = network === "any" ? [...lookup.keys()] : [network];
   for (const n of candidates) {
     const tables = lookup.get(n);

@@ -3,7 +3,15 @@
  * first match wins): what detect.ts refuses to open as a checkpoint, and what detect-kind.ts names in a listing.
  */
 
-export type WeightsKind = "checkpoint" | "lora" | "embedding" | "controlnet" | "vae" | "text-encoder" | "diffusers-component" | "unknown";
+export type WeightsKind =
+  | "checkpoint"
+  | "lora"
+  | "embedding"
+  | "controlnet"
+  | "vae"
+  | "text-encoder"
+  | "diffusers-component"
+  | "unknown";
 
 export type PartKind = Exclude<WeightsKind, "checkpoint" | "unknown">;
 
@@ -16,4 +24,3 @@ export const PART_PATTERNS: ReadonlyArray<readonly [PartKind, RegExp]> = [
   ["diffusers-component", /^(conv_in|time_embedding\.linear_1|down_blocks\.0\.resnets\.0\.conv1)\.weight$/],
   ["text-encoder", /^text_model\.embeddings\.token_embedding\.weight$/],
 ];
-

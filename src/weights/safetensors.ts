@@ -6,10 +6,21 @@ import { bf16ToF32, f16Table, f16ToF32 } from "./half.js";
 
 /** Element types of the safetensors format with their size in bytes. */
 export const DTYPE_SIZES = {
-  F64: 8, F32: 4, F16: 2, BF16: 2,
-  I64: 8, I32: 4, I16: 2, I8: 1,
-  U64: 8, U32: 4, U16: 2, U8: 1,
-  BOOL: 1, F8_E4M3: 1, F8_E5M2: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 } as const;
 export type Dtype = keyof typeof DTYPE_SIZES;
 
@@ -53,32 +64,51 @@ const METADATA_KEY = "__metadata__";
  * `dataBytes` is the size of the data section that follows it. Throws CheckpointError naming the tensor.
  * Nesting, the tensor count and the number of values are bounded on the text before anything is parsed.
  */
-export function parseHeader(headerBytes: Uint8Array, dataBytes: number, source: string): Omit<SafetensorsHeader, "dataStart"> {
+export function parseHeader(
+  headerBytes: Uint8Array,
+  dataBytes: number,
+  source: string,
+): Omit<SafetensorsHeader, "dataStart"> {
   // The counts first: they stop early on a header that is too big, where the depth scan would read all of it.
   const counts = countHeader(headerBytes);
   if (counts.tensors > MAX_TENSORS) {
-    throw new CheckpointError(`${source}: the safetensors header names more than ${MAX_TENSORS} tensors, far more than any checkpoint has; the file is corrupt or not a checkpoint`);
+    throw new CheckpointError(
+      `${source}: the safetensors header names more than ${MAX_TENSORS} tensors, far more than any checkpoint has; the file is corrupt or not a checkpoint`,
+    );
   }
   if (counts.values > MAX_HEADER_VALUES) {
-    throw new CheckpointError(`${source}: the safetensors header holds more than ${MAX_HEADER_VALUES} values (a checkpoint's has about 5 per tensor); the file is corrupt or not a checkpoint`);
+    throw new CheckpointError(
+      `${source}: the safetensors header holds more than ${MAX_HEADER_VALUES} values (a checkpoint's has about 5 per tensor); the file is corrupt or not a checkpoint`,
+    );
   }
   if (jsonTooDeep(headerBytes, MAX_JSON_DEPTH)) {
-    throw new CheckpointError(`${source}: the safetensors header is nested more than ${MAX_JSON_DEPTH} levels deep (a real one has 3); the file is corrupt or not a .safetensors file`);
+    throw new CheckpointError(
+      `${source}: the safetensors header is nested more than ${MAX_JSON_DEPTH} levels deep (a real one has 3); the file is corrupt or not a .safetensors file`,
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
   } catch (e) {
-    throw new CheckpointError(`${source}: the safetensors header is not valid UTF-8 JSON (${(e as Error).message}); the file is corrupt or not a .safetensors file`);
+    throw new CheckpointError(
+      `${source}: the safetensors header is not valid UTF-8 JSON (${(e as Error).message}); the file is corrupt or not a .safetensors file`,
+    );
   }
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    throw new CheckpointError(`${source}: the safetensors header must be a JSON object mapping tensor names to {dtype, shape, data_offsets}`);
+    throw new CheckpointError(
+      `${source}: the safetensors header must be a JSON object mapping tensor names to {dtype, shape, data_offsets}`,
+    );
   }
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
     if (name === METADATA_KEY) {
-      if (raw === null || typeof raw !== "object" || Array.isArray(raw) || Object.values(raw).some((v) => typeof v !== "string")) {
+      if (
+        raw === null ||
+        typeof raw !== "object" ||
+        Array.isArray(raw) ||
+        Object.values(raw).some((v) => typeof v !== "string")
+      ) {
         throw new CheckpointError(`${source}: __metadata__ must be an object of string values`);
       }
       metadata = raw as Record<string, string>;
@@ -97,27 +127,36 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, source: 
 
 function parseEntry(name: string, raw: unknown, dataBytes: number, source: string): TensorInfo {
   const where = `${source}: tensor "${name}"`;
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new CheckpointError(`${where}: entry must be an object with dtype, shape and data_offsets`);
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw))
+    throw new CheckpointError(`${where}: entry must be an object with dtype, shape and data_offsets`);
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
   // hasOwn, not `in`: names like "toString" or "constructor" are on every object's prototype.
   if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_SIZES, dtype)) {
-    throw new CheckpointError(`${where}: unknown dtype ${brief(dtype)}; expected one of ${Object.keys(DTYPE_SIZES).join(", ")}`);
+    throw new CheckpointError(
+      `${where}: unknown dtype ${brief(dtype)}; expected one of ${Object.keys(DTYPE_SIZES).join(", ")}`,
+    );
   }
   if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
     throw new CheckpointError(`${where}: shape must be an array of non-negative integers, got ${brief(shape)}`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || offsets.some((o) => !Number.isSafeInteger(o) || o < 0)) {
-    throw new CheckpointError(`${where}: data_offsets must be [begin, end] non-negative integers, got ${brief(offsets)}`);
+    throw new CheckpointError(
+      `${where}: data_offsets must be [begin, end] non-negative integers, got ${brief(offsets)}`,
+    );
   }
   const [begin, end] = offsets as [number, number];
   if (begin > end) throw new CheckpointError(`${where}: data_offsets [${begin}, ${end}] end before they begin`);
   if (end > dataBytes) {
-    throw new CheckpointError(`${where}: data_offsets [${begin}, ${end}] go past the end of the data (${dataBytes} bytes); the file is truncated`);
+    throw new CheckpointError(
+      `${where}: data_offsets [${begin}, ${end}] go past the end of the data (${dataBytes} bytes); the file is truncated`,
+    );
   }
   const elements = shape.reduce((a: number, b: number) => a * b, 1);
   const expected = elements * DTYPE_SIZES[dtype as Dtype];
   if (!Number.isSafeInteger(expected) || expected !== end - begin) {
-    throw new CheckpointError(`${where}: shape ${brief(shape)} of ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`);
+    throw new CheckpointError(
+      `${where}: shape ${brief(shape)} of ${dtype} needs ${expected} bytes but data_offsets span ${end - begin}`,
+    );
   }
   return { name, dtype: dtype as Dtype, shape: shape as number[], begin, end };
 }
@@ -126,7 +165,9 @@ function checkOverlaps(infos: TensorInfo[], source: string): void {
   const sorted = infos.filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i]!.begin < sorted[i - 1]!.end) {
-      throw new CheckpointError(`${source}: tensors "${sorted[i - 1]!.name}" and "${sorted[i]!.name}" overlap in the data section; the file is corrupt`);
+      throw new CheckpointError(
+        `${source}: tensors "${sorted[i - 1]!.name}" and "${sorted[i]!.name}" overlap in the data section; the file is corrupt`,
+      );
     }
   }
 }
@@ -146,7 +187,13 @@ const METADATA_KEY_BYTES = new TextEncoder().encode(`${METADATA_KEY}"`);
  * reports the syntax error.
  */
 function countHeader(bytes: Uint8Array): { tensors: number; metadata: number; values: number } {
-  let depth = 0, tensors = 0, metadata = 0, values = 0, inString = false, escaped = false, expectKey = false;
+  let depth = 0,
+    tensors = 0,
+    metadata = 0,
+    values = 0,
+    inString = false,
+    escaped = false,
+    expectKey = false;
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i]!;
     if (inString) {
@@ -202,7 +249,10 @@ function fileSource(path: string, fd: number | undefined): ByteSource {
 function memorySource(bytes: Uint8Array, name: string): ByteSource {
   return {
     read(buf, position) {
-      if (position + buf.length > bytes.length) throw new CheckpointError(`${name}: unexpected end of data while reading ${buf.length} bytes at offset ${position}`);
+      if (position + buf.length > bytes.length)
+        throw new CheckpointError(
+          `${name}: unexpected end of data while reading ${buf.length} bytes at offset ${position}`,
+        );
       buf.set(bytes.subarray(position, position + buf.length));
     },
     close() {},
@@ -220,7 +270,13 @@ export class SafetensorsFile implements SafetensorsHeader {
   readonly dataStart: number;
   readonly size: number;
 
-  private constructor(readonly path: string, private readonly source: ByteSource, size: number, header: Omit<SafetensorsHeader, "dataStart">, dataStart: number) {
+  private constructor(
+    readonly path: string,
+    private readonly source: ByteSource,
+    size: number,
+    header: Omit<SafetensorsHeader, "dataStart">,
+    dataStart: number,
+  ) {
     this.size = size;
     this.tensors = header.tensors;
     this.metadata = header.metadata;
@@ -229,7 +285,11 @@ export class SafetensorsFile implements SafetensorsHeader {
 
   static open(path: string): SafetensorsFile {
     if (/\.(ckpt|pt|pth|bin)$/i.test(path)) refusePickle(path);
-    const { fd, size } = openRegularFile(path, CheckpointError, "check the path: a .safetensors checkpoint is one regular file (a diffusers model is opened as its folder)");
+    const { fd, size } = openRegularFile(
+      path,
+      CheckpointError,
+      "check the path: a .safetensors checkpoint is one regular file (a diffusers model is opened as its folder)",
+    );
     return SafetensorsFile.read(path, fileSource(path, fd), size);
   }
 
@@ -240,15 +300,23 @@ export class SafetensorsFile implements SafetensorsHeader {
 
   private static read(path: string, source: ByteSource, size: number): SafetensorsFile {
     try {
-      if (size < 8) throw new CheckpointError(`${path}: ${size} bytes is too short for a safetensors file (at least 8 bytes of header length)`);
+      if (size < 8)
+        throw new CheckpointError(
+          `${path}: ${size} bytes is too short for a safetensors file (at least 8 bytes of header length)`,
+        );
       const prefix = Buffer.alloc(8);
       source.read(prefix, 0);
       const headerLength = prefix.readBigUInt64LE(0);
       if (headerLength > BigInt(size - 8)) {
         if (looksLikePickle(source, prefix, size)) refusePickle(path);
-        throw new CheckpointError(`${path}: header length ${headerLength} goes past the end of the ${size}-byte file; the file is truncated or not a .safetensors file`);
+        throw new CheckpointError(
+          `${path}: header length ${headerLength} goes past the end of the ${size}-byte file; the file is truncated or not a .safetensors file`,
+        );
       }
-      if (headerLength > BigInt(MAX_HEADER_BYTES)) throw new CheckpointError(`${path}: header length ${headerLength} exceeds the 100 MB limit; the file is corrupt`);
+      if (headerLength > BigInt(MAX_HEADER_BYTES))
+        throw new CheckpointError(
+          `${path}: header length ${headerLength} exceeds the 100 MB limit; the file is corrupt`,
+        );
       const n = Number(headerLength);
       if (n < 2) throw new CheckpointError(`${path}: header length ${n} is too short for a JSON object`);
       const headerBytes = Buffer.alloc(n);
@@ -293,7 +361,8 @@ export class SafetensorsFile implements SafetensorsHeader {
     const what = `${this.path}: tensor "${name}"`;
     if (!into) return toFloat32(this.bytes(name), t.dtype, what);
     const count = t.shape.reduce((a, c) => a * c, 1);
-    if (into.length !== count) throw new InternalError(`${what} has ${count} values, not the ${into.length} of the buffer given for it`);
+    if (into.length !== count)
+      throw new InternalError(`${what} has ${count} values, not the ${into.length} of the buffer given for it`);
     const size = FLOAT_SIZE[t.dtype];
     if (size === undefined || size > 4) {
       into.set(toFloat32(this.bytes(name), t.dtype, what));
@@ -312,9 +381,14 @@ export class SafetensorsFile implements SafetensorsHeader {
     const b = this.bytes(name);
     const n = t.shape.reduce((a, c) => a * c, 1);
     switch (t.dtype) {
-      case "I64": return new BigInt64Array(b.buffer, b.byteOffset, n).slice();
-      case "I32": return BigInt64Array.from(new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)), (v) => BigInt(v));
-      default: throw new CheckpointError(`${this.path}: tensor "${name}" is ${t.dtype}, expected an integer dtype`);
+      case "I64":
+        return new BigInt64Array(b.buffer, b.byteOffset, n).slice();
+      case "I32":
+        return BigInt64Array.from(new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)), (v) =>
+          BigInt(v),
+        );
+      default:
+        throw new CheckpointError(`${this.path}: tensor "${name}" is ${t.dtype}, expected an integer dtype`);
     }
   }
 
@@ -345,11 +419,16 @@ export function toFloat32(b: Uint8Array, dtype: Dtype, what: string): Float32Arr
   // Typed-array views need aligned offsets. Copy through Uint8Array.prototype.slice: Buffer#slice is a view, not a copy.
   const aligned = b.byteOffset % 8 === 0 ? b : Uint8Array.prototype.slice.call(b);
   switch (dtype) {
-    case "F32": return new Float32Array(aligned.buffer, aligned.byteOffset, b.length >> 2).slice();
-    case "F16": return f16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, b.length >> 1));
-    case "BF16": return bf16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, b.length >> 1));
-    case "F64": return Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, b.length >> 3));
-    default: throw new CheckpointError(`${what} is ${dtype}, expected a floating-point dtype (F32, F16, BF16, F64)`);
+    case "F32":
+      return new Float32Array(aligned.buffer, aligned.byteOffset, b.length >> 2).slice();
+    case "F16":
+      return f16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, b.length >> 1));
+    case "BF16":
+      return bf16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, b.length >> 1));
+    case "F64":
+      return Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, b.length >> 3));
+    default:
+      throw new CheckpointError(`${what} is ${dtype}, expected a floating-point dtype (F32, F16, BF16, F64)`);
   }
 }
 
@@ -357,7 +436,8 @@ function readFully(fd: number, buf: Uint8Array, position: number): void {
   let done = 0;
   while (done < buf.length) {
     const n = readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0) throw new CheckpointError(`unexpected end of file while reading ${buf.length} bytes at offset ${position}`);
+    if (n === 0)
+      throw new CheckpointError(`unexpected end of file while reading ${buf.length} bytes at offset ${position}`);
     done += n;
   }
 }

@@ -25,14 +25,17 @@ export interface TaesdCheckpoint {
   close(): void;
 }
 
-const LAYOUTS = "a TAESD is a diffusers AutoencoderTiny folder (config.json + diffusion_pytorch_model.safetensors) or madebyollin's taesd_decoder.safetensors (+ taesd_encoder.safetensors)";
+const LAYOUTS =
+  "a TAESD is a diffusers AutoencoderTiny folder (config.json + diffusion_pytorch_model.safetensors) or madebyollin's taesd_decoder.safetensors (+ taesd_encoder.safetensors)";
 
 export function openTaesdFiles(path: string): TaesdCheckpoint {
   let isDir: boolean;
   try {
     isDir = statSync(path).isDirectory();
   } catch (e) {
-    throw new CheckpointError(`${path}: cannot open the TAESD (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`);
+    throw new CheckpointError(
+      `${path}: cannot open the TAESD (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path`,
+    );
   }
   if (isDir && existsSync(join(path, "config.json"))) return openDiffusers(path);
   if (isDir) {
@@ -53,7 +56,9 @@ function openDiffusers(dir: string): TaesdCheckpoint {
   const configPath = join(dir, "config.json");
   const json = readJson(configPath, LAYOUTS);
   if (json._class_name !== undefined && json._class_name !== "AutoencoderTiny") {
-    throw new UnsupportedModelError(`${configPath}: _class_name ${JSON.stringify(json._class_name)} is not a TAESD (AutoencoderTiny)`);
+    throw new UnsupportedModelError(
+      `${configPath}: _class_name ${JSON.stringify(json._class_name)} is not a TAESD (AutoencoderTiny)`,
+    );
   }
   const weightsPath = join(dir, "diffusion_pytorch_model.safetensors");
   if (!existsSync(weightsPath)) throw new CheckpointError(`${dir}: no diffusion_pytorch_model.safetensors; ${LAYOUTS}`);
@@ -66,7 +71,15 @@ function openDiffusersFile(path: string): TaesdCheckpoint {
   const table = new Map<string, TensorRef>(file.keys().map((k) => [k, { file, stored: k, shape: file.info(k).shape }]));
   const weights = new RenamedWeights(path, table);
   try {
-    return { path, layout: "diffusers", config: configFromShapes(table, path), weights, hasEncoder: table.has("encoder.layers.0.weight"), files: [path], close: () => file.close() };
+    return {
+      path,
+      layout: "diffusers",
+      config: configFromShapes(table, path),
+      weights,
+      hasEncoder: table.has("encoder.layers.0.weight"),
+      files: [path],
+      close: () => file.close(),
+    };
   } catch (e) {
     file.close();
     throw e;
@@ -76,7 +89,10 @@ function openDiffusersFile(path: string): TaesdCheckpoint {
 /** A file without config: the published layout, with the widths its first convs show. */
 function configFromShapes(table: ReadonlyMap<string, TensorRef>, origin: string): TaesdConfig {
   const first = table.get("decoder.layers.0.weight")?.shape;
-  if (first?.length !== 4) throw new CheckpointError(`${origin}: no decoder first conv ("1.weight" in madebyollin's file, "decoder.layers.0.weight" in diffusers'); ${LAYOUTS}`);
+  if (first?.length !== 4)
+    throw new CheckpointError(
+      `${origin}: no decoder first conv ("1.weight" in madebyollin's file, "decoder.layers.0.weight" in diffusers'); ${LAYOUTS}`,
+    );
   const encoderFirst = table.get("encoder.layers.0.weight")?.shape;
   return {
     ...TAESD_DEFAULTS,
@@ -95,7 +111,10 @@ function openMadebyollin(path: string, decoderPath: string, encoderPath: string 
       opened.push(file);
       for (const k of file.keys()) {
         const m = /^(\d+)\.(.+)$/.exec(k);
-        if (!m) throw new CheckpointError(`${p}: "${k}" is not a key of madebyollin's TAESD (layer index, then the parameter); ${LAYOUTS}`);
+        if (!m)
+          throw new CheckpointError(
+            `${p}: "${k}" is not a key of madebyollin's TAESD (layer index, then the parameter); ${LAYOUTS}`,
+          );
         table.set(`${prefix}${Number(m[1]) + shift}.${m[2]}`, { file, stored: k, shape: file.info(k).shape });
       }
     };
@@ -104,7 +123,12 @@ function openMadebyollin(path: string, decoderPath: string, encoderPath: string 
     const weights = new RenamedWeights(decoderPath, table);
     const config = configFromShapes(table, decoderPath);
     return {
-      path, layout: "madebyollin", config, weights, hasEncoder: encoderPath !== undefined, files: [decoderPath, ...(encoderPath ? [encoderPath] : [])],
+      path,
+      layout: "madebyollin",
+      config,
+      weights,
+      hasEncoder: encoderPath !== undefined,
+      files: [decoderPath, ...(encoderPath ? [encoderPath] : [])],
       close: () => opened.forEach((f) => f.close()),
     };
   } catch (e) {

@@ -6,7 +6,12 @@ const TILE = 32;
  * tile by tile: column by column through a whole matrix, every write lands on another cache line (a 1280-wide
  * matrix of the UNet writes 5 KB apart), which made transposing the weights a tenth of building the graph.
  */
-export function transpose2d(data: Float32Array, rows: number, cols: number, out: Float32Array = new Float32Array(data.length)): Float32Array {
+export function transpose2d(
+  data: Float32Array,
+  rows: number,
+  cols: number,
+  out: Float32Array = new Float32Array(data.length),
+): Float32Array {
   for (let r0 = 0; r0 < rows; r0 += TILE) {
     const r1 = Math.min(rows, r0 + TILE);
     for (let c0 = 0; c0 < cols; c0 += TILE) {

@@ -30,7 +30,10 @@ export interface WeightSource {
  * `w.sub("down_blocks.0").sub("resnets.1").get("conv1.weight")`.
  */
 export class ScopedWeights {
-  constructor(readonly source: WeightSource, readonly prefix: string = "") {}
+  constructor(
+    readonly source: WeightSource,
+    readonly prefix: string = "",
+  ) {}
 
   sub(name: string | number): ScopedWeights {
     return new ScopedWeights(this.source, this.path(String(name)));
@@ -58,13 +61,18 @@ export class ScopedWeights {
     }
     const actual = this.shape(name);
     if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-      throw new CheckpointError(`${this.source.origin}: "${full}" has shape [${actual.join(",")}], expected [${shape.join(",")}]; the checkpoint does not match the detected architecture`);
+      throw new CheckpointError(
+        `${this.source.origin}: "${full}" has shape [${actual.join(",")}], expected [${shape.join(",")}]; the checkpoint does not match the detected architecture`,
+      );
     }
   }
 
   shape(name: string): readonly number[] {
     const full = this.path(name);
-    if (!this.source.has(full)) throw new CheckpointError(`${this.source.origin}: missing tensor "${full}"; the checkpoint is incomplete or of another architecture`);
+    if (!this.source.has(full))
+      throw new CheckpointError(
+        `${this.source.origin}: missing tensor "${full}"; the checkpoint is incomplete or of another architecture`,
+      );
     return this.source.shape(full);
   }
 
@@ -73,7 +81,9 @@ export class ScopedWeights {
     const full = this.path(name);
     const shape = this.shape(name);
     if (expected && (expected.length !== shape.length || expected.some((d, i) => d !== -1 && d !== shape[i]))) {
-      throw new CheckpointError(`${this.source.origin}: "${full}" has shape [${shape.join(",")}], expected [${expected.join(",")}]; the checkpoint does not match the detected architecture`);
+      throw new CheckpointError(
+        `${this.source.origin}: "${full}" has shape [${shape.join(",")}], expected [${expected.join(",")}]; the checkpoint does not match the detected architecture`,
+      );
     }
     return this.source.float32(full, into);
   }

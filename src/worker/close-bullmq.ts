@@ -16,11 +16,19 @@ export const CLOSE_WAIT_MS = 1500;
  * job's lock expires and another worker runs it; the API server reconciles with Redis when it starts again).
  */
 export async function closeBullmq(c: Closable, ms = CLOSE_WAIT_MS): Promise<void> {
-  await within(c.close().catch(() => undefined), ms);
+  await within(
+    c.close().catch(() => undefined),
+    ms,
+  );
   const backend = c.getBackend();
   for (const pending of [backend.client, backend.blockingClient]) {
     // A client that never connected is still pending: there is nothing to drop then.
-    const client = pending && (await within(pending.catch(() => undefined), 0));
+    const client =
+      pending &&
+      (await within(
+        pending.catch(() => undefined),
+        0,
+      ));
     if (client) {
       // ioredis reports the failed reconnects of a dropped client as unhandled errors otherwise.
       client.on("error", () => undefined);

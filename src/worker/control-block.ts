@@ -47,6 +47,11 @@ export class ControlBlock {
   progress(): LiveProgress | null {
     const steps = Atomics.load(this.slots, STEPS);
     if (steps === 0) return null;
-    return { step: Atomics.load(this.slots, STEP), steps, batch: Atomics.load(this.slots, BATCH), batches: Atomics.load(this.slots, BATCHES) };
+    return {
+      step: Atomics.load(this.slots, STEP),
+      steps,
+      batch: Atomics.load(this.slots, BATCH),
+      batches: Atomics.load(this.slots, BATCHES),
+    };
   }
 }

@@ -1,4 +1,7 @@
-import { loadPipeline as loadInThisThread, type LoadOptions as PipelineLoadOptions } from "../pipeline/load-pipeline.js";
+import {
+  loadPipeline as loadInThisThread,
+  type LoadOptions as PipelineLoadOptions,
+} from "../pipeline/load-pipeline.js";
 import type { GenerateParams } from "../pipeline/params.js";
 import type { GenerateResult, StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import { PipelineWorker } from "./pipeline-worker.js";
@@ -23,7 +26,10 @@ export interface Pipeline {
  * thread with `worker: true` (see PipelineWorker).
  */
 export function loadPipeline(path: string, options: LoadOptions & { worker: true }): Promise<PipelineWorker>;
-export function loadPipeline(path: string, options?: LoadOptions & { worker?: false }): Promise<StableDiffusionPipeline>;
+export function loadPipeline(
+  path: string,
+  options?: LoadOptions & { worker?: false },
+): Promise<StableDiffusionPipeline>;
 export function loadPipeline(path: string, options?: LoadOptions): Promise<Pipeline>;
 export function loadPipeline(path: string, options: LoadOptions = {}): Promise<Pipeline> {
   const { worker, ...rest } = options;

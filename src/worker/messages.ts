@@ -91,6 +91,21 @@ export type ThreadMessage =
       /** The thread is making this step's preview and sends it unasked. */
       previewing: boolean;
     }
-  | { type: "preview"; id: number; batch: number; step: number; preview: TransportedPreview | undefined; error?: TransportedError }
-  | { type: "done"; id: number; images: TransportedImage[]; controlMaps: RgbImage[]; parameters: ResolvedParams; info: string; warnings: string[] }
+  | {
+      type: "preview";
+      id: number;
+      batch: number;
+      step: number;
+      preview: TransportedPreview | undefined;
+      error?: TransportedError;
+    }
+  | {
+      type: "done";
+      id: number;
+      images: TransportedImage[];
+      controlMaps: RgbImage[];
+      parameters: ResolvedParams;
+      info: string;
+      warnings: string[];
+    }
   | { type: "failed"; id: number; error: TransportedError };

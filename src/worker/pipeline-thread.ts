@@ -41,7 +41,10 @@ function sendPreview(id: number, batch: number, step: number, preview: () => Pro
   preview().then(
     (p) => {
       const png = p.png && own(p.png);
-      post({ type: "preview", id, batch, step, preview: { png, safety: p.safety, step: p.step } }, png ? [png.buffer as ArrayBuffer] : []);
+      post(
+        { type: "preview", id, batch, step, preview: { png, safety: p.safety, step: p.step } },
+        png ? [png.buffer as ArrayBuffer] : [],
+      );
     },
     (e: unknown) => post({ type: "preview", id, batch, step, preview: undefined, error: transportError(e) }),
   );
@@ -60,9 +63,20 @@ async function generate(pipe: StableDiffusionPipeline, m: Extract<HostMessage, {
     run.previews.set(`${e.batch}:${e.step}`, e.preview);
     if (run.previews.size > KEPT_PREVIEWS) run.previews.delete(run.previews.keys().next().value!);
     const now = performance.now();
-    const previewing = m.previewIntervalMs !== undefined && (now - lastPreviewMs >= m.previewIntervalMs || e.step === e.steps);
+    const previewing =
+      m.previewIntervalMs !== undefined && (now - lastPreviewMs >= m.previewIntervalMs || e.step === e.steps);
     if (previewing) lastPreviewMs = now;
-    post({ type: "step", id: m.id, step: e.step, steps: e.steps, batch: e.batch, batches: e.batches, elapsed: e.elapsed, latents: e.latents, previewing });
+    post({
+      type: "step",
+      id: m.id,
+      step: e.step,
+      steps: e.steps,
+      batch: e.batch,
+      batches: e.batches,
+      elapsed: e.elapsed,
+      latents: e.latents,
+      previewing,
+    });
     if (previewing) sendPreview(m.id, e.batch, e.step, e.preview);
   };
   try {
@@ -78,9 +92,25 @@ async function generate(pipe: StableDiffusionPipeline, m: Extract<HostMessage, {
       }
       const pixels = own(img.image.data);
       transfer.push(pixels.buffer as ArrayBuffer);
-      images.push({ image: { width: img.image.width, height: img.image.height, data: pixels }, seed: img.seed, infotext: img.infotext, encoded });
+      images.push({
+        image: { width: img.image.width, height: img.image.height, data: pixels },
+        seed: img.seed,
+        infotext: img.infotext,
+        encoded,
+      });
     }
-    post({ type: "done", id: m.id, images, controlMaps: result.controlMaps, parameters: result.parameters, info: result.info, warnings: result.warnings }, transfer);
+    post(
+      {
+        type: "done",
+        id: m.id,
+        images,
+        controlMaps: result.controlMaps,
+        parameters: result.parameters,
+        info: result.info,
+        warnings: result.warnings,
+      },
+      transfer,
+    );
   } catch (e) {
     post({ type: "failed", id: m.id, error: transportError(e) });
   } finally {
@@ -136,7 +166,11 @@ function describe(p: StableDiffusionPipeline): LoadedModel {
     defaultSampler: p.defaultSampler,
     ...(p.recommendedSteps !== undefined ? { recommendedSteps: p.recommendedSteps } : {}),
     ...(p.recommendedSampler !== undefined ? { recommendedSampler: p.recommendedSampler } : {}),
-    ...(r ? { refiner: { name: r.identity.name, path: r.checkpoint.path, hash: r.identity.hash, sha256: r.networks.sha256 } } : {}),
+    ...(r
+      ? {
+          refiner: { name: r.identity.name, path: r.checkpoint.path, hash: r.identity.hash, sha256: r.networks.sha256 },
+        }
+      : {}),
     textEncoders: embeddingEncoders(p.checkpoint),
   };
 }

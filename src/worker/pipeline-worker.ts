@@ -5,7 +5,14 @@ import type { LoadOptions } from "../pipeline/load-pipeline.js";
 import type { GenerateParams, StepEvent, StepPreview } from "../pipeline/params.js";
 import type { GeneratedImage, GenerateResult } from "../pipeline/stable-diffusion.js";
 import { ControlBlock } from "./control-block.js";
-import type { HostMessage, LoadedModel, ThreadMessage, TransportedImage, TransportedPreview, WorkerData } from "./messages.js";
+import type {
+  HostMessage,
+  LoadedModel,
+  ThreadMessage,
+  TransportedImage,
+  TransportedPreview,
+  WorkerData,
+} from "./messages.js";
 import { startThread } from "./thread-script.js";
 import { restoreError } from "./transported-error.js";
 
@@ -139,7 +146,11 @@ export class PipelineWorker {
       const onError = (e: Error) => (lastError = e);
       const onExit = (code: number) => {
         cleanup();
-        reject(new InternalError(`the generation thread for ${path} ended while loading (exit code ${code})${lastError ? `: ${lastError.message}` : ""}`));
+        reject(
+          new InternalError(
+            `the generation thread for ${path} ended while loading (exit code ${code})${lastError ? `: ${lastError.message}` : ""}`,
+          ),
+        );
       };
       thread.on("message", onMessage);
       thread.on("error", onError);
@@ -184,7 +195,14 @@ export class PipelineWorker {
     };
     if (signal?.aborted) control.cancel();
     else signal?.addEventListener("abort", onAbort, { once: true });
-    this.post({ type: "generate", id, params: rest, formats: formats ?? ["png"], previewIntervalMs, control: control.buffer });
+    this.post({
+      type: "generate",
+      id,
+      params: rest,
+      formats: formats ?? ["png"],
+      previewIntervalMs,
+      control: control.buffer,
+    });
     return g.result.promise.finally(() => signal?.removeEventListener("abort", onAbort));
   }
 
@@ -211,14 +229,22 @@ export class PipelineWorker {
           d.resolve(p);
           g.params.onPreview?.(p, { batch: m.batch, step: m.step });
         } else {
-          d.reject(m.error ? restoreError(m.error) : new InternalError(`the preview of step ${m.step} is no longer kept`));
+          d.reject(
+            m.error ? restoreError(m.error) : new InternalError(`the preview of step ${m.step} is no longer kept`),
+          );
         }
         this.forgetIfDone(m.id, g);
         break;
       }
       case "done":
         g.finished = true;
-        g.result.resolve({ images: m.images.map(toGeneratedImage), controlMaps: m.controlMaps, parameters: m.parameters, info: m.info, warnings: m.warnings });
+        g.result.resolve({
+          images: m.images.map(toGeneratedImage),
+          controlMaps: m.controlMaps,
+          parameters: m.parameters,
+          info: m.info,
+          warnings: m.warnings,
+        });
         this.forgetIfDone(m.id, g);
         break;
       case "failed":
@@ -272,19 +298,27 @@ export class PipelineWorker {
   private endedError(code?: number): Error {
     if (this.closing) return new InternalError(`the pipeline for ${this.path} was closed`);
     const why = this.lastError ? `: ${this.lastError.message}` : "";
-    return new InternalError(`the generation thread for ${this.path} ended unexpectedly${code === undefined ? "" : ` (exit code ${code})`}${why}`);
+    return new InternalError(
+      `the generation thread for ${this.path} ended unexpectedly${code === undefined ? "" : ` (exit code ${code})`}${why}`,
+    );
   }
 }
 
 function toStepPreview(p: TransportedPreview): StepPreview {
-  return { png: p.png && Buffer.from(p.png.buffer, p.png.byteOffset, p.png.byteLength), safety: p.safety, step: p.step };
+  return {
+    png: p.png && Buffer.from(p.png.buffer, p.png.byteOffset, p.png.byteLength),
+    safety: p.safety,
+    step: p.step,
+  };
 }
 
 function toGeneratedImage(t: TransportedImage): GeneratedImage {
   const encode = async (format: ImageFormat): Promise<Buffer> => {
     const bytes = t.encoded[format];
     if (!bytes) {
-      throw new InputError(`the image was encoded in the worker as ${Object.keys(t.encoded).join(", ") || "nothing"} only: pass formats: ["${format}"] to generate`);
+      throw new InputError(
+        `the image was encoded in the worker as ${Object.keys(t.encoded).join(", ") || "nothing"} only: pass formats: ["${format}"] to generate`,
+      );
     }
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };

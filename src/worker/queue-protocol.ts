@@ -29,7 +29,9 @@ export function controlQueueName(model: string): string {
 }
 
 function encodeName(model: string): string {
-  return [...model].map((c) => (/[A-Za-z0-9._-]/.test(c) ? c : `%${c.codePointAt(0)!.toString(16).toUpperCase()}`)).join("");
+  return [...model]
+    .map((c) => (/[A-Za-z0-9._-]/.test(c) ? c : `%${c.codePointAt(0)!.toString(16).toUpperCase()}`))
+    .join("");
 }
 
 /** The custom event a cancellation is published as. */
@@ -50,7 +52,10 @@ export const CANCELLED_PREFIX = "cancelled";
  * GenerateParams as JSON: no callbacks or signal, the seed as a number or decimal text, the images as base64 beside
  * them (ControlNet units without their images, which travel in QueuedGeneration.controlImages).
  */
-export type WireGenerateParams = Omit<GenerateParams, "onStep" | "signal" | "init_images" | "mask" | "seed" | "controlnet"> & {
+export type WireGenerateParams = Omit<
+  GenerateParams,
+  "onStep" | "signal" | "init_images" | "mask" | "seed" | "controlnet"
+> & {
   seed?: number | string;
   controlnet?: Omit<ControlNetUnit, "image">[];
 };
@@ -93,7 +98,9 @@ export function toQueuedGeneration(p: GenerateParams, previewIntervalMs: number 
     },
     ...(init !== undefined ? { initImage: base64(init, "init image") } : {}),
     ...(mask !== undefined ? { mask: base64(mask, "mask") } : {}),
-    ...(controlnet?.length ? { controlImages: controlnet.map((u, i) => base64(u.image, `control image of ControlNet unit ${i}`)) } : {}),
+    ...(controlnet?.length
+      ? { controlImages: controlnet.map((u, i) => base64(u.image, `control image of ControlNet unit ${i}`)) }
+      : {}),
     ...(previewIntervalMs !== undefined ? { previewIntervalMs } : {}),
   };
 }
@@ -103,7 +110,9 @@ export function fromQueuedGeneration(d: QueuedGeneration): Omit<GenerateParams, 
   return {
     ...params,
     // A unit whose image is missing is left without one, for the pipeline's check to name it.
-    ...(controlnet?.length ? { controlnet: controlnet.map((u, i) => ({ ...u, image: Buffer.from(d.controlImages?.[i] ?? "", "base64") })) } : {}),
+    ...(controlnet?.length
+      ? { controlnet: controlnet.map((u, i) => ({ ...u, image: Buffer.from(d.controlImages?.[i] ?? "", "base64") })) }
+      : {}),
     ...(d.initImage !== undefined ? { init_images: [Buffer.from(d.initImage, "base64")] } : {}),
     ...(d.mask !== undefined ? { mask: Buffer.from(d.mask, "base64") } : {}),
   };
@@ -112,7 +121,11 @@ export function fromQueuedGeneration(d: QueuedGeneration): Omit<GenerateParams, 
 export function wireParameters(r: ResolvedParams): GenerationOutput["parameters"] {
   const { initImage: _i, mask: _m, seed, controlnet, ...rest } = r;
   // The control images stay behind with the other images (whoever records the job has them); "" marks them absent.
-  return { ...rest, seed: seed.toString(), ...(controlnet ? { controlnet: controlnet.map((u) => ({ ...u, image: "" })) } : {}) };
+  return {
+    ...rest,
+    seed: seed.toString(),
+    ...(controlnet ? { controlnet: controlnet.map((u) => ({ ...u, image: "" })) } : {}),
+  };
 }
 
 /** The parameters as the pipeline reported them (the images are not needed by whoever records the job). */
@@ -136,5 +149,7 @@ function base64(source: string | Uint8Array, what: string): string {
 
 /** How a cancelled job's outcome reads, on either queue backend. */
 export function cancelMessage(progress: { step: number; steps: number } | null | undefined): string {
-  return progress ? `${CANCELLED_PREFIX} at step ${progress.step} of ${progress.steps}` : `${CANCELLED_PREFIX} before the first step`;
+  return progress
+    ? `${CANCELLED_PREFIX} at step ${progress.step} of ${progress.steps}`
+    : `${CANCELLED_PREFIX} before the first step`;
 }

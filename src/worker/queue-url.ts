@@ -22,7 +22,10 @@ export interface QueueTarget {
  * Reads `--queue redis://...`: host, port (6379), database number (0), user and password (from the URL, else
  * $DIFFUSE_REDIS_PASSWORD), TLS for rediss://. Anything else is an InputError that names the expected shape.
  */
-export function parseQueueUrl(text: string, env: Readonly<Record<string, string | undefined>> = process.env): QueueTarget {
+export function parseQueueUrl(
+  text: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): QueueTarget {
   let url: URL;
   try {
     url = new URL(text);
@@ -31,7 +34,8 @@ export function parseQueueUrl(text: string, env: Readonly<Record<string, string 
   }
   const display = displayOf(url);
   const bad = (why: string) => new InputError(`--queue ${display}: ${why}; expected ${SHAPE}`);
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") throw bad(`the scheme ${url.protocol.replace(/:$/, "")} is not redis or rediss`);
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:")
+    throw bad(`the scheme ${url.protocol.replace(/:$/, "")} is not redis or rediss`);
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   if (host === "") throw bad("the host is missing");
   const port = url.port === "" ? 6379 : Number(url.port);
@@ -40,7 +44,15 @@ export function parseQueueUrl(text: string, env: Readonly<Record<string, string 
   if (url.search !== "" || url.hash !== "") throw bad("query strings and fragments are not read");
   const password = url.password !== "" ? decodeURIComponent(url.password) : env[PASSWORD_ENV] || undefined;
   const username = url.username !== "" ? decodeURIComponent(url.username) : undefined;
-  return { display, host, port, db: dbText === "" ? 0 : Number(dbText), username, password, tls: url.protocol === "rediss:" };
+  return {
+    display,
+    host,
+    port,
+    db: dbText === "" ? 0 : Number(dbText),
+    username,
+    password,
+    tls: url.protocol === "rediss:",
+  };
 }
 
 /** The longest pause between two attempts to reconnect to Redis (each client; they back off 200 ms, 400 ms, ... to it). */

@@ -86,16 +86,20 @@ export class QueueWorker {
       job: null,
       startedAt: new Date().toISOString(),
     };
-    this.worker = new Worker<QueuedGeneration, GenerationOutput>(generationQueueName(this.model.name), (job, _token, signal) => this.process(job, signal), {
-      connection,
-      prefix: KEY_PREFIX,
-      name: this.name,
-      concurrency: 1,
-      lockDuration: opts.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS,
-      stalledInterval: opts.stalledIntervalMs ?? DEFAULT_STALLED_INTERVAL_MS,
-      maxStalledCount: 1,
-      autorun: false,
-    });
+    this.worker = new Worker<QueuedGeneration, GenerationOutput>(
+      generationQueueName(this.model.name),
+      (job, _token, signal) => this.process(job, signal),
+      {
+        connection,
+        prefix: KEY_PREFIX,
+        name: this.name,
+        concurrency: 1,
+        lockDuration: opts.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS,
+        stalledInterval: opts.stalledIntervalMs ?? DEFAULT_STALLED_INTERVAL_MS,
+        maxStalledCount: 1,
+        autorun: false,
+      },
+    );
     this.control = new QueueEvents(controlQueueName(this.model.name), { connection, prefix: KEY_PREFIX });
     this.worker.on("error", (e) => this.reportError(e));
     // bullmq's word that it recorded the job's outcome in Redis.
@@ -103,7 +107,8 @@ export class QueueWorker {
     this.worker.on("failed", (job) => this.recorded(job?.id));
     this.control.on("error", (e) => this.reportError(e));
     this.control.on<ControlListener>(CANCEL_EVENT, ({ jobId }: CancelMessage) => {
-      if (this.worker.cancelJob(jobId, "cancelled by a request to the API server")) this.opts.log(`job ${jobId}: cancel requested`);
+      if (this.worker.cancelJob(jobId, "cancelled by a request to the API server"))
+        this.opts.log(`job ${jobId}: cancel requested`);
     });
     const heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
     this.heartbeat = setInterval(() => void this.publish(), heartbeatMs);
@@ -147,18 +152,30 @@ export class QueueWorker {
       clearInterval(this.heartbeat);
       // Withdrawn first, while the connection is open (the advert expires by itself if Redis cannot be told).
       const withdrawn = this.worker.getBackend().client.then((c) => withdrawAdvert(c, this.name));
-      await within(withdrawn.catch(() => undefined), CLOSE_WAIT_MS);
+      await within(
+        withdrawn.catch(() => undefined),
+        CLOSE_WAIT_MS,
+      );
       // bullmq stops taking jobs at once; its graceful close resolves once the running job is delivered.
       const closed = this.worker.close().catch(() => undefined);
       const job = this.running;
       if (job) {
         // However long the job computes; then its delivery waits for Redis only so long.
         await job.computed;
-        const delivered = await within(job.recorded.then(() => true), CLOSE_WAIT_MS);
+        const delivered = await within(
+          job.recorded.then(() => true),
+          CLOSE_WAIT_MS,
+        );
         job.givenUp = !delivered;
-        if (!delivered) this.opts.log(`job ${job.id}: not delivered (Redis at ${this.opts.target.display} did not take it within ${CLOSE_WAIT_MS / 1000} s); it goes back to the queue when its lock expires`);
+        if (!delivered)
+          this.opts.log(
+            `job ${job.id}: not delivered (Redis at ${this.opts.target.display} did not take it within ${CLOSE_WAIT_MS / 1000} s); it goes back to the queue when its lock expires`,
+          );
       }
-      await Promise.all([closeBullmq({ close: () => closed, getBackend: () => this.worker.getBackend() }), closeBullmq(this.control)]);
+      await Promise.all([
+        closeBullmq({ close: () => closed, getBackend: () => this.worker.getBackend() }),
+        closeBullmq(this.control),
+      ]);
       await this.model.close();
     })();
     return this.closing;
@@ -178,7 +195,10 @@ export class QueueWorker {
   }
 
   /** Runs a job; `running` describes it meanwhile (a close waits for its computation). */
-  private async process(job: Job<QueuedGeneration, GenerationOutput>, signal: AbortSignal | undefined): Promise<GenerationOutput> {
+  private async process(
+    job: Job<QueuedGeneration, GenerationOutput>,
+    signal: AbortSignal | undefined,
+  ): Promise<GenerationOutput> {
     const id = job.id!;
     const started = performance.now();
     const progress = new ProgressSender(job, (e) => this.reportError(e));
@@ -214,7 +234,12 @@ export class QueueWorker {
   }
 
   /** The job's images, computed in the pipeline's thread (progress and previews are queued on `progress` meanwhile). */
-  private async generate(job: Job<QueuedGeneration, GenerationOutput>, signal: AbortSignal | undefined, progress: ProgressSender, control: ControlBlock): Promise<GenerationOutput> {
+  private async generate(
+    job: Job<QueuedGeneration, GenerationOutput>,
+    signal: AbortSignal | undefined,
+    progress: ProgressSender,
+    control: ControlBlock,
+  ): Promise<GenerationOutput> {
     const id = job.id!;
     this.opts.log(`job ${id}: started (attempt ${job.attemptsStarted})`);
     this.advert.job = id;
@@ -224,7 +249,9 @@ export class QueueWorker {
       pipe = await this.model.get();
     } catch (e) {
       // Not this job's fault, nor necessarily another worker's: retried (once) wherever the queue sends it.
-      throw new Error(`worker ${this.name} could not load the model ${this.opts.modelPath}: ${(e as Error)?.message ?? String(e)}`);
+      throw new Error(
+        `worker ${this.name} could not load the model ${this.opts.modelPath}: ${(e as Error)?.message ?? String(e)}`,
+      );
     }
     const data = job.data;
     const result = await pipe.generate({
@@ -238,10 +265,19 @@ export class QueueWorker {
       onPreview: (p) => progress.preview(p),
     });
     const images = await Promise.all(
-      result.images.map(async (img) => ({ png: (await img.png()).toString("base64"), seed: img.seed.toString(), infotext: img.infotext })),
+      result.images.map(async (img) => ({
+        png: (await img.png()).toString("base64"),
+        seed: img.seed.toString(),
+        infotext: img.infotext,
+      })),
     );
     const p = control.progress();
-    return { images, parameters: wireParameters(result.parameters), progress: { step: p?.step ?? 0, steps: p?.steps ?? 0 }, worker: this.name };
+    return {
+      images,
+      parameters: wireParameters(result.parameters),
+      progress: { step: p?.step ?? 0, steps: p?.steps ?? 0 },
+      worker: this.name,
+    };
   }
 
   /** The error bullmq records: cancellations and the request's own errors are not retried. */
@@ -315,7 +351,8 @@ class ProgressSender {
   }
 
   private queue(p: GenerationProgress): void {
-    this.pending = p.preview === undefined && this.pending?.preview !== undefined ? { ...p, preview: this.pending.preview } : p;
+    this.pending =
+      p.preview === undefined && this.pending?.preview !== undefined ? { ...p, preview: this.pending.preview } : p;
     this.sending ??= this.pump();
   }
 
@@ -334,7 +371,6 @@ function deviceOf(o: LoadOptions): string {
   return `${providers} (${o.threads ?? availableParallelism()} threads)`;
 }
 
-
 interface RunningJob {
   id: string;
   computed: Promise<void>;
@@ -348,7 +384,16 @@ interface RunningJob {
 function noop(): void {}
 
 /** The socket errors of a Redis that is down, restarting or out of reach (as opposed to one that answers with an error). */
-const UNREACHABLE = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "EPIPE"]);
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+]);
 
 function isUnreachable(e: Error): boolean {
   const code = (e as NodeJS.ErrnoException)?.code;

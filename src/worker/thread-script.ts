@@ -11,7 +11,11 @@ export function startThread(base: string, relative: string, options: WorkerOptio
   if (!base.endsWith(".ts")) return new Worker(new URL(`${relative}.js`, base), options);
   const entry = new URL(`${relative}.ts`, base).href;
   // The ESM build of tsx's API: its CommonJS build cannot register the loader from an evaluated script.
-  const api = pathToFileURL(createRequire(base).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs")).href;
+  const api = pathToFileURL(
+    createRequire(base)
+      .resolve("tsx/esm/api")
+      .replace(/\.cjs$/, ".mjs"),
+  ).href;
   const script = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
   return new Worker(script, { ...options, eval: true });
 }

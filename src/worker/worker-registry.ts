@@ -29,7 +29,11 @@ export const HEARTBEAT_MS = 5000;
 
 const KEY = `${KEY_PREFIX}:workers:`;
 
-export async function publishAdvert(client: RedisClient, advert: WorkerAdvert, heartbeatMs = HEARTBEAT_MS): Promise<void> {
+export async function publishAdvert(
+  client: RedisClient,
+  advert: WorkerAdvert,
+  heartbeatMs = HEARTBEAT_MS,
+): Promise<void> {
   await client.set(KEY + advert.name, JSON.stringify(advert), { PX: heartbeatMs * 3 });
 }
 

@@ -17,12 +17,18 @@ describe("--control-model with the embedded ControlNets", () => {
   it("tiny-shapes-scribble names the scribble ControlNet shipped beside the embedded model, without asking the store", async () => {
     const path = await controlModelPath("tiny-shapes-scribble", neverResolves);
     expect(resolve(path)).toBe(join(ROOT, "models/tiny-shapes-scribble"));
-    expect(existsSync(join(path, "config.json")) && existsSync(join(path, "diffusion_pytorch_model.safetensors"))).toBe(true);
+    expect(existsSync(join(path, "config.json")) && existsSync(join(path, "diffusion_pytorch_model.safetensors"))).toBe(
+      true,
+    );
   });
 
   it("a path still wins over an embedded name, and other names still go to the store", async () => {
-    expect(await controlModelPath(join(ROOT, "models/tiny-shapes-scribble"), neverResolves)).toBe(join(ROOT, "models/tiny-shapes-scribble"));
-    await expect(controlModelPath("tiny-shapes-canny", neverResolves)).rejects.toThrow(/--control-model tiny-shapes-canny: not found \(no model "tiny-shapes-canny" in the store\)/);
+    expect(await controlModelPath(join(ROOT, "models/tiny-shapes-scribble"), neverResolves)).toBe(
+      join(ROOT, "models/tiny-shapes-scribble"),
+    );
+    await expect(controlModelPath("tiny-shapes-canny", neverResolves)).rejects.toThrow(
+      /--control-model tiny-shapes-canny: not found \(no model "tiny-shapes-canny" in the store\)/,
+    );
   });
 });
 
@@ -35,15 +41,33 @@ describe("diffuse generate with the embedded model and --control-model tiny-shap
     const sketch = join(dir, "drawing.png");
     writeFileSync(sketch, await encodePng(drawing.image));
     const out = join(dir, "out.png");
-    const r = await runCli(["generate", drawing.prompt, "--control", sketch, "--control-type", "scribble", "--control-model", "tiny-shapes-scribble", "--seed", "0", "-o", out], {
-      env: { DIFFUSE_CACHE: mkdtempSync(join(tmpdir(), "diffuse-cli-embedded-cn-cache-")) },
-    });
+    const r = await runCli(
+      [
+        "generate",
+        drawing.prompt,
+        "--control",
+        sketch,
+        "--control-type",
+        "scribble",
+        "--control-model",
+        "tiny-shapes-scribble",
+        "--seed",
+        "0",
+        "-o",
+        out,
+      ],
+      {
+        env: { DIFFUSE_CACHE: mkdtempSync(join(tmpdir(), "diffuse-cli-embedded-cn-cache-")) },
+      },
+    );
     expect(r.stderr).not.toMatch(/error/i);
     expect(r.code).toBe(0);
     const j = judge(await decodeImage(out));
     expect(j.object?.position).toBe("left");
     expect(j.object?.shape).toBe(drawing.expected.shape);
     const info = await runCli(["info", out, "--json"]);
-    expect(JSON.parse(info.stdout).parameters.extra["ControlNet 0"]).toMatch(/^Module: scribble, Model: tiny-shapes-scribble \[[0-9a-f]{8}\], Weight: 1\.0,/);
+    expect(JSON.parse(info.stdout).parameters.extra["ControlNet 0"]).toMatch(
+      /^Module: scribble, Model: tiny-shapes-scribble \[[0-9a-f]{8}\], Weight: 1\.0,/,
+    );
   });
 });

@@ -11,7 +11,9 @@ const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-cli-families-"));
 const env = { DIFFUSE_CACHE: cacheDir };
 
 /** Runs `diffuse generate PROMPT ARGS --json` into a temp folder: the parsed result and the image's pixels. */
-async function generate(args: string[]): Promise<{ result: { images: string[]; info: string; parameters: Record<string, unknown> }; pixels: Buffer }> {
+async function generate(
+  args: string[],
+): Promise<{ result: { images: string[]; info: string; parameters: Record<string, unknown> }; pixels: Buffer }> {
   const out = join(mkdtempSync(join(tmpdir(), "diffuse-cli-")), "out.png");
   const r = await runCli(["generate", PROMPT, ...args, "-o", out, "--json", "--no-safety-check"], { env });
   expect(r.stderr).not.toMatch(/error/i);
@@ -24,29 +26,103 @@ const image = (fixture: string) => golden(fixture).get("image_uint8");
 
 describe.skipIf(!HAVE_REFERENCE)("diffuse generate with every family's tiny model", () => {
   it("SD2 v-prediction (single file, folder as --config, --prediction v): the reference image", async () => {
-    const { pixels } = await generate(["--model", ref("models/sd2v-tiny.ldm.safetensors"), "--config", ref("models/sd2v-tiny"), "--prediction", "v", "--sampler", "DDIM", "--steps", "4", "--cfg", "7.5", "--seed", "31"]);
+    const { pixels } = await generate([
+      "--model",
+      ref("models/sd2v-tiny.ldm.safetensors"),
+      "--config",
+      ref("models/sd2v-tiny"),
+      "--prediction",
+      "v",
+      "--sampler",
+      "DDIM",
+      "--steps",
+      "4",
+      "--cfg",
+      "7.5",
+      "--seed",
+      "31",
+    ]);
     expect(maxPixelDiff(pixels, image("goldens/sd2v-tiny/txt2img.safetensors"))).toBeLessThanOrEqual(1);
   });
 
   it("--prediction epsilon overrides the folder's v-prediction; a bad value is refused before loading", async () => {
-    const { pixels } = await generate(["--model", ref("models/sd2v-tiny"), "--prediction", "epsilon", "--sampler", "DDIM", "--steps", "4", "--cfg", "7.5", "--seed", "31"]);
+    const { pixels } = await generate([
+      "--model",
+      ref("models/sd2v-tiny"),
+      "--prediction",
+      "epsilon",
+      "--sampler",
+      "DDIM",
+      "--steps",
+      "4",
+      "--cfg",
+      "7.5",
+      "--seed",
+      "31",
+    ]);
     expect(maxPixelDiff(pixels, image("goldens/sd2v-tiny/txt2img.safetensors"))).toBeGreaterThan(1);
-    const bad = await runCli(["generate", PROMPT, "--model", ref("models/sd2v-tiny"), "--prediction", "velocity", "-o", join(tmpdir(), "never.png")], { env });
+    const bad = await runCli(
+      [
+        "generate",
+        PROMPT,
+        "--model",
+        ref("models/sd2v-tiny"),
+        "--prediction",
+        "velocity",
+        "-o",
+        join(tmpdir(), "never.png"),
+      ],
+      { env },
+    );
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--prediction "velocity" is not a prediction type: use v .* or epsilon/);
   });
 
   it("SDXL (single file, folder as --config): the reference image", async () => {
-    const { pixels, result } = await generate(["--model", ref("models/sdxl-tiny.ldm.safetensors"), "--config", ref("models/sdxl-tiny"), "--sampler", "Euler", "--steps", "4", "--cfg", "5", "--seed", "31"]);
+    const { pixels, result } = await generate([
+      "--model",
+      ref("models/sdxl-tiny.ldm.safetensors"),
+      "--config",
+      ref("models/sdxl-tiny"),
+      "--sampler",
+      "Euler",
+      "--steps",
+      "4",
+      "--cfg",
+      "5",
+      "--seed",
+      "31",
+    ]);
     expect(maxPixelDiff(pixels, image("goldens/sdxl-tiny/txt2img.safetensors"))).toBeLessThanOrEqual(1);
     expect(result.info).not.toMatch(/Refiner/);
   });
 
   it("SDXL with --refiner (its own weights as a single file) --refiner-switch-at 0.5: the model's image, and the refiner in the infotext; --prompt-2 changes the image", async () => {
-    const common = ["--model", ref("models/sdxl-tiny"), "--sampler", "Euler", "--steps", "4", "--cfg", "5", "--seed", "31"];
-    const refined = await generate([...common, "--refiner", ref("models/sdxl-tiny.ldm.safetensors"), "--refiner-config", ref("models/sdxl-tiny"), "--refiner-switch-at", "0.5"]);
+    const common = [
+      "--model",
+      ref("models/sdxl-tiny"),
+      "--sampler",
+      "Euler",
+      "--steps",
+      "4",
+      "--cfg",
+      "5",
+      "--seed",
+      "31",
+    ];
+    const refined = await generate([
+      ...common,
+      "--refiner",
+      ref("models/sdxl-tiny.ldm.safetensors"),
+      "--refiner-config",
+      ref("models/sdxl-tiny"),
+      "--refiner-switch-at",
+      "0.5",
+    ]);
     expect(maxPixelDiff(refined.pixels, image("goldens/sdxl-tiny/txt2img.safetensors"))).toBeLessThanOrEqual(1);
-    expect(refined.result.info).toMatch(/, Model: sdxl-tiny, .*Refiner: sdxl-tiny\.ldm \[[0-9a-f]{10}\], Refiner switch at: 0\.5/);
+    expect(refined.result.info).toMatch(
+      /, Model: sdxl-tiny, .*Refiner: sdxl-tiny\.ldm \[[0-9a-f]{10}\], Refiner switch at: 0\.5/,
+    );
     const second = await generate([...common, "--prompt-2", "a red cube", "--negative-2", "blurry"]);
     expect(maxPixelDiff(second.pixels, image("goldens/sdxl-tiny/txt2img.safetensors"))).toBeGreaterThan(1);
     expect(second.result.parameters).toMatchObject({ prompt2: "a red cube", negativePrompt2: "blurry" });
@@ -60,10 +136,36 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate with every family's tiny mode
 
   it("--tokenizer-2 is the second encoder's tokenizer; --refiner-switch-at needs --refiner", async () => {
     const missing = join(tmpdir(), "diffuse-no-such-tokenizer-2");
-    const r = await runCli(["generate", PROMPT, "--model", ref("models/sdxl-tiny.ldm.safetensors"), "--config", ref("models/sdxl-tiny"), "--tokenizer-2", missing, "-o", join(tmpdir(), "never.png")], { env });
+    const r = await runCli(
+      [
+        "generate",
+        PROMPT,
+        "--model",
+        ref("models/sdxl-tiny.ldm.safetensors"),
+        "--config",
+        ref("models/sdxl-tiny"),
+        "--tokenizer-2",
+        missing,
+        "-o",
+        join(tmpdir(), "never.png"),
+      ],
+      { env },
+    );
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`tokenizer path ${missing} does not exist`);
-    const s = await runCli(["generate", PROMPT, "--model", ref("models/sdxl-tiny"), "--refiner-switch-at", "0.5", "-o", join(tmpdir(), "never.png")], { env });
+    const s = await runCli(
+      [
+        "generate",
+        PROMPT,
+        "--model",
+        ref("models/sdxl-tiny"),
+        "--refiner-switch-at",
+        "0.5",
+        "-o",
+        join(tmpdir(), "never.png"),
+      ],
+      { env },
+    );
     expect(s.code).not.toBe(0);
     expect(s.stderr).toMatch(/--refiner-switch-at needs --refiner/);
   });

@@ -22,7 +22,26 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
     it(`reproduces the reference ${c.fixture} image (${c.sampler}, ${c.steps} steps, seed ${c.seed}); diffuse info reads its parameters back`, async () => {
       const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-"));
       const out = join(dir, "astronaut-{seed}.png");
-      const r = await runCli(["generate", prompt, "--model", model, "--sampler", c.sampler, "--steps", String(c.steps), "--cfg", "7.5", "--seed", String(c.seed), "-o", out, "--json"], { env });
+      const r = await runCli(
+        [
+          "generate",
+          prompt,
+          "--model",
+          model,
+          "--sampler",
+          c.sampler,
+          "--steps",
+          String(c.steps),
+          "--cfg",
+          "7.5",
+          "--seed",
+          String(c.seed),
+          "-o",
+          out,
+          "--json",
+        ],
+        { env },
+      );
       expect(r.stderr).not.toMatch(/error/i);
       expect(r.code).toBe(0);
       const result = JSON.parse(r.stdout);
@@ -35,7 +54,15 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
       const info = await runCli(["info", result.images[0], "--json"]);
       expect(info.code).toBe(0);
       const parsed = JSON.parse(info.stdout).parameters;
-      expect(parsed).toMatchObject({ prompt, steps: c.steps, sampler: c.sampler, cfgScale: 7.5, seed: c.seed, width: 64, height: 64 });
+      expect(parsed).toMatchObject({
+        prompt,
+        steps: c.steps,
+        sampler: c.sampler,
+        cfgScale: 7.5,
+        seed: c.seed,
+        width: 64,
+        height: 64,
+      });
       expect(parsed.modelHash).toMatch(/^[0-9a-f]{10}$/);
     });
   }
@@ -44,9 +71,33 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
     const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-"));
     const init = join(dir, "init.png");
     const inputs = golden("goldens/sd15-tiny/img2img_inputs.safetensors");
-    await sharp(Uint8Array.from(inputs.get("image_uint8_hwc")), { raw: { width: 64, height: 64, channels: 3 } }).png().toFile(init);
+    await sharp(Uint8Array.from(inputs.get("image_uint8_hwc")), { raw: { width: 64, height: 64, channels: 3 } })
+      .png()
+      .toFile(init);
     const out = join(dir, "out.png");
-    const r = await runCli(["generate", prompt, "--model", model, "--sampler", "pndm", "--steps", "10", "--cfg", "7.5", "--seed", "7", "--init", init, "--strength", "0.6", "-o", out], { env });
+    const r = await runCli(
+      [
+        "generate",
+        prompt,
+        "--model",
+        model,
+        "--sampler",
+        "pndm",
+        "--steps",
+        "10",
+        "--cfg",
+        "7.5",
+        "--seed",
+        "7",
+        "--init",
+        init,
+        "--strength",
+        "0.6",
+        "-o",
+        out,
+      ],
+      { env },
+    );
     expect(r.code).toBe(0);
     const png = await sharp(out).raw().toBuffer();
     const want = golden("goldens/sd15-tiny/img2img.safetensors").get("image_uint8");
@@ -57,7 +108,22 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
 
   it("takes --seed 18446744073709551615 (2^64-1) exactly: file name, --json (a string: a number would round it) and the infotext", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-"));
-    const r = await runCli(["generate", prompt, "--model", model, "--steps", "2", "--seed", "18446744073709551615", "-o", join(dir, "x-{seed}.png"), "--json"], { env });
+    const r = await runCli(
+      [
+        "generate",
+        prompt,
+        "--model",
+        model,
+        "--steps",
+        "2",
+        "--seed",
+        "18446744073709551615",
+        "-o",
+        join(dir, "x-{seed}.png"),
+        "--json",
+      ],
+      { env },
+    );
     expect(r.stderr).not.toMatch(/error/i);
     expect(r.code).toBe(0);
     const result = JSON.parse(r.stdout);
@@ -74,7 +140,10 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
 
   it("draws a random seed below 2^32-2 for --seed -1, as A1111 does, and prints it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diffuse-cli-"));
-    const r = await runCli(["generate", prompt, "--model", model, "--steps", "1", "--seed", "-1", "-o", join(dir, "r.png")], { env });
+    const r = await runCli(
+      ["generate", prompt, "--model", model, "--steps", "1", "--seed", "-1", "-o", join(dir, "r.png")],
+      { env },
+    );
     expect(r.code).toBe(0);
     const printed = /^seed (\d+)$/m.exec(r.stderr);
     expect(printed).not.toBeNull();
@@ -91,8 +160,16 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
     ["steps 0", ["--steps", "0"], /steps 0/],
     ["an unknown sampler", ["--sampler", "warp-drive"], /unknown sampler "warp-drive".*euler-a.*dpm\+\+2m-karras/],
     ["a missing model", ["--model", join(dir, "nope.safetensors")], /model not found.*nope\.safetensors/],
-    ["seed 2^64", ["--seed", "18446744073709551616"], /--seed 18446744073709551616 is out of range: use an integer from 0 to 18446744073709551615, or -1/],
-    ["a batch past the last seed", ["--seed", "18446744073709551615", "--batch-size", "2"], /seed 18446744073709551615 with 2 images needs seeds up to 18446744073709551616.*use a seed up to 18446744073709551614/],
+    [
+      "seed 2^64",
+      ["--seed", "18446744073709551616"],
+      /--seed 18446744073709551616 is out of range: use an integer from 0 to 18446744073709551615, or -1/,
+    ],
+    [
+      "a batch past the last seed",
+      ["--seed", "18446744073709551615", "--batch-size", "2"],
+      /seed 18446744073709551615 with 2 images needs seeds up to 18446744073709551616.*use a seed up to 18446744073709551614/,
+    ],
   ];
   for (const [what, args, message] of bad) {
     it(`exits 2 with one line and writes no file for ${what}`, async () => {
@@ -110,8 +187,12 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
   it("exits 2 for a mask of another size than the init image", async () => {
     const init = join(dir, "init.png");
     const mask = join(dir, "mask.png");
-    await sharp({ create: { width: 64, height: 64, channels: 3, background: "#808080" } }).png().toFile(init);
-    await sharp({ create: { width: 32, height: 48, channels: 3, background: "#ffffff" } }).png().toFile(mask);
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: "#808080" } })
+      .png()
+      .toFile(init);
+    await sharp({ create: { width: 32, height: 48, channels: 3, background: "#ffffff" } })
+      .png()
+      .toFile(mask);
     const out = join(dir, "inpaint.png");
     const r = await runCli(["generate", "a cat", "--model", model, "--init", init, "--mask", mask, "-o", out], { env });
     expect(r.code).toBe(2);
@@ -123,14 +204,20 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
   it("leaves no output file, partial or whole, when interrupted with SIGINT", async () => {
     const out = join(dir, "interrupted.png");
     let sent = false;
-    const r = await runCli(["generate", "a cat", "--model", model, "--steps", "1000", "-W", "256", "-H", "256", "-o", out], {
-      env,
-      onSpawn: (child) => {
-        // Interrupt once the run is under way (after the first progress output or a few seconds).
-        const timer = setTimeout(() => { sent = true; child.kill("SIGINT"); }, 6000);
-        child.on("close", () => clearTimeout(timer));
+    const r = await runCli(
+      ["generate", "a cat", "--model", model, "--steps", "1000", "-W", "256", "-H", "256", "-o", out],
+      {
+        env,
+        onSpawn: (child) => {
+          // Interrupt once the run is under way (after the first progress output or a few seconds).
+          const timer = setTimeout(() => {
+            sent = true;
+            child.kill("SIGINT");
+          }, 6000);
+          child.on("close", () => clearTimeout(timer));
+        },
       },
-    });
+    );
     expect(sent).toBe(true);
     expect(r.code).toBe(130);
     expect(readdirSync(dir).filter((f) => f.startsWith("interrupted"))).toEqual([]);

@@ -19,8 +19,13 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate with an oversized --init or -
 
   it("exits 2 with one line naming the file, its size and the limit, for the init image and for the mask", async () => {
     const init = join(dir, "init.png");
-    await sharp({ create: { width: 64, height: 64, channels: 3, background: "#808080" } }).png().toFile(init);
-    for (const args of [["--init", huge], ["--init", init, "--mask", huge]]) {
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: "#808080" } })
+      .png()
+      .toFile(init);
+    for (const args of [
+      ["--init", huge],
+      ["--init", init, "--mask", huge],
+    ]) {
       const out = join(dir, "out.png");
       const r = await runCli(["generate", "a cat", "--model", model, "--steps", "2", "-o", out, ...args], { env });
       expect(r.code).toBe(2);

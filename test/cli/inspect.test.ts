@@ -10,8 +10,17 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse inspect", () => {
   it("reports the fixture README's parameter counts for sd15-tiny in both layouts, with stored dtypes and A1111's short hash", async () => {
     const params = summary().params;
     const folder = await runCli(["inspect", ref("models/sd15-tiny"), "--json"]);
-    const single = await runCli(["inspect", ref("models/sd15-tiny.ldm.safetensors"), "--config", ref("models/sd15-tiny"), "--json"]);
-    for (const [r, dtype] of [[folder, "F32"], [single, "F16"]] as const) {
+    const single = await runCli([
+      "inspect",
+      ref("models/sd15-tiny.ldm.safetensors"),
+      "--config",
+      ref("models/sd15-tiny"),
+      "--json",
+    ]);
+    for (const [r, dtype] of [
+      [folder, "F32"],
+      [single, "F16"],
+    ] as const) {
       expect(r.code).toBe(0);
       const j = JSON.parse(r.stdout);
       expect(j.family).toBe("sd1");
@@ -23,7 +32,9 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse inspect", () => {
       });
     }
     // The short hash is the first 10 hex digits of the file's sha256, which the fixtures' manifest lists.
-    const manifest = JSON.parse(readFileSync(ref("manifest.json"), "utf8")) as { files: { path: string; sha256: string }[] };
+    const manifest = JSON.parse(readFileSync(ref("manifest.json"), "utf8")) as {
+      files: { path: string; sha256: string }[];
+    };
     const sha256 = manifest.files.find((f) => f.path === "models/sd15-tiny.ldm.safetensors")!.sha256;
     expect(JSON.parse(single.stdout).hash).toBe(sha256.slice(0, 10));
   });
@@ -48,9 +59,12 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse inspect", () => {
         if (model === "lcm-tiny") expect(j.lcm_guidance_embedding).toBe(32);
         else expect(j.lcm_guidance_embedding).toBeUndefined();
         const params = models[model]?.params;
-        if (params) for (const c of Object.keys(j.components)) expect(j.components[c]!.params, `${model} ${c}`).toBe(params[c]);
+        if (params)
+          for (const c of Object.keys(j.components)) expect(j.components[c]!.params, `${model} ${c}`).toBe(params[c]);
       }
-      expect(single.components).toEqual(Object.fromEntries(Object.entries(folder.components).map(([k, v]) => [k, { ...v, dtype: "F16" }])));
+      expect(single.components).toEqual(
+        Object.fromEntries(Object.entries(folder.components).map(([k, v]) => [k, { ...v, dtype: "F16" }])),
+      );
     }
     const text = await runCli(["inspect", ref("models/sdxl-tiny")]);
     expect(text.stdout).toMatch(/family +sdxl, epsilon prediction, 64 px, diffusers layout/);

@@ -25,7 +25,10 @@ interface Run extends CliResult {
  * Runs generate into a fresh folder; `aim` decides when to signal the child, from its stderr or a timer.
  * Resolves with the exit status and the folder, so the test can look at exactly what was left behind.
  */
-function run(aim: (child: import("node:child_process").ChildProcess, stderrSoFar: () => string, fire: (sig: Sig) => void) => void, env: Record<string, string> = {}): Promise<Run> {
+function run(
+  aim: (child: import("node:child_process").ChildProcess, stderrSoFar: () => string, fire: (sig: Sig) => void) => void,
+  env: Record<string, string> = {},
+): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), "diffuse-interrupt-"));
   let signalled = false;
   let killedBy: NodeJS.Signals | null = null;
@@ -35,11 +38,15 @@ function run(aim: (child: import("node:child_process").ChildProcess, stderrSoFar
       let err = "";
       child.stderr!.on("data", (d) => (err += d));
       child.on("exit", (_code, sig) => (killedBy = sig));
-      aim(child, () => err, (sig) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        signalled = true;
-        child.kill(sig);
-      });
+      aim(
+        child,
+        () => err,
+        (sig) => {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          signalled = true;
+          child.kill(sig);
+        },
+      );
     },
   }).then((r) => ({ ...r, dir, signalled, killedBy }));
 }
@@ -47,14 +54,17 @@ function run(aim: (child: import("node:child_process").ChildProcess, stderrSoFar
 /** Waits for the child to say it paused at `point` (the test hook), then sends `sig` once. */
 function atPoint(point: string, sig: Sig, env: Record<string, string> = {}): Promise<Run> {
   let sent = false;
-  return run((child, stderr, fire) => {
-    child.stderr!.on("data", () => {
-      if (!sent && stderr().includes(`paused at ${point}`)) {
-        sent = true;
-        fire(sig);
-      }
-    });
-  }, { DIFFUSE_TEST_PAUSE_AT: point, ...env });
+  return run(
+    (child, stderr, fire) => {
+      child.stderr!.on("data", () => {
+        if (!sent && stderr().includes(`paused at ${point}`)) {
+          sent = true;
+          fire(sig);
+        }
+      });
+    },
+    { DIFFUSE_TEST_PAUSE_AT: point, ...env },
+  );
 }
 
 async function expectComplete(r: Run): Promise<void> {
@@ -129,17 +139,20 @@ describe("diffuse generate interrupted by a signal writes nothing", () => {
 
   it("a second signal quits at once, even while the command is stuck, and removes the staged temporary files", async () => {
     let count = 0;
-    const r = await run((child, stderr, fire) => {
-      child.stderr!.on("data", () => {
-        if (count === 0 && stderr().includes("paused at staged")) {
-          count = 1;
-          fire("SIGINT");
-        } else if (count === 1 && /interrupted by SIGINT/.test(stderr())) {
-          count = 2;
-          fire("SIGINT");
-        }
-      });
-    }, { DIFFUSE_TEST_PAUSE_AT: "staged:stall" });
+    const r = await run(
+      (child, stderr, fire) => {
+        child.stderr!.on("data", () => {
+          if (count === 0 && stderr().includes("paused at staged")) {
+            count = 1;
+            fire("SIGINT");
+          } else if (count === 1 && /interrupted by SIGINT/.test(stderr())) {
+            count = 2;
+            fire("SIGINT");
+          }
+        });
+      },
+      { DIFFUSE_TEST_PAUSE_AT: "staged:stall" },
+    );
     expect(count).toBe(2);
     expect(r.killedBy).toBeNull();
     expect(r.code).toBe(130);
@@ -152,13 +165,15 @@ describe("diffuse generate interrupted by a signal writes nothing", () => {
     // first word to its exit; the signals are then aimed from a tenth of it to a little past its end,
     // alternating SIGINT and SIGTERM.
     const spans: number[] = [];
-    const baselines = await Promise.all([0, 1].map(() => {
-      let first = 0;
-      return run((child) => {
-        child.stderr!.once("data", () => (first = performance.now()));
-        child.on("exit", () => spans.push(performance.now() - first));
-      });
-    }));
+    const baselines = await Promise.all(
+      [0, 1].map(() => {
+        let first = 0;
+        return run((child) => {
+          child.stderr!.once("data", () => (first = performance.now()));
+          child.on("exit", () => spans.push(performance.now() - first));
+        });
+      }),
+    );
     for (const b of baselines) await expectComplete(b);
     const span = (spans[0]! + spans[1]!) / 2;
     const delays = Array.from({ length: 6 }, (_, k) => span * (0.1 + (1.2 * k) / 5));

@@ -16,7 +16,10 @@ import { cliCommand } from "../helpers/compiled-cli.js";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const DEADLINE_MS = 60_000; // far above the few seconds these take; only a hang reaches it
 
-function diffuse(args: string[], cacheDir: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+function diffuse(
+  args: string[],
+  cacheDir: string,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const cli = cliCommand(args);
     const child = spawn(cli.command, cli.args, {
@@ -73,9 +76,15 @@ describe.runIf(process.platform !== "win32")("a named pipe given to the CLI", ()
     const model = join(ROOT, "models/tiny-shapes");
     const policy = join(dir, "policy.json");
     execFileSync("mkfifo", [policy]);
-    await refused(["generate", "a cat", "--model", model, "--policy", policy, "-o", join(dir, "p.png")], /^diffuse: .*policy\.json is a named pipe \(FIFO\), not a regular file; pass the path of the prompt policy/);
+    await refused(
+      ["generate", "a cat", "--model", model, "--policy", policy, "-o", join(dir, "p.png")],
+      /^diffuse: .*policy\.json is a named pipe \(FIFO\), not a regular file; pass the path of the prompt policy/,
+    );
     const key = join(dir, "signer.key");
     execFileSync("mkfifo", [key]);
-    await refused(["generate", "a cat", "--model", model, "--c2pa-key", key, "--c2pa-cert", key, "-o", join(dir, "k.png")], /^diffuse: .*signer\.key is a named pipe \(FIFO\), not a regular file; pass the path of the C2PA private key/);
+    await refused(
+      ["generate", "a cat", "--model", model, "--c2pa-key", key, "--c2pa-cert", key, "-o", join(dir, "k.png")],
+      /^diffuse: .*signer\.key is a named pipe \(FIFO\), not a regular file; pass the path of the C2PA private key/,
+    );
   });
 });

@@ -1,6 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -13,7 +23,8 @@ const env = {
   XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), "diffuse-out-config-")),
 };
 const fresh = () => mkdtempSync(join(tmpdir(), "diffuse-out-"));
-const generate = (out: string, ...args: string[]) => runCli(["generate", "a red circle", "--seed", "9", "-o", out, ...args], { env });
+const generate = (out: string, ...args: string[]) =>
+  runCli(["generate", "a red circle", "--seed", "9", "-o", out, ...args], { env });
 const isRoot = process.getuid?.() === 0;
 
 /** Refused before any compute: the error is the only line (the model's banner comes after the checks). */
@@ -91,7 +102,10 @@ describe("diffuse generate -o: never replaces what is not a regular file", () =>
     symlinkSync("folder", join(dir, "to-folder.png"));
     expectRefusedUpFront(await generate(join(dir, "to-folder.png")), /to-folder\.png.*directory/);
     symlinkSync("nowhere.png", join(dir, "dangling.png"));
-    expectRefusedUpFront(await generate(join(dir, "dangling.png")), /dangling\.png.*link to .*nowhere\.png.*does not exist/);
+    expectRefusedUpFront(
+      await generate(join(dir, "dangling.png")),
+      /dangling\.png.*link to .*nowhere\.png.*does not exist/,
+    );
     expect(readdirSync(dir).sort()).toEqual(["dangling.png", "folder", "to-folder.png"]);
   });
 
@@ -157,7 +171,10 @@ describe("diffuse generate -o: the extension names the format", () => {
       expect((await generate(out, "-W", "128", "-H", "128", "--no-provenance")).code).toBe(0);
       expect((await sharp(out).metadata()).format).toBe(ext === "jpg" ? "jpeg" : "webp");
       const detect = await runCli(["detect", out, "--json"], { env });
-      expect(JSON.parse(detect.stdout)).toMatchObject({ verdict: "robust", robust: { found: true, payload: { generator: 0x6466 } } });
+      expect(JSON.parse(detect.stdout)).toMatchObject({
+        verdict: "robust",
+        robust: { found: true, payload: { generator: 0x6466 } },
+      });
     }
   });
 

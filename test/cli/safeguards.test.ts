@@ -7,8 +7,12 @@ import { readPngText } from "../../src/image/png-text.js";
 import { runCli } from "../helpers/cli.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 
-const env = { DIFFUSE_CACHE: mkdtempSync(join(tmpdir(), "diffuse-safeguards-cache-")), XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), "diffuse-config-")) };
-const infotextOf = (file: string) => parseInfotext(readPngText(readFileSync(file)).find((c) => c.keyword === "parameters")!.text);
+const env = {
+  DIFFUSE_CACHE: mkdtempSync(join(tmpdir(), "diffuse-safeguards-cache-")),
+  XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), "diffuse-config-")),
+};
+const infotextOf = (file: string) =>
+  parseInfotext(readPngText(readFileSync(file)).find((c) => c.keyword === "parameters")!.text);
 
 describe.skipIf(!HAVE_REFERENCE)("safeguards on generate (sd15-tiny at 128 px)", () => {
   const model = ref("models/sd15-tiny");
@@ -20,7 +24,10 @@ describe.skipIf(!HAVE_REFERENCE)("safeguards on generate (sd15-tiny at 128 px)",
     expect((await runCli(["generate", "a red circle", ...base, "-o", out], { env })).code).toBe(0);
     const detect = await runCli(["detect", out, "--json"], { env });
     expect(detect.code).toBe(0);
-    expect(JSON.parse(detect.stdout)).toMatchObject({ verdict: "robust", robust: { found: true, payload: { generator: 0x6466 } } });
+    expect(JSON.parse(detect.stdout)).toMatchObject({
+      verdict: "robust",
+      robust: { found: true, payload: { generator: 0x6466 } },
+    });
     const verify = await runCli(["verify", out], { env });
     expect(verify.code).toBe(0);
     expect(verify.stdout).toContain("trainedAlgorithmicMedia");
@@ -29,7 +36,14 @@ describe.skipIf(!HAVE_REFERENCE)("safeguards on generate (sd15-tiny at 128 px)",
 
   it("each safeguard turned off is written into the infotext, and nothing is embedded", async () => {
     const out = join(dir, "off.png");
-    expect((await runCli(["generate", "a red circle", ...base, "--no-watermark", "--no-provenance", "--no-safety-check", "-o", out], { env })).code).toBe(0);
+    expect(
+      (
+        await runCli(
+          ["generate", "a red circle", ...base, "--no-watermark", "--no-provenance", "--no-safety-check", "-o", out],
+          { env },
+        )
+      ).code,
+    ).toBe(0);
     expect(infotextOf(out).extra).toMatchObject({ Watermark: "off", Provenance: "off", "Safety checker": "off" });
     expect(JSON.parse((await runCli(["detect", out, "--json"], { env })).stdout).verdict).toBe("none");
     expect((await runCli(["verify", out], { env })).code).toBe(2);

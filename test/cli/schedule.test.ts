@@ -14,7 +14,24 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate --schedule", () => {
   it("Euler with --schedule Karras walks the Karras sigmas: another image, 'Schedule type: Karras' in its infotext", async () => {
     const run = async (name: string, extra: string[]) => {
       const out = join(dir, `${name}.png`);
-      const r = await runCli(["generate", "a red circle", "--model", model, "--sampler", "Euler", "--steps", "4", "--seed", "5", "-o", out, ...extra], { env });
+      const r = await runCli(
+        [
+          "generate",
+          "a red circle",
+          "--model",
+          model,
+          "--sampler",
+          "Euler",
+          "--steps",
+          "4",
+          "--seed",
+          "5",
+          "-o",
+          out,
+          ...extra,
+        ],
+        { env },
+      );
       expect(r.code, r.stderr).toBe(0);
       return out;
     };
@@ -31,7 +48,10 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate --schedule", () => {
 
   it("exits 2 with one line listing the schedule types for an unknown one, and writes nothing", async () => {
     const out = join(dir, "unknown.png");
-    const r = await runCli(["generate", "a cat", "--model", model, "--sampler", "Euler", "--schedule", "Karas", "-o", out], { env });
+    const r = await runCli(
+      ["generate", "a cat", "--model", model, "--sampler", "Euler", "--schedule", "Karas", "-o", out],
+      { env },
+    );
     expect(r.code).toBe(2);
     const lines = r.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);

@@ -19,15 +19,26 @@ function edges(map: RgbImage): [number, number][] {
   return out;
 }
 
-const canny = (image: RgbImage, low: number, high: number) => edges(findPreprocessor("canny").run(image, { thresholdA: low, thresholdB: high }));
+const canny = (image: RgbImage, low: number, high: number) =>
+  edges(findPreprocessor("canny").run(image, { thresholdA: low, thresholdB: high }));
 
 describe("canny preprocessor (Gaussian blur, Sobel, non-maximum suppression, hysteresis)", () => {
   it("a uniform image has no edges", () => {
-    expect(canny(grey(32, 32, () => 137), 100, 200)).toEqual([]);
+    expect(
+      canny(
+        grey(32, 32, () => 137),
+        100,
+        200,
+      ),
+    ).toEqual([]);
   });
 
   it("a vertical black/white boundary gives one thin edge per row, on the boundary, and nothing elsewhere", () => {
-    const found = canny(grey(40, 24, (x) => (x < 20 ? 0 : 255)), 100, 200);
+    const found = canny(
+      grey(40, 24, (x) => (x < 20 ? 0 : 255)),
+      100,
+      200,
+    );
     for (let y = 0; y < 24; y++) {
       const row = found.filter(([, fy]) => fy === y);
       expect(row, `row ${y}`).toHaveLength(1);
@@ -37,7 +48,11 @@ describe("canny preprocessor (Gaussian blur, Sobel, non-maximum suppression, hys
 
   it("a white square on black gives a closed outline on its border: every border pixel has an edge within one pixel, none inside or far outside", () => {
     const inside = (x: number, y: number) => x >= 12 && x < 28 && y >= 12 && y < 28;
-    const found = canny(grey(40, 40, (x, y) => (inside(x, y) ? 255 : 0)), 100, 200);
+    const found = canny(
+      grey(40, 40, (x, y) => (inside(x, y) ? 255 : 0)),
+      100,
+      200,
+    );
     const isEdge = new Set(found.map(([x, y]) => `${x},${y}`));
     for (const [x, y] of found) {
       // Every edge lies within one pixel of the square's boundary (in x or y) and inside the square's band.
@@ -46,7 +61,12 @@ describe("canny preprocessor (Gaussian blur, Sobel, non-maximum suppression, hys
       expect(nearVertical || nearHorizontal, `edge at ${x},${y}`).toBe(true);
     }
     for (let t = 12; t < 28; t++) {
-      for (const [x, y] of [[t, 12], [t, 27], [12, t], [27, t]] as const) {
+      for (const [x, y] of [
+        [t, 12],
+        [t, 27],
+        [12, t],
+        [27, t],
+      ] as const) {
         const near = [-1, 0, 1].some((dx) => [-1, 0, 1].some((dy) => isEdge.has(`${x + dx},${y + dy}`)));
         expect(near, `border pixel ${x},${y}`).toBe(true);
       }
@@ -60,7 +80,8 @@ describe("canny preprocessor (Gaussian blur, Sobel, non-maximum suppression, hys
     const contrast = (y: number) => (y >= 24 ? 40 : Math.round(255 - (215 * y) / 24));
     const joined = grey(32, 32, (x, y) => (x < 16 ? 0 : contrast(y)));
     const alone = grey(32, 32, (x) => (x < 16 ? 0 : 40));
-    const weakRows = (found: [number, number][]) => new Set(found.filter(([x, y]) => y >= 24 && Math.abs(x - 15.5) <= 1).map(([, y]) => y));
+    const weakRows = (found: [number, number][]) =>
+      new Set(found.filter(([x, y]) => y >= 24 && Math.abs(x - 15.5) <= 1).map(([, y]) => y));
     expect(weakRows(canny(joined, 10, 170)).size).toBe(8); // rows 24..31, kept through the connection
     expect(canny(alone, 10, 170)).toEqual([]);
     // With a high threshold under its magnitude, the weak step is an edge on its own.

@@ -3,7 +3,13 @@ import { findPreprocessor } from "../../src/control/preprocessors.js";
 import type { RgbImage } from "../../src/image/codec.js";
 
 /** An image of `paper` with `ink` on the pixels where `stroke(x, y)` holds. */
-function drawing(w: number, h: number, paper: [number, number, number], ink: [number, number, number], stroke: (x: number, y: number) => boolean): RgbImage {
+function drawing(
+  w: number,
+  h: number,
+  paper: [number, number, number],
+  ink: [number, number, number],
+  stroke: (x: number, y: number) => boolean,
+): RgbImage {
   const data = new Uint8Array(w * h * 3);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data.set(stroke(x, y) ? ink : paper, (y * w + x) * 3);
   return { width: w, height: h, data };
@@ -21,8 +27,10 @@ function binary(map: RgbImage): number[] {
 }
 
 const diagonal = (x: number, y: number) => Math.abs(x - y) <= 1;
-const truth = (w: number, h: number, stroke: (x: number, y: number) => boolean) => Array.from({ length: w * h }, (_, i) => (stroke(i % w, Math.floor(i / w)) ? 1 : 0));
-const run = (image: RgbImage, threshold = 128) => findPreprocessor("scribble").run(image, { thresholdA: threshold, thresholdB: 0 });
+const truth = (w: number, h: number, stroke: (x: number, y: number) => boolean) =>
+  Array.from({ length: w * h }, (_, i) => (stroke(i % w, Math.floor(i / w)) ? 1 : 0));
+const run = (image: RgbImage, threshold = 128) =>
+  findPreprocessor("scribble").run(image, { thresholdA: threshold, thresholdB: 0 });
 
 describe("scribble preprocessor: a sketch becomes the white-on-black map scribble ControlNets were trained on", () => {
   it("black pen on white paper: the strokes become white (255) and the paper black (0), nothing else", () => {
@@ -51,7 +59,10 @@ describe("scribble preprocessor: a sketch becomes the white-on-black map scribbl
     expect(scribble.thresholdA).toMatchObject({ min: 1, max: 255, default: 128 });
     const invert = findPreprocessor("invert (from white bg & black line)");
     expect(invert.name).toBe("invert");
-    const out = invert.run({ width: 2, height: 1, data: Uint8Array.of(255, 255, 255, 10, 20, 30) }, { thresholdA: 0, thresholdB: 0 });
+    const out = invert.run(
+      { width: 2, height: 1, data: Uint8Array.of(255, 255, 255, 10, 20, 30) },
+      { thresholdA: 0, thresholdB: 0 },
+    );
     expect([...out.data]).toEqual([0, 0, 0, 245, 235, 225]);
   });
 });

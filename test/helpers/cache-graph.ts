@@ -13,10 +13,13 @@ export function cacheGraph(): GraphBuilder {
   const x = g.input("x", DataType.FLOAT, [1, n], [1, n]);
   const w1 = g.initializer("w1", [n, n], () => Float32Array.from({ length: n * n }, (_, i) => Math.sin(i * 0.37) / 8));
   const b1 = g.initializer("b1", [n], () => Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.11)));
-  const w2 = g.initializer("w2", [n, n], () => Float32Array.from({ length: n * n }, (_, i) => Math.round(Math.cos(i * 0.23) * 1024) / 8192));
+  const w2 = g.initializer("w2", [n, n], () =>
+    Float32Array.from({ length: n * n }, (_, i) => Math.round(Math.cos(i * 0.23) * 1024) / 8192),
+  );
   const h = g.unary("Sigmoid", g.add(g.matmul(x, w1), b1));
   g.output(g.matmul(h, w2), "y", [1, n]);
   return g;
 }
 
-export const cacheGraphInput = (): Float32Array => Float32Array.from({ length: CACHE_GRAPH_WIDTH }, (_, i) => ((i % 7) - 3) / 3);
+export const cacheGraphInput = (): Float32Array =>
+  Float32Array.from({ length: CACHE_GRAPH_WIDTH }, (_, i) => ((i % 7) - 3) / 3);

@@ -13,7 +13,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 export function guardChild(child: ChildProcess): void {
   const pid = child.pid;
   if (pid === undefined) return;
-  const guard = spawn("/bin/sh", ["-c", `cat >/dev/null; kill -9 ${pid} 2>/dev/null`], { stdio: ["pipe", "ignore", "ignore"] });
+  const guard = spawn("/bin/sh", ["-c", `cat >/dev/null; kill -9 ${pid} 2>/dev/null`], {
+    stdio: ["pipe", "ignore", "ignore"],
+  });
   // Not a reason for this process to stay alive, nor an error if it is gone first.
   guard.stdin!.on("error", () => undefined);
   (guard.stdin as unknown as { unref?: () => void }).unref?.();

@@ -12,7 +12,10 @@ export interface CliResult {
 }
 
 /** Spawns `diffuse ARGS` from the current sources (compiled-cli.ts); `onSpawn` can signal the child (SIGINT tests). */
-export function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; onSpawn?: (child: ChildProcess) => void } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  opts: { env?: Record<string, string>; cwd?: string; onSpawn?: (child: ChildProcess) => void } = {},
+): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const cli = cliCommand(args);
     const child = spawn(cli.command, cli.args, {
@@ -20,7 +23,8 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; cwd
       env: { ...process.env, ...opts.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    let stdout = "", stderr = "";
+    let stdout = "",
+      stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
     child.on("error", reject);

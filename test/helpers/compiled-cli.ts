@@ -27,7 +27,21 @@ function ensureCompiled(): void {
   // Compiled into a private folder and renamed into place, so a concurrent run never sees half a build.
   const tmp = `${OUT}.${process.pid}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
-  execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json"), "--outDir", tmp, "--declaration", "false", "--sourceMap", "false"], { stdio: "inherit" });
+  execFileSync(
+    process.execPath,
+    [
+      join(ROOT, "node_modules/typescript/bin/tsc"),
+      "-p",
+      join(ROOT, "tsconfig.build.json"),
+      "--outDir",
+      tmp,
+      "--declaration",
+      "false",
+      "--sourceMap",
+      "false",
+    ],
+    { stdio: "inherit" },
+  );
   writeFileSync(join(tmp, "run-cli.mjs"), 'import { main } from "./cli/main.js";\nawait main(process.argv);\n');
   writeFileSync(join(tmp, ".sources"), sources);
   rmSync(OUT, { recursive: true, force: true });

@@ -80,7 +80,10 @@ export class FakeHub {
           lfs: /\.(safetensors|bin|ckpt|onnx|msgpack|h5)$/.test(path) || bytes.length > 100_000,
         });
       }
-      const commit = createHash("sha1").update(repo.id).update([...files.values()].map((f) => f.path + f.sha256).join()).digest("hex");
+      const commit = createHash("sha1")
+        .update(repo.id)
+        .update([...files.values()].map((f) => f.path + f.sha256).join())
+        .digest("hex");
       table.set(repo.id, { repo, commit, files });
     }
     let hub: FakeHub | undefined;
@@ -134,7 +137,8 @@ export class FakeHub {
     const r = this.repos.get(id);
     if (!r) return json(res, 404, { error: "Repository not found" }, { "X-Error-Code": "RepoNotFound" });
     const rev = parts.slice(3).join("/");
-    if (rev !== "main" && rev !== "HEAD" && rev !== r.commit) return json(res, 404, { error: `Invalid rev id: ${rev}` }, { "X-Error-Code": "RevisionNotFound" });
+    if (rev !== "main" && rev !== "HEAD" && rev !== r.commit)
+      return json(res, 404, { error: `Invalid rev id: ${rev}` }, { "X-Error-Code": "RevisionNotFound" });
     json(res, 200, {
       _id: `id-${id}`,
       id,
@@ -153,13 +157,32 @@ export class FakeHub {
   private resolve(id: string, rev: string, file: string, req: IncomingMessage, res: ServerResponse): void {
     const r = this.repos.get(id);
     if (!r) return json(res, 404, { error: "Repository not found" }, { "X-Error-Code": "RepoNotFound" });
-    if (rev !== "main" && rev !== r.commit) return json(res, 404, { error: `Invalid rev id: ${rev}` }, { "X-Error-Code": "RevisionNotFound" });
-    if (r.repo.gated && req.headers.authorization?.startsWith("Bearer ") && req.headers.authorization !== `Bearer ${this.token}`) {
+    if (rev !== "main" && rev !== r.commit)
+      return json(res, 404, { error: `Invalid rev id: ${rev}` }, { "X-Error-Code": "RevisionNotFound" });
+    if (
+      r.repo.gated &&
+      req.headers.authorization?.startsWith("Bearer ") &&
+      req.headers.authorization !== `Bearer ${this.token}`
+    ) {
       // A valid token of an account that has not been granted access.
-      return json(res, 403, { error: `Access to model ${id} is restricted and you are not in the authorized list. Visit ${this.url}/${id} to ask for access.` }, { "X-Error-Code": "GatedRepo" });
+      return json(
+        res,
+        403,
+        {
+          error: `Access to model ${id} is restricted and you are not in the authorized list. Visit ${this.url}/${id} to ask for access.`,
+        },
+        { "X-Error-Code": "GatedRepo" },
+      );
     }
     if (r.repo.gated && req.headers.authorization !== `Bearer ${this.token}`) {
-      return json(res, 401, { error: `Access to model ${id} is restricted. You must have access to it and be authenticated to access it. Please log in.` }, { "X-Error-Code": "GatedRepo" });
+      return json(
+        res,
+        401,
+        {
+          error: `Access to model ${id} is restricted. You must have access to it and be authenticated to access it. Please log in.`,
+        },
+        { "X-Error-Code": "GatedRepo" },
+      );
     }
     const f = r.files.get(file);
     if (!f) return json(res, 404, { error: "Entry not found" }, { "X-Error-Code": "EntryNotFound" });
@@ -182,20 +205,28 @@ export class FakeHub {
     for (const r of this.repos.values()) {
       for (const f of r.files.values()) {
         // The CDN's own ETag is not the sha256: the client must take the Hub's X-Linked-Etag from the redirect.
-        if (f.sha256 === sha && `${f.repo}/${f.path}` === key) return this.send(f, key, req, res, { ETag: `"cdn-${sha.slice(0, 16)}"` });
+        if (f.sha256 === sha && `${f.repo}/${f.path}` === key)
+          return this.send(f, key, req, res, { ETag: `"cdn-${sha.slice(0, 16)}"` });
       }
     }
     res.writeHead(404).end();
   }
 
-  private send(f: FakeFile, key: string, req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): void {
+  private send(
+    f: FakeFile,
+    key: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    headers: Record<string, string>,
+  ): void {
     const announced = this.announcedSize.get(key) ?? f.bytes.length;
     let bytes = f.bytes;
     if (this.corrupt.has(key)) {
       bytes = Buffer.from(bytes);
       bytes[bytes.length >> 1] ^= 0xff;
     }
-    let start = 0, end = announced - 1;
+    let start = 0,
+      end = announced - 1;
     const range = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ""));
     if (range) {
       start = Number(range[1]);
@@ -215,7 +246,8 @@ export class FakeHub {
     });
     if (req.method === "HEAD") return void res.end();
     const count = (n: number) => this.served.set(key, (this.served.get(key) ?? 0) + n);
-    const stall = this.stallAfter.get(key), drop = this.dropAfter.get(key);
+    const stall = this.stallAfter.get(key),
+      drop = this.dropAfter.get(key);
     const cut = stall ?? drop;
     if (cut !== undefined && body.length > 1) {
       const n = Math.max(0, Math.floor(f.bytes.length * cut) - start);

@@ -51,7 +51,8 @@ export function goldenAt(path: string): Golden {
 /** ‖a − b‖ / ‖b‖ */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < a.length; i++) {
     const d = a[i]! - b[i]!;
     num += d * d;

@@ -34,25 +34,41 @@ export function hubRepos(): FakeRepo[] {
     },
     // The repositories the catalogue's tokenizers come from, serving the fixtures' tiny vocabularies.
     { id: "openai/clip-vit-large-patch14", files: folderFiles(ref("models/sd15-tiny/tokenizer")) },
-    { id: "stabilityai/stable-diffusion-2-1", cardData: { license: "openrail++" }, files: folderFiles(ref("models/sd2v-tiny/tokenizer"), "tokenizer") },
+    {
+      id: "stabilityai/stable-diffusion-2-1",
+      cardData: { license: "openrail++" },
+      files: folderFiles(ref("models/sd2v-tiny/tokenizer"), "tokenizer"),
+    },
     {
       id: "stabilityai/stable-diffusion-xl-base-1.0",
       cardData: { license: "openrail++" },
-      files: { ...folderFiles(ref("models/sdxl-tiny/tokenizer"), "tokenizer"), ...folderFiles(ref("models/sdxl-tiny/tokenizer_2"), "tokenizer_2") },
+      files: {
+        ...folderFiles(ref("models/sdxl-tiny/tokenizer"), "tokenizer"),
+        ...folderFiles(ref("models/sdxl-tiny/tokenizer_2"), "tokenizer_2"),
+      },
     },
-    { id: GATED_REPO, gated: "manual", cardData: { license: "openrail++" }, files: { "model.safetensors": ref("models/sd15-tiny.ldm.safetensors") } },
+    {
+      id: GATED_REPO,
+      gated: "manual",
+      cardData: { license: "openrail++" },
+      files: { "model.safetensors": ref("models/sd15-tiny.ldm.safetensors") },
+    },
     {
       id: CARD_REPO,
       files: {
         "model.safetensors": ref("models/sd15-tiny.ldm.safetensors"),
-        "README.md": Buffer.from("---\ntags:\n- art\nlicense: other\nlicense_name: tiny-licence\nlicense_link: LICENSE.md\n---\n# a card\n"),
+        "README.md": Buffer.from(
+          "---\ntags:\n- art\nlicense: other\nlicense_name: tiny-licence\nlicense_link: LICENSE.md\n---\n# a card\n",
+        ),
       },
     },
   ];
 }
 
 /** A fresh, empty store (Hugging Face cache and DIFFUSE_HOME) talking to `endpoint`, with no token. */
-export function freshStore(endpoint: string): Required<Pick<StoreOptions, "cacheDir" | "home" | "endpoint" | "token">> & { offline: false } {
+export function freshStore(
+  endpoint: string,
+): Required<Pick<StoreOptions, "cacheDir" | "home" | "endpoint" | "token">> & { offline: false } {
   const dir = mkdtempSync(join(tmpdir(), "diffuse-store-"));
   return { cacheDir: join(dir, "hf-cache"), home: join(dir, "diffuse-home"), endpoint, token: "", offline: false };
 }
@@ -60,11 +76,22 @@ export function freshStore(endpoint: string): Required<Pick<StoreOptions, "cache
 /** The same store as environment variables, for a spawned CLI. */
 export function storeEnv(store: ReturnType<typeof freshStore>): Record<string, string> {
   // HF_TOKEN_PATH to nowhere: no login saved on this machine is used.
-  return { HF_HUB_CACHE: store.cacheDir, DIFFUSE_HOME: store.home, HF_ENDPOINT: store.endpoint, HF_TOKEN: "", HF_TOKEN_PATH: join(store.home, "no-token"), HF_HUB_OFFLINE: "" };
+  return {
+    HF_HUB_CACHE: store.cacheDir,
+    DIFFUSE_HOME: store.home,
+    HF_ENDPOINT: store.endpoint,
+    HF_TOKEN: "",
+    HF_TOKEN_PATH: join(store.home, "no-token"),
+    HF_HUB_OFFLINE: "",
+  };
 }
 
 /** A safetensors file of zeros with these tensor shapes (F16) and metadata: enough for what reads headers. */
-export function writeZeroSafetensors(path: string, shapes: Record<string, number[]>, metadata?: Record<string, string>): string {
+export function writeZeroSafetensors(
+  path: string,
+  shapes: Record<string, number[]>,
+  metadata?: Record<string, string>,
+): string {
   const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
   let offset = 0;
   for (const [name, shape] of Object.entries(shapes)) {
@@ -84,7 +111,12 @@ export function writeZeroSafetensors(path: string, shapes: Record<string, number
  * A diffusers folder laid out by hand as the Hugging Face cache holds it: blobs named by sha256 (here links to the
  * fixture files, read in place), snapshots/<commit>/ of relative links to them, refs/main.
  */
-export function handMadeCacheRepo(cacheDir: string, repo: string, folder: string, extra: Record<string, string> = {}): { snapshot: string; commit: string } {
+export function handMadeCacheRepo(
+  cacheDir: string,
+  repo: string,
+  folder: string,
+  extra: Record<string, string> = {},
+): { snapshot: string; commit: string } {
   const root = join(cacheDir, `models--${repo.replace("/", "--")}`);
   const commit = createHash("sha1").update(repo).digest("hex");
   const snapshot = join(root, "snapshots", commit);

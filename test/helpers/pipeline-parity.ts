@@ -18,7 +18,12 @@ export function maxPixelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number
  * Runs `params` and checks it against a golden pipeline run: the latents after every step (rel err < 1e-4;
  * `latentsKey` names the golden's per-step tensor) and the final image within 1/255 per pixel.
  */
-export async function expectGoldenRun(pipe: StableDiffusionPipeline, fixture: string, params: GenerateParams, latentsKey = "latents_after_step"): Promise<void> {
+export async function expectGoldenRun(
+  pipe: StableDiffusionPipeline,
+  fixture: string,
+  params: GenerateParams,
+  latentsKey = "latents_after_step",
+): Promise<void> {
   const gold = golden(fixture);
   const perStep = gold.get(latentsKey);
   const steps = gold.shape(latentsKey)[0]!;
@@ -43,7 +48,11 @@ export interface TinyLayout {
 export function tinyLayouts(model: string): TinyLayout[] {
   return [
     { name: "diffusers folder", path: ref(`models/${model}`), opts: {} },
-    { name: "single file with the folder as --config", path: ref(`models/${model}.ldm.safetensors`), opts: { config: ref(`models/${model}`) } },
+    {
+      name: "single file with the folder as --config",
+      path: ref(`models/${model}.ldm.safetensors`),
+      opts: { config: ref(`models/${model}`) },
+    },
   ];
 }
 

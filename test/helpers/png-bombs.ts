@@ -28,7 +28,12 @@ export function solidPng(width: number, height: number): Buffer {
   ihdr[8] = 1; // bit depth
   ihdr[9] = 0; // greyscale
   const rows = Buffer.alloc((1 + Math.ceil(width / 8)) * height); // filter byte 0 + packed zero pixels per row
-  return Buffer.concat([SIGNATURE, pngChunk("IHDR", ihdr), pngChunk("IDAT", deflateSync(rows, { level: 9 })), pngChunk("IEND", new Uint8Array(0))]);
+  return Buffer.concat([
+    SIGNATURE,
+    pngChunk("IHDR", ihdr),
+    pngChunk("IDAT", deflateSync(rows, { level: 9 })),
+    pngChunk("IEND", new Uint8Array(0)),
+  ]);
 }
 
 /** `png` with `chunks` inserted right after IHDR (where decoders read ancillary chunks before the pixels). */
@@ -40,5 +45,7 @@ export function withChunks(png: Uint8Array, chunks: readonly Uint8Array[]): Buff
 /** `count` zTXt chunks that each inflate to `inflatedBytes` of "A" (about a thousandfold: 15 MB from 15 KB). */
 export function zTxtBombs(count: number, inflatedBytes: number): Buffer[] {
   const deflated = deflateSync(Buffer.alloc(inflatedBytes, 0x41), { level: 9 });
-  return Array.from({ length: count }, (_, i) => pngChunk("zTXt", Buffer.concat([Buffer.from(`bomb${i}\0\0`, "latin1"), deflated])));
+  return Array.from({ length: count }, (_, i) =>
+    pngChunk("zTXt", Buffer.concat([Buffer.from(`bomb${i}\0\0`, "latin1"), deflated])),
+  );
 }

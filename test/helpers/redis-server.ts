@@ -40,10 +40,26 @@ export function freePort(): Promise<number> {
  * a sync per write (so a SIGKILL loses nothing it acknowledged), no RDB snapshots. Never a system service.
  */
 export async function startRedis(opts: { password?: string } = {}): Promise<TestRedis> {
-  if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} not found: install Debian's redis-server (apt-get install redis-server)`);
+  if (!existsSync(REDIS_SERVER))
+    throw new Error(`${REDIS_SERVER} not found: install Debian's redis-server (apt-get install redis-server)`);
   const dir = mkdtempSync(join(tmpdir(), "diffuse-redis-"));
   const port = await freePort();
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"];
+  const args = [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+    "--save",
+    "",
+    "--daemonize",
+    "no",
+  ];
   if (opts.password) args.push("--requirepass", opts.password);
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();

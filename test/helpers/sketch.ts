@@ -6,10 +6,13 @@ export async function sketchPng(): Promise<Buffer> {
   for (let y = 0; y < 64; y++) {
     for (let x = 0; x < 64; x++) {
       const r = Math.hypot(x - 24, y - 30);
-      if ((r > 11 && r < 15) || (x >= 48 && x <= 51 && y >= 8 && y <= 56)) data.fill(20, (y * 64 + x) * 3, (y * 64 + x) * 3 + 3);
+      if ((r > 11 && r < 15) || (x >= 48 && x <= 51 && y >= 8 && y <= 56))
+        data.fill(20, (y * 64 + x) * 3, (y * 64 + x) * 3 + 3);
     }
   }
-  return sharp(data, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
+  return sharp(data, { raw: { width: 64, height: 64, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** An image's RGB pixels. */

@@ -20,9 +20,20 @@ export function tinyRefinerFolder(): string {
   const index = JSON.parse(readFileSync(join(base, "model_index.json"), "utf8")) as Record<string, unknown>;
   writeFileSync(
     join(dir, "model_index.json"),
-    JSON.stringify({ ...index, _class_name: "StableDiffusionXLImg2ImgPipeline", text_encoder: [null, null], tokenizer: [null, null], requires_aesthetics_score: true, force_zeros_for_empty_prompt: false }),
+    JSON.stringify({
+      ...index,
+      _class_name: "StableDiffusionXLImg2ImgPipeline",
+      text_encoder: [null, null],
+      tokenizer: [null, null],
+      requires_aesthetics_score: true,
+      force_zeros_for_empty_prompt: false,
+    }),
   );
-  const unetJson = { ...(JSON.parse(readFileSync(join(base, "unet", "config.json"), "utf8")) as Record<string, unknown>), cross_attention_dim: 40, projection_class_embeddings_input_dim: 64 };
+  const unetJson = {
+    ...(JSON.parse(readFileSync(join(base, "unet", "config.json"), "utf8")) as Record<string, unknown>),
+    cross_attention_dim: 40,
+    projection_class_embeddings_input_dim: 64,
+  };
   mkdirSync(join(dir, "unet"));
   writeFileSync(join(dir, "unet", "config.json"), JSON.stringify(unetJson));
   const shapes = unetParamShapes(unetConfigFromDiffusers(unetJson));

@@ -36,8 +36,14 @@ describe("ComfyUI's extra_model_paths.yaml", () => {
   });
 
   it("refuses YAML beyond that form with the line, rather than guessing", () => {
-    expect(() => parseExtraModelPaths("a111:\n    loras:\n      - models/Lora\n", "/x/extra_model_paths.yaml")).toThrow(InputError);
-    expect(() => parseExtraModelPaths("a111:\n    loras:\n      - models/Lora\n", "/x/extra_model_paths.yaml")).toThrow(/extra_model_paths\.yaml line 3: a YAML list.*--models-dir/);
-    expect(() => parseExtraModelPaths("a111:\n    loras: >\n      models/Lora\n", "/x/e.yaml")).toThrow(/line 2: a folded block/);
+    expect(() => parseExtraModelPaths("a111:\n    loras:\n      - models/Lora\n", "/x/extra_model_paths.yaml")).toThrow(
+      InputError,
+    );
+    expect(() => parseExtraModelPaths("a111:\n    loras:\n      - models/Lora\n", "/x/extra_model_paths.yaml")).toThrow(
+      /extra_model_paths\.yaml line 3: a YAML list.*--models-dir/,
+    );
+    expect(() => parseExtraModelPaths("a111:\n    loras: >\n      models/Lora\n", "/x/e.yaml")).toThrow(
+      /line 2: a folded block/,
+    );
   });
 });

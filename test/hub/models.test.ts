@@ -10,7 +10,6 @@ import { golden, HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { handMadeCacheRepo, writeZeroSafetensors } from "../helpers/hub-fixtures.js";
 import { maxPixelDiff, PROMPT } from "../helpers/pipeline-parity.js";
 
-
 /** A store with nothing in it, and a home folder with no tool installed, as environment variables. */
 function emptyEnv(): { env: Record<string, string>; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), "diffuse-models-"));
@@ -58,19 +57,51 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse models", () => {
     const { env, dir } = emptyEnv();
     const readme = join(dir, "README.md");
     writeFileSync(readme, "---\nlicense: creativeml-openrail-m\nlibrary_name: diffusers\n---\n# tiny\n");
-    const { snapshot } = handMadeCacheRepo(env.HF_HUB_CACHE, "someone/sd15-tiny", ref("models/sd15-tiny"), { "README.md": readme });
+    const { snapshot } = handMadeCacheRepo(env.HF_HUB_CACHE, "someone/sd15-tiny", ref("models/sd15-tiny"), {
+      "README.md": readme,
+    });
     const listed = await models([], env);
     expect(listed).toHaveLength(1);
     const m = listed[0]!;
-    expect(m).toMatchObject({ name: "someone/sd15-tiny", kind: "checkpoint", family: "sd1", source: "hf-cache", path: snapshot, location: env.HF_HUB_CACHE });
+    expect(m).toMatchObject({
+      name: "someone/sd15-tiny",
+      kind: "checkpoint",
+      family: "sd1",
+      source: "hf-cache",
+      path: snapshot,
+      location: env.HF_HUB_CACHE,
+    });
     expect(m.license).toMatchObject({ id: "creativeml-openrail-m", name: "CreativeML Open RAIL-M" });
     expect(m.hash).toMatch(/^[0-9a-f]{10}$/);
 
     const out = join(dir, "out.png");
-    const r = await runCli(["generate", PROMPT, "--model", "someone/sd15-tiny", "--sampler", "PLMS", "--steps", "4", "--cfg", "7.5", "--seed", "31", "-o", out], { env });
+    const r = await runCli(
+      [
+        "generate",
+        PROMPT,
+        "--model",
+        "someone/sd15-tiny",
+        "--sampler",
+        "PLMS",
+        "--steps",
+        "4",
+        "--cfg",
+        "7.5",
+        "--seed",
+        "31",
+        "-o",
+        out,
+      ],
+      { env },
+    );
     expect(r.stderr).not.toMatch(/error/i);
     expect(r.code).toBe(0);
-    expect(maxPixelDiff(await sharp(out).raw().toBuffer(), golden("goldens/sd15-tiny/txt2img.safetensors").get("image_uint8"))).toBeLessThanOrEqual(1);
+    expect(
+      maxPixelDiff(
+        await sharp(out).raw().toBuffer(),
+        golden("goldens/sd15-tiny/txt2img.safetensors").get("image_uint8"),
+      ),
+    ).toBeLessThanOrEqual(1);
     // The listing's hash is the one generation writes as A1111's "Model hash".
     const info = await runCli(["info", out, "--json"], { env });
     // ...and its name, the repository's rather than the snapshot folder's (a commit hash).
@@ -94,7 +125,11 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse models", () => {
       sha256: sha256Of(ckpt),
     });
     // kohya's metadata names the base model; widths tell the others; the tiny embedding's width is no family's.
-    expect(byName.get("lora-kohya")).toMatchObject({ kind: "lora", family: "sd1", hash: sha256Of(ref("models/sd15-tiny-adapters/lora-kohya.safetensors")).slice(0, 10) });
+    expect(byName.get("lora-kohya")).toMatchObject({
+      kind: "lora",
+      family: "sd1",
+      hash: sha256Of(ref("models/sd15-tiny-adapters/lora-kohya.safetensors")).slice(0, 10),
+    });
     expect(byName.get("styles/wide")).toMatchObject({ kind: "lora", family: "sd1" });
     expect(byName.get("ti-a1111")).toMatchObject({ kind: "embedding", family: "unknown" });
     expect(byName.get("wide-ti")).toMatchObject({ kind: "embedding", family: "sd1" });
@@ -138,7 +173,14 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse models", () => {
     const listed = await models(["--models-dir", comfy], env);
     const names = listed.map((m) => `${m.source}:${m.kind}:${m.family}:${m.name}`).sort();
     expect(names).toEqual(
-      ["comfyui:checkpoint:sd2:comfy-own", "comfyui:checkpoint:sd1:sd15-tiny", "comfyui:embedding:unknown:ti-a1111", "comfyui:embedding:sd1:wide-ti", "comfyui:lora:sd1:lora-kohya", "comfyui:lora:sd1:styles/wide"].sort(),
+      [
+        "comfyui:checkpoint:sd2:comfy-own",
+        "comfyui:checkpoint:sd1:sd15-tiny",
+        "comfyui:embedding:unknown:ti-a1111",
+        "comfyui:embedding:sd1:wide-ti",
+        "comfyui:lora:sd1:lora-kohya",
+        "comfyui:lora:sd1:styles/wide",
+      ].sort(),
     );
   });
 
@@ -146,8 +188,13 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse models", () => {
     const { env, dir } = emptyEnv();
     const invoke = join(dir, "invokeai");
     mkdirSync(join(invoke, "models", "sd-1", "lora"), { recursive: true });
-    symlinkSync(ref("models/sd15-tiny-adapters/lora-diffusers.safetensors"), join(invoke, "models", "sd-1", "lora", "tiny.safetensors"));
+    symlinkSync(
+      ref("models/sd15-tiny-adapters/lora-diffusers.safetensors"),
+      join(invoke, "models", "sd-1", "lora", "tiny.safetensors"),
+    );
     const listed = await models(["--models-dir", invoke], env);
-    expect(listed.map(({ name, kind, family, source }) => ({ name, kind, family, source }))).toEqual([{ name: "tiny", kind: "lora", family: "sd1", source: "invokeai" }]);
+    expect(listed.map(({ name, kind, family, source }) => ({ name, kind, family, source }))).toEqual([
+      { name: "tiny", kind: "lora", family: "sd1", source: "invokeai" },
+    ]);
   });
 });

@@ -59,7 +59,11 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (command line)", () => {
     const result = JSON.parse(second.stdout);
     expect(result.downloaded).toContain(UNET_FP16);
     expect(statSync(join(result.path, UNET_FP16)).size).toBe(size);
-    expect(readdirSync(join(store.cacheDir, "models--test-org--sd15-tiny", "blobs")).filter((b) => b.endsWith(".incomplete"))).toEqual([]);
+    expect(
+      readdirSync(join(store.cacheDir, "models--test-org--sd15-tiny", "blobs")).filter((b) =>
+        b.endsWith(".incomplete"),
+      ),
+    ).toEqual([]);
   });
 
   it("Ctrl-C during a download: exit 130, the partial file kept, saying the same command resumes it", async () => {
@@ -67,7 +71,11 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (command line)", () => {
     hub.stallAfter.set(UNET_KEY, 0.5);
     let child: ChildProcess | undefined;
     const run = runCli(["pull", SD15_REPO, "--accept-license"], { env: storeEnv(store), onSpawn: (c) => (child = c) });
-    const partial = await partialReaches(store.cacheDir, hub.sha256Of(SD15_REPO, UNET_FP16), Math.floor(hub.sizeOf(SD15_REPO, UNET_FP16) * 0.5));
+    const partial = await partialReaches(
+      store.cacheDir,
+      hub.sha256Of(SD15_REPO, UNET_FP16),
+      Math.floor(hub.sizeOf(SD15_REPO, UNET_FP16) * 0.5),
+    );
     child!.kill("SIGINT");
     const r = await run;
     hub.stallAfter.clear();
@@ -82,9 +90,26 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (command line)", () => {
     expect(r.code).toBe(0);
     const rows = JSON.parse(r.stdout) as { name: string; repo: string; license: string; downloaded: boolean }[];
     const names = rows.map((x) => x.name);
-    for (const n of ["sd-1.5", "sd-2.1", "sdxl", "sdxl-refiner", "sd-turbo", "sdxl-turbo", "lcm-lora-sd15", "lcm-lora-sdxl", "controlnet-scribble-sd15", "taesd", "taesdxl", "safety-checker", "clip-l-tokenizer"]) {
+    for (const n of [
+      "sd-1.5",
+      "sd-2.1",
+      "sdxl",
+      "sdxl-refiner",
+      "sd-turbo",
+      "sdxl-turbo",
+      "lcm-lora-sd15",
+      "lcm-lora-sdxl",
+      "controlnet-scribble-sd15",
+      "taesd",
+      "taesdxl",
+      "safety-checker",
+      "clip-l-tokenizer",
+    ]) {
       expect(names).toContain(n);
     }
-    expect(rows.find((x) => x.name === "sd-1.5")).toMatchObject({ license: "creativeml-openrail-m", downloaded: false });
+    expect(rows.find((x) => x.name === "sd-1.5")).toMatchObject({
+      license: "creativeml-openrail-m",
+      downloaded: false,
+    });
   });
 });

@@ -21,7 +21,11 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (library) against a local Hub", (
   afterAll(async () => hub.close());
 
   const accepted = (endpoint: string): PullOptions => ({ ...freshStore(endpoint), acceptLicense: true });
-  const rejection = (p: Promise<unknown>) => p.then(() => new Error("expected the pull to fail"), (e: unknown) => e as Error);
+  const rejection = (p: Promise<unknown>) =>
+    p.then(
+      () => new Error("expected the pull to fail"),
+      (e: unknown) => e as Error,
+    );
   const blobsOf = (cacheDir: string, repo: string) => {
     const dir = join(cacheDir, `models--${repo.replace("/", "--")}`, "blobs");
     return existsSync(dir) ? readdirSync(dir) : [];
@@ -87,7 +91,9 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (library) against a local Hub", (
     try {
       const e = await rejection(pull(SD15_REPO, opts));
       expect(e).toBeInstanceOf(HubError);
-      expect(e.message).toMatch(new RegExp(`${VAE}.*sha256 [0-9a-f]{64}.*LFS metadata.*${hub.sha256Of(SD15_REPO, VAE)}.*discarded`));
+      expect(e.message).toMatch(
+        new RegExp(`${VAE}.*sha256 [0-9a-f]{64}.*LFS metadata.*${hub.sha256Of(SD15_REPO, VAE)}.*discarded`),
+      );
     } finally {
       hub.corrupt.clear();
     }
@@ -112,38 +118,61 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (library) against a local Hub", (
     try {
       const e = await rejection(pull(SD15_REPO, opts));
       expect(e).toBeInstanceOf(HubError);
-      expect(e.message).toMatch(new RegExp(`download of ${UNET_FP16}.*stopped after \\d+ of ${size} bytes.*run the same pull again to resume`));
+      expect(e.message).toMatch(
+        new RegExp(`download of ${UNET_FP16}.*stopped after \\d+ of ${size} bytes.*run the same pull again to resume`),
+      );
     } finally {
       hub.dropAfter.clear();
     }
-    const partial = join(opts.cacheDir!, "models--test-org--sd15-tiny", "blobs", `${hub.sha256Of(SD15_REPO, UNET_FP16)}.incomplete`);
+    const partial = join(
+      opts.cacheDir!,
+      "models--test-org--sd15-tiny",
+      "blobs",
+      `${hub.sha256Of(SD15_REPO, UNET_FP16)}.incomplete`,
+    );
     expect(statSync(partial).size).toBe(Math.floor(size * 0.5));
     hub.resetCounts();
     const progress: number[] = [];
-    const r = await pull(SD15_REPO, { ...opts, onProgress: (p) => p.file === UNET_FP16 && progress.push(p.resumedFrom) });
+    const r = await pull(SD15_REPO, {
+      ...opts,
+      onProgress: (p) => p.file === UNET_FP16 && progress.push(p.resumedFrom),
+    });
     expect(r.downloaded).toContain(UNET_FP16);
     expect(hub.bytesServed(SD15_REPO, UNET_FP16)).toBeLessThan(0.6 * size);
-    expect(hub.requests.some((l) => l.startsWith("GET /cdn/") && l.endsWith(`bytes=${Math.floor(size * 0.5)}-${size - 1}`))).toBe(true);
+    expect(
+      hub.requests.some((l) => l.startsWith("GET /cdn/") && l.endsWith(`bytes=${Math.floor(size * 0.5)}-${size - 1}`)),
+    ).toBe(true);
     expect(progress[0]).toBe(Math.floor(size * 0.5));
     expect(existsSync(partial)).toBe(false);
-    expect(createHash("sha256").update(readFileSync(join(r.path, UNET_FP16))).digest("hex")).toBe(hub.sha256Of(SD15_REPO, UNET_FP16));
+    expect(
+      createHash("sha256")
+        .update(readFileSync(join(r.path, UNET_FP16)))
+        .digest("hex"),
+    ).toBe(hub.sha256Of(SD15_REPO, UNET_FP16));
   });
 
   it("stops at the licence of a model not accepted before, downloading nothing; accepts once per licence", async () => {
     const store = freshStore(hub.url);
     const e = await rejection(pull(SD15_REPO, store));
     expect(e).toBeInstanceOf(LicenseNotAcceptedError);
-    expect(e.message).toMatch(/CreativeML Open RAIL-M licence \(https:\/\/.*\).*not been accepted.*diffuse pull test-org\/sd15-tiny.*--accept-license/);
+    expect(e.message).toMatch(
+      /CreativeML Open RAIL-M licence \(https:\/\/.*\).*not been accepted.*diffuse pull test-org\/sd15-tiny.*--accept-license/,
+    );
     expect(existsSync(store.cacheDir)).toBe(false);
 
     const asked: string[] = [];
-    const declined = await rejection(pull(SD15_REPO, { ...store, confirmLicense: async (l) => (asked.push(l.id), false) }));
+    const declined = await rejection(
+      pull(SD15_REPO, { ...store, confirmLicense: async (l) => (asked.push(l.id), false) }),
+    );
     expect(declined).toBeInstanceOf(LicenseNotAcceptedError);
     expect(existsSync(store.cacheDir)).toBe(false);
 
     await pull(SD15_REPO, { ...store, confirmLicense: async (l) => (asked.push(l.id), true) });
     // Another model under the same licence is not asked about again; one under a licence of its own is.
-    await pull(`${SD15_REPO}:v1-5-pruned-emaonly.safetensors`, { ...store, confirmLicense: async (l) => (asked.push(l.id), true) });
+    await pull(`${SD15_REPO}:v1-5-pruned-emaonly.safetensors`, {
+      ...store,
+      confirmLicense: async (l) => (asked.push(l.id), true),
+    });
     const card = await pull(CARD_REPO, { ...store, confirmLicense: async (l) => (asked.push(l.id), true) });
     expect(asked).toEqual(["creativeml-openrail-m", "creativeml-openrail-m", "other:tiny-licence"]);
     // A repository outside the catalogue: the licence its model card states, with the card's relative link made absolute.
@@ -154,18 +183,28 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (library) against a local Hub", (
     const opts = accepted(hub.url);
     const e = await rejection(pull(GATED_REPO, opts));
     expect(e).toBeInstanceOf(HubError);
-    expect(e.message).toMatch(new RegExp(`${GATED_REPO} is gated: accept its conditions at ${hub.url}/${GATED_REPO}.*HF_TOKEN`));
+    expect(e.message).toMatch(
+      new RegExp(`${GATED_REPO} is gated: accept its conditions at ${hub.url}/${GATED_REPO}.*HF_TOKEN`),
+    );
     const denied = await rejection(pull(GATED_REPO, { ...opts, token: "hf_someone_else" }));
-    expect(denied.message).toMatch(new RegExp(`the token has no access to ${GATED_REPO} \\(403\\): accept the repository's conditions at ${hub.url}/${GATED_REPO}`));
+    expect(denied.message).toMatch(
+      new RegExp(
+        `the token has no access to ${GATED_REPO} \\(403\\): accept the repository's conditions at ${hub.url}/${GATED_REPO}`,
+      ),
+    );
     const r = await pull(GATED_REPO, { ...opts, token: "hf_fake_token" });
     expect(r.files).toEqual(["model.safetensors"]);
   });
 
   it("404s say what is missing: the repository, the revision or the file", async () => {
     const opts = accepted(hub.url);
-    expect((await rejection(pull("nobody/nothing", opts))).message).toMatch(/no repository nobody\/nothing on http:\/\/127\.0\.0\.1:\d+ \(404\)/);
+    expect((await rejection(pull("nobody/nothing", opts))).message).toMatch(
+      /no repository nobody\/nothing on http:\/\/127\.0\.0\.1:\d+ \(404\)/,
+    );
     expect((await rejection(pull(`${SD15_REPO}@v9`, opts))).message).toMatch(/has no revision "v9" \(404\)/);
-    expect((await rejection(pull(`${SD15_REPO}:unet/nope.safetensors`, opts))).message).toMatch(/has no file unet\/nope\.safetensors.*\.safetensors files: /);
+    expect((await rejection(pull(`${SD15_REPO}:unet/nope.safetensors`, opts))).message).toMatch(
+      /has no file unet\/nope\.safetensors.*\.safetensors files: /,
+    );
   });
 
   it("offline (HF_HUB_OFFLINE): the cached copy without a request; nothing cached is an error naming what to pull", async () => {
@@ -177,14 +216,20 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (library) against a local Hub", (
     expect(hub.requests).toEqual([]);
     const e = await rejection(pull("sd-1.5", { ...opts, offline: true }));
     expect(e).toBeInstanceOf(HubError);
-    expect(e.message).toMatch(/HF_HUB_OFFLINE is set, and sd-1\.5 \(.*\) is not in the Hugging Face cache.*unset HF_HUB_OFFLINE and run `diffuse pull sd-1\.5`/);
+    expect(e.message).toMatch(
+      /HF_HUB_OFFLINE is set, and sd-1\.5 \(.*\) is not in the Hugging Face cache.*unset HF_HUB_OFFLINE and run `diffuse pull sd-1\.5`/,
+    );
   });
 
   it("a Hub out of reach: the cached copy when there is one, else an error naming the address", async () => {
     const opts = accepted(hub.url);
     await pull("clip-l-tokenizer", opts);
     const status: string[] = [];
-    const r = await pull("clip-l-tokenizer", { ...opts, endpoint: "http://127.0.0.1:1", onStatus: (s) => status.push(s) });
+    const r = await pull("clip-l-tokenizer", {
+      ...opts,
+      endpoint: "http://127.0.0.1:1",
+      onStatus: (s) => status.push(s),
+    });
     expect(existsSync(join(r.path, "vocab.json"))).toBe(true);
     expect(status.join("\n")).toMatch(/cannot reach http:\/\/127\.0\.0\.1:1.*using the copy in the Hugging Face cache/);
     const e = await rejection(pull(SD15_REPO, { ...opts, endpoint: "http://127.0.0.1:1" }));
@@ -197,7 +242,11 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (library) against a local Hub", (
     await pull(SD15_REPO, opts);
     await pull("clip-l-tokenizer", opts);
     const listed = await listModels({ ...opts, searchDefaults: false, hashCacheDir: join(opts.home!, "hashes") });
-    expect(listed.map(({ name, kind, family, source, license }) => ({ name, kind, family, source, license: license?.id })).sort((a, b) => a.name.localeCompare(b.name))).toEqual([
+    expect(
+      listed
+        .map(({ name, kind, family, source, license }) => ({ name, kind, family, source, license: license?.id }))
+        .sort((a, b) => a.name.localeCompare(b.name)),
+    ).toEqual([
       { name: "clip-l-tokenizer", kind: "tokenizer", family: "sd1", source: "store", license: "mit" },
       { name: SD15_REPO, kind: "checkpoint", family: "sd1", source: "store", license: "creativeml-openrail-m" },
     ]);

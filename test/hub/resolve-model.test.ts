@@ -38,10 +38,16 @@ describe.skipIf(!HAVE_REFERENCE)("--model NAME", () => {
 
   it("says what to do with a name it cannot find: a catalogue name not pulled, a missing path, an unknown name", async () => {
     const { opts } = setUp();
-    await expect(resolveModelPath("sdxl", opts)).rejects.toThrow(/"sdxl" \(stabilityai\/stable-diffusion-xl-base-1\.0\) has not been downloaded: run `diffuse pull sdxl`/);
-    await expect(resolveModelPath("/no/such/model.safetensors", opts)).rejects.toThrow(/model not found: \/no\/such\/model\.safetensors/);
+    await expect(resolveModelPath("sdxl", opts)).rejects.toThrow(
+      /"sdxl" \(stabilityai\/stable-diffusion-xl-base-1\.0\) has not been downloaded: run `diffuse pull sdxl`/,
+    );
+    await expect(resolveModelPath("/no/such/model.safetensors", opts)).rejects.toThrow(
+      /model not found: \/no\/such\/model\.safetensors/,
+    );
     await expect(resolveModelPath("nothing-like-it", opts)).rejects.toThrow(InputError);
-    await expect(resolveModelPath("nothing-like-it", opts)).rejects.toThrow(/no model "nothing-like-it".*diffuse pull --list.*diffuse models/);
+    await expect(resolveModelPath("nothing-like-it", opts)).rejects.toThrow(
+      /no model "nothing-like-it".*diffuse pull --list.*diffuse models/,
+    );
   });
 
   it("a config.json that is not valid JSON, or whose modelsDirs is not a list of folders, is an error naming the file", async () => {

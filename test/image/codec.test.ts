@@ -46,7 +46,10 @@ describe("image codec", () => {
   it("decodes JPEG and WebP to RGB of the right size", async () => {
     const img = gradient(16, 8);
     const raw = { raw: { width: 16, height: 8, channels: 3 as const } };
-    for (const encoded of [await sharp(img.data, raw).jpeg().toBuffer(), await sharp(img.data, raw).webp().toBuffer()]) {
+    for (const encoded of [
+      await sharp(img.data, raw).jpeg().toBuffer(),
+      await sharp(img.data, raw).webp().toBuffer(),
+    ]) {
       const back = await decodeImage(encoded);
       expect([back.width, back.height, back.data.length]).toEqual([16, 8, 16 * 8 * 3]);
     }
@@ -54,25 +57,35 @@ describe("image codec", () => {
 
   it("flattens transparency onto white for sketches", async () => {
     const rgba = Buffer.from([255, 0, 0, 0, 0, 0, 0, 255]); // transparent red, opaque black
-    const png = await sharp(rgba, { raw: { width: 2, height: 1, channels: 4 } }).png().toBuffer();
+    const png = await sharp(rgba, { raw: { width: 2, height: 1, channels: 4 } })
+      .png()
+      .toBuffer();
     const back = await decodeImage(png);
     expect(Array.from(back.data)).toEqual([255, 255, 255, 0, 0, 0]);
   });
 
   it("expands greyscale images to three equal channels", async () => {
-    const png = await sharp(Buffer.from([0, 200]), { raw: { width: 2, height: 1, channels: 1 } }).png().toBuffer();
+    const png = await sharp(Buffer.from([0, 200]), { raw: { width: 2, height: 1, channels: 1 } })
+      .png()
+      .toBuffer();
     expect(Array.from((await decodeImage(png)).data)).toEqual([0, 0, 0, 200, 200, 200]);
   });
 
   it("applies EXIF orientation so photos come out upright", async () => {
     const img = gradient(4, 2);
-    const jpeg = await sharp(img.data, { raw: { width: 4, height: 2, channels: 3 } }).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    const jpeg = await sharp(img.data, { raw: { width: 4, height: 2, channels: 3 } })
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     const back = await decodeImage(jpeg);
     expect([back.width, back.height]).toEqual([2, 4]);
   });
 
   it("reduces 16-bit PNGs to 8 bits per channel", async () => {
-    const png = await sharp(new Uint16Array([0, 65535, 30000, 65535]), { raw: { width: 2, height: 2, channels: 1 } }).toColourspace("grey16").png().toBuffer();
+    const png = await sharp(new Uint16Array([0, 65535, 30000, 65535]), { raw: { width: 2, height: 2, channels: 1 } })
+      .toColourspace("grey16")
+      .png()
+      .toBuffer();
     const back = await decodeImage(png);
     expect(Array.from(back.data)).toEqual([0, 0, 0, 255, 255, 255, 117, 117, 117, 255, 255, 255]);
   });
@@ -93,14 +106,18 @@ describe("image codec", () => {
 
   it("reads a mask as 0..1 with white meaning repaint and transparent meaning keep", async () => {
     const rgba = Buffer.from([255, 255, 255, 255, 0, 0, 0, 255, 255, 255, 255, 0]);
-    const png = await sharp(rgba, { raw: { width: 3, height: 1, channels: 4 } }).png().toBuffer();
+    const png = await sharp(rgba, { raw: { width: 3, height: 1, channels: 4 } })
+      .png()
+      .toBuffer();
     const mask = await decodeMask(png);
     expect([mask.width, mask.height]).toEqual([3, 1]);
     expect(Array.from(mask.data)).toEqual([1, 0, 0]);
   });
 
   it("resizes a mask to the requested size", async () => {
-    const png = await sharp(Buffer.alloc(64, 255), { raw: { width: 8, height: 8, channels: 1 } }).png().toBuffer();
+    const png = await sharp(Buffer.alloc(64, 255), { raw: { width: 8, height: 8, channels: 1 } })
+      .png()
+      .toBuffer();
     const mask = await decodeMask(png, { width: 4, height: 2 });
     expect([mask.width, mask.height]).toEqual([4, 2]);
     expect(Array.from(mask.data)).toEqual(new Array(8).fill(1));
@@ -125,7 +142,9 @@ describe("image codec", () => {
   });
 
   it("rejects garbage bytes with InputError using the given name", async () => {
-    const err = await decodeImage(new TextEncoder().encode("hello"), { name: "the uploaded init image" }).catch((e: unknown) => e);
+    const err = await decodeImage(new TextEncoder().encode("hello"), { name: "the uploaded init image" }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(InputError);
     expect((err as Error).message).toContain("the uploaded init image");
   });

@@ -3,7 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.js";
-import { decodeImage, decodeMask, encodePng, inputPixelLimit, screenImage, type RgbImage } from "../../src/image/codec.js";
+import {
+  decodeImage,
+  decodeMask,
+  encodePng,
+  inputPixelLimit,
+  screenImage,
+  type RgbImage,
+} from "../../src/image/codec.js";
 import { solidPng, withChunks, zTxtBombs } from "../helpers/png-bombs.js";
 
 let dir: string;
@@ -92,7 +99,9 @@ describe("decoding never inflates a PNG's text chunks", () => {
   });
 
   // The timeout only keeps a regression from running for minutes: this takes a fraction of a second.
-  it("decodes a PNG carrying 100 zTXt chunks that would inflate to 1.5 GB, returning its pixels", { timeout: 30_000 }, async () => {
+  it("decodes a PNG carrying 100 zTXt chunks that would inflate to 1.5 GB, returning its pixels", {
+    timeout: 30_000,
+  }, async () => {
     const image = gradient(8, 8);
     const png = withChunks(await encodePng(image), bombs);
     expect(png.length).toBeLessThan(2_000_000);

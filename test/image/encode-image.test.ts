@@ -5,9 +5,15 @@ import { encodeImage } from "../../src/image/encode-image.js";
 import { readImageParameters } from "../../src/image/image-parameters.js";
 import { getPngText } from "../../src/image/png-text.js";
 
-const WIDTH = 40, HEIGHT = 24;
-const image = { width: WIDTH, height: HEIGHT, data: Uint8Array.from({ length: WIDTH * HEIGHT * 3 }, (_, i) => (i * 13 + (i >> 5)) & 255) };
-const PARAMETERS = "ein roter Kreis über dem Wasser, 日本の猫 (cat:1.2)\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 40x24";
+const WIDTH = 40,
+  HEIGHT = 24;
+const image = {
+  width: WIDTH,
+  height: HEIGHT,
+  data: Uint8Array.from({ length: WIDTH * HEIGHT * 3 }, (_, i) => (i * 13 + (i >> 5)) & 255),
+};
+const PARAMETERS =
+  "ein roter Kreis über dem Wasser, 日本の猫 (cat:1.2)\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 40x24";
 
 /**
  * The EXIF UserComment read with nothing from src/: the bytes after "UNICODE\0" are UTF-16 in the TIFF's
@@ -78,12 +84,16 @@ describe("encodeImage writes the format asked for, with the generation parameter
 describe("readImageParameters reads what other tools wrote", () => {
   it("an ASCII UserComment in a little-endian EXIF block (as libvips writes it)", async () => {
     const jpeg = await sharp(Buffer.from(image.data), { raw: { width: WIDTH, height: HEIGHT, channels: 3 } })
-      .withExif({ IFD2: { UserComment: "a cat\nSteps: 5, Seed: 1" } }).jpeg().toBuffer();
+      .withExif({ IFD2: { UserComment: "a cat\nSteps: 5, Seed: 1" } })
+      .jpeg()
+      .toBuffer();
     expect((await readImageParameters(jpeg)).parameters).toBe("a cat\nSteps: 5, Seed: 1");
   });
 
   it("an image without parameters gives none, and bytes that are no image an InputError naming the formats", async () => {
-    const plain = await sharp(Buffer.from(image.data), { raw: { width: WIDTH, height: HEIGHT, channels: 3 } }).jpeg().toBuffer();
+    const plain = await sharp(Buffer.from(image.data), { raw: { width: WIDTH, height: HEIGHT, channels: 3 } })
+      .jpeg()
+      .toBuffer();
     expect((await readImageParameters(plain)).parameters).toBeUndefined();
     await expect(readImageParameters(Buffer.from("GIF89a......"), "x.gif")).rejects.toThrow(/x\.gif.*PNG, JPEG.*WebP/);
   });

@@ -37,18 +37,54 @@ describe("A1111 infotext", () => {
   });
 
   it("writes the negative prompt line only when there is one", () => {
-    const text = buildInfotext({ ...basic, negativePrompt: "blurry, lowres", modelHash: undefined, model: undefined, denoisingStrength: undefined, clipSkip: undefined, rng: undefined });
-    expect(text).toBe("a cat\nNegative prompt: blurry, lowres\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 512x512");
+    const text = buildInfotext({
+      ...basic,
+      negativePrompt: "blurry, lowres",
+      modelHash: undefined,
+      model: undefined,
+      denoisingStrength: undefined,
+      clipSkip: undefined,
+      rng: undefined,
+    });
+    expect(text).toBe(
+      "a cat\nNegative prompt: blurry, lowres\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 512x512",
+    );
   });
 
   it("places extra keys at A1111's positions, unknown ones after the known ones and Version last", () => {
-    const text = buildInfotext({ ...basic, scheduleType: "Karras", extra: { Version: "v1.10.1", "Hires upscaler": "Latent" } });
-    const keys = text.split("\n").at(-1)!.split(", ").map((kv) => kv.split(":")[0]);
-    expect(keys).toEqual(["Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model", "Denoising strength", "Clip skip", "RNG", "Hires upscaler", "Version"]);
+    const text = buildInfotext({
+      ...basic,
+      scheduleType: "Karras",
+      extra: { Version: "v1.10.1", "Hires upscaler": "Latent" },
+    });
+    const keys = text
+      .split("\n")
+      .at(-1)!
+      .split(", ")
+      .map((kv) => kv.split(":")[0]);
+    expect(keys).toEqual([
+      "Steps",
+      "Sampler",
+      "Schedule type",
+      "CFG scale",
+      "Seed",
+      "Size",
+      "Model hash",
+      "Model",
+      "Denoising strength",
+      "Clip skip",
+      "RNG",
+      "Hires upscaler",
+      "Version",
+    ]);
   });
 
   it("quotes values with commas, colons, newlines or quotes as JSON strings", () => {
-    const text = buildInfotext({ ...basic, model: "my model, v2: final", extra: { "Lora hashes": "a: 1, b: 2", Note: 'say "hi"', Plain: "no quoting" } });
+    const text = buildInfotext({
+      ...basic,
+      model: "my model, v2: final",
+      extra: { "Lora hashes": "a: 1, b: 2", Note: 'say "hi"', Plain: "no quoting" },
+    });
     const last = text.split("\n").at(-1)!;
     expect(last).toContain('Model: "my model, v2: final"');
     expect(last).toContain('Lora hashes: "a: 1, b: 2"');
@@ -67,7 +103,12 @@ describe("A1111 infotext", () => {
       height: 512,
       model: 'v1-5, "pruned": emaonly',
       scheduleType: "Karras",
-      extra: { "TI hashes": "easynegative: c74b4e810b03, x: y", Note: "multi\nline", "Mask blur": "4", Version: "diffuse 0.1.0" },
+      extra: {
+        "TI hashes": "easynegative: c74b4e810b03, x: y",
+        Note: "multi\nline",
+        "Mask blur": "4",
+        Version: "diffuse 0.1.0",
+      },
     };
     expect(parseInfotext(buildInfotext(info))).toEqual(info);
   });
@@ -76,15 +117,21 @@ describe("A1111 infotext", () => {
     const text = buildInfotext({ ...basic, seed: 18446744073709551615n });
     expect(text).toMatch(/, Seed: 18446744073709551615, /);
     expect(parseInfotext(text).seed).toBe(18446744073709551615n);
-    expect(parseInfotext("a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 9007199254740993, Size: 64x64").seed).toBe(9007199254740993n);
+    expect(
+      parseInfotext("a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 9007199254740993, Size: 64x64").seed,
+    ).toBe(9007199254740993n);
     // A1111 writes a seed as it was given, negative ones too (PyTorch wraps them).
     expect(parseInfotext("a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: -5, Size: 64x64").seed).toBe(-5n);
-    expect(() => parseInfotext("a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 4.5, Size: 64x64")).toThrow(/infotext Seed "4\.5" is not a whole number/);
+    expect(() => parseInfotext("a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 4.5, Size: 64x64")).toThrow(
+      /infotext Seed "4\.5" is not a whole number/,
+    );
   });
 
   it("parses a hand-written A1111 example with a multi-line prompt, a negative prompt and quoted values", () => {
     const info = parseInfotext(A1111_EXAMPLE);
-    expect(info.prompt).toBe("masterpiece, best quality, (a lighthouse at dusk:1.2),\ndramatic clouds, <lora:add_detail:0.6>\noil painting");
+    expect(info.prompt).toBe(
+      "masterpiece, best quality, (a lighthouse at dusk:1.2),\ndramatic clouds, <lora:add_detail:0.6>\noil painting",
+    );
     expect(info.negativePrompt).toBe("lowres, bad anatomy,\nworst quality");
     expect(info).toMatchObject({
       steps: 28,
@@ -118,8 +165,18 @@ describe("A1111 infotext", () => {
   });
 
   it("accepts CRLF line endings and surrounding whitespace", () => {
-    const info = parseInfotext("  a cat \r\nNegative prompt: dog\r\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x64\r\n");
-    expect(info).toMatchObject({ prompt: "a cat", negativePrompt: "dog", steps: 20, sampler: "Euler a", seed: 1n, width: 64, height: 64 });
+    const info = parseInfotext(
+      "  a cat \r\nNegative prompt: dog\r\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x64\r\n",
+    );
+    expect(info).toMatchObject({
+      prompt: "a cat",
+      negativePrompt: "dog",
+      steps: 20,
+      sampler: "Euler a",
+      seed: 1n,
+      width: 64,
+      height: 64,
+    });
   });
 
   it("keeps an empty prompt when only a negative prompt was given", () => {
@@ -131,8 +188,12 @@ describe("A1111 infotext", () => {
   it("rejects text without the required parameters with InputError naming them", () => {
     expect(() => parseInfotext("just a prompt")).toThrow(InputError);
     expect(() => parseInfotext("p\nSteps: 20, Sampler: Euler a, CFG scale: 7")).toThrow(/Seed, Size/);
-    expect(() => parseInfotext("p\nSteps: many, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512")).toThrow(/Steps "many"/);
-    expect(() => parseInfotext("p\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: big")).toThrow(/WIDTHxHEIGHT/);
+    expect(() => parseInfotext("p\nSteps: many, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512")).toThrow(
+      /Steps "many"/,
+    );
+    expect(() => parseInfotext("p\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: big")).toThrow(
+      /WIDTHxHEIGHT/,
+    );
   });
 
   it("refuses extra keys that duplicate typed fields or could not be parsed back", () => {
@@ -153,7 +214,8 @@ describe("infotext: Schedule type", () => {
   });
 
   it("reads an A1111 image's schedule type", () => {
-    const a1111 = "a fox\nNegative prompt: blurry\nSteps: 30, Sampler: Euler a, Schedule type: SGM Uniform, CFG scale: 6, Seed: 7, Size: 832x1216, Model hash: 0123456789, Version: v1.10.1";
+    const a1111 =
+      "a fox\nNegative prompt: blurry\nSteps: 30, Sampler: Euler a, Schedule type: SGM Uniform, CFG scale: 6, Seed: 7, Size: 832x1216, Model hash: 0123456789, Version: v1.10.1";
     expect(parseInfotext(a1111).scheduleType).toBe("SGM Uniform");
     expect(parseInfotext(a1111.replace("Schedule type: SGM Uniform, ", "")).scheduleType).toBeUndefined();
   });

@@ -45,7 +45,14 @@ describe("PNG text chunks", () => {
     const text = "a robot dog 🐕 looking into a mirror, 鏡の中の犬, 거울";
     const out = writePngText(png, { parameters: text });
     const [t] = readPngText(out);
-    expect(t).toMatchObject({ keyword: "parameters", text, chunk: "iTXt", compressed: false, languageTag: "", translatedKeyword: "" });
+    expect(t).toMatchObject({
+      keyword: "parameters",
+      text,
+      chunk: "iTXt",
+      compressed: false,
+      languageTag: "",
+      translatedKeyword: "",
+    });
     expect(chunkTypes(out)).toContain("iTXt");
     expect(chunkTypes(out)).not.toContain("tEXt");
   });
@@ -53,7 +60,10 @@ describe("PNG text chunks", () => {
   it("writes compressed chunks when asked (zTXt for Latin-1, compressed iTXt otherwise)", () => {
     const out = writePngText(png, { a: "plain ".repeat(50), b: "ünïcødé ✓ ".repeat(50) }, { compress: true });
     const texts = readPngText(out);
-    expect(texts.map((t) => [t.keyword, t.chunk, t.compressed])).toEqual([["a", "zTXt", true], ["b", "iTXt", true]]);
+    expect(texts.map((t) => [t.keyword, t.chunk, t.compressed])).toEqual([
+      ["a", "zTXt", true],
+      ["b", "iTXt", true],
+    ]);
     expect(texts[0]!.text).toBe("plain ".repeat(50));
     expect(texts[1]!.text).toBe("ünïcødé ✓ ".repeat(50));
   });
@@ -65,7 +75,12 @@ describe("PNG text chunks", () => {
     expect([info.width, info.height]).toEqual([8, 6]);
     expect(data.equals(orig)).toBe(true);
     const comments = (await sharp(out).metadata()).comments ?? [];
-    expect(comments).toEqual(expect.arrayContaining([{ keyword: "parameters", text: "Steps: 20" }, { keyword: "Comment", text: "日本語" }]));
+    expect(comments).toEqual(
+      expect.arrayContaining([
+        { keyword: "parameters", text: "Steps: 20" },
+        { keyword: "Comment", text: "日本語" },
+      ]),
+    );
   });
 
   it("places text before the image data and leaves the other chunks in order", () => {
@@ -78,23 +93,43 @@ describe("PNG text chunks", () => {
   });
 
   it("replaces an existing chunk with the same keyword and keeps other keywords", () => {
-    const once = writePngText(png, [{ keyword: "parameters", text: "old" }, { keyword: "Software", text: "diffuse" }]);
+    const once = writePngText(png, [
+      { keyword: "parameters", text: "old" },
+      { keyword: "Software", text: "diffuse" },
+    ]);
     const twice = writePngText(once, { parameters: "new ✓" });
-    expect(readPngText(twice).map((t) => [t.keyword, t.text])).toEqual([["Software", "diffuse"], ["parameters", "new ✓"]]);
+    expect(readPngText(twice).map((t) => [t.keyword, t.text])).toEqual([
+      ["Software", "diffuse"],
+      ["parameters", "new ✓"],
+    ]);
     expect(getPngText(twice, "parameters")).toBe("new ✓");
     expect(getPngText(twice, "absent")).toBeUndefined();
   });
 
   it("reads hand-made zTXt and compressed iTXt chunks with language tags", () => {
-    const ztxt = rawChunk("zTXt", Buffer.concat([Buffer.from("Title\0\0", "latin1"), deflateSync(Buffer.from("Grüße", "latin1"))]));
+    const ztxt = rawChunk(
+      "zTXt",
+      Buffer.concat([Buffer.from("Title\0\0", "latin1"), deflateSync(Buffer.from("Grüße", "latin1"))]),
+    );
     const itxt = rawChunk(
       "iTXt",
-      Buffer.concat([Buffer.from("Description\0\x01\x00ja\0", "latin1"), Buffer.from("説明\0", "utf8"), deflateSync(Buffer.from("夕暮れの灯台", "utf8"))]),
+      Buffer.concat([
+        Buffer.from("Description\0\x01\x00ja\0", "latin1"),
+        Buffer.from("説明\0", "utf8"),
+        deflateSync(Buffer.from("夕暮れの灯台", "utf8")),
+      ]),
     );
     const texts = readPngText(withChunks(png, [ztxt, itxt]));
     expect(texts).toEqual([
       { keyword: "Title", text: "Grüße", chunk: "zTXt", compressed: true },
-      { keyword: "Description", text: "夕暮れの灯台", chunk: "iTXt", compressed: true, languageTag: "ja", translatedKeyword: "説明" },
+      {
+        keyword: "Description",
+        text: "夕暮れの灯台",
+        chunk: "iTXt",
+        compressed: true,
+        languageTag: "ja",
+        translatedKeyword: "説明",
+      },
     ]);
   });
 
@@ -130,13 +165,21 @@ describe("PNG text chunks", () => {
     const bytes = withChunks(png, bombs);
     expect(bytes.length).toBeLessThan(100_000);
     expect(() => readPngText(bytes, "upload.png")).toThrow(InputError);
-    expect(() => readPngText(bytes, "upload.png")).toThrow(/upload\.png: text chunks inflate past 16777216 bytes in all/);
+    expect(() => readPngText(bytes, "upload.png")).toThrow(
+      /upload\.png: text chunks inflate past 16777216 bytes in all/,
+    );
     // Two of them fit.
-    expect(readPngText(withChunks(png, bombs.slice(0, 2))).map((t) => t.text.length)).toEqual([6 * 2 ** 20, 6 * 2 ** 20]);
+    expect(readPngText(withChunks(png, bombs.slice(0, 2))).map((t) => t.text.length)).toEqual([
+      6 * 2 ** 20,
+      6 * 2 ** 20,
+    ]);
   });
 
   it("stripPngText drops every text chunk without inflating it and keeps all other chunks byte for byte", async () => {
-    const broken = rawChunk("zTXt", Buffer.concat([Buffer.from("k\0\0", "latin1"), Buffer.from([0x78, 0x9c, 0xff, 0xff])]));
+    const broken = rawChunk(
+      "zTXt",
+      Buffer.concat([Buffer.from("k\0\0", "latin1"), Buffer.from([0x78, 0x9c, 0xff, 0xff])]),
+    );
     const withText = withChunks(writePngText(png, { parameters: "a cat", Title: "夕暮れ" }), [broken]);
     expect(chunkTypes(withText)).toEqual(["IHDR", "zTXt", "pHYs", "tEXt", "iTXt", "IDAT", "IEND"]);
     const stripped = stripPngText(withText);

@@ -6,7 +6,8 @@ import { signedToByte } from "../../src/image/tensor.js";
 /** [1, 4, h, w] latents with every pixel set to the same 4 channel values. */
 function uniform(values: readonly number[], h: number, w: number, n = 1): Float32Array {
   const out = new Float32Array(n * 4 * h * w);
-  for (let b = 0; b < n; b++) for (let c = 0; c < 4; c++) out.fill(values[c]!, (b * 4 + c) * h * w, (b * 4 + c + 1) * h * w);
+  for (let b = 0; b < n; b++)
+    for (let c = 0; c < 4; c++) out.fill(values[c]!, (b * 4 + c) * h * w, (b * 4 + c + 1) * h * w);
   return out;
 }
 
@@ -20,7 +21,9 @@ describe("latent preview", () => {
   it("applies the 4x3 SD1 map per pixel", () => {
     const lat = [1.5, -0.5, 0.25, -1];
     const img = latentPreview(uniform(lat, 1, 1), [1, 4, 1, 1]);
-    const expected = [0, 1, 2].map((k) => signedToByte(lat.reduce((s, v, c) => s + v * SD1_LATENT_RGB.matrix[c]![k]!, SD1_LATENT_RGB.bias[k]!)));
+    const expected = [0, 1, 2].map((k) =>
+      signedToByte(lat.reduce((s, v, c) => s + v * SD1_LATENT_RGB.matrix[c]![k]!, SD1_LATENT_RGB.bias[k]!)),
+    );
     expect(Array.from(img.data)).toEqual(expected);
   });
 
@@ -39,7 +42,9 @@ describe("latent preview", () => {
     for (let y = 0; y < 8; y++) {
       for (let x = 0; x < 16; x++) {
         const src = x < 8 ? 0 : 1;
-        expect(Array.from(big.data.subarray(3 * (y * 16 + x), 3 * (y * 16 + x) + 3))).toEqual(Array.from(small.data.subarray(3 * src, 3 * src + 3)));
+        expect(Array.from(big.data.subarray(3 * (y * 16 + x), 3 * (y * 16 + x) + 3))).toEqual(
+          Array.from(small.data.subarray(3 * src, 3 * src + 3)),
+        );
       }
     }
   });

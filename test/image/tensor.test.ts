@@ -2,7 +2,11 @@ import { describe, expect, it } from "vitest";
 import type { RgbImage } from "../../src/image/codec.js";
 import { imagesToTensor, imageToTensor, signedToByte, tensorToImages } from "../../src/image/tensor.js";
 
-const allBytes: RgbImage = { width: 256, height: 1, data: Uint8Array.from({ length: 768 }, (_, i) => Math.floor(i / 3)) };
+const allBytes: RgbImage = {
+  width: 256,
+  height: 1,
+  data: Uint8Array.from({ length: 768 }, (_, i) => Math.floor(i / 3)),
+};
 
 describe("image tensors", () => {
   it("maps byte 0 to exactly -1 and 255 to exactly 1", () => {

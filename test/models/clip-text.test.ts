@@ -11,7 +11,9 @@ import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
 
 describe.skipIf(!HAVE_REFERENCE)("CLIP text encoder (sd15-tiny, diffusers folder)", () => {
   it("matches transformers' last hidden state and every layer's hidden state", async () => {
-    const config = textEncoderConfigFromTransformers(JSON.parse(readFileSync(ref("models/sd15-tiny/text_encoder/config.json"), "utf8")));
+    const config = textEncoderConfigFromTransformers(
+      JSON.parse(readFileSync(ref("models/sd15-tiny/text_encoder/config.json"), "utf8")),
+    );
     const file = SafetensorsFile.open(ref("models/sd15-tiny/text_encoder/model.safetensors"));
     const g = buildClipText(config, new ScopedWeights(fileWeightSource(file)));
     const session = await Session.create(serializeGraph(g), { threads: 1 });
@@ -27,15 +29,24 @@ describe.skipIf(!HAVE_REFERENCE)("CLIP text encoder (sd15-tiny, diffusers folder
 });
 
 function encoder(model: string, folder: string, overrides: Partial<TextEncoderConfig> = {}) {
-  const config = { ...textEncoderConfigFromTransformers(JSON.parse(readFileSync(ref(`models/${model}/${folder}/config.json`), "utf8"))), ...overrides };
-  const w = new ScopedWeights(fileWeightSource(SafetensorsFile.open(ref(`models/${model}/${folder}/model.safetensors`))));
+  const config = {
+    ...textEncoderConfigFromTransformers(
+      JSON.parse(readFileSync(ref(`models/${model}/${folder}/config.json`), "utf8")),
+    ),
+    ...overrides,
+  };
+  const w = new ScopedWeights(
+    fileWeightSource(SafetensorsFile.open(ref(`models/${model}/${folder}/model.safetensors`))),
+  );
   return { config, graph: buildClipText(config, w) };
 }
 
 /** Rows of a [B, L, D] tensor at one position per sequence. */
 function rowsAt(states: Float32Array, positions: number[], tokens: number, hidden: number): Float32Array {
   const out = new Float32Array(positions.length * hidden);
-  positions.forEach((p, b) => out.set(states.subarray((b * tokens + p) * hidden, (b * tokens + p + 1) * hidden), b * hidden));
+  positions.forEach((p, b) =>
+    out.set(states.subarray((b * tokens + p) * hidden, (b * tokens + p + 1) * hidden), b * hidden),
+  );
   return out;
 }
 
@@ -53,9 +64,11 @@ describe.skipIf(!HAVE_REFERENCE)("CLIP text encoder pooling", () => {
       const seq = Array.from(ids.subarray(b * 77, (b + 1) * 77), Number);
       const first = seq.indexOf(token);
       // transformers: (ids == eos).int().argmax() -> 0 when the token is absent.
-      return Math.max(first , 0);
+      return Math.max(first, 0);
     });
     expect(positions[2]).not.toBe(row.indexOf(Math.max(...row)));
-    expect(relErr(out[CLIP_TEXT_IO.pooled]!.data, rowsAt(gold.get("text_encoder/last_hidden_state"), positions, 77, 40))).toBeLessThan(1e-5);
+    expect(
+      relErr(out[CLIP_TEXT_IO.pooled]!.data, rowsAt(gold.get("text_encoder/last_hidden_state"), positions, 77, 40)),
+    ).toBeLessThan(1e-5);
   });
 });

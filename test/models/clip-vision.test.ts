@@ -15,11 +15,26 @@ describe("CLIP vision config", () => {
   it("reads the safety checker's CLIPConfig: vision_config for the tower, the top-level projection_dim", () => {
     const c = visionConfigFromTransformers({
       projection_dim: 768,
-      vision_config: { hidden_size: 1024, intermediate_size: 4096, num_attention_heads: 16, num_hidden_layers: 24, patch_size: 14, projection_dim: 512 },
+      vision_config: {
+        hidden_size: 1024,
+        intermediate_size: 4096,
+        num_attention_heads: 16,
+        num_hidden_layers: 24,
+        patch_size: 14,
+        projection_dim: 512,
+      },
     });
     expect(c).toEqual({
-      hiddenSize: 1024, intermediateSize: 4096, numHiddenLayers: 24, numAttentionHeads: 16, numChannels: 3,
-      imageSize: 224, patchSize: 14, hiddenAct: "quick_gelu", layerNormEps: 1e-5, projectionDim: 768,
+      hiddenSize: 1024,
+      intermediateSize: 4096,
+      numHiddenLayers: 24,
+      numAttentionHeads: 16,
+      numChannels: 3,
+      imageSize: 224,
+      patchSize: 14,
+      hiddenAct: "quick_gelu",
+      layerNormEps: 1e-5,
+      projectionDim: 768,
     });
     expect(visionTokens(c)).toBe(257);
   });
@@ -28,15 +43,32 @@ describe("CLIP vision config", () => {
     const c = visionConfigFromTransformers({
       projection_dim: 768,
       vision_config: { hidden_size: 768, num_attention_heads: 12, num_hidden_layers: 12, patch_size: 32 },
-      vision_config_dict: { hidden_size: 1024, intermediate_size: 4096, num_attention_heads: 16, num_hidden_layers: 24, patch_size: 14 },
+      vision_config_dict: {
+        hidden_size: 1024,
+        intermediate_size: 4096,
+        num_attention_heads: 16,
+        num_hidden_layers: 24,
+        patch_size: 14,
+      },
     });
-    expect(c).toMatchObject({ hiddenSize: 1024, intermediateSize: 4096, numAttentionHeads: 16, numHiddenLayers: 24, patchSize: 14, projectionDim: 768 });
+    expect(c).toMatchObject({
+      hiddenSize: 1024,
+      intermediateSize: 4096,
+      numAttentionHeads: 16,
+      numHiddenLayers: 24,
+      patchSize: 14,
+      projectionDim: 768,
+    });
   });
 
   it("reads a bare CLIPVisionConfig and rejects activations it cannot build", () => {
-    expect(visionConfigFromTransformers({ hidden_size: 64, num_attention_heads: 2, projection_dim: 32, hidden_act: "gelu" })).toMatchObject({ hiddenSize: 64, projectionDim: 32, hiddenAct: "gelu", patchSize: 32 });
+    expect(
+      visionConfigFromTransformers({ hidden_size: 64, num_attention_heads: 2, projection_dim: 32, hidden_act: "gelu" }),
+    ).toMatchObject({ hiddenSize: 64, projectionDim: 32, hiddenAct: "gelu", patchSize: 32 });
     expect(() => visionConfigFromTransformers({ vision_config: { hidden_act: "relu" } })).toThrow(/hidden_act "relu"/);
-    expect(() => visionConfigFromTransformers({ vision_config: { hidden_size: 30, num_attention_heads: 4 } })).toThrow(/not divisible/);
+    expect(() => visionConfigFromTransformers({ vision_config: { hidden_size: 30, num_attention_heads: 4 } })).toThrow(
+      /not divisible/,
+    );
   });
 });
 
@@ -46,15 +78,23 @@ function vitL14Shapes(): WeightSource {
     ["vision_model.vision_model.embeddings.class_embedding", [1024]],
     ["vision_model.vision_model.embeddings.patch_embedding.weight", [1024, 3, 14, 14]],
     ["vision_model.vision_model.embeddings.position_embedding.weight", [257, 1024]],
-    ["vision_model.vision_model.pre_layrnorm.weight", [1024]], ["vision_model.vision_model.pre_layrnorm.bias", [1024]],
-    ["vision_model.vision_model.post_layernorm.weight", [1024]], ["vision_model.vision_model.post_layernorm.bias", [1024]],
+    ["vision_model.vision_model.pre_layrnorm.weight", [1024]],
+    ["vision_model.vision_model.pre_layrnorm.bias", [1024]],
+    ["vision_model.vision_model.post_layernorm.weight", [1024]],
+    ["vision_model.vision_model.post_layernorm.bias", [1024]],
     ["visual_projection.weight", [768, 1024]],
   ]);
   for (let i = 0; i < 24; i++) {
     const l = `vision_model.vision_model.encoder.layers.${i}`;
-    for (const n of ["layer_norm1", "layer_norm2"]) shapes.set(`${l}.${n}.weight`, [1024]).set(`${l}.${n}.bias`, [1024]);
-    for (const n of ["q_proj", "k_proj", "v_proj", "out_proj"]) shapes.set(`${l}.self_attn.${n}.weight`, [1024, 1024]).set(`${l}.self_attn.${n}.bias`, [1024]);
-    shapes.set(`${l}.mlp.fc1.weight`, [4096, 1024]).set(`${l}.mlp.fc1.bias`, [4096]).set(`${l}.mlp.fc2.weight`, [1024, 4096]).set(`${l}.mlp.fc2.bias`, [1024]);
+    for (const n of ["layer_norm1", "layer_norm2"])
+      shapes.set(`${l}.${n}.weight`, [1024]).set(`${l}.${n}.bias`, [1024]);
+    for (const n of ["q_proj", "k_proj", "v_proj", "out_proj"])
+      shapes.set(`${l}.self_attn.${n}.weight`, [1024, 1024]).set(`${l}.self_attn.${n}.bias`, [1024]);
+    shapes
+      .set(`${l}.mlp.fc1.weight`, [4096, 1024])
+      .set(`${l}.mlp.fc1.bias`, [4096])
+      .set(`${l}.mlp.fc2.weight`, [1024, 4096])
+      .set(`${l}.mlp.fc2.bias`, [1024]);
   }
   return shapeOnlyWeights(shapes, "vit-l-14 shapes");
 }
@@ -63,11 +103,22 @@ describe("CLIP vision tower at the real safety checker's size", () => {
   it("builds ViT-L/14 (24 layers, 257 tokens, projection 768) with every tensor named as the checkpoint names it", () => {
     const w = new ScopedWeights(vitL14Shapes());
     const config = visionConfigFromWeights(w.sub("vision_model.vision_model"), w.sub("visual_projection"));
-    expect(config).toMatchObject({ hiddenSize: 1024, numAttentionHeads: 16, numHiddenLayers: 24, intermediateSize: 4096, patchSize: 14, imageSize: 224, projectionDim: 768 });
+    expect(config).toMatchObject({
+      hiddenSize: 1024,
+      numAttentionHeads: 16,
+      numHiddenLayers: 24,
+      intermediateSize: 4096,
+      patchSize: 14,
+      imageSize: 224,
+      projectionDim: 768,
+    });
     const g = buildClipVision(config, w.sub("vision_model.vision_model"), w.sub("visual_projection"));
     const weights = [...g.initializers.keys()].filter((k) => w.source.has(k));
     expect(weights.sort()).toEqual(w.source.keys().sort());
-    expect(g.outputs.map((o) => [o.name, o.dims])).toEqual([[CLIP_VISION_IO.pooled, ["batch", 1024]], [CLIP_VISION_IO.imageEmbeds, ["batch", 768]]]);
+    expect(g.outputs.map((o) => [o.name, o.dims])).toEqual([
+      [CLIP_VISION_IO.pooled, ["batch", 1024]],
+      [CLIP_VISION_IO.imageEmbeds, ["batch", 768]],
+    ]);
   });
 });
 

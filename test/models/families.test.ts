@@ -16,7 +16,10 @@ import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
  */
 
 const session = (g: GraphBuilder) => Session.create(serializeGraph(g), { threads: 1 });
-const tensor = (gold: ReturnType<typeof golden>, name: string): FeedValue => ({ data: gold.get(name), dims: gold.shape(name) });
+const tensor = (gold: ReturnType<typeof golden>, name: string): FeedValue => ({
+  data: gold.get(name),
+  dims: gold.shape(name),
+});
 
 function expectClose(actual: Float32Array, expected: Float32Array, what: string): void {
   const err = relErr(actual, expected);
@@ -26,19 +29,28 @@ function expectClose(actual: Float32Array, expected: Float32Array, what: string)
 
 const LAYOUTS = {
   "diffusers folder": (model: string) => openCheckpoint(ref(`models/${model}`)),
-  "single file": (model: string) => openCheckpoint(ref(`models/${model}.ldm.safetensors`), { configDir: ref(`models/${model}`) }),
+  "single file": (model: string) =>
+    openCheckpoint(ref(`models/${model}.ldm.safetensors`), { configDir: ref(`models/${model}`) }),
 };
 
 async function checkTextEncoders(ckpt: Checkpoint, model: string, what: string): Promise<void> {
   const gold = golden(`goldens/${model}/text_encoder.safetensors`);
-  const encoders = [[ckpt.textEncoder, ckpt.config.textEncoder, "text_encoder"], [ckpt.textEncoder2, ckpt.config.textEncoder2, "text_encoder_2"]] as const;
+  const encoders = [
+    [ckpt.textEncoder, ckpt.config.textEncoder, "text_encoder"],
+    [ckpt.textEncoder2, ckpt.config.textEncoder2, "text_encoder_2"],
+  ] as const;
   for (const [weights, config, key] of encoders) {
     if (!weights || !config) continue;
     const s = await session(buildClipText(config, new ScopedWeights(weights)));
     const out = await s.run({ [CLIP_TEXT_IO.inputIds]: { data: gold.ints(`${key}/input_ids`), dims: [3, 77] } });
-    expectClose(out[CLIP_TEXT_IO.lastHidden]!.data, gold.get(`${key}/last_hidden_state`), `${what} ${key} last_hidden_state`);
+    expectClose(
+      out[CLIP_TEXT_IO.lastHidden]!.data,
+      gold.get(`${key}/last_hidden_state`),
+      `${what} ${key} last_hidden_state`,
+    );
     expectClose(out[CLIP_TEXT_IO.hiddenStates]!.data, gold.get(`${key}/hidden_states`), `${what} ${key} hidden_states`);
-    if (config.projectionDim === null) expectClose(out[CLIP_TEXT_IO.pooled]!.data, gold.get(`${key}/pooler_output`), `${what} ${key} pooler_output`);
+    if (config.projectionDim === null)
+      expectClose(out[CLIP_TEXT_IO.pooled]!.data, gold.get(`${key}/pooler_output`), `${what} ${key} pooler_output`);
     else expectClose(out[CLIP_TEXT_IO.textEmbeds]!.data, gold.get(`${key}/text_embeds`), `${what} ${key} text_embeds`);
   }
 }
@@ -47,9 +59,17 @@ async function checkVae(ckpt: Checkpoint, model: string, what: string): Promise<
   const gold = golden(`goldens/${model}/vae.safetensors`);
   const w = new ScopedWeights(ckpt.vae);
   const dec = await session(buildVaeDecoder(ckpt.config.vae, w));
-  expectClose((await dec.run({ [VAE_IO.latent]: tensor(gold, "decode/z") }))[VAE_IO.decoded]!.data, gold.get("decode/out"), `${what} vae decode`);
+  expectClose(
+    (await dec.run({ [VAE_IO.latent]: tensor(gold, "decode/z") }))[VAE_IO.decoded]!.data,
+    gold.get("decode/out"),
+    `${what} vae decode`,
+  );
   const enc = await session(buildVaeEncoder(ckpt.config.vae, w));
-  expectClose((await enc.run({ [VAE_IO.image]: tensor(gold, "encode/image") }))[VAE_IO.mean]!.data, gold.get("encode/mean"), `${what} vae encode`);
+  expectClose(
+    (await enc.run({ [VAE_IO.image]: tensor(gold, "encode/image") }))[VAE_IO.mean]!.data,
+    gold.get("encode/mean"),
+    `${what} vae encode`,
+  );
 }
 
 for (const [layout, open] of Object.entries(LAYOUTS)) {
@@ -60,9 +80,13 @@ for (const [layout, open] of Object.entries(LAYOUTS)) {
         try {
           const unet = await session(buildUNet(ckpt.config.unet, new ScopedWeights(ckpt.unet)));
           const gold = golden(`goldens/${model}/unet.safetensors`);
-          const extra: Record<string, FeedValue> = ckpt.config.unet.additionEmbedType === "text_time"
-            ? { [UNET_IO.textEmbeds]: tensor(gold, "added_text_embeds"), [UNET_IO.timeIds]: tensor(gold, "added_time_ids") }
-            : {};
+          const extra: Record<string, FeedValue> =
+            ckpt.config.unet.additionEmbedType === "text_time"
+              ? {
+                  [UNET_IO.textEmbeds]: tensor(gold, "added_text_embeds"),
+                  [UNET_IO.timeIds]: tensor(gold, "added_time_ids"),
+                }
+              : {};
           for (const c of ["t999", "t287_5", "t_per_batch"]) {
             const t = gold.get(`${c}/timestep`);
             const out = await unet.run({
@@ -87,7 +111,9 @@ for (const [layout, open] of Object.entries(LAYOUTS)) {
         expect(ckpt.config.unet.timeCondProjDim).toBe(32);
         const unet = await session(buildUNet(ckpt.config.unet, new ScopedWeights(ckpt.unet)));
         const gold = golden("goldens/lcm-tiny/txt2img.safetensors");
-        const inputs = gold.get("unet_inputs"), outputs = gold.get("unet_outputs"), timesteps = gold.get("unet_timesteps");
+        const inputs = gold.get("unet_inputs"),
+          outputs = gold.get("unet_outputs"),
+          timesteps = gold.get("unet_timesteps");
         const n = 4 * 8 * 8;
         for (let i = 0; i < 4; i++) {
           const out = await unet.run({

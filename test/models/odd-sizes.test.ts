@@ -16,7 +16,8 @@ import { goldenAt, HAVE_REFERENCE, OWN_FIXTURES, ref, relErr, type Golden } from
 
 const LAYOUTS = {
   "diffusers folder": (model: string) => openCheckpoint(ref(`models/${model}`)),
-  "single file": (model: string) => openCheckpoint(ref(`models/${model}.ldm.safetensors`), { configDir: ref(`models/${model}`) }),
+  "single file": (model: string) =>
+    openCheckpoint(ref(`models/${model}.ldm.safetensors`), { configDir: ref(`models/${model}`) }),
 };
 
 const SIZES: Record<string, string[]> = {
@@ -39,20 +40,28 @@ for (const [layout, open] of Object.entries(LAYOUTS)) {
         const gold = goldenAt(join(OWN_FIXTURES, "odd-sizes", `unet-${model}.safetensors`));
         const ckpt = open(model);
         try {
-          const unet = await Session.create(serializeGraph(buildUNet(ckpt.config.unet, new ScopedWeights(ckpt.unet))), { threads: 1 });
+          const unet = await Session.create(serializeGraph(buildUNet(ckpt.config.unet, new ScopedWeights(ckpt.unet))), {
+            threads: 1,
+          });
           for (const size of sizes) {
             const sample = tensor(gold, `${size}/sample`);
             const batch = sample.dims[0]!;
             const t = gold.get(`${size}/timestep`);
-            const extra: Record<string, FeedValue> = ckpt.config.unet.additionEmbedType === "text_time"
-              ? { [UNET_IO.textEmbeds]: tensor(gold, "text_embeds", batch), [UNET_IO.timeIds]: tensor(gold, `${size}/time_ids`) }
-              : {};
-            const out = (await unet.run({
-              [UNET_IO.sample]: sample,
-              [UNET_IO.timestep]: { data: t, dims: [t.length] },
-              [UNET_IO.encoderHiddenStates]: tensor(gold, "encoder_hidden_states", batch),
-              ...extra,
-            }))[UNET_IO.out]!;
+            const extra: Record<string, FeedValue> =
+              ckpt.config.unet.additionEmbedType === "text_time"
+                ? {
+                    [UNET_IO.textEmbeds]: tensor(gold, "text_embeds", batch),
+                    [UNET_IO.timeIds]: tensor(gold, `${size}/time_ids`),
+                  }
+                : {};
+            const out = (
+              await unet.run({
+                [UNET_IO.sample]: sample,
+                [UNET_IO.timestep]: { data: t, dims: [t.length] },
+                [UNET_IO.encoderHiddenStates]: tensor(gold, "encoder_hidden_states", batch),
+                ...extra,
+              })
+            )[UNET_IO.out]!;
             expect(out.dims, `${model} ${size}`).toEqual(gold.shape(`${size}/out`));
             const err = relErr(out.data, gold.get(`${size}/out`));
             console.log(`${model} (${layout}) unet ${size}: rel err ${err.toExponential(2)}`);

@@ -5,7 +5,14 @@ import { textEncoderConfigFromTransformers } from "../../src/configs/text-encode
 import { unetConfigFromDiffusers } from "../../src/configs/unet.js";
 import { vaeConfigFromDiffusers } from "../../src/configs/vae.js";
 import { visionConfigFromTransformers } from "../../src/configs/vision.js";
-import { clipTextParamShapes, clipVisionParamShapes, paramCount, unetParamShapes, vaeParamShapes, type ParamShapes } from "../../src/models/param-shapes.js";
+import {
+  clipTextParamShapes,
+  clipVisionParamShapes,
+  paramCount,
+  unetParamShapes,
+  vaeParamShapes,
+  type ParamShapes,
+} from "../../src/models/param-shapes.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 
@@ -38,13 +45,24 @@ describe("architecture parameter tables", () => {
     expect(paramCount(clipTextParamShapes(SD21.textEncoder))).toBe(340_387_840);
   });
 
-  for (const [model, textEncoders] of [["sd15-tiny", ["text_encoder"]], ["sd2v-tiny", ["text_encoder"]], ["sdxl-tiny", ["text_encoder", "text_encoder_2"]], ["lcm-tiny", ["text_encoder"]]] as const) {
+  for (const [model, textEncoders] of [
+    ["sd15-tiny", ["text_encoder"]],
+    ["sd2v-tiny", ["text_encoder"]],
+    ["sdxl-tiny", ["text_encoder", "text_encoder_2"]],
+    ["lcm-tiny", ["text_encoder"]],
+  ] as const) {
     it.skipIf(!HAVE_REFERENCE)(`list exactly the keys and shapes of the ${model} diffusers files`, () => {
       const cfg = (c: string) => JSON.parse(readFileSync(ref(`models/${model}/${c}/config.json`), "utf8"));
       const cases: [ParamShapes, string][] = [
-        [unetParamShapes(unetConfigFromDiffusers(cfg("unet"))), `models/${model}/unet/diffusion_pytorch_model.safetensors`],
+        [
+          unetParamShapes(unetConfigFromDiffusers(cfg("unet"))),
+          `models/${model}/unet/diffusion_pytorch_model.safetensors`,
+        ],
         [vaeParamShapes(vaeConfigFromDiffusers(cfg("vae"))), `models/${model}/vae/diffusion_pytorch_model.safetensors`],
-        ...textEncoders.map((te): [ParamShapes, string] => [clipTextParamShapes(textEncoderConfigFromTransformers(cfg(te))), `models/${model}/${te}/model.safetensors`]),
+        ...textEncoders.map((te): [ParamShapes, string] => [
+          clipTextParamShapes(textEncoderConfigFromTransformers(cfg(te))),
+          `models/${model}/${te}/model.safetensors`,
+        ]),
       ];
       for (const [shapes, file] of cases) {
         const actual = shapesOf(ref(file));
@@ -55,9 +73,14 @@ describe("architecture parameter tables", () => {
   }
 
   it.skipIf(!HAVE_REFERENCE)("list exactly the vision tower and projection of the tiny safety checker", () => {
-    const config = visionConfigFromTransformers(JSON.parse(readFileSync(ref("models/safety-tiny/safety_checker/config.json"), "utf8")));
+    const config = visionConfigFromTransformers(
+      JSON.parse(readFileSync(ref("models/safety-tiny/safety_checker/config.json"), "utf8")),
+    );
     const actual = shapesOf(ref("models/safety-tiny/safety_checker/model.safetensors"));
-    for (const k of ["concept_embeds", "concept_embeds_weights", "special_care_embeds", "special_care_embeds_weights"]) delete actual[k];
-    expect(Object.fromEntries(clipVisionParamShapes(config, { prefix: "vision_model.vision_model", projection: true }))).toEqual(actual);
+    for (const k of ["concept_embeds", "concept_embeds_weights", "special_care_embeds", "special_care_embeds_weights"])
+      delete actual[k];
+    expect(
+      Object.fromEntries(clipVisionParamShapes(config, { prefix: "vision_model.vision_model", projection: true })),
+    ).toEqual(actual);
   });
 });

@@ -18,12 +18,20 @@ describe.skipIf(!HAVE_REFERENCE)("TAESD (taesd-tiny) against diffusers' Autoenco
       try {
         expect(t.hasEncoder).toBe(true);
         expect(t.config.decoderChannels).toEqual([16, 16, 16, 16]);
-        const dec = await Session.create(serializeGraph(buildTaesdDecoder(t.config, new ScopedWeights(t.weights))), { threads: 1 });
-        const out = await dec.run({ [TAESD_IO.latents]: { data: gold.get("decode/latents"), dims: gold.shape("decode/latents") } });
+        const dec = await Session.create(serializeGraph(buildTaesdDecoder(t.config, new ScopedWeights(t.weights))), {
+          threads: 1,
+        });
+        const out = await dec.run({
+          [TAESD_IO.latents]: { data: gold.get("decode/latents"), dims: gold.shape("decode/latents") },
+        });
         expect(out[TAESD_IO.decoded]!.dims).toEqual([1, 3, 64, 64]);
         expect(relErr(out[TAESD_IO.decoded]!.data, gold.get("decode/out"))).toBeLessThan(1e-4);
-        const enc = await Session.create(serializeGraph(buildTaesdEncoder(t.config, new ScopedWeights(t.weights))), { threads: 1 });
-        const lat = await enc.run({ [TAESD_IO.image]: { data: gold.get("encode/image"), dims: gold.shape("encode/image") } });
+        const enc = await Session.create(serializeGraph(buildTaesdEncoder(t.config, new ScopedWeights(t.weights))), {
+          threads: 1,
+        });
+        const lat = await enc.run({
+          [TAESD_IO.image]: { data: gold.get("encode/image"), dims: gold.shape("encode/image") },
+        });
         expect(relErr(lat[TAESD_IO.latents]!.data, gold.get("encode/latents"))).toBeLessThan(1e-4);
       } finally {
         t.close();
@@ -44,6 +52,8 @@ describe.skipIf(!HAVE_REFERENCE)("TAESD (taesd-tiny) against diffusers' Autoenco
   });
 
   it("a file that is not a TAESD is refused, naming the layouts", () => {
-    expect(() => openTaesd(ref("models/controlnet-tiny.ldm.safetensors"))).toThrow(/not a key of madebyollin's TAESD.*a TAESD is a diffusers AutoencoderTiny folder/);
+    expect(() => openTaesd(ref("models/controlnet-tiny.ldm.safetensors"))).toThrow(
+      /not a key of madebyollin's TAESD.*a TAESD is a diffusers AutoencoderTiny folder/,
+    );
   });
 });

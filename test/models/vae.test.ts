@@ -9,42 +9,51 @@ import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { ScopedWeights } from "../../src/weights/weight-source.js";
 import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
 
-for (const model of ["sd15-tiny"]) describe.skipIf(!HAVE_REFERENCE)(`VAE (${model}, diffusers folder)`, () => {
-  const load = () => {
-    const config = vaeConfigFromDiffusers(JSON.parse(readFileSync(ref(`models/${model}/vae/config.json`), "utf8")));
-    const w = new ScopedWeights(fileWeightSource(SafetensorsFile.open(ref(`models/${model}/vae/diffusion_pytorch_model.safetensors`))));
-    return { config, w, gold: golden(`goldens/${model}/vae.safetensors`) };
-  };
+for (const model of ["sd15-tiny"])
+  describe.skipIf(!HAVE_REFERENCE)(`VAE (${model}, diffusers folder)`, () => {
+    const load = () => {
+      const config = vaeConfigFromDiffusers(JSON.parse(readFileSync(ref(`models/${model}/vae/config.json`), "utf8")));
+      const w = new ScopedWeights(
+        fileWeightSource(SafetensorsFile.open(ref(`models/${model}/vae/diffusion_pytorch_model.safetensors`))),
+      );
+      return { config, w, gold: golden(`goldens/${model}/vae.safetensors`) };
+    };
 
+    for (const attention of ["matmul", "ms-mha"] as const)
+      it(`decodes 8x8 and 6x10 latents like diffusers (${attention} attention)`, async () => {
+        const { config, w, gold } = load();
+        const session = await Session.create(serializeGraph(buildVaeDecoder(config, w, { attention })), { threads: 1 });
+        for (const c of ["decode", "decode_6x10"]) {
+          const out = await session.run({ [VAE_IO.latent]: { data: gold.get(`${c}/z`), dims: gold.shape(`${c}/z`) } });
+          expect(out[VAE_IO.decoded]!.dims).toEqual(gold.shape(`${c}/out`));
+          const err = relErr(out[VAE_IO.decoded]!.data, gold.get(`${c}/out`));
+          console.log(`${model} vae ${c}: rel err ${err.toExponential(2)}`);
+          expect(err).toBeLessThan(1e-4);
+        }
+      });
 
-  for (const attention of ["matmul", "ms-mha"] as const) it(`decodes 8x8 and 6x10 latents like diffusers (${attention} attention)`, async () => {
-    const { config, w, gold } = load();
-    const session = await Session.create(serializeGraph(buildVaeDecoder(config, w, { attention })), { threads: 1 });
-    for (const c of ["decode", "decode_6x10"]) {
-      const out = await session.run({ [VAE_IO.latent]: { data: gold.get(`${c}/z`), dims: gold.shape(`${c}/z`) } });
-      expect(out[VAE_IO.decoded]!.dims).toEqual(gold.shape(`${c}/out`));
-      const err = relErr(out[VAE_IO.decoded]!.data, gold.get(`${c}/out`));
-      console.log(`${model} vae ${c}: rel err ${err.toExponential(2)}`);
-      expect(err).toBeLessThan(1e-4);
-    }
+    it("encodes 64x64 and 48x80 images to the reference posterior mean and log-variance", async () => {
+      const { config, w, gold } = load();
+      const session = await Session.create(serializeGraph(buildVaeEncoder(config, w)), { threads: 1 });
+      for (const c of ["encode", "encode_48x80"]) {
+        const out = await session.run({
+          [VAE_IO.image]: { data: gold.get(`${c}/image`), dims: gold.shape(`${c}/image`) },
+        });
+        const err = relErr(out[VAE_IO.mean]!.data, gold.get(`${c}/mean`));
+        console.log(`${model} vae ${c}: mean rel err ${err.toExponential(2)}`);
+        expect(err).toBeLessThan(1e-4);
+        if (c === "encode") expect(relErr(out[VAE_IO.logvar]!.data, gold.get("encode/logvar"))).toBeLessThan(1e-4);
+      }
+    });
   });
-
-  it("encodes 64x64 and 48x80 images to the reference posterior mean and log-variance", async () => {
-    const { config, w, gold } = load();
-    const session = await Session.create(serializeGraph(buildVaeEncoder(config, w)), { threads: 1 });
-    for (const c of ["encode", "encode_48x80"]) {
-      const out = await session.run({ [VAE_IO.image]: { data: gold.get(`${c}/image`), dims: gold.shape(`${c}/image`) } });
-      const err = relErr(out[VAE_IO.mean]!.data, gold.get(`${c}/mean`));
-      console.log(`${model} vae ${c}: mean rel err ${err.toExponential(2)}`);
-      expect(err).toBeLessThan(1e-4);
-      if (c === "encode") expect(relErr(out[VAE_IO.logvar]!.data, gold.get("encode/logvar"))).toBeLessThan(1e-4);
-    }
-  });
-});
 
 describe.skipIf(!HAVE_REFERENCE)("VAE configs", () => {
   it("read the scaling factor (SDXL's 0.13025) and force_upcast", () => {
-    for (const [model, scaling] of [["sd15-tiny", 0.18215], ["sd2v-tiny", 0.18215], ["sdxl-tiny", 0.13025]] as const) {
+    for (const [model, scaling] of [
+      ["sd15-tiny", 0.18215],
+      ["sd2v-tiny", 0.18215],
+      ["sdxl-tiny", 0.13025],
+    ] as const) {
       const config = vaeConfigFromDiffusers(JSON.parse(readFileSync(ref(`models/${model}/vae/config.json`), "utf8")));
       expect(config.scalingFactor).toBe(scaling);
       expect(config.forceUpcast).toBe(true);

@@ -13,7 +13,11 @@ import { shapeOnlyWeights } from "../helpers/shape-only-weights.js";
 
 describe("graph builder", () => {
   it("names initializers after checkpoint keys and nodes after module paths (SD1.5 UNet, shapes only)", () => {
-    const g = buildUNet(SD15.unet, new ScopedWeights(shapeOnlyWeights(unetParamShapes(SD15.unet))), { batch: 2, height: 64, width: 64 });
+    const g = buildUNet(SD15.unet, new ScopedWeights(shapeOnlyWeights(unetParamShapes(SD15.unet))), {
+      batch: 2,
+      height: 64,
+      width: 64,
+    });
     const dump = dumpGraph(g);
     expect(dump).toContain("init   down_blocks.0.resnets.0.conv1.weight [320,320,3,3]");
     expect(dump).toContain("init   mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight [768,1280]"); // stored transposed for MatMul
@@ -68,15 +72,29 @@ describe("nearest resize to another tensor's size", () => {
     g.output(g.resizeNearestLike(x, like), "y", ["n", 2, "H", "W"]);
     const s = await Session.create(serializeGraph(g), { threads: 1 });
     // (input size) -> (the size of the tensor it is matched to): a latent side of 2n-1 comes back up from n.
-    const cases: [number, number, number, number][] = [[3, 4, 5, 7], [5, 7, 9, 13], [2, 3, 3, 6], [4, 4, 8, 8], [3, 3, 3, 3], [9, 17, 17, 33]];
+    const cases: [number, number, number, number][] = [
+      [3, 4, 5, 7],
+      [5, 7, 9, 13],
+      [2, 3, 3, 6],
+      [4, 4, 8, 8],
+      [3, 3, 3, 3],
+      [9, 17, 17, 33],
+    ];
     for (const [h, w, oh, ow] of cases) {
       const data = Float32Array.from({ length: 2 * h * w }, (_, i) => i);
-      const y = (await s.run({ x: { data, dims: [1, 2, h, w] }, like: { data: new Float32Array(5 * oh * ow), dims: [1, 5, oh, ow] } })).y!;
+      const y = (
+        await s.run({
+          x: { data, dims: [1, 2, h, w] },
+          like: { data: new Float32Array(5 * oh * ow), dims: [1, 5, oh, ow] },
+        })
+      ).y!;
       expect(y.dims).toEqual([1, 2, oh, ow]);
       const expected = new Float32Array(2 * oh * ow);
       for (let c = 0; c < 2; c++) {
         for (let r = 0; r < oh; r++) {
-          for (let q = 0; q < ow; q++) expected[(c * oh + r) * ow + q] = data[(c * h + torchNearestIndex(r, h, oh)) * w + torchNearestIndex(q, w, ow)]!;
+          for (let q = 0; q < ow; q++)
+            expected[(c * oh + r) * ow + q] =
+              data[(c * h + torchNearestIndex(r, h, oh)) * w + torchNearestIndex(q, w, ow)]!;
         }
       }
       expect(Array.from(y.data), `${h}x${w} -> ${oh}x${ow}`).toEqual(Array.from(expected));

@@ -14,14 +14,24 @@ describe.skipIf(!HAVE_REFERENCE)("aborting a generation (sd15-tiny)", () => {
   const cache = mkdtempSync(join(tmpdir(), "diffuse-cancel-cache-"));
   let pipe: StableDiffusionPipeline;
   beforeAll(async () => {
-    pipe = await loadPipeline(ref("models/sd15-tiny"), { cacheDir: cache, threads: 1, safetyChecker: false, watermark: false, provenance: false });
+    pipe = await loadPipeline(ref("models/sd15-tiny"), {
+      cacheDir: cache,
+      threads: 1,
+      safetyChecker: false,
+      watermark: false,
+      provenance: false,
+    });
   });
   afterAll(async () => {
     await pipe?.close();
     rmSync(cache, { recursive: true, force: true });
   });
 
-  async function run(abortAt: (step: number, batch: number) => boolean, how: "now" | "microtask", opts: { steps?: number; n_iter?: number } = {}) {
+  async function run(
+    abortAt: (step: number, batch: number) => boolean,
+    how: "now" | "microtask",
+    opts: { steps?: number; n_iter?: number } = {},
+  ) {
     const ac = new AbortController();
     const seen: { step: number; batch: number }[] = [];
     let abortedAt: { step: number; batch: number } | undefined;
@@ -41,7 +51,10 @@ describe.skipIf(!HAVE_REFERENCE)("aborting a generation (sd15-tiny)", () => {
           }
         },
       })
-      .then(() => "finished", (e: unknown) => e);
+      .then(
+        () => "finished",
+        (e: unknown) => e,
+      );
     return { outcome, seen, abortedAt };
   }
 
@@ -77,7 +90,12 @@ describe.skipIf(!HAVE_REFERENCE)("aborting a generation (sd15-tiny)", () => {
     const ac = new AbortController();
     ac.abort();
     const seen: number[] = [];
-    const outcome = await pipe.generate({ prompt: "x", steps: 10, seed: 1, signal: ac.signal, onStep: (e) => seen.push(e.step) }).then(() => "finished", (e: unknown) => e);
+    const outcome = await pipe
+      .generate({ prompt: "x", steps: 10, seed: 1, signal: ac.signal, onStep: (e) => seen.push(e.step) })
+      .then(
+        () => "finished",
+        (e: unknown) => e,
+      );
     expect(outcome).toBeInstanceOf(GenerationAborted);
     expect(seen).toEqual([]);
   });

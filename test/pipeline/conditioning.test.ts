@@ -17,7 +17,11 @@ describe.skipIf(!HAVE_REFERENCE)("prompt conditioning (sd15-tiny)", () => {
       tokenizer: await ClipTokenizer.load(ref("models/sd15-tiny/tokenizer")),
       hiddenSize: 32,
       layers: 3,
-      finalLayerNorm: { weight: ckpt.textEncoder.float32("text_model.final_layer_norm.weight"), bias: ckpt.textEncoder.float32("text_model.final_layer_norm.bias"), eps: 1e-5 },
+      finalLayerNorm: {
+        weight: ckpt.textEncoder.float32("text_model.final_layer_norm.weight"),
+        bias: ckpt.textEncoder.float32("text_model.final_layer_norm.bias"),
+        eps: 1e-5,
+      },
     };
   };
   const prompt = "a photo of an astronaut riding a horse on mars";
@@ -33,13 +37,17 @@ describe.skipIf(!HAVE_REFERENCE)("prompt conditioning (sd15-tiny)", () => {
     const te = await setup();
     const [c] = await encodePrompts(te, [prompt], 2);
     // hidden_states is [4, 3, 77, 32]: embeddings + 3 layers; [-2] is index 2, prompt 1.
-    const h = gold().get("text_encoder/hidden_states").subarray((2 * 3 + 1) * 77 * 32, (2 * 3 + 2) * 77 * 32);
+    const h = gold()
+      .get("text_encoder/hidden_states")
+      .subarray((2 * 3 + 1) * 77 * 32, (2 * 3 + 2) * 77 * 32);
     const expected = new Float32Array(h.length);
     for (let t = 0; t < 77; t++) {
       const row = h.subarray(t * 32, (t + 1) * 32);
       const mean = row.reduce((a, b) => a + b, 0) / 32;
       const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / 32;
-      for (let i = 0; i < 32; i++) expected[t * 32 + i] = ((row[i]! - mean) / Math.sqrt(variance + 1e-5)) * te.finalLayerNorm.weight[i]! + te.finalLayerNorm.bias[i]!;
+      for (let i = 0; i < 32; i++)
+        expected[t * 32 + i] =
+          ((row[i]! - mean) / Math.sqrt(variance + 1e-5)) * te.finalLayerNorm.weight[i]! + te.finalLayerNorm.bias[i]!;
     }
     expect(relErr(c!.data, expected)).toBeLessThan(1e-5);
     await expect(encodePrompts(te, [prompt], 4)).rejects.toThrow(/clip skip 4 is out of range.*1 .* to 3/);

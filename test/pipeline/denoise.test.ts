@@ -26,14 +26,21 @@ async function run(cfgScale: number) {
   const scheduler = createScheduler("euler", STABLE_DIFFUSION_SCHEDULER_CONFIG);
   scheduler.setTimesteps(2);
   const shape = [2, 4, 2, 2] as const;
-  const condition = (value: number) => new Map([
-    [UNET_IO.encoderHiddenStates, { data: new Float32Array(3 * 5).fill(value), dims: [3, 5] }],
-    ["time_ids", { data: Float32Array.of(value, value), dims: [2] }],
-  ]);
+  const condition = (value: number) =>
+    new Map([
+      [UNET_IO.encoderHiddenStates, { data: new Float32Array(3 * 5).fill(value), dims: [3, 5] }],
+      ["time_ids", { data: Float32Array.of(value, value), dims: [2] }],
+    ]);
   await denoise({
-    unet, scheduler, timesteps: Array.from(scheduler.timesteps), latents: new Float32Array(2 * 16), shape,
+    unet,
+    scheduler,
+    timesteps: Array.from(scheduler.timesteps),
+    latents: new Float32Array(2 * 16),
+    shape,
     noise: { randn: (s) => new Float32Array(s.reduce((a, b) => a * b, 1)) },
-    cfgScale, conditions: { uncond: condition(-1), cond: condition(1) }, onStep: () => {},
+    cfgScale,
+    conditions: { uncond: condition(-1), cond: condition(1) },
+    onStep: () => {},
   });
   return calls;
 }

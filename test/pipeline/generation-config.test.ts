@@ -24,7 +24,9 @@ describe("a model's recommended generation settings", () => {
   it("names the file and the key when the value or the JSON is bad", () => {
     const bad = folderWith('{"guidance_scale": "high"}');
     expect(() => readGenerationConfig([bad])).toThrow(InputError);
-    expect(() => readGenerationConfig([bad])).toThrow(/generation_config\.json: guidance_scale "high" is invalid: expected a number from 0 to 100/);
+    expect(() => readGenerationConfig([bad])).toThrow(
+      /generation_config\.json: guidance_scale "high" is invalid: expected a number from 0 to 100/,
+    );
     expect(() => readGenerationConfig([folderWith("{guidance")])).toThrow(/generation_config\.json is not valid JSON/);
   });
 
@@ -39,11 +41,21 @@ describe("a model's recommended generation settings", () => {
     const turbo = folderWith('{"num_inference_steps": 4, "guidance_scale": 0, "sampler_name": "Euler"}');
     expect(readGenerationConfig([turbo])).toEqual({ steps: 4, guidanceScale: 0, sampler: "euler" });
     const recommended = readGenerationConfig([turbo]);
-    const p = resolveParams({ prompt: "x" }, { ...defaults, cfgScale: recommended.guidanceScale, steps: recommended.steps, sampler: recommended.sampler });
+    const p = resolveParams(
+      { prompt: "x" },
+      { ...defaults, cfgScale: recommended.guidanceScale, steps: recommended.steps, sampler: recommended.sampler },
+    );
     expect([p.steps, p.cfgScale, p.sampler]).toEqual([4, 0, "euler"]);
-    const asked = resolveParams({ prompt: "x", steps: 30, sampler_name: "dpm++2m" }, { ...defaults, steps: 4, sampler: "euler" });
+    const asked = resolveParams(
+      { prompt: "x", steps: 30, sampler_name: "dpm++2m" },
+      { ...defaults, steps: 4, sampler: "euler" },
+    );
     expect([asked.steps, asked.sampler]).toEqual([30, "dpm++2m"]);
-    expect(() => readGenerationConfig([folderWith('{"num_inference_steps": 2.5}')])).toThrow(/num_inference_steps 2\.5 is invalid: expected an integer from 1 to 1000/);
-    expect(() => readGenerationConfig([folderWith('{"sampler_name": "warp drive"}')])).toThrow(/sampler_name "warp drive" is not a sampler diffuse has: use one of euler, euler-a/);
+    expect(() => readGenerationConfig([folderWith('{"num_inference_steps": 2.5}')])).toThrow(
+      /num_inference_steps 2\.5 is invalid: expected an integer from 1 to 1000/,
+    );
+    expect(() => readGenerationConfig([folderWith('{"sampler_name": "warp drive"}')])).toThrow(
+      /sampler_name "warp drive" is not a sampler diffuse has: use one of euler, euler-a/,
+    );
   });
 });

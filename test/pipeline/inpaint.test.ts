@@ -12,18 +12,27 @@ const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-inpaint-"));
 
 async function pattern(): Promise<Buffer> {
   const px = Buffer.alloc(64 * 64 * 3);
-  for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) px.set([(4 * x) % 256, (4 * y) % 256, (2 * (x + y) + 40) % 256], (y * 64 + x) * 3);
-  return sharp(px, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
+  for (let y = 0; y < 64; y++)
+    for (let x = 0; x < 64; x++) px.set([(4 * x) % 256, (4 * y) % 256, (2 * (x + y) + 40) % 256], (y * 64 + x) * 3);
+  return sharp(px, { raw: { width: 64, height: 64, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** White (repaint) where x < split, black (keep) elsewhere. */
 async function leftMask(split: number): Promise<Buffer> {
   const px = Buffer.alloc(64 * 64);
   for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) px[y * 64 + x] = x < split ? 255 : 0;
-  return sharp(px, { raw: { width: 64, height: 64, channels: 1 } }).png().toBuffer();
+  return sharp(px, { raw: { width: 64, height: 64, channels: 1 } })
+    .png()
+    .toBuffer();
 }
 
-async function finalLatents(model: string, params: Parameters<Awaited<ReturnType<typeof loadPipeline>>["generate"]>[0], opts: { config?: string; tokenizer?: string } = {}): Promise<Float32Array> {
+async function finalLatents(
+  model: string,
+  params: Parameters<Awaited<ReturnType<typeof loadPipeline>>["generate"]>[0],
+  opts: { config?: string; tokenizer?: string } = {},
+): Promise<Float32Array> {
   const pipe = await loadPipeline(model, { cacheDir, threads: 1, ...opts });
   let last: Float32Array | undefined;
   await pipe.generate({ ...params, onStep: (e) => (last = e.latents.slice()) });
@@ -32,19 +41,30 @@ async function finalLatents(model: string, params: Parameters<Awaited<ReturnType
 }
 
 describe.skipIf(!HAVE_REFERENCE)("inpainting", () => {
-  const base = { prompt: "a photo of an astronaut", steps: 6, cfg_scale: 7.5, seed: 3, sampler_name: "euler", width: 64, height: 64 };
+  const base = {
+    prompt: "a photo of an astronaut",
+    steps: 6,
+    cfg_scale: 7.5,
+    seed: 3,
+    sampler_name: "euler",
+    width: 64,
+    height: 64,
+  };
 
   it("ordinary checkpoints keep the unmasked latents exactly and repaint the masked ones", async () => {
     const init = await pattern();
     const common = { ...base, init_images: [init], denoising_strength: 0.75 };
     const keepAll = await finalLatents(ref("models/sd15-tiny"), { ...common, mask: await leftMask(0) });
     const half = await finalLatents(ref("models/sd15-tiny"), { ...common, mask: await leftMask(32) });
-    let keptSame = 0, repaintedDiffer = 0;
-    for (let c = 0; c < 4; c++) for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) {
-      const i = c * 64 + y * 8 + x;
-      if (x >= 4) keptSame += Number(half[i] === keepAll[i]);
-      else repaintedDiffer += Number(Math.abs(half[i]! - keepAll[i]!) > 1e-3);
-    }
+    let keptSame = 0,
+      repaintedDiffer = 0;
+    for (let c = 0; c < 4; c++)
+      for (let y = 0; y < 8; y++)
+        for (let x = 0; x < 8; x++) {
+          const i = c * 64 + y * 8 + x;
+          if (x >= 4) keptSame += Number(half[i] === keepAll[i]);
+          else repaintedDiffer += Number(Math.abs(half[i]! - keepAll[i]!) > 1e-3);
+        }
     expect(keptSame).toBe(4 * 8 * 4);
     expect(repaintedDiffer).toBeGreaterThan(4 * 8 * 4 * 0.9);
   });
@@ -63,9 +83,12 @@ describe.skipIf(!HAVE_REFERENCE)("inpainting", () => {
         if (name === "conv_in.weight") {
           const [o, , kh, kw] = shape as [number, number, number, number];
           const wide = new Float32Array(o * 9 * kh * kw);
-          for (let oc = 0; oc < o; oc++) for (let ic = 0; ic < 9; ic++) for (let k = 0; k < kh * kw; k++) {
-            wide[((oc * 9 + ic) * kh * kw) + k] = ic < 4 ? data[((oc * 4 + ic) * kh * kw) + k]! : extraValue(oc + ic + k);
-          }
+          for (let oc = 0; oc < o; oc++)
+            for (let ic = 0; ic < 9; ic++)
+              for (let k = 0; k < kh * kw; k++) {
+                wide[(oc * 9 + ic) * kh * kw + k] =
+                  ic < 4 ? data[(oc * 4 + ic) * kh * kw + k]! : extraValue(oc + ic + k);
+              }
           data = wide;
           shape[1] = 9;
         }

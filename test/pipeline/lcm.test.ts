@@ -4,7 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { guidanceScaleEmbedding } from "../../src/pipeline/guidance-embedding.js";
 import { golden, HAVE_REFERENCE, relErr } from "../helpers/fixtures.js";
-import { expectGoldenRun, maxPixelDiff, PipelineCache, PROMPT, tinyLayouts, type TinyLayout } from "../helpers/pipeline-parity.js";
+import {
+  expectGoldenRun,
+  maxPixelDiff,
+  PipelineCache,
+  PROMPT,
+  tinyLayouts,
+  type TinyLayout,
+} from "../helpers/pipeline-parity.js";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-lcm-"));
 
@@ -24,7 +31,13 @@ describe.skipIf(!HAVE_REFERENCE)("LCM reproduces diffusers' LatentConsistencyMod
     it(`${l.name}: the model's defaults (LCM sampler, 4 steps) at guidance 8, seed 42: embedded guidance without a CFG batch, fresh noise between steps, the image decoded from the last denoised`, async () => {
       const p = await load(l);
       expect([p.defaultSampler, p.defaultSteps, p.defaultCfgScale]).toEqual(["lcm", 4, 8.5]);
-      await expectGoldenRun(p, "goldens/lcm-tiny/txt2img.safetensors", { prompt: PROMPT, cfg_scale: 8, seed: 42, width: 64, height: 64 });
+      await expectGoldenRun(p, "goldens/lcm-tiny/txt2img.safetensors", {
+        prompt: PROMPT,
+        cfg_scale: 8,
+        seed: 42,
+        width: 64,
+        height: 64,
+      });
     });
   }
 
@@ -32,7 +45,14 @@ describe.skipIf(!HAVE_REFERENCE)("LCM reproduces diffusers' LatentConsistencyMod
     const p = await load(layouts[0]!);
     const want = golden("goldens/lcm-tiny/txt2img.safetensors").get("image_uint8");
     const params = { prompt: PROMPT, cfg_scale: 8, seed: 42, width: 64, height: 64 };
-    expect(maxPixelDiff((await p.generate({ ...params, negative_prompt: "blurry, low quality" })).images[0]!.image.data, want)).toBeLessThanOrEqual(1);
-    expect(maxPixelDiff((await p.generate({ ...params, cfg_scale: 2 })).images[0]!.image.data, want)).toBeGreaterThan(0);
+    expect(
+      maxPixelDiff(
+        (await p.generate({ ...params, negative_prompt: "blurry, low quality" })).images[0]!.image.data,
+        want,
+      ),
+    ).toBeLessThanOrEqual(1);
+    expect(maxPixelDiff((await p.generate({ ...params, cfg_scale: 2 })).images[0]!.image.data, want)).toBeGreaterThan(
+      0,
+    );
   });
 });

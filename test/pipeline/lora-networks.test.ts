@@ -26,7 +26,8 @@ describe.skipIf(!HAVE_REFERENCE)("LoRAs merged into sd15-tiny's networks as thei
       const base = golden("goldens/sd15-tiny/unet.safetensors");
       for (const m of [1.0, 0.6]) {
         const applied = await loras.apply([{ name: "fixture", source: ref(ADAPTERS, file), textEncoder: m, unet: m }]);
-        for (const c of LORA_CASES) expect(relErr(await loraUnetOut(nets, c), u.get(`m${m.toFixed(1)}/${c}/out`))).toBeLessThan(1e-4);
+        for (const c of LORA_CASES)
+          expect(relErr(await loraUnetOut(nets, c), u.get(`m${m.toFixed(1)}/${c}/out`))).toBeLessThan(1e-4);
         expect(relErr(await loraTextOut(nets), te.get(`m${m.toFixed(1)}/last_hidden_state`))).toBeLessThan(1e-4);
         applied.release();
       }
@@ -40,7 +41,9 @@ describe.skipIf(!HAVE_REFERENCE)("LoRAs merged into sd15-tiny's networks as thei
   it("merges into a cache entry kept as fp32 (opened in place without a LoRA) the same way", async () => {
     const { nets, loras } = await open({ cacheWeights: "fp32" });
     const u = golden("goldens/sd15-tiny-lora/lora_unet.safetensors");
-    const applied = await loras.apply([{ name: "k", source: ref(ADAPTERS, "lora-kohya.safetensors"), textEncoder: 1, unet: 0.6 }]);
+    const applied = await loras.apply([
+      { name: "k", source: ref(ADAPTERS, "lora-kohya.safetensors"), textEncoder: 1, unet: 0.6 },
+    ]);
     expect(relErr(await loraUnetOut(nets, "t999"), u.get("m0.6/t999/out"))).toBeLessThan(1e-4);
     applied.release();
     await nets.release();
@@ -73,8 +76,14 @@ describe.skipIf(!HAVE_REFERENCE)("LoRAs merged into sd15-tiny's networks as thei
     const model = loraModel(ckpt);
     const g = golden("goldens/sd15-tiny-lora/lycoris_deltas.safetensors");
     const cases = [
-      { file: "loha", modules: ["down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k", "up_blocks.1.resnets.0.conv1"] },
-      { file: "lokr", modules: ["down_blocks.0.attentions.1.transformer_blocks.0.ff.net.2", "mid_block.resnets.1.conv2"] },
+      {
+        file: "loha",
+        modules: ["down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k", "up_blocks.1.resnets.0.conv1"],
+      },
+      {
+        file: "lokr",
+        modules: ["down_blocks.0.attentions.1.transformer_blocks.0.ff.net.2", "mid_block.resnets.1.conv2"],
+      },
     ];
     const nets = await Networks.open(ckpt, { cacheDir, threads: 1 });
     const loras = new Loras(ckpt, nets);
@@ -86,9 +95,16 @@ describe.skipIf(!HAVE_REFERENCE)("LoRAs merged into sd15-tiny's networks as thei
         const d = lora.deltas.find((x) => x.key === `${module}.weight`)!.delta;
         expect(d.kind).toBe("dense");
         if (d.kind !== "dense") continue;
-        expect(relErr(d.delta.map((v) => v * d.scale), g.get(`${c.file}/${module}/delta`))).toBeLessThan(1e-5);
+        expect(
+          relErr(
+            d.delta.map((v) => v * d.scale),
+            g.get(`${c.file}/${module}/delta`),
+          ),
+        ).toBeLessThan(1e-5);
       }
-      const applied = await loras.apply([{ name: c.file, source: ref(ADAPTERS, `${c.file}.safetensors`), textEncoder: 1, unet: 1 }]);
+      const applied = await loras.apply([
+        { name: c.file, source: ref(ADAPTERS, `${c.file}.safetensors`), textEncoder: 1, unet: 1 },
+      ]);
       expect(relErr(await loraUnetOut(nets, "t999"), g.get(`${c.file}/unet_t999_out`))).toBeLessThan(1e-4);
       applied.release();
     }

@@ -12,7 +12,10 @@ const PROMPT = "a photo of an astronaut riding a horse on mars";
 
 describe("<lora:NAME:W> tags in prompts, as A1111 writes them", () => {
   it("reads the name and A1111's multipliers: W for both, W_te:W_unet, te= and unet=, 1 without a weight; <lyco:> alike", () => {
-    const { texts, loras } = loraTags(["a <lora:watercolor:0.8>cat, <lora:b:0.5:0.25> <lyco:c> <lora:d:1:unet=0.3> <lora:e:te=0:unet=2>", "blurry <lora:f:-1>"]);
+    const { texts, loras } = loraTags([
+      "a <lora:watercolor:0.8>cat, <lora:b:0.5:0.25> <lyco:c> <lora:d:1:unet=0.3> <lora:e:te=0:unet=2>",
+      "blurry <lora:f:-1>",
+    ]);
     expect(texts).toEqual(["a cat,    ", "blurry "]);
     expect(loras).toEqual([
       { name: "watercolor", textEncoder: 0.8, unet: 0.8 },
@@ -24,7 +27,7 @@ describe("<lora:NAME:W> tags in prompts, as A1111 writes them", () => {
     ]);
   });
 
-  it("cuts tags where they stand, with nothing in their place (\"nu<lora:x:1>de\" is \"nude\")", () => {
+  it('cuts tags where they stand, with nothing in their place ("nu<lora:x:1>de" is "nude")', () => {
     expect(loraTags(["nu<lora:x:1>de"]).texts).toEqual(["nude"]);
   });
 
@@ -57,7 +60,14 @@ describe.skipIf(!HAVE_REFERENCE)("a generation with <lora:lora-kohya:0.8> on sd1
       const n = 4 * 8 * 8;
       const errors: number[] = [];
       const r = await pipe.generate({
-        prompt: `${PROMPT} <lora:lora-kohya:0.8>`, negative_prompt: "", steps: 4, cfg_scale: 7.5, seed: 31, sampler_name: "pndm", width: 64, height: 64,
+        prompt: `${PROMPT} <lora:lora-kohya:0.8>`,
+        negative_prompt: "",
+        steps: 4,
+        cfg_scale: 7.5,
+        seed: 31,
+        sampler_name: "pndm",
+        width: 64,
+        height: 64,
         onStep: (e) => errors.push(relErr(e.latents, perStep.subarray((e.step - 1) * n, e.step * n))),
       });
       expect(errors).toHaveLength(5);
@@ -73,13 +83,31 @@ describe.skipIf(!HAVE_REFERENCE)("a generation with <lora:lora-kohya:0.8> on sd1
 
       // The same LoRA asked for by the caller, by bytes: the same image; and without it, the model's own again.
       const again = await pipe.generate({
-        prompt: PROMPT, negative_prompt: "", steps: 4, cfg_scale: 7.5, seed: 31, sampler_name: "pndm", width: 64, height: 64,
+        prompt: PROMPT,
+        negative_prompt: "",
+        steps: 4,
+        cfg_scale: 7.5,
+        seed: 31,
+        sampler_name: "pndm",
+        width: 64,
+        height: 64,
         loras: [{ bytes, name: "from-bytes", weight: 0.8 }],
       });
       expect(Buffer.from(again.images[0]!.image.data).equals(Buffer.from(r.images[0]!.image.data))).toBe(true);
       expect(again.info).toContain(`Lora hashes: "from-bytes: ${addnet.slice(0, 12)}"`);
-      const plain = await pipe.generate({ prompt: PROMPT, negative_prompt: "", steps: 4, cfg_scale: 7.5, seed: 31, sampler_name: "pndm", width: 64, height: 64 });
-      expect(maxPixelDiff(plain.images[0]!.image.data, golden("goldens/sd15-tiny/txt2img.safetensors").get("image_uint8"))).toBeLessThanOrEqual(1);
+      const plain = await pipe.generate({
+        prompt: PROMPT,
+        negative_prompt: "",
+        steps: 4,
+        cfg_scale: 7.5,
+        seed: 31,
+        sampler_name: "pndm",
+        width: 64,
+        height: 64,
+      });
+      expect(
+        maxPixelDiff(plain.images[0]!.image.data, golden("goldens/sd15-tiny/txt2img.safetensors").get("image_uint8")),
+      ).toBeLessThanOrEqual(1);
       expect(plain.info).not.toContain("Lora hashes");
     } finally {
       await pipe.close();
@@ -90,8 +118,12 @@ describe.skipIf(!HAVE_REFERENCE)("a generation with <lora:lora-kohya:0.8> on sd1
     const pipe = await loadPipeline(ref("models/sd15-tiny"), { cacheDir, threads: 1, loraDir, safetyChecker: false });
     try {
       let steps = 0;
-      await expect(pipe.generate({ prompt: "a cat <lora:lora-kohy:1>", steps: 2, width: 64, height: 64, onStep: () => steps++ })).rejects.toThrow(
-        new RegExp(`no LoRA named "lora-kohy" in ${loraDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} .*did you mean "lora-kohya"\\?`),
+      await expect(
+        pipe.generate({ prompt: "a cat <lora:lora-kohy:1>", steps: 2, width: 64, height: 64, onStep: () => steps++ }),
+      ).rejects.toThrow(
+        new RegExp(
+          `no LoRA named "lora-kohy" in ${loraDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} .*did you mean "lora-kohya"\\?`,
+        ),
       );
       expect(steps).toBe(0);
     } finally {

@@ -27,7 +27,10 @@ function cacheFiles(dir: string): Record<string, string> {
     } catch {
       continue; // a file (hashes.json, nchwc.json)
     }
-    for (const name of names) out[`${entry}/${name}`] = createHash("sha256").update(readFileSync(join(path, name))).digest("hex");
+    for (const name of names)
+      out[`${entry}/${name}`] = createHash("sha256")
+        .update(readFileSync(join(path, name)))
+        .digest("hex");
   }
   return out;
 }
@@ -41,10 +44,25 @@ function writeConvOutLora(dir: string): string {
   const values = (n: number) => f32Bytes(Float32Array.from({ length: n }, () => (random() - 0.5) * 0.4));
   const tensors = [
     // conv_out: [4, 16, 3, 3]
-    { name: "lora_unet_conv_out.lora_down.weight", dtype: "F32" as const, shape: [2, 16, 3, 3], data: values(2 * 16 * 9) },
+    {
+      name: "lora_unet_conv_out.lora_down.weight",
+      dtype: "F32" as const,
+      shape: [2, 16, 3, 3],
+      data: values(2 * 16 * 9),
+    },
     { name: "lora_unet_conv_out.lora_up.weight", dtype: "F32" as const, shape: [4, 2, 1, 1], data: values(8) },
-    { name: "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight", dtype: "F32" as const, shape: [2, 32], data: values(64) },
-    { name: "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn1_to_q.lora_up.weight", dtype: "F32" as const, shape: [32, 2], data: values(64) },
+    {
+      name: "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight",
+      dtype: "F32" as const,
+      shape: [2, 32],
+      data: values(64),
+    },
+    {
+      name: "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn1_to_q.lora_up.weight",
+      dtype: "F32" as const,
+      shape: [32, 2],
+      data: values(64),
+    },
   ];
   const path = join(dir, "conv-out.safetensors");
   writeFileSync(path, encodeSafetensors(tensors));
@@ -65,7 +83,9 @@ describe.skipIf(!HAVE_REFERENCE)("switching LoRAs on loaded networks (issue 16 i
     await nets.release();
     return out;
   };
-  const kohya = (te: number, unet: number): WantedLora[] => [{ name: "k", source: ref(ADAPTERS, "lora-kohya.safetensors"), textEncoder: te, unet }];
+  const kohya = (te: number, unet: number): WantedLora[] => [
+    { name: "k", source: ref(ADAPTERS, "lora-kohya.safetensors"), textEncoder: te, unet },
+  ];
 
   for (const storage of ["compact", "fp32"] as const) {
     it(`with ${storage} cache weights: a loaded UNet and text encoder take a new LoRA set in their open sessions, computing exactly what networks opened with it compute, and the cache entries stay byte for byte`, async () => {
@@ -78,7 +98,11 @@ describe.skipIf(!HAVE_REFERENCE)("switching LoRAs on loaded networks (issue 16 i
       expect(await unetOut(nets)).toEqual((await fresh(cacheDir, kohya(1, 1))).unet);
       const unet = await nets.get("unet");
       const text = await nets.get("text_encoder");
-      for (const [te, u] of [[0.6, 0.6], [1, -0.5], [0, 0]] as const) {
+      for (const [te, u] of [
+        [0.6, 0.6],
+        [1, -0.5],
+        [0, 0],
+      ] as const) {
         (await loras.apply(te === 0 && u === 0 ? [] : kohya(te, u))).release();
         expect(await nets.get("unet")).toBe(unet);
         expect(await nets.get("text_encoder")).toBe(text);

@@ -13,7 +13,10 @@ import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
 
 const layouts = [
   { name: "diffusers folder", open: () => openCheckpoint(ref("models/sd15-tiny")) },
-  { name: "single file + config folder", open: () => openCheckpoint(ref("models/sd15-tiny.ldm.safetensors"), { configDir: ref("models/sd15-tiny") }) },
+  {
+    name: "single file + config folder",
+    open: () => openCheckpoint(ref("models/sd15-tiny.ldm.safetensors"), { configDir: ref("models/sd15-tiny") }),
+  },
 ];
 
 describe.skipIf(!HAVE_REFERENCE)("sd15-tiny networks from a checkpoint, through the compile cache", () => {
@@ -32,7 +35,9 @@ describe.skipIf(!HAVE_REFERENCE)("sd15-tiny networks from a checkpoint, through 
       const states = text.get("text_encoder/hidden_states");
       const layerSize = 3 * 77 * 32;
       const penultimate = states.subarray(2 * layerSize, 3 * layerSize); // hidden_states[-2] of 4 (embeddings + 3 layers)
-      expect(relErr(t[CLIP_TEXT_IO.hiddenStates]!.data.subarray(2 * layerSize, 3 * layerSize), penultimate)).toBeLessThan(1e-4);
+      expect(
+        relErr(t[CLIP_TEXT_IO.hiddenStates]!.data.subarray(2 * layerSize, 3 * layerSize), penultimate),
+      ).toBeLessThan(1e-4);
 
       const u = golden("goldens/sd15-tiny/unet.safetensors");
       const out = await (await nets.get("unet")).run({
@@ -43,9 +48,13 @@ describe.skipIf(!HAVE_REFERENCE)("sd15-tiny networks from a checkpoint, through 
       expect(relErr(out[UNET_IO.out]!.data, u.get("t999/out"))).toBeLessThan(1e-4);
 
       const v = golden("goldens/sd15-tiny/vae.safetensors");
-      const dec = await (await nets.get("vae_decoder")).run({ [VAE_IO.latent]: { data: v.get("decode/z"), dims: [1, 4, 8, 8] } });
+      const dec = await (await nets.get("vae_decoder")).run({
+        [VAE_IO.latent]: { data: v.get("decode/z"), dims: [1, 4, 8, 8] },
+      });
       expect(relErr(dec[VAE_IO.decoded]!.data, v.get("decode/out"))).toBeLessThan(1e-4);
-      const enc = await (await nets.get("vae_encoder")).run({ [VAE_IO.image]: { data: v.get("encode/image"), dims: [1, 3, 64, 64] } });
+      const enc = await (await nets.get("vae_encoder")).run({
+        [VAE_IO.image]: { data: v.get("encode/image"), dims: [1, 3, 64, 64] },
+      });
       expect(relErr(enc[VAE_IO.mean]!.data, v.get("encode/mean"))).toBeLessThan(1e-4);
       await nets.release();
     });
@@ -69,8 +78,16 @@ describe.skipIf(!HAVE_REFERENCE)("sd15-tiny networks from a checkpoint, through 
     await nets.release();
     const entries = readdirSync(dir).filter((n) => statSync(join(dir, n)).isDirectory() && !n.startsWith("."));
     expect(entries).toHaveLength(4);
-    expect(entries.map((e) => readdirSync(join(dir, e)).sort().join(","))).toEqual(entries.map(() => "manifest.json,model.onnx,weights.half"));
-    const segments = entries.flatMap((e) => JSON.parse(readFileSync(join(dir, e, "manifest.json"), "utf8")).expand.segments as { format: string; storedLength: number }[]);
+    expect(entries.map((e) => readdirSync(join(dir, e)).sort().join(","))).toEqual(
+      entries.map(() => "manifest.json,model.onnx,weights.half"),
+    );
+    const segments = entries.flatMap(
+      (e) =>
+        JSON.parse(readFileSync(join(dir, e, "manifest.json"), "utf8")).expand.segments as {
+          format: string;
+          storedLength: number;
+        }[],
+    );
     expect(new Set(segments.map((s) => s.format))).toEqual(new Set(["f16"]));
     // The VAE's encoder and decoder each hold their own part of its weights; tensors under 1 KiB stay in model.onnx.
     expect(segments.reduce((n, s) => n + s.storedLength, 0)).toBeLessThanOrEqual(2 * parameters);
@@ -79,12 +96,15 @@ describe.skipIf(!HAVE_REFERENCE)("sd15-tiny networks from a checkpoint, through 
 
   it("keys a network by what shaped its graph: the same build gives the same key, other options, constants, layout or code another", () => {
     const ckpt = layouts[0]!.open();
-    const unet = (opts: Parameters<typeof buildUNet>[2], config = ckpt.config.unet) => buildUNet(config, new ScopedWeights(ckpt.unet), opts);
+    const unet = (opts: Parameters<typeof buildUNet>[2], config = ckpt.config.unet) =>
+      buildUNet(config, new ScopedWeights(ckpt.unet), opts);
     const base = graphDigest(unet({ attention: "ms-mha" }), 16, "code");
     expect(graphDigest(unet({ attention: "ms-mha" }), 16, "code")).toBe(base);
     expect(graphDigest(unet({ attention: "ms-mha", height: 16, width: 16 }), 16, "code")).toBe(base); // nominal sizes only check shapes
     expect(graphDigest(unet({ attention: "matmul" }), 16, "code")).not.toBe(base);
-    expect(graphDigest(unet({ attention: "ms-mha" }, { ...ckpt.config.unet, normEps: 1e-6 }), 16, "code")).not.toBe(base);
+    expect(graphDigest(unet({ attention: "ms-mha" }, { ...ckpt.config.unet, normEps: 1e-6 }), 16, "code")).not.toBe(
+      base,
+    );
     expect(graphDigest(unet({ attention: "ms-mha" }), 8, "code")).not.toBe(base);
     expect(graphDigest(unet({ attention: "ms-mha" }), 16, "other code")).not.toBe(base);
     ckpt.close();
@@ -93,15 +113,34 @@ describe.skipIf(!HAVE_REFERENCE)("sd15-tiny networks from a checkpoint, through 
   it("keys a network by the code of every builder, of checkpoint reading and of the layout, and by nothing else", () => {
     const src = join(import.meta.dirname, "../../src");
     const files = codeFiles(GRAPH_CODE).map((f) => relative(src, f));
-    for (const f of ["models/unet.ts", "models/clip-text.ts", "models/vae.ts", "models/layers.ts", "onnx/builder.ts", "onnx/graph.ts", "onnx/serialize.ts", "weights/safetensors.ts", "weights/half.ts", "weights/ldm-keymap.ts", "runtime/nchwc-layout.ts", "runtime/compact-weights.ts"]) {
+    for (const f of [
+      "models/unet.ts",
+      "models/clip-text.ts",
+      "models/vae.ts",
+      "models/layers.ts",
+      "onnx/builder.ts",
+      "onnx/graph.ts",
+      "onnx/serialize.ts",
+      "weights/safetensors.ts",
+      "weights/half.ts",
+      "weights/ldm-keymap.ts",
+      "runtime/nchwc-layout.ts",
+      "runtime/compact-weights.ts",
+    ]) {
       expect(files, f).toContain(f);
     }
-    for (const f of files) expect(f).toMatch(/^(configs|models|onnx|weights|runtime\/(nchwc-layout|compact-weights)\.ts$)|^(errors|regular-file|json-depth)\.ts$/);
+    for (const f of files)
+      expect(f).toMatch(
+        /^(configs|models|onnx|weights|runtime\/(nchwc-layout|compact-weights)\.ts$)|^(errors|regular-file|json-depth)\.ts$/,
+      );
   });
 
   it("replaces a network's entry when it is built again with other options, and leaves the other networks and checkpoints alone", async () => {
     const dir = mkdtempSync(join(tmpdir(), "diffuse-networks-replace-"));
-    const unetEntries = () => readdirSync(dir).filter((n) => n.includes("-unet-")).sort();
+    const unetEntries = () =>
+      readdirSync(dir)
+        .filter((n) => n.includes("-unet-"))
+        .sort();
     const load = async (i: number, attention: "ms-mha" | "matmul"): Promise<string> => {
       const nets = await Networks.open(layouts[i]!.open(), { cacheDir: dir, threads: 1, attention });
       await nets.get("unet");

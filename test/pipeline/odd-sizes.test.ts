@@ -20,29 +20,41 @@ const RUNS = [
   { model: "sdxl-tiny", fixture: "txt2img-sdxl-tiny-56x104" },
 ];
 
-describe.skipIf(!HAVE_REFERENCE)("text-to-image at sizes that are not multiples of 2^(levels-1) latents reproduces the reference", () => {
-  for (const run of RUNS) {
-    it(`${run.model}: ${run.fixture.split("-").pop()} px (width x height), Euler: latents after every step and the image`, async () => {
-      const gold = goldenAt(join(OWN_FIXTURES, "odd-sizes", `${run.fixture}.safetensors`));
-      const m = gold.metadata();
-      const [width, height] = [Number(m.width), Number(m.height)];
-      const pipe = await loadPipeline(ref(`models/${run.model}`), { cacheDir: mkdtempSync(join(tmpdir(), "diffuse-odd-")), threads: 1 });
-      const perStep = gold.get("latents_after_step");
-      const n = perStep.length / gold.shape("latents_after_step")[0]!;
-      const errors: number[] = [];
-      const { images } = await pipe.generate({
-        prompt: m.prompt!, negative_prompt: m.negative_prompt, steps: Number(m.steps), cfg_scale: Number(m.cfg_scale), seed: Number(m.seed),
-        sampler_name: m.sampler!, width, height,
-        onStep: (e) => errors.push(relErr(e.latents, perStep.subarray((e.step - 1) * n, e.step * n))),
+describe.skipIf(!HAVE_REFERENCE)(
+  "text-to-image at sizes that are not multiples of 2^(levels-1) latents reproduces the reference",
+  () => {
+    for (const run of RUNS) {
+      it(`${run.model}: ${run.fixture.split("-").pop()} px (width x height), Euler: latents after every step and the image`, async () => {
+        const gold = goldenAt(join(OWN_FIXTURES, "odd-sizes", `${run.fixture}.safetensors`));
+        const m = gold.metadata();
+        const [width, height] = [Number(m.width), Number(m.height)];
+        const pipe = await loadPipeline(ref(`models/${run.model}`), {
+          cacheDir: mkdtempSync(join(tmpdir(), "diffuse-odd-")),
+          threads: 1,
+        });
+        const perStep = gold.get("latents_after_step");
+        const n = perStep.length / gold.shape("latents_after_step")[0]!;
+        const errors: number[] = [];
+        const { images } = await pipe.generate({
+          prompt: m.prompt!,
+          negative_prompt: m.negative_prompt,
+          steps: Number(m.steps),
+          cfg_scale: Number(m.cfg_scale),
+          seed: Number(m.seed),
+          sampler_name: m.sampler!,
+          width,
+          height,
+          onStep: (e) => errors.push(relErr(e.latents, perStep.subarray((e.step - 1) * n, e.step * n))),
+        });
+        console.log(`${run.fixture}: latents rel err per step ${errors.map((e) => e.toExponential(2)).join(", ")}`);
+        expect(errors.length).toBe(gold.shape("latents_after_step")[0]);
+        for (const e of errors) expect(e).toBeLessThan(1e-4);
+        const image = images[0]!.image;
+        expect([image.width, image.height]).toEqual([width, height]);
+        const diff = maxPixelDiff(image.data, gold.get("image_uint8"));
+        console.log(`${run.fixture}: largest pixel difference ${diff}/255`);
+        expect(diff).toBeLessThanOrEqual(1);
       });
-      console.log(`${run.fixture}: latents rel err per step ${errors.map((e) => e.toExponential(2)).join(", ")}`);
-      expect(errors.length).toBe(gold.shape("latents_after_step")[0]);
-      for (const e of errors) expect(e).toBeLessThan(1e-4);
-      const image = images[0]!.image;
-      expect([image.width, image.height]).toEqual([width, height]);
-      const diff = maxPixelDiff(image.data, gold.get("image_uint8"));
-      console.log(`${run.fixture}: largest pixel difference ${diff}/255`);
-      expect(diff).toBeLessThanOrEqual(1);
-    });
-  }
-});
+    }
+  },
+);

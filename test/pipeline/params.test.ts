@@ -8,7 +8,9 @@ describe("resolveParams", () => {
   it("refuses a NUL in the prompt or negative prompt before any compute: image metadata cannot hold one", () => {
     expect(() => resolveParams({ prompt: "a red\0 circle" }, defaults)).toThrow(InputError);
     expect(() => resolveParams({ prompt: "a red\0 circle" }, defaults)).toThrow(/the prompt contains a NUL character/);
-    expect(() => resolveParams({ prompt: "a red circle", negative_prompt: "blurry\0" }, defaults)).toThrow(/the negative prompt contains a NUL character/);
+    expect(() => resolveParams({ prompt: "a red circle", negative_prompt: "blurry\0" }, defaults)).toThrow(
+      /the negative prompt contains a NUL character/,
+    );
     // Other control characters are kept for the tokenizer's clean-up, as the reference does.
     expect(resolveParams({ prompt: "a red\u0007 circle" }, defaults).prompt).toBe("a red\u0007 circle");
   });
@@ -29,24 +31,34 @@ describe("resolveParams: seeds", () => {
 
   it("refuses a number seed beyond 2^53-1 (already rounded) and seeds outside [-1, 2^64-1], naming the fix", () => {
     expect(() => resolveParams({ prompt: "x", seed: 2 ** 64 }, defaults)).toThrow(/not exact.*as a decimal string/);
-    expect(() => resolveParams({ prompt: "x", seed: "18446744073709551616" }, defaults)).toThrow(/out of range: use an integer from 0 to 18446744073709551615, or -1/);
+    expect(() => resolveParams({ prompt: "x", seed: "18446744073709551616" }, defaults)).toThrow(
+      /out of range: use an integer from 0 to 18446744073709551615, or -1/,
+    );
     expect(() => resolveParams({ prompt: "x", seed: -5 }, defaults)).toThrow(InputError);
     expect(() => resolveParams({ prompt: "x", seed: "twelve" }, defaults)).toThrow(/seed "twelve" is not an integer/);
   });
 
   it("refuses, before any compute, a batch whose later images would need a seed past 2^64-1 (image j takes seed + j)", () => {
-    expect(resolveParams({ prompt: "x", seed: "18446744073709551614", batch_size: 2 }, defaults).seed).toBe(18446744073709551614n);
+    expect(resolveParams({ prompt: "x", seed: "18446744073709551614", batch_size: 2 }, defaults).seed).toBe(
+      18446744073709551614n,
+    );
     expect(() => resolveParams({ prompt: "x", seed: "18446744073709551615", batch_size: 2 }, defaults)).toThrow(
       /seed 18446744073709551615 with 2 images needs seeds up to 18446744073709551616.*use a seed up to 18446744073709551614/,
     );
-    expect(() => resolveParams({ prompt: "x", seed: "18446744073709551613", batch_size: 2, n_iter: 2 }, defaults)).toThrow(/with 4 images/);
+    expect(() =>
+      resolveParams({ prompt: "x", seed: "18446744073709551613", batch_size: 2, n_iter: 2 }, defaults),
+    ).toThrow(/with 4 images/);
   });
 });
 
 describe("resolveParams: schedule types (A1111's scheduler field)", () => {
   it("takes a schedule type by A1111's label or name; absent means the sampler's own (Automatic)", () => {
-    expect(resolveParams({ prompt: "x", sampler_name: "Euler", scheduler: "Karras" }, defaults).schedule).toBe("karras");
-    expect(resolveParams({ prompt: "x", sampler_name: "euler-a", scheduler: "sgm_uniform" }, defaults).schedule).toBe("sgm_uniform");
+    expect(resolveParams({ prompt: "x", sampler_name: "Euler", scheduler: "Karras" }, defaults).schedule).toBe(
+      "karras",
+    );
+    expect(resolveParams({ prompt: "x", sampler_name: "euler-a", scheduler: "sgm_uniform" }, defaults).schedule).toBe(
+      "sgm_uniform",
+    );
     expect(resolveParams({ prompt: "x", sampler_name: "Euler" }, defaults).schedule).toBe("automatic");
   });
 
@@ -58,8 +70,14 @@ describe("resolveParams: schedule types (A1111's scheduler field)", () => {
   });
 
   it("refuses, before any compute, an unknown schedule type (listing the valid ones) or one for a sampler with its own grid", () => {
-    expect(() => resolveParams({ prompt: "x", sampler_name: "Euler", scheduler: "Karas" }, defaults)).toThrow(InputError);
-    expect(() => resolveParams({ prompt: "x", sampler_name: "Euler", scheduler: "Karas" }, defaults)).toThrow(/unknown schedule type "Karas": use one of "Automatic", "Uniform", "Karras"/);
-    expect(() => resolveParams({ prompt: "x", sampler_name: "DDIM", scheduler: "Karras" }, defaults)).toThrow(/takes no schedule type/);
+    expect(() => resolveParams({ prompt: "x", sampler_name: "Euler", scheduler: "Karas" }, defaults)).toThrow(
+      InputError,
+    );
+    expect(() => resolveParams({ prompt: "x", sampler_name: "Euler", scheduler: "Karas" }, defaults)).toThrow(
+      /unknown schedule type "Karas": use one of "Automatic", "Uniform", "Karras"/,
+    );
+    expect(() => resolveParams({ prompt: "x", sampler_name: "DDIM", scheduler: "Karras" }, defaults)).toThrow(
+      /takes no schedule type/,
+    );
   });
 });

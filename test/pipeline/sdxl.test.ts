@@ -8,7 +8,14 @@ import { loadPipeline, type LoadOptions } from "../../src/pipeline/load-pipeline
 import type { GenerateParams } from "../../src/pipeline/params.js";
 import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
 import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
-import { expectGoldenRun, maxPixelDiff, PipelineCache, PROMPT, tinyLayouts, type TinyLayout } from "../helpers/pipeline-parity.js";
+import {
+  expectGoldenRun,
+  maxPixelDiff,
+  PipelineCache,
+  PROMPT,
+  tinyLayouts,
+  type TinyLayout,
+} from "../helpers/pipeline-parity.js";
 import { tinyRefinerFolder } from "../helpers/tiny-refiner.js";
 import { SDXL_SPEC, sparseCheckpoint } from "../weights/ldm-headers.js";
 import { removeTempDirs } from "../weights/safetensors-writer.js";
@@ -27,32 +34,68 @@ describe.skipIf(!HAVE_REFERENCE)("SDXL reproduces diffusers' StableDiffusionXLPi
     it(`${l.name}: txt2img, Euler, 4 steps, cfg 5, seed 31, empty negative (zeros): latents after every step and the image`, async () => {
       const p = await load(l);
       expect(p.config.family).toBe("sdxl");
-      await expectGoldenRun(p, "goldens/sdxl-tiny/txt2img.safetensors", { prompt: PROMPT, steps: 4, cfg_scale: 5, seed: 31, sampler_name: "euler", width: 64, height: 64 });
+      await expectGoldenRun(p, "goldens/sdxl-tiny/txt2img.safetensors", {
+        prompt: PROMPT,
+        steps: 4,
+        cfg_scale: 5,
+        seed: 31,
+        sampler_name: "euler",
+        width: 64,
+        height: 64,
+      });
     });
 
     it(`${l.name}: img2img, strength 0.6, 10 steps, seed 7 (SDXL's VAE scaling 0.13025)`, async () => {
       const p = await load(l);
       const inputs = golden("goldens/sdxl-tiny/img2img_inputs.safetensors");
-      const png = await sharp(Uint8Array.from(inputs.get("image_uint8_hwc")), { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
+      const png = await sharp(Uint8Array.from(inputs.get("image_uint8_hwc")), {
+        raw: { width: 64, height: 64, channels: 3 },
+      })
+        .png()
+        .toBuffer();
       await expectGoldenRun(p, "goldens/sdxl-tiny/img2img.safetensors", {
-        prompt: PROMPT, steps: 10, cfg_scale: 5, seed: 7, sampler_name: "euler", init_images: [png], denoising_strength: 0.6, width: 64, height: 64,
+        prompt: PROMPT,
+        steps: 10,
+        cfg_scale: 5,
+        seed: 7,
+        sampler_name: "euler",
+        init_images: [png],
+        denoising_strength: 0.6,
+        width: 64,
+        height: 64,
       });
     });
   }
 
   it("prompt_2 changes the image; prompt_2 equal to the prompt changes nothing", async () => {
     const p = await load(layouts[0]!);
-    const params: GenerateParams = { prompt: PROMPT, steps: 4, cfg_scale: 5, seed: 31, sampler_name: "euler", width: 64, height: 64 };
+    const params: GenerateParams = {
+      prompt: PROMPT,
+      steps: 4,
+      cfg_scale: 5,
+      seed: 31,
+      sampler_name: "euler",
+      width: 64,
+      height: 64,
+    };
     const want = golden("goldens/sdxl-tiny/txt2img.safetensors").get("image_uint8");
-    expect(maxPixelDiff((await p.generate({ ...params, prompt_2: PROMPT })).images[0]!.image.data, want)).toBeLessThanOrEqual(1);
-    expect(maxPixelDiff((await p.generate({ ...params, prompt_2: "a red cube" })).images[0]!.image.data, want)).toBeGreaterThan(1);
+    expect(
+      maxPixelDiff((await p.generate({ ...params, prompt_2: PROMPT })).images[0]!.image.data, want),
+    ).toBeLessThanOrEqual(1);
+    expect(
+      maxPixelDiff((await p.generate({ ...params, prompt_2: "a red cube" })).images[0]!.image.data, want),
+    ).toBeGreaterThan(1);
   });
 
   it("an SDXL single file without tokenizers, offline with an empty store: says what to pull, or --tokenizer, then --tokenizer-2 (or a --config folder)", async () => {
     const file = sparseCheckpoint(SDXL_SPEC);
     const empty = mkdtempSync(join(tmpdir(), "diffuse-empty-store-"));
     const store = { cacheDir: join(empty, "hf"), home: join(empty, "home"), offline: true };
-    const failure = (opts: LoadOptions) => loadPipeline(file, { ...opts, store }).then(() => new Error("expected the load to fail"), (e: unknown) => e as Error);
+    const failure = (opts: LoadOptions) =>
+      loadPipeline(file, { ...opts, store }).then(
+        () => new Error("expected the load to fail"),
+        (e: unknown) => e as Error,
+      );
     const first = await failure(base);
     expect(first).toBeInstanceOf(InputError);
     expect(first.message).toMatch(/diffuse pull clip-l-tokenizer.*--tokenizer PATH/);
@@ -63,7 +106,15 @@ describe.skipIf(!HAVE_REFERENCE)("SDXL reproduces diffusers' StableDiffusionXLPi
 });
 
 describe.skipIf(!HAVE_REFERENCE)("A1111's refiner hand-over (--refiner, refiner_switch_at)", () => {
-  const params: GenerateParams = { prompt: PROMPT, negative_prompt: "blurry", steps: 4, cfg_scale: 5, seed: 31, width: 64, height: 64 };
+  const params: GenerateParams = {
+    prompt: PROMPT,
+    negative_prompt: "blurry",
+    steps: 4,
+    cfg_scale: 5,
+    seed: 31,
+    width: 64,
+    height: 64,
+  };
   let alone: StableDiffusionPipeline;
   const opened: StableDiffusionPipeline[] = [];
   const open = async (path: string, opts: LoadOptions = {}) => {
@@ -78,11 +129,17 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's refiner hand-over (--refiner, refiner_
 
   for (const sampler of ["Euler a", "DPM++ 2M"]) {
     it(`${sampler}: a refiner with the model's own weights (its single file) continues the same run: the image of the model alone, and A1111's infotext fields`, async () => {
-      const withRefiner = await open(ref("models/sdxl-tiny"), { refiner: { model: ref("models/sdxl-tiny.ldm.safetensors"), config: ref("models/sdxl-tiny") } });
+      const withRefiner = await open(ref("models/sdxl-tiny"), {
+        refiner: { model: ref("models/sdxl-tiny.ldm.safetensors"), config: ref("models/sdxl-tiny") },
+      });
       const want = (await (await baseAlone()).generate({ ...params, sampler_name: sampler })).images[0]!;
       const got = await withRefiner.generate({ ...params, sampler_name: sampler, refiner_switch_at: 0.5 });
       expect(maxPixelDiff(got.images[0]!.image.data, want.image.data)).toBeLessThanOrEqual(1);
-      expect(got.info).toMatch(new RegExp(`, Refiner: sdxl-tiny\\.ldm \\[${withRefiner.refiner!.identity.hash}\\], Refiner switch at: 0\\.5(, |$)`));
+      expect(got.info).toMatch(
+        new RegExp(
+          `, Refiner: sdxl-tiny\\.ldm \\[${withRefiner.refiner!.identity.hash}\\], Refiner switch at: 0\\.5(, |$)`,
+        ),
+      );
       expect(got.info).toMatch(/, Model: sdxl-tiny, /);
     });
   }
@@ -92,7 +149,12 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's refiner hand-over (--refiner, refiner_
     expect(refined.refiner!.checkpoint.config.family).toBe("sdxl-refiner");
     const trace = async (p: StableDiffusionPipeline, extra: Partial<GenerateParams>) => {
       const steps: Float32Array[] = [];
-      const r = await p.generate({ ...params, sampler_name: "euler", ...extra, onStep: (e) => steps.push(e.latents.slice()) });
+      const r = await p.generate({
+        ...params,
+        sampler_name: "euler",
+        ...extra,
+        onStep: (e) => steps.push(e.latents.slice()),
+      });
       return { steps, image: r.images[0]!, info: r.info };
     };
     const a = await trace(await baseAlone(), {});
@@ -117,11 +179,21 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's refiner hand-over (--refiner, refiner_
   });
 
   it("refuses refiner_switch_at without a refiner, a refiner of another latent space or guidance kind, and a refiner with a mask", async () => {
-    await expect((await baseAlone()).generate({ ...params, refiner_switch_at: 0.8 })).rejects.toThrow(/refiner_switch_at needs a refiner.*--refiner PATH/);
-    await expect(loadPipeline(ref("models/sd15-tiny"), { ...base, refiner: { model: tinyRefinerFolder() } })).rejects.toThrow(/another latent space.*scaling 0\.13025.*0\.18215/);
-    await expect(loadPipeline(ref("models/lcm-tiny"), { ...base, refiner: { model: ref("models/sd15-tiny") } })).rejects.toThrow(/the refiner .*sd15-tiny is not an LCM and the model is: .*pair LCMs with LCMs/);
+    await expect((await baseAlone()).generate({ ...params, refiner_switch_at: 0.8 })).rejects.toThrow(
+      /refiner_switch_at needs a refiner.*--refiner PATH/,
+    );
+    await expect(
+      loadPipeline(ref("models/sd15-tiny"), { ...base, refiner: { model: tinyRefinerFolder() } }),
+    ).rejects.toThrow(/another latent space.*scaling 0\.13025.*0\.18215/);
+    await expect(
+      loadPipeline(ref("models/lcm-tiny"), { ...base, refiner: { model: ref("models/sd15-tiny") } }),
+    ).rejects.toThrow(/the refiner .*sd15-tiny is not an LCM and the model is: .*pair LCMs with LCMs/);
     const refined = await open(ref("models/sdxl-tiny"), { refiner: { model: tinyRefinerFolder() } });
-    const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: "#808080" } }).png().toBuffer();
-    await expect(refined.generate({ ...params, init_images: [png], mask: png })).rejects.toThrow(/inpainting with a refiner is not supported/);
+    const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: "#808080" } })
+      .png()
+      .toBuffer();
+    await expect(refined.generate({ ...params, init_images: [png], mask: png })).rejects.toThrow(
+      /inpainting with a refiner is not supported/,
+    );
   });
 });

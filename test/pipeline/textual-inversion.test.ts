@@ -19,7 +19,12 @@ const ENCODER = { part: "single" as const, width: 32, vocabSize: 1000 };
 describe.skipIf(!HAVE_REFERENCE)("textual inversion on sd15-tiny matches diffusers' load_textual_inversion", () => {
   const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-ti-"));
   const gold = () => golden("goldens/sd15-tiny-ti/textual_inversion.safetensors");
-  const PROMPTS = ["a photo of ti-a1111", "a <tiny-cat> sitting on a sofa", "<tiny-cat> in the style of ti-a1111, highly detailed", "a photo of a cat"];
+  const PROMPTS = [
+    "a photo of ti-a1111",
+    "a <tiny-cat> sitting on a sofa",
+    "<tiny-cat> in the style of ti-a1111, highly detailed",
+    "a photo of a cat",
+  ];
   // As the golden loaded them: the A1111 file under its file name, the diffusers file under its token.
   const given = [
     { source: ref(ADAPTERS, "ti-a1111.safetensors"), token: "ti-a1111" },
@@ -35,7 +40,11 @@ describe.skipIf(!HAVE_REFERENCE)("textual inversion on sd15-tiny matches diffuse
       tokenizer: tok,
       hiddenSize: 32,
       layers: 3,
-      finalLayerNorm: { weight: ckpt.textEncoder.float32("text_model.final_layer_norm.weight"), bias: ckpt.textEncoder.float32("text_model.final_layer_norm.bias"), eps: 1e-5 },
+      finalLayerNorm: {
+        weight: ckpt.textEncoder.float32("text_model.final_layer_norm.weight"),
+        bias: ckpt.textEncoder.float32("text_model.final_layer_norm.bias"),
+        eps: 1e-5,
+      },
       embeddings: embeddings.forEncoder(0, tok),
     };
   };
@@ -46,7 +55,9 @@ describe.skipIf(!HAVE_REFERENCE)("textual inversion on sd15-tiny matches diffuse
     const e = ti.forEncoder(0, tok)!;
     const ids = gold().ints("input_ids");
     PROMPTS.forEach((p, i) => {
-      expect(encodePrompt(tok, p, { embeddings: e.words }).ids).toEqual([Array.from(ids.subarray(i * 77, (i + 1) * 77), Number)]);
+      expect(encodePrompt(tok, p, { embeddings: e.words }).ids).toEqual([
+        Array.from(ids.subarray(i * 77, (i + 1) * 77), Number),
+      ]);
     });
     expect(relErr(e.rows, gold().get("added_embedding_rows"))).toBe(0);
   });
@@ -98,7 +109,9 @@ describe.skipIf(!HAVE_REFERENCE)("textual inversion on sd15-tiny matches diffuse
   it("a .pt or .bin embedding gets the checkpoints' pickle refusal and its conversion hint; an SD2-width one is skipped, as A1111 lists it", () => {
     const dir = mkdtempSync(join(tmpdir(), "diffuse-ti-bad-"));
     writeFileSync(join(dir, "old.pt"), Buffer.from([0x80, 0x02, 0x7d, 0x71]));
-    expect(() => readEmbedding(join(dir, "old.pt"))).toThrow(/pickle checkpoints \(\.ckpt\/\.pt\/\.bin\) can run arbitrary code.*Convert it once to \.safetensors/);
+    expect(() => readEmbedding(join(dir, "old.pt"))).toThrow(
+      /pickle checkpoints \(\.ckpt\/\.pt\/\.bin\) can run arbitrary code.*Convert it once to \.safetensors/,
+    );
     const wide = { part: "single" as const, width: 1024, vocabSize: 1000 };
     const ti = new TextualInversions([wide], given);
     expect(ti.current().loaded).toEqual([]);
@@ -109,14 +122,24 @@ describe.skipIf(!HAVE_REFERENCE)("textual inversion on sd15-tiny matches diffuse
     const dir = mkdtempSync(join(tmpdir(), "diffuse-ti-gen-"));
     copyFileSync(ref(ADAPTERS, "ti-a1111.safetensors"), join(dir, "ti-a1111.safetensors"));
     writeFileSync(join(dir, "easynegative.pt"), Buffer.from([0x80, 0x02, 0x7d, 0x71]));
-    const pipe = await loadPipeline(ref("models/sd15-tiny"), { cacheDir, threads: 1, safetyChecker: false, embeddingsDir: dir, loraDir: dir });
+    const pipe = await loadPipeline(ref("models/sd15-tiny"), {
+      cacheDir,
+      threads: 1,
+      safetyChecker: false,
+      embeddingsDir: dir,
+      loraDir: dir,
+    });
     try {
       const base = { steps: 1, seed: 1, width: 64, height: 64, sampler_name: "Euler" };
       const r = await pipe.generate({ ...base, prompt: "a photo of ti-a1111", negative_prompt: "blurry" });
-      expect(r.info).toMatch(new RegExp(`, TI hashes: "ti-a1111: ${readEmbedding(join(dir, "ti-a1111.safetensors")).sha256.slice(0, 12)}"`));
+      expect(r.info).toMatch(
+        new RegExp(`, TI hashes: "ti-a1111: ${readEmbedding(join(dir, "ti-a1111.safetensors")).sha256.slice(0, 12)}"`),
+      );
       const plain = await pipe.generate({ ...base, prompt: "a photo of a cat" });
       expect(plain.info).not.toMatch(/TI hashes/);
-      await expect(pipe.generate({ ...base, prompt: "a cat", negative_prompt: "easynegative" })).rejects.toThrow(/easynegative\.pt: pickle checkpoints/);
+      await expect(pipe.generate({ ...base, prompt: "a cat", negative_prompt: "easynegative" })).rejects.toThrow(
+        /easynegative\.pt: pickle checkpoints/,
+      );
     } finally {
       await pipe.close();
     }

@@ -33,13 +33,27 @@ describe.skipIf(!HAVE_REFERENCE)("Turbo / Lightning-style model folders decide t
   it("generation_config.json's steps, guidance and sampler are the defaults; the samplers follow the folder's trailing schedule", async () => {
     const turbo = await open(turboFolder({ num_inference_steps: 1, guidance_scale: 0, sampler_name: "euler" }));
     const steps: number[] = [];
-    const r = await turbo.generate({ prompt: PROMPT, seed: 3, width: 64, height: 64, onStep: (e) => steps.push(e.step) });
+    const r = await turbo.generate({
+      prompt: PROMPT,
+      seed: 3,
+      width: 64,
+      height: 64,
+      onStep: (e) => steps.push(e.step),
+    });
     expect(steps).toEqual([1]);
     expect(r.info).toMatch(/Steps: 1, Sampler: Euler, CFG scale: 0, Seed: 3,/);
     // One trailing step starts at t = 999 (pure noise) and lands on a clean estimate; the leading schedule's one step
     // is at t = 1 and leaves the noise almost as it was: the two images cannot agree.
     const leading = await open(copyModelFolder("sdxl-tiny"));
-    const plain = await leading.generate({ prompt: PROMPT, seed: 3, width: 64, height: 64, steps: 1, cfg_scale: 0, sampler_name: "euler" });
+    const plain = await leading.generate({
+      prompt: PROMPT,
+      seed: 3,
+      width: 64,
+      height: 64,
+      steps: 1,
+      cfg_scale: 0,
+      sampler_name: "euler",
+    });
     expect(maxPixelDiff(r.images[0]!.image.data, plain.images[0]!.image.data)).toBeGreaterThan(8);
     // Guidance 0 (or 1) runs the prompt alone: the same image either way.
     const one = await turbo.generate({ prompt: PROMPT, seed: 3, width: 64, height: 64, cfg_scale: 1 });

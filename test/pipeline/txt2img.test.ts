@@ -26,7 +26,14 @@ describe.skipIf(!HAVE_REFERENCE)("text-to-image on sd15-tiny reproduces diffuser
       const n = 4 * 8 * 8;
       const errors: number[] = [];
       const { images } = await p.generate({
-        prompt: PROMPT, negative_prompt: "", steps: c.steps, cfg_scale: 7.5, seed: c.seed, sampler_name: c.sampler, width: 64, height: 64,
+        prompt: PROMPT,
+        negative_prompt: "",
+        steps: c.steps,
+        cfg_scale: 7.5,
+        seed: c.seed,
+        sampler_name: c.sampler,
+        width: 64,
+        height: 64,
         onStep: (e) => errors.push(relErr(e.latents, perStep.subarray((e.step - 1) * n, e.step * n))),
       });
       expect(errors.length).toBe(gold.shape("latents_after_step")[0]);
@@ -39,7 +46,14 @@ describe.skipIf(!HAVE_REFERENCE)("text-to-image on sd15-tiny reproduces diffuser
     const p = await load();
     const gold = golden("goldens/sd15-tiny/txt2img_euler_a_seed42.safetensors");
     const { images, parameters } = await p.generate({
-      prompt: PROMPT, negative_prompt: "", steps: 5, cfg_scale: 7.5, seed: String(2n ** 32n + 42n), sampler_name: "Euler a", width: 64, height: 64,
+      prompt: PROMPT,
+      negative_prompt: "",
+      steps: 5,
+      cfg_scale: 7.5,
+      seed: String(2n ** 32n + 42n),
+      sampler_name: "Euler a",
+      width: 64,
+      height: 64,
     });
     expect(parameters.seed).toBe(4294967338n);
     expect(images[0]!.seed).toBe(4294967338n);
@@ -49,7 +63,15 @@ describe.skipIf(!HAVE_REFERENCE)("text-to-image on sd15-tiny reproduces diffuser
 
   it("seed 4294967301 gives the same image as seed 5 and is written as 4294967301; a batch from 2^64-2 takes 2^64-2 and 2^64-1", async () => {
     const p = await load();
-    const base = { prompt: PROMPT, negative_prompt: "", steps: 3, cfg_scale: 7.5, sampler_name: "Euler a", width: 64, height: 64 };
+    const base = {
+      prompt: PROMPT,
+      negative_prompt: "",
+      steps: 3,
+      cfg_scale: 7.5,
+      sampler_name: "Euler a",
+      width: 64,
+      height: 64,
+    };
     const five = (await p.generate({ ...base, seed: 5 })).images[0]!;
     const big = (await p.generate({ ...base, seed: 4294967301n })).images[0]!;
     expect(Buffer.from(big.image.data).equals(Buffer.from(five.image.data))).toBe(true);
@@ -61,7 +83,8 @@ describe.skipIf(!HAVE_REFERENCE)("text-to-image on sd15-tiny reproduces diffuser
     expect(batch.images.map((i) => i.seed)).toEqual([18446744073709551614n, 18446744073709551615n]);
     expect(batch.images[1]!.infotext).toMatch(/, Seed: 18446744073709551615, /);
     const low = await p.generate({ ...base, seed: 4294967294, batch_size: 2 });
-    for (const j of [0, 1]) expect(Buffer.from(batch.images[j]!.image.data).equals(Buffer.from(low.images[j]!.image.data))).toBe(true);
+    for (const j of [0, 1])
+      expect(Buffer.from(batch.images[j]!.image.data).equals(Buffer.from(low.images[j]!.image.data))).toBe(true);
   });
 
   it("img2img: strength 0.6, 10 steps, seed 7: the noised start, latents after every step and the image", async () => {
@@ -70,13 +93,23 @@ describe.skipIf(!HAVE_REFERENCE)("text-to-image on sd15-tiny reproduces diffuser
     const inputs = golden("goldens/sd15-tiny/img2img_inputs.safetensors");
     const sharp = (await import("sharp")).default;
     const hwc = Uint8Array.from(inputs.get("image_uint8_hwc"));
-    const png = await sharp(hwc, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
+    const png = await sharp(hwc, { raw: { width: 64, height: 64, channels: 3 } })
+      .png()
+      .toBuffer();
     const perStep = gold.get("latents_after_step");
     const n = 4 * 8 * 8;
     const errors: number[] = [];
     const { images } = await p.generate({
-      prompt: PROMPT, negative_prompt: "", steps: 10, cfg_scale: 7.5, seed: 7, sampler_name: "pndm",
-      init_images: [png], denoising_strength: 0.6, width: 64, height: 64,
+      prompt: PROMPT,
+      negative_prompt: "",
+      steps: 10,
+      cfg_scale: 7.5,
+      seed: 7,
+      sampler_name: "pndm",
+      init_images: [png],
+      denoising_strength: 0.6,
+      width: 64,
+      height: 64,
       onStep: (e) => errors.push(relErr(e.latents, perStep.subarray((e.step - 1) * n, e.step * n))),
     });
     expect(errors.length).toBe(gold.shape("latents_after_step")[0]);

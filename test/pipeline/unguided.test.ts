@@ -5,7 +5,11 @@ import { join } from "node:path";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { PipelineCache, PROMPT } from "../helpers/pipeline-parity.js";
 
-const pipes = new PipelineCache({ cacheDir: mkdtempSync(join(tmpdir(), "diffuse-unguided-")), threads: 1, safetyChecker: false });
+const pipes = new PipelineCache({
+  cacheDir: mkdtempSync(join(tmpdir(), "diffuse-unguided-")),
+  threads: 1,
+  safetyChecker: false,
+});
 afterAll(() => pipes.closeAll());
 
 /** A negative prompt of two 75-token chunks: encoded, it would pad a one-chunk prompt to two. */
@@ -16,7 +20,20 @@ describe.skipIf(!HAVE_REFERENCE)("guidance off (cfg 1 or less) encodes the promp
     it(`${model}: a long negative prompt changes nothing at cfg 1 (it would pad the prompt to its length), and does at cfg 5`, async () => {
       const p = await pipes.load({ name: model, path: ref("models", model), opts: {} });
       const run = async (negative: string, cfg: number) =>
-        Buffer.from((await p.generate({ prompt: PROMPT, negative_prompt: negative, steps: 2, cfg_scale: cfg, seed: 4, sampler_name: "euler", width: 64, height: 64 })).images[0]!.image.data);
+        Buffer.from(
+          (
+            await p.generate({
+              prompt: PROMPT,
+              negative_prompt: negative,
+              steps: 2,
+              cfg_scale: cfg,
+              seed: 4,
+              sampler_name: "euler",
+              width: 64,
+              height: 64,
+            })
+          ).images[0]!.image.data,
+        );
       expect((await run(LONG_NEGATIVE, 1)).equals(await run("", 1))).toBe(true);
       expect((await run(LONG_NEGATIVE, 5)).equals(await run("", 5))).toBe(false);
     });

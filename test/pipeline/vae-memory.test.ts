@@ -25,14 +25,20 @@ describe.skipIf(!HAVE_REFERENCE || process.platform !== "linux")("VAE decoder me
     try {
       const vae = await nets.get("vae_decoder");
       const size = 64; // 512 px: tensors of 16 MiB in the tiny VAE's widest level
-      const latent = { data: Float32Array.from({ length: 4 * size * size }, (_, i) => Math.sin(i)), dims: [1, 4, size, size] };
+      const latent = {
+        data: Float32Array.from({ length: 4 * size * size }, (_, i) => Math.sin(i)),
+        dims: [1, 4, size, size],
+      };
       const before = rssAnonBytes();
       await vae.run({ [VAE_IO.latent]: latent });
       const first = rssAnonBytes() - before;
       await vae.run({ [VAE_IO.latent]: latent });
       const second = rssAnonBytes() - before - first;
       expect(first).toBeGreaterThan(32 * 2 ** 20); // the decode's own working memory, for scale
-      expect(second, `the first decode took ${(first / 2 ** 20).toFixed(0)} MiB, the second ${(second / 2 ** 20).toFixed(0)} MiB more`).toBeLessThan(first / 8);
+      expect(
+        second,
+        `the first decode took ${(first / 2 ** 20).toFixed(0)} MiB, the second ${(second / 2 ** 20).toFixed(0)} MiB more`,
+      ).toBeLessThan(first / 8);
     } finally {
       await nets.release();
       nets.checkpoint.close();

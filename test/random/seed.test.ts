@@ -22,12 +22,16 @@ describe("parseSeed", () => {
   it("refuses a number beyond 2^53-1, whose digits are already lost, and says to pass a string", () => {
     // JSON.parse("18446744073709551615") is 18446744073709551616: accepting it would run another seed.
     expect(() => parseSeed(2 ** 64)).toThrow(InputError);
-    expect(() => parseSeed(JSON.parse("18446744073709551615"))).toThrow(/not exact.*pass the seed as a decimal string \(e\.g\. "18446744073709551615"\)/);
+    expect(() => parseSeed(JSON.parse("18446744073709551615"))).toThrow(
+      /not exact.*pass the seed as a decimal string \(e\.g\. "18446744073709551615"\)/,
+    );
     expect(() => parseSeed(2 ** 53)).toThrow(/9007199254740992 is not exact/);
   });
 
   it("refuses seeds outside [-1, 2^64-1] and non-integers, naming the range", () => {
-    expect(() => parseSeed(2n ** 64n)).toThrow(/seed 18446744073709551616 is out of range: use an integer from 0 to 18446744073709551615, or -1/);
+    expect(() => parseSeed(2n ** 64n)).toThrow(
+      /seed 18446744073709551616 is out of range: use an integer from 0 to 18446744073709551615, or -1/,
+    );
     expect(() => parseSeed(-2)).toThrow(/seed -2 is out of range.*manual_seed\(-2\) is seed 18446744073709551614/);
     expect(() => parseSeed(1.5)).toThrow(/seed 1\.5 is not an integer/);
     expect(() => parseSeed("12abc")).toThrow(/seed "12abc" is not an integer/);

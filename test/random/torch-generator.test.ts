@@ -26,13 +26,18 @@ function f32Bits(a: Float32Array): Uint32Array {
 function firstBitMismatch(got: Float32Array | Float64Array, want: Float32Array | Float64Array): number {
   if (got.length !== want.length) return 0;
   const g = got instanceof Float64Array ? new BigUint64Array(got.buffer, got.byteOffset, got.length) : f32Bits(got);
-  const w = want instanceof Float64Array ? new BigUint64Array(want.buffer, want.byteOffset, want.length) : f32Bits(want as Float32Array);
+  const w =
+    want instanceof Float64Array
+      ? new BigUint64Array(want.buffer, want.byteOffset, want.length)
+      : f32Bits(want as Float32Array);
   for (let i = 0; i < g.length; i++) if (g[i] !== w[i]) return i;
   return -1;
 }
 
 function sha256(a: Float32Array): string {
-  return createHash("sha256").update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest("hex");
+  return createHash("sha256")
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest("hex");
 }
 
 /** Reads the stored tensor in its own precision: float64 stays float64, the rest widen exactly to float32. */
@@ -44,7 +49,10 @@ function stored(file: SafetensorsFile, name: string): Float32Array | Float64Arra
 
 /** The "seed" fields go up to 2^63-1, beyond a double's integers: read them as bigint from the text. */
 function loadCases(): RandnCase[] {
-  const text = readFileSync(ref("goldens/rng/torch_randn_cases.json"), "utf8").replace(/"seed":\s*(\d+)/g, '"seed": "$1"');
+  const text = readFileSync(ref("goldens/rng/torch_randn_cases.json"), "utf8").replace(
+    /"seed":\s*(\d+)/g,
+    '"seed": "$1"',
+  );
   const cases = (JSON.parse(text) as { cases: (Omit<RandnCase, "seed"> & { seed: string })[] }).cases;
   return cases.map((c) => ({ ...c, seed: BigInt(c.seed) }));
 }
@@ -58,7 +66,8 @@ describe("MT19937", () => {
   });
 
   it("fills a block with the same sequence as drawing one word at a time", () => {
-    const a = new MT19937(7), b = new MT19937(7);
+    const a = new MT19937(7),
+      b = new MT19937(7);
     const block = new Uint32Array(1500);
     a.fill(block.subarray(0, 10));
     a.fill(block.subarray(10));
@@ -118,10 +127,22 @@ describe.skipIf(!HAVE_REFERENCE)("TorchGenerator against PyTorch goldens (golden
   const names = file ? file.keys() : [];
 
   it("finds every tensor that torch_randn.json lists in the safetensors file", () => {
-    const listed = Object.keys((JSON.parse(readFileSync(ref("goldens/rng/torch_randn.json"), "utf8")) as { tensors: object }).tensors);
+    const listed = Object.keys(
+      (JSON.parse(readFileSync(ref("goldens/rng/torch_randn.json"), "utf8")) as { tensors: object }).tensors,
+    );
     expect([...names].sort()).toEqual([...listed].sort());
-    for (const prefix of ["randn/", "sequence_seed42/", "randn_float64/", "randn_float16/", "randn_bfloat16/", "rand/"]) {
-      expect(names.some((n) => n.startsWith(prefix)), prefix).toBe(true);
+    for (const prefix of [
+      "randn/",
+      "sequence_seed42/",
+      "randn_float64/",
+      "randn_float16/",
+      "randn_bfloat16/",
+      "rand/",
+    ]) {
+      expect(
+        names.some((n) => n.startsWith(prefix)),
+        prefix,
+      ).toBe(true);
     }
   });
 
@@ -180,7 +201,8 @@ describe.skipIf(!HAVE_REFERENCE)("TorchGenerator against PyTorch goldens (golden
       expect([...got.subarray(Math.max(0, got.length - 16))], what).toEqual(c.last16);
       const bits = [...f32Bits(got.subarray(0, 16))].map((b) => (b | 0).toString(16)); // signed hex, as the JSON writes it
       expect(bits, what).toEqual(c.first16_hex);
-      let sum = 0, sumsq = 0;
+      let sum = 0,
+        sumsq = 0;
       for (const v of got) {
         sum += v;
         sumsq += v * v;

@@ -40,9 +40,23 @@ const chance = (r: Random, p: number): boolean => r() < p;
 /** Characters the clean-up removes (controls, BOM, invisible format characters), written as they are. */
 const REMOVED = [
   ..."\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\u000b\u000e\u000f\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001a\u001b\u001c\u001d\u001e\u001f\u007f",
-  "\ufeff", "\u206a", "\u206b", "\u206c", "\u206d", "\u206e", "\u206f", "\ufff9", "\ufffa", "\ufffb", "\ufffc",
+  "\ufeff",
+  "\u206a",
+  "\u206b",
+  "\u206c",
+  "\u206d",
+  "\u206e",
+  "\u206f",
+  "\ufff9",
+  "\ufffa",
+  "\ufffb",
+  "\ufffc",
   // As numeric references: HTML decodes these controls to nothing.
-  "&#7;", "&#x1b;", "&#127;", "&#x7F;", "&#1;",
+  "&#7;",
+  "&#x1b;",
+  "&#127;",
+  "&#x7F;",
+  "&#1;",
 ];
 /**
  * Terminal escapes, which the clean-up removes; the bracket is escaped for the weighting parser, which would
@@ -52,7 +66,22 @@ const ANSI = ["\u001b\\[31m", "\u001b\\[0m", "\u001b\\[1;32m", "\u001b\\[K", "\u
 /** Attention markup that weights nothing; the parser joins the text on both sides again. */
 const EMPTY_MARKUP = ["()", "[]", "(:1.2)", "(())", "\\"];
 /** What the clean-up turns into one space, between words. */
-const SEPARATORS = [" ", "  ", "\u00a0", "&nbsp;", "&#32;", "&#x20;", "\u3000", "\t", "\n", "\r\n", "\u2003", "&emsp;", "&amp;nbsp;", " \u0007 "];
+const SEPARATORS = [
+  " ",
+  "  ",
+  "\u00a0",
+  "&nbsp;",
+  "&#32;",
+  "&#x20;",
+  "\u3000",
+  "\t",
+  "\n",
+  "\r\n",
+  "\u2003",
+  "&emsp;",
+  "&amp;nbsp;",
+  " \u0007 ",
+];
 
 const hex = (cp: number, r: Random): string => {
   const digits = cp.toString(16);
@@ -88,7 +117,13 @@ function disguise(letter: string, r: Random): string {
 }
 
 /** Latin ligatures that the clean-up takes apart, applied to the word before the letters are disguised. */
-const LIGATURES: ReadonlyArray<[string, string]> = [["ffi", "\ufb03"], ["ffl", "\ufb04"], ["ff", "\ufb00"], ["fi", "\ufb01"], ["fl", "\ufb02"]];
+const LIGATURES: ReadonlyArray<[string, string]> = [
+  ["ffi", "\ufb03"],
+  ["ffl", "\ufb04"],
+  ["ff", "\ufb00"],
+  ["fi", "\ufb01"],
+  ["fl", "\ufb02"],
+];
 
 /** A spelling of `phrase` that the weighting parser and the clean-up read as the phrase itself. */
 function spell(phrase: string, r: Random): string {
@@ -105,7 +140,9 @@ function spell(phrase: string, r: Random): string {
       }
     }
     // Markup inside a character reference is parsed away before the clean-up decodes it.
-    units = units.map((u) => (u.startsWith("&") && u.length > 3 && chance(r, 0.15) ? u.slice(0, 2) + pick(r, ["()", "[]"]) + u.slice(2) : u));
+    units = units.map((u) =>
+      u.startsWith("&") && u.length > 3 && chance(r, 0.15) ? u.slice(0, 2) + pick(r, ["()", "[]"]) + u.slice(2) : u,
+    );
     // Between letters: removed characters, terminal escapes and empty markup, in any mix.
     let out = units[0]!;
     for (const unit of units.slice(1)) {
@@ -117,7 +154,11 @@ function spell(phrase: string, r: Random): string {
     if (chance(r, 0.1)) out = pick(r, REMOVED) + out;
     // Both halves weighted alike are one segment again: (nu)(de), [nu][de].
     if (chance(r, 0.1) && word.length > 1) {
-      const [open, close] = pick(r, [["(", ")"], ["[", "]"], ["(", ":1.3)"]] as const);
+      const [open, close] = pick(r, [
+        ["(", ")"],
+        ["[", "]"],
+        ["(", ":1.3)"],
+      ] as const);
       const cut = 1 + Math.floor(r() * (word.length - 1));
       out = `${open}${[...units.slice(0, cut)].join("")}${close}${open}${units.slice(cut).join("")}${close}`;
     }
@@ -137,12 +178,20 @@ function spell(phrase: string, r: Random): string {
  * weight on one half only, or a longer word.
  */
 const BREAKERS: ReadonlyArray<(word: string, at: number, r: Random) => string> = [
-  (w, at, r) => w.slice(0, at) + pick(r, ["\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "&shy;", "&#xfeff;", "&zwj;"]) + w.slice(at),
+  (w, at, r) =>
+    w.slice(0, at) +
+    pick(r, ["\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "&shy;", "&#xfeff;", "&zwj;"]) +
+    w.slice(at),
   (w, at, r) => w.slice(0, at) + pick(r, [" ", "\t", "\n", "&nbsp;", "\u3000", "&#32;", " BREAK "]) + w.slice(at),
   (w, at) => w.slice(0, at) + `&amp;amp;#${w.codePointAt(at)};` + w.slice(at + 1),
   (w, at) => w.slice(0, at) + `&#x${(w.codePointAt(at)! + 0xfee0).toString(16)};` + w.slice(at + 1),
   (w, at) => w.slice(0, at) + "\u001b[31m" + w.slice(at),
-  (w, at, r) => pick(r, [`(${w.slice(0, at)})${w.slice(at)}`, `${w.slice(0, at)}[${w.slice(at)}]`, `(${w.slice(0, at)}:1.2)${w.slice(at)}`]),
+  (w, at, r) =>
+    pick(r, [
+      `(${w.slice(0, at)})${w.slice(at)}`,
+      `${w.slice(0, at)}[${w.slice(at)}]`,
+      `(${w.slice(0, at)}:1.2)${w.slice(at)}`,
+    ]),
   (w, _at, r) => pick(r, [`${w}s`, `${w}y`, `de${w}`, `${w}ish`, `${w}ed`]),
 ];
 
@@ -179,8 +228,17 @@ function generateControls(count: number, seed: number): Case[] {
   });
 }
 
-const TOKENIZERS: Array<[string, () => string]> = [["the embedded model's tokenizer (models/tiny-shapes)", () => resolve(import.meta.dirname, "../../models/tiny-shapes/tokenizer")]];
-if (HAVE_REFERENCE) TOKENIZERS.push(["CLIP's 49408-token vocabulary, where these words are single tokens", () => ref("goldens/tokenizer/clip-bpe-49408")]);
+const TOKENIZERS: Array<[string, () => string]> = [
+  [
+    "the embedded model's tokenizer (models/tiny-shapes)",
+    () => resolve(import.meta.dirname, "../../models/tiny-shapes/tokenizer"),
+  ],
+];
+if (HAVE_REFERENCE)
+  TOKENIZERS.push([
+    "CLIP's 49408-token vocabulary, where these words are single tokens",
+    () => ref("goldens/tokenizer/clip-bpe-49408"),
+  ]);
 
 describe.each(TOKENIZERS)("prompt policy fuzz, verified with %s", (_, folder) => {
   let tokenizer: ClipTokenizer;
@@ -194,8 +252,13 @@ describe.each(TOKENIZERS)("prompt policy fuzz, verified with %s", (_, folder) =>
   it(`refuses ${SPELLINGS} generated spellings that tokenize exactly like the refused word`, () => {
     const cases = generateSpellings(SPELLINGS, 12);
     for (const c of cases) {
-      expect(ids(c.prompt), `${JSON.stringify(c.prompt)} should tokenize like "a ${c.word} person"`).toBe(plainIds(c.word));
-      expect(policy.checkPrompt(c.prompt)?.ruleNumber, `${JSON.stringify(c.prompt)} should be refused by rule ${c.rule}`).toBe(c.rule);
+      expect(ids(c.prompt), `${JSON.stringify(c.prompt)} should tokenize like "a ${c.word} person"`).toBe(
+        plainIds(c.word),
+      );
+      expect(
+        policy.checkPrompt(c.prompt)?.ruleNumber,
+        `${JSON.stringify(c.prompt)} should be refused by rule ${c.rule}`,
+      ).toBe(c.rule);
     }
     // The generator does disguise: most spellings differ from the word as written, and the policy reads past it.
     const disguised = cases.filter((c) => !c.prompt.toLowerCase().includes(c.word));
@@ -204,7 +267,9 @@ describe.each(TOKENIZERS)("prompt policy fuzz, verified with %s", (_, folder) =>
 
   it(`lets ${CONTROLS} generated spellings pass that the tokenizer reads as other words`, () => {
     for (const c of generateControls(CONTROLS, 34)) {
-      expect(ids(c.prompt), `${JSON.stringify(c.prompt)} should not tokenize like "a ${c.word} person"`).not.toBe(plainIds(c.word));
+      expect(ids(c.prompt), `${JSON.stringify(c.prompt)} should not tokenize like "a ${c.word} person"`).not.toBe(
+        plainIds(c.word),
+      );
       expect(policy.checkPrompt(c.prompt), `${JSON.stringify(c.prompt)} reads as other words`).toBeUndefined();
     }
   });

@@ -17,14 +17,23 @@ const policy = PromptPolicy.parse(JSON.stringify(RULES), "rules.json");
 describe("prompt policy", () => {
   it("matches a term as a whole word or phrase, ignoring case and spacing, and returns its reason", () => {
     const m = policy.checkPrompt("portrait of JANE   doe, oil painting");
-    expect(m).toMatchObject({ ruleNumber: 1, reason: "no images of real private people", field: "prompt", matched: "JANE   doe" });
+    expect(m).toMatchObject({
+      ruleNumber: 1,
+      reason: "no images of real private people",
+      field: "prompt",
+      matched: "JANE   doe",
+    });
     expect(policy.checkPrompt("Art deco poster")?.ruleNumber).toBe(2);
     expect(policy.checkPrompt("a smart artist painting a party")).toBeUndefined(); // "art" inside words does not count
     expect(policy.checkPrompt("janedoe")).toBeUndefined();
   });
 
   it("matches a regular expression, ignoring case unless the rule says otherwise", () => {
-    expect(policy.checkPrompt("a GOREFEST poster")).toMatchObject({ ruleNumber: 3, reason: "no graphic violence", matched: "GOREFEST" });
+    expect(policy.checkPrompt("a GOREFEST poster")).toMatchObject({
+      ruleNumber: 3,
+      reason: "no graphic violence",
+      matched: "GOREFEST",
+    });
     expect(policy.checkPrompt("Pythagoreans debating")).toBeUndefined(); // the regex asks for \b before "gore"
     expect(policy.checkPrompt("TOP SECRET plans")?.ruleNumber).toBe(5);
     expect(policy.checkPrompt("top secret plans")).toBeUndefined();
@@ -37,7 +46,11 @@ describe("prompt policy", () => {
 
   it("reads the negative prompt only for rules that ask for it", () => {
     expect(policy.checkPrompt("a cat", "gore, Jane Doe")).toBeUndefined();
-    expect(policy.checkPrompt("a cat", "lowres, NSFW")).toMatchObject({ ruleNumber: 4, field: "negative", matched: "NSFW" });
+    expect(policy.checkPrompt("a cat", "lowres, NSFW")).toMatchObject({
+      ruleNumber: 4,
+      field: "negative",
+      matched: "NSFW",
+    });
   });
 
   it("reports the first matching rule in file order", () => {
@@ -56,7 +69,9 @@ describe("prompt policy", () => {
     const refusal = error as PolicyRefusal;
     expect(refusal.exitCode).toBe(2);
     expect(refusal.reason).toBe("no graphic violence");
-    expect(refusal.message).toBe('prompt refused by the prompt policy (rule 3, regex "\\\\bgore\\\\w*"): no graphic violence');
+    expect(refusal.message).toBe(
+      'prompt refused by the prompt policy (rule 3, regex "\\\\bgore\\\\w*"): no graphic violence',
+    );
   });
 
   it("loads rules from a file, also as {rules: [...]}", async () => {
@@ -66,13 +81,20 @@ describe("prompt policy", () => {
     const loaded = await PromptPolicy.load(path);
     expect(loaded.size).toBe(1);
     expect(loaded.checkPrompt("a Forbidden city")?.reason).toBe("because");
-    await expect(PromptPolicy.load(join(dir, "missing.json"))).rejects.toThrow(/missing\.json: no such file; pass the path of the prompt policy/);
+    await expect(PromptPolicy.load(join(dir, "missing.json"))).rejects.toThrow(
+      /missing\.json: no such file; pass the path of the prompt policy/,
+    );
   });
 
   it("rejects a bad regular expression at load with an error naming the rule", () => {
-    const rules = JSON.stringify([{ term: "ok", reason: "fine" }, { regex: "(unclosed", reason: "broken" }]);
+    const rules = JSON.stringify([
+      { term: "ok", reason: "fine" },
+      { regex: "(unclosed", reason: "broken" },
+    ]);
     expect(() => PromptPolicy.parse(rules, "policy.json")).toThrow(InputError);
-    expect(() => PromptPolicy.parse(rules, "policy.json")).toThrow(/^policy\.json, rule 2 has an invalid regex "\(unclosed" \(.+\)/);
+    expect(() => PromptPolicy.parse(rules, "policy.json")).toThrow(
+      /^policy\.json, rule 2 has an invalid regex "\(unclosed" \(.+\)/,
+    );
   });
 
   it("rejects malformed rules files with errors that say how to fix them", () => {
@@ -80,7 +102,9 @@ describe("prompt policy", () => {
     expect(bad("{not json")).toThrow(/p\.json is not valid JSON/);
     expect(bad('{"term": "x"}')).toThrow(/should hold a JSON list of rules/);
     expect(bad('[{"term": "x"}]')).toThrow(/rule 1 needs a "reason"/);
-    expect(bad('[{"term": "x", "regex": "y", "reason": "r"}]')).toThrow(/rule 1 needs exactly one of "term" and "regex"/);
+    expect(bad('[{"term": "x", "regex": "y", "reason": "r"}]')).toThrow(
+      /rule 1 needs exactly one of "term" and "regex"/,
+    );
     expect(bad('[{"reason": "r"}]')).toThrow(/exactly one of "term" and "regex"/);
     expect(bad('[{"trem": "x", "reason": "r"}]')).toThrow(/unknown key "trem"/);
     expect(bad('[{"term": "x", "reason": "r", "in": "title"}]')).toThrow(/use "prompt", "negative" or "both"/);
@@ -113,7 +137,13 @@ describe("prompt policy reads the prompt as the tokenizer does", () => {
     ["a byte order mark inside the word", "a nu\ufeffde person"],
     ["a byte order mark before the word", "a \ufeffn&#x75;de person"],
   ])("refuses a term spelled with %s: %j", (_, prompt) => {
-    expect(NUDITY.checkPrompt(prompt)).toMatchObject({ ruleNumber: 1, reason: "no nudity", field: "prompt", matched: "nude", form: "tokenized" });
+    expect(NUDITY.checkPrompt(prompt)).toMatchObject({
+      ruleNumber: 1,
+      reason: "no nudity",
+      field: "prompt",
+      matched: "nude",
+      form: "tokenized",
+    });
   });
 
   it.each([
@@ -129,8 +159,16 @@ describe("prompt policy reads the prompt as the tokenizer does", () => {
 
   it("refuses a word the tokenizer splits off digits or underscores, which gives the model the same word token", () => {
     expect(NUDITY.checkPrompt("a nude1girl")).toMatchObject({ ruleNumber: 1, matched: "nude", form: "tokenized" });
-    expect(NUDITY.checkPrompt("a nude_art poster")).toMatchObject({ ruleNumber: 1, matched: "nude", form: "tokenized" });
-    expect(NUDITY.checkPrompt("a (jane:1.2) doe portrait")).toMatchObject({ ruleNumber: 2, matched: "jane doe", form: "tokenized" });
+    expect(NUDITY.checkPrompt("a nude_art poster")).toMatchObject({
+      ruleNumber: 1,
+      matched: "nude",
+      form: "tokenized",
+    });
+    expect(NUDITY.checkPrompt("a (jane:1.2) doe portrait")).toMatchObject({
+      ruleNumber: 2,
+      matched: "jane doe",
+      form: "tokenized",
+    });
     expect(NUDITY.checkPrompt("a j&#97;ne&nbsp;doe portrait")).toMatchObject({ ruleNumber: 2, matched: "jane doe" });
   });
 
@@ -140,23 +178,50 @@ describe("prompt policy reads the prompt as the tokenizer does", () => {
 
   it("lets pass what the tokenizer reads as other words, as a whole-word rule should", () => {
     for (const prompt of [
-      "a nu de person", "a (nu)de person", "nu BREAK de", "nudes", "denude", "a nuance of grey", "a smart artist at a party",
-      "sm&#97;rt", "ＳＭＡＲＴ ｐａｒｔｙ", "a nu\u200bde person", "a nu\u00adde person", "a nu\u2060de person", "a nu&#xfeff;de person",
-      "a &amp;amp;#110;ude person", "a &#xff4e;ude person", "a nu\u001b[31mde person", "a portrait <lora:nude-style:1>",
+      "a nu de person",
+      "a (nu)de person",
+      "nu BREAK de",
+      "nudes",
+      "denude",
+      "a nuance of grey",
+      "a smart artist at a party",
+      "sm&#97;rt",
+      "ＳＭＡＲＴ ｐａｒｔｙ",
+      "a nu\u200bde person",
+      "a nu\u00adde person",
+      "a nu\u2060de person",
+      "a nu&#xfeff;de person",
+      "a &amp;amp;#110;ude person",
+      "a &#xff4e;ude person",
+      "a nu\u001b[31mde person",
+      "a portrait <lora:nude-style:1>",
     ]) {
       expect(NUDITY.checkPrompt(prompt), JSON.stringify(prompt)).toBeUndefined();
     }
   });
 
   it("runs regex rules on the text as the tokenizer reads it too, case-sensitive ones on its letters as written", () => {
-    expect(NUDITY.checkPrompt("a g&#111;refest poster")).toMatchObject({ ruleNumber: 3, matched: "gorefest", form: "tokenized" });
-    expect(NUDITY.checkPrompt("T&#79;P SECRET plans")).toMatchObject({ ruleNumber: 5, matched: "TOP SECRET", form: "tokenized" });
+    expect(NUDITY.checkPrompt("a g&#111;refest poster")).toMatchObject({
+      ruleNumber: 3,
+      matched: "gorefest",
+      form: "tokenized",
+    });
+    expect(NUDITY.checkPrompt("T&#79;P SECRET plans")).toMatchObject({
+      ruleNumber: 5,
+      matched: "TOP SECRET",
+      form: "tokenized",
+    });
     expect(NUDITY.checkPrompt("ＴＯＰ SECRET plans")?.ruleNumber).toBe(5);
     expect(NUDITY.checkPrompt("t&#111;p secret plans")).toBeUndefined();
   });
 
   it("reads the negative prompt the same way, for the rules that read it", () => {
-    expect(NUDITY.checkPrompt("a cat", "lowres, n&#115;fw")).toMatchObject({ ruleNumber: 4, field: "negative", matched: "nsfw", form: "tokenized" });
+    expect(NUDITY.checkPrompt("a cat", "lowres, n&#115;fw")).toMatchObject({
+      ruleNumber: 4,
+      field: "negative",
+      matched: "nsfw",
+      form: "tokenized",
+    });
     expect(NUDITY.checkPrompt("a cat", "n&#117;de, g&#111;re")).toBeUndefined();
   });
 

@@ -17,7 +17,18 @@ async function samplePng(): Promise<Buffer> {
 
 async function signedFile(name: string, sketch?: Buffer, seed?: bigint): Promise<string> {
   const signer = await localSigner(join(dir, "config", "diffuse", "c2pa"));
-  const png = await signImage(await samplePng(), { model: "sd15-tiny", sampler: "Euler a", prompt: "a lighthouse at dusk", seed, ingredient: sketch, ingredientTitle: sketch && "sketch.png" }, signer);
+  const png = await signImage(
+    await samplePng(),
+    {
+      model: "sd15-tiny",
+      sampler: "Euler a",
+      prompt: "a lighthouse at dusk",
+      seed,
+      ingredient: sketch,
+      ingredientTitle: sketch && "sketch.png",
+    },
+    signer,
+  );
   const path = join(dir, name);
   writeFileSync(path, png);
   return path;
@@ -46,7 +57,9 @@ describe("diffuse verify", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("claim generator: diffuse");
     expect(r.stdout).toMatch(/c2pa\.created by diffuse/);
-    expect(r.stdout).toContain("digitalSourceType: http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia");
+    expect(r.stdout).toContain(
+      "digitalSourceType: http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+    );
     expect(r.stdout).toMatch(/c2pa\.ingredient\.v3: sketch\.png \(image\/png\) inputTo sha256:[0-9a-f]{64}/);
     expect(r.stdout).toContain("signer: CN=diffuse local signer");
     expect(r.stdout).toMatch(/trust: self-signed/);
@@ -57,7 +70,9 @@ describe("diffuse verify", () => {
     expect(json.code).toBe(0);
     const report = JSON.parse(json.stdout);
     expect(report).toMatchObject({ manifestFound: true, valid: true, aiGenerated: true, hashBinding: "match" });
-    expect(report.actions[0].digitalSourceType).toBe("http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia");
+    expect(report.actions[0].digitalSourceType).toBe(
+      "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+    );
   });
 
   it("prints a manifest's 64-bit seed exactly, as text and as JSON (a seed past 2^53-1 is a CBOR uint64)", async () => {

@@ -7,12 +7,29 @@ import sharp from "sharp";
 import { InputError } from "../../src/errors.js";
 import { encodeImage } from "../../src/image/encode-image.js";
 import { readImageParameters } from "../../src/image/image-parameters.js";
-import { canCarryCredentials, localSigner, signImage, verifyImage, type ProvenanceInfo } from "../../src/responsible/provenance/index.js";
+import {
+  canCarryCredentials,
+  localSigner,
+  signImage,
+  verifyImage,
+  type ProvenanceInfo,
+} from "../../src/responsible/provenance/index.js";
 
-const INFO: ProvenanceInfo = { model: "sd15-tiny", sampler: "Euler a", prompt: "a red fox in the snow", seed: 42, steps: 20, cfgScale: 7 };
+const INFO: ProvenanceInfo = {
+  model: "sd15-tiny",
+  sampler: "Euler a",
+  prompt: "a red fox in the snow",
+  seed: 42,
+  steps: 20,
+  cfgScale: 7,
+};
 const PARAMETERS = "a red fox in the snow\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 48x32";
 const signer = () => localSigner(join(mkdtempSync(join(tmpdir(), "diffuse-c2pa-jpeg-")), "c2pa"));
-const image = { width: 48, height: 32, data: Uint8Array.from({ length: 48 * 32 * 3 }, (_, i) => (i * 37 + (i >> 7)) & 0xff) };
+const image = {
+  width: 48,
+  height: 32,
+  data: Uint8Array.from({ length: 48 * 32 * 3 }, (_, i) => (i * 37 + (i >> 7)) & 0xff),
+};
 
 /** The offset of the first byte of entropy-coded data (after the SOS segment's header). */
 function scanStart(jpeg: Buffer): number {
@@ -31,8 +48,17 @@ describe("C2PA provenance of JPEG outputs", () => {
     expect((await readImageParameters(signed)).parameters).toBe(PARAMETERS);
     const report = await verifyImage(signed);
     expect(report.failures).toEqual([]);
-    expect(report).toMatchObject({ manifestFound: true, valid: true, signatureValid: true, hashBinding: "match", aiGenerated: true });
-    expect(report.actions[0]!.parameters["org.diffuse.generation"]).toMatchObject({ prompt: "a red fox in the snow", seed: 42 });
+    expect(report).toMatchObject({
+      manifestFound: true,
+      valid: true,
+      signatureValid: true,
+      hashBinding: "match",
+      aiGenerated: true,
+    });
+    expect(report.actions[0]!.parameters["org.diffuse.generation"]).toMatchObject({
+      prompt: "a red fox in the snow",
+      seed: 42,
+    });
   });
 
   it("reports a hash mismatch when a byte of the compressed image changes after signing", async () => {

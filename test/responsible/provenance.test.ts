@@ -24,7 +24,14 @@ import {
 
 const crypto = webcrypto as unknown as Crypto;
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), `diffuse-${prefix}-`));
-const INFO: ProvenanceInfo = { model: "sd15-tiny", sampler: "Euler a", prompt: "a red fox in the snow", seed: 42, steps: 20, cfgScale: 7 };
+const INFO: ProvenanceInfo = {
+  model: "sd15-tiny",
+  sampler: "Euler a",
+  prompt: "a red fox in the snow",
+  seed: 42,
+  steps: 20,
+  cfgScale: 7,
+};
 
 /** A small PNG with varied pixels, so a changed byte in its data is a changed pixel. */
 async function samplePng(width = 48, height = 32): Promise<Buffer> {
@@ -86,7 +93,10 @@ async function userCredentials(options: { eku?: boolean; selfSignedLeaf?: boolea
   ];
   if (options.eku !== false) extensions.push(new x509.ExtendedKeyUsageExtension(["1.3.6.1.5.5.7.3.36"]));
   const leaf = options.selfSignedLeaf
-    ? await x509.X509CertificateGenerator.createSelfSigned({ name: "CN=Jo Photographer", keys, signingAlgorithm: EC_P256, extensions }, crypto)
+    ? await x509.X509CertificateGenerator.createSelfSigned(
+        { name: "CN=Jo Photographer", keys, signingAlgorithm: EC_P256, extensions },
+        crypto,
+      )
     : await x509.X509CertificateGenerator.create(
         {
           subject: "CN=Jo Photographer, O=Example Newsroom",
@@ -111,7 +121,11 @@ describe("C2PA provenance of PNG outputs", () => {
   it("records a seed exactly: a plain integer while a number holds it, an unsigned 64-bit integer up to 2^64-1", async () => {
     const signer = await localSigner(join(tmp("c2pa-seed"), "c2pa"));
     const seedOf = async (seed: bigint) =>
-      ((await verifyImage(await signImage(await samplePng(), { ...INFO, seed }, signer))).actions[0]!.parameters["org.diffuse.generation"] as { seed: unknown }).seed;
+      (
+        (await verifyImage(await signImage(await samplePng(), { ...INFO, seed }, signer))).actions[0]!.parameters[
+          "org.diffuse.generation"
+        ] as { seed: unknown }
+      ).seed;
     expect(await seedOf(42n)).toBe(42);
     expect(await seedOf(2n ** 64n - 1n)).toBe(18446744073709551615n);
   });
@@ -135,10 +149,22 @@ describe("C2PA provenance of PNG outputs", () => {
     expect(created.digitalSourceType).toBe(TRAINED_ALGORITHMIC_MEDIA);
     expect(created.digitalSourceType).toBe("http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia");
     expect(created.softwareAgent).toMatch(/^diffuse\b/);
-    expect(created.parameters["org.diffuse.generation"]).toEqual({ model: "sd15-tiny", sampler: "Euler a", prompt: "a red fox in the snow", seed: 42, steps: 20, cfgScale: 7 });
+    expect(created.parameters["org.diffuse.generation"]).toEqual({
+      model: "sd15-tiny",
+      sampler: "Euler a",
+      prompt: "a red fox in the snow",
+      seed: 42,
+      steps: 20,
+      cfgScale: 7,
+    });
     expect(report.claimGenerator?.name).toBe("diffuse");
     expect(report.claimGenerator?.["org.diffuse.signing"]).toMatch(/^self-signed/);
-    expect(report.signer).toMatchObject({ trust: "self-signed", selfSigned: true, declaredSelfSigned: true, algorithm: "ES256" });
+    expect(report.signer).toMatchObject({
+      trust: "self-signed",
+      selfSigned: true,
+      declaredSelfSigned: true,
+      algorithm: "ES256",
+    });
     expect(report.signer?.subject).toContain("CN=diffuse local signer");
 
     // The manifest is an ancillary chunk before the image data: the pixels are untouched.
@@ -202,7 +228,9 @@ describe("C2PA provenance of PNG outputs", () => {
     const report = await verifyImage(forged);
     expect(report.valid).toBe(false);
     expect(report.failures.map((f) => f.code)).toContain("assertion.hashedURI.mismatch");
-    expect(report.failures.find((f) => f.code === "assertion.hashedURI.mismatch")!.message).toMatch(/altered after signing.*c2pa\.actions\.v2/);
+    expect(report.failures.find((f) => f.code === "assertion.hashedURI.mismatch")!.message).toMatch(
+      /altered after signing.*c2pa\.actions\.v2/,
+    );
     expect(report.hashBinding).toBe("match"); // the pixels were not touched
   });
 
@@ -227,7 +255,11 @@ describe("C2PA provenance of PNG outputs", () => {
     expect(ingredientMatches(sketch, report.ingredients[0]!.sha256!)).toBe(true);
     expect(ingredientMatches(await samplePng(16, 17), report.ingredients[0]!.sha256!)).toBe(false);
     const created = report.actions[0]!;
-    expect(created).toMatchObject({ action: "c2pa.created", digitalSourceType: TRAINED_ALGORITHMIC_MEDIA, ingredients: ["self#jumbf=c2pa.assertions/c2pa.ingredient.v3"] });
+    expect(created).toMatchObject({
+      action: "c2pa.created",
+      digitalSourceType: TRAINED_ALGORITHMIC_MEDIA,
+      ingredients: ["self#jumbf=c2pa.assertions/c2pa.ingredient.v3"],
+    });
     expect(created.parameters["org.diffuse.generation"]).toMatchObject({ denoisingStrength: 0.7 });
   });
 
@@ -239,7 +271,12 @@ describe("C2PA provenance of PNG outputs", () => {
 
     const report = await verifyImage(signed);
     expect(report.valid).toBe(true);
-    expect(report.signer).toMatchObject({ subject: "CN=Jo Photographer, O=Example Newsroom", trust: "unknown-issuer", selfSigned: false, declaredSelfSigned: false });
+    expect(report.signer).toMatchObject({
+      subject: "CN=Jo Photographer, O=Example Newsroom",
+      trust: "unknown-issuer",
+      selfSigned: false,
+      declaredSelfSigned: false,
+    });
     expect(report.claimGenerator?.["org.diffuse.signing"]).not.toMatch(/self-signed/);
     const trusted = await verifyImage(signed, { trustAnchors: user.rootPem });
     expect(trusted.signer?.trust).toBe("trusted");

@@ -4,7 +4,18 @@ import { decodeImage, type RgbImage } from "../../src/image/codec.js";
 import { fileWeightSource } from "../../src/weights/file-source.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import type { WeightSource } from "../../src/weights/weight-source.js";
-import { applyPolicy, CLIP_PREPROCESS, findSafetyChecker, preprocessConfigFromJson, preprocessForClip, resizeTarget, roundScore, SafetyChecker, safetyDecision, type SafetyResult } from "../../src/responsible/safety-checker.js";
+import {
+  applyPolicy,
+  CLIP_PREPROCESS,
+  findSafetyChecker,
+  preprocessConfigFromJson,
+  preprocessForClip,
+  resizeTarget,
+  roundScore,
+  SafetyChecker,
+  safetyDecision,
+  type SafetyResult,
+} from "../../src/responsible/safety-checker.js";
 import { safetyLayout } from "../../src/models/safety-checker.js";
 import { resizeBicubic } from "../../src/responsible/safety/bicubic.js";
 import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
@@ -18,22 +29,27 @@ function flagged(nsfw: boolean): SafetyResult {
 
 /** A 64x48 image with sharp edges everywhere (a checkerboard of saturated colours). */
 function busyImage(): RgbImage {
-  const width = 64, height = 48;
+  const width = 64,
+    height = 48;
   const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
-    const on = ((x >> 2) + (y >> 2)) % 2 === 0;
-    data.set(on ? [250, 30, 40] : [20, 200, 240], (y * width + x) * 3);
-  }
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const on = ((x >> 2) + (y >> 2)) % 2 === 0;
+      data.set(on ? [250, 30, 40] : [20, 200, 240], (y * width + x) * 3);
+    }
   return { width, height, data };
 }
 
 /** Mean absolute difference between horizontally adjacent pixels: edges and detail. */
 function detail(img: RgbImage): number {
-  let sum = 0, n = 0;
-  for (let y = 0; y < img.height; y++) for (let x = 1; x < img.width; x++) for (let c = 0; c < 3; c++) {
-    sum += Math.abs(img.data[(y * img.width + x) * 3 + c]! - img.data[(y * img.width + x - 1) * 3 + c]!);
-    n++;
-  }
+  let sum = 0,
+    n = 0;
+  for (let y = 0; y < img.height; y++)
+    for (let x = 1; x < img.width; x++)
+      for (let c = 0; c < 3; c++) {
+        sum += Math.abs(img.data[(y * img.width + x) * 3 + c]! - img.data[(y * img.width + x - 1) * 3 + c]!);
+        n++;
+      }
   return sum / n;
 }
 
@@ -74,8 +90,16 @@ describe("CLIP pre-processing geometry", () => {
 
 describe("Pillow-compatible bicubic resize", () => {
   it("keeps a flat colour flat when enlarging and shrinking, and copies when the size is unchanged", () => {
-    const flat: RgbImage = { width: 30, height: 20, data: new Uint8Array(30 * 20 * 3).map((_, i) => [12, 130, 250][i % 3]!) };
-    for (const [w, h] of [[224, 149], [7, 5], [30, 224]] as const) {
+    const flat: RgbImage = {
+      width: 30,
+      height: 20,
+      data: new Uint8Array(30 * 20 * 3).map((_, i) => [12, 130, 250][i % 3]!),
+    };
+    for (const [w, h] of [
+      [224, 149],
+      [7, 5],
+      [30, 224],
+    ] as const) {
       const r = resizeBicubic(flat, w, h);
       expect([r.width, r.height, r.data.length]).toEqual([w, h, w * h * 3]);
       expect(r.data.every((v, i) => v === [12, 130, 250][i % 3])).toBe(true);
@@ -86,7 +110,11 @@ describe("Pillow-compatible bicubic resize", () => {
   });
 
   it("clamps the cubic kernel's overshoot at hard edges to 0..255", () => {
-    const edge: RgbImage = { width: 4, height: 1, data: Uint8Array.from([0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255]) };
+    const edge: RgbImage = {
+      width: 4,
+      height: 1,
+      data: Uint8Array.from([0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255]),
+    };
     const r = resizeBicubic(edge, 16, 1);
     expect(r.data[0]).toBe(0);
     expect(r.data[r.data.length - 1]).toBe(255);
@@ -141,12 +169,19 @@ describe("safety policies on a flagged image", () => {
 
 describe("safety checker loading", () => {
   it("says where it looked when the path does not exist", async () => {
-    await expect(SafetyChecker.load("/nonexistent/safety_checker")).rejects.toThrow(/safety checker not found at \/nonexistent/);
+    await expect(SafetyChecker.load("/nonexistent/safety_checker")).rejects.toThrow(
+      /safety checker not found at \/nonexistent/,
+    );
   });
 });
 
 describe.skipIf(!HAVE_REFERENCE)("safety checker parity (safety-tiny, diffusers StableDiffusionSafetyChecker)", () => {
-  const meta = HAVE_REFERENCE ? (JSON.parse(readFileSync(ref(SAFETY, "safety.json"), "utf8")) as { images: string[]; has_nsfw_concepts: boolean[] }) : { images: [], has_nsfw_concepts: [] };
+  const meta = HAVE_REFERENCE
+    ? (JSON.parse(readFileSync(ref(SAFETY, "safety.json"), "utf8")) as {
+        images: string[];
+        has_nsfw_concepts: boolean[];
+      })
+    : { images: [], has_nsfw_concepts: [] };
   let checker: SafetyChecker;
   beforeAll(async () => {
     checker = await SafetyChecker.load(ref(CHECKER), { threads: 1 });
@@ -166,7 +201,9 @@ describe.skipIf(!HAVE_REFERENCE)("safety checker parity (safety-tiny, diffusers 
   });
 
   it("reads the feature extractor's pre-processing beside the checker", () => {
-    const pre = preprocessConfigFromJson(JSON.parse(readFileSync(ref("models/safety-tiny/feature_extractor/preprocessor_config.json"), "utf8")));
+    const pre = preprocessConfigFromJson(
+      JSON.parse(readFileSync(ref("models/safety-tiny/feature_extractor/preprocessor_config.json"), "utf8")),
+    );
     expect(pre).toEqual(CLIP_PREPROCESS);
     expect(checker.preprocess).toEqual(CLIP_PREPROCESS);
     expect(checker.conceptThresholds.length).toBe(17);
@@ -181,7 +218,9 @@ describe.skipIf(!HAVE_REFERENCE)("safety checker parity (safety-tiny, diffusers 
     const pooled = relErr(e.pooled, gold.get("pooled_output"));
     const concept = relErr(e.conceptCos, gold.get("concept_cos"));
     const special = relErr(e.specialCos, gold.get("special_cos"));
-    console.log(`safety rel err: embeds ${embeds.toExponential(2)}, pooled ${pooled.toExponential(2)}, concept cos ${concept.toExponential(2)}, special cos ${special.toExponential(2)}`);
+    console.log(
+      `safety rel err: embeds ${embeds.toExponential(2)}, pooled ${pooled.toExponential(2)}, concept cos ${concept.toExponential(2)}, special cos ${special.toExponential(2)}`,
+    );
     expect(embeds).toBeLessThan(1e-4);
     expect(pooled).toBeLessThan(1e-4);
     expect(concept).toBeLessThan(1e-4);
@@ -196,9 +235,13 @@ describe.skipIf(!HAVE_REFERENCE)("safety checker parity (safety-tiny, diffusers 
 
   it("the decision rule on the reference's own cosine similarities gives exactly its flags", () => {
     const gold = golden(SAFETY, "safety.safetensors");
-    const cos = gold.get("concept_cos"), sp = gold.get("special_cos");
-    const ct = gold.get("concept_thresholds"), st = gold.get("special_thresholds");
-    const flags = meta.images.map((_, i) => safetyDecision(cos.subarray(i * 17, (i + 1) * 17), sp.subarray(i * 3, (i + 1) * 3), ct, st).nsfw);
+    const cos = gold.get("concept_cos"),
+      sp = gold.get("special_cos");
+    const ct = gold.get("concept_thresholds"),
+      st = gold.get("special_thresholds");
+    const flags = meta.images.map(
+      (_, i) => safetyDecision(cos.subarray(i * 17, (i + 1) * 17), sp.subarray(i * 3, (i + 1) * 3), ct, st).nsfw,
+    );
     expect(flags).toEqual(meta.has_nsfw_concepts);
   });
 
@@ -219,7 +262,9 @@ describe.skipIf(!HAVE_REFERENCE)("safety checker parity (safety-tiny, diffusers 
 
   it("from the PNGs (decoded by sharp) through our own pre-processing: clip_input within 2e-2 mean abs of the reference's", async () => {
     const { perImage, all } = await preprocessError("pillow");
-    console.log(`clip_input mean abs err (Pillow-exact bicubic) per image: ${perImage.map((e) => e.toExponential(2)).join(", ")}; all ${all.toExponential(2)}`);
+    console.log(
+      `clip_input mean abs err (Pillow-exact bicubic) per image: ${perImage.map((e) => e.toExponential(2)).join(", ")}; all ${all.toExponential(2)}`,
+    );
     expect(all).toBeLessThan(2e-2);
     for (const e of perImage) expect(e).toBeLessThan(2e-2);
     // In fact the resize reproduces Pillow's bytes, so the tensors agree to float rounding.
@@ -228,7 +273,9 @@ describe.skipIf(!HAVE_REFERENCE)("safety checker parity (safety-tiny, diffusers 
 
   it("the sharp resampler agrees with Pillow when shrinking, and is measured (not held to the bar) when enlarging", async () => {
     const { perImage, all } = await preprocessError("sharp");
-    console.log(`clip_input mean abs err (sharp cubic) per image: ${perImage.map((e) => e.toExponential(2)).join(", ")}; all ${all.toExponential(2)}`);
+    console.log(
+      `clip_input mean abs err (sharp cubic) per image: ${perImage.map((e) => e.toExponential(2)).join(", ")}; all ${all.toExponential(2)}`,
+    );
     // image1 is 512x512 (shrunk), image5 256x256 (shrunk): libvips' reduce is Pillow's convolution there.
     expect(perImage[1]).toBeLessThan(2e-2);
     expect(perImage[5]).toBeLessThan(2e-2);
@@ -247,7 +294,14 @@ describe.skipIf(!HAVE_REFERENCE)("safety checker parity (safety-tiny, diffusers 
     const base = fileWeightSource(SafetensorsFile.open(ref(CHECKER, "model.safetensors")));
     const renamed = (rename: (k: string) => string): WeightSource => {
       const back = new Map(base.keys().map((k) => [rename(k), k]));
-      return { origin: "renamed", keys: () => [...back.keys()], has: (n) => back.has(n), shape: (n) => base.shape(back.get(n)!), dtype: (n) => base.dtype(back.get(n)!), float32: (n) => base.float32(back.get(n)!) };
+      return {
+        origin: "renamed",
+        keys: () => [...back.keys()],
+        has: (n) => back.has(n),
+        shape: (n) => base.shape(back.get(n)!),
+        dtype: (n) => base.dtype(back.get(n)!),
+        float32: (n) => base.float32(back.get(n)!),
+      };
     };
     const prefixed = safetyLayout(renamed((k) => `safety_checker.${k}`));
     expect(prefixed.tower.prefix).toBe("safety_checker.vision_model.vision_model");
@@ -255,6 +309,8 @@ describe.skipIf(!HAVE_REFERENCE)("safety checker parity (safety-tiny, diffusers 
     const flat = safetyLayout(renamed((k) => k.replace(/^vision_model\.vision_model\./, "vision_model.")));
     expect(flat.tower.prefix).toBe("vision_model");
     expect(flat.root.prefix).toBe("");
-    expect(() => safetyLayout(renamed((k) => k.replace("concept_embeds", "concepts")))).toThrow(/not a Stable Diffusion safety checker/);
+    expect(() => safetyLayout(renamed((k) => k.replace("concept_embeds", "concepts")))).toThrow(
+      /not a Stable Diffusion safety checker/,
+    );
   });
 });

@@ -23,7 +23,9 @@ interface WatermarkCase {
 }
 
 const DIR = ["goldens", "watermark"];
-const cases: WatermarkCase[] = HAVE_REFERENCE ? (JSON.parse(readFileSync(ref(...DIR, "watermark.json"), "utf8")) as { cases: WatermarkCase[] }).cases : [];
+const cases: WatermarkCase[] = HAVE_REFERENCE
+  ? (JSON.parse(readFileSync(ref(...DIR, "watermark.json"), "utf8")) as { cases: WatermarkCase[] }).cases
+  : [];
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);

@@ -5,7 +5,14 @@ import { InputError } from "../../src/errors.js";
 import { convolutionalEncode, viterbiDecode } from "../../src/responsible/watermark/convolutional-code.js";
 import { detectWatermark, hypergeometricUpperTail } from "../../src/responsible/watermark/detect.js";
 import { embedDwtDct, SD1_WATERMARK_BITS } from "../../src/responsible/watermark/dwt-dct.js";
-import { DIFFUSE_GENERATOR_ID, jobIdFromString, psnr, RobustWatermark, SYNC_THRESHOLD, type RobustPayload } from "../../src/responsible/watermark/robust.js";
+import {
+  DIFFUSE_GENERATOR_ID,
+  jobIdFromString,
+  psnr,
+  RobustWatermark,
+  SYNC_THRESHOLD,
+  type RobustPayload,
+} from "../../src/responsible/watermark/robust.js";
 
 /** Deterministic pseudo-random numbers for the test pictures. */
 function seeded(seed: number): () => number {
@@ -19,7 +26,12 @@ function seeded(seed: number): () => number {
 /** A gradient with soft discs, optionally with film grain of the given amplitude: a smooth and a busy picture. */
 function picture(seed: number, width: number, height: number, grain: number): RgbImage {
   const rnd = seeded(seed);
-  const discs = Array.from({ length: 6 }, () => ({ x: rnd() * width, y: rnd() * height, r: 30 + rnd() * 90, c: [rnd() * 255, rnd() * 255, rnd() * 255] }));
+  const discs = Array.from({ length: 6 }, () => ({
+    x: rnd() * width,
+    y: rnd() * height,
+    r: 30 + rnd() * 90,
+    c: [rnd() * 255, rnd() * 255, rnd() * 255],
+  }));
   const data = new Uint8Array(width * height * 3);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
@@ -44,14 +56,23 @@ const ATTACKS: Record<string, (image: RgbImage) => Promise<RgbImage>> = {
   "resize to 0.5x": halve,
   "a 10% crop": crop,
   "brightness +20%": brighten,
-  "crop, resize 0.5x, brightness +20% and JPEG 75 together": async (image) => jpeg(await brighten(await halve(await crop(image))), 75),
+  "crop, resize 0.5x, brightness +20% and JPEG 75 together": async (image) =>
+    jpeg(await brighten(await halve(await crop(image))), 75),
 };
 
 describe("robust watermark", () => {
   const watermark = new RobustWatermark();
   const cases = [
-    { name: "a smooth 512x512 picture", source: picture(1, 512, 512, 0), payload: { generator: DIFFUSE_GENERATOR_ID, job: jobIdFromString("job-a") } },
-    { name: "a grainy 640x512 picture", source: picture(2, 640, 512, 50), payload: { generator: DIFFUSE_GENERATOR_ID, job: 0xdeadbeef } },
+    {
+      name: "a smooth 512x512 picture",
+      source: picture(1, 512, 512, 0),
+      payload: { generator: DIFFUSE_GENERATOR_ID, job: jobIdFromString("job-a") },
+    },
+    {
+      name: "a grainy 640x512 picture",
+      source: picture(2, 640, 512, 50),
+      payload: { generator: DIFFUSE_GENERATOR_ID, job: 0xdeadbeef },
+    },
   ];
   const marked = new Map<string, RgbImage>();
   const attacked = new Map<string, RgbImage>();
@@ -114,7 +135,9 @@ describe("convolutional code", () => {
 describe("detectWatermark", () => {
   it("reports our robust mark with its payload and a confidence near 1", () => {
     const job = jobIdFromString("job-b");
-    const report = detectWatermark(new RobustWatermark().embed(picture(4, 512, 512, 0), { generator: DIFFUSE_GENERATOR_ID, job }));
+    const report = detectWatermark(
+      new RobustWatermark().embed(picture(4, 512, 512, 0), { generator: DIFFUSE_GENERATOR_ID, job }),
+    );
     expect(report.verdict).toBe("robust");
     expect(report.robust.payload).toEqual({ generator: DIFFUSE_GENERATOR_ID, job });
     expect(report.confidence).toBeGreaterThan(0.999999);

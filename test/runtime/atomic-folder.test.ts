@@ -1,6 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { installFolder, makeBuildFolder, retireFolder, sweepAbandoned } from "../../src/runtime/atomic-folder.js";
@@ -95,12 +104,15 @@ describe("atomic folders", () => {
     const parent = mkdtempSync(join(tmpdir(), "diffuse-lock-"));
     const lock = join(parent, ".entry.lock");
     const released = join(parent, "released");
-    const holder = spawn(process.execPath, ["-e", `
+    const holder = spawn(process.execPath, [
+      "-e",
+      `
       const fs = require("node:fs");
       fs.writeFileSync(${JSON.stringify(lock)}, "~${hostTag()}~" + process.pid + "~abc999", { flag: "wx" });
       process.stdout.write("held");
       setTimeout(() => { fs.writeFileSync(${JSON.stringify(released)}, ""); fs.rmSync(${JSON.stringify(lock)}); }, 300);
-    `]);
+    `,
+    ]);
     await new Promise((ok) => holder.stdout.once("data", ok));
     expect(withFileLock(lock, () => existsSync(released))).toBe(true);
     await new Promise((ok) => holder.once("close", ok));

@@ -10,7 +10,10 @@ describe("code digest", () => {
     mkdirSync(join(dir, "models"));
     mkdirSync(join(dir, "onnx"));
     const write = (path: string, text: string) => writeFileSync(join(dir, path), text);
-    write("models/unet.ts", `import { conv } from "./layers.js";\nimport type { Graph } from "../onnx/graph.js";\nexport const unet = conv;\n`);
+    write(
+      "models/unet.ts",
+      `import { conv } from "./layers.js";\nimport type { Graph } from "../onnx/graph.js";\nexport const unet = conv;\n`,
+    );
     write("models/layers.ts", `export { conv } from "../onnx/builder.js";\n`);
     write("onnx/builder.ts", `export const conv = () => import("./ops.js");\n`);
     write("onnx/ops.ts", `export const op = "Conv";\n`);
@@ -21,7 +24,11 @@ describe("code digest", () => {
     expect(codeDigest([entry])).toBe(first);
     write("onnx/dump.ts", `export const dump = 2;\n`);
     expect(codeDigest([entry])).toBe(first);
-    for (const [file, text] of [["onnx/ops.ts", `export const op = "ConvTranspose";\n`], ["onnx/graph.ts", `export interface Graph { nodes: number[] }\n`], ["models/layers.ts", `export { conv } from "../onnx/builder.js"; // changed\n`]] as const) {
+    for (const [file, text] of [
+      ["onnx/ops.ts", `export const op = "ConvTranspose";\n`],
+      ["onnx/graph.ts", `export interface Graph { nodes: number[] }\n`],
+      ["models/layers.ts", `export { conv } from "../onnx/builder.js"; // changed\n`],
+    ] as const) {
       const before = codeDigest([entry]);
       write(file, text);
       expect(codeDigest([entry]), file).not.toBe(before);

@@ -12,7 +12,9 @@ const bits = (f: Float32Array) => Array.from(new Uint32Array(f.buffer, f.byteOff
 
 describe("compact weights", () => {
   it("keeps every half value (normal, subnormal, zeros, infinities) in 2 bytes and gives back the same fp32 bits", () => {
-    const halves = Uint16Array.from({ length: 0x10000 }, (_, h) => h).filter((h) => (h & 0x7c00) !== 0x7c00 || (h & 0x3ff) === 0); // no NaNs
+    const halves = Uint16Array.from({ length: 0x10000 }, (_, h) => h).filter(
+      (h) => (h & 0x7c00) !== 0x7c00 || (h & 0x3ff) === 0,
+    ); // no NaNs
     const asFloat = new Float32Array(halves.length);
     expandInto("f16", new Uint8Array(halves.buffer), asFloat);
     expect(asFloat[halves.indexOf(0x3c00)]).toBe(1);
@@ -27,7 +29,8 @@ describe("compact weights", () => {
 
   it("keeps bf16 values outside the half range in 2 bytes, exactly", () => {
     const values = Float32Array.from([1e30, -3.5e-20, 1, 0, 2 ** 100]);
-    for (let i = 0; i < values.length; i++) values[i] = new Float32Array(new Uint32Array([new Uint32Array(values.buffer)[i]! & 0xffff0000]).buffer)[0]!;
+    for (let i = 0; i < values.length; i++)
+      values[i] = new Float32Array(new Uint32Array([new Uint32Array(values.buffer)[i]! & 0xffff0000]).buffer)[0]!;
     const { format, back } = roundTrip(values);
     expect(format).toBe("bf16");
     expect(bits(back)).toEqual(bits(values));

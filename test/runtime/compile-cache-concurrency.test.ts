@@ -11,16 +11,26 @@ import { CACHE_GRAPH_WIDTH, cacheGraph, cacheGraphInput } from "../helpers/cache
 
 const BUILDER = join(import.meta.dirname, "../helpers/cache-builder.ts");
 
-interface Outcome { code: number | null; stdout: string; stderr: string }
+interface Outcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** Starts `n` builder processes on one cache folder, releases them together once all are ready, and waits. */
 async function race(n: number, dir: string, key: string): Promise<Outcome[]> {
-  const children = Array.from({ length: n }, () => spawn(process.execPath, ["--import", "tsx", BUILDER, dir, key], { stdio: ["pipe", "pipe", "pipe"] }));
+  const children = Array.from({ length: n }, () =>
+    spawn(process.execPath, ["--import", "tsx", BUILDER, dir, key], { stdio: ["pipe", "pipe", "pipe"] }),
+  );
   const outcomes = children.map((child) => {
     const o: Outcome = { code: null, stdout: "", stderr: "" };
     child.stdout.on("data", (d) => (o.stdout += d));
     child.stderr.on("data", (d) => (o.stderr += d));
-    return { o, ready: new Promise<void>((ok) => child.stdout.on("data", () => o.stdout.startsWith("ready\n") && ok())), done: new Promise<Outcome>((ok) => child.on("close", (code) => ok({ ...o, code }))) };
+    return {
+      o,
+      ready: new Promise<void>((ok) => child.stdout.on("data", () => o.stdout.startsWith("ready\n") && ok())),
+      done: new Promise<Outcome>((ok) => child.on("close", (code) => ok({ ...o, code }))),
+    };
   });
   await Promise.all(outcomes.map((x) => x.ready));
   for (const child of children) child.stdin.end("go\n");

@@ -26,7 +26,14 @@ function matmul(n: number): { build: () => GraphBuilder; expected: (x: Float32Ar
     build: () => {
       const g = new GraphBuilder("matmul");
       const x = g.input("x", DataType.FLOAT, [1, n], [1, n]);
-      g.output(g.matmul(x, g.initializer("w", [n, n], () => w)), "y", [1, n]);
+      g.output(
+        g.matmul(
+          x,
+          g.initializer("w", [n, n], () => w),
+        ),
+        "y",
+        [1, n],
+      );
       return g;
     },
     expected: (x) =>
@@ -61,11 +68,15 @@ const DAMAGES: Damage[] = [
   ["a flipped byte near the start", "weights.bin", flipAt(() => 100)],
   ["a flipped byte at the end", "weights.bin", flipAt((n) => n - 1)],
   ["random bytes of the same size", "weights.bin", (p) => writeFileSync(p, randomBytes(statSync(p).size))],
-  ["zeros from the middle on", "weights.bin", (p) => {
-    const b = readFileSync(p);
-    b.fill(0, b.length >> 1);
-    writeFileSync(p, b);
-  }],
+  [
+    "zeros from the middle on",
+    "weights.bin",
+    (p) => {
+      const b = readFileSync(p);
+      b.fill(0, b.length >> 1);
+      writeFileSync(p, b);
+    },
+  ],
   ["cut short", "weights.bin", (p) => truncateSync(p, statSync(p).size >> 1)],
   ["grown", "weights.bin", (p) => appendFileSync(p, Buffer.alloc(16))],
   ["deleted", "weights.bin", (p) => rmSync(p)],
@@ -76,15 +87,30 @@ const DAMAGES: Damage[] = [
   ["deleted", "model.onnx", (p) => rmSync(p)],
   ["not JSON", "manifest.json", (p) => writeFileSync(p, "{ half a manif")],
   ["empty", "manifest.json", (p) => truncateSync(p, 0)],
-  ["another entry's key", "manifest.json", (p) => writeFileSync(p, JSON.stringify({ ...JSON.parse(readFileSync(p, "utf8")), key: "other" }))],
-  ["another format version", "manifest.json", (p) => writeFileSync(p, JSON.stringify({ ...JSON.parse(readFileSync(p, "utf8")), version: 99 }))],
-  ["digests of other files", "manifest.json", (p) => {
-    const m = JSON.parse(readFileSync(p, "utf8"));
-    writeFileSync(p, JSON.stringify({ ...m, modelSha256: "0".repeat(64), weightsSample: "0".repeat(64) }));
-  }],
+  [
+    "another entry's key",
+    "manifest.json",
+    (p) => writeFileSync(p, JSON.stringify({ ...JSON.parse(readFileSync(p, "utf8")), key: "other" })),
+  ],
+  [
+    "another format version",
+    "manifest.json",
+    (p) => writeFileSync(p, JSON.stringify({ ...JSON.parse(readFileSync(p, "utf8")), version: 99 })),
+  ],
+  [
+    "digests of other files",
+    "manifest.json",
+    (p) => {
+      const m = JSON.parse(readFileSync(p, "utf8"));
+      writeFileSync(p, JSON.stringify({ ...m, modelSha256: "0".repeat(64), weightsSample: "0".repeat(64) }));
+    },
+  ],
 ];
 
-for (const [label, n] of [["weights read whole (16 KiB)", 64], ["weights above 4 MiB (sampled digest)", 1040]] as const) {
+for (const [label, n] of [
+  ["weights read whole (16 KiB)", 64],
+  ["weights above 4 MiB (sampled digest)", 1040],
+] as const) {
   describe(`compile cache entry with ${label}`, () => {
     const net = matmul(n);
     const x = Float32Array.from({ length: n }, (_, i) => ((i % 7) - 3) / 7);
@@ -97,7 +123,8 @@ for (const [label, n] of [["weights read whole (16 KiB)", 64], ["weights above 4
         const cache = new CompileCache(dir);
         const built = cache.getOrBuild("k", net.build);
         expect(cache.lookup("k").hit).toBe(true);
-        if (file === "weights.bin" && n > 64) expect(statSync(join(dir, "k", file)).size).toBeGreaterThan(4 * 1024 * 1024);
+        if (file === "weights.bin" && n > 64)
+          expect(statSync(join(dir, "k", file)).size).toBeGreaterThan(4 * 1024 * 1024);
 
         apply(join(dir, "k", file));
         const found = cache.lookup("k");

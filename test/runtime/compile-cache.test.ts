@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GraphBuilder } from "../../src/onnx/builder.js";
@@ -14,7 +24,14 @@ const weight = Float32Array.from({ length: N * N }, (_, i) => Math.sin(i * 0.37)
 function graph(): GraphBuilder {
   const g = new GraphBuilder("matmul");
   const x = g.input("x", DataType.FLOAT, [1, N], [1, N]);
-  g.output(g.matmul(x, g.initializer("w", [N, N], () => weight)), "y", [1, N]);
+  g.output(
+    g.matmul(
+      x,
+      g.initializer("w", [N, N], () => weight),
+    ),
+    "y",
+    [1, N],
+  );
   return g;
 }
 
@@ -89,14 +106,26 @@ const halfExact = Float32Array.from({ length: N * N }, (_, i) => Math.round(Math
 function halfGraph(name = "half"): GraphBuilder {
   const g = new GraphBuilder(name);
   const x = g.input("x", DataType.FLOAT, [1, N], [1, N]);
-  const h = g.matmul(x, g.initializer("w", [N, N], () => halfExact));
-  g.output(g.matmul(h, g.initializer("v", [N, N], () => weight)), "y", [1, N]);
+  const h = g.matmul(
+    x,
+    g.initializer("w", [N, N], () => halfExact),
+  );
+  g.output(
+    g.matmul(
+      h,
+      g.initializer("v", [N, N], () => weight),
+    ),
+    "y",
+    [1, N],
+  );
   return g;
 }
 
 async function outputs(cache: CompileCache, key: string, build: () => GraphBuilder): Promise<number[]> {
   const s = await cache.open(cache.getOrBuild(key, build), { threads: 1 });
-  const y = Array.from((await s.run({ x: { data: Float32Array.from({ length: N }, (_, i) => (i % 5) / 5), dims: [1, N] } })).y!.data);
+  const y = Array.from(
+    (await s.run({ x: { data: Float32Array.from({ length: N }, (_, i) => (i % 5) / 5), dims: [1, N] } })).y!.data,
+  );
   await s.release();
   return y;
 }
@@ -121,7 +150,8 @@ describe("compact weights in the compile cache", () => {
     const cache = new CompileCache(dir);
     const s = await cache.open(cache.getOrBuild("k", halfGraph), { threads: 1 });
     const scratch = [join(dir, ".scratch"), `/dev/shm/diffuse-${process.getuid?.() ?? "user"}`];
-    for (const root of scratch) if (existsSync(root)) expect(readdirSync(root).filter((n) => n.startsWith(".k~"))).toEqual([]);
+    for (const root of scratch)
+      if (existsSync(root)) expect(readdirSync(root).filter((n) => n.startsWith(".k~"))).toEqual([]);
     await s.release();
   });
 

@@ -9,7 +9,8 @@ import { NCHWC_DOMAIN, nchwcLayout } from "../../src/runtime/nchwc-layout.js";
 import { nchwcBlockSize } from "../../src/runtime/nchwc-probe.js";
 import { Session, type SessionOptions } from "../../src/runtime/session.js";
 
-const values = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.61 + seed) / Math.sqrt(n / 8));
+const values = (n: number, seed: number) =>
+  Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.61 + seed) / Math.sqrt(n / 8));
 
 /**
  * conv_in (3 -> 32, reads the plain input), a conv after an elementwise op (needs its input reordered), a 1x1
@@ -17,7 +18,13 @@ const values = (n: number, seed: number) => Float32Array.from({ length: n }, (_,
  */
 function convNet(): GraphBuilder {
   const g = new GraphBuilder("convs");
-  const w = (name: string, dims: number[], seed: number) => g.initializer(name, dims, () => values(dims.reduce((a, b) => a * b, 1), seed));
+  const w = (name: string, dims: number[], seed: number) =>
+    g.initializer(name, dims, () =>
+      values(
+        dims.reduce((a, b) => a * b, 1),
+        seed,
+      ),
+    );
   const x = g.input("x", DataType.FLOAT, [1, 3, 16, 16], [1, 3, 16, 16]);
   const h = g.conv2d(x, w("in.w", [32, 3, 3, 3], 1), w("in.b", [32], 2));
   const a = g.conv2d(g.unary("Sigmoid", h), w("a.w", [32, 32, 3, 3], 3), w("a.b", [32], 4));
@@ -35,7 +42,8 @@ async function run(graph: Graph, opts: SessionOptions): Promise<Float32Array> {
 }
 
 function maxRelDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0, m = 0;
+  let d = 0,
+    m = 0;
   for (let i = 0; i < a.length; i++) {
     d = Math.max(d, Math.abs(a[i]! - b[i]!));
     m = Math.max(m, Math.abs(b[i]!));
@@ -72,7 +80,9 @@ describe("onnxruntime's NCHWc layout written into the graph", () => {
     const reference = await run(plain, { optimization: "disabled" });
     expect(maxRelDiff(await run(laid, { optimization: "disabled" }), reference)).toBeLessThan(1e-5);
     // ...and against onnxruntime's own rewrite of the plain graph (which also folds the Add into a Conv).
-    expect(maxRelDiff(await run(laid, { optimization: "all" }), await run(plain, { optimization: "all" }))).toBeLessThan(1e-5);
+    expect(
+      maxRelDiff(await run(laid, { optimization: "all" }), await run(plain, { optimization: "all" })),
+    ).toBeLessThan(1e-5);
   });
 
   it("upsamples blocked: a nearest 2x Resize feeds the next convolution its blocked output, with the same values", async () => {
@@ -84,7 +94,15 @@ describe("onnxruntime's NCHWc layout written into the graph", () => {
     const up = g.upsampleNearest2x(x);
     g.output(up, "up", [1, c, 10, 14]);
     const w = g.initializer("w", [c, c, 3, 3], () => values(c * c * 9, 2));
-    g.output(g.conv2d(up, w, g.initializer("b", [c], () => values(c, 3))), "y", [1, c, 10, 14]);
+    g.output(
+      g.conv2d(
+        up,
+        w,
+        g.initializer("b", [c], () => values(c, 3)),
+      ),
+      "y",
+      [1, c, 10, 14],
+    );
     const laid = nchwcLayout(g, block);
     const ops = laid.nodes.map((n) => `${n.domain === NCHWC_DOMAIN ? "nchwc:" : ""}${n.opType}`);
     expect(ops).not.toContain("Resize");
@@ -108,7 +126,14 @@ describe("onnxruntime's NCHWc layout written into the graph", () => {
   it("leaves a graph without eligible convolutions as it was", () => {
     const g = new GraphBuilder("mm");
     const x = g.input("x", DataType.FLOAT, [1, 8], [1, 8]);
-    g.output(g.matmul(x, g.initializer("w", [8, 8], () => values(64, 1))), "y", [1, 8]);
+    g.output(
+      g.matmul(
+        x,
+        g.initializer("w", [8, 8], () => values(64, 1)),
+      ),
+      "y",
+      [1, 8],
+    );
     const laid = nchwcLayout(g, 16);
     expect(laid.nodes.map((n) => n.opType)).toEqual(["MatMul", "Identity"]);
     expect([...laid.initializers.keys()]).toEqual(["w"]);

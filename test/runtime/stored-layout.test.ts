@@ -7,10 +7,19 @@ import { transpose2d } from "../../src/weights/transpose.js";
 import { mulberry32 } from "../helpers/seeded-random.js";
 
 /** W + scale * up @ down in W's own layout, computed directly. */
-function merged(w: Float32Array, up: Float32Array, down: Float32Array, out: number, rank: number, scale: number): Float32Array {
+function merged(
+  w: Float32Array,
+  up: Float32Array,
+  down: Float32Array,
+  out: number,
+  rank: number,
+  scale: number,
+): Float32Array {
   const rest = w.length / out;
   const m = Float32Array.from(w);
-  for (let o = 0; o < out; o++) for (let j = 0; j < rank; j++) for (let c = 0; c < rest; c++) m[o * rest + c]! += scale * up[o * rank + j]! * down[j * rest + c]!;
+  for (let o = 0; o < out; o++)
+    for (let j = 0; j < rank; j++)
+      for (let c = 0; c < rest; c++) m[o * rest + c]! += scale * up[o * rank + j]! * down[j * rest + c]!;
   return m;
 }
 

@@ -14,7 +14,8 @@ import { CompileCache } from "../../src/runtime/compile-cache.js";
  * which the mapped file does not count in.
  */
 
-const K = 4096, N = 8192; // a 128 MiB fp32 weight
+const K = 4096,
+  N = 8192; // a 128 MiB fp32 weight
 const WEIGHT_BYTES = 4 * K * N;
 
 function rssAnonBytes(): number {
@@ -28,7 +29,14 @@ describe.skipIf(process.platform !== "linux")("sessions on cached graphs", () =>
     const w = Float32Array.from({ length: K * N }, (_, i) => ((i * 7919) % 2048) / 1024 - 1);
     const g = new GraphBuilder("matmul");
     const x = g.input("x", DataType.FLOAT, [1, K], [1, K]);
-    g.output(g.matmul(x, g.initializer("w", [K, N], () => w)), "y", [1, N]);
+    g.output(
+      g.matmul(
+        x,
+        g.initializer("w", [K, N], () => w),
+      ),
+      "y",
+      [1, N],
+    );
     const dir = mkdtempSync(join(tmpdir(), "diffuse-held-once-"));
     try {
       const cache = new CompileCache(dir);
@@ -36,9 +44,16 @@ describe.skipIf(process.platform !== "linux")("sessions on cached graphs", () =>
       const before = rssAnonBytes();
       const session = await cache.open(entry, { threads: 1 });
       const grown = rssAnonBytes() - before;
-      expect(grown, `anonymous memory grew by ${(grown / 2 ** 20).toFixed(0)} MiB for a ${WEIGHT_BYTES / 2 ** 20} MiB weight`).toBeLessThan(WEIGHT_BYTES / 2);
+      expect(
+        grown,
+        `anonymous memory grew by ${(grown / 2 ** 20).toFixed(0)} MiB for a ${WEIGHT_BYTES / 2 ** 20} MiB weight`,
+      ).toBeLessThan(WEIGHT_BYTES / 2);
       const row = 5;
-      const y = (await session.run({ x: { data: Float32Array.from({ length: K }, (_, i) => (i === row ? 1 : 0)), dims: [1, K] } })).y!.data;
+      const y = (
+        await session.run({
+          x: { data: Float32Array.from({ length: K }, (_, i) => (i === row ? 1 : 0)), dims: [1, K] },
+        })
+      ).y!.data;
       expect(Array.from(y.subarray(0, 4))).toEqual(Array.from(w.subarray(row * N, row * N + 4)));
       expect(y[N - 1]).toBe(w[row * N + N - 1]);
       await session.release();

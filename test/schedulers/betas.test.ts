@@ -3,7 +3,13 @@ import { trainingSchedule } from "../../src/schedulers/betas.js";
 import { npArange, npLinspace, roundHalfEven, torchLinspaceF32 } from "../../src/schedulers/numerics.js";
 import { golden, HAVE_REFERENCE } from "../helpers/fixtures.js";
 
-const SD_BETAS = { num_train_timesteps: 1000, beta_start: 0.00085, beta_end: 0.012, beta_schedule: "scaled_linear" as const, trained_betas: null };
+const SD_BETAS = {
+  num_train_timesteps: 1000,
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  beta_schedule: "scaled_linear" as const,
+  trained_betas: null,
+};
 
 describe.skipIf(!HAVE_REFERENCE)("training schedule", () => {
   it("reproduces SD's scaled_linear betas and alphas_cumprod bit for bit", () => {
@@ -19,7 +25,9 @@ describe("training schedule options", () => {
     const betas = Array.from({ length: 10 }, (_, i) => 0.01 * (i + 1));
     const s = trainingSchedule({ ...SD_BETAS, num_train_timesteps: 10, trained_betas: betas }, ["scaled_linear"]);
     expect(s.betas[9]).toBeCloseTo(0.1, 7);
-    expect(() => trainingSchedule({ ...SD_BETAS, trained_betas: betas }, ["scaled_linear"])).toThrow(/trained_betas has 10 entries/);
+    expect(() => trainingSchedule({ ...SD_BETAS, trained_betas: betas }, ["scaled_linear"])).toThrow(
+      /trained_betas has 10 entries/,
+    );
   });
 
   it("rescales to zero terminal SNR: the last alphas_cumprod is 0 and the first unchanged", () => {

@@ -1,14 +1,32 @@
 import { describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.js";
 import { parseSchedulerConfigJson, resolveConfig } from "../../src/schedulers/config.js";
-import { DPMSolverMultistepScheduler, EulerDiscreteScheduler, LMSDiscreteScheduler } from "../../src/schedulers/index.js";
+import {
+  DPMSolverMultistepScheduler,
+  EulerDiscreteScheduler,
+  LMSDiscreteScheduler,
+} from "../../src/schedulers/index.js";
 
 describe("resolveConfig (from_config semantics)", () => {
-  const defaults = { beta_start: 0.0001, timestep_spacing: "linspace", use_karras_sigmas: false, trained_betas: null as number[] | null };
+  const defaults = {
+    beta_start: 0.0001,
+    timestep_spacing: "linspace",
+    use_karras_sigmas: false,
+    trained_betas: null as number[] | null,
+  };
 
   it("takes known keys from the config, ignores unknown and private ones, and lets overrides win", () => {
-    const c = resolveConfig(defaults, { beta_start: 0.00085, skip_prk_steps: true, _class_name: "PNDMScheduler" }, { use_karras_sigmas: true });
-    expect(c).toEqual({ beta_start: 0.00085, timestep_spacing: "linspace", use_karras_sigmas: true, trained_betas: null });
+    const c = resolveConfig(
+      defaults,
+      { beta_start: 0.00085, skip_prk_steps: true, _class_name: "PNDMScheduler" },
+      { use_karras_sigmas: true },
+    );
+    expect(c).toEqual({
+      beta_start: 0.00085,
+      timestep_spacing: "linspace",
+      use_karras_sigmas: true,
+      trained_betas: null,
+    });
   });
 
   it("falls back to this class's defaults for keys the writer listed in _use_default_values", () => {
@@ -25,10 +43,14 @@ describe("resolveConfig (from_config semantics)", () => {
 
 describe("scheduler configs", () => {
   it("reject unsupported option values with an InputError saying what to set", () => {
-    expect(() => new EulerDiscreteScheduler({ beta_schedule: "cosine" as never })).toThrow(/beta_schedule "cosine" is not supported/);
+    expect(() => new EulerDiscreteScheduler({ beta_schedule: "cosine" as never })).toThrow(
+      /beta_schedule "cosine" is not supported/,
+    );
     expect(() => new EulerDiscreteScheduler({ prediction_type: "x0" as never })).toThrow(InputError);
     expect(() => new LMSDiscreteScheduler({ timestep_spacing: "middle" as never })).toThrow(/timestep_spacing/);
-    expect(() => new DPMSolverMultistepScheduler({ algorithm_type: "dpmsolver", final_sigmas_type: "zero" })).toThrow(/final_sigmas_type/);
+    expect(() => new DPMSolverMultistepScheduler({ algorithm_type: "dpmsolver", final_sigmas_type: "zero" })).toThrow(
+      /final_sigmas_type/,
+    );
     expect(() => new EulerDiscreteScheduler({ use_beta_sigmas: true })).toThrow(/use_beta_sigmas/);
   });
 
@@ -47,7 +69,9 @@ describe("scheduler configs", () => {
 
 describe("parseSchedulerConfigJson", () => {
   it("reads Python's bare -Infinity, Infinity and NaN, leaving strings alone", () => {
-    const c = parseSchedulerConfigJson('{"lambda_min_clipped": -Infinity, "a": Infinity, "b": NaN, "s": "-Infinity NaN", "l": [1, -Infinity]}');
+    const c = parseSchedulerConfigJson(
+      '{"lambda_min_clipped": -Infinity, "a": Infinity, "b": NaN, "s": "-Infinity NaN", "l": [1, -Infinity]}',
+    );
     expect(c.lambda_min_clipped).toBe(-Infinity);
     expect(c.a).toBe(Infinity);
     expect(c.b).toBeNaN();
@@ -56,7 +80,9 @@ describe("parseSchedulerConfigJson", () => {
   });
 
   it("names the file in an InputError for broken JSON or a non-object", () => {
-    expect(() => parseSchedulerConfigJson("{", "models/x/scheduler/scheduler_config.json")).toThrow(/models\/x\/scheduler\/scheduler_config.json is not valid JSON/);
+    expect(() => parseSchedulerConfigJson("{", "models/x/scheduler/scheduler_config.json")).toThrow(
+      /models\/x\/scheduler\/scheduler_config.json is not valid JSON/,
+    );
     expect(() => parseSchedulerConfigJson("[1]")).toThrow(InputError);
   });
 });

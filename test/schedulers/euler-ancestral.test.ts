@@ -12,7 +12,11 @@ describe.skipIf(!HAVE_REFERENCE)("EulerAncestralDiscreteScheduler", () => {
 
 describe("EulerAncestralDiscreteScheduler without a noise source", () => {
   it("refuses to step and says to pass the seeded generator", () => {
-    const s = new EulerAncestralDiscreteScheduler({ beta_schedule: "scaled_linear", beta_start: 0.00085, beta_end: 0.012 });
+    const s = new EulerAncestralDiscreteScheduler({
+      beta_schedule: "scaled_linear",
+      beta_start: 0.00085,
+      beta_end: 0.012,
+    });
     s.setTimesteps(4);
     const x = new Float32Array(4);
     expect(() => s.step(x, s.timesteps[0]!, x)).toThrow(InputError);

@@ -5,20 +5,34 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parseSchedulerConfigJson, type RawSchedulerConfig } from "../../src/schedulers/config.js";
-import { EulerDiscreteScheduler, HeunDiscreteScheduler, STABLE_DIFFUSION_SCHEDULER_CONFIG as SD } from "../../src/schedulers/index.js";
+import {
+  EulerDiscreteScheduler,
+  HeunDiscreteScheduler,
+  STABLE_DIFFUSION_SCHEDULER_CONFIG as SD,
+} from "../../src/schedulers/index.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { gaussian, maxAbsDiff, pointMass, sample, SeededNormal } from "./models.js";
 import { expectClose, expectTimesteps } from "./trace.js";
 
 const repeatInner = (a: readonly number[], keepLast: boolean) =>
-  keepLast ? [a[0]!, ...a.slice(1, -1).flatMap((v) => [v, v]), a[a.length - 1]!] : [a[0]!, ...a.slice(1).flatMap((v) => [v, v])];
+  keepLast
+    ? [a[0]!, ...a.slice(1, -1).flatMap((v) => [v, v]), a[a.length - 1]!]
+    : [a[0]!, ...a.slice(1).flatMap((v) => [v, v])];
 
 describe.skipIf(!HAVE_REFERENCE)("HeunDiscreteScheduler schedule", () => {
   it("uses diffusers EulerDiscrete's timesteps and sigmas, every step after the first listed twice", () => {
     const json = parseSchedulerConfigJson(readFileSync(ref("goldens/schedulers/schedules.json"), "utf8"));
     const base = json.base_config_sd15 as RawSchedulerConfig;
-    const entries = (json.entries as { scheduler: string; overrides: Record<string, unknown>; steps: number; timesteps: number[]; sigmas: number[]; init_noise_sigma: number }[])
-      .filter((e) => e.scheduler === "EulerDiscrete");
+    const entries = (
+      json.entries as {
+        scheduler: string;
+        overrides: Record<string, unknown>;
+        steps: number;
+        timesteps: number[];
+        sigmas: number[];
+        init_noise_sigma: number;
+      }[]
+    ).filter((e) => e.scheduler === "EulerDiscrete");
     expect(entries.length).toBeGreaterThan(30);
     for (const e of entries) {
       const s = HeunDiscreteScheduler.fromConfig(base, e.overrides);

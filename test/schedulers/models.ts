@@ -21,10 +21,16 @@ export function sigmaOfTimestep(alphasCumprod: Float32Array, t: number): number 
 export type Denoiser = (x: Float64Array, sigma: number) => Float64Array;
 
 /** The data distribution is a point mass at x0: every denoiser output is x0. */
-export const pointMass = (x0: Float32Array): Denoiser => () => Float64Array.from(x0);
+export const pointMass =
+  (x0: Float32Array): Denoiser =>
+  () =>
+    Float64Array.from(x0);
 
 /** The data are i.i.d. N(0, sd^2): the optimal denoiser shrinks x by sd^2 / (sd^2 + sigma^2). */
-export const gaussian = (sd: number): Denoiser => (x, sigma) => x.map((v) => (v * sd * sd) / (sd * sd + sigma * sigma));
+export const gaussian =
+  (sd: number): Denoiser =>
+  (x, sigma) =>
+    x.map((v) => (v * sd * sd) / (sd * sd + sigma * sigma));
 
 /**
  * Runs a sigma-space scheduler's whole loop with an exact epsilon model built from `denoise`. The model sees

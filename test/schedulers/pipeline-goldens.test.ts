@@ -5,7 +5,12 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { createScheduler, parseSchedulerConfigJson, type RawSchedulerConfig, type Scheduler } from "../../src/schedulers/index.js";
+import {
+  createScheduler,
+  parseSchedulerConfigJson,
+  type RawSchedulerConfig,
+  type Scheduler,
+} from "../../src/schedulers/index.js";
 import { golden, HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { expectClose } from "./trace.js";
 
@@ -52,7 +57,11 @@ describe.skipIf(!HAVE_REFERENCE)("schedulers in the reference sd15-tiny pipeline
 
   it("PLMS reproduces the img2img run at strength 0.6: begin index 4, noised by addNoise at the first kept timestep", () => {
     const inputs = golden("goldens/sd15-tiny/img2img_inputs.safetensors");
-    const s = createScheduler("PLMS", parseSchedulerConfigJson(readFileSync(ref("goldens/sd15-tiny/img2img.json"), "utf8")).scheduler_config as RawSchedulerConfig);
+    const s = createScheduler(
+      "PLMS",
+      parseSchedulerConfigJson(readFileSync(ref("goldens/sd15-tiny/img2img.json"), "utf8"))
+        .scheduler_config as RawSchedulerConfig,
+    );
     s.setTimesteps(10);
     // diffusers' img2img: skip the first (1 - strength) of the steps, in model calls (order 1 here).
     const begin = (10 - Math.floor(10 * 0.6)) * s.order;

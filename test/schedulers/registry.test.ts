@@ -25,8 +25,18 @@ const EXPECTED: [string, string, new (...a: never[]) => unknown, Record<string, 
   ["euler", "Euler", EulerDiscreteScheduler, { use_karras_sigmas: false }],
   ["euler-a", "Euler a", EulerAncestralDiscreteScheduler, {}],
   ["heun", "Heun", HeunDiscreteScheduler, { use_karras_sigmas: false }],
-  ["dpm++2m", "DPM++ 2M", DPMSolverMultistepScheduler, { algorithm_type: "dpmsolver++", solver_order: 2, use_karras_sigmas: false }],
-  ["dpm++2m-karras", "DPM++ 2M Karras", DPMSolverMultistepScheduler, { algorithm_type: "dpmsolver++", use_karras_sigmas: true }],
+  [
+    "dpm++2m",
+    "DPM++ 2M",
+    DPMSolverMultistepScheduler,
+    { algorithm_type: "dpmsolver++", solver_order: 2, use_karras_sigmas: false },
+  ],
+  [
+    "dpm++2m-karras",
+    "DPM++ 2M Karras",
+    DPMSolverMultistepScheduler,
+    { algorithm_type: "dpmsolver++", use_karras_sigmas: true },
+  ],
   ["dpm++sde-karras", "DPM++ SDE Karras", DPMSolverSDEScheduler, { use_karras_sigmas: true }],
   ["unipc", "UniPC", UniPCMultistepScheduler, {}],
   ["lcm", "LCM", LCMScheduler, {}],
@@ -69,7 +79,9 @@ describe("createScheduler", () => {
       const s = createScheduler(info.name, SD);
       s.setTimesteps(4);
       let x: Float32Array = new Float32Array(64).fill(s.initNoiseSigma);
-      const noise = { randn: (shape: readonly number[]) => new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.1) };
+      const noise = {
+        randn: (shape: readonly number[]) => new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.1),
+      };
       for (const t of s.timesteps) {
         expect(s.scaleModelInput(x, t).every(Number.isFinite), info.name).toBe(true);
         x = s.step(new Float32Array(64).fill(0.5), t, x, noise);
@@ -87,7 +99,9 @@ describe("createScheduler", () => {
       s.setBeginIndex(begin);
       const timesteps = s.timesteps.slice(begin);
       let x: Float32Array = s.addNoise(new Float32Array(64).fill(0.3), new Float32Array(64).fill(1), timesteps[0]!);
-      const noise = { randn: (shape: readonly number[]) => new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(-0.1) };
+      const noise = {
+        randn: (shape: readonly number[]) => new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(-0.1),
+      };
       for (const t of timesteps) x = s.step(new Float32Array(64).fill(0.2), t, x, noise);
       expect(x.every(Number.isFinite), info.name).toBe(true);
     }

@@ -2,12 +2,27 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.js";
 import { trainingSchedule } from "../../src/schedulers/betas.js";
-import { createScheduler, type EulerDiscreteScheduler, type HeunDiscreteScheduler, resolveSamplerSchedule, STABLE_DIFFUSION_SCHEDULER_CONFIG, type Scheduler } from "../../src/schedulers/index.js";
-import { findScheduleType, listScheduleTypes, requireScheduleType, scheduleSigmas, type ScheduleType } from "../../src/schedulers/schedule-types.js";
+import {
+  createScheduler,
+  type EulerDiscreteScheduler,
+  type HeunDiscreteScheduler,
+  resolveSamplerSchedule,
+  STABLE_DIFFUSION_SCHEDULER_CONFIG,
+  type Scheduler,
+} from "../../src/schedulers/index.js";
+import {
+  findScheduleType,
+  listScheduleTypes,
+  requireScheduleType,
+  scheduleSigmas,
+  type ScheduleType,
+} from "../../src/schedulers/schedule-types.js";
 import { trainSigmas } from "../../src/schedulers/sigmas.js";
 
 /** Made by scripts/reference/schedule_types.py from k-diffusion's and A1111's formulas (torch float32). */
-const fixture = JSON.parse(readFileSync(new URL("../fixtures/schedule-types/sigmas.json", import.meta.url), "utf8")) as {
+const fixture = JSON.parse(
+  readFileSync(new URL("../fixtures/schedule-types/sigmas.json", import.meta.url), "utf8"),
+) as {
   training_sigmas: number[];
   schedules: Record<string, Record<string, number[]>>;
 };
@@ -26,8 +41,18 @@ describe("schedule types", () => {
 
   it("lists A1111's twelve schedule types in its order", () => {
     expect(listScheduleTypes().map((t) => t.label)).toEqual([
-      "Automatic", "Uniform", "Karras", "Exponential", "Polyexponential", "SGM Uniform", "KL Optimal", "Align Your Steps",
-      "Simple", "Normal", "DDIM", "Beta",
+      "Automatic",
+      "Uniform",
+      "Karras",
+      "Exponential",
+      "Polyexponential",
+      "SGM Uniform",
+      "KL Optimal",
+      "Align Your Steps",
+      "Simple",
+      "Normal",
+      "DDIM",
+      "Beta",
     ]);
   });
 
@@ -42,31 +67,58 @@ describe("schedule types", () => {
 
   it("Align Your Steps uses NVIDIA's SDXL table for SDXL models", () => {
     for (const steps of ["1", "4", "20", "50", "11"]) {
-      expectSigmas(scheduleSigmas("align_your_steps", Number(steps), { sigmas: table, sdxl: true }), fixture.schedules["align_your_steps_sdxl"]![steps]!);
+      expectSigmas(
+        scheduleSigmas("align_your_steps", Number(steps), { sigmas: table, sdxl: true }),
+        fixture.schedules["align_your_steps_sdxl"]![steps]!,
+      );
     }
   });
 
   it("names are found by A1111's label, its internal name or an alias, in any case", () => {
-    const cases: [string, ScheduleType][] = [["Karras", "karras"], ["karras", "karras"], ["SGM Uniform", "sgm_uniform"], ["sgm_uniform", "sgm_uniform"], ["SGMUniform", "sgm_uniform"], ["align-your-steps", "align_your_steps"], ["KL Optimal", "kl_optimal"]];
+    const cases: [string, ScheduleType][] = [
+      ["Karras", "karras"],
+      ["karras", "karras"],
+      ["SGM Uniform", "sgm_uniform"],
+      ["sgm_uniform", "sgm_uniform"],
+      ["SGMUniform", "sgm_uniform"],
+      ["align-your-steps", "align_your_steps"],
+      ["KL Optimal", "kl_optimal"],
+    ];
     for (const [name, type] of cases) expect(findScheduleType(name)?.name).toBe(type);
   });
 
   it("an unknown name is an InputError that lists the valid ones", () => {
     expect(() => requireScheduleType("Karas")).toThrow(InputError);
-    expect(() => requireScheduleType("Karas")).toThrow(/unknown schedule type "Karas": use one of "Automatic", "Uniform", "Karras".*"Beta"/);
+    expect(() => requireScheduleType("Karas")).toThrow(
+      /unknown schedule type "Karas": use one of "Automatic", "Uniform", "Karras".*"Beta"/,
+    );
   });
 });
 
 describe("samplers with a schedule type", () => {
   // The SD config: leading spacing, scaled_linear betas, as every SD1/SD2 checkpoint's scheduler_config.json.
-  const sdTable = trainSigmas(trainingSchedule({ num_train_timesteps: 1000, beta_start: 0.00085, beta_end: 0.012, beta_schedule: "scaled_linear", trained_betas: null }, ["scaled_linear"]).alphasCumprod);
+  const sdTable = trainSigmas(
+    trainingSchedule(
+      {
+        num_train_timesteps: 1000,
+        beta_start: 0.00085,
+        beta_end: 0.012,
+        beta_schedule: "scaled_linear",
+        trained_betas: null,
+      },
+      ["scaled_linear"],
+    ).alphasCumprod,
+  );
   const karras20 = scheduleSigmas("karras", 20, { sigmas: sdTable, sdxl: false });
 
   for (const sampler of ["euler", "Euler a", "LMS", "DPM++ 2M", "DPM++ 2M SDE", "dpm++sde"]) {
     it(`${sampler} with schedule "Karras" walks the Karras sigmas (A1111's scheduler field is not ignored)`, () => {
-      const s = createScheduler(sampler, STABLE_DIFFUSION_SCHEDULER_CONFIG, { schedule: "Karras" }) as Scheduler & { sigmas: Float64Array };
+      const s = createScheduler(sampler, STABLE_DIFFUSION_SCHEDULER_CONFIG, { schedule: "Karras" }) as Scheduler & {
+        sigmas: Float64Array;
+      };
       s.setTimesteps(20);
-      const perStep = s.order === 2 ? Float64Array.from([s.sigmas[0], ...s.sigmas.filter((_, i) => i % 2 === 1)]) : s.sigmas;
+      const perStep =
+        s.order === 2 ? Float64Array.from([s.sigmas[0], ...s.sigmas.filter((_, i) => i % 2 === 1)]) : s.sigmas;
       expectSigmas(perStep, [...karras20]);
       // k-diffusion starts from noise * sigmas[0], whatever the config's spacing (the multistep solvers work in
       // VP variables, where the start is unit noise).
@@ -75,7 +127,9 @@ describe("samplers with a schedule type", () => {
   }
 
   it("Heun with schedule Exponential: each model call's sigma from the exponential schedule", () => {
-    const s = createScheduler("heun", STABLE_DIFFUSION_SCHEDULER_CONFIG, { schedule: "exponential" }) as HeunDiscreteScheduler;
+    const s = createScheduler("heun", STABLE_DIFFUSION_SCHEDULER_CONFIG, {
+      schedule: "exponential",
+    }) as HeunDiscreteScheduler;
     s.setTimesteps(4);
     const exp4 = scheduleSigmas("exponential", 4, { sigmas: sdTable, sdxl: false });
     expect([...s.sigmas]).toEqual([exp4[0], exp4[1], exp4[1], exp4[2], exp4[2], exp4[3], exp4[3], exp4[4]]);
@@ -93,7 +147,9 @@ describe("samplers with a schedule type", () => {
 
   it("the schedule changes the sigmas: Euler with Automatic keeps its own schedule", () => {
     const plain = createScheduler("euler", STABLE_DIFFUSION_SCHEDULER_CONFIG) as EulerDiscreteScheduler;
-    const automatic = createScheduler("euler", STABLE_DIFFUSION_SCHEDULER_CONFIG, { schedule: "Automatic" }) as EulerDiscreteScheduler;
+    const automatic = createScheduler("euler", STABLE_DIFFUSION_SCHEDULER_CONFIG, {
+      schedule: "Automatic",
+    }) as EulerDiscreteScheduler;
     plain.setTimesteps(20);
     automatic.setTimesteps(20);
     expect([...automatic.sigmas]).toEqual([...plain.sigmas]);
@@ -101,12 +157,18 @@ describe("samplers with a schedule type", () => {
   });
 
   it("samplers with their own timestep grid refuse a schedule type, naming the ones that take it", () => {
-    expect(() => createScheduler("DDIM", STABLE_DIFFUSION_SCHEDULER_CONFIG, { schedule: "Karras" })).toThrow(InputError);
-    expect(() => createScheduler("DDIM", STABLE_DIFFUSION_SCHEDULER_CONFIG, { schedule: "Karras" })).toThrow(/"DDIM" walks its own timestep grid.*use schedule type "Automatic".*"Euler a"/);
+    expect(() => createScheduler("DDIM", STABLE_DIFFUSION_SCHEDULER_CONFIG, { schedule: "Karras" })).toThrow(
+      InputError,
+    );
+    expect(() => createScheduler("DDIM", STABLE_DIFFUSION_SCHEDULER_CONFIG, { schedule: "Karras" })).toThrow(
+      /"DDIM" walks its own timestep grid.*use schedule type "Automatic".*"Euler a"/,
+    );
     expect(() => createScheduler("DDIM", STABLE_DIFFUSION_SCHEDULER_CONFIG, { schedule: "Automatic" })).not.toThrow();
   });
 
   it("an unknown schedule type fails before any scheduler is built", () => {
-    expect(() => createScheduler("euler", STABLE_DIFFUSION_SCHEDULER_CONFIG, { schedule: "Karrass" })).toThrow(/unknown schedule type "Karrass": use one of/);
+    expect(() => createScheduler("euler", STABLE_DIFFUSION_SCHEDULER_CONFIG, { schedule: "Karrass" })).toThrow(
+      /unknown schedule type "Karrass": use one of/,
+    );
   });
 });

@@ -26,7 +26,10 @@ interface Entry {
   init_noise_sigma: number;
 }
 
-const FACTORIES: Record<string, (config: RawSchedulerConfig, overrides: Record<string, unknown>) => Scheduler & { sigmas?: ArrayLike<number> }> = {
+const FACTORIES: Record<
+  string,
+  (config: RawSchedulerConfig, overrides: Record<string, unknown>) => Scheduler & { sigmas?: ArrayLike<number> }
+> = {
   DDIM: (c, o) => DDIMScheduler.fromConfig(c, o),
   PNDM: (c, o) => PNDMScheduler.fromConfig(c, o),
   LMSDiscrete: (c, o) => LMSDiscreteScheduler.fromConfig(c, o),
@@ -61,7 +64,9 @@ describe.skipIf(!HAVE_REFERENCE)("schedules", () => {
         s.setTimesteps(e.steps);
         expectTimesteps(s.timesteps, e.timesteps, label(e));
         if (e.sigmas) expectClose(s.sigmas!, e.sigmas, `${label(e)} sigmas`);
-        expect(Math.abs(s.initNoiseSigma - e.init_noise_sigma), `${label(e)} init_noise_sigma`).toBeLessThanOrEqual(e.init_noise_sigma * 1e-7);
+        expect(Math.abs(s.initNoiseSigma - e.init_noise_sigma), `${label(e)} init_noise_sigma`).toBeLessThanOrEqual(
+          e.init_noise_sigma * 1e-7,
+        );
       }
     });
   }

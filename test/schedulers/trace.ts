@@ -27,7 +27,9 @@ export interface Trace {
 }
 
 export function loadTrace(name: string): Trace {
-  const meta = parseSchedulerConfigJson(readFileSync(ref("goldens/schedulers/traces", `${name}.json`), "utf8")) as Record<string, any>;
+  const meta = parseSchedulerConfigJson(
+    readFileSync(ref("goldens/schedulers/traces", `${name}.json`), "utf8"),
+  ) as Record<string, any>;
   const g = golden("goldens/schedulers/traces", `${name}.safetensors`);
   const tensors = meta.tensors as Record<string, { shape: number[]; dtype: string }>;
   const get = (t: string): Float64Array | Float32Array =>
@@ -74,7 +76,12 @@ export function recordedNoise(trace: Trace): RecordedNoise {
   return new RecordedNoise(noises);
 }
 
-export function expectClose(ours: ArrayLike<number>, reference: ArrayLike<number>, what: string, tol = TOLERANCE): void {
+export function expectClose(
+  ours: ArrayLike<number>,
+  reference: ArrayLike<number>,
+  what: string,
+  tol = TOLERANCE,
+): void {
   const err = relErr(ours, reference);
   expect(err, `${what}: relative error ${err.toExponential(2)}`).toBeLessThan(tol);
 }
@@ -86,12 +93,18 @@ export function expectClose(ours: ArrayLike<number>, reference: ArrayLike<number
 export function expectTimesteps(ours: ArrayLike<number>, reference: ArrayLike<number>, what: string): void {
   expect(ours.length, `${what}: number of timesteps`).toBe(reference.length);
   for (let i = 0; i < reference.length; i++) {
-    expect(Math.abs(ours[i]! - reference[i]!), `${what}: timestep ${i} is ${ours[i]}, reference ${reference[i]}`).toBeLessThanOrEqual(1e-4);
+    expect(
+      Math.abs(ours[i]! - reference[i]!),
+      `${what}: timestep ${i} is ${ours[i]}, reference ${reference[i]}`,
+    ).toBeLessThanOrEqual(1e-4);
   }
 }
 
 /** Replays the whole trace through `make(config)` and checks every recorded tensor. */
-export function replayTrace(trace: Trace, make: (config: RawSchedulerConfig) => Scheduler & { sigmas?: ArrayLike<number> }): void {
+export function replayTrace(
+  trace: Trace,
+  make: (config: RawSchedulerConfig) => Scheduler & { sigmas?: ArrayLike<number> },
+): void {
   const s = make(trace.config);
   s.setTimesteps(trace.steps);
   expect(s.order).toBe(trace.order);
@@ -124,7 +137,11 @@ export function replayTrace(trace: Trace, make: (config: RawSchedulerConfig) => 
  * Starts the trace's run part-way, as img2img does: setBeginIndex(start), the sample the reference had reached,
  * then the remaining calls. Only for schedulers whose steps carry no history.
  */
-export function resumeTrace(trace: Trace, make: (config: RawSchedulerConfig) => Scheduler & { sigmas?: ArrayLike<number> }, start: number): void {
+export function resumeTrace(
+  trace: Trace,
+  make: (config: RawSchedulerConfig) => Scheduler & { sigmas?: ArrayLike<number> },
+  start: number,
+): void {
   const s = make(trace.config);
   s.setTimesteps(trace.steps);
   s.setBeginIndex(start);
@@ -138,7 +155,11 @@ export function resumeTrace(trace: Trace, make: (config: RawSchedulerConfig) => 
   let x: Float32Array = trace.slice("prev_samples", start - 1);
   for (let i = start; i < s.timesteps.length; i++) {
     const t = s.timesteps[i]!;
-    expectClose(s.scaleModelInput(x, t), trace.slice("scaled_model_inputs", i), `${trace.name} resumed scaled input ${i}`);
+    expectClose(
+      s.scaleModelInput(x, t),
+      trace.slice("scaled_model_inputs", i),
+      `${trace.name} resumed scaled input ${i}`,
+    );
     x = s.step(trace.slice("model_outputs", i), t, x);
     expectClose(x, trace.slice("prev_samples", i), `${trace.name} resumed prev_sample ${i}`);
   }

@@ -25,12 +25,12 @@ const OVERRIDES: Record<string, unknown> = {
   watermark: false,
   enable_watermark: false,
   add_watermark: false,
-  "Watermark": "off",
+  Watermark: "off",
   c2pa: false,
   provenance: false,
   enable_c2pa: false,
   content_credentials: false,
-  "Provenance": "off",
+  Provenance: "off",
   enable_pnginfo: false,
 };
 
@@ -49,7 +49,10 @@ const ATTEMPTS: [string, Record<string, unknown>][] = [
   ["alwayson_scripts", { alwayson_scripts: SCRIPTS }],
   ["script_name (safety checker)", { script_name: "disable safety checker", script_args: [false] }],
   ["script_name (watermark)", { script_name: "no watermark", script_args: [false, false] }],
-  ["all of them at once", { override_settings: OVERRIDES, alwayson_scripts: SCRIPTS, script_name: "none", script_args: [false] }],
+  [
+    "all of them at once",
+    { override_settings: OVERRIDES, alwayson_scripts: SCRIPTS, script_name: "none", script_args: [false] },
+  ],
 ];
 
 describe.skipIf(!HAVE_REFERENCE)("A1111 requests cannot turn the safeguards off", () => {
@@ -63,7 +66,14 @@ describe.skipIf(!HAVE_REFERENCE)("A1111 requests cannot turn the safeguards off"
     const safetyChecker = flagsEverything(checker.path);
     s = await startServer({
       cacheDir: cache.path,
-      loadOptions: { threads: 1, cacheDir: cache.path, safetyChecker, safetyPolicy: "flag", watermark: true, provenance: { localDir: identity.path } },
+      loadOptions: {
+        threads: 1,
+        cacheDir: cache.path,
+        safetyChecker,
+        safetyPolicy: "flag",
+        watermark: true,
+        provenance: { localDir: identity.path },
+      },
     });
   });
   afterAll(async () => {
@@ -99,7 +109,11 @@ describe.skipIf(!HAVE_REFERENCE)("A1111 requests cannot turn the safeguards off"
   const base = { prompt: "a red circle", steps: 2, seed: 5, width: 128, height: 128 };
 
   it("a plain request gets all three (the baseline the attempts are held to)", async () => {
-    const r = await fetch(`${s.base}/sdapi/v1/txt2img`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(base) });
+    const r = await fetch(`${s.base}/sdapi/v1/txt2img`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(base),
+    });
     expect(r.status).toBe(200);
     expectGuarded(await safeguardsOf(((await r.json()) as { images: string[] }).images[0]!), "plain");
   });
@@ -111,7 +125,11 @@ describe.skipIf(!HAVE_REFERENCE)("A1111 requests cannot turn the safeguards off"
         ["/sdapi/v1/txt2img", { ...base, ...extra }],
         ["/sdapi/v1/img2img", { ...base, ...extra, init_images: [init], denoising_strength: 0.6 }],
       ] as const) {
-        const r = await fetch(`${s.base}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+        const r = await fetch(`${s.base}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
         expect(r.status, `${path} ${name}`).toBe(200);
         const json = (await r.json()) as { images: string[]; info: string };
         expect(json.images).toHaveLength(1);
@@ -132,9 +150,17 @@ describe.skipIf(!HAVE_REFERENCE)("A1111 requests cannot turn the safeguards off"
   });
 
   it("options stored with POST /sdapi/v1/options do not turn them off either", async () => {
-    const set = await fetch(`${s.base}/sdapi/v1/options`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(OVERRIDES) });
+    const set = await fetch(`${s.base}/sdapi/v1/options`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(OVERRIDES),
+    });
     expect(set.status).toBe(200);
-    const r = await fetch(`${s.base}/sdapi/v1/txt2img`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(base) });
+    const r = await fetch(`${s.base}/sdapi/v1/txt2img`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(base),
+    });
     expect(r.status).toBe(200);
     expectGuarded(await safeguardsOf(((await r.json()) as { images: string[] }).images[0]!), "after options");
   });

@@ -88,10 +88,18 @@ describe("the token check on every route, for every form of request target", () 
     for (const route of apiRoutes()) {
       for (const method of route.methods) {
         for (const target of targetsFor(concrete(route.path), port)) {
-          const r = await rawRequest(s.base, method, target, method === "POST" ? { "content-type": "application/json" } : {}, method === "POST" ? BODY : undefined);
+          const r = await rawRequest(
+            s.base,
+            method,
+            target,
+            method === "POST" ? { "content-type": "application/json" } : {},
+            method === "POST" ? BODY : undefined,
+          );
           // 400 is fastify refusing a target it cannot route at all (before any route runs); anything else is an answer.
-          if (r.status !== 401 && r.status !== 400) answered.push(`${method} ${target} -> ${r.status} ${r.body.slice(0, 80)}`);
-          if (r.status === 400) expect(r.body, `${method} ${target}`).toMatch(/FST_ERR_BAD_URL|invalid_path|not a valid url/i);
+          if (r.status !== 401 && r.status !== 400)
+            answered.push(`${method} ${target} -> ${r.status} ${r.body.slice(0, 80)}`);
+          if (r.status === 400)
+            expect(r.body, `${method} ${target}`).toMatch(/FST_ERR_BAD_URL|invalid_path|not a valid url/i);
         }
       }
     }
@@ -118,7 +126,8 @@ describe("the token check on every route, for every form of request target", () 
           const headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` };
           if (method === "POST") headers["content-type"] = "application/json";
           const r = await rawRequest(s.base, method, target, headers, method === "POST" ? BODY : undefined);
-          if (r.status === 401 || /text\/html/.test(r.headers["content-type"] ?? "")) blocked.push(`${method} ${target} -> ${r.status}`);
+          if (r.status === 401 || /text\/html/.test(r.headers["content-type"] ?? ""))
+            blocked.push(`${method} ${target} -> ${r.status}`);
         }
       }
     }

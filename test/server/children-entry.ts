@@ -12,9 +12,13 @@ const dir = process.argv[2]!;
 const model = join(dir, "not-a-model.safetensors");
 writeFileSync(model, Buffer.from([0x10, 0, 0, 0, 0, 0, 0, 0, 0x7b]));
 const redis = await startRedis();
-const worker = await spawnDiffuse(["worker", "--queue", redis.url, "--model", model, "--name", "orphan", "--threads", "1"], /diffuse worker (\S+) ready/, {
-  DIFFUSE_CACHE: join(dir, "cache"),
-});
+const worker = await spawnDiffuse(
+  ["worker", "--queue", redis.url, "--model", model, "--name", "orphan", "--threads", "1"],
+  /diffuse worker (\S+) ready/,
+  {
+    DIFFUSE_CACHE: join(dir, "cache"),
+  },
+);
 process.stdout.write(`${JSON.stringify({ redis: redis.pid, worker: worker.child.pid })}\n`);
 // Keeps the process alive until the test kills it.
 setInterval(() => undefined, 1 << 30);

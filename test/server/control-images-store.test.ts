@@ -15,22 +15,37 @@ function dataDir(): string {
 
 const unit = { model: "controlnet-tiny [e3b0c442]", module: "scribble" };
 const newJob = (id: string, controlImages?: Uint8Array[]) => ({
-  id, model: "m", type: "txt2img" as const, source: "api" as const, createdAt: new Date().toISOString(),
-  params: { type: "txt2img" as const, prompt: "x", seed: 1, has_init_image: false, has_mask: false, ...(controlImages ? { controlnet: controlImages.map(() => unit) } : {}) },
+  id,
+  model: "m",
+  type: "txt2img" as const,
+  source: "api" as const,
+  createdAt: new Date().toISOString(),
+  params: {
+    type: "txt2img" as const,
+    prompt: "x",
+    seed: 1,
+    has_init_image: false,
+    has_mask: false,
+    ...(controlImages ? { controlnet: controlImages.map(() => unit) } : {}),
+  },
   uploads: controlImages ? { controlImages } : {},
 });
 
 describe("a job's ControlNet control images in the job database", () => {
   it("are kept in unit order and read back after the database is closed and opened again (a restart)", () => {
     const dir = dataDir();
-    const a = Uint8Array.from([1, 2, 3]), b = Uint8Array.from([9, 8]);
+    const a = Uint8Array.from([1, 2, 3]),
+      b = Uint8Array.from([9, 8]);
     let store = JobStore.open(dir);
     store.insert(newJob("11111111-1111-4111-8111-111111111111", [a, b]));
     store.insert(newJob("22222222-2222-4222-8222-222222222222"));
     store.close();
     store = JobStore.open(dir);
     try {
-      expect(store.uploads("11111111-1111-4111-8111-111111111111").controlImages?.map((x) => [...x])).toEqual([[1, 2, 3], [9, 8]]);
+      expect(store.uploads("11111111-1111-4111-8111-111111111111").controlImages?.map((x) => [...x])).toEqual([
+        [1, 2, 3],
+        [9, 8],
+      ]);
       expect(store.uploads("22222222-2222-4222-8222-222222222222").controlImages).toBeUndefined();
       expect(store.get("11111111-1111-4111-8111-111111111111")!.params.controlnet).toEqual([unit, unit]);
     } finally {

@@ -26,8 +26,20 @@ describe.skipIf(!HAVE_REFERENCE)("ControlNet units on our API's jobs", () => {
 
   it("a job with a scribble unit makes the image the pipeline makes with that ControlNet, and records the unit with its defaults", async () => {
     const body = {
-      prompt: "a red circle", steps: 3, seed: 7, width: 64, height: 64,
-      controlnet: [{ image: `data:image/png;base64,${sketch.toString("base64")}`, model: "controlnet-tiny", module: "scribble", weight: 0.8, guidance_end: 0.7 }],
+      prompt: "a red circle",
+      steps: 3,
+      seed: 7,
+      width: 64,
+      height: 64,
+      controlnet: [
+        {
+          image: `data:image/png;base64,${sketch.toString("base64")}`,
+          model: "controlnet-tiny",
+          module: "scribble",
+          weight: 0.8,
+          guidance_end: 0.7,
+        },
+      ],
     };
     const created = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, body);
     expect(created.status).toBe(202);
@@ -36,14 +48,30 @@ describe.skipIf(!HAVE_REFERENCE)("ControlNet units on our API's jobs", () => {
     expect(done.state).toBe("done");
     // Recorded by title and canonical module, with every default filled; the image is not echoed.
     expect(done.params.controlnet).toEqual([
-      { model: expect.stringMatching(/^controlnet-tiny \[[0-9a-f]{8}\]$/), module: "scribble", weight: 0.8, guidance_start: 0, guidance_end: 0.7, resize_mode: "Crop and Resize", threshold_a: expect.any(Number) },
+      {
+        model: expect.stringMatching(/^controlnet-tiny \[[0-9a-f]{8}\]$/),
+        module: "scribble",
+        weight: 0.8,
+        guidance_start: 0,
+        guidance_end: 0.7,
+        resize_mode: "Crop and Resize",
+        threshold_a: expect.any(Number),
+      },
     ]);
-    expect(done.images[0]!.infotext).toMatch(/ControlNet 0: "Module: scribble, Model: controlnet-tiny \[[0-9a-f]{8}\], Weight: 0\.8/);
+    expect(done.images[0]!.infotext).toMatch(
+      /ControlNet 0: "Module: scribble, Model: controlnet-tiny \[[0-9a-f]{8}\], Weight: 0\.8/,
+    );
     const served = await pixels(Buffer.from(await (await fetch(`${s.base}${done.images[0]!.url}`)).arrayBuffer()));
 
     const pipe = await loadPipeline(TINY_MODEL, { threads: 1, cacheDir: cache.path });
     try {
-      const unit = { image: sketch, model: join(models.path, "controlnet-tiny"), module: "scribble", weight: 0.8, guidance_end: 0.7 };
+      const unit = {
+        image: sketch,
+        model: join(models.path, "controlnet-tiny"),
+        module: "scribble",
+        weight: 0.8,
+        guidance_end: 0.7,
+      };
       const base = { prompt: "a red circle", steps: 3, seed: 7, width: 64, height: 64, job_id: done.id };
       const direct = await pixels(await (await pipe.generate({ ...base, controlnet: [unit] })).images[0]!.png());
       const plain = await pixels(await (await pipe.generate(base)).images[0]!.png());
@@ -58,18 +86,34 @@ describe.skipIf(!HAVE_REFERENCE)("ControlNet units on our API's jobs", () => {
   it("an unknown module or model is a 422 naming the valid ones; nothing is queued", async () => {
     const before = (await getJson<{ jobs: JobStatus[] }>(`${s.base}/api/v1/jobs`)).jobs.length;
     const image = sketch.toString("base64");
-    const mod = await postJson<{ error: string; message: string; field: string }>(`${s.base}/api/v1/jobs`, { prompt: "x", controlnet: [{ image, model: "controlnet-tiny", module: "depth_midas" }] });
+    const mod = await postJson<{ error: string; message: string; field: string }>(`${s.base}/api/v1/jobs`, {
+      prompt: "x",
+      controlnet: [{ image, model: "controlnet-tiny", module: "depth_midas" }],
+    });
     expect(mod.status).toBe(422);
     expect(mod.body.field).toBe("controlnet.0.module");
-    expect(mod.body.message).toMatch(/no ControlNet module "depth_midas"; the modules are none, scribble, canny, invert/);
-    const model = await postJson<{ error: string; message: string; field: string }>(`${s.base}/api/v1/jobs`, { prompt: "x", controlnet: [{ image, model: "control_v11p_sd15_openpose", module: "none" }] });
+    expect(mod.body.message).toMatch(
+      /no ControlNet module "depth_midas"; the modules are none, scribble, canny, invert/,
+    );
+    const model = await postJson<{ error: string; message: string; field: string }>(`${s.base}/api/v1/jobs`, {
+      prompt: "x",
+      controlnet: [{ image, model: "control_v11p_sd15_openpose", module: "none" }],
+    });
     expect(model.status).toBe(422);
     expect(model.body.field).toBe("controlnet.0.model");
-    expect(model.body.message).toMatch(/no ControlNet "control_v11p_sd15_openpose"; the ControlNets this server serves are "controlnet-tiny \[[0-9a-f]{8}\]"/);
-    const notImage = await postJson<{ field: string }>(`${s.base}/api/v1/jobs`, { prompt: "x", controlnet: [{ image: Buffer.from("hello").toString("base64"), model: "controlnet-tiny" }] });
+    expect(model.body.message).toMatch(
+      /no ControlNet "control_v11p_sd15_openpose"; the ControlNets this server serves are "controlnet-tiny \[[0-9a-f]{8}\]"/,
+    );
+    const notImage = await postJson<{ field: string }>(`${s.base}/api/v1/jobs`, {
+      prompt: "x",
+      controlnet: [{ image: Buffer.from("hello").toString("base64"), model: "controlnet-tiny" }],
+    });
     expect(notImage.status).toBe(400);
     expect(notImage.body.field).toBe("controlnet.0.image");
-    const badEnd = await postJson<{ message: string }>(`${s.base}/api/v1/jobs`, { prompt: "x", controlnet: [{ image, model: "controlnet-tiny", guidance_start: 0.8, guidance_end: 0.2 }] });
+    const badEnd = await postJson<{ message: string }>(`${s.base}/api/v1/jobs`, {
+      prompt: "x",
+      controlnet: [{ image, model: "controlnet-tiny", guidance_start: 0.8, guidance_end: 0.2 }],
+    });
     expect(badEnd.status).toBe(400);
     expect(badEnd.body.message).toMatch(/guidance start 0.8 is after guidance end 0.2/);
     expect((await getJson<{ jobs: JobStatus[] }>(`${s.base}/api/v1/jobs`)).jobs.length).toBe(before);

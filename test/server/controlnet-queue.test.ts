@@ -33,23 +33,47 @@ describe.skipIf(!HAVE_REFERENCE)("a ControlNet job on the BullMQ queue", () => {
     server = await startServer(config);
     const sketch = await sketchPng();
     const unit = { image: sketch.toString("base64"), model: "controlnet-tiny", module: "scribble", weight: 0.9 };
-    const created = await postJson<JobCreated>(`${server.base}/api/v1/jobs`, { prompt: "a ring", steps: 3, seed: 5, width: 64, height: 64, controlnet: [unit] });
+    const created = await postJson<JobCreated>(`${server.base}/api/v1/jobs`, {
+      prompt: "a ring",
+      steps: 3,
+      seed: 5,
+      width: 64,
+      height: 64,
+      controlnet: [unit],
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(202);
     await server.close();
     server = await startServer(config);
 
-    worker = new QueueWorker({ target, modelPath: TINY_MODEL, loadOptions: { threads: 1, cacheDir: cache.path }, name: "w1", lockDurationMs: 3000, stalledIntervalMs: 500, log: () => {} });
+    worker = new QueueWorker({
+      target,
+      modelPath: TINY_MODEL,
+      loadOptions: { threads: 1, cacheDir: cache.path },
+      name: "w1",
+      lockDurationMs: 3000,
+      stalledIntervalMs: 500,
+      log: () => {},
+    });
     expect(await worker.start()).toEqual({});
     const done = await waitForJob(server.base, created.body.id, 90_000);
     expect(done.error).toBeNull();
     expect(done.state).toBe("done");
-    expect(done.images[0]!.infotext).toMatch(/ControlNet 0: "Module: scribble, Model: controlnet-tiny \[[0-9a-f]{8}\], Weight: 0\.9/);
-    const served = await rgbPixels(Buffer.from(await (await fetch(`${server.base}${done.images[0]!.url}`)).arrayBuffer()));
+    expect(done.images[0]!.infotext).toMatch(
+      /ControlNet 0: "Module: scribble, Model: controlnet-tiny \[[0-9a-f]{8}\], Weight: 0\.9/,
+    );
+    const served = await rgbPixels(
+      Buffer.from(await (await fetch(`${server.base}${done.images[0]!.url}`)).arrayBuffer()),
+    );
 
     const pipe = await loadPipeline(TINY_MODEL, { threads: 1, cacheDir: cache.path });
     try {
       const direct = await pipe.generate({
-        prompt: "a ring", steps: 3, seed: 5, width: 64, height: 64, job_id: done.id,
+        prompt: "a ring",
+        steps: 3,
+        seed: 5,
+        width: 64,
+        height: 64,
+        job_id: done.id,
         controlnet: [{ ...unit, image: sketch, model: join(models.path, "controlnet-tiny") }],
       });
       expect(maxChannelDiff(served, await rgbPixels(await direct.images[0]!.png()))).toBeLessThanOrEqual(1);

@@ -2,7 +2,16 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { JobCreated, JobStatus } from "../../src/server/api-types.js";
 import { JobStore } from "../../src/server/store.js";
 import { HAVE_REFERENCE } from "../helpers/fixtures.js";
-import { getJson, killLeftovers, postJson, spawnServer, startServer, tempDir, waitForJob, type ChildServer } from "./harness.js";
+import {
+  getJson,
+  killLeftovers,
+  postJson,
+  spawnServer,
+  startServer,
+  tempDir,
+  waitForJob,
+  type ChildServer,
+} from "./harness.js";
 
 describe.skipIf(!HAVE_REFERENCE)("after kill -9", () => {
   const cache = tempDir("diffuse-cache-");
@@ -24,8 +33,14 @@ describe.skipIf(!HAVE_REFERENCE)("after kill -9", () => {
       expect(r.status).toBe(202);
       ids.push(r.body.id);
     }
-    const running = await waitForJob(first.base, ids[0]!, 30_000, (j) => j.state === "running" && (j.progress?.step ?? 0) >= 2);
-    for (const id of ids.slice(1)) expect((await getJson<JobStatus>(`${first.base}/api/v1/jobs/${id}`)).state).toBe("queued");
+    const running = await waitForJob(
+      first.base,
+      ids[0]!,
+      30_000,
+      (j) => j.state === "running" && (j.progress?.step ?? 0) >= 2,
+    );
+    for (const id of ids.slice(1))
+      expect((await getJson<JobStatus>(`${first.base}/api/v1/jobs/${id}`)).state).toBe("queued");
     first.child.kill("SIGKILL");
     expect(await first.exited).toBeNull();
     expect(running.progress!.step).toBeLessThan(100);
@@ -54,21 +69,38 @@ describe("crash recovery in the store", () => {
     try {
       let store = JobStore.open(data.path);
       const params = { type: "txt2img" as const, prompt: "x", seed: 1, has_init_image: false, has_mask: false };
-      const base = { model: "m", type: "txt2img" as const, params, source: "api" as const, uploads: {}, createdAt: new Date().toISOString() };
+      const base = {
+        model: "m",
+        type: "txt2img" as const,
+        params,
+        source: "api" as const,
+        uploads: {},
+        createdAt: new Date().toISOString(),
+      };
       store.insert({ ...base, id: "00000000-0000-4000-8000-000000000001" });
       store.insert({ ...base, id: "00000000-0000-4000-8000-000000000002" });
       store.markRunning("00000000-0000-4000-8000-000000000001", new Date().toISOString());
       store.close(); // what a kill leaves behind: a row still "running"
 
       store = JobStore.open(data.path);
-      expect(store.recover(new Date().toISOString())).toEqual({ requeued: ["00000000-0000-4000-8000-000000000001"], failed: [] });
-      expect(store.get("00000000-0000-4000-8000-000000000001")).toMatchObject({ state: "queued", interruptions: 1, startedAt: null });
+      expect(store.recover(new Date().toISOString())).toEqual({
+        requeued: ["00000000-0000-4000-8000-000000000001"],
+        failed: [],
+      });
+      expect(store.get("00000000-0000-4000-8000-000000000001")).toMatchObject({
+        state: "queued",
+        interruptions: 1,
+        startedAt: null,
+      });
       expect(store.nextQueued("m")!.id).toBe("00000000-0000-4000-8000-000000000001");
       store.markRunning("00000000-0000-4000-8000-000000000001", new Date().toISOString());
       store.close();
 
       store = JobStore.open(data.path);
-      expect(store.recover(new Date().toISOString())).toEqual({ requeued: [], failed: ["00000000-0000-4000-8000-000000000001"] });
+      expect(store.recover(new Date().toISOString())).toEqual({
+        requeued: [],
+        failed: ["00000000-0000-4000-8000-000000000001"],
+      });
       const failed = store.get("00000000-0000-4000-8000-000000000001")!;
       expect(failed.state).toBe("failed");
       expect(failed.error).toMatch(/stopped abruptly .* twice/);

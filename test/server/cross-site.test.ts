@@ -21,7 +21,9 @@ describe("state-changing routes refuse cross-site requests", () => {
     s = await startServer({}, { modelPath: notAModel.path });
     host = new URL(s.base).host;
     changing = routesOf(s.app.fastify).flatMap((r: Route) =>
-      r.methods.filter((m) => m !== "GET" && m !== "HEAD").map((method) => ({ method, path: r.path.replace(/:[a-z]+/g, SOME_ID) })),
+      r.methods
+        .filter((m) => m !== "GET" && m !== "HEAD")
+        .map((method) => ({ method, path: r.path.replace(/:[a-z]+/g, SOME_ID) })),
     );
   });
   afterAll(async () => {
@@ -29,11 +31,20 @@ describe("state-changing routes refuse cross-site requests", () => {
     notAModel.remove();
   });
 
-  const send = (method: string, path: string, headers: Record<string, string>, body?: string) => rawRequest(s.base, method, path, headers, body);
+  const send = (method: string, path: string, headers: Record<string, string>, body?: string) =>
+    rawRequest(s.base, method, path, headers, body);
 
   it("covers the POST and DELETE routes of both APIs", () => {
     const names = changing.map((c) => `${c.method} ${c.path}`);
-    for (const expected of ["POST /api/v1/jobs", `DELETE /api/v1/jobs/${SOME_ID}`, "POST /sdapi/v1/txt2img", "POST /sdapi/v1/img2img", "POST /sdapi/v1/interrupt", "POST /sdapi/v1/options", "POST /sdapi/v1/png-info"]) {
+    for (const expected of [
+      "POST /api/v1/jobs",
+      `DELETE /api/v1/jobs/${SOME_ID}`,
+      "POST /sdapi/v1/txt2img",
+      "POST /sdapi/v1/img2img",
+      "POST /sdapi/v1/interrupt",
+      "POST /sdapi/v1/options",
+      "POST /sdapi/v1/png-info",
+    ]) {
       expect(names).toContain(expected);
     }
   });
@@ -98,7 +109,8 @@ describe("state-changing routes refuse cross-site requests", () => {
       for (const h of sameOrigin) {
         for (const type of ["application/json", "application/json; charset=utf-8", "Application/JSON"]) {
           const r = await send(method, path, { ...h, "content-type": type }, JSON_BODY);
-          if (r.status === 403 || r.status === 415) refused.push(`${method} ${path} ${JSON.stringify(h)} ${type} -> ${r.status} ${r.body}`);
+          if (r.status === 403 || r.status === 415)
+            refused.push(`${method} ${path} ${JSON.stringify(h)} ${type} -> ${r.status} ${r.body}`);
         }
       }
     }

@@ -11,10 +11,14 @@ describe("ControlNets shipped beside the embedded model", () => {
     try {
       const shipped = dirname(defaultModelPath());
       expect(resolveServerConfig({ modelPath: defaultModelPath() }).controlnetDirs).toEqual([shipped]);
-      expect(resolveServerConfig({ modelPath: defaultModelPath(), controlnetDirs: [extra.path] }).controlnetDirs).toEqual([shipped, extra.path]);
+      expect(
+        resolveServerConfig({ modelPath: defaultModelPath(), controlnetDirs: [extra.path] }).controlnetDirs,
+      ).toEqual([shipped, extra.path]);
       // Another model's server does not: the embedded world's ControlNets fit only its UNet.
       expect(resolveServerConfig({ modelPath: TINY_MODEL }).controlnetDirs).toBeUndefined();
-      expect(resolveServerConfig({ modelPath: TINY_MODEL, controlnetDirs: [extra.path] }).controlnetDirs).toEqual([extra.path]);
+      expect(resolveServerConfig({ modelPath: TINY_MODEL, controlnetDirs: [extra.path] }).controlnetDirs).toEqual([
+        extra.path,
+      ]);
     } finally {
       extra.remove();
     }

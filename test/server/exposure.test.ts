@@ -47,7 +47,9 @@ describe("loopback by default", () => {
     expect(resolveServerConfig({ modelPath: notAModel.path }).host).toBe("127.0.0.1");
     const program = new Command("diffuse");
     registerServe(program);
-    expect(program.commands.find((c) => c.name() === "serve")!.options.find((o) => o.long === "--host")!.defaultValue).toBe("127.0.0.1");
+    expect(
+      program.commands.find((c) => c.name() === "serve")!.options.find((o) => o.long === "--host")!.defaultValue,
+    ).toBe("127.0.0.1");
   });
 
   it("`diffuse serve` without --host listens on 127.0.0.1 only, and stops on SIGTERM", async () => {
@@ -82,7 +84,18 @@ describe("no listening beyond loopback without a token", () => {
   const notAModel = tempDir("diffuse-not-a-model-");
   afterAll(() => notAModel.remove());
 
-  const exposed = ["0.0.0.0", "::", "[::]", "192.168.1.20", "10.0.0.5", "::ffff:192.168.1.20", "example.com", "127.0.0.1.evil.example", "localhost.evil.example", " 0.0.0.0 "];
+  const exposed = [
+    "0.0.0.0",
+    "::",
+    "[::]",
+    "192.168.1.20",
+    "10.0.0.5",
+    "::ffff:192.168.1.20",
+    "example.com",
+    "127.0.0.1.evil.example",
+    "localhost.evil.example",
+    " 0.0.0.0 ",
+  ];
 
   it("refuses every non-loopback host without a token (absent or empty), naming --token and DIFFUSE_TOKEN", () => {
     for (const host of exposed) {
@@ -94,7 +107,9 @@ describe("no listening beyond loopback without a token", () => {
           error = e;
         }
         expect(error, `${host} token=${JSON.stringify(token)}`).toBeInstanceOf(InputError);
-        expect((error as Error).message).toMatch(/refusing to listen on .* without a token.*--token SECRET \(or set DIFFUSE_TOKEN\)/);
+        expect((error as Error).message).toMatch(
+          /refusing to listen on .* without a token.*--token SECRET \(or set DIFFUSE_TOKEN\)/,
+        );
       }
       expect(resolveServerConfig({ host, modelPath: notAModel.path, token: TOKEN }).token).toBe(TOKEN);
     }
@@ -106,7 +121,9 @@ describe("no listening beyond loopback without a token", () => {
   it("`diffuse serve --host ::` with an empty DIFFUSE_TOKEN exits with the message and never listens", async () => {
     const data = tempDir("diffuse-exposure-data-");
     try {
-      const r = await runCli(["serve", "--host", "::", "--port", "0", "--model", notAModel.path, "--data", data.path], { env: { DIFFUSE_TOKEN: "" } });
+      const r = await runCli(["serve", "--host", "::", "--port", "0", "--model", notAModel.path, "--data", data.path], {
+        env: { DIFFUSE_TOKEN: "" },
+      });
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/refusing to listen on :: without a token/);
       expect(r.stderr).not.toMatch(/diffuse serving/);
@@ -123,19 +140,38 @@ function requestsOf(routes: Route[], ids: { jobId: string; imageId: string }): {
   const out = routes.flatMap((r) =>
     r.methods.map((method) => ({
       method,
-      path: r.path.replace(/^\/api\/v1\/images\/:id/, `/api/v1/images/${ids.imageId}`).replace(/:id/g, ids.jobId).replace(/:[a-z]+/g, SOME_ID).replace(/\*$/, "index.html"),
+      path: r.path
+        .replace(/^\/api\/v1\/images\/:id/, `/api/v1/images/${ids.imageId}`)
+        .replace(/:id/g, ids.jobId)
+        .replace(/:[a-z]+/g, SOME_ID)
+        .replace(/\*$/, "index.html"),
     })),
   );
-  return [...out, { method: "GET", path: "/api/v1/no-such-route" }, { method: "POST", path: "/sdapi/v1/no-such-route" }];
+  return [
+    ...out,
+    { method: "GET", path: "/api/v1/no-such-route" },
+    { method: "POST", path: "/sdapi/v1/no-such-route" },
+  ];
 }
 
 /** A body that fails validation on every route that reads one: nothing runs and nothing is stored. */
 const INERT_BODY = "[]";
 
 /** Status and headers only: the seeded job's event stream is among the routes. */
-function send(s: TestServer, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string> }> {
+function send(
+  s: TestServer,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Record<string, string> }> {
   const body = method === "POST" ? INERT_BODY : undefined;
-  return rawHeaders(s.base, method, path, body === undefined ? headers : { ...headers, "content-type": "application/json" }, body);
+  return rawHeaders(
+    s.base,
+    method,
+    path,
+    body === undefined ? headers : { ...headers, "content-type": "application/json" },
+    body,
+  );
 }
 
 describe("the Host allow-list of a server without a token (DNS rebinding)", () => {
@@ -153,7 +189,16 @@ describe("the Host allow-list of a server without a token (DNS rebinding)", () =
 
   it("answers 403 naming the host to every route and method when Host names anything but loopback", async () => {
     const port = new URL(s.base).port;
-    const hostile = ["evil.example", `evil.example:${port}`, `127.0.0.1.evil.example:${port}`, `localhost.evil.example:${port}`, `192.168.1.20:${port}`, `0.0.0.0:${port}`, "[::]", `EVIL.example:${port}`];
+    const hostile = [
+      "evil.example",
+      `evil.example:${port}`,
+      `127.0.0.1.evil.example:${port}`,
+      `localhost.evil.example:${port}`,
+      `192.168.1.20:${port}`,
+      `0.0.0.0:${port}`,
+      "[::]",
+      `EVIL.example:${port}`,
+    ];
     const answered: string[] = [];
     for (const { method, path } of requestsOf(routesOf(s.app.fastify), ids)) {
       for (const host of hostile) {
@@ -163,7 +208,12 @@ describe("the Host allow-list of a server without a token (DNS rebinding)", () =
     }
     expect(answered).toEqual([]);
     const r = await rawRequest(s.base, "GET", "/api/v1/jobs", { host: "evil.example" });
-    expect(JSON.parse(r.body)).toMatchObject({ error: "forbidden_host", message: expect.stringMatching(/must be addressed to 127\.0\.0\.1 or localhost, not "evil\.example".*--host and --token/) });
+    expect(JSON.parse(r.body)).toMatchObject({
+      error: "forbidden_host",
+      message: expect.stringMatching(
+        /must be addressed to 127\.0\.0\.1 or localhost, not "evil\.example".*--host and --token/,
+      ),
+    });
   });
 
   it("refuses an absolute-form target naming another host, too", async () => {
@@ -173,7 +223,14 @@ describe("the Host allow-list of a server without a token (DNS rebinding)", () =
 
   it("serves the loopback names, in any case and with any port", async () => {
     const port = new URL(s.base).port;
-    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LocalHost:${port}`, "localhost", `[::1]:${port}`, `127.0.0.1`]) {
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      `LocalHost:${port}`,
+      "localhost",
+      `[::1]:${port}`,
+      `127.0.0.1`,
+    ]) {
       const r = await rawRequest(s.base, "GET", `/api/v1/jobs/${ids.jobId}`, { host });
       expect(r.status, host).toBe(200);
       expect(JSON.parse(r.body)).toMatchObject({ id: ids.jobId, state: "done" });
@@ -236,7 +293,10 @@ describe("no CORS headers on any route", () => {
               "access-control-request-private-network": "true",
             });
             const actual = await send(s, method, path, headers);
-            for (const [kind, r] of [["preflight", preflight], ["request", actual]] as const) {
+            for (const [kind, r] of [
+              ["preflight", preflight],
+              ["request", actual],
+            ] as const) {
               statuses.add(r.status);
               const cors = Object.keys(r.headers).filter((h) => h.startsWith("access-control-"));
               if (cors.length) leaks.push(`${kind} ${method} ${path} Origin: ${origin} -> ${cors.join(", ")}`);

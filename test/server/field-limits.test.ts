@@ -80,7 +80,11 @@ describe("request limits of both APIs", () => {
   });
 
   const post = async (path: string, body: string) => {
-    const r = await fetch(`${s.base}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const r = await fetch(`${s.base}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
     return { status: r.status, json: (await r.json()) as Record<string, unknown> };
   };
 
@@ -91,12 +95,21 @@ describe("request limits of both APIs", () => {
       for (const value of over) {
         const r = await post("/api/v1/jobs", JSON.stringify({ ...base, [field]: value }));
         const e = r.json as ApiError;
-        if (r.status !== 400 || e.field !== field || !e.message.startsWith(`${field}:`)) wrong.push(`${field}=${JSON.stringify(value).slice(0, 30)} -> ${r.status} ${JSON.stringify(e).slice(0, 120)}`);
+        if (r.status !== 400 || e.field !== field || !e.message.startsWith(`${field}:`))
+          wrong.push(
+            `${field}=${JSON.stringify(value).slice(0, 30)} -> ${r.status} ${JSON.stringify(e).slice(0, 120)}`,
+          );
       }
       for (const value of atLimit) {
         const r = await post("/api/v1/jobs", JSON.stringify({ ...base, [field]: value }));
-        if (r.status === 400 && (r.json as ApiError).field === field) wrong.push(`${field}=${JSON.stringify(value).slice(0, 30)} (at the limit) -> refused: ${(r.json as ApiError).message}`);
-        else if (r.status !== 422) wrong.push(`${field}=${JSON.stringify(value).slice(0, 30)} (at the limit) -> ${r.status} (expected the work budget's 422)`);
+        if (r.status === 400 && (r.json as ApiError).field === field)
+          wrong.push(
+            `${field}=${JSON.stringify(value).slice(0, 30)} (at the limit) -> refused: ${(r.json as ApiError).message}`,
+          );
+        else if (r.status !== 422)
+          wrong.push(
+            `${field}=${JSON.stringify(value).slice(0, 30)} (at the limit) -> ${r.status} (expected the work budget's 422)`,
+          );
       }
     }
     expect(wrong).toEqual([]);
@@ -119,7 +132,17 @@ describe("request limits of both APIs", () => {
       expect([r.status, (r.json as ApiError).field], JSON.stringify(extra).slice(0, 60)).toEqual([400, field]);
       expect((r.json as ApiError).message).toMatch(new RegExp(`^${field}:|${field}`));
     }
-    const ok = await post("/api/v1/jobs", JSON.stringify({ prompt: "x", width: 64, height: 64, type: "inpaint", init_image: png, mask: `data:image/png;base64,${png}` }));
+    const ok = await post(
+      "/api/v1/jobs",
+      JSON.stringify({
+        prompt: "x",
+        width: 64,
+        height: 64,
+        type: "inpaint",
+        init_image: png,
+        mask: `data:image/png;base64,${png}`,
+      }),
+    );
     expect(ok.status).toBe(422); // valid: refused for the work budget only
   });
 
@@ -131,12 +154,18 @@ describe("request limits of both APIs", () => {
           const r = await post(path, JSON.stringify({ ...base, [field]: value }));
           const detail = (r.json["detail"] ?? []) as { loc: string[]; msg: string }[];
           const named = detail.some((d) => d.loc[0] === "body" && d.loc[1] === field && d.msg.startsWith(field));
-          if (r.status !== 422 || !named) wrong.push(`${path} ${field}=${JSON.stringify(value).slice(0, 30)} -> ${r.status} ${JSON.stringify(r.json).slice(0, 120)}`);
+          if (r.status !== 422 || !named)
+            wrong.push(
+              `${path} ${field}=${JSON.stringify(value).slice(0, 30)} -> ${r.status} ${JSON.stringify(r.json).slice(0, 120)}`,
+            );
         }
         for (const value of atLimit) {
           const r = await post(path, JSON.stringify({ ...base, [field]: value }));
           const detail = r.json["detail"];
-          if (r.status === 422 && Array.isArray(detail)) wrong.push(`${path} ${field}=${JSON.stringify(value).slice(0, 30)} (at the limit) -> 422 ${JSON.stringify(detail).slice(0, 120)}`);
+          if (r.status === 422 && Array.isArray(detail))
+            wrong.push(
+              `${path} ${field}=${JSON.stringify(value).slice(0, 30)} (at the limit) -> 422 ${JSON.stringify(detail).slice(0, 120)}`,
+            );
         }
       }
     };
@@ -152,7 +181,10 @@ describe("request limits of both APIs", () => {
     expect((info.json["detail"] as { loc: string[] }[])[0]!.loc).toEqual(["body", "image"]);
     const progress = await fetch(`${s.base}/sdapi/v1/progress?skip_current_image=perhaps`);
     expect(progress.status).toBe(422);
-    expect(((await progress.json()) as { detail: { loc: string[] }[] }).detail[0]!.loc).toEqual(["query", "skip_current_image"]);
+    expect(((await progress.json()) as { detail: { loc: string[] }[] }).detail[0]!.loc).toEqual([
+      "query",
+      "skip_current_image",
+    ]);
     const list = await fetch(`${s.base}/api/v1/jobs?limit=501`);
     expect(list.status).toBe(400);
     expect(((await list.json()) as ApiError).field).toBe("limit");
@@ -177,11 +209,21 @@ describe("request limits of both APIs", () => {
       ["/sdapi/v1/options", "[1, 2]", 422, /body/],
     ];
     for (const [path, body, status, message] of cases) {
-      const r = await fetch(`${s.base}${path}`, body === undefined ? { method: "POST" } : { method: "POST", headers: { "content-type": "application/json" }, body });
+      const r = await fetch(
+        `${s.base}${path}`,
+        body === undefined
+          ? { method: "POST" }
+          : { method: "POST", headers: { "content-type": "application/json" }, body },
+      );
       const text = await r.text();
       expect(r.status, `${path} ${String(body).slice(0, 40)}: ${text.slice(0, 200)}`).toBe(status);
       const json = JSON.parse(text) as Record<string, unknown>;
-      const said = typeof json["message"] === "string" ? json["message"] : typeof json["detail"] === "string" ? json["detail"] : JSON.stringify(json["detail"]);
+      const said =
+        typeof json["message"] === "string"
+          ? json["message"]
+          : typeof json["detail"] === "string"
+            ? json["detail"]
+            : JSON.stringify(json["detail"]);
       expect(said, `${path} ${String(body).slice(0, 40)}`).toMatch(message);
     }
   });

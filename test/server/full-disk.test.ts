@@ -24,7 +24,9 @@ function sqliteOf(store: JobStore): Database.Database {
  */
 function fillDatabase(db: Database.Database): void {
   db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true }) as number}`);
-  const insert = db.prepare("INSERT INTO jobs (id, model, type, state, params, source, created_at) VALUES (?, 'filler', 'txt2img', 'done', ?, 'api', '')");
+  const insert = db.prepare(
+    "INSERT INTO jobs (id, model, type, state, params, source, created_at) VALUES (?, 'filler', 'txt2img', 'done', ?, 'api', '')",
+  );
   for (let size = 4096; size >= 1; size = Math.floor(size / 2)) {
     for (;;) {
       try {
@@ -43,11 +45,24 @@ function freeDatabase(db: Database.Database): void {
 }
 
 function enospc(path: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), { code: "ENOSPC", errno: -28, syscall: "write", path });
+  return Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), {
+    code: "ENOSPC",
+    errno: -28,
+    syscall: "write",
+    path,
+  });
 }
 
 const params = { type: "txt2img" as const, prompt: "x", seed: 1, has_init_image: false, has_mask: false };
-const newJob = (id: string) => ({ id, model: "m", type: "txt2img" as const, params, source: "api" as const, uploads: {}, createdAt: new Date().toISOString() });
+const newJob = (id: string) => ({
+  id,
+  model: "m",
+  type: "txt2img" as const,
+  params,
+  source: "api" as const,
+  uploads: {},
+  createdAt: new Date().toISOString(),
+});
 
 describe("the store on a full disk", () => {
   it("crash recovery that cannot write says the disk is full, naming the data folder, and succeeds once there is room", () => {
@@ -95,10 +110,17 @@ describe.skipIf(!HAVE_REFERENCE)("the queue on a full disk (sd15-tiny)", () => {
   afterAll(() => cache.remove());
 
   /** A server whose image writes go through `writer` (called with the 1-based number of the write). */
-  async function start(writer: (n: number, path: string, bytes: Uint8Array, app: App) => Promise<void>): Promise<{ app: App; base: string; dataDir: string }> {
+  async function start(
+    writer: (n: number, path: string, bytes: Uint8Array, app: App) => Promise<void>,
+  ): Promise<{ app: App; base: string; dataDir: string }> {
     const data = tempDir("diffuse-full-");
     const config = {
-      ...resolveServerConfig({ modelPath: TINY_MODEL, dataDir: data.path, port: 0, webRoot: join(data.path, "no-web") }),
+      ...resolveServerConfig({
+        modelPath: TINY_MODEL,
+        dataDir: data.path,
+        port: 0,
+        webRoot: join(data.path, "no-web"),
+      }),
       loadOptions: { threads: 1, cacheDir: cache.path },
     };
     let writes = 0;
@@ -124,7 +146,12 @@ describe.skipIf(!HAVE_REFERENCE)("the queue on a full disk (sd15-tiny)", () => {
       }
       await writeFile(path, bytes);
     });
-    const a = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, { prompt: "a red square", steps: 2, seed: 1, batch_size: 2 });
+    const a = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, {
+      prompt: "a red square",
+      steps: 2,
+      seed: 1,
+      batch_size: 2,
+    });
     const b = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, { prompt: "a blue circle", steps: 2, seed: 2 });
     expect([a.status, b.status]).toEqual([202, 202]);
 
@@ -169,7 +196,10 @@ describe.skipIf(!HAVE_REFERENCE)("the queue on a full disk (sd15-tiny)", () => {
     expect(ours.body.error).toBe("insufficient_storage");
     expect(ours.body.message).toContain(s.dataDir);
     expect(ours.body.message).toMatch(/free space/);
-    const a1111 = await postJson<{ error: string; detail: string; errors: string }>(`${s.base}/sdapi/v1/txt2img`, { prompt: "a green star", steps: 2 });
+    const a1111 = await postJson<{ error: string; detail: string; errors: string }>(`${s.base}/sdapi/v1/txt2img`, {
+      prompt: "a green star",
+      steps: 2,
+    });
     expect(a1111.status).toBe(507);
     expect(a1111.body.detail).toContain(s.dataDir);
     expect(a1111.body.errors).toBe(a1111.body.detail);

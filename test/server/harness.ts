@@ -39,7 +39,12 @@ export async function startServer(
   const dataDir = overrides.dataDir ?? data!.path;
   const { cacheDir, ...rest } = overrides;
   const config: ServerConfig = {
-    ...resolveServerConfig({ modelPath: opts.modelPath ?? TINY_MODEL, dataDir, port: 0, webRoot: join(dataDir, "no-web") }),
+    ...resolveServerConfig({
+      modelPath: opts.modelPath ?? TINY_MODEL,
+      dataDir,
+      port: 0,
+      webRoot: join(dataDir, "no-web"),
+    }),
     loadOptions: { threads: 1, cacheDir },
     // An empty model store: the checkpoints clients can switch to are the started one only, unless a test gives some.
     models: { cacheDir: join(dataDir, "no-hf-cache"), home: join(dataDir, "no-home"), searchDefaults: false },
@@ -68,14 +73,23 @@ export async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
 }
 
 export async function postJson<T>(url: string, body: unknown): Promise<{ status: number; body: T }> {
-  const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
   return { status: r.status, body: (await r.json()) as T };
 }
 
 const FINAL = new Set(["done", "failed", "cancelled"]);
 
 /** Polls a job until it is finished. */
-export async function waitForJob(base: string, id: string, timeoutMs = 30_000, until: (s: JobStatus) => boolean = (s) => FINAL.has(s.state)): Promise<JobStatus> {
+export async function waitForJob(
+  base: string,
+  id: string,
+  timeoutMs = 30_000,
+  until: (s: JobStatus) => boolean = (s) => FINAL.has(s.state),
+): Promise<JobStatus> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await getJson<JobStatus>(`${base}/api/v1/jobs/${id}`);
@@ -88,7 +102,9 @@ export async function waitForJob(base: string, id: string, timeoutMs = 30_000, u
 /** A small solid PNG (as base64) of the given size, for init images and masks. */
 export async function pngBase64(width: number, height: number, rgb: [number, number, number]): Promise<string> {
   const sharp = (await import("sharp")).default;
-  const png = await sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } }).png().toBuffer();
+  const png = await sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } })
+    .png()
+    .toBuffer();
   return png.toString("base64");
 }
 
@@ -135,7 +151,9 @@ export interface ChildServer {
 /** The server in a child process (test/server/serve-entry.ts), resolved once it listens. */
 export function spawnServer(dataDir: string, cacheDir: string): Promise<ChildServer> {
   const entry = fileURLToPath(new URL("./serve-entry.ts", import.meta.url));
-  const child = spawn(process.execPath, ["--import", "tsx", entry, dataDir, cacheDir], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", entry, dataDir, cacheDir], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   guardChild(child);
   let out = "";
   let err = "";
@@ -146,14 +164,17 @@ export function spawnServer(dataDir: string, cacheDir: string): Promise<ChildSer
       out += d.toString();
       const listening = /^listening (\S+)$/m.exec(out);
       const recovered = /^recovered (.*)$/m.exec(out);
-      if (listening && recovered) resolve({ base: listening[1]!, child, recovery: JSON.parse(recovered[1]!), exited, stderr: () => err });
+      if (listening && recovered)
+        resolve({ base: listening[1]!, child, recovery: JSON.parse(recovered[1]!), exited, stderr: () => err });
     });
     void exited.then((code) => reject(new Error(`server exited (${code}) before listening: ${err}`)));
   });
 }
 
 /** Kills (SIGKILL) the child servers still running, so a failed assertion leaves no process behind. */
-export async function killLeftovers(children: readonly { child: ChildProcess; exited: Promise<unknown> }[]): Promise<void> {
+export async function killLeftovers(
+  children: readonly { child: ChildProcess; exited: Promise<unknown> }[],
+): Promise<void> {
   for (const c of children) {
     if (c.child.exitCode === null && c.child.signalCode === null) {
       c.child.kill("SIGKILL");
@@ -219,12 +240,19 @@ export function rawHeaders(
     });
     socket.on("error", reject);
     socket.on("end", () => {
-      if (!done()) reject(new Error(`${method} ${target}: the connection closed before the headers: ${JSON.stringify(text)}`));
+      if (!done())
+        reject(new Error(`${method} ${target}: the connection closed before the headers: ${JSON.stringify(text)}`));
     });
   });
 }
 
-function sendRaw(base: string, method: string, target: string, headers: Record<string, string>, body: string | undefined): Socket {
+function sendRaw(
+  base: string,
+  method: string,
+  target: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+): Socket {
   const url = new URL(base);
   const lines = [`${method} ${target} HTTP/1.1`, `Host: ${headers["host"] ?? url.host}`, "Connection: close"];
   for (const [k, v] of Object.entries(headers)) if (k !== "host") lines.push(`${k}: ${v}`);

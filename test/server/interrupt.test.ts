@@ -30,7 +30,8 @@ describe.skipIf(!HAVE_REFERENCE)("interrupting an A1111 request", () => {
     });
     type Progress = { state: { sampling_step: number } };
     for (let i = 0; i < 2000; i++) {
-      if ((await getJson<Progress>(`${s.base}/sdapi/v1/progress?skip_current_image=true`)).state.sampling_step >= 3) break;
+      if ((await getJson<Progress>(`${s.base}/sdapi/v1/progress?skip_current_image=true`)).state.sampling_step >= 3)
+        break;
       await new Promise((r) => setTimeout(r, 10));
     }
     const running = s.app.context.queue.running!;

@@ -27,7 +27,14 @@ describe.skipIf(!HAVE_REFERENCE)("our job API on the sd15-tiny model", () => {
     const done = await waitForJob(s.base, created.body.id);
     expect(done.state).toBe("done");
     expect(done.progress).toEqual({ step: 3, steps: 3 });
-    expect(done.params).toMatchObject({ prompt: "a red square", steps: 3, seed: 42, width: 64, height: 64, type: "txt2img" });
+    expect(done.params).toMatchObject({
+      prompt: "a red square",
+      steps: 3,
+      seed: 42,
+      width: 64,
+      height: 64,
+      type: "txt2img",
+    });
     expect(done.images).toHaveLength(1);
     const img = await fetch(`${s.base}${done.images[0]!.url}`);
     expect(img.headers.get("content-type")).toBe("image/png");
@@ -41,8 +48,20 @@ describe.skipIf(!HAVE_REFERENCE)("our job API on the sd15-tiny model", () => {
   it("runs img2img and inpaint jobs from data-URL uploads", async () => {
     const init = `data:image/png;base64,${await pngBase64(64, 64, [200, 30, 30])}`;
     const mask = `data:image/png;base64,${await pngBase64(64, 64, [255, 255, 255])}`;
-    const a = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, { type: "img2img", prompt: "x", steps: 4, init_image: init, denoising_strength: 0.5 });
-    const b = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, { type: "inpaint", prompt: "x", steps: 4, init_image: init, mask });
+    const a = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, {
+      type: "img2img",
+      prompt: "x",
+      steps: 4,
+      init_image: init,
+      denoising_strength: 0.5,
+    });
+    const b = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, {
+      type: "inpaint",
+      prompt: "x",
+      steps: 4,
+      init_image: init,
+      mask,
+    });
     expect([a.status, b.status]).toEqual([202, 202]);
     const [ja, jb] = [await waitForJob(s.base, a.body.id), await waitForJob(s.base, b.body.id)];
     expect(ja.state).toBe("done");
@@ -60,7 +79,15 @@ describe.skipIf(!HAVE_REFERENCE)("our job API on the sd15-tiny model", () => {
       [{ prompt: "x", sampler_name: "nope" }, "sampler_name"],
       [{ prompt: "x", type: "img2img" }, "init_image"],
       [{ prompt: "x", type: "img2img", init_image: "bm90IGFuIGltYWdl" }, "init_image"],
-      [{ prompt: "x", type: "inpaint", init_image: await pngBase64(64, 64, [0, 0, 0]), mask: await pngBase64(32, 32, [255, 255, 255]) }, "mask"],
+      [
+        {
+          prompt: "x",
+          type: "inpaint",
+          init_image: await pngBase64(64, 64, [0, 0, 0]),
+          mask: await pngBase64(32, 32, [255, 255, 255]),
+        },
+        "mask",
+      ],
     ];
     for (const [body, field] of cases) {
       const r = await postJson<ApiError>(`${s.base}/api/v1/jobs`, body);
@@ -73,7 +100,11 @@ describe.skipIf(!HAVE_REFERENCE)("our job API on the sd15-tiny model", () => {
   it("answers 413 for a body over the limit", async () => {
     const small = await startServer({ cacheDir: cache.path, bodyLimit: 1024 }, { listen: false });
     try {
-      const r = await small.app.fastify.inject({ method: "POST", url: "/api/v1/jobs", payload: { prompt: "x".repeat(4096) } });
+      const r = await small.app.fastify.inject({
+        method: "POST",
+        url: "/api/v1/jobs",
+        payload: { prompt: "x".repeat(4096) },
+      });
       expect(r.statusCode).toBe(413);
       expect(r.json<ApiError>().message).toMatch(/larger than/);
     } finally {
@@ -104,7 +135,9 @@ describe.skipIf(!HAVE_REFERENCE)("our job API on the sd15-tiny model", () => {
     const events = await readSse(res, (e) => {
       if (e.event === "queued" && !cancelledB) {
         cancelledB = true;
-        void fetch(`${s.base}/api/v1/jobs/${b.body.id}`, { method: "DELETE" }).then(() => fetch(`${s.base}/api/v1/jobs/${a.body.id}`, { method: "DELETE" }));
+        void fetch(`${s.base}/api/v1/jobs/${b.body.id}`, { method: "DELETE" }).then(() =>
+          fetch(`${s.base}/api/v1/jobs/${a.body.id}`, { method: "DELETE" }),
+        );
       }
       return false;
     });
@@ -172,9 +205,15 @@ describe.skipIf(!HAVE_REFERENCE)("our job API on the sd15-tiny model", () => {
     expect(models.models[0]!.hash).toMatch(/^[0-9a-f]{10}$/);
     const samplers = await getJson<SamplerList>(`${s.base}/api/v1/samplers`);
     expect(samplers.samplers.map((x) => x.label)).toContain("Euler a");
-    const doc = await getJson<{ openapi: string; paths: Record<string, unknown>; components: { schemas: Record<string, unknown> } }>(`${s.base}/api/docs`);
+    const doc = await getJson<{
+      openapi: string;
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, unknown> };
+    }>(`${s.base}/api/docs`);
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/api/v1/jobs", "/api/v1/jobs/{id}", "/api/v1/jobs/{id}/events", "/api/v1/images/{id}"]));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/api/v1/jobs", "/api/v1/jobs/{id}", "/api/v1/jobs/{id}/events", "/api/v1/images/{id}"]),
+    );
     expect(doc.components.schemas["JobCreateRequest"]).toBeDefined();
   });
 

@@ -10,7 +10,8 @@ import { MAX_JSON_DEPTH } from "../../src/json-depth.js";
 import { startServer, tempDir, type TestServer } from "./harness.js";
 
 const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
-const post = (url: string, body: string) => fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
+const post = (url: string, body: string) =>
+  fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
 
 describe("JSON nesting at the HTTP edge", () => {
   let s: TestServer;
@@ -50,7 +51,10 @@ describe("JSON nesting at the HTTP edge", () => {
 
   it("refuses a txt2img with an unknown field nested 4,500 deep before running anything", async () => {
     const before = ((await (await fetch(`${s.base}/api/v1/jobs`)).json()) as { jobs: unknown[] }).jobs.length;
-    const r = await post(`${s.base}/sdapi/v1/txt2img`, `{"prompt": "x", "steps": 1, "width": 64, "height": 64, "extra": ${nested(4500)}}`);
+    const r = await post(
+      `${s.base}/sdapi/v1/txt2img`,
+      `{"prompt": "x", "steps": 1, "width": 64, "height": 64, "extra": ${nested(4500)}}`,
+    );
     expect(r.status).toBe(400);
     expect(((await r.json()) as { detail: string }).detail).toMatch(new RegExp(`deeper than ${MAX_JSON_DEPTH} levels`));
     const after = ((await (await fetch(`${s.base}/api/v1/jobs`)).json()) as { jobs: unknown[] }).jobs.length;
@@ -66,7 +70,10 @@ describe("JSON nesting at the HTTP edge", () => {
   });
 
   it("echoes unknown A1111 fields within the limit in `parameters`", async () => {
-    const r = await post(`${s.base}/sdapi/v1/txt2img`, JSON.stringify({ prompt: "x", steps: 1, width: 64, height: 64, alwayson_scripts: { a: { args: [[1, [2]]] } } }));
+    const r = await post(
+      `${s.base}/sdapi/v1/txt2img`,
+      JSON.stringify({ prompt: "x", steps: 1, width: 64, height: 64, alwayson_scripts: { a: { args: [[1, [2]]] } } }),
+    );
     expect(r.status).toBe(200);
     const body = (await r.json()) as { parameters: Record<string, unknown> };
     expect(body.parameters["alwayson_scripts"]).toEqual({ a: { args: [[1, [2]]] } });
@@ -97,7 +104,9 @@ describe("options stored by an older version", () => {
         expect(options).not.toHaveProperty("broken");
         // Setting the key again replaces the bad value.
         expect((await post(`${s.base}/sdapi/v1/options`, '{"deep": [1]}')).status).toBe(200);
-        expect(((await (await fetch(`${s.base}/sdapi/v1/options`)).json()) as Record<string, unknown>)["deep"]).toEqual([1]);
+        expect(((await (await fetch(`${s.base}/sdapi/v1/options`)).json()) as Record<string, unknown>)["deep"]).toEqual(
+          [1],
+        );
       } finally {
         await s.close();
       }

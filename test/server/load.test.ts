@@ -95,7 +95,9 @@ describe.skipIf(!HAVE_REFERENCE)("50 clients submitting at once", () => {
     for (const j of jobs) expect(j.images[0]!.infotext).toContain(`Seed: ${j.params.seed}`);
     // In submission order, one at a time: each starts after the previous one finished.
     for (let k = 1; k < jobs.length; k++) {
-      expect(jobs[k]!.started_at! >= jobs[k - 1]!.finished_at!, `job ${k} started before job ${k - 1} finished`).toBe(true);
+      expect(jobs[k]!.started_at! >= jobs[k - 1]!.finished_at!, `job ${k} started before job ${k - 1} finished`).toBe(
+        true,
+      );
     }
 
     // Every job ran its steps and says so.
@@ -106,8 +108,11 @@ describe.skipIf(!HAVE_REFERENCE)("50 clients submitting at once", () => {
     for (const [key, list] of seen) {
       for (let k = 1; k < list.length; k++) {
         const [a, b] = [list[k - 1]!, list[k]!];
-        expect(ORDER.indexOf(b.state), `${key}: ${a.state} then ${b.state}`).toBeGreaterThanOrEqual(ORDER.indexOf(a.state));
-        if (a.state === "running" && b.state === "running") expect(b.step, `${key}: step ${a.step} then ${b.step}`).toBeGreaterThanOrEqual(a.step);
+        expect(ORDER.indexOf(b.state), `${key}: ${a.state} then ${b.state}`).toBeGreaterThanOrEqual(
+          ORDER.indexOf(a.state),
+        );
+        if (a.state === "running" && b.state === "running")
+          expect(b.step, `${key}: step ${a.step} then ${b.step}`).toBeGreaterThanOrEqual(a.step);
       }
     }
   });

@@ -13,7 +13,10 @@ describe("secrets in the request log", () => {
   const lines: string[] = [];
   const notAModel = tempDir("diffuse-not-a-model-");
   beforeAll(async () => {
-    s = await startServer({ token: TOKEN, log: true, logStream: { write: (line: string) => lines.push(line) } }, { modelPath: notAModel.path });
+    s = await startServer(
+      { token: TOKEN, log: true, logStream: { write: (line: string) => lines.push(line) } },
+      { modelPath: notAModel.path },
+    );
   });
   afterAll(async () => {
     await s?.close();
@@ -34,7 +37,9 @@ describe("secrets in the request log", () => {
       expect(r.status, target).toBe(200);
     }
     expect((await rawRequest(s.base, "GET", `/api/v1/samplers?access_token=${WRONG}`)).status).toBe(401);
-    expect((await rawRequest(s.base, "GET", "/api/v1/samplers", { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
+    expect((await rawRequest(s.base, "GET", "/api/v1/samplers", { authorization: `Bearer ${TOKEN}` })).status).toBe(
+      200,
+    );
     expect((await rawRequest(s.base, "GET", `/nowhere?access_token=${TOKEN}`)).status).toBe(200);
 
     const log = lines.join("");

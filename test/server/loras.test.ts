@@ -22,8 +22,15 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's LoRA and embedding routes, and LoRA ta
     copyFileSync(ref(ADAPTERS, "ti-a1111.safetensors"), join(embeddingsDir, "ti-a1111.safetensors"));
     copyFileSync(ref(ADAPTERS, "ti-diffusers.safetensors"), join(embeddingsDir, "ti-diffusers.safetensors"));
     // An embedding for a 1024-wide encoder (SD2's): A1111 lists it as skipped on an SD1 model.
-    writeFileSync(join(embeddingsDir, "sd2-style.safetensors"), encodeSafetensors([{ name: "emb_params", dtype: "F32", shape: [3, 1024], data: f32Bytes(new Float32Array(3 * 1024)) }]));
-    server = await startServer({ loadOptions: { threads: 1, cacheDir: join(work.path, "cache"), loraDir, embeddingsDir } });
+    writeFileSync(
+      join(embeddingsDir, "sd2-style.safetensors"),
+      encodeSafetensors([
+        { name: "emb_params", dtype: "F32", shape: [3, 1024], data: f32Bytes(new Float32Array(3 * 1024)) },
+      ]),
+    );
+    server = await startServer({
+      loadOptions: { threads: 1, cacheDir: join(work.path, "cache"), loraDir, embeddingsDir },
+    });
   });
 
   afterAll(async () => {
@@ -32,13 +39,19 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's LoRA and embedding routes, and LoRA ta
   });
 
   it("GET /sdapi/v1/loras lists the folder's .safetensors LoRAs (subfolders too) with A1111's fields, metadata JSON parsed", async () => {
-    const loras = await getJson<{ name: string; alias: string; path: string; metadata: Record<string, unknown> }[]>(`${server.base}/sdapi/v1/loras`);
+    const loras = await getJson<{ name: string; alias: string; path: string; metadata: Record<string, unknown> }[]>(
+      `${server.base}/sdapi/v1/loras`,
+    );
     expect(loras).toEqual([
       {
         name: "lora-kohya",
         alias: "lora-kohya",
         path: join(loraDir, "styles", "lora-kohya.safetensors"),
-        metadata: expect.objectContaining({ ss_network_module: "networks.lora", ss_base_model_version: "sd_v1", ss_network_args: { conv_dim: "4", conv_alpha: "2.0" } }),
+        metadata: expect.objectContaining({
+          ss_network_module: "networks.lora",
+          ss_base_model_version: "sd_v1",
+          ss_network_args: { conv_dim: "4", conv_alpha: "2.0" },
+        }),
       },
     ]);
   });
@@ -48,7 +61,10 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's LoRA and embedding routes, and LoRA ta
     expect((await getJson<unknown[]>(`${server.base}/sdapi/v1/loras`)).length).toBe(1);
     const r = await postJson<unknown>(`${server.base}/sdapi/v1/refresh-loras`, {});
     expect(r).toEqual({ status: 200, body: null });
-    expect((await getJson<{ name: string }[]>(`${server.base}/sdapi/v1/loras`)).map((l) => l.name)).toEqual(["loha", "lora-kohya"]);
+    expect((await getJson<{ name: string }[]>(`${server.base}/sdapi/v1/loras`)).map((l) => l.name)).toEqual([
+      "loha",
+      "lora-kohya",
+    ]);
   });
 
   it("GET /sdapi/v1/embeddings answers {loaded, skipped} as A1111 does: by name, with shape and vector count", async () => {
@@ -64,8 +80,14 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's LoRA and embedding routes, and LoRA ta
 
   it("txt2img with <lora:lora-kohya:0.8> in the prompt: the LoRA reaches the model's worker, the image is the reference's, info has Lora hashes", async () => {
     const r = await postJson<{ images: string[]; info: string }>(`${server.base}/sdapi/v1/txt2img`, {
-      prompt: "a photo of an astronaut riding a horse on mars <lora:lora-kohya:0.8>", negative_prompt: "",
-      steps: 4, cfg_scale: 7.5, seed: 31, sampler_name: "PLMS", width: 64, height: 64,
+      prompt: "a photo of an astronaut riding a horse on mars <lora:lora-kohya:0.8>",
+      negative_prompt: "",
+      steps: 4,
+      cfg_scale: 7.5,
+      seed: 31,
+      sampler_name: "PLMS",
+      width: 64,
+      height: 64,
     });
     expect(r.status).toBe(200);
     const info = JSON.parse(r.body.info) as { infotexts: string[]; extra_generation_params: Record<string, unknown> };
@@ -79,14 +101,21 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's LoRA and embedding routes, and LoRA ta
   });
 
   it("an unknown LoRA fails the request with the close matches", async () => {
-    const r = await postJson<{ detail: string }>(`${server.base}/sdapi/v1/txt2img`, { prompt: "a cat <lora:lora-kohy:1>", steps: 1, width: 64, height: 64 });
+    const r = await postJson<{ detail: string }>(`${server.base}/sdapi/v1/txt2img`, {
+      prompt: "a cat <lora:lora-kohy:1>",
+      steps: 1,
+      width: 64,
+      height: 64,
+    });
     expect(r.status).toBe(422);
     expect(r.body.detail).toMatch(/no LoRA named "lora-kohy" .*did you mean "lora-kohya"\?/);
   });
 
   it("folders that do not exist list nothing", async () => {
     const none = join(work.path, "none");
-    const s = await startServer({ loadOptions: { threads: 1, cacheDir: join(work.path, "cache"), loraDir: none, embeddingsDir: none } });
+    const s = await startServer({
+      loadOptions: { threads: 1, cacheDir: join(work.path, "cache"), loraDir: none, embeddingsDir: none },
+    });
     try {
       expect(await getJson(`${s.base}/sdapi/v1/loras`)).toEqual([]);
       expect(await getJson(`${s.base}/sdapi/v1/embeddings`)).toEqual({ loaded: {}, skipped: {} });

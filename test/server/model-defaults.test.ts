@@ -34,7 +34,9 @@ describe("the model's recommended guidance over HTTP", () => {
   }
 
   it("lists it with the model, and uses it when a request names no cfg_scale", async () => {
-    const models = (await (await fetch(`${s.base}/api/v1/models`)).json()) as { models: { default_cfg_scale: number }[] };
+    const models = (await (await fetch(`${s.base}/api/v1/models`)).json()) as {
+      models: { default_cfg_scale: number }[];
+    };
     expect(models.models[0]!.default_cfg_scale).toBe(3);
     expect(await txt2img({})).toBe(3);
     expect(await txt2img({ cfg_scale: 5 })).toBe(5);

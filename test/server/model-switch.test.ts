@@ -112,9 +112,15 @@ describe.skipIf(!HAVE_REFERENCE)("the server serves the checkpoints the model st
     const second = await submit(base, SMALL);
     const switched = await postJson<unknown>(`${base}/sdapi/v1/options`, { sd_model_checkpoint: beta.title });
     expect(switched.status).toBe(200);
-    expect((await getJson<{ sd_model_checkpoint: string }>(`${base}/sdapi/v1/options`)).sd_model_checkpoint).toBe(beta.title);
+    expect((await getJson<{ sd_model_checkpoint: string }>(`${base}/sdapi/v1/options`)).sd_model_checkpoint).toBe(
+      beta.title,
+    );
     const third = await submit(base, SMALL);
-    const [a, b, c] = [await waitForJob(base, first, LONG), await waitForJob(base, second, LONG), await waitForJob(base, third, LONG)];
+    const [a, b, c] = [
+      await waitForJob(base, first, LONG),
+      await waitForJob(base, second, LONG),
+      await waitForJob(base, third, LONG),
+    ];
     for (const j of [a, b]) {
       expect(j.state).toBe("done");
       expect(j.model).toBe("alpha");
@@ -131,17 +137,33 @@ describe.skipIf(!HAVE_REFERENCE)("the server serves the checkpoints the model st
 
   it("a name that is not known is a 4xx that names the known ones, on both APIs", async () => {
     const { base } = await start();
-    const a1111 = await postJson<{ detail: string }>(`${base}/sdapi/v1/options`, { sd_model_checkpoint: "no-such-model" });
+    const a1111 = await postJson<{ detail: string }>(`${base}/sdapi/v1/options`, {
+      sd_model_checkpoint: "no-such-model",
+    });
     expect(a1111.status).toBe(400);
     expect(a1111.body.detail).toMatch(/"no-such-model"/);
     expect(a1111.body.detail).toMatch(/"alpha \[[0-9a-f]{10}\]".*"beta \[[0-9a-f]{10}\]"/);
-    const put = await fetch(`${base}/api/v1/models/served`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "no-such-model" }) });
+    const put = await fetch(`${base}/api/v1/models/served`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "no-such-model" }),
+    });
     expect(put.status).toBe(400);
-    expect(await put.json()).toMatchObject({ error: "unknown_model", field: "name", message: expect.stringMatching(/"beta \[[0-9a-f]{10}\]"/) });
-    const job = await postJson<{ error: string; field: string }>(`${base}/api/v1/jobs`, { ...SMALL, model: "no-such-model" });
+    expect(await put.json()).toMatchObject({
+      error: "unknown_model",
+      field: "name",
+      message: expect.stringMatching(/"beta \[[0-9a-f]{10}\]"/),
+    });
+    const job = await postJson<{ error: string; field: string }>(`${base}/api/v1/jobs`, {
+      ...SMALL,
+      model: "no-such-model",
+    });
     expect(job.status).toBe(400);
     expect(job.body).toMatchObject({ error: "unknown_model", field: "model" });
-    const override = await postJson<{ detail: string }>(`${base}/sdapi/v1/txt2img`, { ...SMALL, override_settings: { sd_model_checkpoint: "no-such-model" } });
+    const override = await postJson<{ detail: string }>(`${base}/sdapi/v1/txt2img`, {
+      ...SMALL,
+      override_settings: { sd_model_checkpoint: "no-such-model" },
+    });
     expect(override.status).toBe(404);
     expect((await getJson<ModelList>(`${base}/api/v1/models`)).served).toBe("alpha");
   });
@@ -152,7 +174,9 @@ describe.skipIf(!HAVE_REFERENCE)("the server serves the checkpoints the model st
     const r = await postJson<{ detail: string }>(`${base}/sdapi/v1/options`, { sd_model_checkpoint: "broken" });
     expect(r.status).toBe(422);
     expect(r.body.detail).toMatch(/^model "broken" could not be loaded: .+; the server still serves "alpha"$/);
-    expect((await getJson<{ sd_model_checkpoint: string }>(`${base}/sdapi/v1/options`)).sd_model_checkpoint).toBe(alpha.title);
+    expect((await getJson<{ sd_model_checkpoint: string }>(`${base}/sdapi/v1/options`)).sd_model_checkpoint).toBe(
+      alpha.title,
+    );
     const models = await getJson<ModelList>(`${base}/api/v1/models`);
     expect(models.served).toBe("alpha");
     const broken = models.available.find((m) => m.name === "broken")!;
@@ -168,7 +192,10 @@ describe.skipIf(!HAVE_REFERENCE)("the server serves the checkpoints the model st
     // Both at once: one load of beta serves the two jobs.
     const [oursId, a1111] = await Promise.all([
       submit(base, { ...SMALL, model: "beta" }),
-      postJson<{ info: string }>(`${base}/sdapi/v1/txt2img`, { ...SMALL, override_settings: { sd_model_checkpoint: beta.title } }),
+      postJson<{ info: string }>(`${base}/sdapi/v1/txt2img`, {
+        ...SMALL,
+        override_settings: { sd_model_checkpoint: beta.title },
+      }),
     ]);
     const ours = await waitForJob(base, oursId, LONG);
     expect(ours).toMatchObject({ state: "done", model: "beta" });
@@ -182,10 +209,16 @@ describe.skipIf(!HAVE_REFERENCE)("the server serves the checkpoints the model st
     const { base } = await start();
     expect((await sdModels(base)).map((m) => m.model_name)).not.toContain("gamma");
     cpSync(ref("models/sd15-tiny"), join(tree.checkpoints, "gamma"), { recursive: true, dereference: true });
-    expect((await postJson<{ detail: string }>(`${base}/sdapi/v1/options`, { sd_model_checkpoint: "gamma" })).status).toBe(400);
+    expect(
+      (await postJson<{ detail: string }>(`${base}/sdapi/v1/options`, { sd_model_checkpoint: "gamma" })).status,
+    ).toBe(400);
     expect((await postJson<unknown>(`${base}/sdapi/v1/refresh-checkpoints`, {})).status).toBe(200);
     expect((await sdModels(base)).map((m) => m.model_name)).toContain("gamma");
-    const put = await fetch(`${base}/api/v1/models/served`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "gamma" }) });
+    const put = await fetch(`${base}/api/v1/models/served`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "gamma" }),
+    });
     expect(put.status).toBe(202);
     expect(((await put.json()) as ModelList).served).toBe("gamma");
     const job = await waitForJob(base, await submit(base, SMALL), LONG);

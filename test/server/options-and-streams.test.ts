@@ -24,7 +24,9 @@ describe("POST /sdapi/v1/options judges its values before it needs the model", (
     expect((await postJson(`${s.base}/sdapi/v1/options`, { some_ui_setting: true })).status).toBe(200);
     // A checkpoint is looked up in the model store, not compared with the model: one it does not know is the
     // client's 400, whether or not the served model could load.
-    expect((await postJson(`${s.base}/sdapi/v1/options`, { sd_model_checkpoint: "other.safetensors" })).status).toBe(400);
+    expect((await postJson(`${s.base}/sdapi/v1/options`, { sd_model_checkpoint: "other.safetensors" })).status).toBe(
+      400,
+    );
   });
 });
 
@@ -40,13 +42,22 @@ describe.skipIf(!HAVE_REFERENCE)("SSE streams honour the client's Connection hea
   });
 
   it("a client that asks for Connection: close gets it (the stream of a finished job ends with its socket)", async () => {
-    const job = await postJson<{ id: string }>(`${s.base}/api/v1/jobs`, { prompt: "a cat", steps: 1, width: 64, height: 64 });
+    const job = await postJson<{ id: string }>(`${s.base}/api/v1/jobs`, {
+      prompt: "a cat",
+      steps: 1,
+      width: 64,
+      height: 64,
+    });
     await waitForJob(s.base, job.body.id);
     const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      const req = request(`${s.base}/api/v1/jobs/${job.body.id}/events`, { headers: { connection: "close" } }, (res) => {
-        res.resume();
-        res.on("end", () => resolve(res.headers));
-      });
+      const req = request(
+        `${s.base}/api/v1/jobs/${job.body.id}/events`,
+        { headers: { connection: "close" } },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.headers));
+        },
+      );
       req.on("error", reject);
       req.end();
     });

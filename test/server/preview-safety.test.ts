@@ -22,7 +22,8 @@ interface Progress {
   current_image: string | null;
 }
 
-const same = (a: RgbImage, b: RgbImage): boolean => a.width === b.width && a.height === b.height && Buffer.from(a.data).equals(Buffer.from(b.data));
+const same = (a: RgbImage, b: RgbImage): boolean =>
+  a.width === b.width && a.height === b.height && Buffer.from(a.data).equals(Buffer.from(b.data));
 
 describe.skipIf(!HAVE_REFERENCE)("live previews of a server with a safety checker that flags every image", () => {
   const cache = tempDir("diffuse-cache-");
@@ -34,7 +35,10 @@ describe.skipIf(!HAVE_REFERENCE)("live previews of a server with a safety checke
     const pipe = await loadPipeline(TINY_MODEL, { cacheDir: cache.path, threads: 1, safetyChecker: false });
     unchecked = [];
     try {
-      await pipe.generate({ ...JOB, onStep: (e) => unchecked.push(latentPreview(e.latents, [1, 4, 8, 8], { scale: 8 })) });
+      await pipe.generate({
+        ...JOB,
+        onStep: (e) => unchecked.push(latentPreview(e.latents, [1, 4, 8, 8], { scale: 8 })),
+      });
     } finally {
       await pipe.close();
     }
@@ -49,7 +53,17 @@ describe.skipIf(!HAVE_REFERENCE)("live previews of a server with a safety checke
   async function watchJob(policy: SafetyPolicy): Promise<{ steps: StepData[]; progress: Progress[]; done: boolean }> {
     let s: TestServer | undefined;
     try {
-      s = await startServer({ cacheDir: cache.path, previewIntervalMs: 0, loadOptions: { threads: 1, cacheDir: cache.path, safetyChecker: `${checkerDir.path}/safety_checker`, safetyPolicy: policy, previewCheckShare: Infinity } });
+      s = await startServer({
+        cacheDir: cache.path,
+        previewIntervalMs: 0,
+        loadOptions: {
+          threads: 1,
+          cacheDir: cache.path,
+          safetyChecker: `${checkerDir.path}/safety_checker`,
+          safetyPolicy: policy,
+          previewCheckShare: Infinity,
+        },
+      });
       const base = s.base;
       const { body } = await postJson<JobCreated>(`${base}/api/v1/jobs`, JOB);
       const events = readSse(await fetch(`${base}${body.events_url}`));
@@ -62,7 +76,11 @@ describe.skipIf(!HAVE_REFERENCE)("live previews of a server with a safety checke
         await new Promise((r) => setTimeout(r, 5));
       }
       const all = await events;
-      return { steps: all.filter((e) => e.event === "step").map((e) => e.data as StepData), progress, done: all.at(-1)?.event === "done" };
+      return {
+        steps: all.filter((e) => e.event === "step").map((e) => e.data as StepData),
+        progress,
+        done: all.at(-1)?.event === "done",
+      };
     } finally {
       await s?.close();
     }

@@ -14,7 +14,8 @@ const TAESD = ref("models/taesd-tiny");
 function blocky(rgb: Buffer, width: number, height: number): boolean {
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      const a = (y * width + x) * 3, b = ((y - (y % 8)) * width + (x - (x % 8))) * 3;
+      const a = (y * width + x) * 3,
+        b = ((y - (y % 8)) * width + (x - (x % 8))) * 3;
       if (rgb[a] !== rgb[b] || rgb[a + 1] !== rgb[b + 1] || rgb[a + 2] !== rgb[b + 2]) return false;
     }
   }
@@ -43,17 +44,36 @@ describe.skipIf(!HAVE_REFERENCE)("live previews drawn by a TAESD (serve --previe
 
   it("our API's step previews are the TAESD's image of the step, and A1111's progress current_image is a TAESD image too", async () => {
     s = await startServer({ loadOptions: { threads: 1, cacheDir: cache.path, previewDecoder: TAESD } });
-    const created = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, { prompt: "a red square", steps: 4, seed: 11, width: 64, height: 64 });
-    const events = await readSse(await fetch(`${s.base}${created.body.events_url}`), (e) => e.event === "done" || e.event === "error");
-    const last = events.filter((e) => e.event === "step").map((e) => e.data as { step: number; steps: number; preview?: string }).find((d) => d.step === d.steps && d.preview);
+    const created = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, {
+      prompt: "a red square",
+      steps: 4,
+      seed: 11,
+      width: 64,
+      height: 64,
+    });
+    const events = await readSse(
+      await fetch(`${s.base}${created.body.events_url}`),
+      (e) => e.event === "done" || e.event === "error",
+    );
+    const last = events
+      .filter((e) => e.event === "step")
+      .map((e) => e.data as { step: number; steps: number; preview?: string })
+      .find((d) => d.step === d.steps && d.preview);
     expect(last, JSON.stringify(events.at(-1))).toBeDefined();
     const stepPreview = Buffer.from(last!.preview!.replace(/^data:image\/png;base64,/, ""), "base64");
 
     // A long A1111 job, watched through its progress until a preview shows, then interrupted.
-    const pending = fetch(`${s.base}/sdapi/v1/txt2img`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt: "slow", steps: 150, width: 64, height: 64 }) });
+    const pending = fetch(`${s.base}/sdapi/v1/txt2img`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "slow", steps: 150, width: 64, height: 64 }),
+    });
     let progressImage: Buffer | undefined;
     for (let i = 0; i < 1000 && !progressImage; i++) {
-      const p = (await (await fetch(`${s.base}/sdapi/v1/progress`)).json()) as { state: { sampling_step: number }; current_image: string | null };
+      const p = (await (await fetch(`${s.base}/sdapi/v1/progress`)).json()) as {
+        state: { sampling_step: number };
+        current_image: string | null;
+      };
       if (p.state.sampling_step >= 3 && p.current_image) progressImage = Buffer.from(p.current_image, "base64");
       else await new Promise((r) => setTimeout(r, 10));
     }
@@ -66,7 +86,16 @@ describe.skipIf(!HAVE_REFERENCE)("live previews drawn by a TAESD (serve --previe
     let direct: Buffer | undefined;
     try {
       let preview: Promise<Buffer | undefined> | undefined;
-      await pipe.generate({ prompt: "a red square", steps: 4, seed: 11, width: 64, height: 64, onStep: (e) => { if (e.step === e.steps) preview = e.preview().then((p) => p.png); } });
+      await pipe.generate({
+        prompt: "a red square",
+        steps: 4,
+        seed: 11,
+        width: 64,
+        height: 64,
+        onStep: (e) => {
+          if (e.step === e.steps) preview = e.preview().then((p) => p.png);
+        },
+      });
       direct = await preview;
     } finally {
       await pipe.close();

@@ -22,7 +22,8 @@ describe("characters PNG text cannot hold, refused at submission", () => {
     cache.remove();
   });
 
-  const jobCount = async () => ((await (await fetch(`${s.base}/api/v1/jobs?limit=500`)).json()) as JobCount).jobs.length;
+  const jobCount = async () =>
+    ((await (await fetch(`${s.base}/api/v1/jobs?limit=500`)).json()) as JobCount).jobs.length;
   const small = { steps: 1, width: 64, height: 64 };
 
   it("answers 400 naming the field on our API, and queues nothing", async () => {
@@ -43,7 +44,11 @@ describe("characters PNG text cannot hold, refused at submission", () => {
     const before = await jobCount();
     for (const route of ["txt2img", "img2img"]) {
       for (const field of ["prompt", "negative_prompt"]) {
-        const r = await postJson<{ detail: { loc: string[]; msg: string }[] }>(`${s.base}/sdapi/v1/${route}`, { prompt: "a house", ...small, [field]: "a\u0000b" });
+        const r = await postJson<{ detail: { loc: string[]; msg: string }[] }>(`${s.base}/sdapi/v1/${route}`, {
+          prompt: "a house",
+          ...small,
+          [field]: "a\u0000b",
+        });
         expect(r.status, `${route} ${field}`).toBe(422);
         expect(r.body.detail[0]!.loc).toEqual(["body", field]);
         expect(r.body.detail[0]!.msg).toContain("NUL");

@@ -20,7 +20,10 @@ describe.skipIf(!HAVE_REFERENCE)(`${TOTAL} jobs from ${CLIENTS} clients`, () => 
   beforeAll(async () => {
     // One step at 64 px: the queue is under test, not the model. Without provenance: signing each image would
     // only make the run longer.
-    s = await startServer({ cacheDir: cache.path, loadOptions: { threads: 1, cacheDir: cache.path, provenance: false } });
+    s = await startServer({
+      cacheDir: cache.path,
+      loadOptions: { threads: 1, cacheDir: cache.path, provenance: false },
+    });
   });
   afterAll(async () => {
     try {
@@ -62,7 +65,10 @@ describe.skipIf(!HAVE_REFERENCE)(`${TOTAL} jobs from ${CLIENTS} clients`, () => 
     for (;;) {
       jobs = (await getJson<JobList>(`${s.base}/api/v1/jobs?limit=${TOTAL}`)).jobs.reverse(); // acceptance order
       if (jobs.every((j) => j.state !== "queued" && j.state !== "running")) break;
-      if (Date.now() > deadline) throw new Error(`${jobs.filter((j) => j.state === "queued" || j.state === "running").length} jobs not finished`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `${jobs.filter((j) => j.state === "queued" || j.state === "running").length} jobs not finished`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
     vi.restoreAllMocks();
@@ -79,9 +85,18 @@ describe.skipIf(!HAVE_REFERENCE)(`${TOTAL} jobs from ${CLIENTS} clients`, () => 
     expect(runs).toHaveBeenCalledTimes(TOTAL);
     expect(new Set(ran).size).toBe(TOTAL);
     for (const id of submitted) {
-      expect(events.filter((e) => e.id === id && e.event === "running"), id).toHaveLength(1);
-      expect(events.filter((e) => e.id === id && e.event === "done"), id).toHaveLength(1);
-      expect(events.filter((e) => e.id === id && (e.event === "error" || e.event === "cancelled")), id).toHaveLength(0);
+      expect(
+        events.filter((e) => e.id === id && e.event === "running"),
+        id,
+      ).toHaveLength(1);
+      expect(
+        events.filter((e) => e.id === id && e.event === "done"),
+        id,
+      ).toHaveLength(1);
+      expect(
+        events.filter((e) => e.id === id && (e.event === "error" || e.event === "cancelled")),
+        id,
+      ).toHaveLength(0);
     }
     expect(jobs.every((j) => j.images.length === 1)).toBe(true);
     expect(new Set(jobs.map((j) => j.images[0]!.id)).size).toBe(TOTAL);
@@ -93,7 +108,10 @@ describe.skipIf(!HAVE_REFERENCE)(`${TOTAL} jobs from ${CLIENTS} clients`, () => 
     // In acceptance order: the pipeline ran the jobs in the order the server lists them, one after another.
     expect(ran).toEqual(jobs.map((j) => j.id));
     expect(events.filter((e) => e.event === "running").map((e) => e.id)).toEqual(jobs.map((j) => j.id));
-    for (let k = 1; k < TOTAL; k++) expect(jobs[k]!.started_at! >= jobs[k - 1]!.finished_at!, `job ${k} started before job ${k - 1} finished`).toBe(true);
+    for (let k = 1; k < TOTAL; k++)
+      expect(jobs[k]!.started_at! >= jobs[k - 1]!.finished_at!, `job ${k} started before job ${k - 1} finished`).toBe(
+        true,
+      );
     // Each client's jobs in the order it sent them.
     const position = new Map(jobs.map((j, i) => [j.id, i]));
     for (const ids of byClient) {

@@ -62,7 +62,8 @@ describe.skipIf(!HAVE_REFERENCE)("kill -9 twice while the same job runs", () => 
     expect(second.recovery).toEqual({ requeued: [ids[0]], failed: [] });
     // It runs first again (its place in the queue), and dies with the server a second time.
     await waitForJob(second.base, ids[0]!, 60_000, running(2));
-    for (const id of ids.slice(1)) expect((await getJson<JobStatus>(`${second.base}/api/v1/jobs/${id}`)).state).toBe("queued");
+    for (const id of ids.slice(1))
+      expect((await getJson<JobStatus>(`${second.base}/api/v1/jobs/${id}`)).state).toBe("queued");
     await kill9(second);
 
     const third = await start();
@@ -70,7 +71,11 @@ describe.skipIf(!HAVE_REFERENCE)("kill -9 twice while the same job runs", () => 
       expect(third.recovery).toEqual({ requeued: [], failed: [ids[0]] });
       const rest: JobStatus[] = [];
       for (const id of ids.slice(1)) rest.push(await waitForJob(third.base, id, 60_000));
-      expect(rest.map((j) => [j.state, j.images.length, j.params.seed])).toEqual([["done", 1, 11], ["done", 1, 12], ["done", 1, 13]]);
+      expect(rest.map((j) => [j.state, j.images.length, j.params.seed])).toEqual([
+        ["done", 1, 11],
+        ["done", 1, 12],
+        ["done", 1, 13],
+      ]);
       for (let k = 1; k < rest.length; k++) expect(rest[k]!.started_at! >= rest[k - 1]!.finished_at!).toBe(true);
       const dead = await getJson<JobStatus>(`${third.base}/api/v1/jobs/${ids[0]}`);
       expect(dead.state).toBe("failed");
@@ -97,8 +102,22 @@ interface CliServer {
 
 /** `diffuse serve` from source, as a user runs it, resolved once it says where it listens. */
 function serveCli(dataDir: string, env: Record<string, string>): Promise<CliServer> {
-  const cli = cliCommand(["serve", "--model", ref("models/sd15-tiny"), "--data", dataDir, "--port", "0", "--threads", "1"]);
-  const child = spawn(cli.command, cli.args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  const cli = cliCommand([
+    "serve",
+    "--model",
+    ref("models/sd15-tiny"),
+    "--data",
+    dataDir,
+    "--port",
+    "0",
+    "--threads",
+    "1",
+  ]);
+  const child = spawn(cli.command, cli.args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   guardChild(child);
   let err = "";
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
@@ -152,7 +171,11 @@ describe.skipIf(!HAVE_REFERENCE)("SIGTERM to diffuse serve", () => {
       expect(second.stderr()).not.toMatch(/stopped abruptly|interrupted job/);
       const done: JobStatus[] = [];
       for (const id of ids) done.push(await waitForJob(second.base, id, 60_000));
-      expect(done.map((j) => [j.state, j.images.length, j.params.seed])).toEqual([["done", 1, 20], ["done", 1, 21], ["done", 1, 22]]);
+      expect(done.map((j) => [j.state, j.images.length, j.params.seed])).toEqual([
+        ["done", 1, 20],
+        ["done", 1, 21],
+        ["done", 1, 22],
+      ]);
       expect(done[0]!.progress).toEqual({ step: 150, steps: 150 });
       for (let k = 1; k < done.length; k++) expect(done[k]!.started_at! >= done[k - 1]!.finished_at!).toBe(true);
     } finally {

@@ -55,7 +55,20 @@ async function deploy(backend: "embedded" | "redis"): Promise<Deployment> {
     },
     startWorker: async (name) => {
       // A short lock: a killed worker's job goes back to the queue within seconds instead of bullmq's 30.
-      const args = ["worker", "--queue", redis!.url, "--model", TINY_MODEL, "--name", name, "--lock-duration", "3000", "--stalled-interval", "500", ...generation];
+      const args = [
+        "worker",
+        "--queue",
+        redis!.url,
+        "--model",
+        TINY_MODEL,
+        "--name",
+        name,
+        "--lock-duration",
+        "3000",
+        "--stalled-interval",
+        "500",
+        ...generation,
+      ];
       const w = await spawnDiffuse(args, WORKER_READY, env);
       d.workers = [...d.workers.filter((x) => x.child.exitCode === null && x.child.signalCode === null), w];
       return w;
@@ -88,7 +101,12 @@ async function submit(base: string, body: Record<string, unknown>): Promise<stri
 }
 
 /** `clients` clients submitting `perClient` jobs each, all at once; the ids in no particular order. */
-async function burst(base: string, clients: number, perClient: number, body: (c: number, k: number) => Record<string, unknown>): Promise<string[]> {
+async function burst(
+  base: string,
+  clients: number,
+  perClient: number,
+  body: (c: number, k: number) => Record<string, unknown>,
+): Promise<string[]> {
   const per = await Promise.all(
     Array.from({ length: clients }, async (_, c) => {
       const ids: string[] = [];
@@ -108,17 +126,21 @@ async function history(base: string): Promise<JobStatus[]> {
 /** Waits (through restarts: a refused connection is retried) until every job is finished. */
 async function allFinished(d: Deployment, ids: readonly string[], ms = 90_000): Promise<JobStatus[]> {
   let jobs: JobStatus[] = [];
-  await until(async () => {
-    try {
-      const byId = new Map((await history(d.base)).map((j) => [j.id, j]));
-      jobs = ids.map((id) => byId.get(id)!);
-      return jobs.every((j) => j !== undefined && FINAL.has(j.state));
-    } catch (e) {
-      // The server is being restarted: fetch cannot connect.
-      if (e instanceof TypeError) return false;
-      throw e;
-    }
-  }, `${ids.length} jobs to finish`, ms);
+  await until(
+    async () => {
+      try {
+        const byId = new Map((await history(d.base)).map((j) => [j.id, j]));
+        jobs = ids.map((id) => byId.get(id)!);
+        return jobs.every((j) => j !== undefined && FINAL.has(j.state));
+      } catch (e) {
+        // The server is being restarted: fetch cannot connect.
+        if (e instanceof TypeError) return false;
+        throw e;
+      }
+    },
+    `${ids.length} jobs to finish`,
+    ms,
+  );
   return jobs;
 }
 
@@ -128,13 +150,22 @@ async function allFinished(d: Deployment, ids: readonly string[], ms = 90_000): 
  * server, as many stray files may remain: one killed between writing an image and committing its record leaves
  * that file unrecorded (the job's image is recorded once, from its next delivery).
  */
-async function expectExactlyOnce(d: Deployment, ids: readonly string[], jobs: readonly JobStatus[], kills = 0): Promise<void> {
+async function expectExactlyOnce(
+  d: Deployment,
+  ids: readonly string[],
+  jobs: readonly JobStatus[],
+  kills = 0,
+): Promise<void> {
   expect(new Set(ids).size).toBe(ids.length);
   expect(jobs.map((j) => [j.id, j.state, j.error])).toEqual(ids.map((id) => [id, "done", null]));
   expect(jobs.every((j) => j.images.length === 1)).toBe(true);
   for (const j of jobs) expect(j.images[0]!.infotext).toContain(`Seed: ${j.params.seed}`);
   const all = await history(d.base);
-  for (const id of ids) expect(all.filter((j) => j.id === id), id).toHaveLength(1);
+  for (const id of ids)
+    expect(
+      all.filter((j) => j.id === id),
+      id,
+    ).toHaveLength(1);
   const listed = all.flatMap((j) => j.images.map((i) => `${i.id}.png`));
   expect(new Set(listed).size).toBe(listed.length);
   const files = readdirSync(join(d.dataDir, "images"));
@@ -153,7 +184,8 @@ for (const backend of ["embedded", "redis"] as const) {
       // The first job builds the graphs (once, into the shared cache) before anything is measured against it.
       const warm = await submit(d.base, { prompt: "warm up", steps: 1, width: 64, height: 64 });
       await allFinished(d, [warm]);
-      if (backend === "redis") await allFinished(d, [await submit(d.base, { prompt: "warm up 2", steps: 1, width: 64, height: 64 })]);
+      if (backend === "redis")
+        await allFinished(d, [await submit(d.base, { prompt: "warm up 2", steps: 1, width: 64, height: 64 })]);
     });
     afterAll(async () => {
       await d?.stop();
@@ -161,7 +193,13 @@ for (const backend of ["embedded", "redis"] as const) {
 
     it(`40 jobs from 10 clients complete exactly once${backend === "redis" ? ", on both workers" : ""}`, async () => {
       const before = d.workers.map((w) => jobsDoneBy(w).length);
-      const ids = await burst(d.base, 10, 4, (c, k) => ({ prompt: `client ${c} job ${k}`, steps: 1, width: 64, height: 64, seed: c * 10 + k }));
+      const ids = await burst(d.base, 10, 4, (c, k) => ({
+        prompt: `client ${c} job ${k}`,
+        steps: 1,
+        width: 64,
+        height: 64,
+        seed: c * 10 + k,
+      }));
       await expectExactlyOnce(d, ids, await allFinished(d, ids));
       if (backend === "redis") {
         const ran = d.workers.map((w, i) => jobsDoneBy(w).slice(before[i]));
@@ -172,18 +210,38 @@ for (const backend of ["embedded", "redis"] as const) {
     });
 
     it("A1111's API: txt2img and img2img answer with images, progress follows the running job, interrupt stops it", async () => {
-      const t2i = await postJson<{ images: string[]; info: string }>(`${d.base}/sdapi/v1/txt2img`, { prompt: "a red square", steps: 2, width: 64, height: 64, seed: 7 });
+      const t2i = await postJson<{ images: string[]; info: string }>(`${d.base}/sdapi/v1/txt2img`, {
+        prompt: "a red square",
+        steps: 2,
+        width: 64,
+        height: 64,
+        seed: 7,
+      });
       expect(t2i.status).toBe(200);
       expect(t2i.body.images).toHaveLength(1);
       expect(JSON.parse(t2i.body.info)).toMatchObject({ seed: 7, steps: 2, width: 64, height: 64 });
       const i2i = await postJson<{ images: string[] }>(`${d.base}/sdapi/v1/img2img`, {
-        prompt: "a blue square", steps: 4, denoising_strength: 0.5, init_images: [await pngBase64(64, 64, [200, 40, 40])], seed: 8,
+        prompt: "a blue square",
+        steps: 4,
+        denoising_strength: 0.5,
+        init_images: [await pngBase64(64, 64, [200, 40, 40])],
+        seed: 8,
       });
       expect(i2i.status).toBe(200);
       expect(i2i.body.images).toHaveLength(1);
 
-      const slow = postJson<{ images: string[] }>(`${d.base}/sdapi/v1/txt2img`, { prompt: "slow", steps: 150, width: 64, height: 64, seed: 9 });
-      type Progress = { progress: number; current_image: string | null; state: { job: string; sampling_step: number; sampling_steps: number } };
+      const slow = postJson<{ images: string[] }>(`${d.base}/sdapi/v1/txt2img`, {
+        prompt: "slow",
+        steps: 150,
+        width: 64,
+        height: 64,
+        seed: 9,
+      });
+      type Progress = {
+        progress: number;
+        current_image: string | null;
+        state: { job: string; sampling_step: number; sampling_steps: number };
+      };
       let seen: Progress | undefined;
       await until(async () => {
         seen = await getJson<Progress>(`${d.base}/sdapi/v1/progress?skip_current_image=false`);
@@ -208,7 +266,10 @@ for (const backend of ["embedded", "redis"] as const) {
     it("our API: a running job's event stream carries its steps and previews, and DELETE stops it within a step", async () => {
       const id = await submit(d.base, { prompt: "watched", steps: 150, width: 64, height: 64, seed: 11 });
       const stream = await fetch(`${d.base}/api/v1/jobs/${id}/events`);
-      const events = await readSse(stream, (e) => e.event === "step" && typeof (e.data as { preview?: string }).preview === "string");
+      const events = await readSse(
+        stream,
+        (e) => e.event === "step" && typeof (e.data as { preview?: string }).preview === "string",
+      );
       const withPreview = events.at(-1)!.data as { step: number; steps: number; preview: string };
       expect(withPreview.steps).toBe(150);
       expect(withPreview.preview).toMatch(/^data:image\/png;base64,/);
@@ -221,8 +282,17 @@ for (const backend of ["embedded", "redis"] as const) {
     });
 
     it("the API server killed (SIGKILL) mid-run and started again: nothing accepted is lost, nothing completes twice", async () => {
-      const ids = await burst(d.base, 4, 5, (c, k) => ({ prompt: `restart ${c} ${k}`, steps: k === 0 ? 30 : 1, width: 64, height: 64, seed: 500 + c * 10 + k }));
-      await until(async () => (await history(d.base)).some((j) => ids.includes(j.id) && j.state === "running"), "a job to run");
+      const ids = await burst(d.base, 4, 5, (c, k) => ({
+        prompt: `restart ${c} ${k}`,
+        steps: k === 0 ? 30 : 1,
+        width: 64,
+        height: 64,
+        seed: 500 + c * 10 + k,
+      }));
+      await until(
+        async () => (await history(d.base)).some((j) => ids.includes(j.id) && j.state === "running"),
+        "a job to run",
+      );
       await kill9(d.api);
       // With a queue the workers go on meanwhile: what they finish waits in Redis for the server to come back.
       await new Promise((r) => setTimeout(r, 500));
@@ -234,13 +304,23 @@ for (const backend of ["embedded", "redis"] as const) {
     if (backend !== "redis") return;
 
     it("a worker SIGKILLed mid-job: the job is retried once on the other worker, and all 40 complete exactly once", async () => {
-      const ids = await burst(d.base, 10, 4, (c, k) => ({ prompt: `kill ${c} ${k}`, steps: k === 0 ? 60 : 1, width: 64, height: 64, seed: 1000 + c * 10 + k }));
+      const ids = await burst(d.base, 10, 4, (c, k) => ({
+        prompt: `kill ${c} ${k}`,
+        steps: k === 0 ? 60 : 1,
+        width: 64,
+        height: 64,
+        seed: 1000 + c * 10 + k,
+      }));
       // A long job some way in, and the worker running it.
       let victim: DiffuseProcess | undefined;
       let jobId: string | undefined;
       await until(async () => {
-        const running = (await history(d.base)).find((j) => ids.includes(j.id) && j.state === "running" && (j.progress?.step ?? 0) >= 2);
-        victim = running && d.workers.find((w) => jobsStartedBy(w).includes(running.id) && !jobsDoneBy(w).includes(running.id));
+        const running = (await history(d.base)).find(
+          (j) => ids.includes(j.id) && j.state === "running" && (j.progress?.step ?? 0) >= 2,
+        );
+        victim =
+          running &&
+          d.workers.find((w) => jobsStartedBy(w).includes(running.id) && !jobsDoneBy(w).includes(running.id));
         jobId = running?.id;
         return victim !== undefined;
       }, "a worker in the middle of a long job");
@@ -258,7 +338,13 @@ for (const backend of ["embedded", "redis"] as const) {
     it("Redis killed (SIGKILL) and restarted: the queued jobs survive in its append-only file and all complete exactly once", async () => {
       // No worker: the jobs stay queued in Redis.
       for (const w of d.workers) expect(await terminate(w)).toBe(0);
-      const ids = await burst(d.base, 2, 5, (c, k) => ({ prompt: `aof ${c} ${k}`, steps: 1, width: 64, height: 64, seed: 2000 + c * 10 + k }));
+      const ids = await burst(d.base, 2, 5, (c, k) => ({
+        prompt: `aof ${c} ${k}`,
+        steps: 1,
+        width: 64,
+        height: 64,
+        seed: 2000 + c * 10 + k,
+      }));
       const target = parseQueueUrl(d.redis!.url);
       const name = generationQueueName("sd15-tiny");
       const waiting = async () => {
@@ -281,11 +367,22 @@ for (const backend of ["embedded", "redis"] as const) {
     });
 
     it("Redis killed while jobs run and restarted: the server and workers reconnect and every job completes exactly once", async () => {
-      const ids = await burst(d.base, 4, 5, (c, k) => ({ prompt: `redis down ${c} ${k}`, steps: k === 0 ? 20 : 1, width: 64, height: 64, seed: 3000 + c * 10 + k }));
-      await until(async () => (await history(d.base)).some((j) => ids.includes(j.id) && j.state === "done"), "a job to finish");
+      const ids = await burst(d.base, 4, 5, (c, k) => ({
+        prompt: `redis down ${c} ${k}`,
+        steps: k === 0 ? 20 : 1,
+        width: 64,
+        height: 64,
+        seed: 3000 + c * 10 + k,
+      }));
+      await until(
+        async () => (await history(d.base)).some((j) => ids.includes(j.id) && j.state === "done"),
+        "a job to finish",
+      );
       await d.redis!.kill();
       // Some were still to run when Redis went (the server answers from its own store meanwhile).
-      expect((await history(d.base)).filter((j) => ids.includes(j.id) && !FINAL.has(j.state)).length).toBeGreaterThan(0);
+      expect((await history(d.base)).filter((j) => ids.includes(j.id) && !FINAL.has(j.state)).length).toBeGreaterThan(
+        0,
+      );
       await new Promise((r) => setTimeout(r, 500));
       await d.redis!.restart();
       await expectExactlyOnce(d, ids, await allFinished(d, ids), strays);
@@ -296,9 +393,16 @@ for (const backend of ["embedded", "redis"] as const) {
       const [first] = await allFinished(d, [id!]);
       // The same job handed to the workers again (as a producer retrying an add it thought lost would): it runs
       // and is delivered a second time.
-      const q = new Queue(generationQueueName("sd15-tiny"), { connection: connectionOptions(parseQueueUrl(d.redis!.url)), prefix: KEY_PREFIX });
+      const q = new Queue(generationQueueName("sd15-tiny"), {
+        connection: connectionOptions(parseQueueUrl(d.redis!.url)),
+        prefix: KEY_PREFIX,
+      });
       try {
-        await q.add(GENERATE, toQueuedGeneration({ prompt: "twice", steps: 1, width: 64, height: 64, seed: 4000 }, undefined), { jobId: id, attempts: 2 });
+        await q.add(
+          GENERATE,
+          toQueuedGeneration({ prompt: "twice", steps: 1, width: 64, height: 64, seed: 4000 }, undefined),
+          { jobId: id, attempts: 2 },
+        );
       } finally {
         await q.close();
       }
@@ -324,8 +428,14 @@ for (const backend of ["embedded", "redis"] as const) {
       const broken = join(dir.path, "broken-model.safetensors");
       mkdirSync(join(dir.path, "data"));
       writeFileSync(broken, Buffer.from([0x10, 0, 0, 0, 0, 0, 0, 0, 0x7b]));
-      const api = await spawnDiffuse(["serve", "--queue", d.redis!.url, "--model", broken, "--port", String(port), "--data", join(dir.path, "data")], SERVING);
-      const worker = await spawnDiffuse(["worker", "--queue", d.redis!.url, "--model", broken, "--name", "broken", "--threads", "1"], WORKER_READY);
+      const api = await spawnDiffuse(
+        ["serve", "--queue", d.redis!.url, "--model", broken, "--port", String(port), "--data", join(dir.path, "data")],
+        SERVING,
+      );
+      const worker = await spawnDiffuse(
+        ["worker", "--queue", d.redis!.url, "--model", broken, "--name", "broken", "--threads", "1"],
+        WORKER_READY,
+      );
       try {
         expect(worker.stderr()).toMatch(/the model could not be loaded \(.+\)/);
         const base = `http://127.0.0.1:${port}`;
@@ -339,9 +449,15 @@ for (const backend of ["embedded", "redis"] as const) {
         expect(models.status).toBe(503);
         expect(await models.text()).toMatch(/worker broken could not load it/);
         // The workers load the models: this server knows the one it sends jobs to, and a switch says so.
-        const put = await fetch(`${base}/api/v1/models/served`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "sd15-tiny" }) });
+        const put = await fetch(`${base}/api/v1/models/served`, {
+          method: "PUT",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ name: "sd15-tiny" }),
+        });
         expect(put.status).toBe(400);
-        expect(((await put.json()) as { message: string }).message).toMatch(/use "broken-model": with --queue the workers load the models/);
+        expect(((await put.json()) as { message: string }).message).toMatch(
+          /use "broken-model": with --queue the workers load the models/,
+        );
       } finally {
         await kill9(worker);
         await kill9(api);

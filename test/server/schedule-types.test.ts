@@ -19,43 +19,104 @@ describe.skipIf(!HAVE_REFERENCE)("schedule types over HTTP", () => {
   });
 
   it("GET /sdapi/v1/schedulers lists A1111's schedule types with its SchedulerItem fields", async () => {
-    const list = await getJson<{ name: string; label: string; aliases: string[] | null; default_rho: number; need_inner_model: boolean }[]>(`${s.base}/sdapi/v1/schedulers`);
-    expect(list.map((x) => x.label)).toEqual(["Automatic", "Uniform", "Karras", "Exponential", "Polyexponential", "SGM Uniform", "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM", "Beta"]);
-    expect(list.find((x) => x.name === "karras")).toEqual({ name: "karras", label: "Karras", aliases: null, default_rho: 7, need_inner_model: false });
-    expect(list.find((x) => x.name === "sgm_uniform")).toMatchObject({ aliases: ["SGMUniform"], need_inner_model: true });
+    const list = await getJson<
+      { name: string; label: string; aliases: string[] | null; default_rho: number; need_inner_model: boolean }[]
+    >(`${s.base}/sdapi/v1/schedulers`);
+    expect(list.map((x) => x.label)).toEqual([
+      "Automatic",
+      "Uniform",
+      "Karras",
+      "Exponential",
+      "Polyexponential",
+      "SGM Uniform",
+      "KL Optimal",
+      "Align Your Steps",
+      "Simple",
+      "Normal",
+      "DDIM",
+      "Beta",
+    ]);
+    expect(list.find((x) => x.name === "karras")).toEqual({
+      name: "karras",
+      label: "Karras",
+      aliases: null,
+      default_rho: 7,
+      need_inner_model: false,
+    });
+    expect(list.find((x) => x.name === "sgm_uniform")).toMatchObject({
+      aliases: ["SGMUniform"],
+      need_inner_model: true,
+    });
   });
 
   it("txt2img with Euler + scheduler Karras uses the Karras schedule: another image, 'Schedule type: Karras' in its infotext", async () => {
     const body = { prompt: "a red circle", steps: 4, seed: 9, width: 64, height: 64, sampler_name: "Euler" };
     const plain = await postJson<{ images: string[]; info: string }>(`${s.base}/sdapi/v1/txt2img`, body);
-    const karras = await postJson<{ images: string[]; info: string }>(`${s.base}/sdapi/v1/txt2img`, { ...body, scheduler: "Karras" });
+    const karras = await postJson<{ images: string[]; info: string }>(`${s.base}/sdapi/v1/txt2img`, {
+      ...body,
+      scheduler: "Karras",
+    });
     expect([plain.status, karras.status]).toEqual([200, 200]);
     expect(karras.body.images[0]).not.toBe(plain.body.images[0]);
     const infotext = (JSON.parse(karras.body.info) as { infotexts: string[] }).infotexts[0]!;
     expect(infotext).toMatch(/Sampler: Euler, Schedule type: Karras, CFG scale/);
     expect((JSON.parse(plain.body.info) as { infotexts: string[] }).infotexts[0]).not.toMatch(/Schedule type/);
     // png-info reads it back as A1111 does.
-    const info = await postJson<{ parameters: Record<string, string> }>(`${s.base}/sdapi/v1/png-info`, { image: karras.body.images[0] });
+    const info = await postJson<{ parameters: Record<string, string> }>(`${s.base}/sdapi/v1/png-info`, {
+      image: karras.body.images[0],
+    });
     expect(info.body.parameters).toMatchObject({ Sampler: "Euler", "Schedule type": "Karras" });
   });
 
   it("A1111: an unknown scheduler or one for DDIM is a 422 naming the valid ones; an unknown sampler stays A1111's 404", async () => {
-    const unknown = await postJson<{ detail: string }>(`${s.base}/sdapi/v1/txt2img`, { prompt: "x", steps: 1, width: 64, height: 64, sampler_name: "Euler", scheduler: "Karas" });
+    const unknown = await postJson<{ detail: string }>(`${s.base}/sdapi/v1/txt2img`, {
+      prompt: "x",
+      steps: 1,
+      width: 64,
+      height: 64,
+      sampler_name: "Euler",
+      scheduler: "Karas",
+    });
     expect(unknown.status).toBe(422);
-    expect(JSON.stringify(unknown.body)).toMatch(/unknown schedule type \\"Karas\\": use one of \\"Automatic\\", \\"Uniform\\", \\"Karras\\"/);
-    const ddim = await postJson(`${s.base}/sdapi/v1/txt2img`, { prompt: "x", steps: 1, width: 64, height: 64, sampler_name: "DDIM", scheduler: "Karras" });
+    expect(JSON.stringify(unknown.body)).toMatch(
+      /unknown schedule type \\"Karas\\": use one of \\"Automatic\\", \\"Uniform\\", \\"Karras\\"/,
+    );
+    const ddim = await postJson(`${s.base}/sdapi/v1/txt2img`, {
+      prompt: "x",
+      steps: 1,
+      width: 64,
+      height: 64,
+      sampler_name: "DDIM",
+      scheduler: "Karras",
+    });
     expect(ddim.status).toBe(422);
-    const sampler = await postJson(`${s.base}/sdapi/v1/txt2img`, { prompt: "x", steps: 1, width: 64, height: 64, sampler_name: "Warp" });
+    const sampler = await postJson(`${s.base}/sdapi/v1/txt2img`, {
+      prompt: "x",
+      steps: 1,
+      width: 64,
+      height: 64,
+      sampler_name: "Warp",
+    });
     expect(sampler.status).toBe(404);
   });
 
   it("our API: scheduler on a job is used and echoed; an unknown one is a 422 listing the valid ones", async () => {
-    const created = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, { prompt: "a red circle", steps: 3, seed: 4, sampler_name: "euler", scheduler: "exponential" });
+    const created = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, {
+      prompt: "a red circle",
+      steps: 3,
+      seed: 4,
+      sampler_name: "euler",
+      scheduler: "exponential",
+    });
     expect(created.status).toBe(202);
     const done = await waitForJob(s.base, created.body.id, 120_000);
     expect(done.state).toBe("done");
     expect(done.params).toMatchObject({ sampler_name: "euler", scheduler: "Exponential" });
-    const bad = await postJson<ApiError>(`${s.base}/api/v1/jobs`, { prompt: "x", sampler_name: "euler", scheduler: "Karas" });
+    const bad = await postJson<ApiError>(`${s.base}/api/v1/jobs`, {
+      prompt: "x",
+      sampler_name: "euler",
+      scheduler: "Karas",
+    });
     expect(bad.status).toBe(422);
     expect(JSON.stringify(bad.body)).toMatch(/unknown schedule type \\"Karas\\": use one of/);
   });

@@ -13,7 +13,11 @@ const TOKEN = "s3cret-token-for-tests";
 const SECRET = "TOP-SECRET-CONTENT-0451";
 
 /** GET with the path sent byte for byte (fetch would normalise ../ away before it left the client). */
-function rawGet(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function rawGet(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
     const req = request({ host: url.hostname, port: url.port, path, method: "GET", headers }, (res) => {
@@ -33,7 +37,9 @@ describe("refusing to start exposed without a token", () => {
   it("refuses a non-loopback host without a token, with a message saying what to do", () => {
     expect(() => resolveServerConfig({ host: "0.0.0.0", modelPath: notAModel.path })).toThrow(InputError);
     expect(() => resolveServerConfig({ host: "0.0.0.0", modelPath: notAModel.path })).toThrow(/--token/);
-    expect(() => resolveServerConfig({ host: "192.168.1.20", modelPath: notAModel.path, token: "" })).toThrow(/DIFFUSE_TOKEN/);
+    expect(() => resolveServerConfig({ host: "192.168.1.20", modelPath: notAModel.path, token: "" })).toThrow(
+      /DIFFUSE_TOKEN/,
+    );
     expect(resolveServerConfig({ host: "0.0.0.0", modelPath: notAModel.path, token: TOKEN }).token).toBe(TOKEN);
   });
 
@@ -43,9 +49,9 @@ describe("refusing to start exposed without a token", () => {
     const saved = process.env["DIFFUSE_TOKEN"];
     delete process.env["DIFFUSE_TOKEN"];
     try {
-      await expect(program.parseAsync(["node", "diffuse", "serve", "--host", "0.0.0.0", "--port", "0", "--model", notAModel.path])).rejects.toThrow(
-        /refusing to listen on 0\.0\.0\.0 without a token/,
-      );
+      await expect(
+        program.parseAsync(["node", "diffuse", "serve", "--host", "0.0.0.0", "--port", "0", "--model", notAModel.path]),
+      ).rejects.toThrow(/refusing to listen on 0\.0\.0\.0 without a token/);
     } finally {
       if (saved !== undefined) process.env["DIFFUSE_TOKEN"] = saved;
     }
@@ -53,7 +59,8 @@ describe("refusing to start exposed without a token", () => {
 
   it("treats only loopback addresses as loopback", () => {
     for (const h of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"]) expect(isLoopback(h), h).toBe(true);
-    for (const h of ["0.0.0.0", "::", "192.168.0.1", "example.com", "127.0.0.1.evil.com"]) expect(isLoopback(h), h).toBe(false);
+    for (const h of ["0.0.0.0", "::", "192.168.0.1", "example.com", "127.0.0.1.evil.com"])
+      expect(isLoopback(h), h).toBe(false);
   });
 });
 
@@ -69,14 +76,31 @@ describe("a server started with a token", () => {
   });
 
   it("answers 401 to every API request without the token, ours and A1111's", async () => {
-    for (const path of ["/api/v1/samplers", "/api/v1/jobs", "/sdapi/v1/samplers", "/sdapi/v1/progress", "/api/docs", "/%61pi/v1/jobs", "//api/v1/jobs", "/API/v1/jobs"]) {
+    for (const path of [
+      "/api/v1/samplers",
+      "/api/v1/jobs",
+      "/sdapi/v1/samplers",
+      "/sdapi/v1/progress",
+      "/api/docs",
+      "/%61pi/v1/jobs",
+      "//api/v1/jobs",
+      "/API/v1/jobs",
+    ]) {
       const r = await fetch(`${s.base}${path}`);
       expect(r.status, path).toBe(401);
       expect(r.headers.get("www-authenticate")).toMatch(/^Bearer/);
     }
-    const post = await fetch(`${s.base}/api/v1/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"prompt":"x"}' });
+    const post = await fetch(`${s.base}/api/v1/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"prompt":"x"}',
+    });
     expect(post.status).toBe(401);
-    const a1111 = await fetch(`${s.base}/sdapi/v1/txt2img`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"prompt":"x"}' });
+    const a1111 = await fetch(`${s.base}/sdapi/v1/txt2img`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"prompt":"x"}',
+    });
     expect(a1111.status).toBe(401);
   });
 
@@ -98,7 +122,11 @@ describe("a server started with a token", () => {
 
   it("takes ?access_token= on GET (EventSource cannot set headers) but not on POST", async () => {
     expect((await fetch(`${s.base}/api/v1/samplers?access_token=${TOKEN}`)).status).toBe(200);
-    const post = await fetch(`${s.base}/api/v1/jobs?access_token=${TOKEN}`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"prompt":"x"}' });
+    const post = await fetch(`${s.base}/api/v1/jobs?access_token=${TOKEN}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"prompt":"x"}',
+    });
     expect(post.status).toBe(401);
   });
 });
@@ -159,7 +187,8 @@ describe("path parameters cannot leave the data folder", () => {
     const root = join(s.dataDir, "no-web");
     expect(resolveInside(root, "index.html")).toBe(join(root, "index.html"));
     expect(resolveInside(root, "a/../index.html")).toBe(join(root, "index.html"));
-    for (const p of ["../secret.txt", "a/../../secret.txt", "/../secret.txt", "..\\secret.txt", "x\0y"]) expect(resolveInside(root, p), p).toBeUndefined();
+    for (const p of ["../secret.txt", "a/../../secret.txt", "/../secret.txt", "..\\secret.txt", "x\0y"])
+      expect(resolveInside(root, p), p).toBeUndefined();
   });
 
   it("refuses requests addressed to another host name (DNS rebinding) when there is no token", async () => {

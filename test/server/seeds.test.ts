@@ -60,11 +60,20 @@ describe.skipIf(!HAVE_REFERENCE)("seeds from 0 to 2^64-1 over HTTP, on both APIs
 
   it("our API refuses with 400 a number that has lost digits, a seed past 2^64-1 and a batch that would pass it, saying what to send", async () => {
     const cases: [string, RegExp][] = [
-      ['{"prompt": "x", "seed": 1.8446744073709552e19}', /seed: 18446744073709552000 is not exact.*as a decimal string \(e\.g\. "18446744073709551615"\)/],
+      [
+        '{"prompt": "x", "seed": 1.8446744073709552e19}',
+        /seed: 18446744073709552000 is not exact.*as a decimal string \(e\.g\. "18446744073709551615"\)/,
+      ],
       [`{"prompt": "x", "seed": ${MAX}.0}`, /seed: 18446744073709552000 is not exact/],
-      ['{"prompt": "x", "seed": "18446744073709551616"}', /seed: 18446744073709551616 is out of range: use an integer from 0 to 18446744073709551615, or -1/],
+      [
+        '{"prompt": "x", "seed": "18446744073709551616"}',
+        /seed: 18446744073709551616 is out of range: use an integer from 0 to 18446744073709551615, or -1/,
+      ],
       ['{"prompt": "x", "seed": "1e5"}', /seed: "1e5" is not an integer/],
-      [`{"prompt": "x", "seed": "${MAX}", "batch_size": 2, "width": 64, "height": 64}`, /needs seeds up to 18446744073709551616.*use a seed up to 18446744073709551614/],
+      [
+        `{"prompt": "x", "seed": "${MAX}", "batch_size": 2, "width": 64, "height": 64}`,
+        /needs seeds up to 18446744073709551616.*use a seed up to 18446744073709551614/,
+      ],
     ];
     for (const [body, message] of cases) {
       const r = await postText(`${s.base}/api/v1/jobs`, body);
@@ -74,7 +83,10 @@ describe.skipIf(!HAVE_REFERENCE)("seeds from 0 to 2^64-1 over HTTP, on both APIs
   });
 
   it("A1111's txt2img takes 2^64-1 as a JSON integer or a string and answers with exact JSON integers, as A1111 does", async () => {
-    const r = await postText(`${s.base}/sdapi/v1/txt2img`, `{"prompt": "a red square", "steps": 1, "width": 64, "height": 64, "batch_size": 2, "seed": 18446744073709551614, "subseed": ${MAX}}`);
+    const r = await postText(
+      `${s.base}/sdapi/v1/txt2img`,
+      `{"prompt": "a red square", "steps": 1, "width": 64, "height": 64, "batch_size": 2, "seed": 18446744073709551614, "subseed": ${MAX}}`,
+    );
     expect(r.status, r.text).toBe(200);
     // The echo and the info string hold the integers as sent: exact for a client that reads big integers (Python).
     expect(r.text).toContain(`"seed":18446744073709551614,`);
@@ -87,7 +99,10 @@ describe.skipIf(!HAVE_REFERENCE)("seeds from 0 to 2^64-1 over HTTP, on both APIs
     const pngInfo = await postText(`${s.base}/sdapi/v1/png-info`, JSON.stringify({ image: body.images[1] }));
     expect((JSON.parse(pngInfo.text) as { parameters: Record<string, string> }).parameters["Seed"]).toBe(MAX);
 
-    const asString = await postText(`${s.base}/sdapi/v1/txt2img`, `{"prompt": "x", "steps": 1, "width": 64, "height": 64, "seed": "4294967301"}`);
+    const asString = await postText(
+      `${s.base}/sdapi/v1/txt2img`,
+      `{"prompt": "x", "steps": 1, "width": 64, "height": 64, "seed": "4294967301"}`,
+    );
     expect(asString.status).toBe(200);
     expect((JSON.parse(asString.text) as { info: string }).info).toContain('"seed":4294967301,');
   });
@@ -104,7 +119,10 @@ describe.skipIf(!HAVE_REFERENCE)("seeds from 0 to 2^64-1 over HTTP, on both APIs
     for (const seed of ["1.8446744073709552e19", '"18446744073709551616"', "-2"]) {
       const r = await postText(`${s.base}/sdapi/v1/txt2img`, `{"prompt": "x", "steps": 1, "seed": ${seed}}`);
       expect(r.status, seed).toBe(422);
-      expect((JSON.parse(r.text) as { detail: { loc: string[]; msg: string }[] }).detail[0]!.loc).toEqual(["body", "seed"]);
+      expect((JSON.parse(r.text) as { detail: { loc: string[]; msg: string }[] }).detail[0]!.loc).toEqual([
+        "body",
+        "seed",
+      ]);
     }
   });
 });

@@ -26,7 +26,13 @@ const sha = (path: string) => createHash("sha256").update(readFileSync(path)).di
 const db = (dir: string) => join(dir, "diffuse.sqlite");
 const moveAside = (dir: string) => `mv ${dir} ${dir}.old`;
 
-const params = { type: "txt2img" as const, prompt: "a lighthouse at dusk", seed: 1, has_init_image: false, has_mask: false };
+const params = {
+  type: "txt2img" as const,
+  prompt: "a lighthouse at dusk",
+  seed: 1,
+  has_init_image: false,
+  has_mask: false,
+};
 
 /** A history of `n` finished jobs with one image file each, the store left open (the caller closes it or not). */
 async function history(dir: string, n: number): Promise<{ store: JobStore; ids: string[] }> {
@@ -36,10 +42,24 @@ async function history(dir: string, n: number): Promise<{ store: JobStore; ids: 
   for (let i = 0; i < n; i++) {
     const id = `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
     const imageId = `10000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
-    store.insert({ id, model: "m", type: "txt2img", params: { ...params, seed: i }, source: "api", uploads: {}, createdAt: new Date().toISOString() });
+    store.insert({
+      id,
+      model: "m",
+      type: "txt2img",
+      params: { ...params, seed: i },
+      source: "api",
+      uploads: {},
+      createdAt: new Date().toISOString(),
+    });
     store.markRunning(id, new Date().toISOString());
     await files.write(imageId, new Uint8Array([137, 80, 78, 71]));
-    store.markDone(id, { finishedAt: new Date().toISOString(), params, images: [{ id: imageId, jobId: id, index: 0, seed: BigInt(i), infotext: "x" }], stepsDone: 1, stepsTotal: 1 });
+    store.markDone(id, {
+      finishedAt: new Date().toISOString(),
+      params,
+      images: [{ id: imageId, jobId: id, index: 0, seed: BigInt(i), infotext: "x" }],
+      stepsDone: 1,
+      stepsTotal: 1,
+    });
     ids.push(id);
   }
   return { store, ids };
@@ -49,7 +69,9 @@ async function history(dir: string, n: number): Promise<{ store: JobStore; ids: 
 function bulkHistory(dir: string, n: number): void {
   JobStore.open(dir).close();
   const raw = new Database(db(dir));
-  const job = raw.prepare("INSERT INTO jobs (id, model, type, state, params, source, created_at) VALUES (?, 'm', 'txt2img', 'done', ?, 'api', ?)");
+  const job = raw.prepare(
+    "INSERT INTO jobs (id, model, type, state, params, source, created_at) VALUES (?, 'm', 'txt2img', 'done', ?, 'api', ?)",
+  );
   const image = raw.prepare("INSERT INTO images (id, job_id, idx, seed, infotext) VALUES (?, ?, 0, ?, 'x')");
   raw.transaction(() => {
     for (let i = 0; i < n; i++) {
@@ -113,7 +135,9 @@ describe("opening a data folder refuses a database it cannot trust, naming the f
     expect(size).toBeGreaterThan(8 * 4096);
     truncateSync(db(dir), Math.floor(size / 2 / 4096) * 4096);
     const e = refusal(() => JobStore.open(dir));
-    expect(e.message).toMatch(new RegExp(`^${db(dir)} is damaged \\(.+\\): restore it from a backup, or move the data folder aside`));
+    expect(e.message).toMatch(
+      new RegExp(`^${db(dir)} is damaged \\(.+\\): restore it from a backup, or move the data folder aside`),
+    );
   });
 
   it("a database with a damaged page in the middle", () => {
@@ -134,7 +158,9 @@ describe("opening a data folder refuses a database it cannot trust, naming the f
     store.close();
     writeFileSync(db(dir), "");
     const e = await appRefusal(dir);
-    expect(e.message).toContain(`${db(dir)} is empty, but ${join(dir, "images")} holds 3 image(s) of an earlier history`);
+    expect(e.message).toContain(
+      `${db(dir)} is empty, but ${join(dir, "images")} holds 3 image(s) of an earlier history`,
+    );
     expect(e.message).toContain(moveAside(dir));
     expect(statSync(db(dir)).size).toBe(0);
   });
@@ -164,7 +190,9 @@ describe("opening a data folder refuses a database it cannot trust, naming the f
     other.close();
     const before = sha(db(dir));
     const e = refusal(() => JobStore.open(dir));
-    expect(e.message).toContain(`${db(dir)} is not a diffuse job database (its schema version is 0, and it holds notes)`);
+    expect(e.message).toContain(
+      `${db(dir)} is not a diffuse job database (its schema version is 0, and it holds notes)`,
+    );
     expect(e.message).toContain("pass another --data folder");
     expect(sha(db(dir))).toBe(before);
   });
@@ -172,11 +200,15 @@ describe("opening a data folder refuses a database it cannot trust, naming the f
   it("a database with our version number but another schema: refused and left as it was", () => {
     const dir = dataDir();
     const other = new Database(db(dir));
-    other.exec("CREATE TABLE jobs (id TEXT); CREATE TABLE images (id TEXT); CREATE TABLE options (key TEXT, value TEXT); PRAGMA user_version = 1");
+    other.exec(
+      "CREATE TABLE jobs (id TEXT); CREATE TABLE images (id TEXT); CREATE TABLE options (key TEXT, value TEXT); PRAGMA user_version = 1",
+    );
     other.close();
     const before = sha(db(dir));
     const e = refusal(() => JobStore.open(dir));
-    expect(e.message).toContain(`${db(dir)} is not a diffuse job database (table images has columns id; expected id, job_id, idx, seed, infotext)`);
+    expect(e.message).toContain(
+      `${db(dir)} is not a diffuse job database (table images has columns id; expected id, job_id, idx, seed, infotext)`,
+    );
     expect(sha(db(dir))).toBe(before);
   });
 
@@ -188,7 +220,9 @@ describe("opening a data folder refuses a database it cannot trust, naming the f
     raw.close();
     const before = sha(db(dir));
     const e = refusal(() => JobStore.open(dir));
-    expect(e.message).toBe(`${db(dir)} was written by a newer diffuse (schema ${SCHEMA_VERSION + 1}; this one reads ${SCHEMA_VERSION}): upgrade diffuse, or pass another --data folder`);
+    expect(e.message).toBe(
+      `${db(dir)} was written by a newer diffuse (schema ${SCHEMA_VERSION + 1}; this one reads ${SCHEMA_VERSION}): upgrade diffuse, or pass another --data folder`,
+    );
     expect(sha(db(dir))).toBe(before);
   });
 
@@ -199,7 +233,9 @@ describe("opening a data folder refuses a database it cannot trust, naming the f
     randomBytes(32).copy(bytes, 0);
     writeFileSync(wal, bytes);
     const e = refusal(() => JobStore.open(dir));
-    expect(e.message).toContain(`${wal}, the log of the latest changes to the job database, is damaged: its header is not that of a SQLite write-ahead log`);
+    expect(e.message).toContain(
+      `${wal}, the log of the latest changes to the job database, is damaged: its header is not that of a SQLite write-ahead log`,
+    );
     expect(e.message).toContain(`mv ${wal} ${wal}.damaged`);
     expect(e.message).toContain(moveAside(dir));
     expect(readFileSync(wal).equals(bytes)).toBe(true);
@@ -229,7 +265,9 @@ describe("opening a data folder refuses a database it cannot trust, naming the f
   it("a directory in place of the database file, or of its log: cannot be opened", () => {
     const dir = dataDir();
     mkdirSync(db(dir));
-    expect(refusal(() => JobStore.open(dir)).message).toContain(`${db(dir)} is not a regular file, so it cannot be the job database's: move it aside`);
+    expect(refusal(() => JobStore.open(dir)).message).toContain(
+      `${db(dir)} is not a regular file, so it cannot be the job database's: move it aside`,
+    );
     const dir2 = dataDir();
     JobStore.open(dir2).close();
     mkdirSync(`${db(dir2)}-wal`);
@@ -241,7 +279,9 @@ describe("opening a data folder refuses a database it cannot trust, naming the f
     const dir = join(parent, "data");
     writeFileSync(dir, "not a folder");
     const e = await appRefusal(dir);
-    expect(e.message).toMatch(new RegExp(`^cannot use ${dir}/images \\(ENOTDIR: .*\\): the user running diffuse needs to read and write it`));
+    expect(e.message).toMatch(
+      new RegExp(`^cannot use ${dir}/images \\(ENOTDIR: .*\\): the user running diffuse needs to read and write it`),
+    );
   });
 
   it("diffuse serve prints the refusal as one line and exits 2, without a stack trace", async () => {
@@ -259,7 +299,12 @@ describe("opening a data folder accepts what a crash or a new start leaves", () 
   it("a kill -9 image (database, log and index): the whole history is there", async () => {
     const { dir, ids } = await crashImage(10);
     const store = JobStore.open(dir);
-    expect(store.list(100).map((j) => j.id).sort()).toEqual(ids);
+    expect(
+      store
+        .list(100)
+        .map((j) => j.id)
+        .sort(),
+    ).toEqual(ids);
     store.close();
   });
 
@@ -268,7 +313,12 @@ describe("opening a data folder accepts what a crash or a new start leaves", () 
     const shm = `${db(dir)}-shm`;
     writeFileSync(shm, randomBytes(statSync(shm).size));
     const store = JobStore.open(dir);
-    expect(store.list(100).map((j) => j.id).sort()).toEqual(ids);
+    expect(
+      store
+        .list(100)
+        .map((j) => j.id)
+        .sort(),
+    ).toEqual(ids);
     store.close();
   });
 

@@ -18,8 +18,20 @@ describe("the job store records a job's outcome once", () => {
     store.markRunning(id, now);
     return { store, id };
   };
-  const image = (jobId: string, n: number) => ({ id: `10000000-0000-4000-8000-00000000000${n}`, jobId, index: 0, seed: BigInt(n), infotext: `image ${n}` });
-  const done = (jobId: string, n: number) => ({ finishedAt: new Date().toISOString(), params, images: [image(jobId, n)], stepsDone: 1, stepsTotal: 1 });
+  const image = (jobId: string, n: number) => ({
+    id: `10000000-0000-4000-8000-00000000000${n}`,
+    jobId,
+    index: 0,
+    seed: BigInt(n),
+    infotext: `image ${n}`,
+  });
+  const done = (jobId: string, n: number) => ({
+    finishedAt: new Date().toISOString(),
+    params,
+    images: [image(jobId, n)],
+    stepsDone: 1,
+    stepsTotal: 1,
+  });
 
   it("a second delivery of a finished job's result changes nothing and says so", () => {
     const { store, id } = running();
@@ -27,7 +39,12 @@ describe("the job store records a job's outcome once", () => {
     const first = store.get(id);
     expect(store.markDone(id, done(id, 2))).toBe(false);
     expect(store.get(id)).toEqual(first);
-    expect(store.imagesOf([id]).get(id)!.map((i) => i.id)).toEqual([image(id, 1).id]);
+    expect(
+      store
+        .imagesOf([id])
+        .get(id)!
+        .map((i) => i.id),
+    ).toEqual([image(id, 1).id]);
     expect(store.image(image(id, 2).id)).toBeUndefined();
     store.close();
   });

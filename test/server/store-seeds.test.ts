@@ -16,11 +16,23 @@ function storeWithImages(seeds: readonly bigint[]): { dir: string; store: JobSto
   temps.push(t);
   const store = JobStore.open(t.path);
   const jobId = "00000000-0000-4000-8000-000000000001";
-  const params = { type: "txt2img" as const, prompt: "x", seed: String(seeds[0]), has_init_image: false, has_mask: false };
+  const params = {
+    type: "txt2img" as const,
+    prompt: "x",
+    seed: String(seeds[0]),
+    has_init_image: false,
+    has_mask: false,
+  };
   const now = new Date().toISOString();
   store.insert({ id: jobId, model: "m", type: "txt2img", params, source: "api", uploads: {}, createdAt: now });
   store.markRunning(jobId, now);
-  const images = seeds.map((seed, index) => ({ id: `10000000-0000-4000-8000-${String(index).padStart(12, "0")}`, jobId, index, seed, infotext: "x" }));
+  const images = seeds.map((seed, index) => ({
+    id: `10000000-0000-4000-8000-${String(index).padStart(12, "0")}`,
+    jobId,
+    index,
+    seed,
+    infotext: "x",
+  }));
   store.markDone(jobId, { finishedAt: now, params, images, stepsDone: 1, stepsTotal: 1 });
   return { dir: t.path, store, jobId };
 }
@@ -31,7 +43,12 @@ describe("the job store keeps seeds from 0 to 2^64-1 exactly (SQLite integers ar
     store.close();
     const again = JobStore.open(dir);
     try {
-      expect(again.imagesOf([jobId]).get(jobId)!.map((i) => i.seed)).toEqual(SEEDS);
+      expect(
+        again
+          .imagesOf([jobId])
+          .get(jobId)!
+          .map((i) => i.seed),
+      ).toEqual(SEEDS);
       expect(again.image("10000000-0000-4000-8000-000000000005")!.seed).toBe(2n ** 64n - 1n);
       expect(again.get(jobId)!.params.seed).toBe("0");
     } finally {

@@ -18,7 +18,10 @@ vi.mock("node:crypto", async (importOriginal) => {
   };
   const timingSafeEqual = (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => {
     log.calls.push(`timingSafeEqual ${a.byteLength} ${b.byteLength}`);
-    log.compared.push([Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)]);
+    log.compared.push([
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    ]);
     return real.timingSafeEqual(a, b);
   };
   return { ...real, default: { ...real, createHash, timingSafeEqual }, createHash, timingSafeEqual };
@@ -41,7 +44,10 @@ describe("the token comparison", () => {
   });
 
   /** The crypto calls one request makes, and its status. */
-  async function attempt(presented: string, via: "header" | "query"): Promise<{ status: number; calls: string[]; compared: [Buffer, Buffer][] }> {
+  async function attempt(
+    presented: string,
+    via: "header" | "query",
+  ): Promise<{ status: number; calls: string[]; compared: [Buffer, Buffer][] }> {
     log.calls.length = 0;
     log.compared.length = 0;
     const r = await s.app.fastify.inject(
@@ -78,9 +84,13 @@ describe("the token comparison", () => {
         expect(r.compared).toHaveLength(1);
         const [a, b] = r.compared[0]!;
         expect([a.length, b.length]).toEqual([32, 32]);
-        expect(new Set([a.toString("hex"), b.toString("hex")])).toEqual(new Set([sha256(guess).toString("hex"), sha256(TOKEN).toString("hex")]));
+        expect(new Set([a.toString("hex"), b.toString("hex")])).toEqual(
+          new Set([sha256(guess).toString("hex"), sha256(TOKEN).toString("hex")]),
+        );
       }
-      expect([...seen].map((c) => JSON.parse(c) as string[])).toEqual([["createHash sha256", "createHash sha256", "timingSafeEqual 32 32"]]);
+      expect([...seen].map((c) => JSON.parse(c) as string[])).toEqual([
+        ["createHash sha256", "createHash sha256", "timingSafeEqual 32 32"],
+      ]);
     }
   });
 

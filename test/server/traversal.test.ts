@@ -52,7 +52,13 @@ const PAYLOADS = [
 ];
 
 /** A raw request whose body is de-chunked (the page's files are streamed with chunked transfer encoding). */
-async function rawRequest(base: string, method: string, target: string, headers: Record<string, string> = {}, body?: string): Promise<RawResponse> {
+async function rawRequest(
+  base: string,
+  method: string,
+  target: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<RawResponse> {
   const r = await rawChunked(base, method, target, headers, body);
   if (!/chunked/i.test(r.headers["transfer-encoding"] ?? "")) return r;
   let out = "";
@@ -138,7 +144,13 @@ describe("path traversal through every route that takes a path", () => {
   // A1111's img2img decodes its uploads with the same readImageUpload as our API (after looking at the model,
   // which this server has none of), so our API's rows stand for it.
   it("uploads take base64 only: a path given as an image is never read", async () => {
-    const paths = ["../canary.txt", "/etc/passwd", join(root.path, "canary.txt"), `file://${join(root.path, "canary.txt")}`, "data:image/png;base64,Li4vY2FuYXJ5LnR4dA=="];
+    const paths = [
+      "../canary.txt",
+      "/etc/passwd",
+      join(root.path, "canary.txt"),
+      `file://${join(root.path, "canary.txt")}`,
+      "data:image/png;base64,Li4vY2FuYXJ5LnR4dA==",
+    ];
     const wrong: string[] = [];
     for (const p of paths) {
       for (const [url, body] of [
@@ -150,7 +162,8 @@ describe("path traversal through every route that takes a path", () => {
         const leaked = leak(r.body);
         if (leaked) wrong.push(`POST ${url} ${p} -> ${r.status}: ${leaked}`);
         // png-info answers 200 with nothing in it for bytes that are not a PNG, as A1111 does.
-        if (r.status >= 500 || (r.status === 200 && url !== "/sdapi/v1/png-info")) wrong.push(`POST ${url} ${p} -> ${r.status} ${r.body.slice(0, 100)}`);
+        if (r.status >= 500 || (r.status === 200 && url !== "/sdapi/v1/png-info"))
+          wrong.push(`POST ${url} ${p} -> ${r.status} ${r.body.slice(0, 100)}`);
       }
     }
     expect(wrong).toEqual([]);

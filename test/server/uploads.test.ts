@@ -57,24 +57,46 @@ describe.skipIf(!HAVE_REFERENCE)("image uploads on both APIs", () => {
   });
 
   // The timeout only keeps a regression from running for minutes: this takes a few seconds.
-  it("accepts uploads whose PNG text would inflate to 1.5 GB and runs the jobs, never inflating it", { timeout: 60_000 }, async () => {
+  it("accepts uploads whose PNG text would inflate to 1.5 GB and runs the jobs, never inflating it", {
+    timeout: 60_000,
+  }, async () => {
     // 100 zTXt chunks of 15 MB each: libvips inflates them all while reading the header (about a minute and
     // several GB here), so they are dropped at the door and the rest of the file is used as sent.
-    const base = await sharp({ create: { width: 64, height: 64, channels: 3, background: "#ffffff" } }).png().toBuffer();
+    const base = await sharp({ create: { width: 64, height: 64, channels: 3, background: "#ffffff" } })
+      .png()
+      .toBuffer();
     const bomb = withChunks(base, zTxtBombs(100, 15 * 2 ** 20)).toString("base64");
-    const ours = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, { type: "inpaint", prompt: "x", steps: 2, init_image: bomb, mask: bomb });
+    const ours = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, {
+      type: "inpaint",
+      prompt: "x",
+      steps: 2,
+      init_image: bomb,
+      mask: bomb,
+    });
     expect(ours.status).toBe(202);
     expect((await waitForJob(s.base, ours.body.id)).state).toBe("done");
-    const a1111 = await postJson<{ images: string[] }>(`${s.base}/sdapi/v1/img2img`, { prompt: "x", steps: 2, width: 64, height: 64, init_images: [bomb], mask: bomb, mask_blur: 4 });
+    const a1111 = await postJson<{ images: string[] }>(`${s.base}/sdapi/v1/img2img`, {
+      prompt: "x",
+      steps: 2,
+      width: 64,
+      height: 64,
+      init_images: [bomb],
+      mask: bomb,
+      mask_blur: 4,
+    });
     expect(a1111.status).toBe(200);
     expect(a1111.body.images).toHaveLength(1);
   });
 
   it("png-info refuses text chunks that inflate past 16 MiB in all with 400 naming the limit", async () => {
-    const base = await sharp({ create: { width: 8, height: 8, channels: 3, background: "#000000" } }).png().toBuffer();
+    const base = await sharp({ create: { width: 8, height: 8, channels: 3, background: "#000000" } })
+      .png()
+      .toBuffer();
     const six = deflateSync(Buffer.alloc(6 * 2 ** 20, 0x41));
     const bombs = [0, 1, 2].map((i) => pngChunk("zTXt", Buffer.concat([Buffer.from(`k${i}\0\0`, "latin1"), six])));
-    const r = await postJson<{ detail: string }>(`${s.base}/sdapi/v1/png-info`, { image: withChunks(base, bombs).toString("base64") });
+    const r = await postJson<{ detail: string }>(`${s.base}/sdapi/v1/png-info`, {
+      image: withChunks(base, bombs).toString("base64"),
+    });
     expect(r.status).toBe(400);
     expect(r.body.detail).toMatch(/inflate past 16777216 bytes/);
   });

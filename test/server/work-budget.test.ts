@@ -28,7 +28,13 @@ describe("a server with a small work budget (the tiny model, 64 px native)", () 
   it("refuses an over-budget request with 422 on our API, saying the figure, the limit and how to raise it, and queues nothing", async () => {
     const before = await jobCount();
     // 512 x 512 x 20 steps x 2 images = 10.49 megapixel-steps.
-    const r = await postJson<{ error: string; message: string }>(`${s.base}/api/v1/jobs`, { prompt: "x", width: 512, height: 512, steps: 20, batch_size: 2 });
+    const r = await postJson<{ error: string; message: string }>(`${s.base}/api/v1/jobs`, {
+      prompt: "x",
+      width: 512,
+      height: 512,
+      steps: 20,
+      batch_size: 2,
+    });
     expect(r.status).toBe(422);
     expect(r.body.error).toBe("over_work_budget");
     expect(r.body.message).toContain("10.5 megapixel-steps");
@@ -41,8 +47,18 @@ describe("a server with a small work budget (the tiny model, 64 px native)", () 
   it("refuses it with 422 on A1111's txt2img and img2img too, before anything runs", async () => {
     const before = await jobCount();
     const init = await pngBase64(64, 64, [200, 30, 30]);
-    for (const [route, extra] of [["txt2img", {}], ["img2img", { init_images: [init], denoising_strength: 1 }]] as const) {
-      const r = await postJson<{ error: string; detail: string }>(`${s.base}/sdapi/v1/${route}`, { prompt: "x", width: 512, height: 512, steps: 20, n_iter: 2, ...extra });
+    for (const [route, extra] of [
+      ["txt2img", {}],
+      ["img2img", { init_images: [init], denoising_strength: 1 }],
+    ] as const) {
+      const r = await postJson<{ error: string; detail: string }>(`${s.base}/sdapi/v1/${route}`, {
+        prompt: "x",
+        width: 512,
+        height: 512,
+        steps: 20,
+        n_iter: 2,
+        ...extra,
+      });
       expect(r.status, route).toBe(422);
       expect(r.body.detail).toContain("10.5 megapixel-steps");
       expect(r.body.detail).toContain("--work-budget");
@@ -52,13 +68,25 @@ describe("a server with a small work budget (the tiny model, 64 px native)", () 
 
   it("counts the steps img2img actually runs (steps x denoising strength) and two-call samplers twice", async () => {
     const init = await pngBase64(64, 64, [30, 30, 200]);
-    const img2img = (denoising_strength: number) => ({ type: "img2img", prompt: "x", steps: 40, init_image: init, denoising_strength });
+    const img2img = (denoising_strength: number) => ({
+      type: "img2img",
+      prompt: "x",
+      steps: 40,
+      init_image: init,
+      denoising_strength,
+    });
     // 64 x 64 = 0.004096 MP: 40 steps x 0.5 = 20 steps -> 0.082; at strength 1, 40 steps -> 0.164.
     expect((await postJson(`${s.base}/api/v1/jobs`, img2img(0.5))).status).toBe(202);
     expect((await postJson(`${s.base}/api/v1/jobs`, img2img(1))).status).toBe(422);
     // 20 steps: Euler 0.082, Heun (two model calls per step) 0.164.
-    expect((await postJson(`${s.base}/api/v1/jobs`, { prompt: "x", steps: 20, sampler_name: "euler" })).status).toBe(202);
-    const heun = await postJson<{ message: string }>(`${s.base}/api/v1/jobs`, { prompt: "x", steps: 20, sampler_name: "heun" });
+    expect((await postJson(`${s.base}/api/v1/jobs`, { prompt: "x", steps: 20, sampler_name: "euler" })).status).toBe(
+      202,
+    );
+    const heun = await postJson<{ message: string }>(`${s.base}/api/v1/jobs`, {
+      prompt: "x",
+      steps: 20,
+      sampler_name: "heun",
+    });
     expect(heun.status).toBe(422);
     expect(heun.body.message).toContain("x 2 model calls per step (Heun)");
   });
@@ -95,11 +123,19 @@ describe("the default work budget", () => {
       { width: 512, height: 512, steps: 50, batch_size: 8, n_iter: 16 },
       { width: 2048, height: 2048, steps: 150 },
     ];
-    for (const p of usual) expect((await postJson(`${s.base}/api/v1/jobs`, { prompt: "x", ...p })).status, JSON.stringify(p)).toBe(202);
+    for (const p of usual)
+      expect((await postJson(`${s.base}/api/v1/jobs`, { prompt: "x", ...p })).status, JSON.stringify(p)).toBe(202);
   });
 
   it("refuses the largest request the per-field limits allow (2048 px x 150 steps x 8 x 16 images)", async () => {
-    const r = await postJson<{ message: string }>(`${s.base}/api/v1/jobs`, { prompt: "x", width: 2048, height: 2048, steps: 150, batch_size: 8, n_iter: 16 });
+    const r = await postJson<{ message: string }>(`${s.base}/api/v1/jobs`, {
+      prompt: "x",
+      width: 2048,
+      height: 2048,
+      steps: 150,
+      batch_size: 8,
+      n_iter: 16,
+    });
     expect(r.status).toBe(422);
     expect(r.body.message).toContain("80,531 megapixel-steps");
     expect(r.body.message).toContain("limit of 2,000");
@@ -108,16 +144,28 @@ describe("the default work budget", () => {
   it("is configurable, and refuses a budget that is not a positive number", () => {
     const base = { modelPath: notAModel.path };
     expect(resolveServerConfig({ ...base, workBudget: 50_000 }).workBudget).toBe(50_000);
-    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) expect(() => resolveServerConfig({ ...base, workBudget: bad }), String(bad)).toThrow(/megapixel-steps/);
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY])
+      expect(() => resolveServerConfig({ ...base, workBudget: bad }), String(bad)).toThrow(/megapixel-steps/);
   });
 
   it("diffuse serve --work-budget refuses a value that is not a positive number before listening", async () => {
     for (const bad of ["abc", "0", "-5", ""]) {
       const program = new Command("diffuse").exitOverride();
       registerServe(program);
-      await expect(program.parseAsync(["node", "diffuse", "serve", "--port", "0", "--model", notAModel.path, "--work-budget", bad]), bad).rejects.toThrow(
-        /--work-budget .* is not a positive number/,
-      );
+      await expect(
+        program.parseAsync([
+          "node",
+          "diffuse",
+          "serve",
+          "--port",
+          "0",
+          "--model",
+          notAModel.path,
+          "--work-budget",
+          bad,
+        ]),
+        bad,
+      ).rejects.toThrow(/--work-budget .* is not a positive number/);
     }
   });
 });

@@ -13,14 +13,21 @@ function truth(scene: Scene): Record<Attribute, string> {
 }
 
 /** Accuracy per attribute over single-object scenes seeds 0..n-1, the image passed through `degrade`. */
-function scores(n: number, degrade: (image: RgbImage, rng: Prng) => RgbImage = (i) => i): Record<Attribute | "all", number> {
+function scores(
+  n: number,
+  degrade: (image: RgbImage, rng: Prng) => RgbImage = (i) => i,
+): Record<Attribute | "all", number> {
   const right = { background: 0, colour: 0, shape: 0, position: 0, size: 0, all: 0 };
   const rng = new Prng(12345);
   for (let seed = 0; seed < n; seed++) {
     const scene = sampleScene(seed, { twoObjectRate: 0, excludeHeldOut: false });
     const j = judge(degrade(renderScene(scene), rng));
     const got: Record<Attribute, string | undefined> = {
-      background: j.background, colour: j.object?.colour, shape: j.object?.shape, position: j.object?.position, size: j.object?.size,
+      background: j.background,
+      colour: j.object?.colour,
+      shape: j.object?.shape,
+      position: j.object?.position,
+      size: j.object?.size,
     };
     const want = truth(scene);
     let all = true;
@@ -44,10 +51,12 @@ function blurAndNoise(image: RgbImage, rng: Prng): RgbImage {
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       for (let k = 0; k < 3; k++) {
-        let s = 0, n = 0;
+        let s = 0,
+          n = 0;
         for (let dy = -1; dy <= 1; dy++) {
           for (let dx = -1; dx <= 1; dx++) {
-            const yy = y + dy, xx = x + dx;
+            const yy = y + dy,
+              xx = x + dx;
             if (yy < 0 || xx < 0 || yy >= height || xx >= width) continue;
             s += data[(yy * width + xx) * 3 + k]!;
             n++;
@@ -75,7 +84,8 @@ describe("shapes judge", () => {
   });
 
   it("finds both objects of two-object scenes, with their colours and positions", () => {
-    let right = 0, n = 0;
+    let right = 0,
+      n = 0;
     for (let seed = 0; n < 200; seed++) {
       const scene = sampleScene(seed, { twoObjectRate: 1 });
       n++;

@@ -13,7 +13,8 @@ describe("the dataset's source digest", () => {
 
   it("covers the scene generator's modules and nothing else", () => {
     const sources = generatorSources(SHAPES);
-    for (const f of ["make-dataset.ts", "scene.ts", "caption.ts", "geometry.ts", "held-out.ts", "prng.ts", "world.ts"]) expect(sources).toContain(f);
+    for (const f of ["make-dataset.ts", "scene.ts", "caption.ts", "geometry.ts", "held-out.ts", "prng.ts", "world.ts"])
+      expect(sources).toContain(f);
     for (const f of ["judge.ts", "eval.ts", "sketch.ts"]) expect(sources).not.toContain(f);
   });
 

@@ -6,7 +6,12 @@ import { scribbleCase, scribbleCases, scribbleTrainingRng } from "../../scripts/
 import { POSITION_ANCHOR, POSITIONS, SHAPES, type PositionName } from "../../scripts/shapes/world.js";
 
 const nearestAnchor = (x: number, y: number): PositionName =>
-  POSITIONS.reduce((best, p) => (Math.hypot(x - POSITION_ANCHOR[p][0], y - POSITION_ANCHOR[p][1]) < Math.hypot(x - POSITION_ANCHOR[best][0], y - POSITION_ANCHOR[best][1]) ? p : best));
+  POSITIONS.reduce((best, p) =>
+    Math.hypot(x - POSITION_ANCHOR[p][0], y - POSITION_ANCHOR[p][1]) <
+    Math.hypot(x - POSITION_ANCHOR[best][0], y - POSITION_ANCHOR[best][1])
+      ? p
+      : best,
+  );
 
 describe("rough pen drawings for the scribble ControlNet", () => {
   const drawings = scribbleCases(20);
@@ -31,7 +36,9 @@ describe("rough pen drawings for the scribble ControlNet", () => {
       const lum = luminance(d.image);
       expect(lum.filter((v) => v > 200).length / lum.length, "mostly light paper").toBeGreaterThan(0.8);
       const map = await scribbleMap(d.image);
-      let white = 0, sx = 0, sy = 0;
+      let white = 0,
+        sx = 0,
+        sy = 0;
       for (let p = 0; p < 64 * 64; p++) {
         const v = map.data[p * 3]!;
         expect(v === 0 || v === 255).toBe(true);

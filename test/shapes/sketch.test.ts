@@ -34,11 +34,17 @@ describe("rough sketches for image-to-image", () => {
     for (const s of sketches) {
       const [cx, cy] = s.centre.map(Math.round) as [number, number];
       const target = PALETTE[s.expected.colour];
-      let near = 0, exact = 0, total = 0;
+      let near = 0,
+        exact = 0,
+        total = 0;
       for (let y = cy - 6; y <= cy + 6; y++) {
         for (let x = cx - 6; x <= cx + 6; x++) {
           const p = (y * 64 + x) * 3;
-          const d = Math.hypot(s.image.data[p]! - target[0], s.image.data[p + 1]! - target[1], s.image.data[p + 2]! - target[2]);
+          const d = Math.hypot(
+            s.image.data[p]! - target[0],
+            s.image.data[p + 1]! - target[1],
+            s.image.data[p + 2]! - target[2],
+          );
           total++;
           if (d < 60) near++;
           if (d === 0) exact++;

@@ -26,7 +26,9 @@ describe.skipIf(!existsSync(join(MODEL, "model_index.json")))("tiny-shapes model
     console.log(scoreTable([heldOut]));
     for (const r of heldOut.results.filter((r) => !r.all)) {
       const o = r.judgement.object;
-      console.log(`missed: "${r.case.prompt}" (seed ${r.case.seed}) -> ${r.judgement.background} background, ${o ? `${o.size} ${o.colour} ${o.shape} ${o.position}` : "no object"}`);
+      console.log(
+        `missed: "${r.case.prompt}" (seed ${r.case.seed}) -> ${r.judgement.background} background, ${o ? `${o.size} ${o.colour} ${o.shape} ${o.position}` : "no object"}`,
+      );
     }
   });
   afterAll(async () => {
@@ -51,7 +53,9 @@ describe.skipIf(!existsSync(join(MODEL, "model_index.json")))("tiny-shapes model
     console.log(sketchTable([s]));
     for (const r of s.results.filter((r) => !(r.right.position && r.right.colour))) {
       const o = r.judgement.object;
-      console.log(`missed: "${r.sketch.prompt}" blob ${r.sketch.expected.position} -> ${o ? `${o.colour} ${o.shape} ${o.position}` : "no object"}`);
+      console.log(
+        `missed: "${r.sketch.prompt}" blob ${r.sketch.expected.position} -> ${o ? `${o.colour} ${o.shape} ${o.position}` : "no object"}`,
+      );
     }
     expect(s.results.filter((r) => r.right.position && r.right.colour).length).toBeGreaterThanOrEqual(8);
   });

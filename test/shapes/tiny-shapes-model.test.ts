@@ -52,7 +52,10 @@ describe.skipIf(!PRESENT)("tiny-shapes model (models/tiny-shapes*)", () => {
       text_encoder: "text_encoder/model.safetensors",
     };
     for (const [role, file] of Object.entries(files)) {
-      expect(await sha256File(join(FOLDER, file)), `${role}: rerun the trainer's export, which rewrites the fixture`).toBe(meta[`sha256:${role}`]);
+      expect(
+        await sha256File(join(FOLDER, file)),
+        `${role}: rerun the trainer's export, which rewrites the fixture`,
+      ).toBe(meta[`sha256:${role}`]);
     }
   });
 
@@ -62,7 +65,8 @@ describe.skipIf(!PRESENT)("tiny-shapes model (models/tiny-shapes*)", () => {
     try {
       expect(single.config).toEqual(folder.config);
       for (const c of ["unet", "vae", "textEncoder"] as const) {
-        const a = folder[c], b = single[c];
+        const a = folder[c],
+          b = single[c];
         expect(b.keys().sort()).toEqual(a.keys().sort());
         for (const k of a.keys()) {
           expect(b.shape(k), k).toEqual(a.shape(k));
@@ -104,7 +108,10 @@ describe.skipIf(!PRESENT)("tiny-shapes model (models/tiny-shapes*)", () => {
       withCheckpoint(async (c) => {
         const f = fixture();
         const s = await session(buildClipText(c.config.textEncoder, new ScopedWeights(c.textEncoder)));
-        const out = await s.run({ [CLIP_TEXT_IO.inputIds]: { data: f.file.int64("input_ids"), dims: f.shape("input_ids") } }, [CLIP_TEXT_IO.lastHidden]);
+        const out = await s.run(
+          { [CLIP_TEXT_IO.inputIds]: { data: f.file.int64("input_ids"), dims: f.shape("input_ids") } },
+          [CLIP_TEXT_IO.lastHidden],
+        );
         const err = relErr(out[CLIP_TEXT_IO.lastHidden]!.data, f.get("text/last_hidden_state"));
         console.log(`text encoder: rel err ${err.toExponential(2)}`);
         expect(err).toBeLessThan(TOLERANCE);
@@ -119,7 +126,10 @@ describe.skipIf(!PRESENT)("tiny-shapes model (models/tiny-shapes*)", () => {
           const out = await s.run({
             [UNET_IO.sample]: { data: f.get("unet/sample"), dims: f.shape("unet/sample") },
             [UNET_IO.timestep]: { data: t, dims: [t.length] },
-            [UNET_IO.encoderHiddenStates]: { data: f.get("unet/encoder_hidden_states"), dims: f.shape("unet/encoder_hidden_states") },
+            [UNET_IO.encoderHiddenStates]: {
+              data: f.get("unet/encoder_hidden_states"),
+              dims: f.shape("unet/encoder_hidden_states"),
+            },
           });
           const err = relErr(out[UNET_IO.out]!.data, f.get(`unet/${k}/out`));
           console.log(`unet ${k}: rel err ${err.toExponential(2)}`);

@@ -1,6 +1,11 @@
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { evaluateScribbles, scribbleSettings, scribbleTable, type ScribbleRow } from "../../scripts/shapes/eval-scribble.js";
+import {
+  evaluateScribbles,
+  scribbleSettings,
+  scribbleTable,
+  type ScribbleRow,
+} from "../../scripts/shapes/eval-scribble.js";
 import { scribbleCases } from "../../scripts/shapes/scribble-sketch.js";
 import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
 import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
@@ -21,7 +26,8 @@ describe("tiny-shapes model with its scribble ControlNet", () => {
   beforeAll(async () => {
     pipe = await loadPipeline(join(ROOT, "models/tiny-shapes"));
     const drawings = scribbleCases(COUNT);
-    for (const s of scribbleSettings(join(ROOT, "models/tiny-shapes-scribble"), 0.8)) rows.set(s.name, await evaluateScribbles(pipe, drawings, s.name, s.options));
+    for (const s of scribbleSettings(join(ROOT, "models/tiny-shapes-scribble"), 0.8))
+      rows.set(s.name, await evaluateScribbles(pipe, drawings, s.name, s.options));
     console.log(scribbleTable([...rows.values()]));
   });
   afterAll(async () => {

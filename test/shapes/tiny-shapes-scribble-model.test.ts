@@ -26,7 +26,10 @@ const TOLERANCE = 1e-4;
 describe("tiny-shapes-scribble ControlNet (models/tiny-shapes-scribble)", () => {
   it("the parity fixture was computed from this weight file", async () => {
     const meta = SafetensorsFile.open(FIXTURE).metadata;
-    expect(await sha256File(join(FOLDER, "diffusion_pytorch_model.safetensors")), "rerun the trainer's export, which rewrites the fixture").toBe(meta["sha256:controlnet"]);
+    expect(
+      await sha256File(join(FOLDER, "diffusion_pytorch_model.safetensors")),
+      "rerun the trainer's export, which rewrites the fixture",
+    ).toBe(meta["sha256:controlnet"]);
   });
 
   it("fits the embedded model's UNet: the same text width and channels at every skip connection and the mid block", () => {
@@ -48,13 +51,20 @@ describe("tiny-shapes-scribble ControlNet (models/tiny-shapes-scribble)", () => 
     try {
       const w = new ScopedWeights(cn.weights);
       const hintSession = await Session.create(serializeGraph(buildControlNetHint(cn.config, w)), { threads: 1 });
-      const hint = (await hintSession.run({ [CONTROLNET_IO.cond]: { data: gold.float32("controlnet_cond"), dims: gold.info("controlnet_cond").shape } }))[CONTROLNET_IO.hint]!;
+      const hint = (
+        await hintSession.run({
+          [CONTROLNET_IO.cond]: { data: gold.float32("controlnet_cond"), dims: gold.info("controlnet_cond").shape },
+        })
+      )[CONTROLNET_IO.hint]!;
       expect(relErr(hint.data, gold.float32("hint"))).toBeLessThan(TOLERANCE);
       const session = await Session.create(serializeGraph(buildControlNet(cn.config, w)), { threads: 1 });
       const out = await session.run({
         [CONTROLNET_IO.sample]: { data: gold.float32("sample"), dims: gold.info("sample").shape },
         [CONTROLNET_IO.timestep]: { data: gold.float32("timestep"), dims: gold.info("timestep").shape },
-        [CONTROLNET_IO.encoderHiddenStates]: { data: gold.float32("encoder_hidden_states"), dims: gold.info("encoder_hidden_states").shape },
+        [CONTROLNET_IO.encoderHiddenStates]: {
+          data: gold.float32("encoder_hidden_states"),
+          dims: gold.info("encoder_hidden_states").shape,
+        },
         [CONTROLNET_IO.hint]: { data: hint.data, dims: hint.dims },
         [CONTROLNET_IO.scale]: { data: Float32Array.of(1), dims: [1] },
       });

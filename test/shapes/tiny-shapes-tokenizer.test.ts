@@ -18,7 +18,9 @@ describe.skipIf(!existsSync(join(TOKENIZER, "vocab.json")))("tiny-shapes tokeniz
 
   it("has CLIP's layout: byte symbols, the same with </w>, learned merges, then the two special tokens", () => {
     const vocab = JSON.parse(readFileSync(join(TOKENIZER, "vocab.json"), "utf8")) as Record<string, number>;
-    const byId = Object.entries(vocab).sort((a, b) => a[1] - b[1]).map(([t]) => t);
+    const byId = Object.entries(vocab)
+      .sort((a, b) => a[1] - b[1])
+      .map(([t]) => t);
     expect(byId.slice(0, 256)).toEqual(BYTE_SYMBOLS);
     expect(byId.slice(256, 512)).toEqual(BYTE_SYMBOLS.map((s) => `${s}</w>`));
     expect(byId.slice(-2)).toEqual(["<|startoftext|>", "<|endoftext|>"]);

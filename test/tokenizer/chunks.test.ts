@@ -27,7 +27,14 @@ describe.skipIf(!HAVE_REFERENCE)("A1111-style prompt chunks", () => {
       return ids[0]!;
     };
     [BOS, EOS] = [clip.bosId, clip.eosId];
-    [CAT, DOG, COMMA, RED, CAR, A] = ["cat", "dog", ",", "red", "car", "a"].map(single) as [number, number, number, number, number, number];
+    [CAT, DOG, COMMA, RED, CAR, A] = ["cat", "dog", ",", "red", "car", "a"].map(single) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
   });
 
   it("gives an empty prompt one chunk of start, end and padding", () => {

@@ -22,7 +22,9 @@ const OPENAI_GZ = () => join(SHARED, "data/clip/bpe_simple_vocab_16e6.txt.gz");
 /** Read at collection time so that every prompt gets its own named test. */
 function loadCases(): TokenizerCase[] {
   if (!HAVE_REFERENCE) return [];
-  const file = JSON.parse(readFileSync(ref("goldens/tokenizer/clip_tokenizer_cases.json"), "utf8")) as { cases: TokenizerCase[] };
+  const file = JSON.parse(readFileSync(ref("goldens/tokenizer/clip_tokenizer_cases.json"), "utf8")) as {
+    cases: TokenizerCase[];
+  };
   return file.cases;
 }
 
@@ -99,10 +101,11 @@ describe.skipIf(!HAVE_REFERENCE)("CLIP tokenizer against transformers' CLIPToken
     expect(tiny.tokenize("a horse!!!")).toEqual([...tiny.tokenize("a horse"), "!!!</w>"]);
   });
 
-  it('an OpenCLIP encoder\'s tokenizer from OpenAI\'s .gz (which names no pad token) pads with "!" (id 0) as open_clip does; a named pad token wins', async () => {
+  it("an OpenCLIP encoder's tokenizer from OpenAI's .gz (which names no pad token) pads with \"!\" (id 0) as open_clip does; a named pad token wins", async () => {
     const openClip = await ClipTokenizer.load(OPENAI_GZ(), { defaultPadToken: "!" });
     // (Prompts with "!" differ: transformers cuts a named pad token out of the prompt, open_clip does not.)
-    for (const c of CASES.filter((c) => !c.prompt.includes("!"))) expect(openClip.encode(c.prompt), c.prompt).toEqual(c.ids_pad_bang_77);
+    for (const c of CASES.filter((c) => !c.prompt.includes("!")))
+      expect(openClip.encode(c.prompt), c.prompt).toEqual(c.ids_pad_bang_77);
     // open_clip has no special "!": a run of them is one BPE token, as without the default.
     expect(openClip.tokenize("a horse!!!")).toEqual(fromGz.tokenize("a horse!!!"));
     expect((await ClipTokenizer.load(REAL_FOLDER(), { defaultPadToken: "!" })).padId).toBe(real.padId);
@@ -110,7 +113,9 @@ describe.skipIf(!HAVE_REFERENCE)("CLIP tokenizer against transformers' CLIPToken
   });
 
   it("decodes ids back to the cleaned-up prompt text", () => {
-    expect(real.decode(real.encode("A Photo of an ASTRONAUT riding a horse!!!"))).toBe("a photo of an astronaut riding a horse !!!");
+    expect(real.decode(real.encode("A Photo of an ASTRONAUT riding a horse!!!"))).toBe(
+      "a photo of an astronaut riding a horse !!!",
+    );
     expect(real.decode(real.encode("café 日本語"))).toBe("café 日本語");
   });
 

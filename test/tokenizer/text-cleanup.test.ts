@@ -20,7 +20,7 @@ describe("prompt clean-up before CLIP tokenization", () => {
   it("applies ftfy's deterministic fixes", () => {
     expect(fixText("ﬂuﬃeﬆ")).toBe("fluffiest");
     expect(fixText("ＬＯＵＤ　ＮＯＩＳＥＳ")).toBe("LOUD NOISES");
-    expect(fixText("it’s “quoted”")).toBe("it's \"quoted\"");
+    expect(fixText("it’s “quoted”")).toBe('it\'s "quoted"');
     expect(fixText("\x1b[36;44mcolour\x1b[0m")).toBe("colour");
     expect(fixText("a\u200b\ufeffb\x00c")).toBe("a\u200bbc");
     expect(fixText("\x80 5")).toBe("€ 5");

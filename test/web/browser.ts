@@ -15,7 +15,12 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
 /** Builds the page from its sources into `outDir`, so a test sees what the checkout holds rather than a stale web/dist. */
 export async function buildPage(outDir: string): Promise<void> {
-  await build({ root: join(ROOT, "web"), configFile: join(ROOT, "web/vite.config.ts"), logLevel: "warn", build: { outDir, emptyOutDir: true } });
+  await build({
+    root: join(ROOT, "web"),
+    configFile: join(ROOT, "web/vite.config.ts"),
+    logLevel: "warn",
+    build: { outDir, emptyOutDir: true },
+  });
 }
 
 export function launchChromium(): Promise<Browser> {
@@ -45,19 +50,26 @@ export interface PageServer {
  * Builds the page into `work/dist`, starts a server on a free loopback port with its history and compile cache under
  * `work` (one thread; `input` adds to or overrides these) and launches Chromium.
  */
-export async function startPageServer(work: string, input: Partial<Omit<ServerConfigInput, "loadOptions">> & { modelPath: string; loadOptions?: LoadOptions }): Promise<PageServer> {
+export async function startPageServer(
+  work: string,
+  input: Partial<Omit<ServerConfigInput, "loadOptions">> & { modelPath: string; loadOptions?: LoadOptions },
+): Promise<PageServer> {
   await buildPage(join(work, "dist"));
-  const app = await buildApp(resolveServerConfig({
-    dataDir: join(work, "data"),
-    webRoot: join(work, "dist"),
-    port: 0,
-    ...input,
-    loadOptions: { cacheDir: join(work, "cache"), threads: 1, ...input.loadOptions },
-  }));
+  const app = await buildApp(
+    resolveServerConfig({
+      dataDir: join(work, "data"),
+      webRoot: join(work, "dist"),
+      port: 0,
+      ...input,
+      loadOptions: { cacheDir: join(work, "cache"), threads: 1, ...input.loadOptions },
+    }),
+  );
   const base = await app.fastify.listen({ host: "127.0.0.1", port: 0 });
   const browser = await launchChromium();
   return {
-    app, base, browser,
+    app,
+    base,
+    browser,
     async close() {
       await browser.close();
       await app.close();

@@ -23,7 +23,10 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the page lists LoRAs and emb
     mkdirSync(embeddingsDir);
     copyFileSync(ref("models/sd15-tiny-adapters/lora-kohya.safetensors"), join(loraDir, "lora-kohya.safetensors"));
     copyFileSync(ref("models/sd15-tiny-adapters/ti-a1111.safetensors"), join(embeddingsDir, "ti-a1111.safetensors"));
-    server = await startPageServer(work, { modelPath: ref("models/sd15-tiny"), loadOptions: { loraDir, embeddingsDir } });
+    server = await startPageServer(work, {
+      modelPath: ref("models/sd15-tiny"),
+      loadOptions: { loraDir, embeddingsDir },
+    });
     ({ base, browser } = server);
   });
 
@@ -51,7 +54,10 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the page lists LoRAs and emb
     await page.fill("#steps", "2");
     const posted = page.waitForRequest((r) => r.url().endsWith("/api/v1/jobs") && r.method() === "POST");
     await page.locator("#prompt").press("Control+Enter");
-    expect((await posted).postDataJSON()).toMatchObject({ prompt: "a red house <lora:lora-kohya:1>", negative_prompt: "ti-a1111" });
+    expect((await posted).postDataJSON()).toMatchObject({
+      prompt: "a red house <lora:lora-kohya:1>",
+      negative_prompt: "ti-a1111",
+    });
     await page.locator("#output-frame[data-state=done]").waitFor({ timeout: 60_000 });
     expect(errors).toEqual([]);
     await page.context().close();

@@ -21,10 +21,17 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the page's model picker", ()
     // A ComfyUI installation with two copies of the tiny SD1 model.
     const checkpoints = join(work, "ComfyUI", "models", "checkpoints");
     mkdirSync(checkpoints, { recursive: true });
-    for (const name of ["alpha", "beta"]) cpSync(ref("models/sd15-tiny"), join(checkpoints, name), { recursive: true, dereference: true });
+    for (const name of ["alpha", "beta"])
+      cpSync(ref("models/sd15-tiny"), join(checkpoints, name), { recursive: true, dereference: true });
     server = await startPageServer(work, {
       modelPath: join(checkpoints, "alpha"),
-      models: { cacheDir: join(work, "hf-cache"), home: join(work, "home"), modelsDirs: [join(work, "ComfyUI")], searchDefaults: false, hashCacheDir: join(work, "cache") },
+      models: {
+        cacheDir: join(work, "hf-cache"),
+        home: join(work, "home"),
+        modelsDirs: [join(work, "ComfyUI")],
+        searchDefaults: false,
+        hashCacheDir: join(work, "cache"),
+      },
     });
     ({ base, browser } = server);
   });

@@ -56,8 +56,15 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
   }
 
   /** A page with its errors collected, so a script error fails the test instead of passing unnoticed. */
-  async function open(options: Parameters<Browser["newContext"]>[0] = {}, url = base): Promise<{ page: Page; errors: string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, colorScheme: "dark", ...options });
+  async function open(
+    options: Parameters<Browser["newContext"]>[0] = {},
+    url = base,
+  ): Promise<{ page: Page; errors: string[] }> {
+    const context = await browser.newContext({
+      viewport: { width: 1440, height: 1000 },
+      colorScheme: "dark",
+      ...options,
+    });
     const page = await context.newPage();
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
@@ -70,10 +77,11 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
     return { page, errors };
   }
 
-
   /** Whether an <img> matched by `selector` has finished loading real pixels. */
   function loaded(page: Page, selector: string): Promise<boolean> {
-    return page.evaluate<boolean>(`(() => { const i = document.querySelector(${JSON.stringify(selector)}); return !!i && i.complete && i.naturalWidth > 0; })()`);
+    return page.evaluate<boolean>(
+      `(() => { const i = document.querySelector(${JSON.stringify(selector)}); return !!i && i.complete && i.naturalWidth > 0; })()`,
+    );
   }
 
   it("shows SDXL's second prompt fields for an SDXL model only, and sends what is typed there", async () => {
@@ -125,12 +133,26 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
     // The tiny model's native size is 64 px; the page takes it from /api/v1/models.
     expect(await page.inputValue("#width")).toBe("64");
 
-    await stroke(page, [[0.1, 0.75], [0.3, 0.45], [0.5, 0.6], [0.75, 0.3], [0.9, 0.4]]);
+    await stroke(page, [
+      [0.1, 0.75],
+      [0.3, 0.45],
+      [0.5, 0.6],
+      [0.75, 0.3],
+      [0.9, 0.4],
+    ]);
     await page.getByRole("radio", { name: "Red" }).check();
     await page.locator("#brush-size").fill("40");
-    await stroke(page, [[0.25, 0.2], [0.3, 0.25], [0.2, 0.3]]);
+    await stroke(page, [
+      [0.25, 0.2],
+      [0.3, 0.25],
+      [0.2, 0.3],
+    ]);
     await page.getByRole("radio", { name: "Blue" }).check();
-    await stroke(page, [[0.05, 0.9], [0.5, 0.92], [0.95, 0.88]]);
+    await stroke(page, [
+      [0.05, 0.9],
+      [0.5, 0.92],
+      [0.95, 0.88],
+    ]);
     await page.getByRole("switch", { name: "Use sketch" }).check();
     await expect.poll(() => page.textContent("#mode-badge")).toBe("img2img");
 
@@ -141,7 +163,15 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
     await page.locator("#prompt").press("Control+Enter");
 
     const body = (await posted).postDataJSON() as Record<string, unknown>;
-    expect(body).toMatchObject({ type: "img2img", prompt: PROMPT, steps: 8, seed: 1234, width: 64, height: 64, denoising_strength: 0.75 });
+    expect(body).toMatchObject({
+      type: "img2img",
+      prompt: PROMPT,
+      steps: 8,
+      seed: 1234,
+      width: 64,
+      height: 64,
+      denoising_strength: 0.75,
+    });
     expect(String(body.init_image)).toMatch(/^data:image\/png;base64,/);
 
     const frame = page.locator("#output-frame");
@@ -189,12 +219,22 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
     expect(await page.inputValue("#seed")).toBe("1234");
 
     await page.getByRole("radio", { name: "Mask" }).check();
-    await stroke(page, [[0.3, 0.3], [0.7, 0.3], [0.7, 0.7], [0.3, 0.7]]);
+    await stroke(page, [
+      [0.3, 0.3],
+      [0.7, 0.3],
+      [0.7, 0.7],
+      [0.3, 0.7],
+    ]);
     await expect.poll(() => page.textContent("#mode-badge")).toBe("inpaint");
     // Undo takes the mask stroke back: the job would be img2img again.
     await page.getByRole("button", { name: "Undo" }).click();
     await expect.poll(() => page.textContent("#mode-badge")).toBe("img2img");
-    await stroke(page, [[0.3, 0.3], [0.7, 0.3], [0.7, 0.7], [0.3, 0.7]]);
+    await stroke(page, [
+      [0.3, 0.3],
+      [0.7, 0.3],
+      [0.7, 0.7],
+      [0.3, 0.7],
+    ]);
     await expect.poll(() => page.textContent("#mode-badge")).toBe("inpaint");
 
     await page.fill("#seed", "77");
@@ -211,7 +251,12 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
   });
 
   it("works at a phone's width (375 px): no sideways scrolling, drawing by touch, generating by tap", async () => {
-    const { page, errors } = await open({ viewport: { width: 375, height: 812 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    const { page, errors } = await open({
+      viewport: { width: 375, height: 812 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+    });
     await page.locator("#gallery li.card[data-image-id]").first().waitFor();
     expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(375);
     // Drawing works with a finger too.
@@ -291,14 +336,20 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
     expect((await posted).postData()).toContain('"seed":"18446744073709551615"');
     await page.locator("#output-frame[data-state=done]").waitFor({ timeout: 60_000 });
     expect(await page.textContent("#status")).toMatch(/Done in .* seed 18446744073709551615/);
-    expect(await page.locator("#gallery li.card .card-meta").first().textContent()).toContain("seed 18446744073709551615");
+    expect(await page.locator("#gallery li.card .card-meta").first().textContent()).toContain(
+      "seed 18446744073709551615",
+    );
     expect(await page.getAttribute("#seed-reuse", "aria-label")).toContain("18446744073709551615");
 
     await seed.fill("5");
     await page.getByRole("button", { name: "Reuse the last seed" }).click();
     expect(await seed.inputValue()).toBe("18446744073709551615");
     await seed.fill("5");
-    await page.locator("#gallery li.card[data-image-id]").first().getByRole("button", { name: "Use these settings" }).click();
+    await page
+      .locator("#gallery li.card[data-image-id]")
+      .first()
+      .getByRole("button", { name: "Use these settings" })
+      .click();
     expect(await seed.inputValue()).toBe("18446744073709551615");
     expect(errors).toEqual([]);
     await page.context().close();

@@ -43,7 +43,13 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page with a safety c
     await page.locator("#output-frame[data-state=done]").waitFor({ timeout: 60_000 });
     expect(await frame.getAttribute("data-previews")).toBeNull();
     expect(await frame.getAttribute("data-preview-withheld")).toBe("safety");
-    await expect.poll(() => page.evaluate<boolean>(`(() => { const i = document.querySelector("#output-image"); return !!i && i.complete && i.naturalWidth > 0; })()`)).toBe(true);
+    await expect
+      .poll(() =>
+        page.evaluate<boolean>(
+          `(() => { const i = document.querySelector("#output-image"); return !!i && i.complete && i.naturalWidth > 0; })()`,
+        ),
+      )
+      .toBe(true);
     expect(errors).toEqual([]);
   });
 });

@@ -27,7 +27,10 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the sketch as a ControlNet s
     // A ControlNet folder as a user has one, its name saying what it follows.
     mkdirSync(join(work, "controlnets", "controlnet-tiny-scribble"), { recursive: true });
     cpSync(ref("models/controlnet-tiny"), join(work, "controlnets", "controlnet-tiny-scribble"), { recursive: true });
-    server = await startPageServer(work, { modelPath: ref("models/sd15-tiny"), controlnetDirs: [join(work, "controlnets")] });
+    server = await startPageServer(work, {
+      modelPath: ref("models/sd15-tiny"),
+      controlnetDirs: [join(work, "controlnets")],
+    });
     ({ base, browser } = server);
     mkdirSync(ARTIFACTS, { recursive: true });
   });
@@ -35,7 +38,6 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the sketch as a ControlNet s
   afterAll(async () => {
     await (server ? server.close() : rmSync(work, { recursive: true, force: true }));
   });
-
 
   /** The brightness (0-255) of an <img>'s pixel at fractions of its size. */
   function brightness(page: Page, selector: string, x: number, y: number): Promise<number> {
@@ -70,11 +72,21 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the sketch as a ControlNet s
 
     // A thick vertical bar in the left third of the canvas.
     await page.locator("#brush-size").fill("60");
-    await stroke(page, [[0.25, 0.15], [0.25, 0.5], [0.25, 0.85]]);
+    await stroke(page, [
+      [0.25, 0.15],
+      [0.25, 0.5],
+      [0.25, 0.85],
+    ]);
     // The map preview: the stroke white on black, the paper black.
     const map = page.locator("#scribble-map");
     await map.waitFor({ state: "visible" });
-    await expect.poll(() => page.evaluate<boolean>("(() => { const i = document.querySelector('#scribble-map'); return i.complete && i.naturalWidth === 64; })()")).toBe(true);
+    await expect
+      .poll(() =>
+        page.evaluate<boolean>(
+          "(() => { const i = document.querySelector('#scribble-map'); return i.complete && i.naturalWidth === 64; })()",
+        ),
+      )
+      .toBe(true);
     // (A preview made while the stroke was being drawn may come first: the one after it shows the whole bar.)
     await expect.poll(() => brightness(page, "#scribble-map", 0.25, 0.5)).toBeGreaterThan(200);
     expect(await brightness(page, "#scribble-map", 0.8, 0.5)).toBeLessThan(40);
@@ -89,14 +101,28 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the sketch as a ControlNet s
     const body = (await posted).postDataJSON() as { type: string; controlnet?: Record<string, unknown>[] };
     expect(body.type).toBe("txt2img");
     expect(body.controlnet).toHaveLength(1);
-    expect(body.controlnet![0]).toMatchObject({ module: "scribble", model: expect.stringMatching(/^controlnet-tiny-scribble \[/), weight: 0.8, guidance_start: 0, guidance_end: 0.7 });
+    expect(body.controlnet![0]).toMatchObject({
+      module: "scribble",
+      model: expect.stringMatching(/^controlnet-tiny-scribble \[/),
+      weight: 0.8,
+      guidance_start: 0,
+      guidance_end: 0.7,
+    });
     expect(String(body.controlnet![0]!.image)).toMatch(/^data:image\/png;base64,/);
 
     await page.locator("#output-frame[data-state=done]").waitFor({ timeout: 90_000 });
-    await expect.poll(() => page.evaluate<boolean>("(() => { const i = document.querySelector('#output-image'); return i.complete && i.naturalWidth > 0; })()")).toBe(true);
+    await expect
+      .poll(() =>
+        page.evaluate<boolean>(
+          "(() => { const i = document.querySelector('#output-image'); return i.complete && i.naturalWidth > 0; })()",
+        ),
+      )
+      .toBe(true);
     const jobs = (await (await fetch(`${base}/api/v1/jobs?limit=1`)).json()) as { jobs: JobStatus[] };
     expect(jobs.jobs[0]!.state).toBe("done");
-    expect(jobs.jobs[0]!.images[0]!.infotext).toMatch(/ControlNet 0: "Module: scribble, Model: controlnet-tiny-scribble/);
+    expect(jobs.jobs[0]!.images[0]!.infotext).toMatch(
+      /ControlNet 0: "Module: scribble, Model: controlnet-tiny-scribble/,
+    );
     await page.screenshot({ path: join(ARTIFACTS, "web-scribble.png"), fullPage: true, animations: "disabled" });
 
     // "Use these settings" on the history card brings the unit's strength and start/end back.
@@ -144,17 +170,27 @@ describe.skipIf(!HAVE_CHROMIUM)("the embedded model's own scribble ControlNet, i
 
     // A round outline about the world's "right" anchor (47, 32 of 64 px), radius 11 px, one stroke of the default pen.
     const [cx, cy, r] = [47 / 64, 32 / 64, 11 / 64];
-    const ring = Array.from({ length: 25 }, (_, i): [number, number] => [cx + r * Math.cos((i / 24) * 2 * Math.PI), cy + r * Math.sin((i / 24) * 2 * Math.PI)]);
+    const ring = Array.from({ length: 25 }, (_, i): [number, number] => [
+      cx + r * Math.cos((i / 24) * 2 * Math.PI),
+      cy + r * Math.sin((i / 24) * 2 * Math.PI),
+    ]);
     await stroke(page, ring);
     await page.fill("#prompt", "a red circle, blue background");
     await page.fill("#seed", "0");
     const posted = page.waitForRequest((r) => r.url().endsWith("/api/v1/jobs") && r.method() === "POST");
     await page.locator("#prompt").press("Control+Enter");
     const body = (await posted).postDataJSON() as { controlnet?: Record<string, unknown>[] };
-    expect(body.controlnet?.[0]).toMatchObject({ module: "scribble", model: expect.stringMatching(/^tiny-shapes-scribble \[/) });
+    expect(body.controlnet?.[0]).toMatchObject({
+      module: "scribble",
+      model: expect.stringMatching(/^tiny-shapes-scribble \[/),
+    });
 
     await page.locator("#output-frame[data-state=done]").waitFor({ timeout: 120_000 });
-    await page.screenshot({ path: join(ARTIFACTS, "web-scribble-embedded.png"), fullPage: true, animations: "disabled" });
+    await page.screenshot({
+      path: join(ARTIFACTS, "web-scribble-embedded.png"),
+      fullPage: true,
+      animations: "disabled",
+    });
     const jobs = (await (await fetch(`${base}/api/v1/jobs?limit=1`)).json()) as { jobs: JobStatus[] };
     const png = await (await fetch(new URL(jobs.jobs[0]!.images[0]!.url, base))).arrayBuffer();
     const seen = judge(await decodeImage(Buffer.from(png)));

@@ -73,13 +73,16 @@ describe.skipIf(!HAVE_REFERENCE)("openCheckpoint on the tiny models", () => {
       expect(folder.config.family).toBe(family);
       expect(folder.config.predictionType).toBe(model === "sd2v-tiny" ? "v_prediction" : "epsilon");
       expect(folder.inpainting).toBe(false);
-      expect(folder.textEncoderFolders).toEqual(model === "sdxl-tiny" ? ["text_encoder", "text_encoder_2"] : ["text_encoder"]);
+      expect(folder.textEncoderFolders).toEqual(
+        model === "sdxl-tiny" ? ["text_encoder", "text_encoder_2"] : ["text_encoder"],
+      );
       expect(single.textEncoderFolders).toEqual(folder.textEncoderFolders);
       // The single files carry what the pipeline does not use (SD2's text_projection); it is left out of both.
       expectSameWeights(folder, single);
       const params = summary().models[model]?.params;
       for (const c of COMPONENTS) {
-        const info = folder.components[c], singleInfo = single.components[c];
+        const info = folder.components[c],
+          singleInfo = single.components[c];
         expect(Boolean(singleInfo), c).toBe(Boolean(info));
         if (!info || !singleInfo) continue;
         const name = c === "textEncoder" ? "text_encoder" : c === "textEncoder2" ? "text_encoder_2" : c;
@@ -92,7 +95,8 @@ describe.skipIf(!HAVE_REFERENCE)("openCheckpoint on the tiny models", () => {
       expect(single.files).toContain(join(folderPath, "unet", "config.json"));
       expect(folder.files).toContain(join(folderPath, "unet", "diffusion_pytorch_model.safetensors"));
       expect(folder.files).toContain(join(folderPath, "text_encoder", "model.safetensors"));
-      if (model === "sdxl-tiny") expect(folder.files).toContain(join(folderPath, "text_encoder_2", "model.safetensors"));
+      if (model === "sdxl-tiny")
+        expect(folder.files).toContain(join(folderPath, "text_encoder_2", "model.safetensors"));
       folder.close();
       single.close();
     });
@@ -102,7 +106,12 @@ describe.skipIf(!HAVE_REFERENCE)("openCheckpoint on the tiny models", () => {
     const models = summary().models;
     for (const [name, m] of Object.entries(models)) {
       for (const [component, expected] of Object.entries(m.params)) {
-        const kind = component === "text_encoder_2" ? "textEncoder2" : component.startsWith("text_encoder") ? "textEncoder" : (component as "unet" | "vae");
+        const kind =
+          component === "text_encoder_2"
+            ? "textEncoder2"
+            : component.startsWith("text_encoder")
+              ? "textEncoder"
+              : (component as "unet" | "vae");
         const { weights, files } = openDiffusersComponent(ref("models", name, component), kind);
         expect(componentInfo(weights).parameters, `${name}/${component}`).toBe(expected);
         for (const f of files) f.close();
@@ -114,11 +123,18 @@ describe.skipIf(!HAVE_REFERENCE)("openCheckpoint on the tiny models", () => {
     const path = ref("models/sdxl-tiny.ldm.safetensors");
     const e = caught(() => openCheckpoint(path, { configDir: ref("models/sd2v-tiny") }));
     expect(e).toBeInstanceOf(CheckpointError);
-    expect(e.message).toMatch(/sdxl-tiny\.ldm\.safetensors: the file is a Stable Diffusion XL checkpoint .* but the config folder .*sd2v-tiny describes a Stable Diffusion 2\.x model/);
+    expect(e.message).toMatch(
+      /sdxl-tiny\.ldm\.safetensors: the file is a Stable Diffusion XL checkpoint .* but the config folder .*sd2v-tiny describes a Stable Diffusion 2\.x model/,
+    );
   });
 
   it("asks for a config folder when a single file's sizes are not its family's published ones", () => {
-    for (const [model, family] of [["sd15-tiny", "1.x"], ["sd2v-tiny", "2.x"], ["sdxl-tiny", "XL"], ["lcm-tiny", "1.x"]]) {
+    for (const [model, family] of [
+      ["sd15-tiny", "1.x"],
+      ["sd2v-tiny", "2.x"],
+      ["sdxl-tiny", "XL"],
+      ["lcm-tiny", "1.x"],
+    ]) {
       const e = caught(() => openCheckpoint(ref(`models/${model}.ldm.safetensors`)));
       expect(e).toBeInstanceOf(UnsupportedModelError);
       expect(e.message).toContain(`a Stable Diffusion ${family} checkpoint with non-standard sizes`);
@@ -128,7 +144,10 @@ describe.skipIf(!HAVE_REFERENCE)("openCheckpoint on the tiny models", () => {
 
   it("takes the prediction type from the folder's scheduler config, and from `prediction` over it", () => {
     const dir = ref("models/sd2v-tiny");
-    for (const [opts, expected] of [[{}, "v_prediction"], [{ prediction: "epsilon" }, "epsilon"]] as const) {
+    for (const [opts, expected] of [
+      [{}, "v_prediction"],
+      [{ prediction: "epsilon" }, "epsilon"],
+    ] as const) {
       const folder = openCheckpoint(dir, opts);
       const single = openCheckpoint(ref("models/sd2v-tiny.ldm.safetensors"), { configDir: dir, ...opts });
       expect(folder.config.predictionType).toBe(expected);
@@ -145,7 +164,10 @@ describe.skipIf(!HAVE_REFERENCE)("openCheckpoint on the tiny models", () => {
     const fp32 = ref("models/sd15-tiny/unet/diffusion_pytorch_model.safetensors");
     const src = SafetensorsFile.open(fp32);
     const half: RawTensor[] = src.keys().map((name) => ({
-      name, dtype: "F16", shape: src.info(name).shape, data: new Uint8Array(f32ToF16(src.float32(name)).buffer),
+      name,
+      dtype: "F16",
+      shape: src.info(name).shape,
+      data: new Uint8Array(f32ToF16(src.float32(name)).buffer),
     }));
     src.close();
     writeSafetensors(join(dir, "unet", "diffusion_pytorch_model.fp16.safetensors"), half);
@@ -167,14 +189,20 @@ describe.skipIf(!HAVE_REFERENCE)("openCheckpoint on the tiny models", () => {
     symlinkSync(ref("models/sd15-tiny/vae/config.json"), join(dir, "vae", "config.json"));
     const src = ref("models/sd15-tiny/vae/diffusion_pytorch_model.safetensors");
     const weightMap: Record<string, string> = {};
-    for (const [i, part] of [(n: string) => n.startsWith("encoder."), (n: string) => !n.startsWith("encoder.")].entries()) {
+    for (const [i, part] of [
+      (n: string) => n.startsWith("encoder."),
+      (n: string) => !n.startsWith("encoder."),
+    ].entries()) {
       const shard = `diffusion_pytorch_model-0000${i + 1}-of-00002.safetensors`;
       rewrite(src, join(dir, "vae", shard), (t) => (part(t.name) ? t : undefined));
       const f = SafetensorsFile.open(join(dir, "vae", shard));
       for (const k of f.keys()) weightMap[k] = shard;
       f.close();
     }
-    writeFileSync(join(dir, "vae", "diffusion_pytorch_model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    writeFileSync(
+      join(dir, "vae", "diffusion_pytorch_model.safetensors.index.json"),
+      JSON.stringify({ metadata: {}, weight_map: weightMap }),
+    );
     const sharded = openCheckpoint(dir);
     const reference = openCheckpoint(ref("models/sd15-tiny"));
     expectSameWeights(sharded, reference);
@@ -224,12 +252,15 @@ describe.skipIf(!HAVE_REFERENCE)("openCheckpoint errors name the file, the key a
   });
 
   it("missing path", () => {
-    expect(() => openCheckpoint(join(tempDir("missing"), "nope.safetensors"))).toThrow(/nope\.safetensors: cannot open \(ENOENT\)/);
+    expect(() => openCheckpoint(join(tempDir("missing"), "nope.safetensors"))).toThrow(
+      /nope\.safetensors: cannot open \(ENOENT\)/,
+    );
   });
 
   it("missing tensor in a single file", () => {
     const path = rewrite(singlePath, join(tempDir("cut"), "cut.safetensors"), (t) =>
-      t.name === "model.diffusion_model.input_blocks.4.1.proj_out.bias" ? undefined : t);
+      t.name === "model.diffusion_model.input_blocks.4.1.proj_out.bias" ? undefined : t,
+    );
     const e = caught(() => openCheckpoint(path, { configDir }));
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toContain(path);
@@ -240,8 +271,11 @@ describe.skipIf(!HAVE_REFERENCE)("openCheckpoint errors name the file, the key a
     const dir = tinyFolder("cut-folder", { without: ["text_encoder"] });
     mkdirSync(join(dir, "text_encoder"));
     symlinkSync(ref("models/sd15-tiny/text_encoder/config.json"), join(dir, "text_encoder", "config.json"));
-    const file = rewrite(ref("models/sd15-tiny/text_encoder/model.safetensors"), join(dir, "text_encoder", "model.safetensors"), (t) =>
-      t.name === "text_model.encoder.layers.2.mlp.fc2.weight" ? undefined : t);
+    const file = rewrite(
+      ref("models/sd15-tiny/text_encoder/model.safetensors"),
+      join(dir, "text_encoder", "model.safetensors"),
+      (t) => (t.name === "text_model.encoder.layers.2.mlp.fc2.weight" ? undefined : t),
+    );
     const e = caught(() => openCheckpoint(dir));
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toContain(file);
@@ -250,10 +284,13 @@ describe.skipIf(!HAVE_REFERENCE)("openCheckpoint errors name the file, the key a
 
   it("wrong shape in a single file", () => {
     const path = rewrite(singlePath, join(tempDir("shape"), "shape.safetensors"), (t) =>
-      t.name === "model.diffusion_model.out.2.weight" ? { ...t, shape: [4, 16, 1, 9] } : t);
+      t.name === "model.diffusion_model.out.2.weight" ? { ...t, shape: [4, 16, 1, 9] } : t,
+    );
     const e = caught(() => openCheckpoint(path, { configDir }));
     expect(e).toBeInstanceOf(CheckpointError);
-    expect(e.message).toContain(`${path}: "model.diffusion_model.out.2.weight" (diffusers "conv_out.weight") has shape [4,16,1,9], expected [4,16,3,3]`);
+    expect(e.message).toContain(
+      `${path}: "model.diffusion_model.out.2.weight" (diffusers "conv_out.weight") has shape [4,16,1,9], expected [4,16,3,3]`,
+    );
     expect(e.message).toContain("does not describe this checkpoint");
   });
 
@@ -271,6 +308,8 @@ describe.skipIf(!HAVE_REFERENCE)("openCheckpoint errors name the file, the key a
     const bytes = readFileSync(singlePath);
     const path = join(tempDir("trunc"), "trunc.safetensors");
     writeFileSync(path, bytes.subarray(0, bytes.length - 100));
-    expect(() => openCheckpoint(path, { configDir })).toThrow(/trunc\.safetensors: tensor ".*": data_offsets .* go past the end of the data/);
+    expect(() => openCheckpoint(path, { configDir })).toThrow(
+      /trunc\.safetensors: tensor ".*": data_offsets .* go past the end of the data/,
+    );
   });
 });

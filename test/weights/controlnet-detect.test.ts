@@ -4,7 +4,10 @@ import { openControlNet } from "../../src/models/open-controlnet.js";
 import { controlNetLdmShapes, SD15_SPEC, SD21_SPEC, sparseCheckpoint, sparseFile } from "./ldm-headers.js";
 
 describe("single-file ControlNets in lllyasviel's layout (full-size headers written from cldm.ControlNet's module terms)", () => {
-  for (const [name, prefix] of [["ControlNet 1.0 (control_model.*)", "control_model."], ["ControlNet 1.1 (no prefix)", ""]] as const) {
+  for (const [name, prefix] of [
+    ["ControlNet 1.0 (control_model.*)", "control_model."],
+    ["ControlNet 1.1 (no prefix)", ""],
+  ] as const) {
     it(`${name} for SD1.5: detected as an SD1 ControlNet with 8 heads and the published conditioning embedding, every tensor mapped`, () => {
       const path = sparseFile(controlNetLdmShapes(SD15_SPEC.unet, prefix));
       const cn = openControlNet(path);
@@ -17,7 +20,9 @@ describe("single-file ControlNets in lllyasviel's layout (full-size headers writ
         expect(cn.config.conditioningChannels).toBe(3);
         expect(cn.config.useLinearProjection).toBe(false);
         // The zero convolutions: one per skip connection (12 for SD1.5) and the mid block's.
-        expect(cn.weights.keys().filter((k) => k.startsWith("controlnet_down_blocks.") && k.endsWith(".weight"))).toHaveLength(12);
+        expect(
+          cn.weights.keys().filter((k) => k.startsWith("controlnet_down_blocks.") && k.endsWith(".weight")),
+        ).toHaveLength(12);
         expect(cn.weights.has("controlnet_mid_block.weight")).toBe(true);
         expect(cn.weights.has("controlnet_cond_embedding.conv_out.weight")).toBe(true);
       } finally {

@@ -1,7 +1,7 @@
 import { clipTextParamShapes, paramCount, unetParamShapes, vaeParamShapes } from "../../src/models/param-shapes.js";
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { CheckpointError, } from "../../src/errors.js";
+import { CheckpointError } from "../../src/errors.js";
 import { SD15, SD21, SDXL_BASE, SDXL_REFINER, type PipelineConfig } from "../../src/configs/pipeline.js";
 import { textEncoderConfigFromTransformers } from "../../src/configs/text-encoder.js";
 import { unetConfigFromDiffusers, type UNetConfig } from "../../src/configs/unet.js";
@@ -18,7 +18,16 @@ import {
 import { ldmPart, mapLdmShapes } from "../../src/weights/ldm-keymap.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
-import { countUnder, ldmShapes, SD15_PARAMETERS, SD15_SPEC, sd15LdmShapes, SD21_SPEC, SDXL_REFINER_SPEC, SDXL_SPEC } from "./ldm-headers.js";
+import {
+  countUnder,
+  ldmShapes,
+  SD15_PARAMETERS,
+  SD15_SPEC,
+  sd15LdmShapes,
+  SD21_SPEC,
+  SDXL_REFINER_SPEC,
+  SDXL_SPEC,
+} from "./ldm-headers.js";
 
 function headerShapes(path: string): Map<string, readonly number[]> {
   const f = SafetensorsFile.open(path);
@@ -47,7 +56,11 @@ describe("detection on SD1.5's real key names and shapes", () => {
   });
 
   it("maps every tensor to the diffusers name and shape that the SD1.5 config implies", () => {
-    const expected = { unet: unetParamShapes(SD15.unet), vae: vaeParamShapes(SD15.vae), textEncoder: clipTextParamShapes(SD15.textEncoder) };
+    const expected = {
+      unet: unetParamShapes(SD15.unet),
+      vae: vaeParamShapes(SD15.vae),
+      textEncoder: clipTextParamShapes(SD15.textEncoder),
+    };
     for (const c of ["unet", "vae", "textEncoder"] as const) {
       const mapped = mapLdmShapes(ldmPart("sd1", c)!, shapes, "sd15.safetensors");
       expect([...mapped.keys()].sort()).toEqual([...expected[c].keys()].sort());
@@ -66,20 +79,27 @@ describe("detection on SD1.5's real key names and shapes", () => {
   });
 
   it("refuses other input channel counts with UnsupportedModelError", () => {
-    expect(() => detectLdmCheckpoint(sd15LdmShapes(8), "ip2p.safetensors")).toThrow(/ip2p\.safetensors.*8 input channels.*InstructPix2Pix/);
+    expect(() => detectLdmCheckpoint(sd15LdmShapes(8), "ip2p.safetensors")).toThrow(
+      /ip2p\.safetensors.*8 input channels.*InstructPix2Pix/,
+    );
   });
 
   it("calls an SD1-layout file with 1024-wide cross-attention SD2, and then asks for SD2's OpenCLIP text encoder", () => {
     const s = new Map(shapes);
     s.set("model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight", [320, 1024]);
     expect(() => detectLdmCheckpoint(s, "x.safetensors")).toThrow(CheckpointError);
-    expect(() => detectLdmCheckpoint(s, "x.safetensors")).toThrow(/x\.safetensors: no cond_stage_model\.model\.\* tensors \(the text encoder\); a Stable Diffusion 2\.x single-file checkpoint/);
+    expect(() => detectLdmCheckpoint(s, "x.safetensors")).toThrow(
+      /x\.safetensors: no cond_stage_model\.model\.\* tensors \(the text encoder\); a Stable Diffusion 2\.x single-file checkpoint/,
+    );
   });
 
   it("names LoRAs, standalone VAEs and diffusers component files instead of guessing", () => {
     const lora = new Map([["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", [4, 320]]]);
     expect(() => detectLdmCheckpoint(lora, "l.safetensors")).toThrow(/l\.safetensors: this looks like a LoRA/);
-    const vaeOnly = new Map([["encoder.conv_in.weight", [128, 3, 3, 3]], ["decoder.conv_in.weight", [512, 4, 3, 3]]]);
+    const vaeOnly = new Map([
+      ["encoder.conv_in.weight", [128, 3, 3, 3]],
+      ["decoder.conv_in.weight", [512, 4, 3, 3]],
+    ]);
     expect(() => detectLdmCheckpoint(vaeOnly, "v.safetensors")).toThrow(/standalone VAE/);
     const component = new Map([["conv_in.weight", [320, 4, 3, 3]]]);
     expect(() => detectLdmCheckpoint(component, "u.safetensors")).toThrow(/diffusers folder/);
@@ -88,7 +108,9 @@ describe("detection on SD1.5's real key names and shapes", () => {
 
   it("refuses a single file missing its VAE or text encoder", () => {
     const noVae = new Map([...shapes].filter(([k]) => !k.startsWith("first_stage_model.")));
-    expect(() => detectLdmCheckpoint(noVae, "n.safetensors")).toThrow(/n\.safetensors: no first_stage_model\.\* tensors/);
+    expect(() => detectLdmCheckpoint(noVae, "n.safetensors")).toThrow(
+      /n\.safetensors: no first_stage_model\.\* tensors/,
+    );
     const noText = new Map([...shapes].filter(([k]) => !k.startsWith("cond_stage_model.")));
     expect(() => detectLdmCheckpoint(noText, "n.safetensors")).toThrow(/has a UNet but no text encoder/);
   });
@@ -96,7 +118,9 @@ describe("detection on SD1.5's real key names and shapes", () => {
   it("a missing tensor that detection needs names the file and the tensor", () => {
     const s = new Map(shapes);
     s.delete("model.diffusion_model.out.2.weight");
-    expect(() => detectLdmCheckpoint(s, "cut.safetensors")).toThrow(/cut\.safetensors.*missing tensor "conv_out\.weight"/);
+    expect(() => detectLdmCheckpoint(s, "cut.safetensors")).toThrow(
+      /cut\.safetensors.*missing tensor "conv_out\.weight"/,
+    );
   });
 });
 
@@ -121,7 +145,8 @@ function expectTensorsOf(shapes: Map<string, number[]>, config: PipelineConfig):
 
 describe("detection on SD 2.1's and SDXL's real key names and shapes", () => {
   it("the synthetic headers have the published parameter counts (SD 2.1 UNet 865.91M; SDXL UNet 2567.46M, CLIP-L 123.06M, bigG 694.66M)", () => {
-    const sd21 = ldmShapes(SD21_SPEC), sdxl = ldmShapes(SDXL_SPEC);
+    const sd21 = ldmShapes(SD21_SPEC),
+      sdxl = ldmShapes(SDXL_SPEC);
     expect(countUnder(sd21, "model.diffusion_model.")).toBe(865_910_724);
     expect(countUnder(sdxl, "model.diffusion_model.")).toBe(2_567_463_684);
     expect(countUnder(sdxl, "conditioner.embedders.0.transformer.", /position_ids$/)).toBe(123_060_480);
@@ -159,7 +184,11 @@ describe("detection on SD 2.1's and SDXL's real key names and shapes", () => {
   });
 
   it("recognises inpainting UNets of every family by their 9 input channels", () => {
-    for (const [spec, config] of [[SD15_SPEC, SD15], [SD21_SPEC, SD21], [SDXL_SPEC, SDXL_BASE]] as const) {
+    for (const [spec, config] of [
+      [SD15_SPEC, SD15],
+      [SD21_SPEC, SD21],
+      [SDXL_SPEC, SDXL_BASE],
+    ] as const) {
       const d = detectLdmCheckpoint(ldmShapes(spec, 9), "inpaint.safetensors");
       expect(d.inpainting).toBe(true);
       expect(d.config.unet.inChannels).toBe(9);
@@ -186,11 +215,28 @@ describe("detection on SD 2.1's and SDXL's real key names and shapes", () => {
       attentionHeads: [8, 8, 8],
       layersPerBlock: [1, 1, 1],
       downTransformerLayers: [[1], [1], [1]],
-      upTransformerLayers: [[1, 1], [1, 1], [1, 1]],
+      upTransformerLayers: [
+        [1, 1],
+        [1, 1],
+        [1, 1],
+      ],
       midBlockType: null,
       midTransformerLayers: 0,
     };
-    const ssd: UNetConfig = { ...SDXL_BASE.unet, downTransformerLayers: [[0, 0], [2, 2], [4, 4]], upTransformerLayers: [[4, 4, 10], [1, 2, 2], [0, 0, 0]], midTransformerLayers: 4 };
+    const ssd: UNetConfig = {
+      ...SDXL_BASE.unet,
+      downTransformerLayers: [
+        [0, 0],
+        [2, 2],
+        [4, 4],
+      ],
+      upTransformerLayers: [
+        [4, 4, 10],
+        [1, 2, 2],
+        [0, 0, 0],
+      ],
+      midTransformerLayers: 4,
+    };
     const vegaLike: UNetConfig = { ...ssd, midBlockType: "UNetMidBlock2D", midTransformerLayers: 0 };
     expect(unetConfigFromShapes(unetParamShapes(bk), "bk", "sd1")).toEqual(bk);
     expect(unetConfigFromShapes(unetParamShapes(ssd), "ssd", "sdxl", 1280)).toEqual(ssd);
@@ -210,23 +256,70 @@ describe.skipIf(!HAVE_REFERENCE)("detection on the tiny models", () => {
     expect(d.family).toBe("sd1");
     expect(d.standardSizes).toBe(false);
     const u = d.config.unet;
-    for (const k of ["inChannels", "outChannels", "blockOutChannels", "downBlockTypes", "upBlockTypes", "layersPerBlock", "crossAttentionDim",
-      "downTransformerLayers", "upTransformerLayers", "midBlockType", "useLinearProjection"] as const) expect(u[k], k).toEqual(unet[k]);
+    for (const k of [
+      "inChannels",
+      "outChannels",
+      "blockOutChannels",
+      "downBlockTypes",
+      "upBlockTypes",
+      "layersPerBlock",
+      "crossAttentionDim",
+      "downTransformerLayers",
+      "upTransformerLayers",
+      "midBlockType",
+      "useLinearProjection",
+    ] as const)
+      expect(u[k], k).toEqual(unet[k]);
     const v = d.config.vae;
-    for (const k of ["inChannels", "outChannels", "latentChannels", "blockOutChannels", "layersPerBlock", "useQuantConv", "usePostQuantConv",
-      "midBlockAddAttention"] as const) expect(v[k], k).toEqual(vae[k]);
+    for (const k of [
+      "inChannels",
+      "outChannels",
+      "latentChannels",
+      "blockOutChannels",
+      "layersPerBlock",
+      "useQuantConv",
+      "usePostQuantConv",
+      "midBlockAddAttention",
+    ] as const)
+      expect(v[k], k).toEqual(vae[k]);
     const t = d.config.textEncoder;
-    for (const k of ["vocabSize", "hiddenSize", "intermediateSize", "numHiddenLayers", "maxPositionEmbeddings"] as const) expect(t[k], k).toEqual(text[k]);
+    for (const k of [
+      "vocabSize",
+      "hiddenSize",
+      "intermediateSize",
+      "numHiddenLayers",
+      "maxPositionEmbeddings",
+    ] as const)
+      expect(t[k], k).toEqual(text[k]);
   });
 
-  for (const [model, folders] of [["sd2v-tiny", ["text_encoder"]], ["sdxl-tiny", ["text_encoder", "text_encoder_2"]], ["lcm-tiny", ["text_encoder"]]] as const) {
+  for (const [model, folders] of [
+    ["sd2v-tiny", ["text_encoder"]],
+    ["sdxl-tiny", ["text_encoder", "text_encoder_2"]],
+    ["lcm-tiny", ["text_encoder"]],
+  ] as const) {
     it(`reads from ${model}'s single file every config value that shapes can show`, () => {
       const d = detectLdmCheckpoint(headerShapes(ref(`models/${model}.ldm.safetensors`)), model);
       expect(d.family).toBe(model === "sdxl-tiny" ? "sdxl" : model === "sd2v-tiny" ? "sd2" : "sd1");
       expect(d.standardSizes).toBe(false);
       const unet = unetConfigFromDiffusers(json(`models/${model}/unet/config.json`));
-      for (const k of ["inChannels", "outChannels", "blockOutChannels", "downBlockTypes", "upBlockTypes", "layersPerBlock", "crossAttentionDim", "downTransformerLayers",
-        "upTransformerLayers", "midBlockType", "midTransformerLayers", "useLinearProjection", "additionEmbedType", "projectionClassEmbeddingsInputDim", "timeCondProjDim"] as const) {
+      for (const k of [
+        "inChannels",
+        "outChannels",
+        "blockOutChannels",
+        "downBlockTypes",
+        "upBlockTypes",
+        "layersPerBlock",
+        "crossAttentionDim",
+        "downTransformerLayers",
+        "upTransformerLayers",
+        "midBlockType",
+        "midTransformerLayers",
+        "useLinearProjection",
+        "additionEmbedType",
+        "projectionClassEmbeddingsInputDim",
+        "timeCondProjDim",
+      ] as const) {
         expect(d.config.unet[k], k).toEqual(unet[k]);
       }
       const texts = [d.config.textEncoder, d.config.textEncoder2].filter(Boolean);
@@ -236,14 +329,26 @@ describe.skipIf(!HAVE_REFERENCE)("detection on the tiny models", () => {
         // SD2's single file holds its OpenCLIP tower whole, and SD2 runs all but the last block: a 3-block file is a
         // 2-layer encoder unless a config folder says otherwise (the tiny model's does; real files have 24 blocks for 23).
         const layers = model === "sd2v-tiny" ? t.numHiddenLayers - 1 : t.numHiddenLayers;
-        for (const k of ["vocabSize", "hiddenSize", "intermediateSize", "maxPositionEmbeddings", "hiddenAct", "projectionDim"] as const) expect(texts[i]![k], `${folder} ${k}`).toEqual(t[k]);
+        for (const k of [
+          "vocabSize",
+          "hiddenSize",
+          "intermediateSize",
+          "maxPositionEmbeddings",
+          "hiddenAct",
+          "projectionDim",
+        ] as const)
+          expect(texts[i]![k], `${folder} ${k}`).toEqual(t[k]);
         expect(texts[i]!.numHiddenLayers).toBe(layers);
       });
     });
   }
   it("tells the family of each tiny diffusers folder from its configs", () => {
     const family = (m: string, te = "text_encoder") =>
-      detectDiffusersFamily(json(`models/${m}/model_index.json`), json(`models/${m}/unet/config.json`), json(`models/${m}/${te}/config.json`)).family;
+      detectDiffusersFamily(
+        json(`models/${m}/model_index.json`),
+        json(`models/${m}/unet/config.json`),
+        json(`models/${m}/${te}/config.json`),
+      ).family;
     expect(family("sd15-tiny")).toBe("sd1");
     expect(family("sd2v-tiny")).toBe("sd2");
     expect(family("sdxl-tiny")).toBe("sdxl");
@@ -253,9 +358,16 @@ describe.skipIf(!HAVE_REFERENCE)("detection on the tiny models", () => {
   it("tells an SDXL refiner folder by its missing CLIP ViT-L or its aesthetic score", () => {
     const unet = json("models/sdxl-tiny/unet/config.json");
     const index = json("models/sdxl-tiny/model_index.json");
-    const refiner = { ...index, _class_name: "StableDiffusionXLImg2ImgPipeline", text_encoder: [null, null], requires_aesthetics_score: true };
+    const refiner = {
+      ...index,
+      _class_name: "StableDiffusionXLImg2ImgPipeline",
+      text_encoder: [null, null],
+      requires_aesthetics_score: true,
+    };
     expect(detectDiffusersFamily(refiner, unet, undefined).family).toBe("sdxl-refiner");
-    expect(detectDiffusersFamily({ ...index, requires_aesthetics_score: true }, unet, undefined).family).toBe("sdxl-refiner");
+    expect(detectDiffusersFamily({ ...index, requires_aesthetics_score: true }, unet, undefined).family).toBe(
+      "sdxl-refiner",
+    );
     expect(detectDiffusersFamily({ ...index, requires_aesthetics_score: false }, unet, undefined).family).toBe("sdxl");
   });
 });

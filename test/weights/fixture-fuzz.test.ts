@@ -40,7 +40,13 @@ function namedTensors(message: string): string[] {
 describe.skipIf(!HAVE_REFERENCE)("a real checkpoint, truncated or with one tensor's entry corrupted", () => {
   // Read once the suite runs (a skipped suite's body is still collected, and the fixture may be absent).
   const source = ref("models/sd15-tiny.ldm.safetensors");
-  let bytes: Buffer, headerLength: number, dataStart: number, data: Buffer, header: Record<string, Entry>, names: string[], path: string;
+  let bytes: Buffer,
+    headerLength: number,
+    dataStart: number,
+    data: Buffer,
+    header: Record<string, Entry>,
+    names: string[],
+    path: string;
   beforeAll(() => {
     bytes = readFileSync(source);
     headerLength = Number(bytes.readBigUInt64LE(0));
@@ -90,7 +96,12 @@ describe.skipIf(!HAVE_REFERENCE)("a real checkpoint, truncated or with one tenso
 
   it("cut anywhere in the data section: names the file and a tensor whose bytes were cut off (300 cuts)", () => {
     const r = rng(1201);
-    const cuts = [dataStart, dataStart + 1, bytes.length - 1, ...Array.from({ length: 297 }, () => dataStart + Math.floor(r() * data.length))];
+    const cuts = [
+      dataStart,
+      dataStart + 1,
+      bytes.length - 1,
+      ...Array.from({ length: 297 }, () => dataStart + Math.floor(r() * data.length)),
+    ];
     copyFileSync(source, path);
     sameLayout = false;
     // Longest first: each cut shortens the same copy, so no file is written twice.
@@ -110,7 +121,15 @@ describe.skipIf(!HAVE_REFERENCE)("a real checkpoint, truncated or with one tenso
 
   it("cut inside the length prefix or the header: names the file and says it is cut short", () => {
     const r = rng(1202);
-    const cuts = [0, 1, 7, 8, 9, dataStart - 1, ...Array.from({ length: 30 }, () => 8 + Math.floor(r() * headerLength))];
+    const cuts = [
+      0,
+      1,
+      7,
+      8,
+      9,
+      dataStart - 1,
+      ...Array.from({ length: 30 }, () => 8 + Math.floor(r() * headerLength)),
+    ];
     sameLayout = false;
     for (const cut of cuts) {
       writeFileSync(path, bytes.subarray(0, cut));
@@ -139,14 +158,42 @@ describe.skipIf(!HAVE_REFERENCE)("a real checkpoint, truncated or with one tenso
     },
     (r, e) => {
       const [b, end] = e.data_offsets as number[];
-      e.data_offsets = pick(r, [[end, b], [-1, end], [b, data.length + 1 + Math.floor(r() * 1e9)], [b, 2 ** 53], [b + 0.5, end + 0.5], [b], [b, end, end], [String(b), end], null, "0,8", {}]);
+      e.data_offsets = pick(r, [
+        [end, b],
+        [-1, end],
+        [b, data.length + 1 + Math.floor(r() * 1e9)],
+        [b, 2 ** 53],
+        [b + 0.5, end + 0.5],
+        [b],
+        [b, end, end],
+        [String(b), end],
+        null,
+        "0,8",
+        {},
+      ]);
     },
   ];
 
   const dtypeMutations: Mutation[] = [
     // Every name outside the table, and those of the table with another element size than F16 (2 bytes).
-    (r, e) => void (e.dtype = pick(r, ["F17", "f16", "float16", "", " F16", "F16 ", "toString", "__proto__", "constructor", 16, null, ["F16"], { F16: 1 }])),
-    (r, e) => void (e.dtype = pick(r, ["F32", "F64", "I64", "I32", "U8", "I8", "BOOL", "F8_E4M3", "F8_E5M2", "U64", "U32"])),
+    (r, e) =>
+      void (e.dtype = pick(r, [
+        "F17",
+        "f16",
+        "float16",
+        "",
+        " F16",
+        "F16 ",
+        "toString",
+        "__proto__",
+        "constructor",
+        16,
+        null,
+        ["F16"],
+        { F16: 1 },
+      ])),
+    (r, e) =>
+      void (e.dtype = pick(r, ["F32", "F64", "I64", "I32", "U8", "I8", "BOOL", "F8_E4M3", "F8_E5M2", "U64", "U32"])),
   ];
 
   const shapeMutations: Mutation[] = [

@@ -8,7 +8,11 @@ import { removeTempDirs } from "./safetensors-writer.js";
 afterAll(removeTempDirs);
 
 /** SD2's v-prediction probe (ComfyUI): output_blocks.11.1.transformer_blocks.0.norm1.bias with this spread. */
-const probe = (std: number) => ({ "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias": Array.from({ length: 1280 }, (_, i) => (i % 2 ? std : -std)) });
+const probe = (std: number) => ({
+  "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias": Array.from({ length: 1280 }, (_, i) =>
+    i % 2 ? std : -std,
+  ),
+});
 
 describe("full-size single files in the published layouts (sparse files, headers only)", () => {
   it("opens SD 2.1 768-v as v-prediction at 768 px and 512-base as epsilon at 512 px, with --prediction over both", () => {

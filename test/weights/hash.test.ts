@@ -41,7 +41,9 @@ describe("checkpoint hashes", () => {
   });
 
   it.skipIf(!HAVE_REFERENCE)("matches the fixture manifest's sha256 of the tiny single files", async () => {
-    const manifest = JSON.parse(readFileSync(ref("manifest.json"), "utf8")) as { files: Array<{ path: string; sha256: string }> };
+    const manifest = JSON.parse(readFileSync(ref("manifest.json"), "utf8")) as {
+      files: Array<{ path: string; sha256: string }>;
+    };
     for (const name of ["sd15-tiny", "sd2v-tiny"]) {
       const entry = manifest.files.find((f) => f.path === `models/${name}.ldm.safetensors`)!;
       const h = await fileHashes(ref(entry.path));

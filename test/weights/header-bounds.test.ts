@@ -43,7 +43,10 @@ describe("SafetensorsFile refuses hostile headers before parsing them", () => {
   });
 
   it("a header naming more than 100,000 tensors is refused without being parsed", () => {
-    const entries = Array.from({ length: 100_001 }, (_, i) => `"t${i}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`);
+    const entries = Array.from(
+      { length: 100_001 },
+      (_, i) => `"t${i}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`,
+    );
     const path = write(`{${entries.join(",")}}`, "many");
     const parse = vi.spyOn(JSON, "parse");
     const e = caught(() => SafetensorsFile.open(path));
@@ -54,7 +57,10 @@ describe("SafetensorsFile refuses hostile headers before parsing them", () => {
   });
 
   it("100,000 tensors, the bound itself, still open", () => {
-    const entries = Array.from({ length: 100_000 }, (_, i) => `"t${i}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`);
+    const entries = Array.from(
+      { length: 100_000 },
+      (_, i) => `"t${i}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`,
+    );
     const f = SafetensorsFile.open(write(`{${entries.join(",")}}`, "bound"));
     expect(f.tensors.size).toBe(100_000);
     f.close();
@@ -72,7 +78,9 @@ describe("SafetensorsFile refuses hostile headers before parsing them", () => {
 
   it("an error about a long value quotes the start of it, not all of it", () => {
     const shape = `[${"7,".repeat(50_000)}-1]`;
-    const e = caught(() => SafetensorsFile.open(write(`{"a":{"dtype":"F32","shape":${shape},"data_offsets":[0,0]}}`, "long-value")));
+    const e = caught(() =>
+      SafetensorsFile.open(write(`{"a":{"dtype":"F32","shape":${shape},"data_offsets":[0,0]}}`, "long-value")),
+    );
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toMatch(/tensor "a": shape must be an array of non-negative integers, got \[7,7,7/);
     expect(e.message.length).toBeLessThan(1000);
@@ -159,7 +167,10 @@ describe.skipIf(!HAVE_REFERENCE)("a diffusers folder's JSON files", () => {
 
   it("a tokenizer vocab.json or generation_config.json nested 5,000 deep gives InputError naming the file and the limit", async () => {
     const vocab = folderWith("tokenizer/vocab.json", (p) => writeFileSync(p, `{"a":${deep(5000)}}`));
-    const e = await ClipTokenizer.load(join(vocab, "tokenizer")).then(() => undefined, (err: unknown) => err as Error);
+    const e = await ClipTokenizer.load(join(vocab, "tokenizer")).then(
+      () => undefined,
+      (err: unknown) => err as Error,
+    );
     expect(e).toBeInstanceOf(InputError);
     expect(e!.message).toContain(`${join(vocab, "tokenizer", "vocab.json")}: JSON nested more than 64 levels deep`);
     const generation = folderWith("model_index.json", (p) => cpSync(ref("models/sd15-tiny/model_index.json"), p));

@@ -46,32 +46,89 @@ export interface CheckpointSpec {
 }
 
 const VAE = { ch: 128, chMult: [1, 2, 4, 4], numResBlocks: 2, zChannels: 4, embedDim: 4, inChannels: 3, outCh: 3 };
-const VOCAB = 49408, POSITIONS = 77;
+const VOCAB = 49408,
+  POSITIONS = 77;
 
 export const SD15_SPEC: CheckpointSpec = {
-  unet: { modelChannels: 320, channelMult: [1, 2, 4, 4], numResBlocks: 2, attentionLevels: [0, 1, 2], contextDim: 768, transformerDepth: [1, 1, 1, 1], transformerDepthMiddle: 1, linear: false },
+  unet: {
+    modelChannels: 320,
+    channelMult: [1, 2, 4, 4],
+    numResBlocks: 2,
+    attentionLevels: [0, 1, 2],
+    contextDim: 768,
+    transformerDepth: [1, 1, 1, 1],
+    transformerDepthMiddle: 1,
+    linear: false,
+  },
   texts: [{ prefix: "cond_stage_model.transformer.", layout: "clip", width: 768, layers: 12, mlp: 3072 }],
 };
 
 /** v2-inference-v.yaml: FrozenOpenCLIPEmbedder (ViT-H-14, all 24 blocks stored, layer "penultimate"). */
 export const SD21_SPEC: CheckpointSpec = {
-  unet: { modelChannels: 320, channelMult: [1, 2, 4, 4], numResBlocks: 2, attentionLevels: [0, 1, 2], contextDim: 1024, transformerDepth: [1, 1, 1, 1], transformerDepthMiddle: 1, linear: true },
-  texts: [{ prefix: "cond_stage_model.model.", layout: "open-clip", width: 1024, layers: 24, mlp: 4096, embedDim: 1024 }],
+  unet: {
+    modelChannels: 320,
+    channelMult: [1, 2, 4, 4],
+    numResBlocks: 2,
+    attentionLevels: [0, 1, 2],
+    contextDim: 1024,
+    transformerDepth: [1, 1, 1, 1],
+    transformerDepthMiddle: 1,
+    linear: true,
+  },
+  texts: [
+    { prefix: "cond_stage_model.model.", layout: "open-clip", width: 1024, layers: 24, mlp: 4096, embedDim: 1024 },
+  ],
 };
 
 /** sd_xl_base.yaml: attention at levels 1 and 2 (attention_resolutions [4, 2]), transformer_depth [1, 2, 10]. */
 export const SDXL_SPEC: CheckpointSpec = {
-  unet: { modelChannels: 320, channelMult: [1, 2, 4], numResBlocks: 2, attentionLevels: [1, 2], contextDim: 2048, transformerDepth: [1, 2, 10], transformerDepthMiddle: 10, linear: true, admInChannels: 2816 },
+  unet: {
+    modelChannels: 320,
+    channelMult: [1, 2, 4],
+    numResBlocks: 2,
+    attentionLevels: [1, 2],
+    contextDim: 2048,
+    transformerDepth: [1, 2, 10],
+    transformerDepthMiddle: 10,
+    linear: true,
+    admInChannels: 2816,
+  },
   texts: [
     { prefix: "conditioner.embedders.0.transformer.", layout: "clip", width: 768, layers: 12, mlp: 3072 },
-    { prefix: "conditioner.embedders.1.model.", layout: "open-clip", width: 1280, layers: 32, mlp: 5120, embedDim: 1280 },
+    {
+      prefix: "conditioner.embedders.1.model.",
+      layout: "open-clip",
+      width: 1280,
+      layers: 32,
+      mlp: 5120,
+      embedDim: 1280,
+    },
   ],
 };
 
 /** sd_xl_refiner.yaml: model_channels 384, transformer_depth 4, context 1280, one FrozenOpenCLIPEmbedder2 (bigG). */
 export const SDXL_REFINER_SPEC: CheckpointSpec = {
-  unet: { modelChannels: 384, channelMult: [1, 2, 4, 4], numResBlocks: 2, attentionLevels: [1, 2], contextDim: 1280, transformerDepth: [4, 4, 4, 4], transformerDepthMiddle: 4, linear: true, admInChannels: 2560 },
-  texts: [{ prefix: "conditioner.embedders.0.model.", layout: "open-clip", width: 1280, layers: 32, mlp: 5120, embedDim: 1280 }],
+  unet: {
+    modelChannels: 384,
+    channelMult: [1, 2, 4, 4],
+    numResBlocks: 2,
+    attentionLevels: [1, 2],
+    contextDim: 1280,
+    transformerDepth: [4, 4, 4, 4],
+    transformerDepthMiddle: 4,
+    linear: true,
+    admInChannels: 2560,
+  },
+  texts: [
+    {
+      prefix: "conditioner.embedders.0.model.",
+      layout: "open-clip",
+      width: 1280,
+      layers: 32,
+      mlp: 5120,
+      embedDim: 1280,
+    },
+  ],
 };
 
 function param(out: ShapeList, name: string, shape: number[]): void {
@@ -110,7 +167,10 @@ function spatialTransformer(out: ShapeList, p: string, c: number, depth: number,
   else convLayer(out, `${p}.proj_in`, c, c, 1);
   for (let d = 0; d < depth; d++) {
     const b = `${p}.transformer_blocks.${d}`;
-    for (const [attn, ctx] of [["attn1", c], ["attn2", u.contextDim]] as const) {
+    for (const [attn, ctx] of [
+      ["attn1", c],
+      ["attn2", u.contextDim],
+    ] as const) {
       linearLayer(out, `${b}.${attn}.to_q`, c, c, false);
       linearLayer(out, `${b}.${attn}.to_k`, c, ctx, false);
       linearLayer(out, `${b}.${attn}.to_v`, c, ctx, false);
@@ -126,7 +186,8 @@ function spatialTransformer(out: ShapeList, p: string, c: number, depth: number,
 
 /** openaimodel's time embedding, input blocks and middle block (cldm.ControlNet has the same); returns the skip widths. */
 function unetEncoder(out: ShapeList, pre: string, u: UNetSpec, inChannels: number): { skips: number[]; ch: number } {
-  const mc = u.modelChannels, emb = 4 * mc;
+  const mc = u.modelChannels,
+    emb = 4 * mc;
   linearLayer(out, `${pre}time_embed.0`, emb, mc);
   linearLayer(out, `${pre}time_embed.2`, emb, emb);
   if (u.admInChannels) {
@@ -135,12 +196,14 @@ function unetEncoder(out: ShapeList, pre: string, u: UNetSpec, inChannels: numbe
   }
   convLayer(out, `${pre}input_blocks.0.0`, mc, inChannels, 3);
   const skips = [mc];
-  let ch = mc, index = 1;
+  let ch = mc,
+    index = 1;
   u.channelMult.forEach((mult, level) => {
     for (let r = 0; r < u.numResBlocks; r++) {
       resBlock(out, `${pre}input_blocks.${index}.0`, ch, mult * mc, emb);
       ch = mult * mc;
-      if (u.attentionLevels.includes(level)) spatialTransformer(out, `${pre}input_blocks.${index}.1`, ch, u.transformerDepth[level]!, u);
+      if (u.attentionLevels.includes(level))
+        spatialTransformer(out, `${pre}input_blocks.${index}.1`, ch, u.transformerDepth[level]!, u);
       skips.push(ch);
       index++;
     }
@@ -157,17 +220,20 @@ function unetEncoder(out: ShapeList, pre: string, u: UNetSpec, inChannels: numbe
 }
 
 function unet(out: ShapeList, pre: string, u: UNetSpec, inChannels: number): void {
-  const mc = u.modelChannels, emb = 4 * mc;
+  const mc = u.modelChannels,
+    emb = 4 * mc;
   const encoder = unetEncoder(out, pre, u, inChannels);
   const skips = encoder.skips;
-  let ch = encoder.ch, index = 0;
+  let ch = encoder.ch,
+    index = 0;
   [...u.channelMult.entries()].reverse().forEach(([level, mult]) => {
     for (let i = 0; i <= u.numResBlocks; i++) {
       const p = `${pre}output_blocks.${index}`;
       resBlock(out, `${p}.0`, ch + skips.pop()!, mc * mult, emb);
       ch = mc * mult;
       let sub = 1;
-      if (u.attentionLevels.includes(level)) spatialTransformer(out, `${p}.${sub++}`, ch, u.transformerDepth[level]!, u);
+      if (u.attentionLevels.includes(level))
+        spatialTransformer(out, `${p}.${sub++}`, ch, u.transformerDepth[level]!, u);
       if (level !== 0 && i === u.numResBlocks) convLayer(out, `${p}.${sub}.conv`, ch, ch, 3);
       index++;
     }
@@ -268,7 +334,16 @@ function openClipText(out: ShapeList, t: TextSpec): void {
 export function controlNetLdmShapes(u: UNetSpec, pre = "control_model."): Map<string, number[]> {
   const out: ShapeList = new Map();
   const { skips, ch } = unetEncoder(out, pre, u, 4);
-  const hint = [[16, 3], [16, 16], [32, 16], [32, 32], [96, 32], [96, 96], [256, 96], [u.modelChannels, 256]] as const;
+  const hint = [
+    [16, 3],
+    [16, 16],
+    [32, 16],
+    [32, 32],
+    [96, 32],
+    [96, 96],
+    [256, 96],
+    [u.modelChannels, 256],
+  ] as const;
   hint.forEach(([cout, cin], i) => convLayer(out, `${pre}input_hint_block.${2 * i}`, cout, cin, 3));
   skips.forEach((c, i) => convLayer(out, `${pre}zero_convs.${i}.0`, c, c, 1));
   convLayer(out, `${pre}middle_block_out.0`, ch, ch, 1);
@@ -315,7 +390,8 @@ export function sparseCheckpoint(spec: CheckpointSpec, data: Record<string, numb
 /** Any {name: shape} header written as a sparse fp16 file (see sparseCheckpoint). */
 export function sparseFile(shapes: Map<string, number[]>, data: Record<string, number[]> = {}): string {
   // Extra keys of the file (markers such as v_pred): scalars unless the data says otherwise.
-  for (const [name, values] of Object.entries(data)) if (!shapes.has(name)) shapes.set(name, values.length ? [values.length] : []);
+  for (const [name, values] of Object.entries(data))
+    if (!shapes.has(name)) shapes.set(name, values.length ? [values.length] : []);
   const header: Record<string, unknown> = {};
   const offsets = new Map<string, number>();
   let offset = 0;
@@ -332,7 +408,8 @@ export function sparseFile(shapes: Map<string, number[]>, data: Record<string, n
   const fd = openSync(path, "w");
   try {
     writeSync(fd, Buffer.concat([prefix, json]));
-    for (const [name, values] of Object.entries(data)) if (values.length) writeSync(fd, f16Bytes(values), 0, 2 * values.length, 8 + json.length + offsets.get(name)!);
+    for (const [name, values] of Object.entries(data))
+      if (values.length) writeSync(fd, f16Bytes(values), 0, 2 * values.length, 8 + json.length + offsets.get(name)!);
   } finally {
     closeSync(fd);
   }

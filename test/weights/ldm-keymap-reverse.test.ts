@@ -10,10 +10,14 @@ import { ldmShapes, SD15_SPEC, SD21_SPEC, SDXL_REFINER_SPEC, SDXL_SPEC, type Che
 
 function componentShapes(config: PipelineConfig, c: CheckpointComponent): ReadonlyMap<string, readonly number[]> {
   switch (c) {
-    case "unet": return unetParamShapes(config.unet);
-    case "vae": return vaeParamShapes(config.vae);
-    case "textEncoder": return clipTextParamShapes(config.textEncoder);
-    case "textEncoder2": return clipTextParamShapes(config.textEncoder2!);
+    case "unet":
+      return unetParamShapes(config.unet);
+    case "vae":
+      return vaeParamShapes(config.vae);
+    case "textEncoder":
+      return clipTextParamShapes(config.textEncoder);
+    case "textEncoder2":
+      return clipTextParamShapes(config.textEncoder2!);
   }
 }
 
@@ -40,16 +44,26 @@ describe("reverse LDM key map", () => {
 
   it("stacks OpenCLIP's q, k and v into in_proj in that order, transposes text_projection and gives the VAE attention 1x1 convolutions", () => {
     const bigG = ldmStoredTensors(LDM_PARTS.sdxl[3]!, clipTextParamShapes(SDXL_BASE.textEncoder2!));
-    const inProj = bigG.find((t) => t.stored === "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight")!;
+    const inProj = bigG.find(
+      (t) => t.stored === "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight",
+    )!;
     expect(inProj.shape).toEqual([3840, 1280]);
-    expect(inProj.parts.map((p) => p.name)).toEqual(["q", "k", "v"].map((x) => `text_model.encoder.layers.0.self_attn.${x}_proj.weight`));
+    expect(inProj.parts.map((p) => p.name)).toEqual(
+      ["q", "k", "v"].map((x) => `text_model.encoder.layers.0.self_attn.${x}_proj.weight`),
+    );
     const vae = ldmStoredTensors(LDM_PARTS.sd1[1]!, vaeParamShapes(SD15.vae));
-    expect(vae.find((t) => t.stored === "first_stage_model.decoder.mid.attn_1.proj_out.weight")!.shape).toEqual([512, 512, 1, 1]);
-    expect(vae.find((t) => t.stored === "first_stage_model.decoder.up.0.block.0.nin_shortcut.weight")!.parts[0]!.name).toBe("decoder.up_blocks.3.resnets.0.conv_shortcut.weight");
+    expect(vae.find((t) => t.stored === "first_stage_model.decoder.mid.attn_1.proj_out.weight")!.shape).toEqual([
+      512, 512, 1, 1,
+    ]);
+    expect(
+      vae.find((t) => t.stored === "first_stage_model.decoder.up.0.block.0.nin_shortcut.weight")!.parts[0]!.name,
+    ).toBe("decoder.up_blocks.3.resnets.0.conv_shortcut.weight");
   });
 
   it("refuses a name the part has no original-layout name for", () => {
-    expect(() => ldmStoredTensors(LDM_PARTS.sd1[2]!, new Map([["text_projection.weight", [768, 768]]]))).toThrow(/"text_projection.weight" has no name in the original layout of cond_stage_model.transformer./);
+    expect(() => ldmStoredTensors(LDM_PARTS.sd1[2]!, new Map([["text_projection.weight", [768, 768]]]))).toThrow(
+      /"text_projection.weight" has no name in the original layout of cond_stage_model.transformer./,
+    );
   });
 });
 
@@ -61,7 +75,9 @@ describe.skipIf(!HAVE_REFERENCE)("reverse LDM key map on the tiny reference mode
       const single = SafetensorsFile.open(ref(`models/${model}.ldm.safetensors`));
       try {
         // The SD2 file carries an unused text_projection, as real SD2 files do.
-        const published = single.keys().filter((k) => !(model === "sd2v-tiny" && k === "cond_stage_model.model.text_projection"));
+        const published = single
+          .keys()
+          .filter((k) => !(model === "sd2v-tiny" && k === "cond_stage_model.model.text_projection"));
         const written: string[] = [];
         for (const part of LDM_PARTS[ckpt.config.family]) {
           const source = ckpt[part.component]!;

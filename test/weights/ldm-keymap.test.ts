@@ -1,6 +1,12 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { CheckpointError } from "../../src/errors.js";
-import { ldmComponentWeights, ldmPart, mapLdmNames, mapLdmShapes, type Component } from "../../src/weights/ldm-keymap.js";
+import {
+  ldmComponentWeights,
+  ldmPart,
+  mapLdmNames,
+  mapLdmShapes,
+  type Component,
+} from "../../src/weights/ldm-keymap.js";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { fileWeightSource } from "../../src/weights/file-source.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
@@ -27,7 +33,8 @@ describe.skipIf(!HAVE_REFERENCE)("LDM key map on sd15-tiny", () => {
       for (const k of folder.keys()) {
         expect(mapped.shape(k), k).toEqual(folder.shape(k));
         expect(mapped.dtype(k)).toBe("F16");
-        const a = mapped.float32(k), b = folder.float32(k);
+        const a = mapped.float32(k),
+          b = folder.float32(k);
         expect(a.length, k).toBe(b.length);
         // The tiny weights are exactly representable in fp16, so the upcast must reproduce the fp32 folder bit for bit.
         expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), k).toBe(true);
@@ -46,8 +53,12 @@ describe.skipIf(!HAVE_REFERENCE)("LDM key map on sd15-tiny", () => {
     expect(vae.shape("decoder.mid_block.attentions.0.to_q.weight")).toEqual([32, 32]);
     expect(vae.shape("decoder.mid_block.attentions.0.to_out.0.weight")).toEqual([32, 32]);
     expect(vae.shape("decoder.mid_block.attentions.0.to_q.bias")).toEqual([32]);
-    expect(vae.locate("decoder.up_blocks.0.upsamplers.0.conv.weight")).toContain('"first_stage_model.decoder.up.3.upsample.conv.weight"');
-    expect(vae.locate("decoder.up_blocks.3.resnets.0.conv_shortcut.weight")).toContain('"first_stage_model.decoder.up.0.block.0.nin_shortcut.weight"');
+    expect(vae.locate("decoder.up_blocks.0.upsamplers.0.conv.weight")).toContain(
+      '"first_stage_model.decoder.up.3.upsample.conv.weight"',
+    );
+    expect(vae.locate("decoder.up_blocks.3.resnets.0.conv_shortcut.weight")).toContain(
+      '"first_stage_model.decoder.up.0.block.0.nin_shortcut.weight"',
+    );
     single.close();
   });
 
@@ -71,9 +82,13 @@ describe("LDM key map rules", () => {
   /** The structure of an SD1.5 UNet's running indices: one key per block, the downsamplers and upsamplers where they sit. */
   function sd15Blocks(): string[] {
     const names: string[] = [];
-    for (let i = 1; i <= 11; i++) names.push(`model.diffusion_model.input_blocks.${i}.0.${[3, 6, 9].includes(i) ? "op" : "in_layers.0"}.weight`);
+    for (let i = 1; i <= 11; i++)
+      names.push(`model.diffusion_model.input_blocks.${i}.0.${[3, 6, 9].includes(i) ? "op" : "in_layers.0"}.weight`);
     for (let i = 0; i <= 11; i++) names.push(`model.diffusion_model.output_blocks.${i}.0.in_layers.0.weight`);
-    names.push("model.diffusion_model.output_blocks.2.1.conv.weight", "model.diffusion_model.output_blocks.8.2.conv.weight");
+    names.push(
+      "model.diffusion_model.output_blocks.2.1.conv.weight",
+      "model.diffusion_model.output_blocks.8.2.conv.weight",
+    );
     return names;
   }
 
@@ -89,7 +104,9 @@ describe("LDM key map rules", () => {
       "model.diffusion_model.out.2.bias",
       "model.diffusion_model.time_embed.2.weight",
     ];
-    const mapped = new Map(mapLdmNames(sd1("unet"), names, "t").map((m) => [m.stored.replace("model.diffusion_model.", ""), m.name]));
+    const mapped = new Map(
+      mapLdmNames(sd1("unet"), names, "t").map((m) => [m.stored.replace("model.diffusion_model.", ""), m.name]),
+    );
     expect(Object.fromEntries([...mapped].filter(([k]) => !/in_layers\.0\.weight$/.test(k)))).toEqual({
       "input_blocks.3.0.op.weight": "down_blocks.0.downsamplers.0.conv.weight",
       "input_blocks.6.0.op.weight": "down_blocks.1.downsamplers.0.conv.weight",
@@ -101,7 +118,8 @@ describe("LDM key map rules", () => {
       "input_blocks.4.0.skip_connection.bias": "down_blocks.1.resnets.0.conv_shortcut.bias",
       "middle_block.2.emb_layers.1.weight": "mid_block.resnets.1.time_emb_proj.weight",
       "output_blocks.5.2.conv.weight": "up_blocks.1.upsamplers.0.conv.weight",
-      "output_blocks.5.1.transformer_blocks.0.attn2.to_k.weight": "up_blocks.1.attentions.2.transformer_blocks.0.attn2.to_k.weight",
+      "output_blocks.5.1.transformer_blocks.0.attn2.to_k.weight":
+        "up_blocks.1.attentions.2.transformer_blocks.0.attn2.to_k.weight",
       "out.2.bias": "conv_out.bias",
       "time_embed.2.weight": "time_embedding.linear_2.weight",
     });
@@ -121,7 +139,9 @@ describe("LDM key map rules", () => {
       "model.diffusion_model.output_blocks.5.2.conv.weight",
       "model.diffusion_model.output_blocks.3.1.proj_in.weight",
     ];
-    const mapped = new Map(mapLdmNames(sd1("unet"), names, "t").map((m) => [m.stored.replace("model.diffusion_model.", ""), m.name]));
+    const mapped = new Map(
+      mapLdmNames(sd1("unet"), names, "t").map((m) => [m.stored.replace("model.diffusion_model.", ""), m.name]),
+    );
     expect(mapped.get("input_blocks.5.0.in_layers.0.weight")).toBe("down_blocks.2.resnets.0.norm1.weight");
     expect(mapped.get("input_blocks.6.0.op.weight")).toBe("down_blocks.2.downsamplers.0.conv.weight");
     expect(mapped.get("input_blocks.7.0.in_layers.0.weight")).toBe("down_blocks.3.resnets.0.norm1.weight");
@@ -132,12 +152,22 @@ describe("LDM key map rules", () => {
 
   it("refuses running indices with a gap, naming the missing block", () => {
     const names = sd15Blocks().filter((n) => !n.includes("input_blocks.4."));
-    expect(() => mapLdmNames(sd1("unet"), names, "gap.safetensors")).toThrow(/gap\.safetensors: model\.diffusion_model\.input_blocks\.4\.\* is missing/);
+    expect(() => mapLdmNames(sd1("unet"), names, "gap.safetensors")).toThrow(
+      /gap\.safetensors: model\.diffusion_model\.input_blocks\.4\.\* is missing/,
+    );
   });
 
   it("maps SDXL's label_emb and LCM's cond_proj (stored under its diffusers name)", () => {
-    const names = ["model.diffusion_model.label_emb.0.0.weight", "model.diffusion_model.label_emb.0.2.bias", "model.diffusion_model.time_embedding.cond_proj.weight"];
-    expect(mapLdmNames(sd1("unet"), names, "t").map((m) => m.name)).toEqual(["add_embedding.linear_1.weight", "add_embedding.linear_2.bias", "time_embedding.cond_proj.weight"]);
+    const names = [
+      "model.diffusion_model.label_emb.0.0.weight",
+      "model.diffusion_model.label_emb.0.2.bias",
+      "model.diffusion_model.time_embedding.cond_proj.weight",
+    ];
+    expect(mapLdmNames(sd1("unet"), names, "t").map((m) => m.name)).toEqual([
+      "add_embedding.linear_1.weight",
+      "add_embedding.linear_2.bias",
+      "time_embedding.cond_proj.weight",
+    ]);
   });
 
   it("splits OpenCLIP's fused attention projection into q, k and v, transposes text_projection and drops logit_scale", () => {
@@ -161,8 +191,15 @@ describe("LDM key map rules", () => {
       "text_model.embeddings.position_embedding.weight": [77, 4],
       "text_projection.weight": [3, 4],
     });
-    expect(() => mapLdmShapes(part, new Map([["cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight", [10, 4]]]), "odd.safetensors"))
-      .toThrow(/odd\.safetensors: "cond_stage_model\.model\.transformer\.resblocks\.0\.attn\.in_proj_weight" has shape \[10,4\], which does not split into 3/);
+    expect(() =>
+      mapLdmShapes(
+        part,
+        new Map([["cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight", [10, 4]]]),
+        "odd.safetensors",
+      ),
+    ).toThrow(
+      /odd\.safetensors: "cond_stage_model\.model\.transformer\.resblocks\.0\.attn\.in_proj_weight" has shape \[10,4\], which does not split into 3/,
+    );
   });
 
   it("accepts text encoders saved without the text_model. level and drops position_ids", () => {
@@ -191,9 +228,16 @@ describe("LDM key map rules", () => {
   });
 
   it("names the file and key of a tensor with no diffusers counterpart", () => {
-    const bad = ["model.diffusion_model.input_blocks.1.0.in_layers.0.weight", "model.diffusion_model.input_blocks.1.5.foo.weight"];
+    const bad = [
+      "model.diffusion_model.input_blocks.1.0.in_layers.0.weight",
+      "model.diffusion_model.input_blocks.1.5.foo.weight",
+    ];
     expect(() => mapLdmNames(sd1("unet"), bad, "odd.safetensors")).toThrow(CheckpointError);
-    expect(() => mapLdmNames(sd1("unet"), bad, "odd.safetensors")).toThrow(/odd\.safetensors: "model\.diffusion_model\.input_blocks\.1\.5\.foo\.weight" has no counterpart/);
-    expect(() => mapLdmNames(sd1("vae"), ["first_stage_model.encoder.mid.attn_1.qkv.weight"], "odd.safetensors")).toThrow(/attn_1\.qkv\.weight/);
+    expect(() => mapLdmNames(sd1("unet"), bad, "odd.safetensors")).toThrow(
+      /odd\.safetensors: "model\.diffusion_model\.input_blocks\.1\.5\.foo\.weight" has no counterpart/,
+    );
+    expect(() =>
+      mapLdmNames(sd1("vae"), ["first_stage_model.encoder.mid.attn_1.qkv.weight"], "odd.safetensors"),
+    ).toThrow(/attn_1\.qkv\.weight/);
   });
 });

@@ -20,6 +20,8 @@ for (const { kind, path } of JSON.parse(process.argv[2]!) as { kind: OpenKind; p
     await openers[kind](path);
     process.stdout.write(JSON.stringify({ kind, path, error: null }) + "\n");
   } catch (e) {
-    process.stdout.write(JSON.stringify({ kind, path, error: (e as Error).constructor.name, message: (e as Error).message }) + "\n");
+    process.stdout.write(
+      JSON.stringify({ kind, path, error: (e as Error).constructor.name, message: (e as Error).message }) + "\n",
+    );
   }
 }

@@ -31,7 +31,10 @@ const PICKLES: Record<string, Buffer> = {
     Buffer.from([0x80, 0x04, 0x95, 0x1c, 0, 0, 0, 0, 0, 0, 0]),
     op("\x8c\x02os\x94\x8c\x06system\x94\x93\x8c\x05touch\x85R."),
   ]),
-  "protocol 5": Buffer.concat([Buffer.from([0x80, 0x05, 0x95, 0x1c, 0, 0, 0, 0, 0, 0, 0]), op("\x8c\x02os\x94\x8c\x06system\x94\x93\x8c\x05touch\x85R.")]),
+  "protocol 5": Buffer.concat([
+    Buffer.from([0x80, 0x05, 0x95, 0x1c, 0, 0, 0, 0, 0, 0, 0]),
+    op("\x8c\x02os\x94\x8c\x06system\x94\x93\x8c\x05touch\x85R."),
+  ]),
   // torch.save since 1.6: a zip archive (stored, uncompressed) holding archive/data.pkl.
   "torch.save zip archive": Buffer.concat([
     Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x00, 0x00, 0x08, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]),
@@ -46,7 +49,14 @@ describe("pickle checkpoints are refused", () => {
 
   it("by extension, in any case, without opening the file (even a valid .safetensors under that name, or none)", () => {
     const valid = encodeSafetensors([{ name: "w", dtype: "F32", shape: [2], data: f32Bytes([1, 2]) }]);
-    for (const name of ["model.ckpt", "model.CKPT", "model.pt", "model.pth", "pytorch_model.bin", "x.safetensors.ckpt"]) {
+    for (const name of [
+      "model.ckpt",
+      "model.CKPT",
+      "model.pt",
+      "model.pth",
+      "pytorch_model.bin",
+      "x.safetensors.ckpt",
+    ]) {
       const path = join(dir, name);
       writeFileSync(path, valid);
       const e = caught(() => SafetensorsFile.open(path));
@@ -70,7 +80,10 @@ describe("pickle checkpoints are refused", () => {
 
   it("a pickle of several megabytes renamed .safetensors is refused too", () => {
     const path = join(dir, "big.safetensors");
-    writeFileSync(path, Buffer.concat([PICKLES["legacy torch.save (protocol 2)"]!, Buffer.alloc(4 * 1024 * 1024, 0x47)]));
+    writeFileSync(
+      path,
+      Buffer.concat([PICKLES["legacy torch.save (protocol 2)"]!, Buffer.alloc(4 * 1024 * 1024, 0x47)]),
+    );
     expect(caught(() => SafetensorsFile.open(path)).message).toContain(`${path}: pickle checkpoints`);
   });
 
@@ -93,7 +106,9 @@ describe("pickle checkpoints are refused", () => {
     // Header lengths whose first bytes read 0x80 0x02 (640 bytes) or "PK" (19,280 bytes).
     for (const length of [0x0280, 0x4b50]) {
       const names = Array.from({ length: 200 }, (_, i) => `tensor.${i}`);
-      let text = JSON.stringify(Object.fromEntries(names.map((n, i) => [n, { dtype: "U8", shape: [1], data_offsets: [i, i + 1] }])));
+      let text = JSON.stringify(
+        Object.fromEntries(names.map((n, i) => [n, { dtype: "U8", shape: [1], data_offsets: [i, i + 1] }])),
+      );
       text = text.length > length ? text.slice(0, length) : text.padEnd(length, " ");
       const prefix = Buffer.alloc(8);
       prefix.writeBigUInt64LE(BigInt(length));

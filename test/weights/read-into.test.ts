@@ -46,11 +46,14 @@ describe("reading tensors into a caller's buffer", () => {
 
   it("renamed tensors: as stored, transposed and split into rows, into the buffer as they are read fresh", () => {
     const f = SafetensorsFile.open(path);
-    const w = new RenamedWeights(path, new Map([
-      ["plain", { file: f, stored: "f32", shape: [6, 70] }],
-      ["t", { file: f, stored: "f32", shape: [70, 6], view: { kind: "transpose" } }],
-      ["k", { file: f, stored: "f32", shape: [2, 70], view: { kind: "rows", part: 1, of: 3 } }],
-    ]));
+    const w = new RenamedWeights(
+      path,
+      new Map([
+        ["plain", { file: f, stored: "f32", shape: [6, 70] }],
+        ["t", { file: f, stored: "f32", shape: [70, 6], view: { kind: "transpose" } }],
+        ["k", { file: f, stored: "f32", shape: [2, 70], view: { kind: "rows", part: 1, of: 3 } }],
+      ]),
+    );
     for (const name of ["plain", "t", "k"]) {
       const fresh = w.float32(name);
       const into = new Float32Array(fresh.length).fill(-1);
@@ -61,7 +64,12 @@ describe("reading tensors into a caller's buffer", () => {
   });
 
   it("transposes tile by tile to the element-by-element result, for sizes that are not multiples of a tile", () => {
-    for (const [rows, cols] of [[1, 1], [3, 77], [33, 65], [64, 32]] as const) {
+    for (const [rows, cols] of [
+      [1, 1],
+      [3, 77],
+      [33, 65],
+      [64, 32],
+    ] as const) {
       const data = Float32Array.from({ length: rows * cols }, (_, i) => i);
       const want = new Float32Array(rows * cols);
       for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) want[c * rows + r] = data[r * cols + c]!;

@@ -21,7 +21,10 @@ export function encodeSafetensors(tensors: readonly RawTensor[], metadata?: Reco
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length] };
     offset += t.data.length;
   }
-  return encodeRaw(JSON.stringify(header), tensors.map((t) => t.data));
+  return encodeRaw(
+    JSON.stringify(header),
+    tensors.map((t) => t.data),
+  );
 }
 
 /** Length prefix + header text + data, with the header text given verbatim (for malformed headers). */
@@ -57,7 +60,11 @@ export function removeTempDirs(): void {
   for (const dir of created.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
-export function writeSafetensors(path: string, tensors: readonly RawTensor[], metadata?: Record<string, string>): string {
+export function writeSafetensors(
+  path: string,
+  tensors: readonly RawTensor[],
+  metadata?: Record<string, string>,
+): string {
   writeFileSync(path, encodeSafetensors(tensors, metadata));
   return path;
 }

@@ -4,7 +4,17 @@ import { join } from "node:path";
 import { CheckpointError } from "../../src/errors.js";
 import { SafetensorsFile, toFloat32 } from "../../src/weights/safetensors.js";
 import { mulberry32 as rng, nonZero, pick } from "../helpers/seeded-random.js";
-import { encodeRaw, encodeSafetensors, f16Bytes, f32Bytes, removeTempDirs, tempDir, u16Bytes, writeSafetensors, type RawTensor } from "./safetensors-writer.js";
+import {
+  encodeRaw,
+  encodeSafetensors,
+  f16Bytes,
+  f32Bytes,
+  removeTempDirs,
+  tempDir,
+  u16Bytes,
+  writeSafetensors,
+  type RawTensor,
+} from "./safetensors-writer.js";
 
 afterAll(removeTempDirs);
 
@@ -138,7 +148,8 @@ describe("SafetensorsFile: each malformation gives CheckpointError naming the fi
   });
 
   it("duplicate tensor names", () => {
-    const header = '{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}';
+    const header =
+      '{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}';
     expectCheckpointError(encodeRaw(header, [new Uint8Array(8)]), /twice/);
   });
 
@@ -176,7 +187,20 @@ describe("SafetensorsFile: fuzzing", () => {
     // A dtype outside the table.
     (r) => {
       const h = structuredClone(json);
-      const bad = ["F17", "f32", "", "toString", "valueOf", "__proto__", "U128", "float", String(r()), 42, null, ["F32"]];
+      const bad = [
+        "F17",
+        "f32",
+        "",
+        "toString",
+        "valueOf",
+        "__proto__",
+        "U128",
+        "float",
+        String(r()),
+        42,
+        null,
+        ["F32"],
+      ];
       h[pick(r, names)].dtype = pick(r, bad);
       return withHeader(h);
     },
@@ -193,7 +217,13 @@ describe("SafetensorsFile: fuzzing", () => {
     // No dimension is 0, so any change to one changes the element count; non-integers are refused outright.
     (r) => {
       const h = structuredClone(json);
-      const t = h[pick(r, names.filter((n) => json[n].shape.length > 0))];
+      const t =
+        h[
+          pick(
+            r,
+            names.filter((n) => json[n].shape.length > 0),
+          )
+        ];
       const i = Math.floor(r() * t.shape.length);
       const replacement = pick(r, [t.shape[i] + nonZero(r, 5), -1, 1.5, "2", null, 2 ** 53]);
       t.shape[i] = typeof replacement === "number" && replacement === 0 ? 7 : replacement;
@@ -201,7 +231,15 @@ describe("SafetensorsFile: fuzzing", () => {
     },
     (r) => {
       const h = structuredClone(json);
-      h[pick(r, names)] = pick(r, [null, 1, "x", [], { dtype: "F32" }, { shape: [1] }, { dtype: "F32", shape: [1], data_offsets: [0] }]);
+      h[pick(r, names)] = pick(r, [
+        null,
+        1,
+        "x",
+        [],
+        { dtype: "F32" },
+        { shape: [1] },
+        { dtype: "F32", shape: [1], data_offsets: [0] },
+      ]);
       return withHeader(h);
     },
     // Two entries under one name.
@@ -224,8 +262,13 @@ describe("SafetensorsFile: fuzzing", () => {
     (r) => {
       const t = Buffer.from(text);
       const at = Math.floor(r() * t.length);
-      const garbage = Buffer.from(pick(r, [",", ":", "{", "}", "[", "]", '"', "\\", " ", "0", "-", "e", "\u00e9", "\u0000"]));
-      const mutated = r() < 0.5 ? Buffer.concat([t.subarray(0, at), garbage, t.subarray(at)]) : Buffer.concat([t.subarray(0, at), t.subarray(at + 1)]);
+      const garbage = Buffer.from(
+        pick(r, [",", ":", "{", "}", "[", "]", '"', "\\", " ", "0", "-", "e", "\u00e9", "\u0000"]),
+      );
+      const mutated =
+        r() < 0.5
+          ? Buffer.concat([t.subarray(0, at), garbage, t.subarray(at)])
+          : Buffer.concat([t.subarray(0, at), t.subarray(at + 1)]);
       return encodeRaw(mutated.toString("latin1"), [data]);
     },
     (r) => Buffer.concat([base, Buffer.alloc(1 + Math.floor(r() * 16), Math.floor(r() * 256))]),
@@ -244,7 +287,9 @@ describe("SafetensorsFile: fuzzing", () => {
         error = e;
       }
       if (!(error instanceof CheckpointError)) {
-        throw new Error(`mutant ${i} (kind ${i % invalid.length}) gave ${error === undefined ? "no error" : String(error)}`);
+        throw new Error(
+          `mutant ${i} (kind ${i % invalid.length}) gave ${error === undefined ? "no error" : String(error)}`,
+        );
       }
     }
     expect(Date.now() - started).toBeLessThan(60_000);
@@ -252,14 +297,16 @@ describe("SafetensorsFile: fuzzing", () => {
 
   it("random byte flips and edits either open cleanly or raise CheckpointError, never anything else", () => {
     const r = rng(7);
-    let refused = 0, opened = 0;
+    let refused = 0,
+      opened = 0;
     for (let i = 0; i < 1200; i++) {
       const bytes = maybeValid[i % maybeValid.length]!(r);
       try {
         openAndReadAll(fileWith(bytes));
         opened++;
       } catch (e) {
-        if (!(e instanceof CheckpointError)) throw new Error(`mutant ${i} (kind ${i % maybeValid.length}) threw ${String(e)}`);
+        if (!(e instanceof CheckpointError))
+          throw new Error(`mutant ${i} (kind ${i % maybeValid.length}) threw ${String(e)}`);
         refused++;
       }
     }
@@ -284,7 +331,10 @@ describe("half-precision conversion", () => {
     if (exp === 0) {
       if (frac === 0) return sign >>> 0;
       exp = 1;
-      while ((frac & 0x400) === 0) { frac <<= 1; exp--; }
+      while ((frac & 0x400) === 0) {
+        frac <<= 1;
+        exp--;
+      }
       frac &= 0x3ff;
     }
     return (sign | ((exp - 15 + 127) << 23) | (frac << 13)) >>> 0;
@@ -292,27 +342,36 @@ describe("half-precision conversion", () => {
 
   it("converts all 65,536 fp16 values to fp32 exactly", () => {
     const all = Array.from({ length: 65536 }, (_, i) => i);
-    const f = SafetensorsFile.open(writeSafetensors(join(dir, "f16.safetensors"), [{ name: "h", dtype: "F16", shape: [65536], data: u16Bytes(all) }]));
+    const f = SafetensorsFile.open(
+      writeSafetensors(join(dir, "f16.safetensors"), [
+        { name: "h", dtype: "F16", shape: [65536], data: u16Bytes(all) },
+      ]),
+    );
     const got = new Uint32Array(f.float32("h").buffer);
     f.close();
     let mismatches = 0;
     for (const h of all) {
       const want = halfBitsToF32Bits(h);
       const wantNaN = (want & 0x7f800000) === 0x7f800000 && (want & 0x7fffff) !== 0;
-      if (wantNaN ? !Number.isNaN(new Float32Array(new Uint32Array([got[h]!]).buffer)[0]) : got[h] !== want) mismatches++;
+      if (wantNaN ? !Number.isNaN(new Float32Array(new Uint32Array([got[h]!]).buffer)[0]) : got[h] !== want)
+        mismatches++;
     }
     expect(mismatches).toBe(0);
   });
 
   it("converts all 65,536 bf16 values to fp32 exactly (the upper half of the fp32 bits)", () => {
     const all = Array.from({ length: 65536 }, (_, i) => i);
-    const f = SafetensorsFile.open(writeSafetensors(join(dir, "bf16.safetensors"), [{ name: "b", dtype: "BF16", shape: [65536], data: u16Bytes(all) }]));
+    const f = SafetensorsFile.open(
+      writeSafetensors(join(dir, "bf16.safetensors"), [
+        { name: "b", dtype: "BF16", shape: [65536], data: u16Bytes(all) },
+      ]),
+    );
     const got = f.float32("b");
     f.close();
     const view = new DataView(new ArrayBuffer(4));
     let mismatches = 0;
     for (const b of all) {
-      view.setUint32(0, b << 16 >>> 0, true);
+      view.setUint32(0, (b << 16) >>> 0, true);
       const want = view.getFloat32(0, true);
       if (!(Object.is(got[b], want) || (Number.isNaN(want) && Number.isNaN(got[b]!)))) mismatches++;
     }
@@ -321,10 +380,12 @@ describe("half-precision conversion", () => {
   });
 
   it("converts F64 to the nearest fp32", () => {
-    const f = SafetensorsFile.open(writeSafetensors(join(dir, "f64.safetensors"), [
-      { name: "pad", dtype: "U8", shape: [3], data: new Uint8Array(3) },
-      { name: "d", dtype: "F64", shape: [3], data: new Uint8Array(Float64Array.from([0.1, -1e300, 2.5]).buffer) },
-    ]));
+    const f = SafetensorsFile.open(
+      writeSafetensors(join(dir, "f64.safetensors"), [
+        { name: "pad", dtype: "U8", shape: [3], data: new Uint8Array(3) },
+        { name: "d", dtype: "F64", shape: [3], data: new Uint8Array(Float64Array.from([0.1, -1e300, 2.5]).buffer) },
+      ]),
+    );
     // The F64 tensor starts at an odd offset in the file.
     expect([...f.float32("d")]).toEqual([Math.fround(0.1), -Infinity, 2.5]);
     f.close();

@@ -4,12 +4,25 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { GenerationAborted, loadPipeline, PipelineWorker, StableDiffusionPipeline, type Pipeline } from "../../src/index.js";
+import {
+  GenerationAborted,
+  loadPipeline,
+  PipelineWorker,
+  StableDiffusionPipeline,
+  type Pipeline,
+} from "../../src/index.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { tempDir } from "../server/harness.js";
 
 const MODEL = ref("models/sd15-tiny");
-const JOB = { prompt: "a red square", steps: 3, seed: 5, width: 64, height: 64, job_id: "0d6f6f0e-3f1a-4f7e-9d55-2b8f5d1c9a10" };
+const JOB = {
+  prompt: "a red square",
+  steps: 3,
+  seed: 5,
+  width: 64,
+  height: 64,
+  job_id: "0d6f6f0e-3f1a-4f7e-9d55-2b8f5d1c9a10",
+};
 
 describe.skipIf(!HAVE_REFERENCE)("loadPipeline(path, { worker })", () => {
   const dir = tempDir("diffuse-load-option-");
@@ -51,7 +64,9 @@ describe.skipIf(!HAVE_REFERENCE)("loadPipeline(path, { worker })", () => {
 
   it("an abort signal stops the threaded generation as it stops the in-process one", async () => {
     const ac = new AbortController();
-    const outcome = await inThread.generate({ ...JOB, steps: 150, signal: ac.signal, onStep: (e) => void (e.step === 2 && ac.abort()) }).catch((e: unknown) => e);
+    const outcome = await inThread
+      .generate({ ...JOB, steps: 150, signal: ac.signal, onStep: (e) => void (e.step === 2 && ac.abort()) })
+      .catch((e: unknown) => e);
     expect(outcome).toBeInstanceOf(GenerationAborted);
   });
 

@@ -6,7 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeImage } from "../../src/image/codec.js";
-import { CheckpointError, GenerationAborted, InputError, loadPipeline, type StableDiffusionPipeline, type StepPreview } from "../../src/index.js";
+import {
+  CheckpointError,
+  GenerationAborted,
+  InputError,
+  loadPipeline,
+  type StableDiffusionPipeline,
+  type StepPreview,
+} from "../../src/index.js";
 import { PolicyRefusal } from "../../src/responsible/prompt-policy.js";
 import { ControlBlock } from "../../src/worker/control-block.js";
 import { PipelineWorker, type WorkerStepEvent } from "../../src/worker/pipeline-worker.js";
@@ -17,7 +24,16 @@ import { embeddingEncoders } from "../../src/pipeline/textual-inversions.js";
 
 const MODEL = ref("models/sd15-tiny");
 // A fixed job id: the robust watermark carries it, so both runs mark their images alike.
-const JOB = { prompt: "a red square", negative_prompt: "blue", steps: 6, seed: 11, width: 64, height: 64, batch_size: 2, job_id: "6f1c2a3e-8d4b-4c5a-9e7f-0a1b2c3d4e5f" };
+const JOB = {
+  prompt: "a red square",
+  negative_prompt: "blue",
+  steps: 6,
+  seed: 11,
+  width: 64,
+  height: 64,
+  batch_size: 2,
+  job_id: "6f1c2a3e-8d4b-4c5a-9e7f-0a1b2c3d4e5f",
+};
 
 describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", () => {
   const dir = tempDir("diffuse-worker-");
@@ -58,8 +74,14 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
     const workerSteps: number[] = [];
     const localLatents: Float32Array[] = [];
     const workerLatents: Float32Array[] = [];
-    const a = await local.generate({ ...JOB, onStep: (e) => (localSteps.push(e.step), localLatents.push(e.latents.slice())) });
-    const b = await worker.generate({ ...JOB, onStep: (e) => (workerSteps.push(e.step), workerLatents.push(e.latents)) });
+    const a = await local.generate({
+      ...JOB,
+      onStep: (e) => (localSteps.push(e.step), localLatents.push(e.latents.slice())),
+    });
+    const b = await worker.generate({
+      ...JOB,
+      onStep: (e) => (workerSteps.push(e.step), workerLatents.push(e.latents)),
+    });
     expect(workerSteps).toEqual([1, 2, 3, 4, 5, 6]);
     expect(workerSteps).toEqual(localSteps);
     expect(workerLatents).toEqual(localLatents);
@@ -96,7 +118,13 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
   it("sends previews unasked at the interval and at the last step, announced on their step's event", async () => {
     const events: WorkerStepEvent[] = [];
     const pushed: number[] = [];
-    await worker.generate({ ...JOB, steps: 5, previewIntervalMs: 60_000, onStep: (e) => events.push(e), onPreview: (_p, at) => pushed.push(at.step) });
+    await worker.generate({
+      ...JOB,
+      steps: 5,
+      previewIntervalMs: 60_000,
+      onStep: (e) => events.push(e),
+      onPreview: (_p, at) => pushed.push(at.step),
+    });
     // The first step (none shown yet) and the last; the interval keeps the others back.
     expect(events.map((e) => e.previewing)).toEqual([true, false, false, false, true]);
     const last = await events[4]!.preview();
@@ -123,7 +151,10 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
           }
         },
       })
-      .then(() => "finished", (e: unknown) => e);
+      .then(
+        () => "finished",
+        (e: unknown) => e,
+      );
     expect(await outcome).toBeInstanceOf(GenerationAborted);
     // The thread runs ahead of the messages: what it had finished when the flag was set, then one step at most.
     expect(atCancel).toBeGreaterThanOrEqual(5);
@@ -134,7 +165,9 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
 
   it("a signal aborted before the start runs no step", async () => {
     const steps: number[] = [];
-    const outcome = await worker.generate({ ...JOB, signal: AbortSignal.abort(), onStep: (e) => steps.push(e.step) }).catch((e: unknown) => e);
+    const outcome = await worker
+      .generate({ ...JOB, signal: AbortSignal.abort(), onStep: (e) => steps.push(e.step) })
+      .catch((e: unknown) => e);
     expect(outcome).toBeInstanceOf(GenerationAborted);
     expect(steps).toEqual([]);
   });
@@ -166,7 +199,12 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
 
   it("with a checker that flags everything, previews are held to the policy in the thread too", async () => {
     const checker = flagsEverything(join(dir.path, "checker"));
-    const strict = await PipelineWorker.start(MODEL, { ...opts, safetyChecker: checker, safetyPolicy: "block", previewCheckShare: Infinity });
+    const strict = await PipelineWorker.start(MODEL, {
+      ...opts,
+      safetyChecker: checker,
+      safetyPolicy: "block",
+      previewCheckShare: Infinity,
+    });
     try {
       const previews: StepPreview[] = [];
       await strict.generate({ ...JOB, steps: 3, previewIntervalMs: 0, onPreview: (p) => previews.push(p) });
@@ -179,7 +217,9 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
   it("closing cancels the running generation; later ones fail saying the pipeline was closed", async () => {
     const other = await PipelineWorker.start(MODEL, opts);
     let closed: Promise<void> | undefined;
-    const running = other.generate({ ...JOB, steps: 150, onStep: (e) => void (e.step === 3 && (closed = other.close())) }).catch((e: unknown) => e);
+    const running = other
+      .generate({ ...JOB, steps: 150, onStep: (e) => void (e.step === 3 && (closed = other.close())) })
+      .catch((e: unknown) => e);
     expect(await running).toBeInstanceOf(GenerationAborted);
     await closed;
     expect(other.alive).toBe(false);

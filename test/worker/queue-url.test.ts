@@ -19,7 +19,13 @@ describe("--queue redis:// URLs", () => {
   });
 
   it("defaults to port 6379 and database 0, takes the password from the environment when the URL has none, and TLS for rediss://", () => {
-    expect(parseQueueUrl("rediss://10.0.0.5", { [PASSWORD_ENV]: "from-env" })).toMatchObject({ host: "10.0.0.5", port: 6379, db: 0, password: "from-env", tls: true });
+    expect(parseQueueUrl("rediss://10.0.0.5", { [PASSWORD_ENV]: "from-env" })).toMatchObject({
+      host: "10.0.0.5",
+      port: 6379,
+      db: 0,
+      password: "from-env",
+      tls: true,
+    });
     expect(parseQueueUrl("redis://[::1]:7000", {})).toMatchObject({ host: "::1", port: 7000, password: undefined });
   });
 
@@ -53,10 +59,16 @@ describe("--queue against a Redis that requires a password", () => {
   });
 
   const queueFor = (url: string, env: Record<string, string>) =>
-    new Queue("generate.password-test", { connection: connectionOptions(parseQueueUrl(url, env), { failFast: true }), prefix: KEY_PREFIX });
+    new Queue("generate.password-test", {
+      connection: connectionOptions(parseQueueUrl(url, env), { failFast: true }),
+      prefix: KEY_PREFIX,
+    });
 
   it("connects with the password from the URL, or from $DIFFUSE_REDIS_PASSWORD when the URL has none", async () => {
-    for (const [url, env] of [[redis.url, {}], [`redis://127.0.0.1:${redis.port}`, { [PASSWORD_ENV]: "correct horse" }]] as const) {
+    for (const [url, env] of [
+      [redis.url, {}],
+      [`redis://127.0.0.1:${redis.port}`, { [PASSWORD_ENV]: "correct horse" }],
+    ] as const) {
       const q = queueFor(url, env);
       try {
         await q.add("generate", { n: 1 });

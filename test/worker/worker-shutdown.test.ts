@@ -19,7 +19,9 @@ const EXIT_WITHIN_MS = 10_000;
 
 /** CPU seconds (user + system) a process has used so far, from /proc/PID/stat (fields 14 and 15, in clock ticks). */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8")
+    .replace(/^.*\) /, "")
+    .split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
@@ -57,18 +59,32 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse worker shutdown", () => {
 
   async function startWorker(): Promise<DiffuseProcess> {
     redis = await startRedis();
-    worker = await spawnDiffuse(["worker", "--queue", redis.url, "--model", TINY_MODEL, "--name", "w", "--threads", "1", "--no-provenance"], READY, {
-      DIFFUSE_CACHE: cache.path,
-    });
+    worker = await spawnDiffuse(
+      ["worker", "--queue", redis.url, "--model", TINY_MODEL, "--name", "w", "--threads", "1", "--no-provenance"],
+      READY,
+      {
+        DIFFUSE_CACHE: cache.path,
+      },
+    );
     return worker;
   }
 
   /** Queues a job of `steps` steps and waits until the worker is some steps into it. */
   async function startJob(w: DiffuseProcess, steps: number): Promise<void> {
-    const q = new Queue(generationQueueName("sd15-tiny"), { connection: connectionOptions(parseQueueUrl(redis!.url)), prefix: KEY_PREFIX });
+    const q = new Queue(generationQueueName("sd15-tiny"), {
+      connection: connectionOptions(parseQueueUrl(redis!.url)),
+      prefix: KEY_PREFIX,
+    });
     try {
-      await q.add(GENERATE, toQueuedGeneration({ prompt: "a long job", steps, width: 64, height: 64, seed: 1 }, undefined), { jobId: "long", attempts: 2 });
-      await until(async () => ((await q.getJob("long"))?.progress as { step?: number } | undefined)?.step !== undefined, "the job's first steps");
+      await q.add(
+        GENERATE,
+        toQueuedGeneration({ prompt: "a long job", steps, width: 64, height: 64, seed: 1 }, undefined),
+        { jobId: "long", attempts: 2 },
+      );
+      await until(
+        async () => ((await q.getJob("long"))?.progress as { step?: number } | undefined)?.step !== undefined,
+        "the job's first steps",
+      );
     } finally {
       await q.close();
     }
@@ -78,7 +94,11 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse worker shutdown", () => {
   it("with its Redis killed, an idle worker uses little CPU while it retries, says it cannot reach Redis, and SIGTERM ends it", async () => {
     const w = await startWorker();
     await redis!.kill();
-    await until(() => /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/.test(w.stderr()), "the worker to say it cannot reach Redis", 10_000);
+    await until(
+      () => /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/.test(w.stderr()),
+      "the worker to say it cannot reach Redis",
+      10_000,
+    );
     expect(await cpuShare(w.child.pid!, 2000)).toBeLessThan(0.3);
     w.child.kill("SIGTERM");
     expect(await exitWithin(w, EXIT_WITHIN_MS)).toBe(0);

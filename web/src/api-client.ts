@@ -14,7 +14,19 @@ import type {
   SseEventName,
 } from "../../src/server/api-types.js";
 
-export type { AvailableModel, ControlNetUnitRequest, ImageRef, JobCreateRequest, JobParams, JobType, JobStatus, ModelInfo, ModelList, SamplerInfo, SseEvent } from "../../src/server/api-types.js";
+export type {
+  AvailableModel,
+  ControlNetUnitRequest,
+  ImageRef,
+  JobCreateRequest,
+  JobParams,
+  JobType,
+  JobStatus,
+  ModelInfo,
+  ModelList,
+  SamplerInfo,
+  SseEvent,
+} from "../../src/server/api-types.js";
 
 /** A LoRA as A1111's GET /sdapi/v1/loras lists it. */
 export interface LoraInfo {
@@ -91,7 +103,11 @@ export class ApiClient {
   }
 
   /** A preprocessor's map of one image (the extension's /controlnet/detect), as base64 PNG. */
-  async detect(body: { controlnet_module: string; controlnet_input_images: string[]; controlnet_processor_res?: number }): Promise<string> {
+  async detect(body: {
+    controlnet_module: string;
+    controlnet_input_images: string[];
+    controlnet_processor_res?: number;
+  }): Promise<string> {
     return (await this.json<{ images: string[] }>("POST", "/controlnet/detect", body)).images[0]!;
   }
 
@@ -141,7 +157,13 @@ export class ApiClient {
    */
   async follow(id: string, onEvent: (e: SseEvent) => void, signal: AbortSignal): Promise<void> {
     try {
-      const res = await this.send("GET", `/api/v1/jobs/${encodeURIComponent(id)}/events`, undefined, signal, "text/event-stream");
+      const res = await this.send(
+        "GET",
+        `/api/v1/jobs/${encodeURIComponent(id)}/events`,
+        undefined,
+        signal,
+        "text/event-stream",
+      );
       if (res.body && (await readEvents(res.body, onEvent))) return;
     } catch (e) {
       if (signal.aborted) throw e;
@@ -178,13 +200,24 @@ export class ApiClient {
   }
 
   /** One request; a 401 asks for a token and tries again until the user gives one that works or gives up. */
-  private async send(method: string, path: string, body?: unknown, signal?: AbortSignal, accept = "application/json"): Promise<Response> {
+  private async send(
+    method: string,
+    path: string,
+    body?: unknown,
+    signal?: AbortSignal,
+    accept = "application/json",
+  ): Promise<Response> {
     for (let reason = ""; ; ) {
       const headers: Record<string, string> = { Accept: accept };
       const token = this.tokens.get();
       if (token !== null) headers.Authorization = `Bearer ${token}`;
       if (body !== undefined) headers["Content-Type"] = "application/json";
-      const res = await fetch(this.base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+      const res = await fetch(this.base + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
       if (res.status === 401) {
         reason = token === null ? "This server needs an access token." : "That token was not accepted.";
         if ((await this.tokens.ask(reason)) === null) throw new ApiError(401, "an access token is needed");
@@ -204,7 +237,10 @@ async function errorFrom(res: Response): Promise<ApiError> {
   } catch {
     // Not JSON (a proxy's error page, say): fall through to the status line.
   }
-  return new ApiError(res.status, `${res.status} ${res.statusText || "error"}${text && text.length < 200 ? `: ${text}` : ""}`);
+  return new ApiError(
+    res.status,
+    `${res.status} ${res.statusText || "error"}${text && text.length < 200 ? `: ${text}` : ""}`,
+  );
 }
 
 /** Parses a text/event-stream body; true when it saw a final event before the stream ended. */
@@ -257,7 +293,10 @@ function statusAsEvent(job: JobStatus): SseEvent {
     case "queued":
       return { event: "queued", data: { position: job.position ?? 0 } };
     case "running":
-      return { event: "step", data: { step: job.progress?.step ?? 0, steps: job.progress?.steps ?? 0, batch: 0, batches: 1 } };
+      return {
+        event: "step",
+        data: { step: job.progress?.step ?? 0, steps: job.progress?.steps ?? 0, batch: 0, batches: 1 },
+      };
     case "done":
       return { event: "done", data: { images: job.images } };
     case "failed":

@@ -25,7 +25,10 @@ export class CanvasToolbar {
   /** Called when the user starts painting a mask, which only means something for inpainting. */
   onMaskPainted: () => void = () => undefined;
 
-  constructor(private readonly canvas: SketchCanvas, stage: HTMLElement) {
+  constructor(
+    private readonly canvas: SketchCanvas,
+    stage: HTMLElement,
+  ) {
     this.buildPalette();
     for (const input of radios("layer")) input.addEventListener("change", () => this.setLayer(input.value as Layer));
     for (const input of radios("tool")) input.addEventListener("change", () => (canvas.tool = input.value as Tool));
@@ -95,7 +98,12 @@ export class CanvasToolbar {
       input.addEventListener("change", () => (this.canvas.colour = value));
       return h("label", { className: "swatch", title: name, style: `--swatch: ${value}` }, input);
     });
-    const custom = h("input", { type: "color", value: "#0d9488", "aria-label": "Custom colour", title: "Custom colour" });
+    const custom = h("input", {
+      type: "color",
+      value: "#0d9488",
+      "aria-label": "Custom colour",
+      title: "Custom colour",
+    });
     custom.addEventListener("input", () => {
       this.canvas.colour = custom.value;
       for (const r of radios("colour")) r.checked = false;
@@ -139,5 +147,9 @@ function pick(name: string, value: string): void {
 
 /** Shortcuts must not steal keys from a text field. */
 function isTyping(target: EventTarget | null): boolean {
-  return target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) && !(target instanceof HTMLInputElement && ["radio", "checkbox", "range", "button"].includes(target.type));
+  return (
+    target instanceof HTMLElement &&
+    (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) &&
+    !(target instanceof HTMLInputElement && ["radio", "checkbox", "range", "button"].includes(target.type))
+  );
 }

@@ -34,7 +34,11 @@ export class SketchCanvas {
   private last: { x: number; y: number } | null = null;
   private drawing: number | null = null;
 
-  constructor(private readonly stage: HTMLElement, width: number, height: number) {
+  constructor(
+    private readonly stage: HTMLElement,
+    width: number,
+    height: number,
+  ) {
     this.width = width;
     this.height = height;
     const [w, h] = workingSize(width, height);

@@ -17,8 +17,22 @@ export class ExtraNetworks {
   async load(): Promise<void> {
     const [loras, embeddings] = await Promise.all([this.api.loras(), this.api.embeddings()]);
     const names = Object.keys(embeddings.loaded);
-    this.fill(this.parts.loras, loras.map((l) => ({ label: l.alias, title: `LoRA ${l.name}: adds <lora:${l.name}:1>`, text: `<lora:${l.name}:1>` })));
-    this.fill(this.parts.embeddings, names.map((n) => ({ label: n, title: `Embedding ${n} (${embeddings.loaded[n]!.vectors} vectors): adds its trigger word`, text: n })));
+    this.fill(
+      this.parts.loras,
+      loras.map((l) => ({
+        label: l.alias,
+        title: `LoRA ${l.name}: adds <lora:${l.name}:1>`,
+        text: `<lora:${l.name}:1>`,
+      })),
+    );
+    this.fill(
+      this.parts.embeddings,
+      names.map((n) => ({
+        label: n,
+        title: `Embedding ${n} (${embeddings.loaded[n]!.vectors} vectors): adds its trigger word`,
+        text: n,
+      })),
+    );
     this.parts.empty.hidden = loras.length + names.length > 0;
     this.parts.root.dataset.count = String(loras.length + names.length);
   }

@@ -33,7 +33,9 @@ export class Gallery {
   ) {}
 
   render(jobs: JobStatus[]): void {
-    const cards = jobs.flatMap((job) => (job.images.length > 0 ? job.images.map((img) => this.imageCard(job, img)) : [this.stateCard(job)]));
+    const cards = jobs.flatMap((job) =>
+      job.images.length > 0 ? job.images.map((img) => this.imageCard(job, img)) : [this.stateCard(job)],
+    );
     // The first rows are on screen at once; only the rest wait until scrolled to.
     cards.forEach((card, i) => card.querySelector("img")?.setAttribute("loading", i < EAGER ? "eager" : "lazy"));
     this.list.replaceChildren(...cards);
@@ -73,7 +75,12 @@ export class Gallery {
     const prompt = job.params.prompt || "(no prompt)";
     const use = h("button", { type: "button", className: "button small" }, "Use these settings");
     use.addEventListener("click", () => this.actions.useSettings(job, undefined));
-    const detail = job.state === "queued" && job.position !== null ? ` · position ${job.position}` : job.error ? `: ${job.error}` : "";
+    const detail =
+      job.state === "queued" && job.position !== null
+        ? ` · position ${job.position}`
+        : job.error
+          ? `: ${job.error}`
+          : "";
     return h(
       "li",
       { className: "card card-placeholder", "data-job-id": job.id, "data-state": job.state },

@@ -7,7 +7,11 @@ import type { JobParams } from "./api-client.js";
 /** Maps a sampler name to its display label; the page fills it in once the sampler list has loaded. */
 export type SamplerLabel = (name: string) => string;
 
-const MODE: Record<JobParams["type"], string> = { txt2img: "text to image", img2img: "sketch to image", inpaint: "inpainting" };
+const MODE: Record<JobParams["type"], string> = {
+  txt2img: "text to image",
+  img2img: "sketch to image",
+  inpaint: "inpainting",
+};
 
 /** Label/value rows for a detail view. */
 export function paramRows(p: JobParams, seed: number | string, label: SamplerLabel): [string, string][] {
@@ -23,13 +27,19 @@ export function paramRows(p: JobParams, seed: number | string, label: SamplerLab
   if (p.negative_prompt) rows.push(["Negative prompt", p.negative_prompt]);
   if (p.prompt_2) rows.push(["Prompt 2", p.prompt_2]);
   if (p.negative_prompt_2) rows.push(["Negative prompt 2", p.negative_prompt_2]);
-  if (p.refiner_switch_at !== undefined && p.refiner_switch_at < 1) rows.push(["Refiner switch at", String(p.refiner_switch_at)]);
+  if (p.refiner_switch_at !== undefined && p.refiner_switch_at < 1)
+    rows.push(["Refiner switch at", String(p.refiner_switch_at)]);
   return rows;
 }
 
 /** One compact line for a card. */
 export function summary(p: JobParams, seed: number | string, label: SamplerLabel): string {
-  const parts = [p.sampler_name ? label(p.sampler_name) : "default sampler", `${p.steps ?? 20} steps`, `CFG ${p.cfg_scale ?? 7}`, `seed ${seed}`];
+  const parts = [
+    p.sampler_name ? label(p.sampler_name) : "default sampler",
+    `${p.steps ?? 20} steps`,
+    `CFG ${p.cfg_scale ?? 7}`,
+    `seed ${seed}`,
+  ];
   if (p.width && p.height) parts.push(`${p.width}×${p.height}`);
   if (p.type !== "txt2img") parts.push(p.type);
   return parts.join(" · ");

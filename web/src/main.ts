@@ -2,7 +2,14 @@
  * The page's wiring: which part talks to which. Each part (form, canvas, progress, gallery) knows nothing of the
  * others; this file is where a finished job becomes a seed to reuse, or a history image becomes the sketch.
  */
-import { ApiClient, type ImageRef, type JobCreateRequest, type JobStatus, type JobType, type SseEvent } from "./api-client.js";
+import {
+  ApiClient,
+  type ImageRef,
+  type JobCreateRequest,
+  type JobStatus,
+  type JobType,
+  type SseEvent,
+} from "./api-client.js";
 import { SketchCanvas } from "./canvas.js";
 import { CanvasToolbar } from "./canvas-toolbar.js";
 import { byId } from "./dom.js";
@@ -52,10 +59,14 @@ const gallery = new Gallery(byId<HTMLUListElement>("gallery"), byId("gallery-emp
 
 // Names go into the prompt field last typed in: the prompt, or the negative prompt (for negative embeddings).
 let promptTarget = byId<HTMLTextAreaElement>("prompt");
-for (const id of ["prompt", "negative_prompt"]) byId<HTMLTextAreaElement>(id).addEventListener("focus", (e) => (promptTarget = e.target as HTMLTextAreaElement));
+for (const id of ["prompt", "negative_prompt"])
+  byId<HTMLTextAreaElement>(id).addEventListener("focus", (e) => (promptTarget = e.target as HTMLTextAreaElement));
 const picker = new ModelPicker(byId<HTMLSelectElement>("model-picker"), api, {
   // The new model's defaults (size, steps, SDXL's second prompts) and the embeddings that fit it.
-  loaded: () => void loadModel().then(() => extras.load()).catch((e) => note(errorText(e), "error")),
+  loaded: () =>
+    void loadModel()
+      .then(() => extras.load())
+      .catch((e) => note(errorText(e), "error")),
   note: (message, kind) => note(message, kind),
 });
 const extras = new ExtraNetworks(
@@ -199,7 +210,12 @@ async function track(id: string): Promise<void> {
 
 async function showImages(images: ImageRef[]): Promise<void> {
   const finished: FinishedImage[] = await Promise.all(
-    images.map(async (img) => ({ src: await api.imageSrc(img.url), url: img.url, seed: img.seed, alt: `Generated image, seed ${img.seed}` })),
+    images.map(async (img) => ({
+      src: await api.imageSrc(img.url),
+      url: img.url,
+      seed: img.seed,
+      alt: `Generated image, seed ${img.seed}`,
+    })),
   );
   progress.done(finished);
   if (images[0]) form.rememberSeed(images[0].seed);
@@ -253,7 +269,11 @@ function useSettings(job: JobStatus, image: ImageRef | undefined): void {
     denoising_strength: p.denoising_strength,
   });
   scribble.applySettings(p.controlnet?.[0]);
-  note(p.has_init_image ? "Settings loaded (the original sketch is not stored: draw or send one to the canvas)" : "Settings loaded");
+  note(
+    p.has_init_image
+      ? "Settings loaded (the original sketch is not stored: draw or send one to the canvas)"
+      : "Settings loaded",
+  );
   if (STACKED.matches) byId("prompt").scrollIntoView({ behavior: "smooth", block: "center" });
 }
 
@@ -318,9 +338,17 @@ async function loadModel(): Promise<void> {
     const { models } = await api.models();
     const model = models.find((m) => m.loaded) ?? models[0];
     byId("model-name").textContent = model ? model.name : "no model";
-    chip.title = model ? `Model ${model.name} · hash ${model.hash} · native size ${model.default_size}px` : "No model is loaded";
+    chip.title = model
+      ? `Model ${model.name} · hash ${model.hash} · native size ${model.default_size}px`
+      : "No model is loaded";
     chip.dataset.state = model ? "online" : "empty";
-    if (model) form.setModelDefaults({ size: model.default_size, cfgScale: model.default_cfg_scale, steps: model.default_steps, sampler: model.default_sampler });
+    if (model)
+      form.setModelDefaults({
+        size: model.default_size,
+        cfgScale: model.default_cfg_scale,
+        steps: model.default_steps,
+        sampler: model.default_sampler,
+      });
     showSecondPrompts(model?.family === "sdxl");
   } catch (e) {
     byId("model-name").textContent = "offline";
@@ -338,7 +366,8 @@ async function start(): Promise<void> {
   // Listed once the model is up (which embeddings fit depends on it); a failure leaves the list empty.
   void extras.load().catch((e) => note(`Could not list LoRAs and embeddings: ${errorText(e)}`, "error"));
   void scribble.load().catch((e) => note(`Could not list the ControlNets: ${errorText(e)}`, "error"));
-  for (const r of results) if (r.status === "rejected") note(`Could not reach the server: ${errorText(r.reason)}`, "error");
+  for (const r of results)
+    if (r.status === "rejected") note(`Could not reach the server: ${errorText(r.reason)}`, "error");
   const jobs = await refreshGallery();
   const lastDone = jobs.find((j) => j.state === "done" && j.images.length > 0);
   if (lastDone) form.rememberSeed(lastDone.images[0]!.seed);

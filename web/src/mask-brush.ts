@@ -32,7 +32,11 @@ export class MaskLayer {
   invert(): void {
     const ctx = context(this.canvas);
     const img = ctx.getImageData(0, 0, this.canvas.width, this.canvas.height);
-    const tint = [parseInt(TINT.slice(1, 3), 16), parseInt(TINT.slice(3, 5), 16), parseInt(TINT.slice(5, 7), 16)] as const;
+    const tint = [
+      parseInt(TINT.slice(1, 3), 16),
+      parseInt(TINT.slice(3, 5), 16),
+      parseInt(TINT.slice(5, 7), 16),
+    ] as const;
     for (let i = 0; i < img.data.length; i += 4) {
       img.data[i] = tint[0];
       img.data[i + 1] = tint[1];

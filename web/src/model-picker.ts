@@ -43,7 +43,9 @@ export class ModelPicker {
 
   private show(list: ModelList): void {
     const served = list.available.find((m) => m.served);
-    this.select.replaceChildren(...list.available.map((m) => h("option", { value: m.name, title: describe(m), selected: m.served }, label(m))));
+    this.select.replaceChildren(
+      ...list.available.map((m) => h("option", { value: m.name, title: describe(m), selected: m.served }, label(m))),
+    );
     this.select.disabled = list.available.length < 2;
     this.select.dataset.state = served?.state ?? "unloaded";
     clearTimeout(this.polling);
@@ -64,7 +66,11 @@ export class ModelPicker {
     }
     this.show(list);
     const wanted = list.available.find((m) => m.name === name);
-    if (wanted?.state === "failed") this.events.note(`${name} could not be loaded: ${wanted.error ?? "no reason given"}; the server goes on with ${list.served}`, "error");
+    if (wanted?.state === "failed")
+      this.events.note(
+        `${name} could not be loaded: ${wanted.error ?? "no reason given"}; the server goes on with ${list.served}`,
+        "error",
+      );
     else if (wanted?.served && wanted.state === "loaded") this.events.loaded();
   }
 }

@@ -59,7 +59,8 @@ export class ParamsForm {
       const el = e.target;
       if (el instanceof HTMLInputElement && el.type === "number") this.normalise(el);
       if (el === this.input("seed")) this.normaliseSeed();
-      if (el === this.input("width") || el === this.input("height")) this.onSizeChange(this.values().width, this.values().height);
+      if (el === this.input("width") || el === this.input("height"))
+        this.onSizeChange(this.values().width, this.values().height);
       this.changed();
     };
     this.form.addEventListener("input", onInput);
@@ -106,7 +107,8 @@ export class ParamsForm {
     for (const [key, value] of Object.entries(values) as [keyof FormValues, FormValues[keyof FormValues]][]) {
       if (value === undefined) continue;
       if (key === "use_sketch") this.input("use-sketch").checked = value as boolean;
-      else if (key === "prompt" || key === "negative_prompt" || key === "prompt_2" || key === "negative_prompt_2") this.text(key).value = String(value);
+      else if (key === "prompt" || key === "negative_prompt" || key === "prompt_2" || key === "negative_prompt_2")
+        this.text(key).value = String(value);
       else if (key === "sampler_name" || key === "batch_size") this.setSelect(key, String(value));
       else if (key === "seed") {
         this.input("seed").value = String(value);
@@ -202,7 +204,9 @@ export class ParamsForm {
 
   /** A slider and its number box show one value; the number box is the one with the name, so it is the truth. */
   private pairSliders(): void {
-    for (const slider of Array.from(this.form.ownerDocument.querySelectorAll<HTMLInputElement>("input[type=range][data-pair]"))) {
+    for (const slider of Array.from(
+      this.form.ownerDocument.querySelectorAll<HTMLInputElement>("input[type=range][data-pair]"),
+    )) {
       const box = this.input(slider.dataset.pair!);
       slider.addEventListener("input", () => {
         box.value = slider.value;
@@ -217,7 +221,9 @@ export class ParamsForm {
   private setSelect(name: string, value: string): void {
     const select = this.select(name);
     // Jobs may carry A1111's label ("Euler a") where the options use our names ("euler-a").
-    const match = Array.from(select.options).find((o) => o.value === value || o.text.toLowerCase() === value.toLowerCase());
+    const match = Array.from(select.options).find(
+      (o) => o.value === value || o.text.toLowerCase() === value.toLowerCase(),
+    );
     if (match) select.value = match.value;
   }
 

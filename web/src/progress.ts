@@ -56,7 +56,10 @@ export class ProgressView {
   }
 
   queued(position: number): void {
-    this.setState("queued", position === 0 ? "Starting…" : `Waiting in the queue: ${position} ${position === 1 ? "job" : "jobs"} ahead`);
+    this.setState(
+      "queued",
+      position === 0 ? "Starting…" : `Waiting in the queue: ${position} ${position === 1 ? "job" : "jobs"} ahead`,
+    );
   }
 
   running(): void {
@@ -79,7 +82,8 @@ export class ProgressView {
     const eta = Number.isFinite(left) && done < total ? ` · about ${formatSeconds(left)} left` : "";
     // Once withheld, no later preview of the job is shown (the server stops after a hit): the note stays.
     if (withheld) this.el.frame.dataset.previewWithheld = withheld;
-    const hidden = this.el.frame.dataset.previewWithheld === "safety" ? " · preview withheld by the safety checker" : "";
+    const hidden =
+      this.el.frame.dataset.previewWithheld === "safety" ? " · preview withheld by the safety checker" : "";
     this.setState("running", `Step ${step} of ${steps}${batchText}${eta}${hidden}`);
     this.el.frame.dataset.step = String(step);
     this.el.frame.dataset.steps = String(steps);
@@ -101,7 +105,12 @@ export class ProgressView {
   done(images: FinishedImage[]): void {
     this.setBar(1);
     const seconds = (performance.now() - this.started) / 1000;
-    this.setState("done", images.length === 0 ? "Done, but no image came back" : `Done in ${formatSeconds(seconds)} · seed ${images[0]!.seed}`);
+    this.setState(
+      "done",
+      images.length === 0
+        ? "Done, but no image came back"
+        : `Done in ${formatSeconds(seconds)} · seed ${images[0]!.seed}`,
+    );
     this.el.cancel.hidden = true;
     this.el.thumbs.replaceChildren(
       ...(images.length > 1
@@ -137,7 +146,8 @@ export class ProgressView {
     this.el.actions.hidden = false;
     this.el.download.href = img.src;
     this.el.download.download = `diffuse-${img.seed}.png`;
-    for (const b of Array.from(this.el.thumbs.children)) b.classList.toggle("selected", b.querySelector("img")?.src === img.src);
+    for (const b of Array.from(this.el.thumbs.children))
+      b.classList.toggle("selected", b.querySelector("img")?.src === img.src);
   }
 
   private end(state: ProgressState, text: string): void {

@@ -45,13 +45,29 @@ export class ScribbleControl {
     this.weight = slider("scribble-weight", "Strength", 0, 2, 0.05, 1);
     this.start = slider("scribble-start", "Start", 0, 1, 0.05, 0);
     this.end = slider("scribble-end", "End", 0, 1, 0.05, 1);
-    this.map = h("img", { id: "scribble-map", alt: "The control map the ControlNet follows: your strokes in white on black", hidden: true });
-    this.mapNote = h("p", { className: "field-hint", id: "scribble-map-note" }, "Draw on the canvas: the map the ControlNet follows appears here.");
+    this.map = h("img", {
+      id: "scribble-map",
+      alt: "The control map the ControlNet follows: your strokes in white on black",
+      hidden: true,
+    });
+    this.mapNote = h(
+      "p",
+      { className: "field-hint", id: "scribble-map-note" },
+      "Draw on the canvas: the map the ControlNet follows appears here.",
+    );
     root.hidden = true;
     root.replaceChildren(
-      h("div", { className: "panel-head" },
+      h(
+        "div",
+        { className: "panel-head" },
         h("h3", { className: "scribble-title" }, "ControlNet"),
-        h("label", { className: "switch" }, this.enabled, h("span", { className: "switch-track", "aria-hidden": "true" }), h("span", {}, "Use as ControlNet scribble")),
+        h(
+          "label",
+          { className: "switch" },
+          this.enabled,
+          h("span", { className: "switch-track", "aria-hidden": "true" }),
+          h("span", {}, "Use as ControlNet scribble"),
+        ),
       ),
       h("p", { className: "field-hint" }, "The strokes keep the picture's layout while the prompt decides the rest."),
       h("div", { className: "field" }, h("label", { for: "scribble-model" }, "Model"), this.model),
@@ -67,15 +83,21 @@ export class ScribbleControl {
     });
     this.model.addEventListener("change", () => this.onChange());
     // Start never after end: moving one past the other moves both.
-    this.start.box.addEventListener("change", () => this.set(this.end, Math.max(this.value(this.end), this.value(this.start))));
-    this.end.box.addEventListener("change", () => this.set(this.start, Math.min(this.value(this.start), this.value(this.end))));
+    this.start.box.addEventListener("change", () =>
+      this.set(this.end, Math.max(this.value(this.end), this.value(this.start))),
+    );
+    this.end.box.addEventListener("change", () =>
+      this.set(this.start, Math.min(this.value(this.start), this.value(this.end))),
+    );
   }
 
   /** Lists the served ControlNets; the panel stays hidden when there are none. */
   async load(): Promise<void> {
     const titles = await this.api.controlNets();
     const scribbles = titles.filter((t) => /scribble|sketch/i.test(t));
-    this.model.replaceChildren(...[...scribbles, ...titles.filter((t) => !scribbles.includes(t))].map((t) => h("option", { value: t }, t)));
+    this.model.replaceChildren(
+      ...[...scribbles, ...titles.filter((t) => !scribbles.includes(t))].map((t) => h("option", { value: t }, t)),
+    );
     this.root.hidden = titles.length === 0;
     this.enabled.checked = scribbles.length > 0;
     this.root.classList.toggle("in-use", this.enabled.checked);
@@ -89,7 +111,9 @@ export class ScribbleControl {
   }
 
   /** A history job's unit ("use these settings"): its model when served, its strength and start/end; none turns it off. */
-  applySettings(unit: { model: string; weight?: number; guidance_start?: number; guidance_end?: number } | undefined): void {
+  applySettings(
+    unit: { model: string; weight?: number; guidance_start?: number; guidance_end?: number } | undefined,
+  ): void {
     if (this.root.hidden) return;
     this.enabled.checked = unit !== undefined;
     if (unit) {
@@ -135,7 +159,11 @@ export class ScribbleControl {
       const { width, height } = await imageSize(image);
       // The shorter side at its own size, so the map is the one the generation sees (the route's range is 64-2048).
       const res = Math.min(2048, Math.max(64, Math.min(width, height)));
-      const map = await this.api.detect({ controlnet_module: "scribble", controlnet_input_images: [image], controlnet_processor_res: res });
+      const map = await this.api.detect({
+        controlnet_module: "scribble",
+        controlnet_input_images: [image],
+        controlnet_processor_res: res,
+      });
       this.showMap(seq, `data:image/png;base64,${map}`, "The map the ControlNet follows");
     } catch (e) {
       this.showMap(seq, undefined, `No map preview: ${e instanceof Error ? e.message : String(e)}`);
@@ -174,7 +202,14 @@ function slider(id: string, label: string, min: number, max: number, step: numbe
 }
 
 function field(s: Slider, hint: string): HTMLElement {
-  return h("div", { className: "field slider-field" }, h("label", { for: s.box.id }, s.label), s.range, s.box, h("p", { className: "field-hint" }, hint));
+  return h(
+    "div",
+    { className: "field slider-field" },
+    h("label", { for: s.box.id }, s.label),
+    s.range,
+    s.box,
+    h("p", { className: "field-hint" }, hint),
+  );
 }
 
 async function decode(dataUrl: string): Promise<ImageBitmap> {
@@ -201,7 +236,8 @@ async function isBlank(dataUrl: string): Promise<boolean> {
     const ctx = canvas.getContext("2d", { willReadFrequently: true })!;
     ctx.drawImage(bitmap, 0, 0);
     const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
-    for (let i = 0; i < data.length; i += 4) if (data[i]! < PAPER_LEVEL || data[i + 1]! < PAPER_LEVEL || data[i + 2]! < PAPER_LEVEL) return false;
+    for (let i = 0; i < data.length; i += 4)
+      if (data[i]! < PAPER_LEVEL || data[i + 1]! < PAPER_LEVEL || data[i + 2]! < PAPER_LEVEL) return false;
     return true;
   } finally {
     bitmap.close();

@@ -5,8 +5,11 @@ export function toast(container: HTMLElement, message: string, kind: "info" | "e
   const note = h("div", { className: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" }, message);
   container.append(note);
   // Errors stay longer: they usually need reading.
-  setTimeout(() => {
-    note.classList.add("leaving");
-    setTimeout(() => note.remove(), 300);
-  }, kind === "error" ? 7000 : 3000);
+  setTimeout(
+    () => {
+      note.classList.add("leaving");
+      setTimeout(() => note.remove(), 300);
+    },
+    kind === "error" ? 7000 : 3000,
+  );
 }

@@ -19,7 +19,9 @@ export class UndoStack {
 
   /** Records the current pixels of `canvases` as one step. */
   record(...canvases: HTMLCanvasElement[]): void {
-    this.entries.push(canvases.map((canvas) => ({ canvas, data: context(canvas).getImageData(0, 0, canvas.width, canvas.height) })));
+    this.entries.push(
+      canvases.map((canvas) => ({ canvas, data: context(canvas).getImageData(0, 0, canvas.width, canvas.height) })),
+    );
     if (this.entries.length > this.depth) this.entries.shift();
   }
 

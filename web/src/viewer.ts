@@ -35,7 +35,9 @@ export class Viewer {
     img.src = src;
     img.alt = job.params.prompt;
     byId("viewer-prompt").textContent = job.params.prompt || "(no prompt)";
-    byId("viewer-params").replaceChildren(...paramRows(job.params, image.seed, this.samplerLabel).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+    byId("viewer-params").replaceChildren(
+      ...paramRows(job.params, image.seed, this.samplerLabel).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
+    );
     byId("viewer-infotext").textContent = image.infotext;
     const download = byId<HTMLAnchorElement>("viewer-download");
     download.href = src;

@@ -31,7 +31,10 @@ export function displayName(cert: X509Certificate): string {
 }
 
 /** `chain` is DER or PEM, signing certificate first, as C2PA's x5chain orders it. */
-export function evaluateChain(chain: ReadonlyArray<Uint8Array | string>, anchors: readonly X509Certificate[] = []): ChainReport {
+export function evaluateChain(
+  chain: ReadonlyArray<Uint8Array | string>,
+  anchors: readonly X509Certificate[] = [],
+): ChainReport {
   const certs = chain.map((c) => new X509Certificate(typeof c === "string" ? c : Buffer.from(c)));
   const subjects = certs.map(displayName);
   for (let i = 0; i + 1 < certs.length; i++) {

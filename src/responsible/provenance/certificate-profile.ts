@@ -20,7 +20,9 @@ const ANY_EKU = "2.5.29.37.0";
 export function signingCertificateProblems(cert: X509Certificate, at: Date = new Date()): string[] {
   const problems: string[] = [];
   if (cert.subject === cert.issuer) {
-    problems.push("it is self-signed; C2PA refuses self-signed signing certificates: issue it from a CA (your own is fine) and list that CA after it in the chain file");
+    problems.push(
+      "it is self-signed; C2PA refuses self-signed signing certificates: issue it from a CA (your own is fine) and list that CA after it in the chain file",
+    );
   }
   const keyUsage = cert.getExtension(KeyUsagesExtension);
   if (!keyUsage?.critical) {
@@ -33,7 +35,9 @@ export function signingCertificateProblems(cert: X509Certificate, at: Date = new
   const eku = cert.getExtension(ExtendedKeyUsageExtension);
   const usages = (eku?.usages ?? []).map(String);
   if (!eku) {
-    problems.push("it lacks an extendedKeyUsage extension (C2PA wants documentSigning 1.3.6.1.5.5.7.3.36 or emailProtection)");
+    problems.push(
+      "it lacks an extendedKeyUsage extension (C2PA wants documentSigning 1.3.6.1.5.5.7.3.36 or emailProtection)",
+    );
   } else if (usages.includes(ANY_EKU)) {
     problems.push("its extendedKeyUsage includes anyExtendedKeyUsage, which C2PA forbids");
   } else if (!usages.includes(DOCUMENT_SIGNING_EKU) && !usages.includes(ExtendedKeyUsage.emailProtection)) {
@@ -50,10 +54,14 @@ function publicKeyProblem(cert: X509Certificate): string | undefined {
   const alg = cert.publicKey.algorithm as { name: string; namedCurve?: string; modulusLength?: number };
   switch (alg.name) {
     case "ECDSA":
-      return ["P-256", "P-384", "P-521"].includes(alg.namedCurve ?? "") ? undefined : `its EC curve ${alg.namedCurve ?? "(unknown)"} is not one C2PA allows (P-256, P-384, P-521)`;
+      return ["P-256", "P-384", "P-521"].includes(alg.namedCurve ?? "")
+        ? undefined
+        : `its EC curve ${alg.namedCurve ?? "(unknown)"} is not one C2PA allows (P-256, P-384, P-521)`;
     case "RSASSA-PKCS1-v1_5":
     case "RSA-PSS":
-      return (alg.modulusLength ?? 0) >= 2048 ? undefined : `its RSA key has ${alg.modulusLength} bits; C2PA needs at least 2048`;
+      return (alg.modulusLength ?? 0) >= 2048
+        ? undefined
+        : `its RSA key has ${alg.modulusLength} bits; C2PA needs at least 2048`;
     case "Ed25519":
       return undefined;
     default:

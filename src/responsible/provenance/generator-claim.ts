@@ -22,7 +22,8 @@ export class GeneratorClaim extends Claim {
     if (content instanceof CBORBox) {
       const map = content.content as { claim_generator_info?: unknown };
       const info = map.claim_generator_info;
-      if (Array.isArray(info)) info[0] = { ...(info[0] as object), ...this.extraInfo }; // v1 claims keep a list
+      if (Array.isArray(info))
+        info[0] = { ...(info[0] as object), ...this.extraInfo }; // v1 claims keep a list
       else map.claim_generator_info = { ...(info as object), ...this.extraInfo };
       content.generateRawContent();
     }
@@ -33,8 +34,13 @@ export class GeneratorClaim extends Claim {
 /** The generator info of a claim read from a file, extra keys included (the library keeps only two). */
 export function readGeneratorInfo(claim: Claim): GeneratorInfo {
   const content = claim.sourceBox?.contentBoxes[0];
-  const raw = content instanceof CBORBox ? (content.content as { claim_generator_info?: unknown; claim_generator?: unknown }) : undefined;
+  const raw =
+    content instanceof CBORBox
+      ? (content.content as { claim_generator_info?: unknown; claim_generator?: unknown })
+      : undefined;
   const info = Array.isArray(raw?.claim_generator_info) ? raw.claim_generator_info[0] : raw?.claim_generator_info;
   if (info && typeof info === "object") return info as GeneratorInfo;
-  return { name: claim.claimGeneratorName ?? (typeof raw?.claim_generator === "string" ? raw.claim_generator : undefined) };
+  return {
+    name: claim.claimGeneratorName ?? (typeof raw?.claim_generator === "string" ? raw.claim_generator : undefined),
+  };
 }

@@ -33,7 +33,8 @@ function sniffMediaType(b: Uint8Array): string {
   const starts = (...sig: number[]) => sig.every((v, i) => b[i] === v);
   if (starts(0x89, 0x50, 0x4e, 0x47)) return "image/png";
   if (starts(0xff, 0xd8, 0xff)) return "image/jpeg";
-  if (starts(0x52, 0x49, 0x46, 0x46) && b[8] === 0x57 && b[9] === 0x45 && b[10] === 0x42 && b[11] === 0x50) return "image/webp";
+  if (starts(0x52, 0x49, 0x46, 0x46) && b[8] === 0x57 && b[9] === 0x45 && b[10] === 0x42 && b[11] === 0x50)
+    return "image/webp";
   if (starts(0x47, 0x49, 0x46, 0x38)) return "image/gif";
   return "application/octet-stream";
 }

@@ -47,7 +47,8 @@ export async function localSigner(dir: string = defaultProvenanceDir()): Promise
   if (existing) return existing;
   await createIdentity(dir);
   const created = await readIdentity(dir);
-  if (!created) throw new InputError(`could not create the local C2PA signing key in ${dir}; check that the folder is writable`);
+  if (!created)
+    throw new InputError(`could not create the local C2PA signing key in ${dir}; check that the folder is writable`);
   return created;
 }
 
@@ -55,12 +56,21 @@ async function readIdentity(dir: string): Promise<ProvenanceSigner | undefined> 
   const [key, chain] = await Promise.all([readOptional(join(dir, KEY_FILE)), readOptional(join(dir, CHAIN_FILE))]);
   if (key === undefined && chain === undefined) return undefined;
   if (key === undefined || chain === undefined) {
-    throw new InputError(`the local C2PA signing identity in ${dir} is incomplete (it needs both ${KEY_FILE} and ${CHAIN_FILE}); delete the folder and diffuse makes a new one`);
+    throw new InputError(
+      `the local C2PA signing identity in ${dir} is incomplete (it needs both ${KEY_FILE} and ${CHAIN_FILE}); delete the folder and diffuse makes a new one`,
+    );
   }
   try {
-    return signerFromPem(key, chain, { selfSigned: true, keyName: join(dir, KEY_FILE), chainName: join(dir, CHAIN_FILE) });
+    return signerFromPem(key, chain, {
+      selfSigned: true,
+      keyName: join(dir, KEY_FILE),
+      chainName: join(dir, CHAIN_FILE),
+    });
   } catch (e) {
-    if (e instanceof InputError) throw new InputError(`${e.message}. This is diffuse's own local key: delete ${dir} and a new one is made on next use`);
+    if (e instanceof InputError)
+      throw new InputError(
+        `${e.message}. This is diffuse's own local key: delete ${dir} and a new one is made on next use`,
+      );
     throw e;
   }
 }
@@ -139,7 +149,10 @@ async function generateIdentity(): Promise<{ keyPem: string; chainPem: string }>
 
 async function readOptional(path: string): Promise<string | undefined> {
   if (!existsSync(path)) return undefined;
-  return readRegularFile(path, InputError, { hint: "check it, or move it aside to make a new local identity", maxBytes: MAX_PEM_BYTES }).toString("utf8");
+  return readRegularFile(path, InputError, {
+    hint: "check it, or move it aside to make a new local identity",
+    maxBytes: MAX_PEM_BYTES,
+  }).toString("utf8");
 }
 
 const README = `diffuse's local C2PA signing identity

@@ -65,10 +65,15 @@ const SIGNATURE_RESERVE = 1024;
  */
 export async function signImage(image: Uint8Array, info: ProvenanceInfo, signer: ProvenanceSigner): Promise<Buffer> {
   const opened = openSignableAsset(image, "the image to sign");
-  if (!opened) throw new InputError(`only ${signableFormatNames()} images can carry diffuse's C2PA manifest; encode the image as one of those first`);
+  if (!opened)
+    throw new InputError(
+      `only ${signableFormatNames()} images can carry diffuse's C2PA manifest; encode the image as one of those first`,
+    );
   const { asset, format } = opened;
   if (asset.getManifestJUMBF()) {
-    throw new InputError(`the ${IMAGE_FORMATS[format].name} already carries a C2PA manifest; diffuse signs only images it has just encoded, and replacing another manifest would drop its history`);
+    throw new InputError(
+      `the ${IMAGE_FORMATS[format].name} already carries a C2PA manifest; diffuse signs only images it has just encoded, and replacing another manifest would drop its history`,
+    );
   }
   const version = diffuseVersion();
   const store = new ManifestStore();
@@ -80,7 +85,9 @@ export async function signImage(image: Uint8Array, info: ProvenanceInfo, signer:
     signer: signer.cose,
   });
   const base = manifest.claim!;
-  const claim = new GeneratorClaim({ [SIGNING_KEY_FIELD]: signer.selfSigned ? SELF_SIGNED_STATEMENT : CONFIGURED_KEY_STATEMENT });
+  const claim = new GeneratorClaim({
+    [SIGNING_KEY_FIELD]: signer.selfSigned ? SELF_SIGNED_STATEMENT : CONFIGURED_KEY_STATEMENT,
+  });
   claim.version = ClaimVersion.V2;
   claim.instanceID = base.instanceID;
   claim.defaultAlgorithm = base.defaultAlgorithm;
@@ -122,7 +129,11 @@ export async function signImage(image: Uint8Array, info: ProvenanceInfo, signer:
   return Buffer.from(await asset.getDataRange());
 }
 
-function createdAction(info: ProvenanceInfo, version: string | undefined, ingredients: HashedURI[] | undefined): Action {
+function createdAction(
+  info: ProvenanceInfo,
+  version: string | undefined,
+  ingredients: HashedURI[] | undefined,
+): Action {
   const generation: Record<string, unknown> = { model: info.model, sampler: info.sampler };
   const optional = {
     prompt: info.prompt,

@@ -34,6 +34,8 @@ export function openSignableAsset(bytes: Uint8Array, name: string): SignableAsse
   try {
     return { format, asset: format === "png" ? new PNG(bytes) : new JPEG(bytes) };
   } catch (e) {
-    throw new InputError(`${name} is a damaged ${IMAGE_FORMATS[format].name} file (${(e as Error).message}); re-export or re-download it`);
+    throw new InputError(
+      `${name} is a damaged ${IMAGE_FORMATS[format].name} file (${(e as Error).message}); re-export or re-download it`,
+    );
   }
 }

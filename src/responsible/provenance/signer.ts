@@ -19,11 +19,18 @@ export interface ProvenanceSigner {
 }
 
 /** COSE algorithm identifiers (RFC 9053) for the key types C2PA allows. */
-const ES256 = -7, ES384 = -35, ES512 = -36, EDDSA = -8, PS256 = -37;
+const ES256 = -7,
+  ES384 = -35,
+  ES512 = -36,
+  EDDSA = -8,
+  PS256 = -37;
 
 /** Reads a PEM private key and a PEM certificate chain (signing certificate first) from files. */
 export async function loadSigner(keyPath: string, certPath: string): Promise<ProvenanceSigner> {
-  const [keyPem, chainPem] = await Promise.all([readText(keyPath, "C2PA private key"), readText(certPath, "C2PA certificate chain")]);
+  const [keyPem, chainPem] = await Promise.all([
+    readText(keyPath, "C2PA private key"),
+    readText(certPath, "C2PA certificate chain"),
+  ]);
   return signerFromPem(keyPem, chainPem, { selfSigned: false, keyName: keyPath, chainName: certPath });
 }
 
@@ -45,26 +52,41 @@ export function signerFromPem(keyPem: string, chainPem: string, options: SignerF
   try {
     key = createPrivateKey(keyPem);
   } catch (e) {
-    throw new InputError(`cannot read a private key from ${keyName} (${(e as Error).message}); give a PEM key ("BEGIN PRIVATE KEY" or "BEGIN EC PRIVATE KEY"), unencrypted`);
+    throw new InputError(
+      `cannot read a private key from ${keyName} (${(e as Error).message}); give a PEM key ("BEGIN PRIVATE KEY" or "BEGIN EC PRIVATE KEY"), unencrypted`,
+    );
   }
   const pems = splitPemCertificates(chainPem);
   if (pems.length === 0) {
-    throw new InputError(`${chainName} holds no PEM certificate ("BEGIN CERTIFICATE"); give the signing certificate followed by its issuing CA certificates`);
+    throw new InputError(
+      `${chainName} holds no PEM certificate ("BEGIN CERTIFICATE"); give the signing certificate followed by its issuing CA certificates`,
+    );
   }
   const leaf = new NodeCertificate(pems[0]!);
   if (!leaf.checkPrivateKey(key)) {
-    throw new InputError(`the private key in ${keyName} does not belong to the first certificate in ${chainName} ("${displayName(leaf)}"); put the signing certificate first, then its issuers`);
+    throw new InputError(
+      `the private key in ${keyName} does not belong to the first certificate in ${chainName} ("${displayName(leaf)}"); put the signing certificate first, then its issuers`,
+    );
   }
   const chain = evaluateChain(pems);
   if (chain.trust === "broken") {
-    throw new InputError(`${chainName} is not a chain: ${chain.problem}; list the signing certificate first and each certificate's issuer after it`);
+    throw new InputError(
+      `${chainName} is not a chain: ${chain.problem}; list the signing certificate first and each certificate's issuer after it`,
+    );
   }
   const certificate = new X509Certificate(pems[0]!);
   const problems = signingCertificateProblems(certificate);
   if (problems.length) {
-    throw new InputError(`the certificate in ${chainName} ("${displayName(leaf)}") cannot sign C2PA manifests: ${problems.join("; ")}`);
+    throw new InputError(
+      `the certificate in ${chainName} ("${displayName(leaf)}") cannot sign C2PA manifests: ${problems.join("; ")}`,
+    );
   }
-  const cose = new NodeCoseSigner(key, coseAlgorithm(key, keyName), certificate, pems.slice(1).map((p) => new X509Certificate(p)));
+  const cose = new NodeCoseSigner(
+    key,
+    coseAlgorithm(key, keyName),
+    certificate,
+    pems.slice(1).map((p) => new X509Certificate(p)),
+  );
   return { cose, selfSigned: options.selfSigned, source: keyName, subject: displayName(leaf) };
 }
 
@@ -86,7 +108,9 @@ class NodeCoseSigner implements Signer {
       case EDDSA:
         return new Uint8Array(sign(null, payload, this.key));
       case PS256:
-        return new Uint8Array(sign("sha256", payload, { key: this.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }));
+        return new Uint8Array(
+          sign("sha256", payload, { key: this.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }),
+        );
       default: {
         const hash = this.algorithm === ES384 ? "sha384" : this.algorithm === ES512 ? "sha512" : "sha256";
         return new Uint8Array(sign(hash, payload, { key: this.key, dsaEncoding: "ieee-p1363" }));
@@ -119,5 +143,8 @@ export const MAX_PEM_BYTES = 2 ** 20;
 
 /** PEM keys and certificate chains are a few kilobytes; a named pipe or device given by mistake is refused, not read. */
 async function readText(path: string, what: string): Promise<string> {
-  return readRegularFile(path, InputError, { hint: `pass the path of the ${what} (a PEM file)`, maxBytes: MAX_PEM_BYTES }).toString("utf8");
+  return readRegularFile(path, InputError, {
+    hint: `pass the path of the ${what} (a PEM file)`,
+    maxBytes: MAX_PEM_BYTES,
+  }).toString("utf8");
 }

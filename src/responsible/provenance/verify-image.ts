@@ -13,7 +13,12 @@ import { evaluateChain, splitPemCertificates, type ChainTrust } from "./certific
 import { signingCertificateProblems } from "./certificate-profile.js";
 import { readGeneratorInfo, type GeneratorInfo } from "./generator-claim.js";
 import { openSignableAsset } from "./signable-asset.js";
-import { COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA, SELF_SIGNED_STATEMENT, SIGNING_KEY_FIELD, TRAINED_ALGORITHMIC_MEDIA } from "./vocabulary.js";
+import {
+  COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+  SELF_SIGNED_STATEMENT,
+  SIGNING_KEY_FIELD,
+  TRAINED_ALGORITHMIC_MEDIA,
+} from "./vocabulary.js";
 
 export interface VerifyOptions {
   /** PEM text of root certificates to trust; without it no signer can be `trusted`. */
@@ -112,7 +117,12 @@ export async function verifyImage(image: Uint8Array, options: VerifyOptions = {}
   }
   const manifest = store.getActiveManifest();
   if (!manifest?.claim) {
-    return { ...EMPTY, manifestFound: true, valid: false, failures: [{ code: "claim.missing", message: explain("claim.missing") }] };
+    return {
+      ...EMPTY,
+      manifestFound: true,
+      valid: false,
+      failures: [{ code: "claim.missing", message: explain("claim.missing") }],
+    };
   }
 
   let statuses: ValidationStatusEntry[];
@@ -122,7 +132,9 @@ export async function verifyImage(image: Uint8Array, options: VerifyOptions = {}
     const f = failureFromError(e);
     statuses = [{ code: f.code as ValidationStatusEntry["code"], explanation: f.message, success: false }];
   }
-  const failures: VerifyFailure[] = statuses.filter((s) => s.success === false).map((s) => failureFromStatus(s, manifest));
+  const failures: VerifyFailure[] = statuses
+    .filter((s) => s.success === false)
+    .map((s) => failureFromStatus(s, manifest));
 
   const signer = describeSigner(manifest, options.trustAnchors);
   if (signer?.trust === "broken" && !failures.some((f) => f.code === "signingCredential.invalid")) {
@@ -143,11 +155,17 @@ export async function verifyImage(image: Uint8Array, options: VerifyOptions = {}
     instanceID: manifest.claim.instanceID,
     assertions: (manifest.assertions?.assertions ?? []).map((a) => a.fullLabel ?? a.label ?? "(unlabelled)"),
     actions,
-    ingredients: (manifest.assertions?.assertions ?? []).filter((a) => a instanceof IngredientAssertion).map(reportIngredient),
+    ingredients: (manifest.assertions?.assertions ?? [])
+      .filter((a) => a instanceof IngredientAssertion)
+      .map(reportIngredient),
     signer: signer?.report,
     signatureValid: statuses.some((s) => s.code === "claimSignature.validated"),
     hashBinding,
-    aiGenerated: actions.some((a) => a.digitalSourceType === TRAINED_ALGORITHMIC_MEDIA || a.digitalSourceType === COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA),
+    aiGenerated: actions.some(
+      (a) =>
+        a.digitalSourceType === TRAINED_ALGORITHMIC_MEDIA ||
+        a.digitalSourceType === COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    ),
     statuses,
   };
 }
@@ -168,13 +186,15 @@ const EMPTY: VerifyReport = {
 /** What each failure code means for someone holding the image. */
 const EXPLANATIONS: Readonly<Record<string, string>> = {
   "assertion.dataHash.mismatch": "hash mismatch: the image was modified after signing",
-  "claimSignature.mismatch": "signature mismatch: the claim was altered after signing, or signed with a key other than the certificate's",
+  "claimSignature.mismatch":
+    "signature mismatch: the claim was altered after signing, or signed with a key other than the certificate's",
   "claimSignature.missing": "the manifest carries no signature",
   "assertion.hashedURI.mismatch": "an assertion was altered after signing: it no longer matches its hash in the claim",
   "assertion.missing": "an assertion the claim lists is missing from the manifest",
   "claim.missing": "the manifest has no claim",
   "claim.multiple": "the manifest has more than one claim",
-  "claim.hardBindings.missing": "the manifest is not bound to the image bytes (no hash assertion), so it could have been copied from any file",
+  "claim.hardBindings.missing":
+    "the manifest is not bound to the image bytes (no hash assertion), so it could have been copied from any file",
   "assertion.multipleHardBindings": "the manifest has more than one hard binding",
   "signingCredential.invalid": "the signing certificate is not valid for C2PA",
   "signingCredential.expired": "the signing certificate was outside its validity period",
@@ -193,7 +213,9 @@ function failureFromStatus(s: ValidationStatusEntry, manifest: Manifest): Verify
   if (s.code === "assertion.hashedURI.mismatch" && s.url) message += ` (${s.url.replace(/^self#jumbf=/, "")})`;
   if (s.code === "signingCredential.invalid") {
     const cert = manifest.signature?.signatureData.certificate;
-    const problems = cert ? signingCertificateProblems(cert, manifest.signature?.signatureData.timestamp ?? new Date()) : [];
+    const problems = cert
+      ? signingCertificateProblems(cert, manifest.signature?.signatureData.timestamp ?? new Date())
+      : [];
     if (problems.length) message += `: ${problems.join("; ")}`;
   }
   if (!(s.code in EXPLANATIONS) && s.explanation) message += `: ${s.explanation}`;
@@ -211,7 +233,11 @@ function failureFromError(e: unknown): VerifyFailure {
  * The library checks the hard binding only when everything before it passed; a reader still wants to know
  * whether the pixels changed when, say, the certificate is the problem, so it is checked here directly.
  */
-async function checkHardBinding(manifest: Manifest, asset: Asset, statuses: ValidationStatusEntry[]): Promise<VerifyReport["hashBinding"]> {
+async function checkHardBinding(
+  manifest: Manifest,
+  asset: Asset,
+  statuses: ValidationStatusEntry[],
+): Promise<VerifyReport["hashBinding"]> {
   if (statuses.some((s) => s.code === "assertion.dataHash.mismatch")) return "mismatch";
   if (statuses.some((s) => s.code === "assertion.dataHash.match")) return "match";
   const bindings = manifest.assertions?.getHardBindings() ?? [];
@@ -224,13 +250,27 @@ async function checkHardBinding(manifest: Manifest, asset: Asset, statuses: Vali
   }
 }
 
-const COSE_ALGORITHMS: Readonly<Record<number, string>> = { [-7]: "ES256", [-35]: "ES384", [-36]: "ES512", [-8]: "Ed25519", [-37]: "PS256", [-38]: "PS384", [-39]: "PS512" };
+const COSE_ALGORITHMS: Readonly<Record<number, string>> = {
+  [-7]: "ES256",
+  [-35]: "ES384",
+  [-36]: "ES512",
+  [-8]: "Ed25519",
+  [-37]: "PS256",
+  [-38]: "PS384",
+  [-39]: "PS512",
+};
 
-function describeSigner(manifest: Manifest, trustAnchors: string | undefined): { report: ReportedSigner; trust: ChainTrust; problem?: string } | undefined {
+function describeSigner(
+  manifest: Manifest,
+  trustAnchors: string | undefined,
+): { report: ReportedSigner; trust: ChainTrust; problem?: string } | undefined {
   const sig = manifest.signature?.signatureData;
   if (!sig?.certificate) return undefined;
   const anchors = splitPemCertificates(trustAnchors ?? "").map((p) => new NodeCertificate(p));
-  const chain = evaluateChain([sig.certificate, ...sig.chainCertificates].map((c) => new Uint8Array(c.rawData)), anchors);
+  const chain = evaluateChain(
+    [sig.certificate, ...sig.chainCertificates].map((c) => new Uint8Array(c.rawData)),
+    anchors,
+  );
   const generator = manifest.claim ? readGeneratorInfo(manifest.claim) : {};
   const report: ReportedSigner = {
     subject: sig.certificate.subject,
@@ -261,7 +301,14 @@ function reportAction(a: Action): ReportedAction {
 function reportIngredient(a: IngredientAssertion): ReportedIngredient {
   const sha256 = a.data && a.data.algorithm === "SHA-256" ? Buffer.from(a.data.hash).toString("hex") : undefined;
   const out: Record<string, string> = { label: a.fullLabel ?? a.label };
-  const fields = { relationship: a.relationship, title: a.title, format: a.format, description: a.description, sha256, dataUri: a.data?.uri };
+  const fields = {
+    relationship: a.relationship,
+    title: a.title,
+    format: a.format,
+    description: a.description,
+    sha256,
+    dataUri: a.data?.uri,
+  };
   for (const [k, v] of Object.entries(fields)) if (v) out[k] = v;
   return out as unknown as ReportedIngredient;
 }

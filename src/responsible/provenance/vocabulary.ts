@@ -23,7 +23,8 @@ export const SIGNING_KEY_FIELD = "org.diffuse.signing";
 export const GENERATION_FIELD = "org.diffuse.generation";
 
 /** What SIGNING_KEY_FIELD says, so a reader of the raw manifest knows how far to trust the signature. */
-export const SELF_SIGNED_STATEMENT = "self-signed local key: proves the image is unchanged since this diffuse installation signed it, not who ran it";
+export const SELF_SIGNED_STATEMENT =
+  "self-signed local key: proves the image is unchanged since this diffuse installation signed it, not who ran it";
 export const CONFIGURED_KEY_STATEMENT = "key and certificate chain configured by the user";
 
 /**
@@ -32,7 +33,10 @@ export const CONFIGURED_KEY_STATEMENT = "key and certificate chain configured by
  */
 export function diffuseVersion(): string | undefined {
   try {
-    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { name?: string; version?: string };
+    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
+      name?: string;
+      version?: string;
+    };
     return pkg.name === "diffuse" ? pkg.version : undefined;
   } catch {
     return undefined;

@@ -71,7 +71,7 @@ function taps(inSize: number, outSize: number): Taps {
 
 function clip8(acc: number): number {
   const v = Math.floor(acc / ONE);
-  return v < 0 ? 0 : Math.min(v , 255);
+  return v < 0 ? 0 : Math.min(v, 255);
 }
 
 /** One pass along rows (horizontal) or columns (vertical) of interleaved RGB. */
@@ -84,7 +84,9 @@ function pass(src: Uint8Array, w: number, h: number, outW: number, outH: number,
       const lo = t.start[o]!;
       const n = t.count[o]!;
       const base = o * t.width;
-      let r = HALF, g = HALF, b = HALF;
+      let r = HALF,
+        g = HALF,
+        b = HALF;
       for (let i = 0; i < n; i++) {
         const k = t.weights[base + i]!;
         const p = horizontal ? (y * w + lo + i) * 3 : ((lo + i) * w + x) * 3;

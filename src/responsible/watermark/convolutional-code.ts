@@ -45,7 +45,10 @@ export function convolutionalEncode(message: readonly number[]): number[] {
  */
 export function viterbiDecode(soft: ArrayLike<number>, length: number): number[] {
   const steps = length + MEMORY;
-  if (soft.length !== steps * GENERATORS.length) throw new InternalError(`Viterbi: ${soft.length} soft values for a ${length}-bit message, expected ${steps * GENERATORS.length}`);
+  if (soft.length !== steps * GENERATORS.length)
+    throw new InternalError(
+      `Viterbi: ${soft.length} soft values for a ${length}-bit message, expected ${steps * GENERATORS.length}`,
+    );
   const table = Array.from({ length: STATES }, (_, s) => [outputs(s, 0), outputs(s, 1)] as const);
   let metric = new Float64Array(STATES).fill(-Infinity);
   metric[0] = 0;
@@ -53,7 +56,9 @@ export function viterbiDecode(soft: ArrayLike<number>, length: number): number[]
   const input = new Uint8Array(steps * STATES);
   for (let t = 0; t < steps; t++) {
     const next = new Float64Array(STATES).fill(-Infinity);
-    const s0 = soft[3 * t]!, s1 = soft[3 * t + 1]!, s2 = soft[3 * t + 2]!;
+    const s0 = soft[3 * t]!,
+      s1 = soft[3 * t + 1]!,
+      s2 = soft[3 * t + 2]!;
     // The tail forces zeros: only the 0 branch is allowed there.
     const maxBit = t < length ? 1 : 0;
     for (let state = 0; state < STATES; state++) {

@@ -57,28 +57,57 @@ export function detectWatermark(image: RgbImage, options: DetectOptions = {}): W
   const bestDwt = dwtDct.filter((m) => m.found).sort((a, b) => a.pValue - b.pValue)[0];
   if (robust.found) {
     const p = robust.payload!;
-    const who = p.generator === DIFFUSE_GENERATOR_ID ? "diffuse" : `generator 0x${p.generator.toString(16).padStart(4, "0")}`;
-    return report("robust", 1 - robust.falsePositiveProbability, `robust watermark: ${who}, job 0x${p.job.toString(16).padStart(8, "0")} (sync z=${robust.syncScore.toFixed(1)}, crop ~${Math.round((1 - robust.kept.x) * 100)}%)`, robust, dwtDct);
+    const who =
+      p.generator === DIFFUSE_GENERATOR_ID ? "diffuse" : `generator 0x${p.generator.toString(16).padStart(4, "0")}`;
+    return report(
+      "robust",
+      1 - robust.falsePositiveProbability,
+      `robust watermark: ${who}, job 0x${p.job.toString(16).padStart(8, "0")} (sync z=${robust.syncScore.toFixed(1)}, crop ~${Math.round((1 - robust.kept.x) * 100)}%)`,
+      robust,
+      dwtDct,
+    );
   }
   if (bestDwt) {
-    const name = bestDwt.message === "sd1" ? "Stable Diffusion 1 (\"StableDiffusionV1\")" : "SDXL";
-    return report(`dwtDct-${bestDwt.message}`, 1 - bestDwt.pValue, `dwtDct watermark of ${name}: ${(bestDwt.bitAgreement * 100).toFixed(0)}% of bits agree (p=${bestDwt.pValue.toExponential(1)})`, robust, dwtDct);
+    const name = bestDwt.message === "sd1" ? 'Stable Diffusion 1 ("StableDiffusionV1")' : "SDXL";
+    return report(
+      `dwtDct-${bestDwt.message}`,
+      1 - bestDwt.pValue,
+      `dwtDct watermark of ${name}: ${(bestDwt.bitAgreement * 100).toFixed(0)}% of bits agree (p=${bestDwt.pValue.toExponential(1)})`,
+      robust,
+      dwtDct,
+    );
   }
   if (robust.present) {
-    return report("robust-unreadable", 1 - robust.falsePositiveProbability, `robust watermark present (sync z=${robust.syncScore.toFixed(1)}) but its payload could not be read`, robust, dwtDct);
+    return report(
+      "robust-unreadable",
+      1 - robust.falsePositiveProbability,
+      `robust watermark present (sync z=${robust.syncScore.toFixed(1)}) but its payload could not be read`,
+      robust,
+      dwtDct,
+    );
   }
   return report("none", 0, "no watermark found", robust, dwtDct);
 }
 
-function report(verdict: WatermarkVerdict, confidence: number, summary: string, robust: RobustDetection, dwtDct: readonly DwtDctMatch[]): WatermarkReport {
+function report(
+  verdict: WatermarkVerdict,
+  confidence: number,
+  summary: string,
+  robust: RobustDetection,
+  dwtDct: readonly DwtDctMatch[],
+): WatermarkReport {
   return { verdict, confidence: Math.max(0, Math.min(1, confidence)), summary, robust, dwtDct };
 }
 
 function matchDwtDct(image: RgbImage, message: DwtDctMessage, bits: readonly number[]): DwtDctMatch {
-  if (image.width * image.height < DWT_DCT_MIN_PIXELS) return { message, checked: false, bitAgreement: 0, pValue: 1, found: false };
+  if (image.width * image.height < DWT_DCT_MIN_PIXELS)
+    return { message, checked: false, bitAgreement: 0, pValue: 1, found: false };
   const decoded = decodeDwtDct(image, bits.length);
   const n = bits.length;
-  let agree = 0, decodedOnes = 0, messageOnes = 0, bothOnes = 0;
+  let agree = 0,
+    decodedOnes = 0,
+    messageOnes = 0,
+    bothOnes = 0;
   for (let i = 0; i < n; i++) {
     if (decoded[i] === bits[i]) agree++;
     decodedOnes += decoded[i]!;

@@ -35,10 +35,14 @@ export const DWT_DCT_BLOCK = 4;
 export const DWT_DCT_MIN_PIXELS = 256 * 256;
 
 /** The message Stable Diffusion 1.x embeds: the UTF-8 bytes of "StableDiffusionV1", most significant bit first. */
-export const SD1_WATERMARK_BITS: readonly number[] = Object.freeze(bitsFromBytes(new TextEncoder().encode("StableDiffusionV1")));
+export const SD1_WATERMARK_BITS: readonly number[] = Object.freeze(
+  bitsFromBytes(new TextEncoder().encode("StableDiffusionV1")),
+);
 
 /** The fixed 48-bit message of SDXL (generative-models' WATERMARK_MESSAGE). */
-export const SDXL_WATERMARK_BITS: readonly number[] = Object.freeze([..."101100111110110010010000011110111011000110011110"].map(Number));
+export const SDXL_WATERMARK_BITS: readonly number[] = Object.freeze(
+  [..."101100111110110010010000011110111011000110011110"].map(Number),
+);
 
 /**
  * Float RGB pixels on the 0..255 scale, HWC: what SDXL handed the watermark (its decoded images times 255),
@@ -67,7 +71,11 @@ export function embedDwtDct(image: RgbImage, bits: readonly number[]): RgbImage 
   checkBits(bits);
   const yuv = bgrToYuv8(swapRedBlue(image.data, new Uint8Array(image.data.length)));
   embedInU(yuv, image.width, image.height, bits, "float64", (v) => cCastToByte(v));
-  return { width: image.width, height: image.height, data: swapRedBlue(yuvToBgr8(yuv), new Uint8Array(image.data.length)) };
+  return {
+    width: image.width,
+    height: image.height,
+    data: swapRedBlue(yuvToBgr8(yuv), new Uint8Array(image.data.length)),
+  };
 }
 
 /**
@@ -80,7 +88,11 @@ export function embedDwtDctFloat(image: FloatRgbImage, bits: readonly number[]):
   checkBits(bits);
   const yuv = bgrToYuvFloat(swapRedBlue(image.data, new Float32Array(image.data.length)), image.width);
   embedInU(yuv, image.width, image.height, bits, "float32", Math.fround);
-  return { width: image.width, height: image.height, data: swapRedBlue(yuvToBgrFloat(yuv), new Float32Array(image.data.length)) };
+  return {
+    width: image.width,
+    height: image.height,
+    data: swapRedBlue(yuvToBgrFloat(yuv), new Float32Array(image.data.length)),
+  };
 }
 
 /** `WatermarkDecoder('bits', length).decode(bgr, 'dwtDct')` on a uint8 image: the bits (0/1) as the reference reads them. */
@@ -99,8 +111,16 @@ export function decodeDwtDctFloat(image: FloatRgbImage, length: number): number[
 
 type Pixels = Uint8Array | Float32Array;
 
-function embedInU(yuv: Pixels, width: number, height: number, bits: readonly number[], precision: Precision, store: (v: number) => number): void {
-  const w4 = Math.floor(width / 4) * 4, h4 = Math.floor(height / 4) * 4;
+function embedInU(
+  yuv: Pixels,
+  width: number,
+  height: number,
+  bits: readonly number[],
+  precision: Precision,
+  store: (v: number) => number,
+): void {
+  const w4 = Math.floor(width / 4) * 4,
+    h4 = Math.floor(height / 4) * 4;
   const bands = haarForward((x, y) => yuv[(y * width + x) * 3 + 1]!, w4, h4, precision);
   let n = 0;
   forEachBlock(bands, (block) => {
@@ -118,8 +138,10 @@ function embedInU(yuv: Pixels, width: number, height: number, bits: readonly num
 }
 
 function decodeFromU(yuv: Pixels, width: number, height: number, length: number, precision: Precision): number[] {
-  if (!Number.isInteger(length) || length < 1) throw new InternalError(`dwtDct decoding needs a positive whole number of bits, got ${length}`);
-  const w4 = Math.floor(width / 4) * 4, h4 = Math.floor(height / 4) * 4;
+  if (!Number.isInteger(length) || length < 1)
+    throw new InternalError(`dwtDct decoding needs a positive whole number of bits, got ${length}`);
+  const w4 = Math.floor(width / 4) * 4,
+    h4 = Math.floor(height / 4) * 4;
   const bands = haarForward((x, y) => yuv[(y * width + x) * 3 + 1]!, w4, h4, precision);
   const ones = new Array<number>(length).fill(0);
   const votes = new Array<number>(length).fill(0);
@@ -143,20 +165,27 @@ interface Block {
 /** Visits the whole 4x4 blocks of the LL band, row by row, as the reference's encode_frame/decode_frame. */
 function forEachBlock(bands: HaarBands, visit: (block: Block) => void): void {
   const { approx: ll, width } = bands;
-  const rows = Math.floor(bands.height / DWT_DCT_BLOCK), cols = Math.floor(width / DWT_DCT_BLOCK);
+  const rows = Math.floor(bands.height / DWT_DCT_BLOCK),
+    cols = Math.floor(width / DWT_DCT_BLOCK);
   let origin = 0;
   const at = (k: number): number => origin + (k >> 2) * width + (k & 3);
   const block: Block = {
     largest() {
-      let best = 1, max = Math.abs(ll[at(1)]!);
+      let best = 1,
+        max = Math.abs(ll[at(1)]!);
       for (let k = 2; k < 16; k++) {
         const v = Math.abs(ll[at(k)]!);
-        if (v > max) { max = v; best = k; }
+        if (v > max) {
+          max = v;
+          best = k;
+        }
       }
       return best;
     },
     get: (k) => ll[at(k)]!,
-    set: (k, v) => { ll[at(k)] = v; },
+    set: (k, v) => {
+      ll[at(k)] = v;
+    },
   };
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) {
@@ -195,11 +224,19 @@ function swapRedBlue<T extends Pixels>(src: Pixels, dst: T): T {
 }
 
 function checkImage(width: number, height: number, length: number): void {
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1 || length !== width * height * 3) {
+  if (
+    !Number.isInteger(width) ||
+    !Number.isInteger(height) ||
+    width < 1 ||
+    height < 1 ||
+    length !== width * height * 3
+  ) {
     throw new InternalError(`image of ${width}x${height} has ${length} values, expected ${width * height * 3}`);
   }
   if (width * height < DWT_DCT_MIN_PIXELS) {
-    throw new InputError(`the dwtDct watermark needs at least 256x256 pixels (as the reference); this image is ${width}x${height}`);
+    throw new InputError(
+      `the dwtDct watermark needs at least 256x256 pixels (as the reference); this image is ${width}x${height}`,
+    );
   }
 }
 

@@ -12,7 +12,8 @@ export class Fft {
   private readonly reversed: Uint32Array;
 
   constructor(size: number) {
-    if (!Number.isInteger(size) || size < 2 || (size & (size - 1)) !== 0) throw new InternalError(`FFT size ${size} is not a power of two`);
+    if (!Number.isInteger(size) || size < 2 || (size & (size - 1)) !== 0)
+      throw new InternalError(`FFT size ${size} is not a power of two`);
     this.size = size;
     this.cos = new Float64Array(size / 2);
     this.sin = new Float64Array(size / 2);
@@ -38,9 +39,14 @@ export class Fft {
     for (let i = 0; i < n; i++) {
       const j = this.reversed[i]!;
       if (j > i) {
-        const a = offset + i * stride, b = offset + j * stride;
-        let t = re[a]!; re[a] = re[b]!; re[b] = t;
-        t = im[a]!; im[a] = im[b]!; im[b] = t;
+        const a = offset + i * stride,
+          b = offset + j * stride;
+        let t = re[a]!;
+        re[a] = re[b]!;
+        re[b] = t;
+        t = im[a]!;
+        im[a] = im[b]!;
+        im[b] = t;
       }
     }
     const sign = inverse ? 1 : -1;
@@ -48,12 +54,16 @@ export class Fft {
       const step = n / (2 * half);
       for (let start = 0; start < n; start += 2 * half) {
         for (let k = 0; k < half; k++) {
-          const wr = this.cos[k * step]!, wi = sign * this.sin[k * step]!;
-          const a = offset + (start + k) * stride, b = a + half * stride;
+          const wr = this.cos[k * step]!,
+            wi = sign * this.sin[k * step]!;
+          const a = offset + (start + k) * stride,
+            b = a + half * stride;
           const xr = re[b]! * wr - im[b]! * wi;
           const xi = re[b]! * wi + im[b]! * wr;
-          re[b] = re[a]! - xr; im[b] = im[a]! - xi;
-          re[a] = re[a]! + xr; im[a] = im[a]! + xi;
+          re[b] = re[a]! - xr;
+          im[b] = im[a]! - xi;
+          re[a] = re[a]! + xr;
+          im[a] = im[a]! + xi;
         }
       }
     }

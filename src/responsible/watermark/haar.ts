@@ -32,33 +32,53 @@ interface Arithmetic {
 }
 
 function arithmetic(precision: Precision): Arithmetic {
-  return precision === "float32" ? { tap: Math.fround(Math.SQRT1_2), round: Math.fround } : { tap: Math.SQRT1_2, round: (x) => x };
+  return precision === "float32"
+    ? { tap: Math.fround(Math.SQRT1_2), round: Math.fround }
+    : { tap: Math.SQRT1_2, round: (x) => x };
 }
 
 /**
  * Forward transform of a `width` x `height` plane (both even) read through `at(x, y)`, so callers can pass a
  * channel of an interleaved image or a region of a larger plane without copying.
  */
-export function haarForward(at: (x: number, y: number) => number, width: number, height: number, precision: Precision = "float64"): HaarBands {
+export function haarForward(
+  at: (x: number, y: number) => number,
+  width: number,
+  height: number,
+  precision: Precision = "float64",
+): HaarBands {
   const { tap: s, round: r } = arithmetic(precision);
-  const w2 = width / 2, h2 = height / 2;
+  const w2 = width / 2,
+    h2 = height / 2;
   // Pass 1, along rows: pairs of lines (2i, 2i+1) into a low and a high half-height plane.
   const low = new Float64Array(h2 * width);
   const high = new Float64Array(h2 * width);
   for (let i = 0; i < h2; i++) {
     for (let x = 0; x < width; x++) {
-      const a = at(x, 2 * i), b = at(x, 2 * i + 1);
+      const a = at(x, 2 * i),
+        b = at(x, 2 * i + 1);
       // PyWavelets' convolution sums the tap on the second sample first: the decomposition high-pass is [-s, s].
       low[i * width + x] = r(r(s * b) + r(s * a));
       high[i * width + x] = r(r(-s * b) + r(s * a));
     }
   }
-  const bands = { width: w2, height: h2, approx: new Float64Array(w2 * h2), horizontal: new Float64Array(w2 * h2), vertical: new Float64Array(w2 * h2), diagonal: new Float64Array(w2 * h2) };
+  const bands = {
+    width: w2,
+    height: h2,
+    approx: new Float64Array(w2 * h2),
+    horizontal: new Float64Array(w2 * h2),
+    vertical: new Float64Array(w2 * h2),
+    diagonal: new Float64Array(w2 * h2),
+  };
   // Pass 2, along columns of each half.
   for (let i = 0; i < h2; i++) {
     for (let j = 0; j < w2; j++) {
-      const k = i * width + 2 * j, o = i * w2 + j;
-      const la = low[k]!, lb = low[k + 1]!, ha = high[k]!, hb = high[k + 1]!;
+      const k = i * width + 2 * j,
+        o = i * w2 + j;
+      const la = low[k]!,
+        lb = low[k + 1]!,
+        ha = high[k]!,
+        hb = high[k + 1]!;
       bands.approx[o] = r(r(s * lb) + r(s * la));
       bands.vertical[o] = r(r(-s * lb) + r(s * la));
       bands.horizontal[o] = r(r(s * hb) + r(s * ha));
@@ -72,15 +92,19 @@ export function haarForward(at: (x: number, y: number) => number, width: number,
 export function haarInverse(bands: HaarBands, precision: Precision = "float64"): Float64Array {
   const { tap: s, round: r } = arithmetic(precision);
   const { width: w2, height: h2 } = bands;
-  const width = 2 * w2, height = 2 * h2;
+  const width = 2 * w2,
+    height = 2 * h2;
   // Pass 1, along columns (the last axis is undone first): approx+vertical -> low, horizontal+diagonal -> high.
   const low = new Float64Array(h2 * width);
   const high = new Float64Array(h2 * width);
   for (let i = 0; i < h2; i++) {
     for (let j = 0; j < w2; j++) {
-      const o = i * w2 + j, k = i * width + 2 * j;
-      const sa = r(s * bands.approx[o]!), sv = r(s * bands.vertical[o]!);
-      const sh = r(s * bands.horizontal[o]!), sd = r(s * bands.diagonal[o]!);
+      const o = i * w2 + j,
+        k = i * width + 2 * j;
+      const sa = r(s * bands.approx[o]!),
+        sv = r(s * bands.vertical[o]!);
+      const sh = r(s * bands.horizontal[o]!),
+        sd = r(s * bands.diagonal[o]!);
       // Reconstruction taps: low-pass [s, s], high-pass [s, -s]; approximation first, detail added to it.
       low[k] = r(sa + sv);
       low[k + 1] = r(sa - sv);
@@ -92,7 +116,8 @@ export function haarInverse(bands: HaarBands, precision: Precision = "float64"):
   const out = new Float64Array(width * height);
   for (let i = 0; i < h2; i++) {
     for (let x = 0; x < width; x++) {
-      const sl = r(s * low[i * width + x]!), sh = r(s * high[i * width + x]!);
+      const sl = r(s * low[i * width + x]!),
+        sh = r(s * high[i * width + x]!);
       out[2 * i * width + x] = r(sl + sh);
       out[(2 * i + 1) * width + x] = r(sl - sh);
     }

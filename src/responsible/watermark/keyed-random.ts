@@ -10,15 +10,21 @@ export class KeyedRandom {
   private used = 0;
   private counter = 0;
 
-  constructor(private readonly key: string, private readonly label: string) {}
+  constructor(
+    private readonly key: string,
+    private readonly label: string,
+  ) {}
 
   /** A uniform 32-bit unsigned integer. */
   uint32(): number {
     if (this.used + 4 > this.block.length) {
-      this.block = createHmac("sha256", this.key).update(`${this.label}\u0000${this.counter++}`).digest();
+      this.block = createHmac("sha256", this.key)
+        .update(`${this.label}\u0000${this.counter++}`)
+        .digest();
       this.used = 0;
     }
-    const b = this.block, i = this.used;
+    const b = this.block,
+      i = this.used;
     this.used += 4;
     return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0;
   }

@@ -24,12 +24,15 @@ function taps(inSize: number, outSize: number): Taps {
   const scale = outSize / inSize;
   const support = Math.max(1, 1 / scale);
   const stride = Math.ceil(2 * support) + 2;
-  const start = new Int32Array(outSize), count = new Int32Array(outSize);
+  const start = new Int32Array(outSize),
+    count = new Int32Array(outSize);
   const weights = new Float64Array(outSize * stride);
   for (let o = 0; o < outSize; o++) {
     const centre = (o + 0.5) / scale - 0.5;
-    const lo = Math.ceil(centre - support), hi = Math.floor(centre + support);
-    let total = 0, n = 0;
+    const lo = Math.ceil(centre - support),
+      hi = Math.floor(centre + support);
+    let total = 0,
+      n = 0;
     const first = Math.max(0, Math.min(inSize - 1, lo));
     start[o] = first;
     // Gather weights per clamped input index; near the edges several taps fold onto the edge sample.
@@ -55,9 +58,11 @@ export function resizePlane(plane: Plane, width: number, height: number): Plane 
   // Horizontal pass: every input row to `width` samples.
   const rows = new Float64Array(plane.height * width);
   for (let y = 0; y < plane.height; y++) {
-    const inRow = y * plane.width, outRow = y * width;
+    const inRow = y * plane.width,
+      outRow = y * width;
     for (let o = 0; o < width; o++) {
-      const s = inRow + tx.start[o]!, wo = o * tx.stride;
+      const s = inRow + tx.start[o]!,
+        wo = o * tx.stride;
       let acc = 0;
       for (let k = 0; k < tx.count[o]!; k++) acc += plane.data[s + k]! * tx.weights[wo + k]!;
       rows[outRow + o] = acc;
@@ -66,9 +71,12 @@ export function resizePlane(plane: Plane, width: number, height: number): Plane 
   // Vertical pass.
   const out = new Float64Array(width * height);
   for (let o = 0; o < height; o++) {
-    const wo = o * ty.stride, first = ty.start[o]!;
+    const wo = o * ty.stride,
+      first = ty.start[o]!;
     for (let k = 0; k < ty.count[o]!; k++) {
-      const w = ty.weights[wo + k]!, src = (first + k) * width, dst = o * width;
+      const w = ty.weights[wo + k]!,
+        src = (first + k) * width,
+        dst = o * width;
       for (let x = 0; x < width; x++) out[dst + x] += w * rows[src + x]!;
     }
   }

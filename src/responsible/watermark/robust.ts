@@ -175,7 +175,10 @@ export class RobustWatermark {
     for (let c = 0; c < this.payload.length; c++) order.push({ coefficient: c, part: 0 }, { coefficient: c, part: 1 });
     rng.shuffle(order);
     const usable = order.length - (order.length % this.codedBits);
-    if (usable < this.codedBits) throw new InternalError(`robust watermark ring too small: ${order.length} slots for ${this.codedBits} coded bits`);
+    if (usable < this.codedBits)
+      throw new InternalError(
+        `robust watermark ring too small: ${order.length} slots for ${this.codedBits} coded bits`,
+      );
     this.slots = order.slice(0, usable).map((s, i) => ({ ...s, codedBit: i % this.codedBits }));
   }
 
@@ -183,11 +186,14 @@ export class RobustWatermark {
   embed(image: RgbImage, payload: RobustPayload): RgbImage {
     checkPayload(payload);
     if (Math.min(image.width, image.height) < TILE) {
-      throw new InputError(`the robust watermark needs images of at least ${TILE}x${TILE} pixels; this one is ${image.width}x${image.height}`);
+      throw new InputError(
+        `the robust watermark needs images of at least ${TILE}x${TILE} pixels; this one is ${image.width}x${image.height}`,
+      );
     }
     const tile = this.patternTile(convolutionalEncode(messageBits(payload)));
     const canvas = new Float64Array(CANVAS * CANVAS);
-    for (let y = 0; y < CANVAS; y++) for (let x = 0; x < CANVAS; x++) canvas[y * CANVAS + x] = tile[(y % TILE) * TILE + (x % TILE)]!;
+    for (let y = 0; y < CANVAS; y++)
+      for (let x = 0; x < CANVAS; x++) canvas[y * CANVAS + x] = tile[(y % TILE) * TILE + (x % TILE)]!;
     const pattern = resizePlane({ width: CANVAS, height: CANVAS, data: canvas }, image.width, image.height).data;
     let ms = 0;
     for (const v of pattern) ms += v * v;
@@ -241,7 +247,8 @@ export class RobustWatermark {
     const centre = best;
     for (const dx of [-1, 0, 1]) {
       for (const dy of [-1, 0, 1]) {
-        const fx = centre.fx + (dx * FINE_STEP) / 2, fy = centre.fy + (dy * FINE_STEP) / 2;
+        const fx = centre.fx + (dx * FINE_STEP) / 2,
+          fy = centre.fy + (dy * FINE_STEP) / 2;
         if ((dx === 0 && dy === 0) || fx > 1 + 1e-9 || fy > 1 + 1e-9) continue;
         const c = consider(fx, fy);
         if (c.z > best.z) best = c;
@@ -256,7 +263,8 @@ export class RobustWatermark {
     const body = bits.slice(0, PAYLOAD_BITS);
     const crcValid = crc16(body) === bitsToNumber(bits.slice(PAYLOAD_BITS));
     const recoded = convolutionalEncode(bits);
-    let agree = 0, total = 0;
+    let agree = 0,
+      total = 0;
     for (let i = 0; i < soft.length; i++) {
       total += Math.abs(soft[i]!);
       agree += (recoded[i] ? 1 : -1) * soft[i]!;
@@ -277,20 +285,25 @@ export class RobustWatermark {
 
   /** The unit-RMS tile whose spectrum carries the sync pattern and the coded bits. */
   private patternTile(coded: readonly number[]): Float64Array {
-    const re = new Float64Array(TILE * TILE), im = new Float64Array(TILE * TILE);
+    const re = new Float64Array(TILE * TILE),
+      im = new Float64Array(TILE * TILE);
     const syncAmp = Math.sqrt(SYNC_ENERGY / this.sync.length);
     const slotAmp = Math.sqrt((1 - SYNC_ENERGY) / this.slots.length);
     // A coefficient and its mirror image, conjugated, so the tile is real.
     const put = (kx: number, ky: number, r: number, i: number) => {
-      const a = index(kx, ky), b = index(-kx, -ky);
-      re[a] += r; im[a] += i;
-      re[b] += r; im[b] -= i;
+      const a = index(kx, ky),
+        b = index(-kx, -ky);
+      re[a] += r;
+      im[a] += i;
+      re[b] += r;
+      im[b] -= i;
     };
     for (const s of this.sync) put(s.kx, s.ky, syncAmp * s.cos, syncAmp * s.sin);
     for (const slot of this.slots) {
       const c = this.payload[slot.coefficient]!;
       const v = (coded[slot.codedBit] ? 1 : -1) * slotAmp;
-      const r = slot.part === 0 ? v : 0, i = slot.part === 0 ? 0 : v;
+      const r = slot.part === 0 ? v : 0,
+        i = slot.part === 0 ? 0 : v;
       put(c.kx, c.ky, r * c.cos - i * c.sin, r * c.sin + i * c.cos);
     }
     this.fft.transform2d(re, im, true);
@@ -303,9 +316,11 @@ export class RobustWatermark {
 
   /** Shrinks the view by (fx, fy) so a tile spans TILE samples, folds it onto one tile and transforms it. */
   private foldSpectrum(view: Plane, fx: number, fy: number): Spectrum {
-    const w = Math.max(TILE, Math.round(CANVAS * fx)), h = Math.max(TILE, Math.round(CANVAS * fy));
+    const w = Math.max(TILE, Math.round(CANVAS * fx)),
+      h = Math.max(TILE, Math.round(CANVAS * fy));
     const z = resizePlane(view, w, h);
-    const re = new Float64Array(TILE * TILE), im = new Float64Array(TILE * TILE);
+    const re = new Float64Array(TILE * TILE),
+      im = new Float64Array(TILE * TILE);
     for (let y = 0; y < h; y++) {
       const row = (y % TILE) * TILE;
       for (let x = 0; x < w; x++) re[row + (x % TILE)] += z.data[y * w + x]!;
@@ -319,18 +334,25 @@ export class RobustWatermark {
    * value is standard normal when no mark is there.
    */
   private syncPeak(spectrum: Spectrum): { z: number; shift: [number, number] } {
-    const re = new Float64Array(TILE * TILE), im = new Float64Array(TILE * TILE);
+    const re = new Float64Array(TILE * TILE),
+      im = new Float64Array(TILE * TILE);
     for (const s of this.sync) {
-      const a = index(s.kx, s.ky), b = index(-s.kx, -s.ky);
-      const yr = spectrum.re[a]!, yi = spectrum.im[a]!;
+      const a = index(s.kx, s.ky),
+        b = index(-s.kx, -s.ky);
+      const yr = spectrum.re[a]!,
+        yi = spectrum.im[a]!;
       const m = Math.hypot(yr, yi) || 1;
       // conj(sync) * Y / |Y|, and its mirror.
-      const xr = (s.cos * yr + s.sin * yi) / m, xi = (s.cos * yi - s.sin * yr) / m;
-      re[a] = xr; im[a] = xi;
-      re[b] = xr; im[b] = -xi;
+      const xr = (s.cos * yr + s.sin * yi) / m,
+        xi = (s.cos * yi - s.sin * yr) / m;
+      re[a] = xr;
+      im[a] = xi;
+      re[b] = xr;
+      im[b] = -xi;
     }
     this.fft.transform2d(re, im, true);
-    let best = -Infinity, at = 0;
+    let best = -Infinity,
+      at = 0;
     for (let i = 0; i < re.length; i++) {
       if (re[i]! > best) {
         best = re[i]!;
@@ -347,10 +369,12 @@ export class RobustWatermark {
     const soft = new Float64Array(this.codedBits);
     const parts = this.payload.map((c) => {
       const a = index(c.kx, c.ky);
-      const yr = spectrum.re[a]!, yi = spectrum.im[a]!;
+      const yr = spectrum.re[a]!,
+        yi = spectrum.im[a]!;
       const m = Math.hypot(yr, yi) || 1;
       const t = (2 * Math.PI * (c.kx * shift[0] + c.ky * shift[1])) / TILE;
-      const ar = (yr * Math.cos(t) - yi * Math.sin(t)) / m, ai = (yr * Math.sin(t) + yi * Math.cos(t)) / m;
+      const ar = (yr * Math.cos(t) - yi * Math.sin(t)) / m,
+        ai = (yr * Math.sin(t) + yi * Math.cos(t)) / m;
       return [ar * c.cos + ai * c.sin, ai * c.cos - ar * c.sin] as const;
     });
     for (const slot of this.slots) soft[slot.codedBit] += parts[slot.coefficient]![slot.part];
@@ -370,7 +394,8 @@ export function jobIdFromString(id: string): number {
 export function luminance(image: RgbImage): Plane {
   const n = image.width * image.height;
   const data = new Float64Array(n);
-  for (let p = 0; p < n; p++) data[p] = 0.299 * image.data[p * 3]! + 0.587 * image.data[p * 3 + 1]! + 0.114 * image.data[p * 3 + 2]!;
+  for (let p = 0; p < n; p++)
+    data[p] = 0.299 * image.data[p * 3]! + 0.587 * image.data[p * 3 + 1]! + 0.114 * image.data[p * 3 + 2]!;
   return { width: image.width, height: image.height, data };
 }
 
@@ -390,7 +415,7 @@ function addToAllChannels(image: RgbImage, pattern: Float64Array, gain: number):
     const d = pattern[p]! * gain;
     for (let c = 0; c < 3; c++) {
       const v = Math.round(image.data[p * 3 + c]! + d);
-      out[p * 3 + c] = v < 0 ? 0 : Math.min(v , 255);
+      out[p * 3 + c] = v < 0 ? 0 : Math.min(v, 255);
     }
   }
   return { width: image.width, height: image.height, data: out };
@@ -398,7 +423,13 @@ function addToAllChannels(image: RgbImage, pattern: Float64Array, gain: number):
 
 /** Keeps the DECODE_ATTEMPTS best candidates, one per distinct alignment. */
 function keepTop(top: Candidate[], c: Candidate): void {
-  const same = top.findIndex((t) => t.shift[0] === c.shift[0] && t.shift[1] === c.shift[1] && Math.abs(t.fx - c.fx) < 0.02 && Math.abs(t.fy - c.fy) < 0.02);
+  const same = top.findIndex(
+    (t) =>
+      t.shift[0] === c.shift[0] &&
+      t.shift[1] === c.shift[1] &&
+      Math.abs(t.fx - c.fx) < 0.02 &&
+      Math.abs(t.fy - c.fy) < 0.02,
+  );
   if (same >= 0) {
     if (top[same]!.z >= c.z) return;
     top.splice(same, 1);
@@ -417,13 +448,30 @@ export function normalTail(z: number): number {
   if (z < 0) return 1 - normalTail(-z);
   const x = z / Math.SQRT2;
   const t = 1 / (1 + 0.5 * x);
-  const y = t * Math.exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  const y =
+    t *
+    Math.exp(
+      -x * x -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
   return y / 2;
 }
 
 function checkPayload(p: RobustPayload): void {
-  if (!Number.isInteger(p.generator) || p.generator < 0 || p.generator > 0xffff) throw new InputError(`watermark generator id ${p.generator} must be a whole number in 0..65535`);
-  if (!Number.isInteger(p.job) || p.job < 0 || p.job > 0xffffffff) throw new InputError(`watermark job id ${p.job} must be a whole number in 0..4294967295`);
+  if (!Number.isInteger(p.generator) || p.generator < 0 || p.generator > 0xffff)
+    throw new InputError(`watermark generator id ${p.generator} must be a whole number in 0..65535`);
+  if (!Number.isInteger(p.job) || p.job < 0 || p.job > 0xffffffff)
+    throw new InputError(`watermark job id ${p.job} must be a whole number in 0..4294967295`);
 }
 
 function messageBits(p: RobustPayload): number[] {

@@ -19,14 +19,17 @@ export function blurPlane(plane: Plane, sigma: number): Plane {
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       let acc = 0;
-      for (let k = -radius; k <= radius; k++) acc += kernel[k + radius]! * data[y * width + Math.min(width - 1, Math.max(0, x + k))]!;
+      for (let k = -radius; k <= radius; k++)
+        acc += kernel[k + radius]! * data[y * width + Math.min(width - 1, Math.max(0, x + k))]!;
       tmp[y * width + x] = acc;
     }
   }
   const out = new Float64Array(data.length);
   for (let y = 0; y < height; y++) {
     for (let k = -radius; k <= radius; k++) {
-      const w = kernel[k + radius]!, src = Math.min(height - 1, Math.max(0, y + k)) * width, dst = y * width;
+      const w = kernel[k + radius]!,
+        src = Math.min(height - 1, Math.max(0, y + k)) * width,
+        dst = y * width;
       for (let x = 0; x < width; x++) out[dst + x] += w * tmp[src + x]!;
     }
   }

@@ -16,21 +16,33 @@ const SHIFT = 14;
 const HALF = 1 << (SHIFT - 1);
 
 // BT.601 weights scaled by 2^14 and the float ones, as OpenCV rounds them.
-const B2Y = 1868, G2Y = 9617, R2Y = 4899;
-const B2U = 8061, R2V = 14369;
-const U2B = 33292, U2G = -6472, V2G = -9519, V2R = 18678;
+const B2Y = 1868,
+  G2Y = 9617,
+  R2Y = 4899;
+const B2U = 8061,
+  R2V = 14369;
+const U2B = 33292,
+  U2G = -6472,
+  V2G = -9519,
+  V2R = 18678;
 
 const f = Math.fround;
-const B2YF = f(0.114), G2YF = f(0.587), R2YF = f(0.299);
-const B2UF = f(0.492), R2VF = f(0.877);
-const U2BF = f(2.032), U2GF = f(-0.395), V2GF = f(-0.581), V2RF = f(1.14);
+const B2YF = f(0.114),
+  G2YF = f(0.587),
+  R2YF = f(0.299);
+const B2UF = f(0.492),
+  R2VF = f(0.877);
+const U2BF = f(2.032),
+  U2GF = f(-0.395),
+  V2GF = f(-0.581),
+  V2RF = f(1.14);
 /** OpenCV's "half" of the float range, the chroma offset. */
 const FLOAT_DELTA = 0.5;
 /** float32 lanes of the AVX2 code OpenCV dispatches to. */
 const LANES = 8;
 
 function saturate8(v: number): number {
-  return v < 0 ? 0 : Math.min(v , 255);
+  return v < 0 ? 0 : Math.min(v, 255);
 }
 
 /** cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV) for uint8 images. */
@@ -38,7 +50,9 @@ export function bgrToYuv8(bgr: Uint8Array): Uint8Array {
   const out = new Uint8Array(bgr.length);
   const delta = 128 << SHIFT;
   for (let i = 0; i < bgr.length; i += 3) {
-    const b = bgr[i]!, g = bgr[i + 1]!, r = bgr[i + 2]!;
+    const b = bgr[i]!,
+      g = bgr[i + 1]!,
+      r = bgr[i + 2]!;
     const y = (b * B2Y + g * G2Y + r * R2Y + HALF) >> SHIFT;
     out[i] = saturate8(y);
     out[i + 1] = saturate8(((b - y) * B2U + delta + HALF) >> SHIFT);
@@ -51,7 +65,9 @@ export function bgrToYuv8(bgr: Uint8Array): Uint8Array {
 export function yuvToBgr8(yuv: Uint8Array): Uint8Array {
   const out = new Uint8Array(yuv.length);
   for (let i = 0; i < yuv.length; i += 3) {
-    const y = yuv[i]!, u = yuv[i + 1]! - 128, v = yuv[i + 2]! - 128;
+    const y = yuv[i]!,
+      u = yuv[i + 1]! - 128,
+      v = yuv[i + 2]! - 128;
     // `>>` floors, as OpenCV's CV_DESCALE does on negative sums.
     out[i] = saturate8(y + ((u * U2B + HALF) >> SHIFT));
     out[i + 1] = saturate8(y + ((u * U2G + v * V2G + HALF) >> SHIFT));
@@ -79,8 +95,11 @@ export function bgrToYuvFloat(bgr: Float32Array, width: number): Float32Array {
   const out = new Float32Array(bgr.length);
   const vectorised = width - (width % LANES);
   for (let i = 0, x = 0; i < bgr.length; i += 3, x = x + 1 === width ? 0 : x + 1) {
-    const b = bgr[i]!, g = bgr[i + 1]!, r = bgr[i + 2]!;
-    const y = x < vectorised ? fma32(b, B2YF, fma32(g, G2YF, f(r * R2YF))) : fma32(r, R2YF, fma32(b, B2YF, f(g * G2YF)));
+    const b = bgr[i]!,
+      g = bgr[i + 1]!,
+      r = bgr[i + 2]!;
+    const y =
+      x < vectorised ? fma32(b, B2YF, fma32(g, G2YF, f(r * R2YF))) : fma32(r, R2YF, fma32(b, B2YF, f(g * G2YF)));
     out[i] = y;
     out[i + 1] = fma32(f(b - y), B2UF, FLOAT_DELTA);
     out[i + 2] = fma32(f(r - y), R2VF, FLOAT_DELTA);
@@ -92,7 +111,9 @@ export function bgrToYuvFloat(bgr: Float32Array, width: number): Float32Array {
 export function yuvToBgrFloat(yuv: Float32Array): Float32Array {
   const out = new Float32Array(yuv.length);
   for (let i = 0; i < yuv.length; i += 3) {
-    const y = yuv[i]!, u = f(yuv[i + 1]! - FLOAT_DELTA), v = f(yuv[i + 2]! - FLOAT_DELTA);
+    const y = yuv[i]!,
+      u = f(yuv[i + 1]! - FLOAT_DELTA),
+      v = f(yuv[i + 2]! - FLOAT_DELTA);
     out[i] = fma32(u, U2BF, y);
     out[i + 1] = fma32(v, V2GF, fma32(u, U2GF, y));
     out[i + 2] = fma32(v, V2RF, y);
