@@ -150,7 +150,10 @@ class TorchPolicy implements PickleHooks {
     const items = id instanceof PickleTuple ? id.items : [];
     const [tag, type, key, , numel] = items;
     if (tag !== "storage" || !(type instanceof PickleGlobal) || !Object.hasOwn(STORAGE_DTYPES, type.name))
-      this.refuse(`persistent id ${describe(tag ?? id)}`, `loads a persistent id that is not a torch storage`);
+      this.refuse(
+        `persistent id ${typeof tag === "string" ? tag : describe(tag ?? id)}`,
+        "loads a persistent id that is not a torch storage",
+      );
     if (typeof key !== "string" || !Number.isSafeInteger(numel) || (numel as number) < 0)
       this.corrupt(`a storage id with key ${describe(key)} and size ${String(numel)}`);
     if (items.length === 6 && items[5] !== null)
