@@ -33,6 +33,8 @@ export interface PostprocessRequest {
   readonly width?: number;
   readonly height?: number;
   readonly crop?: boolean;
+  /** A1111's "Upscaler 2": upscaled the same way and blended in with this visibility (0 to 1). */
+  readonly second?: { readonly upscaler: Upscaler; readonly visibility: number };
   readonly format?: ImageFormat;
   /** Invisible watermarks (default true); off is written into the infotext. */
   readonly watermark?: boolean;
@@ -68,12 +70,21 @@ export async function postprocessUpscale(input: Uint8Array, req: PostprocessRequ
     if (target) info.push(["Postprocess upscale to", `${target.width}x${target.height}`]);
     else info.push(["Postprocess upscale by", String(factor)]);
     const data = await req.upscaler.upscale(image.data, image.width, image.height, w, h, req.signal);
+    const second = req.second;
+    if (second && second.upscaler.name !== "None" && second.visibility > 0) {
+      const other = await second.upscaler.upscale(image.data, image.width, image.height, w, h, req.signal);
+      // PIL's Image.blend, as A1111: a + (b - a) * visibility, per channel.
+      for (let i = 0; i < data.length; i++)
+        data[i] = Math.round(data[i]! + (other[i]! - data[i]!) * Math.min(1, second.visibility));
+    }
     out = { width: w, height: h, data };
     if (target && req.crop !== false) {
       out = centred(out, target.width, target.height);
       info.push(["Postprocess crop to", `${out.width}x${out.height}`]);
     }
     info.push(["Postprocess upscaler", req.upscaler.name]);
+    if (second && second.upscaler.name !== "None" && second.visibility > 0)
+      info.push(["Postprocess upscaler 2", second.upscaler.name]);
   }
   const off: string[] = [];
   if (req.watermark === false) {

@@ -25,6 +25,8 @@ export interface UpscalerSearch {
   /** Also the config's modelsDirs and installations under the home folder (default true). */
   readonly searchDefaults?: boolean;
   readonly userHome?: string;
+  /** diffuse's own folder (default: DIFFUSE_HOME of `env`, else the platform's data folder). */
+  readonly home?: string;
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -38,7 +40,7 @@ const FOLDER_NAMES: Readonly<Record<string, string>> = {
 };
 
 export function upscalerFolders(search: UpscalerSearch = {}): { dir: string; family: string }[] {
-  const home = diffuseHome(search.env);
+  const home = search.home ?? diffuseHome(search.env);
   const roots = [...(search.modelsDirs ?? [])];
   if (search.searchDefaults !== false) roots.push(...modelsDirsFromConfig(home), ...foundToolFolders(search.userHome));
   const folders: { dir: string; family: string }[] = [{ dir: join(home, "upscalers"), family: "ESRGAN_4x" }];
