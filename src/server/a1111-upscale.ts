@@ -122,12 +122,12 @@ export function registerUpscaleRoutes(scope: FastifyInstance, ctx: ServerContext
 
 /** A1111's html_info: the infotext's lines, HTML-escaped, joined by <br> inside one paragraph. */
 function plaintextToHtml(text: string): string {
-  const escape = (s: string) =>
+  const escapeHtml = (s: string) =>
     s
       .replace(/&/g, "&amp;")
       .replace(/</g, "&lt;")
       .replace(/>/g, "&gt;")
       .replace(/"/g, "&quot;")
       .replace(/'/g, "&#x27;");
-  return `<p>${text.split("\n").map(escape).join("<br>\n")}</p>`;
+  return `<p>${text.split("\n").map(escapeHtml).join("<br>\n")}</p>`;
 }
