@@ -14,6 +14,21 @@ export class DiffuseError extends Error {
 /** A checkpoint file or folder is malformed, truncated or inconsistent. */
 export class CheckpointError extends DiffuseError {}
 
+/**
+ * A pickle (.pt, .pth, .ckpt) asks for something a tensor dictionary never needs: a global outside the allowed
+ * few (torch's tensor rebuild functions, storages, OrderedDict), or an opcode that builds arbitrary objects. Such a
+ * file could run code if a careless loader unpickled it; here nothing is executed and the file is refused.
+ * `offending` names the global ("os.system") or the opcode ("INST os.system", "EXT1").
+ */
+export class UnsafePickleError extends CheckpointError {
+  constructor(
+    message: string,
+    readonly offending: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A well-formed checkpoint of a model family or variant that this version cannot run. */
 export class UnsupportedModelError extends DiffuseError {}
 

@@ -58,3 +58,7 @@ export {
   HubError,
   LicenseNotAcceptedError,
 } from "./errors.js";
+export { UpscalerRegistry, type UpscalerEntry } from "./upscale/upscalers.js";
+export type { Upscaler } from "./upscale/upscaler.js";
+export { postprocessUpscale, type PostprocessRequest, type PostprocessResult } from "./upscale/postprocess.js";
+export { TorchFile } from "./weights/torch-pickle.js";

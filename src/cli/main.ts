@@ -7,6 +7,7 @@ import { registerInspect } from "./inspect.js";
 import { registerModels } from "./models.js";
 import { registerPull } from "./pull.js";
 import { registerServe } from "./serve.js";
+import { registerUpscale } from "./upscale.js";
 import { registerVerify } from "./verify.js";
 import { registerWorker } from "./worker.js";
 
@@ -28,6 +29,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerDetect(program);
   registerPull(program);
   registerModels(program);
+  registerUpscale(program);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {

@@ -120,15 +120,21 @@ export async function decodeMask(source: ImageSource, options: DecodeOptions = {
 
 /**
  * Stretches an image to exactly width x height, ignoring the aspect ratio: AUTOMATIC1111's default
- * "just resize" for init images. Lanczos3 (sharp's default kernel) is the filter A1111 uses for it.
+ * "just resize" for init images. Lanczos3 (sharp's default kernel) is the filter A1111 uses for it; "nearest"
+ * repeats pixels (A1111's Nearest upscaler).
  */
-export async function resizeImage(image: RgbImage, width: number, height: number): Promise<RgbImage> {
+export async function resizeImage(
+  image: RgbImage,
+  width: number,
+  height: number,
+  kernel: "lanczos3" | "nearest" = "lanczos3",
+): Promise<RgbImage> {
   checkSize(width, height);
   if (image.width === width && image.height === height) return image;
   const { data, info } = await sharp(rawInput(image), {
     raw: { width: image.width, height: image.height, channels: 3 },
   })
-    .resize(width, height, { fit: "fill" })
+    .resize(width, height, { fit: "fill", kernel })
     .raw({ depth: "uchar" })
     .toBuffer({ resolveWithObject: true });
   return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };

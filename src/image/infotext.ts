@@ -129,7 +129,7 @@ export function buildInfotext(info: Infotext): string {
     params.set(key, value);
   }
   const line = orderKeys([...params.keys()])
-    .map((key) => `${key}: ${quote(params.get(key)!)}`)
+    .map((key) => `${key}: ${quoteInfotextValue(params.get(key)!)}`)
     .join(", ");
   const negative = info.negativePrompt ? `\n${NEGATIVE_PREFIX} ${info.negativePrompt}` : "";
   return `${info.prompt}${negative}\n${line}`.trim();
@@ -151,7 +151,7 @@ function orderKeys(keys: string[]): string[] {
  * short on parsing. We also quote values with a double quote or carriage return: A1111 would write `"x"`
  * bare and read it back as `x`; quoted, both A1111 and we read back exactly what was written.
  */
-function quote(value: string): string {
+export function quoteInfotextValue(value: string): string {
   return /[,:\n\r"]/.test(value) ? JSON.stringify(value) : value;
 }
 

@@ -17,11 +17,14 @@ export function defaultAdapterFolders(env: NodeJS.ProcessEnv = process.env): { l
 export interface AdapterEntry {
   readonly name: string;
   readonly path: string;
-  /** Pickles are listed so that naming one gets the refusal and its conversion hint rather than "not found". */
+  /**
+   * A torch.save file: embeddings are read from it through the restricted pickle reader; a pickled LoRA is listed
+   * so that naming one gets the refusal and its conversion hint rather than "not found".
+   */
   readonly pickle: boolean;
 }
 
-/** Files that can hold an adapter: safetensors, and the pickle formats (refused when used). */
+/** Files that can hold an adapter: safetensors, and torch.save's formats (see AdapterEntry.pickle). */
 const ADAPTER_FILE = /\.(safetensors|pt|ckpt|bin|pth)$/i;
 /** A folder tree deeper than this is not an adapter folder (and a symlink loop must end). */
 const MAX_DEPTH = 8;

@@ -16,8 +16,8 @@ import {
   type PolicyOutcome,
   type SafetyPolicy,
 } from "../responsible/safety-checker.js";
-import { DWT_DCT_MIN_PIXELS, embedDwtDct, SD1_WATERMARK_BITS } from "../responsible/watermark/dwt-dct.js";
-import { DIFFUSE_GENERATOR_ID, jobIdFromString, RobustWatermark } from "../responsible/watermark/robust.js";
+import { markImage } from "../responsible/watermark/mark-image.js";
+import { RobustWatermark } from "../responsible/watermark/robust.js";
 
 /**
  * The responsible-use stages around generation, each on by default; turning one off is explicit and written
@@ -49,9 +49,6 @@ export interface SafeguardNotes {
   /** Safeguards switched off, for the C2PA manifest. */
   off: string[];
 }
-
-/** The smallest side the robust watermark can carry its payload in. */
-const ROBUST_MIN_SIDE = 128;
 
 export class Safeguards {
   private constructor(
@@ -145,16 +142,10 @@ export class Safeguards {
       }
       return { images: out, notes, flagged };
     }
-    const job = jobIdFromString(jobId);
     out = out.map((image, i) => {
-      if (Math.min(image.width, image.height) < ROBUST_MIN_SIDE) {
-        notes[i]!.infotext.Watermark = `none (image smaller than ${ROBUST_MIN_SIDE}x${ROBUST_MIN_SIDE})`;
-        return image;
-      }
-      let marked = this.robust!.embed(image, { generator: DIFFUSE_GENERATOR_ID, job });
-      // The original release's mark too, so existing SD watermark detectors recognise our images.
-      if (image.width * image.height >= DWT_DCT_MIN_PIXELS) marked = embedDwtDct(marked, SD1_WATERMARK_BITS);
-      return marked;
+      const marked = markImage(this.robust!, image, jobId);
+      if (marked.note) notes[i]!.infotext.Watermark = marked.note;
+      return marked.image;
     });
     return { images: out, notes, flagged };
   }

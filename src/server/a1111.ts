@@ -15,6 +15,7 @@ import {
 } from "./a1111-mapping.js";
 import { detectedMaps } from "./a1111-controlnet.js";
 import { registerExtraNetworkRoutes } from "./a1111-extra-networks.js";
+import { registerUpscaleRoutes } from "./a1111-upscale.js";
 import {
   A1111Img2Img,
   A1111PngInfo,
@@ -129,7 +130,7 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
 
     scope.get("/sdapi/v1/schedulers", async () => listScheduleTypes().map(a1111SchedulerItem));
 
-    scope.get("/sdapi/v1/upscalers", async () => []);
+    registerUpscaleRoutes(scope, ctx, parse);
 
     registerExtraNetworkRoutes(scope, ctx);
 

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { CheckpointError } from "../errors.js";
-import { SafetensorsFile } from "./safetensors.js";
+import { openTensorFile, TORCH_EXTENSIONS, tensorFileFromBytes } from "./tensor-file.js";
 
 /**
  * Which text encoder a textual-inversion vector set is for: "single" for SD1/SD2 files (one tensor), "clip_l" and
@@ -39,20 +39,23 @@ export type EmbeddingSource = string | { readonly bytes: Uint8Array; readonly na
 const MAX_EMBEDDING_BYTES = 64 * 2 ** 20;
 
 /**
- * Reads an embedding in the safetensors forms A1111 and diffusers write: one tensor (A1111's `emb_params`, or
- * diffusers' `{token: vectors}`), [count, width] or a single [width] vector, or SDXL's `clip_l` + `clip_g` pair.
- * `.pt`/`.bin` files get the same refusal and conversion hint as pickled checkpoints.
+ * Reads an embedding in the forms A1111 and diffusers write: one tensor (A1111's `emb_params`, or diffusers'
+ * `{token: vectors}`), [count, width] or a single [width] vector, or SDXL's `clip_l` + `clip_g` pair; from
+ * .safetensors, or from torch.save files (.pt, .bin) through the restricted pickle reader, where A1111's layout
+ * keeps the vectors under `string_to_param.*` beside plain values (name, step, checkpoint).
  */
 export function readEmbedding(source: EmbeddingSource, name?: string): EmbeddingFile {
   const origin = typeof source === "string" ? source : source.name;
-  const file =
-    typeof source === "string" ? SafetensorsFile.open(source) : SafetensorsFile.fromBytes(source.bytes, source.name);
+  const file = typeof source === "string" ? openTensorFile(source) : tensorFileFromBytes(source.bytes, source.name);
   try {
     if (file.size > MAX_EMBEDDING_BYTES)
       throw new CheckpointError(
         `${origin}: ${file.size} bytes is far more than a textual-inversion embedding holds (a few KB); it is another kind of file`,
       );
-    const keys = file.keys();
+    const all = file.keys();
+    // A1111's .pt: the vectors are string_to_param's one entry ("*"); its other tensors (none in practice) aside.
+    const a1111 = all.filter((k) => k.startsWith("string_to_param."));
+    const keys = a1111.length === 1 ? a1111 : all;
     const parts = new Map<EmbeddingPart, EmbeddingVectors>();
     const vectors = (key: string): EmbeddingVectors => {
       const shape = file.info(key).shape;
@@ -82,7 +85,13 @@ export function readEmbedding(source: EmbeddingSource, name?: string): Embedding
     const bytes = typeof source === "string" ? readFileSync(source) : source.bytes;
     const list = [...parts.values()];
     return {
-      name: name ?? (typeof source === "string" ? basename(source).replace(/\.safetensors$/i, "") : source.name),
+      name:
+        name ??
+        (typeof source === "string"
+          ? basename(source)
+              .replace(/\.safetensors$/i, "")
+              .replace(TORCH_EXTENSIONS, "")
+          : source.name),
       origin,
       sha256: createHash("sha256").update(bytes).digest("hex"),
       parts,

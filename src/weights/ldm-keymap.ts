@@ -1,6 +1,7 @@
 import { CheckpointError } from "../errors.js";
 import type { ModelFamily } from "../configs/pipeline.js";
 import type { Dtype, SafetensorsFile } from "./safetensors.js";
+import type { TensorFile } from "./tensor-file.js";
 import { transpose2d } from "./transpose.js";
 import type { WeightSource } from "./weight-source.js";
 
@@ -571,7 +572,7 @@ function viewData(
 
 /** Where a diffusers-named tensor is stored. */
 export interface TensorRef {
-  readonly file: SafetensorsFile;
+  readonly file: TensorFile;
   /** Name in the file. */
   readonly stored: string;
   /** Shape under the diffusers name. */
@@ -581,7 +582,7 @@ export interface TensorRef {
 }
 
 /**
- * A WeightSource over tensors of one or more safetensors files under diffusers names. Only the headers are
+ * A WeightSource over tensors of one or more tensor files (safetensors, or torch.save files) under diffusers names. Only the headers are
  * consulted until `float32` is called; renaming and squeezing never touch tensor data.
  */
 export class RenamedWeights implements WeightSource {

@@ -1,7 +1,7 @@
-import { closeSync, readSync } from "node:fs";
 import { CheckpointError, InternalError } from "../errors.js";
 import { jsonTooDeep, MAX_JSON_DEPTH } from "../json-depth.js";
 import { openRegularFile } from "../regular-file.js";
+import { type ByteSource, fileSource, memorySource } from "./byte-source.js";
 import { bf16ToF32, f16Table, f16ToF32 } from "./half.js";
 
 /** Element types of the safetensors format with their size in bytes. */
@@ -227,38 +227,6 @@ function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean 
   return true;
 }
 
-/** Where a safetensors file's bytes come from: a file read on demand, or bytes already in memory. */
-interface ByteSource {
-  read(buf: Uint8Array, position: number): void;
-  close(): void;
-}
-
-function fileSource(path: string, fd: number | undefined): ByteSource {
-  return {
-    read(buf, position) {
-      if (fd === undefined) throw new CheckpointError(`${path}: file already closed`);
-      readFully(fd, buf, position);
-    },
-    close() {
-      if (fd !== undefined) closeSync(fd);
-      fd = undefined;
-    },
-  };
-}
-
-function memorySource(bytes: Uint8Array, name: string): ByteSource {
-  return {
-    read(buf, position) {
-      if (position + buf.length > bytes.length)
-        throw new CheckpointError(
-          `${name}: unexpected end of data while reading ${buf.length} bytes at offset ${position}`,
-        );
-      buf.set(bytes.subarray(position, position + buf.length));
-    },
-    close() {},
-  };
-}
-
 /**
  * A .safetensors file opened for lazy reading: the header is parsed and validated at open, tensor bytes are
  * read from disk only when asked for, so a multi-GB checkpoint never sits in memory twice. `fromBytes` reads the
@@ -429,16 +397,6 @@ export function toFloat32(b: Uint8Array, dtype: Dtype, what: string): Float32Arr
       return Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, b.length >> 3));
     default:
       throw new CheckpointError(`${what} is ${dtype}, expected a floating-point dtype (F32, F16, BF16, F64)`);
-  }
-}
-
-function readFully(fd: number, buf: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < buf.length) {
-    const n = readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0)
-      throw new CheckpointError(`unexpected end of file while reading ${buf.length} bytes at offset ${position}`);
-    done += n;
   }
 }
 

@@ -1,0 +1,83 @@
+/**
+ * Hand-assembled torch.save files for tests: pickle opcodes as bytes, and the zip container torch writes (entries
+ * stored uncompressed). Nothing here is ever unpickled; the bytes are what a malicious or broken file would hold.
+ */
+
+/** Pickle text: latin1 bytes, so "\x8c\x02os" is SHORT_BINUNICODE "os". */
+export const op = (s: string): Buffer => Buffer.from(s, "latin1");
+
+/** SHORT_BINUNICODE of a short string. */
+export const str = (s: string): string => `\x8c${String.fromCharCode(s.length)}${s}`;
+
+/** BININT1 (0..255) or BININT (32-bit). */
+export const int = (n: number): string => {
+  if (n >= 0 && n < 256) return `K${String.fromCharCode(n)}`;
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(n);
+  return `J${b.toString("latin1")}`;
+};
+
+/** A protocol-2 pickle of `body`, ended by STOP. */
+export const pickle = (body: string): Buffer => op(`\x80\x02${body}.`);
+
+/**
+ * A state dict {name: float32 tensor} as torch.save's data.pkl writes it: an OrderedDict of _rebuild_tensor_v2
+ * calls over persistent storages ("storage", torch.FloatStorage, key, "cpu", numel).
+ */
+export function stateDictPickle(tensors: ReadonlyArray<{ name: string; shape: number[]; key: string }>): Buffer {
+  let body = "ccollections\nOrderedDict\n)R(";
+  for (const t of tensors) {
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    const strides = t.shape.map((_, i) => t.shape.slice(i + 1).reduce((a, b) => a * b, 1));
+    body += str(t.name);
+    body += "ctorch._utils\n_rebuild_tensor_v2\n(";
+    body += `(${str("storage")}ctorch\nFloatStorage\n${str(t.key)}${str("cpu")}${int(numel)}tQ`;
+    body += `${int(0)}(${t.shape.map(int).join("")}t(${strides.map(int).join("")}t\x89ccollections\nOrderedDict\n)Rt`;
+    body += "R";
+  }
+  return pickle(`${body}u`);
+}
+
+/** A zip archive of stored (uncompressed) entries, as torch.save writes: local headers, data, central directory. */
+export function zipArchive(entries: ReadonlyArray<readonly [string, Uint8Array]>): Buffer {
+  const parts: Buffer[] = [];
+  const central: Buffer[] = [];
+  let offset = 0;
+  for (const [name, data] of entries) {
+    const n = Buffer.from(name);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt32LE(data.length, 18);
+    local.writeUInt32LE(data.length, 22);
+    local.writeUInt16LE(n.length, 26);
+    const c = Buffer.alloc(46);
+    c.writeUInt32LE(0x02014b50, 0);
+    c.writeUInt16LE(20, 4);
+    c.writeUInt16LE(20, 6);
+    c.writeUInt32LE(data.length, 20);
+    c.writeUInt32LE(data.length, 24);
+    c.writeUInt16LE(n.length, 28);
+    c.writeUInt32LE(offset, 42);
+    central.push(c, n);
+    parts.push(local, n, Buffer.from(data));
+    offset += 30 + n.length + data.length;
+  }
+  const dir = Buffer.concat(central);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(dir.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...parts, dir, end]);
+}
+
+/** A torch.save zip holding `pkl` as archive/data.pkl and the given storages as archive/data/<key>. */
+export function torchZip(pkl: Uint8Array, storages: Record<string, Uint8Array> = {}): Buffer {
+  return zipArchive([
+    ["archive/data.pkl", pkl],
+    ...Object.entries(storages).map(([k, v]) => [`archive/data/${k}`, v] as const),
+    ["archive/version", Buffer.from("3\n")],
+  ]);
+}
