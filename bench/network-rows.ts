@@ -65,6 +65,8 @@ export interface RowSpec {
   pytorch?: number;
   /** The speed-up over the scaled PyTorch figure this row must reach (1.5: 1.5x faster; 1: at par). */
   target?: number;
+  /** The image size (px, square) a row of the denoise or decode stage runs at; none for the text encoders. */
+  px?: number;
   measure(nets: Networks, t: Timer, attention: AttentionKind): Promise<RowTiming>;
 }
 
@@ -110,6 +112,7 @@ function unetRow(id: string, family: FamilyName, px: number, pytorch?: number, t
     family,
     pytorch,
     target,
+    px,
     what: `${family} UNet ${px}px, batch 2 (one guided step)`,
     async measure(nets, time, attention) {
       const { config } = nets.checkpoint;
@@ -151,6 +154,7 @@ function vaeRow(id: string, family: FamilyName, px: number, pytorch?: number, ta
     family,
     pytorch,
     target,
+    px,
     what: `${family} VAE decode ${px}px`,
     async measure(nets, time, attention) {
       const { vae } = nets.checkpoint.config;

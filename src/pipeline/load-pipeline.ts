@@ -25,6 +25,7 @@ import { Safeguards, type SafeguardOptions } from "./safeguards.js";
 import { SdConditioner } from "./sd-conditioner.js";
 import { SdxlConditioner, type SdxlEncoder } from "./sdxl-conditioner.js";
 import { StableDiffusionPipeline } from "./stable-diffusion.js";
+import type { StageMemory } from "./stage-memory.js";
 import { embeddingEncoders, TextualInversions, type EmbeddingRequest } from "./textual-inversions.js";
 import { TaesdModel } from "./taesd-model.js";
 import type { Conditioner } from "./unet-condition.js";
@@ -54,6 +55,8 @@ export interface LoadOptions extends NetworkOptions, SafeguardOptions {
   refiner?: RefinerLoadOptions;
   /** Where `<lora:NAME:W>` finds NAME.safetensors (with subfolders; default: defaultAdapterFolders().loras). */
   loraDir?: string;
+  /** Which networks stay loaded once a generation is done with them (stage-memory.ts; default "auto"). */
+  stageMemory?: StageMemory;
   /**
    * Textual-inversion embeddings prompts may name, by file name as in A1111 (with subfolders; default:
    * defaultAdapterFolders().embeddings). Read again when the folder changes.
@@ -136,6 +139,7 @@ export async function loadPipeline(path: string, opts: LoadOptions = {}): Promis
       loraFolder: new AdapterFolder(opts.loraDir ?? folders.loras, "LoRA"),
       embeddings: embeddings(model),
       networkOptions: opts,
+      stageMemory: opts.stageMemory,
       fastDecoder,
       previewDecoder,
     });

@@ -41,6 +41,7 @@ import { DEFAULT_REFINER_SWITCH_AT, refinerInfotext, refinerStart, type Refiner 
 import type { Safeguards } from "./safeguards.js";
 import type { TextualInversions } from "./textual-inversions.js";
 import { StepPreviews } from "./step-previews.js";
+import { decodeWorkingBytes, fp32WeightBytes, releasesFinishedNetworks, type StageMemory } from "./stage-memory.js";
 import type { Conditioner, ConditioningRequest, PromptConditions } from "./unet-condition.js";
 import { VaeCodec } from "./vae-codec.js";
 
@@ -94,6 +95,8 @@ export interface PipelineParts {
   previewDecoder?: TaesdModel;
   /** A TAESD that decodes the final images instead of the VAE (`--vae taesd`); it draws the previews too. */
   fastDecoder?: TaesdModel;
+  /** Which networks stay loaded once a generation is done with them (stage-memory.ts; default "auto"). */
+  stageMemory?: StageMemory;
 }
 
 /** One batch's starting point: the latents to denoise from and the timesteps left to run. */
@@ -129,8 +132,14 @@ export class StableDiffusionPipeline {
   private readonly previewDecoder: TaesdModel | undefined;
   /** ControlNets loaded for requests, by path and config folder; kept until close. */
   private readonly controlNets = new Map<string, Promise<ControlNetModel>>();
-  /** Generations in progress (the UNet variant not in use is released only when none is). */
+  /**
+   * Generations in progress, from their LoRAs' merge to their last image: a network is released between stages only
+   * when no other generation may be using it.
+   */
   private running = 0;
+  private readonly stageMemory: StageMemory;
+  /** The fp32 bytes of every network's weights (the model's and its refiner's), counted on first need. */
+  private weightBytes: number | undefined;
 
   constructor(parts: PipelineParts) {
     this.checkpoint = parts.checkpoint;
@@ -155,6 +164,7 @@ export class StableDiffusionPipeline {
     this.embeddings = parts.embeddings;
     this.loras = new Loras(this.checkpoint, this.networks);
     this.networkOptions = parts.networkOptions ?? {};
+    this.stageMemory = parts.stageMemory ?? "auto";
   }
 
   /**
@@ -259,8 +269,10 @@ export class StableDiffusionPipeline {
     );
     const wanted = wantedLoras(tagged.loras, params.loras ?? [], this.loraFolder);
     const usedEmbeddings = this.embeddings?.used(tagged.texts, this.tokenizer) ?? [];
-    const applied = await this.loras.apply(wanted);
+    this.running++;
+    let applied: Awaited<ReturnType<Loras["apply"]>> | undefined;
     try {
+      applied = await this.loras.apply(wanted);
       return await this.generateWith(
         params,
         p,
@@ -278,10 +290,31 @@ export class StableDiffusionPipeline {
             : {}),
         },
         [...applied.warnings],
+        this.releasesFinished(p.width, p.height),
       );
     } finally {
-      applied.release();
+      applied?.release();
+      this.running--;
     }
+  }
+
+  /** Whether this generation lets go of its text encoders and VAE decoder once done with them (StageMemory). */
+  private releasesFinished(width: number, height: number): boolean {
+    this.weightBytes ??= [this.checkpoint, this.refiner?.checkpoint].reduce(
+      (n, c) => n + (c ? fp32WeightBytes([c.unet, c.vae, c.textEncoder, c.textEncoder2]) : 0),
+      0,
+    );
+    return releasesFinishedNetworks(this.stageMemory, {
+      weightBytes: this.weightBytes,
+      decodeBytes: this.fastDecoder ? 0 : decodeWorkingBytes(width, height),
+    });
+  }
+
+  /** Releases networks this generation is done with, unless another generation is running (it may be using them). */
+  private async releaseFinished(names: readonly ("text_encoder" | "text_encoder_2" | "vae_decoder")[]): Promise<void> {
+    if (this.running !== 1) return;
+    await this.networks.release(...names);
+    await this.refiner?.networks.release(...names);
   }
 
   /** A generation once its LoRAs are merged: `texts` are its prompts without extra-network tags. */
@@ -293,6 +326,7 @@ export class StableDiffusionPipeline {
     texts: Pick<ConditioningRequest, "prompt" | "negativePrompt" | "prompt2" | "negativePrompt2">,
     adapterInfotext: Record<string, string>,
     warnings: string[],
+    releaseFinished: boolean,
   ): Promise<GenerateResult> {
     const start = performance.now();
     const init =
@@ -334,6 +368,7 @@ export class StableDiffusionPipeline {
         p.cfgScale,
         this.refiner.checkpoint.config.unet.timeCondProjDim ?? undefined,
       );
+    if (releaseFinished) await this.releaseFinished(["text_encoder", "text_encoder_2"]);
     const model: ModelIdentity = { name: this.modelName, hash: this.modelHash };
     const images: GeneratedImage[] = [];
     const taesd = this.previewDecoder;
@@ -342,7 +377,6 @@ export class StableDiffusionPipeline {
       decode: taesd && ((x, shape) => taesd.decode(x, shape)),
     });
     const controlFields = control ? controlNetInfotext(p.controlnet!, control.titles, p.width, p.height) : {};
-    this.running++;
     try {
       for (let b = 0; b < p.batchCount; b++) {
         const seeds = batchSeeds(p.seed, p.batchSize, b);
@@ -390,8 +424,9 @@ export class StableDiffusionPipeline {
         });
       }
     } finally {
-      this.running--;
       previews.end();
+      // Also after a failure or a cancellation: the next generation reopens its text encoders either way.
+      if (releaseFinished) await this.releaseFinished(["vae_decoder"]);
     }
     return { images, controlMaps: control?.maps ?? [], parameters: p, info: images[0]!.infotext, warnings };
   }
