@@ -45,6 +45,11 @@ const BUILTIN_PIXEL: Readonly<Record<string, PixelUpscaler>> = {
   None: lanczos,
 };
 
+/** The latent upscalers' names, as A1111's /sdapi/v1/latent-upscale-modes lists them. */
+export function latentUpscalerNames(): string[] {
+  return Object.keys(LATENT_MODES);
+}
+
 /** Every upscaler name a request may use: the latent modes, the built-in pixel ones, then `extra`. */
 export function hiresUpscalerNames(extra: readonly string[] = []): string[] {
   return [...Object.keys(LATENT_MODES), ...Object.keys(BUILTIN_PIXEL), ...extra.filter((n) => !(n in BUILTIN_PIXEL))];
