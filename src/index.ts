@@ -14,7 +14,11 @@ export type {
   ControlNetUnit,
   ControlResizeMode,
   ResolvedControlUnit,
+  HiresParams,
+  ResolvedHires,
 } from "./pipeline/params.js";
+export { requestFromInfotext } from "./pipeline/infotext-request.js";
+export { hiresUpscalerNames, type PixelUpscaler } from "./pipeline/hires-upscalers.js";
 export type { EmbeddingRequest } from "./pipeline/textual-inversions.js";
 export { defaultAdapterFolders } from "./pipeline/adapter-folder.js";
 export { ControlNetModel } from "./pipeline/controlnet-model.js";

@@ -9,7 +9,7 @@ import { fitsJpegExif } from "../image/jpeg-exif.js";
 import { formatForPath, IMAGE_FORMATS, type ImageFormat } from "../image/output-format.js";
 import { loadPipeline } from "../pipeline/load-pipeline.js";
 import type { GenerateResult, StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
-import type { GenerateParams } from "../pipeline/params.js";
+import type { GenerateParams, HiresParams } from "../pipeline/params.js";
 import { parseSeed, randomSeed, RANDOM_SEED, seedToJson } from "../random/seed.js";
 import { listScheduleTypes } from "../schedulers/index.js";
 import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
@@ -37,6 +37,18 @@ interface GenerateOptions extends ControlOptions {
   steps?: string;
   cfg?: string;
   seed?: string;
+  subseed?: string;
+  subseedStrength?: string;
+  seedResizeFrom?: string;
+  hires?: string;
+  hiresResize?: string;
+  hiresSteps?: string;
+  hiresUpscaler?: string;
+  hiresDenoise?: string;
+  hiresPrompt?: string;
+  hiresNegative?: string;
+  hiresSampler?: string;
+  hiresSchedule?: string;
   sampler?: string;
   schedule?: string;
   width?: string;
@@ -77,6 +89,47 @@ function num(flag: string, value: string | undefined): number | undefined {
   return n;
 }
 
+/** A `WxH` option (`--seed-resize-from 512x768`), as two numbers; an error naming the flag otherwise. */
+function sizeOption(flag: string, value: string | undefined): { width: number; height: number } | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*(\d+)\s*[xX]\s*(\d+)\s*$/.exec(value);
+  if (!m)
+    throw new InputError(`${flag} ${JSON.stringify(value)} is not a size: write WIDTHxHEIGHT in pixels, e.g. 512x768`);
+  return { width: Number(m[1]), height: Number(m[2]) };
+}
+
+/** The hires fix from its options: --hires SCALE or --hires-resize WxH turn it on; the others need one of them. */
+function hiresOption(o: GenerateOptions): HiresParams | undefined {
+  const resize = sizeOption("--hires-resize", o.hiresResize);
+  if (o.hires === undefined && resize === undefined) {
+    const stray = (
+      [
+        ["--hires-steps", o.hiresSteps],
+        ["--hires-upscaler", o.hiresUpscaler],
+        ["--hires-denoise", o.hiresDenoise],
+        ["--hires-prompt", o.hiresPrompt],
+        ["--hires-negative", o.hiresNegative],
+        ["--hires-sampler", o.hiresSampler],
+        ["--hires-schedule", o.hiresSchedule],
+      ] as const
+    ).find(([, v]) => v !== undefined);
+    if (stray)
+      throw new InputError(`${stray[0]} needs --hires SCALE (or --hires-resize WxH): the hires fix it configures`);
+    return undefined;
+  }
+  return {
+    ...(o.hires !== undefined ? { scale: num("--hires", o.hires) } : {}),
+    ...(resize ? { resizeX: resize.width, resizeY: resize.height } : {}),
+    ...(o.hiresSteps !== undefined ? { steps: num("--hires-steps", o.hiresSteps) } : {}),
+    ...(o.hiresUpscaler !== undefined ? { upscaler: o.hiresUpscaler } : {}),
+    ...(o.hiresDenoise !== undefined ? { denoisingStrength: num("--hires-denoise", o.hiresDenoise) } : {}),
+    ...(o.hiresPrompt !== undefined ? { prompt: o.hiresPrompt } : {}),
+    ...(o.hiresNegative !== undefined ? { negativePrompt: o.hiresNegative } : {}),
+    ...(o.hiresSampler !== undefined ? { sampler: o.hiresSampler } : {}),
+    ...(o.hiresSchedule !== undefined ? { scheduler: o.hiresSchedule } : {}),
+  };
+}
+
 /** `--prediction v|epsilon` (also the diffusers spellings v_prediction, v-prediction, eps). */
 function predictionOption(value: string | undefined): PredictionType | undefined {
   if (value === undefined) return undefined;
@@ -88,8 +141,11 @@ function predictionOption(value: string | undefined): PredictionType | undefined
   );
 }
 
-/** Output file names: `{seed}` and `{n}` are replaced; several images without a placeholder get "-n" suffixes. */
-export function outputPaths(pattern: string, seeds: readonly bigint[]): string[] {
+/**
+ * Output file names: `{seed}` and `{n}` are replaced; several images without a placeholder get "-n" suffixes.
+ * With a variation every image has the same seed, so `{seed}` is then SEED-VARIATIONSEED.
+ */
+export function outputPaths(pattern: string, seeds: readonly (bigint | string)[]): string[] {
   const placeholder = /\{seed\}|\{n\}/.test(pattern);
   return seeds.map((seed, n) => {
     if (placeholder) return pattern.replaceAll("{seed}", String(seed)).replaceAll("{n}", String(n));
@@ -149,6 +205,33 @@ export function registerGenerate(program: Command): void {
       "--seed <s>",
       "seed from 0 to 18446744073709551615, as PyTorch takes it (-1 or absent: random; always printed)",
     )
+    .option(
+      "--subseed <s>",
+      "variation seed (A1111's): the noise is interpolated from the seed's towards this one's by --subseed-strength (-1 or absent: random)",
+    )
+    .option(
+      "--subseed-strength <f>",
+      "variation strength from 0 (the seed alone, default) to 1 (the variation seed alone); images then share the seed and count up the variation seed",
+    )
+    .option(
+      "--seed-resize-from <WxH>",
+      "draw the seed's noise for this size and paste it centred, so a composition found at one size carries over to another",
+    )
+    .option(
+      "--hires <scale>",
+      "hires fix (A1111's): generate at the size, upscale by this factor, then repaint at the larger size",
+    )
+    .option("--hires-resize <WxH>", "hires fix to this size instead of a factor (the centre is cropped to it)")
+    .option("--hires-steps <n>", "steps of the hires pass (default: as many as --steps)")
+    .option(
+      "--hires-upscaler <name>",
+      'the hires upscaler: "Latent" (default), "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)", "Latent (nearest-exact)", "Lanczos" or "Nearest"',
+    )
+    .option("--hires-denoise <f>", "how much the hires pass repaints, above 0 to 1 (default 0.75)")
+    .option("--hires-prompt <text>", "the hires pass's prompt (default: the prompt)")
+    .option("--hires-negative <text>", "the hires pass's negative prompt (default: the negative prompt)")
+    .option("--hires-sampler <name>", "the hires pass's sampler (default: --sampler)")
+    .option("--hires-schedule <name>", "the hires pass's schedule type (default: --schedule)")
     .option(
       "--sampler <name>",
       'sampler: euler-a, dpm++2m-karras, ... or A1111 names like "Euler a" (default: the model\'s, else euler-a)',
@@ -241,6 +324,14 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   // any compute; the pipeline numbers a batch's images seed, seed + 1, ... as A1111 does.
   const seedOption = o.seed === undefined ? undefined : parseSeed(o.seed, "--seed");
   const seed = seedOption === undefined || seedOption === RANDOM_SEED ? randomSeed() : seedOption;
+  const subseedStrength = num("--subseed-strength", o.subseedStrength);
+  const subseedOption = o.subseed === undefined ? undefined : parseSeed(o.subseed, "--subseed");
+  const subseed =
+    subseedStrength !== undefined && subseedStrength > 0 && (subseedOption ?? RANDOM_SEED) === RANDOM_SEED
+      ? randomSeed()
+      : subseedOption;
+  const resizeFrom = sizeOption("--seed-resize-from", o.seedResizeFrom);
+  const hires = hiresOption(o);
   const params: GenerateParams = {
     prompt,
     negative_prompt: o.negative,
@@ -250,6 +341,10 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     steps: num("--steps", o.steps),
     cfg_scale: num("--cfg", o.cfg),
     seed,
+    ...(subseed !== undefined ? { subseed } : {}),
+    ...(subseedStrength !== undefined ? { subseedStrength } : {}),
+    ...(resizeFrom ? { seedResizeFromW: resizeFrom.width, seedResizeFromH: resizeFrom.height } : {}),
+    ...(hires ? { hires } : {}),
     sampler_name: o.sampler,
     scheduler: o.schedule,
     width: num("--width", o.width),
@@ -367,7 +462,10 @@ async function run(
   interruption.check();
   for (const w of result.warnings) log(`warning: ${w}`);
   const seeds = result.images.map((i) => i.seed);
-  const paths = outputPaths(o.out, seeds);
+  const paths = outputPaths(
+    o.out,
+    result.images.map((i) => (i.subseed === undefined ? i.seed : `${i.seed}-${i.subseed}`)),
+  );
   const encoded = await Promise.all(result.images.map((i) => i.encode(format)));
   await interruption.pausePoint("encoded");
   interruption.check();
@@ -381,7 +479,12 @@ async function run(
       const written = staged.commit();
       if (o.json) {
         // Seeds past 2^53 - 1 are written as strings: a number would lose digits in every JSON reader of JavaScript.
-        const parameters = { ...result.parameters, seed: seedToJson(result.parameters.seed) };
+        const { subseed: used, ...rest } = result.parameters;
+        const parameters = {
+          ...rest,
+          seed: seedToJson(result.parameters.seed),
+          ...(used !== undefined ? { subseed: seedToJson(used) } : {}),
+        };
         process.stdout.write(
           JSON.stringify({
             images: written,
@@ -437,13 +540,19 @@ function checkOutputs(o: GenerateOptions, params: GenerateParams, seed: bigint):
 /** Room for the infotext's parameter line (steps, sampler, seed, model...) beside the prompts, in EXIF bytes. */
 const PARAMETER_LINE_ALLOWANCE = 4096;
 
-/** The seeds the pipeline will give the images: seed, seed + 1, ... over batch size x batch count. */
-function expectedSeeds(p: GenerateParams, seed: bigint): bigint[] {
+/**
+ * The seeds the pipeline will give the images: seed, seed + 1, ... over batch size x batch count; with a
+ * variation, the seed and the variation seeds subseed, subseed + 1, ... (as outputPaths names them).
+ */
+function expectedSeeds(p: GenerateParams, seed: bigint): (bigint | string)[] {
   const count = (v: number | undefined) => (v === undefined ? 1 : Number.isInteger(v) && v >= 1 ? v : NaN);
   const n = count(p.batch_size) * count(p.n_iter);
   // Invalid counts are refused by the pipeline with their own message; the outputs are checked for one image.
   const images = Number.isFinite(n) && n <= MAX_CHECKED_OUTPUTS ? n : 1;
-  return Array.from({ length: images }, (_, i) => seed + BigInt(i));
+  const subseed = p.subseedStrength !== undefined && p.subseedStrength > 0 ? p.subseed : undefined;
+  return Array.from({ length: images }, (_, i) =>
+    subseed === undefined ? seed + BigInt(i) : `${seed}-${BigInt(subseed) + BigInt(i)}`,
+  );
 }
 
 const MAX_CHECKED_OUTPUTS = 64_000;

@@ -3,6 +3,7 @@ import { InputError } from "../errors.js";
 import { readImageFile } from "../image/codec.js";
 import { readImageParameters } from "../image/image-parameters.js";
 import { parseInfotext, splitInfotext } from "../image/infotext.js";
+import { requestFromInfotext } from "../pipeline/infotext-request.js";
 import { seedToJson } from "../random/seed.js";
 
 /** `diffuse info IMAGE`: the generation parameters stored in a PNG, JPEG or WebP (ours or AUTOMATIC1111's). */
@@ -11,7 +12,7 @@ export function registerInfo(program: Command): void {
     .command("info")
     .description("print the generation parameters (A1111 infotext) stored in a PNG, JPEG or WebP")
     .argument("<image>", "an image written by diffuse or AUTOMATIC1111")
-    .option("--json", "print the parsed parameters as JSON")
+    .option("--json", "print the parsed parameters as JSON, with the request (library parameters) that makes it again")
     .action(async (path: string, o: { json?: boolean }) => {
       const bytes = await readImageFile(path);
       const { format, parameters, text } = await readImageParameters(bytes, path);
@@ -26,13 +27,21 @@ export function registerInfo(program: Command): void {
         return;
       }
       let parsed: unknown;
+      let request: unknown;
       try {
         const typed = parseInfotext(parameters);
         // JSON holds the seed exactly: a number up to 2^53 - 1, a string beyond.
         parsed = { ...typed, seed: seedToJson(typed.seed) };
+        // The library request that makes the image again (GenerateParams), seeds as JSON holds them.
+        const r = requestFromInfotext(typed);
+        request = {
+          ...r,
+          seed: seedToJson(BigInt(r.seed!)),
+          ...(r.subseed !== undefined ? { subseed: seedToJson(BigInt(r.subseed)) } : {}),
+        };
       } catch {
         parsed = splitInfotext(parameters);
       }
-      process.stdout.write(JSON.stringify({ parameters: parsed, raw: parameters, text }) + "\n");
+      process.stdout.write(JSON.stringify({ parameters: parsed, raw: parameters, text, request }) + "\n");
     });
 }

@@ -140,6 +140,27 @@ export async function resizeImage(
   return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
 }
 
+/**
+ * Raw RGB pixels resampled to outWidth x outHeight with one of libvips' kernels: "lanczos3" (PIL's LANCZOS,
+ * which A1111's Lanczos upscaler uses, has the same 3-lobe kernel) or "nearest". Raw bytes in and out, as the
+ * hires fix's pixel upscalers pass them.
+ */
+export async function resamplePixels(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  outWidth: number,
+  outHeight: number,
+  kernel: "lanczos3" | "nearest",
+): Promise<Uint8Array> {
+  checkSize(outWidth, outHeight);
+  const { data } = await sharp(rawInput({ width, height, data: rgb }), { raw: { width, height, channels: 3 } })
+    .resize(outWidth, outHeight, { fit: "fill", kernel })
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+  return new Uint8Array(data.buffer, data.byteOffset, data.length);
+}
+
 /** Encodes RGB pixels as an 8-bit PNG (no metadata; png-text.ts adds text chunks afterwards). */
 export async function encodePng(image: RgbImage): Promise<Buffer> {
   return sharp(rawInput(image), { raw: { width: image.width, height: image.height, channels: 3 } })

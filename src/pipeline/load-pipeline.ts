@@ -1,3 +1,4 @@
+import type { PixelUpscaler } from "./hires-upscalers.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { TEXT_CONDITIONING, timeIdCount, type PredictionType } from "../configs/pipeline.js";
@@ -71,6 +72,8 @@ export interface LoadOptions extends NetworkOptions, SafeguardOptions {
   vae?: string;
   /** A TAESD that draws the step previews (the image as it forms) while the VAE decodes the final images. */
   previewDecoder?: string;
+  /** Pixel upscalers the hires fix may name besides the built-in ones (PipelineParts.upscalers). */
+  upscalers?: Readonly<Record<string, PixelUpscaler>>;
 }
 
 export interface RefinerLoadOptions {
@@ -142,6 +145,7 @@ export async function loadPipeline(path: string, opts: LoadOptions = {}): Promis
       stageMemory: opts.stageMemory,
       fastDecoder,
       previewDecoder,
+      upscalers: opts.upscalers,
     });
   } catch (e) {
     await fastDecoder?.close();

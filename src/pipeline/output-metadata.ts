@@ -41,7 +41,7 @@ export function imageInfotext(
     height: p.height,
     modelHash: model.hash,
     model: model.name,
-    denoisingStrength: p.initImage === undefined ? undefined : p.denoisingStrength,
+    denoisingStrength: p.hires?.denoisingStrength ?? (p.initImage === undefined ? undefined : p.denoisingStrength),
     clipSkip: p.clipSkip > 1 ? p.clipSkip : undefined,
     rng: "CPU",
     extra,

@@ -2,7 +2,10 @@ import { InputError } from "../errors.js";
 import { MAX_IMAGE_SIDE, type ImageSource } from "../image/codec.js";
 import { MAX_SEED, parseSeed, RANDOM_SEED, type SeedInput } from "../random/seed.js";
 import { findPreprocessor } from "../control/preprocessors.js";
-import { resolveSamplerSchedule, type ScheduleType } from "../schedulers/index.js";
+import type { ScheduleType } from "../schedulers/index.js";
+import { resolveHires } from "./hires-params.js";
+import { checkedInteger, checkedNumber } from "./param-checks.js";
+import { samplerAndSchedule } from "./sampler-choice.js";
 import type { ThresholdSpec } from "../control/preprocessor.js";
 
 /** Progress of one generation, emitted after every model call. */
@@ -84,6 +87,23 @@ export interface GenerateParams {
    * Image j of a batch (counting across n_iter) uses seed + j, as in AUTOMATIC1111.
    */
   seed?: SeedInput;
+  /**
+   * A1111's variation seed: the initial noise is spherically interpolated from the seed's towards this seed's by
+   * `subseedStrength`. -1 or absent: a random one (used only with a strength above 0). With a strength above 0,
+   * every image of the generation takes the same seed and image j the variation seed subseed + j, as in A1111.
+   */
+  subseed?: SeedInput;
+  /** 0 (default: no variation) to 1 (the subseed's noise alone). */
+  subseedStrength?: number;
+  /**
+   * A1111's "resize seed from": the seed's noise is drawn for an image of this width and height (pixels; both
+   * above 0, else off) and pasted centred into the noise of the actual size, so a composition found at one size
+   * carries over to another.
+   */
+  seedResizeFromW?: number;
+  seedResizeFromH?: number;
+  /** A1111's hires fix (txt2img only): generate, upscale, then repaint at the larger size. */
+  hires?: HiresParams;
   sampler_name?: string;
   /**
    * A1111's schedule type (1.9+'s `scheduler`): "Automatic" (the sampler's own, the default), "Uniform", "Karras",
@@ -122,6 +142,60 @@ export interface GenerateParams {
   job_id?: string;
   onStep?: (e: StepEvent) => void;
   signal?: AbortSignal;
+}
+
+/**
+ * AUTOMATIC1111's hires fix, as its txt2img does it: the first pass runs at width x height, its result is upscaled
+ * (in latent space, or decoded, upscaled as pixels and encoded again), then a second pass repaints it at the larger
+ * size from `denoisingStrength` of the way up the noise schedule.
+ */
+export interface HiresParams {
+  /** The factor of the first pass's size (A1111's hr_scale, default 2); unused when resizeX or resizeY is set. */
+  scale?: number;
+  /**
+   * A size to reach instead (hr_resize_x / hr_resize_y, pixels; 0 or absent: unset). One alone keeps the aspect
+   * ratio; both: the image is upscaled to cover that size and its centre cropped to it, as A1111 does.
+   */
+  resizeX?: number;
+  resizeY?: number;
+  /**
+   * "Latent" (default), "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent
+   * (nearest)", "Latent (nearest-exact)", "Lanczos", "Nearest", or an upscaler the pipeline was given by name
+   * (PipelineParts.upscalers).
+   */
+  upscaler?: string;
+  /** Steps of the second pass (hr_second_pass_steps); 0 or absent: as many as the first pass. */
+  steps?: number;
+  /** How much of the upscaled image the second pass repaints, above 0 to 1 (default 0.75, A1111's). */
+  denoisingStrength?: number;
+  /** The second pass's prompts (hr_prompt, hr_negative_prompt); empty or absent: the first pass's. */
+  prompt?: string;
+  negativePrompt?: string;
+  /** The second pass's sampler and schedule type (hr_sampler_name, hr_scheduler); absent: the first pass's. */
+  sampler?: string;
+  scheduler?: string;
+}
+
+/** The hires fix with every default filled and the sizes worked out as A1111's calculate_target_resolution. */
+export interface ResolvedHires {
+  upscaler: string;
+  /** As asked: the scale when no resize was given (written as "Hires upscale"), else the resize ("Hires resize"). */
+  scale?: number;
+  resizeX?: number;
+  resizeY?: number;
+  /** The size the first pass is upscaled to, then the final size after cropping to the resize (multiples of 8). */
+  upscaleWidth: number;
+  upscaleHeight: number;
+  width: number;
+  height: number;
+  /** As asked: 0 = the first pass's count. */
+  steps: number;
+  denoisingStrength: number;
+  /** Filled with the first pass's when not given. */
+  prompt: string;
+  negativePrompt: string;
+  sampler: string;
+  schedule: ScheduleType;
 }
 
 /** How a control image meets the generation size, with the names of A1111's ControlNet extension. */
@@ -177,8 +251,18 @@ export interface ResolvedParams {
   negativePrompt2?: string;
   steps: number;
   cfgScale: number;
-  /** The first image's seed, exact (a random one drawn); image j of the generation uses seed + j. */
+  /**
+   * The first image's seed, exact (a random one drawn); image j of the generation uses seed + j (without a
+   * variation; with one, every image uses the seed and image j the variation seed subseed + j).
+   */
   seed: bigint;
+  /** The first image's variation seed (a random one drawn) and its strength, present when the strength is above 0. */
+  subseed?: bigint;
+  subseedStrength?: number;
+  /** The size (pixels) the seed's noise is drawn at, when resized. */
+  seedResizeFrom?: { width: number; height: number };
+  /** The hires fix, when asked for. */
+  hires?: ResolvedHires;
   sampler: string;
   /** The schedule type the sampler walks; "automatic": its own. */
   schedule: ScheduleType;
@@ -205,6 +289,8 @@ export interface ModelDefaults {
   /** The refiner's switch point when the model has a refiner; undefined without one. */
   refinerSwitchAt?: number;
   randomSeed: () => bigint;
+  /** The pixel upscalers the pipeline has besides the built-in ones, for the hires fix's upscaler names. */
+  upscalers?: readonly string[];
 }
 
 /** Steps when neither the request nor the model says. */
@@ -214,19 +300,8 @@ export const DEFAULT_SAMPLER = "euler-a";
 /** For models that do not recommend their own (generation_config.json): what SD1.x is used at. */
 export const DEFAULT_CFG_SCALE = 7;
 
-function integer(name: string, value: unknown, min: number, max: number, hint: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new InputError(`${name} ${JSON.stringify(value)} is invalid: ${hint}`);
-  }
-  return value;
-}
-
-function number(name: string, value: unknown, min: number, max: number, hint: string): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
-    throw new InputError(`${name} ${JSON.stringify(value)} is invalid: ${hint}`);
-  }
-  return value;
-}
+const integer = checkedInteger;
+const number = checkedNumber;
 
 /** Checks every parameter up front, so bad input fails before any compute, with a message naming the fix. */
 export function resolveParams(p: GenerateParams, defaults: ModelDefaults): ResolvedParams {
@@ -273,15 +348,44 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
   const seed = asked === RANDOM_SEED ? defaults.randomSeed() : asked;
   const batchSize = integer("batch size", p.batch_size ?? 1, 1, 64, "use an integer from 1 to 64");
   const batchCount = integer("batch count", p.n_iter ?? 1, 1, 1000, "use an integer from 1 to 1000");
-  checkSeedsFit(seed, batchSize * batchCount);
+  const subseedStrength = number(
+    "variation seed strength",
+    p.subseedStrength ?? 0,
+    0,
+    1,
+    "use a number from 0 (the seed alone) to 1 (the variation seed alone)",
+  );
+  const askedSubseed = subseedStrength > 0 ? parseSeed(p.subseed ?? RANDOM_SEED, "variation seed") : undefined;
+  const subseed = askedSubseed === RANDOM_SEED ? defaults.randomSeed() : askedSubseed;
+  // With a variation every image takes the seed itself and the variation seeds count up instead (A1111).
+  checkSeedsFit(seed, subseed === undefined ? batchSize * batchCount : 1);
+  if (subseed !== undefined) checkSeedsFit(subseed, batchSize * batchCount, "variation seed");
+  const seedResizeFrom = resolveSeedResize(p.seedResizeFromW, p.seedResizeFromH);
   const init = p.init_images?.[0];
   if (p.mask !== undefined && init === undefined)
     throw new InputError("a mask needs an init image: pass the image to inpaint with --init (init_images)");
   const switchAt = p.refiner_switch_at ?? defaults.refinerSwitchAt;
-  if (p.scheduler !== undefined && typeof p.scheduler !== "string")
-    throw new InputError(`scheduler ${JSON.stringify(p.scheduler)} must be a schedule type's name, e.g. "Karras"`);
   const asSampler = p.sampler_name ?? defaults.sampler ?? DEFAULT_SAMPLER;
-  const { sampler, schedule } = resolveSamplerSchedule(asSampler, p.scheduler);
+  const { sampler, schedule } = samplerAndSchedule(asSampler, p.scheduler);
+  if (p.hires !== undefined && init !== undefined)
+    throw new InputError(
+      "the hires fix is for text-to-image: leave out hires with an init image (upscale the image and run img2img instead)",
+    );
+  const hires =
+    p.hires === undefined
+      ? undefined
+      : resolveHires(
+          p.hires,
+          {
+            width,
+            height,
+            prompt: p.prompt,
+            negativePrompt: p.negative_prompt ?? "",
+            sampler: asSampler,
+            scheduler: p.scheduler,
+          },
+          defaults.upscalers,
+        );
   return {
     prompt: p.prompt,
     negativePrompt: p.negative_prompt ?? "",
@@ -302,12 +406,10 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
       "use a number from 0 to 100 (7 is typical; 1 disables guidance)",
     ),
     seed,
-    // A1111's "Euler Karras" is Euler with the Karras schedule: the sampler is then named alone.
-    sampler:
-      sampler.name === asSampler.trim().toLowerCase() || sampler.label.toLowerCase() === asSampler.trim().toLowerCase()
-        ? asSampler
-        : sampler.label,
-    schedule: schedule.name,
+    ...(subseed !== undefined ? { subseed, subseedStrength } : {}),
+    ...(seedResizeFrom ? { seedResizeFrom } : {}),
+    sampler,
+    schedule,
     width,
     height,
     batchSize,
@@ -325,6 +427,7 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
     initImage: init,
     mask: p.mask,
     clipSkip: integer("clip skip", p.clip_skip ?? 1, 1, 12, "use an integer from 1 to 12 (1 = last layer)"),
+    ...(hires ? { hires } : {}),
     ...(p.controlnet !== undefined && p.controlnet.length > 0 ? { controlnet: resolveControlUnits(p.controlnet) } : {}),
     ...(switchAt !== undefined
       ? {
@@ -426,10 +529,34 @@ function resolveControlUnits(units: readonly ControlNetUnit[]): ResolvedControlU
  * Image j takes seed + j. PyTorch has no seed past 2^64 - 1 (manual_seed raises an overflow, so A1111 fails at
  * that image), so a generation that would need one is refused before any compute rather than wrapped to 0.
  */
-function checkSeedsFit(seed: bigint, images: number): void {
+function checkSeedsFit(seed: bigint, images: number, what = "seed"): void {
   const last = seed + BigInt(images - 1);
   if (last <= MAX_SEED) return;
   throw new InputError(
-    `seed ${seed} with ${images} images needs seeds up to ${last} (image j takes seed + j), past the largest seed ${MAX_SEED}: use a seed up to ${MAX_SEED - BigInt(images - 1)}`,
+    `${what} ${seed} with ${images} images needs seeds up to ${last} (image j takes ${what} + j), past the largest seed ${MAX_SEED}: use a ${what} up to ${MAX_SEED - BigInt(images - 1)}`,
   );
+}
+
+/**
+ * A1111's seed_resize_from_w/h: on when both are above 0 (its API sends -1 or 0 for off). The noise is drawn at
+ * the latent size of that many pixels, so each must cover at least one latent cell.
+ */
+function resolveSeedResize(
+  w: number | undefined,
+  h: number | undefined,
+): { width: number; height: number } | undefined {
+  if (w === undefined || h === undefined || w <= 0 || h <= 0) {
+    for (const [name, v] of [
+      ["seed resize from width", w],
+      ["seed resize from height", h],
+    ] as const)
+      if (v !== undefined && !(typeof v === "number" && Number.isFinite(v)))
+        throw new InputError(`${name} ${JSON.stringify(v)} is invalid: use a number of pixels (0 or -1: off)`);
+    return undefined;
+  }
+  const hint = `use an integer from 8 to ${MAX_IMAGE_SIDE} pixels (0 or -1: off)`;
+  return {
+    width: integer("seed resize from width", w, 8, MAX_IMAGE_SIDE, hint),
+    height: integer("seed resize from height", h, 8, MAX_IMAGE_SIDE, hint),
+  };
 }

@@ -14,6 +14,10 @@ import type { Checkpoint } from "../weights/checkpoint.js";
 import { shortHash } from "../weights/hash.js";
 import { AdapterFolder, defaultAdapterFolders } from "./adapter-folder.js";
 import { BatchNoise, batchSeeds } from "./batch-noise.js";
+import { hiresTimesteps, upscaleFirstPass } from "./hires-pass.js";
+import { findHiresUpscaler, type PixelUpscaler } from "./hires-upscalers.js";
+import { hiresInfotext, variationInfotext } from "./seed-infotext.js";
+import { initialNoise, type Variation } from "./variation-noise.js";
 import { ControlGuidance } from "./control-guidance.js";
 import { controlNetInfotext } from "./control-infotext.js";
 import { controlMap } from "./control-maps.js";
@@ -49,6 +53,8 @@ export interface GeneratedImage {
   image: RgbImage;
   /** Exact: a seed may be anywhere from 0 to 2^64 - 1 (seedToJson writes it for JSON). */
   seed: bigint;
+  /** The image's variation seed, when the generation had a variation strength above 0. */
+  subseed?: bigint;
   /** AUTOMATIC1111's parameters text for this image. */
   infotext: string;
   /** The image as PNG with the infotext in its `parameters` chunk, signed unless provenance is off. */
@@ -97,6 +103,11 @@ export interface PipelineParts {
   fastDecoder?: TaesdModel;
   /** Which networks stay loaded once a generation is done with them (stage-memory.ts; default "auto"). */
   stageMemory?: StageMemory;
+  /**
+   * Pixel upscalers the hires fix may use by name besides the built-in ones ("Lanczos", "Nearest"), e.g. learned
+   * ones (ESRGAN): each takes RGB bytes and returns them at the asked size.
+   */
+  upscalers?: Readonly<Record<string, PixelUpscaler>>;
 }
 
 /** One batch's starting point: the latents to denoise from and the timesteps left to run. */
@@ -130,6 +141,7 @@ export class StableDiffusionPipeline {
   private readonly networkOptions: NetworkOptions;
   private readonly fastDecoder: TaesdModel | undefined;
   private readonly previewDecoder: TaesdModel | undefined;
+  private readonly upscalers: Readonly<Record<string, PixelUpscaler>>;
   /** ControlNets loaded for requests, by path and config folder; kept until close. */
   private readonly controlNets = new Map<string, Promise<ControlNetModel>>();
   /**
@@ -165,6 +177,7 @@ export class StableDiffusionPipeline {
     this.loras = new Loras(this.checkpoint, this.networks);
     this.networkOptions = parts.networkOptions ?? {};
     this.stageMemory = parts.stageMemory ?? "auto";
+    this.upscalers = parts.upscalers ?? {};
   }
 
   /**
@@ -254,18 +267,28 @@ export class StableDiffusionPipeline {
       sampler: this.defaultSampler,
       refinerSwitchAt: this.refiner ? DEFAULT_REFINER_SWITCH_AT : undefined,
       randomSeed,
+      upscalers: Object.keys(this.upscalers),
     });
     this.safeguards.checkPrompt(p.prompt, p.negativePrompt);
     const jobId = params.job_id ?? randomUUID();
     // Fail on a bad sampler name, schedule or strength before any compute.
     const probe = this.createScheduler(p);
     probe.setTimesteps(p.steps);
+    if (p.hires) this.createScheduler({ sampler: p.hires.sampler, schedule: p.hires.schedule }).setTimesteps(1);
     // <lora:...> tags are cut out of every prompt (the infotext keeps them, as A1111's does); the LoRAs they name
-    // and the caller's are read now, so that a wrong name or file fails before any compute.
-    const prompts = [p.prompt, p.negativePrompt, p.prompt2, p.negativePrompt2];
+    // and the caller's are read now, so that a wrong name or file fails before any compute. LoRAs named in the
+    // hires prompts apply to the whole generation (A1111 applies them to its second pass only).
+    const prompts = [
+      p.prompt,
+      p.negativePrompt,
+      p.prompt2,
+      p.negativePrompt2,
+      p.hires?.prompt,
+      p.hires?.negativePrompt,
+    ];
     const tagged = loraTags(prompts.map((t) => t ?? ""));
-    const [prompt, negativePrompt, prompt2, negativePrompt2] = tagged.texts.map((t, i) =>
-      prompts[i] === undefined ? undefined : t,
+    const [prompt, negativePrompt, prompt2, negativePrompt2, hiresPrompt, hiresNegativePrompt] = tagged.texts.map(
+      (t, i) => (prompts[i] === undefined ? undefined : t),
     );
     const wanted = wantedLoras(tagged.loras, params.loras ?? [], this.loraFolder);
     const usedEmbeddings = this.embeddings?.used(tagged.texts, this.tokenizer) ?? [];
@@ -279,6 +302,7 @@ export class StableDiffusionPipeline {
         jobId,
         probe,
         { prompt: prompt!, negativePrompt: negativePrompt!, prompt2, negativePrompt2 },
+        { prompt: hiresPrompt ?? "", negativePrompt: hiresNegativePrompt ?? "" },
         {
           ...(applied.hashes ? { "Lora hashes": applied.hashes } : {}),
           ...(usedEmbeddings.length > 0
@@ -324,6 +348,7 @@ export class StableDiffusionPipeline {
     jobId: string,
     probe: Scheduler,
     texts: Pick<ConditioningRequest, "prompt" | "negativePrompt" | "prompt2" | "negativePrompt2">,
+    hiresTexts: Pick<ConditioningRequest, "prompt" | "negativePrompt">,
     adapterInfotext: Record<string, string>,
     warnings: string[],
     releaseFinished: boolean,
@@ -350,6 +375,12 @@ export class StableDiffusionPipeline {
       throw new InputError(
         "ControlNets with a refiner are not supported (the refiner's UNet takes no residuals): leave out the refiner or the ControlNet units",
       );
+    if (p.hires && this.refiner)
+      throw new InputError("the hires fix with a refiner is not supported: leave out the refiner or the hires fix");
+    if (p.hires && p.controlnet)
+      throw new InputError(
+        "the hires fix with ControlNets is not supported yet: leave out the hires fix or the ControlNet units",
+      );
     const control = p.controlnet ? await this.prepareControl(p.controlnet, p.width, p.height) : undefined;
     const request: ConditioningRequest = {
       ...texts,
@@ -368,6 +399,23 @@ export class StableDiffusionPipeline {
         p.cfgScale,
         this.refiner.checkpoint.config.unet.timeCondProjDim ?? undefined,
       );
+    // The second pass's conditions: its own prompts, and the size it works at (SDXL's time ids depend on it).
+    const hiresConditions =
+      p.hires &&
+      withGuidance(
+        await this.conditioner.encode({
+          ...request,
+          prompt: hiresTexts.prompt,
+          negativePrompt: hiresTexts.negativePrompt,
+          ...(hiresTexts.prompt === texts.prompt ? {} : { prompt2: undefined }),
+          ...(hiresTexts.negativePrompt === texts.negativePrompt ? {} : { negativePrompt2: undefined }),
+          width: p.hires.width,
+          height: p.hires.height,
+        }),
+        p.cfgScale,
+        this.guidanceEmbedding,
+      );
+    // Every text this generation encodes is encoded now (the hires pass's too): the encoders may go.
     if (releaseFinished) await this.releaseFinished(["text_encoder", "text_encoder_2"]);
     const model: ModelIdentity = { name: this.modelName, hash: this.modelHash };
     const images: GeneratedImage[] = [];
@@ -377,38 +425,68 @@ export class StableDiffusionPipeline {
       decode: taesd && ((x, shape) => taesd.decode(x, shape)),
     });
     const controlFields = control ? controlNetInfotext(p.controlnet!, control.titles, p.width, p.height) : {};
+    const hiresFields = hiresInfotext(p);
+    // Progress counts both passes' model calls, as A1111's does.
+    const firstCalls = init ? probe.timesteps.length - startIndex(probe, p) : probe.timesteps.length;
+    const hiresCalls = p.hires ? this.hiresProbe(p).length : 0;
     try {
       for (let b = 0; b < p.batchCount; b++) {
-        const seeds = batchSeeds(p.seed, p.batchSize, b);
+        const { seeds, subseeds } = generationSeeds(p, b);
+        const variation = variationOf(p, subseeds, this.space.factor);
+        const report =
+          (offset: number, shape: readonly [number, number, number, number]) =>
+          (step: number, _: number, x: Float32Array) => {
+            const total = firstCalls + hiresCalls;
+            params.onStep?.({
+              step: offset + step,
+              steps: total,
+              batch: b,
+              batches: p.batchCount,
+              elapsed: (performance.now() - start) / 1000,
+              latents: x,
+              preview: previews.forStep(x, shape, { batch: b, step: offset + step, last: offset + step === total }),
+            });
+          };
         const shape = latentShape(this.space, seeds.length, p.width, p.height);
-        const { latents, refined } = await this.denoiseBatch(
+        const first = await this.denoiseBatch(
           p,
           seeds,
+          variation,
           conditions,
           refinerConditions,
           init,
           mask,
           control,
           params.signal,
-          (step, steps, x) =>
-            params.onStep?.({
-              step,
-              steps,
-              batch: b,
-              batches: p.batchCount,
-              elapsed: (performance.now() - start) / 1000,
-              latents: x,
-              preview: previews.forStep(x, shape, { batch: b, step, last: step === steps }),
-            }),
+          report(0, shape),
         );
-        const decoded = await this.codec.decode(latents, seeds.length, p.width, p.height);
+        const refined = first.refined;
+        let latents = first.latents;
+        const [width, height] = p.hires ? [p.hires.width, p.hires.height] : [p.width, p.height];
+        if (p.hires) {
+          const upShape = latentShape(this.space, seeds.length, width, height);
+          latents = await this.hiresPass(
+            p,
+            seeds,
+            variation,
+            latents,
+            shape,
+            hiresConditions!,
+            params.signal,
+            report(firstCalls, upShape),
+          );
+        }
+        const decoded = await this.codec.decode(latents, seeds.length, width, height);
         const safe = await this.safeguards.process(decoded, jobId);
         previews.judged(b, safe.flagged.includes(true));
         safe.images.forEach((image, j) => {
           const seed = seeds[j]!;
+          const subseed = subseeds?.[j];
           const notes = safe.notes[j]!;
           const refinerFields = refined ? refinerInfotext(this.refiner!.identity, p.refinerSwitchAt!) : {};
           const infotext = imageInfotext(p, seed, model, {
+            ...variationInfotext(p, subseed),
+            ...hiresFields,
             ...controlFields,
             ...refinerFields,
             ...adapterInfotext,
@@ -420,7 +498,14 @@ export class StableDiffusionPipeline {
               await encodeImage(image, format, infotext),
               await provenanceInfo(p, seed, model, notes.off),
             );
-          images.push({ image, seed, infotext, encode, png: () => encode("png") });
+          images.push({
+            image,
+            seed,
+            ...(subseed !== undefined ? { subseed } : {}),
+            infotext,
+            encode,
+            png: () => encode("png"),
+          });
         });
       }
     } finally {
@@ -461,7 +546,7 @@ export class StableDiffusionPipeline {
 
   /** One batch (batch_size images, one generator each): its starting latents, then the loop. */
   /** The run's scheduler: the sampler with its schedule type (Align Your Steps has an SDXL table). */
-  private createScheduler(p: ResolvedParams): Scheduler {
+  private createScheduler(p: Pick<ResolvedParams, "sampler" | "schedule">): Scheduler {
     return createScheduler(p.sampler, this.schedulerConfig, {
       schedule: p.schedule,
       sdxl: this.checkpoint.config.family === "sdxl",
@@ -471,6 +556,7 @@ export class StableDiffusionPipeline {
   private async denoiseBatch(
     p: ResolvedParams,
     seeds: bigint[],
+    variation: Variation | undefined,
     conditions: PromptConditions,
     refinerConditions: PromptConditions | undefined,
     init: RgbImage | undefined,
@@ -483,7 +569,7 @@ export class StableDiffusionPipeline {
     const scheduler = this.createScheduler(p);
     scheduler.setTimesteps(p.steps);
     const shape = latentShape(this.space, seeds.length, p.width, p.height);
-    const s = await this.start(p, scheduler, noise, shape, init, mask);
+    const s = await this.start(p, scheduler, noise, variation, shape, init, mask);
     const trainSteps = Number(this.schedulerConfig["num_train_timesteps"] ?? 1000);
     const at =
       this.refiner && refinerConditions ? refinerStart(s.timesteps, p.refinerSwitchAt!, trainSteps) : undefined;
@@ -507,6 +593,54 @@ export class StableDiffusionPipeline {
       onStep,
     });
     return { latents, refined: at !== undefined };
+  }
+
+  /** The second pass's timesteps, to count them before the run. */
+  private hiresProbe(p: ResolvedParams): number[] {
+    const h = p.hires!;
+    return hiresTimesteps(this.createScheduler(h), h.steps || p.steps, h.denoisingStrength);
+  }
+
+  /**
+   * The hires fix's second pass on a batch's first-pass latents: upscaled (hires-pass.ts), noised to the start of
+   * the second schedule with fresh noise from each image's seed at the new size (A1111 makes a new ImageRNG, the
+   * variation included), then denoised with the second pass's sampler and prompts. Returns the final latents.
+   */
+  private async hiresPass(
+    p: ResolvedParams,
+    seeds: bigint[],
+    variation: Variation | undefined,
+    latents: Float32Array,
+    lowShape: readonly [number, number, number, number],
+    conditions: PromptConditions,
+    signal: AbortSignal | undefined,
+    onStep: (step: number, steps: number, latents: Float32Array) => void,
+  ): Promise<Float32Array> {
+    const h = p.hires!;
+    const upscaler = findHiresUpscaler(h.upscaler, this.upscalers);
+    const upscaled = await upscaleFirstPass(latents, lowShape, h, upscaler, this.codec, seeds, signal);
+    const shape = latentShape(this.space, seeds.length, h.width, h.height);
+    const scheduler = this.createScheduler(h);
+    const timesteps = hiresTimesteps(scheduler, h.steps || p.steps, h.denoisingStrength);
+    const noise = new BatchNoise(seeds);
+    const start = scheduler.addNoise(upscaled, initialNoise(noise, shape, variation), timesteps[0]!);
+    // An inpainting checkpoint repaints everything in both passes (A1111's txt2img conditioning at the new size).
+    const inpaint = this.checkpoint.inpainting
+      ? await inpaintChannels(this.codec, undefined, undefined, h.width, h.height, seeds.length)
+      : undefined;
+    return denoise({
+      unet: await this.unet(false),
+      scheduler,
+      timesteps,
+      latents: start,
+      shape,
+      noise,
+      cfgScale: this.loopCfgScale(p),
+      conditions,
+      inpaint,
+      signal,
+      onStep,
+    });
   }
 
   /**
@@ -554,6 +688,7 @@ export class StableDiffusionPipeline {
     p: ResolvedParams,
     scheduler: Scheduler,
     noise: BatchNoise,
+    variation: Variation | undefined,
     shape: readonly [number, number, number, number],
     init: RgbImage | undefined,
     mask: Mask | undefined,
@@ -563,13 +698,14 @@ export class StableDiffusionPipeline {
     const inpaint = inpaintModel ? await inpaintChannels(this.codec, init, mask, p.width, p.height, B) : undefined;
     const timesteps = Array.from(scheduler.timesteps);
     if (!init || (inpaintModel && p.denoisingStrength === 1)) {
-      return { latents: noise.randn(shape).map((v) => v * scheduler.initNoiseSigma), timesteps, inpaint };
+      const first = initialNoise(noise, shape, variation);
+      return { latents: first.map((v) => v * scheduler.initNoiseSigma), timesteps, inpaint };
     }
     const original = await this.codec.encode(init, noise, B);
     const begin = startIndex(scheduler, p);
     scheduler.setBeginIndex(begin);
     const kept = timesteps.slice(begin);
-    const addedNoise = noise.randn(shape);
+    const addedNoise = initialNoise(noise, shape, variation);
     const latents = scheduler.addNoise(original, addedNoise, kept[0]!);
     const blend =
       mask && !inpaintModel
@@ -613,6 +749,33 @@ interface PreparedControl {
   models: ControlNetModel[];
   maps: RgbImage[];
   titles: string[];
+}
+
+/**
+ * The seeds of batch `batch`: without a variation image j of the generation takes seed + j; with one (strength
+ * above 0) every image takes the seed and image j the variation seed subseed + j, as A1111's process_images.
+ */
+function generationSeeds(p: ResolvedParams, batch: number): { seeds: bigint[]; subseeds?: bigint[] } {
+  if (p.subseed === undefined) return { seeds: batchSeeds(p.seed, p.batchSize, batch) };
+  return { seeds: Array(p.batchSize).fill(p.seed), subseeds: batchSeeds(p.subseed, p.batchSize, batch) };
+}
+
+/** The variation of a batch's initial noise, when the request has one (a strength above 0, or a seed resize). */
+function variationOf(p: ResolvedParams, subseeds: bigint[] | undefined, factor: number): Variation | undefined {
+  if (subseeds === undefined && !p.seedResizeFrom) return undefined;
+  return {
+    subseeds: subseeds ?? [],
+    strength: subseeds === undefined ? 0 : p.subseedStrength!,
+    // A1111 divides by 8 (its latent factor), flooring.
+    ...(p.seedResizeFrom
+      ? {
+          resizeFrom: {
+            width: Math.floor(p.seedResizeFrom.width / factor),
+            height: Math.floor(p.seedResizeFrom.height / factor),
+          },
+        }
+      : {}),
+  };
 }
 
 /** diffusers' img2img start: skip the first (1 - strength) of the schedule, in model calls. */

@@ -28,17 +28,34 @@ export class VaeCodec {
   async encode(init: RgbImage, noise: NoiseSource, batch: number): Promise<Float32Array> {
     const { mean, logvar, dims } = await this.posterior(imageToTensor(init));
     const eps = noise.randn([batch, ...dims.slice(1)]);
-    const scale = this.space.scalingFactor;
     const latents = new Float32Array(batch * mean.length);
-    for (let j = 0; j < batch; j++) {
-      for (let k = 0; k < mean.length; k++) {
-        const std = Math.fround(Math.exp(Math.fround(0.5 * logvar[k]!)));
-        latents[j * mean.length + k] = Math.fround(
-          Math.fround(mean[k]! + Math.fround(std * eps[j * mean.length + k]!)) * scale,
-        );
-      }
-    }
+    for (let j = 0; j < batch; j++) this.sample(mean, logvar, eps, latents, j * mean.length);
     return latents;
+  }
+
+  /**
+   * Several images (of one size) as scaled latents [B, C, h, w], each its own posterior sample; the samples' noise
+   * is one draw of the whole batch's shape from `noise`.
+   */
+  async encodeImages(images: readonly RgbImage[], noise: NoiseSource): Promise<Float32Array> {
+    let latents: Float32Array | undefined;
+    let eps: Float32Array | undefined;
+    for (let j = 0; j < images.length; j++) {
+      const { mean, logvar, dims } = await this.posterior(imageToTensor(images[j]!));
+      eps ??= noise.randn([images.length, ...dims.slice(1)]);
+      latents ??= new Float32Array(images.length * mean.length);
+      this.sample(mean, logvar, eps, latents, j * mean.length);
+    }
+    return latents ?? new Float32Array(0);
+  }
+
+  /** mean + std * eps, scaled, into `out` at `offset` (eps read at the same offset), float32 as the reference. */
+  private sample(mean: Float32Array, logvar: Float32Array, eps: Float32Array, out: Float32Array, offset: number): void {
+    const scale = this.space.scalingFactor;
+    for (let k = 0; k < mean.length; k++) {
+      const std = Math.fround(Math.exp(Math.fround(0.5 * logvar[k]!)));
+      out[offset + k] = Math.fround(Math.fround(mean[k]! + Math.fround(std * eps[offset + k]!)) * scale);
+    }
   }
 
   /** The posterior's mean, scaled: what inpainting checkpoints see of the masked image (diffusers' "argmax"). */

@@ -7,7 +7,7 @@ import { splitInfotext } from "../image/infotext.js";
 import { stringifyExact } from "../json-exact.js";
 import { InputError } from "../errors.js";
 import { findSampler, requireScheduleType, resolveSamplerSchedule } from "../schedulers/index.js";
-import type { JobParams, JobType } from "./api-types.js";
+import type { GenerationParams, JobParams, JobType } from "./api-types.js";
 import type { A1111Img2Img, A1111Txt2Img } from "./a1111-schema.js";
 import { HttpError } from "./http-errors.js";
 import { jobParamsOf } from "./job-params.js";
@@ -119,6 +119,8 @@ export async function a1111Job(
     controlImage: (i) => `${control.fields[i]}.input_image`,
   });
   const type: JobType = uploads.mask ? "inpaint" : uploads.initImage ? "img2img" : "txt2img";
+  // A1111's img2img has no hires fix: enable_hr is ignored there, as its img2img processing ignores it.
+  const hires = !img2img && req.enable_hr === true;
   const m = defaults.model;
   const params = jobParamsOf(
     type,
@@ -136,7 +138,13 @@ export async function a1111Job(
       height: gridSize(req.height) ?? defaults.model.defaultSize,
       batch_size: req.batch_size ?? 1,
       n_iter: req.n_iter ?? 1,
-      denoising_strength: img2img ? (req.denoising_strength ?? 0.75) : undefined,
+      denoising_strength: img2img
+        ? (req.denoising_strength ?? 0.75)
+        : hires
+          ? (req.denoising_strength ?? undefined)
+          : undefined,
+      ...variationParams(req),
+      ...(hires ? hiresParams(req) : {}),
       clip_skip: Math.min(12, Math.max(1, clipSkip)),
       ...refinerParams(req, m),
       ...(accepted.units.length ? { controlnet: accepted.units } : {}),
@@ -144,6 +152,45 @@ export async function a1111Job(
     uploads,
   );
   return { type, params, uploads, detectMaps: control.detectMaps };
+}
+
+/** A1111's subseed / subseed_strength / seed_resize_from_*, as sent (nulls dropped; -1 seeds resolved at acceptance). */
+function variationParams(req: A1111Txt2Img): Partial<GenerationParams> {
+  return {
+    ...(req.subseed_strength ? { subseed_strength: req.subseed_strength, subseed: req.subseed ?? -1 } : {}),
+    ...(req.seed_resize_from_w != null ? { seed_resize_from_w: req.seed_resize_from_w } : {}),
+    ...(req.seed_resize_from_h != null ? { seed_resize_from_h: req.seed_resize_from_h } : {}),
+  };
+}
+
+/**
+ * A1111's hires fix fields. Its "Use same sampler" / "Use same scheduler" / empty prompts mean the first pass's,
+ * as do nulls; hr_checkpoint_name is not supported (one checkpoint per job).
+ */
+function hiresParams(req: A1111Txt2Img): Partial<GenerationParams> {
+  const same = (v: string | null | undefined, word: string) =>
+    v == null || v === "" || v.toLowerCase() === `use same ${word}` ? undefined : v;
+  const checkpoint = (req as Record<string, unknown>)["hr_checkpoint_name"];
+  if (typeof checkpoint === "string" && checkpoint !== "" && checkpoint !== "Use same checkpoint")
+    throw new A1111Error(
+      422,
+      `hr_checkpoint_name: another checkpoint for the hires pass is not supported; send "Use same checkpoint" or leave it out`,
+    );
+  const out: Partial<GenerationParams> = {
+    enable_hr: true,
+    ...(req.hr_scale != null ? { hr_scale: req.hr_scale } : {}),
+    ...(req.hr_resize_x != null ? { hr_resize_x: req.hr_resize_x } : {}),
+    ...(req.hr_resize_y != null ? { hr_resize_y: req.hr_resize_y } : {}),
+    ...(req.hr_upscaler != null ? { hr_upscaler: req.hr_upscaler } : {}),
+    ...(req.hr_second_pass_steps != null ? { hr_second_pass_steps: req.hr_second_pass_steps } : {}),
+    ...(req.hr_prompt ? { hr_prompt: req.hr_prompt } : {}),
+    ...(req.hr_negative_prompt ? { hr_negative_prompt: req.hr_negative_prompt } : {}),
+  };
+  const sampler = same(req.hr_sampler_name, "sampler");
+  const scheduler = same(req.hr_scheduler, "scheduler");
+  if (sampler !== undefined) out.hr_sampler_name = sampler;
+  if (scheduler !== undefined) out.hr_scheduler = scheduler;
+  return out;
 }
 
 /**
@@ -227,6 +274,11 @@ export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDes
   // Seeds as exact JSON integers, as A1111 writes them: its clients (Python) read them exactly.
   const seeds = images.map((i) => i.seed);
   const count = Math.max(images.length, 1);
+  // With a variation, image j's variation seed is subseed + j (A1111's all_subseeds); exact, as the seeds.
+  const subseeds =
+    p.subseed_strength && p.subseed !== undefined
+      ? Array.from({ length: count }, (_, j) => BigInt(p.subseed!) + BigInt(j))
+      : [];
   const sampler = p.sampler_name === undefined ? A1111_SAMPLER : (findSampler(p.sampler_name)?.label ?? p.sampler_name);
   const info = {
     prompt: p.prompt,
@@ -235,9 +287,9 @@ export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDes
     all_negative_prompts: Array(count).fill(p.negative_prompt ?? ""),
     seed: seeds[0] ?? BigInt(p.seed),
     all_seeds: seeds.length ? seeds : [BigInt(p.seed)],
-    subseed: -1,
-    all_subseeds: Array(count).fill(-1),
-    subseed_strength: 0,
+    subseed: subseeds[0] ?? -1,
+    all_subseeds: subseeds.length ? subseeds : Array(count).fill(-1),
+    subseed_strength: p.subseed_strength ?? 0,
     width: p.width,
     height: p.height,
     sampler_name: sampler,
@@ -250,9 +302,9 @@ export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDes
     sd_model_hash: model.hash,
     sd_vae_name: null,
     sd_vae_hash: null,
-    seed_resize_from_w: -1,
-    seed_resize_from_h: -1,
-    denoising_strength: p.has_init_image ? (p.denoising_strength ?? 0.75) : 0,
+    seed_resize_from_w: p.seed_resize_from_w ?? -1,
+    seed_resize_from_h: p.seed_resize_from_h ?? -1,
+    denoising_strength: p.has_init_image || p.enable_hr ? (p.denoising_strength ?? 0.75) : 0,
     extra_generation_params: extraGenerationParams(images[0]?.infotext),
     index_of_first_image: 0,
     infotexts: images.map((i) => i.infotext),
@@ -274,6 +326,11 @@ function extraGenerationParams(infotext: string | undefined): Record<string, str
   if (params["Refiner switch at"] !== undefined) out["Refiner switch at"] = Number(params["Refiner switch at"]);
   // What A1111's Lora extension, embeddings and ControlNet extension add to p.extra_generation_params.
   for (const key of ["Lora hashes", "TI hashes"]) if (params[key] !== undefined) out[key] = params[key];
+  // The hires fix's, as A1111's txt2img puts them there (numbers as numbers).
+  for (const key of ["Hires upscale", "Hires steps", "Denoising strength"])
+    if (params[key] !== undefined && params["Hires upscaler"] !== undefined) out[key] = Number(params[key]);
+  for (const key of ["Hires resize", "Hires upscaler", "Hires prompt", "Hires negative prompt", "Hires sampler"])
+    if (params[key] !== undefined) out[key] = params[key];
   for (const [key, value] of Object.entries(params)) if (/^ControlNet \d+$/.test(key)) out[key] = value;
   return out;
 }

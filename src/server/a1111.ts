@@ -1,3 +1,4 @@
+import { latentUpscalerNames } from "../pipeline/hires-upscalers.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { readImageParameters } from "../image/image-parameters.js";
@@ -131,6 +132,8 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
     scope.get("/sdapi/v1/schedulers", async () => listScheduleTypes().map(a1111SchedulerItem));
 
     registerUpscaleRoutes(scope, ctx, parse);
+
+    scope.get("/sdapi/v1/latent-upscale-modes", async () => latentUpscalerNames().map((name) => ({ name })));
 
     registerExtraNetworkRoutes(scope, ctx);
 

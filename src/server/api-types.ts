@@ -122,6 +122,31 @@ export const GenerationParams = z.object({
    * re-queued job keeps it). Image j of the job uses seed + j.
    */
   seed: SeedRequest.optional(),
+  /**
+   * A1111's variation seed (same range as seed; -1 or absent: random, fixed at acceptance) and its strength, 0 (no
+   * variation, the default) to 1. With a strength above 0 every image takes the seed and image j subseed + j.
+   */
+  subseed: SeedRequest.optional(),
+  subseed_strength: z.number().min(0).max(1).optional(),
+  /** A1111's "resize seed from": the seed's noise drawn for this size and pasted centred (both above 0, else off). */
+  seed_resize_from_w: z.number().int().min(-1).max(MAX_SIDE).optional(),
+  seed_resize_from_h: z.number().int().min(-1).max(MAX_SIDE).optional(),
+  /**
+   * A1111's hires fix (txt2img): generate at width x height, upscale by hr_scale (default 2) or to hr_resize_x /
+   * hr_resize_y with hr_upscaler ("Latent" by default, "Latent (bicubic)", "Lanczos", ...; GET
+   * /sdapi/v1/latent-upscale-modes), then repaint with denoising_strength (default 0.75) for hr_second_pass_steps
+   * (0: as many as steps), with its own prompts and sampler when given.
+   */
+  enable_hr: z.boolean().optional(),
+  hr_scale: z.number().gt(0).max(16).optional(),
+  hr_resize_x: z.number().int().min(0).max(MAX_SIDE).optional(),
+  hr_resize_y: z.number().int().min(0).max(MAX_SIDE).optional(),
+  hr_upscaler: z.string().max(200).optional(),
+  hr_second_pass_steps: z.number().int().min(0).max(150).optional(),
+  hr_prompt: PngSafeText(20_000).optional(),
+  hr_negative_prompt: PngSafeText(20_000).optional(),
+  hr_sampler_name: z.string().max(100).optional(),
+  hr_scheduler: z.string().max(100).optional(),
   /** Our sampler name (`euler-a`) or A1111's label (`Euler a`); see GET /api/v1/samplers. */
   sampler_name: z.string().max(100).optional(),
   /**

@@ -1,4 +1,11 @@
-import type { ControlNetUnit, GenerateParams, ResolvedControlUnit, ResolvedParams } from "../pipeline/params.js";
+import type {
+  ControlNetUnit,
+  GenerateParams,
+  HiresParams,
+  ResolvedControlUnit,
+  ResolvedHires,
+  ResolvedParams,
+} from "../pipeline/params.js";
 import { randomSeed, seedToJson } from "../random/seed.js";
 import { findScheduleType } from "../schedulers/index.js";
 import type { ControlNetUnitParams, GenerationParams, JobParams, JobType, JsonSeed } from "./api-types.js";
@@ -21,6 +28,8 @@ export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads
     type,
     prompt: p.prompt,
     seed: resolveSeed(p.seed),
+    // A random variation seed is fixed at acceptance too, when a variation is asked for.
+    ...(p.subseed_strength ? { subseed: resolveSeed(p.subseed) } : {}),
     has_init_image: uploads.initImage !== undefined,
     has_mask: uploads.mask !== undefined,
   };
@@ -40,6 +49,19 @@ export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads
     "clip_skip",
     "refiner_switch_at",
     "controlnet",
+    "subseed_strength",
+    "seed_resize_from_w",
+    "seed_resize_from_h",
+    "enable_hr",
+    "hr_scale",
+    "hr_resize_x",
+    "hr_resize_y",
+    "hr_upscaler",
+    "hr_second_pass_steps",
+    "hr_prompt",
+    "hr_negative_prompt",
+    "hr_sampler_name",
+    "hr_scheduler",
   ] as const;
   for (const key of optional) if (p[key] !== undefined) (out as Record<string, unknown>)[key] = p[key];
   return out;
@@ -66,6 +88,11 @@ export function generateParamsOf(p: JobParams, uploads: Uploads, controlnetDirs?
     n_iter: p.n_iter,
     clip_skip: p.clip_skip,
     refiner_switch_at: p.refiner_switch_at,
+    ...(p.subseed !== undefined ? { subseed: p.subseed } : {}),
+    ...(p.subseed_strength !== undefined ? { subseedStrength: p.subseed_strength } : {}),
+    ...(p.seed_resize_from_w !== undefined ? { seedResizeFromW: p.seed_resize_from_w } : {}),
+    ...(p.seed_resize_from_h !== undefined ? { seedResizeFromH: p.seed_resize_from_h } : {}),
+    ...(p.enable_hr ? { hires: hiresOf(p) } : {}),
     denoising_strength: uploads.initImage === undefined ? undefined : p.denoising_strength,
     init_images: uploads.initImage === undefined ? undefined : [uploads.initImage],
     mask: uploads.mask,
@@ -73,6 +100,23 @@ export function generateParamsOf(p: JobParams, uploads: Uploads, controlnetDirs?
       ? { controlnet: p.controlnet.map((u, i) => controlUnitOf(u, uploads.controlImages?.[i], controlnetDirs)) }
       : {}),
   };
+}
+
+/** A1111's hr_* fields as the library's hires fix; the job's denoising_strength is the second pass's. */
+function hiresOf(p: JobParams): HiresParams {
+  const hires: HiresParams = {
+    scale: p.hr_scale,
+    resizeX: p.hr_resize_x,
+    resizeY: p.hr_resize_y,
+    upscaler: p.hr_upscaler,
+    steps: p.hr_second_pass_steps,
+    denoisingStrength: p.denoising_strength,
+    prompt: p.hr_prompt,
+    negativePrompt: p.hr_negative_prompt,
+    sampler: p.hr_sampler_name,
+    scheduler: p.hr_scheduler,
+  };
+  return Object.fromEntries(Object.entries(hires).filter(([, v]) => v !== undefined)) as HiresParams;
 }
 
 function controlUnitOf(
@@ -98,6 +142,21 @@ function usedControlUnit(asked: ControlNetUnitParams, used: ResolvedControlUnit)
   };
 }
 
+/** The hires fix as it ran, in the API's fields (A1111's). */
+function completedHires(h: ResolvedHires, used: ResolvedParams): Partial<JobParams> {
+  return {
+    enable_hr: true,
+    ...(h.scale !== undefined ? { hr_scale: h.scale } : { hr_resize_x: h.resizeX, hr_resize_y: h.resizeY }),
+    hr_upscaler: h.upscaler,
+    hr_second_pass_steps: h.steps,
+    denoising_strength: h.denoisingStrength,
+    ...(h.prompt !== used.prompt ? { hr_prompt: h.prompt } : {}),
+    ...(h.negativePrompt !== used.negativePrompt ? { hr_negative_prompt: h.negativePrompt } : {}),
+    ...(h.sampler !== used.sampler ? { hr_sampler_name: h.sampler } : {}),
+    ...(h.schedule !== used.schedule ? { hr_scheduler: findScheduleType(h.schedule)?.label ?? h.schedule } : {}),
+  };
+}
+
 /** After a run, the record shows every value used (defaults filled), so "use these settings" reproduces it. */
 export function completedJobParams(p: JobParams, used: ResolvedParams): JobParams {
   return {
@@ -117,6 +176,10 @@ export function completedJobParams(p: JobParams, used: ResolvedParams): JobParam
     ...(used.negativePrompt2 !== undefined ? { negative_prompt_2: used.negativePrompt2 } : {}),
     ...(used.refinerSwitchAt !== undefined ? { refiner_switch_at: used.refinerSwitchAt } : {}),
     ...(p.has_init_image ? { denoising_strength: used.denoisingStrength } : {}),
+    ...(used.subseed !== undefined
+      ? { subseed: seedToJson(used.subseed), subseed_strength: used.subseedStrength }
+      : {}),
+    ...(used.hires ? completedHires(used.hires, used) : {}),
     ...(p.controlnet && used.controlnet
       ? { controlnet: p.controlnet.map((u, i) => (used.controlnet![i] ? usedControlUnit(u, used.controlnet![i]!) : u)) }
       : {}),

@@ -29,7 +29,18 @@ export function workOf(p: ResolvedParams): { megapixelSteps: number; detail: str
     ...(calls > 1 ? [`${calls} model calls per step (${sampler!.label})`] : []),
     `${images} image${images === 1 ? "" : "s"}`,
   ];
-  return { megapixelSteps: ((p.width * p.height) / 1e6) * steps * calls * images, detail: parts.join(" x ") };
+  const first = ((p.width * p.height) / 1e6) * steps * calls * images;
+  const h = p.hires;
+  if (!h) return { megapixelSteps: first, detail: parts.join(" x ") };
+  // The hires fix's second pass runs its steps (or the first pass's count) at the larger size.
+  const hiresSampler = findSampler(h.sampler);
+  const hiresCalls = hiresSampler?.callsPerStep ?? 1;
+  const hiresSteps = h.steps || p.steps;
+  const second = ((h.width * h.height) / 1e6) * hiresSteps * hiresCalls * images;
+  return {
+    megapixelSteps: first + second,
+    detail: `${parts.join(" x ")}, then the hires pass: ${h.width}x${h.height} x ${hiresSteps} steps${hiresCalls > 1 ? ` x ${hiresCalls} model calls per step` : ""} x ${images} image${images === 1 ? "" : "s"}`,
+  };
 }
 
 /**

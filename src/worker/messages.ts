@@ -71,6 +71,7 @@ export interface TransportedPreview {
 export interface TransportedImage {
   image: RgbImage;
   seed: bigint;
+  subseed?: bigint;
   infotext: string;
   encoded: Partial<Record<ImageFormat, Uint8Array>>;
 }

@@ -95,6 +95,7 @@ async function generate(pipe: StableDiffusionPipeline, m: Extract<HostMessage, {
       images.push({
         image: { width: img.image.width, height: img.image.height, data: pixels },
         seed: img.seed,
+        ...(img.subseed !== undefined ? { subseed: img.subseed } : {}),
         infotext: img.infotext,
         encoded,
       });

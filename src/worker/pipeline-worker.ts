@@ -322,5 +322,12 @@ function toGeneratedImage(t: TransportedImage): GeneratedImage {
     }
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
-  return { image: t.image, seed: t.seed, infotext: t.infotext, encode, png: () => encode("png") };
+  return {
+    image: t.image,
+    seed: t.seed,
+    ...(t.subseed !== undefined ? { subseed: t.subseed } : {}),
+    infotext: t.infotext,
+    encode,
+    png: () => encode("png"),
+  };
 }

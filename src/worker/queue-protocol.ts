@@ -54,9 +54,10 @@ export const CANCELLED_PREFIX = "cancelled";
  */
 export type WireGenerateParams = Omit<
   GenerateParams,
-  "onStep" | "signal" | "init_images" | "mask" | "seed" | "controlnet"
+  "onStep" | "signal" | "init_images" | "mask" | "seed" | "subseed" | "controlnet"
 > & {
   seed?: number | string;
+  subseed?: number | string;
   controlnet?: Omit<ControlNetUnit, "image">[];
 };
 
@@ -81,19 +82,20 @@ export interface GenerationProgress extends LiveProgress {
 export interface GenerationOutput {
   images: { png: string; seed: string; infotext: string }[];
   /** The parameters the generation used (defaults filled), seed as decimal text, without the images. */
-  parameters: Omit<ResolvedParams, "seed" | "initImage" | "mask"> & { seed: string };
+  parameters: Omit<ResolvedParams, "seed" | "subseed" | "initImage" | "mask"> & { seed: string; subseed?: string };
   progress: { step: number; steps: number };
   /** The worker's name, as it advertises itself. */
   worker: string;
 }
 
 export function toQueuedGeneration(p: GenerateParams, previewIntervalMs: number | undefined): QueuedGeneration {
-  const { onStep: _s, signal: _a, init_images, mask, seed, controlnet, ...rest } = p;
+  const { onStep: _s, signal: _a, init_images, mask, seed, subseed, controlnet, ...rest } = p;
   const init = init_images?.[0];
   return {
     params: {
       ...rest,
       ...(seed !== undefined ? { seed: typeof seed === "bigint" ? seed.toString() : seed } : {}),
+      ...(subseed !== undefined ? { subseed: typeof subseed === "bigint" ? subseed.toString() : subseed } : {}),
       ...(controlnet?.length ? { controlnet: controlnet.map(({ image: _i, ...u }) => u) } : {}),
     },
     ...(init !== undefined ? { initImage: base64(init, "init image") } : {}),
@@ -119,18 +121,20 @@ export function fromQueuedGeneration(d: QueuedGeneration): Omit<GenerateParams, 
 }
 
 export function wireParameters(r: ResolvedParams): GenerationOutput["parameters"] {
-  const { initImage: _i, mask: _m, seed, controlnet, ...rest } = r;
+  const { initImage: _i, mask: _m, seed, subseed, controlnet, ...rest } = r;
   // The control images stay behind with the other images (whoever records the job has them); "" marks them absent.
   return {
     ...rest,
     seed: seed.toString(),
+    ...(subseed !== undefined ? { subseed: subseed.toString() } : {}),
     ...(controlnet ? { controlnet: controlnet.map((u) => ({ ...u, image: "" })) } : {}),
   };
 }
 
 /** The parameters as the pipeline reported them (the images are not needed by whoever records the job). */
 export function resolvedParameters(w: GenerationOutput["parameters"]): ResolvedParams {
-  return { ...w, seed: BigInt(w.seed) };
+  const { subseed, ...rest } = w;
+  return { ...rest, seed: BigInt(w.seed), ...(subseed !== undefined ? { subseed: BigInt(subseed) } : {}) };
 }
 
 export function wirePreview(p: StepPreview): NonNullable<GenerationProgress["preview"]> {

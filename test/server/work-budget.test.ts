@@ -91,6 +91,15 @@ describe("a server with a small work budget (the tiny model, 64 px native)", () 
     expect(heun.body.message).toContain("x 2 model calls per step (Heun)");
   });
 
+  it("counts the hires fix's second pass at its size", async () => {
+    const body = { prompt: "x", steps: 10, width: 64, height: 64, sampler_name: "euler" };
+    // 64 x 64 x 10 steps = 0.041 fits; the second pass at 128 x 128 x 10 steps adds 0.164.
+    expect((await postJson(`${s.base}/api/v1/jobs`, body)).status).toBe(202);
+    const hires = await postJson<{ message: string }>(`${s.base}/api/v1/jobs`, { ...body, enable_hr: true });
+    expect(hires.status).toBe(422);
+    expect(hires.body.message).toContain("then the hires pass: 128x128 x 10 steps");
+  });
+
   it("fills in what the request leaves out as the job would: the model's native size and 20 steps", async () => {
     // 64 x 64 x 20 = 0.082 fits; 30 steps (0.123) does not.
     expect((await postJson(`${s.base}/api/v1/jobs`, { prompt: "x" })).status).toBe(202);
