@@ -231,8 +231,10 @@ export function echoParameters(
  */
 export function usedParameters(p: JobParams, sent: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key of ["steps", "cfg_scale", "width", "height", "batch_size", "n_iter", "seed"] as const)
+  for (const key of ["steps", "cfg_scale", "width", "height", "batch_size", "n_iter"] as const)
     if (p[key] !== undefined) out[key] = p[key];
+  // An exact JSON integer however large, as A1111 writes seeds (our records keep those past 2^53 as strings).
+  out["seed"] = typeof p.seed === "string" ? BigInt(p.seed) : p.seed;
   if (p.has_init_image && p.denoising_strength !== undefined) out["denoising_strength"] = p.denoising_strength;
   const named = [sent["sampler_name"], sent["sampler_index"]].find((v) => typeof v === "string" && v.trim() !== "");
   if (typeof named === "string") out["sampler_name"] = findSampler(unaliasA1111Sampler(named))?.label ?? named;
