@@ -2,6 +2,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { DiffuseError, InputError } from "../errors.js";
+import { mergeStyle } from "./style-merge.js";
 
 /** A saved prompt style: text merged into a request's prompt and negative prompt, by name. */
 export interface PromptStyle {
@@ -84,11 +85,6 @@ export class PromptStyles {
 
 /** styles.csv cannot be read as A1111's CSV: the message names the file and what is wrong. */
 export class StylesFileError extends DiffuseError {}
-
-function mergeStyle(style: string, prompt: string): string {
-  if (style.includes("{prompt}")) return style.replaceAll("{prompt}", prompt);
-  return [prompt.trim(), style.trim()].filter((p) => p !== "").join(", ");
-}
 
 function csvField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
