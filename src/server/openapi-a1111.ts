@@ -38,6 +38,59 @@ const ERROR_SCHEMAS: Record<string, Json> = {
   },
 };
 
+const str = { type: "string" };
+const num = { type: "number" };
+const obj = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({
+  type: "object",
+  properties,
+  required,
+});
+const nullable = (s: Json) => ({ anyOf: [s, { type: "null" }] });
+const generated = obj({
+  images: { type: "array", items: str, description: "base64 PNGs" },
+  parameters: { type: "object", description: "the request as used, A1111's defaults and the values the job ran with" },
+  info: { ...str, description: "a JSON string: A1111's Processed.js() fields" },
+});
+
+/** A1111's response models (modules/api/models.py) for the routes whose answers clients parse most. */
+const RESPONSE_SCHEMAS: Record<string, Json> = {
+  TextToImageResponse: generated,
+  ImageToImageResponse: generated,
+  ProgressResponse: obj(
+    {
+      progress: num,
+      eta_relative: num,
+      state: { type: "object" },
+      current_image: nullable(str),
+      textinfo: nullable(str),
+    },
+    ["progress", "eta_relative", "state"],
+  ),
+  PNGInfoResponse: obj({ info: str, items: { type: "object" }, parameters: { type: "object" } }),
+  EmbeddingsResponse: obj({ loaded: { type: "object" }, skipped: { type: "object" } }),
+  MemoryResponse: obj({ ram: { type: "object" }, cuda: { type: "object" } }),
+  ScriptsList: obj({ txt2img: { type: "array", items: str }, img2img: { type: "array", items: str } }),
+  PromptStyleItem: obj({ name: str, prompt: nullable(str), negative_prompt: nullable(str) }),
+  SamplerItem: obj({ name: str, aliases: { type: "array", items: str }, options: { type: "object" } }),
+  SDModelItem: obj({
+    title: str,
+    model_name: str,
+    hash: nullable(str),
+    sha256: nullable(str),
+    filename: str,
+    config: nullable(str),
+  }),
+};
+
+/** The schema of a route's answer: A1111's model by name ("X[]" a list of X), or any JSON when none is known. */
+function responseSchema(name: string | undefined): Json {
+  const list = name?.endsWith("[]");
+  const model = list ? name!.slice(0, -2) : name;
+  if (model === undefined || RESPONSE_SCHEMAS[model] === undefined) return {};
+  const ref = { $ref: `#/components/schemas/A1111_${model}` };
+  return list ? { type: "array", items: ref } : ref;
+}
+
 /** A schema's name in the document: the route's body, by its path ("A1111_txt2img", "A1111_prompt-styles"). */
 const bodyName = (r: A1111Route) => `A1111_${r.path.replace("/sdapi/v1/", "").replaceAll("/", "_")}`;
 
@@ -51,7 +104,10 @@ export function a1111OpenApi(schema: (s: z.ZodType, io: "input" | "output") => J
   schemas: Record<string, Json>;
 } {
   const paths: Record<string, Json> = {};
-  const schemas: Record<string, Json> = { ...ERROR_SCHEMAS };
+  const schemas: Record<string, Json> = {
+    ...ERROR_SCHEMAS,
+    ...Object.fromEntries(Object.entries(RESPONSE_SCHEMAS).map(([name, s]) => [`A1111_${name}`, s])),
+  };
   for (const r of A1111_ROUTES) {
     if (r.status === "not provided") continue;
     if (r.body) schemas[bodyName(r)] = schema(r.body, "input");
@@ -70,7 +126,7 @@ export function a1111OpenApi(schema: (s: z.ZodType, io: "input" | "output") => J
       responses: {
         "200": {
           description: r.response ? `A1111's ${r.response}` : "as A1111 answers",
-          content: { "application/json": { schema: {} } },
+          content: { "application/json": { schema: responseSchema(r.response) } },
         },
         ...(r.body
           ? {
