@@ -15,6 +15,7 @@ import {
   SseEvents,
 } from "./api-types.js";
 
+import { registerDocsUi } from "./docs-ui.js";
 import { A1111_TAG, a1111OpenApi } from "./openapi-a1111.js";
 
 type Json = Record<string, unknown>;
@@ -233,4 +234,5 @@ export function registerOpenApiRoute(app: FastifyInstance, options: { tokenRequi
   const doc = openApiDocument(options);
   app.get("/api/docs", async () => doc);
   app.get("/api/openapi.json", async () => doc);
+  registerDocsUi(app, doc);
 }
