@@ -25,6 +25,7 @@ interface ServeOptions extends ModelFlags {
   queue?: string;
   controlnetDir: string[];
   modelsDir: string[];
+  apiServerStop?: boolean;
 }
 
 export function registerServe(program: Command): void {
@@ -64,6 +65,10 @@ export function registerServe(program: Command): void {
       "a folder of ControlNets for A1111's ControlNet extension routes (/controlnet/model_list); repeatable",
       (v: string, all: string[]) => [...all, v],
       [],
+    )
+    .option(
+      "--api-server-stop",
+      "let clients stop the server with POST /sdapi/v1/server-stop or server-kill (AUTOMATIC1111's flag); off: 403",
     )
     .action(async (o: ServeOptions) => {
       await serveCommand(o, command);
@@ -115,6 +120,7 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
     workBudget: positiveNumber("--work-budget", o.workBudget),
     controlnetDirs: o.controlnetDir,
     models: { modelsDirs: o.modelsDir },
+    apiServerStop: o.apiServerStop ?? false,
   });
   const app = await buildApp(config);
   const { requeued, failed } = app.recovery;
@@ -151,6 +157,7 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
     const onTerm = () => stop("SIGTERM");
     process.on("SIGINT", onInt);
     process.on("SIGTERM", onTerm);
+    void app.stopRequested.then((how) => stop(`POST /sdapi/v1/server-${how}`));
   });
   // bullmq's clients may keep timers for a Redis that is away; everything is saved and closed by now.
   if (queue) process.exit(0);

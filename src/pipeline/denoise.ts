@@ -37,6 +37,8 @@ export interface DenoiseInput {
   /** Legacy inpainting with an ordinary checkpoint: what to put back outside the mask after every step. */
   blend?: { keep: Float32Array; original: Float32Array; addedNoise: Float32Array };
   signal?: AbortSignal;
+  /** Asked after each step but the last: true ends the loop there, returning the latents as they stand. */
+  skip?: () => boolean;
   onStep: (step: number, steps: number, latents: Float32Array) => void;
 }
 
@@ -111,6 +113,7 @@ export async function denoise(input: DenoiseInput): Promise<Float32Array> {
       for (let k = 0; k < latents.length; k++) latents[k] = keep[k]! * known[k]! + (1 - keep[k]!) * latents[k]!;
     }
     input.onStep(i + 1, timesteps.length, latents);
+    if (i + 1 < timesteps.length && input.skip?.()) break;
   }
   if (signal?.aborted) throw new GenerationAborted();
   return latents;

@@ -142,6 +142,11 @@ export interface GenerateParams {
   job_id?: string;
   onStep?: (e: StepEvent) => void;
   signal?: AbortSignal;
+  /**
+   * Asked after each step but a batch's last: true ends that batch's denoising there (A1111's skip), and its images
+   * are decoded from the latents as they stand; the next batch runs in full.
+   */
+  skipBatch?: (batch: number) => boolean;
 }
 
 /**

@@ -457,7 +457,7 @@ export class StableDiffusionPipeline {
           init,
           mask,
           control,
-          params.signal,
+          { signal: params.signal, skip: params.skipBatch && (() => params.skipBatch!(b)) },
           report(0, shape),
         );
         const refined = first.refined;
@@ -562,7 +562,7 @@ export class StableDiffusionPipeline {
     init: RgbImage | undefined,
     mask: Mask | undefined,
     control: PreparedControl | undefined,
-    signal: AbortSignal | undefined,
+    stop: { signal: AbortSignal | undefined; skip: (() => boolean) | undefined },
     onStep: (step: number, steps: number, latents: Float32Array) => void,
   ): Promise<{ latents: Float32Array; refined: boolean }> {
     const noise = new BatchNoise(seeds);
@@ -589,7 +589,8 @@ export class StableDiffusionPipeline {
           : { at, unet: await this.refiner!.networks.get("unet"), conditions: refinerConditions! },
       inpaint: s.inpaint,
       blend: s.blend,
-      signal,
+      signal: stop.signal,
+      skip: stop.skip,
       onStep,
     });
     return { latents, refined: at !== undefined };

@@ -15,9 +15,9 @@ import type { ServerContext } from "./context.js";
  */
 export function registerExtraNetworkRoutes(scope: FastifyInstance, ctx: ServerContext): void {
   const options = ctx.config.loadOptions ?? {};
-  const defaults = defaultAdapterFolders();
-  const loras = new AdapterFolder(options.loraDir ?? defaults.loras, "LoRA");
-  const embeddingsFolder = new AdapterFolder(options.embeddingsDir ?? defaults.embeddings, "embedding");
+  const folders = adapterFolders(ctx);
+  const loras = new AdapterFolder(folders.loras, "LoRA");
+  const embeddingsFolder = new AdapterFolder(folders.embeddings, "embedding");
   let embeddings: TextualInversions | undefined;
 
   scope.get("/sdapi/v1/loras", async () =>
@@ -55,6 +55,13 @@ export function registerExtraNetworkRoutes(scope: FastifyInstance, ctx: ServerCo
     embeddings?.refresh();
     return null;
   });
+}
+
+/** The LoRA and embedding folders the served model's worker reads (`serve --lora-dir`, `--embeddings-dir`). */
+export function adapterFolders(ctx: ServerContext): { loras: string; embeddings: string } {
+  const options = ctx.config.loadOptions ?? {};
+  const defaults = defaultAdapterFolders();
+  return { loras: options.loraDir ?? defaults.loras, embeddings: options.embeddingsDir ?? defaults.embeddings };
 }
 
 /** A1111's description of each embedding (step and checkpoint fields come from .pt files; safetensors have none). */

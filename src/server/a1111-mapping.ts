@@ -14,6 +14,7 @@ import { jobParamsOf } from "./job-params.js";
 import type { CheckpointDescription, ModelDescription } from "../worker/model-host.js";
 import type { ImageRecord, JobRecord, Uploads } from "./store.js";
 import { a1111ControlRequest } from "./a1111-controlnet.js";
+import { unaliasA1111Sampler } from "./a1111-sampler-aliases.js";
 import { acceptControlUnits } from "./control-units.js";
 import { checkUploads, readImageUpload } from "./uploads.js";
 
@@ -44,7 +45,8 @@ export function resolveA1111Sampler(
   req: A1111Txt2Img,
   modelDefault?: string,
 ): { sampler_name: string; scheduler?: string } {
-  const name = req.sampler_name || req.sampler_index || modelDefault || A1111_SAMPLER;
+  const asked = req.sampler_name || req.sampler_index || modelDefault || A1111_SAMPLER;
+  const name = unaliasA1111Sampler(asked);
   const base = findSampler(name);
   const schedule = req.scheduler?.trim() || undefined;
   if (base && schedule && schedule.toLowerCase() !== "automatic") {
@@ -66,7 +68,7 @@ export function resolveA1111Sampler(
     if (!base)
       throw new A1111Error(
         404,
-        `Sampler not found: "${name}"; see GET /sdapi/v1/samplers for the names this server has`,
+        `Sampler not found: "${asked}"${name !== asked ? ` (${name})` : ""}; see GET /sdapi/v1/samplers for the names this server has`,
       );
     throw new A1111Error(422, `scheduler: ${e.message}`);
   }
@@ -268,8 +270,34 @@ export function echoParameters(
   return out;
 }
 
+/**
+ * The values a job ran with, under A1111's request names, laid over `parameters` (echoParameters): the size, steps,
+ * CFG scale, seed, sampler and batch that defaults filled in as well as those sent. The sampler keeps the name the
+ * client chose, as A1111's label (an alias such as "k_euler_a" resolved), so it still pairs with the `scheduler`
+ * sent; a job that never ran (cancelled while queued) echoes what it was accepted with.
+ */
+export function usedParameters(p: JobParams, sent: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of ["steps", "cfg_scale", "width", "height", "batch_size", "n_iter"] as const)
+    if (p[key] !== undefined) out[key] = p[key];
+  // An exact JSON integer however large, as A1111 writes seeds (our records keep those past 2^53 as strings).
+  out["seed"] = typeof p.seed === "string" ? BigInt(p.seed) : p.seed;
+  if (p.has_init_image && p.denoising_strength !== undefined) out["denoising_strength"] = p.denoising_strength;
+  const named = [sent["sampler_name"], sent["sampler_index"]].find((v) => typeof v === "string" && v.trim() !== "");
+  if (typeof named === "string") out["sampler_name"] = findSampler(unaliasA1111Sampler(named))?.label ?? named;
+  else if (p.sampler_name !== undefined) out["sampler_name"] = findSampler(p.sampler_name)?.label ?? p.sampler_name;
+  if (p.scheduler !== undefined && (sent["scheduler"] === undefined || sent["scheduler"] === null))
+    out["scheduler"] = p.scheduler;
+  return out;
+}
+
 /** The `info` JSON string of a finished job, with the keys A1111's Processed.js() writes. */
-export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDescription): string {
+export function a1111Info(
+  job: JobRecord,
+  images: ImageRecord[],
+  model: ModelDescription,
+  styles: readonly string[] = [],
+): string {
   const p = job.params;
   // Seeds as exact JSON integers, as A1111 writes them: its clients (Python) read them exactly.
   const seeds = images.map((i) => i.seed);
@@ -308,7 +336,7 @@ export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDes
     extra_generation_params: extraGenerationParams(images[0]?.infotext),
     index_of_first_image: 0,
     infotexts: images.map((i) => i.infotext),
-    styles: [],
+    styles,
     job_timestamp: a1111Timestamp(job.startedAt ?? job.createdAt),
     clip_skip: p.clip_skip ?? 1,
     is_using_inpainting_conditioning: false,

@@ -13,10 +13,13 @@ import {
   a1111Title,
   A1111Error,
   echoParameters,
+  usedParameters,
 } from "./a1111-mapping.js";
 import { detectedMaps } from "./a1111-controlnet.js";
 import { registerExtraNetworkRoutes } from "./a1111-extra-networks.js";
 import { registerUpscaleRoutes } from "./a1111-upscale.js";
+import { registerA1111HostRoutes } from "./a1111-host-routes.js";
+import { a1111SamplerAliases } from "./a1111-sampler-aliases.js";
 import {
   A1111Img2Img,
   A1111PngInfo,
@@ -30,7 +33,9 @@ import { checkpointTitle, type KnownCheckpoint } from "./checkpoints.js";
 import type { ServerContext } from "./context.js";
 import { describeError, fieldName, HttpError } from "./http-errors.js";
 import { decodeBase64Image } from "./uploads.js";
+import { PromptStyles } from "./prompt-styles.js";
 import { checkWorkBudget } from "./work-budget.js";
+import { InputError } from "../errors.js";
 
 /** Options A1111 clients read or set most; the rest of A1111's settings do not exist here. */
 const OPTION_DEFAULTS: Readonly<Record<string, unknown>> = {
@@ -63,6 +68,11 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
     scope.get("/sdapi/v1/progress", async (request) => {
       const { skip_current_image } = parse(A1111ProgressQuery, request.query, "query");
       return progress(ctx, skip_current_image);
+    });
+
+    scope.post("/sdapi/v1/skip", async () => {
+      ctx.queue.skipRunning();
+      return null;
     });
 
     scope.post("/sdapi/v1/interrupt", async () => {
@@ -124,7 +134,7 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
     scope.get("/sdapi/v1/samplers", async () =>
       listSamplers().map((s) => ({
         name: s.label,
-        aliases: [s.name],
+        aliases: [...a1111SamplerAliases(s.label), s.name],
         options: s.label.endsWith(" Karras") ? { scheduler: "karras" } : {},
       })),
     );
@@ -136,6 +146,7 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
     scope.get("/sdapi/v1/latent-upscale-modes", async () => latentUpscalerNames().map((name) => ({ name })));
 
     registerExtraNetworkRoutes(scope, ctx);
+    registerA1111HostRoutes(scope, ctx);
 
     scope.post("/sdapi/v1/png-info", async (request) => {
       const { image } = parse(A1111PngInfo, request.body, "body");
@@ -149,7 +160,7 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
 }
 
 async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
-  const req = img2img ? parse(A1111Img2Img, body, "body") : parse(A1111Txt2Img, body, "body");
+  const req = withStyles(ctx, img2img ? parse(A1111Img2Img, body, "body") : parse(A1111Txt2Img, body, "body"));
   // override_settings' checkpoint: this job runs on that model (loaded for it), the served one stays, as A1111
   // restores it afterwards; with override_settings_restore_afterwards false the server switches to it.
   const checkpoint = req.override_settings?.["sd_model_checkpoint"];
@@ -176,7 +187,10 @@ async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
   // A client hanging up does not cancel: the job still runs and lands in the history.
   const job = await ctx.queue.whenFinished(accepted.id);
   const images = ctx.store.imagesOf([job.id]).get(job.id) ?? [];
-  const parameters = echoParameters(body, img2img ? IMG2IMG_DEFAULTS : TXT2IMG_DEFAULTS, img2img);
+  const parameters = {
+    ...echoParameters(body, img2img ? IMG2IMG_DEFAULTS : TXT2IMG_DEFAULTS, img2img),
+    ...usedParameters(job.params, (body ?? {}) as Record<string, unknown>),
+  };
   if (job.state === "failed") throw new A1111Error(422, job.error ?? "generation failed");
   const sendImages = req.send_images ?? true;
   const encoded =
@@ -187,14 +201,26 @@ async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
   // control_net_no_detectmap setting, or a unit's save_detected_map: false, says not to).
   const noMaps = (req.override_settings?.["control_net_no_detectmap"] ?? options["control_net_no_detectmap"]) === true;
   if (encoded.length > 0 && !noMaps) encoded.push(...(await detectedMaps(job, uploads, detectMaps)));
-  return { images: encoded, parameters, info: a1111Info(job, images, model) };
+  return { images: encoded, parameters, info: a1111Info(job, images, model, req.styles ?? []) };
+}
+
+/** The request with its `styles` (saved prompt styles, see prompt-styles.ts) applied to its prompts, as A1111 does. */
+function withStyles<R extends A1111Txt2Img>(ctx: ServerContext, req: R): R {
+  if (!req.styles?.length) return req;
+  try {
+    const styled = new PromptStyles(ctx.config.dataDir).apply(req.styles, req.prompt ?? "", req.negative_prompt ?? "");
+    return { ...req, prompt: styled.prompt, negative_prompt: styled.negative };
+  } catch (e) {
+    if (e instanceof InputError) throw new A1111Error(422, `styles: ${e.message}`);
+    throw e;
+  }
 }
 
 async function progress(ctx: ServerContext, skipImage: boolean) {
   const cur = ctx.queue.running;
   const queued = ctx.queue.queuedCount();
   const state = {
-    skipped: false,
+    skipped: cur?.skipPending ?? false,
     interrupted: cur?.cancelRequested ?? false,
     stopping_generation: false,
     job: cur ? `task(${cur.id})` : "",

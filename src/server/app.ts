@@ -5,7 +5,7 @@ import { registerAuth } from "./auth.js";
 import { registerCatalogRoutes } from "./catalog.js";
 import { registerControlNetRoutes } from "./controlnet-routes.js";
 import type { ServerConfig } from "./config.js";
-import type { ServerContext } from "./context.js";
+import type { ServerContext, StopRequest } from "./context.js";
 import { registerCrossSiteGuard } from "./cross-site.js";
 import { JobEvents } from "./events.js";
 import { apiErrorHandler } from "./http-errors.js";
@@ -45,6 +45,11 @@ export interface App {
   context: ServerContext;
   /** What crash recovery found when the data folder was opened. */
   recovery: RecoveryReport;
+  /**
+   * Resolves when a client asked the server to stop (POST /sdapi/v1/server-stop or server-kill, allowed by
+   * `apiServerStop`): whoever runs the server then closes it, as it does on SIGTERM.
+   */
+  stopRequested: Promise<StopRequest>;
   /** Stops the queue (embedded: a running job goes back to the queue), closes streams, the database and the model. */
   close(): Promise<void>;
 }
@@ -111,6 +116,8 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
       ? { ...config.models, hashCacheDir: config.models?.hashCacheDir ?? config.loadOptions?.cacheDir, onStatus: log }
       : undefined,
   );
+  let requestStop: (how: StopRequest) => void = () => undefined;
+  const stopRequested = new Promise<StopRequest>((resolve) => (requestStop = resolve));
   const context: ServerContext = {
     config,
     store,
@@ -120,6 +127,7 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
     queue,
     checkpoints,
     views: new JobViews(store, queue),
+    requestStop: (how) => requestStop(how),
   };
 
   fastify.setErrorHandler(apiErrorHandler);
@@ -160,7 +168,7 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
       store.close();
       await model.close();
     })());
-  return { fastify, context, recovery, close };
+  return { fastify, context, recovery, stopRequested, close };
 }
 
 async function adoptWaitingJobs(

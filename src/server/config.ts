@@ -51,6 +51,11 @@ export interface ServerConfig {
    * Hugging Face cache of the environment, DIFFUSE_HOME/config.json's folders, tools installed in the usual places).
    */
   models?: ListOptions;
+  /**
+   * Whether clients may stop the server (A1111's POST /sdapi/v1/server-stop and server-kill, `serve
+   * --api-server-stop` as A1111's flag); off, those routes answer 403.
+   */
+  apiServerStop?: boolean;
 }
 
 /** src/server and dist/server both sit two levels below the package root. */
@@ -87,6 +92,7 @@ export interface ServerConfigInput {
   workBudget?: number;
   controlnetDirs?: string[];
   models?: ListOptions;
+  apiServerStop?: boolean;
 }
 
 /**
@@ -138,6 +144,7 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
     workBudget,
     ...controlnetDirsOf(input),
     ...(input.models ? { models: input.models } : {}),
+    ...(input.apiServerStop ? { apiServerStop: true } : {}),
   };
 }
 

@@ -6,6 +6,9 @@ import type { JobViews } from "./job-view.js";
 import type { JobQueue, ServedModel } from "./job-queue.js";
 import type { JobStore } from "./store.js";
 
+/** How a client asked the server to end (A1111's POST /sdapi/v1/server-stop or server-kill). */
+export type StopRequest = "stop" | "kill";
+
 /** The parts of one server instance, handed to each group of routes (no module-level state anywhere). */
 export interface ServerContext {
   config: ServerConfig;
@@ -17,4 +20,6 @@ export interface ServerContext {
   /** The checkpoints the model store knows, which clients may switch to or name per job. */
   checkpoints: Checkpoints;
   views: JobViews;
+  /** Asks whoever runs the server to stop it (A1111's server-stop and server-kill; see App.stopRequested). */
+  requestStop: (how: StopRequest) => void;
 }

@@ -27,6 +27,10 @@ export class RunningJob implements LiveJob {
     readonly startedAt: string,
   ) {}
 
+  get skipPending(): boolean {
+    return this.control.skipPending;
+  }
+
   /** The last step the worker finished, read from shared memory: never behind a message still on its way. */
   get progress(): LiveProgress | null {
     return this.control.progress();
@@ -48,6 +52,8 @@ export class EmbeddedQueue extends JobQueue {
   private stopping = false;
   private wake: (() => void) | undefined;
   private worker: Promise<void> | undefined;
+  /** Unload requests (A1111's unload-checkpoint), done by the loop between jobs, so none runs on a closed model. */
+  private unloads: (() => void)[] = [];
 
   constructor(
     store: JobStore,
@@ -86,6 +92,18 @@ export class EmbeddedQueue extends JobQueue {
     return this.model.status(name);
   }
 
+  override skipRunning(): boolean {
+    this.current?.control.skipCurrent();
+    return this.current !== undefined;
+  }
+
+  override unloadModel(): Promise<void> {
+    return new Promise((resolve) => {
+      this.unloads.push(resolve);
+      this.wake?.();
+    });
+  }
+
   /** Models with open pipelines: the served one, one switched away from, those jobs name. */
   protected override runnableModels(): readonly string[] {
     return this.model.names();
@@ -122,6 +140,7 @@ export class EmbeddedQueue extends JobQueue {
     this.wake?.();
     this.current?.abort.abort();
     await this.worker;
+    await this.unloadRequested();
     try {
       this.saveOutcomes();
     } catch (e) {
@@ -140,6 +159,7 @@ export class EmbeddedQueue extends JobQueue {
       // Pipelines of models switched away from, or opened for a job, are closed once no job needs them. Here,
       // before the look for a job: between that look and the sleep nothing may wait, or a wake-up is lost.
       await this.releaseUnneeded();
+      await this.unloadRequested();
       if (this.stopping) break;
       let next: JobRecord | undefined;
       const startedAt = new Date().toISOString();
@@ -167,6 +187,16 @@ export class EmbeddedQueue extends JobQueue {
       }
       await this.run(next, startedAt);
     }
+  }
+
+  private async unloadRequested(): Promise<void> {
+    if (this.unloads.length === 0) return;
+    const waiting = this.unloads;
+    this.unloads = [];
+    await this.model
+      .unloadServed()
+      .catch((e: unknown) => this.opts.log(`could not unload the model: ${(e as Error)?.message ?? String(e)}`));
+    for (const done of waiting) done();
   }
 
   private async releaseUnneeded(): Promise<void> {

@@ -27,6 +27,8 @@ export interface LiveJob {
   readonly progress: LiveProgress | null;
   /** The newest preview (checked as the pipeline checks previews), for A1111's progress. */
   readonly latestPreview: StepPreview | undefined;
+  /** A skip of the current batch was asked for and has not yet taken effect (A1111's state.skipped). */
+  readonly skipPending?: boolean;
 }
 
 /** The model a server serves: loaded in its own worker thread (embedded) or by the workers of the queue. */
@@ -187,6 +189,20 @@ export abstract class JobQueue {
     return Promise.reject(this.oneModelOnly(`switching to "${choice.name}"`));
   }
 
+  /**
+   * Releases the served model's memory until a job or `reloadModel` needs it again (A1111's unload-checkpoint); a
+   * backend whose workers load the models refuses with 409.
+   */
+  unloadModel(): Promise<void> {
+    return Promise.reject(this.oneModelOnly("unloading the model"));
+  }
+
+  /** Loads the served model (A1111's reload-checkpoint); resolves once it is loaded. */
+  async reloadModel(): Promise<void> {
+    this.model.preload();
+    await this.model.describe();
+  }
+
   /** How a model stands on this backend. */
   modelStatus(name: string): ModelStatus {
     if (name !== this.model.name) return { state: "unloaded" };
@@ -204,6 +220,19 @@ export abstract class JobQueue {
       "model_not_switchable",
       `${what} is not possible here: with --queue the workers load the models, and this server sends jobs to the workers of "${this.model.name}"; ` +
         `start diffuse worker --model NAME for another model and diffuse serve --queue ... --model NAME to send it jobs`,
+    );
+  }
+
+  /**
+   * Ends the running job's current batch after its current step and goes on with the next (A1111's skip); false
+   * when nothing runs. A backend whose jobs run on other machines refuses with 409.
+   */
+  skipRunning(): boolean {
+    if (!this.running) return false;
+    throw new HttpError(
+      409,
+      "skip_not_supported",
+      "skipping an image is not possible with --queue (the job runs on a worker): POST /sdapi/v1/interrupt cancels it",
     );
   }
 

@@ -162,6 +162,14 @@ export class ServedModels implements ServedModel {
     }
   }
 
+  /**
+   * Releases the served model's pipeline and its memory (A1111's unload-checkpoint); it stays the served model, and
+   * the next job, or `describe()`, loads it again. The caller makes sure no job runs on it meanwhile.
+   */
+  async unloadServed(): Promise<void> {
+    await this.current.close();
+  }
+
   /** How a model stands (see ModelState). */
   status(name: string): ModelStatus {
     const host = this.hosts.get(name);

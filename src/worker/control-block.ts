@@ -1,6 +1,6 @@
 /**
- * The memory one generation shares between the host and the worker thread that runs it: the cancel flag and the
- * live progress. The thread reads the flag synchronously after every step, so a cancel takes effect at the next
+ * The memory one generation shares between the host and the worker thread that runs it: the cancel flag, the
+ * batch to skip (A1111's skip) and the live progress. The thread reads the flag synchronously after every step, so a cancel takes effect at the next
  * step boundary even though the thread's event loop only turns after the next network run was scheduled (a
  * message alone would let one more step start); the host reads the progress without waiting for a message.
  */
@@ -9,7 +9,9 @@ const STEP = 1;
 const STEPS = 2;
 const BATCH = 3;
 const BATCHES = 4;
-const SLOTS = 5;
+/** 1 + the batch whose remaining steps are skipped; 0: none. */
+const SKIP = 5;
+const SLOTS = 6;
 
 export interface LiveProgress {
   /** 1-based step within the current batch. */
@@ -33,6 +35,21 @@ export class ControlBlock {
 
   get cancelled(): boolean {
     return Atomics.load(this.slots, CANCEL) === 1;
+  }
+
+  /** Ends the batch running now after its current step (before the first step report: the first batch). */
+  skipCurrent(): void {
+    Atomics.store(this.slots, SKIP, Atomics.load(this.slots, BATCH) + 1);
+  }
+
+  /** Whether batch `batch` is to stop early; read by the thread after each step. */
+  skips(batch: number): boolean {
+    return Atomics.load(this.slots, SKIP) === batch + 1;
+  }
+
+  /** Whether a skip was asked for the batch running now and has not yet taken effect (A1111's state.skipped). */
+  get skipPending(): boolean {
+    return this.skips(Atomics.load(this.slots, BATCH));
   }
 
   /** Written by the thread after each step, before it looks at the cancel flag. */

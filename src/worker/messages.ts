@@ -38,7 +38,7 @@ export interface LoadedModel extends CheckpointDescription {
 export type ThreadLoadOptions = Omit<LoadOptions, "onStatus">;
 
 /** A generation's parameters without what cannot cross (the callbacks, the signal: the host keeps those). */
-export type ThreadGenerateParams = Omit<GenerateParams, "onStep" | "signal">;
+export type ThreadGenerateParams = Omit<GenerateParams, "onStep" | "signal" | "skipBatch">;
 
 export interface WorkerData {
   path: string;

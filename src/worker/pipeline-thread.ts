@@ -80,7 +80,12 @@ async function generate(pipe: StableDiffusionPipeline, m: Extract<HostMessage, {
     if (previewing) sendPreview(m.id, e.batch, e.step, e.preview);
   };
   try {
-    const result = await pipe.generate({ ...m.params, signal: run.controller.signal, onStep });
+    const result = await pipe.generate({
+      ...m.params,
+      signal: run.controller.signal,
+      onStep,
+      skipBatch: (batch) => control.skips(batch),
+    });
     const images: TransportedImage[] = [];
     const transfer: ArrayBuffer[] = [];
     for (const img of result.images) {

@@ -21,8 +21,8 @@ export interface WorkerStepEvent extends StepEvent {
   previewing: boolean;
 }
 
-/** GenerateParams, plus what only a pipeline in a worker needs. */
-export interface WorkerGenerateParams extends Omit<GenerateParams, "onStep"> {
+/** GenerateParams, plus what only a pipeline in a worker needs; a skip goes through `control` (skipCurrent). */
+export interface WorkerGenerateParams extends Omit<GenerateParams, "onStep" | "skipBatch"> {
   onStep?: (e: WorkerStepEvent) => void;
   /**
    * The formats each image is encoded to in the thread, watermarks and credentials included (default: PNG);

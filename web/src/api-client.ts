@@ -28,6 +28,13 @@ export type {
   SseEvent,
 } from "../../src/server/api-types.js";
 
+/** A saved prompt style as A1111's GET /sdapi/v1/prompt-styles lists it. */
+export interface PromptStyle {
+  name: string;
+  prompt: string | null;
+  negative_prompt: string | null;
+}
+
 /** A LoRA as A1111's GET /sdapi/v1/loras lists it. */
 export interface LoraInfo {
   name: string;
@@ -95,6 +102,16 @@ export class ApiClient {
 
   embeddings(): Promise<EmbeddingList> {
     return this.json("GET", "/sdapi/v1/embeddings");
+  }
+
+  /** The saved prompt styles (A1111's GET /sdapi/v1/prompt-styles: styles.csv in the data folder). */
+  promptStyles(): Promise<PromptStyle[]> {
+    return this.json("GET", "/sdapi/v1/prompt-styles");
+  }
+
+  /** Replaces the saved prompt styles. */
+  async savePromptStyles(styles: PromptStyle[]): Promise<void> {
+    await this.send("POST", "/sdapi/v1/prompt-styles", styles);
   }
 
   /** The served ControlNets' titles, from A1111's ControlNet extension's route. */

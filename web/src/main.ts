@@ -18,6 +18,7 @@ import { Gallery } from "./gallery.js";
 import { ModelPicker } from "./model-picker.js";
 import { ParamsForm } from "./params-form.js";
 import { ProgressView, type FinishedImage } from "./progress.js";
+import { PromptStylePicker } from "./prompt-styles.js";
 import { ScribbleControl } from "./scribble-control.js";
 import { toast } from "./toast.js";
 import { TokenDialog } from "./token-dialog.js";
@@ -73,6 +74,13 @@ const extras = new ExtraNetworks(
   { root: byId("extras"), loras: byId("lora-list"), embeddings: byId("embedding-list"), empty: byId("extras-empty") },
   api,
   () => promptTarget,
+);
+
+const styles = new PromptStylePicker(
+  { list: byId("style-list"), save: byId<HTMLButtonElement>("style-save") },
+  api,
+  { prompt: byId<HTMLTextAreaElement>("prompt"), negative: byId<HTMLTextAreaElement>("negative_prompt") },
+  (message, kind) => note(message, kind),
 );
 
 const scribble = new ScribbleControl(byId("scribble"), api, () => canvas.sketchDataUrl());
@@ -366,6 +374,7 @@ async function start(): Promise<void> {
   // Listed once the model is up (which embeddings fit depends on it); a failure leaves the list empty.
   void extras.load().catch((e) => note(`Could not list LoRAs and embeddings: ${errorText(e)}`, "error"));
   void scribble.load().catch((e) => note(`Could not list the ControlNets: ${errorText(e)}`, "error"));
+  void styles.load().catch((e) => note(`Could not list the prompt styles: ${errorText(e)}`, "error"));
   for (const r of results)
     if (r.status === "rejected") note(`Could not reach the server: ${errorText(r.reason)}`, "error");
   const jobs = await refreshGallery();
