@@ -61,7 +61,7 @@ export async function openCompactGraph(
   let built: { folder: string; fd: number } | undefined;
   for (const [i, root] of roots.entries()) {
     try {
-      built = await rebuildIn(root, graph, name, patched, opts);
+      built = rebuildIn(root, graph, name, patched);
       break;
     } catch (e) {
       // /dev/shm filled up since it was checked: the cache's own folder has the disk
@@ -84,7 +84,7 @@ export async function openCompactGraph(
   }
   const weightsPath = join(folder, graph.location);
   const source: WeightsSource = { storedPath: graph.storedPath, bytes: graph.bytes, segments: graph.segments, tensors };
-  const weights = new LiveWeights(fd, weightsPath, source, patched, opts.threads);
+  const weights = new LiveWeights(fd, weightsPath, source, patched);
   session.onRelease(() => closeSync(fd));
   try {
     remove();
@@ -104,13 +104,12 @@ export async function openCompactGraph(
  * The graph and its rebuilt weights in a new private folder under `root` (nothing left there when it fails), with
  * the weights file open for writing.
  */
-async function rebuildIn(
+function rebuildIn(
   root: string,
   graph: CompactGraph,
   name: string,
   patched: PatchedTensors,
-  opts: SessionOptions,
-): Promise<{ folder: string; fd: number }> {
+): { folder: string; fd: number } {
   mkdirSync(root, { recursive: true });
   sweepAbandoned(root);
   const folder = makeBuildFolder(join(root, name));
@@ -118,7 +117,7 @@ async function rebuildIn(
   try {
     copyFileSync(graph.modelPath, join(folder, "model.onnx"));
     fd = openSync(join(folder, graph.location), "w");
-    await expandWeights(graph, fd, patched, opts);
+    expandWeights(graph, fd, patched);
     return { folder, fd };
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
@@ -137,19 +136,12 @@ function scratchRoot(bytes: number, fallbackDir: string): string {
   return fallbackDir;
 }
 
-async function expandWeights(
-  graph: CompactGraph,
-  to: number,
-  patched: PatchedTensors,
-  opts: SessionOptions,
-): Promise<void> {
+function expandWeights(graph: CompactGraph, to: number, patched: PatchedTensors): void {
   const stored = new StoredTensors(graph.storedPath);
-  let applier: PatchApplier | undefined;
+  const applier = new PatchApplier();
   let seen = 0;
   try {
     ftruncateSync(to, graph.bytes);
-    /** A patched tensor's fp32 values, one buffer for all of them: a fresh one per tensor costs page faults that dominate on some VMs. */
-    let whole = new Float32Array(0);
     for (const seg of graph.segments) {
       const patch = patched.get(seg.offset);
       // A patched tensor is converted whole into memory, patched, then written; the others chunk by chunk to the file.
@@ -157,11 +149,12 @@ async function expandWeights(
         stored.forEachChunk(seg, graph.bytes, (bytes, at) => writeFully(to, bytes, seg.offset + at));
         continue;
       }
-      if (whole.length < seg.length / 4) whole = new Float32Array(seg.length / 4);
-      const values = whole.subarray(0, seg.length / 4);
-      stored.readInto(seg, graph.bytes, values);
-      applier ??= await PatchApplier.create({ threads: opts.threads });
-      const merged = await applier.apply(values, patch.patches, patch.name);
+      const merged = applier.merge(
+        seg.length / 4,
+        (values) => stored.readInto(seg, graph.bytes, values),
+        patch.patches,
+        patch.name,
+      );
       writeFully(to, new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), seg.offset);
       seen++;
     }
@@ -171,6 +164,5 @@ async function expandWeights(
       );
   } finally {
     stored.close();
-    await applier?.release();
   }
 }
