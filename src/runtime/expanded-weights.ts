@@ -61,7 +61,7 @@ export async function openCompactGraph(
   let built: { folder: string; fd: number } | undefined;
   for (const [i, root] of roots.entries()) {
     try {
-      built = rebuildIn(root, graph, name, patched);
+      built = await rebuildIn(root, graph, name, patched, opts.threads);
       break;
     } catch (e) {
       // /dev/shm filled up since it was checked: the cache's own folder has the disk
@@ -84,7 +84,7 @@ export async function openCompactGraph(
   }
   const weightsPath = join(folder, graph.location);
   const source: WeightsSource = { storedPath: graph.storedPath, bytes: graph.bytes, segments: graph.segments, tensors };
-  const weights = new LiveWeights(fd, weightsPath, source, patched);
+  const weights = new LiveWeights(fd, weightsPath, source, patched, opts.threads);
   session.onRelease(() => closeSync(fd));
   try {
     remove();
@@ -104,12 +104,13 @@ export async function openCompactGraph(
  * The graph and its rebuilt weights in a new private folder under `root` (nothing left there when it fails), with
  * the weights file open for writing.
  */
-function rebuildIn(
+async function rebuildIn(
   root: string,
   graph: CompactGraph,
   name: string,
   patched: PatchedTensors,
-): { folder: string; fd: number } {
+  threads: number | undefined,
+): Promise<{ folder: string; fd: number }> {
   mkdirSync(root, { recursive: true });
   sweepAbandoned(root);
   const folder = makeBuildFolder(join(root, name));
@@ -117,7 +118,7 @@ function rebuildIn(
   try {
     copyFileSync(graph.modelPath, join(folder, "model.onnx"));
     fd = openSync(join(folder, graph.location), "w");
-    expandWeights(graph, fd, patched);
+    await expandWeights(graph, fd, patched, threads);
     return { folder, fd };
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
@@ -136,9 +137,14 @@ function scratchRoot(bytes: number, fallbackDir: string): string {
   return fallbackDir;
 }
 
-function expandWeights(graph: CompactGraph, to: number, patched: PatchedTensors): void {
+async function expandWeights(
+  graph: CompactGraph,
+  to: number,
+  patched: PatchedTensors,
+  threads: number | undefined,
+): Promise<void> {
   const stored = new StoredTensors(graph.storedPath);
-  const applier = new PatchApplier();
+  const applier = new PatchApplier(threads);
   let seen = 0;
   try {
     ftruncateSync(to, graph.bytes);
@@ -164,5 +170,6 @@ function expandWeights(graph: CompactGraph, to: number, patched: PatchedTensors)
       );
   } finally {
     stored.close();
+    await applier.close();
   }
 }

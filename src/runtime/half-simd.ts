@@ -178,5 +178,5 @@ function assemble(pages: number): Uint8Array<ArrayBuffer> {
     op.end,
     op.end,
   ];
-  return singleFunctionModule("cvt", 3, body, pages);
+  return singleFunctionModule("cvt", 3, body, { pages });
 }

@@ -49,6 +49,7 @@ export class LiveWeights {
     private readonly path: string,
     private readonly source: WeightsSource,
     applied: PatchedTensors,
+    private readonly threads?: number,
   ) {
     this.applied = applied;
   }
@@ -72,8 +73,8 @@ export class LiveWeights {
     }
     // Nothing is known of the file until every target is written.
     this.applied = new Map([...this.applied, ...next].map(([offset]) => [offset, { name: "?", patches: [] }]));
+    const applier = new PatchApplier(this.threads);
     try {
-      const applier = new PatchApplier();
       for (const offset of targets) {
         const seg = segments.get(offset);
         if (!seg)
@@ -89,6 +90,7 @@ export class LiveWeights {
       }
     } finally {
       stored.close();
+      await applier.close();
     }
     this.applied = next;
     return true;

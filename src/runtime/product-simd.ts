@@ -14,29 +14,72 @@ import { I32, op, s, simd, singleFunctionModule, sleb, V128 } from "./wasm-assem
  * `addProductScalar` computes the rows and columns that do not fill a tile with exactly that rounding, so the
  * result does not depend on where a value falls.
  */
-export interface ProductKernel {
-  readonly memory: WebAssembly.Memory;
-  /**
-   * For `panels` groups of eight columns: W[i, q*8 + c] += sum_k A[i, k] B[k, q*8 + c], for the first `rows` rows
-   * (a multiple of 4). Addresses and strides are in bytes in `memory`: row i of W starts at w + i * wRow, its
-   * panel q 32 bytes further each; A is [rows, r] packed at `a`; row k of B starts at b + k * bRow.
-   */
-  run(w: number, a: number, b: number, rows: number, r: number, panels: number, wRow: number, bRow: number): void;
+/** Arguments of one kernel call, in bytes of the kernel's memory: see ProductKernel.run. */
+export interface ProductCall {
+  w: number;
+  a: number;
+  b: number;
+  rows: number;
+  r: number;
+  panels: number;
+  wRow: number;
+  bRow: number;
+  groups: number;
+  wGroup: number;
+  bGroup: number;
 }
 
-/** The kernel, or undefined where WebAssembly SIMD is missing (the caller computes in JavaScript then). */
+/** The order of ProductCall's fields as the kernel takes them. */
+export const CALL_FIELDS = [
+  "w",
+  "a",
+  "b",
+  "rows",
+  "r",
+  "panels",
+  "wRow",
+  "bRow",
+  "groups",
+  "wGroup",
+  "bGroup",
+] as const satisfies readonly (keyof ProductCall)[];
+
+export interface ProductKernel {
+  readonly memory: WebAssembly.Memory;
+  /** The module's bytes, for another thread to instantiate over the same (shared) memory. */
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  /**
+   * For each of `groups` groups g, and `panels` runs of eight columns q: W_g[i, q*8 + c] += sum_k A[i, k]
+   * B_g[k, q*8 + c] for the first `rows` rows (a multiple of 4). Addresses and strides are in bytes in `memory`:
+   * row i of W_g starts at w + g * wGroup + i * wRow, its panel q 32 bytes further each; A is [rows, r] packed at
+   * `a`; row k of B_g starts at b + g * bGroup + k * bRow.
+   */
+  run(call: ProductCall): void;
+}
+
+/** The largest memory the kernel addresses: 4 GiB, WebAssembly's 32-bit limit. */
+export const MAX_PAGES = 65536;
+
+/**
+ * The kernel over a memory of its own, shared between threads where this JavaScript allows it (ProductThreads);
+ * undefined where WebAssembly SIMD is missing (the caller computes in JavaScript then).
+ */
 export function productKernel(): ProductKernel | undefined {
-  try {
-    const bytes = assemble();
-    if (!WebAssembly.validate(bytes)) return undefined;
-    const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as {
-      addProduct: ProductKernel["run"];
-      mem: WebAssembly.Memory;
-    };
-    return { memory: exports.mem, run: exports.addProduct };
-  } catch {
-    return undefined;
+  for (const shared of [true, false]) {
+    try {
+      const bytes = singleFunctionModule("addProduct", CALL_FIELDS.length, body(), {
+        imported: { shared, maxPages: MAX_PAGES },
+      });
+      if (!WebAssembly.validate(bytes)) return undefined;
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared });
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } });
+      const run = instance.exports.addProduct as (...args: number[]) => void;
+      return { memory, bytes, run: (call) => run(...CALL_FIELDS.map((f) => call[f])) };
+    } catch {
+      // no shared memory here: try without
+    }
   }
+  return undefined;
 }
 
 /**
@@ -68,31 +111,38 @@ export function addProductScalar(
 // ---- the module ----
 
 // parameters
-const W = 0,
-  A = 1,
-  B = 2,
-  M = 3,
+const W0 = 0,
+  A0 = 1,
+  B0 = 2,
+  M0 = 3,
   R = 4,
   PANELS = 5,
   WROW = 6,
-  BROW = 7;
+  BROW = 7,
+  GROUPS = 8,
+  WGROUP = 9,
+  BGROUP = 10;
 // i32 locals
-const Q = 8,
-  K = 9,
-  AP = 10,
-  BP = 11,
-  WQ = 12,
-  BQ = 13,
-  R4 = 14,
-  R8 = 15,
-  R12 = 16,
-  W2 = 17,
-  W3 = 18;
+const W = 11,
+  A = 12,
+  B = 13,
+  M = 14,
+  Q = 15,
+  K = 16,
+  AP = 17,
+  BP = 18,
+  WQ = 19,
+  BQ = 20,
+  R4 = 21,
+  R8 = 22,
+  R12 = 23,
+  W2 = 24,
+  W3 = 25;
 // v128 locals
-const B0 = 19,
-  B1 = 20,
-  SPLAT = 21,
-  ACC = 22; // 8 sums: row t, half h at ACC + 2t + h
+const BV0 = 26,
+  BV1 = 27,
+  SPLAT = 28,
+  ACC = 29; // 8 sums: row t, half h at ACC + 2t + h
 
 const get = (local: number) => [op.localGet, local];
 const set = (local: number) => [op.localSet, local];
@@ -104,41 +154,47 @@ const zero = [...s(simd.const), ...new Array<number>(16).fill(0)];
 /** The address of row t of the tile in W. */
 const wRowAddress = (t: number) => (t === 0 ? get(WQ) : [...get(WQ), ...get([0, WROW, W2, W3][t]!), op.i32Add]);
 
-function assemble(): Uint8Array<ArrayBuffer> {
-  const body: number[] = [2, 11, I32, 11, V128];
-  body.push(...get(R), op.i32Const, 4, op.i32Mul, ...set(R4));
-  body.push(...add(R4, R4, R8), ...add(R8, R4, R12), ...add(WROW, WROW, W2), ...add(W2, WROW, W3));
+function body(): number[] {
+  const code: number[] = [2, 15, I32, 11, V128];
+  code.push(...get(R), op.i32Const, 4, op.i32Mul, ...set(R4));
+  code.push(...add(R4, R4, R8), ...add(R8, R4, R12), ...add(WROW, WROW, W2), ...add(W2, WROW, W3));
+  // groups
+  code.push(op.block, 0x40, op.loop, 0x40, ...get(GROUPS), op.i32Eqz, op.brIf, 1);
+  code.push(...get(W0), ...set(W), ...get(A0), ...set(A), ...get(B0), ...set(B), ...get(M0), ...set(M));
   // rows, four at a time
-  body.push(op.block, 0x40, op.loop, 0x40, ...get(M), op.i32Eqz, op.brIf, 1);
-  body.push(op.i32Const, 0, ...set(Q), ...get(W), ...set(WQ), ...get(B), ...set(BQ));
+  code.push(op.block, 0x40, op.loop, 0x40, ...get(M), op.i32Eqz, op.brIf, 1);
+  code.push(op.i32Const, 0, ...set(Q), ...get(W), ...set(WQ), ...get(B), ...set(BQ));
   // panels of eight columns
-  body.push(op.block, 0x40, op.loop, 0x40, ...get(Q), ...get(PANELS), op.i32Eq, op.brIf, 1);
-  for (let i = 0; i < 8; i++) body.push(...zero, ...set(ACC + i));
-  body.push(...get(R), ...set(K), ...get(A), ...set(AP), ...get(BQ), ...set(BP));
+  code.push(op.block, 0x40, op.loop, 0x40, ...get(Q), ...get(PANELS), op.i32Eq, op.brIf, 1);
+  for (let i = 0; i < 8; i++) code.push(...zero, ...set(ACC + i));
+  code.push(...get(R), ...set(K), ...get(A), ...set(AP), ...get(BQ), ...set(BP));
   // the inner axis
-  body.push(op.block, 0x40, op.loop, 0x40, ...get(K), op.i32Eqz, op.brIf, 1);
-  body.push(...get(BP), ...mem(simd.load, 0), ...set(B0), ...get(BP), ...mem(simd.load, 16), ...set(B1));
+  code.push(op.block, 0x40, op.loop, 0x40, ...get(K), op.i32Eqz, op.brIf, 1);
+  code.push(...get(BP), ...mem(simd.load, 0), ...set(BV0), ...get(BP), ...mem(simd.load, 16), ...set(BV1));
   for (let t = 0; t < 4; t++) {
     const aAddress = t === 0 ? get(AP) : [...get(AP), ...get([0, R4, R8, R12][t]!), op.i32Add];
-    body.push(...aAddress, ...mem(simd.load32Splat, 0), ...set(SPLAT));
+    code.push(...aAddress, ...mem(simd.load32Splat, 0), ...set(SPLAT));
     for (let h = 0; h < 2; h++) {
       const acc = ACC + 2 * t + h;
-      body.push(...get(acc), ...get(SPLAT), ...get(h === 0 ? B0 : B1), ...s(simd.f32x4Mul), ...s(simd.f32x4Add));
-      body.push(...set(acc));
+      code.push(...get(acc), ...get(SPLAT), ...get(h === 0 ? BV0 : BV1), ...s(simd.f32x4Mul), ...s(simd.f32x4Add));
+      code.push(...set(acc));
     }
   }
-  body.push(...addConst(AP, 4), ...add(BP, BROW, BP), ...addConst(K, -1), op.br, 0, op.end, op.end);
+  code.push(...addConst(AP, 4), ...add(BP, BROW, BP), ...addConst(K, -1), op.br, 0, op.end, op.end);
   // W += the sums
   for (let t = 0; t < 4; t++) {
     for (let h = 0; h < 2; h++) {
-      body.push(...wRowAddress(t), ...wRowAddress(t), ...mem(simd.load, 16 * h), ...get(ACC + 2 * t + h));
-      body.push(...s(simd.f32x4Add), ...mem(simd.store, 16 * h));
+      code.push(...wRowAddress(t), ...wRowAddress(t), ...mem(simd.load, 16 * h), ...get(ACC + 2 * t + h));
+      code.push(...s(simd.f32x4Add), ...mem(simd.store, 16 * h));
     }
   }
-  body.push(...addConst(WQ, 32), ...addConst(BQ, 32), ...addConst(Q, 1), op.br, 0, op.end, op.end);
+  code.push(...addConst(WQ, 32), ...addConst(BQ, 32), ...addConst(Q, 1), op.br, 0, op.end, op.end);
   // the next four rows
-  body.push(...get(A), ...get(R8), ...get(R8), op.i32Add, op.i32Add, ...set(A));
-  body.push(...get(W), ...get(W2), ...get(W2), op.i32Add, op.i32Add, ...set(W));
-  body.push(...addConst(M, -4), op.br, 0, op.end, op.end, op.end);
-  return singleFunctionModule("addProduct", 8, body, 1);
+  code.push(...get(A), ...get(R8), ...get(R8), op.i32Add, op.i32Add, ...set(A));
+  code.push(...get(W), ...get(W2), ...get(W2), op.i32Add, op.i32Add, ...set(W));
+  code.push(...addConst(M, -4), op.br, 0, op.end, op.end);
+  // the next group
+  code.push(...add(W0, WGROUP, W0), ...add(B0, BGROUP, B0), ...addConst(GROUPS, -1), op.br, 0, op.end, op.end);
+  code.push(op.end);
+  return code;
 }

@@ -81,22 +81,35 @@ export const splat = (bits: number): number[] => {
 export const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
 export const name = (text: string): number[] => [...leb(text.length), ...[...text].map((c) => c.charCodeAt(0))];
 
-/**
- * A module of one function `exported` (parameters all i32, no result, `body` its locals and code) and one memory of
- * `pages` 64 KiB pages exported as "mem" (growable from JavaScript).
- */
+/** A module's memory: its own of `pages` 64 KiB pages, exported as "mem", or one imported as env.mem. */
+export type ModuleMemory = { pages: number } | { imported: { shared: boolean; maxPages: number } };
+
+/** A module of one function `exported` (parameters all i32, no result, `body` its locals and code) and a memory. */
 export function singleFunctionModule(
   exported: string,
   params: number,
   body: number[],
-  pages: number,
+  memory: ModuleMemory,
 ): Uint8Array<ArrayBuffer> {
+  const own = "pages" in memory;
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, [1, 0x60, ...leb(params), ...new Array<number>(params).fill(I32), 0]),
+    // limits: 0x00 a minimum, 0x03 a minimum and a maximum, shared
+    ...(own
+      ? []
+      : section(2, [
+          1,
+          ...name("env"),
+          ...name("mem"),
+          0x02,
+          memory.imported.shared ? 0x03 : 0x01,
+          1,
+          ...leb(memory.imported.maxPages),
+        ])),
     ...section(3, [1, 0]),
-    ...section(5, [1, 0x00, ...leb(pages)]),
-    ...section(7, [2, ...name(exported), 0x00, 0, ...name("mem"), 0x02, 0]),
+    ...(own ? section(5, [1, 0x00, ...leb(memory.pages)]) : []),
+    ...section(7, own ? [2, ...name(exported), 0x00, 0, ...name("mem"), 0x02, 0] : [1, ...name(exported), 0x00, 0]),
     ...section(10, [1, ...leb(body.length), ...body]),
   ]);
 }

@@ -1,5 +1,7 @@
 import { InternalError } from "../errors.js";
+import { availableParallelism } from "node:os";
 import { addProductScalar, type ProductKernel, productKernel } from "./product-simd.js";
+import { ProductThreads } from "./product-threads.js";
 
 /**
  * An additive change to one fp32 weight tensor, in the layout the graph stores it (stored-layout.ts lowers a
@@ -42,8 +44,14 @@ const PAGE = 65536;
  */
 export class PatchApplier {
   private readonly kernel: ProductKernel | undefined = productKernel();
+  private readonly threads: ProductThreads | undefined;
   /** Where WebAssembly SIMD is missing: the applier's memory. */
   private plain = new ArrayBuffer(0);
+
+  /** `threads`: how many threads compute large products (default: the machine's cores); `close` stops them. */
+  constructor(threads = availableParallelism()) {
+    this.threads = this.kernel && new ProductThreads(this.kernel, threads);
+  }
 
   /**
    * `length` values, put in place by `fill`, with every patch added: a view of this applier's memory, valid until
@@ -95,28 +103,39 @@ export class PatchApplier {
   private addProduct(w: Float32Array, a: Float32Array, b: Float32Array, p: TensorPatch & { kind: "product" }): void {
     const { m, r, n } = p;
     const width = p.block ?? n;
-    /** W's index of [i, j] within the columns' run starting at column `start`. */
-    const base = (start: number) => (p.block ? (start / width) * m * width : start);
+    const groups = n / width;
     const at = p.block
       ? (i: number, j: number) => Math.floor(j / width) * m * width + i * width + (j % width)
       : (i: number, j: number) => i * n + j;
-    const rows = this.kernel ? m - (m % 4) : 0;
-    const panels = this.kernel ? Math.floor(width / 8) : 0;
+    const rows = this.threads ? m - (m % 4) : 0;
+    const panels = this.threads ? Math.floor(width / 8) : 0;
+    if (rows > 0 && panels > 0) {
+      const call = {
+        w: w.byteOffset,
+        a: a.byteOffset,
+        b: b.byteOffset,
+        rows,
+        r,
+        panels,
+        wRow: width * 4,
+        bRow: n * 4,
+        groups,
+        wGroup: m * width * 4,
+        bGroup: width * 4,
+      };
+      // Small products are not worth waking another thread for.
+      if (rows * n * r >= SPLIT_WORK) this.threads!.run(call);
+      else this.kernel!.run(call);
+    }
     for (let start = 0; start < n; start += width) {
-      if (rows > 0 && panels > 0)
-        this.kernel!.run(
-          w.byteOffset + base(start) * 4,
-          a.byteOffset,
-          b.byteOffset + start * 4,
-          rows,
-          r,
-          panels,
-          width * 4,
-          n * 4,
-        );
       addProductScalar(w, at, a, b, r, n, [0, m], [start + panels * 8, start + width]);
       addProductScalar(w, at, a, b, r, n, [rows, m], [start, start + panels * 8]);
     }
+  }
+
+  /** Stops the threads that computed products. */
+  async close(): Promise<void> {
+    await this.threads?.close();
   }
 
   /** This applier's memory, grown to at least `bytes` (earlier views of it are then detached). */
@@ -130,6 +149,9 @@ export class PatchApplier {
     return this.plain;
   }
 }
+
+/** Multiply-adds of a product below which it runs on the calling thread alone. */
+const SPLIT_WORK = 2 ** 22;
 
 /** `bytes` rounded up to 16. */
 function align(bytes: number): number {
