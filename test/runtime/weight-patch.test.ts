@@ -40,6 +40,21 @@ describe("patches added to weight tensors (weight-patch.ts)", () => {
     });
   }
 
+  it("a product large enough to be split over two threads is the one-thread product, bit for bit", async () => {
+    const [m, r, n] = [516, 32, 256]; // 4 M multiply-adds, rows not a multiple of 8
+    const random = mulberry32(9);
+    const w = values(random, m * n);
+    for (const block of [undefined, 16]) {
+      const p = { kind: "product", a: values(random, m * r), b: values(random, r * n), m, r, n, block } as const;
+      const one = new PatchApplier(1);
+      const two = new PatchApplier(2);
+      const want = Array.from(one.apply(w, [p], "one thread"));
+      expect(Array.from(two.apply(w, [p], "two threads"))).toEqual(want);
+      await one.close();
+      await two.close();
+    }
+  });
+
   it("merging tensor after tensor reuses the applier's memory: no fresh page for the values it writes", async () => {
     // A [m, n] weight of 16 MiB and a rank-32 product, as a LoRA over a large convolution gives.
     const [m, r, n] = [4096, 32, 1024];
