@@ -61,7 +61,7 @@ export async function openCompactGraph(
   let built: { folder: string; fd: number } | undefined;
   for (const [i, root] of roots.entries()) {
     try {
-      built = await rebuildIn(root, graph, name, patched, opts);
+      built = await rebuildIn(root, graph, name, patched, opts.threads);
       break;
     } catch (e) {
       // /dev/shm filled up since it was checked: the cache's own folder has the disk
@@ -109,7 +109,7 @@ async function rebuildIn(
   graph: CompactGraph,
   name: string,
   patched: PatchedTensors,
-  opts: SessionOptions,
+  threads: number | undefined,
 ): Promise<{ folder: string; fd: number }> {
   mkdirSync(root, { recursive: true });
   sweepAbandoned(root);
@@ -118,7 +118,7 @@ async function rebuildIn(
   try {
     copyFileSync(graph.modelPath, join(folder, "model.onnx"));
     fd = openSync(join(folder, graph.location), "w");
-    await expandWeights(graph, fd, patched, opts);
+    await expandWeights(graph, fd, patched, threads);
     return { folder, fd };
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
@@ -141,15 +141,13 @@ async function expandWeights(
   graph: CompactGraph,
   to: number,
   patched: PatchedTensors,
-  opts: SessionOptions,
+  threads: number | undefined,
 ): Promise<void> {
   const stored = new StoredTensors(graph.storedPath);
-  let applier: PatchApplier | undefined;
+  const applier = new PatchApplier(threads);
   let seen = 0;
   try {
     ftruncateSync(to, graph.bytes);
-    /** A patched tensor's fp32 values, one buffer for all of them: a fresh one per tensor costs page faults that dominate on some VMs. */
-    let whole = new Float32Array(0);
     for (const seg of graph.segments) {
       const patch = patched.get(seg.offset);
       // A patched tensor is converted whole into memory, patched, then written; the others chunk by chunk to the file.
@@ -157,11 +155,12 @@ async function expandWeights(
         stored.forEachChunk(seg, graph.bytes, (bytes, at) => writeFully(to, bytes, seg.offset + at));
         continue;
       }
-      if (whole.length < seg.length / 4) whole = new Float32Array(seg.length / 4);
-      const values = whole.subarray(0, seg.length / 4);
-      stored.readInto(seg, graph.bytes, values);
-      applier ??= await PatchApplier.create({ threads: opts.threads });
-      const merged = await applier.apply(values, patch.patches, patch.name);
+      const merged = applier.merge(
+        seg.length / 4,
+        (values) => stored.readInto(seg, graph.bytes, values),
+        patch.patches,
+        patch.name,
+      );
       writeFully(to, new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), seg.offset);
       seen++;
     }
@@ -171,6 +170,6 @@ async function expandWeights(
       );
   } finally {
     stored.close();
-    await applier?.release();
+    await applier.close();
   }
 }

@@ -9,6 +9,8 @@
  * (m << 13) | 0x7f800000 for infinities and NaNs (m >= 0x7c00, payload kept); the sign bit moves up 16 places.
  */
 
+import { op, s, simd, sleb, splat, singleFunctionModule, V128 } from "./wasm-assembly.js";
+
 export interface HalfConverter {
   /** Bytes available at `input` (halves) and at `output` (twice as many: floats). */
   readonly capacity: number;
@@ -44,73 +46,6 @@ export function halfConverter(capacity: number): HalfConverter | undefined {
 }
 
 // ---- the module ----
-
-const I32 = 0x7f;
-const V128 = 0x7b;
-const SIMD = 0xfd;
-const op = {
-  block: 0x02,
-  loop: 0x03,
-  br: 0x0c,
-  brIf: 0x0d,
-  end: 0x0b,
-  localGet: 0x20,
-  localSet: 0x21,
-  localTee: 0x22,
-  i32Const: 0x41,
-  i32Eqz: 0x45,
-  i32Add: 0x6a,
-  i32Sub: 0x6b,
-};
-/** SIMD instructions by their sub-opcode (after the 0xfd prefix). */
-const simd = {
-  load: 0x00,
-  store: 0x0b,
-  const: 0x0c,
-  and: 0x4e,
-  or: 0x50,
-  bitselect: 0x52,
-  i32x4LtU: 0x3a,
-  i32x4GeU: 0x40,
-  i32x4ExtendLowI16x8U: 0xa9,
-  i32x4ExtendHighI16x8U: 0xaa,
-  i32x4Shl: 0xab,
-  i32x4Add: 0xae,
-  f32x4Mul: 0xe6,
-  f32x4ConvertI32x4U: 0xfb,
-};
-
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-
-const s = (code: number): number[] => [SIMD, ...leb(code)];
-const splat = (bits: number): number[] => {
-  const lane = [bits & 0xff, (bits >>> 8) & 0xff, (bits >>> 16) & 0xff, (bits >>> 24) & 0xff];
-  return [...s(simd.const), ...lane, ...lane, ...lane, ...lane];
-};
-const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
-const name = (text: string): number[] => [...leb(text.length), ...[...text].map((c) => c.charCodeAt(0))];
 
 // locals: 0 src, 1 dst, 2 n (params); 3 v, 4 x, 5 m, 6 r (v128)
 const SRC = 0,
@@ -243,19 +178,5 @@ function assemble(pages: number): Uint8Array<ArrayBuffer> {
     op.end,
     op.end,
   ];
-  return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(1, [1, 0x60, 3, I32, I32, I32, 0]),
-    ...section(3, [1, 0]),
-    ...section(5, [1, 0x00, ...leb(pages)]),
-    ...section(7, [2, ...name("cvt"), 0x00, 0, ...name("mem"), 0x02, 0]),
-    ...section(10, [1, ...leb(body.length), ...body]),
-  ]);
+  return singleFunctionModule("cvt", 3, body, { pages });
 }

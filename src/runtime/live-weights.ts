@@ -71,30 +71,26 @@ export class LiveWeights {
     } catch {
       return false; // the cache entry was removed meanwhile: reopening rebuilds it
     }
-    let applier: PatchApplier | undefined;
     // Nothing is known of the file until every target is written.
     this.applied = new Map([...this.applied, ...next].map(([offset]) => [offset, { name: "?", patches: [] }]));
+    const applier = new PatchApplier(this.threads);
     try {
-      /** One buffer for every tensor: a fresh one per tensor costs page faults that dominate on some VMs. */
-      let whole = new Float32Array(0);
       for (const offset of targets) {
         const seg = segments.get(offset);
         if (!seg)
           throw new InternalError(`${this.source.storedPath}: no segment at offset ${offset} of the weights file`);
-        if (whole.length < seg.length / 4) whole = new Float32Array(seg.length / 4);
-        const values = whole.subarray(0, seg.length / 4);
-        stored.readInto(seg, this.source.bytes, values);
         const patch = next.get(offset);
-        let merged: Float32Array = values;
-        if (patch) {
-          applier ??= await PatchApplier.create({ threads: this.threads });
-          merged = await applier.apply(values, patch.patches, patch.name);
-        }
+        const merged = applier.merge(
+          seg.length / 4,
+          (values) => stored.readInto(seg, this.source.bytes, values),
+          patch?.patches ?? [],
+          patch?.name ?? `the tensor at ${offset}`,
+        );
         writeFully(this.fd, new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), offset);
       }
     } finally {
       stored.close();
-      await applier?.release();
+      await applier.close();
     }
     this.applied = next;
     return true;

@@ -1,8 +1,7 @@
 import { InternalError } from "../errors.js";
-import { GraphBuilder } from "../onnx/builder.js";
-import { DataType } from "../onnx/graph.js";
-import { serializeGraph } from "../onnx/serialize.js";
-import { Session, type SessionOptions } from "./session.js";
+import { availableParallelism } from "node:os";
+import { addProductScalar, type ProductKernel, productKernel } from "./product-simd.js";
+import { ProductThreads } from "./product-threads.js";
 
 /**
  * An additive change to one fp32 weight tensor, in the layout the graph stores it (stored-layout.ts lowers a
@@ -10,7 +9,7 @@ import { Session, type SessionOptions } from "./session.js";
  * - "product": the tensor gets a @ b added, a [m, r] and b [r, n]: a low-rank update (a LoRA) stays this small
  *   until it is merged (r is its rank). With `block`, the product is read as [m, n / block, block] and added to the
  *   tensor viewed as [n / block, m, block], its first two axes swapped: onnxruntime's blocked filter layouts keep
- *   each output block's filters together, and this keeps the product one large matrix product all the same.
+ *   each output block's filters together, and this keeps the product one matrix product all the same.
  * - "dense": the tensor gets `delta` (same length) added element by element.
  */
 export type TensorPatch =
@@ -33,99 +32,128 @@ export function patchLength(p: TensorPatch): number {
   return p.kind === "dense" ? p.delta.length : p.m * p.n;
 }
 
-const IO = { weight: "weight", a: "a", b: "b", out: "merged" } as const;
+/** Bytes of one WebAssembly page. */
+const PAGE = 65536;
 
 /**
- * Adds patches to weight tensors. Products run through onnxruntime (small MatMul + Add graphs with dynamic shapes,
- * opened once): merging a rank-32 LoRA into every attention and convolution of SD1.5 is about 55 GFLOP, minutes in
- * JavaScript loops. Outputs go to two buffers of its own, reused from tensor to tensor: on the 2-core VM this was
- * measured on, fresh memory for each tensor cost more than the arithmetic. Dense patches are added in place.
+ * Adds patches to weight tensors, in memory of its own that is reused from tensor to tensor (fresh memory for each
+ * tensor cost more than the arithmetic on the 2-core VM this was measured on). Products go through a WebAssembly
+ * SIMD kernel (product-simd.ts; about 40 GFLOP/s on one core there, where onnxruntime's runs spent 10 times as long
+ * in page faults on the copies of their outputs), or through JavaScript where WebAssembly SIMD is missing; dense
+ * patches are added element by element. Every product is rounded the same way whichever computes it.
  */
 export class PatchApplier {
-  private readonly buffers = [new Float32Array(0), new Float32Array(0)];
-  /** `b` of a blocked patch with its columns' blocks as the leading axis. */
-  private blockedB = new Float32Array(0);
+  private readonly kernel: ProductKernel | undefined = productKernel();
+  private readonly threads: ProductThreads | undefined;
+  /** Where WebAssembly SIMD is missing: the applier's memory. */
+  private plain = new ArrayBuffer(0);
 
-  private constructor(
-    private readonly plain: Session,
-    private readonly blocked: Session,
-  ) {}
-
-  static async create(opts: SessionOptions = {}): Promise<PatchApplier> {
-    // Many short runs with JavaScript work between them: threads that spin after each run only take the CPU from it.
-    const options: SessionOptions = { threads: opts.threads, executionProviders: ["cpu"], spinning: false };
-    const a = (g: GraphBuilder) => g.input(IO.a, DataType.FLOAT, ["m", "r"], [1, 1]);
-    // weight [m, n] + a [m, r] @ b [r, n]
-    const plain = new GraphBuilder("weight_patch");
-    const w = plain.input(IO.weight, DataType.FLOAT, ["m", "n"], [1, 1]);
-    plain.output(plain.add(w, plain.matmul(a(plain), plain.input(IO.b, DataType.FLOAT, ["r", "n"], [1, 1]))), IO.out, [
-      "m",
-      "n",
-    ]);
-    // weight [groups, m, block] + a [m, r] @ b [groups, r, block]: the product of a blocked layout, batched by block
-    // (a transpose of the whole product inside onnxruntime cost twice the product itself; this moves only b).
-    const blocked = new GraphBuilder("weight_patch_blocked");
-    const wb = blocked.input(IO.weight, DataType.FLOAT, ["groups", "m", "block"], [1, 1, 1]);
-    const bb = blocked.input(IO.b, DataType.FLOAT, ["groups", "r", "block"], [1, 1, 1]);
-    blocked.output(blocked.add(wb, blocked.matmul(a(blocked), bb)), IO.out, ["groups", "m", "block"]);
-    return new PatchApplier(
-      await Session.create(serializeGraph(plain), options),
-      await Session.create(serializeGraph(blocked), options),
-    );
+  /** `threads`: how many threads compute large products (default: the machine's cores); `close` stops them. */
+  constructor(threads = availableParallelism()) {
+    this.threads = this.kernel && new ProductThreads(this.kernel, threads);
   }
 
   /**
-   * `weight` with every patch added: `weight` itself (changed in place) when only dense patches apply, else one of
-   * this applier's buffers, valid until the next call.
+   * `length` values, put in place by `fill`, with every patch added: a view of this applier's memory, valid until
+   * its next call.
    */
-  async apply(weight: Float32Array, patches: readonly TensorPatch[], what: string): Promise<Float32Array> {
-    let w = weight;
+  merge(
+    length: number,
+    fill: (values: Float32Array) => void,
+    patches: readonly TensorPatch[],
+    what: string,
+  ): Float32Array {
     for (const p of patches) {
-      if (patchLength(p) !== w.length)
-        throw new InternalError(`${what}: a patch of ${patchLength(p)} values for a tensor of ${w.length}`);
+      if (patchLength(p) !== length)
+        throw new InternalError(`${what}: a patch of ${patchLength(p)} values for a tensor of ${length}`);
+    }
+    // W, then A and B of the largest product, each 16-byte aligned.
+    const wBytes = align(length * 4);
+    const factors = Math.max(
+      0,
+      ...patches.map((p) => (p.kind === "product" ? align(p.a.length * 4) + p.b.length * 4 : 0)),
+    );
+    const memory = this.memory(wBytes + factors);
+    const w = new Float32Array(memory, 0, length);
+    fill(w);
+    for (const p of patches) {
       if (p.kind === "dense") {
-        for (let i = 0; i < w.length; i++) w[i]! += p.delta[i]!;
+        for (let i = 0; i < length; i++) w[i]! += p.delta[i]!;
         continue;
       }
-      const slot = this.buffers[0]!.buffer === w.buffer ? 1 : 0;
-      if (this.buffers[slot]!.length < w.length) this.buffers[slot] = new Float32Array(w.length);
-      const out = this.buffers[slot]!.subarray(0, w.length);
-      const a = { data: p.a, dims: [p.m, p.r] };
-      if (p.block) {
-        const groups = p.n / p.block;
-        const dims = [groups, p.m, p.block];
-        await this.blocked.runInto(
-          {
-            [IO.weight]: { data: w, dims },
-            [IO.a]: a,
-            [IO.b]: { data: this.blockMajor(p.b, p.r, groups, p.block), dims: [groups, p.r, p.block] },
-          },
-          { [IO.out]: { data: out, dims } },
-        );
-      } else {
-        await this.plain.runInto(
-          { [IO.weight]: { data: w, dims: [p.m, p.n] }, [IO.a]: a, [IO.b]: { data: p.b, dims: [p.r, p.n] } },
-          { [IO.out]: { data: out, dims: [p.m, p.n] } },
-        );
-      }
-      w = out;
+      const a = new Float32Array(memory, wBytes, p.a.length);
+      const b = new Float32Array(memory, wBytes + align(p.a.length * 4), p.b.length);
+      a.set(p.a);
+      b.set(p.b);
+      this.addProduct(w, a, b, p);
     }
     return w;
   }
 
-  /** b [r, groups * block] as [groups, r, block], in a buffer of this applier's. */
-  private blockMajor(b: Float32Array, r: number, groups: number, block: number): Float32Array {
-    if (this.blockedB.length < b.length) this.blockedB = new Float32Array(b.length);
-    const out = this.blockedB.subarray(0, b.length);
-    for (let g = 0; g < groups; g++) {
-      for (let j = 0; j < r; j++)
-        out.set(b.subarray((j * groups + g) * block, (j * groups + g + 1) * block), (g * r + j) * block);
-    }
-    return out;
+  /** `weight` with every patch added, in this applier's memory (see `merge`). */
+  apply(weight: Float32Array, patches: readonly TensorPatch[], what: string): Float32Array {
+    return this.merge(weight.length, (values) => values.set(weight), patches, what);
   }
 
-  async release(): Promise<void> {
-    await this.plain.release();
-    await this.blocked.release();
+  /**
+   * W += A B where W is [m, n] or, with a block, [n / block, m, block] (see TensorPatch); A and B in this applier's
+   * memory. The kernel takes tiles of four rows by eight columns of each run of contiguous columns; the rest goes
+   * through addProductScalar, with the same rounding.
+   */
+  private addProduct(w: Float32Array, a: Float32Array, b: Float32Array, p: TensorPatch & { kind: "product" }): void {
+    const { m, r, n } = p;
+    const width = p.block ?? n;
+    const groups = n / width;
+    const at = p.block
+      ? (i: number, j: number) => Math.floor(j / width) * m * width + i * width + (j % width)
+      : (i: number, j: number) => i * n + j;
+    const rows = this.threads ? m - (m % 4) : 0;
+    const panels = this.threads ? Math.floor(width / 8) : 0;
+    if (rows > 0 && panels > 0) {
+      const call = {
+        w: w.byteOffset,
+        a: a.byteOffset,
+        b: b.byteOffset,
+        rows,
+        r,
+        panels,
+        wRow: width * 4,
+        bRow: n * 4,
+        groups,
+        wGroup: m * width * 4,
+        bGroup: width * 4,
+      };
+      // Small products are not worth waking another thread for.
+      if (rows * n * r >= SPLIT_WORK) this.threads!.run(call);
+      else this.kernel!.run(call);
+    }
+    for (let start = 0; start < n; start += width) {
+      addProductScalar(w, at, a, b, r, n, [0, m], [start + panels * 8, start + width]);
+      addProductScalar(w, at, a, b, r, n, [rows, m], [start, start + panels * 8]);
+    }
   }
+
+  /** Stops the threads that computed products. */
+  async close(): Promise<void> {
+    await this.threads?.close();
+  }
+
+  /** This applier's memory, grown to at least `bytes` (earlier views of it are then detached). */
+  private memory(bytes: number): ArrayBuffer {
+    if (this.kernel) {
+      const have = this.kernel.memory.buffer.byteLength;
+      if (have < bytes) this.kernel.memory.grow(Math.ceil((bytes - have) / PAGE));
+      return this.kernel.memory.buffer;
+    }
+    if (this.plain.byteLength < bytes) this.plain = new ArrayBuffer(bytes);
+    return this.plain;
+  }
+}
+
+/** Multiply-adds of a product below which it runs on the calling thread alone. */
+const SPLIT_WORK = 2 ** 22;
+
+/** `bytes` rounded up to 16. */
+function align(bytes: number): number {
+  return Math.ceil(bytes / 16) * 16;
 }

@@ -47,7 +47,7 @@ describe("a low-rank or dense change lowered into the layout a graph stores its 
   ];
   for (const c of cases) {
     const name = c.layout.kind === "blocked" ? `${c.layout.filter}${c.layout.block}` : c.layout.kind;
-    it(`[${c.dims.join(",")}] ${name}: the patched stored tensor is the stored form of W + scale x up @ down, and of W + scale x delta`, async () => {
+    it(`[${c.dims.join(",")}] ${name}: the patched stored tensor is the stored form of W + scale x up @ down, and of W + scale x delta`, () => {
       const random = mulberry32(c.dims.reduce((a, b) => a + b, 7));
       const out = c.dims[0]!;
       const rest = c.dims.reduce((a, b) => a * b, 1) / out;
@@ -55,16 +55,15 @@ describe("a low-rank or dense change lowered into the layout a graph stores its 
       const w = Float32Array.from({ length: out * rest }, () => random() - 0.5);
       const up = Float32Array.from({ length: out * rank }, () => random() - 0.5);
       const down = Float32Array.from({ length: rank * rest }, () => random() - 0.5);
-      const applier = await PatchApplier.create({ threads: 1 });
+      const applier = new PatchApplier();
       const lowRank = patchForLayout({ kind: "low-rank", up, down, rank, scale: 0.7 }, c.dims, c.layout, "test");
-      const got = await applier.apply(store(w, c.dims, c.layout), [lowRank], "test");
+      const got = applier.apply(store(w, c.dims, c.layout), [lowRank], "test");
       expect(maxDiff(got, store(merged(w, up, down, out, rank, 0.7), c.dims, c.layout))).toBeLessThan(1e-5);
       // The same change given whole.
       const delta = merged(new Float32Array(w.length), up, down, out, rank, 1);
       const dense = patchForLayout({ kind: "dense", delta, scale: 0.7 }, c.dims, c.layout, "test");
-      const gotDense = await applier.apply(store(w, c.dims, c.layout), [dense], "test");
+      const gotDense = applier.apply(store(w, c.dims, c.layout), [dense], "test");
       expect(maxDiff(gotDense, store(merged(w, up, down, out, rank, 0.7), c.dims, c.layout))).toBeLessThan(1e-5);
-      await applier.release();
     });
   }
 });
