@@ -14,6 +14,8 @@ export type {
   ControlNetUnit,
   ControlResizeMode,
   ResolvedControlUnit,
+  InpaintingFill,
+  InpaintOptions,
 } from "./pipeline/params.js";
 export type { EmbeddingRequest } from "./pipeline/textual-inversions.js";
 export { defaultAdapterFolders } from "./pipeline/adapter-folder.js";

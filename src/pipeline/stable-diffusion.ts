@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { PipelineConfig } from "../configs/pipeline.js";
 import { InputError } from "../errors.js";
-import { decodeImage, decodeMask, screenImage, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
+import { decodeImage, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
 import { encodeImage } from "../image/encode-image.js";
 import { imageToUnitTensor } from "../image/tensor.js";
 import { residualShapes } from "../models/unet-blocks.js";
@@ -21,7 +21,9 @@ import { ControlNetModel } from "./controlnet-model.js";
 import type { TaesdModel } from "./taesd-model.js";
 import { denoise } from "./denoise.js";
 import type { GenerationConfig } from "./generation-config.js";
-import { inpaintChannels, latentKeepMask, type InpaintChannels } from "./inpainting.js";
+import { prepareInpaintArea } from "./inpaint-area.js";
+import { inpaintInfotext } from "./inpaint-infotext.js";
+import { fillMaskedLatents, inpaintChannels, latentKeepMask, type InpaintChannels } from "./inpainting.js";
 import { latentShape, latentSpace, type LatentSpace } from "./latent-space.js";
 import type { NetworkOptions, Networks } from "./networks.js";
 import { lcmConditions } from "./guidance-embedding.js";
@@ -295,15 +297,20 @@ export class StableDiffusionPipeline {
     warnings: string[],
   ): Promise<GenerateResult> {
     const start = performance.now();
-    const init =
-      p.initImage === undefined
+    const initName = p.initImage === undefined ? undefined : sourceName(p.initImage, "the init image");
+    const area =
+      p.mask === undefined
         ? undefined
-        : await decodeImage(p.initImage, {
-            name: sourceName(p.initImage, "the init image"),
-            width: p.width,
-            height: p.height,
+        : await prepareInpaintArea(p.initImage!, p.mask, p.inpaint!, p.width, p.height, {
+            init: initName,
+            mask: sourceName(p.mask, "the mask"),
           });
-    const mask = p.mask === undefined ? undefined : await this.loadMask(p);
+    const init =
+      area?.image ??
+      (p.initImage === undefined
+        ? undefined
+        : await decodeImage(p.initImage, { name: initName, width: p.width, height: p.height }));
+    const mask = area?.mask;
     if (init && startIndex(probe, p) >= probe.timesteps.length) {
       throw new InputError(
         `denoising strength ${p.denoisingStrength} with ${p.steps} steps leaves no step to run: raise the strength or the steps`,
@@ -342,6 +349,7 @@ export class StableDiffusionPipeline {
       decode: taesd && ((x, shape) => taesd.decode(x, shape)),
     });
     const controlFields = control ? controlNetInfotext(p.controlnet!, control.titles, p.width, p.height) : {};
+    const inpaintFields = p.inpaint ? inpaintInfotext(p.inpaint, area?.region !== undefined) : {};
     this.running++;
     try {
       for (let b = 0; b < p.batchCount; b++) {
@@ -367,7 +375,8 @@ export class StableDiffusionPipeline {
               preview: previews.forStep(x, shape, { batch: b, step, last: step === steps }),
             }),
         );
-        const decoded = await this.codec.decode(latents, seeds.length, p.width, p.height);
+        const generated = await this.codec.decode(latents, seeds.length, p.width, p.height);
+        const decoded = area ? await Promise.all(generated.map((g) => area.paste(g))) : generated;
         const safe = await this.safeguards.process(decoded, jobId);
         previews.judged(b, safe.flagged.includes(true));
         safe.images.forEach((image, j) => {
@@ -375,6 +384,7 @@ export class StableDiffusionPipeline {
           const notes = safe.notes[j]!;
           const refinerFields = refined ? refinerInfotext(this.refiner!.identity, p.refinerSwitchAt!) : {};
           const infotext = imageInfotext(p, seed, model, {
+            ...inpaintFields,
             ...controlFields,
             ...refinerFields,
             ...adapterInfotext,
@@ -405,18 +415,6 @@ export class StableDiffusionPipeline {
     const models = await Promise.all(units.map((u) => this.controlNet(u.model, u.config)));
     const maps = await Promise.all(units.map((u, i) => controlMap(u, width, height, i)));
     return { units, models, maps, titles: models.map((m) => m.title) };
-  }
-
-  private async loadMask(p: ResolvedParams): Promise<Mask> {
-    // The init image's size from its header: it is decoded (at the generation size) elsewhere.
-    const probe = await screenImage(p.initImage!, { name: sourceName(p.initImage!, "the init image") });
-    const m = await decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask") });
-    if (m.width !== probe.width || m.height !== probe.height) {
-      throw new InputError(
-        `the mask is ${m.width}x${m.height} but the init image is ${probe.width}x${probe.height}: draw the mask at the image's size`,
-      );
-    }
-    return decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask"), width: p.width, height: p.height });
   }
 
   /** The classifier-free guidance the loop applies: LCM's is in its conditions (withGuidance), so none there. */
@@ -530,7 +528,18 @@ export class StableDiffusionPipeline {
     if (!init || (inpaintModel && p.denoisingStrength === 1)) {
       return { latents: noise.randn(shape).map((v) => v * scheduler.initNoiseSigma), timesteps, inpaint };
     }
-    const original = await this.codec.encode(init, noise, B);
+    const encoded = await this.codec.encode(init, noise, B);
+    const latentFill = mask && p.inpaint ? p.inpaint.fill : "original";
+    // A1111 draws the latent noise fill from fresh generators of the images' seeds: the initial noise's draw.
+    const original =
+      latentFill === "latent noise" || latentFill === "latent nothing"
+        ? fillMaskedLatents(
+            encoded,
+            latentKeepMask(mask!, this.space, B, shape[2], shape[3]),
+            latentFill,
+            new BatchNoise(noise.seeds).randn(shape),
+          )
+        : encoded;
     const begin = startIndex(scheduler, p);
     scheduler.setBeginIndex(begin);
     const kept = timesteps.slice(begin);

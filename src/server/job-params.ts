@@ -1,4 +1,10 @@
-import type { ControlNetUnit, GenerateParams, ResolvedControlUnit, ResolvedParams } from "../pipeline/params.js";
+import type {
+  ControlNetUnit,
+  GenerateParams,
+  InpaintOptions,
+  ResolvedControlUnit,
+  ResolvedParams,
+} from "../pipeline/params.js";
 import { randomSeed, seedToJson } from "../random/seed.js";
 import { findScheduleType } from "../schedulers/index.js";
 import type { ControlNetUnitParams, GenerationParams, JobParams, JobType, JsonSeed } from "./api-types.js";
@@ -14,6 +20,17 @@ export function resolveSeed(seed: JsonSeed | undefined): JsonSeed {
   if (seed !== undefined && seed !== -1) return seed;
   return seedToJson(randomSeed());
 }
+
+/** A mask's options, recorded with an inpaint job only. */
+const INPAINT_KEYS = [
+  "mask_blur",
+  "mask_blur_x",
+  "mask_blur_y",
+  "inpainting_mask_invert",
+  "inpainting_fill",
+  "inpaint_full_res",
+  "inpaint_full_res_padding",
+] as const;
 
 /** What a job records at acceptance: the request's generation fields, the seed fixed, the uploads summarised. */
 export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads): JobParams {
@@ -40,6 +57,7 @@ export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads
     "clip_skip",
     "refiner_switch_at",
     "controlnet",
+    ...(uploads.mask !== undefined ? INPAINT_KEYS : []),
   ] as const;
   for (const key of optional) if (p[key] !== undefined) (out as Record<string, unknown>)[key] = p[key];
   return out;
@@ -69,9 +87,22 @@ export function generateParamsOf(p: JobParams, uploads: Uploads, controlnetDirs?
     denoising_strength: uploads.initImage === undefined ? undefined : p.denoising_strength,
     init_images: uploads.initImage === undefined ? undefined : [uploads.initImage],
     mask: uploads.mask,
+    ...(uploads.mask !== undefined ? inpaintOptionsOf(p) : {}),
     ...(p.controlnet?.length
       ? { controlnet: p.controlnet.map((u, i) => controlUnitOf(u, uploads.controlImages?.[i], controlnetDirs)) }
       : {}),
+  };
+}
+
+function inpaintOptionsOf(p: JobParams): Partial<GenerateParams> {
+  return {
+    maskBlur: p.mask_blur,
+    maskBlurX: p.mask_blur_x,
+    maskBlurY: p.mask_blur_y,
+    invertMask: p.inpainting_mask_invert,
+    inpaintingFill: p.inpainting_fill,
+    inpaintFullRes: p.inpaint_full_res,
+    inpaintFullResPadding: p.inpaint_full_res_padding,
   };
 }
 
@@ -117,8 +148,20 @@ export function completedJobParams(p: JobParams, used: ResolvedParams): JobParam
     ...(used.negativePrompt2 !== undefined ? { negative_prompt_2: used.negativePrompt2 } : {}),
     ...(used.refinerSwitchAt !== undefined ? { refiner_switch_at: used.refinerSwitchAt } : {}),
     ...(p.has_init_image ? { denoising_strength: used.denoisingStrength } : {}),
+    ...(used.inpaint ? usedInpaintParams(used.inpaint) : {}),
     ...(p.controlnet && used.controlnet
       ? { controlnet: p.controlnet.map((u, i) => (used.controlnet![i] ? usedControlUnit(u, used.controlnet![i]!) : u)) }
       : {}),
+  };
+}
+
+/** The mask options as they ran (one blur per axis, the fill by name, the padding only for "only masked"). */
+function usedInpaintParams(o: InpaintOptions): Partial<JobParams> {
+  return {
+    ...(o.blurX === o.blurY ? { mask_blur: o.blurX } : { mask_blur_x: o.blurX, mask_blur_y: o.blurY }),
+    inpainting_mask_invert: o.invert,
+    inpainting_fill: o.fill,
+    inpaint_full_res: o.fullResPadding !== undefined,
+    ...(o.fullResPadding !== undefined ? { inpaint_full_res_padding: o.fullResPadding } : {}),
   };
 }
