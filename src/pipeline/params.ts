@@ -133,6 +133,11 @@ export interface GenerateParams {
    * A1111's refiner_switch_at (default 0.8; 1 = never). An error without a refiner.
    */
   refiner_switch_at?: number;
+  /**
+   * A VAE for this generation instead of the loaded one (LoadOptions.vae): a VAE file or folder as that option takes
+   * (a TAESD excepted), opened once and kept with the pipeline; null: the checkpoint's own.
+   */
+  vae?: string | null;
   /** LoRAs to merge besides those the prompts name (`<lora:NAME:W>` in a prompt needs nothing here). */
   loras?: LoraRequest[];
   /**

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { resolve } from "node:path";
 import type { PipelineConfig } from "../configs/pipeline.js";
 import { InputError } from "../errors.js";
 import { decodeImage, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
@@ -45,6 +46,7 @@ import type { TextualInversions } from "./textual-inversions.js";
 import { StepPreviews } from "./step-previews.js";
 import type { Conditioner, ConditioningRequest, PromptConditions } from "./unet-condition.js";
 import { VaeCodec } from "./vae-codec.js";
+import { VaeModel } from "./vae-model.js";
 
 export interface GeneratedImage {
   image: RgbImage;
@@ -96,6 +98,8 @@ export interface PipelineParts {
   previewDecoder?: TaesdModel;
   /** A TAESD that decodes the final images instead of the VAE (`--vae taesd`); it draws the previews too. */
   fastDecoder?: TaesdModel;
+  /** A VAE that encodes and decodes instead of the checkpoint's own (`--vae PATH`, A1111's sd_vae). */
+  vae?: VaeModel;
 }
 
 /** One batch's starting point: the latents to denoise from and the timesteps left to run. */
@@ -125,10 +129,15 @@ export class StableDiffusionPipeline {
   private readonly conditioner: Conditioner;
   private readonly loras: Loras;
   private readonly space: LatentSpace;
+  /** The codec of the loaded VAE (the checkpoint's, or LoadOptions.vae). */
   private readonly codec: VaeCodec;
   private readonly networkOptions: NetworkOptions;
   private readonly fastDecoder: TaesdModel | undefined;
+  /** The VAE used instead of the checkpoint's, if any. */
+  readonly vae: VaeModel | undefined;
   private readonly previewDecoder: TaesdModel | undefined;
+  /** VAEs loaded for requests (GenerateParams.vae), by path; kept until close. */
+  private readonly vaes = new Map<string, Promise<VaeModel>>();
   /** ControlNets loaded for requests, by path and config folder; kept until close. */
   private readonly controlNets = new Map<string, Promise<ControlNetModel>>();
   /** Generations in progress (the UNet variant not in use is released only when none is). */
@@ -146,12 +155,8 @@ export class StableDiffusionPipeline {
     this.space = latentSpace(this.config);
     this.fastDecoder = parts.fastDecoder;
     this.previewDecoder = parts.previewDecoder ?? parts.fastDecoder;
-    const fast = this.fastDecoder;
-    this.codec = new VaeCodec(
-      this.networks,
-      this.space,
-      fast && ((latents, shape, index) => fast.decode(latents, shape, index)),
-    );
+    this.vae = parts.vae;
+    this.codec = this.codecWith(this.vae);
     this.modelName = modelDisplayName(this.checkpoint.path);
     this.loraFolder = parts.loraFolder ?? new AdapterFolder(defaultAdapterFolders().loras, "LoRA");
     this.embeddings = parts.embeddings;
@@ -181,6 +186,33 @@ export class StableDiffusionPipeline {
       cn.catch(() => this.controlNets.delete(key));
     }
     return cn;
+  }
+
+  /**
+   * The VAE a generation asks for (GenerateParams.vae): undefined, the loaded one; null, the checkpoint's own; a path,
+   * that VAE, opened once and kept with the pipeline; an InputError when it does not fit this model.
+   */
+  vaeFor(path: string | null | undefined): Promise<VaeModel | undefined> {
+    if (path === undefined) return Promise.resolve(this.vae);
+    if (path === null) return Promise.resolve(undefined);
+    if (this.vae && resolve(path) === resolve(this.vae.file.path)) return Promise.resolve(this.vae);
+    let vae = this.vaes.get(path);
+    if (!vae) {
+      vae = VaeModel.open(path, this.config, this.networkOptions);
+      this.vaes.set(path, vae);
+      vae.catch(() => this.vaes.delete(path));
+    }
+    return vae;
+  }
+
+  /** Encoding and decoding through a VAE (undefined: the checkpoint's own); a TAESD given to decode still decodes. */
+  private codecWith(vae: VaeModel | undefined): VaeCodec {
+    const fast = this.fastDecoder;
+    return new VaeCodec(
+      vae ?? this.networks,
+      this.space,
+      fast && ((latents, shape, index) => fast.decode(latents, shape, index)),
+    );
   }
 
   get config(): PipelineConfig {
@@ -297,6 +329,8 @@ export class StableDiffusionPipeline {
     warnings: string[],
   ): Promise<GenerateResult> {
     const start = performance.now();
+    const vae = await this.vaeFor(params.vae);
+    const codec = vae === this.vae ? this.codec : this.codecWith(vae);
     const initName = p.initImage === undefined ? undefined : sourceName(p.initImage, "the init image");
     const area =
       p.mask === undefined
@@ -356,6 +390,7 @@ export class StableDiffusionPipeline {
         const seeds = batchSeeds(p.seed, p.batchSize, b);
         const shape = latentShape(this.space, seeds.length, p.width, p.height);
         const { latents, refined } = await this.denoiseBatch(
+          codec,
           p,
           seeds,
           conditions,
@@ -375,7 +410,7 @@ export class StableDiffusionPipeline {
               preview: previews.forStep(x, shape, { batch: b, step, last: step === steps }),
             }),
         );
-        const generated = await this.codec.decode(latents, seeds.length, p.width, p.height);
+        const generated = await codec.decode(latents, seeds.length, p.width, p.height);
         const decoded = area ? await Promise.all(generated.map((g) => area.paste(g))) : generated;
         const safe = await this.safeguards.process(decoded, jobId);
         previews.judged(b, safe.flagged.includes(true));
@@ -388,6 +423,7 @@ export class StableDiffusionPipeline {
             ...controlFields,
             ...refinerFields,
             ...adapterInfotext,
+            ...vae?.infotext,
             ...notes.infotext,
             ...this.safeguards.staticInfotext,
           });
@@ -432,6 +468,7 @@ export class StableDiffusionPipeline {
   }
 
   private async denoiseBatch(
+    codec: VaeCodec,
     p: ResolvedParams,
     seeds: bigint[],
     conditions: PromptConditions,
@@ -446,7 +483,7 @@ export class StableDiffusionPipeline {
     const scheduler = this.createScheduler(p);
     scheduler.setTimesteps(p.steps);
     const shape = latentShape(this.space, seeds.length, p.width, p.height);
-    const s = await this.start(p, scheduler, noise, shape, init, mask);
+    const s = await this.start(codec, p, scheduler, noise, shape, init, mask);
     const trainSteps = Number(this.schedulerConfig["num_train_timesteps"] ?? 1000);
     const at =
       this.refiner && refinerConditions ? refinerStart(s.timesteps, p.refinerSwitchAt!, trainSteps) : undefined;
@@ -514,6 +551,7 @@ export class StableDiffusionPipeline {
    * as diffusers does); an ordinary checkpoint given a mask blends the known region back after every step.
    */
   private async start(
+    codec: VaeCodec,
     p: ResolvedParams,
     scheduler: Scheduler,
     noise: BatchNoise,
@@ -523,12 +561,12 @@ export class StableDiffusionPipeline {
   ): Promise<Start> {
     const B = shape[0];
     const inpaintModel = this.checkpoint.inpainting;
-    const inpaint = inpaintModel ? await inpaintChannels(this.codec, init, mask, p.width, p.height, B) : undefined;
+    const inpaint = inpaintModel ? await inpaintChannels(codec, init, mask, p.width, p.height, B) : undefined;
     const timesteps = Array.from(scheduler.timesteps);
     if (!init || (inpaintModel && p.denoisingStrength === 1)) {
       return { latents: noise.randn(shape).map((v) => v * scheduler.initNoiseSigma), timesteps, inpaint };
     }
-    const encoded = await this.codec.encode(init, noise, B);
+    const encoded = await codec.encode(init, noise, B);
     const latentFill = mask && p.inpaint ? p.inpaint.fill : "original";
     // A1111 draws the latent noise fill from fresh generators of the images' seeds: the initial noise's draw.
     const original =
@@ -555,6 +593,9 @@ export class StableDiffusionPipeline {
   async close(): Promise<void> {
     await this.previewDecoder?.close();
     if (this.fastDecoder !== this.previewDecoder) await this.fastDecoder?.close();
+    await this.vae?.close();
+    for (const v of this.vaes.values()) await (await v.catch(() => undefined))?.close();
+    this.vaes.clear();
     for (const cn of this.controlNets.values()) await (await cn.catch(() => undefined))?.close();
     this.controlNets.clear();
     if (this.refiner) {
