@@ -247,8 +247,8 @@ export function registerGenerate(program: Command): void {
       "prompt policy rules: matching prompts are refused before any compute; also DIFFUSE_PROMPT_POLICY",
     )
     .option(
-      "--vae <taesd>",
-      "decode the final images with a TAESD instead of the VAE (fast, a little softer): a path (diffusers folder, or madebyollin's taesd_decoder.safetensors or its folder) or a store name (taesd, taesdxl)",
+      "--vae <path>",
+      "a VAE instead of the model's own (A1111's SD VAE): a .safetensors file (vae-ft-mse-840000, sdxl-vae-fp16-fix; original or diffusers layout) or a diffusers VAE folder; or a TAESD that decodes the final images (fast, a little softer): a path or a store name (taesd, taesdxl)",
     )
     .option(
       "--preview-vae <taesd>",

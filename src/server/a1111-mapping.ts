@@ -86,6 +86,8 @@ export interface A1111Defaults {
   model: ModelDescription;
   /** The served ControlNets' folders (serve --controlnet-dir). */
   controlnetDirs: readonly string[];
+  /** sd_vae (override_settings', else the option), checked; undefined: Automatic. */
+  sdVae?: string;
 }
 
 /** The job for an A1111 txt2img or img2img request. */
@@ -139,6 +141,7 @@ export async function a1111Job(
       ...refinerParams(req, m),
       ...(accepted.units.length ? { controlnet: accepted.units } : {}),
       ...(i2i && uploads.mask ? a1111InpaintParams(i2i) : {}),
+      ...(defaults.sdVae !== undefined ? { sd_vae: defaults.sdVae } : {}),
     },
     uploads,
   );
@@ -245,8 +248,9 @@ export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDes
     face_restoration_model: null,
     sd_model_name: model.name,
     sd_model_hash: model.hash,
-    sd_vae_name: null,
-    sd_vae_hash: null,
+    // The VAE chosen instead of the checkpoint's, as its infotext names it.
+    sd_vae_name: infotextField(images[0]?.infotext, "VAE") ?? null,
+    sd_vae_hash: infotextField(images[0]?.infotext, "VAE hash") ?? null,
     seed_resize_from_w: -1,
     seed_resize_from_h: -1,
     denoising_strength: p.has_init_image ? (p.denoising_strength ?? 0.75) : 0,
@@ -260,6 +264,10 @@ export function a1111Info(job: JobRecord, images: ImageRecord[], model: ModelDes
     version: "diffuse",
   };
   return stringifyExact(info);
+}
+
+function infotextField(infotext: string | undefined, key: string): string | undefined {
+  return infotext ? splitInfotext(infotext).params[key] : undefined;
 }
 
 /** The fields A1111 keeps in extra_generation_params that we write: the refiner's, when it ran. */

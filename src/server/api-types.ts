@@ -158,6 +158,11 @@ export const GenerationParams = z.object({
    */
   inpaint_full_res: z.boolean().optional(),
   inpaint_full_res_padding: z.number().int().min(0).max(256).optional(),
+  /**
+   * A VAE instead of the model's (a model_name from GET /sdapi/v1/sd-vae, A1111's sd_vae); "None": the checkpoint's
+   * own; absent or "Automatic": the served model's.
+   */
+  sd_vae: z.string().max(1000).optional(),
 });
 export type GenerationParams = z.infer<typeof GenerationParams>;
 

@@ -9,6 +9,7 @@ import { randomSeed, seedToJson } from "../random/seed.js";
 import { findScheduleType } from "../schedulers/index.js";
 import type { ControlNetUnitParams, GenerationParams, JobParams, JobType, JsonSeed } from "./api-types.js";
 import { controlNetPath } from "./controlnet-models.js";
+import { findVae } from "./vae-files.js";
 import type { Uploads } from "./store.js";
 
 /**
@@ -57,6 +58,7 @@ export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads
     "clip_skip",
     "refiner_switch_at",
     "controlnet",
+    "sd_vae",
     ...(uploads.mask !== undefined ? INPAINT_KEYS : []),
   ] as const;
   for (const key of optional) if (p[key] !== undefined) (out as Record<string, unknown>)[key] = p[key];
@@ -65,9 +67,15 @@ export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads
 
 /**
  * The engine's parameters for a stored job. Its ControlNets, recorded by title, are found in `controlnetDirs` (the
- * server's); without them the title stands as the model (enough to check the parameters).
+ * server's); without them the title stands as the model (enough to check the parameters). Its VAE, recorded by name,
+ * is found in `vaeDirs`; without them it is left out (it changes no parameter).
  */
-export function generateParamsOf(p: JobParams, uploads: Uploads, controlnetDirs?: readonly string[]): GenerateParams {
+export function generateParamsOf(
+  p: JobParams,
+  uploads: Uploads,
+  controlnetDirs?: readonly string[],
+  vaeDirs?: readonly string[],
+): GenerateParams {
   return {
     prompt: p.prompt,
     negative_prompt: p.negative_prompt,
@@ -88,10 +96,18 @@ export function generateParamsOf(p: JobParams, uploads: Uploads, controlnetDirs?
     init_images: uploads.initImage === undefined ? undefined : [uploads.initImage],
     mask: uploads.mask,
     ...(uploads.mask !== undefined ? inpaintOptionsOf(p) : {}),
+    ...(p.sd_vae !== undefined && vaeDirs ? vaeOf(p.sd_vae, vaeDirs) : {}),
     ...(p.controlnet?.length
       ? { controlnet: p.controlnet.map((u, i) => controlUnitOf(u, uploads.controlImages?.[i], controlnetDirs)) }
       : {}),
   };
+}
+
+/** The VAE a job names, found in the server's VAE folders; one gone since acceptance fails the job naming it. */
+function vaeOf(name: string, dirs: readonly string[]): Pick<GenerateParams, "vae"> {
+  const { found, vae } = findVae(dirs, name);
+  if (!found) return { vae: name };
+  return vae === undefined ? {} : { vae };
 }
 
 function inpaintOptionsOf(p: JobParams): Partial<GenerateParams> {

@@ -6,6 +6,7 @@ import sharp from "sharp";
 import { getPngText } from "../../src/image/png-text.js";
 import { runCli } from "../helpers/cli.js";
 import { golden, HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
+import { writeScaledVaes } from "../helpers/scaled-vae.js";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-cli-cache-"));
 const env = { DIFFUSE_CACHE: cacheDir };
@@ -247,6 +248,32 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
     expect(infotext).toMatch(/Size: 32x32/);
     expect(infotext).toMatch(
       /Mask blur: 1, Mask mode: Inpaint not masked, Masked content: latent nothing, Inpaint area: Only masked, Masked area padding: 4/,
+    );
+  });
+
+  it("decodes with the VAE --vae names and writes it in the infotext", async () => {
+    const vae = writeScaledVaes(mkdtempSync(join(tmpdir(), "diffuse-cli-vae-")), 0.5).original;
+    const out = join(dir, "vae.png");
+    const r = await runCli(
+      [
+        "generate",
+        "a cat",
+        "--model",
+        model,
+        "--vae",
+        vae,
+        "--steps",
+        "2",
+        "--no-watermark",
+        "--no-provenance",
+        "-o",
+        out,
+      ],
+      { env },
+    );
+    expect(r.code).toBe(0);
+    expect(getPngText(readFileSync(out), "parameters")).toMatch(
+      /VAE hash: [0-9a-f]{10}, VAE: vae-ft-scaled\.safetensors/,
     );
   });
 

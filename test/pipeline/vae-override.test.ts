@@ -4,10 +4,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
-import { ldmStoredTensors, storedTensorData } from "../../src/weights/ldm-keymap-reverse.js";
-import { SafetensorsFile } from "../../src/weights/safetensors.js";
-import type { WeightSource } from "../../src/weights/weight-source.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
+import { writeScaledVaes } from "../helpers/scaled-vae.js";
 import { encodeSafetensors, f32Bytes } from "../weights/safetensors-writer.js";
 
 /** How much the decoder's last conv is scaled: the decoded image (before clamping) is scaled with it. */
@@ -18,11 +16,7 @@ describe.skipIf(!HAVE_REFERENCE)("a VAE used instead of the checkpoint's (--vae 
   const cacheDir = join(dir, "cache");
   const params = { prompt: "a red boat", steps: 3, seed: 11, sampler_name: "euler", width: 64, height: 64 };
   const model = ref("models/sd15-tiny");
-  const files = {
-    diffusers: join(dir, "scaled-diffusers.safetensors"),
-    original: join(dir, "vae-ft-scaled.safetensors"),
-    folder: join(dir, "scaled-folder"),
-  };
+  const files = { diffusers: "", original: "", folder: "" };
   let plain: { pixels: Uint8Array; infotext: string };
 
   async function generate(vae?: string) {
@@ -36,47 +30,7 @@ describe.skipIf(!HAVE_REFERENCE)("a VAE used instead of the checkpoint's (--vae 
   }
 
   beforeAll(async () => {
-    // sd15-tiny's VAE with the decoder's output conv scaled, written out in diffusers' names ...
-    const src = SafetensorsFile.open(ref("models/sd15-tiny/vae/diffusion_pytorch_model.safetensors"));
-    const data = new Map<string, Float32Array>();
-    for (const k of src.keys()) {
-      const v = src.float32(k);
-      data.set(k, k.startsWith("decoder.conv_out.") ? v.map((x) => x * SCALE) : v);
-    }
-    const shapes = new Map(src.keys().map((k) => [k, src.info(k).shape] as const));
-    src.close();
-    writeFileSync(
-      files.diffusers,
-      encodeSafetensors(
-        [...data].map(([name, d]) => ({ name, dtype: "F32" as const, shape: shapes.get(name)!, data: f32Bytes(d) })),
-      ),
-    );
-    // ... in the original layout, as vae-ft-mse-840000 ships ...
-    const source: WeightSource = {
-      origin: "scaled",
-      keys: () => [...data.keys()],
-      has: (k) => data.has(k),
-      shape: (k) => shapes.get(k)!,
-      dtype: () => "F32",
-      float32: (k) => data.get(k)!,
-    };
-    const stored = ldmStoredTensors({ component: "vae", prefix: "", layout: "vae" }, shapes);
-    writeFileSync(
-      files.original,
-      encodeSafetensors(
-        stored.map((t) => ({
-          name: t.stored,
-          dtype: "F32" as const,
-          shape: t.shape,
-          data: f32Bytes(storedTensorData(t, source)),
-        })),
-      ),
-    );
-    expect(stored.some((t) => t.stored.startsWith("decoder.up.0."))).toBe(true);
-    // ... and as a diffusers folder.
-    mkdirSync(files.folder);
-    copyFileSync(files.diffusers, join(files.folder, "diffusion_pytorch_model.safetensors"));
-    copyFileSync(ref("models/sd15-tiny/vae/config.json"), join(files.folder, "config.json"));
+    Object.assign(files, writeScaledVaes(dir, SCALE));
     plain = await generate();
   }, 300_000);
   afterAll(() => undefined);
