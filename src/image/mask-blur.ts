@@ -39,13 +39,17 @@ function blurAxis(src: Float32Array, width: number, height: number, sigma: numbe
   const r = (k.length - 1) / 2;
   const out = new Float32Array(src.length);
   const [lines, len] = alongRows ? [height, width] : [width, height];
-  const at = (line: number, i: number) => (alongRows ? line * width + i : i * width + line);
+  const step = alongRows ? 1 : width;
+  // Each line is copied once with its reflected border, so the convolution itself reads a plain array.
+  const padded = new Float64Array(len + 2 * r);
   for (let line = 0; line < lines; line++) {
+    const base = alongRows ? line * width : line;
+    for (let i = -r; i < len + r; i++) padded[i + r] = src[base + reflect101(i, len) * step]!;
     for (let i = 0; i < len; i++) {
       let acc = 0;
-      for (let t = -r; t <= r; t++) acc += k[t + r]! * src[at(line, reflect101(i + t, len))]!;
+      for (let t = 0; t < k.length; t++) acc += k[t]! * padded[i + t]!;
       // An 8-bit mask in, an 8-bit mask out: each pass rounds to a byte as OpenCV's does.
-      out[at(line, i)] = Math.round(Math.min(1, Math.max(0, acc)) * 255) / 255;
+      out[base + i * step] = Math.round(Math.min(1, Math.max(0, acc)) * 255) / 255;
     }
   }
   return out;

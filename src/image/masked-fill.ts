@@ -71,14 +71,19 @@ function boxBlur(src: Float32Array, width: number, height: number, r: number, al
   const out = new Float32Array(src.length);
   const [lines, len] = alongRows ? [height, width] : [width, height];
   const step = alongRows ? 1 : width;
+  // Each line copied once with its edge pixels repeated whole + 1 times on each side, so the running sum reads a
+  // plain array: padded[j] is the line's pixel j - pad.
+  const pad = whole + 1;
+  const padded = new Float64Array(len + 2 * pad);
   for (let line = 0; line < lines; line++) {
     const base = alongRows ? line * width : line;
-    const at = (i: number) => src[base + Math.min(len - 1, Math.max(0, i)) * step]!;
+    for (let j = 0; j < padded.length; j++) padded[j] = src[base + Math.min(len - 1, Math.max(0, j - pad)) * step]!;
     let sum = 0;
-    for (let t = -whole; t <= whole; t++) sum += at(t);
+    for (let j = pad - whole; j <= pad + whole; j++) sum += padded[j]!;
     for (let i = 0; i < len; i++) {
-      out[base + i * step] = sum * scale + (at(i - whole - 1) + at(i + whole + 1)) * edge;
-      sum += at(i + whole + 1) - at(i - whole);
+      const c = i + pad;
+      out[base + i * step] = sum * scale + (padded[c - whole - 1]! + padded[c + whole + 1]!) * edge;
+      if (i + 1 < len) sum += padded[c + whole + 1]! - padded[c - whole]!;
     }
   }
   return out;
