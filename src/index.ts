@@ -16,6 +16,8 @@ export type {
   ResolvedControlUnit,
   HiresParams,
   ResolvedHires,
+  InpaintingFill,
+  InpaintOptions,
 } from "./pipeline/params.js";
 export { requestFromInfotext } from "./pipeline/infotext-request.js";
 export { hiresUpscalerNames, type PixelUpscaler } from "./pipeline/hires-upscalers.js";

@@ -56,6 +56,10 @@ interface GenerateOptions extends ControlOptions {
   init?: string;
   strength?: string;
   mask?: string;
+  maskBlur?: string;
+  inpaintFill?: string;
+  inpaintFullRes?: string | boolean;
+  invertMask?: boolean;
   batchSize?: string;
   batchCount?: string;
   clipSkip?: string;
@@ -127,6 +131,31 @@ function hiresOption(o: GenerateOptions): HiresParams | undefined {
     ...(o.hiresNegative !== undefined ? { negativePrompt: o.hiresNegative } : {}),
     ...(o.hiresSampler !== undefined ? { sampler: o.hiresSampler } : {}),
     ...(o.hiresSchedule !== undefined ? { scheduler: o.hiresSchedule } : {}),
+  };
+}
+
+/** The mask options; an error naming the flag when one is given without --mask. */
+function inpaintOptions(o: GenerateOptions): Partial<GenerateParams> {
+  const given = [
+    ["--mask-blur", o.maskBlur],
+    ["--inpaint-fill", o.inpaintFill],
+    ["--inpaint-full-res", o.inpaintFullRes],
+    ["--invert-mask", o.invertMask],
+  ] as const;
+  const stray = given.find(([, v]) => v !== undefined);
+  if (o.mask === undefined) {
+    if (stray) throw new InputError(`${stray[0]} needs --mask: the mask of the region to inpaint`);
+    return {};
+  }
+  const fill = o.inpaintFill?.trim();
+  return {
+    maskBlur: num("--mask-blur", o.maskBlur),
+    // A1111's numbers 0 to 3 work too; the pipeline names the valid modes for anything else.
+    inpaintingFill: fill !== undefined && /^[0-3]$/.test(fill) ? (Number(fill) as 0 | 1 | 2 | 3) : (fill as never),
+    inpaintFullRes: o.inpaintFullRes !== undefined,
+    inpaintFullResPadding:
+      typeof o.inpaintFullRes === "string" ? num("--inpaint-full-res", o.inpaintFullRes) : undefined,
+    invertMask: o.invertMask,
   };
 }
 
@@ -246,7 +275,17 @@ export function registerGenerate(program: Command): void {
     .option("-H, --height <h>", "height in pixels, a multiple of 8 (default: the model's size)")
     .option("--init <image>", "init image (sketch or photo) for image-to-image")
     .option("--strength <f>", "image-to-image denoising strength in (0, 1]", "0.75")
-    .option("--mask <image>", "inpainting mask, white = repaint (same size as --init)")
+    .option("--mask <image>", "inpainting mask, white = repaint (another size than --init is stretched to it)")
+    .option("--mask-blur <px>", "blur the mask's edge (Gaussian, standard deviation in pixels, 0 to 64; A1111's is 4)")
+    .option(
+      "--inpaint-fill <mode>",
+      "what the masked region starts from: fill (its surroundings' colours), original (default), latent noise, latent nothing",
+    )
+    .option(
+      "--inpaint-full-res [padding]",
+      "inpaint only the masked region (plus padding pixels, default 32) at the generation size and paste it back (A1111's Only masked)",
+    )
+    .option("--invert-mask", "repaint what the mask keeps (black) and keep what it paints")
     .option("--batch-size <n>", "images per batch", "1")
     .option("--batch-count <n>", "number of batches", "1")
     .option(
@@ -291,8 +330,8 @@ export function registerGenerate(program: Command): void {
       "prompt policy rules: matching prompts are refused before any compute; also DIFFUSE_PROMPT_POLICY",
     )
     .option(
-      "--vae <taesd>",
-      "decode the final images with a TAESD instead of the VAE (fast, a little softer): a path (diffusers folder, or madebyollin's taesd_decoder.safetensors or its folder) or a store name (taesd, taesdxl)",
+      "--vae <path>",
+      "a VAE instead of the model's own (A1111's SD VAE): a .safetensors file (vae-ft-mse-840000, sdxl-vae-fp16-fix; original or diffusers layout) or a diffusers VAE folder; or a TAESD that decodes the final images (fast, a little softer): a path or a store name (taesd, taesdxl)",
     )
     .option(
       "--preview-vae <taesd>",
@@ -354,6 +393,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     denoising_strength: o.init === undefined ? undefined : num("--strength", o.strength),
     init_images: o.init === undefined ? undefined : [o.init],
     mask: o.mask,
+    ...inpaintOptions(o),
     clip_skip: num("--clip-skip", o.clipSkip),
     loras: loraOption(o.lora),
     controlnet: controlUnits(o),

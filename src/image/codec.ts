@@ -161,6 +161,24 @@ export async function resamplePixels(
   return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }
 
+/**
+ * Stretches a mask to exactly width x height with the filter of resizeImage, through 8 bits as A1111 resizes its
+ * 8-bit mask images.
+ */
+export async function resizeMask(mask: Mask, width: number, height: number): Promise<Mask> {
+  checkSize(width, height);
+  if (mask.width === width && mask.height === height) return mask;
+  const bytes = Buffer.alloc(mask.width * mask.height);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.round(Math.min(1, Math.max(0, mask.data[i]!)) * 255);
+  const { data, info } = await sharp(bytes, { raw: { width: mask.width, height: mask.height, channels: 1 } })
+    .resize(width, height, { fit: "fill" })
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+  const out = new Float32Array(width * height);
+  for (let i = 0; i < out.length; i++) out[i] = data[i * info.channels]! / 255;
+  return { width, height, data: out };
+}
+
 /** Encodes RGB pixels as an 8-bit PNG (no metadata; png-text.ts adds text chunks afterwards). */
 export async function encodePng(image: RgbImage): Promise<Buffer> {
   return sharp(rawInput(image), { raw: { width: image.width, height: image.height, channels: 3 } })

@@ -68,6 +68,19 @@ export function latentKeepMask(mask: Mask, space: LatentSpace, batch: number, h:
   return out;
 }
 
+/**
+ * A1111's latent fills of the masked region, before the init latents are noised: "latent noise" puts `noise` there
+ * (init * keep + noise * (1 - keep)), "latent nothing" zeros (init * keep).
+ */
+export function fillMaskedLatents(
+  init: Float32Array,
+  keep: Float32Array,
+  fill: "latent noise" | "latent nothing",
+  noise: Float32Array,
+): Float32Array {
+  return init.map((v, i) => v * keep[i]! + (fill === "latent noise" ? noise[i]! * (1 - keep[i]!) : 0));
+}
+
 function repeatBatch(a: Float32Array, batch: number): Float32Array {
   const r = new Float32Array(batch * a.length);
   for (let b = 0; b < batch; b++) r.set(a, b * a.length);

@@ -29,6 +29,8 @@ import { StableDiffusionPipeline } from "./stable-diffusion.js";
 import type { StageMemory } from "./stage-memory.js";
 import { embeddingEncoders, TextualInversions, type EmbeddingRequest } from "./textual-inversions.js";
 import { TaesdModel } from "./taesd-model.js";
+import { VaeModel } from "./vae-model.js";
+import { isFullVae } from "../weights/vae-file.js";
 import type { Conditioner } from "./unet-condition.js";
 
 export interface LoadOptions extends NetworkOptions, SafeguardOptions {
@@ -66,8 +68,11 @@ export interface LoadOptions extends NetworkOptions, SafeguardOptions {
   /** Embeddings given directly, before those of the folder: paths or bytes, each with an optional trigger word. */
   embeddings?: EmbeddingRequest[];
   /**
-   * A TAESD / TAESDXL (a diffusers AutoencoderTiny folder, or madebyollin's taesd_decoder.safetensors or its folder)
-   * that decodes the final images instead of the VAE: much faster, somewhat softer. It draws the previews too.
+   * A VAE used instead of the checkpoint's own, as A1111's sd_vae: a VAE .safetensors file (the original layout, as
+   * vae-ft-mse-840000 and sdxl_vae ship, or diffusers' names) or a diffusers VAE folder (or a model folder's vae/), of
+   * the model's latent space. Or a TAESD / TAESDXL (a diffusers AutoencoderTiny folder, or madebyollin's
+   * taesd_decoder.safetensors or its folder) that decodes the final images instead of the VAE: much faster, somewhat
+   * softer; it draws the previews too.
    */
   vae?: string;
   /** A TAESD that draws the step previews (the image as it forms) while the VAE decodes the final images. */
@@ -122,11 +127,13 @@ const TOKENIZER_2_HELP =
 export async function loadPipeline(path: string, opts: LoadOptions = {}): Promise<StableDiffusionPipeline> {
   const model = await openModel(path, { ...opts, tokenizers: [opts.tokenizer, opts.tokenizer2] });
   let refiner: ModelParts | undefined;
-  let fastDecoder: TaesdModel | undefined, previewDecoder: TaesdModel | undefined;
+  let fastDecoder: TaesdModel | undefined, previewDecoder: TaesdModel | undefined, vae: VaeModel | undefined;
   try {
     if (opts.refiner) refiner = await openRefiner(opts.refiner, opts, model);
     const space = latentSpace(model.checkpoint.config);
-    fastDecoder = opts.vae === undefined ? undefined : await TaesdModel.open(opts.vae, space, opts);
+    if (opts.vae !== undefined && isFullVae(opts.vae))
+      vae = await VaeModel.open(opts.vae, model.checkpoint.config, opts);
+    else if (opts.vae !== undefined) fastDecoder = await TaesdModel.open(opts.vae, space, opts);
     previewDecoder =
       opts.previewDecoder === undefined ? undefined : await TaesdModel.open(opts.previewDecoder, space, opts);
     const safeguards = await Safeguards.load(path, opts);
@@ -146,8 +153,10 @@ export async function loadPipeline(path: string, opts: LoadOptions = {}): Promis
       fastDecoder,
       previewDecoder,
       upscalers: opts.upscalers,
+      vae,
     });
   } catch (e) {
+    await vae?.close();
     await fastDecoder?.close();
     await previewDecoder?.close();
     refiner?.checkpoint.close();

@@ -74,7 +74,7 @@ export type NetworkName = "text_encoder" | "text_encoder_2" | "unet" | "unet_con
  * run at every step, keeps it. The networks a LoRA changes keep every weight in the file onnxruntime maps, so that
  * a LoRA switch rewrites them there (live-weights.ts) rather than reopening the network.
  */
-const NETWORK_SESSION: Readonly<Partial<Record<NetworkName, Partial<SessionOptions>>>> = {
+export const NETWORK_SESSION: Readonly<Partial<Record<NetworkName, Partial<SessionOptions>>>> = {
   vae_decoder: { memPattern: false },
   vae_encoder: { memPattern: false },
   unet: { weightsInPlace: true },

@@ -119,8 +119,30 @@ export interface GenerateParams {
   denoising_strength?: number;
   /** img2img: the init image (a sketch or a photo); only the first is used. */
   init_images?: ImageSource[];
-  /** inpainting: white = repaint, black = keep; same size as the init image. */
+  /** inpainting: white = repaint, black = keep; another size than the init image's is stretched to it. */
   mask?: ImageSource;
+  /**
+   * inpainting: the Gaussian blur of the mask's edge, its standard deviation in pixels of the mask (A1111's
+   * mask_blur, 0 to 64, default 0); `maskBlurX` and `maskBlurY` set one axis (A1111's mask_blur_x / _y).
+   */
+  maskBlur?: number;
+  maskBlurX?: number;
+  maskBlurY?: number;
+  /** inpainting: repaint what the mask keeps and keep what it paints (A1111's inpainting_mask_invert). */
+  invertMask?: boolean;
+  /**
+   * inpainting: what the masked region starts from (A1111's inpainting_fill, also as its numbers 0 to 3): "fill"
+   * (the surrounding colours, blurred in), "original" (the init image; the default), "latent noise" or
+   * "latent nothing" (zero latents).
+   */
+  inpaintingFill?: InpaintingFill | 0 | 1 | 2 | 3;
+  /**
+   * inpainting: work on the masked region only (A1111's inpaint_full_res, "Only masked"): its bounding box grown by
+   * `inpaintFullResPadding` pixels (default 32) to the generation's aspect ratio is inpainted at the generation size,
+   * then scaled back and pasted into the init image, which keeps its own size.
+   */
+  inpaintFullRes?: boolean;
+  inpaintFullResPadding?: number;
   /**
    * 1 = the text encoder's last layer; 2 = the penultimate (what many anime models want). SD1 only: as in A1111,
    * SD2 and SDXL always condition on their penultimate layer.
@@ -131,6 +153,11 @@ export interface GenerateParams {
    * A1111's refiner_switch_at (default 0.8; 1 = never). An error without a refiner.
    */
   refiner_switch_at?: number;
+  /**
+   * A VAE for this generation instead of the loaded one (LoadOptions.vae): a VAE file or folder as that option takes
+   * (a TAESD excepted), opened once and kept with the pipeline; null: the checkpoint's own.
+   */
+  vae?: string | null;
   /** LoRAs to merge besides those the prompts name (`<lora:NAME:W>` in a prompt needs nothing here). */
   loras?: LoraRequest[];
   /**
@@ -202,6 +229,27 @@ export interface ResolvedHires {
   sampler: string;
   schedule: ScheduleType;
 }
+
+/** What the masked region starts from: A1111's inpainting_fill, whose numbers 0 to 3 are this order. */
+export type InpaintingFill = "fill" | "original" | "latent noise" | "latent nothing";
+export const INPAINTING_FILLS: readonly InpaintingFill[] = ["fill", "original", "latent noise", "latent nothing"];
+
+/** An inpainting's mask options, resolved. */
+export interface InpaintOptions {
+  /** The mask blur's standard deviation along rows and along columns (0: none). */
+  blurX: number;
+  blurY: number;
+  invert: boolean;
+  fill: InpaintingFill;
+  /** Present for "only masked": the padding around the masked region, in pixels of the init image. */
+  fullResPadding?: number;
+}
+
+/** The padding of "only masked" when none is given: A1111's default in its page. */
+export const DEFAULT_FULL_RES_PADDING = 32;
+/** A1111's limits: its sliders go to 64 for the blur and 256 for the padding. */
+export const MAX_MASK_BLUR = 64;
+export const MAX_FULL_RES_PADDING = 256;
 
 /** How a control image meets the generation size, with the names of A1111's ControlNet extension. */
 export type ControlResizeMode = "Just Resize" | "Crop and Resize" | "Resize and Fill";
@@ -278,6 +326,8 @@ export interface ResolvedParams {
   denoisingStrength: number;
   initImage?: ImageSource;
   mask?: ImageSource;
+  /** Present with a mask: how it is prepared and used. */
+  inpaint?: InpaintOptions;
   clipSkip: number;
   /** Present when the generation may hand over to a refiner. */
   refinerSwitchAt?: number;
@@ -431,6 +481,7 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
           ),
     initImage: init,
     mask: p.mask,
+    ...(p.mask !== undefined ? { inpaint: resolveInpaint(p) } : {}),
     clipSkip: integer("clip skip", p.clip_skip ?? 1, 1, 12, "use an integer from 1 to 12 (1 = last layer)"),
     ...(hires ? { hires } : {}),
     ...(p.controlnet !== undefined && p.controlnet.length > 0 ? { controlnet: resolveControlUnits(p.controlnet) } : {}),
@@ -445,6 +496,42 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
           ),
         }
       : {}),
+  };
+}
+
+/** The mask options, checked, with the defaults of the library (those of diffusers: no blur, the original). */
+function resolveInpaint(p: GenerateParams): InpaintOptions {
+  const blurHint = `use a number from 0 to ${MAX_MASK_BLUR} (pixels of standard deviation; A1111's default is 4)`;
+  const blur = p.maskBlur === undefined ? 0 : number("mask blur", p.maskBlur, 0, MAX_MASK_BLUR, blurHint);
+  const blurX = p.maskBlurX === undefined ? blur : number("mask blur x", p.maskBlurX, 0, MAX_MASK_BLUR, blurHint);
+  const blurY = p.maskBlurY === undefined ? blur : number("mask blur y", p.maskBlurY, 0, MAX_MASK_BLUR, blurHint);
+  const asked = p.inpaintingFill ?? "original";
+  const fill =
+    typeof asked === "number"
+      ? INPAINTING_FILLS[asked]
+      : INPAINTING_FILLS.find((f) => f === String(asked).toLowerCase());
+  if (fill === undefined)
+    throw new InputError(
+      `inpainting fill ${JSON.stringify(asked)} is unknown: use ${INPAINTING_FILLS.map((f) => JSON.stringify(f)).join(", ")} (or 0 to 3)`,
+    );
+  if (p.invertMask !== undefined && typeof p.invertMask !== "boolean")
+    throw new InputError(`invert mask ${JSON.stringify(p.invertMask)} must be true or false`);
+  const padding =
+    p.inpaintFullResPadding === undefined
+      ? DEFAULT_FULL_RES_PADDING
+      : integer(
+          "inpaint full res padding",
+          p.inpaintFullResPadding,
+          0,
+          MAX_FULL_RES_PADDING,
+          `use an integer from 0 to ${MAX_FULL_RES_PADDING} (pixels around the masked region)`,
+        );
+  return {
+    blurX,
+    blurY,
+    invert: p.invertMask ?? false,
+    fill,
+    ...(p.inpaintFullRes ? { fullResPadding: padding } : {}),
   };
 }
 

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
+import { resolve } from "node:path";
 import type { PipelineConfig } from "../configs/pipeline.js";
 import { InputError } from "../errors.js";
-import { decodeImage, decodeMask, screenImage, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
+import { decodeImage, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
 import { encodeImage } from "../image/encode-image.js";
 import { imageToUnitTensor } from "../image/tensor.js";
 import { residualShapes } from "../models/unet-blocks.js";
@@ -25,7 +26,9 @@ import { ControlNetModel } from "./controlnet-model.js";
 import type { TaesdModel } from "./taesd-model.js";
 import { denoise } from "./denoise.js";
 import type { GenerationConfig } from "./generation-config.js";
-import { inpaintChannels, latentKeepMask, type InpaintChannels } from "./inpainting.js";
+import { prepareInpaintArea } from "./inpaint-area.js";
+import { inpaintInfotext } from "./inpaint-infotext.js";
+import { fillMaskedLatents, inpaintChannels, latentKeepMask, type InpaintChannels } from "./inpainting.js";
 import { latentShape, latentSpace, type LatentSpace } from "./latent-space.js";
 import type { NetworkOptions, Networks } from "./networks.js";
 import { lcmConditions } from "./guidance-embedding.js";
@@ -48,6 +51,7 @@ import { StepPreviews } from "./step-previews.js";
 import { decodeWorkingBytes, fp32WeightBytes, releasesFinishedNetworks, type StageMemory } from "./stage-memory.js";
 import type { Conditioner, ConditioningRequest, PromptConditions } from "./unet-condition.js";
 import { VaeCodec } from "./vae-codec.js";
+import { VaeModel } from "./vae-model.js";
 
 export interface GeneratedImage {
   image: RgbImage;
@@ -108,6 +112,8 @@ export interface PipelineParts {
    * ones (ESRGAN): each takes RGB bytes and returns them at the asked size.
    */
   upscalers?: Readonly<Record<string, PixelUpscaler>>;
+  /** A VAE that encodes and decodes instead of the checkpoint's own (`--vae PATH`, A1111's sd_vae). */
+  vae?: VaeModel;
 }
 
 /** One batch's starting point: the latents to denoise from and the timesteps left to run. */
@@ -137,11 +143,16 @@ export class StableDiffusionPipeline {
   private readonly conditioner: Conditioner;
   private readonly loras: Loras;
   private readonly space: LatentSpace;
+  /** The codec of the loaded VAE (the checkpoint's, or LoadOptions.vae). */
   private readonly codec: VaeCodec;
   private readonly networkOptions: NetworkOptions;
   private readonly fastDecoder: TaesdModel | undefined;
+  /** The VAE used instead of the checkpoint's, if any. */
+  readonly vae: VaeModel | undefined;
   private readonly previewDecoder: TaesdModel | undefined;
   private readonly upscalers: Readonly<Record<string, PixelUpscaler>>;
+  /** VAEs loaded for requests (GenerateParams.vae), by path; kept until close. */
+  private readonly vaes = new Map<string, Promise<VaeModel>>();
   /** ControlNets loaded for requests, by path and config folder; kept until close. */
   private readonly controlNets = new Map<string, Promise<ControlNetModel>>();
   /**
@@ -165,12 +176,8 @@ export class StableDiffusionPipeline {
     this.space = latentSpace(this.config);
     this.fastDecoder = parts.fastDecoder;
     this.previewDecoder = parts.previewDecoder ?? parts.fastDecoder;
-    const fast = this.fastDecoder;
-    this.codec = new VaeCodec(
-      this.networks,
-      this.space,
-      fast && ((latents, shape, index) => fast.decode(latents, shape, index)),
-    );
+    this.vae = parts.vae;
+    this.codec = this.codecWith(this.vae);
     this.modelName = modelDisplayName(this.checkpoint.path);
     this.loraFolder = parts.loraFolder ?? new AdapterFolder(defaultAdapterFolders().loras, "LoRA");
     this.embeddings = parts.embeddings;
@@ -202,6 +209,33 @@ export class StableDiffusionPipeline {
       cn.catch(() => this.controlNets.delete(key));
     }
     return cn;
+  }
+
+  /**
+   * The VAE a generation asks for (GenerateParams.vae): undefined, the loaded one; null, the checkpoint's own; a path,
+   * that VAE, opened once and kept with the pipeline; an InputError when it does not fit this model.
+   */
+  vaeFor(path: string | null | undefined): Promise<VaeModel | undefined> {
+    if (path === undefined) return Promise.resolve(this.vae);
+    if (path === null) return Promise.resolve(undefined);
+    if (this.vae && resolve(path) === resolve(this.vae.file.path)) return Promise.resolve(this.vae);
+    let vae = this.vaes.get(path);
+    if (!vae) {
+      vae = VaeModel.open(path, this.config, this.networkOptions);
+      this.vaes.set(path, vae);
+      vae.catch(() => this.vaes.delete(path));
+    }
+    return vae;
+  }
+
+  /** Encoding and decoding through a VAE (undefined: the checkpoint's own); a TAESD given to decode still decodes. */
+  private codecWith(vae: VaeModel | undefined): VaeCodec {
+    const fast = this.fastDecoder;
+    return new VaeCodec(
+      vae ?? this.networks,
+      this.space,
+      fast && ((latents, shape, index) => fast.decode(latents, shape, index)),
+    );
   }
 
   get config(): PipelineConfig {
@@ -354,15 +388,22 @@ export class StableDiffusionPipeline {
     releaseFinished: boolean,
   ): Promise<GenerateResult> {
     const start = performance.now();
-    const init =
-      p.initImage === undefined
+    const vae = await this.vaeFor(params.vae);
+    const codec = vae === this.vae ? this.codec : this.codecWith(vae);
+    const initName = p.initImage === undefined ? undefined : sourceName(p.initImage, "the init image");
+    const area =
+      p.mask === undefined
         ? undefined
-        : await decodeImage(p.initImage, {
-            name: sourceName(p.initImage, "the init image"),
-            width: p.width,
-            height: p.height,
+        : await prepareInpaintArea(p.initImage!, p.mask, p.inpaint!, p.width, p.height, {
+            init: initName,
+            mask: sourceName(p.mask, "the mask"),
           });
-    const mask = p.mask === undefined ? undefined : await this.loadMask(p);
+    const init =
+      area?.image ??
+      (p.initImage === undefined
+        ? undefined
+        : await decodeImage(p.initImage, { name: initName, width: p.width, height: p.height }));
+    const mask = area?.mask;
     if (init && startIndex(probe, p) >= probe.timesteps.length) {
       throw new InputError(
         `denoising strength ${p.denoisingStrength} with ${p.steps} steps leaves no step to run: raise the strength or the steps`,
@@ -429,6 +470,7 @@ export class StableDiffusionPipeline {
     // Progress counts both passes' model calls, as A1111's does.
     const firstCalls = init ? probe.timesteps.length - startIndex(probe, p) : probe.timesteps.length;
     const hiresCalls = p.hires ? this.hiresProbe(p).length : 0;
+    const inpaintFields = p.inpaint ? inpaintInfotext(p.inpaint, area?.region !== undefined) : {};
     try {
       for (let b = 0; b < p.batchCount; b++) {
         const { seeds, subseeds } = generationSeeds(p, b);
@@ -449,6 +491,7 @@ export class StableDiffusionPipeline {
           };
         const shape = latentShape(this.space, seeds.length, p.width, p.height);
         const first = await this.denoiseBatch(
+          codec,
           p,
           seeds,
           variation,
@@ -472,11 +515,13 @@ export class StableDiffusionPipeline {
             latents,
             shape,
             hiresConditions!,
+            codec,
             params.signal,
             report(firstCalls, upShape),
           );
         }
-        const decoded = await this.codec.decode(latents, seeds.length, width, height);
+        const generated = await codec.decode(latents, seeds.length, width, height);
+        const decoded = area ? await Promise.all(generated.map((g) => area.paste(g))) : generated;
         const safe = await this.safeguards.process(decoded, jobId);
         previews.judged(b, safe.flagged.includes(true));
         safe.images.forEach((image, j) => {
@@ -487,9 +532,11 @@ export class StableDiffusionPipeline {
           const infotext = imageInfotext(p, seed, model, {
             ...variationInfotext(p, subseed),
             ...hiresFields,
+            ...inpaintFields,
             ...controlFields,
             ...refinerFields,
             ...adapterInfotext,
+            ...vae?.infotext,
             ...notes.infotext,
             ...this.safeguards.staticInfotext,
           });
@@ -527,18 +574,6 @@ export class StableDiffusionPipeline {
     return { units, models, maps, titles: models.map((m) => m.title) };
   }
 
-  private async loadMask(p: ResolvedParams): Promise<Mask> {
-    // The init image's size from its header: it is decoded (at the generation size) elsewhere.
-    const probe = await screenImage(p.initImage!, { name: sourceName(p.initImage!, "the init image") });
-    const m = await decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask") });
-    if (m.width !== probe.width || m.height !== probe.height) {
-      throw new InputError(
-        `the mask is ${m.width}x${m.height} but the init image is ${probe.width}x${probe.height}: draw the mask at the image's size`,
-      );
-    }
-    return decodeMask(p.mask!, { name: sourceName(p.mask!, "the mask"), width: p.width, height: p.height });
-  }
-
   /** The classifier-free guidance the loop applies: LCM's is in its conditions (withGuidance), so none there. */
   private loopCfgScale(p: ResolvedParams): number {
     return this.guidanceEmbedding === undefined ? p.cfgScale : 1;
@@ -554,6 +589,7 @@ export class StableDiffusionPipeline {
   }
 
   private async denoiseBatch(
+    codec: VaeCodec,
     p: ResolvedParams,
     seeds: bigint[],
     variation: Variation | undefined,
@@ -569,7 +605,7 @@ export class StableDiffusionPipeline {
     const scheduler = this.createScheduler(p);
     scheduler.setTimesteps(p.steps);
     const shape = latentShape(this.space, seeds.length, p.width, p.height);
-    const s = await this.start(p, scheduler, noise, variation, shape, init, mask);
+    const s = await this.start(codec, p, scheduler, noise, variation, shape, init, mask);
     const trainSteps = Number(this.schedulerConfig["num_train_timesteps"] ?? 1000);
     const at =
       this.refiner && refinerConditions ? refinerStart(s.timesteps, p.refinerSwitchAt!, trainSteps) : undefined;
@@ -614,12 +650,13 @@ export class StableDiffusionPipeline {
     latents: Float32Array,
     lowShape: readonly [number, number, number, number],
     conditions: PromptConditions,
+    codec: VaeCodec,
     signal: AbortSignal | undefined,
     onStep: (step: number, steps: number, latents: Float32Array) => void,
   ): Promise<Float32Array> {
     const h = p.hires!;
     const upscaler = findHiresUpscaler(h.upscaler, this.upscalers);
-    const upscaled = await upscaleFirstPass(latents, lowShape, h, upscaler, this.codec, seeds, signal);
+    const upscaled = await upscaleFirstPass(latents, lowShape, h, upscaler, codec, seeds, signal);
     const shape = latentShape(this.space, seeds.length, h.width, h.height);
     const scheduler = this.createScheduler(h);
     const timesteps = hiresTimesteps(scheduler, h.steps || p.steps, h.denoisingStrength);
@@ -627,7 +664,7 @@ export class StableDiffusionPipeline {
     const start = scheduler.addNoise(upscaled, initialNoise(noise, shape, variation), timesteps[0]!);
     // An inpainting checkpoint repaints everything in both passes (A1111's txt2img conditioning at the new size).
     const inpaint = this.checkpoint.inpainting
-      ? await inpaintChannels(this.codec, undefined, undefined, h.width, h.height, seeds.length)
+      ? await inpaintChannels(codec, undefined, undefined, h.width, h.height, seeds.length)
       : undefined;
     return denoise({
       unet: await this.unet(false),
@@ -686,6 +723,7 @@ export class StableDiffusionPipeline {
    * as diffusers does); an ordinary checkpoint given a mask blends the known region back after every step.
    */
   private async start(
+    codec: VaeCodec,
     p: ResolvedParams,
     scheduler: Scheduler,
     noise: BatchNoise,
@@ -696,13 +734,24 @@ export class StableDiffusionPipeline {
   ): Promise<Start> {
     const B = shape[0];
     const inpaintModel = this.checkpoint.inpainting;
-    const inpaint = inpaintModel ? await inpaintChannels(this.codec, init, mask, p.width, p.height, B) : undefined;
+    const inpaint = inpaintModel ? await inpaintChannels(codec, init, mask, p.width, p.height, B) : undefined;
     const timesteps = Array.from(scheduler.timesteps);
     if (!init || (inpaintModel && p.denoisingStrength === 1)) {
       const first = initialNoise(noise, shape, variation);
       return { latents: first.map((v) => v * scheduler.initNoiseSigma), timesteps, inpaint };
     }
-    const original = await this.codec.encode(init, noise, B);
+    const encoded = await codec.encode(init, noise, B);
+    const latentFill = mask && p.inpaint ? p.inpaint.fill : "original";
+    // A1111 draws the latent noise fill from fresh generators of the images' seeds: the initial noise's draw.
+    const original =
+      latentFill === "latent noise" || latentFill === "latent nothing"
+        ? fillMaskedLatents(
+            encoded,
+            latentKeepMask(mask!, this.space, B, shape[2], shape[3]),
+            latentFill,
+            new BatchNoise(noise.seeds).randn(shape),
+          )
+        : encoded;
     const begin = startIndex(scheduler, p);
     scheduler.setBeginIndex(begin);
     const kept = timesteps.slice(begin);
@@ -718,6 +767,9 @@ export class StableDiffusionPipeline {
   async close(): Promise<void> {
     await this.previewDecoder?.close();
     if (this.fastDecoder !== this.previewDecoder) await this.fastDecoder?.close();
+    await this.vae?.close();
+    for (const v of this.vaes.values()) await (await v.catch(() => undefined))?.close();
+    this.vaes.clear();
     for (const cn of this.controlNets.values()) await (await cn.catch(() => undefined))?.close();
     this.controlNets.clear();
     if (this.refiner) {

@@ -3,7 +3,7 @@ import { imageToTensor, tensorToImages } from "../image/tensor.js";
 import { VAE_IO } from "../models/vae.js";
 import type { NoiseSource } from "../schedulers/scheduler.js";
 import type { LatentSpace } from "./latent-space.js";
-import type { Networks } from "./networks.js";
+import type { VaeSessions } from "./vae-model.js";
 
 /** A decoder that stands in for the VAE's (a TAESD: `--vae taesd`): image `index` of latents [B, C, h, w]. */
 export type FastDecoder = (
@@ -15,7 +15,8 @@ export type FastDecoder = (
 /** Images to latents and back through the model's VAE, with its scaling factor applied. */
 export class VaeCodec {
   constructor(
-    private readonly networks: Networks,
+    /** The checkpoint's networks, or a VAE loaded instead of its own. */
+    private readonly networks: VaeSessions,
     readonly space: LatentSpace,
     /** When given, final images are decoded by it instead of the VAE (encoding still uses the VAE). */
     private readonly fastDecoder?: FastDecoder,

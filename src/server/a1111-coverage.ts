@@ -253,7 +253,12 @@ export const A1111_ROUTES: readonly A1111Route[] = [
     status: "not provided",
     note: "the Real-ESRGAN files are listed by /sdapi/v1/upscalers",
   },
-  { method: "GET", path: "/sdapi/v1/sd-vae", status: "not provided", note: "no VAE override yet" },
+  {
+    method: "GET",
+    path: "/sdapi/v1/sd-vae",
+    status: "supported",
+    note: "the VAEs in A1111's models/VAE and ComfyUI's models/vae under the model roots, as `[{model_name, filename}]`",
+  },
   { method: "POST", path: "/sdapi/v1/interrogate", status: "not provided", note: "no CLIP or DeepDanbooru captioner" },
   { method: "POST", path: "/sdapi/v1/create/embedding", status: "not provided", note: "no training" },
   { method: "POST", path: "/sdapi/v1/create/hypernetwork", status: "not provided", note: "no training" },
@@ -344,7 +349,7 @@ export const A1111_FIELDS: readonly A1111FieldRow[] = [
   {
     fields: ["override_settings"],
     status: "partly",
-    note: "`sd_model_checkpoint` (a known checkpoint, else 404: the job runs on it, loaded for it, and the served model stays) and `CLIP_stop_at_last_layers` (clip skip) apply; other keys are ignored",
+    note: "`sd_model_checkpoint` (a known checkpoint, else 404: the job runs on it, loaded for it, and the served model stays), `sd_vae` (Automatic, None or a name from `sd-vae`) and `CLIP_stop_at_last_layers` (clip skip) apply; other keys are ignored",
   },
   {
     fields: ["override_settings_restore_afterwards"],
@@ -366,15 +371,15 @@ export const A1111_FIELDS: readonly A1111FieldRow[] = [
   },
   {
     fields: ["mask"],
-    status: "differs",
+    status: "supported",
     img2img: true,
-    note: "white = repaint, black = keep; a mask of another size than the init image is a 400 (A1111 resizes it)",
+    note: "white = repaint, black = keep; another size than the init image's is stretched to it, as A1111 does",
   },
   {
     fields: ["mask_blur", "mask_blur_x", "mask_blur_y"],
     status: "supported",
     img2img: true,
-    note: "a Gaussian blur of the mask (default 4, as A1111)",
+    note: "OpenCV's Gaussian at the mask's own size with A1111's kernel size, per axis; `mask_blur` sets both (default 4)",
   },
   {
     fields: ["inpainting_mask_invert"],
@@ -384,9 +389,9 @@ export const A1111_FIELDS: readonly A1111FieldRow[] = [
   },
   {
     fields: ["inpainting_fill"],
-    status: "partly",
+    status: "supported",
     img2img: true,
-    note: 'only "original" (`1`): the masked area always starts from the init image noised to the strength; `0` fill, `2` latent noise and `3` latent nothing behave as `1`',
+    note: "`0` fill (the default, as A1111), `1` original, `2` latent noise, `3` latent nothing",
   },
   {
     fields: ["resize_mode"],
@@ -401,14 +406,13 @@ export const A1111_FIELDS: readonly A1111FieldRow[] = [
     note: "`false` (default) echoes `init_images` and `mask` as `null` in `parameters`",
   },
   {
-    fields: [
-      "inpaint_full_res",
-      "inpaint_full_res_padding",
-      "mask_round",
-      "initial_noise_multiplier",
-      "latent_mask",
-      "image_cfg_scale",
-    ],
+    fields: ["inpaint_full_res", "inpaint_full_res_padding"],
+    status: "supported",
+    img2img: true,
+    note: "default `true` and `0` as A1111's API: the masked region plus padding is inpainted at `width` x `height` and pasted back",
+  },
+  {
+    fields: ["mask_round", "initial_noise_multiplier", "latent_mask", "image_cfg_scale"],
     status: "ignored",
     img2img: true,
     note: "",

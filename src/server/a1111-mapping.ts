@@ -2,14 +2,12 @@
  * Translation between AUTOMATIC1111's request/response conventions and our jobs: defaults as A1111 has them,
  * its sampler + scheduler pair, its mask options, its `info` JSON and its png-info dictionary.
  */
-import sharp from "sharp";
 import { splitInfotext } from "../image/infotext.js";
 import { stringifyExact } from "../json-exact.js";
 import { InputError } from "../errors.js";
 import { findSampler, requireScheduleType, resolveSamplerSchedule } from "../schedulers/index.js";
 import type { GenerationParams, JobParams, JobType } from "./api-types.js";
 import type { A1111Img2Img, A1111Txt2Img } from "./a1111-schema.js";
-import { HttpError } from "./http-errors.js";
 import { jobParamsOf } from "./job-params.js";
 import type { CheckpointDescription, ModelDescription } from "../worker/model-host.js";
 import type { ImageRecord, JobRecord, Uploads } from "./store.js";
@@ -90,6 +88,8 @@ export interface A1111Defaults {
   model: ModelDescription;
   /** The served ControlNets' folders (serve --controlnet-dir). */
   controlnetDirs: readonly string[];
+  /** sd_vae (override_settings', else the option), checked; undefined: Automatic. */
+  sdVae?: string;
 }
 
 /** The job for an A1111 txt2img or img2img request. */
@@ -107,7 +107,7 @@ export async function a1111Job(
     throw new A1111Error(404, "Init image not found: img2img needs init_images (a list of base64 images)");
   const uploads: Uploads = {};
   if (i2i?.init_images?.length) uploads.initImage = await readImageUpload(i2i.init_images[0]!, "init_images.0");
-  if (i2i?.mask) uploads.mask = await prepareMask(await readImageUpload(i2i.mask, "mask"), i2i);
+  if (i2i?.mask) uploads.mask = await readImageUpload(i2i.mask, "mask");
   const control = a1111ControlRequest(req.alwayson_scripts, i2i?.init_images?.[0]);
   const accepted = await acceptControlUnits(
     control.units,
@@ -150,6 +150,8 @@ export async function a1111Job(
       clip_skip: Math.min(12, Math.max(1, clipSkip)),
       ...refinerParams(req, m),
       ...(accepted.units.length ? { controlnet: accepted.units } : {}),
+      ...(i2i && uploads.mask ? a1111InpaintParams(i2i) : {}),
+      ...(defaults.sdVae !== undefined ? { sd_vae: defaults.sdVae } : {}),
     },
     uploads,
   );
@@ -213,26 +215,24 @@ function refinerParams(req: A1111Txt2Img, m: ModelDescription): { refiner_switch
   return req.refiner_switch_at == null ? {} : { refiner_switch_at: req.refiner_switch_at };
 }
 
-/** inpainting_mask_invert and the mask blur are applied to the mask itself, as A1111 does before sampling. */
-async function prepareMask(mask: Uint8Array, req: A1111Img2Img): Promise<Uint8Array> {
-  const blur = req.mask_blur ?? Math.max(req.mask_blur_x ?? A1111_MASK_BLUR, req.mask_blur_y ?? A1111_MASK_BLUR);
-  const invert = req.inpainting_mask_invert === 1;
-  if (!invert && blur <= 0) return mask;
-  try {
-    // Transparent = keep (black), as our mask decoder reads it; then to grey so the blur and invert act on one channel.
-    let img = sharp(mask).flatten({ background: "#000000" }).greyscale();
-    if (invert) img = img.negate({ alpha: false });
-    if (blur >= 0.3) img = img.blur(blur);
-    return await img.png().toBuffer();
-  } catch (e) {
-    throw new HttpError(
-      400,
-      "invalid_request",
-      `mask: cannot be decoded (${(e as Error).message}); send a PNG or JPEG`,
-      "mask",
-    );
-  }
+/**
+ * A1111's mask options with its API's defaults: a blur of 4 on both axes (mask_blur, when given, sets both), the
+ * masked content filled from its surroundings (inpainting_fill 0), only the masked region worked on
+ * (inpaint_full_res) with no padding.
+ */
+function a1111InpaintParams(req: A1111Img2Img): Partial<GenerationParams> {
+  return {
+    mask_blur_x: req.mask_blur ?? req.mask_blur_x ?? A1111_MASK_BLUR,
+    mask_blur_y: req.mask_blur ?? req.mask_blur_y ?? A1111_MASK_BLUR,
+    inpainting_mask_invert: req.inpainting_mask_invert === 1,
+    inpainting_fill: INPAINTING_FILL_NAMES[req.inpainting_fill ?? 0],
+    inpaint_full_res: req.inpaint_full_res == null ? true : Boolean(req.inpaint_full_res),
+    inpaint_full_res_padding: req.inpaint_full_res_padding ?? 0,
+  };
 }
+
+/** inpainting_fill's numbers, in A1111's order. */
+const INPAINTING_FILL_NAMES = ["fill", "original", "latent noise", "latent nothing"] as const;
 
 export function a1111Title(m: CheckpointDescription): string {
   return `${a1111FileName(m)} [${m.hash}]`;
@@ -328,8 +328,9 @@ export function a1111Info(
     face_restoration_model: null,
     sd_model_name: model.name,
     sd_model_hash: model.hash,
-    sd_vae_name: null,
-    sd_vae_hash: null,
+    // The VAE chosen instead of the checkpoint's, as its infotext names it.
+    sd_vae_name: infotextField(images[0]?.infotext, "VAE") ?? null,
+    sd_vae_hash: infotextField(images[0]?.infotext, "VAE hash") ?? null,
     seed_resize_from_w: p.seed_resize_from_w ?? -1,
     seed_resize_from_h: p.seed_resize_from_h ?? -1,
     denoising_strength: p.has_init_image || p.enable_hr ? (p.denoising_strength ?? 0.75) : 0,
@@ -345,6 +346,10 @@ export function a1111Info(
   return stringifyExact(info);
 }
 
+function infotextField(infotext: string | undefined, key: string): string | undefined {
+  return infotext ? splitInfotext(infotext).params[key] : undefined;
+}
+
 /** The fields A1111 keeps in extra_generation_params that we write: the refiner's, when it ran. */
 function extraGenerationParams(infotext: string | undefined): Record<string, string | number> {
   if (!infotext) return {};
@@ -358,6 +363,10 @@ function extraGenerationParams(infotext: string | undefined): Record<string, str
   for (const key of ["Hires upscale", "Hires steps", "Denoising strength"])
     if (params[key] !== undefined && params["Hires upscaler"] !== undefined) out[key] = Number(params[key]);
   for (const key of ["Hires resize", "Hires upscaler", "Hires prompt", "Hires negative prompt", "Hires sampler"])
+    if (params[key] !== undefined) out[key] = params[key];
+  // What A1111's inpainting adds.
+  for (const key of ["Mask blur", "Masked area padding"]) if (params[key] !== undefined) out[key] = Number(params[key]);
+  for (const key of ["Mask mode", "Masked content", "Inpaint area"])
     if (params[key] !== undefined) out[key] = params[key];
   for (const [key, value] of Object.entries(params)) if (/^ControlNet \d+$/.test(key)) out[key] = value;
   return out;

@@ -63,6 +63,9 @@ export const A1111Img2Img = A1111Txt2Img.extend({
   mask_blur_y: num(0, 64),
   inpainting_fill: int(0, 3),
   inpainting_mask_invert: int(0, 1),
+  /** A bool in A1111's model, which also takes 0 and 1. */
+  inpaint_full_res: z.union([z.boolean(), int(0, 1)]).nullish(),
+  inpaint_full_res_padding: int(0, 256),
   resize_mode: int(0, 3),
   include_init_images: z.boolean().nullish(),
 });

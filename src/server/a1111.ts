@@ -20,6 +20,7 @@ import { registerExtraNetworkRoutes } from "./a1111-extra-networks.js";
 import { registerUpscaleRoutes } from "./a1111-upscale.js";
 import { registerA1111HostRoutes } from "./a1111-host-routes.js";
 import { a1111SamplerAliases } from "./a1111-sampler-aliases.js";
+import { a1111SdVae, registerA1111VaeRoutes } from "./a1111-vae.js";
 import {
   A1111Img2Img,
   A1111PngInfo,
@@ -106,6 +107,7 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
           422,
           "sd_model_checkpoint must be a string: a title, name or hash as /sdapi/v1/sd-models lists it",
         );
+      a1111SdVae(ctx, body["sd_vae"], 400);
       const choice = checkpoint === undefined ? undefined : await a1111Checkpoint(ctx, checkpoint, 400);
       const { sd_model_checkpoint: _m, sd_checkpoint_hash: _h, ...rest } = body;
       ctx.store.setOptions(rest);
@@ -114,6 +116,8 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
       if (choice) await ctx.queue.switchModel(choice);
       return null;
     });
+
+    registerA1111VaeRoutes(scope, ctx);
 
     scope.get("/sdapi/v1/sd-models", async () => {
       const served = await describeModel(ctx.model);
@@ -175,6 +179,7 @@ async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
     clipSkip,
     model,
     controlnetDirs: ctx.config.controlnetDirs ?? [],
+    sdVae: a1111SdVae(ctx, req.override_settings?.["sd_vae"] ?? options["sd_vae"], 404),
   });
   await checkWorkBudget(ctx, params, uploads, served);
   const accepted = await ctx.queue.submit({

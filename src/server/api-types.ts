@@ -169,6 +169,25 @@ export const GenerationParams = z.object({
   refiner_switch_at: z.number().min(0).max(1).optional(),
   /** ControlNet units guiding the generation (with a server that serves ControlNets: GET /controlnet/model_list). */
   controlnet: z.array(ControlNetUnitParams).optional(),
+  /** inpaint: the mask's Gaussian blur in pixels (standard deviation), both axes or one; default 0. */
+  mask_blur: z.number().min(0).max(64).optional(),
+  mask_blur_x: z.number().min(0).max(64).optional(),
+  mask_blur_y: z.number().min(0).max(64).optional(),
+  /** inpaint: repaint what the mask keeps (black) and keep what it paints. */
+  inpainting_mask_invert: z.boolean().optional(),
+  /** inpaint: what the masked region starts from (A1111's inpainting_fill 0 to 3, by name); default "original". */
+  inpainting_fill: z.enum(["fill", "original", "latent noise", "latent nothing"]).optional(),
+  /**
+   * inpaint: work on the masked region only, at the job's size, and paste it back into the init image (which keeps
+   * its size); inpaint_full_res_padding pixels around it (default 32).
+   */
+  inpaint_full_res: z.boolean().optional(),
+  inpaint_full_res_padding: z.number().int().min(0).max(256).optional(),
+  /**
+   * A VAE instead of the model's (a model_name from GET /sdapi/v1/sd-vae, A1111's sd_vae); "None": the checkpoint's
+   * own; absent or "Automatic": the served model's.
+   */
+  sd_vae: z.string().max(1000).optional(),
 });
 export type GenerationParams = z.infer<typeof GenerationParams>;
 
@@ -182,7 +201,7 @@ export const JobCreateRequest = GenerationParams.extend({
   model: z.string().min(1).max(1000).optional(),
   /** img2img and inpaint: the starting image (e.g. the sketch canvas). */
   init_image: ImageUpload.optional(),
-  /** inpaint: white = repaint, black = keep; the init image's size. */
+  /** inpaint: white = repaint, black = keep; another size than the init image's is stretched to it. */
   mask: ImageUpload.optional(),
   /** ControlNet units, each with its control image (base64 PNG/JPEG or a data URL, bounded as init_image). */
   controlnet: z.array(ControlNetUnitRequest).optional(),

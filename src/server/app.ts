@@ -24,6 +24,7 @@ import { ServedModels } from "./served-models.js";
 import { loggerOptions } from "./request-log.js";
 import { registerStaticRoutes } from "./static.js";
 import { JobStore, type RecoveryReport } from "./store.js";
+import { vaeFolders } from "./vae-files.js";
 
 /**
  * `Server-Timing: app;dur=<ms>` on every answer: the time spent in this server, so a client can tell a slow
@@ -101,6 +102,7 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
     log,
     promptPolicy,
     controlnetDirs: config.controlnetDirs,
+    vaeDirs: vaeFolders(config.models),
   };
   const started = { name: modelNameFor(config.modelPath), path: config.modelPath };
   const embedded = config.queue

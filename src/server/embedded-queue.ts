@@ -228,7 +228,7 @@ export class EmbeddedQueue extends JobQueue {
       const pipe = await host.get();
       const uploads = this.store.uploads(job.id);
       const result = await pipe.generate({
-        ...generateParamsOf(job.params, uploads, this.opts.controlnetDirs),
+        ...generateParamsOf(job.params, uploads, this.opts.controlnetDirs, this.opts.vaeDirs),
         // The robust watermark carries the job's id, so a detected mark leads back to this job's history entry.
         job_id: job.id,
         signal: cur.abort.signal,

@@ -2,6 +2,7 @@ import type {
   ControlNetUnit,
   GenerateParams,
   HiresParams,
+  InpaintOptions,
   ResolvedControlUnit,
   ResolvedHires,
   ResolvedParams,
@@ -10,6 +11,7 @@ import { randomSeed, seedToJson } from "../random/seed.js";
 import { findScheduleType } from "../schedulers/index.js";
 import type { ControlNetUnitParams, GenerationParams, JobParams, JobType, JsonSeed } from "./api-types.js";
 import { controlNetPath } from "./controlnet-models.js";
+import { findVae } from "./vae-files.js";
 import type { Uploads } from "./store.js";
 
 /**
@@ -21,6 +23,17 @@ export function resolveSeed(seed: JsonSeed | undefined): JsonSeed {
   if (seed !== undefined && seed !== -1) return seed;
   return seedToJson(randomSeed());
 }
+
+/** A mask's options, recorded with an inpaint job only. */
+const INPAINT_KEYS = [
+  "mask_blur",
+  "mask_blur_x",
+  "mask_blur_y",
+  "inpainting_mask_invert",
+  "inpainting_fill",
+  "inpaint_full_res",
+  "inpaint_full_res_padding",
+] as const;
 
 /** What a job records at acceptance: the request's generation fields, the seed fixed, the uploads summarised. */
 export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads): JobParams {
@@ -62,6 +75,8 @@ export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads
     "hr_negative_prompt",
     "hr_sampler_name",
     "hr_scheduler",
+    "sd_vae",
+    ...(uploads.mask !== undefined ? INPAINT_KEYS : []),
   ] as const;
   for (const key of optional) if (p[key] !== undefined) (out as Record<string, unknown>)[key] = p[key];
   return out;
@@ -69,9 +84,15 @@ export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads
 
 /**
  * The engine's parameters for a stored job. Its ControlNets, recorded by title, are found in `controlnetDirs` (the
- * server's); without them the title stands as the model (enough to check the parameters).
+ * server's); without them the title stands as the model (enough to check the parameters). Its VAE, recorded by name,
+ * is found in `vaeDirs`; without them it is left out (it changes no parameter).
  */
-export function generateParamsOf(p: JobParams, uploads: Uploads, controlnetDirs?: readonly string[]): GenerateParams {
+export function generateParamsOf(
+  p: JobParams,
+  uploads: Uploads,
+  controlnetDirs?: readonly string[],
+  vaeDirs?: readonly string[],
+): GenerateParams {
   return {
     prompt: p.prompt,
     negative_prompt: p.negative_prompt,
@@ -96,6 +117,8 @@ export function generateParamsOf(p: JobParams, uploads: Uploads, controlnetDirs?
     denoising_strength: uploads.initImage === undefined ? undefined : p.denoising_strength,
     init_images: uploads.initImage === undefined ? undefined : [uploads.initImage],
     mask: uploads.mask,
+    ...(uploads.mask !== undefined ? inpaintOptionsOf(p) : {}),
+    ...(p.sd_vae !== undefined && vaeDirs ? vaeOf(p.sd_vae, vaeDirs) : {}),
     ...(p.controlnet?.length
       ? { controlnet: p.controlnet.map((u, i) => controlUnitOf(u, uploads.controlImages?.[i], controlnetDirs)) }
       : {}),
@@ -117,6 +140,25 @@ function hiresOf(p: JobParams): HiresParams {
     scheduler: p.hr_scheduler,
   };
   return Object.fromEntries(Object.entries(hires).filter(([, v]) => v !== undefined)) as HiresParams;
+}
+
+/** The VAE a job names, found in the server's VAE folders; one gone since acceptance fails the job naming it. */
+function vaeOf(name: string, dirs: readonly string[]): Pick<GenerateParams, "vae"> {
+  const { found, vae } = findVae(dirs, name);
+  if (!found) return { vae: name };
+  return vae === undefined ? {} : { vae };
+}
+
+function inpaintOptionsOf(p: JobParams): Partial<GenerateParams> {
+  return {
+    maskBlur: p.mask_blur,
+    maskBlurX: p.mask_blur_x,
+    maskBlurY: p.mask_blur_y,
+    invertMask: p.inpainting_mask_invert,
+    inpaintingFill: p.inpainting_fill,
+    inpaintFullRes: p.inpaint_full_res,
+    inpaintFullResPadding: p.inpaint_full_res_padding,
+  };
 }
 
 function controlUnitOf(
@@ -180,8 +222,20 @@ export function completedJobParams(p: JobParams, used: ResolvedParams): JobParam
       ? { subseed: seedToJson(used.subseed), subseed_strength: used.subseedStrength }
       : {}),
     ...(used.hires ? completedHires(used.hires, used) : {}),
+    ...(used.inpaint ? usedInpaintParams(used.inpaint) : {}),
     ...(p.controlnet && used.controlnet
       ? { controlnet: p.controlnet.map((u, i) => (used.controlnet![i] ? usedControlUnit(u, used.controlnet![i]!) : u)) }
       : {}),
+  };
+}
+
+/** The mask options as they ran (one blur per axis, the fill by name, the padding only for "only masked"). */
+function usedInpaintParams(o: InpaintOptions): Partial<JobParams> {
+  return {
+    ...(o.blurX === o.blurY ? { mask_blur: o.blurX } : { mask_blur_x: o.blurX, mask_blur_y: o.blurY }),
+    inpainting_mask_invert: o.invert,
+    inpainting_fill: o.fill,
+    inpaint_full_res: o.fullResPadding !== undefined,
+    ...(o.fullResPadding !== undefined ? { inpaint_full_res_padding: o.fullResPadding } : {}),
   };
 }

@@ -66,6 +66,8 @@ export interface QueueOptions {
   log: (message: string) => void;
   /** Where the ControlNets jobs name (by title) are: the server's --controlnet-dir folders. */
   controlnetDirs?: readonly string[];
+  /** Where the VAEs jobs name (sd_vae, by file name) are: the VAE folders under the model roots (vae-files.ts). */
+  vaeDirs?: readonly string[];
 }
 
 /** An image as a backend hands it over to be recorded: its PNG bytes (metadata and credentials in them). */

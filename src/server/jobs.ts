@@ -10,6 +10,7 @@ import { jobParamsOf } from "./job-params.js";
 import { acceptControlUnits } from "./control-units.js";
 import { checkUploads, readImageUpload } from "./uploads.js";
 import { checkWorkBudget } from "./work-budget.js";
+import { checkSdVae } from "./vae-files.js";
 
 const IdParams = z.object({ id: Id });
 
@@ -25,6 +26,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
     if (body.sampler_name !== undefined) requireSampler(body.sampler_name, "sampler_name");
     if (body.scheduler !== undefined) requireSchedule(body.sampler_name, body.scheduler);
     const choice = body.model === undefined ? undefined : await knownCheckpoint(ctx, body.model, "model");
+    checkSdVae(ctx, body.sd_vae);
     const model = ctx.queue.modelFor(choice);
     if (body.refiner_switch_at !== undefined && !(await describeModel(model)).refiner) {
       throw new HttpError(

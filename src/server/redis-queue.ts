@@ -190,7 +190,7 @@ export class RedisQueue extends JobQueue {
     this.adding.add(job.id);
     try {
       const data = toQueuedGeneration(
-        generateParamsOf(job.params, uploads, this.opts.controlnetDirs),
+        generateParamsOf(job.params, uploads, this.opts.controlnetDirs, this.opts.vaeDirs),
         this.opts.previewIntervalMs,
       );
       await this.queue.add(GENERATE, data, {

@@ -61,7 +61,7 @@ function looksLikeImage(b: Uint8Array): boolean {
 }
 
 /**
- * Decodes the uploads once at acceptance, so a corrupt file or a mask of the wrong size is a 400 now rather
+ * Decodes the uploads once at acceptance, so a corrupt file or a mask without an init image is a 400 now rather
  * than a failed job later.
  */
 export async function checkUploads(
@@ -79,14 +79,7 @@ export async function checkUploads(
       `${fields.mask}: a mask needs an init image to inpaint (${fields.initImage})`,
       fields.mask,
     );
-  if (init && mask && (init.width !== mask.width || init.height !== mask.height)) {
-    throw new HttpError(
-      400,
-      "invalid_request",
-      `${fields.mask}: the mask is ${mask.width}x${mask.height} but the init image is ${init.width}x${init.height}; draw the mask at the image's size`,
-      fields.mask,
-    );
-  }
+  // A mask of another size is stretched to the init image when the job runs, as A1111 does.
 }
 
 async function decodeOr400(bytes: Uint8Array, field: string): Promise<{ width: number; height: number }> {

@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
+import { getPngText } from "../../src/image/png-text.js";
 import { runCli } from "../helpers/cli.js";
 import { golden, HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
+import { writeScaledVaes } from "../helpers/scaled-vae.js";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-cli-cache-"));
 const env = { DIFFUSE_CACHE: cacheDir };
@@ -184,21 +186,103 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
     });
   }
 
-  it("exits 2 for a mask of another size than the init image", async () => {
-    const init = join(dir, "init.png");
-    const mask = join(dir, "mask.png");
-    await sharp({ create: { width: 64, height: 64, channels: 3, background: "#808080" } })
+  it("inpaints with a mask of another size, only the masked region, and writes the mask options", async () => {
+    // A 96x64 init; a 48x32 mask, black in a square (stretched: 16x16 at (40, 24)), inverted to repaint it.
+    const init = join(dir, "init-wide.png");
+    const mask = join(dir, "mask-half.png");
+    const px = Buffer.alloc(96 * 64 * 3);
+    for (let i = 0; i < 96 * 64; i++) px.set([(i * 7) % 256, (i * 3) % 256, 90], i * 3);
+    await sharp(px, { raw: { width: 96, height: 64, channels: 3 } })
       .png()
       .toFile(init);
-    await sharp({ create: { width: 32, height: 48, channels: 3, background: "#ffffff" } })
+    const m = Buffer.alloc(48 * 32, 255);
+    for (let y = 12; y < 20; y++) for (let x = 20; x < 28; x++) m[y * 48 + x] = 0;
+    await sharp(m, { raw: { width: 48, height: 32, channels: 1 } })
       .png()
       .toFile(mask);
     const out = join(dir, "inpaint.png");
-    const r = await runCli(["generate", "a cat", "--model", model, "--init", init, "--mask", mask, "-o", out], { env });
+    const r = await runCli(
+      [
+        "generate",
+        "a cat",
+        "--model",
+        model,
+        "--init",
+        init,
+        "--mask",
+        mask,
+        "--invert-mask",
+        "--mask-blur",
+        "1",
+        "--inpaint-fill",
+        "latent nothing",
+        "--inpaint-full-res",
+        "4",
+        "-W",
+        "32",
+        "-H",
+        "32",
+        "--steps",
+        "3",
+        "--no-safety-check",
+        "--no-watermark",
+        "--no-provenance",
+        "-o",
+        out,
+      ],
+      { env },
+    );
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    const png = readFileSync(out);
+    const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([96, 64]);
+    // Past the reach of the blur (3 mask pixels) and of the stretch's filter (3 more), every pixel is the init image's.
+    for (let y = 0; y < 64; y++)
+      for (let x = 0; x < 96; x++)
+        if (x < 26 || x >= 70 || y < 10 || y >= 54)
+          expect(Array.from(data.subarray((y * 96 + x) * 3, (y * 96 + x) * 3 + 3)), `${x},${y}`).toEqual(
+            Array.from(px.subarray((y * 96 + x) * 3, (y * 96 + x) * 3 + 3)),
+          );
+    const infotext = getPngText(png, "parameters")!;
+    expect(infotext).toMatch(/Size: 32x32/);
+    expect(infotext).toMatch(
+      /Mask blur: 1, Mask mode: Inpaint not masked, Masked content: latent nothing, Inpaint area: Only masked, Masked area padding: 4/,
+    );
+  });
+
+  it("decodes with the VAE --vae names and writes it in the infotext", async () => {
+    const vae = writeScaledVaes(mkdtempSync(join(tmpdir(), "diffuse-cli-vae-")), 0.5).original;
+    const out = join(dir, "vae.png");
+    const r = await runCli(
+      [
+        "generate",
+        "a cat",
+        "--model",
+        model,
+        "--vae",
+        vae,
+        "--steps",
+        "2",
+        "--no-watermark",
+        "--no-provenance",
+        "-o",
+        out,
+      ],
+      { env },
+    );
+    expect(r.code).toBe(0);
+    expect(getPngText(readFileSync(out), "parameters")).toMatch(
+      /VAE hash: [0-9a-f]{10}, VAE: vae-ft-scaled\.safetensors/,
+    );
+  });
+
+  it("exits 2 for a mask option without --mask, naming both", async () => {
+    const r = await runCli(["generate", "a cat", "--model", model, "--mask-blur", "4", "-o", join(dir, "x.png")], {
+      env,
+    });
     expect(r.code).toBe(2);
-    expect(r.stderr.trim().split("\n")).toHaveLength(1);
-    expect(r.stderr).toMatch(/mask is 32x48 but the init image is 64x64/);
-    expect(existsSync(out)).toBe(false);
+    expect(r.stderr).toMatch(/--mask-blur needs --mask/);
   });
 
   it("leaves no output file, partial or whole, when interrupted with SIGINT", async () => {

@@ -80,12 +80,7 @@ describe.skipIf(!HAVE_REFERENCE)("our job API on the sd15-tiny model", () => {
       [{ prompt: "x", type: "img2img" }, "init_image"],
       [{ prompt: "x", type: "img2img", init_image: "bm90IGFuIGltYWdl" }, "init_image"],
       [
-        {
-          prompt: "x",
-          type: "inpaint",
-          init_image: await pngBase64(64, 64, [0, 0, 0]),
-          mask: await pngBase64(32, 32, [255, 255, 255]),
-        },
+        { prompt: "x", type: "inpaint", init_image: await pngBase64(64, 64, [0, 0, 0]), mask: "bm90IGFuIGltYWdl" },
         "mask",
       ],
     ];
