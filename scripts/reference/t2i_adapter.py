@@ -10,7 +10,10 @@ channels 16/32/32/32: three down blocks and the mid block). It writes each in th
   sd15-tiny-adapter/                    a diffusers folder (config.json + diffusion_pytorch_model.safetensors)
   sdxl-tiny-adapter/                    the same for the XL adapter (published SDXL adapters come this way)
 
-and goldens.safetensors: per adapter a control image and its feature maps, then the tiny UNet of the family on fixed
+txt2img-sd15-tiny-104x72.safetensors: a whole text-to-image run with the SD1 adapter (control-104x72.png, weight 0.8,
+a guidance window), the latents after every step and the image; the recipe in its metadata.
+
+And goldens.safetensors: per adapter a control image and its feature maps, then the tiny UNet of the family on fixed
 inputs without the adapter (`unet/out_plain`) and with its features times a conditioning scale added inside the
 down blocks as diffusers adds down_intrablock_additional_residuals (`unet/out_adapter`; tiny_sd/unet.py
 encoder_pass says where each one enters). Weights are stored as fp16 and the references computed from the
@@ -36,7 +39,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
 
-from odd_sizes import check_unet, fp16_exact, load_unet  # noqa: E402
+from odd_sizes import EulerDiscrete, check_generator, check_unet, fp16_exact, load_unet, load_vae, pipeline_inputs, read_json, to_image  # noqa: E402
 from tiny_sd import safetensors_io  # noqa: E402
 from tiny_sd.t2i_adapter import T2IAdapter, tencentarc_state_dict  # noqa: E402
 
@@ -50,6 +53,9 @@ ADAPTERS = {
 }
 SCALE = 0.8
 TIMESTEP = 500.0
+# A whole text-to-image run of sd15-tiny with its adapter at the adapter's control size: Euler, CFG, a guidance window
+# that leaves out the first call (0/5 < 0.1) and the last two ((3+1)/5 > 0.7), away from the rule's boundaries.
+RUN = {"family": "sd15-tiny", "height": 72, "width": 104, "steps": 5, "seed": 1234, "cfg_scale": 7.5, "start": 0.1, "end": 0.7}
 
 
 def make_adapter(config: dict, seed: int) -> T2IAdapter:
@@ -103,6 +109,59 @@ def goldens(family: str, unet, adapter: T2IAdapter, config: dict, size: tuple[in
     return out
 
 
+def png_rgb(path: str, pixels: np.ndarray) -> None:
+    """An 8-bit RGB PNG of an [H, W, 3] uint8 array, written by hand (no imaging package): signature, IHDR, one
+    zlib-compressed IDAT of filter-0 rows, IEND."""
+    import struct
+    import zlib
+
+    h, w, _ = pixels.shape
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
+    rows = b"".join(b"\x00" + pixels[y].tobytes() for y in range(h))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@torch.no_grad()
+def txt2img(fixtures: str, unet, adapter: T2IAdapter, out_dir: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """StableDiffusionAdapterPipeline's loop as diffusers runs it, with our guidance window: the adapter once on the
+    control map (uint8 pixels / 255), its features times the scale repeated over both guidance halves, given to the
+    UNet only at the model calls in the window (ControlNet's controlnet_keep rule: not while i/n < start, nor once
+    (i+1)/n > end), Euler with the model's schedule, the latents decoded."""
+    p = RUN
+    family = p["family"]
+    vae, scaling = load_vae(os.path.join(fixtures, "models"), family)
+    context, added, golden_meta = pipeline_inputs(fixtures, family, p["height"], p["width"])
+    scheduler_config = read_json(os.path.join(fixtures, "models", family, "scheduler", "scheduler_config.json"))
+    s = EulerDiscrete(scheduler_config, p["steps"])
+    pixels = torch.randint(0, 256, (p["height"], p["width"], 3), generator=torch.Generator().manual_seed(7), dtype=torch.uint8)
+    png_rgb(os.path.join(out_dir, "control-104x72.png"), pixels.numpy())
+    features = adapter(pixels.permute(2, 0, 1)[None].float() / 255)
+    noise = torch.randn(1, unet.cfg.in_channels, p["height"] // 8, p["width"] // 8, generator=torch.Generator().manual_seed(p["seed"]))
+    latents = noise * s.init_noise_sigma
+    n = len(s.timesteps)
+    after, active = [], []
+    for i, t in enumerate(s.timesteps):
+        x = s.scale_model_input(torch.cat([latents, latents]), i)
+        on = not (i / n < p["start"] or (i + 1) / n > p["end"])
+        active.append(on)
+        extra = {"intrablock_residuals": [(f * SCALE).expand(2, -1, -1, -1).contiguous() for f in features]} if on else {}
+        uncond, cond = unet(x, torch.tensor(float(t)), context, **added, **extra).chunk(2)
+        latents = s.step(uncond + p["cfg_scale"] * (cond - uncond), i, latents)
+        after.append(latents)
+    image = to_image(vae, latents, scaling)
+    call = golden_meta["call_kwargs"]
+    meta = {
+        "prompt": call["prompt"], "negative_prompt": call["negative_prompt"], "sampler": "Euler",
+        "steps": str(p["steps"]), "seed": str(p["seed"]), "cfg_scale": str(p["cfg_scale"]),
+        "width": str(p["width"]), "height": str(p["height"]), "control_image": "control-104x72.png",
+        "adapter_scale": str(SCALE), "guidance_start": str(p["start"]), "guidance_end": str(p["end"]),
+        "active_calls": json.dumps(active), "timesteps": json.dumps([float(t) for t in s.timesteps]),
+    }
+    print(f"  {family} txt2img {p['width']}x{p['height']} with the adapter: {p['steps']} Euler steps, adapter at calls {active}")
+    return {"latents_after_step": torch.stack(after).numpy(), "image_uint8": (image * 255).round().to(torch.uint8).numpy()}, meta
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fixtures", required=True, help="the shared reference fixtures (fixtures/reference)")
@@ -114,6 +173,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, numpy {np.__version__}, python {platform.python_version()}")
     unets = {f: load_unet(models, f) for f in ADAPTERS}
     checks = {f: check_unet(args.fixtures, f, unets[f]) for f in ADAPTERS}
+    checks["rng"] = check_generator(args.fixtures)
     failed = {k: v for k, v in checks.items() if not v <= args.tolerance}
     if failed:
         sys.exit(f"the torch UNet does not reproduce the shared goldens (tolerance {args.tolerance:g}): {failed}; nothing written")
@@ -132,6 +192,9 @@ def main() -> None:
         if family == "sd15-tiny":
             safetensors_io.write(os.path.join(args.out, f"{family}-adapter.pth.safetensors"), half(tencentarc_state_dict(adapter, RES_BLOCKS)), provenance)
         tensors.update(goldens(family, unets[family], adapter, config, size, seed))
+        if family == RUN["family"]:
+            run, meta = txt2img(args.fixtures, unets[family], adapter, args.out)
+            safetensors_io.write(os.path.join(args.out, f"txt2img-{family}-104x72.safetensors"), run, {**provenance, **meta})
     safetensors_io.write(os.path.join(args.out, "goldens.safetensors"), tensors, provenance)
     for root, _, files in sorted(os.walk(args.out)):
         for name in sorted(files):

@@ -88,3 +88,25 @@ function adapterWeights(file: SafetensorsFile): { weights: RenamedWeights; close
     table.set(name, { file, stored, shape: file.info(stored).shape });
   return { weights: new RenamedWeights(file.path, table), close: () => file.close() };
 }
+
+/**
+ * Whether a control model path is a T2I-Adapter rather than a ControlNet (both go where A1111's ControlNet extension
+ * takes its models): a folder whose config.json is of class T2IAdapter, or a .safetensors file with an adapter's
+ * tensor names (headers only). Anything else, unreadable paths included, is left to the ControlNet opener to judge.
+ */
+export function isT2IAdapterPath(path: string): boolean {
+  try {
+    if (statSync(path).isDirectory()) {
+      const config = join(path, "config.json");
+      return existsSync(config) && readJson(config, "the control model's config")._class_name === "T2IAdapter";
+    }
+    const file = SafetensorsFile.open(path);
+    try {
+      return isT2IAdapterKeys(file.keys());
+    } finally {
+      file.close();
+    }
+  } catch {
+    return false;
+  }
+}
