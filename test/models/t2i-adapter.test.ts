@@ -96,30 +96,25 @@ describe("T2I-Adapter graph (tiny random adapters of scripts/reference/t2i_adapt
     }
   });
 
-  it("a folder whose config.json describes another adapter names the mismatching tensor", () => {
+  /** A folder with the SD1 adapter's weights and the given config.json. */
+  const withConfig = (config: Record<string, unknown>) => {
     const dir = mkdtempSync(join(tmpdir(), "t2i-"));
     copyFileSync(
       join(DIR, "sd15-tiny-adapter/diffusion_pytorch_model.safetensors"),
       join(dir, "diffusion_pytorch_model.safetensors"),
     );
-    writeFileSync(
-      join(dir, "config.json"),
-      JSON.stringify({ _class_name: "T2IAdapter", in_channels: 1, channels: [16, 32, 32] }),
-    );
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ _class_name: "T2IAdapter", ...config }));
+    return dir;
+  };
+
+  it("a folder whose config.json describes another adapter names the mismatching tensor", () => {
+    const dir = withConfig({ in_channels: 1, channels: [16, 32, 32] });
     expect(() => openT2IAdapter(dir)).toThrow(CheckpointError);
     expect(() => openT2IAdapter(dir)).toThrow(/conv_in\.weight.*\[16,192,3,3\], expected \[16,64,3,3\]/);
   });
 
   it("refuses the light adapter type with a message naming it", () => {
-    const dir = mkdtempSync(join(tmpdir(), "t2i-"));
-    copyFileSync(
-      join(DIR, "sd15-tiny-adapter/diffusion_pytorch_model.safetensors"),
-      join(dir, "diffusion_pytorch_model.safetensors"),
-    );
-    writeFileSync(
-      join(dir, "config.json"),
-      JSON.stringify({ _class_name: "T2IAdapter", adapter_type: "light_adapter" }),
-    );
+    const dir = withConfig({ adapter_type: "light_adapter" });
     expect(() => openT2IAdapter(dir)).toThrow(UnsupportedModelError);
     expect(() => openT2IAdapter(dir)).toThrow(/adapter_type "light_adapter" is not supported/);
   });
