@@ -33,6 +33,8 @@ import { CompileCache } from "../src/runtime/compile-cache.js";
 import type { FeedValue, Session } from "../src/runtime/session.js";
 import { ScopedWeights } from "../src/weights/weight-source.js";
 import { randomCheckpoint } from "./random-checkpoint.js";
+import { medianTiming } from "./median-timing.js";
+import { randn } from "./network-rows.js";
 import { randomWeights } from "./random-weights.js";
 
 const { values: args } = parseArgs({
@@ -59,27 +61,7 @@ const CONTROLNET = controlNetConfigFromDiffusers({
   conditioning_embedding_out_channels: [16, 32, 96, 256],
 });
 
-function randn(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 4294967296) * 2 - 1;
-  }
-  return out;
-}
-
-async function time(run: () => Promise<unknown>): Promise<{ seconds: number; fastest: number }> {
-  await run();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    await run();
-    times.push((performance.now() - t) / 1000);
-  }
-  times.sort((a, b) => a - b);
-  return { seconds: times[Math.floor(times.length / 2)]!, fastest: times[0]! };
-}
+const time = (run: () => Promise<unknown>) => medianTiming(runs, run);
 
 async function main(): Promise<void> {
   const scratch = mkdtempSync(join(tmpdir(), "diffuse-bench-control-"));

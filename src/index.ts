@@ -24,6 +24,7 @@ export { hiresUpscalerNames, type PixelUpscaler } from "./pipeline/hires-upscale
 export type { EmbeddingRequest } from "./pipeline/textual-inversions.js";
 export { defaultAdapterFolders } from "./pipeline/adapter-folder.js";
 export { ControlNetModel } from "./pipeline/controlnet-model.js";
+export { T2IAdapterModel } from "./pipeline/t2i-adapter-model.js";
 export { PREPROCESSORS, findPreprocessor } from "./control/preprocessors.js";
 export type { Preprocessor } from "./control/preprocessor.js";
 export { openCheckpoint } from "./models/open-checkpoint.js";

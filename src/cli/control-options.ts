@@ -30,7 +30,7 @@ export async function controlModelPath(value: string, resolve: (name: string) =>
     return await resolve(value);
   } catch (e) {
     throw new InputError(
-      `--control-model ${value}: not found (${(e as Error).message}); pass a ControlNet .safetensors file, a diffusers ControlNet folder, or a store name (diffuse pull controlnet-scribble-sd15)`,
+      `--control-model ${value}: not found (${(e as Error).message}); pass a ControlNet or T2I-Adapter .safetensors file, a diffusers ControlNet or T2IAdapter folder, or a store name (diffuse pull controlnet-scribble-sd15)`,
     );
   }
 }
@@ -46,7 +46,7 @@ export function addControlOptions(command: Command): Command {
     )
     .option(
       "--control-model <path>",
-      "the ControlNet for each --control: a .safetensors file, a diffusers ControlNet folder or a store name; tiny-shapes-scribble for the embedded model (one for all, or one each)",
+      "the ControlNet or T2I-Adapter for each --control: a .safetensors file, a diffusers folder or a store name; tiny-shapes-scribble for the embedded model (one for all, or one each)",
       collect,
       [],
     )

@@ -1,4 +1,5 @@
 import type { ControlNetConfig } from "../configs/controlnet.js";
+import type { T2IAdapterConfig } from "../configs/t2i-adapter.js";
 import type { TaesdConfig } from "../configs/taesd.js";
 import type { TextEncoderConfig } from "../configs/text-encoder.js";
 import type { UNetConfig } from "../configs/unet.js";
@@ -9,6 +10,7 @@ import { ScopedWeights } from "../weights/weight-source.js";
 import { buildClipText } from "./clip-text.js";
 import { buildClipVision } from "./clip-vision.js";
 import { buildControlNet, buildControlNetHint } from "./controlnet.js";
+import { buildT2IAdapter } from "./t2i-adapter.js";
 import { buildTaesdDecoder, buildTaesdEncoder } from "./taesd.js";
 import { buildUNet } from "./unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "./vae.js";
@@ -35,6 +37,10 @@ export function controlNetParamShapes(c: ControlNetConfig): ParamShapes {
     buildControlNetHint(c, w);
     buildControlNet(c, w);
   });
+}
+
+export function t2iAdapterParamShapes(c: T2IAdapterConfig): ParamShapes {
+  return recordShapes((w) => buildT2IAdapter(c, w));
 }
 
 /** TAESD's decoder, and its encoder when asked for. */

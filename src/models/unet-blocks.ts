@@ -38,6 +38,31 @@ export function downResidualName(index: number): string {
 }
 export const MID_RESIDUAL = "mid_block_additional_residual";
 
+/**
+ * The names of the residuals a T2I-Adapter adds inside a UNet (diffusers' down_intrablock_additional_residuals): one
+ * per down level, then one for the mid block's output. The adapter's feature maps are fed to them in order.
+ */
+export function intrablockResidualName(index: number): string {
+  return `down_intrablock_additional_residual_${index}`;
+}
+
+/**
+ * The shape [channels, height, width] of each intrablock residual for latents of h x w, in order: per down level
+ * the output of its last ResNet-and-attention pair on a cross-attention level (before its downsampler), or the
+ * level's output after its downsampler on a plain level; then the mid block's output (when the UNet has one).
+ */
+export function intrablockShapes(config: UNetEncoderConfig, height: number, width: number): [number, number, number][] {
+  const levels = config.blockOutChannels.length;
+  const sizes: [number, number][] = [[height, width]];
+  for (let l = 1; l < levels; l++) sizes.push([Math.ceil(sizes[l - 1]![0] / 2), Math.ceil(sizes[l - 1]![1] / 2)]);
+  const shapes = config.blockOutChannels.map((c, l): [number, number, number] => {
+    const cross = config.downBlockTypes[l] === "CrossAttnDownBlock2D";
+    return [c, ...sizes[cross || l === levels - 1 ? l : l + 1]!];
+  });
+  if (config.midBlockType !== null) shapes.push([config.blockOutChannels[levels - 1]!, ...sizes[levels - 1]!]);
+  return shapes;
+}
+
 /** The channels of each skip connection, in order (conv_in's, each down layer's, each downsampler's). */
 export function skipChannels(config: UNetEncoderConfig): number[] {
   return residualShapes(config, 1, 1).down.map(([c]) => c);
@@ -119,8 +144,14 @@ export function encoderInputs(
  * The down levels from conv_in's output `h`: per level its ResNets (each followed by a spatial transformer on
  * cross-attention levels), then a stride-2 conv except on the last level. Returns the output and every skip
  * connection, conv_in's first, in the order the up path (or a ControlNet's zero convolutions) takes them.
+ * `intrablock`: a T2I-Adapter's residuals, one per level (intrablockShapes says where each enters).
  */
-export function downBlocks(ctx: BlockContext, w: ScopedWeights, h: Value): { h: Value; skips: Value[] } {
+export function downBlocks(
+  ctx: BlockContext,
+  w: ScopedWeights,
+  h: Value,
+  intrablock?: readonly Value[],
+): { h: Value; skips: Value[] } {
   const { g, config } = ctx;
   const levels = config.blockOutChannels.length;
   const skips: Value[] = [h];
@@ -139,11 +170,19 @@ export function downBlocks(ctx: BlockContext, w: ScopedWeights, h: Value): { h: 
             config.attentionHeads[i]!,
             config.downTransformerLayers[i]![j]!,
           );
+        // A T2I-Adapter's residual enters a cross-attention level with its last ResNet-and-attention pair.
+        if (cross && intrablock && j === config.layersPerBlock[i]! - 1) h = g.add(h, intrablock[i]!);
         skips.push(h);
       }
       if (i < levels - 1) {
         h = conv2d(g, block.sub("downsamplers.0.conv"), h, channels, 3, { stride: 2, pads: [1, 1, 1, 1] });
         skips.push(h);
+      }
+      // A plain level gets it on its output (after the downsampler), which diffusers adds in place: so its last
+      // skip connection, the same tensor, has it too.
+      if (!cross && intrablock) {
+        h = g.add(h, intrablock[i]!);
+        skips[skips.length - 1] = h;
       }
     });
   }

@@ -9,6 +9,8 @@ import {
   downResidualName,
   ENCODER_IO,
   encoderInputs,
+  intrablockResidualName,
+  intrablockShapes,
   midBlock,
   MID_RESIDUAL,
   resnetBlock,
@@ -30,6 +32,13 @@ export interface UNetBuildOptions extends EncoderBuildOptions {
    * down_block_additional_residuals / mid_block_additional_residual. A separate graph, so the plain UNet pays nothing.
    */
   controlResiduals?: boolean;
+  /**
+   * Also take a T2I-Adapter's residuals as inputs (unet-blocks.ts intrablockResidualName, intrablockShapes): one per
+   * down level, added inside it, and one added to the mid block's output, as diffusers' UNet does with
+   * down_intrablock_additional_residuals. Their batch may be 1 (broadcast: the adapter's features are the same for
+   * every image and both guidance halves). A separate graph, so the plain UNet pays nothing.
+   */
+  adapterResiduals?: boolean;
 }
 
 /**
@@ -53,9 +62,11 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
   });
 
   const first = g.scoped("conv_in", () => conv2d(g, w.sub("conv_in"), sample, config.blockOutChannels[0]!, 3));
-  const down = downBlocks(ctx, w, first);
+  const intrablock = opts.adapterResiduals ? intrablockInputs(g, config, sample) : undefined;
+  const down = downBlocks(ctx, w, first, intrablock);
   const skips = opts.controlResiduals ? withResiduals(g, down.skips, config, batch) : down.skips;
   let h = midBlock(ctx, w, down.h);
+  if (intrablock && config.midBlockType !== null) h = g.add(h, intrablock[levels]!);
   if (opts.controlResiduals) {
     const channels = config.blockOutChannels[levels - 1]!;
     h = g.add(h, g.input(MID_RESIDUAL, DataType.FLOAT, ["batch", channels, "mid_height", "mid_width"], h.shape));
@@ -98,6 +109,19 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
   const out = g.scoped("conv_out", () => conv2d(g, w.sub("conv_out"), h, config.outChannels, 3));
   g.output(out, UNET_IO.out, ["batch", config.outChannels, "height", "width"]);
   return g;
+}
+
+/** The T2I-Adapter residual inputs, of batch 1 at the nominal sizes (intrablockShapes). */
+function intrablockInputs(g: GraphBuilder, config: UNetConfig, sample: Value): Value[] {
+  const [, , h, w] = sample.shape as [number, number, number, number];
+  return intrablockShapes(config, h, w).map(([c, rh, rw], i) =>
+    g.input(
+      intrablockResidualName(i),
+      DataType.FLOAT,
+      ["intrablock_batch", c, `intrablock_${i}_height`, `intrablock_${i}_width`],
+      [1, c, rh, rw],
+    ),
+  );
 }
 
 /** Each skip connection plus its ControlNet residual, a graph input of the skip's shape. */

@@ -164,6 +164,33 @@ export class GraphBuilder extends Graph {
   }
 
   // ---- resampling ----
+  /**
+   * torch's F.pixel_unshuffle: [N, C, H, W] -> [N, C*r*r, H/r, W/r], output channel c*r*r + i*r + j holding the
+   * pixels at row offset i, column offset j. ONNX's SpaceToDepth orders the channels offset-major ((i*r + j)*C + c),
+   * so for several input channels they are regrouped (a reshape and transpose of the small unshuffled tensor).
+   */
+  pixelUnshuffle(x: Value, r: number): Value {
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    if (h % r !== 0 || w % r !== 0) throw new InternalError(`pixelUnshuffle: ${h}x${w} is not divisible by ${r}`);
+    const s2d = this.op("SpaceToDepth", [x], [n, c * r * r, h / r, w / r], { blocksize: r });
+    if (c === 1) return s2d;
+    return this.reshapeLike(this.transpose(this.reshape(s2d, [0, r * r, c, -1]), [0, 2, 1, 3]), s2d);
+  }
+
+  /**
+   * torch's AvgPool2d(kernel 2, stride 2, ceil_mode=True): an odd size rounds up, and the window hanging over the
+   * edge averages only the pixels inside (no padding is counted), as torch divides with padding 0.
+   */
+  avgPool2x(x: Value): Value {
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    return this.op("AveragePool", [x], [n, c, Math.ceil(h / 2), Math.ceil(w / 2)], {
+      kernel_shape: [2, 2],
+      strides: [2, 2],
+      ceil_mode: 1,
+      count_include_pad: 0,
+    });
+  }
+
   /** Nearest-neighbour 2x upsampling, identical to torch's F.interpolate(scale_factor=2, mode="nearest"). */
   upsampleNearest2x(x: Value): Value {
     const [n, c, h, w] = x.shape as [number, number, number, number];

@@ -1,6 +1,7 @@
 import { CONTROLNET_IO } from "../models/controlnet.js";
 import { downResidualName, MID_RESIDUAL } from "../models/unet-blocks.js";
 import type { FeedValue, RunResult, Session } from "../runtime/session.js";
+import type { AdapterGuidance } from "./adapter-guidance.js";
 
 /** One ControlNet of a generation, ready to run: its session, its control map and when it acts. */
 export interface ControlUnitRun {
@@ -19,7 +20,8 @@ export interface ControlUnitRun {
  * ControlNets applied in the denoising loop: before each UNet call, every ControlNet active at that call runs on the
  * same latents, timestep and conditions (both classifier-free halves: guess mode off) with its control map, and the
  * residuals of all of them are summed (diffusers' MultiControlNetModel) and fed to the UNet variant that takes them.
- * At calls where none is active the residuals are zeros.
+ * At calls where none is active the residuals are zeros. T2I-Adapters (adapter-guidance.ts) add their residuals to
+ * the same UNet call; a generation with adapters alone runs no ControlNet and feeds no ControlNet residuals.
  */
 export class ControlGuidance {
   private zeros: Record<string, FeedValue> | undefined;
@@ -35,6 +37,7 @@ export class ControlGuidance {
       down: readonly (readonly [number, number, number])[];
       mid: readonly [number, number, number];
     },
+    private readonly adapters?: AdapterGuidance,
   ) {}
 
   /**
@@ -47,6 +50,16 @@ export class ControlGuidance {
 
   /** The residual feeds of model call `i` of `n`; `feeds` are the UNet's own (sample, timestep, conditions) for `copies` images. */
   async residuals(
+    i: number,
+    n: number,
+    feeds: Record<string, FeedValue>,
+    copies: number,
+  ): Promise<Record<string, FeedValue>> {
+    const adapted = this.adapters?.residuals(i, n) ?? {};
+    return this.units.length === 0 ? adapted : { ...(await this.controlNetResiduals(i, n, feeds, copies)), ...adapted };
+  }
+
+  private async controlNetResiduals(
     i: number,
     n: number,
     feeds: Record<string, FeedValue>,

@@ -37,6 +37,7 @@ export const GRAPH_CODE = [
   new URL("../models/clip-text.js", import.meta.url),
   new URL("../models/unet.js", import.meta.url),
   new URL("../models/controlnet.js", import.meta.url),
+  new URL("../models/t2i-adapter.js", import.meta.url),
   new URL("../models/vae.js", import.meta.url),
   new URL("../models/open-checkpoint.js", import.meta.url),
   new URL("../runtime/nchwc-layout.js", import.meta.url),
@@ -62,9 +63,21 @@ export interface NetworkOptions extends SessionOptions {
 
 /**
  * "text_encoder" is the checkpoint's first (or only) text encoder, "text_encoder_2" SDXL base's second;
- * "unet_control" the UNet that also takes ControlNet residuals (a graph of its own, so the plain "unet" pays nothing).
+ * "unet_control" the UNet that also takes ControlNet residuals, "unet_adapter" T2I-Adapter residuals,
+ * "unet_control_adapter" both (graphs of their own, so the plain "unet" pays nothing).
  */
-export type NetworkName = "text_encoder" | "text_encoder_2" | "unet" | "unet_control" | "vae_decoder" | "vae_encoder";
+export type NetworkName = "text_encoder" | "text_encoder_2" | UNetVariant | "vae_decoder" | "vae_encoder";
+
+/** The UNet's graphs: the plain one and those that take control residuals (UNET_VARIANTS). */
+export type UNetVariant = "unet" | "unet_control" | "unet_adapter" | "unet_control_adapter";
+
+/** Each UNet variant by the residuals it takes. */
+export const UNET_VARIANTS: Readonly<Record<UNetVariant, { controlResiduals: boolean; adapterResiduals: boolean }>> = {
+  unet: { controlResiduals: false, adapterResiduals: false },
+  unet_control: { controlResiduals: true, adapterResiduals: false },
+  unet_adapter: { controlResiduals: false, adapterResiduals: true },
+  unet_control_adapter: { controlResiduals: true, adapterResiduals: true },
+};
 
 /**
  * Session options per network. The VAE runs once per image on the largest tensors of a generation, where
@@ -79,6 +92,8 @@ export const NETWORK_SESSION: Readonly<Partial<Record<NetworkName, Partial<Sessi
   vae_encoder: { memPattern: false },
   unet: { weightsInPlace: true },
   unet_control: { weightsInPlace: true },
+  unet_adapter: { weightsInPlace: true },
+  unet_control_adapter: { weightsInPlace: true },
   text_encoder: { weightsInPlace: true },
   text_encoder_2: { weightsInPlace: true },
 };
@@ -303,11 +318,13 @@ export class Networks extends CachedSessions<NetworkName> {
     return new Networks(checkpoint, sha256, new CompileCache(cacheDir, { storage: opts.cacheWeights }), opts);
   }
 
-  /** The UNet's change (a LoRA) goes to both of its variants: the one that takes ControlNet residuals has its weights. */
+  /** The UNet's change (a LoRA) goes to every variant: those that take control residuals have its weights. */
   override async setWeightChange(name: NetworkName, change: WeightChange | undefined): Promise<boolean> {
     if (name !== "unet") return super.setWeightChange(name, change);
-    const control = await super.setWeightChange("unet_control", change);
-    return (await super.setWeightChange("unet", change)) || control;
+    let changed = false;
+    for (const variant of Object.keys(UNET_VARIANTS) as UNetVariant[])
+      changed = (await super.setWeightChange(variant, change)) || changed;
+    return changed;
   }
 }
 
@@ -344,7 +361,9 @@ function buildNetwork(checkpoint: Checkpoint, name: NetworkName, attention: Atte
     case "unet":
       return buildUNet(config.unet, new ScopedWeights(unet), { attention });
     case "unet_control":
-      return buildUNet(config.unet, new ScopedWeights(unet), { attention, controlResiduals: true });
+    case "unet_adapter":
+    case "unet_control_adapter":
+      return buildUNet(config.unet, new ScopedWeights(unet), { attention, ...UNET_VARIANTS[name] });
     case "vae_decoder":
       return buildVaeDecoder(config.vae, new ScopedWeights(vae), { attention });
     case "vae_encoder":

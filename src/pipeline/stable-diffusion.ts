@@ -5,7 +5,7 @@ import { InputError } from "../errors.js";
 import { decodeImage, type ImageSource, type Mask, type RgbImage } from "../image/codec.js";
 import { encodeImage } from "../image/encode-image.js";
 import { imageToUnitTensor } from "../image/tensor.js";
-import { residualShapes } from "../models/unet-blocks.js";
+import { intrablockShapes, residualShapes } from "../models/unet-blocks.js";
 import type { ImageFormat } from "../image/output-format.js";
 import { randomSeed } from "../random/seed.js";
 import { createScheduler, type RawSchedulerConfig, type Scheduler } from "../schedulers/index.js";
@@ -13,13 +13,15 @@ import type { Session } from "../runtime/session.js";
 import type { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
 import { shortHash } from "../weights/hash.js";
+import { isT2IAdapterPath } from "../weights/t2i-adapter-checkpoint.js";
 import { AdapterFolder, defaultAdapterFolders } from "./adapter-folder.js";
+import { AdapterGuidance, type AdapterUnitRun } from "./adapter-guidance.js";
 import { BatchNoise, batchSeeds } from "./batch-noise.js";
 import { hiresTimesteps, upscaleFirstPass } from "./hires-pass.js";
 import { findHiresUpscaler, type PixelUpscaler } from "./hires-upscalers.js";
 import { hiresInfotext, variationInfotext } from "./seed-infotext.js";
 import { initialNoise, type Variation } from "./variation-noise.js";
-import { ControlGuidance } from "./control-guidance.js";
+import { ControlGuidance, type ControlUnitRun } from "./control-guidance.js";
 import { controlNetInfotext } from "./control-infotext.js";
 import { controlMap } from "./control-maps.js";
 import { ControlNetModel } from "./controlnet-model.js";
@@ -30,7 +32,7 @@ import { prepareInpaintArea } from "./inpaint-area.js";
 import { inpaintInfotext } from "./inpaint-infotext.js";
 import { fillMaskedLatents, inpaintChannels, latentKeepMask, type InpaintChannels } from "./inpainting.js";
 import { latentShape, latentSpace, type LatentSpace } from "./latent-space.js";
-import type { NetworkOptions, Networks } from "./networks.js";
+import { UNET_VARIANTS, type NetworkOptions, type Networks, type UNetVariant } from "./networks.js";
 import { lcmConditions } from "./guidance-embedding.js";
 import { loraTags } from "./lora-tags.js";
 import { Loras, wantedLoras } from "./loras.js";
@@ -49,6 +51,7 @@ import type { Safeguards } from "./safeguards.js";
 import type { TextualInversions } from "./textual-inversions.js";
 import { StepPreviews } from "./step-previews.js";
 import { decodeWorkingBytes, fp32WeightBytes, releasesFinishedNetworks, type StageMemory } from "./stage-memory.js";
+import { T2IAdapterModel } from "./t2i-adapter-model.js";
 import type { Conditioner, ConditioningRequest, PromptConditions } from "./unet-condition.js";
 import { VaeCodec } from "./vae-codec.js";
 import { VaeModel } from "./vae-model.js";
@@ -153,8 +156,8 @@ export class StableDiffusionPipeline {
   private readonly upscalers: Readonly<Record<string, PixelUpscaler>>;
   /** VAEs loaded for requests (GenerateParams.vae), by path; kept until close. */
   private readonly vaes = new Map<string, Promise<VaeModel>>();
-  /** ControlNets loaded for requests, by path and config folder; kept until close. */
-  private readonly controlNets = new Map<string, Promise<ControlNetModel>>();
+  /** Control models (ControlNets and T2I-Adapters) loaded for requests, by path and config folder; kept until close. */
+  private readonly controlModels = new Map<string, Promise<ControlModel>>();
   /**
    * Generations in progress, from their LoRAs' merge to their last image: a network is released between stages only
    * when no other generation may be using it.
@@ -188,14 +191,17 @@ export class StableDiffusionPipeline {
   }
 
   /**
-   * A ControlNet by path (a .safetensors file or a diffusers folder; `config`: its config folder for a single file of
-   * non-standard size), loaded once and kept with the pipeline; an InputError when it does not fit this model.
+   * A control unit's model by path, loaded once and kept with the pipeline: a T2I-Adapter (a diffusers folder of
+   * class T2IAdapter, or a file with an adapter's tensors, weights/t2i-adapter-checkpoint.ts), else a ControlNet (a
+   * .safetensors file or a diffusers folder; `config`: its config folder for a single file of non-standard size).
+   * A ControlNet that does not fit this model is an InputError here; an adapter is checked at the generation's size.
    */
-  controlNet(path: string, config?: string): Promise<ControlNetModel> {
+  controlModel(path: string, config?: string): Promise<ControlModel> {
     const key = `${path}\0${config ?? ""}`;
-    let cn = this.controlNets.get(key);
-    if (!cn) {
-      cn = (async () => {
+    let cm = this.controlModels.get(key);
+    if (!cm) {
+      cm = (async () => {
+        if (isT2IAdapterPath(path)) return T2IAdapterModel.open(path, this.networkOptions);
         const model = await ControlNetModel.open(path, { ...this.networkOptions, config });
         try {
           model.checkFits(this.config.unet, this.checkpoint.path);
@@ -205,10 +211,10 @@ export class StableDiffusionPipeline {
           throw e;
         }
       })();
-      this.controlNets.set(key, cn);
-      cn.catch(() => this.controlNets.delete(key));
+      this.controlModels.set(key, cm);
+      cm.catch(() => this.controlModels.delete(key));
     }
-    return cn;
+    return cm;
   }
 
   /**
@@ -563,13 +569,15 @@ export class StableDiffusionPipeline {
     return { images, controlMaps: control?.maps ?? [], parameters: p, info: images[0]!.infotext, warnings };
   }
 
-  /** Each unit's ControlNet (loaded once) and control map, before any compute of the generation. */
+  /** Each unit's control model (loaded once, checked against the model) and control map, before any compute. */
   private async prepareControl(
     units: readonly ResolvedControlUnit[],
     width: number,
     height: number,
   ): Promise<PreparedControl> {
-    const models = await Promise.all(units.map((u) => this.controlNet(u.model, u.config)));
+    const models = await Promise.all(units.map((u) => this.controlModel(u.model, u.config)));
+    for (const m of models)
+      if (m instanceof T2IAdapterModel) m.checkFits(this.config.unet, this.checkpoint.path, width, height);
     const maps = await Promise.all(units.map((u, i) => controlMap(u, width, height, i)));
     return { units, models, maps, titles: models.map((m) => m.title) };
   }
@@ -610,7 +618,7 @@ export class StableDiffusionPipeline {
     const at =
       this.refiner && refinerConditions ? refinerStart(s.timesteps, p.refinerSwitchAt!, trainSteps) : undefined;
     const latents = await denoise({
-      unet: await this.unet(control !== undefined),
+      unet: await this.unet(control),
       control: control && (await this.controlGuidance(control, shape)),
       scheduler,
       timesteps: s.timesteps,
@@ -667,7 +675,7 @@ export class StableDiffusionPipeline {
       ? await inpaintChannels(codec, undefined, undefined, h.width, h.height, seeds.length)
       : undefined;
     return denoise({
-      unet: await this.unet(false),
+      unet: await this.unet(undefined),
       scheduler,
       timesteps,
       latents: start,
@@ -682,12 +690,14 @@ export class StableDiffusionPipeline {
   }
 
   /**
-   * The UNet a generation runs: the plain one, or the variant that takes ControlNet residuals. Only one is kept
-   * loaded while nothing else runs (each holds the UNet's weights), so alternating requests cost a reload, not memory.
+   * The UNet a generation runs: the plain one, or the variant that takes the residuals of its control units
+   * (ControlNets, T2I-Adapters or both). Only one is kept loaded while nothing else runs (each holds the UNet's
+   * weights), so alternating requests cost a reload, not memory.
    */
-  private async unet(controlled: boolean): Promise<Session> {
-    const [wanted, other] = controlled ? (["unet_control", "unet"] as const) : (["unet", "unet_control"] as const);
-    if (this.running === 1 && this.networks.has(other)) await this.networks.release(other);
+  private async unet(control: PreparedControl | undefined): Promise<Session> {
+    const wanted = unetVariant(control);
+    for (const other of Object.keys(UNET_VARIANTS) as UNetVariant[])
+      if (other !== wanted && this.running === 1 && this.networks.has(other)) await this.networks.release(other);
     return this.networks.get(wanted);
   }
 
@@ -695,24 +705,39 @@ export class StableDiffusionPipeline {
     control: PreparedControl,
     shape: readonly [number, number, number, number],
   ): Promise<ControlGuidance> {
-    const runs = await Promise.all(
-      control.units.map(async (u, i) => {
-        const cond = imageToUnitTensor(control.maps[i]!);
-        const hint = await control.models[i]!.hint(cond.data, cond.shape);
-        return {
-          session: await control.models[i]!.session(),
-          hint: hint.data,
-          hintDims: hint.dims,
-          scale: u.weight,
+    const controlNets: ControlUnitRun[] = [];
+    const adapters: AdapterUnitRun[] = [];
+    for (const [i, u] of control.units.entries()) {
+      const model = control.models[i]!;
+      if (model instanceof T2IAdapterModel) {
+        // Once per generation: the features times the unit's weight (A1111's weight, diffusers' conditioning scale).
+        const features = await model.features(control.maps[i]!);
+        adapters.push({
+          features: features.map((f) => f.data.map((v) => v * u.weight)),
           start: u.guidanceStart,
           end: u.guidanceEnd,
-        };
-      }),
-    );
+        });
+        continue;
+      }
+      const cond = imageToUnitTensor(control.maps[i]!);
+      const hint = await model.hint(cond.data, cond.shape);
+      controlNets.push({
+        session: await model.session(),
+        hint: hint.data,
+        hintDims: hint.dims,
+        scale: u.weight,
+        start: u.guidanceStart,
+        end: u.guidanceEnd,
+      });
+    }
+    const adapterGuidance = adapters.length
+      ? new AdapterGuidance(adapters, intrablockShapes(this.config.unet, shape[2], shape[3]))
+      : undefined;
     return new ControlGuidance(
-      await this.networks.get("unet_control"),
-      runs,
+      await this.networks.get(unetVariant(control)),
+      controlNets,
       residualShapes(this.config.unet, shape[2], shape[3]),
+      adapterGuidance,
     );
   }
 
@@ -770,8 +795,8 @@ export class StableDiffusionPipeline {
     await this.vae?.close();
     for (const v of this.vaes.values()) await (await v.catch(() => undefined))?.close();
     this.vaes.clear();
-    for (const cn of this.controlNets.values()) await (await cn.catch(() => undefined))?.close();
-    this.controlNets.clear();
+    for (const cm of this.controlModels.values()) await (await cm.catch(() => undefined))?.close();
+    this.controlModels.clear();
     if (this.refiner) {
       await this.refiner.networks.release();
       this.refiner.checkpoint.close();
@@ -796,10 +821,13 @@ function withGuidance(c: PromptConditions, cfgScale: number, dim: number | undef
   return dim === undefined ? c : lcmConditions(c, cfgScale, dim);
 }
 
-/** A generation's ControlNet units with their models and control maps. */
+/** What a control unit's model is: a ControlNet, run at every step, or a T2I-Adapter, run once per generation. */
+export type ControlModel = ControlNetModel | T2IAdapterModel;
+
+/** A generation's control units with their models and control maps. */
 interface PreparedControl {
   units: readonly ResolvedControlUnit[];
-  models: ControlNetModel[];
+  models: ControlModel[];
   maps: RgbImage[];
   titles: string[];
 }
@@ -840,4 +868,11 @@ function startIndex(s: Scheduler, p: ResolvedParams): number {
 /** Paths name themselves in error messages; uploaded bytes are called by their role. */
 function sourceName(source: ImageSource, role: string): string | undefined {
   return typeof source === "string" ? undefined : role;
+}
+
+/** The UNet variant that takes the residuals of a generation's control units (the plain UNet without any). */
+function unetVariant(control: PreparedControl | undefined): UNetVariant {
+  const adapters = control?.models.some((m) => m instanceof T2IAdapterModel) ?? false;
+  const controlNets = control?.models.some((m) => m instanceof ControlNetModel) ?? false;
+  return controlNets ? (adapters ? "unet_control_adapter" : "unet_control") : adapters ? "unet_adapter" : "unet";
 }

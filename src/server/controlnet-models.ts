@@ -2,10 +2,10 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { readJson } from "../weights/checkpoint.js";
 import { controlNetTitle } from "../weights/controlnet-checkpoint.js";
-import { detectWeightsKind } from "../weights/detect-kind.js";
+import { detectWeightsKind, type WeightsKind } from "../weights/detect-kind.js";
 import { SafetensorsFile } from "../weights/safetensors.js";
 
-/** A ControlNet the server can use: A1111's extension title ("name [hash]") and where it is. */
+/** A control model (ControlNet or T2I-Adapter) the server can use: A1111's extension title ("name [hash]") and where it is. */
 export interface ListedControlNet {
   readonly title: string;
   readonly path: string;
@@ -13,8 +13,9 @@ export interface ListedControlNet {
 
 /**
  * The ControlNets in the given folders (`serve --controlnet-dir`), as A1111's ControlNet extension lists its models
- * folder: each .safetensors file whose tensors are a ControlNet's, and each diffusers ControlNet folder
- * (config.json of class ControlNetModel), sorted by name. Files are recognised from their headers only.
+ * folder: each .safetensors file whose tensors are a ControlNet's or a T2I-Adapter's (the extension keeps both
+ * there), and each diffusers folder of either (config.json of class ControlNetModel or T2IAdapter), sorted by name.
+ * Files are recognised from their headers only.
  */
 export function listControlNets(dirs: readonly string[]): ListedControlNet[] {
   const found: ListedControlNet[] = [];
@@ -29,13 +30,19 @@ export function listControlNets(dirs: readonly string[]): ListedControlNet[] {
   return found;
 }
 
+/** What the extension's models folder holds: ControlNets and T2I-Adapters, as files and as diffusers folders. */
+const CONTROL_KINDS: ReadonlySet<WeightsKind> = new Set(["controlnet", "t2i-adapter"]);
+const CONTROL_CLASSES: ReadonlySet<string> = new Set(["ControlNetModel", "T2IAdapter"]);
+
 function fileControlNet(path: string): ListedControlNet | undefined {
   if (!path.endsWith(".safetensors")) return undefined;
   try {
     const file = SafetensorsFile.open(path);
     try {
       const shapes = new Map([...file.tensors].map(([k, t]) => [k, t.shape] as const));
-      return detectWeightsKind(shapes).kind === "controlnet" ? { title: controlNetTitle(path, path), path } : undefined;
+      return CONTROL_KINDS.has(detectWeightsKind(shapes).kind)
+        ? { title: controlNetTitle(path, path), path }
+        : undefined;
     } finally {
       file.close();
     }
@@ -48,7 +55,7 @@ function folderControlNet(dir: string): ListedControlNet | undefined {
   const weights = join(dir, "diffusion_pytorch_model.safetensors");
   if (!existsSync(join(dir, "config.json")) || !existsSync(weights)) return undefined;
   try {
-    return readJson(join(dir, "config.json"), "config")["_class_name"] === "ControlNetModel"
+    return CONTROL_CLASSES.has(String(readJson(join(dir, "config.json"), "config")["_class_name"]))
       ? { title: controlNetTitle(dir, weights), path: dir }
       : undefined;
   } catch {

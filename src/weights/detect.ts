@@ -139,6 +139,7 @@ const NOT_A_CHECKPOINT: Readonly<Record<PartKind, string>> = {
   lora: "a LoRA, which modifies a checkpoint: open a checkpoint and apply the LoRA to it",
   embedding: "a textual-inversion embedding: use it with a checkpoint",
   controlnet: "a ControlNet, which guides a checkpoint: open a checkpoint and use the ControlNet with it",
+  "t2i-adapter": "a T2I-Adapter, which guides a checkpoint: open a checkpoint and use the adapter as a control model",
   vae: "a standalone VAE: open a whole checkpoint (a VAE swap is a separate option)",
   "diffusers-component": "one component of a diffusers folder: open the whole folder (the one with model_index.json)",
   "text-encoder": "a bare text encoder: open a whole checkpoint",

@@ -224,18 +224,20 @@ class UNet2DConditionModel(nn.Module):
         time_ids: torch.Tensor | None = None,
         down_residuals: list[torch.Tensor] | None = None,
         mid_residual: torch.Tensor | None = None,
+        intrablock_residuals: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """`text_embeds` [B, pooled] and `time_ids` [B, 6]: SDXL's added conditions (addition_embed_type "text_time").
         `down_residuals` (one per skip connection) and `mid_residual`: a ControlNet's outputs, added to the skip
         connections and to the mid block's output as diffusers' down_block_additional_residuals and
-        mid_block_additional_residual are."""
+        mid_block_additional_residual are. `intrablock_residuals`: a T2I-Adapter's features, added inside the down
+        blocks as diffusers' down_intrablock_additional_residuals are (encoder_pass)."""
         temb = time_embedding(self, sample.shape[0], timestep, text_embeds, time_ids)
         # Every level halves the size, rounding up (stride-2 convolution with padding 1). When the size is not
         # divisible by 2^(levels-1), doubling on the way up would overshoot the skip connection; the reference
         # then upsamples to the skip's size instead.
         ups = sum(hasattr(b, "upsamplers") for b in self.up_blocks)
         forward_size = any(d % (2**ups) != 0 for d in sample.shape[-2:])
-        h, skips = encoder_pass(self, self.conv_in(sample), temb, context)
+        h, skips = encoder_pass(self, self.conv_in(sample), temb, context, intrablock_residuals)
         if down_residuals is not None:
             if len(down_residuals) != len(skips):
                 raise ValueError(f"{len(down_residuals)} down residuals for {len(skips)} skip connections")
@@ -267,20 +269,37 @@ def time_embedding(net: nn.Module, batch: int, timestep: torch.Tensor, text_embe
     return temb
 
 
-def encoder_pass(net: nn.Module, h: torch.Tensor, temb: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def encoder_pass(
+    net: nn.Module, h: torch.Tensor, temb: torch.Tensor, context: torch.Tensor, intrablock: list[torch.Tensor] | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The encoder half of a UNet, or of a ControlNet, from conv_in's output: the mid block's output and every skip
-    connection (conv_in's output first), in the order the up path takes them back."""
+    connection (conv_in's output first), in the order the up path takes them back.
+
+    `intrablock` (a T2I-Adapter's features, consumed in order) as diffusers' UNet adds them: a cross-attention down
+    block adds the next one to the output of its last ResNet-and-attention pair (so to that skip connection and to
+    what its downsampler reads); a plain down block adds it to its own output, after its downsampler, and in place,
+    so to the last skip connection as well; one left over of the mid block's shape is added to the mid block's output."""
+    pending = list(intrablock or [])
     skips = [h]
     for block in net.down_blocks:
         for j, resnet in enumerate(block.resnets):
             h = resnet(h, temb)
             if block.attentions is not None:
                 h = block.attentions[j](h, context)
+                if j == len(block.resnets) - 1 and pending:
+                    h = h + pending.pop(0)
             skips.append(h)
         if hasattr(block, "downsamplers"):
             h = block.downsamplers[0](h)
             skips.append(h)
+        if block.attentions is None and pending:
+            h = h + pending.pop(0)
+            skips[-1] = h
     h = net.mid_block.resnets[0](h, temb)
     h = net.mid_block.attentions[0](h, context)
     h = net.mid_block.resnets[1](h, temb)
+    if pending and pending[0].shape == h.shape:
+        h = h + pending.pop(0)
+    if pending:
+        raise ValueError(f"{len(pending)} adapter features left over: the adapter does not fit this UNet")
     return h, skips
