@@ -5,7 +5,9 @@ import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerInspect } from "./inspect.js";
 import { registerModels } from "./models.js";
+import { packageVersion } from "./package-version.js";
 import { registerPull } from "./pull.js";
+import { registerSamplers } from "./samplers.js";
 import { registerServe } from "./serve.js";
 import { registerVerify } from "./verify.js";
 import { registerWorker } from "./worker.js";
@@ -17,6 +19,9 @@ import { registerWorker } from "./worker.js";
 export async function main(argv: readonly string[]): Promise<void> {
   const program = new Command("diffuse")
     .description("Stable Diffusion in TypeScript")
+    .version(packageVersion(), "-V, --version", "print the version of diffuse")
+    // A typo in an option or command name is answered with the closest one (also for every subcommand).
+    .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerGenerate(program);
@@ -28,6 +33,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerDetect(program);
   registerPull(program);
   registerModels(program);
+  registerSamplers(program);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {
