@@ -1,5 +1,7 @@
 /** The public API of diffuse. */
 export { loadPipeline, type LoadOptions, type Pipeline } from "./worker/load.js";
+/** The small model embedded in the package (models/tiny-shapes), which the CLI uses without --model. */
+export { defaultModelPath } from "./default-model.js";
 export { PipelineWorker, type WorkerGenerateParams, type WorkerStepEvent } from "./worker/pipeline-worker.js";
 export { StableDiffusionPipeline } from "./pipeline/stable-diffusion.js";
 export type { GenerateResult, GeneratedImage } from "./pipeline/stable-diffusion.js";

@@ -1,6 +1,6 @@
 import { extname } from "node:path";
 import cliProgress from "cli-progress";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import type { PredictionType } from "../configs/pipeline.js";
 import { InputError } from "../errors.js";
 import { defaultModelPath, isDefaultModel } from "../default-model.js";
@@ -18,6 +18,8 @@ import { addControlOptions, controlModelPath, controlUnits, type ControlOptions 
 import { Interruption } from "./interruption.js";
 import { terminalLicensePrompt } from "./license-prompt.js";
 import { checkOutputsWritable, stageFiles } from "./output-files.js";
+import { numberedPaths, OUTDIR_ENV, outputFolder } from "./output-folder.js";
+import { samplerSummary } from "./samplers.js";
 import { PreviewFile } from "./preview-file.js";
 import { modelOption } from "./model-option.js";
 import { safetyPolicyOption } from "./safety-options.js";
@@ -31,6 +33,8 @@ interface GenerateOptions extends ControlOptions {
   refiner?: string;
   refinerConfig?: string;
   refinerSwitchAt?: string;
+  negativePrompt?: string;
+  /** The short name --negative, kept for scripts written before --negative-prompt. */
   negative?: string;
   prompt2?: string;
   negative2?: string;
@@ -64,7 +68,8 @@ interface GenerateOptions extends ControlOptions {
   batchCount?: string;
   clipSkip?: string;
   threads?: string;
-  out: string;
+  out?: string;
+  outdir?: string;
   json?: boolean;
   progress: boolean;
   watermark: boolean;
@@ -210,7 +215,8 @@ export function registerGenerate(program: Command): void {
       "--prediction <type>",
       "what the model predicts, over its config and detection: v (v-prediction) or epsilon",
     )
-    .option("-n, --negative <text>", "negative prompt")
+    .option("-n, --negative-prompt <text>", "negative prompt: what the image should not have")
+    .addOption(new Option("--negative <text>", "the same as --negative-prompt").hideHelp())
     .option("--prompt-2 <text>", "SDXL: the prompt of the second text encoder (default: the prompt)")
     .option(
       "--negative-2 <text>",
@@ -263,7 +269,7 @@ export function registerGenerate(program: Command): void {
     .option("--hires-schedule <name>", "the hires pass's schedule type (default: --schedule)")
     .option(
       "--sampler <name>",
-      'sampler: euler-a, dpm++2m-karras, ... or A1111 names like "Euler a" (default: the model\'s, else euler-a)',
+      `sampler, by name or A1111 label (default: the model's, else euler-a; \`diffuse samplers\` lists them): ${samplerSummary()}`,
     )
     .option(
       "--schedule <name>",
@@ -274,7 +280,7 @@ export function registerGenerate(program: Command): void {
     .option("-W, --width <w>", "width in pixels, a multiple of 8 (default: the model's size)")
     .option("-H, --height <h>", "height in pixels, a multiple of 8 (default: the model's size)")
     .option("--init <image>", "init image (sketch or photo) for image-to-image")
-    .option("--strength <f>", "image-to-image denoising strength in (0, 1]", "0.75")
+    .option("--strength <f>", "image-to-image denoising strength in (0, 1], with --init (default 0.75)")
     .option("--mask <image>", "inpainting mask, white = repaint (another size than --init is stretched to it)")
     .option("--mask-blur <px>", "blur the mask's edge (Gaussian, standard deviation in pixels, 0 to 64; A1111's is 4)")
     .option(
@@ -293,7 +299,7 @@ export function registerGenerate(program: Command): void {
       "use the text encoder's n-th layer from the end (SD1; SD2 and SDXL always use their penultimate, as in A1111)",
       "1",
     )
-    .option("--threads <n>", "CPU threads (default: all cores)")
+    .option("--threads <n>", "CPU threads, 1 or more (default: all cores)")
     .option(
       "--lora <name:weight>",
       "merge a LoRA, as <lora:NAME:WEIGHT> in the prompt does (NAME in the LoRA folder, or a .safetensors path; repeatable)",
@@ -310,8 +316,11 @@ export function registerGenerate(program: Command): void {
     )
     .option(
       "-o, --out <file>",
-      "output file: .png, .jpg/.jpeg or .webp (the extension picks the format); {seed} and {n} are replaced",
-      "out.png",
+      "write exactly this file: .png, .jpg/.jpeg or .webp (the extension picks the format); {seed} and {n} are replaced (default: a numbered file in the outputs folder)",
+    )
+    .option(
+      "--outdir <dir>",
+      `without -o, images go to DIR/txt2img/YYYY-MM-DD/NNNNN-SEED.png (img2img/ with --init), as A1111 files them (default: $${OUTDIR_ENV}, else ./outputs)`,
     )
     .option("--json", "print a JSON result on stdout")
     .option("--no-progress", "no progress bar")
@@ -373,7 +382,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   const hires = hiresOption(o);
   const params: GenerateParams = {
     prompt,
-    negative_prompt: o.negative,
+    negative_prompt: o.negativePrompt ?? o.negative,
     prompt_2: o.prompt2,
     negative_prompt_2: o.negative2,
     refiner_switch_at: num("--refiner-switch-at", o.refinerSwitchAt),
@@ -399,6 +408,15 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     controlnet: controlUnits(o),
   };
   if (o.mask !== undefined && o.init === undefined) throw new InputError("--mask needs --init: the image to inpaint");
+  if (o.strength !== undefined && o.init === undefined)
+    throw new InputError(
+      "--strength needs --init: it says how much of the init image is repainted; give --init IMAGE, or leave --strength out",
+    );
+  if (o.out !== undefined && o.outdir !== undefined)
+    throw new InputError("-o names the exact file and --outdir the folder for numbered files: give one of them");
+  if (o.negativePrompt !== undefined && o.negative !== undefined)
+    throw new InputError("--negative is the old name of --negative-prompt: give the negative prompt once");
+  const threads = threadsOption(o.threads);
   if (o.refinerSwitchAt !== undefined && o.refiner === undefined)
     throw new InputError("--refiner-switch-at needs --refiner: the checkpoint to hand over to");
   if (o.refinerConfig !== undefined && o.refiner === undefined)
@@ -415,7 +433,6 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
         "using the embedded tiny shapes model (a demo that draws coloured shapes); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion",
       );
     }
-    const threads = num("--threads", o.threads);
     if (params.controlnet)
       params.controlnet = await Promise.all(
         params.controlnet.map(async (u) => ({ ...u, model: await controlModelPath(u.model, modelOption) })),
@@ -502,9 +519,11 @@ async function run(
   interruption.check();
   for (const w of result.warnings) log(`warning: ${w}`);
   const seeds = result.images.map((i) => i.seed);
-  const paths = outputPaths(
-    o.out,
+  const paths = outputTargets(
+    o,
+    params,
     result.images.map((i) => (i.subseed === undefined ? i.seed : `${i.seed}-${i.subseed}`)),
+    "write",
   );
   const encoded = await Promise.all(result.images.map((i) => i.encode(format)));
   await interruption.pausePoint("encoded");
@@ -552,7 +571,7 @@ async function run(
  * writability. The same checks run again when the files are committed.
  */
 function checkOutputs(o: GenerateOptions, params: GenerateParams, seed: bigint): ImageFormat {
-  const paths = outputPaths(o.out, expectedSeeds(params, seed));
+  const paths = outputTargets(o, params, expectedSeeds(params, seed), "check");
   const formats = new Set(paths.map(formatForPath));
   if (formats.size !== 1)
     throw new InputError(`-o ${o.out} gives names with different extensions; use one image format for the run`);
@@ -573,8 +592,33 @@ function checkOutputs(o: GenerateOptions, params: GenerateParams, seed: bigint):
       `the prompt is too long for a JPEG's metadata (its EXIF segment holds 64 KB, and the parameters are stored there): write .png or .webp instead`,
     );
   }
-  checkOutputsWritable(paths);
+  // Numbered files are new names in a folder numberedPaths checked (it is created just before writing).
+  if (o.out !== undefined) checkOutputsWritable(paths);
   return format;
+}
+
+/**
+ * Where the images go: exactly the -o names, or numbered files in the outputs folder (img2img's when there is an init
+ * image, as A1111 files inpainting too). Called again just before writing, so the numbers are the folder's latest.
+ */
+function outputTargets(
+  o: GenerateOptions,
+  params: GenerateParams,
+  seeds: readonly (bigint | string)[],
+  phase: "check" | "write",
+): string[] {
+  if (o.out !== undefined) return outputPaths(o.out, seeds);
+  const kind = params.init_images ? "img2img" : "txt2img";
+  return numberedPaths(outputFolder(o.outdir), kind, seeds, phase === "write");
+}
+
+/** `--threads N`: a whole number of at least 1 (0 would silently mean "all cores" to onnxruntime). */
+function threadsOption(value: string | undefined): number | undefined {
+  const n = num("--threads", value);
+  if (n === undefined || (Number.isInteger(n) && n >= 1)) return n;
+  throw new InputError(
+    `--threads ${value} is not a thread count: give a whole number of threads from 1 up (leave it out for all cores)`,
+  );
 }
 
 /** Room for the infotext's parameter line (steps, sampler, seed, model...) beside the prompts, in EXIF bytes. */

@@ -5,7 +5,9 @@ import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";
 import { registerInspect } from "./inspect.js";
 import { registerModels } from "./models.js";
+import { packageVersion } from "./package-version.js";
 import { registerPull } from "./pull.js";
+import { registerSamplers } from "./samplers.js";
 import { registerServe } from "./serve.js";
 import { registerUpscale } from "./upscale.js";
 import { registerVerify } from "./verify.js";
@@ -18,6 +20,9 @@ import { registerWorker } from "./worker.js";
 export async function main(argv: readonly string[]): Promise<void> {
   const program = new Command("diffuse")
     .description("Stable Diffusion in TypeScript")
+    .version(packageVersion(), "-V, --version", "print the version of diffuse")
+    // A typo in an option or command name is answered with the closest one (also for every subcommand).
+    .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerGenerate(program);
@@ -30,6 +35,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerPull(program);
   registerModels(program);
   registerUpscale(program);
+  registerSamplers(program);
   try {
     await program.parseAsync([...argv]);
   } catch (e) {

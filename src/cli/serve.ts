@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { isDefaultModel } from "../default-model.js";
-import { InputError } from "../errors.js";
+import { DiffuseError, InputError, openCheckpoint } from "../index.js";
 import { buildApp } from "../server/app.js";
 import { DEFAULTS, resolveServerConfig } from "../server/config.js";
 import { parseQueueUrl } from "../worker/queue-url.js";
@@ -75,6 +75,16 @@ export function registerServe(program: Command): void {
     });
 }
 
+/** Opens the checkpoint as loading would, and closes it; a DiffuseError says why it cannot be served. */
+function checkServable(modelPath: string, configDir: string | undefined): void {
+  try {
+    openCheckpoint(modelPath, { configDir }).close();
+  } catch (e) {
+    if (e instanceof DiffuseError) throw new InputError(`cannot serve ${modelPath}: ${e.message}`);
+    throw e;
+  }
+}
+
 function positiveNumber(flag: string, value: string): number {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n <= 0)
@@ -104,6 +114,10 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
     log(
       "serving the embedded tiny shapes model (a demo); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion",
     );
+  const loadOptions = await loadOptionsOf(o, log);
+  // Generation runs here (no queue): a model that cannot be opened would give a server that looks healthy and fails
+  // every request, so it is checked now (headers and shapes, not a full load) and refused with the reason.
+  if (!queue) checkServable(modelPath, loadOptions.config);
   const config = resolveServerConfig({
     host: o.host,
     port: integer("--port", o.port),
@@ -113,7 +127,7 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
     token: o.token ?? process.env["DIFFUSE_TOKEN"],
     bodyLimit: (integer("--body-limit", o.bodyLimit) ?? DEFAULTS.bodyLimit / 1024 / 1024) * 1024 * 1024,
     loadOptions: {
-      ...(await loadOptionsOf(o, log)),
+      ...loadOptions,
       promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
     },
     log: o.log ?? false,

@@ -1,21 +1,17 @@
 import type { Command } from "commander";
-import { DiffuseError, InputError } from "../errors.js";
+import { InputError } from "../errors.js";
 import { readImageFile } from "../image/codec.js";
 import { stringifyExact } from "../json-exact.js";
 import { MAX_SIDE_FILE_BYTES, readRegularFile } from "../regular-file.js";
 import { verifyImage, type VerifyReport } from "../responsible/provenance/verify-image.js";
-
-/** A manifest is present but fails validation: exit 3, so scripts can tell it from "no manifest" (2). */
-export class ProvenanceInvalidError extends DiffuseError {
-  override readonly exitCode: number = 3;
-}
+import { FoundButBrokenError, NothingFoundError } from "./finding-errors.js";
 
 /** `diffuse verify IMAGE`: the C2PA content credentials of a PNG or JPEG, and whether they still hold. */
 export function registerVerify(program: Command): void {
   program
     .command("verify")
     .description(
-      "check the C2PA content credentials (provenance manifest) of a PNG or JPEG: exit 0 valid, 3 invalid, 2 none",
+      "check the C2PA content credentials (provenance manifest) of a PNG or JPEG: exit 0 valid, 2 none, 3 invalid",
     )
     .argument("<image>", "a PNG or JPEG written by diffuse (or any PNG or JPEG with a C2PA manifest)")
     .option("--json", "print the full report as JSON")
@@ -34,12 +30,12 @@ export function registerVerify(program: Command): void {
       // A manifest's CBOR may hold integers past 2^53 - 1 (a seed up to 2^64 - 1): printed exactly.
       process.stdout.write(o.json ? stringifyExact(report, 2) + "\n" : formatReport(report));
       if (!report.manifestFound) {
-        throw new InputError(
+        throw new NothingFoundError(
           `${path} has no C2PA manifest: it was not signed (diffuse writes WebP, and anything with --no-provenance, unsigned), or an editor or website stripped its metadata`,
         );
       }
       if (!report.valid) {
-        throw new ProvenanceInvalidError(
+        throw new FoundButBrokenError(
           `${path}: the content credentials fail validation: ${report.failures.map((f) => f.message).join("; ")}`,
         );
       }

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { snapshotRepo } from "../hub/cache-path.js";
 import { buildInfotext } from "../image/infotext.js";
-import type { ProvenanceInfo } from "../responsible/provenance/index.js";
+import type { ProvenanceInfo } from "../responsible/provenance/provenance-info.js";
 import { findSampler, findScheduleType } from "../schedulers/index.js";
 import type { ResolvedParams } from "./params.js";
 

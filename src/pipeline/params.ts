@@ -358,6 +358,12 @@ export const DEFAULT_CFG_SCALE = 7;
 const integer = checkedInteger;
 const number = checkedNumber;
 
+/** The nearest valid size for a value in range but off the 8 px grid; the model's native size for one out of range. */
+function sizeExample(value: number | undefined, native: number): number {
+  if (value === undefined || !Number.isFinite(value) || value < 8 || value > MAX_IMAGE_SIDE) return native;
+  return Math.min(MAX_IMAGE_SIDE, Math.max(8, Math.round(value / 8) * 8));
+}
+
 /** Checks every parameter up front, so bad input fails before any compute, with a message naming the fix. */
 export function resolveParams(p: GenerateParams, defaults: ModelDefaults): ResolvedParams {
   if (typeof p.prompt !== "string") throw new InputError("prompt must be a string");
@@ -387,7 +393,7 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
       v ?? defaults.size,
       8,
       MAX_IMAGE_SIDE,
-      `${name} must be a multiple of 8 between 8 and ${MAX_IMAGE_SIDE} (the VAE works on 8x8 pixel blocks), e.g. ${Math.round((v ?? 512) / 8) * 8}`,
+      `${name} must be a multiple of 8 between 8 and ${MAX_IMAGE_SIDE} (the VAE works on 8x8 pixel blocks), e.g. ${sizeExample(v, defaults.size)}`,
     );
   const width = size("width", p.width);
   const height = size("height", p.height);

@@ -1,12 +1,9 @@
 import type { RgbImage } from "../image/codec.js";
 import { PromptPolicy } from "../responsible/prompt-policy.js";
-import {
-  resolveSigner,
-  signImage,
-  type ProvenanceInfo,
-  type ProvenanceSigner,
-  type SignerConfig,
-} from "../responsible/provenance/index.js";
+import { resolveSigner, signImage, type ProvenanceSigner } from "../responsible/provenance/index.js";
+// The types the public API shows come from their own files: the barrel's declarations reach the C2PA library's types.
+import type { ProvenanceInfo } from "../responsible/provenance/provenance-info.js";
+import type { SignerConfig } from "../responsible/provenance/signer-settings.js";
 import {
   applyPolicy,
   DEFAULT_SAFETY_POLICY,

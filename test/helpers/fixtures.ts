@@ -3,13 +3,31 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SafetensorsFile } from "../../src/weights/safetensors.js";
 
-/** ../shared beside the checkout (CI lays it there); tests that need it skip with a message when it is absent. */
-export const SHARED = resolve(dirname(fileURLToPath(import.meta.url)), "../../../shared");
+/**
+ * ../shared beside the checkout (CI lays it there; DIFFUSE_SHARED names another place); tests that need it skip with
+ * a message when it is absent, except in CI, where a missing folder is a broken setup that skipping would hide.
+ */
+export const SHARED = process.env.DIFFUSE_SHARED
+  ? resolve(process.env.DIFFUSE_SHARED)
+  : resolve(dirname(fileURLToPath(import.meta.url)), "../../../shared");
 export const REFERENCE = join(SHARED, "fixtures/reference");
 export const HAVE_REFERENCE = existsSync(join(REFERENCE, "manifest.json"));
 export const MISSING_REFERENCE = `reference fixtures not found at ${REFERENCE}: parity tests skipped (CI lays ../shared beside the checkout)`;
 
-if (!HAVE_REFERENCE) console.warn(MISSING_REFERENCE);
+/** CI services set CI=true (GitHub Actions, GitLab, CircleCI, Travis...); "false" or "0" is a local override. */
+function inCi(env: NodeJS.ProcessEnv): boolean {
+  const v = (env.CI ?? "").trim().toLowerCase();
+  return v !== "" && v !== "false" && v !== "0";
+}
+
+if (!HAVE_REFERENCE) {
+  if (inCi(process.env))
+    throw new Error(
+      `reference fixtures not found at ${REFERENCE}, and CI=true: in CI the tests that need them must run, not skip. ` +
+        "Lay the shared folder beside the checkout (../shared) or set DIFFUSE_SHARED to it.",
+    );
+  console.warn(MISSING_REFERENCE);
+}
 
 export function ref(...parts: string[]): string {
   return join(REFERENCE, ...parts);

@@ -7,6 +7,7 @@
  * size, so a 64 px test model still gets smooth strokes; the export resamples to the generation size.
  */
 import { MaskLayer } from "./mask-brush.js";
+import type { SavedSketch } from "./sketch-store.js";
 import { context, UndoStack } from "./undo.js";
 
 export type Tool = "brush" | "eraser";
@@ -23,6 +24,11 @@ export class SketchCanvas {
   brushSize = 12;
   /** Called after anything changes the pixels or the undo history, e.g. to refresh the toolbar. */
   onChange: () => void = () => undefined;
+  /**
+   * Called as a stroke on the sketch layer begins; what it returns (e.g. turning back a switch it turned on) runs when
+   * that stroke is undone, so the page's reaction to drawing is undone with the drawing.
+   */
+  onSketchStroke: () => (() => void) | undefined = () => undefined;
 
   private width: number;
   private height: number;
@@ -136,6 +142,32 @@ export class SketchCanvas {
     this.onChange();
   }
 
+  /** The layers at their working resolution, as PNG, to be kept and given back to `restore`. */
+  async save(): Promise<SavedSketch> {
+    const [picture, strokes, mask] = await Promise.all([this.picture, this.strokes, this.mask.canvas].map(pngBlob));
+    return { picture: picture!, strokes: strokes!, mask: mask! };
+  }
+
+  /** Puts saved layers back, stretched to the current shape as `resize` does; not undoable (it is the start). */
+  async restore(saved: SavedSketch): Promise<void> {
+    const pairs = [
+      [this.picture, saved.picture],
+      [this.strokes, saved.strokes],
+      [this.mask.canvas, saved.mask],
+    ] as const;
+    const bitmaps = await Promise.all(pairs.map(([, blob]) => createImageBitmap(blob)));
+    pairs.forEach(([layer], i) => {
+      const bitmap = bitmaps[i]!;
+      clearCanvas(layer);
+      const ctx = context(layer);
+      ctx.imageSmoothingQuality = "high";
+      ctx.drawImage(bitmap, 0, 0, layer.width, layer.height);
+      bitmap.close();
+    });
+    this.history.clear();
+    this.onChange();
+  }
+
   /** Sets the stage's aspect ratio so CSS can size it to the column while the layers keep their pixels. */
   private fitStage(): void {
     this.stage.style.aspectRatio = `${this.width} / ${this.height}`;
@@ -164,6 +196,10 @@ export class SketchCanvas {
       el.setPointerCapture(e.pointerId);
       this.drawing = e.pointerId;
       this.history.record(this.target());
+      if (this.layer === "sketch") {
+        const revert = this.onSketchStroke();
+        if (revert) this.history.alsoRevert(revert);
+      }
       const p = this.point(e);
       this.last = p;
       this.segment(p, p);
@@ -240,6 +276,12 @@ function layerCanvas(className: string, width: number, height: number): HTMLCanv
   c.width = width;
   c.height = height;
   return c;
+}
+
+function pngBlob(c: HTMLCanvasElement): Promise<Blob> {
+  return new Promise((resolve, reject) =>
+    c.toBlob((b) => (b ? resolve(b) : reject(new Error("the canvas could not be saved as PNG"))), "image/png"),
+  );
 }
 
 function clearCanvas(c: HTMLCanvasElement): void {

@@ -20,6 +20,7 @@ import { ParamsForm } from "./params-form.js";
 import { ProgressView, type FinishedImage } from "./progress.js";
 import { PromptStylePicker } from "./prompt-styles.js";
 import { ScribbleControl } from "./scribble-control.js";
+import { SketchStore } from "./sketch-store.js";
 import { toast } from "./toast.js";
 import { TokenDialog } from "./token-dialog.js";
 import { Viewer } from "./viewer.js";
@@ -88,6 +89,40 @@ const scribble = new ScribbleControl(byId("scribble"), api, () => canvas.sketchD
 let maskEmpty = true;
 let currentJob: string | null = null;
 
+// ---- the sketch kept across reloads ----------------------------------------------------------------------------
+
+const sketchStore = new SketchStore();
+/** Until the saved sketch is back on the canvas, saving would replace it with the blank paper of a fresh page. */
+let sketchRestored = false;
+let saveTimer: ReturnType<typeof setTimeout> | undefined;
+/** Waits for a pause in drawing: encoding three layers as PNG on every pointer event would make strokes lag. */
+const SAVE_DELAY_MS = 400;
+
+function scheduleSketchSave(): void {
+  if (!sketchRestored) return;
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => {
+    void canvas
+      .save()
+      .then((sketch) => sketchStore.save(sketch))
+      .then((kept) => {
+        if (!kept) note("The sketch is too large to keep across a reload", "info");
+      })
+      .catch(() => undefined); // No IndexedDB (a private window): the sketch lives as long as the page.
+  }, SAVE_DELAY_MS);
+}
+
+async function restoreSketch(): Promise<void> {
+  try {
+    const saved = await sketchStore.load();
+    if (saved) await canvas.restore(saved);
+  } catch {
+    // Nothing saved that can be read back: the page starts with blank paper.
+  } finally {
+    sketchRestored = true;
+  }
+}
+
 // ---- mode: what kind of job Generate will send -------------------------------------------------------------
 
 function mode(): JobType {
@@ -111,6 +146,14 @@ canvas.onChange = () => {
   maskEmpty = canvas.maskIsEmpty();
   showMode();
   scribble.sketchChanged();
+  scheduleSketchSave();
+};
+// Drawing is a request to use the drawing: the first stroke switches the sketch on (unless it already guides the
+// picture as a ControlNet scribble), where the user sees it, and undoing that stroke switches it off again.
+canvas.onSketchStroke = () => {
+  if (form.values().use_sketch || scribble.active) return undefined;
+  form.set({ use_sketch: true });
+  return () => form.set({ use_sketch: false });
 };
 // A mask only means something for inpainting, so painting one turns the sketch on.
 toolbar.onMaskPainted = () => {
@@ -367,6 +410,7 @@ async function loadModel(): Promise<void> {
 
 async function start(): Promise<void> {
   showMode();
+  void restoreSketch();
   // The samplers first: the model's defaults may pick one of them.
   const samplers = loadSamplers();
   const results = await Promise.allSettled([samplers.catch(() => undefined).then(loadModel), samplers]);

@@ -17,6 +17,7 @@ import { IMAGE_FORMATS } from "../../image/output-format.js";
 import { GeneratorClaim } from "./generator-claim.js";
 import { describeIngredient } from "./ingredient.js";
 import { openSignableAsset, signableFormatNames } from "./signable-asset.js";
+import type { ProvenanceInfo } from "./provenance-info.js";
 import type { ProvenanceSigner } from "./signer.js";
 import {
   CONFIGURED_KEY_STATEMENT,
@@ -27,25 +28,7 @@ import {
   SOFTWARE_AGENT,
 } from "./vocabulary.js";
 
-/** What the manifest records about how an image was made. */
-export interface ProvenanceInfo {
-  /** Model name or hash, as the infotext names it. */
-  readonly model: string;
-  readonly sampler: string;
-  readonly prompt?: string;
-  readonly negativePrompt?: string;
-  /** Seeds run to 2^64 - 1: one beyond 2^53 - 1 is recorded exactly, as a CBOR unsigned 64-bit integer. */
-  readonly seed?: number | bigint;
-  readonly steps?: number;
-  readonly cfgScale?: number;
-  readonly denoisingStrength?: number;
-  /** img2img / sketch-to-image: the encoded input image, recorded as an `inputTo` ingredient by its hash. */
-  readonly ingredient?: Uint8Array;
-  /** The input's file name, shown by readers; defaults to "init image". */
-  readonly ingredientTitle?: string;
-  /** Safeguards turned off for this image ("watermark", "safety checker"), so the manifest says so too. */
-  readonly safeguardsOff?: readonly string[];
-}
+export type { ProvenanceInfo } from "./provenance-info.js";
 
 const SHA256 = "SHA-256";
 /** Room for the COSE signature bytes added after the manifest's size is fixed (RSA-4096 needs 512). */

@@ -1,16 +1,9 @@
 import { InputError } from "../../errors.js";
 import { defaultProvenanceDir, localSigner } from "./local-identity.js";
+import type { SignerConfig } from "./signer-settings.js";
 import { loadSigner, type ProvenanceSigner } from "./signer.js";
 
-/** Where the signing key comes from. Both paths, or neither (then the local self-signed identity is used). */
-export interface SignerConfig {
-  /** PEM private key (PKCS#8 or SEC1 for EC keys). */
-  readonly keyPath?: string;
-  /** PEM certificates: the signing certificate first, then the CAs that issued it. */
-  readonly certPath?: string;
-  /** Folder of the generated local identity; defaults to ~/.config/diffuse/c2pa. */
-  readonly localDir?: string;
-}
+export type { SignerConfig } from "./signer-settings.js";
 
 /** The user's key from DIFFUSE_C2PA_KEY / DIFFUSE_C2PA_CERT, for a CLI or server without explicit options. */
 export function signerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): SignerConfig {
