@@ -15,7 +15,7 @@ import { shortHash } from "../weights/hash.js";
 import { AdapterFolder, defaultAdapterFolders } from "./adapter-folder.js";
 import { BatchNoise, batchSeeds } from "./batch-noise.js";
 import { hiresTimesteps, upscaleFirstPass } from "./hires-pass.js";
-import { findHiresUpscaler, type PixelUpscaler } from "./hires-upscalers.js";
+import { findHiresUpscaler, type NamedUpscalers, upscalersOf } from "./hires-upscalers.js";
 import { hiresInfotext, variationInfotext } from "./seed-infotext.js";
 import { initialNoise, type Variation } from "./variation-noise.js";
 import { ControlGuidance } from "./control-guidance.js";
@@ -105,9 +105,9 @@ export interface PipelineParts {
   stageMemory?: StageMemory;
   /**
    * Pixel upscalers the hires fix may use by name besides the built-in ones ("Lanczos", "Nearest"), e.g. learned
-   * ones (ESRGAN): each takes RGB bytes and returns them at the asked size.
+   * ones (ESRGAN): each takes RGB bytes and returns them at the asked size. Closed with the pipeline.
    */
-  upscalers?: Readonly<Record<string, PixelUpscaler>>;
+  upscalers?: NamedUpscalers;
 }
 
 /** One batch's starting point: the latents to denoise from and the timesteps left to run. */
@@ -141,7 +141,7 @@ export class StableDiffusionPipeline {
   private readonly networkOptions: NetworkOptions;
   private readonly fastDecoder: TaesdModel | undefined;
   private readonly previewDecoder: TaesdModel | undefined;
-  private readonly upscalers: Readonly<Record<string, PixelUpscaler>>;
+  private readonly upscalers: NamedUpscalers;
   /** ControlNets loaded for requests, by path and config folder; kept until close. */
   private readonly controlNets = new Map<string, Promise<ControlNetModel>>();
   /**
@@ -177,7 +177,7 @@ export class StableDiffusionPipeline {
     this.loras = new Loras(this.checkpoint, this.networks);
     this.networkOptions = parts.networkOptions ?? {};
     this.stageMemory = parts.stageMemory ?? "auto";
-    this.upscalers = parts.upscalers ?? {};
+    this.upscalers = parts.upscalers ?? upscalersOf();
   }
 
   /**
@@ -267,7 +267,7 @@ export class StableDiffusionPipeline {
       sampler: this.defaultSampler,
       refinerSwitchAt: this.refiner ? DEFAULT_REFINER_SWITCH_AT : undefined,
       randomSeed,
-      upscalers: Object.keys(this.upscalers),
+      upscalers: this.upscalers.names(),
     });
     this.safeguards.checkPrompt(p.prompt, p.negativePrompt);
     const jobId = params.job_id ?? randomUUID();
@@ -723,6 +723,7 @@ export class StableDiffusionPipeline {
       await this.refiner.networks.release();
       this.refiner.checkpoint.close();
     }
+    await this.upscalers.close?.();
     await this.networks.release();
     await this.safeguards.release();
     this.checkpoint.close();
