@@ -14,13 +14,7 @@ export function learnedUpscalers(
   threads: number | undefined,
 ): NamedUpscalers {
   const registry = search && new UpscalerRegistry(search, { threads });
-  const files = (): string[] =>
-    registry
-      ? registry
-          .list()
-          .filter((e) => e.modelPath !== null && !(e.name in given))
-          .map((e) => e.name)
-      : [];
+  const files = (): string[] => registry?.modelNames().filter((name) => !(name in given)) ?? [];
   return {
     names: () => [...Object.keys(given), ...files()],
     get: (name) => {

@@ -4,6 +4,7 @@ import type { JobEvents } from "./events.js";
 import type { ImageFiles } from "./image-files.js";
 import type { JobViews } from "./job-view.js";
 import type { JobQueue, ServedModel } from "./job-queue.js";
+import type { UpscalerRegistry } from "../upscale/upscalers.js";
 import type { JobStore } from "./store.js";
 
 /** The parts of one server instance, handed to each group of routes (no module-level state anywhere). */
@@ -17,4 +18,9 @@ export interface ServerContext {
   /** The checkpoints the model store knows, which clients may switch to or name per job. */
   checkpoints: Checkpoints;
   views: JobViews;
+  /**
+   * The upscalers by name (/sdapi/v1/upscalers, the extras routes), whose model files the hires fix may name too:
+   * the generating threads find the same files from the same search options (ServerConfig's upscalerSearch).
+   */
+  upscalers: UpscalerRegistry;
 }
