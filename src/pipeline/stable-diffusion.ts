@@ -267,7 +267,8 @@ export class StableDiffusionPipeline {
       sampler: this.defaultSampler,
       refinerSwitchAt: this.refiner ? DEFAULT_REFINER_SWITCH_AT : undefined,
       randomSeed,
-      upscalers: this.upscalers.names(),
+      // Listing model folders is for the hires fix only.
+      upscalers: params.hires === undefined ? [] : this.upscalers.names(),
     });
     this.safeguards.checkPrompt(p.prompt, p.negativePrompt);
     const jobId = params.job_id ?? randomUUID();
