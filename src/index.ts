@@ -69,5 +69,6 @@ export {
 } from "./errors.js";
 export { UpscalerRegistry, type UpscalerEntry } from "./upscale/upscalers.js";
 export type { Upscaler } from "./upscale/upscaler.js";
+export type { UpscalerSearch } from "./upscale/upscaler-folders.js";
 export { postprocessUpscale, type PostprocessRequest, type PostprocessResult } from "./upscale/postprocess.js";
 export { TorchFile } from "./weights/torch-pickle.js";

@@ -48,6 +48,7 @@ interface GenerateOptions extends ControlOptions {
   hiresResize?: string;
   hiresSteps?: string;
   hiresUpscaler?: string;
+  modelsDir: string[];
   hiresDenoise?: string;
   hiresPrompt?: string;
   hiresNegative?: string;
@@ -260,7 +261,13 @@ export function registerGenerate(program: Command): void {
     .option("--hires-steps <n>", "steps of the hires pass (default: as many as --steps)")
     .option(
       "--hires-upscaler <name>",
-      'the hires upscaler: "Latent" (default), "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)", "Latent (nearest-exact)", "Lanczos" or "Nearest"',
+      'the hires upscaler: "Latent" (default), "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)", "Latent (nearest-exact)", "Lanczos", "Nearest", or an ESRGAN / Real-ESRGAN model by file name (as diffuse upscale --list shows them)',
+    )
+    .option(
+      "--models-dir <dir>",
+      'an A1111 or ComfyUI installation whose upscaler models --hires-upscaler may name (repeatable; also "modelsDirs" in $DIFFUSE_HOME/config.json, DIFFUSE_HOME/upscalers and tools installed in the usual places)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
     )
     .option("--hires-denoise <f>", "how much the hires pass repaints, above 0 to 1 (default 0.75)")
     .option("--hires-prompt <text>", "the hires pass's prompt (default: the prompt)")
@@ -460,6 +467,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
       provenance: o.provenance ? signer : false,
       promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
       ...adapterFolderOptions(o),
+      upscalerSearch: { modelsDirs: o.modelsDir },
     });
     try {
       await interruption.pausePoint("loaded");

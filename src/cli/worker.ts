@@ -11,6 +11,7 @@ interface WorkerOptions extends ModelFlags {
   name?: string;
   lockDuration: string;
   stalledInterval: string;
+  modelsDir: string[];
 }
 
 export function registerWorker(program: Command): void {
@@ -25,6 +26,12 @@ export function registerWorker(program: Command): void {
       "the server's queue: redis://[user:password@]host[:port][/db] (password also from $DIFFUSE_REDIS_PASSWORD)",
     )
     .option("--name <name>", "this worker's name in the adverts and on the jobs it runs (default: host-pid-random)")
+    .option(
+      "--models-dir <dir>",
+      "an A1111 or ComfyUI installation whose upscaler models a job's hires fix may name, as the server's --models-dir (repeatable; the server accepts the names its own folders list, so give both the same files)",
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
     .option(
       "--lock-duration <ms>",
       "how long a job stays locked to this worker between renewals; a killed worker's job is retried once it expires",
@@ -55,7 +62,7 @@ async function workerCommand(o: WorkerOptions): Promise<void> {
   const worker = new QueueWorker({
     target,
     modelPath: await modelPathOf(o),
-    loadOptions: await loadOptionsOf(o, log),
+    loadOptions: { ...(await loadOptionsOf(o, log)), upscalerSearch: { modelsDirs: o.modelsDir } },
     name: o.name,
     lockDurationMs: milliseconds("--lock-duration", o.lockDuration),
     stalledIntervalMs: milliseconds("--stalled-interval", o.stalledInterval),

@@ -17,6 +17,22 @@ export type PixelUpscaler = (
   signal?: AbortSignal,
 ) => Promise<Uint8Array>;
 
+/**
+ * Pixel upscalers a pipeline has by name besides the built-in ones: the names known now (a folder of model files
+ * may change while a server runs), and one by its canonical name. `close` frees what they hold (onnxruntime
+ * sessions of learned upscalers).
+ */
+export interface NamedUpscalers {
+  names(): readonly string[];
+  get(name: string): PixelUpscaler | undefined;
+  close?(): Promise<void>;
+}
+
+/** Upscalers given as functions (LoadOptions.upscalers), with nothing to free. */
+export function upscalersOf(given: Readonly<Record<string, PixelUpscaler>> = {}): NamedUpscalers {
+  return { names: () => Object.keys(given), get: (name) => given[name] };
+}
+
 export type HiresUpscaler =
   | { kind: "latent"; name: string; mode: InterpolationMode; antialias: boolean }
   | { kind: "pixel"; name: string; upscale: PixelUpscaler };
@@ -69,9 +85,9 @@ export function canonicalUpscaler(name: string, extra: readonly string[] = []): 
 }
 
 /** The upscaler a canonical name stands for; `extra` are the pipeline's own pixel upscalers. */
-export function findHiresUpscaler(name: string, extra: Readonly<Record<string, PixelUpscaler>> = {}): HiresUpscaler {
-  const canonical = canonicalUpscaler(name, Object.keys(extra));
+export function findHiresUpscaler(name: string, extra: NamedUpscalers = upscalersOf()): HiresUpscaler {
+  const canonical = canonicalUpscaler(name, extra.names());
   const latent = LATENT_MODES[canonical];
   if (latent) return { kind: "latent", name: canonical, ...latent };
-  return { kind: "pixel", name: canonical, upscale: extra[canonical] ?? BUILTIN_PIXEL[canonical]! };
+  return { kind: "pixel", name: canonical, upscale: extra.get(canonical) ?? BUILTIN_PIXEL[canonical]! };
 }

@@ -1,4 +1,3 @@
-import type { PixelUpscaler } from "./hires-upscalers.js";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { TEXT_CONDITIONING, timeIdCount, type PredictionType } from "../configs/pipeline.js";
@@ -13,9 +12,12 @@ import {
   type RawSchedulerConfig,
 } from "../schedulers/index.js";
 import { ClipTokenizer } from "../tokenizer/clip-tokenizer.js";
+import type { UpscalerSearch } from "../upscale/upscaler-folders.js";
 import type { Checkpoint } from "../weights/checkpoint.js";
 import { shortHash } from "../weights/hash.js";
 import { AdapterFolder, defaultAdapterFolders } from "./adapter-folder.js";
+import type { PixelUpscaler } from "./hires-upscalers.js";
+import { learnedUpscalers } from "./learned-upscalers.js";
 import { readGenerationConfig, type GenerationConfig } from "./generation-config.js";
 import { latentSpace } from "./latent-space.js";
 import { readPipelineFlags } from "./model-index.js";
@@ -79,6 +81,13 @@ export interface LoadOptions extends NetworkOptions, SafeguardOptions {
   previewDecoder?: string;
   /** Pixel upscalers the hires fix may name besides the built-in ones (PipelineParts.upscalers). */
   upscalers?: Readonly<Record<string, PixelUpscaler>>;
+  /**
+   * Where the hires fix finds ESRGAN / Real-ESRGAN model files to name by file name, as /sdapi/v1/upscalers and
+   * `diffuse upscale` do: A1111's models/ESRGAN and models/RealESRGAN, ComfyUI's models/upscale_models,
+   * DIFFUSE_HOME/upscalers, under `modelsDirs` (and the usual roots unless `searchDefaults` is false). Without it,
+   * no model files are searched.
+   */
+  upscalerSearch?: UpscalerSearch;
 }
 
 export interface RefinerLoadOptions {
@@ -152,7 +161,7 @@ export async function loadPipeline(path: string, opts: LoadOptions = {}): Promis
       stageMemory: opts.stageMemory,
       fastDecoder,
       previewDecoder,
-      upscalers: opts.upscalers,
+      upscalers: learnedUpscalers(opts.upscalers, opts.upscalerSearch, opts.threads),
       vae,
     });
   } catch (e) {

@@ -18,7 +18,7 @@ import { AdapterFolder, defaultAdapterFolders } from "./adapter-folder.js";
 import { AdapterGuidance, type AdapterUnitRun } from "./adapter-guidance.js";
 import { BatchNoise, batchSeeds } from "./batch-noise.js";
 import { hiresTimesteps, upscaleFirstPass } from "./hires-pass.js";
-import { findHiresUpscaler, type PixelUpscaler } from "./hires-upscalers.js";
+import { findHiresUpscaler, type NamedUpscalers, upscalersOf } from "./hires-upscalers.js";
 import { hiresInfotext, variationInfotext } from "./seed-infotext.js";
 import { initialNoise, type Variation } from "./variation-noise.js";
 import { ControlGuidance, type ControlUnitRun } from "./control-guidance.js";
@@ -112,9 +112,9 @@ export interface PipelineParts {
   stageMemory?: StageMemory;
   /**
    * Pixel upscalers the hires fix may use by name besides the built-in ones ("Lanczos", "Nearest"), e.g. learned
-   * ones (ESRGAN): each takes RGB bytes and returns them at the asked size.
+   * ones (ESRGAN): each takes RGB bytes and returns them at the asked size. Closed with the pipeline.
    */
-  upscalers?: Readonly<Record<string, PixelUpscaler>>;
+  upscalers?: NamedUpscalers;
   /** A VAE that encodes and decodes instead of the checkpoint's own (`--vae PATH`, A1111's sd_vae). */
   vae?: VaeModel;
 }
@@ -153,7 +153,7 @@ export class StableDiffusionPipeline {
   /** The VAE used instead of the checkpoint's, if any. */
   readonly vae: VaeModel | undefined;
   private readonly previewDecoder: TaesdModel | undefined;
-  private readonly upscalers: Readonly<Record<string, PixelUpscaler>>;
+  private readonly upscalers: NamedUpscalers;
   /** VAEs loaded for requests (GenerateParams.vae), by path; kept until close. */
   private readonly vaes = new Map<string, Promise<VaeModel>>();
   /** Control models (ControlNets and T2I-Adapters) loaded for requests, by path and config folder; kept until close. */
@@ -187,7 +187,7 @@ export class StableDiffusionPipeline {
     this.loras = new Loras(this.checkpoint, this.networks);
     this.networkOptions = parts.networkOptions ?? {};
     this.stageMemory = parts.stageMemory ?? "auto";
-    this.upscalers = parts.upscalers ?? {};
+    this.upscalers = parts.upscalers ?? upscalersOf();
   }
 
   /**
@@ -307,7 +307,8 @@ export class StableDiffusionPipeline {
       sampler: this.defaultSampler,
       refinerSwitchAt: this.refiner ? DEFAULT_REFINER_SWITCH_AT : undefined,
       randomSeed,
-      upscalers: Object.keys(this.upscalers),
+      // Listing model folders is for the hires fix only.
+      upscalers: params.hires === undefined ? [] : this.upscalers.names(),
     });
     this.safeguards.checkPrompt(p.prompt, p.negativePrompt);
     const jobId = params.job_id ?? randomUUID();
@@ -801,6 +802,7 @@ export class StableDiffusionPipeline {
       await this.refiner.networks.release();
       this.refiner.checkpoint.close();
     }
+    await this.upscalers.close?.();
     await this.networks.release();
     await this.safeguards.release();
     this.checkpoint.close();

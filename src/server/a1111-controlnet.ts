@@ -142,11 +142,18 @@ function resizeMode(v: unknown, field: string): NonNullable<ControlNetUnitParams
  * units whose `detect` is set: recomputed from the stored control images, which is cheap and exact (the
  * preprocessors are pure).
  */
-export async function detectedMaps(job: JobRecord, uploads: Uploads, detect: readonly boolean[]): Promise<string[]> {
+export async function detectedMaps(
+  job: JobRecord,
+  uploads: Uploads,
+  detect: readonly boolean[],
+  upscalers: readonly string[],
+): Promise<string[]> {
   if (!job.params.controlnet?.length || !detect.some((d) => d)) return [];
   const p = resolveParams(generateParamsOf(job.params, uploads), {
     size: job.params.width ?? 512,
     randomSeed: () => 0n,
+    // The job ran with them: its hires upscaler, a model file maybe, must resolve here too.
+    upscalers,
   });
   const maps: string[] = [];
   for (const [i, unit] of (p.controlnet ?? []).entries()) {

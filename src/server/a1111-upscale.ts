@@ -2,7 +2,6 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { InputError } from "../errors.js";
 import { postprocessUpscale } from "../upscale/postprocess.js";
-import { UpscalerRegistry } from "../upscale/upscalers.js";
 import type { ServerContext } from "./context.js";
 import { readImageUpload } from "./uploads.js";
 
@@ -45,16 +44,7 @@ type Parse = <S extends z.ZodType>(schema: S, value: unknown, where: "body" | "q
 
 export function registerUpscaleRoutes(scope: FastifyInstance, ctx: ServerContext, parse: Parse): void {
   const load = ctx.config.loadOptions ?? {};
-  const registry = new UpscalerRegistry(
-    {
-      modelsDirs: ctx.config.models?.modelsDirs,
-      searchDefaults: ctx.config.models?.searchDefaults,
-      userHome: ctx.config.models?.userHome,
-      home: ctx.config.models?.home,
-    },
-    { threads: load.threads },
-  );
-  scope.addHook("onClose", async () => registry.close());
+  const registry = ctx.upscalers;
   // One upscale at a time: memory stays that of one image, whatever the number of clients.
   let queue: Promise<unknown> = Promise.resolve();
   const serially = <T>(work: () => Promise<T>): Promise<T> => {

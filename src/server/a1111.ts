@@ -205,7 +205,8 @@ async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
   // After the images, each ControlNet unit's control map, as the extension returns them (unless its
   // control_net_no_detectmap setting, or a unit's save_detected_map: false, says not to).
   const noMaps = (req.override_settings?.["control_net_no_detectmap"] ?? options["control_net_no_detectmap"]) === true;
-  if (encoded.length > 0 && !noMaps) encoded.push(...(await detectedMaps(job, uploads, detectMaps)));
+  if (encoded.length > 0 && !noMaps)
+    encoded.push(...(await detectedMaps(job, uploads, detectMaps, ctx.upscalers.modelNames())));
   return { images: encoded, parameters, info: a1111Info(job, images, model, req.styles ?? []) };
 }
 

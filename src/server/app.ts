@@ -4,7 +4,7 @@ import { registerA1111Routes } from "./a1111.js";
 import { registerAuth } from "./auth.js";
 import { registerCatalogRoutes } from "./catalog.js";
 import { registerControlNetRoutes } from "./controlnet-routes.js";
-import type { ServerConfig } from "./config.js";
+import { type ServerConfig, upscalerSearchOf } from "./config.js";
 import type { ServerContext, StopRequest } from "./context.js";
 import { registerCrossSiteGuard } from "./cross-site.js";
 import { JobEvents } from "./events.js";
@@ -21,6 +21,7 @@ import { EmbeddedQueue } from "./embedded-queue.js";
 import type { QueueOptions } from "./job-queue.js";
 import { RedisQueue } from "./redis-queue.js";
 import { ServedModels } from "./served-models.js";
+import { UpscalerRegistry } from "../upscale/upscalers.js";
 import { loggerOptions } from "./request-log.js";
 import { registerStaticRoutes } from "./static.js";
 import { JobStore, type RecoveryReport } from "./store.js";
@@ -105,9 +106,13 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
     vaeDirs: vaeFolders(config.models),
   };
   const started = { name: modelNameFor(config.modelPath), path: config.modelPath };
+  // The generating threads search the same folders as the registry, so hr_upscaler's names are the listed ones.
+  const upscalerSearch = upscalerSearchOf(config);
+  const upscalers = new UpscalerRegistry(upscalerSearch, { threads: config.loadOptions?.threads });
+  const loadOptions = { ...config.loadOptions, upscalerSearch };
   const embedded = config.queue
     ? undefined
-    : new EmbeddedQueue(store, files, events, new ServedModels(started, config.loadOptions ?? {}, log), queueOptions);
+    : new EmbeddedQueue(store, files, events, new ServedModels(started, loadOptions, log), queueOptions);
   const queue =
     embedded ?? new RedisQueue(store, files, events, started.name, { ...queueOptions, target: config.queue! });
   const model = queue.model;
@@ -130,6 +135,7 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
     checkpoints,
     views: new JobViews(store, queue),
     requestStop: (how) => requestStop(how),
+    upscalers,
   };
 
   fastify.setErrorHandler(apiErrorHandler);
@@ -169,6 +175,7 @@ async function startApp(config: ServerConfig, store: JobStore, files: ImageFiles
       await fastify.close();
       store.close();
       await model.close();
+      await upscalers.close();
     })());
   return { fastify, context, recovery, stopRequested, close };
 }

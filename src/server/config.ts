@@ -5,6 +5,7 @@ import { embeddedControlNetDir, isDefaultModel } from "../default-model.js";
 import { InputError } from "../errors.js";
 import type { ListOptions } from "../hub/list-models.js";
 import type { LoadOptions } from "../pipeline/load-pipeline.js";
+import type { UpscalerSearch } from "../upscale/upscaler-folders.js";
 import type { QueueTarget } from "../worker/queue-url.js";
 
 /** Everything the server needs to start, resolved; tests build one directly and pass port 0. */
@@ -56,6 +57,18 @@ export interface ServerConfig {
    * --api-server-stop` as A1111's flag); off, those routes answer 403.
    */
   apiServerStop?: boolean;
+}
+
+/**
+ * Where the server's upscalers are found: loadOptions.upscalerSearch when given, else the model folders of `models`
+ * (A1111's models/ESRGAN under an A1111 --models-dir, and so on). One answer for /sdapi/v1/upscalers, the check of
+ * a request's hr_upscaler and the threads that run the hires fix.
+ */
+export function upscalerSearchOf(config: ServerConfig): UpscalerSearch {
+  const given = config.loadOptions?.upscalerSearch;
+  if (given) return given;
+  const m = config.models ?? {};
+  return { modelsDirs: m.modelsDirs, searchDefaults: m.searchDefaults, userHome: m.userHome, home: m.home };
 }
 
 /** src/server and dist/server both sit two levels below the package root. */

@@ -4,6 +4,7 @@ import type { JobEvents } from "./events.js";
 import type { ImageFiles } from "./image-files.js";
 import type { JobViews } from "./job-view.js";
 import type { JobQueue, ServedModel } from "./job-queue.js";
+import type { UpscalerRegistry } from "../upscale/upscalers.js";
 import type { JobStore } from "./store.js";
 
 /** How a client asked the server to end (A1111's POST /sdapi/v1/server-stop or server-kill). */
@@ -22,4 +23,9 @@ export interface ServerContext {
   views: JobViews;
   /** Asks whoever runs the server to stop it (A1111's server-stop and server-kill; see App.stopRequested). */
   requestStop: (how: StopRequest) => void;
+  /**
+   * The upscalers by name (/sdapi/v1/upscalers, the extras routes), whose model files the hires fix may name too:
+   * the generating threads find the same files from the same search options (ServerConfig's upscalerSearch).
+   */
+  upscalers: UpscalerRegistry;
 }

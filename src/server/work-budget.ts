@@ -66,6 +66,7 @@ export async function checkWorkBudget(
     // Whether a refiner exists is checked where the request is read; the hand-over costs no extra work.
     refinerSwitchAt: params.refiner_switch_at,
     randomSeed: () => BigInt(params.seed),
+    upscalers: ctx.upscalers.modelNames(),
   });
   const { megapixelSteps, detail } = workOf(resolved);
   if (megapixelSteps <= budget) return;

@@ -41,6 +41,11 @@ export class UpscalerRegistry {
     ];
   }
 
+  /** The model files' names (the list without the resize-only upscalers), which the hires fix may name too. */
+  modelNames(): string[] {
+    return this.modelFiles().map((f) => f.name);
+  }
+
   refresh(): void {
     this.files = undefined;
   }

@@ -121,6 +121,14 @@ export class PipelineWorker {
    */
   static start(path: string, options: LoadOptions = {}): Promise<PipelineWorker> {
     const { onStatus, ...rest } = options;
+    const functions = Object.keys(rest.upscalers ?? {});
+    if (functions.length > 0)
+      return Promise.reject(
+        new InputError(
+          `the upscalers ${functions.map((n) => JSON.stringify(n)).join(", ")} are functions, which cannot be sent to a worker thread: ` +
+            "put their model files in a folder and name it with upscalerSearch (the thread searches it itself), or load without worker",
+        ),
+      );
     const data: WorkerData = { path, options: rest };
     const thread = startThread(import.meta.url, "./pipeline-thread", { workerData: data });
     return new Promise((resolve, reject) => {

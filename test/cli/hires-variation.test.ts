@@ -1,9 +1,10 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.js";
+import { OWN_FIXTURES } from "../helpers/fixtures.js";
 
 const env = { DIFFUSE_CACHE: mkdtempSync(join(tmpdir(), "diffuse-cli-cache-")) };
 
@@ -96,6 +97,32 @@ describe("diffuse generate --hires and --subseed on the embedded model", () => {
       expect((await pixels(again)).equals(await pixels(out))).toBe(true);
     });
   }
+
+  it("--hires-upscaler names an ESRGAN model file of --models-dir's models/ESRGAN, as diffuse upscale does", async () => {
+    const webui = join(dir, "webui");
+    mkdirSync(join(webui, "models", "Stable-diffusion"), { recursive: true });
+    mkdirSync(join(webui, "models", "ESRGAN"), { recursive: true });
+    copyFileSync(join(OWN_FIXTURES, "rrdbnet", "x4-old.pth"), join(webui, "models", "ESRGAN", "tiny-esrgan-4x.pth"));
+    const own = { ...env, DIFFUSE_HOME: join(dir, "home") };
+    const args = ["a blue square", "-W", "64", "-H", "64", "--steps", "3", "--seed", "11", "--hires", "2"];
+    const out = join(dir, "hires-esrgan.png");
+    const r = await runCli(
+      ["generate", ...args, "--hires-upscaler", "tiny-esrgan-4x", "--models-dir", webui, ...common, "-o", out],
+      { env: own },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const meta = await sharp(readFileSync(out)).metadata();
+    expect([meta.width, meta.height]).toEqual([128, 128]);
+    const info = await runCli(["info", out, "--json"], { env: own });
+    expect(JSON.parse(info.stdout).raw).toMatch(/Hires upscaler: tiny-esrgan-4x/);
+    // Without the folder the name is unknown: one line listing the known ones.
+    const missing = await runCli(
+      ["generate", ...args, "--hires-upscaler", "tiny-esrgan-4x", ...common, "-o", join(dir, "none.png")],
+      { env: own },
+    );
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/unknown hires upscaler "tiny-esrgan-4x": use one of "Latent", .*"Lanczos"/);
+  });
 
   it("hires options without --hires, and bad sizes, exit 2 with one line naming the flag", async () => {
     const a = await runCli(["generate", "x", "--hires-steps", "3", "-o", join(dir, "x.png")], { env });
