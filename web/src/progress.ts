@@ -2,6 +2,8 @@
  * The result panel while a job runs: queue position, a progress bar with an estimate of the time left, the
  * step previews as they arrive, and at the end the finished images.
  */
+import { PixelScaling } from "./pixel-scaling.js";
+
 export type ProgressState = "idle" | "queued" | "running" | "done" | "failed" | "cancelled";
 
 export interface FinishedImage {
@@ -30,7 +32,9 @@ export class ProgressView {
   private previews = 0;
   private selected: FinishedImage | null = null;
 
-  constructor(private readonly el: ProgressElements) {}
+  constructor(private readonly el: ProgressElements) {
+    new PixelScaling().watch(el.image);
+  }
 
   get current(): FinishedImage | null {
     return this.selected;
