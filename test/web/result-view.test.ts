@@ -62,4 +62,57 @@ describe.skipIf(!HAVE_CHROMIUM)("the result view in Chromium", () => {
     expect(errors).toEqual([]);
     await page.context().close();
   });
+
+  it("picks up a job running before a reload at its real step, with no estimate until it has seen steps go by", async () => {
+    const { page, errors } = await open();
+    // A job another page started: the history lists it at step 3 of 10; its event stream replays that step and
+    // breaks off (as after a proxy timeout), after which the page polls, and the job has moved on to step 5.
+    const job = {
+      id: "job-running",
+      state: "running",
+      position: null,
+      progress: { step: 3, steps: 10 },
+      created_at: new Date().toISOString(),
+      started_at: new Date().toISOString(),
+      finished_at: null,
+      model: "tiny-shapes",
+      params: { type: "txt2img", prompt: "a small blue star", seed: 1, has_init_image: false, has_mask: false },
+      images: [],
+      error: null,
+    };
+    await page.route(/\/api\/v1\/jobs\?limit=/, (r) => r.fulfill({ json: { jobs: [job] } }));
+    await page.route(/\/api\/v1\/jobs\/job-running\/events$/, (r) =>
+      r.fulfill({
+        contentType: "text/event-stream",
+        body: `event: running\ndata: {"started_at":"${job.started_at}"}\n\nevent: step\ndata: {"step":3,"steps":10,"batch":0,"batches":1}\n\n`,
+      }),
+    );
+    let polls = 0;
+    await page.route(/\/api\/v1\/jobs\/job-running$/, (r) =>
+      r.fulfill({ json: { ...job, progress: { step: polls++ === 0 ? 3 : 5, steps: 10 } } }),
+    );
+    const statuses: string[] = [];
+    await page.exposeFunction("recordStatus", (text: string) => statuses.push(text));
+    await page.addInitScript(() => {
+      document.addEventListener("DOMContentLoaded", () => {
+        const status = document.getElementById("status")!;
+        const record = (window as unknown as { recordStatus: (t: string) => void }).recordStatus;
+        new MutationObserver(() => record(status.textContent ?? "")).observe(status, {
+          childList: true,
+          characterData: true,
+          subtree: true,
+        });
+      });
+    });
+    await page.reload();
+    await page.locator("#output-frame[data-state=running]").waitFor();
+    await expect
+      .poll(() => page.textContent("#status"), { timeout: 10_000 })
+      .toMatch(/^Step 5 of 10 · about \d+(\.\d)? s left$/);
+    expect(statuses).toContain("Step 3 of 10");
+    expect(statuses.filter((s) => /Sending|0\.0 s left/.test(s))).toEqual([]);
+    expect(await page.textContent("#status")).not.toMatch(/ 0\.0 s left/);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
 });

@@ -374,7 +374,7 @@ async function start(): Promise<void> {
   // A reload while a job runs picks it up again instead of leaving it orphaned on the server.
   const active = jobs.find((j) => j.state === "running") ?? [...jobs].reverse().find((j) => j.state === "queued");
   if (active && !progress.busy) {
-    progress.start();
+    progress.resume(active);
     setGenerating(true);
     try {
       await track(active.id);
