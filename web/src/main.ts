@@ -129,6 +129,12 @@ async function generate(): Promise<void> {
   if (progress.busy) return;
   const v = form.values();
   const type = mode();
+  const size = form.sizeProblem();
+  if (size) {
+    note(size.message, "error");
+    byId(size.field).focus();
+    return;
+  }
   const control = await scribble.unit();
   if (type === "txt2img" && !control && !v.prompt.trim()) {
     note("Describe the image in the prompt, or switch on “Use sketch”", "error");
@@ -342,6 +348,7 @@ async function loadModel(): Promise<void> {
       ? `Model ${model.name} · hash ${model.hash} · native size ${model.default_size}px`
       : "No model is loaded";
     chip.dataset.state = model ? "online" : "empty";
+    if (model) form.setNativeSize(model.default_size);
     if (model)
       form.setModelDefaults({
         size: model.default_size,
