@@ -16,6 +16,7 @@ import type { Checkpoint } from "../weights/checkpoint.js";
 import { shortHash } from "../weights/hash.js";
 import { AdapterFolder, defaultAdapterFolders } from "./adapter-folder.js";
 import { readGenerationConfig, type GenerationConfig } from "./generation-config.js";
+import { readPromptExamples, type PromptExamples } from "./prompt-examples.js";
 import { latentSpace } from "./latent-space.js";
 import { readPipelineFlags } from "./model-index.js";
 import { Networks, type NetworkOptions } from "./networks.js";
@@ -91,6 +92,7 @@ interface ModelParts {
   conditioner: Conditioner;
   schedulerConfig: RawSchedulerConfig;
   generation: GenerationConfig;
+  promptExamples?: PromptExamples;
 }
 
 interface ModelOptions extends NetworkOptions, Pick<LoadOptions, "store" | "acceptLicense" | "confirmLicense"> {
@@ -163,9 +165,18 @@ async function openModel(path: string, opts: ModelOptions): Promise<ModelParts> 
     }
     const schedulerConfig = readSchedulerConfig(checkpoint, roots, opts.prediction);
     const generation = readGenerationConfig(roots);
+    const promptExamples = readPromptExamples(roots);
     const networks = await Networks.open(checkpoint, opts);
     const conditioner = conditionerFor(checkpoint, networks, tokenizers, roots);
-    return { checkpoint, networks, tokenizers, conditioner, schedulerConfig, generation };
+    return {
+      checkpoint,
+      networks,
+      tokenizers,
+      conditioner,
+      schedulerConfig,
+      generation,
+      ...(promptExamples ? { promptExamples } : {}),
+    };
   } catch (e) {
     checkpoint.close();
     throw e;

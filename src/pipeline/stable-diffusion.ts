@@ -21,6 +21,7 @@ import { ControlNetModel } from "./controlnet-model.js";
 import type { TaesdModel } from "./taesd-model.js";
 import { denoise } from "./denoise.js";
 import type { GenerationConfig } from "./generation-config.js";
+import type { PromptExamples } from "./prompt-examples.js";
 import { inpaintChannels, latentKeepMask, type InpaintChannels } from "./inpainting.js";
 import { latentShape, latentSpace, type LatentSpace } from "./latent-space.js";
 import type { NetworkOptions, Networks } from "./networks.js";
@@ -82,6 +83,8 @@ export interface PipelineParts {
   schedulerConfig: RawSchedulerConfig;
   safeguards: Safeguards;
   generation?: GenerationConfig;
+  /** Prompts that suit the model (its folder's prompt_examples.json), for a page's placeholders. */
+  promptExamples?: PromptExamples;
   /** A second model that takes over the end of the schedule (A1111's refiner). */
   refiner?: Refiner;
   /** Where `<lora:NAME:W>` names are looked up (default: defaultAdapterFolders().loras). */
@@ -117,6 +120,7 @@ export class StableDiffusionPipeline {
   readonly schedulerConfig: RawSchedulerConfig;
   readonly safeguards: Safeguards;
   readonly generation: GenerationConfig;
+  readonly promptExamples: PromptExamples | undefined;
   readonly refiner: Refiner | undefined;
   readonly loraFolder: AdapterFolder;
   readonly embeddings: TextualInversions | undefined;
@@ -140,6 +144,7 @@ export class StableDiffusionPipeline {
     this.schedulerConfig = parts.schedulerConfig;
     this.safeguards = parts.safeguards;
     this.generation = parts.generation ?? {};
+    this.promptExamples = parts.promptExamples;
     this.refiner = parts.refiner;
     this.space = latentSpace(this.config);
     this.fastDecoder = parts.fastDecoder;

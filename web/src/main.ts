@@ -349,6 +349,7 @@ async function loadModel(): Promise<void> {
       : "No model is loaded";
     chip.dataset.state = model ? "online" : "empty";
     if (model) form.setNativeSize(model.default_size);
+    form.setPromptExamples(model?.prompt_examples ?? null);
     if (model)
       form.setModelDefaults({
         size: model.default_size,

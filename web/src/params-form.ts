@@ -3,7 +3,7 @@
  * number boxes in step, and remembering them across reloads (a prompt someone spent minutes on should not
  * vanish with an accidental refresh).
  */
-import type { SamplerInfo } from "./api-client.js";
+import type { ModelInfo, SamplerInfo } from "./api-client.js";
 import { h } from "./dom.js";
 import { sizePresets } from "./size-presets.js";
 
@@ -29,6 +29,8 @@ export interface FormValues {
 }
 
 const STORAGE_KEY = "diffuse.params";
+/** For a model whose folder has no prompt_examples.json: what to type, without suggesting a subject it may not draw. */
+const NEUTRAL_PLACEHOLDERS = { prompt: "Describe the picture you want", negative: "What the picture should not show" };
 /** PyTorch's seeds are unsigned 64-bit integers; -1 asks for a random one. */
 const MAX_SEED = 2n ** 64n - 1n;
 const RANDOM_SEED = -1n;
@@ -150,6 +152,12 @@ export class ParamsForm {
       if (message) return { field, message };
     }
     return null;
+  }
+
+  /** Placeholders from the model's own example prompts, so they show what it can draw; neutral ones otherwise. */
+  setPromptExamples(examples: ModelInfo["prompt_examples"]): void {
+    this.text("prompt").placeholder = examples?.prompts[0] ?? NEUTRAL_PLACEHOLDERS.prompt;
+    this.text("negative_prompt").placeholder = examples?.negative_prompt ?? NEUTRAL_PLACEHOLDERS.negative;
   }
 
   /** The model's native size, offered with its landscape and portrait shapes as one-click presets. */
