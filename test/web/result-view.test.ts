@@ -115,4 +115,51 @@ describe.skipIf(!HAVE_CHROMIUM)("the result view in Chromium", () => {
     expect(errors).toEqual([]);
     await page.context().close();
   });
+
+  it("on a phone (390 x 844) shows the progress and the result right below the Generate button", async () => {
+    const context = await server!.browser.newContext({
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 3,
+      isMobile: true,
+      hasTouch: true,
+      colorScheme: "dark",
+    });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(server!.base);
+    await page.locator("#model-chip[data-state=online]").waitFor();
+    await page.fill("#prompt", "a big yellow star in the centre, black background");
+    await page.fill("#steps", "20");
+    await page.locator("#generate").scrollIntoViewIfNeeded();
+    await page.locator("#generate").tap();
+    await page.locator("#output-frame[data-state=done]").waitFor({ timeout: 60_000 });
+    // In page coordinates: the result panel starts just below the button (nothing but the shortcut hint and the
+    // gap between panels in between), and once done the button, the image and the status fit on one screen.
+    const top = (selector: string) =>
+      page.locator(selector).evaluate((el) => el.getBoundingClientRect().top + window.scrollY);
+    const bottom = (selector: string) =>
+      page.locator(selector).evaluate((el) => el.getBoundingClientRect().bottom + window.scrollY);
+    const gap = (await top("#output-frame")) - (await bottom("#generate"));
+    expect(gap).toBeGreaterThan(0);
+    expect(gap).toBeLessThan(160);
+    await page.locator("#generate").scrollIntoViewIfNeeded();
+    const inView = (selector: string) =>
+      page.locator(selector).evaluate((el) => {
+        const r = el.getBoundingClientRect();
+        return r.top >= 0 && r.bottom <= window.innerHeight;
+      });
+    await expect.poll(() => inView("#generate")).toBe(true);
+    expect(await inView("#status")).toBe(true);
+    expect(await inView("#output-image")).toBe(true);
+    expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: join(ARTIFACTS, "web-phone-result.png"), animations: "disabled" });
+    await page.screenshot({
+      path: join(ARTIFACTS, "web-phone-result-full.png"),
+      fullPage: true,
+      animations: "disabled",
+    });
+    expect(errors).toEqual([]);
+    await context.close();
+  });
 });
