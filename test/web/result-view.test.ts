@@ -51,6 +51,11 @@ describe.skipIf(!HAVE_CHROMIUM)("the result view in Chromium", () => {
     await expect.poll(() => page.locator("#output-image").evaluate((i: HTMLImageElement) => i.naturalWidth)).toBe(64);
     expect((await page.locator("#output-image").boundingBox())!.width).toBeGreaterThan(64);
     await expect.poll(() => rendering(page, "#output-image")).toBe("pixelated");
+    // Drawn at or below its own size (a narrow frame), it is scaled smoothly again.
+    await page.locator("#output-image").evaluate((i: HTMLImageElement) => (i.style.maxWidth = "48px"));
+    await expect.poll(() => rendering(page, "#output-image")).toBe("auto");
+    await page.locator("#output-image").evaluate((i: HTMLImageElement) => i.style.removeProperty("max-width"));
+    await expect.poll(() => rendering(page, "#output-image")).toBe("pixelated");
     const card = page.locator("#gallery li.card[data-image-id] img").first();
     await expect.poll(() => card.evaluate((i: HTMLImageElement) => i.naturalWidth)).toBe(64);
     await expect.poll(() => rendering(page, "#gallery li.card[data-image-id] img >> nth=0")).toBe("pixelated");
