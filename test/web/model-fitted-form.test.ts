@@ -1,6 +1,8 @@
 /**
- * The size fields in Chromium against the embedded model (native 64 px): the model's native sizes offered as
- * presets, and a size the server would refuse refused in the form, with the reason, before anything is sent.
+ * The form fitted to the loaded model, in Chromium against the embedded model (native 64 px): its native sizes
+ * offered as presets, a size the server would refuse refused in the form with the reason before anything is sent,
+ * and prompt placeholders from its folder's prompt_examples.json (listed with the model by /api/v1/models), or
+ * neutral ones for a model without examples.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync } from "node:fs";
@@ -12,8 +14,8 @@ import { HAVE_CHROMIUM, MISSING_CHROMIUM, startPageServer, type PageServer } fro
 
 if (!HAVE_CHROMIUM) console.warn(MISSING_CHROMIUM);
 
-describe.skipIf(!HAVE_CHROMIUM)("the size fields in Chromium", () => {
-  const work = mkdtempSync(join(tmpdir(), "diffuse-web-size-"));
+describe.skipIf(!HAVE_CHROMIUM)("the form fitted to the model, in Chromium", () => {
+  const work = mkdtempSync(join(tmpdir(), "diffuse-web-form-"));
   let server: PageServer | undefined;
 
   beforeAll(async () => {
@@ -79,6 +81,35 @@ describe.skipIf(!HAVE_CHROMIUM)("the size fields in Chromium", () => {
     await expect.poll(posts).toBe(1);
     await page.locator("#output-frame[data-state=done]").waitFor({ timeout: 60_000 });
     expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  async function openForPrompts(withoutExamples = false): Promise<Page> {
+    const page = await (await server!.browser.newContext()).newPage();
+    if (withoutExamples)
+      await page.route(/\/api\/v1\/models$/, async (r) => {
+        const body = (await (await r.fetch()).json()) as { models: Record<string, unknown>[] };
+        for (const m of body.models) m["prompt_examples"] = null;
+        await r.fulfill({ json: body });
+      });
+    await page.goto(server!.base);
+    await page.locator("#model-chip[data-state=online]").waitFor();
+    return page;
+  }
+
+  it("shows the embedded model's own example prompts, not a photograph's", async () => {
+    const page = await openForPrompts();
+    await expect
+      .poll(() => page.getAttribute("#prompt", "placeholder"))
+      .toBe("a small red circle on the left, blue background");
+    expect(await page.getAttribute("#negative_prompt", "placeholder")).toBe("white background");
+    await page.context().close();
+  });
+
+  it("shows a neutral text for a model without examples", async () => {
+    const page = await openForPrompts(true);
+    await expect.poll(() => page.getAttribute("#prompt", "placeholder")).toBe("Describe the picture you want");
+    expect(await page.getAttribute("#negative_prompt", "placeholder")).toBe("What the picture should not show");
     await page.context().close();
   });
 });
