@@ -19,6 +19,7 @@ import { AdapterFolder, defaultAdapterFolders } from "./adapter-folder.js";
 import type { PixelUpscaler } from "./hires-upscalers.js";
 import { learnedUpscalers } from "./learned-upscalers.js";
 import { readGenerationConfig, type GenerationConfig } from "./generation-config.js";
+import { readPromptExamples, type PromptExamples } from "./prompt-examples.js";
 import { latentSpace } from "./latent-space.js";
 import { readPipelineFlags } from "./model-index.js";
 import { Networks, type NetworkOptions } from "./networks.js";
@@ -111,6 +112,7 @@ interface ModelParts {
   conditioner: Conditioner;
   schedulerConfig: RawSchedulerConfig;
   generation: GenerationConfig;
+  promptExamples?: PromptExamples;
 }
 
 interface ModelOptions extends NetworkOptions, Pick<LoadOptions, "store" | "acceptLicense" | "confirmLicense"> {
@@ -189,9 +191,18 @@ async function openModel(path: string, opts: ModelOptions): Promise<ModelParts> 
     }
     const schedulerConfig = readSchedulerConfig(checkpoint, roots, opts.prediction);
     const generation = readGenerationConfig(roots);
+    const promptExamples = readPromptExamples(roots);
     const networks = await Networks.open(checkpoint, opts);
     const conditioner = conditionerFor(checkpoint, networks, tokenizers, roots);
-    return { checkpoint, networks, tokenizers, conditioner, schedulerConfig, generation };
+    return {
+      checkpoint,
+      networks,
+      tokenizers,
+      conditioner,
+      schedulerConfig,
+      generation,
+      ...(promptExamples ? { promptExamples } : {}),
+    };
   } catch (e) {
     checkpoint.close();
     throw e;

@@ -31,6 +31,7 @@ import type { GenerationConfig } from "./generation-config.js";
 import { prepareInpaintArea } from "./inpaint-area.js";
 import { inpaintInfotext } from "./inpaint-infotext.js";
 import { fillMaskedLatents, inpaintChannels, latentKeepMask, type InpaintChannels } from "./inpainting.js";
+import type { PromptExamples } from "./prompt-examples.js";
 import { latentShape, latentSpace, type LatentSpace } from "./latent-space.js";
 import { UNET_VARIANTS, type NetworkOptions, type Networks, type UNetVariant } from "./networks.js";
 import { lcmConditions } from "./guidance-embedding.js";
@@ -96,6 +97,8 @@ export interface PipelineParts {
   schedulerConfig: RawSchedulerConfig;
   safeguards: Safeguards;
   generation?: GenerationConfig;
+  /** Prompts that suit the model (its folder's prompt_examples.json), for a page's placeholders. */
+  promptExamples?: PromptExamples;
   /** A second model that takes over the end of the schedule (A1111's refiner). */
   refiner?: Refiner;
   /** Where `<lora:NAME:W>` names are looked up (default: defaultAdapterFolders().loras). */
@@ -140,6 +143,7 @@ export class StableDiffusionPipeline {
   readonly schedulerConfig: RawSchedulerConfig;
   readonly safeguards: Safeguards;
   readonly generation: GenerationConfig;
+  readonly promptExamples: PromptExamples | undefined;
   readonly refiner: Refiner | undefined;
   readonly loraFolder: AdapterFolder;
   readonly embeddings: TextualInversions | undefined;
@@ -175,6 +179,7 @@ export class StableDiffusionPipeline {
     this.schedulerConfig = parts.schedulerConfig;
     this.safeguards = parts.safeguards;
     this.generation = parts.generation ?? {};
+    this.promptExamples = parts.promptExamples;
     this.refiner = parts.refiner;
     this.space = latentSpace(this.config);
     this.fastDecoder = parts.fastDecoder;

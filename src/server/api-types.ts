@@ -307,6 +307,8 @@ export const ModelInfo = z.object({
   /** Steps and sampler a request without them gets: the model's recommendation, else 20 and euler-a. */
   default_steps: z.number().int(),
   default_sampler: z.string(),
+  /** Prompts that suit the model (its folder's prompt_examples.json), for placeholders; null when it has none. */
+  prompt_examples: z.object({ prompts: z.array(z.string()), negative_prompt: z.string().nullable() }).nullable(),
   /** sd1, sd2, sdxl or sdxl-refiner: SDXL takes prompt_2 / negative_prompt_2. */
   family: z.string(),
   /** The refiner requests may hand over to (refiner_switch_at), when the server has one. */

@@ -84,6 +84,9 @@ async function servedInfo(ctx: ServerContext): Promise<ModelInfo> {
     default_cfg_scale: m.defaultCfgScale,
     default_steps: m.defaultSteps,
     default_sampler: m.defaultSampler,
+    prompt_examples: m.promptExamples
+      ? { prompts: m.promptExamples.prompts, negative_prompt: m.promptExamples.negativePrompt ?? null }
+      : null,
     family: m.family,
     refiner: m.refiner ? { name: m.refiner.name, hash: m.refiner.hash } : null,
     loaded: ctx.model.isLoaded,

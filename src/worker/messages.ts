@@ -3,6 +3,7 @@ import type { RgbImage } from "../image/codec.js";
 import type { ImageFormat } from "../image/output-format.js";
 import type { LoadOptions } from "../pipeline/load-pipeline.js";
 import type { GenerateParams, PreviewSafety, ResolvedParams } from "../pipeline/params.js";
+import type { PromptExamples } from "../pipeline/prompt-examples.js";
 import type { EmbeddingEncoder } from "../pipeline/textual-inversions.js";
 import type { TransportedError } from "./transported-error.js";
 
@@ -28,6 +29,8 @@ export interface LoadedModel extends CheckpointDescription {
   /** What the model itself recommends (generation_config.json, LCM), which A1111's API uses over its own 50 Euler steps. */
   recommendedSteps?: number;
   recommendedSampler?: string;
+  /** Prompts that suit the model (its folder's prompt_examples.json), when it has them. */
+  promptExamples?: PromptExamples;
   /** The refiner loaded with the model (serve --refiner), which requests may hand over to. */
   refiner?: CheckpointDescription;
   /** Its text encoders as textual-inversion embeddings fit them (which embeddings are loaded or skipped). */

@@ -172,6 +172,7 @@ function describe(p: StableDiffusionPipeline): LoadedModel {
     defaultSampler: p.defaultSampler,
     ...(p.recommendedSteps !== undefined ? { recommendedSteps: p.recommendedSteps } : {}),
     ...(p.recommendedSampler !== undefined ? { recommendedSampler: p.recommendedSampler } : {}),
+    ...(p.promptExamples ? { promptExamples: p.promptExamples } : {}),
     ...(r
       ? {
           refiner: { name: r.identity.name, path: r.checkpoint.path, hash: r.identity.hash, sha256: r.networks.sha256 },

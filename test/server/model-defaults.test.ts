@@ -41,4 +41,15 @@ describe("the model's recommended guidance over HTTP", () => {
     expect(await txt2img({})).toBe(3);
     expect(await txt2img({ cfg_scale: 5 })).toBe(5);
   });
+
+  it("lists the model folder's prompt examples with the model (the page's placeholders)", async () => {
+    const models = (await (await fetch(`${s.base}/api/v1/models`)).json()) as {
+      models: { prompt_examples: { prompts: string[]; negative_prompt: string | null } | null }[];
+    };
+    const examples = models.models[0]!.prompt_examples;
+    // models/tiny-shapes/prompt_examples.json: prompts in the words the model was trained on.
+    expect(examples?.prompts[0]).toBe("a small red circle on the left, blue background");
+    expect(examples?.prompts.length).toBeGreaterThan(1);
+    expect(examples?.negative_prompt).toBe("white background");
+  });
 });

@@ -5,6 +5,7 @@
 import type { ApiClient, ImageRef, JobStatus } from "./api-client.js";
 import { h } from "./dom.js";
 import { ago, summary, type SamplerLabel } from "./job-format.js";
+import { PixelScaling } from "./pixel-scaling.js";
 
 export interface GalleryActions {
   open(job: JobStatus, image: ImageRef): void;
@@ -24,6 +25,7 @@ const STATE_TEXT: Record<JobStatus["state"], string> = {
 
 export class Gallery {
   samplerLabel: SamplerLabel = (name) => name;
+  private readonly scaling = new PixelScaling();
 
   constructor(
     private readonly list: HTMLUListElement,
@@ -33,6 +35,7 @@ export class Gallery {
   ) {}
 
   render(jobs: JobStatus[]): void {
+    this.scaling.forgetAll();
     const cards = jobs.flatMap((job) =>
       job.images.length > 0 ? job.images.map((img) => this.imageCard(job, img)) : [this.stateCard(job)],
     );
@@ -45,6 +48,7 @@ export class Gallery {
   private imageCard(job: JobStatus, image: ImageRef): HTMLLIElement {
     const prompt = job.params.prompt || "(no prompt)";
     const img = h("img", { alt: prompt, decoding: "async", width: job.params.width, height: job.params.height });
+    this.scaling.watch(img);
     this.api.imageSrc(image.url).then(
       (src) => (img.src = src),
       () => img.classList.add("broken"),

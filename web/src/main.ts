@@ -180,6 +180,12 @@ async function generate(): Promise<void> {
   if (progress.busy) return;
   const v = form.values();
   const type = mode();
+  const size = form.sizeProblem();
+  if (size) {
+    note(size.message, "error");
+    byId(size.field).focus();
+    return;
+  }
   const control = await scribble.unit();
   if (type === "txt2img" && !control && !v.prompt.trim()) {
     note("Describe the image in the prompt, or switch on “Use sketch”", "error");
@@ -393,6 +399,8 @@ async function loadModel(): Promise<void> {
       ? `Model ${model.name} · hash ${model.hash} · native size ${model.default_size}px`
       : "No model is loaded";
     chip.dataset.state = model ? "online" : "empty";
+    if (model) form.setNativeSize(model.default_size);
+    form.setPromptExamples(model?.prompt_examples ?? null);
     if (model)
       form.setModelDefaults({
         size: model.default_size,
@@ -427,7 +435,7 @@ async function start(): Promise<void> {
   // A reload while a job runs picks it up again instead of leaving it orphaned on the server.
   const active = jobs.find((j) => j.state === "running") ?? [...jobs].reverse().find((j) => j.state === "queued");
   if (active && !progress.busy) {
-    progress.start();
+    progress.resume(active);
     setGenerating(true);
     try {
       await track(active.id);

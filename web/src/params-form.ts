@@ -3,7 +3,9 @@
  * number boxes in step, and remembering them across reloads (a prompt someone spent minutes on should not
  * vanish with an accidental refresh).
  */
-import type { SamplerInfo } from "./api-client.js";
+import type { ModelInfo, SamplerInfo } from "./api-client.js";
+import { h } from "./dom.js";
+import { sizePresets } from "./size-presets.js";
 
 export interface FormValues {
   prompt: string;
@@ -27,6 +29,8 @@ export interface FormValues {
 }
 
 const STORAGE_KEY = "diffuse.params";
+/** For a model whose folder has no prompt_examples.json: what to type, without suggesting a subject it may not draw. */
+const NEUTRAL_PLACEHOLDERS = { prompt: "Describe the picture you want", negative: "What the picture should not show" };
 /** PyTorch's seeds are unsigned 64-bit integers; -1 asks for a random one. */
 const MAX_SEED = 2n ** 64n - 1n;
 const RANDOM_SEED = -1n;
@@ -35,13 +39,18 @@ const RANDOM_SEED = -1n;
 const LIMITS = {
   steps: { min: 1, max: 150, integer: true },
   cfg_scale: { min: 0, max: 30, integer: false },
-  width: { min: 64, max: 2048, integer: true },
-  height: { min: 64, max: 2048, integer: true },
   batch_size: { min: 1, max: 4, integer: true },
   denoising_strength: { min: 0.05, max: 1, integer: false },
 } as const;
 
 type NumericField = keyof typeof LIMITS;
+
+/**
+ * Sides the page offers: the server takes up to 2048 (MAX_SIDE in src/server/api-types.ts); below 64 no model draws
+ * anything recognisable. Sizes are not corrected behind the user's back (a 100 silently becoming 104 is a surprise
+ * found in the history): one the server would refuse is refused here, with the reason, before it is sent.
+ */
+const SIZE = { min: 64, max: 2048 } as const;
 
 export class ParamsForm {
   /** Called when width or height settle on a new value, so the canvas can follow. */
@@ -54,12 +63,17 @@ export class ParamsForm {
   constructor(private readonly form: HTMLFormElement) {
     this.pairSliders();
     this.restore();
-    const onInput = () => this.changed();
+    const onInput = (e: Event) => {
+      if (e.target === this.input("width") || e.target === this.input("height")) this.showSizeProblem();
+      this.changed();
+    };
     const onCommit = (e: Event) => {
       const el = e.target;
       if (el instanceof HTMLInputElement && el.type === "number") this.normalise(el);
       if (el === this.input("seed")) this.normaliseSeed();
-      if (el === this.input("width") || el === this.input("height"))
+      if (el === this.input("width") || el === this.input("height")) this.showSizeProblem();
+      // The canvas follows a size the server takes; a refused one waits for its fix.
+      if ((el === this.input("width") || el === this.input("height")) && !this.sizeProblem())
         this.onSizeChange(this.values().width, this.values().height);
       this.changed();
     };
@@ -110,7 +124,10 @@ export class ParamsForm {
       else if (key === "prompt" || key === "negative_prompt" || key === "prompt_2" || key === "negative_prompt_2")
         this.text(key).value = String(value);
       else if (key === "sampler_name" || key === "batch_size") this.setSelect(key, String(value));
-      else if (key === "seed") {
+      else if (key === "width" || key === "height") {
+        this.input(key).value = String(value);
+        this.showSizeProblem();
+      } else if (key === "seed") {
         this.input("seed").value = String(value);
         this.normaliseSeed();
       } else {
@@ -120,8 +137,38 @@ export class ParamsForm {
       }
     }
     const after = this.values();
-    if (after.width !== before.width || after.height !== before.height) this.onSizeChange(after.width, after.height);
+    if ((after.width !== before.width || after.height !== before.height) && !this.sizeProblem())
+      this.onSizeChange(after.width, after.height);
     this.changed();
+  }
+
+  /**
+   * What is wrong with the size, in words that say how to fix it; null when the server will take it. Generate asks
+   * before sending, so a bad size never makes a round trip (or a job that fails).
+   */
+  sizeProblem(): { field: "width" | "height"; message: string } | null {
+    for (const field of ["width", "height"] as const) {
+      const message = sideProblem(field === "width" ? "Width" : "Height", this.input(field).value);
+      if (message) return { field, message };
+    }
+    return null;
+  }
+
+  /** Placeholders from the model's own example prompts, so they show what it can draw; neutral ones otherwise. */
+  setPromptExamples(examples: ModelInfo["prompt_examples"]): void {
+    this.text("prompt").placeholder = examples?.prompts[0] ?? NEUTRAL_PLACEHOLDERS.prompt;
+    this.text("negative_prompt").placeholder = examples?.negative_prompt ?? NEUTRAL_PLACEHOLDERS.negative;
+  }
+
+  /** The model's native size, offered with its landscape and portrait shapes as one-click presets. */
+  setNativeSize(native: number): void {
+    this.element("size-presets").replaceChildren(
+      ...sizePresets(native).map(({ width, height }) => {
+        const b = h("button", { type: "button", className: "chip" }, `${width} × ${height}`);
+        b.addEventListener("click", () => this.set({ width, height }));
+        return b;
+      }),
+    );
   }
 
   setSamplers(samplers: SamplerInfo[], fallback: string): void {
@@ -155,6 +202,18 @@ export class ParamsForm {
     b.setAttribute("aria-label", b.title);
   }
 
+  private showSizeProblem(): void {
+    const problem = this.sizeProblem();
+    const error = this.element("size-error");
+    error.textContent = problem?.message ?? "";
+    error.hidden = !problem;
+    for (const field of ["width", "height"] as const) {
+      const bad = problem?.field === field;
+      this.input(field).setCustomValidity(bad ? problem.message : "");
+      this.input(field).toggleAttribute("aria-invalid", bad);
+    }
+  }
+
   private changed(): void {
     localStorage.setItem(STORAGE_KEY, JSON.stringify(this.values()));
     this.onChange();
@@ -174,7 +233,7 @@ export class ParamsForm {
     if (saved) this.set(saved);
   }
 
-  /** Clamps and rounds a number box to what the server accepts (sizes to multiples of 8, as the VAE needs). */
+  /** Clamps and rounds a number box to what the server accepts (not the size boxes: see SIZE). */
   private normalise(el: HTMLInputElement): void {
     const name = el.name as NumericField;
     const limits = LIMITS[name];
@@ -182,8 +241,7 @@ export class ParamsForm {
     let v = Number(el.value);
     if (el.value.trim() === "" || !Number.isFinite(v)) v = Number(el.defaultValue);
     v = Math.min(limits.max, Math.max(limits.min, v));
-    if (name === "width" || name === "height") v = Math.round(v / 8) * 8;
-    else if (limits.integer) v = Math.round(v);
+    if (limits.integer) v = Math.round(v);
     el.value = String(v);
     const slider = this.form.ownerDocument.getElementById(`${name}-range`) as HTMLInputElement | null;
     if (slider) slider.value = el.value;
@@ -252,4 +310,18 @@ export class ParamsForm {
     if (!el) throw new Error(`the page has no #${id}`);
     return el;
   }
+}
+
+/** Why a side's text is not a size the server takes, or null when it is. */
+function sideProblem(name: string, text: string): string | null {
+  const v = Number(text);
+  if (text.trim() === "" || !Number.isFinite(v))
+    return `${name} is empty: enter a multiple of 8 from ${SIZE.min} to ${SIZE.max}`;
+  if (v > SIZE.max) return `${name} ${v} is larger than ${SIZE.max}, the largest side the server takes`;
+  if (v < SIZE.min) return `${name} ${v} is smaller than ${SIZE.min}, the smallest side the page offers`;
+  if (v % 8 !== 0) {
+    const down = Math.floor(v / 8) * 8;
+    return `${name} ${v} is not a multiple of 8: use ${Math.max(SIZE.min, down)} or ${Math.min(SIZE.max, down + 8)}`;
+  }
+  return null;
 }

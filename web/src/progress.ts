@@ -2,6 +2,9 @@
  * The result panel while a job runs: queue position, a progress bar with an estimate of the time left, the
  * step previews as they arrive, and at the end the finished images.
  */
+import type { JobStatus } from "./api-client.js";
+import { PixelScaling } from "./pixel-scaling.js";
+
 export type ProgressState = "idle" | "queued" | "running" | "done" | "failed" | "cancelled";
 
 export interface FinishedImage {
@@ -26,11 +29,19 @@ export interface ProgressElements {
 }
 
 export class ProgressView {
-  private started = 0;
+  /** When this page saw the job start; null for a job picked up after a reload, whose start it did not see. */
+  private started: number | null = 0;
+  /**
+   * The first step this page saw and when: the time left is estimated from the pace of the steps seen since, never
+   * from steps that ran before the page was looking (a reload mid-job replays step k at once).
+   */
+  private paceFrom: { done: number; at: number } | null = null;
   private previews = 0;
   private selected: FinishedImage | null = null;
 
-  constructor(private readonly el: ProgressElements) {}
+  constructor(private readonly el: ProgressElements) {
+    new PixelScaling().watch(el.image);
+  }
 
   get current(): FinishedImage | null {
     return this.selected;
@@ -41,10 +52,26 @@ export class ProgressView {
     return s === "queued" || s === "running";
   }
 
+  /** A job this page is sending. */
   start(): void {
-    this.previews = 0;
-    delete this.el.frame.dataset.previewWithheld;
+    this.reset();
     this.started = performance.now();
+    this.setState("queued", "Sending…");
+  }
+
+  /** A job already on the server (found after a reload): shown as it stands, queued or at its step. */
+  resume(job: Pick<JobStatus, "state" | "position" | "progress">): void {
+    this.reset();
+    this.started = null;
+    if (job.state === "queued") this.queued(job.position ?? 0);
+    else if (job.progress && job.progress.steps > 0) this.step(job.progress.step, job.progress.steps, 0, 1);
+    else this.setState("running", "Running…");
+  }
+
+  private reset(): void {
+    this.previews = 0;
+    this.paceFrom = null;
+    delete this.el.frame.dataset.previewWithheld;
     this.selected = null;
     this.el.thumbs.replaceChildren();
     this.el.actions.hidden = true;
@@ -52,7 +79,6 @@ export class ProgressView {
     this.el.progress.hidden = false;
     this.el.cancel.hidden = false;
     this.el.cancel.disabled = false;
-    this.setState("queued", "Sending…");
   }
 
   queued(position: number): void {
@@ -63,7 +89,12 @@ export class ProgressView {
   }
 
   running(): void {
-    this.started = performance.now();
+    // A picked-up job is already shown at its step; its stream's replayed "running" must not undo that.
+    if (this.el.frame.dataset.state === "running") return;
+    if (this.started !== null) {
+      this.started = performance.now();
+      this.paceFrom = { done: 0, at: this.started };
+    }
     this.setState("running", "Preparing…");
   }
 
@@ -76,8 +107,10 @@ export class ProgressView {
     const total = Math.max(1, steps * batches);
     const done = batch * steps + step;
     this.setBar(done / total);
-    const elapsed = (performance.now() - this.started) / 1000;
-    const left = done > 0 ? (elapsed / done) * (total - done) : NaN;
+    const now = performance.now();
+    this.paceFrom ??= { done, at: now };
+    const seen = done - this.paceFrom.done;
+    const left = seen > 0 ? ((now - this.paceFrom.at) / 1000 / seen) * (total - done) : NaN;
     const batchText = batches > 1 ? ` · batch ${batch + 1} of ${batches}` : "";
     const eta = Number.isFinite(left) && done < total ? ` · about ${formatSeconds(left)} left` : "";
     // Once withheld, no later preview of the job is shown (the server stops after a hit): the note stays.
@@ -104,12 +137,10 @@ export class ProgressView {
 
   done(images: FinishedImage[]): void {
     this.setBar(1);
-    const seconds = (performance.now() - this.started) / 1000;
+    const took = this.started === null ? "" : ` in ${formatSeconds((performance.now() - this.started) / 1000)}`;
     this.setState(
       "done",
-      images.length === 0
-        ? "Done, but no image came back"
-        : `Done in ${formatSeconds(seconds)} · seed ${images[0]!.seed}`,
+      images.length === 0 ? "Done, but no image came back" : `Done${took} · seed ${images[0]!.seed}`,
     );
     this.el.cancel.hidden = true;
     this.el.thumbs.replaceChildren(

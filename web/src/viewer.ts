@@ -3,6 +3,7 @@ import type { ApiClient, ImageRef, JobStatus } from "./api-client.js";
 import { byId, h } from "./dom.js";
 import type { GalleryActions } from "./gallery.js";
 import { paramRows, type SamplerLabel } from "./job-format.js";
+import { PixelScaling } from "./pixel-scaling.js";
 
 export class Viewer {
   samplerLabel: SamplerLabel = (name) => name;
@@ -13,6 +14,7 @@ export class Viewer {
     private readonly api: ApiClient,
     actions: Pick<GalleryActions, "useSettings" | "sendToCanvas">,
   ) {
+    new PixelScaling().watch(byId<HTMLImageElement>("viewer-image"));
     byId("viewer-close").addEventListener("click", () => dialog.close());
     // A click on the backdrop lands on the dialog itself; closing there is what people expect of a lightbox.
     dialog.addEventListener("click", (e) => {
