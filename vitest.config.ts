@@ -1,11 +1,27 @@
 import { defineConfig } from "vitest/config";
 
+/** Files that replace a module with vi.mock: they need a module registry of their own. */
+const OWN_MODULES = ["test/server/token-compare.test.ts"];
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // onnxruntime sessions each use the cores; running files in parallel only thrashes 2 cores.
     fileParallelism: false,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "shared",
+          include: ["test/**/*.test.ts"],
+          exclude: OWN_MODULES,
+          // One process for every file: a fresh process and module graph per file cost ~1 s each (240 files), and
+          // the code keeps no global state to isolate. Tests that touch the environment restore it themselves.
+          isolate: false,
+        },
+      },
+      { extends: true, test: { name: "isolated", include: OWN_MODULES } },
+    ],
   },
 });

@@ -70,5 +70,6 @@ export {
 export { UpscalerRegistry, type UpscalerEntry } from "./upscale/upscalers.js";
 export type { Upscaler } from "./upscale/upscaler.js";
 export type { UpscalerSearch } from "./upscale/upscaler-folders.js";
-export { postprocessUpscale, type PostprocessRequest, type PostprocessResult } from "./upscale/postprocess.js";
+// postprocessUpscale (upscale/postprocess.ts) is not exported yet: its request takes a ProvenanceSigner, whose C2PA
+// library types need Float16Array (lib es2025), and the public types must compile in a strict consumer on ES2022.
 export { TorchFile } from "./weights/torch-pickle.js";

@@ -115,9 +115,6 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
       "serving the embedded tiny shapes model (a demo); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion",
     );
   const loadOptions = await loadOptionsOf(o, log);
-  // Generation runs here (no queue): a model that cannot be opened would give a server that looks healthy and fails
-  // every request, so it is checked now (headers and shapes, not a full load) and refused with the reason.
-  if (!queue) checkServable(modelPath, loadOptions.config);
   const config = resolveServerConfig({
     host: o.host,
     port: integer("--port", o.port),
@@ -136,6 +133,10 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
     models: { modelsDirs: o.modelsDir },
     apiServerStop: o.apiServerStop ?? false,
   });
+  // Generation runs here (no queue): a model that cannot be opened would give a server that looks healthy and fails
+  // every request, so it is checked now (headers and shapes, not a full load) and refused with the reason; after the
+  // flags, whose mistakes are cheaper to report.
+  if (!queue) checkServable(modelPath, loadOptions.config);
   const app = await buildApp(config);
   const { requeued, failed } = app.recovery;
   if (requeued.length) log(`the server had stopped abruptly: ${requeued.length} interrupted job(s) queued again`);

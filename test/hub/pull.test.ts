@@ -130,7 +130,11 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (library) against a local Hub", (
       "blobs",
       `${hub.sha256Of(SD15_REPO, UNET_FP16)}.incomplete`,
     );
-    expect(statSync(partial).size).toBe(Math.floor(size * 0.5));
+    // What reached the disk before the drop: at most what was sent, less whatever was still in flight when the
+    // connection was cut (timing-dependent, tens of KB).
+    const kept = statSync(partial).size;
+    expect(kept).toBeLessThanOrEqual(Math.floor(size * 0.5));
+    expect(kept).toBeGreaterThan(0.4 * size);
     hub.resetCounts();
     const progress: number[] = [];
     const r = await pull(SD15_REPO, {
@@ -139,10 +143,8 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse pull (library) against a local Hub", (
     });
     expect(r.downloaded).toContain(UNET_FP16);
     expect(hub.bytesServed(SD15_REPO, UNET_FP16)).toBeLessThan(0.6 * size);
-    expect(
-      hub.requests.some((l) => l.startsWith("GET /cdn/") && l.endsWith(`bytes=${Math.floor(size * 0.5)}-${size - 1}`)),
-    ).toBe(true);
-    expect(progress[0]).toBe(Math.floor(size * 0.5));
+    expect(hub.requests.some((l) => l.startsWith("GET /cdn/") && l.endsWith(`bytes=${kept}-${size - 1}`))).toBe(true);
+    expect(progress[0]).toBe(kept);
     expect(existsSync(partial)).toBe(false);
     expect(
       createHash("sha256")
