@@ -196,7 +196,15 @@ function textRow(id: string, family: FamilyName, pytorch?: number, target?: numb
         // Built at batch 1, run at batch 2.
         flops += 2 * graphFlops(buildClipText(e.config, new ScopedWeights(e.weights)));
         const ids = BigInt64Array.from({ length: 2 * 77 }, (_, i) => BigInt((i * 7919) % e.config.vocabSize));
-        const t = await time(await nets.get(e.name), { [CLIP_TEXT_IO.inputIds]: { data: ids, dims: [2, 77] } });
+        const session = await nets.get(e.name);
+        const feeds: Parameters<typeof time>[1] = { [CLIP_TEXT_IO.inputIds]: { data: ids, dims: [2, 77] } };
+        // Graphs built for textual inversion take the embeddings' rows with each run: one row of zeros when none.
+        if (session.inputNames.includes(CLIP_TEXT_IO.extraTokens))
+          feeds[CLIP_TEXT_IO.extraTokens] = {
+            data: new Float32Array(e.config.hiddenSize),
+            dims: [1, e.config.hiddenSize],
+          };
+        const t = await time(session, feeds);
         seconds += t.seconds;
         cpu += t.seconds * t.cpuShare;
       }
