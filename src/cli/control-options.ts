@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { embeddedControlNetPath } from "../default-model.js";
 import { InputError } from "../errors.js";
 import type { ControlNetUnit } from "../pipeline/params.js";
+import { collect } from "./repeatable.js";
 
 /** The ControlNet flags as commander collects them: each repeatable, in the order given. */
 export interface ControlOptions {
@@ -14,8 +15,6 @@ export interface ControlOptions {
   controlEnd: string[];
   controlConfig: string[];
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 /**
  * A --control-model value as a path: a file or folder as it is, else the short name of a ControlNet shipped with the

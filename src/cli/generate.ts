@@ -23,6 +23,7 @@ import { samplerSummary } from "./samplers.js";
 import { PreviewFile } from "./preview-file.js";
 import { modelOption } from "./model-option.js";
 import { safetyPolicyOption } from "./safety-options.js";
+import { collect } from "./repeatable.js";
 
 interface GenerateOptions extends ControlOptions {
   model?: string;
@@ -266,7 +267,7 @@ export function registerGenerate(program: Command): void {
     .option(
       "--models-dir <dir>",
       'an A1111 or ComfyUI installation whose upscaler models --hires-upscaler may name (repeatable; also "modelsDirs" in $DIFFUSE_HOME/config.json, DIFFUSE_HOME/upscalers and tools installed in the usual places)',
-      (v: string, all: string[]) => [...all, v],
+      collect,
       [] as string[],
     )
     .option("--hires-denoise <f>", "how much the hires pass repaints, above 0 to 1 (default 0.75)")
@@ -310,7 +311,7 @@ export function registerGenerate(program: Command): void {
     .option(
       "--lora <name:weight>",
       "merge a LoRA, as <lora:NAME:WEIGHT> in the prompt does (NAME in the LoRA folder, or a .safetensors path; repeatable)",
-      (v: string, all: string[]) => [...all, v],
+      collect,
       [] as string[],
     )
     .option(

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { ListedModel } from "../hub/list-models.js";
 import { formatBytes } from "./transfer-meter.js";
+import { collect } from "./repeatable.js";
 
 interface ModelsCliOptions {
   modelsDir: string[];
@@ -45,10 +46,6 @@ export function registerModels(program: Command): void {
       }
       process.stdout.write(table(models));
     });
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }
 
 function table(models: readonly ListedModel[]): string {

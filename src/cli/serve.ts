@@ -12,6 +12,7 @@ import {
   modelPathOf,
   type ModelFlags,
 } from "./model-options.js";
+import { collect } from "./repeatable.js";
 
 interface ServeOptions extends ModelFlags {
   host: string;
@@ -57,13 +58,13 @@ export function registerServe(program: Command): void {
     .option(
       "--models-dir <dir>",
       'another tool\'s installation or a folder of models whose checkpoints clients may switch to, as diffuse models lists them (repeatable; also "modelsDirs" in $DIFFUSE_HOME/config.json)',
-      (v: string, all: string[]) => [...all, v],
+      collect,
       [],
     )
     .option(
       "--controlnet-dir <dir>",
       "a folder of ControlNets for A1111's ControlNet extension routes (/controlnet/model_list); repeatable",
-      (v: string, all: string[]) => [...all, v],
+      collect,
       [],
     )
     .option(

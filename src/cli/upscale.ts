@@ -9,6 +9,7 @@ import { postprocessUpscale } from "../upscale/postprocess.js";
 import { UpscalerRegistry } from "../upscale/upscalers.js";
 import { integer } from "./model-options.js";
 import { checkOutputsWritable, stageFiles } from "./output-files.js";
+import { collect } from "./repeatable.js";
 
 interface UpscaleFlags {
   scale?: string;
@@ -46,7 +47,7 @@ export function registerUpscale(program: Command): void {
     .option(
       "--models-dir <dir>",
       "an A1111 or ComfyUI installation whose upscaler models to use (repeatable; also modelsDirs in $DIFFUSE_HOME/config.json)",
-      (v: string, all: string[]) => [...all, v],
+      collect,
       [] as string[],
     )
     .option("--list", "list the upscalers and their files, then exit")

@@ -5,6 +5,7 @@ import { DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS, QueueWorker } fr
 import { parseQueueUrl } from "../worker/queue-url.js";
 import { signalExitCode } from "./interruption.js";
 import { addModelOptions, integer, loadOptionsOf, modelPathOf, type ModelFlags } from "./model-options.js";
+import { collect } from "./repeatable.js";
 
 interface WorkerOptions extends ModelFlags {
   queue: string;
@@ -29,7 +30,7 @@ export function registerWorker(program: Command): void {
     .option(
       "--models-dir <dir>",
       "an A1111 or ComfyUI installation whose upscaler models a job's hires fix may name, as the server's --models-dir (repeatable; the server accepts the names its own folders list, so give both the same files)",
-      (v: string, all: string[]) => [...all, v],
+      collect,
       [] as string[],
     )
     .option(

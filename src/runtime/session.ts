@@ -112,8 +112,10 @@ export class Session {
   }
 
   /**
-   * Runs with the float outputs written into the caller's arrays (each of exactly the output's size), which a loop
-   * over many large outputs reuses rather than leaving each one to the garbage collector.
+   * Runs with the float outputs written into the caller's arrays (each of exactly the output's size). Through
+   * onnxruntime-node this saves no memory: it still allocates a fresh buffer for every output and copies it over
+   * (a page fault per 4 KiB touched), so code that must not allocate per run (the LoRA merge, product-simd.ts)
+   * computes outside onnxruntime instead.
    */
   async runInto(
     feeds: Record<string, FeedValue>,
