@@ -9,12 +9,17 @@ import { DDIMScheduler } from "./ddim.js";
 import { DDPMScheduler } from "./ddpm.js";
 import { DPMSolverMultistepScheduler } from "./dpm-solver-multistep.js";
 import { DPMSolverSDEScheduler } from "./dpm-solver-sde.js";
+import { DPM2AncestralScheduler } from "./dpm2-ancestral.js";
+import { DPM2Scheduler } from "./dpm2.js";
+import { DPMPP2SAncestralScheduler } from "./dpmpp-2s-ancestral.js";
+import { DPMPP3MSDEScheduler } from "./dpmpp-3m-sde.js";
 import { EulerAncestralDiscreteScheduler } from "./euler-ancestral.js";
 import { EulerDiscreteScheduler } from "./euler.js";
 import { HeunDiscreteScheduler } from "./heun.js";
 import { LCMScheduler } from "./lcm.js";
 import { LMSDiscreteScheduler } from "./lms.js";
 import { PNDMScheduler } from "./pndm.js";
+import { RestartScheduler } from "./restart.js";
 import { RunState } from "./run-state.js";
 import {
   findScheduleType,
@@ -32,6 +37,10 @@ export { findScheduleType, listScheduleTypes, requireScheduleType, type Schedule
 export {
   DDIMScheduler,
   DDPMScheduler,
+  DPM2AncestralScheduler,
+  DPM2Scheduler,
+  DPMPP2SAncestralScheduler,
+  DPMPP3MSDEScheduler,
   DPMSolverMultistepScheduler,
   DPMSolverSDEScheduler,
   EulerAncestralDiscreteScheduler,
@@ -40,6 +49,7 @@ export {
   LCMScheduler,
   LMSDiscreteScheduler,
   PNDMScheduler,
+  RestartScheduler,
   UniPCMultistepScheduler,
 };
 
@@ -174,6 +184,36 @@ const SAMPLERS: readonly Entry[] = [
     callsPerStep: 2,
     create: (c) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: true }),
   },
+  // k-diffusion's samplers that diffusers lacks; "Automatic" is A1111's default schedule type for each.
+  { name: "dpm2", label: "DPM2", stochastic: false, callsPerStep: 2, create: (c) => DPM2Scheduler.fromConfig(c) },
+  {
+    name: "dpm2-a",
+    label: "DPM2 a",
+    stochastic: true,
+    callsPerStep: 2,
+    create: (c) => DPM2AncestralScheduler.fromConfig(c),
+  },
+  {
+    name: "dpm++2s-a",
+    label: "DPM++ 2S a",
+    stochastic: true,
+    callsPerStep: 2,
+    create: (c) => DPMPP2SAncestralScheduler.fromConfig(c),
+  },
+  {
+    name: "dpm++3m-sde",
+    label: "DPM++ 3M SDE",
+    stochastic: true,
+    callsPerStep: 1,
+    create: (c) => DPMPP3MSDEScheduler.fromConfig(c),
+  },
+  {
+    name: "restart",
+    label: "Restart",
+    stochastic: true,
+    callsPerStep: 2,
+    create: (c) => RestartScheduler.fromConfig(c),
+  },
   { name: "ddim", label: "DDIM", stochastic: false, callsPerStep: 1, create: (c) => DDIMScheduler.fromConfig(c) },
   // PLMS is PNDM without its Runge-Kutta warm-up, which is how every SD config sets it.
   {
@@ -228,6 +268,11 @@ const SCHEDULABLE = new Set([
   "dpm++2m-sde-karras",
   "dpm++sde",
   "dpm++sde-karras",
+  "dpm2",
+  "dpm2-a",
+  "dpm++2s-a",
+  "dpm++3m-sde",
+  "restart",
 ]);
 
 /**
