@@ -11,6 +11,7 @@ import { DPM2Scheduler } from "./dpm2.js";
 import {
   K_SAMPLER_DEFAULTS,
   type KSamplerConfig,
+  type KSamplerTraits,
   type TwoStageCall,
   ancestralStep,
   twoStagePlan,
@@ -25,8 +26,10 @@ export class DPM2AncestralScheduler extends DPM2Scheduler {
     return new DPM2AncestralScheduler(resolveConfig(K_SAMPLER_DEFAULTS, config, overrides));
   }
 
+  static override readonly traits: KSamplerTraits = { ...DPM2Scheduler.traits, label: "DPM2 a" };
+
   constructor(config: Partial<KSamplerConfig> = {}) {
-    super(config, "DPM2 a");
+    super(config, DPM2AncestralScheduler.traits);
   }
 
   /** The deterministic part of each step ends at sigma_down. */
@@ -45,7 +48,7 @@ export class DPM2AncestralScheduler extends DPM2Scheduler {
     const out = super.advance(call, index, denoised, x);
     if (call.stage === 0) return out;
     const { up } = ancestralStep(this.walk[call.step], this.walk[call.step + 1], this.config.eta);
-    const z = this.drawNoise(noise, x, "DPM2 a");
+    const z = this.drawNoise(noise, x);
     for (let k = 0; k < out.length; k++) out[k] += z[k] * up;
     return out;
   }

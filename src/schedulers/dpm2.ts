@@ -6,21 +6,27 @@
  * calls. A1111's "DPM2": Karras schedule by default, and the next-to-last sigma discarded.
  */
 import { type RawSchedulerConfig, resolveConfig } from "./config.js";
-import { K_SAMPLER_DEFAULTS, KSampler, type KSamplerConfig, type TwoStageCall, twoStagePlan } from "./k-sampler.js";
+import {
+  K_SAMPLER_DEFAULTS,
+  KSampler,
+  type KSamplerConfig,
+  type KSamplerTraits,
+  type TwoStageCall,
+  twoStagePlan,
+} from "./k-sampler.js";
 
 export class DPM2Scheduler extends KSampler<TwoStageCall> {
   static fromConfig(config: RawSchedulerConfig, overrides: Partial<KSamplerConfig> = {}): DPM2Scheduler {
     return new DPM2Scheduler(resolveConfig(K_SAMPLER_DEFAULTS, config, overrides));
   }
 
+  static readonly traits: KSamplerTraits = { label: "DPM2", defaultSchedule: "karras", discardsPenultimate: true };
   readonly order = 2;
-  protected readonly defaultSchedule = "karras";
-  protected override readonly discardsPenultimate = true;
   /** The step's starting sample, kept for the second stage. */
   protected start: Float32Array | undefined;
 
-  constructor(config: Partial<KSamplerConfig> = {}, label = "DPM2") {
-    super(config, label);
+  constructor(config: Partial<KSamplerConfig> = {}, traits = DPM2Scheduler.traits) {
+    super(config, traits);
   }
 
   protected planCalls(walk: Float64Array): TwoStageCall[] {

@@ -12,6 +12,7 @@ import {
   K_SAMPLER_DEFAULTS,
   KSampler,
   type KSamplerConfig,
+  type KSamplerTraits,
   type TwoStageCall,
   ancestralStep,
   twoStagePlan,
@@ -23,12 +24,16 @@ export class DPMPP2SAncestralScheduler extends KSampler<TwoStageCall> {
     return new DPMPP2SAncestralScheduler(resolveConfig(K_SAMPLER_DEFAULTS, config, overrides));
   }
 
+  static readonly traits: KSamplerTraits = {
+    label: "DPM++ 2S a",
+    defaultSchedule: "karras",
+    discardsPenultimate: false,
+  };
   readonly order = 2;
-  protected readonly defaultSchedule = "karras";
   private start: Float32Array | undefined;
 
   constructor(config: Partial<KSamplerConfig> = {}) {
-    super(config, "DPM++ 2S a");
+    super(config, DPMPP2SAncestralScheduler.traits);
   }
 
   protected planCalls(walk: Float64Array): TwoStageCall[] {
@@ -71,7 +76,7 @@ export class DPMPP2SAncestralScheduler extends KSampler<TwoStageCall> {
     }
     if (next > 0) {
       const { up } = ancestralStep(sigma, next, this.config.eta);
-      const z = this.drawNoise(noise, x, "DPM++ 2S a");
+      const z = this.drawNoise(noise, x);
       for (let k = 0; k < out.length; k++) out[k] += z[k] * up;
     }
     return out;

@@ -13,7 +13,13 @@
  * generator has exactly their distribution and keeps the run reproducible by seed.
  */
 import { type RawSchedulerConfig, resolveConfig } from "./config.js";
-import { K_SAMPLER_DEFAULTS, KSampler, type KSamplerConfig, type PlannedCall } from "./k-sampler.js";
+import {
+  K_SAMPLER_DEFAULTS,
+  KSampler,
+  type KSamplerConfig,
+  type KSamplerTraits,
+  type PlannedCall,
+} from "./k-sampler.js";
 import type { NoiseSource } from "./scheduler.js";
 
 export class DPMPP3MSDEScheduler extends KSampler {
@@ -21,14 +27,17 @@ export class DPMPP3MSDEScheduler extends KSampler {
     return new DPMPP3MSDEScheduler(resolveConfig(K_SAMPLER_DEFAULTS, config, overrides));
   }
 
+  static readonly traits: KSamplerTraits = {
+    label: "DPM++ 3M SDE",
+    defaultSchedule: "exponential",
+    discardsPenultimate: true,
+  };
   readonly order = 1;
-  protected readonly defaultSchedule = "exponential";
-  protected override readonly discardsPenultimate = true;
   /** The previous steps' denoised estimates and step sizes in t, newest first. */
   private history: { denoised: Float64Array; h: number }[] = [];
 
   constructor(config: Partial<KSamplerConfig> = {}) {
-    super(config, "DPM++ 3M SDE");
+    super(config, DPMPP3MSDEScheduler.traits);
   }
 
   protected planCalls(walk: Float64Array): PlannedCall[] {
@@ -79,7 +88,7 @@ export class DPMPP3MSDEScheduler extends KSampler {
     }
     if (eta > 0) {
       const std = next * Math.sqrt(-Math.expm1(-2 * h * eta));
-      const z = this.drawNoise(noise, x, "DPM++ 3M SDE");
+      const z = this.drawNoise(noise, x);
       for (let k = 0; k < out.length; k++) out[k] += z[k] * std;
     }
     this.history = [{ denoised, h }, ...this.history.slice(0, 1)];

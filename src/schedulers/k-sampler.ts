@@ -45,25 +45,33 @@ export interface PlannedCall {
   readonly stage: number;
 }
 
-export abstract class KSampler<Call extends PlannedCall = PlannedCall> extends SigmaScheduler<KSamplerConfig> {
-  /** The schedule type "Automatic" means for this sampler (A1111's `scheduler` option for it). */
-  protected abstract readonly defaultSchedule: ScheduleType;
+/** What A1111 says of a k-diffusion sampler besides its function: its label and its sampler options. */
+export interface KSamplerTraits {
+  /** A1111's label, for messages. */
+  readonly label: string;
+  /** The schedule type "Automatic" means for it (A1111's `scheduler` option). */
+  readonly defaultSchedule: ScheduleType;
   /** A1111's discard_next_to_last_sigma: plan n + 1 steps and drop the penultimate sigma. */
-  protected readonly discardsPenultimate: boolean = false;
+  readonly discardsPenultimate: boolean;
+}
+
+export abstract class KSampler<Call extends PlannedCall = PlannedCall> extends SigmaScheduler<KSamplerConfig> {
+  protected readonly traits: KSamplerTraits;
   /** k-diffusion's `sigmas` for this run: the noise levels walked, ending in 0. */
   protected walk: Float64Array = new Float64Array(0);
   protected calls: readonly Call[] = [];
 
-  constructor(partial: Readonly<Partial<KSamplerConfig>>, name: string) {
+  constructor(partial: Readonly<Partial<KSamplerConfig>>, traits: KSamplerTraits) {
     super(K_SAMPLER_DEFAULTS, partial, {
-      name,
+      name: traits.label,
       betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"],
       predictions: ["epsilon", "v_prediction", "sample"],
     });
+    this.traits = traits;
     for (const key of ["eta", "s_noise"] as const) {
       const v = this.config[key];
       if (!Number.isFinite(v) || v < 0)
-        throw new InputError(`${name}: ${key} must be a finite number >= 0, got ${v}; A1111's default is 1`);
+        throw new InputError(`${traits.label}: ${key} must be a finite number >= 0, got ${v}; A1111's default is 1`);
     }
   }
 
@@ -74,7 +82,7 @@ export abstract class KSampler<Call extends PlannedCall = PlannedCall> extends S
 
   /** "Automatic" is this sampler's default type, as A1111 resolves it. */
   override useScheduleType(choice: ScheduleChoice): void {
-    this.scheduleChoice = choice.type === "automatic" ? { ...choice, type: this.defaultSchedule } : choice;
+    this.scheduleChoice = choice.type === "automatic" ? { ...choice, type: this.traits.defaultSchedule } : choice;
   }
 
   /** The calls the walk takes, in order; `walk` is set when this runs. */
@@ -91,11 +99,11 @@ export abstract class KSampler<Call extends PlannedCall = PlannedCall> extends S
   ): Float32Array;
 
   setTimesteps(numInferenceSteps: number): void {
-    const choice = this.scheduleChoice ?? { type: this.defaultSchedule, sdxl: false };
+    const choice = this.scheduleChoice ?? { type: this.traits.defaultSchedule, sdxl: false };
     const table = trainSigmas(this.alphasCumprod);
-    const extra = this.discardsPenultimate ? 1 : 0;
-    let walk = scheduleSigmas(choice.type, numInferenceSteps + extra, { sigmas: table, sdxl: choice.sdxl });
-    if (this.discardsPenultimate) walk = Float64Array.from([...walk.subarray(0, -2), walk[walk.length - 1]]);
+    const discard = this.traits.discardsPenultimate;
+    let walk = scheduleSigmas(choice.type, numInferenceSteps + (discard ? 1 : 0), { sigmas: table, sdxl: choice.sdxl });
+    if (discard) walk = Float64Array.from([...walk.subarray(0, -2), walk[walk.length - 1]]);
     this.walk = walk;
     this.calls = this.planCalls(walk);
     const logs = logSigmas(table);
@@ -115,10 +123,10 @@ export abstract class KSampler<Call extends PlannedCall = PlannedCall> extends S
   }
 
   /** A standard normal draw the size of `sample`, scaled by s_noise; an InputError without a noise source. */
-  protected drawNoise(noise: NoiseSource | undefined, sample: Float32Array, label: string): Float32Array {
+  protected drawNoise(noise: NoiseSource | undefined, sample: Float32Array): Float32Array {
     if (!noise) {
       throw new InputError(
-        `${label} adds fresh noise during sampling: pass a NoiseSource (the run's seeded generator) to step()`,
+        `${this.traits.label} adds fresh noise during sampling: pass a NoiseSource (the run's seeded generator) to step()`,
       );
     }
     const z = noise.randn([sample.length]);

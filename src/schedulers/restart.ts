@@ -9,7 +9,13 @@
  * for Restart). One noise draw per restart.
  */
 import { type RawSchedulerConfig, resolveConfig } from "./config.js";
-import { K_SAMPLER_DEFAULTS, KSampler, type KSamplerConfig, type PlannedCall } from "./k-sampler.js";
+import {
+  K_SAMPLER_DEFAULTS,
+  KSampler,
+  type KSamplerConfig,
+  type KSamplerTraits,
+  type PlannedCall,
+} from "./k-sampler.js";
 import { f32 } from "./numerics.js";
 import type { NoiseSource } from "./scheduler.js";
 import { karrasSigmas } from "./sigmas.js";
@@ -31,13 +37,13 @@ export class RestartScheduler extends KSampler<RestartCall> {
     return new RestartScheduler(resolveConfig(K_SAMPLER_DEFAULTS, config, overrides));
   }
 
+  static readonly traits: KSamplerTraits = { label: "Restart", defaultSchedule: "karras", discardsPenultimate: false };
   readonly order = 2;
-  protected readonly defaultSchedule = "karras";
   /** The first stage's sample and slope, for the Heun correction. */
   private firstStage: { sample: Float32Array; slope: Float64Array } | undefined;
 
   constructor(config: Partial<KSamplerConfig> = {}) {
-    super(config, "Restart");
+    super(config, RestartScheduler.traits);
   }
 
   protected planCalls(walk: Float64Array): RestartCall[] {
@@ -81,7 +87,7 @@ export class RestartScheduler extends KSampler<RestartCall> {
     if (call.restartTo !== undefined) {
       // Restart: climb back from call.to to restartTo with fresh noise before the next step's model call.
       const std = Math.sqrt(call.restartTo ** 2 - call.to ** 2);
-      const z = this.drawNoise(noise, x, "Restart");
+      const z = this.drawNoise(noise, x);
       for (let k = 0; k < out.length; k++) out[k] += z[k] * std;
     }
     return out;
