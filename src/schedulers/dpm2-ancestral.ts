@@ -6,10 +6,8 @@
  * last) is a plain Euler step without noise. With eta 0 it is DPM2. A1111's "DPM2 a": Karras schedule by
  * default, the next-to-last sigma discarded, eta 1, one noise draw per two-stage step.
  */
-import { type RawSchedulerConfig, resolveConfig } from "./config.js";
 import { DPM2Scheduler } from "./dpm2.js";
 import {
-  K_SAMPLER_DEFAULTS,
   type KSamplerConfig,
   type KSamplerTraits,
   type TwoStageCall,
@@ -19,13 +17,6 @@ import {
 import type { NoiseSource } from "./scheduler.js";
 
 export class DPM2AncestralScheduler extends DPM2Scheduler {
-  static override fromConfig(
-    config: RawSchedulerConfig,
-    overrides: Partial<KSamplerConfig> = {},
-  ): DPM2AncestralScheduler {
-    return new DPM2AncestralScheduler(resolveConfig(K_SAMPLER_DEFAULTS, config, overrides));
-  }
-
   static override readonly traits: KSamplerTraits = { ...DPM2Scheduler.traits, label: "DPM2 a" };
 
   constructor(config: Partial<KSamplerConfig> = {}) {

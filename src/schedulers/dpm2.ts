@@ -5,21 +5,9 @@
  * with the slope found there; the last step, to sigma = 0, is a plain Euler step. n steps take 2n - 1 model
  * calls. A1111's "DPM2": Karras schedule by default, and the next-to-last sigma discarded.
  */
-import { type RawSchedulerConfig, resolveConfig } from "./config.js";
-import {
-  K_SAMPLER_DEFAULTS,
-  KSampler,
-  type KSamplerConfig,
-  type KSamplerTraits,
-  type TwoStageCall,
-  twoStagePlan,
-} from "./k-sampler.js";
+import { KSampler, type KSamplerConfig, type KSamplerTraits, type TwoStageCall, twoStagePlan } from "./k-sampler.js";
 
 export class DPM2Scheduler extends KSampler<TwoStageCall> {
-  static fromConfig(config: RawSchedulerConfig, overrides: Partial<KSamplerConfig> = {}): DPM2Scheduler {
-    return new DPM2Scheduler(resolveConfig(K_SAMPLER_DEFAULTS, config, overrides));
-  }
-
   static readonly traits: KSamplerTraits = { label: "DPM2", defaultSchedule: "karras", discardsPenultimate: true };
   readonly order = 2;
   /** The step's starting sample, kept for the second stage. */

@@ -7,9 +7,7 @@
  * expm1(-h) D(x_s, sigma_s); fresh noise of std sigma_up is added unless the step ends at 0. A step whose
  * sigma_down is 0 is a plain Euler step. A1111's "DPM++ 2S a": Karras schedule by default, eta 1.
  */
-import { type RawSchedulerConfig, resolveConfig } from "./config.js";
 import {
-  K_SAMPLER_DEFAULTS,
   KSampler,
   type KSamplerConfig,
   type KSamplerTraits,
@@ -20,10 +18,6 @@ import {
 import type { NoiseSource } from "./scheduler.js";
 
 export class DPMPP2SAncestralScheduler extends KSampler<TwoStageCall> {
-  static fromConfig(config: RawSchedulerConfig, overrides: Partial<KSamplerConfig> = {}): DPMPP2SAncestralScheduler {
-    return new DPMPP2SAncestralScheduler(resolveConfig(K_SAMPLER_DEFAULTS, config, overrides));
-  }
-
   static readonly traits: KSamplerTraits = {
     label: "DPM++ 2S a",
     defaultSchedule: "karras",

@@ -12,21 +12,10 @@
  * tree's normalised increments are independent standard normals: one fresh draw per step from the run's
  * generator has exactly their distribution and keeps the run reproducible by seed.
  */
-import { type RawSchedulerConfig, resolveConfig } from "./config.js";
-import {
-  K_SAMPLER_DEFAULTS,
-  KSampler,
-  type KSamplerConfig,
-  type KSamplerTraits,
-  type PlannedCall,
-} from "./k-sampler.js";
+import { KSampler, type KSamplerConfig, type KSamplerTraits, type PlannedCall } from "./k-sampler.js";
 import type { NoiseSource } from "./scheduler.js";
 
 export class DPMPP3MSDEScheduler extends KSampler {
-  static fromConfig(config: RawSchedulerConfig, overrides: Partial<KSamplerConfig> = {}): DPMPP3MSDEScheduler {
-    return new DPMPP3MSDEScheduler(resolveConfig(K_SAMPLER_DEFAULTS, config, overrides));
-  }
-
   static readonly traits: KSamplerTraits = {
     label: "DPM++ 3M SDE",
     defaultSchedule: "exponential",

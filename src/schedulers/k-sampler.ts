@@ -8,7 +8,7 @@
  */
 import { InputError } from "../errors.js";
 import type { BetaConfig } from "./betas.js";
-import { LDM_LINEAR_BETAS } from "./config.js";
+import { LDM_LINEAR_BETAS, type RawSchedulerConfig, resolveConfig } from "./config.js";
 import type { ScheduleChoice } from "./run-state.js";
 import type { ScheduleType } from "./schedule-types.js";
 import { scheduleSigmas } from "./schedule-types.js";
@@ -56,6 +56,17 @@ export interface KSamplerTraits {
 }
 
 export abstract class KSampler<Call extends PlannedCall = PlannedCall> extends SigmaScheduler<KSamplerConfig> {
+  /** The sampler configured from a model's scheduler_config.json object (its betas and prediction type). */
+  static fromConfig<T>(
+    this: new (
+      config: Partial<KSamplerConfig>,
+    ) => T,
+    config: RawSchedulerConfig,
+    overrides: Partial<KSamplerConfig> = {},
+  ): T {
+    return new this(resolveConfig(K_SAMPLER_DEFAULTS, config, overrides));
+  }
+
   protected readonly traits: KSamplerTraits;
   /** k-diffusion's `sigmas` for this run: the noise levels walked, ending in 0. */
   protected walk: Float64Array = new Float64Array(0);

@@ -8,14 +8,7 @@
  * So n steps always take 2n - 1 model calls. Below 20 steps it is Heun on the Karras schedule (A1111's default
  * for Restart). One noise draw per restart.
  */
-import { type RawSchedulerConfig, resolveConfig } from "./config.js";
-import {
-  K_SAMPLER_DEFAULTS,
-  KSampler,
-  type KSamplerConfig,
-  type KSamplerTraits,
-  type PlannedCall,
-} from "./k-sampler.js";
+import { KSampler, type KSamplerConfig, type KSamplerTraits, type PlannedCall } from "./k-sampler.js";
 import { f32 } from "./numerics.js";
 import type { NoiseSource } from "./scheduler.js";
 import { karrasSigmas } from "./sigmas.js";
@@ -33,10 +26,6 @@ const RESTART_FROM = 0.1;
 const RESTART_TO = 2;
 
 export class RestartScheduler extends KSampler<RestartCall> {
-  static fromConfig(config: RawSchedulerConfig, overrides: Partial<KSamplerConfig> = {}): RestartScheduler {
-    return new RestartScheduler(resolveConfig(K_SAMPLER_DEFAULTS, config, overrides));
-  }
-
   static readonly traits: KSamplerTraits = { label: "Restart", defaultSchedule: "karras", discardsPenultimate: false };
   readonly order = 2;
   /** The first stage's sample and slope, for the Heun correction. */
