@@ -60,6 +60,19 @@ describe.skipIf(!HAVE_REFERENCE)("k-diffusion samplers on sd15-tiny", () => {
     expect(Buffer.from(expo.images[0]!.image.data).equals(Buffer.from(karras.images[0]!.image.data))).toBe(false);
   });
 
+  it("writes the schedule type A1111 resolves Automatic to (DPM2: Karras, DPM++ 3M SDE: Exponential), which reads back to the same image", async () => {
+    const p = await load();
+    const auto = (await p.generate({ ...BASE, steps: 3, sampler_name: "DPM2" })).images[0]!;
+    expect(auto.infotext).toContain("Sampler: DPM2, Schedule type: Karras, ");
+    const explicit = (await p.generate({ ...BASE, steps: 3, sampler_name: "DPM2", scheduler: "Karras" })).images[0]!;
+    expect(Buffer.from(explicit.image.data).equals(Buffer.from(auto.image.data))).toBe(true);
+    const sde = (await p.generate({ ...BASE, steps: 3, sampler_name: "DPM++ 3M SDE" })).images[0]!;
+    expect(sde.infotext).toContain("Sampler: DPM++ 3M SDE, Schedule type: Exponential, ");
+    // A sampler whose Automatic is its own schedule writes none, as A1111.
+    const euler = (await p.generate({ ...BASE, steps: 3, sampler_name: "Euler" })).images[0]!;
+    expect(euler.infotext).not.toContain("Schedule type");
+  });
+
   it("each runs image to image from part-way through its schedule", async () => {
     const p = await load();
     const px = new Uint8Array(64 * 64 * 3).map((_, i) => (i * 7) % 256);
