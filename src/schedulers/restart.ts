@@ -21,7 +21,7 @@ interface RestartCall extends PlannedCall {
   readonly restartTo: number | undefined;
 }
 
-/** Where restarts begin and end (A1111's automatic restart_list), and the step counts that turn them on. */
+/** The sigmas restarts climb from and back to (A1111's automatic restart_list: the schedule's nearest to each). */
 const RESTART_FROM = 0.1;
 const RESTART_TO = 2;
 
@@ -87,7 +87,7 @@ export class RestartScheduler extends KSampler<RestartCall> {
  * The (from, to) sigma pairs Restart walks for the schedule `walk` (ending in 0): the walk itself below 20 steps;
  * from 20 on, a Karras walk with fewer steps and, after its sigma nearest 0.1, the restart segments.
  */
-export function restartPairs(walk: Float64Array): [number, number][] {
+function restartPairs(walk: Float64Array): [number, number][] {
   const steps = walk.length - 1;
   let sigmas = walk;
   let restart: { steps: number; times: number } | undefined;
@@ -98,9 +98,9 @@ export function restartPairs(walk: Float64Array): [number, number][] {
   }
   const pairs: [number, number][] = [];
   const at = restart ? nearest(sigmas, RESTART_FROM) : -1;
+  const top = nearest(sigmas, RESTART_TO);
   for (let i = 0; i + 1 < sigmas.length; i++) {
     pairs.push([sigmas[i], sigmas[i + 1]]);
-    const top = nearest(sigmas, RESTART_TO);
     if (restart && i + 1 === at && top < at) {
       // A Karras walk of K + 1 levels from the sigma nearest 2 down to the one nearest 0.1, K steps.
       const segment = Array.from(karrasSigmas(sigmas[at], sigmas[top], restart.steps + 1), f32);
