@@ -31,12 +31,11 @@ export class DPM2AncestralScheduler extends DPM2Scheduler {
   /** DPM2's update towards sigma_down, then the step's fresh noise after its second stage. */
   protected override advance(
     call: TwoStageCall,
-    index: number,
     denoised: Float64Array,
     x: Float32Array,
     noise?: NoiseSource,
   ): Float32Array {
-    const out = super.advance(call, index, denoised, x);
+    const out = super.advance(call, denoised, x);
     if (call.stage === 0) return out;
     const { up } = ancestralStep(this.walk[call.step], this.walk[call.step + 1], this.config.eta);
     const z = this.drawNoise(noise, x);

@@ -25,7 +25,7 @@ export class DPM2Scheduler extends KSampler<TwoStageCall> {
     this.start = undefined;
   }
 
-  protected advance(call: TwoStageCall, _index: number, denoised: Float64Array, x: Float32Array): Float32Array {
+  protected advance(call: TwoStageCall, denoised: Float64Array, x: Float32Array): Float32Array {
     const out = new Float32Array(x.length);
     if (call.stage === 0) {
       const sigma = call.sigma;

@@ -38,13 +38,7 @@ export class DPMPP2SAncestralScheduler extends KSampler<TwoStageCall> {
     this.start = undefined;
   }
 
-  protected advance(
-    call: TwoStageCall,
-    _index: number,
-    denoised: Float64Array,
-    x: Float32Array,
-    noise?: NoiseSource,
-  ): Float32Array {
+  protected advance(call: TwoStageCall, denoised: Float64Array, x: Float32Array, noise?: NoiseSource): Float32Array {
     const out = new Float32Array(x.length);
     if (call.stage === 0 && call.mid !== undefined) {
       // First stage: to the midpoint, in the data-prediction form of the exponential integrator.

@@ -37,13 +37,7 @@ export class DPMPP3MSDEScheduler extends KSampler {
     this.history = [];
   }
 
-  protected advance(
-    call: PlannedCall,
-    _index: number,
-    denoised: Float64Array,
-    x: Float32Array,
-    noise?: NoiseSource,
-  ): Float32Array {
+  protected advance(call: PlannedCall, denoised: Float64Array, x: Float32Array, noise?: NoiseSource): Float32Array {
     const sigma = call.sigma;
     const next = this.walk[call.step + 1];
     if (next === 0) {

@@ -103,7 +103,6 @@ export abstract class KSampler<Call extends PlannedCall = PlannedCall> extends S
   /** One model call's update: the sample passed to the next call (or the result, after the last). */
   protected abstract advance(
     call: Call,
-    index: number,
     denoised: Float64Array,
     sample: Float32Array,
     noise?: NoiseSource,
@@ -124,11 +123,24 @@ export abstract class KSampler<Call extends PlannedCall = PlannedCall> extends S
     this.clearRunState();
   }
 
+  /** A run can only start where a step starts: a second stage needs its first stage's state. */
+  override setBeginIndex(index: number): void {
+    super.setBeginIndex(index);
+    const call = this.calls[index];
+    if (call.stage !== 0) {
+      this.beginIndex = undefined;
+      throw new InputError(
+        `${this.traits.label}: begin index ${index} is the second model call of step ${call.step}; ` +
+          `start at the first call of a step (index ${index - 1})`,
+      );
+    }
+  }
+
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array {
     const index = this.currentIndex(timestep);
     const call = this.calls[index];
     const denoised = this.denoisedAt(modelOutput, sample, call.sigma);
-    const out = this.advance(call, index, denoised, sample, noise);
+    const out = this.advance(call, denoised, sample, noise);
     this.stepIndex = index + 1;
     return out;
   }

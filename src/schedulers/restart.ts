@@ -55,13 +55,7 @@ export class RestartScheduler extends KSampler<RestartCall> {
     this.firstStage = undefined;
   }
 
-  protected advance(
-    call: RestartCall,
-    _index: number,
-    denoised: Float64Array,
-    x: Float32Array,
-    noise?: NoiseSource,
-  ): Float32Array {
+  protected advance(call: RestartCall, denoised: Float64Array, x: Float32Array, noise?: NoiseSource): Float32Array {
     const out = new Float32Array(x.length);
     const dt = call.to - call.from;
     if (call.stage === 0) {

@@ -420,6 +420,16 @@ describe("k-diffusion samplers: properties", () => {
     expect(() => s.step(first, s.timesteps[1]!, first)).toThrow(/pass a NoiseSource/);
   });
 
+  it("starts part-way only at a step's first call, and says which index to use instead", () => {
+    const s = DPM2Scheduler.fromConfig(SD);
+    s.setTimesteps(6);
+    expect(() => s.setBeginIndex(3)).toThrow(/second model call of step 1.*index 2/);
+    s.setBeginIndex(4);
+    let x = s.addNoise(new Float32Array(N), Float32Array.from(XT), s.timesteps[4]!);
+    for (const t of s.timesteps.slice(4)) x = s.step(Float32Array.from(model(Array.from(x), 1)), t, x);
+    expect(x.every(Number.isFinite)).toBe(true);
+  });
+
   it("refuses a negative or non-finite eta or s_noise, naming the key", () => {
     expect(() => DPM2AncestralScheduler.fromConfig(SD, { eta: -1 })).toThrow(InputError);
     expect(() => RestartScheduler.fromConfig(SD, { s_noise: Number.NaN })).toThrow(/s_noise/);
