@@ -3,7 +3,7 @@ import { basename, dirname } from "node:path";
 import { snapshotRepo } from "../hub/cache-path.js";
 import { buildInfotext } from "../image/infotext.js";
 import type { ProvenanceInfo } from "../responsible/provenance/provenance-info.js";
-import { findSampler, findScheduleType } from "../schedulers/index.js";
+import { findSampler, findScheduleType, type ScheduleType } from "../schedulers/index.js";
 import type { ResolvedParams } from "./params.js";
 
 /** The model as outputs name it: A1111's "Model" and "Model hash" infotext fields. */
@@ -21,6 +21,15 @@ export function modelDisplayName(path: string): string {
   return snapshotRepo(path) ?? (basename(path).replace(/\.safetensors$/i, "") || basename(dirname(path)));
 }
 
+/**
+ * The "Schedule type" A1111 writes: the type asked for, or for "Automatic" the type A1111 resolves it to where the
+ * sampler names one (DPM2: Karras); none where Automatic is the sampler's own schedule (Euler, DDIM).
+ */
+function writtenScheduleType(sampler: string, schedule: ScheduleType): string | undefined {
+  const type = schedule === "automatic" ? findSampler(sampler)?.defaultSchedule : schedule;
+  return type === undefined ? undefined : findScheduleType(type)?.label;
+}
+
 /** AUTOMATIC1111's parameters text of one image. `extra`: keys of the safeguards and the family. */
 export function imageInfotext(
   p: ResolvedParams,
@@ -33,8 +42,7 @@ export function imageInfotext(
     negativePrompt: p.negativePrompt,
     steps: p.steps,
     sampler: samplerLabel(p),
-    // As A1111: the schedule type is written unless it is the sampler's own.
-    scheduleType: p.schedule === "automatic" ? undefined : findScheduleType(p.schedule)?.label,
+    scheduleType: writtenScheduleType(p.sampler, p.schedule),
     cfgScale: p.cfgScale,
     seed,
     width: p.width,

@@ -9,12 +9,18 @@ import { DDIMScheduler } from "./ddim.js";
 import { DDPMScheduler } from "./ddpm.js";
 import { DPMSolverMultistepScheduler } from "./dpm-solver-multistep.js";
 import { DPMSolverSDEScheduler } from "./dpm-solver-sde.js";
+import { DPM2AncestralScheduler } from "./dpm2-ancestral.js";
+import { DPM2Scheduler } from "./dpm2.js";
+import { DPMPP2SAncestralScheduler } from "./dpmpp-2s-ancestral.js";
+import { DPMPP3MSDEScheduler } from "./dpmpp-3m-sde.js";
 import { EulerAncestralDiscreteScheduler } from "./euler-ancestral.js";
 import { EulerDiscreteScheduler } from "./euler.js";
 import { HeunDiscreteScheduler } from "./heun.js";
+import type { KSamplerTraits } from "./k-sampler.js";
 import { LCMScheduler } from "./lcm.js";
 import { LMSDiscreteScheduler } from "./lms.js";
 import { PNDMScheduler } from "./pndm.js";
+import { RestartScheduler } from "./restart.js";
 import { RunState } from "./run-state.js";
 import {
   findScheduleType,
@@ -32,6 +38,10 @@ export { findScheduleType, listScheduleTypes, requireScheduleType, type Schedule
 export {
   DDIMScheduler,
   DDPMScheduler,
+  DPM2AncestralScheduler,
+  DPM2Scheduler,
+  DPMPP2SAncestralScheduler,
+  DPMPP3MSDEScheduler,
   DPMSolverMultistepScheduler,
   DPMSolverSDEScheduler,
   EulerAncestralDiscreteScheduler,
@@ -40,6 +50,7 @@ export {
   LCMScheduler,
   LMSDiscreteScheduler,
   PNDMScheduler,
+  RestartScheduler,
   UniPCMultistepScheduler,
 };
 
@@ -70,10 +81,23 @@ export interface SamplerInfo {
   readonly stochastic: boolean;
   /** Model calls per step: Heun and DPM++ SDE cost twice as much per step. */
   readonly callsPerStep: number;
+  /** The schedule type "Automatic" walks, where A1111 names one for the sampler (its `scheduler` option). */
+  readonly defaultSchedule?: ScheduleType;
 }
 
 interface Entry extends SamplerInfo {
   create(config: RawSchedulerConfig): Scheduler;
+}
+
+/** The entry of a k-diffusion-only sampler: its label and default schedule type are what its class says of it. */
+function kDiffusionEntry(
+  name: string,
+  sampler: { readonly traits: KSamplerTraits; fromConfig(config: RawSchedulerConfig): Scheduler },
+  stochastic: boolean,
+  callsPerStep: number,
+): Entry {
+  const { label, defaultSchedule } = sampler.traits;
+  return { name, label, stochastic, callsPerStep, defaultSchedule, create: (c) => sampler.fromConfig(c) };
 }
 
 const SAMPLERS: readonly Entry[] = [
@@ -174,6 +198,12 @@ const SAMPLERS: readonly Entry[] = [
     callsPerStep: 2,
     create: (c) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: true }),
   },
+  // k-diffusion's samplers that diffusers lacks; "Automatic" is A1111's default schedule type for each.
+  kDiffusionEntry("dpm2", DPM2Scheduler, false, 2),
+  kDiffusionEntry("dpm2-a", DPM2AncestralScheduler, true, 2),
+  kDiffusionEntry("dpm++2s-a", DPMPP2SAncestralScheduler, true, 2),
+  kDiffusionEntry("dpm++3m-sde", DPMPP3MSDEScheduler, true, 1),
+  kDiffusionEntry("restart", RestartScheduler, true, 2),
   { name: "ddim", label: "DDIM", stochastic: false, callsPerStep: 1, create: (c) => DDIMScheduler.fromConfig(c) },
   // PLMS is PNDM without its Runge-Kutta warm-up, which is how every SD config sets it.
   {
@@ -204,15 +234,18 @@ export interface SchedulerOptions {
 
 /** Every sampler createScheduler accepts, in menu order. */
 export function listSamplers(): SamplerInfo[] {
-  return SAMPLERS.map(({ name, label, stochastic, callsPerStep }) => ({ name, label, stochastic, callsPerStep }));
+  return SAMPLERS.map(samplerInfo);
+}
+
+/** An entry without its factory (and without a default schedule type it does not have). */
+function samplerInfo({ create: _, defaultSchedule, ...info }: Entry): SamplerInfo {
+  return defaultSchedule === undefined ? info : { ...info, defaultSchedule };
 }
 
 /** Looks a sampler up by our name or A1111's label, ignoring case; undefined when unknown. */
 export function findSampler(name: string): SamplerInfo | undefined {
   const entry = lookup(name);
-  return (
-    entry && { name: entry.name, label: entry.label, stochastic: entry.stochastic, callsPerStep: entry.callsPerStep }
-  );
+  return entry && samplerInfo(entry);
 }
 
 /** The samplers that take a schedule type: k-diffusion's (sigma-space and exponential-integrator) ones. */
@@ -228,6 +261,11 @@ const SCHEDULABLE = new Set([
   "dpm++2m-sde-karras",
   "dpm++sde",
   "dpm++sde-karras",
+  "dpm2",
+  "dpm2-a",
+  "dpm++2s-a",
+  "dpm++3m-sde",
+  "restart",
 ]);
 
 /**
@@ -266,7 +304,7 @@ export function resolveSamplerSchedule(
     );
   }
   return {
-    sampler: { name: entry.name, label: entry.label, stochastic: entry.stochastic, callsPerStep: entry.callsPerStep },
+    sampler: samplerInfo(entry),
     schedule: chosen,
   };
 }

@@ -139,7 +139,12 @@ export function registerA1111Routes(app: FastifyInstance, ctx: ServerContext): v
       listSamplers().map((s) => ({
         name: s.label,
         aliases: [...a1111SamplerAliases(s.label), s.name],
-        options: s.label.endsWith(" Karras") ? { scheduler: "karras" } : {},
+        // A1111's sampler options: the schedule type its "Automatic" means, where it names one.
+        options: s.defaultSchedule
+          ? { scheduler: s.defaultSchedule }
+          : s.label.endsWith(" Karras")
+            ? { scheduler: "karras" }
+            : {},
       })),
     );
 

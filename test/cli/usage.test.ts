@@ -26,6 +26,9 @@ describe("the CLI's usage", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^euler-a\s+Euler a$/m);
     expect(r.stdout).toMatch(/^dpm\+\+2m-karras\s+DPM\+\+ 2M Karras$/m);
+    expect(r.stdout).toMatch(/^dpm2-a\s+DPM2 a$/m);
+    expect(r.stdout).toMatch(/^dpm\+\+3m-sde\s+DPM\+\+ 3M SDE$/m);
+    expect(r.stdout).toMatch(/^restart\s+Restart$/m);
     expect(r.stdout).toMatch(/Schedule types/);
     expect(r.stdout).toMatch(/^Karras$/m);
     const help = await runCli(["generate", "--help"]);

@@ -3,6 +3,11 @@ import { InputError } from "../../src/errors.js";
 import {
   createScheduler,
   DDIMScheduler,
+  DPM2AncestralScheduler,
+  DPM2Scheduler,
+  DPMPP2SAncestralScheduler,
+  DPMPP3MSDEScheduler,
+  RestartScheduler,
   DPMSolverMultistepScheduler,
   DPMSolverSDEScheduler,
   EulerAncestralDiscreteScheduler,
@@ -39,6 +44,11 @@ const EXPECTED: [string, string, new (...a: never[]) => unknown, Record<string, 
   ],
   ["dpm++sde-karras", "DPM++ SDE Karras", DPMSolverSDEScheduler, { use_karras_sigmas: true }],
   ["unipc", "UniPC", UniPCMultistepScheduler, {}],
+  ["dpm2", "DPM2", DPM2Scheduler, {}],
+  ["dpm2-a", "DPM2 a", DPM2AncestralScheduler, { eta: 1 }],
+  ["dpm++2s-a", "DPM++ 2S a", DPMPP2SAncestralScheduler, { eta: 1 }],
+  ["dpm++3m-sde", "DPM++ 3M SDE", DPMPP3MSDEScheduler, { eta: 1, s_noise: 1 }],
+  ["restart", "Restart", RestartScheduler, {}],
   ["lcm", "LCM", LCMScheduler, {}],
 ];
 
@@ -118,5 +128,9 @@ describe("listSamplers", () => {
     expect(findSampler("heun")).toMatchObject({ stochastic: false, callsPerStep: 2 });
     expect(findSampler("nope")).toBeUndefined();
     expect(samplerDisplayName("dpm++2m-karras")).toBe("DPM++ 2M Karras");
+    // A1111's default schedule type for the k-diffusion-only samplers; none for those with their own schedule.
+    expect(findSampler("DPM2")).toMatchObject({ defaultSchedule: "karras", callsPerStep: 2 });
+    expect(findSampler("dpm++3m-sde")).toMatchObject({ defaultSchedule: "exponential", stochastic: true });
+    expect(findSampler("Euler")?.defaultSchedule).toBeUndefined();
   });
 });

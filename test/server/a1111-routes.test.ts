@@ -211,6 +211,11 @@ describe.skipIf(!HAVE_REFERENCE)("the rest of A1111's /sdapi/v1, as its clients 
       ["K_DPMPP_2M", "DPM++ 2M"],
       ["k_dpmpp_2m_ka", "DPM++ 2M Karras"],
       ["k_lms", "LMS"],
+      ["k_dpm_2", "DPM2"],
+      ["K_DPM_2_A", "DPM2 a"],
+      ["k_dpmpp_2s_a", "DPM++ 2S a"],
+      ["k_dpmpp_3m_sde", "DPM++ 3M SDE"],
+      ["restart", "Restart"],
     ]) {
       const r = await call<Generated>(s.base, "POST", "/sdapi/v1/txt2img", {
         prompt: "alias",
@@ -220,10 +225,22 @@ describe.skipIf(!HAVE_REFERENCE)("the rest of A1111's /sdapi/v1, as its clients 
       expect(r.status, alias).toBe(200);
       expect((JSON.parse(r.json.info) as { sampler_name: string }).sampler_name).toBe(label);
     }
-    const samplers = await call<{ name: string; aliases: string[] }[]>(s.base, "GET", "/sdapi/v1/samplers");
+    const samplers = await call<{ name: string; aliases: string[]; options: object }[]>(
+      s.base,
+      "GET",
+      "/sdapi/v1/samplers",
+    );
     expect(samplers.json.find((x) => x.name === "Euler a")?.aliases).toEqual(
       expect.arrayContaining(["k_euler_a", "k_euler_ancestral", "euler-a"]),
     );
+    // A1111's options name the schedule type "Automatic" means for the samplers that have one.
+    const item = (name: string) => samplers.json.find((x) => x.name === name);
+    expect(item("DPM2")).toMatchObject({
+      aliases: expect.arrayContaining(["k_dpm_2"]),
+      options: { scheduler: "karras" },
+    });
+    expect(item("DPM++ 3M SDE")?.options).toEqual({ scheduler: "exponential" });
+    expect(item("Restart")?.options).toEqual({ scheduler: "karras" });
     const unknown = await call<{ detail: string }>(s.base, "POST", "/sdapi/v1/txt2img", {
       prompt: "x",
       sampler_name: "k_nothing",

@@ -200,6 +200,10 @@ describe.skipIf(!HAVE_REFERENCE)("our job API on the sd15-tiny model", () => {
     expect(models.models[0]!.hash).toMatch(/^[0-9a-f]{10}$/);
     const samplers = await getJson<SamplerList>(`${s.base}/api/v1/samplers`);
     expect(samplers.samplers.map((x) => x.label)).toContain("Euler a");
+    // The page's sampler menu is this list: the k-diffusion-only samplers are on it.
+    expect(samplers.samplers.map((x) => x.label)).toEqual(
+      expect.arrayContaining(["DPM2", "DPM2 a", "DPM++ 2S a", "DPM++ 3M SDE", "Restart"]),
+    );
     const doc = await getJson<{
       openapi: string;
       paths: Record<string, unknown>;
