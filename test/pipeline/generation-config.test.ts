@@ -32,7 +32,7 @@ describe("a model's recommended generation settings", () => {
 
   it("is the cfg a request without one gets; a cfg the request names wins; 7 without a recommendation", () => {
     expect(resolveParams({ prompt: "x" }, { ...defaults, cfgScale: 3 }).cfgScale).toBe(3);
-    expect(resolveParams({ prompt: "x", cfg_scale: 9 }, { ...defaults, cfgScale: 3 }).cfgScale).toBe(9);
+    expect(resolveParams({ prompt: "x", cfgScale: 9 }, { ...defaults, cfgScale: 3 }).cfgScale).toBe(9);
     expect(resolveParams({ prompt: "x" }, defaults).cfgScale).toBe(DEFAULT_CFG_SCALE);
     expect(DEFAULT_CFG_SCALE).toBe(7);
   });
@@ -47,7 +47,7 @@ describe("a model's recommended generation settings", () => {
     );
     expect([p.steps, p.cfgScale, p.sampler]).toEqual([4, 0, "euler"]);
     const asked = resolveParams(
-      { prompt: "x", steps: 30, sampler_name: "dpm++2m" },
+      { prompt: "x", steps: 30, sampler: "dpm++2m" },
       { ...defaults, steps: 4, sampler: "euler" },
     );
     expect([asked.steps, asked.sampler]).toEqual([30, "dpm++2m"]);
