@@ -273,8 +273,7 @@ export class StableDiffusionPipeline {
    */
   get defaultCfgScale(): number {
     return (
-      this.generation.guidanceScale ??
-      (this.guidanceEmbedding !== undefined ? LCM_DEFAULTS.cfgScale : DEFAULT_CFG_SCALE)
+      this.generation.cfgScale ?? (this.guidanceEmbedding !== undefined ? LCM_DEFAULTS.cfgScale : DEFAULT_CFG_SCALE)
     );
   }
 

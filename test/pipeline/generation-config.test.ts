@@ -16,7 +16,7 @@ const defaults = { size: 64, randomSeed: () => 1n };
 
 describe("a model's recommended generation settings", () => {
   it("reads guidance_scale from the first folder that has generation_config.json", () => {
-    expect(readGenerationConfig([folderWith(), folderWith('{"guidance_scale": 3.5}')])).toEqual({ guidanceScale: 3.5 });
+    expect(readGenerationConfig([folderWith(), folderWith('{"guidance_scale": 3.5}')])).toEqual({ cfgScale: 3.5 });
     expect(readGenerationConfig([folderWith()])).toEqual({});
     expect(readGenerationConfig([folderWith('{"other": 1}')])).toEqual({});
   });
@@ -39,11 +39,11 @@ describe("a model's recommended generation settings", () => {
 
   it("also recommends steps (num_inference_steps) and a sampler (sampler_name, ours or A1111's), as Turbo and Lightning models need", () => {
     const turbo = folderWith('{"num_inference_steps": 4, "guidance_scale": 0, "sampler_name": "Euler"}');
-    expect(readGenerationConfig([turbo])).toEqual({ steps: 4, guidanceScale: 0, sampler: "euler" });
+    expect(readGenerationConfig([turbo])).toEqual({ steps: 4, cfgScale: 0, sampler: "euler" });
     const recommended = readGenerationConfig([turbo]);
     const p = resolveParams(
       { prompt: "x" },
-      { ...defaults, cfgScale: recommended.guidanceScale, steps: recommended.steps, sampler: recommended.sampler },
+      { ...defaults, cfgScale: recommended.cfgScale, steps: recommended.steps, sampler: recommended.sampler },
     );
     expect([p.steps, p.cfgScale, p.sampler]).toEqual([4, 0, "euler"]);
     const asked = resolveParams(
