@@ -388,8 +388,8 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
   }
   if (p.refinerSwitchAt !== undefined && defaults.refinerSwitchAt === undefined) {
     throw new InputError(
-      "a refiner switch point (refinerSwitchAt, A1111's refiner_switch_at) needs a refiner: load one (--refiner PATH, " +
-        "LoadOptions.refiner) or leave the switch point out",
+      "a refiner switch point (refinerSwitchAt, A1111's refiner_switch_at) needs a refiner: load one " +
+        "(--refiner PATH, LoadOptions.refiner) or leave the switch point out",
     );
   }
   const size = (name: string, v: number | undefined) =>

@@ -3,7 +3,14 @@
  * from the library's request types. Assigning "none" compiles only while that list is empty; the compiler's error
  * names the keys found, e.g. `Type '"none"' is not assignable to type '"cfg_scale" | "controlnet.guidance_start"'`.
  */
-import type { ControlNetUnit, GenerateParams, HiresParams, LoadOptions, LoraRequest } from "../../src/index.js";
+import type {
+  ControlNetUnit,
+  GenerateParams,
+  HiresParams,
+  LoadOptions,
+  LoraRequest,
+  WorkerGenerateParams,
+} from "../../src/index.js";
 
 type Leaf = string | number | bigint | boolean | null | undefined | symbol | Uint8Array | AbortSignal;
 type Fn = (...args: never[]) => unknown;
@@ -33,3 +40,4 @@ export const controlNetUnit: None<ControlNetUnit> = "none";
 export const hiresParams: None<HiresParams> = "none";
 export const loadOptions: None<LoadOptions> = "none";
 export const loraRequest: None<LoraRequest> = "none";
+export const workerGenerateParams: None<WorkerGenerateParams> = "none";
