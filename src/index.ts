@@ -1,7 +1,7 @@
 /** The public API of diffuse. */
 export { loadPipeline, type LoadOptions, type Pipeline } from "./worker/load.js";
 /** The small model embedded in the package (models/tiny-shapes), which the CLI uses without --model. */
-export { defaultModelPath } from "./default-model.js";
+export { defaultModelPath, embeddedControlNetPath, isDefaultModel } from "./default-model.js";
 export { PipelineWorker, type WorkerGenerateParams, type WorkerStepEvent } from "./worker/pipeline-worker.js";
 export { StableDiffusionPipeline } from "./pipeline/stable-diffusion.js";
 export type { GenerateResult, GeneratedImage } from "./pipeline/stable-diffusion.js";
@@ -30,7 +30,10 @@ export { T2IAdapterModel } from "./pipeline/t2i-adapter-model.js";
 export { PREPROCESSORS, findPreprocessor } from "./control/preprocessors.js";
 export type { Preprocessor } from "./control/preprocessor.js";
 export { openCheckpoint } from "./models/open-checkpoint.js";
-export type { Checkpoint } from "./weights/checkpoint.js";
+export type { Checkpoint, ComponentInfo } from "./weights/checkpoint.js";
+export { checkpointSha256 } from "./weights/checkpoint-hash.js";
+export { shortHash } from "./weights/hash.js";
+export type { PredictionType } from "./configs/pipeline.js";
 export {
   listSamplers,
   findSampler,
@@ -45,12 +48,13 @@ export {
   type ScheduleTypeInfo,
 } from "./schedulers/index.js";
 export { TorchGenerator } from "./random/torch-generator.js";
-export { MAX_SEED, parseSeed, seedToJson, type SeedInput } from "./random/seed.js";
+export { MAX_SEED, parseSeed, RANDOM_SEED, randomSeed, seedToJson, type SeedInput } from "./random/seed.js";
 export { ClipTokenizer } from "./tokenizer/clip-tokenizer.js";
-export { buildInfotext, parseInfotext, type Infotext } from "./image/infotext.js";
+export { buildInfotext, parseInfotext, splitInfotext, type Infotext } from "./image/infotext.js";
+export { decodeImage, readImageFile, type ImageSource, type RgbImage } from "./image/codec.js";
 export { readPngText, writePngText } from "./image/png-text.js";
 export { readImageParameters, type ImageParameters } from "./image/image-parameters.js";
-export { formatForPath, type ImageFormat } from "./image/output-format.js";
+export { formatForPath, IMAGE_FORMATS, type ImageFormat } from "./image/output-format.js";
 export { pull, type PullOptions, type PullResult, type FileProgress } from "./hub/pull.js";
 export { listModels, type ListedModel, type ListOptions, type ModelSource } from "./hub/list-models.js";
 export { resolveModelPath, type ResolveOptions } from "./hub/resolve-model.js";
@@ -70,6 +74,22 @@ export {
 export { UpscalerRegistry, type UpscalerEntry } from "./upscale/upscalers.js";
 export type { Upscaler } from "./upscale/upscaler.js";
 export type { UpscalerSearch } from "./upscale/upscaler-folders.js";
-// postprocessUpscale (upscale/postprocess.ts) is not exported yet: its request takes a ProvenanceSigner, whose C2PA
-// library types need Float16Array (lib es2025), and the public types must compile in a strict consumer on ES2022.
 export { TorchFile } from "./weights/torch-pickle.js";
+export { SAFETY_POLICIES, type SafetyPolicy } from "./responsible/safety-checker.js";
+export { detectWatermark, type WatermarkReport } from "./responsible/watermark/detect.js";
+export { DEFAULT_TILES } from "./upscale/tiles.js";
+/** The HTTP server (`diffuse serve`): our API, the AUTOMATIC1111-compatible one and the page, on fastify. */
+export { buildApp } from "./server/app.js";
+export {
+  DEFAULTS as SERVER_DEFAULTS,
+  resolveServerConfig,
+  type ServerConfig,
+  type ServerConfigInput,
+} from "./server/config.js";
+/** A queue worker (`diffuse worker`): runs the jobs an API server started with --queue puts on Redis. */
+export { DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS, QueueWorker } from "./worker/queue-worker.js";
+export { parseQueueUrl } from "./worker/queue-url.js";
+// Not exported yet: postprocessUpscale (upscale/postprocess.ts), whose request takes a ProvenanceSigner, and the
+// provenance module (verifyImage, signerConfigFromEnv, canCarryCredentials): their C2PA library types need
+// Float16Array (lib es2025), and the public types must compile in a strict consumer on ES2022. The CLI imports them
+// directly (test/cli/public-api-imports.test.ts lists why).

@@ -68,8 +68,8 @@ export async function evaluateSketches(
       prompt: sketch.prompt,
       seed: i,
       steps: opts.steps ?? 20,
-      cfg_scale: opts.cfg ?? pipe.defaultCfgScale,
-      ...(opts.init === false ? {} : { init_images: [png], denoising_strength: opts.strength }),
+      cfgScale: opts.cfg ?? pipe.defaultCfgScale,
+      ...(opts.init === false ? {} : { initImage: png, denoisingStrength: opts.strength }),
       ...(opts.control
         ? {
             controlnet: [

@@ -68,7 +68,7 @@ export async function evaluate(
 ): Promise<Scores> {
   const results: CaseResult[] = [];
   for (const c of cases) {
-    const { images } = await pipe.generate({ prompt: c.prompt, seed: c.seed, steps: opts.steps ?? 20, cfg_scale: cfg });
+    const { images } = await pipe.generate({ prompt: c.prompt, seed: c.seed, steps: opts.steps ?? 20, cfgScale: cfg });
     const r = score(c, judge(images[0]!.image));
     results.push(r);
     await opts.onImage?.(r, () => images[0]!.png());

@@ -1,6 +1,5 @@
 import { existsSync, statSync } from "node:fs";
-import { InputError } from "../errors.js";
-import type { LoraRequest } from "../pipeline/params.js";
+import { InputError, type LoraRequest } from "../index.js";
 
 /** `--lora-dir` and `--embeddings-dir`: a folder named on the command line must exist (the defaults may not). */
 export function adapterFolderOptions(o: { loraDir?: string; embeddingsDir?: string }): {

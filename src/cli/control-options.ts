@@ -1,8 +1,6 @@
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
-import { embeddedControlNetPath } from "../default-model.js";
-import { InputError } from "../errors.js";
-import type { ControlNetUnit } from "../pipeline/params.js";
+import { type ControlNetUnit, embeddedControlNetPath, InputError } from "../index.js";
 import { collect } from "./repeatable.js";
 
 /** The ControlNet flags as commander collects them: each repeatable, in the order given. */
@@ -130,8 +128,8 @@ export function controlUnits(o: ControlOptions): ControlNetUnit[] | undefined {
       ...(config !== undefined ? { config } : {}),
       ...(module !== undefined ? { module } : {}),
       ...(weight !== undefined ? { weight } : {}),
-      ...(start !== undefined ? { guidance_start: start } : {}),
-      ...(end !== undefined ? { guidance_end: end } : {}),
+      ...(start !== undefined ? { guidanceStart: start } : {}),
+      ...(end !== undefined ? { guidanceEnd: end } : {}),
     };
   });
 }

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { decodeImage } from "../image/codec.js";
-import { detectWatermark } from "../responsible/watermark/detect.js";
+import { decodeImage, detectWatermark } from "../index.js";
 import { FoundButBrokenError, NothingFoundError } from "./finding-errors.js";
 
 /** `diffuse detect IMAGE`: looks for our robust watermark and the original SD dwtDct marks. */

@@ -1,4 +1,4 @@
-import { DiffuseError } from "../errors.js";
+import { DiffuseError } from "../index.js";
 
 /**
  * The exit status of the commands that look for something in an image (verify: content credentials, detect:

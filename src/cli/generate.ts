@@ -1,18 +1,28 @@
 import { extname } from "node:path";
 import cliProgress from "cli-progress";
 import { type Command, Option } from "commander";
-import type { PredictionType } from "../configs/pipeline.js";
-import { InputError } from "../errors.js";
-import { defaultModelPath, isDefaultModel } from "../default-model.js";
+import {
+  defaultModelPath,
+  formatForPath,
+  type GenerateParams,
+  type GenerateResult,
+  type HiresParams,
+  IMAGE_FORMATS,
+  type ImageFormat,
+  InputError,
+  isDefaultModel,
+  listScheduleTypes,
+  loadPipeline,
+  parseSeed,
+  type PredictionType,
+  RANDOM_SEED,
+  randomSeed,
+  seedToJson,
+  type StableDiffusionPipeline,
+} from "../index.js";
+import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
 import { exifWithUserComment } from "../image/exif-user-comment.js";
 import { fitsJpegExif } from "../image/jpeg-exif.js";
-import { formatForPath, IMAGE_FORMATS, type ImageFormat } from "../image/output-format.js";
-import { loadPipeline } from "../pipeline/load-pipeline.js";
-import type { GenerateResult, StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
-import type { GenerateParams, HiresParams } from "../pipeline/params.js";
-import { parseSeed, randomSeed, RANDOM_SEED, seedToJson } from "../random/seed.js";
-import { listScheduleTypes } from "../schedulers/index.js";
-import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
 import { adapterFolderOptions, loraOption } from "./adapter-options.js";
 import { addControlOptions, controlModelPath, controlUnits, type ControlOptions } from "./control-options.js";
 import { Interruption } from "./interruption.js";
@@ -137,7 +147,7 @@ function hiresOption(o: GenerateOptions): HiresParams | undefined {
     ...(o.hiresPrompt !== undefined ? { prompt: o.hiresPrompt } : {}),
     ...(o.hiresNegative !== undefined ? { negativePrompt: o.hiresNegative } : {}),
     ...(o.hiresSampler !== undefined ? { sampler: o.hiresSampler } : {}),
-    ...(o.hiresSchedule !== undefined ? { scheduler: o.hiresSchedule } : {}),
+    ...(o.hiresSchedule !== undefined ? { schedule: o.hiresSchedule } : {}),
   };
 }
 
@@ -390,28 +400,28 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   const hires = hiresOption(o);
   const params: GenerateParams = {
     prompt,
-    negative_prompt: o.negativePrompt ?? o.negative,
-    prompt_2: o.prompt2,
-    negative_prompt_2: o.negative2,
-    refiner_switch_at: num("--refiner-switch-at", o.refinerSwitchAt),
+    negativePrompt: o.negativePrompt ?? o.negative,
+    prompt2: o.prompt2,
+    negativePrompt2: o.negative2,
+    refinerSwitchAt: num("--refiner-switch-at", o.refinerSwitchAt),
     steps: num("--steps", o.steps),
-    cfg_scale: num("--cfg", o.cfg),
+    cfgScale: num("--cfg", o.cfg),
     seed,
     ...(subseed !== undefined ? { subseed } : {}),
     ...(subseedStrength !== undefined ? { subseedStrength } : {}),
     ...(resizeFrom ? { seedResizeFromW: resizeFrom.width, seedResizeFromH: resizeFrom.height } : {}),
     ...(hires ? { hires } : {}),
-    sampler_name: o.sampler,
-    scheduler: o.schedule,
+    sampler: o.sampler,
+    schedule: o.schedule,
     width: num("--width", o.width),
     height: num("--height", o.height),
-    batch_size: num("--batch-size", o.batchSize),
-    n_iter: num("--batch-count", o.batchCount),
-    denoising_strength: o.init === undefined ? undefined : num("--strength", o.strength),
-    init_images: o.init === undefined ? undefined : [o.init],
+    batchSize: num("--batch-size", o.batchSize),
+    batchCount: num("--batch-count", o.batchCount),
+    denoisingStrength: o.init === undefined ? undefined : num("--strength", o.strength),
+    initImage: o.init,
     mask: o.mask,
     ...inpaintOptions(o),
-    clip_skip: num("--clip-skip", o.clipSkip),
+    clipSkip: num("--clip-skip", o.clipSkip),
     loras: loraOption(o.lora),
     controlnet: controlUnits(o),
   };
@@ -594,7 +604,7 @@ function checkOutputs(o: GenerateOptions, params: GenerateParams, seed: bigint):
   if (
     format === "jpeg" &&
     !fitsJpegExif(
-      exifWithUserComment(`${params.prompt}\n${params.negative_prompt ?? ""}`).length + PARAMETER_LINE_ALLOWANCE,
+      exifWithUserComment(`${params.prompt}\n${params.negativePrompt ?? ""}`).length + PARAMETER_LINE_ALLOWANCE,
     )
   ) {
     throw new InputError(
@@ -617,7 +627,7 @@ function outputTargets(
   phase: "check" | "write",
 ): string[] {
   if (o.out !== undefined) return outputPaths(o.out, seeds);
-  const kind = params.init_images ? "img2img" : "txt2img";
+  const kind = params.initImage !== undefined ? "img2img" : "txt2img";
   return numberedPaths(outputFolder(o.outdir), kind, seeds, phase === "write");
 }
 
@@ -639,7 +649,7 @@ const PARAMETER_LINE_ALLOWANCE = 4096;
  */
 function expectedSeeds(p: GenerateParams, seed: bigint): (bigint | string)[] {
   const count = (v: number | undefined) => (v === undefined ? 1 : Number.isInteger(v) && v >= 1 ? v : NaN);
-  const n = count(p.batch_size) * count(p.n_iter);
+  const n = count(p.batchSize) * count(p.batchCount);
   // Invalid counts are refused by the pipeline with their own message; the outputs are checked for one image.
   const images = Number.isFinite(n) && n <= MAX_CHECKED_OUTPUTS ? n : 1;
   const subseed = p.subseedStrength !== undefined && p.subseedStrength > 0 ? p.subseed : undefined;

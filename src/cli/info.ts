@@ -1,10 +1,13 @@
 import type { Command } from "commander";
-import { InputError } from "../errors.js";
-import { readImageFile } from "../image/codec.js";
-import { readImageParameters } from "../image/image-parameters.js";
-import { parseInfotext, splitInfotext } from "../image/infotext.js";
-import { requestFromInfotext } from "../pipeline/infotext-request.js";
-import { seedToJson } from "../random/seed.js";
+import {
+  InputError,
+  parseInfotext,
+  readImageFile,
+  readImageParameters,
+  requestFromInfotext,
+  seedToJson,
+  splitInfotext,
+} from "../index.js";
 
 /** `diffuse info IMAGE`: the generation parameters stored in a PNG, JPEG or WebP (ours or AUTOMATIC1111's). */
 export function registerInfo(program: Command): void {

@@ -1,8 +1,5 @@
 import type { Command } from "commander";
-import { openCheckpoint } from "../models/open-checkpoint.js";
-import type { Checkpoint, ComponentInfo } from "../weights/checkpoint.js";
-import { checkpointSha256 } from "../weights/checkpoint-hash.js";
-import { shortHash } from "../weights/hash.js";
+import { type Checkpoint, checkpointSha256, type ComponentInfo, openCheckpoint, shortHash } from "../index.js";
 
 /** What `diffuse inspect --json` prints. */
 export interface InspectReport {

@@ -1,5 +1,5 @@
 import { constants } from "node:os";
-import { DiffuseError } from "../errors.js";
+import { DiffuseError } from "../index.js";
 
 /** Termination requests a command-line run can get: Ctrl-C, `kill` or a service manager, a closed terminal. */
 const HANDLED: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];

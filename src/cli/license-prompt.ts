@@ -1,5 +1,5 @@
 import { createInterface } from "node:readline/promises";
-import { formatLicense, type LicenseNotice } from "../hub/licenses.js";
+import { formatLicense, type LicenseNotice } from "../index.js";
 
 /**
  * At a terminal: shows a licence and asks whether the user accepts it. Elsewhere (a pipe, a service) there is no one

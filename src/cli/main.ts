@@ -1,5 +1,5 @@
 import { Command, CommanderError } from "commander";
-import { DiffuseError } from "../errors.js";
+import { DiffuseError } from "../index.js";
 import { registerDetect } from "./detect.js";
 import { registerGenerate } from "./generate.js";
 import { registerInfo } from "./info.js";

@@ -7,6 +7,6 @@ import { existsSync } from "node:fs";
  */
 export async function modelOption(value: string): Promise<string> {
   if (existsSync(value)) return value;
-  const { resolveModelPath } = await import("../hub/resolve-model.js");
+  const { resolveModelPath } = await import("../index.js");
   return resolveModelPath(value);
 }

@@ -1,7 +1,5 @@
 import type { Command } from "commander";
-import { defaultModelPath } from "../default-model.js";
-import { InputError } from "../errors.js";
-import type { LoadOptions } from "../pipeline/load-pipeline.js";
+import { defaultModelPath, InputError, type LoadOptions } from "../index.js";
 import { signerConfigFromEnv } from "../responsible/provenance/index.js";
 import { adapterFolderOptions } from "./adapter-options.js";
 import { modelOption } from "./model-option.js";

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { ListedModel } from "../hub/list-models.js";
+import type { ListedModel } from "../index.js";
 import { formatBytes } from "./transfer-meter.js";
 import { collect } from "./repeatable.js";
 
@@ -31,7 +31,7 @@ export function registerModels(program: Command): void {
     .action(async (o: ModelsCliOptions) => {
       const log = (s: string) => process.stderr.write(`${s}\n`);
       // Loaded here rather than at the CLI's start: the Hub client costs tens of ms to load.
-      const { listModels } = await import("../hub/list-models.js");
+      const { listModels } = await import("../index.js");
       const all = await listModels({ modelsDirs: o.modelsDir, hashes: o.hash, onStatus: log });
       const models = o.kind ? all.filter((m) => m.kind === o.kind) : all;
       if (o.json) {

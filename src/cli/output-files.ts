@@ -13,7 +13,7 @@ import {
   type Stats,
 } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
-import { InputError } from "../errors.js";
+import { InputError } from "../index.js";
 
 /** The longest file name (one path component) Linux file systems and macOS's APFS accept, in bytes. */
 const NAME_MAX = 255;

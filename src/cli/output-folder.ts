@@ -1,6 +1,6 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { InputError } from "../errors.js";
+import { InputError } from "../index.js";
 
 /** The environment variable that moves the outputs folder, for every run, as --outdir does for one. */
 export const OUTDIR_ENV = "DIFFUSE_OUTDIR";

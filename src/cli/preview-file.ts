@@ -1,5 +1,5 @@
 import { rmSync } from "node:fs";
-import type { StepPreview } from "../pipeline/params.js";
+import type { StepPreview } from "../index.js";
 import { stageFiles } from "./output-files.js";
 
 /**

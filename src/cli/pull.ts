@@ -1,8 +1,6 @@
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { InputError } from "../errors.js";
-import { CATALOGUE } from "../hub/catalogue.js";
-import type { FileProgress, PullResult } from "../hub/pull.js";
+import { CATALOGUE, type FileProgress, InputError, type PullResult } from "../index.js";
 import { signalExitCode } from "./interruption.js";
 import { terminalLicensePrompt } from "./license-prompt.js";
 import { formatBytes, TransferMeter } from "./transfer-meter.js";
@@ -71,7 +69,7 @@ async function listCatalogue(json: boolean): Promise<void> {
 }
 
 async function pullCommand(spec: string, o: PullCliOptions): Promise<void> {
-  const { pull } = await import("../hub/pull.js");
+  const { pull } = await import("../index.js");
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const controller = new AbortController();
   let stoppedBy: NodeJS.Signals | undefined;

@@ -1,5 +1,4 @@
-import { InputError } from "../errors.js";
-import { SAFETY_POLICIES, type SafetyPolicy } from "../responsible/safety-checker.js";
+import { InputError, SAFETY_POLICIES, type SafetyPolicy } from "../index.js";
 
 /** Validates --safety-policy for generate and serve. */
 export function safetyPolicyOption(value: string | undefined): SafetyPolicy | undefined {

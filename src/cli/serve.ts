@@ -1,9 +1,14 @@
 import type { Command } from "commander";
-import { isDefaultModel } from "../default-model.js";
-import { DiffuseError, InputError, openCheckpoint } from "../index.js";
-import { buildApp } from "../server/app.js";
-import { DEFAULTS, resolveServerConfig } from "../server/config.js";
-import { parseQueueUrl } from "../worker/queue-url.js";
+import {
+  buildApp,
+  DiffuseError,
+  InputError,
+  isDefaultModel,
+  openCheckpoint,
+  parseQueueUrl,
+  resolveServerConfig,
+  SERVER_DEFAULTS as DEFAULTS,
+} from "../index.js";
 import {
   addModelOptions,
   GENERATION_FLAGS,

@@ -1,12 +1,8 @@
 import { extname } from "node:path";
 import type { Command } from "commander";
-import { InputError } from "../errors.js";
-import { readImageFile } from "../image/codec.js";
-import { formatForPath } from "../image/output-format.js";
+import { DEFAULT_TILES, formatForPath, InputError, readImageFile, UpscalerRegistry } from "../index.js";
 import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
-import { DEFAULT_TILES } from "../upscale/tiles.js";
 import { postprocessUpscale } from "../upscale/postprocess.js";
-import { UpscalerRegistry } from "../upscale/upscalers.js";
 import { integer } from "./model-options.js";
 import { checkOutputsWritable, stageFiles } from "./output-files.js";
 import { collect } from "./repeatable.js";

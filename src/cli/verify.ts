@@ -1,9 +1,8 @@
 import type { Command } from "commander";
-import { InputError } from "../errors.js";
-import { readImageFile } from "../image/codec.js";
+import { InputError, readImageFile } from "../index.js";
+import { verifyImage, type VerifyReport } from "../responsible/provenance/verify-image.js";
 import { stringifyExact } from "../json-exact.js";
 import { MAX_SIDE_FILE_BYTES, readRegularFile } from "../regular-file.js";
-import { verifyImage, type VerifyReport } from "../responsible/provenance/verify-image.js";
 import { FoundButBrokenError, NothingFoundError } from "./finding-errors.js";
 
 /** `diffuse verify IMAGE`: the C2PA content credentials of a PNG or JPEG, and whether they still hold. */

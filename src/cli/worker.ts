@@ -1,8 +1,12 @@
 import type { Command } from "commander";
-import { InputError } from "../errors.js";
+import {
+  DEFAULT_LOCK_DURATION_MS,
+  DEFAULT_STALLED_INTERVAL_MS,
+  InputError,
+  parseQueueUrl,
+  QueueWorker,
+} from "../index.js";
 import { CLOSE_WAIT_MS, within } from "../worker/close-bullmq.js";
-import { DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS, QueueWorker } from "../worker/queue-worker.js";
-import { parseQueueUrl } from "../worker/queue-url.js";
 import { signalExitCode } from "./interruption.js";
 import { addModelOptions, integer, loadOptionsOf, modelPathOf, type ModelFlags } from "./model-options.js";
 import { collect } from "./repeatable.js";

@@ -24,7 +24,7 @@ export class BatchNoise implements NoiseSource {
   }
 }
 
-/** The seeds of batch `batch` (0-based, of n_iter): image j of the whole generation takes first + j, exactly. */
+/** The seeds of batch `batch` (0-based, of batchCount): image j of the whole generation takes first + j, exactly. */
 export function batchSeeds(first: bigint, batchSize: number, batch: number): bigint[] {
   return Array.from({ length: batchSize }, (_, j) => first + BigInt(batch * batchSize + j));
 }

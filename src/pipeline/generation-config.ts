@@ -15,7 +15,8 @@ import { findSampler, listSamplers } from "../schedulers/index.js";
  * - `sampler_name`: a sampler as the CLI and APIs take it (ours, "euler-a", or A1111's, "Euler a").
  */
 export interface GenerationConfig {
-  guidanceScale?: number;
+  /** `guidance_scale`, the CFG scale. */
+  cfgScale?: number;
   steps?: number;
   /** Our sampler name (findSampler's), whichever of the accepted spellings the file used. */
   sampler?: string;
@@ -34,7 +35,7 @@ export function readGenerationConfig(roots: readonly string[]): GenerationConfig
     if (typeof g !== "number" || !Number.isFinite(g) || g < 0 || g > 100) {
       throw new InputError(`${file}: guidance_scale ${JSON.stringify(g)} is invalid: expected a number from 0 to 100`);
     }
-    out.guidanceScale = g;
+    out.cfgScale = g;
   }
   const steps = raw["num_inference_steps"];
   if (steps !== undefined) {

@@ -18,7 +18,7 @@ export interface FirstPass {
   prompt: string;
   negativePrompt: string;
   sampler: string;
-  scheduler: string | undefined;
+  schedule: string | undefined;
 }
 
 /**
@@ -103,7 +103,7 @@ export function resolveHires(h: HiresParams, first: FirstPass, upscalers: readon
         `the ${name} contains a NUL character (U+0000), which the image's metadata cannot hold; remove it`,
       );
   }
-  const { sampler, schedule } = samplerAndSchedule(h.sampler ?? first.sampler, h.scheduler ?? first.scheduler);
+  const { sampler, schedule } = samplerAndSchedule(h.sampler ?? first.sampler, h.schedule ?? first.schedule);
   return {
     upscaler,
     ...(scale !== undefined ? { scale } : { resizeX, resizeY }),

@@ -30,22 +30,22 @@ export function requestFromInfotext(info: Infotext): GenerateParams {
   const hires = hiresFromInfotext(info, number, size);
   return {
     prompt: info.prompt,
-    negative_prompt: info.negativePrompt,
+    negativePrompt: info.negativePrompt,
     steps: info.steps,
-    cfg_scale: info.cfgScale,
+    cfgScale: info.cfgScale,
     seed: info.seed,
-    sampler_name: info.sampler,
-    ...(info.scheduleType !== undefined ? { scheduler: info.scheduleType } : {}),
+    sampler: info.sampler,
+    ...(info.scheduleType !== undefined ? { schedule: info.scheduleType } : {}),
     width: info.width,
     height: info.height,
-    ...(info.clipSkip !== undefined ? { clip_skip: info.clipSkip } : {}),
+    ...(info.clipSkip !== undefined ? { clipSkip: info.clipSkip } : {}),
     ...(variation !== undefined
       ? { subseed: BigInt(variation.trim()), subseedStrength: number("Variation seed strength") ?? 0 }
       : {}),
     ...(resizeFrom ? { seedResizeFromW: resizeFrom.width, seedResizeFromH: resizeFrom.height } : {}),
     ...(hires
       ? { hires }
-      : { ...(info.denoisingStrength !== undefined ? { denoising_strength: info.denoisingStrength } : {}) }),
+      : { ...(info.denoisingStrength !== undefined ? { denoisingStrength: info.denoisingStrength } : {}) }),
   };
 }
 
@@ -69,6 +69,6 @@ function hiresFromInfotext(
     ...(extra["Hires prompt"] !== undefined ? { prompt: extra["Hires prompt"] } : {}),
     ...(extra["Hires negative prompt"] !== undefined ? { negativePrompt: extra["Hires negative prompt"] } : {}),
     ...(extra["Hires sampler"] !== undefined ? { sampler: extra["Hires sampler"] } : {}),
-    ...(extra["Hires schedule type"] !== undefined ? { scheduler: extra["Hires schedule type"] } : {}),
+    ...(extra["Hires schedule type"] !== undefined ? { schedule: extra["Hires schedule type"] } : {}),
   };
 }

@@ -13,7 +13,7 @@ export interface StepEvent {
   /** 1-based step within the current batch. */
   step: number;
   steps: number;
-  /** 0-based batch index (of n_iter) and how many there are. */
+  /** 0-based batch index (of batchCount) and how many there are. */
   batch: number;
   batches: number;
   /** Seconds since the generation started. */
@@ -69,22 +69,24 @@ export interface LoraRequest {
 }
 
 /**
- * Generation parameters, named as in AUTOMATIC1111's API (`/sdapi/v1/txt2img` and `img2img`) so clients can
- * pass the same objects.
+ * Generation parameters, in the library's camelCase names (those of ResolvedParams). The HTTP APIs (ours and the
+ * AUTOMATIC1111-compatible `/sdapi/v1`) keep A1111's snake_case names on the wire and map them onto these in
+ * src/server/job-params.ts.
  */
 export interface GenerateParams {
   prompt: string;
-  negative_prompt?: string;
+  negativePrompt?: string;
   /** SDXL: the prompt of the second text encoder (OpenCLIP bigG), as diffusers' prompt_2; absent: the prompt. */
-  prompt_2?: string;
-  /** SDXL: the second encoder's negative prompt (negative_prompt_2); absent: the negative prompt. */
-  negative_prompt_2?: string;
+  prompt2?: string;
+  /** SDXL: the second encoder's negative prompt (diffusers' negative_prompt_2); absent: the negative prompt. */
+  negativePrompt2?: string;
   steps?: number;
-  cfg_scale?: number;
+  /** Classifier-free guidance scale (A1111's cfg_scale); 1 disables guidance. */
+  cfgScale?: number;
   /**
    * 0 to 2^64 - 1, with PyTorch's semantics (`torch.Generator().manual_seed(seed)`); -1 or absent: a random seed
    * (reported in the result). Above 2^53 - 1 a number is no longer exact: pass a bigint or a decimal string.
-   * Image j of a batch (counting across n_iter) uses seed + j, as in AUTOMATIC1111.
+   * Image j of a batch (counting across batchCount) uses seed + j, as in AUTOMATIC1111.
    */
   seed?: SeedInput;
   /**
@@ -104,21 +106,23 @@ export interface GenerateParams {
   seedResizeFromH?: number;
   /** A1111's hires fix (txt2img only): generate, upscale, then repaint at the larger size. */
   hires?: HiresParams;
-  sampler_name?: string;
+  /** The sampler's name (A1111's sampler_name), e.g. "Euler a", "DPM++ 2M". */
+  sampler?: string;
   /**
-   * A1111's schedule type (1.9+'s `scheduler`): "Automatic" (the sampler's own, the default), "Uniform", "Karras",
+   * The schedule type (A1111 1.9+'s `scheduler`): "Automatic" (the sampler's own, the default), "Uniform", "Karras",
    * "Exponential", "Polyexponential", "SGM Uniform", "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM"
    * or "Beta", for the k-diffusion style samplers (Euler, Euler a, LMS, Heun, DPM++ 2M, DPM++ 2M SDE, DPM++ SDE).
    */
-  scheduler?: string;
+  schedule?: string;
   width?: number;
   height?: number;
-  batch_size?: number;
-  n_iter?: number;
+  /** Images per batch (A1111's batch_size) and how many batches run one after the other (A1111's n_iter). */
+  batchSize?: number;
+  batchCount?: number;
   /** img2img: how much of the init image to repaint, in (0, 1]. */
-  denoising_strength?: number;
-  /** img2img: the init image (a sketch or a photo); only the first is used. */
-  init_images?: ImageSource[];
+  denoisingStrength?: number;
+  /** img2img: the init image (a sketch or a photo; A1111's init_images[0]). */
+  initImage?: ImageSource;
   /** inpainting: white = repaint, black = keep; another size than the init image's is stretched to it. */
   mask?: ImageSource;
   /**
@@ -147,12 +151,12 @@ export interface GenerateParams {
    * 1 = the text encoder's last layer; 2 = the penultimate (what many anime models want). SD1 only: as in A1111,
    * SD2 and SDXL always condition on their penultimate layer.
    */
-  clip_skip?: number;
+  clipSkip?: number;
   /**
    * With a refiner loaded (LoadOptions.refiner): the fraction of the schedule after which it takes over, as
    * A1111's refiner_switch_at (default 0.8; 1 = never). An error without a refiner.
    */
-  refiner_switch_at?: number;
+  refinerSwitchAt?: number;
   /**
    * A VAE for this generation instead of the loaded one (LoadOptions.vae): a VAE file or folder as that option takes
    * (a TAESD excepted), opened once and kept with the pipeline; null: the checkpoint's own.
@@ -162,11 +166,11 @@ export interface GenerateParams {
   loras?: LoraRequest[];
   /**
    * ControlNets guiding the generation, each with its control image (several sum their residuals, as diffusers'
-   * MultiControlNetModel does). Named as A1111's ControlNet extension names its units.
+   * MultiControlNetModel does), as A1111's ControlNet extension's units.
    */
   controlnet?: ControlNetUnit[];
   /** Identifies the job in the robust watermark's payload (the server passes its job id; random otherwise). */
-  job_id?: string;
+  jobId?: string;
   onStep?: (e: StepEvent) => void;
   signal?: AbortSignal;
   /**
@@ -205,7 +209,7 @@ export interface HiresParams {
   negativePrompt?: string;
   /** The second pass's sampler and schedule type (hr_sampler_name, hr_scheduler); absent: the first pass's. */
   sampler?: string;
-  scheduler?: string;
+  schedule?: string;
 }
 
 /** The hires fix with every default filled and the sizes worked out as A1111's calculate_target_resolution. */
@@ -255,7 +259,7 @@ export const MAX_FULL_RES_PADDING = 256;
 export type ControlResizeMode = "Just Resize" | "Crop and Resize" | "Resize and Fill";
 const RESIZE_MODES: readonly ControlResizeMode[] = ["Just Resize", "Crop and Resize", "Resize and Fill"];
 
-/** One ControlNet unit of a request (A1111's ControlNet extension unit; its names). */
+/** One ControlNet unit of a request (A1111's ControlNet extension unit, in camelCase). */
 export interface ControlNetUnit {
   /** The control image: a user's sketch or photo for a preprocessor, or a ready control map (module "none"). */
   image: ImageSource;
@@ -268,13 +272,13 @@ export interface ControlNetUnit {
   /** The conditioning scale, 0 to 2 (default 1). */
   weight?: number;
   /** The fraction of the model calls after which the ControlNet starts (default 0) and after which it stops (default 1). */
-  guidance_start?: number;
-  guidance_end?: number;
+  guidanceStart?: number;
+  guidanceEnd?: number;
   /** How the image meets the generation size (default "Crop and Resize", as A1111's; 0, 1, 2 name the same modes). */
-  resize_mode?: ControlResizeMode | 0 | 1 | 2;
+  resizeMode?: ControlResizeMode | 0 | 1 | 2;
   /** The preprocessor's parameters (canny: low and high thresholds; scribble: the ink threshold); -1 or absent: its default. */
-  threshold_a?: number;
-  threshold_b?: number;
+  thresholdA?: number;
+  thresholdB?: number;
 }
 
 /** A ControlNet unit with every default filled and every value checked. */
@@ -371,9 +375,9 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
   // refused here, before any compute, rather than when the finished image is written.
   const texts = [
     ["prompt", p.prompt],
-    ["negative prompt", p.negative_prompt ?? ""],
-    ["second prompt", p.prompt_2 ?? ""],
-    ["second negative prompt", p.negative_prompt_2 ?? ""],
+    ["negative prompt", p.negativePrompt ?? ""],
+    ["second prompt", p.prompt2 ?? ""],
+    ["second negative prompt", p.negativePrompt2 ?? ""],
   ] as const;
   for (const [name, text] of texts) {
     if (typeof text !== "string") throw new InputError(`the ${name} must be a string`);
@@ -382,9 +386,10 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
         `the ${name} contains a NUL character (U+0000), which the image's metadata cannot hold; remove it`,
       );
   }
-  if (p.refiner_switch_at !== undefined && defaults.refinerSwitchAt === undefined) {
+  if (p.refinerSwitchAt !== undefined && defaults.refinerSwitchAt === undefined) {
     throw new InputError(
-      "refiner_switch_at needs a refiner: load one (--refiner PATH, LoadOptions.refiner) or leave the switch point out",
+      "a refiner switch point (refinerSwitchAt, A1111's refiner_switch_at) needs a refiner: load one " +
+        "(--refiner PATH, LoadOptions.refiner) or leave the switch point out",
     );
   }
   const size = (name: string, v: number | undefined) =>
@@ -407,8 +412,8 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
     );
   const asked = parseSeed(p.seed ?? RANDOM_SEED);
   const seed = asked === RANDOM_SEED ? defaults.randomSeed() : asked;
-  const batchSize = integer("batch size", p.batch_size ?? 1, 1, 64, "use an integer from 1 to 64");
-  const batchCount = integer("batch count", p.n_iter ?? 1, 1, 1000, "use an integer from 1 to 1000");
+  const batchSize = integer("batch size", p.batchSize ?? 1, 1, 64, "use an integer from 1 to 64");
+  const batchCount = integer("batch count", p.batchCount ?? 1, 1, 1000, "use an integer from 1 to 1000");
   const subseedStrength = number(
     "variation seed strength",
     p.subseedStrength ?? 0,
@@ -422,12 +427,12 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
   checkSeedsFit(seed, subseed === undefined ? batchSize * batchCount : 1);
   if (subseed !== undefined) checkSeedsFit(subseed, batchSize * batchCount, "variation seed");
   const seedResizeFrom = resolveSeedResize(p.seedResizeFromW, p.seedResizeFromH);
-  const init = p.init_images?.[0];
+  const init = p.initImage;
   if (p.mask !== undefined && init === undefined)
-    throw new InputError("a mask needs an init image: pass the image to inpaint with --init (init_images)");
-  const switchAt = p.refiner_switch_at ?? defaults.refinerSwitchAt;
-  const asSampler = p.sampler_name ?? defaults.sampler ?? DEFAULT_SAMPLER;
-  const { sampler, schedule } = samplerAndSchedule(asSampler, p.scheduler);
+    throw new InputError("a mask needs an init image: pass the image to inpaint with --init (initImage)");
+  const switchAt = p.refinerSwitchAt ?? defaults.refinerSwitchAt;
+  const asSampler = p.sampler ?? defaults.sampler ?? DEFAULT_SAMPLER;
+  const { sampler, schedule } = samplerAndSchedule(asSampler, p.schedule);
   if (p.hires !== undefined && init !== undefined)
     throw new InputError(
       "the hires fix is for text-to-image: leave out hires with an init image (upscale the image and run img2img instead)",
@@ -441,17 +446,17 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
             width,
             height,
             prompt: p.prompt,
-            negativePrompt: p.negative_prompt ?? "",
+            negativePrompt: p.negativePrompt ?? "",
             sampler: asSampler,
-            scheduler: p.scheduler,
+            schedule: p.schedule,
           },
           defaults.upscalers,
         );
   return {
     prompt: p.prompt,
-    negativePrompt: p.negative_prompt ?? "",
-    ...(p.prompt_2 !== undefined ? { prompt2: p.prompt_2 } : {}),
-    ...(p.negative_prompt_2 !== undefined ? { negativePrompt2: p.negative_prompt_2 } : {}),
+    negativePrompt: p.negativePrompt ?? "",
+    ...(p.prompt2 !== undefined ? { prompt2: p.prompt2 } : {}),
+    ...(p.negativePrompt2 !== undefined ? { negativePrompt2: p.negativePrompt2 } : {}),
     steps: integer(
       "steps",
       p.steps ?? defaults.steps ?? DEFAULT_STEPS,
@@ -461,7 +466,7 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
     ),
     cfgScale: number(
       "cfg scale",
-      p.cfg_scale ?? defaults.cfgScale ?? DEFAULT_CFG_SCALE,
+      p.cfgScale ?? defaults.cfgScale ?? DEFAULT_CFG_SCALE,
       0,
       100,
       "use a number from 0 to 100 (7 is typical; 1 disables guidance)",
@@ -480,7 +485,7 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
         ? 1
         : number(
             "denoising strength",
-            p.denoising_strength ?? 0.75,
+            p.denoisingStrength ?? 0.75,
             0,
             1,
             "use a number from 0 to 1 (how much of the init image to repaint)",
@@ -488,7 +493,7 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
     initImage: init,
     mask: p.mask,
     ...(p.mask !== undefined ? { inpaint: resolveInpaint(p) } : {}),
-    clipSkip: integer("clip skip", p.clip_skip ?? 1, 1, 12, "use an integer from 1 to 12 (1 = last layer)"),
+    clipSkip: integer("clip skip", p.clipSkip ?? 1, 1, 12, "use an integer from 1 to 12 (1 = last layer)"),
     ...(hires ? { hires } : {}),
     ...(p.controlnet !== undefined && p.controlnet.length > 0 ? { controlnet: resolveControlUnits(p.controlnet) } : {}),
     ...(switchAt !== undefined
@@ -570,14 +575,14 @@ function resolveControlUnits(units: readonly ControlNetUnit[]): ResolvedControlU
     );
     const guidanceStart = number(
       `${name} guidance start`,
-      u.guidance_start ?? 0,
+      u.guidanceStart ?? 0,
       0,
       1,
       "use a fraction of the steps from 0 to 1",
     );
     const guidanceEnd = number(
       `${name} guidance end`,
-      u.guidance_end ?? 1,
+      u.guidanceEnd ?? 1,
       0,
       1,
       "use a fraction of the steps from 0 to 1",
@@ -586,7 +591,7 @@ function resolveControlUnits(units: readonly ControlNetUnit[]): ResolvedControlU
       throw new InputError(
         `${name}: guidance start ${guidanceStart} is after guidance end ${guidanceEnd}; the ControlNet would never run`,
       );
-    const mode = u.resize_mode ?? "Crop and Resize";
+    const mode = u.resizeMode ?? "Crop and Resize";
     const resizeMode =
       typeof mode === "number"
         ? RESIZE_MODES[mode]
@@ -606,8 +611,8 @@ function resolveControlUnits(units: readonly ControlNetUnit[]): ResolvedControlU
         `use a number from ${spec.min} to ${spec.max} (default ${spec.default})`,
       );
     };
-    const thresholdA = threshold(u.threshold_a, pre.thresholdA, "threshold_a");
-    const thresholdB = threshold(u.threshold_b, pre.thresholdB, "threshold_b");
+    const thresholdA = threshold(u.thresholdA, pre.thresholdA, "thresholdA");
+    const thresholdB = threshold(u.thresholdB, pre.thresholdB, "thresholdB");
     return {
       image: u.image,
       model: u.model,

@@ -6,11 +6,13 @@ import { resolveSamplerSchedule, type ScheduleType } from "../schedulers/index.j
  * sampler, else its label (A1111's "Euler Karras" is Euler with the Karras schedule: the sampler is then named
  * alone), and the schedule type's name. An InputError for an unknown name or a pair that does not go together.
  */
-export function samplerAndSchedule(asked: string, scheduler: unknown): { sampler: string; schedule: ScheduleType } {
+export function samplerAndSchedule(asked: string, askedSchedule: unknown): { sampler: string; schedule: ScheduleType } {
   if (typeof asked !== "string") throw new InputError(`sampler ${JSON.stringify(asked)} must be a sampler's name`);
-  if (scheduler !== undefined && typeof scheduler !== "string")
-    throw new InputError(`scheduler ${JSON.stringify(scheduler)} must be a schedule type's name, e.g. "Karras"`);
-  const { sampler, schedule } = resolveSamplerSchedule(asked, scheduler);
+  if (askedSchedule !== undefined && typeof askedSchedule !== "string")
+    throw new InputError(
+      `schedule type ${JSON.stringify(askedSchedule)} must be a schedule type's name, e.g. "Karras"`,
+    );
+  const { sampler, schedule } = resolveSamplerSchedule(asked, askedSchedule);
   const name = asked.trim().toLowerCase();
   return {
     sampler: sampler.name === name || sampler.label.toLowerCase() === name ? asked : sampler.label,

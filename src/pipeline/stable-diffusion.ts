@@ -273,8 +273,7 @@ export class StableDiffusionPipeline {
    */
   get defaultCfgScale(): number {
     return (
-      this.generation.guidanceScale ??
-      (this.guidanceEmbedding !== undefined ? LCM_DEFAULTS.cfgScale : DEFAULT_CFG_SCALE)
+      this.generation.cfgScale ?? (this.guidanceEmbedding !== undefined ? LCM_DEFAULTS.cfgScale : DEFAULT_CFG_SCALE)
     );
   }
 
@@ -316,7 +315,7 @@ export class StableDiffusionPipeline {
       upscalers: params.hires === undefined ? [] : this.upscalers.names(),
     });
     this.safeguards.checkPrompt(p.prompt, p.negativePrompt);
-    const jobId = params.job_id ?? randomUUID();
+    const jobId = params.jobId ?? randomUUID();
     // Fail on a bad sampler name, schedule or strength before any compute.
     const probe = this.createScheduler(p);
     probe.setTimesteps(p.steps);
@@ -593,7 +592,7 @@ export class StableDiffusionPipeline {
     return this.guidanceEmbedding === undefined ? p.cfgScale : 1;
   }
 
-  /** One batch (batch_size images, one generator each): its starting latents, then the loop. */
+  /** One batch (batchSize images, one generator each): its starting latents, then the loop. */
   /** The run's scheduler: the sampler with its schedule type (Align Your Steps has an SDXL table). */
   private createScheduler(p: Pick<ResolvedParams, "sampler" | "schedule">): Scheduler {
     return createScheduler(p.sampler, this.schedulerConfig, {

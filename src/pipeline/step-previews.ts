@@ -60,7 +60,7 @@ export class StepPreviews {
   private latest: (() => Promise<StepPreview>) | undefined;
   /** The tail of the queue of preview checks. */
   private checks: Promise<void> = Promise.resolve();
-  /** Per batch (n_iter): resolves when its final images were judged, or the generation ended without them. */
+  /** Per batch (of batchCount): resolves when its final images were judged, or the generation ended without them. */
   private readonly verdicts = new Map<number, { promise: Promise<void>; resolve: () => void }>();
   private ended = false;
 

@@ -230,7 +230,7 @@ export class EmbeddedQueue extends JobQueue {
       const result = await pipe.generate({
         ...generateParamsOf(job.params, uploads, this.opts.controlnetDirs, this.opts.vaeDirs),
         // The robust watermark carries the job's id, so a detected mark leads back to this job's history entry.
-        job_id: job.id,
+        jobId: job.id,
         signal: cur.abort.signal,
         control: cur.control,
         // Made in the worker at the interval whoever watches (SSE, A1111's progress polls) or not: a preview costs

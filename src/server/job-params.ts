@@ -95,27 +95,27 @@ export function generateParamsOf(
 ): GenerateParams {
   return {
     prompt: p.prompt,
-    negative_prompt: p.negative_prompt,
-    prompt_2: p.prompt_2,
-    negative_prompt_2: p.negative_prompt_2,
+    negativePrompt: p.negative_prompt,
+    prompt2: p.prompt_2,
+    negativePrompt2: p.negative_prompt_2,
     steps: p.steps,
-    cfg_scale: p.cfg_scale,
+    cfgScale: p.cfg_scale,
     seed: p.seed,
-    sampler_name: p.sampler_name,
-    scheduler: p.scheduler,
+    sampler: p.sampler_name,
+    schedule: p.scheduler,
     width: p.width,
     height: p.height,
-    batch_size: p.batch_size,
-    n_iter: p.n_iter,
-    clip_skip: p.clip_skip,
-    refiner_switch_at: p.refiner_switch_at,
+    batchSize: p.batch_size,
+    batchCount: p.n_iter,
+    clipSkip: p.clip_skip,
+    refinerSwitchAt: p.refiner_switch_at,
     ...(p.subseed !== undefined ? { subseed: p.subseed } : {}),
     ...(p.subseed_strength !== undefined ? { subseedStrength: p.subseed_strength } : {}),
     ...(p.seed_resize_from_w !== undefined ? { seedResizeFromW: p.seed_resize_from_w } : {}),
     ...(p.seed_resize_from_h !== undefined ? { seedResizeFromH: p.seed_resize_from_h } : {}),
     ...(p.enable_hr ? { hires: hiresOf(p) } : {}),
-    denoising_strength: uploads.initImage === undefined ? undefined : p.denoising_strength,
-    init_images: uploads.initImage === undefined ? undefined : [uploads.initImage],
+    denoisingStrength: uploads.initImage === undefined ? undefined : p.denoising_strength,
+    initImage: uploads.initImage,
     mask: uploads.mask,
     ...(uploads.mask !== undefined ? inpaintOptionsOf(p) : {}),
     ...(p.sd_vae !== undefined && vaeDirs ? vaeOf(p.sd_vae, vaeDirs) : {}),
@@ -137,7 +137,7 @@ function hiresOf(p: JobParams): HiresParams {
     prompt: p.hr_prompt,
     negativePrompt: p.hr_negative_prompt,
     sampler: p.hr_sampler_name,
-    scheduler: p.hr_scheduler,
+    schedule: p.hr_scheduler,
   };
   return Object.fromEntries(Object.entries(hires).filter(([, v]) => v !== undefined)) as HiresParams;
 }
@@ -166,8 +166,20 @@ function controlUnitOf(
   image: Uint8Array | undefined,
   dirs: readonly string[] | undefined,
 ): ControlNetUnit {
-  // A missing image (never stored so) is left to the pipeline's check, which names the unit.
-  return { ...u, image: image as Uint8Array, model: dirs ? controlNetPath(dirs, u.model) : u.model };
+  // A missing image (never stored so) is left to the pipeline's check, which names the unit. The stored unit's
+  // A1111 names map one by one onto the library's (a spread would carry them over unchecked).
+  const unit: ControlNetUnit = {
+    image: image as Uint8Array,
+    model: dirs ? controlNetPath(dirs, u.model) : u.model,
+    module: u.module,
+    weight: u.weight,
+    guidanceStart: u.guidance_start,
+    guidanceEnd: u.guidance_end,
+    resizeMode: u.resize_mode,
+    thresholdA: u.threshold_a,
+    thresholdB: u.threshold_b,
+  };
+  return Object.fromEntries(Object.entries(unit).filter(([, v]) => v !== undefined)) as ControlNetUnit;
 }
 
 /** A unit as it ran: what was asked, every default filled. */

@@ -17,7 +17,7 @@ export interface LiveProgress {
   /** 1-based step within the current batch. */
   step: number;
   steps: number;
-  /** 0-based batch index (of n_iter) and how many there are. */
+  /** 0-based batch index (of batchCount) and how many there are. */
   batch: number;
   batches: number;
 }

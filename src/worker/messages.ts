@@ -21,7 +21,7 @@ export interface LoadedModel extends CheckpointDescription {
   /** sd1, sd2, sdxl or sdxl-refiner (the page shows SDXL's second prompts for sdxl). */
   family: ModelFamily;
   defaultSize: number;
-  /** The guidance a request without cfg_scale gets (the model's generation_config.json, LCM's 8.5, else 7). */
+  /** The guidance a request without cfgScale gets (the model's generation_config.json, LCM's 8.5, else 7). */
   defaultCfgScale: number;
   /** Steps and sampler a request without them gets on our API (the model's, else 20 and Euler a). */
   defaultSteps: number;

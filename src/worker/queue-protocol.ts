@@ -54,7 +54,7 @@ export const CANCELLED_PREFIX = "cancelled";
  */
 export type WireGenerateParams = Omit<
   GenerateParams,
-  "onStep" | "signal" | "init_images" | "mask" | "seed" | "subseed" | "controlnet"
+  "onStep" | "signal" | "initImage" | "mask" | "seed" | "subseed" | "controlnet"
 > & {
   seed?: number | string;
   subseed?: number | string;
@@ -89,8 +89,7 @@ export interface GenerationOutput {
 }
 
 export function toQueuedGeneration(p: GenerateParams, previewIntervalMs: number | undefined): QueuedGeneration {
-  const { onStep: _s, signal: _a, init_images, mask, seed, subseed, controlnet, ...rest } = p;
-  const init = init_images?.[0];
+  const { onStep: _s, signal: _a, initImage: init, mask, seed, subseed, controlnet, ...rest } = p;
   return {
     params: {
       ...rest,
@@ -115,7 +114,7 @@ export function fromQueuedGeneration(d: QueuedGeneration): Omit<GenerateParams, 
     ...(controlnet?.length
       ? { controlnet: controlnet.map((u, i) => ({ ...u, image: Buffer.from(d.controlImages?.[i] ?? "", "base64") })) }
       : {}),
-    ...(d.initImage !== undefined ? { init_images: [Buffer.from(d.initImage, "base64")] } : {}),
+    ...(d.initImage !== undefined ? { initImage: Buffer.from(d.initImage, "base64") } : {}),
     ...(d.mask !== undefined ? { mask: Buffer.from(d.mask, "base64") } : {}),
   };
 }

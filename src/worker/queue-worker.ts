@@ -257,7 +257,7 @@ export class QueueWorker {
     const result = await pipe.generate({
       ...fromQueuedGeneration(data),
       // The robust watermark carries the job's id, so a detected mark leads back to its history entry.
-      job_id: id,
+      jobId: id,
       signal,
       control,
       previewIntervalMs: data.previewIntervalMs,

@@ -53,9 +53,9 @@ describe.skipIf(!HAVE_REFERENCE)("single-file checkpoints take their tokenizers 
       await expectGoldenRun(pipe, "goldens/sd15-tiny/txt2img.safetensors", {
         prompt: PROMPT,
         steps: 4,
-        cfg_scale: 7.5,
+        cfgScale: 7.5,
         seed: 31,
-        sampler_name: "PLMS",
+        sampler: "PLMS",
         width: 64,
         height: 64,
       });
@@ -80,9 +80,9 @@ describe.skipIf(!HAVE_REFERENCE)("single-file checkpoints take their tokenizers 
       await expectGoldenRun(pipe, "goldens/sdxl-tiny/txt2img.safetensors", {
         prompt: PROMPT,
         steps: 4,
-        cfg_scale: 5,
+        cfgScale: 5,
         seed: 31,
-        sampler_name: "euler",
+        sampler: "euler",
         width: 64,
         height: 64,
       });
@@ -102,11 +102,11 @@ describe.skipIf(!HAVE_REFERENCE)("single-file checkpoints take their tokenizers 
     try {
       await expectGoldenRun(pipe, "goldens/sd2v-tiny/txt2img.safetensors", {
         prompt: PROMPT,
-        negative_prompt: "",
+        negativePrompt: "",
         steps: 4,
-        cfg_scale: 7.5,
+        cfgScale: 7.5,
         seed: 31,
-        sampler_name: "ddim",
+        sampler: "ddim",
         width: 64,
         height: 64,
       });

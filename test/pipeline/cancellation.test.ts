@@ -30,7 +30,7 @@ describe.skipIf(!HAVE_REFERENCE)("aborting a generation (sd15-tiny)", () => {
   async function run(
     abortAt: (step: number, batch: number) => boolean,
     how: "now" | "microtask",
-    opts: { steps?: number; n_iter?: number } = {},
+    opts: { steps?: number; batchCount?: number } = {},
   ) {
     const ac = new AbortController();
     const seen: { step: number; batch: number }[] = [];
@@ -39,7 +39,7 @@ describe.skipIf(!HAVE_REFERENCE)("aborting a generation (sd15-tiny)", () => {
       .generate({
         prompt: "a red square",
         steps: opts.steps ?? 40,
-        n_iter: opts.n_iter ?? 1,
+        batchCount: opts.batchCount ?? 1,
         seed: 3,
         signal: ac.signal,
         onStep: (e) => {
@@ -71,11 +71,11 @@ describe.skipIf(!HAVE_REFERENCE)("aborting a generation (sd15-tiny)", () => {
   });
 
   it("an abort during the first image batch's last step: the second batch never starts", async () => {
-    const r = await run((step, batch) => batch === 0 && step === 6, "now", { steps: 6, n_iter: 2 });
+    const r = await run((step, batch) => batch === 0 && step === 6, "now", { steps: 6, batchCount: 2 });
     expect(r.outcome).toBeInstanceOf(GenerationAborted);
     expect(r.seen).toEqual([1, 2, 3, 4, 5, 6].map((step) => ({ step, batch: 0 })));
     // Not aborted, the same request runs both batches.
-    const whole = await run(() => false, "now", { steps: 6, n_iter: 2 });
+    const whole = await run(() => false, "now", { steps: 6, batchCount: 2 });
     expect(whole.outcome).toBe("finished");
     expect(whole.seen.filter((s) => s.batch === 1)).toHaveLength(6);
   });

@@ -77,14 +77,14 @@ describe.skipIf(!HAVE_REFERENCE)(
         const errors: number[] = [];
         const { images, controlMaps } = await p.generate({
           prompt: PROMPT,
-          negative_prompt: "blurry, low quality",
+          negativePrompt: "blurry, low quality",
           steps: 8,
-          cfg_scale: 7.5,
+          cfgScale: 7.5,
           seed: 42,
-          sampler_name: "pndm",
+          sampler: "pndm",
           width: 64,
           height: 64,
-          controlnet: [{ image: CONTROL_IMAGE, model: c.model, config: c.config, weight: 0.8, guidance_end: c.end }],
+          controlnet: [{ image: CONTROL_IMAGE, model: c.model, config: c.config, weight: 0.8, guidanceEnd: c.end }],
           onStep: (e) => errors.push(relErr(e.latents, perStep.subarray((e.step - 1) * n, e.step * n))),
         });
         expect(errors.length).toBe(gold.shape("latents_after_step")[0]);
@@ -106,11 +106,11 @@ describe.skipIf(!HAVE_REFERENCE)(
       const p = await load();
       const base = {
         prompt: PROMPT,
-        negative_prompt: "blurry, low quality",
+        negativePrompt: "blurry, low quality",
         steps: 3,
-        cfg_scale: 7.5,
+        cfgScale: 7.5,
         seed: 42,
-        sampler_name: "pndm",
+        sampler: "pndm",
         width: 64,
         height: 64,
       };
@@ -160,7 +160,7 @@ describe.skipIf(!HAVE_REFERENCE)(
         p.generate({
           ...base,
           controlnet: [
-            { image: CONTROL_IMAGE, model: ref("models/controlnet-tiny"), guidance_start: 0.8, guidance_end: 0.2 },
+            { image: CONTROL_IMAGE, model: ref("models/controlnet-tiny"), guidanceStart: 0.8, guidanceEnd: 0.2 },
           ],
         }),
       ).rejects.toThrow(/guidance start 0.8 is after guidance end 0.2/);

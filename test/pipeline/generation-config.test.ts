@@ -16,7 +16,7 @@ const defaults = { size: 64, randomSeed: () => 1n };
 
 describe("a model's recommended generation settings", () => {
   it("reads guidance_scale from the first folder that has generation_config.json", () => {
-    expect(readGenerationConfig([folderWith(), folderWith('{"guidance_scale": 3.5}')])).toEqual({ guidanceScale: 3.5 });
+    expect(readGenerationConfig([folderWith(), folderWith('{"guidance_scale": 3.5}')])).toEqual({ cfgScale: 3.5 });
     expect(readGenerationConfig([folderWith()])).toEqual({});
     expect(readGenerationConfig([folderWith('{"other": 1}')])).toEqual({});
   });
@@ -32,22 +32,22 @@ describe("a model's recommended generation settings", () => {
 
   it("is the cfg a request without one gets; a cfg the request names wins; 7 without a recommendation", () => {
     expect(resolveParams({ prompt: "x" }, { ...defaults, cfgScale: 3 }).cfgScale).toBe(3);
-    expect(resolveParams({ prompt: "x", cfg_scale: 9 }, { ...defaults, cfgScale: 3 }).cfgScale).toBe(9);
+    expect(resolveParams({ prompt: "x", cfgScale: 9 }, { ...defaults, cfgScale: 3 }).cfgScale).toBe(9);
     expect(resolveParams({ prompt: "x" }, defaults).cfgScale).toBe(DEFAULT_CFG_SCALE);
     expect(DEFAULT_CFG_SCALE).toBe(7);
   });
 
   it("also recommends steps (num_inference_steps) and a sampler (sampler_name, ours or A1111's), as Turbo and Lightning models need", () => {
     const turbo = folderWith('{"num_inference_steps": 4, "guidance_scale": 0, "sampler_name": "Euler"}');
-    expect(readGenerationConfig([turbo])).toEqual({ steps: 4, guidanceScale: 0, sampler: "euler" });
+    expect(readGenerationConfig([turbo])).toEqual({ steps: 4, cfgScale: 0, sampler: "euler" });
     const recommended = readGenerationConfig([turbo]);
     const p = resolveParams(
       { prompt: "x" },
-      { ...defaults, cfgScale: recommended.guidanceScale, steps: recommended.steps, sampler: recommended.sampler },
+      { ...defaults, cfgScale: recommended.cfgScale, steps: recommended.steps, sampler: recommended.sampler },
     );
     expect([p.steps, p.cfgScale, p.sampler]).toEqual([4, 0, "euler"]);
     const asked = resolveParams(
-      { prompt: "x", steps: 30, sampler_name: "dpm++2m" },
+      { prompt: "x", steps: 30, sampler: "dpm++2m" },
       { ...defaults, steps: 4, sampler: "euler" },
     );
     expect([asked.steps, asked.sampler]).toEqual([30, "dpm++2m"]);

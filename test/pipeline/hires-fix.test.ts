@@ -16,11 +16,11 @@ import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusio
 const BASE: GenerateParams = {
   prompt: "a blue square",
   steps: 3,
-  sampler_name: "Euler a",
+  sampler: "Euler a",
   width: 64,
   height: 64,
   seed: 7,
-  job_id: "hires-test",
+  jobId: "hires-test",
 };
 /** Compared as one buffer: a failing toEqual on 50,000 bytes would print (and take) minutes. */
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
@@ -67,7 +67,7 @@ describe("hires fix on the embedded model, 64 -> 128 px (A1111's enable_hr)", ()
       const stored = await readImageParameters(await img.png());
       const request = requestFromInfotext(parseInfotext(stored.parameters!));
       expect(request.hires).toEqual({ scale: 2, upscaler, steps: 2, denoisingStrength: 0.6 });
-      const again = await p.generate({ ...request, job_id: BASE.job_id });
+      const again = await p.generate({ ...request, jobId: BASE.jobId });
       expect(same(again.images[0]!.image.data, img.image.data)).toBe(true);
       expect(again.images[0]!.infotext).toBe(img.infotext);
     });
@@ -88,7 +88,7 @@ describe("hires fix on the embedded model, 64 -> 128 px (A1111's enable_hr)", ()
   it("a pixel upscaler given by name gets the first pass's RGB bytes and the target size", async () => {
     const p = await load();
     calls.length = 0;
-    const r = await p.generate({ ...BASE, batch_size: 2, hires: { upscaler: "doubler", resizeX: 96 } });
+    const r = await p.generate({ ...BASE, batchSize: 2, hires: { upscaler: "doubler", resizeX: 96 } });
     expect(calls).toEqual([
       [64 * 64 * 3, 64, 64, 96, 96],
       [64 * 64 * 3, 64, 64, 96, 96],
@@ -114,13 +114,13 @@ describe("hires fix on the embedded model, 64 -> 128 px (A1111's enable_hr)", ()
     const p = await load();
     const r = await p.generate({
       ...BASE,
-      hires: { prompt: "a green square", sampler: "DPM++ 2M", scheduler: "Karras", steps: 2 },
+      hires: { prompt: "a green square", sampler: "DPM++ 2M", schedule: "Karras", steps: 2 },
     });
     const info = parseInfotext(r.images[0]!.infotext);
     expect(info.extra["Hires prompt"]).toBe("a green square");
     expect(info.extra["Hires sampler"]).toBe("DPM++ 2M");
     expect(info.extra["Hires schedule type"]).toBe("Karras");
-    const again = await p.generate({ ...requestFromInfotext(info), job_id: BASE.job_id });
+    const again = await p.generate({ ...requestFromInfotext(info), jobId: BASE.jobId });
     expect(same(again.images[0]!.image.data, r.images[0]!.image.data)).toBe(true);
   });
 
@@ -136,6 +136,6 @@ describe("hires fix on the embedded model, 64 -> 128 px (A1111's enable_hr)", ()
     await refuse({ scale: 100 }, /hires scale 100/);
     await refuse({ scale: 0.01 }, /each side must come to 8/);
     await refuse({ sampler: "nope" }, /unknown sampler "nope"/);
-    await expect(p.generate({ ...BASE, hires: {}, init_images: [new Uint8Array(4)] })).rejects.toThrow(InputError);
+    await expect(p.generate({ ...BASE, hires: {}, initImage: new Uint8Array(4) })).rejects.toThrow(InputError);
   });
 });

@@ -18,11 +18,11 @@ import { removeTempDirs, tempDir } from "../weights/safetensors-writer.js";
 const BASE: GenerateParams = {
   prompt: "a blue square",
   steps: 3,
-  sampler_name: "Euler a",
+  sampler: "Euler a",
   width: 64,
   height: 64,
   seed: 7,
-  job_id: "hires-learned-test",
+  jobId: "hires-learned-test",
 };
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
 
@@ -61,7 +61,7 @@ describe("hires fix with an RRDBNet upscaler from models/ESRGAN, embedded model 
       const stored = await readImageParameters(await img.png());
       const request = requestFromInfotext(parseInfotext(stored.parameters!));
       expect(request.hires).toEqual({ scale: 2, upscaler, steps: 2, denoisingStrength: 0.6 });
-      const again = await p.generate({ ...request, job_id: BASE.job_id });
+      const again = await p.generate({ ...request, jobId: BASE.jobId });
       expect(same(again.images[0]!.image.data, img.image.data)).toBe(true);
     });
   }

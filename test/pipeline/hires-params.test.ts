@@ -3,7 +3,7 @@ import { resolveHires } from "../../src/pipeline/hires-params.js";
 import { hiresTimesteps } from "../../src/pipeline/hires-pass.js";
 import { createScheduler, STABLE_DIFFUSION_SCHEDULER_CONFIG } from "../../src/schedulers/index.js";
 
-const first = { prompt: "p", negativePrompt: "n", sampler: "Euler a", scheduler: undefined };
+const first = { prompt: "p", negativePrompt: "n", sampler: "Euler a", schedule: undefined };
 
 describe("the hires fix's sizes, as A1111's calculate_target_resolution works them out", () => {
   it("a scale multiplies the first pass's size, floored to the latent grid", () => {

@@ -57,10 +57,10 @@ describe.skipIf(!HAVE_REFERENCE)("inpainting as A1111 prepares it", () => {
   const base = {
     prompt: "a red boat",
     steps: 4,
-    cfg_scale: 7,
+    cfgScale: 7,
     seed: 5,
-    sampler_name: "euler",
-    denoising_strength: 0.8,
+    sampler: "euler",
+    denoisingStrength: 0.8,
   };
 
   async function run(p: Partial<GenerateParams>) {
@@ -71,8 +71,8 @@ describe.skipIf(!HAVE_REFERENCE)("inpainting as A1111 prepares it", () => {
 
   it("stretches a mask of another size to the init image instead of refusing it", async () => {
     const init = await pattern(64, 64);
-    const small = await run({ width: 64, height: 64, init_images: [init], mask: await maskPng(32, 48, () => true) });
-    const same = await run({ width: 64, height: 64, init_images: [init], mask: await maskPng(64, 64, () => true) });
+    const small = await run({ width: 64, height: 64, initImage: init, mask: await maskPng(32, 48, () => true) });
+    const same = await run({ width: 64, height: 64, initImage: init, mask: await maskPng(64, 64, () => true) });
     expect(Array.from(small.latents)).toEqual(Array.from(same.latents));
   });
 
@@ -82,11 +82,11 @@ describe.skipIf(!HAVE_REFERENCE)("inpainting as A1111 prepares it", () => {
     const inverted = await run({
       width: 64,
       height: 64,
-      init_images: [init],
+      initImage: init,
       mask: await maskPng(64, 64, (x) => !left(x)),
       invertMask: true,
     });
-    const plain = await run({ width: 64, height: 64, init_images: [init], mask: await maskPng(64, 64, left) });
+    const plain = await run({ width: 64, height: 64, initImage: init, mask: await maskPng(64, 64, left) });
     expect(Array.from(inverted.latents)).toEqual(Array.from(plain.latents));
     expect(inverted.image.infotext).toMatch(/Mask mode: Inpaint not masked/);
     expect(plain.image.infotext).not.toMatch(/Mask mode/);
@@ -98,7 +98,7 @@ describe.skipIf(!HAVE_REFERENCE)("inpainting as A1111 prepares it", () => {
     const out = await run({
       width: 64,
       height: 64,
-      init_images: [init],
+      initImage: init,
       mask: await maskPng(64, 64, inBox),
       maskBlur: 2,
     });
@@ -127,7 +127,7 @@ describe.skipIf(!HAVE_REFERENCE)("inpainting as A1111 prepares it", () => {
     const out = await run({
       width: 32,
       height: 32,
-      init_images: [init],
+      initImage: init,
       mask,
       inpaintFullRes: true,
       inpaintFullResPadding: 4,
@@ -138,7 +138,7 @@ describe.skipIf(!HAVE_REFERENCE)("inpainting as A1111 prepares it", () => {
     // The same generation on the region cut out and scaled here, as a whole picture of 32x32.
     const region = { left: 56, top: 34, width: 20, height: 20 };
     const cut = async (png: Buffer) => sharp(png).extract(region).resize(32, 32, { fit: "fill" }).png().toBuffer();
-    const direct = await run({ width: 32, height: 32, init_images: [await cut(init)], mask: await cut(mask) });
+    const direct = await run({ width: 32, height: 32, initImage: await cut(init), mask: await cut(mask) });
     expect(Array.from(out.latents)).toEqual(Array.from(direct.latents));
     // Outside the stroke, the init image's pixels exactly.
     const original = await rgb(init);
@@ -158,11 +158,11 @@ describe.skipIf(!HAVE_REFERENCE)("inpainting as A1111 prepares it", () => {
     // A square stroke with no padding is its own region: its pixels are the 32x32 generation scaled to 20x20.
     const init = await pattern(96, 64, 17);
     const square = (x: number, y: number) => x >= 56 && x < 76 && y >= 34 && y < 54;
-    const p = { width: 32, height: 32, init_images: [init], mask: await maskPng(96, 64, square) };
+    const p = { width: 32, height: 32, initImage: init, mask: await maskPng(96, 64, square) };
     const out = await run({ ...p, inpaintFullRes: true, inpaintFullResPadding: 0 });
     const region = { left: 56, top: 34, width: 20, height: 20 };
     const cut = await sharp(init).extract(region).resize(32, 32, { fit: "fill" }).png().toBuffer();
-    const direct = await run({ ...p, init_images: [cut], mask: await maskPng(32, 32, () => true) });
+    const direct = await run({ ...p, initImage: cut, mask: await maskPng(32, 32, () => true) });
     expect(Array.from(out.latents)).toEqual(Array.from(direct.latents));
     const scaled = await rgb(
       await sharp(await direct.image.png())
@@ -186,23 +186,23 @@ describe.skipIf(!HAVE_REFERENCE)("inpainting as A1111 prepares it", () => {
     const a = await pattern(64, 64);
     const b = await pattern(64, 64, 128);
     const latents = async (fill: GenerateParams["inpaintingFill"], init: Buffer) =>
-      Array.from((await run({ width: 64, height: 64, init_images: [init], mask: all, inpaintingFill: fill })).latents);
+      Array.from((await run({ width: 64, height: 64, initImage: init, mask: all, inpaintingFill: fill })).latents);
     for (const fill of ["latent noise", "latent nothing", "fill"] as const)
       expect(await latents(fill, a), fill).toEqual(await latents(fill, b));
     expect(await latents("original", a)).not.toEqual(await latents("original", b));
     expect(await latents("latent noise", a)).not.toEqual(await latents("latent nothing", a));
-    const noise = await run({ width: 64, height: 64, init_images: [a], mask: all, inpaintingFill: 2 });
+    const noise = await run({ width: 64, height: 64, initImage: a, mask: all, inpaintingFill: 2 });
     expect(noise.image.infotext).toMatch(/Masked content: latent noise/);
   });
 
   it("refuses an unknown fill and a padding out of range, naming the values", async () => {
     const init = await pattern(64, 64);
     const mask = await maskPng(64, 64, () => true);
+    await expect(pipe.generate({ ...base, initImage: init, mask, inpaintingFill: "blur" as never })).rejects.toThrow(
+      /inpainting fill "blur" is unknown: use "fill", "original", "latent noise", "latent nothing"/,
+    );
     await expect(
-      pipe.generate({ ...base, init_images: [init], mask, inpaintingFill: "blur" as never }),
-    ).rejects.toThrow(/inpainting fill "blur" is unknown: use "fill", "original", "latent noise", "latent nothing"/);
-    await expect(
-      pipe.generate({ ...base, init_images: [init], mask, inpaintFullRes: true, inpaintFullResPadding: 999 }),
+      pipe.generate({ ...base, initImage: init, mask, inpaintFullRes: true, inpaintFullResPadding: 999 }),
     ).rejects.toThrow(/padding 999 is invalid: use an integer from 0 to 256/);
   });
 });

@@ -44,16 +44,16 @@ describe.skipIf(!HAVE_REFERENCE)("inpainting", () => {
   const base = {
     prompt: "a photo of an astronaut",
     steps: 6,
-    cfg_scale: 7.5,
+    cfgScale: 7.5,
     seed: 3,
-    sampler_name: "euler",
+    sampler: "euler",
     width: 64,
     height: 64,
   };
 
   it("ordinary checkpoints keep the unmasked latents exactly and repaint the masked ones", async () => {
     const init = await pattern();
-    const common = { ...base, init_images: [init], denoising_strength: 0.75 };
+    const common = { ...base, initImage: init, denoisingStrength: 0.75 };
     const keepAll = await finalLatents(ref("models/sd15-tiny"), { ...common, mask: await leftMask(0) });
     const half = await finalLatents(ref("models/sd15-tiny"), { ...common, mask: await leftMask(32) });
     let keptSame = 0,
@@ -103,12 +103,12 @@ describe.skipIf(!HAVE_REFERENCE)("inpainting", () => {
     const mask = await leftMask(32);
     const txt2img = await finalLatents(ref("models/sd15-tiny"), base);
     widen(() => 0);
-    const zeroWide = await finalLatents(dir, { ...base, init_images: [init], mask, denoising_strength: 1 });
+    const zeroWide = await finalLatents(dir, { ...base, initImage: init, mask, denoisingStrength: 1 });
     let maxDiff = 0;
     for (let i = 0; i < txt2img.length; i++) maxDiff = Math.max(maxDiff, Math.abs(zeroWide[i]! - txt2img[i]!));
     expect(maxDiff).toBeLessThan(1e-4);
     widen((i) => 0.05 * Math.sin(i));
-    const wide = await finalLatents(dir, { ...base, init_images: [init], mask, denoising_strength: 1 });
+    const wide = await finalLatents(dir, { ...base, initImage: init, mask, denoisingStrength: 1 });
     let changed = 0;
     for (let i = 0; i < txt2img.length; i++) changed = Math.max(changed, Math.abs(wide[i]! - txt2img[i]!));
     expect(changed).toBeGreaterThan(1e-2);

@@ -148,11 +148,11 @@ describe.skipIf(!HAVE_REFERENCE)(
         safetyChecker: false,
       });
       try {
-        const base = { negative_prompt: "", steps: 4, seed: 42, sampler_name: "LCM", width: 64, height: 64 };
+        const base = { negativePrompt: "", steps: 4, seed: 42, sampler: "LCM", width: 64, height: 64 };
         for (const cfg of [1, 2]) {
-          const kohya = await pipe.generate({ ...base, cfg_scale: cfg, prompt: "a red fox <lora:lcm-lora-sdv1-5:1>" });
-          const peft = await pipe.generate({ ...base, cfg_scale: cfg, prompt: "a red fox <lora:lcm-lora-peft:1>" });
-          const plain = await pipe.generate({ ...base, cfg_scale: cfg, prompt: "a red fox" });
+          const kohya = await pipe.generate({ ...base, cfgScale: cfg, prompt: "a red fox <lora:lcm-lora-sdv1-5:1>" });
+          const peft = await pipe.generate({ ...base, cfgScale: cfg, prompt: "a red fox <lora:lcm-lora-peft:1>" });
+          const plain = await pipe.generate({ ...base, cfgScale: cfg, prompt: "a red fox" });
           expect(kohya.info).toMatch(/Steps: 4, Sampler: LCM, CFG scale: \d/);
           expect(kohya.warnings).toEqual([]);
           const pixels = (r: typeof kohya) => Buffer.from(r.images[0]!.image.data);

@@ -33,7 +33,7 @@ describe.skipIf(!HAVE_REFERENCE)("LCM reproduces diffusers' LatentConsistencyMod
       expect([p.defaultSampler, p.defaultSteps, p.defaultCfgScale]).toEqual(["lcm", 4, 8.5]);
       await expectGoldenRun(p, "goldens/lcm-tiny/txt2img.safetensors", {
         prompt: PROMPT,
-        cfg_scale: 8,
+        cfgScale: 8,
         seed: 42,
         width: 64,
         height: 64,
@@ -44,15 +44,13 @@ describe.skipIf(!HAVE_REFERENCE)("LCM reproduces diffusers' LatentConsistencyMod
   it("the guidance scale changes the image through the embedding; the negative prompt does not (there is no unconditional pass)", async () => {
     const p = await load(layouts[0]!);
     const want = golden("goldens/lcm-tiny/txt2img.safetensors").get("image_uint8");
-    const params = { prompt: PROMPT, cfg_scale: 8, seed: 42, width: 64, height: 64 };
+    const params = { prompt: PROMPT, cfgScale: 8, seed: 42, width: 64, height: 64 };
     expect(
       maxPixelDiff(
-        (await p.generate({ ...params, negative_prompt: "blurry, low quality" })).images[0]!.image.data,
+        (await p.generate({ ...params, negativePrompt: "blurry, low quality" })).images[0]!.image.data,
         want,
       ),
     ).toBeLessThanOrEqual(1);
-    expect(maxPixelDiff((await p.generate({ ...params, cfg_scale: 2 })).images[0]!.image.data, want)).toBeGreaterThan(
-      0,
-    );
+    expect(maxPixelDiff((await p.generate({ ...params, cfgScale: 2 })).images[0]!.image.data, want)).toBeGreaterThan(0);
   });
 });

@@ -61,11 +61,11 @@ describe.skipIf(!HAVE_REFERENCE)("a generation with <lora:lora-kohya:0.8> on sd1
       const errors: number[] = [];
       const r = await pipe.generate({
         prompt: `${PROMPT} <lora:lora-kohya:0.8>`,
-        negative_prompt: "",
+        negativePrompt: "",
         steps: 4,
-        cfg_scale: 7.5,
+        cfgScale: 7.5,
         seed: 31,
-        sampler_name: "pndm",
+        sampler: "pndm",
         width: 64,
         height: 64,
         onStep: (e) => errors.push(relErr(e.latents, perStep.subarray((e.step - 1) * n, e.step * n))),
@@ -84,11 +84,11 @@ describe.skipIf(!HAVE_REFERENCE)("a generation with <lora:lora-kohya:0.8> on sd1
       // The same LoRA asked for by the caller, by bytes: the same image; and without it, the model's own again.
       const again = await pipe.generate({
         prompt: PROMPT,
-        negative_prompt: "",
+        negativePrompt: "",
         steps: 4,
-        cfg_scale: 7.5,
+        cfgScale: 7.5,
         seed: 31,
-        sampler_name: "pndm",
+        sampler: "pndm",
         width: 64,
         height: 64,
         loras: [{ bytes, name: "from-bytes", weight: 0.8 }],
@@ -97,11 +97,11 @@ describe.skipIf(!HAVE_REFERENCE)("a generation with <lora:lora-kohya:0.8> on sd1
       expect(again.info).toContain(`Lora hashes: "from-bytes: ${addnet.slice(0, 12)}"`);
       const plain = await pipe.generate({
         prompt: PROMPT,
-        negative_prompt: "",
+        negativePrompt: "",
         steps: 4,
-        cfg_scale: 7.5,
+        cfgScale: 7.5,
         seed: 31,
-        sampler_name: "pndm",
+        sampler: "pndm",
         width: 64,
         height: 64,
       });

@@ -37,11 +37,11 @@ describe.skipIf(!HAVE_REFERENCE)(
         const errors: number[] = [];
         const { images } = await pipe.generate({
           prompt: m.prompt!,
-          negative_prompt: m.negative_prompt,
+          negativePrompt: m.negative_prompt,
           steps: Number(m.steps),
-          cfg_scale: Number(m.cfg_scale),
+          cfgScale: Number(m.cfg_scale),
           seed: Number(m.seed),
-          sampler_name: m.sampler!,
+          sampler: m.sampler!,
           width,
           height,
           onStep: (e) => errors.push(relErr(e.latents, perStep.subarray((e.step - 1) * n, e.step * n))),

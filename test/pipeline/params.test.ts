@@ -8,7 +8,7 @@ describe("resolveParams", () => {
   it("refuses a NUL in the prompt or negative prompt before any compute: image metadata cannot hold one", () => {
     expect(() => resolveParams({ prompt: "a red\0 circle" }, defaults)).toThrow(InputError);
     expect(() => resolveParams({ prompt: "a red\0 circle" }, defaults)).toThrow(/the prompt contains a NUL character/);
-    expect(() => resolveParams({ prompt: "a red circle", negative_prompt: "blurry\0" }, defaults)).toThrow(
+    expect(() => resolveParams({ prompt: "a red circle", negativePrompt: "blurry\0" }, defaults)).toThrow(
       /the negative prompt contains a NUL character/,
     );
     // Other control characters are kept for the tokenizer's clean-up, as the reference does.
@@ -39,44 +39,40 @@ describe("resolveParams: seeds", () => {
   });
 
   it("refuses, before any compute, a batch whose later images would need a seed past 2^64-1 (image j takes seed + j)", () => {
-    expect(resolveParams({ prompt: "x", seed: "18446744073709551614", batch_size: 2 }, defaults).seed).toBe(
+    expect(resolveParams({ prompt: "x", seed: "18446744073709551614", batchSize: 2 }, defaults).seed).toBe(
       18446744073709551614n,
     );
-    expect(() => resolveParams({ prompt: "x", seed: "18446744073709551615", batch_size: 2 }, defaults)).toThrow(
+    expect(() => resolveParams({ prompt: "x", seed: "18446744073709551615", batchSize: 2 }, defaults)).toThrow(
       /seed 18446744073709551615 with 2 images needs seeds up to 18446744073709551616.*use a seed up to 18446744073709551614/,
     );
     expect(() =>
-      resolveParams({ prompt: "x", seed: "18446744073709551613", batch_size: 2, n_iter: 2 }, defaults),
+      resolveParams({ prompt: "x", seed: "18446744073709551613", batchSize: 2, batchCount: 2 }, defaults),
     ).toThrow(/with 4 images/);
   });
 });
 
 describe("resolveParams: schedule types (A1111's scheduler field)", () => {
   it("takes a schedule type by A1111's label or name; absent means the sampler's own (Automatic)", () => {
-    expect(resolveParams({ prompt: "x", sampler_name: "Euler", scheduler: "Karras" }, defaults).schedule).toBe(
-      "karras",
-    );
-    expect(resolveParams({ prompt: "x", sampler_name: "euler-a", scheduler: "sgm_uniform" }, defaults).schedule).toBe(
+    expect(resolveParams({ prompt: "x", sampler: "Euler", schedule: "Karras" }, defaults).schedule).toBe("karras");
+    expect(resolveParams({ prompt: "x", sampler: "euler-a", schedule: "sgm_uniform" }, defaults).schedule).toBe(
       "sgm_uniform",
     );
-    expect(resolveParams({ prompt: "x", sampler_name: "Euler" }, defaults).schedule).toBe("automatic");
+    expect(resolveParams({ prompt: "x", sampler: "Euler" }, defaults).schedule).toBe("automatic");
   });
 
   it("reads A1111's combined names: 'Euler Karras' is Euler with the Karras schedule", () => {
-    const p = resolveParams({ prompt: "x", sampler_name: "Euler Karras" }, defaults);
+    const p = resolveParams({ prompt: "x", sampler: "Euler Karras" }, defaults);
     expect([p.sampler, p.schedule]).toEqual(["Euler", "karras"]);
     // A combined name we have as a sampler of its own stays as given.
-    expect(resolveParams({ prompt: "x", sampler_name: "DPM++ 2M Karras" }, defaults).sampler).toBe("DPM++ 2M Karras");
+    expect(resolveParams({ prompt: "x", sampler: "DPM++ 2M Karras" }, defaults).sampler).toBe("DPM++ 2M Karras");
   });
 
   it("refuses, before any compute, an unknown schedule type (listing the valid ones) or one for a sampler with its own grid", () => {
-    expect(() => resolveParams({ prompt: "x", sampler_name: "Euler", scheduler: "Karas" }, defaults)).toThrow(
-      InputError,
-    );
-    expect(() => resolveParams({ prompt: "x", sampler_name: "Euler", scheduler: "Karas" }, defaults)).toThrow(
+    expect(() => resolveParams({ prompt: "x", sampler: "Euler", schedule: "Karas" }, defaults)).toThrow(InputError);
+    expect(() => resolveParams({ prompt: "x", sampler: "Euler", schedule: "Karas" }, defaults)).toThrow(
       /unknown schedule type "Karas": use one of "Automatic", "Uniform", "Karras"/,
     );
-    expect(() => resolveParams({ prompt: "x", sampler_name: "DDIM", scheduler: "Karras" }, defaults)).toThrow(
+    expect(() => resolveParams({ prompt: "x", sampler: "DDIM", schedule: "Karras" }, defaults)).toThrow(
       /takes no schedule type/,
     );
   });

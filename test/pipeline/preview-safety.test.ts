@@ -13,7 +13,7 @@ import { removeTempDirs, tempDir } from "../weights/safetensors-writer.js";
 const MODEL = ref("models/sd15-tiny");
 const PARAMS: GenerateParams = {
   prompt: "a photo of a cat",
-  negative_prompt: "",
+  negativePrompt: "",
   steps: 6,
   seed: 1,
   width: 64,

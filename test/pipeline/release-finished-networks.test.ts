@@ -24,7 +24,7 @@ describe.skipIf(!HAVE_REFERENCE)("a generation that releases its finished networ
     pipes.push(p);
     return p;
   };
-  const params: GenerateParams = { prompt: "a red cube", steps: 2, cfg_scale: 5, seed: 3, width: 64, height: 64 };
+  const params: GenerateParams = { prompt: "a red cube", steps: 2, cfgScale: 5, seed: 3, width: 64, height: 64 };
   const loaded = (p: StableDiffusionPipeline) =>
     (["text_encoder", "text_encoder_2", "unet", "vae_decoder"] as const).filter((n) => p.networks.has(n));
 

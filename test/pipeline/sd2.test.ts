@@ -30,11 +30,11 @@ describe.skipIf(!HAVE_REFERENCE)(
         expect(p.schedulerConfig.prediction_type).toBe("v_prediction");
         await expectGoldenRun(p, "goldens/sd2v-tiny/txt2img.safetensors", {
           prompt: PROMPT,
-          negative_prompt: "",
+          negativePrompt: "",
           steps: 4,
-          cfg_scale: 7.5,
+          cfgScale: 7.5,
           seed: 31,
-          sampler_name: "ddim",
+          sampler: "ddim",
           width: 64,
           height: 64,
         });
@@ -50,13 +50,13 @@ describe.skipIf(!HAVE_REFERENCE)(
           .toBuffer();
         await expectGoldenRun(p, "goldens/sd2v-tiny/img2img.safetensors", {
           prompt: PROMPT,
-          negative_prompt: "",
+          negativePrompt: "",
           steps: 10,
-          cfg_scale: 7.5,
+          cfgScale: 7.5,
           seed: 7,
-          sampler_name: "ddim",
-          init_images: [png],
-          denoising_strength: 0.6,
+          sampler: "ddim",
+          initImage: png,
+          denoisingStrength: 0.6,
           width: 64,
           height: 64,
         });
@@ -67,15 +67,15 @@ describe.skipIf(!HAVE_REFERENCE)(
       const p = await load(layouts[0]!);
       const base = {
         prompt: PROMPT,
-        negative_prompt: "",
+        negativePrompt: "",
         steps: 4,
-        cfg_scale: 7.5,
+        cfgScale: 7.5,
         seed: 31,
-        sampler_name: "ddim",
+        sampler: "ddim",
         width: 64,
         height: 64,
       };
-      const skipped = (await p.generate({ ...base, clip_skip: 2 })).images[0]!;
+      const skipped = (await p.generate({ ...base, clipSkip: 2 })).images[0]!;
       expect(
         maxPixelDiff(skipped.image.data, golden("goldens/sd2v-tiny/txt2img.safetensors").get("image_uint8")),
       ).toBeLessThanOrEqual(1);
@@ -94,11 +94,11 @@ describe.skipIf(!HAVE_REFERENCE)(
         expect(p.schedulerConfig.prediction_type).toBe("epsilon");
         const { images } = await p.generate({
           prompt: PROMPT,
-          negative_prompt: "",
+          negativePrompt: "",
           steps: 4,
-          cfg_scale: 7.5,
+          cfgScale: 7.5,
           seed: 31,
-          sampler_name: "ddim",
+          sampler: "ddim",
           width: 64,
           height: 64,
         });

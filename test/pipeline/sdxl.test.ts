@@ -37,9 +37,9 @@ describe.skipIf(!HAVE_REFERENCE)("SDXL reproduces diffusers' StableDiffusionXLPi
       await expectGoldenRun(p, "goldens/sdxl-tiny/txt2img.safetensors", {
         prompt: PROMPT,
         steps: 4,
-        cfg_scale: 5,
+        cfgScale: 5,
         seed: 31,
-        sampler_name: "euler",
+        sampler: "euler",
         width: 64,
         height: 64,
       });
@@ -56,11 +56,11 @@ describe.skipIf(!HAVE_REFERENCE)("SDXL reproduces diffusers' StableDiffusionXLPi
       await expectGoldenRun(p, "goldens/sdxl-tiny/img2img.safetensors", {
         prompt: PROMPT,
         steps: 10,
-        cfg_scale: 5,
+        cfgScale: 5,
         seed: 7,
-        sampler_name: "euler",
-        init_images: [png],
-        denoising_strength: 0.6,
+        sampler: "euler",
+        initImage: png,
+        denoisingStrength: 0.6,
         width: 64,
         height: 64,
       });
@@ -72,18 +72,18 @@ describe.skipIf(!HAVE_REFERENCE)("SDXL reproduces diffusers' StableDiffusionXLPi
     const params: GenerateParams = {
       prompt: PROMPT,
       steps: 4,
-      cfg_scale: 5,
+      cfgScale: 5,
       seed: 31,
-      sampler_name: "euler",
+      sampler: "euler",
       width: 64,
       height: 64,
     };
     const want = golden("goldens/sdxl-tiny/txt2img.safetensors").get("image_uint8");
     expect(
-      maxPixelDiff((await p.generate({ ...params, prompt_2: PROMPT })).images[0]!.image.data, want),
+      maxPixelDiff((await p.generate({ ...params, prompt2: PROMPT })).images[0]!.image.data, want),
     ).toBeLessThanOrEqual(1);
     expect(
-      maxPixelDiff((await p.generate({ ...params, prompt_2: "a red cube" })).images[0]!.image.data, want),
+      maxPixelDiff((await p.generate({ ...params, prompt2: "a red cube" })).images[0]!.image.data, want),
     ).toBeGreaterThan(1);
   });
 
@@ -108,9 +108,9 @@ describe.skipIf(!HAVE_REFERENCE)("SDXL reproduces diffusers' StableDiffusionXLPi
 describe.skipIf(!HAVE_REFERENCE)("A1111's refiner hand-over (--refiner, refiner_switch_at)", () => {
   const params: GenerateParams = {
     prompt: PROMPT,
-    negative_prompt: "blurry",
+    negativePrompt: "blurry",
     steps: 4,
-    cfg_scale: 5,
+    cfgScale: 5,
     seed: 31,
     width: 64,
     height: 64,
@@ -132,8 +132,8 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's refiner hand-over (--refiner, refiner_
       const withRefiner = await open(ref("models/sdxl-tiny"), {
         refiner: { model: ref("models/sdxl-tiny.ldm.safetensors"), config: ref("models/sdxl-tiny") },
       });
-      const want = (await (await baseAlone()).generate({ ...params, sampler_name: sampler })).images[0]!;
-      const got = await withRefiner.generate({ ...params, sampler_name: sampler, refiner_switch_at: 0.5 });
+      const want = (await (await baseAlone()).generate({ ...params, sampler: sampler })).images[0]!;
+      const got = await withRefiner.generate({ ...params, sampler: sampler, refinerSwitchAt: 0.5 });
       expect(maxPixelDiff(got.images[0]!.image.data, want.image.data)).toBeLessThanOrEqual(1);
       expect(got.info).toMatch(
         new RegExp(
@@ -151,7 +151,7 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's refiner hand-over (--refiner, refiner_
       const steps: Float32Array[] = [];
       const r = await p.generate({
         ...params,
-        sampler_name: "euler",
+        sampler: "euler",
         ...extra,
         onStep: (e) => steps.push(e.latents.slice()),
       });
@@ -159,7 +159,7 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's refiner hand-over (--refiner, refiner_
     };
     const a = await trace(await baseAlone(), {});
     // Euler, 4 leading steps: timesteps 751, 501, 251, 1; at 0.5 the refiner takes t <= 499 (A1111: (999 - t) / 1000 >= 0.5).
-    const b = await trace(refined, { refiner_switch_at: 0.5 });
+    const b = await trace(refined, { refinerSwitchAt: 0.5 });
     expect(b.steps.length).toBe(4);
     expect(relErr(b.steps[0]!, a.steps[0]!)).toBe(0);
     expect(relErr(b.steps[1]!, a.steps[1]!)).toBe(0);
@@ -173,14 +173,14 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's refiner hand-over (--refiner, refiner_
     expect(relErr(c.steps[3]!, a.steps[3]!)).toBeGreaterThan(1e-3);
     expect(c.info).toMatch(/, Refiner switch at: 0\.8/);
     // At 1 the refiner never runs, and the infotext does not name it (A1111 writes the fields only when it switched).
-    const d = await trace(refined, { refiner_switch_at: 1 });
+    const d = await trace(refined, { refinerSwitchAt: 1 });
     expect(Buffer.from(d.image.image.data).equals(Buffer.from(a.image.image.data))).toBe(true);
     expect(d.info).not.toMatch(/Refiner/);
   });
 
   it("refuses refiner_switch_at without a refiner, a refiner of another latent space or guidance kind, and a refiner with a mask", async () => {
-    await expect((await baseAlone()).generate({ ...params, refiner_switch_at: 0.8 })).rejects.toThrow(
-      /refiner_switch_at needs a refiner.*--refiner PATH/,
+    await expect((await baseAlone()).generate({ ...params, refinerSwitchAt: 0.8 })).rejects.toThrow(
+      /refiner switch point .*needs a refiner.*--refiner PATH/,
     );
     await expect(
       loadPipeline(ref("models/sd15-tiny"), { ...base, refiner: { model: tinyRefinerFolder() } }),
@@ -192,7 +192,7 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's refiner hand-over (--refiner, refiner_
     const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: "#808080" } })
       .png()
       .toBuffer();
-    await expect(refined.generate({ ...params, init_images: [png], mask: png })).rejects.toThrow(
+    await expect(refined.generate({ ...params, initImage: png, mask: png })).rejects.toThrow(
       /inpainting with a refiner is not supported/,
     );
   });

@@ -29,7 +29,7 @@ describe.skipIf(!HAVE_REFERENCE)("skipping the rest of a batch (sd15-tiny)", () 
   it("ends batch 0 after step 3 and runs batch 1's 8 steps; both images are made, the first unlike a full run", async () => {
     const seen: string[] = [];
     let skipped = false;
-    const params = { prompt: "a red square", steps: 8, n_iter: 2, seed: 3 };
+    const params = { prompt: "a red square", steps: 8, batchCount: 2, seed: 3 };
     const out = await pipe.generate({
       ...params,
       onStep: (e) => {

@@ -49,11 +49,11 @@ describe.skipIf(!HAVE_REFERENCE)("T2I-Adapter pipeline on sd15-tiny (test/fixtur
   const m = gold.metadata();
   const recipe = {
     prompt: m.prompt!,
-    negative_prompt: m.negative_prompt,
+    negativePrompt: m.negative_prompt,
     steps: Number(m.steps),
-    cfg_scale: Number(m.cfg_scale),
+    cfgScale: Number(m.cfg_scale),
     seed: Number(m.seed),
-    sampler_name: m.sampler!,
+    sampler: m.sampler!,
     width: Number(m.width),
     height: Number(m.height),
   };
@@ -61,8 +61,8 @@ describe.skipIf(!HAVE_REFERENCE)("T2I-Adapter pipeline on sd15-tiny (test/fixtur
     image: join(DIR, m.control_image!),
     model,
     weight,
-    guidance_start: Number(m.guidance_start),
-    guidance_end: Number(m.guidance_end),
+    guidanceStart: Number(m.guidance_start),
+    guidanceEnd: Number(m.guidance_end),
   });
 
   for (const [layout, file] of [
@@ -99,12 +99,12 @@ describe.skipIf(!HAVE_REFERENCE)("T2I-Adapter pipeline on sd15-tiny (test/fixtur
     const closed = await p.generate({
       ...recipe,
       steps: 3,
-      controlnet: [{ ...unit(join(DIR, "sd15-tiny-adapter")), guidance_start: 0.9, guidance_end: 0.95 }],
+      controlnet: [{ ...unit(join(DIR, "sd15-tiny-adapter")), guidanceStart: 0.9, guidanceEnd: 0.95 }],
     });
     const open = await p.generate({
       ...recipe,
       steps: 3,
-      controlnet: [{ ...unit(join(DIR, "sd15-tiny-adapter"), 2), guidance_start: 0, guidance_end: 1 }],
+      controlnet: [{ ...unit(join(DIR, "sd15-tiny-adapter"), 2), guidanceStart: 0, guidanceEnd: 1 }],
     });
     const px = (r: typeof plain) => Float32Array.from(r.images[0]!.image.data);
     expect(maxPixelDiff(closed.images[0]!.image.data, px(plain))).toBe(0);

@@ -13,11 +13,11 @@ import { removeTempDirs, tempDir } from "../weights/safetensors-writer.js";
 /** goldens/sd15-tiny/txt2img's recipe, whose final latents are goldens/taesd-tiny's decode input. */
 const TXT2IMG = {
   prompt: PROMPT,
-  negative_prompt: "",
+  negativePrompt: "",
   steps: 4,
-  cfg_scale: 7.5,
+  cfgScale: 7.5,
   seed: 31,
-  sampler_name: "pndm",
+  sampler: "pndm",
   width: 64,
   height: 64,
 };

@@ -134,14 +134,14 @@ describe.skipIf(!HAVE_REFERENCE)("textual inversion on sd15-tiny matches diffuse
       loraDir: dir,
     });
     try {
-      const base = { steps: 1, seed: 1, width: 64, height: 64, sampler_name: "Euler" };
-      const r = await pipe.generate({ ...base, prompt: "a photo of ti-a1111", negative_prompt: "blurry" });
+      const base = { steps: 1, seed: 1, width: 64, height: 64, sampler: "Euler" };
+      const r = await pipe.generate({ ...base, prompt: "a photo of ti-a1111", negativePrompt: "blurry" });
       expect(r.info).toMatch(
         new RegExp(`, TI hashes: "ti-a1111: ${readEmbedding(join(dir, "ti-a1111.safetensors")).sha256.slice(0, 12)}"`),
       );
       const plain = await pipe.generate({ ...base, prompt: "a photo of a cat" });
       expect(plain.info).not.toMatch(/TI hashes/);
-      await expect(pipe.generate({ ...base, prompt: "a cat", negative_prompt: "easynegative" })).rejects.toThrow(
+      await expect(pipe.generate({ ...base, prompt: "a cat", negativePrompt: "easynegative" })).rejects.toThrow(
         /easynegative\.pt: the pickle imports os\.system/,
       );
     } finally {

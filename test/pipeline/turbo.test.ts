@@ -51,12 +51,12 @@ describe.skipIf(!HAVE_REFERENCE)("Turbo / Lightning-style model folders decide t
       width: 64,
       height: 64,
       steps: 1,
-      cfg_scale: 0,
-      sampler_name: "euler",
+      cfgScale: 0,
+      sampler: "euler",
     });
     expect(maxPixelDiff(r.images[0]!.image.data, plain.images[0]!.image.data)).toBeGreaterThan(8);
     // Guidance 0 (or 1) runs the prompt alone: the same image either way.
-    const one = await turbo.generate({ prompt: PROMPT, seed: 3, width: 64, height: 64, cfg_scale: 1 });
+    const one = await turbo.generate({ prompt: PROMPT, seed: 3, width: 64, height: 64, cfgScale: 1 });
     expect(Buffer.from(one.images[0]!.image.data).equals(Buffer.from(r.images[0]!.image.data))).toBe(true);
   });
 

@@ -27,11 +27,11 @@ describe.skipIf(!HAVE_REFERENCE)("text-to-image on sd15-tiny reproduces diffuser
       const errors: number[] = [];
       const { images } = await p.generate({
         prompt: PROMPT,
-        negative_prompt: "",
+        negativePrompt: "",
         steps: c.steps,
-        cfg_scale: 7.5,
+        cfgScale: 7.5,
         seed: c.seed,
-        sampler_name: c.sampler,
+        sampler: c.sampler,
         width: 64,
         height: 64,
         onStep: (e) => errors.push(relErr(e.latents, perStep.subarray((e.step - 1) * n, e.step * n))),
@@ -47,11 +47,11 @@ describe.skipIf(!HAVE_REFERENCE)("text-to-image on sd15-tiny reproduces diffuser
     const gold = golden("goldens/sd15-tiny/txt2img_euler_a_seed42.safetensors");
     const { images, parameters } = await p.generate({
       prompt: PROMPT,
-      negative_prompt: "",
+      negativePrompt: "",
       steps: 5,
-      cfg_scale: 7.5,
+      cfgScale: 7.5,
       seed: String(2n ** 32n + 42n),
-      sampler_name: "Euler a",
+      sampler: "Euler a",
       width: 64,
       height: 64,
     });
@@ -65,10 +65,10 @@ describe.skipIf(!HAVE_REFERENCE)("text-to-image on sd15-tiny reproduces diffuser
     const p = await load();
     const base = {
       prompt: PROMPT,
-      negative_prompt: "",
+      negativePrompt: "",
       steps: 3,
-      cfg_scale: 7.5,
-      sampler_name: "Euler a",
+      cfgScale: 7.5,
+      sampler: "Euler a",
       width: 64,
       height: 64,
     };
@@ -79,10 +79,10 @@ describe.skipIf(!HAVE_REFERENCE)("text-to-image on sd15-tiny reproduces diffuser
     expect(five.infotext).toMatch(/, Seed: 5, /);
 
     // Image j of a batch takes seed + j, exactly, up to the last seed: its low 32 bits are those of 2^32-2 and 2^32-1.
-    const batch = await p.generate({ ...base, seed: "18446744073709551614", batch_size: 2 });
+    const batch = await p.generate({ ...base, seed: "18446744073709551614", batchSize: 2 });
     expect(batch.images.map((i) => i.seed)).toEqual([18446744073709551614n, 18446744073709551615n]);
     expect(batch.images[1]!.infotext).toMatch(/, Seed: 18446744073709551615, /);
-    const low = await p.generate({ ...base, seed: 4294967294, batch_size: 2 });
+    const low = await p.generate({ ...base, seed: 4294967294, batchSize: 2 });
     for (const j of [0, 1])
       expect(Buffer.from(batch.images[j]!.image.data).equals(Buffer.from(low.images[j]!.image.data))).toBe(true);
   });
@@ -101,13 +101,13 @@ describe.skipIf(!HAVE_REFERENCE)("text-to-image on sd15-tiny reproduces diffuser
     const errors: number[] = [];
     const { images } = await p.generate({
       prompt: PROMPT,
-      negative_prompt: "",
+      negativePrompt: "",
       steps: 10,
-      cfg_scale: 7.5,
+      cfgScale: 7.5,
       seed: 7,
-      sampler_name: "pndm",
-      init_images: [png],
-      denoising_strength: 0.6,
+      sampler: "pndm",
+      initImage: png,
+      denoisingStrength: 0.6,
       width: 64,
       height: 64,
       onStep: (e) => errors.push(relErr(e.latents, perStep.subarray((e.step - 1) * n, e.step * n))),

@@ -24,11 +24,11 @@ describe.skipIf(!HAVE_REFERENCE)("guidance off (cfg 1 or less) encodes the promp
           (
             await p.generate({
               prompt: PROMPT,
-              negative_prompt: negative,
+              negativePrompt: negative,
               steps: 2,
-              cfg_scale: cfg,
+              cfgScale: cfg,
               seed: 4,
-              sampler_name: "euler",
+              sampler: "euler",
               width: 64,
               height: 64,
             })

@@ -14,7 +14,7 @@ const SCALE = 0.5;
 describe.skipIf(!HAVE_REFERENCE)("a VAE used instead of the checkpoint's (--vae PATH, A1111's sd_vae)", () => {
   const dir = mkdtempSync(join(tmpdir(), "diffuse-vae-override-"));
   const cacheDir = join(dir, "cache");
-  const params = { prompt: "a red boat", steps: 3, seed: 11, sampler_name: "euler", width: 64, height: 64 };
+  const params = { prompt: "a red boat", steps: 3, seed: 11, sampler: "euler", width: 64, height: 64 };
   const model = ref("models/sd15-tiny");
   const files = { diffusers: "", original: "", folder: "" };
   let plain: { pixels: Uint8Array; infotext: string };

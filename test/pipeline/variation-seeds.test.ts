@@ -14,11 +14,11 @@ import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusio
 const BASE: GenerateParams = {
   prompt: "a red circle",
   steps: 3,
-  sampler_name: "Euler",
+  sampler: "Euler",
   width: 64,
   height: 64,
   // The robust watermark carries the job's id (random unless given): one id, so equal noise gives equal pixels.
-  job_id: "variation-test",
+  jobId: "variation-test",
 };
 /** Compared as one buffer: a failing toEqual on thousands of bytes prints (and takes) too long. */
 const same = (a: { image: { data: Uint8Array } }, b: { image: { data: Uint8Array } }) =>
@@ -50,7 +50,7 @@ describe("variation seeds on the embedded model (A1111's subseed / subseed_stren
   });
 
   it("in between: a batch shares the seed and counts up the variation seed; each image is reproducible alone", async () => {
-    const batch = await pixels({ seed: 5, subseed: 99, subseedStrength: 0.4, batch_size: 2 });
+    const batch = await pixels({ seed: 5, subseed: 99, subseedStrength: 0.4, batchSize: 2 });
     expect(batch.map((i) => i.seed)).toEqual([5n, 5n]);
     expect(batch.map((i) => i.subseed)).toEqual([99n, 100n]);
     expect(parseInfotext(batch[1]!.infotext).extra["Variation seed"]).toBe("100");

@@ -89,22 +89,22 @@ describe.skipIf(!HAVE_REFERENCE)(
       try {
         const direct = await pipe.generate({
           prompt: "a red circle",
-          negative_prompt: "",
+          negativePrompt: "",
           seed: 7,
           steps: 3,
           width: 64,
           height: 64,
-          sampler_name: "Euler a",
-          cfg_scale: 7,
-          job_id: jobId,
+          sampler: "Euler a",
+          cfgScale: 7,
+          jobId: jobId,
           controlnet: [
             {
               image: Buffer.from(sketch, "base64"),
               model: join(models.path, "control_tiny_scribble"),
               module: "scribble",
               weight: 0.8,
-              guidance_end: 0.7,
-              threshold_a: 64,
+              guidanceEnd: 0.7,
+              thresholdA: 64,
             },
           ],
         });

@@ -79,17 +79,17 @@ describe.skipIf(!HAVE_REFERENCE)("T2I-Adapters through A1111's ControlNet extens
       const { alwayson_scripts: _, ...plain } = request;
       const direct = await pipe.generate({
         ...plain,
-        job_id: jobId,
+        jobId: jobId,
         controlnet: [
           {
             image: Buffer.from(control, "base64"),
             model: join(models.path, "t2iadapter_tiny.safetensors"),
             weight: 0.8,
-            guidance_end: 0.7,
+            guidanceEnd: 0.7,
           },
         ],
       });
-      const without = await pipe.generate({ ...plain, job_id: jobId });
+      const without = await pipe.generate({ ...plain, jobId: jobId });
       const served = await rgbPixels(Buffer.from(r.body.images[0]!, "base64"));
       expect(maxChannelDiff(served, await rgbPixels(await direct.images[0]!.png()))).toBeLessThanOrEqual(1);
       expect(maxChannelDiff(served, await rgbPixels(await without.images[0]!.png()))).toBeGreaterThan(1);

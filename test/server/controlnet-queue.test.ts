@@ -73,7 +73,7 @@ describe.skipIf(!HAVE_REFERENCE)("a ControlNet job on the BullMQ queue", () => {
         seed: 5,
         width: 64,
         height: 64,
-        job_id: done.id,
+        jobId: done.id,
         controlnet: [{ ...unit, image: sketch, model: join(models.path, "controlnet-tiny") }],
       });
       expect(maxChannelDiff(served, await rgbPixels(await direct.images[0]!.png()))).toBeLessThanOrEqual(1);

@@ -21,7 +21,7 @@ const JOB = {
   seed: 5,
   width: 64,
   height: 64,
-  job_id: "0d6f6f0e-3f1a-4f7e-9d55-2b8f5d1c9a10",
+  jobId: "0d6f6f0e-3f1a-4f7e-9d55-2b8f5d1c9a10",
 };
 
 describe.skipIf(!HAVE_REFERENCE)("loadPipeline(path, { worker })", () => {

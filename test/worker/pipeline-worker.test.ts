@@ -26,13 +26,13 @@ const MODEL = ref("models/sd15-tiny");
 // A fixed job id: the robust watermark carries it, so both runs mark their images alike.
 const JOB = {
   prompt: "a red square",
-  negative_prompt: "blue",
+  negativePrompt: "blue",
   steps: 6,
   seed: 11,
   width: 64,
   height: 64,
-  batch_size: 2,
-  job_id: "6f1c2a3e-8d4b-4c5a-9e7f-0a1b2c3d4e5f",
+  batchSize: 2,
+  jobId: "6f1c2a3e-8d4b-4c5a-9e7f-0a1b2c3d4e5f",
 };
 
 describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", () => {
@@ -96,7 +96,7 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
   });
 
   it("encodes the formats asked for in the thread, and says how to get another one", async () => {
-    const r = await worker.generate({ ...JOB, batch_size: 1, steps: 1, formats: ["jpeg"] });
+    const r = await worker.generate({ ...JOB, batchSize: 1, steps: 1, formats: ["jpeg"] });
     const jpeg = await r.images[0]!.encode("jpeg");
     expect([...jpeg.subarray(0, 2)]).toEqual([0xff, 0xd8]);
     await expect(r.images[0]!.png()).rejects.toThrow(InputError);
@@ -173,7 +173,7 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
   });
 
   it("errors cross with their class and message, and the worker goes on", async () => {
-    const bad = { ...JOB, sampler_name: "no-such-sampler" };
+    const bad = { ...JOB, sampler: "no-such-sampler" };
     const inProcess = (await local.generate(bad).catch((e: unknown) => e)) as Error;
     const inThread = (await worker.generate(bad).catch((e: unknown) => e)) as Error;
     expect(inProcess).toBeInstanceOf(InputError);
@@ -184,7 +184,7 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
     expect(refused).toBeInstanceOf(PolicyRefusal);
     expect((refused as PolicyRefusal).reason).toBe("not here");
 
-    expect((await worker.generate({ ...JOB, steps: 1, batch_size: 1 })).images).toHaveLength(1);
+    expect((await worker.generate({ ...JOB, steps: 1, batchSize: 1 })).images).toHaveLength(1);
   });
 
   it("a model that cannot load rejects the start with the loading error", async () => {
@@ -227,7 +227,7 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
   });
 
   it("decodes what it encodes: the PNG of a worker image is its pixels", async () => {
-    const r = await worker.generate({ ...JOB, batch_size: 1, steps: 2 });
+    const r = await worker.generate({ ...JOB, batchSize: 1, steps: 2 });
     const decoded = await decodeImage(await r.images[0]!.png());
     expect(Buffer.from(decoded.data).equals(Buffer.from(r.images[0]!.image.data))).toBe(true);
   });

@@ -11,14 +11,14 @@ describe("a queued generation's data on Redis", () => {
         seed: 3n,
         controlnet: [
           { image: a, model: "/cn/one", module: "scribble", weight: 0.5 },
-          { image: b, model: "/cn/two", guidance_end: 0.4 },
+          { image: b, model: "/cn/two", guidanceEnd: 0.4 },
         ],
       },
       250,
     );
     const back = fromQueuedGeneration(JSON.parse(JSON.stringify(data)) as typeof data);
     expect(
-      back.controlnet?.map((u) => [u.model, u.module, u.weight, u.guidance_end, [...(u.image as Uint8Array)]]),
+      back.controlnet?.map((u) => [u.model, u.module, u.weight, u.guidanceEnd, [...(u.image as Uint8Array)]]),
     ).toEqual([
       ["/cn/one", "scribble", 0.5, undefined, [...a]],
       ["/cn/two", undefined, undefined, 0.4, [...b]],
