@@ -11,7 +11,7 @@ import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
 import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 
-const BASE = { prompt: "a red apple on a table", negative_prompt: "", cfg_scale: 5, seed: 11, width: 64, height: 64 };
+const BASE = { prompt: "a red apple on a table", negativePrompt: "", cfgScale: 5, seed: 11, width: 64, height: 64 };
 const SAMPLERS = ["DPM2", "DPM2 a", "DPM++ 2S a", "DPM++ 3M SDE", "Restart"];
 
 describe.skipIf(!HAVE_REFERENCE)("k-diffusion samplers on sd15-tiny", () => {
@@ -24,14 +24,14 @@ describe.skipIf(!HAVE_REFERENCE)("k-diffusion samplers on sd15-tiny", () => {
 
   it("each makes a finite 64x64 image unlike Euler's, and writes its A1111 name in the infotext", async () => {
     const p = await load();
-    const euler = (await p.generate({ ...BASE, steps: 4, sampler_name: "Euler" })).images[0]!;
+    const euler = (await p.generate({ ...BASE, steps: 4, sampler: "Euler" })).images[0]!;
     for (const name of SAMPLERS) {
       let last: Float32Array | undefined;
       let calls = 0;
       const { images } = await p.generate({
         ...BASE,
         steps: 4,
-        sampler_name: name,
+        sampler: name,
         onStep: (e) => {
           calls++;
           last = e.latents;
@@ -52,24 +52,24 @@ describe.skipIf(!HAVE_REFERENCE)("k-diffusion samplers on sd15-tiny", () => {
 
   it("Restart at 20 steps (its restart segment on) and a schedule type other than the default", async () => {
     const p = await load();
-    const restart = (await p.generate({ ...BASE, steps: 20, sampler_name: "restart" })).images[0]!;
+    const restart = (await p.generate({ ...BASE, steps: 20, sampler: "restart" })).images[0]!;
     expect(restart.infotext).toContain("Sampler: Restart, ");
-    const expo = await p.generate({ ...BASE, steps: 4, sampler_name: "DPM2", scheduler: "Exponential" });
-    const karras = await p.generate({ ...BASE, steps: 4, sampler_name: "DPM2" });
+    const expo = await p.generate({ ...BASE, steps: 4, sampler: "DPM2", schedule: "Exponential" });
+    const karras = await p.generate({ ...BASE, steps: 4, sampler: "DPM2" });
     expect(expo.images[0]!.infotext).toContain("Schedule type: Exponential");
     expect(Buffer.from(expo.images[0]!.image.data).equals(Buffer.from(karras.images[0]!.image.data))).toBe(false);
   });
 
   it("writes the schedule type A1111 resolves Automatic to (DPM2: Karras, DPM++ 3M SDE: Exponential), which reads back to the same image", async () => {
     const p = await load();
-    const auto = (await p.generate({ ...BASE, steps: 3, sampler_name: "DPM2" })).images[0]!;
+    const auto = (await p.generate({ ...BASE, steps: 3, sampler: "DPM2" })).images[0]!;
     expect(auto.infotext).toContain("Sampler: DPM2, Schedule type: Karras, ");
-    const explicit = (await p.generate({ ...BASE, steps: 3, sampler_name: "DPM2", scheduler: "Karras" })).images[0]!;
+    const explicit = (await p.generate({ ...BASE, steps: 3, sampler: "DPM2", schedule: "Karras" })).images[0]!;
     expect(Buffer.from(explicit.image.data).equals(Buffer.from(auto.image.data))).toBe(true);
-    const sde = (await p.generate({ ...BASE, steps: 3, sampler_name: "DPM++ 3M SDE" })).images[0]!;
+    const sde = (await p.generate({ ...BASE, steps: 3, sampler: "DPM++ 3M SDE" })).images[0]!;
     expect(sde.infotext).toContain("Sampler: DPM++ 3M SDE, Schedule type: Exponential, ");
     // A sampler whose Automatic is its own schedule writes none, as A1111.
-    const euler = (await p.generate({ ...BASE, steps: 3, sampler_name: "Euler" })).images[0]!;
+    const euler = (await p.generate({ ...BASE, steps: 3, sampler: "Euler" })).images[0]!;
     expect(euler.infotext).not.toContain("Schedule type");
   });
 
@@ -83,9 +83,9 @@ describe.skipIf(!HAVE_REFERENCE)("k-diffusion samplers on sd15-tiny", () => {
       const { images } = await p.generate({
         ...BASE,
         steps: 6,
-        sampler_name: name,
-        init_images: [init],
-        denoising_strength: 0.5,
+        sampler: name,
+        initImage: init,
+        denoisingStrength: 0.5,
       });
       expect(images[0]!.image.data.length, name).toBe(64 * 64 * 3);
       expect(images[0]!.infotext, name).toContain("Denoising strength: 0.5");
