@@ -133,6 +133,14 @@ describe.skipIf(!HAVE_CHROMIUM)("A1111's generation options in the page, in Chro
         .evaluate((i) => [(i as HTMLImageElement).naturalWidth, (i as HTMLImageElement).naturalHeight]),
     ).toEqual([128, 128]);
 
+    // The image's details say it too.
+    await page.locator("#gallery li.card[data-image-id] .card-thumb").first().click();
+    await expect.poll(() => page.textContent("#viewer-params")).toContain("Schedule typeKarras");
+    const details = await page.textContent("#viewer-params");
+    expect(details).toContain("Variation seed77 at strength 0.3");
+    expect(details).toContain("Hires. fixupscale by 2, Latent (bicubic), denoising 0.6");
+    await page.locator("#viewer-close").click();
+
     // Another setting everywhere, then the history image's own settings back.
     await page.selectOption("#scheduler", "Automatic");
     await page.fill("#subseed_strength", "0");

@@ -7,7 +7,7 @@ import type { ImageRef, JobCreateRequest, JobParams, JobStatus, JobType } from "
 import type { FormValues } from "./params-form.js";
 
 /** What the server uses for a field a job left out (the defaults documented in src/server/api-types.ts). */
-const SERVER_DEFAULTS = {
+export const SERVER_DEFAULTS = {
   scheduler: "Automatic",
   hr_scale: 2,
   hr_upscaler: "Latent",
