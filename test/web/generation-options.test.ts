@@ -63,6 +63,19 @@ describe.skipIf(!HAVE_CHROMIUM)("A1111's generation options in the page, in Chro
     expect(await options(page, "#scheduler")).toEqual(["Automatic"]);
     expect(await page.inputValue("#scheduler")).toBe("Automatic");
     expect(await page.isDisabled("#scheduler")).toBe(true);
+    // The hires pass: "Use same scheduler" only where its sampler takes the first pass's type (DDIM takes no Karras).
+    await page.selectOption("#sampler_name", { label: "Euler" });
+    await page.selectOption("#scheduler", "Karras");
+    await page.locator("#hires-section summary").click();
+    await page.selectOption("#hr_sampler_name", { label: "DDIM" });
+    expect(await options(page, "#hr_scheduler")).toEqual(["Automatic"]);
+    await page.selectOption("#hr_sampler_name", { label: "Euler a" });
+    expect(await options(page, "#hr_scheduler")).toEqual(["Use same scheduler", ...all]);
+    // The type the hires pass had stays while its sampler takes it.
+    expect(await page.inputValue("#hr_scheduler")).toBe("Automatic");
+    await page.selectOption("#hr_scheduler", "");
+    await page.selectOption("#hr_sampler_name", { label: "DDIM" });
+    expect(await page.inputValue("#hr_scheduler")).toBe("Automatic");
     expect(errors).toEqual([]);
     await page.context().close();
   });
@@ -168,6 +181,7 @@ describe.skipIf(!HAVE_CHROMIUM)("A1111's generation options in the page, in Chro
     await page.locator("#enable_hr").check();
     await page.selectOption("#hr_upscaler", "Lanczos");
     await page.selectOption("#hr_sampler_name", { label: "Euler a" });
+    await page.selectOption("#hr_scheduler", "Simple");
     await page.fill("#hr_resize_x", "96");
     await page.locator("#variation-section summary").click();
     await page.fill("#seed_resize_from_w", "48");
@@ -182,6 +196,7 @@ describe.skipIf(!HAVE_CHROMIUM)("A1111's generation options in the page, in Chro
     expect(await page.isChecked("#enable_hr")).toBe(true);
     await expect.poll(() => page.inputValue("#hr_upscaler")).toBe("Lanczos");
     expect(await page.inputValue("#hr_sampler_name")).toBe("euler-a");
+    expect(await page.inputValue("#hr_scheduler")).toBe("Simple");
     expect(await page.inputValue("#hr_resize_x")).toBe("96");
     expect([await page.inputValue("#seed_resize_from_w"), await page.inputValue("#seed_resize_from_h")]).toEqual([
       "48",

@@ -47,6 +47,7 @@ export function optionFields(v: FormValues, type: JobType): Partial<JobCreateReq
       // A txt2img job's denoising strength is its second pass's (A1111's field for both).
       denoising_strength: v.hr_denoising_strength,
       ...(v.hr_sampler_name ? { hr_sampler_name: v.hr_sampler_name } : {}),
+      ...(v.hr_scheduler ? { hr_scheduler: v.hr_scheduler } : {}),
       ...(v.hr_prompt ? { hr_prompt: v.hr_prompt } : {}),
       ...(v.hr_negative_prompt ? { hr_negative_prompt: v.hr_negative_prompt } : {}),
     } satisfies Partial<JobCreateRequest>);
@@ -88,6 +89,7 @@ export function optionValues(job: JobStatus, image: ImageRef | undefined): Parti
       hr_second_pass_steps: p.hr_second_pass_steps ?? SERVER_DEFAULTS.hr_second_pass_steps,
       hr_denoising_strength: p.denoising_strength ?? SERVER_DEFAULTS.hr_denoising_strength,
       hr_sampler_name: p.hr_sampler_name ?? "",
+      hr_scheduler: p.hr_scheduler ?? "",
       hr_prompt: p.hr_prompt ?? "",
       hr_negative_prompt: p.hr_negative_prompt ?? "",
     } satisfies Partial<FormValues>);

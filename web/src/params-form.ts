@@ -45,6 +45,8 @@ export interface FormValues {
   hr_resize_y: number;
   /** "": the sampler above. */
   hr_sampler_name: string;
+  /** "": the schedule type above. */
+  hr_scheduler: string;
   hr_prompt: string;
   hr_negative_prompt: string;
   /** A1111's inpainting options (sent with a mask only). */
@@ -58,7 +60,7 @@ export interface FormValues {
 /**
  * How each value lives in the page: a text box or text area, a number box, a select, a select of numbers, a
  * switch, a seed's text box, or a yes/no select ("true" / "false", for A1111's two-way radio choices). The element's id is the key, but for
- * the sketch switch. Listed in the order they are filled in: the sampler before its schedule type, whose options
+ * the sketch switch. Listed in the order they are filled in: each sampler before its schedule type, whose options
  * depend on it.
  */
 type Kind = "text" | "number" | "select" | "count" | "switch" | "seed" | "flag";
@@ -89,6 +91,7 @@ const FIELDS: { readonly [K in keyof FormValues]: Kind } = {
   hr_resize_x: "number",
   hr_resize_y: "number",
   hr_sampler_name: "select",
+  hr_scheduler: "select",
   hr_prompt: "text",
   hr_negative_prompt: "text",
   mask_blur: "number",
@@ -98,6 +101,8 @@ const FIELDS: { readonly [K in keyof FormValues]: Kind } = {
   inpaint_full_res_padding: "number",
 };
 const KEYS = Object.keys(FIELDS) as (keyof FormValues)[];
+/** The selects whose choice changes which schedule types are offered. */
+const SAMPLING: ReadonlySet<string> = new Set(["sampler_name", "scheduler", "hr_sampler_name"]);
 const elementId = (key: keyof FormValues) => (key === "use_sketch" ? "use-sketch" : key);
 
 const STORAGE_KEY = "diffuse.params";
@@ -166,7 +171,7 @@ export class ParamsForm {
       if (el === this.input("width") || el === this.input("height")) this.showSizeProblem();
       // The user's own choice replaces one still waiting for its options.
       if (el instanceof HTMLSelectElement) delete this.unapplied[el.name as keyof FormValues];
-      if (el === this.select("sampler_name")) this.offerScheduleTypes();
+      if (el instanceof HTMLSelectElement && SAMPLING.has(el.name)) this.offerScheduleTypes();
       // The canvas follows a size the server takes; a refused one waits for its fix.
       if ((el === this.input("width") || el === this.input("height")) && !this.sizeProblem())
         this.onSizeChange(this.values().width, this.values().height);
@@ -240,7 +245,7 @@ export class ParamsForm {
       else if (kind === "select" || kind === "count" || kind === "flag") {
         if (this.setSelect(key, String(value))) delete this.unapplied[key];
         else this.unapplied[key] = String(value);
-        if (key === "sampler_name") this.offerScheduleTypes();
+        if (SAMPLING.has(key)) this.offerScheduleTypes();
       } else if (kind === "text") this.text(key).value = String(value);
       else if (kind === "seed") {
         this.input(key).value = String(value);
@@ -399,21 +404,29 @@ export class ParamsForm {
   }
 
   /**
-   * The schedule types of the chosen sampler; the chosen type stays if the sampler takes it, else Automatic. One
-   * that takes none but Automatic leaves the select disabled, so it is plain that there is nothing to choose.
+   * The schedule types of the chosen sampler, and of the hires sampler; a chosen type stays if its sampler takes it,
+   * else Automatic. The hires pass offers "Use same scheduler" only when its sampler takes the first pass's type.
+   * A select with one choice is disabled, so it is plain that there is nothing to choose.
    */
   private offerScheduleTypes(): void {
-    const types = this.scheduleTypes.get(this.select("sampler_name").value);
+    const sampler = this.select("sampler_name").value;
+    const types = this.scheduleTypes.get(sampler);
     if (!types) return;
-    this.fillSelect(
-      "scheduler",
-      types.map((t) => new Option(t, t)),
-    );
-    const select = this.select("scheduler");
-    select.disabled = types.length < 2;
-    select.title = select.disabled
-      ? "This sampler walks its own timestep grid: it takes no schedule type"
-      : "Where the sampler puts its noise levels; Automatic: the sampler's own";
+    const asOptions = (list: readonly string[]) => list.map((t) => new Option(t, t));
+    this.fillSelect("scheduler", asOptions(types));
+    const hiresTypes = this.scheduleTypes.get(this.select("hr_sampler_name").value || sampler) ?? types;
+    const same = hiresTypes.includes(this.select("scheduler").value);
+    this.fillSelect("hr_scheduler", [
+      ...(same ? [new Option("Use same scheduler", "")] : []),
+      ...asOptions(hiresTypes),
+    ]);
+    for (const name of ["scheduler", "hr_scheduler"] as const) {
+      const select = this.select(name);
+      select.disabled = select.options.length < 2;
+      select.title = select.disabled
+        ? "This sampler walks its own timestep grid: it takes no schedule type"
+        : "Where the sampler puts its noise levels; Automatic: the sampler's own";
+    }
   }
 
   /**
