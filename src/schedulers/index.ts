@@ -269,6 +269,16 @@ const SCHEDULABLE = new Set([
 ]);
 
 /**
+ * The schedule types a sampler takes (our name or A1111's label), in A1111's menu order: all of them for the
+ * k-diffusion style samplers, only "Automatic" for one that walks its own timestep grid. Throws an InputError
+ * for an unknown sampler.
+ */
+export function scheduleTypesFor(sampler: string): ScheduleTypeInfo[] {
+  const types = listScheduleTypes();
+  return SCHEDULABLE.has(requireEntry(sampler).name) ? types : types.filter((t) => t.name === "automatic");
+}
+
+/**
  * A sampler name and a schedule type as A1111 1.9+ reads them: a name that is not a sampler but ends in a
  * schedule type ("Euler Karras", "DPM++ 2M SGM Uniform") is that sampler with that schedule; an explicit
  * schedule other than "Automatic" wins over the name's. Throws an InputError for an unknown sampler or

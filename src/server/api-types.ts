@@ -366,6 +366,8 @@ export const SamplerInfo = z.object({
   label: z.string(),
   stochastic: z.boolean(),
   calls_per_step: z.number().int(),
+  /** The schedule types it takes, by A1111's label ("Automatic" first); GET /sdapi/v1/schedulers describes them. */
+  schedule_types: z.array(z.string()),
 });
 export type SamplerInfo = z.infer<typeof SamplerInfo>;
 /** GET /api/v1/samplers */

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { DEFAULT_SAMPLER } from "../pipeline/params.js";
-import { listSamplers } from "../schedulers/index.js";
+import { listSamplers, scheduleTypesFor } from "../schedulers/index.js";
 import {
   ModelListQuery,
   ServedModelRequest,
@@ -41,6 +41,7 @@ export function registerCatalogRoutes(app: FastifyInstance, ctx: ServerContext):
         label: s.label,
         stochastic: s.stochastic,
         calls_per_step: s.callsPerStep,
+        schedule_types: scheduleTypesFor(s.name).map((t) => t.label),
       })),
       default: DEFAULT_SAMPLER,
     }),

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ApiError, JobCreated } from "../../src/server/api-types.js";
+import type { ApiError, JobCreated, SamplerList } from "../../src/server/api-types.js";
 import { HAVE_REFERENCE } from "../helpers/fixtures.js";
 import { getJson, postJson, startServer, tempDir, waitForJob, type TestServer } from "./harness.js";
 
@@ -119,5 +119,22 @@ describe.skipIf(!HAVE_REFERENCE)("schedule types over HTTP", () => {
     });
     expect(bad.status).toBe(422);
     expect(JSON.stringify(bad.body)).toMatch(/unknown schedule type \\"Karas\\": use one of/);
+  });
+
+  it("GET /api/v1/samplers lists the schedule types each sampler takes, so a form offers only those", async () => {
+    const { samplers } = await getJson<SamplerList>(`${s.base}/api/v1/samplers`);
+    const types = (label: string) => samplers.find((x) => x.label === label)?.schedule_types;
+    const all = (await getJson<{ label: string }[]>(`${s.base}/sdapi/v1/schedulers`)).map((x) => x.label);
+    expect(types("Euler")).toEqual(all);
+    expect(types("DPM++ 2M")).toEqual(all);
+    // Samplers with their own timestep grid take none but Automatic (the server refuses the others for them).
+    expect(types("DDIM")).toEqual(["Automatic"]);
+    expect(types("UniPC")).toEqual(["Automatic"]);
+    // What is listed is what a job takes: one listed type and one unlisted, for DDIM.
+    const job = { prompt: "a red circle", steps: 1, seed: 1, width: 64, height: 64, sampler_name: "DDIM" };
+    const created = await postJson<JobCreated>(`${s.base}/api/v1/jobs`, { ...job, scheduler: "Automatic" });
+    expect(created.status).toBe(202);
+    expect((await waitForJob(s.base, created.body.id, 120_000)).state).toBe("done");
+    expect((await postJson<ApiError>(`${s.base}/api/v1/jobs`, { ...job, scheduler: "Karras" })).status).toBe(422);
   });
 });

@@ -336,9 +336,10 @@ describe.skipIf(!HAVE_REFERENCE || !HAVE_CHROMIUM)("the web page in Chromium", (
     expect((await posted).postData()).toContain('"seed":"18446744073709551615"');
     await page.locator("#output-frame[data-state=done]").waitFor({ timeout: 60_000 });
     expect(await page.textContent("#status")).toMatch(/Done in .* seed 18446744073709551615/);
-    expect(await page.locator("#gallery li.card .card-meta").first().textContent()).toContain(
-      "seed 18446744073709551615",
-    );
+    // The history is refreshed after the result shows: wait for it rather than race it.
+    await expect
+      .poll(() => page.locator("#gallery li.card .card-meta").first().textContent())
+      .toContain("seed 18446744073709551615");
     expect(await page.getAttribute("#seed-reuse", "aria-label")).toContain("18446744073709551615");
 
     await seed.fill("5");

@@ -49,6 +49,12 @@ export interface EmbeddingList {
   skipped: Record<string, { shape: number; vectors: number }>;
 }
 
+/** An upscaler as A1111's GET /sdapi/v1/upscalers lists it (the fields the page reads). */
+export interface UpscalerInfo {
+  name: string;
+  scale: number | null;
+}
+
 /** A non-2xx answer, with the server's explanation when it gave one. */
 export class ApiError extends Error {
   constructor(
@@ -102,6 +108,16 @@ export class ApiClient {
 
   embeddings(): Promise<EmbeddingList> {
     return this.json("GET", "/sdapi/v1/embeddings");
+  }
+
+  /** The pixel upscalers (A1111's GET /sdapi/v1/upscalers): None, Lanczos, Nearest and the learned ones. */
+  upscalers(): Promise<UpscalerInfo[]> {
+    return this.json("GET", "/sdapi/v1/upscalers");
+  }
+
+  /** The hires fix's latent upscalers (A1111's GET /sdapi/v1/latent-upscale-modes). */
+  latentUpscaleModes(): Promise<{ name: string }[]> {
+    return this.json("GET", "/sdapi/v1/latent-upscale-modes");
   }
 
   /** The saved prompt styles (A1111's GET /sdapi/v1/prompt-styles: styles.csv in the data folder). */

@@ -15,6 +15,7 @@ import { CanvasToolbar } from "./canvas-toolbar.js";
 import { byId } from "./dom.js";
 import { ExtraNetworks } from "./extra-networks.js";
 import { Gallery } from "./gallery.js";
+import { optionFields, optionValues, requestSeed } from "./generation-options.js";
 import { ModelPicker } from "./model-picker.js";
 import { ParamsForm } from "./params-form.js";
 import { ProgressView, type FinishedImage } from "./progress.js";
@@ -135,6 +136,14 @@ function showMode(): void {
   byId("mode-badge").textContent = scribble.active ? `${m} + scribble` : m;
   byId("strength-field").classList.toggle("inactive", m === "txt2img");
   byId("stage").classList.toggle("in-use", m !== "txt2img" || scribble.active);
+  // The hires fix is txt2img's; the inpainting options mean something only with a mask.
+  byId("hires-section").classList.toggle("inactive", m !== "txt2img");
+  byId("hires-note").hidden = m === "txt2img";
+  byId("inpaint-section").hidden = m !== "inpaint";
+  // A closed section says whether it is in use, as A1111's checkbox headers do.
+  const v = form.values();
+  byId("hires-section").toggleAttribute("data-on", v.enable_hr);
+  byId("variation-section").toggleAttribute("data-on", v.subseed_strength > 0);
 }
 
 form.onChange = showMode;
@@ -170,12 +179,6 @@ toolbar.onImage = (file) =>
 
 // ---- generating ---------------------------------------------------------------------------------------------
 
-/** The seed box's text for the API: a number while that is exact, the decimal string beyond 2^53 - 1. */
-function requestSeed(text: string): number | string {
-  const n = Number(text);
-  return Number.isSafeInteger(n) ? n : text;
-}
-
 async function generate(): Promise<void> {
   if (progress.busy) return;
   const v = form.values();
@@ -207,6 +210,7 @@ async function generate(): Promise<void> {
     height: v.height,
     batch_size: v.batch_size,
     n_iter: 1,
+    ...optionFields(v, type),
     // The canvas as a ControlNet scribble: its strokes hold the layout (with or without it as the init image).
     ...(control ? { controlnet: [control] } : {}),
   };
@@ -323,7 +327,9 @@ function useSettings(job: JobStatus, image: ImageRef | undefined): void {
     width: p.width,
     height: p.height,
     batch_size: p.batch_size,
-    denoising_strength: p.denoising_strength,
+    // A txt2img job's denoising strength is its hires fix's, not the sketch's.
+    ...(p.type !== "txt2img" ? { denoising_strength: p.denoising_strength } : {}),
+    ...optionValues(job, image),
   });
   scribble.applySettings(p.controlnet?.[0]);
   note(
@@ -380,6 +386,12 @@ async function loadSamplers(): Promise<void> {
   gallery.samplerLabel = viewer.samplerLabel = (name) => labels.get(name.toLowerCase()) ?? name;
 }
 
+/** The hires fix's upscalers, as A1111 lists them: the latent modes, then the pixel upscalers. */
+async function loadUpscalers(): Promise<void> {
+  const [latent, pixel] = await Promise.all([api.latentUpscaleModes(), api.upscalers()]);
+  form.setUpscalers([...new Set([...latent.map((u) => u.name), ...pixel.map((u) => u.name)])]);
+}
+
 /** Whether the model has SDXL's second text encoder, whose prompts the page then shows and sends. */
 let secondPrompts = false;
 
@@ -427,6 +439,7 @@ async function start(): Promise<void> {
   void extras.load().catch((e) => note(`Could not list LoRAs and embeddings: ${errorText(e)}`, "error"));
   void scribble.load().catch((e) => note(`Could not list the ControlNets: ${errorText(e)}`, "error"));
   void styles.load().catch((e) => note(`Could not list the prompt styles: ${errorText(e)}`, "error"));
+  void loadUpscalers().catch((e) => note(`Could not list the upscalers: ${errorText(e)}`, "error"));
   for (const r of results)
     if (r.status === "rejected") note(`Could not reach the server: ${errorText(r.reason)}`, "error");
   const jobs = await refreshGallery();

@@ -14,6 +14,8 @@ export interface FormValues {
   prompt_2: string;
   negative_prompt_2: string;
   sampler_name: string;
+  /** A1111's schedule type, by label ("Automatic": the sampler's own). */
+  scheduler: string;
   steps: number;
   cfg_scale: number;
   /**
@@ -21,12 +23,87 @@ export interface FormValues {
    * reason). "-1": random.
    */
   seed: string;
+  /** A1111's variation seed (decimal text like the seed) and how much of its noise is mixed in (0: none). */
+  subseed: string;
+  subseed_strength: number;
+  /** A1111's "resize seed from": the seed's noise drawn for this size (0: off). */
+  seed_resize_from_w: number;
+  seed_resize_from_h: number;
   width: number;
   height: number;
   batch_size: number;
+  /** The sketch's strength (img2img and inpaint). */
   denoising_strength: number;
   use_sketch: boolean;
+  /** A1111's hires fix (txt2img). Its strength is the job's denoising_strength, kept apart from the sketch's. */
+  enable_hr: boolean;
+  hr_upscaler: string;
+  hr_second_pass_steps: number;
+  hr_denoising_strength: number;
+  hr_scale: number;
+  hr_resize_x: number;
+  hr_resize_y: number;
+  /** "": the sampler above. */
+  hr_sampler_name: string;
+  /** "": the schedule type above. */
+  hr_scheduler: string;
+  hr_prompt: string;
+  hr_negative_prompt: string;
+  /** A1111's inpainting options (sent with a mask only). */
+  mask_blur: number;
+  inpainting_mask_invert: boolean;
+  inpainting_fill: string;
+  inpaint_full_res: boolean;
+  inpaint_full_res_padding: number;
 }
+
+/**
+ * How each value lives in the page: a text box or text area, a number box, a select, a select of numbers, a
+ * switch, a seed's text box, or a yes/no select ("true" / "false", for A1111's two-way radio choices). The element's id is the key, but for
+ * the sketch switch. Listed in the order they are filled in: each sampler before its schedule type, whose options
+ * depend on it.
+ */
+type Kind = "text" | "number" | "select" | "count" | "switch" | "seed" | "flag";
+const FIELDS: { readonly [K in keyof FormValues]: Kind } = {
+  prompt: "text",
+  negative_prompt: "text",
+  prompt_2: "text",
+  negative_prompt_2: "text",
+  sampler_name: "select",
+  scheduler: "select",
+  steps: "number",
+  cfg_scale: "number",
+  seed: "seed",
+  subseed: "seed",
+  subseed_strength: "number",
+  seed_resize_from_w: "number",
+  seed_resize_from_h: "number",
+  width: "number",
+  height: "number",
+  batch_size: "count",
+  denoising_strength: "number",
+  use_sketch: "switch",
+  enable_hr: "switch",
+  hr_upscaler: "select",
+  hr_second_pass_steps: "number",
+  hr_denoising_strength: "number",
+  hr_scale: "number",
+  hr_resize_x: "number",
+  hr_resize_y: "number",
+  hr_sampler_name: "select",
+  hr_scheduler: "select",
+  hr_prompt: "text",
+  hr_negative_prompt: "text",
+  mask_blur: "number",
+  inpainting_mask_invert: "flag",
+  inpainting_fill: "select",
+  inpaint_full_res: "flag",
+  inpaint_full_res_padding: "number",
+};
+const KEYS = Object.keys(FIELDS) as (keyof FormValues)[];
+/** The selects whose choice changes which schedule types are offered. */
+const SAMPLING: ReadonlySet<string> = new Set(["sampler_name", "scheduler", "hr_sampler_name"]);
+const elementId = (key: keyof FormValues) => (key === "use_sketch" ? "use-sketch" : key);
 
 const STORAGE_KEY = "diffuse.params";
 /** For a model whose folder has no prompt_examples.json: what to type, without suggesting a subject it may not draw. */
@@ -34,6 +111,8 @@ const NEUTRAL_PLACEHOLDERS = { prompt: "Describe the picture you want", negative
 /** PyTorch's seeds are unsigned 64-bit integers; -1 asks for a random one. */
 const MAX_SEED = 2n ** 64n - 1n;
 const RANDOM_SEED = -1n;
+/** The largest side the server takes (MAX_SIDE in src/server/api-types.ts). */
+const SIZE_MAX = 2048;
 
 /** Limits as the server validates them, so the page corrects a value before a round trip rejects it. */
 const LIMITS = {
@@ -41,6 +120,17 @@ const LIMITS = {
   cfg_scale: { min: 0, max: 30, integer: false },
   batch_size: { min: 1, max: 4, integer: true },
   denoising_strength: { min: 0.05, max: 1, integer: false },
+  subseed_strength: { min: 0, max: 1, integer: false },
+  seed_resize_from_w: { min: 0, max: SIZE_MAX, integer: true },
+  seed_resize_from_h: { min: 0, max: SIZE_MAX, integer: true },
+  hr_second_pass_steps: { min: 0, max: 150, integer: true },
+  // The server refuses a hires pass with nothing to repaint (0); A1111's slider starts at 0.01 for the same reason.
+  hr_denoising_strength: { min: 0.01, max: 1, integer: false },
+  hr_scale: { min: 1, max: 8, integer: false },
+  hr_resize_x: { min: 0, max: SIZE_MAX, integer: true },
+  hr_resize_y: { min: 0, max: SIZE_MAX, integer: true },
+  mask_blur: { min: 0, max: 64, integer: true },
+  inpaint_full_res_padding: { min: 0, max: 256, integer: true },
 } as const;
 
 type NumericField = keyof typeof LIMITS;
@@ -50,7 +140,7 @@ type NumericField = keyof typeof LIMITS;
  * anything recognisable. Sizes are not corrected behind the user's back (a 100 silently becoming 104 is a surprise
  * found in the history): one the server would refuse is refused here, with the reason, before it is sent.
  */
-const SIZE = { min: 64, max: 2048 } as const;
+const SIZE = { min: 64, max: SIZE_MAX } as const;
 
 export class ParamsForm {
   /** Called when width or height settle on a new value, so the canvas can follow. */
@@ -59,6 +149,13 @@ export class ParamsForm {
   onChange: () => void = () => undefined;
 
   private lastSeed: string | null = null;
+  /** Each sampler's schedule types, once the server has listed them. */
+  private scheduleTypes = new Map<string, readonly string[]>();
+  /**
+   * Values for selects whose options have not arrived yet (the samplers, schedule types and upscalers come from the
+   * server after a reload): applied when they do, and saved meanwhile, so a reload does not lose the choice.
+   */
+  private unapplied: Partial<Record<keyof FormValues, string>> = {};
 
   constructor(private readonly form: HTMLFormElement) {
     this.pairSliders();
@@ -70,8 +167,11 @@ export class ParamsForm {
     const onCommit = (e: Event) => {
       const el = e.target;
       if (el instanceof HTMLInputElement && el.type === "number") this.normalise(el);
-      if (el === this.input("seed")) this.normaliseSeed();
+      if (el === this.input("seed") || el === this.input("subseed")) this.normaliseSeed(el as HTMLInputElement);
       if (el === this.input("width") || el === this.input("height")) this.showSizeProblem();
+      // The user's own choice replaces one still waiting for its options.
+      if (el instanceof HTMLSelectElement) delete this.unapplied[el.name as keyof FormValues];
+      if (el instanceof HTMLSelectElement && SAMPLING.has(el.name)) this.offerScheduleTypes();
       // The canvas follows a size the server takes; a refused one waits for its fix.
       if ((el === this.input("width") || el === this.input("height")) && !this.sizeProblem())
         this.onSizeChange(this.values().width, this.values().height);
@@ -88,6 +188,7 @@ export class ParamsForm {
       }
     }
     this.button("seed-random").addEventListener("click", () => this.set({ seed: "-1" }));
+    this.button("subseed-random").addEventListener("click", () => this.set({ subseed: "-1" }));
     this.button("seed-reuse").addEventListener("click", () => {
       if (this.lastSeed !== null) this.set({ seed: this.lastSeed });
     });
@@ -98,38 +199,60 @@ export class ParamsForm {
   }
 
   values(): FormValues {
-    return {
-      prompt: this.text("prompt").value,
-      negative_prompt: this.text("negative_prompt").value,
-      prompt_2: this.text("prompt_2").value,
-      negative_prompt_2: this.text("negative_prompt_2").value,
-      sampler_name: this.select("sampler_name").value,
-      steps: this.number("steps"),
-      cfg_scale: this.number("cfg_scale"),
-      seed: this.input("seed").value,
-      width: this.number("width"),
-      height: this.number("height"),
-      batch_size: this.number("batch_size"),
-      denoising_strength: this.number("denoising_strength"),
-      use_sketch: this.input("use-sketch").checked,
-    };
+    const out: Record<string, string | number | boolean> = {};
+    for (const key of KEYS) {
+      const el = this.element(elementId(key)) as HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
+      const kind = FIELDS[key];
+      out[key] =
+        kind === "number" || kind === "count"
+          ? Number(el.value)
+          : kind === "switch"
+            ? (el as HTMLInputElement).checked
+            : kind === "flag"
+              ? el.value === "true"
+              : el.value;
+    }
+    return out as unknown as FormValues;
+  }
+
+  /** The values the page starts with (each element's own default), e.g. for what a past job left unset. */
+  defaults(): FormValues {
+    const out: Record<string, string | number | boolean> = {};
+    for (const key of KEYS) {
+      const el = this.element(elementId(key));
+      const kind = FIELDS[key];
+      if (el instanceof HTMLSelectElement) {
+        const value = (Array.from(el.options).find((o) => o.defaultSelected) ?? el.options[0])?.value ?? "";
+        out[key] = kind === "flag" ? value === "true" : kind === "count" ? Number(value) : value;
+      } else if (el instanceof HTMLInputElement && kind === "switch") out[key] = el.defaultChecked;
+      else {
+        const value = (el as HTMLInputElement | HTMLTextAreaElement).defaultValue;
+        out[key] = kind === "number" ? Number(value) : value;
+      }
+    }
+    return out as unknown as FormValues;
   }
 
   /** Fills in the given values; a change of size is passed on like a user's edit. */
   set(values: Partial<FormValues>): void {
     const before = this.values();
-    for (const [key, value] of Object.entries(values) as [keyof FormValues, FormValues[keyof FormValues]][]) {
+    // In FIELDS' order, so the sampler is set before its schedule type is looked for among its options.
+    for (const key of KEYS) {
+      const value = values[key];
       if (value === undefined) continue;
-      if (key === "use_sketch") this.input("use-sketch").checked = value as boolean;
-      else if (key === "prompt" || key === "negative_prompt" || key === "prompt_2" || key === "negative_prompt_2")
-        this.text(key).value = String(value);
-      else if (key === "sampler_name" || key === "batch_size") this.setSelect(key, String(value));
-      else if (key === "width" || key === "height") {
+      const kind = FIELDS[key];
+      if (kind === "switch") this.input(elementId(key)).checked = Boolean(value);
+      else if (kind === "select" || kind === "count" || kind === "flag") {
+        if (this.setSelect(key, String(value))) delete this.unapplied[key];
+        else this.unapplied[key] = String(value);
+        if (SAMPLING.has(key)) this.offerScheduleTypes();
+      } else if (kind === "text") this.text(key).value = String(value);
+      else if (kind === "seed") {
+        this.input(key).value = String(value);
+        this.normaliseSeed(this.input(key));
+      } else if (key === "width" || key === "height") {
         this.input(key).value = String(value);
         this.showSizeProblem();
-      } else if (key === "seed") {
-        this.input("seed").value = String(value);
-        this.normaliseSeed();
       } else {
         const el = this.input(key);
         el.value = String(value);
@@ -171,11 +294,32 @@ export class ParamsForm {
     );
   }
 
+  /**
+   * The server's samplers, for the sampler and the hires sampler ("Use same sampler" first), each with the schedule
+   * types it takes. Nothing is saved here: a save now would count the defaults as the user's choices.
+   */
   setSamplers(samplers: SamplerInfo[], fallback: string): void {
-    const select = this.select("sampler_name");
+    this.scheduleTypes = new Map(samplers.map((s) => [s.name, s.schedule_types]));
     const wanted = this.saved()?.sampler_name ?? fallback;
-    select.replaceChildren(...samplers.map((s) => new Option(s.label, s.name)));
+    this.fillSelect(
+      "sampler_name",
+      samplers.map((s) => new Option(s.label, s.name)),
+    );
     this.setSelect("sampler_name", samplers.some((s) => s.name === wanted || s.label === wanted) ? wanted : fallback);
+    delete this.unapplied.sampler_name;
+    this.fillSelect("hr_sampler_name", [
+      new Option("Use same sampler", ""),
+      ...samplers.map((s) => new Option(s.label, s.name)),
+    ]);
+    this.offerScheduleTypes();
+  }
+
+  /** The hires fix's upscalers by A1111's names: the latent modes, then the pixel ones (GET /sdapi/v1/upscalers). */
+  setUpscalers(names: readonly string[]): void {
+    this.fillSelect(
+      "hr_upscaler",
+      names.map((n) => new Option(n, n)),
+    );
   }
 
   /**
@@ -215,7 +359,7 @@ export class ParamsForm {
   }
 
   private changed(): void {
-    localStorage.setItem(STORAGE_KEY, JSON.stringify(this.values()));
+    localStorage.setItem(STORAGE_KEY, JSON.stringify({ ...this.values(), ...this.unapplied }));
     this.onChange();
   }
 
@@ -248,16 +392,54 @@ export class ParamsForm {
   }
 
   /**
-   * Keeps the seed box an integer from -1 to 2^64 - 1, in BigInt so every digit counts; anything else goes back to
+   * Keeps a seed box an integer from -1 to 2^64 - 1, in BigInt so every digit counts; anything else goes back to
    * -1 (random), and values past either end to that end, as the number boxes do.
    */
-  private normaliseSeed(): void {
-    const el = this.input("seed");
+  private normaliseSeed(el: HTMLInputElement): void {
     const text = el.value.trim();
     let seed = /^-?\d+$/.test(text) ? BigInt(text) : RANDOM_SEED;
     if (seed < RANDOM_SEED) seed = RANDOM_SEED;
     if (seed > MAX_SEED) seed = MAX_SEED;
     el.value = seed.toString();
+  }
+
+  /**
+   * The schedule types of the chosen sampler, and of the hires sampler; a chosen type stays if its sampler takes it,
+   * else Automatic. The hires pass offers "Use same scheduler" only when its sampler takes the first pass's type.
+   * A select with one choice is disabled, so it is plain that there is nothing to choose.
+   */
+  private offerScheduleTypes(): void {
+    const sampler = this.select("sampler_name").value;
+    const types = this.scheduleTypes.get(sampler);
+    if (!types) return;
+    const asOptions = (list: readonly string[]) => list.map((t) => new Option(t, t));
+    this.fillSelect("scheduler", asOptions(types));
+    const hiresTypes = this.scheduleTypes.get(this.select("hr_sampler_name").value || sampler) ?? types;
+    const same = hiresTypes.includes(this.select("scheduler").value);
+    this.fillSelect("hr_scheduler", [
+      ...(same ? [new Option("Use same scheduler", "")] : []),
+      ...asOptions(hiresTypes),
+    ]);
+    for (const name of ["scheduler", "hr_scheduler"] as const) {
+      const select = this.select(name);
+      select.disabled = select.options.length < 2;
+      select.title = select.disabled
+        ? "This sampler walks its own timestep grid: it takes no schedule type"
+        : "Where the sampler puts its noise levels; Automatic: the sampler's own";
+    }
+  }
+
+  /**
+   * New options for a select, keeping its value when it is still offered, else taking one that waited for them,
+   * else the first option.
+   */
+  private fillSelect(name: keyof FormValues, options: HTMLOptionElement[]): void {
+    const select = this.select(name);
+    const current = select.value;
+    select.replaceChildren(...options);
+    const waiting = this.unapplied[name];
+    if (waiting !== undefined && this.setSelect(name, waiting)) delete this.unapplied[name];
+    else if (!this.setSelect(name, current)) select.selectedIndex = 0;
   }
 
   /** A slider and its number box show one value; the number box is the one with the name, so it is the truth. */
@@ -276,17 +458,15 @@ export class ParamsForm {
     }
   }
 
-  private setSelect(name: string, value: string): void {
+  /** Chooses the option with this value (or label); false when there is none. */
+  private setSelect(name: string, value: string): boolean {
     const select = this.select(name);
     // Jobs may carry A1111's label ("Euler a") where the options use our names ("euler-a").
     const match = Array.from(select.options).find(
       (o) => o.value === value || o.text.toLowerCase() === value.toLowerCase(),
     );
     if (match) select.value = match.value;
-  }
-
-  private number(name: string): number {
-    return Number(this.input(name).value);
+    return match !== undefined;
   }
 
   private input(idOrName: string): HTMLInputElement {
