@@ -78,17 +78,6 @@ export { TorchFile } from "./weights/torch-pickle.js";
 export { SAFETY_POLICIES, type SafetyPolicy } from "./responsible/safety-checker.js";
 export { detectWatermark, type WatermarkReport } from "./responsible/watermark/detect.js";
 export { DEFAULT_TILES } from "./upscale/tiles.js";
-/** The HTTP server (`diffuse serve`): our API, the AUTOMATIC1111-compatible one and the page, on fastify. */
-export { buildApp } from "./server/app.js";
-export {
-  DEFAULTS as SERVER_DEFAULTS,
-  resolveServerConfig,
-  type ServerConfig,
-  type ServerConfigInput,
-} from "./server/config.js";
-/** A queue worker (`diffuse worker`): runs the jobs an API server started with --queue puts on Redis. */
-export { DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS, QueueWorker } from "./worker/queue-worker.js";
-export { parseQueueUrl } from "./worker/queue-url.js";
 // Not exported yet: postprocessUpscale (upscale/postprocess.ts), whose request takes a ProvenanceSigner, and the
 // provenance module (verifyImage, signerConfigFromEnv, canCarryCredentials): their C2PA library types need
 // Float16Array (lib es2025), and the public types must compile in a strict consumer on ES2022. The CLI imports them

@@ -1,14 +1,6 @@
 import type { Command } from "commander";
-import {
-  buildApp,
-  DiffuseError,
-  InputError,
-  isDefaultModel,
-  openCheckpoint,
-  parseQueueUrl,
-  resolveServerConfig,
-  SERVER_DEFAULTS as DEFAULTS,
-} from "../index.js";
+import { DiffuseError, InputError, isDefaultModel, openCheckpoint } from "../index.js";
+import { buildApp, parseQueueUrl, resolveServerConfig, SERVER_DEFAULTS as DEFAULTS } from "../server-api.js";
 import {
   addModelOptions,
   GENERATION_FLAGS,

@@ -1,11 +1,6 @@
 import type { Command } from "commander";
-import {
-  DEFAULT_LOCK_DURATION_MS,
-  DEFAULT_STALLED_INTERVAL_MS,
-  InputError,
-  parseQueueUrl,
-  QueueWorker,
-} from "../index.js";
+import { InputError } from "../index.js";
+import { DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS, parseQueueUrl, QueueWorker } from "../server-api.js";
 import { CLOSE_WAIT_MS, within } from "../worker/close-bullmq.js";
 import { signalExitCode } from "./interruption.js";
 import { addModelOptions, integer, loadOptionsOf, modelPathOf, type ModelFlags } from "./model-options.js";

@@ -287,18 +287,37 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
 
   it("leaves no output file, partial or whole, when interrupted with SIGINT", async () => {
     const out = join(dir, "interrupted.png");
+    // The preview file (in a folder of its own) appears after the first step: the run is then under way.
+    const preview = join(mkdtempSync(join(tmpdir(), "diffuse-cli-preview-")), "preview.png");
     let sent = false;
     const r = await runCli(
-      ["generate", "a cat", "--model", model, "--steps", "1000", "-W", "256", "-H", "256", "-o", out],
+      [
+        "generate",
+        "a cat",
+        "--model",
+        model,
+        "--steps",
+        "1000",
+        "-W",
+        "256",
+        "-H",
+        "256",
+        "-o",
+        out,
+        "--preview",
+        preview,
+      ],
       {
         env,
         onSpawn: (child) => {
-          // Interrupt once the run is under way (after the first progress output or a few seconds).
-          const timer = setTimeout(() => {
+          // Interrupt once the run is under way: at its first step's preview, not after a fixed wait.
+          const timer = setInterval(() => {
+            if (!existsSync(preview)) return;
+            clearInterval(timer);
             sent = true;
             child.kill("SIGINT");
-          }, 6000);
-          child.on("close", () => clearTimeout(timer));
+          }, 20);
+          child.on("close", () => clearInterval(timer));
         },
       },
     );

@@ -54,17 +54,27 @@ function ensureCompiled(): void {
 
 /** Every source file's path, size and modification time: any edit changes it. */
 function sourceStamp(): string {
+  return filesStamp([join(ROOT, "src")], (name) => name.endsWith(".ts"));
+}
+
+/** The path, size and modification time of every file under `dirs` that `take` accepts (folders named in `skip` left out). */
+export function filesStamp(
+  dirs: readonly string[],
+  take: (name: string) => boolean,
+  skip: readonly string[] = [],
+): string {
   const lines: string[] = [];
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith(".ts")) {
+      if (e.isDirectory()) {
+        if (!skip.includes(p)) walk(p);
+      } else if (take(e.name)) {
         const s = statSync(p);
         lines.push(`${p} ${s.size} ${s.mtimeMs}`);
       }
     }
   };
-  walk(join(ROOT, "src"));
+  for (const dir of dirs) walk(dir);
   return lines.sort().join("\n");
 }

@@ -1,7 +1,7 @@
 /**
  * The published declarations compile in a TypeScript project as a user sets one up: `strict`, no `skipLibCheck`, the
  * default library of its target (ES2022), @types/node. Everything our public types pull in from dependencies is
- * checked there too, so a dependency's type that needs a newer library (Float16Array) breaks the user's build.
+ * checked there too (both entry points, `diffuse` and `diffuse/server`), so a dependency's type that needs a newer library (Float16Array) breaks the user's build.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -64,6 +64,9 @@ describe("the package's types in a consumer project", () => {
         "const pipe = await loadPipeline('model.safetensors');",
         "const result: GenerateResult = await pipe.generate(params);",
         "console.log(result.images.length, listSamplers().length);",
+        'import { buildApp, QueueWorker, type ServerConfigInput } from "diffuse/server";',
+        "const config: ServerConfigInput = { modelPath: 'model.safetensors' };",
+        "console.log(typeof buildApp, typeof QueueWorker, config);",
         "",
       ].join("\n"),
     );

@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type Page } from "playwright-core";
@@ -6,6 +6,7 @@ import { build } from "vite";
 import type { LoadOptions } from "../../src/pipeline/load-pipeline.js";
 import { buildApp, type App } from "../../src/server/app.js";
 import { resolveServerConfig, type ServerConfigInput } from "../../src/server/config.js";
+import { filesStamp } from "../helpers/compiled-cli.js";
 
 /** What the browser tests share: Debian's Chromium driven by playwright-core, and the page built from its sources. */
 export const CHROMIUM = process.env.DIFFUSE_CHROMIUM ?? "/usr/bin/chromium";
@@ -13,14 +14,34 @@ export const HAVE_CHROMIUM = existsSync(CHROMIUM);
 export const MISSING_CHROMIUM = `${CHROMIUM} not found: browser tests skipped (install Debian's chromium: apt-get install -y chromium)`;
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
-/** Builds the page from its sources into `outDir`, so a test sees what the checkout holds rather than a stale web/dist. */
+/**
+ * Puts the page built from its sources into `outDir`, so a test sees what the checkout holds rather than a stale
+ * web/dist. The build (about a second, for each of the browser test files) is made once into .test-web/ and made
+ * again whenever a file of web/ or src/ (which the page imports from) changed; each test gets its own copy.
+ */
 export async function buildPage(outDir: string): Promise<void> {
-  await build({
-    root: join(ROOT, "web"),
-    configFile: join(ROOT, "web/vite.config.ts"),
-    logLevel: "warn",
-    build: { outDir, emptyOutDir: true },
-  });
+  const built = join(ROOT, ".test-web");
+  const stamp = join(built, ".sources");
+  const sources = filesStamp([join(ROOT, "web"), join(ROOT, "src")], () => true, [join(ROOT, "web/dist")]);
+  if (!existsSync(stamp) || readFileSync(stamp, "utf8") !== sources) {
+    // Built into a private folder and renamed into place, so a concurrent run never sees half a build.
+    const tmp = `${built}.${process.pid}.tmp`;
+    await build({
+      root: join(ROOT, "web"),
+      configFile: join(ROOT, "web/vite.config.ts"),
+      logLevel: "warn",
+      build: { outDir: tmp, emptyOutDir: true },
+    });
+    writeFileSync(join(tmp, ".sources"), sources);
+    rmSync(built, { recursive: true, force: true });
+    try {
+      renameSync(tmp, built);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true }); // another run put its build in place first
+    }
+  }
+  rmSync(outDir, { recursive: true, force: true });
+  cpSync(built, outDir, { recursive: true, filter: (p) => p !== stamp });
 }
 
 export function launchChromium(): Promise<Browser> {
