@@ -26,6 +26,8 @@ import {
   type TensorRef,
 } from "./ldm-keymap.js";
 import { SafetensorsFile, type Dtype } from "./safetensors.js";
+import { modelTensors } from "./state-dict.js";
+import { openTensorFile } from "./tensor-file.js";
 import type { WeightSource } from "./weight-source.js";
 
 /**
@@ -114,7 +116,7 @@ const COMPONENTS: readonly Component[] = ["unet", "vae", "textEncoder", "textEnc
 const FOLDER_LAYOUT =
   "a diffusers Stable Diffusion folder holds model_index.json, unet/, vae/, text_encoder/ (and text_encoder_2/ for SDXL), tokenizer/ and scheduler/";
 
-/** Opens a single-file `.safetensors` checkpoint (original layout) or a diffusers folder. */
+/** Opens a single-file checkpoint (original layout: `.safetensors`, or a `.ckpt` torch.save file) or a diffusers folder. */
 export function openCheckpointFiles(path: string, opts: OpenOptions = {}): Checkpoint {
   let isDir: boolean;
   try {
@@ -128,9 +130,10 @@ export function openCheckpointFiles(path: string, opts: OpenOptions = {}): Check
 }
 
 function openSingleFile(path: string, opts: OpenOptions): Checkpoint {
-  const file = SafetensorsFile.open(path);
+  // A .ckpt (torch.save) file is read through the restricted pickle reader, which executes nothing.
+  const file = modelTensors(openTensorFile(path));
   try {
-    const shapes = new Map([...file.tensors].map(([k, t]) => [k, t.shape] as const));
+    const shapes = new Map(file.keys().map((k) => [k, file.info(k).shape] as const));
     const detected = detectLdmCheckpoint(shapes, path);
     const configFiles: string[] = [];
     let config: PipelineConfig;
@@ -417,7 +420,7 @@ function makeCheckpoint(
   sources: ReadonlyMap<Component, WeightSource>,
   textEncoderFolders: readonly string[],
   files: string[],
-  opened: SafetensorsFile[],
+  opened: ReadonlyArray<{ close(): void }>,
   mismatchHint: string,
 ): Checkpoint {
   const get = (c: Component) => {
