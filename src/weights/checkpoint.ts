@@ -192,6 +192,50 @@ function openSingleFile(path: string, opts: OpenOptions): Checkpoint {
   }
 }
 
+/** What a single file says about itself without a config folder: everything but the sizes its weights cannot show. */
+export interface SingleFileSurvey {
+  readonly path: string;
+  readonly family: ModelFamily;
+  readonly inpainting: boolean;
+  /** The widths are the family's published ones: the file opens without a config folder. */
+  readonly standardSizes: boolean;
+  readonly components: CheckpointComponents;
+  /** The diffusers folder names of the text encoders, as Checkpoint.textEncoderFolders. */
+  readonly textEncoderFolders: readonly string[];
+}
+
+/**
+ * Reads a single-file checkpoint's header (or a .ckpt's pickle, as data) for its family and each component's
+ * parameters and dtype, which need no config folder even where the sizes are not the family's published ones (a
+ * config folder is needed to build the networks, not to count their parameters).
+ */
+export function surveySingleFile(path: string): SingleFileSurvey {
+  const file = modelTensors(openTensorFile(path));
+  try {
+    const shapes = new Map(file.keys().map((k) => [k, file.info(k).shape] as const));
+    const detected = detectLdmCheckpoint(shapes, path);
+    const info = new Map<Component, ComponentInfo>();
+    for (const part of detected.parts)
+      info.set(part.component, componentInfo(usedWeights(ldmComponentWeights(file, part), part, detected.config)));
+    const text2 = info.get("textEncoder2");
+    return {
+      path,
+      family: detected.family,
+      inpainting: detected.inpainting,
+      standardSizes: detected.standardSizes,
+      components: {
+        unet: info.get("unet")!,
+        vae: info.get("vae")!,
+        textEncoder: info.get("textEncoder")!,
+        ...(text2 ? { textEncoder2: text2 } : {}),
+      },
+      textEncoderFolders: textFolders(detected.family),
+    };
+  } finally {
+    file.close();
+  }
+}
+
 /**
  * The prediction type of a single file without a config. SD1 and SDXL checkpoints are epsilon models, except SDXL
  * fine-tunes that mark themselves v-prediction with a `v_pred` key (ComfyUI's rule, supported_models.py SDXL.model_type).
