@@ -9,8 +9,7 @@ import { runCli } from "../helpers/cli.js";
 import { golden, HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { handMadeCacheRepo, writeZeroSafetensors } from "../helpers/hub-fixtures.js";
 import { maxPixelDiff, PROMPT } from "../helpers/pipeline-parity.js";
-import { SafetensorsFile } from "../../src/weights/safetensors.js";
-import { torchSaveOf } from "../weights/torch-writer.js";
+import { resaveAsTorch } from "../weights/torch-writer.js";
 
 /** A store with nothing in it, and a home folder with no tool installed, as environment variables. */
 function emptyEnv(): { env: Record<string, string>; dir: string } {
@@ -143,12 +142,8 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse models", () => {
     const root = join(dir, "stable-diffusion-webui");
     mkdirSync(join(root, "models/Stable-diffusion"), { recursive: true });
     mkdirSync(join(root, "models/Lora"), { recursive: true });
-    const resave = (from: string, to: string, layout: "training" | "state-dict") => {
-      const f = SafetensorsFile.open(from);
-      writeFileSync(join(root, to), torchSaveOf(f, layout));
-      f.close();
-      return join(root, to);
-    };
+    const resave = (from: string, to: string, layout: "training" | "state-dict") =>
+      resaveAsTorch(from, join(root, to), layout);
     const ckpt = resave(ref("models/sd15-tiny.ldm.safetensors"), "models/Stable-diffusion/sd15-tiny.ckpt", "training");
     resave(ref("models/sd15-tiny-adapters/lora-kohya.safetensors"), "models/Lora/kohya.pt", "state-dict");
     const listed = await models(["--models-dir", root], env);

@@ -10,26 +10,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type LoadOptions, loadPipeline } from "../../src/pipeline/load-pipeline.js";
-import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
-import { torchSaveOf } from "../weights/torch-writer.js";
+import { resaveAsTorch } from "../weights/torch-writer.js";
 
 const ADAPTERS = "models/sd15-tiny-adapters";
 
 describe.skipIf(!HAVE_REFERENCE)("generating from a .ckpt checkpoint (sd15-tiny)", () => {
   const dir = mkdtempSync(join(tmpdir(), "diffuse-ckpt-gen-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const resave = (from: string, to: string, layout: "training" | "state-dict") => {
-    const f = SafetensorsFile.open(from);
-    writeFileSync(to, torchSaveOf(f, layout));
-    f.close();
-    return to;
-  };
-  const ckpt = resave(ref("models/sd15-tiny.ldm.safetensors"), join(dir, "sd15-tiny.ckpt"), "training");
+  const ckpt = resaveAsTorch(ref("models/sd15-tiny.ldm.safetensors"), join(dir, "sd15-tiny.ckpt"), "training");
   const loraDir = join(dir, "loras");
   rmSync(loraDir, { recursive: true, force: true });
   mkdirSync(loraDir);
-  resave(ref(ADAPTERS, "lora-kohya.safetensors"), join(loraDir, "kohya-pt.pt"), "state-dict");
+  resaveAsTorch(ref(ADAPTERS, "lora-kohya.safetensors"), join(loraDir, "kohya-pt.pt"), "state-dict");
   writeFileSync(join(loraDir, "kohya-st.safetensors"), readFileSync(ref(ADAPTERS, "lora-kohya.safetensors")));
   const options = (cacheDir: string, onStatus?: (m: string) => void): LoadOptions => ({
     config: ref("models/sd15-tiny"),

@@ -1,3 +1,6 @@
+import { writeFileSync } from "node:fs";
+import { SafetensorsFile } from "../../src/weights/safetensors.js";
+
 /**
  * Hand-assembled torch.save files for tests: pickle opcodes as bytes, and the zip container torch writes (entries
  * stored uncompressed). Nothing here is ever unpickled; the bytes are what a malicious or broken file would hold.
@@ -107,6 +110,17 @@ export function torchSaveOf(
   if (layout === "state-dict") return torchZip(plainStateDictPickle(tensors), storages);
   storages["score"] = new Uint8Array(Float32Array.of(0.25).buffer);
   return torchZip(trainingCheckpointPickle(tensors, nested), storages);
+}
+
+/** Writes the .safetensors file `from` re-saved by torchSaveOf to `to`; returns `to`. */
+export function resaveAsTorch(from: string, to: string, layout: "training" | "state-dict"): string {
+  const f = SafetensorsFile.open(from);
+  try {
+    writeFileSync(to, torchSaveOf(f, layout));
+  } finally {
+    f.close();
+  }
+  return to;
 }
 
 /** A zip archive of stored (uncompressed) entries, as torch.save writes: local headers, data, central directory. */
