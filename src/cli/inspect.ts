@@ -1,13 +1,27 @@
+import { statSync } from "node:fs";
 import type { Command } from "commander";
-import { type Checkpoint, checkpointSha256, type ComponentInfo, openCheckpoint, shortHash } from "../index.js";
+import {
+  type Checkpoint,
+  checkpointSha256,
+  type ComponentInfo,
+  openCheckpoint,
+  shortHash,
+  surveySingleFile,
+} from "../index.js";
 
 /** What `diffuse inspect --json` prints. */
 export interface InspectReport {
   /** sd1, sd2, sdxl or sdxl-refiner. */
   family: string;
-  prediction: string;
-  /** The size the model was trained at (UNet sample size times the VAE's scale factor), e.g. 512, 768, 1024. */
-  default_size: number;
+  /** Absent for a single file of non-standard sizes inspected without --config (see needs_config). */
+  prediction?: string;
+  /**
+   * The size the model was trained at (UNet sample size times the VAE's scale factor), e.g. 512, 768, 1024; absent
+   * where prediction is.
+   */
+  default_size?: number;
+  /** What the report lacks because only a config folder says it, and how to give one (--config). */
+  needs_config?: string;
   layout: string;
   inpainting: boolean;
   /** LCM UNets take a guidance embedding of this width (time_cond_proj_dim); absent otherwise. */
@@ -18,7 +32,29 @@ export interface InspectReport {
   sha256: string;
 }
 
+/** Reported for a single file whose sizes are not its family's published ones, inspected without --config. */
+const NEEDS_CONFIG =
+  "prediction type and default size: a checkpoint of non-standard sizes does not say them (nor its attention " +
+  "heads and norm groups, which generating needs); pass --config <a diffusers folder with this model's config.json " +
+  "files> to read them";
+
 export async function inspect(path: string, opts: { config?: string } = {}): Promise<InspectReport> {
+  // Parameters, dtypes, family and hash are in the weights; only building the networks needs a config folder.
+  if (opts.config === undefined && isFile(path)) {
+    const survey = surveySingleFile(path);
+    if (!survey.standardSizes) {
+      const sha256 = await checkpointSha256({ layout: "single-file", path, files: [path] });
+      return {
+        family: survey.family,
+        needs_config: NEEDS_CONFIG,
+        layout: "single-file",
+        inpainting: survey.inpainting,
+        components: componentsByFolder(survey),
+        hash: shortHash(sha256),
+        sha256,
+      };
+    }
+  }
   const ckpt = openCheckpoint(path, { configDir: opts.config });
   try {
     const sha256 = await checkpointSha256(ckpt);
@@ -40,7 +76,15 @@ export async function inspect(path: string, opts: { config?: string } = {}): Pro
   }
 }
 
-function componentsByFolder(ckpt: Checkpoint): InspectReport["components"] {
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false; // a missing path: openCheckpoint names it
+  }
+}
+
+function componentsByFolder(ckpt: Pick<Checkpoint, "components" | "textEncoderFolders">): InspectReport["components"] {
   const entry = (c: ComponentInfo) => ({ params: c.parameters, dtype: c.dtype });
   const out: InspectReport["components"] = { unet: entry(ckpt.components.unet), vae: entry(ckpt.components.vae) };
   const texts = [ckpt.components.textEncoder, ckpt.components.textEncoder2];
@@ -56,10 +100,11 @@ export function registerInspect(program: Command): void {
     .description(
       "show a checkpoint's family, prediction type, default size, per-component parameters and dtype, and its hash",
     )
-    .argument("<path>", "a single-file .safetensors checkpoint or a diffusers folder")
+    .argument("<path>", "a single-file .safetensors or .ckpt checkpoint, or a diffusers folder")
     .option(
       "--config <dir>",
-      "a diffusers folder whose config.json files describe a single-file checkpoint of non-standard size",
+      "a diffusers folder whose config.json files describe a single-file checkpoint of non-standard size " +
+        "(without one, such a file's prediction type and default size are not reported)",
     )
     .option("--json", "print one JSON object")
     .action(async (path: string, opts: { config?: string; json?: boolean }) => {
@@ -81,11 +126,14 @@ export function registerInspect(program: Command): void {
       process.stdout.write(
         [
           `${path}`,
-          `  family         ${r.family}${variant ? ` (${variant})` : ""}, ${r.prediction} prediction, ${r.default_size} px, ${r.layout} layout`,
+          `  family         ${r.family}${variant ? ` (${variant})` : ""}, ${
+            r.prediction !== undefined ? `${r.prediction} prediction, ${r.default_size} px, ` : ""
+          }${r.layout} layout`,
           ...Object.entries(r.components).map(
             ([k, c]) => `  ${(names[k] ?? k).padEnd(14)} ${fmt(c.params)} parameters, ${c.dtype}`,
           ),
           `  hash           ${r.hash}  (sha256 ${r.sha256})`,
+          ...(r.needs_config ? [`  needs --config ${r.needs_config}`] : []),
         ].join("\n") + "\n",
       );
     });

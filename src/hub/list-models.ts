@@ -6,7 +6,8 @@ import { openCheckpointFiles } from "../weights/checkpoint.js";
 import { checkpointSha256 } from "../weights/checkpoint-hash.js";
 import { detectWeightsKind } from "../weights/detect-kind.js";
 import { sha256File, shortHash } from "../weights/hash.js";
-import { SafetensorsFile } from "../weights/safetensors.js";
+import { modelTensors } from "../weights/state-dict.js";
+import { openTensorFile, type TensorFile } from "../weights/tensor-file.js";
 import { catalogueEntriesOf, type CatalogueEntry } from "./catalogue.js";
 import { RepoCache } from "./hub-cache.js";
 import { describeLicense, type LicenseNotice } from "./licenses.js";
@@ -177,7 +178,13 @@ function cardLicense(snapshot: string, repo: string, settings: StoreSettings): L
   return fields.license || fields.licenseName ? describeLicense(fields, repo, settings.endpoint) : undefined;
 }
 
-/** Other tools' folders: their safetensors files and diffusers folders, the kind read from the weights. */
+/**
+ * The single files other tools keep models in: .safetensors, and the torch.save files A1111 also lists (.ckpt
+ * checkpoints, kohya's .pt LoRAs), whose tensors are read as data by the restricted pickle reader.
+ */
+const MODEL_FILE = /\.(safetensors|ckpt|pt)$/i;
+
+/** Other tools' folders: their model files and diffusers folders, the kind read from the weights. */
 function* folderModels(folder: ModelFolder, tool: Tool, root: string): Generator<Found> {
   const common = { source: tool as ModelSource, location: root, aliases: [] as string[] };
   const walk = function* (dir: string, depth: number): Generator<Found> {
@@ -197,12 +204,12 @@ function* folderModels(folder: ModelFolder, tool: Tool, root: string): Generator
         else if (existsSync(join(p, "config.json")) && safetensorsUnder(p, 0).length)
           yield { ...common, ...describePath(p, folder.kind, folder.family), name: rel };
         else if (depth < 4) yield* walk(p, depth + 1);
-      } else if (/\.safetensors$/i.test(name)) {
+      } else if (MODEL_FILE.test(name)) {
         // A1111 names a model by its path under the folder without the extension (the <lora:NAME:w> name too).
         const m = {
           ...common,
           ...describePath(p, folder.kind, folder.family),
-          name: rel.replace(/\.safetensors$/i, ""),
+          name: rel.replace(MODEL_FILE, ""),
         };
         if (m.kind !== undefined) yield m;
       }
@@ -240,10 +247,10 @@ function describePath(path: string, kind?: ModelKind, family?: ModelFamilyLabel)
 }
 
 function describeFile(path: string, size: number, kind?: ModelKind, family?: ModelFamilyLabel): Description {
-  let file: SafetensorsFile | undefined;
+  let file: TensorFile | undefined;
   try {
-    file = SafetensorsFile.open(path);
-    const shapes = new Map([...file.tensors].map(([k, t]) => [k, t.shape] as const));
+    file = modelTensors(openTensorFile(path));
+    const shapes = new Map(file.keys().map((k) => [k, file!.info(k).shape] as const));
     const d = detectWeightsKind(shapes, file.metadata);
     const detected: ModelKind | undefined =
       d.kind === "checkpoint" ||

@@ -18,8 +18,8 @@ export interface AdapterEntry {
   readonly name: string;
   readonly path: string;
   /**
-   * A torch.save file: embeddings are read from it through the restricted pickle reader; a pickled LoRA is listed
-   * so that naming one gets the refusal and its conversion hint rather than "not found".
+   * A torch.save file, read through the restricted pickle reader (embeddings, kohya's .pt LoRAs); one that asks
+   * for more than tensors is refused by name when used, rather than "not found".
    */
   readonly pickle: boolean;
 }

@@ -222,12 +222,12 @@ export function wantedLoras(
     const given = [r.path !== undefined, r.bytes !== undefined].filter(Boolean).length;
     if (given > 1 || (given === 0 && typeof r.name !== "string"))
       throw new InputError(
-        `${what}: give one of name (a LoRA in ${folder.dir}), path (a .safetensors file) or bytes (with a name)`,
+        `${what}: give one of name (a LoRA in ${folder.dir}), path (a .safetensors or .pt file) or bytes (with a name)`,
       );
     if (r.bytes !== undefined && (!(r.bytes instanceof Uint8Array) || typeof r.name !== "string" || r.name === ""))
       throw new InputError(`${what}: bytes must be a Uint8Array, with a name for messages and the infotext`);
     if (r.path !== undefined && (typeof r.path !== "string" || r.path === ""))
-      throw new InputError(`${what}: path must be the path of a .safetensors file`);
+      throw new InputError(`${what}: path must be the path of a .safetensors or .pt file`);
     const number = (v: unknown, field: string, fallback: number) => {
       if (v === undefined) return fallback;
       if (typeof v !== "number" || !Number.isFinite(v))
@@ -243,7 +243,7 @@ export function wantedLoras(
         : r.path !== undefined
           ? r.path
           : folder.get(r.name!).path;
-    const name = r.name ?? basename(r.path!).replace(/\.safetensors$/i, "");
+    const name = r.name ?? basename(r.path!).replace(/\.(safetensors|pt|ckpt)$/i, "");
     wanted.push({ name, source, textEncoder, unet });
   }
   return wanted;

@@ -140,7 +140,7 @@ export const A1111_ROUTES: readonly A1111Route[] = [
     method: "GET",
     path: "/sdapi/v1/loras",
     status: "supported",
-    note: "`[{name, alias, path, metadata}]` for the `.safetensors` files of `serve --lora-dir` (subfolders too; `alias` is `ss_output_name`, JSON metadata values parsed); pickled LoRAs are not listed (never loaded)",
+    note: "`[{name, alias, path, metadata}]` for the `.safetensors` and `.pt` / `.ckpt` files of `serve --lora-dir` (subfolders too; `alias` is `ss_output_name`, JSON metadata values parsed; a torch.save LoRA has none and is read as data, never unpickled)",
   },
   {
     method: "POST",

@@ -13,6 +13,9 @@ import type { ServerContext } from "./context.js";
  * not) and `POST /sdapi/v1/refresh-embeddings` (null). The folders are the ones the model's worker reads
  * (`serve --lora-dir`, `--embeddings-dir`); only .safetensors files are listed, the only ones diffuse applies.
  */
+/** The torch.save LoRAs A1111 lists beside .safetensors ones (kohya saves .pt), read as data when used. */
+const LORA_PICKLE = /\.(pt|ckpt)$/i;
+
 export function registerExtraNetworkRoutes(scope: FastifyInstance, ctx: ServerContext): void {
   const options = ctx.config.loadOptions ?? {};
   const folders = adapterFolders(ctx);
@@ -23,7 +26,7 @@ export function registerExtraNetworkRoutes(scope: FastifyInstance, ctx: ServerCo
   scope.get("/sdapi/v1/loras", async () =>
     loras
       .list()
-      .filter((e) => !e.pickle)
+      .filter((e) => !e.pickle || LORA_PICKLE.test(e.path))
       .map((e) => {
         const metadata = readMetadata(e.path);
         return {

@@ -26,6 +26,8 @@ import {
   type TensorRef,
 } from "./ldm-keymap.js";
 import { SafetensorsFile, type Dtype } from "./safetensors.js";
+import { modelTensors } from "./state-dict.js";
+import { openTensorFile } from "./tensor-file.js";
 import type { WeightSource } from "./weight-source.js";
 
 /**
@@ -114,7 +116,7 @@ const COMPONENTS: readonly Component[] = ["unet", "vae", "textEncoder", "textEnc
 const FOLDER_LAYOUT =
   "a diffusers Stable Diffusion folder holds model_index.json, unet/, vae/, text_encoder/ (and text_encoder_2/ for SDXL), tokenizer/ and scheduler/";
 
-/** Opens a single-file `.safetensors` checkpoint (original layout) or a diffusers folder. */
+/** Opens a single-file checkpoint (original layout: `.safetensors`, or a `.ckpt` torch.save file) or a diffusers folder. */
 export function openCheckpointFiles(path: string, opts: OpenOptions = {}): Checkpoint {
   let isDir: boolean;
   try {
@@ -128,9 +130,10 @@ export function openCheckpointFiles(path: string, opts: OpenOptions = {}): Check
 }
 
 function openSingleFile(path: string, opts: OpenOptions): Checkpoint {
-  const file = SafetensorsFile.open(path);
+  // A .ckpt (torch.save) file is read through the restricted pickle reader, which executes nothing.
+  const file = modelTensors(openTensorFile(path));
   try {
-    const shapes = new Map([...file.tensors].map(([k, t]) => [k, t.shape] as const));
+    const shapes = new Map(file.keys().map((k) => [k, file.info(k).shape] as const));
     const detected = detectLdmCheckpoint(shapes, path);
     const configFiles: string[] = [];
     let config: PipelineConfig;
@@ -186,6 +189,50 @@ function openSingleFile(path: string, opts: OpenOptions): Checkpoint {
   } catch (e) {
     file.close();
     throw e;
+  }
+}
+
+/** What a single file says about itself without a config folder: everything but the sizes its weights cannot show. */
+export interface SingleFileSurvey {
+  readonly path: string;
+  readonly family: ModelFamily;
+  readonly inpainting: boolean;
+  /** The widths are the family's published ones: the file opens without a config folder. */
+  readonly standardSizes: boolean;
+  readonly components: CheckpointComponents;
+  /** The diffusers folder names of the text encoders, as Checkpoint.textEncoderFolders. */
+  readonly textEncoderFolders: readonly string[];
+}
+
+/**
+ * Reads a single-file checkpoint's header (or a .ckpt's pickle, as data) for its family and each component's
+ * parameters and dtype, which need no config folder even where the sizes are not the family's published ones (a
+ * config folder is needed to build the networks, not to count their parameters).
+ */
+export function surveySingleFile(path: string): SingleFileSurvey {
+  const file = modelTensors(openTensorFile(path));
+  try {
+    const shapes = new Map(file.keys().map((k) => [k, file.info(k).shape] as const));
+    const detected = detectLdmCheckpoint(shapes, path);
+    const info = new Map<Component, ComponentInfo>();
+    for (const part of detected.parts)
+      info.set(part.component, componentInfo(usedWeights(ldmComponentWeights(file, part), part, detected.config)));
+    const text2 = info.get("textEncoder2");
+    return {
+      path,
+      family: detected.family,
+      inpainting: detected.inpainting,
+      standardSizes: detected.standardSizes,
+      components: {
+        unet: info.get("unet")!,
+        vae: info.get("vae")!,
+        textEncoder: info.get("textEncoder")!,
+        ...(text2 ? { textEncoder2: text2 } : {}),
+      },
+      textEncoderFolders: textFolders(detected.family),
+    };
+  } finally {
+    file.close();
   }
 }
 
@@ -417,7 +464,7 @@ function makeCheckpoint(
   sources: ReadonlyMap<Component, WeightSource>,
   textEncoderFolders: readonly string[],
   files: string[],
-  opened: SafetensorsFile[],
+  opened: ReadonlyArray<{ close(): void }>,
   mismatchHint: string,
 ): Checkpoint {
   const get = (c: Component) => {

@@ -1,6 +1,6 @@
 import { CheckpointError } from "../errors.js";
 import type { ModelFamily } from "../configs/pipeline.js";
-import type { Dtype, SafetensorsFile } from "./safetensors.js";
+import type { Dtype } from "./safetensors.js";
 import type { TensorFile } from "./tensor-file.js";
 import { transpose2d } from "./transpose.js";
 import type { WeightSource } from "./weight-source.js";
@@ -637,7 +637,7 @@ export class RenamedWeights implements WeightSource {
 }
 
 /** One part of a single-file checkpoint as a lazily read, diffusers-named WeightSource. */
-export function ldmComponentWeights(file: SafetensorsFile, part: LdmPart): RenamedWeights {
+export function ldmComponentWeights(file: TensorFile, part: LdmPart): RenamedWeights {
   const table = new Map<string, TensorRef>();
   for (const m of mapLdmNames(part, file.keys(), file.path)) {
     table.set(m.name, {

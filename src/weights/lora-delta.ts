@@ -1,6 +1,6 @@
 import { CheckpointError, InputError, InternalError } from "../errors.js";
 import type { LoraModuleKeys, LoraNetwork, LoraRole } from "./lora-keymap.js";
-import type { SafetensorsFile } from "./safetensors.js";
+import type { TensorFile } from "./tensor-file.js";
 
 /**
  * A change to a checkpoint weight W in W's own layout ([out, in] or [out, in, kh, kw]):
@@ -42,7 +42,7 @@ export type ShapeOf = (network: LoraNetwork, key: string) => readonly number[] |
  * A module whose factors do not fit the model's tensor is refused with both shapes; the one exception is an
  * inpainting model's 9-channel conv_in under a LoRA made for 4 channels, whose extra inputs get no change.
  */
-export function moduleDeltas(file: SafetensorsFile, m: LoraModuleKeys, shapeOf: ShapeOf): TensorDelta[] {
+export function moduleDeltas(file: TensorFile, m: LoraModuleKeys, shapeOf: ShapeOf): TensorDelta[] {
   const has = (r: LoraRole) => m.tensors.has(r);
   const where = `${file.path}: module "${m.name}"`;
   const unsupported = (what: string) =>
@@ -133,11 +133,11 @@ interface Tensor {
   shape: readonly number[];
 }
 
-function tensor(file: SafetensorsFile, key: string): Tensor {
+function tensor(file: TensorFile, key: string): Tensor {
   return { data: file.float32(key), shape: file.info(key).shape };
 }
 
-function scalar(file: SafetensorsFile, key: string, where: string): number {
+function scalar(file: TensorFile, key: string, where: string): number {
   const t = file.float32(key);
   if (t.length !== 1 || !Number.isFinite(t[0]!))
     throw new CheckpointError(`${where}: alpha should be one finite number, got ${t.length} values`);

@@ -7,13 +7,17 @@ import { familyName, familyOfContextWidth } from "./detect.js";
 import { moduleDeltas, type ShapeOf, type TensorDelta } from "./lora-delta.js";
 import { mapLoraKeys, type LoraTargets } from "./lora-keymap.js";
 import { SafetensorsFile } from "./safetensors.js";
+import { openTensorFile, type TensorFile, tensorFileFromBytes } from "./tensor-file.js";
 
-/** A LoRA as a caller hands it over: a .safetensors path, or the file's bytes with a name for messages. */
+/** The extensions of LoRA files: A1111's name for one is its file name without it. */
+const LORA_EXTENSION = /\.(safetensors|pt|ckpt)$/i;
+
+/** A LoRA as a caller hands it over: a .safetensors (or kohya .pt) path, or the file's bytes with a name for messages. */
 export type LoraSource = string | { readonly bytes: Uint8Array; readonly name: string };
 
 /** A LoRA (or LyCORIS) file read for one model: what it changes, and how it is named and hashed. */
 export interface LoraFile {
-  /** The file name without .safetensors (A1111's name for it), or the name given with the bytes. */
+  /** The file name without .safetensors / .pt (A1111's name for it), or the name given with the bytes. */
   readonly name: string;
   /** The path, or the name given with the bytes. */
   readonly origin: string;
@@ -39,13 +43,13 @@ export interface LoraModel {
 }
 
 /**
- * Reads a LoRA for a model. Refused with a CheckpointError naming the file: a file that is not safetensors
- * (pickles get the same refusal and conversion hint as checkpoints), truncated or malformed, made for another model
+ * Reads a LoRA for a model (.safetensors, or a torch.save .pt read as data by the restricted pickle reader). Refused
+ * with a CheckpointError naming the file: a pickle that asks for anything but tensors (UnsafePickleError), truncated or malformed, made for another model
  * family, with a module whose shapes do not fit the model, or with no key that names anything in the model.
  */
 export function readLora(source: LoraSource, model: LoraModel): LoraFile {
-  const file =
-    typeof source === "string" ? SafetensorsFile.open(source) : SafetensorsFile.fromBytes(source.bytes, source.name);
+  // kohya's scripts save .pt LoRAs too: read through the restricted pickle reader, which executes nothing.
+  const file = typeof source === "string" ? openTensorFile(source) : tensorFileFromBytes(source.bytes, source.name);
   try {
     const origin = typeof source === "string" ? source : source.name;
     const keys = file.keys();
@@ -67,7 +71,7 @@ export function readLora(source: LoraSource, model: LoraModel): LoraFile {
     const deltas = map.modules.flatMap((m) => moduleDeltas(file, m, model.shapeOf));
     const sha256 = dataHash(source, file);
     const shortHash = (file.metadata["sshs_model_hash"] || sha256).slice(0, 12);
-    const name = typeof source === "string" ? basename(source).replace(/\.safetensors$/i, "") : source.name;
+    const name = typeof source === "string" ? basename(source).replace(LORA_EXTENSION, "") : source.name;
     return { name, origin, metadata: file.metadata, sha256, shortHash, deltas, unmatched: map.unmatched };
   } finally {
     file.close();
@@ -78,10 +82,7 @@ export function readLora(source: LoraSource, model: LoraModel): LoraFile {
  * The family a LoRA was made for, when it says: kohya's metadata (ss_base_model_version, ss_v2), the modelspec
  * architecture, a second text encoder's keys (SDXL), or the text width its cross-attention reads.
  */
-function loraFamily(
-  file: SafetensorsFile,
-  keys: readonly string[],
-): { family: ModelFamily; evidence: string } | undefined {
+function loraFamily(file: TensorFile, keys: readonly string[]): { family: ModelFamily; evidence: string } | undefined {
   const m = file.metadata;
   const version = m["ss_base_model_version"] ?? "";
   if (version.startsWith("sdxl")) return { family: "sdxl", evidence: `ss_base_model_version ${version}` };
@@ -104,14 +105,18 @@ function loraFamily(
   return undefined;
 }
 
-/** sha256 of a safetensors file's data section (A1111's addnet hash), read in chunks. */
-function dataHash(source: LoraSource, file: SafetensorsFile): string {
+/**
+ * sha256 of a safetensors file's data section (A1111's addnet hash), read in chunks; of a torch.save file, the whole
+ * file, as A1111 hashes every LoRA that is not .safetensors.
+ */
+function dataHash(source: LoraSource, file: TensorFile): string {
   const hash = createHash("sha256");
-  if (typeof source !== "string") return hash.update(source.bytes.subarray(file.dataStart)).digest("hex");
+  const dataStart = file instanceof SafetensorsFile ? file.dataStart : 0;
+  if (typeof source !== "string") return hash.update(source.bytes.subarray(dataStart)).digest("hex");
   const fd = openSync(source, "r");
   try {
     const buf = Buffer.alloc(4 << 20);
-    for (let at = file.dataStart; ; ) {
+    for (let at = dataStart; ; ) {
       const n = readSync(fd, buf, 0, buf.length, at);
       if (n === 0) break;
       hash.update(buf.subarray(0, n));

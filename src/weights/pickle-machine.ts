@@ -474,9 +474,13 @@ export function readPickle(
   }
 }
 
-/** A dict key: strings and numbers as Python compares them; anything else is not a state dict's key. */
+/**
+ * A dict key: strings and numbers as Python compares them, and an allowed global by its dotted name (a training
+ * checkpoint keys callback states by class); anything else is not a state dict's key.
+ */
 function key(k: unknown, fail: (what: string) => never): string | number {
   if (typeof k === "string" || typeof k === "number") return k;
+  if (k instanceof PickleGlobal) return k.qualified;
   if (typeof k === "bigint" && k >= BigInt(Number.MIN_SAFE_INTEGER) && k <= BigInt(Number.MAX_SAFE_INTEGER))
     return Number(k);
   return fail(`a dict key that is a ${describe(k)}, not a string or number`);

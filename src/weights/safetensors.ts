@@ -328,19 +328,7 @@ export class SafetensorsFile implements SafetensorsHeader {
     const t = this.info(name);
     const what = `${this.path}: tensor "${name}"`;
     if (!into) return toFloat32(this.bytes(name), t.dtype, what);
-    const count = t.shape.reduce((a, c) => a * c, 1);
-    if (into.length !== count)
-      throw new InternalError(`${what} has ${count} values, not the ${into.length} of the buffer given for it`);
-    const size = FLOAT_SIZE[t.dtype];
-    if (size === undefined || size > 4) {
-      into.set(toFloat32(this.bytes(name), t.dtype, what));
-      return into;
-    }
-    const stored = new Uint8Array(into.buffer, into.byteOffset + into.byteLength - count * size, count * size);
-    this.source.read(stored, this.dataStart + t.begin);
-    if (t.dtype === "F16") widenHalvesInPlace(stored, into, f16Table());
-    else if (t.dtype === "BF16") widenBfloatsInPlace(stored, into);
-    return into;
+    return readFloat32Into(this.source, this.dataStart + t.begin, t.dtype, t.shape, into, what);
   }
 
   /** An integer tensor as int64 values (inputs like token ids). */
@@ -366,6 +354,36 @@ export class SafetensorsFile implements SafetensorsHeader {
 }
 
 const FLOAT_SIZE: Partial<Record<Dtype, number>> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+
+/**
+ * Reads the contiguous stored values of a float tensor at `position` into `into` (exactly the tensor's size) as
+ * fp32: the stored bytes go into its own memory (its upper end) and are widened in place, so the read costs no
+ * memory of its own. Shared by every lazily read format (safetensors, torch.save archives).
+ */
+export function readFloat32Into(
+  source: ByteSource,
+  position: number,
+  dtype: Dtype,
+  shape: readonly number[],
+  into: Float32Array,
+  what: string,
+): Float32Array {
+  const count = shape.reduce((a, c) => a * c, 1);
+  if (into.length !== count)
+    throw new InternalError(`${what} has ${count} values, not the ${into.length} of the buffer given for it`);
+  const size = FLOAT_SIZE[dtype];
+  if (size === undefined || size > 4) {
+    const stored = Buffer.alloc(count * DTYPE_SIZES[dtype]);
+    source.read(stored, position);
+    into.set(toFloat32(stored, dtype, what));
+    return into;
+  }
+  const stored = new Uint8Array(into.buffer, into.byteOffset + into.byteLength - count * size, count * size);
+  source.read(stored, position);
+  if (dtype === "F16") widenHalvesInPlace(stored, into, f16Table());
+  else if (dtype === "BF16") widenBfloatsInPlace(stored, into);
+  return into;
+}
 
 /**
  * Widens the 16-bit values at the upper end of `out`'s memory (`stored`) into `out`, first to last: value i is read

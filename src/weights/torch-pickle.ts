@@ -2,7 +2,7 @@ import { CheckpointError, UnsafePickleError } from "../errors.js";
 import { openRegularFile } from "../regular-file.js";
 import { type ByteSource, fileSource, memorySource } from "./byte-source.js";
 import { describe, type PickleHooks, PickleGlobal, PickleTuple, readPickle } from "./pickle-machine.js";
-import { DTYPE_SIZES, type Dtype, MAX_TENSORS, toFloat32 } from "./safetensors.js";
+import { DTYPE_SIZES, type Dtype, MAX_TENSORS, readFloat32Into, toFloat32 } from "./safetensors.js";
 import { readZipDirectory, type ZipEntry } from "./zip-archive.js";
 
 /**
@@ -46,6 +46,14 @@ const TORCH_DTYPES: Readonly<Record<string, Dtype>> = {
   uint8: "U8",
   bool: "BOOL",
 };
+/**
+ * Globals that stand for themselves only, as names: allowed where a value is expected (never called, built or
+ * imported; REDUCE or BUILD on one is refused like any other call). PyTorch Lightning before 1.5 saved a
+ * checkpoint's callback states keyed by the callback's class, so SD 1.x training checkpoints (sd-v1-4.ckpt and
+ * the files fine-tuned from it) hold `{ModelCheckpoint: {"best_model_score": tensor, "dirpath": ...}}` beside
+ * their state_dict: the class is a dict key, read here as its dotted name.
+ */
+const NAME_ONLY_GLOBALS = new Set(["pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"]);
 const REBUILDERS = new Set([
   "_rebuild_tensor",
   "_rebuild_tensor_v2",
@@ -93,7 +101,7 @@ class TorchPolicy implements PickleHooks {
     throw new UnsafePickleError(
       `${this.origin}: the pickle ${what}, which a dictionary of tensors never needs; it could run code if ` +
         "unpickled, so the file is refused (nothing was executed). Only torch's tensor rebuild functions, storages " +
-        "and collections.OrderedDict are allowed. If the file is yours, save model.state_dict() instead, or " +
+        "and collections.OrderedDict are allowed (and PyTorch Lightning's ModelCheckpoint as a name only). If the file is yours, save model.state_dict() instead, or " +
         "convert it to .safetensors in a trusted Python environment",
       name,
     );
@@ -107,7 +115,8 @@ class TorchPolicy implements PickleHooks {
     const allowed =
       (module === "torch._utils" && REBUILDERS.has(name)) ||
       (module === "torch" && (Object.hasOwn(STORAGE_DTYPES, name) || Object.hasOwn(TORCH_DTYPES, name))) ||
-      (module === "collections" && name === "OrderedDict");
+      (module === "collections" && name === "OrderedDict") ||
+      NAME_ONLY_GLOBALS.has(`${module}.${name}`);
     if (!allowed) this.refuse(`${module}.${name}`, `imports ${module}.${name}`);
     return new PickleGlobal(module, name);
   }
@@ -397,8 +406,7 @@ export class TorchFile {
     const size = DTYPE_SIZES[t.dtype];
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count === 0) return Buffer.alloc(0);
-    const contiguous = t.shape.every((_, i) => t.shape[i] === 1 || t.stride[i] === contiguousStride(t.shape, i));
-    if (contiguous) {
+    if (isContiguous(t)) {
       const buf = Buffer.alloc(count * size);
       this.source.read(buf, span.dataOffset + t.offset * size);
       return buf;
@@ -423,7 +431,19 @@ export class TorchFile {
 
   /** A floating-point tensor as fp32 (into `into` when given, which must have its size). */
   float32(name: string, into?: Float32Array): Float32Array {
-    const values = toFloat32(this.bytes(name), this.info(name).dtype, `${this.path}: tensor "${name}"`);
+    const what = `${this.path}: tensor "${name}"`;
+    const t = this.views.get(name);
+    // A contiguous tensor (every one a state dict holds) is read straight into `into`, as from a safetensors file.
+    if (into && t && isContiguous(t))
+      return readFloat32Into(
+        this.source,
+        this.spans.get(t.storage.key)!.dataOffset + t.offset * DTYPE_SIZES[t.dtype],
+        t.dtype,
+        t.shape,
+        into,
+        what,
+      );
+    const values = toFloat32(this.bytes(name), this.info(name).dtype, what);
     if (!into) return values;
     if (into.length !== values.length)
       throw new CheckpointError(`${this.path}: tensor "${name}" has ${values.length} values, not ${into.length}`);
@@ -434,6 +454,10 @@ export class TorchFile {
   close(): void {
     this.source.close();
   }
+}
+
+function isContiguous(t: TorchTensor): boolean {
+  return t.shape.every((_, i) => t.shape[i] === 1 || t.stride[i] === contiguousStride(t.shape, i));
 }
 
 function contiguousStride(shape: readonly number[], i: number): number {

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { inspect } from "../../src/cli/inspect.js";
 import { runCli } from "../helpers/cli.js";
 import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
+
+const sha256Of = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
 describe.skipIf(!HAVE_REFERENCE)("diffuse inspect", () => {
   const summary = () => JSON.parse(readFileSync(ref("models/models_summary.json"), "utf8")).models["sd15-tiny"];
@@ -71,13 +74,41 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse inspect", () => {
     expect(text.stdout).toMatch(/text encoder 2 +73,391 parameters, F32/);
   });
 
-  it("exits 2 with one line for a single file of non-standard size without --config", async () => {
-    for (const f of ["sdxl-tiny.ldm.safetensors"]) {
-      const r = await runCli(["inspect", ref(`models/${f}`)]);
-      expect(r.code).toBe(2);
-      expect(r.stderr.trim().split("\n")).toHaveLength(1);
-      expect(r.stderr).toMatch(/non-standard sizes.*--config/);
+  it("a single file of non-standard size without --config: family, parameters, dtypes and hash, and what needs --config", async () => {
+    const models = JSON.parse(readFileSync(ref("models/models_summary.json"), "utf8")).models;
+    for (const [model, encoders] of [
+      ["sdxl-tiny", ["text_encoder", "text_encoder_2"]],
+      ["sd15-tiny", ["text_encoder"]],
+    ] as const) {
+      const path = ref(`models/${model}.ldm.safetensors`);
+      const r = await runCli(["inspect", path, "--json"]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.stdout);
+      expect(j.family).toBe(model === "sdxl-tiny" ? "sdxl" : "sd1");
+      expect(j.layout).toBe("single-file");
+      expect(j.inpainting).toBe(false);
+      // the fixture README's counts, as stored (F16)
+      expect(Object.keys(j.components)).toEqual(["unet", "vae", ...encoders]);
+      for (const c of Object.keys(j.components))
+        expect(j.components[c], `${model} ${c}`).toEqual({ params: models[model].params[c], dtype: "F16" });
+      expect(j.sha256).toBe(sha256Of(path));
+      expect(j.hash).toBe(sha256Of(path).slice(0, 10));
+      // what the weights cannot say is absent and named, with the option that gives it
+      expect(j.prediction).toBeUndefined();
+      expect(j.default_size).toBeUndefined();
+      expect(j.needs_config).toMatch(/prediction type and default size.*--config/);
     }
+  });
+
+  it("the embedded model's single file without --config, as the README's user types it", async () => {
+    const r = await runCli(["inspect", "models/tiny-shapes.safetensors"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/family +sd1, single-file layout/);
+    expect(r.stdout).toMatch(/unet +[\d,]+ parameters, F(16|32)/);
+    expect(r.stdout).toContain(`hash           ${sha256Of("models/tiny-shapes.safetensors").slice(0, 10)}`);
+    expect(r.stdout).toMatch(/prediction type and default size: .*--config/);
   });
 
   it("exits 2 with one line for a file that is not a checkpoint", async () => {

@@ -9,6 +9,7 @@ import { runCli } from "../helpers/cli.js";
 import { golden, HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { handMadeCacheRepo, writeZeroSafetensors } from "../helpers/hub-fixtures.js";
 import { maxPixelDiff, PROMPT } from "../helpers/pipeline-parity.js";
+import { resaveAsTorch } from "../weights/torch-writer.js";
 
 /** A store with nothing in it, and a home folder with no tool installed, as environment variables. */
 function emptyEnv(): { env: Record<string, string>; dir: string } {
@@ -134,6 +135,31 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse models", () => {
     expect(byName.get("ti-a1111")).toMatchObject({ kind: "embedding", family: "unknown" });
     expect(byName.get("wide-ti")).toMatchObject({ kind: "embedding", family: "sd1" });
     expect(byName.get("sd15-tiny")!.aliases).toContain(`sd15-tiny [${sha256Of(ckpt).slice(0, 10)}]`);
+  });
+
+  it("lists .ckpt checkpoints and kohya .pt LoRAs where .safetensors ones are, the kind and family read from their tensors", async () => {
+    const { env, dir } = emptyEnv();
+    const root = join(dir, "stable-diffusion-webui");
+    mkdirSync(join(root, "models/Stable-diffusion"), { recursive: true });
+    mkdirSync(join(root, "models/Lora"), { recursive: true });
+    const resave = (from: string, to: string, layout: "training" | "state-dict") =>
+      resaveAsTorch(from, join(root, to), layout);
+    const ckpt = resave(ref("models/sd15-tiny.ldm.safetensors"), "models/Stable-diffusion/sd15-tiny.ckpt", "training");
+    resave(ref("models/sd15-tiny-adapters/lora-kohya.safetensors"), "models/Lora/kohya.pt", "state-dict");
+    const listed = await models(["--models-dir", root], env);
+    const byName = new Map(listed.map((m) => [m.name, m]));
+    expect([...byName.keys()].sort()).toEqual(["kohya", "sd15-tiny"]);
+    expect(byName.get("sd15-tiny")).toMatchObject({
+      kind: "checkpoint",
+      family: "sd1",
+      path: ckpt,
+      hash: sha256Of(ckpt).slice(0, 10),
+    });
+    expect(byName.get("sd15-tiny")!.problem).toBeUndefined();
+    // A .pt carries no metadata (kohya's ss_base_model_version lives in .safetensors headers), and the tiny LoRA's
+    // 32-wide text is no family's width: a LoRA of unknown family, listed and usable.
+    expect(byName.get("kohya")).toMatchObject({ kind: "lora", family: "unknown" });
+    expect(byName.get("kohya")!.problem).toBeUndefined();
   });
 
   it("hashes each file once: a second listing takes the hash remembered by path, size and modification time", async () => {

@@ -38,7 +38,7 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's LoRA and embedding routes, and LoRA ta
     work.remove();
   });
 
-  it("GET /sdapi/v1/loras lists the folder's .safetensors LoRAs (subfolders too) with A1111's fields, metadata JSON parsed", async () => {
+  it("GET /sdapi/v1/loras lists the folder's LoRAs, .safetensors and kohya's .pt (subfolders too) with A1111's fields, metadata JSON parsed", async () => {
     const loras = await getJson<{ name: string; alias: string; path: string; metadata: Record<string, unknown> }[]>(
       `${server.base}/sdapi/v1/loras`,
     );
@@ -53,17 +53,20 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's LoRA and embedding routes, and LoRA ta
           ss_network_args: { conv_dim: "4", conv_alpha: "2.0" },
         }),
       },
+      // a .pt is listed as A1111 lists it (read as data when used; this one is broken, and says so then)
+      { name: "old", alias: "old", path: join(loraDir, "old.pt"), metadata: {} },
     ]);
   });
 
   it("POST /sdapi/v1/refresh-loras answers null and picks up a file added since", async () => {
     copyFileSync(ref(ADAPTERS, "loha.safetensors"), join(loraDir, "loha.safetensors"));
-    expect((await getJson<unknown[]>(`${server.base}/sdapi/v1/loras`)).length).toBe(1);
+    expect((await getJson<unknown[]>(`${server.base}/sdapi/v1/loras`)).length).toBe(2);
     const r = await postJson<unknown>(`${server.base}/sdapi/v1/refresh-loras`, {});
     expect(r).toEqual({ status: 200, body: null });
     expect((await getJson<{ name: string }[]>(`${server.base}/sdapi/v1/loras`)).map((l) => l.name)).toEqual([
       "loha",
       "lora-kohya",
+      "old",
     ]);
   });
 

@@ -15,7 +15,16 @@ import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { TorchFile } from "../../src/weights/torch-pickle.js";
 import { OWN_FIXTURES } from "../helpers/fixtures.js";
 import { mulberry32 } from "../helpers/seeded-random.js";
-import { int, op, pickle, stateDictPickle, str, torchZip, zipArchive } from "./torch-writer.js";
+import {
+  int,
+  op,
+  pickle,
+  stateDictPickle,
+  str,
+  torchZip,
+  trainingCheckpointPickle,
+  zipArchive,
+} from "./torch-writer.js";
 
 const dir = join(OWN_FIXTURES, "rrdbnet");
 const f32 = (values: number[]) => new Uint8Array(Float32Array.from(values).buffer);
@@ -138,6 +147,27 @@ const MALICIOUS: ReadonlyArray<readonly [string, string, Buffer]> = [
   ["a persistent id that is not a storage", "persistent id module", pickle(`(${str("module")}${str("os")}tQ`)],
   ["a persistent id of a disallowed type", "os.system", pickle(`(${str("storage")}cos\nsystem\n${str("0")}tQ`)],
   ["a text PERSID", "PERSID", pickle("P0\n")],
+  // Lightning's ModelCheckpoint is allowed as a name (a dict key in SD training checkpoints), never built
+  [
+    "REDUCE on a name-only global",
+    "REDUCE pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint",
+    pickle("cpytorch_lightning.callbacks.model_checkpoint\nModelCheckpoint\n)R"),
+  ],
+  [
+    "NEWOBJ on a name-only global",
+    "NEWOBJ pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint",
+    pickle("cpytorch_lightning.callbacks.model_checkpoint\nModelCheckpoint\n)\x81"),
+  ],
+  [
+    "BUILD on a name-only global",
+    "BUILD pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint",
+    pickle("cpytorch_lightning.callbacks.model_checkpoint\nModelCheckpoint\n}b"),
+  ],
+  [
+    "another Lightning class",
+    "pytorch_lightning.callbacks.EarlyStopping",
+    pickle("cpytorch_lightning.callbacks\nEarlyStopping\n"),
+  ],
 ];
 
 describe("malicious pickles are refused by name, nothing executed", () => {
@@ -250,9 +280,24 @@ describe("broken and hostile structure: a CheckpointError naming the file, bound
     expect(run("S'a'\n")).toThrow(/opcode STRING is not one a dictionary of tensors uses/);
   });
 
-  for (const file of ["x4-new.pth", "x4-old.pth", "x2-new.pth"]) {
+  // torch's own files, and an SD training checkpoint's layout (state_dict beside a callback keyed by its class)
+  const corpus: ReadonlyArray<readonly [string, () => Buffer]> = [
+    ...["x4-new.pth", "x4-old.pth", "x2-new.pth"].map((f) => [f, () => readFileSync(join(dir, f))] as const),
+    [
+      "training.ckpt",
+      () =>
+        torchZip(
+          trainingCheckpointPickle([
+            { name: "model.diffusion_model.out.2.weight", shape: [4, 3], dtype: "F16", key: "0" },
+            { name: "first_stage_model.decoder.conv_out.bias", shape: [3], dtype: "F32", key: "1" },
+          ]),
+          { "0": new Uint8Array(24).fill(0x3c), "1": f32([1, 2, 3]), score: f32([0.5]) },
+        ),
+    ],
+  ];
+  for (const [file, read] of corpus) {
     it(`${file} cut at 200 points: always a CheckpointError naming the file`, () => {
-      const bytes = readFileSync(join(dir, file));
+      const bytes = read();
       const r = mulberry32(file.length * 7919);
       for (let n = 0; n < 200; n++) {
         const cut = Math.floor(r() * bytes.length);
@@ -263,7 +308,7 @@ describe("broken and hostile structure: a CheckpointError naming the file, bound
     });
 
     it(`${file} with 300 random byte mutations (pickle, directory, anywhere): read or refused by CheckpointError`, () => {
-      const bytes = readFileSync(join(dir, file));
+      const bytes = read();
       const pklAt = file.includes("old") ? 0 : bytes.indexOf("data.pkl") + 8;
       const r = mulberry32(file.length * 104729);
       let refused = 0;
