@@ -76,7 +76,17 @@ describe.skipIf(!HAVE_REFERENCE)("T2I-Adapters through A1111's ControlNet extens
     const jobId = (await getJson<JobList>(`${s.base}/api/v1/jobs?limit=1`)).jobs[0]!.id;
     const pipe = await loadPipeline(TINY_MODEL, { threads: 1, cacheDir: cache.path });
     try {
-      const { alwayson_scripts: _, ...plain } = request;
+      // The same request in the library's names (the HTTP edge maps A1111's onto these).
+      const plain = {
+        prompt: "a red circle",
+        negativePrompt: "",
+        seed: 7,
+        steps: 3,
+        width: 104,
+        height: 72,
+        sampler: "Euler",
+        cfgScale: 7,
+      };
       const direct = await pipe.generate({
         ...plain,
         jobId: jobId,
