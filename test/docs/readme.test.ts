@@ -433,6 +433,8 @@ describe("README.md's code blocks", () => {
         expect(asWritten.stderr).toMatch(
           new RegExp(`^diffuse: ${config!.file.replaceAll(".", "\\.")}: .* (of|with) non-standard sizes`),
         );
+        // ... and says how to pass the config folder there.
+        expect(asWritten.stderr).toContain(`${config!.flag}:`);
       }
       expect(r.stderr).not.toMatch(/error/i);
       expect(r.code, r.stderr || r.stdout).toBe(0);

@@ -1,18 +1,13 @@
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
-import { LDM_PARTS } from "../../src/weights/ldm-keymap.js";
-import { ldmStoredTensors, storedTensorData } from "../../src/weights/ldm-keymap-reverse.js";
-import { fileWeightSource } from "../../src/weights/file-source.js";
-import { SafetensorsFile } from "../../src/weights/safetensors.js";
-import { f32Bytes, writeSafetensors } from "../weights/safetensors-writer.js";
 import type { FakeRepo } from "./fake-hub.js";
 import { copyModelFolder } from "./fixture-copies.js";
 import { ref } from "./fixtures.js";
 import { hubRepos, SD15_REPO } from "./hub-fixtures.js";
 import { writeScaledVaes } from "./scaled-vae.js";
 import { sketchPng } from "./sketch.js";
-import { tinyRefinerFolder } from "./tiny-refiner.js";
+import { tinyRefinerFolder, tinyRefinerSingleFile } from "./tiny-refiner.js";
 
 /**
  * The files the README's examples name, as a user has them beside the commands, made of the reference fixtures'
@@ -65,7 +60,7 @@ export async function writeReadmeStandIns(cwd: string, home: string): Promise<Re
   link(join(models, "sdxl-tiny.ldm.safetensors"), "sd_xl_base_1.0.safetensors");
   link(folderWithSteps("sdxl-tiny"), "sdxl-base");
   const refinerConfig = tinyRefinerFolder();
-  writeSingleFileRefiner(refinerConfig, join(cwd, "sd_xl_refiner_1.0.safetensors"));
+  tinyRefinerSingleFile(refinerConfig, join(cwd, "sd_xl_refiner_1.0.safetensors"));
   // ControlNet 1.1 as lllyasviel publishes it: one file in the original layout.
   link(join(models, "controlnet-tiny.ldm.safetensors"), "control_v11p_sd15_scribble.safetensors");
   // A VAE in the original layout, as vae-ft-mse-840000-ema-pruned ships (sd15-tiny's own, unscaled).
@@ -138,29 +133,4 @@ function folderWithSteps(model: string): string {
   const dir = copyModelFolder(model);
   writeFileSync(join(dir, "generation_config.json"), generationConfig());
   return dir;
-}
-
-/** The tiny refiner's networks as one file in the published layout of sd_xl_refiner_1.0.safetensors. */
-function writeSingleFileRefiner(folder: string, path: string): void {
-  const folders = { unet: "unet", vae: "vae", textEncoder: "text_encoder_2" } as const;
-  const tensors = LDM_PARTS["sdxl-refiner"].flatMap((part) => {
-    const file = SafetensorsFile.open(
-      join(
-        folder,
-        folders[part.component as keyof typeof folders],
-        `${part.component === "textEncoder" ? "model" : "diffusion_pytorch_model"}.safetensors`,
-      ),
-    );
-    const source = fileWeightSource(file);
-    const shapes = new Map(file.keys().map((k) => [k, file.info(k).shape] as const));
-    const stored = ldmStoredTensors(part, shapes).map((t) => ({
-      name: t.stored,
-      dtype: "F32" as const,
-      shape: t.shape,
-      data: f32Bytes(storedTensorData(t, source)),
-    }));
-    file.close();
-    return stored;
-  });
-  writeSafetensors(path, tensors);
 }
