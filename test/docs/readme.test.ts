@@ -458,7 +458,7 @@ describe("README.md's code blocks", () => {
         ?.trim();
       if (testBlocks.includes(block)) continue; // the suite itself: compared with .ci/run above
       if (block.lang === "ts") {
-        it(`block ${n + 1} (the library): ${title}`, () => {
+        it(`block ${n + 1} (the library): ${title}`, async () => {
           const file = join(cwd, "example.mts"); // an ES module, as the example is (top-level await)
           writeFileSync(
             file,
@@ -474,6 +474,10 @@ describe("README.md's code blocks", () => {
           const written = [...block.code.matchAll(/writeFile\("([^"]+)"/g)].map((m) => m[1]!);
           expect(written.length).toBeGreaterThan(0);
           for (const f of written) expect([...readFileSync(join(cwd, f)).subarray(0, 4)]).toEqual(PNG);
+          // The camelCase parameters it passes are the ones the image records.
+          expect(await parameters(join(cwd, "circle.png"))).toMatch(
+            /^a red circle, blue background\nNegative prompt: green\nSteps: 20, .*CFG scale: 7, Seed: 42,/,
+          );
         });
         continue;
       }
