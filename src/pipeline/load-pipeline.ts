@@ -56,7 +56,7 @@ export interface LoadOptions extends NetworkOptions, SafeguardOptions {
   prediction?: PredictionType;
   /**
    * A second checkpoint that takes over the last part of every generation's schedule (A1111's refiner; see
-   * GenerateParams.refiner_switch_at). It must share the model's latent space (an SDXL refiner for SDXL).
+   * GenerateParams.refinerSwitchAt). It must share the model's latent space (an SDXL refiner for SDXL).
    */
   refiner?: RefinerLoadOptions;
   /** Where `<lora:NAME:W>` finds NAME.safetensors (with subfolders; default: defaultAdapterFolders().loras). */
@@ -117,6 +117,8 @@ interface ModelParts {
 
 interface ModelOptions extends NetworkOptions, Pick<LoadOptions, "store" | "acceptLicense" | "confirmLicense"> {
   config?: string;
+  /** How a user passes `config`, for the message asking for it (the refiner's differs from the model's). */
+  configOption?: string;
   tokenizers: readonly (string | undefined)[];
   prediction?: PredictionType;
   /** Tokenizers to use, by encoder folder, for encoders whose own cannot be found (a refiner borrows the base's). */
@@ -179,7 +181,11 @@ export async function loadPipeline(path: string, opts: LoadOptions = {}): Promis
 async function openModel(path: string, opts: ModelOptions): Promise<ModelParts> {
   if (!existsSync(path))
     throw new InputError(`model not found: ${path}; pass --model with a .safetensors file or a diffusers folder`);
-  const checkpoint = openCheckpoint(path, { configDir: opts.config, prediction: opts.prediction });
+  const checkpoint = openCheckpoint(path, {
+    configDir: opts.config,
+    configOption: opts.configOption,
+    prediction: opts.prediction,
+  });
   try {
     const roots = configRoots(checkpoint, opts.config);
     const tokenizers = new Map<string, ClipTokenizer>();
@@ -214,6 +220,7 @@ async function openRefiner(r: RefinerLoadOptions, opts: LoadOptions, base: Model
   const refiner = await openModel(r.model, {
     ...opts,
     config: r.config,
+    configOption: "refiner.config / --refiner-config",
     tokenizers: [r.tokenizer],
     prediction: undefined,
     borrowed: base.tokenizers,

@@ -45,6 +45,11 @@ export interface OpenOptions {
    * head counts and norm groups cannot be read from the weights.
    */
   configDir?: string;
+  /**
+   * How the caller's user passes configDir, for the message that asks for it (default `configDir / --config`, the
+   * model's; a refiner's is its own).
+   */
+  configOption?: string;
   /** For diffusers folders holding both precisions: read `*.fp16.safetensors` first. Default: full precision first. */
   variant?: "fp16";
   /**
@@ -158,7 +163,7 @@ function openSingleFile(path: string, opts: OpenOptions): Checkpoint {
             .map((t) => t!.hiddenSize)
             .join(" + ")}); ` +
           `attention head counts and norm groups cannot be read from weights, so pass a config folder ` +
-          `(configDir / --config: a diffusers folder with unet/, vae/ and text encoder config.json files for this model)`,
+          `(${opts.configOption ?? "configDir / --config"}: a diffusers folder with unet/, vae/ and text encoder config.json files for this model)`,
       );
     } else {
       config = detected.config;

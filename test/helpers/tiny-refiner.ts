@@ -3,6 +3,11 @@ import { join } from "node:path";
 import { randomWeights } from "../../bench/random-weights.js";
 import { unetConfigFromDiffusers } from "../../src/configs/unet.js";
 import { unetParamShapes } from "../../src/models/param-shapes.js";
+import { DIFFUSERS_FOLDERS, WEIGHT_STEMS } from "../../src/weights/checkpoint.js";
+import { fileWeightSource } from "../../src/weights/file-source.js";
+import { LDM_PARTS } from "../../src/weights/ldm-keymap.js";
+import { ldmStoredTensors, storedTensorData } from "../../src/weights/ldm-keymap-reverse.js";
+import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { f32Bytes, writeSafetensors } from "../weights/safetensors-writer.js";
 import { copyModelFolder } from "./fixture-copies.js";
 import { ref } from "./fixtures.js";
@@ -43,4 +48,26 @@ export function tinyRefinerFolder(): string {
     [...shapes].map(([name, shape]) => ({ name, dtype: "F32" as const, shape, data: f32Bytes(weights.float32(name)) })),
   );
   return dir;
+}
+
+/**
+ * The tiny refiner of `folder` (tinyRefinerFolder) as one file in the original layout, as sd_xl_refiner_1.0.safetensors
+ * is published; like every tiny single file it needs its folder as config (non-standard sizes).
+ */
+export function tinyRefinerSingleFile(folder: string, path: string): string {
+  const tensors = LDM_PARTS["sdxl-refiner"].flatMap((part) => {
+    const sub = DIFFUSERS_FOLDERS["sdxl-refiner"][part.component]!;
+    const file = SafetensorsFile.open(join(folder, sub, `${WEIGHT_STEMS[sub]}.safetensors`));
+    const source = fileWeightSource(file);
+    const shapes = new Map(file.keys().map((k) => [k, file.info(k).shape] as const));
+    const stored = ldmStoredTensors(part, shapes).map((t) => ({
+      name: t.stored,
+      dtype: "F32" as const,
+      shape: t.shape,
+      data: f32Bytes(storedTensorData(t, source)),
+    }));
+    file.close();
+    return stored;
+  });
+  return writeSafetensors(path, tensors);
 }

@@ -16,9 +16,9 @@ import {
   tinyLayouts,
   type TinyLayout,
 } from "../helpers/pipeline-parity.js";
-import { tinyRefinerFolder } from "../helpers/tiny-refiner.js";
+import { tinyRefinerFolder, tinyRefinerSingleFile } from "../helpers/tiny-refiner.js";
 import { SDXL_SPEC, sparseCheckpoint } from "../weights/ldm-headers.js";
-import { removeTempDirs } from "../weights/safetensors-writer.js";
+import { removeTempDirs, tempDir } from "../weights/safetensors-writer.js";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-sdxl-"));
 const base: LoadOptions = { cacheDir, threads: 1, safetyChecker: false };
@@ -188,6 +188,11 @@ describe.skipIf(!HAVE_REFERENCE)("A1111's refiner hand-over (--refiner, refiner_
     await expect(
       loadPipeline(ref("models/lcm-tiny"), { ...base, refiner: { model: ref("models/sd15-tiny") } }),
     ).rejects.toThrow(/the refiner .*sd15-tiny is not an LCM and the model is: .*pair LCMs with LCMs/);
+    // A single-file refiner of non-standard sizes names the refiner's own config option, not the model's.
+    const refinerFile = tinyRefinerSingleFile(tinyRefinerFolder(), join(tempDir("refiner"), "refiner.safetensors"));
+    await expect(loadPipeline(ref("models/sdxl-tiny"), { ...base, refiner: { model: refinerFile } })).rejects.toThrow(
+      /refiner\.safetensors: .*non-standard sizes.*pass a config folder \(refiner\.config \/ --refiner-config:/,
+    );
     const refined = await open(ref("models/sdxl-tiny"), { refiner: { model: tinyRefinerFolder() } });
     const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: "#808080" } })
       .png()
