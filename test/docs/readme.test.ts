@@ -239,13 +239,13 @@ const CHECKS: readonly Check[] = [
   },
   {
     command:
-      /^generate "a cat" --model sd15\/ --init photo.png --mask mask.png --mask-blur 4 --inpaint-fill fill --inpaint-full-res 32 -W 512 -H 512$/,
+      /^generate "a cat" --model sd15\/ --init photo.png --mask mask.png --mask-blur 4 --inpaint-fill fill --inpaint-full-res 32$/,
     check: async (run) => {
       const out = await expectNumberedOutput(run, "img2img");
       expect(await parameters(out)).toMatch(
-        /Size: 512x512, .*Mask blur: 4, Masked content: fill, Inpaint area: Only masked, Masked area padding: 32,/,
+        /Size: \d+x\d+, .*Mask blur: 4, Masked content: fill, Inpaint area: Only masked, Masked area padding: 32,/,
       );
-      // "Only masked" repaints the masked area at 512 px and pastes it back into the photo, at the photo's size.
+      // "Only masked" repaints the masked area at the model's size and pastes it back into the photo, at its size.
       expect(await sharp(out).metadata()).toMatchObject({ width: 64, height: 64 });
     },
   },
@@ -289,13 +289,16 @@ const CHECKS: readonly Check[] = [
   },
   {
     command:
-      /^generate "a fox in the snow" --model sd_xl_base_1.0.safetensors --config sdxl-base\/ --prompt-2 watercolour --refiner sd_xl_refiner_1.0.safetensors --refiner-switch-at 0.8 -W 1024 -H 1024$/,
+      /^generate "a fox in the snow" --model sd_xl_base_1.0.safetensors --config sdxl-base\/ --prompt-2 watercolour --refiner sd_xl_refiner_1.0.safetensors --refiner-switch-at 0.8$/,
     check: async (run) => {
       const out = await expectNumberedOutput(run, "txt2img");
-      expect(await parameters(out)).toMatch(
-        /Size: 1024x1024, .*Model: sd_xl_base_1.0, .*Refiner: sd_xl_refiner_1.0 \[[0-9a-f]{10}\], Refiner switch at: 0.8,/,
+      const text = await parameters(out);
+      expect(text).toMatch(
+        /Size: \d+x\d+, .*Model: sd_xl_base_1.0, .*Refiner: sd_xl_refiner_1.0 \[[0-9a-f]{10}\], Refiner switch at: 0.8,/,
       );
-      expect(await sharp(out).metadata()).toMatchObject({ width: 1024, height: 1024 });
+      // The model's own size (1024 px for SDXL; the stand-in's is smaller), which the image has.
+      const [width, height] = /Size: (\d+)x(\d+),/.exec(text)!.slice(1).map(Number);
+      expect(await sharp(out).metadata()).toMatchObject({ width, height });
     },
   },
   {
