@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { DiffuseError } from "../index.js";
 import { registerDetect } from "./detect.js";
 import { registerGenerate } from "./generate.js";
+import { registerGrid } from "./grid.js";
 import { registerInfo } from "./info.js";
 import { registerInspect } from "./inspect.js";
 import { registerModels } from "./models.js";
@@ -26,6 +27,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerGenerate(program);
+  registerGrid(program);
   registerInspect(program);
   registerInfo(program);
   registerVerify(program);
