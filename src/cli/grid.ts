@@ -185,7 +185,7 @@ async function gridCommand(prompt: string, o: GridOptions): Promise<void> {
       await interruption.pausePoint("generated");
       interruption.check();
       const encoded = await encodeGrid(plan, results, first!, format, o, margin);
-      await writeOutputs(o, plan, results, encoded, gridPath, kind, interruption, log);
+      await writeOutputs(o, results, encoded, gridPath, kind, interruption, log);
     } finally {
       for (const pipe of pipes.values()) await pipe.close();
     }
@@ -211,7 +211,7 @@ async function encodeGrid(
   format: ReturnType<typeof formatForPath>,
   o: GridOptions,
   margin: number,
-): Promise<Buffer> {
+): Promise<{ bytes: Buffer; infotext: string }> {
   const { grid } = composeGrid(
     results.map((r) => r.images[0]?.image),
     { x: plan.x.labels, y: plan.y.labels, z: plan.z.labels },
@@ -223,9 +223,8 @@ async function encodeGrid(
 
 async function writeOutputs(
   o: GridOptions,
-  plan: XyzPlan,
   results: readonly GenerateResult[],
-  gridBytes: Buffer,
+  gridOut: { bytes: Buffer; infotext: string },
   gridPath: string,
   kind: "txt2img" | "img2img",
   interruption: Interruption,
@@ -247,7 +246,7 @@ async function writeOutputs(
   const target =
     o.out ?? numberedPaths(outputFolder(o.outdir), `${kind}-grids`, [String(results[0]!.images[0]!.seed)], true)[0]!;
   const staged = stageFiles([
-    { path: target, bytes: gridBytes },
+    { path: target, bytes: gridOut.bytes },
     ...cellBytes.map((bytes, i) => ({ path: cellPaths[i]!, bytes })),
   ]);
   const forget = interruption.onForcedExit(() => staged.discard());
@@ -259,7 +258,7 @@ async function writeOutputs(
           `${JSON.stringify({
             grid: written[0],
             cells: written.slice(1),
-            info: gridInfotext(results[0]!.info, plan),
+            info: gridOut.infotext,
             infotexts: results.map((r) => r.info),
             seeds: results.map((r) => seedToJson(r.images[0]!.seed)),
             warnings: [...new Set(results.flatMap((r) => r.warnings))],

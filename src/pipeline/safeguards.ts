@@ -160,7 +160,12 @@ export class Safeguards {
    * An image composed from this configuration's outputs (an X/Y/Z plot's grid), encoded, watermarked and signed as
    * they are (finishComposedImage); the safety checker does not run on it, its parts having been checked.
    */
-  composed(image: RgbImage, infotext: string, info: ProvenanceInfo, format: ImageFormat): Promise<Buffer> {
+  composed(
+    image: RgbImage,
+    infotext: string,
+    info: ProvenanceInfo,
+    format: ImageFormat,
+  ): Promise<{ bytes: Buffer; infotext: string }> {
     if (this.opts.provenance !== false)
       this.signer ??= resolveSigner(typeof this.opts.provenance === "object" ? this.opts.provenance : {});
     const off = this.checkerState === "off" ? ["safety checker"] : [];

@@ -24,7 +24,7 @@ export interface ComposedImageSafeguards {
 /**
  * An image composed from generated images goes out as they do: the invisible watermarks over the whole of it (its
  * parts carry theirs, but tiling and labels change what a detector sees), its infotext where the format keeps it,
- * then C2PA content credentials, last. The safety checker is not run again: the parts were checked, and a flagged
+ * then C2PA content credentials, last. Returns the bytes and the infotext they carry. The safety checker is not run again: the parts were checked, and a flagged
  * part is already what its policy made of it (black, blurred or marked).
  */
 export async function finishComposedImage(
@@ -33,7 +33,7 @@ export async function finishComposedImage(
   info: ProvenanceInfo,
   format: ImageFormat,
   safeguards: ComposedImageSafeguards = {},
-): Promise<Buffer> {
+): Promise<{ bytes: Buffer; infotext: string }> {
   const off: string[] = [...(info.safeguardsOff ?? [])];
   let out = image;
   let text = infotext;
@@ -46,10 +46,10 @@ export async function finishComposedImage(
     text = withWatermarkNote(infotext, marked.note);
   }
   const bytes = await encodeImage(out, format, text);
-  if (safeguards.provenance === false) return bytes;
+  if (safeguards.provenance === false) return { bytes, infotext: text };
   const signer =
     safeguards.signer ?? resolveSigner(typeof safeguards.provenance === "object" ? safeguards.provenance : {});
-  return signImage(bytes, { ...info, safeguardsOff: off }, await signer);
+  return { bytes: await signImage(bytes, { ...info, safeguardsOff: off }, await signer), infotext: text };
 }
 
 /** The infotext's "Watermark" field set to `note`, or left out when the image carries the marks (no note). */
