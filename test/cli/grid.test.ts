@@ -5,6 +5,7 @@ import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { readPngText } from "../../src/image/png-text.js";
 import { runCli } from "../helpers/cli.js";
+import { flagsEverything } from "../helpers/safety-fixtures.js";
 
 const env = { DIFFUSE_CACHE: mkdtempSync(join(tmpdir(), "diffuse-cli-cache-")) };
 
@@ -65,6 +66,41 @@ describe("diffuse grid (the X/Y/Z plot) on the embedded model", () => {
         }
     // The grid carries its own watermark over the cells' pixels: nearly equal, not byte for byte.
     expect(differing).toBeLessThan(64 * 64 * 3 * 0.05);
+  });
+
+  it("shows a cell the safety checker flagged as its policy made it: black under block", async () => {
+    const out = join(dir, "flagged.png");
+    const checker = flagsEverything(mkdtempSync(join(tmpdir(), "diffuse-grid-checker-")));
+    const r = await runCli(
+      [
+        "grid",
+        "a red circle",
+        "--x",
+        "cfg=3,7",
+        "--steps",
+        "2",
+        "--seed",
+        "5",
+        "--safety-checker",
+        checker,
+        "--safety-policy",
+        "block",
+        "--no-watermark",
+        "-o",
+        out,
+      ],
+      { env },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const grid = await sharp(out).raw().toBuffer({ resolveWithObject: true });
+    const w = grid.info.width;
+    const at = (x: number, y: number) => [...grid.data.subarray((y * w + x) * 3, (y * w + x) * 3 + 3)];
+    // Both cells (the bottom 64 rows) are black; the label band above them is white paper.
+    expect(at(w - 128 + 5, grid.info.height - 10)).toEqual([0, 0, 0]);
+    expect(at(w - 5, grid.info.height - 10)).toEqual([0, 0, 0]);
+    expect(at(w - 1, 0)).toEqual([255, 255, 255]);
+    const parameters = readPngText(readFileSync(out)).find((c) => c.keyword === "parameters")!.text;
+    expect(parameters).toMatch(/Safety checker: blocked \(block policy\)/);
   });
 
   it("refuses a bad axis value before generating, naming the axis and the value, and writes nothing", async () => {
