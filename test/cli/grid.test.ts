@@ -4,7 +4,9 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { readPngText } from "../../src/image/png-text.js";
+import { defaultModelPath } from "../../src/default-model.js";
 import { runCli } from "../helpers/cli.js";
+import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 import { flagsEverything } from "../helpers/safety-fixtures.js";
 
 const env = { DIFFUSE_CACHE: mkdtempSync(join(tmpdir(), "diffuse-cli-cache-")) };
@@ -101,6 +103,38 @@ describe("diffuse grid (the X/Y/Z plot) on the embedded model", () => {
     expect(at(w - 1, 0)).toEqual([255, 255, 255]);
     const parameters = readPngText(readFileSync(out)).find((c) => c.keyword === "parameters")!.text;
     expect(parameters).toMatch(/Safety checker: blocked \(block policy\)/);
+  });
+
+  it.skipIf(!HAVE_REFERENCE)("runs a Checkpoint name axis, each column on its model", async () => {
+    const out = join(dir, "models.png");
+    const r = await runCli(
+      [
+        "grid",
+        "a red circle",
+        "--x",
+        `checkpoint=${defaultModelPath()},${ref("models/sd15-tiny")}`,
+        "--y",
+        "cfg=3,7",
+        "--steps",
+        "2",
+        "--seed",
+        "5",
+        "--no-provenance",
+        "-o",
+        out,
+        "--json",
+      ],
+      { env },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    // Grid order (x fastest): each column's model named in its cells' infotexts.
+    expect(result.infotexts.map((t: string) => /Model: ([^,]+)/.exec(t)?.[1])).toEqual([
+      "tiny-shapes",
+      "sd15-tiny",
+      "tiny-shapes",
+      "sd15-tiny",
+    ]);
   });
 
   it("refuses a bad axis value before generating, naming the axis and the value, and writes nothing", async () => {
