@@ -19,28 +19,33 @@ const inked = (img: RgbImage, x0: number, y0: number, w: number, h: number) => {
 };
 
 describe("the grid's bitmap font", () => {
-  it('draws "A" as its 5x7 bitmap says, each font pixel a scale x scale square', () => {
-    // The letter as drawn in the font: a round top, a bar in the middle row, two legs.
-    const A = [".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"];
-    for (const scale of [1, 3]) {
-      const img = white(8 * scale, 9 * scale);
-      drawText(img, "A", scale, scale, scale);
-      for (let r = 0; r < 7; r++)
-        for (let c = 0; c < 5; c++)
-          for (const [dx, dy] of [
-            [0, 0],
-            [scale - 1, scale - 1],
-          ])
-            expect(
-              pixel(img, scale + c * scale + dx!, scale + r * scale + dy!)[0],
-              `row ${r} col ${c} at ${scale}x`,
-            ).toBe(A[r]![c] === "#" ? 0 : 255);
-    }
+  it('draws "A" and "g" as their bitmaps say, each font pixel a scale x scale square', () => {
+    // The letters as drawn in the font: A's round top, bar and two legs; g's bowl and its tail below the line.
+    const A = [".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#", "....."];
+    const g = [".....", ".....", ".####", "#...#", "#...#", ".####", "....#", ".###."];
+    for (const [ch, bitmap] of [
+      ["A", A],
+      ["g", g],
+    ] as const)
+      for (const scale of [1, 3]) {
+        const img = white(8 * scale, 10 * scale);
+        drawText(img, ch, scale, scale, scale);
+        for (let r = 0; r < 8; r++)
+          for (let c = 0; c < 5; c++)
+            for (const [dx, dy] of [
+              [0, 0],
+              [scale - 1, scale - 1],
+            ])
+              expect(
+                pixel(img, scale + c * scale + dx!, scale + r * scale + dy!)[0],
+                `${ch} row ${r} col ${c} at ${scale}x`,
+              ).toBe(bitmap[r]![c] === "#" ? 0 : 255);
+      }
   });
 
   it("draws a character outside printable ASCII as a question mark", () => {
-    const a = white(6, 8);
-    const b = white(6, 8);
+    const a = white(6, 9);
+    const b = white(6, 9);
     drawText(a, "é", 0, 0, 1);
     drawText(b, "?", 0, 0, 1);
     expect(a.data).toEqual(b.data);
