@@ -22,6 +22,29 @@ export type {
   InpaintOptions,
 } from "./pipeline/params.js";
 export { requestFromInfotext } from "./pipeline/infotext-request.js";
+/** AUTOMATIC1111's X/Y/Z plot: axes, their value syntax, the cells, and the grid image. */
+export {
+  planXyzPlot,
+  runXyzPlot,
+  gridInfotext,
+  MAX_XYZ_CELLS,
+  type AxisLetter,
+  type XyzAxisRequest,
+  type XyzPlotRequest,
+  type XyzPlotAxis,
+  type XyzPlannedCell,
+  type XyzPlan,
+  type XyzRunOptions,
+} from "./pipeline/xyz-plot.js";
+export {
+  XYZ_AXES,
+  findXyzAxis,
+  type XyzAxis,
+  type XyzAxisId,
+  type XyzCell,
+  type XyzValue,
+} from "./pipeline/xyz-axes.js";
+export { composeGrid, type GridLabels, type GridOptions } from "./image/grid-image.js";
 export { hiresUpscalerNames, type PixelUpscaler } from "./pipeline/hires-upscalers.js";
 export type { EmbeddingRequest } from "./pipeline/textual-inversions.js";
 export { defaultAdapterFolders } from "./pipeline/adapter-folder.js";

@@ -1,191 +1,34 @@
 import { extname } from "node:path";
 import cliProgress from "cli-progress";
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
 import {
   defaultModelPath,
   formatForPath,
   type GenerateParams,
   type GenerateResult,
-  type HiresParams,
   IMAGE_FORMATS,
   type ImageFormat,
   InputError,
   isDefaultModel,
-  listScheduleTypes,
   loadPipeline,
-  parseSeed,
-  type PredictionType,
-  RANDOM_SEED,
-  randomSeed,
   seedToJson,
   type StableDiffusionPipeline,
 } from "../index.js";
-import { canCarryCredentials, signableFormatNames, signerConfigFromEnv } from "../responsible/provenance/index.js";
+import { canCarryCredentials, signableFormatNames } from "../responsible/provenance/index.js";
 import { exifWithUserComment } from "../image/exif-user-comment.js";
 import { fitsJpegExif } from "../image/jpeg-exif.js";
-import { adapterFolderOptions, loraOption } from "./adapter-options.js";
-import { addControlOptions, controlModelPath, controlUnits, type ControlOptions } from "./control-options.js";
+import {
+  addGenerationOptions,
+  type GenerateOptions,
+  generationRequest,
+  pipelineLoadOptions,
+  resolveControlModels,
+} from "./generate-options.js";
 import { Interruption } from "./interruption.js";
-import { terminalLicensePrompt } from "./license-prompt.js";
 import { checkOutputsWritable, stageFiles } from "./output-files.js";
 import { numberedPaths, OUTDIR_ENV, outputFolder } from "./output-folder.js";
-import { samplerSummary } from "./samplers.js";
 import { PreviewFile } from "./preview-file.js";
 import { modelOption } from "./model-option.js";
-import { safetyPolicyOption } from "./safety-options.js";
-import { collect } from "./repeatable.js";
-
-interface GenerateOptions extends ControlOptions {
-  model?: string;
-  config?: string;
-  tokenizer?: string;
-  tokenizer2?: string;
-  prediction?: string;
-  refiner?: string;
-  refinerConfig?: string;
-  refinerSwitchAt?: string;
-  negativePrompt?: string;
-  /** The short name --negative, kept for scripts written before --negative-prompt. */
-  negative?: string;
-  prompt2?: string;
-  negative2?: string;
-  steps?: string;
-  cfg?: string;
-  seed?: string;
-  subseed?: string;
-  subseedStrength?: string;
-  seedResizeFrom?: string;
-  hires?: string;
-  hiresResize?: string;
-  hiresSteps?: string;
-  hiresUpscaler?: string;
-  modelsDir: string[];
-  hiresDenoise?: string;
-  hiresPrompt?: string;
-  hiresNegative?: string;
-  hiresSampler?: string;
-  hiresSchedule?: string;
-  sampler?: string;
-  schedule?: string;
-  width?: string;
-  height?: string;
-  init?: string;
-  strength?: string;
-  mask?: string;
-  maskBlur?: string;
-  inpaintFill?: string;
-  inpaintFullRes?: string | boolean;
-  invertMask?: boolean;
-  batchSize?: string;
-  batchCount?: string;
-  clipSkip?: string;
-  threads?: string;
-  out?: string;
-  outdir?: string;
-  json?: boolean;
-  progress: boolean;
-  watermark: boolean;
-  safetyCheck: boolean;
-  safetyChecker?: string;
-  safetyPolicy?: string;
-  provenance: boolean;
-  c2paKey?: string;
-  c2paCert?: string;
-  policy?: string;
-  acceptLicense?: boolean;
-  lora: string[];
-  loraDir?: string;
-  embeddingsDir?: string;
-  vae?: string;
-  previewVae?: string;
-  preview?: string;
-}
-
-/** Parses a numeric option strictly: "20" is 20, "20x" or "" is an error naming the flag. */
-function num(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n))
-    throw new InputError(`${flag} ${JSON.stringify(value)} is not a number`);
-  return n;
-}
-
-/** A `WxH` option (`--seed-resize-from 512x768`), as two numbers; an error naming the flag otherwise. */
-function sizeOption(flag: string, value: string | undefined): { width: number; height: number } | undefined {
-  if (value === undefined) return undefined;
-  const m = /^\s*(\d+)\s*[xX]\s*(\d+)\s*$/.exec(value);
-  if (!m)
-    throw new InputError(`${flag} ${JSON.stringify(value)} is not a size: write WIDTHxHEIGHT in pixels, e.g. 512x768`);
-  return { width: Number(m[1]), height: Number(m[2]) };
-}
-
-/** The hires fix from its options: --hires SCALE or --hires-resize WxH turn it on; the others need one of them. */
-function hiresOption(o: GenerateOptions): HiresParams | undefined {
-  const resize = sizeOption("--hires-resize", o.hiresResize);
-  if (o.hires === undefined && resize === undefined) {
-    const stray = (
-      [
-        ["--hires-steps", o.hiresSteps],
-        ["--hires-upscaler", o.hiresUpscaler],
-        ["--hires-denoise", o.hiresDenoise],
-        ["--hires-prompt", o.hiresPrompt],
-        ["--hires-negative", o.hiresNegative],
-        ["--hires-sampler", o.hiresSampler],
-        ["--hires-schedule", o.hiresSchedule],
-      ] as const
-    ).find(([, v]) => v !== undefined);
-    if (stray)
-      throw new InputError(`${stray[0]} needs --hires SCALE (or --hires-resize WxH): the hires fix it configures`);
-    return undefined;
-  }
-  return {
-    ...(o.hires !== undefined ? { scale: num("--hires", o.hires) } : {}),
-    ...(resize ? { resizeX: resize.width, resizeY: resize.height } : {}),
-    ...(o.hiresSteps !== undefined ? { steps: num("--hires-steps", o.hiresSteps) } : {}),
-    ...(o.hiresUpscaler !== undefined ? { upscaler: o.hiresUpscaler } : {}),
-    ...(o.hiresDenoise !== undefined ? { denoisingStrength: num("--hires-denoise", o.hiresDenoise) } : {}),
-    ...(o.hiresPrompt !== undefined ? { prompt: o.hiresPrompt } : {}),
-    ...(o.hiresNegative !== undefined ? { negativePrompt: o.hiresNegative } : {}),
-    ...(o.hiresSampler !== undefined ? { sampler: o.hiresSampler } : {}),
-    ...(o.hiresSchedule !== undefined ? { schedule: o.hiresSchedule } : {}),
-  };
-}
-
-/** The mask options; an error naming the flag when one is given without --mask. */
-function inpaintOptions(o: GenerateOptions): Partial<GenerateParams> {
-  const given = [
-    ["--mask-blur", o.maskBlur],
-    ["--inpaint-fill", o.inpaintFill],
-    ["--inpaint-full-res", o.inpaintFullRes],
-    ["--invert-mask", o.invertMask],
-  ] as const;
-  const stray = given.find(([, v]) => v !== undefined);
-  if (o.mask === undefined) {
-    if (stray) throw new InputError(`${stray[0]} needs --mask: the mask of the region to inpaint`);
-    return {};
-  }
-  const fill = o.inpaintFill?.trim();
-  return {
-    maskBlur: num("--mask-blur", o.maskBlur),
-    // A1111's numbers 0 to 3 work too; the pipeline names the valid modes for anything else.
-    inpaintingFill: fill !== undefined && /^[0-3]$/.test(fill) ? (Number(fill) as 0 | 1 | 2 | 3) : (fill as never),
-    inpaintFullRes: o.inpaintFullRes !== undefined,
-    inpaintFullResPadding:
-      typeof o.inpaintFullRes === "string" ? num("--inpaint-full-res", o.inpaintFullRes) : undefined,
-    invertMask: o.invertMask,
-  };
-}
-
-/** `--prediction v|epsilon` (also the diffusers spellings v_prediction, v-prediction, eps). */
-function predictionOption(value: string | undefined): PredictionType | undefined {
-  if (value === undefined) return undefined;
-  const v = value.trim().toLowerCase();
-  if (v === "v" || v === "v_prediction" || v === "v-prediction") return "v_prediction";
-  if (v === "epsilon" || v === "eps") return "epsilon";
-  throw new InputError(
-    `--prediction ${JSON.stringify(value)} is not a prediction type: use v (v-prediction, SD2 768-v and v-pred fine-tunes) or epsilon`,
-  );
-}
 
 /**
  * Output file names: `{seed}` and `{n}` are replaced; several images without a placeholder get "-n" suffixes.
@@ -202,136 +45,12 @@ export function outputPaths(pattern: string, seeds: readonly (bigint | string)[]
 }
 
 export function registerGenerate(program: Command): void {
-  const command = program
-    .command("generate")
-    .description("turn a prompt (and optionally a sketch or photo, and a mask) into images")
-    .argument("<prompt>", "what to draw; (word:1.2) weights and BREAK as in AUTOMATIC1111")
-    .option(
-      "-m, --model <path|name>",
-      "a .safetensors checkpoint, a diffusers folder, or a name diffuse models lists (sd-1.5, OWNER/REPO, an A1111 model name) (default: the embedded tiny model)",
-    )
-    .option(
-      "--config <dir>",
-      "diffusers folder with config.json files for a single-file checkpoint of non-standard size",
-    )
-    .option(
-      "--tokenizer <path>",
-      "tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz (default for a single file: the store's, fetched once)",
-    )
-    .option(
-      "--tokenizer-2 <path>",
-      "SDXL: the second (OpenCLIP bigG) encoder's tokenizer, for a single file without --config (default: the store's)",
-    )
-    .option("--accept-license", "accept the licence of a tokenizer the store fetches for a single file, without asking")
-    .option(
-      "--prediction <type>",
-      "what the model predicts, over its config and detection: v (v-prediction) or epsilon",
-    )
-    .option("-n, --negative-prompt <text>", "negative prompt: what the image should not have")
-    .addOption(new Option("--negative <text>", "the same as --negative-prompt").hideHelp())
-    .option("--prompt-2 <text>", "SDXL: the prompt of the second text encoder (default: the prompt)")
-    .option(
-      "--negative-2 <text>",
-      "SDXL: the negative prompt of the second text encoder (default: the negative prompt)",
-    )
-    .option(
-      "--refiner <path>",
-      "a checkpoint that takes over the end of the schedule (A1111's refiner, e.g. the SDXL refiner)",
-    )
-    .option(
-      "--refiner-config <dir>",
-      "diffusers folder with config.json files for a single-file refiner of non-standard size",
-    )
-    .option("--refiner-switch-at <f>", "fraction of the schedule after which the refiner takes over (default 0.8)")
-    .option("--steps <n>", "denoising steps (default: the model's generation_config.json, 4 for LCM, else 20)")
-    .option(
-      "--cfg <x>",
-      "classifier-free guidance scale (1 or less disables guidance; default: the model's generation_config.json, else 7)",
-    )
-    .option(
-      "--seed <s>",
-      "seed from 0 to 18446744073709551615, as PyTorch takes it (-1 or absent: random; always printed)",
-    )
-    .option(
-      "--subseed <s>",
-      "variation seed (A1111's): the noise is interpolated from the seed's towards this one's by --subseed-strength (-1 or absent: random)",
-    )
-    .option(
-      "--subseed-strength <f>",
-      "variation strength from 0 (the seed alone, default) to 1 (the variation seed alone); images then share the seed and count up the variation seed",
-    )
-    .option(
-      "--seed-resize-from <WxH>",
-      "draw the seed's noise for this size and paste it centred, so a composition found at one size carries over to another",
-    )
-    .option(
-      "--hires <scale>",
-      "hires fix (A1111's): generate at the size, upscale by this factor, then repaint at the larger size",
-    )
-    .option("--hires-resize <WxH>", "hires fix to this size instead of a factor (the centre is cropped to it)")
-    .option("--hires-steps <n>", "steps of the hires pass (default: as many as --steps)")
-    .option(
-      "--hires-upscaler <name>",
-      'the hires upscaler: "Latent" (default), "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)", "Latent (nearest-exact)", "Lanczos", "Nearest", or an ESRGAN / Real-ESRGAN model by file name (as diffuse upscale --list shows them)',
-    )
-    .option(
-      "--models-dir <dir>",
-      'an A1111 or ComfyUI installation whose upscaler models --hires-upscaler may name (repeatable; also "modelsDirs" in $DIFFUSE_HOME/config.json, DIFFUSE_HOME/upscalers and tools installed in the usual places)',
-      collect,
-      [] as string[],
-    )
-    .option("--hires-denoise <f>", "how much the hires pass repaints, above 0 to 1 (default 0.75)")
-    .option("--hires-prompt <text>", "the hires pass's prompt (default: the prompt)")
-    .option("--hires-negative <text>", "the hires pass's negative prompt (default: the negative prompt)")
-    .option("--hires-sampler <name>", "the hires pass's sampler (default: --sampler)")
-    .option("--hires-schedule <name>", "the hires pass's schedule type (default: --schedule)")
-    .option(
-      "--sampler <name>",
-      `sampler, by name or A1111 label (default: the model's, else euler-a; \`diffuse samplers\` lists them): ${samplerSummary()}`,
-    )
-    .option(
-      "--schedule <name>",
-      `schedule type (A1111's "Schedule type") for the k-diffusion style samplers: ${listScheduleTypes()
-        .map((t) => t.label)
-        .join(", ")} (default: Automatic, the sampler's own)`,
-    )
-    .option("-W, --width <w>", "width in pixels, a multiple of 8 (default: the model's size)")
-    .option("-H, --height <h>", "height in pixels, a multiple of 8 (default: the model's size)")
-    .option("--init <image>", "init image (sketch or photo) for image-to-image")
-    .option("--strength <f>", "image-to-image denoising strength in (0, 1], with --init (default 0.75)")
-    .option("--mask <image>", "inpainting mask, white = repaint (another size than --init is stretched to it)")
-    .option("--mask-blur <px>", "blur the mask's edge (Gaussian, standard deviation in pixels, 0 to 64; A1111's is 4)")
-    .option(
-      "--inpaint-fill <mode>",
-      "what the masked region starts from: fill (its surroundings' colours), original (default), latent noise, latent nothing",
-    )
-    .option(
-      "--inpaint-full-res [padding]",
-      "inpaint only the masked region (plus padding pixels, default 32) at the generation size and paste it back (A1111's Only masked)",
-    )
-    .option("--invert-mask", "repaint what the mask keeps (black) and keep what it paints")
-    .option("--batch-size <n>", "images per batch", "1")
-    .option("--batch-count <n>", "number of batches", "1")
-    .option(
-      "--clip-skip <n>",
-      "use the text encoder's n-th layer from the end (SD1; SD2 and SDXL always use their penultimate, as in A1111)",
-      "1",
-    )
-    .option("--threads <n>", "CPU threads, 1 or more (default: all cores)")
-    .option(
-      "--lora <name:weight>",
-      "merge a LoRA, as <lora:NAME:WEIGHT> in the prompt does (NAME in the LoRA folder, or a .safetensors path; repeatable)",
-      collect,
-      [] as string[],
-    )
-    .option(
-      "--lora-dir <dir>",
-      "where <lora:NAME:W> finds NAME.safetensors (default: $DIFFUSE_HOME/loras, ~/.diffuse/loras)",
-    )
-    .option(
-      "--embeddings-dir <dir>",
-      "textual-inversion embeddings, named in prompts by file name (default: $DIFFUSE_HOME/embeddings)",
-    )
+  const command = addGenerationOptions(
+    program
+      .command("generate")
+      .description("turn a prompt (and optionally a sketch or photo, and a mask) into images")
+      .argument("<prompt>", "what to draw; (word:1.2) weights and BREAK as in AUTOMATIC1111"),
+  )
     .option(
       "-o, --out <file>",
       "write exactly this file: .png, .jpg/.jpeg or .webp (the extension picks the format); {seed} and {n} are replaced (default: a numbered file in the outputs folder)",
@@ -341,34 +60,11 @@ export function registerGenerate(program: Command): void {
       `without -o, images go to DIR/txt2img/YYYY-MM-DD/NNNNN-SEED.png (img2img/ with --init), as A1111 files them (default: $${OUTDIR_ENV}, else ./outputs)`,
     )
     .option("--json", "print a JSON result on stdout")
-    .option("--no-progress", "no progress bar")
-    .option("--safety-checker <path>", "a safety_checker folder (default: the model folder's own, if any)")
-    .option("--safety-policy <policy>", "what to do with a flagged image: block (black), blur or flag", "block")
-    .option("--no-safety-check", "do not run the safety checker (recorded in the image's metadata)")
-    .option("--no-watermark", "do not embed the invisible watermarks (recorded in the image's metadata)")
-    .option("--no-provenance", "do not attach C2PA content credentials (recorded in the image's metadata)")
-    .option(
-      "--c2pa-key <pem>",
-      "private key to sign content credentials with (default: a local self-signed key); also DIFFUSE_C2PA_KEY",
-    )
-    .option("--c2pa-cert <pem>", "certificate chain for --c2pa-key; also DIFFUSE_C2PA_CERT")
-    .option(
-      "--policy <rules.json>",
-      "prompt policy rules: matching prompts are refused before any compute; also DIFFUSE_PROMPT_POLICY",
-    )
-    .option(
-      "--vae <path>",
-      "a VAE instead of the model's own (A1111's SD VAE): a .safetensors file (vae-ft-mse-840000, sdxl-vae-fp16-fix; original or diffusers layout) or a diffusers VAE folder; or a TAESD that decodes the final images (fast, a little softer): a path or a store name (taesd, taesdxl)",
-    )
-    .option(
-      "--preview-vae <taesd>",
-      "a TAESD that draws --preview while the VAE decodes the final images (path or store name)",
-    )
     .option(
       "--preview <file>",
       "write the image as it forms to this PNG after each step (drawn by a TAESD given with --vae or --preview-vae, else a quick approximation); only what the safety checker lets through",
     );
-  addControlOptions(command).action(async (prompt: string, o: GenerateOptions) => {
+  command.action(async (prompt: string, o: GenerateOptions) => {
     await generateCommand(prompt, o);
     // The run is complete: exit here, with its handlers still in place. Left to Node's own teardown, the
     // process lives on for tens of milliseconds with its signal handlers already removed (onnxruntime
@@ -379,67 +75,16 @@ export function registerGenerate(program: Command): void {
 }
 
 /** Resolves once everything written to the stream so far has been handed to the OS. */
-function flushed(stream: NodeJS.WriteStream): Promise<void> {
+export function flushed(stream: NodeJS.WriteStream): Promise<void> {
   return new Promise((resolve) => stream.write("", () => resolve()));
 }
 
 async function generateCommand(prompt: string, o: GenerateOptions): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const model = o.model === undefined ? defaultModelPath() : await modelOption(o.model);
-  // The seed is settled here rather than in the pipeline so every output name is known, and checked, before
-  // any compute; the pipeline numbers a batch's images seed, seed + 1, ... as A1111 does.
-  const seedOption = o.seed === undefined ? undefined : parseSeed(o.seed, "--seed");
-  const seed = seedOption === undefined || seedOption === RANDOM_SEED ? randomSeed() : seedOption;
-  const subseedStrength = num("--subseed-strength", o.subseedStrength);
-  const subseedOption = o.subseed === undefined ? undefined : parseSeed(o.subseed, "--subseed");
-  const subseed =
-    subseedStrength !== undefined && subseedStrength > 0 && (subseedOption ?? RANDOM_SEED) === RANDOM_SEED
-      ? randomSeed()
-      : subseedOption;
-  const resizeFrom = sizeOption("--seed-resize-from", o.seedResizeFrom);
-  const hires = hiresOption(o);
-  const params: GenerateParams = {
-    prompt,
-    negativePrompt: o.negativePrompt ?? o.negative,
-    prompt2: o.prompt2,
-    negativePrompt2: o.negative2,
-    refinerSwitchAt: num("--refiner-switch-at", o.refinerSwitchAt),
-    steps: num("--steps", o.steps),
-    cfgScale: num("--cfg", o.cfg),
-    seed,
-    ...(subseed !== undefined ? { subseed } : {}),
-    ...(subseedStrength !== undefined ? { subseedStrength } : {}),
-    ...(resizeFrom ? { seedResizeFromW: resizeFrom.width, seedResizeFromH: resizeFrom.height } : {}),
-    ...(hires ? { hires } : {}),
-    sampler: o.sampler,
-    schedule: o.schedule,
-    width: num("--width", o.width),
-    height: num("--height", o.height),
-    batchSize: num("--batch-size", o.batchSize),
-    batchCount: num("--batch-count", o.batchCount),
-    denoisingStrength: o.init === undefined ? undefined : num("--strength", o.strength),
-    initImage: o.init,
-    mask: o.mask,
-    ...inpaintOptions(o),
-    clipSkip: num("--clip-skip", o.clipSkip),
-    loras: loraOption(o.lora),
-    controlnet: controlUnits(o),
-  };
-  if (o.mask !== undefined && o.init === undefined) throw new InputError("--mask needs --init: the image to inpaint");
-  if (o.strength !== undefined && o.init === undefined)
-    throw new InputError(
-      "--strength needs --init: it says how much of the init image is repainted; give --init IMAGE, or leave --strength out",
-    );
+  const { params, seed, threads, prediction } = generationRequest(prompt, o);
   if (o.out !== undefined && o.outdir !== undefined)
     throw new InputError("-o names the exact file and --outdir the folder for numbered files: give one of them");
-  if (o.negativePrompt !== undefined && o.negative !== undefined)
-    throw new InputError("--negative is the old name of --negative-prompt: give the negative prompt once");
-  const threads = threadsOption(o.threads);
-  if (o.refinerSwitchAt !== undefined && o.refiner === undefined)
-    throw new InputError("--refiner-switch-at needs --refiner: the checkpoint to hand over to");
-  if (o.refinerConfig !== undefined && o.refiner === undefined)
-    throw new InputError("--refiner-config needs --refiner: the single-file refiner it describes");
-  const prediction = predictionOption(o.prediction);
 
   // Installed first, so that no signal from here on kills the process between two file operations.
   const interruption = new Interruption(log).install();
@@ -451,35 +96,8 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
         "using the embedded tiny shapes model (a demo that draws coloured shapes); pass --model path/to/sd-v1-5.safetensors for real Stable Diffusion",
       );
     }
-    if (params.controlnet)
-      params.controlnet = await Promise.all(
-        params.controlnet.map(async (u) => ({ ...u, model: await controlModelPath(u.model, modelOption) })),
-      );
-    const signer = {
-      ...signerConfigFromEnv(),
-      ...(o.c2paKey ? { keyPath: o.c2paKey } : {}),
-      ...(o.c2paCert ? { certPath: o.c2paCert } : {}),
-    };
-    const pipe = await loadPipeline(model, {
-      config: o.config,
-      tokenizer: o.tokenizer,
-      tokenizer2: o.tokenizer2,
-      acceptLicense: o.acceptLicense,
-      confirmLicense: terminalLicensePrompt(),
-      prediction,
-      refiner: o.refiner === undefined ? undefined : { model: await modelOption(o.refiner), config: o.refinerConfig },
-      vae: o.vae === undefined ? undefined : await modelOption(o.vae),
-      previewDecoder: o.previewVae === undefined ? undefined : await modelOption(o.previewVae),
-      threads,
-      onStatus: log,
-      safetyChecker: o.safetyCheck ? o.safetyChecker : false,
-      safetyPolicy: safetyPolicyOption(o.safetyPolicy),
-      watermark: o.watermark,
-      provenance: o.provenance ? signer : false,
-      promptPolicy: o.policy ?? (process.env.DIFFUSE_PROMPT_POLICY || undefined),
-      ...adapterFolderOptions(o),
-      upscalerSearch: { modelsDirs: o.modelsDir },
-    });
+    await resolveControlModels(params);
+    const pipe = await loadPipeline(model, await pipelineLoadOptions(o, { threads, prediction }, log));
     try {
       await interruption.pausePoint("loaded");
       interruption.check();
@@ -595,9 +213,20 @@ function checkOutputs(o: GenerateOptions, params: GenerateParams, seed: bigint):
   if (formats.size !== 1)
     throw new InputError(`-o ${o.out} gives names with different extensions; use one image format for the run`);
   const format = [...formats][0]!;
-  if (o.provenance && !canCarryCredentials(format)) {
+  checkFormat(paths[0]!, format, params, o.provenance);
+  // Numbered files are new names in a folder numberedPaths checked (it is created just before writing).
+  if (o.out !== undefined) checkOutputsWritable(paths);
+  return format;
+}
+
+/**
+ * Whether images in `format` can carry what they must: the content credentials asked for, and for a JPEG the
+ * parameters in its 64 KB EXIF segment; an InputError saying what to write instead otherwise.
+ */
+export function checkFormat(path: string, format: ImageFormat, params: GenerateParams, provenance: boolean): void {
+  if (provenance && !canCarryCredentials(format)) {
     throw new InputError(
-      `${paths[0]}: ${IMAGE_FORMATS[format].name} images cannot carry C2PA content credentials here (diffuse signs ${signableFormatNames()} only); ` +
+      `${path}: ${IMAGE_FORMATS[format].name} images cannot carry C2PA content credentials here (diffuse signs ${signableFormatNames()} only); ` +
         `write .png or .jpg, or pass --no-provenance to write ${IMAGE_FORMATS[format].name} without them (the image's metadata then says so)`,
     );
   }
@@ -611,9 +240,6 @@ function checkOutputs(o: GenerateOptions, params: GenerateParams, seed: bigint):
       `the prompt is too long for a JPEG's metadata (its EXIF segment holds 64 KB, and the parameters are stored there): write .png or .webp instead`,
     );
   }
-  // Numbered files are new names in a folder numberedPaths checked (it is created just before writing).
-  if (o.out !== undefined) checkOutputsWritable(paths);
-  return format;
 }
 
 /**
@@ -629,15 +255,6 @@ function outputTargets(
   if (o.out !== undefined) return outputPaths(o.out, seeds);
   const kind = params.initImage !== undefined ? "img2img" : "txt2img";
   return numberedPaths(outputFolder(o.outdir), kind, seeds, phase === "write");
-}
-
-/** `--threads N`: a whole number of at least 1 (0 would silently mean "all cores" to onnxruntime). */
-function threadsOption(value: string | undefined): number | undefined {
-  const n = num("--threads", value);
-  if (n === undefined || (Number.isInteger(n) && n >= 1)) return n;
-  throw new InputError(
-    `--threads ${value} is not a thread count: give a whole number of threads from 1 up (leave it out for all cores)`,
-  );
 }
 
 /** Room for the infotext's parameter line (steps, sampler, seed, model...) beside the prompts, in EXIF bytes. */

@@ -11,6 +11,7 @@ type Register = (program: Command) => void;
  */
 const COMMANDS: Record<string, () => Promise<Register>> = {
   generate: async () => (await import("./generate.js")).registerGenerate,
+  grid: async () => (await import("./grid.js")).registerGrid,
   inspect: async () => (await import("./inspect.js")).registerInspect,
   info: async () => (await import("./info.js")).registerInfo,
   verify: async () => (await import("./verify.js")).registerVerify,

@@ -6,7 +6,8 @@ import { InputError } from "../index.js";
 export const OUTDIR_ENV = "DIFFUSE_OUTDIR";
 const DEFAULT_OUTDIR = "outputs";
 
-export type OutputKind = "txt2img" | "img2img";
+/** A1111's outputs folders: images by kind, and the grids (X/Y/Z plots) beside them. */
+export type OutputKind = "txt2img" | "img2img" | "txt2img-grids" | "img2img-grids";
 
 /** The outputs folder: --outdir, else $DIFFUSE_OUTDIR, else ./outputs (relative to the working directory). */
 export function outputFolder(option: string | undefined, env: NodeJS.ProcessEnv = process.env): string {

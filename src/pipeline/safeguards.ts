@@ -1,4 +1,6 @@
 import type { RgbImage } from "../image/codec.js";
+import type { ImageFormat } from "../image/output-format.js";
+import { finishComposedImage } from "../responsible/composed-image.js";
 import { PromptPolicy } from "../responsible/prompt-policy.js";
 import { resolveSigner, signImage, type ProvenanceSigner } from "../responsible/provenance/index.js";
 // The types the public API shows come from their own files: the barrel's declarations reach the C2PA library's types.
@@ -152,6 +154,26 @@ export class Safeguards {
     if (this.opts.provenance === false) return image;
     this.signer ??= resolveSigner(typeof this.opts.provenance === "object" ? this.opts.provenance : {});
     return signImage(image, info, await this.signer);
+  }
+
+  /**
+   * An image composed from this configuration's outputs (an X/Y/Z plot's grid), encoded, watermarked and signed as
+   * they are (finishComposedImage); the safety checker does not run on it, its parts having been checked.
+   */
+  composed(
+    image: RgbImage,
+    infotext: string,
+    info: ProvenanceInfo,
+    format: ImageFormat,
+  ): Promise<{ bytes: Buffer; infotext: string }> {
+    if (this.opts.provenance !== false)
+      this.signer ??= resolveSigner(typeof this.opts.provenance === "object" ? this.opts.provenance : {});
+    const off = this.checkerState === "off" ? ["safety checker"] : [];
+    return finishComposedImage(image, infotext, { ...info, safeguardsOff: off }, format, {
+      watermark: this.robust !== undefined,
+      provenance: this.opts.provenance !== false,
+      ...(this.signer ? { signer: this.signer } : {}),
+    });
   }
 
   /** Infotext keys that hold for every image of this configuration. */

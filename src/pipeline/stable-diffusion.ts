@@ -367,6 +367,24 @@ export class StableDiffusionPipeline {
     }
   }
 
+  /**
+   * An image composed from this pipeline's images (an X/Y/Z plot's grid) in an output format, carrying `infotext`
+   * (A1111 gives a grid its first cell's), watermarked and signed as the generated images are; `parameters` and
+   * `seed` are those of the image whose infotext it carries, for its content credentials. The safety checker does
+   * not run again: the images were checked, and a flagged one is already what the policy made of it. Returns the
+   * bytes and the infotext they carry (the image's own watermark note in place of the cell's).
+   */
+  async encodeComposed(
+    image: RgbImage,
+    infotext: string,
+    parameters: ResolvedParams,
+    seed: bigint,
+    format: ImageFormat,
+  ): Promise<{ bytes: Buffer; infotext: string }> {
+    const model: ModelIdentity = { name: this.modelName, hash: this.modelHash };
+    return this.safeguards.composed(image, infotext, await provenanceInfo(parameters, seed, model, []), format);
+  }
+
   /** Whether this generation lets go of its text encoders and VAE decoder once done with them (StageMemory). */
   private releasesFinished(width: number, height: number): boolean {
     this.weightBytes ??= [this.checkpoint, this.refiner?.checkpoint].reduce(

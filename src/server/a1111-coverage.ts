@@ -200,14 +200,14 @@ export const A1111_ROUTES: readonly A1111Route[] = [
     method: "GET",
     path: "/sdapi/v1/scripts",
     status: "partly",
-    note: '`{txt2img: ["controlnet"], img2img: ["controlnet"]}`: the ControlNet extension\'s always-on script is the only one',
+    note: '`{txt2img: ["x/y/z plot", "controlnet"], img2img: [...the same]}`: of A1111\'s selectable scripts the X/Y/Z plot (no prompt matrix, no prompts from file); the ControlNet extension\'s always-on script',
     response: "ScriptsList",
   },
   {
     method: "GET",
     path: "/sdapi/v1/script-info",
     status: "partly",
-    note: "the ControlNet script for txt2img and img2img (`is_alwayson: true`); `args` is empty: units go in `args` as objects",
+    note: "the X/Y/Z plot (its 18 `args` as its run() takes them, the axis types' `choices` the page's axis options) and the ControlNet script (`is_alwayson: true`; `args` is empty: units go in `args` as objects), for txt2img and img2img",
     response: "ScriptInfo[]",
   },
   {
@@ -465,7 +465,11 @@ export const A1111_FIELDS: readonly A1111FieldRow[] = [
     status: "ignored",
     note: "",
   },
-  { fields: ["script_name", "script_args"], status: "ignored", note: "no selectable scripts" },
+  {
+    fields: ["script_name", "script_args"],
+    status: "partly",
+    note: '`"x/y/z plot"` with A1111 1.10\'s 18 positional args (axis types as indices into its txt2img / img2img axis options; values text or dropdown lists with csv_mode; draw_legend, include_lone_images, include_sub_grids, no_fixed_seeds, vary_seeds_x/y/z, margin_size). Axes: Nothing, Seed, Var. seed, Var. strength, Steps, Hires steps, CFG Scale, Prompt S/R, Prompt order, Sampler, Hires sampler, Checkpoint name, Schedule type, Clip skip, Denoising, Hires upscaler, VAE, Refiner switch at, Size; the others (sigmas, eta, styles, face restore, token merging, ...) are refused with a 422 naming them. Each cell runs as a job; a failed cell fails the request (A1111 leaves it blank), an interrupt ends the plot with the cells done. The work budget counts every cell. Other script names: 422',
+  },
 ];
 
 /** The request fields the coverage rows must account for: those validated and those A1111's models define. */

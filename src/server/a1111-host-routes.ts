@@ -5,12 +5,15 @@ import { A1111Error } from "./a1111-mapping.js";
 import { isLoopback } from "./config.js";
 import type { ServerContext, StopRequest } from "./context.js";
 import { PromptStyleList, PromptStyles } from "./prompt-styles.js";
+import { a1111AxisOptions, XYZ_SCRIPT, XYZ_SCRIPT_ARGS } from "./a1111-xyz.js";
 
 /**
- * The scripts A1111 requests may name here: only the ControlNet extension's, as an always-on script of txt2img and
- * img2img (a1111-controlnet.ts). A1111's own selectable scripts (X/Y/Z plot, prompt matrix, ...) are not provided.
+ * The scripts A1111 requests may name here: the ControlNet extension's, as an always-on script of txt2img and img2img
+ * (a1111-controlnet.ts), and of A1111's selectable scripts the X/Y/Z plot (a1111-xyz.ts); its prompt matrix and
+ * prompts from file are not provided.
  */
 const ALWAYSON_SCRIPTS = ["controlnet"] as const;
+const SELECTABLE_SCRIPTS = [XYZ_SCRIPT] as const;
 
 /**
  * A1111's routes about the server rather than one generation, which clients call at start-up: flags, memory,
@@ -56,12 +59,16 @@ export function registerA1111HostRoutes(scope: FastifyInstance, ctx: ServerConte
     };
   });
 
-  scope.get("/sdapi/v1/scripts", async () => ({ txt2img: [...ALWAYSON_SCRIPTS], img2img: [...ALWAYSON_SCRIPTS] }));
+  scope.get("/sdapi/v1/scripts", async () => ({
+    txt2img: [...SELECTABLE_SCRIPTS, ...ALWAYSON_SCRIPTS],
+    img2img: [...SELECTABLE_SCRIPTS, ...ALWAYSON_SCRIPTS],
+  }));
   scope.get("/sdapi/v1/script-info", async () =>
-    [false, true].flatMap((img2img) =>
+    [false, true].flatMap((img2img) => [
       // The units go in `args` as objects (see docs/a1111-api.md), not as the extension's UI elements.
-      ALWAYSON_SCRIPTS.map((name) => ({ name, is_alwayson: true, is_img2img: img2img, args: [] })),
-    ),
+      ...ALWAYSON_SCRIPTS.map((name) => ({ name, is_alwayson: true, is_img2img: img2img, args: [] })),
+      { name: XYZ_SCRIPT, is_alwayson: false, is_img2img: img2img, args: xyzScriptArgs(img2img) },
+    ]),
   );
 
   // A VAE override is read when a model loads; there is no list of VAE files to scan again here.
@@ -130,4 +137,31 @@ function cmdFlags(ctx: ServerContext): Record<string, unknown> {
     token_required: c.token !== undefined,
     queue: c.queue !== undefined,
   };
+}
+
+/** The X/Y/Z plot's script_args as A1111's ScriptArg items: the axis types list the page's axis options. */
+function xyzScriptArgs(img2img: boolean) {
+  const axisLabels = a1111AxisOptions(img2img).map((a) => a.label);
+  return XYZ_SCRIPT_ARGS.map((label, i) => ({
+    label,
+    // The page's defaults: X on Seed, Y and Z on Nothing, the legend drawn, no margin, every other box unticked.
+    value:
+      i === 0
+        ? axisLabels[1]
+        : i < 9
+          ? i % 3 === 0
+            ? axisLabels[0]
+            : i % 3 === 1
+              ? ""
+              : []
+          : i === 9
+            ? true
+            : i === 16
+              ? 0
+              : false,
+    minimum: i === 16 ? 0 : null,
+    maximum: i === 16 ? 500 : null,
+    step: i === 16 ? 2 : null,
+    choices: i < 9 && i % 3 === 0 ? axisLabels : null,
+  }));
 }

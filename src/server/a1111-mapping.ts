@@ -298,6 +298,16 @@ export function a1111Info(
   model: ModelDescription,
   styles: readonly string[] = [],
 ): string {
+  return stringifyExact(a1111InfoFields(job, images, model, styles));
+}
+
+/** The fields of `info` (seeds as exact bigints), for callers that add to them (the X/Y/Z plot). */
+export function a1111InfoFields(
+  job: JobRecord,
+  images: ImageRecord[],
+  model: ModelDescription,
+  styles: readonly string[] = [],
+): Record<string, unknown> {
   const p = job.params;
   // Seeds as exact JSON integers, as A1111 writes them: its clients (Python) read them exactly.
   const seeds = images.map((i) => i.seed);
@@ -343,7 +353,7 @@ export function a1111Info(
     is_using_inpainting_conditioning: false,
     version: "diffuse",
   };
-  return stringifyExact(info);
+  return info;
 }
 
 function infotextField(infotext: string | undefined, key: string): string | undefined {

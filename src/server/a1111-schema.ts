@@ -50,6 +50,9 @@ export const A1111Txt2Img = z.looseObject({
   override_settings: z.record(z.string(), z.unknown()).nullish(),
   send_images: z.boolean().nullish(),
   save_images: z.boolean().nullish(),
+  /** A selectable script: "x/y/z plot" (a1111-xyz.ts), its arguments positional as its run() takes them. */
+  script_name: z.string().max(200).nullish(),
+  script_args: z.array(z.unknown()).max(100).nullish(),
   /** Scripts that run on every generation; of these, A1111's ControlNet extension's (a1111-controlnet.ts). */
   alwayson_scripts: z.record(z.string(), z.unknown()).nullish(),
 });

@@ -21,6 +21,7 @@ import { registerUpscaleRoutes } from "./a1111-upscale.js";
 import { registerA1111HostRoutes } from "./a1111-host-routes.js";
 import { a1111SamplerAliases } from "./a1111-sampler-aliases.js";
 import { a1111SdVae, registerA1111VaeRoutes } from "./a1111-vae.js";
+import { runA1111XyzPlot, XYZ_SCRIPT } from "./a1111-xyz.js";
 import {
   A1111Img2Img,
   A1111PngInfo,
@@ -186,6 +187,35 @@ async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
     controlnetDirs: ctx.config.controlnetDirs ?? [],
     sdVae: a1111SdVae(ctx, req.override_settings?.["sd_vae"] ?? options["sd_vae"], 404),
   });
+  const script = req.script_name?.trim();
+  if (script) {
+    if (script.toLowerCase() !== XYZ_SCRIPT)
+      throw new A1111Error(
+        422,
+        `Script '${script}' not found: this server has "${XYZ_SCRIPT}" (see GET /sdapi/v1/scripts)`,
+      );
+    const plot = await runA1111XyzPlot({
+      ctx,
+      img2img,
+      scriptArgs: req.script_args ?? [],
+      type,
+      params,
+      uploads,
+      choice,
+      findCheckpoint: (name) => a1111Checkpoint(ctx, name, 422),
+      checkVae: (name) => a1111SdVae(ctx, name, 422),
+      describe: describeModel,
+      styles: req.styles ?? [],
+    });
+    return {
+      images: req.send_images === false ? [] : plot.images,
+      parameters: {
+        ...echoParameters(body, img2img ? IMG2IMG_DEFAULTS : TXT2IMG_DEFAULTS, img2img),
+        ...(plot.first ? usedParameters(plot.first.params, (body ?? {}) as Record<string, unknown>) : {}),
+      },
+      info: plot.info,
+    };
+  }
   await checkWorkBudget(ctx, params, uploads, served);
   const accepted = await ctx.queue.submit({
     type,

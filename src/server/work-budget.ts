@@ -55,7 +55,17 @@ export async function checkWorkBudget(
   uploads: Uploads,
   served: ServedModel = ctx.model,
 ): Promise<void> {
-  const budget = ctx.config.workBudget;
+  const { megapixelSteps, detail } = await jobWork(ctx, params, uploads, served);
+  checkWork(ctx, megapixelSteps, `this request asks for ${figure(megapixelSteps)} megapixel-steps of work (${detail})`);
+}
+
+/** The work of one job as it will run, defaults filled as the job will fill them (see checkWorkBudget). */
+export async function jobWork(
+  ctx: ServerContext,
+  params: JobParams,
+  uploads: Uploads,
+  served: ServedModel = ctx.model,
+): Promise<{ megapixelSteps: number; detail: string }> {
   const sized = params.width !== undefined && params.height !== undefined;
   // The model's own defaults (steps, sampler) count when it is loaded; it is waited for only for a missing size.
   const model = sized && !served.isLoaded ? undefined : await describeModel(served);
@@ -68,18 +78,26 @@ export async function checkWorkBudget(
     randomSeed: () => BigInt(params.seed),
     upscalers: ctx.upscalers.modelNames(),
   });
-  const { megapixelSteps, detail } = workOf(resolved);
+  return workOf(resolved);
+}
+
+/**
+ * Refuses work over the server's budget (422 on both APIs): `asks` says what the request asks for, with the figure;
+ * the message adds the limit and how to get under it or raise it.
+ */
+export function checkWork(ctx: ServerContext, megapixelSteps: number, asks: string): void {
+  const budget = ctx.config.workBudget;
   if (megapixelSteps <= budget) return;
   throw new HttpError(
     422,
     "over_work_budget",
-    `this request asks for ${figure(megapixelSteps)} megapixel-steps of work (${detail}), over this server's limit of ${figure(budget)} per request: ` +
+    `${asks}, over this server's limit of ${figure(budget)} per request: ` +
       "ask for fewer images (batch_size x n_iter), fewer steps or fewer pixels, or split it into several requests; " +
       `whoever runs the server can raise the limit with diffuse serve --work-budget ${Math.ceil(megapixelSteps)}`,
   );
 }
 
 /** 10.5, 0.1, 2,000, 80,531: three significant digits below 100, whole numbers above. */
-function figure(n: number): string {
+export function figure(n: number): string {
   return n >= 100 ? Math.round(n).toLocaleString("en-US") : String(Number(n.toPrecision(3)));
 }

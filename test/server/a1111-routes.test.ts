@@ -106,9 +106,12 @@ describe.skipIf(!HAVE_REFERENCE)("the rest of A1111's /sdapi/v1, as its clients 
     expect(r.json.cuda).toEqual({ error: "unavailable" });
   });
 
-  it("lists the scripts that apply (the ControlNet extension's) with their info", async () => {
+  it("lists the scripts that apply (the X/Y/Z plot, the ControlNet extension's) with their info", async () => {
     const scripts = await call<{ txt2img: string[]; img2img: string[] }>(s.base, "GET", "/sdapi/v1/scripts");
-    expect(scripts).toEqual({ status: 200, json: { txt2img: ["controlnet"], img2img: ["controlnet"] } });
+    expect(scripts).toEqual({
+      status: 200,
+      json: { txt2img: ["x/y/z plot", "controlnet"], img2img: ["x/y/z plot", "controlnet"] },
+    });
     const info = await call<{ name: string; is_alwayson: boolean; is_img2img: boolean; args: unknown[] }[]>(
       s.base,
       "GET",
@@ -117,7 +120,9 @@ describe.skipIf(!HAVE_REFERENCE)("the rest of A1111's /sdapi/v1, as its clients 
     expect(info.status).toBe(200);
     expect(info.json.map((i) => [i.name, i.is_alwayson, i.is_img2img])).toEqual([
       ["controlnet", true, false],
+      ["x/y/z plot", false, false],
       ["controlnet", true, true],
+      ["x/y/z plot", false, true],
     ]);
     for (const i of info.json) expect(Array.isArray(i.args)).toBe(true);
   });

@@ -47,12 +47,22 @@ const SCRIPTS = {
 const ATTEMPTS: [string, Record<string, unknown>][] = [
   ["override_settings", { override_settings: OVERRIDES, override_settings_restore_afterwards: false }],
   ["alwayson_scripts", { alwayson_scripts: SCRIPTS }],
+  // The X/Y/Z plot's grid (2 cells of Steps, txt2img's and img2img's axis 4) goes out as the cells do.
+  [
+    "all of them at once, in an X/Y/Z plot",
+    {
+      override_settings: OVERRIDES,
+      alwayson_scripts: SCRIPTS,
+      script_name: "x/y/z plot",
+      script_args: [4, "2,3", [], 0, "", [], 0, "", [], true, false, false, false, false, false, false, 0, false],
+    },
+  ],
+];
+
+/** Selectable scripts that do not exist here: A1111 answers 422 "Script '...' not found", and so does this server. */
+const SCRIPT_NAMES: [string, Record<string, unknown>][] = [
   ["script_name (safety checker)", { script_name: "disable safety checker", script_args: [false] }],
   ["script_name (watermark)", { script_name: "no watermark", script_args: [false, false] }],
-  [
-    "all of them at once",
-    { override_settings: OVERRIDES, alwayson_scripts: SCRIPTS, script_name: "none", script_args: [false] },
-  ],
 ];
 
 describe.skipIf(!HAVE_REFERENCE)("A1111 requests cannot turn the safeguards off", () => {
@@ -117,6 +127,18 @@ describe.skipIf(!HAVE_REFERENCE)("A1111 requests cannot turn the safeguards off"
     expect(r.status).toBe(200);
     expectGuarded(await safeguardsOf(((await r.json()) as { images: string[] }).images[0]!), "plain");
   });
+
+  for (const [name, extra] of SCRIPT_NAMES) {
+    it(`txt2img with ${name}: refused (422, the script is not found), nothing generated`, async () => {
+      const r = await fetch(`${s.base}/sdapi/v1/txt2img`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...base, ...extra }),
+      });
+      expect(r.status).toBe(422);
+      expect(((await r.json()) as { detail: string }).detail).toMatch(/^Script '.*' not found/);
+    });
+  }
 
   for (const [name, extra] of ATTEMPTS) {
     it(`txt2img and img2img with ${name}: the images still carry the checker's verdict, the watermark and the credentials`, async () => {

@@ -102,6 +102,20 @@ export class ApiClient {
     return this.json("PUT", "/api/v1/models/served", { name });
   }
 
+  /** An A1111 txt2img request with its X/Y/Z plot script: the grid first in `images` (base64 PNG). */
+  xyzPlot(body: Record<string, unknown>): Promise<{ images: string[]; info: string }> {
+    return this.json("POST", "/sdapi/v1/txt2img", body);
+  }
+
+  /** The X/Y/Z plot's axis types, in the order its script_args index them (A1111's txt2img list). */
+  async xyzAxisTypes(): Promise<string[]> {
+    const scripts = await this.json<{ name: string; is_img2img: boolean; args: { choices: string[] | null }[] }[]>(
+      "GET",
+      "/sdapi/v1/script-info",
+    );
+    return scripts.find((s) => s.name === "x/y/z plot" && !s.is_img2img)?.args[0]?.choices ?? [];
+  }
+
   loras(): Promise<LoraInfo[]> {
     return this.json("GET", "/sdapi/v1/loras");
   }
@@ -265,8 +279,10 @@ export class ApiClient {
 async function errorFrom(res: Response): Promise<ApiError> {
   const text = await res.text().catch(() => "");
   try {
-    const body = JSON.parse(text) as Partial<ApiErrorBody>;
+    const body = JSON.parse(text) as Partial<ApiErrorBody> & { detail?: unknown };
     if (typeof body.message === "string") return new ApiError(res.status, body.message, body.field);
+    // The A1111 routes answer {error, detail}.
+    if (typeof body.detail === "string") return new ApiError(res.status, body.detail);
   } catch {
     // Not JSON (a proxy's error page, say): fall through to the status line.
   }

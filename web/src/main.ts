@@ -17,7 +17,7 @@ import { ExtraNetworks } from "./extra-networks.js";
 import { Gallery } from "./gallery.js";
 import { optionFields, optionValues, requestSeed } from "./generation-options.js";
 import { ModelPicker } from "./model-picker.js";
-import { ParamsForm } from "./params-form.js";
+import { type FormValues, ParamsForm } from "./params-form.js";
 import { ProgressView, type FinishedImage } from "./progress.js";
 import { PromptStylePicker } from "./prompt-styles.js";
 import { ScribbleControl } from "./scribble-control.js";
@@ -25,6 +25,7 @@ import { SketchStore } from "./sketch-store.js";
 import { toast } from "./toast.js";
 import { TokenDialog } from "./token-dialog.js";
 import { Viewer } from "./viewer.js";
+import { XyzPlotSection } from "./xyz-plot.js";
 
 const HISTORY_LIMIT = 60;
 /** Below this width the panels stack, and the result would otherwise be off screen after pressing Generate. */
@@ -197,19 +198,7 @@ async function generate(): Promise<void> {
   }
   const request: JobCreateRequest = {
     type,
-    prompt: v.prompt,
-    negative_prompt: v.negative_prompt,
-    // Only for a model with a second encoder (the fields are shown then), and only when filled in.
-    ...(secondPrompts && v.prompt_2 ? { prompt_2: v.prompt_2 } : {}),
-    ...(secondPrompts && v.negative_prompt_2 ? { negative_prompt_2: v.negative_prompt_2 } : {}),
-    steps: v.steps,
-    cfg_scale: v.cfg_scale,
-    seed: requestSeed(v.seed),
-    sampler_name: v.sampler_name,
-    width: v.width,
-    height: v.height,
-    batch_size: v.batch_size,
-    n_iter: 1,
+    ...generationFields(v),
     ...optionFields(v, type),
     // The canvas as a ControlNet scribble: its strokes hold the layout (with or without it as the init image).
     ...(control ? { controlnet: [control] } : {}),
@@ -234,6 +223,41 @@ async function generate(): Promise<void> {
     void refreshGallery();
   }
 }
+
+/** The request's fields every kind of job shares, from the form (A1111's names, as both APIs take them). */
+function generationFields(v: FormValues) {
+  return {
+    prompt: v.prompt,
+    negative_prompt: v.negative_prompt,
+    // Only for a model with a second encoder (the fields are shown then), and only when filled in.
+    ...(secondPrompts && v.prompt_2 ? { prompt_2: v.prompt_2 } : {}),
+    ...(secondPrompts && v.negative_prompt_2 ? { negative_prompt_2: v.negative_prompt_2 } : {}),
+    steps: v.steps,
+    cfg_scale: v.cfg_scale,
+    seed: requestSeed(v.seed),
+    sampler_name: v.sampler_name,
+    width: v.width,
+    height: v.height,
+    batch_size: v.batch_size,
+    n_iter: 1,
+  };
+}
+
+// ---- the X/Y/Z plot -------------------------------------------------------------------------------------------
+
+const xyz = new XyzPlotSection(
+  api,
+  () => {
+    const v = form.values();
+    const size = form.sizeProblem();
+    if (size) {
+      note(size.message, "error");
+      return undefined;
+    }
+    return { ...generationFields(v), ...optionFields(v, "txt2img") };
+  },
+  (message) => note(message, "error"),
+);
 
 /** Follows one job to its end, feeding the progress panel. */
 async function track(id: string): Promise<void> {
@@ -439,6 +463,7 @@ async function start(): Promise<void> {
   void extras.load().catch((e) => note(`Could not list LoRAs and embeddings: ${errorText(e)}`, "error"));
   void scribble.load().catch((e) => note(`Could not list the ControlNets: ${errorText(e)}`, "error"));
   void styles.load().catch((e) => note(`Could not list the prompt styles: ${errorText(e)}`, "error"));
+  void xyz.load().catch((e) => note(`Could not list the X/Y/Z plot's axes: ${errorText(e)}`, "error"));
   void loadUpscalers().catch((e) => note(`Could not list the upscalers: ${errorText(e)}`, "error"));
   for (const r of results)
     if (r.status === "rejected") note(`Could not reach the server: ${errorText(r.reason)}`, "error");
