@@ -501,6 +501,7 @@ export class StableDiffusionPipeline {
             });
           };
         const shape = latentShape(this.space, seeds.length, p.width, p.height);
+        const stop = { signal: params.signal, skip: params.skipBatch && (() => params.skipBatch!(b)) };
         const first = await this.denoiseBatch(
           codec,
           p,
@@ -511,7 +512,7 @@ export class StableDiffusionPipeline {
           init,
           mask,
           control,
-          { signal: params.signal, skip: params.skipBatch && (() => params.skipBatch!(b)) },
+          stop,
           report(0, shape),
         );
         const refined = first.refined;
@@ -527,7 +528,7 @@ export class StableDiffusionPipeline {
             shape,
             hiresConditions!,
             codec,
-            params.signal,
+            stop,
             report(firstCalls, upShape),
           );
         }
@@ -655,6 +656,8 @@ export class StableDiffusionPipeline {
    * The hires fix's second pass on a batch's first-pass latents: upscaled (hires-pass.ts), noised to the start of
    * the second schedule with fresh noise from each image's seed at the new size (A1111 makes a new ImageRNG, the
    * variation included), then denoised with the second pass's sampler and prompts. Returns the final latents.
+   * A skip (A1111's state.skipped, checked in either pass's sampler loop) ends this pass too; one asked before it
+   * starts runs none of it, and the upscaled latents are decoded as they are, as A1111's sampler returns them.
    */
   private async hiresPass(
     p: ResolvedParams,
@@ -664,12 +667,14 @@ export class StableDiffusionPipeline {
     lowShape: readonly [number, number, number, number],
     conditions: PromptConditions,
     codec: VaeCodec,
-    signal: AbortSignal | undefined,
+    stop: { signal: AbortSignal | undefined; skip: (() => boolean) | undefined },
     onStep: (step: number, steps: number, latents: Float32Array) => void,
   ): Promise<Float32Array> {
     const h = p.hires!;
+    const { signal } = stop;
     const upscaler = findHiresUpscaler(h.upscaler, this.upscalers);
     const upscaled = await upscaleFirstPass(latents, lowShape, h, upscaler, codec, seeds, signal);
+    if (stop.skip?.()) return upscaled;
     const shape = latentShape(this.space, seeds.length, h.width, h.height);
     const scheduler = this.createScheduler(h);
     const timesteps = hiresTimesteps(scheduler, h.steps || p.steps, h.denoisingStrength);
@@ -690,6 +695,7 @@ export class StableDiffusionPipeline {
       conditions,
       inpaint,
       signal,
+      skip: stop.skip,
       onStep,
     });
   }
