@@ -3,7 +3,9 @@ import cliProgress from "cli-progress";
 import { type Command, Option } from "commander";
 import {
   defaultModelPath,
+  duration,
   formatForPath,
+  gib,
   type GenerateParams,
   type GenerateResult,
   type HiresParams,
@@ -13,6 +15,7 @@ import {
   isDefaultModel,
   listScheduleTypes,
   loadPipeline,
+  machineMemoryLimit,
   parseSeed,
   type PredictionType,
   RANDOM_SEED,
@@ -93,6 +96,7 @@ interface GenerateOptions extends ControlOptions {
   c2paCert?: string;
   policy?: string;
   acceptLicense?: boolean;
+  maxMemory?: string;
   lora: string[];
   loraDir?: string;
   embeddingsDir?: string;
@@ -319,6 +323,10 @@ export function registerGenerate(program: Command): void {
     )
     .option("--threads <n>", "CPU threads, 1 or more (default: all cores)")
     .option(
+      "--max-memory <GiB>",
+      "refuse a generation whose memory estimate is over this many GiB (default: what the machine has free)",
+    )
+    .option(
       "--lora <name:weight>",
       "merge a LoRA, as <lora:NAME:WEIGHT> in the prompt does (NAME in the LoRA folder, or a .safetensors path; repeatable)",
       collect,
@@ -435,6 +443,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   if (o.negativePrompt !== undefined && o.negative !== undefined)
     throw new InputError("--negative is the old name of --negative-prompt: give the negative prompt once");
   const threads = threadsOption(o.threads);
+  const maxMemory = maxMemoryOption(o.maxMemory);
   if (o.refinerSwitchAt !== undefined && o.refiner === undefined)
     throw new InputError("--refiner-switch-at needs --refiner: the checkpoint to hand over to");
   if (o.refinerConfig !== undefined && o.refiner === undefined)
@@ -481,6 +490,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
       upscalerSearch: { modelsDirs: o.modelsDir },
     });
     try {
+      checkEstimate(pipe, params, maxMemory, log);
       await interruption.pausePoint("loaded");
       interruption.check();
       await run(pipe, params, format, o, interruption, log);
@@ -629,6 +639,45 @@ function outputTargets(
   if (o.out !== undefined) return outputPaths(o.out, seeds);
   const kind = params.initImage !== undefined ? "img2img" : "txt2img";
   return numberedPaths(outputFolder(o.outdir), kind, seeds, phase === "write");
+}
+
+/** A generation expected to run longer than this many seconds is announced with its estimate. */
+const LONG_RUN_SECONDS = 30;
+
+/**
+ * Refuses a generation whose memory estimate is over the limit (--max-memory, else what the machine has free)
+ * before anything runs, and says how long and how much memory a long one will take.
+ */
+function checkEstimate(
+  pipe: StableDiffusionPipeline,
+  params: GenerateParams,
+  maxMemory: number | undefined,
+  log: (s: string) => void,
+): void {
+  const limit = maxMemory ?? machineMemoryLimit();
+  const { estimate, refusal } = pipe.checkMemory(params, limit);
+  if (refusal) {
+    const raise =
+      maxMemory === undefined
+        ? `the limit is the memory this machine has free; pass --max-memory ${Math.ceil(estimate.bytes / 1024 ** 3)} to run it anyway (it may swap or be killed)`
+        : `raise --max-memory to ${Math.ceil(estimate.bytes / 1024 ** 3)} to run it anyway`;
+    throw new InputError(`${refusal}; ${raise}`);
+  }
+  if (estimate.seconds > LONG_RUN_SECONDS)
+    log(
+      `estimate: about ${duration(estimate.seconds)} of compute (longer on a busy machine) and ${gib(estimate.bytes)} of memory`,
+    );
+}
+
+/** `--max-memory GIB`: a positive number of GiB, as bytes. */
+function maxMemoryOption(value: string | undefined): number | undefined {
+  const n = num("--max-memory", value);
+  if (n === undefined) return undefined;
+  if (n <= 0)
+    throw new InputError(
+      `--max-memory ${value} is not a memory size: give a positive number of GiB, e.g. --max-memory 16`,
+    );
+  return n * 1024 ** 3;
 }
 
 /** `--threads N`: a whole number of at least 1 (0 would silently mean "all cores" to onnxruntime). */
