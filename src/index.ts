@@ -106,3 +106,12 @@ export { DEFAULT_TILES } from "./upscale/tiles.js";
 // provenance module (verifyImage, signerConfigFromEnv, canCarryCredentials): their C2PA library types need
 // Float16Array (lib es2025), and the public types must compile in a strict consumer on ES2022. The CLI imports them
 // directly (test/cli/public-api-imports.test.ts lists why).
+export {
+  checkMemory,
+  duration,
+  estimateGeneration,
+  gib,
+  machineMemoryLimit,
+  type GenerationEstimate,
+  type ModelProfile,
+} from "./pipeline/generation-estimate.js";

@@ -3,7 +3,9 @@ import cliProgress from "cli-progress";
 import type { Command } from "commander";
 import {
   defaultModelPath,
+  duration,
   formatForPath,
+  gib,
   type GenerateParams,
   type GenerateResult,
   IMAGE_FORMATS,
@@ -11,6 +13,7 @@ import {
   InputError,
   isDefaultModel,
   loadPipeline,
+  machineMemoryLimit,
   seedToJson,
   type StableDiffusionPipeline,
 } from "../index.js";
@@ -21,6 +24,7 @@ import {
   addGenerationOptions,
   type GenerateOptions,
   generationRequest,
+  num,
   pipelineLoadOptions,
   resolveControlModels,
 } from "./generate-options.js";
@@ -61,10 +65,14 @@ export function registerGenerate(program: Command): void {
     )
     .option("--json", "print a JSON result on stdout")
     .option(
+      "--max-memory <GiB>",
+      "refuse a generation whose memory estimate is over this many GiB (default: what the machine has free)",
+    )
+    .option(
       "--preview <file>",
       "write the image as it forms to this PNG after each step (drawn by a TAESD given with --vae or --preview-vae, else a quick approximation); only what the safety checker lets through",
     );
-  command.action(async (prompt: string, o: GenerateOptions) => {
+  command.action(async (prompt: string, o: GenerateOptions & { maxMemory?: string }) => {
     await generateCommand(prompt, o);
     // The run is complete: exit here, with its handlers still in place. Left to Node's own teardown, the
     // process lives on for tens of milliseconds with its signal handlers already removed (onnxruntime
@@ -79,10 +87,11 @@ export function flushed(stream: NodeJS.WriteStream): Promise<void> {
   return new Promise((resolve) => stream.write("", () => resolve()));
 }
 
-async function generateCommand(prompt: string, o: GenerateOptions): Promise<void> {
+async function generateCommand(prompt: string, o: GenerateOptions & { maxMemory?: string }): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const model = o.model === undefined ? defaultModelPath() : await modelOption(o.model);
   const { params, seed, threads, prediction } = generationRequest(prompt, o);
+  const maxMemory = maxMemoryOption(o.maxMemory);
   if (o.out !== undefined && o.outdir !== undefined)
     throw new InputError("-o names the exact file and --outdir the folder for numbered files: give one of them");
 
@@ -99,6 +108,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
     await resolveControlModels(params);
     const pipe = await loadPipeline(model, await pipelineLoadOptions(o, { threads, prediction }, log));
     try {
+      checkEstimate(pipe, params, maxMemory, log);
       await interruption.pausePoint("loaded");
       interruption.check();
       await run(pipe, params, format, o, interruption, log);
@@ -113,6 +123,45 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   }
   // On success the handlers stay until the process exits: a signal now finds the run complete (exit 0)
   // instead of killing a process whose files are already written.
+}
+
+/** A generation expected to run longer than this many seconds is announced with its estimate. */
+const LONG_RUN_SECONDS = 30;
+
+/**
+ * Refuses a generation whose memory estimate is over the limit (--max-memory, else what the machine has free)
+ * before anything runs, and says how long and how much memory a long one will take.
+ */
+function checkEstimate(
+  pipe: StableDiffusionPipeline,
+  params: GenerateParams,
+  maxMemory: number | undefined,
+  log: (s: string) => void,
+): void {
+  const limit = maxMemory ?? machineMemoryLimit();
+  const { estimate, refusal } = pipe.checkMemory(params, limit);
+  if (refusal) {
+    const raise =
+      maxMemory === undefined
+        ? `the limit is the memory this machine has free; pass --max-memory ${Math.ceil(estimate.bytes / 1024 ** 3)} to run it anyway (it may swap or be killed)`
+        : `raise --max-memory to ${Math.ceil(estimate.bytes / 1024 ** 3)} to run it anyway`;
+    throw new InputError(`${refusal}; ${raise}`);
+  }
+  if (estimate.seconds > LONG_RUN_SECONDS)
+    log(
+      `estimate: about ${duration(estimate.seconds)} of compute (longer on a busy machine) and ${gib(estimate.bytes)} of memory`,
+    );
+}
+
+/** `--max-memory GIB`: a positive number of GiB, as bytes. */
+function maxMemoryOption(value: string | undefined): number | undefined {
+  const n = num("--max-memory", value);
+  if (n === undefined) return undefined;
+  if (n <= 0)
+    throw new InputError(
+      `--max-memory ${value} is not a memory size: give a positive number of GiB, e.g. --max-memory 16`,
+    );
+  return n * 1024 ** 3;
 }
 
 async function run(

@@ -18,6 +18,7 @@ interface ServeOptions extends ModelFlags {
   token?: string;
   bodyLimit?: string;
   workBudget: string;
+  maxMemory?: string;
   log?: boolean;
   policy?: string;
   queue?: string;
@@ -46,6 +47,10 @@ export function registerServe(program: Command): void {
       "--work-budget <megapixel-steps>",
       "most work one generation request may ask for: width x height / 1e6 x steps x images (more gets 422)",
       String(DEFAULTS.workBudget),
+    )
+    .option(
+      "--max-memory <GiB>",
+      "refuse (422) a generation whose memory estimate is over this many GiB (default: what the machine has free)",
     )
     .option("--log", "log every request (secrets in URLs are redacted)")
     .option(
@@ -127,6 +132,7 @@ async function serveCommand(o: ServeOptions, command: Command): Promise<void> {
     },
     log: o.log ?? false,
     workBudget: positiveNumber("--work-budget", o.workBudget),
+    ...(o.maxMemory !== undefined ? { maxMemory: positiveNumber("--max-memory", o.maxMemory) * 1024 ** 3 } : {}),
     controlnetDirs: o.controlnetDir,
     models: { modelsDirs: o.modelsDir },
     apiServerStop: o.apiServerStop ?? false,

@@ -5,8 +5,20 @@ import type { Graph } from "./graph.js";
  * shapes it was built with: the work that dominates a diffusion network, used to report GFLOP/s.
  */
 export function graphFlops(graph: Graph): number {
+  const { linear, quadratic } = graphFlopsByGrowth(graph);
+  return linear + quadratic;
+}
+
+/**
+ * graphFlops split by how each part grows with the spatial size of an image network: `quadratic` is the
+ * self-attention of the MultiHeadAttention nodes (queries and keys both one per position, so their product grows
+ * with the square of the positions), `linear` everything else (convolutions, projections, cross-attention on a
+ * fixed-length text). Scaling each by its own power gives the work at any size from one graph.
+ */
+export function graphFlopsByGrowth(graph: Graph): { linear: number; quadratic: number } {
   const shapeOf = (name: string) => graph.shapeOf(name);
   let flops = 0;
+  let quadratic = 0;
   for (const n of graph.nodes) {
     if (n.opType === "MatMul") {
       const a = shapeOf(n.inputs[0]!);
@@ -26,8 +38,9 @@ export function graphFlops(graph: Graph): number {
       const k = shapeOf(n.inputs[1]!);
       if (!q || !k) continue;
       const [b, lq, d] = q as [number, number, number];
-      flops += 2 * 2 * b * lq * k[1]! * d;
+      if (k[1] === lq) quadratic += 2 * 2 * b * lq * k[1]! * d;
+      else flops += 2 * 2 * b * lq * k[1]! * d;
     }
   }
-  return flops;
+  return { linear: flops, quadratic };
 }

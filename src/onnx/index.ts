@@ -2,4 +2,4 @@ export { Graph, DataType, OPSET, MS_DOMAIN, numel, assertShape, type Value, type
 export { GraphBuilder, type AttentionKind } from "./builder.js";
 export { serializeGraph, type SerializeOptions } from "./serialize.js";
 export { dumpGraph } from "./dump.js";
-export { graphFlops } from "./flops.js";
+export { graphFlops, graphFlopsByGrowth } from "./flops.js";

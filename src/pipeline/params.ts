@@ -175,7 +175,8 @@ export interface GenerateParams {
   signal?: AbortSignal;
   /**
    * Asked after each step but a batch's last: true ends that batch's denoising there (A1111's skip), and its images
-   * are decoded from the latents as they stand; the next batch runs in full.
+   * are decoded from the latents as they stand; the next batch runs in full. With the hires fix it ends whichever
+   * pass is running, and a batch skipped in its first pass runs none of the second (its upscaled latents decoded).
    */
   skipBatch?: (batch: number) => boolean;
 }

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import type { PipelineConfig } from "../configs/pipeline.js";
@@ -33,7 +34,7 @@ import { inpaintInfotext } from "./inpaint-infotext.js";
 import { fillMaskedLatents, inpaintChannels, latentKeepMask, type InpaintChannels } from "./inpainting.js";
 import type { PromptExamples } from "./prompt-examples.js";
 import { latentShape, latentSpace, type LatentSpace } from "./latent-space.js";
-import { UNET_VARIANTS, type NetworkOptions, type Networks, type UNetVariant } from "./networks.js";
+import { DEFAULT_ATTENTION, UNET_VARIANTS, type NetworkOptions, type Networks, type UNetVariant } from "./networks.js";
 import { lcmConditions } from "./guidance-embedding.js";
 import { loraTags } from "./lora-tags.js";
 import { Loras, wantedLoras } from "./loras.js";
@@ -52,6 +53,13 @@ import type { Safeguards } from "./safeguards.js";
 import type { TextualInversions } from "./textual-inversions.js";
 import { StepPreviews } from "./step-previews.js";
 import { decodeWorkingBytes, fp32WeightBytes, releasesFinishedNetworks, type StageMemory } from "./stage-memory.js";
+import {
+  checkMemory,
+  estimateGeneration,
+  type GenerationEstimate,
+  modelProfile,
+  type ModelProfile,
+} from "./generation-estimate.js";
 import { T2IAdapterModel } from "./t2i-adapter-model.js";
 import type { Conditioner, ConditioningRequest, PromptConditions } from "./unet-condition.js";
 import { VaeCodec } from "./vae-codec.js";
@@ -168,6 +176,7 @@ export class StableDiffusionPipeline {
    */
   private running = 0;
   private readonly stageMemory: StageMemory;
+  private profileMemo: ModelProfile | undefined;
   /** The fp32 bytes of every network's weights (the model's and its refiner's), counted on first need. */
   private weightBytes: number | undefined;
 
@@ -303,8 +312,48 @@ export class StableDiffusionPipeline {
     return this.guidanceEmbedding !== undefined || this.schedulerConfig["_class_name"] === "LCMScheduler";
   }
 
-  async generate(params: GenerateParams): Promise<GenerateResult> {
-    const p = resolveParams(params, {
+  /** What the memory and time of this model's generations depend on (generation-estimate.ts), worked out once. */
+  get profile(): ModelProfile {
+    if (!this.profileMemo) {
+      const profile = modelProfile(this.checkpoint, {
+        attention: this.networkOptions.attention ?? DEFAULT_ATTENTION,
+        refiner: this.refiner?.checkpoint,
+        factor: this.space.factor,
+      });
+      // A TAESD decoding the final images holds 64 channels at full resolution, not the VAE's.
+      this.profileMemo = this.fastDecoder ? { ...profile, decoderChannels: 64 } : profile;
+    }
+    return this.profileMemo;
+  }
+
+  /**
+   * The peak memory and the compute time a generation would take (generation-estimate.ts), its parameters resolved
+   * as generate resolves them; nothing runs.
+   */
+  estimate(params: GenerateParams): GenerationEstimate {
+    const p = this.resolve(params);
+    return estimateGeneration(this.profile, p, this.estimateOptions(p));
+  }
+
+  /**
+   * The estimate against a memory limit (machineMemoryLimit() for this machine): `refusal` says why the generation
+   * does not fit and what size would (generation-estimate.ts checkMemory), absent when it fits.
+   */
+  checkMemory(params: GenerateParams, limit: number): { estimate: GenerationEstimate; refusal?: string } {
+    const p = this.resolve(params);
+    return checkMemory(this.profile, p, this.estimateOptions(p), limit);
+  }
+
+  private estimateOptions(p: ResolvedParams): { threads: number; textEncodersReleased: boolean } {
+    return {
+      threads: this.networkOptions.threads ?? availableParallelism(),
+      textEncodersReleased: this.releasesFinished(p.hires?.width ?? p.width, p.hires?.height ?? p.height),
+    };
+  }
+
+  /** A request with the model's defaults filled in, as a generation runs it. */
+  private resolve(params: GenerateParams): ResolvedParams {
+    return resolveParams(params, {
       size: this.defaultSize,
       cfgScale: this.defaultCfgScale,
       steps: this.defaultSteps,
@@ -314,6 +363,10 @@ export class StableDiffusionPipeline {
       // Listing model folders is for the hires fix only.
       upscalers: params.hires === undefined ? [] : this.upscalers.names(),
     });
+  }
+
+  async generate(params: GenerateParams): Promise<GenerateResult> {
+    const p = this.resolve(params);
     this.safeguards.checkPrompt(p.prompt, p.negativePrompt);
     const jobId = params.jobId ?? randomUUID();
     // Fail on a bad sampler name, schedule or strength before any compute.
@@ -519,6 +572,7 @@ export class StableDiffusionPipeline {
             });
           };
         const shape = latentShape(this.space, seeds.length, p.width, p.height);
+        const stop = { signal: params.signal, skip: params.skipBatch && (() => params.skipBatch!(b)) };
         const first = await this.denoiseBatch(
           codec,
           p,
@@ -529,7 +583,7 @@ export class StableDiffusionPipeline {
           init,
           mask,
           control,
-          { signal: params.signal, skip: params.skipBatch && (() => params.skipBatch!(b)) },
+          stop,
           report(0, shape),
         );
         const refined = first.refined;
@@ -545,7 +599,7 @@ export class StableDiffusionPipeline {
             shape,
             hiresConditions!,
             codec,
-            params.signal,
+            stop,
             report(firstCalls, upShape),
           );
         }
@@ -673,6 +727,8 @@ export class StableDiffusionPipeline {
    * The hires fix's second pass on a batch's first-pass latents: upscaled (hires-pass.ts), noised to the start of
    * the second schedule with fresh noise from each image's seed at the new size (A1111 makes a new ImageRNG, the
    * variation included), then denoised with the second pass's sampler and prompts. Returns the final latents.
+   * A skip (A1111's state.skipped, checked in either pass's sampler loop) ends this pass too; one asked before it
+   * starts runs none of it, and the upscaled latents are decoded as they are, as A1111's sampler returns them.
    */
   private async hiresPass(
     p: ResolvedParams,
@@ -682,12 +738,14 @@ export class StableDiffusionPipeline {
     lowShape: readonly [number, number, number, number],
     conditions: PromptConditions,
     codec: VaeCodec,
-    signal: AbortSignal | undefined,
+    stop: { signal: AbortSignal | undefined; skip: (() => boolean) | undefined },
     onStep: (step: number, steps: number, latents: Float32Array) => void,
   ): Promise<Float32Array> {
     const h = p.hires!;
+    const { signal } = stop;
     const upscaler = findHiresUpscaler(h.upscaler, this.upscalers);
     const upscaled = await upscaleFirstPass(latents, lowShape, h, upscaler, codec, seeds, signal);
+    if (stop.skip?.()) return upscaled;
     const shape = latentShape(this.space, seeds.length, h.width, h.height);
     const scheduler = this.createScheduler(h);
     const timesteps = hiresTimesteps(scheduler, h.steps || p.steps, h.denoisingStrength);
@@ -708,6 +766,7 @@ export class StableDiffusionPipeline {
       conditions,
       inpaint,
       signal,
+      skip: stop.skip,
       onStep,
     });
   }

@@ -25,9 +25,16 @@ export type StageMemory = "auto" | "keep" | "release";
  */
 export const DECODE_BYTES_PER_PIXEL = 4.5 * 1024;
 
-/** The working memory a VAE decode of a `width` x `height` image takes (see DECODE_BYTES_PER_PIXEL). */
-export function decodeWorkingBytes(width: number, height: number): number {
-  return width * height * DECODE_BYTES_PER_PIXEL;
+/** The channels of SD's VAE decoder at full resolution, which DECODE_BYTES_PER_PIXEL was measured with. */
+export const DECODE_MEASURED_CHANNELS = 256;
+
+/**
+ * The working memory a VAE decode of a `width` x `height` image takes (see DECODE_BYTES_PER_PIXEL), for a decoder
+ * whose widest full-resolution tensors have `channels` channels (SD's 256 by default): the same tensors alive at
+ * once, each as wide as the decoder's.
+ */
+export function decodeWorkingBytes(width: number, height: number, channels = DECODE_MEASURED_CHANNELS): number {
+  return width * height * DECODE_BYTES_PER_PIXEL * (channels / DECODE_MEASURED_CHANNELS);
 }
 
 /** The bytes the sessions hold for these weights: every tensor as fp32, whatever its precision in the file. */

@@ -43,6 +43,11 @@ export interface ServerConfig {
    */
   workBudget: number;
   /**
+   * The most memory one generation may need by its estimate (bytes; generation-estimate.ts), larger ones get 422 on
+   * both APIs; undefined: what the machine has free when the request comes (machineMemoryLimit).
+   */
+  maxMemory?: number;
+  /**
    * Folders of ControlNets requests may name (A1111's ControlNet extension's models folder); serving the embedded
    * model, the folder of the ControlNets shipped beside it comes first.
    */
@@ -103,6 +108,7 @@ export interface ServerConfigInput {
   sseKeepAliveMs?: number;
   log?: boolean;
   workBudget?: number;
+  maxMemory?: number;
   controlnetDirs?: string[];
   models?: ListOptions;
   apiServerStop?: boolean;
@@ -135,6 +141,8 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
       `work budget ${workBudget} is invalid: use a positive number of megapixel-steps per request (default ${DEFAULTS.workBudget})`,
     );
   }
+  if (input.maxMemory !== undefined && !(input.maxMemory > 0))
+    throw new InputError(`max memory ${input.maxMemory} is invalid: use a positive number of bytes`);
   // With a queue, the model lives on the workers' machines: here it is only a name.
   if (input.queue === undefined && !existsSync(input.modelPath)) {
     throw new InputError(
@@ -155,6 +163,7 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
     sseKeepAliveMs: input.sseKeepAliveMs ?? DEFAULTS.sseKeepAliveMs,
     log: input.log ?? false,
     workBudget,
+    ...(input.maxMemory !== undefined ? { maxMemory: input.maxMemory } : {}),
     ...controlnetDirsOf(input),
     ...(input.models ? { models: input.models } : {}),
     ...(input.apiServerStop ? { apiServerStop: true } : {}),

@@ -124,7 +124,7 @@ function ourPaths(): Record<string, Record<string, unknown>> {
           "413": error("body too large"),
           "415": error("the body is not application/json"),
           "422": error(
-            "over the server's per-request work budget (megapixel-steps; see --work-budget), or refused by the prompt policy",
+            "over the server's per-request work budget (megapixel-steps; see --work-budget) or memory limit (see --max-memory), or refused by the prompt policy",
           ),
           "503": error(
             "the request leaves out width or height and the model, whose native size fills them in, failed to load",

@@ -1,3 +1,4 @@
+import { checkMemory, machineMemoryLimit, type ModelProfile } from "../pipeline/generation-estimate.js";
 import { resolveParams, type ResolvedParams } from "../pipeline/params.js";
 import { findSampler } from "../schedulers/index.js";
 import type { JobParams } from "./api-types.js";
@@ -44,10 +45,11 @@ export function workOf(p: ResolvedParams): { megapixelSteps: number; detail: str
 }
 
 /**
- * Refuses a job whose work is over the server's budget (422 on both APIs), with the figure, the limit and how
- * to get under it or raise it. The parameters are resolved exactly as the job will resolve them when it runs,
- * so defaults count: a missing size is the model's native one (the job's model's), which means waiting for the
- * model only then.
+ * Refuses a job whose work is over the server's budget, or whose memory estimate is over the server's limit (422 on
+ * both APIs), with the figure, the limit and how to get under it or raise it. The parameters are resolved exactly as
+ * the job will resolve them when it runs, so defaults count: a missing size is the model's native one (the job's
+ * model's). The work is checked first, without waiting for a model still loading when the size is given; the memory
+ * check needs the model's profile, so a job within the budget waits for its model to load.
  */
 export async function checkWorkBudget(
   ctx: ServerContext,
@@ -55,8 +57,11 @@ export async function checkWorkBudget(
   uploads: Uploads,
   served: ServedModel = ctx.model,
 ): Promise<void> {
-  const { megapixelSteps, detail } = await jobWork(ctx, params, uploads, served);
+  const { megapixelSteps, detail, resolved, model } = await jobWork(ctx, params, uploads, served);
   checkWork(ctx, megapixelSteps, `this request asks for ${figure(megapixelSteps)} megapixel-steps of work (${detail})`);
+  // A model that cannot load fails the job with its reason, as before this check.
+  const described = model ?? (await describeModel(served).catch(() => undefined));
+  if (described) checkMemoryAtAcceptance(ctx, resolved, described);
 }
 
 /** The work of one job as it will run, defaults filled as the job will fill them (see checkWorkBudget). */
@@ -65,7 +70,7 @@ export async function jobWork(
   params: JobParams,
   uploads: Uploads,
   served: ServedModel = ctx.model,
-): Promise<{ megapixelSteps: number; detail: string }> {
+): Promise<{ megapixelSteps: number; detail: string; resolved: ResolvedParams; model?: { profile?: ModelProfile } }> {
   const sized = params.width !== undefined && params.height !== undefined;
   // The model's own defaults (steps, sampler) count when it is loaded; it is waited for only for a missing size.
   const model = sized && !served.isLoaded ? undefined : await describeModel(served);
@@ -78,7 +83,7 @@ export async function jobWork(
     randomSeed: () => BigInt(params.seed),
     upscalers: ctx.upscalers.modelNames(),
   });
-  return workOf(resolved);
+  return { ...workOf(resolved), resolved, model };
 }
 
 /**
@@ -94,6 +99,23 @@ export function checkWork(ctx: ServerContext, megapixelSteps: number, asks: stri
     `${asks}, over this server's limit of ${figure(budget)} per request: ` +
       "ask for fewer images (batch_size x n_iter), fewer steps or fewer pixels, or split it into several requests; " +
       `whoever runs the server can raise the limit with diffuse serve --work-budget ${Math.ceil(megapixelSteps)}`,
+  );
+}
+
+/**
+ * Refuses a job whose memory estimate (generation-estimate.ts) is over the server's limit (serve --max-memory, else
+ * what the machine has free now), with the same message as the CLI's and how to raise the limit: 422 on both APIs.
+ * A model served by remote workers has no profile here, and their machines are not this one: no check.
+ */
+function checkMemoryAtAcceptance(ctx: ServerContext, p: ResolvedParams, model: { profile?: ModelProfile }): void {
+  if (!model.profile || ctx.config.queue !== undefined) return;
+  const limit = ctx.config.maxMemory ?? machineMemoryLimit();
+  const { estimate, refusal } = checkMemory(model.profile, p, { threads: 1 }, limit);
+  if (!refusal) return;
+  throw new HttpError(
+    422,
+    "over_memory",
+    `${refusal}; whoever runs the server can raise the limit with diffuse serve --max-memory ${Math.ceil(estimate.bytes / 1024 ** 3)}`,
   );
 }
 

@@ -3,6 +3,7 @@ import type { RgbImage } from "../image/codec.js";
 import type { ImageFormat } from "../image/output-format.js";
 import type { LoadOptions } from "../pipeline/load-pipeline.js";
 import type { GenerateParams, PreviewSafety, ResolvedParams } from "../pipeline/params.js";
+import type { ModelProfile } from "../pipeline/generation-estimate.js";
 import type { PromptExamples } from "../pipeline/prompt-examples.js";
 import type { EmbeddingEncoder } from "../pipeline/textual-inversions.js";
 import type { TransportedError } from "./transported-error.js";
@@ -35,6 +36,8 @@ export interface LoadedModel extends CheckpointDescription {
   refiner?: CheckpointDescription;
   /** Its text encoders as textual-inversion embeddings fit them (which embeddings are loaded or skipped). */
   textEncoders: EmbeddingEncoder[];
+  /** What its generations' memory depends on, for the check at acceptance (absent from a remote worker's model). */
+  profile?: ModelProfile;
 }
 
 /** Load options as they can cross to the thread: `onStatus` stays with the host and is fed by status messages. */

@@ -179,6 +179,7 @@ function describe(p: StableDiffusionPipeline): LoadedModel {
         }
       : {}),
     textEncoders: embeddingEncoders(p.checkpoint),
+    profile: p.profile,
   };
 }
 

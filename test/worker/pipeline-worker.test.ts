@@ -66,6 +66,7 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
       defaultSteps: local.defaultSteps,
       defaultSampler: local.defaultSampler,
       textEncoders: embeddingEncoders(local.checkpoint),
+      profile: local.profile,
     });
   });
 
