@@ -1,13 +1,14 @@
-import { createHash } from "node:crypto";
-import { statSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildClipText } from "../models/clip-text.js";
-import { unetInt8, vaeDecoderInt8, type Precision } from "../models/precision.js";
+import { calibratedTensors, int8Graph, type Int8Network, type Precision } from "../models/precision.js";
 import { buildUNet } from "../models/unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "../models/vae.js";
 import type { AttentionKind } from "../onnx/builder.js";
 import { Graph } from "../onnx/graph.js";
-import { InternalError } from "../errors.js";
+import { InputError, InternalError } from "../errors.js";
+import { accumulateRanges, observeRanges, type ActivationRanges, type Range } from "../onnx/activation-ranges.js";
 import { graphStructure } from "../onnx/serialize.js";
 import { codeDigest } from "../runtime/code-digest.js";
 import { CompileCache, defaultCacheDir, FORMAT_VERSION } from "../runtime/compile-cache.js";
@@ -63,10 +64,16 @@ export interface NetworkOptions extends SessionOptions {
    * entries.
    */
   precision?: Precision;
+  /**
+   * How int8 calibration runs a network: given the fp32 network with observers of the tensors whose ranges its int8
+   * form needs, run it on representative inputs (pipeline/int8-calibration.ts: a few prompts through the denoising
+   * loop). Called on the first int8 load of a model; the ranges are then kept in the cache folder.
+   */
+  calibrate?: (network: Int8Network, session: Session) => Promise<void>;
   /** Progress messages ("building unet graph (first use of this checkpoint)"). */
   onStatus?: (message: string) => void;
   /** How long each step of opening took: hashing the checkpoint, deriving a network's key, building its entry, loading it. */
-  onTiming?: (t: { phase: "hash" | "key" | "build" | "load"; network?: string; seconds: number }) => void;
+  onTiming?: (t: { phase: "hash" | "calibrate" | "key" | "build" | "load"; network?: string; seconds: number }) => void;
 }
 
 /**
@@ -147,6 +154,8 @@ export class CachedSessions<N extends string> {
     private readonly build: (name: N, attention: AttentionKind) => Graph,
     /** Session options of one network on top of `opts` (e.g. the VAE's memory pattern off). */
     private readonly sessionOptions: (name: N) => Partial<SessionOptions> = () => ({}),
+    /** Which int8 form a network has (models/precision.ts), if any: the others stay fp32 at any precision. */
+    private readonly int8Form: (name: N) => Int8Network | undefined = () => undefined,
   ) {}
 
   /** A session, created on first request. */
@@ -219,32 +228,38 @@ export class CachedSessions<N extends string> {
       start = now;
     };
     const blockSize = await this.nchwcBlockSize();
-    const graph = nchwcLayout(this.build(name, this.opts.attention ?? DEFAULT_ATTENTION), blockSize);
+    const attention = this.opts.attention ?? DEFAULT_ATTENTION;
+    let built = this.build(name, attention);
+    const form = this.opts.precision === "int8" ? this.int8Form(name) : undefined;
+    // An int8 graph holds its calibrated scales, so calibration comes before its key.
+    if (form) built = int8Graph(form, built, await this.activationRanges(form, blockSize));
+    const graph = nchwcLayout(built, blockSize);
     // An int8 entry sits beside the fp32 one: neither key's prefix starts the other's, so building one keeps the other.
-    const precision = this.opts.precision ?? "fp32";
-    const prefix = `${this.sha256.slice(0, 24)}-${precision === "fp32" ? "" : `${precision}-`}${name}-`;
-    const key = `${prefix}${this.graphDigest(graph, blockSize)}`;
+    const prefix = `${this.sha256.slice(0, 24)}-${form ? "int8-" : ""}${name}-`;
+    const key = `${prefix}${this.graphDigest(graph, blockSize, form ? "int8" : "fp32")}`;
     // Before any building: a change that does not fit the network fails here, in a moment.
     const change = this.changes.get(name);
     const patches = change?.patches(graph);
     lap("key");
-    let built = false;
+    let building = false;
     const entry = this.cache.getOrBuild(
       key,
       () => graph,
       (e) => {
         if (e.hit) return;
-        built = true;
+        building = true;
         this.opts.onStatus?.(`building the ${name} graph (${e.reason}); later runs reuse it`);
       },
       prefix,
     );
-    if (built) lap("build");
+    if (building) lap("build");
     const patched = patches !== undefined && patches.size > 0;
     try {
+      // onnxruntime's QLinearConv runs about twice as fast on weights it packed at load; they are int8, a quarter
+      // of the fp32 weights the packing is off for (SessionOptions.prepack).
       const { session, weights } = await this.cache.openLive(
         entry,
-        { ...this.opts, ...this.sessionOptions(name) },
+        { ...this.opts, ...this.sessionOptions(name), ...(form ? { prepack: true } : {}) },
         patches,
       );
       if (weights) this.live.set(name, { session, weights, graph: weightIndex(graph) });
@@ -259,9 +274,49 @@ export class CachedSessions<N extends string> {
     }
   }
 
-  private graphDigest(graph: Graph, blockSize: number): string {
+  /**
+   * The activation ranges the int8 form of a network quantizes its convolutions with: read from the cache folder,
+   * or measured once (opts.calibrate) on the fp32 network with observers (onnx/activation-ranges.ts) and kept there.
+   * A UNet variant that takes residuals uses the plain UNet's ranges (its convolutions are the same tensors).
+   */
+  private async activationRanges(form: Int8Network, blockSize: number): Promise<ActivationRanges> {
     this.code ??= codeDigest(GRAPH_CODE);
-    return graphDigest(graph, blockSize, this.code, this.opts.precision);
+    const file = join(this.cache.dir, `${this.sha256.slice(0, 24)}-int8-${form}-ranges-${this.code.slice(0, 16)}.json`);
+    const stored = readRanges(file);
+    if (stored) return stored;
+    if (!this.opts.calibrate)
+      throw new InputError(
+        `int8 ${form}: no calibrated activation ranges in ${this.cache.dir} and no way to measure them here; ` +
+          "load the model through loadPipeline (it calibrates on first use) or use precision fp32",
+      );
+    const start = performance.now();
+    this.opts.onStatus?.(`calibrating the int8 ${form} (first int8 use of this model; later runs reuse it)`);
+    const plain = this.build(form as unknown as N, this.opts.attention ?? DEFAULT_ATTENTION);
+    const observer = nchwcLayout(observeRanges(plain, calibratedTensors(form, plain)), blockSize);
+    const key = `${this.sha256.slice(0, 24)}-calibrate-${form}-${this.graphDigest(observer, blockSize)}`;
+    const entry = this.cache.getOrBuild(key, () => observer);
+    const ranges = new Map<string, Range>();
+    try {
+      const session = await this.cache.open(entry, { ...this.opts, ...this.sessionOptions(form as unknown as N) });
+      session.observe((outputs) => accumulateRanges(ranges, outputs));
+      try {
+        await this.opts.calibrate(form, session);
+      } finally {
+        await session.release();
+      }
+    } finally {
+      this.cache.evict(key, entry.id); // the observed graph is of no use once its ranges are kept
+    }
+    const tmp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ version: 1, ranges: Object.fromEntries(ranges) }));
+    renameSync(tmp, file);
+    this.opts.onTiming?.({ phase: "calibrate", network: form, seconds: (performance.now() - start) / 1000 });
+    return ranges;
+  }
+
+  private graphDigest(graph: Graph, blockSize: number, precision: Precision = "fp32"): string {
+    this.code ??= codeDigest(GRAPH_CODE);
+    return graphDigest(graph, blockSize, this.code, precision);
   }
 
   /** The block size of the runtime's NCHWc layout, asked once; other execution providers get plain graphs. */
@@ -315,8 +370,9 @@ export class Networks extends CachedSessions<NetworkName> {
       sha256,
       cache,
       opts,
-      (name, attention) => withPrecision(name, buildNetwork(checkpoint, name, attention), opts.precision ?? "fp32"),
+      (name, attention) => buildNetwork(checkpoint, name, attention),
       (name) => NETWORK_SESSION[name] ?? {},
+      (name) => (name in UNET_VARIANTS ? "unet" : name === "vae_decoder" ? "vae_decoder" : undefined),
     );
   }
 
@@ -359,12 +415,16 @@ function weightIndex(graph: Graph): Graph {
   return index;
 }
 
-/** The graph with the layers models/precision.ts names in int8, for the networks that have an int8 form. */
-export function withPrecision(name: NetworkName, graph: Graph, precision: Precision): Graph {
-  if (precision === "fp32") return graph;
-  if (name in UNET_VARIANTS) return unetInt8(graph);
-  if (name === "vae_decoder") return vaeDecoderInt8(graph);
-  return graph;
+/** Ranges kept by an earlier calibration, or undefined when there are none (or they cannot be read). */
+function readRanges(file: string): ActivationRanges | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    const parsed = JSON.parse(readFileSync(file, "utf8")) as { version?: number; ranges?: Record<string, Range> };
+    if (parsed.version !== 1 || !parsed.ranges) return undefined;
+    return new Map(Object.entries(parsed.ranges));
+  } catch {
+    return undefined; // measured again
+  }
 }
 
 function buildNetwork(checkpoint: Checkpoint, name: NetworkName, attention: AttentionKind): Graph {
