@@ -23,6 +23,8 @@ import { samplerSummary } from "./samplers.js";
 import { PreviewFile } from "./preview-file.js";
 import { modelOption } from "./model-option.js";
 import { safetyPolicyOption } from "./safety-options.js";
+import { PRECISION_HELP } from "./precision-option.js";
+import { parsePrecision } from "../index.js";
 import { collect } from "./repeatable.js";
 
 interface GenerateOptions extends ControlOptions {
@@ -70,6 +72,7 @@ interface GenerateOptions extends ControlOptions {
   batchCount?: string;
   clipSkip?: string;
   threads?: string;
+  precision?: string;
   out?: string;
   outdir?: string;
   json?: boolean;
@@ -308,6 +311,7 @@ export function registerGenerate(program: Command): void {
       "1",
     )
     .option("--threads <n>", "CPU threads, 1 or more (default: all cores)")
+    .option("--precision <p>", PRECISION_HELP, "fp32")
     .option(
       "--lora <name:weight>",
       "merge a LoRA, as <lora:NAME:WEIGHT> in the prompt does (NAME in the LoRA folder, or a .safetensors path; repeatable)",
@@ -425,6 +429,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
   if (o.negativePrompt !== undefined && o.negative !== undefined)
     throw new InputError("--negative is the old name of --negative-prompt: give the negative prompt once");
   const threads = threadsOption(o.threads);
+  const precision = parsePrecision(o.precision ?? "fp32", "--precision");
   if (o.refinerSwitchAt !== undefined && o.refiner === undefined)
     throw new InputError("--refiner-switch-at needs --refiner: the checkpoint to hand over to");
   if (o.refinerConfig !== undefined && o.refiner === undefined)
@@ -461,6 +466,7 @@ async function generateCommand(prompt: string, o: GenerateOptions): Promise<void
       vae: o.vae === undefined ? undefined : await modelOption(o.vae),
       previewDecoder: o.previewVae === undefined ? undefined : await modelOption(o.previewVae),
       threads,
+      precision,
       onStatus: log,
       safetyChecker: o.safetyCheck ? o.safetyChecker : false,
       safetyPolicy: safetyPolicyOption(o.safetyPolicy),
