@@ -6,7 +6,7 @@ import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
 import { GraphBuilder } from "../../src/onnx/builder.js";
 import { DataType } from "../../src/onnx/graph.js";
 import { graphDigest } from "../../src/pipeline/networks.js";
-import type { RgbImage } from "../../src/image/tensor.js";
+import type { RgbImage } from "../../src/image/codec.js";
 
 const MODEL = join(import.meta.dirname, "../../models/tiny-shapes");
 
