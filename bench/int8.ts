@@ -137,6 +137,9 @@ try {
         `${name} run ${i + 1}: fp32 ${t.fp32.at(-1)!.toFixed(2)} s (CPU ${t.fp32cpu.at(-1)!.toFixed(2)} s), int8 ${t.int8.at(-1)!.toFixed(2)} s (CPU ${t.int8cpu.at(-1)!.toFixed(2)} s), load ${loadavg()[0]!.toFixed(2)}`,
       );
     }
+    // --runs 0: the warm-ups alone (their error, their times).
+    if (t.fp32.length === 0)
+      Object.assign(t, { fp32: [ref.seconds], int8: [q.seconds], fp32cpu: [ref.cpu], int8cpu: [q.cpu] });
     const [f, i8, fc, ic] = [med(t.fp32), med(t.int8), med(t.fp32cpu), med(t.int8cpu)];
     rows.push(
       `| ${name} ${px}px | ${f.toFixed(2)} | ${i8.toFixed(2)} | ${(f / i8).toFixed(2)}x | ${fc.toFixed(2)} | ${ic.toFixed(2)} | ${(fc / ic).toFixed(2)}x | ${(100 * err).toFixed(2)}% |`,
@@ -150,6 +153,8 @@ try {
       .map((x) => x.toFixed(2))
       .join(" ")}`,
   ];
+  // The table first: a trajectory takes long.
+  process.stdout.write(`${lines.splice(0).join("\n")}\n`);
   const steps = Number(args.trajectory);
   if (steps > 0) {
     const a = await trajectory(fp32, steps);
