@@ -52,8 +52,20 @@ function keepUnetLinear(weight: string): boolean {
 }
 
 function keepUnetConv(weight: string): boolean {
-  return weight.startsWith("conv_in.") || weight.startsWith("conv_out.");
+  return (
+    weight.startsWith("conv_in.") ||
+    weight.startsWith("conv_out.") ||
+    READS_RESIDUAL_STREAM.some((part) => weight.includes(part))
+  );
 }
+
+/**
+ * The convolutions that read the raw residual stream (not a normalized tensor): the ResNets' 1x1 shortcuts, the
+ * down- and upsamplers, and the transformers' proj_out. That stream's range over a generation is several times its
+ * typical magnitude (calibrating the random-weight SD1.5: about ±78 where one run sees ±20), so one static uint8
+ * scale for it is coarse: measured on a 20-step trajectory they carried most of the int8 error.
+ */
+const READS_RESIDUAL_STREAM = [".conv_shortcut.", ".downsamplers.", ".upsamplers.", ".proj_out."];
 
 function keepVaeConv(weight: string): boolean {
   return (

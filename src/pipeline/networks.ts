@@ -42,11 +42,16 @@ export const GRAPH_CODE = [
   new URL("../models/t2i-adapter.js", import.meta.url),
   new URL("../models/vae.js", import.meta.url),
   new URL("../models/open-checkpoint.js", import.meta.url),
-  new URL("../models/precision.js", import.meta.url),
   new URL("../runtime/nchwc-layout.js", import.meta.url),
   new URL("../onnx/serialize.js", import.meta.url),
   new URL("../runtime/compact-weights.js", import.meta.url),
 ];
+
+/**
+ * What else decides an int8 network's entry: which layers are quantized and how (models/precision.ts and the onnx/
+ * passes it imports). Only int8 keys hold it, so that a change there leaves the fp32 entries in place.
+ */
+export const INT8_CODE = [new URL("../models/precision.js", import.meta.url)];
 
 export interface NetworkOptions extends SessionOptions {
   /** Where built graphs are kept (default: $DIFFUSE_CACHE or ~/.cache/diffuse/compiled). */
@@ -145,6 +150,7 @@ export class CachedSessions<N extends string> {
   /** For a loaded session whose weights can be rewritten in place: them, and the graph the patches are found in. */
   private readonly live = new Map<N, { session: Session; weights: LiveWeights; graph: Graph }>();
   private code: string | undefined;
+  private int8Code: string | undefined;
   private blockSize: Promise<number> | undefined;
 
   constructor(
@@ -282,8 +288,12 @@ export class CachedSessions<N extends string> {
   private async activationRanges(form: Int8Network, blockSize: number): Promise<ActivationRanges> {
     this.code ??= codeDigest(GRAPH_CODE);
     const file = join(this.cache.dir, `${this.sha256.slice(0, 24)}-int8-${form}-ranges-${this.code.slice(0, 16)}.json`);
+    const plain = this.build(form as unknown as N, this.opts.attention ?? DEFAULT_ATTENTION);
+    const tensors = calibratedTensors(form, plain);
+    // Ranges of the fp32 graph's tensors: valid while that graph is the same (its code is in the name) and they
+    // cover what the int8 form quantizes now (models/precision.ts may have changed).
     const stored = readRanges(file);
-    if (stored) return stored;
+    if (stored && tensors.every((t) => stored.has(t))) return stored;
     if (!this.opts.calibrate)
       throw new InputError(
         `int8 ${form}: no calibrated activation ranges in ${this.cache.dir} and no way to measure them here; ` +
@@ -291,8 +301,7 @@ export class CachedSessions<N extends string> {
       );
     const start = performance.now();
     this.opts.onStatus?.(`calibrating the int8 ${form} (first int8 use of this model; later runs reuse it)`);
-    const plain = this.build(form as unknown as N, this.opts.attention ?? DEFAULT_ATTENTION);
-    const observer = nchwcLayout(observeRanges(plain, calibratedTensors(form, plain)), blockSize);
+    const observer = nchwcLayout(observeRanges(plain, tensors), blockSize);
     const key = `${this.sha256.slice(0, 24)}-calibrate-${form}-${this.graphDigest(observer, blockSize)}`;
     const entry = this.cache.getOrBuild(key, () => observer);
     const ranges = new Map<string, Range>();
@@ -316,7 +325,9 @@ export class CachedSessions<N extends string> {
 
   private graphDigest(graph: Graph, blockSize: number, precision: Precision = "fp32"): string {
     this.code ??= codeDigest(GRAPH_CODE);
-    return graphDigest(graph, blockSize, this.code, precision);
+    if (precision === "fp32") return graphDigest(graph, blockSize, this.code, precision);
+    this.int8Code ??= codeDigest(INT8_CODE);
+    return graphDigest(graph, blockSize, `${this.code}+${this.int8Code}`, precision);
   }
 
   /** The block size of the runtime's NCHWc layout, asked once; other execution providers get plain graphs. */
