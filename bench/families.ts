@@ -14,6 +14,8 @@
  *   npm run bench -- --checkpoint-dir /tmp/bench-models   keep the checkpoints there for the next run
  *   npm run bench -- --cache-weights fp32         the cache's other storage: twice the disk, no rebuild at load
  *   npm run bench -- --prepack                    sessions with onnxruntime's packed MatMul weights (SessionOptions.prepack)
+ *   npm run bench -- --precision int8             the same table at int8 (calibrated at first use), and each row's
+ *                                                 fp32 time and ratio measured in the same run (fp32 phases first)
  *
  * Per family, each phase in a process of its own, so that its peak RSS is its own:
  * - first use: hashing the checkpoint, then for each network deriving its cache key, building its entry (weights
@@ -56,6 +58,8 @@ import {
   type Timing,
 } from "./network-rows.js";
 import { randomCheckpoint, tokenizerTemplate, type RandomCheckpoint } from "./random-checkpoint.js";
+import { parsePrecision, type Precision } from "../src/models/precision.js";
+import { loadPipeline } from "../src/pipeline/load-pipeline.js";
 import { randomSafetyChecker } from "./random-weights.js";
 
 const { values: args } = parseArgs({
@@ -73,14 +77,17 @@ const { values: args } = parseArgs({
     "checkpoint-dir": { type: "string" },
     "cache-weights": { type: "string", default: "compact" },
     prepack: { type: "boolean", default: false },
+    precision: { type: "string", default: "fp32" },
     // internal: one phase of one family in a process of its own
     child: { type: "string" },
     "child-family": { type: "string" },
     "child-checkpoint": { type: "string" },
     "child-cache": { type: "string" },
     "child-rows": { type: "string" },
+    "child-precision": { type: "string", default: "fp32" },
   },
 });
+const precision = parsePrecision(args.precision, "--precision");
 const threads = Number(args.threads ?? availableParallelism());
 const attention = args.attention as AttentionKind;
 const sessionOpts: SessionOptions = {
@@ -158,6 +165,7 @@ async function openNetworks(
   family: FamilyName,
   path: string,
   cacheDir: string,
+  childPrecision: Precision = "fp32",
 ): Promise<{ nets: Networks; timings: Timings; totals: Timings }> {
   const { config, networks } = FAMILIES[family];
   const timings: Timings = {};
@@ -167,13 +175,23 @@ async function openNetworks(
   };
   const t0 = performance.now();
   const cacheWeights = args["cache-weights"] as NetworkOptions["cacheWeights"];
-  const nets = await Networks.open(openCheckpoint(path, { prediction: config.predictionType }), {
-    cacheDir,
-    attention,
-    cacheWeights,
-    onTiming,
-    ...sessionOpts,
-  });
+  const options = { cacheDir, attention, cacheWeights, onTiming, ...sessionOpts };
+  // int8 calibrates on first use by running the model's conditioner and UNet: the pipeline's loader wires that up
+  // (the single files' tokenizers are the tiny reference models', as the single-file check's).
+  const tiny = tokenizerTemplate(config.family);
+  const nets =
+    childPrecision === "int8"
+      ? (
+          await loadPipeline(path, {
+            ...options,
+            precision: "int8",
+            prediction: config.predictionType,
+            tokenizer: join(tiny, "tokenizer"),
+            tokenizer2: config.textEncoder2 ? join(tiny, "tokenizer_2") : undefined,
+            safetyChecker: false,
+          })
+        ).networks
+      : await Networks.open(openCheckpoint(path, { prediction: config.predictionType }), options);
   totals.hash = round((performance.now() - t0) / 1000);
   for (const name of networks) {
     const t = performance.now();
@@ -187,7 +205,12 @@ async function openNetworks(
 /** One phase of one family, in this (child) process: first use, or a cached load and the rows named. */
 async function phaseChild(): Promise<void> {
   const family = args["child-family"] as FamilyName;
-  const { nets, timings, totals } = await openNetworks(family, args["child-checkpoint"]!, args["child-cache"]!);
+  const { nets, timings, totals } = await openNetworks(
+    family,
+    args["child-checkpoint"]!,
+    args["child-cache"]!,
+    parsePrecision(args["child-precision"]!, "--child-precision"),
+  );
   const report: PhaseReport = { totals, phases: timings, peakRssMb: 0 };
   if (args.child === "run") {
     report.rows = {};
@@ -238,6 +261,7 @@ function runPhase(
   checkpoint: string,
   cacheDir: string,
   rows: readonly string[] = [],
+  childPrecision: Precision = "fp32",
 ): PhaseReport {
   const child = spawnSync(
     process.execPath,
@@ -268,6 +292,8 @@ function runPhase(
       "--long-runs",
       String(args["long-runs"]),
       ...(args.prepack ? ["--prepack"] : []),
+      "--child-precision",
+      childPrecision,
     ],
     { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 * 2 ** 20 },
   );
@@ -398,6 +424,8 @@ interface FamilyResult {
   /** runPeakRssMb plus the tmpfs weights RSS did not count: the memory the generation holds at its peak. */
   runPeakHeldMb: number;
   singleFile?: SingleFileCheck;
+  /** With --precision int8: the int8 phases, run after the fp32 ones on the same checkpoint and cache folder. */
+  int8?: { firstUse: PhaseReport; rows: Record<string, RowResult>; cacheBytes: number; runPeakRssMb: number };
 }
 
 async function main(): Promise<void> {
@@ -412,6 +440,7 @@ async function main(): Promise<void> {
     optimization: args.opt,
     cacheWeights: args["cache-weights"],
     prepack: args.prepack,
+    precision,
     loadAverage: loadavg().map(round),
     memoryGb: { total: round(totalmem() / 2 ** 30), free: round(freemem() / 2 ** 30) },
   };
@@ -472,6 +501,23 @@ async function main(): Promise<void> {
         releasedTextEncoders: runs[0]!.releasedTextEncoders,
         runPeakHeldMb: runs[0]!.peakRssMb + (runs[0]!.tmpfs ? runs[0]!.tmpfs.mappedMb - runs[0]!.tmpfs.residentMb : 0),
       };
+      if (precision === "int8") {
+        const fp32Entries = new Set(readdirSync(cacheDir));
+        const firstUse8 = runPhase("first-use", family, ckpt.path, cacheDir, [], "int8");
+        log(`int8 first use: ${JSON.stringify(firstUse8)}`);
+        const run8 = runPhase("run", family, ckpt.path, cacheDir, rows, "int8");
+        // The int8 entries and calibrated ranges (the text encoders' entries are fp32's, shared).
+        const int8Bytes = readdirSync(cacheDir)
+          .filter((n) => !fp32Entries.has(n) && n.includes("-int8-"))
+          .reduce((sum, n) => sum + du(join(cacheDir, n)), 0);
+        log(`int8 cache entries on disk: ${gb(int8Bytes)}`);
+        byFamily[family]!.int8 = {
+          firstUse: firstUse8,
+          rows: run8.rows ?? {},
+          cacheBytes: int8Bytes,
+          runPeakRssMb: run8.peakRssMb,
+        };
+      }
       if (check) {
         log("single-file SDXL through the CLI: generate at 512 px, 1 step; inspect");
         byFamily[family]!.singleFile = singleFileCheck(ckpt, cacheDir, scratch);
@@ -501,7 +547,9 @@ async function main(): Promise<void> {
     byFamily.sd15?.rows.unet512?.seconds ?? (args["sd15-step"] !== undefined ? Number(args["sd15-step"]) : undefined);
   const scale = sd15Step !== undefined ? sd15Step / REFERENCE_SD15_STEP : undefined;
   const table = ROWS.flatMap((spec) => {
-    const r = byFamily[spec.family]?.rows[spec.id];
+    const fp32 = byFamily[spec.family]?.rows[spec.id];
+    // At int8 the table is int8's, with the fp32 time of the same run beside it.
+    const r = precision === "int8" ? byFamily[spec.family]?.int8?.rows[spec.id] : fp32;
     if (!r) return [];
     const scaled = spec.pytorch !== undefined && scale !== undefined ? spec.pytorch * scale : undefined;
     const speedup = scaled !== undefined ? scaled / r.seconds : undefined;
@@ -516,6 +564,8 @@ async function main(): Promise<void> {
         speedup: speedup && round(speedup),
         target: spec.target,
         met: spec.target !== undefined && speedup !== undefined ? speedup >= spec.target : undefined,
+        fp32Seconds: precision === "int8" ? fp32?.seconds : undefined,
+        int8Ratio: precision === "int8" && fp32 ? round(fp32.seconds / r.seconds) : undefined,
       },
     ];
   });
@@ -547,12 +597,18 @@ async function main(): Promise<void> {
   }
 
   const s = (x: number | undefined, digits = 2) => (x === undefined ? "-" : x.toFixed(digits));
+  // At int8, "ours" is int8 (GFLOP/s counts the fp32 work), beside fp32's time in the same run and the ratio.
+  const int8Head = precision === "int8" ? " fp32, this run (s) | fp32 / int8 |" : "";
+  const int8Rule = precision === "int8" ? " --- | --- |" : "";
   const lines = [
-    `| network | ours (s) | CPU share | PyTorch, issue (s) | PyTorch scaled (s) | speed-up | target | met | GFLOP/s | of MatMul ceiling (${matmul} GFLOP/s) |`,
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    `| network | ours (s) | CPU share | PyTorch, issue (s) | PyTorch scaled (s) | speed-up | target | met | GFLOP/s | of MatMul ceiling (${matmul} GFLOP/s) |${int8Head}`,
+    `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |${int8Rule}`,
     ...table.map(
       (r) =>
-        `| ${r.what} | ${s(r.seconds)} | ${s(r.cpuShare)} | ${s(r.pytorch)} | ${s(r.pytorchScaled)} | ${r.speedup === undefined ? "-" : `${s(r.speedup)}x`} | ${r.target === undefined ? "-" : `>= ${r.target}x`} | ${r.met === undefined ? "-" : r.met ? "yes" : "NO"} | ${s(r.gflops, 1)} | ${((100 * r.gflops) / matmul).toFixed(0)}% |`,
+        `| ${r.what} | ${s(r.seconds)} | ${s(r.cpuShare)} | ${s(r.pytorch)} | ${s(r.pytorchScaled)} | ${r.speedup === undefined ? "-" : `${s(r.speedup)}x`} | ${r.target === undefined ? "-" : `>= ${r.target}x`} | ${r.met === undefined ? "-" : r.met ? "yes" : "NO"} | ${s(r.gflops, 1)} | ${((100 * r.gflops) / matmul).toFixed(0)}% |` +
+        (precision === "int8"
+          ? ` ${s(r.fp32Seconds)} | ${r.int8Ratio === undefined ? "-" : `${s(r.int8Ratio)}x`} |`
+          : ""),
     ),
     ...(safety
       ? [
@@ -590,6 +646,16 @@ async function main(): Promise<void> {
           : ""),
       "",
     );
+    if (f.int8) {
+      const t = f.int8.firstUse.phases;
+      const calibration = Object.entries(t)
+        .filter(([k]) => k.endsWith(".calibrate"))
+        .map(([k, v]) => `${k.split(".")[0]} ${v.toFixed(1)} s`);
+      lines.push(
+        `${family} int8: first use ${f.int8.firstUse.totals.total!.toFixed(1)} s (calibration: ${calibration.join(", ") || "kept from before"}), int8 entries on disk ${gb(f.int8.cacheBytes)}, peak RSS of the rows ${f.int8.runPeakRssMb} MB`,
+        "",
+      );
+    }
     if (f.singleFile) {
       const c = f.singleFile;
       lines.push(

@@ -2,6 +2,7 @@
 export { loadPipeline, type LoadOptions, type Pipeline } from "./worker/load.js";
 /** The small model embedded in the package (models/tiny-shapes), which the CLI uses without --model. */
 export { defaultModelPath, embeddedControlNetPath, isDefaultModel } from "./default-model.js";
+export { parsePrecision, PRECISIONS, type Precision } from "./models/precision.js";
 export { PipelineWorker, type WorkerGenerateParams, type WorkerStepEvent } from "./worker/pipeline-worker.js";
 export { StableDiffusionPipeline } from "./pipeline/stable-diffusion.js";
 export type { GenerateResult, GeneratedImage } from "./pipeline/stable-diffusion.js";

@@ -4,7 +4,7 @@
  * generation_config.json, else 7), at SD's usual 7, and with guidance off (cfg 1).
  *
  *   npx tsx scripts/shapes/eval.ts [model] [--count 100] [--steps 20] [--cfg model,7,1] [--sketches 20]
- *                                 [--strength 0.6,0.7,0.8] [--save dir]
+ *                                 [--strength 0.6,0.7,0.8] [--save dir] [--precision fp32|int8]
  *
  * The model defaults to models/tiny-shapes; seeds are 0..count-1, the sampler the pipeline's default. Then it
  * scores image-to-image from rough sketches (eval-sketch.ts) at the model's guidance, each strength in turn
@@ -13,6 +13,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { parsePrecision } from "../../src/models/precision.js";
 import { loadPipeline } from "../../src/pipeline/load-pipeline.js";
 import type { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
 import { evaluateSketches, sketchTable, type SketchScores } from "./eval-sketch.js";
@@ -112,6 +113,7 @@ async function main(): Promise<void> {
       sketches: { type: "string", default: "20" },
       strength: { type: "string", default: "0.6,0.7,0.8" },
       save: { type: "string" },
+      precision: { type: "string", default: "fp32" },
     },
   });
   const model = positionals[0] ?? "models/tiny-shapes";
@@ -129,7 +131,7 @@ async function main(): Promise<void> {
     throw new Error(`--sketches ${values.sketches}: expected a whole number (0 skips the sketch test)`);
   if (strengths.some((x) => !(x > 0 && x <= 1)))
     throw new Error(`--strength ${values.strength}: expected numbers in (0, 1] separated by commas, e.g. 0.6,0.7,0.8`);
-  const pipe = await loadPipeline(model);
+  const pipe = await loadPipeline(model, { precision: parsePrecision(values.precision!, "--precision") });
   try {
     // "model" is the guidance the model recommends (generation_config.json); each value is scored once.
     const cfgs = [...new Set(cfgWords.map((c) => (c === "model" ? pipe.defaultCfgScale : Number(c))))];
@@ -145,7 +147,9 @@ async function main(): Promise<void> {
       all.push(s);
       console.error(`cfg ${cfg}: ${count} images in ${((performance.now() - start) / 1000).toFixed(1)} s`);
     }
-    console.log(`held-out prompts of ${model}, seeds 0-${count - 1}, ${steps} steps, default sampler`);
+    console.log(
+      `held-out prompts of ${model}, seeds 0-${count - 1}, ${steps} steps, default sampler, precision ${values.precision}`,
+    );
     console.log(scoreTable(all));
     if (sketchCount === 0) return;
     const sketches = sketchCases(sketchCount);

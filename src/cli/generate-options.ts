@@ -6,7 +6,9 @@ import {
   InputError,
   type LoadOptions,
   listScheduleTypes,
+  parsePrecision,
   parseSeed,
+  type Precision,
   type PredictionType,
   RANDOM_SEED,
   randomSeed,
@@ -16,6 +18,7 @@ import { adapterFolderOptions, loraOption } from "./adapter-options.js";
 import { addControlOptions, controlModelPath, controlUnits, type ControlOptions } from "./control-options.js";
 import { terminalLicensePrompt } from "./license-prompt.js";
 import { modelOption } from "./model-option.js";
+import { PRECISION_HELP } from "./precision-option.js";
 import { collect } from "./repeatable.js";
 import { safetyPolicyOption } from "./safety-options.js";
 import { samplerSummary } from "./samplers.js";
@@ -70,6 +73,7 @@ export interface GenerateOptions extends ControlOptions {
   batchCount?: string;
   clipSkip?: string;
   threads?: string;
+  precision?: string;
   out?: string;
   outdir?: string;
   json?: boolean;
@@ -292,6 +296,7 @@ export function addGenerationOptions(command: Command): Command {
       "1",
     )
     .option("--threads <n>", "CPU threads, 1 or more (default: all cores)")
+    .option("--precision <p>", PRECISION_HELP, "fp32")
     .option(
       "--lora <name:weight>",
       "merge a LoRA, as <lora:NAME:WEIGHT> in the prompt does (NAME in the LoRA folder, or a .safetensors path; repeatable)",
@@ -338,6 +343,7 @@ export interface GenerationRequest {
   /** The seed (a random one drawn for -1 or none), settled here so that output names are known up front. */
   seed: bigint;
   threads?: number;
+  precision: Precision;
   prediction?: PredictionType;
 }
 
@@ -389,12 +395,13 @@ export function generationRequest(prompt: string, o: GenerateOptions): Generatio
   if (o.negativePrompt !== undefined && o.negative !== undefined)
     throw new InputError("--negative is the old name of --negative-prompt: give the negative prompt once");
   const threads = threadsOption(o.threads);
+  const precision = parsePrecision(o.precision ?? "fp32", "--precision");
   if (o.refinerSwitchAt !== undefined && o.refiner === undefined)
     throw new InputError("--refiner-switch-at needs --refiner: the checkpoint to hand over to");
   if (o.refinerConfig !== undefined && o.refiner === undefined)
     throw new InputError("--refiner-config needs --refiner: the single-file refiner it describes");
   const prediction = predictionOption(o.prediction);
-  return { params, seed, threads, prediction };
+  return { params, seed, threads, precision, prediction };
 }
 
 /** The request's ControlNet models resolved (store names and A1111 titles to paths). */
@@ -408,10 +415,10 @@ export async function resolveControlModels(params: GenerateParams): Promise<void
 /** How to load the pipeline the options describe, its safeguards included. */
 export async function pipelineLoadOptions(
   o: GenerateOptions,
-  request: Pick<GenerationRequest, "threads" | "prediction">,
+  request: Pick<GenerationRequest, "threads" | "precision" | "prediction">,
   log: (s: string) => void,
 ): Promise<LoadOptions & { worker?: false }> {
-  const { threads, prediction } = request;
+  const { threads, precision, prediction } = request;
   const signer = {
     ...signerConfigFromEnv(),
     ...(o.c2paKey ? { keyPath: o.c2paKey } : {}),
@@ -428,6 +435,7 @@ export async function pipelineLoadOptions(
     vae: o.vae === undefined ? undefined : await modelOption(o.vae),
     previewDecoder: o.previewVae === undefined ? undefined : await modelOption(o.previewVae),
     threads,
+    precision,
     onStatus: log,
     safetyChecker: o.safetyCheck ? o.safetyChecker : false,
     safetyPolicy: safetyPolicyOption(o.safetyPolicy),

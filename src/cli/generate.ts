@@ -90,7 +90,7 @@ export function flushed(stream: NodeJS.WriteStream): Promise<void> {
 async function generateCommand(prompt: string, o: GenerateOptions & { maxMemory?: string }): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const model = o.model === undefined ? defaultModelPath() : await modelOption(o.model);
-  const { params, seed, threads, prediction } = generationRequest(prompt, o);
+  const { params, seed, threads, precision, prediction } = generationRequest(prompt, o);
   const maxMemory = maxMemoryOption(o.maxMemory);
   if (o.out !== undefined && o.outdir !== undefined)
     throw new InputError("-o names the exact file and --outdir the folder for numbered files: give one of them");
@@ -106,7 +106,7 @@ async function generateCommand(prompt: string, o: GenerateOptions & { maxMemory?
       );
     }
     await resolveControlModels(params);
-    const pipe = await loadPipeline(model, await pipelineLoadOptions(o, { threads, prediction }, log));
+    const pipe = await loadPipeline(model, await pipelineLoadOptions(o, { threads, precision, prediction }, log));
     try {
       checkEstimate(pipe, params, maxMemory, log);
       await interruption.pausePoint("loaded");

@@ -113,7 +113,7 @@ async function gridCommand(prompt: string, o: GridOptions): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const model = o.model === undefined ? defaultModelPath() : await modelOption(o.model);
   const request = generationRequest(prompt, o);
-  const { params, threads, prediction } = request;
+  const { params, threads, precision, prediction } = request;
   if (o.out !== undefined && o.outdir !== undefined)
     throw new InputError("-o names the exact file and --outdir the folder for numbered files: give one of them");
   const margin = Number(o.margin ?? "0");
@@ -148,7 +148,7 @@ async function gridCommand(prompt: string, o: GridOptions): Promise<void> {
       );
     await resolveControlModels(params);
     for (const cell of plan.cells) if (cell.params.controlnet) cell.params.controlnet = params.controlnet;
-    const loadOptions = await pipelineLoadOptions(o, { threads, prediction }, log);
+    const loadOptions = await pipelineLoadOptions(o, { threads, precision, prediction }, log);
     // The pipeline that ran the first cell stays open to encode the grid (it carries that cell's infotext); a
     // Checkpoint name axis runs outermost, so any other model is loaded once, used for its cells, and closed.
     const pipes = new Map<string, StableDiffusionPipeline>();

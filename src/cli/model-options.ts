@@ -4,6 +4,8 @@ import { signerConfigFromEnv } from "../responsible/provenance/index.js";
 import { adapterFolderOptions } from "./adapter-options.js";
 import { modelOption } from "./model-option.js";
 import { safetyPolicyOption } from "./safety-options.js";
+import { PRECISION_HELP } from "./precision-option.js";
+import { parsePrecision } from "../index.js";
 
 /** The flags that say which model a process loads and how it generates: `serve` (embedded) and `worker`. */
 export interface ModelFlags {
@@ -15,6 +17,7 @@ export interface ModelFlags {
   refiner?: string;
   refinerConfig?: string;
   threads?: string;
+  precision?: string;
   watermark: boolean;
   safetyCheck: boolean;
   safetyChecker?: string;
@@ -73,6 +76,7 @@ export function addModelOptions(command: Command): Command {
       "diffusers folder with config.json files for a single-file refiner of non-standard size",
     )
     .option("--threads <n>", "CPU threads for generation (default: all cores)")
+    .option("--precision <p>", PRECISION_HELP, "fp32")
     .option("--safety-checker <path>", "a safety_checker folder (default: the model folder's own, if any)")
     .option("--safety-policy <policy>", "what to do with a flagged image: block (black), blur or flag", "block")
     .option("--no-safety-check", "do not run the safety checker (recorded in each image's metadata)")
@@ -108,6 +112,7 @@ export async function loadOptionsOf(o: ModelFlags, onStatus: (line: string) => v
     // licence is accepted here or beforehand (diffuse pull, --accept-license).
     acceptLicense: o.acceptLicense,
     threads: integer("--threads", o.threads),
+    precision: parsePrecision(o.precision ?? "fp32", "--precision"),
     refiner: o.refiner === undefined ? undefined : { model: await modelOption(o.refiner), config: o.refinerConfig },
     ...adapterFolderOptions(o),
     previewDecoder: o.previewVae === undefined ? undefined : await modelOption(o.previewVae),

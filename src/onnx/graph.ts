@@ -1,7 +1,7 @@
 import { InternalError } from "../errors.js";
 
 /** ONNX element types we emit (values of onnx.TensorProto.DataType). */
-export const DataType = { FLOAT: 1, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10 } as const;
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10 } as const;
 export type DataType = (typeof DataType)[keyof typeof DataType];
 
 /** Standard opset: 17 brings LayerNormalization, which ORT runs as one kernel. */
@@ -30,7 +30,7 @@ export interface NodeDef {
   readonly domain?: string;
 }
 
-type TensorData = Float32Array | BigInt64Array | Int32Array | Uint16Array;
+type TensorData = Float32Array | BigInt64Array | Int32Array | Uint16Array | Int8Array | Uint8Array;
 
 /**
  * How a weight initializer holds the checkpoint tensor it was made from: as it is ([out, in] or [out, in, kh, kw]),

@@ -145,6 +145,8 @@ const BYTES_PER_ELEMENT: Record<number, number> = {
   [DataType.INT32]: 4,
   [DataType.FLOAT16]: 2,
   [DataType.BOOL]: 1,
+  [DataType.INT8]: 1,
+  [DataType.UINT8]: 1,
 };
 
 function align(offset: number): number {
@@ -191,6 +193,8 @@ function tensorData(init: InitializerDef, scratch?: ScratchBuffers): ReturnType<
     [DataType.INT64]: BigInt64Array,
     [DataType.INT32]: Int32Array,
     [DataType.FLOAT16]: Uint16Array,
+    [DataType.INT8]: Int8Array,
+    [DataType.UINT8]: Uint8Array,
   }[init.dtype as number];
   if (!elementType || !(data instanceof elementType))
     throw new InternalError(`initializer ${init.name}: data does not match dtype ${init.dtype}`);

@@ -22,6 +22,7 @@ import { readGenerationConfig, type GenerationConfig } from "./generation-config
 import { readPromptExamples, type PromptExamples } from "./prompt-examples.js";
 import { latentSpace } from "./latent-space.js";
 import { readPipelineFlags } from "./model-index.js";
+import { calibrationRuns, type CalibrationParts } from "./int8-calibration.js";
 import { Networks, type NetworkOptions } from "./networks.js";
 import { modelDisplayName } from "./output-metadata.js";
 import type { Refiner } from "./refiner.js";
@@ -198,8 +199,11 @@ async function openModel(path: string, opts: ModelOptions): Promise<ModelParts> 
     const schedulerConfig = readSchedulerConfig(checkpoint, roots, opts.prediction);
     const generation = readGenerationConfig(roots);
     const promptExamples = readPromptExamples(roots);
-    const networks = await Networks.open(checkpoint, opts);
+    // int8 networks are calibrated on first use by running this model's own conditioner and UNet (int8-calibration.ts).
+    let parts: CalibrationParts | undefined;
+    const networks = await Networks.open(checkpoint, { ...opts, calibrate: calibrationRuns(() => parts!) });
     const conditioner = conditionerFor(checkpoint, networks, tokenizers, roots);
+    parts = { checkpoint, conditioner, schedulerConfig, unet: () => networks.get("unet") };
     return {
       checkpoint,
       networks,

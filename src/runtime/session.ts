@@ -54,6 +54,7 @@ export interface RunResult {
 /** One onnxruntime session for one network graph. */
 export class Session {
   private readonly cleanups: (() => void)[] = [];
+  private readonly observers: ((outputs: Readonly<Record<string, RunResult>>) => void)[] = [];
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -108,7 +109,13 @@ export class Session {
       if (t.type !== "float32") throw new InternalError(`output ${name} is ${t.type}, expected float32`);
       out[name] = { data: t.data as Float32Array, dims: t.dims };
     }
+    for (const fn of this.observers) fn(out);
     return out;
+  }
+
+  /** Calls `fn` with the outputs of every later `run` (calibration reads what an observed graph measures). */
+  observe(fn: (outputs: Readonly<Record<string, RunResult>>) => void): void {
+    this.observers.push(fn);
   }
 
   /**

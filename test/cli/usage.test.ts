@@ -61,6 +61,7 @@ describe("the CLI's usage", () => {
   const refused: [string, string[], RegExp][] = [
     ["--strength without --init", ["--strength", "0.5"], /--strength needs --init/],
     ["--threads 0", ["--threads", "0"], /--threads 0.*whole number of threads from 1/],
+    ["--precision int16", ["--precision", "int16"], /--precision "int16": expected one of fp32, int8/],
     ["-W 0", ["-W", "0"], /width must be a multiple of 8 between 8 and \d+.*e\.g\. (64|512)\b/],
   ];
   for (const [what, args, message] of refused) {

@@ -1,0 +1,127 @@
+import { describe, expect, it } from "vitest";
+import { GraphBuilder } from "../../src/onnx/builder.js";
+import { DataType, MS_DOMAIN } from "../../src/onnx/graph.js";
+import { quantizeLinear } from "../../src/onnx/quantize-linear.js";
+import { serializeGraph } from "../../src/onnx/serialize.js";
+import { Session } from "../../src/runtime/session.js";
+
+const K = 8;
+const N = 4;
+
+/**
+ * A [K, N] weight whose columns exercise the quantizer: column 0 has max |w| 127 (scale exactly 1) and values at
+ * .5 (rounded half to even: 2.5 -> 2, 3.5 -> 4, -2.5 -> -2), column 1 is all zeros, columns 2 and 3 are generic.
+ */
+function weight(): Float32Array {
+  const w = new Float32Array(K * N);
+  const col0 = [127, 2.5, 3.5, -2.5, 0.5, 1.5, -127, 10.49];
+  for (let k = 0; k < K; k++) {
+    w[k * N] = col0[k]!;
+    w[k * N + 1] = 0;
+    w[k * N + 2] = Math.sin(k * 1.3) * 0.05;
+    w[k * N + 3] = Math.cos(k * 0.7 + 1) * 3;
+  }
+  return w;
+}
+const bias = Float32Array.from([0.5, -1, 2, 0.25]);
+const input = Float32Array.from({ length: 3 * K }, (_, i) => Math.sin(i * 0.37) * 4 - 1);
+
+/** x [3, K] MatMul w [K, N] + b, then a Relu (so the Add is not the graph's output). */
+function linearNet(): GraphBuilder {
+  const g = new GraphBuilder("linear");
+  const x = g.input("x", DataType.FLOAT, [3, K], [3, K]);
+  const w = g.initializer("w", [K, N], () => weight());
+  const b = g.initializer("b", [N], () => bias);
+  g.output(g.relu(g.add(g.matmul(x, w), b)), "y", [3, N]);
+  return g;
+}
+
+/** Written here from the definitions (numpy's rint, symmetric per-column int8), not from the code under test. */
+function rint(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
+}
+function referenceWeights(): { q: number[]; scales: number[] } {
+  const w = weight();
+  const scales = [...Array(N).keys()].map((n) => {
+    let m = 0;
+    for (let k = 0; k < K; k++) m = Math.max(m, Math.abs(w[k * N + n]!));
+    return m === 0 ? 1 : m / 127;
+  });
+  const q = [...w].map((v, i) => Math.max(-127, Math.min(127, rint(v / scales[i % N]!))));
+  return { q, scales };
+}
+
+/**
+ * onnxruntime's DynamicQuantizeLinear + integer product, as its spec defines them: the activations' range includes
+ * 0, scale = (max - min) / 255, zero point = saturate(rint(-min / scale)), q = saturate(rint(x / scale) + zp).
+ */
+function referenceOutput(): Float32Array {
+  const { q, scales } = referenceWeights();
+  const min = Math.min(0, ...input);
+  const max = Math.max(0, ...input);
+  const sx = (max - min) / 255;
+  const zp = Math.max(0, Math.min(255, rint(-min / sx)));
+  const qx = [...input].map((v) => Math.max(0, Math.min(255, rint(v / sx) + zp)));
+  const y = new Float32Array(3 * N);
+  for (let r = 0; r < 3; r++)
+    for (let n = 0; n < N; n++) {
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc += (qx[r * K + k]! - zp) * q[k * N + n]!;
+      y[r * N + n] = Math.max(0, acc * sx * scales[n]! + bias[n]!);
+    }
+  return y;
+}
+
+describe("quantizeLinear: MatMul by a constant weight as DynamicQuantizeMatMul", () => {
+  it("stores int8 weights with one scale per output column, rounded half to even", () => {
+    const g = quantizeLinear(linearNet());
+    const q = g.initializers.get("w#int8")!;
+    const s = g.initializers.get("w#scale")!;
+    expect(q.dtype).toBe(DataType.INT8);
+    expect(q.dims).toEqual([K, N]);
+    expect(s.dims).toEqual([N]);
+    const ref = referenceWeights();
+    expect([...(q.load() as Int8Array)]).toEqual(ref.q);
+    // Column 0 rounds half to even: 2.5 -> 2, 3.5 -> 4, -2.5 -> -2, 0.5 -> 0, 1.5 -> 2, 10.49 -> 10.
+    expect([0, 1, 2, 3, 4, 5, 6, 7].map((k) => ref.q[k * N])).toEqual([127, 2, 4, -2, 0, 2, -127, 10]);
+    const scales = s.load() as Float32Array;
+    ref.scales.forEach((v, i) => expect(scales[i]).toBeCloseTo(v, 7));
+    expect(g.initializers.has("w")).toBe(false);
+  });
+
+  it("folds the bias Add into the node and computes what the int8 reference computes", async () => {
+    const g = quantizeLinear(linearNet());
+    const nodes = g.nodes.map((n) => `${n.domain ?? ""}:${n.opType}`);
+    expect(nodes).toEqual([`${MS_DOMAIN}:DynamicQuantizeMatMul`, ":Relu", ":Identity"]);
+    const session = await Session.create(serializeGraph(g), { threads: 1 });
+    const y = (await session.run({ x: { data: input, dims: [3, K] } })).y!.data;
+    await session.release();
+    const ref = referenceOutput();
+    for (let i = 0; i < ref.length; i++) expect(y[i]).toBeCloseTo(ref[i]!, 4);
+  });
+
+  it("leaves the MatMuls the caller keeps, and products of two activations, in fp32", () => {
+    const g = new GraphBuilder("two");
+    const x = g.input("x", DataType.FLOAT, [3, K], [3, K]);
+    const a = g.matmul(
+      x,
+      g.initializer("keep.weight", [K, K], () => new Float32Array(K * K).fill(1)),
+    );
+    const b = g.matmul(
+      a,
+      g.initializer("go.weight", [K, N], () => weight()),
+    );
+    g.output(g.matmul(b, g.transpose(b, [1, 0])), "y", [3, 3]);
+    const q = quantizeLinear(g, { keep: (n) => n.inputs[1] === "keep.weight" });
+    expect(q.nodes.map((n) => n.opType)).toEqual([
+      "MatMul",
+      "DynamicQuantizeMatMul",
+      "Transpose",
+      "MatMul",
+      "Identity",
+    ]);
+    expect([...q.initializers.keys()]).toEqual(["keep.weight", "go.weight#int8", "go.weight#scale"]);
+  });
+});
