@@ -147,8 +147,9 @@ describe.skipIf(!HAVE_REFERENCE)("a pipeline in a worker thread (sd15-tiny)", ()
         onStep: (e) => {
           steps.push(e.step);
           if (e.step === 5) {
-            atCancel = control.progress()!.step;
+            // Read after the flag is set: read before, the thread could finish one more step in between.
             ac.abort();
+            atCancel = control.progress()!.step;
           }
         },
       })
