@@ -18,6 +18,7 @@ import { adapterFolderOptions, loraOption } from "./adapter-options.js";
 import { addControlOptions, controlModelPath, controlUnits, type ControlOptions } from "./control-options.js";
 import { terminalLicensePrompt } from "./license-prompt.js";
 import { modelOption } from "./model-option.js";
+import { addCheckpointOptions } from "./model-options.js";
 import { PRECISION_HELP } from "./precision-option.js";
 import { collect } from "./repeatable.js";
 import { safetyPolicyOption } from "./safety-options.js";
@@ -183,24 +184,7 @@ function predictionOption(value: string | undefined): PredictionType | undefined
 
 /** Adds the generation options to a command (its prompt argument and output options are its own). */
 export function addGenerationOptions(command: Command): Command {
-  command
-    .option(
-      "-m, --model <path|name>",
-      "a .safetensors checkpoint, a diffusers folder, or a name diffuse models lists (sd-1.5, OWNER/REPO, an A1111 model name) (default: the embedded tiny model)",
-    )
-    .option(
-      "--config <dir>",
-      "diffusers folder with config.json files for a single-file checkpoint of non-standard size",
-    )
-    .option(
-      "--tokenizer <path>",
-      "tokenizer folder (vocab.json + merges.txt) or bpe_simple_vocab_16e6.txt.gz (default for a single file: the store's, fetched once)",
-    )
-    .option(
-      "--tokenizer-2 <path>",
-      "SDXL: the second (OpenCLIP bigG) encoder's tokenizer, for a single file without --config (default: the store's)",
-    )
-    .option("--accept-license", "accept the licence of a tokenizer the store fetches for a single file, without asking")
+  addCheckpointOptions(command)
     .option(
       "--prediction <type>",
       "what the model predicts, over its config and detection: v (v-prediction) or epsilon",

@@ -45,11 +45,15 @@ export const GENERATION_FLAGS = [
   "previewVae",
 ] as const;
 
-export function addModelOptions(command: Command): Command {
+/**
+ * The options that name the checkpoint and what a single file needs beside it (config folder, tokenizers, the
+ * licence of a fetched tokenizer): the same for every command that loads a model.
+ */
+export function addCheckpointOptions(command: Command): Command {
   return command
     .option(
       "-m, --model <path|name>",
-      "a .safetensors checkpoint, a diffusers folder, or a name diffuse models lists (default: the embedded tiny model)",
+      "a .safetensors or .ckpt checkpoint, a diffusers folder, or a name diffuse models lists (sd-1.5, OWNER/REPO, an A1111 model name) (default: the embedded tiny model)",
     )
     .option(
       "--config <dir>",
@@ -66,7 +70,11 @@ export function addModelOptions(command: Command): Command {
     .option(
       "--accept-license",
       "accept the licence of a tokenizer the store fetches for a single-file model, without asking",
-    )
+    );
+}
+
+export function addModelOptions(command: Command): Command {
+  return addCheckpointOptions(command)
     .option(
       "--refiner <path>",
       "a checkpoint requests may hand the end of the schedule over to (A1111's refiner_checkpoint; our refiner_switch_at)",
