@@ -92,10 +92,11 @@ const MIN_PSNR = 42.1;
 /**
  * What a fresh mark must show at its own alignment to be left at STRENGTH (see readsWithMargin): the weakest of 48
  * ordinary synthetic pictures (scripts/eval-watermark.ts: gravel texture, 512-1024 px) show z 11.0-11.2 and
- * agreement 0.90-0.93 and keep their payload through every attack there; busy grids of two cells whose payload was
- * lost showed z 6-9 and agreement 0.72-0.83.
+ * agreement 0.90-0.94 and keep their payload through every attack there; busy grids of two cells whose payload was
+ * lost showed z 6-9 and agreement 0.72-0.83. Strengthened to z >= 11, 48 such grids (256x154 and 384x244) all read
+ * after JPEG 75, 37 after halving (to under 128 px high), 46 after a 10 % crop; to z >= 10, only 27 and 33.
  */
-const MARGIN = { syncScore: 11, codeAgreement: 0.9 } as const;
+const MARGIN = { syncScore: 11, codeAgreement: 0.88 } as const;
 /** Gain steps, and the PSNR floor, of a mark strengthened because the picture hides it. */
 const STRENGTHEN_STEP = 1.12;
 const STRENGTHENED_MIN_PSNR = 36;
