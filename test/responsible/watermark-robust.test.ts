@@ -13,6 +13,7 @@ import {
   SYNC_THRESHOLD,
   type RobustPayload,
 } from "../../src/responsible/watermark/robust.js";
+import { busyPicture } from "../helpers/busy-picture.js";
 
 /** Deterministic pseudo-random numbers for the test pictures. */
 function seeded(seed: number): () => number {
@@ -115,6 +116,37 @@ describe("robust watermark", () => {
     const result = new RobustWatermark("some other key").detect(marked.get(cases[0]!.name)!);
     expect(result.found).toBe(false);
     expect(result.syncScore).toBeLessThan(SYNC_THRESHOLD);
+  });
+
+  describe("a busy picture that repeats with the mark's tile period (two alike halves, as a grid of two cells)", () => {
+    // The detector folds the halves onto each other to add the mark up; this picture adds up as coherently, and is
+    // busy at the mark's scale: at the ordinary strength nothing of the mark was read, whatever the job.
+    const half = busyPicture(256, 256, 2, 4);
+    const source: RgbImage = { width: 512, height: 256, data: new Uint8Array(512 * 256 * 3) };
+    for (let y = 0; y < 256; y++)
+      for (const x0 of [0, 256]) source.data.set(half.data.subarray(y * 768, (y + 1) * 768), (y * 512 + x0) * 3);
+    const jobs = ["repeat-a", "repeat-b", "repeat-c"];
+    const strengthened = new Map<string, RgbImage>();
+    beforeAll(() => {
+      for (const job of jobs)
+        strengthened.set(job, watermark.embed(source, { generator: DIFFUSE_GENERATOR_ID, job: jobIdFromString(job) }));
+    });
+
+    it("is strengthened, within PSNR 36 dB", () => {
+      for (const job of jobs) {
+        const q = psnr(source.data, strengthened.get(job)!.data);
+        expect(q, job).toBeGreaterThanOrEqual(36);
+        expect(q, job).toBeLessThan(42);
+      }
+    });
+
+    for (const attack of ["no attack", "JPEG quality 50", "resize to 0.5x"])
+      it(`gives back the exact payload after ${attack}, for every job tried`, async () => {
+        const got: unknown[] = [];
+        for (const job of jobs)
+          got.push([job, watermark.detect(await ATTACKS[attack]!(strengthened.get(job)!)).payload]);
+        expect(got).toEqual(jobs.map((job) => [job, { generator: DIFFUSE_GENERATOR_ID, job: jobIdFromString(job) }]));
+      });
   });
 
   it("refuses payload fields that do not fit their 16 and 32 bits", () => {
