@@ -9,6 +9,7 @@
 import { InputError } from "../errors.js";
 import type { BetaConfig } from "./betas.js";
 import { LDM_LINEAR_BETAS, type RawSchedulerConfig, resolveConfig } from "./config.js";
+import { checkedNoiseKnobs } from "./noise-knobs.js";
 import type { ScheduleChoice } from "./run-state.js";
 import type { ScheduleType } from "./schedule-types.js";
 import { scheduleSigmas } from "./schedule-types.js";
@@ -79,11 +80,7 @@ export abstract class KSampler<Call extends PlannedCall = PlannedCall> extends S
       predictions: ["epsilon", "v_prediction", "sample"],
     });
     this.traits = traits;
-    for (const key of ["eta", "s_noise"] as const) {
-      const v = this.config[key];
-      if (!Number.isFinite(v) || v < 0)
-        throw new InputError(`${traits.label}: ${key} must be a finite number >= 0, got ${v}; A1111's default is 1`);
-    }
+    checkedNoiseKnobs(traits.label, { eta: this.config.eta, sNoise: this.config.s_noise });
   }
 
   /** The walk starts at its first sigma, as k-diffusion scales the initial noise by sigmas[0]. */

@@ -1,0 +1,126 @@
+/**
+ * A1111's sampler knobs on a generation: eta and s_noise (the fresh noise of the ancestral and SDE samplers, and
+ * DDIM's eta), the churn of Euler, Heun and DPM2 (s_churn, s_tmin, s_tmax), and the eta noise seed delta (ENSD),
+ * which seeds the sampler's noise apart from the initial noise. Each is checked here, before any compute; a knob
+ * a sampler does not take has no effect on it, as in A1111.
+ */
+import { InputError } from "../errors.js";
+import { MAX_SEED } from "../random/seed.js";
+import { findSampler } from "../schedulers/index.js";
+import { BatchNoise } from "./batch-noise.js";
+import { checkedInteger, checkedNumber } from "./param-checks.js";
+
+/** The knobs as a request gives them (GenerateParams' names). */
+export interface SamplerKnobRequest {
+  eta?: number;
+  sNoise?: number;
+  sChurn?: number;
+  sTmin?: number;
+  sTmax?: number;
+  etaNoiseSeedDelta?: number;
+}
+
+/** The knobs that change a generation, each present only when it differs from its default. */
+export interface SamplerKnobs {
+  /** As asked: the sampler's default (1, or DDIM's 0) when absent. */
+  eta?: number;
+  /** Absent: 1. */
+  sNoise?: number;
+  /** Absent: 0 (off). */
+  etaNoiseSeedDelta?: number;
+}
+
+/** The largest ENSD taken: A1111's option is a whole number; past 2^53 a JSON number is no longer exact. */
+const MAX_ENSD = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Checks the knobs for a generation whose passes use `samplers` (the hires fix's second pass may use another), and
+ * whose last image takes seed `lastSeed` (ENSD's seed + delta must stay a seed). Churn (s_churn above 0) is refused
+ * for the samplers A1111 gives it to: ours have none, and ignoring it would make another image than A1111's.
+ */
+export function resolveSamplerKnobs(
+  p: SamplerKnobRequest,
+  samplers: readonly string[],
+  lastSeed: bigint,
+): SamplerKnobs {
+  const nonNegative = (name: string, v: number | undefined, hint: string) =>
+    v === undefined ? undefined : checkedNumber(name, v, 0, Number.MAX_VALUE, hint);
+  const eta = nonNegative("eta", p.eta, "use a number >= 0 (1 is A1111's default; 0 adds no fresh noise)");
+  const sNoise = nonNegative("s_noise", p.sNoise, "use a number >= 0 (1 is A1111's default)");
+  const sChurn = nonNegative("s_churn", p.sChurn, "use a number >= 0 (0, the default, is off)");
+  nonNegative("s_tmin", p.sTmin, "use a sigma >= 0 (0 is the default)");
+  nonNegative("s_tmax", p.sTmax, "use a sigma >= 0 (0 is the default: no upper bound)");
+  if (sChurn !== undefined && sChurn > 0) {
+    const churners = samplers.filter((s) => findSampler(s)?.churns);
+    if (churners.length > 0)
+      throw new InputError(
+        `s_churn ${sChurn} is not supported for ${churners.map((s) => `"${findSampler(s)!.label}"`).join(", ")}: ` +
+          "this engine has no sigma churn (Karras et al.'s gamma), and ignoring it would make another image than " +
+          "A1111's; send s_churn 0 (s_tmin and s_tmax then have no effect)",
+      );
+  }
+  const delta =
+    p.etaNoiseSeedDelta === undefined || p.etaNoiseSeedDelta === 0
+      ? undefined
+      : checkedInteger(
+          "eta noise seed delta (ENSD)",
+          p.etaNoiseSeedDelta,
+          0,
+          MAX_ENSD,
+          `use a whole number from 0 to ${MAX_ENSD} (31337 is the common one; 0 is off)`,
+        );
+  if (delta !== undefined && lastSeed + BigInt(delta) > MAX_SEED)
+    throw new InputError(
+      `eta noise seed delta ${delta} with seed ${lastSeed} needs the seed ${lastSeed + BigInt(delta)} for the ` +
+        `sampler's noise, past the largest seed ${MAX_SEED}: use a smaller seed or delta`,
+    );
+  return {
+    ...(eta !== undefined ? { eta } : {}),
+    ...(sNoise !== undefined && sNoise !== 1 ? { sNoise } : {}),
+    ...(delta !== undefined ? { etaNoiseSeedDelta: delta } : {}),
+  };
+}
+
+/**
+ * The noise a batch's sampler draws once its initial noise is drawn from `noise`: the same generators, carried
+ * on, or with an eta noise seed delta fresh generators seeded seed + delta, one per image, as A1111's ImageRNG
+ * replaces its generators after the first draw.
+ */
+export function samplerNoise(noise: BatchNoise, delta: number | undefined): BatchNoise {
+  if (!delta) return noise;
+  return new BatchNoise(noise.seeds.map((s) => s + BigInt(delta)));
+}
+
+/**
+ * The infotext fields of the knobs, as A1111 writes them: "Eta" where the sampler takes an eta and it is not the
+ * sampler's default ("Eta DDIM" for DDIM), "Sigma noise" where it takes s_noise and it is not 1, "ENSD" when on.
+ * `samplers`: the generation's (the first pass's, then the hires fix's).
+ */
+export function samplerKnobInfotext(k: SamplerKnobs, samplers: readonly string[]): Record<string, string> {
+  const infos = samplers.map((s) => findSampler(s)).filter((s) => s !== undefined);
+  const etaTaker = infos.find((s) => s.defaultEta !== undefined);
+  const out: Record<string, string> = {};
+  if (k.eta !== undefined && etaTaker && k.eta !== etaTaker.defaultEta)
+    out[etaTaker.name === "ddim" ? "Eta DDIM" : "Eta"] = String(k.eta);
+  if (k.sNoise !== undefined && infos.some((s) => s.takesSNoise)) out["Sigma noise"] = String(k.sNoise);
+  if (k.etaNoiseSeedDelta) out["ENSD"] = String(k.etaNoiseSeedDelta);
+  return out;
+}
+
+/** The knobs an infotext names (A1111's keys; "Eta noise seed delta" too), for the request that remakes it. */
+export function samplerKnobsFromInfotext(number: (key: string) => number | undefined): SamplerKnobRequest {
+  const eta = number("Eta") ?? number("Eta DDIM");
+  const sNoise = number("Sigma noise");
+  const sChurn = number("Sigma churn");
+  const sTmin = number("Sigma tmin");
+  const sTmax = number("Sigma tmax");
+  const delta = number("ENSD") ?? number("Eta noise seed delta");
+  return {
+    ...(eta !== undefined ? { eta } : {}),
+    ...(sNoise !== undefined ? { sNoise } : {}),
+    ...(sChurn !== undefined ? { sChurn } : {}),
+    ...(sTmin !== undefined ? { sTmin } : {}),
+    ...(sTmax !== undefined ? { sTmax } : {}),
+    ...(delta !== undefined ? { etaNoiseSeedDelta: delta } : {}),
+  };
+}
