@@ -6,6 +6,7 @@ import type { ScheduleType } from "../schedulers/index.js";
 import { resolveHires } from "./hires-params.js";
 import { checkedInteger, checkedNumber } from "./param-checks.js";
 import { samplerAndSchedule } from "./sampler-choice.js";
+import { resolveSamplerKnobs } from "./sampler-knobs.js";
 import type { ThresholdSpec } from "../control/preprocessor.js";
 
 /** Progress of one generation, emitted after every model call. */
@@ -108,6 +109,27 @@ export interface GenerateParams {
   hires?: HiresParams;
   /** The sampler's name (A1111's sampler_name), e.g. "Euler a", "DPM++ 2M". */
   sampler?: string;
+  /**
+   * k-diffusion's eta (A1111's `eta`): the share of fresh noise in each step of the ancestral and SDE samplers
+   * (Euler a, DPM2 a, DPM++ 2S a, DPM++ SDE, DPM++ 2M SDE, DPM++ 3M SDE; default 1, 0 makes them deterministic
+   * after the initial noise) and DDIM's eta (default 0). The other samplers ignore it, as in A1111.
+   */
+  eta?: number;
+  /** k-diffusion's s_noise (A1111's): scales the fresh noise of those samplers but DDIM (default 1). */
+  sNoise?: number;
+  /**
+   * Karras et al.'s churn (A1111's s_churn, s_tmin, s_tmax), which A1111 gives Euler, Heun and DPM2: not
+   * implemented, so s_churn above 0 with one of those is refused; the other samplers ignore all three, as in A1111.
+   */
+  sChurn?: number;
+  sTmin?: number;
+  sTmax?: number;
+  /**
+   * A1111's eta noise seed delta (ENSD, its `eta_noise_seed_delta` setting, e.g. 31337): once the initial noise is
+   * drawn, the sampler's noise comes from generators seeded seed + delta instead of carrying on with the seed's.
+   * 0 or absent: off.
+   */
+  etaNoiseSeedDelta?: number;
   /**
    * The schedule type (A1111 1.9+'s `scheduler`): "Automatic" (the sampler's own, the default), "Uniform", "Karras",
    * "Exponential", "Polyexponential", "SGM Uniform", "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM"
@@ -324,6 +346,10 @@ export interface ResolvedParams {
   sampler: string;
   /** The schedule type the sampler walks; "automatic": its own. */
   schedule: ScheduleType;
+  /** The sampler knobs that change the generation (eta as asked, s_noise and ENSD when not their defaults). */
+  eta?: number;
+  sNoise?: number;
+  etaNoiseSeedDelta?: number;
   width: number;
   height: number;
   batchSize: number;
@@ -453,6 +479,9 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
           },
           defaults.upscalers,
         );
+  // The last image's seed: ENSD's seed + delta must still be a seed.
+  const lastSeed = subseed === undefined ? seed + BigInt(batchSize * batchCount - 1) : seed;
+  const knobs = resolveSamplerKnobs(p, hires ? [sampler, hires.sampler] : [sampler], lastSeed);
   return {
     prompt: p.prompt,
     negativePrompt: p.negativePrompt ?? "",
@@ -477,6 +506,7 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
     ...(seedResizeFrom ? { seedResizeFrom } : {}),
     sampler,
     schedule,
+    ...knobs,
     width,
     height,
     batchSize,
