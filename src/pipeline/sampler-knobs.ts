@@ -93,7 +93,8 @@ export function samplerNoise(noise: BatchNoise, delta: number | undefined): Batc
 
 /**
  * The infotext fields of the knobs, as A1111 writes them: "Eta" where the sampler takes an eta and it is not the
- * sampler's default ("Eta DDIM" for DDIM), "Sigma noise" where it takes s_noise and it is not 1, "ENSD" when on.
+ * sampler's default ("Eta DDIM" for DDIM), "Sigma noise" where it takes s_noise and it is not 1, "ENSD" when on
+ * and a sampler draws noise (not with eta 0, nor with a deterministic sampler, where it changes nothing).
  * `samplers`: the generation's (the first pass's, then the hires fix's).
  */
 export function samplerKnobInfotext(k: SamplerKnobs, samplers: readonly string[]): Record<string, string> {
@@ -103,7 +104,8 @@ export function samplerKnobInfotext(k: SamplerKnobs, samplers: readonly string[]
   if (k.eta !== undefined && etaTaker && k.eta !== etaTaker.defaultEta)
     out[etaTaker.name === "ddim" ? "Eta DDIM" : "Eta"] = String(k.eta);
   if (k.sNoise !== undefined && infos.some((s) => s.takesSNoise)) out["Sigma noise"] = String(k.sNoise);
-  if (k.etaNoiseSeedDelta) out["ENSD"] = String(k.etaNoiseSeedDelta);
+  const drawsNoise = infos.some((s) => (s.defaultEta === undefined ? s.stochastic : (k.eta ?? s.defaultEta) > 0));
+  if (k.etaNoiseSeedDelta && drawsNoise) out["ENSD"] = String(k.etaNoiseSeedDelta);
   return out;
 }
 

@@ -128,6 +128,8 @@ describe("sampler knobs on the embedded model", () => {
     const [plain] = await generate({});
     expect(same(a!, plain!)).toBe(false);
     expect(parseInfotext(a!.infotext).extra["Eta"]).toBe("0");
+    // ENSD changed nothing, so the infotext leaves it out, as A1111's (which writes it only where the sampler uses it).
+    expect(b!.infotext).not.toMatch(/ENSD/);
   });
 
   it("writes Eta and ENSD as A1111 does and reads them back into the request that makes the same image", async () => {
