@@ -5,7 +5,10 @@ Each sampler is k-diffusion's loop (sample_euler_ancestral, sample_dpm_2_ancestr
 sample_dpmpp_sde with r = 1/2, sample_dpmpp_2m_sde with the midpoint solver, sample_dpmpp_3m_sde), written out
 here in float64 from the step formulas of the papers (Karras et al. 2022; Lu et al. 2022; k-diffusion's
 get_ancestral_step: sigma_up = min(sigma_to, eta * sqrt(sigma_to^2 (sigma_from^2 - sigma_to^2) / sigma_from^2)),
-sigma_down = sqrt(sigma_to^2 - sigma_up^2)), with eta and s_noise other than A1111's default 1. The noise is
+sigma_down = sqrt(sigma_to^2 - sigma_up^2)), with eta and s_noise other than A1111's default 1; and Euler, Heun
+and DPM2 with Karras et al.'s churn (algorithm 2: gamma = min(s_churn / steps, sqrt 2 - 1) for sigma_i within
+[s_tmin, s_tmax], sigma_hat = sigma_i (1 + gamma), x += eps s_noise sqrt(sigma_hat^2 - sigma_i^2) with eps drawn
+on every step, as k-diffusion's sample_euler, sample_heun and sample_dpm_2 draw it). The noise is
 torch's CPU generator, as A1111 draws it (ImageRNG): the initial noise is the seed's first draw, and the sampler's
 draws carry on from the same generator, or, with an eta noise seed delta (ENSD), come from a fresh generator
 seeded seed + delta (modules/rng.py). The samplers that k-diffusion feeds from a Brownian tree (DPM++ SDE,
@@ -76,6 +79,53 @@ def euler_ancestral(x, sigmas, eta, s_noise, noise):
         x = x + (x - den) / sigmas[i] * (down - sigmas[i])
         if sigmas[i + 1] > 0:
             x = x + noise() * s_noise * up
+    return x
+
+
+def churned(x, sigmas, i, churn, noise):
+    """Algorithm 2's churn before step i: the raised sample and sigma_hat; eps is drawn whatever gamma is."""
+    s_churn, s_tmin, s_tmax, s_noise = churn
+    gamma = min(s_churn / (len(sigmas) - 1), 2**0.5 - 1) if s_tmin <= sigmas[i] <= s_tmax else 0.0
+    eps = noise() * s_noise
+    sigma_hat = sigmas[i] * (gamma + 1)
+    if gamma > 0:
+        x = x + eps * math.sqrt(sigma_hat**2 - sigmas[i] ** 2)
+    return x, sigma_hat
+
+
+def euler(x, sigmas, churn, noise):
+    for i in range(len(sigmas) - 1):
+        x, sigma_hat = churned(x, sigmas, i, churn, noise)
+        d = (x - denoise(x, sigma_hat)) / sigma_hat
+        x = x + d * (sigmas[i + 1] - sigma_hat)
+    return x
+
+
+def heun(x, sigmas, churn, noise):
+    for i in range(len(sigmas) - 1):
+        x, sigma_hat = churned(x, sigmas, i, churn, noise)
+        d = (x - denoise(x, sigma_hat)) / sigma_hat
+        dt = sigmas[i + 1] - sigma_hat
+        if sigmas[i + 1] == 0:
+            x = x + d * dt
+        else:
+            x2 = x + d * dt
+            d2 = (x2 - denoise(x2, sigmas[i + 1])) / sigmas[i + 1]
+            x = x + (d + d2) / 2 * dt
+    return x
+
+
+def dpm2(x, sigmas, churn, noise):
+    for i in range(len(sigmas) - 1):
+        x, sigma_hat = churned(x, sigmas, i, churn, noise)
+        d = (x - denoise(x, sigma_hat)) / sigma_hat
+        if sigmas[i + 1] == 0:
+            x = x + d * (sigmas[i + 1] - sigma_hat)
+        else:
+            mid = math.exp(0.5 * (math.log(sigma_hat) + math.log(sigmas[i + 1])))
+            x2 = x + d * (mid - sigma_hat)
+            d2 = (x2 - denoise(x2, mid)) / mid
+            x = x + d2 * (sigmas[i + 1] - sigma_hat)
     return x
 
 
@@ -190,6 +240,13 @@ def dpmpp_3m_sde(x, sigmas, eta, s_noise, noise):
     return x
 
 
+# The churn runs: sampler, loop, schedule type, discard the next-to-last sigma, s_churn, s_tmin, s_tmax, s_noise.
+CHURN_CASES = [
+    ("Euler", euler, "Karras", False, 1.0, 0.5, 10.0, 1.003),
+    ("Heun", heun, "Karras", False, 0.8, 0.0, 0.0, 1.0),
+    ("DPM2", dpm2, "Karras", True, 2.5, 0.2, 5.0, 0.9),
+]
+
 # sampler (A1111's label), loop, schedule type, discard the next-to-last sigma, VP sampler, eta, s_noise, ENSD
 CASES = [
     ("Euler a", euler_ancestral, "Karras", False, False, 0.5, 0.8, 0),
@@ -228,6 +285,29 @@ def main() -> None:
                 "eta": eta,
                 "s_noise": s_noise,
                 "ensd": ensd,
+                "x": [float(v) for v in x],
+            }
+        )
+    for label, loop, schedule, discard, s_churn, s_tmin, s_tmax, s_noise in CHURN_CASES:
+        n = STEPS + (1 if discard else 0)
+        sigmas = [float(s) for s in karras(n, sigma_min, sigma_max).tolist()]
+        if discard:
+            sigmas = sigmas[:-2] + sigmas[-1:]
+        seeded = Draws(SEED)
+        x0 = seeded() * sigmas[0]
+        # A1111's s_tmax 0 means no upper bound.
+        churn = (s_churn, s_tmin, s_tmax or math.inf, s_noise)
+        x = loop(x0, sigmas, churn, seeded)
+        runs.append(
+            {
+                "sampler": label,
+                "schedule": schedule,
+                "steps": STEPS,
+                "s_churn": s_churn,
+                "s_tmin": s_tmin,
+                "s_tmax": s_tmax,
+                "s_noise": s_noise,
+                "ensd": 0,
                 "x": [float(v) for v in x],
             }
         )

@@ -286,10 +286,10 @@ export function addGenerationOptions(command: Command): Command {
     )
     .option(
       "--s-churn <x>",
-      "s_churn (A1111's): not supported for Euler, Heun and DPM2 above 0; other samplers ignore it",
+      "s_churn (A1111's): Karras et al.'s churn of Euler, Heun and DPM2 (default 0: off); other samplers ignore it",
     )
-    .option("--s-tmin <x>", "s_tmin (A1111's): the churn's lowest sigma (no effect without churn)")
-    .option("--s-tmax <x>", "s_tmax (A1111's): the churn's highest sigma (no effect without churn)")
+    .option("--s-tmin <x>", "s_tmin (A1111's): the lowest sigma the churn acts at (default 0)")
+    .option("--s-tmax <x>", "s_tmax (A1111's): the highest sigma the churn acts at (default 0: no bound)")
     .option(
       "--ensd <n>",
       "eta noise seed delta (A1111's ENSD, e.g. 31337): the sampler's noise is seeded seed + n, the initial noise keeps the seed (default 0: off)",

@@ -115,11 +115,12 @@ export interface GenerateParams {
    * after the initial noise) and DDIM's eta (default 0). The other samplers ignore it, as in A1111.
    */
   eta?: number;
-  /** k-diffusion's s_noise (A1111's): scales the fresh noise of those samplers but DDIM (default 1). */
+  /** k-diffusion's s_noise (A1111's): scales the fresh noise of those samplers but DDIM, and the churn's (default 1). */
   sNoise?: number;
   /**
-   * Karras et al.'s churn (A1111's s_churn, s_tmin, s_tmax), which A1111 gives Euler, Heun and DPM2: not
-   * implemented, so s_churn above 0 with one of those is refused; the other samplers ignore all three, as in A1111.
+   * Karras et al.'s churn (A1111's s_churn, s_tmin, s_tmax) of Euler, Heun and DPM2: before each step the sample is
+   * raised to sigma (1 + gamma) with fresh noise (scaled by sNoise), gamma = min(sChurn / steps, sqrt(2) - 1) for a
+   * sigma within [sTmin, sTmax] (sTmax 0: no bound). Default 0: off. Other samplers ignore them, as in A1111.
    */
   sChurn?: number;
   sTmin?: number;
@@ -346,9 +347,12 @@ export interface ResolvedParams {
   sampler: string;
   /** The schedule type the sampler walks; "automatic": its own. */
   schedule: ScheduleType;
-  /** The sampler knobs that change the generation (eta as asked, s_noise and ENSD when not their defaults). */
+  /** The sampler knobs that change the generation (eta as asked, the others when not their defaults). */
   eta?: number;
   sNoise?: number;
+  sChurn?: number;
+  sTmin?: number;
+  sTmax?: number;
   etaNoiseSeedDelta?: number;
   width: number;
   height: number;
@@ -481,7 +485,7 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
         );
   // The last image's seed: ENSD's seed + delta must still be a seed.
   const lastSeed = subseed === undefined ? seed + BigInt(batchSize * batchCount - 1) : seed;
-  const knobs = resolveSamplerKnobs(p, hires ? [sampler, hires.sampler] : [sampler], lastSeed);
+  const knobs = resolveSamplerKnobs(p, lastSeed);
   return {
     prompt: p.prompt,
     negativePrompt: p.negativePrompt ?? "",

@@ -1,8 +1,8 @@
 /**
  * A1111's sampler knobs on a generation: eta and s_noise (the fresh noise of the ancestral and SDE samplers, and
- * DDIM's eta), the churn of Euler, Heun and DPM2 (s_churn, s_tmin, s_tmax), and the eta noise seed delta (ENSD),
- * which seeds the sampler's noise apart from the initial noise. Each is checked here, before any compute; a knob
- * a sampler does not take has no effect on it, as in A1111.
+ * DDIM's eta), the churn of Euler, Heun and DPM2 (s_churn, s_tmin, s_tmax, with s_noise scaling its noise), and
+ * the eta noise seed delta (ENSD), which seeds the sampler's noise apart from the initial noise. Each is checked
+ * here, before any compute; a knob a sampler does not take has no effect on it, as in A1111.
  */
 import { InputError } from "../errors.js";
 import { MAX_SEED } from "../random/seed.js";
@@ -26,6 +26,10 @@ export interface SamplerKnobs {
   eta?: number;
   /** Absent: 1. */
   sNoise?: number;
+  /** The churn, present when s_churn is above 0 (s_tmax 0 or absent: no upper bound). */
+  sChurn?: number;
+  sTmin?: number;
+  sTmax?: number;
   /** Absent: 0 (off). */
   etaNoiseSeedDelta?: number;
 }
@@ -34,31 +38,17 @@ export interface SamplerKnobs {
 const MAX_ENSD = Number.MAX_SAFE_INTEGER;
 
 /**
- * Checks the knobs for a generation whose passes use `samplers` (the hires fix's second pass may use another), and
- * whose last image takes seed `lastSeed` (ENSD's seed + delta must stay a seed). Churn (s_churn above 0) is refused
- * for the samplers A1111 gives it to: ours have none, and ignoring it would make another image than A1111's.
+ * Checks the knobs for a generation whose last image takes seed `lastSeed` (ENSD's seed + delta must stay a seed).
  */
-export function resolveSamplerKnobs(
-  p: SamplerKnobRequest,
-  samplers: readonly string[],
-  lastSeed: bigint,
-): SamplerKnobs {
+export function resolveSamplerKnobs(p: SamplerKnobRequest, lastSeed: bigint): SamplerKnobs {
   const nonNegative = (name: string, v: number | undefined, hint: string) =>
     v === undefined ? undefined : checkedNumber(name, v, 0, Number.MAX_VALUE, hint);
   const eta = nonNegative("eta", p.eta, "use a number >= 0 (1 is A1111's default; 0 adds no fresh noise)");
   const sNoise = nonNegative("s_noise", p.sNoise, "use a number >= 0 (1 is A1111's default)");
   const sChurn = nonNegative("s_churn", p.sChurn, "use a number >= 0 (0, the default, is off)");
-  nonNegative("s_tmin", p.sTmin, "use a sigma >= 0 (0 is the default)");
-  nonNegative("s_tmax", p.sTmax, "use a sigma >= 0 (0 is the default: no upper bound)");
-  if (sChurn !== undefined && sChurn > 0) {
-    const churners = samplers.filter((s) => findSampler(s)?.churns);
-    if (churners.length > 0)
-      throw new InputError(
-        `s_churn ${sChurn} is not supported for ${churners.map((s) => `"${findSampler(s)!.label}"`).join(", ")}: ` +
-          "this engine has no sigma churn (Karras et al.'s gamma), and ignoring it would make another image than " +
-          "A1111's; send s_churn 0 (s_tmin and s_tmax then have no effect)",
-      );
-  }
+  const sTmin = nonNegative("s_tmin", p.sTmin, "use a sigma >= 0 (0 is the default)");
+  const sTmax = nonNegative("s_tmax", p.sTmax, "use a sigma >= 0 (0 is the default: no upper bound)");
+  const churn = sChurn !== undefined && sChurn > 0;
   const delta =
     p.etaNoiseSeedDelta === undefined || p.etaNoiseSeedDelta === 0
       ? undefined
@@ -77,6 +67,9 @@ export function resolveSamplerKnobs(
   return {
     ...(eta !== undefined ? { eta } : {}),
     ...(sNoise !== undefined && sNoise !== 1 ? { sNoise } : {}),
+    ...(churn ? { sChurn } : {}),
+    ...(churn && sTmin ? { sTmin } : {}),
+    ...(churn && sTmax ? { sTmax } : {}),
     ...(delta !== undefined ? { etaNoiseSeedDelta: delta } : {}),
   };
 }
@@ -103,8 +96,14 @@ export function samplerKnobInfotext(k: SamplerKnobs, samplers: readonly string[]
   const out: Record<string, string> = {};
   if (k.eta !== undefined && etaTaker && k.eta !== etaTaker.defaultEta)
     out[etaTaker.name === "ddim" ? "Eta DDIM" : "Eta"] = String(k.eta);
-  if (k.sNoise !== undefined && infos.some((s) => s.takesSNoise)) out["Sigma noise"] = String(k.sNoise);
-  const drawsNoise = infos.some((s) => (s.defaultEta === undefined ? s.stochastic : (k.eta ?? s.defaultEta) > 0));
+  const churner = infos.some((s) => s.churns);
+  if (k.sChurn !== undefined && churner) out["Sigma churn"] = String(k.sChurn);
+  if (k.sTmin !== undefined && churner) out["Sigma tmin"] = String(k.sTmin);
+  if (k.sTmax !== undefined && churner) out["Sigma tmax"] = String(k.sTmax);
+  if (k.sNoise !== undefined && infos.some((s) => s.takesSNoise || s.churns)) out["Sigma noise"] = String(k.sNoise);
+  const drawsNoise = infos.some((s) =>
+    s.defaultEta === undefined ? s.stochastic || (s.churns && k.sChurn !== undefined) : (k.eta ?? s.defaultEta) > 0,
+  );
   if (k.etaNoiseSeedDelta && drawsNoise) out["ENSD"] = String(k.etaNoiseSeedDelta);
   return out;
 }

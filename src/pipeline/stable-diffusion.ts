@@ -669,7 +669,7 @@ export class StableDiffusionPipeline {
   /** One batch (batchSize images, one generator each): its starting latents, then the loop. */
   /**
    * A pass's scheduler: its sampler with its schedule type (Align Your Steps has an SDXL table), and the
-   * generation's eta and s_noise (A1111 gives the hires fix's second pass the same). `pass`: the first pass's.
+   * generation's eta, s_noise and churn (A1111 gives the hires fix's second pass the same). `pass`: the first pass's.
    */
   private createScheduler(p: ResolvedParams, pass: Pick<ResolvedParams, "sampler" | "schedule"> = p): Scheduler {
     return createScheduler(pass.sampler, this.schedulerConfig, {
@@ -677,6 +677,7 @@ export class StableDiffusionPipeline {
       sdxl: this.checkpoint.config.family === "sdxl",
       ...(p.eta !== undefined ? { eta: p.eta } : {}),
       ...(p.sNoise !== undefined ? { sNoise: p.sNoise } : {}),
+      ...(p.sChurn !== undefined ? { sChurn: p.sChurn, sTmin: p.sTmin ?? 0, sTmax: p.sTmax ?? 0 } : {}),
     });
   }
 

@@ -4,7 +4,7 @@
  * `Class.from_config(pipe.scheduler.config, **overrides)`).
  */
 import { InputError } from "../errors.js";
-import type { RawSchedulerConfig } from "./config.js";
+import { type RawSchedulerConfig, resolveConfig } from "./config.js";
 import { DDIMScheduler } from "./ddim.js";
 import { DDPMScheduler } from "./ddpm.js";
 import { DPMSolverMultistepScheduler } from "./dpm-solver-multistep.js";
@@ -16,9 +16,10 @@ import { DPMPP3MSDEScheduler } from "./dpmpp-3m-sde.js";
 import { EulerAncestralDiscreteScheduler } from "./euler-ancestral.js";
 import { EulerDiscreteScheduler } from "./euler.js";
 import { HeunDiscreteScheduler } from "./heun.js";
-import type { KSamplerConfig, KSamplerTraits } from "./k-sampler.js";
+import { K_SAMPLER_DEFAULTS, type KSamplerConfig, type KSamplerTraits } from "./k-sampler.js";
 import { LCMScheduler } from "./lcm.js";
 import { LMSDiscreteScheduler } from "./lms.js";
+import type { ChurnKnobs } from "./churn.js";
 import type { NoiseKnobs } from "./noise-knobs.js";
 import { PNDMScheduler } from "./pndm.js";
 import { RestartScheduler } from "./restart.js";
@@ -93,13 +94,13 @@ export interface SamplerInfo {
   readonly takesSNoise?: boolean;
   /**
    * A1111 passes it s_churn, s_tmin and s_tmax (Karras et al.'s churn: Euler, Heun, DPM2); s_noise then scales the
-   * churn's noise. Our samplers have no churn, so a request with s_churn above 0 is refused for these.
+   * churn's noise. Others ignore them, as in A1111.
    */
   readonly churns?: boolean;
 }
 
 interface Entry extends SamplerInfo {
-  create(config: RawSchedulerConfig, knobs: NoiseKnobs): Scheduler;
+  create(config: RawSchedulerConfig, knobs: NoiseKnobs, churn: Partial<ChurnKnobs>): Scheduler;
 }
 
 /** What an ancestral or SDE sampler's entry says of its noise: eta (default 1) and s_noise, as A1111 passes them. */
@@ -139,7 +140,7 @@ const SAMPLERS: readonly Entry[] = [
     stochastic: false,
     callsPerStep: 1,
     churns: true,
-    create: (c) => EulerDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }),
+    create: (c, _, churn) => EulerDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }, churn),
   },
   {
     name: "euler-a",
@@ -169,7 +170,7 @@ const SAMPLERS: readonly Entry[] = [
     stochastic: false,
     callsPerStep: 2,
     churns: true,
-    create: (c) => HeunDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }),
+    create: (c, _, churn) => HeunDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }, churn),
   },
   {
     name: "dpm++2m",
@@ -238,7 +239,10 @@ const SAMPLERS: readonly Entry[] = [
     create: (c, k) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: true }, k),
   },
   // k-diffusion's samplers that diffusers lacks; "Automatic" is A1111's default schedule type for each.
-  kDiffusionEntry("dpm2", DPM2Scheduler, false, 2, { churns: true }),
+  {
+    ...kDiffusionEntry("dpm2", DPM2Scheduler, false, 2, { churns: true }),
+    create: (c, _, churn) => new DPM2Scheduler(resolveConfig(K_SAMPLER_DEFAULTS, c, {}), DPM2Scheduler.traits, churn),
+  },
   kDiffusionEntry("dpm2-a", DPM2AncestralScheduler, true, 2, NOISY),
   kDiffusionEntry("dpm++2s-a", DPMPP2SAncestralScheduler, true, 2, NOISY),
   kDiffusionEntry("dpm++3m-sde", DPMPP3MSDEScheduler, true, 1, NOISY),
@@ -283,6 +287,10 @@ export interface SchedulerOptions {
    */
   eta?: number;
   sNoise?: number;
+  /** A1111's s_churn, s_tmin, s_tmax for the samplers with churn (SamplerInfo.churns); others ignore them. */
+  sChurn?: number;
+  sTmin?: number;
+  sTmax?: number;
 }
 
 /** Every sampler createScheduler accepts, in menu order. */
@@ -392,7 +400,15 @@ export function createScheduler(
     eta: entry.defaultEta === undefined ? 1 : (options.eta ?? entry.defaultEta),
     sNoise: entry.takesSNoise ? (options.sNoise ?? 1) : 1,
   };
-  const scheduler = entry.create(config, knobs);
+  const churn: Partial<ChurnKnobs> = entry.churns
+    ? {
+        ...(options.sChurn !== undefined ? { sChurn: options.sChurn } : {}),
+        ...(options.sTmin !== undefined ? { sTmin: options.sTmin } : {}),
+        ...(options.sTmax !== undefined ? { sTmax: options.sTmax } : {}),
+        ...(options.sNoise !== undefined ? { sNoise: options.sNoise } : {}),
+      }
+    : {};
+  const scheduler = entry.create(config, knobs, churn);
   if (schedule.name !== "automatic") {
     // Every schedulable sampler's scheduler is a RunState; anything else is a registry mistake, not user input.
     if (!(scheduler instanceof RunState))

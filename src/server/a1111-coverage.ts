@@ -435,12 +435,12 @@ export const A1111_FIELDS: readonly A1111FieldRow[] = [
   {
     fields: ["s_noise"],
     status: "differs",
-    note: "scales the fresh noise of the samplers A1111 gives it (those of `eta` but DDIM; default 1; infotext `Sigma noise`); `override_settings.s_noise` wins as in A1111 1.6+, which takes only its setting and ignores this field",
+    note: "scales the fresh noise of the samplers A1111 gives it (those of `eta` but DDIM, and the churn of Euler, Heun and DPM2; default 1; infotext `Sigma noise`); `override_settings.s_noise` wins as in A1111 1.6+, which takes only its setting and ignores this field",
   },
   {
     fields: ["s_churn", "s_tmin", "s_tmax"],
-    status: "partly",
-    note: "no sigma churn here: `s_churn` above 0 with Euler, Heun or DPM2 (the samplers A1111 gives it) is a 422 naming it rather than another image; `0` (the default), and any value with other samplers, is exact, as is any `s_tmin` / `s_tmax` (they only bound the churn)",
+    status: "differs",
+    note: "Karras et al.'s churn of Euler, Heun and DPM2 as k-diffusion's (`s_tmax` 0: no bound; infotext `Sigma churn`, `Sigma tmin`, `Sigma tmax`); other samplers ignore them, as A1111; `override_settings` wins as in A1111 1.6+, which takes only its settings and ignores these fields",
   },
   {
     fields: [

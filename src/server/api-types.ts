@@ -157,7 +157,7 @@ export const GenerationParams = z.object({
   /**
    * A1111's sampler knobs. eta: the share of fresh noise per step of the ancestral and SDE samplers (default 1; 0:
    * none) and DDIM's eta (default 0); s_noise: the scale of that noise (default 1). s_churn, s_tmin, s_tmax: the
-   * churn A1111 gives Euler, Heun and DPM2, not implemented (s_churn above 0 with one of them is a 400).
+   * churn of Euler, Heun and DPM2 (default 0: off; s_tmax 0: no upper bound); other samplers ignore them.
    * eta_noise_seed_delta (A1111's ENSD setting, e.g. 31337): the sampler's noise comes from seed + delta.
    */
   eta: z.number().min(0).max(100).optional(),

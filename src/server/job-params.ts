@@ -134,14 +134,12 @@ export function generateParamsOf(
 }
 
 /**
- * The job's sampler knobs checked at acceptance, so a knob this engine cannot honour (s_churn with Euler, Heun or
- * DPM2) or an ENSD past the last seed is refused before the job is queued. The sampler the model picks when none
- * is named is checked when the job runs. Throws the library's InputError, whose message names the field.
+ * The job's sampler knobs checked at acceptance, so an ENSD past the last seed is refused before the job is queued.
+ * Throws the library's InputError, whose message names the field.
  */
 export function checkSamplerKnobs(p: JobParams): void {
-  const samplers = [p.sampler_name, p.hr_sampler_name].filter((s): s is string => s !== undefined);
   const images = BigInt((p.batch_size ?? 1) * (p.n_iter ?? 1) - 1);
-  resolveSamplerKnobs(samplerKnobsOf(p), samplers, BigInt(p.seed) + (p.subseed_strength ? 0n : images));
+  resolveSamplerKnobs(samplerKnobsOf(p), BigInt(p.seed) + (p.subseed_strength ? 0n : images));
 }
 
 /** A1111's sampler knobs (eta, s_noise, s_churn, s_tmin, s_tmax, ENSD) under the library's names, those given. */
@@ -268,6 +266,7 @@ export function completedJobParams(p: JobParams, used: ResolvedParams): JobParam
     ...(used.eta !== undefined ? { eta: used.eta } : {}),
     ...(used.sNoise !== undefined ? { s_noise: used.sNoise } : {}),
     ...(used.etaNoiseSeedDelta !== undefined ? { eta_noise_seed_delta: used.etaNoiseSeedDelta } : {}),
+    ...(used.sChurn !== undefined ? { s_churn: used.sChurn } : {}),
     ...(used.hires ? completedHires(used.hires, used) : {}),
     ...(used.inpaint ? usedInpaintParams(used.inpaint) : {}),
     ...(p.controlnet && used.controlnet

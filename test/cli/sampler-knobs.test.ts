@@ -33,11 +33,14 @@ describe("diffuse generate --eta, --s-noise, --ensd and --s-churn on the embedde
     expect((await pixels(again)).equals(await pixels(out))).toBe(true);
   });
 
-  it("--s-churn above 0 with Euler fails before any compute, naming it", async () => {
-    const r = await runCli(["generate", ...base, "--sampler", "Euler", "--s-churn", "0.5", "-o", join(dir, "x.png")], {
-      env,
-    });
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/s_churn 0.5 is not supported for "Euler"/);
+  it("--s-churn, --s-tmin and --s-tmax churn Euler and are written as A1111 writes them", async () => {
+    const out = join(dir, "churn.png");
+    const churn = ["--sampler", "Euler", "--s-churn", "0.5", "--s-tmin", "0.1", "--s-tmax", "10"];
+    const r = await runCli(["generate", ...base, ...churn, "-o", out], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const info = await runCli(["info", out, "--json"], { env });
+    const { raw, request } = JSON.parse(info.stdout) as { raw: string; request: Record<string, unknown> };
+    expect(raw).toMatch(/Sigma churn: 0\.5, Sigma tmin: 0\.1, Sigma tmax: 10/);
+    expect(request).toMatchObject({ sChurn: 0.5, sTmin: 0.1, sTmax: 10 });
   });
 });

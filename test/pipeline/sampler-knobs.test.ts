@@ -30,20 +30,13 @@ describe("resolveParams checks the sampler knobs before any compute", () => {
     expect([plain.eta, plain.sNoise, plain.etaNoiseSeedDelta]).toEqual([undefined, undefined, undefined]);
   });
 
-  it("refuses s_churn above 0 for Euler, Heun and DPM2 (no churn here) and names the field", () => {
-    for (const sampler of ["Euler", "Heun", "DPM2"])
-      expect(() => resolveParams({ prompt: "x", sampler, sChurn: 0.5 }, defaults)).toThrow(
-        new RegExp(`s_churn 0.5 is not supported for "${sampler}"`),
-      );
-    // The hires fix's second pass counts too.
-    expect(() =>
-      resolveParams({ prompt: "x", sampler: "Euler a", sChurn: 1, hires: { sampler: "Heun" } }, defaults),
-    ).toThrow(/s_churn 1 is not supported for "Heun"/);
-    // s_churn 0, and s_tmin / s_tmax alone, change nothing: accepted; samplers A1111 gives no churn ignore it.
-    expect(() =>
-      resolveParams({ prompt: "x", sampler: "Euler", sChurn: 0, sTmin: 0.1, sTmax: 10 }, defaults),
-    ).not.toThrow();
-    expect(() => resolveParams({ prompt: "x", sampler: "Euler a", sChurn: 2 }, defaults)).not.toThrow();
+  it("records the churn only when s_churn is above 0 (s_tmin and s_tmax bound it and do nothing alone)", () => {
+    const p = resolveParams({ prompt: "x", sampler: "Euler", sChurn: 0.5, sTmin: 0.1, sTmax: 10 }, defaults);
+    expect([p.sChurn, p.sTmin, p.sTmax]).toEqual([0.5, 0.1, 10]);
+    const off = resolveParams({ prompt: "x", sampler: "Euler", sChurn: 0, sTmin: 0.1, sTmax: 10 }, defaults);
+    expect([off.sChurn, off.sTmin, off.sTmax]).toEqual([undefined, undefined, undefined]);
+    expect(() => resolveParams({ prompt: "x", sChurn: -1 }, defaults)).toThrow(/s_churn -1 is invalid/);
+    expect(() => resolveParams({ prompt: "x", sChurn: 1, sTmax: Infinity }, defaults)).toThrow(/s_tmax/);
   });
 
   it("refuses a negative or non-finite eta or s_noise, and an ENSD that is not a whole number", () => {
@@ -145,6 +138,28 @@ describe("sampler knobs on the embedded model", () => {
     // A default leaves its field out, as A1111's infotext does.
     const [plain] = await generate({ eta: 1 });
     expect(plain!.infotext).not.toMatch(/Eta|ENSD|Sigma noise/);
+  });
+
+  it("Euler with churn: changes the image, writes Sigma churn / tmin / tmax / noise, and they make it again", async () => {
+    const churn = { sampler: "Euler", sChurn: 0.8, sTmin: 0.05, sTmax: 20, sNoise: 1.01 };
+    const [image] = await generate(churn);
+    const [plain] = await generate({ sampler: "Euler" });
+    expect(same(image!, plain!)).toBe(false);
+    const info = parseInfotext(image!.infotext);
+    expect([info.extra["Sigma churn"], info.extra["Sigma tmin"], info.extra["Sigma tmax"]]).toEqual([
+      "0.8",
+      "0.05",
+      "20",
+    ]);
+    expect(info.extra["Sigma noise"]).toBe("1.01");
+    const request = requestFromInfotext(info);
+    expect(request).toMatchObject({ sChurn: 0.8, sTmin: 0.05, sTmax: 20, sNoise: 1.01 });
+    const [again] = await generate({ ...request, jobId: BASE.jobId });
+    expect(same(again!, image!)).toBe(true);
+    // Euler a has no churn in A1111: the knobs change nothing there.
+    const [ancestral] = await generate({ sChurn: 0.8 });
+    const [ancestralPlain] = await generate({});
+    expect(same(ancestral!, ancestralPlain!)).toBe(true);
   });
 
   it("reads A1111's other spellings: Eta DDIM, and Eta noise seed delta", () => {

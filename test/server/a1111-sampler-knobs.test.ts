@@ -127,27 +127,27 @@ describe("A1111 txt2img with eta, ENSD and churn on the embedded model", () => {
     expect(await pixels(plain.images[0]!)).not.toBe(await pixels(viaField.images[0]!));
   });
 
-  it("s_churn above 0 with Euler is a 422 naming it; with Euler a (no churn in A1111 either) it is ignored", async () => {
-    const r = await postJson<{ detail: string }>(`${s.base}/sdapi/v1/txt2img`, {
-      ...BODY,
-      sampler_name: "Euler",
-      s_churn: 0.5,
-    });
-    expect(r.status).toBe(422);
-    expect(JSON.stringify(r.body)).toMatch(/s_churn 0.5 is not supported for \\"Euler\\"/);
+  it("s_churn with Euler churns and writes Sigma churn; with Euler a (no churn in A1111 either) it is ignored", async () => {
+    const churned = await txt2img({ sampler_name: "Euler", s_churn: 0.5, s_tmin: 0.1 });
+    const euler = await txt2img({ sampler_name: "Euler" });
+    expect(await pixels(churned.images[0]!)).not.toBe(await pixels(euler.images[0]!));
+    const info = JSON.parse(churned.info) as { infotexts: string[] };
+    expect(info.infotexts[0]).toMatch(/Sigma churn: 0\.5, Sigma tmin: 0\.1/);
+    const viaSetting = await txt2img({ sampler_name: "Euler", override_settings: { s_churn: 0.5, s_tmin: 0.1 } });
+    expect(await pixels(viaSetting.images[0]!)).toBe(await pixels(churned.images[0]!));
     const plain = await txt2img({});
-    const churned = await txt2img({ s_churn: 0.5 });
-    expect(await pixels(churned.images[0]!)).toBe(await pixels(plain.images[0]!));
+    const ancestral = await txt2img({ s_churn: 0.5 });
+    expect(await pixels(ancestral.images[0]!)).toBe(await pixels(plain.images[0]!));
   });
 
-  it("our API refuses s_churn with Heun (422) and takes eta, s_noise and eta_noise_seed_delta", async () => {
+  it("our API takes eta, s_noise, s_churn and eta_noise_seed_delta, and refuses an ENSD past the last seed", async () => {
     const refused = await postJson<{ error: { message: string } }>(`${s.base}/api/v1/jobs`, {
       prompt: "x",
-      sampler_name: "Heun",
-      s_churn: 1,
+      seed: "18446744073709551615",
+      eta_noise_seed_delta: 1,
     });
     expect(refused.status).toBe(422);
-    expect(JSON.stringify(refused.body)).toMatch(/s_churn 1 is not supported for \\"Heun\\"/);
+    expect(JSON.stringify(refused.body)).toMatch(/eta noise seed delta 1 with seed 18446744073709551615/);
     const accepted = await postJson<{ id: string }>(`${s.base}/api/v1/jobs`, {
       prompt: "x",
       steps: 2,
@@ -156,6 +156,7 @@ describe("A1111 txt2img with eta, ENSD and churn on the embedded model", () => {
       sampler_name: "Euler a",
       eta: 0.5,
       s_noise: 0.9,
+      s_churn: 0.2,
       eta_noise_seed_delta: 31337,
     });
     expect(accepted.status, JSON.stringify(accepted.body)).toBe(202);
