@@ -6,7 +6,7 @@ import type { ScheduleType } from "../schedulers/index.js";
 import { resolveHires } from "./hires-params.js";
 import { checkedInteger, checkedNumber } from "./param-checks.js";
 import { samplerAndSchedule } from "./sampler-choice.js";
-import { resolveSamplerKnobs } from "./sampler-knobs.js";
+import { resolveSamplerKnobs, type SamplerKnobs } from "./sampler-knobs.js";
 import type { ThresholdSpec } from "../control/preprocessor.js";
 
 /** Progress of one generation, emitted after every model call. */
@@ -74,7 +74,7 @@ export interface LoraRequest {
  * AUTOMATIC1111-compatible `/sdapi/v1`) keep A1111's snake_case names on the wire and map them onto these in
  * src/server/job-params.ts.
  */
-export interface GenerateParams {
+export interface GenerateParams extends SamplerKnobs {
   prompt: string;
   negativePrompt?: string;
   /** SDXL: the prompt of the second text encoder (OpenCLIP bigG), as diffusers' prompt_2; absent: the prompt. */
@@ -109,28 +109,6 @@ export interface GenerateParams {
   hires?: HiresParams;
   /** The sampler's name (A1111's sampler_name), e.g. "Euler a", "DPM++ 2M". */
   sampler?: string;
-  /**
-   * k-diffusion's eta (A1111's `eta`): the share of fresh noise in each step of the ancestral and SDE samplers
-   * (Euler a, DPM2 a, DPM++ 2S a, DPM++ SDE, DPM++ 2M SDE, DPM++ 3M SDE; default 1, 0 makes them deterministic
-   * after the initial noise) and DDIM's eta (default 0). The other samplers ignore it, as in A1111.
-   */
-  eta?: number;
-  /** k-diffusion's s_noise (A1111's): scales the fresh noise of those samplers but DDIM, and the churn's (default 1). */
-  sNoise?: number;
-  /**
-   * Karras et al.'s churn (A1111's s_churn, s_tmin, s_tmax) of Euler, Heun and DPM2: before each step the sample is
-   * raised to sigma (1 + gamma) with fresh noise (scaled by sNoise), gamma = min(sChurn / steps, sqrt(2) - 1) for a
-   * sigma within [sTmin, sTmax] (sTmax 0: no bound). Default 0: off. Other samplers ignore them, as in A1111.
-   */
-  sChurn?: number;
-  sTmin?: number;
-  sTmax?: number;
-  /**
-   * A1111's eta noise seed delta (ENSD, its `eta_noise_seed_delta` setting, e.g. 31337): once the initial noise is
-   * drawn, the sampler's noise comes from generators seeded seed + delta instead of carrying on with the seed's.
-   * 0 or absent: off.
-   */
-  etaNoiseSeedDelta?: number;
   /**
    * The schedule type (A1111 1.9+'s `scheduler`): "Automatic" (the sampler's own, the default), "Uniform", "Karras",
    * "Exponential", "Polyexponential", "SGM Uniform", "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM"
@@ -324,7 +302,8 @@ export interface ResolvedControlUnit {
 /** More units than any use needs would only multiply the cost of every step. */
 export const MAX_CONTROL_UNITS = 8;
 
-export interface ResolvedParams {
+/** With the sampler knobs that change the generation (eta as asked, the others when not their defaults). */
+export interface ResolvedParams extends SamplerKnobs {
   prompt: string;
   negativePrompt: string;
   /** Given only when the request named one. */
@@ -347,13 +326,6 @@ export interface ResolvedParams {
   sampler: string;
   /** The schedule type the sampler walks; "automatic": its own. */
   schedule: ScheduleType;
-  /** The sampler knobs that change the generation (eta as asked, the others when not their defaults). */
-  eta?: number;
-  sNoise?: number;
-  sChurn?: number;
-  sTmin?: number;
-  sTmax?: number;
-  etaNoiseSeedDelta?: number;
   width: number;
   height: number;
   batchSize: number;

@@ -10,27 +10,32 @@ import { findSampler } from "../schedulers/index.js";
 import { BatchNoise } from "./batch-noise.js";
 import { checkedInteger, checkedNumber } from "./param-checks.js";
 
-/** The knobs as a request gives them (GenerateParams' names). */
-export interface SamplerKnobRequest {
-  eta?: number;
-  sNoise?: number;
-  sChurn?: number;
-  sTmin?: number;
-  sTmax?: number;
-  etaNoiseSeedDelta?: number;
-}
-
-/** The knobs that change a generation, each present only when it differs from its default. */
+/**
+ * The knobs of a generation (GenerateParams'), as asked; once resolved, those that change it: eta as asked, the
+ * others only where they differ from their defaults (the churn only with s_churn above 0).
+ */
 export interface SamplerKnobs {
-  /** As asked: the sampler's default (1, or DDIM's 0) when absent. */
+  /**
+   * k-diffusion's eta (A1111's `eta`): the share of fresh noise in each step of the ancestral and SDE samplers
+   * (Euler a, DPM2 a, DPM++ 2S a, DPM++ SDE, DPM++ 2M SDE, DPM++ 3M SDE; default 1, 0 makes them deterministic
+   * after the initial noise) and DDIM's eta (default 0). The other samplers ignore it, as in A1111.
+   */
   eta?: number;
-  /** Absent: 1. */
+  /** k-diffusion's s_noise (A1111's): scales the fresh noise of those samplers but DDIM, and the churn's (default 1). */
   sNoise?: number;
-  /** The churn, present when s_churn is above 0 (s_tmax 0 or absent: no upper bound). */
+  /**
+   * Karras et al.'s churn (A1111's s_churn, s_tmin, s_tmax) of Euler, Heun and DPM2: before each step the sample is
+   * raised to sigma (1 + gamma) with fresh noise (scaled by sNoise), gamma = min(sChurn / steps, sqrt(2) - 1) for a
+   * sigma within [sTmin, sTmax] (sTmax 0: no bound). Default 0: off. Other samplers ignore them, as in A1111.
+   */
   sChurn?: number;
   sTmin?: number;
   sTmax?: number;
-  /** Absent: 0 (off). */
+  /**
+   * A1111's eta noise seed delta (ENSD, its `eta_noise_seed_delta` setting, e.g. 31337): once the initial noise is
+   * drawn, the sampler's noise comes from generators seeded seed + delta instead of carrying on with the seed's.
+   * 0 or absent: off.
+   */
   etaNoiseSeedDelta?: number;
 }
 
@@ -40,7 +45,7 @@ const MAX_ENSD = Number.MAX_SAFE_INTEGER;
 /**
  * Checks the knobs for a generation whose last image takes seed `lastSeed` (ENSD's seed + delta must stay a seed).
  */
-export function resolveSamplerKnobs(p: SamplerKnobRequest, lastSeed: bigint): SamplerKnobs {
+export function resolveSamplerKnobs(p: SamplerKnobs, lastSeed: bigint): SamplerKnobs {
   const nonNegative = (name: string, v: number | undefined, hint: string) =>
     v === undefined ? undefined : checkedNumber(name, v, 0, Number.MAX_VALUE, hint);
   const eta = nonNegative("eta", p.eta, "use a number >= 0 (1 is A1111's default; 0 adds no fresh noise)");
@@ -109,7 +114,7 @@ export function samplerKnobInfotext(k: SamplerKnobs, samplers: readonly string[]
 }
 
 /** The knobs an infotext names (A1111's keys; "Eta noise seed delta" too), for the request that remakes it. */
-export function samplerKnobsFromInfotext(number: (key: string) => number | undefined): SamplerKnobRequest {
+export function samplerKnobsFromInfotext(number: (key: string) => number | undefined): SamplerKnobs {
   const eta = number("Eta") ?? number("Eta DDIM");
   const sNoise = number("Sigma noise");
   const sChurn = number("Sigma churn");
