@@ -22,6 +22,7 @@ export type {
   InpaintingFill,
   InpaintOptions,
 } from "./pipeline/params.js";
+export type { SamplerKnobs } from "./pipeline/sampler-knobs.js";
 export { requestFromInfotext } from "./pipeline/infotext-request.js";
 /** AUTOMATIC1111's X/Y/Z plot: axes, their value syntax, the cells, and the grid image. */
 export {

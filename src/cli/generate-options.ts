@@ -61,6 +61,12 @@ export interface GenerateOptions extends ControlOptions {
   hiresSchedule?: string;
   sampler?: string;
   schedule?: string;
+  eta?: string;
+  sNoise?: string;
+  sChurn?: string;
+  sTmin?: string;
+  sTmax?: string;
+  ensd?: string;
   width?: string;
   height?: string;
   init?: string;
@@ -103,6 +109,19 @@ export function num(flag: string, value: string | undefined): number | undefined
   if (value.trim() === "" || !Number.isFinite(n))
     throw new InputError(`${flag} ${JSON.stringify(value)} is not a number`);
   return n;
+}
+
+/** --eta, --s-noise, --s-churn, --s-tmin, --s-tmax and --ensd as the library's knobs, those given. */
+function samplerKnobOptions(o: GenerateOptions): Partial<GenerateParams> {
+  const knobs: Partial<GenerateParams> = {
+    eta: num("--eta", o.eta),
+    sNoise: num("--s-noise", o.sNoise),
+    sChurn: num("--s-churn", o.sChurn),
+    sTmin: num("--s-tmin", o.sTmin),
+    sTmax: num("--s-tmax", o.sTmax),
+    etaNoiseSeedDelta: num("--ensd", o.ensd),
+  };
+  return Object.fromEntries(Object.entries(knobs).filter(([, v]) => v !== undefined));
 }
 
 /** A `WxH` option (`--seed-resize-from 512x768`), as two numbers; an error naming the flag otherwise. */
@@ -257,6 +276,24 @@ export function addGenerationOptions(command: Command): Command {
         .map((t) => t.label)
         .join(", ")} (default: Automatic, the sampler's own)`,
     )
+    .option(
+      "--eta <x>",
+      "eta (A1111's) of the ancestral and SDE samplers, the share of fresh noise per step (default 1; 0: none), and of DDIM (default 0)",
+    )
+    .option(
+      "--s-noise <x>",
+      "s_noise (A1111's): scale of the fresh noise of the ancestral and SDE samplers (default 1)",
+    )
+    .option(
+      "--s-churn <x>",
+      "s_churn (A1111's): Karras et al.'s churn of Euler, Heun and DPM2 (default 0: off); other samplers ignore it",
+    )
+    .option("--s-tmin <x>", "s_tmin (A1111's): the lowest sigma the churn acts at (default 0)")
+    .option("--s-tmax <x>", "s_tmax (A1111's): the highest sigma the churn acts at (default 0: no bound)")
+    .option(
+      "--ensd <n>",
+      "eta noise seed delta (A1111's ENSD, e.g. 31337): the sampler's noise is seeded seed + n, the initial noise keeps the seed (default 0: off)",
+    )
     .option("-W, --width <w>", "width in pixels, a multiple of 8 (default: the model's size)")
     .option("-H, --height <h>", "height in pixels, a multiple of 8 (default: the model's size)")
     .option("--init <image>", "init image (sketch or photo) for image-to-image")
@@ -359,6 +396,7 @@ export function generationRequest(prompt: string, o: GenerateOptions): Generatio
     ...(hires ? { hires } : {}),
     sampler: o.sampler,
     schedule: o.schedule,
+    ...samplerKnobOptions(o),
     width: num("--width", o.width),
     height: num("--height", o.height),
     batchSize: num("--batch-size", o.batchSize),

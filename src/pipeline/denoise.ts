@@ -75,12 +75,15 @@ export async function denoise(input: DenoiseInput): Promise<Float32Array> {
     if (signal?.aborted) throw new GenerationAborted();
     const t = timesteps[i]!;
     const { unet, conditions } = stages[stages.length > 1 && i >= stages[1]!.from ? 1 : 0]!;
+    // A sampler with churn raises the sample to its sigma_hat first; the model is then called at that level.
+    let modelT = t;
+    if (scheduler.churn) ({ sample: latents, timestep: modelT } = scheduler.churn(latents, t, input.noise));
     const scaled = scheduler.scaleModelInput(latents, t);
     const x = inpaint ? concatChannels([scaled, inpaint.mask, inpaint.maskedLatents], [lc, 1, lc], B, h * w) : scaled;
     const sample = guided ? repeat(x, 2) : x;
     const feeds: Record<string, FeedValue> = {
       [UNET_IO.sample]: { data: sample, dims: [copies, inpaint ? 2 * lc + 1 : lc, h, w] },
-      [UNET_IO.timestep]: { data: Float32Array.of(t), dims: [1] },
+      [UNET_IO.timestep]: { data: Float32Array.of(modelT), dims: [1] },
       ...conditions,
     };
     // A ControlNet sees the latents without an inpainting model's extra channels (diffusers' control_model_input).

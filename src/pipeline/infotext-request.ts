@@ -1,10 +1,12 @@
 import { InputError } from "../errors.js";
 import type { Infotext } from "../image/infotext.js";
 import type { GenerateParams, HiresParams } from "./params.js";
+import { samplerKnobsFromInfotext } from "./sampler-knobs.js";
 
 /**
  * The request that makes an image again from its infotext (A1111's "send to txt2img" after png-info): the typed
- * fields, the schedule type, the variation seed and the hires fix, as the image's generation had them. Fields
+ * fields, the schedule type, the variation seed, the sampler knobs (Eta, Sigma noise, ENSD, ...) and the hires fix,
+ * as the image's generation had them. Fields
  * the infotext does not hold (the model, LoRA files, ControlNet images) are the caller's to supply.
  */
 export function requestFromInfotext(info: Infotext): GenerateParams {
@@ -43,6 +45,7 @@ export function requestFromInfotext(info: Infotext): GenerateParams {
       ? { subseed: BigInt(variation.trim()), subseedStrength: number("Variation seed strength") ?? 0 }
       : {}),
     ...(resizeFrom ? { seedResizeFromW: resizeFrom.width, seedResizeFromH: resizeFrom.height } : {}),
+    ...samplerKnobsFromInfotext(number),
     ...(hires
       ? { hires }
       : { ...(info.denoisingStrength !== undefined ? { denoisingStrength: info.denoisingStrength } : {}) }),

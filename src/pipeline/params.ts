@@ -6,6 +6,7 @@ import type { ScheduleType } from "../schedulers/index.js";
 import { resolveHires } from "./hires-params.js";
 import { checkedInteger, checkedNumber } from "./param-checks.js";
 import { samplerAndSchedule } from "./sampler-choice.js";
+import { resolveSamplerKnobs, type SamplerKnobs } from "./sampler-knobs.js";
 import type { ThresholdSpec } from "../control/preprocessor.js";
 
 /** Progress of one generation, emitted after every model call. */
@@ -73,7 +74,7 @@ export interface LoraRequest {
  * AUTOMATIC1111-compatible `/sdapi/v1`) keep A1111's snake_case names on the wire and map them onto these in
  * src/server/job-params.ts.
  */
-export interface GenerateParams {
+export interface GenerateParams extends SamplerKnobs {
   prompt: string;
   negativePrompt?: string;
   /** SDXL: the prompt of the second text encoder (OpenCLIP bigG), as diffusers' prompt_2; absent: the prompt. */
@@ -301,7 +302,8 @@ export interface ResolvedControlUnit {
 /** More units than any use needs would only multiply the cost of every step. */
 export const MAX_CONTROL_UNITS = 8;
 
-export interface ResolvedParams {
+/** With the sampler knobs that change the generation (eta as asked, the others when not their defaults). */
+export interface ResolvedParams extends SamplerKnobs {
   prompt: string;
   negativePrompt: string;
   /** Given only when the request named one. */
@@ -453,6 +455,9 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
           },
           defaults.upscalers,
         );
+  // The last image's seed: ENSD's seed + delta must still be a seed.
+  const lastSeed = subseed === undefined ? seed + BigInt(batchSize * batchCount - 1) : seed;
+  const knobs = resolveSamplerKnobs(p, lastSeed);
   return {
     prompt: p.prompt,
     negativePrompt: p.negativePrompt ?? "",
@@ -477,6 +482,7 @@ export function resolveParams(p: GenerateParams, defaults: ModelDefaults): Resol
     ...(seedResizeFrom ? { seedResizeFrom } : {}),
     sampler,
     schedule,
+    ...knobs,
     width,
     height,
     batchSize,

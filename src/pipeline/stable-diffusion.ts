@@ -20,6 +20,7 @@ import { AdapterGuidance, type AdapterUnitRun } from "./adapter-guidance.js";
 import { BatchNoise, batchSeeds } from "./batch-noise.js";
 import { hiresTimesteps, upscaleFirstPass } from "./hires-pass.js";
 import { findHiresUpscaler, type NamedUpscalers, upscalersOf } from "./hires-upscalers.js";
+import { samplerKnobInfotext, samplerNoise } from "./sampler-knobs.js";
 import { hiresInfotext, variationInfotext } from "./seed-infotext.js";
 import { initialNoise, type Variation } from "./variation-noise.js";
 import { ControlGuidance, type ControlUnitRun } from "./control-guidance.js";
@@ -372,7 +373,7 @@ export class StableDiffusionPipeline {
     // Fail on a bad sampler name, schedule or strength before any compute.
     const probe = this.createScheduler(p);
     probe.setTimesteps(p.steps);
-    if (p.hires) this.createScheduler({ sampler: p.hires.sampler, schedule: p.hires.schedule }).setTimesteps(1);
+    if (p.hires) this.createScheduler(p, p.hires).setTimesteps(1);
     // <lora:...> tags are cut out of every prompt (the infotext keeps them, as A1111's does); the LoRAs they name
     // and the caller's are read now, so that a wrong name or file fails before any compute. LoRAs named in the
     // hires prompts apply to the whole generation (A1111 applies them to its second pass only).
@@ -614,6 +615,7 @@ export class StableDiffusionPipeline {
           const refinerFields = refined ? refinerInfotext(this.refiner!.identity, p.refinerSwitchAt!) : {};
           const infotext = imageInfotext(p, seed, model, {
             ...variationInfotext(p, subseed),
+            ...samplerKnobInfotext(p, p.hires ? [p.sampler, p.hires.sampler] : [p.sampler]),
             ...hiresFields,
             ...inpaintFields,
             ...controlFields,
@@ -665,11 +667,17 @@ export class StableDiffusionPipeline {
   }
 
   /** One batch (batchSize images, one generator each): its starting latents, then the loop. */
-  /** The run's scheduler: the sampler with its schedule type (Align Your Steps has an SDXL table). */
-  private createScheduler(p: Pick<ResolvedParams, "sampler" | "schedule">): Scheduler {
-    return createScheduler(p.sampler, this.schedulerConfig, {
-      schedule: p.schedule,
+  /**
+   * A pass's scheduler: its sampler with its schedule type (Align Your Steps has an SDXL table), and the
+   * generation's eta, s_noise and churn (A1111 gives the hires fix's second pass the same). `pass`: the first pass's.
+   */
+  private createScheduler(p: ResolvedParams, pass: Pick<ResolvedParams, "sampler" | "schedule"> = p): Scheduler {
+    return createScheduler(pass.sampler, this.schedulerConfig, {
+      schedule: pass.schedule,
       sdxl: this.checkpoint.config.family === "sdxl",
+      ...(p.eta !== undefined ? { eta: p.eta } : {}),
+      ...(p.sNoise !== undefined ? { sNoise: p.sNoise } : {}),
+      ...(p.sChurn !== undefined ? { sChurn: p.sChurn, sTmin: p.sTmin ?? 0, sTmax: p.sTmax ?? 0 } : {}),
     });
   }
 
@@ -701,7 +709,8 @@ export class StableDiffusionPipeline {
       timesteps: s.timesteps,
       latents: s.latents,
       shape,
-      noise,
+      // The sampler's noise: with ENSD, from seeds + delta once the initial noise is drawn (A1111's ImageRNG).
+      noise: samplerNoise(noise, p.etaNoiseSeedDelta),
       cfgScale: this.loopCfgScale(p),
       conditions,
       handOver:
@@ -720,7 +729,7 @@ export class StableDiffusionPipeline {
   /** The second pass's timesteps, to count them before the run. */
   private hiresProbe(p: ResolvedParams): number[] {
     const h = p.hires!;
-    return hiresTimesteps(this.createScheduler(h), h.steps || p.steps, h.denoisingStrength);
+    return hiresTimesteps(this.createScheduler(p, h), h.steps || p.steps, h.denoisingStrength);
   }
 
   /**
@@ -747,7 +756,7 @@ export class StableDiffusionPipeline {
     const upscaled = await upscaleFirstPass(latents, lowShape, h, upscaler, codec, seeds, signal);
     if (stop.skip?.()) return upscaled;
     const shape = latentShape(this.space, seeds.length, h.width, h.height);
-    const scheduler = this.createScheduler(h);
+    const scheduler = this.createScheduler(p, h);
     const timesteps = hiresTimesteps(scheduler, h.steps || p.steps, h.denoisingStrength);
     const noise = new BatchNoise(seeds);
     const start = scheduler.addNoise(upscaled, initialNoise(noise, shape, variation), timesteps[0]!);
@@ -761,7 +770,8 @@ export class StableDiffusionPipeline {
       timesteps,
       latents: start,
       shape,
-      noise,
+      // The sampler's noise: with ENSD, from seeds + delta once the initial noise is drawn (A1111's ImageRNG).
+      noise: samplerNoise(noise, p.etaNoiseSeedDelta),
       cfgScale: this.loopCfgScale(p),
       conditions,
       inpaint,

@@ -19,6 +19,7 @@ import {
   type RawSchedulerConfig,
 } from "./config.js";
 import { MultistepScheduler, lambdaOf } from "./multistep-scheduler.js";
+import { checkedNoiseKnobs, type NoiseKnobs } from "./noise-knobs.js";
 import { f32 } from "./numerics.js";
 import type { NoiseSource, PredictionType, TimestepSpacing } from "./scheduler.js";
 import { alphaSigmaOf } from "./sigmas.js";
@@ -70,15 +71,25 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverMul
   static fromConfig(
     config: RawSchedulerConfig,
     overrides: Partial<DPMSolverMultistepConfig> = {},
+    knobs: Partial<NoiseKnobs> = {},
   ): DPMSolverMultistepScheduler {
-    return new DPMSolverMultistepScheduler(resolveConfig(DPMSolverMultistepScheduler.defaults, config, overrides));
+    return new DPMSolverMultistepScheduler(
+      resolveConfig(DPMSolverMultistepScheduler.defaults, config, overrides),
+      knobs,
+    );
   }
 
+  /**
+   * k-diffusion's eta and s_noise of sample_dpmpp_2m_sde (sde-dpmsolver++ only): with h_eta = (1 + eta) h the
+   * step is x' = (sigma'/sigma) e^{-eta h} x + alpha' (1 - e^{-h_eta}) D + ..., its noise sigma' sqrt(1 - e^{-2 eta
+   * h}) s_noise. eta 1 and s_noise 1 are the reference's SDE step exactly.
+   */
+  readonly knobs: NoiseKnobs;
   /** The converted outputs (x0 for the ++ variants, noise otherwise) of the last solver_order steps, oldest first. */
   private history: Float32Array[] = [];
   private lowerOrderNums = 0;
 
-  constructor(config: Partial<DPMSolverMultistepConfig> = {}) {
+  constructor(config: Partial<DPMSolverMultistepConfig> = {}, knobs: Partial<NoiseKnobs> = {}) {
     const name = "DPMSolverMultistepScheduler";
     const rules = {
       name,
@@ -113,6 +124,11 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverMul
         `${name}: final_sigmas_type "zero" needs a ++ algorithm_type; with "${c.algorithm_type}" set final_sigmas_type "sigma_min"`,
       );
     }
+    this.knobs = checkedNoiseKnobs("DPM++ 2M SDE", knobs);
+    if (c.algorithm_type !== "sde-dpmsolver++" && (this.knobs.eta !== 1 || this.knobs.sNoise !== 1))
+      throw new InputError(
+        `${name}: eta and s_noise apply to algorithm_type "sde-dpmsolver++" (DPM++ 2M SDE) only; leave them at 1 for "${c.algorithm_type}"`,
+      );
   }
 
   setTimesteps(numInferenceSteps: number): void {
@@ -202,10 +218,11 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverMul
         break;
       }
       case "sde-dpmsolver++": {
-        const e2h = f32(Math.exp(f32(-2 * h)));
-        const a = f32(f32(t.sigma / s.sigma) * f32(Math.exp(-h)));
-        const b = f32(t.alpha * f32(1 - e2h));
-        const n = f32(t.sigma * f32(Math.sqrt(f32(1 - e2h))));
+        const { eta, sNoise } = this.knobs;
+        const eTot = f32(Math.exp(f32(-(1 + eta) * h)));
+        const a = f32(f32(t.sigma / s.sigma) * sdeDecay(eta, h));
+        const b = f32(t.alpha * f32(1 - eTot));
+        const n = f32(f32(t.sigma * sdeNoiseShare(eta, h)) * sNoise);
         for (let k = 0; k < out.length; k++) out[k] = a * sample[k] + b * m0[k] + n * z![k];
         break;
       }
@@ -253,12 +270,14 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverMul
         break;
       }
       case "sde-dpmsolver++": {
-        const e2h = f32(Math.exp(f32(-2 * h)));
-        a = f32(f32(t.sigma / s0.sigma) * f32(Math.exp(-h)));
-        const base = f32(t.alpha * f32(1 - e2h));
+        const { eta, sNoise } = this.knobs;
+        const hEta = f32(-(1 + eta) * h);
+        const eTot = f32(Math.exp(hEta));
+        a = f32(f32(t.sigma / s0.sigma) * sdeDecay(eta, h));
+        const base = f32(t.alpha * f32(1 - eTot));
         b = base;
-        d = c.solver_type === "midpoint" ? f32(0.5 * base) : f32(t.alpha * f32(f32(f32(1 - e2h) / f32(-2 * h)) + 1));
-        n = f32(t.sigma * f32(Math.sqrt(f32(1 - e2h))));
+        d = c.solver_type === "midpoint" ? f32(0.5 * base) : f32(t.alpha * f32(f32(f32(1 - eTot) / hEta) + 1));
+        n = f32(f32(t.sigma * sdeNoiseShare(eta, h)) * sNoise);
         break;
       }
       case "sde-dpmsolver": {
@@ -317,4 +336,17 @@ export class DPMSolverMultistepScheduler extends MultistepScheduler<DPMSolverMul
     }
     return out;
   }
+}
+
+/**
+ * e^{-eta h}, the SDE step's decay of the sample beyond sigma_next / sigma, in float32. eta 0 is 1 even on the
+ * step to sigma 0 (h infinite), where the reference's eta 1 gives 0 and the sigma ratio 0 anyway.
+ */
+function sdeDecay(eta: number, h: number): number {
+  return eta === 0 ? 1 : f32(Math.exp(-eta * h));
+}
+
+/** sqrt(1 - e^{-2 eta h}), the share of sigma_next that is fresh noise, in float32; none for eta 0. */
+function sdeNoiseShare(eta: number, h: number): number {
+  return eta === 0 ? 0 : f32(Math.sqrt(f32(1 - f32(Math.exp(f32(-2 * eta * h))))));
 }

@@ -15,11 +15,13 @@
  * (sqrt(sigma_i - sigma_mid) z1 + sqrt(sigma_mid - sigma_{i+1}) z2) / sqrt(sigma_i - sigma_{i+1}), the
  * normalised Brownian increment over the whole step. That has the reference's distribution (same marginals and
  * correlations); a seeded generator makes it reproducible, two draws per step, none on the final Euler step.
- * `noise_sampler_seed` is accepted and ignored.
+ * `noise_sampler_seed` is accepted and ignored. k-diffusion's eta scales each stage's sigma_up (0: no noise, the
+ * stages end at their targets) and s_noise the noise, as A1111 passes them; both 1 by default.
  */
 import { InputError } from "../errors.js";
 import type { BetaConfig } from "./betas.js";
 import { LDM_LINEAR_BETAS, SIGMA_SCHEDULE_FLAGS, resolveConfig, type RawSchedulerConfig } from "./config.js";
+import { checkedNoiseKnobs, type NoiseKnobs } from "./noise-knobs.js";
 import { f32 } from "./numerics.js";
 import type { NoiseSource, PredictionType, TimestepSpacing } from "./scheduler.js";
 import { SigmaScheduler, divideBy, inputScale, interleaveForTwoStages } from "./sigma-scheduler.js";
@@ -45,19 +47,25 @@ export class DPMSolverSDEScheduler extends SigmaScheduler<DPMSolverSDEConfig> {
     steps_offset: 0,
   });
 
-  static fromConfig(config: RawSchedulerConfig, overrides: Partial<DPMSolverSDEConfig> = {}): DPMSolverSDEScheduler {
-    return new DPMSolverSDEScheduler(resolveConfig(DPMSolverSDEScheduler.defaults, config, overrides));
+  static fromConfig(
+    config: RawSchedulerConfig,
+    overrides: Partial<DPMSolverSDEConfig> = {},
+    knobs: Partial<NoiseKnobs> = {},
+  ): DPMSolverSDEScheduler {
+    return new DPMSolverSDEScheduler(resolveConfig(DPMSolverSDEScheduler.defaults, config, overrides), knobs);
   }
 
   readonly order = 2;
+  readonly knobs: NoiseKnobs;
   /** First-stage state for the second call: the step's starting sample, midpoint sigma and first noise draw. */
   private firstStage: { sample: Float32Array; midSigma: number; z1: Float32Array } | undefined;
 
-  constructor(config: Partial<DPMSolverSDEConfig> = {}) {
+  constructor(config: Partial<DPMSolverSDEConfig> = {}, knobs: Partial<NoiseKnobs> = {}) {
     super(DPMSolverSDEScheduler.defaults, config, {
       name: "DPMSolverSDEScheduler",
       betaSchedules: ["linear", "scaled_linear", "squaredcos_cap_v2"],
     });
+    this.knobs = checkedNoiseKnobs("DPM++ SDE", knobs);
   }
 
   get inFirstStage(): boolean {
@@ -118,8 +126,11 @@ export class DPMSolverSDEScheduler extends SigmaScheduler<DPMSolverSDEConfig> {
     const sigmaTo = f32(Math.exp(-tTarget));
     const from2 = f32(sigmaFrom * sigmaFrom);
     const to2 = f32(sigmaTo * sigmaTo);
-    const up = Math.min(sigmaTo, f32(Math.sqrt(f32(f32(to2 * f32(from2 - to2)) / from2))));
-    const down = f32(Math.sqrt(f32(to2 - f32(up * up))));
+    // k-diffusion's get_ancestral_step with eta (eta 1: the reference's arithmetic as it is).
+    const { eta, sNoise } = this.knobs;
+    const full = f32(Math.sqrt(f32(f32(to2 * f32(from2 - to2)) / from2)));
+    const up = eta === 0 ? 0 : Math.min(sigmaTo, eta === 1 ? full : f32(eta * full));
+    const down = eta === 0 ? sigmaTo : f32(Math.sqrt(f32(to2 - f32(up * up))));
     const tAncestral = f32(-f32(Math.log(down)));
     const xCoeff = f32(f32(Math.exp(-tAncestral)) / f32(Math.exp(-t)));
     const x0Coeff = f32(Math.expm1(f32(t - tAncestral)));
@@ -134,7 +145,8 @@ export class DPMSolverSDEScheduler extends SigmaScheduler<DPMSolverSDEConfig> {
       w = Float32Array.from(z, (v, k) => (a * pending.z1[k] + b * v) / norm);
     }
     const out = new Float32Array(sample.length);
-    for (let k = 0; k < out.length; k++) out[k] = xCoeff * start[k] - x0Coeff * x0[k] + w[k] * up;
+    const noiseScale = up * sNoise;
+    for (let k = 0; k < out.length; k++) out[k] = xCoeff * start[k] - x0Coeff * x0[k] + w[k] * noiseScale;
     this.firstStage = pending ? undefined : { sample, midSigma: sigmaTo, z1: z };
     return out;
   }

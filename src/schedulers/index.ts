@@ -4,7 +4,7 @@
  * `Class.from_config(pipe.scheduler.config, **overrides)`).
  */
 import { InputError } from "../errors.js";
-import type { RawSchedulerConfig } from "./config.js";
+import { type RawSchedulerConfig, resolveConfig } from "./config.js";
 import { DDIMScheduler } from "./ddim.js";
 import { DDPMScheduler } from "./ddpm.js";
 import { DPMSolverMultistepScheduler } from "./dpm-solver-multistep.js";
@@ -16,9 +16,11 @@ import { DPMPP3MSDEScheduler } from "./dpmpp-3m-sde.js";
 import { EulerAncestralDiscreteScheduler } from "./euler-ancestral.js";
 import { EulerDiscreteScheduler } from "./euler.js";
 import { HeunDiscreteScheduler } from "./heun.js";
-import type { KSamplerTraits } from "./k-sampler.js";
+import { K_SAMPLER_DEFAULTS, type KSamplerConfig, type KSamplerTraits } from "./k-sampler.js";
 import { LCMScheduler } from "./lcm.js";
 import { LMSDiscreteScheduler } from "./lms.js";
+import type { ChurnKnobs } from "./churn.js";
+import type { NoiseKnobs } from "./noise-knobs.js";
 import { PNDMScheduler } from "./pndm.js";
 import { RestartScheduler } from "./restart.js";
 import { RunState } from "./run-state.js";
@@ -83,21 +85,52 @@ export interface SamplerInfo {
   readonly callsPerStep: number;
   /** The schedule type "Automatic" walks, where A1111 names one for the sampler (its `scheduler` option). */
   readonly defaultSchedule?: ScheduleType;
+  /**
+   * Where A1111 passes the sampler an eta (its function has one): eta's default there, 1 for the ancestral and SDE
+   * samplers (A1111's eta_ancestral), 0 for DDIM (eta_ddim). Absent: eta has no effect on it, as in A1111.
+   */
+  readonly defaultEta?: number;
+  /** A1111 passes it s_noise (its sampler_extra_params), which scales the noise it draws. */
+  readonly takesSNoise?: boolean;
+  /**
+   * A1111 passes it s_churn, s_tmin and s_tmax (Karras et al.'s churn: Euler, Heun, DPM2); s_noise then scales the
+   * churn's noise. Others ignore them, as in A1111.
+   */
+  readonly churns?: boolean;
 }
 
 interface Entry extends SamplerInfo {
-  create(config: RawSchedulerConfig): Scheduler;
+  create(config: RawSchedulerConfig, knobs: NoiseKnobs, churn: Partial<ChurnKnobs>): Scheduler;
 }
+
+/** What an ancestral or SDE sampler's entry says of its noise: eta (default 1) and s_noise, as A1111 passes them. */
+const NOISY = { defaultEta: 1, takesSNoise: true } as const;
 
 /** The entry of a k-diffusion-only sampler: its label and default schedule type are what its class says of it. */
 function kDiffusionEntry(
   name: string,
-  sampler: { readonly traits: KSamplerTraits; fromConfig(config: RawSchedulerConfig): Scheduler },
+  sampler: {
+    readonly traits: KSamplerTraits;
+    fromConfig(config: RawSchedulerConfig, overrides?: Partial<KSamplerConfig>): Scheduler;
+  },
   stochastic: boolean,
   callsPerStep: number,
+  noise: Pick<SamplerInfo, "defaultEta" | "takesSNoise" | "churns"> = {},
 ): Entry {
   const { label, defaultSchedule } = sampler.traits;
-  return { name, label, stochastic, callsPerStep, defaultSchedule, create: (c) => sampler.fromConfig(c) };
+  return {
+    name,
+    label,
+    stochastic,
+    callsPerStep,
+    defaultSchedule,
+    ...noise,
+    create: (c, k) =>
+      sampler.fromConfig(c, {
+        ...(noise.defaultEta !== undefined ? { eta: k.eta } : {}),
+        ...(noise.takesSNoise ? { s_noise: k.sNoise } : {}),
+      }),
+  };
 }
 
 const SAMPLERS: readonly Entry[] = [
@@ -106,14 +139,16 @@ const SAMPLERS: readonly Entry[] = [
     label: "Euler",
     stochastic: false,
     callsPerStep: 1,
-    create: (c) => EulerDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }),
+    churns: true,
+    create: (c, _, churn) => EulerDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }, churn),
   },
   {
     name: "euler-a",
     label: "Euler a",
     stochastic: true,
     callsPerStep: 1,
-    create: (c) => EulerAncestralDiscreteScheduler.fromConfig(c),
+    ...NOISY,
+    create: (c, k) => EulerAncestralDiscreteScheduler.fromConfig(c, {}, k),
   },
   {
     name: "lms",
@@ -134,7 +169,8 @@ const SAMPLERS: readonly Entry[] = [
     label: "Heun",
     stochastic: false,
     callsPerStep: 2,
-    create: (c) => HeunDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }),
+    churns: true,
+    create: (c, _, churn) => HeunDiscreteScheduler.fromConfig(c, { use_karras_sigmas: false }, churn),
   },
   {
     name: "dpm++2m",
@@ -165,46 +201,61 @@ const SAMPLERS: readonly Entry[] = [
     label: "DPM++ 2M SDE",
     stochastic: true,
     callsPerStep: 1,
-    create: (c) =>
-      DPMSolverMultistepScheduler.fromConfig(c, {
-        algorithm_type: "sde-dpmsolver++",
-        solver_order: 2,
-        use_karras_sigmas: false,
-      }),
+    ...NOISY,
+    create: (c, k) =>
+      DPMSolverMultistepScheduler.fromConfig(
+        c,
+        { algorithm_type: "sde-dpmsolver++", solver_order: 2, use_karras_sigmas: false },
+        k,
+      ),
   },
   {
     name: "dpm++2m-sde-karras",
     label: "DPM++ 2M SDE Karras",
     stochastic: true,
     callsPerStep: 1,
-    create: (c) =>
-      DPMSolverMultistepScheduler.fromConfig(c, {
-        algorithm_type: "sde-dpmsolver++",
-        solver_order: 2,
-        use_karras_sigmas: true,
-      }),
+    ...NOISY,
+    create: (c, k) =>
+      DPMSolverMultistepScheduler.fromConfig(
+        c,
+        { algorithm_type: "sde-dpmsolver++", solver_order: 2, use_karras_sigmas: true },
+        k,
+      ),
   },
   {
     name: "dpm++sde",
     label: "DPM++ SDE",
     stochastic: true,
     callsPerStep: 2,
-    create: (c) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: false }),
+    ...NOISY,
+    create: (c, k) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: false }, k),
   },
   {
     name: "dpm++sde-karras",
     label: "DPM++ SDE Karras",
     stochastic: true,
     callsPerStep: 2,
-    create: (c) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: true }),
+    ...NOISY,
+    create: (c, k) => DPMSolverSDEScheduler.fromConfig(c, { use_karras_sigmas: true }, k),
   },
   // k-diffusion's samplers that diffusers lacks; "Automatic" is A1111's default schedule type for each.
-  kDiffusionEntry("dpm2", DPM2Scheduler, false, 2),
-  kDiffusionEntry("dpm2-a", DPM2AncestralScheduler, true, 2),
-  kDiffusionEntry("dpm++2s-a", DPMPP2SAncestralScheduler, true, 2),
-  kDiffusionEntry("dpm++3m-sde", DPMPP3MSDEScheduler, true, 1),
+  {
+    ...kDiffusionEntry("dpm2", DPM2Scheduler, false, 2, { churns: true }),
+    create: (c, _, churn) => new DPM2Scheduler(resolveConfig(K_SAMPLER_DEFAULTS, c, {}), DPM2Scheduler.traits, churn),
+  },
+  kDiffusionEntry("dpm2-a", DPM2AncestralScheduler, true, 2, NOISY),
+  kDiffusionEntry("dpm++2s-a", DPMPP2SAncestralScheduler, true, 2, NOISY),
+  kDiffusionEntry("dpm++3m-sde", DPMPP3MSDEScheduler, true, 1, NOISY),
   kDiffusionEntry("restart", RestartScheduler, true, 2),
-  { name: "ddim", label: "DDIM", stochastic: false, callsPerStep: 1, create: (c) => DDIMScheduler.fromConfig(c) },
+  {
+    name: "ddim",
+    label: "DDIM",
+    stochastic: false,
+    callsPerStep: 1,
+    // A1111's eta_ddim: 0, the deterministic DDIM, unless a request's eta says otherwise.
+    defaultEta: 0,
+    create: (c, k) => DDIMScheduler.fromConfig(c, {}, { eta: k.eta }),
+  },
   // PLMS is PNDM without its Runge-Kutta warm-up, which is how every SD config sets it.
   {
     name: "pndm",
@@ -230,6 +281,16 @@ export interface SchedulerOptions {
   schedule?: string;
   /** The model is SDXL (Align Your Steps has a table of its own for it). */
   sdxl?: boolean;
+  /**
+   * A1111's eta and s_noise, for the samplers A1111 passes them to (SamplerInfo.defaultEta, takesSNoise); absent:
+   * the sampler's defaults. Others ignore them, as A1111 does.
+   */
+  eta?: number;
+  sNoise?: number;
+  /** A1111's s_churn, s_tmin, s_tmax for the samplers with churn (SamplerInfo.churns); others ignore them. */
+  sChurn?: number;
+  sTmin?: number;
+  sTmax?: number;
 }
 
 /** Every sampler createScheduler accepts, in menu order. */
@@ -334,7 +395,20 @@ export function createScheduler(
   options: SchedulerOptions = {},
 ): Scheduler {
   const { sampler, schedule } = resolveSamplerSchedule(name, options.schedule);
-  const scheduler = requireEntry(sampler.name).create(config);
+  const entry = requireEntry(sampler.name);
+  const knobs: NoiseKnobs = {
+    eta: entry.defaultEta === undefined ? 1 : (options.eta ?? entry.defaultEta),
+    sNoise: entry.takesSNoise ? (options.sNoise ?? 1) : 1,
+  };
+  const churn: Partial<ChurnKnobs> = entry.churns
+    ? {
+        ...(options.sChurn !== undefined ? { sChurn: options.sChurn } : {}),
+        ...(options.sTmin !== undefined ? { sTmin: options.sTmin } : {}),
+        ...(options.sTmax !== undefined ? { sTmax: options.sTmax } : {}),
+        ...(options.sNoise !== undefined ? { sNoise: options.sNoise } : {}),
+      }
+    : {};
+  const scheduler = entry.create(config, knobs, churn);
   if (schedule.name !== "automatic") {
     // Every schedulable sampler's scheduler is a RunState; anything else is a registry mistake, not user input.
     if (!(scheduler instanceof RunState))

@@ -9,11 +9,12 @@
 import { InputError } from "../errors.js";
 import type { BetaConfig } from "./betas.js";
 import { LDM_LINEAR_BETAS, type RawSchedulerConfig, resolveConfig } from "./config.js";
+import { checkedNoiseKnobs } from "./noise-knobs.js";
 import type { ScheduleChoice } from "./run-state.js";
 import type { ScheduleType } from "./schedule-types.js";
 import { scheduleSigmas } from "./schedule-types.js";
 import type { NoiseSource, PredictionType, TimestepSpacing } from "./scheduler.js";
-import { SigmaScheduler } from "./sigma-scheduler.js";
+import { SigmaScheduler, divideBy, inputScale } from "./sigma-scheduler.js";
 import { logSigmas, sigmaToT, trainSigmas } from "./sigmas.js";
 
 export interface KSamplerConfig extends BetaConfig {
@@ -79,11 +80,7 @@ export abstract class KSampler<Call extends PlannedCall = PlannedCall> extends S
       predictions: ["epsilon", "v_prediction", "sample"],
     });
     this.traits = traits;
-    for (const key of ["eta", "s_noise"] as const) {
-      const v = this.config[key];
-      if (!Number.isFinite(v) || v < 0)
-        throw new InputError(`${traits.label}: ${key} must be a finite number >= 0, got ${v}; A1111's default is 1`);
-    }
+    checkedNoiseKnobs(traits.label, { eta: this.config.eta, sNoise: this.config.s_noise });
   }
 
   /** The walk starts at its first sigma, as k-diffusion scales the initial noise by sigmas[0]. */
@@ -136,9 +133,18 @@ export abstract class KSampler<Call extends PlannedCall = PlannedCall> extends S
     }
   }
 
+  /** The call the run makes at `index`: the planned one, unless the sampler moved it (DPM2's churn). */
+  protected callAt(index: number): Call {
+    return this.calls[index];
+  }
+
+  override scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
+    return divideBy(sample, inputScale(this.callAt(this.currentIndex(timestep)).sigma));
+  }
+
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array {
     const index = this.currentIndex(timestep);
-    const call = this.calls[index];
+    const call = this.callAt(index);
     const denoised = this.denoisedAt(modelOutput, sample, call.sigma);
     const out = this.advance(call, denoised, sample, noise);
     this.stepIndex = index + 1;

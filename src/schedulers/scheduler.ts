@@ -42,6 +42,13 @@ export interface Scheduler {
   scaleModelInput(sample: Float32Array, timestep: number): Float32Array;
   /** Advances one model call: the sample for the next timestep. Ancestral and SDE samplers draw from `noise`. */
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: NoiseSource): Float32Array;
+  /**
+   * Karras et al.'s churn (churn.ts), on the samplers that have it (Euler, Heun, DPM2): called by the denoising loop
+   * before every model call, it gives the sample the model sees (raised to sigma_hat with fresh noise on a step's
+   * first call, when churn is on) and the timestep to call the model at; scaleModelInput and step then work at
+   * sigma_hat. Absent: no churn.
+   */
+  churn?(sample: Float32Array, timestep: number, noise?: NoiseSource): { sample: Float32Array; timestep: number };
   /** Noises a clean sample to the level of `timestep` (one of `timesteps`), as at the start of img2img. */
   addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array;
 }

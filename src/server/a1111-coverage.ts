@@ -66,7 +66,7 @@ export const A1111_ROUTES: readonly A1111Route[] = [
     method: "GET",
     path: "/sdapi/v1/options",
     status: "partly",
-    note: "every key stored in the data folder is read back; `sd_model_checkpoint` and `CLIP_stop_at_last_layers` take effect (see options below)",
+    note: "every key stored in the data folder is read back; `sd_model_checkpoint`, `CLIP_stop_at_last_layers`, `eta_noise_seed_delta`, `eta_ancestral`, `eta_ddim` and `s_noise` / `s_churn` / `s_tmin` / `s_tmax` take effect (see options below)",
     response: "Options",
   },
   {
@@ -349,7 +349,7 @@ export const A1111_FIELDS: readonly A1111FieldRow[] = [
   {
     fields: ["override_settings"],
     status: "partly",
-    note: "`sd_model_checkpoint` (a known checkpoint, else 404: the job runs on it, loaded for it, and the served model stays), `sd_vae` (Automatic, None or a name from `sd-vae`) and `CLIP_stop_at_last_layers` (clip skip) apply; other keys are ignored",
+    note: "`sd_model_checkpoint` (a known checkpoint, else 404: the job runs on it, loaded for it, and the served model stays), `sd_vae` (Automatic, None or a name from `sd-vae`), `CLIP_stop_at_last_layers` (clip skip), `eta_noise_seed_delta` (ENSD: the sampler's noise seeded seed + delta once the initial noise is drawn, as A1111's ImageRNG; infotext `ENSD`), `eta_ancestral`, `eta_ddim`, `s_noise`, `s_churn`, `s_tmin` and `s_tmax` (see those fields) apply; other keys are ignored",
   },
   {
     fields: ["override_settings_restore_afterwards"],
@@ -423,9 +423,24 @@ export const A1111_FIELDS: readonly A1111FieldRow[] = [
     note: "A1111's slerp of the two noises; `-1` draws a random subseed; seeds up to 2^64-1",
   },
   {
-    fields: ["restore_faces", "tiling", "eta", "s_min_uncond", "s_churn", "s_tmax", "s_tmin", "s_noise"],
+    fields: ["restore_faces", "tiling", "s_min_uncond"],
     status: "ignored",
     note: "",
+  },
+  {
+    fields: ["eta"],
+    status: "supported",
+    note: "k-diffusion's eta for Euler a, DPM2 a, DPM++ 2S a, DPM++ SDE, DPM++ 2M SDE and DPM++ 3M SDE (default 1, the setting `eta_ancestral`; 0: no fresh noise) and DDIM's (default 0, `eta_ddim`); `null`: that setting from `override_settings` or `options`; other samplers ignore it, as A1111; infotext `Eta` / `Eta DDIM` when not the default",
+  },
+  {
+    fields: ["s_noise"],
+    status: "differs",
+    note: "scales the fresh noise of the samplers A1111 gives it (those of `eta` but DDIM, and the churn of Euler, Heun and DPM2; default 1; infotext `Sigma noise`); `override_settings.s_noise` wins as in A1111 1.6+, which takes only its setting and ignores this field",
+  },
+  {
+    fields: ["s_churn", "s_tmin", "s_tmax"],
+    status: "differs",
+    note: "Karras et al.'s churn of Euler, Heun and DPM2 as k-diffusion's (`s_tmax` 0: no bound; infotext `Sigma churn`, `Sigma tmin`, `Sigma tmax`); other samplers ignore them, as A1111; `override_settings` wins as in A1111 1.6+, which takes only its settings and ignores these fields",
   },
   {
     fields: [

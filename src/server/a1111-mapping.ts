@@ -8,7 +8,8 @@ import { InputError } from "../errors.js";
 import { findSampler, requireScheduleType, resolveSamplerSchedule } from "../schedulers/index.js";
 import type { GenerationParams, JobParams, JobType } from "./api-types.js";
 import type { A1111Img2Img, A1111Txt2Img } from "./a1111-schema.js";
-import { jobParamsOf } from "./job-params.js";
+import { checkSamplerKnobs, jobParamsOf } from "./job-params.js";
+import { a1111SamplerKnobs } from "./a1111-sampler-knobs.js";
 import type { CheckpointDescription, ModelDescription } from "../worker/model-host.js";
 import type { ImageRecord, JobRecord, Uploads } from "./store.js";
 import { a1111ControlRequest } from "./a1111-controlnet.js";
@@ -90,6 +91,8 @@ export interface A1111Defaults {
   controlnetDirs: readonly string[];
   /** sd_vae (override_settings', else the option), checked; undefined: Automatic. */
   sdVae?: string;
+  /** The options stored with POST /sdapi/v1/options (A1111's settings: eta_noise_seed_delta, eta_ancestral, ...). */
+  options?: Readonly<Record<string, unknown>>;
 }
 
 /** The job for an A1111 txt2img or img2img request. */
@@ -124,6 +127,8 @@ export async function a1111Job(
   // A1111's img2img has no hires fix: enable_hr is ignored there, as its img2img processing ignores it.
   const hires = !img2img && req.enable_hr === true;
   const m = defaults.model;
+  const sampler = resolveA1111Sampler(req, m.recommendedSampler);
+  const knobs = a1111SamplerKnobs(req, sampler.sampler_name, defaults.options ?? {});
   const params = jobParamsOf(
     type,
     {
@@ -135,7 +140,8 @@ export async function a1111Job(
       steps: req.steps ?? m.recommendedSteps ?? A1111_STEPS,
       cfg_scale: req.cfg_scale ?? m.defaultCfgScale,
       seed: req.seed ?? -1,
-      ...resolveA1111Sampler(req, m.recommendedSampler),
+      ...sampler,
+      ...knobs,
       width: gridSize(req.width) ?? defaults.model.defaultSize,
       height: gridSize(req.height) ?? defaults.model.defaultSize,
       batch_size: req.batch_size ?? 1,
@@ -155,6 +161,12 @@ export async function a1111Job(
     },
     uploads,
   );
+  try {
+    checkSamplerKnobs(params);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    throw new A1111Error(422, e.message);
+  }
   return { type, params, uploads, detectMaps: control.detectMaps };
 }
 
@@ -374,6 +386,8 @@ function extraGenerationParams(infotext: string | undefined): Record<string, str
     if (params[key] !== undefined && params["Hires upscaler"] !== undefined) out[key] = Number(params[key]);
   for (const key of ["Hires resize", "Hires upscaler", "Hires prompt", "Hires negative prompt", "Hires sampler"])
     if (params[key] !== undefined) out[key] = params[key];
+  // What A1111's sampler adds when its knobs are not the defaults (ENSD is a main field, not one of these).
+  for (const key of ["Eta", "Eta DDIM", "Sigma noise"]) if (params[key] !== undefined) out[key] = Number(params[key]);
   // What A1111's inpainting adds.
   for (const key of ["Mask blur", "Masked area padding"]) if (params[key] !== undefined) out[key] = Number(params[key]);
   for (const key of ["Mask mode", "Masked content", "Inpaint area"])

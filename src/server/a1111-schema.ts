@@ -47,6 +47,12 @@ export const A1111Txt2Img = z.looseObject({
   width: int(8, MAX_SIDE),
   height: int(8, MAX_SIDE),
   denoising_strength: num(0, 1),
+  /** The sampler knobs (a1111-sampler-knobs.ts): eta, s_noise, and the churn, refused above 0 where it would act. */
+  eta: num(0, 100),
+  s_noise: num(0, 100),
+  s_churn: num(0, 100),
+  s_tmin: z.number().min(0).nullish(),
+  s_tmax: z.number().min(0).nullish(),
   override_settings: z.record(z.string(), z.unknown()).nullish(),
   send_images: z.boolean().nullish(),
   save_images: z.boolean().nullish(),

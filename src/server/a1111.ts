@@ -186,6 +186,7 @@ async function generate(ctx: ServerContext, body: unknown, img2img: boolean) {
     model,
     controlnetDirs: ctx.config.controlnetDirs ?? [],
     sdVae: a1111SdVae(ctx, req.override_settings?.["sd_vae"] ?? options["sd_vae"], 404),
+    options,
   });
   const script = req.script_name?.trim();
   if (script) {

@@ -154,6 +154,18 @@ export const GenerationParams = z.object({
    * GET /sdapi/v1/schedulers); absent or "Automatic": the sampler's own.
    */
   scheduler: z.string().max(100).optional(),
+  /**
+   * A1111's sampler knobs. eta: the share of fresh noise per step of the ancestral and SDE samplers (default 1; 0:
+   * none) and DDIM's eta (default 0); s_noise: the scale of that noise (default 1). s_churn, s_tmin, s_tmax: the
+   * churn of Euler, Heun and DPM2 (default 0: off; s_tmax 0: no upper bound); other samplers ignore them.
+   * eta_noise_seed_delta (A1111's ENSD setting, e.g. 31337): the sampler's noise comes from seed + delta.
+   */
+  eta: z.number().min(0).max(100).optional(),
+  s_noise: z.number().min(0).max(100).optional(),
+  s_churn: z.number().min(0).max(100).optional(),
+  s_tmin: z.number().min(0).optional(),
+  s_tmax: z.number().min(0).optional(),
+  eta_noise_seed_delta: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   /** Absent: the model's native size. */
   width: multipleOf8("width").optional(),
   height: multipleOf8("height").optional(),

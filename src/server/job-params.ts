@@ -7,6 +7,7 @@ import type {
   ResolvedHires,
   ResolvedParams,
 } from "../pipeline/params.js";
+import { resolveSamplerKnobs } from "../pipeline/sampler-knobs.js";
 import { randomSeed, seedToJson } from "../random/seed.js";
 import { findScheduleType } from "../schedulers/index.js";
 import type { ControlNetUnitParams, GenerationParams, JobParams, JobType, JsonSeed } from "./api-types.js";
@@ -76,6 +77,12 @@ export function jobParamsOf(type: JobType, p: GenerationParams, uploads: Uploads
     "hr_sampler_name",
     "hr_scheduler",
     "sd_vae",
+    "eta",
+    "s_noise",
+    "s_churn",
+    "s_tmin",
+    "s_tmax",
+    "eta_noise_seed_delta",
     ...(uploads.mask !== undefined ? INPAINT_KEYS : []),
   ] as const;
   for (const key of optional) if (p[key] !== undefined) (out as Record<string, unknown>)[key] = p[key];
@@ -113,6 +120,7 @@ export function generateParamsOf(
     ...(p.subseed_strength !== undefined ? { subseedStrength: p.subseed_strength } : {}),
     ...(p.seed_resize_from_w !== undefined ? { seedResizeFromW: p.seed_resize_from_w } : {}),
     ...(p.seed_resize_from_h !== undefined ? { seedResizeFromH: p.seed_resize_from_h } : {}),
+    ...samplerKnobsOf(p),
     ...(p.enable_hr ? { hires: hiresOf(p) } : {}),
     denoisingStrength: uploads.initImage === undefined ? undefined : p.denoising_strength,
     initImage: uploads.initImage,
@@ -123,6 +131,28 @@ export function generateParamsOf(
       ? { controlnet: p.controlnet.map((u, i) => controlUnitOf(u, uploads.controlImages?.[i], controlnetDirs)) }
       : {}),
   };
+}
+
+/**
+ * The job's sampler knobs checked at acceptance, so an ENSD past the last seed is refused before the job is queued.
+ * Throws the library's InputError, whose message names the field.
+ */
+export function checkSamplerKnobs(p: JobParams): void {
+  const images = BigInt((p.batch_size ?? 1) * (p.n_iter ?? 1) - 1);
+  resolveSamplerKnobs(samplerKnobsOf(p), BigInt(p.seed) + (p.subseed_strength ? 0n : images));
+}
+
+/** A1111's sampler knobs (eta, s_noise, s_churn, s_tmin, s_tmax, ENSD) under the library's names, those given. */
+function samplerKnobsOf(p: JobParams): Partial<GenerateParams> {
+  const knobs: Partial<GenerateParams> = {
+    eta: p.eta,
+    sNoise: p.s_noise,
+    sChurn: p.s_churn,
+    sTmin: p.s_tmin,
+    sTmax: p.s_tmax,
+    etaNoiseSeedDelta: p.eta_noise_seed_delta,
+  };
+  return Object.fromEntries(Object.entries(knobs).filter(([, v]) => v !== undefined));
 }
 
 /** A1111's hr_* fields as the library's hires fix; the job's denoising_strength is the second pass's. */
@@ -233,6 +263,10 @@ export function completedJobParams(p: JobParams, used: ResolvedParams): JobParam
     ...(used.subseed !== undefined
       ? { subseed: seedToJson(used.subseed), subseed_strength: used.subseedStrength }
       : {}),
+    ...(used.eta !== undefined ? { eta: used.eta } : {}),
+    ...(used.sNoise !== undefined ? { s_noise: used.sNoise } : {}),
+    ...(used.etaNoiseSeedDelta !== undefined ? { eta_noise_seed_delta: used.etaNoiseSeedDelta } : {}),
+    ...(used.sChurn !== undefined ? { s_churn: used.sChurn } : {}),
     ...(used.hires ? completedHires(used.hires, used) : {}),
     ...(used.inpaint ? usedInpaintParams(used.inpaint) : {}),
     ...(p.controlnet && used.controlnet

@@ -6,7 +6,7 @@ import { Id, JobCreateRequest, JobListQuery, type JobCreated, type JobList, type
 import { describeModel, knownCheckpoint } from "./catalog.js";
 import type { ServerContext } from "./context.js";
 import { HttpError, notFound, parseRequest } from "./http-errors.js";
-import { jobParamsOf } from "./job-params.js";
+import { checkSamplerKnobs, jobParamsOf } from "./job-params.js";
 import { acceptControlUnits } from "./control-units.js";
 import { checkUploads, readImageUpload } from "./uploads.js";
 import { checkWorkBudget } from "./work-budget.js";
@@ -51,6 +51,12 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
       { ...body, controlnet: control.units.length ? control.units : undefined },
       uploads,
     );
+    try {
+      checkSamplerKnobs(params);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      throw new HttpError(422, "invalid_request", e.message);
+    }
     // Before decoding the uploads: the cheap refusal first.
     await checkWorkBudget(ctx, params, uploads, model);
     await checkUploads(uploads, {
