@@ -12,6 +12,7 @@ import { accumulateRanges, observeRanges, type ActivationRanges, type Range } fr
 import { graphStructure } from "../onnx/serialize.js";
 import { codeDigest } from "../runtime/code-digest.js";
 import { CompileCache, defaultCacheDir, FORMAT_VERSION } from "../runtime/compile-cache.js";
+import { GraphKeyMemo } from "../runtime/graph-key-memo.js";
 import { HashMemo } from "../runtime/hash-memo.js";
 import { nchwcLayout } from "../runtime/nchwc-layout.js";
 import { nchwcBlockSize } from "../runtime/nchwc-probe.js";
@@ -147,9 +148,13 @@ export interface WeightChange {
 export class CachedSessions<N extends string> {
   private readonly sessions = new Map<N, Promise<Session>>();
   private readonly changes = new Map<N, WeightChange>();
-  /** For a loaded session whose weights can be rewritten in place: them, and the graph the patches are found in. */
-  private readonly live = new Map<N, { session: Session; weights: LiveWeights; graph: Graph }>();
+  /**
+   * For a loaded session whose weights can be rewritten in place: them, and the graph the patches are found in
+   * (built when first needed, if the load found its entry by the memo).
+   */
+  private readonly live = new Map<N, { session: Session; weights: LiveWeights; graph: () => Graph }>();
   private code: string | undefined;
+  private memoCode: string | undefined;
   private int8Code: string | undefined;
   private blockSize: Promise<number> | undefined;
 
@@ -162,6 +167,12 @@ export class CachedSessions<N extends string> {
     private readonly sessionOptions: (name: N) => Partial<SessionOptions> = () => ({}),
     /** Which int8 form a network has (models/precision.ts), if any: the others stay fp32 at any precision. */
     private readonly int8Form: (name: N) => Int8Network | undefined = () => undefined,
+    /**
+     * What `build` reads besides the files `sha256` hashes and the code of this module and GRAPH_CODE (the model's
+     * config, as text): given, a warm load finds its cache entry by a memo of these instead of building the graph
+     * to digest it. Undefined: the graph is built at every load.
+     */
+    private readonly buildInputs?: (name: N) => string,
   ) {}
 
   /** A session, created on first request. */
@@ -210,7 +221,7 @@ export class CachedSessions<N extends string> {
     if (!live || (await this.sessions.get(name)?.catch(() => undefined)) !== live.session) return false;
     let patches;
     try {
-      patches = change?.patches(live.graph) ?? new Map();
+      patches = change?.patches(live.graph()) ?? new Map();
     } catch {
       return false;
     }
@@ -235,22 +246,33 @@ export class CachedSessions<N extends string> {
     };
     const blockSize = await this.nchwcBlockSize();
     const attention = this.opts.attention ?? DEFAULT_ATTENTION;
-    let built = this.build(name, attention);
     const form = this.opts.precision === "int8" ? this.int8Form(name) : undefined;
-    // An int8 graph holds its calibrated scales, so calibration comes before its key.
-    if (form) built = int8Graph(form, built, await this.activationRanges(form, blockSize));
-    const graph = nchwcLayout(built, blockSize);
     // An int8 entry sits beside the fp32 one: neither key's prefix starts the other's, so building one keeps the other.
     const prefix = `${this.sha256.slice(0, 24)}-${form ? "int8-" : ""}${name}-`;
-    const key = `${prefix}${this.graphDigest(graph, blockSize, form ? "int8" : "fp32")}`;
+    // An int8 graph holds its calibrated scales, which no memo id describes: it is always built.
+    const memo = form ? undefined : this.memoId(name, attention, blockSize);
+    const memoKey = memo && this.keyMemo.get(memo);
+    let graph: Graph | undefined;
+    let key: string;
+    if (memoKey?.startsWith(prefix)) key = memoKey;
+    else {
+      let built = this.build(name, attention);
+      // An int8 graph holds its calibrated scales, so calibration comes before its key.
+      if (form) built = int8Graph(form, built, await this.activationRanges(form, blockSize));
+      graph = nchwcLayout(built, blockSize);
+      key = `${prefix}${this.graphDigest(graph, blockSize, form ? "int8" : "fp32")}`;
+      if (memo) this.keyMemo.set(memo, key);
+    }
+    // Found by the memo (fp32 only), the graph is built only where it is needed: a change's patches, a cache miss.
+    const graphNow = (): Graph => (graph ??= nchwcLayout(this.build(name, attention), blockSize));
     // Before any building: a change that does not fit the network fails here, in a moment.
     const change = this.changes.get(name);
-    const patches = change?.patches(graph);
+    const patches = change?.patches(graphNow());
     lap("key");
     let building = false;
     const entry = this.cache.getOrBuild(
       key,
-      () => graph,
+      graphNow,
       (e) => {
         if (e.hit) return;
         building = true;
@@ -268,7 +290,7 @@ export class CachedSessions<N extends string> {
         { ...this.opts, ...this.sessionOptions(name), ...(form ? { prepack: true } : {}) },
         patches,
       );
-      if (weights) this.live.set(name, { session, weights, graph: weightIndex(graph) });
+      if (weights) this.live.set(name, { session, weights, graph: this.weightIndexOf(graph, graphNow) });
       else this.live.delete(name);
       lap("load");
       return session;
@@ -321,6 +343,25 @@ export class CachedSessions<N extends string> {
     renameSync(tmp, file);
     this.opts.onTiming?.({ phase: "calibrate", network: form, seconds: (performance.now() - start) / 1000 });
     return ranges;
+  }
+
+  /** The index of a network's weights: of its graph when it was built, else built from it when first asked for. */
+  private weightIndexOf(built: Graph | undefined, build: () => Graph): () => Graph {
+    let index = built && weightIndex(built);
+    return () => (index ??= weightIndex(build()));
+  }
+
+  /** The GraphKeyMemo id of a network's fp32 graph (undefined when the build's inputs are not described). */
+  private memoId(name: N, attention: AttentionKind, blockSize: number): string | undefined {
+    if (!this.buildInputs) return undefined;
+    // This module's code (the builds it makes, e.g. buildNetwork) and what it imports, with the builders' own.
+    this.memoCode ??= codeDigest([new URL(import.meta.url), ...GRAPH_CODE]);
+    const head = `format ${FORMAT_VERSION}\0nchwc ${blockSize}\0attention ${attention}`;
+    return GraphKeyMemo.id([head, this.memoCode, this.sha256, name, this.buildInputs(name)]);
+  }
+
+  private get keyMemo(): GraphKeyMemo {
+    return new GraphKeyMemo(join(this.cache.dir, ".graph-keys"));
   }
 
   private graphDigest(graph: Graph, blockSize: number, precision: Precision = "fp32"): string {
@@ -384,6 +425,15 @@ export class Networks extends CachedSessions<NetworkName> {
       (name, attention) => buildNetwork(checkpoint, name, attention),
       (name) => NETWORK_SESSION[name] ?? {},
       (name) => (name in UNET_VARIANTS ? "unet" : name === "vae_decoder" ? "vae_decoder" : undefined),
+      // What else buildNetwork reads: the config (a --config or detected family can differ for the same files), and
+      // how the checkpoint's tensors were laid out and named.
+      () =>
+        JSON.stringify({
+          config: checkpoint.config,
+          layout: checkpoint.layout,
+          inpainting: checkpoint.inpainting,
+          textEncoderFolders: checkpoint.textEncoderFolders,
+        }),
     );
   }
 

@@ -6,7 +6,8 @@ import { InternalError } from "../errors.js";
 
 /**
  * A digest of the code that a set of modules runs: their source and that of every module they import, followed
- * through relative imports (`from "./x.js"`, `import("../y.js")`). A change to any of them changes it; a change to a
+ * through relative imports (static `from` and dynamic `import()` of a path that starts with `./` or `../`; an example
+ * written out here would be read as an import of this file). A change to any of them changes it; a change to a
  * module none of them imports does not. Sources are read as they are on disk (`.ts` under tsx and vitest, `.js` in
  * dist), so the digest differs between the two, and is the same for every process of one install. A module that
  * cannot be read (an entry renamed without updating its caller) is an error, not a digest that stops following it.

@@ -12,7 +12,9 @@ import { runCli } from "../helpers/cli.js";
 const dir = mkdtempSync(join(tmpdir(), "diffuse-detect-exit-"));
 const env = { DIFFUSE_CACHE: join(dir, "cache") };
 
-describe("diffuse detect's exit status", () => {
+// Side by side (one test generates, the others only read): each process spends most of its time loading modules on
+// one core of two.
+describe.concurrent("diffuse detect's exit status", () => {
   it("is 2, with the report on stdout and one line on stderr, for an image with no watermark", async () => {
     const plain = join(dir, "plain.png");
     await sharp({ create: { width: 256, height: 256, channels: 3, background: "#3060a0" } })

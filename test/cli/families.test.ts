@@ -46,34 +46,37 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate with every family's tiny mode
   });
 
   it("--prediction epsilon overrides the folder's v-prediction; a bad value is refused before loading", async () => {
-    const { pixels } = await generate([
-      "--model",
-      ref("models/sd2v-tiny"),
-      "--prediction",
-      "epsilon",
-      "--sampler",
-      "DDIM",
-      "--steps",
-      "4",
-      "--cfg",
-      "7.5",
-      "--seed",
-      "31",
-    ]);
-    expect(maxPixelDiff(pixels, image("goldens/sd2v-tiny/txt2img.safetensors"))).toBeGreaterThan(1);
-    const bad = await runCli(
-      [
-        "generate",
-        PROMPT,
+    // The refusal (before loading: no model, no cache) runs beside the generation.
+    const [{ pixels }, bad] = await Promise.all([
+      generate([
         "--model",
         ref("models/sd2v-tiny"),
         "--prediction",
-        "velocity",
-        "-o",
-        join(tmpdir(), "never.png"),
-      ],
-      { env },
-    );
+        "epsilon",
+        "--sampler",
+        "DDIM",
+        "--steps",
+        "4",
+        "--cfg",
+        "7.5",
+        "--seed",
+        "31",
+      ]),
+      runCli(
+        [
+          "generate",
+          PROMPT,
+          "--model",
+          ref("models/sd2v-tiny"),
+          "--prediction",
+          "velocity",
+          "-o",
+          join(tmpdir(), "never.png"),
+        ],
+        { env },
+      ),
+    ]);
+    expect(maxPixelDiff(pixels, image("goldens/sd2v-tiny/txt2img.safetensors"))).toBeGreaterThan(1);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--prediction "velocity" is not a prediction type: use v .* or epsilon/);
   });
@@ -136,36 +139,39 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate with every family's tiny mode
 
   it("--tokenizer-2 is the second encoder's tokenizer; --refiner-switch-at needs --refiner", async () => {
     const missing = join(tmpdir(), "diffuse-no-such-tokenizer-2");
-    const r = await runCli(
-      [
-        "generate",
-        PROMPT,
-        "--model",
-        ref("models/sdxl-tiny.ldm.safetensors"),
-        "--config",
-        ref("models/sdxl-tiny"),
-        "--tokenizer-2",
-        missing,
-        "-o",
-        join(tmpdir(), "never.png"),
-      ],
-      { env },
-    );
+    // Two refusals, side by side.
+    const [r, s] = await Promise.all([
+      runCli(
+        [
+          "generate",
+          PROMPT,
+          "--model",
+          ref("models/sdxl-tiny.ldm.safetensors"),
+          "--config",
+          ref("models/sdxl-tiny"),
+          "--tokenizer-2",
+          missing,
+          "-o",
+          join(tmpdir(), "never.png"),
+        ],
+        { env },
+      ),
+      runCli(
+        [
+          "generate",
+          PROMPT,
+          "--model",
+          ref("models/sdxl-tiny"),
+          "--refiner-switch-at",
+          "0.5",
+          "-o",
+          join(tmpdir(), "never.png"),
+        ],
+        { env },
+      ),
+    ]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`tokenizer path ${missing} does not exist`);
-    const s = await runCli(
-      [
-        "generate",
-        PROMPT,
-        "--model",
-        ref("models/sdxl-tiny"),
-        "--refiner-switch-at",
-        "0.5",
-        "-o",
-        join(tmpdir(), "never.png"),
-      ],
-      { env },
-    );
     expect(s.code).not.toBe(0);
     expect(s.stderr).toMatch(/--refiner-switch-at needs --refiner/);
   });

@@ -134,9 +134,8 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
     expect(result.seeds).toEqual(["18446744073709551615"]);
     expect(result.parameters.seed).toBe("18446744073709551615");
     expect(result.info).toMatch(/, Seed: 18446744073709551615, /);
-    const text = await runCli(["info", file]);
+    const [text, info] = await Promise.all([runCli(["info", file]), runCli(["info", file, "--json"])]);
     expect(text.stdout).toMatch(/, Seed: 18446744073709551615, /);
-    const info = await runCli(["info", file, "--json"]);
     expect(JSON.parse(info.stdout).parameters.seed).toBe("18446744073709551615");
   });
 
@@ -173,8 +172,10 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate", () => {
       /seed 18446744073709551615 with 2 images needs seeds up to 18446744073709551616.*use a seed up to 18446744073709551614/,
     ],
   ];
+  // Refused before any model is loaded, each in its own process: side by side they use both cores, where one at a
+  // time each spends most of its second loading modules on one.
   for (const [what, args, message] of bad) {
-    it(`exits 2 with one line and writes no file for ${what}`, async () => {
+    it.concurrent(`exits 2 with one line and writes no file for ${what}`, async () => {
       const out = join(dir, `${what.replace(/\W+/g, "-")}.png`);
       // A later --model overrides the first (the missing-model case).
       const r = await runCli(["generate", "a cat", "--model", model, "-o", out, ...args], { env });

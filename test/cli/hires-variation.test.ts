@@ -113,22 +113,25 @@ describe("diffuse generate --hires and --subseed on the embedded model", () => {
     expect(r.code, r.stderr).toBe(0);
     const meta = await sharp(readFileSync(out)).metadata();
     expect([meta.width, meta.height]).toEqual([128, 128]);
-    const info = await runCli(["info", out, "--json"], { env: own });
+    // Without the folder the name is unknown: one line listing the known ones (run beside the info of the image).
+    const [info, missing] = await Promise.all([
+      runCli(["info", out, "--json"], { env: own }),
+      runCli(["generate", ...args, "--hires-upscaler", "tiny-esrgan-4x", ...common, "-o", join(dir, "none.png")], {
+        env: own,
+      }),
+    ]);
     expect(JSON.parse(info.stdout).raw).toMatch(/Hires upscaler: tiny-esrgan-4x/);
-    // Without the folder the name is unknown: one line listing the known ones.
-    const missing = await runCli(
-      ["generate", ...args, "--hires-upscaler", "tiny-esrgan-4x", ...common, "-o", join(dir, "none.png")],
-      { env: own },
-    );
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/unknown hires upscaler "tiny-esrgan-4x": use one of "Latent", .*"Lanczos"/);
   });
 
   it("hires options without --hires, and bad sizes, exit 2 with one line naming the flag", async () => {
-    const a = await runCli(["generate", "x", "--hires-steps", "3", "-o", join(dir, "x.png")], { env });
+    const [a, b] = await Promise.all([
+      runCli(["generate", "x", "--hires-steps", "3", "-o", join(dir, "x.png")], { env }),
+      runCli(["generate", "x", "--seed-resize-from", "64by64", "-o", join(dir, "y.png")], { env }),
+    ]);
     expect(a.code).toBe(2);
     expect(a.stderr.trim()).toMatch(/--hires-steps needs --hires SCALE/);
-    const b = await runCli(["generate", "x", "--seed-resize-from", "64by64", "-o", join(dir, "y.png")], { env });
     expect(b.code).toBe(2);
     expect(b.stderr.trim()).toMatch(/--seed-resize-from "64by64" is not a size/);
   });

@@ -7,7 +7,9 @@ import { HAVE_REFERENCE, ref } from "../helpers/fixtures.js";
 
 const sha256Of = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
-describe.skipIf(!HAVE_REFERENCE)("diffuse inspect", () => {
+// Each test reads checkpoints in processes of its own and writes nothing: side by side they use both cores, where one
+// at a time each spends most of its time loading modules on one.
+describe.skipIf(!HAVE_REFERENCE).concurrent("diffuse inspect", () => {
   const summary = () => JSON.parse(readFileSync(ref("models/models_summary.json"), "utf8")).models["sd15-tiny"];
 
   it("reports the fixture README's parameter counts for sd15-tiny in both layouts, with stored dtypes and A1111's short hash", async () => {

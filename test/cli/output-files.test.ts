@@ -26,6 +26,8 @@ const fresh = () => mkdtempSync(join(tmpdir(), "diffuse-out-"));
 const generate = (out: string, ...args: string[]) =>
   runCli(["generate", "a red circle", "--seed", "9", "-o", out, ...args], { env });
 const isRoot = process.getuid?.() === 0;
+// The refusals next to each other run side by side (it.concurrent): each ends before any model is loaded, and one at
+// a time each spends most of its second loading modules on one core of two.
 
 /** Refused before any compute: the error is the only line (the model's banner comes after the checks). */
 function expectRefusedUpFront(r: { code: number | null; stderr: string }, message: RegExp): void {
@@ -46,20 +48,20 @@ describe("diffuse generate -o: file names", () => {
     expect((await sharp(join(dir, name)).metadata()).format).toBe("png");
   });
 
-  it("refuses a file name over 255 bytes before generating, naming the limit", async () => {
+  it.concurrent("refuses a file name over 255 bytes before generating, naming the limit", async () => {
     const dir = fresh();
     expectRefusedUpFront(await generate(join(dir, `${"é".repeat(126)}.png`)), /256 bytes.*255/);
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it("refuses a folder that does not exist before generating", async () => {
+  it.concurrent("refuses a folder that does not exist before generating", async () => {
     const dir = fresh();
     expectRefusedUpFront(await generate(join(dir, "missing", "out.png")), /missing.*does not exist/);
   });
 });
 
 describe("diffuse generate -o: never replaces what is not a regular file", () => {
-  it("refuses a FIFO before generating, and it stays a FIFO", async () => {
+  it.concurrent("refuses a FIFO before generating, and it stays a FIFO", async () => {
     const dir = fresh();
     const fifo = join(dir, "pipe.png");
     execFileSync("mkfifo", [fifo]);
@@ -68,7 +70,7 @@ describe("diffuse generate -o: never replaces what is not a regular file", () =>
     expect(readdirSync(dir)).toEqual(["pipe.png"]);
   });
 
-  it("refuses a directory before generating, and it stays a directory", async () => {
+  it.concurrent("refuses a directory before generating, and it stays a directory", async () => {
     const dir = fresh();
     mkdirSync(join(dir, "folder.png"));
     expectRefusedUpFront(await generate(join(dir, "folder.png")), /folder\.png.*directory/);
@@ -136,10 +138,13 @@ describe("diffuse generate -o: the extension names the format", () => {
     const r = await runCli(["generate", prompt, "--seed", "9", "--steps", "6", "-o", out], { env });
     expect(r.code).toBe(0);
     expect((await sharp(out).metadata()).format).toBe("jpeg");
-    const info = await runCli(["info", out, "--json"], { env });
+    // Two readers of the written file, side by side.
+    const [info, verify] = await Promise.all([
+      runCli(["info", out, "--json"], { env }),
+      runCli(["verify", out], { env }),
+    ]);
     expect(info.code).toBe(0);
     expect(JSON.parse(info.stdout).parameters).toMatchObject({ prompt, seed: 9, steps: 6, width: 64, height: 64 });
-    const verify = await runCli(["verify", out], { env });
     expect(verify.stdout).toContain("trainedAlgorithmicMedia");
     expect(verify.code).toBe(0);
   });
@@ -155,10 +160,9 @@ describe("diffuse generate -o: the extension names the format", () => {
     const out = join(dir, "out.webp");
     expect((await generate(out, "--no-provenance")).code).toBe(0);
     expect((await sharp(out).metadata()).format).toBe("webp");
-    const info = await runCli(["info", out], { env });
+    const [info, verify] = await Promise.all([runCli(["info", out], { env }), runCli(["verify", out], { env })]);
     expect(info.code).toBe(0);
     expect(info.stdout).toMatch(/^a red circle\n.*Seed: 9.*Provenance: off/s);
-    const verify = await runCli(["verify", out], { env });
     expect(verify.code).toBe(2);
     expect(verify.stderr).toMatch(/out\.webp has no C2PA manifest/);
   });

@@ -22,13 +22,16 @@ describe.skipIf(!HAVE_REFERENCE)("safeguards on generate (sd15-tiny at 128 px)",
   it("by default: robust watermark found by diffuse detect, C2PA credentials verified, missing safety checker stated", async () => {
     const out = join(dir, "default.png");
     expect((await runCli(["generate", "a red circle", ...base, "-o", out], { env })).code).toBe(0);
-    const detect = await runCli(["detect", out, "--json"], { env });
+    // The image's readers, side by side.
+    const [detect, verify] = await Promise.all([
+      runCli(["detect", out, "--json"], { env }),
+      runCli(["verify", out], { env }),
+    ]);
     expect(detect.code).toBe(0);
     expect(JSON.parse(detect.stdout)).toMatchObject({
       verdict: "robust",
       robust: { found: true, payload: { generator: 0x6466 } },
     });
-    const verify = await runCli(["verify", out], { env });
     expect(verify.code).toBe(0);
     expect(verify.stdout).toContain("trainedAlgorithmicMedia");
     expect(infotextOf(out).extra).toMatchObject({ "Safety checker": "absent" });
@@ -45,8 +48,12 @@ describe.skipIf(!HAVE_REFERENCE)("safeguards on generate (sd15-tiny at 128 px)",
       ).code,
     ).toBe(0);
     expect(infotextOf(out).extra).toMatchObject({ Watermark: "off", Provenance: "off", "Safety checker": "off" });
-    expect(JSON.parse((await runCli(["detect", out, "--json"], { env })).stdout).verdict).toBe("none");
-    expect((await runCli(["verify", out], { env })).code).toBe(2);
+    const [detect, verify] = await Promise.all([
+      runCli(["detect", out, "--json"], { env }),
+      runCli(["verify", out], { env }),
+    ]);
+    expect(JSON.parse(detect.stdout).verdict).toBe("none");
+    expect(verify.code).toBe(2);
   });
 
   it("a prompt matching a policy rule is refused with its reason, exit code 2 and no file", async () => {
@@ -63,9 +70,13 @@ describe.skipIf(!HAVE_REFERENCE)("safeguards on generate (sd15-tiny at 128 px)",
     const rules = join(dir, "nudity.json");
     writeFileSync(rules, JSON.stringify([{ term: "nude", reason: "no nudity here" }]));
     const out = join(dir, "spelled.png");
-    for (const prompt of ["a n&#117;de person", "a &amp;#x6e;ude person", "a ｎｕ\u0007ｄｅ person"]) {
-      const r = await runCli(["generate", prompt, ...base, "--policy", rules, "-o", out], { env });
-      expect([prompt, r.code, r.stderr]).toEqual([prompt, 2, expect.stringMatching(/no nudity here/)]);
+    // Each spelling in its own process, side by side.
+    const prompts = ["a n&#117;de person", "a &amp;#x6e;ude person", "a ｎｕ\u0007ｄｅ person"];
+    const runs = await Promise.all(
+      prompts.map((prompt) => runCli(["generate", prompt, ...base, "--policy", rules, "-o", out], { env })),
+    );
+    for (const [i, r] of runs.entries()) {
+      expect([prompts[i], r.code, r.stderr]).toEqual([prompts[i], 2, expect.stringMatching(/no nudity here/)]);
       expect(existsSync(out)).toBe(false);
     }
   });

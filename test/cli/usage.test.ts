@@ -14,7 +14,9 @@ const PACKAGE = JSON.parse(readFileSync(join(import.meta.dirname, "../../package
   version: string;
 };
 
-describe("the CLI's usage", () => {
+// Each test is its own process, and only one generates (the others end before any model is loaded): side by side
+// they use both cores, where one at a time each spends most of its second loading modules on one.
+describe.concurrent("the CLI's usage", () => {
   it("prints the package version for --version", async () => {
     const r = await runCli(["--version"]);
     expect(r.code).toBe(0);
