@@ -7,6 +7,8 @@ export default defineConfig({
   test: {
     testTimeout: 120_000,
     hookTimeout: 120_000,
+    // Every temp folder the tests make goes into one folder for the run, removed at its end (the helper says how).
+    globalSetup: ["test/helpers/run-temp-folder.ts"],
     // onnxruntime sessions each use the cores; running files in parallel only thrashes 2 cores.
     fileParallelism: false,
     projects: [

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { InputError, readImageFile } from "../index.js";
-import { verifyImage, type VerifyReport } from "../responsible/provenance/verify-image.js";
+import { verifyImage, type VerifyReport } from "../responsible/provenance/index.js";
 import { stringifyExact } from "../json-exact.js";
 import { MAX_SIDE_FILE_BYTES, readRegularFile } from "../regular-file.js";
 import { FoundButBrokenError, NothingFoundError } from "./finding-errors.js";

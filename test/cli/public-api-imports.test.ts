@@ -23,9 +23,8 @@ const PLUMBING: Record<string, string> = {
     "exported, it would break strict consumers on ES2022 (test/package/consumer-typescript.test.ts)",
   "../responsible/provenance/index.js":
     "signerConfigFromEnv, canCarryCredentials, signableFormatNames: the C2PA signer's types need Float16Array too; " +
-    "the library takes a signer through LoadOptions.provenance instead",
-  "../responsible/provenance/verify-image.js":
-    "verifyImage's report carries C2PA validation types that need Float16Array (the same consumer test)",
+    "the library takes a signer through LoadOptions.provenance instead; and verifyImage, whose report carries C2PA " +
+    "validation types that need Float16Array (the same consumer test)",
   "../worker/close-bullmq.js": "a timeout around closing bullmq connections when the worker command exits",
   "../image/exif-user-comment.js": "sizes the EXIF segment of a JPEG before generating (generate's up-front check)",
   "../image/jpeg-exif.js": "the same up-front check: whether that EXIF segment fits a JPEG's 64 KB",

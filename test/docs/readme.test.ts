@@ -15,7 +15,16 @@
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -394,11 +403,19 @@ describe("README.md's code blocks", () => {
   });
 
   describe("run as written, in order, in one fresh folder", () => {
-    const cwd = mkdtempSync(join(tmpdir(), "diffuse-readme-"));
+    // Every folder the commands write to, removed when they are done: the compile cache alone holds about 33 MB.
+    const folders: string[] = [];
+    const folder = (prefix: string) => {
+      folders.push(mkdtempSync(join(tmpdir(), prefix)));
+      return folders.at(-1)!;
+    };
+    const cwd = folder("diffuse-readme-");
     let env: Record<string, string> = {
       // One compile cache for every command: each model's graphs are built once.
-      DIFFUSE_CACHE: mkdtempSync(join(tmpdir(), "diffuse-readme-cache-")),
-      DIFFUSE_HOME: mkdtempSync(join(tmpdir(), "diffuse-readme-home-")),
+      DIFFUSE_CACHE: folder("diffuse-readme-cache-"),
+      DIFFUSE_HOME: folder("diffuse-readme-home-"),
+      // The local C2PA signing identity that generate makes on first use, here rather than in the user's ~/.config.
+      XDG_CONFIG_HOME: folder("diffuse-readme-config-"),
     };
     let hub: FakeHub | undefined;
     let standIns: ReadmeStandIns | undefined;
@@ -407,10 +424,14 @@ describe("README.md's code blocks", () => {
       if (!HAVE_REFERENCE) return;
       hub = await FakeHub.start(readmeHubRepos());
       const store = freshStore(hub.url);
+      folders.push(dirname(store.cacheDir));
       env = { ...env, ...storeEnv(store) };
       standIns = await writeReadmeStandIns(cwd, store.home);
     });
-    afterAll(async () => hub?.close());
+    afterAll(async () => {
+      await hub?.close();
+      for (const f of folders) rmSync(f, { recursive: true, force: true });
+    });
 
     /** The config folder a stand-in needs where the command names a single file of non-standard size. */
     function standInConfig(args: readonly string[]): { file: string; flag: string; dir: string } | undefined {

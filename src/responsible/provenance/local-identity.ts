@@ -1,7 +1,6 @@
 import { webcrypto } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
-import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import {
   AuthorityKeyIdentifierExtension,
@@ -15,6 +14,7 @@ import {
 import { InputError } from "../../errors.js";
 import { readRegularFile } from "../../regular-file.js";
 import { DOCUMENT_SIGNING_EKU } from "./certificate-profile.js";
+import { defaultProvenanceDir } from "./provenance-dir.js";
 import { MAX_PEM_BYTES, signerFromPem, type ProvenanceSigner } from "./signer.js";
 
 /**
@@ -34,12 +34,6 @@ const README_FILE = "README.txt";
 const ORGANISATION = "diffuse (self-signed local identity)";
 const VALIDITY_YEARS = 10;
 const EC_P256 = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-
-/** `$XDG_CONFIG_HOME/diffuse/c2pa`, or `~/.config/diffuse/c2pa`. */
-export function defaultProvenanceDir(env: NodeJS.ProcessEnv = process.env): string {
-  const config = env.XDG_CONFIG_HOME?.startsWith("/") ? env.XDG_CONFIG_HOME : join(homedir(), ".config");
-  return join(config, "diffuse", "c2pa");
-}
 
 /** The local identity in `dir`, created there on first use. */
 export async function localSigner(dir: string = defaultProvenanceDir()): Promise<ProvenanceSigner> {

@@ -16,7 +16,8 @@ import { InputError } from "../../errors.js";
 import { IMAGE_FORMATS } from "../../image/output-format.js";
 import { GeneratorClaim } from "./generator-claim.js";
 import { describeIngredient } from "./ingredient.js";
-import { openSignableAsset, signableFormatNames } from "./signable-asset.js";
+import { openSignableAsset } from "./signable-asset.js";
+import { signableFormatNames } from "./signable-formats.js";
 import type { ProvenanceInfo } from "./provenance-info.js";
 import type { ProvenanceSigner } from "./signer.js";
 import {

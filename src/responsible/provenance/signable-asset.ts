@@ -1,22 +1,7 @@
 import { JPEG, PNG, type Asset } from "@trustnxt/c2pa-ts/asset";
 import { InputError } from "../../errors.js";
 import { formatNames, IMAGE_FORMATS, sniffFormat, type ImageFormat } from "../../image/output-format.js";
-
-/**
- * The formats diffuse writes that can carry its C2PA manifest: those the c2pa-ts library has an asset handler
- * for (PNG: a caBX chunk; JPEG: APP11 segments). WebP has none in the installed version, so a WebP written by
- * diffuse carries no content credentials, and generating one with provenance on is refused up front.
- */
-const SIGNABLE: ReadonlySet<ImageFormat> = new Set(["png", "jpeg"]);
-
-export function canCarryCredentials(format: ImageFormat): boolean {
-  return SIGNABLE.has(format);
-}
-
-/** "PNG and JPEG", for messages. */
-export function signableFormatNames(): string {
-  return [...SIGNABLE].map((f) => IMAGE_FORMATS[f].name).join(" and ");
-}
+import { canCarryCredentials } from "./signable-formats.js";
 
 export interface SignableAsset {
   readonly format: ImageFormat;

@@ -1,7 +1,8 @@
 import { InputError } from "../../errors.js";
-import { defaultProvenanceDir, localSigner } from "./local-identity.js";
+import { loadSigner, localSigner } from "./on-demand.js";
+import { defaultProvenanceDir } from "./provenance-dir.js";
 import type { SignerConfig } from "./signer-settings.js";
-import { loadSigner, type ProvenanceSigner } from "./signer.js";
+import type { ProvenanceSigner } from "./signer.js";
 
 export type { SignerConfig } from "./signer-settings.js";
 
