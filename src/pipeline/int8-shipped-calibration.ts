@@ -124,20 +124,26 @@ export function shippedRanges(file: string, want: ShippedFor): ShippedRanges {
   if (doc.modelSha256 !== want.modelSha256)
     return {
       kind: "stale",
-      reason: `it was measured on other weights (sha256 ${(doc.modelSha256 as string).slice(0, 12)}…, this model's ${want.modelSha256.slice(0, 12)}…)`,
+      reason:
+        `it was measured on other weights (sha256 ${(doc.modelSha256 as string).slice(0, 12)}…, ` +
+        `this model's ${want.modelSha256.slice(0, 12)}…)`,
     };
   const mine = parsedNetworks.get(want.network);
   if (!mine) return { kind: "stale", reason: `it has no ranges for the ${want.network}` };
   if (mine.graph !== want.graph())
     return {
       kind: "stale",
-      reason: `its ${want.network} ranges name the tensors of another fp32 graph (graph ${mine.graph.slice(0, 12)}…, this diffuse builds ${want.graph().slice(0, 12)}…: another diffuse version or attention kind)`,
+      reason:
+        `its ${want.network} ranges name the tensors of another fp32 graph (graph ${mine.graph.slice(0, 12)}…, ` +
+        `this diffuse builds ${want.graph().slice(0, 12)}…: another diffuse version or attention kind)`,
     };
   const missing = want.tensors.filter((t) => !mine.ranges.has(t));
   if (missing.length > 0)
     return {
       kind: "stale",
-      reason: `it lacks the ranges of ${missing.length} tensors the int8 ${want.network} quantizes (${missing[0]}, ...)`,
+      reason:
+        `it lacks the ranges of ${missing.length} tensors the int8 ${want.network} quantizes now ` +
+        `(${missing[0]}, …): measured for another diffuse version's int8 layers`,
     };
   return { kind: "valid", ranges: mine.ranges };
 }
