@@ -79,7 +79,8 @@ export interface NetworkOptions extends SessionOptions {
   /**
    * How int8 calibration runs a network: given the fp32 network with observers of the tensors whose ranges its int8
    * form needs, run it on representative inputs (pipeline/int8-calibration.ts: a few prompts through the denoising
-   * loop). Called on the first int8 load of a model; the ranges are then kept in the cache folder.
+   * loop). Called on the first int8 load of a model, unless the model ships a calibration valid for it
+   * (int8-shipped-calibration.ts); the ranges are then kept in the cache folder.
    */
   calibrate?: (network: Int8Network, session: Session) => Promise<void>;
   /** Progress messages ("building unet graph (first use of this checkpoint)"). */
@@ -312,7 +313,8 @@ export class CachedSessions<N extends string> {
 
   /**
    * The activation ranges the int8 form of a network quantizes its convolutions with: read from the cache folder,
-   * or measured once (opts.calibrate) on the fp32 network with observers (onnx/activation-ranges.ts) and kept there.
+   * else from the calibration the model ships where it is valid (`useShipped`), else measured once (opts.calibrate)
+   * on the fp32 network with observers (onnx/activation-ranges.ts); kept in the cache folder.
    * A UNet variant that takes residuals uses the plain UNet's ranges (its convolutions are the same tensors).
    */
   private async activationRanges(

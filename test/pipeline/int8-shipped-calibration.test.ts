@@ -101,6 +101,19 @@ describe("a model folder ships its int8 calibration", () => {
     );
   }, 120_000);
 
+  it("exporting again from a cache that holds the ranges measures nothing and writes the same ranges", async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "diffuse-shipcal-out-")), "again.json");
+    const status: string[] = [];
+    await exportInt8Calibration(model, {
+      cacheDir: exported.cacheDir,
+      threads: 1,
+      out,
+      onStatus: (m) => status.push(m),
+    });
+    expect(status.filter((m) => m.startsWith("calibrating"))).toEqual([]);
+    expect(JSON.parse(readFileSync(out, "utf8"))).toEqual(file);
+  }, 120_000);
+
   it("a file measured on other weights is ignored, said why, and the model is calibrated", async () => {
     const other = modelCopy();
     writeFileSync(join(other, SHIPPED_CALIBRATION_FILE), JSON.stringify({ ...file, modelSha256: "0".repeat(64) }));
