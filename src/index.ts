@@ -3,6 +3,13 @@ export { loadPipeline, type LoadOptions, type Pipeline } from "./worker/load.js"
 /** The small model embedded in the package (models/tiny-shapes), which the CLI uses without --model. */
 export { defaultModelPath, embeddedControlNetPath, isDefaultModel } from "./default-model.js";
 export { parsePrecision, PRECISIONS, type Precision } from "./models/precision.js";
+/** int8 calibration a model folder ships (diffuse calibrate writes it; an int8 load reads it before measuring). */
+export {
+  exportInt8Calibration,
+  type CalibrationExport,
+  type CalibrationExportOptions,
+} from "./pipeline/int8-calibration-export.js";
+export { SHIPPED_CALIBRATION_FILE, SINGLE_FILE_SUFFIX } from "./pipeline/int8-shipped-calibration.js";
 export { PipelineWorker, type WorkerGenerateParams, type WorkerStepEvent } from "./worker/pipeline-worker.js";
 export { StableDiffusionPipeline } from "./pipeline/stable-diffusion.js";
 export type { GenerateResult, GeneratedImage } from "./pipeline/stable-diffusion.js";

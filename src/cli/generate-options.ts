@@ -470,7 +470,7 @@ export async function pipelineLoadOptions(
 }
 
 /** `--threads N`: a whole number of at least 1 (0 would silently mean "all cores" to onnxruntime). */
-function threadsOption(value: string | undefined): number | undefined {
+export function threadsOption(value: string | undefined): number | undefined {
   const n = num("--threads", value);
   if (n === undefined || (Number.isInteger(n) && n >= 1)) return n;
   throw new InputError(

@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   models: async () => (await import("./models.js")).registerModels,
   upscale: async () => (await import("./upscale.js")).registerUpscale,
   samplers: async () => (await import("./samplers.js")).registerSamplers,
+  calibrate: async () => (await import("./calibrate.js")).registerCalibrate,
 };
 
 /**

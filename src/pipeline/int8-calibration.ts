@@ -6,6 +6,7 @@ import { createScheduler, type RawSchedulerConfig } from "../schedulers/index.js
 import type { Checkpoint } from "../weights/checkpoint.js";
 import { BatchNoise } from "./batch-noise.js";
 import { denoise } from "./denoise.js";
+import type { CalibrationRecipe } from "./int8-shipped-calibration.js";
 import { latentShape, latentSpace } from "./latent-space.js";
 import type { Conditioner } from "./unet-condition.js";
 
@@ -26,6 +27,14 @@ const PROMPTS = [
 ];
 const STEPS = 8;
 const CFG_SCALE = 7;
+const SAMPLER = "Euler";
+
+/** What the runs are for a model (int8-shipped-calibration.ts writes it into a shipped file). */
+export function calibrationRecipe(config: Checkpoint["config"]): CalibrationRecipe {
+  const space = latentSpace(config);
+  const size = Math.max(8 * space.factor, (config.unet.sampleSize * space.factor) / 2);
+  return { sampler: SAMPLER, prompts: PROMPTS, steps: STEPS, cfgScale: CFG_SCALE, width: size, height: size };
+}
 
 export interface CalibrationParts {
   checkpoint: Checkpoint;
@@ -49,22 +58,22 @@ export function calibrationRuns(
         `int8 calibration runs text-to-image trajectories, which ${p.checkpoint.path} (an ${p.checkpoint.inpainting ? "inpainting" : "LCM"} UNet) does not take; use precision fp32 for it`,
       );
     const space = latentSpace(config);
-    const size = Math.max(8 * space.factor, (config.unet.sampleSize * space.factor) / 2);
-    const shape = latentShape(space, 1, size, size);
+    const recipe = calibrationRecipe(config);
+    const shape = latentShape(space, 1, recipe.width, recipe.height);
     if (network === "unet" || !finals) {
       const unet = network === "unet" ? session : await p.unet();
       finals = [];
-      for (const [i, prompt] of PROMPTS.entries()) {
+      for (const [i, prompt] of recipe.prompts.entries()) {
         const conditions = await p.conditioner.encode({
           prompt,
           negativePrompt: "",
           guided: true,
           clipSkip: 1,
-          width: size,
-          height: size,
+          width: recipe.width,
+          height: recipe.height,
         });
-        const scheduler = createScheduler("Euler", p.schedulerConfig, { sdxl: config.family === "sdxl" });
-        scheduler.setTimesteps(STEPS);
+        const scheduler = createScheduler(recipe.sampler, p.schedulerConfig, { sdxl: config.family === "sdxl" });
+        scheduler.setTimesteps(recipe.steps);
         const noise = new BatchNoise([BigInt(i + 1)]);
         const start = noise.randn(shape).map((v) => v * scheduler.initNoiseSigma);
         finals.push(
@@ -75,7 +84,7 @@ export function calibrationRuns(
             latents: start,
             shape,
             noise,
-            cfgScale: CFG_SCALE,
+            cfgScale: recipe.cfgScale,
             conditions,
             onStep: () => {},
           }),

@@ -23,6 +23,12 @@ import type { Checkpoint } from "../weights/checkpoint.js";
 import { checkpointSha256 } from "../weights/checkpoint-hash.js";
 import { sha256File } from "../weights/hash.js";
 import { ScopedWeights } from "../weights/weight-source.js";
+import {
+  fp32GraphDigest,
+  shippedCalibrationPath,
+  shippedRanges,
+  type ShippedNetwork,
+} from "./int8-shipped-calibration.js";
 
 /**
  * onnxruntime's fused MultiHeadAttention: measured by `npm run bench` on 2 cores, one guided 512 px UNet step
@@ -73,7 +79,8 @@ export interface NetworkOptions extends SessionOptions {
   /**
    * How int8 calibration runs a network: given the fp32 network with observers of the tensors whose ranges its int8
    * form needs, run it on representative inputs (pipeline/int8-calibration.ts: a few prompts through the denoising
-   * loop). Called on the first int8 load of a model; the ranges are then kept in the cache folder.
+   * loop). Called on the first int8 load of a model, unless the model ships a calibration valid for it
+   * (int8-shipped-calibration.ts); the ranges are then kept in the cache folder.
    */
   calibrate?: (network: Int8Network, session: Session) => Promise<void>;
   /** Progress messages ("building unet graph (first use of this checkpoint)"). */
@@ -173,6 +180,8 @@ export class CachedSessions<N extends string> {
      * to digest it. Undefined: the graph is built at every load.
      */
     private readonly buildInputs?: (name: N) => string,
+    /** The int8 calibration the model's folder ships (int8-shipped-calibration.ts), used before measuring one. */
+    private readonly shippedCalibration?: string,
   ) {}
 
   /** A session, created on first request. */
@@ -304,18 +313,29 @@ export class CachedSessions<N extends string> {
 
   /**
    * The activation ranges the int8 form of a network quantizes its convolutions with: read from the cache folder,
-   * or measured once (opts.calibrate) on the fp32 network with observers (onnx/activation-ranges.ts) and kept there.
+   * else from the calibration the model ships where it is valid (`useShipped`), else measured once (opts.calibrate)
+   * on the fp32 network with observers (onnx/activation-ranges.ts); kept in the cache folder.
    * A UNet variant that takes residuals uses the plain UNet's ranges (its convolutions are the same tensors).
    */
-  private async activationRanges(form: Int8Network, blockSize: number): Promise<ActivationRanges> {
+  private async activationRanges(
+    form: Int8Network,
+    blockSize: number,
+    plain = this.build(form as unknown as N, this.opts.attention ?? DEFAULT_ATTENTION),
+    useShipped = true,
+  ): Promise<ActivationRanges> {
     this.code ??= codeDigest(GRAPH_CODE);
     const file = join(this.cache.dir, `${this.sha256.slice(0, 24)}-int8-${form}-ranges-${this.code.slice(0, 16)}.json`);
-    const plain = this.build(form as unknown as N, this.opts.attention ?? DEFAULT_ATTENTION);
     const tensors = calibratedTensors(form, plain);
     // Ranges of the fp32 graph's tensors: valid while that graph is the same (its code is in the name) and they
     // cover what the int8 form quantizes now (models/precision.ts may have changed).
     const stored = readRanges(file);
     if (stored && tensors.every((t) => stored.has(t))) return stored;
+    const shippedFile = useShipped ? this.shippedCalibration : undefined;
+    const shipped = shippedFile && this.shippedRanges(shippedFile, form, plain, tensors);
+    if (shipped) {
+      writeRanges(file, shipped);
+      return shipped;
+    }
     if (!this.opts.calibrate)
       throw new InputError(
         `int8 ${form}: no calibrated activation ranges in ${this.cache.dir} and no way to measure them here; ` +
@@ -338,11 +358,36 @@ export class CachedSessions<N extends string> {
     } finally {
       this.cache.evict(key, entry.id); // the observed graph is of no use once its ranges are kept
     }
-    const tmp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ version: 1, ranges: Object.fromEntries(ranges) }));
-    renameSync(tmp, file);
+    writeRanges(file, ranges);
     this.opts.onTiming?.({ phase: "calibrate", network: form, seconds: (performance.now() - start) / 1000 });
     return ranges;
+  }
+
+  /** The shipped file's ranges for a network where they apply; where they do not, says why (and they are measured). */
+  private shippedRanges(
+    file: string,
+    form: Int8Network,
+    plain: Graph,
+    tensors: string[],
+  ): ActivationRanges | undefined {
+    const graph = () => fp32GraphDigest(plain);
+    const found = shippedRanges(file, { modelSha256: this.sha256, network: form, graph, tensors });
+    if (found.kind === "valid") {
+      this.opts.onStatus?.(`int8 ${form}: using the calibration shipped with the model (${file})`);
+      return found.ranges;
+    }
+    if (found.kind === "stale") this.opts.onStatus?.(`int8 ${form}: ignoring ${file}: ${found.reason}`);
+    return undefined;
+  }
+
+  /**
+   * A network's int8 calibration as a model folder ships it: its ranges (from the cache, or measured now as on a
+   * first int8 load; never from the file being replaced) and the digest of the fp32 graph they name tensors of.
+   */
+  async int8Calibration(form: Int8Network): Promise<ShippedNetwork> {
+    const plain = this.build(form as unknown as N, this.opts.attention ?? DEFAULT_ATTENTION);
+    const ranges = await this.activationRanges(form, await this.nchwcBlockSize(), plain, false);
+    return { graph: fp32GraphDigest(plain), ranges };
   }
 
   /** The index of a network's weights: of its graph when it was built, else built from it when first asked for. */
@@ -434,6 +479,7 @@ export class Networks extends CachedSessions<NetworkName> {
           inpainting: checkpoint.inpainting,
           textEncoderFolders: checkpoint.textEncoderFolders,
         }),
+      shippedCalibrationPath(checkpoint),
     );
   }
 
@@ -474,6 +520,13 @@ function weightIndex(graph: Graph): Graph {
     });
   }
   return index;
+}
+
+/** Keeps ranges in the cache folder, whole or not at all. */
+function writeRanges(file: string, ranges: ActivationRanges): void {
+  const tmp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ version: 1, ranges: Object.fromEntries(ranges) }));
+  renameSync(tmp, file);
 }
 
 /** Ranges kept by an earlier calibration, or undefined when there are none (or they cannot be read). */
