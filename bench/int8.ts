@@ -116,8 +116,10 @@ try {
     log(`${precision}: loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     return pipe;
   };
-  const fp32 = await open("fp32");
+  // int8 first: its calibration holds an observed fp32 network, which must not sit beside a loaded fp32 model
+  // (SDXL's UNet is 10 GB in fp32).
   const int8 = await open("int8");
+  const fp32 = await open("fp32");
   const rows: string[] = [];
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   for (const name of args.only.split(",") as NetworkName[]) {

@@ -22,16 +22,21 @@ export function param(g: GraphBuilder, w: ScopedWeights, name: string, shape: re
   );
 }
 
-/** torch.nn.Linear: y = x Wᵀ + b. The weight is stored transposed ([in, out]) so MatMul needs no Transpose. */
+/**
+ * torch.nn.Linear: y = x Wᵀ + b. The weight is stored transposed ([in, out]) so MatMul needs no Transpose.
+ * `pointwise`: the weight is a 1x1 Conv2d filter ([out, in, 1, 1], e.g. SD1.x's transformer proj_in/proj_out), the
+ * same product per pixel, taken here on tokens ([..., in]): one MatMul that int8 quantizes with a float output
+ * (models/precision.ts), where a convolution's int8 form must also quantize its output.
+ */
 export function linear(
   g: GraphBuilder,
   w: ScopedWeights,
   x: Value,
   outFeatures: number,
-  opts: { bias?: boolean } = {},
+  opts: { bias?: boolean; pointwise?: boolean } = {},
 ): Value {
   const inFeatures = x.shape[x.shape.length - 1]!;
-  w.expect("weight", [outFeatures, inFeatures]);
+  w.expect("weight", opts.pointwise ? [outFeatures, inFeatures, 1, 1] : [outFeatures, inFeatures]);
   const weightT = g.initializer(
     w.path("weight"),
     [inFeatures, outFeatures],

@@ -21,21 +21,30 @@ export type Int8Network = "unet" | "vae_decoder";
 
 /**
  * Which layers of each network go int8 and which stay fp32: model knowledge, applied to the built fp32 graph by the
- * SD-agnostic passes of onnx/ (quantize-linear.ts: linear layers, activations quantized at run time;
- * quantize-conv.ts: convolutions, activations at calibrated static scales).
+ * SD-agnostic passes of onnx/ (quantize-linear.ts: linear layers, activations quantized at run time, one scale per
+ * row (token) in the UNet; quantize-conv.ts: convolutions, activations at calibrated static scales).
  *
- * Kept in fp32:
+ * Measured on a full-size random-weight SD1.5 (`bench/int8.ts`: one call at 256 px, and 20 Euler a steps at 512 px,
+ * int8 vs fp32 on the same seed), which choices carry the error: the convolutions that replace the whole signal
+ * rather than add to it (READS_RESIDUAL_STREAM) took the per-step error from 3-4% to 6-10% with run-time input
+ * ranges, and one call's to 23% with static ones; a per-tensor range on the feed-forward's GEGLU output (its largest
+ * value ~20x its rms) added ~3%, per-row ranges half of that at the same speed; the transformers' proj_in (its
+ * output is the transformer's whole stream) ~2%. Kept in fp32:
  * - the UNet's time embedding (and SDXL's add_embedding) and every ResNet's time_emb_proj: they multiply one row
  *   per batch item, where int8 saves nothing and quantizing the activations costs as much as the product, and their
  *   error would shift every feature map of a block at once;
  * - conv_in and conv_out of both networks (and the VAE's post_quant_conv): the few latent channels they read or
  *   write carry the whole signal, and they are a small share of the work;
+ * - the UNet's full-signal convolutions (READS_RESIDUAL_STREAM) and the transformers' proj_in;
  * - attention's own products (softmax(QKᵀ)V), inside MultiHeadAttention.
  */
 export function int8Graph(network: Int8Network, graph: Graph, ranges: ActivationRanges): Graph {
   const keepConv = network === "unet" ? keepUnetConv : keepVaeConv;
   const convs = quantizeConv(graph, { ranges, keep: (n) => keepConv(weightOf(n)) });
-  return quantizeLinear(convs, { keep: (n) => network === "unet" && keepUnetLinear(weightOf(n)) });
+  return quantizeLinear(convs, {
+    keep: (n) => network === "unet" && keepUnetLinear(weightOf(n)),
+    perRow: () => network === "unet",
+  });
 }
 
 /** The tensors whose ranges calibration must measure for `int8Graph`: each quantized convolution's input and output. */
@@ -47,7 +56,10 @@ export function calibratedTensors(network: Int8Network, graph: Graph): string[] 
 
 function keepUnetLinear(weight: string): boolean {
   return (
-    weight.startsWith("time_embedding.") || weight.startsWith("add_embedding.") || weight.includes(".time_emb_proj.")
+    weight.startsWith("time_embedding.") ||
+    weight.startsWith("add_embedding.") ||
+    weight.includes(".time_emb_proj.") ||
+    weight.includes(".proj_in.")
   );
 }
 
@@ -60,12 +72,12 @@ function keepUnetConv(weight: string): boolean {
 }
 
 /**
- * The convolutions that read the raw residual stream (not a normalized tensor): the ResNets' 1x1 shortcuts, the
- * down- and upsamplers, and the transformers' proj_out. That stream's range over a generation is several times its
- * typical magnitude (calibrating the random-weight SD1.5: about ±78 where one run sees ±20), so one static uint8
- * scale for it is coarse: measured on a 20-step trajectory they carried most of the int8 error.
+ * The convolutions that read the raw residual stream and replace it (not a normalized tensor whose result is added
+ * to it): the ResNets' 1x1 shortcuts and the down- and upsamplers. Their error lands on the whole signal, and the
+ * stream's range over a generation is several times one run's (about ±78 where one run sees ±20 in the
+ * random-weight SD1.5), so a static uint8 scale is coarse; run-time ranges did not help either (above).
  */
-const READS_RESIDUAL_STREAM = [".conv_shortcut.", ".downsamplers.", ".upsamplers.", ".proj_out."];
+const READS_RESIDUAL_STREAM = [".conv_shortcut.", ".downsamplers.", ".upsamplers."];
 
 function keepVaeConv(weight: string): boolean {
   return (

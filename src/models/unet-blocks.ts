@@ -308,13 +308,13 @@ export function transformer2d(ctx: BlockContext, w: ScopedWeights, x: Value, hea
     // GroupNorm eps is 1e-6 inside the transformer, whatever norm_eps says (diffusers hard-codes it).
     let h = groupNorm(g, w.sub("norm"), x, config.normNumGroups, 1e-6);
     const toTokens = (v: Value) => g.transpose(g.reshape(v, [0, 0, -1]), [0, 2, 1]); // [B,C,H,W] -> [B,HW,C]
-    if (config.useLinearProjection) h = linear(g, w.sub("proj_in"), toTokens(h), c);
-    else h = toTokens(conv2d(g, w.sub("proj_in"), h, c, 1));
+    // SD1.x's projections are 1x1 convolutions, SD2's and SDXL's linear layers: the same product per pixel, taken
+    // on tokens for both, so that int8 gives them a float output (no static range on the transformer's stream).
+    const pointwise = !config.useLinearProjection;
+    h = linear(g, w.sub("proj_in"), toTokens(h), c, { pointwise });
     for (let i = 0; i < layers; i++) h = basicTransformerBlock(ctx, w.sub("transformer_blocks").sub(i), h, heads);
     const toImage = (v: Value) => g.reshapeLike(g.transpose(v, [0, 2, 1]), x);
-    h = config.useLinearProjection
-      ? toImage(linear(g, w.sub("proj_out"), h, c))
-      : conv2d(g, w.sub("proj_out"), toImage(h), c, 1);
+    h = toImage(linear(g, w.sub("proj_out"), h, c, { pointwise }));
     return g.add(h, x);
   });
 }

@@ -23,7 +23,8 @@ export function patchForLayout(
   const rest = total / out; // in * kh * kw
   const kernel = dims.length === 4 ? dims[2]! * dims[3]! : 1;
   const inputs = rest / kernel;
-  if (layout.kind === "transposed" && dims.length !== 2)
+  // A transposed weight is a linear layer's [out, in], or a 1x1 filter [out, in, 1, 1] taken as one (layers.ts).
+  if (layout.kind === "transposed" && !(dims.length === 2 || (dims.length === 4 && kernel === 1)))
     throw new InternalError(`${what}: a transposed weight of shape [${dims.join(",")}]`);
   if (layout.kind === "blocked" && (dims.length !== 4 || out % layout.block !== 0))
     throw new InternalError(`${what}: a blocked filter of shape [${dims.join(",")}]`);

@@ -125,3 +125,60 @@ describe("quantizeLinear: MatMul by a constant weight as DynamicQuantizeMatMul",
     expect([...q.initializers.keys()]).toEqual(["keep.weight", "go.weight#int8", "go.weight#scale"]);
   });
 });
+
+describe("quantizeLinear perRow: one activation scale per row, for inputs with heavy tails", () => {
+  /** x [2, 3, K] MatMul w + b: rows of very different magnitudes (row 0 of batch 0 is 100x the others). */
+  const rows = Float32Array.from({ length: 2 * 3 * K }, (_, i) => Math.sin(i * 0.61 + 0.3) * (i < K ? 100 : 1));
+  function net(): GraphBuilder {
+    const g = new GraphBuilder("rows");
+    const x = g.input("x", DataType.FLOAT, ["batch", 3, K], [2, 3, K]);
+    const w = g.initializer("w", [K, N], () => weight());
+    const b = g.initializer("b", [N], () => bias);
+    g.output(g.add(g.matmul(x, w), b), "y", ["batch", 3, N]);
+    return g;
+  }
+  async function run(g: GraphBuilder | ReturnType<typeof quantizeLinear>): Promise<Float32Array> {
+    const session = await Session.create(serializeGraph(g), { threads: 1 });
+    const y = (await session.run({ x: { data: rows, dims: [2, 3, K] } })).y!.data as Float32Array;
+    await session.release();
+    return y;
+  }
+
+  it("computes what the per-row int8 reference computes (scale max|row| / 127, zero point 128)", async () => {
+    const g = quantizeLinear(net(), { perRow: () => true });
+    const ops = g.nodes.map((n) => n.opType);
+    expect(ops).toContain("MatMulIntegerToFloat");
+    expect(ops).not.toContain("DynamicQuantizeMatMul");
+    const y = await run(g);
+    const { q, scales } = referenceWeights();
+    expect(y).toHaveLength(6 * N);
+    for (let r = 0; r < 6; r++) {
+      const row = [...rows.slice(r * K, (r + 1) * K)];
+      const s = Math.max(...row.map(Math.abs)) / 127;
+      const qx = row.map((v) => Math.max(0, Math.min(255, rint(v / s) + 128)));
+      for (let n = 0; n < N; n++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++) acc += (qx[k]! - 128) * q[k * N + n]!;
+        expect(y[r * N + n]).toBeCloseTo(acc * scales[n]! * s + bias[n]!, 3);
+      }
+    }
+  });
+
+  it("keeps the small rows' precision that one per-tensor range loses", async () => {
+    const reference = await run(net());
+    const error = (y: Float32Array) => {
+      let num = 0;
+      let den = 0;
+      for (let i = 3 * N; i < y.length; i++) {
+        num += (y[i]! - reference[i]!) ** 2;
+        den += reference[i]! ** 2;
+      }
+      return Math.sqrt(num / den);
+    };
+    // Batch 1's rows only (no row of 100s among them): the per-tensor scale is set by batch 0's first row.
+    const perTensor = error(await run(quantizeLinear(net())));
+    const perRow = error(await run(quantizeLinear(net(), { perRow: () => true })));
+    expect(perRow).toBeLessThan(0.02);
+    expect(perTensor).toBeGreaterThan(5 * perRow);
+  });
+});
