@@ -18,6 +18,8 @@ export function parsePrecision(value: string, what: string): Precision {
 
 /** The networks that have an int8 form. */
 export type Int8Network = "unet" | "vae_decoder";
+/** Every network with an int8 form, in the order they are calibrated (the VAE's runs take the UNet's latents). */
+export const INT8_NETWORKS: readonly Int8Network[] = ["unet", "vae_decoder"];
 
 /**
  * Which layers of each network go int8 and which stay fp32: model knowledge, applied to the built fp32 graph by the

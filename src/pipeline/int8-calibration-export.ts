@@ -1,13 +1,10 @@
 import { existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { InputError } from "../errors.js";
-import type { Int8Network } from "../models/precision.js";
+import { INT8_NETWORKS, type Int8Network } from "../models/precision.js";
 import { calibrationRecipe } from "./int8-calibration.js";
 import { shippedCalibrationPath, writeShippedCalibration, type ShippedNetwork } from "./int8-shipped-calibration.js";
 import { loadPipeline, type LoadOptions } from "./load-pipeline.js";
-
-/** Every network with an int8 form (models/precision.ts), in the order they are calibrated. */
-const INT8_NETWORKS: readonly Int8Network[] = ["unet", "vae_decoder"];
 
 export interface CalibrationExportOptions extends Omit<LoadOptions, "precision" | "calibrate"> {
   /**
