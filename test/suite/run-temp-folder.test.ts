@@ -11,13 +11,27 @@ import { describe, expect, it } from "vitest";
 import runTempFolder from "../helpers/run-temp-folder.js";
 
 describe("the test run's temp folder", () => {
-  it("holds what this run's tests make in tmpdir()", () => {
+  it("holds what this run's tests make in tmpdir(), one folder deep (not one per project)", () => {
     const mine = mkdtempSync(join(tmpdir(), "diffuse-run-temp-"));
     expect(basename(dirname(mine))).toMatch(/^diffuse-test-run-/);
+    // Nested run folders made Chromium's singleton socket path too long for a Unix socket (108 bytes).
+    expect(basename(dirname(dirname(mine)))).not.toMatch(/^diffuse-test-run-/);
+    expect(join(tmpdir(), "org.chromium.Chromium.XXXXXX", "SingletonSocket").length).toBeLessThan(108);
+  });
+
+  it("a second setup in the same run keeps the run's folder", () => {
+    const run = tmpdir();
+    const teardown = runTempFolder();
+    expect(tmpdir()).toBe(run);
+    teardown();
+    expect(existsSync(run)).toBe(true);
+    expect(tmpdir()).toBe(run);
   });
 
   it("is removed with everything in it when the run ends, and TMPDIR is restored", () => {
     const before = process.env.TMPDIR;
+    const marker = process.env.DIFFUSE_TEST_RUN_DIR;
+    delete process.env.DIFFUSE_TEST_RUN_DIR; // as a fresh run starts
     const teardown = runTempFolder();
     const run = tmpdir();
     expect(run).not.toBe(before);
@@ -26,5 +40,6 @@ describe("the test run's temp folder", () => {
     teardown();
     expect(existsSync(run)).toBe(false);
     expect(process.env.TMPDIR).toBe(before);
+    if (marker !== undefined) process.env.DIFFUSE_TEST_RUN_DIR = marker;
   });
 });
