@@ -31,6 +31,10 @@ const { values: args } = parseArgs({
     threads: { type: "string" },
     only: { type: "string", default: "unet,vae_decoder" },
     cache: { type: "string" },
+    // A single file carries no tokenizer: folders with vocab.json and merges.txt (the families bench uses the tiny
+    // reference models' own, tokenizerTemplate in random-checkpoint.ts).
+    tokenizer: { type: "string" },
+    "tokenizer-2": { type: "string" },
     trajectory: { type: "string", default: "0" },
   },
 });
@@ -109,6 +113,8 @@ try {
       threads,
       spinning: false,
       precision,
+      tokenizer: args.tokenizer,
+      tokenizer2: args["tokenizer-2"],
       onStatus: (m) => log(`${precision}: ${m}`),
       onTiming: (t) => t.network && log(`${precision} ${t.network} ${t.phase}: ${t.seconds.toFixed(1)} s`),
     });
