@@ -1,7 +1,6 @@
 import sharp from "sharp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultModelPath } from "../../src/default-model.js";
-import { getJson, postJson, startServer, tempDir, type TestServer } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import { embeddedServerWithoutWatermark, getJson, postJson } from "./harness.js";
 
 type Txt2Img = { images: string[]; info: string };
 
@@ -34,22 +33,7 @@ function requestFromPngInfo(p: Record<string, string>): Record<string, unknown> 
 
 /** The A1111 API's hires fix and variation seeds on the embedded model. */
 describe("A1111 txt2img with enable_hr and subseed", () => {
-  let s: TestServer;
-  const cache = tempDir("diffuse-cache-");
-  beforeAll(async () => {
-    // The robust watermark carries each job's id: off, so that a regenerated image can be compared pixel for pixel.
-    s = await startServer(
-      { cacheDir: cache.path, loadOptions: { threads: 1, cacheDir: cache.path, watermark: false } },
-      { modelPath: defaultModelPath() },
-    );
-  });
-  afterAll(async () => {
-    try {
-      await s?.close();
-    } finally {
-      cache.remove();
-    }
-  });
+  const started = embeddedServerWithoutWatermark();
 
   for (const upscaler of ["Latent", "Lanczos"]) {
     it(`hr_upscaler ${upscaler}: 64 -> 128 px, info and png-info as A1111's, and png-info's parameters make the same image`, async () => {
@@ -68,7 +52,7 @@ describe("A1111 txt2img with enable_hr and subseed", () => {
         hr_second_pass_steps: 2,
         denoising_strength: 0.55,
       };
-      const r = await postJson<Txt2Img>(`${s.base}/sdapi/v1/txt2img`, body);
+      const r = await postJson<Txt2Img>(`${started.server.base}/sdapi/v1/txt2img`, body);
       expect(r.status, JSON.stringify(r.body)).toBe(200);
       const first = await pixels(r.body.images[0]!);
       expect([first.width, first.height]).toEqual([128, 128]);
@@ -87,9 +71,12 @@ describe("A1111 txt2img with enable_hr and subseed", () => {
         "Hires steps": 2,
         "Hires upscaler": upscaler,
       });
-      const pngInfo = await postJson<{ parameters: Record<string, string> }>(`${s.base}/sdapi/v1/png-info`, {
-        image: r.body.images[0],
-      });
+      const pngInfo = await postJson<{ parameters: Record<string, string> }>(
+        `${started.server.base}/sdapi/v1/png-info`,
+        {
+          image: r.body.images[0],
+        },
+      );
       expect(pngInfo.body.parameters).toMatchObject({
         Seed: "11",
         "Variation seed": "12",
@@ -101,14 +88,14 @@ describe("A1111 txt2img with enable_hr and subseed", () => {
       });
       const request = requestFromPngInfo(pngInfo.body.parameters);
       expect(request).toEqual({ ...body, negative_prompt: "", cfg_scale: 3 });
-      const again = await postJson<Txt2Img>(`${s.base}/sdapi/v1/txt2img`, request);
+      const again = await postJson<Txt2Img>(`${started.server.base}/sdapi/v1/txt2img`, request);
       expect(again.status).toBe(200);
       expect((await pixels(again.body.images[0]!)).data.equals(first.data)).toBe(true);
     });
   }
 
   it("lists the latent upscale modes; an unknown upscaler is refused naming the known ones", async () => {
-    expect(await getJson<{ name: string }[]>(`${s.base}/sdapi/v1/latent-upscale-modes`)).toEqual([
+    expect(await getJson<{ name: string }[]>(`${started.server.base}/sdapi/v1/latent-upscale-modes`)).toEqual([
       { name: "Latent" },
       { name: "Latent (antialiased)" },
       { name: "Latent (bicubic)" },
@@ -116,7 +103,7 @@ describe("A1111 txt2img with enable_hr and subseed", () => {
       { name: "Latent (nearest)" },
       { name: "Latent (nearest-exact)" },
     ]);
-    const r = await postJson<{ detail: string }>(`${s.base}/sdapi/v1/txt2img`, {
+    const r = await postJson<{ detail: string }>(`${started.server.base}/sdapi/v1/txt2img`, {
       prompt: "x",
       width: 64,
       height: 64,

@@ -5,12 +5,11 @@
  * image; and churn refused with a 422 naming it rather than ignored, on both APIs.
  */
 import sharp from "sharp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultModelPath } from "../../src/default-model.js";
+import { describe, expect, it } from "vitest";
 import { A1111Error } from "../../src/server/a1111-mapping.js";
 import { A1111Txt2Img } from "../../src/server/a1111-schema.js";
 import { a1111SamplerKnobs } from "../../src/server/a1111-sampler-knobs.js";
-import { postJson, startServer, tempDir, type TestServer } from "./harness.js";
+import { embeddedServerWithoutWatermark, postJson } from "./harness.js";
 
 const knobs = (body: Record<string, unknown>, sampler = "Euler a", options: Record<string, unknown> = {}) =>
   a1111SamplerKnobs(A1111Txt2Img.parse(body), sampler, options);
@@ -62,25 +61,10 @@ type Txt2Img = { images: string[]; info: string; parameters: Record<string, unkn
 const pixels = async (b64: string) => (await sharp(Buffer.from(b64, "base64")).raw().toBuffer()).toString("base64");
 
 describe("A1111 txt2img with eta, ENSD and churn on the embedded model", () => {
-  let s: TestServer;
-  const cache = tempDir("diffuse-cache-");
-  beforeAll(async () => {
-    // No robust watermark (it carries each job's id), so that equal noise gives equal pixels.
-    s = await startServer(
-      { cacheDir: cache.path, loadOptions: { threads: 1, cacheDir: cache.path, watermark: false } },
-      { modelPath: defaultModelPath() },
-    );
-  });
-  afterAll(async () => {
-    try {
-      await s?.close();
-    } finally {
-      cache.remove();
-    }
-  });
+  const started = embeddedServerWithoutWatermark();
   const BODY = { prompt: "a blue square", steps: 3, seed: 11, width: 64, height: 64, sampler_name: "Euler a" };
   const txt2img = async (body: Record<string, unknown>) => {
-    const r = await postJson<Txt2Img>(`${s.base}/sdapi/v1/txt2img`, { ...BODY, ...body });
+    const r = await postJson<Txt2Img>(`${started.server.base}/sdapi/v1/txt2img`, { ...BODY, ...body });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     return r.body;
   };
@@ -92,7 +76,7 @@ describe("A1111 txt2img with eta, ENSD and churn on the embedded model", () => {
     const infotext = info.infotexts[0]!;
     expect(infotext).toMatch(/Eta: 0\.5/);
     expect(infotext).toMatch(/ENSD: 31337/);
-    const png = await postJson<{ parameters: Record<string, string> }>(`${s.base}/sdapi/v1/png-info`, {
+    const png = await postJson<{ parameters: Record<string, string> }>(`${started.server.base}/sdapi/v1/png-info`, {
       image: r.images[0],
     });
     const p = png.body.parameters;
@@ -110,12 +94,14 @@ describe("A1111 txt2img with eta, ENSD and churn on the embedded model", () => {
     const viaOverride = await txt2img({ override_settings: { eta_noise_seed_delta: 31337 } });
     const plain = await txt2img({});
     expect(await pixels(plain.images[0]!)).not.toBe(await pixels(viaOverride.images[0]!));
-    expect((await postJson(`${s.base}/sdapi/v1/options`, { eta_noise_seed_delta: 31337 })).status).toBe(200);
+    expect((await postJson(`${started.server.base}/sdapi/v1/options`, { eta_noise_seed_delta: 31337 })).status).toBe(
+      200,
+    );
     try {
       const viaOption = await txt2img({});
       expect(await pixels(viaOption.images[0]!)).toBe(await pixels(viaOverride.images[0]!));
     } finally {
-      await postJson(`${s.base}/sdapi/v1/options`, { eta_noise_seed_delta: 0 });
+      await postJson(`${started.server.base}/sdapi/v1/options`, { eta_noise_seed_delta: 0 });
     }
   });
 
@@ -141,14 +127,14 @@ describe("A1111 txt2img with eta, ENSD and churn on the embedded model", () => {
   });
 
   it("our API takes eta, s_noise, s_churn and eta_noise_seed_delta, and refuses an ENSD past the last seed", async () => {
-    const refused = await postJson<{ error: { message: string } }>(`${s.base}/api/v1/jobs`, {
+    const refused = await postJson<{ error: { message: string } }>(`${started.server.base}/api/v1/jobs`, {
       prompt: "x",
       seed: "18446744073709551615",
       eta_noise_seed_delta: 1,
     });
     expect(refused.status).toBe(422);
     expect(JSON.stringify(refused.body)).toMatch(/eta noise seed delta 1 with seed 18446744073709551615/);
-    const accepted = await postJson<{ id: string }>(`${s.base}/api/v1/jobs`, {
+    const accepted = await postJson<{ id: string }>(`${started.server.base}/api/v1/jobs`, {
       prompt: "x",
       steps: 2,
       width: 64,

@@ -8,6 +8,8 @@ import type { FastifyInstance } from "fastify";
 import { buildApp, type App } from "../../src/server/app.js";
 import { resolveServerConfig, type ServerConfig } from "../../src/server/config.js";
 import type { JobStatus } from "../../src/server/api-types.js";
+import { afterAll, beforeAll } from "vitest";
+import { defaultModelPath } from "../../src/default-model.js";
 import { guardChild } from "../helpers/child-guard.js";
 import { ref } from "../helpers/fixtures.js";
 
@@ -62,6 +64,35 @@ export async function startServer(
     close: async () => {
       await app.close();
       data?.remove();
+    },
+  };
+}
+
+/**
+ * A listening server on the embedded model for the enclosing describe (started before its tests, closed after them),
+ * its compile cache in a temp folder, the robust watermark off: it carries each job's id, so a regenerated image
+ * could not be compared pixel for pixel. Read `.server` inside the tests.
+ */
+export function embeddedServerWithoutWatermark(): { readonly server: TestServer } {
+  let s: TestServer | undefined;
+  const cache = tempDir("diffuse-cache-");
+  beforeAll(async () => {
+    s = await startServer(
+      { cacheDir: cache.path, loadOptions: { threads: 1, cacheDir: cache.path, watermark: false } },
+      { modelPath: defaultModelPath() },
+    );
+  });
+  afterAll(async () => {
+    try {
+      await s?.close();
+    } finally {
+      cache.remove();
+    }
+  });
+  return {
+    get server() {
+      if (!s) throw new Error("the server starts in beforeAll: read .server inside a test");
+      return s;
     },
   };
 }
