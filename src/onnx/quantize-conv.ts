@@ -86,18 +86,15 @@ export function quantizeConv(graph: Graph, opts: QuantizeConvOptions): Graph {
     }
     return p;
   };
+  const quantize = (x: string, p: { scale: string; zeroPoint: string }, q: string, name: string): string => {
+    out.nodes.push({ opType: "QuantizeLinear", name, inputs: [x, p.scale, p.zeroPoint], outputs: [q], attributes: {} });
+    return q;
+  };
   const quantizeTensor = (tensor: string, range: Range): string => {
     let q = quantized.get(tensor);
     if (!q) {
       const p = paramsOf(tensor, range);
-      q = `${tensor}#u8`;
-      out.nodes.push({
-        opType: "QuantizeLinear",
-        name: `${tensor}#quantize`,
-        inputs: [tensor, p.scale, p.zeroPoint],
-        outputs: [q],
-        attributes: {},
-      });
+      q = quantize(tensor, p, `${tensor}#u8`, `${tensor}#quantize`);
       quantized.set(tensor, q);
     }
     return q;
@@ -188,14 +185,7 @@ export function quantizeConv(graph: Graph, opts: QuantizeConvOptions): Graph {
     const yf = `${y}#f32`;
     out.nodes.push({ ...node, inputs: bdq ? [xdq, wdq, bdq] : [xdq, wdq], outputs: [yf] });
     const yp = paramsOf(y, yr);
-    const yq = `${y}#u8`;
-    out.nodes.push({
-      opType: "QuantizeLinear",
-      name: `${y}#quantize`,
-      inputs: [yf, yp.scale, yp.zeroPoint],
-      outputs: [yq],
-      attributes: {},
-    });
+    const yq = quantize(yf, yp, `${y}#u8`, `${y}#quantize`);
     quantized.set(y, yq);
     dequantize(yq, yp, y, `${y}#dequantize`);
   }

@@ -23,6 +23,8 @@ async function generate(
 }
 
 const image = (fixture: string) => golden(fixture).get("image_uint8");
+/** The sd2v-tiny golden's run (its README): DDIM, 4 steps, cfg 7.5, seed 31. */
+const SD2V_RUN = ["--sampler", "DDIM", "--steps", "4", "--cfg", "7.5", "--seed", "31"];
 
 describe.skipIf(!HAVE_REFERENCE)("diffuse generate with every family's tiny model", () => {
   it("SD2 v-prediction (single file, folder as --config, --prediction v): the reference image", async () => {
@@ -33,14 +35,7 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate with every family's tiny mode
       ref("models/sd2v-tiny"),
       "--prediction",
       "v",
-      "--sampler",
-      "DDIM",
-      "--steps",
-      "4",
-      "--cfg",
-      "7.5",
-      "--seed",
-      "31",
+      ...SD2V_RUN,
     ]);
     expect(maxPixelDiff(pixels, image("goldens/sd2v-tiny/txt2img.safetensors"))).toBeLessThanOrEqual(1);
   });
@@ -48,20 +43,7 @@ describe.skipIf(!HAVE_REFERENCE)("diffuse generate with every family's tiny mode
   it("--prediction epsilon overrides the folder's v-prediction; a bad value is refused before loading", async () => {
     // The refusal (before loading: no model, no cache) runs beside the generation.
     const [{ pixels }, bad] = await Promise.all([
-      generate([
-        "--model",
-        ref("models/sd2v-tiny"),
-        "--prediction",
-        "epsilon",
-        "--sampler",
-        "DDIM",
-        "--steps",
-        "4",
-        "--cfg",
-        "7.5",
-        "--seed",
-        "31",
-      ]),
+      generate(["--model", ref("models/sd2v-tiny"), "--prediction", "epsilon", ...SD2V_RUN]),
       runCli(
         [
           "generate",

@@ -19,17 +19,22 @@ function psnr(a: RgbImage, b: RgbImage): number {
 describe("precision int8: the UNet and VAE decoder with int8 layers", () => {
   const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-int8-"));
   const params = { prompt: "a big red star on a blue background", seed: 3, steps: 12 };
-
-  it("calibrates once, generates within 30 dB PSNR of fp32, and keeps both precisions' entries apart", async () => {
+  /** One image at int8 from a fresh load, with the load's status messages. */
+  const generateInt8 = async () => {
     const status: string[] = [];
-    const int8 = await loadPipeline(MODEL, {
+    const pipe = await loadPipeline(MODEL, {
       cacheDir,
       threads: 1,
       precision: "int8",
       onStatus: (m) => status.push(m),
     });
-    const q = (await int8.generate(params)).images[0]!.image;
-    await int8.close();
+    const image = (await pipe.generate(params)).images[0]!.image;
+    await pipe.close();
+    return { image, status };
+  };
+
+  it("calibrates once, generates within 30 dB PSNR of fp32, and keeps both precisions' entries apart", async () => {
+    const { image: q, status } = await generateInt8();
     expect(status.filter((m) => m.startsWith("calibrating"))).toHaveLength(2); // the UNet and the VAE decoder
     const fp32 = await loadPipeline(MODEL, { cacheDir, threads: 1 });
     const f = (await fp32.generate(params)).images[0]!.image;
@@ -49,15 +54,7 @@ describe("precision int8: the UNet and VAE decoder with int8 layers", () => {
     expect(count(/-int8-unet-ranges-.*\.json$/)).toBe(1);
     expect(count(/-calibrate-/)).toBe(0); // the observed fp32 graphs are removed after calibration
 
-    const again: string[] = [];
-    const reload = await loadPipeline(MODEL, {
-      cacheDir,
-      threads: 1,
-      precision: "int8",
-      onStatus: (m) => again.push(m),
-    });
-    const r = (await reload.generate(params)).images[0]!.image;
-    await reload.close();
+    const { image: r, status: again } = await generateInt8();
     expect(again.filter((m) => m.startsWith("calibrating") || m.startsWith("building"))).toEqual([]);
     expect(psnr(r, q)).toBe(Number.POSITIVE_INFINITY); // the kept ranges give the same graph
   }, 120_000);
