@@ -22,8 +22,6 @@ import { DataType, Graph, type InitializerDef, type NodeDef, type ScratchBuffers
 export interface QuantizeWeightsOptions {
   /** Weights to leave as they are (the model's choice), by their initializer. */
   keep?: (weight: InitializerDef) => boolean;
-  /** Weights with fewer elements stay fp32: they save nothing worth a node (default 4096). */
-  minElements?: number;
 }
 
 /** How a weight is read: as a MatMul's right operand (scales per column) or a Gather's table (scales per row). */
@@ -31,7 +29,6 @@ type Reader = "matmul" | "gather";
 
 /** The graph with its eligible weights as int8 + scales, each dequantized once in front of its readers. */
 export function quantizeWeights(graph: Graph, opts: QuantizeWeightsOptions = {}): Graph {
-  const minElements = opts.minElements ?? 4096;
   const inits = graph.initializers;
   // Each initializer's readers: the kind they agree on, or null when any reader is of another kind.
   const readers = new Map<string, Reader | null>();
@@ -48,7 +45,7 @@ export function quantizeWeights(graph: Graph, opts: QuantizeWeightsOptions = {})
   for (const [name, kind] of readers) {
     const w = inits.get(name)!;
     if (!kind || graphOutputs.has(name) || w.dtype !== DataType.FLOAT || w.dims.length !== 2) continue;
-    if (w.dims[0]! * w.dims[1]! < minElements || opts.keep?.(w)) continue;
+    if (opts.keep?.(w)) continue;
     chosen.set(name, { kind, defs: quantizedWeight(w, kind) });
   }
 

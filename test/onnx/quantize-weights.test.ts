@@ -83,7 +83,7 @@ function reference() {
 
 describe("quantizeWeights: weight-only int8 for MatMul weights and Gather tables", () => {
   it("stores the table per row and the weight per column, rounded half to even, within [-127, 127]", () => {
-    const g = quantizeWeights(net(), { minElements: 0 });
+    const g = quantizeWeights(net());
     const ref = reference();
     const table = g.initializers.get("table#int8")!;
     const tableScales = g.initializers.get("table#scale")!;
@@ -114,7 +114,7 @@ describe("quantizeWeights: weight-only int8 for MatMul weights and Gather tables
     const dir = mkdtempSync(join(tmpdir(), "diffuse-qw-"));
     try {
       const modelPath = join(dir, "optimized.onnx");
-      const session = await Session.create(serializeGraph(quantizeWeights(net(), { minElements: 0 })), {
+      const session = await Session.create(serializeGraph(quantizeWeights(net())), {
         threads: 1,
         foldDequantize: true,
         saveOptimized: { modelPath },
@@ -144,19 +144,19 @@ describe("quantizeWeights: weight-only int8 for MatMul weights and Gather tables
     }
   });
 
-  it("leaves small weights, kept ones and weights that other nodes read as they are", () => {
+  it("leaves kept weights and weights that other nodes read as they are", () => {
     const g = new GraphBuilder("mixed");
     const x = g.input("x", DataType.FLOAT, [2, 64], [2, 64]);
-    const big = () => new Float32Array(64 * 64).fill(0.5);
-    const shared = g.initializer("shared", [64, 64], big);
-    const y = g.add(g.matmul(x, shared), g.matmul(x, g.initializer("kept", [64, 64], big)));
-    const z = g.matmul(g.add(y, g.gather(shared, g.int64s([0, 1]), 0)), g.initializer("small", [64, 2], big));
-    g.output(g.matmul(g.concat([z, z], 1), g.initializer("go", [4, 64], big)), "y", [2, 64]);
-    const q = quantizeWeights(g, { minElements: 200, keep: (w) => w.name === "kept" });
+    const halves = () => new Float32Array(64 * 64).fill(0.5);
+    const shared = g.initializer("shared", [64, 64], halves);
+    const y = g.add(g.matmul(x, shared), g.matmul(x, g.initializer("kept", [64, 64], halves)));
+    const z = g.matmul(g.add(y, g.gather(shared, g.int64s([0, 1]), 0)), g.initializer("next", [64, 2], halves));
+    g.output(g.matmul(g.concat([z, z], 1), g.initializer("go", [4, 64], halves)), "y", [2, 64]);
+    const q = quantizeWeights(g, { keep: (w) => w.name === "kept" });
     const inits = [...q.initializers.keys()];
     // "shared" is both a MatMul's weight and a Gather's table: one scale layout cannot serve both.
-    expect(inits).toEqual(expect.arrayContaining(["shared", "kept", "small", "go#int8", "go#scale"]));
+    expect(inits).toEqual(expect.arrayContaining(["shared", "kept", "next#int8", "go#int8", "go#scale"]));
     expect(inits).not.toContain("go");
-    expect(q.nodes.filter((n) => n.opType === "DequantizeLinear")).toHaveLength(1);
+    expect(q.nodes.filter((n) => n.opType === "DequantizeLinear")).toHaveLength(2);
   });
 });
