@@ -22,7 +22,7 @@ import { CLIP_TEXT_IO } from "../src/models/clip-text.js";
 import { UNET_IO } from "../src/models/unet.js";
 import { VAE_IO } from "../src/models/vae.js";
 import { loadPipeline } from "../src/pipeline/load-pipeline.js";
-import type { NetworkName, Networks } from "../src/pipeline/networks.js";
+import type { NetworkName } from "../src/pipeline/networks.js";
 import type { StableDiffusionPipeline } from "../src/pipeline/stable-diffusion.js";
 import type { FeedValue, RunResult, Session } from "../src/runtime/session.js";
 import { ClipTokenizer } from "../src/tokenizer/clip-tokenizer.js";
