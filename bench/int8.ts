@@ -172,6 +172,7 @@ const scratch = args.cache ?? mkdtempSync(join(tmpdir(), "diffuse-int8-"));
 try {
   const open = async (precision: "fp32" | "int8") => {
     const t = performance.now();
+    const cpu = process.cpuUsage();
     const pipe = await loadPipeline(args.checkpoint, {
       cacheDir: scratch,
       threads,
@@ -183,7 +184,9 @@ try {
       onTiming: (t) => t.network && log(`${precision} ${t.network} ${t.phase}: ${t.seconds.toFixed(1)} s`),
     });
     for (const name of args.only.split(",") as NetworkName[]) await pipe.networks.get(name);
-    log(`${precision}: loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    const used = process.cpuUsage(cpu);
+    const cpuSeconds = (used.user + used.system) / 1e6;
+    log(`${precision}: loaded in ${((performance.now() - t) / 1000).toFixed(1)} s (CPU ${cpuSeconds.toFixed(1)} s)`);
     return pipe;
   };
   // int8 first: its calibration holds an observed fp32 network, which must not sit beside a loaded fp32 model
