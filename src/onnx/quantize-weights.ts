@@ -3,20 +3,23 @@ import { quantizePerColumn } from "./quantize-linear.js";
 import { DataType, Graph, type InitializerDef, type NodeDef, type ScratchBuffers } from "./graph.js";
 
 /**
- * Weight-only int8: the large fp32 weights of a graph stored as int8 with fp32 scales, each behind a
- * DequantizeLinear, so that the graph computes in fp32 with slightly rounded weights and its file holds a quarter of
- * the bytes. For networks whose arithmetic is cheap but whose weights are large on disk (a text encoder, run once per
- * generation): no activation is quantized, so nothing needs calibrating.
+ * Weight-only int8: the large fp32 weights of a graph rounded to int8 values times fp32 scales, so that the graph
+ * computes in fp32 with slightly rounded weights and a store keeps a quarter of the bytes (InitializerDef.int8: the
+ * compile cache writes q and the scales, and rebuilds the fp32 values as it loads the entry, as it does for fp16).
+ * For networks whose arithmetic is cheap but whose weights are large on disk (a text encoder, run once per
+ * generation): no activation is quantized, so nothing needs calibrating, and no node changes.
  *
  * - A MatMul's constant [K, N] right operand (a linear layer's transposed weight): symmetric int8 with one scale per
- *   output column (quantize-linear.ts's quantizePerColumn), dequantized along axis 1.
+ *   output column (quantize-linear.ts's quantizePerColumn).
  * - A Gather's constant [rows, D] table (a token embedding): one scale per row (quantize-conv.ts's
- *   quantizePerChannel, a row being a "channel"), dequantized along axis 0, so that a rare token's small row keeps
- *   its own resolution.
+ *   quantizePerChannel, a row being a "channel"), so that a rare token's small row keeps its own resolution.
  *
- * A weight is quantized only when every node reading it is such a reader of the same kind (one DequantizeLinear then
- * serves them all). onnxruntime folds a DequantizeLinear of constants into an fp32 constant at session creation only
- * when its QDQ passes are off (SessionOptions.foldDequantize); otherwise it runs at each call.
+ * A weight is rounded only when every node reading it is such a reader of the same kind.
+ *
+ * Not DequantizeLinear nodes in the graph: onnxruntime either fuses them into 8-bit MatMulNBits (which also
+ * quantizes the activations, and ran a text encoder 8-40x slower) or, with its QDQ passes off, folds them into fp32
+ * constants at session creation at about 20 ns a weight on one thread (SDXL's text encoders took 36 s more to load
+ * on this 2-core machine), holding the folded copy beside the int8 file.
  */
 
 export interface QuantizeWeightsOptions {
@@ -27,7 +30,7 @@ export interface QuantizeWeightsOptions {
 /** How a weight is read: as a MatMul's right operand (scales per column) or a Gather's table (scales per row). */
 type Reader = "matmul" | "gather";
 
-/** The graph with its eligible weights as int8 + scales, each dequantized once in front of its readers. */
+/** The graph with its eligible weights rounded to int8 values times per-row or per-column scales. */
 export function quantizeWeights(graph: Graph, opts: QuantizeWeightsOptions = {}): Graph {
   const inits = graph.initializers;
   // Each initializer's readers: the kind they agree on, or null when any reader is of another kind.
@@ -41,37 +44,14 @@ export function quantizeWeights(graph: Graph, opts: QuantizeWeightsOptions = {})
     });
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
 
-  const chosen = new Map<string, { kind: Reader; defs: [InitializerDef, InitializerDef] }>();
-  for (const [name, kind] of readers) {
-    const w = inits.get(name)!;
-    if (!kind || graphOutputs.has(name) || w.dtype !== DataType.FLOAT || w.dims.length !== 2) continue;
-    if (opts.keep?.(w)) continue;
-    chosen.set(name, { kind, defs: quantizedWeight(w, kind) });
-  }
-
   const out = new Graph(graph.name);
   out.inputs.push(...graph.inputs);
   out.outputs.push(...graph.outputs);
-  const dequantized = (name: string) => `${name}#dequantized`;
-  // The dequantizations first: a node list in topological order stays so.
-  for (const [name, { kind, defs }] of chosen)
-    out.nodes.push({
-      opType: "DequantizeLinear",
-      name: `${name}#dequantize`,
-      inputs: [defs[0].name, defs[1].name],
-      outputs: [dequantized(name)],
-      attributes: { axis: kind === "matmul" ? 1 : 0 },
-    });
-  for (const node of graph.nodes)
-    out.nodes.push(
-      node.inputs.some((i) => chosen.has(i))
-        ? { ...node, inputs: node.inputs.map((i) => (chosen.has(i) ? dequantized(i) : i)) }
-        : node,
-    );
+  out.nodes.push(...graph.nodes);
   for (const [name, def] of inits) {
-    const q = chosen.get(name);
-    if (!q) out.initializers.set(name, def);
-    else for (const d of q.defs) out.initializers.set(d.name, d);
+    const kind = readers.get(name);
+    const eligible = kind && !graphOutputs.has(name) && def.dtype === DataType.FLOAT && def.dims.length === 2;
+    out.initializers.set(name, eligible && !opts.keep?.(def) ? rounded(def, kind) : def);
   }
   return out;
 }
@@ -84,26 +64,25 @@ function readerKind(node: NodeDef, slot: number): Reader | null {
   return null;
 }
 
-/**
- * The int8 tensor and its scales, computed lazily as the graph is serialized: the int8 tensor's loader keeps the
- * scales, so the scale initializer, written next, does not read the weight again.
- */
-function quantizedWeight(w: InitializerDef, kind: Reader): [InitializerDef, InitializerDef] {
+/** `w` rounded: its values q × scale, computed lazily as the graph is serialized, with their int8 form. */
+function rounded(w: InitializerDef, kind: Reader): InitializerDef {
   const [rows, cols] = w.dims as [number, number];
-  let scales: Float32Array | undefined;
-  const quantize = (scratch?: ScratchBuffers) => {
+  const quantized = (scratch?: ScratchBuffers) => {
     const data = w.load(scratch) as Float32Array;
-    const r = kind === "matmul" ? quantizePerColumn(data, rows, cols) : quantizePerChannel(data, rows);
-    scales = r.scales;
-    return r;
+    return kind === "matmul" ? quantizePerColumn(data, rows, cols) : quantizePerChannel(data, rows);
   };
-  return [
-    { name: `${w.name}#int8`, dims: w.dims, dtype: DataType.INT8, load: (s) => quantize(s).q },
-    {
-      name: `${w.name}#scale`,
-      dims: [kind === "matmul" ? cols : rows],
-      dtype: DataType.FLOAT,
-      load: (s) => scales ?? quantize(s).scales,
+  return {
+    name: w.name,
+    dims: w.dims,
+    dtype: DataType.FLOAT,
+    load: (scratch) => {
+      const { q, scales } = quantized(scratch);
+      // The weight as read is no longer needed: its buffer takes the rounded values.
+      const out = scratch ? scratch(0, q.length) : new Float32Array(q.length);
+      if (kind === "matmul") for (let i = 0; i < q.length; i++) out[i] = q[i]! * scales[i % cols]!;
+      else for (let i = 0; i < q.length; i++) out[i] = q[i]! * scales[Math.floor(i / cols)]!;
+      return out;
     },
-  ];
+    int8: { axis: kind === "matmul" ? 1 : 0, quantized },
+  };
 }

@@ -306,16 +306,10 @@ export class CachedSessions<N extends string> {
     const patched = patches !== undefined && patches.size > 0;
     try {
       // onnxruntime's QLinearConv runs about twice as fast on weights it packed at load; they are int8, a quarter
-      // of the fp32 weights the packing is off for (SessionOptions.prepack). Weight-only int8 weights become fp32
-      // constants as the session is created (SessionOptions.foldDequantize).
+      // of the fp32 weights the packing is off for (SessionOptions.prepack).
       const { session, weights } = await this.cache.openLive(
         entry,
-        {
-          ...this.opts,
-          ...this.sessionOptions(name),
-          ...(form ? { prepack: true } : {}),
-          ...(weightOnly ? { foldDequantize: true } : {}),
-        },
+        { ...this.opts, ...this.sessionOptions(name), ...(form ? { prepack: true } : {}) },
         patches,
       );
       if (weights) this.live.set(name, { session, weights, graph: this.weightIndexOf(graph, graphNow) });

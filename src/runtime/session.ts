@@ -38,15 +38,6 @@ export interface SessionOptions {
    * rewritten in place (live-weights.ts: LoRAs) need every weight mapped.
    */
   weightsInPlace?: boolean;
-  /**
-   * Dequantize constant weights once, at session creation (default: no): every DequantizeLinear of initializers
-   * becomes an fp32 constant (onnxruntime's constant folding, which skips them while its QDQ passes are on), so the
-   * session computes the fp32 graph with the rounded weights. Without it onnxruntime keeps such a node: before a
-   * MatMul it fuses it into an 8-bit MatMulNBits, which also quantizes the activations, and before a Gather it
-   * dequantizes the whole table at every run. It turns off the QDQ passes that int8 activations need, so only for
-   * weight-only int8 graphs (models/precision.ts: weightOnlyInt8Graph).
-   */
-  foldDequantize?: boolean;
   /** Whether onnxruntime's threads spin for more work after a run (default: yes, its own default). */
   spinning?: boolean;
 }
@@ -84,10 +75,7 @@ export class Session {
       // are noise on a user's terminal; errors still surface as exceptions.
       logSeverityLevel: 3,
       extra: {
-        session: {
-          ...(opts.prepack ? {} : { disable_prepacking: "1" }),
-          ...(opts.foldDequantize ? { disable_quant_qdq: "1" } : {}),
-        },
+        ...(opts.prepack ? {} : { session: { disable_prepacking: "1" } }),
         ...(opts.weightsInPlace ? { optimization: { disable_specified_optimizers: "NchwcTransformer" } } : {}),
         ...(opts.spinning === false ? { "session.intra_op.allow_spinning": "0" } : {}),
       },

@@ -1,6 +1,3 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { GraphBuilder } from "../../src/onnx/builder.js";
 import { DataType } from "../../src/onnx/graph.js";
@@ -76,72 +73,57 @@ function quantized(values: number[]): { q: number[]; scale: number } {
 function reference() {
   const rows = [...Array(V).keys()].map((r) => quantized([...TABLE.slice(r * D, (r + 1) * D)]));
   const cols = [...Array(N).keys()].map((c) => quantized([...Array(D).keys()].map((k) => WEIGHT[k * N + c]!)));
-  const table = rows.flatMap(({ q, scale }) => q.map((v) => v * scale));
-  const weight = [...Array(D * N).keys()].map((i) => cols[i % N]!.q[Math.floor(i / N)]! * cols[i % N]!.scale);
+  // fp32 values: each q times its fp32 scale, rounded to fp32.
+  const times = (q: number, scale: number) => Math.fround(q * Math.fround(scale));
+  const table = rows.flatMap(({ q, scale }) => q.map((v) => times(v, scale)));
+  const weight = [...Array(D * N).keys()].map((i) => times(cols[i % N]!.q[Math.floor(i / N)]!, cols[i % N]!.scale));
   return { rows, cols, table, weight };
 }
 
 describe("quantizeWeights: weight-only int8 for MatMul weights and Gather tables", () => {
-  it("stores the table per row and the weight per column, rounded half to even, within [-127, 127]", () => {
+  it("rounds the table per row and the weight per column, half to even, within [-127, 127]", () => {
     const g = quantizeWeights(net());
     const ref = reference();
-    const table = g.initializers.get("table#int8")!;
-    const tableScales = g.initializers.get("table#scale")!;
-    expect(table.dtype).toBe(DataType.INT8);
-    expect(table.dims).toEqual([V, D]);
-    expect(tableScales.dims).toEqual([V]);
-    expect([...(table.load() as Int8Array)]).toEqual(ref.rows.flatMap((r) => r.q));
-    expect([...(table.load() as Int8Array)].slice(0, 2 * D)).toEqual([127, 2, -4, 0, 0, 0, 0, 0]);
-    expect(Math.min(...(table.load() as Int8Array))).toBe(-127); // row 2's -8 is -127, not -128
-    const ts = tableScales.load() as Float32Array;
-    ref.rows.forEach((r, i) => expect(ts[i]).toBe(Math.fround(r.scale)));
-    expect(ts[1]).toBe(1); // the zero row
+    const table = g.initializers.get("table")!;
+    const w = g.initializers.get("w")!;
+    // The graph is the fp32 one: same nodes, same fp32 initializers, their values rounded.
+    expect(g.nodes).toEqual(net().nodes);
+    expect([table.dtype, w.dtype]).toEqual([DataType.FLOAT, DataType.FLOAT]);
+    expect([table.int8?.axis, w.int8?.axis]).toEqual([0, 1]);
 
-    const w = g.initializers.get("w#int8")!;
-    const ws = g.initializers.get("w#scale")!;
-    expect(w.dims).toEqual([D, N]);
-    expect(ws.dims).toEqual([N]);
-    const wq = [...(w.load() as Int8Array)];
-    expect(wq).toEqual([...Array(D * N).keys()].map((i) => ref.cols[i % N]!.q[Math.floor(i / N)]!));
-    expect([0, 1, 2, 3].map((k) => wq[k * N])).toEqual([127, -127, 2, -2]); // 1.5 -> 2, -2.5 -> -2
-    expect([0, 1, 2, 3].map((k) => wq[k * N + 1])).toEqual([0, 0, 0, 0]);
-    expect(g.initializers.has("table")).toBe(false);
-    expect(g.initializers.has("w")).toBe(false);
-    expect(g.nodes.filter((n) => n.opType === "DequantizeLinear").map((n) => n.attributes.axis)).toEqual([0, 1]);
+    const t = table.int8!.quantized();
+    expect([...t.q]).toEqual(ref.rows.flatMap((r) => r.q));
+    expect([...t.q].slice(0, 2 * D)).toEqual([127, 2, -4, 0, 0, 0, 0, 0]);
+    expect(Math.min(...t.q)).toBe(-127); // row 2's -8 is -127, not -128
+    expect([...t.scales]).toEqual(ref.rows.map((r) => Math.fround(r.scale)));
+    expect(t.scales[1]).toBe(1); // the zero row
+    expect([...(table.load() as Float32Array)]).toEqual(ref.table);
+
+    const c = w.int8!.quantized();
+    expect([...c.q]).toEqual([...Array(D * N).keys()].map((i) => ref.cols[i % N]!.q[Math.floor(i / N)]!));
+    expect([0, 1, 2, 3].map((k) => c.q[k * N])).toEqual([127, -127, 2, -2]); // 1.5 -> 2, -2.5 -> -2
+    expect([0, 1, 2, 3].map((k) => c.q[k * N + 1])).toEqual([0, 0, 0, 0]);
+    expect([...c.scales]).toEqual(ref.cols.map((r) => Math.fround(r.scale)));
+    expect([...(w.load() as Float32Array)]).toEqual(ref.weight);
   });
 
-  it("computes with the rounded weights in fp32, dequantized once as the session is created", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "diffuse-qw-"));
-    try {
-      const modelPath = join(dir, "optimized.onnx");
-      const session = await Session.create(serializeGraph(quantizeWeights(net())), {
-        threads: 1,
-        foldDequantize: true,
-        saveOptimized: { modelPath },
-      });
-      const out = await session.run({ ids: { data: IDS, dims: [2, 3] } });
-      await session.release();
-      // What onnxruntime runs: the fp32 graph, its DequantizeLinear nodes folded into constants.
-      const optimized = readFileSync(modelPath);
-      expect(optimized.includes("DequantizeLinear")).toBe(false);
-      expect(optimized.includes("MatMulNBits")).toBe(false);
-
-      const { table, weight } = reference();
-      const ids = [...IDS].map(Number);
-      const e = ids.flatMap((id) => table.slice(id * D, (id + 1) * D));
-      const close = (a: number, b: number) =>
-        expect(Math.abs(a - b)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(b)));
-      e.forEach((v, i) => close(out.e!.data[i]!, v));
-      expect(out.e!.data.slice(3 * D, 4 * D)).toEqual(new Float32Array(D)); // token 1: the zero row
-      for (let t = 0; t < ids.length; t++)
-        for (let n = 0; n < N; n++) {
-          let acc = 0;
-          for (let k = 0; k < D; k++) acc += e[t * D + k]! * weight[k * N + n]!;
-          close(out.y!.data[t * N + n]!, acc);
-        }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  it("computes with the rounded weights in fp32", async () => {
+    const session = await Session.create(serializeGraph(quantizeWeights(net())), { threads: 1 });
+    const out = await session.run({ ids: { data: IDS, dims: [2, 3] } });
+    await session.release();
+    const { table, weight } = reference();
+    const close = (a: number, b: number) =>
+      expect(Math.abs(a - b)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(b)));
+    const ids = [...IDS].map(Number);
+    const e = ids.flatMap((id) => table.slice(id * D, (id + 1) * D));
+    e.forEach((v, i) => close(out.e!.data[i]!, v));
+    expect(out.e!.data.slice(3 * D, 4 * D)).toEqual(new Float32Array(D)); // token 1: the zero row
+    for (let t = 0; t < ids.length; t++)
+      for (let n = 0; n < N; n++) {
+        let acc = 0;
+        for (let k = 0; k < D; k++) acc += e[t * D + k]! * weight[k * N + n]!;
+        close(out.y!.data[t * N + n]!, acc);
+      }
   });
 
   it("leaves kept weights and weights that other nodes read as they are", () => {
@@ -153,10 +135,9 @@ describe("quantizeWeights: weight-only int8 for MatMul weights and Gather tables
     const z = g.matmul(g.add(y, g.gather(shared, g.int64s([0, 1]), 0)), g.initializer("next", [64, 2], halves));
     g.output(g.matmul(g.concat([z, z], 1), g.initializer("go", [4, 64], halves)), "y", [2, 64]);
     const q = quantizeWeights(g, { keep: (w) => w.name === "kept" });
-    const inits = [...q.initializers.keys()];
+    const rounded = [...q.initializers.values()].filter((i) => i.int8).map((i) => i.name);
     // "shared" is both a MatMul's weight and a Gather's table: one scale layout cannot serve both.
-    expect(inits).toEqual(expect.arrayContaining(["shared", "kept", "next#int8", "go#int8", "go#scale"]));
-    expect(inits).not.toContain("go");
-    expect(q.nodes.filter((n) => n.opType === "DequantizeLinear")).toHaveLength(2);
+    expect(rounded).toEqual(["next", "go"]);
+    expect([...q.initializers.keys()]).toEqual([...g.initializers.keys()]);
   });
 });
