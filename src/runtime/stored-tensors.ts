@@ -51,9 +51,7 @@ export class StoredTensors {
       seg.storedOffset + seg.storedLength > this.size ||
       seg.length % 4 !== 0
     ) {
-      throw new InternalError(
-        `${this.path}: a segment [${seg.storedOffset}, +${seg.storedLength}] (${seg.format}) does not fit the weights file; the cache entry is damaged`,
-      );
+      throw this.damaged(seg);
     }
     for (let done = 0; done < seg.storedLength; ) {
       const n = Math.min(CHUNK, seg.storedLength - done);
@@ -86,9 +84,7 @@ export class StoredTensors {
       seg.offset + seg.length > fileBytes ||
       seg.storedOffset + seg.storedLength > this.size
     ) {
-      throw new InternalError(
-        `${this.path}: a segment [${seg.storedOffset}, +${seg.storedLength}] (${seg.format}) does not fit the weights file; the cache entry is damaged`,
-      );
+      throw this.damaged(seg);
     }
     const scales = new Float32Array(scaleCount);
     readFully(this.fd, new Uint8Array(scales.buffer), 4 * scaleCount, seg.storedOffset);
@@ -102,6 +98,12 @@ export class StoredTensors {
       take(this.outBytes.subarray(0, 4 * n), 4 * done);
       done += n;
     }
+  }
+
+  private damaged(seg: ExternalSegment): InternalError {
+    return new InternalError(
+      `${this.path}: a segment [${seg.storedOffset}, +${seg.storedLength}] (${seg.format}) does not fit the weights file; the cache entry is damaged`,
+    );
   }
 
   /** The segment's fp32 values written into `values` (exactly its length). */
