@@ -67,10 +67,18 @@ export function expandInt8Into(
 ): void {
   if (format === "i8-cols") {
     const n = scales.length;
-    for (let i = 0, c = at % n; i < q.length; i++, c = c + 1 === n ? 0 : c + 1) out[i] = q[i]! * scales[c]!;
-  } else {
-    const per = count / scales.length;
-    for (let i = 0; i < q.length; i++) out[i] = q[i]! * scales[Math.floor((at + i) / per)]!;
+    for (let i = 0, c = at % n; i < q.length; i++) {
+      out[i] = q[i]! * scales[c]!;
+      if (++c === n) c = 0;
+    }
+    return;
+  }
+  // Row by row: one scale for a run of values.
+  const per = count / scales.length;
+  for (let i = 0, row = Math.floor(at / per); i < q.length; row++) {
+    const s = scales[row]!;
+    const end = Math.min(q.length, (row + 1) * per - at);
+    for (; i < end; i++) out[i] = q[i]! * s;
   }
 }
 
