@@ -6,21 +6,26 @@
  * done, which other processes on the cores do not stretch), with the output's relative error int8 vs fp32 on the
  * same inputs. With --trajectory N: a generation of N Euler a steps at both precisions, same seed: the relative
  * error of the UNet's output at each step (each along its own trajectory) and of the final latents.
+ * Text encoders (`--only text_encoder,text_encoder_2`; their int8 form is weight-only): a few prompts' conditioning,
+ * the last and penultimate hidden states and the pooled output, int8 vs fp32 (the worst prompt's error).
  *
  *   npx tsx bench/int8.ts --checkpoint /tmp/bench-ckpt/sd1-19c245a19a-f16 --px 512 --runs 3 --trajectory 20
  *   npx tsx bench/int8.ts --checkpoint ... --only unet --cache /tmp/int8-cache   (keeps the built entries)
+ *   npx tsx bench/int8.ts --checkpoint ... --only text_encoder,text_encoder_2 --runs 3
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { timeIdCount } from "../src/configs/pipeline.js";
+import { CLIP_TEXT_IO } from "../src/models/clip-text.js";
 import { UNET_IO } from "../src/models/unet.js";
 import { VAE_IO } from "../src/models/vae.js";
 import { loadPipeline } from "../src/pipeline/load-pipeline.js";
-import type { NetworkName, Networks } from "../src/pipeline/networks.js";
+import type { NetworkName } from "../src/pipeline/networks.js";
 import type { StableDiffusionPipeline } from "../src/pipeline/stable-diffusion.js";
-import type { FeedValue, Session } from "../src/runtime/session.js";
+import type { FeedValue, RunResult, Session } from "../src/runtime/session.js";
+import { ClipTokenizer } from "../src/tokenizer/clip-tokenizer.js";
 import { randn } from "./network-rows.js";
 
 const { values: args } = parseArgs({
@@ -52,15 +57,63 @@ function relError(a: Float32Array, ref: Float32Array): number {
   return Math.sqrt(num / den);
 }
 
-function feedsFor(nets: Networks, name: NetworkName): { feeds: Record<string, FeedValue>; out: string } {
-  const { config } = nets.checkpoint;
+/** The prompts a text encoder's conditioning is compared on. */
+const PROMPTS = [
+  "",
+  "a photograph of an astronaut riding a horse on mars",
+  "an oil painting of a harbour with sailing boats, warm evening light, by a famous impressionist",
+  "portrait of an old fisherman, dramatic lighting, 85mm, highly detailed, (smile:1.2)",
+];
+
+/** What a network's output is compared on: for a text encoder, its parts the pipeline conditions on, per prompt. */
+type Compared = (r: Record<string, RunResult>) => Record<string, Float32Array[]>;
+
+async function feedsFor(
+  pipe: StableDiffusionPipeline,
+  name: NetworkName,
+): Promise<{ feeds: Record<string, FeedValue>; outs: string[]; compared: Compared }> {
+  const { config } = pipe.networks.checkpoint;
   const size = px / 8;
+  if (name === "text_encoder" || name === "text_encoder_2") {
+    const te = name === "text_encoder" ? config.textEncoder : config.textEncoder2!;
+    const tokenizer =
+      name === "text_encoder_2" && args["tokenizer-2"]
+        ? await ClipTokenizer.load(args["tokenizer-2"], { defaultPadToken: "!" })
+        : pipe.tokenizer;
+    const ids = BigInt64Array.from(
+      PROMPTS.flatMap((p) => tokenizer.encode(p)),
+      (v) => BigInt(v),
+    );
+    const n = PROMPTS.length;
+    const h = te.hiddenSize;
+    const perPrompt = (data: Float32Array) =>
+      PROMPTS.map((_, i) => data.subarray((i * data.length) / n, ((i + 1) * data.length) / n));
+    const pooled = te.projectionDim !== null ? CLIP_TEXT_IO.textEmbeds : CLIP_TEXT_IO.pooled;
+    return {
+      feeds: {
+        [CLIP_TEXT_IO.inputIds]: { data: ids, dims: [n, 77] },
+        [CLIP_TEXT_IO.extraTokens]: { data: new Float32Array(h), dims: [1, h] },
+      },
+      outs: [CLIP_TEXT_IO.lastHidden, CLIP_TEXT_IO.hiddenStates, pooled],
+      compared: (r) => {
+        const states = r[CLIP_TEXT_IO.hiddenStates]!.data;
+        const layer = states.length / (te.numHiddenLayers + 1);
+        return {
+          last: perPrompt(r[CLIP_TEXT_IO.lastHidden]!.data),
+          penultimate: perPrompt(states.subarray((te.numHiddenLayers - 1) * layer, te.numHiddenLayers * layer)),
+          pooled: perPrompt(r[pooled]!.data),
+        };
+      },
+    };
+  }
+  const single = (feeds: Record<string, FeedValue>, out: string) => ({
+    feeds,
+    outs: [out],
+    compared: ((r) => ({ output: [r[out]!.data] })) as Compared,
+  });
   if (name === "vae_decoder") {
     const c = config.vae.latentChannels;
-    return {
-      feeds: { [VAE_IO.latent]: { data: randn(c * size * size, 2), dims: [1, c, size, size] } },
-      out: VAE_IO.decoded,
-    };
+    return single({ [VAE_IO.latent]: { data: randn(c * size * size, 2), dims: [1, c, size, size] } }, VAE_IO.decoded);
   }
   const u = config.unet;
   const feeds: Record<string, FeedValue> = {
@@ -74,15 +127,26 @@ function feedsFor(nets: Networks, name: NetworkName): { feeds: Record<string, Fe
     feeds[UNET_IO.textEmbeds] = { data: randn(2 * pooled, 6), dims: [2, pooled] };
     feeds[UNET_IO.timeIds] = { data: Float32Array.from([px, px, 0, 0, px, px, px, px, 0, 0, px, px]), dims: [2, ids] };
   }
-  return { feeds, out: UNET_IO.out };
+  return single(feeds, UNET_IO.out);
 }
 
-async function timed(session: Session, feeds: Record<string, FeedValue>, out: string) {
+async function timed(session: Session, feeds: Record<string, FeedValue>, outs: string[]) {
   const t = performance.now();
   const cpu = process.cpuUsage();
-  const r = await session.run(feeds, [out]);
+  const r = await session.run(feeds, outs);
   const used = process.cpuUsage(cpu);
-  return { seconds: (performance.now() - t) / 1000, cpu: (used.user + used.system) / 1e6, data: r[out]!.data };
+  return { seconds: (performance.now() - t) / 1000, cpu: (used.user + used.system) / 1e6, outputs: r };
+}
+
+/** Each compared part's relative error int8 vs fp32: of its worst prompt, where it has several. */
+function errors(compared: Compared, q: Record<string, RunResult>, ref: Record<string, RunResult>): string {
+  const a = compared(q);
+  const b = compared(ref);
+  const parts = Object.entries(b).map(([part, refs]) => {
+    const worst = Math.max(...refs.map((r, i) => relError(a[part]![i]!, r)));
+    return `${part} ${(100 * worst).toFixed(2)}%`;
+  });
+  return parts.length === 1 ? parts[0]!.replace(/^\S+ /, "") : parts.join(", ");
 }
 
 /** A generation's UNet outputs (one per model call) and its final latents. */
@@ -108,6 +172,7 @@ const scratch = args.cache ?? mkdtempSync(join(tmpdir(), "diffuse-int8-"));
 try {
   const open = async (precision: "fp32" | "int8") => {
     const t = performance.now();
+    const cpu = process.cpuUsage();
     const pipe = await loadPipeline(args.checkpoint, {
       cacheDir: scratch,
       threads,
@@ -119,7 +184,9 @@ try {
       onTiming: (t) => t.network && log(`${precision} ${t.network} ${t.phase}: ${t.seconds.toFixed(1)} s`),
     });
     for (const name of args.only.split(",") as NetworkName[]) await pipe.networks.get(name);
-    log(`${precision}: loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    const used = process.cpuUsage(cpu);
+    const cpuSeconds = (used.user + used.system) / 1e6;
+    log(`${precision}: loaded in ${((performance.now() - t) / 1000).toFixed(1)} s (CPU ${cpuSeconds.toFixed(1)} s)`);
     return pipe;
   };
   // int8 first: its calibration holds an observed fp32 network, which must not sit beside a loaded fp32 model
@@ -129,15 +196,15 @@ try {
   const rows: string[] = [];
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   for (const name of args.only.split(",") as NetworkName[]) {
-    const { feeds, out } = feedsFor(fp32.networks, name);
+    const { feeds, outs, compared } = await feedsFor(fp32, name);
     const s = { fp32: await fp32.networks.get(name), int8: await int8.networks.get(name) };
-    const ref = await timed(s.fp32, feeds, out); // warm-ups
-    const q = await timed(s.int8, feeds, out);
-    const err = relError(q.data, ref.data);
+    const ref = await timed(s.fp32, feeds, outs); // warm-ups
+    const q = await timed(s.int8, feeds, outs);
+    const err = errors(compared, q.outputs, ref.outputs);
     const t = { fp32: [] as number[], int8: [] as number[], fp32cpu: [] as number[], int8cpu: [] as number[] };
     for (let i = 0; i < Number(args.runs); i++) {
       for (const p of ["fp32", "int8"] as const) {
-        const r = await timed(s[p], feeds, out);
+        const r = await timed(s[p], feeds, outs);
         t[p].push(r.seconds);
         t[`${p}cpu`].push(r.cpu);
       }
@@ -150,7 +217,7 @@ try {
       Object.assign(t, { fp32: [ref.seconds], int8: [q.seconds], fp32cpu: [ref.cpu], int8cpu: [q.cpu] });
     const [f, i8, fc, ic] = [med(t.fp32), med(t.int8), med(t.fp32cpu), med(t.int8cpu)];
     rows.push(
-      `| ${name} ${px}px | ${f.toFixed(2)} | ${i8.toFixed(2)} | ${(f / i8).toFixed(2)}x | ${fc.toFixed(2)} | ${ic.toFixed(2)} | ${(fc / ic).toFixed(2)}x | ${(100 * err).toFixed(2)}% |`,
+      `| ${name} ${px}px | ${f.toFixed(2)} | ${i8.toFixed(2)} | ${(f / i8).toFixed(2)}x | ${fc.toFixed(2)} | ${ic.toFixed(2)} | ${(fc / ic).toFixed(2)}x | ${err} |`,
     );
   }
   const lines = [

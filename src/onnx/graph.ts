@@ -80,6 +80,18 @@ export interface InitializerDef {
   readonly load: (scratch?: ScratchBuffers) => TensorData;
   /** Set for the checkpoint's weights (not for the graph's own constants). */
   readonly origin?: WeightOrigin;
+  /** Set where the fp32 values are exactly int8 values times a scale per row or column (Int8Values). */
+  readonly int8?: Int8Values;
+}
+
+/**
+ * An fp32 2-D tensor whose values are exactly q × scale (q an int8 in [-127, 127], one scale per row for axis 0, per
+ * column for axis 1; onnx/quantize-weights.ts): a store may keep q and the scales, a quarter of the bytes, and give
+ * back the same fp32 values (each the fp32 product q × scale).
+ */
+export interface Int8Values {
+  readonly axis: 0 | 1;
+  quantized(scratch?: ScratchBuffers): { q: Int8Array; scales: Float32Array };
 }
 
 export interface GraphIO {

@@ -44,7 +44,7 @@ export interface ExternalDataOptions {
    * loader can rebuild that file from `path`. Without it, `path` is that file. The bytes it returns are written
    * before it is called again (so it may reuse one buffer).
    */
-  encode?: (data: Float32Array) => { format: string; bytes: Uint8Array };
+  encode?: (data: Float32Array, init: InitializerDef) => { format: string; bytes: Uint8Array };
 }
 
 /** Where one external tensor is: in the plain file the graph references, and in the file written. */
@@ -89,7 +89,8 @@ export function writeGraph(graph: Graph, opts: SerializeOptions = {}): WrittenGr
       if (fd !== undefined && bytes.length >= EXTERNAL_THRESHOLD_BYTES) {
         offset = align(offset);
         stored = align(stored);
-        const encoded = ext!.encode && data instanceof Float32Array ? ext!.encode(data) : { format: "raw", bytes };
+        const encoded =
+          ext!.encode && data instanceof Float32Array ? ext!.encode(data, init) : { format: "raw", bytes };
         let written = 0;
         while (written < encoded.bytes.length)
           written += writeSync(fd, encoded.bytes, written, encoded.bytes.length - written, stored + written);

@@ -2,7 +2,14 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildClipText } from "../models/clip-text.js";
-import { calibratedTensors, int8Graph, type Int8Network, type Precision } from "../models/precision.js";
+import {
+  calibratedTensors,
+  int8Graph,
+  weightOnlyInt8Graph,
+  type Int8Network,
+  type Precision,
+  type WeightOnlyInt8Network,
+} from "../models/precision.js";
 import { buildUNet } from "../models/unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "../models/vae.js";
 import type { AttentionKind } from "../onnx/builder.js";
@@ -72,8 +79,8 @@ export interface NetworkOptions extends SessionOptions {
   cacheWeights?: "compact" | "fp32";
   /**
    * "int8": the UNet's and the VAE decoder's heavy layers in int8 (models/precision.ts says which), faster on CPUs
-   * with VNNI for a small loss of accuracy; "fp32" (default): everything in fp32. Each precision has its own cache
-   * entries.
+   * with VNNI for a small loss of accuracy, and the text encoders' weights stored as int8 (computed in fp32);
+   * "fp32" (default): everything in fp32. Each precision has its own cache entries.
    */
   precision?: Precision;
   /**
@@ -182,6 +189,8 @@ export class CachedSessions<N extends string> {
     private readonly buildInputs?: (name: N) => string,
     /** The int8 calibration the model's folder ships (int8-shipped-calibration.ts), used before measuring one. */
     private readonly shippedCalibration?: string,
+    /** Which networks have a weight-only int8 form instead (models/precision.ts: no calibration, fp32 arithmetic). */
+    private readonly weightOnlyInt8Form: (name: N) => WeightOnlyInt8Network | undefined = () => undefined,
   ) {}
 
   /** A session, created on first request. */
@@ -256,10 +265,13 @@ export class CachedSessions<N extends string> {
     const blockSize = await this.nchwcBlockSize();
     const attention = this.opts.attention ?? DEFAULT_ATTENTION;
     const form = this.opts.precision === "int8" ? this.int8Form(name) : undefined;
+    const weightOnly = this.opts.precision === "int8" && !form ? this.weightOnlyInt8Form(name) : undefined;
+    const int8 = form !== undefined || weightOnly !== undefined;
     // An int8 entry sits beside the fp32 one: neither key's prefix starts the other's, so building one keeps the other.
-    const prefix = `${this.sha256.slice(0, 24)}-${form ? "int8-" : ""}${name}-`;
-    // An int8 graph holds its calibrated scales, which no memo id describes: it is always built.
-    const memo = form ? undefined : this.memoId(name, attention, blockSize);
+    const prefix = `${this.sha256.slice(0, 24)}-${int8 ? "int8-" : ""}${name}-`;
+    // An int8 graph holds its calibrated scales, which no memo id describes: it is always built. The memo's ids
+    // describe fp32 builds only, so a weight-only int8 graph is built too (the text encoders: well under a second).
+    const memo = int8 ? undefined : this.memoId(name, attention, blockSize);
     const memoKey = memo && this.keyMemo.get(memo);
     let graph: Graph | undefined;
     let key: string;
@@ -268,8 +280,9 @@ export class CachedSessions<N extends string> {
       let built = this.build(name, attention);
       // An int8 graph holds its calibrated scales, so calibration comes before its key.
       if (form) built = int8Graph(form, built, await this.activationRanges(form, blockSize));
+      if (weightOnly) built = weightOnlyInt8Graph(weightOnly, built);
       graph = nchwcLayout(built, blockSize);
-      key = `${prefix}${this.graphDigest(graph, blockSize, form ? "int8" : "fp32")}`;
+      key = `${prefix}${this.graphDigest(graph, blockSize, int8 ? "int8" : "fp32")}`;
       if (memo) this.keyMemo.set(memo, key);
     }
     // Found by the memo (fp32 only), the graph is built only where it is needed: a change's patches, a cache miss.
@@ -480,6 +493,7 @@ export class Networks extends CachedSessions<NetworkName> {
           textEncoderFolders: checkpoint.textEncoderFolders,
         }),
       shippedCalibrationPath(checkpoint),
+      (name) => (name === "text_encoder" || name === "text_encoder_2" ? "text_encoder" : undefined),
     );
   }
 

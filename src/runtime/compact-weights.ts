@@ -1,14 +1,19 @@
 import { InternalError } from "../errors.js";
+import type { InitializerDef } from "../onnx/graph.js";
 
 /**
  * fp32 weights kept on disk in half the bytes, exactly: a tensor whose every value is an IEEE half (what an fp16
  * checkpoint converts to) is stored as fp16, one whose values all have a zero low half (from bf16) as bf16, any
  * other as it is. Converting back gives the same fp32 bits, so a cached graph computes what the fp32 one did; an
  * fp32 checkpoint stays fp32 (its values are not halves), and a layout permutation of such weights (nchwc-layout.ts)
- * keeps them halves.
+ * keeps them halves. A tensor whose values are int8 values times per-row or per-column scales (InitializerDef.int8:
+ * weight-only int8, onnx/quantize-weights.ts) is stored as its scales (fp32) then its int8 values, and given back
+ * as the same fp32 products.
  */
 
-export type StoredFormat = "f16" | "bf16" | "f32";
+export type StoredFormat = "f16" | "bf16" | "f32" | Int8Format;
+/** int8 values with one fp32 scale per row (of the tensor's last axis) or per column. */
+export type Int8Format = "i8-rows" | "i8-cols";
 
 export interface CompactTensor {
   format: StoredFormat;
@@ -25,9 +30,10 @@ export function compactTensor(data: Float32Array): CompactTensor {
  * returns are valid until the next call): a 3.4 GB graph is encoded tensor by tensor without allocating each
  * tensor's output afresh, which costs page faults that dominate on some virtual machines.
  */
-export function compactEncoder(): (data: Float32Array) => CompactTensor {
+export function compactEncoder(): (data: Float32Array, init?: Pick<InitializerDef, "int8">) => CompactTensor {
   let scratch = new Uint16Array(0);
-  return (data) => {
+  return (data, init) => {
+    if (init?.int8) return int8Tensor(init.int8, data.length);
     if (scratch.length < data.length) scratch = new Uint16Array(data.length);
     const out = scratch.subarray(0, data.length);
     const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
@@ -35,6 +41,45 @@ export function compactEncoder(): (data: Float32Array) => CompactTensor {
     if (toBfloatExactly(bits, out)) return { format: "bf16", bytes: new Uint8Array(out.buffer, 0, out.byteLength) };
     return { format: "f32", bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   };
+}
+
+/** Scales then int8 values, as StoredTensors reads an Int8Format back. */
+function int8Tensor(int8: NonNullable<InitializerDef["int8"]>, length: number): CompactTensor {
+  const { q, scales } = int8.quantized();
+  if (q.length !== length) throw new InternalError(`int8 values: ${q.length} for a tensor of ${length}`);
+  const bytes = new Uint8Array(scales.byteLength + q.byteLength);
+  bytes.set(new Uint8Array(scales.buffer, scales.byteOffset, scales.byteLength));
+  bytes.set(new Uint8Array(q.buffer, q.byteOffset, q.byteLength), scales.byteLength);
+  return { format: int8.axis === 0 ? "i8-rows" : "i8-cols", bytes };
+}
+
+/**
+ * The fp32 values of int8 `q` (elements `at`, `at` + 1, ... of a tensor of `scales.length` rows or columns and
+ * `count` elements) into `out`: each q × its row's or column's scale.
+ */
+export function expandInt8Into(
+  format: Int8Format,
+  scales: Float32Array,
+  count: number,
+  q: Int8Array,
+  at: number,
+  out: Float32Array,
+): void {
+  if (format === "i8-cols") {
+    const n = scales.length;
+    for (let i = 0, c = at % n; i < q.length; i++) {
+      out[i] = q[i]! * scales[c]!;
+      if (++c === n) c = 0;
+    }
+    return;
+  }
+  // Row by row: one scale for a run of values.
+  const per = count / scales.length;
+  for (let i = 0, row = Math.floor(at / per); i < q.length; row++) {
+    const s = scales[row]!;
+    const end = Math.min(q.length, (row + 1) * per - at);
+    for (; i < end; i++) out[i] = q[i]! * s;
+  }
 }
 
 function toHalfExactly(bits: Uint32Array, out: Uint16Array): boolean {
@@ -94,6 +139,8 @@ function halfTable(): Uint32Array {
 
 /** Writes the fp32 values of `stored` (in `format`) into `out`, which holds exactly as many elements. */
 export function expandInto(format: StoredFormat, stored: Uint8Array, out: Float32Array): void {
+  if (format === "i8-rows" || format === "i8-cols")
+    throw new InternalError(`stored ${format} data expands with its scales (expandInt8Into)`);
   const outBits = new Uint32Array(out.buffer, out.byteOffset, out.length);
   const size = format === "f32" ? 4 : 2;
   if (stored.byteLength !== out.length * size || stored.byteOffset % size !== 0) {

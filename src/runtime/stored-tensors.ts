@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { InternalError } from "../errors.js";
 import type { ExternalSegment } from "../onnx/serialize.js";
-import { expandInto, type StoredFormat } from "./compact-weights.js";
+import { expandInt8Into, expandInto, type Int8Format, type StoredFormat } from "./compact-weights.js";
 import { halfConverter, type HalfConverter } from "./half-simd.js";
 
 /** Stored bytes converted per round: bounded memory whatever the tensor. */
@@ -9,7 +9,8 @@ const CHUNK = 4 * 2 ** 20;
 
 /**
  * A cache entry's weights file read back as the fp32 tensors the graph references (compact-weights.ts: fp16 and
- * bf16 are expanded exactly, fp32 copied), one segment at a time, through buffers of its own.
+ * bf16 are expanded exactly, int8 values multiplied by their scales, fp32 copied), one segment at a time, through
+ * buffers of its own.
  */
 export class StoredTensors {
   private readonly fd: number;
@@ -39,6 +40,10 @@ export class StoredTensors {
    */
   forEachChunk(seg: ExternalSegment, fileBytes: number, take: (bytes: Uint8Array, at: number) => void): void {
     const format = storedFormat(seg.format);
+    if (format === "i8-rows" || format === "i8-cols") {
+      this.forEachInt8Chunk(format, seg, fileBytes, take);
+      return;
+    }
     const size = format === "f32" ? 4 : 2;
     if (
       seg.storedLength * (4 / size) !== seg.length ||
@@ -46,9 +51,7 @@ export class StoredTensors {
       seg.storedOffset + seg.storedLength > this.size ||
       seg.length % 4 !== 0
     ) {
-      throw new InternalError(
-        `${this.path}: a segment [${seg.storedOffset}, +${seg.storedLength}] (${seg.format}) does not fit the weights file; the cache entry is damaged`,
-      );
+      throw this.damaged(seg);
     }
     for (let done = 0; done < seg.storedLength; ) {
       const n = Math.min(CHUNK, seg.storedLength - done);
@@ -62,6 +65,45 @@ export class StoredTensors {
       take(out, (done * 4) / size);
       done += n;
     }
+  }
+
+  /** forEachChunk for a segment stored as its scales then its int8 values. */
+  private forEachInt8Chunk(
+    format: Int8Format,
+    seg: ExternalSegment,
+    fileBytes: number,
+    take: (bytes: Uint8Array, at: number) => void,
+  ): void {
+    const count = seg.length / 4;
+    const scaleCount = (seg.storedLength - count) / 4;
+    if (
+      !Number.isInteger(count) ||
+      !Number.isInteger(scaleCount) ||
+      scaleCount < 1 ||
+      count % scaleCount !== 0 ||
+      seg.offset + seg.length > fileBytes ||
+      seg.storedOffset + seg.storedLength > this.size
+    ) {
+      throw this.damaged(seg);
+    }
+    const scales = new Float32Array(scaleCount);
+    readFully(this.fd, new Uint8Array(scales.buffer), 4 * scaleCount, seg.storedOffset);
+    const q = new Int8Array(this.input.buffer, this.input.byteOffset, this.input.byteLength);
+    // As many values a round as the output buffer holds as fp32.
+    const step = Math.min(this.outValues.length, q.length);
+    for (let done = 0; done < count; ) {
+      const n = Math.min(step, count - done);
+      readFully(this.fd, this.input, n, seg.storedOffset + 4 * scaleCount + done);
+      expandInt8Into(format, scales, count, q.subarray(0, n), done, this.outValues.subarray(0, n));
+      take(this.outBytes.subarray(0, 4 * n), 4 * done);
+      done += n;
+    }
+  }
+
+  private damaged(seg: ExternalSegment): InternalError {
+    return new InternalError(
+      `${this.path}: a segment [${seg.storedOffset}, +${seg.storedLength}] (${seg.format}) does not fit the weights file; the cache entry is damaged`,
+    );
   }
 
   /** The segment's fp32 values written into `values` (exactly its length). */
@@ -79,7 +121,7 @@ export class StoredTensors {
 
 function storedFormat(format: string): StoredFormat {
   if (format === "raw" || format === "f32") return "f32";
-  if (format === "f16" || format === "bf16") return format;
+  if (format === "f16" || format === "bf16" || format === "i8-rows" || format === "i8-cols") return format;
   throw new InternalError(`unknown stored weights format "${format}"; the cache entry is from another version`);
 }
 

@@ -49,8 +49,9 @@ describe("precision int8: the UNet and VAE decoder with int8 layers", () => {
     expect(count(/^[0-9a-f]{24}-unet-[0-9a-f]{20}$/)).toBe(1);
     expect(count(/^[0-9a-f]{24}-int8-vae_decoder-[0-9a-f]{20}$/)).toBe(1);
     expect(count(/^[0-9a-f]{24}-vae_decoder-[0-9a-f]{20}$/)).toBe(1);
-    // The text encoder has no int8 form: one entry serves both precisions.
-    expect(count(/text_encoder-[0-9a-f]{20}$/)).toBe(1);
+    // The text encoder's int8 form has its weights in int8 (int8-text-encoder.test.ts): an entry of its own.
+    expect(count(/^[0-9a-f]{24}-int8-text_encoder-[0-9a-f]{20}$/)).toBe(1);
+    expect(count(/^[0-9a-f]{24}-text_encoder-[0-9a-f]{20}$/)).toBe(1);
     expect(count(/-int8-unet-ranges-.*\.json$/)).toBe(1);
     expect(count(/-calibrate-/)).toBe(0); // the observed fp32 graphs are removed after calibration
 

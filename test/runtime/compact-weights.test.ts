@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { compactTensor, expandInto } from "../../src/runtime/compact-weights.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { compactEncoder, compactTensor, expandInto } from "../../src/runtime/compact-weights.js";
+import { StoredTensors } from "../../src/runtime/stored-tensors.js";
 
 function roundTrip(values: Float32Array): { format: string; back: Float32Array } {
   const { format, bytes } = compactTensor(values);
@@ -50,5 +54,52 @@ describe("compact weights", () => {
     expect(format).toBe("f32");
     expect(bits(back)).toEqual(bits(v));
     expect(roundTrip(Float32Array.from([0.5, NaN])).format).toBe("bf16"); // the default NaN's low half is zero
+  });
+
+  describe("int8 values times per-row or per-column scales (weight-only int8)", () => {
+    /**
+     * A [rows, cols] tensor of int8 values q (cycling through -127..127) and fp32 scales, and its fp32 values as
+     * the products q × scale, written here from that definition. 3 columns and 7-wide rows over 3M values: the
+     * reader's rounds (2^21 values) end mid-row and mid-column.
+     */
+    const tensor = (axis: 0 | 1, rows: number, cols: number) => {
+      const q = Int8Array.from({ length: rows * cols }, (_, i) => ((i * 37) % 255) - 127);
+      const scales = Float32Array.from({ length: axis === 0 ? rows : cols }, (_, i) => 0.001 * (i + 1) + 1e-7 * i * i);
+      const values = Float32Array.from(q, (v, i) => v * scales[axis === 0 ? Math.floor(i / cols) : i % cols]!);
+      return { int8: { axis, quantized: () => ({ q, scales }) }, values };
+    };
+
+    for (const [axis, rows, cols, format] of [
+      [0, (3 * 2 ** 20) / 7, 7, "i8-rows"],
+      [1, 2 ** 20, 3, "i8-cols"],
+    ] as const) {
+      it(`stores ${format} as the scales then the int8 values, and reads back the same fp32 bits`, () => {
+        const { int8, values } = tensor(axis, Math.floor(rows), cols);
+        const { format: stored, bytes } = compactEncoder()(values, { int8 });
+        expect(stored).toBe(format);
+        expect(bytes.byteLength).toBe(4 * int8.quantized().scales.length + values.length);
+        const dir = mkdtempSync(join(tmpdir(), "diffuse-int8-stored-"));
+        try {
+          const path = join(dir, "weights.half");
+          const pad = 64; // the segment does not start the file
+          writeFileSync(path, Buffer.concat([Buffer.alloc(pad), bytes]));
+          const seg = { offset: 128, length: 4 * values.length, storedOffset: pad, storedLength: bytes.length, format };
+          const back = new Float32Array(values.length);
+          const reader = new StoredTensors(path);
+          try {
+            reader.readInto(seg, 128 + 4 * values.length, back);
+            // A segment whose stored size does not fit its tensor is refused, not misread.
+            expect(() =>
+              reader.readInto({ ...seg, storedLength: bytes.length - 1 }, 128 + 4 * values.length, back),
+            ).toThrow(/damaged/);
+          } finally {
+            reader.close();
+          }
+          expect(bits(back).every((b, i) => b === new Uint32Array(values.buffer)[i])).toBe(true);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    }
   });
 });
