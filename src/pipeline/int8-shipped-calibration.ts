@@ -15,7 +15,7 @@ import type { Checkpoint } from "../weights/checkpoint.js";
  *
  * The file, JSON:
  * ```
- * { "format": "diffuse-int8-calibration", "version": 1,
+ * { "format": "diffuse-int8-calibration", "version": 2,
  *   "modelSha256": "<sha256 of the model's files, as diffuse hashes them>",
  *   "measuredWith": { "sampler": "Euler", "prompts": [...], "steps": 8, "cfgScale": 7, "width": 256, "height": 256 },
  *   "networks": { "unet": { "graph": "<digest>", "ranges": { "<tensor>": { "min": -1.5, "max": 2.25 }, ... } },
@@ -27,7 +27,11 @@ import type { Checkpoint } from "../weights/checkpoint.js";
  */
 
 export const CALIBRATION_FORMAT = "diffuse-int8-calibration";
-export const CALIBRATION_VERSION = 1;
+/**
+ * 2: the ranges are where each tensor is clipped for the least 8-bit error (onnx/activation-ranges.ts clippedRange);
+ * version 1's were each tensor's full extent, and such a file is stale (measured again).
+ */
+export const CALIBRATION_VERSION = 2;
 /** The file's name in a diffusers folder; beside a single file, the file's name plus SINGLE_FILE_SUFFIX. */
 export const SHIPPED_CALIBRATION_FILE = "diffuse-int8-calibration.json";
 export const SINGLE_FILE_SUFFIX = ".int8-calibration.json";

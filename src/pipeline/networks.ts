@@ -15,7 +15,7 @@ import { buildVaeDecoder, buildVaeEncoder } from "../models/vae.js";
 import type { AttentionKind } from "../onnx/builder.js";
 import { Graph } from "../onnx/graph.js";
 import { InputError, InternalError } from "../errors.js";
-import { accumulateRanges, observeRanges, type ActivationRanges, type Range } from "../onnx/activation-ranges.js";
+import { ActivationStatistics, observeRanges, type ActivationRanges, type Range } from "../onnx/activation-ranges.js";
 import { graphStructure } from "../onnx/serialize.js";
 import { codeDigest } from "../runtime/code-digest.js";
 import { CompileCache, defaultCacheDir, FORMAT_VERSION } from "../runtime/compile-cache.js";
@@ -359,10 +359,10 @@ export class CachedSessions<N extends string> {
     const observer = nchwcLayout(observeRanges(plain, tensors), blockSize);
     const key = `${this.sha256.slice(0, 24)}-calibrate-${form}-${this.graphDigest(observer, blockSize)}`;
     const entry = this.cache.getOrBuild(key, () => observer);
-    const ranges = new Map<string, Range>();
+    const statistics = new ActivationStatistics();
     try {
       const session = await this.cache.open(entry, { ...this.opts, ...this.sessionOptions(form as unknown as N) });
-      session.observe((outputs) => accumulateRanges(ranges, outputs));
+      session.observe((outputs) => statistics.add(outputs));
       try {
         await this.opts.calibrate(form, session);
       } finally {
@@ -371,6 +371,7 @@ export class CachedSessions<N extends string> {
     } finally {
       this.cache.evict(key, entry.id); // the observed graph is of no use once its ranges are kept
     }
+    const ranges = statistics.ranges();
     writeRanges(file, ranges);
     this.opts.onTiming?.({ phase: "calibrate", network: form, seconds: (performance.now() - start) / 1000 });
     return ranges;
@@ -536,10 +537,16 @@ function weightIndex(graph: Graph): Graph {
   return index;
 }
 
+/**
+ * The version of the kept ranges' meaning: 2 since they are clipped where 8-bit error is least (clippedRange); a
+ * cache's version-1 ranges (each tensor's full extent) are measured again.
+ */
+const RANGES_VERSION = 2;
+
 /** Keeps ranges in the cache folder, whole or not at all. */
 function writeRanges(file: string, ranges: ActivationRanges): void {
   const tmp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ version: 1, ranges: Object.fromEntries(ranges) }));
+  writeFileSync(tmp, JSON.stringify({ version: RANGES_VERSION, ranges: Object.fromEntries(ranges) }));
   renameSync(tmp, file);
 }
 
@@ -548,7 +555,7 @@ function readRanges(file: string): ActivationRanges | undefined {
   if (!existsSync(file)) return undefined;
   try {
     const parsed = JSON.parse(readFileSync(file, "utf8")) as { version?: number; ranges?: Record<string, Range> };
-    if (parsed.version !== 1 || !parsed.ranges) return undefined;
+    if (parsed.version !== RANGES_VERSION || !parsed.ranges) return undefined;
     return new Map(Object.entries(parsed.ranges));
   } catch {
     return undefined; // measured again

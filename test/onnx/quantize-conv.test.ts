@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import onnxProto from "onnx-proto";
-import { accumulateRanges, observeRanges, type Range } from "../../src/onnx/activation-ranges.js";
+import { ActivationStatistics, observeRanges, type Range } from "../../src/onnx/activation-ranges.js";
 import { GraphBuilder } from "../../src/onnx/builder.js";
 import { DataType, type Graph } from "../../src/onnx/graph.js";
 import { quantizableConvs, quantizeConv, quantizePerChannel, uint8Params } from "../../src/onnx/quantize-conv.js";
@@ -55,8 +55,9 @@ describe("quantizeConv: convolutions as QDQ groups onnxruntime fuses into QLinea
   it("runs as QLinearConv (never ConvInteger) within 5% of fp32, from ranges measured by observers", async () => {
     const g = convNet();
     const tensors = [...new Set(quantizableConvs(g).flatMap((n) => [n.inputs[0]!, n.outputs[0]!]))];
-    const ranges = new Map<string, Range>();
-    accumulateRanges(ranges, await run(observeRanges(g, tensors)));
+    const statistics = new ActivationStatistics();
+    statistics.add(await run(observeRanges(g, tensors)));
+    const ranges = statistics.ranges();
     expect([...ranges.keys()].sort()).toEqual([...tensors].sort());
     const reference = (await run(g)).y!.data;
     const path = join(mkdtempSync(join(tmpdir(), "diffuse-qconv-")), "optimized.onnx");

@@ -76,7 +76,7 @@ describe("a model folder ships its int8 calibration", () => {
 
   it("writes the ranges of both int8 networks with what makes them valid", () => {
     expect(file.format).toBe("diffuse-int8-calibration");
-    expect(file.version).toBe(1);
+    expect(file.version).toBe(2);
     expect(file.modelSha256).toMatch(/^[0-9a-f]{64}$/);
     expect(file.measuredWith).toMatchObject({ sampler: "Euler", steps: 8, cfgScale: 7 });
     expect(file.measuredWith.prompts).toHaveLength(4);
@@ -163,7 +163,7 @@ describe("reading a shipped calibration file", () => {
   const want = { modelSha256: sha, network: "unet" as const, graph: () => graph, tensors: ["x", "y"] };
   const doc = (over: Record<string, unknown> = {}, ranges: Record<string, unknown> = {}) => ({
     format: "diffuse-int8-calibration",
-    version: 1,
+    version: 2,
     modelSha256: sha,
     measuredWith: {},
     networks: { unet: { graph, ranges: { x: { min: -1, max: 2 }, y: { min: 0, max: 0.5 }, ...ranges } } },
@@ -185,7 +185,8 @@ describe("reading a shipped calibration file", () => {
 
   it.each([
     ["another model", doc({ modelSha256: "c".repeat(64) }), /measured on other weights/],
-    ["a newer format", doc({ version: 2 }), /format version 2.*reads version 1/],
+    ["a newer format", doc({ version: 3 }), /format version 3.*reads version 2/],
+    ["the older format of full-extent ranges", doc({ version: 1 }), /format version 1.*reads version 2/],
     ["no ranges for the network", doc({ networks: {} }), /no ranges for the unet/],
     [
       "another graph",
