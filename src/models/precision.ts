@@ -38,7 +38,14 @@ export const INT8_NETWORKS: readonly Int8Network[] = ["unet", "vae_decoder"];
  *   error would shift every feature map of a block at once;
  * - conv_in and conv_out of both networks (and the VAE's post_quant_conv): the few latent channels they read or
  *   write carry the whole signal, and they are a small share of the work;
- * - the UNet's full-signal convolutions (READS_RESIDUAL_STREAM) and the transformers' proj_in;
+ * - the UNet's full-signal convolutions (READS_RESIDUAL_STREAM), the transformers' proj_in and proj_out (their
+ *   input and output are the transformer's whole stream);
+ * - cross-attention's keys and values (attn2.to_k/to_v): 77 text tokens, where int8 saves nothing;
+ * - the UNet's first ResNet (FIRST_RESNET).
+ * With calibrated ranges clipped for the least 8-bit error (onnx/activation-ranges.ts), one call at 256 px and
+ * t=900 was 3.09% off fp32; keeping one group more in fp32 took it to: proj_out 2.77%, the first ResNet 2.79%
+ * (all of down_blocks.0's convolutions 2.68%), the feed-forward's second product 2.64% (but it is ~4x the work
+ * of proj_out), cross-attention's keys and values 3.02% (free), any other group 2.92-3.06%.
  * - attention's own products (softmax(QKᵀ)V), inside MultiHeadAttention: an explicit attention with int8 products
  *   (MatMulIntegerToFloat on per-row quantized Q, K, probabilities and V) ran its products twice as fast but wrote
  *   the [Lq, Lk] scores out in passes (scales, softmax, row max, quantize) the fused kernel never makes: at 4096
@@ -92,7 +99,10 @@ function keepUnetLinear(weight: string): boolean {
     weight.startsWith("time_embedding.") ||
     weight.startsWith("add_embedding.") ||
     weight.includes(".time_emb_proj.") ||
-    weight.includes(".proj_in.")
+    weight.includes(".proj_in.") ||
+    weight.includes(".proj_out.") ||
+    weight.includes(".attn2.to_k.") ||
+    weight.includes(".attn2.to_v.")
   );
 }
 
@@ -100,6 +110,7 @@ function keepUnetConv(weight: string): boolean {
   return (
     weight.startsWith("conv_in.") ||
     weight.startsWith("conv_out.") ||
+    weight.startsWith(FIRST_RESNET) ||
     READS_RESIDUAL_STREAM.some((part) => weight.includes(part))
   );
 }
@@ -111,6 +122,12 @@ function keepUnetConv(weight: string): boolean {
  * random-weight SD1.5), so a static uint8 scale is coarse; run-time ranges did not help either (above).
  */
 const READS_RESIDUAL_STREAM = [".conv_shortcut.", ".downsamplers.", ".upsamplers."];
+
+/**
+ * The UNet's first ResNet, at full latent resolution on conv_in's output: its output is the skip the last up block
+ * reads, the shortest path from the input to conv_out, which carries most of the prediction at high noise levels.
+ */
+const FIRST_RESNET = "down_blocks.0.resnets.0.";
 
 function keepVaeConv(weight: string): boolean {
   return (
