@@ -1,35 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import onnxProto from "onnx-proto";
 import { CLIP_TEXT_IO } from "../../src/models/clip-text.js";
 import { openCheckpoint } from "../../src/models/open-checkpoint.js";
 import { DataType } from "../../src/onnx/graph.js";
 import { Networks, type NetworkName } from "../../src/pipeline/networks.js";
 import type { Precision } from "../../src/models/precision.js";
+import { storedForms } from "../helpers/cache-entry.js";
 import { golden, HAVE_REFERENCE, ref, relErr } from "../helpers/fixtures.js";
-
-const { onnx } = onnxProto;
-
-/**
- * How a cache entry stores each of its external tensors, by name: the format of its segment in the entry's manifest
- * (compact-weights.ts: "i8-rows"/"i8-cols" int8 values with their scales, "f16", "f32"...), found by the offset the
- * graph gives it; the graph's own data type beside it.
- */
-function storedForms(entry: string): Map<string, { format: string; dataType: number }> {
-  const manifest = JSON.parse(readFileSync(join(entry, "manifest.json"), "utf8")) as {
-    expand?: { segments: { offset: number; format: string }[] };
-  };
-  const formats = new Map((manifest.expand?.segments ?? []).map((s) => [s.offset, s.format]));
-  const model = onnx.ModelProto.decode(readFileSync(join(entry, "model.onnx")));
-  const found = new Map<string, { format: string; dataType: number }>();
-  for (const t of model.graph?.initializer ?? []) {
-    const offset = Number(t.externalData?.find((e) => e.key === "offset")?.value ?? Number.NaN);
-    found.set(t.name!, { format: formats.get(offset) ?? "inline", dataType: t.dataType! });
-  }
-  return found;
-}
 
 describe.skipIf(!HAVE_REFERENCE)("precision int8: the text encoders' weights stored as int8", () => {
   const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-int8-text-"));

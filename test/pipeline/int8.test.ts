@@ -7,6 +7,7 @@ import { GraphBuilder } from "../../src/onnx/builder.js";
 import { DataType } from "../../src/onnx/graph.js";
 import { graphDigest } from "../../src/pipeline/networks.js";
 import type { RgbImage } from "../../src/image/codec.js";
+import { storedForms } from "../helpers/cache-entry.js";
 
 const MODEL = join(import.meta.dirname, "../../models/tiny-shapes");
 
@@ -54,6 +55,20 @@ describe("precision int8: the UNet and VAE decoder with int8 layers", () => {
     expect(count(/^[0-9a-f]{24}-text_encoder-[0-9a-f]{20}$/)).toBe(1);
     expect(count(/-int8-unet-ranges-.*\.json$/)).toBe(1);
     expect(count(/-calibrate-/)).toBe(0); // the observed fp32 graphs are removed after calibration
+
+    // In the int8 UNet, the linear layers kept fp32 for how little work they are (time embeddings, cross-attention's
+    // keys and values) are stored as int8 (weight-only); those kept for their error (proj_in, proj_out) are not.
+    const unet = storedForms(join(cacheDir, entries.find((e) => /^[0-9a-f]{24}-int8-unet-[0-9a-f]{20}$/.test(e))!));
+    const format = (part: string) => {
+      const found = [...unet].filter(([name]) => name.includes(part) && name.endsWith(".weight"));
+      expect(found.length).toBeGreaterThan(0);
+      return new Set(found.map(([, s]) => s.format));
+    };
+    expect(format(".time_emb_proj.")).toEqual(new Set(["i8-cols"]));
+    expect(format("time_embedding.linear_1.")).toEqual(new Set(["i8-cols"]));
+    expect(format(".attn2.to_k.")).toEqual(new Set(["i8-cols"]));
+    expect(format(".proj_out.")).not.toContain("i8-cols");
+    expect(format(".proj_in.")).not.toContain("i8-cols");
 
     const { image: r, status: again } = await generateInt8();
     expect(again.filter((m) => m.startsWith("calibrating") || m.startsWith("building"))).toEqual([]);
