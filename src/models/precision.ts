@@ -41,15 +41,17 @@ export const INT8_NETWORKS: readonly Int8Network[] = ["unet", "vae_decoder"];
  * - the UNet's full-signal convolutions (READS_RESIDUAL_STREAM), the transformers' proj_in and proj_out (their
  *   input and output are the transformer's whole stream);
  * - cross-attention's keys and values (attn2.to_k/to_v): 77 text tokens, where int8 saves nothing;
- * - the UNet's first ResNet (FIRST_RESNET).
- * With calibrated ranges clipped for the least 8-bit error (onnx/activation-ranges.ts), one call at 256 px and
- * t=900 was 3.09% off fp32; keeping one group more in fp32 took it to: proj_out 2.77%, the first ResNet 2.79%
- * (all of down_blocks.0's convolutions 2.68%), the feed-forward's second product 2.64% (but it is ~4x the work
- * of proj_out), cross-attention's keys and values 3.02% (free), any other group 2.92-3.06%.
+ * - the UNet's first ResNet (FIRST_RESNET), and the feed-forward's second product (ff.net.2, its input GEGLU's
+ *   heavy-tailed product) in the transformers at full latent resolution (FULL_RESOLUTION_ATTENTIONS);
  * - attention's own products (softmax(QKᵀ)V), inside MultiHeadAttention: an explicit attention with int8 products
  *   (MatMulIntegerToFloat on per-row quantized Q, K, probabilities and V) ran its products twice as fast but wrote
  *   the [Lq, Lk] scores out in passes (scales, softmax, row max, quantize) the fused kernel never makes: at 4096
  *   tokens as much CPU time as MultiHeadAttention or up to 30% more, and 2-5% output error on peaked attention.
+ * With calibrated ranges clipped for the least 8-bit error (onnx/activation-ranges.ts), one call at 256 px and
+ * t=900 was 3.09% off fp32; keeping one group more in fp32 took it to: proj_out 2.77%, the first ResNet 2.79%
+ * (all of down_blocks.0's convolutions 2.68%), every ff.net.2 2.64% (~4x the work of proj_out), cross-attention's
+ * keys and values 3.02% (free), any other group 2.92-3.06%. With proj_out, cross-attention's k/v and the first
+ * ResNet kept, t=950: 2.40%; ff.net.2 at full resolution too (all of down_blocks.0's convolutions as well): 1.84%.
  */
 export function int8Graph(network: Int8Network, graph: Graph, ranges: ActivationRanges): Graph {
   const keepConv = network === "unet" ? keepUnetConv : keepVaeConv;
@@ -112,7 +114,8 @@ function keepUnetLinear(weight: string): boolean {
     weight.includes(".proj_in.") ||
     weight.includes(".proj_out.") ||
     weight.includes(".attn2.to_k.") ||
-    weight.includes(".attn2.to_v.")
+    weight.includes(".attn2.to_v.") ||
+    (weight.includes(".ff.net.2.") && FULL_RESOLUTION_ATTENTIONS.some((block) => weight.startsWith(block)))
   );
 }
 
@@ -138,6 +141,12 @@ const READS_RESIDUAL_STREAM = [".conv_shortcut.", ".downsamplers.", ".upsamplers
  * reads, the shortest path from the input to conv_out, which carries most of the prediction at high noise levels.
  */
 const FIRST_RESNET = "down_blocks.0.resnets.0.";
+
+/**
+ * The transformers at full latent resolution in SD1.x and SD2.x (4096 tokens at 512 px): their outputs reach conv_out
+ * through the fewest layers. SDXL has none (its first and last blocks are ResNets only).
+ */
+const FULL_RESOLUTION_ATTENTIONS = ["down_blocks.0.attentions.", "up_blocks.3.attentions."];
 
 function keepVaeConv(weight: string): boolean {
   return (
