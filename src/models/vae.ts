@@ -2,7 +2,7 @@ import { GraphBuilder, type AttentionKind } from "../onnx/builder.js";
 import { DataType, type Value } from "../onnx/graph.js";
 import type { ScopedWeights } from "../weights/weight-source.js";
 import type { VaeConfig } from "../configs/vae.js";
-import { conv2d, groupNorm, linear } from "./layers.js";
+import { conv2d, groupNorm, linear, upsampleConv } from "./layers.js";
 
 /** Graph I/O names of the VAE halves. */
 export const VAE_IO = {
@@ -91,7 +91,7 @@ export function buildVaeDecoder(config: VaeConfig, w: ScopedWeights, opts: VaeBu
     g.scoped(block.prefix, () => {
       for (let j = 0; j < config.layersPerBlock + 1; j++)
         h = resnetBlock(ctx, block.sub("resnets").sub(j), h, channels);
-      if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.upsampleNearest2x(h), channels, 3);
+      if (i < levels - 1) h = upsampleConv(g, block.sub("upsamplers.0.conv"), h, channels);
     });
   }
   h = g.silu(groupNorm(g, dec.sub("conv_norm_out"), h, config.normNumGroups, EPS));

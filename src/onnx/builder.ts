@@ -1,6 +1,9 @@
 import { InternalError } from "../errors.js";
 import { assertShape, broadcast, DataType, Graph, MS_DOMAIN, numel, type Value } from "./graph.js";
 
+/** Resize attributes of torch's nearest interpolation (source index floor(i * in / out)). */
+const NEAREST_FLOOR = { mode: "nearest", coordinate_transformation_mode: "asymmetric", nearest_mode: "floor" };
+
 /** How attention is expressed in the graph: plain MatMul-Softmax-MatMul, or onnxruntime's fused CPU kernel. */
 export type AttentionKind = "matmul" | "ms-mha";
 
@@ -218,6 +221,115 @@ export class GraphBuilder extends Graph {
       coordinate_transformation_mode: "asymmetric",
       nearest_mode: "floor",
     });
+  }
+
+  /**
+   * A 3x3 convolution (padding 1) of x upsampled 2x by nearest neighbour, computed at x's resolution: each output
+   * pixel of parity (a, b) sees only two input rows and two input columns, so the convolution is four 2x2 ones on x,
+   * whose taps are sums of the 3x3 taps (rows of parity 0 read rows i-1 and i with taps w0 and w1+w2, parity 1 rows
+   * i and i+1 with w0+w1 and w2; columns alike), their outputs interleaved by DepthToSpace. 16 multiply-adds per
+   * output value instead of 36, and the upsampled input is never made. The 2x2 filters are computed in the graph
+   * from `weight` (onnxruntime folds them once at load), so the stored weight is the checkpoint's 3x3 filter: a LoRA
+   * merged into it reaches them, and a cache entry holds no more weights than before.
+   *
+   * `like`: upsample to its spatial size instead (resizeNearestLike: the UNet's skip connection), which must be 2h
+   * or 2h-1 for an input of h (what a stride-2 padding-1 convolution reverses). An odd size drops the last row or
+   * column of the 2x result, but the convolution then reads padding where the 2x map has a copy of the last input
+   * row: that last output row (column) is computed apart, as the plain convolution of the cropped upsampled map
+   * (from x's last two rows), and takes the place of the 2x result's. At an even size those parts are empty.
+   */
+  upsampleConv3x3(x: Value, weight: Value, bias: Value | undefined, like?: Value): Value {
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    const [o, ci, kh, kw] = weight.shape as [number, number, number, number];
+    if (ci !== c || kh !== 3 || kw !== 3)
+      throw new InternalError(
+        `upsampleConv3x3 ${weight.name}: expected a [*, ${c}, 3, 3] filter, got [${weight.shape}]`,
+      );
+    const [outH, outW] = like ? [like.shape[2]!, like.shape[3]!] : [2 * h, 2 * w];
+    if ((outH !== 2 * h && outH !== 2 * h - 1) || (outW !== 2 * w && outW !== 2 * w - 1))
+      throw new InternalError(
+        `upsampleConv3x3: ${h}x${w} cannot be upsampled to ${outH}x${outW}, only to 2x (or 1 less)`,
+      );
+    // Taps along `axis` (2: rows, 3: columns) for each parity: [w0, w1 + w2] and [w0 + w1, w2].
+    const fold = (k: Value, axis: number): [Value, Value] => {
+      const [t0, t1, t2] = [0, 1, 2].map((i) => this.slice(k, axis, i, i + 1)) as [Value, Value, Value];
+      return [this.concat([t0, this.add(t1, t2)], axis), this.concat([this.add(t0, t1), t2], axis)];
+    };
+    const parities = fold(weight, 2).flatMap((rows) => fold(rows, 3)); // (a, b) = (0,0), (0,1), (1,0), (1,1)
+    const parts = parities.map((k, p) => {
+      const [a, b] = [p >> 1, p & 1];
+      return this.conv2d(x, k, bias, { pads: [1 - a, 1 - b, a, b] });
+    });
+    const full = this.op("DepthToSpace", [this.concat(parts, 1)], [n, o, 2 * h, 2 * w], { blocksize: 2, mode: "DCR" });
+    return like ? this.oddEdges(full, x, weight, bias, like) : full;
+  }
+
+  /**
+   * upsampleConv3x3's result at `like`'s size (2h or 2h-1 each way) from its 2x result `full`: cropped, with the
+   * last row of an odd height and the last column of an odd width in place of the 2x result's, computed as the plain
+   * convolution of the cropped upsampled map there. The graph serves every size, so those edges are always computed:
+   * where a side is even, from one input line of length 1 (a convolution may not be empty), then sliced to nothing.
+   */
+  private oddEdges(full: Value, x: Value, weight: Value, bias: Value | undefined, like: Value): Value {
+    const [n, o] = full.shape as [number, number];
+    const [, c, h, w] = x.shape as [number, number, number, number];
+    const [, , outH, outW] = like.shape as [number, number, number, number];
+    const i64 = { dtype: DataType.INT64 };
+    const dim = (v: Value, axis: number) => this.op("Shape", [v], [1], { start: axis, end: axis + 1 }, i64);
+    const ints = (parts: Value[]) => this.op("Concat", parts, [parts.length], { axis: 0 }, i64);
+    const arith = (op: "Add" | "Sub" | "Mul", a: Value, b: Value) => this.op(op, [a, b], [1], {}, i64);
+    const [zero, one] = [this.int64s([0]), this.int64s([1])];
+    const sliced = (v: Value, starts: Value[], ends: Value[], axes: number[], shape: readonly number[]) =>
+      this.op("Slice", [v, ints(starts), ints(ends), this.int64s(axes)], shape);
+    const [inH, inW, bigH, bigW] = [dim(x, 2), dim(x, 3), dim(like, 2), dim(like, 3)];
+    // 1 where the target side is odd (2h-1), else 0; and the sides without their odd last line.
+    const oddH = arith("Sub", arith("Add", inH, inH), bigH);
+    const oddW = arith("Sub", arith("Add", inW, inW), bigW);
+    const [keptH, keptW] = [arith("Sub", bigH, oddH), arith("Sub", bigW, oddW)];
+    const nominal = { h: 2 * h - outH, w: 2 * w - outW };
+    /**
+     * The exact last output line across `axis` (2: a row, 3: a column), as long as the other side where this one is
+     * odd, else 1 long: x's last two lines (the last alone when x has one: a start of -1 counts from the end),
+     * upsampled along the other axis, convolved with padding, its last line.
+     */
+    const edge = (axis: 2 | 3): Value => {
+      const [isOdd, size, otherSize, bigOther] = axis === 2 ? [oddH, inH, inW, bigW] : [oddW, inW, inH, bigH];
+      const odd = axis === 2 ? nominal.h : nominal.w;
+      const from = arith("Sub", arith("Sub", size, one), isOdd);
+      const span = arith("Add", one, arith("Mul", isOdd, arith("Sub", otherSize, one)));
+      const bigSpan = arith("Add", one, arith("Mul", isOdd, arith("Sub", bigOther, one)));
+      const lineShape = axis === 2 ? [n, c, 1 + odd, odd ? w : 1] : [n, c, odd ? h : 1, 1 + odd];
+      const lines = sliced(x, [from, zero], [size, span], [axis, axis === 2 ? 3 : 2], lineShape);
+      const sizes = ints(
+        axis === 2
+          ? [dim(lines, 0), dim(lines, 1), dim(lines, 2), bigSpan]
+          : [dim(lines, 0), dim(lines, 1), bigSpan, dim(lines, 3)],
+      );
+      const stretchedShape = axis === 2 ? [n, c, 1 + odd, odd ? outW : 1] : [n, c, odd ? outH : 1, 1 + odd];
+      const stretched = this.op("Resize", [lines, undefined, undefined, sizes], stretchedShape, NEAREST_FLOOR);
+      const conv = this.conv2d(stretched, weight, bias);
+      return this.op(
+        "Slice",
+        [conv, this.int64s([-1]), this.int64s([2 ** 62]), this.int64s([axis])],
+        conv.shape.map((d, i) => (i === axis ? 1 : d)),
+      );
+    };
+    const inner = sliced(full, [zero, zero], [keptH, keptW], [2, 3], [n, o, outH - nominal.h, outW - nominal.w]);
+    // The last column (none where the width is even), stretched to the kept rows when it is an empty stand-in.
+    const column = this.op(
+      "Expand",
+      [
+        sliced(edge(3), [zero, zero], [keptH, oddW], [2, 3], [n, o, outH - nominal.h, nominal.w]),
+        ints([one, one, keptH, one]),
+      ],
+      [n, o, outH - nominal.h, nominal.w],
+    );
+    const row = this.op(
+      "Expand",
+      [sliced(edge(2), [zero], [oddH], [2], [n, o, nominal.h, nominal.h ? outW : 1]), ints([one, one, one, bigW])],
+      [n, o, nominal.h, outW],
+    );
+    return this.concat([this.concat([inner, column], 3), row], 2);
   }
 
   // ---- attention ----
