@@ -364,9 +364,12 @@ function constantValues(graph: Graph): Set<string> {
 }
 
 /**
- * The nodes that permute filter `w` of `dims` into `layout` (what reorderFilter does to stored ones) as `name`:
- * OIHWBiBo is [O/B, B(o), I/B, B(i), kh, kw] transposed to [O/B, I/B, kh, kw, B(i), B(o)], OIHWBo is [O/B, B(o), I,
- * kh, kw] transposed to [O/B, I, kh, kw, B(o)], both read back as [O, I, kh, kw].
+ * The nodes that permute filter `w` of `dims` into `layout` (what reorderFilter does to stored ones) as `name`, with
+ * onnxruntime's own ReorderInput, which moves a block of B channels to the innermost axis ([N, C, H, W] to [N, C/B,
+ * H, W, B]) at memory speed, where a Transpose that moves the innermost axis goes value by value. OIHWBo = [O/B, I,
+ * kh, kw, B(o)]: the filter read as [O/B, B, I*kh*kw, 1], reordered. OIHWBiBo = [O/B, I/B, kh, kw, B(i), B(o)]: first
+ * [O, I, kh, kw] reordered to [O, I/B, kh, kw, B(i)], then that read as [O/B, B, I*kh*kw, 1] and reordered. Both
+ * read back as [O, I, kh, kw].
  */
 function blockedFilterNodes(
   w: string,
@@ -378,16 +381,6 @@ function blockedFilterNodes(
   shapes: InitializerDef[],
 ): NodeDef[] {
   const [o, i, kh, kw] = dims as [number, number, number, number];
-  const [split, perm] =
-    layout === "OIHWBiBo"
-      ? [
-          [o / block, block, i / block, block, kh, kw],
-          [0, 2, 4, 5, 3, 1],
-        ]
-      : [
-          [o / block, block, i, kh, kw],
-          [0, 2, 3, 4, 1],
-        ];
   const shape = (values: number[]) => {
     const s = fresh(`${name}#shape`);
     shapes.push({
@@ -398,24 +391,22 @@ function blockedFilterNodes(
     });
     return s;
   };
-  const [parts, permuted] = [fresh(`${name}#split`), fresh(`${name}#permuted`)];
-  return [
-    { opType: "Reshape", name: fresh(`${name}#Reshape`), inputs: [w, shape(split)], outputs: [parts], attributes: {} },
-    {
-      opType: "Transpose",
-      name: fresh(`${name}#Transpose`),
-      inputs: [parts],
-      outputs: [permuted],
-      attributes: { perm },
-    },
-    {
-      opType: "Reshape",
-      name: fresh(`${name}#Reshape`),
-      inputs: [permuted, shape([o, i, kh, kw])],
-      outputs: [name],
+  const nodes: NodeDef[] = [];
+  const step = (opType: "Reshape" | "ReorderInput", inputs: string[], out = fresh(`${name}#${opType}`)) => {
+    nodes.push({
+      opType,
+      name: fresh(`${name}#${opType}`),
+      inputs,
+      outputs: [out],
       attributes: {},
-    },
-  ];
+      ...(opType === "ReorderInput" ? { domain: NCHWC_DOMAIN } : {}),
+    });
+    return out;
+  };
+  const inBlocks = layout === "OIHWBiBo" ? step("ReorderInput", [w]) : w;
+  const outputsLast = step("Reshape", [inBlocks, shape([o / block, block, i * kh * kw, 1])]);
+  step("Reshape", [step("ReorderInput", [outputsLast]), shape([o, i, kh, kw])], name);
+  return nodes;
 }
 
 /**
