@@ -18,6 +18,12 @@ import { DataType, Graph, type InitializerDef, type NodeDef, type ScratchBuffers
  * `MlasReorderFilterOIHWBo`); `nchwc-probe.ts` checks them against the installed onnxruntime and finds the block
  * size, so a runtime that differs gets no rewrite (and does its own) rather than wrong weights. Convolutions the
  * rewrite leaves alone (a few output channels) are still rewritten by onnxruntime at load, where they cost little.
+ *
+ * A filter the graph computes from its initializers (GraphBuilder.upsampleConv3x3 folds 2x2 filters from a stored
+ * 3x3 one) is permuted in the graph instead (by onnxruntime's ReorderInput), and onnxruntime folds both at load: the
+ * networks whose weights LoRAs rewrite in place run without onnxruntime's own NCHWc pass, so such a convolution would
+ * otherwise run in the plain layout. Concat and DepthToSpace that move whole blocks of channels run on the blocked
+ * tensors (upsampleConv3x3 interleaves its four outputs so), reordered back once after them.
  */
 
 export const NCHWC_DOMAIN = "com.microsoft.nchwc";
