@@ -75,6 +75,23 @@ export function conv2d(
   return g.conv2d(x, weight, bias, { stride: opts.stride, pads: opts.pads });
 }
 
+/**
+ * torch's Conv2d(k=3, padding=1) after F.interpolate(mode="nearest") by 2 (to `like`'s size when given: 2x or one
+ * less), computed without the upsampled map (GraphBuilder.upsampleConv3x3): the weight stays the checkpoint's 3x3
+ * filter under its own key.
+ */
+export function upsampleConv(
+  g: GraphBuilder,
+  w: ScopedWeights,
+  x: Value,
+  outChannels: number,
+  opts: { like?: Value; bias?: boolean } = {},
+): Value {
+  const weight = param(g, w, "weight", [outChannels, x.shape[1]!, 3, 3]);
+  const bias = opts.bias === false ? undefined : param(g, w, "bias", [outChannels]);
+  return g.upsampleConv3x3(x, weight, bias, opts.like);
+}
+
 export function groupNorm(g: GraphBuilder, w: ScopedWeights, x: Value, groups: number, eps: number): Value {
   const c = x.shape[1]!;
   return g.groupNorm(x, param(g, w, "weight", [c]), param(g, w, "bias", [c]), groups, eps);

@@ -2,7 +2,7 @@ import type { RrdbnetConfig } from "../configs/rrdbnet.js";
 import { GraphBuilder } from "../onnx/builder.js";
 import { DataType, type Value } from "../onnx/graph.js";
 import type { ScopedWeights } from "../weights/weight-source.js";
-import { conv2d } from "./layers.js";
+import { conv2d, upsampleConv } from "./layers.js";
 
 /** Graph I/O names of the upscaler network. */
 export const RRDBNET_IO = {
@@ -41,7 +41,7 @@ export function buildRrdbnet(
     trunk = g.scoped(`body.${b}`, () => rrdb(g, w.sub("body").sub(b), trunk, config.growth));
   let h = g.add(first, conv2d(g, w.sub("conv_body"), trunk, config.features, 3));
   for (let i = 1; i <= config.upsamples; i++)
-    h = leakyRelu(g, conv2d(g, w.sub(`conv_up${i}`), g.upsampleNearest2x(h), config.features, 3));
+    h = leakyRelu(g, upsampleConv(g, w.sub(`conv_up${i}`), h, config.features));
   h = leakyRelu(g, conv2d(g, w.sub("conv_hr"), h, config.features, 3));
   g.output(conv2d(g, w.sub("conv_last"), h, c, 3), RRDBNET_IO.upscaled, ["batch", c, "out_height", "out_width"]);
   return g;

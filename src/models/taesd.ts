@@ -2,7 +2,7 @@ import { GraphBuilder } from "../onnx/builder.js";
 import { DataType, type Value } from "../onnx/graph.js";
 import type { ScopedWeights } from "../weights/weight-source.js";
 import type { TaesdConfig } from "../configs/taesd.js";
-import { conv2d } from "./layers.js";
+import { conv2d, upsampleConv } from "./layers.js";
 
 /** Graph I/O names of TAESD's halves. */
 export const TAESD_IO = {
@@ -74,12 +74,12 @@ export function buildTaesdDecoder(config: TaesdConfig, w: ScopedWeights, opts: T
   config.decoderBlocks.forEach((blocks, i) => {
     const c = config.decoderChannels[i]!;
     for (let b = 0; b < blocks; b++) h = taesdBlock(g, layers.sub(index++), h, c);
-    const last = i === levels - 1;
-    if (!last) {
-      h = g.upsampleNearest2x(h);
-      index++; // the Upsample has no weights
+    if (i === levels - 1) {
+      h = conv2d(g, layers.sub(index++), h, config.outChannels, 3);
+      return;
     }
-    h = conv2d(g, layers.sub(index++), h, last ? config.outChannels : c, 3, { bias: last });
+    index++; // the Upsample has no weights
+    h = upsampleConv(g, layers.sub(index++), h, c, { bias: false });
   });
   g.output(g.sub(g.mul(h, g.scalar(2)), g.scalar(1)), TAESD_IO.decoded, [
     "batch",

@@ -3,7 +3,7 @@ import { GraphBuilder } from "../onnx/builder.js";
 import { DataType, type Value } from "../onnx/graph.js";
 import type { ScopedWeights } from "../weights/weight-source.js";
 import type { UNetConfig } from "../configs/unet.js";
-import { conv2d, groupNorm } from "./layers.js";
+import { conv2d, groupNorm, upsampleConv } from "./layers.js";
 import {
   downBlocks,
   downResidualName,
@@ -98,7 +98,7 @@ export function buildUNet(config: UNetConfig, w: ScopedWeights, opts: UNetBuildO
       // Upsampled to the size of the skip connection that comes next, as diffusers does (forward_upsample_size)
       // when the latent size is not a multiple of 2^(levels-1): a stride-2 convolution rounds odd sizes up.
       if (i < levels - 1)
-        h = conv2d(g, block.sub("upsamplers.0.conv"), g.resizeNearestLike(h, skips[skips.length - 1]!), channels, 3);
+        h = upsampleConv(g, block.sub("upsamplers.0.conv"), h, channels, { like: skips[skips.length - 1]! });
     });
   }
   if (skips.length !== 0) throw new InternalError(`UNet: ${skips.length} skip connections left unused`);

@@ -91,6 +91,9 @@ export function buildVaeDecoder(config: VaeConfig, w: ScopedWeights, opts: VaeBu
     g.scoped(block.prefix, () => {
       for (let j = 0; j < config.layersPerBlock + 1; j++)
         h = resnetBlock(ctx, block.sub("resnets").sub(j), h, channels);
+      // Not upsampleConv (the fp32 decode at 512 px took 1.2x less CPU with it): its 2x2 filters are folded in the
+      // graph, and onnx/quantize-conv.ts quantizes stored filters only, so they ran in fp32 in the int8 decode, which
+      // took 1.5x the CPU; stored, they would grow the cache (f32, 16/9 of the weights).
       if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.upsampleNearest2x(h), channels, 3);
     });
   }

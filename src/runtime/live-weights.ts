@@ -64,6 +64,9 @@ export class LiveWeights {
     const targets = [...new Set([...this.applied.keys(), ...next.keys()])].sort((a, b) => a - b);
     if (targets.length === 0) return true;
     const segments = new Map(this.source.segments.map((s) => [s.offset, s]));
+    // A tensor folded into another at load is not what the session computes with: rewriting it would change nothing.
+    const folded = new Set([...this.source.tensors.values()].filter((t) => t.foldedAtLoad).map((t) => t.offset));
+    if (targets.some((offset) => folded.has(offset))) return false;
     if (!this.readInPlace(targets.map((offset) => segments.get(offset)!))) return false;
     let stored: StoredTensors;
     try {

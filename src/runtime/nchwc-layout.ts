@@ -18,6 +18,12 @@ import { DataType, Graph, type InitializerDef, type NodeDef, type ScratchBuffers
  * `MlasReorderFilterOIHWBo`); `nchwc-probe.ts` checks them against the installed onnxruntime and finds the block
  * size, so a runtime that differs gets no rewrite (and does its own) rather than wrong weights. Convolutions the
  * rewrite leaves alone (a few output channels) are still rewritten by onnxruntime at load, where they cost little.
+ *
+ * A filter the graph computes from its initializers (GraphBuilder.upsampleConv3x3 folds 2x2 filters from a stored
+ * 3x3 one) is permuted in the graph instead (by onnxruntime's ReorderInput), and onnxruntime folds both at load: the
+ * networks whose weights LoRAs rewrite in place run without onnxruntime's own NCHWc pass, so such a convolution would
+ * otherwise run in the plain layout. Concat and DepthToSpace that move whole blocks of channels run on the blocked
+ * tensors (upsampleConv3x3 interleaves its four outputs so), reordered back once after them.
  */
 
 export const NCHWC_DOMAIN = "com.microsoft.nchwc";
@@ -47,6 +53,17 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
   const weights = new Map<string, string>();
   const scratch = reorderScratch();
   const nodes: NodeDef[] = [];
+  const constants = constantValues(graph);
+  /** Initializers that some node reads other than as a Conv's filter: they stay in the graph as they are. */
+  const readAsIs = new Set(
+    graph.nodes.flatMap((n) =>
+      n.inputs.filter((x, i) => inits.has(x) && !(n.opType === "Conv" && (n.domain ?? "") === "" && i === 1)),
+    ),
+  );
+  /** Filters computed in the graph, permuted there, by original name and layout. */
+  const computedWeights = new Map<string, string>();
+  /** The shapes those permutations take. */
+  const shapes: InitializerDef[] = [];
 
   /** The blocked form of plain tensor `x`, reordered here unless a rewritten node made it. */
   const blockedInput = (x: string, reader: string): string => {
@@ -91,7 +108,35 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
       blocked.set(y, yBlocked);
       continue;
     }
-    const conv = eligibleConv(node, inits, blockSize);
+    const rearranged = blockedRearrangement(node, graph, blocked, blockSize);
+    if (rearranged) {
+      // Whole blocks of channels moved as they are, on the blocked tensors (each block 64 bytes at a block of 16)
+      const y = node.outputs[0]!;
+      const yBlocked = fresh(`${y}#nchwc`);
+      const inputs = node.inputs.map((x) => blocked.get(x)!);
+      const constant = (values: number[]) => {
+        const name = fresh(`${node.name}#nchwc_shape`);
+        const data = BigInt64Array.from(values, (v) => BigInt(v));
+        shapes.push({ name, dims: [values.length], dtype: DataType.INT64, load: () => data });
+        return name;
+      };
+      if (rearranged.kind === "concat") {
+        nodes.push({ ...node, name: fresh(`${node.name}#nchwc`), inputs, outputs: [yBlocked] });
+      } else {
+        nodes.push(...blockedDepthToSpace(node.name, inputs[0]!, yBlocked, rearranged, blockSize, fresh, constant));
+      }
+      nodes.push({
+        opType: "ReorderOutput",
+        name: fresh(`${node.name}#ReorderOutput`),
+        inputs: [yBlocked],
+        outputs: [y],
+        attributes: { channels: rearranged.channels },
+        domain: NCHWC_DOMAIN,
+      });
+      blocked.set(y, yBlocked);
+      continue;
+    }
+    const conv = eligibleConv(node, graph, constants, blockSize);
     if (!conv) {
       nodes.push(node);
       continue;
@@ -100,8 +145,14 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
     // Nodes come in topological order, so a Conv's rewritten producer has been seen: its blocked output is here.
     const input = conv.layout === "OIHWBiBo" ? blockedInput(x, node.name) : x;
     const weightKey = `${w}\0${conv.layout}`;
-    let weight = weights.get(weightKey);
-    if (!weight) {
+    let weight = weights.get(weightKey) ?? computedWeights.get(weightKey);
+    if (!weight && (!inits.has(w) || readAsIs.has(w))) {
+      // A filter computed from constants (upsampleConv3x3's), or one the graph also reads as it is (to compute those):
+      // permuted by the graph itself, which onnxruntime folds once at load, rather than stored a second time.
+      weight = fresh(`${w}#${conv.layout}${blockSize}`);
+      nodes.push(...blockedFilterNodes(w, conv.dims, blockSize, conv.layout, weight, fresh, shapes));
+      computedWeights.set(weightKey, weight);
+    } else if (!weight) {
       weight = fresh(`${w}#${conv.layout}${blockSize}`);
       const def = inits.get(w)!;
       const load = (buffers?: ScratchBuffers) =>
@@ -148,7 +199,9 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
   const used = new Set(out.nodes.flatMap((n) => n.inputs));
   for (const [name, def] of inits) if (used.has(name)) out.initializers.set(name, def);
   // Keep the initializers in the order they were declared (weights first), reordered weights where theirs was.
-  return reorderInitializers(out, graph, weights);
+  const laid = reorderInitializers(out, graph, weights);
+  for (const def of shapes) laid.initializers.set(def.name, def);
+  return laid;
 }
 
 type FilterLayout = "OIHWBiBo" | "OIHWBo";
@@ -184,26 +237,182 @@ function eligibleUpsample(
   return { scales, channels: shape[1]! };
 }
 
+type Rearrangement = { kind: "concat"; channels: number } | { kind: "depthToSpace"; channels: number; size: number };
+
+/**
+ * A node that only moves whole blocks of channels of blocked tensors, so that it can run on them: a Concat of
+ * channels (each input's a whole number of blocks: a blocked tensor of one batch item is one run of memory, as a
+ * plain one is), or a DepthToSpace (DCR) whose output channels fill whole blocks (upsampleConv3x3 interleaves its four
+ * convolutions' outputs with one). Every input must have a blocked form already.
+ */
+function blockedRearrangement(
+  node: NodeDef,
+  graph: Graph,
+  blocked: ReadonlyMap<string, string>,
+  block: number,
+): Rearrangement | undefined {
+  if ((node.domain ?? "") !== "" || !node.inputs.every((x) => blocked.has(x))) return undefined;
+  const channels = node.inputs.map((x) => graph.shapeOf(x)?.[1]);
+  if (!channels.every((c) => c !== undefined && c % block === 0)) return undefined;
+  const total = (channels as number[]).reduce((a, b) => a + b, 0);
+  if (node.opType === "Concat" && node.attributes.axis === 1) return { kind: "concat", channels: total };
+  const size = node.attributes.blocksize;
+  const mode = node.attributes.mode ?? "DCR";
+  if (node.opType !== "DepthToSpace" || mode !== "DCR" || typeof size !== "number") return undefined;
+  const out = total / (size * size);
+  return Number.isInteger(out) && out % block === 0 ? { kind: "depthToSpace", channels: out, size } : undefined;
+}
+
+/**
+ * DepthToSpace (DCR, blocks of `size`) on a blocked [N, size*size*C, h, w] tensor: its memory is [N, size, size,
+ * C/B, h, w, B] (channel (a*size + b)*C + c in block c/B), transposed to [N, C/B, h, size, w, size, B], which is the
+ * blocked [N, C, h*size, w*size].
+ */
+function blockedDepthToSpace(
+  name: string,
+  x: string,
+  y: string,
+  d2s: { channels: number; size: number },
+  block: number,
+  fresh: (base: string) => string,
+  constant: (values: number[]) => string,
+): NodeDef[] {
+  const { channels, size } = d2s;
+  const [batch, spatial, split, permuted, outSpatial] = ["batch", "spatial", "split", "permuted", "outSpatial"].map(
+    (part) => fresh(`${name}#nchwc_${part}`),
+  ) as [string, string, string, string, string];
+  const shapeOf = (out: string, start: number, end: number): NodeDef => ({
+    opType: "Shape",
+    name: fresh(`${name}#nchwc_Shape`),
+    inputs: [x],
+    outputs: [out],
+    attributes: { start, end },
+  });
+  const concat = (inputs: string[], out: string): NodeDef => ({
+    opType: "Concat",
+    name: fresh(`${name}#nchwc_Concat`),
+    inputs,
+    outputs: [out],
+    attributes: { axis: 0 },
+  });
+  const [splitShape, joinedShape] = [fresh(`${name}#nchwc_splitShape`), fresh(`${name}#nchwc_joinedShape`)];
+  return [
+    shapeOf(batch, 0, 1),
+    shapeOf(spatial, 2, 4),
+    concat([batch, constant([size, size, channels / block]), spatial, constant([block])], splitShape),
+    {
+      opType: "Reshape",
+      name: fresh(`${name}#nchwc_Reshape`),
+      inputs: [x, splitShape],
+      outputs: [split],
+      attributes: {},
+    },
+    {
+      opType: "Transpose",
+      name: fresh(`${name}#nchwc_Transpose`),
+      inputs: [split],
+      outputs: [permuted],
+      attributes: { perm: [0, 3, 4, 1, 5, 2, 6] },
+    },
+    {
+      opType: "Mul",
+      name: fresh(`${name}#nchwc_Mul`),
+      inputs: [spatial, constant([size])],
+      outputs: [outSpatial],
+      attributes: {},
+    },
+    concat([batch, constant([channels]), outSpatial], joinedShape),
+    {
+      opType: "Reshape",
+      name: fresh(`${name}#nchwc_Reshape`),
+      inputs: [permuted, joinedShape],
+      outputs: [y],
+      attributes: {},
+    },
+  ];
+}
+
 function eligibleConv(
   node: NodeDef,
-  inits: ReadonlyMap<string, InitializerDef>,
+  graph: Graph,
+  constants: ReadonlySet<string>,
   block: number,
-): { layout: FilterLayout; outputChannels: number } | undefined {
+): { layout: FilterLayout; outputChannels: number; dims: readonly number[] } | undefined {
   if (node.opType !== "Conv" || (node.domain ?? "") !== "" || node.inputs.length < 2) return undefined;
-  const w = inits.get(node.inputs[1]!);
-  if (!w || w.dtype !== DataType.FLOAT || w.dims.length !== 4) return undefined;
+  const inits = graph.initializers;
+  const name = node.inputs[1]!;
+  const w = inits.get(name);
+  const dims = w ? w.dims : constants.has(name) ? graph.shapeOf(name) : undefined;
+  if ((w && w.dtype !== DataType.FLOAT) || dims?.length !== 4) return undefined;
   const bias = node.inputs[2] ? inits.get(node.inputs[2]) : undefined;
-  if (
-    node.inputs[2] &&
-    (!bias || bias.dtype !== DataType.FLOAT || bias.dims.length !== 1 || bias.dims[0] !== w.dims[0])
-  )
+  if (node.inputs[2] && (!bias || bias.dtype !== DataType.FLOAT || bias.dims.length !== 1 || bias.dims[0] !== dims[0]))
     return undefined;
   const group = node.attributes.group;
   if (group !== undefined && group !== 1) return undefined;
-  const [o, i] = w.dims as [number, number];
+  const [o, i] = dims as [number, number];
   if (o % block !== 0) return undefined;
-  if (i < block) return { layout: "OIHWBo", outputChannels: o };
-  return i % block === 0 ? { layout: "OIHWBiBo", outputChannels: o } : undefined;
+  if (i < block) return { layout: "OIHWBo", outputChannels: o, dims };
+  return i % block === 0 ? { layout: "OIHWBiBo", outputChannels: o, dims } : undefined;
+}
+
+/**
+ * The float values the graph computes from its initializers alone (a filter derived from another, say), which
+ * onnxruntime folds into constants at load. Nodes are in topological order.
+ */
+function constantValues(graph: Graph): Set<string> {
+  const constant = new Set<string>(graph.initializers.keys());
+  for (const n of graph.nodes) {
+    if ((n.domain ?? "") === "" && n.inputs.every((i) => i === "" || constant.has(i)))
+      for (const o of n.outputs) constant.add(o);
+  }
+  for (const name of graph.initializers.keys()) constant.delete(name);
+  return constant;
+}
+
+/**
+ * The nodes that permute filter `w` of `dims` into `layout` (what reorderFilter does to stored ones) as `name`, with
+ * onnxruntime's own ReorderInput, which moves a block of B channels to the innermost axis ([N, C, H, W] to [N, C/B,
+ * H, W, B]) at memory speed, where a Transpose that moves the innermost axis goes value by value. OIHWBo = [O/B, I,
+ * kh, kw, B(o)]: the filter read as [O/B, B, I*kh*kw, 1], reordered. OIHWBiBo = [O/B, I/B, kh, kw, B(i), B(o)]: first
+ * [O, I, kh, kw] reordered to [O, I/B, kh, kw, B(i)], then that read as [O/B, B, I*kh*kw, 1] and reordered. Both
+ * read back as [O, I, kh, kw].
+ */
+function blockedFilterNodes(
+  w: string,
+  dims: readonly number[],
+  block: number,
+  layout: FilterLayout,
+  name: string,
+  fresh: (base: string) => string,
+  shapes: InitializerDef[],
+): NodeDef[] {
+  const [o, i, kh, kw] = dims as [number, number, number, number];
+  const shape = (values: number[]) => {
+    const s = fresh(`${name}#shape`);
+    shapes.push({
+      name: s,
+      dims: [values.length],
+      dtype: DataType.INT64,
+      load: () => BigInt64Array.from(values, (v) => BigInt(v)),
+    });
+    return s;
+  };
+  const nodes: NodeDef[] = [];
+  const step = (opType: "Reshape" | "ReorderInput", inputs: string[], out = fresh(`${name}#${opType}`)) => {
+    nodes.push({
+      opType,
+      name: fresh(`${name}#${opType}`),
+      inputs,
+      outputs: [out],
+      attributes: {},
+      ...(opType === "ReorderInput" ? { domain: NCHWC_DOMAIN } : {}),
+    });
+    return out;
+  };
+  const inBlocks = layout === "OIHWBiBo" ? step("ReorderInput", [w]) : w;
+  const outputsLast = step("Reshape", [inBlocks, shape([o / block, block, i * kh * kw, 1])]);
+  step("Reshape", [step("ReorderInput", [outputsLast]), shape([o, i, kh, kw])], name);
+  return nodes;
 }
 
 /**

@@ -101,3 +101,89 @@ describe("nearest resize to another tensor's size", () => {
     }
   });
 });
+
+/** torch's Conv2d(3x3, padding 1) of F.interpolate(x, size=(H, W), mode="nearest"), written out plainly. */
+function upsampleThenConv(
+  x: Float32Array,
+  [c, h, w]: number[],
+  weight: Float32Array,
+  bias: Float32Array,
+  [H, W]: number[],
+): Float32Array {
+  const o = bias.length;
+  const up = (ch: number, r: number, q: number) =>
+    r < 0 || r >= H || q < 0 || q >= W ? 0 : x[(ch * h + torchNearestIndex(r, h, H)) * w + torchNearestIndex(q, w, W)]!;
+  const y = new Float32Array(o * H * W);
+  for (let k = 0; k < o; k++)
+    for (let r = 0; r < H; r++)
+      for (let q = 0; q < W; q++) {
+        let sum = bias[k]!;
+        for (let ch = 0; ch < c; ch++)
+          for (let i = 0; i < 3; i++)
+            for (let j = 0; j < 3; j++) sum += weight[((k * c + ch) * 3 + i) * 3 + j]! * up(ch, r + i - 1, q + j - 1);
+        y[(k * H + r) * W + q] = sum;
+      }
+  return y;
+}
+
+describe("a 3x3 convolution of a nearest 2x upsampled map, computed at the low resolution", () => {
+  const random = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.37 + seed));
+  const [c, o] = [3, 5];
+  const weight = random(o * c * 9, 1);
+  const bias = random(o, 2);
+  const build = (like: boolean) => {
+    const g = new GraphBuilder("upsample_conv");
+    const x = g.input("x", DataType.FLOAT, [1, c, "h", "w"], [1, c, 4, 5]);
+    const target = like ? g.input("like", DataType.FLOAT, [1, 1, "H", "W"], [1, 1, 7, 10]) : undefined;
+    const wv = g.initializer("w", [o, c, 3, 3], () => weight);
+    const bv = g.initializer("b", [o], () => bias);
+    g.output(g.upsampleConv3x3(x, wv, bv, target), "y", [1, o, "H", "W"]);
+    return g;
+  };
+  const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+
+  it("equals the convolution of the upsampled map at twice the size", async () => {
+    const s = await Session.create(serializeGraph(build(false)), { threads: 1 });
+    for (const [h, w] of [
+      [4, 5],
+      [1, 1],
+      [3, 8],
+    ] as const) {
+      const x = random(c * h * w, h * 10 + w);
+      const y = (await s.run({ x: { data: x, dims: [1, c, h, w] } })).y!;
+      expect(y.dims).toEqual([1, o, 2 * h, 2 * w]);
+      expect(maxDiff(y.data, upsampleThenConv(x, [c, h, w], weight, bias, [2 * h, 2 * w])), `${h}x${w}`).toBeLessThan(
+        1e-5,
+      );
+    }
+  });
+
+  it("equals it at the size of another tensor, one less than twice on either side (the UNet's odd latents)", async () => {
+    const s = await Session.create(serializeGraph(build(true)), { threads: 1 });
+    for (const [h, w, H, W] of [
+      [4, 5, 8, 10],
+      [4, 5, 7, 9],
+      [4, 5, 8, 9],
+      [4, 5, 7, 10],
+      [5, 3, 9, 5],
+      [1, 1, 1, 1],
+      [1, 2, 1, 4],
+      [2, 1, 3, 2],
+    ] as const) {
+      const x = random(c * h * w, h * 10 + w);
+      const like = { data: new Float32Array(H * W), dims: [1, 1, H, W] };
+      const y = (await s.run({ x: { data: x, dims: [1, c, h, w] }, like })).y!;
+      expect(y.dims).toEqual([1, o, H, W]);
+      const expected = upsampleThenConv(x, [c, h, w], weight, bias, [H, W]);
+      expect(maxDiff(y.data, expected), `${h}x${w} -> ${H}x${W}`).toBeLessThan(1e-5);
+    }
+  });
+
+  it("refuses a target size that is not 2x or one less", () => {
+    const g = new GraphBuilder("bad_upsample");
+    const x = g.input("x", DataType.FLOAT, [1, c, 4, 4], [1, c, 4, 4]);
+    const like = g.input("like", DataType.FLOAT, [1, 1, 6, 8], [1, 1, 6, 8]);
+    const wv = g.initializer("w", [o, c, 3, 3], () => weight);
+    expect(() => g.upsampleConv3x3(x, wv, undefined, like)).toThrow(/4x4 cannot be upsampled to 6x8/);
+  });
+});

@@ -69,6 +69,35 @@ function writeConvOutLora(dir: string): string {
   return path;
 }
 
+/**
+ * A kohya LoRA over the tiny UNet's first upsampler convolution ([32, 32, 3, 3]): the graph computes that block at the
+ * low resolution with 2x2 filters folded from the 3x3 one (GraphBuilder.upsampleConv3x3), which onnxruntime makes
+ * at load, so the stored 3x3 filter is not what the runtime computes with.
+ */
+function writeUpsamplerLora(dir: string): string {
+  const random = mulberry32(11);
+  const values = (n: number) => f32Bytes(Float32Array.from({ length: n }, () => (random() - 0.5) * 0.4));
+  const path = join(dir, "upsampler.safetensors");
+  writeFileSync(
+    path,
+    encodeSafetensors([
+      {
+        name: "lora_unet_up_blocks_0_upsamplers_0_conv.lora_down.weight",
+        dtype: "F32",
+        shape: [2, 32, 3, 3],
+        data: values(2 * 32 * 9),
+      },
+      {
+        name: "lora_unet_up_blocks_0_upsamplers_0_conv.lora_up.weight",
+        dtype: "F32",
+        shape: [32, 2, 1, 1],
+        data: values(64),
+      },
+    ]),
+  );
+  return path;
+}
+
 describe.skipIf(!HAVE_REFERENCE)("switching LoRAs on loaded networks (issue 16 item 5)", () => {
   const open = async (cacheDir: string, cacheWeights?: "compact" | "fp32") => {
     const ckpt = openCheckpoint(ref("models/sd15-tiny"));
@@ -131,6 +160,23 @@ describe.skipIf(!HAVE_REFERENCE)("switching LoRAs on loaded networks (issue 16 i
     expect(got).toEqual((await fresh(cacheDir, wanted)).unet);
     (await loras.apply([])).release();
     expect(await nets.get("unet")).toBe(unet);
+    expect(await unetOut(nets)).toEqual(plain);
+    await nets.release();
+  });
+
+  it("a LoRA over an upsampler convolution (whose folded 2x2 filters the runtime computes at load) reaches the UNet's output, switched on and off, with the outputs of a fresh open", async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), "diffuse-lora-switch-"));
+    const source = writeUpsamplerLora(mkdtempSync(join(tmpdir(), "diffuse-lora-upsampler-")));
+    const { nets, loras } = await open(cacheDir);
+    const plain = await unetOut(nets);
+    const wanted: WantedLora[] = [{ name: "u", source, textEncoder: 1, unet: 1 }];
+    const applied = await loras.apply(wanted);
+    expect(applied.warnings).toEqual([]);
+    applied.release();
+    const got = await unetOut(nets);
+    expect(got).not.toEqual(plain);
+    expect(got).toEqual((await fresh(cacheDir, wanted)).unet);
+    (await loras.apply([])).release();
     expect(await unetOut(nets)).toEqual(plain);
     await nets.release();
   });

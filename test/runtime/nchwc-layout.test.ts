@@ -123,6 +123,48 @@ describe("onnxruntime's NCHWc layout written into the graph", () => {
     expect(maxRelDiff(blocked.y!.data, plain.y!.data)).toBeLessThan(1e-5);
   });
 
+  it("blocks the filters an upsampling convolution folds in the graph, permuting them there, and keeps its 3x3 filter stored once", async () => {
+    const block = await nchwcBlockSize(memo);
+    if (block === 1) return; // no blocked layout on this CPU: nothing to rewrite
+    const c = 2 * block;
+    const g = new GraphBuilder("upsample_conv");
+    const x = g.input("x", DataType.FLOAT, [1, c, "h", "w"], [1, c, 5, 7]);
+    const like = g.input("like", DataType.FLOAT, [1, 1, "H", "W"], [1, 1, 9, 14]);
+    const w = g.initializer("w", [c, c, 3, 3], () => values(c * c * 9, 2));
+    const b = g.initializer("b", [c], () => values(c, 3));
+    g.output(g.upsampleConv3x3(g.unary("Sigmoid", x), w, b, like), "y", [1, c, "H", "W"]);
+    const laid = nchwcLayout(g, block);
+    const ops = laid.nodes.map((n) => `${n.domain === NCHWC_DOMAIN ? "nchwc:" : ""}${n.opType}`);
+    // Four 2x2 convolutions (one per output parity) and the two that make the edges of odd sizes.
+    expect(ops.filter((o) => o === "nchwc:Conv")).toHaveLength(6);
+    expect(ops).not.toContain("Conv");
+    // Their outputs interleaved blocked, reordered once.
+    expect(ops).not.toContain("DepthToSpace");
+    expect(ops.filter((o) => o === "nchwc:ReorderOutput")).toHaveLength(3);
+    // The 3x3 filter is read as it is (to fold the 2x2 ones), so it is stored as it is and nowhere else.
+    const stored = [...laid.initializers.values()].filter((d) => d.dims.length === 4);
+    expect(stored.map((d) => d.name)).toEqual(["w"]);
+    const feeds = (h: number, wd: number, oh: number, ow: number) => ({
+      x: { data: values(c * h * wd, 1), dims: [1, c, h, wd] },
+      like: { data: new Float32Array(oh * ow), dims: [1, 1, oh, ow] },
+    });
+    for (const optimization of ["disabled", "all"] as const) {
+      const [plain, blocked] = await Promise.all(
+        [g, laid].map((graph) => Session.create(serializeGraph(graph), { threads: 1, optimization })),
+      );
+      const sizes: [number, number, number, number][] = [
+        [5, 7, 10, 14],
+        [5, 7, 9, 13],
+      ];
+      for (const size of sizes) {
+        const [a, z] = [await plain!.run(feeds(...size)), await blocked!.run(feeds(...size))];
+        expect(z.y!.dims).toEqual([1, c, size[2], size[3]]);
+        expect(maxRelDiff(z.y!.data, a.y!.data), `${optimization} ${size}`).toBeLessThan(1e-5);
+      }
+      await Promise.all([plain!.release(), blocked!.release()]);
+    }
+  });
+
   it("leaves a graph without eligible convolutions as it was", () => {
     const g = new GraphBuilder("mm");
     const x = g.input("x", DataType.FLOAT, [1, 8], [1, 8]);
