@@ -202,20 +202,6 @@ export class GraphBuilder extends Graph {
   }
 
   /**
-   * Nearest-neighbour resize of x [N, C, h, w] to the spatial size of `like` [*, *, H, W], read at run time:
-   * torch's F.interpolate(size=(H, W), mode="nearest") (source index floor(i * h / H)). diffusers' UNet upsamples
-   * this way to the size of the skip connection it concatenates next, so odd latent sizes line up.
-   */
-  resizeNearestLike(x: Value, like: Value): Value {
-    const [n, c] = x.shape as [number, number];
-    const [, , h, w] = like.shape as [number, number, number, number];
-    const batchChannels = this.op("Shape", [x], [2], { start: 0, end: 2 }, { dtype: DataType.INT64 });
-    const size = this.op("Shape", [like], [2], { start: 2, end: 4 }, { dtype: DataType.INT64 });
-    const sizes = this.op("Concat", [batchChannels, size], [4], { axis: 0 }, { dtype: DataType.INT64 });
-    return this.op("Resize", [x, undefined, undefined, sizes], [n, c, h, w], NEAREST_FLOOR);
-  }
-
-  /**
    * A 3x3 convolution (padding 1) of x upsampled 2x by nearest neighbour, computed at x's resolution: each output
    * pixel of parity (a, b) sees only two input rows and two input columns, so the convolution is four 2x2 ones on x,
    * whose taps are sums of the 3x3 taps (rows of parity 0 read rows i-1 and i with taps w0 and w1+w2, parity 1 rows
@@ -224,7 +210,7 @@ export class GraphBuilder extends Graph {
    * from `weight` (onnxruntime folds them once at load), so the stored weight is the checkpoint's 3x3 filter: a LoRA
    * merged into it reaches them, and a cache entry holds no more weights than before.
    *
-   * `like`: upsample to its spatial size instead (resizeNearestLike: the UNet's skip connection), which must be 2h
+   * `like`: upsample to its spatial size instead (torch's F.interpolate(size=...): the UNet's skip connection), which must be 2h
    * or 2h-1 for an input of h (what a stride-2 padding-1 convolution reverses). An odd size drops the last row or
    * column of the 2x result, but the convolution then reads padding where the 2x map has a copy of the last input
    * row: that last output row (column) is computed apart, as the plain convolution of the cropped upsampled map

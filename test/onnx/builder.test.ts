@@ -64,44 +64,6 @@ function torchNearestIndex(i: number, inSize: number, outSize: number): number {
   return Math.min(Math.floor(Math.fround(i * scale)), inSize - 1);
 }
 
-describe("nearest resize to another tensor's size", () => {
-  it("picks torch's source pixels for F.interpolate(size=..., mode='nearest'), including odd sizes", async () => {
-    const g = new GraphBuilder("resize_like");
-    const x = g.input("x", DataType.FLOAT, ["n", 2, "h", "w"], [1, 2, 3, 4]);
-    const like = g.input("like", DataType.FLOAT, ["n", 5, "H", "W"], [1, 5, 5, 7]);
-    g.output(g.resizeNearestLike(x, like), "y", ["n", 2, "H", "W"]);
-    const s = await Session.create(serializeGraph(g), { threads: 1 });
-    // (input size) -> (the size of the tensor it is matched to): a latent side of 2n-1 comes back up from n.
-    const cases: [number, number, number, number][] = [
-      [3, 4, 5, 7],
-      [5, 7, 9, 13],
-      [2, 3, 3, 6],
-      [4, 4, 8, 8],
-      [3, 3, 3, 3],
-      [9, 17, 17, 33],
-    ];
-    for (const [h, w, oh, ow] of cases) {
-      const data = Float32Array.from({ length: 2 * h * w }, (_, i) => i);
-      const y = (
-        await s.run({
-          x: { data, dims: [1, 2, h, w] },
-          like: { data: new Float32Array(5 * oh * ow), dims: [1, 5, oh, ow] },
-        })
-      ).y!;
-      expect(y.dims).toEqual([1, 2, oh, ow]);
-      const expected = new Float32Array(2 * oh * ow);
-      for (let c = 0; c < 2; c++) {
-        for (let r = 0; r < oh; r++) {
-          for (let q = 0; q < ow; q++)
-            expected[(c * oh + r) * ow + q] =
-              data[(c * h + torchNearestIndex(r, h, oh)) * w + torchNearestIndex(q, w, ow)]!;
-        }
-      }
-      expect(Array.from(y.data), `${h}x${w} -> ${oh}x${ow}`).toEqual(Array.from(expected));
-    }
-  });
-});
-
 /** torch's Conv2d(3x3, padding 1) of F.interpolate(x, size=(H, W), mode="nearest"), written out plainly. */
 function upsampleThenConv(
   x: Float32Array,
