@@ -83,6 +83,19 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
     return reordered;
   };
 
+  /** Node `reader`'s blocked output `yBlocked`, reordered back to plain `y` (dropped later if nothing reads it). */
+  const plainOutput = (reader: string, yBlocked: string, y: string, channels: number): void => {
+    nodes.push({
+      opType: "ReorderOutput",
+      name: fresh(`${reader}#ReorderOutput`),
+      inputs: [yBlocked],
+      outputs: [y],
+      attributes: { channels },
+      domain: NCHWC_DOMAIN,
+    });
+    blocked.set(y, yBlocked);
+  };
+
   for (const node of graph.nodes) {
     const upsample = eligibleUpsample(node, graph, blockSize);
     if (upsample) {
@@ -97,15 +110,7 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
         attributes: { scales: upsample.scales, mode: "nearest" },
         domain: NCHWC_DOMAIN,
       });
-      nodes.push({
-        opType: "ReorderOutput",
-        name: fresh(`${node.name}#ReorderOutput`),
-        inputs: [yBlocked],
-        outputs: [y],
-        attributes: { channels: upsample.channels },
-        domain: NCHWC_DOMAIN,
-      });
-      blocked.set(y, yBlocked);
+      plainOutput(node.name, yBlocked, y, upsample.channels);
       continue;
     }
     const rearranged = blockedRearrangement(node, graph, blocked, blockSize);
@@ -125,15 +130,7 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
       } else {
         nodes.push(...blockedDepthToSpace(node.name, inputs[0]!, yBlocked, rearranged, blockSize, fresh, constant));
       }
-      nodes.push({
-        opType: "ReorderOutput",
-        name: fresh(`${node.name}#ReorderOutput`),
-        inputs: [yBlocked],
-        outputs: [y],
-        attributes: { channels: rearranged.channels },
-        domain: NCHWC_DOMAIN,
-      });
-      blocked.set(y, yBlocked);
+      plainOutput(node.name, yBlocked, y, rearranged.channels);
       continue;
     }
     const conv = eligibleConv(node, graph, constants, blockSize);
@@ -179,15 +176,7 @@ export function nchwcLayout(graph: Graph, blockSize: number): Graph {
       outputs: [yBlocked],
       domain: NCHWC_DOMAIN,
     });
-    nodes.push({
-      opType: "ReorderOutput",
-      name: fresh(`${node.name}#ReorderOutput`),
-      inputs: [yBlocked],
-      outputs: [y],
-      attributes: { channels: conv.outputChannels },
-      domain: NCHWC_DOMAIN,
-    });
-    blocked.set(y, yBlocked);
+    plainOutput(node.name, yBlocked, y, conv.outputChannels);
   }
 
   // A rewritten Conv's plain output that nothing reads (its readers all took the blocked one) needs no ReorderOutput.
