@@ -74,6 +74,7 @@ export function quantizeLinear(graph: Graph, opts: QuantizeLinearOptions = {}): 
   for (const node of graph.nodes)
     for (const input of node.inputs) if (input) readers.set(input, [...(readers.get(input) ?? []), node]);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
+  const computed = computedAtRunTime(graph);
 
   const out = new Graph(graph.name);
   out.inputs.push(...graph.inputs);
@@ -87,7 +88,7 @@ export function quantizeLinear(graph: Graph, opts: QuantizeLinearOptions = {}): 
 
   for (const node of graph.nodes) {
     if (folded.has(node)) continue;
-    const weight = eligibleWeight(node, inits);
+    const weight = computed.has(node.inputs[0]!) ? eligibleWeight(node, inits) : undefined;
     if (!weight || opts.keep?.(node)) {
       out.nodes.push(node);
       continue;
@@ -125,6 +126,18 @@ export function quantizeLinear(graph: Graph, opts: QuantizeLinearOptions = {}): 
     if (used.has(name)) out.initializers.set(name, def);
   }
   return out;
+}
+
+/**
+ * The values that depend on a graph input. A MatMul of two constants is not a linear layer but arithmetic on weights
+ * (GraphBuilder.upsampleConv3x3 sums a 3x3 filter's taps into 2x2 filters that way), which onnxruntime folds once at
+ * load: quantizing it would round the weights it computes and redo the product at every run.
+ */
+function computedAtRunTime(graph: Graph): Set<string> {
+  const computed = new Set(graph.inputs.map((i) => i.name));
+  for (const node of graph.nodes)
+    if (node.inputs.some((i) => computed.has(i))) for (const o of node.outputs) computed.add(o);
+  return computed;
 }
 
 /** The [K, N] fp32 initializer a plain MatMul multiplies by, if it has one. */

@@ -124,6 +124,20 @@ describe("quantizeLinear: MatMul by a constant weight as DynamicQuantizeMatMul",
     ]);
     expect([...q.initializers.keys()]).toEqual(["keep.weight", "go.weight#int8", "go.weight#scale"]);
   });
+
+  it("leaves products computed from weights alone (folded at load, e.g. upsampleConv3x3's filters) in fp32", () => {
+    const g = new GraphBuilder("upsample");
+    const x = g.input("x", DataType.FLOAT, [1, 2, 3, 3], [1, 2, 3, 3]);
+    const filter = g.initializer("up.conv.weight", [2, 2, 3, 3], () =>
+      Float32Array.from({ length: 36 }, (_, i) => Math.sin(i) * 0.3),
+    );
+    g.output(g.upsampleConv3x3(x, filter, undefined), "y", [1, 2, 6, 6]);
+    const matmuls = g.nodes.filter((n) => n.opType === "MatMul").length;
+    expect(matmuls).toBeGreaterThan(0);
+    const q = quantizeLinear(g);
+    expect(q.nodes.filter((n) => n.opType === "MatMul")).toHaveLength(matmuls);
+    expect(q.nodes.some((n) => n.domain === MS_DOMAIN)).toBe(false);
+  });
 });
 
 describe("quantizeLinear perRow: one activation scale per row, for inputs with heavy tails", () => {
