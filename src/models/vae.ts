@@ -2,7 +2,7 @@ import { GraphBuilder, type AttentionKind } from "../onnx/builder.js";
 import { DataType, type Value } from "../onnx/graph.js";
 import type { ScopedWeights } from "../weights/weight-source.js";
 import type { VaeConfig } from "../configs/vae.js";
-import { conv2d, groupNorm, linear } from "./layers.js";
+import { conv2d, groupNorm, linear, upsampleConv } from "./layers.js";
 
 /** Graph I/O names of the VAE halves. */
 export const VAE_IO = {
@@ -26,6 +26,13 @@ export interface VaeBuildOptions {
   height?: number;
   width?: number;
   attention?: AttentionKind;
+  /**
+   * How the decoder's upsamplers compute a 3x3 convolution of the nearest-2x map: "parity" (default) as four 2x2
+   * convolutions of the map itself (layers.upsampleConv: 1.2x less CPU for the whole fp32 decode at 512 px), their
+   * filters folded from the stored 3x3 ones in the graph; "nearest" by upsampling first and convolving with the
+   * stored filters, which is what the int8 form quantizes (onnx/quantize-conv.ts takes stored filters only).
+   */
+  upsampling?: "parity" | "nearest";
 }
 
 /** AutoencoderKL's encoder (+ quant_conv): image -> posterior mean and log-variance. `w` at the VAE root. */
@@ -91,10 +98,15 @@ export function buildVaeDecoder(config: VaeConfig, w: ScopedWeights, opts: VaeBu
     g.scoped(block.prefix, () => {
       for (let j = 0; j < config.layersPerBlock + 1; j++)
         h = resnetBlock(ctx, block.sub("resnets").sub(j), h, channels);
-      // Not upsampleConv (the fp32 decode at 512 px took 1.2x less CPU with it): its 2x2 filters are folded in the
-      // graph, and onnx/quantize-conv.ts quantizes stored filters only, so they ran in fp32 in the int8 decode, which
-      // took 1.5x the CPU; stored, they would grow the cache (f32, 16/9 of the weights).
-      if (i < levels - 1) h = conv2d(g, block.sub("upsamplers.0.conv"), g.upsampleNearest2x(h), channels, 3);
+      // The int8 decode quantizes the upsamplers' stored filters ("nearest"): with upsampleConv's folded ones they
+      // ran in fp32 there, 1.5x the CPU of the whole int8 decode; stored 2x2 filters would grow the cache by 16/9.
+      if (i < levels - 1) {
+        const conv = block.sub("upsamplers.0.conv");
+        h =
+          opts.upsampling === "nearest"
+            ? conv2d(g, conv, g.upsampleNearest2x(h), channels, 3)
+            : upsampleConv(g, conv, h, channels);
+      }
     });
   }
   h = g.silu(groupNorm(g, dec.sub("conv_norm_out"), h, config.normNumGroups, EPS));

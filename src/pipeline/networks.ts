@@ -176,7 +176,8 @@ export class CachedSessions<N extends string> {
     readonly sha256: string,
     private readonly cache: CompileCache,
     private readonly opts: NetworkOptions,
-    private readonly build: (name: N, attention: AttentionKind) => Graph,
+    /** `forInt8`: the fp32 graph an int8 form is made from (its quantized layers on stored weights). */
+    private readonly build: (name: N, attention: AttentionKind, forInt8: boolean) => Graph,
     /** Session options of one network on top of `opts` (e.g. the VAE's memory pattern off). */
     private readonly sessionOptions: (name: N) => Partial<SessionOptions> = () => ({}),
     /** Which int8 form a network has (models/precision.ts), if any: the others stay fp32 at any precision. */
@@ -277,7 +278,7 @@ export class CachedSessions<N extends string> {
     let key: string;
     if (memoKey?.startsWith(prefix)) key = memoKey;
     else {
-      let built = this.build(name, attention);
+      let built = this.build(name, attention, form !== undefined);
       // An int8 graph holds its calibrated scales, so calibration comes before its key.
       if (form) built = int8Graph(form, built, await this.activationRanges(form, blockSize));
       if (weightOnly) built = weightOnlyInt8Graph(weightOnly, built);
@@ -286,7 +287,7 @@ export class CachedSessions<N extends string> {
       if (memo) this.keyMemo.set(memo, key);
     }
     // Found by the memo (fp32 only), the graph is built only where it is needed: a change's patches, a cache miss.
-    const graphNow = (): Graph => (graph ??= nchwcLayout(this.build(name, attention), blockSize));
+    const graphNow = (): Graph => (graph ??= nchwcLayout(this.build(name, attention, false), blockSize));
     // Before any building: a change that does not fit the network fails here, in a moment.
     const change = this.changes.get(name);
     const patches = change?.patches(graphNow());
@@ -333,7 +334,7 @@ export class CachedSessions<N extends string> {
   private async activationRanges(
     form: Int8Network,
     blockSize: number,
-    plain = this.build(form as unknown as N, this.opts.attention ?? DEFAULT_ATTENTION),
+    plain = this.build(form as unknown as N, this.opts.attention ?? DEFAULT_ATTENTION, true),
     useShipped = true,
   ): Promise<ActivationRanges> {
     this.code ??= codeDigest(GRAPH_CODE);
@@ -399,7 +400,7 @@ export class CachedSessions<N extends string> {
    * first int8 load; never from the file being replaced) and the digest of the fp32 graph they name tensors of.
    */
   async int8Calibration(form: Int8Network): Promise<ShippedNetwork> {
-    const plain = this.build(form as unknown as N, this.opts.attention ?? DEFAULT_ATTENTION);
+    const plain = this.build(form as unknown as N, this.opts.attention ?? DEFAULT_ATTENTION, true);
     const ranges = await this.activationRanges(form, await this.nchwcBlockSize(), plain, false);
     return { graph: fp32GraphDigest(plain), ranges };
   }
@@ -481,7 +482,7 @@ export class Networks extends CachedSessions<NetworkName> {
       sha256,
       cache,
       opts,
-      (name, attention) => buildNetwork(checkpoint, name, attention),
+      (name, attention, forInt8) => buildNetwork(checkpoint, name, attention, forInt8),
       (name) => NETWORK_SESSION[name] ?? {},
       (name) => (name in UNET_VARIANTS ? "unet" : name === "vae_decoder" ? "vae_decoder" : undefined),
       // What else buildNetwork reads: the config (a --config or detected family can differ for the same files), and
@@ -562,7 +563,7 @@ function readRanges(file: string): ActivationRanges | undefined {
   }
 }
 
-function buildNetwork(checkpoint: Checkpoint, name: NetworkName, attention: AttentionKind): Graph {
+function buildNetwork(checkpoint: Checkpoint, name: NetworkName, attention: AttentionKind, forInt8 = false): Graph {
   const { config, unet, vae, textEncoder, textEncoder2 } = checkpoint;
   switch (name) {
     // With an input for textual-inversion vectors, so embeddings never change the graph.
@@ -578,7 +579,10 @@ function buildNetwork(checkpoint: Checkpoint, name: NetworkName, attention: Atte
     case "unet_control_adapter":
       return buildUNet(config.unet, new ScopedWeights(unet), { attention, ...UNET_VARIANTS[name] });
     case "vae_decoder":
-      return buildVaeDecoder(config.vae, new ScopedWeights(vae), { attention });
+      return buildVaeDecoder(config.vae, new ScopedWeights(vae), {
+        attention,
+        upsampling: forInt8 ? "nearest" : "parity",
+      });
     case "vae_encoder":
       return buildVaeEncoder(config.vae, new ScopedWeights(vae), { attention });
   }

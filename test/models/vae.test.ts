@@ -19,10 +19,19 @@ for (const model of ["sd15-tiny"])
       return { config, w, gold: golden(`goldens/${model}/vae.safetensors`) };
     };
 
-    for (const attention of ["matmul", "ms-mha"] as const)
-      it(`decodes 8x8 and 6x10 latents like diffusers (${attention} attention)`, async () => {
+    // The upsamplers as four 2x2 convolutions (the fp32 default), or the stored 3x3 on the upsampled map (int8's form).
+    const forms = [
+      { attention: "matmul", upsampling: "parity" },
+      { attention: "ms-mha", upsampling: "parity" },
+      { attention: "ms-mha", upsampling: "nearest" },
+    ] as const;
+    for (const { attention, upsampling } of forms)
+      it(`decodes 8x8 and 6x10 latents like diffusers (${attention} attention, ${upsampling} upsampling)`, async () => {
         const { config, w, gold } = load();
-        const session = await Session.create(serializeGraph(buildVaeDecoder(config, w, { attention })), { threads: 1 });
+        const graph = buildVaeDecoder(config, w, { attention, upsampling });
+        // sd15-tiny's decoder has one upsampler: its four 2x2 convolutions' outputs are interleaved by DepthToSpace.
+        expect(graph.nodes.some((n) => n.opType === "DepthToSpace")).toBe(upsampling === "parity");
+        const session = await Session.create(serializeGraph(graph), { threads: 1 });
         for (const c of ["decode", "decode_6x10"]) {
           const out = await session.run({ [VAE_IO.latent]: { data: gold.get(`${c}/z`), dims: gold.shape(`${c}/z`) } });
           expect(out[VAE_IO.decoded]!.dims).toEqual(gold.shape(`${c}/out`));
