@@ -25,6 +25,9 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   calibrate: async () => (await import("./calibrate.js")).registerCalibrate,
 };
 
+/** `diffuse --version` prints a line that no command's module is needed for. */
+const VERSION_FLAGS = ["-V", "--version"];
+
 /**
  * The `diffuse` command line. Each subcommand lives in its own file and registers itself here.
  * Exit codes: 0 success, 2 bad input (one line naming the problem and the fix), 1 internal error.
@@ -37,8 +40,14 @@ export async function main(argv: readonly string[]): Promise<void> {
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  // The command named on the line, or every command when none is (the list in --help, a typo's suggestion).
-  const named = Object.hasOwn(COMMANDS, argv[2] ?? "") ? [argv[2]!] : Object.keys(COMMANDS);
+  // The command named on the line; none for the version alone; else every command (the list in --help, a typo's
+  // suggestion).
+  const first = argv[2] ?? "";
+  const named = Object.hasOwn(COMMANDS, first)
+    ? [first]
+    : VERSION_FLAGS.includes(first) && argv.length === 3
+      ? []
+      : Object.keys(COMMANDS);
   for (const register of await Promise.all(named.map((name) => COMMANDS[name]!()))) register(program);
   try {
     await program.parseAsync([...argv]);

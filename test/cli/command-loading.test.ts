@@ -46,6 +46,15 @@ describe("each diffuse command loads only what it runs", () => {
     expect(r.modules.filter((m) => SERVER_STACK.test(m))).toEqual([]);
   });
 
+  it("diffuse --version loads no command's module", () => {
+    const r = modulesLoadedBy(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(
+      JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version,
+    );
+    expect(r.modules.filter((m) => /\/cli\/(?!main\.js|package-version\.js)[^/]+\.js$/.test(m))).toEqual([]);
+  });
+
   it("diffuse --help still lists every command, and a typo of one is still answered with it", async () => {
     const help = await runCli(["--help"]);
     expect(help.code).toBe(0);
