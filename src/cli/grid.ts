@@ -17,6 +17,7 @@ import {
   type StableDiffusionPipeline,
   type XyzAxisRequest,
   type XyzPlan,
+  XYZ_AXES,
 } from "../index.js";
 import { checkFormat, flushed } from "./generate.js";
 import {
@@ -78,8 +79,9 @@ export function registerGrid(program: Command): void {
       .option(
         "--x <axis=values>",
         'the X axis (columns): an axis name and its values, e.g. "cfg=3,5,7", "steps=10-30 (+10)", "sampler=Euler a,DPM++ 2M", "prompt s/r=cat,dog"; ' +
-          "axes: Seed, Var. seed, Var. strength, Steps, Hires steps, CFG Scale, Prompt S/R, Prompt order, Sampler, Hires sampler, " +
-          "Checkpoint name, Schedule type, Clip skip, Denoising, Hires upscaler, VAE, Refiner switch at, Size, Width, Height, LoRA weight",
+          `axes: ${XYZ_AXES.filter((a) => a.id !== "nothing")
+            .map((a) => a.label)
+            .join(", ")}`,
       )
       .option("--y <axis=values>", "the Y axis (rows), as --x")
       .option("--z <axis=values>", "the Z axis (one grid per value, side by side), as --x"),

@@ -32,7 +32,12 @@ export type XyzAxisId =
   | "sampler"
   | "hiresSampler"
   | "checkpoint"
+  | "sigmaChurn"
+  | "sigmaMin"
+  | "sigmaMax"
+  | "sigmaNoise"
   | "schedule"
+  | "eta"
   | "clipSkip"
   | "denoising"
   | "hiresUpscaler"
@@ -286,8 +291,24 @@ export const XYZ_AXES: readonly XyzAxis[] = [
     },
     { cost: 1, format: (v) => basename(String(v)) },
   ),
+  // The sampler knobs (sampler-knobs.ts), as A1111 names them: s_churn, s_tmin, s_tmax, s_noise and eta.
+  numberAxis("sigmaChurn", "Sigma Churn", ["s churn", "churn"], false, (c, v) => {
+    c.params.sChurn = v;
+  }),
+  numberAxis("sigmaMin", "Sigma min", ["s tmin"], false, (c, v) => {
+    c.params.sTmin = v;
+  }),
+  numberAxis("sigmaMax", "Sigma max", ["s tmax"], false, (c, v) => {
+    c.params.sTmax = v;
+  }),
+  numberAxis("sigmaNoise", "Sigma noise", ["s noise"], false, (c, v) => {
+    c.params.sNoise = v;
+  }),
   textAxis("schedule", "Schedule type", ["schedule", "scheduler"], (c, v) => {
     c.params.schedule = v;
+  }),
+  numberAxis("eta", "Eta", [], false, (c, v) => {
+    c.params.eta = v;
   }),
   numberAxis("clipSkip", "Clip skip", [], true, (c, v) => {
     c.params.clipSkip = v;

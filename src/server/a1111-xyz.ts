@@ -1,6 +1,6 @@
 import { decodeImage, type RgbImage } from "../image/codec.js";
 import { composeGrid } from "../image/grid-image.js";
-import { InputError } from "../errors.js";
+import { InputError, InternalError } from "../errors.js";
 import { stringifyExact } from "../json-exact.js";
 import { parseSeed, RANDOM_SEED, randomSeed, seedToJson } from "../random/seed.js";
 import { finishComposedImage } from "../responsible/composed-image.js";
@@ -51,17 +51,17 @@ const A1111_AXES: readonly { label: string; only?: "txt2img" | "img2img"; ours?:
   { label: "Sampler", only: "img2img", ours: "sampler", choices: true },
   { label: "Checkpoint name", ours: "checkpoint", choices: true },
   { label: "Negative Guidance minimum sigma" },
-  { label: "Sigma Churn" },
-  { label: "Sigma min" },
-  { label: "Sigma max" },
-  { label: "Sigma noise" },
+  { label: "Sigma Churn", ours: "sigmaChurn" },
+  { label: "Sigma min", ours: "sigmaMin" },
+  { label: "Sigma max", ours: "sigmaMax" },
+  { label: "Sigma noise", ours: "sigmaNoise" },
   { label: "Schedule type", ours: "schedule", choices: true },
   { label: "Schedule min sigma" },
   { label: "Schedule max sigma" },
   { label: "Schedule rho" },
   { label: "Beta schedule alpha" },
   { label: "Beta schedule beta" },
-  { label: "Eta" },
+  { label: "Eta", ours: "eta" },
   { label: "Clip skip", ours: "clipSkip" },
   { label: "Denoising", ours: "denoising" },
   { label: "Initial noise multiplier" },
@@ -231,8 +231,23 @@ function cellJobParams(base: JobParams, cell: XyzPlannedCell, plan: XyzPlan): Jo
       case "hiresSampler":
         set({ hr_sampler_name: h?.sampler });
         break;
+      case "sigmaChurn":
+        set({ s_churn: p.sChurn });
+        break;
+      case "sigmaMin":
+        set({ s_tmin: p.sTmin });
+        break;
+      case "sigmaMax":
+        set({ s_tmax: p.sTmax });
+        break;
+      case "sigmaNoise":
+        set({ s_noise: p.sNoise });
+        break;
       case "schedule":
         set({ scheduler: p.schedule });
+        break;
+      case "eta":
+        set({ eta: p.eta });
         break;
       case "clipSkip":
         set({ clip_skip: p.clipSkip });
@@ -254,8 +269,17 @@ function cellJobParams(base: JobParams, cell: XyzPlannedCell, plan: XyzPlan): Jo
       case "height":
         set({ width: p.width, height: p.height });
         break;
-      default:
+      // The seed is set above, the checkpoint picks the cell's model, and A1111's list offers no LoRA weight axis.
+      case "nothing":
+      case "seed":
+      case "checkpoint":
+      case "loraWeight":
         break;
+      default: {
+        // A new axis must say here which job fields it sets: this fails to compile until it does.
+        const unhandled: never = axis.id;
+        throw new InternalError(`X/Y/Z plot: no job fields for the axis ${String(unhandled)}`);
+      }
     }
   return out;
 }

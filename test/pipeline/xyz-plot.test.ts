@@ -181,6 +181,31 @@ describe("X/Y/Z plot planning", () => {
       planXyzPlot(request({ x: { axis: "cfg", values: "3" }, y: { axis: "CFG Scale", values: "4" } })),
     ).rejects.toThrow(/both CFG Scale/);
     await expect(planXyzPlot(request({ x: { axis: "checkpoint", values: "a" } }))).rejects.toThrow(InputError);
+    await expect(planXyzPlot(request({ y: { axis: "Sigma Churn", values: "1,-1" } }))).rejects.toThrow(
+      /Y Sigma Churn = "-1" cannot run: .*s_churn/i,
+    );
+  });
+
+  it("varies A1111's sampler knobs: Eta, Sigma Churn, Sigma min, Sigma max, Sigma noise", async () => {
+    const plan = await planXyzPlot(
+      request({
+        x: { axis: "eta", values: "0,0.5" },
+        y: { axis: "s churn", values: "0.5" },
+        z: { axis: "Sigma noise", values: "0.9" },
+      }),
+    );
+    expect(plan.cells.map((c) => [c.params.eta, c.params.sChurn, c.params.sNoise])).toEqual([
+      [0, 0.5, 0.9],
+      [0.5, 0.5, 0.9],
+    ]);
+    expect(plan.x.labels).toEqual(["Eta: 0", "Eta: 0.5"]);
+    const bounds = await planXyzPlot(
+      request({ x: { axis: "Sigma min", values: "0.1" }, y: { axis: "Sigma max", values: "10,20" } }),
+    );
+    expect(bounds.cells.map((c) => [c.params.sTmin, c.params.sTmax])).toEqual([
+      [0.1, 10],
+      [0.1, 20],
+    ]);
   });
 
   it("sets the hires fix's denoising with the hires fix on, and the LoRA's weight with one LoRA", async () => {

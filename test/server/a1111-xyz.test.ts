@@ -110,15 +110,43 @@ describe('A1111\'s X/Y/Z plot (script_name "x/y/z plot")', () => {
     expect(info.infotexts[2]).toMatch(/Denoising strength: 1/);
   });
 
+  it("varies the sampler knobs: txt2img's 23 is Eta and 13 Sigma Churn, each cell's infotext names its values", async () => {
+    const r = await postJson<Generated>(`${s.base}/sdapi/v1/txt2img`, {
+      prompt: "a red circle",
+      sampler_name: "Euler a",
+      steps: 3,
+      seed: 5,
+      script_name: "x/y/z plot",
+      script_args: args([23, "0, 0.5", []], [0, "", []]),
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const info = JSON.parse(r.body.info);
+    expect(info.infotexts[1]).toMatch(/Eta: 0,/);
+    expect(info.infotexts[2]).toMatch(/Eta: 0.5,/);
+    expect(r.body.images[0]).not.toBe(r.body.images[1]);
+    const churn = await postJson<Generated>(`${s.base}/sdapi/v1/txt2img`, {
+      prompt: "a red circle",
+      sampler_name: "Euler",
+      steps: 3,
+      seed: 5,
+      script_name: "x/y/z plot",
+      script_args: args([13, "0.5, 1", []], [0, "", []]),
+    });
+    expect(churn.status, JSON.stringify(churn.body)).toBe(200);
+    const churnInfo = JSON.parse(churn.body.info);
+    expect(churnInfo.infotexts[1]).toMatch(/Sigma churn: 0.5/);
+    expect(churnInfo.infotexts[2]).toMatch(/Sigma churn: 1/);
+  });
+
   it("refuses before running: an axis not offered here, a bad value, an unknown script (422, named)", async () => {
     const sigma = await postJson<Failure>(`${s.base}/sdapi/v1/txt2img`, {
       prompt: "cat",
       script_name: "x/y/z plot",
-      script_args: args([13, "0.5", []], [0, "", []]),
+      script_args: args([18, "0.5", []], [0, "", []]),
     });
     expect(sigma.status).toBe(422);
     expect(sigma.body.detail).toMatch(
-      /script_args\[0\] \(X type\): the axis "Sigma Churn" \(13\) is not available here/,
+      /script_args\[0\] \(X type\): the axis "Schedule min sigma" \(18\) is not available here/,
     );
     const steps = await postJson<Failure>(`${s.base}/sdapi/v1/txt2img`, {
       prompt: "cat",
