@@ -128,6 +128,20 @@ export function broadcast(a: readonly number[], b: readonly number[], what: stri
 }
 
 /**
+ * The float values the graph computes from its initializers alone (a filter derived from another, say), which
+ * onnxruntime folds into constants at load (not the initializers themselves). Nodes are in topological order.
+ */
+export function constantValues(graph: Graph): Set<string> {
+  const constant = new Set<string>(graph.initializers.keys());
+  for (const n of graph.nodes) {
+    if ((n.domain ?? "") === "" && n.inputs.every((i) => i === "" || constant.has(i)))
+      for (const o of n.outputs) constant.add(o);
+  }
+  for (const name of graph.initializers.keys()) constant.delete(name);
+  return constant;
+}
+
+/**
  * The core of the graph builder: values, nodes, initializers and a scope stack that names nodes after the
  * checkpoint's module paths ("down_blocks.0.resnets.1.conv1"). Op helpers live in ops.ts.
  */

@@ -1,5 +1,13 @@
 import { InternalError } from "../errors.js";
-import { DataType, Graph, MS_DOMAIN, type InitializerDef, type NodeDef, type ScratchBuffers } from "./graph.js";
+import {
+  constantValues,
+  DataType,
+  Graph,
+  MS_DOMAIN,
+  type InitializerDef,
+  type NodeDef,
+  type ScratchBuffers,
+} from "./graph.js";
 
 /**
  * Linear layers in int8: each MatMul by a constant [K, N] fp32 weight becomes onnxruntime's
@@ -74,7 +82,9 @@ export function quantizeLinear(graph: Graph, opts: QuantizeLinearOptions = {}): 
   for (const node of graph.nodes)
     for (const input of node.inputs) if (input) readers.set(input, [...(readers.get(input) ?? []), node]);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
-  const computed = computedAtRunTime(graph);
+  // A product of constants (GraphBuilder.upsampleConv3x3 sums a 3x3 filter's taps into 2x2 filters so) is arithmetic
+  // on weights that onnxruntime folds once at load: quantized, it would round them and be redone at every run.
+  const constants = constantValues(graph);
 
   const out = new Graph(graph.name);
   out.inputs.push(...graph.inputs);
@@ -88,7 +98,8 @@ export function quantizeLinear(graph: Graph, opts: QuantizeLinearOptions = {}): 
 
   for (const node of graph.nodes) {
     if (folded.has(node)) continue;
-    const weight = computed.has(node.inputs[0]!) ? eligibleWeight(node, inits) : undefined;
+    const x = node.inputs[0]!;
+    const weight = inits.has(x) || constants.has(x) ? undefined : eligibleWeight(node, inits);
     if (!weight || opts.keep?.(node)) {
       out.nodes.push(node);
       continue;
@@ -126,18 +137,6 @@ export function quantizeLinear(graph: Graph, opts: QuantizeLinearOptions = {}): 
     if (used.has(name)) out.initializers.set(name, def);
   }
   return out;
-}
-
-/**
- * The values that depend on a graph input. A MatMul of two constants is not a linear layer but arithmetic on weights
- * (GraphBuilder.upsampleConv3x3 sums a 3x3 filter's taps into 2x2 filters that way), which onnxruntime folds once at
- * load: quantizing it would round the weights it computes and redo the product at every run.
- */
-function computedAtRunTime(graph: Graph): Set<string> {
-  const computed = new Set(graph.inputs.map((i) => i.name));
-  for (const node of graph.nodes)
-    if (node.inputs.some((i) => computed.has(i))) for (const o of node.outputs) computed.add(o);
-  return computed;
 }
 
 /** The [K, N] fp32 initializer a plain MatMul multiplies by, if it has one. */

@@ -1,5 +1,12 @@
 import { InternalError } from "../errors.js";
-import { DataType, Graph, type InitializerDef, type NodeDef, type ScratchBuffers } from "../onnx/graph.js";
+import {
+  constantValues,
+  DataType,
+  Graph,
+  type InitializerDef,
+  type NodeDef,
+  type ScratchBuffers,
+} from "../onnx/graph.js";
 
 /**
  * onnxruntime's blocked convolution layout (NCHWc: channels in blocks of the CPU's vector width), written into the
@@ -342,20 +349,6 @@ function eligibleConv(
   if (o % block !== 0) return undefined;
   if (i < block) return { layout: "OIHWBo", outputChannels: o, dims };
   return i % block === 0 ? { layout: "OIHWBiBo", outputChannels: o, dims } : undefined;
-}
-
-/**
- * The float values the graph computes from its initializers alone (a filter derived from another, say), which
- * onnxruntime folds into constants at load. Nodes are in topological order.
- */
-function constantValues(graph: Graph): Set<string> {
-  const constant = new Set<string>(graph.initializers.keys());
-  for (const n of graph.nodes) {
-    if ((n.domain ?? "") === "" && n.inputs.every((i) => i === "" || constant.has(i)))
-      for (const o of n.outputs) constant.add(o);
-  }
-  for (const name of graph.initializers.keys()) constant.delete(name);
-  return constant;
 }
 
 /**
