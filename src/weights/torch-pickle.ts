@@ -2,6 +2,7 @@ import { CheckpointError, UnsafePickleError } from "../errors.js";
 import { openRegularFile } from "../regular-file.js";
 import { type ByteSource, fileSource, memorySource } from "./byte-source.js";
 import { describe, type PickleHooks, PickleGlobal, PickleTuple, readPickle } from "./pickle-machine.js";
+import { f16ToF32 } from "./half.js";
 import { DTYPE_SIZES, type Dtype, MAX_TENSORS, readFloat32Into, toFloat32 } from "./safetensors.js";
 import { readZipDirectory, type ZipEntry } from "./zip-archive.js";
 
@@ -54,6 +55,35 @@ const TORCH_DTYPES: Readonly<Record<string, Dtype>> = {
  * their state_dict: the class is a dict key, read here as its dotted name.
  */
 const NAME_ONLY_GLOBALS = new Set(["pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"]);
+/**
+ * numpy scalars, read as the numbers they hold: training scripts saved a checkpoint's "global_step" or a callback's
+ * score as numpy.int64 / numpy.float64, which pickle as numpy's `scalar(dtype(code), raw bytes)` (the bytes through
+ * `_codecs.encode(text, "latin1")` at pickle protocol 2, torch.save's). AUTOMATIC1111's loader allows the same three
+ * globals; here they are decoded as data, never imported or called.
+ */
+const NUMPY_SCALARS = new Set(["numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"]);
+/** numpy's type codes of the scalars read, and their byte sizes. */
+const NUMPY_CODES: Readonly<Record<string, number>> = {
+  b1: 1,
+  i1: 1,
+  u1: 1,
+  i2: 2,
+  u2: 2,
+  f2: 2,
+  i4: 4,
+  u4: 4,
+  f4: 4,
+  i8: 8,
+  u8: 8,
+  f8: 8,
+};
+
+/** numpy.dtype(code) with the byte order its pickled state gives ("<" little, ">" big; "|" and "=" mean native). */
+class NumpyDtype {
+  littleEndian = true;
+  constructor(readonly code: string) {}
+}
+
 const REBUILDERS = new Set([
   "_rebuild_tensor",
   "_rebuild_tensor_v2",
@@ -101,7 +131,7 @@ class TorchPolicy implements PickleHooks {
     throw new UnsafePickleError(
       `${this.origin}: the pickle ${what}, which a dictionary of tensors never needs; it could run code if ` +
         "unpickled, so the file is refused (nothing was executed). Only torch's tensor rebuild functions, storages " +
-        "and collections.OrderedDict are allowed (and PyTorch Lightning's ModelCheckpoint as a name only). If the file is yours, save model.state_dict() instead, or " +
+        "and collections.OrderedDict are allowed (with numpy's scalars as numbers, and PyTorch Lightning's ModelCheckpoint as a name only). If the file is yours, save model.state_dict() instead, or " +
         "convert it to .safetensors in a trusted Python environment",
       name,
     );
@@ -116,6 +146,9 @@ class TorchPolicy implements PickleHooks {
       (module === "torch._utils" && REBUILDERS.has(name)) ||
       (module === "torch" && (Object.hasOwn(STORAGE_DTYPES, name) || Object.hasOwn(TORCH_DTYPES, name))) ||
       (module === "collections" && name === "OrderedDict") ||
+      NUMPY_SCALARS.has(`${module}.${name}`) ||
+      (module === "numpy" && name === "dtype") ||
+      (module === "_codecs" && name === "encode") ||
       NAME_ONLY_GLOBALS.has(`${module}.${name}`);
     if (!allowed) this.refuse(`${module}.${name}`, `imports ${module}.${name}`);
     return new PickleGlobal(module, name);
@@ -149,6 +182,27 @@ class TorchPolicy implements PickleHooks {
       case "torch._utils._rebuild_parameter_with_state":
         if (!(args[0] instanceof TorchTensor)) this.corrupt(`${fn} of a ${describe(args[0])}, not a tensor`);
         return args[0];
+      case "numpy.dtype": {
+        const code = args[0];
+        if (typeof code !== "string" || !Object.hasOwn(NUMPY_CODES, code))
+          throw new CheckpointError(
+            `${this.origin}: a numpy scalar of dtype ${typeof code === "string" ? JSON.stringify(code) : describe(code)} ` +
+              "(only booleans, integers and floats are read); " +
+              "save the value as a plain Python number, or convert the file to .safetensors",
+          );
+        return new NumpyDtype(code);
+      }
+      case "_codecs.encode": {
+        // Protocol 2's bytes: the text of one char per byte, encoded back as latin1.
+        const [text, encoding] = args;
+        if (typeof text !== "string" || (encoding !== "latin1" && encoding !== "latin-1"))
+          this.corrupt(`_codecs.encode of ${describe(text)} as ${describe(encoding)}, not text as latin1`);
+        if (/[^\x00-\xff]/.test(text as string)) this.corrupt("_codecs.encode of text that is not latin1");
+        return Uint8Array.from(text as string, (c) => c.charCodeAt(0));
+      }
+      case "numpy.core.multiarray.scalar":
+      case "numpy._core.multiarray.scalar":
+        return this.numpyScalar(args);
       default:
         return this.refuse(`REDUCE ${fn}`, `calls ${fn}`);
     }
@@ -184,7 +238,51 @@ class TorchPolicy implements PickleHooks {
   build(target: unknown, state: unknown): unknown {
     // A state dict's OrderedDict carries `_metadata` (module versions) as its __dict__: kept out, it is not a tensor.
     if (target instanceof Map && (state === null || state instanceof Map)) return target;
+    // numpy.dtype's state: (version, byte order, ...).
+    if (target instanceof NumpyDtype && state instanceof PickleTuple && typeof state.items[1] === "string") {
+      const order = state.items[1];
+      if (!["<", ">", "|", "="].includes(order)) this.corrupt(`a numpy dtype of byte order ${JSON.stringify(order)}`);
+      target.littleEndian = order !== ">";
+      return target;
+    }
     return this.refuse(`BUILD ${describe(target)}`, `sets the state of a ${describe(target)} (BUILD)`);
+  }
+
+  /** numpy's scalar(dtype, raw bytes) as the number it holds (a bigint for a 64-bit integer past 2^53). */
+  private numpyScalar(args: readonly unknown[]): number | bigint | boolean {
+    const [dtype, raw] = args;
+    if (!(dtype instanceof NumpyDtype) || !(raw instanceof Uint8Array) || raw.length !== NUMPY_CODES[dtype.code])
+      this.corrupt(`a numpy scalar of ${describe(dtype)} from ${describe(raw)}`);
+    const { code, littleEndian: le } = dtype as NumpyDtype;
+    const v = new DataView((raw as Uint8Array).buffer, (raw as Uint8Array).byteOffset, (raw as Uint8Array).length);
+    const exact = (b: bigint) =>
+      b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b;
+    switch (code) {
+      case "b1":
+        return v.getUint8(0) !== 0;
+      case "i1":
+        return v.getInt8(0);
+      case "u1":
+        return v.getUint8(0);
+      case "i2":
+        return v.getInt16(0, le);
+      case "u2":
+        return v.getUint16(0, le);
+      case "f2":
+        return f16ToF32(Uint16Array.of(v.getUint16(0, le)))[0]!;
+      case "i4":
+        return v.getInt32(0, le);
+      case "u4":
+        return v.getUint32(0, le);
+      case "f4":
+        return v.getFloat32(0, le);
+      case "i8":
+        return exact(v.getBigInt64(0, le));
+      case "u8":
+        return exact(v.getBigUint64(0, le));
+      default:
+        return v.getFloat64(0, le);
+    }
   }
 
   private orderedDict(args: readonly unknown[]): Map<unknown, unknown> {

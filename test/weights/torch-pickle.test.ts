@@ -108,6 +108,48 @@ describe("torch.save files read as data", () => {
     expect(f.values.get("name")).toBe("sks");
     expect(f.values.get("step")).toBe(500);
   });
+
+  it("numpy scalars beside the state dict (a global_step saved as numpy.int64) are read as their numbers", () => {
+    // As pickle protocol 2 (torch.save's) writes numpy.int64(470000) etc.: numpy's scalar(dtype(code) with its
+    // pickled state (3, byte order, ...), the raw bytes as _codecs.encode(text, "latin1")), the text as BINUNICODE
+    // (UTF-8: the bytes from 0x80 up take two).
+    const unicode = (text: string) => {
+      const utf8 = Buffer.from(text, "utf8");
+      const n = Buffer.alloc(4);
+      n.writeUInt32LE(utf8.length);
+      return `X${n.toString("latin1")}${utf8.toString("latin1")}`;
+    };
+    const scalar = (code: string, order: string, raw: Buffer, module = "numpy.core.multiarray") =>
+      `c${module}\nscalar\ncnumpy\ndtype\n${unicode(code)}\x89\x88\x87R(${int(3)}${unicode(order)}NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xff${int(0)}tbc_codecs\nencode\n${unicode(raw.toString("latin1"))}${unicode("latin1")}\x86R\x86R`;
+    const bytesOf = (bytes: number, write: (b: Buffer) => void) => {
+      const b = Buffer.alloc(bytes);
+      write(b);
+      return b;
+    };
+    const i8 = bytesOf(8, (b) => b.writeBigInt64LE(470000n));
+    const big = bytesOf(8, (b) => b.writeBigInt64LE(2n ** 60n + 1n));
+    const f8 = bytesOf(8, (b) => b.writeDoubleLE(0.1234));
+    const f4be = bytesOf(4, (b) => b.writeFloatBE(1.5));
+    const pkl = pickle(
+      `}(${str("state_dict")}ccollections\nOrderedDict\n)R${str("global_step")}${scalar("i8", "<", i8)}` +
+        `${str("big")}${scalar("i8", "<", big)}${str("score")}${scalar("f8", "<", f8, "numpy._core.multiarray")}` +
+        `${str("big_endian")}${scalar("f4", ">", f4be)}${str("flag")}${scalar("b1", "|", Buffer.of(1))}u`,
+    );
+    const f = TorchFile.fromBytes(torchZip(pkl), "trained.ckpt");
+    expect(f.values.get("global_step")).toBe(470000);
+    expect(f.values.get("big")).toBe(2n ** 60n + 1n);
+    expect(f.values.get("score")).toBe(0.1234);
+    expect(f.values.get("big_endian")).toBe(1.5);
+    expect(f.values.get("flag")).toBe(true);
+
+    // Only numbers: an object dtype, a scalar of the wrong size, or numpy's scalar called on anything else is refused.
+    const objectScalar = pickle(`cnumpy\ndtype\n${unicode("O8")}\x89\x88\x87R`);
+    expect(refusal(torchZip(objectScalar), "object.ckpt").message).toMatch(/numpy scalar of dtype "O8"/);
+    const short = pickle(scalar("i8", "<", Buffer.of(1, 2, 3)));
+    expect(refusal(torchZip(short), "short.ckpt")).toBeInstanceOf(CheckpointError);
+    const notADtype = pickle(`cnumpy.core.multiarray\nscalar\n(${str("os")}${str("x")}tR`);
+    expect(refusal(torchZip(notADtype), "odd.ckpt").message).toMatch(/numpy scalar of/);
+  });
 });
 
 /** Each pattern would run something if unpickled; here each is refused, naming what it asked for. */
