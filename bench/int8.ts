@@ -17,7 +17,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { timeIdCount } from "../src/configs/pipeline.js";
 import { CLIP_TEXT_IO } from "../src/models/clip-text.js";
 import { UNET_IO } from "../src/models/unet.js";
 import { VAE_IO } from "../src/models/vae.js";
@@ -26,7 +25,7 @@ import type { NetworkName } from "../src/pipeline/networks.js";
 import type { StableDiffusionPipeline } from "../src/pipeline/stable-diffusion.js";
 import type { FeedValue, RunResult, Session } from "../src/runtime/session.js";
 import { ClipTokenizer } from "../src/tokenizer/clip-tokenizer.js";
-import { randn } from "./network-rows.js";
+import { guidedUnetFeeds, randn } from "./network-rows.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -115,19 +114,7 @@ async function feedsFor(
     const c = config.vae.latentChannels;
     return single({ [VAE_IO.latent]: { data: randn(c * size * size, 2), dims: [1, c, size, size] } }, VAE_IO.decoded);
   }
-  const u = config.unet;
-  const feeds: Record<string, FeedValue> = {
-    [UNET_IO.sample]: { data: randn(2 * u.inChannels * size * size, 1), dims: [2, u.inChannels, size, size] },
-    [UNET_IO.timestep]: { data: Float32Array.of(500), dims: [1] },
-    [UNET_IO.encoderHiddenStates]: { data: randn(2 * 77 * u.crossAttentionDim, 5), dims: [2, 77, u.crossAttentionDim] },
-  };
-  const ids = timeIdCount(config);
-  if (ids > 0) {
-    const pooled = (config.textEncoder2 ?? config.textEncoder).projectionDim!;
-    feeds[UNET_IO.textEmbeds] = { data: randn(2 * pooled, 6), dims: [2, pooled] };
-    feeds[UNET_IO.timeIds] = { data: Float32Array.from([px, px, 0, 0, px, px, px, px, 0, 0, px, px]), dims: [2, ids] };
-  }
-  return single(feeds, UNET_IO.out);
+  return single(guidedUnetFeeds(config, px), UNET_IO.out);
 }
 
 async function timed(session: Session, feeds: Record<string, FeedValue>, outs: string[]) {

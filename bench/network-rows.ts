@@ -105,6 +105,27 @@ export function randn(n: number, seed: number): Float32Array {
   return out;
 }
 
+/**
+ * A guided step's UNet inputs at `px`: [uncond, cond] (batch 2) of seeded noise, timestep 500, and for SDXL its pooled
+ * embeds and the time ids the pipeline passes at that size (original size, crop (0, 0), target size).
+ */
+export function guidedUnetFeeds(config: PipelineConfig, px: number): Record<string, FeedValue> {
+  const u = config.unet;
+  const size = px / 8;
+  const feeds: Record<string, FeedValue> = {
+    [UNET_IO.sample]: { data: randn(2 * u.inChannels * size * size, 1), dims: [2, u.inChannels, size, size] },
+    [UNET_IO.timestep]: { data: Float32Array.of(500), dims: [1] },
+    [UNET_IO.encoderHiddenStates]: { data: randn(2 * 77 * u.crossAttentionDim, 5), dims: [2, 77, u.crossAttentionDim] },
+  };
+  const ids = timeIdCount(config);
+  if (ids > 0) {
+    const pooled = (config.textEncoder2 ?? config.textEncoder).projectionDim!;
+    feeds[UNET_IO.textEmbeds] = { data: randn(2 * pooled, 6), dims: [2, pooled] };
+    feeds[UNET_IO.timeIds] = { data: Float32Array.from([px, px, 0, 0, px, px, px, px, 0, 0, px, px]), dims: [2, ids] };
+  }
+  return feeds;
+}
+
 /** One guided step: the UNet on [uncond, cond] (batch 2), with SDXL's pooled embeds and time ids. */
 function unetRow(id: string, family: FamilyName, px: number, pytorch?: number, target?: number): RowSpec {
   return {
@@ -118,22 +139,8 @@ function unetRow(id: string, family: FamilyName, px: number, pytorch?: number, t
       const { config } = nets.checkpoint;
       const u = config.unet;
       const size = px / 8;
-      const context = u.crossAttentionDim;
       const ids = timeIdCount(config);
-      const feeds: Record<string, FeedValue> = {
-        [UNET_IO.sample]: { data: randn(2 * u.inChannels * size * size, 1), dims: [2, u.inChannels, size, size] },
-        [UNET_IO.timestep]: { data: Float32Array.of(500), dims: [1] },
-        [UNET_IO.encoderHiddenStates]: { data: randn(2 * 77 * context, 5), dims: [2, 77, context] },
-      };
-      if (ids > 0) {
-        const pooled = (config.textEncoder2 ?? config.textEncoder).projectionDim!;
-        feeds[UNET_IO.textEmbeds] = { data: randn(2 * pooled, 6), dims: [2, pooled] };
-        // What the pipeline passes at this size: original size, crop (0, 0), target size.
-        feeds[UNET_IO.timeIds] = {
-          data: Float32Array.from([px, px, 0, 0, px, px, px, px, 0, 0, px, px]),
-          dims: [2, ids],
-        };
-      }
+      const feeds = guidedUnetFeeds(config, px);
       const flops = graphFlops(
         buildUNet(u, new ScopedWeights(nets.checkpoint.unet), {
           attention,

@@ -11,12 +11,9 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import ort from "onnxruntime-node";
-import { timeIdCount } from "../src/configs/pipeline.js";
 import { parsePrecision } from "../src/models/precision.js";
-import { UNET_IO } from "../src/models/unet.js";
 import { loadPipeline } from "../src/pipeline/load-pipeline.js";
-import type { FeedValue } from "../src/runtime/session.js";
-import { randn } from "./network-rows.js";
+import { guidedUnetFeeds } from "./network-rows.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -55,20 +52,7 @@ try {
     onStatus: (m) => process.stderr.write(`${m}\n`),
   });
   const unet = await pipe.networks.get("unet");
-  const { config } = pipe.networks.checkpoint;
-  const u = config.unet;
-  const size = px / 8;
-  const feeds: Record<string, FeedValue> = {
-    [UNET_IO.sample]: { data: randn(2 * u.inChannels * size * size, 1), dims: [2, u.inChannels, size, size] },
-    [UNET_IO.timestep]: { data: Float32Array.of(500), dims: [1] },
-    [UNET_IO.encoderHiddenStates]: { data: randn(2 * 77 * u.crossAttentionDim, 5), dims: [2, 77, u.crossAttentionDim] },
-  };
-  const ids = timeIdCount(config);
-  if (ids > 0) {
-    const pooled = (config.textEncoder2 ?? config.textEncoder).projectionDim!;
-    feeds[UNET_IO.textEmbeds] = { data: randn(2 * pooled, 6), dims: [2, pooled] };
-    feeds[UNET_IO.timeIds] = { data: Float32Array.from([px, px, 0, 0, px, px, px, px, 0, 0, px, px]), dims: [2, ids] };
-  }
+  const feeds = guidedUnetFeeds(pipe.networks.checkpoint.config, px);
   await unet.run(feeds);
   await unet.run(feeds);
   // The session's profile is written when it ends; every session of the pipeline wrote one: the UNet's has its run.
